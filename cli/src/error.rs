@@ -1,0 +1,53 @@
+//! The CLI's one error type: every failure a command can report, with the exit code and the
+//! hint that go with it. Library errors are turned into this type at the command boundary.
+
+use std::fmt;
+
+/// Exit code of a command that failed (including a flow that ended `failed`).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a command line that could not be understood.
+pub const EXIT_USAGE: u8 = 2;
+
+/// A failure to report as one `error:` line on stderr, an optional `hint:` line, and an exit code.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    hint: Option<String>,
+    exit_code: u8,
+}
+
+impl CliError {
+    /// A failure of the command itself (exit code 1).
+    pub fn failure(message: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: None, exit_code: EXIT_FAILURE }
+    }
+
+    /// A command line that makes no sense (exit code 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self { message: message.into(), hint: None, exit_code: EXIT_USAGE }
+    }
+
+    /// Adds a hint that tells the user what to do about it.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        self.exit_code
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+pub type CliResult<T = ()> = Result<T, CliError>;

@@ -1,0 +1,7 @@
+//! `taskflow`: durable LLM agent runs and pipelines.
+//!
+//! This facade re-exports the workspace's library crates under one name, so a program can
+//! depend on `taskflow` alone. It also hosts the end-to-end tests of the `taskflow` binary
+//! (`tests/`).
+
+pub use taskflow_parsers as parsers;
