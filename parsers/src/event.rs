@@ -1,0 +1,131 @@
+//! Streaming events (DESIGN §3) and the fold that turns a sequence of them back into a
+//! [`Message`]. Folding the events of any chunking of an input gives the one-shot result.
+
+use serde::Serialize;
+
+use crate::message::{Diagnostic, FunctionCall, Message, ToolCall};
+
+/// One thing a streaming parser learned from the text it was fed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent {
+    /// More content for the user.
+    TextDelta {
+        text: String,
+    },
+    /// More reasoning (`<think>` text).
+    ReasoningDelta {
+        text: String,
+    },
+    /// A tool call begins. `name` is `None` when the id does not give it (a bare index);
+    /// the call's end then says which tool it is.
+    CallStart {
+        index: usize,
+        id: String,
+        name: Option<String>,
+    },
+    /// More argument text of the call `index`.
+    ArgumentsDelta {
+        index: usize,
+        text: String,
+    },
+    /// The call `index` is complete. `name` is set when it was not known at the start;
+    /// `arguments` is set when the streamed text was replaced (decoded double-encoded JSON).
+    CallEnd {
+        index: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        arguments: Option<String>,
+    },
+    Diagnostic(Diagnostic),
+}
+
+/// Where a parser sends its events: a `Vec` for streaming callers, a [`MessageBuilder`] for
+/// one-shot parsing (no intermediate events are kept).
+pub trait EventSink {
+    fn emit(&mut self, event: StreamEvent);
+}
+
+impl EventSink for Vec<StreamEvent> {
+    fn emit(&mut self, event: StreamEvent) {
+        self.push(event);
+    }
+}
+
+/// Folds events into the message they describe.
+#[derive(Debug, Default)]
+pub struct MessageBuilder {
+    content: String,
+    reasoning: String,
+    tool_calls: Vec<ToolCall>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl MessageBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn apply(&mut self, event: StreamEvent) {
+        match event {
+            StreamEvent::TextDelta { text } => self.content.push_str(&text),
+            StreamEvent::ReasoningDelta { text } => self.reasoning.push_str(&text),
+            StreamEvent::CallStart { index, id, name } => {
+                debug_assert_eq!(index, self.tool_calls.len(), "calls start in index order");
+                self.tool_calls.push(ToolCall {
+                    id,
+                    kind: "function".to_owned(),
+                    function: FunctionCall {
+                        name: name.unwrap_or_default(),
+                        arguments: String::new(),
+                    },
+                });
+            }
+            StreamEvent::ArgumentsDelta { index, text } => {
+                if let Some(call) = self.tool_calls.get_mut(index) {
+                    call.function.arguments.push_str(&text);
+                }
+            }
+            StreamEvent::CallEnd { index, name, arguments } => {
+                if let Some(call) = self.tool_calls.get_mut(index) {
+                    if let Some(name) = name {
+                        call.function.name = name;
+                    }
+                    if let Some(arguments) = arguments {
+                        call.function.arguments = arguments;
+                    }
+                }
+            }
+            StreamEvent::Diagnostic(diagnostic) => self.diagnostics.push(diagnostic),
+        }
+    }
+
+    pub fn finish(self) -> Message {
+        Message {
+            content: non_empty(self.content),
+            reasoning: non_empty(self.reasoning),
+            tool_calls: self.tool_calls,
+            diagnostics: self.diagnostics,
+        }
+    }
+}
+
+impl EventSink for MessageBuilder {
+    fn emit(&mut self, event: StreamEvent) {
+        self.apply(event);
+    }
+}
+
+/// The message a sequence of events describes.
+pub fn fold(events: impl IntoIterator<Item = StreamEvent>) -> Message {
+    let mut builder = MessageBuilder::new();
+    for event in events {
+        builder.apply(event);
+    }
+    builder.finish()
+}
+
+fn non_empty(text: String) -> Option<String> {
+    if text.is_empty() { None } else { Some(text) }
+}

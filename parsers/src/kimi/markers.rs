@@ -1,0 +1,113 @@
+//! The Kimi K2 markers, recognized with nom's streaming combinators: at the end of the text
+//! fed so far, a proper prefix of a marker is `Incomplete`, which is what tells the stream
+//! parser to hold those few bytes back until the next chunk.
+
+use nom::branch::alt;
+use nom::bytes::streaming::tag;
+use nom::combinator::value;
+use nom::{IResult, Parser};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Marker {
+    SectionBegin,
+    SectionEnd,
+    CallBegin,
+    ArgumentBegin,
+    CallEnd,
+    ThinkOpen,
+    ThinkClose,
+}
+
+impl Marker {
+    /// The canonical spelling, for messages.
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            Self::SectionBegin => "<|tool_calls_section_begin|>",
+            Self::SectionEnd => "<|tool_calls_section_end|>",
+            Self::CallBegin => "<|tool_call_begin|>",
+            Self::ArgumentBegin => "<|tool_call_argument_begin|>",
+            Self::CallEnd => "<|tool_call_end|>",
+            Self::ThinkOpen => "<think>",
+            Self::ThinkClose => "</think>",
+        }
+    }
+
+    /// Whether this is one of the tool-call markers (as opposed to a think tag).
+    pub(crate) fn is_tool_marker(self) -> bool {
+        !matches!(self, Self::ThinkOpen | Self::ThinkClose)
+    }
+}
+
+/// The length in bytes of the longest marker; no more than this less one is ever held back.
+pub const LONGEST_MARKER: usize = "<|tool_calls_section_begin|>".len();
+
+/// What the text at a `<` is.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// A whole marker of `len` bytes.
+    Marker(Marker, usize),
+    /// The text ends with a proper prefix of a marker: more input decides.
+    Incomplete,
+    /// Not a marker.
+    NoMatch,
+}
+
+fn marker(input: &str) -> IResult<&str, Marker> {
+    alt((
+        value(Marker::SectionBegin, tag("<|tool_calls_section_begin|>")),
+        value(Marker::SectionBegin, tag("<|tool_call_section_begin|>")),
+        value(Marker::SectionEnd, tag("<|tool_calls_section_end|>")),
+        value(Marker::SectionEnd, tag("<|tool_call_section_end|>")),
+        value(Marker::CallBegin, tag("<|tool_call_begin|>")),
+        value(Marker::ArgumentBegin, tag("<|tool_call_argument_begin|>")),
+        value(Marker::CallEnd, tag("<|tool_call_end|>")),
+        value(Marker::ThinkOpen, tag("<think>")),
+        value(Marker::ThinkClose, tag("</think>")),
+    ))
+    .parse(input)
+}
+
+/// Recognizes a marker at the start of `input`, which starts with `<`.
+pub(crate) fn scan_marker(input: &str) -> Scan {
+    match marker(input) {
+        Ok((rest, marker)) => Scan::Marker(marker, input.len() - rest.len()),
+        Err(nom::Err::Incomplete(_)) => Scan::Incomplete,
+        Err(_) => Scan::NoMatch,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: Scan) {
+        assert_eq!(scan_marker(input), expected, "input {input:?}");
+    }
+
+    #[test]
+    fn marker_scans() {
+        check("<|tool_calls_section_begin|> x", Scan::Marker(Marker::SectionBegin, 28));
+        check("<|tool_call_section_begin|>", Scan::Marker(Marker::SectionBegin, 27));
+        check("<|tool_call_section_end|>", Scan::Marker(Marker::SectionEnd, 25));
+        check("<|tool_call_begin|>functions", Scan::Marker(Marker::CallBegin, 19));
+        check("<|tool_call_argument_begin|>{", Scan::Marker(Marker::ArgumentBegin, 28));
+        check("<|tool_call_end|>", Scan::Marker(Marker::CallEnd, 17));
+        check("<think>", Scan::Marker(Marker::ThinkOpen, 7));
+        check("</think>", Scan::Marker(Marker::ThinkClose, 8));
+        check("<", Scan::Incomplete);
+        check("<|tool_call", Scan::Incomplete);
+        check("<|tool_calls_section_begin|", Scan::Incomplete);
+        check("</thi", Scan::Incomplete);
+        check("<|tool_call_bgin|>", Scan::NoMatch);
+        check("<div>", Scan::NoMatch);
+        check("<|im_end|>", Scan::NoMatch);
+        check("< think>", Scan::NoMatch);
+    }
+
+    #[test]
+    fn longest_marker_is_longest() {
+        for spelling in ["<|tool_calls_section_begin|>", "<|tool_call_argument_begin|>"] {
+            assert!(spelling.len() <= LONGEST_MARKER);
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Declared tools, as far as parsers need them: a name, and optionally the JSON schema of the
+//! parameters. They let a call whose id gives no name (Kimi's bare `IDX`) be resolved, but only
+//! when exactly one declared tool fits its arguments.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    /// The JSON schema of the tool's parameters, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+}
+
+impl ToolSpec {
+    /// A tool known by name only.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self { name: name.into(), parameters: None }
+    }
+}
+
+/// Which declared tool a call with arguments `arguments` and no name is for: `Ok` with the
+/// name when exactly one tool fits, `Err` with the reason otherwise.
+pub(crate) fn resolve_unnamed(tools: &[ToolSpec], arguments: &str) -> Result<String, String> {
+    if tools.is_empty() {
+        return Err("the id names no tool and no tools were declared".to_owned());
+    }
+    let object = serde_json::from_str::<Value>(arguments).ok().and_then(|value| match value {
+        Value::Object(object) => Some(object),
+        _ => None,
+    });
+    let mut fitting = tools.iter().filter(|tool| fits(tool, object.as_ref()));
+    match (fitting.next(), fitting.next()) {
+        (Some(tool), None) => Ok(tool.name.clone()),
+        (None, _) => Err("the id names no tool and no declared tool fits its arguments".to_owned()),
+        (Some(first), Some(second)) => Err(format!(
+            "the id names no tool and several declared tools fit its arguments (`{}`, `{}`…)",
+            first.name, second.name
+        )),
+    }
+}
+
+/// Whether `arguments` satisfy the object constraints of the tool's schema: every `required`
+/// key present and, when `additionalProperties` is `false`, no key outside `properties`.
+/// Arguments that are not a JSON object give no evidence either way, so every tool fits them.
+fn fits(tool: &ToolSpec, arguments: Option<&Map<String, Value>>) -> bool {
+    let (Some(schema), Some(arguments)) = (&tool.parameters, arguments) else {
+        return true;
+    };
+    let required_present =
+        schema.get("required").and_then(Value::as_array).is_none_or(|required| {
+            required.iter().filter_map(Value::as_str).all(|key| arguments.contains_key(key))
+        });
+    let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
+    let no_unknown_keys = !closed
+        || schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .is_some_and(|properties| arguments.keys().all(|key| properties.contains_key(key)));
+    required_present && no_unknown_keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tool(name: &str, parameters: Value) -> ToolSpec {
+        ToolSpec { name: name.to_owned(), parameters: Some(parameters) }
+    }
+
+    fn check(tools: &[ToolSpec], arguments: &str, expected: Result<&str, &str>) {
+        let actual = resolve_unnamed(tools, arguments);
+        match (actual, expected) {
+            (Ok(name), Ok(want)) => assert_eq!(name, want),
+            (Err(reason), Err(want)) => assert!(reason.contains(want), "{reason:?} lacks {want:?}"),
+            (actual, expected) => panic!("{actual:?} but expected {expected:?}"),
+        }
+    }
+
+    #[test]
+    fn resolution() {
+        let weather = tool(
+            "get_weather",
+            json!({"type": "object", "required": ["city"], "properties": {"city": {}}}),
+        );
+        let read = tool("read_file", json!({"type": "object", "required": ["path"]}));
+        let closed = tool(
+            "list_dir",
+            json!({"type": "object", "properties": {"dir": {}}, "additionalProperties": false}),
+        );
+        check(&[], "{}", Err("no tools were declared"));
+        check(&[ToolSpec::named("only")], r#"{"x": 1}"#, Ok("only"));
+        check(&[ToolSpec::named("a"), ToolSpec::named("b")], "{}", Err("several"));
+        check(&[weather.clone(), read.clone()], r#"{"city": "Paris"}"#, Ok("get_weather"));
+        check(&[weather.clone(), read.clone()], r#"{"path": "a.txt"}"#, Ok("read_file"));
+        check(&[weather.clone(), read.clone()], r#"{"other": 1}"#, Err("no declared tool fits"));
+        check(&[weather.clone(), read.clone()], "not json", Err("several"));
+        check(&[closed.clone(), ToolSpec::named("x")], r#"{"dir": "."}"#, Err("several"));
+        check(&[closed, read], r#"{"dir": ".", "path": "p"}"#, Ok("read_file"));
+    }
+}
