@@ -116,13 +116,13 @@ impl KimiParser {
 
     pub fn feed(&mut self, chunk: &str, sink: &mut impl EventSink) {
         if self.pending.is_empty() {
-            let consumed = self.process(chunk, self.offset, false, sink);
+            let consumed = self.drive(chunk, self.offset, false, sink);
             self.offset += consumed;
             self.pending.push_str(&chunk[consumed..]);
         } else {
             let mut input = std::mem::take(&mut self.pending);
             input.push_str(chunk);
-            let consumed = self.process(&input, self.offset, false, sink);
+            let consumed = self.drive(&input, self.offset, false, sink);
             self.offset += consumed;
             input.drain(..consumed);
             self.pending = input;
@@ -130,26 +130,17 @@ impl KimiParser {
     }
 
     pub fn finish(&mut self, sink: &mut impl EventSink) {
-        let mut input = std::mem::take(&mut self.pending);
-        let mut base = self.offset;
-        loop {
-            let consumed = self.process(&input, base, true, sink);
-            debug_assert_eq!(consumed, input.len(), "nothing is held back at the end");
-            self.offset = base + consumed;
-            // A JSON string that never closed: its first marker ends the arguments after all,
-            // and everything from that marker on is parsed again.
-            let held = self.call.as_mut().and_then(|call| {
-                let held = call.held.take()?;
-                call.json = JsonStringState { in_string: true, escaped: false };
-                Some(held)
-            });
-            match held {
-                Some(held) => {
-                    input = held.text;
-                    base = held.offset;
-                    self.marker_ends_string = true;
-                }
-                None => break,
+        let input = std::mem::take(&mut self.pending);
+        let base = self.offset;
+        self.offset = base + self.drive(&input, base, true, sink);
+        // Arguments that end with the input while a marker inside a string is still in doubt:
+        // the marker is literal if that makes them valid, otherwise it ends them.
+        while let Some(held) = self.call.as_mut().and_then(|call| call.held.take()) {
+            if self.arguments_valid_with(&held.text) {
+                self.push_arguments(&held.text, held.offset, sink);
+            } else {
+                self.replay_from_held_marker();
+                self.drive(&held.text, held.offset, true, sink);
             }
         }
         match self.state {
@@ -200,8 +191,45 @@ impl KimiParser {
     }
 
     /// Processes `input` (which starts at absolute offset `base`) and returns how many bytes
-    /// were consumed; the rest is a possible marker start that needs more input.
-    fn process(&mut self, input: &str, base: usize, eof: bool, sink: &mut impl EventSink) -> usize {
+    /// were consumed; the rest is a possible marker start that needs more input. Text that a
+    /// step hands back for parsing again (see [`Step::Replay`]) is processed before the rest.
+    fn drive(&mut self, input: &str, base: usize, eof: bool, sink: &mut impl EventSink) -> usize {
+        let mut replays: Vec<Replay> = Vec::new();
+        let mut pos = 0;
+        loop {
+            let step = match replays.last() {
+                Some(replay) => {
+                    let text = &replay.text[replay.pos..];
+                    self.process(text, replay.offset + replay.pos, eof, sink)
+                }
+                None => self.process(&input[pos..], base + pos, eof, sink),
+            };
+            match (step, replays.last_mut()) {
+                (Step::Continue(consumed) | Step::NeedInput(consumed), Some(replay)) => {
+                    debug_assert_eq!(
+                        replay.pos + consumed,
+                        replay.text.len(),
+                        "replays end in a marker"
+                    );
+                    replays.pop();
+                }
+                (Step::Continue(consumed) | Step::NeedInput(consumed), None) => {
+                    return pos + consumed;
+                }
+                (Step::Replay { resume, replay }, current) => {
+                    match current {
+                        Some(outer) => outer.pos += resume,
+                        None => pos += resume,
+                    }
+                    replays.push(replay);
+                }
+            }
+        }
+    }
+
+    /// Runs the state machine over `input` until it ends, needs more input, or hands back
+    /// text to parse again.
+    fn process(&mut self, input: &str, base: usize, eof: bool, sink: &mut impl EventSink) -> Step {
         self.scanned_bytes += input.len();
         let mut pos = 0;
         while pos < input.len() {
@@ -213,10 +241,14 @@ impl KimiParser {
             };
             match step {
                 Step::Continue(next) => pos = next,
-                Step::NeedInput(at) => return at,
+                Step::NeedInput(_) => return step,
+                Step::Replay { resume, replay } => {
+                    self.scanned_bytes -= input.len() - resume;
+                    return Step::Replay { resume, replay };
+                }
             }
         }
-        pos
+        Step::Continue(pos)
     }
 
     fn step_text(
@@ -259,7 +291,10 @@ impl KimiParser {
                 self.state = State::Section;
             }
             Marker::CallBegin => self.begin_call(offset),
-            Marker::ThinkClose | Marker::SectionEnd | Marker::ArgumentBegin | Marker::CallEnd => {
+            Marker::ThinkClose => {
+                sink.emit(unexpected_marker(marker, offset, "without an open `<think>`"));
+            }
+            Marker::SectionEnd | Marker::ArgumentBegin | Marker::CallEnd => {
                 sink.emit(unexpected_marker(marker, offset, "outside any tool-call section"));
             }
         }
@@ -354,6 +389,10 @@ impl KimiParser {
         Step::Continue(input.len())
     }
 
+    /// Reads argument text while tracking JSON strings. A marker outside a string ends the
+    /// arguments. A marker inside a string is in doubt: from there on the text is held, and
+    /// when the call ends it is literal if the arguments are then valid JSON; otherwise the
+    /// first such marker ended the arguments and the held text is parsed again from it.
     fn step_arguments(
         &mut self,
         input: &str,
@@ -375,30 +414,6 @@ impl KimiParser {
                 i += 1;
                 continue;
             }
-            if let Some(held) = &mut call.held {
-                // Inside a JSON string after a marker: wait for the string to close.
-                match memchr2(b'"', b'\\', &bytes[i..]) {
-                    None => {
-                        held.text.push_str(&input[run_start..]);
-                        return Step::Continue(input.len());
-                    }
-                    Some(found) if bytes[i + found] == b'\\' => {
-                        call.json.escaped = true;
-                        i += found + 1;
-                    }
-                    Some(found) => {
-                        let close = i + found + 1;
-                        let HeldText { offset, text: mut released } =
-                            call.held.take().expect("held text");
-                        released.push_str(&input[run_start..close]);
-                        call.json.in_string = false;
-                        self.push_arguments(&released, offset, sink);
-                        run_start = close;
-                        i = close;
-                    }
-                }
-                continue;
-            }
             let found = if call.json.in_string {
                 memchr3(b'"', b'\\', b'<', &bytes[i..])
             } else {
@@ -406,45 +421,81 @@ impl KimiParser {
             };
             let Some(found) = found else { break };
             let at = i + found;
+            i = at + 1;
             match bytes[at] {
-                b'\\' => {
-                    call.json.escaped = true;
-                    i = at + 1;
-                }
-                b'"' => {
-                    call.json.in_string = !call.json.in_string;
-                    i = at + 1;
-                }
+                b'\\' => call.json.escaped = true,
+                b'"' => call.json.in_string = !call.json.in_string,
                 _ => match scan_marker(&input[at..]) {
                     Scan::Incomplete if !eof => {
-                        self.push_arguments(&input[run_start..at], base + run_start, sink);
+                        self.add_argument_text(&input[run_start..at], base + run_start, sink);
                         return Step::NeedInput(at);
                     }
-                    Scan::Marker(marker, _) if call.json.in_string && marker.is_tool_marker() => {
+                    Scan::Marker(marker, _) if marker.is_tool_marker() && call.json.in_string => {
+                        if call.held.is_some() {
+                            continue;
+                        }
+                        self.add_argument_text(&input[run_start..at], base + run_start, sink);
+                        run_start = at;
                         if std::mem::take(&mut self.marker_ends_string) {
-                            self.push_arguments(&input[run_start..at], base + run_start, sink);
                             return self.end_arguments_at(marker, input, at, base, sink);
                         }
-                        call.held = Some(HeldText { offset: base + at, text: String::new() });
-                        let before = &input[run_start..at];
-                        self.push_arguments(before, base + run_start, sink);
-                        run_start = at;
-                        i = at + 1;
+                        self.call_mut().held =
+                            Some(HeldText { offset: base + at, text: String::new() });
                     }
-                    Scan::Marker(marker, _) if marker.is_tool_marker() => {
-                        self.push_arguments(&input[run_start..at], base + run_start, sink);
-                        return self.end_arguments_at(marker, input, at, base, sink);
+                    Scan::Marker(marker, len) if marker.is_tool_marker() => {
+                        let Some(mut held) = call.held.take() else {
+                            self.push_arguments(&input[run_start..at], base + run_start, sink);
+                            return self.end_arguments_at(marker, input, at, base, sink);
+                        };
+                        held.text.push_str(&input[run_start..at]);
+                        if self.arguments_valid_with(&held.text) {
+                            self.push_arguments(&held.text, held.offset, sink);
+                            return self.end_arguments_at(marker, input, at, base, sink);
+                        }
+                        held.text.push_str(&input[at..at + len]);
+                        self.replay_from_held_marker();
+                        return Step::Replay {
+                            resume: at + len,
+                            replay: Replay { text: held.text, offset: held.offset, pos: 0 },
+                        };
                     }
-                    Scan::Incomplete | Scan::Marker(..) | Scan::NoMatch => i = at + 1,
+                    Scan::Incomplete | Scan::Marker(..) | Scan::NoMatch => {}
                 },
             }
         }
-        let rest = &input[run_start..];
-        match &mut self.call_mut().held {
-            Some(held) => held.text.push_str(rest),
-            None => self.push_arguments(rest, base + run_start, sink),
-        }
+        self.add_argument_text(&input[run_start..], base + run_start, sink);
         Step::Continue(input.len())
+    }
+
+    /// Argument text: held while a marker inside a string is in doubt, streamed otherwise.
+    fn add_argument_text(&mut self, text: &str, offset: usize, sink: &mut impl EventSink) {
+        match &mut self.call_mut().held {
+            Some(held) => held.text.push_str(text),
+            None => self.push_arguments(text, offset, sink),
+        }
+    }
+
+    /// Whether the arguments so far followed by `held` make valid arguments.
+    fn arguments_valid_with(&self, held: &str) -> bool {
+        let call = self.call.as_ref().expect("a call is open");
+        let mut arguments = String::with_capacity(
+            call.arguments.len() + call.trailing_whitespace.len() + held.len(),
+        );
+        arguments.push_str(&call.arguments);
+        arguments.push_str(&call.trailing_whitespace);
+        arguments.push_str(held);
+        let arguments =
+            if call.arguments.is_empty() { arguments.trim() } else { arguments.trim_end() };
+        !matches!(check_arguments(arguments), ArgumentsCheck::Invalid(_))
+    }
+
+    /// Makes the held marker end the arguments when the held text is parsed again: the scan
+    /// resumes inside the string where that marker was met.
+    fn replay_from_held_marker(&mut self) {
+        let call = self.call_mut();
+        call.held = None;
+        call.json = JsonStringState { in_string: true, escaped: false };
+        self.marker_ends_string = true;
     }
 
     /// Ends the arguments at the marker at `input[at..]`: the end marker is consumed, any
@@ -658,6 +709,17 @@ enum Step {
     Continue(usize),
     /// Stop here: the text from this position may start a marker.
     NeedInput(usize),
+    /// Parse `replay` (text already seen, ending in a whole marker) before going on from
+    /// `resume`.
+    Replay { resume: usize, replay: Replay },
+}
+
+/// Text to parse again, and how far that has got.
+#[derive(Debug)]
+struct Replay {
+    text: String,
+    offset: usize,
+    pos: usize,
 }
 
 fn marker_len(input: &str, at: usize) -> usize {
