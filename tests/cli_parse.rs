@@ -1,0 +1,132 @@
+//! The contract of `taskflow parse` (DESIGN §6): tagged text from a file or stdin to the
+//! normalized message as one JSON document, or events as JSON Lines with `--stream`.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn taskflow() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_taskflow"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/parsers/kimi").join(name)
+}
+
+fn json_of(stdout: &[u8]) -> Value {
+    serde_json::from_slice(stdout).expect("stdout is one JSON document")
+}
+
+/// Runs `taskflow parse ARGS` on `stdin` and returns the parsed stdout.
+fn parse_stdin(args: &[&str], stdin: &str) -> Value {
+    let output = taskflow().arg("parse").args(args).write_stdin(stdin).assert().success();
+    json_of(&output.get_output().stdout)
+}
+
+#[test]
+fn a_file_gives_the_expected_message() {
+    for case in ["two_calls_in_section", "unicode", "marker_inside_json_string", "think_block"] {
+        let output = taskflow()
+            .arg("parse")
+            .arg(fixture(&format!("{case}.txt")))
+            .assert()
+            .success();
+        let expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture(&format!("{case}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json_of(&output.get_output().stdout), expected, "case {case}");
+    }
+}
+
+#[test]
+fn stdin_is_read_when_no_file_is_given() {
+    let input = std::fs::read_to_string(fixture("three_parallel_calls.txt")).unwrap();
+    let message = parse_stdin(&[], &input);
+    assert_eq!(message["tool_calls"].as_array().unwrap().len(), 4);
+    assert_eq!(parse_stdin(&["-"], &input), message);
+    assert_eq!(parse_stdin(&["--format", "kimi"], &input), message);
+}
+
+#[test]
+fn chunk_size_does_not_change_the_message() {
+    for case in ["kimi_k2_realistic_turn", "unclosed_string_first_marker_wins", "unicode"] {
+        let input = std::fs::read_to_string(fixture(&format!("{case}.txt"))).unwrap();
+        let one_shot = parse_stdin(&[], &input);
+        for size in ["1", "2", "7", "4096"] {
+            assert_eq!(parse_stdin(&["--chunk-size", size], &input), one_shot, "{case} in {size}s");
+        }
+    }
+}
+
+#[test]
+fn stream_prints_events_as_json_lines() {
+    let input = "Hi <|tool_calls_section_begin|><|tool_call_begin|>functions.f:0\
+                 <|tool_call_argument_begin|>{\"a\": 1}<|tool_call_end|><|tool_calls_section_end|>";
+    let output = taskflow().args(["parse", "--stream"]).write_stdin(input).assert().success();
+    let stdout = String::from_utf8(output.get_output().stdout.clone()).unwrap();
+    let types: Vec<String> = stdout
+        .lines()
+        .map(|line| {
+            let event: Value = serde_json::from_str(line).expect("each line is one JSON event");
+            event["type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(types, ["text_delta", "call_start", "arguments_delta", "call_end"]);
+    let start: Value = serde_json::from_str(stdout.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(start["id"], "functions.f:0");
+    assert_eq!(start["name"], "f");
+}
+
+#[test]
+fn declared_tools_name_bare_index_calls() {
+    let input = "<|tool_call_begin|>0<|tool_call_argument_begin|>{}<|tool_call_end|>";
+    let unnamed = parse_stdin(&[], input);
+    assert_eq!(unnamed["tool_calls"][0]["function"]["name"], "");
+    assert_eq!(unnamed["diagnostics"][0]["kind"], "unresolved_name");
+    let named = parse_stdin(&["--tools", "get_weather"], input);
+    assert_eq!(named["tool_calls"][0]["function"]["name"], "get_weather");
+    assert_eq!(named["tool_calls"][0]["id"], "0");
+    assert_eq!(named["diagnostics"], Value::Array(vec![]));
+    let ambiguous = parse_stdin(&["--tools", "a,b"], input);
+    assert_eq!(ambiguous["diagnostics"][0]["kind"], "unresolved_name");
+}
+
+#[test]
+fn invalid_utf8_is_a_clear_error() {
+    let output = taskflow()
+        .arg("parse")
+        .write_stdin(b"abc\xff\xfedef".to_vec())
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8(output.get_output().stderr.clone()).unwrap();
+    assert!(stderr.starts_with("error: standard input is not valid UTF-8"), "{stderr}");
+    assert!(stderr.contains("offset 3"), "{stderr}");
+    assert!(output.get_output().stdout.is_empty());
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output =
+        taskflow().arg("parse").arg(dir.path().join("missing.txt")).assert().code(1);
+    let stderr = String::from_utf8(output.get_output().stderr.clone()).unwrap();
+    assert!(stderr.starts_with("error: cannot open "), "{stderr}");
+    assert_eq!(stderr.lines().filter(|line| line.starts_with("error:")).count(), 1);
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    taskflow().args(["parse", "--format", "nonsense"]).write_stdin("x").assert().code(2);
+    taskflow().args(["parse", "--chunk-size", "0"]).write_stdin("x").assert().code(2);
+}
+
+#[test]
+fn help_explains_the_options() {
+    let output = taskflow().args(["parse", "--help"]).assert().success();
+    let help = String::from_utf8(output.get_output().stdout.clone()).unwrap();
+    for option in ["--format", "--stream", "--chunk-size", "--tools", "[FILE]"] {
+        assert!(help.contains(option), "--help lacks {option}:\n{help}");
+    }
+}
