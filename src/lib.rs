@@ -4,4 +4,5 @@
 //! depend on `taskflow` alone. It also hosts the end-to-end tests of the `taskflow` binary
 //! (`tests/`).
 
+pub use taskflow_orchestrator as orchestrator;
 pub use taskflow_parsers as parsers;

@@ -1,0 +1,212 @@
+//! The owner-bound API. [`TaskFlow`] wraps a store; [`TaskFlow::bind`] gives an
+//! [`OwnerHandle`] for one owner, and every query and mutation goes through such a handle with
+//! the owner injected, never passed per call. Another owner's flow is `NotFound`, exactly like a
+//! missing id, so a handle cannot even learn that it exists.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder};
+use crate::model::{
+    CancelOutcome, ChildSummary, ExpectedRevision, Flow, FlowId, FlowSummary, ListQuery, NewFlow,
+    NewStep, ResumePlan, Revision, StateReport, Step, StepOutcome,
+};
+use crate::rules;
+use crate::status::FlowStatus;
+use crate::store::{Caller, FlowStore, OpenOptions, SqliteStore};
+use crate::time::Timestamp;
+
+/// A flow store, ready to be bound to an owner.
+#[derive(Clone)]
+pub struct TaskFlow {
+    store: Arc<dyn FlowStore>,
+}
+
+impl std::fmt::Debug for TaskFlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskFlow").finish_non_exhaustive()
+    }
+}
+
+impl TaskFlow {
+    /// Uses any [`FlowStore`] backend.
+    pub fn new(store: Arc<dyn FlowStore>) -> Self {
+        TaskFlow { store }
+    }
+
+    /// Opens the SQLite store at `path`.
+    pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
+        Ok(TaskFlow::new(Arc::new(SqliteStore::open(path, options)?)))
+    }
+
+    /// The handle through which `owner` sees and changes its flows. Revisions it writes name
+    /// the owner as their actor unless [`OwnerHandle::with_actor`] says otherwise.
+    pub fn bind(&self, owner: impl Into<String>) -> Result<OwnerHandle> {
+        let owner = owner.into();
+        if owner.trim().is_empty() || owner.chars().any(char::is_control) {
+            return Err(Error::InvalidInput(format!(
+                "owner must be printable text, got {owner:?}"
+            )));
+        }
+        Ok(OwnerHandle { store: Arc::clone(&self.store), actor: owner.clone(), owner })
+    }
+}
+
+/// A flow, its steps and its children, as `flows inspect` shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inspection {
+    pub flow: Flow,
+    pub steps: Vec<Step>,
+    pub children: Vec<ChildSummary>,
+}
+
+/// One owner's view of the store. Cheap to clone.
+#[derive(Clone)]
+pub struct OwnerHandle {
+    store: Arc<dyn FlowStore>,
+    owner: String,
+    actor: String,
+}
+
+impl std::fmt::Debug for OwnerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnerHandle")
+            .field("owner", &self.owner)
+            .field("actor", &self.actor)
+            .finish()
+    }
+}
+
+impl OwnerHandle {
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// The same owner, writing revisions as `actor` (e.g. `runner host:pid`).
+    pub fn with_actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
+    }
+
+    fn caller(&self) -> Caller<'_> {
+        Caller { owner: &self.owner, actor: &self.actor }
+    }
+
+    // Queries.
+
+    pub fn flow(&self, id: &FlowId) -> Result<Flow> {
+        self.store.flow(&self.owner, id)
+    }
+
+    /// This owner's flows newest first (every owner's with `query.all_owners`).
+    pub fn list(&self, query: &ListQuery) -> Result<Vec<FlowSummary>> {
+        self.store.list(&self.owner, query)
+    }
+
+    pub fn steps(&self, id: &FlowId) -> Result<Vec<Step>> {
+        self.store.steps(&self.owner, id)
+    }
+
+    pub fn children(&self, id: &FlowId) -> Result<Vec<ChildSummary>> {
+        self.store.children(&self.owner, id)
+    }
+
+    pub fn history(&self, id: &FlowId) -> Result<Vec<Revision>> {
+        self.store.history(&self.owner, id)
+    }
+
+    pub fn inspect(&self, id: &FlowId) -> Result<Inspection> {
+        Ok(Inspection {
+            flow: self.flow(id)?,
+            steps: self.steps(id)?,
+            children: self.children(id)?,
+        })
+    }
+
+    // Mutations anyone with the handle may make.
+
+    pub fn create(&self, new: NewFlow) -> Result<Flow> {
+        self.store.create_flow(self.caller(), new)
+    }
+
+    /// Sticky cancel: see [`FlowStore::request_cancel`].
+    pub fn request_cancel(&self, id: &FlowId, expected: ExpectedRevision) -> Result<CancelOutcome> {
+        self.store.request_cancel(self.caller(), id, expected)
+    }
+
+    /// A mirrored flow's owner reports its state; refused for managed flows.
+    pub fn report(
+        &self,
+        id: &FlowId,
+        report: StateReport,
+        expected: ExpectedRevision,
+    ) -> Result<Flow> {
+        self.store.report(self.caller(), id, report, expected)
+    }
+
+    /// What `resume` would do with this flow, or why it is refused: a mirrored flow is never
+    /// resumed, an ended one has nothing left, and a flow another live runner holds is busy.
+    /// The engine calls this before taking the lease.
+    pub fn check_resume(&self, id: &FlowId) -> Result<ResumePlan> {
+        let flow = self.flow(id)?;
+        let now = Timestamp::now();
+        let plan = rules::resume_plan(&flow, now)?;
+        if let Some(current) = &flow.lease {
+            let current =
+                CurrentLease { holder: current.holder.clone(), expires_at: current.expires_at };
+            let gone = current.holder.is_gone(&lease::host_name());
+            if lease::decide(Some(&current), now, gone) == Decision::Refuse {
+                return Err(Error::LeaseHeld {
+                    id: id.to_string(),
+                    holder: current.holder.to_string(),
+                    expires_at: current.expires_at,
+                });
+            }
+        }
+        Ok(plan)
+    }
+
+    // The runner's side of a managed flow.
+
+    /// Takes the lease on a managed flow for this process.
+    pub fn acquire_lease(&self, id: &FlowId, ttl: Duration) -> Result<Lease> {
+        self.acquire_lease_as(id, LeaseHolder::current(), ttl)
+    }
+
+    /// Takes the lease for an explicit holder.
+    pub fn acquire_lease_as(
+        &self,
+        id: &FlowId,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<Lease> {
+        self.store.acquire_lease(self.caller(), id, holder, ttl)
+    }
+
+    pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Lease> {
+        self.store.renew_lease(self.caller(), lease, ttl)
+    }
+
+    pub fn release_lease(&self, lease: &Lease) -> Result<Flow> {
+        self.store.release_lease(self.caller(), lease)
+    }
+
+    pub fn set_status(&self, lease: &Lease, to: FlowStatus, error: Option<String>) -> Result<Flow> {
+        self.store.set_status(self.caller(), lease, to, error)
+    }
+
+    pub fn begin_step(&self, lease: &Lease, step: NewStep) -> Result<Step> {
+        self.store.begin_step(self.caller(), lease, step)
+    }
+
+    pub fn finish_step(&self, lease: &Lease, seq: u32, outcome: StepOutcome) -> Result<Step> {
+        self.store.finish_step(self.caller(), lease, seq, outcome)
+    }
+
+    /// Spawns a child flow under the leased parent; see [`FlowStore::spawn_child`].
+    pub fn spawn_child(&self, parent: &Lease, new: NewFlow) -> Result<(Flow, Step)> {
+        self.store.spawn_child(self.caller(), parent, new)
+    }
+}

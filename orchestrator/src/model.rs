@@ -1,0 +1,382 @@
+//! The records the store keeps (flows, steps, revisions) and the requests that change them, as
+//! plain data shared by every backend, the engine and the CLI.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+use serde_json::Value;
+use ulid::Ulid;
+
+use crate::error::{Error, Result};
+use crate::lease::LeaseHolder;
+use crate::status::{FlowStatus, StepStatus};
+use crate::time::Timestamp;
+
+/// A flow's id: a ULID, so ids sort by creation time and are unique without coordination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowId(Ulid);
+
+impl FlowId {
+    pub fn new() -> Self {
+        FlowId(Ulid::new())
+    }
+
+    pub fn from_ulid(ulid: Ulid) -> Self {
+        FlowId(ulid)
+    }
+}
+
+impl Default for FlowId {
+    fn default() -> Self {
+        FlowId::new()
+    }
+}
+
+impl fmt::Display for FlowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl FromStr for FlowId {
+    type Err = Error;
+
+    /// Text that is not a ULID names no flow, so it is [`Error::NotFound`] like any unknown id.
+    fn from_str(s: &str) -> Result<Self> {
+        Ulid::from_string(s.trim()).map(FlowId).map_err(|_| Error::NotFound { id: s.to_owned() })
+    }
+}
+
+impl Serialize for FlowId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Who drives a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SyncMode {
+    /// taskflow's engine schedules, checkpoints, retries and resumes it.
+    Managed,
+    /// An outside owner does the work and reports state; taskflow records and validates it and
+    /// runs nothing.
+    Mirrored,
+}
+
+impl SyncMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Managed => "managed",
+            SyncMode::Mirrored => "mirrored",
+        }
+    }
+}
+
+impl fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SyncMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "managed" => Ok(SyncMode::Managed),
+            "mirrored" => Ok(SyncMode::Mirrored),
+            other => Err(Error::InvalidInput(format!(
+                "unknown sync mode `{other}` (managed or mirrored)"
+            ))),
+        }
+    }
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepKind {
+    Llm,
+    Tool,
+    Action,
+    /// Runs a child flow; the step ends when the child ends.
+    Child,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Llm => "llm",
+            StepKind::Tool => "tool",
+            StepKind::Action => "action",
+            StepKind::Child => "child",
+        }
+    }
+}
+
+impl fmt::Display for StepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StepKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "llm" => Ok(StepKind::Llm),
+            "tool" => Ok(StepKind::Tool),
+            "action" => Ok(StepKind::Action),
+            "child" => Ok(StepKind::Child),
+            other => Err(Error::InvalidInput(format!("unknown step kind `{other}`"))),
+        }
+    }
+}
+
+/// The lease on a flow as the flow record shows it (the token stays with its runner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub holder: LeaseHolder,
+    pub expires_at: Timestamp,
+}
+
+/// One flow record (DESIGN §5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flow {
+    pub id: FlowId,
+    pub name: String,
+    pub owner: String,
+    pub sync_mode: SyncMode,
+    /// Who drives a mirrored flow, or which runner kind drives a managed one.
+    pub controller: Option<String>,
+    pub status: FlowStatus,
+    /// Bumped by every accepted change; starts at 1 when the flow is created.
+    pub revision: u64,
+    pub goal: Option<String>,
+    pub current_step: Option<String>,
+    pub state: Option<Value>,
+    pub wait: Option<Value>,
+    /// The pipeline or agent definition the flow runs.
+    pub spec: Option<Value>,
+    pub parent_flow_id: Option<FlowId>,
+    pub cancel_requested_at: Option<Timestamp>,
+    pub lease: Option<LeaseInfo>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub error: Option<String>,
+}
+
+impl Flow {
+    /// A managed flow left `running` with no live lease: its runner stopped without finishing,
+    /// and it can be resumed.
+    pub fn is_stalled(&self, now: Timestamp) -> bool {
+        self.sync_mode == SyncMode::Managed
+            && self.status == FlowStatus::Running
+            && self.lease.as_ref().is_none_or(|lease| lease.expires_at <= now)
+    }
+}
+
+/// One row of `flows list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowSummary {
+    pub id: FlowId,
+    pub name: String,
+    pub owner: String,
+    pub sync_mode: SyncMode,
+    pub status: FlowStatus,
+    pub revision: u64,
+    pub steps_done: u64,
+    pub steps_total: u64,
+    pub cancel_requested_at: Option<Timestamp>,
+    pub lease_expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl FlowSummary {
+    /// See [`Flow::is_stalled`].
+    pub fn is_stalled(&self, now: Timestamp) -> bool {
+        self.sync_mode == SyncMode::Managed
+            && self.status == FlowStatus::Running
+            && self.lease_expires_at.is_none_or(|expiry| expiry <= now)
+    }
+}
+
+/// A child flow as its parent's `inspect` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildSummary {
+    pub id: FlowId,
+    pub name: String,
+    pub status: FlowStatus,
+}
+
+/// One step of a flow's journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub flow_id: FlowId,
+    /// 1, 2, 3… in the order the steps were scheduled.
+    pub seq: u32,
+    pub name: String,
+    pub kind: StepKind,
+    pub status: StepStatus,
+    pub attempt: u32,
+    /// The same on every attempt of the step, so tools can deduplicate a re-run.
+    pub idempotency_key: String,
+    pub input: Option<Value>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub child_flow_id: Option<FlowId>,
+}
+
+/// One field of a flow changed by one revision. A value that was absent is `null`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub before: Value,
+    pub after: Value,
+}
+
+/// One entry of a flow's history: every accepted change appends one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revision {
+    pub revision: u64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub change: Vec<FieldChange>,
+}
+
+/// What is needed to create a flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewFlow {
+    pub name: String,
+    pub sync_mode: SyncMode,
+    pub controller: Option<String>,
+    pub goal: Option<String>,
+    pub spec: Option<Value>,
+    pub state: Option<Value>,
+}
+
+impl NewFlow {
+    /// A managed flow with only a name.
+    pub fn managed(name: impl Into<String>) -> Self {
+        NewFlow {
+            name: name.into(),
+            sync_mode: SyncMode::Managed,
+            controller: None,
+            goal: None,
+            spec: None,
+            state: None,
+        }
+    }
+
+    /// A mirrored flow driven by `controller`.
+    pub fn mirrored(name: impl Into<String>, controller: impl Into<String>) -> Self {
+        NewFlow {
+            sync_mode: SyncMode::Mirrored,
+            controller: Some(controller.into()),
+            ..NewFlow::managed(name)
+        }
+    }
+
+    pub fn with_goal(mut self, goal: impl Into<String>) -> Self {
+        self.goal = Some(goal.into());
+        self
+    }
+
+    pub fn with_spec(mut self, spec: Value) -> Self {
+        self.spec = Some(spec);
+        self
+    }
+}
+
+/// A step to schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewStep {
+    pub name: String,
+    pub kind: StepKind,
+    pub input: Option<Value>,
+}
+
+impl NewStep {
+    pub fn new(name: impl Into<String>, kind: StepKind) -> Self {
+        NewStep { name: name.into(), kind, input: None }
+    }
+
+    pub fn with_input(mut self, input: Value) -> Self {
+        self.input = Some(input);
+        self
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    Succeeded(Value),
+    Failed(String),
+    Cancelled,
+}
+
+impl StepOutcome {
+    pub fn status(&self) -> StepStatus {
+        match self {
+            StepOutcome::Succeeded(_) => StepStatus::Succeeded,
+            StepOutcome::Failed(_) => StepStatus::Failed,
+            StepOutcome::Cancelled => StepStatus::Cancelled,
+        }
+    }
+}
+
+/// A state report from a mirrored flow's owner. Fields left `None` are unchanged; `wait` and
+/// `state` set to JSON `null` clear the stored value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateReport {
+    pub status: Option<FlowStatus>,
+    pub current_step: Option<String>,
+    pub state: Option<Value>,
+    pub wait: Option<Value>,
+    pub goal: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Which flows `list` returns. Newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub status: Option<FlowStatus>,
+    pub limit: u32,
+    /// Ignore the bound owner and list every owner's flows (a local administrator's view).
+    pub all_owners: bool,
+}
+
+impl Default for ListQuery {
+    fn default() -> Self {
+        ListQuery { status: None, limit: 50, all_owners: false }
+    }
+}
+
+/// What a cancel request did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CancelOutcome {
+    pub flow: Flow,
+    /// The flow already had a cancel request; nothing was changed.
+    pub already_requested: bool,
+    /// Steps still running and children still active: the flow becomes `cancelled` once they
+    /// have settled (zero when it is cancelled already, or when its owner must report it).
+    pub active_steps: u64,
+}
+
+/// What resuming a flow would do, decided by [`crate::TaskFlow::check_resume`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumePlan {
+    /// Run it on from its last checkpoint. `stalled` when its previous runner stopped without
+    /// releasing it.
+    Run { stalled: bool },
+    /// It has a cancel request: finish the cancel instead of running.
+    FinishCancel,
+}
+
+/// The `expected_revision` of a mutation: `None` accepts any current revision.
+pub type ExpectedRevision = Option<u64>;

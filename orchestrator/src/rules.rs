@@ -1,0 +1,367 @@
+//! The store's rules as pure checks over a flow record: optimistic concurrency, what a
+//! cancel request forbids, who may spawn children, what a mirrored flow may report, and when a
+//! cancel has settled. Backends load a flow inside their transaction, ask these functions, and
+//! only then write; so every backend enforces the same rules, and each rule is tested here once.
+
+use crate::error::{Error, Result, SpawnRefusal};
+use crate::lease::Lease;
+use crate::model::{ExpectedRevision, Flow, ResumePlan, StateReport, StepOutcome, SyncMode};
+use crate::status::{FlowStatus, StepStatus};
+use crate::time::Timestamp;
+
+/// Optimistic concurrency: a mutation that expected another revision is refused.
+pub fn check_expected(flow: &Flow, expected: ExpectedRevision) -> Result<()> {
+    match expected {
+        Some(expected) if expected != flow.revision => {
+            Err(Error::RevisionConflict { expected, current: flow.revision })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A terminal flow does not change.
+pub fn check_not_ended(flow: &Flow) -> Result<()> {
+    if flow.status.is_terminal() {
+        Err(Error::AlreadyEnded { id: flow.id.to_string(), status: flow.status })
+    } else {
+        Ok(())
+    }
+}
+
+/// New steps may be scheduled only on a live flow without a cancel request.
+pub fn check_can_schedule(flow: &Flow) -> Result<()> {
+    check_not_ended(flow)?;
+    if flow.cancel_requested_at.is_some() {
+        return Err(Error::CancelRequested { id: flow.id.to_string() });
+    }
+    Ok(())
+}
+
+/// A child may be spawned only under a managed, live parent without a cancel request.
+pub fn check_spawn(parent: &Flow) -> Result<()> {
+    let refusal = if parent.status.is_terminal() {
+        Some(SpawnRefusal::ParentTerminal(parent.status))
+    } else if parent.sync_mode == SyncMode::Mirrored {
+        Some(SpawnRefusal::ParentMirrored)
+    } else if parent.cancel_requested_at.is_some() {
+        Some(SpawnRefusal::ParentCancelRequested)
+    } else {
+        None
+    };
+    match refusal {
+        Some(reason) => Err(Error::SpawnRefused { parent: parent.id.to_string(), reason }),
+        None => Ok(()),
+    }
+}
+
+/// A status change, from the engine or from a mirrored flow's owner: legal in the transition
+/// table, and never back into `running` once a cancel was requested.
+pub fn check_status_change(flow: &Flow, to: FlowStatus) -> Result<()> {
+    flow.status.check_transition(to)?;
+    if to == FlowStatus::Running && flow.cancel_requested_at.is_some() {
+        return Err(Error::CancelRequested { id: flow.id.to_string() });
+    }
+    Ok(())
+}
+
+/// A state report is accepted only for a mirrored flow that has not ended, and only with a
+/// legal status change. Returns the flow as the report leaves it.
+pub fn apply_report(flow: &Flow, report: &StateReport, now: Timestamp) -> Result<Flow> {
+    if flow.sync_mode != SyncMode::Mirrored {
+        return Err(Error::NotMirrored { id: flow.id.to_string() });
+    }
+    check_not_ended(flow)?;
+    let mut after = flow.clone();
+    if let Some(to) = report.status
+        && to != flow.status
+    {
+        check_status_change(flow, to)?;
+        set_status(&mut after, to, now);
+    }
+    if let Some(step) = &report.current_step {
+        after.current_step = Some(step.clone());
+    }
+    if let Some(state) = &report.state {
+        after.state = non_null(state);
+    }
+    if let Some(wait) = &report.wait {
+        after.wait = non_null(wait);
+    }
+    if let Some(goal) = &report.goal {
+        after.goal = Some(goal.clone());
+    }
+    if let Some(error) = &report.error {
+        after.error = Some(error.clone());
+    }
+    Ok(after)
+}
+
+/// Moves `flow` to `to`, stamping `ended_at` when it ends. The caller has checked the
+/// transition.
+pub fn set_status(flow: &mut Flow, to: FlowStatus, now: Timestamp) {
+    flow.status = to;
+    if to.is_terminal() {
+        flow.ended_at = Some(now);
+        flow.lease = None;
+        flow.wait = None;
+    }
+}
+
+/// A managed flow with a cancel request becomes `cancelled` once nothing of it is running any
+/// more (running steps, child steps included, have ended). A mirrored flow is cancelled by its
+/// owner's report, never by the store.
+pub fn cancel_settles(flow: &Flow, running_steps: u64) -> bool {
+    flow.sync_mode == SyncMode::Managed
+        && flow.cancel_requested_at.is_some()
+        && !flow.status.is_terminal()
+        && running_steps == 0
+}
+
+/// Engine mutations of a managed flow must present the lease that is stored on it.
+pub fn check_lease(flow: &Flow, stored_token: Option<&str>, lease: &Lease) -> Result<()> {
+    check_managed(flow, "run")?;
+    if stored_token != Some(lease.token.as_str()) || lease.flow_id != flow.id {
+        return Err(Error::LeaseLost { id: flow.id.to_string() });
+    }
+    Ok(())
+}
+
+/// Refuses to run (lease, resume) a mirrored flow.
+pub fn check_managed(flow: &Flow, action: &'static str) -> Result<()> {
+    if flow.sync_mode == SyncMode::Mirrored {
+        return Err(Error::Mirrored { id: flow.id.to_string(), action });
+    }
+    Ok(())
+}
+
+/// The status a child step takes when its child flow ends.
+pub fn child_step_status(child: FlowStatus) -> StepOutcome {
+    match child {
+        FlowStatus::Succeeded => StepOutcome::Succeeded(serde_json::Value::Null),
+        FlowStatus::Cancelled => StepOutcome::Cancelled,
+        other => StepOutcome::Failed(format!("child flow {other}")),
+    }
+}
+
+/// Whether a flow can be resumed, and what resuming it means. A live lease held by another
+/// runner is checked when the runner takes the lease, not here.
+pub fn resume_plan(flow: &Flow, now: Timestamp) -> Result<ResumePlan> {
+    check_managed(flow, "resume")?;
+    check_not_ended(flow)?;
+    if flow.cancel_requested_at.is_some() {
+        return Ok(ResumePlan::FinishCancel);
+    }
+    Ok(ResumePlan::Run { stalled: flow.is_stalled(now) })
+}
+
+/// A step that ended is not changed again.
+pub fn check_step_running(flow: &Flow, seq: u32, status: StepStatus) -> Result<()> {
+    if status.is_ended() {
+        return Err(Error::StepEnded { id: flow.id.to_string(), seq, status });
+    }
+    Ok(())
+}
+
+fn non_null(value: &serde_json::Value) -> Option<serde_json::Value> {
+    (!value.is_null()).then(|| value.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lease::LeaseHolder;
+    use crate::model::{FlowId, LeaseInfo};
+    use serde_json::json;
+
+    fn flow(status: FlowStatus, mode: SyncMode, cancel: bool) -> Flow {
+        Flow {
+            id: FlowId::new(),
+            name: "f".into(),
+            owner: "o".into(),
+            sync_mode: mode,
+            controller: None,
+            status,
+            revision: 3,
+            goal: None,
+            current_step: None,
+            state: None,
+            wait: None,
+            spec: None,
+            parent_flow_id: None,
+            cancel_requested_at: cancel.then(|| Timestamp::from_millis(5)),
+            lease: None,
+            created_at: Timestamp::from_millis(1),
+            updated_at: Timestamp::from_millis(2),
+            ended_at: None,
+            error: None,
+        }
+    }
+
+    use FlowStatus::*;
+    use SyncMode::*;
+
+    #[test]
+    fn expected_revision() {
+        fn check(expected: ExpectedRevision, ok: bool) {
+            let result = check_expected(&flow(Running, Managed, false), expected);
+            match result {
+                Ok(()) => assert!(ok, "{expected:?}"),
+                Err(Error::RevisionConflict { expected: e, current }) => {
+                    assert!(!ok);
+                    assert_eq!((Some(e), current), (expected, 3));
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+        check(None, true);
+        check(Some(3), true);
+        check(Some(2), false);
+        check(Some(4), false);
+    }
+
+    #[test]
+    fn spawning_children() {
+        fn check(status: FlowStatus, mode: SyncMode, cancel: bool, refusal: Option<SpawnRefusal>) {
+            match (check_spawn(&flow(status, mode, cancel)), refusal) {
+                (Ok(()), None) => {}
+                (Err(Error::SpawnRefused { reason, .. }), Some(expected)) => {
+                    assert_eq!(reason, expected)
+                }
+                (result, expected) => {
+                    panic!("{status} {mode} {cancel}: {result:?} vs {expected:?}")
+                }
+            }
+        }
+        for status in [Queued, Running, Waiting, Blocked] {
+            check(status, Managed, false, None);
+            check(status, Managed, true, Some(SpawnRefusal::ParentCancelRequested));
+            check(status, Mirrored, false, Some(SpawnRefusal::ParentMirrored));
+        }
+        for status in [Succeeded, Failed, Cancelled, Lost] {
+            for mode in [Managed, Mirrored] {
+                check(status, mode, false, Some(SpawnRefusal::ParentTerminal(status)));
+            }
+        }
+    }
+
+    #[test]
+    fn scheduling_after_a_cancel_request() {
+        fn check(status: FlowStatus, cancel: bool, ok: bool) {
+            assert_eq!(check_can_schedule(&flow(status, Managed, cancel)).is_ok(), ok);
+        }
+        check(Running, false, true);
+        check(Running, true, false);
+        check(Waiting, true, false);
+        check(Succeeded, false, false);
+    }
+
+    #[test]
+    fn status_changes_with_and_without_a_cancel_request() {
+        fn check(from: FlowStatus, to: FlowStatus, cancel: bool, ok: bool) {
+            let result = check_status_change(&flow(from, Managed, cancel), to);
+            assert_eq!(result.is_ok(), ok, "{from} -> {to} (cancel {cancel}): {result:?}");
+        }
+        check(Queued, Running, false, true);
+        check(Queued, Running, true, false);
+        check(Waiting, Running, true, false);
+        check(Running, Waiting, true, true);
+        check(Running, Cancelled, true, true);
+        check(Running, Succeeded, true, true);
+        check(Succeeded, Running, false, false);
+    }
+
+    #[test]
+    fn reports_of_mirrored_flows() {
+        fn check(
+            mode: SyncMode,
+            from: FlowStatus,
+            report: StateReport,
+            expect: Result<FlowStatus, &str>,
+        ) {
+            match (
+                apply_report(&flow(from, mode, false), &report, Timestamp::from_millis(9)),
+                expect,
+            ) {
+                (Ok(after), Ok(status)) => assert_eq!(after.status, status),
+                (Err(error), Err(fragment)) => {
+                    assert!(error.to_string().contains(fragment), "{error}")
+                }
+                (result, expect) => panic!("{mode} {from}: {result:?} vs {expect:?}"),
+            }
+        }
+        let to = |status| StateReport { status: Some(status), ..StateReport::default() };
+        check(Mirrored, Queued, to(Running), Ok(Running));
+        check(Mirrored, Running, to(Succeeded), Ok(Succeeded));
+        check(Mirrored, Running, to(Running), Ok(Running));
+        check(Mirrored, Queued, to(Succeeded), Err("illegal transition from queued to succeeded"));
+        check(Mirrored, Failed, to(Running), Err("already ended (failed)"));
+        check(Managed, Running, to(Succeeded), Err("is managed"));
+        check(Mirrored, Running, StateReport::default(), Ok(Running));
+    }
+
+    #[test]
+    fn a_report_changes_only_what_it_names_and_null_clears() {
+        let mut before = flow(Waiting, Mirrored, false);
+        before.wait = Some(json!({"until": "approval"}));
+        before.state = Some(json!({"n": 1}));
+        let report = StateReport {
+            status: Some(Running),
+            wait: Some(serde_json::Value::Null),
+            current_step: Some("draft".into()),
+            ..StateReport::default()
+        };
+        let after = apply_report(&before, &report, Timestamp::from_millis(9)).unwrap();
+        assert_eq!(after.wait, None);
+        assert_eq!(after.state, before.state);
+        assert_eq!(after.current_step.as_deref(), Some("draft"));
+        assert_eq!(after.ended_at, None);
+        let ended = apply_report(
+            &after,
+            &StateReport { status: Some(Failed), error: Some("boom".into()), ..Default::default() },
+            Timestamp::from_millis(10),
+        )
+        .unwrap();
+        assert_eq!(ended.ended_at, Some(Timestamp::from_millis(10)));
+        assert_eq!(ended.error.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn when_a_cancel_settles() {
+        fn check(status: FlowStatus, mode: SyncMode, cancel: bool, running: u64, settles: bool) {
+            assert_eq!(cancel_settles(&flow(status, mode, cancel), running), settles);
+        }
+        check(Running, Managed, true, 0, true);
+        check(Queued, Managed, true, 0, true);
+        check(Running, Managed, true, 1, false);
+        check(Running, Managed, false, 0, false);
+        check(Running, Mirrored, true, 0, false);
+        check(Cancelled, Managed, true, 0, false);
+    }
+
+    #[test]
+    fn resume_plans() {
+        let now = Timestamp::from_millis(1_000);
+        fn check(f: &Flow, now: Timestamp, expect: Result<ResumePlan, &str>) {
+            match (resume_plan(f, now), expect) {
+                (Ok(plan), Ok(expected)) => assert_eq!(plan, expected),
+                (Err(error), Err(fragment)) => {
+                    assert!(error.to_string().contains(fragment), "{error}")
+                }
+                (result, expect) => panic!("{result:?} vs {expect:?}"),
+            }
+        }
+        check(&flow(Queued, Managed, false), now, Ok(ResumePlan::Run { stalled: false }));
+        check(&flow(Running, Managed, false), now, Ok(ResumePlan::Run { stalled: true }));
+        let mut leased = flow(Running, Managed, false);
+        leased.lease = Some(LeaseInfo {
+            holder: LeaseHolder { host: "h".into(), pid: 1, process_start: None },
+            expires_at: Timestamp::from_millis(2_000),
+        });
+        check(&leased, now, Ok(ResumePlan::Run { stalled: false }));
+        check(&leased, Timestamp::from_millis(2_000), Ok(ResumePlan::Run { stalled: true }));
+        check(&flow(Running, Managed, true), now, Ok(ResumePlan::FinishCancel));
+        check(&flow(Running, Mirrored, false), now, Err("is mirrored"));
+        check(&flow(Running, Mirrored, false), now, Err("does not resume it"));
+        check(&flow(Succeeded, Managed, false), now, Err("already ended (succeeded)"));
+    }
+}

@@ -1,0 +1,223 @@
+//! Flow and step statuses, and the one table of legal flow transitions.
+//!
+//! Every status change of a flow, whether the engine makes it or a mirrored flow's owner reports
+//! it, is checked against [`FlowStatus::check_transition`]. Keeping the table here, and nowhere
+//! else, is what lets the rest of the crate trust that a `succeeded` flow never runs again.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// Where a flow is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FlowStatus {
+    /// Created, not started yet.
+    Queued,
+    /// A runner (or, for a mirrored flow, its owner) is working on it.
+    Running,
+    /// Paused until something outside happens (a timer, an approval, an event).
+    Waiting,
+    /// Cannot go on until someone fixes something (a missing credential, a full disk).
+    Blocked,
+    /// Finished with a result.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Stopped on request, after its active work settled.
+    Cancelled,
+    /// Given up on: its work can no longer be accounted for.
+    Lost,
+}
+
+impl FlowStatus {
+    /// All statuses, in the order of the lifecycle.
+    pub const ALL: [FlowStatus; 8] = [
+        FlowStatus::Queued,
+        FlowStatus::Running,
+        FlowStatus::Waiting,
+        FlowStatus::Blocked,
+        FlowStatus::Succeeded,
+        FlowStatus::Failed,
+        FlowStatus::Cancelled,
+        FlowStatus::Lost,
+    ];
+
+    /// The name used in the database, the CLI and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowStatus::Queued => "queued",
+            FlowStatus::Running => "running",
+            FlowStatus::Waiting => "waiting",
+            FlowStatus::Blocked => "blocked",
+            FlowStatus::Succeeded => "succeeded",
+            FlowStatus::Failed => "failed",
+            FlowStatus::Cancelled => "cancelled",
+            FlowStatus::Lost => "lost",
+        }
+    }
+
+    /// A terminal flow never changes again (only a fork makes a new flow from it).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            FlowStatus::Succeeded | FlowStatus::Failed | FlowStatus::Cancelled | FlowStatus::Lost
+        )
+    }
+
+    /// Whether a flow may go from `self` to `to`. Staying in the same status is not a
+    /// transition and is not in the table.
+    pub fn can_transition(self, to: FlowStatus) -> bool {
+        use FlowStatus::*;
+        match self {
+            Queued => matches!(to, Running | Waiting | Blocked | Failed | Cancelled | Lost),
+            Running => matches!(to, Waiting | Blocked | Succeeded | Failed | Cancelled | Lost),
+            Waiting => matches!(to, Running | Blocked | Failed | Cancelled | Lost),
+            Blocked => matches!(to, Running | Waiting | Failed | Cancelled | Lost),
+            Succeeded | Failed | Cancelled | Lost => false,
+        }
+    }
+
+    /// [`can_transition`](Self::can_transition) as a result whose error names both states.
+    pub fn check_transition(self, to: FlowStatus) -> Result<()> {
+        if self.can_transition(to) {
+            Ok(())
+        } else {
+            Err(Error::IllegalTransition { from: self, to })
+        }
+    }
+}
+
+impl fmt::Display for FlowStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for FlowStatus {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        FlowStatus::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "unknown flow status `{s}` (one of: {})",
+                FlowStatus::ALL.map(FlowStatus::as_str).join(", ")
+            ))
+        })
+    }
+}
+
+/// Where a step is. A step starts `running` when it is scheduled and ends once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl StepStatus {
+    pub const ALL: [StepStatus; 4] =
+        [StepStatus::Running, StepStatus::Succeeded, StepStatus::Failed, StepStatus::Cancelled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// An ended step is never changed again.
+    pub fn is_ended(self) -> bool {
+        self != StepStatus::Running
+    }
+}
+
+impl fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StepStatus {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        StepStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| Error::InvalidInput(format!("unknown step status `{s}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FlowStatus::{self, *};
+    use super::StepStatus;
+
+    /// The full table, written out row by row: `from -> [targets allowed]`.
+    const LEGAL: [(FlowStatus, &[FlowStatus]); 8] = [
+        (Queued, &[Running, Waiting, Blocked, Failed, Cancelled, Lost]),
+        (Running, &[Waiting, Blocked, Succeeded, Failed, Cancelled, Lost]),
+        (Waiting, &[Running, Blocked, Failed, Cancelled, Lost]),
+        (Blocked, &[Running, Waiting, Failed, Cancelled, Lost]),
+        (Succeeded, &[]),
+        (Failed, &[]),
+        (Cancelled, &[]),
+        (Lost, &[]),
+    ];
+
+    fn check(from: FlowStatus, to: FlowStatus, legal: bool) {
+        assert_eq!(from.can_transition(to), legal, "{from} -> {to}");
+        match from.check_transition(to) {
+            Ok(()) => assert!(legal),
+            Err(error) => {
+                assert!(!legal);
+                let message = error.to_string();
+                assert!(
+                    message.contains(from.as_str()) && message.contains(to.as_str()),
+                    "the error names both states: {message}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_pair_of_the_8x8_table() {
+        let mut checked = 0;
+        for (from, targets) in LEGAL {
+            for to in FlowStatus::ALL {
+                check(from, to, targets.contains(&to));
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 64);
+    }
+
+    #[test]
+    fn terminal_statuses_have_no_way_out_and_the_others_can_always_stop() {
+        for status in FlowStatus::ALL {
+            let outs = FlowStatus::ALL.iter().filter(|to| status.can_transition(**to)).count();
+            assert_eq!(status.is_terminal(), outs == 0, "{status}");
+            if !status.is_terminal() {
+                for stop in [Failed, Cancelled, Lost] {
+                    assert!(status.can_transition(stop), "{status} -> {stop}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for status in FlowStatus::ALL {
+            assert_eq!(status.as_str().parse::<FlowStatus>().unwrap(), status);
+        }
+        for status in StepStatus::ALL {
+            assert_eq!(status.as_str().parse::<StepStatus>().unwrap(), status);
+        }
+        let error = "done".parse::<FlowStatus>().unwrap_err().to_string();
+        assert!(error.contains("`done`") && error.contains("queued"), "{error}");
+    }
+}

@@ -1,0 +1,120 @@
+//! The storage boundary. [`FlowStore`] is what an engine and the owner-bound handle talk to;
+//! [`SqliteStore`] is the one backend today. A backend keeps the records and makes each
+//! operation atomic; the rules it applies come from [`crate::rules`], [`crate::status`] and
+//! [`crate::lease`], so a second backend (a server database) enforces the same semantics without
+//! the engine changing.
+
+mod location;
+mod schema;
+mod sqlite;
+
+use std::time::Duration;
+
+pub use location::{create_private, default_path, default_path_from};
+pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
+pub use sqlite::{Durability, OpenOptions, SqliteStore};
+
+use crate::error::Result;
+use crate::lease::{Lease, LeaseHolder};
+use crate::model::{
+    CancelOutcome, ChildSummary, ExpectedRevision, Flow, FlowId, FlowSummary, ListQuery, NewFlow,
+    NewStep, Revision, StateReport, Step, StepOutcome,
+};
+use crate::status::FlowStatus;
+
+/// On whose behalf an operation runs: the owner scopes every lookup (another owner's flow is
+/// not found), the actor is written into the revision rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller<'a> {
+    pub owner: &'a str,
+    pub actor: &'a str,
+}
+
+/// A durable home for flows. Every method is one atomic operation: it sees one consistent
+/// state, checks the rules against it, and either applies all of its changes (each accepted
+/// change bumps the flow's revision and appends a revision row) or none.
+///
+/// Programs do not call this directly: they go through [`crate::TaskFlow`], which injects the
+/// owner.
+pub trait FlowStore: Send + Sync {
+    /// Creates a `queued` flow at revision 1.
+    fn create_flow(&self, caller: Caller<'_>, new: NewFlow) -> Result<Flow>;
+
+    /// Creates a `queued` child flow under the leased parent, and a `child` step on the parent
+    /// that ends when the child ends. Refused when the parent is terminal, mirrored or has a
+    /// cancel request; the check and the insert are one transaction, so a concurrent cancel
+    /// either comes first (and the spawn is refused) or sees the child (and cancels it too).
+    fn spawn_child(&self, caller: Caller<'_>, parent: &Lease, new: NewFlow)
+    -> Result<(Flow, Step)>;
+
+    fn flow(&self, owner: &str, id: &FlowId) -> Result<Flow>;
+
+    /// Flows newest first.
+    fn list(&self, owner: &str, query: &ListQuery) -> Result<Vec<FlowSummary>>;
+
+    /// A flow's steps in order.
+    fn steps(&self, owner: &str, id: &FlowId) -> Result<Vec<Step>>;
+
+    /// A flow's children, oldest first.
+    fn children(&self, owner: &str, id: &FlowId) -> Result<Vec<ChildSummary>>;
+
+    /// A flow's revisions, oldest first.
+    fn history(&self, owner: &str, id: &FlowId) -> Result<Vec<Revision>>;
+
+    /// Sticky cancel: records `cancel_requested_at` (once), passes the request on to active
+    /// children, and cancels every managed flow of the tree that has no running step left.
+    fn request_cancel(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        expected: ExpectedRevision,
+    ) -> Result<CancelOutcome>;
+
+    /// A mirrored flow's owner reports its state.
+    fn report(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        report: StateReport,
+        expected: ExpectedRevision,
+    ) -> Result<Flow>;
+
+    /// Takes the lease on a managed flow for `holder`, replacing one that expired or whose
+    /// holder process is gone; refused while another lease is live.
+    fn acquire_lease(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<Lease>;
+
+    /// Extends a held lease. Not a change of the flow: no revision.
+    fn renew_lease(&self, caller: Caller<'_>, lease: &Lease, ttl: Duration) -> Result<Lease>;
+
+    /// Gives a held lease up.
+    fn release_lease(&self, caller: Caller<'_>, lease: &Lease) -> Result<Flow>;
+
+    /// The runner changes the status of its managed flow. A flow cannot end while it has running
+    /// steps.
+    fn set_status(
+        &self,
+        caller: Caller<'_>,
+        lease: &Lease,
+        to: FlowStatus,
+        error: Option<String>,
+    ) -> Result<Flow>;
+
+    /// The runner schedules a step; refused after a cancel request.
+    fn begin_step(&self, caller: Caller<'_>, lease: &Lease, step: NewStep) -> Result<Step>;
+
+    /// The runner records how a step ended. If the flow has a cancel request and this was its
+    /// last running step, the flow becomes `cancelled` in the same transaction.
+    fn finish_step(
+        &self,
+        caller: Caller<'_>,
+        lease: &Lease,
+        seq: u32,
+        outcome: StepOutcome,
+    ) -> Result<Step>;
+}

@@ -1,0 +1,210 @@
+//! The SQLite schema and its migrations, keyed by `PRAGMA user_version`.
+//!
+//! `MIGRATIONS[i]` takes a database from version `i` to `i + 1`. A database newer than this
+//! build is refused before anything is written; an older one is brought up to date in one
+//! transaction, so a crash mid-migration leaves it at its old version. `application_id` marks
+//! the file as taskflow's, so another program's SQLite file is not mistaken for an empty store.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// `PRAGMA application_id` of a taskflow database: "TFLW".
+pub const APPLICATION_ID: i64 = 0x5446_4C57;
+
+/// The migrations in order; the `CHECK`s restate the enums of `status.rs` and `model.rs`.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: flows, steps, revisions.
+    r#"
+    CREATE TABLE flows (
+        id                  TEXT PRIMARY KEY NOT NULL,
+        owner               TEXT NOT NULL,
+        name                TEXT NOT NULL,
+        sync_mode           TEXT NOT NULL CHECK (sync_mode IN ('managed', 'mirrored')),
+        controller          TEXT,
+        status              TEXT NOT NULL CHECK (status IN ('queued', 'running', 'waiting',
+                                'blocked', 'succeeded', 'failed', 'cancelled', 'lost')),
+        revision            INTEGER NOT NULL CHECK (revision >= 1),
+        goal                TEXT,
+        current_step        TEXT,
+        state               TEXT,
+        wait                TEXT,
+        spec                TEXT,
+        parent_flow_id      TEXT REFERENCES flows (id),
+        cancel_requested_at INTEGER,
+        lease_token         TEXT,
+        lease_host          TEXT,
+        lease_pid           INTEGER,
+        lease_process_start INTEGER,
+        lease_expires_at    INTEGER,
+        created_at          INTEGER NOT NULL,
+        updated_at          INTEGER NOT NULL,
+        ended_at            INTEGER,
+        error               TEXT,
+        CHECK ((lease_token IS NULL) = (lease_expires_at IS NULL))
+    );
+    -- `flows list`: newest first, per owner, optionally per status, without a sort step.
+    CREATE INDEX flows_by_owner ON flows (owner, created_at DESC, id DESC);
+    CREATE INDEX flows_by_owner_status ON flows (owner, status, created_at DESC, id DESC);
+    CREATE INDEX flows_by_age ON flows (created_at DESC, id DESC);
+    CREATE INDEX flows_by_parent ON flows (parent_flow_id) WHERE parent_flow_id IS NOT NULL;
+
+    CREATE TABLE steps (
+        flow_id         TEXT NOT NULL REFERENCES flows (id),
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        name            TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('llm', 'tool', 'action', 'child')),
+        status          TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed',
+                            'cancelled')),
+        attempt         INTEGER NOT NULL CHECK (attempt >= 1),
+        idempotency_key TEXT NOT NULL,
+        input           TEXT,
+        output          TEXT,
+        error           TEXT,
+        started_at      INTEGER NOT NULL,
+        ended_at        INTEGER,
+        child_flow_id   TEXT REFERENCES flows (id),
+        PRIMARY KEY (flow_id, seq),
+        CHECK ((status = 'running') = (ended_at IS NULL))
+    ) WITHOUT ROWID;
+    CREATE INDEX steps_running ON steps (flow_id) WHERE status = 'running';
+
+    CREATE TABLE revisions (
+        flow_id  TEXT NOT NULL REFERENCES flows (id),
+        revision INTEGER NOT NULL CHECK (revision >= 1),
+        at       INTEGER NOT NULL,
+        actor    TEXT NOT NULL,
+        change   TEXT NOT NULL,
+        PRIMARY KEY (flow_id, revision)
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Checks that the database at `path` is taskflow's and not newer than this build, then
+/// migrates it to [`CURRENT_VERSION`]. Nothing is written when the check fails.
+pub fn prepare(conn: &mut Connection, path: &Path) -> Result<()> {
+    let sqlite = |error| Error::from_sqlite(path, error);
+    let version = check(conn, path)?;
+    if version == CURRENT_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite)?;
+    // Another process may have migrated it while this one waited for the write lock.
+    let version = check(&tx, path)?;
+    for (from, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(migration).map_err(|error| Error::Open {
+            path: path.to_owned(),
+            detail: format!("migration from schema version {from} failed: {error}"),
+        })?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(sqlite)?;
+    tx.pragma_update(None, "user_version", CURRENT_VERSION).map_err(sqlite)?;
+    tx.commit().map_err(sqlite)
+}
+
+/// Reads the schema version, refusing a newer schema and a file that belongs to another
+/// program.
+fn check(conn: &Connection, path: &Path) -> Result<i64> {
+    let sqlite = |error| Error::from_sqlite(path, error);
+    let version: i64 =
+        conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sqlite)?;
+    let application_id: i64 =
+        conn.pragma_query_value(None, "application_id", |row| row.get(0)).map_err(sqlite)?;
+    if application_id != 0 && application_id != APPLICATION_ID {
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            detail: format!("it belongs to another program (application_id {application_id})"),
+        });
+    }
+    if version > CURRENT_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.to_owned(),
+            found: version,
+            supported: CURRENT_VERSION,
+        });
+    }
+    if version == 0 {
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table'", [], |row| {
+                row.get(0)
+            })
+            .map_err(sqlite)?;
+        if tables > 0 {
+            return Err(Error::Corrupt {
+                path: path.to_owned(),
+                detail: "it holds tables but no taskflow schema version".to_owned(),
+            });
+        }
+    }
+    if version < 0 {
+        return Err(Error::Corrupt {
+            path: path.to_owned(),
+            detail: format!("schema version {version} is not one taskflow writes"),
+        });
+    }
+    Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &tempfile::TempDir) -> (Connection, std::path::PathBuf) {
+        let path = dir.path().join("flows.db");
+        (Connection::open(&path).unwrap(), path)
+    }
+
+    fn version(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap()
+    }
+
+    #[test]
+    fn a_new_database_is_migrated_to_the_current_version_and_again_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut conn, path) = open(&dir);
+        prepare(&mut conn, &path).unwrap();
+        assert_eq!(version(&conn), CURRENT_VERSION);
+        prepare(&mut conn, &path).unwrap();
+        assert_eq!(version(&conn), CURRENT_VERSION);
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(tables, ["flows", "revisions", "steps"]);
+    }
+
+    #[test]
+    fn refusals() {
+        fn check(setup: &str, fragment: &str) {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut conn, path) = open(&dir);
+            conn.execute_batch(setup).unwrap();
+            let error = prepare(&mut conn, &path).unwrap_err().to_string();
+            assert!(error.contains(fragment), "{setup}: {error}");
+        }
+        check("PRAGMA user_version = 99;", "schema version 99, newer than this taskflow");
+        check("PRAGMA application_id = 7;", "belongs to another program");
+        check("CREATE TABLE notes (x);", "no taskflow schema version");
+    }
+
+    #[test]
+    fn a_refused_newer_database_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, path) = open(&dir);
+        conn.execute_batch("PRAGMA user_version = 2; CREATE TABLE future (x);").unwrap();
+        drop(conn);
+        let before = std::fs::read(&path).unwrap();
+        let mut conn = Connection::open(&path).unwrap();
+        assert!(matches!(prepare(&mut conn, &path), Err(Error::SchemaTooNew { found: 2, .. })));
+        drop(conn);
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+    }
+}

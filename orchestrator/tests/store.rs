@@ -1,0 +1,625 @@
+//! The store's semantics through the owner-bound handle, on a real SQLite file: revisions,
+//! owner isolation, optimistic concurrency, mirrored flows, children, sticky cancel, leases,
+//! listing, and the ways opening a database can fail.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use serde_json::json;
+use taskflow_orchestrator::{
+    Error, ExpectedRevision, Flow, FlowId, FlowStatus, LeaseHolder, ListQuery, NewFlow, NewStep,
+    OpenOptions, OwnerHandle, ResumePlan, SpawnRefusal, StateReport, StepKind, StepOutcome,
+    StepStatus, SyncMode, Takeover, TaskFlow,
+};
+
+const TTL: Duration = Duration::from_secs(30);
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    taskflow: TaskFlow,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/taskflow/flows.db");
+        let taskflow = TaskFlow::open(&path, &OpenOptions::default()).unwrap();
+        Fixture { _dir: dir, path, taskflow }
+    }
+
+    fn alice(&self) -> OwnerHandle {
+        self.taskflow.bind("alice").unwrap()
+    }
+
+    fn reopen(&self) -> TaskFlow {
+        TaskFlow::open(&self.path, &OpenOptions::default()).unwrap()
+    }
+}
+
+/// A managed flow, leased and running.
+fn running(handle: &OwnerHandle, name: &str) -> (Flow, taskflow_orchestrator::Lease) {
+    let flow = handle.create(NewFlow::managed(name)).unwrap();
+    let lease = handle.acquire_lease(&flow.id, TTL).unwrap();
+    let flow = handle.set_status(&lease, FlowStatus::Running, None).unwrap();
+    (flow, lease)
+}
+
+fn revisions(handle: &OwnerHandle, id: &FlowId) -> Vec<u64> {
+    handle.history(id).unwrap().iter().map(|revision| revision.revision).collect()
+}
+
+#[test]
+fn every_accepted_change_bumps_the_revision_and_appends_one_row() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let flow = alice.create(NewFlow::managed("digest").with_goal("summarize")).unwrap();
+    assert_eq!((flow.revision, flow.status), (1, FlowStatus::Queued));
+    let lease = alice.acquire_lease(&flow.id, TTL).unwrap();
+    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    let step = alice.begin_step(&lease, NewStep::new("fetch", StepKind::Action)).unwrap();
+    assert_eq!(step.idempotency_key, format!("{}:1", flow.id));
+    alice.finish_step(&lease, step.seq, StepOutcome::Succeeded(json!("page"))).unwrap();
+    alice.renew_lease(&lease, TTL).unwrap();
+    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    let done = alice.set_status(&lease, FlowStatus::Succeeded, None).unwrap();
+
+    let history = alice.history(&flow.id).unwrap();
+    assert_eq!(revisions(&alice, &flow.id), [1, 2, 3, 4, 5, 6], "renewal and no-op add nothing");
+    assert_eq!(done.revision, 6);
+    let fields: Vec<Vec<&str>> = history
+        .iter()
+        .map(|revision| revision.change.iter().map(|change| change.field.as_str()).collect())
+        .collect();
+    assert_eq!(fields[0], ["name", "sync_mode", "status"]);
+    assert_eq!(fields[1], ["lease"]);
+    assert_eq!(fields[2], ["status"]);
+    assert_eq!(fields[3], ["current_step", "step 1 (fetch)"]);
+    assert_eq!(fields[4], ["step 1 (fetch)"]);
+    assert_eq!(fields[5], ["status", "ended_at", "lease"]);
+    let status = &history[5].change[0];
+    assert_eq!(
+        (status.before.clone(), status.after.clone()),
+        (json!("running"), json!("succeeded"))
+    );
+    assert!(history.iter().all(|revision| revision.actor == "alice"));
+    assert!(history.windows(2).all(|pair| pair[0].at <= pair[1].at));
+
+    let terminal = alice.set_status(&lease, FlowStatus::Running, None).unwrap_err();
+    assert!(matches!(terminal, Error::LeaseLost { .. } | Error::AlreadyEnded { .. }), "{terminal}");
+    assert_eq!(alice.flow(&flow.id).unwrap().revision, 6);
+}
+
+#[test]
+fn another_owners_flow_is_not_found_exactly_like_a_missing_one() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let flow = alice.create(NewFlow::managed("private")).unwrap();
+    let missing = FlowId::new();
+    let lease = alice.acquire_lease(&flow.id, TTL).unwrap();
+
+    fn message<T: std::fmt::Debug>(result: Result<T, Error>, id: &FlowId) -> String {
+        match result {
+            Err(Error::NotFound { id: reported }) => {
+                assert_eq!(reported, id.to_string());
+                "not found".to_owned()
+            }
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+    }
+    for id in [&flow.id, &missing] {
+        message(bob.flow(id), id);
+        message(bob.steps(id), id);
+        message(bob.children(id), id);
+        message(bob.history(id), id);
+        message(bob.inspect(id), id);
+        message(bob.request_cancel(id, None), id);
+        message(bob.report(id, StateReport::default(), None), id);
+        message(bob.check_resume(id), id);
+        message(bob.acquire_lease(id, TTL), id);
+    }
+    let stolen = taskflow_orchestrator::Lease { flow_id: flow.id, ..lease.clone() };
+    message(bob.set_status(&stolen, FlowStatus::Running, None), &flow.id);
+    message(bob.begin_step(&stolen, NewStep::new("x", StepKind::Tool)), &flow.id);
+    message(bob.release_lease(&stolen), &flow.id);
+    assert!(bob.list(&ListQuery::default()).unwrap().is_empty());
+    assert_eq!(alice.flow(&flow.id).unwrap().revision, 2, "bob changed nothing");
+    assert!(fx.taskflow.bind("  ").is_err());
+}
+
+#[test]
+fn expected_revision_mismatch_is_a_conflict_and_changes_nothing() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let mirrored = alice.create(NewFlow::mirrored("ci job", "ci")).unwrap();
+    let to_running = StateReport { status: Some(FlowStatus::Running), ..Default::default() };
+
+    fn check(result: Result<impl std::fmt::Debug, Error>, current: u64) {
+        match result {
+            Err(Error::RevisionConflict { current: reported, .. }) => assert_eq!(reported, current),
+            other => panic!("expected a conflict at {current}, got {other:?}"),
+        }
+    }
+    let stale: ExpectedRevision = Some(0);
+    check(alice.report(&mirrored.id, to_running.clone(), stale), 1);
+    check(alice.request_cancel(&mirrored.id, Some(7)), 1);
+    let reported = alice.report(&mirrored.id, to_running.clone(), Some(1)).unwrap();
+    assert_eq!(reported.revision, 2);
+    check(alice.report(&mirrored.id, to_running, Some(1)), 2);
+    check(alice.request_cancel(&mirrored.id, Some(1)), 2);
+    assert_eq!(revisions(&alice, &mirrored.id), [1, 2]);
+}
+
+#[test]
+fn concurrent_writers_with_the_same_expected_revision_one_wins() {
+    let fx = Fixture::new();
+    let flow = fx.alice().create(NewFlow::mirrored("race", "ci")).unwrap();
+    let barrier = Arc::new(Barrier::new(4));
+    let results: Vec<_> = (0..4)
+        .map(|i| {
+            let store = fx.reopen();
+            let barrier = Arc::clone(&barrier);
+            let id = flow.id;
+            std::thread::spawn(move || {
+                let alice = store.bind("alice").unwrap().with_actor(format!("writer {i}"));
+                let report = StateReport {
+                    status: Some(FlowStatus::Running),
+                    current_step: Some(format!("by {i}")),
+                    ..Default::default()
+                };
+                barrier.wait();
+                alice.report(&id, report, Some(1))
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .collect();
+    assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 1, "{results:?}");
+    for result in &results {
+        if let Err(error) = result {
+            assert!(matches!(error, Error::RevisionConflict { current: 2, .. }), "{error}");
+        }
+    }
+    assert_eq!(revisions(&fx.alice(), &flow.id), [1, 2]);
+}
+
+#[test]
+fn mirrored_flows_take_reports_are_never_run_and_are_validated() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let flow = alice.create(NewFlow::mirrored("deploy", "ci-runner-7")).unwrap();
+    assert_eq!(flow.sync_mode, SyncMode::Mirrored);
+
+    let report = |status, expected| {
+        alice.report(
+            &flow.id,
+            StateReport {
+                status: Some(status),
+                state: Some(json!({"at": status.as_str()})),
+                ..Default::default()
+            },
+            expected,
+        )
+    };
+    report(FlowStatus::Running, None).unwrap();
+    report(FlowStatus::Waiting, None).unwrap();
+    let illegal = report(FlowStatus::Queued, None).unwrap_err().to_string();
+    assert_eq!(illegal, "illegal transition from waiting to queued");
+
+    let resume = alice.check_resume(&flow.id).unwrap_err().to_string();
+    assert!(resume.contains("is mirrored") && resume.contains("does not resume it"), "{resume}");
+    let lease = alice.acquire_lease(&flow.id, TTL).unwrap_err().to_string();
+    assert!(lease.contains("does not run it"), "{lease}");
+
+    report(FlowStatus::Running, None).unwrap();
+    let done = report(FlowStatus::Succeeded, None).unwrap();
+    assert_eq!((done.status, done.revision), (FlowStatus::Succeeded, 5));
+    assert_eq!(done.state, Some(json!({"at": "succeeded"})));
+    assert!(done.ended_at.is_some());
+    assert!(matches!(report(FlowStatus::Running, None), Err(Error::AlreadyEnded { .. })));
+
+    let (managed, _) = running(&alice, "managed");
+    let refused = alice.report(&managed.id, StateReport::default(), None).unwrap_err();
+    assert!(matches!(refused, Error::NotMirrored { .. }), "{refused}");
+}
+
+#[test]
+fn a_mirrored_flow_with_a_cancel_request_waits_for_its_owner_to_report_it() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let flow = alice.create(NewFlow::mirrored("external", "cron")).unwrap();
+    alice
+        .report(
+            &flow.id,
+            StateReport { status: Some(FlowStatus::Running), ..Default::default() },
+            None,
+        )
+        .unwrap();
+    let outcome = alice.request_cancel(&flow.id, None).unwrap();
+    assert_eq!(outcome.flow.status, FlowStatus::Running);
+    assert!(outcome.flow.cancel_requested_at.is_some());
+    let back = StateReport { status: Some(FlowStatus::Waiting), ..Default::default() };
+    alice.report(&flow.id, back, None).unwrap();
+    let restart = StateReport { status: Some(FlowStatus::Running), ..Default::default() };
+    assert!(matches!(alice.report(&flow.id, restart, None), Err(Error::CancelRequested { .. })));
+    let stopped = StateReport { status: Some(FlowStatus::Cancelled), ..Default::default() };
+    assert_eq!(alice.report(&flow.id, stopped, None).unwrap().status, FlowStatus::Cancelled);
+}
+
+#[test]
+fn child_flows_and_when_spawning_is_refused() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let (parent, lease) = running(&alice, "parent");
+    let (child, step) = alice.spawn_child(&lease, NewFlow::managed("child")).unwrap();
+    assert_eq!(child.parent_flow_id, Some(parent.id));
+    assert_eq!(child.owner, "alice");
+    assert_eq!(
+        (step.kind, step.status, step.child_flow_id),
+        (StepKind::Child, StepStatus::Running, Some(child.id))
+    );
+    let children = alice.children(&parent.id).unwrap();
+    assert_eq!(children.iter().map(|c| c.id).collect::<Vec<_>>(), [child.id]);
+
+    // The child ends: the parent's child step ends the same way, in the same transaction.
+    let child_lease = alice.acquire_lease(&child.id, TTL).unwrap();
+    alice.set_status(&child_lease, FlowStatus::Running, None).unwrap();
+    alice.set_status(&child_lease, FlowStatus::Failed, Some("tool crashed".into())).unwrap();
+    let steps = alice.steps(&parent.id).unwrap();
+    assert_eq!(steps[0].status, StepStatus::Failed);
+
+    let refusal = |result: Result<_, Error>| match result {
+        Err(Error::SpawnRefused { reason, .. }) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    // A cancel request (the parent stays alive while its step runs).
+    let (busy, busy_lease) = running(&alice, "busy");
+    alice.begin_step(&busy_lease, NewStep::new("work", StepKind::Tool)).unwrap();
+    alice.request_cancel(&busy.id, None).unwrap();
+    assert_eq!(
+        refusal(alice.spawn_child(&busy_lease, NewFlow::managed("late"))),
+        SpawnRefusal::ParentCancelRequested
+    );
+    // Terminal.
+    let (done, done_lease) = running(&alice, "done");
+    alice.set_status(&done_lease, FlowStatus::Succeeded, None).unwrap();
+    assert_eq!(
+        refusal(alice.spawn_child(&done_lease, NewFlow::managed("late"))),
+        SpawnRefusal::ParentTerminal(FlowStatus::Succeeded)
+    );
+    assert!(alice.children(&done.id).unwrap().is_empty());
+    // Mirrored.
+    let mirrored = alice.create(NewFlow::mirrored("outside", "cron")).unwrap();
+    let fake = taskflow_orchestrator::Lease { flow_id: mirrored.id, ..lease };
+    assert_eq!(
+        refusal(alice.spawn_child(&fake, NewFlow::managed("late"))),
+        SpawnRefusal::ParentMirrored
+    );
+    let message = alice.spawn_child(&fake, NewFlow::managed("late")).unwrap_err().to_string();
+    assert!(message.contains("the parent flow is mirrored"), "{message}");
+    assert_eq!(alice.children(&busy.id).unwrap().len(), 0);
+}
+
+#[test]
+fn spawn_and_cancel_racing_never_leave_a_live_child_under_a_cancelled_request() {
+    for _ in 0..20 {
+        let fx = Fixture::new();
+        let (parent, lease) = running(&fx.alice(), "parent");
+        // A step in flight keeps the parent alive (cancel-requested, not cancelled) after the cancel.
+        fx.alice().begin_step(&lease, NewStep::new("in flight", StepKind::Tool)).unwrap();
+        let barrier = Arc::new(Barrier::new(2));
+        let spawner = {
+            let (store, barrier, lease) = (fx.reopen(), Arc::clone(&barrier), lease.clone());
+            std::thread::spawn(move || {
+                let alice = store.bind("alice").unwrap();
+                barrier.wait();
+                alice.spawn_child(&lease, NewFlow::managed("child"))
+            })
+        };
+        let canceller = {
+            let (store, barrier) = (fx.reopen(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                let alice = store.bind("alice").unwrap();
+                barrier.wait();
+                alice.request_cancel(&parent.id, None)
+            })
+        };
+        let spawned = spawner.join().unwrap();
+        canceller.join().unwrap().unwrap();
+        let alice = fx.alice();
+        match spawned {
+            Ok((child, _)) => {
+                // The spawn came first: the cancel reached the child and settled the tree.
+                let child = alice.flow(&child.id).unwrap();
+                assert!(child.cancel_requested_at.is_some());
+                assert_eq!(child.status, FlowStatus::Cancelled);
+            }
+            Err(Error::SpawnRefused { reason, .. }) => {
+                assert_eq!(reason, SpawnRefusal::ParentCancelRequested);
+                assert!(alice.children(&parent.id).unwrap().is_empty());
+            }
+            Err(other) => panic!("{other}"),
+        }
+        let parent = alice.flow(&parent.id).unwrap();
+        assert_eq!(parent.status, FlowStatus::Running);
+        assert!(parent.cancel_requested_at.is_some());
+        let late = alice.spawn_child(&lease, NewFlow::managed("later"));
+        assert!(matches!(late, Err(Error::SpawnRefused { .. })));
+    }
+}
+
+#[test]
+fn sticky_cancel_waits_for_running_work_then_cancels() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+
+    let queued = alice.create(NewFlow::managed("never started")).unwrap();
+    let outcome = alice.request_cancel(&queued.id, Some(1)).unwrap();
+    assert_eq!((outcome.flow.status, outcome.active_steps), (FlowStatus::Cancelled, 0));
+
+    let (flow, lease) = running(&alice, "long");
+    let step = alice.begin_step(&lease, NewStep::new("slow tool", StepKind::Tool)).unwrap();
+    let (child, _) = alice.spawn_child(&lease, NewFlow::managed("sub")).unwrap();
+    let child_lease = alice.acquire_lease(&child.id, TTL).unwrap();
+    alice.set_status(&child_lease, FlowStatus::Running, None).unwrap();
+    let child_step = alice.begin_step(&child_lease, NewStep::new("llm", StepKind::Llm)).unwrap();
+
+    let outcome = alice.request_cancel(&flow.id, None).unwrap();
+    assert!(!outcome.already_requested);
+    assert_eq!((outcome.flow.status, outcome.active_steps), (FlowStatus::Running, 2));
+    let requested_at = outcome.flow.cancel_requested_at.unwrap();
+    assert!(alice.flow(&child.id).unwrap().cancel_requested_at.is_some(), "children are signalled");
+
+    // Nothing new is scheduled.
+    let late = alice.begin_step(&lease, NewStep::new("next", StepKind::Tool)).unwrap_err();
+    assert!(matches!(late, Error::CancelRequested { .. }), "{late}");
+    assert!(alice.begin_step(&child_lease, NewStep::new("next", StepKind::Tool)).is_err());
+    // Asking again changes nothing.
+    let again = alice.request_cancel(&flow.id, None).unwrap();
+    assert!(again.already_requested);
+    assert_eq!(again.flow.cancel_requested_at, Some(requested_at));
+    assert_eq!(again.flow.revision, outcome.flow.revision);
+
+    alice.finish_step(&lease, step.seq, StepOutcome::Cancelled).unwrap();
+    assert_eq!(
+        alice.flow(&flow.id).unwrap().status,
+        FlowStatus::Running,
+        "the child is still active"
+    );
+    alice
+        .finish_step(&child_lease, child_step.seq, StepOutcome::Succeeded(json!("late answer")))
+        .unwrap();
+    assert_eq!(alice.flow(&child.id).unwrap().status, FlowStatus::Cancelled);
+    let parent = alice.flow(&flow.id).unwrap();
+    assert_eq!(parent.status, FlowStatus::Cancelled);
+    assert!(parent.ended_at.is_some() && parent.lease.is_none());
+    let cancel = alice.request_cancel(&flow.id, None).unwrap_err();
+    assert!(matches!(cancel, Error::AlreadyEnded { status: FlowStatus::Cancelled, .. }));
+}
+
+/// A runner on this host whose process no longer exists (no pid goes above 2^22 on Linux).
+fn dead_runner() -> LeaseHolder {
+    LeaseHolder { pid: 4_194_304 + 99, ..LeaseHolder::current() }
+}
+
+#[test]
+fn a_cancel_request_survives_a_restart() {
+    let fx = Fixture::new();
+    let (id, step_seq) = {
+        let taskflow = fx.reopen();
+        let alice = taskflow.bind("alice").unwrap();
+        let flow = alice.create(NewFlow::managed("crashy")).unwrap();
+        let lease = alice.acquire_lease_as(&flow.id, dead_runner(), TTL).unwrap();
+        alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+        let step = alice.begin_step(&lease, NewStep::new("tool", StepKind::Tool)).unwrap();
+        alice.request_cancel(&flow.id, None).unwrap();
+        (flow.id, step.seq)
+        // Dropped here with the step in flight and the lease held, as by a kill -9.
+    };
+    drop(fx.taskflow);
+
+    let taskflow = TaskFlow::open(&fx.path, &OpenOptions::default()).unwrap();
+    let alice = taskflow.bind("alice").unwrap();
+    let flow = alice.flow(&id).unwrap();
+    assert!(flow.cancel_requested_at.is_some());
+    assert_eq!(flow.status, FlowStatus::Running);
+    assert_eq!(alice.check_resume(&id).unwrap(), ResumePlan::FinishCancel);
+    // The dead runner's lease is taken over at once; the new runner may not schedule work, and
+    // settling the step in flight finishes the cancel.
+    let lease = alice.acquire_lease(&id, TTL).unwrap();
+    assert_eq!(lease.took_over, Some(Takeover::HolderGone));
+    let refused = alice.begin_step(&lease, NewStep::new("more", StepKind::Tool)).unwrap_err();
+    assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
+    alice.finish_step(&lease, step_seq, StepOutcome::Cancelled).unwrap();
+    assert_eq!(alice.flow(&id).unwrap().status, FlowStatus::Cancelled);
+}
+
+#[test]
+fn leases_refuse_a_second_runner_expire_and_fence_the_old_one() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let flow = alice.create(NewFlow::managed("leased")).unwrap();
+    let short = Duration::from_millis(150);
+    let first = alice.acquire_lease(&flow.id, short).unwrap();
+    assert_eq!(first.took_over, None);
+    assert_eq!(first.holder, LeaseHolder::current());
+
+    // A second runner, even in this live process, is refused while the lease is live.
+    match alice.acquire_lease(&flow.id, TTL) {
+        Err(Error::LeaseHeld { holder, .. }) => {
+            assert_eq!(holder, LeaseHolder::current().to_string())
+        }
+        other => panic!("expected LeaseHeld, got {other:?}"),
+    }
+    assert!(matches!(alice.check_resume(&flow.id), Err(Error::LeaseHeld { .. })));
+    let renewed = alice.renew_lease(&first, short).unwrap();
+    assert!(renewed.expires_at >= first.expires_at);
+    alice.set_status(&first, FlowStatus::Running, None).unwrap();
+    assert!(!alice.flow(&flow.id).unwrap().is_stalled(taskflow_orchestrator::Timestamp::now()));
+
+    std::thread::sleep(short + Duration::from_millis(50));
+    // Expired while running: stalled, resumable, and taken over.
+    let now = taskflow_orchestrator::Timestamp::now();
+    assert!(alice.flow(&flow.id).unwrap().is_stalled(now));
+    assert!(alice.list(&ListQuery::default()).unwrap()[0].is_stalled(now));
+    assert_eq!(alice.check_resume(&flow.id).unwrap(), ResumePlan::Run { stalled: true });
+    let second = alice.acquire_lease(&flow.id, TTL).unwrap();
+    assert_eq!(second.took_over, Some(Takeover::Expired));
+
+    // The old runner is fenced off: none of its writes land.
+    let fenced = [
+        alice.renew_lease(&first, TTL).map(drop),
+        alice.set_status(&first, FlowStatus::Succeeded, None).map(drop),
+        alice.begin_step(&first, NewStep::new("x", StepKind::Tool)).map(drop),
+        alice.release_lease(&first).map(drop),
+    ];
+    for result in fenced {
+        assert!(matches!(result, Err(Error::LeaseLost { .. })), "{result:?}");
+    }
+    let history = alice.history(&flow.id).unwrap();
+    let last = history.last().unwrap();
+    assert!(last.change.iter().any(|c| c.field == "lease_takeover"), "{last:?}");
+
+    let released = alice.release_lease(&second).unwrap();
+    assert!(released.lease.is_none());
+    let third = alice.acquire_lease(&flow.id, TTL).unwrap();
+    assert_eq!(third.took_over, None);
+    assert!(alice.acquire_lease(&flow.id, Duration::from_millis(1)).is_err(), "too short a ttl");
+}
+
+#[test]
+fn a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let flow = alice.create(NewFlow::managed("orphan")).unwrap();
+    alice.acquire_lease_as(&flow.id, dead_runner(), Duration::from_secs(3600)).unwrap();
+    let taken = alice.acquire_lease(&flow.id, TTL).unwrap();
+    assert_eq!(taken.took_over, Some(Takeover::HolderGone));
+
+    // A live holder on another host is only given up on at expiry.
+    let other = alice.create(NewFlow::managed("remote")).unwrap();
+    let remote = LeaseHolder { host: "elsewhere.invalid".into(), ..dead_runner() };
+    alice.acquire_lease_as(&other.id, remote, Duration::from_secs(3600)).unwrap();
+    assert!(matches!(alice.acquire_lease(&other.id, TTL), Err(Error::LeaseHeld { .. })));
+}
+
+#[test]
+fn a_flow_cannot_end_with_steps_running_and_steps_run_only_while_it_runs() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let flow = alice.create(NewFlow::managed("strict")).unwrap();
+    let lease = alice.acquire_lease(&flow.id, TTL).unwrap();
+    let early = alice.begin_step(&lease, NewStep::new("early", StepKind::Tool)).unwrap_err();
+    assert!(early.to_string().contains("is queued"), "{early}");
+    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    let step = alice.begin_step(&lease, NewStep::new("a", StepKind::Action)).unwrap();
+    let refused = alice.set_status(&lease, FlowStatus::Succeeded, None).unwrap_err();
+    assert!(refused.to_string().contains("1 running step"), "{refused}");
+    alice.finish_step(&lease, step.seq, StepOutcome::Failed("boom".into())).unwrap();
+    let twice = alice.finish_step(&lease, step.seq, StepOutcome::Cancelled).unwrap_err();
+    assert!(matches!(twice, Error::StepEnded { .. }), "{twice}");
+    assert!(matches!(
+        alice.finish_step(&lease, 9, StepOutcome::Cancelled),
+        Err(Error::StepNotFound { .. })
+    ));
+    let illegal = alice.set_status(&lease, FlowStatus::Queued, None).unwrap_err();
+    assert_eq!(illegal.to_string(), "illegal transition from running to queued");
+    let failed =
+        alice.set_status(&lease, FlowStatus::Failed, Some("step a failed".into())).unwrap();
+    assert_eq!(failed.error.as_deref(), Some("step a failed"));
+    let steps = alice.steps(&flow.id).unwrap();
+    assert_eq!((steps[0].status, steps[0].error.as_deref()), (StepStatus::Failed, Some("boom")));
+}
+
+#[test]
+fn list_is_newest_first_per_owner_with_filters_and_step_counts() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(alice.create(NewFlow::managed(format!("a{i}"))).unwrap().id);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    bob.create(NewFlow::managed("b")).unwrap();
+    let (run, lease) = running(&alice, "with steps");
+    for name in ["one", "two", "three"] {
+        let step = alice.begin_step(&lease, NewStep::new(name, StepKind::Tool)).unwrap();
+        if name != "three" {
+            alice.finish_step(&lease, step.seq, StepOutcome::Succeeded(json!(name))).unwrap();
+        }
+    }
+
+    let list = |query: ListQuery| alice.list(&query).unwrap();
+    let all = list(ListQuery::default());
+    let mut expected: Vec<FlowId> = ids.iter().rev().copied().collect();
+    expected.insert(0, run.id);
+    assert_eq!(all.iter().map(|f| f.id).collect::<Vec<_>>(), expected);
+    assert_eq!((all[0].steps_done, all[0].steps_total), (2, 3));
+    assert_eq!(all[0].revision, alice.flow(&run.id).unwrap().revision);
+    assert_eq!(list(ListQuery { limit: 2, ..Default::default() }).len(), 2);
+    let running_only = list(ListQuery { status: Some(FlowStatus::Running), ..Default::default() });
+    assert_eq!(running_only.iter().map(|f| f.id).collect::<Vec<_>>(), [run.id]);
+    let everyone = list(ListQuery { all_owners: true, ..Default::default() });
+    assert_eq!(everyone.len(), 7);
+    assert_eq!(everyone[0].owner, "alice");
+    assert_eq!(everyone[1].owner, "bob");
+}
+
+#[cfg(unix)]
+#[test]
+fn the_database_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&fx.path), 0o600);
+    assert_eq!(mode(fx.path.parent().unwrap()), 0o700);
+}
+
+#[test]
+fn opening_refuses_what_it_cannot_use_without_writing_to_it() {
+    fn check(setup: impl FnOnce(&Path), fragment: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        setup(&path);
+        let before = std::fs::read(&path).ok();
+        let error = TaskFlow::open(&path, &OpenOptions { create: false, ..Default::default() })
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(fragment), "{error}");
+        assert_eq!(std::fs::read(&path).ok(), before, "unchanged");
+    }
+    check(|_| {}, "no such file");
+    check(
+        |path| std::fs::write(path, vec![b'x'; 8192]).unwrap(),
+        "damaged or not a taskflow database",
+    );
+    check(|path| std::fs::create_dir(path).unwrap(), "cannot open the flow database");
+    check(
+        |path| {
+            drop(TaskFlow::open(path, &OpenOptions::default()).unwrap());
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.pragma_update(None, "user_version", 42).unwrap();
+        },
+        "schema version 42, newer than this taskflow understands (1)",
+    );
+}
+
+#[test]
+fn a_write_lock_held_elsewhere_is_reported_as_locked() {
+    let fx = Fixture::new();
+    let flow = fx.alice().create(NewFlow::managed("x")).unwrap();
+    let holder = rusqlite::Connection::open(&fx.path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let quick = OpenOptions { busy_timeout: Duration::from_millis(50), ..Default::default() };
+    let taskflow = TaskFlow::open(&fx.path, &quick).unwrap();
+    let alice = taskflow.bind("alice").unwrap();
+    assert_eq!(alice.flow(&flow.id).unwrap().id, flow.id, "readers are not blocked (WAL)");
+    let error = alice.request_cancel(&flow.id, None).unwrap_err();
+    assert!(matches!(error, Error::Locked { .. }), "{error}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(alice.request_cancel(&flow.id, None).unwrap().flow.status, FlowStatus::Cancelled);
+}
