@@ -51,3 +51,42 @@ impl fmt::Display for CliError {
 impl std::error::Error for CliError {}
 
 pub type CliResult<T = ()> = Result<T, CliError>;
+
+impl From<taskflow_orchestrator::Error> for CliError {
+    /// A flow store failure, with the hint that tells the user what to do about it.
+    fn from(error: taskflow_orchestrator::Error) -> Self {
+        use taskflow_orchestrator::Error;
+        let hint = match &error {
+            Error::NotFound { .. } => Some(
+                "`taskflow flows list` shows your flows; --owner (or TASKFLOW_OWNER) picks whose",
+            ),
+            Error::RevisionConflict { .. } => {
+                Some("the flow changed meanwhile; `taskflow flows inspect ID` shows its revision")
+            }
+            Error::SchemaTooNew { .. } => {
+                Some("it was written by a newer taskflow; use that version, or another --db")
+            }
+            Error::Corrupt { .. } => Some(
+                "point --db (or TASKFLOW_DB) at a taskflow database, or move this file aside to \
+                 start afresh",
+            ),
+            Error::Locked { .. } => Some(
+                "another taskflow process holds it; retry when it is done \
+                 (TASKFLOW_BUSY_TIMEOUT_MS sets how long to wait)",
+            ),
+            Error::Open { .. } | Error::Io { .. } => {
+                Some("check the path given by --db (or TASKFLOW_DB) and its permissions")
+            }
+            Error::NoDataDir => Some("name the database with --db or TASKFLOW_DB"),
+            Error::LeaseHeld { .. } => {
+                Some("wait for that runner to finish, or for its lease to expire")
+            }
+            _ => None,
+        };
+        let failure = CliError::failure(error.to_string());
+        match hint {
+            Some(hint) => failure.with_hint(hint),
+            None => failure,
+        }
+    }
+}

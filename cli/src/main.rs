@@ -30,7 +30,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "TASKFLOW_DB", value_name = "PATH")]
     pub db: Option<PathBuf>,
 
-    /// Whose flows to see and change
+    /// Whose flows to see and change [default: the OS user ($USER), else "local"]
     #[arg(long, global = true, env = "TASKFLOW_OWNER", value_name = "NAME")]
     pub owner: Option<String>,
 
@@ -41,6 +41,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// List, inspect, show the history of, and cancel flows
+    Flows(commands::flows::FlowsArgs),
     /// Turn tagged tool-call text (stdin by default) into the normalized message, as JSON
     Parse(commands::parse::ParseArgs),
 }
@@ -48,6 +50,7 @@ pub enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Flows(args) => commands::flows::run(&cli.global, args),
         Command::Parse(args) => commands::parse::run(&cli.global, args),
     };
     match result {

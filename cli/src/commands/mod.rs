@@ -1,3 +1,4 @@
 //! One module per command of the CLI contract (DESIGN §6).
 
+pub mod flows;
 pub mod parse;
