@@ -1034,6 +1034,40 @@ mod tests {
     }
 
     #[test]
+    fn connection_settings_follow_the_options() {
+        fn check(durability: Durability, synchronous: i64) {
+            let dir = tempfile::tempdir().unwrap();
+            let options = OpenOptions {
+                durability,
+                busy_timeout: Duration::from_millis(1234),
+                ..OpenOptions::default()
+            };
+            let store = SqliteStore::open(dir.path().join("flows.db"), &options).unwrap();
+            let conn = store.lock();
+            let pragma = |name: &str| -> String {
+                conn.query_row(&format!("PRAGMA {name}"), [], |row| {
+                    row.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|value| match value {
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    rusqlite::types::Value::Text(text) => text,
+                    other => format!("{other:?}"),
+                })
+                .unwrap()
+            };
+            assert_eq!(pragma("journal_mode"), "wal");
+            assert_eq!(pragma("synchronous"), synchronous.to_string(), "{durability:?}");
+            assert_eq!(pragma("busy_timeout"), "1234");
+            assert_eq!(pragma("foreign_keys"), "1");
+            assert_eq!(pragma("user_version"), schema::CURRENT_VERSION.to_string());
+        }
+        check(Durability::Full, 2);
+        check(Durability::Normal, 1);
+        assert_eq!("normal".parse::<Durability>().unwrap(), Durability::Normal);
+        assert!("fast".parse::<Durability>().is_err());
+    }
+
+    #[test]
     fn every_list_query_reads_an_index_newest_first_without_sorting() {
         check(None, false, "flows_by_owner");
         check(Some(FlowStatus::Queued), false, "flows_by_owner_status");
