@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -18,8 +19,12 @@ use crate::time::Timestamp;
 pub struct FlowId(Ulid);
 
 impl FlowId {
+    /// A new id, greater than every id this process made before (ids made within the same
+    /// millisecond are ordered too, so "newest first" holds within a process).
     pub fn new() -> Self {
-        FlowId(Ulid::new())
+        static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
+        let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        FlowId(generator.generate().unwrap_or_else(|_| Ulid::new()))
     }
 
     pub fn from_ulid(ulid: Ulid) -> Self {
@@ -380,3 +385,18 @@ pub enum ResumePlan {
 
 /// The `expected_revision` of a mutation: `None` accepts any current revision.
 pub type ExpectedRevision = Option<u64>;
+
+#[cfg(test)]
+mod tests {
+    use super::FlowId;
+
+    #[test]
+    fn ids_made_in_one_process_only_grow_and_round_trip() {
+        let ids: Vec<FlowId> = (0..1000).map(|_| FlowId::new()).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+        for id in &ids[..3] {
+            assert_eq!(id.to_string().parse::<FlowId>().unwrap(), *id);
+        }
+        assert!("not-an-id".parse::<FlowId>().is_err());
+    }
+}
