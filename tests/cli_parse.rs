@@ -27,11 +27,8 @@ fn parse_stdin(args: &[&str], stdin: &str) -> Value {
 #[test]
 fn a_file_gives_the_expected_message() {
     for case in ["two_calls_in_section", "unicode", "marker_inside_json_string", "think_block"] {
-        let output = taskflow()
-            .arg("parse")
-            .arg(fixture(&format!("{case}.txt")))
-            .assert()
-            .success();
+        let output =
+            taskflow().arg("parse").arg(fixture(&format!("{case}.txt"))).assert().success();
         let expected: Value = serde_json::from_str(
             &std::fs::read_to_string(fixture(&format!("{case}.json"))).unwrap(),
         )
@@ -95,11 +92,7 @@ fn declared_tools_name_bare_index_calls() {
 
 #[test]
 fn invalid_utf8_is_a_clear_error() {
-    let output = taskflow()
-        .arg("parse")
-        .write_stdin(b"abc\xff\xfedef".to_vec())
-        .assert()
-        .code(1);
+    let output = taskflow().arg("parse").write_stdin(b"abc\xff\xfedef".to_vec()).assert().code(1);
     let stderr = String::from_utf8(output.get_output().stderr.clone()).unwrap();
     assert!(stderr.starts_with("error: standard input is not valid UTF-8"), "{stderr}");
     assert!(stderr.contains("offset 3"), "{stderr}");
@@ -109,8 +102,7 @@ fn invalid_utf8_is_a_clear_error() {
 #[test]
 fn a_missing_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let output =
-        taskflow().arg("parse").arg(dir.path().join("missing.txt")).assert().code(1);
+    let output = taskflow().arg("parse").arg(dir.path().join("missing.txt")).assert().code(1);
     let stderr = String::from_utf8(output.get_output().stderr.clone()).unwrap();
     assert!(stderr.starts_with("error: cannot open "), "{stderr}");
     assert_eq!(stderr.lines().filter(|line| line.starts_with("error:")).count(), 1);

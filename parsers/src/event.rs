@@ -43,8 +43,24 @@ pub enum StreamEvent {
 
 /// Where a parser sends its events: a `Vec` for streaming callers, a [`MessageBuilder`] for
 /// one-shot parsing (no intermediate events are kept).
+///
+/// Text arrives through [`text`](Self::text), [`reasoning`](Self::reasoning) and
+/// [`arguments`](Self::arguments) as borrowed slices, so that a sink which folds them need not
+/// allocate an event for each; by default they become owned events passed to `emit`.
 pub trait EventSink {
     fn emit(&mut self, event: StreamEvent);
+
+    fn text(&mut self, text: &str) {
+        self.emit(StreamEvent::TextDelta { text: text.to_owned() });
+    }
+
+    fn reasoning(&mut self, text: &str) {
+        self.emit(StreamEvent::ReasoningDelta { text: text.to_owned() });
+    }
+
+    fn arguments(&mut self, index: usize, text: &str) {
+        self.emit(StreamEvent::ArgumentsDelta { index, text: text.to_owned() });
+    }
 }
 
 impl EventSink for Vec<StreamEvent> {
@@ -52,6 +68,10 @@ impl EventSink for Vec<StreamEvent> {
         self.push(event);
     }
 }
+
+/// Room made for a call's arguments up front, so that arguments streamed in small pieces do
+/// not regrow the string many times.
+const TYPICAL_ARGUMENTS_LEN: usize = 128;
 
 /// Folds events into the message they describe.
 #[derive(Debug, Default)]
@@ -78,7 +98,7 @@ impl MessageBuilder {
                     kind: "function".to_owned(),
                     function: FunctionCall {
                         name: name.unwrap_or_default(),
-                        arguments: String::new(),
+                        arguments: String::with_capacity(TYPICAL_ARGUMENTS_LEN),
                     },
                 });
             }
@@ -114,6 +134,20 @@ impl MessageBuilder {
 impl EventSink for MessageBuilder {
     fn emit(&mut self, event: StreamEvent) {
         self.apply(event);
+    }
+
+    fn text(&mut self, text: &str) {
+        self.content.push_str(text);
+    }
+
+    fn reasoning(&mut self, text: &str) {
+        self.reasoning.push_str(text);
+    }
+
+    fn arguments(&mut self, index: usize, text: &str) {
+        if let Some(call) = self.tool_calls.get_mut(index) {
+            call.function.arguments.push_str(text);
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 use nom::branch::alt;
 use nom::bytes::streaming::tag;
 use nom::combinator::value;
+use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,19 +53,29 @@ pub(crate) enum Scan {
     NoMatch,
 }
 
-fn marker(input: &str) -> IResult<&str, Marker> {
-    alt((
-        value(Marker::SectionBegin, tag("<|tool_calls_section_begin|>")),
-        value(Marker::SectionBegin, tag("<|tool_call_section_begin|>")),
-        value(Marker::SectionEnd, tag("<|tool_calls_section_end|>")),
-        value(Marker::SectionEnd, tag("<|tool_call_section_end|>")),
-        value(Marker::CallBegin, tag("<|tool_call_begin|>")),
-        value(Marker::ArgumentBegin, tag("<|tool_call_argument_begin|>")),
-        value(Marker::CallEnd, tag("<|tool_call_end|>")),
-        value(Marker::ThinkOpen, tag("<think>")),
-        value(Marker::ThinkClose, tag("</think>")),
-    ))
+/// The tool-call markers share the prefix `<|tool_call`; matching it once and then the
+/// suffixes keeps the work per `<` small.
+fn tool_marker(input: &str) -> IResult<&str, Marker> {
+    preceded(
+        tag("<|tool_call"),
+        alt((
+            value(Marker::CallBegin, tag("_begin|>")),
+            value(Marker::CallEnd, tag("_end|>")),
+            value(Marker::ArgumentBegin, tag("_argument_begin|>")),
+            value(Marker::SectionBegin, alt((tag("s_section_begin|>"), tag("_section_begin|>")))),
+            value(Marker::SectionEnd, alt((tag("s_section_end|>"), tag("_section_end|>")))),
+        )),
+    )
     .parse(input)
+}
+
+fn think_tag(input: &str) -> IResult<&str, Marker> {
+    alt((value(Marker::ThinkOpen, tag("<think>")), value(Marker::ThinkClose, tag("</think>"))))
+        .parse(input)
+}
+
+fn marker(input: &str) -> IResult<&str, Marker> {
+    alt((tool_marker, think_tag)).parse(input)
 }
 
 /// Recognizes a marker at the start of `input`, which starts with `<`.

@@ -45,9 +45,13 @@ struct Call {
     index: usize,
     /// Offset of the call's begin marker.
     offset: usize,
+    /// The id text until the arguments begin (then it moves into the `CallStart` event).
     id: String,
-    name: CallName,
+    /// The id is a bare index: the name comes from the declared tools at the end.
+    unnamed: bool,
     arguments: String,
+    /// The check of the final arguments, when it was already made to settle a doubtful marker.
+    checked: Option<ArgumentsCheck>,
     /// Offset of the first argument byte (or of where the arguments would have started).
     arguments_offset: Option<usize>,
     /// Whitespace after the arguments so far: it is argument text only if more follows.
@@ -55,6 +59,25 @@ struct Call {
     json: JsonStringState,
     /// Text from a marker met inside an open JSON string, waiting for the string to close.
     held: Option<HeldText>,
+}
+
+/// The growable buffers of a call, kept from one call to the next so that their capacity is
+/// reused.
+#[derive(Debug, Default)]
+struct CallBuffers {
+    id: String,
+    arguments: String,
+    trailing_whitespace: String,
+}
+
+impl CallBuffers {
+    fn reuse(call: Call) -> Self {
+        let Call { mut id, mut arguments, mut trailing_whitespace, .. } = call;
+        id.clear();
+        arguments.clear();
+        trailing_whitespace.clear();
+        Self { id, arguments, trailing_whitespace }
+    }
 }
 
 #[derive(Debug)]
@@ -88,6 +111,7 @@ pub struct KimiParser {
     section: Option<usize>,
     stray: Option<StrayText>,
     call: Option<Call>,
+    spare: CallBuffers,
     calls_started: usize,
     /// Set at the end of input when an open JSON string never closed: the first marker met
     /// inside it then ends the arguments after all.
@@ -107,6 +131,7 @@ impl KimiParser {
             section: None,
             stray: None,
             call: None,
+            spare: CallBuffers::default(),
             calls_started: 0,
             marker_ends_string: false,
             marker_bytes: 0,
@@ -136,9 +161,7 @@ impl KimiParser {
         // Arguments that end with the input while a marker inside a string is still in doubt:
         // the marker is literal if that makes them valid, otherwise it ends them.
         while let Some(held) = self.call.as_mut().and_then(|call| call.held.take()) {
-            if self.arguments_valid_with(&held.text) {
-                self.push_arguments(&held.text, held.offset, sink);
-            } else {
+            if !self.settle_held_text(&held, sink) {
                 self.replay_from_held_marker();
                 self.drive(&held.text, held.offset, true, sink);
             }
@@ -194,34 +217,31 @@ impl KimiParser {
     /// were consumed; the rest is a possible marker start that needs more input. Text that a
     /// step hands back for parsing again (see [`Step::Replay`]) is processed before the rest.
     fn drive(&mut self, input: &str, base: usize, eof: bool, sink: &mut impl EventSink) -> usize {
-        let mut replays: Vec<Replay> = Vec::new();
         let mut pos = 0;
         loop {
-            let step = match replays.last() {
-                Some(replay) => {
-                    let text = &replay.text[replay.pos..];
-                    self.process(text, replay.offset + replay.pos, eof, sink)
+            match self.process(&input[pos..], base + pos, eof, sink) {
+                Step::Continue(consumed) | Step::NeedInput(consumed) => return pos + consumed,
+                Step::Replay { resume, replay } => {
+                    pos += resume;
+                    self.run_replays(replay, eof, sink);
                 }
-                None => self.process(&input[pos..], base + pos, eof, sink),
-            };
-            match (step, replays.last_mut()) {
-                (Step::Continue(consumed) | Step::NeedInput(consumed), Some(replay)) => {
-                    debug_assert_eq!(
-                        replay.pos + consumed,
-                        replay.text.len(),
-                        "replays end in a marker"
-                    );
+            }
+        }
+    }
+
+    /// Parses text handed back by a step, and any text handed back while doing so, in order.
+    fn run_replays(&mut self, first: Replay, eof: bool, sink: &mut impl EventSink) {
+        let mut replays = vec![first];
+        while let Some(replay) = replays.last_mut() {
+            let text = &replay.text[replay.pos..];
+            match self.process(text, replay.offset + replay.pos, eof, sink) {
+                Step::Continue(consumed) | Step::NeedInput(consumed) => {
+                    debug_assert_eq!(consumed, text.len(), "replays end in a whole marker");
                     replays.pop();
                 }
-                (Step::Continue(consumed) | Step::NeedInput(consumed), None) => {
-                    return pos + consumed;
-                }
-                (Step::Replay { resume, replay }, current) => {
-                    match current {
-                        Some(outer) => outer.pos += resume,
-                        None => pos += resume,
-                    }
-                    replays.push(replay);
+                Step::Replay { resume, replay: inner } => {
+                    replay.pos += resume;
+                    replays.push(inner);
                 }
             }
         }
@@ -448,8 +468,7 @@ impl KimiParser {
                             return self.end_arguments_at(marker, input, at, base, sink);
                         };
                         held.text.push_str(&input[run_start..at]);
-                        if self.arguments_valid_with(&held.text) {
-                            self.push_arguments(&held.text, held.offset, sink);
+                        if self.settle_held_text(&held, sink) {
                             return self.end_arguments_at(marker, input, at, base, sink);
                         }
                         held.text.push_str(&input[at..at + len]);
@@ -475,18 +494,23 @@ impl KimiParser {
         }
     }
 
-    /// Whether the arguments so far followed by `held` make valid arguments.
-    fn arguments_valid_with(&self, held: &str) -> bool {
-        let call = self.call.as_ref().expect("a call is open");
+    /// The call ends after `held`: if the arguments are valid with the held text read as
+    /// literal, it becomes argument text and `true` is returned; otherwise nothing changes.
+    fn settle_held_text(&mut self, held: &HeldText, sink: &mut impl EventSink) -> bool {
+        let call = self.call_mut();
         let mut arguments = String::with_capacity(
-            call.arguments.len() + call.trailing_whitespace.len() + held.len(),
+            call.arguments.len() + call.trailing_whitespace.len() + held.text.len(),
         );
         arguments.push_str(&call.arguments);
         arguments.push_str(&call.trailing_whitespace);
-        arguments.push_str(held);
-        let arguments =
-            if call.arguments.is_empty() { arguments.trim() } else { arguments.trim_end() };
-        !matches!(check_arguments(arguments), ArgumentsCheck::Invalid(_))
+        arguments.push_str(&held.text);
+        let check = check_arguments(arguments.trim());
+        if matches!(check, ArgumentsCheck::Invalid(_)) {
+            return false;
+        }
+        self.push_arguments(&held.text, held.offset, sink);
+        self.call_mut().checked = Some(check);
+        true
     }
 
     /// Makes the held marker end the arguments when the held text is parsed again: the scan
@@ -523,12 +547,11 @@ impl KimiParser {
         if text.is_empty() {
             return;
         }
-        let text = text.to_owned();
-        sink.emit(if self.in_think {
-            StreamEvent::ReasoningDelta { text }
+        if self.in_think {
+            sink.reasoning(text);
         } else {
-            StreamEvent::TextDelta { text }
-        });
+            sink.text(text);
+        }
     }
 
     fn add_stray_text(&mut self, text: &str, offset: usize) {
@@ -557,14 +580,16 @@ impl KimiParser {
     }
 
     fn begin_call(&mut self, offset: usize) {
+        let CallBuffers { id, arguments, trailing_whitespace } = std::mem::take(&mut self.spare);
         self.call = Some(Call {
             index: self.calls_started,
             offset,
-            id: String::new(),
-            name: CallName::Invalid,
-            arguments: String::new(),
+            id,
+            unnamed: false,
+            arguments,
+            checked: None,
             arguments_offset: Some(offset),
-            trailing_whitespace: String::new(),
+            trailing_whitespace,
             json: JsonStringState::default(),
             held: None,
         });
@@ -575,26 +600,26 @@ impl KimiParser {
     /// The id is complete: announces the call.
     fn start_arguments(&mut self, sink: &mut impl EventSink) {
         let call = self.call_mut();
-        let trimmed = call.id.trim();
-        if trimmed.len() != call.id.len() {
-            call.id = trimmed.to_owned();
-        }
-        call.name = parse_call_id(&call.id);
-        let (index, id, offset) = (call.index, call.id.clone(), call.offset);
-        let name = match &call.name {
-            CallName::Named(name) => Some(name.clone()),
+        let id = call.id.trim().to_owned();
+        call.id.clear();
+        let (index, offset) = (call.index, call.offset);
+        let parsed = parse_call_id(&id);
+        call.unnamed = parsed == CallName::Unnamed;
+        let problem = match (&parsed, id.is_empty()) {
+            (CallName::Invalid, true) => Some("the call has an empty id"),
+            (CallName::Invalid, false) => {
+                Some("the call id is not `functions.NAME:IDX`, `NAME:IDX` or `IDX`")
+            }
+            _ => None,
+        };
+        let name = match parsed {
+            CallName::Named(name) => Some(name),
             CallName::Unnamed => None,
             CallName::Invalid => Some(String::new()),
         };
-        let invalid = call.name == CallName::Invalid;
         sink.emit(StreamEvent::CallStart { index, id, name });
-        if invalid {
-            let message = if self.call_mut().id.is_empty() {
-                "the call has an empty id".to_owned()
-            } else {
-                "the call id is not `functions.NAME:IDX`, `NAME:IDX` or `IDX`".to_owned()
-            };
-            sink.emit(diagnostic(DiagnosticKind::InvalidId, Some(index), offset, message));
+        if let Some(problem) = problem {
+            sink.emit(diagnostic(DiagnosticKind::InvalidId, Some(index), offset, problem));
         }
     }
 
@@ -616,12 +641,12 @@ impl KimiParser {
             call.trailing_whitespace.push_str(text);
             return;
         }
-        let mut delta = std::mem::take(&mut call.trailing_whitespace);
-        delta.push_str(body);
+        let start = call.arguments.len();
+        call.arguments.push_str(&call.trailing_whitespace);
+        call.arguments.push_str(body);
+        call.trailing_whitespace.clear();
         call.trailing_whitespace.push_str(&text[body.len()..]);
-        call.arguments.push_str(&delta);
-        let index = call.index;
-        sink.emit(StreamEvent::ArgumentsDelta { index, text: delta });
+        sink.arguments(call.index, &call.arguments[start..]);
     }
 
     fn end_call(&mut self, ending: CallEnding, sink: &mut impl EventSink) {
@@ -648,7 +673,9 @@ impl KimiParser {
                 "the input ended inside this tool call",
             )),
         }
-        let replaced = match check_arguments(&call.arguments) {
+        let mut call = call;
+        let check = call.checked.take().unwrap_or_else(|| check_arguments(&call.arguments));
+        let replaced = match check {
             ArgumentsCheck::Object => None,
             ArgumentsCheck::DoubleEncoded(decoded) => {
                 notes.push(StreamEvent::Diagnostic(Diagnostic {
@@ -671,28 +698,28 @@ impl KimiParser {
                 None
             }
         };
-        let name = match call.name {
-            CallName::Unnamed => {
-                let arguments = replaced.as_deref().unwrap_or(&call.arguments);
-                match resolve_unnamed(&self.tools, arguments) {
-                    Ok(name) => Some(name),
-                    Err(reason) => {
-                        notes.push(diagnostic(
-                            DiagnosticKind::UnresolvedName,
-                            index,
-                            call.offset,
-                            reason,
-                        ));
-                        None
-                    }
+        let name = if call.unnamed {
+            let arguments = replaced.as_deref().unwrap_or(&call.arguments);
+            match resolve_unnamed(&self.tools, arguments) {
+                Ok(name) => Some(name),
+                Err(reason) => {
+                    notes.push(diagnostic(
+                        DiagnosticKind::UnresolvedName,
+                        index,
+                        call.offset,
+                        reason,
+                    ));
+                    None
                 }
             }
-            CallName::Named(_) | CallName::Invalid => None,
+        } else {
+            None
         };
         sink.emit(StreamEvent::CallEnd { index: call.index, name, arguments: replaced });
         for note in notes {
             sink.emit(note);
         }
+        self.spare = CallBuffers::reuse(call);
     }
 
     fn consume_marker(&mut self, len: usize) {
