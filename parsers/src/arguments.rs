@@ -3,9 +3,10 @@
 
 use serde::de::IgnoredAny;
 
-/// What the argument text of a call turned out to be.
+/// What the argument text of a call turned out to be (for every format, and for structured
+/// calls that providers receive).
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ArgumentsCheck {
+pub enum ArgumentsCheck {
     /// A JSON object, kept byte-exact.
     Object,
     /// A JSON string holding an object; the decoded object text replaces it.
@@ -14,7 +15,7 @@ pub(crate) enum ArgumentsCheck {
     Invalid(String),
 }
 
-pub(crate) fn check_arguments(arguments: &str) -> ArgumentsCheck {
+pub fn check_arguments(arguments: &str) -> ArgumentsCheck {
     match arguments.as_bytes().first() {
         None => ArgumentsCheck::Invalid("the arguments are empty".to_owned()),
         Some(b'{') => match serde_json::from_str::<IgnoredAny>(arguments) {

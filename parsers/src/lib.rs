@@ -13,6 +13,7 @@ mod message;
 mod stream;
 mod tools;
 
+pub use arguments::{ArgumentsCheck, check_arguments};
 pub use event::{EventSink, MessageBuilder, StreamEvent, fold};
 pub use format::{Format, UnknownFormat};
 pub use kimi::LONGEST_MARKER as KIMI_LONGEST_MARKER;
