@@ -1,0 +1,220 @@
+//! Turning what a server sends into [`ChatEvent`]s: `content` goes through the tagged-text
+//! parser (so tool calls a model writes as text become calls, and their markers never reach
+//! the content), structured tool calls arrive as index-keyed deltas, and both kinds of call
+//! share one sequence of indices. Used for streamed and complete answers alike, so both give
+//! the same response.
+
+use std::collections::{BTreeMap, HashMap};
+
+use taskflow_parsers::{
+    ArgumentsCheck, Diagnostic, DiagnosticKind, Format, ParseOptions, StreamEvent, StreamParser,
+    ToolSpec, check_arguments,
+};
+
+use crate::response::{ChatEvent, FinishReason, Usage};
+
+pub(crate) struct Assembler {
+    parser: StreamParser,
+    /// Index of a call in the parser's numbering → index in the response.
+    parsed_calls: HashMap<usize, usize>,
+    /// Structured calls by the server's index.
+    structured: BTreeMap<u64, StructuredCall>,
+    next_index: usize,
+    usage: Option<Usage>,
+    finish_reason: Option<FinishReason>,
+}
+
+/// A structured call being received.
+#[derive(Default)]
+struct StructuredCall {
+    id: Option<String>,
+    name: String,
+    arguments: String,
+    /// Its index in the response, once announced (when its name is known).
+    index: Option<usize>,
+}
+
+impl Assembler {
+    pub(crate) fn new(format: Format, tools: Vec<ToolSpec>) -> Self {
+        Self {
+            parser: StreamParser::new(format, &ParseOptions { tools }),
+            parsed_calls: HashMap::new(),
+            structured: BTreeMap::new(),
+            next_index: 0,
+            usage: None,
+            finish_reason: None,
+        }
+    }
+
+    pub(crate) fn content(&mut self, text: &str, out: &mut Vec<ChatEvent>) {
+        if !text.is_empty() {
+            let events = self.parser.feed(text);
+            self.forward_parsed(events, out);
+        }
+    }
+
+    pub(crate) fn reasoning(&mut self, text: &str, out: &mut Vec<ChatEvent>) {
+        if !text.is_empty() {
+            out.push(ChatEvent::Message(StreamEvent::ReasoningDelta { text: text.to_owned() }));
+        }
+    }
+
+    /// A piece of the structured call `wire_index`. Servers differ: the id may be missing, the
+    /// name may be empty or repeated in later pieces; the first non-empty one counts.
+    pub(crate) fn tool_call(
+        &mut self,
+        wire_index: u64,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: &str,
+        out: &mut Vec<ChatEvent>,
+    ) {
+        let call = self.structured.entry(wire_index).or_default();
+        if call.id.is_none() {
+            call.id = id.filter(|id| !id.is_empty()).map(str::to_owned);
+        }
+        if call.name.is_empty() {
+            call.name = name.unwrap_or_default().to_owned();
+        }
+        match call.index {
+            Some(index) => {
+                call.arguments.push_str(arguments);
+                if !arguments.is_empty() {
+                    out.push(ChatEvent::Message(StreamEvent::ArgumentsDelta {
+                        index,
+                        text: arguments.to_owned(),
+                    }));
+                }
+            }
+            None => {
+                call.arguments.push_str(arguments);
+                if !call.name.is_empty() {
+                    announce(call, &mut self.next_index, out);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn usage(&mut self, usage: Usage) {
+        self.usage = Some(usage);
+    }
+
+    pub(crate) fn finish_reason(&mut self, reason: Option<FinishReason>) {
+        if reason.is_some() {
+            self.finish_reason = reason;
+        }
+    }
+
+    /// The answer is complete: ends the calls, then reports usage and the finish reason.
+    pub(crate) fn finish(mut self, out: &mut Vec<ChatEvent>) {
+        let parser = std::mem::replace(
+            &mut self.parser,
+            StreamParser::new(Format::Kimi, &ParseOptions::default()),
+        );
+        let events = parser.finish();
+        self.forward_parsed(events, out);
+        for call in std::mem::take(&mut self.structured).into_values() {
+            self.end_structured(call, out);
+        }
+        if let Some(usage) = self.usage {
+            out.push(ChatEvent::Usage { usage });
+        }
+        let has_calls = self.next_index > 0;
+        let finish_reason = match self.finish_reason.take() {
+            // Some servers say `stop` for an answer that asks for tools.
+            Some(FinishReason::Stop) if has_calls => Some(FinishReason::ToolCalls),
+            None if has_calls => Some(FinishReason::ToolCalls),
+            reason => reason,
+        };
+        if let Some(finish_reason) = finish_reason {
+            out.push(ChatEvent::Finish { finish_reason });
+        }
+    }
+
+    fn end_structured(&mut self, mut call: StructuredCall, out: &mut Vec<ChatEvent>) {
+        let unnamed = call.name.is_empty();
+        let index = match call.index {
+            Some(index) => index,
+            None => announce(&mut call, &mut self.next_index, out),
+        };
+        let mut notes = Vec::new();
+        if unnamed {
+            notes.push(note(
+                DiagnosticKind::UnresolvedName,
+                index,
+                "the server sent no name for this call",
+            ));
+        }
+        let arguments = match check_arguments(call.arguments.trim()) {
+            ArgumentsCheck::Object => None,
+            ArgumentsCheck::DoubleEncoded(decoded) => {
+                let mut diagnostic = note(
+                    DiagnosticKind::DoubleEncodedArguments,
+                    index,
+                    "the arguments were a JSON string holding an object; decoded once",
+                );
+                diagnostic.text = Some(call.arguments.clone());
+                notes.push(diagnostic);
+                Some(decoded)
+            }
+            ArgumentsCheck::Invalid(reason) => {
+                notes.push(note(DiagnosticKind::InvalidArguments, index, &reason));
+                None
+            }
+        };
+        out.push(ChatEvent::Message(StreamEvent::CallEnd { index, name: None, arguments }));
+        out.extend(notes.into_iter().map(|note| ChatEvent::Message(StreamEvent::Diagnostic(note))));
+    }
+
+    /// Passes the parser's events on, renumbering its calls into the response's sequence.
+    fn forward_parsed(&mut self, events: Vec<StreamEvent>, out: &mut Vec<ChatEvent>) {
+        for event in events {
+            let event = match event {
+                StreamEvent::CallStart { index, id, name } => {
+                    let global = self.next_index;
+                    self.next_index += 1;
+                    self.parsed_calls.insert(index, global);
+                    StreamEvent::CallStart { index: global, id, name }
+                }
+                StreamEvent::ArgumentsDelta { index, text } => {
+                    StreamEvent::ArgumentsDelta { index: self.parsed_calls[&index], text }
+                }
+                StreamEvent::CallEnd { index, name, arguments } => {
+                    StreamEvent::CallEnd { index: self.parsed_calls[&index], name, arguments }
+                }
+                StreamEvent::Diagnostic(mut diagnostic) => {
+                    diagnostic.call_index =
+                        diagnostic.call_index.map(|index| self.parsed_calls[&index]);
+                    StreamEvent::Diagnostic(diagnostic)
+                }
+                text @ (StreamEvent::TextDelta { .. } | StreamEvent::ReasoningDelta { .. }) => text,
+            };
+            out.push(ChatEvent::Message(event));
+        }
+    }
+}
+
+/// Gives a structured call its index in the response and announces it, with the arguments
+/// that arrived before its name.
+fn announce(call: &mut StructuredCall, next_index: &mut usize, out: &mut Vec<ChatEvent>) -> usize {
+    let index = *next_index;
+    *next_index += 1;
+    call.index = Some(index);
+    let id = call.id.clone().unwrap_or_else(|| format!("call_{index}"));
+    out.push(ChatEvent::Message(StreamEvent::CallStart {
+        index,
+        id,
+        name: Some(call.name.clone()),
+    }));
+    if !call.arguments.is_empty() {
+        out.push(ChatEvent::Message(StreamEvent::ArgumentsDelta {
+            index,
+            text: call.arguments.clone(),
+        }));
+    }
+    index
+}
+
+fn note(kind: DiagnosticKind, index: usize, message: &str) -> Diagnostic {
+    Diagnostic { kind, call_index: Some(index), offset: 0, message: message.to_owned(), text: None }
+}

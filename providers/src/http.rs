@@ -1,0 +1,146 @@
+//! The HTTP side shared by the adapters: one client per provider with the connect and read
+//! timeouts, JSON POSTs whose error answers become classified [`ProviderError`]s (with any key
+//! removed from the body), and server-sent events.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde_json::Value;
+
+use crate::error::{ErrorKind, ProviderError};
+use crate::secret::ApiKey;
+
+pub(crate) fn client(
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .read_timeout(read_timeout)
+        .build()
+        .map_err(|error| {
+            ProviderError::new(ErrorKind::Config, format!("cannot set up HTTP: {error}"))
+        })
+}
+
+/// POSTs `body` to `url` and returns the response if its status is a success.
+pub(crate) async fn post_json(
+    request: reqwest::RequestBuilder,
+    body: &Value,
+    key: Option<&ApiKey>,
+) -> Result<reqwest::Response, ProviderError> {
+    let response = request.json(body).send().await.map_err(|error| transport_error(&error, key))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = retry_after(response.headers());
+    let text = response.text().await.unwrap_or_default();
+    let text = match key {
+        Some(key) => key.redact(&text),
+        None => text,
+    };
+    Err(ProviderError::from_status(status.as_u16(), &text, retry_after))
+}
+
+/// Reads a whole JSON answer.
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    key: Option<&ApiKey>,
+) -> Result<T, ProviderError> {
+    let text = response.text().await.map_err(|error| transport_error(&error, key))?;
+    serde_json::from_str(&text).map_err(|error| {
+        ProviderError::bad_response(
+            format_args!("the answer is not the expected JSON ({error})"),
+            &text,
+        )
+    })
+}
+
+/// A failure below HTTP: no connection, a timeout, a connection dropped while reading.
+pub(crate) fn transport_error(error: &reqwest::Error, key: Option<&ApiKey>) -> ProviderError {
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else if error.is_connect() {
+        ErrorKind::Connect
+    } else if error.is_body() || error.is_decode() {
+        ErrorKind::Interrupted
+    } else {
+        ErrorKind::Connect
+    };
+    let what = match kind {
+        ErrorKind::Timeout => "the server did not answer in time",
+        ErrorKind::Interrupted => "the connection broke while reading the answer",
+        _ => "cannot reach the server",
+    };
+    let detail = error_chain(error);
+    let detail = match key {
+        Some(key) => key.redact(&detail),
+        None => detail,
+    };
+    ProviderError::new(kind, format!("{what}: {detail}"))
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by model servers).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| secs.is_finite() && *secs >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+pub(crate) type SseStream = Pin<Box<dyn Stream<Item = Result<Event, ProviderError>> + Send>>;
+
+/// The server-sent events of a streamed answer.
+pub(crate) fn sse(response: reqwest::Response, key: Option<ApiKey>) -> SseStream {
+    Box::pin(response.bytes_stream().eventsource().map(move |item| {
+        item.map_err(|error| match error {
+            EventStreamError::Transport(error) => transport_error(&error, key.as_ref()),
+            EventStreamError::Utf8(error) => ProviderError::new(
+                ErrorKind::BadResponse,
+                format!("the event stream is not UTF-8: {error}"),
+            ),
+            EventStreamError::Parser(error) => ProviderError::new(
+                ErrorKind::BadResponse,
+                format!("the event stream is malformed: {error}"),
+            ),
+        })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_seconds() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("0.5"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(500)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&headers), None);
+    }
+}

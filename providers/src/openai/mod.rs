@@ -1,0 +1,204 @@
+//! The OpenAI chat-completions adapter: Moonshot/Kimi, Kimi Code, vLLM, llama.cpp, Ollama
+//! (`/v1`), LM Studio. Streaming uses server-sent events with index-keyed tool-call deltas;
+//! `content` always passes through the tagged-text parser, so tool calls that a model writes
+//! as text become calls, whether the answer streams or not.
+
+mod wire;
+
+use std::collections::VecDeque;
+
+use futures_util::StreamExt;
+use taskflow_parsers::Format;
+
+use crate::assemble::Assembler;
+use crate::config::ProviderConfig;
+use crate::error::{ErrorKind, ProviderError};
+use crate::http::{self, SseStream};
+use crate::request::ChatRequest;
+use crate::response::{ChatEvent, ChatResponse, FinishReason, ResponseBuilder};
+use crate::retry::RetryPolicy;
+use crate::secret::ApiKey;
+use crate::{ChatStream, Provider};
+use wire::{Completion, request_body};
+
+#[derive(Debug)]
+pub(crate) struct OpenAiProvider {
+    name: &'static str,
+    client: reqwest::Client,
+    url: String,
+    api_key: Option<ApiKey>,
+    model: String,
+    retry: RetryPolicy,
+    tagged_format: Format,
+}
+
+impl OpenAiProvider {
+    pub(crate) fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
+        Ok(Self {
+            name: config.preset.name,
+            client: http::client(config.connect_timeout, config.read_timeout)?,
+            url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
+            api_key: config.api_key.clone(),
+            model: config.model.clone(),
+            retry: config.retry,
+            tagged_format: config.tagged_format(),
+        })
+    }
+
+    fn model<'a>(&'a self, request: &'a ChatRequest) -> &'a str {
+        if request.model.is_empty() { &self.model } else { &request.model }
+    }
+
+    /// One attempt at sending `body`.
+    async fn send(&self, body: &serde_json::Value) -> Result<reqwest::Response, ProviderError> {
+        let mut post = self.client.post(&self.url);
+        if let Some(key) = &self.api_key {
+            post = post.bearer_auth(key.expose());
+        }
+        http::post_json(post, body, self.api_key.as_ref()).await
+    }
+
+    fn assembler(&self, request: &ChatRequest) -> Assembler {
+        Assembler::new(self.tagged_format, request.tool_specs())
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let body = request_body(request, self.model(request), false);
+        let completion: Completion = self
+            .retry
+            .run(|_| async {
+                let response = self.send(&body).await?;
+                http::read_json(response, self.api_key.as_ref()).await
+            })
+            .await?;
+        let mut assembler = self.assembler(request);
+        let mut events = Vec::new();
+        absorb(&mut assembler, completion, &mut events)?;
+        assembler.finish(&mut events);
+        let mut response = ResponseBuilder::new();
+        events.into_iter().for_each(|event| response.apply(event));
+        Ok(response.finish())
+    }
+
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        let body = request_body(request, self.model(request), true);
+        let response = self.retry.run(|_| self.send(&body)).await?;
+        let state = StreamState {
+            events: http::sse(response, self.api_key.clone()),
+            assembler: Some(self.assembler(request)),
+            ready: VecDeque::new(),
+            finished: false,
+        };
+        Ok(Box::pin(futures_util::stream::unfold(state, StreamState::next)))
+    }
+}
+
+/// Feeds one answer or chunk to the assembler.
+fn absorb(
+    assembler: &mut Assembler,
+    completion: Completion,
+    out: &mut Vec<ChatEvent>,
+) -> Result<(), ProviderError> {
+    if let Some(error) = completion.error {
+        return Err(ProviderError::bad_response(
+            "the server reported an error",
+            &error.to_string(),
+        ));
+    }
+    if let Some(usage) = completion.usage {
+        assembler.usage(usage.into());
+    }
+    for choice in completion.choices.into_iter().take(1) {
+        if let Some(message) = choice.message.or(choice.delta) {
+            if let Some(reasoning) = message.reasoning_content.or(message.reasoning) {
+                assembler.reasoning(&reasoning, out);
+            }
+            if let Some(content) = message.content {
+                assembler.content(&content, out);
+            }
+            for (position, call) in message.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                let function = call.function.unwrap_or_default();
+                assembler.tool_call(
+                    call.index.unwrap_or(position as u64),
+                    call.id.as_deref(),
+                    function.name.as_deref(),
+                    &function.arguments_text(),
+                    out,
+                );
+            }
+        }
+        assembler.finish_reason(choice.finish_reason.as_deref().and_then(FinishReason::from_wire));
+    }
+    Ok(())
+}
+
+struct StreamState {
+    events: SseStream,
+    assembler: Option<Assembler>,
+    ready: VecDeque<ChatEvent>,
+    finished: bool,
+}
+
+impl StreamState {
+    async fn next(mut self) -> Option<(Result<ChatEvent, ProviderError>, Self)> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some((Ok(event), self));
+            }
+            let assembler = self.assembler.as_mut()?;
+            match self.events.next().await {
+                Some(Ok(event)) if event.data.trim() == "[DONE]" => self.finish(),
+                Some(Ok(event)) if event.data.trim().is_empty() => {}
+                Some(Ok(event)) => {
+                    let chunk = match serde_json::from_str::<Completion>(&event.data) {
+                        Ok(chunk) => chunk,
+                        Err(error) => {
+                            return self.fail(ProviderError::bad_response(
+                                format_args!("a streamed chunk is not the expected JSON ({error})"),
+                                &event.data,
+                            ));
+                        }
+                    };
+                    self.finished |= chunk.choices.iter().any(|choice| {
+                        choice.finish_reason.as_deref().is_some_and(|reason| !reason.is_empty())
+                    });
+                    let mut out = Vec::new();
+                    if let Err(error) = absorb(assembler, chunk, &mut out) {
+                        return self.fail(error);
+                    }
+                    self.ready.extend(out);
+                }
+                Some(Err(error)) => return self.fail(error),
+                // Some servers close the stream after the finish reason without `[DONE]`.
+                None if self.finished => self.finish(),
+                None => {
+                    return self.fail(ProviderError::new(
+                        ErrorKind::Interrupted,
+                        "the stream ended before the answer was complete",
+                    ));
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(assembler) = self.assembler.take() {
+            let mut out = Vec::new();
+            assembler.finish(&mut out);
+            self.ready.extend(out);
+        }
+    }
+
+    fn fail(mut self, error: ProviderError) -> Option<(Result<ChatEvent, ProviderError>, Self)> {
+        self.assembler = None;
+        self.ready.clear();
+        Some((Err(error), self))
+    }
+}

@@ -1,0 +1,52 @@
+//! API keys. The type has no `Display`, no `Serialize`, and a `Debug` that hides the value, so
+//! a key cannot reach an error message, a log line, output or the journal by accident; the one
+//! way out is [`ApiKey::expose`], used where a header is set.
+
+use std::fmt;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// A key, unless the text is empty or only whitespace.
+    pub fn new(key: impl Into<String>) -> Option<Self> {
+        let key = key.into();
+        let trimmed = key.trim();
+        if trimmed.is_empty() { None } else { Some(Self(trimmed.to_owned())) }
+    }
+
+    /// The key from the environment variable `name`, if set and not empty.
+    pub fn from_env(name: &str) -> Option<Self> {
+        std::env::var(name).ok().and_then(Self::new)
+    }
+
+    /// The key itself, for the request header that carries it.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Removes every occurrence of the key from `text` (server error bodies may echo it).
+    pub(crate) fn redact(&self, text: &str) -> String {
+        text.replace(&self.0, "[redacted]")
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_redaction_hide_the_key() {
+        let key = ApiKey::new(" sk-secret-123 ").unwrap();
+        assert_eq!(format!("{key:?}"), "ApiKey([redacted])");
+        assert_eq!(key.expose(), "sk-secret-123");
+        assert_eq!(key.redact("bad key sk-secret-123!"), "bad key [redacted]!");
+        assert!(ApiKey::new("   ").is_none());
+    }
+}
