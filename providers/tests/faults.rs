@@ -1,0 +1,188 @@
+//! How providers fail: each HTTP error class, retries with backoff and `Retry-After`, a stream
+//! cut in the middle, malformed answers, a server that never answers, and keys kept out of
+//! every message.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use support::*;
+use taskflow_providers::{ErrorKind, ProviderError};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn server_answering(responses: Vec<ResponseTemplate>) -> MockServer {
+    let server = MockServer::start().await;
+    let count = responses.len();
+    for (position, response) in responses.into_iter().enumerate() {
+        let mock = Mock::given(method("POST")).respond_with(response);
+        // Each answer is used once, in order; the last one for every request after.
+        if position + 1 < count {
+            mock.up_to_n_times(1).with_priority(position as u8 + 1).mount(&server).await;
+        } else {
+            mock.with_priority(u8::MAX).mount(&server).await;
+        }
+    }
+    server
+}
+
+async fn complete_error(server: &MockServer) -> ProviderError {
+    provider("vllm", &server.uri()).complete(&weather_request()).await.unwrap_err()
+}
+
+async fn requests(server: &MockServer) -> usize {
+    server.received_requests().await.unwrap().len()
+}
+
+fn ok_answer() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(fixture("openai/tool_call.json"), "application/json")
+}
+
+#[tokio::test]
+async fn auth_errors_are_not_retried_and_never_show_the_key() {
+    let body = format!(r#"{{"error": {{"message": "Invalid key {SECRET_KEY}"}}}}"#);
+    let server = server_answering(vec![ResponseTemplate::new(401).set_body_string(body)]).await;
+    let error = complete_error(&server).await;
+    assert_eq!(error.kind, ErrorKind::Auth);
+    assert_eq!(error.status, Some(401));
+    assert_eq!(requests(&server).await, 1);
+    assert!(!error.message.contains(SECRET_KEY), "{}", error.message);
+    assert!(!format!("{error:?}").contains(SECRET_KEY));
+    assert!(error.message.contains("[redacted]"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn rate_limits_honour_retry_after() {
+    let server = server_answering(vec![
+        ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_string("slow down"),
+        ok_answer(),
+    ])
+    .await;
+    let started = Instant::now();
+    let response = provider("vllm", &server.uri()).complete(&weather_request()).await.unwrap();
+    assert_eq!(response.message.tool_calls.len(), 1);
+    assert_eq!(requests(&server).await, 2);
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn server_errors_are_retried() {
+    let server =
+        server_answering(vec![ResponseTemplate::new(500).set_body_string("boom"), ok_answer()])
+            .await;
+    let response = provider("vllm", &server.uri()).complete(&weather_request()).await.unwrap();
+    assert_eq!(response.message.tool_calls.len(), 1);
+    assert_eq!(requests(&server).await, 2);
+
+    let server = server_answering(vec![ResponseTemplate::new(503).set_body_string("down")]).await;
+    let error = complete_error(&server).await;
+    assert_eq!(error.kind, ErrorKind::Server);
+    assert_eq!(requests(&server).await, 3, "every attempt was made");
+    assert!(error.message.contains("after 3 attempts"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn context_length_and_bad_requests_are_permanent() {
+    let server = server_answering(vec![ResponseTemplate::new(400).set_body_string(
+        r#"{"error": {"code": "context_length_exceeded", "message": "too long"}}"#,
+    )])
+    .await;
+    assert_eq!(complete_error(&server).await.kind, ErrorKind::ContextLength);
+    assert_eq!(requests(&server).await, 1);
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_bad_response_with_a_snippet() {
+    let server = server_answering(vec![
+        ResponseTemplate::new(200).set_body_raw("<html>gateway says hi</html>", "text/html"),
+    ])
+    .await;
+    let error = complete_error(&server).await;
+    assert_eq!(error.kind, ErrorKind::BadResponse);
+    assert!(error.message.contains("<html>gateway says hi</html>"), "{}", error.message);
+    assert_eq!(requests(&server).await, 1);
+
+    let server = server_answering(vec![
+        ResponseTemplate::new(200).set_body_raw("data: {not json\n\n", "text/event-stream"),
+    ])
+    .await;
+    let provider = provider("vllm", &server.uri());
+    let mut stream = provider.stream(&weather_request()).await.unwrap();
+    let error = stream.next().await.unwrap().unwrap_err();
+    assert_eq!(error.kind, ErrorKind::BadResponse);
+    assert!(stream.next().await.is_none(), "an error ends the stream");
+}
+
+#[tokio::test]
+async fn a_stream_cut_in_the_middle_is_interrupted() {
+    let full = fixture("openai/stream_parallel_calls.sse");
+    let cut = &full[..full.len() / 2];
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{cut}",
+        full.len()
+    );
+    let base = raw_server(Some(reply)).await;
+    let provider = provider("vllm", &base);
+    let mut stream = provider.stream(&weather_request()).await.unwrap();
+    let mut events = 0;
+    let error = loop {
+        match stream.next().await {
+            Some(Ok(_)) => events += 1,
+            Some(Err(error)) => break error,
+            None => panic!("the stream ended cleanly after {events} events"),
+        }
+    };
+    assert!(events > 0, "what arrived before the cut was delivered");
+    assert_eq!(error.kind, ErrorKind::Interrupted, "{error}");
+    assert!(error.is_transient());
+}
+
+#[tokio::test]
+async fn a_stream_that_ends_without_finishing_is_interrupted() {
+    let full = fixture("openai/kimi_tagged_stream.sse");
+    let unfinished: String = full.split_inclusive("\n\n").take(5).collect();
+    let server = server_answering(vec![
+        ResponseTemplate::new(200).set_body_raw(unfinished, "text/event-stream"),
+    ])
+    .await;
+    let provider = provider("moonshot", &server.uri());
+    let mut stream = provider.stream(&weather_request()).await.unwrap();
+    let mut last = None;
+    while let Some(item) = stream.next().await {
+        last = Some(item);
+    }
+    assert_eq!(last.unwrap().unwrap_err().kind, ErrorKind::Interrupted);
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_times_out() {
+    let base = raw_server(None).await;
+    let mut config = config("vllm", &base);
+    config.read_timeout = Duration::from_millis(300);
+    config.retry.max_attempts = 2;
+    let started = Instant::now();
+    let error = config.build().unwrap().complete(&weather_request()).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Timeout, "{error}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let mut config = config("vllm", &base);
+    config.retry.max_attempts = 1;
+    let error = config.build().unwrap().complete(&weather_request()).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Connect, "{error}");
+}
+
+#[tokio::test]
+async fn hosted_presets_need_a_key() {
+    let mut config = config("moonshot", "http://127.0.0.1:9");
+    config.api_key = None;
+    let error = config.build().unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Config);
+    assert!(error.message.contains("MOONSHOT_API_KEY"), "{}", error.message);
+}
