@@ -6,11 +6,18 @@
 //! calls with the model's own ids, and diagnostics for whatever did not fit. It does no IO.
 
 mod arguments;
+mod auto;
+mod deepseek;
+mod engine;
 mod event;
 mod format;
+mod harmony;
 mod kimi;
+mod llama3;
 mod message;
+mod mistral;
 mod stream;
+mod tagged;
 mod tools;
 
 pub use arguments::{ArgumentsCheck, check_arguments};

@@ -1,9 +1,147 @@
-//! The streaming parser: text in chunks, events out as soon as they are certain.
+//! The streaming parser: text in chunks, events out as soon as they are certain. It picks
+//! the machine of the format asked for (or the auto-detector) and drives it.
 
 use crate::ParseOptions;
+use crate::auto::Auto;
+use crate::deepseek::{self, Deepseek};
+use crate::engine::driver::Driver;
+use crate::engine::text::TextOut;
 use crate::event::{EventSink, StreamEvent};
 use crate::format::Format;
-use crate::kimi::KimiParser;
+use crate::harmony::{self, Harmony};
+use crate::kimi::{self, Kimi};
+use crate::llama3::{self, Llama3};
+use crate::mistral::{self, Mistral};
+use crate::tagged::{Dialect, MinimaxTags, Tagged, ToolCallTags};
+
+/// The driven machine of one format.
+#[derive(Debug)]
+pub(crate) enum Inner {
+    Kimi(Driver<Kimi>),
+    ToolCall(Format, Driver<Tagged<ToolCallTags>>),
+    Minimax(Driver<Tagged<MinimaxTags>>),
+    Deepseek(Format, Driver<Deepseek>),
+    Mistral(Driver<Mistral>),
+    Llama3(Driver<Llama3>),
+    Harmony(Driver<Harmony>),
+}
+
+/// Runs `$body` with `$driver` bound to whichever driver `$inner` holds.
+macro_rules! each_driver {
+    ($inner:expr, $driver:ident => $body:expr) => {
+        match $inner {
+            Inner::Kimi($driver) => $body,
+            Inner::ToolCall(_, $driver) => $body,
+            Inner::Minimax($driver) => $body,
+            Inner::Deepseek(_, $driver) => $body,
+            Inner::Mistral($driver) => $body,
+            Inner::Llama3($driver) => $body,
+            Inner::Harmony($driver) => $body,
+        }
+    };
+}
+
+impl Inner {
+    /// The parser of `format` (not `Auto`) for input starting at absolute `offset`, with
+    /// `text` saying whether a think block is open.
+    pub(crate) fn new(
+        format: Format,
+        options: &ParseOptions,
+        text: TextOut,
+        offset: usize,
+    ) -> Self {
+        match format {
+            Format::Kimi => Inner::Kimi(Driver::starting_at(Kimi::new(options, text), offset)),
+            Format::Hermes | Format::Glm45 | Format::Qwen3Coder => {
+                let bare = format == Format::Qwen3Coder;
+                let machine = Tagged::new(options, text, bare);
+                Inner::ToolCall(format, Driver::starting_at(machine, offset))
+            }
+            Format::MinimaxM2 => {
+                Inner::Minimax(Driver::starting_at(Tagged::new(options, text, false), offset))
+            }
+            Format::DeepseekV3 | Format::DeepseekV31 => {
+                Inner::Deepseek(format, Driver::starting_at(Deepseek::new(options, text), offset))
+            }
+            Format::Mistral => {
+                Inner::Mistral(Driver::starting_at(Mistral::new(options, text), offset))
+            }
+            Format::Llama3 => {
+                Inner::Llama3(Driver::starting_at(Llama3::new(options, text), offset))
+            }
+            Format::Harmony => Inner::Harmony(Driver::starting_at(Harmony::new(options), offset)),
+            Format::Auto => unreachable!("auto is not a machine of its own"),
+        }
+    }
+
+    /// Qwen3-Coder found by a `<function=` outside `<tool_call>`.
+    pub(crate) fn bare_function(options: &ParseOptions, text: TextOut, offset: usize) -> Self {
+        Inner::new(Format::Qwen3Coder, options, text, offset)
+    }
+
+    /// The format this parser reads; for a family that reads several, the one the first
+    /// call's shape belongs to.
+    pub(crate) fn detected(&self) -> Format {
+        match self {
+            Inner::Kimi(_) => Format::Kimi,
+            Inner::ToolCall(format, driver) => driver.machine.detected().unwrap_or(*format),
+            Inner::Minimax(_) => Format::MinimaxM2,
+            Inner::Deepseek(format, driver) => driver.machine.detected().unwrap_or(*format),
+            Inner::Mistral(_) => Format::Mistral,
+            Inner::Llama3(_) => Format::Llama3,
+            Inner::Harmony(_) => Format::Harmony,
+        }
+    }
+
+    pub(crate) fn feed<S: EventSink>(&mut self, chunk: &str, sink: &mut S) {
+        each_driver!(self, driver => driver.feed(chunk, sink))
+    }
+
+    pub(crate) fn finish<S: EventSink>(&mut self, sink: &mut S) {
+        each_driver!(self, driver => driver.finish(sink))
+    }
+
+    pub(crate) fn buffered_len(&self) -> usize {
+        each_driver!(self, driver => driver.buffered_len())
+    }
+
+    pub(crate) fn retained_bytes(&self) -> usize {
+        each_driver!(self, driver => driver.retained_bytes())
+    }
+
+    pub(crate) fn marker_bytes(&self) -> usize {
+        each_driver!(self, driver => driver.marker_bytes())
+    }
+
+    pub(crate) fn scanned_bytes(&self) -> usize {
+        each_driver!(self, driver => driver.scanned_bytes())
+    }
+}
+
+impl Format {
+    /// The length in bytes of the format's longest marker: a streaming parser never holds
+    /// back more than this less one byte between chunks.
+    pub fn longest_marker(self) -> usize {
+        match self {
+            Format::Kimi => kimi::LONGEST_MARKER,
+            Format::Hermes | Format::Qwen3Coder | Format::Glm45 => ToolCallTags::LONGEST_MARKER,
+            Format::MinimaxM2 => MinimaxTags::LONGEST_MARKER,
+            Format::DeepseekV3 | Format::DeepseekV31 => deepseek::LONGEST_MARKER,
+            Format::Mistral => mistral::LONGEST_MARKER,
+            Format::Llama3 => llama3::LONGEST_MARKER,
+            Format::Harmony => harmony::LONGEST_MARKER,
+            Format::Auto => {
+                Format::ALL.iter().map(|format| format.longest_marker()).max().unwrap_or(0)
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Parser {
+    Fixed(Inner),
+    Auto(Auto),
+}
 
 /// Parses tagged text fed in chunks of any size (down to one character).
 ///
@@ -11,60 +149,95 @@ use crate::kimi::KimiParser;
 /// [`Message`](crate::Message) as [`parse`](crate::parse) on the whole text.
 #[derive(Debug)]
 pub struct StreamParser {
-    inner: KimiParser,
+    format: Format,
+    parser: Parser,
 }
 
 impl StreamParser {
     pub fn new(format: Format, options: &ParseOptions) -> Self {
-        match format {
-            Format::Kimi => Self { inner: KimiParser::new(options.tools.clone()) },
+        let parser = match format {
+            Format::Auto => Parser::Auto(Auto::new(options)),
+            format => Parser::Fixed(Inner::new(format, options, TextOut::default(), 0)),
+        };
+        Self { format, parser }
+    }
+
+    /// The format being read: the one asked for, or with [`Format::Auto`] the one its
+    /// markers told (`None` until one did). For Hermes, Qwen3-Coder and GLM, which one parser
+    /// reads, it is the format of the first call's shape.
+    pub fn format(&self) -> Option<Format> {
+        match &self.parser {
+            Parser::Fixed(inner) => Some(match self.format {
+                Format::Hermes | Format::Qwen3Coder | Format::Glm45 => self.format,
+                _ => inner.detected(),
+            }),
+            Parser::Auto(auto) => auto.detected(),
         }
     }
 
     /// Feeds the next chunk and returns the events it made certain.
     pub fn feed(&mut self, chunk: &str) -> Vec<StreamEvent> {
         let mut events = Vec::new();
-        self.inner.feed(chunk, &mut events);
+        self.feed_into(chunk, &mut events);
         events
     }
 
     /// Feeds the next chunk, sending its events to `sink`.
     pub fn feed_into(&mut self, chunk: &str, sink: &mut impl EventSink) {
-        self.inner.feed(chunk, sink);
+        match &mut self.parser {
+            Parser::Fixed(inner) => inner.feed(chunk, sink),
+            Parser::Auto(auto) => auto.feed(chunk, sink),
+        }
     }
 
     /// Ends the input: whatever was held back is decided, open calls are closed (as truncated).
     pub fn finish(mut self) -> Vec<StreamEvent> {
         let mut events = Vec::new();
-        self.inner.finish(&mut events);
+        self.finish_into(&mut events);
         events
     }
 
     /// Ends the input, sending the last events to `sink`.
     pub fn finish_into(&mut self, sink: &mut impl EventSink) {
-        self.inner.finish(sink);
+        match &mut self.parser {
+            Parser::Fixed(inner) => inner.finish(sink),
+            Parser::Auto(auto) => auto.finish(sink),
+        }
     }
 
-    /// Bytes held back at the end of the last chunk because they may start a marker; never
-    /// more than the longest marker.
+    /// Bytes held back at the end of the last chunk because they may start a marker; fewer
+    /// than [`Format::longest_marker`].
     pub fn buffered_len(&self) -> usize {
-        self.inner.buffered_len()
+        match &self.parser {
+            Parser::Fixed(inner) => inner.buffered_len(),
+            Parser::Auto(auto) => auto.buffered_len(),
+        }
     }
 
     /// Bytes kept between chunks: held-back text plus the call being read. Bounded by the
     /// largest single call, not by the length of the stream.
     pub fn retained_bytes(&self) -> usize {
-        self.inner.retained_bytes()
+        match &self.parser {
+            Parser::Fixed(inner) => inner.retained_bytes(),
+            Parser::Auto(auto) => auto.retained_bytes(),
+        }
     }
 
-    /// Bytes of markers consumed so far; with the message, accounts for every input byte.
+    /// Non-whitespace bytes of markers and other format syntax consumed so far (what carries
+    /// no text of its own); with the message, accounts for every non-whitespace input byte.
     pub fn marker_bytes(&self) -> usize {
-        self.inner.marker_bytes()
+        match &self.parser {
+            Parser::Fixed(inner) => inner.marker_bytes(),
+            Parser::Auto(auto) => auto.marker_bytes(),
+        }
     }
 
     /// Bytes handed to the scanner so far. Linear work means this stays within the input
     /// length plus the held-back bytes scanned again at each chunk.
     pub fn scanned_bytes(&self) -> usize {
-        self.inner.scanned_bytes()
+        match &self.parser {
+            Parser::Fixed(inner) => inner.scanned_bytes(),
+            Parser::Auto(auto) => auto.scanned_bytes(),
+        }
     }
 }

@@ -8,6 +8,9 @@ use nom::combinator::value;
 use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
+use crate::engine::json_args::ArgsGrammar;
+use crate::engine::scan::{MarkerSet, Scan};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Marker {
     SectionBegin,
@@ -42,17 +45,6 @@ impl Marker {
 /// The length in bytes of the longest marker; no more than this less one is ever held back.
 pub const LONGEST_MARKER: usize = "<|tool_calls_section_begin|>".len();
 
-/// What the text at a `<` is.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Scan {
-    /// A whole marker of `len` bytes.
-    Marker(Marker, usize),
-    /// The text ends with a proper prefix of a marker: more input decides.
-    Incomplete,
-    /// Not a marker.
-    NoMatch,
-}
-
 /// The tool-call markers share the prefix `<|tool_call`; matching it once and then the
 /// suffixes keeps the work per `<` small.
 fn tool_marker(input: &str) -> IResult<&str, Marker> {
@@ -78,20 +70,41 @@ fn marker(input: &str) -> IResult<&str, Marker> {
     alt((tool_marker, think_tag)).parse(input)
 }
 
-/// Recognizes a marker at the start of `input`, which starts with `<`.
-pub(crate) fn scan_marker(input: &str) -> Scan {
-    match marker(input) {
-        Ok((rest, marker)) => Scan::Marker(marker, input.len() - rest.len()),
-        Err(nom::Err::Incomplete(_)) => Scan::Incomplete,
-        Err(_) => Scan::NoMatch,
+/// The Kimi markers, all starting with `<`.
+#[derive(Debug)]
+pub(crate) struct KimiMarkers;
+
+impl MarkerSet for KimiMarkers {
+    type Marker = Marker;
+    const STARTS: &'static [u8] = b"<";
+
+    fn scan(input: &str) -> Scan<Marker> {
+        Scan::from_result(input, marker(input))
     }
+}
+
+/// In arguments, every tool-call marker ends them (or is in doubt inside a string); think tags
+/// are argument text.
+impl ArgsGrammar for KimiMarkers {
+    const OUTSIDE: &'static [u8] = b"<";
+    const INSIDE: &'static [u8] = b"<";
+    const BALANCED: bool = false;
+
+    fn ends_arguments(marker: Marker) -> bool {
+        marker.is_tool_marker()
+    }
+}
+
+#[cfg(test)]
+fn scan_marker(input: &str) -> Scan<Marker> {
+    <KimiMarkers as MarkerSet>::scan(input)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn check(input: &str, expected: Scan) {
+    fn check(input: &str, expected: Scan<Marker>) {
         assert_eq!(scan_marker(input), expected, "input {input:?}");
     }
 

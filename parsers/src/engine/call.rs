@@ -1,0 +1,314 @@
+//! The life of a tool call, the same in every format: it begins at a marker, is announced
+//! (`CallStart`) once its id and name are known, receives argument text (trimmed at both ends
+//! of the whole, streamed as it arrives), and ends with the checks of its arguments and the
+//! diagnostics of how it ended. Formats whose calls carry the name after the arguments (a JSON
+//! object holding both) buffer the text and announce the call when it is complete.
+
+use crate::arguments::{ArgumentsCheck, JsonStringState, check_arguments};
+use crate::engine::diag::{diagnostic, with_text};
+use crate::engine::is_tool_name;
+use crate::event::{EventSink, StreamEvent};
+use crate::message::DiagnosticKind;
+use crate::tools::{ToolSpec, resolve_unnamed};
+
+/// The id of a call in a format whose model writes none: `call_0`, `call_1`, … by the call's
+/// index in the message, so that the same text always gets the same ids.
+pub(crate) fn generated_id(index: usize) -> String {
+    format!("call_{index}")
+}
+
+/// The call being read.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub index: usize,
+    /// Offset of the marker that began the call.
+    pub offset: usize,
+    /// Text before the arguments that identifies the call (an id, a name), as read so far.
+    pub head: String,
+    /// The id gives no name: the declared tools may tell it when the call ends.
+    pub unnamed: bool,
+    announced: bool,
+    arguments: String,
+    /// Whitespace after the arguments so far: it is argument text only if more follows.
+    trailing_whitespace: String,
+    /// Offset of the first argument byte (or of where the arguments would have started).
+    arguments_offset: Option<usize>,
+    /// The check of the final arguments, when it was already made to settle a doubtful marker.
+    pub(crate) checked: Option<ArgumentsCheck>,
+    /// Where a scan of JSON arguments stands with respect to strings.
+    pub json: JsonStringState,
+    /// Open JSON objects and arrays, for arguments that end where their value closes.
+    pub depth: usize,
+    /// Text from a marker met inside an open JSON string, waiting for the string to close.
+    pub held: Option<HeldText>,
+    /// Set while text is parsed again after an unclosed string: the first marker met inside
+    /// the string then ends the arguments.
+    pub marker_ends_string: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct HeldText {
+    pub offset: usize,
+    pub text: String,
+}
+
+/// How a call came to an end.
+#[derive(Debug)]
+pub(crate) enum Ending {
+    /// At the format's end marker, as it should.
+    Closed,
+    /// Before its end marker, at `offset`, for the reason `message`.
+    Malformed { offset: usize, message: String },
+    /// At the end of the input.
+    Truncated,
+}
+
+/// The growable buffers of a call, kept from one call to the next so that their capacity is
+/// reused.
+#[derive(Debug, Default)]
+struct Buffers {
+    head: String,
+    arguments: String,
+    trailing_whitespace: String,
+}
+
+/// The calls of one message: how many began, and the one being read.
+#[derive(Debug, Default)]
+pub(crate) struct Calls {
+    started: usize,
+    open: Option<Call>,
+    spare: Buffers,
+}
+
+impl Calls {
+    /// Begins a call at the marker at `offset`; it is announced later.
+    pub(crate) fn begin(&mut self, offset: usize) -> &mut Call {
+        let Buffers { head, arguments, trailing_whitespace } = std::mem::take(&mut self.spare);
+        self.started += 1;
+        self.open.insert(Call {
+            index: self.started - 1,
+            offset,
+            head,
+            unnamed: false,
+            announced: false,
+            arguments,
+            trailing_whitespace,
+            arguments_offset: Some(offset),
+            checked: None,
+            json: JsonStringState::default(),
+            depth: 0,
+            held: None,
+            marker_ends_string: false,
+        })
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    pub(crate) fn open(&self) -> Option<&Call> {
+        self.open.as_ref()
+    }
+
+    pub(crate) fn open_mut(&mut self) -> Option<&mut Call> {
+        self.open.as_mut()
+    }
+
+    /// The call being read.
+    pub(crate) fn get(&mut self) -> &mut Call {
+        self.open.as_mut().expect("a call is open")
+    }
+
+    /// Announces the open call: its id and, when the id gives it, its name.
+    pub(crate) fn announce<S: EventSink>(
+        &mut self,
+        id: String,
+        name: Option<String>,
+        sink: &mut S,
+    ) {
+        let call = self.get();
+        call.announced = true;
+        call.unnamed = name.is_none();
+        sink.emit(StreamEvent::CallStart { index: call.index, id, name });
+    }
+
+    /// Announces the open call of the tool named `name` (as the text gives it, trimmed). A
+    /// name that cannot be a tool's is reported with its text, and the call stays nameless.
+    pub(crate) fn announce_name<S: EventSink>(&mut self, id: String, name: &str, sink: &mut S) {
+        let (index, offset) = (self.get().index, self.get().offset);
+        if is_tool_name(name) {
+            self.announce(id, Some(name.to_owned()), sink);
+            return;
+        }
+        self.announce(id, Some(String::new()), sink);
+        sink.emit(if name.is_empty() {
+            diagnostic(DiagnosticKind::InvalidId, Some(index), offset, "the call has no tool name")
+        } else {
+            with_text(
+                DiagnosticKind::InvalidId,
+                Some(index),
+                offset,
+                "the tool name may hold only letters, digits, `_`, `-` and `.`",
+                name,
+            )
+        });
+    }
+
+    /// The arguments start after this point: the first argument byte gives their offset.
+    pub(crate) fn arguments_start(&mut self) {
+        self.get().arguments_offset = None;
+    }
+
+    /// Adds argument text (at absolute `offset`), trimmed at both ends of the whole; an
+    /// announced call streams it.
+    pub(crate) fn push_arguments<S: EventSink>(&mut self, text: &str, offset: usize, sink: &mut S) {
+        let call = self.get();
+        let text = if call.arguments.is_empty() {
+            let trimmed = text.trim_start();
+            let offset = offset + text.len() - trimmed.len();
+            if !trimmed.is_empty() {
+                call.arguments_offset.get_or_insert(offset);
+            }
+            trimmed
+        } else {
+            text
+        };
+        let body = text.trim_end();
+        if body.is_empty() {
+            call.trailing_whitespace.push_str(text);
+            return;
+        }
+        let start = call.arguments.len();
+        call.arguments.push_str(&call.trailing_whitespace);
+        call.arguments.push_str(body);
+        call.trailing_whitespace.clear();
+        call.trailing_whitespace.push_str(&text[body.len()..]);
+        if call.announced {
+            sink.arguments(call.index, &call.arguments[start..]);
+        }
+    }
+
+    /// The arguments so far (trimmed), with the offset of their first byte.
+    pub(crate) fn arguments(&self) -> (&str, usize) {
+        let call = self.open.as_ref().expect("a call is open");
+        (&call.arguments, call.arguments_offset.unwrap_or(call.offset))
+    }
+
+    /// The arguments so far followed by `more`, as they would be if `more` were added.
+    pub(crate) fn arguments_with(&self, more: &str) -> String {
+        let call = self.open.as_ref().expect("a call is open");
+        let mut arguments = String::with_capacity(
+            call.arguments.len() + call.trailing_whitespace.len() + more.len(),
+        );
+        arguments.push_str(&call.arguments);
+        arguments.push_str(&call.trailing_whitespace);
+        arguments.push_str(more);
+        arguments
+    }
+
+    /// Takes the text buffered for a call not announced yet (a whole JSON object), with the
+    /// offset of its first byte; the call's arguments start again empty.
+    pub(crate) fn take_buffered(&mut self) -> (String, usize) {
+        let call = self.get();
+        debug_assert!(!call.announced, "only a call not announced yet buffers its text");
+        let offset = call.arguments_offset.take().unwrap_or(call.offset);
+        call.trailing_whitespace.clear();
+        call.checked = None;
+        (std::mem::take(&mut call.arguments), offset)
+    }
+
+    /// Gives up the open call, not announced yet, whose text turned out not to be a call:
+    /// returns that text (with its trailing whitespace), and the call's index is free again.
+    pub(crate) fn abandon(&mut self) -> String {
+        let mut call = self.open.take().expect("a call is open");
+        debug_assert!(!call.announced && call.held.is_none(), "only a buffered call is given up");
+        self.started -= 1;
+        let mut text = std::mem::take(&mut call.arguments);
+        text.push_str(&call.trailing_whitespace);
+        text
+    }
+
+    /// Ends the open call: checks its arguments, resolves an unnamed call against the declared
+    /// tools, and reports how it ended.
+    pub(crate) fn end<S: EventSink>(&mut self, ending: Ending, tools: &[ToolSpec], sink: &mut S) {
+        let mut call = self.open.take().expect("a call is open");
+        debug_assert!(call.announced, "a call is announced before it ends");
+        let index = Some(call.index);
+        let arguments_offset = call.arguments_offset.unwrap_or(call.offset);
+        let mut notes = Vec::new();
+        match ending {
+            Ending::Closed => {}
+            Ending::Malformed { offset, message } => {
+                notes.push(diagnostic(DiagnosticKind::MalformedCall, index, offset, message))
+            }
+            Ending::Truncated => notes.push(diagnostic(
+                DiagnosticKind::Truncated,
+                index,
+                call.offset,
+                "the input ended inside this tool call",
+            )),
+        }
+        let check = call.checked.take().unwrap_or_else(|| check_arguments(&call.arguments));
+        let replaced = match check {
+            ArgumentsCheck::Object => None,
+            ArgumentsCheck::DoubleEncoded(decoded) => {
+                notes.push(with_text(
+                    DiagnosticKind::DoubleEncodedArguments,
+                    index,
+                    arguments_offset,
+                    "the arguments were a JSON string holding an object; decoded once",
+                    call.arguments.clone(),
+                ));
+                Some(decoded)
+            }
+            ArgumentsCheck::Invalid(reason) => {
+                notes.push(diagnostic(
+                    DiagnosticKind::InvalidArguments,
+                    index,
+                    arguments_offset,
+                    reason,
+                ));
+                None
+            }
+        };
+        let name = if call.unnamed {
+            let arguments = replaced.as_deref().unwrap_or(&call.arguments);
+            match resolve_unnamed(tools, arguments) {
+                Ok(name) => Some(name),
+                Err(reason) => {
+                    notes.push(diagnostic(
+                        DiagnosticKind::UnresolvedName,
+                        index,
+                        call.offset,
+                        reason,
+                    ));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        sink.emit(StreamEvent::CallEnd { index: call.index, name, arguments: replaced });
+        for note in notes {
+            sink.emit(note);
+        }
+        call.head.clear();
+        call.arguments.clear();
+        call.trailing_whitespace.clear();
+        self.spare = Buffers {
+            head: call.head,
+            arguments: call.arguments,
+            trailing_whitespace: call.trailing_whitespace,
+        };
+    }
+
+    /// Bytes kept for the open call.
+    pub(crate) fn retained(&self) -> usize {
+        self.open.as_ref().map_or(0, |call| {
+            call.head.len()
+                + call.arguments.len()
+                + call.trailing_whitespace.len()
+                + call.held.as_ref().map_or(0, |held| held.text.len())
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! Feeding a format's state machine chunk by chunk.
+//!
+//! One-shot parsing is a single `feed` of the whole input followed by `finish`, so every
+//! chunking of an input goes through the same decisions: that is what makes the folded events
+//! of any chunking equal the one-shot result. A machine only stops before the end of a chunk
+//! where the text may start a marker ([`Step::NeedInput`]); the driver carries those few bytes
+//! into the next chunk and scans nothing else twice. Text that a machine hands back to be read
+//! again ([`Step::Replay`], after a marker inside a JSON string turned out to end the
+//! arguments) is read from an explicit stack, not by recursion.
+
+use crate::event::EventSink;
+
+/// What a step of a machine did.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Go on from this position (the state may have changed).
+    Continue(usize),
+    /// Stop here: the text from this position may start a marker.
+    NeedInput(usize),
+    /// Parse `replay` (text already seen) before going on from `resume`.
+    Replay { resume: usize, replay: Replay },
+}
+
+/// Text to parse again, and how far that has got.
+#[derive(Debug)]
+pub(crate) struct Replay {
+    pub text: String,
+    pub offset: usize,
+    pub pos: usize,
+}
+
+/// A format's incremental state machine.
+pub(crate) trait Machine {
+    /// Reads `input` from `pos` (`input` starts at absolute offset `base`) in the current
+    /// state, until the state changes, the input ends, or more input is needed.
+    fn step<S: EventSink>(
+        &mut self,
+        input: &str,
+        pos: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step;
+
+    /// At the end of the input: text still in doubt that must be parsed again, if any.
+    fn unsettled<S: EventSink>(&mut self, _sink: &mut S) -> Option<Replay> {
+        None
+    }
+
+    /// Closes whatever is still open at the end of the input (at absolute `offset`).
+    fn end<S: EventSink>(&mut self, offset: usize, sink: &mut S);
+
+    /// Bytes kept between chunks besides the held-back text (the call being read).
+    fn retained(&self) -> usize;
+
+    /// Non-whitespace bytes of markers and syntax consumed so far.
+    fn marker_bytes(&self) -> usize;
+}
+
+/// Feeds a [`Machine`], holding back a possible marker start between chunks.
+#[derive(Debug)]
+pub(crate) struct Driver<M> {
+    pub machine: M,
+    /// Input not processed yet: a possible marker start left at the end of the last chunk.
+    pending: String,
+    /// Absolute offset of the first byte of `pending` (all input before it is processed).
+    offset: usize,
+    scanned_bytes: usize,
+}
+
+impl<M: Machine> Driver<M> {
+    pub(crate) fn new(machine: M) -> Self {
+        Self::starting_at(machine, 0)
+    }
+
+    /// A driver whose input starts at absolute `offset` (after text another parser read).
+    pub(crate) fn starting_at(machine: M, offset: usize) -> Self {
+        Self { machine, pending: String::new(), offset, scanned_bytes: 0 }
+    }
+
+    pub(crate) fn feed<S: EventSink>(&mut self, chunk: &str, sink: &mut S) {
+        if self.pending.is_empty() {
+            let consumed = self.drive(chunk, self.offset, false, sink);
+            self.offset += consumed;
+            self.pending.push_str(&chunk[consumed..]);
+        } else {
+            let mut input = std::mem::take(&mut self.pending);
+            input.push_str(chunk);
+            let consumed = self.drive(&input, self.offset, false, sink);
+            self.offset += consumed;
+            input.drain(..consumed);
+            self.pending = input;
+        }
+    }
+
+    pub(crate) fn finish<S: EventSink>(&mut self, sink: &mut S) {
+        self.drain(sink);
+        self.machine.end(self.offset, sink);
+    }
+
+    /// Processes the pending input as the end of the input, and settles what is in doubt. A
+    /// machine that stops before the end (having handed the rest to another parser) leaves
+    /// the rest pending.
+    pub(crate) fn drain<S: EventSink>(&mut self, sink: &mut S) {
+        let input = std::mem::take(&mut self.pending);
+        let base = self.offset;
+        let consumed = self.drive(&input, base, true, sink);
+        self.offset = base + consumed;
+        if consumed < input.len() {
+            self.pending.push_str(&input[consumed..]);
+            return;
+        }
+        while let Some(replay) = self.machine.unsettled(sink) {
+            self.drive(&replay.text, replay.offset, true, sink);
+        }
+    }
+
+    /// The input not processed yet, and its absolute offset; the driver keeps none.
+    pub(crate) fn take_pending(&mut self) -> (String, usize) {
+        (std::mem::take(&mut self.pending), self.offset)
+    }
+
+    pub(crate) fn buffered_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub(crate) fn retained_bytes(&self) -> usize {
+        self.pending.len() + self.machine.retained()
+    }
+
+    pub(crate) fn marker_bytes(&self) -> usize {
+        self.machine.marker_bytes()
+    }
+
+    pub(crate) fn scanned_bytes(&self) -> usize {
+        self.scanned_bytes
+    }
+
+    /// Processes `input` (which starts at absolute offset `base`) and returns how many bytes
+    /// were consumed; the rest is a possible marker start that needs more input. Text that a
+    /// step hands back for parsing again is processed before the rest.
+    fn drive<S: EventSink>(&mut self, input: &str, base: usize, eof: bool, sink: &mut S) -> usize {
+        let mut pos = 0;
+        loop {
+            match self.process(&input[pos..], base + pos, eof, sink) {
+                Step::Continue(consumed) | Step::NeedInput(consumed) => return pos + consumed,
+                Step::Replay { resume, replay } => {
+                    pos += resume;
+                    self.run_replays(replay, eof, sink);
+                }
+            }
+        }
+    }
+
+    /// Parses text handed back by a step, and any text handed back while doing so, in order.
+    fn run_replays<S: EventSink>(&mut self, first: Replay, eof: bool, sink: &mut S) {
+        let mut replays = vec![first];
+        while let Some(replay) = replays.last_mut() {
+            let text = &replay.text[replay.pos..];
+            match self.process(text, replay.offset + replay.pos, eof, sink) {
+                Step::Continue(consumed) | Step::NeedInput(consumed) => {
+                    debug_assert_eq!(consumed, text.len(), "replays end in a whole marker");
+                    replays.pop();
+                }
+                Step::Replay { resume, replay: inner } => {
+                    replay.pos += resume;
+                    replays.push(inner);
+                }
+            }
+        }
+    }
+
+    /// Runs the machine over `input` until it ends, needs more input, or hands back text to
+    /// parse again.
+    fn process<S: EventSink>(&mut self, input: &str, base: usize, eof: bool, sink: &mut S) -> Step {
+        self.scanned_bytes += input.len();
+        let mut pos = 0;
+        while pos < input.len() {
+            match self.machine.step(input, pos, base, eof, sink) {
+                Step::Continue(next) => pos = next,
+                step @ Step::NeedInput(_) => return step,
+                Step::Replay { resume, replay } => {
+                    self.scanned_bytes -= input.len() - resume;
+                    return Step::Replay { resume, replay };
+                }
+            }
+        }
+        Step::Continue(pos)
+    }
+}

@@ -1,0 +1,300 @@
+//! Calls written as one JSON object that holds the tool's name and its arguments (Hermes,
+//! Mistral's array form, Llama 3): `{"name": "get_weather", "arguments": {...}}`.
+//!
+//! The object is validated once with serde_json, then its members are located by a small
+//! scan, so that the arguments stay the model's text byte for byte. `arguments` and
+//! `parameters` both name the arguments; `id` is the model's call id; `type` may say
+//! `"function"`. Any other member, a second arguments member, or a `type` of another kind is
+//! reported with its text rather than silently dropped.
+
+use crate::engine::call::{Calls, Ending, generated_id};
+use crate::engine::diag::{diagnostic, with_text};
+use crate::engine::non_whitespace_len;
+use crate::event::EventSink;
+use crate::message::DiagnosticKind;
+use crate::tools::ToolSpec;
+
+/// One member of the object: its key as written (inside the quotes), and its raw value at
+/// byte `at` of the object text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Member<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
+    pub at: usize,
+}
+
+impl<'a> Member<'a> {
+    /// The value when it is a JSON string that needs no unescaping: its text.
+    pub(crate) fn plain_string(&self) -> Option<&'a str> {
+        let inner = self.value.strip_prefix('"')?.strip_suffix('"')?;
+        (!inner.contains('\\')).then_some(inner)
+    }
+}
+
+/// The parts of a call object.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Envelope<'a> {
+    pub name: Option<Member<'a>>,
+    pub arguments: Option<Member<'a>>,
+    pub id: Option<Member<'a>>,
+    /// Members that are not part of a call object, in order.
+    pub others: Vec<Member<'a>>,
+}
+
+/// Reads a call object; `Err` says why the text is not a JSON object.
+pub(crate) fn read_envelope(text: &str) -> Result<Envelope<'_>, String> {
+    if !text.starts_with('{') {
+        return Err("the tool call is not a JSON object".to_owned());
+    }
+    if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        return Err(format!("the tool call is not a valid JSON object: {error}"));
+    }
+    let mut envelope = Envelope::default();
+    for member in members(text) {
+        let key = decoded_key(member.key);
+        let slot = match key.as_str() {
+            "name" => &mut envelope.name,
+            "arguments" | "parameters" => &mut envelope.arguments,
+            "id" => &mut envelope.id,
+            "type" if member.value == "\"function\"" => continue,
+            _ => {
+                envelope.others.push(member);
+                continue;
+            }
+        };
+        match slot {
+            None => *slot = Some(member),
+            Some(_) => envelope.others.push(member),
+        }
+    }
+    Ok(envelope)
+}
+
+/// Announces, fills and ends the open call from the object text it buffered. Returns the
+/// non-whitespace bytes of the object's syntax (everything not carried into the message).
+///
+/// A call without an arguments member takes no arguments: `{}`, the object's own braces.
+/// Text that is not a JSON object stays the call's arguments, reported as malformed.
+pub(crate) fn finish_envelope_call<S: EventSink>(
+    calls: &mut Calls,
+    tools: &[ToolSpec],
+    ending: Ending,
+    sink: &mut S,
+) -> usize {
+    let (body, offset) = calls.take_buffered();
+    let index = calls.get().index;
+    let envelope = match read_envelope(&body) {
+        Ok(envelope) => envelope,
+        Err(reason) => {
+            calls.announce(generated_id(index), Some(String::new()), sink);
+            calls.push_arguments(&body, offset, sink);
+            calls.end(ending, tools, sink);
+            sink.emit(diagnostic(DiagnosticKind::MalformedCall, Some(index), offset, reason));
+            return 0;
+        }
+    };
+    let mut carried: Vec<&str> = Vec::new();
+    let mut notes = Vec::new();
+    let id = match envelope.id.map(|id| (id, id.plain_string())) {
+        Some((_, Some(id))) if !id.is_empty() => {
+            carried.push(id);
+            id.to_owned()
+        }
+        Some((member, _)) => {
+            notes.push(member);
+            generated_id(index)
+        }
+        None => generated_id(index),
+    };
+    match envelope.name {
+        Some(member) => match member.plain_string() {
+            Some(name) => {
+                carried.push(name);
+                calls.announce_name(id, name, sink);
+            }
+            None => {
+                carried.push(member.value);
+                calls.announce(id, Some(String::new()), sink);
+                sink.emit(with_text(
+                    DiagnosticKind::InvalidId,
+                    Some(index),
+                    offset + member.at,
+                    "the tool name is not a plain JSON string",
+                    member.value,
+                ));
+            }
+        },
+        None => {
+            calls.announce(id, Some(String::new()), sink);
+            sink.emit(diagnostic(
+                DiagnosticKind::MalformedCall,
+                Some(index),
+                offset,
+                "the tool call has no `name`",
+            ));
+        }
+    }
+    match envelope.arguments {
+        Some(member) => {
+            carried.push(member.value);
+            calls.push_arguments(member.value, offset + member.at, sink);
+        }
+        None => {
+            carried.push("{}");
+            calls.push_arguments("{}", offset, sink);
+        }
+    }
+    calls.end(ending, tools, sink);
+    for member in notes.into_iter().chain(envelope.others) {
+        carried.push(member.value);
+        sink.emit(with_text(
+            DiagnosticKind::StrayText,
+            Some(index),
+            offset + member.at,
+            format!("the member `{}` is not part of a tool call; dropped", member.key),
+            member.value,
+        ));
+    }
+    syntax_bytes(&body, &carried)
+}
+
+/// The non-whitespace bytes of `text` outside the given member values: the object's syntax.
+pub(crate) fn syntax_bytes(text: &str, carried: &[&str]) -> usize {
+    non_whitespace_len(text) - carried.iter().map(|piece| non_whitespace_len(piece)).sum::<usize>()
+}
+
+fn decoded_key(raw: &str) -> String {
+    if raw.contains('\\') {
+        serde_json::from_str::<String>(&format!("\"{raw}\"")).unwrap_or_else(|_| raw.to_owned())
+    } else {
+        raw.to_owned()
+    }
+}
+
+/// The members of a valid JSON object text.
+fn members(text: &str) -> Vec<Member<'_>> {
+    let bytes = text.as_bytes();
+    let mut members = Vec::new();
+    let mut i = skip_whitespace(bytes, 1);
+    while i < bytes.len() && bytes[i] == b'"' {
+        let key_end = string_end(bytes, i);
+        let key = &text[i + 1..key_end - 1];
+        i = skip_whitespace(bytes, key_end);
+        i = skip_whitespace(bytes, i + 1); // the colon
+        let value_end = value_end(bytes, i);
+        members.push(Member { key, value: &text[i..value_end], at: i });
+        i = skip_whitespace(bytes, value_end);
+        if i < bytes.len() && bytes[i] == b',' {
+            i = skip_whitespace(bytes, i + 1);
+        }
+    }
+    members
+}
+
+fn skip_whitespace(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// The position after the string starting at `start` (a `"`).
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The position after the value starting at `start`.
+fn value_end(bytes: &[u8], start: usize) -> usize {
+    match bytes.get(start) {
+        Some(b'"') => string_end(bytes, start),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut i = start;
+            while i < bytes.len() {
+                match bytes[i] {
+                    b'"' => {
+                        i = string_end(bytes, i);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            bytes.len()
+        }
+        _ => {
+            let mut i = start;
+            while i < bytes.len() && !matches!(bytes[i], b',' | b'}' | b']') {
+                i += 1;
+            }
+            while i > start && bytes[i - 1].is_ascii_whitespace() {
+                i -= 1;
+            }
+            i
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member<'a>(text: &'a str, key: &'a str, value: &'a str) -> Member<'a> {
+        Member { key, value, at: text.find(value).unwrap() }
+    }
+
+    #[test]
+    fn members_are_located_byte_exact() {
+        let text =
+            r#"{"name": "get_weather", "arguments": {"city": "Pa}ris", "n": [1, {"x": "]"}]}}"#;
+        let envelope = read_envelope(text).unwrap();
+        assert_eq!(envelope.name, Some(member(text, "name", "\"get_weather\"")));
+        assert_eq!(
+            envelope.arguments.unwrap().value,
+            r#"{"city": "Pa}ris", "n": [1, {"x": "]"}]}"#
+        );
+        assert!(envelope.others.is_empty());
+        assert_eq!(envelope.name.unwrap().plain_string(), Some("get_weather"));
+    }
+
+    #[test]
+    fn other_members_are_kept_apart() {
+        let text = "{ \"type\" : \"function\" , \"parameters\":{},\"arguments\" : 1 , \"id\":\"abc\", \
+                    \"why\": null , \"n\\u0061me\": \"f\"}";
+        let envelope = read_envelope(text).unwrap();
+        assert_eq!(envelope.arguments.unwrap().value, "{}");
+        assert_eq!(envelope.id.unwrap().plain_string(), Some("abc"));
+        assert_eq!(envelope.name.unwrap().value, "\"f\"");
+        let others: Vec<_> = envelope.others.iter().map(|m| (m.key, m.value)).collect();
+        assert_eq!(others, [("arguments", "1"), ("why", "null")]);
+    }
+
+    #[test]
+    fn invalid_objects_are_refused() {
+        assert!(read_envelope("[1]").unwrap_err().contains("not a JSON object"));
+        assert!(read_envelope("{\"name\": }").unwrap_err().contains("not a valid JSON object"));
+        assert!(read_envelope("{} x").is_err());
+        assert_eq!(read_envelope("{}").unwrap(), Envelope::default());
+    }
+
+    #[test]
+    fn escaped_strings_are_not_plain() {
+        let text = r#"{"name": "a\"b"}"#;
+        assert_eq!(read_envelope(text).unwrap().name.unwrap().plain_string(), None);
+    }
+}

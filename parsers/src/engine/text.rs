@@ -1,0 +1,47 @@
+//! Text for the user and `<think>` reasoning: the part of every format outside tool calls.
+
+use crate::engine::diag::unexpected_marker;
+use crate::event::EventSink;
+
+/// Where text outside calls goes: content, or reasoning inside a think block.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct TextOut {
+    pub in_think: bool,
+}
+
+impl TextOut {
+    pub(crate) fn emit<S: EventSink>(&self, text: &str, sink: &mut S) {
+        if text.is_empty() {
+            return;
+        }
+        if self.in_think {
+            sink.reasoning(text);
+        } else {
+            sink.text(text);
+        }
+    }
+
+    /// Whether a think opener is a marker here: inside a think block it is plain text.
+    pub(crate) fn opens(&self) -> bool {
+        !self.in_think
+    }
+
+    pub(crate) fn open(&mut self) {
+        self.in_think = true;
+    }
+
+    /// A think closer: it ends the block, or is reported and dropped when none is open.
+    pub(crate) fn close<S: EventSink>(
+        &mut self,
+        spelling: &str,
+        opener: &str,
+        offset: usize,
+        sink: &mut S,
+    ) {
+        if self.in_think {
+            self.in_think = false;
+        } else {
+            sink.emit(unexpected_marker(spelling, offset, &format!("without an open `{opener}`")));
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The gpt-oss harmony format: the reply is a sequence of messages, each a header and a body,
+//! `<|start|>ROLE<|channel|>CHANNEL<|message|>BODY<|end|>` (the first message usually starts
+//! at `<|channel|>`, the prompt having written `<|start|>assistant`).
+//!
+//! The header says where the body goes: a recipient `to=functions.NAME` (in the role part or
+//! the channel part) makes the body the JSON arguments of a call of NAME, closed by `<|call|>`
+//! (`<|constrain|>json` or a bare `json` may say the arguments are JSON); other recipients
+//! (`browser.search`, `python`) are called by their whole name. Without a recipient, the
+//! `analysis` channel is reasoning and every other channel (`final`, `commentary`) is content.
+//! Text outside any message is content. Harmony writes no call ids: calls get `call_0`,
+//! `call_1`, … by their index.
+
+mod markers;
+
+use crate::ParseOptions;
+use crate::engine::call::{Calls, Ending, generated_id};
+use crate::engine::diag::{unexpected_marker, with_text};
+use crate::engine::driver::{Machine, Replay, Step};
+use crate::engine::json_args::{self, ArgsStop, read_arguments};
+use crate::engine::non_whitespace_len;
+use crate::engine::scan::{Next, marker_len, next_marker};
+use crate::engine::text::TextOut;
+use crate::event::EventSink;
+use crate::message::DiagnosticKind;
+use crate::tools::ToolSpec;
+use markers::{Marker, Tokens};
+
+pub(crate) use markers::LONGEST_MARKER;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Between messages.
+    Outside,
+    /// A message header, up to `<|message|>`.
+    Header,
+    /// The body of a message for the user (`in_think`: the analysis channel).
+    Body,
+    /// The body of a message to a tool: the call's arguments.
+    Arguments,
+}
+
+/// The parts of a header as written: before `<|channel|>`, after it, after `<|constrain|>`.
+#[derive(Debug, Default)]
+struct Header {
+    offset: usize,
+    role: String,
+    channel: String,
+    constrain: String,
+    part: Part,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    #[default]
+    Role,
+    Channel,
+    Constrain,
+}
+
+impl Header {
+    fn part_mut(&mut self) -> &mut String {
+        match self.part {
+            Part::Role => &mut self.role,
+            Part::Channel => &mut self.channel,
+            Part::Constrain => &mut self.constrain,
+        }
+    }
+
+    fn clear(&mut self, offset: usize, part: Part) {
+        self.offset = offset;
+        self.role.clear();
+        self.channel.clear();
+        self.constrain.clear();
+        self.part = part;
+    }
+
+    /// The recipient named by `to=…` in the role or channel part.
+    fn recipient(&self) -> Option<&str> {
+        self.role
+            .split_whitespace()
+            .chain(self.channel.split_whitespace())
+            .find_map(|word| word.strip_prefix("to="))
+    }
+
+    fn channel_name(&self) -> &str {
+        self.channel.split_whitespace().find(|word| !word.starts_with("to=")).unwrap_or("")
+    }
+
+    fn text(&self) -> String {
+        let mut text = self.role.clone();
+        for part in [&self.channel, &self.constrain] {
+            if !part.is_empty() {
+                text.push(' ');
+                text.push_str(part);
+            }
+        }
+        text.trim().to_owned()
+    }
+
+    fn len(&self) -> usize {
+        self.role.len() + self.channel.len() + self.constrain.len()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Harmony {
+    tools: Vec<ToolSpec>,
+    state: State,
+    /// Content, or reasoning while in the analysis channel.
+    body: TextOut,
+    header: Header,
+    calls: Calls,
+    marker_bytes: usize,
+}
+
+impl Harmony {
+    pub(crate) fn new(options: &ParseOptions) -> Self {
+        Self {
+            tools: options.tools.clone(),
+            state: State::Outside,
+            body: TextOut::default(),
+            header: Header::default(),
+            calls: Calls::default(),
+            marker_bytes: 0,
+        }
+    }
+
+    /// Outside a message and in a body for the user: text until a token.
+    fn step_text<S: EventSink>(
+        &mut self,
+        input: &str,
+        start: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        match next_marker::<Tokens>(input, start, eof, |_| true) {
+            Next::Marker { at, marker, len } => {
+                self.body.emit(&input[start..at], sink);
+                self.marker_bytes += len;
+                let offset = base + at;
+                match marker {
+                    Marker::Start => self.open_header(offset, Part::Role),
+                    Marker::Channel => self.open_header(offset, Part::Channel),
+                    Marker::Message if self.state == State::Outside => {
+                        self.header.clear(offset, Part::Role);
+                        self.open_body(sink);
+                    }
+                    Marker::End | Marker::Return | Marker::Call if self.state == State::Body => {
+                        self.close_body();
+                    }
+                    _ => sink.emit(unexpected_marker(
+                        marker.text(),
+                        offset,
+                        if self.state == State::Body {
+                            "inside a message"
+                        } else {
+                            "outside any message"
+                        },
+                    )),
+                }
+                Step::Continue(at + len)
+            }
+            Next::NeedInput(at) => {
+                self.body.emit(&input[start..at], sink);
+                Step::NeedInput(at)
+            }
+            Next::End => {
+                self.body.emit(&input[start..], sink);
+                Step::Continue(input.len())
+            }
+        }
+    }
+
+    fn open_header(&mut self, offset: usize, part: Part) {
+        self.body = TextOut::default();
+        self.header.clear(offset, part);
+        self.state = State::Header;
+    }
+
+    fn close_body(&mut self) {
+        self.body = TextOut::default();
+        self.state = State::Outside;
+    }
+
+    fn step_header<S: EventSink>(
+        &mut self,
+        input: &str,
+        start: usize,
+        _base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        match next_marker::<Tokens>(input, start, eof, |_| true) {
+            Next::Marker { at, marker, len } => {
+                self.header.part_mut().push_str(&input[start..at]);
+                match marker {
+                    Marker::Channel => self.header.part = Part::Channel,
+                    Marker::Constrain => self.header.part = Part::Constrain,
+                    Marker::Message => {
+                        self.marker_bytes += len;
+                        self.open_body(sink);
+                        return Step::Continue(at + len);
+                    }
+                    _ => {
+                        self.drop_header(sink);
+                        self.state = State::Outside;
+                        return Step::Continue(at);
+                    }
+                }
+                self.marker_bytes += len;
+                Step::Continue(at + len)
+            }
+            Next::NeedInput(at) => {
+                self.header.part_mut().push_str(&input[start..at]);
+                Step::NeedInput(at)
+            }
+            Next::End => {
+                self.header.part_mut().push_str(&input[start..]);
+                Step::Continue(input.len())
+            }
+        }
+    }
+
+    /// A header that never reached `<|message|>`: its text is reported.
+    fn drop_header<S: EventSink>(&mut self, sink: &mut S) {
+        let text = self.header.text();
+        if !text.is_empty() {
+            sink.emit(with_text(
+                DiagnosticKind::StrayText,
+                None,
+                self.header.offset,
+                "a message header without `<|message|>`",
+                text,
+            ));
+        }
+        self.header.clear(0, Part::Role);
+    }
+
+    /// The header is complete: the body goes to a call, to reasoning or to content.
+    fn open_body<S: EventSink>(&mut self, sink: &mut S) {
+        let header_bytes = non_whitespace_len(&self.header.role)
+            + non_whitespace_len(&self.header.channel)
+            + non_whitespace_len(&self.header.constrain);
+        let recipient = self.header.recipient().filter(|r| !matches!(*r, "assistant" | "user"));
+        if let Some(recipient) = recipient {
+            let name = recipient.strip_prefix("functions.").unwrap_or(recipient).to_owned();
+            self.marker_bytes += header_bytes - non_whitespace_len(&name);
+            let index = self.calls.begin(self.header.offset).index;
+            self.calls.announce_name(generated_id(index), &name, sink);
+            self.calls.arguments_start();
+            self.state = State::Arguments;
+        } else {
+            self.marker_bytes += header_bytes;
+            self.body = TextOut { in_think: self.header.channel_name() == "analysis" };
+            self.state = State::Body;
+        }
+        self.header.clear(0, Part::Role);
+    }
+
+    fn step_arguments<S: EventSink>(
+        &mut self,
+        input: &str,
+        start: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        match read_arguments::<Tokens, S>(&mut self.calls, input, start, base, eof, sink) {
+            ArgsStop::Marker(Marker::Call, at) => {
+                let len = marker_len::<Tokens>(input, at);
+                self.marker_bytes += len;
+                self.calls.end(Ending::Closed, &self.tools, sink);
+                self.state = State::Outside;
+                Step::Continue(at + len)
+            }
+            ArgsStop::Marker(marker, at) => {
+                let closes = matches!(marker, Marker::End | Marker::Return);
+                let ending = Ending::Malformed {
+                    offset: base + at,
+                    message: format!(
+                        "the call was not closed with `<|call|>` before `{}`",
+                        marker.text()
+                    ),
+                };
+                self.calls.end(ending, &self.tools, sink);
+                self.state = State::Outside;
+                if closes {
+                    let len = marker_len::<Tokens>(input, at);
+                    self.marker_bytes += len;
+                    return Step::Continue(at + len);
+                }
+                Step::Continue(at)
+            }
+            ArgsStop::NeedInput(at) => Step::NeedInput(at),
+            ArgsStop::Exhausted | ArgsStop::Closed(_) => Step::Continue(input.len()),
+            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+        }
+    }
+}
+
+impl Machine for Harmony {
+    fn step<S: EventSink>(
+        &mut self,
+        input: &str,
+        pos: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        match self.state {
+            State::Outside | State::Body => self.step_text(input, pos, base, eof, sink),
+            State::Header => self.step_header(input, pos, base, eof, sink),
+            State::Arguments => self.step_arguments(input, pos, base, eof, sink),
+        }
+    }
+
+    fn unsettled<S: EventSink>(&mut self, sink: &mut S) -> Option<Replay> {
+        json_args::unsettled(&mut self.calls, sink)
+    }
+
+    fn end<S: EventSink>(&mut self, _offset: usize, sink: &mut S) {
+        match self.state {
+            State::Outside | State::Body => {}
+            State::Header => self.drop_header(sink),
+            State::Arguments => self.calls.end(Ending::Truncated, &self.tools, sink),
+        }
+        self.state = State::Outside;
+    }
+
+    fn retained(&self) -> usize {
+        self.calls.retained() + self.header.len()
+    }
+
+    fn marker_bytes(&self) -> usize {
+        self.marker_bytes
+    }
+}

@@ -1,0 +1,319 @@
+//! Llama 3.x JSON tool calls: `{"name": "NAME", "parameters": {…}}` (`arguments` is accepted
+//! too), several separated by `;`, optionally after `<|python_tag|>`.
+//!
+//! Such a call is plain JSON, so the rule for telling it from JSON content is explicit:
+//!
+//! - after `<|python_tag|>`, the text is calls: each JSON object is a call, and text that is
+//!   not one is content with a `malformed_call` diagnostic;
+//! - without the tag, only a message that *begins* (after whitespace and think blocks) with a
+//!   JSON object is read as calls, and an object is a call only when it has a string `name`
+//!   that is a declared tool and an object of arguments. Any other object is content; one
+//!   that has the shape of a call but names no declared tool is content with an
+//!   `unresolved_name` diagnostic. After the first object that is not a call, the rest of the
+//!   message is content.
+//!
+//! An object is announced once it is complete (its name may come after its arguments), so its
+//! text is kept until then; text after the calls is content. `<|eom_id|>` and `<|eot_id|>`
+//! end a turn and are dropped. Llama writes no call ids: calls get `call_0`, `call_1`, … by
+//! their index.
+
+mod markers;
+
+use crate::ParseOptions;
+use crate::engine::call::{Calls, Ending};
+use crate::engine::diag::diagnostic;
+use crate::engine::driver::{Machine, Replay, Step};
+use crate::engine::envelope::{finish_envelope_call, read_envelope};
+use crate::engine::json_args::{self, ArgsStop, read_arguments};
+use crate::engine::scan::{MarkerSet, Next, Scan, next_marker};
+use crate::engine::text::TextOut;
+use crate::event::EventSink;
+use crate::message::DiagnosticKind;
+use crate::tools::ToolSpec;
+use markers::{Marker, Tags};
+
+pub(crate) use markers::LONGEST_MARKER;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing but whitespace and think blocks so far: a JSON object here may be calls.
+    Start,
+    /// Content: this message is not (or no longer) calls.
+    Text,
+    /// After `<|python_tag|>`: a call object is expected.
+    Expect,
+    /// A JSON object, `tagged` when it follows `<|python_tag|>`.
+    Object { tagged: bool },
+    /// After a call: `;`, whitespace, or another object.
+    After { tagged: bool },
+}
+
+#[derive(Debug)]
+pub(crate) struct Llama3 {
+    tools: Vec<ToolSpec>,
+    state: State,
+    text: TextOut,
+    calls: Calls,
+    /// Offset of the last `<|python_tag|>`.
+    tag_at: usize,
+    marker_bytes: usize,
+}
+
+/// What a complete object turned out to be.
+enum Verdict {
+    Call,
+    Content(Option<String>),
+}
+
+impl Llama3 {
+    pub(crate) fn new(options: &ParseOptions, text: TextOut) -> Self {
+        Self {
+            tools: options.tools.clone(),
+            state: State::Start,
+            text,
+            calls: Calls::default(),
+            tag_at: 0,
+            marker_bytes: 0,
+        }
+    }
+
+    fn step_text<S: EventSink>(
+        &mut self,
+        input: &str,
+        start: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        let opens = self.text.opens();
+        match next_marker::<Tags>(input, start, eof, |m| m != Marker::ThinkOpen || opens) {
+            Next::Marker { at, marker, len } => {
+                self.text.emit(&input[start..at], sink);
+                self.on_marker(marker, len, base + at, sink);
+                Step::Continue(at + len)
+            }
+            Next::NeedInput(at) => {
+                self.text.emit(&input[start..at], sink);
+                Step::NeedInput(at)
+            }
+            Next::End => {
+                self.text.emit(&input[start..], sink);
+                Step::Continue(input.len())
+            }
+        }
+    }
+
+    fn on_marker<S: EventSink>(&mut self, marker: Marker, len: usize, offset: usize, sink: &mut S) {
+        self.marker_bytes += len;
+        match marker {
+            Marker::ThinkOpen => self.text.open(),
+            Marker::ThinkClose => self.text.close(marker.text(), "<think>", offset, sink),
+            Marker::PythonTag => {
+                self.tag_at = offset;
+                self.state = State::Expect;
+            }
+            Marker::EndOfMessage | Marker::EndOfTurn => {}
+        }
+    }
+
+    /// Where a call object may come (`Start`, `Expect`, `After`): whitespace is skipped, `{`
+    /// begins an object, markers are handled; anything else is content.
+    fn step_expecting<S: EventSink>(
+        &mut self,
+        input: &str,
+        start: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        if self.state == State::Start && self.text.in_think {
+            return self.step_text(input, start, base, eof, sink);
+        }
+        let rest = &input[start..];
+        let first = start + rest.len() - rest.trim_start().len();
+        if self.state == State::Start {
+            self.text.emit(&input[start..first], sink);
+        }
+        let Some(&byte) = input.as_bytes().get(first) else {
+            return Step::Continue(input.len());
+        };
+        let tagged = matches!(self.state, State::Expect | State::After { tagged: true });
+        match byte {
+            b'{' => {
+                self.calls.begin(base + first);
+                self.calls.arguments_start();
+                self.state = State::Object { tagged };
+                return Step::Continue(first);
+            }
+            b';' if matches!(self.state, State::After { .. }) => {
+                self.marker_bytes += 1;
+                return Step::Continue(first + 1);
+            }
+            b'<' => match Tags::scan(&input[first..]) {
+                Scan::Incomplete if !eof => return Step::NeedInput(first),
+                Scan::Marker(marker, len)
+                    if marker != Marker::ThinkOpen || self.state == State::Start =>
+                {
+                    let state = self.state;
+                    self.on_marker(marker, len, base + first, sink);
+                    if matches!(marker, Marker::ThinkOpen | Marker::ThinkClose)
+                        && state != State::Start
+                    {
+                        self.state = State::Text;
+                    }
+                    return Step::Continue(first + len);
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        if self.state == State::Expect {
+            sink.emit(diagnostic(
+                DiagnosticKind::MalformedCall,
+                None,
+                self.tag_at,
+                "the text after `<|python_tag|>` is not a JSON tool call",
+            ));
+        }
+        self.state = State::Text;
+        Step::Continue(first)
+    }
+
+    fn step_object<S: EventSink>(
+        &mut self,
+        input: &str,
+        start: usize,
+        base: usize,
+        eof: bool,
+        tagged: bool,
+        sink: &mut S,
+    ) -> Step {
+        match read_arguments::<Tags, S>(&mut self.calls, input, start, base, eof, sink) {
+            ArgsStop::Closed(end) => {
+                match self.verdict(tagged) {
+                    Verdict::Call => {
+                        self.marker_bytes += finish_envelope_call(
+                            &mut self.calls,
+                            &self.tools,
+                            Ending::Closed,
+                            sink,
+                        );
+                        self.state = State::After { tagged };
+                    }
+                    Verdict::Content(note) => self.give_up(note, sink),
+                }
+                Step::Continue(end)
+            }
+            ArgsStop::Marker(marker, at) => {
+                if tagged {
+                    let ending = Ending::Malformed {
+                        offset: base + at,
+                        message: format!(
+                            "the call object was not closed before `{}`",
+                            marker.text()
+                        ),
+                    };
+                    self.marker_bytes +=
+                        finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
+                    self.state = State::Text;
+                } else {
+                    self.give_up(None, sink);
+                }
+                Step::Continue(at)
+            }
+            ArgsStop::NeedInput(at) => Step::NeedInput(at),
+            ArgsStop::Exhausted => Step::Continue(input.len()),
+            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+        }
+    }
+
+    /// Whether the complete object being read is a call (see the module documentation).
+    fn verdict(&self, tagged: bool) -> Verdict {
+        if tagged {
+            return Verdict::Call;
+        }
+        if !self.calls.is_open() {
+            return Verdict::Content(None);
+        }
+        let (text, _) = self.calls.arguments();
+        let Ok(envelope) = read_envelope(text) else { return Verdict::Content(None) };
+        let (Some(name), Some(arguments)) = (envelope.name, envelope.arguments) else {
+            return Verdict::Content(None);
+        };
+        let Some(name) = name.plain_string() else { return Verdict::Content(None) };
+        if !arguments.value.starts_with('{') {
+            return Verdict::Content(None);
+        }
+        if self.tools.iter().any(|tool| tool.name == name) {
+            return Verdict::Call;
+        }
+        let why = if self.tools.is_empty() {
+            "no tools were declared"
+        } else {
+            "it is not a declared tool"
+        };
+        Verdict::Content(Some(format!(
+            "the message is a JSON object naming `{name}`, but {why}: kept as content"
+        )))
+    }
+
+    /// The object is not a call: its text is content, and so is the rest of the message.
+    fn give_up<S: EventSink>(&mut self, note: Option<String>, sink: &mut S) {
+        let offset = self.calls.arguments().1;
+        let text = self.calls.abandon();
+        self.text.emit(&text, sink);
+        if let Some(note) = note {
+            sink.emit(diagnostic(DiagnosticKind::UnresolvedName, None, offset, note));
+        }
+        self.state = State::Text;
+    }
+}
+
+impl Machine for Llama3 {
+    fn step<S: EventSink>(
+        &mut self,
+        input: &str,
+        pos: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        match self.state {
+            State::Text => self.step_text(input, pos, base, eof, sink),
+            State::Start | State::Expect | State::After { .. } => {
+                self.step_expecting(input, pos, base, eof, sink)
+            }
+            State::Object { tagged } => self.step_object(input, pos, base, eof, tagged, sink),
+        }
+    }
+
+    fn unsettled<S: EventSink>(&mut self, sink: &mut S) -> Option<Replay> {
+        json_args::unsettled(&mut self.calls, sink)
+    }
+
+    fn end<S: EventSink>(&mut self, _offset: usize, sink: &mut S) {
+        match self.state {
+            State::Object { tagged: true } => {
+                self.marker_bytes +=
+                    finish_envelope_call(&mut self.calls, &self.tools, Ending::Truncated, sink);
+            }
+            State::Object { tagged: false } => self.give_up(None, sink),
+            State::Expect => sink.emit(diagnostic(
+                DiagnosticKind::Truncated,
+                None,
+                self.tag_at,
+                "the input ended after `<|python_tag|>`",
+            )),
+            State::Start | State::Text | State::After { .. } => {}
+        }
+        self.state = State::Text;
+    }
+
+    fn retained(&self) -> usize {
+        self.calls.retained()
+    }
+
+    fn marker_bytes(&self) -> usize {
+        self.marker_bytes
+    }
+}

@@ -1,0 +1,407 @@
+//! The Mistral tool-call formats (Mistral, Mistral Small / Large, Devstral, Magistral…).
+//!
+//! After `[TOOL_CALLS]` comes either a JSON array of call objects
+//! (`[{"name": …, "arguments": …}, …]`, older tokenizers) or one call as
+//! `NAME[ARGS]{…}`, optionally `NAME[CALL_ID]ID[ARGS]{…}` (tokenizer v11 and later), repeated
+//! with a `[TOOL_CALLS]` before each. The first character after `[TOOL_CALLS]` tells which.
+//! Arguments end where their JSON value closes (or at the next tool-call token); the text
+//! after them is content. `[THINK]` … `[/THINK]` is reasoning. Calls keep the model's id when
+//! it writes one (`[CALL_ID]`, or an `id` member); otherwise they get `call_0`, `call_1`, … by
+//! their index.
+
+mod markers;
+
+use crate::ParseOptions;
+use crate::engine::call::{Calls, Ending, generated_id};
+use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
+use crate::engine::driver::{Machine, Replay, Step};
+use crate::engine::envelope::finish_envelope_call;
+use crate::engine::json_args::{self, ArgsStop, read_arguments};
+use crate::engine::scan::{MarkerSet, Next, NextOr, Scan, next_marker, next_marker_or};
+use crate::engine::stray::Stray;
+use crate::engine::text::TextOut;
+use crate::event::EventSink;
+use crate::message::DiagnosticKind;
+use crate::tools::ToolSpec;
+use markers::{Controls, Marker};
+
+pub(crate) use markers::LONGEST_MARKER;
+
+const ARRAY_STRAY: &str = "text inside the array of tool calls, outside any call";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Text,
+    /// After `[TOOL_CALLS]`: an array, or a name.
+    CallsStart,
+    /// Inside the array of calls, between calls.
+    Array,
+    /// A call object of the array.
+    Element,
+    /// The name, up to `[ARGS]`, `[CALL_ID]` or the arguments' `{`.
+    Name,
+    /// After `[CALL_ID]`: the model's id.
+    CallId,
+    Arguments,
+}
+
+#[derive(Debug)]
+pub(crate) struct Mistral {
+    tools: Vec<ToolSpec>,
+    state: State,
+    text: TextOut,
+    calls: Calls,
+    stray: Stray,
+    /// Offset of the last `[TOOL_CALLS]`, and of the open array.
+    calls_at: usize,
+    array_at: usize,
+    id: String,
+    marker_bytes: usize,
+}
+
+impl Mistral {
+    pub(crate) fn new(options: &ParseOptions, text: TextOut) -> Self {
+        Self {
+            tools: options.tools.clone(),
+            state: State::Text,
+            text,
+            calls: Calls::default(),
+            stray: Stray::default(),
+            calls_at: 0,
+            array_at: 0,
+            id: String::new(),
+            marker_bytes: 0,
+        }
+    }
+
+    fn step_text<S: EventSink>(
+        &mut self,
+        input: &str,
+        start: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        let opens = self.text.opens();
+        match next_marker::<Controls>(input, start, eof, |m| m != Marker::ThinkOpen || opens) {
+            Next::Marker { at, marker, len } => {
+                self.text.emit(&input[start..at], sink);
+                self.marker_bytes += len;
+                let offset = base + at;
+                match marker {
+                    Marker::ThinkOpen => self.text.open(),
+                    Marker::ThinkClose => self.text.close(marker.text(), "[THINK]", offset, sink),
+                    Marker::ToolCalls => {
+                        self.calls_at = offset;
+                        self.state = State::CallsStart;
+                    }
+                    _ => {
+                        sink.emit(unexpected_marker(marker.text(), offset, "outside any tool call"))
+                    }
+                }
+                Step::Continue(at + len)
+            }
+            Next::NeedInput(at) => {
+                self.text.emit(&input[start..at], sink);
+                Step::NeedInput(at)
+            }
+            Next::End => {
+                self.text.emit(&input[start..], sink);
+                Step::Continue(input.len())
+            }
+        }
+    }
+
+    fn step_calls_start(&mut self, input: &str, start: usize, base: usize, eof: bool) -> Step {
+        let rest = &input[start..];
+        let first = start + rest.len() - rest.trim_start().len();
+        let Some(&byte) = input.as_bytes().get(first) else {
+            return Step::Continue(input.len());
+        };
+        if byte == b'[' {
+            match Controls::scan(&input[first..]) {
+                Scan::Incomplete if !eof => return Step::NeedInput(first),
+                Scan::Marker(..) => {}
+                Scan::Incomplete | Scan::NoMatch => {
+                    self.marker_bytes += 1;
+                    self.array_at = base + first;
+                    self.state = State::Array;
+                    return Step::Continue(first + 1);
+                }
+            }
+        }
+        self.calls.begin(self.calls_at);
+        self.state = State::Name;
+        Step::Continue(first)
+    }
+
+    fn step_array<S: EventSink>(
+        &mut self,
+        input: &str,
+        start: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        let bytes = input.as_bytes();
+        let mut i = start;
+        while let Some(found) =
+            bytes[i..].iter().position(|b| matches!(b, b'{' | b']' | b'[' | b','))
+        {
+            let at = i + found;
+            self.stray.add(&input[i..at], base + i);
+            match bytes[at] {
+                b',' => {
+                    self.stray.flush(ARRAY_STRAY, sink);
+                    self.marker_bytes += 1;
+                }
+                b'{' => {
+                    self.stray.flush(ARRAY_STRAY, sink);
+                    self.calls.begin(base + at);
+                    self.calls.arguments_start();
+                    self.state = State::Element;
+                    return Step::Continue(at);
+                }
+                b']' => {
+                    self.stray.flush(ARRAY_STRAY, sink);
+                    self.marker_bytes += 1;
+                    self.state = State::Text;
+                    return Step::Continue(at + 1);
+                }
+                _ => match Controls::scan(&input[at..]) {
+                    Scan::Incomplete if !eof => return Step::NeedInput(at),
+                    Scan::Marker(marker, _) if marker.is_tool_marker() => {
+                        self.stray.flush(ARRAY_STRAY, sink);
+                        sink.emit(diagnostic(
+                            DiagnosticKind::MalformedCall,
+                            None,
+                            self.array_at,
+                            format!(
+                                "the array of tool calls was not closed before `{}`",
+                                marker.text()
+                            ),
+                        ));
+                        self.state = State::Text;
+                        return Step::Continue(at);
+                    }
+                    _ => self.stray.add(&input[at..at + 1], base + at),
+                },
+            }
+            i = at + 1;
+        }
+        self.stray.add(&input[i..], base + i);
+        Step::Continue(input.len())
+    }
+
+    fn step_element<S: EventSink>(
+        &mut self,
+        input: &str,
+        start: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        match read_arguments::<Controls, S>(&mut self.calls, input, start, base, eof, sink) {
+            ArgsStop::Closed(end) => {
+                self.marker_bytes +=
+                    finish_envelope_call(&mut self.calls, &self.tools, Ending::Closed, sink);
+                self.state = State::Array;
+                Step::Continue(end)
+            }
+            ArgsStop::Marker(marker, at) => {
+                let ending = not_closed("the call object was not closed", marker, base + at);
+                self.marker_bytes +=
+                    finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
+                self.state = State::Text;
+                Step::Continue(at)
+            }
+            ArgsStop::NeedInput(at) => Step::NeedInput(at),
+            ArgsStop::Exhausted => Step::Continue(input.len()),
+            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+        }
+    }
+
+    fn step_name<S: EventSink>(
+        &mut self,
+        input: &str,
+        start: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        let into_id = self.state == State::CallId;
+        let next = next_marker_or::<Controls>(input, start, eof, b'{', Marker::is_tool_marker);
+        let buffer = if into_id { &mut self.id } else { &mut self.calls.get().head };
+        match next {
+            NextOr::Next(Next::Marker { at, marker, len }) => {
+                buffer.push_str(&input[start..at]);
+                match marker {
+                    Marker::CallId if !into_id => {
+                        self.marker_bytes += len;
+                        self.id.clear();
+                        self.state = State::CallId;
+                        Step::Continue(at + len)
+                    }
+                    Marker::Args => {
+                        self.marker_bytes += len;
+                        self.announce(sink);
+                        self.calls.arguments_start();
+                        self.state = State::Arguments;
+                        Step::Continue(at + len)
+                    }
+                    _ => {
+                        self.announce(sink);
+                        let ending = not_closed("the call has no arguments", marker, base + at);
+                        self.end_call(ending, sink);
+                        Step::Continue(at)
+                    }
+                }
+            }
+            NextOr::Stop(at) => {
+                buffer.push_str(&input[start..at]);
+                self.announce(sink);
+                self.calls.arguments_start();
+                self.state = State::Arguments;
+                Step::Continue(at)
+            }
+            NextOr::Next(Next::NeedInput(at)) => {
+                buffer.push_str(&input[start..at]);
+                Step::NeedInput(at)
+            }
+            NextOr::Next(Next::End) => {
+                buffer.push_str(&input[start..]);
+                Step::Continue(input.len())
+            }
+        }
+    }
+
+    /// Announces the call from its name and, when given, the model's id.
+    fn announce<S: EventSink>(&mut self, sink: &mut S) {
+        let call = self.calls.get();
+        let (index, offset) = (call.index, call.offset);
+        let head = std::mem::take(&mut call.head);
+        let written = (self.state == State::CallId).then(|| self.id.trim().to_owned());
+        let id = match written {
+            Some(id) if !id.is_empty() && !id.contains(char::is_whitespace) => id,
+            Some(id) => {
+                if !id.is_empty() {
+                    sink.emit(with_text(
+                        DiagnosticKind::InvalidId,
+                        Some(index),
+                        offset,
+                        "the call id holds whitespace; an id was made up instead",
+                        id,
+                    ));
+                }
+                generated_id(index)
+            }
+            None => generated_id(index),
+        };
+        self.id.clear();
+        self.calls.announce_name(id, head.trim(), sink);
+    }
+
+    fn step_arguments<S: EventSink>(
+        &mut self,
+        input: &str,
+        start: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        match read_arguments::<Controls, S>(&mut self.calls, input, start, base, eof, sink) {
+            ArgsStop::Closed(end) => {
+                self.end_call(Ending::Closed, sink);
+                Step::Continue(end)
+            }
+            ArgsStop::Marker(Marker::ToolCalls, at) => {
+                self.end_call(Ending::Closed, sink);
+                Step::Continue(at)
+            }
+            ArgsStop::Marker(marker, at) => {
+                let ending = not_closed("the call's arguments were not closed", marker, base + at);
+                self.end_call(ending, sink);
+                Step::Continue(at)
+            }
+            ArgsStop::NeedInput(at) => Step::NeedInput(at),
+            ArgsStop::Exhausted => Step::Continue(input.len()),
+            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+        }
+    }
+
+    fn end_call<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
+        self.calls.end(ending, &self.tools, sink);
+        self.state = State::Text;
+    }
+}
+
+fn not_closed(what: &str, marker: Marker, offset: usize) -> Ending {
+    Ending::Malformed { offset, message: format!("{what} before `{}`", marker.text()) }
+}
+
+impl Machine for Mistral {
+    fn step<S: EventSink>(
+        &mut self,
+        input: &str,
+        pos: usize,
+        base: usize,
+        eof: bool,
+        sink: &mut S,
+    ) -> Step {
+        match self.state {
+            State::Text => self.step_text(input, pos, base, eof, sink),
+            State::CallsStart => self.step_calls_start(input, pos, base, eof),
+            State::Array => self.step_array(input, pos, base, eof, sink),
+            State::Element => self.step_element(input, pos, base, eof, sink),
+            State::Name | State::CallId => self.step_name(input, pos, base, eof, sink),
+            State::Arguments => self.step_arguments(input, pos, base, eof, sink),
+        }
+    }
+
+    fn unsettled<S: EventSink>(&mut self, sink: &mut S) -> Option<Replay> {
+        json_args::unsettled(&mut self.calls, sink)
+    }
+
+    fn end<S: EventSink>(&mut self, _offset: usize, sink: &mut S) {
+        match self.state {
+            State::Text => {}
+            State::CallsStart => sink.emit(diagnostic(
+                DiagnosticKind::Truncated,
+                None,
+                self.calls_at,
+                "the input ended after `[TOOL_CALLS]`",
+            )),
+            State::Array => {
+                self.stray.flush(ARRAY_STRAY, sink);
+                sink.emit(diagnostic(
+                    DiagnosticKind::Truncated,
+                    None,
+                    self.array_at,
+                    "the input ended inside the array of tool calls",
+                ));
+            }
+            State::Element => {
+                self.marker_bytes +=
+                    finish_envelope_call(&mut self.calls, &self.tools, Ending::Truncated, sink);
+            }
+            State::Name | State::CallId => {
+                self.announce(sink);
+                self.end_call(Ending::Truncated, sink);
+            }
+            State::Arguments => {
+                let open =
+                    self.calls.open().is_some_and(|call| call.depth > 0 || call.json.in_string);
+                self.end_call(if open { Ending::Truncated } else { Ending::Closed }, sink);
+            }
+        }
+        self.state = State::Text;
+    }
+
+    fn retained(&self) -> usize {
+        self.calls.retained() + self.stray.len() + self.id.len()
+    }
+
+    fn marker_bytes(&self) -> usize {
+        self.marker_bytes
+    }
+}
