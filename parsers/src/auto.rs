@@ -100,7 +100,7 @@ impl Machine for Detector {
                     Opener::ThinkClose => self.text.close("</think>", "<think>", base + at, sink),
                     _ => {
                         self.decided = Some(marker);
-                        return Step::NeedInput(at);
+                        return Step::HandOver(at);
                     }
                 }
                 self.marker_bytes += len;
@@ -125,6 +125,10 @@ impl Machine for Detector {
 
     fn marker_bytes(&self) -> usize {
         self.marker_bytes
+    }
+
+    fn generated_bytes(&self) -> usize {
+        0
     }
 }
 
@@ -188,6 +192,10 @@ impl Auto {
 
     pub(crate) fn marker_bytes(&self) -> usize {
         self.detector.marker_bytes() + self.inner.as_ref().map_or(0, Inner::marker_bytes)
+    }
+
+    pub(crate) fn generated_bytes(&self) -> usize {
+        self.inner.as_ref().map_or(0, Inner::generated_bytes)
     }
 
     pub(crate) fn scanned_bytes(&self) -> usize {

@@ -113,6 +113,10 @@ impl Inner {
         each_driver!(self, driver => driver.marker_bytes())
     }
 
+    pub(crate) fn generated_bytes(&self) -> usize {
+        each_driver!(self, driver => driver.generated_bytes())
+    }
+
     pub(crate) fn scanned_bytes(&self) -> usize {
         each_driver!(self, driver => driver.scanned_bytes())
     }
@@ -229,6 +233,17 @@ impl StreamParser {
         match &self.parser {
             Parser::Fixed(inner) => inner.marker_bytes(),
             Parser::Auto(auto) => auto.marker_bytes(),
+        }
+    }
+
+    /// Non-whitespace bytes of text the parser wrote itself so far, not found in the input:
+    /// ids made up for formats that write none (`call_0`), names taken out of an id or from
+    /// the declared tools, and the JSON written around typed parameters. With
+    /// [`marker_bytes`](Self::marker_bytes) and the message, accounts for every byte of both.
+    pub fn generated_bytes(&self) -> usize {
+        match &self.parser {
+            Parser::Fixed(inner) => inner.generated_bytes(),
+            Parser::Auto(auto) => auto.generated_bytes(),
         }
     }
 

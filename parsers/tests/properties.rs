@@ -1,14 +1,32 @@
-//! Properties of the Kimi parser over generated input: it never panics, chunking never
+//! Properties of every format's parser over generated input: it never panics, chunking never
 //! changes the result, nothing is lost, and the streaming parser keeps only what the format
-//! forces it to keep.
+//! forces it to keep, with work linear in the input.
+//!
+//! Inputs are built from each format's markers, pieces of its markers, its typical tokens,
+//! JSON punctuation, whitespace, multi-byte characters and arbitrary text.
 
 use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use serde_json::json;
 use taskflow_parsers::{
-    Format, KIMI_LONGEST_MARKER, Message, MessageBuilder, ParseOptions, StreamParser, ToolSpec,
-    fold, parse,
+    Format, Message, MessageBuilder, ParseOptions, StreamEvent, StreamParser, ToolSpec, fold, parse,
 };
 
-const MARKERS: &[&str] = &[
+/// What inputs for a format are made of, and a realistic turn for the long-stream tests.
+struct Grammar {
+    format: Format,
+    markers: &'static [&'static str],
+    tokens: &'static [&'static str],
+    /// One turn: text, then calls (one with a marker inside a JSON string where the format
+    /// writes JSON); `n` varies the ids, `filler` the size. Returns the turn and its largest
+    /// call.
+    turn: fn(n: usize, filler: &str) -> (String, usize),
+}
+
+const THINK: [&str; 2] = ["<think>", "</think>"];
+
+const KIMI: &[&str] = &[
     "<|tool_calls_section_begin|>",
     "<|tool_call_section_begin|>",
     "<|tool_calls_section_end|>",
@@ -16,59 +34,341 @@ const MARKERS: &[&str] = &[
     "<|tool_call_begin|>",
     "<|tool_call_argument_begin|>",
     "<|tool_call_end|>",
-    "<think>",
-    "</think>",
+    THINK[0],
+    THINK[1],
+];
+const TOOL_CALL: &[&str] = &[
+    "<tool_call>",
+    "</tool_call>",
+    "<function=",
+    "</function>",
+    "<parameter=",
+    "</parameter>",
+    "<arg_key>",
+    "</arg_key>",
+    "<arg_value>",
+    "</arg_value>",
+    THINK[0],
+    THINK[1],
+];
+const DEEPSEEK: &[&str] = &[
+    "<｜tool▁calls▁begin｜>",
+    "<｜tool▁calls▁end｜>",
+    "<｜tool▁call▁begin｜>",
+    "<｜tool▁call▁end｜>",
+    "<｜tool▁sep｜>",
+    "<｜end▁of▁sentence｜>",
+    "```json\n",
+    "```",
+    THINK[0],
+    THINK[1],
+];
+const MISTRAL: &[&str] = &["[TOOL_CALLS]", "[ARGS]", "[CALL_ID]", "[THINK]", "[/THINK]"];
+const LLAMA3: &[&str] = &["<|python_tag|>", "<|eom_id|>", "<|eot_id|>", THINK[0], THINK[1]];
+const HARMONY: &[&str] = &[
+    "<|start|>",
+    "<|channel|>",
+    "<|constrain|>",
+    "<|message|>",
+    "<|end|>",
+    "<|call|>",
+    "<|return|>",
+];
+const MINIMAX: &[&str] = &[
+    "<minimax:tool_call>",
+    "</minimax:tool_call>",
+    "<invoke name=",
+    "</invoke>",
+    "<parameter name=",
+    "</parameter>",
+    THINK[0],
+    THINK[1],
+];
+const AUTO: &[&str] = &[
+    "<|tool_calls_section_begin|>",
+    "<|tool_call_begin|>",
+    "<|tool_call_argument_begin|>",
+    "<|tool_call_end|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<function=",
+    "<｜tool▁call▁begin｜>",
+    "<｜tool▁sep｜>",
+    "[TOOL_CALLS]",
+    "[ARGS]",
+    "<|python_tag|>",
+    "<|channel|>",
+    "<|message|>",
+    "<|call|>",
+    "<minimax:tool_call>",
+    "<invoke name=",
+    THINK[0],
+    THINK[1],
 ];
 
-/// Pieces that make the parser's decisions interesting: whole markers, marker fragments, ids,
-/// JSON punctuation, escapes, whitespace, multi-byte characters and arbitrary text.
-fn piece() -> impl Strategy<Value = String> {
-    let marker = proptest::sample::select(MARKERS).prop_map(str::to_owned);
-    let fragment = (proptest::sample::select(MARKERS), any::<proptest::sample::Index>()).prop_map(
-        |(marker, cut)| {
-            let cut = cut.index(marker.len() - 1) + 1;
-            if cut % 2 == 0 { marker[..cut].to_owned() } else { marker[cut..].to_owned() }
-        },
+const JSON_CALL_TOKENS: &[&str] = &[
+    "{\"name\": \"get_weather\", \"arguments\": ",
+    "{\"name\": \"get_weather\", \"parameters\": ",
+    "{\"city\": \"Paris\"}",
+    "get_weather",
+    "\"id\": \"a1B2c3D4e\", ",
+    ";",
+    "[",
+    "]",
+];
+const XML_TOKENS: &[&str] =
+    &["get_weather>", "get_weather", "city>", "\"get_weather\">", "\"days\">", "city", "3", "True"];
+const KIMI_TOKENS: &[&str] = &["functions.get_weather:0", "my.ns.tool:1", "3"];
+const DEEPSEEK_TOKENS: &[&str] = &["function", "get_weather", "\n"];
+const HARMONY_TOKENS: &[&str] = &[
+    "assistant",
+    "analysis",
+    "commentary",
+    "final",
+    " to=functions.get_weather ",
+    "to=browser.search",
+    "json",
+];
+
+/// Tokens every format gets: JSON punctuation, escapes, whitespace, multi-byte characters.
+const COMMON: &[&str] = &[
+    "{",
+    "}",
+    "\"",
+    "\\",
+    "\\\"",
+    ":",
+    ",",
+    "{\"a\": 1}",
+    "{\"text\": \"",
+    "\"}",
+    " ",
+    "\n",
+    "\t",
+    "<",
+    ">",
+    "|>",
+    "é",
+    "日本",
+    "🚀",
+];
+
+fn kimi_turn(n: usize, filler: &str) -> (String, usize) {
+    let mut text =
+        String::from("Some text before the calls, with a <b>tag</b>. <think>why</think>");
+    text.push_str("<|tool_calls_section_begin|>");
+    let mut largest = 0;
+    for k in 0..3 {
+        let call = format!(
+            "<|tool_call_begin|>functions.tool_{k}:{n}<|tool_call_argument_begin|>\
+             {{\"n\": {n}, \"text\": \"{filler}<|tool_call_end|> inside\"}}<|tool_call_end|>"
+        );
+        largest = largest.max(call.len());
+        text.push_str(&call);
+    }
+    text.push_str("<|tool_calls_section_end|> and after.\n");
+    (text, largest)
+}
+
+fn hermes_turn(n: usize, filler: &str) -> (String, usize) {
+    let call = format!(
+        "<tool_call>\n{{\"name\": \"get_weather\", \"arguments\": {{\"n\": {n}, \
+         \"text\": \"{filler}</tool_call> inside\"}}}}\n</tool_call>"
     );
-    let token = proptest::sample::select(
-        &[
-            "functions.get_weather:0",
-            "my.ns.tool:1",
-            "3",
-            "{",
-            "}",
-            "\"",
-            "\\",
-            "\\\"",
-            ":",
-            ",",
-            "{\"a\": 1}",
-            "{\"text\": \"",
-            "\"}",
-            " ",
-            "\n",
-            "\t",
-            "<",
-            "|>",
-            "é",
-            "日本",
-            "🚀",
-        ][..],
-    )
-    .prop_map(str::to_owned);
-    prop_oneof![3 => marker, 2 => fragment, 4 => token, 1 => any::<String>()]
+    (format!("Let me check <b>this</b>.\n{call}\n{call}\nDone.\n"), call.len())
 }
 
-fn tagged_text() -> impl Strategy<Value = String> {
-    prop::collection::vec(piece(), 0..40).prop_map(|pieces| pieces.concat())
+fn qwen3_coder_turn(n: usize, filler: &str) -> (String, usize) {
+    let call = format!(
+        "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis {n}\n</parameter>\n\
+         <parameter=days>\n3\n</parameter>\n<parameter=note>\nif a < b: {filler}\n</parameter>\n\
+         </function>\n</tool_call>"
+    );
+    (format!("<think>plan</think>Checking.\n{call}\n"), call.len())
 }
 
+fn glm_turn(n: usize, filler: &str) -> (String, usize) {
+    let call = format!(
+        "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris {n}</arg_value>\n\
+         <arg_key>note</arg_key>\n<arg_value>{filler}</arg_value>\n</tool_call>"
+    );
+    (format!("Checking <i>now</i>.\n{call}{call}\n"), call.len())
+}
+
+fn deepseek_v3_turn(n: usize, filler: &str) -> (String, usize) {
+    let call = format!(
+        "<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{{\"n\": {n}, \
+         \"text\": \"{filler}<｜tool▁call▁end｜> and ```code```\"}}\n```<｜tool▁call▁end｜>"
+    );
+    let turn = format!("Checking.<｜tool▁calls▁begin｜>{call}\n{call}<｜tool▁calls▁end｜>\n");
+    (turn, call.len())
+}
+
+fn deepseek_v31_turn(n: usize, filler: &str) -> (String, usize) {
+    let call = format!(
+        "<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{{\"n\": {n}, \
+         \"text\": \"{filler}<｜tool▁calls▁end｜>\"}}<｜tool▁call▁end｜>"
+    );
+    let turn =
+        format!("<think>x</think>OK.<｜tool▁calls▁begin｜>{call}{call}<｜tool▁calls▁end｜>\n");
+    (turn, call.len())
+}
+
+fn mistral_turn(n: usize, filler: &str) -> (String, usize) {
+    let call = format!(
+        "[TOOL_CALLS]get_weather[CALL_ID]a1B2c3D4e[ARGS]{{\"n\": {n}, \"points\": [[1, 2]], \
+         \"text\": \"{filler}[TOOL_CALLS] inside\"}}"
+    );
+    let element = format!(
+        "{{\"name\": \"get_weather\", \"arguments\": {{\"n\": {n}, \"t\": \"{filler}\"}}}}"
+    );
+    let turn = format!("See [1]. {call}{call} and [TOOL_CALLS][{element}, {element}]\n");
+    (turn, call.len().max(element.len()))
+}
+
+fn llama3_turn(n: usize, filler: &str) -> (String, usize) {
+    let call = format!(
+        "{{\"name\": \"get_weather\", \"parameters\": {{\"n\": {n}, \
+         \"text\": \"{filler}<|eom_id|> inside\"}}}}"
+    );
+    (format!("<|python_tag|>{call}; {call}<|eom_id|> then text.\n"), call.len())
+}
+
+fn harmony_turn(n: usize, filler: &str) -> (String, usize) {
+    let call = format!(
+        "<|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json\
+         <|message|>{{\"n\": {n}, \"text\": \"{filler}<|call|> inside\"}}<|call|>"
+    );
+    let turn = format!(
+        "<|channel|>analysis<|message|>Thinking {n}.<|end|>{call}<|start|>assistant\
+         <|channel|>final<|message|>Done <b>now</b>.<|return|>"
+    );
+    (turn, call.len())
+}
+
+fn minimax_turn(n: usize, filler: &str) -> (String, usize) {
+    let call = format!(
+        "<invoke name=\"get_weather\">\n<parameter name=\"city\">Paris {n}</parameter>\n\
+         <parameter name=\"note\">{filler} <b></parameter>\n</invoke>\n"
+    );
+    let turn =
+        format!("<think>x</think>OK.\n<minimax:tool_call>\n{call}{call}</minimax:tool_call>\n");
+    (turn, call.len())
+}
+
+fn auto_turn(n: usize, filler: &str) -> (String, usize) {
+    hermes_turn(n, filler)
+}
+
+const GRAMMARS: &[Grammar] = &[
+    Grammar { format: Format::Kimi, markers: KIMI, tokens: KIMI_TOKENS, turn: kimi_turn },
+    Grammar {
+        format: Format::Hermes,
+        markers: TOOL_CALL,
+        tokens: JSON_CALL_TOKENS,
+        turn: hermes_turn,
+    },
+    Grammar {
+        format: Format::Qwen3Coder,
+        markers: TOOL_CALL,
+        tokens: XML_TOKENS,
+        turn: qwen3_coder_turn,
+    },
+    Grammar { format: Format::Glm45, markers: TOOL_CALL, tokens: XML_TOKENS, turn: glm_turn },
+    Grammar {
+        format: Format::DeepseekV3,
+        markers: DEEPSEEK,
+        tokens: DEEPSEEK_TOKENS,
+        turn: deepseek_v3_turn,
+    },
+    Grammar {
+        format: Format::DeepseekV31,
+        markers: DEEPSEEK,
+        tokens: DEEPSEEK_TOKENS,
+        turn: deepseek_v31_turn,
+    },
+    Grammar {
+        format: Format::Mistral,
+        markers: MISTRAL,
+        tokens: JSON_CALL_TOKENS,
+        turn: mistral_turn,
+    },
+    Grammar {
+        format: Format::Llama3,
+        markers: LLAMA3,
+        tokens: JSON_CALL_TOKENS,
+        turn: llama3_turn,
+    },
+    Grammar {
+        format: Format::Harmony,
+        markers: HARMONY,
+        tokens: HARMONY_TOKENS,
+        turn: harmony_turn,
+    },
+    Grammar { format: Format::MinimaxM2, markers: MINIMAX, tokens: XML_TOKENS, turn: minimax_turn },
+    Grammar { format: Format::Auto, markers: AUTO, tokens: JSON_CALL_TOKENS, turn: auto_turn },
+];
+
+/// Generated cases per format and property.
+const CASES: u32 = 128;
+
+/// Pieces that make the parser's decisions interesting: whole markers, marker fragments, the
+/// format's tokens, common tokens and arbitrary text.
+fn piece(grammar: &'static Grammar) -> impl Strategy<Value = String> {
+    let markers = grammar.markers;
+    let marker = proptest::sample::select(markers).prop_map(str::to_owned);
+    let fragment = (proptest::sample::select(markers), any::<Index>()).prop_map(|(marker, cut)| {
+        let cuts: Vec<usize> =
+            (1..marker.len()).filter(|at| marker.is_char_boundary(*at)).collect();
+        match cuts.is_empty() {
+            true => marker.to_owned(),
+            false => {
+                let at = cuts[cut.index(cuts.len())];
+                if at % 2 == 0 { marker[..at].to_owned() } else { marker[at..].to_owned() }
+            }
+        }
+    });
+    let token = proptest::sample::select(grammar.tokens).prop_map(str::to_owned);
+    let common = proptest::sample::select(COMMON).prop_map(str::to_owned);
+    prop_oneof![3 => marker, 2 => fragment, 2 => token, 3 => common, 1 => any::<String>()]
+}
+
+fn tagged_text(grammar: &'static Grammar) -> impl Strategy<Value = String> {
+    prop::collection::vec(piece(grammar), 0..40).prop_map(|pieces| pieces.concat())
+}
+
+/// One declared tool with a schema, so that typed values and bare-index ids are exercised.
 fn options() -> ParseOptions {
-    ParseOptions { tools: vec![ToolSpec::named("get_weather")] }
+    ParseOptions {
+        tools: vec![ToolSpec {
+            name: "get_weather".to_owned(),
+            parameters: Some(json!({
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "days": {"type": "integer"},
+                    "metric": {"type": "boolean"}
+                }
+            })),
+        }],
+    }
+}
+
+/// Runs `property` on generated inputs of every format.
+fn for_every_format<S: Strategy>(
+    strategy: impl Fn(&'static Grammar) -> S,
+    property: impl Fn(&'static Grammar, S::Value) -> Result<(), TestCaseError>,
+) {
+    for grammar in GRAMMARS {
+        let mut runner = TestRunner::new(Config { cases: CASES, ..Config::default() });
+        if let Err(error) = runner.run(&strategy(grammar), |value| property(grammar, value)) {
+            panic!("{}: {error}", grammar.format);
+        }
+    }
 }
 
 /// Cuts `input` at the given (arbitrary) points, moved to character boundaries.
-fn chunks<'a>(input: &'a str, cuts: &[proptest::sample::Index]) -> Vec<&'a str> {
+fn chunks<'a>(input: &'a str, cuts: &[Index]) -> Vec<&'a str> {
     let mut points: Vec<usize> = cuts
         .iter()
         .map(|cut| {
@@ -89,18 +389,35 @@ fn chunks<'a>(input: &'a str, cuts: &[proptest::sample::Index]) -> Vec<&'a str> 
     pieces
 }
 
-fn non_whitespace(text: &str) -> impl Iterator<Item = char> + '_ {
+fn non_whitespace_bytes(text: &str) -> usize {
+    text.chars().filter(|c| !c.is_whitespace()).map(char::len_utf8).sum()
+}
+
+fn non_whitespace_chars(text: &str) -> impl Iterator<Item = char> + '_ {
     text.chars().filter(|c| !c.is_whitespace())
 }
 
-/// Every non-whitespace character of the output, where it came from: for decoded arguments,
-/// the raw text recorded in their diagnostic.
-fn output_characters(message: &Message) -> Vec<char> {
+/// The texts of the message that come straight from the input: content, reasoning and the
+/// text of diagnostics (the raw form of decoded arguments stands for their call instead).
+fn input_texts(message: &Message) -> Vec<&str> {
     let mut texts: Vec<&str> = Vec::new();
     texts.extend(message.content.as_deref());
     texts.extend(message.reasoning.as_deref());
+    for diagnostic in &message.diagnostics {
+        if diagnostic.kind.as_str() != "double_encoded_arguments" {
+            texts.extend(diagnostic.text.as_deref());
+        }
+    }
+    texts
+}
+
+/// Every text of the message: the above, and each call's id, name and arguments (for decoded
+/// arguments, the raw text recorded in their diagnostic).
+fn all_texts(message: &Message) -> Vec<&str> {
+    let mut texts = input_texts(message);
     for (index, call) in message.tool_calls.iter().enumerate() {
         texts.push(&call.id);
+        texts.push(&call.function.name);
         let raw = message
             .diagnostics
             .iter()
@@ -110,134 +427,157 @@ fn output_characters(message: &Message) -> Vec<char> {
             None => texts.push(&call.function.arguments),
         }
     }
-    for diagnostic in &message.diagnostics {
-        if diagnostic.kind.as_str() != "double_encoded_arguments" {
-            texts.extend(diagnostic.text.as_deref());
-        }
-    }
-    let mut characters: Vec<char> = texts.into_iter().flat_map(non_whitespace).collect();
-    characters.sort_unstable();
-    characters
+    texts
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+#[test]
+fn arbitrary_text_never_panics() {
+    for_every_format(
+        |_| any::<String>(),
+        |grammar, input| {
+            let _ = parse(grammar.format, &input, &options());
+            Ok(())
+        },
+    );
+}
 
-    #[test]
-    fn arbitrary_text_never_panics(input in any::<String>()) {
-        let _ = parse(Format::Kimi, &input, &options());
-    }
+#[test]
+fn chunking_never_changes_the_result() {
+    for_every_format(
+        |grammar| (tagged_text(grammar), prop::collection::vec(any::<Index>(), 0..12)),
+        |grammar, (input, cuts)| {
+            let one_shot = parse(grammar.format, &input, &options());
+            let mut parser = StreamParser::new(grammar.format, &options());
+            let mut events = Vec::new();
+            for chunk in chunks(&input, &cuts) {
+                events.extend(parser.feed(chunk));
+                prop_assert!(parser.buffered_len() < grammar.format.longest_marker());
+            }
+            events.extend(parser.finish());
+            prop_assert_eq!(fold(events), one_shot, "input {:?}", input);
+            Ok(())
+        },
+    );
+}
 
-    #[test]
-    fn chunking_never_changes_the_result(
-        input in tagged_text(),
-        cuts in prop::collection::vec(any::<proptest::sample::Index>(), 0..12),
-    ) {
-        let one_shot = parse(Format::Kimi, &input, &options());
-        let mut parser = StreamParser::new(Format::Kimi, &options());
-        let mut events = Vec::new();
-        for chunk in chunks(&input, &cuts) {
-            events.extend(parser.feed(chunk));
-            prop_assert!(parser.buffered_len() < KIMI_LONGEST_MARKER);
-        }
-        events.extend(parser.finish());
-        prop_assert_eq!(fold(events), one_shot);
-    }
-
-    #[test]
-    fn nothing_is_lost(input in tagged_text()) {
-        let mut parser = StreamParser::new(Format::Kimi, &options());
+#[test]
+fn nothing_is_lost() {
+    for_every_format(tagged_text, |grammar, input| {
+        let mut parser = StreamParser::new(grammar.format, &options());
         let mut builder = MessageBuilder::new();
         parser.feed_into(&input, &mut builder);
         parser.finish_into(&mut builder);
         let message = builder.finish();
 
-        let mut input_characters: Vec<char> = non_whitespace(&input).collect();
-        input_characters.sort_unstable();
-        let output = output_characters(&message);
-        // Every output character comes from the input …
-        let mut rest = input_characters.clone();
-        for c in &output {
-            let at = rest.binary_search(c);
-            prop_assert!(at.is_ok(), "{:?} is in the output but not the input", c);
+        // Content, reasoning and diagnostic texts are input text, each character used once …
+        let mut rest: Vec<char> = non_whitespace_chars(&input).collect();
+        rest.sort_unstable();
+        for c in input_texts(&message).into_iter().flat_map(non_whitespace_chars) {
+            let at = rest.binary_search(&c);
+            prop_assert!(at.is_ok(), "{:?} is in the output but not the input {:?}", c, input);
             rest.remove(at.unwrap());
         }
-        // … and the input characters left over are exactly the markers' characters.
+        // … and every input byte is in the message or is format syntax, while every byte of
+        // the message is from the input or written by the parser.
+        let output: usize = all_texts(&message).into_iter().map(non_whitespace_bytes).sum();
         prop_assert_eq!(
-            input_characters.len(),
-            output.len() + parser.marker_bytes(),
-            "input {:?} gave {:?}", input, message
+            non_whitespace_bytes(&input) + parser.generated_bytes(),
+            output + parser.marker_bytes(),
+            "input {:?} gave {:?}",
+            input,
+            message
         );
-    }
+        Ok(())
+    });
 }
 
-/// A long stream of realistic turns: text, sections of calls, a marker inside a string.
-fn long_stream(turns: usize) -> (String, usize) {
+/// A long stream of realistic turns, and its largest call.
+fn long_stream(grammar: &Grammar, turns: usize) -> (String, usize) {
     let mut text = String::new();
     let mut largest_call = 0;
     for n in 0..turns {
-        text.push_str("Some text before the calls, with a <b>tag</b>. <think>why</think>");
-        text.push_str("<|tool_calls_section_begin|>");
-        for k in 0..3 {
-            let call = format!(
-                "<|tool_call_begin|>functions.tool_{k}:{n}<|tool_call_argument_begin|>\
-                 {{\"n\": {n}, \"text\": \"{}<|tool_call_end|> inside\"}}<|tool_call_end|>",
-                "x".repeat((n * 7 + k) % 300)
-            );
-            largest_call = largest_call.max(call.len());
-            text.push_str(&call);
-        }
-        text.push_str("<|tool_calls_section_end|> and after.\n");
+        let filler = "x".repeat((n * 7) % 300);
+        let (turn, largest) = (grammar.turn)(n, &filler);
+        largest_call = largest_call.max(largest);
+        text.push_str(&turn);
     }
     (text, largest_call)
 }
 
 #[test]
-fn memory_is_bounded_by_the_largest_call() {
-    let (input, largest_call) = long_stream(2_000);
-    let mut parser = StreamParser::new(Format::Kimi, &ParseOptions::default());
-    let mut most_retained = 0;
-    let mut rest = input.as_str();
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(rest.len().min(7));
-        parser.feed(chunk);
-        most_retained = most_retained.max(parser.retained_bytes());
-        rest = tail;
+fn long_streams_parse_without_diagnostics() {
+    for grammar in GRAMMARS {
+        let (input, _) = long_stream(grammar, 50);
+        let message = parse(grammar.format, &input, &options());
+        assert!(message.diagnostics.is_empty(), "{}: {:?}", grammar.format, message.diagnostics);
+        assert!(
+            message.tool_calls.len() >= 50,
+            "{}: {} calls",
+            grammar.format,
+            message.tool_calls.len()
+        );
     }
-    assert!(
-        parser
-            .finish()
-            .iter()
-            .all(|event| !matches!(event, taskflow_parsers::StreamEvent::Diagnostic(_)))
-    );
-    assert!(
-        most_retained <= largest_call + KIMI_LONGEST_MARKER,
-        "kept {most_retained} bytes of a {} byte stream whose largest call is {largest_call} bytes",
-        input.len()
-    );
+}
+
+#[test]
+fn memory_is_bounded_by_the_largest_call() {
+    for grammar in GRAMMARS {
+        let (input, largest_call) = long_stream(grammar, 300);
+        let mut parser = StreamParser::new(grammar.format, &options());
+        let mut most_retained = 0;
+        let mut rest = input.as_str();
+        while !rest.is_empty() {
+            let mut cut = rest.len().min(7);
+            while !rest.is_char_boundary(cut) {
+                cut += 1;
+            }
+            let (chunk, tail) = rest.split_at(cut);
+            parser.feed(chunk);
+            most_retained = most_retained.max(parser.retained_bytes());
+            rest = tail;
+        }
+        let diagnostics =
+            parser.finish().into_iter().filter(|e| matches!(e, StreamEvent::Diagnostic(_)));
+        assert_eq!(diagnostics.count(), 0, "{}", grammar.format);
+        assert!(
+            most_retained <= largest_call + grammar.format.longest_marker(),
+            "{}: kept {most_retained} bytes of a {} byte stream whose largest call is {largest_call} bytes",
+            grammar.format,
+            input.len()
+        );
+    }
 }
 
 #[test]
 fn work_is_linear_in_the_input() {
-    let (input, _) = long_stream(2_000);
-    for chunk_len in [1, 16, 4096] {
-        let mut parser = StreamParser::new(Format::Kimi, &ParseOptions::default());
-        let mut chunks = 0;
-        let mut rest = input.as_str();
-        while !rest.is_empty() {
-            let (chunk, tail) = rest.split_at(rest.len().min(chunk_len));
-            parser.feed(chunk);
-            chunks += 1;
-            rest = tail;
+    for grammar in GRAMMARS {
+        let (input, _) = long_stream(grammar, 300);
+        for chunk_len in [1, 16, 4096] {
+            let mut parser = StreamParser::new(grammar.format, &options());
+            let mut chunks = 0;
+            let mut rest = input.as_str();
+            while !rest.is_empty() {
+                let mut cut = rest.len().min(chunk_len);
+                while !rest.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                let (chunk, tail) = rest.split_at(cut);
+                parser.feed(chunk);
+                chunks += 1;
+                rest = tail;
+            }
+            parser.finish_into(&mut Vec::new());
+            // Each chunk may scan again the few bytes held back from the one before, no more
+            // (and auto scans the marker that told the format once more).
+            let longest = grammar.format.longest_marker();
+            let bound = input.len() + chunks * (longest - 1) + longest;
+            assert!(
+                parser.scanned_bytes() <= bound,
+                "{} in {chunk_len}-byte chunks: scanned {} bytes of a {} byte input (bound {bound})",
+                grammar.format,
+                parser.scanned_bytes(),
+                input.len()
+            );
         }
-        parser.finish_into(&mut Vec::new());
-        // Each chunk may scan again the few bytes held back from the one before, no more.
-        let bound = input.len() + chunks * (KIMI_LONGEST_MARKER - 1);
-        assert!(
-            parser.scanned_bytes() <= bound,
-            "{chunk_len}-byte chunks: scanned {} bytes of a {} byte input (bound {bound})",
-            parser.scanned_bytes(),
-            input.len()
-        );
     }
 }

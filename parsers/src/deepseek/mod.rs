@@ -17,7 +17,7 @@
 mod markers;
 
 use crate::ParseOptions;
-use crate::engine::call::{Calls, Ending, generated_id};
+use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
 use crate::engine::driver::{Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
@@ -209,10 +209,7 @@ impl Deepseek {
     /// V3.1: the head is the name.
     fn announce_head<S: EventSink>(&mut self, sink: &mut S) {
         self.first_v3.get_or_insert(false);
-        let call = self.calls.get();
-        let head = std::mem::take(&mut call.head);
-        let index = call.index;
-        self.calls.announce_name(generated_id(index), head.trim(), sink);
+        self.calls.announce_head(sink);
     }
 
     fn step_after_separator<S: EventSink>(
@@ -301,10 +298,7 @@ impl Deepseek {
             }
         }
         self.calls.get().head.push_str(&input[start..at]);
-        let call = self.calls.get();
-        let head = std::mem::take(&mut call.head);
-        let index = call.index;
-        self.calls.announce_name(generated_id(index), head.trim(), sink);
+        self.calls.announce_head(sink);
         self.state = State::ArgumentsStart;
         Step::Continue(at)
     }
@@ -453,10 +447,7 @@ impl Machine for Deepseek {
                 self.end_call(Ending::Truncated, sink);
             }
             State::Name => {
-                let call = self.calls.get();
-                let head = std::mem::take(&mut call.head);
-                let index = call.index;
-                self.calls.announce_name(generated_id(index), head.trim(), sink);
+                self.calls.announce_head(sink);
                 self.end_call(Ending::Truncated, sink);
             }
             State::ArgumentsStart | State::Arguments => self.end_call(Ending::Truncated, sink),
@@ -474,5 +465,9 @@ impl Machine for Deepseek {
 
     fn marker_bytes(&self) -> usize {
         self.marker_bytes
+    }
+
+    fn generated_bytes(&self) -> usize {
+        self.calls.generated_bytes()
     }
 }

@@ -6,16 +6,10 @@
 
 use crate::arguments::{ArgumentsCheck, JsonStringState, check_arguments};
 use crate::engine::diag::{diagnostic, with_text};
-use crate::engine::is_tool_name;
+use crate::engine::{is_tool_name, non_whitespace_len};
 use crate::event::{EventSink, StreamEvent};
 use crate::message::DiagnosticKind;
 use crate::tools::{ToolSpec, resolve_unnamed};
-
-/// The id of a call in a format whose model writes none: `call_0`, `call_1`, … by the call's
-/// index in the message, so that the same text always gets the same ids.
-pub(crate) fn generated_id(index: usize) -> String {
-    format!("call_{index}")
-}
 
 /// The call being read.
 #[derive(Debug)]
@@ -78,6 +72,9 @@ pub(crate) struct Calls {
     started: usize,
     open: Option<Call>,
     spare: Buffers,
+    /// Non-whitespace bytes of text the parser wrote itself (made-up ids, names copied out of
+    /// ids or taken from the declared tools, JSON around typed parameters).
+    generated: usize,
 }
 
 impl Calls {
@@ -119,6 +116,30 @@ impl Calls {
         self.open.as_mut().expect("a call is open")
     }
 
+    /// An id for the open call in a format whose model writes none: `call_0`, `call_1`, … by
+    /// the call's index in the message, so that the same text always gets the same ids.
+    pub(crate) fn made_up_id(&mut self) -> String {
+        let id = format!("call_{}", self.get().index);
+        self.generated += id.len();
+        id
+    }
+
+    /// Counts text the parser wrote itself (see [`generated_bytes`](Self::generated_bytes)).
+    pub(crate) fn count_generated(&mut self, text: &str) {
+        self.generated += non_whitespace_len(text);
+    }
+
+    /// Takes back text counted as written by the parser that is the input's own (a value
+    /// inside the JSON written around it).
+    pub(crate) fn uncount_generated(&mut self, text: &str) {
+        self.generated -= non_whitespace_len(text);
+    }
+
+    /// Non-whitespace bytes of the text the parser wrote itself, not found in the input.
+    pub(crate) fn generated_bytes(&self) -> usize {
+        self.generated
+    }
+
     /// Announces the open call: its id and, when the id gives it, its name.
     pub(crate) fn announce<S: EventSink>(
         &mut self,
@@ -152,6 +173,16 @@ impl Calls {
                 name,
             )
         });
+    }
+
+    /// Announces the open call with a made-up id, named by the text read into its head.
+    pub(crate) fn announce_head<S: EventSink>(&mut self, sink: &mut S) {
+        let head = std::mem::take(&mut self.get().head);
+        let id = self.made_up_id();
+        self.announce_name(id, head.trim(), sink);
+        let call = self.get();
+        call.head = head;
+        call.head.clear();
     }
 
     /// The arguments start after this point: the first argument byte gives their offset.
@@ -274,7 +305,10 @@ impl Calls {
         let name = if call.unnamed {
             let arguments = replaced.as_deref().unwrap_or(&call.arguments);
             match resolve_unnamed(tools, arguments) {
-                Ok(name) => Some(name),
+                Ok(name) => {
+                    self.generated += non_whitespace_len(&name);
+                    Some(name)
+                }
                 Err(reason) => {
                     notes.push(diagnostic(
                         DiagnosticKind::UnresolvedName,

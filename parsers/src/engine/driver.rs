@@ -19,6 +19,8 @@ pub(crate) enum Step {
     NeedInput(usize),
     /// Parse `replay` (text already seen) before going on from `resume`.
     Replay { resume: usize, replay: Replay },
+    /// The machine is done here: the text from this position is another parser's.
+    HandOver(usize),
 }
 
 /// Text to parse again, and how far that has got.
@@ -55,6 +57,9 @@ pub(crate) trait Machine {
 
     /// Non-whitespace bytes of markers and syntax consumed so far.
     fn marker_bytes(&self) -> usize;
+
+    /// Non-whitespace bytes of text the machine wrote itself so far.
+    fn generated_bytes(&self) -> usize;
 }
 
 /// Feeds a [`Machine`], holding back a possible marker start between chunks.
@@ -132,6 +137,10 @@ impl<M: Machine> Driver<M> {
         self.machine.marker_bytes()
     }
 
+    pub(crate) fn generated_bytes(&self) -> usize {
+        self.machine.generated_bytes()
+    }
+
     pub(crate) fn scanned_bytes(&self) -> usize {
         self.scanned_bytes
     }
@@ -143,7 +152,9 @@ impl<M: Machine> Driver<M> {
         let mut pos = 0;
         loop {
             match self.process(&input[pos..], base + pos, eof, sink) {
-                Step::Continue(consumed) | Step::NeedInput(consumed) => return pos + consumed,
+                Step::Continue(consumed) | Step::NeedInput(consumed) | Step::HandOver(consumed) => {
+                    return pos + consumed;
+                }
                 Step::Replay { resume, replay } => {
                     pos += resume;
                     self.run_replays(replay, eof, sink);
@@ -158,7 +169,7 @@ impl<M: Machine> Driver<M> {
         while let Some(replay) = replays.last_mut() {
             let text = &replay.text[replay.pos..];
             match self.process(text, replay.offset + replay.pos, eof, sink) {
-                Step::Continue(consumed) | Step::NeedInput(consumed) => {
+                Step::Continue(consumed) | Step::NeedInput(consumed) | Step::HandOver(consumed) => {
                     debug_assert_eq!(consumed, text.len(), "replays end in a whole marker");
                     replays.pop();
                 }
@@ -179,6 +190,10 @@ impl<M: Machine> Driver<M> {
             match self.machine.step(input, pos, base, eof, sink) {
                 Step::Continue(next) => pos = next,
                 step @ Step::NeedInput(_) => return step,
+                Step::HandOver(at) => {
+                    self.scanned_bytes -= input.len() - at;
+                    return Step::HandOver(at);
+                }
                 Step::Replay { resume, replay } => {
                     self.scanned_bytes -= input.len() - resume;
                     return Step::Replay { resume, replay };

@@ -7,7 +7,7 @@
 //! `"function"`. Any other member, a second arguments member, or a `type` of another kind is
 //! reported with its text rather than silently dropped.
 
-use crate::engine::call::{Calls, Ending, generated_id};
+use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{diagnostic, with_text};
 use crate::engine::non_whitespace_len;
 use crate::event::EventSink;
@@ -41,7 +41,8 @@ pub(crate) struct Envelope<'a> {
     pub others: Vec<Member<'a>>,
 }
 
-/// Reads a call object; `Err` says why the text is not a JSON object.
+/// Reads a call object; `Err` says why the text is not a JSON object (the caller reports the
+/// object's arguments as invalid, with serde_json's reason).
 pub(crate) fn read_envelope(text: &str) -> Result<Envelope<'_>, String> {
     if !text.starts_with('{') {
         return Err("the tool call is not a JSON object".to_owned());
@@ -73,7 +74,7 @@ pub(crate) fn read_envelope(text: &str) -> Result<Envelope<'_>, String> {
 /// Announces, fills and ends the open call from the object text it buffered. Returns the
 /// non-whitespace bytes of the object's syntax (everything not carried into the message).
 ///
-/// A call without an arguments member takes no arguments: `{}`, the object's own braces.
+/// A call without an arguments member takes no arguments: `{}`.
 /// Text that is not a JSON object stays the call's arguments, reported as malformed.
 pub(crate) fn finish_envelope_call<S: EventSink>(
     calls: &mut Calls,
@@ -85,11 +86,21 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
     let index = calls.get().index;
     let envelope = match read_envelope(&body) {
         Ok(envelope) => envelope,
-        Err(reason) => {
-            calls.announce(generated_id(index), Some(String::new()), sink);
+        Err(_) => {
+            let truncated = matches!(ending, Ending::Truncated);
+            let id = calls.made_up_id();
+            calls.announce(id, Some(String::new()), sink);
             calls.push_arguments(&body, offset, sink);
             calls.end(ending, tools, sink);
-            sink.emit(diagnostic(DiagnosticKind::MalformedCall, Some(index), offset, reason));
+            if !truncated {
+                sink.emit(diagnostic(
+                    DiagnosticKind::MalformedCall,
+                    Some(index),
+                    offset,
+                    "the tool call is not a JSON object with a `name` and `arguments`; all of it \
+                     is kept as the arguments",
+                ));
+            }
             return 0;
         }
     };
@@ -102,9 +113,9 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
         }
         Some((member, _)) => {
             notes.push(member);
-            generated_id(index)
+            calls.made_up_id()
         }
-        None => generated_id(index),
+        None => calls.made_up_id(),
     };
     match envelope.name {
         Some(member) => match member.plain_string() {
@@ -140,7 +151,7 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
             calls.push_arguments(member.value, offset + member.at, sink);
         }
         None => {
-            carried.push("{}");
+            calls.count_generated("{}");
             calls.push_arguments("{}", offset, sink);
         }
     }

@@ -64,12 +64,16 @@ impl Params {
         piece.push_str(": ");
         piece.push_str(&value);
         self.keys.push(key.to_owned());
+        calls.count_generated(&piece);
+        calls.uncount_generated(key);
+        calls.uncount_generated(raw);
         calls.push_arguments(&piece, offset, sink);
     }
 
     /// Closes the arguments of the open call (`{}` when it had no parameters).
     pub(crate) fn close<S: EventSink>(&mut self, calls: &mut Calls, offset: usize, sink: &mut S) {
         let piece = if self.keys.is_empty() { "{}" } else { "}" };
+        calls.count_generated(piece);
         calls.push_arguments(piece, offset, sink);
         self.keys.clear();
     }

@@ -13,7 +13,7 @@
 mod markers;
 
 use crate::ParseOptions;
-use crate::engine::call::{Calls, Ending, generated_id};
+use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{unexpected_marker, with_text};
 use crate::engine::driver::{Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
@@ -202,7 +202,11 @@ impl Harmony {
                         self.open_body(sink);
                         return Step::Continue(at + len);
                     }
-                    _ => {
+                    Marker::End | Marker::Return | Marker::Call => {
+                        self.drop_header(sink);
+                        self.state = State::Outside;
+                    }
+                    Marker::Start => {
                         self.drop_header(sink);
                         self.state = State::Outside;
                         return Step::Continue(at);
@@ -246,8 +250,9 @@ impl Harmony {
         if let Some(recipient) = recipient {
             let name = recipient.strip_prefix("functions.").unwrap_or(recipient).to_owned();
             self.marker_bytes += header_bytes - non_whitespace_len(&name);
-            let index = self.calls.begin(self.header.offset).index;
-            self.calls.announce_name(generated_id(index), &name, sink);
+            self.calls.begin(self.header.offset);
+            let id = self.calls.made_up_id();
+            self.calls.announce_name(id, &name, sink);
             self.calls.arguments_start();
             self.state = State::Arguments;
         } else {
@@ -334,5 +339,9 @@ impl Machine for Harmony {
 
     fn marker_bytes(&self) -> usize {
         self.marker_bytes
+    }
+
+    fn generated_bytes(&self) -> usize {
+        self.calls.generated_bytes()
     }
 }

@@ -238,7 +238,10 @@ impl Kimi {
             _ => None,
         };
         let name = match parsed {
-            CallName::Named(name) => Some(name),
+            CallName::Named(name) => {
+                self.calls.count_generated(&name);
+                Some(name)
+            }
             CallName::Unnamed => None,
             CallName::Invalid => Some(String::new()),
         };
@@ -314,5 +317,9 @@ impl Machine for Kimi {
 
     fn marker_bytes(&self) -> usize {
         self.marker_bytes
+    }
+
+    fn generated_bytes(&self) -> usize {
+        self.calls.generated_bytes()
     }
 }

@@ -316,4 +316,8 @@ impl Machine for Llama3 {
     fn marker_bytes(&self) -> usize {
         self.marker_bytes
     }
+
+    fn generated_bytes(&self) -> usize {
+        self.calls.generated_bytes()
+    }
 }

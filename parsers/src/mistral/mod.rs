@@ -12,7 +12,7 @@
 mod markers;
 
 use crate::ParseOptions;
-use crate::engine::call::{Calls, Ending, generated_id};
+use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
 use crate::engine::driver::{Machine, Replay, Step};
 use crate::engine::envelope::finish_envelope_call;
@@ -293,9 +293,9 @@ impl Mistral {
                         id,
                     ));
                 }
-                generated_id(index)
+                self.calls.made_up_id()
             }
-            None => generated_id(index),
+            None => self.calls.made_up_id(),
         };
         self.id.clear();
         self.calls.announce_name(id, head.trim(), sink);
@@ -403,5 +403,9 @@ impl Machine for Mistral {
 
     fn marker_bytes(&self) -> usize {
         self.marker_bytes
+    }
+
+    fn generated_bytes(&self) -> usize {
+        self.calls.generated_bytes()
     }
 }

@@ -9,7 +9,7 @@
 //! - `<function=NAME>` — parameters `<parameter=KEY>value</parameter>` (Qwen3-Coder), up to
 //!   `</function>`;
 //! - anything else — GLM's `NAME<arg_key>KEY</arg_key><arg_value>value</arg_value>…`, with or
-//!   without newlines between the parts.
+//!   without newlines between the parts; the name ends at its line.
 //!
 //! MiniMax-M2 writes `<invoke name="NAME">` with `<parameter name="KEY">`, several per
 //! `<minimax:tool_call>`. Parameter values lose one leading and one trailing newline and are
@@ -21,11 +21,12 @@ mod markers;
 use std::marker::PhantomData;
 
 use crate::ParseOptions;
-use crate::engine::call::{Calls, Ending, generated_id};
+use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
 use crate::engine::driver::{Machine, Replay, Step};
 use crate::engine::envelope::finish_envelope_call;
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
+use crate::engine::non_whitespace_len;
 use crate::engine::params::{Params, strip_one_newline};
 use crate::engine::scan::{Next, NextOr, Scan, marker_len, next_marker, next_marker_or};
 use crate::engine::stray::Stray;
@@ -147,7 +148,7 @@ impl<D: Dialect> Tagged<D> {
         match next {
             Next::Marker { at, marker, len } => {
                 self.text.emit(&input[start..at], sink);
-                self.marker_bytes += len;
+                self.marker_bytes += non_whitespace_len(&input[at..at + len]);
                 let offset = base + at;
                 match marker {
                     Marker::ThinkOpen => self.text.open(),
@@ -226,7 +227,7 @@ impl<D: Dialect> Tagged<D> {
             Next::Marker { at, marker, len } => {
                 self.stray.add(&input[start..at], base + start);
                 self.stray.flush(WRAPPER_STRAY, sink);
-                self.marker_bytes += len;
+                self.marker_bytes += non_whitespace_len(&input[at..at + len]);
                 let offset = base + at;
                 match marker {
                     Marker::InvokeOpen => self.begin(offset, Shape::Invoke, State::InvokeName),
@@ -294,7 +295,8 @@ impl<D: Dialect> Tagged<D> {
     ) -> Step {
         match read_arguments::<D, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Marker(Marker::WrapperClose, at) => {
-                self.marker_bytes += marker_len::<D>(input, at);
+                self.marker_bytes +=
+                    non_whitespace_len(&input[at..at + marker_len::<D>(input, at)]);
                 self.marker_bytes +=
                     finish_envelope_call(&mut self.calls, &self.tools, Ending::Closed, sink);
                 self.wrapper = None;
@@ -384,13 +386,12 @@ impl<D: Dialect> Tagged<D> {
 
     /// Announces the call from the name read (GLM's or an invocation's).
     fn announce<S: EventSink>(&mut self, sink: &mut S) {
-        let call = self.calls.get();
-        let index = call.index;
-        let head = std::mem::take(&mut call.head);
+        let head = std::mem::take(&mut self.calls.get().head);
         let name = self.unquoted(head.trim());
         self.name.clear();
         self.name.push_str(name);
-        self.calls.announce_name(generated_id(index), name, sink);
+        let id = self.calls.made_up_id();
+        self.calls.announce_name(id, name, sink);
         self.calls.get().head = head;
     }
 
@@ -408,31 +409,35 @@ impl<D: Dialect> Tagged<D> {
         text
     }
 
+    /// GLM: the name runs to the end of its line, or to the first marker.
     fn step_glm_name<S: EventSink>(
         &mut self,
         input: &str,
         start: usize,
-        base: usize,
         eof: bool,
         sink: &mut S,
     ) -> Step {
-        let _ = base;
-        let next = next_marker::<D>(input, start, eof, |marker| {
+        let next = next_marker_or::<D>(input, start, eof, b'\n', |marker| {
             !matches!(marker, Marker::ThinkOpen | Marker::ThinkClose)
         });
+        let head = &mut self.calls.get().head;
         match next {
-            Next::Marker { at, .. } => {
-                self.calls.get().head.push_str(&input[start..at]);
+            NextOr::Stop(at) if head.trim().is_empty() && input[start..at].trim().is_empty() => {
+                head.push_str(&input[start..=at]);
+                Step::Continue(at + 1)
+            }
+            NextOr::Stop(at) | NextOr::Next(Next::Marker { at, .. }) => {
+                head.push_str(&input[start..at]);
                 self.announce(sink);
                 self.state = State::Params;
                 Step::Continue(at)
             }
-            Next::NeedInput(at) => {
-                self.calls.get().head.push_str(&input[start..at]);
+            NextOr::Next(Next::NeedInput(at)) => {
+                head.push_str(&input[start..at]);
                 Step::NeedInput(at)
             }
-            Next::End => {
-                self.calls.get().head.push_str(&input[start..]);
+            NextOr::Next(Next::End) => {
+                head.push_str(&input[start..]);
                 Step::Continue(input.len())
             }
         }
@@ -468,14 +473,14 @@ impl<D: Dialect> Tagged<D> {
         let call_close =
             if self.shape == Shape::Glm { Marker::WrapperClose } else { Marker::InvokeClose };
         if marker == pair_open {
-            self.marker_bytes += len;
+            self.marker_bytes += non_whitespace_len(&input[at..at + len]);
             self.key.clear();
             self.part_offset = offset + len;
             self.state = State::Key;
             return Step::Continue(at + len);
         }
         if marker == call_close {
-            self.marker_bytes += len;
+            self.marker_bytes += non_whitespace_len(&input[at..at + len]);
             self.end_call(Ending::Closed, offset, sink);
             if marker == Marker::WrapperClose {
                 self.wrapper = None;
@@ -490,7 +495,7 @@ impl<D: Dialect> Tagged<D> {
                 Step::Continue(at)
             }
             _ => {
-                self.marker_bytes += len;
+                self.marker_bytes += non_whitespace_len(&input[at..at + len]);
                 sink.emit(unexpected_marker(D::spelling(marker), offset, "between parameters"));
                 Step::Continue(at + len)
             }
@@ -512,7 +517,7 @@ impl<D: Dialect> Tagged<D> {
         match next {
             Next::Marker { at, marker: Marker::ArgKeyClose, len } => {
                 self.key.push_str(&input[start..at]);
-                self.marker_bytes += len;
+                self.marker_bytes += non_whitespace_len(&input[at..at + len]);
                 self.state = State::AwaitValue;
                 Step::Continue(at + len)
             }
@@ -552,7 +557,7 @@ impl<D: Dialect> Tagged<D> {
             Next::Marker { at, marker: Marker::ArgValueOpen, len } => {
                 self.stray.add(&input[start..at], base + start);
                 self.stray.flush(CALL_STRAY, sink);
-                self.marker_bytes += len;
+                self.marker_bytes += non_whitespace_len(&input[at..at + len]);
                 self.part_offset = base + at + len;
                 self.value.clear();
                 self.state = State::Value;
@@ -612,7 +617,7 @@ impl<D: Dialect> Tagged<D> {
                 let closed = matches!(marker, Marker::ParamClose | Marker::ArgValueClose);
                 self.add_param(sink);
                 if closed {
-                    self.marker_bytes += len;
+                    self.marker_bytes += non_whitespace_len(&input[at..at + len]);
                 } else {
                     let close = if glm { Marker::ArgValueClose } else { Marker::ParamClose };
                     sink.emit(diagnostic(
@@ -689,7 +694,7 @@ impl<D: Dialect> Machine for Tagged<D> {
             State::InvokeName => self.step_name(input, pos, base, eof, sink),
             State::Key if self.shape != Shape::Glm => self.step_name(input, pos, base, eof, sink),
             State::Key => self.step_glm_key(input, pos, base, eof, sink),
-            State::GlmName => self.step_glm_name(input, pos, base, eof, sink),
+            State::GlmName => self.step_glm_name(input, pos, eof, sink),
             State::Params => self.step_params(input, pos, base, eof, sink),
             State::AwaitValue => self.step_await_value(input, pos, base, eof, sink),
             State::Value => self.step_value(input, pos, base, eof, sink),
@@ -749,5 +754,9 @@ impl<D: Dialect> Machine for Tagged<D> {
 
     fn marker_bytes(&self) -> usize {
         self.marker_bytes
+    }
+
+    fn generated_bytes(&self) -> usize {
+        self.calls.generated_bytes()
     }
 }
