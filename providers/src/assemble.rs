@@ -107,11 +107,8 @@ impl Assembler {
 
     /// The answer is complete: ends the calls, then reports usage and the finish reason.
     pub(crate) fn finish(mut self, out: &mut Vec<ChatEvent>) {
-        let parser = std::mem::replace(
-            &mut self.parser,
-            StreamParser::new(Format::Kimi, &ParseOptions::default()),
-        );
-        let events = parser.finish();
+        let mut events = Vec::new();
+        self.parser.finish_into(&mut events);
         self.forward_parsed(events, out);
         for call in std::mem::take(&mut self.structured).into_values() {
             self.end_structured(call, out);

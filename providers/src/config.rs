@@ -189,7 +189,7 @@ pub struct ProviderConfig {
     pub read_timeout: Duration,
     pub retry: RetryPolicy,
     /// The format of tool calls written as tagged text in `content`; by default the one the
-    /// model's name implies (Kimi for Kimi models).
+    /// model's name implies (`Format::for_model`), else told by the markers (`Format::Auto`).
     pub tagged_format: Option<Format>,
     /// The script file of the replay provider.
     pub script: Option<PathBuf>,
@@ -219,11 +219,6 @@ impl ProviderConfig {
                 format!("unknown provider `{name}` (known: {})", Preset::names()),
             )
         })
-    }
-
-    /// The tagged-text format to read `content` with.
-    pub fn tagged_format(&self) -> Format {
-        self.tagged_format.unwrap_or(Format::Kimi)
     }
 
     /// Builds the provider, checking that it can work (a key where one is needed, a script

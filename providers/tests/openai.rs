@@ -239,3 +239,21 @@ async fn the_key_goes_in_the_header_only() {
     assert!(!format!("{provider:?}").contains(SECRET_KEY), "Debug shows the key");
     provider.complete(&weather_request()).await.unwrap();
 }
+
+#[tokio::test]
+async fn the_model_name_picks_the_tagged_format() {
+    let content = "Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Lima\"}}\n</tool_call>";
+    let answer = json!({"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]});
+    for model in ["Qwen/Qwen2.5-72B-Instruct", "some-unknown-model"] {
+        let server = serve(200, answer.to_string(), "application/json").await;
+        let mut request = weather_request();
+        request.model = model.to_owned();
+        let response = provider("vllm", &base(&server)).complete(&request).await.unwrap();
+        assert_eq!(response.message.content.as_deref(), Some("Let me look.\n"), "{model}");
+        assert_eq!(response.message.tool_calls.len(), 1, "{model}");
+        assert_eq!(response.message.tool_calls[0].function.name, "get_weather");
+        let arguments: Value =
+            serde_json::from_str(&response.message.tool_calls[0].function.arguments).unwrap();
+        assert_eq!(arguments, json!({"city": "Lima"}));
+    }
+}

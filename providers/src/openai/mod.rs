@@ -29,7 +29,7 @@ pub(crate) struct OpenAiProvider {
     api_key: Option<ApiKey>,
     model: String,
     retry: RetryPolicy,
-    tagged_format: Format,
+    tagged_format: Option<Format>,
 }
 
 impl OpenAiProvider {
@@ -41,7 +41,7 @@ impl OpenAiProvider {
             api_key: config.api_key.clone(),
             model: config.model.clone(),
             retry: config.retry,
-            tagged_format: config.tagged_format(),
+            tagged_format: config.tagged_format,
         })
     }
 
@@ -58,8 +58,12 @@ impl OpenAiProvider {
         http::post_json(post, body, self.api_key.as_ref()).await
     }
 
+    /// Reads an answer to `request`, with the tagged-text format its model writes.
     fn assembler(&self, request: &ChatRequest) -> Assembler {
-        Assembler::new(self.tagged_format, request.tool_specs())
+        let format = self
+            .tagged_format
+            .unwrap_or_else(|| Format::for_model(self.model(request)).unwrap_or(Format::Auto));
+        Assembler::new(format, request.tool_specs())
     }
 }
 
