@@ -13,8 +13,8 @@ use nom::sequence::preceded;
 use nom::{IResult, Parser};
 
 use crate::ParseOptions;
-use crate::engine::driver::{Driver, Machine, Step};
-use crate::engine::scan::{MarkerSet, Next, Scan, next_marker};
+use crate::engine::driver::{Chunk, Driver, Machine, Step};
+use crate::engine::scan::{Found, MarkerSet, Scan, read_to_marker};
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::format::Format;
@@ -83,38 +83,21 @@ struct Detector {
 }
 
 impl Machine for Detector {
-    fn step<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let opens = self.text.opens();
-        match next_marker::<Openers>(input, start, eof, |m| m != Opener::ThinkOpen || opens) {
-            Next::Marker { at, marker, len } => {
-                self.text.emit(&input[start..at], sink);
-                match marker {
-                    Opener::ThinkOpen => self.text.open(),
-                    Opener::ThinkClose => self.text.close("</think>", "<think>", base + at, sink),
-                    _ => {
-                        self.decided = Some(marker);
-                        return Step::HandOver(at);
-                    }
-                }
-                self.marker_bytes += len;
-                Step::Continue(at + len)
-            }
-            Next::NeedInput(at) => {
-                self.text.emit(&input[start..at], sink);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.text.emit(&input[start..], sink);
-                Step::Continue(input.len())
+    fn step<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let (out, opens) = (self.text, self.text.opens());
+        let accept = |m| m != Opener::ThinkOpen || opens;
+        let found = read_to_marker::<Openers>(chunk, start, accept, |text, _| out.emit(text, sink));
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        match marker {
+            Opener::ThinkOpen => self.text.open(),
+            Opener::ThinkClose => self.text.close("</think>", "<think>", chunk.base + at, sink),
+            _ => {
+                self.decided = Some(marker);
+                return Step::HandOver(at);
             }
         }
+        self.marker_bytes += len;
+        Step::Continue(at + len)
     }
 
     fn end<S: EventSink>(&mut self, _offset: usize, _sink: &mut S) {}

@@ -19,9 +19,10 @@ mod markers;
 use crate::ParseOptions;
 use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
-use crate::engine::driver::{Machine, Replay, Step};
+use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
-use crate::engine::scan::{MarkerSet, Next, Scan, marker_len, next_marker};
+use crate::engine::scan::{Found, MarkerSet, Scan, marker_len, read_to_marker};
+use crate::engine::section::Section;
 use crate::engine::stray::Stray;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
@@ -32,7 +33,6 @@ use markers::{ArgTokens, Marker, Tokens};
 
 pub(crate) use markers::LONGEST_MARKER;
 
-const SECTION_STRAY: &str = "text inside a tool-call section, outside any call";
 const CALL_STRAY: &str = "text inside a tool call, after its arguments";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,8 @@ pub(crate) struct Deepseek {
     tools: Vec<ToolSpec>,
     state: State,
     text: TextOut,
-    section: Option<usize>,
+    section: Section,
+    /// Text after a call's closing fence, before its end marker.
     stray: Stray,
     calls: Calls,
     /// The shape of the first call: V3 (`true`) or V3.1.
@@ -71,7 +72,7 @@ impl Deepseek {
             tools: options.tools.clone(),
             state: State::Text,
             text,
-            section: None,
+            section: Section::default(),
             stray: Stray::default(),
             calls: Calls::default(),
             first_v3: None,
@@ -83,82 +84,48 @@ impl Deepseek {
         self.first_v3.map(|v3| if v3 { Format::DeepseekV3 } else { Format::DeepseekV31 })
     }
 
-    fn step_text<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let opens = self.text.opens();
-        match next_marker::<Tokens>(input, start, eof, |m| m != Marker::ThinkOpen || opens) {
-            Next::Marker { at, marker, len } => {
-                self.text.emit(&input[start..at], sink);
-                self.marker_bytes += len;
-                let offset = base + at;
-                match marker {
-                    Marker::ThinkOpen => self.text.open(),
-                    Marker::ThinkClose => self.text.close(marker.text(), "<think>", offset, sink),
-                    Marker::SectionBegin => {
-                        self.section = Some(offset);
-                        self.state = State::Section;
-                    }
-                    Marker::CallBegin => self.begin_call(offset),
-                    Marker::EndOfSentence => {}
-                    _ => sink.emit(unexpected_marker(
-                        marker.text(),
-                        offset,
-                        "outside any tool-call section",
-                    )),
-                }
-                Step::Continue(at + len)
+    fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let (out, opens) = (self.text, self.text.opens());
+        let accept = |m| m != Marker::ThinkOpen || opens;
+        let found = read_to_marker::<Tokens>(chunk, start, accept, |text, _| out.emit(text, sink));
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        self.marker_bytes += len;
+        let offset = chunk.base + at;
+        match marker {
+            Marker::ThinkOpen => self.text.open(),
+            Marker::ThinkClose => self.text.close(marker.text(), "<think>", offset, sink),
+            Marker::SectionBegin => {
+                self.section.open(offset);
+                self.state = State::Section;
             }
-            Next::NeedInput(at) => {
-                self.text.emit(&input[start..at], sink);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.text.emit(&input[start..], sink);
-                Step::Continue(input.len())
+            Marker::CallBegin => self.begin_call(offset),
+            Marker::EndOfSentence => {}
+            _ => {
+                sink.emit(unexpected_marker(marker.text(), offset, "outside any tool-call section"))
             }
         }
+        Step::Continue(at + len)
     }
 
     fn step_section<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
-        match next_marker::<Tokens>(input, start, eof, Marker::is_tool_marker) {
-            Next::Marker { at, marker, len } => {
-                self.stray.add(&input[start..at], base + start);
-                self.stray.flush(SECTION_STRAY, sink);
-                self.marker_bytes += len;
-                match marker {
-                    Marker::SectionEnd => {
-                        self.section = None;
-                        self.state = State::Text;
-                    }
-                    Marker::CallBegin => self.begin_call(base + at),
-                    _ => {
-                        sink.emit(unexpected_marker(marker.text(), base + at, "between tool calls"))
-                    }
-                }
-                Step::Continue(at + len)
+        let found = self.section.read::<Tokens, S>(chunk, start, Marker::is_tool_marker, sink);
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        self.marker_bytes += len;
+        let offset = chunk.base + at;
+        match marker {
+            Marker::SectionEnd => {
+                self.section.close();
+                self.state = State::Text;
             }
-            Next::NeedInput(at) => {
-                self.stray.add(&input[start..at], base + start);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.stray.add(&input[start..], base + start);
-                Step::Continue(input.len())
-            }
+            Marker::CallBegin => self.begin_call(offset),
+            _ => sink.emit(unexpected_marker(marker.text(), offset, "between tool calls")),
         }
+        Step::Continue(at + len)
     }
 
     fn begin_call(&mut self, offset: usize) {
@@ -166,44 +133,25 @@ impl Deepseek {
         self.state = State::Head;
     }
 
-    fn step_head<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        match next_marker::<Tokens>(input, start, eof, Marker::is_tool_marker) {
-            Next::Marker { at, marker, len } => {
-                self.calls.get().head.push_str(&input[start..at]);
-                match marker {
-                    Marker::Separator => {
-                        self.marker_bytes += len;
-                        self.state = State::AfterSeparator;
-                        Step::Continue(at + len)
-                    }
-                    _ => {
-                        self.announce_head(sink);
-                        sink.emit(diagnostic(
-                            DiagnosticKind::MalformedCall,
-                            Some(self.calls.get().index),
-                            base + at,
-                            "the call has no `<｜tool▁sep｜>`",
-                        ));
-                        self.end_at(marker, input, at, base, sink)
-                    }
-                }
-            }
-            Next::NeedInput(at) => {
-                self.calls.get().head.push_str(&input[start..at]);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.calls.get().head.push_str(&input[start..]);
-                Step::Continue(input.len())
-            }
+    fn step_head<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let head = &mut self.calls.get().head;
+        let found = read_to_marker::<Tokens>(chunk, start, Marker::is_tool_marker, |text, _| {
+            head.push_str(text)
+        });
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        if marker == Marker::Separator {
+            self.marker_bytes += len;
+            self.state = State::AfterSeparator;
+            return Step::Continue(at + len);
         }
+        self.announce_head(sink);
+        sink.emit(diagnostic(
+            DiagnosticKind::MalformedCall,
+            Some(self.calls.get().index),
+            chunk.base + at,
+            "the call has no `<｜tool▁sep｜>`",
+        ));
+        self.end_at(marker, chunk, at, sink)
     }
 
     /// V3.1: the head is the name.
@@ -214,11 +162,11 @@ impl Deepseek {
 
     fn step_after_separator<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
+        let Chunk { text: input, eof, .. } = *chunk;
         let rest = &input[start..];
         let first = start + rest.len() - rest.trim_start().len();
         let Some(&byte) = input.as_bytes().get(first) else {
@@ -268,13 +216,8 @@ impl Deepseek {
     }
 
     /// V3: the name runs to the end of its line (or to the fence or arguments).
-    fn step_name<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
+    fn step_name<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let Chunk { text: input, eof, .. } = *chunk;
         let bytes = input.as_bytes();
         let end = bytes[start..]
             .iter()
@@ -303,7 +246,8 @@ impl Deepseek {
         Step::Continue(at)
     }
 
-    fn step_arguments_start(&mut self, input: &str, start: usize, eof: bool) -> Step {
+    fn step_arguments_start(&mut self, chunk: &Chunk<'_>, start: usize) -> Step {
+        let Chunk { text: input, eof, .. } = *chunk;
         let rest = &input[start..];
         let first = start + rest.len() - rest.trim_start().len();
         if first == input.len() {
@@ -327,19 +271,18 @@ impl Deepseek {
 
     fn step_arguments<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
+        let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<ArgTokens, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Marker(Marker::Fence, at) => {
                 self.marker_bytes += marker_len::<ArgTokens>(input, at);
                 self.state = State::AfterFence;
                 Step::Continue(at + marker_len::<ArgTokens>(input, at))
             }
-            ArgsStop::Marker(marker, at) => self.end_at(marker, input, at, base, sink),
+            ArgsStop::Marker(marker, at) => self.end_at(marker, chunk, at, sink),
             ArgsStop::NeedInput(at) => Step::NeedInput(at),
             ArgsStop::Exhausted | ArgsStop::Closed(_) => Step::Continue(input.len()),
             ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
@@ -348,27 +291,17 @@ impl Deepseek {
 
     fn step_after_fence<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
-        match next_marker::<Tokens>(input, start, eof, Marker::is_tool_marker) {
-            Next::Marker { at, marker, .. } => {
-                self.stray.add(&input[start..at], base + start);
-                self.stray.flush(CALL_STRAY, sink);
-                self.end_at(marker, input, at, base, sink)
-            }
-            Next::NeedInput(at) => {
-                self.stray.add(&input[start..at], base + start);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.stray.add(&input[start..], base + start);
-                Step::Continue(input.len())
-            }
-        }
+        let stray = &mut self.stray;
+        let found = read_to_marker::<Tokens>(chunk, start, Marker::is_tool_marker, |text, at| {
+            stray.add(text, at)
+        });
+        let Found::Marker { at, marker, .. } = found else { return found.step() };
+        self.stray.flush(CALL_STRAY, sink);
+        self.end_at(marker, chunk, at, sink)
     }
 
     /// Ends the call at the marker at `input[at..]`: its end marker is consumed, any other
@@ -376,11 +309,11 @@ impl Deepseek {
     fn end_at<S: EventSink>(
         &mut self,
         marker: Marker,
-        input: &str,
+        chunk: &Chunk<'_>,
         at: usize,
-        base: usize,
         sink: &mut S,
     ) -> Step {
+        let Chunk { text: input, base, .. } = *chunk;
         if marker == Marker::CallEnd {
             let len = marker_len::<Tokens>(input, at);
             self.marker_bytes += len;
@@ -400,28 +333,21 @@ impl Deepseek {
 
     fn end_call<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
         self.calls.end(ending, &self.tools, sink);
-        self.state = if self.section.is_some() { State::Section } else { State::Text };
+        self.state = if self.section.is_open() { State::Section } else { State::Text };
     }
 }
 
 impl Machine for Deepseek {
-    fn step<S: EventSink>(
-        &mut self,
-        input: &str,
-        pos: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
+    fn step<S: EventSink>(&mut self, chunk: &Chunk<'_>, pos: usize, sink: &mut S) -> Step {
         match self.state {
-            State::Text => self.step_text(input, pos, base, eof, sink),
-            State::Section => self.step_section(input, pos, base, eof, sink),
-            State::Head => self.step_head(input, pos, base, eof, sink),
-            State::AfterSeparator => self.step_after_separator(input, pos, eof, sink),
-            State::Name => self.step_name(input, pos, eof, sink),
-            State::ArgumentsStart => self.step_arguments_start(input, pos, eof),
-            State::Arguments => self.step_arguments(input, pos, base, eof, sink),
-            State::AfterFence => self.step_after_fence(input, pos, base, eof, sink),
+            State::Text => self.step_text(chunk, pos, sink),
+            State::Section => self.step_section(chunk, pos, sink),
+            State::Head => self.step_head(chunk, pos, sink),
+            State::AfterSeparator => self.step_after_separator(chunk, pos, sink),
+            State::Name => self.step_name(chunk, pos, sink),
+            State::ArgumentsStart => self.step_arguments_start(chunk, pos),
+            State::Arguments => self.step_arguments(chunk, pos, sink),
+            State::AfterFence => self.step_after_fence(chunk, pos, sink),
         }
     }
 
@@ -432,16 +358,7 @@ impl Machine for Deepseek {
     fn end<S: EventSink>(&mut self, offset: usize, sink: &mut S) {
         match self.state {
             State::Text => {}
-            State::Section => {
-                self.stray.flush(SECTION_STRAY, sink);
-                let start = self.section.take().unwrap_or(offset);
-                sink.emit(diagnostic(
-                    DiagnosticKind::Truncated,
-                    None,
-                    start,
-                    "the input ended inside a tool-call section",
-                ));
-            }
+            State::Section => self.section.truncated(offset, sink),
             State::Head | State::AfterSeparator => {
                 self.announce_head(sink);
                 self.end_call(Ending::Truncated, sink);
@@ -460,7 +377,7 @@ impl Machine for Deepseek {
     }
 
     fn retained(&self) -> usize {
-        self.calls.retained() + self.stray.len()
+        self.calls.retained() + self.section.retained() + self.stray.len()
     }
 
     fn marker_bytes(&self) -> usize {

@@ -31,18 +31,20 @@ pub(crate) struct Replay {
     pub pos: usize,
 }
 
+/// The text a machine is given: `text` starts at absolute offset `base` of the input, and
+/// `eof` says whether the input ends with it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Chunk<'a> {
+    pub text: &'a str,
+    pub base: usize,
+    pub eof: bool,
+}
+
 /// A format's incremental state machine.
 pub(crate) trait Machine {
-    /// Reads `input` from `pos` (`input` starts at absolute offset `base`) in the current
-    /// state, until the state changes, the input ends, or more input is needed.
-    fn step<S: EventSink>(
-        &mut self,
-        input: &str,
-        pos: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step;
+    /// Reads `chunk.text` from `pos` in the current state, until the state changes, the text
+    /// ends, or more input is needed.
+    fn step<S: EventSink>(&mut self, chunk: &Chunk<'_>, pos: usize, sink: &mut S) -> Step;
 
     /// At the end of the input: text still in doubt that must be parsed again, if any.
     fn unsettled<S: EventSink>(&mut self, _sink: &mut S) -> Option<Replay> {
@@ -185,9 +187,10 @@ impl<M: Machine> Driver<M> {
     /// parse again.
     fn process<S: EventSink>(&mut self, input: &str, base: usize, eof: bool, sink: &mut S) -> Step {
         self.scanned_bytes += input.len();
+        let chunk = Chunk { text: input, base, eof };
         let mut pos = 0;
         while pos < input.len() {
-            match self.machine.step(input, pos, base, eof, sink) {
+            match self.machine.step(&chunk, pos, sink) {
                 Step::Continue(next) => pos = next,
                 step @ Step::NeedInput(_) => return step,
                 Step::HandOver(at) => {

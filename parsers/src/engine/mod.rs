@@ -16,6 +16,7 @@ pub(crate) mod envelope;
 pub(crate) mod json_args;
 pub(crate) mod params;
 pub(crate) mod scan;
+pub(crate) mod section;
 pub(crate) mod stray;
 pub(crate) mod text;
 

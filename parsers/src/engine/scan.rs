@@ -6,6 +6,8 @@
 use memchr::{memchr, memchr2, memchr3};
 use nom::IResult;
 
+use crate::engine::driver::{Chunk, Step};
+
 /// What the text at a possible marker start is.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Scan<M> {
@@ -47,39 +49,6 @@ pub(crate) fn find_byte(needles: &[u8], haystack: &[u8]) -> Option<usize> {
     }
 }
 
-/// The next marker in `input[start..]`.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Next<M> {
-    /// A marker the caller accepts, at `at`, `len` bytes long.
-    Marker { at: usize, marker: M, len: usize },
-    /// The text from `at` may start a marker: more input decides.
-    NeedInput(usize),
-    /// No marker up to the end of the input.
-    End,
-}
-
-/// Finds the next marker of `G` at or after `start` that `accept` takes; markers it refuses
-/// are text. At the end of the input (`eof`) a marker prefix is text too.
-pub(crate) fn next_marker<G: MarkerSet>(
-    input: &str,
-    start: usize,
-    eof: bool,
-    mut accept: impl FnMut(G::Marker) -> bool,
-) -> Next<G::Marker> {
-    let bytes = input.as_bytes();
-    let mut search = start;
-    while let Some(found) = find_byte(G::STARTS, &bytes[search..]) {
-        let at = search + found;
-        match G::scan(&input[at..]) {
-            Scan::Incomplete if !eof => return Next::NeedInput(at),
-            Scan::Marker(marker, len) if accept(marker) => return Next::Marker { at, marker, len },
-            Scan::Incomplete | Scan::Marker(..) | Scan::NoMatch => {}
-        }
-        search = at + 1;
-    }
-    Next::End
-}
-
 /// The length of the marker of `G` known to be at `input[at..]`.
 pub(crate) fn marker_len<G: MarkerSet>(input: &str, at: usize) -> usize {
     match G::scan(&input[at..]) {
@@ -88,40 +57,90 @@ pub(crate) fn marker_len<G: MarkerSet>(input: &str, at: usize) -> usize {
     }
 }
 
-/// What [`next_marker_or`] found first.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum NextOr<M> {
-    /// The stop byte, at `at`.
+/// What [`read_to_marker`] found.
+#[derive(Debug)]
+pub(crate) enum Found<M> {
+    /// A marker the caller accepts, at `at`, `len` bytes long; the text before it was taken.
+    Marker { at: usize, marker: M, len: usize },
+    /// The stop byte asked for (see [`read_to_marker_or`]), at `at`; the text before it was
+    /// taken.
     Stop(usize),
-    Next(Next<M>),
+    /// No such marker: the text up to where more input is needed, or to the end, was taken,
+    /// and the step ends so.
+    Done(Step),
 }
 
-/// Like [`next_marker`], but also stops at the first `stop` byte (a `>` closing a name).
-pub(crate) fn next_marker_or<G: MarkerSet>(
-    input: &str,
+impl<M> Found<M> {
+    /// The end of the step, when no marker was found.
+    pub(crate) fn step(self) -> Step {
+        match self {
+            Found::Done(step) => step,
+            Found::Marker { at, .. } | Found::Stop(at) => Step::Continue(at),
+        }
+    }
+}
+
+/// Hands the text of `chunk` from `start` up to the next marker of `G` that `accept` takes
+/// to `take` (with the text's absolute offset): the common step of every state that reads
+/// text until a marker.
+pub(crate) fn read_to_marker<G: MarkerSet>(
+    chunk: &Chunk<'_>,
     start: usize,
-    eof: bool,
+    accept: impl FnMut(G::Marker) -> bool,
+    take: impl FnMut(&str, usize),
+) -> Found<G::Marker> {
+    read_to::<G>(chunk, start, None, accept, take)
+}
+
+/// Like [`read_to_marker`], but also stops at the first `stop` byte (a `>` closing a name).
+pub(crate) fn read_to_marker_or<G: MarkerSet>(
+    chunk: &Chunk<'_>,
+    start: usize,
     stop: u8,
+    accept: impl FnMut(G::Marker) -> bool,
+    take: impl FnMut(&str, usize),
+) -> Found<G::Marker> {
+    read_to::<G>(chunk, start, Some(stop), accept, take)
+}
+
+fn read_to<G: MarkerSet>(
+    chunk: &Chunk<'_>,
+    start: usize,
+    stop: Option<u8>,
     mut accept: impl FnMut(G::Marker) -> bool,
-) -> NextOr<G::Marker> {
-    let mut needles = [stop; 4];
-    needles[1..=G::STARTS.len()].copy_from_slice(G::STARTS);
-    let needles = &needles[..=G::STARTS.len()];
+    mut take: impl FnMut(&str, usize),
+) -> Found<G::Marker> {
+    let input = chunk.text;
     let bytes = input.as_bytes();
+    let mut needles = [0; 4];
+    needles[..G::STARTS.len()].copy_from_slice(G::STARTS);
+    let count = match stop {
+        Some(stop) => {
+            needles[G::STARTS.len()] = stop;
+            G::STARTS.len() + 1
+        }
+        None => G::STARTS.len(),
+    };
     let mut search = start;
-    while let Some(found) = find_byte(needles, &bytes[search..]) {
+    let found = loop {
+        let Some(found) = find_byte(&needles[..count], &bytes[search..]) else {
+            take(&input[start..], chunk.base + start);
+            return Found::Done(Step::Continue(input.len()));
+        };
         let at = search + found;
-        if bytes[at] == stop {
-            return NextOr::Stop(at);
+        if Some(bytes[at]) == stop {
+            break Found::Stop(at);
         }
         match G::scan(&input[at..]) {
-            Scan::Incomplete if !eof => return NextOr::Next(Next::NeedInput(at)),
-            Scan::Marker(marker, len) if accept(marker) => {
-                return NextOr::Next(Next::Marker { at, marker, len });
-            }
-            Scan::Incomplete | Scan::Marker(..) | Scan::NoMatch => {}
+            Scan::Incomplete if !chunk.eof => break Found::Done(Step::NeedInput(at)),
+            Scan::Marker(marker, len) if accept(marker) => break Found::Marker { at, marker, len },
+            Scan::Incomplete | Scan::Marker(..) | Scan::NoMatch => search = at + 1,
         }
-        search = at + 1;
-    }
-    NextOr::Next(Next::End)
+    };
+    let end = match found {
+        Found::Marker { at, .. } | Found::Stop(at) | Found::Done(Step::NeedInput(at)) => at,
+        Found::Done(_) => input.len(),
+    };
+    take(&input[start..end], chunk.base + start);
+    found
 }

@@ -15,10 +15,10 @@ mod markers;
 use crate::ParseOptions;
 use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{unexpected_marker, with_text};
-use crate::engine::driver::{Machine, Replay, Step};
+use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::non_whitespace_len;
-use crate::engine::scan::{Next, marker_len, next_marker};
+use crate::engine::scan::{Found, marker_len, read_to_marker};
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
@@ -126,50 +126,28 @@ impl Harmony {
     }
 
     /// Outside a message and in a body for the user: text until a token.
-    fn step_text<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        match next_marker::<Tokens>(input, start, eof, |_| true) {
-            Next::Marker { at, marker, len } => {
-                self.body.emit(&input[start..at], sink);
-                self.marker_bytes += len;
-                let offset = base + at;
-                match marker {
-                    Marker::Start => self.open_header(offset, Part::Role),
-                    Marker::Channel => self.open_header(offset, Part::Channel),
-                    Marker::Message if self.state == State::Outside => {
-                        self.header.clear(offset, Part::Role);
-                        self.open_body(sink);
-                    }
-                    Marker::End | Marker::Return | Marker::Call if self.state == State::Body => {
-                        self.close_body();
-                    }
-                    _ => sink.emit(unexpected_marker(
-                        marker.text(),
-                        offset,
-                        if self.state == State::Body {
-                            "inside a message"
-                        } else {
-                            "outside any message"
-                        },
-                    )),
-                }
-                Step::Continue(at + len)
+    fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let out = self.body;
+        let found =
+            read_to_marker::<Tokens>(chunk, start, |_| true, |text, _| out.emit(text, sink));
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        self.marker_bytes += len;
+        let offset = chunk.base + at;
+        let in_body = self.state == State::Body;
+        match marker {
+            Marker::Start => self.open_header(offset, Part::Role),
+            Marker::Channel => self.open_header(offset, Part::Channel),
+            Marker::Message if !in_body => {
+                self.header.clear(offset, Part::Role);
+                self.open_body(sink);
             }
-            Next::NeedInput(at) => {
-                self.body.emit(&input[start..at], sink);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.body.emit(&input[start..], sink);
-                Step::Continue(input.len())
+            Marker::End | Marker::Return | Marker::Call if in_body => self.close_body(),
+            _ => {
+                let context = if in_body { "inside a message" } else { "outside any message" };
+                sink.emit(unexpected_marker(marker.text(), offset, context));
             }
         }
+        Step::Continue(at + len)
     }
 
     fn open_header(&mut self, offset: usize, part: Part) {
@@ -183,47 +161,35 @@ impl Harmony {
         self.state = State::Outside;
     }
 
-    fn step_header<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        _base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        match next_marker::<Tokens>(input, start, eof, |_| true) {
-            Next::Marker { at, marker, len } => {
-                self.header.part_mut().push_str(&input[start..at]);
-                match marker {
-                    Marker::Channel => self.header.part = Part::Channel,
-                    Marker::Constrain => self.header.part = Part::Constrain,
-                    Marker::Message => {
-                        self.marker_bytes += len;
-                        self.open_body(sink);
-                        return Step::Continue(at + len);
-                    }
-                    Marker::End | Marker::Return | Marker::Call => {
-                        self.drop_header(sink);
-                        self.state = State::Outside;
-                    }
-                    Marker::Start => {
-                        self.drop_header(sink);
-                        self.state = State::Outside;
-                        return Step::Continue(at);
-                    }
-                }
+    fn step_header<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let header = &mut self.header;
+        let found = read_to_marker::<Tokens>(
+            chunk,
+            start,
+            |_| true,
+            |text, _| header.part_mut().push_str(text),
+        );
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        match marker {
+            Marker::Channel => self.header.part = Part::Channel,
+            Marker::Constrain => self.header.part = Part::Constrain,
+            Marker::Message => {
                 self.marker_bytes += len;
-                Step::Continue(at + len)
+                self.open_body(sink);
+                return Step::Continue(at + len);
             }
-            Next::NeedInput(at) => {
-                self.header.part_mut().push_str(&input[start..at]);
-                Step::NeedInput(at)
+            Marker::End | Marker::Return | Marker::Call => {
+                self.drop_header(sink);
+                self.state = State::Outside;
             }
-            Next::End => {
-                self.header.part_mut().push_str(&input[start..]);
-                Step::Continue(input.len())
+            Marker::Start => {
+                self.drop_header(sink);
+                self.state = State::Outside;
+                return Step::Continue(at);
             }
         }
+        self.marker_bytes += len;
+        Step::Continue(at + len)
     }
 
     /// A header that never reached `<|message|>`: its text is reported.
@@ -265,12 +231,11 @@ impl Harmony {
 
     fn step_arguments<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
+        let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<Tokens, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Marker(Marker::Call, at) => {
                 let len = marker_len::<Tokens>(input, at);
@@ -305,18 +270,11 @@ impl Harmony {
 }
 
 impl Machine for Harmony {
-    fn step<S: EventSink>(
-        &mut self,
-        input: &str,
-        pos: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
+    fn step<S: EventSink>(&mut self, chunk: &Chunk<'_>, pos: usize, sink: &mut S) -> Step {
         match self.state {
-            State::Outside | State::Body => self.step_text(input, pos, base, eof, sink),
-            State::Header => self.step_header(input, pos, base, eof, sink),
-            State::Arguments => self.step_arguments(input, pos, base, eof, sink),
+            State::Outside | State::Body => self.step_text(chunk, pos, sink),
+            State::Header => self.step_header(chunk, pos, sink),
+            State::Arguments => self.step_arguments(chunk, pos, sink),
         }
     }
 

@@ -12,10 +12,10 @@ mod markers;
 use crate::ParseOptions;
 use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{diagnostic, unexpected_marker};
-use crate::engine::driver::{Machine, Replay, Step};
+use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
-use crate::engine::scan::{Next, marker_len, next_marker};
-use crate::engine::stray::Stray;
+use crate::engine::scan::{Found, marker_len, read_to_marker};
+use crate::engine::section::Section;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
@@ -24,8 +24,6 @@ use call_id::{CallName, parse_call_id};
 use markers::{KimiMarkers, Marker};
 
 pub use markers::LONGEST_MARKER;
-
-const STRAY_MESSAGE: &str = "text inside a tool-call section, outside any call";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -45,9 +43,7 @@ pub(crate) struct Kimi {
     tools: Vec<ToolSpec>,
     state: State,
     text: TextOut,
-    /// Offset of the open section's begin marker.
-    section: Option<usize>,
-    stray: Stray,
+    section: Section,
     calls: Calls,
     marker_bytes: usize,
 }
@@ -58,38 +54,21 @@ impl Kimi {
             tools: options.tools.clone(),
             state: State::Text,
             text,
-            section: None,
-            stray: Stray::default(),
+            section: Section::default(),
             calls: Calls::default(),
             marker_bytes: 0,
         }
     }
 
-    fn step_text<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let opens = self.text.opens();
-        match next_marker::<KimiMarkers>(input, start, eof, |m| m != Marker::ThinkOpen || opens) {
-            Next::NeedInput(at) => {
-                self.text.emit(&input[start..at], sink);
-                Step::NeedInput(at)
-            }
-            Next::Marker { at, marker, len } => {
-                self.text.emit(&input[start..at], sink);
-                self.marker_bytes += len;
-                self.on_text_marker(marker, base + at, sink);
-                Step::Continue(at + len)
-            }
-            Next::End => {
-                self.text.emit(&input[start..], sink);
-                Step::Continue(input.len())
-            }
-        }
+    fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let (out, opens) = (self.text, self.text.opens());
+        let accept = |m| m != Marker::ThinkOpen || opens;
+        let found =
+            read_to_marker::<KimiMarkers>(chunk, start, accept, |text, _| out.emit(text, sink));
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        self.marker_bytes += len;
+        self.on_text_marker(marker, chunk.base + at, sink);
+        Step::Continue(at + len)
     }
 
     fn on_text_marker<S: EventSink>(&mut self, marker: Marker, offset: usize, sink: &mut S) {
@@ -97,7 +76,7 @@ impl Kimi {
             Marker::ThinkOpen => self.text.open(),
             Marker::ThinkClose => self.text.close(marker.text(), "<think>", offset, sink),
             Marker::SectionBegin => {
-                self.section = Some(offset);
+                self.section.open(offset);
                 self.state = State::Section;
             }
             Marker::CallBegin => self.begin_call(offset),
@@ -113,95 +92,70 @@ impl Kimi {
 
     fn step_section<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
-        match next_marker::<KimiMarkers>(input, start, eof, Marker::is_tool_marker) {
-            Next::NeedInput(at) => {
-                self.stray.add(&input[start..at], base + start);
-                Step::NeedInput(at)
+        let found = self.section.read::<KimiMarkers, S>(chunk, start, Marker::is_tool_marker, sink);
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        self.marker_bytes += len;
+        let offset = chunk.base + at;
+        match marker {
+            Marker::SectionEnd => {
+                self.section.close();
+                self.state = State::Text;
             }
-            Next::Marker { at, marker, len } => {
-                self.stray.add(&input[start..at], base + start);
-                self.stray.flush(STRAY_MESSAGE, sink);
-                self.marker_bytes += len;
-                match marker {
-                    Marker::SectionEnd => {
-                        self.section = None;
-                        self.state = State::Text;
-                    }
-                    Marker::CallBegin => self.begin_call(base + at),
-                    _ => {
-                        sink.emit(unexpected_marker(marker.text(), base + at, "between tool calls"))
-                    }
-                }
-                Step::Continue(at + len)
-            }
-            Next::End => {
-                self.stray.add(&input[start..], base + start);
-                Step::Continue(input.len())
-            }
+            Marker::CallBegin => self.begin_call(offset),
+            _ => sink.emit(unexpected_marker(marker.text(), offset, "between tool calls")),
         }
+        Step::Continue(at + len)
     }
 
     fn step_call_id<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
-        match next_marker::<KimiMarkers>(input, start, eof, Marker::is_tool_marker) {
-            Next::NeedInput(at) => {
-                self.calls.get().head.push_str(&input[start..at]);
-                Step::NeedInput(at)
+        let head = &mut self.calls.get().head;
+        let found =
+            read_to_marker::<KimiMarkers>(chunk, start, Marker::is_tool_marker, |text, _| {
+                head.push_str(text)
+            });
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        self.announce(sink);
+        match marker {
+            Marker::ArgumentBegin => {
+                self.marker_bytes += len;
+                self.calls.arguments_start();
+                self.state = State::Arguments;
+                Step::Continue(at + len)
             }
-            Next::Marker { at, marker, len } => {
-                self.calls.get().head.push_str(&input[start..at]);
-                self.announce(sink);
-                match marker {
-                    Marker::ArgumentBegin => {
-                        self.marker_bytes += len;
-                        self.calls.arguments_start();
-                        self.state = State::Arguments;
-                        Step::Continue(at + len)
-                    }
-                    Marker::CallEnd => {
-                        self.marker_bytes += len;
-                        sink.emit(diagnostic(
-                            DiagnosticKind::MalformedCall,
-                            Some(self.calls.get().index),
-                            base + at,
-                            "the call has no `<|tool_call_argument_begin|>` marker",
-                        ));
-                        self.end_call(Ending::Closed, sink);
-                        Step::Continue(at + len)
-                    }
-                    _ => {
-                        self.end_call(not_closed(marker, base + at), sink);
-                        Step::Continue(at)
-                    }
-                }
+            Marker::CallEnd => {
+                self.marker_bytes += len;
+                sink.emit(diagnostic(
+                    DiagnosticKind::MalformedCall,
+                    Some(self.calls.get().index),
+                    chunk.base + at,
+                    "the call has no `<|tool_call_argument_begin|>` marker",
+                ));
+                self.end_call(Ending::Closed, sink);
+                Step::Continue(at + len)
             }
-            Next::End => {
-                self.calls.get().head.push_str(&input[start..]);
-                Step::Continue(input.len())
+            _ => {
+                self.end_call(not_closed(marker, chunk.base + at), sink);
+                Step::Continue(at)
             }
         }
     }
 
     fn step_arguments<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
+        let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<KimiMarkers, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Marker(Marker::CallEnd, at) => {
                 let len = marker_len::<KimiMarkers>(input, at);
@@ -253,7 +207,7 @@ impl Kimi {
 
     fn end_call<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
         self.calls.end(ending, &self.tools, sink);
-        self.state = if self.section.is_some() { State::Section } else { State::Text };
+        self.state = if self.section.is_open() { State::Section } else { State::Text };
     }
 }
 
@@ -269,19 +223,12 @@ fn not_closed(marker: Marker, offset: usize) -> Ending {
 }
 
 impl Machine for Kimi {
-    fn step<S: EventSink>(
-        &mut self,
-        input: &str,
-        pos: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
+    fn step<S: EventSink>(&mut self, chunk: &Chunk<'_>, pos: usize, sink: &mut S) -> Step {
         match self.state {
-            State::Text => self.step_text(input, pos, base, eof, sink),
-            State::Section => self.step_section(input, pos, base, eof, sink),
-            State::CallId => self.step_call_id(input, pos, base, eof, sink),
-            State::Arguments => self.step_arguments(input, pos, base, eof, sink),
+            State::Text => self.step_text(chunk, pos, sink),
+            State::Section => self.step_section(chunk, pos, sink),
+            State::CallId => self.step_call_id(chunk, pos, sink),
+            State::Arguments => self.step_arguments(chunk, pos, sink),
         }
     }
 
@@ -292,16 +239,7 @@ impl Machine for Kimi {
     fn end<S: EventSink>(&mut self, offset: usize, sink: &mut S) {
         match self.state {
             State::Text => {}
-            State::Section => {
-                self.stray.flush(STRAY_MESSAGE, sink);
-                let offset = self.section.take().unwrap_or(offset);
-                sink.emit(diagnostic(
-                    DiagnosticKind::Truncated,
-                    None,
-                    offset,
-                    "the input ended inside a tool-call section",
-                ));
-            }
+            State::Section => self.section.truncated(offset, sink),
             State::CallId => {
                 self.announce(sink);
                 self.end_call(Ending::Truncated, sink);
@@ -312,7 +250,7 @@ impl Machine for Kimi {
     }
 
     fn retained(&self) -> usize {
-        self.calls.retained() + self.stray.len()
+        self.calls.retained() + self.section.retained()
     }
 
     fn marker_bytes(&self) -> usize {

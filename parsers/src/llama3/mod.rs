@@ -22,10 +22,10 @@ mod markers;
 use crate::ParseOptions;
 use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::diagnostic;
-use crate::engine::driver::{Machine, Replay, Step};
+use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::envelope::{finish_envelope_call, read_envelope};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
-use crate::engine::scan::{MarkerSet, Next, Scan, next_marker};
+use crate::engine::scan::{Found, MarkerSet, Scan, read_to_marker};
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
@@ -77,30 +77,13 @@ impl Llama3 {
         }
     }
 
-    fn step_text<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let opens = self.text.opens();
-        match next_marker::<Tags>(input, start, eof, |m| m != Marker::ThinkOpen || opens) {
-            Next::Marker { at, marker, len } => {
-                self.text.emit(&input[start..at], sink);
-                self.on_marker(marker, len, base + at, sink);
-                Step::Continue(at + len)
-            }
-            Next::NeedInput(at) => {
-                self.text.emit(&input[start..at], sink);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.text.emit(&input[start..], sink);
-                Step::Continue(input.len())
-            }
-        }
+    fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let (out, opens) = (self.text, self.text.opens());
+        let accept = |m| m != Marker::ThinkOpen || opens;
+        let found = read_to_marker::<Tags>(chunk, start, accept, |text, _| out.emit(text, sink));
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        self.on_marker(marker, len, chunk.base + at, sink);
+        Step::Continue(at + len)
     }
 
     fn on_marker<S: EventSink>(&mut self, marker: Marker, len: usize, offset: usize, sink: &mut S) {
@@ -120,14 +103,13 @@ impl Llama3 {
     /// begins an object, markers are handled; anything else is content.
     fn step_expecting<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
+        let Chunk { text: input, base, eof } = *chunk;
         if self.state == State::Start && self.text.in_think {
-            return self.step_text(input, start, base, eof, sink);
+            return self.step_text(chunk, start, sink);
         }
         let rest = &input[start..];
         let first = start + rest.len() - rest.trim_start().len();
@@ -181,13 +163,12 @@ impl Llama3 {
 
     fn step_object<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         tagged: bool,
         sink: &mut S,
     ) -> Step {
+        let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<Tags, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Closed(end) => {
                 match self.verdict(tagged) {
@@ -270,20 +251,13 @@ impl Llama3 {
 }
 
 impl Machine for Llama3 {
-    fn step<S: EventSink>(
-        &mut self,
-        input: &str,
-        pos: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
+    fn step<S: EventSink>(&mut self, chunk: &Chunk<'_>, pos: usize, sink: &mut S) -> Step {
         match self.state {
-            State::Text => self.step_text(input, pos, base, eof, sink),
+            State::Text => self.step_text(chunk, pos, sink),
             State::Start | State::Expect | State::After { .. } => {
-                self.step_expecting(input, pos, base, eof, sink)
+                self.step_expecting(chunk, pos, sink)
             }
-            State::Object { tagged } => self.step_object(input, pos, base, eof, tagged, sink),
+            State::Object { tagged } => self.step_object(chunk, pos, tagged, sink),
         }
     }
 

@@ -14,10 +14,10 @@ mod markers;
 use crate::ParseOptions;
 use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
-use crate::engine::driver::{Machine, Replay, Step};
+use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::envelope::finish_envelope_call;
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
-use crate::engine::scan::{MarkerSet, Next, NextOr, Scan, next_marker, next_marker_or};
+use crate::engine::scan::{Found, MarkerSet, Scan, read_to_marker, read_to_marker_or};
 use crate::engine::stray::Stray;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
@@ -74,45 +74,28 @@ impl Mistral {
         }
     }
 
-    fn step_text<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let opens = self.text.opens();
-        match next_marker::<Controls>(input, start, eof, |m| m != Marker::ThinkOpen || opens) {
-            Next::Marker { at, marker, len } => {
-                self.text.emit(&input[start..at], sink);
-                self.marker_bytes += len;
-                let offset = base + at;
-                match marker {
-                    Marker::ThinkOpen => self.text.open(),
-                    Marker::ThinkClose => self.text.close(marker.text(), "[THINK]", offset, sink),
-                    Marker::ToolCalls => {
-                        self.calls_at = offset;
-                        self.state = State::CallsStart;
-                    }
-                    _ => {
-                        sink.emit(unexpected_marker(marker.text(), offset, "outside any tool call"))
-                    }
-                }
-                Step::Continue(at + len)
+    fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let (out, opens) = (self.text, self.text.opens());
+        let accept = |m| m != Marker::ThinkOpen || opens;
+        let found =
+            read_to_marker::<Controls>(chunk, start, accept, |text, _| out.emit(text, sink));
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        self.marker_bytes += len;
+        let offset = chunk.base + at;
+        match marker {
+            Marker::ThinkOpen => self.text.open(),
+            Marker::ThinkClose => self.text.close(marker.text(), "[THINK]", offset, sink),
+            Marker::ToolCalls => {
+                self.calls_at = offset;
+                self.state = State::CallsStart;
             }
-            Next::NeedInput(at) => {
-                self.text.emit(&input[start..at], sink);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.text.emit(&input[start..], sink);
-                Step::Continue(input.len())
-            }
+            _ => sink.emit(unexpected_marker(marker.text(), offset, "outside any tool call")),
         }
+        Step::Continue(at + len)
     }
 
-    fn step_calls_start(&mut self, input: &str, start: usize, base: usize, eof: bool) -> Step {
+    fn step_calls_start(&mut self, chunk: &Chunk<'_>, start: usize) -> Step {
+        let Chunk { text: input, base, eof } = *chunk;
         let rest = &input[start..];
         let first = start + rest.len() - rest.trim_start().len();
         let Some(&byte) = input.as_bytes().get(first) else {
@@ -135,14 +118,8 @@ impl Mistral {
         Step::Continue(first)
     }
 
-    fn step_array<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
+    fn step_array<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let Chunk { text: input, base, eof } = *chunk;
         let bytes = input.as_bytes();
         let mut i = start;
         while let Some(found) =
@@ -195,12 +172,11 @@ impl Mistral {
 
     fn step_element<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
+        let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<Controls, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Closed(end) => {
                 self.marker_bytes +=
@@ -221,58 +197,45 @@ impl Mistral {
         }
     }
 
-    fn step_name<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
+    /// The name (or, after `[CALL_ID]`, the id), up to `[ARGS]`, `[CALL_ID]` or the
+    /// arguments' `{`.
+    fn step_name<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
         let into_id = self.state == State::CallId;
-        let next = next_marker_or::<Controls>(input, start, eof, b'{', Marker::is_tool_marker);
         let buffer = if into_id { &mut self.id } else { &mut self.calls.get().head };
-        match next {
-            NextOr::Next(Next::Marker { at, marker, len }) => {
-                buffer.push_str(&input[start..at]);
-                match marker {
-                    Marker::CallId if !into_id => {
-                        self.marker_bytes += len;
-                        self.id.clear();
-                        self.state = State::CallId;
-                        Step::Continue(at + len)
-                    }
-                    Marker::Args => {
-                        self.marker_bytes += len;
-                        self.announce(sink);
-                        self.calls.arguments_start();
-                        self.state = State::Arguments;
-                        Step::Continue(at + len)
-                    }
-                    _ => {
-                        self.announce(sink);
-                        let ending = not_closed("the call has no arguments", marker, base + at);
-                        self.end_call(ending, sink);
-                        Step::Continue(at)
-                    }
-                }
+        let found =
+            read_to_marker_or::<Controls>(chunk, start, b'{', Marker::is_tool_marker, |text, _| {
+                buffer.push_str(text)
+            });
+        match found {
+            Found::Marker { at, marker: Marker::CallId, len } if !into_id => {
+                self.marker_bytes += len;
+                self.id.clear();
+                self.state = State::CallId;
+                Step::Continue(at + len)
             }
-            NextOr::Stop(at) => {
-                buffer.push_str(&input[start..at]);
-                self.announce(sink);
-                self.calls.arguments_start();
-                self.state = State::Arguments;
+            Found::Marker { at, marker: Marker::Args, len } => {
+                self.marker_bytes += len;
+                self.start_arguments(sink);
+                Step::Continue(at + len)
+            }
+            Found::Stop(at) => {
+                self.start_arguments(sink);
                 Step::Continue(at)
             }
-            NextOr::Next(Next::NeedInput(at)) => {
-                buffer.push_str(&input[start..at]);
-                Step::NeedInput(at)
+            Found::Marker { at, marker, .. } => {
+                self.announce(sink);
+                let ending = not_closed("the call has no arguments", marker, chunk.base + at);
+                self.end_call(ending, sink);
+                Step::Continue(at)
             }
-            NextOr::Next(Next::End) => {
-                buffer.push_str(&input[start..]);
-                Step::Continue(input.len())
-            }
+            Found::Done(step) => step,
         }
+    }
+
+    fn start_arguments<S: EventSink>(&mut self, sink: &mut S) {
+        self.announce(sink);
+        self.calls.arguments_start();
+        self.state = State::Arguments;
     }
 
     /// Announces the call from its name and, when given, the model's id.
@@ -303,12 +266,11 @@ impl Mistral {
 
     fn step_arguments<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
+        let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<Controls, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Closed(end) => {
                 self.end_call(Ending::Closed, sink);
@@ -340,21 +302,14 @@ fn not_closed(what: &str, marker: Marker, offset: usize) -> Ending {
 }
 
 impl Machine for Mistral {
-    fn step<S: EventSink>(
-        &mut self,
-        input: &str,
-        pos: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
+    fn step<S: EventSink>(&mut self, chunk: &Chunk<'_>, pos: usize, sink: &mut S) -> Step {
         match self.state {
-            State::Text => self.step_text(input, pos, base, eof, sink),
-            State::CallsStart => self.step_calls_start(input, pos, base, eof),
-            State::Array => self.step_array(input, pos, base, eof, sink),
-            State::Element => self.step_element(input, pos, base, eof, sink),
-            State::Name | State::CallId => self.step_name(input, pos, base, eof, sink),
-            State::Arguments => self.step_arguments(input, pos, base, eof, sink),
+            State::Text => self.step_text(chunk, pos, sink),
+            State::CallsStart => self.step_calls_start(chunk, pos),
+            State::Array => self.step_array(chunk, pos, sink),
+            State::Element => self.step_element(chunk, pos, sink),
+            State::Name | State::CallId => self.step_name(chunk, pos, sink),
+            State::Arguments => self.step_arguments(chunk, pos, sink),
         }
     }
 

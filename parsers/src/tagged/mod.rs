@@ -17,18 +17,19 @@
 //! write no call ids: calls get `call_0`, `call_1`, … by their index.
 
 mod markers;
+mod pairs;
 
 use std::marker::PhantomData;
 
 use crate::ParseOptions;
 use crate::engine::call::{Calls, Ending};
-use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
-use crate::engine::driver::{Machine, Replay, Step};
+use crate::engine::diag::{diagnostic, unexpected_marker};
+use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::envelope::finish_envelope_call;
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::non_whitespace_len;
-use crate::engine::params::{Params, strip_one_newline};
-use crate::engine::scan::{Next, NextOr, Scan, marker_len, next_marker, next_marker_or};
+use crate::engine::params::Params;
+use crate::engine::scan::{Found, Scan, marker_len, read_to_marker};
 use crate::engine::stray::Stray;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
@@ -48,7 +49,7 @@ enum State {
     Object,
     /// After `<function=` / `<invoke name=`: the name, up to `>`.
     InvokeName,
-    /// GLM: the name, up to the first `<arg_key>` or the end of the call.
+    /// GLM: the name, up to the end of its line or the first marker.
     GlmName,
     /// Inside a call, between parameters.
     Params,
@@ -69,7 +70,6 @@ enum Shape {
 }
 
 const WRAPPER_STRAY: &str = "text inside a tool-call block, outside any call";
-const CALL_STRAY: &str = "text inside a tool call, outside any parameter";
 
 /// The machine of the family, in dialect `D`. See the module documentation.
 #[derive(Debug)]
@@ -130,50 +130,31 @@ impl<D: Dialect> Tagged<D> {
         })
     }
 
-    fn step_text<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let (opens, bare) = (self.text.opens(), self.bare_invoke);
-        let next = next_marker::<D>(input, start, eof, |marker| match marker {
+    /// Counts the marker at `chunk.text[at..at + len]` as syntax.
+    fn count_marker(&mut self, chunk: &Chunk<'_>, at: usize, len: usize) {
+        self.marker_bytes += non_whitespace_len(&chunk.text[at..at + len]);
+    }
+
+    fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let (out, opens, bare) = (self.text, self.text.opens(), self.bare_invoke);
+        let accept = |marker| match marker {
             Marker::ThinkOpen => opens,
             Marker::InvokeOpen => bare,
             Marker::ThinkClose | Marker::WrapperOpen | Marker::WrapperClose => true,
             _ => false,
-        });
-        match next {
-            Next::Marker { at, marker, len } => {
-                self.text.emit(&input[start..at], sink);
-                self.marker_bytes += non_whitespace_len(&input[at..at + len]);
-                let offset = base + at;
-                match marker {
-                    Marker::ThinkOpen => self.text.open(),
-                    Marker::ThinkClose => {
-                        self.text.close(D::spelling(marker), "<think>", offset, sink)
-                    }
-                    Marker::WrapperOpen => self.open_wrapper(offset),
-                    Marker::InvokeOpen => self.begin(offset, Shape::Invoke, State::InvokeName),
-                    _ => sink.emit(unexpected_marker(
-                        D::spelling(marker),
-                        offset,
-                        "outside any tool call",
-                    )),
-                }
-                Step::Continue(at + len)
-            }
-            Next::NeedInput(at) => {
-                self.text.emit(&input[start..at], sink);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.text.emit(&input[start..], sink);
-                Step::Continue(input.len())
-            }
+        };
+        let found = read_to_marker::<D>(chunk, start, accept, |text, _| out.emit(text, sink));
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        self.count_marker(chunk, at, len);
+        let offset = chunk.base + at;
+        match marker {
+            Marker::ThinkOpen => self.text.open(),
+            Marker::ThinkClose => self.text.close(D::spelling(marker), "<think>", offset, sink),
+            Marker::WrapperOpen => self.open_wrapper(offset),
+            Marker::InvokeOpen => self.begin(offset, Shape::Invoke, State::InvokeName),
+            _ => sink.emit(unexpected_marker(D::spelling(marker), offset, "outside any tool call")),
         }
+        Step::Continue(at + len)
     }
 
     fn open_wrapper(&mut self, offset: usize) {
@@ -184,81 +165,72 @@ impl<D: Dialect> Tagged<D> {
 
     fn step_wrapper<S: EventSink>(
         &mut self,
-        input: &str,
+        chunk: &Chunk<'_>,
         start: usize,
-        base: usize,
-        eof: bool,
         sink: &mut S,
     ) -> Step {
         if D::OTHER_SHAPES && self.wrapper_calls == 0 {
-            let rest = &input[start..];
-            let first = start + rest.len() - rest.trim_start().len();
-            let Some(&byte) = input.as_bytes().get(first) else {
-                return Step::Continue(input.len());
-            };
-            let offset = self.wrapper.unwrap_or(base + first);
-            match byte {
-                b'{' => {
-                    self.begin(offset, Shape::Object, State::Object);
-                    self.calls.arguments_start();
-                    return Step::Continue(first);
-                }
-                b'<' => match D::scan(&input[first..]) {
-                    Scan::Incomplete if !eof => return Step::NeedInput(first),
-                    Scan::Marker(
-                        Marker::InvokeOpen | Marker::WrapperClose | Marker::WrapperOpen,
-                        _,
-                    ) => {}
-                    _ => {
-                        self.begin(offset, Shape::Glm, State::GlmName);
-                        return Step::Continue(first);
-                    }
-                },
-                _ => {
-                    self.begin(offset, Shape::Glm, State::GlmName);
-                    return Step::Continue(first);
-                }
+            if let Some(step) = self.first_shape_of_wrapper(chunk, start) {
+                return step;
             }
         }
-        let next = next_marker::<D>(input, start, eof, |marker| {
+        let accept = |marker| {
             matches!(marker, Marker::InvokeOpen | Marker::WrapperClose | Marker::WrapperOpen)
-        });
-        match next {
-            Next::Marker { at, marker, len } => {
-                self.stray.add(&input[start..at], base + start);
-                self.stray.flush(WRAPPER_STRAY, sink);
-                self.marker_bytes += non_whitespace_len(&input[at..at + len]);
-                let offset = base + at;
-                match marker {
-                    Marker::InvokeOpen => self.begin(offset, Shape::Invoke, State::InvokeName),
-                    Marker::WrapperClose => self.close_wrapper(offset, sink),
-                    _ => {
-                        self.report_unclosed_wrapper(offset, sink);
-                        self.open_wrapper(offset);
-                    }
-                }
-                Step::Continue(at + len)
-            }
-            Next::NeedInput(at) => {
-                self.stray.add(&input[start..at], base + start);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.stray.add(&input[start..], base + start);
-                Step::Continue(input.len())
+        };
+        let stray = &mut self.stray;
+        let found = read_to_marker::<D>(chunk, start, accept, |text, at| stray.add(text, at));
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        self.stray.flush(WRAPPER_STRAY, sink);
+        self.count_marker(chunk, at, len);
+        let offset = chunk.base + at;
+        match marker {
+            Marker::InvokeOpen => self.begin(offset, Shape::Invoke, State::InvokeName),
+            Marker::WrapperClose => self.close_wrapper(offset, sink),
+            _ => {
+                self.report_unclosed_wrapper(offset, sink);
+                self.open_wrapper(offset);
             }
         }
+        Step::Continue(at + len)
+    }
+
+    /// The first character inside `<tool_call>` tells the shape of its call: `{` a JSON
+    /// object, `<function=` an invocation (read like any marker), anything else GLM's name.
+    fn first_shape_of_wrapper(&mut self, chunk: &Chunk<'_>, start: usize) -> Option<Step> {
+        let rest = &chunk.text[start..];
+        let first = start + rest.len() - rest.trim_start().len();
+        let Some(&byte) = chunk.text.as_bytes().get(first) else {
+            return Some(Step::Continue(chunk.text.len()));
+        };
+        let offset = self.wrapper.unwrap_or(chunk.base + first);
+        let shape = match byte {
+            b'{' => Shape::Object,
+            b'<' => match D::scan(&chunk.text[first..]) {
+                Scan::Incomplete if !chunk.eof => return Some(Step::NeedInput(first)),
+                Scan::Marker(
+                    Marker::InvokeOpen | Marker::WrapperClose | Marker::WrapperOpen,
+                    _,
+                ) => {
+                    return None;
+                }
+                _ => Shape::Glm,
+            },
+            _ => Shape::Glm,
+        };
+        if shape == Shape::Object {
+            self.begin(offset, Shape::Object, State::Object);
+            self.calls.arguments_start();
+        } else {
+            self.begin(offset, Shape::Glm, State::GlmName);
+        }
+        Some(Step::Continue(first))
     }
 
     fn close_wrapper<S: EventSink>(&mut self, offset: usize, sink: &mut S) {
         if self.wrapper_calls == 0 {
             let start = self.wrapper.unwrap_or(offset);
-            sink.emit(diagnostic(
-                DiagnosticKind::MalformedCall,
-                None,
-                start,
-                format!("`{}` holds no call", D::spelling(Marker::WrapperOpen)),
-            ));
+            let message = format!("`{}` holds no call", D::spelling(Marker::WrapperOpen));
+            sink.emit(diagnostic(DiagnosticKind::MalformedCall, None, start, message));
         }
         self.wrapper = None;
         self.state = State::Text;
@@ -266,16 +238,12 @@ impl<D: Dialect> Tagged<D> {
 
     fn report_unclosed_wrapper<S: EventSink>(&mut self, offset: usize, sink: &mut S) {
         let start = self.wrapper.unwrap_or(offset);
-        sink.emit(diagnostic(
-            DiagnosticKind::MalformedCall,
-            None,
-            start,
-            format!(
-                "`{}` was not closed with `{}` before the next one",
-                D::spelling(Marker::WrapperOpen),
-                D::spelling(Marker::WrapperClose)
-            ),
-        ));
+        let message = format!(
+            "`{}` was not closed with `{}` before the next one",
+            D::spelling(Marker::WrapperOpen),
+            D::spelling(Marker::WrapperClose)
+        );
+        sink.emit(diagnostic(DiagnosticKind::MalformedCall, None, start, message));
     }
 
     fn begin(&mut self, offset: usize, shape: Shape, state: State) {
@@ -285,28 +253,20 @@ impl<D: Dialect> Tagged<D> {
         self.state = state;
     }
 
-    fn step_object<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
+    fn step_object<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
+        let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<D, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Marker(Marker::WrapperClose, at) => {
-                self.marker_bytes +=
-                    non_whitespace_len(&input[at..at + marker_len::<D>(input, at)]);
-                self.marker_bytes +=
-                    finish_envelope_call(&mut self.calls, &self.tools, Ending::Closed, sink);
+                let len = marker_len::<D>(input, at);
+                self.count_marker(chunk, at, len);
+                self.finish_object(Ending::Closed, sink);
                 self.wrapper = None;
                 self.state = State::Text;
-                Step::Continue(at + marker_len::<D>(input, at))
+                Step::Continue(at + len)
             }
             ArgsStop::Marker(marker, at) => {
                 let ending = self.not_closed(Marker::WrapperClose, marker, base + at);
-                self.marker_bytes +=
-                    finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
+                self.finish_object(ending, sink);
                 self.after_call();
                 Step::Continue(at)
             }
@@ -316,342 +276,8 @@ impl<D: Dialect> Tagged<D> {
         }
     }
 
-    /// Reads a name or key up to `>`; `done` is called with the `>` consumed, `cut` when a
-    /// marker comes first (left for the next state).
-    fn step_name<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let into_key = self.state == State::Key;
-        let next = next_marker_or::<D>(input, start, eof, b'>', |marker| {
-            !matches!(marker, Marker::ThinkOpen | Marker::ThinkClose)
-        });
-        let buffer = if into_key { &mut self.key } else { &mut self.calls.get().head };
-        match next {
-            NextOr::Stop(at) => {
-                buffer.push_str(&input[start..at]);
-                self.marker_bytes += 1;
-                if into_key {
-                    self.part_offset = base + at + 1;
-                    self.value.clear();
-                    self.state = State::Value;
-                } else {
-                    self.announce(sink);
-                    self.state = State::Params;
-                }
-                Step::Continue(at + 1)
-            }
-            NextOr::Next(Next::Marker { at, .. }) => {
-                buffer.push_str(&input[start..at]);
-                if into_key {
-                    self.drop_key("the parameter name was not closed with `>`", base + at, sink);
-                } else {
-                    self.announce(sink);
-                    sink.emit(diagnostic(
-                        DiagnosticKind::MalformedCall,
-                        Some(self.calls.get().index),
-                        base + at,
-                        "the tool name was not closed with `>`",
-                    ));
-                }
-                self.state = State::Params;
-                Step::Continue(at)
-            }
-            NextOr::Next(Next::NeedInput(at)) => {
-                buffer.push_str(&input[start..at]);
-                Step::NeedInput(at)
-            }
-            NextOr::Next(Next::End) => {
-                buffer.push_str(&input[start..]);
-                Step::Continue(input.len())
-            }
-        }
-    }
-
-    /// A key whose value never came: its text is reported, so that nothing is lost.
-    fn drop_key<S: EventSink>(&mut self, message: &str, offset: usize, sink: &mut S) {
-        let key = std::mem::take(&mut self.key);
-        let key = self.unquoted(key.trim()).to_owned();
-        let index = Some(self.calls.get().index);
-        sink.emit(if key.is_empty() {
-            diagnostic(DiagnosticKind::MalformedCall, index, offset, message)
-        } else {
-            with_text(DiagnosticKind::MalformedCall, index, offset, message, key)
-        });
-    }
-
-    /// Announces the call from the name read (GLM's or an invocation's).
-    fn announce<S: EventSink>(&mut self, sink: &mut S) {
-        let head = std::mem::take(&mut self.calls.get().head);
-        let name = self.unquoted(head.trim());
-        self.name.clear();
-        self.name.push_str(name);
-        let id = self.calls.made_up_id();
-        self.calls.announce_name(id, name, sink);
-        self.calls.get().head = head;
-    }
-
-    /// A name or key without its quotes (MiniMax-M2 quotes them); the quotes are syntax.
-    fn unquoted<'a>(&mut self, text: &'a str) -> &'a str {
-        if !D::QUOTED_NAMES {
-            return text;
-        }
-        for quote in ['"', '\''] {
-            if let Some(inner) = text.strip_prefix(quote).and_then(|t| t.strip_suffix(quote)) {
-                self.marker_bytes += 2;
-                return inner;
-            }
-        }
-        text
-    }
-
-    /// GLM: the name runs to the end of its line, or to the first marker.
-    fn step_glm_name<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let next = next_marker_or::<D>(input, start, eof, b'\n', |marker| {
-            !matches!(marker, Marker::ThinkOpen | Marker::ThinkClose)
-        });
-        let head = &mut self.calls.get().head;
-        match next {
-            NextOr::Stop(at) if head.trim().is_empty() && input[start..at].trim().is_empty() => {
-                head.push_str(&input[start..=at]);
-                Step::Continue(at + 1)
-            }
-            NextOr::Stop(at) | NextOr::Next(Next::Marker { at, .. }) => {
-                head.push_str(&input[start..at]);
-                self.announce(sink);
-                self.state = State::Params;
-                Step::Continue(at)
-            }
-            NextOr::Next(Next::NeedInput(at)) => {
-                head.push_str(&input[start..at]);
-                Step::NeedInput(at)
-            }
-            NextOr::Next(Next::End) => {
-                head.push_str(&input[start..]);
-                Step::Continue(input.len())
-            }
-        }
-    }
-
-    fn step_params<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let next = next_marker::<D>(input, start, eof, |marker| {
-            !matches!(marker, Marker::ThinkOpen | Marker::ThinkClose)
-        });
-        let (at, marker, len) = match next {
-            Next::Marker { at, marker, len } => (at, marker, len),
-            Next::NeedInput(at) => {
-                self.stray.add(&input[start..at], base + start);
-                return Step::NeedInput(at);
-            }
-            Next::End => {
-                self.stray.add(&input[start..], base + start);
-                return Step::Continue(input.len());
-            }
-        };
-        self.stray.add(&input[start..at], base + start);
-        self.stray.flush(CALL_STRAY, sink);
-        let offset = base + at;
-        let pair_open =
-            if self.shape == Shape::Glm { Marker::ArgKeyOpen } else { Marker::ParamOpen };
-        let call_close =
-            if self.shape == Shape::Glm { Marker::WrapperClose } else { Marker::InvokeClose };
-        if marker == pair_open {
-            self.marker_bytes += non_whitespace_len(&input[at..at + len]);
-            self.key.clear();
-            self.part_offset = offset + len;
-            self.state = State::Key;
-            return Step::Continue(at + len);
-        }
-        if marker == call_close {
-            self.marker_bytes += non_whitespace_len(&input[at..at + len]);
-            self.end_call(Ending::Closed, offset, sink);
-            if marker == Marker::WrapperClose {
-                self.wrapper = None;
-                self.state = State::Text;
-            }
-            return Step::Continue(at + len);
-        }
-        match marker {
-            Marker::WrapperClose | Marker::WrapperOpen | Marker::InvokeOpen => {
-                let ending = self.not_closed(call_close, marker, offset);
-                self.end_call(ending, offset, sink);
-                Step::Continue(at)
-            }
-            _ => {
-                self.marker_bytes += non_whitespace_len(&input[at..at + len]);
-                sink.emit(unexpected_marker(D::spelling(marker), offset, "between parameters"));
-                Step::Continue(at + len)
-            }
-        }
-    }
-
-    /// GLM: the key is closed by `</arg_key>`.
-    fn step_glm_key<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let next = next_marker::<D>(input, start, eof, |marker| {
-            !matches!(marker, Marker::ThinkOpen | Marker::ThinkClose)
-        });
-        match next {
-            Next::Marker { at, marker: Marker::ArgKeyClose, len } => {
-                self.key.push_str(&input[start..at]);
-                self.marker_bytes += non_whitespace_len(&input[at..at + len]);
-                self.state = State::AwaitValue;
-                Step::Continue(at + len)
-            }
-            Next::Marker { at, .. } => {
-                self.key.push_str(&input[start..at]);
-                self.drop_key(
-                    "the parameter name was not closed with `</arg_key>`",
-                    base + at,
-                    sink,
-                );
-                self.state = State::Params;
-                Step::Continue(at)
-            }
-            Next::NeedInput(at) => {
-                self.key.push_str(&input[start..at]);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.key.push_str(&input[start..]);
-                Step::Continue(input.len())
-            }
-        }
-    }
-
-    fn step_await_value<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let next = next_marker::<D>(input, start, eof, |marker| {
-            !matches!(marker, Marker::ThinkOpen | Marker::ThinkClose)
-        });
-        match next {
-            Next::Marker { at, marker: Marker::ArgValueOpen, len } => {
-                self.stray.add(&input[start..at], base + start);
-                self.stray.flush(CALL_STRAY, sink);
-                self.marker_bytes += non_whitespace_len(&input[at..at + len]);
-                self.part_offset = base + at + len;
-                self.value.clear();
-                self.state = State::Value;
-                Step::Continue(at + len)
-            }
-            Next::Marker { at, .. } => {
-                self.stray.add(&input[start..at], base + start);
-                self.stray.flush(CALL_STRAY, sink);
-                self.drop_key("the parameter has no `<arg_value>`", base + at, sink);
-                self.state = State::Params;
-                Step::Continue(at)
-            }
-            Next::NeedInput(at) => {
-                self.stray.add(&input[start..at], base + start);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.stray.add(&input[start..], base + start);
-                Step::Continue(input.len())
-            }
-        }
-    }
-
-    fn step_value<S: EventSink>(
-        &mut self,
-        input: &str,
-        start: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
-        let glm = self.shape == Shape::Glm;
-        let next = next_marker::<D>(input, start, eof, |marker| {
-            if glm {
-                matches!(
-                    marker,
-                    Marker::ArgValueClose
-                        | Marker::ArgKeyOpen
-                        | Marker::WrapperClose
-                        | Marker::WrapperOpen
-                )
-            } else {
-                matches!(
-                    marker,
-                    Marker::ParamClose
-                        | Marker::ParamOpen
-                        | Marker::InvokeClose
-                        | Marker::WrapperClose
-                        | Marker::WrapperOpen
-                        | Marker::InvokeOpen
-                )
-            }
-        });
-        match next {
-            Next::Marker { at, marker, len } => {
-                self.value.push_str(&input[start..at]);
-                let closed = matches!(marker, Marker::ParamClose | Marker::ArgValueClose);
-                self.add_param(sink);
-                if closed {
-                    self.marker_bytes += non_whitespace_len(&input[at..at + len]);
-                } else {
-                    let close = if glm { Marker::ArgValueClose } else { Marker::ParamClose };
-                    sink.emit(diagnostic(
-                        DiagnosticKind::MalformedCall,
-                        Some(self.calls.get().index),
-                        base + at,
-                        format!("the parameter value was not closed with `{}`", D::spelling(close)),
-                    ));
-                }
-                self.state = State::Params;
-                Step::Continue(if closed { at + len } else { at })
-            }
-            Next::NeedInput(at) => {
-                self.value.push_str(&input[start..at]);
-                Step::NeedInput(at)
-            }
-            Next::End => {
-                self.value.push_str(&input[start..]);
-                Step::Continue(input.len())
-            }
-        }
-    }
-
-    fn add_param<S: EventSink>(&mut self, sink: &mut S) {
-        let key = std::mem::take(&mut self.key);
-        let value = std::mem::take(&mut self.value);
-        let name = self.unquoted(key.trim()).to_owned();
-        let raw = strip_one_newline(&value);
-        let offset = self.part_offset + (raw.as_ptr() as usize - value.as_ptr() as usize);
-        self.params.add(&mut self.calls, &self.tools, &self.name, &name, raw, offset, sink);
-        self.key = key;
-        self.value = value;
-        self.key.clear();
-        self.value.clear();
+    fn finish_object<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
+        self.marker_bytes += finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
     }
 
     fn end_call<S: EventSink>(&mut self, ending: Ending, offset: usize, sink: &mut S) {
@@ -667,37 +293,28 @@ impl<D: Dialect> Tagged<D> {
     }
 
     fn not_closed(&self, close: Marker, found: Marker, offset: usize) -> Ending {
-        Ending::Malformed {
-            offset,
-            message: format!(
-                "the call was not closed with `{}` before `{}`",
-                D::spelling(close),
-                D::spelling(found)
-            ),
-        }
+        let message = format!(
+            "the call was not closed with `{}` before `{}`",
+            D::spelling(close),
+            D::spelling(found)
+        );
+        Ending::Malformed { offset, message }
     }
 }
 
 impl<D: Dialect> Machine for Tagged<D> {
-    fn step<S: EventSink>(
-        &mut self,
-        input: &str,
-        pos: usize,
-        base: usize,
-        eof: bool,
-        sink: &mut S,
-    ) -> Step {
+    fn step<S: EventSink>(&mut self, chunk: &Chunk<'_>, pos: usize, sink: &mut S) -> Step {
         match self.state {
-            State::Text => self.step_text(input, pos, base, eof, sink),
-            State::Wrapper => self.step_wrapper(input, pos, base, eof, sink),
-            State::Object => self.step_object(input, pos, base, eof, sink),
-            State::InvokeName => self.step_name(input, pos, base, eof, sink),
-            State::Key if self.shape != Shape::Glm => self.step_name(input, pos, base, eof, sink),
-            State::Key => self.step_glm_key(input, pos, base, eof, sink),
-            State::GlmName => self.step_glm_name(input, pos, eof, sink),
-            State::Params => self.step_params(input, pos, base, eof, sink),
-            State::AwaitValue => self.step_await_value(input, pos, base, eof, sink),
-            State::Value => self.step_value(input, pos, base, eof, sink),
+            State::Text => self.step_text(chunk, pos, sink),
+            State::Wrapper => self.step_wrapper(chunk, pos, sink),
+            State::Object => self.step_object(chunk, pos, sink),
+            State::InvokeName => self.step_name(chunk, pos, sink),
+            State::Key if self.shape != Shape::Glm => self.step_name(chunk, pos, sink),
+            State::Key => self.step_glm_key(chunk, pos, sink),
+            State::GlmName => self.step_glm_name(chunk, pos, sink),
+            State::Params => self.step_params(chunk, pos, sink),
+            State::AwaitValue => self.step_await_value(chunk, pos, sink),
+            State::Value => self.step_value(chunk, pos, sink),
         }
     }
 
@@ -711,34 +328,12 @@ impl<D: Dialect> Machine for Tagged<D> {
             State::Wrapper => {
                 self.stray.flush(WRAPPER_STRAY, sink);
                 let start = self.wrapper.unwrap_or(offset);
-                sink.emit(diagnostic(
-                    DiagnosticKind::Truncated,
-                    None,
-                    start,
-                    format!("the input ended inside `{}`", D::spelling(Marker::WrapperOpen)),
-                ));
+                let message =
+                    format!("the input ended inside `{}`", D::spelling(Marker::WrapperOpen));
+                sink.emit(diagnostic(DiagnosticKind::Truncated, None, start, message));
             }
-            State::Object => {
-                self.marker_bytes +=
-                    finish_envelope_call(&mut self.calls, &self.tools, Ending::Truncated, sink);
-            }
-            State::InvokeName | State::GlmName => {
-                self.announce(sink);
-                self.end_call(Ending::Truncated, offset, sink);
-            }
-            State::Params => {
-                self.stray.flush(CALL_STRAY, sink);
-                self.end_call(Ending::Truncated, offset, sink);
-            }
-            State::Key | State::AwaitValue => {
-                self.stray.flush(CALL_STRAY, sink);
-                self.drop_key("the input ended before the parameter's value", offset, sink);
-                self.end_call(Ending::Truncated, offset, sink);
-            }
-            State::Value => {
-                self.add_param(sink);
-                self.end_call(Ending::Truncated, offset, sink);
-            }
+            State::Object => self.finish_object(Ending::Truncated, sink),
+            _ => self.end_pairs(offset, sink),
         }
         self.state = State::Text;
     }
