@@ -66,6 +66,9 @@ pub enum Error {
     #[error("flow {id} already ended ({status})")]
     AlreadyEnded { id: String, status: FlowStatus },
 
+    #[error("flow {id} is still {status}: only a flow that has ended can be forked")]
+    NotEnded { id: String, status: FlowStatus },
+
     #[error("step {seq} of flow {id} already ended ({status})")]
     StepEnded { id: String, seq: u32, status: crate::status::StepStatus },
 

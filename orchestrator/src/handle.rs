@@ -10,8 +10,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder};
 use crate::model::{
-    CancelOutcome, ChildSummary, ExpectedRevision, Flow, FlowId, FlowSummary, ListQuery, NewFlow,
-    NewStep, ResumePlan, Revision, StateReport, Step, StepOutcome,
+    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow, FlowId,
+    FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step, StepOutcome,
 };
 use crate::rules;
 use crate::status::FlowStatus;
@@ -208,5 +208,25 @@ impl OwnerHandle {
     /// Spawns a child flow under the leased parent; see [`FlowStore::spawn_child`].
     pub fn spawn_child(&self, parent: &Lease, new: NewFlow) -> Result<(Flow, Step)> {
         self.store.spawn_child(self.caller(), parent, new)
+    }
+
+    /// Several runner writes in one transaction; see [`FlowStore::checkpoint`].
+    pub fn checkpoint(&self, ops: Vec<CheckpointOp>) -> Result<Vec<Result<CheckpointDone>>> {
+        self.store.checkpoint(self.caller(), ops)
+    }
+
+    /// Which of `ids` have a cancel request.
+    pub fn cancel_requested(&self, ids: &[FlowId]) -> Result<Vec<FlowId>> {
+        self.store.cancel_requested(&self.owner, ids)
+    }
+
+    /// Opens a failed flow again so that it can be resumed; see [`FlowStore::reopen`].
+    pub fn reopen(&self, id: &FlowId) -> Result<Flow> {
+        self.store.reopen(self.caller(), id)
+    }
+
+    /// Copies an ended flow's journal before step `from_seq` into a new queued flow.
+    pub fn fork(&self, source: &FlowId, from_seq: u32) -> Result<Flow> {
+        self.store.fork(self.caller(), source, from_seq)
     }
 }

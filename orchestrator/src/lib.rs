@@ -20,22 +20,31 @@
 //! are pure functions in [`status`], [`rules`] and [`lease`]; a backend applies them inside its
 //! transactions.
 
+pub mod action;
+pub mod engine;
 pub mod error;
 pub mod handle;
 pub mod lease;
 pub mod model;
+pub mod pipeline;
 pub mod rules;
 pub mod status;
 pub mod store;
 pub mod time;
+pub mod tools;
+
+pub use action::{Action, ActionError, ActionFuture, ActionResult, Actions, StepContext};
+pub use engine::{Engine, EngineError, EngineOptions, Progress, ProgressSink};
+pub use pipeline::{FlowSpec, Plan, RetryPolicy, StepSpec};
+pub use tools::{Tool, Tools};
 
 pub use error::{Error, Result, SpawnRefusal};
 pub use handle::{Inspection, OwnerHandle, TaskFlow};
 pub use lease::{Lease, LeaseHolder, Takeover};
 pub use model::{
-    CancelOutcome, ChildSummary, ExpectedRevision, FieldChange, Flow, FlowId, FlowSummary,
-    LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step, StepKind,
-    StepOutcome, SyncMode,
+    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, FieldChange, Flow,
+    FlowId, FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport,
+    Step, StepKind, StepOutcome, SyncMode,
 };
 pub use status::{FlowStatus, StepStatus};
 pub use store::{Durability, FlowStore, OpenOptions, SqliteStore};

@@ -10,7 +10,7 @@ use serde_json::Value;
 use ulid::Ulid;
 
 use crate::error::{Error, Result};
-use crate::lease::LeaseHolder;
+use crate::lease::{Lease, LeaseHolder};
 use crate::status::{FlowStatus, StepStatus};
 use crate::time::Timestamp;
 
@@ -257,6 +257,8 @@ pub struct Revision {
 /// What is needed to create a flow.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewFlow {
+    /// The id to give the flow; a fresh one when `None`. An id already taken is refused.
+    pub id: Option<FlowId>,
     pub name: String,
     pub sync_mode: SyncMode,
     pub controller: Option<String>,
@@ -269,6 +271,7 @@ impl NewFlow {
     /// A managed flow with only a name.
     pub fn managed(name: impl Into<String>) -> Self {
         NewFlow {
+            id: None,
             name: name.into(),
             sync_mode: SyncMode::Managed,
             controller: None,
@@ -296,6 +299,11 @@ impl NewFlow {
         self.spec = Some(spec);
         self
     }
+
+    pub fn with_id(mut self, id: FlowId) -> Self {
+        self.id = Some(id);
+        self
+    }
 }
 
 /// A step to schedule.
@@ -304,17 +312,51 @@ pub struct NewStep {
     pub name: String,
     pub kind: StepKind,
     pub input: Option<Value>,
+    /// The seq of a failed or cancelled step of the same name that this one tries again: the
+    /// new step keeps its idempotency key and counts its attempts on.
+    pub retry_of: Option<u32>,
 }
 
 impl NewStep {
     pub fn new(name: impl Into<String>, kind: StepKind) -> Self {
-        NewStep { name: name.into(), kind, input: None }
+        NewStep { name: name.into(), kind, input: None, retry_of: None }
     }
 
     pub fn with_input(mut self, input: Value) -> Self {
         self.input = Some(input);
         self
     }
+
+    pub fn retrying(mut self, seq: u32) -> Self {
+        self.retry_of = Some(seq);
+        self
+    }
+}
+
+/// One write of a runner, applied with others in one transaction by
+/// [`crate::FlowStore::checkpoint`] (group commit). Each is checked and applied on its own: a
+/// refused one changes nothing and does not stop the others.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckpointOp {
+    /// Schedules a step (see [`crate::FlowStore::begin_step`]).
+    Begin { lease: Lease, step: NewStep },
+    /// A running step starts its next attempt, with the same idempotency key: after a failed
+    /// attempt (`reason` is its error) or after its runner stopped mid-attempt.
+    NextAttempt { lease: Lease, seq: u32, reason: String },
+    /// Records how a step ended (see [`crate::FlowStore::finish_step`]).
+    Finish { lease: Lease, seq: u32, outcome: StepOutcome },
+    /// Ends or changes the flow, with its result `state` (see [`crate::FlowStore::set_status`]).
+    Status { lease: Lease, to: FlowStatus, error: Option<String>, state: Option<Value> },
+    /// Extends the lease (no revision).
+    Renew { lease: Lease, ttl: std::time::Duration },
+}
+
+/// What an accepted [`CheckpointOp`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckpointDone {
+    Step(Step),
+    Flow(Flow),
+    Lease(Lease),
 }
 
 /// How a step ended.

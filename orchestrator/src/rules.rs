@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result, SpawnRefusal};
 use crate::lease::Lease;
-use crate::model::{ExpectedRevision, Flow, ResumePlan, StateReport, StepOutcome, SyncMode};
+use crate::model::{ExpectedRevision, Flow, ResumePlan, StateReport, Step, StepOutcome, SyncMode};
 use crate::status::{FlowStatus, StepStatus};
 use crate::time::Timestamp;
 
@@ -158,6 +158,57 @@ pub fn resume_plan(flow: &Flow, now: Timestamp) -> Result<ResumePlan> {
 pub fn check_step_running(flow: &Flow, seq: u32, status: StepStatus) -> Result<()> {
     if status.is_ended() {
         return Err(Error::StepEnded { id: flow.id.to_string(), seq, status });
+    }
+    Ok(())
+}
+
+/// A `failed` managed flow may be opened again so that a resume retries it: it goes back to
+/// `queued` with its error and end cleared (the revision keeps both). No other ended flow ever
+/// changes, and a child flow is left to its parent.
+pub fn reopen(flow: &Flow) -> Result<Flow> {
+    check_managed(flow, "resume")?;
+    if flow.status != FlowStatus::Failed {
+        return Err(Error::InvalidInput(format!(
+            "flow {} is {}: only a failed flow is reopened",
+            flow.id, flow.status
+        )));
+    }
+    if let Some(parent) = flow.parent_flow_id {
+        return Err(Error::InvalidInput(format!(
+            "flow {} is a child of flow {parent}, which decides what happens after it failed",
+            flow.id
+        )));
+    }
+    let mut after = flow.clone();
+    after.status = FlowStatus::Queued;
+    after.ended_at = None;
+    after.error = None;
+    Ok(after)
+}
+
+/// Only a managed flow that has ended can be forked.
+pub fn check_fork(flow: &Flow) -> Result<()> {
+    check_managed(flow, "fork")?;
+    if !flow.status.is_terminal() {
+        return Err(Error::NotEnded { id: flow.id.to_string(), status: flow.status });
+    }
+    Ok(())
+}
+
+/// A step that retries an earlier one has its name, and the earlier one failed or was
+/// cancelled.
+pub fn check_retry_of(flow: &Flow, earlier: &Step, name: &str) -> Result<()> {
+    if earlier.name != name {
+        return Err(Error::InvalidInput(format!(
+            "step {} of flow {} is `{}`, not `{name}`",
+            earlier.seq, flow.id, earlier.name
+        )));
+    }
+    if !matches!(earlier.status, StepStatus::Failed | StepStatus::Cancelled) {
+        return Err(Error::InvalidInput(format!(
+            "step {} of flow {} is {}: only a failed or cancelled step is tried again",
+            earlier.seq, flow.id, earlier.status
+        )));
     }
     Ok(())
 }
@@ -336,6 +387,35 @@ mod tests {
         check(Running, Managed, false, 0, false);
         check(Running, Mirrored, true, 0, false);
         check(Cancelled, Managed, true, 0, false);
+    }
+
+    #[test]
+    fn reopening_and_forking() {
+        fn check(status: FlowStatus, mode: SyncMode, child: bool, reopen_ok: bool, fork_ok: bool) {
+            let mut f = flow(status, mode, false);
+            f.error = Some("boom".into());
+            f.ended_at = status.is_terminal().then(|| Timestamp::from_millis(9));
+            if child {
+                f.parent_flow_id = Some(FlowId::new());
+            }
+            match reopen(&f) {
+                Ok(after) => {
+                    assert!(reopen_ok, "{status} {mode} reopened");
+                    assert_eq!((after.status, after.error, after.ended_at), (Queued, None, None));
+                }
+                Err(error) => assert!(!reopen_ok, "{status} {mode}: {error}"),
+            }
+            assert_eq!(check_fork(&f).is_ok(), fork_ok, "{status} {mode} fork");
+        }
+        check(Failed, Managed, false, true, true);
+        check(Failed, Managed, true, false, true);
+        check(Failed, Mirrored, false, false, false);
+        for status in [Succeeded, Cancelled, Lost] {
+            check(status, Managed, false, false, true);
+        }
+        for status in [Queued, Running, Waiting, Blocked] {
+            check(status, Managed, false, false, false);
+        }
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub use sqlite::{Durability, OpenOptions, SqliteStore};
 use crate::error::Result;
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
-    CancelOutcome, ChildSummary, ExpectedRevision, Flow, FlowId, FlowSummary, ListQuery, NewFlow,
-    NewStep, Revision, StateReport, Step, StepOutcome,
+    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow, FlowId,
+    FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
 };
 use crate::status::FlowStatus;
 
@@ -117,4 +117,26 @@ pub trait FlowStore: Send + Sync {
         seq: u32,
         outcome: StepOutcome,
     ) -> Result<Step>;
+
+    /// Applies a runner's writes, possibly for several flows, in one transaction (group
+    /// commit): each op is checked and applied on its own and answered in order, and all the
+    /// accepted ones are durable when this returns. The outer error is a failure of the
+    /// transaction itself, which then applied nothing.
+    fn checkpoint(
+        &self,
+        caller: Caller<'_>,
+        ops: Vec<CheckpointOp>,
+    ) -> Result<Vec<Result<CheckpointDone>>>;
+
+    /// Which of `ids` have a cancel request (a runner's poll).
+    fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;
+
+    /// Opens a `failed` managed flow again (back to `queued`, error and end cleared) so that a
+    /// resume retries it; the revision keeps what it was. Refused for every other status and
+    /// for child flows.
+    fn reopen(&self, caller: Caller<'_>, id: &FlowId) -> Result<Flow>;
+
+    /// A new `queued` flow with the source's name, goal and spec, and a copy of its succeeded
+    /// steps before step `from_seq` (renumbered from 1). The source must have ended.
+    fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow>;
 }

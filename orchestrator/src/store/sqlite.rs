@@ -18,9 +18,9 @@ use super::{Caller, FlowStore, location, schema};
 use crate::error::{Error, Result};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder, Takeover};
 use crate::model::{
-    CancelOutcome, ChildSummary, ExpectedRevision, FieldChange, Flow, FlowId, FlowSummary,
-    LeaseInfo, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepKind, StepOutcome,
-    SyncMode,
+    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, FieldChange, Flow,
+    FlowId, FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, Revision, StateReport, Step,
+    StepKind, StepOutcome, SyncMode,
 };
 use crate::rules;
 use crate::status::{FlowStatus, StepStatus};
@@ -29,6 +29,9 @@ use crate::time::Timestamp;
 /// The actor written into revisions the store makes on its own (a child's end settling its
 /// parent's step).
 const SYSTEM_ACTOR: &str = "taskflow";
+
+/// How many prepared statements a connection keeps: more than the store has.
+const STATEMENT_CACHE: usize = 64;
 
 /// How hard a commit works to survive a power cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,6 +106,12 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(&path, flags).map_err(sqlite)?;
         conn.busy_timeout(options.busy_timeout).map_err(sqlite)?;
+        // Every statement of the store stays prepared (the default keeps 16), and plans do not
+        // depend on bound values, so a cached statement is never prepared again because a
+        // parameter changed (the bundled SQLite is built with STAT4).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(sqlite)?;
         schema::prepare(&mut conn, &path)?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -167,7 +176,7 @@ impl SqliteStore {
 
 impl FlowStore for SqliteStore {
     fn create_flow(&self, caller: Caller<'_>, new: NewFlow) -> Result<Flow> {
-        self.write(|tx, now| insert_flow(tx, caller.owner, caller.actor, new, None, now))
+        self.write(|tx, now| insert_flow(tx, caller.owner, caller.actor, new, None, vec![], now))
     }
 
     fn spawn_child(
@@ -181,12 +190,14 @@ impl FlowStore for SqliteStore {
             rules::check_spawn(&before)?;
             rules::check_lease(&before, token.as_deref(), parent)?;
             check_running(&before)?;
-            let child = insert_flow(tx, &before.owner, caller.actor, new, Some(before.id), now)?;
+            let child =
+                insert_flow(tx, &before.owner, caller.actor, new, Some(before.id), vec![], now)?;
             let step = insert_step(
                 tx,
                 &before,
                 NewStep::new(child.name.clone(), StepKind::Child),
                 Some(child.id),
+                next_seq(tx, &before.id)?,
                 now,
             )?;
             let mut after = before.clone();
@@ -313,7 +324,7 @@ impl FlowStore for SqliteStore {
     ) -> Result<Lease> {
         check_ttl(ttl)?;
         self.write(|tx, now| {
-            let (before, _) = load_flow(tx, Some(caller.owner), id)?;
+            let (before, _) = load_flow_head(tx, Some(caller.owner), id)?;
             rules::check_managed(&before, "run")?;
             rules::check_not_ended(&before)?;
             let current = before.lease.as_ref().map(|lease| CurrentLease {
@@ -356,18 +367,11 @@ impl FlowStore for SqliteStore {
     }
 
     fn renew_lease(&self, caller: Caller<'_>, lease: &Lease, ttl: Duration) -> Result<Lease> {
-        check_ttl(ttl)?;
-        self.write(|tx, now| {
-            let (flow, token) = load_flow(tx, Some(caller.owner), &lease.flow_id)?;
-            rules::check_lease(&flow, token.as_deref(), lease)?;
-            rules::check_not_ended(&flow)?;
-            let expires_at = now.plus(ttl);
-            tx.execute(
-                "UPDATE flows SET lease_expires_at = ?1 WHERE id = ?2 AND lease_token = ?3",
-                params![expires_at.as_millis(), flow.id.to_string(), lease.token],
-            )?;
-            Ok(Lease { expires_at, ..lease.clone() })
-        })
+        let op = CheckpointOp::Renew { lease: lease.clone(), ttl };
+        match self.write(|tx, now| one_op(tx, caller, op, now))? {
+            CheckpointDone::Lease(lease) => Ok(lease),
+            other => Err(unexpected(other)),
+        }
     }
 
     fn release_lease(&self, caller: Caller<'_>, lease: &Lease) -> Result<Flow> {
@@ -387,51 +391,19 @@ impl FlowStore for SqliteStore {
         to: FlowStatus,
         error: Option<String>,
     ) -> Result<Flow> {
-        self.write(|tx, now| {
-            let (before, token) = load_flow(tx, Some(caller.owner), &lease.flow_id)?;
-            rules::check_lease(&before, token.as_deref(), lease)?;
-            rules::check_not_ended(&before)?;
-            let mut after = before.clone();
-            if to != before.status {
-                rules::check_status_change(&before, to)?;
-                let running = running_steps(tx, &before.id)?;
-                if to.is_terminal() && running > 0 {
-                    return Err(Error::InvalidInput(format!(
-                        "flow {} still has {running} running step(s): end them before it {to}",
-                        before.id
-                    )));
-                }
-                rules::set_status(&mut after, to, now);
-            }
-            if error.is_some() {
-                after.error = error;
-            }
-            let after = commit(tx, &before, after, Vec::new(), caller.actor, now, None)?;
-            if after.status.is_terminal() {
-                on_flow_ended(tx, &after, now)?;
-            }
-            Ok(after)
-        })
+        let op = CheckpointOp::Status { lease: lease.clone(), to, error, state: None };
+        match self.write(|tx, now| one_op(tx, caller, op, now))? {
+            CheckpointDone::Flow(flow) => Ok(flow),
+            other => Err(unexpected(other)),
+        }
     }
 
     fn begin_step(&self, caller: Caller<'_>, lease: &Lease, step: NewStep) -> Result<Step> {
-        if step.kind == StepKind::Child {
-            return Err(Error::InvalidInput(
-                "a child step is created by spawning a child flow".to_owned(),
-            ));
+        let op = CheckpointOp::Begin { lease: lease.clone(), step };
+        match self.write(|tx, now| one_op(tx, caller, op, now))? {
+            CheckpointDone::Step(step) => Ok(step),
+            other => Err(unexpected(other)),
         }
-        self.write(|tx, now| {
-            let (before, token) = load_flow(tx, Some(caller.owner), &lease.flow_id)?;
-            rules::check_lease(&before, token.as_deref(), lease)?;
-            rules::check_can_schedule(&before)?;
-            check_running(&before)?;
-            let step = insert_step(tx, &before, step, None, now)?;
-            let mut after = before.clone();
-            after.current_step = Some(step.name.clone());
-            let change = step_change(&step, Value::Null, json!("running"));
-            commit(tx, &before, after, vec![change], caller.actor, now, None)?;
-            Ok(step)
-        })
     }
 
     fn finish_step(
@@ -441,14 +413,355 @@ impl FlowStore for SqliteStore {
         seq: u32,
         outcome: StepOutcome,
     ) -> Result<Step> {
+        let op = CheckpointOp::Finish { lease: lease.clone(), seq, outcome };
+        match self.write(|tx, now| one_op(tx, caller, op, now))? {
+            CheckpointDone::Step(step) => Ok(step),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    fn checkpoint(
+        &self,
+        caller: Caller<'_>,
+        ops: Vec<CheckpointOp>,
+    ) -> Result<Vec<Result<CheckpointDone>>> {
         self.write(|tx, now| {
-            let (flow, token) = load_flow(tx, Some(caller.owner), &lease.flow_id)?;
-            rules::check_lease(&flow, token.as_deref(), lease)?;
-            rules::check_not_ended(&flow)?;
-            let step = end_step(tx, &flow, seq, outcome, caller.actor, now)?;
-            Ok(step)
+            let mut answers = Vec::with_capacity(ops.len());
+            let mut ops = ops.into_iter().peekable();
+            while let Some(first) = ops.next() {
+                let flow_id = op_flow(&first);
+                let mut group = vec![first];
+                while let Some(next) = ops.next_if(|op| op_flow(op) == flow_id) {
+                    group.push(next);
+                }
+                answers.extend(apply_group(tx, caller, flow_id, group, now)?);
+            }
+            Ok(answers)
         })
     }
+
+    fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {
+        self.read(|tx| {
+            let mut statement = tx.prepare_cached(
+                "SELECT cancel_requested_at IS NOT NULL FROM flows WHERE id = ?1 AND owner = ?2",
+            )?;
+            let mut requested = Vec::new();
+            for id in ids {
+                let flagged: Option<bool> = statement
+                    .query_row(params![id.to_string(), owner], |row| row.get(0))
+                    .optional()?;
+                if flagged == Some(true) {
+                    requested.push(*id);
+                }
+            }
+            Ok(requested)
+        })
+    }
+
+    fn reopen(&self, caller: Caller<'_>, id: &FlowId) -> Result<Flow> {
+        self.write(|tx, now| {
+            let (before, _) = load_flow(tx, Some(caller.owner), id)?;
+            let after = rules::reopen(&before)?;
+            commit(tx, &before, after, Vec::new(), caller.actor, now, None)
+        })
+    }
+
+    fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow> {
+        self.write(|tx, now| {
+            let (source, _) = load_flow(tx, Some(caller.owner), source)?;
+            rules::check_fork(&source)?;
+            let last: Option<u32> = tx
+                .prepare_cached("SELECT max(seq) FROM steps WHERE flow_id = ?1")?
+                .query_row([source.id.to_string()], |row| row.get(0))?;
+            if from_seq == 0 || from_seq > last.unwrap_or(0) + 1 {
+                return Err(Error::StepNotFound { id: source.id.to_string(), seq: from_seq });
+            }
+            let kept: Vec<Step> = tx
+                .prepare_cached(&format!(
+                    "SELECT {STEP_COLUMNS} FROM steps WHERE flow_id = ?1 AND seq < ?2 \
+                     AND status = 'succeeded' AND kind != 'child' ORDER BY seq"
+                ))?
+                .query_map(params![source.id.to_string(), from_seq], step_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            let new = NewFlow {
+                id: None,
+                name: source.name.clone(),
+                sync_mode: SyncMode::Managed,
+                controller: source.controller.clone(),
+                goal: source.goal.clone(),
+                spec: source.spec.clone(),
+                state: None,
+            };
+            let origin = FieldChange {
+                field: "forked_from".to_owned(),
+                before: Value::Null,
+                after: json!({"flow": source.id.to_string(), "from_step": from_seq,
+                              "steps_copied": kept.len()}),
+            };
+            let flow = insert_flow(tx, caller.owner, caller.actor, new, None, vec![origin], now)?;
+            for (index, step) in kept.into_iter().enumerate() {
+                let seq = index as u32 + 1;
+                tx.prepare_cached(
+                    "INSERT INTO steps (flow_id, seq, name, kind, status, attempt, \
+                     idempotency_key, input, output, started_at, ended_at) \
+                     VALUES (?1, ?2, ?3, ?4, 'succeeded', ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?
+                .execute(params![
+                    flow.id.to_string(),
+                    seq,
+                    step.name,
+                    step.kind.as_str(),
+                    step.attempt,
+                    format!("{}:{seq}", flow.id),
+                    json_text(&step.input),
+                    json_text(&step.output),
+                    step.started_at.as_millis(),
+                    step.ended_at.map(Timestamp::as_millis),
+                ])?;
+            }
+            Ok(flow)
+        })
+    }
+}
+
+fn op_flow(op: &CheckpointOp) -> FlowId {
+    match op {
+        CheckpointOp::Begin { lease, .. }
+        | CheckpointOp::NextAttempt { lease, .. }
+        | CheckpointOp::Finish { lease, .. }
+        | CheckpointOp::Status { lease, .. }
+        | CheckpointOp::Renew { lease, .. } => lease.flow_id,
+    }
+}
+
+fn unexpected(done: CheckpointDone) -> Error {
+    Error::InvalidInput(format!("unexpected answer from the store: {done:?}"))
+}
+
+/// One runner op on its own, its answer unwrapped.
+fn one_op(
+    tx: &Transaction<'_>,
+    caller: Caller<'_>,
+    op: CheckpointOp,
+    now: Timestamp,
+) -> Result<CheckpointDone> {
+    let flow_id = op_flow(&op);
+    apply_group(tx, caller, flow_id, vec![op], now)?
+        .pop()
+        .unwrap_or_else(|| Err(Error::InvalidInput("no answer".to_owned())))
+}
+
+/// Applies a runner's consecutive ops on one flow: the flow is loaded once (without its spec),
+/// each op is checked against the flow as the ops before it left it and refused on its own
+/// (every check comes before the op writes anything), and the flow row is written once, with
+/// one revision listing every change. The outer error is a database failure.
+fn apply_group(
+    tx: &Transaction<'_>,
+    caller: Caller<'_>,
+    flow_id: FlowId,
+    ops: Vec<CheckpointOp>,
+    now: Timestamp,
+) -> Result<Vec<Result<CheckpointDone>>> {
+    let (mut before, token) = match load_flow_head(tx, Some(caller.owner), &flow_id) {
+        Ok(loaded) => loaded,
+        Err(Error::NotFound { id }) => {
+            return Ok(ops.iter().map(|_| Err(Error::NotFound { id: id.clone() })).collect());
+        }
+        Err(other) => return Err(other),
+    };
+    let mut group =
+        FlowWrites { tx, token, working: before.clone(), extra: Vec::new(), next_seq: None, now };
+    let mut answers = Vec::with_capacity(ops.len());
+    for op in ops {
+        match group.apply(op, &mut before) {
+            Err(Error::Database(error)) => return Err(Error::Database(error)),
+            answer => answers.push(answer),
+        }
+    }
+    let FlowWrites { working, extra, .. } = group;
+    // What follows can only fail with the database itself (no rule is checked after a write).
+    let mut after = commit(tx, &before, working, extra, caller.actor, now, None)?;
+    if after.status.is_terminal() && !before.status.is_terminal() {
+        on_flow_ended(tx, &after, now)?;
+    }
+    if answers.iter().any(|answer| matches!(answer, Ok(CheckpointDone::Flow(_)))) {
+        after.spec = load_spec(tx, &after.id)?;
+        for answer in &mut answers {
+            if let Ok(CheckpointDone::Flow(flow)) = answer {
+                *flow = after.clone();
+            }
+        }
+    }
+    Ok(answers)
+}
+
+/// The flow a group of runner ops works on, as the ops so far have changed it.
+struct FlowWrites<'a, 'c> {
+    tx: &'a Transaction<'c>,
+    token: Option<String>,
+    working: Flow,
+    extra: Vec<FieldChange>,
+    /// The seq the next new step gets, once known.
+    next_seq: Option<u32>,
+    now: Timestamp,
+}
+
+impl FlowWrites<'_, '_> {
+    /// One op. `before` is the flow as loaded; a lease renewal moves its expiry there too, so
+    /// that it is not mistaken for a change.
+    fn apply(&mut self, op: CheckpointOp, before: &mut Flow) -> Result<CheckpointDone> {
+        let (tx, now) = (self.tx, self.now);
+        match op {
+            CheckpointOp::Begin { lease, step } => {
+                self.check_lease(&lease)?;
+                if step.kind == StepKind::Child {
+                    return Err(Error::InvalidInput(
+                        "a child step is created by spawning a child flow".to_owned(),
+                    ));
+                }
+                rules::check_can_schedule(&self.working)?;
+                check_running(&self.working)?;
+                let seq = match self.next_seq {
+                    Some(seq) => seq,
+                    None => next_seq(tx, &self.working.id)?,
+                };
+                let step = insert_step(tx, &self.working, step, None, seq, now)?;
+                self.next_seq = Some(seq + 1);
+                self.working.current_step = Some(step.name.clone());
+                self.extra.push(step_change(&step, Value::Null, json!("running")));
+                Ok(CheckpointDone::Step(step))
+            }
+            CheckpointOp::NextAttempt { lease, seq, reason } => {
+                self.check_lease(&lease)?;
+                rules::check_can_schedule(&self.working)?;
+                let step = tx
+                    .prepare_cached(&format!(
+                        "UPDATE steps SET attempt = attempt + 1 \
+                         WHERE flow_id = ?1 AND seq = ?2 AND status = 'running' \
+                         RETURNING {STEP_COLUMNS}"
+                    ))?
+                    .query_row(params![self.working.id.to_string(), seq], step_from_row)
+                    .optional()?;
+                let step = match step {
+                    Some(step) => step,
+                    None => return Err(not_running(tx, &self.working, seq)),
+                };
+                self.extra.push(step_change(
+                    &step,
+                    json!({"attempt": step.attempt - 1, "ended": reason}),
+                    json!({"attempt": step.attempt}),
+                ));
+                self.working.current_step = Some(step.name.clone());
+                Ok(CheckpointDone::Step(step))
+            }
+            CheckpointOp::Finish { lease, seq, outcome } => {
+                self.check_lease(&lease)?;
+                rules::check_not_ended(&self.working)?;
+                let step = finish_row(tx, &self.working, seq, outcome, now)?;
+                self.extra.push(step_change(&step, json!("running"), json!(step.status.as_str())));
+                if self.working.cancel_requested_at.is_some()
+                    && rules::cancel_settles(&self.working, running_steps(tx, &self.working.id)?)
+                {
+                    rules::set_status(&mut self.working, FlowStatus::Cancelled, now);
+                }
+                Ok(CheckpointDone::Step(step))
+            }
+            CheckpointOp::Status { lease, to, error, state } => {
+                self.check_lease(&lease)?;
+                rules::check_not_ended(&self.working)?;
+                if to != self.working.status {
+                    rules::check_status_change(&self.working, to)?;
+                    if to.is_terminal() {
+                        let running = running_steps(tx, &self.working.id)?;
+                        if running > 0 {
+                            return Err(Error::InvalidInput(format!(
+                                "flow {} still has {running} running step(s): end them before \
+                                 it {to}",
+                                self.working.id
+                            )));
+                        }
+                    }
+                    rules::set_status(&mut self.working, to, now);
+                }
+                if error.is_some() {
+                    self.working.error = error;
+                }
+                if state.is_some() {
+                    self.working.state = state;
+                }
+                // Filled in with the flow as written once the group is committed.
+                Ok(CheckpointDone::Flow(self.working.clone()))
+            }
+            CheckpointOp::Renew { lease, ttl } => {
+                check_ttl(ttl)?;
+                self.check_lease(&lease)?;
+                rules::check_not_ended(&self.working)?;
+                let expires_at = now.plus(ttl);
+                tx.prepare_cached(
+                    "UPDATE flows SET lease_expires_at = ?1 WHERE id = ?2 AND lease_token = ?3",
+                )?
+                .execute(params![
+                    expires_at.as_millis(),
+                    self.working.id.to_string(),
+                    lease.token
+                ])?;
+                for flow in [&mut self.working, before] {
+                    if let Some(stored) = &mut flow.lease {
+                        stored.expires_at = expires_at;
+                    }
+                }
+                Ok(CheckpointDone::Lease(Lease { expires_at, ..lease }))
+            }
+        }
+    }
+
+    fn check_lease(&self, lease: &Lease) -> Result<()> {
+        rules::check_lease(&self.working, self.token.as_deref(), lease)
+    }
+}
+
+fn next_seq(tx: &Transaction<'_>, id: &FlowId) -> Result<u32> {
+    let last: Option<u32> = tx
+        .prepare_cached("SELECT max(seq) FROM steps WHERE flow_id = ?1")?
+        .query_row([id.to_string()], |row| row.get(0))?;
+    Ok(last.unwrap_or(0) + 1)
+}
+
+/// Why step `seq` of `flow` cannot be changed as a running step.
+fn not_running(tx: &Transaction<'_>, flow: &Flow, seq: u32) -> Error {
+    match load_step(tx, flow, seq) {
+        Ok(step) => rules::check_step_running(flow, seq, step.status)
+            .err()
+            .unwrap_or_else(|| Error::InvalidInput(format!("step {seq} is running"))),
+        Err(error) => error,
+    }
+}
+
+/// Ends running step `seq` of `flow` with `outcome`, returning it as stored.
+fn finish_row(
+    tx: &Transaction<'_>,
+    flow: &Flow,
+    seq: u32,
+    outcome: StepOutcome,
+    now: Timestamp,
+) -> Result<Step> {
+    let status = outcome.status();
+    let (output, error) = match outcome {
+        StepOutcome::Succeeded(output) => (Some(output.to_string()), None),
+        StepOutcome::Failed(error) => (None, Some(error)),
+        StepOutcome::Cancelled => (None, None),
+    };
+    let step = tx
+        .prepare_cached(&format!(
+            "UPDATE steps SET status = ?1, output = ?2, error = ?3, ended_at = ?4 \
+             WHERE flow_id = ?5 AND seq = ?6 AND status = 'running' RETURNING {STEP_COLUMNS}"
+        ))?
+        .query_row(
+            params![status.as_str(), output, error, now.as_millis(), flow.id.to_string(), seq],
+            step_from_row,
+        )
+        .optional()?;
+    step.ok_or_else(|| not_running(tx, flow, seq))
 }
 
 fn check_ttl(ttl: Duration) -> Result<()> {
@@ -493,6 +806,34 @@ fn load_flow(
         .query_row(params![id.to_string(), owner], flow_from_row)
         .optional()?
         .ok_or_else(|| Error::NotFound { id: id.to_string() })
+}
+
+/// [`load_flow`] without the spec (`spec` is `None`): what a runner's writes need. A spec can
+/// be large (a pipeline of thousands of steps) and no write changes it, so the step-by-step
+/// path neither reads nor parses it.
+fn load_flow_head(
+    tx: &Transaction<'_>,
+    owner: Option<&str>,
+    id: &FlowId,
+) -> Result<(Flow, Option<String>)> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        let columns = FLOW_COLUMNS.replacen("spec,", "NULL,", 1);
+        format!("SELECT {columns} FROM flows WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)")
+    });
+    let mut statement = tx.prepare_cached(sql)?;
+    statement
+        .query_row(params![id.to_string(), owner], flow_from_row)
+        .optional()?
+        .ok_or_else(|| Error::NotFound { id: id.to_string() })
+}
+
+/// A flow's stored spec.
+fn load_spec(tx: &Transaction<'_>, id: &FlowId) -> Result<Option<Value>> {
+    let text: Option<String> = tx
+        .prepare_cached("SELECT spec FROM flows WHERE id = ?1")?
+        .query_row([id.to_string()], |row| row.get(0))?;
+    Ok(text.map(|text| serde_json::from_str(&text)).transpose()?)
 }
 
 fn flow_from_row(row: &Row<'_>) -> rusqlite::Result<(Flow, Option<String>)> {
@@ -594,6 +935,7 @@ fn insert_flow(
     actor: &str,
     new: NewFlow,
     parent: Option<FlowId>,
+    extra: Vec<FieldChange>,
     now: Timestamp,
 ) -> Result<Flow> {
     check_text("owner", owner)?;
@@ -603,8 +945,16 @@ fn insert_flow(
             "a mirrored flow names its controller (the owner process that drives it)".to_owned(),
         ));
     }
+    let id = new.id.unwrap_or_default();
+    let taken: Option<i64> = tx
+        .prepare_cached("SELECT 1 FROM flows WHERE id = ?1")?
+        .query_row([id.to_string()], |row| row.get(0))
+        .optional()?;
+    if taken.is_some() {
+        return Err(Error::InvalidInput(format!("flow id {id} is already taken")));
+    }
     let flow = Flow {
-        id: FlowId::new(),
+        id,
         name: new.name,
         owner: owner.to_owned(),
         sync_mode: new.sync_mode,
@@ -653,6 +1003,7 @@ fn insert_flow(
     let change = created
         .into_iter()
         .map(|(field, after)| FieldChange { field: field.to_owned(), before: Value::Null, after })
+        .chain(extra)
         .collect::<Vec<_>>();
     insert_revision(tx, &flow.id, 1, now, actor, &change)?;
     Ok(flow)
@@ -672,20 +1023,25 @@ fn insert_step(
     flow: &Flow,
     step: NewStep,
     child: Option<FlowId>,
+    seq: u32,
     now: Timestamp,
 ) -> Result<Step> {
-    let last: Option<u32> = tx
-        .prepare_cached("SELECT max(seq) FROM steps WHERE flow_id = ?1")?
-        .query_row([flow.id.to_string()], |row| row.get(0))?;
-    let seq = last.unwrap_or(0) + 1;
+    let (attempt, idempotency_key) = match step.retry_of {
+        None => (1, format!("{}:{seq}", flow.id)),
+        Some(retried) => {
+            let earlier = load_step(tx, flow, retried)?;
+            rules::check_retry_of(flow, &earlier, &step.name)?;
+            (earlier.attempt + 1, earlier.idempotency_key)
+        }
+    };
     let step = Step {
         flow_id: flow.id,
         seq,
         name: step.name,
         kind: step.kind,
         status: StepStatus::Running,
-        attempt: 1,
-        idempotency_key: format!("{}:{seq}", flow.id),
+        attempt,
+        idempotency_key,
         input: step.input,
         output: None,
         error: None,
@@ -729,27 +1085,7 @@ fn end_step(
     actor: &str,
     now: Timestamp,
 ) -> Result<Step> {
-    let mut step = load_step(tx, flow, seq)?;
-    rules::check_step_running(flow, seq, step.status)?;
-    step.status = outcome.status();
-    step.ended_at = Some(now);
-    match outcome {
-        StepOutcome::Succeeded(output) => step.output = Some(output),
-        StepOutcome::Failed(error) => step.error = Some(error),
-        StepOutcome::Cancelled => {}
-    }
-    tx.prepare_cached(
-        "UPDATE steps SET status = ?1, output = ?2, error = ?3, ended_at = ?4 \
-         WHERE flow_id = ?5 AND seq = ?6",
-    )?
-    .execute(params![
-        step.status.as_str(),
-        json_text(&step.output),
-        step.error,
-        now.as_millis(),
-        flow.id.to_string(),
-        seq,
-    ])?;
+    let step = finish_row(tx, flow, seq, outcome, now)?;
     let mut after = flow.clone();
     if rules::cancel_settles(flow, running_steps(tx, &flow.id)?) {
         rules::set_status(&mut after, FlowStatus::Cancelled, now);

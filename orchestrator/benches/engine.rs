@@ -1,0 +1,143 @@
+//! The engine's checkpoint cost, in one run (DESIGN §7), as `name: value` lines:
+//!
+//! - `raw_sqlite_commits_per_sec`: one-row commits on a bare WAL connection with
+//!   `synchronous=FULL`, the ceiling for anything durable on this disk;
+//! - `one_flow_echo_steps_per_sec`: a chain of `echo` steps in one flow (each step's outcome and
+//!   the next step's start are one commit); target ≥ 80% of the raw rate;
+//! - `flows_64_echo_steps_per_sec`: 64 such flows at once in one engine (group commit);
+//!   target ≥ 4× the one-flow rate;
+//! - `resume_10000_completed_steps_ms`: from `run` on a stalled flow with 10,000 completed steps
+//!   to its first new step starting; target < 100 ms.
+//!
+//! Run with `cargo bench -p taskflow-orchestrator --bench engine`.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use taskflow_orchestrator::{
+    Actions, CheckpointOp, Engine, EngineOptions, FlowSpec, FlowStatus, LeaseHolder, NewStep,
+    OpenOptions, StepContext, StepKind, StepOutcome, StepSpec, TaskFlow,
+};
+
+const RAW_SECONDS: f64 = 3.0;
+const ONE_FLOW_STEPS: usize = 1500;
+const FLOWS: usize = 64;
+const STEPS_PER_FLOW: usize = 100;
+const RESUME_DONE: usize = 10_000;
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let raw = raw_commits_per_sec(&dir.path().join("raw.db"));
+    println!("raw_sqlite_commits_per_sec: {raw:.0}");
+
+    let one = runtime.block_on(one_flow(&dir.path().join("one.db")));
+    println!("one_flow_echo_steps_per_sec: {one:.0}");
+    println!("one_flow_ratio_to_raw: {:.2}", one / raw);
+
+    let many = runtime.block_on(many_flows(&dir.path().join("many.db")));
+    println!("flows_64_echo_steps_per_sec: {many:.0}");
+    println!("flows_64_ratio_to_one_flow: {:.2}", many / one);
+
+    let resume = runtime.block_on(resume(&dir.path().join("resume.db")));
+    println!("resume_10000_completed_steps_ms: {:.1}", resume.as_secs_f64() * 1000.0);
+}
+
+fn raw_commits_per_sec(path: &Path) -> f64 {
+    let conn = Connection::open(path).expect("open");
+    let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)").unwrap();
+    let mut insert = conn.prepare("INSERT INTO t (v) VALUES (?1)").unwrap();
+    let started = Instant::now();
+    let mut commits = 0u64;
+    while started.elapsed().as_secs_f64() < RAW_SECONDS {
+        // Outside a transaction each statement is its own commit.
+        insert.execute(["a checkpoint"]).unwrap();
+        commits += 1;
+    }
+    commits as f64 / started.elapsed().as_secs_f64()
+}
+
+fn chain(name: &str, steps: usize) -> FlowSpec {
+    let mut spec = FlowSpec::new(name);
+    for n in 0..steps {
+        let step = StepSpec::new(format!("s{n}"), "echo").with(json!({ "value": n }));
+        spec = spec.step(if n == 0 { step } else { step.needs([format!("s{}", n - 1)]) });
+    }
+    spec
+}
+
+fn engine(path: &Path, actions: Actions) -> Engine {
+    let taskflow = TaskFlow::open(path, &OpenOptions::default()).expect("open");
+    Engine::new(taskflow.bind("bench").unwrap(), actions, EngineOptions::default())
+}
+
+async fn one_flow(path: &Path) -> f64 {
+    let engine = engine(path, Actions::builtin());
+    let flow = engine.create(&chain("one", ONE_FLOW_STEPS), None).await.unwrap();
+    let started = Instant::now();
+    let flow = engine.run(&flow.id).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(flow.status, FlowStatus::Succeeded);
+    ONE_FLOW_STEPS as f64 / elapsed.as_secs_f64()
+}
+
+async fn many_flows(path: &Path) -> f64 {
+    let engine = engine(path, Actions::builtin());
+    let spec = chain("many", STEPS_PER_FLOW);
+    let mut ids = Vec::new();
+    for _ in 0..FLOWS {
+        ids.push(engine.create(&spec, None).await.unwrap().id);
+    }
+    let started = Instant::now();
+    let mut runs = tokio::task::JoinSet::new();
+    for id in ids {
+        let engine = engine.clone();
+        runs.spawn(async move { engine.run(&id).await });
+    }
+    while let Some(run) = runs.join_next().await {
+        assert_eq!(run.unwrap().unwrap().status, FlowStatus::Succeeded);
+    }
+    (FLOWS * STEPS_PER_FLOW) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A flow of 10,001 steps whose first 10,000 succeeded under a runner that died; the time from
+/// `run` to the 10,001st step starting.
+async fn resume(path: &Path) -> Duration {
+    let first_new: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let mut actions = Actions::builtin();
+    let seen = Arc::clone(&first_new);
+    actions.register("mark", move |_input: Value, _context: StepContext| {
+        seen.lock().unwrap().get_or_insert_with(Instant::now);
+        std::future::ready(Ok(Value::Null))
+    });
+    let engine = engine(path, actions);
+    let spec = chain("resume", RESUME_DONE)
+        .step(StepSpec::new("last", "mark").needs([format!("s{}", RESUME_DONE - 1)]));
+    let flow = engine.create(&spec, None).await.unwrap();
+
+    let handle = engine.handle();
+    let dead = LeaseHolder { pid: 4_194_304 + 1, ..LeaseHolder::current() };
+    let lease = handle.acquire_lease_as(&flow.id, dead, Duration::from_secs(3600)).unwrap();
+    handle.set_status(&lease, FlowStatus::Running, None).unwrap();
+    let mut ops = Vec::with_capacity(2 * RESUME_DONE);
+    for n in 0..RESUME_DONE {
+        let step = NewStep::new(format!("s{n}"), StepKind::Action).with_input(json!({"value": n}));
+        ops.push(CheckpointOp::Begin { lease: lease.clone(), step });
+        let outcome = StepOutcome::Succeeded(json!(n));
+        ops.push(CheckpointOp::Finish { lease: lease.clone(), seq: n as u32 + 1, outcome });
+    }
+    let answers = handle.checkpoint(ops).unwrap();
+    assert!(answers.iter().all(Result::is_ok));
+
+    let started = Instant::now();
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Succeeded);
+    let first = first_new.lock().unwrap().expect("the new step ran");
+    first.duration_since(started)
+}

@@ -1,0 +1,209 @@
+//! The engine: runs managed flows as checkpointed steps (DESIGN §5 "Checkpoints").
+//!
+//! An [`Engine`] is bound to one owner's handle and one set of [`Actions`]. It creates flows
+//! from a [`FlowSpec`] (stored on the flow, so a resume runs what was started), runs or resumes
+//! them, cancels and forks them. Many flows can run at once in one engine; their checkpoints go
+//! through one writer thread that commits them together ([`store_thread`]). One run of one flow
+//! is a [`runner::Runner`].
+
+mod progress;
+mod runner;
+mod store_thread;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use progress::{Progress, ProgressSink, quiet};
+
+use crate::action::{Action, Actions};
+use crate::error::Error;
+use crate::handle::OwnerHandle;
+use crate::model::{CancelOutcome, Flow, FlowId, NewFlow, ResumePlan, StepOutcome};
+use crate::pipeline::{FlowSpec, Plan, SpecError};
+use crate::rules;
+use crate::status::{FlowStatus, StepStatus};
+use crate::time::Timestamp;
+use runner::Runner;
+use store_thread::StoreThread;
+
+/// How an engine runs flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// How long a lease lasts; the runner renews it every third of that.
+    pub lease_ttl: Duration,
+    /// How often flows being run are checked for cancel requests from other processes.
+    pub cancel_poll: Duration,
+    /// How long a stopped child process gets between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lease_ttl: Duration::from_secs(30),
+            cancel_poll: Duration::from_millis(200),
+            kill_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the engine could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] Error),
+
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Spec(Vec<SpecError>),
+
+    #[error("flow {id} has no pipeline to run (it was not created by the engine)")]
+    NoSpec { id: String },
+
+    #[error("flow {id} has a stored pipeline this taskflow cannot read: {detail}")]
+    BadSpec { id: String, detail: String },
+}
+
+/// Runs flows for one owner.
+#[derive(Clone)]
+pub struct Engine {
+    handle: OwnerHandle,
+    actions: Actions,
+    options: EngineOptions,
+    store: StoreThread,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("owner", &self.handle.owner()).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `handle` that runs `actions`.
+    pub fn new(handle: OwnerHandle, actions: Actions, options: EngineOptions) -> Engine {
+        let store = StoreThread::start(handle.clone(), options.cancel_poll);
+        Engine { handle, actions, options, store }
+    }
+
+    pub fn handle(&self) -> &OwnerHandle {
+        &self.handle
+    }
+
+    pub fn actions(&self) -> &Actions {
+        &self.actions
+    }
+
+    /// Checks a spec against this engine's actions.
+    pub fn plan(&self, spec: &FlowSpec) -> Result<Plan, EngineError> {
+        spec.plan(&self.actions).map_err(EngineError::Spec)
+    }
+
+    /// Creates a queued flow that will run `spec` (checked first). With `id`, the flow gets
+    /// that id.
+    pub async fn create(&self, spec: &FlowSpec, id: Option<FlowId>) -> Result<Flow, EngineError> {
+        self.plan(spec)?;
+        let mut new = NewFlow::managed(spec.name.clone()).with_spec(spec.to_value());
+        new.controller = Some("taskflow engine".to_owned());
+        new.id = id;
+        Ok(self.store.call(move |handle| handle.create(new)).await?)
+    }
+
+    /// Runs a flow until it ends: a new one from its first step, a stopped one from its last
+    /// checkpoint, a failed one from the step that failed. Returns the flow as it ended. A
+    /// flow another live runner holds is refused ([`Error::LeaseHeld`]).
+    pub async fn run(&self, id: &FlowId) -> Result<Flow, EngineError> {
+        self.run_with_progress(id, quiet()).await
+    }
+
+    /// [`run`](Self::run), reporting progress to `progress`.
+    pub async fn run_with_progress(
+        &self,
+        id: &FlowId,
+        progress: ProgressSink,
+    ) -> Result<Flow, EngineError> {
+        let id = *id;
+        let mut flow = self.store.call(move |handle| handle.flow(&id)).await?;
+        if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
+            flow = self.store.call(move |handle| handle.reopen(&id)).await?;
+        }
+        // A live lease of another runner is refused when the lease is taken, atomically.
+        let resume = rules::resume_plan(&flow, Timestamp::now())?;
+        let plan = self.stored_plan(&flow)?;
+        let ttl = self.options.lease_ttl;
+        let lease = self.store.call(move |handle| handle.acquire_lease(&id, ttl)).await?;
+        let token = CancellationToken::new();
+        self.store.watch(id, token.clone());
+        let outcome = async {
+            let journal = self.store.call(move |handle| handle.steps(&id)).await?;
+            if resume == ResumePlan::FinishCancel {
+                for step in journal.iter().filter(|step| step.status == StepStatus::Running) {
+                    let (lease, seq) = (lease.clone(), step.seq);
+                    self.store
+                        .call(move |handle| handle.finish_step(&lease, seq, StepOutcome::Cancelled))
+                        .await?;
+                }
+                return Ok(());
+            }
+            let actions: Vec<Arc<dyn Action>> = plan
+                .spec
+                .steps
+                .iter()
+                .map(|step| {
+                    self.actions.get(&step.action).expect("a checked plan names known actions")
+                })
+                .collect();
+            Runner {
+                store: self.store.clone(),
+                plan,
+                actions,
+                lease: lease.clone(),
+                flow_id: id,
+                status: flow.status,
+                journal,
+                options: self.options.clone(),
+                token,
+                progress,
+            }
+            .run()
+            .await
+        }
+        .await;
+        self.store.unwatch(&id);
+        outcome?;
+        let flow = self.store.call(move |handle| handle.flow(&id)).await?;
+        if flow.status.is_terminal() || flow.lease.is_none() {
+            return Ok(flow);
+        }
+        // Stopped without an end (a cancel still settling elsewhere): let the next runner in.
+        Ok(self.store.call(move |handle| handle.release_lease(&lease)).await?)
+    }
+
+    /// Sticky cancel; a run of the flow in this engine notices at once, one in another process
+    /// within its poll interval.
+    pub async fn cancel(&self, id: &FlowId) -> Result<CancelOutcome, EngineError> {
+        let id = *id;
+        Ok(self.store.call(move |handle| handle.request_cancel(&id, None)).await?)
+    }
+
+    /// A new queued flow with `id`'s steps before `from_seq` already done; run it with
+    /// [`run`](Self::run).
+    pub async fn fork(&self, id: &FlowId, from_seq: u32) -> Result<Flow, EngineError> {
+        let id = *id;
+        let source = self.store.call(move |handle| handle.flow(&id)).await?;
+        self.stored_plan(&source)?;
+        Ok(self.store.call(move |handle| handle.fork(&id, from_seq)).await?)
+    }
+
+    /// The checked plan stored on a flow.
+    fn stored_plan(&self, flow: &Flow) -> Result<Plan, EngineError> {
+        let spec =
+            flow.spec.as_ref().ok_or_else(|| EngineError::NoSpec { id: flow.id.to_string() })?;
+        let spec = FlowSpec::from_value(spec).map_err(|error| EngineError::BadSpec {
+            id: flow.id.to_string(),
+            detail: error.to_string(),
+        })?;
+        self.plan(&spec)
+    }
+}

@@ -1,0 +1,31 @@
+//! What a run reports while it works, for a progress bar or a log. Reports are informational:
+//! by the time a step is reported finished, its outcome is already committed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::model::FlowId;
+use crate::status::StepStatus;
+
+/// One thing that happened during a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// The run holds the flow; `done` of `total` steps were already done (a resume).
+    Started { flow: FlowId, done: usize, total: usize },
+    /// An attempt of a step starts (`attempt` > 1 when it is tried again).
+    StepStarted { step: String, seq: u32, attempt: u32 },
+    /// An attempt failed; the next starts after `delay`.
+    StepRetrying { step: String, attempt: u32, error: String, delay: Duration },
+    /// A step ended and its outcome is committed.
+    StepFinished { step: String, seq: u32, status: StepStatus, done: usize, total: usize },
+    /// A cancel request was noticed: running steps are being stopped.
+    Cancelling,
+}
+
+/// Where a run sends its reports.
+pub type ProgressSink = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// A sink that drops every report.
+pub fn quiet() -> ProgressSink {
+    Arc::new(|_| {})
+}

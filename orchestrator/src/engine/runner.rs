@@ -1,0 +1,472 @@
+//! One run of one managed flow: from its journal to its end.
+//!
+//! The runner rebuilds where the flow is from the journal (succeeded steps keep their output
+//! and are never run again; a step left `running` by a runner that died starts its next attempt
+//! with the same idempotency key; a failed one is tried again as a new journal row with the
+//! same key), then schedules every step whose dependencies have succeeded, up to the flow's
+//! concurrency. A step's outcome and the steps it unblocks are written in the same checkpoint,
+//! so its output is committed before any dependant starts; the flow's final status goes with
+//! the last outcome.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::progress::{Progress, ProgressSink};
+use super::store_thread::StoreThread;
+use super::{EngineError, EngineOptions};
+use crate::action::{Action, ActionError, StepContext};
+use crate::error::Error;
+use crate::lease::Lease;
+use crate::model::{CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome};
+use crate::pipeline::spec::{Plan, duration_text};
+use crate::pipeline::template;
+use crate::status::{FlowStatus, StepStatus};
+
+/// Where one step of the plan stands during the run.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// Not started in this run; `retry_of` is an earlier failed or cancelled journal row.
+    Waiting {
+        retry_of: Option<u32>,
+    },
+    /// Left running by a runner that stopped: its next attempt starts first.
+    InFlight(Step),
+    /// A begin or restart is being committed, or an attempt is running.
+    Running,
+    Done(Value),
+    /// Ended without output in this run (failed or cancelled).
+    Stopped,
+}
+
+/// How a step's execution ended, as the step task reports it.
+enum Ended {
+    Succeeded(Value),
+    Failed {
+        error: String,
+        attempt: u32,
+    },
+    Cancelled,
+    /// The store refused the runner (its lease was taken over, the database failed).
+    Aborted(Error),
+}
+
+/// Why the runner stopped scheduling.
+enum Stop {
+    Cancel,
+    Failure(String),
+    Abort(Error),
+}
+
+/// What each op of a checkpoint means to the runner.
+enum Meaning {
+    Begin(usize),
+    Restart(usize),
+    Finish,
+    Status,
+    Renew,
+}
+
+pub(crate) struct Runner {
+    pub(crate) store: StoreThread,
+    pub(crate) plan: Plan,
+    pub(crate) actions: Vec<Arc<dyn Action>>,
+    pub(crate) lease: Lease,
+    pub(crate) flow_id: FlowId,
+    /// The flow's status when the run took it.
+    pub(crate) status: FlowStatus,
+    pub(crate) journal: Vec<Step>,
+    pub(crate) options: EngineOptions,
+    pub(crate) token: CancellationToken,
+    pub(crate) progress: ProgressSink,
+}
+
+impl Runner {
+    pub(crate) async fn run(self) -> Result<(), EngineError> {
+        let Runner {
+            store,
+            plan,
+            actions,
+            lease,
+            flow_id,
+            status,
+            journal,
+            options,
+            token,
+            progress,
+        } = self;
+        let steps = &plan.spec.steps;
+        let total = steps.len();
+        let mut slots = vec![Slot::Waiting { retry_of: None }; total];
+        for row in &journal {
+            let Some(at) = plan.position(&row.name) else { continue };
+            slots[at] = match row.status {
+                StepStatus::Succeeded => Slot::Done(row.output.clone().unwrap_or(Value::Null)),
+                StepStatus::Running => Slot::InFlight(row.clone()),
+                StepStatus::Failed | StepStatus::Cancelled => {
+                    Slot::Waiting { retry_of: Some(row.seq) }
+                }
+            };
+        }
+        let mut done = slots.iter().filter(|slot| matches!(slot, Slot::Done(_))).count();
+        // Steps wait for their dependencies by count; a step whose count reaches zero is ready.
+        let mut dependants = vec![Vec::new(); total];
+        let mut waiting_for = vec![0usize; total];
+        for (at, deps) in plan.deps.iter().enumerate() {
+            for &dep in deps {
+                dependants[dep].push(at);
+                if !matches!(slots[dep], Slot::Done(_)) {
+                    waiting_for[at] += 1;
+                }
+            }
+        }
+        let mut ready: BTreeSet<usize> = (0..total)
+            .filter(|&at| waiting_for[at] == 0 && matches!(slots[at], Slot::Waiting { .. }))
+            .collect();
+        progress(&Progress::Started { flow: flow_id, done, total });
+
+        let mut ops = Vec::new();
+        let mut meanings = Vec::new();
+        if status != FlowStatus::Running {
+            ops.push(CheckpointOp::Status {
+                lease: lease.clone(),
+                to: FlowStatus::Running,
+                error: None,
+                state: None,
+            });
+            meanings.push(Meaning::Status);
+        }
+        let mut running = 0;
+        for (at, slot) in slots.iter_mut().enumerate() {
+            if let Slot::InFlight(step) = slot {
+                ops.push(CheckpointOp::NextAttempt {
+                    lease: lease.clone(),
+                    seq: step.seq,
+                    reason: format!("the runner stopped during attempt {}", step.attempt),
+                });
+                meanings.push(Meaning::Restart(at));
+                *slot = Slot::Running;
+                running += 1;
+            }
+        }
+
+        let mut tasks: JoinSet<(usize, u32, Ended)> = JoinSet::new();
+        let mut task_steps: HashMap<tokio::task::Id, (usize, u32)> = HashMap::new();
+        let mut stop: Option<Stop> = None;
+        let mut final_sent = false;
+        let mut renew = tokio::time::interval(options.lease_ttl / 3);
+        renew.tick().await;
+        let limit = plan.concurrency();
+        let spawn = |tasks: &mut JoinSet<(usize, u32, Ended)>,
+                     task_steps: &mut HashMap<tokio::task::Id, (usize, u32)>,
+                     at: usize,
+                     step: Step| {
+            let spec = &steps[at];
+            let execution = Execution {
+                store: store.clone(),
+                lease: lease.clone(),
+                action: Arc::clone(&actions[at]),
+                retry: spec.retry.unwrap_or_default(),
+                timeout: spec.timeout,
+                flow_token: token.clone(),
+                progress: Arc::clone(&progress),
+                base: StepContext {
+                    flow_id,
+                    step: spec.id.clone(),
+                    seq: step.seq,
+                    attempt: step.attempt,
+                    idempotency_key: step.idempotency_key.clone(),
+                    cancel: token.clone(),
+                    kill_grace: options.kill_grace,
+                    base_dir: plan.spec.base_dir.clone(),
+                    output_dir: plan.spec.output_dir.clone(),
+                },
+                input: step.input.clone().unwrap_or(Value::Null),
+            };
+            let seq = step.seq;
+            let handle = tasks.spawn(async move { (at, seq, execution.run().await) });
+            task_steps.insert(handle.id(), (at, seq));
+        };
+
+        loop {
+            while stop.is_none() && running < limit {
+                let Some(at) = ready.pop_first() else { break };
+                {
+                    let Slot::Waiting { retry_of } = slots[at] else { continue };
+                    let spec = &steps[at];
+                    let input = template::render(&spec.with, &outputs(&plan, &slots, at));
+                    let mut new = NewStep::new(&spec.id, StepKind::Action).with_input(input);
+                    new.retry_of = retry_of;
+                    ops.push(CheckpointOp::Begin { lease: lease.clone(), step: new });
+                    meanings.push(Meaning::Begin(at));
+                    slots[at] = Slot::Running;
+                    running += 1;
+                }
+            }
+            if running == 0 && !final_sent {
+                let end = match &stop {
+                    None if done == total => {
+                        Some((FlowStatus::Succeeded, None, Some(result(&plan, &slots))))
+                    }
+                    Some(Stop::Failure(error)) => {
+                        Some((FlowStatus::Failed, Some(error.clone()), None))
+                    }
+                    _ => None,
+                };
+                if let Some((to, error, state)) = end {
+                    ops.push(CheckpointOp::Status { lease: lease.clone(), to, error, state });
+                    meanings.push(Meaning::Status);
+                }
+                final_sent = true;
+            }
+            if !ops.is_empty() {
+                let answers = match store.checkpoint(std::mem::take(&mut ops)).await {
+                    Ok(answers) => answers,
+                    Err(error) => {
+                        stop = Some(Stop::Abort(error));
+                        Vec::new()
+                    }
+                };
+                for (meaning, answer) in std::mem::take(&mut meanings).into_iter().zip(answers) {
+                    match (meaning, answer) {
+                        (
+                            Meaning::Begin(at) | Meaning::Restart(at),
+                            Ok(CheckpointDone::Step(step)),
+                        ) => {
+                            progress(&Progress::StepStarted {
+                                step: step.name.clone(),
+                                seq: step.seq,
+                                attempt: step.attempt,
+                            });
+                            spawn(&mut tasks, &mut task_steps, at, step);
+                        }
+                        (
+                            Meaning::Begin(at),
+                            Err(Error::CancelRequested { .. } | Error::AlreadyEnded { .. }),
+                        ) => {
+                            slots[at] = Slot::Stopped;
+                            running -= 1;
+                            stop.get_or_insert(Stop::Cancel);
+                        }
+                        (Meaning::Restart(at), Err(Error::CancelRequested { .. })) => {
+                            if let Slot::Running = slots[at]
+                                && let Some(step) =
+                                    journal.iter().rev().find(|s| s.name == steps[at].id)
+                            {
+                                ops.push(CheckpointOp::Finish {
+                                    lease: lease.clone(),
+                                    seq: step.seq,
+                                    outcome: StepOutcome::Cancelled,
+                                });
+                                meanings.push(Meaning::Finish);
+                            }
+                            slots[at] = Slot::Stopped;
+                            running -= 1;
+                            stop.get_or_insert(Stop::Cancel);
+                        }
+                        (Meaning::Status, Err(Error::AlreadyEnded { .. })) => {}
+                        (_, Err(error)) => {
+                            if !matches!(stop, Some(Stop::Abort(_))) {
+                                stop = Some(Stop::Abort(error));
+                            }
+                        }
+                        (_, Ok(_)) => {}
+                    }
+                }
+                if !ops.is_empty() {
+                    continue;
+                }
+            }
+            if let Some(Stop::Abort(_)) = stop {
+                token.cancel();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
+            if final_sent && running == 0 {
+                break;
+            }
+            tokio::select! {
+                Some(joined) = tasks.join_next_with_id() => {
+                    let mut ended = vec![joined];
+                    while let Some(more) = tasks.try_join_next_with_id() {
+                        ended.push(more);
+                    }
+                    for joined in ended {
+                        let (at, seq, outcome) = match joined {
+                            Ok((id, result)) => {
+                                task_steps.remove(&id);
+                                result
+                            }
+                            Err(error) => {
+                                let (at, seq) = task_steps.remove(&error.id()).unwrap_or((0, 0));
+                                (at, seq, Ended::Failed {
+                                    error: format!("the step's handler panicked: {error}"),
+                                    attempt: 0,
+                                })
+                            }
+                        };
+                        running -= 1;
+                        let name = steps[at].id.clone();
+                        let (outcome, status) = match outcome {
+                            Ended::Succeeded(output) => {
+                                slots[at] = Slot::Done(output.clone());
+                                done += 1;
+                                for &next in &dependants[at] {
+                                    waiting_for[next] -= 1;
+                                    if waiting_for[next] == 0 {
+                                        ready.insert(next);
+                                    }
+                                }
+                                (StepOutcome::Succeeded(output), StepStatus::Succeeded)
+                            }
+                            Ended::Failed { error, attempt } => {
+                                slots[at] = Slot::Stopped;
+                                let tries = if attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+                                if !matches!(stop, Some(Stop::Cancel | Stop::Abort(_))) {
+                                    stop.get_or_insert(Stop::Failure(format!("step `{name}` failed{tries}: {error}")));
+                                }
+                                (StepOutcome::Failed(error), StepStatus::Failed)
+                            }
+                            Ended::Cancelled => {
+                                slots[at] = Slot::Stopped;
+                                stop.get_or_insert(Stop::Cancel);
+                                (StepOutcome::Cancelled, StepStatus::Cancelled)
+                            }
+                            Ended::Aborted(error) => {
+                                slots[at] = Slot::Stopped;
+                                stop = Some(Stop::Abort(error));
+                                continue;
+                            }
+                        };
+                        ops.push(CheckpointOp::Finish { lease: lease.clone(), seq, outcome });
+                        meanings.push(Meaning::Finish);
+                        progress(&Progress::StepFinished { step: name, seq, status, done, total });
+                    }
+                }
+                () = token.cancelled(), if stop.is_none() => {
+                    progress(&Progress::Cancelling);
+                    stop = Some(Stop::Cancel);
+                }
+                _ = renew.tick() => {
+                    ops.push(CheckpointOp::Renew { lease: lease.clone(), ttl: options.lease_ttl });
+                    meanings.push(Meaning::Renew);
+                }
+            }
+        }
+        match stop {
+            Some(Stop::Abort(error)) => Err(EngineError::Store(error)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The outputs step `at`'s templates may read: those of the steps it waits for (a template
+/// makes its step wait for the step it reads).
+fn outputs(plan: &Plan, slots: &[Slot], at: usize) -> HashMap<String, Value> {
+    plan.deps[at]
+        .iter()
+        .filter_map(|&dep| match &slots[dep] {
+            Slot::Done(output) => Some((plan.spec.steps[dep].id.clone(), output.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A succeeded flow's result: the outputs of the steps nothing else needs.
+fn result(plan: &Plan, slots: &[Slot]) -> Value {
+    let mut result = Map::new();
+    for at in plan.sinks() {
+        if let Slot::Done(output) = &slots[at] {
+            result.insert(plan.spec.steps[at].id.clone(), output.clone());
+        }
+    }
+    Value::Object(result)
+}
+
+/// One step's attempts, from its first in this run to success, exhaustion or cancel.
+struct Execution {
+    store: StoreThread,
+    lease: Lease,
+    action: Arc<dyn Action>,
+    retry: crate::pipeline::RetryPolicy,
+    timeout: Option<Duration>,
+    flow_token: CancellationToken,
+    progress: ProgressSink,
+    base: StepContext,
+    input: Value,
+}
+
+impl Execution {
+    async fn run(self) -> Ended {
+        let mut attempt = self.base.attempt;
+        let mut tried = 0;
+        loop {
+            tried += 1;
+            let cancel = self.flow_token.child_token();
+            let context = StepContext { attempt, cancel: cancel.clone(), ..self.base.clone() };
+            let attempt_future = self.action.run(self.input.clone(), context);
+            let outcome = match self.timeout {
+                None => attempt_future.await,
+                Some(limit) => {
+                    tokio::pin!(attempt_future);
+                    tokio::select! {
+                        outcome = &mut attempt_future => outcome,
+                        () = tokio::time::sleep(limit) => {
+                            cancel.cancel();
+                            let _ = attempt_future.await;
+                            Err(ActionError::failed(format!(
+                                "timed out after {}",
+                                duration_text::format(limit)
+                            )))
+                        }
+                    }
+                }
+            };
+            let error = match outcome {
+                Ok(output) => return Ended::Succeeded(output),
+                Err(_) if self.flow_token.is_cancelled() => return Ended::Cancelled,
+                Err(ActionError::Permanent(error)) => return Ended::Failed { error, attempt },
+                Err(ActionError::Cancelled) => "the action stopped as if cancelled".to_owned(),
+                Err(ActionError::Failed(error)) => error,
+            };
+            if tried >= self.retry.max_attempts {
+                return Ended::Failed { error, attempt };
+            }
+            let delay = self.retry.backoff(tried, fastrand::f64());
+            (self.progress)(&Progress::StepRetrying {
+                step: self.base.step.clone(),
+                attempt,
+                error: error.clone(),
+                delay,
+            });
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.flow_token.cancelled() => return Ended::Cancelled,
+            }
+            let next = CheckpointOp::NextAttempt {
+                lease: self.lease.clone(),
+                seq: self.base.seq,
+                reason: error,
+            };
+            match self.store.apply(next).await {
+                Ok(CheckpointDone::Step(step)) => {
+                    attempt = step.attempt;
+                    (self.progress)(&Progress::StepStarted {
+                        step: step.name,
+                        seq: step.seq,
+                        attempt,
+                    });
+                }
+                Ok(_) => return Ended::Aborted(Error::InvalidInput("unexpected answer".into())),
+                Err(Error::CancelRequested { .. } | Error::AlreadyEnded { .. }) => {
+                    return Ended::Cancelled;
+                }
+                Err(error) => return Ended::Aborted(error),
+            }
+        }
+    }
+}

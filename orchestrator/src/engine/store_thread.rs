@@ -1,0 +1,175 @@
+//! The engine's single writer. One thread owns the engine's use of the store: runners send it
+//! their checkpoints, and every checkpoint waiting when it is free goes into the same
+//! transaction (group commit), so many flows share one fsync. Each runner is answered only
+//! after that transaction committed, so a step is reported done only once it is durable.
+//!
+//! The same thread polls the flows it runs for cancel requests made by other processes, every
+//! `poll` interval, and fires their cancellation tokens.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::handle::OwnerHandle;
+use crate::model::{CheckpointDone, CheckpointOp, FlowId};
+
+/// The most ops one transaction carries.
+const MAX_BATCH_OPS: usize = 4096;
+
+type Answers = Result<Vec<Result<CheckpointDone>>>;
+
+enum Job {
+    Checkpoint { ops: Vec<CheckpointOp>, reply: oneshot::Sender<Answers> },
+    Call(Box<dyn FnOnce(&OwnerHandle) + Send>),
+}
+
+/// A handle to the writer thread; cheap to clone. The thread ends when the last clone is
+/// dropped.
+#[derive(Clone)]
+pub(crate) struct StoreThread {
+    jobs: mpsc::Sender<Job>,
+    watched: Arc<Mutex<HashMap<FlowId, CancellationToken>>>,
+}
+
+impl StoreThread {
+    pub(crate) fn start(handle: OwnerHandle, poll: Duration) -> StoreThread {
+        let (jobs, receiver) = mpsc::channel();
+        let watched = Arc::new(Mutex::new(HashMap::new()));
+        let thread_watched = Arc::clone(&watched);
+        std::thread::Builder::new()
+            .name("taskflow-store".to_owned())
+            .spawn(move || serve(&handle, &receiver, &thread_watched, poll))
+            .expect("the store thread starts");
+        StoreThread { jobs, watched }
+    }
+
+    /// Applies `ops` (with whatever other runners sent meanwhile) in one transaction.
+    pub(crate) async fn checkpoint(&self, ops: Vec<CheckpointOp>) -> Answers {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job::Checkpoint { ops, reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// One op on its own, its answer unwrapped.
+    pub(crate) async fn apply(&self, op: CheckpointOp) -> Result<CheckpointDone> {
+        self.checkpoint(vec![op]).await?.pop().unwrap_or_else(|| Err(stopped()))
+    }
+
+    /// Runs `work` on the store thread.
+    pub(crate) async fn call<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&OwnerHandle) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Call(Box::new(move |handle| {
+            let _ = reply.send(work(handle));
+        }));
+        self.jobs.send(job).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Fires `token` when flow `id` gets a cancel request.
+    pub(crate) fn watch(&self, id: FlowId, token: CancellationToken) {
+        lock(&self.watched).insert(id, token);
+    }
+
+    pub(crate) fn unwatch(&self, id: &FlowId) {
+        lock(&self.watched).remove(id);
+    }
+}
+
+fn stopped() -> Error {
+    Error::InvalidInput("the engine's store thread stopped".to_owned())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn serve(
+    handle: &OwnerHandle,
+    receiver: &mpsc::Receiver<Job>,
+    watched: &Mutex<HashMap<FlowId, CancellationToken>>,
+    poll: Duration,
+) {
+    let mut last_poll = Instant::now();
+    loop {
+        let wait = poll.saturating_sub(last_poll.elapsed());
+        match receiver.recv_timeout(wait) {
+            Ok(first) => {
+                let mut batch = Vec::new();
+                let mut ops_in_batch = 0;
+                let mut next = Some(first);
+                while let Some(job) = next.take() {
+                    match job {
+                        Job::Call(work) => work(handle),
+                        Job::Checkpoint { ops, reply } => {
+                            ops_in_batch += ops.len();
+                            batch.push((ops, reply));
+                        }
+                    }
+                    if ops_in_batch < MAX_BATCH_OPS {
+                        next = receiver.try_recv().ok();
+                    }
+                }
+                commit(handle, batch);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if last_poll.elapsed() >= poll {
+            poll_cancels(handle, watched);
+            last_poll = Instant::now();
+        }
+    }
+}
+
+/// Commits the ops of every waiting runner together and answers each. If the transaction
+/// itself fails, each runner's ops are tried alone so that each gets its own answer.
+fn commit(handle: &OwnerHandle, batch: Vec<(Vec<CheckpointOp>, oneshot::Sender<Answers>)>) {
+    if batch.is_empty() {
+        return;
+    }
+    let sizes: Vec<usize> = batch.iter().map(|(ops, _)| ops.len()).collect();
+    let all: Vec<CheckpointOp> = batch.iter().flat_map(|(ops, _)| ops.iter().cloned()).collect();
+    match handle.checkpoint(all) {
+        Ok(answers) => {
+            let mut answers = answers.into_iter();
+            for ((_, reply), size) in batch.into_iter().zip(sizes) {
+                let _ = reply.send(Ok(answers.by_ref().take(size).collect()));
+            }
+        }
+        Err(_) if batch.len() > 1 => {
+            for (ops, reply) in batch {
+                let _ = reply.send(handle.checkpoint(ops));
+            }
+        }
+        Err(error) => {
+            if let Some((_, reply)) = batch.into_iter().next() {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+fn poll_cancels(handle: &OwnerHandle, watched: &Mutex<HashMap<FlowId, CancellationToken>>) {
+    let ids: Vec<FlowId> = lock(watched).keys().copied().collect();
+    if ids.is_empty() {
+        return;
+    }
+    // A failed poll (a busy database) is simply tried again at the next interval.
+    if let Ok(requested) = handle.cancel_requested(&ids) {
+        let watched = lock(watched);
+        for id in requested {
+            if let Some(token) = watched.get(&id) {
+                token.cancel();
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Pipeline files: TOML read into a [`FlowSpec`], keeping where each value was written so that
+//! every problem, from bad TOML to an unknown action, a cycle in `needs` or a template reading
+//! a step that does not exist, is reported as `FILE:LINE:COLUMN: message` before anything runs.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+use toml::Spanned;
+
+use super::spec::{FlowSpec, Plan, RetryPolicy, SpecError, SpecField, StepSpec, duration_text};
+use crate::action::Actions;
+
+/// One problem of a pipeline file, at a line and column (both from 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.column, self.message)
+    }
+}
+
+/// Every problem found in a pipeline file, in the order of the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PipelineErrors(pub Vec<PipelineError>);
+
+impl fmt::Display for PipelineErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    name: Spanned<String>,
+    #[serde(default)]
+    output_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    concurrency: Option<Spanned<usize>>,
+    #[serde(default)]
+    steps: Vec<RawStep>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    id: Spanned<String>,
+    action: Spanned<String>,
+    #[serde(default)]
+    needs: Vec<Spanned<String>>,
+    #[serde(default)]
+    with: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    retry: Option<Spanned<RetryPolicy>>,
+    #[serde(default)]
+    timeout: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(u64),
+    Text(String),
+}
+
+/// Reads and checks the pipeline file at `path`. Relative paths in it (file URLs,
+/// `output_dir`) are relative to the file's folder.
+pub fn load(path: &Path, actions: &Actions) -> Result<Plan, PipelineErrors> {
+    let source = std::fs::read_to_string(path).map_err(|error| {
+        PipelineErrors(vec![PipelineError {
+            path: path.to_owned(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read the pipeline: {error}"),
+        }])
+    })?;
+    let base = path
+        .parent()
+        .map(|dir| if dir.as_os_str().is_empty() { Path::new(".") } else { dir })
+        .and_then(|dir| dir.canonicalize().ok());
+    parse(&source, path, base, actions)
+}
+
+/// Reads and checks pipeline text; `path` is only used in messages.
+pub fn parse(
+    source: &str,
+    path: &Path,
+    base_dir: Option<PathBuf>,
+    actions: &Actions,
+) -> Result<Plan, PipelineErrors> {
+    let at = |span: Range<usize>, message: String| {
+        let (line, column) = line_column(source, span.start);
+        PipelineError { path: path.to_owned(), line, column, message }
+    };
+    let raw: RawPipeline = toml::from_str(source).map_err(|error| {
+        let span = error.span().unwrap_or(0..0);
+        PipelineErrors(vec![at(span, error.message().trim().to_owned())])
+    })?;
+    let mut errors = Vec::new();
+    let mut steps = Vec::with_capacity(raw.steps.len());
+    for step in &raw.steps {
+        let timeout = match &step.timeout {
+            None => None,
+            Some(timeout) => match timeout.get_ref() {
+                RawDuration::Seconds(seconds) => Some(std::time::Duration::from_secs(*seconds)),
+                RawDuration::Text(text) => match duration_text::parse(text) {
+                    Ok(duration) => Some(duration),
+                    Err(message) => {
+                        errors.push(at(timeout.span(), message));
+                        None
+                    }
+                },
+            },
+        };
+        let with = match &step.with {
+            Some(with) => serde_json::to_value(with.get_ref()).unwrap_or(Value::Null),
+            None => Value::Object(serde_json::Map::new()),
+        };
+        steps.push(StepSpec {
+            id: step.id.get_ref().clone(),
+            action: step.action.get_ref().clone(),
+            needs: step.needs.iter().map(|need| need.get_ref().clone()).collect(),
+            with,
+            retry: step.retry.as_ref().map(|retry| *retry.get_ref()),
+            timeout,
+        });
+    }
+    let spec = FlowSpec {
+        name: raw.name.get_ref().clone(),
+        base_dir,
+        output_dir: raw.output_dir.as_ref().map(|dir| PathBuf::from(dir.get_ref())),
+        concurrency: raw.concurrency.as_ref().map(|limit| *limit.get_ref()),
+        steps,
+    };
+    match spec.plan(actions) {
+        Ok(plan) if errors.is_empty() => Ok(plan),
+        Ok(_) => Err(PipelineErrors(errors)),
+        Err(found) => {
+            errors.extend(
+                found.iter().map(|error| at(span_of(&raw, source, error), error.message.clone())),
+            );
+            errors.sort_by_key(|error| (error.line, error.column));
+            Err(PipelineErrors(errors))
+        }
+    }
+}
+
+/// Where in the file a spec error points.
+fn span_of(raw: &RawPipeline, source: &str, error: &SpecError) -> Range<usize> {
+    let Some(step) = error.step.and_then(|at| raw.steps.get(at)) else {
+        return match error.field {
+            SpecField::Name => raw.name.span(),
+            SpecField::Concurrency => raw.concurrency.as_ref().map_or(0..0, Spanned::span),
+            _ => 0..0,
+        };
+    };
+    match &error.field {
+        SpecField::Action => step.action.span(),
+        SpecField::Needs(n) => step.needs.get(*n).map_or(step.id.span(), Spanned::span),
+        SpecField::With(fragment) => match &step.with {
+            Some(with) => {
+                let span = with.span();
+                let inner = fragment
+                    .as_deref()
+                    .and_then(|fragment| source.get(span.clone())?.find(fragment))
+                    .map(|offset| span.start + offset);
+                inner.map_or(span.clone(), |start| start..start)
+            }
+            None => step.id.span(),
+        },
+        SpecField::Retry => step.retry.as_ref().map_or(step.id.span(), Spanned::span),
+        SpecField::Timeout => step.timeout.as_ref().map_or(step.id.span(), Spanned::span),
+        _ => step.id.span(),
+    }
+}
+
+/// Line and column (from 1, columns in characters) of a byte offset.
+fn line_column(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = &source[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |at| at + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column() {
+        assert_eq!(line_column("ab\ncd", 0), (1, 1));
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+        assert_eq!(line_column("é\nx", 1 + 2), (2, 1));
+    }
+}

@@ -1,0 +1,576 @@
+//! A flow spec: the steps of a pipeline, what each runs, what it needs and how it retries. The
+//! same value whether a program builds it in code or a TOML file is read into it; it is stored
+//! on the flow (as JSON), so a resume runs exactly what was started. [`FlowSpec::plan`] checks
+//! it against the registered actions before anything runs.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::template;
+use crate::action::Actions;
+
+/// How many steps of one flow run at once unless the spec says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// A pipeline: a name and its steps, in the order they are listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSpec {
+    pub name: String,
+    /// Where relative file URLs and `output_dir` are resolved (the pipeline file's folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dir: Option<PathBuf>,
+    /// The folder `write_file` steps write into; nothing is written elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_dir: Option<PathBuf>,
+    /// At most this many steps of the flow run at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    pub steps: Vec<StepSpec>,
+}
+
+/// One step of a pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub id: String,
+    /// The registered action it runs (`echo`, `shell`, … or one a program registered).
+    pub action: String,
+    /// Steps that must succeed first. Steps whose output a template reads are needed too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// The action's parameters; string values may hold `{{steps.ID.output}}` templates.
+    #[serde(default = "empty_object", skip_serializing_if = "is_empty_object")]
+    pub with: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// Each attempt is stopped (and counts as failed) after this long.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "duration_text")]
+    pub timeout: Option<Duration>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Map::new())
+}
+
+fn is_empty_object(value: &Value) -> bool {
+    value.as_object().is_some_and(Map::is_empty)
+}
+
+/// How often a failing step is tried, and how long to wait in between: attempt `n + 1` starts
+/// after `backoff_ms · 2^(n-1)` (at most [`MAX_BACKOFF`]), of which a random half is jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    #[serde(default = "RetryPolicy::default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "RetryPolicy::default_backoff")]
+    pub backoff_ms: u64,
+}
+
+/// The longest wait between two attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+impl RetryPolicy {
+    fn default_attempts() -> u32 {
+        3
+    }
+
+    fn default_backoff() -> u64 {
+        500
+    }
+
+    /// Only one attempt.
+    pub fn never() -> Self {
+        RetryPolicy { max_attempts: 1, ..RetryPolicy::default() }
+    }
+
+    /// The wait after failed attempt `failed` (1 for the first), given a random `unit` in
+    /// `[0, 1)`: half of the exponential step is fixed and half is jitter, so runners that failed
+    /// together do not retry together.
+    pub fn backoff(&self, failed: u32, unit: f64) -> Duration {
+        let exponent = failed.saturating_sub(1).min(30);
+        let step =
+            Duration::from_millis(self.backoff_ms).saturating_mul(1 << exponent).min(MAX_BACKOFF);
+        step / 2 + step.mul_f64(unit.clamp(0.0, 1.0) / 2.0)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: RetryPolicy::default_attempts(),
+            backoff_ms: RetryPolicy::default_backoff(),
+        }
+    }
+}
+
+impl FlowSpec {
+    pub fn new(name: impl Into<String>) -> Self {
+        FlowSpec {
+            name: name.into(),
+            base_dir: None,
+            output_dir: None,
+            concurrency: None,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Adds a step.
+    pub fn step(mut self, step: StepSpec) -> Self {
+        self.steps.push(step);
+        self
+    }
+
+    pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base_dir = Some(dir.into());
+        self
+    }
+
+    pub fn output_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.output_dir = Some(dir.into());
+        self
+    }
+
+    pub fn concurrency(mut self, limit: usize) -> Self {
+        self.concurrency = Some(limit);
+        self
+    }
+
+    /// The spec as stored on a flow.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// A spec stored on a flow.
+    pub fn from_value(value: &Value) -> Result<FlowSpec, serde_json::Error> {
+        FlowSpec::deserialize(value)
+    }
+
+    /// Checks the spec against `actions` and works out what each step waits for. Every problem
+    /// is reported, each naming the step and field it is about.
+    pub fn plan(&self, actions: &Actions) -> Result<Plan, Vec<SpecError>> {
+        let mut errors = Vec::new();
+        let mut report = |step: Option<usize>, field: SpecField, message: String| {
+            errors.push(SpecError { step, field, message });
+        };
+        if self.name.trim().is_empty() {
+            report(None, SpecField::Name, "the pipeline needs a `name`".to_owned());
+        }
+        if self.steps.is_empty() {
+            report(None, SpecField::Steps, "the pipeline has no `[[steps]]`".to_owned());
+        }
+        if self.concurrency == Some(0) {
+            report(None, SpecField::Concurrency, "`concurrency` must be at least 1".to_owned());
+        }
+        let mut index = HashMap::new();
+        for (at, step) in self.steps.iter().enumerate() {
+            if !valid_id(&step.id) {
+                report(
+                    Some(at),
+                    SpecField::Id,
+                    format!("step id `{}` must be 1 to 64 letters, digits, `_` or `-`", step.id),
+                );
+            } else if index.insert(step.id.clone(), at).is_some() {
+                report(Some(at), SpecField::Id, format!("step id `{}` is used twice", step.id));
+            }
+        }
+        let mut deps = vec![Vec::new(); self.steps.len()];
+        for (at, step) in self.steps.iter().enumerate() {
+            match actions.get(&step.action) {
+                None => report(
+                    Some(at),
+                    SpecField::Action,
+                    format!(
+                        "unknown action `{}` (known: {})",
+                        step.action,
+                        actions.names().join(", ")
+                    ),
+                ),
+                Some(action) => {
+                    if let Err(message) = action.check(&step.with) {
+                        report(Some(at), SpecField::With(None), message);
+                    }
+                }
+            }
+            if !step.with.is_object() {
+                report(Some(at), SpecField::With(None), "`with` must be a table".to_owned());
+            }
+            for (n, need) in step.needs.iter().enumerate() {
+                match index.get(need) {
+                    Some(&other) if other == at => report(
+                        Some(at),
+                        SpecField::Needs(n),
+                        format!("step `{}` needs itself", step.id),
+                    ),
+                    Some(&other) => deps[at].push(other),
+                    None => report(
+                        Some(at),
+                        SpecField::Needs(n),
+                        format!("step `{}` needs `{need}`, which is not a step", step.id),
+                    ),
+                }
+            }
+            for read in template::steps_read(&step.with) {
+                match read {
+                    Ok(id) => match index.get(&id) {
+                        Some(&other) if other == at => report(
+                            Some(at),
+                            SpecField::With(Some(format!("steps.{id}.output"))),
+                            format!("step `{}` reads its own output", step.id),
+                        ),
+                        Some(&other) => deps[at].push(other),
+                        None => report(
+                            Some(at),
+                            SpecField::With(Some(format!("steps.{id}.output"))),
+                            format!(
+                                "`{{{{steps.{id}.output}}}}` reads `{id}`, which is not a step"
+                            ),
+                        ),
+                    },
+                    Err(message) => report(Some(at), SpecField::With(Some("{{".into())), message),
+                }
+            }
+            if let Some(retry) = step.retry
+                && retry.max_attempts == 0
+            {
+                report(Some(at), SpecField::Retry, "`max_attempts` must be at least 1".to_owned());
+            }
+            if step.timeout == Some(Duration::ZERO) {
+                report(Some(at), SpecField::Timeout, "`timeout` must be longer than 0".to_owned());
+            }
+        }
+        for list in &mut deps {
+            list.sort_unstable();
+            list.dedup();
+        }
+        if let Some(cycle) = find_cycle(&deps) {
+            let names: Vec<&str> = cycle.iter().map(|&at| self.steps[at].id.as_str()).collect();
+            report(
+                Some(cycle[0]),
+                SpecField::Needs(0),
+                format!("the steps need each other in a cycle: {}", names.join(" needs ")),
+            );
+        }
+        if errors.is_empty() { Ok(Plan { spec: self.clone(), deps, index }) } else { Err(errors) }
+    }
+}
+
+impl StepSpec {
+    /// A step `id` running `action`, with no parameters yet.
+    pub fn new(id: impl Into<String>, action: impl Into<String>) -> Self {
+        StepSpec {
+            id: id.into(),
+            action: action.into(),
+            needs: Vec::new(),
+            with: empty_object(),
+            retry: None,
+            timeout: None,
+        }
+    }
+
+    pub fn needs<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.needs.extend(ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the parameters (a JSON object).
+    pub fn with(mut self, with: Value) -> Self {
+        self.with = with;
+        self
+    }
+
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A dependency cycle as step indexes, first step repeated at the end; `None` if there is none.
+fn find_cycle(deps: &[Vec<usize>]) -> Option<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let mut marks = vec![Mark::New; deps.len()];
+    for root in 0..deps.len() {
+        if marks[root] != Mark::New {
+            continue;
+        }
+        // Iterative depth-first search: (node, next dependency to look at).
+        let mut path: Vec<(usize, usize)> = vec![(root, 0)];
+        marks[root] = Mark::Open;
+        while let Some(&mut (node, ref mut next)) = path.last_mut() {
+            if let Some(&dep) = deps[node].get(*next) {
+                *next += 1;
+                match marks[dep] {
+                    Mark::New => {
+                        marks[dep] = Mark::Open;
+                        path.push((dep, 0));
+                    }
+                    Mark::Open => {
+                        let from = path.iter().position(|&(n, _)| n == dep).unwrap_or(0);
+                        // Each step of the path needs the next; the last needs the first.
+                        let mut cycle: Vec<usize> = path[from..].iter().map(|&(n, _)| n).collect();
+                        cycle.push(dep);
+                        return Some(cycle);
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                marks[node] = Mark::Done;
+                path.pop();
+            }
+        }
+    }
+    None
+}
+
+/// What a [`SpecError`] is about, so that a file reader can point at its line and column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpecField {
+    Name,
+    Steps,
+    Concurrency,
+    Id,
+    Action,
+    /// The n-th entry of `needs`.
+    Needs(usize),
+    /// `with`, or the text inside it that the error is about.
+    With(Option<String>),
+    Retry,
+    Timeout,
+}
+
+/// One problem of a spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    /// The index of the step it is about, if it is about one.
+    pub step: Option<usize>,
+    pub field: SpecField,
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A checked spec and the order it implies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub spec: FlowSpec,
+    /// For each step, the steps it waits for (from `needs` and from its templates).
+    pub deps: Vec<Vec<usize>>,
+    index: HashMap<String, usize>,
+}
+
+impl Plan {
+    /// The step with this id.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    /// Steps no other step waits for: their outputs are the flow's result.
+    pub fn sinks(&self) -> Vec<usize> {
+        let needed: HashSet<usize> = self.deps.iter().flatten().copied().collect();
+        (0..self.spec.steps.len()).filter(|at| !needed.contains(at)).collect()
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.spec.concurrency.unwrap_or(DEFAULT_CONCURRENCY)
+    }
+}
+
+/// Durations as text: `250ms`, `30s`, `5m`, `2h`; a bare number is seconds.
+pub mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn parse(text: &str) -> Result<Duration, String> {
+        let text = text.trim();
+        let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 30s, 5m, 1h)"))?;
+        let seconds = match unit.trim() {
+            "ms" => number / 1000.0,
+            "" | "s" => number,
+            "m" => number * 60.0,
+            "h" => number * 3600.0,
+            other => return Err(format!("unknown unit `{other}` in `{text}` (ms, s, m or h)")),
+        };
+        Duration::try_from_secs_f64(seconds).map_err(|error| format!("`{text}`: {error}"))
+    }
+
+    pub fn format(duration: Duration) -> String {
+        format!("{}ms", duration.as_millis())
+    }
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => serializer.serialize_str(&format(*duration)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            Seconds(u64),
+            Text(String),
+        }
+        match Option::<Text>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(Text::Seconds(seconds)) => Ok(Some(Duration::from_secs(seconds))),
+            Some(Text::Text(text)) => parse(&text).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn errors(spec: FlowSpec) -> Vec<String> {
+        match spec.plan(&Actions::builtin()) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.message).collect(),
+        }
+    }
+
+    fn echo(id: &str) -> StepSpec {
+        StepSpec::new(id, "echo").with(json!({"value": id}))
+    }
+
+    fn check(spec: FlowSpec, expected: &[&str]) {
+        let found = errors(spec);
+        assert_eq!(found.len(), expected.len(), "{found:?}");
+        for (found, fragment) in found.iter().zip(expected) {
+            assert!(found.contains(fragment), "{found:?} lacks {fragment:?}");
+        }
+    }
+
+    #[test]
+    fn validation() {
+        let base = || FlowSpec::new("p");
+        check(base().step(echo("a")).step(echo("b").needs(["a"])), &[]);
+        check(base(), &["no `[[steps]]`"]);
+        check(FlowSpec::new(" ").step(echo("a")), &["needs a `name`"]);
+        check(base().step(StepSpec::new("a", "teleport")), &["unknown action `teleport`"]);
+        check(base().step(echo("a")).step(echo("a")), &["used twice"]);
+        check(base().step(echo("a b")), &["must be 1 to 64 letters"]);
+        check(base().step(echo("a").needs(["zz"])), &["needs `zz`, which is not a step"]);
+        check(base().step(echo("a").needs(["a"])), &["needs itself"]);
+        check(
+            base()
+                .step(echo("a").needs(["c"]))
+                .step(echo("b").needs(["a"]))
+                .step(echo("c").needs(["b"])),
+            &["cycle: a needs c needs b needs a"],
+        );
+        check(
+            base().step(StepSpec::new("a", "echo").with(json!({"value": "{{steps.nope.output}}"}))),
+            &["reads `nope`, which is not a step"],
+        );
+        check(
+            base().step(StepSpec::new("a", "echo").with(json!({"value": "{{steps.a}}"}))),
+            &["templates read"],
+        );
+        check(base().step(StepSpec::new("a", "shell")), &["`with.command` is missing"]);
+        check(
+            base().step(echo("a").retry(RetryPolicy { max_attempts: 0, backoff_ms: 1 })),
+            &["max_attempts"],
+        );
+        check(base().concurrency(0).step(echo("a")), &["concurrency"]);
+    }
+
+    #[test]
+    fn templates_are_dependencies_and_sinks_are_the_result() {
+        let spec = FlowSpec::new("p")
+            .step(echo("a"))
+            .step(StepSpec::new("b", "echo").with(json!({"value": "{{steps.a.output}}"})))
+            .step(echo("c").needs(["a"]));
+        let plan = spec.plan(&Actions::builtin()).unwrap();
+        assert_eq!(plan.deps, vec![vec![], vec![0], vec![0]]);
+        assert_eq!(plan.sinks(), vec![1, 2]);
+        assert_eq!(plan.position("c"), Some(2));
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_ceiling() {
+        let policy = RetryPolicy { max_attempts: 5, backoff_ms: 100 };
+        fn check(policy: RetryPolicy, failed: u32, unit: f64, millis: u64) {
+            assert_eq!(
+                policy.backoff(failed, unit),
+                Duration::from_millis(millis),
+                "{failed} {unit}"
+            );
+        }
+        check(policy, 1, 0.0, 50);
+        check(policy, 1, 0.5, 75);
+        check(policy, 2, 0.0, 100);
+        check(policy, 3, 0.5, 300);
+        check(policy, 40, 0.0, 30_000);
+    }
+
+    #[test]
+    fn durations() {
+        fn check(text: &str, expected: Result<u64, &str>) {
+            match (duration_text::parse(text), expected) {
+                (Ok(found), Ok(millis)) => assert_eq!(found, Duration::from_millis(millis)),
+                (Err(error), Err(fragment)) => assert!(error.contains(fragment), "{error}"),
+                (found, expected) => panic!("{text}: {found:?} vs {expected:?}"),
+            }
+        }
+        check("250ms", Ok(250));
+        check("1.5s", Ok(1500));
+        check("2", Ok(2000));
+        check("5m", Ok(300_000));
+        check("1h", Ok(3_600_000));
+        check("3 days", Err("unknown unit"));
+        check("soon", Err("not a duration"));
+    }
+
+    #[test]
+    fn a_spec_round_trips_through_json() {
+        let spec = FlowSpec::new("p")
+            .base_dir("/tmp/x")
+            .step(echo("a").retry(RetryPolicy::never()).timeout(Duration::from_millis(1500)));
+        let value = spec.to_value();
+        assert_eq!(value["steps"][0]["timeout"], "1500ms");
+        assert_eq!(FlowSpec::from_value(&value).unwrap(), spec);
+    }
+}

@@ -1,0 +1,426 @@
+//! The engine on a real store: checkpoints and templates, custom actions, resume after a
+//! runner died mid-step, retries with the same idempotency key, timeouts, cancels of real child
+//! processes, concurrency limits, forks, failures, and many flows in one engine.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use taskflow_orchestrator::{
+    ActionError, Actions, Engine, EngineOptions, Flow, FlowSpec, FlowStatus, LeaseHolder, NewStep,
+    OpenOptions, RetryPolicy, StepContext, StepKind, StepOutcome, StepSpec, StepStatus, TaskFlow,
+};
+
+fn options() -> EngineOptions {
+    EngineOptions { kill_grace: Duration::from_millis(300), ..EngineOptions::default() }
+}
+
+fn open(dir: &Path) -> TaskFlow {
+    TaskFlow::open(dir.join("flows.db"), &OpenOptions::default()).unwrap()
+}
+
+fn new_engine(dir: &Path, actions: Actions) -> Engine {
+    Engine::new(open(dir).bind("alice").unwrap(), actions, options())
+}
+
+fn echo(id: &str, value: Value) -> StepSpec {
+    StepSpec::new(id, "echo").with(json!({ "value": value }))
+}
+
+/// A custom action that counts its calls and records each context it saw.
+#[derive(Clone, Default)]
+struct Recorder {
+    calls: Arc<Mutex<Vec<(String, u32, String)>>>,
+}
+
+impl Recorder {
+    fn register(&self, actions: &mut Actions, name: &str) {
+        let calls = Arc::clone(&self.calls);
+        actions.register(name, move |input: Value, context: StepContext| {
+            let calls = Arc::clone(&calls);
+            async move {
+                calls.lock().unwrap().push((
+                    context.step.clone(),
+                    context.attempt,
+                    context.idempotency_key.clone(),
+                ));
+                Ok(json!({ "seen": input, "step": context.step }))
+            }
+        });
+    }
+
+    fn steps(&self) -> Vec<String> {
+        self.calls.lock().unwrap().iter().map(|(step, _, _)| step.clone()).collect()
+    }
+}
+
+fn outputs(engine: &Engine, flow: &Flow) -> Vec<(String, StepStatus, u32, Option<Value>)> {
+    engine
+        .handle()
+        .steps(&flow.id)
+        .unwrap()
+        .into_iter()
+        .map(|step| (step.name, step.status, step.attempt, step.output))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pipeline_runs_with_templates_and_its_result_is_the_last_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::default();
+    let mut actions = Actions::builtin();
+    recorder.register(&mut actions, "record");
+    let engine = new_engine(dir.path(), actions);
+    let spec = FlowSpec::new("digest")
+        .step(echo("title", json!("Daily")))
+        .step(echo("items", json!(["a", "b"])))
+        .step(StepSpec::new("draft", "record").with(json!({
+            "heading": "# {{steps.title.output}}",
+            "items": "{{steps.items.output}}",
+        })));
+    let flow = engine.create(&spec, None).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Queued);
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Succeeded, "{:?}", flow.error);
+    let draft = json!({"seen": {"heading": "# Daily", "items": ["a", "b"]}, "step": "draft"});
+    assert_eq!(flow.state, Some(json!({ "draft": draft })));
+    let steps = outputs(&engine, &flow);
+    assert_eq!(steps.len(), 3);
+    assert!(
+        steps
+            .iter()
+            .all(|(_, status, attempt, _)| *status == StepStatus::Succeeded && *attempt == 1)
+    );
+    assert_eq!(steps[2].3, Some(draft));
+    let key = recorder.calls.lock().unwrap()[0].2.clone();
+    assert_eq!(key, format!("{}:3", flow.id));
+    assert!(flow.lease.is_none() && flow.ended_at.is_some());
+    let again = engine.run(&flow.id).await.unwrap_err();
+    assert!(again.to_string().contains("already ended (succeeded)"), "{again}");
+}
+
+#[tokio::test]
+async fn a_step_left_running_by_a_dead_runner_runs_again_with_the_same_key_and_done_steps_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::default();
+    let mut actions = Actions::builtin();
+    recorder.register(&mut actions, "record");
+    let engine = new_engine(dir.path(), actions);
+    let spec = FlowSpec::new("resume")
+        .step(StepSpec::new("one", "record"))
+        .step(StepSpec::new("two", "record").needs(["one"]))
+        .step(StepSpec::new("three", "record").needs(["two"]));
+    let flow = engine.create(&spec, None).await.unwrap();
+
+    // A runner that died: it finished `one`, began `two`, and its process is gone.
+    let alice = open(dir.path()).bind("alice").unwrap();
+    let dead = LeaseHolder { pid: 4_194_304 + 99, ..LeaseHolder::current() };
+    let lease = alice.acquire_lease_as(&flow.id, dead, Duration::from_secs(3600)).unwrap();
+    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    let one = alice.begin_step(&lease, NewStep::new("one", StepKind::Action)).unwrap();
+    alice.finish_step(&lease, one.seq, StepOutcome::Succeeded(json!("journaled"))).unwrap();
+    let two = alice
+        .begin_step(&lease, NewStep::new("two", StepKind::Action).with_input(json!({"x": 1})))
+        .unwrap();
+
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Succeeded, "{:?}", flow.error);
+    assert_eq!(recorder.steps(), ["two", "three"], "`one` is never run again");
+    let calls = recorder.calls.lock().unwrap().clone();
+    assert_eq!((calls[0].1, calls[0].2.clone()), (2, two.idempotency_key.clone()));
+    let steps = outputs(&engine, &flow);
+    assert_eq!(steps[0].3, Some(json!("journaled")));
+    assert_eq!((steps[1].0.as_str(), steps[1].2), ("two", 2));
+    assert_eq!(steps[1].3, Some(json!({"seen": {"x": 1}, "step": "two"})), "the journaled input");
+    let history = engine.handle().history(&flow.id).unwrap();
+    let restart = history
+        .iter()
+        .flat_map(|r| &r.change)
+        .find(|c| c.field == "step 2 (two)" && c.after == json!({"attempt": 2}));
+    let restart = restart.expect("the restart is a revision");
+    assert_eq!(restart.before["ended"], "the runner stopped during attempt 1");
+}
+
+/// An action that fails until it has been called `succeed_on` times.
+fn flaky(actions: &mut Actions, succeed_on: u32) -> Arc<AtomicU32> {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&calls);
+    actions.register("flaky", move |_input: Value, context: StepContext| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move {
+            if n >= succeed_on {
+                Ok(json!({"attempt": context.attempt, "key": context.idempotency_key}))
+            } else {
+                Err(ActionError::failed(format!("flaky failure {n}")))
+            }
+        }
+    });
+    calls
+}
+
+#[tokio::test]
+async fn retries_keep_the_key_and_count_attempts_then_exhaustion_fails_the_flow_and_resume_retries()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let mut actions = Actions::builtin();
+    let calls = flaky(&mut actions, 3);
+    let engine = new_engine(dir.path(), actions);
+    let quick = RetryPolicy { max_attempts: 3, backoff_ms: 5 };
+    let spec = FlowSpec::new("retry").step(StepSpec::new("flaky", "flaky").retry(quick));
+    let flow = engine.create(&spec, None).await.unwrap();
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Succeeded, "{:?}", flow.error);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let steps = outputs(&engine, &flow);
+    assert_eq!(steps.len(), 1, "retries are attempts of one step");
+    assert_eq!(steps[0].2, 3);
+    assert_eq!(steps[0].3.as_ref().unwrap()["key"], format!("{}:1", flow.id));
+
+    // Two attempts are not enough for an action that needs five: the flow fails with the
+    // step's error; a resume tries it again under the same key and it succeeds.
+    let dir = tempfile::tempdir().unwrap();
+    let mut actions = Actions::builtin();
+    let calls = flaky(&mut actions, 5);
+    let engine = new_engine(dir.path(), actions);
+    let two = RetryPolicy { max_attempts: 2, backoff_ms: 5 };
+    let spec = FlowSpec::new("retry")
+        .step(echo("before", json!(1)))
+        .step(StepSpec::new("flaky", "flaky").needs(["before"]).retry(two))
+        .step(echo("after", json!(2)).needs(["flaky"]));
+    let flow = engine.create(&spec, None).await.unwrap();
+    let failed = engine.run(&flow.id).await.unwrap();
+    assert_eq!(failed.status, FlowStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("step `flaky` failed (attempt 2): flaky failure 2"));
+    let again = engine.run(&flow.id).await.unwrap();
+    assert_eq!(again.status, FlowStatus::Failed, "attempts 3 and 4 fail too");
+    let done = engine.run(&flow.id).await.unwrap();
+    assert_eq!(done.status, FlowStatus::Succeeded, "{:?}", done.error);
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    let steps = engine.handle().steps(&flow.id).unwrap();
+    let flaky_rows: Vec<_> = steps.iter().filter(|s| s.name == "flaky").collect();
+    assert_eq!(
+        flaky_rows.iter().map(|s| (s.status, s.attempt)).collect::<Vec<_>>(),
+        [(StepStatus::Failed, 2), (StepStatus::Failed, 4), (StepStatus::Succeeded, 5)]
+    );
+    assert!(flaky_rows.iter().all(|s| s.idempotency_key == flaky_rows[0].idempotency_key));
+    assert_eq!(steps.iter().filter(|s| s.name == "before").count(), 1, "never re-run");
+}
+
+fn shell(id: &str, command: &str) -> StepSpec {
+    StepSpec::new(id, "shell").with(json!({ "command": command })).retry(RetryPolicy::never())
+}
+
+#[tokio::test]
+async fn shell_steps_see_their_key_and_a_failing_command_reports_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let spec = FlowSpec::new("shell")
+        .step(shell("key", "echo \"$TASKFLOW_IDEMPOTENCY_KEY $TASKFLOW_STEP $TASKFLOW_ATTEMPT\""))
+        .step(shell("fail", "echo partial; echo 'disk on fire' >&2; exit 3").needs(["key"]));
+    let flow = engine.create(&spec, None).await.unwrap();
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Failed);
+    assert_eq!(
+        flow.error.as_deref(),
+        Some("step `fail` failed: command exit status 3: disk on fire")
+    );
+    let steps = outputs(&engine, &flow);
+    assert_eq!(steps[0].3, Some(json!(format!("{}:1 key 1", flow.id))));
+}
+
+#[tokio::test]
+async fn a_step_that_outlives_its_timeout_is_stopped_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let marker = dir.path().join("attempts");
+    let command = format!("echo x >> {}; sleep 10", marker.display());
+    let step = StepSpec::new("slow", "shell")
+        .with(json!({ "command": command }))
+        .timeout(Duration::from_millis(300))
+        .retry(RetryPolicy { max_attempts: 2, backoff_ms: 10 });
+    let flow = engine.create(&FlowSpec::new("timeout").step(step), None).await.unwrap();
+    let started = Instant::now();
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(flow.status, FlowStatus::Failed);
+    assert_eq!(
+        flow.error.as_deref(),
+        Some("step `slow` failed (attempt 2): timed out after 300ms")
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().lines().count(), 2);
+}
+
+#[tokio::test]
+async fn a_cancel_from_another_connection_stops_running_commands_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let pids = dir.path().join("pids");
+    // One step exits on SIGTERM, the other ignores it and needs the SIGKILL after the grace.
+    let polite = format!("echo $$ >> {}; exec sleep 30", pids.display());
+    let stubborn =
+        format!("trap '' TERM; echo $$ >> {}; while true; do sleep 0.05; done", pids.display());
+    let spec = FlowSpec::new("cancel")
+        .step(shell("polite", &polite))
+        .step(shell("stubborn", &stubborn))
+        .step(echo("never", json!(0)).needs(["polite", "stubborn"]));
+    let flow = engine.create(&spec, None).await.unwrap();
+    let id = flow.id;
+    let runner = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run(&id).await }
+    });
+    while std::fs::read_to_string(&pids).map_or(0, |text| text.lines().count()) < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let other = open(dir.path()).bind("alice").unwrap();
+    let requested = Instant::now();
+    let outcome = other.request_cancel(&id, None).unwrap();
+    assert_eq!((outcome.flow.status, outcome.active_steps), (FlowStatus::Running, 2));
+    let flow = runner.await.unwrap().unwrap();
+    let took = requested.elapsed();
+    assert_eq!(flow.status, FlowStatus::Cancelled);
+    assert!(took < Duration::from_secs(2), "cancelled after {took:?}");
+    let steps = outputs(&engine, &flow);
+    assert_eq!(steps.len(), 2, "nothing new was scheduled");
+    assert!(steps.iter().all(|(_, status, _, _)| *status == StepStatus::Cancelled));
+    for pid in std::fs::read_to_string(&pids).unwrap().lines() {
+        let alive = Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ");
+        assert!(!alive, "process {pid} still runs");
+    }
+}
+
+#[tokio::test]
+async fn independent_steps_run_in_parallel_up_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut actions = Actions::builtin();
+    let now = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (now2, peak2) = (Arc::clone(&now), Arc::clone(&peak));
+    actions.register("busy", move |_input: Value, _context: StepContext| {
+        let (now, peak) = (Arc::clone(&now2), Arc::clone(&peak2));
+        async move {
+            let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(running, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            now.fetch_sub(1, Ordering::SeqCst);
+            Ok(Value::Null)
+        }
+    });
+    let engine = new_engine(dir.path(), actions);
+    let mut spec = FlowSpec::new("fan out").concurrency(3);
+    for n in 0..10 {
+        spec = spec.step(StepSpec::new(format!("s{n}"), "busy"));
+    }
+    spec = spec.step(echo("join", json!("all done")).needs((0..10).map(|n| format!("s{n}"))));
+    let flow = engine.create(&spec, None).await.unwrap();
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Succeeded);
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+    let steps = engine.handle().steps(&flow.id).unwrap();
+    let join = steps.iter().find(|s| s.name == "join").unwrap();
+    assert!(
+        steps.iter().filter(|s| s.name != "join").all(|s| s.ended_at.unwrap() <= join.started_at)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_branch_lets_running_siblings_finish_and_schedules_nothing_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let spec = FlowSpec::new("branches")
+        .step(shell("broken", "exit 1"))
+        .step(shell("slow", "sleep 0.3; echo fine"))
+        .step(echo("after", json!(1)).needs(["broken", "slow"]));
+    let flow = engine.create(&spec, None).await.unwrap();
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Failed);
+    assert_eq!(flow.error.as_deref(), Some("step `broken` failed: command exit status 1"));
+    let mut steps = outputs(&engine, &flow);
+    steps.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(steps.len(), 2);
+    assert_eq!(
+        (steps[1].0.as_str(), steps[1].1, steps[1].3.clone()),
+        ("slow", StepStatus::Succeeded, Some(json!("fine")))
+    );
+}
+
+#[tokio::test]
+async fn a_fork_keeps_the_steps_before_n_and_runs_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorder = Recorder::default();
+    let mut actions = Actions::builtin();
+    recorder.register(&mut actions, "record");
+    let engine = new_engine(dir.path(), actions);
+    let spec = FlowSpec::new("fork")
+        .step(StepSpec::new("a", "record"))
+        .step(StepSpec::new("b", "record").needs(["a"]))
+        .step(StepSpec::new("c", "record").with(json!({"b": "{{steps.b.output}}"})));
+    let source = engine.create(&spec, None).await.unwrap();
+    let source = engine.run(&source.id).await.unwrap();
+    assert_eq!(source.status, FlowStatus::Succeeded);
+    let fork = engine.fork(&source.id, 2).await.unwrap();
+    assert_ne!(fork.id, source.id);
+    assert_eq!(fork.status, FlowStatus::Queued);
+    let fork = engine.run(&fork.id).await.unwrap();
+    assert_eq!(fork.status, FlowStatus::Succeeded);
+    assert_eq!(recorder.steps(), ["a", "b", "c", "b", "c"]);
+    let steps = engine.handle().steps(&fork.id).unwrap();
+    assert_eq!(steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert_eq!(steps[0].output, Some(json!({"seen": {}, "step": "a"})));
+    let history = engine.handle().history(&fork.id).unwrap();
+    assert_eq!(
+        history[0].change.iter().find(|c| c.field == "forked_from").unwrap().after["flow"],
+        source.id.to_string()
+    );
+    for (from, ok) in [(0, false), (4, true), (5, false)] {
+        assert_eq!(engine.fork(&source.id, from).await.is_ok(), ok, "from {from}");
+    }
+}
+
+#[tokio::test]
+async fn sixty_four_flows_run_at_once_in_one_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let mut spec = FlowSpec::new("many");
+    for n in 0..5 {
+        let step = echo(&format!("s{n}"), json!(n));
+        spec = spec.step(if n > 0 { step.needs([format!("s{}", n - 1)]) } else { step });
+    }
+    let mut runs = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let flow = engine.create(&spec, None).await.unwrap();
+        let engine = engine.clone();
+        runs.spawn(async move { engine.run(&flow.id).await });
+    }
+    let mut succeeded = 0;
+    while let Some(result) = runs.join_next().await {
+        let flow = result.unwrap().unwrap();
+        assert_eq!(flow.state, Some(json!({"s4": 4})));
+        succeeded += 1;
+    }
+    assert_eq!(succeeded, 64);
+}
+
+#[tokio::test]
+async fn a_second_runner_of_a_live_flow_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let flow =
+        engine.create(&FlowSpec::new("busy").step(shell("wait", "sleep 0.5")), None).await.unwrap();
+    let id = flow.id;
+    let first = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.run(&id).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second =
+        Engine::new(open(dir.path()).bind("alice").unwrap(), Actions::builtin(), options());
+    let refused = second.run(&id).await.unwrap_err();
+    assert!(refused.to_string().contains("is leased by"), "{refused}");
+    assert_eq!(first.await.unwrap().unwrap().status, FlowStatus::Succeeded);
+}
