@@ -21,6 +21,7 @@
 //! transactions.
 
 pub mod action;
+pub mod agent;
 pub mod engine;
 pub mod error;
 pub mod handle;

@@ -6,6 +6,7 @@
 
 mod echo;
 mod fetch;
+mod process;
 mod shell;
 mod tool;
 mod write_file;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use echo::Echo;
 pub use fetch::FetchUrls;
+pub(crate) use process::run_child;
 pub use shell::Shell;
 pub use tool::ToolAction;
 pub use write_file::WriteFile;

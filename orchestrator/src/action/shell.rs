@@ -7,11 +7,9 @@
 //! period. On Linux the shell is also killed if the runner itself dies, so an orphan does not
 //! keep working after a crash (the resumed step runs again instead).
 
-use std::process::Stdio;
-
 use serde_json::Value;
 
-use super::{Action, ActionError, ActionFuture, StepContext, string_param};
+use super::{Action, ActionError, ActionFuture, StepContext, run_child, string_param};
 
 /// How much of stderr an error message keeps (its end, where the reason usually is).
 const STDERR_TAIL: usize = 2000;
@@ -41,18 +39,7 @@ async fn run(
     context: &StepContext,
 ) -> Result<Value, ActionError> {
     let mut shell = tokio::process::Command::new("sh");
-    shell
-        .arg("-c")
-        .arg(command)
-        .env("TASKFLOW_IDEMPOTENCY_KEY", &context.idempotency_key)
-        .env("TASKFLOW_FLOW_ID", context.flow_id.to_string())
-        .env("TASKFLOW_STEP", &context.step)
-        .env("TASKFLOW_ATTEMPT", context.attempt.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+    shell.arg("-c").arg(command);
     if let Some(dir) = &context.base_dir {
         shell.current_dir(dir);
     }
@@ -65,29 +52,7 @@ async fn run(
             shell.env(name, value);
         }
     }
-    die_with_parent(&mut shell);
-    let child = shell
-        .spawn()
-        .map_err(|error| ActionError::failed(format!("cannot start `sh`: {error}")))?;
-    let group = child.id().map(|pid| pid as i32);
-    let finished = child.wait_with_output();
-    tokio::pin!(finished);
-    let output = tokio::select! {
-        output = &mut finished => output,
-        () = context.cancel.cancelled() => {
-            signal(group, libc::SIGTERM);
-            tokio::select! {
-                _ = &mut finished => {}
-                () = tokio::time::sleep(context.kill_grace) => {
-                    signal(group, libc::SIGKILL);
-                    let _ = finished.await;
-                }
-            }
-            return Err(ActionError::Cancelled);
-        }
-    };
-    let output =
-        output.map_err(|error| ActionError::failed(format!("waiting for the command: {error}")))?;
+    let output = run_child(shell, context).await?;
     if output.status.success() {
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
         if text.ends_with('\n') {
@@ -114,29 +79,3 @@ async fn run(
         format!("command {how}: {tail}")
     }))
 }
-
-/// Sends `signal` to the command's process group.
-fn signal(group: Option<i32>, signal: i32) {
-    if let Some(group) = group {
-        // SAFETY: kill(2) with a negative pid signals that process group; it has no memory
-        // effects in this process.
-        unsafe {
-            libc::kill(-group, signal);
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut tokio::process::Command) {
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which
-    // is async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut tokio::process::Command) {}

@@ -1,0 +1,6 @@
+//! Agent runs (DESIGN §5 "Agent runs"): a model and tools taking turns, each LLM call and each
+//! tool call a checkpointed step, so that a run killed at any moment resumes without sending a
+//! checkpointed request again or running a finished tool call again.
+
+pub mod tools;
+pub mod workspace;

@@ -1,0 +1,222 @@
+//! Each agent tool called as a model would call it: good calls, bad arguments, and every way
+//! out of the workspace or the allow-list, refused with a reason.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::action::StepContext;
+use crate::model::FlowId;
+
+struct Bench {
+    dir: tempfile::TempDir,
+    _outside: tempfile::TempDir,
+    tools: Tools,
+}
+
+/// A workspace with `README.md`, `src/lib.rs`, and a link `escape` to a folder outside that
+/// holds `secret.txt`; `ls` and `echo` are allowed commands.
+fn bench() -> Bench {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("README.md"), "# Demo\n").unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/lib.rs"), "pub fn f() {}\n").unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
+    let settings = AgentToolSettings {
+        workspace: Workspace::new(dir.path()).unwrap(),
+        allowed_commands: vec!["ls".into(), "echo".into()],
+    };
+    let mut tools = Tools::default();
+    register(&mut tools, &settings);
+    Bench { dir, _outside: outside, tools }
+}
+
+fn context() -> StepContext {
+    StepContext {
+        flow_id: FlowId::new(),
+        step: "tool".into(),
+        seq: 1,
+        attempt: 1,
+        idempotency_key: "key-1".into(),
+        cancel: CancellationToken::new(),
+        kill_grace: Duration::from_millis(200),
+        base_dir: None,
+        output_dir: None,
+    }
+}
+
+async fn call(bench: &Bench, tool: &str, args: Value) -> Result<Value, String> {
+    let tool = bench.tools.get(tool).expect("registered");
+    tool.call(args, context()).await.map_err(|error| error.to_string())
+}
+
+async fn check_ok(bench: &Bench, tool: &str, args: Value, expected: Value) {
+    assert_eq!(call(bench, tool, args.clone()).await, Ok(expected), "{tool} {args}");
+}
+
+async fn check_err(bench: &Bench, tool: &str, args: Value, expected: &str) {
+    match call(bench, tool, args.clone()).await {
+        Err(message) => {
+            assert!(message.contains(expected), "{tool} {args}: {message:?} lacks {expected:?}")
+        }
+        Ok(value) => panic!("{tool} {args} succeeded with {value}"),
+    }
+}
+
+#[tokio::test]
+async fn reading_and_listing() {
+    let bench = bench();
+    check_ok(&bench, "read_file", json!({"path": "README.md"}), json!("# Demo\n")).await;
+    check_ok(&bench, "read_file", json!({"path": "./src/lib.rs"}), json!("pub fn f() {}\n")).await;
+    check_ok(
+        &bench,
+        "read_file",
+        json!({"path": "README.md", "max_bytes": 3}),
+        json!("# D\n[… 4 more bytes not shown]"),
+    )
+    .await;
+    check_ok(
+        &bench,
+        "list_dir",
+        json!({}),
+        json!([
+            {"name": "src", "kind": "dir"},
+            {"name": "README.md", "kind": "file", "bytes": 7},
+            {"name": "escape", "kind": "link"}
+        ]),
+    )
+    .await;
+    check_ok(
+        &bench,
+        "list_dir",
+        json!({"path": "src"}),
+        json!([{"name": "lib.rs", "kind": "file", "bytes": 14}]),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn paths_outside_the_workspace_are_refused() {
+    let bench = bench();
+    for tool in ["read_file", "list_dir"] {
+        check_err(&bench, tool, json!({"path": "../x"}), "goes up with `..`").await;
+        check_err(&bench, tool, json!({"path": "/etc"}), "is absolute").await;
+        check_err(&bench, tool, json!({"path": "escape"}), "leads outside the workspace").await;
+    }
+    check_err(
+        &bench,
+        "read_file",
+        json!({"path": "escape/secret.txt"}),
+        "leads outside the workspace",
+    )
+    .await;
+    check_err(
+        &bench,
+        "write_file",
+        json!({"path": "escape/new.txt", "content": "x"}),
+        "leads outside",
+    )
+    .await;
+    check_err(
+        &bench,
+        "write_file",
+        json!({"path": "../new.txt", "content": "x"}),
+        "goes up with `..`",
+    )
+    .await;
+    check_err(&bench, "write_file", json!({"path": "/tmp/new.txt", "content": "x"}), "is absolute")
+        .await;
+    check_err(&bench, "read_file", json!({"path": "missing.md"}), "no such file").await;
+    check_err(&bench, "read_file", json!({"path": "src"}), "is a folder").await;
+}
+
+#[tokio::test]
+async fn writing_creates_folders_and_replaces_whole_files() {
+    let bench = bench();
+    check_ok(
+        &bench,
+        "write_file",
+        json!({"path": "notes/today.md", "content": "hi"}),
+        json!({"path": "notes/today.md", "bytes": 2}),
+    )
+    .await;
+    check_ok(
+        &bench,
+        "write_file",
+        json!({"path": "notes/today.md", "content": "bye"}),
+        json!({"path": "notes/today.md", "bytes": 3}),
+    )
+    .await;
+    assert_eq!(std::fs::read_to_string(bench.dir.path().join("notes/today.md")).unwrap(), "bye");
+    let leftovers: Vec<_> = std::fs::read_dir(bench.dir.path().join("notes")).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+}
+
+#[tokio::test]
+async fn bad_arguments_say_what_is_wrong() {
+    let bench = bench();
+    check_err(&bench, "read_file", json!({}), "missing field `path`").await;
+    check_err(&bench, "read_file", json!({"path": 3}), "invalid type").await;
+    check_err(&bench, "read_file", json!({"path": "a", "mode": "x"}), "unknown field `mode`").await;
+    check_err(&bench, "write_file", json!({"path": "a"}), "missing field `content`").await;
+    check_err(&bench, "run_command", json!({"cmd": "ls"}), "unknown field `cmd`").await;
+    check_err(
+        &bench,
+        "fetch_url",
+        json!({"url": "file:///etc/passwd"}),
+        "only http:// and https://",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn only_allowed_programs_run_and_no_shell_interprets_them() {
+    let bench = bench();
+    let output = call(&bench, "run_command", json!({"command": "ls src"})).await.unwrap();
+    assert_eq!(output, json!({"exit_code": 0, "stdout": "lib.rs\n", "stderr": ""}));
+    let output = call(&bench, "run_command", json!({"command": "echo 'a b' ; rm -rf / $(id)"}))
+        .await
+        .unwrap();
+    assert_eq!(output["stdout"], "a b ; rm -rf / $(id)\n", "shell syntax is plain text");
+    check_err(
+        &bench,
+        "run_command",
+        json!({"command": "rm -rf src"}),
+        "`rm` is not allowed; allowed programs: ls, echo",
+    )
+    .await;
+    check_err(&bench, "run_command", json!({"command": "/bin/ls"}), "`/bin/ls` is not allowed")
+        .await;
+    check_err(&bench, "run_command", json!({"command": "echo 'open"}), "unbalanced quotes").await;
+    check_err(&bench, "run_command", json!({"command": "  "}), "the command is empty").await;
+    let output = call(&bench, "run_command", json!({"command": "ls missing"})).await.unwrap();
+    assert_ne!(output["exit_code"], 0, "a failing command is a result for the model, not an error");
+    assert!(bench.dir.path().join("src/lib.rs").exists());
+}
+
+#[tokio::test]
+async fn with_no_allowed_programs_every_command_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tools = Tools::default();
+    register(
+        &mut tools,
+        &AgentToolSettings {
+            workspace: Workspace::new(dir.path()).unwrap(),
+            allowed_commands: vec![],
+        },
+    );
+    let error = tools
+        .get("run_command")
+        .unwrap()
+        .call(json!({"command": "ls"}), context())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "`ls` is not allowed; no programs are allowed (see --allow-command)"
+    );
+}
