@@ -30,6 +30,7 @@ enum Opener {
     ThinkClose,
 }
 
+#[inline]
 fn opener(input: &str) -> IResult<&str, Opener> {
     use Opener::Format as F;
     alt((
@@ -68,8 +69,26 @@ struct Openers;
 impl MarkerSet for Openers {
     type Marker = Opener;
     const STARTS: &'static [u8] = b"<[";
+    const SPELLINGS: &'static [&'static str] = &[
+        "<|tool_calls_section_begin|>",
+        "<|tool_call_section_begin|>",
+        "<|tool_call_begin|>",
+        "<|python_tag|>",
+        "<|channel|>",
+        "<|start|>",
+        "<｜tool▁calls▁begin｜>",
+        "<｜tool▁call▁begin｜>",
+        "<tool_call>",
+        "<function=",
+        "<minimax:tool_call>",
+        "<think>",
+        "</think>",
+        "[TOOL_CALLS]",
+        "[THINK]",
+    ];
 
-    fn scan(input: &str) -> Scan<Opener> {
+    #[inline]
+    fn recognize(input: &str) -> Scan<Opener> {
         Scan::from_result(input, opener(input))
     }
 }
@@ -183,5 +202,16 @@ impl Auto {
 
     pub(crate) fn scanned_bytes(&self) -> usize {
         self.detector.scanned_bytes() + self.inner.as_ref().map_or(0, Inner::scanned_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::scan::check_spellings;
+
+    #[test]
+    fn every_spelling_is_recognized() {
+        check_spellings::<Openers>();
     }
 }

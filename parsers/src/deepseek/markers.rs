@@ -50,6 +50,7 @@ impl Marker {
 /// The length in bytes of the longest marker.
 pub(crate) const LONGEST_MARKER: usize = "<｜tool▁calls▁begin｜>".len();
 
+#[inline]
 fn token(input: &str) -> IResult<&str, Marker> {
     alt((
         preceded(
@@ -74,9 +75,21 @@ fn token(input: &str) -> IResult<&str, Marker> {
     .parse(input)
 }
 
+#[inline]
 fn fence(input: &str) -> IResult<&str, Marker> {
     value(Marker::Fence, alt((tag("```json"), tag("```")))).parse(input)
 }
+
+const TOKENS: &[&str] = &[
+    "<｜tool▁calls▁begin｜>",
+    "<｜tool▁calls▁end｜>",
+    "<｜tool▁call▁begin｜>",
+    "<｜tool▁call▁end｜>",
+    "<｜tool▁sep｜>",
+    "<｜end▁of▁sentence｜>",
+    "<think>",
+    "</think>",
+];
 
 /// The markers of text, sections and call heads.
 #[derive(Debug)]
@@ -85,8 +98,10 @@ pub(crate) struct Tokens;
 impl MarkerSet for Tokens {
     type Marker = Marker;
     const STARTS: &'static [u8] = b"<";
+    const SPELLINGS: &'static [&'static str] = TOKENS;
 
-    fn scan(input: &str) -> Scan<Marker> {
+    #[inline]
+    fn recognize(input: &str) -> Scan<Marker> {
         Scan::from_result(input, token(input))
     }
 }
@@ -98,8 +113,21 @@ pub(crate) struct ArgTokens;
 impl MarkerSet for ArgTokens {
     type Marker = Marker;
     const STARTS: &'static [u8] = b"<`";
+    const SPELLINGS: &'static [&'static str] = &[
+        "<｜tool▁calls▁begin｜>",
+        "<｜tool▁calls▁end｜>",
+        "<｜tool▁call▁begin｜>",
+        "<｜tool▁call▁end｜>",
+        "<｜tool▁sep｜>",
+        "<｜end▁of▁sentence｜>",
+        "<think>",
+        "</think>",
+        "```json",
+        "```",
+    ];
 
-    fn scan(input: &str) -> Scan<Marker> {
+    #[inline]
+    fn recognize(input: &str) -> Scan<Marker> {
         let result = if input.starts_with('`') { fence(input) } else { token(input) };
         Scan::from_result(input, result)
     }
@@ -120,6 +148,7 @@ impl ArgsGrammar for ArgTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::scan::check_spellings;
 
     fn check(input: &str, expected: Scan<Marker>) {
         assert_eq!(<ArgTokens as MarkerSet>::scan(input), expected, "input {input:?}");
@@ -152,5 +181,11 @@ mod tests {
         check("<|tool▁call▁begin|>", Scan::NoMatch);
         check("<｜tool▁cal▁begin｜>", Scan::NoMatch);
         check("< think>", Scan::NoMatch);
+    }
+
+    #[test]
+    fn every_spelling_is_recognized() {
+        check_spellings::<Tokens>();
+        check_spellings::<ArgTokens>();
     }
 }

@@ -112,6 +112,7 @@ impl Calls {
     }
 
     /// The call being read.
+    #[inline]
     pub(crate) fn get(&mut self) -> &mut Call {
         self.open.as_mut().expect("a call is open")
     }

@@ -21,6 +21,7 @@ pub(crate) enum Scan<M> {
 
 impl<M> Scan<M> {
     /// The answer of a nom streaming parser run at the start of `input`.
+    #[inline]
     pub(crate) fn from_result(input: &str, result: IResult<&str, M>) -> Self {
         match result {
             Ok((rest, marker)) => Scan::Marker(marker, input.len() - rest.len()),
@@ -30,16 +31,64 @@ impl<M> Scan<M> {
     }
 }
 
-/// A set of markers: the (ASCII) bytes they start with, and the recognizer.
+/// A set of markers: the (ASCII) bytes they start with, their spellings, and the recognizer.
 pub(crate) trait MarkerSet {
     type Marker: Copy + PartialEq + std::fmt::Debug;
     /// The bytes a marker of the set can start with (one to three for a fast search).
     const STARTS: &'static [u8];
+    /// Every spelling the recognizer accepts (each starts with one of `STARTS`).
+    const SPELLINGS: &'static [&'static str];
+    /// The second bytes of the spellings: text whose second byte is none of them is no
+    /// marker, which spares running the recognizer at every `<` of ordinary text.
+    const SECOND_BYTES: [bool; 256] = second_bytes(Self::SPELLINGS);
+
+    /// Recognizes a marker at the start of `input` with the set's nom grammar.
+    fn recognize(input: &str) -> Scan<Self::Marker>;
+
     /// Recognizes a marker at the start of `input`, which starts with one of `STARTS`.
-    fn scan(input: &str) -> Scan<Self::Marker>;
+    #[inline]
+    fn scan(input: &str) -> Scan<Self::Marker> {
+        match input.as_bytes().get(1) {
+            Some(&byte) if !Self::SECOND_BYTES[byte as usize] => Scan::NoMatch,
+            _ => Self::recognize(input),
+        }
+    }
+}
+
+const fn second_bytes(spellings: &[&str]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < spellings.len() {
+        let bytes = spellings[i].as_bytes();
+        if bytes.len() > 1 {
+            table[bytes[1] as usize] = true;
+        }
+        i += 1;
+    }
+    table
+}
+
+/// Checks, for a marker set's tests, that every spelling is recognized whole (or, when it
+/// begins a longer spelling, is incomplete) and that every proper prefix of one is incomplete.
+#[cfg(test)]
+pub(crate) fn check_spellings<G: MarkerSet>() {
+    for spelling in G::SPELLINGS {
+        let longer = G::SPELLINGS
+            .iter()
+            .any(|other| other.len() > spelling.len() && other.starts_with(spelling));
+        match G::scan(spelling) {
+            Scan::Marker(_, len) => assert_eq!(len, spelling.len(), "{spelling:?}"),
+            Scan::Incomplete if longer => {}
+            other => panic!("{spelling:?} is not recognized whole: {other:?}"),
+        }
+        for (cut, _) in spelling.char_indices().skip(1) {
+            assert_eq!(G::scan(&spelling[..cut]), Scan::Incomplete, "{:?}", &spelling[..cut]);
+        }
+    }
 }
 
 /// The position of the first byte of `haystack` that is one of `needles`.
+#[inline]
 pub(crate) fn find_byte(needles: &[u8], haystack: &[u8]) -> Option<usize> {
     match *needles {
         [a] => memchr(a, haystack),

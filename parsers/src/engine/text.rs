@@ -10,6 +10,7 @@ pub(crate) struct TextOut {
 }
 
 impl TextOut {
+    #[inline]
     pub(crate) fn emit<S: EventSink>(&self, text: &str, sink: &mut S) {
         if text.is_empty() {
             return;

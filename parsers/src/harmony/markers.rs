@@ -36,6 +36,7 @@ impl Marker {
 
 pub(crate) const LONGEST_MARKER: usize = "<|constrain|>".len();
 
+#[inline]
 fn token(input: &str) -> IResult<&str, Marker> {
     delimited(
         tag("<|"),
@@ -59,8 +60,18 @@ pub(crate) struct Tokens;
 impl MarkerSet for Tokens {
     type Marker = Marker;
     const STARTS: &'static [u8] = b"<";
+    const SPELLINGS: &'static [&'static str] = &[
+        "<|start|>",
+        "<|channel|>",
+        "<|constrain|>",
+        "<|message|>",
+        "<|end|>",
+        "<|call|>",
+        "<|return|>",
+    ];
 
-    fn scan(input: &str) -> Scan<Marker> {
+    #[inline]
+    fn recognize(input: &str) -> Scan<Marker> {
         Scan::from_result(input, token(input))
     }
 }
@@ -79,6 +90,7 @@ impl ArgsGrammar for Tokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::scan::check_spellings;
 
     #[test]
     fn marker_scans() {
@@ -101,5 +113,10 @@ mod tests {
         }
         assert_eq!(Tokens::scan("<|endoftext|>"), Scan::NoMatch);
         assert_eq!(Tokens::scan("<|channel>"), Scan::NoMatch);
+    }
+
+    #[test]
+    fn every_spelling_is_recognized() {
+        check_spellings::<Tokens>();
     }
 }

@@ -47,6 +47,7 @@ pub const LONGEST_MARKER: usize = "<|tool_calls_section_begin|>".len();
 
 /// The tool-call markers share the prefix `<|tool_call`; matching it once and then the
 /// suffixes keeps the work per `<` small.
+#[inline]
 fn tool_marker(input: &str) -> IResult<&str, Marker> {
     preceded(
         tag("<|tool_call"),
@@ -61,11 +62,13 @@ fn tool_marker(input: &str) -> IResult<&str, Marker> {
     .parse(input)
 }
 
+#[inline]
 fn think_tag(input: &str) -> IResult<&str, Marker> {
     alt((value(Marker::ThinkOpen, tag("<think>")), value(Marker::ThinkClose, tag("</think>"))))
         .parse(input)
 }
 
+#[inline]
 fn marker(input: &str) -> IResult<&str, Marker> {
     alt((tool_marker, think_tag)).parse(input)
 }
@@ -77,8 +80,20 @@ pub(crate) struct KimiMarkers;
 impl MarkerSet for KimiMarkers {
     type Marker = Marker;
     const STARTS: &'static [u8] = b"<";
+    const SPELLINGS: &'static [&'static str] = &[
+        "<|tool_calls_section_begin|>",
+        "<|tool_call_section_begin|>",
+        "<|tool_calls_section_end|>",
+        "<|tool_call_section_end|>",
+        "<|tool_call_begin|>",
+        "<|tool_call_argument_begin|>",
+        "<|tool_call_end|>",
+        "<think>",
+        "</think>",
+    ];
 
-    fn scan(input: &str) -> Scan<Marker> {
+    #[inline]
+    fn recognize(input: &str) -> Scan<Marker> {
         Scan::from_result(input, marker(input))
     }
 }
@@ -103,6 +118,7 @@ fn scan_marker(input: &str) -> Scan<Marker> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::scan::check_spellings;
 
     fn check(input: &str, expected: Scan<Marker>) {
         assert_eq!(scan_marker(input), expected, "input {input:?}");
@@ -133,5 +149,10 @@ mod tests {
         for spelling in ["<|tool_calls_section_begin|>", "<|tool_call_argument_begin|>"] {
             assert!(spelling.len() <= LONGEST_MARKER);
         }
+    }
+
+    #[test]
+    fn every_spelling_is_recognized() {
+        check_spellings::<KimiMarkers>();
     }
 }

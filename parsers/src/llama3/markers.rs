@@ -33,6 +33,7 @@ impl Marker {
 
 pub(crate) const LONGEST_MARKER: usize = "<|python_tag|>".len();
 
+#[inline]
 fn token(input: &str) -> IResult<&str, Marker> {
     alt((
         preceded(
@@ -55,8 +56,11 @@ pub(crate) struct Tags;
 impl MarkerSet for Tags {
     type Marker = Marker;
     const STARTS: &'static [u8] = b"<";
+    const SPELLINGS: &'static [&'static str] =
+        &["<|python_tag|>", "<|eom_id|>", "<|eot_id|>", "<think>", "</think>"];
 
-    fn scan(input: &str) -> Scan<Marker> {
+    #[inline]
+    fn recognize(input: &str) -> Scan<Marker> {
         Scan::from_result(input, token(input))
     }
 }
@@ -76,6 +80,7 @@ impl ArgsGrammar for Tags {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::scan::check_spellings;
 
     #[test]
     fn marker_scans() {
@@ -95,5 +100,10 @@ mod tests {
         }
         assert_eq!(Tags::scan("<|python_tag>"), Scan::NoMatch);
         assert_eq!(Tags::scan("<b>"), Scan::NoMatch);
+    }
+
+    #[test]
+    fn every_spelling_is_recognized() {
+        check_spellings::<Tags>();
     }
 }

@@ -37,6 +37,7 @@ impl Marker {
 
 pub(crate) const LONGEST_MARKER: usize = "[TOOL_CALLS]".len();
 
+#[inline]
 fn control(input: &str) -> IResult<&str, Marker> {
     preceded(
         tag("["),
@@ -57,8 +58,11 @@ pub(crate) struct Controls;
 impl MarkerSet for Controls {
     type Marker = Marker;
     const STARTS: &'static [u8] = b"[";
+    const SPELLINGS: &'static [&'static str] =
+        &["[TOOL_CALLS]", "[ARGS]", "[CALL_ID]", "[THINK]", "[/THINK]"];
 
-    fn scan(input: &str) -> Scan<Marker> {
+    #[inline]
+    fn recognize(input: &str) -> Scan<Marker> {
         Scan::from_result(input, control(input))
     }
 }
@@ -78,6 +82,7 @@ impl ArgsGrammar for Controls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::scan::check_spellings;
 
     #[test]
     fn marker_scans() {
@@ -94,5 +99,10 @@ mod tests {
         assert_eq!(Controls::scan("[1, 2]"), Scan::NoMatch);
         assert_eq!(Controls::scan("[TOOL_CALL]"), Scan::NoMatch);
         assert_eq!(Controls::scan("[{\"name\""), Scan::NoMatch);
+    }
+
+    #[test]
+    fn every_spelling_is_recognized() {
+        check_spellings::<Controls>();
     }
 }

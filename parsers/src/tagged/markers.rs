@@ -47,6 +47,7 @@ pub(crate) trait Dialect: ArgsGrammar<Marker = Marker> {
 #[derive(Debug)]
 pub(crate) struct ToolCallTags;
 
+#[inline]
 fn tool_call_tag(input: &str) -> IResult<&str, Marker> {
     alt((
         preceded(
@@ -78,8 +79,23 @@ fn tool_call_tag(input: &str) -> IResult<&str, Marker> {
 impl MarkerSet for ToolCallTags {
     type Marker = Marker;
     const STARTS: &'static [u8] = b"<";
+    const SPELLINGS: &'static [&'static str] = &[
+        "<tool_call>",
+        "</tool_call>",
+        "<function=",
+        "</function>",
+        "<parameter=",
+        "</parameter>",
+        "<arg_key>",
+        "</arg_key>",
+        "<arg_value>",
+        "</arg_value>",
+        "<think>",
+        "</think>",
+    ];
 
-    fn scan(input: &str) -> Scan<Marker> {
+    #[inline]
+    fn recognize(input: &str) -> Scan<Marker> {
         Scan::from_result(input, tool_call_tag(input))
     }
 }
@@ -123,6 +139,7 @@ impl Dialect for ToolCallTags {
 #[derive(Debug)]
 pub(crate) struct MinimaxTags;
 
+#[inline]
 fn minimax_tag(input: &str) -> IResult<&str, Marker> {
     alt((
         preceded(
@@ -150,8 +167,19 @@ fn minimax_tag(input: &str) -> IResult<&str, Marker> {
 impl MarkerSet for MinimaxTags {
     type Marker = Marker;
     const STARTS: &'static [u8] = b"<";
+    const SPELLINGS: &'static [&'static str] = &[
+        "<minimax:tool_call>",
+        "</minimax:tool_call>",
+        "<invoke name=",
+        "</invoke>",
+        "<parameter name=",
+        "</parameter>",
+        "<think>",
+        "</think>",
+    ];
 
-    fn scan(input: &str) -> Scan<Marker> {
+    #[inline]
+    fn recognize(input: &str) -> Scan<Marker> {
         Scan::from_result(input, minimax_tag(input))
     }
 }
@@ -193,6 +221,7 @@ impl Dialect for MinimaxTags {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::scan::check_spellings;
 
     fn tool_call(input: &str) -> Scan<Marker> {
         ToolCallTags::scan(input)
@@ -235,5 +264,11 @@ mod tests {
             assert!(ToolCallTags::spelling(marker).len() <= ToolCallTags::LONGEST_MARKER);
             assert!(MinimaxTags::spelling(marker).len() <= MinimaxTags::LONGEST_MARKER);
         }
+    }
+
+    #[test]
+    fn every_spelling_is_recognized() {
+        check_spellings::<ToolCallTags>();
+        check_spellings::<MinimaxTags>();
     }
 }
