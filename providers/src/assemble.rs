@@ -22,6 +22,8 @@ pub(crate) struct Assembler {
     next_index: usize,
     usage: Option<Usage>,
     finish_reason: Option<FinishReason>,
+    /// `content` as it arrived, before parsing.
+    raw_content: String,
 }
 
 /// A structured call being received.
@@ -43,11 +45,13 @@ impl Assembler {
             next_index: 0,
             usage: None,
             finish_reason: None,
+            raw_content: String::new(),
         }
     }
 
     pub(crate) fn content(&mut self, text: &str, out: &mut Vec<ChatEvent>) {
         if !text.is_empty() {
+            self.raw_content.push_str(text);
             let events = self.parser.feed(text);
             self.forward_parsed(events, out);
         }
@@ -112,6 +116,9 @@ impl Assembler {
         self.forward_parsed(events, out);
         for call in std::mem::take(&mut self.structured).into_values() {
             self.end_structured(call, out);
+        }
+        if !self.raw_content.is_empty() {
+            out.push(ChatEvent::RawContent { raw_content: std::mem::take(&mut self.raw_content) });
         }
         if let Some(usage) = self.usage {
             out.push(ChatEvent::Usage { usage });

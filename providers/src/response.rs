@@ -12,6 +12,10 @@ pub struct ChatResponse {
     pub message: Message,
     pub usage: Option<Usage>,
     pub finish_reason: Option<FinishReason>,
+    /// The text the model wrote before parsing (tagged tool calls included), when the wire
+    /// carried one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_content: Option<String>,
 }
 
 /// Tokens the request used, as the server counted them.
@@ -70,6 +74,10 @@ pub enum ChatEvent {
     Finish {
         finish_reason: FinishReason,
     },
+    /// The whole text as the model wrote it, once it is complete.
+    RawContent {
+        raw_content: String,
+    },
 }
 
 /// Folds the events of a stream into a response.
@@ -78,6 +86,7 @@ pub struct ResponseBuilder {
     message: MessageBuilder,
     usage: Option<Usage>,
     finish_reason: Option<FinishReason>,
+    raw_content: Option<String>,
 }
 
 impl ResponseBuilder {
@@ -90,6 +99,7 @@ impl ResponseBuilder {
             ChatEvent::Message(event) => self.message.apply(event),
             ChatEvent::Usage { usage } => self.usage = Some(usage),
             ChatEvent::Finish { finish_reason } => self.finish_reason = Some(finish_reason),
+            ChatEvent::RawContent { raw_content } => self.raw_content = Some(raw_content),
         }
     }
 
@@ -98,6 +108,7 @@ impl ResponseBuilder {
             message: self.message.finish(),
             usage: self.usage,
             finish_reason: self.finish_reason,
+            raw_content: self.raw_content,
         }
     }
 }

@@ -2,5 +2,11 @@
 //! tool call a checkpointed step, so that a run killed at any moment resumes without sending a
 //! checkpointed request again or running a finished tool call again.
 
+mod runner;
+mod spec;
 pub mod tools;
 pub mod workspace;
+
+pub use runner::AgentEvent;
+pub(crate) use runner::AgentRunner;
+pub use spec::{AgentSpec, DEFAULT_MAX_TURNS, ProviderChoice, ProviderFactory, preset_providers};

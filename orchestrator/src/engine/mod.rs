@@ -8,7 +8,7 @@
 
 mod progress;
 mod runner;
-mod store_thread;
+pub(crate) mod store_thread;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use progress::{Progress, ProgressSink, quiet};
 
+use taskflow_providers::Provider;
+
 use crate::action::{Action, Actions};
+use crate::agent::tools::AgentToolSettings;
+use crate::agent::workspace::Workspace;
+use crate::agent::{self, AgentRunner, AgentSpec, ProviderFactory, preset_providers};
 use crate::error::Error;
 use crate::handle::OwnerHandle;
 use crate::model::{CancelOutcome, Flow, FlowId, NewFlow, ResumePlan, StepOutcome};
@@ -25,8 +30,15 @@ use crate::pipeline::{FlowSpec, Plan, SpecError};
 use crate::rules;
 use crate::status::{FlowStatus, StepStatus};
 use crate::time::Timestamp;
+use crate::tools::Tools;
 use runner::Runner;
 use store_thread::StoreThread;
+
+/// What a flow runs.
+enum FlowKind {
+    Pipeline(Plan),
+    Agent { spec: AgentSpec, provider: Arc<dyn Provider>, tools: Tools },
+}
 
 /// How an engine runs flows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +75,9 @@ pub enum EngineError {
 
     #[error("flow {id} has a stored pipeline this taskflow cannot read: {detail}")]
     BadSpec { id: String, detail: String },
+
+    #[error("flow {id} is an agent run: {detail}")]
+    Agent { id: String, detail: String },
 }
 
 /// Runs flows for one owner.
@@ -72,6 +87,8 @@ pub struct Engine {
     actions: Actions,
     options: EngineOptions,
     store: StoreThread,
+    /// Builds the providers of agent runs (and `llm` steps); the presets when not set.
+    providers: ProviderFactory,
 }
 
 impl std::fmt::Debug for Engine {
@@ -84,7 +101,54 @@ impl Engine {
     /// An engine over `handle` that runs `actions`.
     pub fn new(handle: OwnerHandle, actions: Actions, options: EngineOptions) -> Engine {
         let store = StoreThread::start(handle.clone(), options.cancel_poll);
-        Engine { handle, actions, options, store }
+        Engine { handle, actions, options, store, providers: preset_providers() }
+    }
+
+    /// The same engine, building providers with `providers` (flags and a config file add to
+    /// the presets there).
+    pub fn with_providers(mut self, providers: ProviderFactory) -> Engine {
+        self.providers = providers;
+        self
+    }
+
+    /// Creates a queued agent run (checked first: its workspace, tools and provider).
+    pub async fn create_agent(
+        &self,
+        spec: &AgentSpec,
+        id: Option<FlowId>,
+    ) -> Result<Flow, EngineError> {
+        self.agent_parts(spec)
+            .map_err(|detail| EngineError::Agent { id: "(new)".to_owned(), detail })?;
+        let mut new = NewFlow::managed(spec.name.clone()).with_spec(spec.to_value());
+        new.controller = Some("taskflow agent".to_owned());
+        new.id = id;
+        Ok(self.store.call(move |handle| handle.create(new)).await?)
+    }
+
+    /// The provider and tools an agent spec asks for.
+    fn agent_parts(&self, spec: &AgentSpec) -> Result<(Arc<dyn Provider>, Tools), String> {
+        let workspace = Workspace::new(&spec.workspace).map_err(|error| {
+            format!("the workspace {} cannot be used: {error}", spec.workspace.display())
+        })?;
+        let mut all = Tools::default();
+        agent::tools::register(
+            &mut all,
+            &AgentToolSettings { workspace, allowed_commands: spec.allowed_commands.clone() },
+        );
+        let tools = if spec.tools.is_empty() {
+            all
+        } else {
+            let mut chosen = Tools::default();
+            for name in &spec.tools {
+                let tool = all.get(name).ok_or_else(|| {
+                    format!("there is no agent tool `{name}` (tools: {})", all.names().join(", "))
+                })?;
+                chosen.register_shared(tool);
+            }
+            chosen
+        };
+        let provider = (self.providers)(&spec.provider)?;
+        Ok((provider, tools))
     }
 
     pub fn handle(&self) -> &OwnerHandle {
@@ -130,7 +194,7 @@ impl Engine {
         }
         // A live lease of another runner is refused when the lease is taken, atomically.
         let resume = rules::resume_plan(&flow, Timestamp::now())?;
-        let plan = self.stored_plan(&flow)?;
+        let kind = self.flow_kind(&flow)?;
         let ttl = self.options.lease_ttl;
         let lease = self.store.call(move |handle| handle.acquire_lease(&id, ttl)).await?;
         let token = CancellationToken::new();
@@ -146,28 +210,51 @@ impl Engine {
                 }
                 return Ok(());
             }
-            let actions: Vec<Arc<dyn Action>> = plan
-                .spec
-                .steps
-                .iter()
-                .map(|step| {
-                    self.actions.get(&step.action).expect("a checked plan names known actions")
-                })
-                .collect();
-            Runner {
-                store: self.store.clone(),
-                plan,
-                actions,
-                lease: lease.clone(),
-                flow_id: id,
-                status: flow.status,
-                journal,
-                options: self.options.clone(),
-                token,
-                progress,
+            match kind {
+                FlowKind::Pipeline(plan) => {
+                    let actions: Vec<Arc<dyn Action>> = plan
+                        .spec
+                        .steps
+                        .iter()
+                        .map(|step| {
+                            self.actions
+                                .get(&step.action)
+                                .expect("a checked plan names known actions")
+                        })
+                        .collect();
+                    Runner {
+                        store: self.store.clone(),
+                        plan,
+                        actions,
+                        lease: lease.clone(),
+                        flow_id: id,
+                        status: flow.status,
+                        journal,
+                        options: self.options.clone(),
+                        token,
+                        progress,
+                    }
+                    .run()
+                    .await
+                }
+                FlowKind::Agent { spec, provider, tools } => {
+                    AgentRunner {
+                        store: self.store.clone(),
+                        lease: lease.clone(),
+                        flow_id: id,
+                        status: flow.status,
+                        journal,
+                        spec,
+                        provider,
+                        tools,
+                        options: self.options.clone(),
+                        token,
+                        progress,
+                    }
+                    .run()
+                    .await
+                }
             }
-            .run()
-            .await
         }
         .await;
         self.store.unwatch(&id);
@@ -192,8 +279,25 @@ impl Engine {
     pub async fn fork(&self, id: &FlowId, from_seq: u32) -> Result<Flow, EngineError> {
         let id = *id;
         let source = self.store.call(move |handle| handle.flow(&id)).await?;
-        self.stored_plan(&source)?;
+        self.flow_kind(&source)?;
         Ok(self.store.call(move |handle| handle.fork(&id, from_seq)).await?)
+    }
+
+    /// What a flow runs: the pipeline or the agent stored on it, ready to run.
+    fn flow_kind(&self, flow: &Flow) -> Result<FlowKind, EngineError> {
+        let stored =
+            flow.spec.as_ref().ok_or_else(|| EngineError::NoSpec { id: flow.id.to_string() })?;
+        match AgentSpec::from_flow_spec(stored) {
+            None => Ok(FlowKind::Pipeline(self.stored_plan(flow)?)),
+            Some(spec) => {
+                let agent_error = |detail| EngineError::Agent { id: flow.id.to_string(), detail };
+                let spec = spec.map_err(|detail| {
+                    agent_error(format!("its stored spec cannot be read: {detail}"))
+                })?;
+                let (provider, tools) = self.agent_parts(&spec).map_err(agent_error)?;
+                Ok(FlowKind::Agent { spec, provider, tools })
+            }
+        }
     }
 
     /// The checked plan stored on a flow.

@@ -20,6 +20,8 @@ pub enum Progress {
     StepFinished { step: String, seq: u32, status: StepStatus, done: usize, total: usize },
     /// A cancel request was noticed: running steps are being stopped.
     Cancelling,
+    /// What an agent run's model and tools did.
+    Agent(crate::agent::AgentEvent),
 }
 
 /// Where a run sends its reports.

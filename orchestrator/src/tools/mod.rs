@@ -51,6 +51,12 @@ impl Tools {
         self
     }
 
+    /// Registers a tool another registry already holds.
+    pub fn register_shared(&mut self, tool: Arc<dyn Tool>) -> &mut Self {
+        self.by_name.insert(tool.name(), tool);
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
         self.by_name.get(name).cloned()
     }

@@ -1,0 +1,661 @@
+//! One run of one agent flow: from its journal to an answer.
+//!
+//! The conversation is rebuilt from the journal first: each succeeded `llm` step adds the
+//! model's turn (its full response was checkpointed), each succeeded `tool` step adds a tool
+//! result. No checkpointed request is sent again and no answered tool call runs again; a step
+//! left running by a runner that died starts its next attempt with the same idempotency key.
+//! Then the run goes on: the calls of the last turn that have no result yet run one by one, and
+//! when all are answered the model gets the next turn, until it answers without tool calls or
+//! the turn limit is reached.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use taskflow_parsers::{DiagnosticKind, StreamEvent};
+use taskflow_providers::{
+    AssistantToolCall, ChatEvent, ChatMessage, ChatRequest, ChatResponse, Provider,
+    ResponseBuilder, ToolDefinition,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::spec::AgentSpec;
+use crate::action::{ActionError, StepContext};
+use crate::engine::store_thread::StoreThread;
+use crate::engine::{EngineError, EngineOptions, Progress, ProgressSink};
+use crate::error::Error;
+use crate::lease::Lease;
+use crate::model::{CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome};
+use crate::status::{FlowStatus, StepStatus};
+use crate::tools::Tools;
+
+/// How long one tool call may take.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
+/// Attempts at a tool call whose failure may pass (a flaky fetch).
+const TOOL_ATTEMPTS: u32 = 3;
+
+/// What happened during an agent run, for a terminal or a log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentEvent {
+    /// The model's turn `turn` (1-based) is being asked for.
+    Turn { turn: u32 },
+    /// Text or reasoning of the model, as it streams.
+    Text { text: String, reasoning: bool },
+    /// A tool call is about to run.
+    ToolCall { id: String, name: String, arguments: String },
+    /// A tool call's result, as the model will see it.
+    ToolResult { id: String, name: String, content: String, is_error: bool },
+}
+
+/// A call of the last turn, waiting for its result.
+#[derive(Debug, Clone, PartialEq)]
+struct PendingCall {
+    id: String,
+    name: String,
+    arguments: String,
+    /// Why the call cannot run as written (a parser diagnostic), for the model.
+    problem: Option<String>,
+}
+
+/// The conversation and where the run stands in it.
+#[derive(Debug, Default)]
+struct Conversation {
+    messages: Vec<ChatMessage>,
+    turns: u32,
+    pending: VecDeque<PendingCall>,
+    /// The last turn's text, when that turn asked for no tool.
+    answer: Option<String>,
+}
+
+/// What the run does next.
+#[derive(Debug, PartialEq)]
+enum Next {
+    Turn,
+    Tool(PendingCall),
+    Answer(String),
+    OutOfTurns,
+}
+
+impl Conversation {
+    fn new(prompt: &str) -> Self {
+        Self { messages: vec![ChatMessage::User { content: prompt.to_owned() }], ..Self::default() }
+    }
+
+    fn add_turn(&mut self, response: &ChatResponse) {
+        self.turns += 1;
+        let message = &response.message;
+        self.pending = message
+            .tool_calls
+            .iter()
+            .enumerate()
+            .map(|(index, call)| PendingCall {
+                id: call.id.clone(),
+                name: call.function.name.clone(),
+                arguments: call.function.arguments.clone(),
+                problem: message
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.call_index == Some(index))
+                    .find(|d| d.kind != DiagnosticKind::DoubleEncodedArguments)
+                    .map(|d| format!("{}: {}", d.kind, d.message)),
+            })
+            .collect();
+        self.answer = if message.tool_calls.is_empty() {
+            Some(message.content.clone().unwrap_or_default())
+        } else {
+            None
+        };
+        self.messages.push(ChatMessage::Assistant {
+            content: message.content.clone(),
+            tool_calls: message.tool_calls.iter().map(AssistantToolCall::from).collect(),
+        });
+    }
+
+    fn add_result(&mut self, id: &str, content: String, is_error: bool) {
+        if let Some(at) = self.pending.iter().position(|call| call.id == id) {
+            self.pending.remove(at);
+        }
+        self.messages.push(ChatMessage::Tool { tool_call_id: id.to_owned(), content, is_error });
+    }
+
+    fn next(&self, max_turns: u32) -> Next {
+        if let Some(call) = self.pending.front() {
+            return Next::Tool(call.clone());
+        }
+        match &self.answer {
+            Some(answer) => Next::Answer(answer.clone()),
+            None if self.turns >= max_turns => Next::OutOfTurns,
+            None => Next::Turn,
+        }
+    }
+}
+
+fn llm_step_name(turn: u32) -> String {
+    format!("llm {turn}")
+}
+
+fn tool_step_name(call_id: &str) -> String {
+    format!("tool {call_id}")
+}
+
+pub(crate) struct AgentRunner {
+    pub(crate) store: StoreThread,
+    pub(crate) lease: Lease,
+    pub(crate) flow_id: FlowId,
+    pub(crate) status: FlowStatus,
+    pub(crate) journal: Vec<Step>,
+    pub(crate) spec: AgentSpec,
+    pub(crate) provider: Arc<dyn Provider>,
+    pub(crate) tools: Tools,
+    pub(crate) options: EngineOptions,
+    pub(crate) token: CancellationToken,
+    pub(crate) progress: ProgressSink,
+}
+
+/// How a step's work ended.
+enum Worked {
+    Done(Value),
+    Failed(String),
+    Cancelled,
+}
+
+impl AgentRunner {
+    pub(crate) async fn run(mut self) -> Result<(), EngineError> {
+        let mut conversation = Conversation::new(&self.spec.prompt);
+        let mut in_flight = None;
+        let mut retry_of: HashMap<String, u32> = HashMap::new();
+        let mut journal = std::mem::take(&mut self.journal);
+        journal.sort_by_key(|step| step.seq);
+        for step in journal {
+            match (step.status, step.kind) {
+                (StepStatus::Succeeded, StepKind::Llm) => {
+                    let response = read_response(&step)?;
+                    conversation.add_turn(&response);
+                }
+                (StepStatus::Succeeded, StepKind::Tool) => {
+                    let output = step.output.clone().unwrap_or(Value::Null);
+                    let id = output["call_id"].as_str().unwrap_or_default().to_owned();
+                    let content = output["content"].as_str().unwrap_or_default().to_owned();
+                    conversation.add_result(&id, content, output["is_error"] == true);
+                }
+                (StepStatus::Running, _) => in_flight = Some(step),
+                (StepStatus::Failed | StepStatus::Cancelled, _) => {
+                    retry_of.insert(step.name.clone(), step.seq);
+                }
+                (StepStatus::Succeeded, StepKind::Action | StepKind::Child) => {}
+            }
+        }
+        self.report(Progress::Started {
+            flow: self.flow_id,
+            done: conversation.turns as usize,
+            total: self.spec.max_turns as usize,
+        });
+        if self.status != FlowStatus::Running {
+            self.store
+                .apply(CheckpointOp::Status {
+                    lease: self.lease.clone(),
+                    to: FlowStatus::Running,
+                    error: None,
+                    state: None,
+                })
+                .await?;
+        }
+        loop {
+            if self.token.is_cancelled() {
+                self.report(Progress::Cancelling);
+                return Ok(());
+            }
+            let (step, work) = match in_flight.take() {
+                Some(step) => {
+                    let reason = format!("the runner stopped during attempt {}", step.attempt);
+                    let op = CheckpointOp::NextAttempt {
+                        lease: self.lease.clone(),
+                        seq: step.seq,
+                        reason,
+                    };
+                    match self.store.apply(op).await {
+                        Ok(CheckpointDone::Step(step)) => {
+                            let work = match step.kind {
+                                StepKind::Llm => Work::Turn(read_request(&step)?),
+                                _ => Work::Tool(read_call(&step)?),
+                            };
+                            (step, work)
+                        }
+                        Ok(_) => return Err(Error::InvalidInput("unexpected answer".into()).into()),
+                        Err(Error::CancelRequested { .. } | Error::AlreadyEnded { .. }) => {
+                            self.finish(step.seq, StepOutcome::Cancelled, None).await?;
+                            return Ok(());
+                        }
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+                None => match conversation.next(self.spec.max_turns) {
+                    Next::Answer(answer) => {
+                        let state = json!({"answer": answer, "turns": conversation.turns});
+                        self.end(FlowStatus::Succeeded, None, Some(state)).await?;
+                        return Ok(());
+                    }
+                    Next::OutOfTurns => {
+                        let error = format!(
+                            "the agent used its {} turns (--max-turns) without a final answer",
+                            self.spec.max_turns
+                        );
+                        self.end(FlowStatus::Failed, Some(error), None).await?;
+                        return Ok(());
+                    }
+                    Next::Turn => {
+                        let turn = conversation.turns + 1;
+                        let request = self.request(&conversation);
+                        let name = llm_step_name(turn);
+                        let input = json!({"turn": turn, "request": request});
+                        match self.begin(&name, StepKind::Llm, input, retry_of.get(&name)).await? {
+                            Some(step) => (step, Work::Turn(request)),
+                            None => return Ok(()),
+                        }
+                    }
+                    Next::Tool(call) => {
+                        let name = tool_step_name(&call.id);
+                        let input = json!({
+                            "call_id": call.id, "name": call.name,
+                            "arguments": call.arguments, "problem": call.problem,
+                        });
+                        match self.begin(&name, StepKind::Tool, input, retry_of.get(&name)).await? {
+                            Some(step) => (step, Work::Tool(call)),
+                            None => return Ok(()),
+                        }
+                    }
+                },
+            };
+            match work {
+                Work::Turn(request) => {
+                    let turn = step
+                        .name
+                        .trim_start_matches("llm ")
+                        .parse()
+                        .unwrap_or(conversation.turns + 1);
+                    self.report(Progress::StepStarted {
+                        step: step.name.clone(),
+                        seq: step.seq,
+                        attempt: step.attempt,
+                    });
+                    self.report(Progress::Agent(AgentEvent::Turn { turn }));
+                    let worked = self.with_lease(self.call_model(&request)).await?;
+                    match worked {
+                        Worked::Done(output) => {
+                            let response: ChatResponse = serde_json::from_value(output.clone())
+                                .map_err(|error| Error::InvalidInput(error.to_string()))?;
+                            self.finish(step.seq, StepOutcome::Succeeded(output), Some(&step))
+                                .await?;
+                            conversation.add_turn(&response);
+                        }
+                        Worked::Failed(error) => {
+                            self.finish(step.seq, StepOutcome::Failed(error.clone()), Some(&step))
+                                .await?;
+                            let error = format!("turn {turn}: {error}");
+                            self.end(FlowStatus::Failed, Some(error), None).await?;
+                            return Ok(());
+                        }
+                        Worked::Cancelled => {
+                            self.finish(step.seq, StepOutcome::Cancelled, Some(&step)).await?;
+                            return Ok(());
+                        }
+                    }
+                }
+                Work::Tool(call) => {
+                    self.report(Progress::StepStarted {
+                        step: step.name.clone(),
+                        seq: step.seq,
+                        attempt: step.attempt,
+                    });
+                    self.report(Progress::Agent(AgentEvent::ToolCall {
+                        id: call.id.clone(),
+                        name: call.name.clone(),
+                        arguments: call.arguments.clone(),
+                    }));
+                    let worked = self.with_lease(self.call_tool(&call, &step)).await?;
+                    match worked {
+                        Worked::Done(output) => {
+                            let content = output["content"].as_str().unwrap_or_default().to_owned();
+                            let is_error = output["is_error"] == true;
+                            self.finish(step.seq, StepOutcome::Succeeded(output), Some(&step))
+                                .await?;
+                            self.report(Progress::Agent(AgentEvent::ToolResult {
+                                id: call.id.clone(),
+                                name: call.name.clone(),
+                                content: content.clone(),
+                                is_error,
+                            }));
+                            conversation.add_result(&call.id, content, is_error);
+                        }
+                        Worked::Failed(error) => {
+                            // Tool failures are results for the model; this is the store's.
+                            self.finish(step.seq, StepOutcome::Failed(error.clone()), Some(&step))
+                                .await?;
+                            self.end(FlowStatus::Failed, Some(error), None).await?;
+                            return Ok(());
+                        }
+                        Worked::Cancelled => {
+                            self.finish(step.seq, StepOutcome::Cancelled, Some(&step)).await?;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The request for the next turn.
+    fn request(&self, conversation: &Conversation) -> ChatRequest {
+        ChatRequest {
+            model: String::new(),
+            system: self.spec.system.clone(),
+            messages: conversation.messages.clone(),
+            tools: self.offered_tools(),
+            temperature: self.spec.temperature,
+            max_tokens: self.spec.max_tokens,
+        }
+    }
+
+    fn offered_tools(&self) -> Vec<ToolDefinition> {
+        self.tools
+            .names()
+            .into_iter()
+            .filter_map(|name| self.tools.get(name))
+            .map(|tool| ToolDefinition {
+                name: tool.name().to_owned(),
+                description: tool.description().to_owned(),
+                parameters: tool.parameters(),
+            })
+            .collect()
+    }
+
+    /// One model turn, streamed: text is reported as it arrives; the whole response, usage
+    /// and raw text included, is the step's output.
+    async fn call_model(&self, request: &ChatRequest) -> Worked {
+        let answer = async {
+            let mut stream = self.provider.stream(request).await?;
+            let mut response = ResponseBuilder::new();
+            while let Some(event) = stream.next().await {
+                let event = event?;
+                match &event {
+                    ChatEvent::Message(StreamEvent::TextDelta { text }) => {
+                        self.report(Progress::Agent(AgentEvent::Text {
+                            text: text.clone(),
+                            reasoning: false,
+                        }));
+                    }
+                    ChatEvent::Message(StreamEvent::ReasoningDelta { text }) => {
+                        self.report(Progress::Agent(AgentEvent::Text {
+                            text: text.clone(),
+                            reasoning: true,
+                        }));
+                    }
+                    _ => {}
+                }
+                response.apply(event);
+            }
+            Ok::<_, taskflow_providers::ProviderError>(response.finish())
+        };
+        tokio::select! {
+            answer = answer => match answer {
+                Ok(response) => match serde_json::to_value(&response) {
+                    Ok(output) => Worked::Done(output),
+                    Err(error) => Worked::Failed(format!("cannot record the response: {error}")),
+                },
+                Err(error) => Worked::Failed(format!("{}: {}", self.provider.name(), error)),
+            },
+            () = self.token.cancelled() => Worked::Cancelled,
+        }
+    }
+
+    /// One tool call. Whatever goes wrong with the call itself (bad arguments, an unknown
+    /// tool, a failing tool) becomes a result that says so, for the model to read.
+    async fn call_tool(&self, call: &PendingCall, step: &Step) -> Worked {
+        let result = match self.run_tool(call, step).await {
+            Ok(value) => Ok(value),
+            Err(ActionError::Cancelled) if self.token.is_cancelled() => return Worked::Cancelled,
+            Err(error) => Err(error.to_string()),
+        };
+        let (content, is_error) = match result {
+            Ok(Value::String(text)) => (text, false),
+            Ok(value) => (value.to_string(), false),
+            Err(message) => (format!("error: {message}"), true),
+        };
+        Worked::Done(
+            json!({"call_id": call.id, "name": call.name, "content": content, "is_error": is_error}),
+        )
+    }
+
+    async fn run_tool(&self, call: &PendingCall, step: &Step) -> Result<Value, ActionError> {
+        if let Some(problem) = &call.problem {
+            return Err(ActionError::permanent(format!(
+                "the call could not be read ({problem}); it was not run"
+            )));
+        }
+        let tool = self.tools.get(&call.name).ok_or_else(|| {
+            ActionError::permanent(format!(
+                "there is no tool `{}`; the tools are: {}",
+                call.name,
+                self.tools.names().join(", ")
+            ))
+        })?;
+        let arguments: Value = serde_json::from_str(&call.arguments).map_err(|error| {
+            ActionError::permanent(format!("the arguments are not JSON: {error}"))
+        })?;
+        let mut attempt = 1;
+        loop {
+            let context = StepContext {
+                flow_id: self.flow_id,
+                step: step.name.clone(),
+                seq: step.seq,
+                attempt: step.attempt + attempt - 1,
+                idempotency_key: step.idempotency_key.clone(),
+                cancel: self.token.child_token(),
+                kill_grace: self.options.kill_grace,
+                base_dir: Some(self.spec.workspace.clone()),
+                output_dir: Some(self.spec.workspace.clone()),
+            };
+            let cancel = context.cancel.clone();
+            let outcome = tokio::select! {
+                outcome = tool.call(arguments.clone(), context) => outcome,
+                () = tokio::time::sleep(TOOL_TIMEOUT) => {
+                    cancel.cancel();
+                    Err(ActionError::permanent(format!("the tool did not finish within {} s", TOOL_TIMEOUT.as_secs())))
+                }
+            };
+            match outcome {
+                Err(ActionError::Failed(error))
+                    if attempt < TOOL_ATTEMPTS && !self.token.is_cancelled() =>
+                {
+                    attempt += 1;
+                    let op = CheckpointOp::NextAttempt {
+                        lease: self.lease.clone(),
+                        seq: step.seq,
+                        reason: error,
+                    };
+                    if self.store.apply(op).await.is_err() {
+                        return Err(ActionError::Cancelled);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Runs `work` while renewing the lease; a lost lease stops the run.
+    async fn with_lease<F: Future<Output = Worked>>(&self, work: F) -> Result<Worked, EngineError> {
+        tokio::pin!(work);
+        let mut renew = tokio::time::interval(self.options.lease_ttl / 3);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                worked = &mut work => return Ok(worked),
+                _ = renew.tick() => {
+                    self.store.apply(CheckpointOp::Renew { lease: self.lease.clone(), ttl: self.options.lease_ttl }).await?;
+                }
+            }
+        }
+    }
+
+    /// Schedules a step; `None` when a cancel request came first.
+    async fn begin(
+        &self,
+        name: &str,
+        kind: StepKind,
+        input: Value,
+        retry_of: Option<&u32>,
+    ) -> Result<Option<Step>, EngineError> {
+        let mut new = NewStep::new(name, kind).with_input(input);
+        new.retry_of = retry_of.copied();
+        match self.store.apply(CheckpointOp::Begin { lease: self.lease.clone(), step: new }).await {
+            Ok(CheckpointDone::Step(step)) => Ok(Some(step)),
+            Ok(_) => Err(Error::InvalidInput("unexpected answer".into()).into()),
+            Err(Error::CancelRequested { .. } | Error::AlreadyEnded { .. }) => {
+                self.report(Progress::Cancelling);
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn finish(
+        &self,
+        seq: u32,
+        outcome: StepOutcome,
+        step: Option<&Step>,
+    ) -> Result<(), EngineError> {
+        let status = outcome.status();
+        self.store.apply(CheckpointOp::Finish { lease: self.lease.clone(), seq, outcome }).await?;
+        if let Some(step) = step {
+            self.report(Progress::StepFinished {
+                step: step.name.clone(),
+                seq,
+                status,
+                done: 0,
+                total: 0,
+            });
+        }
+        Ok(())
+    }
+
+    async fn end(
+        &self,
+        to: FlowStatus,
+        error: Option<String>,
+        state: Option<Value>,
+    ) -> Result<(), EngineError> {
+        match self
+            .store
+            .apply(CheckpointOp::Status { lease: self.lease.clone(), to, error, state })
+            .await
+        {
+            Ok(_) | Err(Error::AlreadyEnded { .. } | Error::CancelRequested { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    fn report(&self, progress: Progress) {
+        (self.progress)(&progress);
+    }
+}
+
+/// What a step does when it runs.
+enum Work {
+    Turn(ChatRequest),
+    Tool(PendingCall),
+}
+
+fn read_response(step: &Step) -> Result<ChatResponse, EngineError> {
+    let output = step.output.clone().unwrap_or(Value::Null);
+    serde_json::from_value(output).map_err(|error| journal_error(step, &error))
+}
+
+fn read_request(step: &Step) -> Result<ChatRequest, EngineError> {
+    let request =
+        step.input.as_ref().and_then(|input| input.get("request")).cloned().unwrap_or(Value::Null);
+    serde_json::from_value(request).map_err(|error| journal_error(step, &error))
+}
+
+fn read_call(step: &Step) -> Result<PendingCall, EngineError> {
+    let input = step.input.clone().unwrap_or(Value::Null);
+    let text = |key: &str| input[key].as_str().map(str::to_owned);
+    match (text("call_id"), text("name"), text("arguments")) {
+        (Some(id), Some(name), Some(arguments)) => {
+            Ok(PendingCall { id, name, arguments, problem: text("problem") })
+        }
+        _ => Err(journal_error(step, &"the tool step has no call")),
+    }
+}
+
+fn journal_error(step: &Step, error: &dyn std::fmt::Display) -> EngineError {
+    Error::InvalidInput(format!(
+        "step {} (`{}`) of the journal cannot be read: {error}",
+        step.seq, step.name
+    ))
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskflow_parsers::{Diagnostic, FunctionCall, Message, ToolCall};
+
+    fn turn(
+        content: &str,
+        calls: &[(&str, &str, &str)],
+        diagnostics: Vec<Diagnostic>,
+    ) -> ChatResponse {
+        ChatResponse {
+            message: Message {
+                content: Some(content.to_owned()),
+                reasoning: None,
+                tool_calls: calls
+                    .iter()
+                    .map(|(id, name, arguments)| ToolCall {
+                        id: (*id).to_owned(),
+                        kind: "function".to_owned(),
+                        function: FunctionCall {
+                            name: (*name).to_owned(),
+                            arguments: (*arguments).to_owned(),
+                        },
+                    })
+                    .collect(),
+                diagnostics,
+            },
+            ..ChatResponse::default()
+        }
+    }
+
+    #[test]
+    fn the_conversation_decides_what_comes_next() {
+        let mut conversation = Conversation::new("list the files");
+        assert_eq!(conversation.next(3), Next::Turn);
+        let bad = Diagnostic {
+            kind: DiagnosticKind::InvalidArguments,
+            call_index: Some(1),
+            offset: 0,
+            message: "not JSON".into(),
+            text: None,
+        };
+        conversation.add_turn(&turn(
+            "Looking.",
+            &[("a:0", "list_dir", "{}"), ("b:1", "read_file", "{x")],
+            vec![bad],
+        ));
+        let Next::Tool(first) = conversation.next(3) else { panic!() };
+        assert_eq!((first.id.as_str(), first.problem.as_deref()), ("a:0", None));
+        conversation.add_result("a:0", "[]".into(), false);
+        let Next::Tool(second) = conversation.next(3) else { panic!() };
+        assert_eq!(second.problem.as_deref(), Some("invalid_arguments: not JSON"));
+        conversation.add_result("b:1", "error".into(), true);
+        assert_eq!(conversation.next(3), Next::Turn);
+        assert_eq!(conversation.next(1), Next::OutOfTurns);
+        conversation.add_turn(&turn("Done.", &[], vec![]));
+        assert_eq!(conversation.next(2), Next::Answer("Done.".into()));
+        assert_eq!(conversation.messages.len(), 5);
+    }
+}
