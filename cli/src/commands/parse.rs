@@ -2,13 +2,16 @@
 //!
 //! The input is read and fed to the streaming parser block by block, so `--stream` prints
 //! events while a pipe is still writing. Without `--stream`, the folded message is printed as
-//! one JSON document.
+//! one JSON document. The format is `auto` unless `--format` names one or `--model` names the
+//! model that wrote the text; declared tools come from `--tools` (names) and `--tools-file`
+//! (with their JSON schemas, which type the values of XML-style parameters).
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
+use serde_json::Value;
 use taskflow_parsers::{
     EventSink, Format, MessageBuilder, ParseOptions, StreamEvent, StreamParser, ToolSpec,
 };
@@ -17,14 +20,22 @@ use crate::GlobalArgs;
 use crate::error::{CliError, CliResult};
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
+#[command(after_help = "Formats: auto (the default: told by the first marker only one format \
+    writes), kimi, hermes (Qwen2.5 / Qwen3), qwen3-coder, glm45 (GLM-4.5 to 4.7), deepseek-v3, \
+    deepseek-v31, mistral, llama3, harmony (gpt-oss), minimax-m2.\n\n\
+    Examples:\n  \
     taskflow parse fixtures/parsers/kimi/two_calls_in_section.txt\n  \
     some-model-client | taskflow parse --stream\n  \
-    taskflow parse --tools get_weather,search reply.txt")]
+    taskflow parse --model Qwen/Qwen3-Coder-30B-A3B-Instruct --tools-file tools.json reply.txt\n  \
+    taskflow parse --format llama3 --tools get_weather,search reply.txt")]
 pub struct ParseArgs {
-    /// The tagged-text format of the input
-    #[arg(long, default_value = "kimi", value_name = "FORMAT")]
+    /// The tagged-text format of the input (see the list below)
+    #[arg(long, default_value = "auto", value_name = "FORMAT")]
     pub format: Format,
+
+    /// The model that wrote the text; its format is used instead of --format
+    #[arg(long, value_name = "NAME", conflicts_with = "format")]
+    pub model: Option<String>,
 
     /// Print the parser's events as JSON Lines, as they happen, instead of the final message
     #[arg(long)]
@@ -35,9 +46,14 @@ pub struct ParseArgs {
     #[arg(long, value_name = "N")]
     pub chunk_size: Option<NonZeroUsize>,
 
-    /// Declared tool names, used to name calls whose id is a bare index
+    /// Declared tool names (Kimi's bare-index ids and Llama 3's bare JSON calls need them)
     #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
     pub tools: Vec<String>,
+
+    /// A JSON file of declared tools with their parameter schemas: an array of
+    /// `{"name", "parameters"}`, or the OpenAI `tools` array
+    #[arg(long, value_name = "PATH")]
+    pub tools_file: Option<PathBuf>,
 
     /// The text to parse; `-` or nothing reads standard input
     #[arg(value_name = "FILE")]
@@ -48,9 +64,20 @@ pub struct ParseArgs {
 const READ_BLOCK: usize = 64 * 1024;
 
 pub fn run(_global: &GlobalArgs, args: &ParseArgs) -> CliResult {
-    let options = ParseOptions { tools: args.tools.iter().map(ToolSpec::named).collect() };
+    let format = match &args.model {
+        Some(model) => Format::for_model(model).ok_or_else(|| {
+            CliError::usage(format!("no known tool-call format for the model `{model}`"))
+                .with_hint("name the format with --format, or leave both out for auto")
+        })?,
+        None => args.format,
+    };
+    let mut tools: Vec<ToolSpec> = args.tools.iter().map(ToolSpec::named).collect();
+    if let Some(path) = &args.tools_file {
+        tools.extend(read_tools(path)?);
+    }
+    let options = ParseOptions { tools };
     let (mut input, source) = open_input(args.file.as_ref())?;
-    let mut parser = StreamParser::new(args.format, &options);
+    let mut parser = StreamParser::new(format, &options);
     let stdout = io::stdout();
     let mut sink =
         if args.stream { Sink::Lines(stdout.lock()) } else { Sink::Message(MessageBuilder::new()) };
@@ -79,6 +106,32 @@ pub fn run(_global: &GlobalArgs, args: &ParseArgs) -> CliResult {
             writeln!(io::stdout().lock(), "{json}").map_err(write_error)
         }
     }
+}
+
+/// The tools of a tools file: `{"name", "parameters"}` objects, or OpenAI's
+/// `{"type": "function", "function": {"name", "parameters"}}`.
+fn read_tools(path: &PathBuf) -> CliResult<Vec<ToolSpec>> {
+    let invalid = |reason: String| {
+        CliError::failure(format!("{} is not a tools file: {reason}", path.display())).with_hint(
+            "give a JSON array of {\"name\": …, \"parameters\": {…}} (or the OpenAI `tools` array)",
+        )
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| CliError::failure(format!("cannot read {}: {error}", path.display())))?;
+    let value: Value = serde_json::from_str(&text).map_err(|error| invalid(error.to_string()))?;
+    let Value::Array(entries) = value else {
+        return Err(invalid("the file holds no JSON array".to_owned()));
+    };
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut entry)| {
+            if let Some(function) = entry.get_mut("function").map(Value::take) {
+                entry = function;
+            }
+            serde_json::from_value(entry).map_err(|error| invalid(format!("tool {index}: {error}")))
+        })
+        .collect()
 }
 
 fn open_input(file: Option<&PathBuf>) -> CliResult<(Box<dyn Read>, String)> {
