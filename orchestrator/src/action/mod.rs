@@ -6,6 +6,7 @@
 
 mod echo;
 mod fetch;
+mod llm;
 mod process;
 mod shell;
 mod tool;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use echo::Echo;
 pub use fetch::FetchUrls;
+pub use llm::Llm;
 pub(crate) use process::run_child;
 pub use shell::Shell;
 pub use tool::ToolAction;
@@ -135,11 +137,13 @@ impl Actions {
         Actions::default()
     }
 
-    /// `echo`, `shell`, `fetch_urls`, `write_file` and `tool` (over [`Tools::builtin`]).
+    /// `echo`, `shell`, `fetch_urls`, `write_file`, `tool` (over [`Tools::builtin`]) and `llm`
+    /// (providers from the presets; [`crate::Engine::with_providers`] replaces it).
     pub fn builtin() -> Self {
         let mut actions = Actions::new();
         actions
             .register("echo", Echo)
+            .register("llm", Llm::new(crate::agent::preset_providers()))
             .register("shell", Shell)
             .register("fetch_urls", FetchUrls::default())
             .register("write_file", WriteFile)

@@ -70,6 +70,12 @@ impl ProviderChoice {
     /// The preset's configuration with this choice's model, address and script; the key from
     /// the preset's environment variable.
     pub fn config(&self) -> Result<ProviderConfig, String> {
+        if self.provider.trim().is_empty() {
+            return Err(
+                "no provider chosen: name one (`provider`), or set a default in the config file"
+                    .to_owned(),
+            );
+        }
         let mut config = ProviderConfig::named(&self.provider).map_err(|error| error.message)?;
         if let Some(model) = &self.model {
             config.model = model.clone();

@@ -107,6 +107,7 @@ impl Engine {
     /// The same engine, building providers with `providers` (flags and a config file add to
     /// the presets there).
     pub fn with_providers(mut self, providers: ProviderFactory) -> Engine {
+        self.actions.register("llm", crate::action::Llm::new(providers.clone()));
         self.providers = providers;
         self
     }
