@@ -3,6 +3,7 @@
 
 mod commands;
 mod error;
+mod provider_args;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,17 +42,23 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List, inspect, show the history of, and cancel flows
+    /// Send one request to a model and show the reply and any tool calls (not run)
+    Chat(commands::chat::ChatArgs),
+    /// List, inspect, show the history of, cancel, resume and fork flows
     Flows(commands::flows::FlowsArgs),
     /// Turn tagged tool-call text (stdin by default) into the normalized message, as JSON
     Parse(commands::parse::ParseArgs),
+    /// Run a pipeline file as a durable flow: show progress, print the flow id and its end
+    Run(commands::run::RunArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Chat(args) => commands::chat::run(&cli.global, args),
         Command::Flows(args) => commands::flows::run(&cli.global, args),
         Command::Parse(args) => commands::parse::run(&cli.global, args),
+        Command::Run(args) => commands::run::run(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

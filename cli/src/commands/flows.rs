@@ -1,6 +1,7 @@
-//! `taskflow flows list | inspect | history | cancel`: the flow store seen through the owner's
-//! handle, as aligned tables or, with `--json`, as the documents of DESIGN §6. These commands
-//! never create a database: a missing file simply holds no flows.
+//! `taskflow flows list | inspect | history | cancel | resume | fork`: the flow store seen
+//! through the owner's handle, as aligned tables or, with `--json`, as the documents of
+//! DESIGN §6. The read and cancel commands never create a database: a missing file simply holds
+//! no flows. `resume` and `fork` run the flow with the engine, like `taskflow run`.
 
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use taskflow_orchestrator::{
 };
 
 use crate::GlobalArgs;
-use crate::error::CliResult;
+use crate::commands::run::{RunnerArgs, drive, engine_error, open_engine, runtime};
+use crate::error::{CliError, CliResult};
 
 /// How long to wait for another process's write lock, in milliseconds.
 const BUSY_TIMEOUT_ENV: &str = "TASKFLOW_BUSY_TIMEOUT_MS";
@@ -52,6 +54,24 @@ pub enum FlowsCommand {
         #[arg(long, value_name = "N")]
         expected_revision: Option<u64>,
     },
+    /// Continue a flow from its last checkpoint: done steps keep their output, the step in
+    /// flight runs again with the same idempotency key, a failed step is tried again
+    Resume {
+        /// The flow's id
+        id: String,
+        #[command(flatten)]
+        runner: RunnerArgs,
+    },
+    /// Copy an ended flow's journal before step N into a new flow and run it from there
+    Fork {
+        /// The flow's id
+        id: String,
+        /// The first step to run again: its seq (as `flows inspect` shows it) or its name
+        #[arg(long, value_name = "N")]
+        from_step: String,
+        #[command(flatten)]
+        runner: RunnerArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +95,11 @@ fn parse_status(text: &str) -> Result<FlowStatus, String> {
 }
 
 pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
+    match &args.command {
+        FlowsCommand::Resume { id, runner } => return resume(global, id, runner),
+        FlowsCommand::Fork { id, from_step, runner } => return fork(global, id, from_step, runner),
+        _ => {}
+    }
     let owner = resolve_owner(global.owner.as_deref());
     let path = match &global.db {
         Some(path) => path.clone(),
@@ -101,11 +126,45 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
             print_cancel(&outcome, global.json);
             Ok(())
         }
+        FlowsCommand::Resume { .. } | FlowsCommand::Fork { .. } => Ok(()),
     }
 }
 
+/// `flows resume ID`: runs the flow on from its journal. Refused while another runner holds
+/// it, and for mirrored or ended (other than failed) flows.
+fn resume(global: &GlobalArgs, id: &str, runner: &RunnerArgs) -> CliResult {
+    let id = flow_id(id)?;
+    let engine = open_engine(global, runner)?;
+    runtime()?.block_on(drive(&engine, id, global.json))
+}
+
+/// `flows fork ID --from-step N`: a new flow with the steps before N done, run to its end.
+fn fork(global: &GlobalArgs, id: &str, from_step: &str, runner: &RunnerArgs) -> CliResult {
+    let id = flow_id(id)?;
+    let engine = open_engine(global, runner)?;
+    let from_seq = match from_step.parse::<u32>() {
+        Ok(seq) => seq,
+        Err(_) => {
+            let steps = engine.handle().steps(&id)?;
+            steps.iter().find(|step| step.name == from_step).map(|step| step.seq).ok_or_else(
+                || {
+                    CliError::usage(format!("flow {id} has no step `{from_step}`"))
+                        .with_hint(format!("`taskflow flows inspect {id}` lists its steps"))
+                },
+            )?
+        }
+    };
+    runtime()?.block_on(async {
+        let fork = engine.fork(&id, from_seq).await.map_err(engine_error)?;
+        if !global.json {
+            println!("flow {} forked from flow {id} at step {from_seq}", fork.id);
+        }
+        drive(&engine, fork.id, global.json).await
+    })
+}
+
 /// `--owner` (or `TASKFLOW_OWNER`), else the OS user, else `local`.
-fn resolve_owner(flag: Option<&str>) -> String {
+pub(crate) fn resolve_owner(flag: Option<&str>) -> String {
     flag.map(str::to_owned)
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("USERNAME").ok())
@@ -119,13 +178,18 @@ fn open(path: &std::path::Path, owner: &str) -> CliResult<Option<OwnerHandle>> {
     if !path.exists() {
         return Ok(None);
     }
-    let busy_timeout = std::env::var(BUSY_TIMEOUT_ENV)
-        .ok()
-        .and_then(|ms| ms.trim().parse().ok())
-        .map_or(DEFAULT_BUSY_TIMEOUT, Duration::from_millis);
-    let options = OpenOptions { busy_timeout, create: false, ..OpenOptions::default() };
+    let options =
+        OpenOptions { busy_timeout: busy_timeout(), create: false, ..OpenOptions::default() };
     let taskflow = TaskFlow::open(path, &options)?;
     Ok(Some(taskflow.bind(owner)?))
+}
+
+/// `TASKFLOW_BUSY_TIMEOUT_MS`, else five seconds.
+pub(crate) fn busy_timeout() -> Duration {
+    std::env::var(BUSY_TIMEOUT_ENV)
+        .ok()
+        .and_then(|ms| ms.trim().parse().ok())
+        .map_or(DEFAULT_BUSY_TIMEOUT, Duration::from_millis)
 }
 
 /// A command about one flow needs a store; without one, the flow is not found.
@@ -178,7 +242,7 @@ fn list_flows(handle: Option<&OwnerHandle>, owner: &str, args: &ListArgs, json: 
     Ok(())
 }
 
-fn print_inspection(inspection: &Inspection, json: bool) {
+pub(crate) fn print_inspection(inspection: &Inspection, json: bool) {
     let Inspection { flow, steps, children } = inspection;
     let now = Timestamp::now();
     if json {

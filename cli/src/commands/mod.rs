@@ -1,4 +1,6 @@
 //! One module per command of the CLI contract (DESIGN §6).
 
+pub mod chat;
 pub mod flows;
 pub mod parse;
+pub mod run;

@@ -1,0 +1,212 @@
+//! Crash and resume with real processes: a 20-step pipeline of shell steps, each appending its
+//! idempotency key to a log, run by `taskflow run` / `taskflow flows resume`, which the test
+//! kills with SIGKILL at random moments (at least 50 kills; `TASKFLOW_SOAK_KILLS=1000` for a
+//! soak) and resumes until the flow ends. For every flow it checks that the flow succeeded,
+//! every step's output is in the journal, the keys in the log are exactly the steps' keys, each
+//! repeated key belongs to a step whose `attempt` is above 1 and there are no more repeats than
+//! kills, and the outputs equal those of a run nobody killed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use taskflow_orchestrator::{FlowId, FlowStatus, OpenOptions, StepStatus, TaskFlow};
+
+const BIN: &str = env!("CARGO_BIN_EXE_taskflow");
+const STEPS: usize = 20;
+const CI_KILLS: usize = 50;
+/// A flow is given up on (a test failure) after this many kills.
+const KILLS_PER_FLOW_LIMIT: usize = 400;
+
+/// 20 shell steps in a chain, each appending its key to `log` and printing an output built
+/// on the step before it. One step at a time is in flight, so a kill interrupts at most one.
+fn pipeline(dir: &Path) -> PathBuf {
+    let mut text = String::from("name = \"crash test\"\n");
+    for n in 1..=STEPS {
+        let (needs, previous) = match n {
+            1 => (String::new(), "start".to_owned()),
+            _ => {
+                (format!("needs = [\"s{}\"]\n", n - 1), format!("{{{{steps.s{}.output}}}}", n - 1))
+            }
+        };
+        text.push_str(&format!(
+            "\n[[steps]]\nid = \"s{n}\"\naction = \"shell\"\n{needs}\
+             with = {{ command = \"echo $TASKFLOW_IDEMPOTENCY_KEY >> log; sleep 0.01; echo {previous}-s{n}\" }}\n"
+        ));
+    }
+    let path = dir.join("crash.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn flow_exists(db: &Path, id: &str) -> bool {
+    db.exists() && journal(db, id).is_some()
+}
+
+/// One row of a flow's journal, as the checks need it.
+#[derive(Debug)]
+struct Row {
+    name: String,
+    status: StepStatus,
+    attempt: u32,
+    key: String,
+    output: Option<Value>,
+}
+
+/// The flow's status and its journal, if it exists.
+fn journal(db: &Path, id: &str) -> Option<(FlowStatus, Vec<Row>)> {
+    let options = OpenOptions { create: false, ..OpenOptions::default() };
+    let alice = TaskFlow::open(db, &options).ok()?.bind("alice").unwrap();
+    let id: FlowId = id.parse().unwrap();
+    let flow = alice.flow(&id).ok()?;
+    let steps = alice.steps(&id).unwrap();
+    let steps = steps
+        .into_iter()
+        .map(|s| Row {
+            name: s.name,
+            status: s.status,
+            attempt: s.attempt,
+            key: s.idempotency_key,
+            output: s.output,
+        })
+        .collect();
+    Some((flow.status, steps))
+}
+
+fn command(db: &Path, dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("--db")
+        .arg(db)
+        .args(["--owner", "alice"])
+        .current_dir(dir)
+        .env_remove("TASKFLOW_OWNER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs flow `id` of `file` to its end, killing its runner after random delays; returns the
+/// number of kills. A kill may land after the flow's last commit: then the flow is done.
+fn run_with_kills(
+    db: &Path,
+    dir: &Path,
+    file: &Path,
+    id: &str,
+    max_kills: usize,
+    rng: &mut fastrand::Rng,
+) -> usize {
+    let mut kills = 0;
+    for round in 0.. {
+        if journal(db, id).is_some_and(|(status, _)| status == FlowStatus::Succeeded) {
+            return kills;
+        }
+        let mut runner = command(db, dir);
+        if round % 2 == 1 && flow_exists(db, id) {
+            runner.args(["flows", "resume", id]);
+        } else {
+            runner.arg("run").arg(file).args(["--id", id]);
+        }
+        let mut child = runner.spawn().unwrap();
+        if kills < max_kills {
+            // Early kills land in start-up, later ones anywhere in the run; the window grows so
+            // that every flow ends.
+            let window = 40 + 15 * (round as u64).min(60);
+            std::thread::sleep(Duration::from_millis(rng.u64(0..window)));
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+                assert!(kills < KILLS_PER_FLOW_LIMIT, "flow {id} never finished");
+                continue;
+            }
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "the last run of {id} failed: {stderr}");
+        return kills;
+    }
+    unreachable!()
+}
+
+fn check_flow(db: &Path, log: &str, id: &str, kills: usize, reference: &BTreeMap<String, Value>) {
+    let (status, steps) = journal(db, id).expect("the flow exists");
+    assert_eq!(status, FlowStatus::Succeeded, "flow {id}");
+    // Every step's output is in the journal (a step ends once: one succeeded row per step).
+    let outputs: BTreeMap<String, Value> = steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Succeeded)
+        .map(|s| (s.name.clone(), s.output.clone().expect("a succeeded step has an output")))
+        .collect();
+    assert_eq!(outputs.len(), STEPS, "flow {id}: {steps:?}");
+    assert_eq!(steps.len(), STEPS, "no step failed or was cancelled: {steps:?}");
+    assert_eq!(&outputs, reference, "flow {id}: the outputs of an uninterrupted run");
+    // The log holds exactly the steps' keys; repeats only for steps tried again, at most one
+    // per kill.
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for key in log.lines().filter(|key| key.starts_with(id)) {
+        *seen.entry(key).or_default() += 1;
+    }
+    let keys: BTreeSet<&str> = steps.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(seen.keys().copied().collect::<BTreeSet<_>>(), keys, "flow {id}");
+    let repeats: usize = seen.values().map(|n| n - 1).sum();
+    assert!(repeats <= kills, "flow {id}: {repeats} repeats for {kills} kills");
+    for (key, times) in &seen {
+        let attempt = steps.iter().find(|s| s.key == *key).unwrap().attempt;
+        assert!(
+            *times == 1 || attempt as usize >= *times,
+            "flow {id}: {key} ran {times} times but its journal says attempt {attempt}"
+        );
+    }
+}
+
+#[test]
+fn killed_runs_resume_to_the_same_result_without_repeating_completed_steps() {
+    let kills_wanted: usize =
+        std::env::var("TASKFLOW_SOAK_KILLS").ok().and_then(|n| n.parse().ok()).unwrap_or(CI_KILLS);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let file = pipeline(dir.path());
+    let seed = std::env::var("TASKFLOW_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("crash test seed {seed} (TASKFLOW_CRASH_SEED repeats it)");
+    let mut rng = fastrand::Rng::with_seed(seed);
+
+    // The reference: a run nobody kills.
+    let reference_id = FlowId::new().to_string();
+    let started = Instant::now();
+    assert_eq!(run_with_kills(&db, dir.path(), &file, &reference_id, 0, &mut rng), 0);
+    eprintln!("an uninterrupted run takes {:?}", started.elapsed());
+    let (_, steps) = journal(&db, &reference_id).unwrap();
+    let reference: BTreeMap<String, Value> =
+        steps.iter().map(|s| (s.name.clone(), s.output.clone().unwrap())).collect();
+    assert_eq!(
+        reference["s20"],
+        Value::String(
+            "start-s1-s2-s3-s4-s5-s6-s7-s8-s9-s10-s11-s12-s13-s14-s15-s16-s17-s18-s19-s20"
+                .to_owned()
+        )
+    );
+
+    let mut total = 0;
+    let mut flows = Vec::new();
+    while total < kills_wanted {
+        let id = FlowId::new().to_string();
+        let kills = run_with_kills(&db, dir.path(), &file, &id, kills_wanted - total, &mut rng);
+        total += kills;
+        flows.push((id, kills));
+    }
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    check_flow(&db, &log, &reference_id, 0, &reference);
+    for (id, kills) in &flows {
+        check_flow(&db, &log, id, *kills, &reference);
+    }
+    let repeats = log.lines().count() - STEPS * (flows.len() + 1);
+    eprintln!("{total} kills over {} flows, {repeats} steps repeated", flows.len());
+    assert!(total >= kills_wanted);
+}
