@@ -7,6 +7,7 @@
 //! `"function"`. Any other member, a second arguments member, or a `type` of another kind is
 //! reported with its text rather than silently dropped.
 
+use crate::arguments::ArgumentsCheck;
 use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{diagnostic, with_text};
 use crate::engine::non_whitespace_len;
@@ -149,6 +150,10 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
         Some(member) => {
             carried.push(member.value);
             calls.push_arguments(member.value, offset + member.at, sink);
+            if member.value.starts_with('{') {
+                // A member of a valid object: valid JSON already, and an object.
+                calls.get().checked = Some(ArgumentsCheck::Object);
+            }
         }
         None => {
             calls.count_generated("{}");

@@ -23,8 +23,11 @@ pub(crate) mod text;
 /// The number of bytes of `text` that are not whitespace: what a format's syntax counts
 /// toward [`marker_bytes`](crate::StreamParser::marker_bytes).
 pub(crate) fn non_whitespace_len(text: &str) -> usize {
-    if text.bytes().all(|byte| !byte.is_ascii_whitespace() && byte < 0x80) {
-        return text.len();
+    if text.is_ascii() {
+        // The ASCII characters that `char::is_whitespace` counts: space, and tab to return.
+        let whitespace =
+            text.as_bytes().iter().filter(|&&byte| matches!(byte, b' ' | b'\t'..=b'\r'));
+        return text.len() - whitespace.count();
     }
     text.chars().filter(|c| !c.is_whitespace()).map(char::len_utf8).sum()
 }
@@ -32,4 +35,20 @@ pub(crate) fn non_whitespace_len(text: &str) -> usize {
 /// Whether `name` can be a tool's name: letters, digits, `_`, `-` and `.`.
 pub(crate) fn is_tool_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_whitespace_is_counted_as_char_is_whitespace_says() {
+        for text in
+            ["", "a b\tc\nd\re\u{b}f\u{c}", "日本 語", "a\u{a0}b\u{2003}c", "  ", "<｜tool▁sep｜>"]
+        {
+            let expected: usize =
+                text.chars().filter(|c| !c.is_whitespace()).map(char::len_utf8).sum();
+            assert_eq!(non_whitespace_len(text), expected, "{text:?}");
+        }
+    }
 }

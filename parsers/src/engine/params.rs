@@ -10,6 +10,7 @@
 
 use serde_json::Value;
 
+use crate::arguments::ArgumentsCheck;
 use crate::engine::call::Calls;
 use crate::engine::diag::diagnostic;
 use crate::event::EventSink;
@@ -70,11 +71,13 @@ impl Params {
         calls.push_arguments(&piece, offset, sink);
     }
 
-    /// Closes the arguments of the open call (`{}` when it had no parameters).
+    /// Closes the arguments of the open call (`{}` when it had no parameters). They are a
+    /// JSON object by construction, so the call's end need not check them again.
     pub(crate) fn close<S: EventSink>(&mut self, calls: &mut Calls, offset: usize, sink: &mut S) {
         let piece = if self.keys.is_empty() { "{}" } else { "}" };
         calls.count_generated(piece);
         calls.push_arguments(piece, offset, sink);
+        calls.get().checked = Some(ArgumentsCheck::Object);
         self.keys.clear();
     }
 
@@ -207,6 +210,36 @@ mod tests {
         check("x", json!({"type": ["integer", "null"]}), Err("an integer or a null"));
         check("7", json!({"anyOf": [{"type": "integer"}, {"type": "string"}]}), Ok("\"7\""));
         check("7", json!({"oneOf": [{"type": "integer"}, {"type": "boolean"}]}), Ok("7"));
+    }
+
+    #[test]
+    fn built_arguments_are_json_objects() {
+        let mut calls = Calls::default();
+        calls.begin(0);
+        calls.announce("call_0".to_owned(), Some("f".to_owned()), &mut Vec::new());
+        let mut params = Params::default();
+        let tools = [ToolSpec {
+            name: "f".to_owned(),
+            parameters: Some(
+                json!({"properties": {"n": {"type": "integer"}, "o": {"type": "object"}}}),
+            ),
+        }];
+        let mut events = Vec::new();
+        for (key, raw) in
+            [("s", "a \"quoted\"\n\\ value"), ("n", " 7 "), ("o", "{\"x\": [1]}"), ("k\"ey", "")]
+        {
+            params.add(&mut calls, &tools, "f", key, raw, 0, &mut events);
+        }
+        params.close(&mut calls, 0, &mut events);
+        let (arguments, _) = calls.arguments();
+        let value: Value = serde_json::from_str(arguments).expect("valid JSON");
+        assert_eq!(
+            value,
+            json!({"s": "a \"quoted\"\n\\ value", "n": 7, "o": {"x": [1]}, "k\"ey": ""})
+        );
+        assert!(
+            events.iter().all(|event| !matches!(event, crate::event::StreamEvent::Diagnostic(_)))
+        );
     }
 
     #[test]
