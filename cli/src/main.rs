@@ -42,6 +42,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run an agent (a model with tools) as a durable flow
+    Agent(commands::agent::AgentArgs),
     /// Send one request to a model and show the reply and any tool calls (not run)
     Chat(commands::chat::ChatArgs),
     /// List, inspect, show the history of, cancel, resume and fork flows
@@ -55,6 +57,7 @@ pub enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Agent(args) => commands::agent::run(&cli.global, args),
         Command::Chat(args) => commands::chat::run(&cli.global, args),
         Command::Flows(args) => commands::flows::run(&cli.global, args),
         Command::Parse(args) => commands::parse::run(&cli.global, args),

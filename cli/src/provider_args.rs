@@ -2,8 +2,10 @@
 //! Flags win over environment variables, which win over the preset's defaults.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use taskflow_orchestrator::agent::{ProviderChoice, ProviderFactory};
 use taskflow_providers::{
     CONNECT_TIMEOUT_ENV, ErrorKind, Preset, ProviderConfig, ProviderError, resolve_connect_timeout,
 };
@@ -99,4 +101,62 @@ pub fn provider_error(error: ProviderError, config: &ProviderConfig) -> CliError
         Some(hint) => failure.with_hint(hint),
         None => failure,
     }
+}
+
+impl ProviderArgs {
+    /// Builds providers for agent runs and `llm` steps: a provider named on the command line
+    /// replaces the one a step or an agent names (so one pipeline file runs on any server);
+    /// the timeouts and attempts of the flags apply to every provider.
+    pub fn factory(&self) -> Result<(ProviderFactory, Vec<String>), CliError> {
+        let env_timeout = std::env::var(CONNECT_TIMEOUT_ENV).ok();
+        let (connect_timeout, warning) =
+            resolve_connect_timeout(self.connect_timeout_ms, env_timeout.as_deref());
+        let overriding = match &self.provider {
+            Some(name) => {
+                ProviderConfig::named(name).map_err(|error| CliError::usage(error.message))?;
+                Some(ProviderChoice {
+                    provider: name.clone(),
+                    model: self.model.clone(),
+                    base_url: self.base_url.clone(),
+                    script: self.script.as_deref().map(absolute).transpose()?,
+                })
+            }
+            None => None,
+        };
+        let read_timeout = self.read_timeout_ms.map(|ms| Duration::from_millis(ms.max(1)));
+        let attempts = self.attempts;
+        let factory: ProviderFactory = Arc::new(move |choice: &ProviderChoice| {
+            let mut config = overriding.as_ref().unwrap_or(choice).config()?;
+            config.connect_timeout = connect_timeout;
+            if let Some(read_timeout) = read_timeout {
+                config.read_timeout = read_timeout;
+            }
+            if let Some(attempts) = attempts {
+                config.retry.max_attempts = attempts;
+            }
+            config.build().map_err(|error| error.message)
+        });
+        Ok((factory, warning.into_iter().collect()))
+    }
+
+    /// The choice these flags make, for an agent spec.
+    pub fn choice(&self) -> Result<ProviderChoice, CliError> {
+        let provider = self.provider.clone().ok_or_else(|| {
+            CliError::usage("no provider chosen")
+                .with_hint(format!("pass --provider, one of: {}", Preset::names()))
+        })?;
+        ProviderConfig::named(&provider).map_err(|error| CliError::usage(error.message))?;
+        Ok(ProviderChoice {
+            provider,
+            model: self.model.clone(),
+            base_url: self.base_url.clone(),
+            script: self.script.as_deref().map(absolute).transpose()?,
+        })
+    }
+}
+
+/// `path` made absolute, so that a stored flow finds it again from any folder.
+fn absolute(path: &std::path::Path) -> Result<PathBuf, CliError> {
+    std::path::absolute(path)
+        .map_err(|error| CliError::usage(format!("{}: {error}", path.display())))
 }

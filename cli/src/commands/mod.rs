@@ -1,5 +1,6 @@
 //! One module per command of the CLI contract (DESIGN §6).
 
+pub mod agent;
 pub mod chat;
 pub mod flows;
 pub mod parse;

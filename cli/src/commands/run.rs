@@ -15,9 +15,12 @@ use taskflow_orchestrator::{
     OpenOptions, Progress, ProgressSink, StepStatus, TaskFlow, pipeline, store,
 };
 
+use taskflow_orchestrator::agent::AgentSpec;
+
 use crate::GlobalArgs;
 use crate::commands::flows::{busy_timeout, print_inspection, resolve_owner};
 use crate::error::{CliError, CliResult};
+use crate::provider_args::ProviderArgs;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Relative file URLs and `output_dir` in the pipeline are relative to \
@@ -37,6 +40,11 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub runner: RunnerArgs,
+
+    /// The provider of the `llm` steps: given here, it replaces the one each step names, so
+    /// the same file runs on recorded turns, Kimi or a local server
+    #[command(flatten)]
+    pub provider: ProviderArgs,
 }
 
 /// Options of every command that runs a flow.
@@ -62,7 +70,11 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
     if let Some(dir) = &args.output_dir {
         spec.output_dir = Some(absolute(dir)?);
     }
-    let engine = open_engine(global, &args.runner)?;
+    let (providers, warnings) = args.provider.factory()?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    let engine = open_engine(global, &args.runner)?.with_providers(providers);
     runtime()?.block_on(async {
         let id = match &args.id {
             None => engine.create(&spec, None).await.map_err(engine_error)?.id,
@@ -128,8 +140,15 @@ fn absolute(dir: &Path) -> CliResult<PathBuf> {
 
 /// Runs flow `id` to its end with progress and Ctrl-C handling, then reports it.
 pub(crate) async fn drive(engine: &Engine, id: FlowId, json: bool) -> CliResult {
-    let display = Display::new(!json && std::io::stderr().is_terminal());
-    let run = engine.run_with_progress(&id, display.sink());
+    let is_agent = engine
+        .handle()
+        .flow(&id)
+        .ok()
+        .and_then(|flow| flow.spec)
+        .is_some_and(|spec| AgentSpec::from_flow_spec(&spec).is_some());
+    let display = Display::new(!is_agent && !json && std::io::stderr().is_terminal());
+    let sink = if is_agent { crate::commands::agent::display(json) } else { display.sink() };
+    let run = engine.run_with_progress(&id, sink);
     tokio::pin!(run);
     let mut interrupted = false;
     let result = loop {

@@ -1,0 +1,193 @@
+//! The contract of `taskflow agent` and of `llm` steps on the command line: the bundled offline
+//! agent run, what it shows, `--json`, refusals that go back to the model, and one pipeline
+//! file pointed at another provider with `--provider`.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn root(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(db: &Path, args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_taskflow"))
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("TASKFLOW_CONNECT_TIMEOUT_MS")
+        .output()
+        .unwrap();
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+fn example_agent(db: &Path, extra: &[&str]) -> Output {
+    let script = root("examples/agent/kimi-turns.toml");
+    let workspace = root("examples/agent/workspace");
+    let mut args = vec!["agent", "--provider", "replay", "--script", script.to_str().unwrap()];
+    args.extend(["--workspace", workspace.to_str().unwrap()]);
+    args.extend(extra);
+    args.push("What is left to do in this project?");
+    run(db, &args)
+}
+
+#[test]
+fn the_example_agent_answers_and_shows_its_tool_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let output = example_agent(&db, &[]);
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(output.stdout.contains("I'll look at the project first.\n"), "{}", output.stdout);
+    assert!(output.stdout.contains("Three things are left in Lighthouse:"), "{}", output.stdout);
+    let last = output.stdout.lines().last().unwrap();
+    assert!(last.starts_with("flow ") && last.ends_with(" succeeded (6 steps done)"), "{last}");
+    let stderr: Vec<&str> = output.stderr.lines().collect();
+    assert!(stderr[0].starts_with("flow "), "{}", output.stderr);
+    assert!(stderr.contains(&"→ list_dir {\"path\": \".\"}"), "{}", output.stderr);
+    assert!(stderr.contains(&"→ read_file {\"path\": \"notes/todo.md\"}"), "{}", output.stderr);
+    assert!(
+        stderr.iter().any(|line| line.starts_with("← read_file: 5 line(s)")),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn json_prints_the_flow_and_its_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = example_agent(&dir.path().join("flows.db"), &["--json"]);
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert_eq!(output.stderr, "");
+    let document: Value = serde_json::from_str(&output.stdout).expect("one JSON document");
+    assert_eq!(document["flow"]["status"], "succeeded");
+    let kinds: Vec<&str> =
+        document["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["llm", "tool", "llm", "tool", "tool", "llm"]);
+}
+
+#[test]
+fn a_refused_command_goes_back_to_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("turns.toml");
+    std::fs::write(
+        &script,
+        r#"
+[[turn]]
+text = """<|tool_calls_section_begin|><|tool_call_begin|>functions.run_command:0<|tool_call_argument_begin|>{"command": "rm -rf ."}<|tool_call_end|><|tool_calls_section_end|>"""
+
+[[turn]]
+content = "I may not delete files."
+"#,
+    )
+    .unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let output = run(
+        &db,
+        &[
+            "agent",
+            "--provider",
+            "replay",
+            "--script",
+            script.to_str().unwrap(),
+            "--workspace",
+            workspace.path().to_str().unwrap(),
+            "--allow-command",
+            "ls",
+            "clean up",
+        ],
+    );
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(
+        output.stderr.contains("← run_command: error: `rm` is not allowed; allowed programs: ls"),
+        "{}",
+        output.stderr
+    );
+    assert!(output.stdout.contains("I may not delete files."));
+}
+
+#[test]
+fn agent_mistakes_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["agent", "hi"], 2, "error: no provider chosen"),
+        (
+            &["agent", "--provider", "replay", "--workspace", "/no/such/dir", "hi"],
+            1,
+            "error: --workspace /no/such/dir",
+        ),
+        (
+            &["agent", "--provider", "replay", "--tools", "teleport", "hi"],
+            1,
+            "there is no agent tool `teleport`",
+        ),
+        (
+            &["agent", "--provider", "replay", "--max-turns", "0", "hi"],
+            2,
+            "error: invalid value '0'",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let output = run(&db, args);
+        assert_eq!(output.code, *code, "{args:?}: {}", output.stderr);
+        assert!(output.stderr.contains(message), "{args:?}: {}", output.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_pipeline_file_runs_on_another_provider() {
+    let server = MockServer::start().await;
+    let answer = json!({"choices": [{"message": {"role": "assistant", "content": "From the server."}, "finish_reason": "stop"}]});
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .mount(&server)
+        .await;
+    let base = format!("{}/v1", server.uri());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let out = dir.path().join("out");
+    let pipeline = root("examples/pipelines/research-brief/pipeline.toml");
+    let output = tokio::task::spawn_blocking(move || {
+        run(
+            &db,
+            &[
+                "run",
+                pipeline.to_str().unwrap(),
+                "--output-dir",
+                out.to_str().unwrap(),
+                "--provider",
+                "vllm",
+                "--base-url",
+                &base,
+                "--model",
+                "Qwen/Qwen3-32B",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out/brief.md")).unwrap(),
+        "From the server."
+    );
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2, "analyze and draft");
+    let body: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert_eq!(body["model"], "Qwen/Qwen3-32B");
+    assert!(body["messages"][0]["content"].as_str().unwrap().contains("From the server."));
+}
