@@ -1,9 +1,13 @@
 //! Parsers that turn tool calls written as tagged text into structured calls.
 //!
-//! Many open-weight models (Kimi K2 first of all) write their tool calls as text with special
-//! markers. This crate reads that text, one-shot ([`parse`]) or while it streams in
-//! ([`StreamParser`]), into the normalized [`Message`] of DESIGN §3: content, reasoning, tool
-//! calls with the model's own ids, and diagnostics for whatever did not fit. It does no IO.
+//! Many open-weight models write their tool calls as text with special markers, each family in
+//! its own dialect: Kimi K2, Hermes / Qwen, Qwen3-Coder, GLM, DeepSeek V3 and V3.1, Mistral,
+//! Llama 3, gpt-oss harmony, MiniMax-M2 (see [`Format`]; [`Format::Auto`] tells them apart by
+//! their markers, [`Format::for_model`] by the model's name). This crate reads that text,
+//! one-shot ([`parse`]) or while it streams in ([`StreamParser`]), into the normalized
+//! [`Message`] of DESIGN §3: content, reasoning, tool calls with the model's own ids (or
+//! `call_0`, `call_1`, … where the model writes none), and diagnostics for whatever did not
+//! fit. It does no IO.
 
 mod arguments;
 mod auto;
@@ -31,7 +35,9 @@ pub use tools::ToolSpec;
 /// What a parser needs to know besides the text.
 #[derive(Debug, Clone, Default)]
 pub struct ParseOptions {
-    /// The tools offered to the model; they resolve calls whose ids give no name.
+    /// The tools offered to the model. They resolve calls whose ids give no name (Kimi), say
+    /// which bare JSON objects are calls (Llama 3), and type the values of parameters written
+    /// as text (Qwen3-Coder, GLM, MiniMax-M2) by their JSON schemas.
     pub tools: Vec<ToolSpec>,
 }
 

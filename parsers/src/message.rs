@@ -9,7 +9,8 @@ pub struct Message {
     /// The text meant for the user, from before, between and after tool-call sections.
     /// `None` when there was none.
     pub content: Option<String>,
-    /// The text of `<think>…</think>` blocks. `None` when there was none.
+    /// The text of `<think>…</think>` blocks (harmony's analysis channel, Mistral's
+    /// `[THINK]`). `None` when there was none.
     pub reasoning: Option<String>,
     pub tool_calls: Vec<ToolCall>,
     pub diagnostics: Vec<Diagnostic>,
@@ -18,7 +19,8 @@ pub struct Message {
 /// One tool call, in the OpenAI `tool_calls` shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCall {
-    /// The id exactly as the model wrote it (for Kimi, e.g. `functions.get_weather:0`).
+    /// The id exactly as the model wrote it (for Kimi, e.g. `functions.get_weather:0`); for
+    /// formats whose models write none, `call_N` with N the call's index in the message.
     pub id: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -62,7 +64,7 @@ pub enum DiagnosticKind {
     StrayText,
     /// A marker where the format does not allow one; it was dropped.
     UnexpectedMarker,
-    /// A call id that has none of the forms the format allows.
+    /// A call id or tool name that has none of the forms the format allows.
     InvalidId,
     /// A call whose id gives no name, and the declared tools do not tell it either.
     UnresolvedName,

@@ -1,6 +1,7 @@
 //! Declared tools, as far as parsers need them: a name, and optionally the JSON schema of the
 //! parameters. They let a call whose id gives no name (Kimi's bare `IDX`) be resolved, but only
-//! when exactly one declared tool fits its arguments.
+//! when exactly one declared tool fits its arguments; the schemas also type parameter values
+//! written as text (see `engine::params`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
