@@ -193,19 +193,18 @@ impl Runner {
         };
 
         loop {
+            // Begin ready steps, in the order of the spec, up to the concurrency limit.
             while stop.is_none() && running < limit {
                 let Some(at) = ready.pop_first() else { break };
-                {
-                    let Slot::Waiting { retry_of } = slots[at] else { continue };
-                    let spec = &steps[at];
-                    let input = template::render(&spec.with, &outputs(&plan, &slots, at));
-                    let mut new = NewStep::new(&spec.id, StepKind::Action).with_input(input);
-                    new.retry_of = retry_of;
-                    ops.push(CheckpointOp::Begin { lease: lease.clone(), step: new });
-                    meanings.push(Meaning::Begin(at));
-                    slots[at] = Slot::Running;
-                    running += 1;
-                }
+                let Slot::Waiting { retry_of } = slots[at] else { continue };
+                let spec = &steps[at];
+                let input = template::render(&spec.with, &outputs(&plan, &slots, at));
+                let mut new = NewStep::new(&spec.id, StepKind::Action).with_input(input);
+                new.retry_of = retry_of;
+                ops.push(CheckpointOp::Begin { lease: lease.clone(), step: new });
+                meanings.push(Meaning::Begin(at));
+                slots[at] = Slot::Running;
+                running += 1;
             }
             if running == 0 && !final_sent {
                 let end = match &stop {
