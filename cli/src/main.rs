@@ -2,6 +2,7 @@
 //! `commands/`. Presentation only; the work is done by the library crates.
 
 mod commands;
+mod config;
 mod error;
 mod provider_args;
 

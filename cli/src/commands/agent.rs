@@ -11,6 +11,7 @@ use taskflow_orchestrator::{Progress, ProgressSink};
 
 use crate::GlobalArgs;
 use crate::commands::run::{RunnerArgs, drive, engine_error, open_engine, runtime};
+use crate::config::Config;
 use crate::error::{CliError, CliResult};
 use crate::provider_args::ProviderArgs;
 
@@ -34,14 +35,14 @@ pub struct AgentArgs {
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub workspace: PathBuf,
 
-    /// Programs run_command may start (by name); none by default
+    /// Programs run_command may start (by name) [default: the config file's, else none]
     #[arg(long = "allow-command", value_delimiter = ',', value_name = "PROGRAM,…")]
     pub allow_commands: Vec<String>,
 
-    /// The most model turns; a run still calling tools after that many fails
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_TURNS,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub max_turns: u32,
+    /// The most model turns; a run still calling tools after that many fails [default: the
+    /// config file's, else 20]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_turns: Option<u32>,
 
     /// A system prompt
     #[arg(long, value_name = "TEXT")]
@@ -67,6 +68,12 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
     for warning in warnings {
         eprintln!("warning: {warning}");
     }
+    let defaults = Config::load()?.defaults;
+    let allowed_commands = if args.allow_commands.is_empty() {
+        defaults.allow_commands
+    } else {
+        args.allow_commands.clone()
+    };
     let workspace = args.workspace.canonicalize().map_err(|error| {
         CliError::failure(format!("--workspace {}: {error}", args.workspace.display()))
     })?;
@@ -82,8 +89,8 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
             .filter(|name| !name.is_empty())
             .collect(),
         workspace,
-        allowed_commands: args.allow_commands.clone(),
-        max_turns: args.max_turns,
+        allowed_commands,
+        max_turns: args.max_turns.or(defaults.max_turns).unwrap_or(DEFAULT_MAX_TURNS),
         max_tokens: args.max_tokens,
         temperature: args.temperature,
     };

@@ -118,7 +118,8 @@ pub(crate) fn open_engine(global: &GlobalArgs, runner: &RunnerArgs) -> CliResult
         OpenOptions { durability: runner.durability, busy_timeout: busy_timeout(), create: true };
     let owner = resolve_owner(global.owner.as_deref());
     let handle = TaskFlow::open(&path, &options)?.bind(owner)?;
-    Ok(Engine::new(handle, Actions::builtin(), EngineOptions::default()))
+    let (providers, _) = ProviderArgs::default().factory()?;
+    Ok(Engine::new(handle, Actions::builtin(), EngineOptions::default()).with_providers(providers))
 }
 
 pub(crate) fn runtime() -> CliResult<tokio::runtime::Runtime> {

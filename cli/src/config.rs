@@ -1,0 +1,208 @@
+//! The config file: default provider and model, named providers (a preset with its own
+//! address, model and key variable), and agent defaults. Command-line flags override it.
+//!
+//! It is read from `TASKFLOW_CONFIG` if set, else `$XDG_CONFIG_HOME/taskflow/config.toml`,
+//! else `~/.config/taskflow/config.toml`; a missing file is an empty config.
+//!
+//! ```toml
+//! [defaults]
+//! provider = "local"
+//! max_turns = 30
+//! allow_commands = ["ls", "cargo"]
+//!
+//! [providers.local]
+//! preset = "vllm"
+//! base_url = "http://127.0.0.1:8000/v1"
+//! model = "Qwen/Qwen3-32B"
+//! api_key_env = "LOCAL_VLLM_KEY"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use taskflow_providers::{ApiKey, ProviderConfig};
+
+use crate::error::CliError;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub providers: BTreeMap<String, NamedProvider>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// A preset or a name under `[providers]`.
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub max_turns: Option<u32>,
+    #[serde(default)]
+    pub allow_commands: Vec<String>,
+}
+
+/// A provider of one's own: a preset with other settings.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedProvider {
+    pub preset: String,
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    /// The environment variable that holds the key (better than the key itself).
+    pub api_key_env: Option<String>,
+    /// The key itself; it is never printed or stored anywhere else.
+    api_key: Option<String>,
+}
+
+impl std::fmt::Debug for NamedProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NamedProvider")
+            .field("preset", &self.preset)
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .field("api_key_env", &self.api_key_env)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl Config {
+    /// The config file's path, if one can be named.
+    pub fn path() -> Option<PathBuf> {
+        if let Some(path) = std::env::var_os("TASKFLOW_CONFIG").filter(|path| !path.is_empty()) {
+            return Some(PathBuf::from(path));
+        }
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")))?;
+        Some(base.join("taskflow").join("config.toml"))
+    }
+
+    /// The config file, or an empty config when there is none.
+    pub fn load() -> Result<Config, CliError> {
+        match Config::path() {
+            Some(path) => Config::read(&path),
+            None => Ok(Config::default()),
+        }
+    }
+
+    pub fn read(path: &Path) -> Result<Config, CliError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config::default());
+            }
+            Err(error) => {
+                return Err(CliError::failure(format!("cannot read {}: {error}", path.display())));
+            }
+        };
+        toml::from_str(&text).map_err(|error| {
+            let position = error.span().map_or(String::new(), |span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |last| last.chars().count()) + 1;
+                format!(":{line}:{column}")
+            });
+            CliError::failure(format!("{}{position}: {}", path.display(), error.message().trim()))
+                .with_hint("the config file is TOML: [defaults] and [providers.NAME] tables")
+        })
+    }
+
+    /// The provider called `name` (a name under `[providers]` or a preset), with this file's
+    /// settings; `None` when it is neither.
+    pub fn provider(&self, name: &str) -> Result<ProviderConfig, String> {
+        let Some(named) = self.providers.get(name) else {
+            let mut config = ProviderConfig::named(name).map_err(|error| error.message)?;
+            if self.defaults.provider.as_deref() == Some(name)
+                && let Some(model) = &self.defaults.model
+            {
+                config.model = model.clone();
+            }
+            return Ok(config);
+        };
+        let mut config = ProviderConfig::named(&named.preset)
+            .map_err(|error| format!("[providers.{name}]: {}", error.message))?;
+        if let Some(base_url) = &named.base_url {
+            config.base_url = base_url.clone();
+        }
+        match (&named.model, &self.defaults.model) {
+            (Some(model), _) => config.model = model.clone(),
+            (None, Some(model)) if self.defaults.provider.as_deref() == Some(name) => {
+                config.model = model.clone();
+            }
+            _ => {}
+        }
+        if let Some(variable) = &named.api_key_env {
+            config.api_key = ApiKey::from_env(variable).or(config.api_key);
+        }
+        if let Some(key) = named.api_key.clone().and_then(ApiKey::new) {
+            config.api_key = Some(key);
+        }
+        Ok(config)
+    }
+
+    /// Whether `name` names a provider (a preset or one of this file).
+    pub fn knows(&self, name: &str) -> bool {
+        self.providers.contains_key(name) || ProviderConfig::named(name).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn named_providers_build_on_presets() {
+        let config = config(
+            r#"
+[defaults]
+provider = "local"
+model = "fallback-model"
+
+[providers.local]
+preset = "vllm"
+base_url = "http://127.0.0.1:9000/v1"
+
+[providers.coder]
+preset = "kimi-code"
+model = "kimi-for-coding"
+api_key = "sk-from-file"
+"#,
+        );
+        let local = config.provider("local").unwrap();
+        assert_eq!(local.preset.name, "vllm");
+        assert_eq!(local.base_url, "http://127.0.0.1:9000/v1");
+        assert_eq!(
+            local.model, "fallback-model",
+            "the default model goes with the default provider"
+        );
+        let coder = config.provider("coder").unwrap();
+        assert_eq!(coder.model, "kimi-for-coding");
+        assert!(coder.api_key.is_some());
+        assert!(!format!("{config:?}").contains("sk-from-file"), "Debug hides the key");
+        let ollama = config.provider("ollama").unwrap();
+        assert_eq!(ollama.base_url, "http://127.0.0.1:11434/v1");
+        assert!(config.provider("nope").unwrap_err().contains("unknown provider `nope`"));
+        assert!(config.knows("local") && config.knows("moonshot") && !config.knows("nope"));
+    }
+
+    #[test]
+    fn a_bad_file_is_an_error_with_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        assert!(Config::read(&path).unwrap().providers.is_empty(), "a missing file is empty");
+        std::fs::write(&path, "[defaults]\nprovider = \"x\"\nmodle = \"y\"\n").unwrap();
+        let error = Config::read(&path).unwrap_err().to_string();
+        assert!(error.contains("config.toml:3:1"), "{error}");
+        assert!(error.contains("unknown field `modle`"), "{error}");
+    }
+}
