@@ -228,3 +228,48 @@ fn a_script_that_runs_out_says_so() {
     assert_eq!(output.code, 1);
     assert!(output.stderr.contains("empty.toml:2:"), "{}", output.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_config_file_names_the_default_provider() {
+    let server = openai_server(
+        200,
+        r#"{"choices": [{"message": {"role": "assistant", "content": "configured"}, "finish_reason": "stop"}]}"#.to_owned(),
+        "application/json",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[defaults]\nprovider = \"local\"\n\n[providers.local]\npreset = \"vllm\"\nbase_url = \"{}/v1\"\nmodel = \"my-model\"\napi_key_env = \"LOCAL_KEY\"\n",
+            server.uri()
+        ),
+    )
+    .unwrap();
+    let config_path = config.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        run(taskflow().env("TASKFLOW_CONFIG", &config_path).env("LOCAL_KEY", KEY).args([
+            "chat",
+            "--no-stream",
+            "hi",
+        ]))
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert_eq!(output.stdout, "configured\n");
+    let sent = &server.received_requests().await.unwrap()[0];
+    let body: Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body["model"], "my-model");
+    assert_eq!(sent.headers["authorization"], format!("Bearer {KEY}").as_str());
+
+    std::fs::write(&config, "[defaults]\nprovidr = \"x\"\n").unwrap();
+    let output = run(taskflow().env("TASKFLOW_CONFIG", &config).args(["chat", "hi"]));
+    assert_eq!(output.code, 1);
+    assert!(
+        output.stderr.contains("config.toml:2:1: unknown field `providr`"),
+        "{}",
+        output.stderr
+    );
+}
