@@ -23,7 +23,7 @@ pub(crate) enum Marker {
     EndOfSentence,
     ThinkOpen,
     ThinkClose,
-    /// ```` ```json ```` or ```` ``` ````, around the arguments.
+    /// ```` ``` ````, around the arguments (the opening one may name a language, `json`).
     Fence,
 }
 
@@ -77,7 +77,7 @@ fn token(input: &str) -> IResult<&str, Marker> {
 
 #[inline]
 fn fence(input: &str) -> IResult<&str, Marker> {
-    value(Marker::Fence, alt((tag("```json"), tag("```")))).parse(input)
+    value(Marker::Fence, tag("```")).parse(input)
 }
 
 const TOKENS: &[&str] = &[
@@ -122,7 +122,6 @@ impl MarkerSet for ArgTokens {
         "<｜end▁of▁sentence｜>",
         "<think>",
         "</think>",
-        "```json",
         "```",
     ];
 
@@ -174,10 +173,9 @@ mod tests {
                 check(&text[..cut], Scan::Incomplete);
             }
         }
-        check("```json\n{", Scan::Marker(Marker::Fence, 7));
+        check("```json\n{", Scan::Marker(Marker::Fence, 3));
         check("```\n", Scan::Marker(Marker::Fence, 3));
         check("``", Scan::Incomplete);
-        check("```js", Scan::Incomplete);
         check("<|tool▁call▁begin|>", Scan::NoMatch);
         check("<｜tool▁cal▁begin｜>", Scan::NoMatch);
         check("< think>", Scan::NoMatch);

@@ -5,7 +5,8 @@
 //! surrounds `<｜tool▁sep｜>`:
 //!
 //! - V3 (and R1): `TYPE<｜tool▁sep｜>NAME`, a newline, then the arguments in a
-//!   ```` ```json ```` fence; TYPE is `function`;
+//!   ```` ```json ```` fence (the fence is ```` ``` ````, `json` a word of syntax after it);
+//!   TYPE is `function`;
 //! - V3.1: `NAME<｜tool▁sep｜>ARGS`, with no fence.
 //!
 //! What follows the separator tells them apart (`{` or a fence: arguments, so the head was the
@@ -47,6 +48,8 @@ enum State {
     Name,
     /// Before the arguments: an optional opening fence.
     ArgumentsStart,
+    /// After the opening fence: its language.
+    FenceLanguage,
     Arguments,
     /// After the closing fence, waiting for `<｜tool▁call▁end｜>`.
     AfterFence,
@@ -259,7 +262,7 @@ impl Deepseek {
                 Scan::Incomplete if !eof => return Step::NeedInput(first),
                 Scan::Marker(Marker::Fence, len) => {
                     self.marker_bytes += len;
-                    self.state = State::Arguments;
+                    self.state = State::FenceLanguage;
                     return Step::Continue(first + len);
                 }
                 _ => {}
@@ -267,6 +270,17 @@ impl Deepseek {
         }
         self.state = State::Arguments;
         Step::Continue(first)
+    }
+
+    /// After the opening fence: the name of its language (`json`), which is syntax.
+    fn step_fence_language(&mut self, chunk: &Chunk<'_>, start: usize) -> Step {
+        let rest = &chunk.text.as_bytes()[start..];
+        let len = rest.iter().take_while(|byte| byte.is_ascii_alphanumeric()).count();
+        self.marker_bytes += len;
+        if len < rest.len() {
+            self.state = State::Arguments;
+        }
+        Step::Continue(start + len)
     }
 
     fn step_arguments<S: EventSink>(
@@ -346,6 +360,7 @@ impl Machine for Deepseek {
             State::AfterSeparator => self.step_after_separator(chunk, pos, sink),
             State::Name => self.step_name(chunk, pos, sink),
             State::ArgumentsStart => self.step_arguments_start(chunk, pos),
+            State::FenceLanguage => self.step_fence_language(chunk, pos),
             State::Arguments => self.step_arguments(chunk, pos, sink),
             State::AfterFence => self.step_after_fence(chunk, pos, sink),
         }
@@ -367,7 +382,9 @@ impl Machine for Deepseek {
                 self.calls.announce_head(sink);
                 self.end_call(Ending::Truncated, sink);
             }
-            State::ArgumentsStart | State::Arguments => self.end_call(Ending::Truncated, sink),
+            State::ArgumentsStart | State::FenceLanguage | State::Arguments => {
+                self.end_call(Ending::Truncated, sink)
+            }
             State::AfterFence => {
                 self.stray.flush(CALL_STRAY, sink);
                 self.end_call(Ending::Truncated, sink);
