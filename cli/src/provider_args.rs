@@ -47,6 +47,22 @@ pub struct ProviderArgs {
     pub attempts: Option<u32>,
 }
 
+/// What to ask of the model besides the messages.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SamplingArgs {
+    /// A system prompt
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+
+    /// The most tokens per answer
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u32>,
+
+    /// Sampling temperature
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f32>,
+}
+
 impl ProviderArgs {
     /// The provider named by `--provider` or the config file's default.
     fn provider_name(&self, config: &Config) -> Result<String, CliError> {

@@ -10,10 +10,53 @@ use futures_util::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
 
+use crate::config::ProviderConfig;
 use crate::error::{ErrorKind, ProviderError};
+use crate::request::ChatRequest;
+use crate::retry::RetryPolicy;
 use crate::secret::ApiKey;
 
-pub(crate) fn client(
+/// Where an HTTP adapter sends its requests, and how: the part every wire shares.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub name: &'static str,
+    client: reqwest::Client,
+    url: String,
+    pub api_key: Option<ApiKey>,
+    model: String,
+    pub retry: RetryPolicy,
+}
+
+impl Endpoint {
+    /// The endpoint at `path` under the configured base URL.
+    pub(crate) fn new(config: &ProviderConfig, path: &str) -> Result<Self, ProviderError> {
+        Ok(Self {
+            name: config.preset.name,
+            client: client(config.connect_timeout, config.read_timeout)?,
+            url: format!("{}/{path}", config.base_url.trim_end_matches('/')),
+            api_key: config.api_key.clone(),
+            model: config.model.clone(),
+            retry: config.retry,
+        })
+    }
+
+    /// The request's model, or the configured one.
+    pub(crate) fn model<'a>(&'a self, request: &'a ChatRequest) -> &'a str {
+        if request.model.is_empty() { &self.model } else { &request.model }
+    }
+
+    /// One attempt at POSTing `body`; `authorize` adds the wire's headers (and the key).
+    pub(crate) async fn send(
+        &self,
+        body: &Value,
+        authorize: impl FnOnce(reqwest::RequestBuilder, Option<&ApiKey>) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let post = authorize(self.client.post(&self.url), self.api_key.as_ref());
+        post_json(post, body, self.api_key.as_ref()).await
+    }
+}
+
+fn client(
     connect_timeout: Duration,
     read_timeout: Duration,
 ) -> Result<reqwest::Client, ProviderError> {
@@ -27,7 +70,7 @@ pub(crate) fn client(
 }
 
 /// POSTs `body` to `url` and returns the response if its status is a success.
-pub(crate) async fn post_json(
+async fn post_json(
     request: reqwest::RequestBuilder,
     body: &Value,
     key: Option<&ApiKey>,

@@ -13,7 +13,7 @@ use crate::GlobalArgs;
 use crate::commands::run::{RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::config::Config;
 use crate::error::{CliError, CliResult};
-use crate::provider_args::ProviderArgs;
+use crate::provider_args::{ProviderArgs, SamplingArgs};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -44,17 +44,8 @@ pub struct AgentArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_turns: Option<u32>,
 
-    /// A system prompt
-    #[arg(long, value_name = "TEXT")]
-    pub system: Option<String>,
-
-    /// The most tokens per answer
-    #[arg(long, value_name = "N")]
-    pub max_tokens: Option<u32>,
-
-    /// Sampling temperature
-    #[arg(long, value_name = "T")]
-    pub temperature: Option<f32>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
 
     #[command(flatten)]
     pub runner: RunnerArgs,
@@ -80,7 +71,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
     let spec = AgentSpec {
         name: flow_name(&args.prompt),
         prompt: args.prompt.clone(),
-        system: args.system.clone(),
+        system: args.sampling.system.clone(),
         provider: args.provider.choice()?,
         tools: args
             .tools
@@ -91,8 +82,8 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         workspace,
         allowed_commands,
         max_turns: args.max_turns.or(defaults.max_turns).unwrap_or(DEFAULT_MAX_TURNS),
-        max_tokens: args.max_tokens,
-        temperature: args.temperature,
+        max_tokens: args.sampling.max_tokens,
+        temperature: args.sampling.temperature,
     };
     let engine = open_engine(global, &args.runner)?.with_providers(factory);
     runtime()?.block_on(async {

@@ -13,7 +13,7 @@ use taskflow_providers::{
 
 use crate::GlobalArgs;
 use crate::error::{CliError, CliResult};
-use crate::provider_args::{ProviderArgs, provider_error};
+use crate::provider_args::{ProviderArgs, SamplingArgs, provider_error};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
@@ -32,17 +32,8 @@ pub struct ChatArgs {
     #[arg(long, value_name = "FILE")]
     pub tools_file: Option<PathBuf>,
 
-    /// A system prompt
-    #[arg(long, value_name = "TEXT")]
-    pub system: Option<String>,
-
-    /// The most tokens the answer may have
-    #[arg(long, value_name = "N")]
-    pub max_tokens: Option<u32>,
-
-    /// Sampling temperature
-    #[arg(long, value_name = "T")]
-    pub temperature: Option<f32>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
 
     /// Ask for the whole answer at once instead of streaming it
     #[arg(long)]
@@ -63,11 +54,11 @@ pub fn run(global: &GlobalArgs, args: &ChatArgs) -> CliResult {
     }
     let request = ChatRequest {
         model: String::new(),
-        system: args.system.clone(),
+        system: args.sampling.system.clone(),
         messages: vec![ChatMessage::User { content: args.prompt.clone() }],
         tools,
-        temperature: args.temperature,
-        max_tokens: args.max_tokens,
+        temperature: args.sampling.temperature,
+        max_tokens: args.sampling.max_tokens,
     };
     let provider = config.build().map_err(|error| provider_error(error, &config))?;
     let live = !global.json && !args.no_stream;

@@ -14,11 +14,9 @@ use taskflow_parsers::{ArgumentsCheck, Diagnostic, DiagnosticKind, StreamEvent, 
 
 use crate::config::ProviderConfig;
 use crate::error::{ErrorKind, ProviderError};
-use crate::http::{self, SseStream};
+use crate::http::{self, Endpoint, SseStream};
 use crate::request::ChatRequest;
 use crate::response::{ChatEvent, ChatResponse, FinishReason, ResponseBuilder, Usage};
-use crate::retry::RetryPolicy;
-use crate::secret::ApiKey;
 use crate::{ChatStream, Provider};
 
 /// The API version sent with every request.
@@ -26,54 +24,46 @@ const API_VERSION: &str = "2023-06-01";
 
 #[derive(Debug)]
 pub(crate) struct AnthropicProvider {
-    name: &'static str,
-    client: reqwest::Client,
-    url: String,
-    api_key: Option<ApiKey>,
-    model: String,
-    retry: RetryPolicy,
+    endpoint: Endpoint,
 }
 
 impl AnthropicProvider {
     pub(crate) fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
-        Ok(Self {
-            name: config.preset.name,
-            client: http::client(config.connect_timeout, config.read_timeout)?,
-            url: format!("{}/v1/messages", config.base_url.trim_end_matches('/')),
-            api_key: config.api_key.clone(),
-            model: config.model.clone(),
-            retry: config.retry,
-        })
+        Ok(Self { endpoint: Endpoint::new(config, "v1/messages")? })
     }
 
     fn body(&self, request: &ChatRequest, stream: bool) -> Value {
-        let model = if request.model.is_empty() { &self.model } else { &request.model };
-        wire::request_body(request, model, stream)
+        wire::request_body(request, self.endpoint.model(request), stream)
     }
 
-    /// One attempt at sending `body`.
+    /// One attempt at sending `body`, with the API version and the key in `x-api-key`.
     async fn send(&self, body: &Value) -> Result<reqwest::Response, ProviderError> {
-        let mut post = self.client.post(&self.url).header("anthropic-version", API_VERSION);
-        if let Some(key) = &self.api_key {
-            post = post.header("x-api-key", key.expose());
-        }
-        http::post_json(post, body, self.api_key.as_ref()).await
+        self.endpoint
+            .send(body, |post, key| {
+                let post = post.header("anthropic-version", API_VERSION);
+                match key {
+                    Some(key) => post.header("x-api-key", key.expose()),
+                    None => post,
+                }
+            })
+            .await
     }
 }
 
 #[async_trait::async_trait]
 impl Provider for AnthropicProvider {
     fn name(&self) -> &str {
-        self.name
+        self.endpoint.name
     }
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = self.body(request, false);
         let answer: Value = self
+            .endpoint
             .retry
             .run(|_| async {
                 let response = self.send(&body).await?;
-                http::read_json(response, self.api_key.as_ref()).await
+                http::read_json(response, self.endpoint.api_key.as_ref()).await
             })
             .await?;
         let mut blocks = Blocks::default();
@@ -87,9 +77,9 @@ impl Provider for AnthropicProvider {
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let body = self.body(request, true);
-        let response = self.retry.run(|_| self.send(&body)).await?;
+        let response = self.endpoint.retry.run(|_| self.send(&body)).await?;
         let state = StreamState {
-            events: http::sse(response, self.api_key.clone()),
+            events: http::sse(response, self.endpoint.api_key.clone()),
             blocks: Some(Blocks::default()),
             ready: VecDeque::new(),
         };

@@ -13,56 +13,41 @@ use taskflow_parsers::Format;
 use crate::assemble::Assembler;
 use crate::config::ProviderConfig;
 use crate::error::{ErrorKind, ProviderError};
-use crate::http::{self, SseStream};
+use crate::http::{self, Endpoint, SseStream};
 use crate::request::ChatRequest;
 use crate::response::{ChatEvent, ChatResponse, FinishReason, ResponseBuilder};
-use crate::retry::RetryPolicy;
-use crate::secret::ApiKey;
 use crate::{ChatStream, Provider};
 use wire::{Completion, request_body};
 
 #[derive(Debug)]
 pub(crate) struct OpenAiProvider {
-    name: &'static str,
-    client: reqwest::Client,
-    url: String,
-    api_key: Option<ApiKey>,
-    model: String,
-    retry: RetryPolicy,
+    endpoint: Endpoint,
     tagged_format: Option<Format>,
 }
 
 impl OpenAiProvider {
     pub(crate) fn new(config: &ProviderConfig) -> Result<Self, ProviderError> {
         Ok(Self {
-            name: config.preset.name,
-            client: http::client(config.connect_timeout, config.read_timeout)?,
-            url: format!("{}/chat/completions", config.base_url.trim_end_matches('/')),
-            api_key: config.api_key.clone(),
-            model: config.model.clone(),
-            retry: config.retry,
+            endpoint: Endpoint::new(config, "chat/completions")?,
             tagged_format: config.tagged_format,
         })
     }
 
-    fn model<'a>(&'a self, request: &'a ChatRequest) -> &'a str {
-        if request.model.is_empty() { &self.model } else { &request.model }
-    }
-
-    /// One attempt at sending `body`.
+    /// One attempt at sending `body`, with the key as a bearer token.
     async fn send(&self, body: &serde_json::Value) -> Result<reqwest::Response, ProviderError> {
-        let mut post = self.client.post(&self.url);
-        if let Some(key) = &self.api_key {
-            post = post.bearer_auth(key.expose());
-        }
-        http::post_json(post, body, self.api_key.as_ref()).await
+        self.endpoint
+            .send(body, |post, key| match key {
+                Some(key) => post.bearer_auth(key.expose()),
+                None => post,
+            })
+            .await
     }
 
     /// Reads an answer to `request`, with the tagged-text format its model writes.
     fn assembler(&self, request: &ChatRequest) -> Assembler {
-        let format = self
-            .tagged_format
-            .unwrap_or_else(|| Format::for_model(self.model(request)).unwrap_or(Format::Auto));
+        let format = self.tagged_format.unwrap_or_else(|| {
+            Format::for_model(self.endpoint.model(request)).unwrap_or(Format::Auto)
+        });
         Assembler::new(format, request.tool_specs())
     }
 }
@@ -70,16 +55,17 @@ impl OpenAiProvider {
 #[async_trait::async_trait]
 impl Provider for OpenAiProvider {
     fn name(&self) -> &str {
-        self.name
+        self.endpoint.name
     }
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let body = request_body(request, self.model(request), false);
+        let body = request_body(request, self.endpoint.model(request), false);
         let completion: Completion = self
+            .endpoint
             .retry
             .run(|_| async {
                 let response = self.send(&body).await?;
-                http::read_json(response, self.api_key.as_ref()).await
+                http::read_json(response, self.endpoint.api_key.as_ref()).await
             })
             .await?;
         let mut assembler = self.assembler(request);
@@ -92,10 +78,10 @@ impl Provider for OpenAiProvider {
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
-        let body = request_body(request, self.model(request), true);
-        let response = self.retry.run(|_| self.send(&body)).await?;
+        let body = request_body(request, self.endpoint.model(request), true);
+        let response = self.endpoint.retry.run(|_| self.send(&body)).await?;
         let state = StreamState {
-            events: http::sse(response, self.api_key.clone()),
+            events: http::sse(response, self.endpoint.api_key.clone()),
             assembler: Some(self.assembler(request)),
             ready: VecDeque::new(),
             finished: false,
