@@ -80,6 +80,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (flow_id, revision)
     ) WITHOUT ROWID;
     "#,
+    // 1 -> 2: a flow's spec moves out of the flow row, which every checkpoint rewrites, into
+    // its own table, written once when the flow is created.
+    r#"
+    CREATE TABLE flow_specs (
+        flow_id TEXT PRIMARY KEY NOT NULL REFERENCES flows (id),
+        spec    TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO flow_specs (flow_id, spec) SELECT id, spec FROM flows WHERE spec IS NOT NULL;
+    ALTER TABLE flows DROP COLUMN spec;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -178,7 +188,39 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(tables, ["flows", "revisions", "steps"]);
+        assert_eq!(tables, ["flow_specs", "flows", "revisions", "steps"]);
+    }
+
+    #[test]
+    fn a_version_1_database_keeps_its_specs_in_their_own_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut conn, path) = open(&dir);
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1; \
+             INSERT INTO flows (id, owner, name, sync_mode, status, revision, spec, created_at, \
+             updated_at) VALUES ('a', 'o', 'n', 'managed', 'queued', 1, '{\"steps\": []}', 1, 1), \
+             ('b', 'o', 'n', 'managed', 'queued', 1, NULL, 1, 1);",
+        )
+        .unwrap();
+        prepare(&mut conn, &path).unwrap();
+        assert_eq!(version(&conn), CURRENT_VERSION);
+        let specs: Vec<(String, String)> = conn
+            .prepare("SELECT flow_id, spec FROM flow_specs")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(specs, [("a".to_owned(), "{\"steps\": []}".to_owned())]);
+        let columns: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('flows') WHERE name = 'spec'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(columns, 0);
     }
 
     #[test]
@@ -199,11 +241,11 @@ mod tests {
     fn a_refused_newer_database_is_not_written() {
         let dir = tempfile::tempdir().unwrap();
         let (conn, path) = open(&dir);
-        conn.execute_batch("PRAGMA user_version = 2; CREATE TABLE future (x);").unwrap();
+        conn.execute_batch("PRAGMA user_version = 99; CREATE TABLE future (x);").unwrap();
         drop(conn);
         let before = std::fs::read(&path).unwrap();
         let mut conn = Connection::open(&path).unwrap();
-        assert!(matches!(prepare(&mut conn, &path), Err(Error::SchemaTooNew { found: 2, .. })));
+        assert!(matches!(prepare(&mut conn, &path), Err(Error::SchemaTooNew { found: 99, .. })));
         drop(conn);
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }

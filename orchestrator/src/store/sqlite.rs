@@ -785,8 +785,10 @@ fn check_running(flow: &Flow) -> Result<()> {
     Ok(())
 }
 
+/// The flow columns in the order `flow_from_row` reads them; the spec lives in `flow_specs`.
 const FLOW_COLUMNS: &str = "id, owner, name, sync_mode, controller, status, revision, goal, \
-    current_step, state, wait, spec, parent_flow_id, cancel_requested_at, lease_token, \
+    current_step, state, wait, (SELECT spec FROM flow_specs WHERE flow_id = flows.id), \
+    parent_flow_id, cancel_requested_at, lease_token, \
     lease_host, lease_pid, lease_process_start, lease_expires_at, created_at, updated_at, \
     ended_at, error";
 
@@ -810,7 +812,7 @@ fn load_flow(
 
 /// [`load_flow`] without the spec (`spec` is `None`): what a runner's writes need. A spec can
 /// be large (a pipeline of thousands of steps) and no write changes it, so the step-by-step
-/// path neither reads nor parses it.
+/// path neither reads nor parses it (and, kept in `flow_specs`, never rewrites it).
 fn load_flow_head(
     tx: &Transaction<'_>,
     owner: Option<&str>,
@@ -818,7 +820,11 @@ fn load_flow_head(
 ) -> Result<(Flow, Option<String>)> {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
-        let columns = FLOW_COLUMNS.replacen("spec,", "NULL,", 1);
+        let columns = FLOW_COLUMNS.replacen(
+            "(SELECT spec FROM flow_specs WHERE flow_id = flows.id)",
+            "NULL",
+            1,
+        );
         format!("SELECT {columns} FROM flows WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)")
     });
     let mut statement = tx.prepare_cached(sql)?;
@@ -831,8 +837,9 @@ fn load_flow_head(
 /// A flow's stored spec.
 fn load_spec(tx: &Transaction<'_>, id: &FlowId) -> Result<Option<Value>> {
     let text: Option<String> = tx
-        .prepare_cached("SELECT spec FROM flows WHERE id = ?1")?
-        .query_row([id.to_string()], |row| row.get(0))?;
+        .prepare_cached("SELECT spec FROM flow_specs WHERE flow_id = ?1")?
+        .query_row([id.to_string()], |row| row.get(0))
+        .optional()?;
     Ok(text.map(|text| serde_json::from_str(&text)).transpose()?)
 }
 
@@ -976,8 +983,8 @@ fn insert_flow(
     };
     tx.prepare_cached(
         "INSERT INTO flows (id, owner, name, sync_mode, controller, status, revision, goal, \
-         state, spec, parent_flow_id, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?10, ?11, ?11)",
+         state, parent_flow_id, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?10, ?10)",
     )?
     .execute(params![
         flow.id.to_string(),
@@ -988,10 +995,13 @@ fn insert_flow(
         flow.status.as_str(),
         flow.goal,
         json_text(&flow.state),
-        json_text(&flow.spec),
         parent.map(|id| id.to_string()),
         now.as_millis(),
     ])?;
+    if let Some(spec) = json_text(&flow.spec) {
+        tx.prepare_cached("INSERT INTO flow_specs (flow_id, spec) VALUES (?1, ?2)")?
+            .execute(params![flow.id.to_string(), spec])?;
+    }
     let mut created = vec![
         ("name", json!(flow.name)),
         ("sync_mode", json!(flow.sync_mode.as_str())),
