@@ -19,7 +19,7 @@ impl Llm {
     }
 }
 
-fn optional_text(with: &Value, key: &str) -> Result<Option<String>, String> {
+pub(super) fn optional_text(with: &Value, key: &str) -> Result<Option<String>, String> {
     match with.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
@@ -27,7 +27,7 @@ fn optional_text(with: &Value, key: &str) -> Result<Option<String>, String> {
     }
 }
 
-fn optional_number(with: &Value, key: &str) -> Result<Option<f64>, String> {
+pub(super) fn optional_number(with: &Value, key: &str) -> Result<Option<f64>, String> {
     match with.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => {
@@ -37,7 +37,10 @@ fn optional_number(with: &Value, key: &str) -> Result<Option<f64>, String> {
 }
 
 /// The provider choice of a step; a relative `script` is relative to the pipeline file.
-fn choice(with: &Value, context: Option<&StepContext>) -> Result<ProviderChoice, String> {
+pub(super) fn choice(
+    with: &Value,
+    context: Option<&StepContext>,
+) -> Result<ProviderChoice, String> {
     let script = optional_text(with, "script")?.map(|path| match context {
         Some(context) => context.resolve(path),
         None => path.into(),

@@ -3,7 +3,12 @@
 //! templates filled in) and a [`StepContext`] (idempotency key, attempt, cancellation), and
 //! returns the step's output or an [`ActionError`]. [`Actions`] is the registry a spec is checked
 //! against and the engine runs from; `llm` and `agent` actions plug in the same way.
+//!
+//! An action that starts work of its own as child flows (the `agent` action) reaches the
+//! engine through [`StepContext::children`], a [`ChildFlows`] the engine implements: actions
+//! never name the engine.
 
+mod agent;
 mod echo;
 mod fetch;
 mod llm;
@@ -22,6 +27,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+pub use agent::AgentAction;
 pub use echo::Echo;
 pub use fetch::FetchUrls;
 pub use llm::Llm;
@@ -30,7 +36,8 @@ pub use shell::Shell;
 pub use tool::ToolAction;
 pub use write_file::WriteFile;
 
-use crate::model::FlowId;
+use crate::agent::AgentSpec;
+use crate::model::{Flow, FlowId};
 use crate::tools::Tools;
 
 /// What an action's future resolves to.
@@ -85,6 +92,9 @@ pub struct StepContext {
     pub base_dir: Option<PathBuf>,
     /// The only folder `write_file` writes into.
     pub output_dir: Option<PathBuf>,
+    /// Runs child flows of this step's flow; `None` where there is no engine behind the step
+    /// (an agent's tool calls).
+    pub children: Option<Arc<dyn ChildFlows>>,
 }
 
 impl StepContext {
@@ -95,6 +105,22 @@ impl StepContext {
             None => path.as_ref().to_owned(),
         }
     }
+}
+
+/// What [`ChildFlows::run_agent`] resolves to.
+pub type ChildFuture = Pin<Box<dyn Future<Output = Result<Flow, ActionError>> + Send>>;
+
+/// Child flows of a running step's flow (DESIGN §5 "Child tasks"), run in the same process by
+/// the engine that runs the step, under the lease of the step's flow.
+pub trait ChildFlows: Send + Sync + std::fmt::Debug {
+    /// Runs `agent` as a child flow of the step's flow until it ends, and returns the child as
+    /// it is then. The child is marked with the step's idempotency key, so another attempt of
+    /// the step (after a crash, or a retry) continues that child instead of spawning a second
+    /// one, unless it failed or was cancelled. When the step is stopped (`context.cancel`), the
+    /// child's run stops too and the child comes back unended (or `cancelled`, when the stop
+    /// was a cancel of the flow). A spawn refused because the flow has a cancel request is
+    /// [`ActionError::Cancelled`].
+    fn run_agent(&self, agent: AgentSpec, context: &StepContext) -> ChildFuture;
 }
 
 /// A step handler.
@@ -137,11 +163,13 @@ impl Actions {
         Actions::default()
     }
 
-    /// `echo`, `shell`, `fetch_urls`, `write_file`, `tool` (over [`Tools::builtin`]) and `llm`
-    /// (providers from the presets; [`crate::Engine::with_providers`] replaces it).
+    /// `echo`, `shell`, `fetch_urls`, `write_file`, `tool` (over [`Tools::builtin`]), `llm`
+    /// (providers from the presets; [`crate::Engine::with_providers`] replaces it) and `agent`
+    /// (an agent run as a child flow, with the engine's providers).
     pub fn builtin() -> Self {
         let mut actions = Actions::new();
         actions
+            .register("agent", AgentAction)
             .register("echo", Echo)
             .register("llm", Llm::new(crate::agent::preset_providers()))
             .register("shell", Shell)

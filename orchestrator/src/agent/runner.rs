@@ -457,6 +457,7 @@ impl AgentRunner {
                 kill_grace: self.options.kill_grace,
                 base_dir: Some(self.spec.workspace.clone()),
                 output_dir: Some(self.spec.workspace.clone()),
+                children: None,
             };
             let cancel = context.cancel.clone();
             let outcome = tokio::select! {

@@ -4,8 +4,11 @@
 //! from a [`FlowSpec`] (stored on the flow, so a resume runs what was started), runs or resumes
 //! them, cancels and forks them. Many flows can run at once in one engine; their checkpoints go
 //! through one writer thread that commits them together ([`store_thread`]). One run of one flow
-//! is a [`runner::Runner`].
+//! is a [`runner::Runner`]. A pipeline step may run child flows (the `agent` action) through
+//! [`children::ChildRuns`], which spawns them under the step's flow and runs them in this same
+//! engine.
 
+mod children;
 mod progress;
 mod runner;
 pub(crate) mod store_thread;
@@ -25,12 +28,13 @@ use crate::agent::workspace::Workspace;
 use crate::agent::{self, AgentRunner, AgentSpec, ProviderFactory, preset_providers};
 use crate::error::Error;
 use crate::handle::OwnerHandle;
-use crate::model::{CancelOutcome, Flow, FlowId, NewFlow, ResumePlan, StepOutcome};
+use crate::model::{CancelOutcome, Flow, FlowId, NewFlow, ResumePlan, StepKind, StepOutcome};
 use crate::pipeline::{FlowSpec, Plan, SpecError};
 use crate::rules;
 use crate::status::{FlowStatus, StepStatus};
 use crate::time::Timestamp;
 use crate::tools::Tools;
+use children::ChildRuns;
 use runner::Runner;
 use store_thread::StoreThread;
 
@@ -188,6 +192,17 @@ impl Engine {
         id: &FlowId,
         progress: ProgressSink,
     ) -> Result<Flow, EngineError> {
+        self.run_flow(id, progress, CancellationToken::new()).await
+    }
+
+    /// [`run_with_progress`](Self::run_with_progress), stopping when `token` fires as well as
+    /// on a cancel request (a child flow's run stops with the step that runs it).
+    async fn run_flow(
+        &self,
+        id: &FlowId,
+        progress: ProgressSink,
+        token: CancellationToken,
+    ) -> Result<Flow, EngineError> {
         let id = *id;
         let mut flow = self.store.call(move |handle| handle.flow(&id)).await?;
         if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
@@ -198,12 +213,18 @@ impl Engine {
         let kind = self.flow_kind(&flow)?;
         let ttl = self.options.lease_ttl;
         let lease = self.store.call(move |handle| handle.acquire_lease(&id, ttl)).await?;
-        let token = CancellationToken::new();
         self.store.watch(id, token.clone());
         let outcome = async {
             let journal = self.store.call(move |handle| handle.steps(&id)).await?;
             if resume == ResumePlan::FinishCancel {
-                for step in journal.iter().filter(|step| step.status == StepStatus::Running) {
+                // Children first: each finishes its own cancel, and its end ends its step here.
+                let running = journal.iter().filter(|step| step.status == StepStatus::Running);
+                for step in running.clone().filter(|step| step.kind == StepKind::Child) {
+                    if let Some(child) = step.child_flow_id {
+                        self.finish_child_cancel(child).await?;
+                    }
+                }
+                for step in running.filter(|step| step.kind != StepKind::Child) {
                     let (lease, seq) = (lease.clone(), step.seq);
                     self.store
                         .call(move |handle| handle.finish_step(&lease, seq, StepOutcome::Cancelled))
@@ -223,10 +244,16 @@ impl Engine {
                                 .expect("a checked plan names known actions")
                         })
                         .collect();
+                    let children = Arc::new(ChildRuns {
+                        engine: self.clone(),
+                        parent: lease.clone(),
+                        flow_token: token.clone(),
+                    });
                     Runner {
                         store: self.store.clone(),
                         plan,
                         actions,
+                        children,
                         lease: lease.clone(),
                         flow_id: id,
                         status: flow.status,
@@ -266,6 +293,20 @@ impl Engine {
         }
         // Stopped without an end (a cancel still settling elsewhere): let the next runner in.
         Ok(self.store.call(move |handle| handle.release_lease(&lease)).await?)
+    }
+
+    /// Finishes the cancel of a child flow that a cancelled parent's step is waiting for. A
+    /// child that has ended meanwhile is left as it is.
+    fn finish_child_cancel(
+        &self,
+        child: FlowId,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), EngineError>> + Send + '_>> {
+        Box::pin(async move {
+            match self.run_flow(&child, quiet(), CancellationToken::new()).await {
+                Ok(_) | Err(EngineError::Store(Error::AlreadyEnded { .. })) => Ok(()),
+                Err(error) => Err(error),
+            }
+        })
     }
 
     /// Sticky cancel; a run of the flow in this engine notices at once, one in another process

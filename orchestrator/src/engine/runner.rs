@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::progress::{Progress, ProgressSink};
 use super::store_thread::StoreThread;
 use super::{EngineError, EngineOptions};
-use crate::action::{Action, ActionError, StepContext};
+use crate::action::{Action, ActionError, ChildFlows, StepContext};
 use crate::error::Error;
 use crate::lease::Lease;
 use crate::model::{CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome};
@@ -75,6 +75,8 @@ pub(crate) struct Runner {
     pub(crate) store: StoreThread,
     pub(crate) plan: Plan,
     pub(crate) actions: Vec<Arc<dyn Action>>,
+    /// What the steps run child flows through.
+    pub(crate) children: Arc<dyn ChildFlows>,
     pub(crate) lease: Lease,
     pub(crate) flow_id: FlowId,
     /// The flow's status when the run took it.
@@ -91,6 +93,7 @@ impl Runner {
             store,
             plan,
             actions,
+            children,
             lease,
             flow_id,
             status,
@@ -102,7 +105,8 @@ impl Runner {
         let steps = &plan.spec.steps;
         let total = steps.len();
         let mut slots = vec![Slot::Waiting { retry_of: None }; total];
-        for row in &journal {
+        // A `child` row is a child flow's record, ended by the store; its step is the action's.
+        for row in journal.iter().filter(|row| row.kind != StepKind::Child) {
             let Some(at) = plan.position(&row.name) else { continue };
             slots[at] = match row.status {
                 StepStatus::Succeeded => Slot::Done(row.output.clone().unwrap_or(Value::Null)),
@@ -184,6 +188,7 @@ impl Runner {
                     kill_grace: options.kill_grace,
                     base_dir: plan.spec.base_dir.clone(),
                     output_dir: plan.spec.output_dir.clone(),
+                    children: Some(Arc::clone(&children)),
                 },
                 input: step.input.clone().unwrap_or(Value::Null),
             };

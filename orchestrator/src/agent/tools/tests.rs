@@ -46,6 +46,7 @@ fn context() -> StepContext {
         kill_grace: Duration::from_millis(200),
         base_dir: None,
         output_dir: None,
+        children: None,
     }
 }
 

@@ -1,0 +1,201 @@
+//! `agent`: an agent run (DESIGN §5 "Agent runs") as a step of a pipeline. The step spawns the
+//! agent as a child flow of the pipeline's flow and runs it to its end through
+//! [`StepContext::children`]; the step's output is the agent's final answer.
+//!
+//! `with`: `prompt` (a template over earlier outputs), optional `system`, `provider`, `model`,
+//! `base_url`, `script` (the provider left out is the provider factory's default, as for
+//! `llm`), `tools` (names; all the agent tools when left out), `workspace` (the folder the file
+//! tools are confined to; the pipeline's folder when left out), `allow_commands` (programs
+//! `run_command` may start), `max_turns`, `max_tokens`, `temperature`, `name` (the child
+//! flow's name; `STEP (agent)` when left out). Relative `script` and `workspace` paths resolve
+//! against the pipeline's folder.
+//!
+//! Because the agent is a child flow, a cancel of the pipeline reaches it, and a resumed
+//! pipeline continues the same child (found by the step's idempotency key) instead of starting
+//! the agent again. A child that fails fails the step with its error (not retried: the agent
+//! already retried its model calls; a resume of the failed pipeline starts a new child).
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::llm::{choice, optional_number, optional_text};
+use super::{Action, ActionError, ActionFuture, StepContext, string_param};
+use crate::agent::{AgentSpec, DEFAULT_MAX_TURNS};
+use crate::model::Flow;
+use crate::status::FlowStatus;
+
+/// The keys `with` may hold.
+const KEYS: [&str; 13] = [
+    "prompt",
+    "system",
+    "provider",
+    "model",
+    "base_url",
+    "script",
+    "tools",
+    "workspace",
+    "allow_commands",
+    "max_turns",
+    "max_tokens",
+    "temperature",
+    "name",
+];
+
+/// The most turns a step may allow, as for `taskflow agent --max-turns`.
+const MAX_TURNS_LIMIT: u64 = 1000;
+
+/// The `agent` action.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentAction;
+
+fn names(with: &Value, key: &str) -> Result<Vec<String>, String> {
+    match with.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(name) if !name.trim().is_empty() => Ok(name.trim().to_owned()),
+                _ => Err(format!("`with.{key}` must be a list of names")),
+            })
+            .collect(),
+        Some(_) => Err(format!("`with.{key}` must be a list of names")),
+    }
+}
+
+fn count(with: &Value, key: &str, max: u64) -> Result<Option<u32>, String> {
+    match with.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => match value.as_u64() {
+            Some(n) if (1..=max).contains(&n) => Ok(Some(n as u32)),
+            _ => Err(format!("`with.{key}` must be a whole number from 1 to {max}")),
+        },
+    }
+}
+
+/// Checks everything about `with` that does not need the step to run.
+fn check_with(with: &Value) -> Result<(), String> {
+    let Value::Object(table) = with else {
+        return Err("`with` must be a table".to_owned());
+    };
+    if let Some(unknown) = table.keys().find(|key| !KEYS.contains(&key.as_str())) {
+        return Err(format!(
+            "`with.{unknown}` is not a parameter of `agent` (parameters: {})",
+            KEYS.join(", ")
+        ));
+    }
+    string_param(with, "prompt")?;
+    for key in ["system", "workspace", "name"] {
+        optional_text(with, key)?;
+    }
+    names(with, "tools")?;
+    names(with, "allow_commands")?;
+    count(with, "max_turns", MAX_TURNS_LIMIT)?;
+    count(with, "max_tokens", u64::from(u32::MAX))?;
+    optional_number(with, "temperature")?;
+    choice(with, None).map(|_| ())
+}
+
+/// The agent a step's input asks for.
+fn agent_spec(input: &Value, context: &StepContext) -> Result<AgentSpec, String> {
+    check_with(input)?;
+    let workspace = match optional_text(input, "workspace")? {
+        Some(path) => context.resolve(path),
+        None => context.base_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let workspace = workspace.canonicalize().map_err(|error| {
+        format!("the workspace {} cannot be used: {error}", workspace.display())
+    })?;
+    Ok(AgentSpec {
+        name: optional_text(input, "name")?.unwrap_or_else(|| format!("{} (agent)", context.step)),
+        prompt: string_param(input, "prompt")?.to_owned(),
+        system: optional_text(input, "system")?,
+        provider: choice(input, Some(context))?,
+        tools: names(input, "tools")?,
+        workspace,
+        allowed_commands: names(input, "allow_commands")?,
+        max_turns: count(input, "max_turns", MAX_TURNS_LIMIT)?.unwrap_or(DEFAULT_MAX_TURNS),
+        max_tokens: count(input, "max_tokens", u64::from(u32::MAX))?,
+        temperature: optional_number(input, "temperature")?.map(|t| t as f32),
+    })
+}
+
+/// The step's outcome from the child as its run left it.
+fn outcome(child: &Flow, context: &StepContext) -> Result<Value, ActionError> {
+    let id = child.id;
+    match child.status {
+        FlowStatus::Succeeded => {
+            let state = child.state.as_ref();
+            match state.and_then(|state| state.get("answer")).and_then(Value::as_str) {
+                Some(answer) => Ok(Value::String(answer.to_owned())),
+                None => Err(ActionError::permanent(format!(
+                    "the agent's child flow {id} succeeded without an answer"
+                ))),
+            }
+        }
+        _ if context.cancel.is_cancelled() => Err(ActionError::Cancelled),
+        FlowStatus::Failed | FlowStatus::Lost => {
+            let error = child.error.as_deref().unwrap_or("no error was recorded");
+            Err(ActionError::permanent(format!(
+                "the agent's child flow {id} {}: {error}",
+                child.status
+            )))
+        }
+        FlowStatus::Cancelled => {
+            Err(ActionError::permanent(format!("the agent's child flow {id} was cancelled")))
+        }
+        other => Err(ActionError::failed(format!(
+            "the agent's child flow {id} stopped before it ended (it is {other})"
+        ))),
+    }
+}
+
+impl Action for AgentAction {
+    fn run(&self, input: Value, context: StepContext) -> ActionFuture {
+        Box::pin(async move {
+            let spec = agent_spec(&input, &context).map_err(ActionError::permanent)?;
+            let children = context.children.clone().ok_or_else(|| {
+                ActionError::permanent("`agent` steps run only in an engine that runs child flows")
+            })?;
+            let child = children.run_agent(spec, &context).await?;
+            outcome(&child, &context)
+        })
+    }
+
+    fn check(&self, with: &Value) -> Result<(), String> {
+        check_with(with)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn with_tables_are_checked_before_anything_runs() {
+        let ok = json!({
+            "prompt": "Summarize {{steps.scrape.output}}",
+            "provider": "replay",
+            "script": "turns.toml",
+            "tools": ["read_file", "list_dir"],
+            "allow_commands": ["ls"],
+            "max_turns": 5,
+            "temperature": 0.2,
+        });
+        assert_eq!(check_with(&ok), Ok(()));
+        for (with, expected) in [
+            (json!({}), "`with.prompt` is missing"),
+            (json!({"prompt": "hi", "tools": "read_file"}), "`with.tools` must be a list of names"),
+            (json!({"prompt": "hi", "tools": [""]}), "`with.tools` must be a list of names"),
+            (json!({"prompt": "hi", "max_turns": 0}), "`with.max_turns` must be a whole number"),
+            (json!({"prompt": "hi", "max_turns": 1001}), "from 1 to 1000"),
+            (json!({"prompt": "hi", "workspace": 3}), "`with.workspace` must be a string"),
+            (json!({"prompt": "hi", "script": ["a"]}), "`with.script` must be a string"),
+            (json!({"prompt": "hi", "allowed_commands": ["ls"]}), "`with.allowed_commands` is not"),
+        ] {
+            let error = check_with(&with).unwrap_err();
+            assert!(error.contains(expected), "{error:?} lacks {expected:?}");
+        }
+    }
+}
