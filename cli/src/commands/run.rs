@@ -41,8 +41,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub runner: RunnerArgs,
 
-    /// The provider of the `llm` steps: given here, it replaces the one each step names, so
-    /// the same file runs on recorded turns, Kimi or a local server
+    /// The provider of the `llm` and `agent` steps: given here, it replaces the one each step
+    /// names, so the same file runs on recorded turns, Kimi or a local server
     #[command(flatten)]
     pub provider: ProviderArgs,
 }
