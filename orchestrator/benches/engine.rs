@@ -9,7 +9,8 @@
 //! - `resume_10000_completed_steps_ms`: from `run` on a stalled flow with 10,000 completed steps
 //!   to its first new step starting; target < 100 ms.
 //!
-//! Run with `cargo bench -p taskflow-orchestrator --bench engine`.
+//! Each figure is the median of interleaved rounds. Run with `cargo bench -p
+//! taskflow-orchestrator --bench engine`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -22,29 +23,48 @@ use taskflow_orchestrator::{
     OpenOptions, StepContext, StepKind, StepOutcome, StepSpec, TaskFlow,
 };
 
-const RAW_SECONDS: f64 = 3.0;
-const ONE_FLOW_STEPS: usize = 1500;
+/// Rounds of each measurement, interleaved (raw, one flow, 64 flows, raw, …) so that a
+/// machine whose load changes during the run shifts them alike; medians are reported.
+const ROUNDS: usize = 5;
+const RAW_SECONDS: f64 = 1.0;
+const ONE_FLOW_STEPS: usize = 500;
 const FLOWS: usize = 64;
-const STEPS_PER_FLOW: usize = 100;
+const STEPS_PER_FLOW: usize = 40;
 const RESUME_DONE: usize = 10_000;
+const RESUME_ROUNDS: usize = 3;
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
+    let (mut raw, mut one, mut many, mut one_ratio, mut many_ratio) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let raw_rate = raw_commits_per_sec(&dir.path().join(format!("raw{round}.db")));
+        let one_rate = runtime.block_on(one_flow(&dir.path().join(format!("one{round}.db"))));
+        let many_rate = runtime.block_on(many_flows(&dir.path().join(format!("many{round}.db"))));
+        raw.push(raw_rate);
+        one.push(one_rate);
+        many.push(many_rate);
+        one_ratio.push(one_rate / raw_rate);
+        many_ratio.push(many_rate / one_rate);
+    }
+    println!("raw_sqlite_commits_per_sec: {:.0}", median(&mut raw));
+    println!("one_flow_echo_steps_per_sec: {:.0}", median(&mut one));
+    println!("one_flow_ratio_to_raw: {:.2}", median(&mut one_ratio));
+    println!("flows_64_echo_steps_per_sec: {:.0}", median(&mut many));
+    println!("flows_64_ratio_to_one_flow: {:.2}", median(&mut many_ratio));
+    let mut resumes: Vec<f64> = (0..RESUME_ROUNDS)
+        .map(|round| {
+            let path = dir.path().join(format!("resume{round}.db"));
+            runtime.block_on(resume(&path)).as_secs_f64() * 1000.0
+        })
+        .collect();
+    println!("resume_10000_completed_steps_ms: {:.1}", median(&mut resumes));
+}
 
-    let raw = raw_commits_per_sec(&dir.path().join("raw.db"));
-    println!("raw_sqlite_commits_per_sec: {raw:.0}");
-
-    let one = runtime.block_on(one_flow(&dir.path().join("one.db")));
-    println!("one_flow_echo_steps_per_sec: {one:.0}");
-    println!("one_flow_ratio_to_raw: {:.2}", one / raw);
-
-    let many = runtime.block_on(many_flows(&dir.path().join("many.db")));
-    println!("flows_64_echo_steps_per_sec: {many:.0}");
-    println!("flows_64_ratio_to_one_flow: {:.2}", many / one);
-
-    let resume = runtime.block_on(resume(&dir.path().join("resume.db")));
-    println!("resume_10000_completed_steps_ms: {:.1}", resume.as_secs_f64() * 1000.0);
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn raw_commits_per_sec(path: &Path) -> f64 {

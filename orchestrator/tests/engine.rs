@@ -382,7 +382,9 @@ async fn a_fork_keeps_the_steps_before_n_and_runs_the_rest() {
     }
 }
 
-#[tokio::test]
+/// On a multi-threaded runtime a runner commits its own checkpoint when nothing else is being
+/// committed, and the writer thread batches the rest: both paths are taken here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_flows_run_at_once_in_one_engine() {
     let dir = tempfile::tempdir().unwrap();
     let engine = new_engine(dir.path(), Actions::builtin());

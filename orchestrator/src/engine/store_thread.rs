@@ -1,16 +1,20 @@
-//! The engine's single writer. One thread owns the engine's use of the store: runners send it
-//! their checkpoints, and every checkpoint waiting when it is free goes into the same
-//! transaction (group commit), so many flows share one fsync. Each runner is answered only
-//! after that transaction committed, so a step is reported done only once it is durable.
+//! The engine's writer. One thread serves the engine's use of the store: runners send it their
+//! checkpoints, and every checkpoint waiting when it is free goes into the same transaction
+//! (group commit), so many flows share one fsync. Each runner is answered only after that
+//! transaction committed, so a step is reported done only once it is durable. A runner whose
+//! checkpoint finds nothing else being committed (one flow running alone) commits it itself,
+//! without the round trip to the thread.
 //!
 //! The same thread polls the flows it runs for cancel requests made by other processes, every
 //! `poll` interval, and fires their cancellation tokens.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -34,22 +38,43 @@ enum Job {
 pub(crate) struct StoreThread {
     jobs: mpsc::Sender<Job>,
     watched: Arc<Mutex<HashMap<FlowId, CancellationToken>>>,
+    /// The handle the thread writes through, for a checkpoint committed by its own runner.
+    handle: OwnerHandle,
+    /// Checkpoints being committed now, by the thread or inline.
+    committing: Arc<AtomicUsize>,
 }
 
 impl StoreThread {
     pub(crate) fn start(handle: OwnerHandle, poll: Duration) -> StoreThread {
         let (jobs, receiver) = mpsc::channel();
         let watched = Arc::new(Mutex::new(HashMap::new()));
-        let thread_watched = Arc::clone(&watched);
+        let committing = Arc::new(AtomicUsize::new(0));
+        let (thread_watched, thread_committing) = (Arc::clone(&watched), Arc::clone(&committing));
+        let thread_handle = handle.clone();
         std::thread::Builder::new()
             .name("taskflow-store".to_owned())
-            .spawn(move || serve(&handle, &receiver, &thread_watched, poll))
+            .spawn(move || {
+                serve(&thread_handle, &receiver, &thread_watched, &thread_committing, poll)
+            })
             .expect("the store thread starts");
-        StoreThread { jobs, watched }
+        StoreThread { jobs, watched, handle, committing }
     }
 
-    /// Applies `ops` (with whatever other runners sent meanwhile) in one transaction.
+    /// Applies `ops` (with whatever other runners sent meanwhile) in one transaction. When no
+    /// other checkpoint is being committed, the caller commits its own on its worker thread
+    /// (a multi-threaded runtime moves the worker's other tasks elsewhere meanwhile), which
+    /// spares a round trip to the writer thread; otherwise the writer thread batches it with
+    /// the others that are waiting.
     pub(crate) async fn checkpoint(&self, ops: Vec<CheckpointOp>) -> Answers {
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
+        if multi_threaded
+            && self.committing.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            let answers = tokio::task::block_in_place(|| self.handle.checkpoint(ops));
+            self.committing.fetch_sub(1, Ordering::AcqRel);
+            return answers;
+        }
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job::Checkpoint { ops, reply }).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -96,6 +121,7 @@ fn serve(
     handle: &OwnerHandle,
     receiver: &mpsc::Receiver<Job>,
     watched: &Mutex<HashMap<FlowId, CancellationToken>>,
+    committing: &AtomicUsize,
     poll: Duration,
 ) {
     let mut last_poll = Instant::now();
@@ -118,7 +144,9 @@ fn serve(
                         next = receiver.try_recv().ok();
                     }
                 }
+                committing.fetch_add(1, Ordering::AcqRel);
                 commit(handle, batch);
+                committing.fetch_sub(1, Ordering::AcqRel);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
