@@ -426,3 +426,24 @@ async fn a_second_runner_of_a_live_flow_is_refused() {
     assert!(refused.to_string().contains("is leased by"), "{refused}");
     assert_eq!(first.await.unwrap().unwrap().status, FlowStatus::Succeeded);
 }
+
+#[tokio::test]
+async fn a_panicking_action_fails_its_step_not_the_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut actions = Actions::builtin();
+    actions.register("explode", |_input: Value, _context: StepContext| async move {
+        if std::hint::black_box(true) {
+            panic!("boom");
+        }
+        Ok(Value::Null)
+    });
+    let engine = new_engine(dir.path(), actions);
+    let spec = FlowSpec::new("panics").step(StepSpec::new("bang", "explode"));
+    let flow = engine.create(&spec, None).await.unwrap();
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Failed);
+    assert_eq!(
+        flow.error.as_deref(),
+        Some("step `bang` failed: the step's handler panicked: boom")
+    );
+}

@@ -12,8 +12,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::progress::{Progress, ProgressSink};
@@ -158,15 +159,17 @@ impl Runner {
             }
         }
 
-        let mut tasks: JoinSet<(usize, u32, Ended)> = JoinSet::new();
-        let mut task_steps: HashMap<tokio::task::Id, (usize, u32)> = HashMap::new();
+        // The steps' executions are polled by this task itself: a step that finishes at once
+        // (an `echo`) costs no hand-over between threads. Actions must not block (the contract
+        // of any async handler); blocking work goes to `spawn_blocking`.
+        let mut tasks: FuturesUnordered<BoxFuture<'static, (usize, u32, Ended)>> =
+            FuturesUnordered::new();
         let mut stop: Option<Stop> = None;
         let mut final_sent = false;
         let mut renew = tokio::time::interval(options.lease_ttl / 3);
         renew.tick().await;
         let limit = plan.concurrency();
-        let spawn = |tasks: &mut JoinSet<(usize, u32, Ended)>,
-                     task_steps: &mut HashMap<tokio::task::Id, (usize, u32)>,
+        let spawn = |tasks: &mut FuturesUnordered<BoxFuture<'static, (usize, u32, Ended)>>,
                      at: usize,
                      step: Step| {
             let spec = &steps[at];
@@ -193,8 +196,14 @@ impl Runner {
                 input: step.input.clone().unwrap_or(Value::Null),
             };
             let seq = step.seq;
-            let handle = tasks.spawn(async move { (at, seq, execution.run().await) });
-            task_steps.insert(handle.id(), (at, seq));
+            tasks.push(Box::pin(async move {
+                let ended = std::panic::AssertUnwindSafe(execution.run()).catch_unwind().await;
+                let ended = ended.unwrap_or_else(|panic| Ended::Failed {
+                    error: format!("the step's handler panicked: {}", panic_text(&*panic)),
+                    attempt: 0,
+                });
+                (at, seq, ended)
+            }));
         };
 
         loop {
@@ -246,7 +255,7 @@ impl Runner {
                                 seq: step.seq,
                                 attempt: step.attempt,
                             });
-                            spawn(&mut tasks, &mut task_steps, at, step);
+                            spawn(&mut tasks, at, step);
                         }
                         (
                             Meaning::Begin(at),
@@ -287,32 +296,19 @@ impl Runner {
             }
             if let Some(Stop::Abort(_)) = stop {
                 token.cancel();
-                while tasks.join_next().await.is_some() {}
+                while tasks.next().await.is_some() {}
                 break;
             }
             if final_sent && running == 0 {
                 break;
             }
             tokio::select! {
-                Some(joined) = tasks.join_next_with_id() => {
-                    let mut ended = vec![joined];
-                    while let Some(more) = tasks.try_join_next_with_id() {
+                Some(first) = tasks.next(), if !tasks.is_empty() => {
+                    let mut ended = vec![first];
+                    while let Some(Some(more)) = tasks.next().now_or_never() {
                         ended.push(more);
                     }
-                    for joined in ended {
-                        let (at, seq, outcome) = match joined {
-                            Ok((id, result)) => {
-                                task_steps.remove(&id);
-                                result
-                            }
-                            Err(error) => {
-                                let (at, seq) = task_steps.remove(&error.id()).unwrap_or((0, 0));
-                                (at, seq, Ended::Failed {
-                                    error: format!("the step's handler panicked: {error}"),
-                                    attempt: 0,
-                                })
-                            }
-                        };
+                    for (at, seq, outcome) in ended {
                         running -= 1;
                         let name = steps[at].id.clone();
                         let (outcome, status) = match outcome {
@@ -366,6 +362,15 @@ impl Runner {
             _ => Ok(()),
         }
     }
+}
+
+/// The message of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
 }
 
 /// The outputs step `at`'s templates may read: those of the steps it waits for (a template
