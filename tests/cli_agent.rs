@@ -190,4 +190,19 @@ async fn one_pipeline_file_runs_on_another_provider() {
     let body: Value = serde_json::from_slice(&requests[1].body).unwrap();
     assert_eq!(body["model"], "Qwen/Qwen3-32B");
     assert!(body["messages"][0]["content"].as_str().unwrap().contains("From the server."));
+
+    // The choice is part of the flow: a fork (like a resume) runs on the same server and model,
+    // with no provider flag given.
+    let id = output.stdout.split_whitespace().nth(1).unwrap().to_owned();
+    let db = dir.path().join("flows.db");
+    let forked = tokio::task::spawn_blocking(move || {
+        run(&db, &["flows", "fork", &id, "--from-step", "draft"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(forked.code, 0, "{}", forked.stderr);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 3, "only the draft ran again");
+    let body: Value = serde_json::from_slice(&requests[2].body).unwrap();
+    assert_eq!(body["model"], "Qwen/Qwen3-32B");
 }

@@ -186,6 +186,8 @@ fn an_unreachable_server_names_its_address() {
         "chat",
         "--provider",
         "vllm",
+        "--model",
+        "m",
         "--attempts",
         "1",
         "--base-url",

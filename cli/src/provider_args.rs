@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use taskflow_orchestrator::agent::{ProviderChoice, ProviderFactory};
 use taskflow_providers::{
-    CONNECT_TIMEOUT_ENV, ErrorKind, Preset, ProviderConfig, ProviderError, resolve_connect_timeout,
+    ApiKey, CONNECT_TIMEOUT_ENV, ErrorKind, Preset, ProviderConfig, ProviderError,
+    resolve_connect_timeout,
 };
 
 use crate::config::Config;
@@ -29,6 +30,10 @@ pub struct ProviderArgs {
     /// The server's base URL (default: the provider's, e.g. http://127.0.0.1:8000/v1 for vllm)
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
+
+    /// Read the API key from this environment variable (local servers take none by default)
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
 
     /// The replay provider's script of recorded turns
     #[arg(long, value_name = "FILE")]
@@ -64,6 +69,19 @@ pub struct SamplingArgs {
 }
 
 impl ProviderArgs {
+    /// Whether any flag chooses the provider or its model, address or script.
+    pub fn chooses_a_provider(&self) -> bool {
+        self.provider.is_some()
+            || self.model.is_some()
+            || self.base_url.is_some()
+            || self.script.is_some()
+    }
+
+    /// These flags without the choice of provider: the timeouts, attempts and key variable.
+    pub fn tuning_only(&self) -> ProviderArgs {
+        ProviderArgs { provider: None, model: None, base_url: None, script: None, ..self.clone() }
+    }
+
     /// The provider named by `--provider` or the config file's default.
     fn provider_name(&self, config: &Config) -> Result<String, CliError> {
         let name = self.provider.clone().or_else(|| config.defaults.provider.clone()).ok_or_else(
@@ -85,6 +103,9 @@ impl ProviderArgs {
 
     /// The settings these flags give every provider: timeouts and attempts.
     fn tune(&self, config: &mut ProviderConfig, connect_timeout: Duration) {
+        if let Some(variable) = &self.api_key_env {
+            config.api_key = ApiKey::from_env(variable);
+        }
         config.connect_timeout = connect_timeout;
         if let Some(ms) = self.read_timeout_ms {
             config.read_timeout = Duration::from_millis(ms.max(1));

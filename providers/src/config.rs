@@ -32,7 +32,9 @@ pub struct Preset {
     pub name: &'static str,
     pub protocol: Protocol,
     pub base_url: &'static str,
-    /// The environment variable holding the key.
+    /// The environment variable holding the key. Local servers have none: a key for them is
+    /// read only from a variable the user names (`--api-key-env`, `api_key_env`), so that a
+    /// key for one service is never sent to whatever address `--base-url` gives.
     pub key_env: Option<&'static str>,
     /// Whether a request without a key is pointless (hosted APIs) or fine (local servers).
     pub key_required: bool,
@@ -81,7 +83,7 @@ pub const PRESETS: &[Preset] = &[
         name: "vllm",
         protocol: Protocol::OpenAi,
         base_url: "http://127.0.0.1:8000/v1",
-        key_env: Some("OPENAI_API_KEY"),
+        key_env: None,
         key_required: false,
         default_model: "",
         about: "a local vLLM server",
@@ -90,7 +92,7 @@ pub const PRESETS: &[Preset] = &[
         name: "llamacpp",
         protocol: Protocol::OpenAi,
         base_url: "http://127.0.0.1:8080/v1",
-        key_env: Some("OPENAI_API_KEY"),
+        key_env: None,
         key_required: false,
         default_model: "",
         about: "a local llama.cpp llama-server",
@@ -99,7 +101,7 @@ pub const PRESETS: &[Preset] = &[
         name: "ollama",
         protocol: Protocol::OpenAi,
         base_url: "http://127.0.0.1:11434/v1",
-        key_env: Some("OPENAI_API_KEY"),
+        key_env: None,
         key_required: false,
         default_model: "",
         about: "a local Ollama server (OpenAI-compatible /v1)",
@@ -108,7 +110,7 @@ pub const PRESETS: &[Preset] = &[
         name: "lmstudio",
         protocol: Protocol::OpenAi,
         base_url: "http://127.0.0.1:1234/v1",
-        key_env: Some("OPENAI_API_KEY"),
+        key_env: None,
         key_required: false,
         default_model: "",
         about: "a local LM Studio server",
@@ -229,6 +231,15 @@ impl ProviderConfig {
             return Err(ProviderError::new(
                 ErrorKind::Config,
                 format!("provider `{}` needs an API key: set {variable}", self.preset.name),
+            ));
+        }
+        if self.model.trim().is_empty() && self.preset.protocol != Protocol::Replay {
+            return Err(ProviderError::new(
+                ErrorKind::Config,
+                format!(
+                    "provider `{}` needs a model: pass --model with the name the server serves",
+                    self.preset.name
+                ),
             ));
         }
         Ok(match self.preset.protocol {

@@ -95,6 +95,10 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     key: Option<&ApiKey>,
 ) -> Result<T, ProviderError> {
     let text = response.text().await.map_err(|error| transport_error(&error, key))?;
+    let text = match key {
+        Some(key) => key.redact(&text),
+        None => text,
+    };
     serde_json::from_str(&text).map_err(|error| {
         ProviderError::bad_response(
             format_args!("the answer is not the expected JSON ({error})"),
@@ -141,14 +145,13 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is not used by model servers).
+/// `Retry-After` in seconds (the HTTP-date form is not used by model servers); absurd values
+/// are capped at a day (the retry policy caps the wait further).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    const A_DAY: f64 = 86_400.0;
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    value
-        .parse::<f64>()
-        .ok()
-        .filter(|secs| secs.is_finite() && *secs >= 0.0)
-        .map(Duration::from_secs_f64)
+    let seconds = value.parse::<f64>().ok().filter(|secs| !secs.is_nan() && *secs >= 0.0)?;
+    Some(Duration::from_secs_f64(seconds.min(A_DAY)))
 }
 
 pub(crate) type SseStream = Pin<Box<dyn Stream<Item = Result<Event, ProviderError>> + Send>>;
@@ -156,6 +159,13 @@ pub(crate) type SseStream = Pin<Box<dyn Stream<Item = Result<Event, ProviderErro
 /// The server-sent events of a streamed answer.
 pub(crate) fn sse(response: reqwest::Response, key: Option<ApiKey>) -> SseStream {
     Box::pin(response.bytes_stream().eventsource().map(move |item| {
+        // Whatever the server sends back is scrubbed of the key before anything reads it.
+        let item = item.map(|mut event| {
+            if let Some(key) = &key {
+                event.data = key.redact(&event.data);
+            }
+            event
+        });
         item.map_err(|error| match error {
             EventStreamError::Transport(error) => transport_error(&error, key.as_ref()),
             EventStreamError::Utf8(error) => ProviderError::new(
@@ -185,5 +195,9 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_millis(500)));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
         assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1e20"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(86_400)));
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("inf"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(86_400)));
     }
 }

@@ -27,7 +27,7 @@ impl ApiKey {
 
     /// Removes every occurrence of the key from `text` (server error bodies may echo it).
     pub(crate) fn redact(&self, text: &str) -> String {
-        text.replace(&self.0, "[redacted]")
+        if text.contains(&self.0) { text.replace(&self.0, "[redacted]") } else { text.to_owned() }
     }
 }
 

@@ -179,10 +179,58 @@ async fn an_unreachable_server_is_a_connect_error() {
 }
 
 #[tokio::test]
+async fn local_presets_need_a_model_and_take_no_key_from_other_services() {
+    for preset in ["vllm", "llamacpp", "ollama", "lmstudio"] {
+        let config = taskflow_providers::ProviderConfig::named(preset).unwrap();
+        assert_eq!(config.preset.key_env, None, "{preset}");
+        let error = config.build().unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Config);
+        assert!(error.message.contains("needs a model"), "{}", error.message);
+    }
+}
+
+#[tokio::test]
 async fn hosted_presets_need_a_key() {
     let mut config = config("moonshot", "http://127.0.0.1:9");
     config.api_key = None;
     let error = config.build().unwrap_err();
     assert_eq!(error.kind, ErrorKind::Config);
     assert!(error.message.contains("MOONSHOT_API_KEY"), "{}", error.message);
+}
+
+#[tokio::test]
+async fn keys_echoed_in_successful_answers_are_scrubbed() {
+    let echo = format!("proxy: rejected header Bearer {SECRET_KEY}");
+    let server =
+        server_answering(vec![ResponseTemplate::new(200).set_body_raw(echo.clone(), "text/plain")])
+            .await;
+    let error = complete_error(&server).await;
+    assert_eq!(error.kind, ErrorKind::BadResponse);
+    assert!(!error.message.contains(SECRET_KEY), "{}", error.message);
+    assert!(error.message.contains("[redacted]"), "{}", error.message);
+
+    let stream = format!("data: {{\"error\": \"bad key {SECRET_KEY}\"}}\n\n");
+    let server = server_answering(vec![
+        ResponseTemplate::new(200).set_body_raw(stream, "text/event-stream"),
+    ])
+    .await;
+    let provider = provider("vllm", &server.uri());
+    let mut events = provider.stream(&weather_request()).await.unwrap();
+    let error = events.next().await.unwrap().unwrap_err();
+    assert!(!error.message.contains(SECRET_KEY), "{}", error.message);
+}
+
+#[tokio::test]
+async fn an_absurd_retry_after_is_capped_not_a_crash() {
+    let server = server_answering(vec![
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "1e20")
+            .set_body_string("slow down"),
+    ])
+    .await;
+    let mut config = config("vllm", &server.uri());
+    config.retry.max_attempts = 1;
+    let error = config.build().unwrap().complete(&weather_request()).await.unwrap_err();
+    assert_eq!(error.kind, ErrorKind::RateLimited);
+    assert_eq!(error.retry_after, Some(Duration::from_secs(86_400)));
 }

@@ -15,7 +15,7 @@ use taskflow_orchestrator::{
     OpenOptions, Progress, ProgressSink, StepStatus, TaskFlow, pipeline, store,
 };
 
-use taskflow_orchestrator::agent::AgentSpec;
+use taskflow_orchestrator::agent::{AgentSpec, ProviderChoice};
 
 use crate::GlobalArgs;
 use crate::commands::flows::{busy_timeout, print_inspection, resolve_owner};
@@ -42,7 +42,8 @@ pub struct RunArgs {
     pub runner: RunnerArgs,
 
     /// The provider of the `llm` and `agent` steps: given here, it replaces the one each step
-    /// names, so the same file runs on recorded turns, Kimi or a local server
+    /// names (in the flow as stored, so a resume uses it too), and the same file runs on
+    /// recorded turns, Kimi or a local server
     #[command(flatten)]
     pub provider: ProviderArgs,
 }
@@ -70,7 +71,15 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
     if let Some(dir) = &args.output_dir {
         spec.output_dir = Some(absolute(dir)?);
     }
-    let (providers, warnings) = args.provider.factory()?;
+    if args.provider.chooses_a_provider() {
+        let choice = args.provider.choice()?;
+        for step in
+            spec.steps.iter_mut().filter(|step| matches!(step.action.as_str(), "llm" | "agent"))
+        {
+            choose_provider(&mut step.with, &choice);
+        }
+    }
+    let (providers, warnings) = args.provider.tuning_only().factory()?;
     for warning in warnings {
         eprintln!("warning: {warning}");
     }
@@ -131,6 +140,23 @@ pub(crate) fn engine_error(error: EngineError) -> CliError {
     match error {
         EngineError::Store(error) => error.into(),
         other => CliError::failure(other.to_string()),
+    }
+}
+
+/// Points a step's `with` at `choice`: its provider, model, address and script, and no other.
+fn choose_provider(with: &mut serde_json::Value, choice: &ProviderChoice) {
+    let Some(with) = with.as_object_mut() else { return };
+    with.insert("provider".to_owned(), choice.provider.clone().into());
+    let fields = [
+        ("model", choice.model.clone()),
+        ("base_url", choice.base_url.clone()),
+        ("script", choice.script.as_ref().map(|path| path.display().to_string())),
+    ];
+    for (key, value) in fields {
+        match value {
+            Some(value) => with.insert(key.to_owned(), value.into()),
+            None => with.remove(key),
+        };
     }
 }
 

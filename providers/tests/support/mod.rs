@@ -31,6 +31,9 @@ pub fn fixture(name: &str) -> String {
 pub fn config(preset: &str, base_url: &str) -> ProviderConfig {
     let mut config = ProviderConfig::named(preset).expect("known preset");
     config.base_url = base_url.to_owned();
+    if config.model.is_empty() {
+        config.model = "test-model".to_owned();
+    }
     config.api_key = ApiKey::new(SECRET_KEY);
     config.connect_timeout = Duration::from_millis(500);
     config.read_timeout = Duration::from_millis(800);
