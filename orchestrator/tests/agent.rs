@@ -114,10 +114,10 @@ async fn every_turn_and_tool_call_is_a_step() {
         journal(&bench, &flow).await,
         [
             step("llm 1", StepKind::Llm),
-            step("tool functions.list_dir:0", StepKind::Tool),
+            step("tool 1/functions.list_dir:0", StepKind::Tool),
             step("llm 2", StepKind::Llm),
-            step("tool functions.read_file:1", StepKind::Tool),
-            step("tool functions.read_file:2", StepKind::Tool),
+            step("tool 2/functions.read_file:1", StepKind::Tool),
+            step("tool 2/functions.read_file:2", StepKind::Tool),
             step("llm 3", StepKind::Llm),
         ]
     );
@@ -243,4 +243,33 @@ async fn a_bad_workspace_or_tool_is_refused_before_anything_runs() {
     unknown.tools = vec!["teleport".into()];
     let error = bench.engine.create_agent(&unknown, None).await.unwrap_err().to_string();
     assert!(error.contains("there is no agent tool `teleport`"), "{error}");
+}
+
+#[tokio::test]
+async fn calls_numbered_by_position_get_their_own_steps_in_each_turn() {
+    let script = r#"
+format = "hermes"
+
+[[turn]]
+text = """<tool_call>{"name": "list_dir", "arguments": {"path": "."}}</tool_call>"""
+
+[[turn]]
+text = """<tool_call>{"name": "read_file", "arguments": {"path": "README.md"}}</tool_call>"""
+
+[[turn]]
+content = "Read it."
+"#;
+    let bench = bench(Some(script));
+    let flow = run(&bench, &spec(5)).await;
+    assert_eq!(flow.status, FlowStatus::Succeeded, "{:?}", flow.error);
+    assert_eq!(
+        journal(&bench, &flow).await,
+        [
+            step("llm 1", StepKind::Llm),
+            step("tool 1/call_0", StepKind::Tool),
+            step("llm 2", StepKind::Llm),
+            step("tool 2/call_0", StepKind::Tool),
+            step("llm 3", StepKind::Llm),
+        ]
+    );
 }

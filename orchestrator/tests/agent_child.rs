@@ -217,7 +217,7 @@ async fn an_agent_step_runs_as_a_child_flow_and_its_answer_feeds_the_next_step()
         journal(&engine, &child.id),
         [
             row("llm 1", Llm, Succeeded, 1),
-            row("tool functions.read_file:0", Tool, Succeeded, 1),
+            row("tool 1/functions.read_file:0", Tool, Succeeded, 1),
             row("llm 2", Llm, Succeeded, 1),
         ]
     );
@@ -257,7 +257,7 @@ async fn a_pipeline_resumed_after_a_crash_continues_its_agent_child() {
         journal(&engine, &child.id),
         [
             row("llm 1", Llm, Succeeded, 1),
-            row("tool functions.read_file:0", Tool, Succeeded, 1),
+            row("tool 1/functions.read_file:0", Tool, Succeeded, 1),
             row("llm 2", Llm, Succeeded, 2),
         ]
     );

@@ -137,8 +137,10 @@ fn llm_step_name(turn: u32) -> String {
     format!("llm {turn}")
 }
 
-fn tool_step_name(call_id: &str) -> String {
-    format!("tool {call_id}")
+/// A tool step's name: the turn that made the call and the call's id (ids that formats number
+/// by position repeat from one turn to the next).
+fn tool_step_name(turn: u32, call_id: &str) -> String {
+    format!("tool {turn}/{call_id}")
 }
 
 pub(crate) struct AgentRunner {
@@ -251,18 +253,24 @@ impl AgentRunner {
                         let request = self.request(&conversation);
                         let name = llm_step_name(turn);
                         let input = json!({"turn": turn, "request": request});
-                        match self.begin(&name, StepKind::Llm, input, retry_of.get(&name)).await? {
+                        match self
+                            .begin(&name, StepKind::Llm, input, retry_of.remove(&name))
+                            .await?
+                        {
                             Some(step) => (step, Work::Turn(request)),
                             None => return Ok(()),
                         }
                     }
                     Next::Tool(call) => {
-                        let name = tool_step_name(&call.id);
+                        let name = tool_step_name(conversation.turns, &call.id);
                         let input = json!({
                             "call_id": call.id, "name": call.name,
                             "arguments": call.arguments, "problem": call.problem,
                         });
-                        match self.begin(&name, StepKind::Tool, input, retry_of.get(&name)).await? {
+                        match self
+                            .begin(&name, StepKind::Tool, input, retry_of.remove(&name))
+                            .await?
+                        {
                             Some(step) => (step, Work::Tool(call)),
                             None => return Ok(()),
                         }
@@ -508,10 +516,10 @@ impl AgentRunner {
         name: &str,
         kind: StepKind,
         input: Value,
-        retry_of: Option<&u32>,
+        retry_of: Option<u32>,
     ) -> Result<Option<Step>, EngineError> {
         let mut new = NewStep::new(name, kind).with_input(input);
-        new.retry_of = retry_of.copied();
+        new.retry_of = retry_of;
         match self.store.apply(CheckpointOp::Begin { lease: self.lease.clone(), step: new }).await {
             Ok(CheckpointDone::Step(step)) => Ok(Some(step)),
             Ok(_) => Err(Error::InvalidInput("unexpected answer".into()).into()),

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{MAX_OUTPUT_BYTES, arguments, truncated};
+use super::{MAX_OUTPUT_BYTES, arguments};
 use crate::action::{ActionError, ActionFuture, StepContext};
 use crate::agent::workspace::Workspace;
 use crate::tools::Tool;
@@ -24,6 +24,31 @@ struct Args {
     path: String,
     #[serde(default)]
     max_bytes: Option<usize>,
+}
+
+/// The first `limit` bytes of the file as text (cut back to a character boundary), and how
+/// many bytes were left unread. Only that part is read, so a huge file costs no more than a
+/// small one. `None` when that part is not UTF-8.
+async fn read_prefix(
+    path: &std::path::Path,
+    limit: usize,
+) -> std::io::Result<(Option<String>, u64)> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path).await?;
+    let size = file.metadata().await?.len();
+    let mut bytes = Vec::with_capacity(limit.min(size as usize));
+    file.take(limit as u64).read_to_end(&mut bytes).await?;
+    let end = match std::str::from_utf8(&bytes) {
+        Ok(_) => bytes.len(),
+        // The limit cut a character in two: keep the characters before it.
+        Err(error) if error.error_len().is_none() && size > bytes.len() as u64 => {
+            error.valid_up_to()
+        }
+        Err(_) => return Ok((None, 0)),
+    };
+    bytes.truncate(end);
+    let rest = size.saturating_sub(end as u64);
+    Ok((String::from_utf8(bytes).ok(), rest))
 }
 
 impl Tool for ReadFile {
@@ -54,13 +79,21 @@ impl Tool for ReadFile {
                     args.path
                 )));
             }
-            let bytes = tokio::fs::read(&path).await.map_err(|error| {
-                ActionError::permanent(format!("cannot read `{}`: {error}", args.path))
-            })?;
-            let text = String::from_utf8(bytes).map_err(|_| {
-                ActionError::permanent(format!("`{}` is not UTF-8 text", args.path))
-            })?;
-            Ok(Value::String(truncated(&text, args.max_bytes.unwrap_or(MAX_OUTPUT_BYTES))))
+            let limit = args.max_bytes.unwrap_or(MAX_OUTPUT_BYTES);
+            read_prefix(&path, limit)
+                .await
+                .map_err(|error| {
+                    ActionError::permanent(format!("cannot read `{}`: {error}", args.path))
+                })
+                .and_then(|(text, rest)| match text {
+                    Some(text) if rest == 0 => Ok(Value::String(text)),
+                    Some(text) => {
+                        Ok(Value::String(format!("{text}\n[… {rest} more bytes not shown]")))
+                    }
+                    None => {
+                        Err(ActionError::permanent(format!("`{}` is not UTF-8 text", args.path)))
+                    }
+                })
         })
     }
 }
