@@ -447,3 +447,54 @@ async fn a_panicking_action_fails_its_step_not_the_runner() {
         Some("step `bang` failed: the step's handler panicked: boom")
     );
 }
+
+/// A loopback HTTP server answering each request with the next of `answers` (status, body),
+/// then closing the connection.
+fn serve(answers: Vec<(u16, &'static str)>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (status, body) in answers {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(reply.as_bytes()).unwrap();
+        }
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn fetch_urls_reads_http_and_retries_only_what_another_attempt_may_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let quick = RetryPolicy { max_attempts: 3, backoff_ms: 5 };
+    let fetch = |id: &str, url: &str| {
+        StepSpec::new(id, "fetch_urls").with(json!({ "urls": [url] })).retry(quick)
+    };
+    // A 503 is worth another attempt; the second attempt gets the page.
+    let flaky = serve(vec![(503, "busy"), (200, "<p>hello</p>")]);
+    let flow =
+        engine.create(&FlowSpec::new("http").step(fetch("page", &flaky)), None).await.unwrap();
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Succeeded, "{:?}", flow.error);
+    let steps = outputs(&engine, &flow);
+    assert_eq!(steps[0].2, 2);
+    assert_eq!(steps[0].3, Some(json!([{"url": flaky, "body": "<p>hello</p>"}])));
+    // A 404 is not: one attempt, and the flow fails with the status.
+    let missing = serve(vec![(404, "no")]);
+    let flow =
+        engine.create(&FlowSpec::new("http").step(fetch("page", &missing)), None).await.unwrap();
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Failed);
+    let error = flow.error.unwrap();
+    assert!(
+        error.starts_with("step `page` failed: ") && error.ends_with("HTTP 404 Not Found"),
+        "{error}"
+    );
+}
