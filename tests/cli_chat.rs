@@ -275,3 +275,51 @@ async fn the_config_file_names_the_default_provider() {
         output.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_tools_and_tools_files_are_offered_with_their_schemas() {
+    let server = openai_server(
+        200,
+        r#"{"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}"#.to_owned(),
+        "application/json",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let tools_file = dir.path().join("tools.json");
+    std::fs::write(
+        &tools_file,
+        r#"[{"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object", "required": ["city"]}}}]"#,
+    )
+    .unwrap();
+    let base = format!("{}/v1", server.uri());
+    let output = tokio::task::spawn_blocking(move || {
+        run(taskflow()
+            .args([
+                "chat",
+                "--provider",
+                "vllm",
+                "--model",
+                "m",
+                "--base-url",
+                &base,
+                "--no-stream",
+            ])
+            .args(["--tools", "read_file,run_command", "--tools-file"])
+            .arg(&tools_file)
+            .arg("hi"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let body: Value =
+        serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+    let names: Vec<&str> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["read_file", "run_command", "get_weather"]);
+    assert_eq!(body["tools"][0]["function"]["parameters"]["required"], serde_json::json!(["path"]));
+    assert_eq!(body["tools"][2]["function"]["parameters"]["required"], serde_json::json!(["city"]));
+}

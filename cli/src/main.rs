@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod error;
 mod provider_args;
+mod tools_file;
 
 use std::io::Write;
 use std::path::PathBuf;

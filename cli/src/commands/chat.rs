@@ -3,9 +3,10 @@
 //! in it are printed, not run. With `--json`, the normalized response is one JSON document.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use futures_util::StreamExt;
+use taskflow_orchestrator::agent::{self, tools::AgentToolSettings, workspace::Workspace};
 use taskflow_orchestrator::tools::Tools;
 use taskflow_providers::{
     ChatEvent, ChatMessage, ChatRequest, ChatResponse, ResponseBuilder, ToolDefinition,
@@ -50,7 +51,7 @@ pub fn run(global: &GlobalArgs, args: &ChatArgs) -> CliResult {
     }
     let mut tools = builtin_tools(&args.tools)?;
     if let Some(path) = &args.tools_file {
-        tools.extend(tools_from_file(path)?);
+        tools.extend(crate::tools_file::read(path)?);
     }
     let request = ChatRequest {
         model: String::new(),
@@ -151,9 +152,16 @@ fn show_summary(response: &ChatResponse, with_content: bool) {
     eprintln!("finish: {finish}{usage}");
 }
 
-/// The definitions of built-in tools named on the command line.
+/// The definitions of built-in tools named on the command line: the agent's tools
+/// (`read_file`, `list_dir`, `write_file`, `fetch_url`, `run_command`) and the pipeline tools.
 fn builtin_tools(names: &[String]) -> CliResult<Vec<ToolDefinition>> {
-    let tools = Tools::builtin();
+    let mut tools = Tools::builtin();
+    let here = Workspace::new(".")
+        .map_err(|error| CliError::failure(format!("cannot use the current folder: {error}")))?;
+    agent::tools::register(
+        &mut tools,
+        &AgentToolSettings { workspace: here, allowed_commands: vec![] },
+    );
     names
         .iter()
         .filter(|name| !name.trim().is_empty())
@@ -171,18 +179,4 @@ fn builtin_tools(names: &[String]) -> CliResult<Vec<ToolDefinition>> {
             })
         })
         .collect()
-}
-
-fn tools_from_file(path: &Path) -> CliResult<Vec<ToolDefinition>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| CliError::failure(format!("cannot read {}: {error}", path.display())))?;
-    serde_json::from_str(&text).map_err(|error| {
-        CliError::failure(format!(
-            "{}:{}:{}: {error}",
-            path.display(),
-            error.line(),
-            error.column()
-        ))
-        .with_hint("the file holds a JSON array of {\"name\", \"description\", \"parameters\"}")
-    })
 }

@@ -11,7 +11,6 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use serde_json::Value;
 use taskflow_parsers::{
     EventSink, Format, MessageBuilder, ParseOptions, StreamEvent, StreamParser, ToolSpec,
 };
@@ -73,7 +72,7 @@ pub fn run(_global: &GlobalArgs, args: &ParseArgs) -> CliResult {
     };
     let mut tools: Vec<ToolSpec> = args.tools.iter().map(ToolSpec::named).collect();
     if let Some(path) = &args.tools_file {
-        tools.extend(read_tools(path)?);
+        tools.extend(crate::tools_file::read(path)?);
     }
     let options = ParseOptions { tools };
     let (mut input, source) = open_input(args.file.as_ref())?;
@@ -106,32 +105,6 @@ pub fn run(_global: &GlobalArgs, args: &ParseArgs) -> CliResult {
             writeln!(io::stdout().lock(), "{json}").map_err(write_error)
         }
     }
-}
-
-/// The tools of a tools file: `{"name", "parameters"}` objects, or OpenAI's
-/// `{"type": "function", "function": {"name", "parameters"}}`.
-fn read_tools(path: &PathBuf) -> CliResult<Vec<ToolSpec>> {
-    let invalid = |reason: String| {
-        CliError::failure(format!("{} is not a tools file: {reason}", path.display())).with_hint(
-            "give a JSON array of {\"name\": …, \"parameters\": {…}} (or the OpenAI `tools` array)",
-        )
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| CliError::failure(format!("cannot read {}: {error}", path.display())))?;
-    let value: Value = serde_json::from_str(&text).map_err(|error| invalid(error.to_string()))?;
-    let Value::Array(entries) = value else {
-        return Err(invalid("the file holds no JSON array".to_owned()));
-    };
-    entries
-        .into_iter()
-        .enumerate()
-        .map(|(index, mut entry)| {
-            if let Some(function) = entry.get_mut("function").map(Value::take) {
-                entry = function;
-            }
-            serde_json::from_value(entry).map_err(|error| invalid(format!("tool {index}: {error}")))
-        })
-        .collect()
 }
 
 fn open_input(file: Option<&PathBuf>) -> CliResult<(Box<dyn Read>, String)> {

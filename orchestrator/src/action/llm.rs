@@ -88,7 +88,9 @@ impl Action for Llm {
         string_param(with, "prompt")?;
         optional_text(with, "system")?;
         optional_number(with, "temperature")?;
-        optional_number(with, "max_tokens")?;
+        if optional_number(with, "max_tokens")?.is_some_and(|n| n < 1.0 || n.fract() != 0.0) {
+            return Err("`with.max_tokens` must be a positive whole number".to_owned());
+        }
         choice(with, None).map(|_| ())
     }
 }

@@ -82,6 +82,9 @@ pub enum EngineError {
 
     #[error("flow {id} is an agent run: {detail}")]
     Agent { id: String, detail: String },
+
+    #[error("the agent cannot start: {0}")]
+    AgentSetup(String),
 }
 
 /// Runs flows for one owner.
@@ -122,8 +125,7 @@ impl Engine {
         spec: &AgentSpec,
         id: Option<FlowId>,
     ) -> Result<Flow, EngineError> {
-        self.agent_parts(spec)
-            .map_err(|detail| EngineError::Agent { id: "(new)".to_owned(), detail })?;
+        self.agent_parts(spec).map_err(EngineError::AgentSetup)?;
         let mut new = NewFlow::managed(spec.name.clone()).with_spec(spec.to_value());
         new.controller = Some("taskflow agent".to_owned());
         new.id = id;
