@@ -219,7 +219,7 @@ impl FlowStore for SqliteStore {
 
     fn steps(&self, owner: &str, id: &FlowId) -> Result<Vec<Step>> {
         self.read(|tx| {
-            load_flow(tx, Some(owner), id)?;
+            load_flow_head(tx, Some(owner), id)?;
             let mut statement = tx.prepare_cached(&format!(
                 "SELECT {STEP_COLUMNS} FROM steps WHERE flow_id = ?1 ORDER BY seq"
             ))?;
@@ -230,7 +230,7 @@ impl FlowStore for SqliteStore {
 
     fn children(&self, owner: &str, id: &FlowId) -> Result<Vec<ChildSummary>> {
         self.read(|tx| {
-            load_flow(tx, Some(owner), id)?;
+            load_flow_head(tx, Some(owner), id)?;
             let mut statement = tx.prepare_cached(
                 "SELECT id, name, status FROM flows WHERE parent_flow_id = ?1 \
                  ORDER BY created_at, id",
@@ -248,7 +248,7 @@ impl FlowStore for SqliteStore {
 
     fn history(&self, owner: &str, id: &FlowId) -> Result<Vec<Revision>> {
         self.read(|tx| {
-            load_flow(tx, Some(owner), id)?;
+            load_flow_head(tx, Some(owner), id)?;
             let mut statement = tx.prepare_cached(
                 "SELECT revision, at, actor, change FROM revisions WHERE flow_id = ?1 \
                  ORDER BY revision",
@@ -920,9 +920,9 @@ fn optional_parse_column<T: FromStr<Err = Error>>(
 }
 
 fn json_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Value>> {
-    match row.get::<_, Option<String>>(index)? {
+    match row.get_ref(index)?.as_bytes_or_null()? {
         Some(text) => {
-            serde_json::from_str(&text).map(Some).map_err(|error| conversion_error(index, error))
+            serde_json::from_slice(text).map(Some).map_err(|error| conversion_error(index, error))
         }
         None => Ok(None),
     }
