@@ -6,3 +6,4 @@
 
 pub use taskflow_orchestrator as orchestrator;
 pub use taskflow_parsers as parsers;
+pub use taskflow_providers as providers;
