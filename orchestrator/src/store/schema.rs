@@ -90,6 +90,38 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO flow_specs (flow_id, spec) SELECT id, spec FROM flows WHERE spec IS NOT NULL;
     ALTER TABLE flows DROP COLUMN spec;
     "#,
+    // 2 -> 3: a step's `kind` and `status` checks become chains of comparisons. SQLite builds
+    // an ephemeral table (a page cache of its own) for an `IN` list of more than two constants
+    // each time a statement evaluates it, and every checkpoint inserts and updates steps.
+    // Same rows, same rules; the table is rebuilt because SQLite cannot alter a CHECK.
+    r#"
+    CREATE TABLE steps_v3 (
+        flow_id         TEXT NOT NULL REFERENCES flows (id),
+        seq             INTEGER NOT NULL CHECK (seq >= 1),
+        name            TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind = 'llm' OR kind = 'tool' OR kind = 'action'
+                            OR kind = 'child'),
+        status          TEXT NOT NULL CHECK (status = 'running' OR status = 'succeeded'
+                            OR status = 'failed' OR status = 'cancelled'),
+        attempt         INTEGER NOT NULL CHECK (attempt >= 1),
+        idempotency_key TEXT NOT NULL,
+        input           TEXT,
+        output          TEXT,
+        error           TEXT,
+        started_at      INTEGER NOT NULL,
+        ended_at        INTEGER,
+        child_flow_id   TEXT REFERENCES flows (id),
+        PRIMARY KEY (flow_id, seq),
+        CHECK ((status = 'running') = (ended_at IS NULL))
+    ) WITHOUT ROWID;
+    INSERT INTO steps_v3 (flow_id, seq, name, kind, status, attempt, idempotency_key, input,
+        output, error, started_at, ended_at, child_flow_id)
+    SELECT flow_id, seq, name, kind, status, attempt, idempotency_key, input, output, error,
+        started_at, ended_at, child_flow_id FROM steps;
+    DROP TABLE steps;
+    ALTER TABLE steps_v3 RENAME TO steps;
+    CREATE INDEX steps_running ON steps (flow_id) WHERE status = 'running';
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -221,6 +253,52 @@ mod tests {
             )
             .unwrap();
         assert_eq!(columns, 0);
+    }
+
+    #[test]
+    fn a_version_2_database_keeps_its_steps_and_their_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut conn, path) = open(&dir);
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 2; \
+             INSERT INTO flows (id, owner, name, sync_mode, status, revision, created_at, \
+             updated_at) VALUES ('a', 'o', 'n', 'managed', 'running', 1, 1, 1); \
+             INSERT INTO steps (flow_id, seq, name, kind, status, attempt, idempotency_key, \
+             input, output, started_at, ended_at) VALUES \
+             ('a', 1, 's1', 'action', 'succeeded', 1, 'a:1', '1', '2', 5, 6), \
+             ('a', 2, 's2', 'tool', 'running', 2, 'a:2', NULL, NULL, 7, NULL);",
+        )
+        .unwrap();
+        prepare(&mut conn, &path).unwrap();
+        assert_eq!(version(&conn), CURRENT_VERSION);
+        let rows: Vec<String> = conn
+            .prepare(
+                "SELECT concat_ws(' ', seq, kind, status, coalesce(output, '-'), \
+                 coalesce(ended_at, '-')) FROM steps ORDER BY seq",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, ["1 action succeeded 2 6", "2 tool running - -"]);
+        let running: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'steps_running'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(running, 1);
+        for bad in ["kind = 'shell'", "status = 'lost'"] {
+            let error = conn
+                .execute_batch(&format!("UPDATE steps SET {bad} WHERE seq = 1"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("CHECK constraint failed"), "{bad}: {error}");
+        }
     }
 
     #[test]

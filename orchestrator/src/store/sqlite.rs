@@ -751,17 +751,25 @@ fn finish_row(
         StepOutcome::Failed(error) => (None, Some(error)),
         StepOutcome::Cancelled => (None, None),
     };
-    let step = tx
-        .prepare_cached(&format!(
+    // An UPDATE … RETURNING collects its rows in an ephemeral table (a fresh page cache for
+    // every statement); reading the one row back by its key costs less.
+    let updated = tx
+        .prepare_cached(
             "UPDATE steps SET status = ?1, output = ?2, error = ?3, ended_at = ?4 \
-             WHERE flow_id = ?5 AND seq = ?6 AND status = 'running' RETURNING {STEP_COLUMNS}"
-        ))?
-        .query_row(
-            params![status.as_str(), output, error, now.as_millis(), flow.id.to_string(), seq],
-            step_from_row,
-        )
-        .optional()?;
-    step.ok_or_else(|| not_running(tx, flow, seq))
+             WHERE flow_id = ?5 AND seq = ?6 AND status = 'running'",
+        )?
+        .execute(params![
+            status.as_str(),
+            output,
+            error,
+            now.as_millis(),
+            flow.id.to_string(),
+            seq
+        ])?;
+    if updated == 0 {
+        return Err(not_running(tx, flow, seq));
+    }
+    load_step(tx, flow, seq)
 }
 
 fn check_ttl(ttl: Duration) -> Result<()> {
@@ -1188,33 +1196,43 @@ fn commit(
     after.revision = before.revision + 1;
     after.updated_at = now;
     let lease = after.lease.as_ref();
-    let updated = tx
-        .prepare_cached(
-            "UPDATE flows SET status = ?1, goal = ?2, current_step = ?3, state = ?4, wait = ?5, \
-             error = ?6, cancel_requested_at = ?7, ended_at = ?8, \
-             lease_token = CASE WHEN ?9 IS NULL THEN NULL ELSE coalesce(?10, lease_token) END, \
-             lease_host = ?11, lease_pid = ?12, lease_process_start = ?13, lease_expires_at = ?9, \
-             revision = ?14, updated_at = ?15 WHERE id = ?16 AND revision = ?17",
-        )?
-        .execute(params![
-            after.status.as_str(),
-            after.goal,
-            after.current_step,
-            json_text(&after.state),
-            json_text(&after.wait),
-            after.error,
-            after.cancel_requested_at.map(Timestamp::as_millis),
-            after.ended_at.map(Timestamp::as_millis),
-            lease.map(|lease| lease.expires_at.as_millis()),
-            new_token,
-            lease.map(|lease| lease.holder.host.as_str()),
-            lease.map(|lease| lease.holder.pid),
-            lease.and_then(|lease| lease.holder.process_start).map(|start| start as i64),
-            after.revision as i64,
-            now.as_millis(),
-            after.id.to_string(),
-            before.revision as i64,
-        ])?;
+    // `status` is the one column both written here and indexed (`flows_by_owner_status`) or
+    // checked against a list (`IN` over eight values, which SQLite evaluates through an
+    // ephemeral table): setting it, even to the same value, rewrites the index entry and runs
+    // the check. A step's checkpoint leaves the status alone, so it does not set it (it only
+    // matches the status it was loaded with).
+    let sql = if after.status == before.status {
+        "UPDATE flows SET goal = ?2, current_step = ?3, state = ?4, wait = ?5, \
+         error = ?6, cancel_requested_at = ?7, ended_at = ?8, \
+         lease_token = CASE WHEN ?9 IS NULL THEN NULL ELSE coalesce(?10, lease_token) END, \
+         lease_host = ?11, lease_pid = ?12, lease_process_start = ?13, lease_expires_at = ?9, \
+         revision = ?14, updated_at = ?15 WHERE id = ?16 AND revision = ?17 AND ?1 = status"
+    } else {
+        "UPDATE flows SET status = ?1, goal = ?2, current_step = ?3, state = ?4, wait = ?5, \
+         error = ?6, cancel_requested_at = ?7, ended_at = ?8, \
+         lease_token = CASE WHEN ?9 IS NULL THEN NULL ELSE coalesce(?10, lease_token) END, \
+         lease_host = ?11, lease_pid = ?12, lease_process_start = ?13, lease_expires_at = ?9, \
+         revision = ?14, updated_at = ?15 WHERE id = ?16 AND revision = ?17"
+    };
+    let updated = tx.prepare_cached(sql)?.execute(params![
+        after.status.as_str(),
+        after.goal,
+        after.current_step,
+        json_text(&after.state),
+        json_text(&after.wait),
+        after.error,
+        after.cancel_requested_at.map(Timestamp::as_millis),
+        after.ended_at.map(Timestamp::as_millis),
+        lease.map(|lease| lease.expires_at.as_millis()),
+        new_token,
+        lease.map(|lease| lease.holder.host.as_str()),
+        lease.map(|lease| lease.holder.pid),
+        lease.and_then(|lease| lease.holder.process_start).map(|start| start as i64),
+        after.revision as i64,
+        now.as_millis(),
+        after.id.to_string(),
+        before.revision as i64,
+    ])?;
     if updated != 1 {
         let current = tx.query_row(
             "SELECT revision FROM flows WHERE id = ?1",
