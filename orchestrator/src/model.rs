@@ -355,6 +355,8 @@ pub enum CheckpointOp {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckpointDone {
     Step(Step),
+    /// The flow as the checkpoint left it, without its `spec` (which no op changes, and which
+    /// can be large): [`crate::FlowStore::flow`] reads it.
     Flow(Flow),
     Lease(Lease),
 }

@@ -111,10 +111,15 @@ pub fn set_status(flow: &mut Flow, to: FlowStatus, now: Timestamp) {
 /// more (running steps, child steps included, have ended). A mirrored flow is cancelled by its
 /// owner's report, never by the store.
 pub fn cancel_settles(flow: &Flow, running_steps: u64) -> bool {
+    cancel_pending(flow) && running_steps == 0
+}
+
+/// A managed flow that is to become `cancelled` once its running work has ended: callers need
+/// to count that work only then.
+pub fn cancel_pending(flow: &Flow) -> bool {
     flow.sync_mode == SyncMode::Managed
         && flow.cancel_requested_at.is_some()
         && !flow.status.is_terminal()
-        && running_steps == 0
 }
 
 /// Engine mutations of a managed flow must present the lease that is stored on it.

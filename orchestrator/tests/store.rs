@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use taskflow_orchestrator::{
-    Error, ExpectedRevision, Flow, FlowId, FlowStatus, LeaseHolder, ListQuery, NewFlow, NewStep,
-    OpenOptions, OwnerHandle, ResumePlan, SpawnRefusal, StateReport, StepKind, StepOutcome,
-    StepStatus, SyncMode, Takeover, TaskFlow,
+    CheckpointDone, CheckpointOp, Error, ExpectedRevision, Flow, FlowId, FlowStatus, LeaseHolder,
+    ListQuery, NewFlow, NewStep, OpenOptions, OwnerHandle, ResumePlan, SpawnRefusal, StateReport,
+    StepKind, StepOutcome, StepStatus, SyncMode, Takeover, TaskFlow,
 };
 
 const TTL: Duration = Duration::from_secs(30);
@@ -398,6 +398,85 @@ fn sticky_cancel_waits_for_running_work_then_cancels() {
     assert!(parent.ended_at.is_some() && parent.lease.is_none());
     let cancel = alice.request_cancel(&flow.id, None).unwrap_err();
     assert!(matches!(cancel, Error::AlreadyEnded { status: FlowStatus::Cancelled, .. }));
+}
+
+/// The step a checkpoint answered with.
+fn answered_step(answer: &Result<CheckpointDone, Error>) -> taskflow_orchestrator::Step {
+    match answer {
+        Ok(CheckpointDone::Step(step)) => step.clone(),
+        other => panic!("expected a step, got {other:?}"),
+    }
+}
+
+#[test]
+fn checkpoints_see_what_other_connections_changed_between_them() {
+    let fx = Fixture::new();
+    let runner = fx.alice();
+    let other_store = fx.reopen();
+    let other = other_store.bind("alice").unwrap();
+    let flow = runner.create(NewFlow::managed("watched")).unwrap();
+    let lease = runner.acquire_lease(&flow.id, TTL).unwrap();
+    let begin = |name: &str| CheckpointOp::Begin {
+        lease: lease.clone(),
+        step: NewStep::new(name, StepKind::Action).with_input(json!({"n": name})),
+    };
+    let finish = |seq: u32, outcome: StepOutcome| CheckpointOp::Finish {
+        lease: lease.clone(),
+        seq,
+        outcome,
+    };
+    let status = CheckpointOp::Status {
+        lease: lease.clone(),
+        to: FlowStatus::Running,
+        error: None,
+        state: None,
+    };
+    let answers = runner.checkpoint(vec![status, begin("one")]).unwrap();
+    assert_eq!(answered_step(&answers[1]).seq, 1);
+    let answers = runner
+        .checkpoint(vec![finish(1, StepOutcome::Succeeded(json!([1.5, "x"]))), begin("two")])
+        .unwrap();
+    // Answers are the rows as stored.
+    let stored = runner.steps(&flow.id).unwrap();
+    assert_eq!(answered_step(&answers[0]), stored[0]);
+    assert_eq!(answered_step(&answers[1]), stored[1]);
+
+    // Another process renews the lease (it has the token) and asks for a cancel.
+    let renewed = other.renew_lease(&lease, TTL * 2).unwrap();
+    other.request_cancel(&flow.id, None).unwrap();
+
+    let refused = runner.checkpoint(vec![begin("three")]).unwrap().remove(0).unwrap_err();
+    assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
+    let answers = runner.checkpoint(vec![finish(2, StepOutcome::Cancelled)]).unwrap();
+    assert_eq!(answered_step(&answers[0]).status, StepStatus::Cancelled);
+    let ended = other.flow(&flow.id).unwrap();
+    assert_eq!(ended.status, FlowStatus::Cancelled, "the cancel settled with the last step");
+    assert_eq!(runner.steps(&flow.id).unwrap().len(), 2);
+    assert!(renewed.expires_at > lease.expires_at);
+
+    // A second flow: a renewal elsewhere is not undone by the runner's next checkpoint.
+    let flow = runner.create(NewFlow::managed("renewed")).unwrap();
+    let lease = runner.acquire_lease(&flow.id, TTL).unwrap();
+    let status = CheckpointOp::Status {
+        lease: lease.clone(),
+        to: FlowStatus::Running,
+        error: None,
+        state: None,
+    };
+    let step = NewStep::new("one", StepKind::Action);
+    runner.checkpoint(vec![status, CheckpointOp::Begin { lease: lease.clone(), step }]).unwrap();
+    let renewed = other.renew_lease(&lease, TTL * 2).unwrap();
+    let step = NewStep::new("two", StepKind::Action);
+    let answers = runner
+        .checkpoint(vec![
+            CheckpointOp::Finish { lease: lease.clone(), seq: 1, outcome: StepOutcome::Cancelled },
+            CheckpointOp::Begin { lease: lease.clone(), step },
+        ])
+        .unwrap();
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let stored = other.flow(&flow.id).unwrap();
+    assert_eq!(stored.lease.unwrap().expires_at, renewed.expires_at);
+    assert_eq!(stored.current_step.as_deref(), Some("two"));
 }
 
 /// A runner on this host whose process no longer exists (no pid goes above 2^22 on Linux).

@@ -4,9 +4,12 @@
 //! [`crate::lease`], so a second backend (a server database) enforces the same semantics without
 //! the engine changing.
 
+mod flow_cache;
 mod location;
+mod revision;
 mod schema;
 mod sqlite;
+mod transaction;
 
 use std::time::Duration;
 

@@ -3,17 +3,19 @@
 //! process), and every change of a flow written through [`commit`], which diffs the record,
 //! bumps its revision and appends the revision row.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::types::Type;
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params,
-};
-use serde_json::{Map, Value, json};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use serde_json::{Value, json};
 
+use super::flow_cache::{FlowCache, KnownFlow};
+use super::revision::{self, commit};
+use super::transaction::Transaction;
 use super::{Caller, FlowStore, location, schema};
 use crate::error::{Error, Result};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder, Takeover};
@@ -82,6 +84,8 @@ impl Default for OpenOptions {
 /// A flow store in one SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Locked before `conn` where both are.
+    known: Mutex<FlowCache>,
     path: PathBuf,
     host: String,
 }
@@ -128,7 +132,12 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", synchronous).map_err(sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), path, host: lease::host_name() })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            known: Mutex::default(),
+            path,
+            host: lease::host_name(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -144,9 +153,9 @@ impl SqliteStore {
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction: it holds the write lock from its first
     /// read, so what it checked is still true when it writes.
     fn write<T>(&self, work: impl FnOnce(&Transaction<'_>, Timestamp) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock();
+        let conn = self.lock();
         let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = Transaction::immediate(&conn)?;
             let value = work(&tx, Timestamp::now())?;
             tx.commit()?;
             Ok(value)
@@ -156,11 +165,11 @@ impl SqliteStore {
 
     /// Runs `work` in one read transaction, so its queries see one state.
     fn read<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock();
+        let conn = self.lock();
         let result = (|| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let tx = Transaction::deferred(&conn)?;
             let value = work(&tx)?;
-            tx.finish()?;
+            tx.commit()?;
             Ok(value)
         })();
         result.map_err(|error| self.classify(error))
@@ -268,7 +277,7 @@ impl FlowStore for SqliteStore {
                     revision: revision as u64,
                     at: Timestamp::from_millis(at),
                     actor,
-                    change: changes_from_json(&change)?,
+                    change: revision::changes_from_json(&change)?,
                 });
             }
             Ok(revisions)
@@ -392,10 +401,13 @@ impl FlowStore for SqliteStore {
         error: Option<String>,
     ) -> Result<Flow> {
         let op = CheckpointOp::Status { lease: lease.clone(), to, error, state: None };
-        match self.write(|tx, now| one_op(tx, caller, op, now))? {
-            CheckpointDone::Flow(flow) => Ok(flow),
+        self.write(|tx, now| match one_op(tx, caller, op, now)? {
+            CheckpointDone::Flow(mut flow) => {
+                flow.spec = load_spec(tx, &flow.id)?;
+                Ok(flow)
+            }
             other => Err(unexpected(other)),
-        }
+        })
     }
 
     fn begin_step(&self, caller: Caller<'_>, lease: &Lease, step: NewStep) -> Result<Step> {
@@ -425,7 +437,9 @@ impl FlowStore for SqliteStore {
         caller: Caller<'_>,
         ops: Vec<CheckpointOp>,
     ) -> Result<Vec<Result<CheckpointDone>>> {
-        self.write(|tx, now| {
+        let mut cache = self.known.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut committed = HashMap::new();
+        let answers = self.write(|tx, now| {
             let mut answers = Vec::with_capacity(ops.len());
             let mut ops = ops.into_iter().peekable();
             while let Some(first) = ops.next() {
@@ -434,10 +448,16 @@ impl FlowStore for SqliteStore {
                 while let Some(next) = ops.next_if(|op| op_flow(op) == flow_id) {
                     group.push(next);
                 }
-                answers.extend(apply_group(tx, caller, flow_id, group, now)?);
+                let known = cache.take(tx, caller.owner, &flow_id)?;
+                let (group_answers, written) = apply_group(tx, caller, flow_id, group, now, known)?;
+                answers.extend(group_answers);
+                // A later group on the same flow saw this one's writes.
+                committed.extend(written.map(|known| (flow_id, known)));
             }
             Ok(answers)
-        })
+        })?;
+        cache.keep(committed.into_values());
+        Ok(answers)
     }
 
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {
@@ -546,31 +566,48 @@ fn one_op(
     now: Timestamp,
 ) -> Result<CheckpointDone> {
     let flow_id = op_flow(&op);
-    apply_group(tx, caller, flow_id, vec![op], now)?
+    apply_group(tx, caller, flow_id, vec![op], now, None)?
+        .0
         .pop()
         .unwrap_or_else(|| Err(Error::InvalidInput("no answer".to_owned())))
 }
 
-/// Applies a runner's consecutive ops on one flow: the flow is loaded once (without its spec),
-/// each op is checked against the flow as the ops before it left it and refused on its own
-/// (every check comes before the op writes anything), and the flow row is written once, with
-/// one revision listing every change. The outer error is a database failure.
+/// Applies a runner's consecutive ops on one flow: the flow is loaded once (without its spec)
+/// unless `known` still holds it, each op is checked against the flow as the ops before it left
+/// it and refused on its own (every check comes before the op writes anything), and the flow row
+/// is written once, with one revision listing every change. Also returns the flow as written,
+/// for the cache. The outer error is a database failure.
 fn apply_group(
     tx: &Transaction<'_>,
     caller: Caller<'_>,
     flow_id: FlowId,
     ops: Vec<CheckpointOp>,
     now: Timestamp,
-) -> Result<Vec<Result<CheckpointDone>>> {
-    let (mut before, token) = match load_flow_head(tx, Some(caller.owner), &flow_id) {
-        Ok(loaded) => loaded,
-        Err(Error::NotFound { id }) => {
-            return Ok(ops.iter().map(|_| Err(Error::NotFound { id: id.clone() })).collect());
-        }
-        Err(other) => return Err(other),
+    known: Option<KnownFlow>,
+) -> Result<(Vec<Result<CheckpointDone>>, Option<KnownFlow>)> {
+    let known = match known {
+        Some(known) => known,
+        None => match load_flow_head(tx, Some(caller.owner), &flow_id) {
+            Ok((flow, lease_token)) => {
+                KnownFlow { flow, lease_token, next_seq: None, running: HashMap::new() }
+            }
+            Err(Error::NotFound { id }) => {
+                let answers = ops.iter().map(|_| Err(Error::NotFound { id: id.clone() }));
+                return Ok((answers.collect(), None));
+            }
+            Err(other) => return Err(other),
+        },
     };
-    let mut group =
-        FlowWrites { tx, token, working: before.clone(), extra: Vec::new(), next_seq: None, now };
+    let KnownFlow { flow: mut before, lease_token, next_seq, running } = known;
+    let mut group = FlowWrites {
+        tx,
+        token: lease_token,
+        working: before.clone(),
+        extra: Vec::new(),
+        next_seq,
+        running,
+        now,
+    };
     let mut answers = Vec::with_capacity(ops.len());
     for op in ops {
         match group.apply(op, &mut before) {
@@ -578,21 +615,18 @@ fn apply_group(
             answer => answers.push(answer),
         }
     }
-    let FlowWrites { working, extra, .. } = group;
+    let FlowWrites { working, extra, token, next_seq, running, .. } = group;
     // What follows can only fail with the database itself (no rule is checked after a write).
-    let mut after = commit(tx, &before, working, extra, caller.actor, now, None)?;
+    let after = commit(tx, &before, working, extra, caller.actor, now, None)?;
     if after.status.is_terminal() && !before.status.is_terminal() {
         on_flow_ended(tx, &after, now)?;
     }
-    if answers.iter().any(|answer| matches!(answer, Ok(CheckpointDone::Flow(_)))) {
-        after.spec = load_spec(tx, &after.id)?;
-        for answer in &mut answers {
-            if let Ok(CheckpointDone::Flow(flow)) = answer {
-                *flow = after.clone();
-            }
+    for answer in &mut answers {
+        if let Ok(CheckpointDone::Flow(flow)) = answer {
+            *flow = after.clone();
         }
     }
-    Ok(answers)
+    Ok((answers, Some(KnownFlow { flow: after, lease_token: token, next_seq, running })))
 }
 
 /// The flow a group of runner ops works on, as the ops so far have changed it.
@@ -603,6 +637,8 @@ struct FlowWrites<'a, 'c> {
     extra: Vec<FieldChange>,
     /// The seq the next new step gets, once known.
     next_seq: Option<u32>,
+    /// Running steps as written, where known.
+    running: HashMap<u32, Step>,
     now: Timestamp,
 }
 
@@ -629,6 +665,7 @@ impl FlowWrites<'_, '_> {
                 self.next_seq = Some(seq + 1);
                 self.working.current_step = Some(step.name.clone());
                 self.extra.push(step_change(&step, Value::Null, json!("running")));
+                self.running.insert(seq, step.clone());
                 Ok(CheckpointDone::Step(step))
             }
             CheckpointOp::NextAttempt { lease, seq, reason } => {
@@ -652,16 +689,16 @@ impl FlowWrites<'_, '_> {
                     json!({"attempt": step.attempt}),
                 ));
                 self.working.current_step = Some(step.name.clone());
+                self.running.insert(seq, step.clone());
                 Ok(CheckpointDone::Step(step))
             }
             CheckpointOp::Finish { lease, seq, outcome } => {
                 self.check_lease(&lease)?;
                 rules::check_not_ended(&self.working)?;
-                let step = finish_row(tx, &self.working, seq, outcome, now)?;
+                let known = self.running.remove(&seq);
+                let step = finish_row(tx, &self.working, seq, outcome, now, known)?;
                 self.extra.push(step_change(&step, json!("running"), json!(step.status.as_str())));
-                if self.working.cancel_requested_at.is_some()
-                    && rules::cancel_settles(&self.working, running_steps(tx, &self.working.id)?)
-                {
+                if cancel_settles(tx, &self.working)? {
                     rules::set_status(&mut self.working, FlowStatus::Cancelled, now);
                 }
                 Ok(CheckpointDone::Step(step))
@@ -737,17 +774,19 @@ fn not_running(tx: &Transaction<'_>, flow: &Flow, seq: u32) -> Error {
     }
 }
 
-/// Ends running step `seq` of `flow` with `outcome`, returning it as stored.
+/// Ends running step `seq` of `flow` with `outcome`, returning it as stored. `known` is the
+/// step as it was written when it started (or restarted), if the caller has it.
 fn finish_row(
     tx: &Transaction<'_>,
     flow: &Flow,
     seq: u32,
     outcome: StepOutcome,
     now: Timestamp,
+    known: Option<Step>,
 ) -> Result<Step> {
     let status = outcome.status();
     let (output, error) = match outcome {
-        StepOutcome::Succeeded(output) => (Some(output.to_string()), None),
+        StepOutcome::Succeeded(output) => (Some(output), None),
         StepOutcome::Failed(error) => (None, Some(error)),
         StepOutcome::Cancelled => (None, None),
     };
@@ -760,7 +799,7 @@ fn finish_row(
         )?
         .execute(params![
             status.as_str(),
-            output,
+            output.as_ref().map(Value::to_string),
             error,
             now.as_millis(),
             flow.id.to_string(),
@@ -769,7 +808,10 @@ fn finish_row(
     if updated == 0 {
         return Err(not_running(tx, flow, seq));
     }
-    load_step(tx, flow, seq)
+    match known {
+        Some(step) => Ok(Step { status, output, error, ended_at: Some(now), ..step }),
+        None => load_step(tx, flow, seq),
+    }
 }
 
 fn check_ttl(ttl: Duration) -> Result<()> {
@@ -1023,7 +1065,7 @@ fn insert_flow(
         .map(|(field, after)| FieldChange { field: field.to_owned(), before: Value::Null, after })
         .chain(extra)
         .collect::<Vec<_>>();
-    insert_revision(tx, &flow.id, 1, now, actor, &change)?;
+    revision::insert(tx, &flow.id, 1, now, actor, &change)?;
     Ok(flow)
 }
 
@@ -1103,9 +1145,9 @@ fn end_step(
     actor: &str,
     now: Timestamp,
 ) -> Result<Step> {
-    let step = finish_row(tx, flow, seq, outcome, now)?;
+    let step = finish_row(tx, flow, seq, outcome, now, None)?;
     let mut after = flow.clone();
-    if rules::cancel_settles(flow, running_steps(tx, &flow.id)?) {
+    if cancel_settles(tx, flow)? {
         rules::set_status(&mut after, FlowStatus::Cancelled, now);
     }
     let change = step_change(&step, json!("running"), json!(step.status.as_str()));
@@ -1120,6 +1162,14 @@ fn step_change(step: &Step, before: Value, after: Value) -> FieldChange {
     FieldChange { field: format!("step {} ({})", step.seq, step.name), before, after }
 }
 
+/// Whether `flow`'s pending cancel settles now: nothing of it runs any more.
+fn cancel_settles(tx: &Transaction<'_>, flow: &Flow) -> Result<bool> {
+    Ok(rules::cancel_pending(flow) && running_steps(tx, &flow.id)? == 0)
+}
+
+/// How many steps of flow `id` are running. No index lists them (keeping one would cost every
+/// checkpoint a page), so this reads the flow's steps: callers ask when a flow ends or has a
+/// cancel pending, not per step.
 fn running_steps(tx: &Transaction<'_>, id: &FlowId) -> Result<u64> {
     let count: i64 = tx
         .prepare_cached("SELECT count(*) FROM steps WHERE flow_id = ?1 AND status = 'running'")?
@@ -1167,161 +1217,13 @@ fn cancel_tree(tx: &Transaction<'_>, flow: Flow, actor: &str, now: Timestamp) ->
         cancel_tree(tx, child, actor, now)?;
     }
     let (flow, _) = load_flow(tx, None, &flow.id)?;
-    if rules::cancel_settles(&flow, running_steps(tx, &flow.id)?) {
+    if cancel_settles(tx, &flow)? {
         let mut after = flow.clone();
         rules::set_status(&mut after, FlowStatus::Cancelled, now);
         let after = commit(tx, &flow, after, Vec::new(), actor, now, None)?;
         on_flow_ended(tx, &after, now)?;
     }
     Ok(())
-}
-
-/// Writes `after` over `before` if anything changed: bumps the revision, stamps `updated_at`,
-/// and appends one revision row listing each changed field (plus `extra`, the changes that live
-/// outside the flow row, such as a step's). A `new_token` replaces the lease token.
-fn commit(
-    tx: &Transaction<'_>,
-    before: &Flow,
-    mut after: Flow,
-    extra: Vec<FieldChange>,
-    actor: &str,
-    now: Timestamp,
-    new_token: Option<&str>,
-) -> Result<Flow> {
-    let mut changes = diff(before, &after, new_token.is_some());
-    changes.extend(extra);
-    if changes.is_empty() {
-        return Ok(after);
-    }
-    after.revision = before.revision + 1;
-    after.updated_at = now;
-    let lease = after.lease.as_ref();
-    // `status` is the one column both written here and indexed (`flows_by_owner_status`) or
-    // checked against a list (`IN` over eight values, which SQLite evaluates through an
-    // ephemeral table): setting it, even to the same value, rewrites the index entry and runs
-    // the check. A step's checkpoint leaves the status alone, so it does not set it (it only
-    // matches the status it was loaded with).
-    let sql = if after.status == before.status {
-        "UPDATE flows SET goal = ?2, current_step = ?3, state = ?4, wait = ?5, \
-         error = ?6, cancel_requested_at = ?7, ended_at = ?8, \
-         lease_token = CASE WHEN ?9 IS NULL THEN NULL ELSE coalesce(?10, lease_token) END, \
-         lease_host = ?11, lease_pid = ?12, lease_process_start = ?13, lease_expires_at = ?9, \
-         revision = ?14, updated_at = ?15 WHERE id = ?16 AND revision = ?17 AND ?1 = status"
-    } else {
-        "UPDATE flows SET status = ?1, goal = ?2, current_step = ?3, state = ?4, wait = ?5, \
-         error = ?6, cancel_requested_at = ?7, ended_at = ?8, \
-         lease_token = CASE WHEN ?9 IS NULL THEN NULL ELSE coalesce(?10, lease_token) END, \
-         lease_host = ?11, lease_pid = ?12, lease_process_start = ?13, lease_expires_at = ?9, \
-         revision = ?14, updated_at = ?15 WHERE id = ?16 AND revision = ?17"
-    };
-    let updated = tx.prepare_cached(sql)?.execute(params![
-        after.status.as_str(),
-        after.goal,
-        after.current_step,
-        json_text(&after.state),
-        json_text(&after.wait),
-        after.error,
-        after.cancel_requested_at.map(Timestamp::as_millis),
-        after.ended_at.map(Timestamp::as_millis),
-        lease.map(|lease| lease.expires_at.as_millis()),
-        new_token,
-        lease.map(|lease| lease.holder.host.as_str()),
-        lease.map(|lease| lease.holder.pid),
-        lease.and_then(|lease| lease.holder.process_start).map(|start| start as i64),
-        after.revision as i64,
-        now.as_millis(),
-        after.id.to_string(),
-        before.revision as i64,
-    ])?;
-    if updated != 1 {
-        let current = tx.query_row(
-            "SELECT revision FROM flows WHERE id = ?1",
-            [after.id.to_string()],
-            |row| row.get::<_, i64>(0),
-        )?;
-        return Err(Error::RevisionConflict { expected: before.revision, current: current as u64 });
-    }
-    insert_revision(tx, &after.id, after.revision, now, actor, &changes)?;
-    Ok(after)
-}
-
-/// The fields of a flow that revisions track, before → after. Lease renewals (expiry only) are
-/// not changes; a new holder or a new token is.
-fn diff(before: &Flow, after: &Flow, new_token: bool) -> Vec<FieldChange> {
-    fn text(value: Option<&str>) -> Value {
-        value.map_or(Value::Null, |text| json!(text))
-    }
-    fn time(value: Option<Timestamp>) -> Value {
-        value.map_or(Value::Null, |at| json!(at.to_string()))
-    }
-    fn holder(flow: &Flow) -> Value {
-        flow.lease.as_ref().map_or(Value::Null, |lease| json!(lease.holder.to_string()))
-    }
-    let pairs = [
-        ("status", json!(before.status.as_str()), json!(after.status.as_str())),
-        ("goal", text(before.goal.as_deref()), text(after.goal.as_deref())),
-        ("current_step", text(before.current_step.as_deref()), text(after.current_step.as_deref())),
-        (
-            "state",
-            before.state.clone().unwrap_or(Value::Null),
-            after.state.clone().unwrap_or(Value::Null),
-        ),
-        (
-            "wait",
-            before.wait.clone().unwrap_or(Value::Null),
-            after.wait.clone().unwrap_or(Value::Null),
-        ),
-        ("error", text(before.error.as_deref()), text(after.error.as_deref())),
-        ("cancel_requested_at", time(before.cancel_requested_at), time(after.cancel_requested_at)),
-        ("ended_at", time(before.ended_at), time(after.ended_at)),
-        ("lease", holder(before), holder(after)),
-    ];
-    pairs
-        .into_iter()
-        .filter(|(field, before, after)| before != after || (*field == "lease" && new_token))
-        .map(|(field, before, after)| FieldChange { field: field.to_owned(), before, after })
-        .collect()
-}
-
-fn insert_revision(
-    tx: &Transaction<'_>,
-    id: &FlowId,
-    revision: u64,
-    at: Timestamp,
-    actor: &str,
-    changes: &[FieldChange],
-) -> Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO revisions (flow_id, revision, at, actor, change) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        id.to_string(),
-        revision as i64,
-        at.as_millis(),
-        actor,
-        changes_to_json(changes)
-    ])?;
-    Ok(())
-}
-
-/// A revision's change as stored: `[{"field", "before", "after"}, …]` in the order applied.
-fn changes_to_json(changes: &[FieldChange]) -> String {
-    serde_json::to_string(changes).unwrap_or_else(|_| "[]".to_owned())
-}
-
-fn changes_from_json(text: &str) -> Result<Vec<FieldChange>> {
-    let items: Vec<Map<String, Value>> = serde_json::from_str(text)?;
-    Ok(items
-        .into_iter()
-        .map(|mut item| FieldChange {
-            field: item
-                .remove("field")
-                .and_then(|f| f.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-            before: item.remove("before").unwrap_or(Value::Null),
-            after: item.remove("after").unwrap_or(Value::Null),
-        })
-        .collect())
 }
 
 fn list_flows(tx: &Transaction<'_>, owner: &str, query: &ListQuery) -> Result<Vec<FlowSummary>> {

@@ -1,0 +1,77 @@
+//! What the store last committed of the flows its runners checkpoint, so that a runner's next
+//! checkpoint does not read and decode the flow row again, nor its running steps.
+//!
+//! An entry is used only while the flow's row in the database still holds the revision and
+//! the lease expiry the entry was made with. Every change to a flow or to one of its steps
+//! bumps the flow's revision (in the same transaction), and a lease renewal, the one write that
+//! does not, moves the expiry; so a match means the row and its running steps are as the entry
+//! has them, whichever process wrote last. An entry is taken out when a transaction starts to
+//! use it and put back only once that transaction has committed.
+
+use std::collections::HashMap;
+
+use rusqlite::OptionalExtension;
+
+use super::transaction::Transaction;
+use crate::error::Result;
+use crate::model::{Flow, FlowId, Step};
+
+/// Flows beyond this many are forgotten (all at once: they are cheap to load again).
+const MAX_FLOWS: usize = 1024;
+
+/// A flow as a committed transaction of this store left it.
+#[derive(Debug, Clone)]
+pub(super) struct KnownFlow {
+    /// Without its spec.
+    pub flow: Flow,
+    pub lease_token: Option<String>,
+    /// The seq the flow's next step gets, when known.
+    pub next_seq: Option<u32>,
+    /// Steps of the flow running at this revision, as they were written (a running step this
+    /// store did not write is read from the database when needed).
+    pub running: HashMap<u32, Step>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct FlowCache {
+    flows: HashMap<FlowId, KnownFlow>,
+}
+
+impl FlowCache {
+    /// Takes out flow `id` as `owner` sees it, if the database still holds that version.
+    pub fn take(
+        &mut self,
+        tx: &Transaction<'_>,
+        owner: &str,
+        id: &FlowId,
+    ) -> Result<Option<KnownFlow>> {
+        let Some(known) = self.flows.remove(id) else { return Ok(None) };
+        if known.flow.owner != owner {
+            return Ok(None);
+        }
+        let stored: Option<(i64, Option<i64>)> = tx
+            .prepare_cached("SELECT revision, lease_expires_at FROM flows WHERE id = ?1")?
+            .query_row([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        let expected = (
+            known.flow.revision as i64,
+            known.flow.lease.as_ref().map(|lease| lease.expires_at.as_millis()),
+        );
+        Ok((stored == Some(expected)).then_some(known))
+    }
+
+    /// Keeps what a transaction that has committed wrote. Ended flows are not kept: nothing
+    /// checkpoints them any more.
+    pub fn keep(&mut self, committed: impl IntoIterator<Item = KnownFlow>) {
+        for known in committed {
+            if known.flow.status.is_terminal() {
+                self.flows.remove(&known.flow.id);
+                continue;
+            }
+            if self.flows.len() >= MAX_FLOWS {
+                self.flows.clear();
+            }
+            self.flows.insert(known.flow.id, known);
+        }
+    }
+}

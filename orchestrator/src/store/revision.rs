@@ -1,0 +1,273 @@
+//! Writing a flow's changes: the one place where a flow row is updated and its revision row
+//! appended, so that every accepted change bumps the revision and is recorded in the same
+//! transaction.
+//!
+//! Only the columns that changed are written. A runner's checkpoint changes little of the flow
+//! row (its current step, and the revision itself), and a column left out of the `UPDATE` is
+//! neither re-encoded nor re-checked; `status`, which is indexed, keeps its index entry.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, params, params_from_iter};
+use serde_json::{Map, Value, json};
+
+use super::transaction::Transaction;
+use crate::error::{Error, Result};
+use crate::model::{FieldChange, Flow, FlowId};
+use crate::time::Timestamp;
+
+/// Writes `after` over `before` if anything changed: bumps the revision, stamps `updated_at`,
+/// and appends one revision row listing each changed field (plus `extra`, the changes that live
+/// outside the flow row, such as a step's). A `new_token` replaces the lease token. Lease
+/// renewals (the expiry alone) are not changes and are not written here.
+pub(super) fn commit(
+    tx: &Transaction<'_>,
+    before: &Flow,
+    mut after: Flow,
+    extra: Vec<FieldChange>,
+    actor: &str,
+    now: Timestamp,
+    new_token: Option<&str>,
+) -> Result<Flow> {
+    let fields: Vec<Field> =
+        Field::ALL.into_iter().filter(|field| field.differs(before, &after, new_token)).collect();
+    let mut changes: Vec<FieldChange> = fields
+        .iter()
+        .filter(|field| field.is_revision_change(before, &after, new_token))
+        .map(|field| field.change(before, &after))
+        .collect();
+    changes.extend(extra);
+    if changes.is_empty() {
+        return Ok(after);
+    }
+    after.revision = before.revision + 1;
+    after.updated_at = now;
+    let mut sql = String::from("UPDATE flows SET ");
+    let mut values = Vec::new();
+    for field in fields {
+        field.assign(&after, new_token, &mut sql, &mut values);
+    }
+    sql.push_str("revision = ?, updated_at = ? WHERE id = ? AND revision = ?");
+    values.extend([
+        SqlValue::Integer(after.revision as i64),
+        SqlValue::Integer(now.as_millis()),
+        SqlValue::Text(after.id.to_string()),
+        SqlValue::Integer(before.revision as i64),
+    ]);
+    let updated = tx.prepare_cached(&sql)?.execute(params_from_iter(values))?;
+    if updated != 1 {
+        let current: Option<i64> = tx
+            .prepare_cached("SELECT revision FROM flows WHERE id = ?1")?
+            .query_row([after.id.to_string()], |row| row.get(0))
+            .optional()?;
+        return Err(match current {
+            Some(current) => {
+                Error::RevisionConflict { expected: before.revision, current: current as u64 }
+            }
+            None => Error::NotFound { id: after.id.to_string() },
+        });
+    }
+    insert(tx, &after.id, after.revision, now, actor, &changes)?;
+    Ok(after)
+}
+
+/// Appends revision `revision` of flow `id`.
+pub(super) fn insert(
+    tx: &Transaction<'_>,
+    id: &FlowId,
+    revision: u64,
+    at: Timestamp,
+    actor: &str,
+    changes: &[FieldChange],
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO revisions (flow_id, revision, at, actor, change) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        id.to_string(),
+        revision as i64,
+        at.as_millis(),
+        actor,
+        to_json(changes)
+    ])?;
+    Ok(())
+}
+
+/// A revision's change as stored: `[{"field", "before", "after"}, …]` in the order applied.
+fn to_json(changes: &[FieldChange]) -> String {
+    serde_json::to_string(changes).unwrap_or_else(|_| "[]".to_owned())
+}
+
+pub(super) fn changes_from_json(text: &str) -> Result<Vec<FieldChange>> {
+    let items: Vec<Map<String, Value>> = serde_json::from_str(text)?;
+    Ok(items
+        .into_iter()
+        .map(|mut item| FieldChange {
+            field: item
+                .remove("field")
+                .and_then(|f| f.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            before: item.remove("before").unwrap_or(Value::Null),
+            after: item.remove("after").unwrap_or(Value::Null),
+        })
+        .collect())
+}
+
+/// The parts of a flow row a change can touch, in the order revisions list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Status,
+    Goal,
+    CurrentStep,
+    State,
+    Wait,
+    Error,
+    CancelRequestedAt,
+    EndedAt,
+    /// Holder, token and expiry.
+    Lease,
+}
+
+impl Field {
+    const ALL: [Field; 9] = [
+        Field::Status,
+        Field::Goal,
+        Field::CurrentStep,
+        Field::State,
+        Field::Wait,
+        Field::Error,
+        Field::CancelRequestedAt,
+        Field::EndedAt,
+        Field::Lease,
+    ];
+
+    /// Whether the row's columns for this field must be written.
+    fn differs(self, before: &Flow, after: &Flow, new_token: Option<&str>) -> bool {
+        match self {
+            Field::Status => before.status != after.status,
+            Field::Goal => before.goal != after.goal,
+            Field::CurrentStep => before.current_step != after.current_step,
+            Field::State => before.state != after.state,
+            Field::Wait => before.wait != after.wait,
+            Field::Error => before.error != after.error,
+            Field::CancelRequestedAt => before.cancel_requested_at != after.cancel_requested_at,
+            Field::EndedAt => before.ended_at != after.ended_at,
+            Field::Lease => before.lease != after.lease || new_token.is_some(),
+        }
+    }
+
+    /// Whether the difference is a change the revision records: for the lease, a new holder or
+    /// a new token, not a new expiry.
+    fn is_revision_change(self, before: &Flow, after: &Flow, new_token: Option<&str>) -> bool {
+        match self {
+            Field::Lease => {
+                new_token.is_some()
+                    || before.lease.as_ref().map(|lease| &lease.holder)
+                        != after.lease.as_ref().map(|lease| &lease.holder)
+            }
+            _ => true,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Field::Status => "status",
+            Field::Goal => "goal",
+            Field::CurrentStep => "current_step",
+            Field::State => "state",
+            Field::Wait => "wait",
+            Field::Error => "error",
+            Field::CancelRequestedAt => "cancel_requested_at",
+            Field::EndedAt => "ended_at",
+            Field::Lease => "lease",
+        }
+    }
+
+    /// The field as a revision shows it.
+    fn shown(self, flow: &Flow) -> Value {
+        fn text(value: Option<&str>) -> Value {
+            value.map_or(Value::Null, |text| json!(text))
+        }
+        fn time(value: Option<Timestamp>) -> Value {
+            value.map_or(Value::Null, |at| json!(at.to_string()))
+        }
+        match self {
+            Field::Status => json!(flow.status.as_str()),
+            Field::Goal => text(flow.goal.as_deref()),
+            Field::CurrentStep => text(flow.current_step.as_deref()),
+            Field::State => flow.state.clone().unwrap_or(Value::Null),
+            Field::Wait => flow.wait.clone().unwrap_or(Value::Null),
+            Field::Error => text(flow.error.as_deref()),
+            Field::CancelRequestedAt => time(flow.cancel_requested_at),
+            Field::EndedAt => time(flow.ended_at),
+            Field::Lease => {
+                flow.lease.as_ref().map_or(Value::Null, |lease| json!(lease.holder.to_string()))
+            }
+        }
+    }
+
+    fn change(self, before: &Flow, after: &Flow) -> FieldChange {
+        FieldChange {
+            field: self.name().to_owned(),
+            before: self.shown(before),
+            after: self.shown(after),
+        }
+    }
+
+    /// Appends `column = ?, …` for this field to `sql` and the values to bind to `values`.
+    fn assign(
+        self,
+        flow: &Flow,
+        new_token: Option<&str>,
+        sql: &mut String,
+        values: &mut Vec<SqlValue>,
+    ) {
+        fn text(value: Option<&str>) -> SqlValue {
+            value.map_or(SqlValue::Null, |text| SqlValue::Text(text.to_owned()))
+        }
+        fn json(value: &Option<Value>) -> SqlValue {
+            value.as_ref().map_or(SqlValue::Null, |value| SqlValue::Text(value.to_string()))
+        }
+        fn time(value: Option<Timestamp>) -> SqlValue {
+            value.map_or(SqlValue::Null, |at| SqlValue::Integer(at.as_millis()))
+        }
+        let (columns, assigned): (&str, Vec<SqlValue>) = match self {
+            Field::Status => {
+                ("status = ?, ", vec![SqlValue::Text(flow.status.as_str().to_owned())])
+            }
+            Field::Goal => ("goal = ?, ", vec![text(flow.goal.as_deref())]),
+            Field::CurrentStep => ("current_step = ?, ", vec![text(flow.current_step.as_deref())]),
+            Field::State => ("state = ?, ", vec![json(&flow.state)]),
+            Field::Wait => ("wait = ?, ", vec![json(&flow.wait)]),
+            Field::Error => ("error = ?, ", vec![text(flow.error.as_deref())]),
+            Field::CancelRequestedAt => {
+                ("cancel_requested_at = ?, ", vec![time(flow.cancel_requested_at)])
+            }
+            Field::EndedAt => ("ended_at = ?, ", vec![time(flow.ended_at)]),
+            Field::Lease => {
+                let lease = flow.lease.as_ref();
+                let expires = time(lease.map(|lease| lease.expires_at));
+                (
+                    // Without a lease there is no token; with one, a new token replaces the
+                    // stored one and otherwise the stored one stays.
+                    "lease_token = CASE WHEN ? IS NULL THEN NULL ELSE coalesce(?, lease_token) \
+                     END, lease_host = ?, lease_pid = ?, lease_process_start = ?, \
+                     lease_expires_at = ?, ",
+                    vec![
+                        expires.clone(),
+                        text(new_token),
+                        text(lease.map(|lease| lease.holder.host.as_str())),
+                        lease.map_or(SqlValue::Null, |lease| {
+                            SqlValue::Integer(i64::from(lease.holder.pid))
+                        }),
+                        lease
+                            .and_then(|lease| lease.holder.process_start)
+                            .map_or(SqlValue::Null, |start| SqlValue::Integer(start as i64)),
+                        expires,
+                    ],
+                )
+            }
+        };
+        sql.push_str(columns);
+        values.extend(assigned);
+    }
+}
