@@ -100,6 +100,11 @@ impl OwnerHandle {
         self.store.flow(&self.owner, id)
     }
 
+    /// [`Self::flow`] without its spec (`spec` is `None`).
+    pub fn flow_without_spec(&self, id: &FlowId) -> Result<Flow> {
+        self.store.flow_without_spec(&self.owner, id)
+    }
+
     /// This owner's flows newest first (every owner's with `query.all_owners`).
     pub fn list(&self, query: &ListQuery) -> Result<Vec<FlowSummary>> {
         self.store.list(&self.owner, query)

@@ -479,6 +479,69 @@ fn checkpoints_see_what_other_connections_changed_between_them() {
     assert_eq!(stored.current_step.as_deref(), Some("two"));
 }
 
+#[test]
+fn a_change_elsewhere_is_seen_even_after_checkpoints_of_other_flows() {
+    let fx = Fixture::new();
+    let runner = fx.alice();
+    let other_store = fx.reopen();
+    let other = other_store.bind("alice").unwrap();
+    let start = |name: &str| {
+        let flow = runner.create(NewFlow::managed(name)).unwrap();
+        let lease = runner.acquire_lease(&flow.id, TTL).unwrap();
+        let status = CheckpointOp::Status {
+            lease: lease.clone(),
+            to: FlowStatus::Running,
+            error: None,
+            state: None,
+        };
+        let begin =
+            CheckpointOp::Begin { lease: lease.clone(), step: NewStep::new("a", StepKind::Action) };
+        runner.checkpoint(vec![status, begin]).unwrap();
+        (flow.id, lease)
+    };
+    let (first, first_lease) = start("first");
+    let (_, second_lease) = start("second");
+
+    other.request_cancel(&first, None).unwrap();
+    // A checkpoint of the second flow comes first and commits.
+    let finish = CheckpointOp::Finish {
+        lease: second_lease.clone(),
+        seq: 1,
+        outcome: StepOutcome::Succeeded(json!(1)),
+    };
+    let begin =
+        CheckpointOp::Begin { lease: second_lease, step: NewStep::new("b", StepKind::Action) };
+    let answers = runner.checkpoint(vec![finish, begin]).unwrap();
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+
+    let begin =
+        CheckpointOp::Begin { lease: first_lease, step: NewStep::new("b", StepKind::Action) };
+    let refused = runner.checkpoint(vec![begin]).unwrap().remove(0).unwrap_err();
+    assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
+}
+
+#[test]
+fn a_change_through_the_same_store_is_seen_by_the_next_checkpoint() {
+    let fx = Fixture::new();
+    let runner = fx.alice();
+    let flow = runner.create(NewFlow::managed("same store")).unwrap();
+    let lease = runner.acquire_lease(&flow.id, TTL).unwrap();
+    let status = CheckpointOp::Status {
+        lease: lease.clone(),
+        to: FlowStatus::Running,
+        error: None,
+        state: None,
+    };
+    let begin = |name: &str| CheckpointOp::Begin {
+        lease: lease.clone(),
+        step: NewStep::new(name, StepKind::Action),
+    };
+    runner.checkpoint(vec![status, begin("a")]).unwrap();
+    runner.request_cancel(&flow.id, None).unwrap();
+    let refused = runner.checkpoint(vec![begin("b")]).unwrap().remove(0).unwrap_err();
+    assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
+}
+
 /// A runner on this host whose process no longer exists (no pid goes above 2^22 on Linux).
 fn dead_runner() -> LeaseHolder {
     LeaseHolder { pid: 4_194_304 + 99, ..LeaseHolder::current() }

@@ -289,9 +289,11 @@ impl Engine {
         .await;
         self.store.unwatch(&id);
         outcome?;
-        let flow = self.store.call(move |handle| handle.flow(&id)).await?;
-        if flow.status.is_terminal() || flow.lease.is_none() {
-            return Ok(flow);
+        // The spec read when the run began is the flow's spec: nothing changes it.
+        let mut ended = self.store.call(move |handle| handle.flow_without_spec(&id)).await?;
+        ended.spec = flow.spec;
+        if ended.status.is_terminal() || ended.lease.is_none() {
+            return Ok(ended);
         }
         // Stopped without an end (a cancel still settling elsewhere): let the next runner in.
         Ok(self.store.call(move |handle| handle.release_lease(&lease)).await?)

@@ -1,12 +1,14 @@
 //! What the store last committed of the flows its runners checkpoint, so that a runner's next
 //! checkpoint does not read and decode the flow row again, nor its running steps.
 //!
-//! An entry is used only while the flow's row in the database still holds the revision and
-//! the lease expiry the entry was made with. Every change to a flow or to one of its steps
-//! bumps the flow's revision (in the same transaction), and a lease renewal, the one write that
-//! does not, moves the expiry; so a match means the row and its running steps are as the entry
-//! has them, whichever process wrote last. An entry is taken out when a transaction starts to
-//! use it and put back only once that transaction has committed.
+//! An entry is used only while the flow's row in the database is as the entry has it. When
+//! nothing else has been written since the entry was made (no other connection committed, so
+//! SQLite's `data_version` is unchanged, and this connection wrote only checkpoints, which keep
+//! their entries current), nothing is read at all. Otherwise the row must still hold the entry's revision
+//! and lease expiry: every change to a flow or to one of its steps bumps the flow's revision (in
+//! the same transaction), and a lease renewal, the one write that does not, moves the expiry.
+//! An entry is taken out when a transaction starts to use it and put back only once that
+//! transaction has committed.
 
 use std::collections::HashMap;
 
@@ -34,7 +36,24 @@ pub(super) struct KnownFlow {
 
 #[derive(Debug, Default)]
 pub(super) struct FlowCache {
-    flows: HashMap<FlowId, KnownFlow>,
+    /// Each with the version of the database the transaction that wrote it saw.
+    flows: HashMap<FlowId, (KnownFlow, DataVersion)>,
+}
+
+/// What a transaction saw of the database's writers, read once per transaction: SQLite's
+/// `data_version` (moved by every commit of another connection) and how many writes other than
+/// checkpoints this connection has made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DataVersion {
+    others: i64,
+    own_other_writes: u64,
+}
+
+impl DataVersion {
+    pub fn read(tx: &Transaction<'_>, own_other_writes: u64) -> Result<Self> {
+        let others = tx.prepare_cached("PRAGMA data_version")?.query_row([], |row| row.get(0))?;
+        Ok(DataVersion { others, own_other_writes })
+    }
 }
 
 impl FlowCache {
@@ -42,12 +61,16 @@ impl FlowCache {
     pub fn take(
         &mut self,
         tx: &Transaction<'_>,
+        version: DataVersion,
         owner: &str,
         id: &FlowId,
     ) -> Result<Option<KnownFlow>> {
-        let Some(known) = self.flows.remove(id) else { return Ok(None) };
+        let Some((known, seen)) = self.flows.remove(id) else { return Ok(None) };
         if known.flow.owner != owner {
             return Ok(None);
+        }
+        if seen == version {
+            return Ok(Some(known));
         }
         let stored: Option<(i64, Option<i64>)> = tx
             .prepare_cached("SELECT revision, lease_expires_at FROM flows WHERE id = ?1")?
@@ -60,9 +83,9 @@ impl FlowCache {
         Ok((stored == Some(expected)).then_some(known))
     }
 
-    /// Keeps what a transaction that has committed wrote. Ended flows are not kept: nothing
-    /// checkpoints them any more.
-    pub fn keep(&mut self, committed: impl IntoIterator<Item = KnownFlow>) {
+    /// Keeps what a transaction that has committed wrote; `version` is what it read. Ended
+    /// flows are not kept: nothing checkpoints them any more.
+    pub fn keep(&mut self, version: DataVersion, committed: impl IntoIterator<Item = KnownFlow>) {
         for known in committed {
             if known.flow.status.is_terminal() {
                 self.flows.remove(&known.flow.id);
@@ -71,7 +94,7 @@ impl FlowCache {
             if self.flows.len() >= MAX_FLOWS {
                 self.flows.clear();
             }
-            self.flows.insert(known.flow.id, known);
+            self.flows.insert(known.flow.id, (known, version));
         }
     }
 }

@@ -52,6 +52,10 @@ pub trait FlowStore: Send + Sync {
 
     fn flow(&self, owner: &str, id: &FlowId) -> Result<Flow>;
 
+    /// [`Self::flow`] without its spec (`spec` is `None`): the spec can be large and no change
+    /// after creation touches it.
+    fn flow_without_spec(&self, owner: &str, id: &FlowId) -> Result<Flow>;
+
     /// Flows newest first.
     fn list(&self, owner: &str, query: &ListQuery) -> Result<Vec<FlowSummary>>;
 

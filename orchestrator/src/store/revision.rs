@@ -6,8 +6,9 @@
 //! row (its current step, and the revision itself), and a column left out of the `UPDATE` is
 //! neither re-encoded nor re-checked; `status`, which is indexed, keeps its index entry.
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{OptionalExtension, params, params_from_iter};
+use std::sync::OnceLock;
+
+use rusqlite::{OptionalExtension, ToSql, params};
 use serde_json::{Map, Value, json};
 
 use super::transaction::Transaction;
@@ -28,8 +29,7 @@ pub(super) fn commit(
     now: Timestamp,
     new_token: Option<&str>,
 ) -> Result<Flow> {
-    let fields: Vec<Field> =
-        Field::ALL.into_iter().filter(|field| field.differs(before, &after, new_token)).collect();
+    let fields = FieldSet::between(before, &after, new_token);
     let mut changes: Vec<FieldChange> = fields
         .iter()
         .filter(|field| field.is_revision_change(before, &after, new_token))
@@ -41,19 +41,21 @@ pub(super) fn commit(
     }
     after.revision = before.revision + 1;
     after.updated_at = now;
-    let mut sql = String::from("UPDATE flows SET ");
-    let mut values = Vec::new();
-    for field in fields {
-        field.assign(&after, new_token, &mut sql, &mut values);
+    let mut update = tx.prepare_cached(fields.update_sql())?;
+    let mut index = 0;
+    let mut bind = |value: &dyn ToSql| {
+        index += 1;
+        update.raw_bind_parameter(index, value)
+    };
+    for field in fields.iter() {
+        field.bind(&after, new_token, &mut bind)?;
     }
-    sql.push_str("revision = ?, updated_at = ? WHERE id = ? AND revision = ?");
-    values.extend([
-        SqlValue::Integer(after.revision as i64),
-        SqlValue::Integer(now.as_millis()),
-        SqlValue::Text(after.id.to_string()),
-        SqlValue::Integer(before.revision as i64),
-    ]);
-    let updated = tx.prepare_cached(&sql)?.execute(params_from_iter(values))?;
+    bind(&(after.revision as i64))?;
+    bind(&now.as_millis())?;
+    bind(&after.id.to_string())?;
+    bind(&(before.revision as i64))?;
+    let updated = update.raw_execute()?;
+    drop(update);
     if updated != 1 {
         let current: Option<i64> = tx
             .prepare_cached("SELECT revision FROM flows WHERE id = ?1")?
@@ -213,61 +215,98 @@ impl Field {
         }
     }
 
-    /// Appends `column = ?, …` for this field to `sql` and the values to bind to `values`.
-    fn assign(
+    /// `column = ?, …` for this field, in an `UPDATE`'s `SET` list.
+    fn assignment(self) -> &'static str {
+        match self {
+            Field::Status => "status = ?, ",
+            Field::Goal => "goal = ?, ",
+            Field::CurrentStep => "current_step = ?, ",
+            Field::State => "state = ?, ",
+            Field::Wait => "wait = ?, ",
+            Field::Error => "error = ?, ",
+            Field::CancelRequestedAt => "cancel_requested_at = ?, ",
+            Field::EndedAt => "ended_at = ?, ",
+            // Without a lease there is no token; with one, a new token replaces the stored one
+            // and otherwise the stored one stays.
+            Field::Lease => {
+                "lease_token = CASE WHEN ? IS NULL THEN NULL ELSE coalesce(?, lease_token) END, \
+                 lease_host = ?, lease_pid = ?, lease_process_start = ?, lease_expires_at = ?, "
+            }
+        }
+    }
+
+    /// Binds the values of [`Self::assignment`]'s parameters, in order.
+    fn bind(
         self,
         flow: &Flow,
         new_token: Option<&str>,
-        sql: &mut String,
-        values: &mut Vec<SqlValue>,
-    ) {
-        fn text(value: Option<&str>) -> SqlValue {
-            value.map_or(SqlValue::Null, |text| SqlValue::Text(text.to_owned()))
-        }
-        fn json(value: &Option<Value>) -> SqlValue {
-            value.as_ref().map_or(SqlValue::Null, |value| SqlValue::Text(value.to_string()))
-        }
-        fn time(value: Option<Timestamp>) -> SqlValue {
-            value.map_or(SqlValue::Null, |at| SqlValue::Integer(at.as_millis()))
-        }
-        let (columns, assigned): (&str, Vec<SqlValue>) = match self {
-            Field::Status => {
-                ("status = ?, ", vec![SqlValue::Text(flow.status.as_str().to_owned())])
-            }
-            Field::Goal => ("goal = ?, ", vec![text(flow.goal.as_deref())]),
-            Field::CurrentStep => ("current_step = ?, ", vec![text(flow.current_step.as_deref())]),
-            Field::State => ("state = ?, ", vec![json(&flow.state)]),
-            Field::Wait => ("wait = ?, ", vec![json(&flow.wait)]),
-            Field::Error => ("error = ?, ", vec![text(flow.error.as_deref())]),
-            Field::CancelRequestedAt => {
-                ("cancel_requested_at = ?, ", vec![time(flow.cancel_requested_at)])
-            }
-            Field::EndedAt => ("ended_at = ?, ", vec![time(flow.ended_at)]),
+        bind: &mut impl FnMut(&dyn ToSql) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        let json = |value: &Option<Value>| value.as_ref().map(Value::to_string);
+        match self {
+            Field::Status => bind(&flow.status.as_str()),
+            Field::Goal => bind(&flow.goal),
+            Field::CurrentStep => bind(&flow.current_step),
+            Field::State => bind(&json(&flow.state)),
+            Field::Wait => bind(&json(&flow.wait)),
+            Field::Error => bind(&flow.error),
+            Field::CancelRequestedAt => bind(&flow.cancel_requested_at.map(Timestamp::as_millis)),
+            Field::EndedAt => bind(&flow.ended_at.map(Timestamp::as_millis)),
             Field::Lease => {
                 let lease = flow.lease.as_ref();
-                let expires = time(lease.map(|lease| lease.expires_at));
-                (
-                    // Without a lease there is no token; with one, a new token replaces the
-                    // stored one and otherwise the stored one stays.
-                    "lease_token = CASE WHEN ? IS NULL THEN NULL ELSE coalesce(?, lease_token) \
-                     END, lease_host = ?, lease_pid = ?, lease_process_start = ?, \
-                     lease_expires_at = ?, ",
-                    vec![
-                        expires.clone(),
-                        text(new_token),
-                        text(lease.map(|lease| lease.holder.host.as_str())),
-                        lease.map_or(SqlValue::Null, |lease| {
-                            SqlValue::Integer(i64::from(lease.holder.pid))
-                        }),
-                        lease
-                            .and_then(|lease| lease.holder.process_start)
-                            .map_or(SqlValue::Null, |start| SqlValue::Integer(start as i64)),
-                        expires,
-                    ],
-                )
+                let expires = lease.map(|lease| lease.expires_at.as_millis());
+                bind(&expires)?;
+                bind(&new_token)?;
+                bind(&lease.map(|lease| lease.holder.host.as_str()))?;
+                bind(&lease.map(|lease| lease.holder.pid))?;
+                bind(
+                    &lease.and_then(|lease| lease.holder.process_start).map(|start| start as i64),
+                )?;
+                bind(&expires)
             }
-        };
-        sql.push_str(columns);
-        values.extend(assigned);
+        }
+    }
+}
+
+/// The fields one change touches, as a bit set over [`Field::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FieldSet(u16);
+
+impl FieldSet {
+    fn between(before: &Flow, after: &Flow, new_token: Option<&str>) -> Self {
+        let mut bits = 0;
+        for (bit, field) in Field::ALL.into_iter().enumerate() {
+            if field.differs(before, after, new_token) {
+                bits |= 1 << bit;
+            }
+        }
+        FieldSet(bits)
+    }
+
+    fn iter(self) -> impl Iterator<Item = Field> {
+        Field::ALL
+            .into_iter()
+            .enumerate()
+            .filter(move |(bit, _)| self.0 & (1 << bit) != 0)
+            .map(|(_, field)| field)
+    }
+
+    /// The `UPDATE` that writes these fields, the revision and `updated_at`; each text is
+    /// built once, so the statement cache finds it by the same key every time.
+    fn update_sql(self) -> &'static str {
+        static SQL: OnceLock<Vec<String>> = OnceLock::new();
+        let all = SQL.get_or_init(|| {
+            (0..1u16 << Field::ALL.len())
+                .map(|bits| {
+                    let mut sql = String::from("UPDATE flows SET ");
+                    for field in FieldSet(bits).iter() {
+                        sql.push_str(field.assignment());
+                    }
+                    sql.push_str("revision = ?, updated_at = ? WHERE id = ? AND revision = ?");
+                    sql
+                })
+                .collect()
+        });
+        &all[usize::from(self.0)]
     }
 }

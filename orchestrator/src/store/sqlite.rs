@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use serde_json::{Value, json};
 
-use super::flow_cache::{FlowCache, KnownFlow};
+use super::flow_cache::{DataVersion, FlowCache, KnownFlow};
 use super::revision::{self, commit};
 use super::transaction::Transaction;
 use super::{Caller, FlowStore, location, schema};
@@ -86,6 +87,9 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// Locked before `conn` where both are.
     known: Mutex<FlowCache>,
+    /// Writes of this connection other than checkpoints, which the cache cannot see through
+    /// `data_version` (that only moves for other connections' commits).
+    other_writes: AtomicU64,
     path: PathBuf,
     host: String,
 }
@@ -135,6 +139,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             known: Mutex::default(),
+            other_writes: AtomicU64::new(0),
             path,
             host: lease::host_name(),
         })
@@ -153,7 +158,21 @@ impl SqliteStore {
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction: it holds the write lock from its first
     /// read, so what it checked is still true when it writes.
     fn write<T>(&self, work: impl FnOnce(&Transaction<'_>, Timestamp) -> Result<T>) -> Result<T> {
+        self.write_counted(work, true)
+    }
+
+    /// [`Self::write`]; `counted` tells the flow cache that this connection wrote outside
+    /// the checkpoints it tracks (only those keep the cache's entries current).
+    fn write_counted<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>, Timestamp) -> Result<T>,
+        counted: bool,
+    ) -> Result<T> {
         let conn = self.lock();
+        if counted {
+            // Under the connection's lock, so a checkpoint reads it in order with the writes.
+            self.other_writes.fetch_add(1, Ordering::Relaxed);
+        }
         let result = (|| {
             let tx = Transaction::immediate(&conn)?;
             let value = work(&tx, Timestamp::now())?;
@@ -220,6 +239,10 @@ impl FlowStore for SqliteStore {
 
     fn flow(&self, owner: &str, id: &FlowId) -> Result<Flow> {
         self.read(|tx| Ok(load_flow(tx, Some(owner), id)?.0))
+    }
+
+    fn flow_without_spec(&self, owner: &str, id: &FlowId) -> Result<Flow> {
+        self.read(|tx| Ok(load_flow_head(tx, Some(owner), id)?.0))
     }
 
     fn list(&self, owner: &str, query: &ListQuery) -> Result<Vec<FlowSummary>> {
@@ -439,24 +462,29 @@ impl FlowStore for SqliteStore {
     ) -> Result<Vec<Result<CheckpointDone>>> {
         let mut cache = self.known.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut committed = HashMap::new();
-        let answers = self.write(|tx, now| {
-            let mut answers = Vec::with_capacity(ops.len());
-            let mut ops = ops.into_iter().peekable();
-            while let Some(first) = ops.next() {
-                let flow_id = op_flow(&first);
-                let mut group = vec![first];
-                while let Some(next) = ops.next_if(|op| op_flow(op) == flow_id) {
-                    group.push(next);
+        let (answers, version) = self.write_counted(
+            |tx, now| {
+                let version = DataVersion::read(tx, self.other_writes.load(Ordering::Relaxed))?;
+                let mut answers = Vec::with_capacity(ops.len());
+                let mut ops = ops.into_iter().peekable();
+                while let Some(first) = ops.next() {
+                    let flow_id = op_flow(&first);
+                    let mut group = vec![first];
+                    while let Some(next) = ops.next_if(|op| op_flow(op) == flow_id) {
+                        group.push(next);
+                    }
+                    let known = cache.take(tx, version, caller.owner, &flow_id)?;
+                    let (group_answers, written) =
+                        apply_group(tx, caller, flow_id, group, now, known)?;
+                    answers.extend(group_answers);
+                    // A later group on the same flow saw this one's writes.
+                    committed.extend(written.map(|known| (flow_id, known)));
                 }
-                let known = cache.take(tx, caller.owner, &flow_id)?;
-                let (group_answers, written) = apply_group(tx, caller, flow_id, group, now, known)?;
-                answers.extend(group_answers);
-                // A later group on the same flow saw this one's writes.
-                committed.extend(written.map(|known| (flow_id, known)));
-            }
-            Ok(answers)
-        })?;
-        cache.keep(committed.into_values());
+                Ok((answers, version))
+            },
+            false,
+        )?;
+        cache.keep(version, committed.into_values());
         Ok(answers)
     }
 
