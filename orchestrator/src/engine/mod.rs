@@ -354,6 +354,6 @@ impl Engine {
             id: flow.id.to_string(),
             detail: error.to_string(),
         })?;
-        self.plan(&spec)
+        spec.into_plan(&self.actions).map_err(EngineError::Spec)
     }
 }

@@ -66,7 +66,11 @@ enum Stop {
 /// What each op of a checkpoint means to the runner.
 enum Meaning {
     Begin(usize),
-    Restart(usize),
+    /// The step at `at` starts its next attempt of journal row `seq`.
+    Restart {
+        at: usize,
+        seq: u32,
+    },
     Finish,
     Status,
     Renew,
@@ -107,11 +111,11 @@ impl Runner {
         let total = steps.len();
         let mut slots = vec![Slot::Waiting { retry_of: None }; total];
         // A `child` row is a child flow's record, ended by the store; its step is the action's.
-        for row in journal.iter().filter(|row| row.kind != StepKind::Child) {
+        for row in journal.into_iter().filter(|row| row.kind != StepKind::Child) {
             let Some(at) = plan.position(&row.name) else { continue };
             slots[at] = match row.status {
-                StepStatus::Succeeded => Slot::Done(row.output.clone().unwrap_or(Value::Null)),
-                StepStatus::Running => Slot::InFlight(row.clone()),
+                StepStatus::Succeeded => Slot::Done(row.output.unwrap_or(Value::Null)),
+                StepStatus::Running => Slot::InFlight(row),
                 StepStatus::Failed | StepStatus::Cancelled => {
                     Slot::Waiting { retry_of: Some(row.seq) }
                 }
@@ -153,7 +157,7 @@ impl Runner {
                     seq: step.seq,
                     reason: format!("the runner stopped during attempt {}", step.attempt),
                 });
-                meanings.push(Meaning::Restart(at));
+                meanings.push(Meaning::Restart { at, seq: step.seq });
                 *slot = Slot::Running;
                 running += 1;
             }
@@ -247,7 +251,7 @@ impl Runner {
                 for (meaning, answer) in std::mem::take(&mut meanings).into_iter().zip(answers) {
                     match (meaning, answer) {
                         (
-                            Meaning::Begin(at) | Meaning::Restart(at),
+                            Meaning::Begin(at) | Meaning::Restart { at, .. },
                             Ok(CheckpointDone::Step(step)),
                         ) => {
                             progress(&Progress::StepStarted {
@@ -265,14 +269,11 @@ impl Runner {
                             running -= 1;
                             stop.get_or_insert(Stop::Cancel);
                         }
-                        (Meaning::Restart(at), Err(Error::CancelRequested { .. })) => {
-                            if let Slot::Running = slots[at]
-                                && let Some(step) =
-                                    journal.iter().rev().find(|s| s.name == steps[at].id)
-                            {
+                        (Meaning::Restart { at, seq }, Err(Error::CancelRequested { .. })) => {
+                            if let Slot::Running = slots[at] {
                                 ops.push(CheckpointOp::Finish {
                                     lease: lease.clone(),
-                                    seq: step.seq,
+                                    seq,
                                     outcome: StepOutcome::Cancelled,
                                 });
                                 meanings.push(Meaning::Finish);

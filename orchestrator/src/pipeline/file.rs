@@ -142,7 +142,7 @@ pub fn parse(
         concurrency: raw.concurrency.as_ref().map(|limit| *limit.get_ref()),
         steps,
     };
-    match spec.plan(actions) {
+    match spec.into_plan(actions) {
         Ok(plan) if errors.is_empty() => Ok(plan),
         Ok(_) => Err(PipelineErrors(errors)),
         Err(found) => {

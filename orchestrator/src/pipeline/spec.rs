@@ -155,6 +155,17 @@ impl FlowSpec {
     /// Checks the spec against `actions` and works out what each step waits for. Every problem
     /// is reported, each naming the step and field it is about.
     pub fn plan(&self, actions: &Actions) -> Result<Plan, Vec<SpecError>> {
+        self.clone().into_plan(actions)
+    }
+
+    /// [`Self::plan`], keeping the spec in the plan instead of a copy of it.
+    pub fn into_plan(self, actions: &Actions) -> Result<Plan, Vec<SpecError>> {
+        let (deps, index) = self.analyse(actions)?;
+        Ok(Plan { spec: self, deps, index })
+    }
+
+    /// What each step waits for, and each step's position by id.
+    fn analyse(&self, actions: &Actions) -> Result<(Dependencies, StepIndex), Vec<SpecError>> {
         let mut errors = Vec::new();
         let mut report = |step: Option<usize>, field: SpecField, message: String| {
             errors.push(SpecError { step, field, message });
@@ -257,7 +268,7 @@ impl FlowSpec {
                 format!("the steps need each other in a cycle: {}", names.join(" needs ")),
             );
         }
-        if errors.is_empty() { Ok(Plan { spec: self.clone(), deps, index }) } else { Err(errors) }
+        if errors.is_empty() { Ok((deps, index)) } else { Err(errors) }
     }
 }
 
@@ -378,6 +389,11 @@ impl fmt::Display for SpecError {
         f.write_str(&self.message)
     }
 }
+
+/// For each step, the positions of the steps it waits for.
+type Dependencies = Vec<Vec<usize>>;
+/// Each step's position by id.
+type StepIndex = HashMap<String, usize>;
 
 /// A checked spec and the order it implies.
 #[derive(Debug, Clone, PartialEq)]
