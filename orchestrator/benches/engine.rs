@@ -2,6 +2,11 @@
 //!
 //! - `raw_sqlite_commits_per_sec`: one-row commits on a bare WAL connection with
 //!   `synchronous=FULL`, the ceiling for anything durable on this disk;
+//! - `schema_floor_commits_per_sec`: the rows one step's checkpoint writes (the step ends, the
+//!   next begins, the flow takes its next revision, the revision row), as bare prepared SQL on
+//!   a store's own schema, one commit each: what the stored records cost before any engine
+//!   work. With `one_flow_ratio_to_schema_floor` it tells the engine's own overhead apart from
+//!   the cost of what it stores;
 //! - `one_flow_echo_steps_per_sec`: a chain of `echo` steps in one flow (each step's outcome and
 //!   the next step's start are one commit); target ≥ 80% of the raw rate;
 //! - `flows_64_echo_steps_per_sec`: 64 such flows at once in one engine (group commit);
@@ -23,8 +28,8 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use taskflow_orchestrator::{
-    Actions, CheckpointOp, Engine, EngineOptions, FlowSpec, FlowStatus, LeaseHolder, NewStep,
-    OpenOptions, StepContext, StepKind, StepOutcome, StepSpec, TaskFlow,
+    Actions, CheckpointOp, Engine, EngineOptions, FlowSpec, FlowStatus, LeaseHolder, NewFlow,
+    NewStep, OpenOptions, StepContext, StepKind, StepOutcome, StepSpec, TaskFlow,
 };
 
 /// Rounds of each measurement, interleaved (raw, one flow, 64 flows, raw, …) so that a
@@ -34,7 +39,8 @@ const RAW_SECONDS: f64 = 1.0;
 /// SQLite checkpoints the WAL into the database once it holds 1,000 frames; from then on the
 /// WAL file is rewritten in place.
 const WARM_UP_FRAMES: usize = 1_200;
-/// A step's commit writes about four frames (the flow row, the step, its revision, an index).
+/// A step's commit writes about four frames (the flow row's page, the steps' leaf, the
+/// revisions' leaf, and now and then the pages of a split).
 const WARM_UP_STEPS: usize = WARM_UP_FRAMES / 4;
 const ONE_FLOW_STEPS: usize = 1_000;
 const FLOWS: usize = 64;
@@ -45,25 +51,34 @@ const RESUME_ROUNDS: usize = 3;
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
-    let (mut raw, mut one, mut many, mut one_ratio, mut many_ratio) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut raw, mut floor, mut one, mut many) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut floor_ratio, mut one_ratio, mut one_floor_ratio, mut many_ratio) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let raw_rate = raw_commits_per_sec(&dir.path().join(format!("raw{round}.db")));
+        let floor_rate = schema_floor_commits_per_sec(&dir.path().join(format!("floor{round}.db")));
         let one_rate = runtime.block_on(one_flow(&dir.path().join(format!("one{round}.db"))));
         let many_rate = runtime.block_on(many_flows(&dir.path().join(format!("many{round}.db"))));
-        raw.push(raw_rate);
-        one.push(one_rate);
-        many.push(many_rate);
-        one_ratio.push(one_rate / raw_rate);
         eprintln!(
-            "round {round}: raw {raw_rate:.0} one {one_rate:.0} ratio {:.2} many {many_rate:.0}",
+            "round {round}: raw {raw_rate:.0}, schema floor {floor_rate:.0}, one flow {one_rate:.0} \
+             ({:.2} of raw), 64 flows {many_rate:.0}",
             one_rate / raw_rate
         );
+        raw.push(raw_rate);
+        floor.push(floor_rate);
+        one.push(one_rate);
+        many.push(many_rate);
+        floor_ratio.push(floor_rate / raw_rate);
+        one_ratio.push(one_rate / raw_rate);
+        one_floor_ratio.push(one_rate / floor_rate);
         many_ratio.push(many_rate / one_rate);
     }
     println!("raw_sqlite_commits_per_sec: {:.0}", median(&mut raw));
+    println!("schema_floor_commits_per_sec: {:.0}", median(&mut floor));
+    println!("schema_floor_ratio_to_raw: {:.2}", median(&mut floor_ratio));
     println!("one_flow_echo_steps_per_sec: {:.0}", median(&mut one));
     println!("one_flow_ratio_to_raw: {:.2}", median(&mut one_ratio));
+    println!("one_flow_ratio_to_schema_floor: {:.2}", median(&mut one_floor_ratio));
     println!("flows_64_echo_steps_per_sec: {:.0}", median(&mut many));
     println!("flows_64_ratio_to_one_flow: {:.2}", median(&mut many_ratio));
     let mut resumes: Vec<f64> = (0..RESUME_ROUNDS)
@@ -94,6 +109,72 @@ fn raw_commits_per_sec(path: &Path) -> f64 {
     let mut commits = 0u64;
     while started.elapsed().as_secs_f64() < RAW_SECONDS {
         insert.execute(["a checkpoint"]).unwrap();
+        commits += 1;
+    }
+    commits as f64 / started.elapsed().as_secs_f64()
+}
+
+fn schema_floor_commits_per_sec(path: &Path) -> f64 {
+    let taskflow = TaskFlow::open(path, &OpenOptions::default()).expect("open");
+    let flow = taskflow.bind("bench").unwrap().create(NewFlow::managed("floor")).unwrap();
+    drop(taskflow);
+    let conn = Connection::open(path).expect("open");
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    let id = flow.id.to_string();
+    let execute = |sql: &str, params: &[&dyn rusqlite::ToSql]| {
+        conn.prepare_cached(sql).unwrap().execute(params).unwrap();
+    };
+    let begin = |seq: u32, now: i64| {
+        let (name, key, input) =
+            (format!("s{seq}"), format!("{id}:{seq}"), format!("{{\"value\":{seq}}}"));
+        execute(
+            "INSERT INTO steps (flow_id, seq, name, kind, status, attempt, idempotency_key, \
+             input, started_at) VALUES (?1, ?2, ?3, 'action', 'running', 1, ?4, ?5, ?6)",
+            &[&id, &seq, &name, &key, &input, &now],
+        );
+    };
+    begin(1, 0);
+    let mut revision = flow.revision as i64;
+    let mut step = |seq: u32| {
+        let now = taskflow_orchestrator::Timestamp::now().as_millis();
+        execute("BEGIN IMMEDIATE", &[]);
+        execute(
+            "UPDATE steps SET status = 'succeeded', output = ?1, ended_at = ?2 \
+             WHERE flow_id = ?3 AND seq = ?4 AND status = 'running'",
+            &[&seq.to_string(), &now, &id, &seq],
+        );
+        begin(seq + 1, now);
+        let next = format!("s{}", seq + 1);
+        execute(
+            "UPDATE flows SET current_step = ?1, revision = ?2, updated_at = ?3 \
+             WHERE id = ?4 AND revision = ?5",
+            &[&next, &(revision + 1), &now, &id, &revision],
+        );
+        revision += 1;
+        let change = json!([
+            {"field": "current_step", "before": format!("s{seq}"), "after": next},
+            {"field": format!("step {seq} (s{seq})"), "before": "running", "after": "succeeded"},
+            {"field": format!("step {} ({next})", seq + 1), "before": null, "after": "running"},
+        ])
+        .to_string();
+        execute(
+            "INSERT INTO revisions (flow_id, revision, at, actor, change) \
+             VALUES (?1, ?2, ?3, 'bench', ?4)",
+            &[&id, &revision, &now, &change],
+        );
+        execute("COMMIT", &[]);
+    };
+    let mut seq = 1;
+    for _ in 0..WARM_UP_STEPS {
+        step(seq);
+        seq += 1;
+    }
+    let started = Instant::now();
+    let mut commits = 0u64;
+    while started.elapsed().as_secs_f64() < RAW_SECONDS {
+        step(seq);
+        seq += 1;
         commits += 1;
     }
     commits as f64 / started.elapsed().as_secs_f64()

@@ -215,6 +215,7 @@ impl Engine {
         let kind = self.flow_kind(&flow)?;
         let ttl = self.options.lease_ttl;
         let lease = self.store.call(move |handle| handle.acquire_lease(&id, ttl)).await?;
+        let _under_way = self.store.run_started();
         self.store.watch(id, token.clone());
         let outcome = async {
             let journal = self.store.call(move |handle| handle.steps(&id)).await?;

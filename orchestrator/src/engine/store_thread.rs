@@ -1,9 +1,9 @@
 //! The engine's writer. One thread serves the engine's use of the store: runners send it their
 //! checkpoints, and every checkpoint waiting when it is free goes into the same transaction
 //! (group commit), so many flows share one fsync. Each runner is answered only after that
-//! transaction committed, so a step is reported done only once it is durable. A runner whose
-//! checkpoint finds nothing else being committed (one flow running alone) commits it itself,
-//! without the round trip to the thread.
+//! transaction committed, so a step is reported done only once it is durable. A runner that is
+//! the engine's only one (one flow running alone) commits its checkpoints itself, without the
+//! round trip to the thread: there is nothing to group them with.
 //!
 //! The same thread polls the flows it runs for cancel requests made by other processes, every
 //! `poll` interval, and fires their cancellation tokens.
@@ -42,6 +42,17 @@ pub(crate) struct StoreThread {
     handle: OwnerHandle,
     /// Checkpoints being committed now, by the thread or inline.
     committing: Arc<AtomicUsize>,
+    /// Runs under way in the engine.
+    runs: Arc<AtomicUsize>,
+}
+
+/// Counts a run as under way until dropped.
+pub(crate) struct RunUnderWay(Arc<AtomicUsize>);
+
+impl Drop for RunUnderWay {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl StoreThread {
@@ -57,18 +68,25 @@ impl StoreThread {
                 serve(&thread_handle, &receiver, &thread_watched, &thread_committing, poll)
             })
             .expect("the store thread starts");
-        StoreThread { jobs, watched, handle, committing }
+        StoreThread { jobs, watched, handle, committing, runs: Arc::new(AtomicUsize::new(0)) }
     }
 
-    /// Applies `ops` (with whatever other runners sent meanwhile) in one transaction. When no
-    /// other checkpoint is being committed, the caller commits its own on its worker thread
-    /// (a multi-threaded runtime moves the worker's other tasks elsewhere meanwhile), which
-    /// spares a round trip to the writer thread; otherwise the writer thread batches it with
-    /// the others that are waiting.
+    /// Marks a run as under way: while more than one is, every checkpoint goes through the
+    /// thread, to be grouped with the others.
+    pub(crate) fn run_started(&self) -> RunUnderWay {
+        self.runs.fetch_add(1, Ordering::AcqRel);
+        RunUnderWay(Arc::clone(&self.runs))
+    }
+
+    /// Applies `ops` (with whatever other runners sent meanwhile) in one transaction. The only
+    /// run under way commits its own on its worker thread (a multi-threaded runtime moves the
+    /// worker's other tasks elsewhere meanwhile), which spares a round trip to the writer
+    /// thread; otherwise the writer thread batches it with the others that are waiting.
     pub(crate) async fn checkpoint(&self, ops: Vec<CheckpointOp>) -> Answers {
         let multi_threaded = tokio::runtime::Handle::try_current()
             .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
         if multi_threaded
+            && self.runs.load(Ordering::Acquire) <= 1
             && self.committing.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire).is_ok()
         {
             let answers = tokio::task::block_in_place(|| self.handle.checkpoint(ops));
