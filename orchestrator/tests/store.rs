@@ -408,75 +408,78 @@ fn answered_step(answer: &Result<CheckpointDone, Error>) -> taskflow_orchestrato
     }
 }
 
+fn begin(lease: &taskflow_orchestrator::Lease, name: &str) -> CheckpointOp {
+    CheckpointOp::Begin {
+        lease: lease.clone(),
+        step: NewStep::new(name, StepKind::Action).with_input(json!({"n": name})),
+    }
+}
+
+fn finish(lease: &taskflow_orchestrator::Lease, seq: u32, outcome: StepOutcome) -> CheckpointOp {
+    CheckpointOp::Finish { lease: lease.clone(), seq, outcome }
+}
+
+/// A new flow of `handle`'s, leased, then running with its first step begun, through one
+/// checkpoint as a runner starts it.
+fn checkpointed(handle: &OwnerHandle, name: &str) -> (FlowId, taskflow_orchestrator::Lease) {
+    let flow = handle.create(NewFlow::managed(name)).unwrap();
+    let lease = handle.acquire_lease(&flow.id, TTL).unwrap();
+    let status = CheckpointOp::Status {
+        lease: lease.clone(),
+        to: FlowStatus::Running,
+        error: None,
+        state: None,
+    };
+    let answers = handle.checkpoint(vec![status, begin(&lease, "first")]).unwrap();
+    assert_eq!(answered_step(&answers[1]).seq, 1);
+    (flow.id, lease)
+}
+
+/// The refusal of a checkpoint of the one op `op`.
+fn refusal(handle: &OwnerHandle, op: CheckpointOp) -> Error {
+    handle.checkpoint(vec![op]).unwrap().remove(0).unwrap_err()
+}
+
 #[test]
 fn checkpoints_see_what_other_connections_changed_between_them() {
     let fx = Fixture::new();
     let runner = fx.alice();
     let other_store = fx.reopen();
     let other = other_store.bind("alice").unwrap();
-    let flow = runner.create(NewFlow::managed("watched")).unwrap();
-    let lease = runner.acquire_lease(&flow.id, TTL).unwrap();
-    let begin = |name: &str| CheckpointOp::Begin {
-        lease: lease.clone(),
-        step: NewStep::new(name, StepKind::Action).with_input(json!({"n": name})),
-    };
-    let finish = |seq: u32, outcome: StepOutcome| CheckpointOp::Finish {
-        lease: lease.clone(),
-        seq,
-        outcome,
-    };
-    let status = CheckpointOp::Status {
-        lease: lease.clone(),
-        to: FlowStatus::Running,
-        error: None,
-        state: None,
-    };
-    let answers = runner.checkpoint(vec![status, begin("one")]).unwrap();
-    assert_eq!(answered_step(&answers[1]).seq, 1);
+    let (id, lease) = checkpointed(&runner, "watched");
     let answers = runner
-        .checkpoint(vec![finish(1, StepOutcome::Succeeded(json!([1.5, "x"]))), begin("two")])
+        .checkpoint(vec![
+            finish(&lease, 1, StepOutcome::Succeeded(json!([1.5, "x"]))),
+            begin(&lease, "second"),
+        ])
         .unwrap();
     // Answers are the rows as stored.
-    let stored = runner.steps(&flow.id).unwrap();
+    let stored = runner.steps(&id).unwrap();
     assert_eq!(answered_step(&answers[0]), stored[0]);
     assert_eq!(answered_step(&answers[1]), stored[1]);
 
     // Another process renews the lease (it has the token) and asks for a cancel.
     let renewed = other.renew_lease(&lease, TTL * 2).unwrap();
-    other.request_cancel(&flow.id, None).unwrap();
-
-    let refused = runner.checkpoint(vec![begin("three")]).unwrap().remove(0).unwrap_err();
-    assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
-    let answers = runner.checkpoint(vec![finish(2, StepOutcome::Cancelled)]).unwrap();
-    assert_eq!(answered_step(&answers[0]).status, StepStatus::Cancelled);
-    let ended = other.flow(&flow.id).unwrap();
-    assert_eq!(ended.status, FlowStatus::Cancelled, "the cancel settled with the last step");
-    assert_eq!(runner.steps(&flow.id).unwrap().len(), 2);
     assert!(renewed.expires_at > lease.expires_at);
+    other.request_cancel(&id, None).unwrap();
 
-    // A second flow: a renewal elsewhere is not undone by the runner's next checkpoint.
-    let flow = runner.create(NewFlow::managed("renewed")).unwrap();
-    let lease = runner.acquire_lease(&flow.id, TTL).unwrap();
-    let status = CheckpointOp::Status {
-        lease: lease.clone(),
-        to: FlowStatus::Running,
-        error: None,
-        state: None,
-    };
-    let step = NewStep::new("one", StepKind::Action);
-    runner.checkpoint(vec![status, CheckpointOp::Begin { lease: lease.clone(), step }]).unwrap();
+    let refused = refusal(&runner, begin(&lease, "third"));
+    assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
+    let answers = runner.checkpoint(vec![finish(&lease, 2, StepOutcome::Cancelled)]).unwrap();
+    assert_eq!(answered_step(&answers[0]).status, StepStatus::Cancelled);
+    assert_eq!(other.flow(&id).unwrap().status, FlowStatus::Cancelled, "the last step settled it");
+    assert_eq!(runner.steps(&id).unwrap().len(), 2);
+
+    // A renewal elsewhere is not undone by the runner's next checkpoint.
+    let (id, lease) = checkpointed(&runner, "renewed");
     let renewed = other.renew_lease(&lease, TTL * 2).unwrap();
-    let step = NewStep::new("two", StepKind::Action);
     let answers = runner
-        .checkpoint(vec![
-            CheckpointOp::Finish { lease: lease.clone(), seq: 1, outcome: StepOutcome::Cancelled },
-            CheckpointOp::Begin { lease: lease.clone(), step },
-        ])
+        .checkpoint(vec![finish(&lease, 1, StepOutcome::Cancelled), begin(&lease, "second")])
         .unwrap();
     assert!(answers.iter().all(Result::is_ok), "{answers:?}");
-    let stored = other.flow(&flow.id).unwrap();
+    let stored = other.flow(&id).unwrap();
     assert_eq!(stored.lease.unwrap().expires_at, renewed.expires_at);
-    assert_eq!(stored.current_step.as_deref(), Some("two"));
+    assert_eq!(stored.current_step.as_deref(), Some("second"));
 }
 
 #[test]
@@ -485,38 +488,20 @@ fn a_change_elsewhere_is_seen_even_after_checkpoints_of_other_flows() {
     let runner = fx.alice();
     let other_store = fx.reopen();
     let other = other_store.bind("alice").unwrap();
-    let start = |name: &str| {
-        let flow = runner.create(NewFlow::managed(name)).unwrap();
-        let lease = runner.acquire_lease(&flow.id, TTL).unwrap();
-        let status = CheckpointOp::Status {
-            lease: lease.clone(),
-            to: FlowStatus::Running,
-            error: None,
-            state: None,
-        };
-        let begin =
-            CheckpointOp::Begin { lease: lease.clone(), step: NewStep::new("a", StepKind::Action) };
-        runner.checkpoint(vec![status, begin]).unwrap();
-        (flow.id, lease)
-    };
-    let (first, first_lease) = start("first");
-    let (_, second_lease) = start("second");
+    let (first, first_lease) = checkpointed(&runner, "first");
+    let (_, second_lease) = checkpointed(&runner, "second");
 
     other.request_cancel(&first, None).unwrap();
     // A checkpoint of the second flow comes first and commits.
-    let finish = CheckpointOp::Finish {
-        lease: second_lease.clone(),
-        seq: 1,
-        outcome: StepOutcome::Succeeded(json!(1)),
-    };
-    let begin =
-        CheckpointOp::Begin { lease: second_lease, step: NewStep::new("b", StepKind::Action) };
-    let answers = runner.checkpoint(vec![finish, begin]).unwrap();
+    let answers = runner
+        .checkpoint(vec![
+            finish(&second_lease, 1, StepOutcome::Succeeded(json!(1))),
+            begin(&second_lease, "next"),
+        ])
+        .unwrap();
     assert!(answers.iter().all(Result::is_ok), "{answers:?}");
 
-    let begin =
-        CheckpointOp::Begin { lease: first_lease, step: NewStep::new("b", StepKind::Action) };
-    let refused = runner.checkpoint(vec![begin]).unwrap().remove(0).unwrap_err();
+    let refused = refusal(&runner, begin(&first_lease, "next"));
     assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
 }
 
@@ -524,21 +509,9 @@ fn a_change_elsewhere_is_seen_even_after_checkpoints_of_other_flows() {
 fn a_change_through_the_same_store_is_seen_by_the_next_checkpoint() {
     let fx = Fixture::new();
     let runner = fx.alice();
-    let flow = runner.create(NewFlow::managed("same store")).unwrap();
-    let lease = runner.acquire_lease(&flow.id, TTL).unwrap();
-    let status = CheckpointOp::Status {
-        lease: lease.clone(),
-        to: FlowStatus::Running,
-        error: None,
-        state: None,
-    };
-    let begin = |name: &str| CheckpointOp::Begin {
-        lease: lease.clone(),
-        step: NewStep::new(name, StepKind::Action),
-    };
-    runner.checkpoint(vec![status, begin("a")]).unwrap();
-    runner.request_cancel(&flow.id, None).unwrap();
-    let refused = runner.checkpoint(vec![begin("b")]).unwrap().remove(0).unwrap_err();
+    let (id, lease) = checkpointed(&runner, "same store");
+    runner.request_cancel(&id, None).unwrap();
+    let refused = refusal(&runner, begin(&lease, "next"));
     assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
 }
 
