@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
-use wiremock::matchers::method;
+use wiremock::matchers::{header, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn root(path: &str) -> PathBuf {
@@ -20,11 +20,16 @@ struct Output {
 }
 
 fn run(db: &Path, args: &[&str]) -> Output {
+    run_with_env(db, args, &[])
+}
+
+fn run_with_env(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_taskflow"))
         .arg("--db")
         .arg(db)
         .args(args)
         .env_remove("TASKFLOW_CONNECT_TIMEOUT_MS")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     Output {
@@ -205,4 +210,71 @@ async fn one_pipeline_file_runs_on_another_provider() {
     assert_eq!(requests.len(), 3, "only the draft ran again");
     let body: Value = serde_json::from_slice(&requests[2].body).unwrap();
     assert_eq!(body["model"], "Qwen/Qwen3-32B");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_variable_is_kept_with_the_flow_and_the_key_is_not() {
+    const KEY: &str = "sk-test-0123456789abcdef";
+    let server = MockServer::start().await;
+    let answer = json!({"choices": [{"message": {"role": "assistant", "content": "Keyed."}, "finish_reason": "stop"}]});
+    // Only requests that carry the key are answered.
+    Mock::given(method("POST"))
+        .and(header("authorization", format!("Bearer {KEY}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+        .mount(&server)
+        .await;
+    let base = format!("{}/v1", server.uri());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let out = dir.path().join("out");
+    let pipeline = root("examples/pipelines/research-brief/pipeline.toml");
+    let with_key = |db: PathBuf, args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_with_env(&db, &args, &[("TASKFLOW_TEST_KEY", KEY)])
+        })
+    };
+    let args = [
+        "run",
+        pipeline.to_str().unwrap(),
+        "--output-dir",
+        out.to_str().unwrap(),
+        "--provider",
+        "vllm",
+        "--base-url",
+        &base,
+        "--model",
+        "Qwen/Qwen3-32B",
+        "--api-key-env",
+        "TASKFLOW_TEST_KEY",
+    ];
+    let output = with_key(db.clone(), args.map(str::to_owned).to_vec()).await.unwrap();
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let id = output.stdout.split_whitespace().nth(1).unwrap().to_owned();
+
+    let inspect = run(&db, &["--json", "flows", "inspect", &id]);
+    assert_eq!(inspect.code, 0, "{}", inspect.stderr);
+    let document: Value = serde_json::from_str(&inspect.stdout).unwrap();
+    let variables: Vec<&Value> = document["flow"]["spec"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|step| step["action"] == "llm")
+        .map(|step| &step["with"]["api_key_env"])
+        .collect();
+    assert_eq!(variables, [&json!("TASKFLOW_TEST_KEY"), &json!("TASKFLOW_TEST_KEY")]);
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        let path = file.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            let found = bytes.windows(KEY.len()).any(|window| window == KEY.as_bytes());
+            assert!(!found, "the key is in {}", path.display());
+        }
+    }
+
+    // A fork with no provider flags reads the key from the same variable.
+    let args = ["flows", "fork", &id, "--from-step", "draft"];
+    let forked = with_key(db.clone(), args.map(str::to_owned).to_vec()).await.unwrap();
+    assert_eq!(forked.code, 0, "{}", forked.stderr);
+    assert_eq!(server.received_requests().await.unwrap().len(), 3, "analyze, draft, draft again");
 }

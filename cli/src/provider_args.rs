@@ -31,7 +31,8 @@ pub struct ProviderArgs {
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
 
-    /// Read the API key from this environment variable (local servers take none by default)
+    /// Read the API key from this environment variable (local servers take none by default).
+    /// A flow keeps the variable's name, never the key, so a resume reads it again
     #[arg(long, value_name = "VAR")]
     pub api_key_env: Option<String>,
 
@@ -170,6 +171,7 @@ impl ProviderArgs {
             model: self.model.clone(),
             base_url: self.base_url.clone(),
             script: self.script.as_deref().map(absolute).transpose()?,
+            api_key_env: self.api_key_env.clone(),
         })
     }
 }
@@ -190,6 +192,9 @@ fn resolve(file: &Config, choice: &ProviderChoice) -> Result<ProviderConfig, Str
     }
     if choice.script.is_some() {
         config.script = choice.script.clone();
+    }
+    if let Some(variable) = &choice.api_key_env {
+        config.api_key = ApiKey::from_env(variable);
     }
     Ok(config)
 }

@@ -71,12 +71,20 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
     if let Some(dir) = &args.output_dir {
         spec.output_dir = Some(absolute(dir)?);
     }
+    let model_steps =
+        spec.steps.iter_mut().filter(|step| matches!(step.action.as_str(), "llm" | "agent"));
     if args.provider.chooses_a_provider() {
         let choice = args.provider.choice()?;
-        for step in
-            spec.steps.iter_mut().filter(|step| matches!(step.action.as_str(), "llm" | "agent"))
-        {
+        for step in model_steps {
             choose_provider(&mut step.with, &choice);
+        }
+    } else if let Some(variable) = &args.provider.api_key_env {
+        // The steps keep their providers; the key for them comes from this variable, on a
+        // resume too.
+        for step in model_steps {
+            if let Some(with) = step.with.as_object_mut() {
+                with.insert("api_key_env".to_owned(), variable.clone().into());
+            }
         }
     }
     let (providers, warnings) = args.provider.tuning_only().factory()?;
@@ -143,7 +151,8 @@ pub(crate) fn engine_error(error: EngineError) -> CliError {
     }
 }
 
-/// Points a step's `with` at `choice`: its provider, model, address and script, and no other.
+/// Points a step's `with` at `choice`: its provider, model, address, script and key variable,
+/// and no other.
 fn choose_provider(with: &mut serde_json::Value, choice: &ProviderChoice) {
     let Some(with) = with.as_object_mut() else { return };
     with.insert("provider".to_owned(), choice.provider.clone().into());
@@ -151,6 +160,7 @@ fn choose_provider(with: &mut serde_json::Value, choice: &ProviderChoice) {
         ("model", choice.model.clone()),
         ("base_url", choice.base_url.clone()),
         ("script", choice.script.as_ref().map(|path| path.display().to_string())),
+        ("api_key_env", choice.api_key_env.clone()),
     ];
     for (key, value) in fields {
         match value {

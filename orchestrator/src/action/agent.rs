@@ -26,13 +26,14 @@ use crate::model::Flow;
 use crate::status::FlowStatus;
 
 /// The keys `with` may hold.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "prompt",
     "system",
     "provider",
     "model",
     "base_url",
     "script",
+    "api_key_env",
     "tools",
     "workspace",
     "allow_commands",

@@ -1,6 +1,7 @@
 //! `llm`: one model request as a pipeline step. `with.prompt` is a template that reads
 //! earlier outputs (`{{steps.scrape.output}}`); the provider and model come from `with`
-//! (`provider`, `model`, `base_url`, `script`) or, left out, from the provider factory's
+//! (`provider`, `model`, `base_url`, `script`, `api_key_env`) or, left out, from the provider
+//! factory's
 //! defaults (the CLI's config file). The reply's text is the step's output.
 
 use serde_json::Value;
@@ -50,6 +51,7 @@ pub(super) fn choice(
         model: optional_text(with, "model")?,
         base_url: optional_text(with, "base_url")?,
         script,
+        api_key_env: optional_text(with, "api_key_env")?,
     })
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use taskflow_providers::{Provider, ProviderConfig};
+use taskflow_providers::{ApiKey, Provider, ProviderConfig};
 
 /// The default turn limit.
 pub const DEFAULT_MAX_TURNS: u32 = 20;
@@ -64,11 +64,15 @@ pub struct ProviderChoice {
     /// The replay provider's script.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<PathBuf>,
+    /// The environment variable that holds the API key. Only its name is kept (a stored flow
+    /// reads the key again when it resumes); the key itself is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
 }
 
 impl ProviderChoice {
     /// The preset's configuration with this choice's model, address and script; the key from
-    /// the preset's environment variable.
+    /// the choice's environment variable, else the preset's.
     pub fn config(&self) -> Result<ProviderConfig, String> {
         if self.provider.trim().is_empty() {
             return Err(
@@ -84,6 +88,9 @@ impl ProviderChoice {
             config.base_url = base_url.clone();
         }
         config.script = self.script.clone();
+        if let Some(variable) = &self.api_key_env {
+            config.api_key = ApiKey::from_env(variable);
+        }
         Ok(config)
     }
 }
