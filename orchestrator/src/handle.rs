@@ -105,6 +105,11 @@ impl OwnerHandle {
         self.store.flow_without_spec(&self.owner, id)
     }
 
+    /// The flow's spec as the JSON text it was stored as.
+    pub fn spec_json(&self, id: &FlowId) -> Result<Option<String>> {
+        self.store.spec_json(&self.owner, id)
+    }
+
     /// This owner's flows newest first (every owner's with `query.all_owners`).
     pub fn list(&self, query: &ListQuery) -> Result<Vec<FlowSummary>> {
         self.store.list(&self.owner, query)

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use taskflow_orchestrator::{
-    ActionError, Actions, Engine, EngineOptions, Flow, FlowSpec, FlowStatus, LeaseHolder, NewStep,
-    OpenOptions, RetryPolicy, StepContext, StepKind, StepOutcome, StepSpec, StepStatus, TaskFlow,
+    ActionError, Actions, Engine, EngineOptions, Flow, FlowSpec, FlowStatus, LeaseHolder, NewFlow,
+    NewStep, OpenOptions, RetryPolicy, StepContext, StepKind, StepOutcome, StepSpec, StepStatus,
+    TaskFlow,
 };
 
 fn options() -> EngineOptions {
@@ -497,4 +498,33 @@ async fn fetch_urls_reads_http_and_retries_only_what_another_attempt_may_fix() {
         error.starts_with("step `page` failed: ") && error.ends_with("HTTP 404 Not Found"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_stored_spec_that_cannot_run_is_refused_and_leaves_no_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    // An engine with a `mark` action created it; this one does not know `mark`.
+    let mut actions = Actions::builtin();
+    actions.register("mark", |_input: Value, _context: StepContext| {
+        std::future::ready(Ok(Value::Null))
+    });
+    let creator = new_engine(dir.path(), actions);
+    let spec = FlowSpec::new("marked").step(StepSpec::new("only", "mark"));
+    let flow = creator.create(&spec, None).await.unwrap();
+    let unreadable = engine
+        .handle()
+        .create(NewFlow::managed("garbled").with_spec(json!({"name": 7, "steps": "none"})))
+        .unwrap();
+
+    let error = engine.run(&flow.id).await.unwrap_err().to_string();
+    assert!(error.contains("unknown action `mark`"), "{error}");
+    let error = engine.run(&unreadable.id).await.unwrap_err().to_string();
+    assert!(error.contains("cannot read"), "{error}");
+    for id in [flow.id, unreadable.id] {
+        let stored = engine.handle().flow(&id).unwrap();
+        assert_eq!((stored.status, stored.lease), (FlowStatus::Queued, None));
+    }
+    // The engine that knows the action runs it at once: nothing holds the flow.
+    assert_eq!(creator.run(&flow.id).await.unwrap().status, FlowStatus::Succeeded);
 }

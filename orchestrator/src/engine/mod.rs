@@ -206,19 +206,43 @@ impl Engine {
         token: CancellationToken,
     ) -> Result<Flow, EngineError> {
         let id = *id;
-        let mut flow = self.store.call(move |handle| handle.flow(&id)).await?;
+        let mut flow = self.store.call(move |handle| handle.flow_without_spec(&id)).await?;
         if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
             flow = self.store.call(move |handle| handle.reopen(&id)).await?;
         }
         // A live lease of another runner is refused when the lease is taken, atomically.
         let resume = rules::resume_plan(&flow, Timestamp::now())?;
-        let kind = self.flow_kind(&flow)?;
+        let spec_json = self
+            .store
+            .call(move |handle| handle.spec_json(&id))
+            .await?
+            .ok_or_else(|| EngineError::NoSpec { id: id.to_string() })?;
+        // The spec is read into a plan (a long pipeline takes a while) while the lease is taken
+        // and the journal read; a spec that cannot run gives the lease back.
+        let engine = self.clone();
+        let reading = tokio::task::spawn_blocking(move || {
+            let kind = engine.kind_from_json(&id, &spec_json);
+            (kind, spec_json)
+        });
         let ttl = self.options.lease_ttl;
         let lease = self.store.call(move |handle| handle.acquire_lease(&id, ttl)).await?;
+        let journal = self.store.call(move |handle| handle.steps(&id)).await;
+        let (kind, spec_json) = reading.await.map_err(|error| EngineError::BadSpec {
+            id: id.to_string(),
+            detail: format!("reading it stopped: {error}"),
+        })?;
+        let kind = match kind {
+            Ok(kind) => kind,
+            Err(error) => {
+                let lease = lease.clone();
+                let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
+                return Err(error);
+            }
+        };
         let _under_way = self.store.run_started();
         self.store.watch(id, token.clone());
         let outcome = async {
-            let journal = self.store.call(move |handle| handle.steps(&id)).await?;
+            let journal = journal?;
             if resume == ResumePlan::FinishCancel {
                 // Children first: each finishes its own cancel, and its end ends its step here.
                 let running = journal.iter().filter(|step| step.status == StepStatus::Running);
@@ -292,7 +316,7 @@ impl Engine {
         outcome?;
         // The spec read when the run began is the flow's spec: nothing changes it.
         let mut ended = self.store.call(move |handle| handle.flow_without_spec(&id)).await?;
-        ended.spec = flow.spec;
+        ended.spec = serde_json::from_str(&spec_json).ok();
         if ended.status.is_terminal() || ended.lease.is_none() {
             return Ok(ended);
         }
@@ -345,6 +369,36 @@ impl Engine {
                 Ok(FlowKind::Agent { spec, provider, tools })
             }
         }
+    }
+
+    /// What a flow runs, from its spec as stored, read straight into the spec's own types.
+    fn kind_from_json(&self, id: &FlowId, json: &str) -> Result<FlowKind, EngineError> {
+        /// Whether the spec is an agent run's.
+        #[derive(serde::Deserialize)]
+        struct Shape {
+            #[serde(default)]
+            agent: Option<serde::de::IgnoredAny>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            agent: AgentSpec,
+        }
+        let unreadable = |error: serde_json::Error| EngineError::BadSpec {
+            id: id.to_string(),
+            detail: error.to_string(),
+        };
+        if serde_json::from_str::<Shape>(json).map_err(unreadable)?.agent.is_none() {
+            let spec: FlowSpec = serde_json::from_str(json).map_err(unreadable)?;
+            return spec
+                .into_plan(&self.actions)
+                .map(FlowKind::Pipeline)
+                .map_err(EngineError::Spec);
+        }
+        let agent_error = |detail| EngineError::Agent { id: id.to_string(), detail };
+        let Stored { agent: spec } = serde_json::from_str(json)
+            .map_err(|error| agent_error(format!("its stored spec cannot be read: {error}")))?;
+        let (provider, tools) = self.agent_parts(&spec).map_err(agent_error)?;
+        Ok(FlowKind::Agent { spec, provider, tools })
     }
 
     /// The checked plan stored on a flow.

@@ -56,6 +56,10 @@ pub trait FlowStore: Send + Sync {
     /// after creation touches it.
     fn flow_without_spec(&self, owner: &str, id: &FlowId) -> Result<Flow>;
 
+    /// A flow's spec as the JSON text it was stored as, for a caller that reads it into its own
+    /// types (a large spec costs much less to read that way than through a [`serde_json::Value`]).
+    fn spec_json(&self, owner: &str, id: &FlowId) -> Result<Option<String>>;
+
     /// Flows newest first.
     fn list(&self, owner: &str, query: &ListQuery) -> Result<Vec<FlowSummary>>;
 

@@ -245,6 +245,18 @@ impl FlowStore for SqliteStore {
         self.read(|tx| Ok(load_flow_head(tx, Some(owner), id)?.0))
     }
 
+    fn spec_json(&self, owner: &str, id: &FlowId) -> Result<Option<String>> {
+        self.read(|tx| {
+            tx.prepare_cached(
+                "SELECT (SELECT spec FROM flow_specs WHERE flow_id = flows.id) FROM flows \
+                 WHERE id = ?1 AND owner = ?2",
+            )?
+            .query_row(params![id.to_string(), owner], |row| row.get(0))
+            .optional()?
+            .ok_or_else(|| Error::NotFound { id: id.to_string() })
+        })
+    }
+
     fn list(&self, owner: &str, query: &ListQuery) -> Result<Vec<FlowSummary>> {
         self.read(|tx| list_flows(tx, owner, query))
     }
