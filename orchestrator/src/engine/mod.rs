@@ -206,7 +206,7 @@ impl Engine {
         token: CancellationToken,
     ) -> Result<Flow, EngineError> {
         let id = *id;
-        let mut flow = self.store.call(move |handle| handle.flow_without_spec(&id)).await?;
+        let mut flow = self.store.read(move |handle| handle.flow_without_spec(&id)).await?;
         if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
             flow = self.store.call(move |handle| handle.reopen(&id)).await?;
         }
@@ -214,7 +214,7 @@ impl Engine {
         let resume = rules::resume_plan(&flow, Timestamp::now())?;
         let spec_json = self
             .store
-            .call(move |handle| handle.spec_json(&id))
+            .read(move |handle| handle.spec_json(&id))
             .await?
             .ok_or_else(|| EngineError::NoSpec { id: id.to_string() })?;
         // The spec is read into a plan (a long pipeline takes a while) while the lease is taken
@@ -226,7 +226,7 @@ impl Engine {
         });
         let ttl = self.options.lease_ttl;
         let lease = self.store.call(move |handle| handle.acquire_lease(&id, ttl)).await?;
-        let journal = self.store.call(move |handle| handle.steps(&id)).await;
+        let journal = self.store.read(move |handle| handle.steps(&id)).await;
         let (kind, spec_json) = reading.await.map_err(|error| EngineError::BadSpec {
             id: id.to_string(),
             detail: format!("reading it stopped: {error}"),
@@ -315,7 +315,7 @@ impl Engine {
         self.store.unwatch(&id);
         outcome?;
         // The spec read when the run began is the flow's spec: nothing changes it.
-        let mut ended = self.store.call(move |handle| handle.flow_without_spec(&id)).await?;
+        let mut ended = self.store.read(move |handle| handle.flow_without_spec(&id)).await?;
         ended.spec = serde_json::from_str(&spec_json).ok();
         if ended.status.is_terminal() || ended.lease.is_none() {
             return Ok(ended);
@@ -349,7 +349,7 @@ impl Engine {
     /// [`run`](Self::run).
     pub async fn fork(&self, id: &FlowId, from_seq: u32) -> Result<Flow, EngineError> {
         let id = *id;
-        let source = self.store.call(move |handle| handle.flow(&id)).await?;
+        let source = self.store.read(move |handle| handle.flow(&id)).await?;
         self.flow_kind(&source)?;
         Ok(self.store.call(move |handle| handle.fork(&id, from_seq)).await?)
     }

@@ -103,6 +103,18 @@ impl StoreThread {
         self.checkpoint(vec![op]).await?.pop().unwrap_or_else(|| Err(stopped()))
     }
 
+    /// Runs `work`, which only reads, on a blocking thread: the store reads through a
+    /// connection of its own, so reads need not queue behind the writer thread's commits (nor
+    /// make them wait).
+    pub(crate) async fn read<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&OwnerHandle) -> Result<T> + Send + 'static,
+    {
+        let handle = self.handle.clone();
+        tokio::task::spawn_blocking(move || work(&handle)).await.map_err(|_| stopped())?
+    }
+
     /// Runs `work` on the store thread.
     pub(crate) async fn call<T, F>(&self, work: F) -> Result<T>
     where

@@ -84,7 +84,13 @@ impl Default for OpenOptions {
 
 /// A flow store in one SQLite file.
 pub struct SqliteStore {
+    /// Every write goes through this connection.
     conn: Mutex<Connection>,
+    /// Reads go through this one, opened at the first read: in WAL mode a read sees the last
+    /// commit while the writer works on the next, so reads neither wait for writes nor hold
+    /// them up.
+    reader: Mutex<Option<Connection>>,
+    busy_timeout: Duration,
     /// Locked before `conn` where both are.
     known: Mutex<FlowCache>,
     /// Writes of this connection other than checkpoints, which the cache cannot see through
@@ -100,6 +106,21 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// A connection to the database at `path` as the store uses it.
+fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let sqlite = |error| Error::from_sqlite(path, error);
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(sqlite)?;
+    conn.busy_timeout(busy_timeout).map_err(sqlite)?;
+    // Every statement of the store stays prepared (the default keeps 16), and plans do not
+    // depend on bound values, so a cached statement is never prepared again because a
+    // parameter changed (the bundled SQLite is built with STAT4).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(sqlite)?;
+    Ok(conn)
+}
+
 impl SqliteStore {
     /// Opens (and, with `options.create`, creates) the store at `path`, refusing a database
     /// newer than this build and migrating an older one.
@@ -111,15 +132,7 @@ impl SqliteStore {
         } else if !path.exists() {
             return Err(Error::Open { path: path.clone(), detail: "no such file".to_owned() });
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(&path, flags).map_err(sqlite)?;
-        conn.busy_timeout(options.busy_timeout).map_err(sqlite)?;
-        // Every statement of the store stays prepared (the default keeps 16), and plans do not
-        // depend on bound values, so a cached statement is never prepared again because a
-        // parameter changed (the bundled SQLite is built with STAT4).
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-            .map_err(sqlite)?;
+        let mut conn = connect(&path, options.busy_timeout)?;
         schema::prepare(&mut conn, &path)?;
         let mode: String = conn
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -138,6 +151,8 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            reader: Mutex::new(None),
+            busy_timeout: options.busy_timeout,
             known: Mutex::default(),
             other_writes: AtomicU64::new(0),
             path,
@@ -182,11 +197,21 @@ impl SqliteStore {
         result.map_err(|error| self.classify(error))
     }
 
-    /// Runs `work` in one read transaction, so its queries see one state.
+    /// Runs `work` in one read transaction of the reading connection, so its queries see one
+    /// state: the last one committed when it began.
     fn read<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let conn = self.lock();
+        let mut reader = self.reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let conn = match &mut *reader {
+            Some(conn) => conn,
+            empty => {
+                let conn = connect(&self.path, self.busy_timeout)?;
+                conn.pragma_update(None, "query_only", "ON")
+                    .map_err(|error| Error::from_sqlite(&self.path, error))?;
+                empty.insert(conn)
+            }
+        };
         let result = (|| {
-            let tx = Transaction::deferred(&conn)?;
+            let tx = Transaction::deferred(conn)?;
             let value = work(&tx)?;
             tx.commit()?;
             Ok(value)
