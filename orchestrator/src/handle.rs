@@ -195,6 +195,14 @@ impl OwnerHandle {
         self.store.acquire_lease(self.caller(), id, holder, ttl)
     }
 
+    /// Takes the leases on several flows for this process in one transaction, each refused on
+    /// its own.
+    pub fn acquire_leases(&self, requests: &[(FlowId, Duration)]) -> Result<Vec<Result<Lease>>> {
+        let holder = LeaseHolder::current();
+        let requests = requests.iter().map(|&(id, ttl)| (id, holder.clone(), ttl)).collect();
+        self.store.acquire_leases(self.caller(), requests)
+    }
+
     pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Lease> {
         self.store.renew_lease(self.caller(), lease, ttl)
     }

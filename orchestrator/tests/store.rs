@@ -553,6 +553,30 @@ fn a_cancel_request_survives_a_restart() {
 }
 
 #[test]
+fn leases_asked_together_are_granted_or_refused_each_on_its_own() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let free = alice.create(NewFlow::managed("free")).unwrap();
+    let held = alice.create(NewFlow::managed("held")).unwrap();
+    let ended = alice.create(NewFlow::managed("ended")).unwrap();
+    alice.request_cancel(&ended.id, None).unwrap();
+    alice.acquire_lease(&held.id, TTL).unwrap();
+    let missing: FlowId = "01ARZ3NDEKTSV4RRFFQ69G5FAV".parse().unwrap();
+    let before = revisions(&alice, &held.id);
+
+    let answers = alice
+        .acquire_leases(&[(free.id, TTL), (held.id, TTL), (ended.id, TTL), (missing, TTL)])
+        .unwrap();
+    assert_eq!(answers[0].as_ref().unwrap().flow_id, free.id);
+    assert!(matches!(answers[1], Err(Error::LeaseHeld { .. })), "{:?}", answers[1]);
+    assert!(matches!(answers[2], Err(Error::AlreadyEnded { .. })), "{:?}", answers[2]);
+    assert!(matches!(answers[3], Err(Error::NotFound { .. })), "{:?}", answers[3]);
+    assert_eq!(revisions(&alice, &free.id), [1, 2], "the granted lease is one revision");
+    assert_eq!(revisions(&alice, &held.id), before, "a refusal writes nothing");
+    assert!(alice.flow(&free.id).unwrap().lease.is_some());
+}
+
+#[test]
 fn leases_refuse_a_second_runner_expire_and_fence_the_old_one() {
     let fx = Fixture::new();
     let alice = fx.alice();

@@ -225,7 +225,7 @@ impl Engine {
             (kind, spec_json)
         });
         let ttl = self.options.lease_ttl;
-        let lease = self.store.call(move |handle| handle.acquire_lease(&id, ttl)).await?;
+        let lease = self.store.acquire_lease(id, ttl).await?;
         let journal = self.store.read(move |handle| handle.steps(&id)).await;
         let (kind, spec_json) = reading.await.map_err(|error| EngineError::BadSpec {
             id: id.to_string(),

@@ -5,6 +5,9 @@
 //! the engine's only one (one flow running alone) commits its checkpoints itself, without the
 //! round trip to the thread: there is nothing to group them with.
 //!
+//! Runs that start together take their leases the same way: every lease request waiting is
+//! granted or refused in one transaction.
+//!
 //! The same thread polls the flows it runs for cancel requests made by other processes, every
 //! `poll` interval, and fires their cancellation tokens.
 
@@ -20,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::handle::OwnerHandle;
+use crate::lease::Lease;
 use crate::model::{CheckpointDone, CheckpointOp, FlowId};
 
 /// The most ops one transaction carries.
@@ -29,6 +33,7 @@ type Answers = Result<Vec<Result<CheckpointDone>>>;
 
 enum Job {
     Checkpoint { ops: Vec<CheckpointOp>, reply: oneshot::Sender<Answers> },
+    Acquire { id: FlowId, ttl: Duration, reply: oneshot::Sender<Result<Lease>> },
     Call(Box<dyn FnOnce(&OwnerHandle) + Send>),
 }
 
@@ -103,6 +108,14 @@ impl StoreThread {
         self.checkpoint(vec![op]).await?.pop().unwrap_or_else(|| Err(stopped()))
     }
 
+    /// Takes the lease on flow `id` for this process, in one transaction with the other
+    /// requests waiting.
+    pub(crate) async fn acquire_lease(&self, id: FlowId, ttl: Duration) -> Result<Lease> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job::Acquire { id, ttl, reply }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     /// Runs `work`, which only reads, on a blocking thread: the store reads through a
     /// connection of its own, so reads need not queue behind the writer thread's commits (nor
     /// make them wait).
@@ -160,6 +173,7 @@ fn serve(
         match receiver.recv_timeout(wait) {
             Ok(first) => {
                 let mut batch = Vec::new();
+                let mut acquires = Vec::new();
                 let mut ops_in_batch = 0;
                 let mut next = Some(first);
                 while let Some(job) = next.take() {
@@ -169,12 +183,17 @@ fn serve(
                             ops_in_batch += ops.len();
                             batch.push((ops, reply));
                         }
+                        Job::Acquire { id, ttl, reply } => {
+                            ops_in_batch += 1;
+                            acquires.push((id, ttl, reply));
+                        }
                     }
                     if ops_in_batch < MAX_BATCH_OPS {
                         next = receiver.try_recv().ok();
                     }
                 }
                 committing.fetch_add(1, Ordering::AcqRel);
+                acquire(handle, acquires);
                 commit(handle, batch);
                 committing.fetch_sub(1, Ordering::AcqRel);
             }
@@ -210,6 +229,35 @@ fn commit(handle: &OwnerHandle, batch: Vec<(Vec<CheckpointOp>, oneshot::Sender<A
         }
         Err(error) => {
             if let Some((_, reply)) = batch.into_iter().next() {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
+/// Grants or refuses every waiting lease request in one transaction and answers each. If the
+/// transaction itself fails, each request is tried alone so that each gets its own answer.
+fn acquire(
+    handle: &OwnerHandle,
+    requests: Vec<(FlowId, Duration, oneshot::Sender<Result<Lease>>)>,
+) {
+    if requests.is_empty() {
+        return;
+    }
+    let ids: Vec<(FlowId, Duration)> = requests.iter().map(|&(id, ttl, _)| (id, ttl)).collect();
+    match handle.acquire_leases(&ids) {
+        Ok(answers) => {
+            for ((_, _, reply), answer) in requests.into_iter().zip(answers) {
+                let _ = reply.send(answer);
+            }
+        }
+        Err(_) if requests.len() > 1 => {
+            for (id, ttl, reply) in requests {
+                let _ = reply.send(handle.acquire_lease(&id, ttl));
+            }
+        }
+        Err(error) => {
+            if let Some((_, _, reply)) = requests.into_iter().next() {
                 let _ = reply.send(Err(error));
             }
         }

@@ -100,6 +100,19 @@ pub trait FlowStore: Send + Sync {
         ttl: Duration,
     ) -> Result<Lease>;
 
+    /// Several [`Self::acquire_lease`]s in one transaction (one commit for many runners
+    /// starting at once), each refused on its own. The outer error is a database failure.
+    fn acquire_leases(
+        &self,
+        caller: Caller<'_>,
+        requests: Vec<(FlowId, LeaseHolder, Duration)>,
+    ) -> Result<Vec<Result<Lease>>> {
+        Ok(requests
+            .into_iter()
+            .map(|(id, holder, ttl)| self.acquire_lease(caller, &id, holder, ttl))
+            .collect())
+    }
+
     /// Extends a held lease. Not a change of the flow: no revision.
     fn renew_lease(&self, caller: Caller<'_>, lease: &Lease, ttl: Duration) -> Result<Lease>;
 

@@ -219,6 +219,57 @@ impl SqliteStore {
         result.map_err(|error| self.classify(error))
     }
 
+    /// Takes the lease on flow `id` for `holder` inside `tx`; every check comes before the one
+    /// write, so a refusal writes nothing.
+    fn acquire_in(
+        &self,
+        tx: &Transaction<'_>,
+        caller: Caller<'_>,
+        id: &FlowId,
+        holder: LeaseHolder,
+        ttl: Duration,
+        now: Timestamp,
+    ) -> Result<Lease> {
+        let (before, _) = load_flow_head(tx, Some(caller.owner), id)?;
+        rules::check_managed(&before, "run")?;
+        rules::check_not_ended(&before)?;
+        let current = before.lease.as_ref().map(|lease| CurrentLease {
+            holder: lease.holder.clone(),
+            expires_at: lease.expires_at,
+        });
+        let holder_gone = current.as_ref().is_some_and(|lease| lease.holder.is_gone(&self.host));
+        let took_over = match lease::decide(current.as_ref(), now, holder_gone) {
+            Decision::Grant => None,
+            Decision::TakeOver(reason) => Some(reason),
+            Decision::Refuse => {
+                let current = before.lease.expect("a refused lease exists");
+                return Err(Error::LeaseHeld {
+                    id: id.to_string(),
+                    holder: current.holder.to_string(),
+                    expires_at: current.expires_at,
+                });
+            }
+        };
+        let token = ulid::Ulid::new().to_string();
+        let expires_at = now.plus(ttl);
+        let mut after = before.clone();
+        after.lease = Some(LeaseInfo { holder: holder.clone(), expires_at });
+        let note = took_over.map(|reason| match reason {
+            Takeover::Expired => "took over an expired lease",
+            Takeover::HolderGone => "took over from a holder that no longer exists",
+        });
+        let extra = note
+            .map(|note| FieldChange {
+                field: "lease_takeover".into(),
+                before: Value::Null,
+                after: json!(note),
+            })
+            .into_iter()
+            .collect();
+        commit(tx, &before, after, extra, caller.actor, now, Some(&token))?;
+        Ok(Lease { flow_id: before.id, token, holder, expires_at, took_over })
+    }
+
     fn classify(&self, error: Error) -> Error {
         match error {
             Error::Database(error) => Error::from_sqlite(&self.path, error),
@@ -392,46 +443,25 @@ impl FlowStore for SqliteStore {
         ttl: Duration,
     ) -> Result<Lease> {
         check_ttl(ttl)?;
+        self.write(|tx, now| self.acquire_in(tx, caller, id, holder, ttl, now))
+    }
+
+    fn acquire_leases(
+        &self,
+        caller: Caller<'_>,
+        requests: Vec<(FlowId, LeaseHolder, Duration)>,
+    ) -> Result<Vec<Result<Lease>>> {
         self.write(|tx, now| {
-            let (before, _) = load_flow_head(tx, Some(caller.owner), id)?;
-            rules::check_managed(&before, "run")?;
-            rules::check_not_ended(&before)?;
-            let current = before.lease.as_ref().map(|lease| CurrentLease {
-                holder: lease.holder.clone(),
-                expires_at: lease.expires_at,
-            });
-            let holder_gone =
-                current.as_ref().is_some_and(|lease| lease.holder.is_gone(&self.host));
-            let took_over = match lease::decide(current.as_ref(), now, holder_gone) {
-                Decision::Grant => None,
-                Decision::TakeOver(reason) => Some(reason),
-                Decision::Refuse => {
-                    let current = before.lease.expect("a refused lease exists");
-                    return Err(Error::LeaseHeld {
-                        id: id.to_string(),
-                        holder: current.holder.to_string(),
-                        expires_at: current.expires_at,
-                    });
+            let mut answers = Vec::with_capacity(requests.len());
+            for (id, holder, ttl) in requests {
+                let answer = check_ttl(ttl)
+                    .and_then(|()| self.acquire_in(tx, caller, &id, holder, ttl, now));
+                match answer {
+                    Err(Error::Database(error)) => return Err(Error::Database(error)),
+                    answer => answers.push(answer),
                 }
-            };
-            let token = ulid::Ulid::new().to_string();
-            let expires_at = now.plus(ttl);
-            let mut after = before.clone();
-            after.lease = Some(LeaseInfo { holder: holder.clone(), expires_at });
-            let note = took_over.map(|reason| match reason {
-                Takeover::Expired => "took over an expired lease",
-                Takeover::HolderGone => "took over from a holder that no longer exists",
-            });
-            let extra = note
-                .map(|note| FieldChange {
-                    field: "lease_takeover".into(),
-                    before: Value::Null,
-                    after: json!(note),
-                })
-                .into_iter()
-                .collect();
-            commit(tx, &before, after, extra, caller.actor, now, Some(&token))?;
-            Ok(Lease { flow_id: before.id, token, holder, expires_at, took_over })
+            }
+            Ok(answers)
         })
     }
 
