@@ -39,6 +39,30 @@ fn run_with_env(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     }
 }
 
+/// An OpenAI-compatible server on loopback whose every answer is `text`, and its base URL.
+/// With `key`, only requests that carry it are answered (others get 404).
+async fn answering(text: &str, key: Option<&str>) -> (MockServer, String) {
+    let server = MockServer::start().await;
+    let answer = json!({"choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]});
+    let mock = Mock::given(method("POST"));
+    let mock = match key {
+        Some(key) => mock.and(header("authorization", format!("Bearer {key}").as_str())),
+        None => mock,
+    };
+    mock.respond_with(ResponseTemplate::new(200).set_body_json(answer)).mount(&server).await;
+    let base = format!("{}/v1", server.uri());
+    (server, base)
+}
+
+/// The research-brief example on the vLLM preset at `base`, with `extra` flags.
+fn run_brief_on(db: &Path, out: &Path, base: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let pipeline = root("examples/pipelines/research-brief/pipeline.toml");
+    let mut args = vec!["run", pipeline.to_str().unwrap(), "--output-dir", out.to_str().unwrap()];
+    args.extend(["--provider", "vllm", "--base-url", base, "--model", "Qwen/Qwen3-32B"]);
+    args.extend(extra);
+    run_with_env(db, &args, env)
+}
+
 fn example_agent(db: &Path, extra: &[&str]) -> Output {
     let script = root("examples/agent/kimi-turns.toml");
     let workspace = root("examples/agent/workspace");
@@ -155,36 +179,13 @@ fn agent_mistakes_are_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_pipeline_file_runs_on_another_provider() {
-    let server = MockServer::start().await;
-    let answer = json!({"choices": [{"message": {"role": "assistant", "content": "From the server."}, "finish_reason": "stop"}]});
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
-        .mount(&server)
-        .await;
-    let base = format!("{}/v1", server.uri());
+    let (server, base) = answering("From the server.", None).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flows.db");
     let out = dir.path().join("out");
-    let pipeline = root("examples/pipelines/research-brief/pipeline.toml");
-    let output = tokio::task::spawn_blocking(move || {
-        run(
-            &db,
-            &[
-                "run",
-                pipeline.to_str().unwrap(),
-                "--output-dir",
-                out.to_str().unwrap(),
-                "--provider",
-                "vllm",
-                "--base-url",
-                &base,
-                "--model",
-                "Qwen/Qwen3-32B",
-            ],
-        )
-    })
-    .await
-    .unwrap();
+    let output = tokio::task::spawn_blocking(move || run_brief_on(&db, &out, &base, &[], &[]))
+        .await
+        .unwrap();
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("out/brief.md")).unwrap(),
@@ -215,40 +216,17 @@ async fn one_pipeline_file_runs_on_another_provider() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_key_variable_is_kept_with_the_flow_and_the_key_is_not() {
     const KEY: &str = "sk-test-0123456789abcdef";
-    let server = MockServer::start().await;
-    let answer = json!({"choices": [{"message": {"role": "assistant", "content": "Keyed."}, "finish_reason": "stop"}]});
-    // Only requests that carry the key are answered.
-    Mock::given(method("POST"))
-        .and(header("authorization", format!("Bearer {KEY}").as_str()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(answer))
-        .mount(&server)
-        .await;
-    let base = format!("{}/v1", server.uri());
+    let (server, base) = answering("Keyed.", Some(KEY)).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flows.db");
     let out = dir.path().join("out");
-    let pipeline = root("examples/pipelines/research-brief/pipeline.toml");
-    let with_key = |db: PathBuf, args: Vec<String>| {
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            run_with_env(&db, &args, &[("TASKFLOW_TEST_KEY", KEY)])
-        })
-    };
-    let args = [
-        "run",
-        pipeline.to_str().unwrap(),
-        "--output-dir",
-        out.to_str().unwrap(),
-        "--provider",
-        "vllm",
-        "--base-url",
-        &base,
-        "--model",
-        "Qwen/Qwen3-32B",
-        "--api-key-env",
-        "TASKFLOW_TEST_KEY",
-    ];
-    let output = with_key(db.clone(), args.map(str::to_owned).to_vec()).await.unwrap();
+    let env = [("TASKFLOW_TEST_KEY", KEY)];
+    let output = tokio::task::spawn_blocking({
+        let db = db.clone();
+        move || run_brief_on(&db, &out, &base, &["--api-key-env", "TASKFLOW_TEST_KEY"], &env)
+    })
+    .await
+    .unwrap();
     assert_eq!(output.code, 0, "{}", output.stderr);
     let id = output.stdout.split_whitespace().nth(1).unwrap().to_owned();
 
@@ -273,8 +251,11 @@ async fn the_key_variable_is_kept_with_the_flow_and_the_key_is_not() {
     }
 
     // A fork with no provider flags reads the key from the same variable.
-    let args = ["flows", "fork", &id, "--from-step", "draft"];
-    let forked = with_key(db.clone(), args.map(str::to_owned).to_vec()).await.unwrap();
+    let forked = tokio::task::spawn_blocking(move || {
+        run_with_env(&db, &["flows", "fork", &id, "--from-step", "draft"], &env)
+    })
+    .await
+    .unwrap();
     assert_eq!(forked.code, 0, "{}", forked.stderr);
     assert_eq!(server.received_requests().await.unwrap().len(), 3, "analyze, draft, draft again");
 }
