@@ -515,6 +515,65 @@ fn a_change_through_the_same_store_is_seen_by_the_next_checkpoint() {
     assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
 }
 
+#[test]
+fn a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one() {
+    let fx = Fixture::new();
+    let runner = fx.alice();
+    let (parent, parent_lease) = checkpointed(&runner, "parent");
+    let (child, child_step) = runner.spawn_child(&parent_lease, NewFlow::managed("child")).unwrap();
+    let child_lease = runner.acquire_lease(&child.id, TTL).unwrap();
+    let status = CheckpointOp::Status {
+        lease: child_lease.clone(),
+        to: FlowStatus::Running,
+        error: None,
+        state: None,
+    };
+    runner.checkpoint(vec![status, begin(&child_lease, "work")]).unwrap();
+    // The parent checkpoints again after all of that, then the child ends (which ends the
+    // parent's child step and bumps the parent's revision, in the child's checkpoint).
+    runner.checkpoint(vec![begin(&parent_lease, "sibling")]).unwrap();
+    let done = CheckpointOp::Status {
+        lease: child_lease.clone(),
+        to: FlowStatus::Succeeded,
+        error: None,
+        state: Some(json!("child result")),
+    };
+    let answers = runner
+        .checkpoint(vec![finish(&child_lease, 1, StepOutcome::Succeeded(json!(1))), done])
+        .unwrap();
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let steps = runner.steps(&parent).unwrap();
+    assert_eq!(steps[child_step.seq as usize - 1].status, StepStatus::Succeeded);
+
+    let sibling = steps.last().unwrap().seq;
+    let answers = runner
+        .checkpoint(vec![finish(&parent_lease, sibling, StepOutcome::Succeeded(json!(2)))])
+        .unwrap();
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    // One batch holding both flows' ops, the child's first: the parent's group sees the child's
+    // end too.
+    let (parent, parent_lease) = checkpointed(&runner, "second parent");
+    let (child, _) = runner.spawn_child(&parent_lease, NewFlow::managed("second child")).unwrap();
+    let child_lease = runner.acquire_lease(&child.id, TTL).unwrap();
+    let status = CheckpointOp::Status {
+        lease: child_lease.clone(),
+        to: FlowStatus::Running,
+        error: None,
+        state: None,
+    };
+    runner.checkpoint(vec![status]).unwrap();
+    runner.checkpoint(vec![begin(&parent_lease, "sibling")]).unwrap();
+    let done = CheckpointOp::Status {
+        lease: child_lease.clone(),
+        to: FlowStatus::Succeeded,
+        error: None,
+        state: None,
+    };
+    let answers = runner.checkpoint(vec![done, begin(&parent_lease, "after")]).unwrap();
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert_eq!(runner.flow(&parent).unwrap().current_step.as_deref(), Some("after"));
+}
+
 /// A runner on this host whose process no longer exists (no pid goes above 2^22 on Linux).
 fn dead_runner() -> LeaseHolder {
     LeaseHolder { pid: 4_194_304 + 99, ..LeaseHolder::current() }

@@ -8,7 +8,9 @@
 //! and lease expiry: every change to a flow or to one of its steps bumps the flow's revision (in
 //! the same transaction), and a lease renewal, the one write that does not, moves the expiry.
 //! An entry is taken out when a transaction starts to use it and put back only once that
-//! transaction has committed.
+//! transaction has committed. A checkpoint that ends a child flow also ends its parent's step
+//! for it (and may settle the parent's cancel, and so on up): those writes are the one way a
+//! checkpoint of one flow changes another, so the cache then forgets every other flow.
 
 use std::collections::HashMap;
 
@@ -81,6 +83,11 @@ impl FlowCache {
             known.flow.lease.as_ref().map(|lease| lease.expires_at.as_millis()),
         );
         Ok((stored == Some(expected)).then_some(known))
+    }
+
+    /// Forgets every flow.
+    pub fn forget_all(&mut self) {
+        self.flows.clear();
     }
 
     /// Keeps what a transaction that has committed wrote; `version` is what it read. Ended

@@ -544,6 +544,13 @@ impl FlowStore for SqliteStore {
                     let (group_answers, written) =
                         apply_group(tx, caller, flow_id, group, now, known)?;
                     answers.extend(group_answers);
+                    if written.as_ref().is_some_and(|known| ended_a_child(known)) {
+                        // Its end was written to its parent (and maybe further up), which
+                        // neither `data_version` nor the count of other writes shows: what is
+                        // known of any other flow may be out of date.
+                        cache.forget_all();
+                        committed.clear();
+                    }
                     // A later group on the same flow saw this one's writes.
                     committed.extend(written.map(|known| (flow_id, known)));
                 }
@@ -722,6 +729,12 @@ fn apply_group(
         }
     }
     Ok((answers, Some(KnownFlow { flow: after, lease_token: token, next_seq, running })))
+}
+
+/// Whether a group left its flow ended with a parent: ending a child flow ends the parent's step
+/// for it, in the same transaction.
+fn ended_a_child(known: &KnownFlow) -> bool {
+    known.flow.status.is_terminal() && known.flow.parent_flow_id.is_some()
 }
 
 /// The flow a group of runner ops works on, as the ops so far have changed it.
