@@ -544,7 +544,7 @@ impl FlowStore for SqliteStore {
                     let (group_answers, written) =
                         apply_group(tx, caller, flow_id, group, now, known)?;
                     answers.extend(group_answers);
-                    if written.as_ref().is_some_and(|known| ended_a_child(known)) {
+                    if written.as_ref().is_some_and(ended_a_child) {
                         // Its end was written to its parent (and maybe further up), which
                         // neither `data_version` nor the count of other writes shows: what is
                         // known of any other flow may be out of date.
