@@ -574,6 +574,22 @@ fn a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one() {
     assert_eq!(runner.flow(&parent).unwrap().current_step.as_deref(), Some("after"));
 }
 
+#[test]
+fn a_null_state_is_no_change_from_no_state() {
+    let fx = Fixture::new();
+    let runner = fx.alice();
+    let (id, lease) = checkpointed(&runner, "stateless");
+    let before = revisions(&runner, &id);
+    let status = CheckpointOp::Status {
+        lease,
+        to: FlowStatus::Running,
+        error: None,
+        state: Some(json!(null)),
+    };
+    assert!(runner.checkpoint(vec![status]).unwrap()[0].is_ok());
+    assert_eq!(revisions(&runner, &id), before);
+}
+
 /// A runner on this host whose process no longer exists (no pid goes above 2^22 on Linux).
 fn dead_runner() -> LeaseHolder {
     LeaseHolder { pid: 4_194_304 + 99, ..LeaseHolder::current() }

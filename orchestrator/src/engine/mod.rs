@@ -227,10 +227,13 @@ impl Engine {
         let ttl = self.options.lease_ttl;
         let lease = self.store.acquire_lease(id, ttl).await?;
         let journal = self.store.read(move |handle| handle.steps(&id)).await;
-        let (kind, spec_json) = reading.await.map_err(|error| EngineError::BadSpec {
-            id: id.to_string(),
-            detail: format!("reading it stopped: {error}"),
-        })?;
+        let (kind, spec_json) = match reading.await {
+            Ok(read) => read,
+            Err(error) => {
+                let detail = format!("reading it stopped: {error}");
+                (Err(EngineError::BadSpec { id: id.to_string(), detail }), String::new())
+            }
+        };
         let kind = match kind {
             Ok(kind) => kind,
             Err(error) => {

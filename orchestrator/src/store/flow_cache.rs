@@ -8,9 +8,9 @@
 //! and lease expiry: every change to a flow or to one of its steps bumps the flow's revision (in
 //! the same transaction), and a lease renewal, the one write that does not, moves the expiry.
 //! An entry is taken out when a transaction starts to use it and put back only once that
-//! transaction has committed. A checkpoint that ends a child flow also ends its parent's step
-//! for it (and may settle the parent's cancel, and so on up): those writes are the one way a
-//! checkpoint of one flow changes another, so the cache then forgets every other flow.
+//! transaction has committed. A checkpoint that writes another flow's row than its own (ending a
+//! child flow ends its parent's step for it, and may settle the parent's cancel, and so on up)
+//! makes the cache forget every other flow: the transaction records each flow row it writes.
 
 use std::collections::HashMap;
 

@@ -69,6 +69,7 @@ pub(super) fn commit(
         });
     }
     insert(tx, &after.id, after.revision, now, actor, &changes)?;
+    tx.flow_written(after.id);
     Ok(after)
 }
 
@@ -148,8 +149,9 @@ impl Field {
             Field::Status => before.status != after.status,
             Field::Goal => before.goal != after.goal,
             Field::CurrentStep => before.current_step != after.current_step,
-            Field::State => before.state != after.state,
-            Field::Wait => before.wait != after.wait,
+            // An absent value and a JSON `null` are the same: both show as `null`.
+            Field::State => json_or_null(&before.state) != json_or_null(&after.state),
+            Field::Wait => json_or_null(&before.wait) != json_or_null(&after.wait),
             Field::Error => before.error != after.error,
             Field::CancelRequestedAt => before.cancel_requested_at != after.cancel_requested_at,
             Field::EndedAt => before.ended_at != after.ended_at,
@@ -266,6 +268,10 @@ impl Field {
             }
         }
     }
+}
+
+fn json_or_null(value: &Option<Value>) -> &Value {
+    value.as_ref().unwrap_or(&Value::Null)
 }
 
 /// The fields one change touches, as a bit set over [`Field::ALL`].

@@ -541,13 +541,15 @@ impl FlowStore for SqliteStore {
                         group.push(next);
                     }
                     let known = cache.take(tx, version, caller.owner, &flow_id)?;
+                    tx.take_flows_written();
                     let (group_answers, written) =
                         apply_group(tx, caller, flow_id, group, now, known)?;
                     answers.extend(group_answers);
-                    if written.as_ref().is_some_and(ended_a_child) {
-                        // Its end was written to its parent (and maybe further up), which
-                        // neither `data_version` nor the count of other writes shows: what is
-                        // known of any other flow may be out of date.
+                    if tx.take_flows_written().iter().any(|written| *written != flow_id) {
+                        // Another flow was written too (ending a child flow ends its parent's
+                        // step, and maybe more further up), which neither `data_version` nor
+                        // the count of other writes shows: what is known of any other flow may
+                        // be out of date.
                         cache.forget_all();
                         committed.clear();
                     }
@@ -729,12 +731,6 @@ fn apply_group(
         }
     }
     Ok((answers, Some(KnownFlow { flow: after, lease_token: token, next_seq, running })))
-}
-
-/// Whether a group left its flow ended with a parent: ending a child flow ends the parent's step
-/// for it, in the same transaction.
-fn ended_a_child(known: &KnownFlow) -> bool {
-    known.flow.status.is_terminal() && known.flow.parent_flow_id.is_some()
 }
 
 /// The flow a group of runner ops works on, as the ops so far have changed it.

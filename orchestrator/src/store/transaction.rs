@@ -4,15 +4,20 @@
 //! The store opens a write transaction per checkpoint, one per step of a running flow, so it
 //! keeps both statements prepared in the connection's cache instead.
 
+use std::cell::RefCell;
 use std::ops::Deref;
 
 use rusqlite::Connection;
+
+use crate::model::FlowId;
 
 /// An open transaction on a connection, rolled back when dropped without [`Self::commit`].
 /// Queries go through the connection it derefs to.
 pub(crate) struct Transaction<'c> {
     conn: &'c Connection,
     committed: bool,
+    /// The flows whose rows it wrote, in order, since [`Self::take_flows_written`] last ran.
+    flows_written: RefCell<Vec<FlowId>>,
 }
 
 impl<'c> Transaction<'c> {
@@ -29,7 +34,17 @@ impl<'c> Transaction<'c> {
 
     fn begin(conn: &'c Connection, sql: &str) -> rusqlite::Result<Self> {
         conn.prepare_cached(sql)?.execute([])?;
-        Ok(Transaction { conn, committed: false })
+        Ok(Transaction { conn, committed: false, flows_written: RefCell::default() })
+    }
+
+    /// Records that flow `id`'s row was written.
+    pub(crate) fn flow_written(&self, id: FlowId) {
+        self.flows_written.borrow_mut().push(id);
+    }
+
+    /// The flows written since the last call.
+    pub(crate) fn take_flows_written(&self) -> Vec<FlowId> {
+        std::mem::take(&mut self.flows_written.borrow_mut())
     }
 
     pub(crate) fn commit(mut self) -> rusqlite::Result<()> {
