@@ -32,8 +32,8 @@ use taskflow_orchestrator::{
     NewStep, OpenOptions, StepContext, StepKind, StepOutcome, StepSpec, TaskFlow,
 };
 
-/// Rounds of each measurement, interleaved (raw, one flow, 64 flows, raw, …) so that a
-/// machine whose load changes during the run shifts them alike; medians are reported.
+/// Rounds of each measurement, interleaved (raw, schema floor, one flow, 64 flows, raw, …) so
+/// that a machine whose load changes during the run shifts them alike; medians are reported.
 const ROUNDS: usize = 5;
 const RAW_SECONDS: f64 = 1.0;
 /// SQLite checkpoints the WAL into the database once it holds 1,000 frames; from then on the
