@@ -408,6 +408,14 @@ fn answered_step(answer: &Result<CheckpointDone, Error>) -> taskflow_orchestrato
     }
 }
 
+fn to_status(
+    lease: &taskflow_orchestrator::Lease,
+    to: FlowStatus,
+    state: Option<serde_json::Value>,
+) -> CheckpointOp {
+    CheckpointOp::Status { lease: lease.clone(), to, error: None, state }
+}
+
 fn begin(lease: &taskflow_orchestrator::Lease, name: &str) -> CheckpointOp {
     CheckpointOp::Begin {
         lease: lease.clone(),
@@ -424,15 +432,23 @@ fn finish(lease: &taskflow_orchestrator::Lease, seq: u32, outcome: StepOutcome) 
 fn checkpointed(handle: &OwnerHandle, name: &str) -> (FlowId, taskflow_orchestrator::Lease) {
     let flow = handle.create(NewFlow::managed(name)).unwrap();
     let lease = handle.acquire_lease(&flow.id, TTL).unwrap();
-    let status = CheckpointOp::Status {
-        lease: lease.clone(),
-        to: FlowStatus::Running,
-        error: None,
-        state: None,
-    };
+    let status = to_status(&lease, FlowStatus::Running, None);
     let answers = handle.checkpoint(vec![status, begin(&lease, "first")]).unwrap();
     assert_eq!(answered_step(&answers[1]).seq, 1);
     (flow.id, lease)
+}
+
+/// A child flow of the flow of `parent`, spawned, leased and made running through a
+/// checkpoint; the parent's step for it and the child's lease.
+fn running_child(
+    handle: &OwnerHandle,
+    parent: &taskflow_orchestrator::Lease,
+    name: &str,
+) -> (taskflow_orchestrator::Step, taskflow_orchestrator::Lease) {
+    let (child, step) = handle.spawn_child(parent, NewFlow::managed(name)).unwrap();
+    let lease = handle.acquire_lease(&child.id, TTL).unwrap();
+    handle.checkpoint(vec![to_status(&lease, FlowStatus::Running, None)]).unwrap();
+    (step, lease)
 }
 
 /// The refusal of a checkpoint of the one op `op`.
@@ -520,24 +536,12 @@ fn a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one() {
     let fx = Fixture::new();
     let runner = fx.alice();
     let (parent, parent_lease) = checkpointed(&runner, "parent");
-    let (child, child_step) = runner.spawn_child(&parent_lease, NewFlow::managed("child")).unwrap();
-    let child_lease = runner.acquire_lease(&child.id, TTL).unwrap();
-    let status = CheckpointOp::Status {
-        lease: child_lease.clone(),
-        to: FlowStatus::Running,
-        error: None,
-        state: None,
-    };
-    runner.checkpoint(vec![status, begin(&child_lease, "work")]).unwrap();
+    let (child_step, child_lease) = running_child(&runner, &parent_lease, "child");
+    runner.checkpoint(vec![begin(&child_lease, "work")]).unwrap();
     // The parent checkpoints again after all of that, then the child ends (which ends the
     // parent's child step and bumps the parent's revision, in the child's checkpoint).
     runner.checkpoint(vec![begin(&parent_lease, "sibling")]).unwrap();
-    let done = CheckpointOp::Status {
-        lease: child_lease.clone(),
-        to: FlowStatus::Succeeded,
-        error: None,
-        state: Some(json!("child result")),
-    };
+    let done = to_status(&child_lease, FlowStatus::Succeeded, Some(json!("child result")));
     let answers = runner
         .checkpoint(vec![finish(&child_lease, 1, StepOutcome::Succeeded(json!(1))), done])
         .unwrap();
@@ -553,22 +557,9 @@ fn a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one() {
     // One batch holding both flows' ops, the child's first: the parent's group sees the child's
     // end too.
     let (parent, parent_lease) = checkpointed(&runner, "second parent");
-    let (child, _) = runner.spawn_child(&parent_lease, NewFlow::managed("second child")).unwrap();
-    let child_lease = runner.acquire_lease(&child.id, TTL).unwrap();
-    let status = CheckpointOp::Status {
-        lease: child_lease.clone(),
-        to: FlowStatus::Running,
-        error: None,
-        state: None,
-    };
-    runner.checkpoint(vec![status]).unwrap();
+    let (_, child_lease) = running_child(&runner, &parent_lease, "second child");
     runner.checkpoint(vec![begin(&parent_lease, "sibling")]).unwrap();
-    let done = CheckpointOp::Status {
-        lease: child_lease.clone(),
-        to: FlowStatus::Succeeded,
-        error: None,
-        state: None,
-    };
+    let done = to_status(&child_lease, FlowStatus::Succeeded, None);
     let answers = runner.checkpoint(vec![done, begin(&parent_lease, "after")]).unwrap();
     assert!(answers.iter().all(Result::is_ok), "{answers:?}");
     assert_eq!(runner.flow(&parent).unwrap().current_step.as_deref(), Some("after"));
@@ -580,12 +571,7 @@ fn a_null_state_is_no_change_from_no_state() {
     let runner = fx.alice();
     let (id, lease) = checkpointed(&runner, "stateless");
     let before = revisions(&runner, &id);
-    let status = CheckpointOp::Status {
-        lease,
-        to: FlowStatus::Running,
-        error: None,
-        state: Some(json!(null)),
-    };
+    let status = to_status(&lease, FlowStatus::Running, Some(json!(null)));
     assert!(runner.checkpoint(vec![status]).unwrap()[0].is_ok());
     assert_eq!(revisions(&runner, &id), before);
 }
