@@ -309,12 +309,9 @@ impl Deepseek {
         start: usize,
         sink: &mut S,
     ) -> Step {
-        let stray = &mut self.stray;
-        let found = read_to_marker::<Tokens>(chunk, start, Marker::is_tool_marker, |text, at| {
-            stray.add(text, at)
-        });
+        let accept = Marker::is_tool_marker;
+        let found = self.stray.read_to_marker::<Tokens, S>(chunk, start, accept, CALL_STRAY, sink);
         let Found::Marker { at, marker, .. } = found else { return found.step() };
-        self.stray.flush(CALL_STRAY, sink);
         self.end_at(marker, chunk, at, sink)
     }
 

@@ -3,7 +3,7 @@
 
 use crate::engine::diag::diagnostic;
 use crate::engine::driver::Chunk;
-use crate::engine::scan::{Found, MarkerSet, read_to_marker};
+use crate::engine::scan::{Found, MarkerSet};
 use crate::engine::stray::Stray;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
@@ -39,12 +39,7 @@ impl Section {
         accept: impl FnMut(G::Marker) -> bool,
         sink: &mut S,
     ) -> Found<G::Marker> {
-        let stray = &mut self.stray;
-        let found = read_to_marker::<G>(chunk, start, accept, |text, at| stray.add(text, at));
-        if matches!(found, Found::Marker { .. }) {
-            self.stray.flush(STRAY, sink);
-        }
-        found
+        self.stray.read_to_marker::<G, S>(chunk, start, accept, STRAY, sink)
     }
 
     /// The input ended inside the section.

@@ -3,6 +3,8 @@
 //! that nothing is lost.
 
 use crate::engine::diag::with_text;
+use crate::engine::driver::Chunk;
+use crate::engine::scan::{Found, MarkerSet, read_to_marker};
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
 
@@ -24,6 +26,23 @@ impl Stray {
                 }
             }
         }
+    }
+
+    /// Reads `chunk` from `start` up to the next marker of `G` that `accept` takes, adding the
+    /// text to the run; a marker ends the run, which is then reported with `message`.
+    pub(crate) fn read_to_marker<G: MarkerSet, S: EventSink>(
+        &mut self,
+        chunk: &Chunk<'_>,
+        start: usize,
+        accept: impl FnMut(G::Marker) -> bool,
+        message: &str,
+        sink: &mut S,
+    ) -> Found<G::Marker> {
+        let found = read_to_marker::<G>(chunk, start, accept, |text, at| self.add(text, at));
+        if matches!(found, Found::Marker { .. }) {
+            self.flush(message, sink);
+        }
+        found
     }
 
     /// Ends the run: reports it, if there was any text.

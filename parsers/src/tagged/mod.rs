@@ -177,10 +177,8 @@ impl<D: Dialect> Tagged<D> {
         let accept = |marker| {
             matches!(marker, Marker::InvokeOpen | Marker::WrapperClose | Marker::WrapperOpen)
         };
-        let stray = &mut self.stray;
-        let found = read_to_marker::<D>(chunk, start, accept, |text, at| stray.add(text, at));
+        let found = self.stray.read_to_marker::<D, S>(chunk, start, accept, WRAPPER_STRAY, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
-        self.stray.flush(WRAPPER_STRAY, sink);
         self.count_marker(chunk, at, len);
         let offset = chunk.base + at;
         match marker {

@@ -130,10 +130,8 @@ impl<D: Dialect> Tagged<D> {
         start: usize,
         sink: &mut S,
     ) -> Step {
-        let stray = &mut self.stray;
-        let found = read_to_marker::<D>(chunk, start, not_think, |text, at| stray.add(text, at));
+        let found = self.stray.read_to_marker::<D, S>(chunk, start, not_think, CALL_STRAY, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
-        self.stray.flush(CALL_STRAY, sink);
         let offset = chunk.base + at;
         let glm = self.shape == Shape::Glm;
         let pair_open = if glm { Marker::ArgKeyOpen } else { Marker::ParamOpen };
@@ -190,10 +188,8 @@ impl<D: Dialect> Tagged<D> {
         start: usize,
         sink: &mut S,
     ) -> Step {
-        let stray = &mut self.stray;
-        let found = read_to_marker::<D>(chunk, start, not_think, |text, at| stray.add(text, at));
+        let found = self.stray.read_to_marker::<D, S>(chunk, start, not_think, CALL_STRAY, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
-        self.stray.flush(CALL_STRAY, sink);
         if marker == Marker::ArgValueOpen {
             self.count_marker(chunk, at, len);
             self.part_offset = chunk.base + at + len;
