@@ -45,6 +45,17 @@ impl Endpoint {
         if request.model.is_empty() { &self.model } else { &request.model }
     }
 
+    /// A whole JSON answer: `send` is one attempt at the request, tried again on transient
+    /// failures.
+    pub(crate) async fn answer_json<T, F, Fut>(&self, send: F) -> Result<T, ProviderError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<reqwest::Response, ProviderError>>,
+    {
+        self.retry.run(|_| async { read_json(send().await?, self.api_key.as_ref()).await }).await
+    }
+
     /// One attempt at POSTing `body`; `authorize` adds the wire's headers (and the key).
     pub(crate) async fn send(
         &self,

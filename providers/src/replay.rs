@@ -287,11 +287,7 @@ impl Provider for ReplayProvider {
     }
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let mut response = ResponseBuilder::new();
-        for event in self.answer(request, usize::MAX)? {
-            response.apply(event);
-        }
-        Ok(response.finish())
+        Ok(ResponseBuilder::from_events(self.answer(request, usize::MAX)?))
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {

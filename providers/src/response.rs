@@ -103,6 +103,13 @@ impl ResponseBuilder {
         }
     }
 
+    /// The response that `events`, in order, describe.
+    pub fn from_events(events: impl IntoIterator<Item = ChatEvent>) -> ChatResponse {
+        let mut response = Self::new();
+        events.into_iter().for_each(|event| response.apply(event));
+        response.finish()
+    }
+
     pub fn finish(self) -> ChatResponse {
         ChatResponse {
             message: self.message.finish(),

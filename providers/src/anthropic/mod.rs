@@ -58,21 +58,12 @@ impl Provider for AnthropicProvider {
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = self.body(request, false);
-        let answer: Value = self
-            .endpoint
-            .retry
-            .run(|_| async {
-                let response = self.send(&body).await?;
-                http::read_json(response, self.endpoint.api_key.as_ref()).await
-            })
-            .await?;
+        let answer: Value = self.endpoint.answer_json(|| self.send(&body)).await?;
         let mut blocks = Blocks::default();
         let mut events = Vec::new();
         blocks.whole_answer(&answer, &mut events)?;
         blocks.finish(&mut events);
-        let mut response = ResponseBuilder::new();
-        events.into_iter().for_each(|event| response.apply(event));
-        Ok(response.finish())
+        Ok(ResponseBuilder::from_events(events))
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {

@@ -60,21 +60,12 @@ impl Provider for OpenAiProvider {
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = request_body(request, self.endpoint.model(request), false);
-        let completion: Completion = self
-            .endpoint
-            .retry
-            .run(|_| async {
-                let response = self.send(&body).await?;
-                http::read_json(response, self.endpoint.api_key.as_ref()).await
-            })
-            .await?;
+        let completion: Completion = self.endpoint.answer_json(|| self.send(&body)).await?;
         let mut assembler = self.assembler(request);
         let mut events = Vec::new();
         absorb(&mut assembler, completion, &mut events)?;
         assembler.finish(&mut events);
-        let mut response = ResponseBuilder::new();
-        events.into_iter().for_each(|event| response.apply(event));
-        Ok(response.finish())
+        Ok(ResponseBuilder::from_events(events))
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
