@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use serde_json::Value;
+use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -48,6 +48,12 @@ fn run(command: &mut Command) -> Output {
         stdout: String::from_utf8(output.stdout).unwrap(),
         stderr: String::from_utf8(output.stderr).unwrap(),
     }
+}
+
+/// A server whose every answer is a plain assistant message saying `content`.
+async fn answering(content: &str) -> MockServer {
+    let body = json!({"choices": [{"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}]});
+    openai_server(200, body.to_string(), "application/json").await
 }
 
 async fn openai_server(status: u16, body: String, content_type: &str) -> MockServer {
@@ -233,12 +239,7 @@ fn a_script_that_runs_out_says_so() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_config_file_names_the_default_provider() {
-    let server = openai_server(
-        200,
-        r#"{"choices": [{"message": {"role": "assistant", "content": "configured"}, "finish_reason": "stop"}]}"#.to_owned(),
-        "application/json",
-    )
-    .await;
+    let server = answering("configured").await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -278,12 +279,7 @@ async fn the_config_file_names_the_default_provider() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn agent_tools_and_tools_files_are_offered_with_their_schemas() {
-    let server = openai_server(
-        200,
-        r#"{"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}"#.to_owned(),
-        "application/json",
-    )
-    .await;
+    let server = answering("ok").await;
     let dir = tempfile::tempdir().unwrap();
     let tools_file = dir.path().join("tools.json");
     std::fs::write(
