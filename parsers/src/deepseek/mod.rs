@@ -23,7 +23,7 @@ use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, MarkerSet, Scan, marker_len, read_to_marker};
-use crate::engine::section::Section;
+use crate::engine::section::{Between, Section};
 use crate::engine::stray::Stray;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
@@ -116,19 +116,14 @@ impl Deepseek {
         start: usize,
         sink: &mut S,
     ) -> Step {
-        let found = self.section.read::<Tokens, S>(chunk, start, Marker::is_tool_marker, sink);
-        let Found::Marker { at, marker, len } = found else { return found.step() };
-        self.marker_bytes += len;
-        let offset = chunk.base + at;
-        match marker {
-            Marker::SectionEnd => {
-                self.section.close();
-                self.state = State::Text;
-            }
-            Marker::CallBegin => self.begin_call(offset),
-            _ => sink.emit(unexpected_marker(marker.text(), offset, "between tool calls")),
+        let (step, met) =
+            self.section.step::<Tokens, S>(chunk, start, &mut self.marker_bytes, sink);
+        match met {
+            Between::SectionEnd => self.state = State::Text,
+            Between::CallBegin(offset) => self.begin_call(offset),
+            Between::Nothing => {}
         }
-        Step::Continue(at + len)
+        step
     }
 
     fn begin_call(&mut self, offset: usize) {

@@ -1,14 +1,40 @@
 //! A tool-call section, for formats that gather calls between section markers (Kimi,
-//! DeepSeek): where it began, and the text inside it that belongs to no call.
+//! DeepSeek): where it began, the text inside it that belongs to no call, and the step that
+//! reads it between calls.
 
-use crate::engine::diag::diagnostic;
-use crate::engine::driver::Chunk;
+use crate::engine::diag::{diagnostic, unexpected_marker};
+use crate::engine::driver::{Chunk, Step};
 use crate::engine::scan::{Found, MarkerSet};
 use crate::engine::stray::Stray;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
 
 const STRAY: &str = "text inside a tool-call section, outside any call";
+
+/// The markers of a format that gathers its calls in sections.
+pub(crate) trait SectionMarkers: MarkerSet {
+    /// The marker that ends a section.
+    const SECTION_END: Self::Marker;
+    /// The marker that begins a call.
+    const CALL_BEGIN: Self::Marker;
+
+    /// Whether a marker is one of the tool-call markers; the others are text between calls.
+    fn is_tool_marker(marker: Self::Marker) -> bool;
+
+    /// The marker's canonical spelling, for messages.
+    fn spelling(marker: Self::Marker) -> &'static str;
+}
+
+/// What a step between calls met, besides text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Between {
+    /// Nothing that changes the machine's state.
+    Nothing,
+    /// The section's end marker: the section is closed.
+    SectionEnd,
+    /// A call's begin marker, at this absolute offset.
+    CallBegin(usize),
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Section {
@@ -22,24 +48,37 @@ impl Section {
         self.begin = Some(offset);
     }
 
-    pub(crate) fn close(&mut self) {
-        self.begin = None;
-    }
-
     pub(crate) fn is_open(&self) -> bool {
         self.begin.is_some()
     }
 
-    /// Reads the section between calls up to the next marker `accept` takes: whitespace is
-    /// ignored, other text is reported as stray once a marker ends it.
-    pub(crate) fn read<G: MarkerSet, S: EventSink>(
+    /// Reads the section between calls up to the next tool-call marker: whitespace is
+    /// ignored, other text is reported as stray once the marker ends it. The marker's bytes are
+    /// added to `marker_bytes`; the section's end closes it, and any marker but a call's begin
+    /// is reported as out of place.
+    pub(crate) fn step<G: SectionMarkers, S: EventSink>(
         &mut self,
         chunk: &Chunk<'_>,
         start: usize,
-        accept: impl FnMut(G::Marker) -> bool,
+        marker_bytes: &mut usize,
         sink: &mut S,
-    ) -> Found<G::Marker> {
-        self.stray.read_to_marker::<G, S>(chunk, start, accept, STRAY, sink)
+    ) -> (Step, Between) {
+        let found = self.stray.read_to_marker::<G, S>(chunk, start, G::is_tool_marker, STRAY, sink);
+        let Found::Marker { at, marker, len } = found else {
+            return (found.step(), Between::Nothing);
+        };
+        *marker_bytes += len;
+        let offset = chunk.base + at;
+        let met = if marker == G::SECTION_END {
+            self.begin = None;
+            Between::SectionEnd
+        } else if marker == G::CALL_BEGIN {
+            Between::CallBegin(offset)
+        } else {
+            sink.emit(unexpected_marker(G::spelling(marker), offset, "between tool calls"));
+            Between::Nothing
+        };
+        (Step::Continue(at + len), met)
     }
 
     /// The input ended inside the section.

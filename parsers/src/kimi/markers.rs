@@ -10,6 +10,7 @@ use nom::{IResult, Parser};
 
 use crate::engine::json_args::ArgsGrammar;
 use crate::engine::scan::{MarkerSet, Scan};
+use crate::engine::section::SectionMarkers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Marker {
@@ -95,6 +96,19 @@ impl MarkerSet for KimiMarkers {
     #[inline]
     fn recognize(input: &str) -> Scan<Marker> {
         Scan::from_result(input, marker(input))
+    }
+}
+
+impl SectionMarkers for KimiMarkers {
+    const SECTION_END: Marker = Marker::SectionEnd;
+    const CALL_BEGIN: Marker = Marker::CallBegin;
+
+    fn is_tool_marker(marker: Marker) -> bool {
+        marker.is_tool_marker()
+    }
+
+    fn spelling(marker: Marker) -> &'static str {
+        marker.text()
     }
 }
 
