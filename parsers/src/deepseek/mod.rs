@@ -292,9 +292,7 @@ impl Deepseek {
                 Step::Continue(at + marker_len::<ArgTokens>(input, at))
             }
             ArgsStop::Marker(marker, at) => self.end_at(marker, chunk, at, sink),
-            ArgsStop::NeedInput(at) => Step::NeedInput(at),
-            ArgsStop::Exhausted | ArgsStop::Closed(_) => Step::Continue(input.len()),
-            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+            stop => stop.step(input.len()),
         }
     }
 
@@ -326,13 +324,7 @@ impl Deepseek {
             self.end_call(Ending::Closed, sink);
             return Step::Continue(at + len);
         }
-        let ending = Ending::Malformed {
-            offset: base + at,
-            message: format!(
-                "the call was not closed with `<｜tool▁call▁end｜>` before `{}`",
-                marker.text()
-            ),
-        };
+        let ending = Ending::not_closed(Marker::CallEnd.text(), marker.text(), base + at);
         self.end_call(ending, sink);
         Step::Continue(at)
     }

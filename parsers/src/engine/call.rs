@@ -57,6 +57,20 @@ pub(crate) enum Ending {
     Truncated,
 }
 
+impl Ending {
+    /// Before its end marker `close`, at the marker `found` at `offset`.
+    pub(crate) fn not_closed(close: &str, found: &str, offset: usize) -> Self {
+        let message = format!("the call was not closed with `{close}` before `{found}`");
+        Ending::Malformed { offset, message }
+    }
+
+    /// At the marker `found` at `offset`, which came before the call was whole: `what` says
+    /// what is missing.
+    pub(crate) fn cut_short(what: &str, found: &str, offset: usize) -> Self {
+        Ending::Malformed { offset, message: format!("{what} before `{found}`") }
+    }
+}
+
 /// The growable buffers of a call, kept from one call to the next so that their capacity is
 /// reused.
 #[derive(Debug, Default)]

@@ -10,7 +10,7 @@
 
 use crate::arguments::{ArgumentsCheck, JsonStringState, check_arguments};
 use crate::engine::call::{Calls, HeldText};
-use crate::engine::driver::Replay;
+use crate::engine::driver::{Replay, Step};
 use crate::engine::scan::{MarkerSet, Scan};
 use crate::event::EventSink;
 
@@ -42,6 +42,20 @@ pub(crate) enum ArgsStop<M> {
     /// Parse `replay` again (the first doubtful marker ended the arguments), then go on from
     /// `resume`.
     Replay { resume: usize, replay: Replay },
+}
+
+impl<M> ArgsStop<M> {
+    /// The end of the step, for the stops a machine has nothing of its own to do at: more
+    /// input is needed, all of it was argument text, or text is parsed again first. A marker
+    /// or a closed value end the step where they stand.
+    pub(crate) fn step(self, input_len: usize) -> Step {
+        match self {
+            ArgsStop::Marker(_, at) | ArgsStop::Closed(at) => Step::Continue(at),
+            ArgsStop::NeedInput(at) => Step::NeedInput(at),
+            ArgsStop::Exhausted => Step::Continue(input_len),
+            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+        }
+    }
 }
 
 /// Reads argument text of the open call from `input[start..]` (absolute offset `base` for

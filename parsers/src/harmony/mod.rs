@@ -246,13 +246,7 @@ impl Harmony {
             }
             ArgsStop::Marker(marker, at) => {
                 let closes = matches!(marker, Marker::End | Marker::Return);
-                let ending = Ending::Malformed {
-                    offset: base + at,
-                    message: format!(
-                        "the call was not closed with `<|call|>` before `{}`",
-                        marker.text()
-                    ),
-                };
+                let ending = Ending::not_closed(Marker::Call.text(), marker.text(), base + at);
                 self.calls.end(ending, &self.tools, sink);
                 self.state = State::Outside;
                 if closes {
@@ -262,9 +256,7 @@ impl Harmony {
                 }
                 Step::Continue(at)
             }
-            ArgsStop::NeedInput(at) => Step::NeedInput(at),
-            ArgsStop::Exhausted | ArgsStop::Closed(_) => Step::Continue(input.len()),
-            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+            stop => stop.step(input.len()),
         }
     }
 }

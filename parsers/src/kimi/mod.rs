@@ -138,7 +138,9 @@ impl Kimi {
                 Step::Continue(at + len)
             }
             _ => {
-                self.end_call(not_closed(marker, chunk.base + at), sink);
+                let ending =
+                    Ending::not_closed(Marker::CallEnd.text(), marker.text(), chunk.base + at);
+                self.end_call(ending, sink);
                 Step::Continue(at)
             }
         }
@@ -159,12 +161,11 @@ impl Kimi {
                 Step::Continue(at + len)
             }
             ArgsStop::Marker(marker, at) => {
-                self.end_call(not_closed(marker, base + at), sink);
+                let ending = Ending::not_closed(Marker::CallEnd.text(), marker.text(), base + at);
+                self.end_call(ending, sink);
                 Step::Continue(at)
             }
-            ArgsStop::NeedInput(at) => Step::NeedInput(at),
-            ArgsStop::Exhausted | ArgsStop::Closed(_) => Step::Continue(input.len()),
-            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+            stop => stop.step(input.len()),
         }
     }
 
@@ -203,17 +204,6 @@ impl Kimi {
     fn end_call<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
         self.calls.end(ending, &self.tools, sink);
         self.state = if self.section.is_open() { State::Section } else { State::Text };
-    }
-}
-
-/// A call ended by another marker before its end marker.
-fn not_closed(marker: Marker, offset: usize) -> Ending {
-    Ending::Malformed {
-        offset,
-        message: format!(
-            "the call was not closed with `<|tool_call_end|>` before `{}`",
-            marker.text()
-        ),
     }
 }
 

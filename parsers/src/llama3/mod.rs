@@ -187,13 +187,8 @@ impl Llama3 {
             }
             ArgsStop::Marker(marker, at) => {
                 if tagged {
-                    let ending = Ending::Malformed {
-                        offset: base + at,
-                        message: format!(
-                            "the call object was not closed before `{}`",
-                            marker.text()
-                        ),
-                    };
+                    let what = "the call object was not closed";
+                    let ending = Ending::cut_short(what, marker.text(), base + at);
                     self.marker_bytes +=
                         finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
                     self.state = State::Text;
@@ -202,9 +197,7 @@ impl Llama3 {
                 }
                 Step::Continue(at)
             }
-            ArgsStop::NeedInput(at) => Step::NeedInput(at),
-            ArgsStop::Exhausted => Step::Continue(input.len()),
-            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+            stop => stop.step(input.len()),
         }
     }
 

@@ -185,15 +185,14 @@ impl Mistral {
                 Step::Continue(end)
             }
             ArgsStop::Marker(marker, at) => {
-                let ending = not_closed("the call object was not closed", marker, base + at);
+                let ending =
+                    Ending::cut_short("the call object was not closed", marker.text(), base + at);
                 self.marker_bytes +=
                     finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
                 self.state = State::Text;
                 Step::Continue(at)
             }
-            ArgsStop::NeedInput(at) => Step::NeedInput(at),
-            ArgsStop::Exhausted => Step::Continue(input.len()),
-            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+            stop => stop.step(input.len()),
         }
     }
 
@@ -224,7 +223,8 @@ impl Mistral {
             }
             Found::Marker { at, marker, .. } => {
                 self.announce(sink);
-                let ending = not_closed("the call has no arguments", marker, chunk.base + at);
+                let ending =
+                    Ending::cut_short("the call has no arguments", marker.text(), chunk.base + at);
                 self.end_call(ending, sink);
                 Step::Continue(at)
             }
@@ -281,13 +281,15 @@ impl Mistral {
                 Step::Continue(at)
             }
             ArgsStop::Marker(marker, at) => {
-                let ending = not_closed("the call's arguments were not closed", marker, base + at);
+                let ending = Ending::cut_short(
+                    "the call's arguments were not closed",
+                    marker.text(),
+                    base + at,
+                );
                 self.end_call(ending, sink);
                 Step::Continue(at)
             }
-            ArgsStop::NeedInput(at) => Step::NeedInput(at),
-            ArgsStop::Exhausted => Step::Continue(input.len()),
-            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+            stop => stop.step(input.len()),
         }
     }
 
@@ -295,10 +297,6 @@ impl Mistral {
         self.calls.end(ending, &self.tools, sink);
         self.state = State::Text;
     }
-}
-
-fn not_closed(what: &str, marker: Marker, offset: usize) -> Ending {
-    Ending::Malformed { offset, message: format!("{what} before `{}`", marker.text()) }
 }
 
 impl Machine for Mistral {

@@ -263,14 +263,13 @@ impl<D: Dialect> Tagged<D> {
                 Step::Continue(at + len)
             }
             ArgsStop::Marker(marker, at) => {
-                let ending = self.not_closed(Marker::WrapperClose, marker, base + at);
+                let close = D::spelling(Marker::WrapperClose);
+                let ending = Ending::not_closed(close, D::spelling(marker), base + at);
                 self.finish_object(ending, sink);
                 self.after_call();
                 Step::Continue(at)
             }
-            ArgsStop::NeedInput(at) => Step::NeedInput(at),
-            ArgsStop::Exhausted | ArgsStop::Closed(_) => Step::Continue(input.len()),
-            ArgsStop::Replay { resume, replay } => Step::Replay { resume, replay },
+            stop => stop.step(input.len()),
         }
     }
 
@@ -288,15 +287,6 @@ impl<D: Dialect> Tagged<D> {
     fn after_call(&mut self) {
         self.wrapper_calls += 1;
         self.state = if self.wrapper.is_some() { State::Wrapper } else { State::Text };
-    }
-
-    fn not_closed(&self, close: Marker, found: Marker, offset: usize) -> Ending {
-        let message = format!(
-            "the call was not closed with `{}` before `{}`",
-            D::spelling(close),
-            D::spelling(found)
-        );
-        Ending::Malformed { offset, message }
     }
 }
 

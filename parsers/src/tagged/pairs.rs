@@ -150,7 +150,7 @@ impl<D: Dialect> Tagged<D> {
             }
         } else if matches!(marker, Marker::WrapperClose | Marker::WrapperOpen | Marker::InvokeOpen)
         {
-            let ending = self.not_closed(call_close, marker, offset);
+            let ending = Ending::not_closed(D::spelling(call_close), D::spelling(marker), offset);
             self.end_call(ending, offset, sink);
             return Step::Continue(at);
         } else {
