@@ -174,7 +174,7 @@ impl Engine {
     /// Creates a queued flow that will run `spec` (checked first). With `id`, the flow gets
     /// that id.
     pub async fn create(&self, spec: &FlowSpec, id: Option<FlowId>) -> Result<Flow, EngineError> {
-        self.plan(spec)?;
+        spec.check(&self.actions).map_err(EngineError::Spec)?;
         let mut new = NewFlow::managed(spec.name.clone()).with_spec(spec.to_value());
         new.controller = Some("taskflow engine".to_owned());
         new.id = id;
@@ -352,29 +352,18 @@ impl Engine {
     /// [`run`](Self::run).
     pub async fn fork(&self, id: &FlowId, from_seq: u32) -> Result<Flow, EngineError> {
         let id = *id;
-        let source = self.store.read(move |handle| handle.flow(&id)).await?;
-        self.flow_kind(&source)?;
+        // Only a flow this engine could run is forked.
+        let spec_json = self
+            .store
+            .read(move |handle| handle.spec_json(&id))
+            .await?
+            .ok_or_else(|| EngineError::NoSpec { id: id.to_string() })?;
+        self.kind_from_json(&id, &spec_json)?;
         Ok(self.store.call(move |handle| handle.fork(&id, from_seq)).await?)
     }
 
-    /// What a flow runs: the pipeline or the agent stored on it, ready to run.
-    fn flow_kind(&self, flow: &Flow) -> Result<FlowKind, EngineError> {
-        let stored =
-            flow.spec.as_ref().ok_or_else(|| EngineError::NoSpec { id: flow.id.to_string() })?;
-        match AgentSpec::from_flow_spec(stored) {
-            None => Ok(FlowKind::Pipeline(self.stored_plan(flow)?)),
-            Some(spec) => {
-                let agent_error = |detail| EngineError::Agent { id: flow.id.to_string(), detail };
-                let spec = spec.map_err(|detail| {
-                    agent_error(format!("its stored spec cannot be read: {detail}"))
-                })?;
-                let (provider, tools) = self.agent_parts(&spec).map_err(agent_error)?;
-                Ok(FlowKind::Agent { spec, provider, tools })
-            }
-        }
-    }
-
-    /// What a flow runs, from its spec as stored, read straight into the spec's own types.
+    /// What a flow runs (the pipeline or the agent stored on it, ready to run), from its spec as
+    /// stored, read straight into the spec's own types.
     fn kind_from_json(&self, id: &FlowId, json: &str) -> Result<FlowKind, EngineError> {
         /// Whether the spec is an agent run's.
         #[derive(serde::Deserialize)]
@@ -402,16 +391,5 @@ impl Engine {
             .map_err(|error| agent_error(format!("its stored spec cannot be read: {error}")))?;
         let (provider, tools) = self.agent_parts(&spec).map_err(agent_error)?;
         Ok(FlowKind::Agent { spec, provider, tools })
-    }
-
-    /// The checked plan stored on a flow.
-    fn stored_plan(&self, flow: &Flow) -> Result<Plan, EngineError> {
-        let spec =
-            flow.spec.as_ref().ok_or_else(|| EngineError::NoSpec { id: flow.id.to_string() })?;
-        let spec = FlowSpec::from_value(spec).map_err(|error| EngineError::BadSpec {
-            id: flow.id.to_string(),
-            detail: error.to_string(),
-        })?;
-        spec.into_plan(&self.actions).map_err(EngineError::Spec)
     }
 }

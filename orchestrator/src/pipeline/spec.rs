@@ -158,6 +158,11 @@ impl FlowSpec {
         self.clone().into_plan(actions)
     }
 
+    /// [`Self::plan`] without the plan: whether the spec can run with `actions`.
+    pub fn check(&self, actions: &Actions) -> Result<(), Vec<SpecError>> {
+        self.analyse(actions).map(drop)
+    }
+
     /// [`Self::plan`], keeping the spec in the plan instead of a copy of it.
     pub fn into_plan(self, actions: &Actions) -> Result<Plan, Vec<SpecError>> {
         let (deps, index) = self.analyse(actions)?;
