@@ -10,7 +10,7 @@ use nom::{IResult, Parser};
 
 use crate::engine::json_args::ArgsGrammar;
 use crate::engine::scan::{MarkerSet, Scan};
-use crate::engine::section::SectionMarkers;
+use crate::engine::section::SectionMarker;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Marker {
@@ -28,8 +28,11 @@ pub(crate) enum Marker {
     Fence,
 }
 
-impl Marker {
-    pub(crate) fn text(self) -> &'static str {
+impl SectionMarker for Marker {
+    const SECTION_END: Self = Self::SectionEnd;
+    const CALL_BEGIN: Self = Self::CallBegin;
+
+    fn text(self) -> &'static str {
         match self {
             Self::SectionBegin => "<｜tool▁calls▁begin｜>",
             Self::SectionEnd => "<｜tool▁calls▁end｜>",
@@ -43,7 +46,7 @@ impl Marker {
         }
     }
 
-    pub(crate) fn is_tool_marker(self) -> bool {
+    fn is_tool_marker(self) -> bool {
         !matches!(self, Self::ThinkOpen | Self::ThinkClose | Self::Fence | Self::EndOfSentence)
     }
 }
@@ -104,19 +107,6 @@ impl MarkerSet for Tokens {
     #[inline]
     fn recognize(input: &str) -> Scan<Marker> {
         Scan::from_result(input, token(input))
-    }
-}
-
-impl SectionMarkers for Tokens {
-    const SECTION_END: Marker = Marker::SectionEnd;
-    const CALL_BEGIN: Marker = Marker::CallBegin;
-
-    fn is_tool_marker(marker: Marker) -> bool {
-        marker.is_tool_marker()
-    }
-
-    fn spelling(marker: Marker) -> &'static str {
-        marker.text()
     }
 }
 

@@ -11,18 +11,18 @@ use crate::message::DiagnosticKind;
 
 const STRAY: &str = "text inside a tool-call section, outside any call";
 
-/// The markers of a format that gathers its calls in sections.
-pub(crate) trait SectionMarkers: MarkerSet {
+/// A marker of a format that gathers its calls in sections.
+pub(crate) trait SectionMarker: Copy + PartialEq {
     /// The marker that ends a section.
-    const SECTION_END: Self::Marker;
+    const SECTION_END: Self;
     /// The marker that begins a call.
-    const CALL_BEGIN: Self::Marker;
+    const CALL_BEGIN: Self;
 
-    /// Whether a marker is one of the tool-call markers; the others are text between calls.
-    fn is_tool_marker(marker: Self::Marker) -> bool;
+    /// The canonical spelling, for messages.
+    fn text(self) -> &'static str;
 
-    /// The marker's canonical spelling, for messages.
-    fn spelling(marker: Self::Marker) -> &'static str;
+    /// Whether this is one of the tool-call markers; the others are text between calls.
+    fn is_tool_marker(self) -> bool;
 }
 
 /// What a step between calls met, besides text.
@@ -56,26 +56,31 @@ impl Section {
     /// ignored, other text is reported as stray once the marker ends it. The marker's bytes are
     /// added to `marker_bytes`; the section's end closes it, and any marker but a call's begin
     /// is reported as out of place.
-    pub(crate) fn step<G: SectionMarkers, S: EventSink>(
+    pub(crate) fn step<G, S>(
         &mut self,
         chunk: &Chunk<'_>,
         start: usize,
         marker_bytes: &mut usize,
         sink: &mut S,
-    ) -> (Step, Between) {
-        let found = self.stray.read_to_marker::<G, S>(chunk, start, G::is_tool_marker, STRAY, sink);
+    ) -> (Step, Between)
+    where
+        G: MarkerSet<Marker: SectionMarker>,
+        S: EventSink,
+    {
+        let accept = G::Marker::is_tool_marker;
+        let found = self.stray.read_to_marker::<G, S>(chunk, start, accept, STRAY, sink);
         let Found::Marker { at, marker, len } = found else {
             return (found.step(), Between::Nothing);
         };
         *marker_bytes += len;
         let offset = chunk.base + at;
-        let met = if marker == G::SECTION_END {
+        let met = if marker == G::Marker::SECTION_END {
             self.begin = None;
             Between::SectionEnd
-        } else if marker == G::CALL_BEGIN {
+        } else if marker == G::Marker::CALL_BEGIN {
             Between::CallBegin(offset)
         } else {
-            sink.emit(unexpected_marker(G::spelling(marker), offset, "between tool calls"));
+            sink.emit(unexpected_marker(marker.text(), offset, "between tool calls"));
             Between::Nothing
         };
         (Step::Continue(at + len), met)

@@ -10,7 +10,7 @@ use nom::{IResult, Parser};
 
 use crate::engine::json_args::ArgsGrammar;
 use crate::engine::scan::{MarkerSet, Scan};
-use crate::engine::section::SectionMarkers;
+use crate::engine::section::SectionMarker;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Marker {
@@ -23,9 +23,12 @@ pub(crate) enum Marker {
     ThinkClose,
 }
 
-impl Marker {
+impl SectionMarker for Marker {
+    const SECTION_END: Self = Self::SectionEnd;
+    const CALL_BEGIN: Self = Self::CallBegin;
+
     /// The canonical spelling, for messages.
-    pub(crate) fn text(self) -> &'static str {
+    fn text(self) -> &'static str {
         match self {
             Self::SectionBegin => "<|tool_calls_section_begin|>",
             Self::SectionEnd => "<|tool_calls_section_end|>",
@@ -38,7 +41,7 @@ impl Marker {
     }
 
     /// Whether this is one of the tool-call markers (as opposed to a think tag).
-    pub(crate) fn is_tool_marker(self) -> bool {
+    fn is_tool_marker(self) -> bool {
         !matches!(self, Self::ThinkOpen | Self::ThinkClose)
     }
 }
@@ -96,19 +99,6 @@ impl MarkerSet for KimiMarkers {
     #[inline]
     fn recognize(input: &str) -> Scan<Marker> {
         Scan::from_result(input, marker(input))
-    }
-}
-
-impl SectionMarkers for KimiMarkers {
-    const SECTION_END: Marker = Marker::SectionEnd;
-    const CALL_BEGIN: Marker = Marker::CallBegin;
-
-    fn is_tool_marker(marker: Marker) -> bool {
-        marker.is_tool_marker()
-    }
-
-    fn spelling(marker: Marker) -> &'static str {
-        marker.text()
     }
 }
 

@@ -15,7 +15,7 @@ use crate::engine::diag::{diagnostic, unexpected_marker};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, marker_len, read_to_marker};
-use crate::engine::section::{Between, Section};
+use crate::engine::section::{Between, Section, SectionMarker};
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
