@@ -88,9 +88,7 @@ impl Deepseek {
     }
 
     fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
-        let (out, opens) = (self.text, self.text.opens());
-        let accept = |m| m != Marker::ThinkOpen || opens;
-        let found = read_to_marker::<Tokens>(chunk, start, accept, |text, _| out.emit(text, sink));
+        let found = self.text.read_to_marker::<Tokens, S>(chunk, start, Marker::ThinkOpen, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
         self.marker_bytes += len;
         let offset = chunk.base + at;

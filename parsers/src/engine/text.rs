@@ -1,6 +1,8 @@
 //! Text for the user and `<think>` reasoning: the part of every format outside tool calls.
 
 use crate::engine::diag::unexpected_marker;
+use crate::engine::driver::Chunk;
+use crate::engine::scan::{Found, MarkerSet, read_to_marker};
 use crate::event::EventSink;
 
 /// Where text outside calls goes: content, or reasoning inside a think block.
@@ -20,6 +22,20 @@ impl TextOut {
         } else {
             sink.text(text);
         }
+    }
+
+    /// Reads `chunk` from `start` up to the next marker of `G`, handing the text before it
+    /// out: `think_open` is a marker only outside a think block, every other marker is one.
+    pub(crate) fn read_to_marker<G: MarkerSet, S: EventSink>(
+        &self,
+        chunk: &Chunk<'_>,
+        start: usize,
+        think_open: G::Marker,
+        sink: &mut S,
+    ) -> Found<G::Marker> {
+        let opens = self.opens();
+        let accept = |marker| marker != think_open || opens;
+        read_to_marker::<G>(chunk, start, accept, |text, _| self.emit(text, sink))
     }
 
     /// Whether a think opener is a marker here: inside a think block it is plain text.

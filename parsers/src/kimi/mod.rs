@@ -61,10 +61,8 @@ impl Kimi {
     }
 
     fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
-        let (out, opens) = (self.text, self.text.opens());
-        let accept = |m| m != Marker::ThinkOpen || opens;
         let found =
-            read_to_marker::<KimiMarkers>(chunk, start, accept, |text, _| out.emit(text, sink));
+            self.text.read_to_marker::<KimiMarkers, S>(chunk, start, Marker::ThinkOpen, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
         self.marker_bytes += len;
         self.on_text_marker(marker, chunk.base + at, sink);

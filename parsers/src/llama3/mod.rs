@@ -25,7 +25,7 @@ use crate::engine::diag::diagnostic;
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::envelope::{finish_envelope_call, read_envelope};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
-use crate::engine::scan::{Found, MarkerSet, Scan, read_to_marker};
+use crate::engine::scan::{Found, MarkerSet, Scan};
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
@@ -78,9 +78,7 @@ impl Llama3 {
     }
 
     fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
-        let (out, opens) = (self.text, self.text.opens());
-        let accept = |m| m != Marker::ThinkOpen || opens;
-        let found = read_to_marker::<Tags>(chunk, start, accept, |text, _| out.emit(text, sink));
+        let found = self.text.read_to_marker::<Tags, S>(chunk, start, Marker::ThinkOpen, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
         self.on_marker(marker, len, chunk.base + at, sink);
         Step::Continue(at + len)

@@ -17,7 +17,7 @@ use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::envelope::finish_envelope_call;
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
-use crate::engine::scan::{Found, MarkerSet, Scan, read_to_marker, read_to_marker_or};
+use crate::engine::scan::{Found, MarkerSet, Scan, read_to_marker_or};
 use crate::engine::stray::Stray;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
@@ -75,10 +75,7 @@ impl Mistral {
     }
 
     fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
-        let (out, opens) = (self.text, self.text.opens());
-        let accept = |m| m != Marker::ThinkOpen || opens;
-        let found =
-            read_to_marker::<Controls>(chunk, start, accept, |text, _| out.emit(text, sink));
+        let found = self.text.read_to_marker::<Controls, S>(chunk, start, Marker::ThinkOpen, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
         self.marker_bytes += len;
         let offset = chunk.base + at;
