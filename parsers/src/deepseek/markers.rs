@@ -84,7 +84,8 @@ fn fence(input: &str) -> IResult<&str, Marker> {
     value(Marker::Fence, tag("```")).parse(input)
 }
 
-const TOKENS: &[&str] = &[
+/// Every spelling: the tokens, and last the code fence.
+const SPELLINGS: &[&str] = &[
     "<｜tool▁calls▁begin｜>",
     "<｜tool▁calls▁end｜>",
     "<｜tool▁call▁begin｜>",
@@ -93,7 +94,11 @@ const TOKENS: &[&str] = &[
     "<｜end▁of▁sentence｜>",
     "<think>",
     "</think>",
+    "```",
 ];
+
+/// The spellings of the tokens: all but the fence.
+const TOKENS: &[&str] = SPELLINGS.split_last().unwrap().1;
 
 /// The markers of text, sections and call heads.
 #[derive(Debug)]
@@ -117,17 +122,7 @@ pub(crate) struct ArgTokens;
 impl MarkerSet for ArgTokens {
     type Marker = Marker;
     const STARTS: &'static [u8] = b"<`";
-    const SPELLINGS: &'static [&'static str] = &[
-        "<｜tool▁calls▁begin｜>",
-        "<｜tool▁calls▁end｜>",
-        "<｜tool▁call▁begin｜>",
-        "<｜tool▁call▁end｜>",
-        "<｜tool▁sep｜>",
-        "<｜end▁of▁sentence｜>",
-        "<think>",
-        "</think>",
-        "```",
-    ];
+    const SPELLINGS: &'static [&'static str] = SPELLINGS;
 
     #[inline]
     fn recognize(input: &str) -> Scan<Marker> {
