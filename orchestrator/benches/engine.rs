@@ -2,10 +2,9 @@
 //!
 //! - `raw_sqlite_commits_per_sec`: one-row commits on a bare WAL connection with
 //!   `synchronous=FULL`, the ceiling for anything durable on this disk;
-//! - `schema_floor_commits_per_sec`: the rows one step's checkpoint writes (the step ends, the
-//!   next begins, the flow takes its next revision, the revision row), as bare prepared SQL on
-//!   a store's own schema, one commit each: what the stored records cost before any engine
-//!   work. With `one_flow_ratio_to_schema_floor` it tells the engine's own overhead apart from
+//! - `schema_floor_commits_per_sec`: the rows one step's checkpoint writes (the step's row
+//!   ends, the next step's row begins), as bare prepared SQL on a store's own schema, one
+//!   commit each: what the stored records cost before any engine work. With `one_flow_ratio_to_schema_floor` it tells the engine's own overhead apart from
 //!   the cost of what it stores;
 //! - `one_flow_echo_steps_per_sec`: a chain of `echo` steps in one flow (each step's outcome and
 //!   the next step's start are one commit); target ≥ 80% of the raw rate;
@@ -39,9 +38,9 @@ const RAW_SECONDS: f64 = 1.0;
 /// SQLite checkpoints the WAL into the database once it holds 1,000 frames; from then on the
 /// WAL file is rewritten in place.
 const WARM_UP_FRAMES: usize = 1_200;
-/// A step's commit writes about four frames (the flow row's page, the steps' leaf, the
-/// revisions' leaf, and now and then the pages of a split).
-const WARM_UP_STEPS: usize = WARM_UP_FRAMES / 4;
+/// A step's commit writes at least one frame (the steps' leaf, and now and then the pages of a
+/// split).
+const WARM_UP_STEPS: usize = WARM_UP_FRAMES;
 const ONE_FLOW_STEPS: usize = 1_000;
 const FLOWS: usize = 64;
 const STEPS_PER_FLOW: usize = 40;
@@ -135,8 +134,7 @@ fn schema_floor_commits_per_sec(path: &Path) -> f64 {
         );
     };
     begin(1, 0);
-    let mut revision = flow.revision as i64;
-    let mut step = |seq: u32| {
+    let step = |seq: u32| {
         let now = taskflow_orchestrator::Timestamp::now().as_millis();
         execute("BEGIN IMMEDIATE", &[]);
         execute(
@@ -145,24 +143,6 @@ fn schema_floor_commits_per_sec(path: &Path) -> f64 {
             &[&seq.to_string(), &now, &id, &seq],
         );
         begin(seq + 1, now);
-        let next = format!("s{}", seq + 1);
-        execute(
-            "UPDATE flows SET current_step = ?1, revision = ?2, updated_at = ?3 \
-             WHERE id = ?4 AND revision = ?5",
-            &[&next, &(revision + 1), &now, &id, &revision],
-        );
-        revision += 1;
-        let change = json!([
-            {"field": "current_step", "before": format!("s{seq}"), "after": next},
-            {"field": format!("step {seq} (s{seq})"), "before": "running", "after": "succeeded"},
-            {"field": format!("step {} ({next})", seq + 1), "before": null, "after": "running"},
-        ])
-        .to_string();
-        execute(
-            "INSERT INTO revisions (flow_id, revision, at, actor, change) \
-             VALUES (?1, ?2, ?3, 'bench', ?4)",
-            &[&id, &revision, &now, &change],
-        );
         execute("COMMIT", &[]);
     };
     let mut seq = 1;

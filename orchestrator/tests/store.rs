@@ -66,8 +66,8 @@ fn every_accepted_change_bumps_the_revision_and_appends_one_row() {
     let done = alice.set_status(&lease, FlowStatus::Succeeded, None).unwrap();
 
     let history = alice.history(&flow.id).unwrap();
-    assert_eq!(revisions(&alice, &flow.id), [1, 2, 3, 4, 5, 6], "renewal and no-op add nothing");
-    assert_eq!(done.revision, 6);
+    assert_eq!(revisions(&alice, &flow.id), [1, 2, 3, 4], "steps, renewal and no-op add nothing");
+    assert_eq!(done.revision, 4);
     let fields: Vec<Vec<&str>> = history
         .iter()
         .map(|revision| revision.change.iter().map(|change| change.field.as_str()).collect())
@@ -75,10 +75,8 @@ fn every_accepted_change_bumps_the_revision_and_appends_one_row() {
     assert_eq!(fields[0], ["name", "sync_mode", "status"]);
     assert_eq!(fields[1], ["lease"]);
     assert_eq!(fields[2], ["status"]);
-    assert_eq!(fields[3], ["current_step", "step 1 (fetch)"]);
-    assert_eq!(fields[4], ["step 1 (fetch)"]);
-    assert_eq!(fields[5], ["status", "ended_at", "lease"]);
-    let status = &history[5].change[0];
+    assert_eq!(fields[3], ["status", "ended_at", "lease"]);
+    let status = &history[3].change[0];
     assert_eq!(
         (status.before.clone(), status.after.clone()),
         (json!("running"), json!("succeeded"))
@@ -88,7 +86,48 @@ fn every_accepted_change_bumps_the_revision_and_appends_one_row() {
 
     let terminal = alice.set_status(&lease, FlowStatus::Running, None).unwrap_err();
     assert!(matches!(terminal, Error::LeaseLost { .. } | Error::AlreadyEnded { .. }), "{terminal}");
-    assert_eq!(alice.flow(&flow.id).unwrap().revision, 6);
+    assert_eq!(alice.flow(&flow.id).unwrap().revision, 4);
+}
+
+#[test]
+fn a_step_is_a_journal_record_and_the_flow_reads_its_current_step_from_the_journal() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let (flow, lease) = running(&alice, "digest");
+    for name in ["fetch", "filter"] {
+        let step = alice.begin_step(&lease, NewStep::new(name, StepKind::Action)).unwrap();
+        let seen = alice.flow(&flow.id).unwrap();
+        assert_eq!((seen.revision, seen.current_step.as_deref()), (flow.revision, Some(name)));
+        alice.finish_step(&lease, step.seq, StepOutcome::Succeeded(json!(name))).unwrap();
+    }
+    let stored = fx.reopen().bind("alice").unwrap().flow(&flow.id).unwrap();
+    assert_eq!((stored.revision, stored.current_step.as_deref()), (flow.revision, Some("filter")));
+    assert_eq!(alice.history(&flow.id).unwrap().len() as u64, flow.revision);
+    let steps = alice.steps(&flow.id).unwrap();
+    let journal: Vec<_> = steps.iter().map(|step| (step.name.as_str(), step.status)).collect();
+    assert_eq!(journal, [("fetch", StepStatus::Succeeded), ("filter", StepStatus::Succeeded)]);
+}
+
+#[test]
+fn a_step_tried_again_records_why_its_attempt_ended_in_the_history() {
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let (flow, lease) = running(&alice, "digest");
+    let step = alice.begin_step(&lease, NewStep::new("fetch", StepKind::Action)).unwrap();
+    let op = CheckpointOp::NextAttempt {
+        lease: lease.clone(),
+        seq: step.seq,
+        reason: "timed out after 50 ms".to_owned(),
+    };
+    alice.checkpoint(vec![op]).unwrap().pop().unwrap().unwrap();
+
+    let last = alice.history(&flow.id).unwrap().pop().unwrap();
+    assert_eq!(last.revision, flow.revision + 1);
+    assert_eq!(last.change.len(), 1);
+    let change = &last.change[0];
+    assert_eq!(change.field, "step 1 (fetch)");
+    assert_eq!(change.before, json!({"attempt": 1, "ended": "timed out after 50 ms"}));
+    assert_eq!(change.after, json!({"attempt": 2}));
 }
 
 #[test]

@@ -5,9 +5,11 @@
 //! nothing else has been written since the entry was made (no other connection committed, so
 //! SQLite's `data_version` is unchanged, and this connection wrote only checkpoints, which keep
 //! their entries current), nothing is read at all. Otherwise the row must still hold the
-//! entry's revision and lease expiry: every change to a flow or to one of its steps bumps the
-//! flow's revision (in the same transaction), and a lease renewal, the one write that does not,
-//! moves the expiry.
+//! entry's revision and lease expiry: every change to a flow bumps its revision (in the same
+//! transaction); its steps are written by the checkpoints of the runner holding its lease,
+//! which keep the entry current (another runner must take the lease first, a revision), or
+//! together with a revision (a child spawned or ended); and a lease renewal, the one write that
+//! does neither, moves the expiry.
 //! An entry is taken out when a transaction starts to use it and put back only once that
 //! transaction has committed. A checkpoint that writes another flow's row than its own (ending a
 //! child flow ends its parent's step for it, and may settle the parent's cancel, and so on up)

@@ -2,9 +2,9 @@
 //! appended, so that every accepted change bumps the revision and is recorded in the same
 //! transaction.
 //!
-//! Only the columns that changed are written. A runner's checkpoint changes little of the flow
-//! row (its current step, and the revision itself), and a column left out of the `UPDATE` is
-//! neither re-encoded nor re-checked; `status`, which is indexed, keeps its index entry.
+//! Only the columns that changed are written: a column left out of the `UPDATE` is neither
+//! re-encoded nor re-checked, and `status`, which is indexed, keeps its index entry. A step that
+//! begins or ends is not a change to the flow and never comes here.
 
 use std::sync::OnceLock;
 

@@ -80,7 +80,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (flow_id, revision)
     ) WITHOUT ROWID;
     "#,
-    // 1 -> 2: a flow's spec moves out of the flow row, which every checkpoint rewrites, into
+    // 1 -> 2: a flow's spec moves out of the flow row, which every checkpoint rewrote, into
     // its own table, written once when the flow is created.
     r#"
     CREATE TABLE flow_specs (

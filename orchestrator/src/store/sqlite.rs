@@ -304,11 +304,13 @@ impl FlowStore for SqliteStore {
                 next_seq(tx, &before.id)?,
                 now,
             )?;
-            let mut after = before.clone();
-            after.current_step = Some(step.name.clone());
+            // Unlike a step the runner begins, a child is recorded in the parent's history (and
+            // bumps its revision, which tells the flow cache that the journal moved).
+            let mut before = before;
+            journal_moved_to(&step, [&mut before]);
             let change =
                 step_change(&step, Value::Null, json!(format!("running (child {})", child.id)));
-            commit(tx, &before, after, vec![change], caller.actor, now, None)?;
+            commit(tx, &before, before.clone(), vec![change], caller.actor, now, None)?;
             Ok((child, step))
         })
     }
@@ -679,8 +681,9 @@ fn one_op(
 /// Applies a runner's consecutive ops on one flow: the flow is loaded once (without its spec)
 /// unless `known` still holds it, each op is checked against the flow as the ops before it left
 /// it and refused on its own (every check comes before the op writes anything), and the flow row
-/// is written once, with one revision listing every change. Also returns the flow as written,
-/// for the cache. The outer error is a database failure.
+/// is written once, with one revision listing every change, if the ops changed the flow: a step
+/// that begins or ends is a journal record and writes its step row only. Also returns the flow as
+/// written, for the cache. The outer error is a database failure.
 fn apply_group(
     tx: &Transaction<'_>,
     caller: Caller<'_>,
@@ -738,6 +741,7 @@ struct FlowWrites<'a, 'c> {
     tx: &'a Transaction<'c>,
     token: Option<String>,
     working: Flow,
+    /// Changes outside the flow row that its history records: why a step's attempt ended.
     extra: Vec<FieldChange>,
     /// The seq the next new step gets, once known.
     next_seq: Option<u32>,
@@ -767,8 +771,7 @@ impl FlowWrites<'_, '_> {
                 };
                 let step = insert_step(tx, &self.working, step, None, seq, now)?;
                 self.next_seq = Some(seq + 1);
-                self.working.current_step = Some(step.name.clone());
-                self.extra.push(step_change(&step, Value::Null, json!("running")));
+                journal_moved_to(&step, [&mut self.working, before]);
                 self.running.insert(seq, step.clone());
                 Ok(CheckpointDone::Step(step))
             }
@@ -792,7 +795,6 @@ impl FlowWrites<'_, '_> {
                     json!({"attempt": step.attempt - 1, "ended": reason}),
                     json!({"attempt": step.attempt}),
                 ));
-                self.working.current_step = Some(step.name.clone());
                 self.running.insert(seq, step.clone());
                 Ok(CheckpointDone::Step(step))
             }
@@ -801,7 +803,6 @@ impl FlowWrites<'_, '_> {
                 rules::check_not_ended(&self.working)?;
                 let known = self.running.remove(&seq);
                 let step = finish_row(tx, &self.working, seq, outcome, now, known)?;
-                self.extra.push(step_change(&step, json!("running"), json!(step.status.as_str())));
                 if cancel_settles(tx, &self.working)? {
                     rules::set_status(&mut self.working, FlowStatus::Cancelled, now);
                 }
@@ -939,9 +940,14 @@ fn check_running(flow: &Flow) -> Result<()> {
     Ok(())
 }
 
-/// The flow columns in the order `flow_from_row` reads them; the spec lives in `flow_specs`.
+/// The flow columns in the order `flow_from_row` reads them; the spec lives in `flow_specs`,
+/// and a managed flow's current step is the last step of its journal (a mirrored flow's is what
+/// its owner reported).
 const FLOW_COLUMNS: &str = "id, owner, name, sync_mode, controller, status, revision, goal, \
-    current_step, state, wait, (SELECT spec FROM flow_specs WHERE flow_id = flows.id), \
+    CASE sync_mode WHEN 'managed' THEN \
+        (SELECT name FROM steps WHERE flow_id = flows.id ORDER BY seq DESC LIMIT 1) \
+        ELSE current_step END, \
+    state, wait, (SELECT spec FROM flow_specs WHERE flow_id = flows.id), \
     parent_flow_id, cancel_requested_at, lease_token, \
     lease_host, lease_pid, lease_process_start, lease_expires_at, created_at, updated_at, \
     ended_at, error";
@@ -1260,6 +1266,14 @@ fn end_step(
         on_flow_ended(tx, &after, now)?;
     }
     Ok(step)
+}
+
+/// A managed flow's current step is the last step of its journal (read with the flow, never
+/// written to its row): `step` has just been added to it.
+fn journal_moved_to<'f>(step: &Step, flows: impl IntoIterator<Item = &'f mut Flow>) {
+    for flow in flows {
+        flow.current_step = Some(step.name.clone());
+    }
 }
 
 fn step_change(step: &Step, before: Value, after: Value) -> FieldChange {
