@@ -13,7 +13,11 @@
 //! - `resume_10000_completed_steps_ms`: from `run` on a stalled flow with 10,000 completed steps
 //!   to its first new step starting; target < 100 ms.
 //!
-//! Each figure is the median of interleaved rounds. The commit rates are steady-state rates:
+//! Each figure is the median of interleaved rounds. In each round the raw rate is measured twice,
+//! before and after the schema floor and the one-flow run, and those two are compared with the
+//! mean of the two windows around them: this disk's fsync latency drifts within seconds, and a
+//! ratio of two measurements far apart in time measures the drift as much as the engine. The
+//! commit rates are steady-state rates:
 //! every store is first written past its first WAL checkpoint (raw commits, or a warm-up flow),
 //! because until then each commit also grows the WAL file, and a growing file makes every fsync
 //! commit file-system metadata too (on this kind of disk the first ~1,000 frames of a new file
@@ -31,10 +35,11 @@ use taskflow_orchestrator::{
     NewStep, OpenOptions, StepContext, StepKind, StepOutcome, StepSpec, TaskFlow,
 };
 
-/// Rounds of each measurement, interleaved (raw, schema floor, one flow, 64 flows, raw, …) so
-/// that a machine whose load changes during the run shifts them alike; medians are reported.
-const ROUNDS: usize = 5;
-const RAW_SECONDS: f64 = 1.0;
+/// Rounds of each measurement, interleaved (raw, schema floor, one flow, raw, 64 flows, raw, …)
+/// so that a machine whose load changes during the run shifts them alike; medians are reported.
+const ROUNDS: usize = 7;
+/// Each of a round's two raw windows.
+const RAW_SECONDS: f64 = 0.5;
 /// SQLite checkpoints the WAL into the database once it holds 1,000 frames; from then on the
 /// WAL file is rewritten in place.
 const WARM_UP_FRAMES: usize = 1_200;
@@ -54,13 +59,16 @@ fn main() {
     let (mut floor_ratio, mut one_ratio, mut one_floor_ratio, mut many_ratio) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let raw_rate = raw_commits_per_sec(&dir.path().join(format!("raw{round}.db")));
+        let raw_db = RawDatabase::warm(&dir.path().join(format!("raw{round}.db")));
+        let raw_before = raw_db.commits_per_sec();
         let floor_rate = schema_floor_commits_per_sec(&dir.path().join(format!("floor{round}.db")));
         let one_rate = runtime.block_on(one_flow(&dir.path().join(format!("one{round}.db"))));
+        let raw_after = raw_db.commits_per_sec();
         let many_rate = runtime.block_on(many_flows(&dir.path().join(format!("many{round}.db"))));
+        let raw_rate = (raw_before + raw_after) / 2.0;
         eprintln!(
-            "round {round}: raw {raw_rate:.0}, schema floor {floor_rate:.0}, one flow {one_rate:.0} \
-             ({:.2} of raw), 64 flows {many_rate:.0}",
+            "round {round}: raw {raw_before:.0} / {raw_after:.0}, schema floor {floor_rate:.0}, \
+             one flow {one_rate:.0} ({:.2} of raw), 64 flows {many_rate:.0}",
             one_rate / raw_rate
         );
         raw.push(raw_rate);
@@ -94,23 +102,40 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-fn raw_commits_per_sec(path: &Path) -> f64 {
-    let conn = Connection::open(path).expect("open");
-    let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).unwrap();
-    conn.pragma_update(None, "synchronous", "FULL").unwrap();
-    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)").unwrap();
-    let mut insert = conn.prepare("INSERT INTO t (v) VALUES (?1)").unwrap();
-    // Outside a transaction each statement is its own commit (one frame each).
-    for _ in 0..WARM_UP_FRAMES {
+/// A bare WAL database with `synchronous=FULL` and one table, written past its first WAL
+/// checkpoint.
+struct RawDatabase {
+    conn: Connection,
+}
+
+impl RawDatabase {
+    fn warm(path: &Path) -> Self {
+        let conn = Connection::open(path).expect("open");
+        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)).unwrap();
+        conn.pragma_update(None, "synchronous", "FULL").unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)").unwrap();
+        let raw = RawDatabase { conn };
+        for _ in 0..WARM_UP_FRAMES {
+            raw.commit();
+        }
+        raw
+    }
+
+    /// One one-row commit: outside a transaction each statement is its own (one frame each).
+    fn commit(&self) {
+        let mut insert = self.conn.prepare_cached("INSERT INTO t (v) VALUES (?1)").unwrap();
         insert.execute(["a checkpoint"]).unwrap();
     }
-    let started = Instant::now();
-    let mut commits = 0u64;
-    while started.elapsed().as_secs_f64() < RAW_SECONDS {
-        insert.execute(["a checkpoint"]).unwrap();
-        commits += 1;
+
+    fn commits_per_sec(&self) -> f64 {
+        let started = Instant::now();
+        let mut commits = 0u64;
+        while started.elapsed().as_secs_f64() < RAW_SECONDS {
+            self.commit();
+            commits += 1;
+        }
+        commits as f64 / started.elapsed().as_secs_f64()
     }
-    commits as f64 / started.elapsed().as_secs_f64()
 }
 
 fn schema_floor_commits_per_sec(path: &Path) -> f64 {
