@@ -156,9 +156,11 @@ pub struct Flow {
     /// Who drives a mirrored flow, or which runner kind drives a managed one.
     pub controller: Option<String>,
     pub status: FlowStatus,
-    /// Bumped by every accepted change; starts at 1 when the flow is created.
+    /// Bumped by every accepted change to the flow record; starts at 1 when the flow is
+    /// created. A step that begins or ends is a record of the journal and leaves it alone.
     pub revision: u64,
     pub goal: Option<String>,
+    /// A managed flow's last step in its journal; what a mirrored flow's owner reported.
     pub current_step: Option<String>,
     pub state: Option<Value>,
     pub wait: Option<Value>,
