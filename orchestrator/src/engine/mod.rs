@@ -182,8 +182,9 @@ impl Engine {
     }
 
     /// Runs a flow until it ends: a new one from its first step, a stopped one from its last
-    /// checkpoint, a failed one from the step that failed. Returns the flow as it ended. A
-    /// flow another live runner holds is refused ([`Error::LeaseHeld`]).
+    /// checkpoint, a failed one from the step that failed. Returns the flow as it ended, without
+    /// its `spec` (which a run does not change; [`OwnerHandle::flow`] reads it). A flow another
+    /// live runner holds is refused ([`Error::LeaseHeld`]).
     pub async fn run(&self, id: &FlowId) -> Result<Flow, EngineError> {
         self.run_with_progress(id, quiet()).await
     }
@@ -220,20 +221,14 @@ impl Engine {
         // The spec is read into a plan (a long pipeline takes a while) while the lease is taken
         // and the journal read; a spec that cannot run gives the lease back.
         let engine = self.clone();
-        let reading = tokio::task::spawn_blocking(move || {
-            let kind = engine.kind_from_json(&id, &spec_json);
-            (kind, spec_json)
-        });
+        let reading = tokio::task::spawn_blocking(move || engine.kind_from_json(&id, &spec_json));
         let ttl = self.options.lease_ttl;
         let lease = self.store.acquire_lease(id, ttl).await?;
         let journal = self.store.read(move |handle| handle.steps(&id)).await;
-        let (kind, spec_json) = match reading.await {
-            Ok(read) => read,
-            Err(error) => {
-                let detail = format!("reading it stopped: {error}");
-                (Err(EngineError::BadSpec { id: id.to_string(), detail }), String::new())
-            }
-        };
+        let kind = reading.await.unwrap_or_else(|error| {
+            let detail = format!("reading it stopped: {error}");
+            Err(EngineError::BadSpec { id: id.to_string(), detail })
+        });
         let kind = match kind {
             Ok(kind) => kind,
             Err(error) => {
@@ -317,9 +312,7 @@ impl Engine {
         .await;
         self.store.unwatch(&id);
         outcome?;
-        // The spec read when the run began is the flow's spec: nothing changes it.
-        let mut ended = self.store.read(move |handle| handle.flow_without_spec(&id)).await?;
-        ended.spec = serde_json::from_str(&spec_json).ok();
+        let ended = self.store.read(move |handle| handle.flow_without_spec(&id)).await?;
         if ended.status.is_terminal() || ended.lease.is_none() {
             return Ok(ended);
         }
