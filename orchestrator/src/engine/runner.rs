@@ -8,7 +8,7 @@
 //! so its output is committed before any dependant starts; the flow's final status goes with
 //! the last outcome.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -190,14 +190,14 @@ impl Runner {
                     step: spec.id.clone(),
                     seq: step.seq,
                     attempt: step.attempt,
-                    idempotency_key: step.idempotency_key.clone(),
+                    idempotency_key: step.idempotency_key,
                     cancel: token.clone(),
                     kill_grace: options.kill_grace,
                     base_dir: plan.spec.base_dir.clone(),
                     output_dir: plan.spec.output_dir.clone(),
                     children: Some(Arc::clone(&children)),
                 },
-                input: step.input.clone().unwrap_or(Value::Null),
+                input: step.input.unwrap_or(Value::Null),
             };
             let seq = step.seq;
             tasks.push(Box::pin(async move {
@@ -216,7 +216,7 @@ impl Runner {
                 let Some(at) = ready.pop_first() else { break };
                 let Slot::Waiting { retry_of } = slots[at] else { continue };
                 let spec = &steps[at];
-                let input = template::render(&spec.with, &outputs(&plan, &slots, at));
+                let input = template::render(&spec.with, &|id| output_of(&plan, &slots, at, id));
                 let mut new = NewStep::new(&spec.id, StepKind::Action).with_input(input);
                 new.retry_of = retry_of;
                 ops.push(CheckpointOp::Begin { lease: lease.clone(), step: new });
@@ -374,16 +374,15 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "no message".to_owned())
 }
 
-/// The outputs step `at`'s templates may read: those of the steps it waits for (a template
-/// makes its step wait for the step it reads).
-fn outputs(plan: &Plan, slots: &[Slot], at: usize) -> HashMap<String, Value> {
-    plan.deps[at]
-        .iter()
-        .filter_map(|&dep| match &slots[dep] {
-            Slot::Done(output) => Some((plan.spec.steps[dep].id.clone(), output.clone())),
+/// The output of step `id` as step `at`'s templates may read it: only the steps it waits for
+/// have one (a template makes its step wait for the step it reads).
+fn output_of<'s>(plan: &Plan, slots: &'s [Slot], at: usize, id: &str) -> Option<&'s Value> {
+    plan.deps[at].iter().find(|&&dep| plan.spec.steps[dep].id == id).and_then(|&dep| {
+        match &slots[dep] {
+            Slot::Done(output) => Some(output),
             _ => None,
-        })
-        .collect()
+        }
+    })
 }
 
 /// A succeeded flow's result: the outputs of the steps nothing else needs.
@@ -416,7 +415,11 @@ impl Execution {
         let mut tried = 0;
         loop {
             tried += 1;
-            let cancel = self.flow_token.child_token();
+            // An attempt with a time limit is stopped on its own; otherwise only with its flow.
+            let cancel = match self.timeout {
+                Some(_) => self.flow_token.child_token(),
+                None => self.flow_token.clone(),
+            };
             let context = StepContext { attempt, cancel: cancel.clone(), ..self.base.clone() };
             let attempt_future = self.action.run(self.input.clone(), context);
             let outcome = match self.timeout {

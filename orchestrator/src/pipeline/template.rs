@@ -3,8 +3,6 @@
 //! stays an array); a template inside longer text is replaced by the output as text (a string
 //! as is, anything else as compact JSON).
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 /// One `{{…}}` found in a string: where it is (byte offsets within that string) and what it
@@ -65,23 +63,24 @@ fn visit_strings(value: &Value, visit: &mut impl FnMut(&str)) {
     }
 }
 
-/// `value` with every template replaced by the output it reads. The spec was validated, so
-/// every template names a step in `outputs`; one that does not is left as written.
-pub fn render(value: &Value, outputs: &HashMap<String, Value>) -> Value {
+/// `value` with every template replaced by the output it reads; `output` finds a step's output
+/// by the step's id. The spec was validated, so every template names a step `output` knows; one
+/// that does not is left as written.
+pub fn render<'o>(value: &Value, output: &impl Fn(&str) -> Option<&'o Value>) -> Value {
     match value {
-        Value::String(text) => render_text(text, outputs),
-        Value::Array(items) => Value::Array(items.iter().map(|v| render(v, outputs)).collect()),
+        Value::String(text) => render_text(text, output),
+        Value::Array(items) => Value::Array(items.iter().map(|v| render(v, output)).collect()),
         Value::Object(map) => {
-            Value::Object(map.iter().map(|(key, v)| (key.clone(), render(v, outputs))).collect())
+            Value::Object(map.iter().map(|(key, v)| (key.clone(), render(v, output))).collect())
         }
         other => other.clone(),
     }
 }
 
-fn render_text(text: &str, outputs: &HashMap<String, Value>) -> Value {
+fn render_text<'o>(text: &str, output: &impl Fn(&str) -> Option<&'o Value>) -> Value {
     let found = references(text);
     let lookup = |reference: &Reference| match &reference.step {
-        Ok(id) => outputs.get(id),
+        Ok(id) => output(id),
         Err(_) => None,
     };
     if let [only] = found.as_slice()
@@ -108,6 +107,8 @@ fn render_text(text: &str, outputs: &HashMap<String, Value>) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use serde_json::json;
 
@@ -120,7 +121,8 @@ mod tests {
     }
 
     fn check(with: Value, expected: Value) {
-        assert_eq!(render(&with, &outputs()), expected, "{with}");
+        let outputs = outputs();
+        assert_eq!(render(&with, &|id| outputs.get(id)), expected, "{with}");
     }
 
     #[test]

@@ -530,7 +530,9 @@ impl FlowStore for SqliteStore {
         ops: Vec<CheckpointOp>,
     ) -> Result<Vec<Result<CheckpointDone>>> {
         let mut cache = self.known.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut committed = HashMap::new();
+        // What each flow's last group left, in the order first written (a later group on the
+        // same flow saw the earlier one's writes and replaces it).
+        let mut committed: Vec<(FlowId, KnownFlow)> = Vec::new();
         let (answers, version) = self.write_counted(
             |tx, now| {
                 let version = DataVersion::read(tx, self.other_writes.load(Ordering::Relaxed))?;
@@ -555,14 +557,18 @@ impl FlowStore for SqliteStore {
                         cache.forget_all();
                         committed.clear();
                     }
-                    // A later group on the same flow saw this one's writes.
-                    committed.extend(written.map(|known| (flow_id, known)));
+                    if let Some(known) = written {
+                        match committed.iter_mut().find(|(id, _)| *id == flow_id) {
+                            Some(entry) => entry.1 = known,
+                            None => committed.push((flow_id, known)),
+                        }
+                    }
                 }
                 Ok((answers, version))
             },
             false,
         )?;
-        cache.keep(version, committed.into_values());
+        cache.keep(version, committed.into_iter().map(|(_, known)| known));
         Ok(answers)
     }
 
@@ -904,7 +910,7 @@ fn finish_row(
         )?
         .execute(params![
             status.as_str(),
-            output.as_ref().map(Value::to_string),
+            output.as_ref().map(json_encoded),
             error,
             now.as_millis(),
             flow.id.to_string(),
@@ -1093,7 +1099,14 @@ fn timestamp_column(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Time
 }
 
 fn json_text(value: &Option<Value>) -> Option<String> {
-    value.as_ref().map(Value::to_string)
+    value.as_ref().map(json_encoded)
+}
+
+/// `value` as JSON text. `serde_json::to_string` writes straight into the string; a value's
+/// `Display` goes through a formatter adapter and costs about twice as much per step. Encoding
+/// a `Value` cannot fail; `Display` stays as the fallback all the same.
+fn json_encoded(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
 }
 
 fn insert_flow(
