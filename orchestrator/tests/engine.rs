@@ -367,6 +367,8 @@ async fn a_fork_keeps_the_steps_before_n_and_runs_the_rest() {
     let fork = engine.fork(&source.id, 2).await.unwrap();
     assert_ne!(fork.id, source.id);
     assert_eq!(fork.status, FlowStatus::Queued);
+    assert_eq!(fork.current_step.as_deref(), Some("a"), "the copied journal's last step");
+    assert_eq!(engine.handle().flow(&fork.id).unwrap().current_step, fork.current_step);
     let fork = engine.run(&fork.id).await.unwrap();
     assert_eq!(fork.status, FlowStatus::Succeeded);
     assert_eq!(recorder.steps(), ["a", "b", "c", "b", "c"]);

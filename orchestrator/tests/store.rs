@@ -51,7 +51,7 @@ fn revisions(handle: &OwnerHandle, id: &FlowId) -> Vec<u64> {
 }
 
 #[test]
-fn every_accepted_change_bumps_the_revision_and_appends_one_row() {
+fn every_change_to_the_flow_record_bumps_the_revision_and_appends_one_row() {
     let fx = Fixture::new();
     let alice = fx.alice();
     let flow = alice.create(NewFlow::managed("digest").with_goal("summarize")).unwrap();
@@ -558,6 +558,37 @@ fn a_change_elsewhere_is_seen_even_after_checkpoints_of_other_flows() {
 
     let refused = refusal(&runner, begin(&first_lease, "next"));
     assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
+}
+
+#[test]
+fn single_op_writes_and_checkpoints_agree_on_a_flows_journal() {
+    let fx = Fixture::new();
+    let runner = fx.alice();
+    let (id, lease) = checkpointed(&runner, "mixed");
+    let second = runner.begin_step(&lease, NewStep::new("second", StepKind::Action)).unwrap();
+    assert_eq!(second.seq, 2);
+    let answers = runner.checkpoint(vec![begin(&lease, "third")]).unwrap();
+    assert_eq!(answered_step(&answers[0]).seq, 3);
+    assert_eq!(runner.flow(&id).unwrap().current_step.as_deref(), Some("third"));
+}
+
+#[test]
+fn a_step_begun_through_another_store_is_seen_by_the_next_checkpoint() {
+    let fx = Fixture::new();
+    let runner = fx.alice();
+    let other_store = fx.reopen();
+    let other = other_store.bind("alice").unwrap();
+    let (id, lease) = checkpointed(&runner, "shared lease");
+    // Another process with the same lease begins a step: no revision, only a journal row.
+    let elsewhere = other.begin_step(&lease, NewStep::new("elsewhere", StepKind::Action)).unwrap();
+    assert_eq!(elsewhere.seq, 2);
+
+    let answers = runner.checkpoint(vec![to_status(&lease, FlowStatus::Running, None)]).unwrap();
+    let Ok(CheckpointDone::Flow(answered)) = &answers[0] else { panic!("{answers:?}") };
+    assert_eq!(answered.current_step.as_deref(), Some("elsewhere"));
+    let answers = runner.checkpoint(vec![begin(&lease, "third")]).unwrap();
+    assert_eq!(answered_step(&answers[0]).seq, 3);
+    assert_eq!(runner.flow(&id).unwrap().current_step.as_deref(), Some("third"));
 }
 
 #[test]

@@ -1,23 +1,18 @@
 //! What the store last committed of the flows its runners checkpoint, so that a runner's next
 //! checkpoint does not read and decode the flow row again, nor its running steps.
 //!
-//! An entry is used only while the flow's row in the database is as the entry has it. When
-//! nothing else has been written since the entry was made (no other connection committed, so
-//! SQLite's `data_version` is unchanged, and this connection wrote only checkpoints, which keep
-//! their entries current), nothing is read at all. Otherwise the row must still hold the
-//! entry's revision and lease expiry: every change to a flow bumps its revision (in the same
-//! transaction); its steps are written by the checkpoints of the runner holding its lease,
-//! which keep the entry current (another runner must take the lease first, a revision), or
-//! together with a revision (a child spawned or ended); and a lease renewal, the one write that
-//! does neither, moves the expiry.
+//! An entry is used only while nothing but this store's checkpoints has written to the
+//! database since the entry was made: no other connection committed (SQLite's `data_version`
+//! is unchanged) and this connection made no other write (the store counts those). A
+//! checkpoint keeps the entries of the flows it writes current; anything else may have changed
+//! a flow or its journal without bumping its revision (a step begun by a runner of another
+//! store holding the same lease), so after any other write the flow is read again.
 //! An entry is taken out when a transaction starts to use it and put back only once that
 //! transaction has committed. A checkpoint that writes another flow's row than its own (ending a
 //! child flow ends its parent's step for it, and may settle the parent's cancel, and so on up)
 //! makes the cache forget every other flow: the transaction records each flow row it writes.
 
 use std::collections::HashMap;
-
-use rusqlite::OptionalExtension;
 
 use super::transaction::Transaction;
 use crate::error::Result;
@@ -34,8 +29,8 @@ pub(super) struct KnownFlow {
     pub lease_token: Option<String>,
     /// The seq the flow's next step gets, when known.
     pub next_seq: Option<u32>,
-    /// Steps of the flow running at this revision, as they were written (a running step this
-    /// store did not write is read from the database when needed).
+    /// Steps of the flow that are running, as this store wrote them (a running step it did not
+    /// write is read from the database when needed).
     pub running: HashMap<u32, Step>,
 }
 
@@ -62,30 +57,11 @@ impl DataVersion {
 }
 
 impl FlowCache {
-    /// Takes out flow `id` as `owner` sees it, if the database still holds that version.
-    pub fn take(
-        &mut self,
-        tx: &Transaction<'_>,
-        version: DataVersion,
-        owner: &str,
-        id: &FlowId,
-    ) -> Result<Option<KnownFlow>> {
-        let Some((known, seen)) = self.flows.remove(id) else { return Ok(None) };
-        if known.flow.owner != owner {
-            return Ok(None);
-        }
-        if seen == version {
-            return Ok(Some(known));
-        }
-        let stored: Option<(i64, Option<i64>)> = tx
-            .prepare_cached("SELECT revision, lease_expires_at FROM flows WHERE id = ?1")?
-            .query_row([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        let expected = (
-            known.flow.revision as i64,
-            known.flow.lease.as_ref().map(|lease| lease.expires_at.as_millis()),
-        );
-        Ok((stored == Some(expected)).then_some(known))
+    /// Takes out flow `id` as `owner` sees it, if nothing but this store's checkpoints wrote
+    /// since the entry was made.
+    pub fn take(&mut self, version: DataVersion, owner: &str, id: &FlowId) -> Option<KnownFlow> {
+        let (known, seen) = self.flows.remove(id)?;
+        (known.flow.owner == owner && seen == version).then_some(known)
     }
 
     /// Forgets every flow.

@@ -35,7 +35,8 @@ pub struct Caller<'a> {
 
 /// A durable home for flows. Every method is one atomic operation: it sees one consistent
 /// state, checks the rules against it, and either applies all of its changes (each accepted
-/// change bumps the flow's revision and appends a revision row) or none.
+/// change to a flow bumps its revision and appends a revision row; a step that begins or ends
+/// is a row of the flow's journal and no change to the flow) or none.
 ///
 /// Programs do not call this directly: they go through [`crate::TaskFlow`], which injects the
 /// owner.

@@ -128,6 +128,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX steps_running;
     "#,
+    // 4 -> 5: a step that begins or ends no longer rewrites its flow's row, so a managed flow's
+    // current step is read from its journal; the column, which older builds kept current and
+    // would now find stale, holds only what a mirrored flow's owner reports. The version moves
+    // so that an older build refuses the file instead of showing that stale column.
+    r#"
+    UPDATE flows SET current_step = NULL WHERE sync_mode = 'managed';
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -259,6 +266,33 @@ mod tests {
             )
             .unwrap();
         assert_eq!(columns, 0);
+    }
+
+    #[test]
+    fn a_version_4_database_keeps_only_mirrored_flows_current_step_in_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut conn, path) = open(&dir);
+        for migration in &MIGRATIONS[..4] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 4; \
+             INSERT INTO flows (id, owner, name, sync_mode, status, revision, current_step, \
+             created_at, updated_at) VALUES \
+             ('a', 'o', 'n', 'managed', 'running', 3, 'old', 1, 1), \
+             ('b', 'o', 'n', 'mirrored', 'running', 2, 'deploy', 1, 1);",
+        )
+        .unwrap();
+        prepare(&mut conn, &path).unwrap();
+        assert_eq!(version(&conn), CURRENT_VERSION);
+        let columns: Vec<(String, Option<String>)> = conn
+            .prepare("SELECT id, current_step FROM flows ORDER BY id")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(columns, [("a".to_owned(), None), ("b".to_owned(), Some("deploy".to_owned()))]);
     }
 
     #[test]

@@ -197,6 +197,14 @@ impl SqliteStore {
         result.map_err(|error| self.classify(error))
     }
 
+    /// One runner op on its own, its answer unwrapped: a checkpoint of one op, so that it keeps
+    /// the flow cache current like any other.
+    fn one_op(&self, caller: Caller<'_>, op: CheckpointOp) -> Result<CheckpointDone> {
+        self.checkpoint(caller, vec![op])?
+            .pop()
+            .unwrap_or_else(|| Err(Error::InvalidInput("no answer".to_owned())))
+    }
+
     /// Runs `work` in one read transaction of the reading connection, so its queries see one
     /// state: the last one committed when it began.
     fn read<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
@@ -469,7 +477,7 @@ impl FlowStore for SqliteStore {
 
     fn renew_lease(&self, caller: Caller<'_>, lease: &Lease, ttl: Duration) -> Result<Lease> {
         let op = CheckpointOp::Renew { lease: lease.clone(), ttl };
-        match self.write(|tx, now| one_op(tx, caller, op, now))? {
+        match self.one_op(caller, op)? {
             CheckpointDone::Lease(lease) => Ok(lease),
             other => Err(unexpected(other)),
         }
@@ -493,18 +501,19 @@ impl FlowStore for SqliteStore {
         error: Option<String>,
     ) -> Result<Flow> {
         let op = CheckpointOp::Status { lease: lease.clone(), to, error, state: None };
-        self.write(|tx, now| match one_op(tx, caller, op, now)? {
+        match self.one_op(caller, op)? {
             CheckpointDone::Flow(mut flow) => {
-                flow.spec = load_spec(tx, &flow.id)?;
+                // No write changes a spec: read after the change, it is the flow's.
+                flow.spec = self.read(|tx| load_spec(tx, &flow.id))?;
                 Ok(flow)
             }
             other => Err(unexpected(other)),
-        })
+        }
     }
 
     fn begin_step(&self, caller: Caller<'_>, lease: &Lease, step: NewStep) -> Result<Step> {
         let op = CheckpointOp::Begin { lease: lease.clone(), step };
-        match self.write(|tx, now| one_op(tx, caller, op, now))? {
+        match self.one_op(caller, op)? {
             CheckpointDone::Step(step) => Ok(step),
             other => Err(unexpected(other)),
         }
@@ -518,7 +527,7 @@ impl FlowStore for SqliteStore {
         outcome: StepOutcome,
     ) -> Result<Step> {
         let op = CheckpointOp::Finish { lease: lease.clone(), seq, outcome };
-        match self.write(|tx, now| one_op(tx, caller, op, now))? {
+        match self.one_op(caller, op)? {
             CheckpointDone::Step(step) => Ok(step),
             other => Err(unexpected(other)),
         }
@@ -544,7 +553,7 @@ impl FlowStore for SqliteStore {
                     while let Some(next) = ops.next_if(|op| op_flow(op) == flow_id) {
                         group.push(next);
                     }
-                    let known = cache.take(tx, version, caller.owner, &flow_id)?;
+                    let known = cache.take(version, caller.owner, &flow_id);
                     tx.take_flows_written();
                     let (group_answers, written) =
                         apply_group(tx, caller, flow_id, group, now, known)?;
@@ -630,7 +639,9 @@ impl FlowStore for SqliteStore {
                 after: json!({"flow": source.id.to_string(), "from_step": from_seq,
                               "steps_copied": kept.len()}),
             };
-            let flow = insert_flow(tx, caller.owner, caller.actor, new, None, vec![origin], now)?;
+            let mut flow =
+                insert_flow(tx, caller.owner, caller.actor, new, None, vec![origin], now)?;
+            flow.current_step = kept.last().map(|step| step.name.clone());
             for (index, step) in kept.into_iter().enumerate() {
                 let seq = index as u32 + 1;
                 tx.prepare_cached(
@@ -668,20 +679,6 @@ fn op_flow(op: &CheckpointOp) -> FlowId {
 
 fn unexpected(done: CheckpointDone) -> Error {
     Error::InvalidInput(format!("unexpected answer from the store: {done:?}"))
-}
-
-/// One runner op on its own, its answer unwrapped.
-fn one_op(
-    tx: &Transaction<'_>,
-    caller: Caller<'_>,
-    op: CheckpointOp,
-    now: Timestamp,
-) -> Result<CheckpointDone> {
-    let flow_id = op_flow(&op);
-    apply_group(tx, caller, flow_id, vec![op], now, None)?
-        .0
-        .pop()
-        .unwrap_or_else(|| Err(Error::InvalidInput("no answer".to_owned())))
 }
 
 /// Applies a runner's consecutive ops on one flow: the flow is loaded once (without its spec)
