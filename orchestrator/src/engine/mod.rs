@@ -317,7 +317,9 @@ impl Engine {
             return Ok(ended);
         }
         // Stopped without an end (a cancel still settling elsewhere): let the next runner in.
-        Ok(self.store.call(move |handle| handle.release_lease(&lease)).await?)
+        let mut released = self.store.call(move |handle| handle.release_lease(&lease)).await?;
+        released.spec = None;
+        Ok(released)
     }
 
     /// Finishes the cancel of a child flow that a cancelled parent's step is waiting for. A

@@ -415,11 +415,7 @@ impl Execution {
         let mut tried = 0;
         loop {
             tried += 1;
-            // An attempt with a time limit is stopped on its own; otherwise only with its flow.
-            let cancel = match self.timeout {
-                Some(_) => self.flow_token.child_token(),
-                None => self.flow_token.clone(),
-            };
+            let cancel = self.flow_token.child_token();
             let context = StepContext { attempt, cancel: cancel.clone(), ..self.base.clone() };
             let attempt_future = self.action.run(self.input.clone(), context);
             let outcome = match self.timeout {
