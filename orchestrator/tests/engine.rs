@@ -451,6 +451,28 @@ async fn a_panicking_action_fails_its_step_not_the_runner() {
     );
 }
 
+#[tokio::test]
+async fn an_action_that_cancels_its_own_token_stops_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut actions = Actions::builtin();
+    // Cancelling the context is how an action stops the work it started itself.
+    actions.register("tidy", |_input: Value, context: StepContext| async move {
+        context.cancel.cancel();
+        Ok(json!("tidied"))
+    });
+    let engine = new_engine(dir.path(), actions);
+    let spec = FlowSpec::new("tidy")
+        .step(StepSpec::new("tidy", "tidy"))
+        .step(echo("after", json!("ran")).needs(["tidy"]));
+    let flow = engine.create(&spec, None).await.unwrap();
+    let flow = engine.run(&flow.id).await.unwrap();
+    assert_eq!(flow.status, FlowStatus::Succeeded);
+    assert_eq!(flow.cancel_requested_at, None);
+    let steps = outputs(&engine, &flow);
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert_eq!(steps[1].3, Some(json!("ran")));
+}
+
 /// A loopback HTTP server answering each request with the next of `answers` (status, body),
 /// then closing the connection.
 fn serve(answers: Vec<(u16, &'static str)>) -> String {
