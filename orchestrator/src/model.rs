@@ -419,7 +419,7 @@ pub struct CancelOutcome {
     pub active_steps: u64,
 }
 
-/// What resuming a flow would do, decided by [`crate::TaskFlow::check_resume`].
+/// What resuming a flow would do, decided by [`crate::OwnerHandle::check_resume`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResumePlan {
     /// Run it on from its last checkpoint. `stalled` when its previous runner stopped without

@@ -3,9 +3,9 @@
 //! An [`Engine`] is bound to one owner's handle and one set of [`Actions`]. It creates flows
 //! from a [`FlowSpec`] (stored on the flow, so a resume runs what was started), runs or resumes
 //! them, cancels and forks them. Many flows can run at once in one engine; their checkpoints go
-//! through one writer thread that commits them together ([`store_thread`]). One run of one flow
-//! is a [`runner::Runner`]. A pipeline step may run child flows (the `agent` action) through
-//! [`children::ChildRuns`], which spawns them under the step's flow and runs them in this same
+//! through one writer thread that commits them together (`store_thread`). One run of one flow
+//! is a `runner::Runner`. A pipeline step may run child flows (the `agent` action) through
+//! `children::ChildRuns`, which spawns them under the step's flow and runs them in this same
 //! engine.
 
 mod children;
