@@ -374,12 +374,20 @@ impl Engine {
             id: id.to_string(),
             detail: error.to_string(),
         };
-        if serde_json::from_str::<Shape>(json).map_err(unreadable)?.agent.is_none() {
-            let spec: FlowSpec = serde_json::from_str(json).map_err(unreadable)?;
-            return spec
-                .into_plan(&self.actions)
-                .map(FlowKind::Pipeline)
-                .map_err(EngineError::Spec);
+        // A pipeline is read at once (the common case, and a long one takes a while); only when
+        // that fails is the spec looked at again, to tell an agent run's from an unreadable one.
+        match serde_json::from_str::<FlowSpec>(json) {
+            Ok(spec) => {
+                return spec
+                    .into_plan(&self.actions)
+                    .map(FlowKind::Pipeline)
+                    .map_err(EngineError::Spec);
+            }
+            Err(pipeline_error) => {
+                if serde_json::from_str::<Shape>(json).map_err(unreadable)?.agent.is_none() {
+                    return Err(unreadable(pipeline_error));
+                }
+            }
         }
         let agent_error = |detail| EngineError::Agent { id: id.to_string(), detail };
         let Stored { agent: spec } = serde_json::from_str(json)

@@ -3,7 +3,7 @@
 //! on the flow (as JSON), so a resume runs exactly what was started. [`FlowSpec::plan`] checks
 //! it against the registered actions before anything runs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -417,8 +417,11 @@ impl Plan {
 
     /// Steps no other step waits for: their outputs are the flow's result.
     pub fn sinks(&self) -> Vec<usize> {
-        let needed: HashSet<usize> = self.deps.iter().flatten().copied().collect();
-        (0..self.spec.steps.len()).filter(|at| !needed.contains(at)).collect()
+        let mut needed = vec![false; self.spec.steps.len()];
+        for &dep in self.deps.iter().flatten() {
+            needed[dep] = true;
+        }
+        (0..needed.len()).filter(|&at| !needed[at]).collect()
     }
 
     pub fn concurrency(&self) -> usize {
