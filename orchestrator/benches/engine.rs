@@ -4,8 +4,9 @@
 //!   `synchronous=FULL`, the ceiling for anything durable on this disk;
 //! - `schema_floor_commits_per_sec`: the rows one step's checkpoint writes (the step's row
 //!   ends, the next step's row begins), as bare prepared SQL on a store's own schema, one
-//!   commit each: what the stored records cost before any engine work. With `one_flow_ratio_to_schema_floor` it tells the engine's own overhead apart from
-//!   the cost of what it stores;
+//!   commit each: what the stored records cost before any engine work. With
+//!   `one_flow_ratio_to_schema_floor` it tells the engine's own overhead apart from the cost of
+//!   what it stores;
 //! - `one_flow_echo_steps_per_sec`: a chain of `echo` steps in one flow (each step's outcome and
 //!   the next step's start are one commit); target ≥ 80% of the raw rate;
 //! - `flows_64_echo_steps_per_sec`: 64 such flows at once in one engine (group commit);
@@ -17,11 +18,11 @@
 //! before and after the schema floor and the one-flow run, and those two are compared with the
 //! mean of the two windows around them: this disk's fsync latency drifts within seconds, and a
 //! ratio of two measurements far apart in time measures the drift as much as the engine. The
-//! commit rates are steady-state rates:
-//! every store is first written past its first WAL checkpoint (raw commits, or a warm-up flow),
-//! because until then each commit also grows the WAL file, and a growing file makes every fsync
-//! commit file-system metadata too (on this kind of disk the first ~1,000 frames of a new file
-//! commit at about 60% of the later rate). Both sides are measured past that point. Run with
+//! commit rates are steady-state rates: every store is first written past its first WAL
+//! checkpoint (raw commits, or a warm-up flow), because until then each commit also grows the
+//! WAL file, and a growing file makes every fsync commit file-system metadata too (on this kind
+//! of disk the first ~1,000 frames of a new file commit at about 60% of the later rate). Both
+//! sides are measured past that point. Run with
 //! `cargo bench -p taskflow-orchestrator --bench engine`.
 
 use std::path::Path;
@@ -38,7 +39,7 @@ use taskflow_orchestrator::{
 /// Rounds of each measurement, interleaved (raw, schema floor, one flow, raw, 64 flows, raw, …)
 /// so that a machine whose load changes during the run shifts them alike; medians are reported.
 const ROUNDS: usize = 7;
-/// Each of a round's two raw windows.
+/// Each of a round's two raw windows, and the schema floor's.
 const RAW_SECONDS: f64 = 0.5;
 /// SQLite checkpoints the WAL into the database once it holds 1,000 frames; from then on the
 /// WAL file is rewritten in place.
@@ -128,14 +129,19 @@ impl RawDatabase {
     }
 
     fn commits_per_sec(&self) -> f64 {
-        let started = Instant::now();
-        let mut commits = 0u64;
-        while started.elapsed().as_secs_f64() < RAW_SECONDS {
-            self.commit();
-            commits += 1;
-        }
-        commits as f64 / started.elapsed().as_secs_f64()
+        commits_per_sec(|| self.commit())
     }
+}
+
+/// How often `commit` runs per second, over [`RAW_SECONDS`].
+fn commits_per_sec(mut commit: impl FnMut()) -> f64 {
+    let started = Instant::now();
+    let mut commits = 0u64;
+    while started.elapsed().as_secs_f64() < RAW_SECONDS {
+        commit();
+        commits += 1;
+    }
+    commits as f64 / started.elapsed().as_secs_f64()
 }
 
 fn schema_floor_commits_per_sec(path: &Path) -> f64 {
@@ -175,14 +181,10 @@ fn schema_floor_commits_per_sec(path: &Path) -> f64 {
         step(seq);
         seq += 1;
     }
-    let started = Instant::now();
-    let mut commits = 0u64;
-    while started.elapsed().as_secs_f64() < RAW_SECONDS {
+    commits_per_sec(|| {
         step(seq);
         seq += 1;
-        commits += 1;
-    }
-    commits as f64 / started.elapsed().as_secs_f64()
+    })
 }
 
 fn chain(name: &str, steps: usize) -> FlowSpec {
