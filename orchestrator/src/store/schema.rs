@@ -2,10 +2,14 @@
 //!
 //! `MIGRATIONS[i]` takes a database from version `i` to `i + 1`. A database newer than this
 //! build is refused before anything is written; an older one is brought up to date in one
-//! transaction, so a crash mid-migration leaves it at its old version. `application_id` marks
+//! transaction, so a crash mid-migration leaves it at its old version. Processes opening one
+//! file at once agree: each reads the version from one snapshot, and creating or migrating
+//! happens under the write lock after a second look, so exactly one of them writes the schema
+//! and the others wait for it. `application_id` marks
 //! the file as taskflow's, so another program's SQLite file is not mistaken for an empty store.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -140,17 +144,31 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Checks that the database at `path` is taskflow's and not newer than this build, then
-/// migrates it to [`CURRENT_VERSION`]. Nothing is written when the check fails.
-pub fn prepare(conn: &mut Connection, path: &Path) -> Result<()> {
+/// Checks that the database at `path` is taskflow's and not newer than this build, puts it in
+/// WAL mode, then migrates it to [`CURRENT_VERSION`]. Nothing is written when the check fails.
+/// `busy_timeout` bounds the wait for other processes doing the same.
+pub fn prepare(conn: &mut Connection, path: &Path, busy_timeout: Duration) -> Result<()> {
     let sqlite = |error| Error::from_sqlite(path, error);
-    let version = check(conn, path)?;
+    // The version, the owner mark and the tables are read in one read transaction, so they
+    // come from one snapshot: a schema another process is creating or migrating is seen either
+    // whole or not at all, never as tables without a version.
+    let version = {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(sqlite)?;
+        let version = check(&tx, path)?;
+        tx.commit().map_err(sqlite)?;
+        version
+    };
+    use_wal(conn, path, busy_timeout)?;
     if version == CURRENT_VERSION {
         return Ok(());
     }
+    // The write lock first, then the check again: another process may have created or
+    // migrated the schema while this one waited for the lock, and only one of them writes it.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite)?;
-    // Another process may have migrated it while this one waited for the write lock.
     let version = check(&tx, path)?;
+    if version == CURRENT_VERSION {
+        return Ok(());
+    }
     for (from, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(migration).map_err(|error| Error::Open {
             path: path.to_owned(),
@@ -160,6 +178,32 @@ pub fn prepare(conn: &mut Connection, path: &Path) -> Result<()> {
     tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(sqlite)?;
     tx.pragma_update(None, "user_version", CURRENT_VERSION).map_err(sqlite)?;
     tx.commit().map_err(sqlite)
+}
+
+/// Puts the file in WAL mode (a no-op once it is). Leaving rollback mode takes the file's
+/// exclusive lock from inside a read, and SQLite answers "busy" at once, without waiting, when
+/// another process holds the write lock then (waiting could deadlock); so this waits and tries
+/// again, up to `busy_timeout`.
+fn use_wal(conn: &Connection, path: &Path, busy_timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + busy_timeout;
+    let mode: String = loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(fastrand::u64(1..=10)));
+            }
+            result => break result.map_err(|error| Error::from_sqlite(path, error))?,
+        }
+    };
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Open {
+            path: path.to_owned(),
+            detail: format!("cannot use WAL (journal mode {mode})"),
+        });
+    }
+    Ok(())
 }
 
 /// Reads the schema version, refusing a newer schema and a file that belongs to another
@@ -222,9 +266,9 @@ mod tests {
     fn a_new_database_is_migrated_to_the_current_version_and_again_is_a_no_op() {
         let dir = tempfile::tempdir().unwrap();
         let (mut conn, path) = open(&dir);
-        prepare(&mut conn, &path).unwrap();
+        prepare(&mut conn, &path, Duration::from_secs(5)).unwrap();
         assert_eq!(version(&conn), CURRENT_VERSION);
-        prepare(&mut conn, &path).unwrap();
+        prepare(&mut conn, &path, Duration::from_secs(5)).unwrap();
         assert_eq!(version(&conn), CURRENT_VERSION);
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
@@ -248,7 +292,7 @@ mod tests {
              ('b', 'o', 'n', 'managed', 'queued', 1, NULL, 1, 1);",
         )
         .unwrap();
-        prepare(&mut conn, &path).unwrap();
+        prepare(&mut conn, &path, Duration::from_secs(5)).unwrap();
         assert_eq!(version(&conn), CURRENT_VERSION);
         let specs: Vec<(String, String)> = conn
             .prepare("SELECT flow_id, spec FROM flow_specs")
@@ -283,7 +327,7 @@ mod tests {
              ('b', 'o', 'n', 'mirrored', 'running', 2, 'deploy', 1, 1);",
         )
         .unwrap();
-        prepare(&mut conn, &path).unwrap();
+        prepare(&mut conn, &path, Duration::from_secs(5)).unwrap();
         assert_eq!(version(&conn), CURRENT_VERSION);
         let columns: Vec<(String, Option<String>)> = conn
             .prepare("SELECT id, current_step FROM flows ORDER BY id")
@@ -311,7 +355,7 @@ mod tests {
              ('a', 2, 's2', 'tool', 'running', 2, 'a:2', NULL, NULL, 7, NULL);",
         )
         .unwrap();
-        prepare(&mut conn, &path).unwrap();
+        prepare(&mut conn, &path, Duration::from_secs(5)).unwrap();
         assert_eq!(version(&conn), CURRENT_VERSION);
         let rows: Vec<String> = conn
             .prepare(
@@ -347,7 +391,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let (mut conn, path) = open(&dir);
             conn.execute_batch(setup).unwrap();
-            let error = prepare(&mut conn, &path).unwrap_err().to_string();
+            let error = prepare(&mut conn, &path, Duration::from_secs(5)).unwrap_err().to_string();
             assert!(error.contains(fragment), "{setup}: {error}");
         }
         check("PRAGMA user_version = 99;", "schema version 99, newer than this taskflow");
@@ -363,7 +407,10 @@ mod tests {
         drop(conn);
         let before = std::fs::read(&path).unwrap();
         let mut conn = Connection::open(&path).unwrap();
-        assert!(matches!(prepare(&mut conn, &path), Err(Error::SchemaTooNew { found: 99, .. })));
+        assert!(matches!(
+            prepare(&mut conn, &path, Duration::from_secs(5)),
+            Err(Error::SchemaTooNew { found: 99, .. })
+        ));
         drop(conn);
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }

@@ -133,16 +133,7 @@ impl SqliteStore {
             return Err(Error::Open { path: path.clone(), detail: "no such file".to_owned() });
         }
         let mut conn = connect(&path, options.busy_timeout)?;
-        schema::prepare(&mut conn, &path)?;
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(sqlite)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Open {
-                path,
-                detail: format!("cannot use WAL (journal mode {mode})"),
-            });
-        }
+        schema::prepare(&mut conn, &path, options.busy_timeout)?;
         let synchronous = match options.durability {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
