@@ -17,9 +17,10 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 use taskflow_orchestrator::{
-    ActionError, Actions, Engine, EngineOptions, FlowSpec, FlowStatus, ListQuery, OpenOptions,
-    StepContext, StepSpec, TaskFlow,
+    ActionError, Actions, Engine, EngineOptions, FlowSpec, FlowStatus, ListQuery, StepContext,
+    StepSpec,
 };
+use taskflow_store_sqlite::OpenOptions;
 
 const FLOW_NAME: &str = "daily digest";
 const CRASH_ENV: &str = "TASKFLOW_DIGEST_CRASH_IN";
@@ -95,7 +96,7 @@ fn spec() -> FlowSpec {
 #[tokio::main]
 pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = std::env::var("TASKFLOW_DB").unwrap_or_else(|_| "target/daily-digest/flows.db".into());
-    let taskflow = TaskFlow::open(&db, &OpenOptions::default())?;
+    let taskflow = taskflow_store_sqlite::open(&db, &OpenOptions::default())?;
     let handle = taskflow.bind("digest")?;
 
     let mut actions = Actions::new();

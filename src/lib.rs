@@ -7,3 +7,5 @@
 pub use taskflow_orchestrator as orchestrator;
 pub use taskflow_parsers as parsers;
 pub use taskflow_providers as providers;
+pub use taskflow_store as store;
+pub use taskflow_store_sqlite as store_sqlite;

@@ -9,8 +9,9 @@ use std::time::Duration;
 use assert_cmd::Command;
 use serde_json::{Value, json};
 use taskflow_orchestrator::{
-    FlowId, FlowStatus, NewFlow, NewStep, OpenOptions, StateReport, StepKind, StepOutcome, TaskFlow,
+    FlowId, FlowStatus, NewFlow, NewStep, StateReport, StepKind, StepOutcome,
 };
+use taskflow_store_sqlite::OpenOptions;
 
 struct Db {
     _dir: tempfile::TempDir,
@@ -27,7 +28,7 @@ struct Db {
 fn database() -> Db {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flows.db");
-    let taskflow = TaskFlow::open(&path, &OpenOptions::default()).unwrap();
+    let taskflow = taskflow_store_sqlite::open(&path, &OpenOptions::default()).unwrap();
     let alice = taskflow.bind("alice").unwrap();
     let bob = taskflow.bind("bob").unwrap();
 

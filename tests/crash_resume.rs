@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use taskflow_orchestrator::{FlowId, FlowStatus, OpenOptions, StepStatus, TaskFlow};
+use taskflow_orchestrator::{FlowId, FlowStatus, StepStatus};
+use taskflow_store_sqlite::OpenOptions;
 
 const BIN: &str = env!("CARGO_BIN_EXE_taskflow");
 const STEPS: usize = 20;
@@ -58,7 +59,7 @@ struct Row {
 /// The flow's status and its journal, if it exists.
 fn journal(db: &Path, id: &str) -> Option<(FlowStatus, Vec<Row>)> {
     let options = OpenOptions { create: false, ..OpenOptions::default() };
-    let alice = TaskFlow::open(db, &options).ok()?.bind("alice").unwrap();
+    let alice = taskflow_store_sqlite::open(db, &options).ok()?.bind("alice").unwrap();
     let id: FlowId = id.parse().unwrap();
     let flow = alice.flow(&id).ok()?;
     let steps = alice.steps(&id).unwrap();

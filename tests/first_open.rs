@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use rusqlite::Connection;
-use taskflow_orchestrator::store::SCHEMA_VERSION;
+use taskflow_store_sqlite::SCHEMA_VERSION;
 
 const PROCESSES: usize = 8;
 const PIPELINE: &str =

@@ -55,7 +55,7 @@ pub type CliResult<T = ()> = Result<T, CliError>;
 impl From<taskflow_orchestrator::Error> for CliError {
     /// A flow store failure, with the hint that tells the user what to do about it.
     fn from(error: taskflow_orchestrator::Error) -> Self {
-        use taskflow_orchestrator::Error;
+        use taskflow_orchestrator::{Error, StorageErrorKind};
         let hint = match &error {
             Error::NotFound { .. } => Some(
                 "`taskflow flows list` shows your flows; --owner (or TASKFLOW_OWNER) picks whose",
@@ -63,18 +63,24 @@ impl From<taskflow_orchestrator::Error> for CliError {
             Error::RevisionConflict { .. } => {
                 Some("the flow changed meanwhile; `taskflow flows inspect ID` shows its revision")
             }
-            Error::SchemaTooNew { .. } => {
-                Some("it was written by a newer taskflow; use that version, or another --db")
-            }
-            Error::Corrupt { .. } => Some(
-                "point --db (or TASKFLOW_DB) at a taskflow database, or move this file aside to \
-                 start afresh",
-            ),
-            Error::Locked { .. } => Some(
-                "another taskflow process holds it; retry when it is done \
-                 (TASKFLOW_BUSY_TIMEOUT_MS sets how long to wait)",
-            ),
-            Error::Open { .. } | Error::Io { .. } => {
+            Error::Storage(error) => match error.kind {
+                StorageErrorKind::SchemaTooNew { .. } => {
+                    Some("it was written by a newer taskflow; use that version, or another --db")
+                }
+                StorageErrorKind::Corrupt => Some(
+                    "point --db (or TASKFLOW_DB) at a taskflow database, or move this file aside \
+                     to start afresh",
+                ),
+                StorageErrorKind::Locked => Some(
+                    "another taskflow process holds it; retry when it is done \
+                     (TASKFLOW_BUSY_TIMEOUT_MS sets how long to wait)",
+                ),
+                StorageErrorKind::Unavailable => {
+                    Some("check the path given by --db (or TASKFLOW_DB) and its permissions")
+                }
+                StorageErrorKind::Conflict | StorageErrorKind::Other => None,
+            },
+            Error::Io { .. } => {
                 Some("check the path given by --db (or TASKFLOW_DB) and its permissions")
             }
             Error::NoDataDir => Some("name the database with --db or TASKFLOW_DB"),

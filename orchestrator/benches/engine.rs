@@ -33,8 +33,9 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 use taskflow_orchestrator::{
     Actions, CheckpointOp, Engine, EngineOptions, FlowSpec, FlowStatus, LeaseHolder, NewFlow,
-    NewStep, OpenOptions, StepContext, StepKind, StepOutcome, StepSpec, TaskFlow,
+    NewStep, StepContext, StepKind, StepOutcome, StepSpec,
 };
+use taskflow_store_sqlite::OpenOptions;
 
 /// Rounds of each measurement, interleaved (raw, schema floor, one flow, raw, 64 flows, raw, …)
 /// so that a machine whose load changes during the run shifts them alike; medians are reported.
@@ -145,7 +146,7 @@ fn commits_per_sec(mut commit: impl FnMut()) -> f64 {
 }
 
 fn schema_floor_commits_per_sec(path: &Path) -> f64 {
-    let taskflow = TaskFlow::open(path, &OpenOptions::default()).expect("open");
+    let taskflow = taskflow_store_sqlite::open(path, &OpenOptions::default()).expect("open");
     let flow = taskflow.bind("bench").unwrap().create(NewFlow::managed("floor")).unwrap();
     drop(taskflow);
     let conn = Connection::open(path).expect("open");
@@ -197,7 +198,7 @@ fn chain(name: &str, steps: usize) -> FlowSpec {
 }
 
 fn engine(path: &Path, actions: Actions) -> Engine {
-    let taskflow = TaskFlow::open(path, &OpenOptions::default()).expect("open");
+    let taskflow = taskflow_store_sqlite::open(path, &OpenOptions::default()).expect("open");
     Engine::new(taskflow.bind("bench").unwrap(), actions, EngineOptions::default())
 }
 

@@ -1,37 +1,16 @@
-//! `taskflow-orchestrator`: the durable Task Flow store (DESIGN §5).
+//! `taskflow-orchestrator`: the engine that runs managed flows as checkpointed steps
+//! (DESIGN §5), pipelines (TOML or built in code), agent runs, and the actions and tools they
+//! run.
 //!
-//! Flows, their steps and their revision history live in SQLite ([`store::SqliteStore`]) behind
-//! the [`store::FlowStore`] trait. Programs reach them through an owner-bound handle:
-//!
-//! ```
-//! use taskflow_orchestrator::{NewFlow, OpenOptions, TaskFlow};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let taskflow = TaskFlow::open(dir.path().join("flows.db"), &OpenOptions::default())?;
-//! let alice = taskflow.bind("alice")?;
-//! let flow = alice.create(NewFlow::managed("daily digest"))?;
-//! let outcome = alice.request_cancel(&flow.id, Some(flow.revision))?;
-//! assert_eq!(outcome.flow.status.as_str(), "cancelled");
-//! assert!(taskflow.bind("bob")?.flow(&flow.id).is_err());
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
-//!
-//! The rules (legal transitions, optimistic concurrency, sticky cancel, child spawning, leases)
-//! are pure functions in [`status`], [`rules`] and [`lease`]; a backend applies them inside its
-//! transactions.
+//! The flows themselves live in a store (`taskflow-store`, with a backend such as
+//! `taskflow-store-sqlite`); the engine reaches it only through the owner-bound handle. The
+//! store's records and handle are re-exported here, so that a program can build and run flows
+//! with this crate and a backend alone.
 
 pub mod action;
 pub mod agent;
 pub mod engine;
-pub mod error;
-pub mod handle;
-pub mod lease;
-pub mod model;
 pub mod pipeline;
-pub mod rules;
-pub mod status;
-pub mod store;
-pub mod time;
 pub mod tools;
 
 pub use action::{Action, ActionError, ActionFuture, ActionResult, Actions, StepContext};
@@ -39,14 +18,10 @@ pub use engine::{Engine, EngineError, EngineOptions, Progress, ProgressSink};
 pub use pipeline::{FlowSpec, Plan, RetryPolicy, StepSpec};
 pub use tools::{Tool, Tools};
 
-pub use error::{Error, Result, SpawnRefusal};
-pub use handle::{Inspection, OwnerHandle, TaskFlow};
-pub use lease::{Lease, LeaseHolder, Takeover};
-pub use model::{
-    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, FieldChange, Flow,
-    FlowId, FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport,
-    Step, StepKind, StepOutcome, SyncMode,
+pub use taskflow_store::{
+    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Error, ExpectedRevision,
+    FieldChange, Flow, FlowId, FlowStatus, FlowStore, FlowSummary, Inspection, Lease, LeaseHolder,
+    LeaseInfo, ListQuery, NewFlow, NewStep, OwnerHandle, Result, ResumePlan, Revision,
+    SpawnRefusal, StateReport, Step, StepKind, StepOutcome, StepStatus, StorageError,
+    StorageErrorKind, SyncMode, Takeover, TaskFlow, Timestamp,
 };
-pub use status::{FlowStatus, StepStatus};
-pub use store::{Durability, FlowStore, OpenOptions, SqliteStore};
-pub use time::Timestamp;

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use taskflow_orchestrator::agent::{AgentSpec, ProviderChoice, ProviderFactory};
 use taskflow_orchestrator::{
-    Actions, Engine, EngineOptions, Flow, FlowStatus, OpenOptions, StepKind, StepStatus, TaskFlow,
+    Actions, Engine, EngineOptions, Flow, FlowStatus, StepKind, StepStatus,
 };
 use taskflow_providers::{
     ChatRequest, ChatResponse, ChatStream, Provider, ProviderError, ReplayProvider, ReplayScript,
 };
+use taskflow_store_sqlite::OpenOptions;
 
 fn example(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/agent").join(path)
@@ -64,7 +65,8 @@ fn bench(script: Option<&str>) -> Bench {
     let provider: Arc<dyn Provider> = Arc::new(Counting { inner, requests: Arc::clone(&requests) });
     let factory: ProviderFactory =
         Arc::new(move |_choice: &ProviderChoice| Ok(Arc::clone(&provider)));
-    let store = TaskFlow::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
+    let store =
+        taskflow_store_sqlite::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
     let options =
         EngineOptions { cancel_poll: Duration::from_millis(50), ..EngineOptions::default() };
     let engine = Engine::new(store.bind("alice").unwrap(), Actions::builtin(), options)

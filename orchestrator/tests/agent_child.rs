@@ -11,12 +11,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use taskflow_orchestrator::agent::{ProviderChoice, ProviderFactory};
 use taskflow_orchestrator::{
-    Actions, Engine, EngineOptions, Flow, FlowId, FlowSpec, FlowStatus, OpenOptions, StepKind,
-    StepStatus, TaskFlow, pipeline,
+    Actions, Engine, EngineOptions, Flow, FlowId, FlowSpec, FlowStatus, StepKind, StepStatus,
+    pipeline,
 };
 use taskflow_providers::{
     ChatRequest, ChatResponse, ChatStream, Provider, ProviderError, ReplayProvider, ReplayScript,
 };
+use taskflow_store_sqlite::OpenOptions;
 
 /// The agent's recorded turns: it reads a file of its workspace, then answers.
 const TURNS: &str = r#"
@@ -120,7 +121,7 @@ fn engine(
         Arc::new(Gated { inner, requests: Arc::clone(&requests), block_from });
     let factory: ProviderFactory =
         Arc::new(move |_choice: &ProviderChoice| Ok(Arc::clone(&provider)));
-    let store = TaskFlow::open(dir.join("flows.db"), &OpenOptions::default()).unwrap();
+    let store = taskflow_store_sqlite::open(dir.join("flows.db"), &OpenOptions::default()).unwrap();
     let engine = Engine::new(store.bind("alice").unwrap(), Actions::builtin(), options)
         .with_providers(factory);
     (engine, requests)
@@ -173,7 +174,8 @@ fn only_child(engine: &Engine, parent: &Flow) -> Flow {
 async fn an_agent_step_runs_as_a_child_flow_and_its_answer_feeds_the_next_step() {
     let dir = folder();
     // The presets build the replay provider from the step's `script`, relative to the pipeline.
-    let store = TaskFlow::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
+    let store =
+        taskflow_store_sqlite::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
     let engine = Engine::new(store.bind("alice").unwrap(), Actions::builtin(), quick());
     let flow = engine.create(&spec(dir.path()), None).await.unwrap();
     let flow = engine.run(&flow.id).await.unwrap();

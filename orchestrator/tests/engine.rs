@@ -10,16 +10,16 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use taskflow_orchestrator::{
     ActionError, Actions, Engine, EngineOptions, Flow, FlowSpec, FlowStatus, LeaseHolder, NewFlow,
-    NewStep, OpenOptions, RetryPolicy, StepContext, StepKind, StepOutcome, StepSpec, StepStatus,
-    TaskFlow,
+    NewStep, RetryPolicy, StepContext, StepKind, StepOutcome, StepSpec, StepStatus, TaskFlow,
 };
+use taskflow_store_sqlite::OpenOptions;
 
 fn options() -> EngineOptions {
     EngineOptions { kill_grace: Duration::from_millis(300), ..EngineOptions::default() }
 }
 
 fn open(dir: &Path) -> TaskFlow {
-    TaskFlow::open(dir.join("flows.db"), &OpenOptions::default()).unwrap()
+    taskflow_store_sqlite::open(dir.join("flows.db"), &OpenOptions::default()).unwrap()
 }
 
 fn new_engine(dir: &Path, actions: Actions) -> Engine {

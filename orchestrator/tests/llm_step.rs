@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use taskflow_orchestrator::{
-    Actions, Engine, EngineOptions, FlowSpec, FlowStatus, OpenOptions, StepSpec, TaskFlow, pipeline,
+    Actions, Engine, EngineOptions, FlowSpec, FlowStatus, StepSpec, pipeline,
 };
+use taskflow_store_sqlite::OpenOptions;
 
 fn engine(dir: &Path) -> Engine {
-    let store = TaskFlow::open(dir.join("flows.db"), &OpenOptions::default()).unwrap();
+    let store = taskflow_store_sqlite::open(dir.join("flows.db"), &OpenOptions::default()).unwrap();
     let options =
         EngineOptions { cancel_poll: Duration::from_millis(50), ..EngineOptions::default() };
     Engine::new(store.bind("alice").unwrap(), Actions::builtin(), options)

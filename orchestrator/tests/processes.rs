@@ -10,9 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use taskflow_orchestrator::{
-    Error, FlowId, FlowStatus, NewFlow, OpenOptions, StateReport, Takeover, TaskFlow,
-};
+use taskflow_orchestrator::{Error, FlowId, FlowStatus, NewFlow, StateReport, Takeover, TaskFlow};
+use taskflow_store_sqlite::OpenOptions;
 
 const WORKER: &str = "TASKFLOW_TEST_WORKER";
 const TTL: Duration = Duration::from_secs(60);
@@ -48,7 +47,7 @@ impl Job {
 /// Runs the worker side when this process is a worker; returns whether it was.
 fn worker() -> bool {
     let Some(job) = Job::from_env() else { return false };
-    let taskflow = TaskFlow::open(&job.db, &OpenOptions::default()).unwrap();
+    let taskflow = taskflow_store_sqlite::open(&job.db, &OpenOptions::default()).unwrap();
     let alice = taskflow.bind("alice").unwrap().with_actor(job.name.clone());
     std::fs::write(job.file("ready"), b"").unwrap();
     wait_for_file(&job.dir.join("go"));
@@ -97,7 +96,7 @@ impl Race {
     fn new() -> Race {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("flows.db");
-        let taskflow = TaskFlow::open(&db, &OpenOptions::default()).unwrap();
+        let taskflow = taskflow_store_sqlite::open(&db, &OpenOptions::default()).unwrap();
         Race { dir, db, taskflow }
     }
 

@@ -9,9 +9,10 @@ use clap::{Args, Subcommand};
 use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets};
 use serde_json::{Map, Value, json};
 use taskflow_orchestrator::{
-    CancelOutcome, Flow, FlowId, FlowStatus, FlowSummary, Inspection, ListQuery, OpenOptions,
-    OwnerHandle, Revision, Step, SyncMode, TaskFlow, Timestamp, store,
+    CancelOutcome, Flow, FlowId, FlowStatus, FlowSummary, Inspection, ListQuery, OwnerHandle,
+    Revision, Step, SyncMode, Timestamp,
 };
+use taskflow_store_sqlite::OpenOptions;
 
 use crate::GlobalArgs;
 use crate::commands::run::{RunnerArgs, drive, engine_error, open_engine, runtime};
@@ -91,7 +92,7 @@ pub struct ListArgs {
 }
 
 fn parse_status(text: &str) -> Result<FlowStatus, String> {
-    text.parse().map_err(|error: taskflow_orchestrator::Error| error.to_string())
+    text.parse().map_err(|error: taskflow_store::status::UnknownStatus| error.to_string())
 }
 
 pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
@@ -103,7 +104,7 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
     let owner = resolve_owner(global.owner.as_deref());
     let path = match &global.db {
         Some(path) => path.clone(),
-        None => store::default_path()?,
+        None => taskflow_store_sqlite::default_path()?,
     };
     let handle = open(&path, &owner)?;
     match &args.command {
@@ -180,7 +181,7 @@ fn open(path: &std::path::Path, owner: &str) -> CliResult<Option<OwnerHandle>> {
     }
     let options =
         OpenOptions { busy_timeout: busy_timeout(), create: false, ..OpenOptions::default() };
-    let taskflow = TaskFlow::open(path, &options)?;
+    let taskflow = taskflow_store_sqlite::open(path, &options)?;
     Ok(Some(taskflow.bind(owner)?))
 }
 

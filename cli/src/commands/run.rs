@@ -11,9 +11,10 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use taskflow_orchestrator::{
-    Actions, Durability, Engine, EngineError, EngineOptions, Error, Flow, FlowId, FlowStatus,
-    OpenOptions, Progress, ProgressSink, StepStatus, TaskFlow, pipeline, store,
+    Actions, Engine, EngineError, EngineOptions, Error, Flow, FlowId, FlowStatus, Progress,
+    ProgressSink, StepStatus, pipeline,
 };
+use taskflow_store_sqlite::{Durability, OpenOptions};
 
 use taskflow_orchestrator::agent::{AgentSpec, ProviderChoice};
 
@@ -129,12 +130,12 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
 pub(crate) fn open_engine(global: &GlobalArgs, runner: &RunnerArgs) -> CliResult<Engine> {
     let path = match &global.db {
         Some(path) => path.clone(),
-        None => store::default_path()?,
+        None => taskflow_store_sqlite::default_path()?,
     };
     let options =
         OpenOptions { durability: runner.durability, busy_timeout: busy_timeout(), create: true };
     let owner = resolve_owner(global.owner.as_deref());
-    let handle = TaskFlow::open(&path, &options)?.bind(owner)?;
+    let handle = taskflow_store_sqlite::open(&path, &options)?.bind(owner)?;
     let (providers, _) = ProviderArgs::default().factory()?;
     Ok(Engine::new(handle, Actions::builtin(), EngineOptions::default()).with_providers(providers))
 }

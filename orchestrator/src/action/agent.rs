@@ -22,8 +22,8 @@ use serde_json::Value;
 use super::llm::{choice, optional_number, optional_text};
 use super::{Action, ActionError, ActionFuture, StepContext, string_param};
 use crate::agent::{AgentSpec, DEFAULT_MAX_TURNS};
-use crate::model::Flow;
-use crate::status::FlowStatus;
+use taskflow_store::model::Flow;
+use taskflow_store::status::FlowStatus;
 
 /// The keys `with` may hold.
 const KEYS: [&str; 14] = [

@@ -37,8 +37,8 @@ pub use tool::ToolAction;
 pub use write_file::WriteFile;
 
 use crate::agent::AgentSpec;
-use crate::model::{Flow, FlowId};
 use crate::tools::Tools;
+use taskflow_store::model::{Flow, FlowId};
 
 /// What an action's future resolves to.
 pub type ActionResult = Result<Value, ActionError>;

@@ -26,11 +26,13 @@ use super::spec::AgentSpec;
 use crate::action::{ActionError, StepContext};
 use crate::engine::store_thread::StoreThread;
 use crate::engine::{EngineError, EngineOptions, Progress, ProgressSink};
-use crate::error::Error;
-use crate::lease::Lease;
-use crate::model::{CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome};
-use crate::status::{FlowStatus, StepStatus};
 use crate::tools::Tools;
+use taskflow_store::error::Error;
+use taskflow_store::lease::Lease;
+use taskflow_store::model::{
+    CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome,
+};
+use taskflow_store::status::{FlowStatus, StepStatus};
 
 /// How long one tool call may take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(300);

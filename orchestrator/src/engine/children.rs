@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::{Engine, EngineError, quiet};
 use crate::action::{ActionError, ChildFlows, ChildFuture, StepContext};
 use crate::agent::AgentSpec;
-use crate::error::{Error, SpawnRefusal};
-use crate::lease::Lease;
-use crate::model::{Flow, NewFlow};
-use crate::status::FlowStatus;
+use taskflow_store::error::{Error, SpawnRefusal};
+use taskflow_store::lease::Lease;
+use taskflow_store::model::{Flow, NewFlow};
+use taskflow_store::status::FlowStatus;
 
 /// The key of a child's spec that names the step that spawned it.
 const STEP_KEY: &str = "step_key";

@@ -26,17 +26,19 @@ use crate::action::{Action, Actions};
 use crate::agent::tools::AgentToolSettings;
 use crate::agent::workspace::Workspace;
 use crate::agent::{self, AgentRunner, AgentSpec, ProviderFactory, preset_providers};
-use crate::error::Error;
-use crate::handle::OwnerHandle;
-use crate::model::{CancelOutcome, Flow, FlowId, NewFlow, ResumePlan, StepKind, StepOutcome};
 use crate::pipeline::{FlowSpec, Plan, SpecError};
-use crate::rules;
-use crate::status::{FlowStatus, StepStatus};
-use crate::time::Timestamp;
 use crate::tools::Tools;
 use children::ChildRuns;
 use runner::Runner;
 use store_thread::StoreThread;
+use taskflow_store::error::Error;
+use taskflow_store::handle::OwnerHandle;
+use taskflow_store::model::{
+    CancelOutcome, Flow, FlowId, NewFlow, ResumePlan, StepKind, StepOutcome,
+};
+use taskflow_store::rules;
+use taskflow_store::status::{FlowStatus, StepStatus};
+use taskflow_store::time::Timestamp;
 
 /// What a flow runs.
 enum FlowKind {

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::model::FlowId;
-use crate::status::StepStatus;
+use taskflow_store::model::FlowId;
+use taskflow_store::status::StepStatus;
 
 /// One thing that happened during a run.
 #[derive(Debug, Clone, PartialEq)]

@@ -21,12 +21,14 @@ use super::progress::{Progress, ProgressSink};
 use super::store_thread::StoreThread;
 use super::{EngineError, EngineOptions};
 use crate::action::{Action, ActionError, ChildFlows, StepContext};
-use crate::error::Error;
-use crate::lease::Lease;
-use crate::model::{CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome};
 use crate::pipeline::spec::{Plan, duration_text};
 use crate::pipeline::template;
-use crate::status::{FlowStatus, StepStatus};
+use taskflow_store::error::Error;
+use taskflow_store::lease::Lease;
+use taskflow_store::model::{
+    CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome,
+};
+use taskflow_store::status::{FlowStatus, StepStatus};
 
 /// Where one step of the plan stands during the run.
 #[derive(Debug, Clone)]

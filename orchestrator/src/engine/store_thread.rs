@@ -21,10 +21,10 @@ use tokio::runtime::RuntimeFlavor;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Error, Result};
-use crate::handle::OwnerHandle;
-use crate::lease::Lease;
-use crate::model::{CheckpointDone, CheckpointOp, FlowId};
+use taskflow_store::error::{Error, Result};
+use taskflow_store::handle::OwnerHandle;
+use taskflow_store::lease::Lease;
+use taskflow_store::model::{CheckpointDone, CheckpointOp, FlowId};
 
 /// The most ops one transaction carries.
 const MAX_BATCH_OPS: usize = 4096;

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::action::StepContext;
-use crate::model::FlowId;
+use taskflow_store::model::FlowId;
 
 struct Bench {
     dir: tempfile::TempDir,

@@ -3,7 +3,6 @@
 //! the owner injected, never passed per call. Another owner's flow is `NotFound`, exactly like a
 //! missing id, so a handle cannot even learn that it exists.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use crate::model::{
 };
 use crate::rules;
 use crate::status::FlowStatus;
-use crate::store::{Caller, FlowStore, OpenOptions, SqliteStore};
+use crate::store::{Caller, FlowStore};
 use crate::time::Timestamp;
 
 /// A flow store, ready to be bound to an owner.
@@ -36,20 +35,11 @@ impl TaskFlow {
         TaskFlow { store }
     }
 
-    /// Opens the SQLite store at `path`.
-    pub fn open(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
-        Ok(TaskFlow::new(Arc::new(SqliteStore::open(path, options)?)))
-    }
-
     /// The handle through which `owner` sees and changes its flows. Revisions it writes name
     /// the owner as their actor unless [`OwnerHandle::with_actor`] says otherwise.
     pub fn bind(&self, owner: impl Into<String>) -> Result<OwnerHandle> {
         let owner = owner.into();
-        if owner.trim().is_empty() || owner.chars().any(char::is_control) {
-            return Err(Error::InvalidInput(format!(
-                "owner must be printable text, got {owner:?}"
-            )));
-        }
+        rules::check_text("owner", &owner)?;
         Ok(OwnerHandle { store: Arc::clone(&self.store), actor: owner.clone(), owner })
     }
 }

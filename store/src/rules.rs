@@ -19,6 +19,16 @@ pub fn check_expected(flow: &Flow, expected: ExpectedRevision) -> Result<()> {
     }
 }
 
+/// An owner or a flow name: 1 to 200 characters of printable text.
+pub fn check_text(what: &str, text: &str) -> Result<()> {
+    if text.trim().is_empty() || text.chars().any(char::is_control) || text.len() > 200 {
+        return Err(Error::InvalidInput(format!(
+            "{what} must be 1 to 200 characters of printable text, got {text:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// A terminal flow does not change.
 pub fn check_not_ended(flow: &Flow) -> Result<()> {
     if flow.status.is_terminal() {
@@ -57,7 +67,9 @@ pub fn check_spawn(parent: &Flow) -> Result<()> {
 /// A status change, from the engine or from a mirrored flow's owner: legal in the transition
 /// table, and never back into `running` once a cancel was requested.
 pub fn check_status_change(flow: &Flow, to: FlowStatus) -> Result<()> {
-    flow.status.check_transition(to)?;
+    if !flow.status.can_transition(to) {
+        return Err(Error::IllegalTransition { from: flow.status, to });
+    }
     if to == FlowStatus::Running && flow.cancel_requested_at.is_some() {
         return Err(Error::CancelRequested { id: flow.id.to_string() });
     }
@@ -105,13 +117,6 @@ pub fn set_status(flow: &mut Flow, to: FlowStatus, now: Timestamp) {
         flow.lease = None;
         flow.wait = None;
     }
-}
-
-/// A managed flow with a cancel request becomes `cancelled` once nothing of it is running any
-/// more (running steps, child steps included, have ended). A mirrored flow is cancelled by its
-/// owner's report, never by the store.
-pub fn cancel_settles(flow: &Flow, running_steps: u64) -> bool {
-    cancel_pending(flow) && running_steps == 0
 }
 
 /// A managed flow that is to become `cancelled` once its running work has ended: callers need
@@ -382,16 +387,23 @@ mod tests {
     }
 
     #[test]
-    fn when_a_cancel_settles() {
-        fn check(status: FlowStatus, mode: SyncMode, cancel: bool, running: u64, settles: bool) {
-            assert_eq!(cancel_settles(&flow(status, mode, cancel), running), settles);
+    fn a_cancel_is_pending_on_a_live_managed_flow_with_a_request() {
+        fn check(status: FlowStatus, mode: SyncMode, cancel: bool, pending: bool) {
+            assert_eq!(cancel_pending(&flow(status, mode, cancel)), pending, "{status} {mode}");
         }
-        check(Running, Managed, true, 0, true);
-        check(Queued, Managed, true, 0, true);
-        check(Running, Managed, true, 1, false);
-        check(Running, Managed, false, 0, false);
-        check(Running, Mirrored, true, 0, false);
-        check(Cancelled, Managed, true, 0, false);
+        check(Running, Managed, true, true);
+        check(Queued, Managed, true, true);
+        check(Running, Managed, false, false);
+        check(Running, Mirrored, true, false);
+        check(Cancelled, Managed, true, false);
+    }
+
+    #[test]
+    fn an_illegal_status_change_names_both_statuses() {
+        let error = check_status_change(&flow(Succeeded, Managed, false), Running).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("succeeded") && message.contains("running"), "{message}");
+        assert!(check_status_change(&flow(Queued, Managed, false), Running).is_ok());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use taskflow_store::{Error, Result};
 
 /// The database path when neither `--db` nor `TASKFLOW_DB` names one.
 pub fn default_path() -> Result<PathBuf> {

@@ -7,7 +7,8 @@
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
-use taskflow_orchestrator::{Durability, FlowStatus, ListQuery, OpenOptions, TaskFlow};
+use taskflow_store::{FlowStatus, ListQuery};
+use taskflow_store_sqlite::{Durability, OpenOptions, open};
 
 const FLOWS: usize = 100_000;
 const OTHER_OWNER_FLOWS: usize = 10_000;
@@ -18,7 +19,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("flows.db");
     let options = OpenOptions { durability: Durability::Normal, ..OpenOptions::default() };
-    drop(TaskFlow::open(&path, &options).expect("create the store"));
+    drop(open(&path, &options).expect("create the store"));
 
     let started = Instant::now();
     fill(&path);
@@ -27,13 +28,13 @@ fn main() {
 
     let first_page = ListQuery { limit: 50, ..ListQuery::default() };
     let cold = time(RUNS, || {
-        let taskflow = TaskFlow::open(&path, &OpenOptions::default()).expect("open");
+        let taskflow = open(&path, &OpenOptions::default()).expect("open");
         let page = taskflow.bind("alice").unwrap().list(&first_page).expect("list");
         assert_eq!(page.len(), 50);
     });
     report("flows_list_first_page_open_and_list_ms", &cold);
 
-    let taskflow = TaskFlow::open(&path, &OpenOptions::default()).expect("open");
+    let taskflow = open(&path, &OpenOptions::default()).expect("open");
     let alice = taskflow.bind("alice").unwrap();
     let warm = time(RUNS, || assert_eq!(alice.list(&first_page).unwrap().len(), 50));
     report("flows_list_first_page_ms", &warm);

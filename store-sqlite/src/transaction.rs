@@ -9,11 +9,11 @@ use std::ops::Deref;
 
 use rusqlite::Connection;
 
-use crate::model::FlowId;
+use taskflow_store::FlowId;
 
 /// An open transaction on a connection, rolled back when dropped without [`Self::commit`].
 /// Queries go through the connection it derefs to.
-pub(crate) struct Transaction<'c> {
+pub struct Transaction<'c> {
     conn: &'c Connection,
     committed: bool,
     /// The flows whose rows it wrote, in order, since [`Self::take_flows_written`] last ran.

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::error::{Error, Result};
+use taskflow_store::{Result, StorageErrorKind};
+
+use crate::error::{from_sqlite, refused};
 
 /// `PRAGMA application_id` of a taskflow database: "TFLW".
 pub const APPLICATION_ID: i64 = 0x5446_4C57;
@@ -148,7 +150,7 @@ pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 /// WAL mode, then migrates it to [`CURRENT_VERSION`]. Nothing is written when the check fails.
 /// `busy_timeout` bounds the wait for other processes doing the same.
 pub fn prepare(conn: &mut Connection, path: &Path, busy_timeout: Duration) -> Result<()> {
-    let sqlite = |error| Error::from_sqlite(path, error);
+    let sqlite = |error| from_sqlite(path, error);
     // The version, the owner mark and the tables are read in one read transaction, so they
     // come from one snapshot: a schema another process is creating or migrating is seen either
     // whole or not at all, never as tables without a version.
@@ -170,9 +172,9 @@ pub fn prepare(conn: &mut Connection, path: &Path, busy_timeout: Duration) -> Re
         return Ok(());
     }
     for (from, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        tx.execute_batch(migration).map_err(|error| Error::Open {
-            path: path.to_owned(),
-            detail: format!("migration from schema version {from} failed: {error}"),
+        tx.execute_batch(migration).map_err(|error| {
+            let detail = format!("migration from schema version {from} failed: {error}");
+            refused(path, StorageErrorKind::Unavailable, detail)
         })?;
     }
     tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(sqlite)?;
@@ -194,14 +196,12 @@ fn use_wal(conn: &Connection, path: &Path, busy_timeout: Duration) -> Result<()>
             {
                 std::thread::sleep(Duration::from_millis(fastrand::u64(1..=10)));
             }
-            result => break result.map_err(|error| Error::from_sqlite(path, error))?,
+            result => break result.map_err(|error| from_sqlite(path, error))?,
         }
     };
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Open {
-            path: path.to_owned(),
-            detail: format!("cannot use WAL (journal mode {mode})"),
-        });
+        let detail = format!("cannot use WAL (journal mode {mode})");
+        return Err(refused(path, StorageErrorKind::Unavailable, detail));
     }
     Ok(())
 }
@@ -209,23 +209,18 @@ fn use_wal(conn: &Connection, path: &Path, busy_timeout: Duration) -> Result<()>
 /// Reads the schema version, refusing a newer schema and a file that belongs to another
 /// program.
 fn check(conn: &Connection, path: &Path) -> Result<i64> {
-    let sqlite = |error| Error::from_sqlite(path, error);
+    let sqlite = |error| from_sqlite(path, error);
     let version: i64 =
         conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sqlite)?;
     let application_id: i64 =
         conn.pragma_query_value(None, "application_id", |row| row.get(0)).map_err(sqlite)?;
     if application_id != 0 && application_id != APPLICATION_ID {
-        return Err(Error::Corrupt {
-            path: path.to_owned(),
-            detail: format!("it belongs to another program (application_id {application_id})"),
-        });
+        let detail = format!("it belongs to another program (application_id {application_id})");
+        return Err(refused(path, StorageErrorKind::Corrupt, detail));
     }
     if version > CURRENT_VERSION {
-        return Err(Error::SchemaTooNew {
-            path: path.to_owned(),
-            found: version,
-            supported: CURRENT_VERSION,
-        });
+        let kind = StorageErrorKind::SchemaTooNew { found: version, supported: CURRENT_VERSION };
+        return Err(refused(path, kind, "written by a newer taskflow"));
     }
     if version == 0 {
         let tables: i64 = conn
@@ -234,17 +229,13 @@ fn check(conn: &Connection, path: &Path) -> Result<i64> {
             })
             .map_err(sqlite)?;
         if tables > 0 {
-            return Err(Error::Corrupt {
-                path: path.to_owned(),
-                detail: "it holds tables but no taskflow schema version".to_owned(),
-            });
+            let detail = "it holds tables but no taskflow schema version";
+            return Err(refused(path, StorageErrorKind::Corrupt, detail));
         }
     }
     if version < 0 {
-        return Err(Error::Corrupt {
-            path: path.to_owned(),
-            detail: format!("schema version {version} is not one taskflow writes"),
-        });
+        let detail = format!("schema version {version} is not one taskflow writes");
+        return Err(refused(path, StorageErrorKind::Corrupt, detail));
     }
     Ok(version)
 }
@@ -407,10 +398,11 @@ mod tests {
         drop(conn);
         let before = std::fs::read(&path).unwrap();
         let mut conn = Connection::open(&path).unwrap();
-        assert!(matches!(
-            prepare(&mut conn, &path, Duration::from_secs(5)),
-            Err(Error::SchemaTooNew { found: 99, .. })
-        ));
+        let error = prepare(&mut conn, &path, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(
+            error.storage_kind(),
+            Some(StorageErrorKind::SchemaTooNew { found: 99, supported: CURRENT_VERSION })
+        );
         drop(conn);
         assert_eq!(std::fs::read(&path).unwrap(), before);
     }

@@ -1,45 +1,69 @@
-//! The store's semantics through the owner-bound handle, on a real SQLite file: revisions,
-//! owner isolation, optimistic concurrency, mirrored flows, children, sticky cancel, leases,
-//! listing, and the ways opening a database can fail.
+//! The conformance kit: the store's semantics through the owner-bound handle, as every backend
+//! must keep them. Revisions, owner isolation, optimistic concurrency, mirrored flows, children,
+//! sticky cancel and its races, checkpoints that see what other stores changed between them,
+//! leases, listing.
+//!
+//! A backend runs the whole kit with [`conformance_tests!`](crate::conformance_tests), given a
+//! [`Harness`] that makes fresh databases:
+//!
+//! ```text
+//! taskflow_store::conformance_tests!(MyHarness);
+//! ```
+//!
+//! Each kit test takes the harness, so it starts from an empty database of its own, and may open
+//! the same database again (another process's view of it) with [`Database::reopen`].
 
-use std::path::{Path, PathBuf};
+use std::any::Any;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use serde_json::json;
-use taskflow_orchestrator::{
-    CheckpointDone, CheckpointOp, Error, ExpectedRevision, Flow, FlowId, FlowStatus, LeaseHolder,
-    ListQuery, NewFlow, NewStep, OpenOptions, OwnerHandle, ResumePlan, SpawnRefusal, StateReport,
-    StepKind, StepOutcome, StepStatus, SyncMode, Takeover, TaskFlow,
+
+use crate::{
+    CheckpointDone, CheckpointOp, Error, ExpectedRevision, Flow, FlowId, FlowStatus, Lease,
+    LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle, ResumePlan, SpawnRefusal, StateReport,
+    Step, StepKind, StepOutcome, StepStatus, SyncMode, Takeover, TaskFlow, Timestamp,
 };
 
 const TTL: Duration = Duration::from_secs(30);
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-    taskflow: TaskFlow,
+/// What a backend gives the kit.
+pub trait Harness {
+    /// A new, empty database, and a store on it.
+    fn fresh(&self) -> Database;
 }
 
-impl Fixture {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("data/taskflow/flows.db");
-        let taskflow = TaskFlow::open(&path, &OpenOptions::default()).unwrap();
-        Fixture { _dir: dir, path, taskflow }
+/// One database of a kit test: a store on it, and the way to open another.
+pub struct Database {
+    pub taskflow: TaskFlow,
+    open_again: Box<dyn Fn() -> TaskFlow>,
+    _keep: Box<dyn Any>,
+}
+
+impl Database {
+    /// `taskflow` is a store on the new database; `open_again` opens another store on it (a
+    /// separate connection, as another process would); `keep` lives as long as the database
+    /// is used (a temporary folder, say).
+    pub fn new(
+        taskflow: TaskFlow,
+        open_again: impl Fn() -> TaskFlow + 'static,
+        keep: impl Any,
+    ) -> Self {
+        Database { taskflow, open_again: Box::new(open_again), _keep: Box::new(keep) }
     }
 
-    fn alice(&self) -> OwnerHandle {
+    /// Another store on the same database.
+    pub fn reopen(&self) -> TaskFlow {
+        (self.open_again)()
+    }
+
+    pub fn alice(&self) -> OwnerHandle {
         self.taskflow.bind("alice").unwrap()
-    }
-
-    fn reopen(&self) -> TaskFlow {
-        TaskFlow::open(&self.path, &OpenOptions::default()).unwrap()
     }
 }
 
 /// A managed flow, leased and running.
-fn running(handle: &OwnerHandle, name: &str) -> (Flow, taskflow_orchestrator::Lease) {
+fn running(handle: &OwnerHandle, name: &str) -> (Flow, Lease) {
     let flow = handle.create(NewFlow::managed(name)).unwrap();
     let lease = handle.acquire_lease(&flow.id, TTL).unwrap();
     let flow = handle.set_status(&lease, FlowStatus::Running, None).unwrap();
@@ -50,9 +74,10 @@ fn revisions(handle: &OwnerHandle, id: &FlowId) -> Vec<u64> {
     handle.history(id).unwrap().iter().map(|revision| revision.revision).collect()
 }
 
-#[test]
-fn every_change_to_the_flow_record_bumps_the_revision_and_appends_one_row() {
-    let fx = Fixture::new();
+pub fn every_change_to_the_flow_record_bumps_the_revision_and_appends_one_row(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let flow = alice.create(NewFlow::managed("digest").with_goal("summarize")).unwrap();
     assert_eq!((flow.revision, flow.status), (1, FlowStatus::Queued));
@@ -89,9 +114,10 @@ fn every_change_to_the_flow_record_bumps_the_revision_and_appends_one_row() {
     assert_eq!(alice.flow(&flow.id).unwrap().revision, 4);
 }
 
-#[test]
-fn a_step_is_a_journal_record_and_the_flow_reads_its_current_step_from_the_journal() {
-    let fx = Fixture::new();
+pub fn a_step_is_a_journal_record_and_the_flow_reads_its_current_step_from_the_journal(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let (flow, lease) = running(&alice, "digest");
     for name in ["fetch", "filter"] {
@@ -108,9 +134,8 @@ fn a_step_is_a_journal_record_and_the_flow_reads_its_current_step_from_the_journ
     assert_eq!(journal, [("fetch", StepStatus::Succeeded), ("filter", StepStatus::Succeeded)]);
 }
 
-#[test]
-fn a_step_tried_again_records_why_its_attempt_ended_in_the_history() {
-    let fx = Fixture::new();
+pub fn a_step_tried_again_records_why_its_attempt_ended_in_the_history(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let (flow, lease) = running(&alice, "digest");
     let step = alice.begin_step(&lease, NewStep::new("fetch", StepKind::Action)).unwrap();
@@ -130,9 +155,8 @@ fn a_step_tried_again_records_why_its_attempt_ended_in_the_history() {
     assert_eq!(change.after, json!({"attempt": 2}));
 }
 
-#[test]
-fn another_owners_flow_is_not_found_exactly_like_a_missing_one() {
-    let fx = Fixture::new();
+pub fn another_owners_flow_is_not_found_exactly_like_a_missing_one(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let bob = fx.taskflow.bind("bob").unwrap();
     let flow = alice.create(NewFlow::managed("private")).unwrap();
@@ -159,7 +183,7 @@ fn another_owners_flow_is_not_found_exactly_like_a_missing_one() {
         message(bob.check_resume(id), id);
         message(bob.acquire_lease(id, TTL), id);
     }
-    let stolen = taskflow_orchestrator::Lease { flow_id: flow.id, ..lease.clone() };
+    let stolen = Lease { flow_id: flow.id, ..lease.clone() };
     message(bob.set_status(&stolen, FlowStatus::Running, None), &flow.id);
     message(bob.begin_step(&stolen, NewStep::new("x", StepKind::Tool)), &flow.id);
     message(bob.release_lease(&stolen), &flow.id);
@@ -168,9 +192,8 @@ fn another_owners_flow_is_not_found_exactly_like_a_missing_one() {
     assert!(fx.taskflow.bind("  ").is_err());
 }
 
-#[test]
-fn expected_revision_mismatch_is_a_conflict_and_changes_nothing() {
-    let fx = Fixture::new();
+pub fn expected_revision_mismatch_is_a_conflict_and_changes_nothing(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let mirrored = alice.create(NewFlow::mirrored("ci job", "ci")).unwrap();
     let to_running = StateReport { status: Some(FlowStatus::Running), ..Default::default() };
@@ -191,9 +214,8 @@ fn expected_revision_mismatch_is_a_conflict_and_changes_nothing() {
     assert_eq!(revisions(&alice, &mirrored.id), [1, 2]);
 }
 
-#[test]
-fn concurrent_writers_with_the_same_expected_revision_one_wins() {
-    let fx = Fixture::new();
+pub fn concurrent_writers_with_the_same_expected_revision_one_wins(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let flow = fx.alice().create(NewFlow::mirrored("race", "ci")).unwrap();
     let barrier = Arc::new(Barrier::new(4));
     let results: Vec<_> = (0..4)
@@ -225,9 +247,8 @@ fn concurrent_writers_with_the_same_expected_revision_one_wins() {
     assert_eq!(revisions(&fx.alice(), &flow.id), [1, 2]);
 }
 
-#[test]
-fn mirrored_flows_take_reports_are_never_run_and_are_validated() {
-    let fx = Fixture::new();
+pub fn mirrored_flows_take_reports_are_never_run_and_are_validated(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let flow = alice.create(NewFlow::mirrored("deploy", "ci-runner-7")).unwrap();
     assert_eq!(flow.sync_mode, SyncMode::Mirrored);
@@ -265,9 +286,10 @@ fn mirrored_flows_take_reports_are_never_run_and_are_validated() {
     assert!(matches!(refused, Error::NotMirrored { .. }), "{refused}");
 }
 
-#[test]
-fn a_mirrored_flow_with_a_cancel_request_waits_for_its_owner_to_report_it() {
-    let fx = Fixture::new();
+pub fn a_mirrored_flow_with_a_cancel_request_waits_for_its_owner_to_report_it(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let flow = alice.create(NewFlow::mirrored("external", "cron")).unwrap();
     alice
@@ -288,9 +310,8 @@ fn a_mirrored_flow_with_a_cancel_request_waits_for_its_owner_to_report_it() {
     assert_eq!(alice.report(&flow.id, stopped, None).unwrap().status, FlowStatus::Cancelled);
 }
 
-#[test]
-fn child_flows_and_when_spawning_is_refused() {
-    let fx = Fixture::new();
+pub fn child_flows_and_when_spawning_is_refused(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let (parent, lease) = running(&alice, "parent");
     let (child, step) = alice.spawn_child(&lease, NewFlow::managed("child")).unwrap();
@@ -332,7 +353,7 @@ fn child_flows_and_when_spawning_is_refused() {
     assert!(alice.children(&done.id).unwrap().is_empty());
     // Mirrored.
     let mirrored = alice.create(NewFlow::mirrored("outside", "cron")).unwrap();
-    let fake = taskflow_orchestrator::Lease { flow_id: mirrored.id, ..lease };
+    let fake = Lease { flow_id: mirrored.id, ..lease };
     assert_eq!(
         refusal(alice.spawn_child(&fake, NewFlow::managed("late"))),
         SpawnRefusal::ParentMirrored
@@ -342,10 +363,11 @@ fn child_flows_and_when_spawning_is_refused() {
     assert_eq!(alice.children(&busy.id).unwrap().len(), 0);
 }
 
-#[test]
-fn spawn_and_cancel_racing_never_leave_a_live_child_under_a_cancelled_request() {
+pub fn spawn_and_cancel_racing_never_leave_a_live_child_under_a_cancelled_request(
+    harness: &dyn Harness,
+) {
     for _ in 0..20 {
-        let fx = Fixture::new();
+        let fx = harness.fresh();
         let (parent, lease) = running(&fx.alice(), "parent");
         // A step in flight keeps the parent alive (cancel-requested, not cancelled) after the cancel.
         fx.alice().begin_step(&lease, NewStep::new("in flight", StepKind::Tool)).unwrap();
@@ -390,9 +412,8 @@ fn spawn_and_cancel_racing_never_leave_a_live_child_under_a_cancelled_request() 
     }
 }
 
-#[test]
-fn sticky_cancel_waits_for_running_work_then_cancels() {
-    let fx = Fixture::new();
+pub fn sticky_cancel_waits_for_running_work_then_cancels(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let alice = fx.alice();
 
     let queued = alice.create(NewFlow::managed("never started")).unwrap();
@@ -440,35 +461,31 @@ fn sticky_cancel_waits_for_running_work_then_cancels() {
 }
 
 /// The step a checkpoint answered with.
-fn answered_step(answer: &Result<CheckpointDone, Error>) -> taskflow_orchestrator::Step {
+fn answered_step(answer: &Result<CheckpointDone, Error>) -> Step {
     match answer {
         Ok(CheckpointDone::Step(step)) => step.clone(),
         other => panic!("expected a step, got {other:?}"),
     }
 }
 
-fn to_status(
-    lease: &taskflow_orchestrator::Lease,
-    to: FlowStatus,
-    state: Option<serde_json::Value>,
-) -> CheckpointOp {
+fn to_status(lease: &Lease, to: FlowStatus, state: Option<serde_json::Value>) -> CheckpointOp {
     CheckpointOp::Status { lease: lease.clone(), to, error: None, state }
 }
 
-fn begin(lease: &taskflow_orchestrator::Lease, name: &str) -> CheckpointOp {
+fn begin(lease: &Lease, name: &str) -> CheckpointOp {
     CheckpointOp::Begin {
         lease: lease.clone(),
         step: NewStep::new(name, StepKind::Action).with_input(json!({"n": name})),
     }
 }
 
-fn finish(lease: &taskflow_orchestrator::Lease, seq: u32, outcome: StepOutcome) -> CheckpointOp {
+fn finish(lease: &Lease, seq: u32, outcome: StepOutcome) -> CheckpointOp {
     CheckpointOp::Finish { lease: lease.clone(), seq, outcome }
 }
 
 /// A new flow of `handle`'s, leased, then running with its first step begun, through one
 /// checkpoint as a runner starts it.
-fn checkpointed(handle: &OwnerHandle, name: &str) -> (FlowId, taskflow_orchestrator::Lease) {
+fn checkpointed(handle: &OwnerHandle, name: &str) -> (FlowId, Lease) {
     let flow = handle.create(NewFlow::managed(name)).unwrap();
     let lease = handle.acquire_lease(&flow.id, TTL).unwrap();
     let status = to_status(&lease, FlowStatus::Running, None);
@@ -479,11 +496,7 @@ fn checkpointed(handle: &OwnerHandle, name: &str) -> (FlowId, taskflow_orchestra
 
 /// A child flow of the flow of `parent`, spawned, leased and made running through a
 /// checkpoint; the parent's step for it and the child's lease.
-fn running_child(
-    handle: &OwnerHandle,
-    parent: &taskflow_orchestrator::Lease,
-    name: &str,
-) -> (taskflow_orchestrator::Step, taskflow_orchestrator::Lease) {
+fn running_child(handle: &OwnerHandle, parent: &Lease, name: &str) -> (Step, Lease) {
     let (child, step) = handle.spawn_child(parent, NewFlow::managed(name)).unwrap();
     let lease = handle.acquire_lease(&child.id, TTL).unwrap();
     handle.checkpoint(vec![to_status(&lease, FlowStatus::Running, None)]).unwrap();
@@ -495,9 +508,8 @@ fn refusal(handle: &OwnerHandle, op: CheckpointOp) -> Error {
     handle.checkpoint(vec![op]).unwrap().remove(0).unwrap_err()
 }
 
-#[test]
-fn checkpoints_see_what_other_connections_changed_between_them() {
-    let fx = Fixture::new();
+pub fn checkpoints_see_what_other_connections_changed_between_them(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let runner = fx.alice();
     let other_store = fx.reopen();
     let other = other_store.bind("alice").unwrap();
@@ -537,9 +549,8 @@ fn checkpoints_see_what_other_connections_changed_between_them() {
     assert_eq!(stored.current_step.as_deref(), Some("second"));
 }
 
-#[test]
-fn a_change_elsewhere_is_seen_even_after_checkpoints_of_other_flows() {
-    let fx = Fixture::new();
+pub fn a_change_elsewhere_is_seen_even_after_checkpoints_of_other_flows(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let runner = fx.alice();
     let other_store = fx.reopen();
     let other = other_store.bind("alice").unwrap();
@@ -560,9 +571,8 @@ fn a_change_elsewhere_is_seen_even_after_checkpoints_of_other_flows() {
     assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
 }
 
-#[test]
-fn single_op_writes_and_checkpoints_agree_on_a_flows_journal() {
-    let fx = Fixture::new();
+pub fn single_op_writes_and_checkpoints_agree_on_a_flows_journal(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let runner = fx.alice();
     let (id, lease) = checkpointed(&runner, "mixed");
     let second = runner.begin_step(&lease, NewStep::new("second", StepKind::Action)).unwrap();
@@ -572,9 +582,8 @@ fn single_op_writes_and_checkpoints_agree_on_a_flows_journal() {
     assert_eq!(runner.flow(&id).unwrap().current_step.as_deref(), Some("third"));
 }
 
-#[test]
-fn a_step_begun_through_another_store_is_seen_by_the_next_checkpoint() {
-    let fx = Fixture::new();
+pub fn a_step_begun_through_another_store_is_seen_by_the_next_checkpoint(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let runner = fx.alice();
     let other_store = fx.reopen();
     let other = other_store.bind("alice").unwrap();
@@ -591,9 +600,8 @@ fn a_step_begun_through_another_store_is_seen_by_the_next_checkpoint() {
     assert_eq!(runner.flow(&id).unwrap().current_step.as_deref(), Some("third"));
 }
 
-#[test]
-fn a_change_through_the_same_store_is_seen_by_the_next_checkpoint() {
-    let fx = Fixture::new();
+pub fn a_change_through_the_same_store_is_seen_by_the_next_checkpoint(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let runner = fx.alice();
     let (id, lease) = checkpointed(&runner, "same store");
     runner.request_cancel(&id, None).unwrap();
@@ -601,9 +609,8 @@ fn a_change_through_the_same_store_is_seen_by_the_next_checkpoint() {
     assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
 }
 
-#[test]
-fn a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one() {
-    let fx = Fixture::new();
+pub fn a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let runner = fx.alice();
     let (parent, parent_lease) = checkpointed(&runner, "parent");
     let (child_step, child_lease) = running_child(&runner, &parent_lease, "child");
@@ -635,9 +642,8 @@ fn a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one() {
     assert_eq!(runner.flow(&parent).unwrap().current_step.as_deref(), Some("after"));
 }
 
-#[test]
-fn a_null_state_is_no_change_from_no_state() {
-    let fx = Fixture::new();
+pub fn a_null_state_is_no_change_from_no_state(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let runner = fx.alice();
     let (id, lease) = checkpointed(&runner, "stateless");
     let before = revisions(&runner, &id);
@@ -651,9 +657,8 @@ fn dead_runner() -> LeaseHolder {
     LeaseHolder { pid: 4_194_304 + 99, ..LeaseHolder::current() }
 }
 
-#[test]
-fn a_cancel_request_survives_a_restart() {
-    let fx = Fixture::new();
+pub fn a_cancel_request_survives_a_restart(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let (id, step_seq) = {
         let taskflow = fx.reopen();
         let alice = taskflow.bind("alice").unwrap();
@@ -665,9 +670,7 @@ fn a_cancel_request_survives_a_restart() {
         (flow.id, step.seq)
         // Dropped here with the step in flight and the lease held, as by a kill -9.
     };
-    drop(fx.taskflow);
-
-    let taskflow = TaskFlow::open(&fx.path, &OpenOptions::default()).unwrap();
+    let taskflow = fx.reopen();
     let alice = taskflow.bind("alice").unwrap();
     let flow = alice.flow(&id).unwrap();
     assert!(flow.cancel_requested_at.is_some());
@@ -683,9 +686,8 @@ fn a_cancel_request_survives_a_restart() {
     assert_eq!(alice.flow(&id).unwrap().status, FlowStatus::Cancelled);
 }
 
-#[test]
-fn leases_asked_together_are_granted_or_refused_each_on_its_own() {
-    let fx = Fixture::new();
+pub fn leases_asked_together_are_granted_or_refused_each_on_its_own(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let free = alice.create(NewFlow::managed("free")).unwrap();
     let held = alice.create(NewFlow::managed("held")).unwrap();
@@ -707,9 +709,8 @@ fn leases_asked_together_are_granted_or_refused_each_on_its_own() {
     assert!(alice.flow(&free.id).unwrap().lease.is_some());
 }
 
-#[test]
-fn leases_refuse_a_second_runner_expire_and_fence_the_old_one() {
-    let fx = Fixture::new();
+pub fn leases_refuse_a_second_runner_expire_and_fence_the_old_one(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let flow = alice.create(NewFlow::managed("leased")).unwrap();
     let short = Duration::from_millis(150);
@@ -728,11 +729,11 @@ fn leases_refuse_a_second_runner_expire_and_fence_the_old_one() {
     let renewed = alice.renew_lease(&first, short).unwrap();
     assert!(renewed.expires_at >= first.expires_at);
     alice.set_status(&first, FlowStatus::Running, None).unwrap();
-    assert!(!alice.flow(&flow.id).unwrap().is_stalled(taskflow_orchestrator::Timestamp::now()));
+    assert!(!alice.flow(&flow.id).unwrap().is_stalled(Timestamp::now()));
 
     std::thread::sleep(short + Duration::from_millis(50));
     // Expired while running: stalled, resumable, and taken over.
-    let now = taskflow_orchestrator::Timestamp::now();
+    let now = Timestamp::now();
     assert!(alice.flow(&flow.id).unwrap().is_stalled(now));
     assert!(alice.list(&ListQuery::default()).unwrap()[0].is_stalled(now));
     assert_eq!(alice.check_resume(&flow.id).unwrap(), ResumePlan::Run { stalled: true });
@@ -760,9 +761,8 @@ fn leases_refuse_a_second_runner_expire_and_fence_the_old_one() {
     assert!(alice.acquire_lease(&flow.id, Duration::from_millis(1)).is_err(), "too short a ttl");
 }
 
-#[test]
-fn a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once() {
-    let fx = Fixture::new();
+pub fn a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let flow = alice.create(NewFlow::managed("orphan")).unwrap();
     alice.acquire_lease_as(&flow.id, dead_runner(), Duration::from_secs(3600)).unwrap();
@@ -776,9 +776,10 @@ fn a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once() {
     assert!(matches!(alice.acquire_lease(&other.id, TTL), Err(Error::LeaseHeld { .. })));
 }
 
-#[test]
-fn a_flow_cannot_end_with_steps_running_and_steps_run_only_while_it_runs() {
-    let fx = Fixture::new();
+pub fn a_flow_cannot_end_with_steps_running_and_steps_run_only_while_it_runs(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let flow = alice.create(NewFlow::managed("strict")).unwrap();
     let lease = alice.acquire_lease(&flow.id, TTL).unwrap();
@@ -804,9 +805,8 @@ fn a_flow_cannot_end_with_steps_running_and_steps_run_only_while_it_runs() {
     assert_eq!((steps[0].status, steps[0].error.as_deref()), (StepStatus::Failed, Some("boom")));
 }
 
-#[test]
-fn list_is_newest_first_per_owner_with_filters_and_step_counts() {
-    let fx = Fixture::new();
+pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn Harness) {
+    let fx = harness.fresh();
     let alice = fx.alice();
     let bob = fx.taskflow.bind("bob").unwrap();
     let mut ids = Vec::new();
@@ -839,61 +839,65 @@ fn list_is_newest_first_per_owner_with_filters_and_step_counts() {
     assert_eq!(everyone[1].owner, "bob");
 }
 
-#[cfg(unix)]
-#[test]
-fn the_database_file_is_private() {
-    use std::os::unix::fs::PermissionsExt;
-    let fx = Fixture::new();
-    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&fx.path), 0o600);
-    assert_eq!(mode(fx.path.parent().unwrap()), 0o700);
+/// One `#[test]` per kit test, each run with the harness `$harness` (an expression that makes
+/// a [`Harness`]).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($harness:expr) => {
+        $crate::conformance_tests!(@each $harness;
+            every_change_to_the_flow_record_bumps_the_revision_and_appends_one_row,
+            a_step_is_a_journal_record_and_the_flow_reads_its_current_step_from_the_journal,
+            a_step_tried_again_records_why_its_attempt_ended_in_the_history,
+            another_owners_flow_is_not_found_exactly_like_a_missing_one,
+            expected_revision_mismatch_is_a_conflict_and_changes_nothing,
+            concurrent_writers_with_the_same_expected_revision_one_wins,
+            mirrored_flows_take_reports_are_never_run_and_are_validated,
+            spawn_and_cancel_racing_never_leave_a_live_child_under_a_cancelled_request,
+            a_mirrored_flow_with_a_cancel_request_waits_for_its_owner_to_report_it,
+            child_flows_and_when_spawning_is_refused,
+            sticky_cancel_waits_for_running_work_then_cancels,
+            checkpoints_see_what_other_connections_changed_between_them,
+            a_change_elsewhere_is_seen_even_after_checkpoints_of_other_flows,
+            single_op_writes_and_checkpoints_agree_on_a_flows_journal,
+            a_step_begun_through_another_store_is_seen_by_the_next_checkpoint,
+            a_change_through_the_same_store_is_seen_by_the_next_checkpoint,
+            a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one,
+            a_null_state_is_no_change_from_no_state,
+            a_cancel_request_survives_a_restart,
+            leases_asked_together_are_granted_or_refused_each_on_its_own,
+            leases_refuse_a_second_runner_expire_and_fence_the_old_one,
+            a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once,
+            a_flow_cannot_end_with_steps_running_and_steps_run_only_while_it_runs,
+            list_is_newest_first_per_owner_with_filters_and_step_counts,
+        );
+    };
+    (@each $harness:expr; $($name:ident,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::testkit::$name(&$harness)
+            }
+        )*
+    };
 }
 
-#[test]
-fn opening_refuses_what_it_cannot_use_without_writing_to_it() {
-    fn check(setup: impl FnOnce(&Path), fragment: &str) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("flows.db");
-        setup(&path);
-        let before = std::fs::read(&path).ok();
-        let error = TaskFlow::open(&path, &OpenOptions { create: false, ..Default::default() })
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains(fragment), "{error}");
-        assert_eq!(std::fs::read(&path).ok(), before, "unchanged");
+#[cfg(test)]
+mod tests {
+    /// The macro lists every kit test: a test added to the kit runs on every backend.
+    #[test]
+    fn the_macro_names_every_kit_test() {
+        let source = include_str!("testkit.rs");
+        let (tests, macro_body) = source.split_once("macro_rules! conformance_tests").unwrap();
+        let defined: Vec<&str> = tests
+            .split("pub fn ")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('('))
+            .filter(|(_, after)| after.trim_start().starts_with("harness: &dyn Harness"))
+            .map(|(name, _)| name)
+            .collect();
+        assert!(defined.len() > 20, "{defined:?}");
+        for name in defined {
+            assert!(macro_body.contains(&format!("            {name},\n")), "{name} is not run");
+        }
     }
-    check(|_| {}, "no such file");
-    check(
-        |path| std::fs::write(path, vec![b'x'; 8192]).unwrap(),
-        "damaged or not a taskflow database",
-    );
-    check(|path| std::fs::create_dir(path).unwrap(), "cannot open the flow database");
-    let newer = format!(
-        "schema version 42, newer than this taskflow understands ({})",
-        taskflow_orchestrator::store::SCHEMA_VERSION
-    );
-    check(
-        |path| {
-            drop(TaskFlow::open(path, &OpenOptions::default()).unwrap());
-            let conn = rusqlite::Connection::open(path).unwrap();
-            conn.pragma_update(None, "user_version", 42).unwrap();
-        },
-        &newer,
-    );
-}
-
-#[test]
-fn a_write_lock_held_elsewhere_is_reported_as_locked() {
-    let fx = Fixture::new();
-    let flow = fx.alice().create(NewFlow::managed("x")).unwrap();
-    let holder = rusqlite::Connection::open(&fx.path).unwrap();
-    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let quick = OpenOptions { busy_timeout: Duration::from_millis(50), ..Default::default() };
-    let taskflow = TaskFlow::open(&fx.path, &quick).unwrap();
-    let alice = taskflow.bind("alice").unwrap();
-    assert_eq!(alice.flow(&flow.id).unwrap().id, flow.id, "readers are not blocked (WAL)");
-    let error = alice.request_cancel(&flow.id, None).unwrap_err();
-    assert!(matches!(error, Error::Locked { .. }), "{error}");
-    holder.execute_batch("ROLLBACK").unwrap();
-    assert_eq!(alice.request_cancel(&flow.id, None).unwrap().flow.status, FlowStatus::Cancelled);
 }

@@ -14,28 +14,17 @@
 
 use std::collections::HashMap;
 
-use super::transaction::Transaction;
-use crate::error::Result;
-use crate::model::{Flow, FlowId, Step};
+use taskflow_store::semantics::KnownFlow;
+use taskflow_store::{FlowId, Result};
+
+use crate::error::Sql;
+use crate::transaction::Transaction;
 
 /// Flows beyond this many are forgotten (all at once: they are cheap to load again).
 const MAX_FLOWS: usize = 1024;
 
-/// A flow as a committed transaction of this store left it.
-#[derive(Debug, Clone)]
-pub(super) struct KnownFlow {
-    /// Without its spec.
-    pub flow: Flow,
-    pub lease_token: Option<String>,
-    /// The seq the flow's next step gets, when known.
-    pub next_seq: Option<u32>,
-    /// Steps of the flow that are running, as this store wrote them (a running step it did not
-    /// write is read from the database when needed).
-    pub running: HashMap<u32, Step>,
-}
-
 #[derive(Debug, Default)]
-pub(super) struct FlowCache {
+pub(crate) struct FlowCache {
     /// Each with the version of the database the transaction that wrote it saw.
     flows: HashMap<FlowId, (KnownFlow, DataVersion)>,
 }
@@ -44,14 +33,18 @@ pub(super) struct FlowCache {
 /// `data_version` (moved by every commit of another connection) and how many writes other than
 /// checkpoints this connection has made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct DataVersion {
+pub(crate) struct DataVersion {
     others: i64,
     own_other_writes: u64,
 }
 
 impl DataVersion {
     pub fn read(tx: &Transaction<'_>, own_other_writes: u64) -> Result<Self> {
-        let others = tx.prepare_cached("PRAGMA data_version")?.query_row([], |row| row.get(0))?;
+        let others = tx
+            .prepare_cached("PRAGMA data_version")
+            .sql()?
+            .query_row([], |row| row.get(0))
+            .sql()?;
         Ok(DataVersion { others, own_other_writes })
     }
 }

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::model::FlowId;
+use crate::id::FlowId;
 use crate::time::Timestamp;
 
 /// Who holds a lease.

@@ -1,21 +1,8 @@
-//! The storage boundary. [`FlowStore`] is what an engine and the owner-bound handle talk to;
-//! [`SqliteStore`] is the one backend today. A backend keeps the records and makes each
-//! operation atomic; the rules it applies come from [`crate::rules`], [`crate::status`] and
-//! [`crate::lease`], so a second backend (a server database) enforces the same semantics without
-//! the engine changing.
-
-mod flow_cache;
-mod location;
-mod revision;
-mod schema;
-mod sqlite;
-mod transaction;
+//! The store's operations, as the engine and the owner-bound handle see them. [`FlowStore`] is
+//! object-safe (`Arc<dyn FlowStore>`); every [`crate::Backend`] is one, with the semantics of
+//! [`crate::semantics`].
 
 use std::time::Duration;
-
-pub use location::{create_private, default_path, default_path_from};
-pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
-pub use sqlite::{Durability, OpenOptions, SqliteStore};
 
 use crate::error::Result;
 use crate::lease::{Lease, LeaseHolder};

@@ -1,0 +1,56 @@
+//! SQLite's failures as the store's neutral [`StorageError`]s: busy or locked is
+//! [`StorageErrorKind::Locked`], a file that is not a database (or a damaged one) is `Corrupt`,
+//! what cannot be opened or written at all is `Unavailable`, the rest `Other`; SQLite's own
+//! error stays the source.
+
+use std::path::Path;
+
+use rusqlite::ErrorCode;
+use taskflow_store::{Error, StorageError, StorageErrorKind};
+
+/// A SQLite failure on the database at `path`.
+pub(crate) fn from_sqlite(path: &Path, error: rusqlite::Error) -> Error {
+    at(path, storage(error))
+}
+
+/// A SQLite failure whose database the caller fills in with [`at`].
+pub(crate) fn storage(error: rusqlite::Error) -> Error {
+    let kind = match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StorageErrorKind::Locked,
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StorageErrorKind::Corrupt,
+        Some(
+            ErrorCode::CannotOpen
+            | ErrorCode::PermissionDenied
+            | ErrorCode::ReadOnly
+            | ErrorCode::SystemIoFailure,
+        ) => StorageErrorKind::Unavailable,
+        _ => StorageErrorKind::Other,
+    };
+    Error::Storage(StorageError::new(kind, "", error.to_string()).with_source(error))
+}
+
+/// Names the database at `path` in a storage error that does not name one yet.
+pub(crate) fn at(path: &Path, mut error: Error) -> Error {
+    if let Error::Storage(storage) = &mut error
+        && storage.database.is_empty()
+    {
+        storage.database = path.display().to_string();
+    }
+    error
+}
+
+/// A storage error of `kind` about the database at `path`.
+pub(crate) fn refused(path: &Path, kind: StorageErrorKind, detail: impl Into<String>) -> Error {
+    Error::Storage(StorageError::new(kind, path.display().to_string(), detail))
+}
+
+/// `?` on a rusqlite result inside the backend.
+pub(crate) trait Sql<T> {
+    fn sql(self) -> taskflow_store::Result<T>;
+}
+
+impl<T> Sql<T> for rusqlite::Result<T> {
+    fn sql(self) -> taskflow_store::Result<T> {
+        self.map_err(storage)
+    }
+}

@@ -1,0 +1,411 @@
+//! The row-level work of one transaction ([`StoreTx`]) as SQL. Every statement is prepared once
+//! per connection and found again in its cache. The per-flow serialization the semantics ask for
+//! comes from the transaction itself: a write transaction is `BEGIN IMMEDIATE`, so it holds the
+//! database's one write lock from its first read.
+
+use rusqlite::{OptionalExtension, ToSql, params};
+use serde_json::Value;
+use taskflow_store::revision::{self, FieldSet};
+use taskflow_store::{
+    ChildSummary, FieldChange, Flow, FlowId, FlowStatus, FlowSummary, ListQuery, Result, Revision,
+    Step, StepStatus, StoreTx, Timestamp,
+};
+
+use crate::error::Sql;
+use crate::list::list_sql;
+use crate::rows::{
+    FLOW_COLUMNS, STEP_COLUMNS, flow_columns_without_spec, flow_from_row, json_encoded, json_text,
+    parse_column, step_from_row, timestamp_column,
+};
+use crate::transaction::Transaction;
+use crate::update;
+
+impl StoreTx for Transaction<'_> {
+    fn load_flow(
+        &self,
+        owner: Option<&str>,
+        id: &FlowId,
+        with_spec: bool,
+    ) -> Result<Option<(Flow, Option<String>)>> {
+        static WITH_SPEC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        static WITHOUT_SPEC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = |columns: &str| {
+            format!("SELECT {columns} FROM flows WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)")
+        };
+        let sql = if with_spec {
+            WITH_SPEC.get_or_init(|| sql(FLOW_COLUMNS))
+        } else {
+            WITHOUT_SPEC.get_or_init(|| sql(flow_columns_without_spec()))
+        };
+        self.prepare_cached(sql)
+            .sql()?
+            .query_row(params![id.to_string(), owner], flow_from_row)
+            .optional()
+            .sql()
+    }
+
+    fn spec_text(&self, id: &FlowId) -> Result<Option<String>> {
+        self.prepare_cached("SELECT spec FROM flow_specs WHERE flow_id = ?1")
+            .sql()?
+            .query_row([id.to_string()], |row| row.get(0))
+            .optional()
+            .sql()
+    }
+
+    fn flow_exists(&self, id: &FlowId) -> Result<bool> {
+        let found: Option<i64> = self
+            .prepare_cached("SELECT 1 FROM flows WHERE id = ?1")
+            .sql()?
+            .query_row([id.to_string()], |row| row.get(0))
+            .optional()
+            .sql()?;
+        Ok(found.is_some())
+    }
+
+    fn insert_flow(&self, flow: &Flow) -> Result<()> {
+        self.prepare_cached(
+            "INSERT INTO flows (id, owner, name, sync_mode, controller, status, revision, goal, \
+             state, parent_flow_id, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .sql()?
+        .execute(params![
+            flow.id.to_string(),
+            flow.owner,
+            flow.name,
+            flow.sync_mode.as_str(),
+            flow.controller,
+            flow.status.as_str(),
+            flow.revision as i64,
+            flow.goal,
+            json_text(flow.state.as_ref()),
+            flow.parent_flow_id.map(|id| id.to_string()),
+            flow.created_at.as_millis(),
+            flow.updated_at.as_millis(),
+        ])
+        .sql()?;
+        if let Some(spec) = json_text(flow.spec.as_ref()) {
+            self.prepare_cached("INSERT INTO flow_specs (flow_id, spec) VALUES (?1, ?2)")
+                .sql()?
+                .execute(params![flow.id.to_string(), spec])
+                .sql()?;
+        }
+        Ok(())
+    }
+
+    fn update_flow(
+        &self,
+        before: &Flow,
+        after: &Flow,
+        fields: FieldSet,
+        new_token: Option<&str>,
+    ) -> Result<bool> {
+        let mut statement = self.prepare_cached(update::update_sql(fields)).sql()?;
+        let mut index = 0;
+        let mut bind = |value: &dyn ToSql| {
+            index += 1;
+            statement.raw_bind_parameter(index, value)
+        };
+        for field in fields.iter() {
+            update::bind(field, after, new_token, &mut bind).sql()?;
+        }
+        bind(&(after.revision as i64)).sql()?;
+        bind(&after.updated_at.as_millis()).sql()?;
+        bind(&after.id.to_string()).sql()?;
+        bind(&(before.revision as i64)).sql()?;
+        let updated = statement.raw_execute().sql()?;
+        if updated == 1 {
+            self.flow_written(after.id);
+        }
+        Ok(updated == 1)
+    }
+
+    fn flow_revision(&self, id: &FlowId) -> Result<Option<u64>> {
+        let revision: Option<i64> = self
+            .prepare_cached("SELECT revision FROM flows WHERE id = ?1")
+            .sql()?
+            .query_row([id.to_string()], |row| row.get(0))
+            .optional()
+            .sql()?;
+        Ok(revision.map(|revision| revision as u64))
+    }
+
+    fn insert_revision(
+        &self,
+        id: &FlowId,
+        revision: u64,
+        at: Timestamp,
+        actor: &str,
+        changes: &[FieldChange],
+    ) -> Result<()> {
+        self.prepare_cached(
+            "INSERT INTO revisions (flow_id, revision, at, actor, change) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .sql()?
+        .execute(params![
+            id.to_string(),
+            revision as i64,
+            at.as_millis(),
+            actor,
+            revision::changes_to_json(changes)
+        ])
+        .sql()?;
+        Ok(())
+    }
+
+    fn renew_lease(&self, id: &FlowId, token: &str, expires_at: Timestamp) -> Result<()> {
+        self.prepare_cached(
+            "UPDATE flows SET lease_expires_at = ?1 WHERE id = ?2 AND lease_token = ?3",
+        )
+        .sql()?
+        .execute(params![expires_at.as_millis(), id.to_string(), token])
+        .sql()?;
+        Ok(())
+    }
+
+    fn active_children(&self, id: &FlowId) -> Result<Vec<FlowId>> {
+        self.prepare_cached(
+            "SELECT id FROM flows WHERE parent_flow_id = ?1 AND cancel_requested_at IS NULL \
+             AND status NOT IN ('succeeded', 'failed', 'cancelled', 'lost') ORDER BY created_at, id",
+        )
+        .sql()?
+        .query_map([id.to_string()], |row| parse_column(row, 0))
+        .sql()?
+        .collect::<rusqlite::Result<_>>()
+        .sql()
+    }
+
+    fn last_seq(&self, id: &FlowId) -> Result<Option<u32>> {
+        self.prepare_cached("SELECT max(seq) FROM steps WHERE flow_id = ?1")
+            .sql()?
+            .query_row([id.to_string()], |row| row.get(0))
+            .sql()
+    }
+
+    fn insert_step(&self, step: &Step) -> Result<()> {
+        self.prepare_cached(
+            "INSERT INTO steps (flow_id, seq, name, kind, status, attempt, idempotency_key, \
+             input, output, error, started_at, ended_at, child_flow_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )
+        .sql()?
+        .execute(params![
+            step.flow_id.to_string(),
+            step.seq,
+            step.name,
+            step.kind.as_str(),
+            step.status.as_str(),
+            step.attempt,
+            step.idempotency_key,
+            json_text(step.input.as_ref()),
+            json_text(step.output.as_ref()),
+            step.error,
+            step.started_at.as_millis(),
+            step.ended_at.map(Timestamp::as_millis),
+            step.child_flow_id.map(|id| id.to_string()),
+        ])
+        .sql()?;
+        Ok(())
+    }
+
+    fn load_step(&self, id: &FlowId, seq: u32) -> Result<Option<Step>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!("SELECT {STEP_COLUMNS} FROM steps WHERE flow_id = ?1 AND seq = ?2")
+        });
+        self.prepare_cached(sql)
+            .sql()?
+            .query_row(params![id.to_string(), seq], step_from_row)
+            .optional()
+            .sql()
+    }
+
+    fn next_attempt(&self, id: &FlowId, seq: u32) -> Result<Option<Step>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "UPDATE steps SET attempt = attempt + 1 \
+                 WHERE flow_id = ?1 AND seq = ?2 AND status = 'running' \
+                 RETURNING {STEP_COLUMNS}"
+            )
+        });
+        self.prepare_cached(sql)
+            .sql()?
+            .query_row(params![id.to_string(), seq], step_from_row)
+            .optional()
+            .sql()
+    }
+
+    fn end_step(
+        &self,
+        id: &FlowId,
+        seq: u32,
+        status: StepStatus,
+        output: Option<&Value>,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<bool> {
+        // An UPDATE … RETURNING collects its rows in an ephemeral table (a fresh page cache for
+        // every statement); the semantics read the row back by its key only when they must.
+        let updated = self
+            .prepare_cached(
+                "UPDATE steps SET status = ?1, output = ?2, error = ?3, ended_at = ?4 \
+                 WHERE flow_id = ?5 AND seq = ?6 AND status = 'running'",
+            )
+            .sql()?
+            .execute(params![
+                status.as_str(),
+                output.map(json_encoded),
+                error,
+                at.as_millis(),
+                id.to_string(),
+                seq
+            ])
+            .sql()?;
+        Ok(updated == 1)
+    }
+
+    fn running_steps(&self, id: &FlowId) -> Result<u64> {
+        // No index lists running steps (keeping one would cost every checkpoint a page), so
+        // this reads the flow's steps through their key.
+        let count: i64 = self
+            .prepare_cached("SELECT count(*) FROM steps WHERE flow_id = ?1 AND status = 'running'")
+            .sql()?
+            .query_row([id.to_string()], |row| row.get(0))
+            .sql()?;
+        Ok(count as u64)
+    }
+
+    fn running_child_step(&self, parent: &FlowId, child: &FlowId) -> Result<Option<u32>> {
+        self.prepare_cached(
+            "SELECT seq FROM steps WHERE flow_id = ?1 AND child_flow_id = ?2 AND status = 'running'",
+        )
+        .sql()?
+        .query_row([parent.to_string(), child.to_string()], |row| row.get(0))
+        .optional()
+        .sql()
+    }
+
+    fn steps_to_fork(&self, id: &FlowId, before_seq: u32) -> Result<Vec<Step>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT {STEP_COLUMNS} FROM steps WHERE flow_id = ?1 AND seq < ?2 \
+                 AND status = 'succeeded' AND kind != 'child' ORDER BY seq"
+            )
+        });
+        self.prepare_cached(sql)
+            .sql()?
+            .query_map(params![id.to_string(), before_seq], step_from_row)
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()
+    }
+
+    fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>> {
+        let sql = list_sql(owner.is_some(), query.status.is_some());
+        let mut statement = self.prepare_cached(sql).sql()?;
+        let rows = statement
+            .query_map(
+                params![owner, query.status.map(FlowStatus::as_str), i64::from(query.limit)],
+                |row| {
+                    Ok(FlowSummary {
+                        id: parse_column(row, 0)?,
+                        name: row.get(1)?,
+                        owner: row.get(2)?,
+                        sync_mode: parse_column(row, 3)?,
+                        status: parse_column(row, 4)?,
+                        revision: row.get::<_, i64>(5)? as u64,
+                        cancel_requested_at: timestamp_column(row, 6)?,
+                        lease_expires_at: timestamp_column(row, 7)?,
+                        created_at: Timestamp::from_millis(row.get(8)?),
+                        updated_at: Timestamp::from_millis(row.get(9)?),
+                        steps_done: row.get::<_, i64>(10)? as u64,
+                        steps_total: row.get::<_, i64>(11)? as u64,
+                    })
+                },
+            )
+            .sql()?;
+        rows.collect::<rusqlite::Result<_>>().sql()
+    }
+
+    fn steps(&self, id: &FlowId) -> Result<Vec<Step>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!("SELECT {STEP_COLUMNS} FROM steps WHERE flow_id = ?1 ORDER BY seq")
+        });
+        self.prepare_cached(sql)
+            .sql()?
+            .query_map([id.to_string()], step_from_row)
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()
+    }
+
+    fn children(&self, id: &FlowId) -> Result<Vec<ChildSummary>> {
+        self.prepare_cached(
+            "SELECT id, name, status FROM flows WHERE parent_flow_id = ?1 ORDER BY created_at, id",
+        )
+        .sql()?
+        .query_map([id.to_string()], |row| {
+            Ok(ChildSummary {
+                id: parse_column(row, 0)?,
+                name: row.get(1)?,
+                status: parse_column(row, 2)?,
+            })
+        })
+        .sql()?
+        .collect::<rusqlite::Result<_>>()
+        .sql()
+    }
+
+    fn history(&self, id: &FlowId) -> Result<Vec<Revision>> {
+        let mut statement = self
+            .prepare_cached(
+                "SELECT revision, at, actor, change FROM revisions WHERE flow_id = ?1 \
+                 ORDER BY revision",
+            )
+            .sql()?;
+        let rows = statement
+            .query_map([id.to_string()], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get(2)?,
+                    row.get::<_, String>(3)?,
+                ))
+            })
+            .sql()?;
+        let mut revisions = Vec::new();
+        for row in rows {
+            let (revision, at, actor, change) = row.sql()?;
+            revisions.push(Revision {
+                revision: revision as u64,
+                at: Timestamp::from_millis(at),
+                actor,
+                change: revision::changes_from_json(&change)?,
+            });
+        }
+        Ok(revisions)
+    }
+
+    fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {
+        let mut statement = self
+            .prepare_cached(
+                "SELECT cancel_requested_at IS NOT NULL FROM flows WHERE id = ?1 AND owner = ?2",
+            )
+            .sql()?;
+        let mut requested = Vec::new();
+        for id in ids {
+            let flagged: Option<bool> = statement
+                .query_row(params![id.to_string(), owner], |row| row.get(0))
+                .optional()
+                .sql()?;
+            if flagged == Some(true) {
+                requested.push(*id);
+            }
+        }
+        Ok(requested)
+    }
+}

@@ -1,0 +1,42 @@
+//! `taskflow-store`: Task Flow's records and rules (DESIGN §5), independent of any database.
+//!
+//! Flows, their steps and their revision history are kept by a backend (SQLite in
+//! `taskflow-store-sqlite`) behind the [`FlowStore`] trait. Programs reach them through an
+//! owner-bound handle: [`TaskFlow::bind`] gives an [`OwnerHandle`] that injects its owner into
+//! every call, so another owner's flow is `NotFound`.
+//!
+//! The rules (legal transitions, optimistic concurrency, sticky cancel, child spawning, leases)
+//! are pure functions in [`status`], [`rules`] and [`lease`]. The semantics of each operation
+//! (what it reads, checks and writes, and what it does to other flows of a tree) are written
+//! once in [`semantics`] over the row-level transaction trait [`StoreTx`]; a backend implements
+//! that trait and [`Backend`], and is a [`FlowStore`] from then on. The conformance kit
+//! (feature `testkit`) is every store test, run by each backend against itself.
+
+pub mod backend;
+pub mod error;
+pub mod handle;
+pub mod id;
+pub mod lease;
+pub mod model;
+pub mod revision;
+pub mod rules;
+pub mod semantics;
+pub mod status;
+pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+pub mod time;
+
+pub use backend::{Backend, StoreTx};
+pub use error::{Error, Result, SpawnRefusal, StorageError, StorageErrorKind};
+pub use handle::{Inspection, OwnerHandle, TaskFlow};
+pub use id::FlowId;
+pub use lease::{Lease, LeaseHolder, Takeover};
+pub use model::{
+    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, FieldChange, Flow,
+    FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step,
+    StepKind, StepOutcome, SyncMode,
+};
+pub use status::{FlowStatus, StepStatus};
+pub use store::{Caller, FlowStore};
+pub use time::Timestamp;

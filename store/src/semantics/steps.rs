@@ -1,0 +1,75 @@
+//! A journal row's life: a step begins (a retry keeps the key of the step it retries and
+//! counts its attempts on) and ends once.
+
+use serde_json::Value;
+
+use super::{load_step, not_running};
+use crate::backend::StoreTx;
+use crate::error::Result;
+use crate::model::{Flow, FlowId, NewStep, Step, StepOutcome};
+use crate::rules;
+use crate::status::StepStatus;
+use crate::time::Timestamp;
+
+/// Inserts step `seq` of `flow`, running. A new step's key is `FLOW:SEQ`; a step that retries
+/// an earlier failed or cancelled one of the same name keeps its key and counts on from its
+/// attempt.
+pub(super) fn insert_step<T: StoreTx + ?Sized>(
+    tx: &T,
+    flow: &Flow,
+    step: NewStep,
+    child: Option<FlowId>,
+    seq: u32,
+    now: Timestamp,
+) -> Result<Step> {
+    let (attempt, idempotency_key) = match step.retry_of {
+        None => (1, format!("{}:{seq}", flow.id)),
+        Some(retried) => {
+            let earlier = load_step(tx, flow, retried)?;
+            rules::check_retry_of(flow, &earlier, &step.name)?;
+            (earlier.attempt + 1, earlier.idempotency_key)
+        }
+    };
+    let step = Step {
+        flow_id: flow.id,
+        seq,
+        name: step.name,
+        kind: step.kind,
+        status: StepStatus::Running,
+        attempt,
+        idempotency_key,
+        input: step.input,
+        output: None,
+        error: None,
+        started_at: now,
+        ended_at: None,
+        child_flow_id: child,
+    };
+    tx.insert_step(&step)?;
+    Ok(step)
+}
+
+/// Ends running step `seq` of `flow` with `outcome`, returning it as stored. `known` is the
+/// step as it was written when it started (or restarted), if the caller has it.
+pub(super) fn finish_step<T: StoreTx + ?Sized>(
+    tx: &T,
+    flow: &Flow,
+    seq: u32,
+    outcome: StepOutcome,
+    now: Timestamp,
+    known: Option<Step>,
+) -> Result<Step> {
+    let status = outcome.status();
+    let (output, error): (Option<Value>, Option<String>) = match outcome {
+        StepOutcome::Succeeded(output) => (Some(output), None),
+        StepOutcome::Failed(error) => (None, Some(error)),
+        StepOutcome::Cancelled => (None, None),
+    };
+    if !tx.end_step(&flow.id, seq, status, output.as_ref(), error.as_deref(), now)? {
+        return Err(not_running(tx, flow, seq));
+    }
+    match known {
+        Some(step) => Ok(Step { status, output, error, ended_at: Some(now), ..step }),
+        None => load_step(tx, flow, seq),
+    }
+}
