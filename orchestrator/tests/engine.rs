@@ -411,6 +411,59 @@ async fn sixty_four_flows_run_at_once_in_one_engine() {
     assert_eq!(succeeded, 64);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_engine_runs_two_owners_flows_at_once_and_keeps_them_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let taskflow = open(dir.path());
+    let alice = Engine::new(taskflow.bind("alice").unwrap(), Actions::builtin(), options());
+    let bob = alice.for_owner(taskflow.bind("bob").unwrap());
+    let spec = FlowSpec::new("pair")
+        .step(echo("first", json!(1)))
+        .step(echo("second", json!(2)).needs(["first"]));
+    let mut runs = tokio::task::JoinSet::new();
+    let mut made = Vec::new();
+    for engine in [&alice, &bob, &alice, &bob] {
+        for _ in 0..4 {
+            let flow = engine.create(&spec, None).await.unwrap();
+            made.push((engine.handle().owner().to_owned(), flow.id));
+            let engine = engine.clone();
+            runs.spawn(
+                async move { (engine.handle().owner().to_owned(), engine.run(&flow.id).await) },
+            );
+        }
+    }
+    while let Some(result) = runs.join_next().await {
+        let (owner, ended) = result.unwrap();
+        let ended = ended.unwrap();
+        assert_eq!((ended.status, ended.owner), (FlowStatus::Succeeded, owner));
+    }
+    for (owner, id) in made {
+        let (mine, theirs) = if owner == "alice" { (&alice, &bob) } else { (&bob, &alice) };
+        assert_eq!(mine.handle().flow(&id).unwrap().owner, owner);
+        assert!(theirs.handle().flow(&id).is_err(), "another owner's flow is not found");
+        assert!(theirs.run(&id).await.is_err(), "nor run");
+        assert!(theirs.cancel(&id).await.is_err(), "nor cancelled");
+    }
+    let listed = |engine: &Engine| engine.handle().list(&Default::default()).unwrap().len();
+    assert_eq!((listed(&alice), listed(&bob)), (8, 8));
+
+    // A cancel through one owner's engine reaches that owner's running flow, and only it.
+    let slow = FlowSpec::new("slow").step(shell("wait", "sleep 30"));
+    let (mine, theirs) =
+        (alice.create(&slow, None).await.unwrap(), bob.create(&slow, None).await.unwrap());
+    let runs = [(&alice, mine.id), (&bob, theirs.id)].map(|(engine, id)| {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.run(&id).await })
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bob.cancel(&theirs.id).await.unwrap();
+    let [alice_run, bob_run] = runs;
+    assert_eq!(bob_run.await.unwrap().unwrap().status, FlowStatus::Cancelled);
+    assert_eq!(alice.handle().flow(&mine.id).unwrap().status, FlowStatus::Running);
+    alice.cancel(&mine.id).await.unwrap();
+    assert_eq!(alice_run.await.unwrap().unwrap().status, FlowStatus::Cancelled);
+}
+
 #[tokio::test]
 async fn a_second_runner_of_a_live_flow_is_refused() {
     let dir = tempfile::tempdir().unwrap();

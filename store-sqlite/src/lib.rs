@@ -29,18 +29,19 @@ mod schema;
 mod transaction;
 mod tx;
 mod update;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use taskflow_store::semantics::{self, CheckpointMemory, KnownFlow};
 use taskflow_store::{
-    Backend, Caller, CheckpointDone, CheckpointOp, Error, FlowId, Result, TaskFlow, Timestamp,
-    lease,
+    Backend, Caller, CheckpointDone, CheckpointOp, Error, FlowId, Lease, Result, Submission,
+    TaskFlow, Timestamp, lease,
 };
 
 pub use location::{create_private, default_path, default_path_from};
@@ -48,6 +49,7 @@ pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 
 use flow_cache::{DataVersion, FlowCache};
 pub use transaction::Transaction;
+use writer::{LeaseRequest, Who, Writer};
 
 /// How many prepared statements a connection keeps: more than the store has.
 const STATEMENT_CACHE: usize = 64;
@@ -99,6 +101,13 @@ impl Default for OpenOptions {
 
 /// A flow store in one SQLite file.
 pub struct SqliteStore {
+    inner: Arc<Inner>,
+    /// Started by the first submission.
+    writer: OnceLock<Writer>,
+}
+
+/// The store's connections and what it remembers; shared with its writer thread.
+pub(crate) struct Inner {
     /// Every write goes through this connection.
     conn: Mutex<Connection>,
     /// Reads go through this one, opened at the first read: in WAL mode a read sees the last
@@ -117,7 +126,7 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("path", &self.inner.path).finish_non_exhaustive()
     }
 }
 
@@ -164,7 +173,7 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", synchronous).map_err(sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
-        Ok(SqliteStore {
+        let inner = Inner {
             conn: Mutex::new(conn),
             reader: Mutex::new(None),
             busy_timeout: options.busy_timeout,
@@ -172,20 +181,28 @@ impl SqliteStore {
             other_writes: AtomicU64::new(0),
             path,
             host: lease::host_name(),
-        })
+        };
+        Ok(SqliteStore { inner: Arc::new(inner), writer: OnceLock::new() })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
+    #[cfg(test)]
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.inner.lock()
+    }
+}
+
+impl Inner {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the connection leaves no transaction open (it rolls back on
         // drop), so the connection is still sound.
         self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// [`Backend::write`]; `counted` tells the flow cache that this connection wrote outside
+    /// A write transaction; `counted` tells the flow cache that this connection wrote outside
     /// the checkpoints it tracks (only those keep the cache's entries current).
     fn write_counted<T>(
         &self,
@@ -207,15 +224,7 @@ impl SqliteStore {
     }
 }
 
-impl Backend for SqliteStore {
-    type Tx<'a> = Transaction<'a>;
-
-    /// One `BEGIN IMMEDIATE` transaction: it holds the write lock from its first read, so what
-    /// it checked is still true when it writes.
-    fn write<T>(&self, work: impl FnOnce(&Transaction<'_>, Timestamp) -> Result<T>) -> Result<T> {
-        self.write_counted(work, true)
-    }
-
+impl Inner {
     /// One read transaction of the reading connection, so its queries see one state: the last
     /// one committed when it began.
     fn read<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
@@ -237,30 +246,82 @@ impl Backend for SqliteStore {
         result.map_err(|error| error::at(&self.path, error))
     }
 
-    fn host(&self) -> &str {
-        &self.host
-    }
-
-    /// A checkpoint through the flow cache: a flow this store's last checkpoint wrote is not
-    /// read again while nothing else has written since (see `flow_cache`).
+    /// The ops of several callers in one transaction, through the flow cache: a flow this
+    /// store's last checkpoint wrote is not read again while nothing else has written since
+    /// (see `flow_cache`). Answers each group of ops in order.
     fn checkpoint(
         &self,
-        caller: Caller<'_>,
-        ops: Vec<CheckpointOp>,
-    ) -> Result<Vec<Result<CheckpointDone>>> {
+        groups: Vec<(Caller<'_>, Vec<CheckpointOp>)>,
+    ) -> Result<Vec<Vec<Result<CheckpointDone>>>> {
         let mut cache = self.known.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (answers, version, committed) = self.write_counted(
             |tx, now| {
                 let version = DataVersion::read(tx, self.other_writes.load(Ordering::Relaxed))?;
                 let mut memory =
                     Remembered { tx, cache: &mut cache, version, committed: Vec::new() };
-                let answers = semantics::checkpoint(tx, caller, ops, now, &mut memory)?;
+                let mut answers = Vec::with_capacity(groups.len());
+                for (caller, ops) in groups {
+                    answers.push(semantics::checkpoint(tx, caller, ops, now, &mut memory)?);
+                }
                 Ok((answers, version, memory.committed))
             },
             false,
         )?;
         cache.keep(version, committed.into_iter().map(|(_, known)| known));
         Ok(answers)
+    }
+
+    /// The lease requests of several callers in one transaction, each granted or refused on
+    /// its own.
+    fn acquire(
+        &self,
+        requests: Vec<(Caller<'_>, Vec<LeaseRequest>)>,
+    ) -> Result<Vec<Vec<Result<Lease>>>> {
+        self.write_counted(
+            |tx, now| {
+                requests
+                    .into_iter()
+                    .map(|(caller, requests)| {
+                        semantics::acquire_leases(tx, caller, requests, now, &self.host)
+                    })
+                    .collect()
+            },
+            true,
+        )
+    }
+}
+
+impl Backend for SqliteStore {
+    type Tx<'a> = Transaction<'a>;
+
+    /// One `BEGIN IMMEDIATE` transaction: it holds the write lock from its first read, so what
+    /// it checked is still true when it writes.
+    fn write<T>(&self, work: impl FnOnce(&Transaction<'_>, Timestamp) -> Result<T>) -> Result<T> {
+        self.inner.write_counted(work, true)
+    }
+
+    fn read<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.inner.read(work)
+    }
+
+    fn host(&self) -> &str {
+        &self.inner.host
+    }
+
+    fn checkpoint(
+        &self,
+        caller: Caller<'_>,
+        ops: Vec<CheckpointOp>,
+    ) -> Result<Vec<Result<CheckpointDone>>> {
+        let answers = self.inner.checkpoint(vec![(caller, ops)])?;
+        Ok(answers.into_iter().next().unwrap_or_default())
+    }
+
+    /// Queued for the writer thread, committed with whatever else is waiting.
+    fn submit(&self, caller: Caller<'_>, work: Submission) {
+        let writer = self.writer.get_or_init(|| Writer::start(Arc::clone(&self.inner)));
+        let who = Who { owner: caller.owner.to_owned(), actor: caller.actor.to_owned() };
+        writer.send(who, work, &self.inner);
     }
 }
 

@@ -32,7 +32,7 @@ use crate::model::{
 use crate::revision::FieldSet;
 use crate::semantics::{self, Forget};
 use crate::status::{FlowStatus, StepStatus};
-use crate::store::{Caller, FlowStore};
+use crate::store::{Caller, FlowStore, Submission};
 use crate::time::Timestamp;
 
 /// The row-level work of one transaction. Every method sees the transaction's own writes.
@@ -164,6 +164,33 @@ pub trait Backend: Send + Sync {
     ) -> Result<Vec<Result<CheckpointDone>>> {
         self.write(|tx, now| semantics::checkpoint(tx, caller, ops, now, &mut Forget))
     }
+
+    /// Commits a submitted write ([`FlowStore::submit`]). A backend with a writer that groups
+    /// the writes of many callers into one transaction overrides this; by default the write is
+    /// committed at once.
+    fn submit(&self, caller: Caller<'_>, work: Submission) {
+        match work {
+            Submission::Checkpoint { ops, answer } => {
+                answer(Backend::checkpoint(self, caller, ops))
+            }
+            Submission::Lease { id, holder, ttl, answer } => {
+                answer(acquire_lease(self, caller, &id, holder, ttl))
+            }
+        }
+    }
+}
+
+/// [`FlowStore::acquire_lease`] on a backend: one write transaction.
+fn acquire_lease<B: Backend + ?Sized>(
+    backend: &B,
+    caller: Caller<'_>,
+    id: &FlowId,
+    holder: LeaseHolder,
+    ttl: Duration,
+) -> Result<Lease> {
+    semantics::check_ttl(ttl)?;
+    backend
+        .write(|tx, now| semantics::acquire_lease(tx, caller, id, holder, ttl, now, backend.host()))
 }
 
 impl<B: Backend> FlowStore for B {
@@ -319,6 +346,10 @@ impl<B: Backend> FlowStore for B {
         ops: Vec<CheckpointOp>,
     ) -> Result<Vec<Result<CheckpointDone>>> {
         Backend::checkpoint(self, caller, ops)
+    }
+
+    fn submit(&self, owner: &str, actor: &str, work: Submission) {
+        Backend::submit(self, Caller { owner, actor }, work)
     }
 
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {

@@ -14,7 +14,7 @@ use crate::model::{
 };
 use crate::rules;
 use crate::status::FlowStatus;
-use crate::store::{Caller, FlowStore};
+use crate::store::{Answer, Caller, FlowStore, Submission};
 use crate::time::Timestamp;
 
 /// A flow store, ready to be bound to an owner.
@@ -221,6 +221,23 @@ impl OwnerHandle {
     /// Several runner writes in one transaction; see [`FlowStore::checkpoint`].
     pub fn checkpoint(&self, ops: Vec<CheckpointOp>) -> Result<Vec<Result<CheckpointDone>>> {
         self.store.checkpoint(self.caller(), ops)
+    }
+
+    /// Hands `ops` to the store's writer, to be committed with other callers' writes; `answer`
+    /// hears how they ended once they are durable (see [`FlowStore::submit`]).
+    pub fn submit_checkpoint(
+        &self,
+        ops: Vec<CheckpointOp>,
+        answer: Answer<Vec<Result<CheckpointDone>>>,
+    ) {
+        self.store.submit(&self.owner, &self.actor, Submission::Checkpoint { ops, answer })
+    }
+
+    /// Hands a lease request for this process to the store's writer, to be granted or refused
+    /// in one transaction with the others waiting.
+    pub fn submit_lease(&self, id: &FlowId, ttl: Duration, answer: Answer<Lease>) {
+        let work = Submission::Lease { id: *id, holder: LeaseHolder::current(), ttl, answer };
+        self.store.submit(&self.owner, &self.actor, work)
     }
 
     /// Which of `ids` have a cancel request.

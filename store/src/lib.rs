@@ -38,5 +38,5 @@ pub use model::{
     StepKind, StepOutcome, SyncMode,
 };
 pub use status::{FlowStatus, StepStatus};
-pub use store::{Caller, FlowStore};
+pub use store::{Answer, Caller, FlowStore, Submission};
 pub use time::Timestamp;

@@ -12,6 +12,26 @@ use crate::model::{
 };
 use crate::status::FlowStatus;
 
+/// How a write handed to [`FlowStore::submit`] is answered: once, when it is durable or refused.
+pub type Answer<T> = Box<dyn FnOnce(Result<T>) + Send>;
+
+/// A write handed to a backend's writer to be committed together with others (group commit).
+pub enum Submission {
+    /// A runner's ops, as for [`FlowStore::checkpoint`].
+    Checkpoint { ops: Vec<CheckpointOp>, answer: Answer<Vec<Result<CheckpointDone>>> },
+    /// The lease for a run that starts, as for [`FlowStore::acquire_lease`].
+    Lease { id: FlowId, holder: LeaseHolder, ttl: Duration, answer: Answer<Lease> },
+}
+
+impl std::fmt::Debug for Submission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Submission::Checkpoint { ops, .. } => f.debug_tuple("Checkpoint").field(ops).finish(),
+            Submission::Lease { id, .. } => f.debug_tuple("Lease").field(id).finish(),
+        }
+    }
+}
+
 /// On whose behalf an operation runs: the owner scopes every lookup (another owner's flow is
 /// not found), the actor is written into the revision rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +159,12 @@ pub trait FlowStore: Send + Sync {
         caller: Caller<'_>,
         ops: Vec<CheckpointOp>,
     ) -> Result<Vec<Result<CheckpointDone>>>;
+
+    /// Hands a write to the backend's writer, to be committed in one transaction with whatever
+    /// other callers (of any owner) hand it meanwhile, and answers it through the submission
+    /// once it is durable or refused. Nothing blocks the caller. A backend without a writer of
+    /// its own commits it at once, on the caller's thread.
+    fn submit(&self, owner: &str, actor: &str, work: Submission);
 
     /// Which of `ids` have a cancel request (a runner's poll).
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::spec::AgentSpec;
 use crate::action::{ActionError, StepContext};
-use crate::engine::store_thread::StoreThread;
+use crate::engine::store_access::StoreAccess;
 use crate::engine::{EngineError, EngineOptions, Progress, ProgressSink};
 use crate::tools::Tools;
 use taskflow_store::error::Error;
@@ -146,7 +146,7 @@ fn tool_step_name(turn: u32, call_id: &str) -> String {
 }
 
 pub(crate) struct AgentRunner {
-    pub(crate) store: StoreThread,
+    pub(crate) store: StoreAccess,
     pub(crate) lease: Lease,
     pub(crate) flow_id: FlowId,
     pub(crate) status: FlowStatus,

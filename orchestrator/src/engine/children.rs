@@ -75,7 +75,7 @@ impl ChildRuns {
         let key = key.to_owned();
         self.engine
             .store
-            .read(move |handle| {
+            .call(move |handle| {
                 for summary in handle.children(&parent)?.iter().rev() {
                     let child = handle.flow(&summary.id)?;
                     let marked = child.spec.as_ref().and_then(|spec| spec.get(STEP_KEY));
@@ -112,7 +112,7 @@ impl ChildRuns {
 
     async fn parent_cancel_requested(&self) -> bool {
         let parent = self.parent.flow_id;
-        let flow = self.engine.store.read(move |handle| handle.flow(&parent)).await;
+        let flow = self.engine.store.call(move |handle| handle.flow(&parent)).await;
         flow.is_ok_and(|flow| flow.cancel_requested_at.is_some())
     }
 }

@@ -1,9 +1,10 @@
 //! The engine: runs managed flows as checkpointed steps (DESIGN §5 "Checkpoints").
 //!
-//! An [`Engine`] is bound to one owner's handle and one set of [`Actions`]. It creates flows
+//! An [`Engine`] acts for one owner's handle and runs one set of [`Actions`]. It creates flows
 //! from a [`FlowSpec`] (stored on the flow, so a resume runs what was started), runs or resumes
-//! them, cancels and forks them. Many flows can run at once in one engine; their checkpoints go
-//! through one writer thread that commits them together (`store_thread`). One run of one flow
+//! them, cancels and forks them. Many flows, of one owner or several ([`Engine::for_owner`]),
+//! run at once in one engine; their checkpoints go to the store's writer, which commits them
+//! together (`store_access`). One run of one flow
 //! is a `runner::Runner`. A pipeline step may run child flows (the `agent` action) through
 //! `children::ChildRuns`, which spawns them under the step's flow and runs them in this same
 //! engine.
@@ -11,7 +12,7 @@
 mod children;
 mod progress;
 mod runner;
-pub(crate) mod store_thread;
+pub(crate) mod store_access;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,7 @@ use crate::pipeline::{FlowSpec, Plan, SpecError};
 use crate::tools::Tools;
 use children::ChildRuns;
 use runner::Runner;
-use store_thread::StoreThread;
+use store_access::StoreAccess;
 use taskflow_store::error::Error;
 use taskflow_store::handle::OwnerHandle;
 use taskflow_store::model::{
@@ -95,7 +96,7 @@ pub struct Engine {
     handle: OwnerHandle,
     actions: Actions,
     options: EngineOptions,
-    store: StoreThread,
+    store: StoreAccess,
     /// Builds the providers of agent runs (and `llm` steps); the presets when not set.
     providers: ProviderFactory,
 }
@@ -109,8 +110,15 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine over `handle` that runs `actions`.
     pub fn new(handle: OwnerHandle, actions: Actions, options: EngineOptions) -> Engine {
-        let store = StoreThread::start(handle.clone(), options.cancel_poll);
+        let store = StoreAccess::start(handle.clone(), options.cancel_poll);
         Engine { handle, actions, options, store, providers: preset_providers() }
+    }
+
+    /// The same engine acting for another owner: `handle`'s flows run beside this owner's,
+    /// their writes committed together and their cancel requests polled by the same thread.
+    /// The owner stays the handle's: a flow of another owner is not found.
+    pub fn for_owner(&self, handle: OwnerHandle) -> Engine {
+        Engine { store: self.store.for_owner(handle.clone()), handle, ..self.clone() }
     }
 
     /// The same engine, building providers with `providers` (flags and a config file add to
@@ -209,7 +217,7 @@ impl Engine {
         token: CancellationToken,
     ) -> Result<Flow, EngineError> {
         let id = *id;
-        let mut flow = self.store.read(move |handle| handle.flow_without_spec(&id)).await?;
+        let mut flow = self.store.call(move |handle| handle.flow_without_spec(&id)).await?;
         if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
             flow = self.store.call(move |handle| handle.reopen(&id)).await?;
         }
@@ -217,7 +225,7 @@ impl Engine {
         let resume = rules::resume_plan(&flow, Timestamp::now())?;
         let spec_json = self
             .store
-            .read(move |handle| handle.spec_json(&id))
+            .call(move |handle| handle.spec_json(&id))
             .await?
             .ok_or_else(|| EngineError::NoSpec { id: id.to_string() })?;
         // The spec is read into a plan (a long pipeline takes a while) while the lease is taken
@@ -226,7 +234,7 @@ impl Engine {
         let reading = tokio::task::spawn_blocking(move || engine.kind_from_json(&id, &spec_json));
         let ttl = self.options.lease_ttl;
         let lease = self.store.acquire_lease(id, ttl).await?;
-        let journal = self.store.read(move |handle| handle.steps(&id)).await;
+        let journal = self.store.call(move |handle| handle.steps(&id)).await;
         let kind = reading.await.unwrap_or_else(|error| {
             let detail = format!("reading it stopped: {error}");
             Err(EngineError::BadSpec { id: id.to_string(), detail })
@@ -314,7 +322,7 @@ impl Engine {
         .await;
         self.store.unwatch(&id);
         outcome?;
-        let ended = self.store.read(move |handle| handle.flow_without_spec(&id)).await?;
+        let ended = self.store.call(move |handle| handle.flow_without_spec(&id)).await?;
         if ended.status.is_terminal() || ended.lease.is_none() {
             return Ok(ended);
         }
@@ -352,7 +360,7 @@ impl Engine {
         // Only a flow this engine could run is forked.
         let spec_json = self
             .store
-            .read(move |handle| handle.spec_json(&id))
+            .call(move |handle| handle.spec_json(&id))
             .await?
             .ok_or_else(|| EngineError::NoSpec { id: id.to_string() })?;
         self.kind_from_json(&id, &spec_json)?;

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::progress::{Progress, ProgressSink};
-use super::store_thread::StoreThread;
+use super::store_access::StoreAccess;
 use super::{EngineError, EngineOptions};
 use crate::action::{Action, ActionError, ChildFlows, StepContext};
 use crate::pipeline::spec::{Plan, duration_text};
@@ -79,7 +79,7 @@ enum Meaning {
 }
 
 pub(crate) struct Runner {
-    pub(crate) store: StoreThread,
+    pub(crate) store: StoreAccess,
     pub(crate) plan: Plan,
     pub(crate) actions: Vec<Arc<dyn Action>>,
     /// What the steps run child flows through.
@@ -400,7 +400,7 @@ fn result(plan: &Plan, slots: &[Slot]) -> Value {
 
 /// One step's attempts, from its first in this run to success, exhaustion or cancel.
 struct Execution {
-    store: StoreThread,
+    store: StoreAccess,
     lease: Lease,
     action: Arc<dyn Action>,
     retry: crate::pipeline::RetryPolicy,
