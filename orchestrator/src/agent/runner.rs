@@ -23,9 +23,11 @@ use taskflow_providers::{
 use tokio_util::sync::CancellationToken;
 
 use super::spec::AgentSpec;
-use crate::action::{ActionError, StepContext};
+use crate::action::{ActionError, ActionFuture, StepContext};
+use crate::engine::attempts::{self, Attempts, Ended};
 use crate::engine::store_access::StoreAccess;
 use crate::engine::{EngineError, EngineOptions, Progress, ProgressSink};
+use crate::pipeline::RetryPolicy;
 use crate::tools::Tools;
 use taskflow_store::error::Error;
 use taskflow_store::lease::Lease;
@@ -36,8 +38,8 @@ use taskflow_store::status::{FlowStatus, StepStatus};
 
 /// How long one tool call may take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
-/// Attempts at a tool call whose failure may pass (a flaky fetch).
-const TOOL_ATTEMPTS: u32 = 3;
+/// How a tool call whose failure may pass (a flaky fetch) is tried again.
+const TOOL_RETRY: RetryPolicy = RetryPolicy { max_attempts: 3, backoff_ms: 200 };
 
 /// What happened during an agent run, for a terminal or a log.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +166,8 @@ enum Worked {
     Done(Value),
     Failed(String),
     Cancelled,
+    /// The store refused the runner.
+    Aborted(Error),
 }
 
 impl AgentRunner {
@@ -213,29 +217,21 @@ impl AgentRunner {
                 return Ok(());
             }
             let (step, work) = match in_flight.take() {
-                Some(step) => {
-                    let reason = format!("the runner stopped during attempt {}", step.attempt);
-                    let op = CheckpointOp::NextAttempt {
-                        lease: self.lease.clone(),
-                        seq: step.seq,
-                        reason,
-                    };
-                    match self.store.apply(op).await {
-                        Ok(CheckpointDone::Step(step)) => {
-                            let work = match step.kind {
-                                StepKind::Llm => Work::Turn(read_request(&step)?),
-                                _ => Work::Tool(read_call(&step)?),
-                            };
-                            (step, work)
-                        }
-                        Ok(_) => return Err(Error::InvalidInput("unexpected answer".into()).into()),
-                        Err(Error::CancelRequested { .. } | Error::AlreadyEnded { .. }) => {
-                            self.finish(step.seq, StepOutcome::Cancelled, None).await?;
-                            return Ok(());
-                        }
-                        Err(error) => return Err(error.into()),
+                Some(step) => match self.store.apply(attempts::restart(&self.lease, &step)).await {
+                    Ok(CheckpointDone::Step(step)) => {
+                        let work = match step.kind {
+                            StepKind::Llm => Work::Turn(read_request(&step)?),
+                            _ => Work::Tool(read_call(&step)?),
+                        };
+                        (step, work)
                     }
-                }
+                    Ok(_) => return Err(Error::InvalidInput("unexpected answer".into()).into()),
+                    Err(error) if attempts::stops_the_run(&error) => {
+                        self.finish(step.seq, StepOutcome::Cancelled, None).await?;
+                        return Ok(());
+                    }
+                    Err(error) => return Err(error.into()),
+                },
                 None => match conversation.next(self.spec.max_turns) {
                     Next::Answer(answer) => {
                         let state = json!({"answer": answer, "turns": conversation.turns});
@@ -312,6 +308,7 @@ impl AgentRunner {
                             self.finish(step.seq, StepOutcome::Cancelled, Some(&step)).await?;
                             return Ok(());
                         }
+                        Worked::Aborted(error) => return Err(error.into()),
                     }
                 }
                 Work::Tool(call) => {
@@ -351,6 +348,7 @@ impl AgentRunner {
                             self.finish(step.seq, StepOutcome::Cancelled, Some(&step)).await?;
                             return Ok(());
                         }
+                        Worked::Aborted(error) => return Err(error.into()),
                     }
                 }
             }
@@ -425,9 +423,10 @@ impl AgentRunner {
     /// tool, a failing tool) becomes a result that says so, for the model to read.
     async fn call_tool(&self, call: &PendingCall, step: &Step) -> Worked {
         let result = match self.run_tool(call, step).await {
-            Ok(value) => Ok(value),
-            Err(ActionError::Cancelled) if self.token.is_cancelled() => return Worked::Cancelled,
-            Err(error) => Err(error.to_string()),
+            Ok(Ended::Succeeded(value)) => Ok(value),
+            Ok(Ended::Failed { error, .. }) | Err(error) => Err(error),
+            Ok(Ended::Cancelled) => return Worked::Cancelled,
+            Ok(Ended::Aborted(error)) => return Worked::Aborted(error),
         };
         let (content, is_error) = match result {
             Ok(Value::String(text)) => (text, false),
@@ -439,69 +438,63 @@ impl AgentRunner {
         )
     }
 
-    async fn run_tool(&self, call: &PendingCall, step: &Step) -> Result<Value, ActionError> {
+    /// Runs a call's attempts; `Err` when it cannot run as written.
+    async fn run_tool(&self, call: &PendingCall, step: &Step) -> Result<Ended, String> {
         if let Some(problem) = &call.problem {
-            return Err(ActionError::permanent(format!(
-                "the call could not be read ({problem}); it was not run"
-            )));
+            return Err(format!("the call could not be read ({problem}); it was not run"));
         }
         let tool = self.tools.get(&call.name).ok_or_else(|| {
-            ActionError::permanent(format!(
+            format!(
                 "there is no tool `{}`; the tools are: {}",
                 call.name,
                 self.tools.names().join(", ")
-            ))
+            )
         })?;
-        let arguments: Value = serde_json::from_str(&call.arguments).map_err(|error| {
-            ActionError::permanent(format!("the arguments are not JSON: {error}"))
-        })?;
-        let mut attempt = 1;
-        loop {
-            let context = StepContext {
-                flow_id: self.flow_id,
-                step: step.name.clone(),
-                seq: step.seq,
-                attempt: step.attempt + attempt - 1,
-                idempotency_key: step.idempotency_key.clone(),
-                cancel: self.token.child_token(),
-                kill_grace: self.options.kill_grace,
-                base_dir: Some(self.spec.workspace.clone()),
-                output_dir: Some(self.spec.workspace.clone()),
-                children: None,
-            };
+        let arguments: Value = serde_json::from_str(&call.arguments)
+            .map_err(|error| format!("the arguments are not JSON: {error}"))?;
+        let base = StepContext {
+            flow_id: self.flow_id,
+            step: step.name.clone(),
+            seq: step.seq,
+            attempt: step.attempt,
+            idempotency_key: step.idempotency_key.clone(),
+            cancel: self.token.clone(),
+            kill_grace: self.options.kill_grace,
+            base_dir: Some(self.spec.workspace.clone()),
+            output_dir: Some(self.spec.workspace.clone()),
+            children: None,
+        };
+        let attempts = Attempts {
+            store: self.store.clone(),
+            lease: self.lease.clone(),
+            retry: TOOL_RETRY,
+            timeout: None,
+            flow_token: self.token.clone(),
+            progress: Arc::clone(&self.progress),
+        };
+        let call_once = |context: StepContext| -> ActionFuture {
             let cancel = context.cancel.clone();
-            let outcome = tokio::select! {
-                outcome = tool.call(arguments.clone(), context) => outcome,
-                () = tokio::time::sleep(TOOL_TIMEOUT) => {
-                    cancel.cancel();
-                    Err(ActionError::permanent(format!("the tool did not finish within {} s", TOOL_TIMEOUT.as_secs())))
-                }
-            };
-            match outcome {
-                Err(ActionError::Failed(error))
-                    if attempt < TOOL_ATTEMPTS && !self.token.is_cancelled() =>
-                {
-                    attempt += 1;
-                    let op = CheckpointOp::NextAttempt {
-                        lease: self.lease.clone(),
-                        seq: step.seq,
-                        reason: error,
-                    };
-                    if self.store.apply(op).await.is_err() {
-                        return Err(ActionError::Cancelled);
+            let attempt = tool.call(arguments.clone(), context);
+            Box::pin(async move {
+                tokio::select! {
+                    outcome = attempt => outcome,
+                    () = tokio::time::sleep(TOOL_TIMEOUT) => {
+                        cancel.cancel();
+                        Err(ActionError::permanent(format!(
+                            "the tool did not finish within {} s",
+                            TOOL_TIMEOUT.as_secs()
+                        )))
                     }
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
                 }
-                outcome => return outcome,
-            }
-        }
+            })
+        };
+        Ok(attempts.run(base, call_once).await)
     }
 
     /// Runs `work` while renewing the lease; a lost lease stops the run.
     async fn with_lease<F: Future<Output = Worked>>(&self, work: F) -> Result<Worked, EngineError> {
         tokio::pin!(work);
-        let mut renew = tokio::time::interval(self.options.lease_ttl / 3);
-        renew.tick().await;
+        let mut renew = attempts::renewals(self.options.lease_ttl).await;
         loop {
             tokio::select! {
                 worked = &mut work => return Ok(worked),
@@ -525,7 +518,7 @@ impl AgentRunner {
         match self.store.apply(CheckpointOp::Begin { lease: self.lease.clone(), step: new }).await {
             Ok(CheckpointDone::Step(step)) => Ok(Some(step)),
             Ok(_) => Err(Error::InvalidInput("unexpected answer".into()).into()),
-            Err(Error::CancelRequested { .. } | Error::AlreadyEnded { .. }) => {
+            Err(error) if attempts::stops_the_run(&error) => {
                 self.report(Progress::Cancelling);
                 Ok(None)
             }
@@ -564,7 +557,8 @@ impl AgentRunner {
             .apply(CheckpointOp::Status { lease: self.lease.clone(), to, error, state })
             .await
         {
-            Ok(_) | Err(Error::AlreadyEnded { .. } | Error::CancelRequested { .. }) => Ok(()),
+            Ok(_) => Ok(()),
+            Err(error) if attempts::stops_the_run(&error) => Ok(()),
             Err(error) => Err(error.into()),
         }
     }

@@ -9,6 +9,7 @@
 //! `children::ChildRuns`, which spawns them under the step's flow and runs them in this same
 //! engine.
 
+pub(crate) mod attempts;
 mod children;
 mod progress;
 mod runner;

@@ -10,18 +10,18 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::attempts::{self, Attempts, Ended};
 use super::progress::{Progress, ProgressSink};
 use super::store_access::StoreAccess;
 use super::{EngineError, EngineOptions};
-use crate::action::{Action, ActionError, ChildFlows, StepContext};
-use crate::pipeline::spec::{Plan, duration_text};
+use crate::action::{Action, ChildFlows, StepContext};
+use crate::pipeline::spec::Plan;
 use crate::pipeline::template;
 use taskflow_store::error::Error;
 use taskflow_store::lease::Lease;
@@ -44,18 +44,6 @@ enum Slot {
     Done(Value),
     /// Ended without output in this run (failed or cancelled).
     Stopped,
-}
-
-/// How a step's execution ended, as the step task reports it.
-enum Ended {
-    Succeeded(Value),
-    Failed {
-        error: String,
-        attempt: u32,
-    },
-    Cancelled,
-    /// The store refused the runner (its lease was taken over, the database failed).
-    Aborted(Error),
 }
 
 /// Why the runner stopped scheduling.
@@ -154,11 +142,7 @@ impl Runner {
         let mut running = 0;
         for (at, slot) in slots.iter_mut().enumerate() {
             if let Slot::InFlight(step) = slot {
-                ops.push(CheckpointOp::NextAttempt {
-                    lease: lease.clone(),
-                    seq: step.seq,
-                    reason: format!("the runner stopped during attempt {}", step.attempt),
-                });
+                ops.push(attempts::restart(&lease, step));
                 meanings.push(Meaning::Restart { at, seq: step.seq });
                 *slot = Slot::Running;
                 running += 1;
@@ -172,21 +156,22 @@ impl Runner {
             FuturesUnordered::new();
         let mut stop: Option<Stop> = None;
         let mut final_sent = false;
-        let mut renew = tokio::time::interval(options.lease_ttl / 3);
-        renew.tick().await;
+        let mut renew = attempts::renewals(options.lease_ttl).await;
         let limit = plan.concurrency();
         let spawn = |tasks: &mut FuturesUnordered<BoxFuture<'static, (usize, u32, Ended)>>,
                      at: usize,
                      step: Step| {
             let spec = &steps[at];
             let execution = Execution {
-                store: store.clone(),
-                lease: lease.clone(),
+                attempts: Attempts {
+                    store: store.clone(),
+                    lease: lease.clone(),
+                    retry: spec.retry.unwrap_or_default(),
+                    timeout: spec.timeout,
+                    flow_token: token.clone(),
+                    progress: Arc::clone(&progress),
+                },
                 action: Arc::clone(&actions[at]),
-                retry: spec.retry.unwrap_or_default(),
-                timeout: spec.timeout,
-                flow_token: token.clone(),
-                progress: Arc::clone(&progress),
                 base: StepContext {
                     flow_id,
                     step: spec.id.clone(),
@@ -263,10 +248,7 @@ impl Runner {
                             });
                             spawn(&mut tasks, at, step);
                         }
-                        (
-                            Meaning::Begin(at),
-                            Err(Error::CancelRequested { .. } | Error::AlreadyEnded { .. }),
-                        ) => {
+                        (Meaning::Begin(at), Err(error)) if attempts::stops_the_run(&error) => {
                             slots[at] = Slot::Stopped;
                             running -= 1;
                             stop.get_or_insert(Stop::Cancel);
@@ -400,84 +382,15 @@ fn result(plan: &Plan, slots: &[Slot]) -> Value {
 
 /// One step's attempts, from its first in this run to success, exhaustion or cancel.
 struct Execution {
-    store: StoreAccess,
-    lease: Lease,
+    attempts: Attempts,
     action: Arc<dyn Action>,
-    retry: crate::pipeline::RetryPolicy,
-    timeout: Option<Duration>,
-    flow_token: CancellationToken,
-    progress: ProgressSink,
     base: StepContext,
     input: Value,
 }
 
 impl Execution {
     async fn run(self) -> Ended {
-        let mut attempt = self.base.attempt;
-        let mut tried = 0;
-        loop {
-            tried += 1;
-            let cancel = self.flow_token.child_token();
-            let context = StepContext { attempt, cancel: cancel.clone(), ..self.base.clone() };
-            let attempt_future = self.action.run(self.input.clone(), context);
-            let outcome = match self.timeout {
-                None => attempt_future.await,
-                Some(limit) => {
-                    tokio::pin!(attempt_future);
-                    tokio::select! {
-                        outcome = &mut attempt_future => outcome,
-                        () = tokio::time::sleep(limit) => {
-                            cancel.cancel();
-                            let _ = attempt_future.await;
-                            Err(ActionError::failed(format!(
-                                "timed out after {}",
-                                duration_text::format(limit)
-                            )))
-                        }
-                    }
-                }
-            };
-            let error = match outcome {
-                Ok(output) => return Ended::Succeeded(output),
-                Err(_) if self.flow_token.is_cancelled() => return Ended::Cancelled,
-                Err(ActionError::Permanent(error)) => return Ended::Failed { error, attempt },
-                Err(ActionError::Cancelled) => "the action stopped as if cancelled".to_owned(),
-                Err(ActionError::Failed(error)) => error,
-            };
-            if tried >= self.retry.max_attempts {
-                return Ended::Failed { error, attempt };
-            }
-            let delay = self.retry.backoff(tried, fastrand::f64());
-            (self.progress)(&Progress::StepRetrying {
-                step: self.base.step.clone(),
-                attempt,
-                error: error.clone(),
-                delay,
-            });
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.flow_token.cancelled() => return Ended::Cancelled,
-            }
-            let next = CheckpointOp::NextAttempt {
-                lease: self.lease.clone(),
-                seq: self.base.seq,
-                reason: error,
-            };
-            match self.store.apply(next).await {
-                Ok(CheckpointDone::Step(step)) => {
-                    attempt = step.attempt;
-                    (self.progress)(&Progress::StepStarted {
-                        step: step.name,
-                        seq: step.seq,
-                        attempt,
-                    });
-                }
-                Ok(_) => return Ended::Aborted(Error::InvalidInput("unexpected answer".into())),
-                Err(Error::CancelRequested { .. } | Error::AlreadyEnded { .. }) => {
-                    return Ended::Cancelled;
-                }
-                Err(error) => return Ended::Aborted(error),
-            }
-        }
+        let Execution { attempts, action, base, input } = self;
+        attempts.run(base, |context| action.run(input.clone(), context)).await
     }
 }

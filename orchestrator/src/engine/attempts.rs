@@ -1,0 +1,144 @@
+//! What pipeline steps and an agent's tool calls share: the attempts of one journal step, and
+//! how a run treats the store's answers.
+//!
+//! A step's attempts run until one succeeds, one fails permanently, the retry policy is spent
+//! or the flow is cancelled. Each attempt gets its own cancellation token (a child of the
+//! flow's) and, with a timeout, is stopped when it runs out; between attempts the runner waits
+//! the policy's backoff and records the next attempt in the journal (same row, same
+//! idempotency key) before starting it.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use taskflow_store::error::Error;
+use taskflow_store::lease::Lease;
+use taskflow_store::model::{CheckpointDone, CheckpointOp, Step};
+use tokio_util::sync::CancellationToken;
+
+use super::progress::{Progress, ProgressSink};
+use super::store_access::StoreAccess;
+use crate::action::{ActionError, ActionFuture, StepContext};
+use crate::pipeline::RetryPolicy;
+use crate::pipeline::spec::duration_text;
+
+/// How a step's attempts ended.
+pub(crate) enum Ended {
+    Succeeded(Value),
+    /// The last attempt, `attempt`, failed with `error` and no other follows.
+    Failed {
+        error: String,
+        attempt: u32,
+    },
+    Cancelled,
+    /// The store refused the runner (its lease was taken over, the database failed).
+    Aborted(Error),
+}
+
+/// How one step's attempts are run.
+pub(crate) struct Attempts {
+    pub store: StoreAccess,
+    pub lease: Lease,
+    pub retry: RetryPolicy,
+    /// How long one attempt may take; one that takes longer is stopped and counts as failed.
+    pub timeout: Option<Duration>,
+    pub flow_token: CancellationToken,
+    pub progress: ProgressSink,
+}
+
+impl Attempts {
+    /// Runs `call` from `base.attempt` on, each attempt with `base` as its context but for the
+    /// attempt number and a cancellation token of its own.
+    pub(crate) async fn run(
+        &self,
+        base: StepContext,
+        call: impl Fn(StepContext) -> ActionFuture,
+    ) -> Ended {
+        let mut attempt = base.attempt;
+        let mut tried = 0;
+        loop {
+            tried += 1;
+            let cancel = self.flow_token.child_token();
+            let context = StepContext { attempt, cancel: cancel.clone(), ..base.clone() };
+            let attempt_future = call(context);
+            let outcome = match self.timeout {
+                None => attempt_future.await,
+                Some(limit) => {
+                    tokio::pin!(attempt_future);
+                    tokio::select! {
+                        outcome = &mut attempt_future => outcome,
+                        () = tokio::time::sleep(limit) => {
+                            cancel.cancel();
+                            let _ = attempt_future.await;
+                            Err(ActionError::failed(format!(
+                                "timed out after {}",
+                                duration_text::format(limit)
+                            )))
+                        }
+                    }
+                }
+            };
+            let error = match outcome {
+                Ok(output) => return Ended::Succeeded(output),
+                Err(_) if self.flow_token.is_cancelled() => return Ended::Cancelled,
+                Err(ActionError::Permanent(error)) => return Ended::Failed { error, attempt },
+                Err(ActionError::Cancelled) => "the action stopped as if cancelled".to_owned(),
+                Err(ActionError::Failed(error)) => error,
+            };
+            if tried >= self.retry.max_attempts {
+                return Ended::Failed { error, attempt };
+            }
+            let delay = self.retry.backoff(tried, fastrand::f64());
+            (self.progress)(&Progress::StepRetrying {
+                step: base.step.clone(),
+                attempt,
+                error: error.clone(),
+                delay,
+            });
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.flow_token.cancelled() => return Ended::Cancelled,
+            }
+            let next = CheckpointOp::NextAttempt {
+                lease: self.lease.clone(),
+                seq: base.seq,
+                reason: error,
+            };
+            match self.store.apply(next).await {
+                Ok(CheckpointDone::Step(step)) => {
+                    attempt = step.attempt;
+                    (self.progress)(&Progress::StepStarted {
+                        step: step.name,
+                        seq: step.seq,
+                        attempt,
+                    });
+                }
+                Ok(_) => return Ended::Aborted(Error::InvalidInput("unexpected answer".into())),
+                Err(error) if stops_the_run(&error) => return Ended::Cancelled,
+                Err(error) => return Ended::Aborted(error),
+            }
+        }
+    }
+}
+
+/// The store's refusals that mean the flow is being cancelled (or already ended): the run
+/// schedules nothing more and lets what runs settle, instead of failing.
+pub(crate) fn stops_the_run(error: &Error) -> bool {
+    matches!(error, Error::CancelRequested { .. } | Error::AlreadyEnded { .. })
+}
+
+/// The op that starts the next attempt of a step a runner left running when it stopped.
+pub(crate) fn restart(lease: &Lease, step: &Step) -> CheckpointOp {
+    CheckpointOp::NextAttempt {
+        lease: lease.clone(),
+        seq: step.seq,
+        reason: format!("the runner stopped during attempt {}", step.attempt),
+    }
+}
+
+/// When a run renews a lease that lasts `ttl`: every third of it, the first time a third
+/// from now.
+pub(crate) async fn renewals(ttl: Duration) -> tokio::time::Interval {
+    let mut renew = tokio::time::interval(ttl / 3);
+    renew.tick().await;
+    renew
+}
