@@ -340,6 +340,63 @@ fn gone(pid_file: &Path) -> bool {
 }
 
 #[test]
+fn a_chosen_id_names_the_flow_and_running_it_again_continues_it_not_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let echo = |value: &str| {
+        format!(
+            "name = \"digest\"\n[[steps]]\nid = \"a\"\naction = \"echo\"\nwith = {{ value = \"{value}\" }}\n"
+        )
+    };
+    let file = pipeline(dir.path(), "digest", &echo("x"));
+    let file = file.to_str().unwrap();
+    let key = "digest-2026-12-03";
+
+    let first = run(taskflow(&db).args(["run", file, "--id", key]));
+    assert_eq!(
+        (first.code, first.stdout.as_str()),
+        (0, "flow digest-2026-12-03 succeeded (1 steps done)\n")
+    );
+    // The same pipeline again finds the flow that ended, runs nothing, and says how it ended.
+    let again = run(taskflow(&db).args(["run", file, "--id", key]));
+    assert_eq!((again.code, again.stdout), (0, first.stdout));
+    assert_eq!(inspect(&db, key)["steps"].as_array().unwrap().len(), 1, "nothing ran twice");
+    // Ids are case-sensitive: another case is another flow.
+    let other = run(taskflow(&db).args(["run", file, "--id", "Digest-2026-12-03"]));
+    assert_eq!(flow_id(&other.stdout), "Digest-2026-12-03");
+
+    // Another pipeline under the same id is refused, naming what differs; nothing changes.
+    let before = inspect(&db, key);
+    pipeline(dir.path(), "digest", &echo("y"));
+    let refused = run(taskflow(&db).args(["run", file, "--id", key]));
+    assert_eq!(refused.code, 1);
+    assert_eq!(
+        refused.stderr.lines().next().unwrap(),
+        "error: flow digest-2026-12-03 exists and was created from another spec: \
+         `steps[0].with.value` is \"x\" there and \"y\" here"
+    );
+    assert!(refused.stderr.contains("hint: pick another id"), "{}", refused.stderr);
+    assert_eq!(inspect(&db, key), before);
+
+    // A bad id states the rule (usage, exit 2).
+    for (bad, why) in [("my key", "character 3 is ' '"), ("", "it is empty")] {
+        let output = run(taskflow(&db).args(["run", file, "--id", bad]));
+        assert_eq!(output.code, 2, "{bad:?}");
+        assert!(output.stderr.starts_with("error: --id: "), "{}", output.stderr);
+        assert!(output.stderr.contains(why), "{}", output.stderr);
+        assert!(output.stderr.contains("1 to 128 characters"), "{}", output.stderr);
+    }
+    let list = run(taskflow(&db).args(["--json", "flows", "list"]));
+    let ids: Vec<String> = serde_json::from_str::<Value>(&list.stdout).unwrap()["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|flow| flow["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+}
+
+#[test]
 fn flows_cancel_from_another_process_ends_the_run_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flows.db");

@@ -96,3 +96,21 @@ impl From<taskflow_orchestrator::Error> for CliError {
         }
     }
 }
+
+impl From<taskflow_api::ApiError> for CliError {
+    /// An api failure: a store failure as above, a request that makes no sense as a usage
+    /// error, the rest as failures with the api's hint.
+    fn from(error: taskflow_api::ApiError) -> Self {
+        use taskflow_api::ApiError;
+        let hint = error.hint().map(str::to_owned);
+        let cli = match error {
+            ApiError::Store(error) => return error.into(),
+            ApiError::Invalid { message, .. } => CliError::usage(message),
+            other => CliError::failure(other.to_string()),
+        };
+        match hint {
+            Some(hint) => cli.with_hint(hint),
+            None => cli,
+        }
+    }
+}

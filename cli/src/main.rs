@@ -1,19 +1,22 @@
 //! The `taskflow` binary: parses the command line and hands each command to its module under
 //! `commands/`. Presentation only; the work is done by the library crates.
 
+mod agent_display;
 mod commands;
-mod config;
+mod drive;
 mod error;
+mod global;
 mod provider_args;
+mod render;
 mod tools_file;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::error::CliError;
+use crate::global::GlobalArgs;
 
 /// Durable LLM agent runs and pipelines.
 #[derive(Debug, Parser)]
@@ -24,22 +27,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Options every command accepts.
-#[derive(Debug, clap::Args)]
-pub struct GlobalArgs {
-    /// The flow database [default: $XDG_DATA_HOME/taskflow/flows.db]
-    #[arg(long, global = true, env = "TASKFLOW_DB", value_name = "PATH")]
-    pub db: Option<PathBuf>,
-
-    /// Whose flows to see and change [default: the OS user ($USER), else "local"]
-    #[arg(long, global = true, env = "TASKFLOW_OWNER", value_name = "NAME")]
-    pub owner: Option<String>,
-
-    /// Print one JSON document (JSON Lines where the output is a stream of events)
-    #[arg(long, global = true)]
-    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

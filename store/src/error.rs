@@ -39,6 +39,10 @@ pub enum Error {
     #[error("no flow `{id}`")]
     NotFound { id: String },
 
+    /// A flow (of any owner) already has the id a new flow asked for.
+    #[error("flow id {id} is already taken")]
+    IdTaken { id: String },
+
     #[error("flow {id} has no step {seq}")]
     StepNotFound { id: String, seq: u32 },
 

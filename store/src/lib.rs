@@ -30,7 +30,7 @@ pub mod time;
 pub use backend::{Backend, StoreTx};
 pub use error::{Error, Result, SpawnRefusal, StorageError, StorageErrorKind};
 pub use handle::{Inspection, OwnerHandle, TaskFlow};
-pub use id::FlowId;
+pub use id::{FlowId, ID_RULE, InvalidId};
 pub use lease::{Lease, LeaseHolder, Takeover};
 pub use model::{
     CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, FieldChange, Flow,

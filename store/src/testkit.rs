@@ -805,6 +805,30 @@ pub fn a_flow_cannot_end_with_steps_running_and_steps_run_only_while_it_runs(
     assert_eq!((steps[0].status, steps[0].error.as_deref()), (StepStatus::Failed, Some("boom")));
 }
 
+pub fn a_chosen_id_is_kept_as_given_and_one_taken_is_refused(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let key = FlowId::parse("nightly@2026-12-03T07:00:00Z").unwrap();
+    let flow = alice.create(NewFlow::managed("nightly").with_id(key)).unwrap();
+    assert_eq!(flow.id.as_str(), "nightly@2026-12-03T07:00:00Z");
+    assert_eq!(alice.flow(&key).unwrap().id, key);
+    let upper = FlowId::parse("NIGHTLY@2026-12-03T07:00:00Z").unwrap();
+    assert!(matches!(alice.flow(&upper), Err(Error::NotFound { .. })), "ids are case-sensitive");
+    alice.create(NewFlow::managed("other case").with_id(upper)).unwrap();
+    for handle in [&alice, &bob] {
+        let taken = handle.create(NewFlow::managed("again").with_id(key)).unwrap_err();
+        assert!(matches!(taken, Error::IdTaken { .. }), "{taken}");
+    }
+    assert_eq!(revisions(&alice, &key), [1], "a refused create changes nothing");
+    let longest = FlowId::parse(&"k".repeat(128)).unwrap();
+    let child_parent = alice.create(NewFlow::managed("long").with_id(longest)).unwrap();
+    let lease = alice.acquire_lease(&child_parent.id, TTL).unwrap();
+    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    let step = alice.begin_step(&lease, NewStep::new("s", StepKind::Action)).unwrap();
+    assert_eq!(step.idempotency_key, format!("{}:1", "k".repeat(128)));
+}
+
 pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn Harness) {
     let fx = harness.fresh();
     let alice = fx.alice();
@@ -869,6 +893,7 @@ macro_rules! conformance_tests {
             a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once,
             a_flow_cannot_end_with_steps_running_and_steps_run_only_while_it_runs,
             list_is_newest_first_per_owner_with_filters_and_step_counts,
+            a_chosen_id_is_kept_as_given_and_one_taken_is_refused,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {

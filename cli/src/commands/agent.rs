@@ -2,17 +2,14 @@
 //! checkpointed steps, so a run that is killed continues with `taskflow flows resume ID`
 //! without asking the model again for a turn it already answered.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
-use taskflow_orchestrator::agent::{AgentEvent, AgentSpec, DEFAULT_MAX_TURNS};
-use taskflow_orchestrator::{Progress, ProgressSink};
+use taskflow_api::Config;
+use taskflow_orchestrator::agent::{AgentSpec, DEFAULT_MAX_TURNS};
 
-use crate::GlobalArgs;
-use crate::commands::run::{RunnerArgs, drive, engine_error, open_engine, runtime};
-use crate::config::Config;
+use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};
+use crate::global::GlobalArgs;
 use crate::provider_args::{ProviderArgs, SamplingArgs};
 
 #[derive(Debug, clap::Args)]
@@ -55,7 +52,8 @@ pub struct AgentArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
-    let (factory, warnings) = args.provider.factory()?;
+    let settings = args.provider.settings();
+    let (factory, warnings) = settings.factory()?;
     for warning in warnings {
         eprintln!("warning: {warning}");
     }
@@ -72,7 +70,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         name: flow_name(&args.prompt),
         prompt: args.prompt.clone(),
         system: args.sampling.system.clone(),
-        provider: args.provider.choice()?,
+        provider: settings.choice()?,
         tools: args
             .tools
             .iter()
@@ -101,56 +99,5 @@ fn flow_name(prompt: &str) -> String {
     match line.char_indices().nth(60) {
         Some((at, _)) => format!("agent: {}…", &line[..at]),
         None => format!("agent: {line}"),
-    }
-}
-
-/// What an agent run shows as it goes: the model's text on stdout as it streams (reasoning on
-/// stderr), and one line on stderr per tool call and per result. Nothing with `--json`.
-pub(crate) fn display(json: bool) -> ProgressSink {
-    if json {
-        return taskflow_orchestrator::engine::quiet();
-    }
-    // Whether the last text printed left the line open.
-    let open_line = Mutex::new(false);
-    Arc::new(move |progress: &Progress| {
-        let mut open = open_line.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let close_line = |open: &mut bool| {
-            if std::mem::take(open) {
-                println!();
-            }
-        };
-        match progress {
-            Progress::Agent(AgentEvent::Text { text, reasoning: false }) => {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(text.as_bytes());
-                let _ = out.flush();
-                *open = !text.ends_with('\n');
-            }
-            Progress::Agent(AgentEvent::Text { text, reasoning: true }) => eprint!("{text}"),
-            Progress::Agent(AgentEvent::ToolCall { name, arguments, .. }) => {
-                close_line(&mut open);
-                eprintln!("→ {name} {}", one_line(arguments, 120));
-            }
-            Progress::Agent(AgentEvent::ToolResult { name, content, is_error, .. }) => {
-                let summary = if *is_error {
-                    one_line(content, 160)
-                } else {
-                    let lines = content.lines().count();
-                    format!("{lines} line(s), {} bytes: {}", content.len(), one_line(content, 80))
-                };
-                eprintln!("← {name}: {summary}");
-            }
-            Progress::StepFinished { .. } | Progress::Cancelling => close_line(&mut open),
-            _ => {}
-        }
-    })
-}
-
-/// `text` on one line, cut to about `limit` characters.
-fn one_line(text: &str, limit: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(limit) {
-        Some((at, _)) => format!("{}…", &flat[..at]),
-        None => flat,
     }
 }

@@ -12,8 +12,8 @@ use taskflow_providers::{
     ChatEvent, ChatMessage, ChatRequest, ChatResponse, ResponseBuilder, ToolDefinition,
 };
 
-use crate::GlobalArgs;
 use crate::error::{CliError, CliResult};
+use crate::global::GlobalArgs;
 use crate::provider_args::{ProviderArgs, SamplingArgs, provider_error};
 
 #[derive(Debug, clap::Args)]
@@ -45,7 +45,7 @@ pub struct ChatArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &ChatArgs) -> CliResult {
-    let (config, warnings) = args.provider.config()?;
+    let (config, warnings) = args.provider.settings().config()?;
     for warning in warnings {
         eprintln!("warning: {warning}");
     }

@@ -15,8 +15,8 @@ use taskflow_parsers::{
     EventSink, Format, MessageBuilder, ParseOptions, StreamEvent, StreamParser, ToolSpec,
 };
 
-use crate::GlobalArgs;
 use crate::error::{CliError, CliResult};
+use crate::global::GlobalArgs;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Formats: auto (the default: told by the first marker only one format \

@@ -38,7 +38,7 @@ enum Slot {
         retry_of: Option<u32>,
     },
     /// Left running by a runner that stopped: its next attempt starts first.
-    InFlight(Step),
+    InFlight(Box<Step>),
     /// A begin or restart is being committed, or an attempt is running.
     Running,
     Done(Value),
@@ -105,7 +105,7 @@ impl Runner {
             let Some(at) = plan.position(&row.name) else { continue };
             slots[at] = match row.status {
                 StepStatus::Succeeded => Slot::Done(row.output.unwrap_or(Value::Null)),
-                StepStatus::Running => Slot::InFlight(row),
+                StepStatus::Running => Slot::InFlight(Box::new(row)),
                 StepStatus::Failed | StepStatus::Cancelled => {
                     Slot::Waiting { retry_of: Some(row.seq) }
                 }

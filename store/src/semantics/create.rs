@@ -33,7 +33,7 @@ pub fn create_flow<T: StoreTx + ?Sized>(
     }
     let id = new.id.unwrap_or_default();
     if tx.flow_exists(&id)? {
-        return Err(Error::InvalidInput(format!("flow id {id} is already taken")));
+        return Err(Error::IdTaken { id: id.to_string() });
     }
     let flow = Flow {
         id,

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use taskflow_providers::{ApiKey, ProviderConfig};
 
-use crate::error::CliError;
+use crate::error::{ApiError, Result};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,21 +84,24 @@ impl Config {
     }
 
     /// The config file, or an empty config when there is none.
-    pub fn load() -> Result<Config, CliError> {
+    pub fn load() -> Result<Config> {
         match Config::path() {
             Some(path) => Config::read(&path),
             None => Ok(Config::default()),
         }
     }
 
-    pub fn read(path: &Path) -> Result<Config, CliError> {
+    pub fn read(path: &Path) -> Result<Config> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Config::default());
             }
             Err(error) => {
-                return Err(CliError::failure(format!("cannot read {}: {error}", path.display())));
+                return Err(ApiError::Config {
+                    message: format!("cannot read {}: {error}", path.display()),
+                    hint: None,
+                });
             }
         };
         toml::from_str(&text).map_err(|error| {
@@ -108,14 +111,18 @@ impl Config {
                 let column = before.rsplit('\n').next().map_or(0, |last| last.chars().count()) + 1;
                 format!(":{line}:{column}")
             });
-            CliError::failure(format!("{}{position}: {}", path.display(), error.message().trim()))
-                .with_hint("the config file is TOML: [defaults] and [providers.NAME] tables")
+            ApiError::Config {
+                message: format!("{}{position}: {}", path.display(), error.message().trim()),
+                hint: Some(
+                    "the config file is TOML: [defaults] and [providers.NAME] tables".to_owned(),
+                ),
+            }
         })
     }
 
     /// The provider called `name` (a name under `[providers]` or a preset), with this file's
     /// settings; `None` when it is neither.
-    pub fn provider(&self, name: &str) -> Result<ProviderConfig, String> {
+    pub fn provider(&self, name: &str) -> std::result::Result<ProviderConfig, String> {
         let Some(named) = self.providers.get(name) else {
             let mut config = ProviderConfig::named(name).map_err(|error| error.message)?;
             if self.defaults.provider.as_deref() == Some(name)

@@ -1,0 +1,132 @@
+//! The JSON documents of flows (DESIGN §6): what `flows list | inspect | history | cancel
+//! --json` print, and what a server answers. One definition of each shape, so every front end
+//! agrees on the keys.
+
+use serde_json::{Map, Value, json};
+use taskflow_store::{
+    CancelOutcome, Flow, FlowSummary, Inspection, Revision, Step, StepStatus, Timestamp,
+};
+
+/// `{"flows": [...]}`, newest first.
+pub fn flows_list(flows: &[FlowSummary], now: Timestamp) -> Value {
+    json!({ "flows": flows.iter().map(|flow| summary(flow, now)).collect::<Vec<_>>() })
+}
+
+/// One row of `flows list`.
+pub fn summary(flow: &FlowSummary, now: Timestamp) -> Value {
+    json!({
+        "id": flow.id,
+        "name": flow.name,
+        "status": flow.status.as_str(),
+        "sync_mode": flow.sync_mode.as_str(),
+        "owner": flow.owner,
+        "revision": flow.revision,
+        "steps_done": flow.steps_done,
+        "steps_total": flow.steps_total,
+        "created_at": flow.created_at,
+        "updated_at": flow.updated_at,
+        "cancel_requested_at": flow.cancel_requested_at,
+        "stalled": flow.is_stalled(now),
+    })
+}
+
+/// `{"flow", "steps", "children"}`.
+pub fn inspection(inspection: &Inspection, now: Timestamp) -> Value {
+    let Inspection { flow: record, steps, children } = inspection;
+    json!({
+        "flow": flow(record, steps, now),
+        "steps": steps.iter().map(step).collect::<Vec<_>>(),
+        "children": children
+            .iter()
+            .map(|child| json!({"id": child.id, "name": child.name, "status": child.status.as_str()}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// A flow record, with its step counts taken from `steps` (its journal; none when the caller
+/// has not read it).
+pub fn flow(flow: &Flow, steps: &[Step], now: Timestamp) -> Value {
+    let (done, total) = step_counts(steps);
+    json!({
+        "id": flow.id,
+        "name": flow.name,
+        "status": flow.status.as_str(),
+        "sync_mode": flow.sync_mode.as_str(),
+        "owner": flow.owner,
+        "revision": flow.revision,
+        "steps_done": done,
+        "steps_total": total,
+        "created_at": flow.created_at,
+        "updated_at": flow.updated_at,
+        "ended_at": flow.ended_at,
+        "error": flow.error,
+        "cancel_requested_at": flow.cancel_requested_at,
+        "parent_flow_id": flow.parent_flow_id,
+        "controller": flow.controller,
+        "goal": flow.goal,
+        "current_step": flow.current_step,
+        "state": flow.state,
+        "wait": flow.wait,
+        "spec": flow.spec,
+        "lease": flow.lease.as_ref().map(|lease| json!({
+            "holder": lease.holder.to_string(),
+            "expires_at": lease.expires_at,
+        })),
+        "stalled": flow.is_stalled(now),
+    })
+}
+
+/// One step of a journal.
+pub fn step(step: &Step) -> Value {
+    json!({
+        "seq": step.seq,
+        "name": step.name,
+        "kind": step.kind.as_str(),
+        "status": step.status.as_str(),
+        "attempt": step.attempt,
+        "idempotency_key": step.idempotency_key,
+        "input": step.input,
+        "output": step.output,
+        "error": step.error,
+        "started_at": step.started_at,
+        "ended_at": step.ended_at,
+        "child_flow_id": step.child_flow_id,
+    })
+}
+
+/// `{"revisions": [...]}`, oldest first; each change is `{FIELD: {"before", "after"}}`.
+pub fn history(revisions: &[Revision]) -> Value {
+    let revisions: Vec<Value> = revisions
+        .iter()
+        .map(|revision| {
+            let change: Map<String, Value> = revision
+                .change
+                .iter()
+                .map(|c| (c.field.clone(), json!({"before": c.before, "after": c.after})))
+                .collect();
+            json!({
+                "revision": revision.revision,
+                "at": revision.at,
+                "actor": revision.actor,
+                "change": change,
+            })
+        })
+        .collect();
+    json!({ "revisions": revisions })
+}
+
+/// What a cancel request did: the flow, whether it already had one, and the steps still
+/// running.
+pub fn cancel(outcome: &CancelOutcome, now: Timestamp) -> Value {
+    json!({
+        "flow": flow(&outcome.flow, &[], now),
+        "already_requested": outcome.already_requested,
+        "active_steps": outcome.active_steps,
+    })
+}
+
+/// How many of `steps` succeeded, and how many there are.
+pub fn step_counts(steps: &[Step]) -> (usize, usize) {
+    let done = steps.iter().filter(|step| step.status == StepStatus::Succeeded).count();
+    (done, steps.len())
+}

@@ -1,0 +1,22 @@
+//! `taskflow-api`: what every front end of taskflow shares, so the CLI, `serve`, a scheduler and
+//! an MCP server answer the same way: the JSON documents of flows, steps and history
+//! ([`documents`]), whose flows a request sees ([`owner`]), where the flow database is and how
+//! it is opened ([`database`]), create-or-continue under an id of one's choosing ([`submit`]),
+//! the config file ([`config`]) and which provider a run talks to ([`providers`]).
+//!
+//! Errors are one type, [`ApiError`], that each front end turns into its own answer.
+
+pub mod config;
+pub mod database;
+pub mod documents;
+pub mod error;
+pub mod owner;
+pub mod providers;
+pub mod submit;
+
+pub use config::Config;
+pub use error::{ApiError, Result};
+pub use owner::resolve_owner;
+pub use providers::{ProviderSettings, override_model_steps};
+pub use submit::{Submitted, create_or_continue};
+pub use taskflow_store_sqlite::Durability;

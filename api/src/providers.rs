@@ -1,0 +1,215 @@
+//! Which provider a run talks to, and with what settings: a provider named by the user (a flag,
+//! a request) wins over the config file, which wins over the preset's defaults; a provider named
+//! by the user replaces the one a pipeline's `llm` and `agent` steps name, in the flow as stored,
+//! so one file runs on recorded turns, Kimi or a local server, and a resume uses the same.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use taskflow_orchestrator::FlowSpec;
+use taskflow_orchestrator::agent::{ProviderChoice, ProviderFactory};
+use taskflow_providers::{
+    ApiKey, CONNECT_TIMEOUT_ENV, Preset, ProviderConfig, resolve_connect_timeout,
+};
+
+use crate::config::Config;
+use crate::error::{ApiError, Result};
+
+/// What the user said about providers; everything left out comes from the config file and the
+/// presets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProviderSettings {
+    /// A preset or a provider of the config file.
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub base_url: Option<String>,
+    /// The environment variable that holds the key (never the key).
+    pub api_key_env: Option<String>,
+    /// The replay provider's script.
+    pub script: Option<PathBuf>,
+    pub connect_timeout_ms: Option<u64>,
+    pub read_timeout_ms: Option<u64>,
+    /// Attempts per request, the first included.
+    pub attempts: Option<u32>,
+}
+
+impl ProviderSettings {
+    /// Whether these settings choose the provider or its model, address or script.
+    pub fn chooses_a_provider(&self) -> bool {
+        self.provider.is_some()
+            || self.model.is_some()
+            || self.base_url.is_some()
+            || self.script.is_some()
+    }
+
+    /// These settings without the choice of provider: the timeouts, attempts and key variable.
+    pub fn tuning_only(&self) -> ProviderSettings {
+        ProviderSettings {
+            provider: None,
+            model: None,
+            base_url: None,
+            script: None,
+            ..self.clone()
+        }
+    }
+
+    /// The provider's configuration, and warnings to show (an unreadable environment value).
+    pub fn config(&self) -> Result<(ProviderConfig, Vec<String>)> {
+        let file = Config::load()?;
+        let choice = self.choice_in(&file)?;
+        let mut config = resolve(&file, &choice).map_err(ApiError::invalid)?;
+        let env_timeout = std::env::var(CONNECT_TIMEOUT_ENV).ok();
+        let (connect_timeout, warning) =
+            resolve_connect_timeout(self.connect_timeout_ms, env_timeout.as_deref());
+        self.tune(&mut config, connect_timeout);
+        Ok((config, warning.into_iter().collect()))
+    }
+
+    /// Builds providers for agent runs and `llm` steps: a provider named here replaces the one
+    /// a step or an agent names; a step that names none gets the config file's default; the
+    /// timeouts and attempts apply to every provider.
+    pub fn factory(&self) -> Result<(ProviderFactory, Vec<String>)> {
+        let file = Config::load()?;
+        let overriding = match &self.provider {
+            Some(_) => Some(self.choice_in(&file)?),
+            None => None,
+        };
+        let env_timeout = match self.connect_timeout_ms {
+            Some(_) => None,
+            None => std::env::var(CONNECT_TIMEOUT_ENV).ok(),
+        };
+        let (connect_timeout, warning) =
+            resolve_connect_timeout(self.connect_timeout_ms, env_timeout.as_deref());
+        let settings = self.clone();
+        let factory: ProviderFactory = Arc::new(move |choice: &ProviderChoice| {
+            let mut choice = overriding.clone().unwrap_or_else(|| choice.clone());
+            if choice.provider.trim().is_empty() {
+                choice.provider = file.defaults.provider.clone().unwrap_or_default();
+            }
+            let mut config = resolve(&file, &choice)?;
+            settings.tune(&mut config, connect_timeout);
+            config.build().map_err(|error| error.message)
+        });
+        Ok((factory, warning.into_iter().collect()))
+    }
+
+    /// The choice these settings (and the config file) make, to store on a flow.
+    pub fn choice(&self) -> Result<ProviderChoice> {
+        self.choice_in(&Config::load()?)
+    }
+
+    fn choice_in(&self, file: &Config) -> Result<ProviderChoice> {
+        Ok(ProviderChoice {
+            provider: self.provider_name(file)?,
+            model: self.model.clone(),
+            base_url: self.base_url.clone(),
+            script: self.script.as_deref().map(absolute).transpose()?,
+            api_key_env: self.api_key_env.clone(),
+        })
+    }
+
+    /// The provider named here, or the config file's default.
+    fn provider_name(&self, config: &Config) -> Result<String> {
+        let name = self.provider.clone().or_else(|| config.defaults.provider.clone()).ok_or_else(
+            || ApiError::Invalid {
+                message: "no provider chosen".to_owned(),
+                hint: Some(format!(
+                    "pass --provider, one of: {}; or set [defaults] provider in the config file",
+                    Preset::names()
+                )),
+            },
+        )?;
+        if !config.knows(&name) {
+            let names = Preset::names();
+            let own: Vec<&str> = config.providers.keys().map(String::as_str).collect();
+            let known = if own.is_empty() { names } else { format!("{names}, {}", own.join(", ")) };
+            return Err(ApiError::invalid(format!("unknown provider `{name}` (known: {known})")));
+        }
+        Ok(name)
+    }
+
+    /// What these settings give every provider: the key variable, timeouts and attempts.
+    fn tune(&self, config: &mut ProviderConfig, connect_timeout: Duration) {
+        if let Some(variable) = &self.api_key_env {
+            config.api_key = ApiKey::from_env(variable);
+        }
+        config.connect_timeout = connect_timeout;
+        if let Some(ms) = self.read_timeout_ms {
+            config.read_timeout = Duration::from_millis(ms.max(1));
+        }
+        if let Some(attempts) = self.attempts {
+            config.retry.max_attempts = attempts;
+        }
+    }
+}
+
+/// A choice's provider configuration: the config file's settings for its name, then the
+/// choice's own model, address and script.
+fn resolve(file: &Config, choice: &ProviderChoice) -> std::result::Result<ProviderConfig, String> {
+    if choice.provider.trim().is_empty() {
+        return Err("no provider chosen: name one, or set [defaults] provider in the config file"
+            .to_owned());
+    }
+    let mut config = file.provider(&choice.provider)?;
+    if let Some(model) = &choice.model {
+        config.model = model.clone();
+    }
+    if let Some(base_url) = &choice.base_url {
+        config.base_url = base_url.clone();
+    }
+    if choice.script.is_some() {
+        config.script = choice.script.clone();
+    }
+    if let Some(variable) = &choice.api_key_env {
+        config.api_key = ApiKey::from_env(variable);
+    }
+    Ok(config)
+}
+
+/// `path` made absolute, so that a stored flow finds it again from any folder.
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path)
+        .map_err(|error| ApiError::invalid(format!("{}: {error}", path.display())))
+}
+
+/// Points the pipeline's model steps (`llm`, `agent`) at the provider `settings` name, if they
+/// name one, and at their key variable, if they name one: the choice is stored with the flow,
+/// so a resume uses it too.
+pub fn override_model_steps(spec: &mut FlowSpec, settings: &ProviderSettings) -> Result<()> {
+    let model_steps =
+        spec.steps.iter_mut().filter(|step| matches!(step.action.as_str(), "llm" | "agent"));
+    if settings.chooses_a_provider() {
+        let choice = settings.choice()?;
+        for step in model_steps {
+            choose_provider(&mut step.with, &choice);
+        }
+    } else if let Some(variable) = &settings.api_key_env {
+        for step in model_steps {
+            if let Some(with) = step.with.as_object_mut() {
+                with.insert("api_key_env".to_owned(), variable.clone().into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Points a step's `with` at `choice`: its provider, model, address, script and key variable,
+/// and no other.
+fn choose_provider(with: &mut Value, choice: &ProviderChoice) {
+    let Some(with) = with.as_object_mut() else { return };
+    with.insert("provider".to_owned(), choice.provider.clone().into());
+    let fields = [
+        ("model", choice.model.clone()),
+        ("base_url", choice.base_url.clone()),
+        ("script", choice.script.as_ref().map(|path| path.display().to_string())),
+        ("api_key_env", choice.api_key_env.clone()),
+    ];
+    for (key, value) in fields {
+        match value {
+            Some(value) => with.insert(key.to_owned(), value.into()),
+            None => with.remove(key),
+        };
+    }
+}

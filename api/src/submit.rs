@@ -1,0 +1,166 @@
+//! Create-or-continue: submitting a spec under an id of one's choosing (a business key, a
+//! schedule's slot) creates the flow the first time and finds it again every later time, so a
+//! submission can be repeated safely. The same id with another spec is refused, naming the
+//! first difference, never silently reused.
+
+use serde_json::Value;
+use taskflow_orchestrator::{Engine, FlowSpec};
+use taskflow_store::{Error, Flow, FlowId};
+
+use crate::error::{ApiError, Result};
+
+/// What a submission found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Submitted {
+    /// A new flow, queued.
+    Created(Flow),
+    /// The flow with this id, created earlier from the same spec, as it is now.
+    Existing(Flow),
+}
+
+impl Submitted {
+    pub fn flow(&self) -> &Flow {
+        match self {
+            Submitted::Created(flow) | Submitted::Existing(flow) => flow,
+        }
+    }
+}
+
+/// Creates a flow that runs `spec`, with id `id` if given; a flow that already has that id
+/// and the same spec is found instead.
+pub async fn create_or_continue(
+    engine: &Engine,
+    spec: &FlowSpec,
+    id: Option<FlowId>,
+) -> Result<Submitted> {
+    let Some(id) = id else {
+        return Ok(Submitted::Created(engine.create(spec, None).await?));
+    };
+    let wanted = spec.to_value();
+    if let Some(existing) = existing(engine, &id, &wanted)? {
+        return Ok(existing);
+    }
+    match engine.create(spec, Some(id)).await.map_err(ApiError::from) {
+        Ok(flow) => Ok(Submitted::Created(flow)),
+        // Another submission of the same id got there first.
+        Err(ApiError::Store(Error::IdTaken { .. })) => match existing(engine, &id, &wanted)? {
+            Some(existing) => Ok(existing),
+            None => Err(Error::IdTaken { id: id.to_string() }.into()),
+        },
+        Err(error) => Err(error),
+    }
+}
+
+/// The caller's flow `id` if it exists with the spec `wanted`; an error if it exists with
+/// another.
+fn existing(engine: &Engine, id: &FlowId, wanted: &Value) -> Result<Option<Submitted>> {
+    match engine.handle().flow(id) {
+        Ok(flow) => match &flow.spec {
+            Some(stored) if stored == wanted => Ok(Some(Submitted::Existing(flow))),
+            stored => Err(ApiError::IdTaken {
+                id: id.to_string(),
+                difference: difference(stored.as_ref(), wanted),
+            }),
+        },
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The first place where the stored spec and the new one differ, in words.
+pub fn difference(stored: Option<&Value>, new: &Value) -> String {
+    let Some(stored) = stored else {
+        return "the flow that has it runs no spec (it is driven from outside)".to_owned();
+    };
+    match first_difference(stored, new, String::new()) {
+        Some((path, before, after)) => {
+            let place = if path.is_empty() { "the spec".to_owned() } else { format!("`{path}`") };
+            format!("{place} is {} there and {} here", shown(before), shown(after))
+        }
+        None => "they differ".to_owned(),
+    }
+}
+
+fn first_difference<'a>(
+    before: &'a Value,
+    after: &'a Value,
+    path: String,
+) -> Option<(String, Option<&'a Value>, Option<&'a Value>)> {
+    if before == after {
+        return None;
+    }
+    let child = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match (before, after) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|key| match (old.get(key), new.get(key)) {
+                (Some(old), Some(new)) => first_difference(old, new, child(key)),
+                (old, new) if old != new => Some((child(key), old, new)),
+                _ => None,
+            })
+        }
+        (Value::Array(old), Value::Array(new)) => {
+            let at = (0..old.len().max(new.len())).find(|&at| old.get(at) != new.get(at))?;
+            let item = format!("{path}[{at}]");
+            match (old.get(at), new.get(at)) {
+                (Some(old), Some(new)) => first_difference(old, new, item),
+                (old, new) => Some((item, old, new)),
+            }
+        }
+        _ => Some((path, Some(before), Some(after))),
+    }
+}
+
+/// A value as the difference shows it: compact JSON, cut at 60 characters; absent when there
+/// is none.
+fn shown(value: Option<&Value>) -> String {
+    let Some(value) = value else { return "absent".to_owned() };
+    let text = value.to_string();
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::difference;
+
+    fn check(stored: serde_json::Value, new: serde_json::Value, expected: &str) {
+        assert_eq!(difference(Some(&stored), &new), expected);
+    }
+
+    #[test]
+    fn the_first_difference_is_named_by_its_path() {
+        let spec = |value: &str| {
+            json!({"name": "digest", "steps": [
+                {"id": "a", "action": "echo", "with": {"value": "x"}},
+                {"id": "b", "action": "echo", "with": {"value": value}},
+            ]})
+        };
+        check(spec("y"), spec("z"), r#"`steps[1].with.value` is "y" there and "z" here"#);
+        check(
+            json!({"name": "digest", "steps": []}),
+            json!({"name": "daily", "steps": []}),
+            r#"`name` is "digest" there and "daily" here"#,
+        );
+        check(
+            json!({"steps": [1]}),
+            json!({"steps": [1, 2]}),
+            "`steps[1]` is absent there and 2 here",
+        );
+        check(json!({"a": 1}), json!({"a": 1, "b": true}), "`b` is absent there and true here");
+        check(json!(1), json!("1"), r#"the spec is 1 there and "1" here"#);
+        assert_eq!(
+            difference(None, &json!({})),
+            "the flow that has it runs no spec (it is driven from outside)"
+        );
+        let long = "v".repeat(100);
+        let shown = difference(Some(&json!({"a": long})), &json!({"a": 1}));
+        assert!(shown.contains('…') && shown.len() < 120, "{shown}");
+    }
+}

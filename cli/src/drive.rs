@@ -1,0 +1,201 @@
+//! The run driver of every command that runs a flow (`run`, `agent`, `flows resume`, `flows
+//! fork`): it opens the engine, runs the flow to its end showing progress on a terminal (steps
+//! done / total and the steps running; an agent's text as it streams) and nothing extra when
+//! piped, turns Ctrl-C into a cancel it waits for, and reports how the flow ended as the exit
+//! code.
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use taskflow_api::{Durability, ProviderSettings, database};
+use taskflow_orchestrator::agent::AgentSpec;
+use taskflow_orchestrator::{
+    Actions, Engine, EngineError, EngineOptions, Flow, FlowId, FlowStatus, Progress, ProgressSink,
+    StepStatus,
+};
+
+use crate::agent_display;
+use crate::error::{CliError, CliResult};
+use crate::global::GlobalArgs;
+use crate::render;
+
+/// Options of every command that runs a flow.
+#[derive(Debug, Args)]
+pub struct RunnerArgs {
+    /// full: every checkpoint survives a power cut; normal: survives a crash of taskflow,
+    /// faster, the last checkpoints may be lost on a power cut
+    #[arg(long, value_name = "MODE", default_value = "full", value_parser = parse_durability)]
+    pub durability: Durability,
+}
+
+fn parse_durability(text: &str) -> Result<Durability, String> {
+    text.parse().map_err(|error: taskflow_orchestrator::Error| error.to_string())
+}
+
+/// An engine over the database of `--db` (created if missing) for the resolved owner.
+pub(crate) fn open_engine(global: &GlobalArgs, runner: &RunnerArgs) -> CliResult<Engine> {
+    let path = database::location(global.db.as_deref())?;
+    let handle = database::open_for_running(&path, runner.durability)?.bind(global.owner())?;
+    let (providers, _) = ProviderSettings::default().factory()?;
+    Ok(Engine::new(handle, Actions::builtin(), EngineOptions::default()).with_providers(providers))
+}
+
+pub(crate) fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new()
+        .map_err(|error| CliError::failure(format!("cannot start the async runtime: {error}")))
+}
+
+pub(crate) fn engine_error(error: EngineError) -> CliError {
+    match error {
+        EngineError::Store(error) => error.into(),
+        other => CliError::failure(other.to_string()),
+    }
+}
+
+/// Runs flow `id` to its end with progress and Ctrl-C handling, then reports it.
+pub(crate) async fn drive(engine: &Engine, id: FlowId, json: bool) -> CliResult {
+    let is_agent = engine
+        .handle()
+        .flow(&id)
+        .ok()
+        .and_then(|flow| flow.spec)
+        .is_some_and(|spec| AgentSpec::from_flow_spec(&spec).is_some());
+    let display = Display::new(!is_agent && !json && std::io::stderr().is_terminal());
+    let sink = if is_agent { agent_display::sink(json) } else { display.sink() };
+    let run = engine.run_with_progress(&id, sink);
+    tokio::pin!(run);
+    let mut interrupted = false;
+    let result = loop {
+        tokio::select! {
+            result = &mut run => break result,
+            signal = tokio::signal::ctrl_c() => {
+                if signal.is_err() {
+                    break run.await;
+                }
+                if interrupted {
+                    display.finish();
+                    return Err(CliError::failure(format!(
+                        "interrupted again: flow {id} has a cancel request and is left as it is"
+                    ))
+                    .with_hint(format!("`taskflow flows resume {id}` finishes the cancel")));
+                }
+                interrupted = true;
+                display.note("cancelling (Ctrl-C again to stop waiting)");
+                engine.cancel(&id).await.map_err(engine_error)?;
+            }
+        }
+    };
+    display.finish();
+    let flow = result.map_err(engine_error)?;
+    report(engine, &flow, json)
+}
+
+/// Prints the flow (one line, or the `flows inspect --json` document) and turns its end into
+/// the exit code: 0 only when it succeeded.
+pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
+    let inspection = engine.handle().inspect(&flow.id)?;
+    if json {
+        render::inspection(&inspection, true);
+    } else {
+        let steps = &inspection.steps;
+        let done = steps.iter().filter(|step| step.status == StepStatus::Succeeded).count();
+        println!("flow {} {} ({done} steps done)", flow.id, flow.status);
+    }
+    let id = flow.id;
+    match flow.status {
+        FlowStatus::Succeeded => Ok(()),
+        FlowStatus::Failed => Err(CliError::failure(
+            flow.error.clone().unwrap_or_else(|| format!("flow {id} failed")),
+        )
+        .with_hint(format!("`taskflow flows resume {id}` tries the failed step again"))),
+        FlowStatus::Cancelled => Err(CliError::failure(format!("flow {id} was cancelled"))),
+        other => Err(CliError::failure(format!("flow {id} stopped while {other}"))
+            .with_hint(format!("`taskflow flows resume {id}` continues it"))),
+    }
+}
+
+/// The progress line on a terminal: `[done/total] running steps`.
+struct Display {
+    bar: Option<ProgressBar>,
+}
+
+/// The steps running now (with their attempt), and whether a cancel is under way.
+#[derive(Default)]
+struct Running {
+    steps: Vec<(String, u32)>,
+    cancelling: bool,
+}
+
+impl Running {
+    fn message(&self) -> String {
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|(step, attempt)| match attempt {
+                1 => step.clone(),
+                n => format!("{step} (attempt {n})"),
+            })
+            .collect();
+        let prefix = if self.cancelling { "cancelling… " } else { "" };
+        format!("{prefix}{}", steps.join(", "))
+    }
+}
+
+impl Display {
+    fn new(visible: bool) -> Display {
+        let bar = visible.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{spinner} [{pos}/{len}] {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            bar.set_style(style);
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Display { bar }
+    }
+
+    fn sink(&self) -> ProgressSink {
+        let Some(bar) = self.bar.clone() else { return taskflow_orchestrator::engine::quiet() };
+        let running = Mutex::new(Running::default());
+        Arc::new(move |progress: &Progress| {
+            let mut running = running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Reports this display does not know (new kinds of runs) leave it as it is.
+            if let Progress::Started { done, total, .. } = progress {
+                bar.set_length(*total as u64);
+                bar.set_position(*done as u64);
+            } else if let Progress::StepStarted { step, attempt, .. } = progress {
+                running.steps.retain(|(name, _)| name != step);
+                running.steps.push((step.clone(), *attempt));
+            } else if let Progress::StepRetrying { step, attempt, error, delay } = progress {
+                bar.println(format!(
+                    "step {step}: attempt {attempt} failed: {error}; retrying in {} ms",
+                    delay.as_millis()
+                ));
+            } else if let Progress::StepFinished { step, done, status, .. } = progress {
+                running.steps.retain(|(name, _)| name != step);
+                bar.set_position(*done as u64);
+                if *status == StepStatus::Failed {
+                    bar.println(format!("step {step} failed"));
+                }
+            } else if let Progress::Cancelling = progress {
+                running.cancelling = true;
+            }
+            bar.set_message(running.message());
+        })
+    }
+
+    fn note(&self, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.println(text);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The options every command accepts.
+
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// The flow database [default: $XDG_DATA_HOME/taskflow/flows.db]
+    #[arg(long, global = true, env = "TASKFLOW_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Whose flows to see and change [default: the OS user ($USER), else "local"]
+    #[arg(long, global = true, env = "TASKFLOW_OWNER", value_name = "NAME")]
+    pub owner: Option<String>,
+
+    /// Print one JSON document (JSON Lines where the output is a stream of events)
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl GlobalArgs {
+    /// The owner these options name, or the default one.
+    pub fn owner(&self) -> String {
+        taskflow_api::resolve_owner(self.owner.as_deref())
+    }
+}

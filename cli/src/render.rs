@@ -1,0 +1,239 @@
+//! How the CLI shows flows: aligned, borderless tables and `label  value` lines on a terminal,
+//! or with `--json` the documents of the api (DESIGN §6), pretty-printed.
+
+use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets};
+use serde_json::Value;
+use taskflow_api::documents;
+use taskflow_orchestrator::{
+    CancelOutcome, FlowStatus, FlowSummary, Inspection, Revision, SyncMode, Timestamp,
+};
+
+/// `flows list`: a table of flows, or a line saying there are none.
+pub fn flows(flows: &[FlowSummary], owner: &str, filter: &ListFilter, json: bool) {
+    let now = Timestamp::now();
+    if json {
+        print_json(&documents::flows_list(flows, now));
+        return;
+    }
+    if flows.is_empty() {
+        let whose =
+            if filter.all_owners { "any owner".to_owned() } else { format!("owner `{owner}`") };
+        let which = filter.status.map(|s| format!("{s} ")).unwrap_or_default();
+        println!("no {which}flows for {whose}");
+        return;
+    }
+    let mut header = vec!["ID", "NAME", "STATUS", "REV", "STEPS", "AGE"];
+    if filter.all_owners {
+        header.push("OWNER");
+    }
+    let rows = flows.iter().map(|flow| {
+        let mut row = vec![
+            flow.id.to_string(),
+            flow.name.clone(),
+            status_text(flow.status, flow.is_stalled(now), flow.cancel_requested_at),
+            flow.revision.to_string(),
+            format!("{}/{}", flow.steps_done, flow.steps_total),
+            age(flow.created_at, now),
+        ];
+        if filter.all_owners {
+            row.push(flow.owner.clone());
+        }
+        row
+    });
+    print!("{}", table(&header, rows));
+}
+
+/// What a list was asked for, to say so when it is empty.
+pub struct ListFilter {
+    pub status: Option<FlowStatus>,
+    pub all_owners: bool,
+}
+
+/// `flows inspect`: the flow's fields, its steps and its children.
+pub fn inspection(inspection: &Inspection, json: bool) {
+    let Inspection { flow, steps, children } = inspection;
+    let now = Timestamp::now();
+    if json {
+        print_json(&documents::inspection(inspection, now));
+        return;
+    }
+    let (done, total) = documents::step_counts(steps);
+    let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+    let when =
+        |at: Option<Timestamp>| optional(at.map(|at| format!("{at} ({} ago)", age(at, now))));
+    let mut fields = vec![
+        ("flow", flow.id.to_string()),
+        ("name", flow.name.clone()),
+        ("owner", flow.owner.clone()),
+        ("status", status_text(flow.status, flow.is_stalled(now), flow.cancel_requested_at)),
+        ("sync mode", flow.sync_mode.to_string()),
+        ("revision", flow.revision.to_string()),
+        ("steps", format!("{done}/{total} done")),
+        ("goal", optional(flow.goal.clone())),
+        ("current step", optional(flow.current_step.clone())),
+        ("created", when(Some(flow.created_at))),
+        ("updated", when(Some(flow.updated_at))),
+        ("ended", when(flow.ended_at)),
+        ("parent", optional(flow.parent_flow_id.map(|id| id.to_string()))),
+        ("cancel requested", when(flow.cancel_requested_at)),
+        (
+            "lease",
+            optional(
+                flow.lease
+                    .as_ref()
+                    .map(|lease| format!("{} until {}", lease.holder, lease.expires_at)),
+            ),
+        ),
+        ("error", optional(flow.error.clone())),
+    ];
+    if flow.sync_mode == SyncMode::Mirrored {
+        fields.insert(5, ("controller", optional(flow.controller.clone())));
+    }
+    if let Some(wait) = &flow.wait {
+        fields.push(("waiting for", wait.to_string()));
+    }
+    let width = fields.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+    for (label, value) in fields {
+        println!("{label:<width$}  {value}");
+    }
+    println!();
+    if steps.is_empty() {
+        println!("no steps");
+    } else {
+        let rows = steps.iter().map(|step| {
+            vec![
+                step.seq.to_string(),
+                step.name.clone(),
+                step.kind.to_string(),
+                step.status.to_string(),
+                step.attempt.to_string(),
+                step.ended_at.map_or_else(
+                    || age(step.started_at, now),
+                    |end| duration(end.as_millis() - step.started_at.as_millis()),
+                ),
+                step.error
+                    .clone()
+                    .or_else(|| step.child_flow_id.map(|id| format!("child {id}")))
+                    .unwrap_or_default(),
+            ]
+        });
+        let header = ["SEQ", "STEP", "KIND", "STATUS", "ATTEMPT", "TIME", "NOTE"];
+        print!("{}", table(&header, rows));
+    }
+    if !children.is_empty() {
+        println!();
+        let rows = children
+            .iter()
+            .map(|child| vec![child.id.to_string(), child.name.clone(), child.status.to_string()]);
+        print!("{}", table(&["CHILD", "NAME", "STATUS"], rows));
+    }
+}
+
+/// `flows history`: one row per revision.
+pub fn history(history: &[Revision], json: bool) {
+    if json {
+        print_json(&documents::history(history));
+        return;
+    }
+    let rows = history.iter().map(|revision| {
+        let change = revision
+            .change
+            .iter()
+            .map(|c| format!("{}: {} → {}", c.field, value_text(&c.before), value_text(&c.after)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        vec![revision.revision.to_string(), revision.at.to_string(), revision.actor.clone(), change]
+    });
+    print!("{}", table(&["REV", "AT", "ACTOR", "CHANGE"], rows));
+}
+
+/// What `flows cancel` did.
+pub fn cancel(outcome: &CancelOutcome, json: bool) {
+    let flow = &outcome.flow;
+    if json {
+        print_json(&documents::cancel(outcome, Timestamp::now()));
+        return;
+    }
+    let requested = flow.cancel_requested_at.map(|at| at.to_string()).unwrap_or_default();
+    if flow.status == FlowStatus::Cancelled {
+        println!("flow {} cancelled (revision {})", flow.id, flow.revision);
+    } else if outcome.already_requested {
+        println!(
+            "flow {} already has a cancel request (since {requested}); it is still {}",
+            flow.id, flow.status
+        );
+    } else if flow.sync_mode == SyncMode::Mirrored {
+        println!(
+            "cancel requested for flow {} (revision {}); its owner{} stops it and reports it cancelled",
+            flow.id,
+            flow.revision,
+            flow.controller.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "cancel requested for flow {} (revision {}); it becomes cancelled once its {} \
+             running step(s) have settled",
+            flow.id, flow.revision, outcome.active_steps
+        );
+    }
+}
+
+fn status_text(status: FlowStatus, stalled: bool, cancel: Option<Timestamp>) -> String {
+    if stalled {
+        format!("{status} (stalled)")
+    } else if cancel.is_some() && !status.is_terminal() {
+        format!("{status} (cancelling)")
+    } else {
+        status.to_string()
+    }
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// How long ago `then` was, in the largest whole unit: `42s`, `5m`, `3h`, `12d`.
+fn age(then: Timestamp, now: Timestamp) -> String {
+    duration(then.age(now).as_millis() as i64)
+}
+
+fn duration(millis: i64) -> String {
+    let seconds = millis.max(0) / 1000;
+    match seconds {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// An aligned, borderless table, one line per row, no trailing blanks.
+fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+        column.set_constraint(ColumnConstraint::ContentWidth);
+    }
+    let mut text = String::new();
+    for line in table.lines() {
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
+/// One JSON document, pretty-printed.
+pub fn print_json(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+}
