@@ -2,16 +2,11 @@
 //! servers, Anthropic, replay), the timeouts, and building a [`Provider`] from them.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use taskflow_parsers::Format;
 
-use crate::Provider;
-use crate::anthropic::AnthropicProvider;
 use crate::error::{ErrorKind, ProviderError};
-use crate::openai::OpenAiProvider;
-use crate::replay::ReplayProvider;
 use crate::retry::RetryPolicy;
 use crate::secret::ApiKey;
 
@@ -220,40 +215,6 @@ impl ProviderConfig {
                 ErrorKind::Config,
                 format!("unknown provider `{name}` (known: {})", Preset::names()),
             )
-        })
-    }
-
-    /// Builds the provider, checking that it can work (a key where one is needed, a script
-    /// for replay).
-    pub fn build(&self) -> Result<Arc<dyn Provider>, ProviderError> {
-        if self.preset.key_required && self.api_key.is_none() {
-            let variable = self.preset.key_env.unwrap_or("the key variable");
-            return Err(ProviderError::new(
-                ErrorKind::Config,
-                format!("provider `{}` needs an API key: set {variable}", self.preset.name),
-            ));
-        }
-        if self.model.trim().is_empty() && self.preset.protocol != Protocol::Replay {
-            return Err(ProviderError::new(
-                ErrorKind::Config,
-                format!(
-                    "provider `{}` needs a model: pass --model with the name the server serves",
-                    self.preset.name
-                ),
-            ));
-        }
-        Ok(match self.preset.protocol {
-            Protocol::OpenAi => Arc::new(OpenAiProvider::new(self)?),
-            Protocol::Anthropic => Arc::new(AnthropicProvider::new(self)?),
-            Protocol::Replay => {
-                let script = self.script.as_ref().ok_or_else(|| {
-                    ProviderError::new(
-                        ErrorKind::Config,
-                        "the replay provider needs a script file (--script FILE)",
-                    )
-                })?;
-                Arc::new(ReplayProvider::from_file(script)?)
-            }
         })
     }
 }

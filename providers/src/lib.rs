@@ -9,6 +9,7 @@
 
 mod anthropic;
 mod assemble;
+mod build;
 mod config;
 mod error;
 mod http;

@@ -26,8 +26,9 @@ pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod time;
+pub mod tx;
 
-pub use backend::{Backend, StoreTx};
+pub use backend::Backend;
 pub use error::{Error, Result, SpawnRefusal, StorageError, StorageErrorKind};
 pub use handle::{Inspection, OwnerHandle, TaskFlow};
 pub use id::{FlowId, ID_RULE, InvalidId};
@@ -40,3 +41,4 @@ pub use model::{
 pub use status::{FlowStatus, StepStatus};
 pub use store::{Answer, Caller, FlowStore, Submission};
 pub use time::Timestamp;
+pub use tx::StoreTx;

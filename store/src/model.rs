@@ -133,10 +133,22 @@ impl Flow {
     /// A managed flow left `running` with no live lease: its runner stopped without finishing,
     /// and it can be resumed.
     pub fn is_stalled(&self, now: Timestamp) -> bool {
-        self.sync_mode == SyncMode::Managed
-            && self.status == FlowStatus::Running
-            && self.lease.as_ref().is_none_or(|lease| lease.expires_at <= now)
+        let expiry = self.lease.as_ref().map(|lease| lease.expires_at);
+        stalled(self.sync_mode, self.status, expiry, now)
     }
+}
+
+/// The one definition of a stalled flow, for a record and a summary alike: managed, `running`,
+/// and no lease or one that expired.
+fn stalled(
+    mode: SyncMode,
+    status: FlowStatus,
+    lease_expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> bool {
+    mode == SyncMode::Managed
+        && status == FlowStatus::Running
+        && lease_expires_at.is_none_or(|expiry| expiry <= now)
 }
 
 /// One row of `flows list`.
@@ -159,9 +171,7 @@ pub struct FlowSummary {
 impl FlowSummary {
     /// See [`Flow::is_stalled`].
     pub fn is_stalled(&self, now: Timestamp) -> bool {
-        self.sync_mode == SyncMode::Managed
-            && self.status == FlowStatus::Running
-            && self.lease_expires_at.is_none_or(|expiry| expiry <= now)
+        stalled(self.sync_mode, self.status, self.lease_expires_at, now)
     }
 }
 

@@ -20,7 +20,6 @@ use super::{
     cancel_settles, check_running, check_ttl, commit, journal_moved_to, load_flow, not_running,
     step_change,
 };
-use crate::backend::StoreTx;
 use crate::error::{Error, Result};
 use crate::lease::Lease;
 use crate::model::{CheckpointDone, CheckpointOp, FieldChange, Flow, FlowId, Step, StepKind};
@@ -28,6 +27,7 @@ use crate::rules;
 use crate::status::FlowStatus;
 use crate::store::Caller;
 use crate::time::Timestamp;
+use crate::tx::StoreTx;
 
 /// A flow as a committed checkpoint left it.
 #[derive(Debug, Clone)]

@@ -2,11 +2,11 @@
 //! appended, so that every accepted change bumps the revision and is recorded in the same
 //! transaction. A step that begins or ends is not a change to the flow and never comes here.
 
-use crate::backend::StoreTx;
 use crate::error::{Error, Result};
 use crate::model::{FieldChange, Flow};
 use crate::revision::FieldSet;
 use crate::time::Timestamp;
+use crate::tx::StoreTx;
 
 /// Writes `after` over `before` if anything changed: bumps the revision, stamps `updated_at`,
 /// and appends one revision row listing each changed field (plus `extra`, the changes that live

@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use super::steps::insert_step;
 use super::{check_running, commit, journal_moved_to, load_flow, step_change};
-use crate::backend::StoreTx;
 use crate::error::{Error, Result};
 use crate::lease::Lease;
 use crate::model::{FieldChange, Flow, FlowId, NewFlow, NewStep, Step, StepKind, SyncMode};
@@ -13,6 +12,7 @@ use crate::rules;
 use crate::status::{FlowStatus, StepStatus};
 use crate::store::Caller;
 use crate::time::Timestamp;
+use crate::tx::StoreTx;
 
 /// Creates a `queued` flow at revision 1 for `caller.owner`, under `parent` if given; its
 /// creation revision lists its name, mode and status, then `extra`.

@@ -6,13 +6,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::{commit, load_flow};
-use crate::backend::StoreTx;
 use crate::error::{Error, Result};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder, Takeover};
 use crate::model::{FieldChange, Flow, FlowId, LeaseInfo};
 use crate::rules;
 use crate::store::Caller;
 use crate::time::Timestamp;
+use crate::tx::StoreTx;
 
 /// A lease shorter than [`lease::MIN_TTL`] would expire between renewals.
 pub fn check_ttl(ttl: Duration) -> Result<()> {

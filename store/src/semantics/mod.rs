@@ -20,10 +20,10 @@ pub use tree::{report, request_cancel};
 
 use serde_json::Value;
 
-use crate::backend::StoreTx;
 use crate::error::{Error, Result};
 use crate::model::{CheckpointDone, FieldChange, Flow, FlowId, Step};
 use crate::status::FlowStatus;
+use crate::tx::StoreTx;
 
 /// The actor written into revisions the store makes on its own (a child's end settling its
 /// parent's step).

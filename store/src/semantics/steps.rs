@@ -4,12 +4,12 @@
 use serde_json::Value;
 
 use super::{load_step, not_running};
-use crate::backend::StoreTx;
 use crate::error::Result;
 use crate::model::{Flow, FlowId, NewStep, Step, StepOutcome};
 use crate::rules;
 use crate::status::StepStatus;
 use crate::time::Timestamp;
+use crate::tx::StoreTx;
 
 /// Inserts step `seq` of `flow`, running. A new step's key is `FLOW:SEQ`; a step that retries
 /// an earlier failed or cancelled one of the same name keeps its key and counts on from its

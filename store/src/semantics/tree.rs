@@ -6,13 +6,13 @@ use serde_json::{Value, json};
 
 use super::steps::finish_step;
 use super::{SYSTEM_ACTOR, cancel_settles, commit, load_flow, step_change};
-use crate::backend::StoreTx;
 use crate::error::Result;
 use crate::model::{CancelOutcome, ExpectedRevision, Flow, FlowId, StateReport, StepOutcome};
 use crate::rules;
 use crate::status::FlowStatus;
 use crate::store::Caller;
 use crate::time::Timestamp;
+use crate::tx::StoreTx;
 
 /// Sticky cancel: records `cancel_requested_at` (once) on the flow and its active descendants,
 /// and cancels every managed flow of the tree that has no running step left.

@@ -1,0 +1,125 @@
+//! The rows of one transaction: [`StoreTx`], what a backend writes and reads for the
+//! semantics (a flow row, a step row, a revision row, a few counts).
+//!
+//! **Per-flow serialization.** The semantics rely on this, and a backend must guarantee it:
+//! inside a write transaction, [`StoreTx::load_flow`] locks the flow's row until the transaction
+//! ends, and every write to a flow's row, its steps or its revisions happens after the
+//! transaction loaded that flow. So two transactions never interleave on one flow: the next
+//! step's seq (`last_seq + 1`), a revision number, a cancel request and the check of a spawn
+//! cannot race. SQLite gets this from `BEGIN IMMEDIATE` (one writer at a time); a server
+//! database from `SELECT … FOR UPDATE`. A backend that detects a conflict it cannot order (a
+//! deadlock, a serialization failure) fails the transaction with
+//! [`StorageErrorKind::Conflict`](crate::StorageErrorKind::Conflict), having written nothing.
+
+use serde_json::Value;
+
+use crate::error::Result;
+use crate::model::{
+    ChildSummary, FieldChange, Flow, FlowId, FlowSummary, ListQuery, Revision, Step,
+};
+use crate::revision::FieldSet;
+use crate::status::StepStatus;
+use crate::time::Timestamp;
+
+/// The row-level work of one transaction. Every method sees the transaction's own writes.
+/// Ids and owners are taken as given: the semantics check them.
+pub trait StoreTx {
+    /// Flow `id`, with its lease token; with `owner`, only if that owner's. `with_spec` reads
+    /// the spec too (otherwise `spec` is `None`). In a write transaction the flow stays locked
+    /// until the transaction ends (see the module doc).
+    fn load_flow(
+        &self,
+        owner: Option<&str>,
+        id: &FlowId,
+        with_spec: bool,
+    ) -> Result<Option<(Flow, Option<String>)>>;
+
+    /// The spec of flow `id` as the JSON text it was stored as.
+    fn spec_text(&self, id: &FlowId) -> Result<Option<String>>;
+
+    /// Whether any flow, of any owner, has this id.
+    fn flow_exists(&self, id: &FlowId) -> Result<bool>;
+
+    /// Inserts a new flow row (and its spec) as given.
+    fn insert_flow(&self, flow: &Flow) -> Result<()>;
+
+    /// Writes the `fields` of `after` over the row of a flow still at `before.revision`, with
+    /// `after.revision` and `after.updated_at`; `new_token` replaces the lease token. Returns
+    /// false, having written nothing, when the row is missing or at another revision.
+    fn update_flow(
+        &self,
+        before: &Flow,
+        after: &Flow,
+        fields: FieldSet,
+        new_token: Option<&str>,
+    ) -> Result<bool>;
+
+    /// The stored revision of flow `id`.
+    fn flow_revision(&self, id: &FlowId) -> Result<Option<u64>>;
+
+    /// Appends revision `revision` of flow `id`.
+    fn insert_revision(
+        &self,
+        id: &FlowId,
+        revision: u64,
+        at: Timestamp,
+        actor: &str,
+        changes: &[FieldChange],
+    ) -> Result<()>;
+
+    /// Moves the expiry of the lease `token` holds on flow `id` (no revision: a renewal is not
+    /// a change of the flow).
+    fn renew_lease(&self, id: &FlowId, token: &str, expires_at: Timestamp) -> Result<()>;
+
+    /// Children of flow `id` that have not ended and have no cancel request, oldest first.
+    fn active_children(&self, id: &FlowId) -> Result<Vec<FlowId>>;
+
+    /// The highest seq in flow `id`'s journal.
+    fn last_seq(&self, id: &FlowId) -> Result<Option<u32>>;
+
+    /// Inserts a step row as given.
+    fn insert_step(&self, step: &Step) -> Result<()>;
+
+    fn load_step(&self, id: &FlowId, seq: u32) -> Result<Option<Step>>;
+
+    /// Counts one more attempt of step `seq` of flow `id` if it is running, and returns it as
+    /// stored; `None` when it is not running (or missing).
+    fn next_attempt(&self, id: &FlowId, seq: u32) -> Result<Option<Step>>;
+
+    /// Ends step `seq` of flow `id` if it is running; false when it is not (or missing).
+    fn end_step(
+        &self,
+        id: &FlowId,
+        seq: u32,
+        status: StepStatus,
+        output: Option<&Value>,
+        error: Option<&str>,
+        at: Timestamp,
+    ) -> Result<bool>;
+
+    /// How many steps of flow `id` are running. Asked when a flow ends or has a cancel pending,
+    /// not per step, so a backend need not index it.
+    fn running_steps(&self, id: &FlowId) -> Result<u64>;
+
+    /// The running `child` step of flow `parent` that waits for flow `child`.
+    fn running_child_step(&self, parent: &FlowId, child: &FlowId) -> Result<Option<u32>>;
+
+    /// Flow `id`'s succeeded steps before `seq` that are not `child` steps, in order: what a
+    /// fork copies.
+    fn steps_to_fork(&self, id: &FlowId, before_seq: u32) -> Result<Vec<Step>>;
+
+    /// Flows newest first; with `owner`, only that owner's.
+    fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>>;
+
+    /// Flow `id`'s steps in order.
+    fn steps(&self, id: &FlowId) -> Result<Vec<Step>>;
+
+    /// Flow `id`'s children, oldest first.
+    fn children(&self, id: &FlowId) -> Result<Vec<ChildSummary>>;
+
+    /// Flow `id`'s revisions, oldest first.
+    fn history(&self, id: &FlowId) -> Result<Vec<Revision>>;
+
+    /// Which of `ids` are `owner`'s flows with a cancel request.
+    fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;
+}
