@@ -25,6 +25,7 @@ use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, MarkerSet, Scan, marker_len, read_to_marker};
 use crate::engine::section::{Between, Section, SectionMarker};
 use crate::engine::stray::Stray;
+use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::format::Format;
@@ -66,7 +67,6 @@ pub(crate) struct Deepseek {
     calls: Calls,
     /// The shape of the first call: V3 (`true`) or V3.1.
     first_v3: Option<bool>,
-    marker_bytes: usize,
 }
 
 impl Deepseek {
@@ -79,7 +79,6 @@ impl Deepseek {
             stray: Stray::default(),
             calls: Calls::default(),
             first_v3: None,
-            marker_bytes: 0,
         }
     }
 
@@ -90,7 +89,7 @@ impl Deepseek {
     fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
         let found = self.text.read_to_marker::<Tokens, S>(chunk, start, Marker::ThinkOpen, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
-        self.marker_bytes += len;
+        self.calls.tally.count_syntax(len);
         let offset = chunk.base + at;
         match marker {
             Marker::ThinkOpen => self.text.open(),
@@ -114,8 +113,7 @@ impl Deepseek {
         start: usize,
         sink: &mut S,
     ) -> Step {
-        let (step, met) =
-            self.section.step::<Tokens, S>(chunk, start, &mut self.marker_bytes, sink);
+        let (step, met) = self.section.step::<Tokens, S>(chunk, start, &mut self.calls.tally, sink);
         match met {
             Between::SectionEnd => self.state = State::Text,
             Between::CallBegin(offset) => self.begin_call(offset),
@@ -136,7 +134,7 @@ impl Deepseek {
         });
         let Found::Marker { at, marker, len } = found else { return found.step() };
         if marker == Marker::Separator {
-            self.marker_bytes += len;
+            self.calls.tally.count_syntax(len);
             self.state = State::AfterSeparator;
             return Step::Continue(at + len);
         }
@@ -185,7 +183,7 @@ impl Deepseek {
             let head = std::mem::take(&mut self.calls.get().head);
             let kind = head.trim();
             if kind == "function" {
-                self.marker_bytes += kind.len();
+                self.calls.tally.count_syntax(kind.len());
             } else {
                 let call = self.calls.get();
                 let (index, offset) = (call.index, call.offset);
@@ -254,7 +252,7 @@ impl Deepseek {
             match <ArgTokens as MarkerSet>::scan(&input[first..]) {
                 Scan::Incomplete if !eof => return Step::NeedInput(first),
                 Scan::Marker(Marker::Fence, len) => {
-                    self.marker_bytes += len;
+                    self.calls.tally.count_syntax(len);
                     self.state = State::FenceLanguage;
                     return Step::Continue(first + len);
                 }
@@ -269,7 +267,7 @@ impl Deepseek {
     fn step_fence_language(&mut self, chunk: &Chunk<'_>, start: usize) -> Step {
         let rest = &chunk.text.as_bytes()[start..];
         let len = rest.iter().take_while(|byte| byte.is_ascii_alphanumeric()).count();
-        self.marker_bytes += len;
+        self.calls.tally.count_syntax(len);
         if len < rest.len() {
             self.state = State::Arguments;
         }
@@ -285,9 +283,10 @@ impl Deepseek {
         let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<ArgTokens, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Marker(Marker::Fence, at) => {
-                self.marker_bytes += marker_len::<ArgTokens>(input, at);
+                let len = marker_len::<ArgTokens>(input, at);
+                self.calls.tally.count_syntax(len);
                 self.state = State::AfterFence;
-                Step::Continue(at + marker_len::<ArgTokens>(input, at))
+                Step::Continue(at + len)
             }
             ArgsStop::Marker(marker, at) => self.end_at(marker, chunk, at, sink),
             stop => stop.step(input.len()),
@@ -318,7 +317,7 @@ impl Deepseek {
         let Chunk { text: input, base, .. } = *chunk;
         if marker == Marker::CallEnd {
             let len = marker_len::<Tokens>(input, at);
-            self.marker_bytes += len;
+            self.calls.tally.count_syntax(len);
             self.end_call(Ending::Closed, sink);
             return Step::Continue(at + len);
         }
@@ -379,11 +378,7 @@ impl Machine for Deepseek {
         self.calls.retained() + self.section.retained() + self.stray.len()
     }
 
-    fn marker_bytes(&self) -> usize {
-        self.marker_bytes
-    }
-
-    fn generated_bytes(&self) -> usize {
-        self.calls.generated_bytes()
+    fn tally(&self) -> Tally {
+        self.calls.tally
     }
 }

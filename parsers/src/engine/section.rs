@@ -6,6 +6,7 @@ use crate::engine::diag::{diagnostic, unexpected_marker};
 use crate::engine::driver::{Chunk, Step};
 use crate::engine::scan::{Found, MarkerSet};
 use crate::engine::stray::Stray;
+use crate::engine::tally::Tally;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
 
@@ -53,14 +54,14 @@ impl Section {
     }
 
     /// Reads the section between calls up to the next tool-call marker: whitespace is
-    /// ignored, other text is reported as stray once the marker ends it. The marker's bytes are
-    /// added to `marker_bytes`; the section's end closes it, and any marker but a call's begin
-    /// is reported as out of place.
+    /// ignored, other text is reported as stray once the marker ends it. The marker counts as
+    /// syntax in `tally`; the section's end closes it, and any marker but a call's begin is
+    /// reported as out of place.
     pub(crate) fn step<G, S>(
         &mut self,
         chunk: &Chunk<'_>,
         start: usize,
-        marker_bytes: &mut usize,
+        tally: &mut Tally,
         sink: &mut S,
     ) -> (Step, Between)
     where
@@ -72,7 +73,7 @@ impl Section {
         let Found::Marker { at, marker, len } = found else {
             return (found.step(), Between::Nothing);
         };
-        *marker_bytes += len;
+        tally.count_syntax(len);
         let offset = chunk.base + at;
         let met = if marker == G::Marker::SECTION_END {
             self.begin = None;

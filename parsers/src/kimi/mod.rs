@@ -16,6 +16,7 @@ use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, marker_len, read_to_marker};
 use crate::engine::section::{Between, Section, SectionMarker};
+use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
@@ -45,7 +46,6 @@ pub(crate) struct Kimi {
     text: TextOut,
     section: Section,
     calls: Calls,
-    marker_bytes: usize,
 }
 
 impl Kimi {
@@ -56,7 +56,6 @@ impl Kimi {
             text,
             section: Section::default(),
             calls: Calls::default(),
-            marker_bytes: 0,
         }
     }
 
@@ -64,7 +63,7 @@ impl Kimi {
         let found =
             self.text.read_to_marker::<KimiMarkers, S>(chunk, start, Marker::ThinkOpen, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
-        self.marker_bytes += len;
+        self.calls.tally.count_syntax(len);
         self.on_text_marker(marker, chunk.base + at, sink);
         Step::Continue(at + len)
     }
@@ -95,7 +94,7 @@ impl Kimi {
         sink: &mut S,
     ) -> Step {
         let (step, met) =
-            self.section.step::<KimiMarkers, S>(chunk, start, &mut self.marker_bytes, sink);
+            self.section.step::<KimiMarkers, S>(chunk, start, &mut self.calls.tally, sink);
         match met {
             Between::SectionEnd => self.state = State::Text,
             Between::CallBegin(offset) => self.begin_call(offset),
@@ -119,13 +118,13 @@ impl Kimi {
         self.announce(sink);
         match marker {
             Marker::ArgumentBegin => {
-                self.marker_bytes += len;
+                self.calls.tally.count_syntax(len);
                 self.calls.arguments_start();
                 self.state = State::Arguments;
                 Step::Continue(at + len)
             }
             Marker::CallEnd => {
-                self.marker_bytes += len;
+                self.calls.tally.count_syntax(len);
                 sink.emit(diagnostic(
                     DiagnosticKind::MalformedCall,
                     Some(self.calls.get().index),
@@ -154,7 +153,7 @@ impl Kimi {
         match read_arguments::<KimiMarkers, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Marker(Marker::CallEnd, at) => {
                 let len = marker_len::<KimiMarkers>(input, at);
-                self.marker_bytes += len;
+                self.calls.tally.count_syntax(len);
                 self.end_call(Ending::Closed, sink);
                 Step::Continue(at + len)
             }
@@ -187,7 +186,7 @@ impl Kimi {
         };
         let name = match parsed {
             CallName::Named(name) => {
-                self.calls.count_generated(&name);
+                self.calls.tally.count_generated(&name);
                 Some(name)
             }
             CallName::Unnamed => None,
@@ -236,11 +235,7 @@ impl Machine for Kimi {
         self.calls.retained() + self.section.retained()
     }
 
-    fn marker_bytes(&self) -> usize {
-        self.marker_bytes
-    }
-
-    fn generated_bytes(&self) -> usize {
-        self.calls.generated_bytes()
+    fn tally(&self) -> Tally {
+        self.calls.tally
     }
 }
