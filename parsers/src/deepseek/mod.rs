@@ -23,7 +23,7 @@ use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, MarkerSet, Scan, marker_len, read_to_marker};
-use crate::engine::section::{Between, Section, SectionMarker};
+use crate::engine::section::{Section, SectionMachine, SectionMarker};
 use crate::engine::stray::Stray;
 use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
@@ -38,7 +38,7 @@ pub(crate) use markers::LONGEST_MARKER;
 const CALL_STRAY: &str = "text inside a tool call, after its arguments";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     Text,
     Section,
     /// After `<｜tool▁call▁begin｜>`: the type (V3) or the name (V3.1), up to the separator.
@@ -94,10 +94,7 @@ impl Deepseek {
         match marker {
             Marker::ThinkOpen => self.text.open(),
             Marker::ThinkClose => self.text.close(marker.text(), "<think>", offset, sink),
-            Marker::SectionBegin => {
-                self.section.open(offset);
-                self.state = State::Section;
-            }
+            Marker::SectionBegin => self.open_section(offset),
             Marker::CallBegin => self.begin_call(offset),
             Marker::EndOfSentence => {}
             _ => {
@@ -105,26 +102,6 @@ impl Deepseek {
             }
         }
         Step::Continue(at + len)
-    }
-
-    fn step_section<S: EventSink>(
-        &mut self,
-        chunk: &Chunk<'_>,
-        start: usize,
-        sink: &mut S,
-    ) -> Step {
-        let (step, met) = self.section.step::<Tokens, S>(chunk, start, &mut self.calls.tally, sink);
-        match met {
-            Between::SectionEnd => self.state = State::Text,
-            Between::CallBegin(offset) => self.begin_call(offset),
-            Between::Nothing => {}
-        }
-        step
-    }
-
-    fn begin_call(&mut self, offset: usize) {
-        self.calls.begin(offset);
-        self.state = State::Head;
     }
 
     fn step_head<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
@@ -328,7 +305,7 @@ impl Deepseek {
 
     fn end_call<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
         self.calls.end(ending, &self.tools, sink);
-        self.state = if self.section.is_open() { State::Section } else { State::Text };
+        self.after_call();
     }
 }
 
@@ -380,5 +357,18 @@ impl Machine for Deepseek {
 
     fn tally(&self) -> Tally {
         self.calls.tally
+    }
+}
+
+impl SectionMachine for Deepseek {
+    type Markers = Tokens;
+    type State = State;
+
+    const TEXT: State = State::Text;
+    const SECTION: State = State::Section;
+    const CALL: State = State::Head;
+
+    fn parts(&mut self) -> (&mut State, &mut Section, &mut Calls) {
+        (&mut self.state, &mut self.section, &mut self.calls)
     }
 }

@@ -15,7 +15,7 @@ use crate::engine::diag::{diagnostic, unexpected_marker};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, marker_len, read_to_marker};
-use crate::engine::section::{Between, Section, SectionMarker};
+use crate::engine::section::{Section, SectionMachine, SectionMarker};
 use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
@@ -27,7 +27,7 @@ use markers::{KimiMarkers, Marker};
 pub use markers::LONGEST_MARKER;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     /// Outside any section or call: content, or reasoning inside `<think>`.
     Text,
     /// Inside a tool-call section, between calls.
@@ -72,10 +72,7 @@ impl Kimi {
         match marker {
             Marker::ThinkOpen => self.text.open(),
             Marker::ThinkClose => self.text.close(marker.text(), "<think>", offset, sink),
-            Marker::SectionBegin => {
-                self.section.open(offset);
-                self.state = State::Section;
-            }
+            Marker::SectionBegin => self.open_section(offset),
             Marker::CallBegin => self.begin_call(offset),
             Marker::SectionEnd | Marker::ArgumentBegin | Marker::CallEnd => {
                 sink.emit(unexpected_marker(
@@ -85,22 +82,6 @@ impl Kimi {
                 ));
             }
         }
-    }
-
-    fn step_section<S: EventSink>(
-        &mut self,
-        chunk: &Chunk<'_>,
-        start: usize,
-        sink: &mut S,
-    ) -> Step {
-        let (step, met) =
-            self.section.step::<KimiMarkers, S>(chunk, start, &mut self.calls.tally, sink);
-        match met {
-            Between::SectionEnd => self.state = State::Text,
-            Between::CallBegin(offset) => self.begin_call(offset),
-            Between::Nothing => {}
-        }
-        step
     }
 
     fn step_call_id<S: EventSink>(
@@ -166,11 +147,6 @@ impl Kimi {
         }
     }
 
-    fn begin_call(&mut self, offset: usize) {
-        self.calls.begin(offset);
-        self.state = State::CallId;
-    }
-
     /// The id is complete: announces the call.
     fn announce<S: EventSink>(&mut self, sink: &mut S) {
         let call = self.calls.get();
@@ -200,7 +176,7 @@ impl Kimi {
 
     fn end_call<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
         self.calls.end(ending, &self.tools, sink);
-        self.state = if self.section.is_open() { State::Section } else { State::Text };
+        self.after_call();
     }
 }
 
@@ -237,5 +213,18 @@ impl Machine for Kimi {
 
     fn tally(&self) -> Tally {
         self.calls.tally
+    }
+}
+
+impl SectionMachine for Kimi {
+    type Markers = KimiMarkers;
+    type State = State;
+
+    const TEXT: State = State::Text;
+    const SECTION: State = State::Section;
+    const CALL: State = State::CallId;
+
+    fn parts(&mut self) -> (&mut State, &mut Section, &mut Calls) {
+        (&mut self.state, &mut self.section, &mut self.calls)
     }
 }
