@@ -15,6 +15,7 @@ use nom::{IResult, Parser};
 use crate::ParseOptions;
 use crate::engine::driver::{Chunk, Driver, Machine, Step};
 use crate::engine::scan::{Found, MarkerSet, Scan, read_to_marker};
+use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::format::Format;
@@ -98,7 +99,7 @@ impl MarkerSet for Openers {
 struct Detector {
     text: TextOut,
     decided: Option<Opener>,
-    marker_bytes: usize,
+    tally: Tally,
 }
 
 impl Machine for Detector {
@@ -115,7 +116,7 @@ impl Machine for Detector {
                 return Step::HandOver(at);
             }
         }
-        self.marker_bytes += len;
+        self.tally.count_syntax(len);
         Step::Continue(at + len)
     }
 
@@ -125,12 +126,8 @@ impl Machine for Detector {
         0
     }
 
-    fn marker_bytes(&self) -> usize {
-        self.marker_bytes
-    }
-
-    fn generated_bytes(&self) -> usize {
-        0
+    fn tally(&self) -> Tally {
+        self.tally
     }
 }
 
@@ -192,12 +189,8 @@ impl Auto {
         self.detector.retained_bytes() + self.inner.as_ref().map_or(0, Inner::retained_bytes)
     }
 
-    pub(crate) fn marker_bytes(&self) -> usize {
-        self.detector.marker_bytes() + self.inner.as_ref().map_or(0, Inner::marker_bytes)
-    }
-
-    pub(crate) fn generated_bytes(&self) -> usize {
-        self.inner.as_ref().map_or(0, Inner::generated_bytes)
+    pub(crate) fn tally(&self) -> Tally {
+        self.detector.tally() + self.inner.as_ref().map_or(Tally::default(), Inner::tally)
     }
 
     pub(crate) fn scanned_bytes(&self) -> usize {

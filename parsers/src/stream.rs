@@ -5,6 +5,7 @@ use crate::ParseOptions;
 use crate::auto::Auto;
 use crate::deepseek::{self, Deepseek};
 use crate::engine::driver::Driver;
+use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::{EventSink, StreamEvent};
 use crate::format::Format;
@@ -109,12 +110,8 @@ impl Inner {
         each_driver!(self, driver => driver.retained_bytes())
     }
 
-    pub(crate) fn marker_bytes(&self) -> usize {
-        each_driver!(self, driver => driver.marker_bytes())
-    }
-
-    pub(crate) fn generated_bytes(&self) -> usize {
-        each_driver!(self, driver => driver.generated_bytes())
+    pub(crate) fn tally(&self) -> Tally {
+        each_driver!(self, driver => driver.tally())
     }
 
     pub(crate) fn scanned_bytes(&self) -> usize {
@@ -230,10 +227,7 @@ impl StreamParser {
     /// Non-whitespace bytes of markers and other format syntax consumed so far (what carries
     /// no text of its own); with the message, accounts for every non-whitespace input byte.
     pub fn marker_bytes(&self) -> usize {
-        match &self.parser {
-            Parser::Fixed(inner) => inner.marker_bytes(),
-            Parser::Auto(auto) => auto.marker_bytes(),
-        }
+        self.tally().marker_bytes()
     }
 
     /// Non-whitespace bytes of text the parser wrote itself so far, not found in the input:
@@ -241,9 +235,13 @@ impl StreamParser {
     /// the declared tools, and the JSON written around typed parameters. With
     /// [`marker_bytes`](Self::marker_bytes) and the message, accounts for every byte of both.
     pub fn generated_bytes(&self) -> usize {
+        self.tally().generated_bytes()
+    }
+
+    fn tally(&self) -> Tally {
         match &self.parser {
-            Parser::Fixed(inner) => inner.generated_bytes(),
-            Parser::Auto(auto) => auto.generated_bytes(),
+            Parser::Fixed(inner) => inner.tally(),
+            Parser::Auto(auto) => auto.tally(),
         }
     }
 

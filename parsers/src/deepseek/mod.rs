@@ -23,8 +23,9 @@ use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, MarkerSet, Scan, marker_len, read_to_marker};
-use crate::engine::section::{Between, Section, SectionMarker};
+use crate::engine::section::{Section, SectionMachine, SectionMarker};
 use crate::engine::stray::Stray;
+use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::format::Format;
@@ -37,7 +38,7 @@ pub(crate) use markers::LONGEST_MARKER;
 const CALL_STRAY: &str = "text inside a tool call, after its arguments";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     Text,
     Section,
     /// After `<｜tool▁call▁begin｜>`: the type (V3) or the name (V3.1), up to the separator.
@@ -66,7 +67,6 @@ pub(crate) struct Deepseek {
     calls: Calls,
     /// The shape of the first call: V3 (`true`) or V3.1.
     first_v3: Option<bool>,
-    marker_bytes: usize,
 }
 
 impl Deepseek {
@@ -79,7 +79,6 @@ impl Deepseek {
             stray: Stray::default(),
             calls: Calls::default(),
             first_v3: None,
-            marker_bytes: 0,
         }
     }
 
@@ -90,15 +89,12 @@ impl Deepseek {
     fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
         let found = self.text.read_to_marker::<Tokens, S>(chunk, start, Marker::ThinkOpen, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
-        self.marker_bytes += len;
+        self.calls.tally.count_syntax(len);
         let offset = chunk.base + at;
         match marker {
             Marker::ThinkOpen => self.text.open(),
             Marker::ThinkClose => self.text.close(marker.text(), "<think>", offset, sink),
-            Marker::SectionBegin => {
-                self.section.open(offset);
-                self.state = State::Section;
-            }
+            Marker::SectionBegin => self.open_section(offset),
             Marker::CallBegin => self.begin_call(offset),
             Marker::EndOfSentence => {}
             _ => {
@@ -108,27 +104,6 @@ impl Deepseek {
         Step::Continue(at + len)
     }
 
-    fn step_section<S: EventSink>(
-        &mut self,
-        chunk: &Chunk<'_>,
-        start: usize,
-        sink: &mut S,
-    ) -> Step {
-        let (step, met) =
-            self.section.step::<Tokens, S>(chunk, start, &mut self.marker_bytes, sink);
-        match met {
-            Between::SectionEnd => self.state = State::Text,
-            Between::CallBegin(offset) => self.begin_call(offset),
-            Between::Nothing => {}
-        }
-        step
-    }
-
-    fn begin_call(&mut self, offset: usize) {
-        self.calls.begin(offset);
-        self.state = State::Head;
-    }
-
     fn step_head<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
         let head = &mut self.calls.get().head;
         let found = read_to_marker::<Tokens>(chunk, start, Marker::is_tool_marker, |text, _| {
@@ -136,7 +111,7 @@ impl Deepseek {
         });
         let Found::Marker { at, marker, len } = found else { return found.step() };
         if marker == Marker::Separator {
-            self.marker_bytes += len;
+            self.calls.tally.count_syntax(len);
             self.state = State::AfterSeparator;
             return Step::Continue(at + len);
         }
@@ -185,7 +160,7 @@ impl Deepseek {
             let head = std::mem::take(&mut self.calls.get().head);
             let kind = head.trim();
             if kind == "function" {
-                self.marker_bytes += kind.len();
+                self.calls.tally.count_syntax(kind.len());
             } else {
                 let call = self.calls.get();
                 let (index, offset) = (call.index, call.offset);
@@ -254,7 +229,7 @@ impl Deepseek {
             match <ArgTokens as MarkerSet>::scan(&input[first..]) {
                 Scan::Incomplete if !eof => return Step::NeedInput(first),
                 Scan::Marker(Marker::Fence, len) => {
-                    self.marker_bytes += len;
+                    self.calls.tally.count_syntax(len);
                     self.state = State::FenceLanguage;
                     return Step::Continue(first + len);
                 }
@@ -269,7 +244,7 @@ impl Deepseek {
     fn step_fence_language(&mut self, chunk: &Chunk<'_>, start: usize) -> Step {
         let rest = &chunk.text.as_bytes()[start..];
         let len = rest.iter().take_while(|byte| byte.is_ascii_alphanumeric()).count();
-        self.marker_bytes += len;
+        self.calls.tally.count_syntax(len);
         if len < rest.len() {
             self.state = State::Arguments;
         }
@@ -285,9 +260,10 @@ impl Deepseek {
         let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<ArgTokens, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Marker(Marker::Fence, at) => {
-                self.marker_bytes += marker_len::<ArgTokens>(input, at);
+                let len = marker_len::<ArgTokens>(input, at);
+                self.calls.tally.count_syntax(len);
                 self.state = State::AfterFence;
-                Step::Continue(at + marker_len::<ArgTokens>(input, at))
+                Step::Continue(at + len)
             }
             ArgsStop::Marker(marker, at) => self.end_at(marker, chunk, at, sink),
             stop => stop.step(input.len()),
@@ -318,7 +294,7 @@ impl Deepseek {
         let Chunk { text: input, base, .. } = *chunk;
         if marker == Marker::CallEnd {
             let len = marker_len::<Tokens>(input, at);
-            self.marker_bytes += len;
+            self.calls.tally.count_syntax(len);
             self.end_call(Ending::Closed, sink);
             return Step::Continue(at + len);
         }
@@ -329,7 +305,7 @@ impl Deepseek {
 
     fn end_call<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
         self.calls.end(ending, &self.tools, sink);
-        self.state = if self.section.is_open() { State::Section } else { State::Text };
+        self.after_call();
     }
 }
 
@@ -379,11 +355,20 @@ impl Machine for Deepseek {
         self.calls.retained() + self.section.retained() + self.stray.len()
     }
 
-    fn marker_bytes(&self) -> usize {
-        self.marker_bytes
+    fn tally(&self) -> Tally {
+        self.calls.tally
     }
+}
 
-    fn generated_bytes(&self) -> usize {
-        self.calls.generated_bytes()
+impl SectionMachine for Deepseek {
+    type Markers = Tokens;
+    type State = State;
+
+    const TEXT: State = State::Text;
+    const SECTION: State = State::Section;
+    const CALL: State = State::Head;
+
+    fn parts(&mut self) -> (&mut State, &mut Section, &mut Calls) {
+        (&mut self.state, &mut self.section, &mut self.calls)
     }
 }

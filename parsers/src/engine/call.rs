@@ -6,7 +6,8 @@
 
 use crate::arguments::{ArgumentsCheck, JsonStringState, check_arguments};
 use crate::engine::diag::{diagnostic, with_text};
-use crate::engine::{is_tool_name, non_whitespace_len};
+use crate::engine::is_tool_name;
+use crate::engine::tally::Tally;
 use crate::event::{EventSink, StreamEvent};
 use crate::message::DiagnosticKind;
 use crate::tools::{ToolSpec, resolve_unnamed};
@@ -80,15 +81,15 @@ struct Buffers {
     trailing_whitespace: String,
 }
 
-/// The calls of one message: how many began, and the one being read.
+/// The calls of one message: how many began, the one being read, and the machine's tally.
 #[derive(Debug, Default)]
 pub(crate) struct Calls {
     started: usize,
     open: Option<Call>,
     spare: Buffers,
-    /// Non-whitespace bytes of text the parser wrote itself (made-up ids, names copied out of
-    /// ids or taken from the declared tools, JSON around typed parameters).
-    generated: usize,
+    /// The tally of the machine these calls belong to: the calls write most of the text the
+    /// parser generates, and every machine that reads calls holds them.
+    pub tally: Tally,
 }
 
 impl Calls {
@@ -135,24 +136,8 @@ impl Calls {
     /// the call's index in the message, so that the same text always gets the same ids.
     pub(crate) fn made_up_id(&mut self) -> String {
         let id = format!("call_{}", self.get().index);
-        self.generated += id.len();
+        self.tally.count_generated(&id);
         id
-    }
-
-    /// Counts text the parser wrote itself (see [`generated_bytes`](Self::generated_bytes)).
-    pub(crate) fn count_generated(&mut self, text: &str) {
-        self.generated += non_whitespace_len(text);
-    }
-
-    /// Takes back text counted as written by the parser that is the input's own (a value
-    /// inside the JSON written around it).
-    pub(crate) fn uncount_generated(&mut self, text: &str) {
-        self.generated -= non_whitespace_len(text);
-    }
-
-    /// Non-whitespace bytes of the text the parser wrote itself, not found in the input.
-    pub(crate) fn generated_bytes(&self) -> usize {
-        self.generated
     }
 
     /// Announces the open call: its id and, when the id gives it, its name.
@@ -321,7 +306,7 @@ impl Calls {
             let arguments = replaced.as_deref().unwrap_or(&call.arguments);
             match resolve_unnamed(tools, arguments) {
                 Ok(name) => {
-                    self.generated += non_whitespace_len(&name);
+                    self.tally.count_generated(&name);
                     Some(name)
                 }
                 Err(reason) => {

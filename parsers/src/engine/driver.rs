@@ -8,6 +8,7 @@
 //! again ([`Step::Replay`], after a marker inside a JSON string turned out to end the
 //! arguments) is read from an explicit stack, not by recursion.
 
+use crate::engine::tally::Tally;
 use crate::event::EventSink;
 
 /// What a step of a machine did.
@@ -57,11 +58,8 @@ pub(crate) trait Machine {
     /// Bytes kept between chunks besides the held-back text (the call being read).
     fn retained(&self) -> usize;
 
-    /// Non-whitespace bytes of markers and syntax consumed so far.
-    fn marker_bytes(&self) -> usize;
-
-    /// Non-whitespace bytes of text the machine wrote itself so far.
-    fn generated_bytes(&self) -> usize;
+    /// The syntax consumed and the text written by the machine so far.
+    fn tally(&self) -> Tally;
 }
 
 /// Feeds a [`Machine`], holding back a possible marker start between chunks.
@@ -135,12 +133,8 @@ impl<M: Machine> Driver<M> {
         self.pending.len() + self.machine.retained()
     }
 
-    pub(crate) fn marker_bytes(&self) -> usize {
-        self.machine.marker_bytes()
-    }
-
-    pub(crate) fn generated_bytes(&self) -> usize {
-        self.machine.generated_bytes()
+    pub(crate) fn tally(&self) -> Tally {
+        self.machine.tally()
     }
 
     pub(crate) fn scanned_bytes(&self) -> usize {

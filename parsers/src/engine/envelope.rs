@@ -10,7 +10,7 @@
 use crate::arguments::ArgumentsCheck;
 use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{diagnostic, with_text};
-use crate::engine::non_whitespace_len;
+use crate::engine::tally::non_whitespace_len;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
 use crate::tools::ToolSpec;
@@ -72,8 +72,8 @@ pub(crate) fn read_envelope(text: &str) -> Result<Envelope<'_>, String> {
     Ok(envelope)
 }
 
-/// Announces, fills and ends the open call from the object text it buffered. Returns the
-/// non-whitespace bytes of the object's syntax (everything not carried into the message).
+/// Announces, fills and ends the open call from the object text it buffered. The object's
+/// syntax (everything not carried into the message) counts toward the calls' tally.
 ///
 /// A call without an arguments member takes no arguments: `{}`.
 /// Text that is not a JSON object stays the call's arguments, reported as malformed.
@@ -82,7 +82,7 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
     tools: &[ToolSpec],
     ending: Ending,
     sink: &mut S,
-) -> usize {
+) {
     let (body, offset) = calls.take_buffered();
     let index = calls.get().index;
     let envelope = match read_envelope(&body) {
@@ -102,7 +102,7 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
                      is kept as the arguments",
                 ));
             }
-            return 0;
+            return;
         }
     };
     let mut carried: Vec<&str> = Vec::new();
@@ -156,7 +156,7 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
             }
         }
         None => {
-            calls.count_generated("{}");
+            calls.tally.count_generated("{}");
             calls.push_arguments("{}", offset, sink);
         }
     }
@@ -171,11 +171,11 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
             member.value,
         ));
     }
-    syntax_bytes(&body, &carried)
+    calls.tally.count_syntax(syntax_bytes(&body, &carried));
 }
 
 /// The non-whitespace bytes of `text` outside the given member values: the object's syntax.
-pub(crate) fn syntax_bytes(text: &str, carried: &[&str]) -> usize {
+fn syntax_bytes(text: &str, carried: &[&str]) -> usize {
     non_whitespace_len(text) - carried.iter().map(|piece| non_whitespace_len(piece)).sum::<usize>()
 }
 

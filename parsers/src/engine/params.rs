@@ -65,9 +65,9 @@ impl Params {
         piece.push_str(": ");
         piece.push_str(&value);
         self.keys.push(key.to_owned());
-        calls.count_generated(&piece);
-        calls.uncount_generated(key);
-        calls.uncount_generated(raw);
+        calls.tally.count_generated(&piece);
+        calls.tally.uncount_generated(key);
+        calls.tally.uncount_generated(raw);
         calls.push_arguments(&piece, offset, sink);
     }
 
@@ -75,7 +75,7 @@ impl Params {
     /// JSON object by construction, so the call's end need not check them again.
     pub(crate) fn close<S: EventSink>(&mut self, calls: &mut Calls, offset: usize, sink: &mut S) {
         let piece = if self.keys.is_empty() { "{}" } else { "}" };
-        calls.count_generated(piece);
+        calls.tally.count_generated(piece);
         calls.push_arguments(piece, offset, sink);
         calls.get().checked = Some(ArgumentsCheck::Object);
         self.keys.clear();

@@ -1,7 +1,9 @@
 //! A tool-call section, for formats that gather calls between section markers (Kimi,
-//! DeepSeek): where it began, the text inside it that belongs to no call, and the step that
-//! reads it between calls.
+//! DeepSeek): where it began, the text inside it that belongs to no call, and how a machine
+//! moves in and out of it (its opening, the step between calls, a call's begin and end),
+//! written once for every such machine ([`SectionMachine`]).
 
+use crate::engine::call::Calls;
 use crate::engine::diag::{diagnostic, unexpected_marker};
 use crate::engine::driver::{Chunk, Step};
 use crate::engine::scan::{Found, MarkerSet};
@@ -25,17 +27,74 @@ pub(crate) trait SectionMarker: Copy + PartialEq {
     fn is_tool_marker(self) -> bool;
 }
 
-/// What a step between calls met, besides text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Between {
-    /// Nothing that changes the machine's state.
-    Nothing,
-    /// The section's end marker: the section is closed.
-    SectionEnd,
-    /// A call's begin marker, at this absolute offset.
-    CallBegin(usize),
+type Marker<M> = <<M as SectionMachine>::Markers as MarkerSet>::Marker;
+
+/// A machine whose calls may sit in sections: the states it moves between as sections and
+/// calls open and close, and its parts that the moves change.
+pub(crate) trait SectionMachine {
+    type Markers: MarkerSet<Marker: SectionMarker>;
+    type State;
+
+    /// Outside any section and call.
+    const TEXT: Self::State;
+    /// Inside a section, between calls.
+    const SECTION: Self::State;
+    /// A call's first state, after its begin marker.
+    const CALL: Self::State;
+
+    /// The machine's state, its section, and its calls (which hold its tally).
+    fn parts(&mut self) -> (&mut Self::State, &mut Section, &mut Calls);
+
+    /// A section begins at the marker at `offset`.
+    fn open_section(&mut self, offset: usize) {
+        let (state, section, _) = self.parts();
+        section.begin = Some(offset);
+        *state = Self::SECTION;
+    }
+
+    /// A call begins at the marker at `offset`.
+    fn begin_call(&mut self, offset: usize) {
+        let (state, _, calls) = self.parts();
+        calls.begin(offset);
+        *state = Self::CALL;
+    }
+
+    /// The call ended: back between calls if a section is open, else in text.
+    fn after_call(&mut self) {
+        let (state, section, _) = self.parts();
+        *state = if section.begin.is_some() { Self::SECTION } else { Self::TEXT };
+    }
+
+    /// Reads the section between calls up to the next tool-call marker: whitespace is
+    /// ignored, other text is reported as stray once the marker ends it. The marker counts as
+    /// syntax; the section's end closes it, a call's begin begins the call, and any other
+    /// marker is reported as out of place.
+    fn step_section<S: EventSink>(
+        &mut self,
+        chunk: &Chunk<'_>,
+        start: usize,
+        sink: &mut S,
+    ) -> Step {
+        let (state, section, calls) = self.parts();
+        let accept = Marker::<Self>::is_tool_marker;
+        let found =
+            section.stray.read_to_marker::<Self::Markers, S>(chunk, start, accept, STRAY, sink);
+        let Found::Marker { at, marker, len } = found else { return found.step() };
+        calls.tally.count_syntax(len);
+        let offset = chunk.base + at;
+        if marker == Marker::<Self>::SECTION_END {
+            section.begin = None;
+            *state = Self::TEXT;
+        } else if marker == Marker::<Self>::CALL_BEGIN {
+            self.begin_call(offset);
+        } else {
+            sink.emit(unexpected_marker(marker.text(), offset, "between tool calls"));
+        }
+        Step::Continue(at + len)
+    }
 }
 
+/// The open section of a [`SectionMachine`].
 #[derive(Debug, Default)]
 pub(crate) struct Section {
     /// Offset of the open section's begin marker.
@@ -44,48 +103,6 @@ pub(crate) struct Section {
 }
 
 impl Section {
-    pub(crate) fn open(&mut self, offset: usize) {
-        self.begin = Some(offset);
-    }
-
-    pub(crate) fn is_open(&self) -> bool {
-        self.begin.is_some()
-    }
-
-    /// Reads the section between calls up to the next tool-call marker: whitespace is
-    /// ignored, other text is reported as stray once the marker ends it. The marker's bytes are
-    /// added to `marker_bytes`; the section's end closes it, and any marker but a call's begin
-    /// is reported as out of place.
-    pub(crate) fn step<G, S>(
-        &mut self,
-        chunk: &Chunk<'_>,
-        start: usize,
-        marker_bytes: &mut usize,
-        sink: &mut S,
-    ) -> (Step, Between)
-    where
-        G: MarkerSet<Marker: SectionMarker>,
-        S: EventSink,
-    {
-        let accept = G::Marker::is_tool_marker;
-        let found = self.stray.read_to_marker::<G, S>(chunk, start, accept, STRAY, sink);
-        let Found::Marker { at, marker, len } = found else {
-            return (found.step(), Between::Nothing);
-        };
-        *marker_bytes += len;
-        let offset = chunk.base + at;
-        let met = if marker == G::Marker::SECTION_END {
-            self.begin = None;
-            Between::SectionEnd
-        } else if marker == G::Marker::CALL_BEGIN {
-            Between::CallBegin(offset)
-        } else {
-            sink.emit(unexpected_marker(marker.text(), offset, "between tool calls"));
-            Between::Nothing
-        };
-        (Step::Continue(at + len), met)
-    }
-
     /// The input ended inside the section.
     pub(crate) fn truncated<S: EventSink>(&mut self, offset: usize, sink: &mut S) {
         self.stray.flush(STRAY, sink);

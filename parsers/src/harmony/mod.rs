@@ -17,8 +17,8 @@ use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{unexpected_marker, with_text};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
-use crate::engine::non_whitespace_len;
 use crate::engine::scan::{Found, marker_len, read_to_marker};
+use crate::engine::tally::{Tally, non_whitespace_len};
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
@@ -110,7 +110,6 @@ pub(crate) struct Harmony {
     body: TextOut,
     header: Header,
     calls: Calls,
-    marker_bytes: usize,
 }
 
 impl Harmony {
@@ -121,7 +120,6 @@ impl Harmony {
             body: TextOut::default(),
             header: Header::default(),
             calls: Calls::default(),
-            marker_bytes: 0,
         }
     }
 
@@ -131,7 +129,7 @@ impl Harmony {
         let found =
             read_to_marker::<Tokens>(chunk, start, |_| true, |text, _| out.emit(text, sink));
         let Found::Marker { at, marker, len } = found else { return found.step() };
-        self.marker_bytes += len;
+        self.calls.tally.count_syntax(len);
         let offset = chunk.base + at;
         let in_body = self.state == State::Body;
         match marker {
@@ -174,7 +172,7 @@ impl Harmony {
             Marker::Channel => self.header.part = Part::Channel,
             Marker::Constrain => self.header.part = Part::Constrain,
             Marker::Message => {
-                self.marker_bytes += len;
+                self.calls.tally.count_syntax(len);
                 self.open_body(sink);
                 return Step::Continue(at + len);
             }
@@ -188,7 +186,7 @@ impl Harmony {
                 return Step::Continue(at);
             }
         }
-        self.marker_bytes += len;
+        self.calls.tally.count_syntax(len);
         Step::Continue(at + len)
     }
 
@@ -215,14 +213,14 @@ impl Harmony {
         let recipient = self.header.recipient().filter(|r| !matches!(*r, "assistant" | "user"));
         if let Some(recipient) = recipient {
             let name = recipient.strip_prefix("functions.").unwrap_or(recipient).to_owned();
-            self.marker_bytes += header_bytes - non_whitespace_len(&name);
+            self.calls.tally.count_syntax(header_bytes - non_whitespace_len(&name));
             self.calls.begin(self.header.offset);
             let id = self.calls.made_up_id();
             self.calls.announce_name(id, &name, sink);
             self.calls.arguments_start();
             self.state = State::Arguments;
         } else {
-            self.marker_bytes += header_bytes;
+            self.calls.tally.count_syntax(header_bytes);
             self.body = TextOut { in_think: self.header.channel_name() == "analysis" };
             self.state = State::Body;
         }
@@ -239,7 +237,7 @@ impl Harmony {
         match read_arguments::<Tokens, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Marker(Marker::Call, at) => {
                 let len = marker_len::<Tokens>(input, at);
-                self.marker_bytes += len;
+                self.calls.tally.count_syntax(len);
                 self.calls.end(Ending::Closed, &self.tools, sink);
                 self.state = State::Outside;
                 Step::Continue(at + len)
@@ -251,7 +249,7 @@ impl Harmony {
                 self.state = State::Outside;
                 if closes {
                     let len = marker_len::<Tokens>(input, at);
-                    self.marker_bytes += len;
+                    self.calls.tally.count_syntax(len);
                     return Step::Continue(at + len);
                 }
                 Step::Continue(at)
@@ -287,11 +285,7 @@ impl Machine for Harmony {
         self.calls.retained() + self.header.len()
     }
 
-    fn marker_bytes(&self) -> usize {
-        self.marker_bytes
-    }
-
-    fn generated_bytes(&self) -> usize {
-        self.calls.generated_bytes()
+    fn tally(&self) -> Tally {
+        self.calls.tally
     }
 }

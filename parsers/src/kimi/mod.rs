@@ -15,7 +15,8 @@ use crate::engine::diag::{diagnostic, unexpected_marker};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, marker_len, read_to_marker};
-use crate::engine::section::{Between, Section, SectionMarker};
+use crate::engine::section::{Section, SectionMachine, SectionMarker};
+use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
@@ -26,7 +27,7 @@ use markers::{KimiMarkers, Marker};
 pub use markers::LONGEST_MARKER;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     /// Outside any section or call: content, or reasoning inside `<think>`.
     Text,
     /// Inside a tool-call section, between calls.
@@ -45,7 +46,6 @@ pub(crate) struct Kimi {
     text: TextOut,
     section: Section,
     calls: Calls,
-    marker_bytes: usize,
 }
 
 impl Kimi {
@@ -56,7 +56,6 @@ impl Kimi {
             text,
             section: Section::default(),
             calls: Calls::default(),
-            marker_bytes: 0,
         }
     }
 
@@ -64,7 +63,7 @@ impl Kimi {
         let found =
             self.text.read_to_marker::<KimiMarkers, S>(chunk, start, Marker::ThinkOpen, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
-        self.marker_bytes += len;
+        self.calls.tally.count_syntax(len);
         self.on_text_marker(marker, chunk.base + at, sink);
         Step::Continue(at + len)
     }
@@ -73,10 +72,7 @@ impl Kimi {
         match marker {
             Marker::ThinkOpen => self.text.open(),
             Marker::ThinkClose => self.text.close(marker.text(), "<think>", offset, sink),
-            Marker::SectionBegin => {
-                self.section.open(offset);
-                self.state = State::Section;
-            }
+            Marker::SectionBegin => self.open_section(offset),
             Marker::CallBegin => self.begin_call(offset),
             Marker::SectionEnd | Marker::ArgumentBegin | Marker::CallEnd => {
                 sink.emit(unexpected_marker(
@@ -86,22 +82,6 @@ impl Kimi {
                 ));
             }
         }
-    }
-
-    fn step_section<S: EventSink>(
-        &mut self,
-        chunk: &Chunk<'_>,
-        start: usize,
-        sink: &mut S,
-    ) -> Step {
-        let (step, met) =
-            self.section.step::<KimiMarkers, S>(chunk, start, &mut self.marker_bytes, sink);
-        match met {
-            Between::SectionEnd => self.state = State::Text,
-            Between::CallBegin(offset) => self.begin_call(offset),
-            Between::Nothing => {}
-        }
-        step
     }
 
     fn step_call_id<S: EventSink>(
@@ -119,13 +99,13 @@ impl Kimi {
         self.announce(sink);
         match marker {
             Marker::ArgumentBegin => {
-                self.marker_bytes += len;
+                self.calls.tally.count_syntax(len);
                 self.calls.arguments_start();
                 self.state = State::Arguments;
                 Step::Continue(at + len)
             }
             Marker::CallEnd => {
-                self.marker_bytes += len;
+                self.calls.tally.count_syntax(len);
                 sink.emit(diagnostic(
                     DiagnosticKind::MalformedCall,
                     Some(self.calls.get().index),
@@ -154,7 +134,7 @@ impl Kimi {
         match read_arguments::<KimiMarkers, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Marker(Marker::CallEnd, at) => {
                 let len = marker_len::<KimiMarkers>(input, at);
-                self.marker_bytes += len;
+                self.calls.tally.count_syntax(len);
                 self.end_call(Ending::Closed, sink);
                 Step::Continue(at + len)
             }
@@ -165,11 +145,6 @@ impl Kimi {
             }
             stop => stop.step(input.len()),
         }
-    }
-
-    fn begin_call(&mut self, offset: usize) {
-        self.calls.begin(offset);
-        self.state = State::CallId;
     }
 
     /// The id is complete: announces the call.
@@ -187,7 +162,7 @@ impl Kimi {
         };
         let name = match parsed {
             CallName::Named(name) => {
-                self.calls.count_generated(&name);
+                self.calls.tally.count_generated(&name);
                 Some(name)
             }
             CallName::Unnamed => None,
@@ -201,7 +176,7 @@ impl Kimi {
 
     fn end_call<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
         self.calls.end(ending, &self.tools, sink);
-        self.state = if self.section.is_open() { State::Section } else { State::Text };
+        self.after_call();
     }
 }
 
@@ -236,11 +211,20 @@ impl Machine for Kimi {
         self.calls.retained() + self.section.retained()
     }
 
-    fn marker_bytes(&self) -> usize {
-        self.marker_bytes
+    fn tally(&self) -> Tally {
+        self.calls.tally
     }
+}
 
-    fn generated_bytes(&self) -> usize {
-        self.calls.generated_bytes()
+impl SectionMachine for Kimi {
+    type Markers = KimiMarkers;
+    type State = State;
+
+    const TEXT: State = State::Text;
+    const SECTION: State = State::Section;
+    const CALL: State = State::CallId;
+
+    fn parts(&mut self) -> (&mut State, &mut Section, &mut Calls) {
+        (&mut self.state, &mut self.section, &mut self.calls)
     }
 }

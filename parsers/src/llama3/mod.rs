@@ -26,6 +26,7 @@ use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::envelope::{finish_envelope_call, read_envelope};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, MarkerSet, Scan};
+use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
@@ -56,7 +57,6 @@ pub(crate) struct Llama3 {
     calls: Calls,
     /// Offset of the last `<|python_tag|>`.
     tag_at: usize,
-    marker_bytes: usize,
 }
 
 /// What a complete object turned out to be.
@@ -73,7 +73,6 @@ impl Llama3 {
             text,
             calls: Calls::default(),
             tag_at: 0,
-            marker_bytes: 0,
         }
     }
 
@@ -85,7 +84,7 @@ impl Llama3 {
     }
 
     fn on_marker<S: EventSink>(&mut self, marker: Marker, len: usize, offset: usize, sink: &mut S) {
-        self.marker_bytes += len;
+        self.calls.tally.count_syntax(len);
         match marker {
             Marker::ThinkOpen => self.text.open(),
             Marker::ThinkClose => self.text.close(marker.text(), "<think>", offset, sink),
@@ -126,7 +125,7 @@ impl Llama3 {
                 return Step::Continue(first);
             }
             b';' if matches!(self.state, State::After { .. }) => {
-                self.marker_bytes += 1;
+                self.calls.tally.count_syntax(1);
                 return Step::Continue(first + 1);
             }
             b'<' => match Tags::scan(&input[first..]) {
@@ -171,12 +170,7 @@ impl Llama3 {
             ArgsStop::Closed(end) => {
                 match self.verdict(tagged) {
                     Verdict::Call => {
-                        self.marker_bytes += finish_envelope_call(
-                            &mut self.calls,
-                            &self.tools,
-                            Ending::Closed,
-                            sink,
-                        );
+                        finish_envelope_call(&mut self.calls, &self.tools, Ending::Closed, sink);
                         self.state = State::After { tagged };
                     }
                     Verdict::Content(note) => self.give_up(note, sink),
@@ -187,8 +181,7 @@ impl Llama3 {
                 if tagged {
                     let what = "the call object was not closed";
                     let ending = Ending::cut_short(what, marker.text(), base + at);
-                    self.marker_bytes +=
-                        finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
+                    finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
                     self.state = State::Text;
                 } else {
                     self.give_up(None, sink);
@@ -259,8 +252,7 @@ impl Machine for Llama3 {
     fn end<S: EventSink>(&mut self, _offset: usize, sink: &mut S) {
         match self.state {
             State::Object { tagged: true } => {
-                self.marker_bytes +=
-                    finish_envelope_call(&mut self.calls, &self.tools, Ending::Truncated, sink);
+                finish_envelope_call(&mut self.calls, &self.tools, Ending::Truncated, sink);
             }
             State::Object { tagged: false } => self.give_up(None, sink),
             State::Expect => sink.emit(diagnostic(
@@ -278,11 +270,7 @@ impl Machine for Llama3 {
         self.calls.retained()
     }
 
-    fn marker_bytes(&self) -> usize {
-        self.marker_bytes
-    }
-
-    fn generated_bytes(&self) -> usize {
-        self.calls.generated_bytes()
+    fn tally(&self) -> Tally {
+        self.calls.tally
     }
 }

@@ -19,6 +19,7 @@ use crate::engine::envelope::finish_envelope_call;
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, MarkerSet, Scan, read_to_marker_or};
 use crate::engine::stray::Stray;
+use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
@@ -56,7 +57,6 @@ pub(crate) struct Mistral {
     calls_at: usize,
     array_at: usize,
     id: String,
-    marker_bytes: usize,
 }
 
 impl Mistral {
@@ -70,14 +70,13 @@ impl Mistral {
             calls_at: 0,
             array_at: 0,
             id: String::new(),
-            marker_bytes: 0,
         }
     }
 
     fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
         let found = self.text.read_to_marker::<Controls, S>(chunk, start, Marker::ThinkOpen, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
-        self.marker_bytes += len;
+        self.calls.tally.count_syntax(len);
         let offset = chunk.base + at;
         match marker {
             Marker::ThinkOpen => self.text.open(),
@@ -103,7 +102,7 @@ impl Mistral {
                 Scan::Incomplete if !eof => return Step::NeedInput(first),
                 Scan::Marker(..) => {}
                 Scan::Incomplete | Scan::NoMatch => {
-                    self.marker_bytes += 1;
+                    self.calls.tally.count_syntax(1);
                     self.array_at = base + first;
                     self.state = State::Array;
                     return Step::Continue(first + 1);
@@ -127,7 +126,7 @@ impl Mistral {
             match bytes[at] {
                 b',' => {
                     self.stray.flush(ARRAY_STRAY, sink);
-                    self.marker_bytes += 1;
+                    self.calls.tally.count_syntax(1);
                 }
                 b'{' => {
                     self.stray.flush(ARRAY_STRAY, sink);
@@ -138,7 +137,7 @@ impl Mistral {
                 }
                 b']' => {
                     self.stray.flush(ARRAY_STRAY, sink);
-                    self.marker_bytes += 1;
+                    self.calls.tally.count_syntax(1);
                     self.state = State::Text;
                     return Step::Continue(at + 1);
                 }
@@ -176,16 +175,14 @@ impl Mistral {
         let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<Controls, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Closed(end) => {
-                self.marker_bytes +=
-                    finish_envelope_call(&mut self.calls, &self.tools, Ending::Closed, sink);
+                finish_envelope_call(&mut self.calls, &self.tools, Ending::Closed, sink);
                 self.state = State::Array;
                 Step::Continue(end)
             }
             ArgsStop::Marker(marker, at) => {
                 let ending =
                     Ending::cut_short("the call object was not closed", marker.text(), base + at);
-                self.marker_bytes +=
-                    finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
+                finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
                 self.state = State::Text;
                 Step::Continue(at)
             }
@@ -204,13 +201,13 @@ impl Mistral {
             });
         match found {
             Found::Marker { at, marker: Marker::CallId, len } if !into_id => {
-                self.marker_bytes += len;
+                self.calls.tally.count_syntax(len);
                 self.id.clear();
                 self.state = State::CallId;
                 Step::Continue(at + len)
             }
             Found::Marker { at, marker: Marker::Args, len } => {
-                self.marker_bytes += len;
+                self.calls.tally.count_syntax(len);
                 self.start_arguments(sink);
                 Step::Continue(at + len)
             }
@@ -331,8 +328,7 @@ impl Machine for Mistral {
                 ));
             }
             State::Element => {
-                self.marker_bytes +=
-                    finish_envelope_call(&mut self.calls, &self.tools, Ending::Truncated, sink);
+                finish_envelope_call(&mut self.calls, &self.tools, Ending::Truncated, sink);
             }
             State::Name | State::CallId => {
                 self.announce(sink);
@@ -351,11 +347,7 @@ impl Machine for Mistral {
         self.calls.retained() + self.stray.len() + self.id.len()
     }
 
-    fn marker_bytes(&self) -> usize {
-        self.marker_bytes
-    }
-
-    fn generated_bytes(&self) -> usize {
-        self.calls.generated_bytes()
+    fn tally(&self) -> Tally {
+        self.calls.tally
     }
 }

@@ -27,10 +27,10 @@ use crate::engine::diag::{diagnostic, unexpected_marker};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::envelope::finish_envelope_call;
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
-use crate::engine::non_whitespace_len;
 use crate::engine::params::Params;
 use crate::engine::scan::{Found, Scan, marker_len, read_to_marker};
 use crate::engine::stray::Stray;
+use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::format::Format;
@@ -93,7 +93,6 @@ pub(crate) struct Tagged<D> {
     /// Offset of the key's or value's first byte.
     part_offset: usize,
     first_shape: Option<Shape>,
-    marker_bytes: usize,
     dialect: PhantomData<D>,
 }
 
@@ -115,7 +114,6 @@ impl<D: Dialect> Tagged<D> {
             value: String::new(),
             part_offset: 0,
             first_shape: None,
-            marker_bytes: 0,
             dialect: PhantomData,
         }
     }
@@ -132,7 +130,7 @@ impl<D: Dialect> Tagged<D> {
 
     /// Counts the marker at `chunk.text[at..at + len]` as syntax.
     fn count_marker(&mut self, chunk: &Chunk<'_>, at: usize, len: usize) {
-        self.marker_bytes += non_whitespace_len(&chunk.text[at..at + len]);
+        self.calls.tally.count_syntax_text(&chunk.text[at..at + len]);
     }
 
     fn step_text<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
@@ -274,7 +272,7 @@ impl<D: Dialect> Tagged<D> {
     }
 
     fn finish_object<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
-        self.marker_bytes += finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
+        finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
     }
 
     fn end_call<S: EventSink>(&mut self, ending: Ending, offset: usize, sink: &mut S) {
@@ -335,11 +333,7 @@ impl<D: Dialect> Machine for Tagged<D> {
             + self.value.len()
     }
 
-    fn marker_bytes(&self) -> usize {
-        self.marker_bytes
-    }
-
-    fn generated_bytes(&self) -> usize {
-        self.calls.generated_bytes()
+    fn tally(&self) -> Tally {
+        self.calls.tally
     }
 }

@@ -34,7 +34,7 @@ impl<D: Dialect> Tagged<D> {
             read_to_marker_or::<D>(chunk, start, b'>', not_think, |text, _| buffer.push_str(text));
         match found {
             Found::Stop(at) => {
-                self.marker_bytes += 1;
+                self.calls.tally.count_syntax(1);
                 if into_key {
                     self.part_offset = chunk.base + at + 1;
                     self.value.clear();
@@ -116,7 +116,7 @@ impl<D: Dialect> Tagged<D> {
         }
         for quote in ['"', '\''] {
             if let Some(inner) = text.strip_prefix(quote).and_then(|t| t.strip_suffix(quote)) {
-                self.marker_bytes += 2;
+                self.calls.tally.count_syntax(2);
                 return inner;
             }
         }
