@@ -19,7 +19,7 @@ use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::format::Format;
-use crate::stream::Inner;
+use crate::one_format::Inner;
 
 /// A marker that tells the format, or a think tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

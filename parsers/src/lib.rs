@@ -20,6 +20,7 @@ mod kimi;
 mod llama3;
 mod message;
 mod mistral;
+mod one_format;
 mod stream;
 mod tagged;
 mod tools;
