@@ -9,4 +9,5 @@ pub mod workspace;
 
 pub use runner::AgentEvent;
 pub(crate) use runner::AgentRunner;
-pub use spec::{AgentSpec, DEFAULT_MAX_TURNS, ProviderChoice, ProviderFactory, preset_providers};
+pub use spec::{AgentSpec, DEFAULT_MAX_TURNS};
+pub use taskflow_providers::{ProviderChoice, ProviderFactory, preset_providers};
