@@ -10,11 +10,11 @@ use crate::action::{ActionError, ActionFuture, StepContext};
 pub struct HtmlText;
 
 impl Tool for HtmlText {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "html_text"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "The title and readable text of fetched HTML pages"
     }
 

@@ -10,11 +10,11 @@ use crate::action::{ActionError, ActionFuture, StepContext};
 pub struct KeywordFilter;
 
 impl Tool for KeywordFilter {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "keyword_filter"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Keep the items whose text mentions any of the keywords"
     }
 

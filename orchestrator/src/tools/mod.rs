@@ -16,20 +16,21 @@ pub use keyword_filter::KeywordFilter;
 
 use crate::action::{ActionFuture, StepContext};
 
-/// A built-in tool.
+/// A tool: built in, or known only at run time (its name and description need not be
+/// constants).
 pub trait Tool: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     /// One line for a model or a `--help`.
-    fn description(&self) -> &'static str;
+    fn description(&self) -> &str;
     /// The JSON schema of its arguments.
     fn parameters(&self) -> Value;
     fn call(&self, args: Value, context: StepContext) -> ActionFuture;
 }
 
-/// The tools a `tool` step may name.
+/// Tools by name, in name order.
 #[derive(Clone, Default)]
 pub struct Tools {
-    by_name: BTreeMap<&'static str, Arc<dyn Tool>>,
+    by_name: BTreeMap<String, Arc<dyn Tool>>,
 }
 
 impl std::fmt::Debug for Tools {
@@ -47,21 +48,63 @@ impl Tools {
     }
 
     pub fn register(&mut self, tool: impl Tool + 'static) -> &mut Self {
-        self.by_name.insert(tool.name(), Arc::new(tool));
+        self.by_name.insert(tool.name().to_owned(), Arc::new(tool));
         self
     }
 
     /// Registers a tool another registry already holds.
     pub fn register_shared(&mut self, tool: Arc<dyn Tool>) -> &mut Self {
-        self.by_name.insert(tool.name(), tool);
+        self.by_name.insert(tool.name().to_owned(), tool);
         self
     }
 
-    pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
-        self.by_name.get(name).cloned()
+    pub fn get(&self, name: impl AsRef<str>) -> Option<Arc<dyn Tool>> {
+        self.by_name.get(name.as_ref()).cloned()
     }
 
-    pub fn names(&self) -> Vec<&'static str> {
-        self.by_name.keys().copied().collect()
+    /// The names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A tool whose name comes from elsewhere at run time, as a tool server's would.
+    struct Named(String);
+
+    impl Tool for Named {
+        fn name(&self) -> &str {
+            &self.0
+        }
+
+        fn description(&self) -> &str {
+            "named at run time"
+        }
+
+        fn parameters(&self) -> Value {
+            json!({"type": "object"})
+        }
+
+        fn call(&self, args: Value, _context: StepContext) -> ActionFuture {
+            Box::pin(std::future::ready(Ok(args)))
+        }
+    }
+
+    #[test]
+    fn tools_named_at_run_time_are_registered_and_listed_in_name_order() {
+        let mut tools = Tools::builtin();
+        for name in ["zeta", "alpha"] {
+            tools.register(Named(format!("server_{name}")));
+        }
+        assert_eq!(tools.names(), ["html_text", "keyword_filter", "server_alpha", "server_zeta"]);
+        let name = String::from("server_alpha");
+        assert_eq!(tools.get(&name).map(|tool| tool.name().to_owned()), Some(name.clone()));
+        assert!(tools.get(name).is_some());
+        assert!(tools.get("server_beta").is_none());
     }
 }

@@ -23,11 +23,11 @@ struct Args {
 }
 
 impl Tool for FetchUrl {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "fetch_url"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Fetch an http(s) URL and return its body as text"
     }
 

@@ -34,11 +34,11 @@ fn here() -> String {
 }
 
 impl Tool for ListDir {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "list_dir"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "List a folder of the workspace (path relative to the workspace root, default `.`)"
     }
 

@@ -52,11 +52,11 @@ async fn read_prefix(
 }
 
 impl Tool for ReadFile {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "read_file"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Read a text file of the workspace (path relative to the workspace root)"
     }
 

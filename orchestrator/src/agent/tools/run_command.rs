@@ -29,11 +29,11 @@ struct Args {
 }
 
 impl Tool for RunCommand {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "run_command"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Run a command in the workspace (only allowed programs; no shell: no pipes or redirections)"
     }
 

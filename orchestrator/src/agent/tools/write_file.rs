@@ -27,11 +27,11 @@ struct Args {
 }
 
 impl Tool for WriteFileTool {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "write_file"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Write a text file in the workspace (path relative to the workspace root), replacing it"
     }
 
