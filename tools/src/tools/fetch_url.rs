@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{MAX_OUTPUT_BYTES, arguments, truncated};
-use crate::action::{ActionError, ActionFuture, StepContext};
-use crate::tools::Tool;
+use super::args::{MAX_OUTPUT_BYTES, arguments, truncated};
+use crate::step::{ActionError, ActionFuture, StepContext};
+use crate::tool::Tool;
 
 #[derive(Default)]
 pub struct FetchUrl {

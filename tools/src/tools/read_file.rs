@@ -3,10 +3,10 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{MAX_OUTPUT_BYTES, arguments};
-use crate::action::{ActionError, ActionFuture, StepContext};
-use crate::agent::workspace::Workspace;
-use crate::tools::Tool;
+use super::args::{MAX_OUTPUT_BYTES, arguments};
+use crate::step::{ActionError, ActionFuture, StepContext};
+use crate::tool::Tool;
+use crate::workspace::Workspace;
 
 pub struct ReadFile {
     workspace: Workspace,

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use super::Tool;
-use crate::action::{ActionError, ActionFuture, StepContext};
+use crate::step::{ActionError, ActionFuture, StepContext};
+use crate::tool::Tool;
 
 pub struct HtmlText;
 

@@ -8,7 +8,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::{Action, ActionError, ActionFuture, StepContext, string_param};
+use super::params::string_param;
+use crate::action::Action;
+use crate::step::{ActionError, ActionFuture, StepContext};
 
 pub struct WriteFile;
 

@@ -1,23 +1,17 @@
-//! Built-in tools: named functions over JSON arguments that a pipeline's `tool` step calls
-//! (and, later, a model in an agent run). A tool gets the same [`StepContext`] as an action, so
-//! it sees the step's idempotency key and cancellation. [`Tools`] is the registry; new tools are
-//! one file each and one `register` call.
-
-mod html_text;
-mod keyword_filter;
+//! Tools: named functions over JSON arguments that a pipeline's `tool` step or a model in an
+//! agent run calls. A tool gets the same [`StepContext`] as an action, so it sees the step's
+//! idempotency key and cancellation. Its name is a value, not a constant, so a tool known only
+//! at run time (one a tool server offers) registers like a built-in. [`Tools`] is the registry;
+//! the built-in tools are in [`crate::tools`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use html_text::HtmlText;
-pub use keyword_filter::KeywordFilter;
+use crate::step::{ActionFuture, StepContext};
 
-use crate::action::{ActionFuture, StepContext};
-
-/// A tool: built in, or known only at run time (its name and description need not be
-/// constants).
+/// A tool.
 pub trait Tool: Send + Sync {
     fn name(&self) -> &str;
     /// One line for a model or a `--help`.
@@ -40,13 +34,7 @@ impl std::fmt::Debug for Tools {
 }
 
 impl Tools {
-    /// `html_text` and `keyword_filter`.
-    pub fn builtin() -> Self {
-        let mut tools = Tools::default();
-        tools.register(HtmlText).register(KeywordFilter);
-        tools
-    }
-
+    /// Registers (or replaces) the tool under its name.
     pub fn register(&mut self, tool: impl Tool + 'static) -> &mut Self {
         self.by_name.insert(tool.name().to_owned(), Arc::new(tool));
         self
@@ -97,14 +85,17 @@ mod tests {
 
     #[test]
     fn tools_named_at_run_time_are_registered_and_listed_in_name_order() {
-        let mut tools = Tools::builtin();
-        for name in ["zeta", "alpha"] {
+        let mut tools = Tools::default();
+        for name in ["zeta", "alpha", "mid"] {
             tools.register(Named(format!("server_{name}")));
         }
-        assert_eq!(tools.names(), ["html_text", "keyword_filter", "server_alpha", "server_zeta"]);
+        assert_eq!(tools.names(), ["server_alpha", "server_mid", "server_zeta"]);
         let name = String::from("server_alpha");
         assert_eq!(tools.get(&name).map(|tool| tool.name().to_owned()), Some(name.clone()));
         assert!(tools.get(name).is_some());
         assert!(tools.get("server_beta").is_none());
+        let mut chosen = Tools::default();
+        chosen.register_shared(tools.get("server_zeta").unwrap());
+        assert_eq!(chosen.names(), ["server_zeta"]);
     }
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Action, ActionError, ActionFuture, StepContext};
+use crate::action::Action;
+use crate::step::{ActionError, ActionFuture, StepContext};
 
 #[derive(Default)]
 pub struct FetchUrls {
