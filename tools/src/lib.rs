@@ -15,6 +15,7 @@ mod step;
 mod tool;
 pub mod tools;
 pub mod workspace;
+mod write;
 
 pub use action::{Action, Actions};
 pub use agent_spec::{AgentSpec, DEFAULT_MAX_TURNS};

@@ -1,16 +1,19 @@
 //! `write_file`: writes `with.content` to `with.path` inside the spec's declared
 //! `output_dir`, and nowhere else: an absolute path, `..`, or a symbolic link leading out of
-//! the folder is refused. A string is written as is, any other value as pretty JSON. The file
-//! is replaced atomically (written beside it, then renamed), so a repeated attempt leaves the
-//! same file. The output is `{"path", "bytes"}`.
+//! the folder is refused, before any folder is created. A string is written as is, any other
+//! value as pretty JSON. The file is replaced atomically (written beside it, then renamed: the
+//! same writer as the `write_file` tool's), so a repeated attempt leaves the same file. The
+//! output is `{"path", "bytes"}`, `path` being the real path written.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
 use super::params::string_param;
 use crate::action::Action;
 use crate::step::{ActionError, ActionFuture, StepContext};
+use crate::workspace::{PathError, Workspace, relative_path};
+use crate::write::{WriteError, write_inside};
 
 pub struct WriteFile;
 
@@ -29,10 +32,10 @@ impl Action for WriteFile {
                 )
             })?;
             let folder = context.resolve(folder);
-            let target = inside(&folder, relative).map_err(ActionError::permanent)?;
+            let relative = relative.to_owned();
             let bytes = content.len();
             let path =
-                tokio::task::spawn_blocking(move || write(&folder, &target, content.as_bytes()))
+                tokio::task::spawn_blocking(move || write(&folder, &relative, content.as_bytes()))
                     .await
                     .map_err(|error| ActionError::failed(error.to_string()))??;
             Ok(json!({"path": path.display().to_string(), "bytes": bytes}))
@@ -42,7 +45,7 @@ impl Action for WriteFile {
     fn check(&self, with: &Value) -> Result<(), String> {
         let path = string_param(with, "path")?;
         if !path.contains("{{") {
-            inside(Path::new("out"), path)?;
+            inside(path)?;
         }
         if with.get("content").is_none() {
             return Err("`with.content` is missing".to_owned());
@@ -51,53 +54,42 @@ impl Action for WriteFile {
     }
 }
 
-/// `relative` under `folder`, refusing what would leave it on paper.
-fn inside(folder: &Path, relative: &str) -> Result<PathBuf, String> {
-    let path = Path::new(relative);
-    let mut clean = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => clean.push(part),
-            Component::CurDir => {}
-            _ => {
-                return Err(format!(
-                    "`{relative}` must be a relative path inside the output folder, without `..`"
-                ));
-            }
-        }
-    }
+/// The names `relative` goes through inside the output folder, refusing what would leave it
+/// on paper.
+fn inside(relative: &str) -> Result<PathBuf, String> {
+    let clean = relative_path(relative).map_err(|_| {
+        format!("`{relative}` must be a relative path inside the output folder, without `..`")
+    })?;
     if clean.as_os_str().is_empty() {
         return Err("`with.path` names no file".to_owned());
     }
-    Ok(folder.join(clean))
+    Ok(clean)
 }
 
-/// Creates the folders, checks that the real location is still inside the output folder (no
-/// symbolic link leads out), then writes atomically.
-fn write(folder: &Path, target: &Path, content: &[u8]) -> Result<PathBuf, ActionError> {
-    let io = |what: &str, path: &Path, error: std::io::Error| {
+/// Creates the output folder, then writes `relative` inside it.
+fn write(folder: &Path, relative: &str, content: &[u8]) -> Result<PathBuf, ActionError> {
+    let target = folder.join(inside(relative).map_err(ActionError::permanent)?);
+    let failed = |what: &str, path: &Path, error: &dyn std::fmt::Display| {
         ActionError::failed(format!("{what} {}: {error}", path.display()))
     };
-    std::fs::create_dir_all(folder).map_err(|e| io("cannot create", folder, e))?;
-    let parent = target.parent().unwrap_or(folder);
-    std::fs::create_dir_all(parent).map_err(|e| io("cannot create", parent, e))?;
-    let real_folder = folder.canonicalize().map_err(|e| io("cannot resolve", folder, e))?;
-    let real_parent = parent.canonicalize().map_err(|e| io("cannot resolve", parent, e))?;
-    let name = target.file_name().ok_or_else(|| ActionError::permanent("no file name"))?;
-    let real_target = real_parent.join(name);
-    let escapes = !real_parent.starts_with(&real_folder)
-        || std::fs::symlink_metadata(&real_target).is_ok_and(|meta| meta.file_type().is_symlink());
-    if escapes {
-        return Err(ActionError::permanent(format!(
+    std::fs::create_dir_all(folder).map_err(|e| failed("cannot create", folder, &e))?;
+    let workspace = Workspace::new(folder).map_err(|e| failed("cannot resolve", folder, &e))?;
+    write_inside(&workspace, relative, content, "taskflow-tmp").map_err(|error| match error {
+        WriteError::Refused(PathError::Escapes(_)) => ActionError::permanent(format!(
             "{} leads out of the output folder {}",
             target.display(),
-            real_folder.display()
-        )));
-    }
-    let temporary = real_parent.join(format!(".{}.taskflow-tmp", name.to_string_lossy()));
-    std::fs::write(&temporary, content).map_err(|e| io("cannot write", &temporary, e))?;
-    std::fs::rename(&temporary, &real_target).map_err(|e| io("cannot replace", &real_target, e))?;
-    Ok(real_target)
+            workspace.root().display()
+        )),
+        WriteError::Refused(PathError::Io { reason, .. }) => {
+            failed("cannot resolve", &target, &reason)
+        }
+        WriteError::Refused(refused) => ActionError::permanent(refused.to_string()),
+        // Worded as the system words a rename over a folder.
+        WriteError::Folder(path) => {
+            failed("cannot replace", &path, &std::io::Error::from_raw_os_error(libc::EISDIR))
+        }
+        WriteError::Io { doing, path, error } => failed(doing, &path, &error),
+    })
 }
 
 #[cfg(test)]
@@ -107,7 +99,7 @@ mod tests {
     #[test]
     fn paths_stay_inside_the_output_folder() {
         fn check(relative: &str, ok: bool) {
-            assert_eq!(inside(Path::new("/out"), relative).is_ok(), ok, "{relative}");
+            assert_eq!(inside(relative).is_ok(), ok, "{relative}");
         }
         check("digest.md", true);
         check("./daily/digest.md", true);
@@ -115,6 +107,7 @@ mod tests {
         check("daily/../../escape.md", false);
         check("/etc/passwd", false);
         check("", false);
+        check(".", false);
     }
 
     #[test]
@@ -125,10 +118,19 @@ mod tests {
         std::fs::create_dir_all(&out).unwrap();
         std::fs::create_dir_all(&elsewhere).unwrap();
         std::os::unix::fs::symlink(&elsewhere, out.join("link")).unwrap();
-        let refused = write(&out, &out.join("link").join("x.txt"), b"x");
-        assert!(matches!(refused, Err(ActionError::Permanent(_))), "{refused:?}");
+        for path in ["link/x.txt", "link/deeper/x.txt"] {
+            let refused = write(&out, path, b"x");
+            assert!(matches!(refused, Err(ActionError::Permanent(_))), "{path}: {refused:?}");
+        }
         assert!(!elsewhere.join("x.txt").exists());
-        let written = write(&out, &out.join("sub").join("x.txt"), b"hello").unwrap();
+        assert!(!elsewhere.join("deeper").exists(), "no folder is made outside");
+        std::fs::create_dir(out.join("folder")).unwrap();
+        let refused = write(&out, "folder", b"x").unwrap_err();
+        let retried =
+            matches!(&refused, ActionError::Failed(error) if error.contains("Is a directory"));
+        assert!(retried, "{refused:?}");
+        let written = write(&out, "sub/x.txt", b"hello").unwrap();
+        assert_eq!(written, out.canonicalize().unwrap().join("sub/x.txt"));
         assert_eq!(std::fs::read_to_string(written).unwrap(), "hello");
     }
 }

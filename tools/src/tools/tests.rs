@@ -133,6 +133,8 @@ async fn paths_outside_the_workspace_are_refused() {
         .await;
     check_err(&bench, "read_file", json!({"path": "missing.md"}), "no such file").await;
     check_err(&bench, "read_file", json!({"path": "src"}), "is a folder").await;
+    check_err(&bench, "write_file", json!({"path": "src", "content": "x"}), "`src` is a folder")
+        .await;
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! `write_file`: writes a text file inside the workspace, creating its folders. The file is
-//! written to a temporary name and renamed, so a crash never leaves half a file.
+//! written to a temporary name and renamed (the same writer as the `write_file` action's), so
+//! a crash never leaves half a file.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -8,6 +9,7 @@ use super::args::arguments;
 use crate::step::{ActionError, ActionFuture, StepContext};
 use crate::tool::Tool;
 use crate::workspace::Workspace;
+use crate::write::{WriteError, write_inside};
 
 pub struct WriteFileTool {
     workspace: Workspace,
@@ -44,27 +46,25 @@ impl Tool for WriteFileTool {
     fn call(&self, args: Value, context: StepContext) -> ActionFuture {
         let workspace = self.workspace.clone();
         Box::pin(async move {
-            let args: Args = arguments("write_file", args)?;
-            let path = workspace
-                .writable(&args.path)
-                .map_err(|error| ActionError::permanent(error.to_string()))?;
-            if path.is_dir() {
-                return Err(ActionError::permanent(format!("`{}` is a folder", args.path)));
+            let Args { path, content } = arguments("write_file", args)?;
+            let bytes = content.len();
+            let tag = format!("{}.tmp", context.idempotency_key);
+            let relative = path.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                write_inside(&workspace, &relative, content.as_bytes(), &tag)
+            })
+            .await
+            .map_err(|error| ActionError::failed(error.to_string()))?;
+            match written {
+                Ok(_) => Ok(json!({"path": path, "bytes": bytes})),
+                Err(WriteError::Refused(error)) => Err(ActionError::permanent(error.to_string())),
+                Err(WriteError::Folder(_)) => {
+                    Err(ActionError::permanent(format!("`{path}` is a folder")))
+                }
+                Err(WriteError::Io { error, .. }) => {
+                    Err(ActionError::failed(format!("cannot write `{path}`: {error}")))
+                }
             }
-            let failed = |error: std::io::Error| {
-                ActionError::failed(format!("cannot write `{}`: {error}", args.path))
-            };
-            if let Some(parent) = path.parent() {
-                tokio::fs::create_dir_all(parent).await.map_err(failed)?;
-            }
-            let temporary = path.with_file_name(format!(
-                ".{}.{}.tmp",
-                path.file_name().unwrap_or_default().to_string_lossy(),
-                context.idempotency_key
-            ));
-            tokio::fs::write(&temporary, &args.content).await.map_err(failed)?;
-            tokio::fs::rename(&temporary, &path).await.map_err(failed)?;
-            Ok(json!({"path": args.path, "bytes": args.content.len()}))
         })
     }
 }
