@@ -10,6 +10,7 @@
 mod action;
 pub mod actions;
 mod agent_spec;
+mod http;
 mod process;
 mod step;
 mod tool;

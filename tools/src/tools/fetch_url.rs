@@ -1,19 +1,26 @@
-//! `fetch_url`: the body of an `http://` or `https://` URL, as text. Other schemes are refused
-//! (a `file:` URL would be a way around the workspace).
+//! `fetch_url`: the body of an `http://` or `https://` URL, as text, at most 64 KiB of it
+//! (fetched as the `fetch_urls` action fetches). Other schemes are refused (a `file:` URL would
+//! be a way around the workspace).
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::args::{MAX_OUTPUT_BYTES, arguments, truncated};
+use crate::http::{FetchError, Fetcher, get_text};
 use crate::step::{ActionError, ActionFuture, StepContext};
 use crate::tool::Tool;
 
-#[derive(Default)]
 pub struct FetchUrl {
-    client: OnceLock<reqwest::Client>,
+    http: Fetcher,
+}
+
+impl Default for FetchUrl {
+    /// A request, body included, may take a minute.
+    fn default() -> Self {
+        FetchUrl { http: Fetcher::new(Some(Duration::from_secs(60))) }
+    }
 }
 
 #[derive(Deserialize)]
@@ -37,17 +44,7 @@ impl Tool for FetchUrl {
     }
 
     fn call(&self, args: Value, context: StepContext) -> ActionFuture {
-        let client = self
-            .client
-            .get_or_init(|| {
-                reqwest::Client::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .timeout(Duration::from_secs(60))
-                    .user_agent(concat!("taskflow/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .unwrap_or_default()
-            })
-            .clone();
+        let client = self.http.client();
         Box::pin(async move {
             let args: Args = arguments("fetch_url", args)?;
             let lower = args.url.to_ascii_lowercase();
@@ -57,25 +54,23 @@ impl Tool for FetchUrl {
                     args.url
                 )));
             }
-            let fetch = async {
-                let response = client.get(&args.url).send().await.map_err(|error| {
-                    ActionError::failed(format!("cannot fetch `{}`: {error}", args.url))
-                })?;
-                let status = response.status();
-                let body = response.text().await.map_err(|error| {
-                    ActionError::failed(format!("cannot read `{}`: {error}", args.url))
-                })?;
-                if !status.is_success() {
-                    return Err(ActionError::permanent(format!(
-                        "`{}` answered HTTP {status}",
-                        args.url
-                    )));
-                }
-                Ok(Value::String(truncated(&body, MAX_OUTPUT_BYTES)))
+            let url = &args.url;
+            let body = tokio::select! {
+                body = get_text(&client, url) => body,
+                () = context.cancel.cancelled() => return Err(ActionError::Cancelled),
             };
-            tokio::select! {
-                result = fetch => result,
-                () = context.cancel.cancelled() => Err(ActionError::Cancelled),
+            // Every error status is final here: the model reads it and decides what to do.
+            match body {
+                Ok(body) => Ok(Value::String(truncated(&body, MAX_OUTPUT_BYTES))),
+                Err(FetchError::Send(error)) => {
+                    Err(ActionError::failed(format!("cannot fetch `{url}`: {error}")))
+                }
+                Err(FetchError::Body(error)) => {
+                    Err(ActionError::failed(format!("cannot read `{url}`: {error}")))
+                }
+                Err(FetchError::Status(status)) => {
+                    Err(ActionError::permanent(format!("`{url}` answered HTTP {status}")))
+                }
             }
         })
     }
