@@ -1,8 +1,9 @@
 //! Actions: what a step runs. An action is an async handler with one contract, the same for
 //! the built-ins and for those a program registers: it gets the step's input (its `with`, with
 //! templates filled in) and a [`StepContext`], and returns the step's output or an
-//! [`ActionError`](crate::ActionError). [`Actions`] is the registry a spec is checked against
-//! and an engine runs from; the built-in actions are in [`crate::actions`].
+//! [`ActionError`](crate::step::ActionError). [`Actions`] is the registry a spec is checked
+//! against and an engine runs from; the built-in actions (module `actions`) register
+//! themselves with `Actions::builtin`.
 
 use std::collections::BTreeMap;
 use std::future::Future;

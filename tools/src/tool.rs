@@ -2,7 +2,8 @@
 //! agent run calls. A tool gets the same [`StepContext`] as an action, so it sees the step's
 //! idempotency key and cancellation. Its name is a value, not a constant, so a tool known only
 //! at run time (one a tool server offers) registers like a built-in. [`Tools`] is the registry;
-//! the built-in tools are in [`crate::tools`].
+//! the built-in tools (module `tools`) register themselves with `Tools::builtin` and
+//! `register_agent_tools`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
