@@ -10,6 +10,7 @@
 mod anthropic;
 mod assemble;
 mod build;
+mod choice;
 mod config;
 mod error;
 mod http;
@@ -25,6 +26,7 @@ use std::pin::Pin;
 use futures_util::{Stream, StreamExt};
 
 pub use anthropic::tool_ids;
+pub use choice::{ProviderChoice, ProviderFactory, preset_providers};
 pub use config::{
     CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, PRESETS, Preset, Protocol,
     ProviderConfig, resolve_connect_timeout,

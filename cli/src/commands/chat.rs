@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use futures_util::StreamExt;
-use taskflow_orchestrator::agent::{self, tools::AgentToolSettings, workspace::Workspace};
+use taskflow_orchestrator::agent::{AgentToolSettings, Workspace, register_agent_tools};
 use taskflow_orchestrator::tools::Tools;
 use taskflow_providers::{
     ChatEvent, ChatMessage, ChatRequest, ChatResponse, ResponseBuilder, ToolDefinition,
@@ -158,7 +158,7 @@ fn builtin_tools(names: &[String]) -> CliResult<Vec<ToolDefinition>> {
     let mut tools = Tools::builtin();
     let here = Workspace::new(".")
         .map_err(|error| CliError::failure(format!("cannot use the current folder: {error}")))?;
-    agent::tools::register(
+    register_agent_tools(
         &mut tools,
         &AgentToolSettings { workspace: here, allowed_commands: vec![] },
     );

@@ -22,19 +22,18 @@ use taskflow_providers::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::spec::AgentSpec;
-use crate::action::{ActionError, ActionFuture, StepContext};
+use super::AgentSpec;
 use crate::engine::attempts::{self, Attempts, Ended};
 use crate::engine::store_access::StoreAccess;
 use crate::engine::{EngineError, EngineOptions, Progress, ProgressSink};
 use crate::pipeline::RetryPolicy;
-use crate::tools::Tools;
 use taskflow_store::error::Error;
 use taskflow_store::lease::Lease;
 use taskflow_store::model::{
     CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome,
 };
 use taskflow_store::status::{FlowStatus, StepStatus};
+use taskflow_tools::{ActionError, ActionFuture, StepContext, Tools};
 
 /// How long one tool call may take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(300);

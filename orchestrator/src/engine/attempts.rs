@@ -13,11 +13,11 @@ use serde_json::Value;
 use taskflow_store::error::Error;
 use taskflow_store::lease::Lease;
 use taskflow_store::model::{CheckpointDone, CheckpointOp, Step};
+use taskflow_tools::{ActionError, ActionFuture, StepContext};
 use tokio_util::sync::CancellationToken;
 
 use super::progress::{Progress, ProgressSink};
 use super::store_access::StoreAccess;
-use crate::action::{ActionError, ActionFuture, StepContext};
 use crate::pipeline::RetryPolicy;
 use crate::pipeline::spec::duration_text;
 

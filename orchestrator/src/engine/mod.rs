@@ -24,12 +24,8 @@ pub use progress::{Progress, ProgressSink, quiet};
 
 use taskflow_providers::Provider;
 
-use crate::action::{Action, Actions};
-use crate::agent::tools::AgentToolSettings;
-use crate::agent::workspace::Workspace;
-use crate::agent::{self, AgentRunner, AgentSpec, ProviderFactory, preset_providers};
+use crate::agent::{AgentRunner, AgentSpec, ProviderFactory, preset_providers};
 use crate::pipeline::{FlowSpec, Plan, SpecError};
-use crate::tools::Tools;
 use children::ChildRuns;
 use runner::Runner;
 use store_access::StoreAccess;
@@ -41,6 +37,8 @@ use taskflow_store::model::{
 use taskflow_store::rules;
 use taskflow_store::status::{FlowStatus, StepStatus};
 use taskflow_store::time::Timestamp;
+use taskflow_tools::actions::Llm;
+use taskflow_tools::{Action, Actions, AgentToolSettings, Tools, Workspace, register_agent_tools};
 
 /// What a flow runs.
 enum FlowKind {
@@ -125,7 +123,7 @@ impl Engine {
     /// The same engine, building providers with `providers` (flags and a config file add to
     /// the presets there).
     pub fn with_providers(mut self, providers: ProviderFactory) -> Engine {
-        self.actions.register("llm", crate::action::Llm::new(providers.clone()));
+        self.actions.register("llm", Llm::new(providers.clone()));
         self.providers = providers;
         self
     }
@@ -149,7 +147,7 @@ impl Engine {
             format!("the workspace {} cannot be used: {error}", spec.workspace.display())
         })?;
         let mut all = Tools::default();
-        agent::tools::register(
+        register_agent_tools(
             &mut all,
             &AgentToolSettings { workspace, allowed_commands: spec.allowed_commands.clone() },
         );

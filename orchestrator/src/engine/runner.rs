@@ -20,7 +20,6 @@ use super::attempts::{self, Attempts, Ended};
 use super::progress::{Progress, ProgressSink};
 use super::store_access::StoreAccess;
 use super::{EngineError, EngineOptions};
-use crate::action::{Action, ChildFlows, StepContext};
 use crate::pipeline::spec::Plan;
 use crate::pipeline::template;
 use taskflow_store::error::Error;
@@ -29,6 +28,7 @@ use taskflow_store::model::{
     CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome,
 };
 use taskflow_store::status::{FlowStatus, StepStatus};
+use taskflow_tools::{Action, ChildFlows, StepContext};
 
 /// Where one step of the plan stands during the run.
 #[derive(Debug, Clone)]

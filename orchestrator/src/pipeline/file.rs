@@ -11,7 +11,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use super::spec::{FlowSpec, Plan, RetryPolicy, SpecError, SpecField, StepSpec, duration_text};
-use crate::action::Actions;
+use taskflow_tools::Actions;
 
 /// One problem of a pipeline file, at a line and column (both from 1).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::template;
-use crate::action::Actions;
+use taskflow_tools::Actions;
 
 /// How many steps of one flow run at once unless the spec says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 4;

@@ -3,8 +3,10 @@
 
 use serde_json::{Map, Value};
 
-use super::{Action, ActionError, ActionFuture, StepContext, string_param};
-use crate::tools::Tools;
+use super::params::string_param;
+use crate::action::Action;
+use crate::step::{ActionError, ActionFuture, StepContext};
+use crate::tool::Tools;
 
 pub struct ToolAction {
     tools: Tools,

@@ -3,10 +3,10 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{MAX_OUTPUT_BYTES, arguments};
-use crate::action::{ActionError, ActionFuture, StepContext};
-use crate::agent::workspace::Workspace;
-use crate::tools::Tool;
+use super::args::{MAX_OUTPUT_BYTES, arguments};
+use crate::step::{ActionError, ActionFuture, StepContext};
+use crate::tool::Tool;
+use crate::workspace::Workspace;
 
 pub struct ReadFile {
     workspace: Workspace,
@@ -52,11 +52,11 @@ async fn read_prefix(
 }
 
 impl Tool for ReadFile {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "read_file"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Read a text file of the workspace (path relative to the workspace root)"
     }
 

@@ -6,10 +6,11 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{MAX_OUTPUT_BYTES, arguments, truncated};
-use crate::action::{ActionError, ActionFuture, StepContext, run_child};
-use crate::agent::workspace::Workspace;
-use crate::tools::Tool;
+use super::args::{MAX_OUTPUT_BYTES, arguments, truncated};
+use crate::process::run_child;
+use crate::step::{ActionError, ActionFuture, StepContext};
+use crate::tool::Tool;
+use crate::workspace::Workspace;
 
 pub struct RunCommand {
     workspace: Workspace,
@@ -29,11 +30,11 @@ struct Args {
 }
 
 impl Tool for RunCommand {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "run_command"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Run a command in the workspace (only allowed programs; no shell: no pipes or redirections)"
     }
 

@@ -19,9 +19,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::llm::{choice, optional_number, optional_text};
-use super::{Action, ActionError, ActionFuture, StepContext, string_param};
-use crate::agent::{AgentSpec, DEFAULT_MAX_TURNS};
+use super::params::{optional_number, optional_text, provider_choice, string_param};
+use crate::action::Action;
+use crate::agent_spec::{AgentSpec, DEFAULT_MAX_TURNS};
+use crate::step::{ActionError, ActionFuture, StepContext};
 use taskflow_store::model::Flow;
 use taskflow_store::status::FlowStatus;
 
@@ -94,7 +95,7 @@ fn check_with(with: &Value) -> Result<(), String> {
     count(with, "max_turns", MAX_TURNS_LIMIT)?;
     count(with, "max_tokens", u64::from(u32::MAX))?;
     optional_number(with, "temperature")?;
-    choice(with, None).map(|_| ())
+    provider_choice(with, None).map(|_| ())
 }
 
 /// The agent a step's input asks for.
@@ -111,7 +112,7 @@ fn agent_spec(input: &Value, context: &StepContext) -> Result<AgentSpec, String>
         name: optional_text(input, "name")?.unwrap_or_else(|| format!("{} (agent)", context.step)),
         prompt: string_param(input, "prompt")?.to_owned(),
         system: optional_text(input, "system")?,
-        provider: choice(input, Some(context))?,
+        provider: provider_choice(input, Some(context))?,
         tools: names(input, "tools")?,
         workspace,
         allowed_commands: names(input, "allow_commands")?,

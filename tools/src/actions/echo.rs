@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::{Action, ActionError, ActionFuture, StepContext};
+use crate::action::Action;
+use crate::step::{ActionError, ActionFuture, StepContext};
 
 pub struct Echo;
 

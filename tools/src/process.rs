@@ -7,7 +7,7 @@
 
 use std::process::{Output, Stdio};
 
-use super::{ActionError, StepContext};
+use crate::step::{ActionError, StepContext};
 
 /// Runs `command` to its end, with its stdin closed and its output captured, unless the step
 /// is cancelled first.

@@ -4,17 +4,17 @@
 
 use serde_json::{Value, json};
 
-use super::Tool;
-use crate::action::{ActionError, ActionFuture, StepContext};
+use crate::step::{ActionError, ActionFuture, StepContext};
+use crate::tool::Tool;
 
 pub struct HtmlText;
 
 impl Tool for HtmlText {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "html_text"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "The title and readable text of fetched HTML pages"
     }
 

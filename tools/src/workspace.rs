@@ -1,7 +1,8 @@
-//! The folder an agent's file tools may touch. Every path a model gives is checked here before
-//! any file is opened: absolute paths and `..` are refused outright, and the real location
-//! (after following symlinks) must stay inside the root, so a link that points outside does
-//! not become a way out.
+//! The folder file tools may touch: an agent's workspace, a pipeline's output folder. Every
+//! path a model or a step gives is checked here before any file is opened or any folder
+//! created: absolute paths and `..` are refused outright, and the real location (after
+//! following symlinks) must stay inside the root, so a link that points outside does not
+//! become a way out.
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -75,19 +76,9 @@ impl Workspace {
 
     /// `relative` joined to the root, refusing absolute paths and `..`.
     fn join(&self, relative: &str) -> Result<PathBuf, PathError> {
-        let path = Path::new(relative);
         let mut joined = self.root.clone();
-        for component in path.components() {
-            match component {
-                Component::Normal(part) => joined.push(part),
-                Component::CurDir => {}
-                Component::ParentDir => {
-                    return Err(PathError::ParentComponent(relative.to_owned()));
-                }
-                Component::RootDir | Component::Prefix(_) => {
-                    return Err(PathError::Absolute(relative.to_owned()));
-                }
-            }
+        for part in relative_path(relative)?.components() {
+            joined.push(part);
         }
         Ok(joined)
     }
@@ -99,6 +90,24 @@ impl Workspace {
             Err(PathError::Escapes(relative.to_owned()))
         }
     }
+}
+
+/// The names `relative` goes through below a folder (`.` left out), refusing absolute paths
+/// and `..`. This reads the text only: whether the path stays inside once links are followed
+/// is for [`Workspace::existing`] and [`Workspace::writable`] to tell.
+pub fn relative_path(relative: &str) -> Result<PathBuf, PathError> {
+    let mut clean = PathBuf::new();
+    for component in Path::new(relative).components() {
+        match component {
+            Component::Normal(part) => clean.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(PathError::ParentComponent(relative.to_owned())),
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(PathError::Absolute(relative.to_owned()));
+            }
+        }
+    }
+    Ok(clean)
 }
 
 fn io_error(relative: &str, error: &io::Error) -> PathError {

@@ -4,35 +4,27 @@
 //! (`file:pages/a.html`) from the spec's base folder, so a pipeline and its pages move together.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Action, ActionError, ActionFuture, StepContext};
+use crate::action::Action;
+use crate::http::{FetchError, Fetcher, get_text};
+use crate::step::{ActionError, ActionFuture, StepContext};
 
-#[derive(Default)]
 pub struct FetchUrls {
-    client: OnceLock<reqwest::Client>,
+    http: Fetcher,
 }
 
-impl FetchUrls {
-    fn client(&self) -> reqwest::Client {
-        self.client
-            .get_or_init(|| {
-                reqwest::Client::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .user_agent(concat!("taskflow/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .unwrap_or_default()
-            })
-            .clone()
+impl Default for FetchUrls {
+    /// No bound on a whole request: a step's `timeout` is the bound.
+    fn default() -> Self {
+        FetchUrls { http: Fetcher::new(None) }
     }
 }
 
 impl Action for FetchUrls {
     fn run(&self, input: Value, context: StepContext) -> ActionFuture {
-        let client = self.client();
+        let client = self.http.client();
         Box::pin(async move {
             let urls = urls(&input).map_err(ActionError::permanent)?;
             let mut pages = Vec::with_capacity(urls.len());
@@ -89,21 +81,17 @@ async fn fetch(
             }
         });
     }
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|error| ActionError::failed(format!("{url}: {error}")))?;
-    let status = response.status();
-    if !status.is_success() {
-        let message = format!("{url}: HTTP {status}");
-        return Err(if status.is_server_error() || status.as_u16() == 429 {
+    get_text(client, url).await.map_err(|error| {
+        let message = match &error {
+            FetchError::Status(status) => format!("{url}: HTTP {status}"),
+            FetchError::Send(error) | FetchError::Body(error) => format!("{url}: {error}"),
+        };
+        if error.is_transient() {
             ActionError::failed(message)
         } else {
             ActionError::permanent(message)
-        });
-    }
-    response.text().await.map_err(|error| ActionError::failed(format!("{url}: {error}")))
+        }
+    })
 }
 
 /// `file:///abs/path` (or `file://localhost/abs/path`) is absolute; `file:rel/path` is relative

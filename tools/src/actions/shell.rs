@@ -9,7 +9,10 @@
 
 use serde_json::Value;
 
-use super::{Action, ActionError, ActionFuture, StepContext, run_child, string_param};
+use super::params::string_param;
+use crate::action::Action;
+use crate::process::run_child;
+use crate::step::{ActionError, ActionFuture, StepContext};
 
 /// How much of stderr an error message keeps (its end, where the reason usually is).
 const STDERR_TAIL: usize = 2000;

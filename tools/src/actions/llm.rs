@@ -1,14 +1,14 @@
 //! `llm`: one model request as a pipeline step. `with.prompt` is a template that reads
 //! earlier outputs (`{{steps.scrape.output}}`); the provider and model come from `with`
 //! (`provider`, `model`, `base_url`, `script`, `api_key_env`) or, left out, from the provider
-//! factory's
-//! defaults (the CLI's config file). The reply's text is the step's output.
+//! factory's defaults (the CLI's config file). The reply's text is the step's output.
 
 use serde_json::Value;
-use taskflow_providers::{ChatMessage, ChatRequest};
+use taskflow_providers::{ChatMessage, ChatRequest, ProviderFactory};
 
-use super::{Action, ActionError, ActionFuture, StepContext, string_param};
-use crate::agent::{ProviderChoice, ProviderFactory};
+use super::params::{optional_number, optional_text, provider_choice, string_param};
+use crate::action::Action;
+use crate::step::{ActionError, ActionFuture, StepContext};
 
 pub struct Llm {
     providers: ProviderFactory,
@@ -20,47 +20,12 @@ impl Llm {
     }
 }
 
-pub(super) fn optional_text(with: &Value, key: &str) -> Result<Option<String>, String> {
-    match with.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
-        Some(_) => Err(format!("`with.{key}` must be a string")),
-    }
-}
-
-pub(super) fn optional_number(with: &Value, key: &str) -> Result<Option<f64>, String> {
-    match with.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => {
-            value.as_f64().map(Some).ok_or_else(|| format!("`with.{key}` must be a number"))
-        }
-    }
-}
-
-/// The provider choice of a step; a relative `script` is relative to the pipeline file.
-pub(super) fn choice(
-    with: &Value,
-    context: Option<&StepContext>,
-) -> Result<ProviderChoice, String> {
-    let script = optional_text(with, "script")?.map(|path| match context {
-        Some(context) => context.resolve(path),
-        None => path.into(),
-    });
-    Ok(ProviderChoice {
-        provider: optional_text(with, "provider")?.unwrap_or_default(),
-        model: optional_text(with, "model")?,
-        base_url: optional_text(with, "base_url")?,
-        script,
-        api_key_env: optional_text(with, "api_key_env")?,
-    })
-}
-
 impl Action for Llm {
     fn run(&self, input: Value, context: StepContext) -> ActionFuture {
         let providers = self.providers.clone();
         Box::pin(async move {
             let prompt = string_param(&input, "prompt").map_err(ActionError::permanent)?.to_owned();
-            let choice = choice(&input, Some(&context)).map_err(ActionError::permanent)?;
+            let choice = provider_choice(&input, Some(&context)).map_err(ActionError::permanent)?;
             let provider = providers(&choice).map_err(ActionError::permanent)?;
             let request = ChatRequest {
                 model: String::new(),
@@ -93,6 +58,6 @@ impl Action for Llm {
         if optional_number(with, "max_tokens")?.is_some_and(|n| n < 1.0 || n.fract() != 0.0) {
             return Err("`with.max_tokens` must be a positive whole number".to_owned());
         }
-        choice(with, None).map(|_| ())
+        provider_choice(with, None).map(|_| ())
     }
 }

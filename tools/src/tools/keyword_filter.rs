@@ -4,17 +4,17 @@
 
 use serde_json::{Value, json};
 
-use super::Tool;
-use crate::action::{ActionError, ActionFuture, StepContext};
+use crate::step::{ActionError, ActionFuture, StepContext};
+use crate::tool::Tool;
 
 pub struct KeywordFilter;
 
 impl Tool for KeywordFilter {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "keyword_filter"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Keep the items whose text mentions any of the keywords"
     }
 

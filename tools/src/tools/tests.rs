@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::action::StepContext;
+use crate::step::StepContext;
 use taskflow_store::model::FlowId;
 
 struct Bench {
@@ -31,7 +31,7 @@ fn bench() -> Bench {
         allowed_commands: vec!["ls".into(), "echo".into()],
     };
     let mut tools = Tools::default();
-    register(&mut tools, &settings);
+    register_agent_tools(&mut tools, &settings);
     Bench { dir, _outside: outside, tools }
 }
 
@@ -133,6 +133,8 @@ async fn paths_outside_the_workspace_are_refused() {
         .await;
     check_err(&bench, "read_file", json!({"path": "missing.md"}), "no such file").await;
     check_err(&bench, "read_file", json!({"path": "src"}), "is a folder").await;
+    check_err(&bench, "write_file", json!({"path": "src", "content": "x"}), "`src` is a folder")
+        .await;
 }
 
 #[tokio::test]
@@ -203,7 +205,7 @@ async fn only_allowed_programs_run_and_no_shell_interprets_them() {
 async fn with_no_allowed_programs_every_command_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut tools = Tools::default();
-    register(
+    register_agent_tools(
         &mut tools,
         &AgentToolSettings {
             workspace: Workspace::new(dir.path()).unwrap(),

@@ -4,10 +4,10 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::arguments;
-use crate::action::{ActionError, ActionFuture, StepContext};
-use crate::agent::workspace::Workspace;
-use crate::tools::Tool;
+use super::args::arguments;
+use crate::step::{ActionError, ActionFuture, StepContext};
+use crate::tool::Tool;
+use crate::workspace::Workspace;
 
 /// The most entries one listing returns.
 const MAX_ENTRIES: usize = 1000;
@@ -34,11 +34,11 @@ fn here() -> String {
 }
 
 impl Tool for ListDir {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "list_dir"
     }
 
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "List a folder of the workspace (path relative to the workspace root, default `.`)"
     }
 

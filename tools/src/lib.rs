@@ -1,0 +1,26 @@
+//! `taskflow-tools`: what a step of a flow runs. The step contract ([`StepContext`],
+//! [`ActionError`], [`ChildFlows`]), the [`Action`] and [`Tool`] traits with their registries
+//! ([`Actions`], [`Tools`], keyed by names known at run time), the built-in actions
+//! ([`actions`]) and tools ([`tools`]), and the confinement of file tools to a folder
+//! ([`Workspace`]).
+//!
+//! Nothing here names the engine or a store backend: an engine runs actions through this
+//! contract, and implements [`ChildFlows`] for the actions that start child flows.
+
+mod action;
+pub mod actions;
+mod agent_spec;
+mod http;
+mod process;
+mod step;
+mod tool;
+pub mod tools;
+pub mod workspace;
+mod write;
+
+pub use action::{Action, Actions};
+pub use agent_spec::{AgentSpec, DEFAULT_MAX_TURNS};
+pub use step::{ActionError, ActionFuture, ActionResult, ChildFlows, ChildFuture, StepContext};
+pub use tool::{Tool, Tools};
+pub use tools::{AgentToolSettings, register_agent_tools};
+pub use workspace::{PathError, Workspace};

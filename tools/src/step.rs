@@ -1,0 +1,100 @@
+//! What one attempt of a step is given and gives back, the same for an action and a tool:
+//! the step's identity, idempotency key and cancellation ([`StepContext`]), and its output or
+//! an [`ActionError`]. A step that starts work of its own as child flows (the `agent` action)
+//! reaches the engine through [`StepContext::children`], a [`ChildFlows`] the engine
+//! implements, so that nothing here names the engine.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use taskflow_store::model::{Flow, FlowId};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent_spec::AgentSpec;
+
+/// What an action's future resolves to.
+pub type ActionResult = Result<Value, ActionError>;
+
+/// The boxed future an action returns.
+pub type ActionFuture = Pin<Box<dyn Future<Output = ActionResult> + Send>>;
+
+/// Why an attempt of a step did not produce an output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// It failed; another attempt may succeed (the retry policy decides).
+    #[error("{0}")]
+    Failed(String),
+    /// It failed in a way another attempt would repeat (bad input, a 404): not retried.
+    #[error("{0}")]
+    Permanent(String),
+    /// It stopped because its cancellation token fired.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl ActionError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        ActionError::Failed(message.into())
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        ActionError::Permanent(message.into())
+    }
+}
+
+/// What a running step knows about itself.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    pub flow_id: FlowId,
+    /// The step's id in the spec.
+    pub step: String,
+    /// Its place in the flow's journal.
+    pub seq: u32,
+    /// 1 on the first attempt; more when it is tried again (after a failure, or after its
+    /// runner stopped mid-attempt).
+    pub attempt: u32,
+    /// The same on every attempt of this step: an action with side effects uses it to do them
+    /// once.
+    pub idempotency_key: String,
+    /// Fires when the step must stop: the flow was cancelled, or the attempt timed out.
+    pub cancel: CancellationToken,
+    /// How long a stopped child process gets between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Where relative paths of the spec are resolved.
+    pub base_dir: Option<PathBuf>,
+    /// The only folder `write_file` writes into.
+    pub output_dir: Option<PathBuf>,
+    /// Runs child flows of this step's flow; `None` where there is no engine behind the step
+    /// (an agent's tool calls).
+    pub children: Option<Arc<dyn ChildFlows>>,
+}
+
+impl StepContext {
+    /// `path` resolved against the spec's base folder (the working directory if it has none).
+    pub fn resolve(&self, path: impl AsRef<Path>) -> PathBuf {
+        match &self.base_dir {
+            Some(base) => base.join(path),
+            None => path.as_ref().to_owned(),
+        }
+    }
+}
+
+/// What [`ChildFlows::run_agent`] resolves to.
+pub type ChildFuture = Pin<Box<dyn Future<Output = Result<Flow, ActionError>> + Send>>;
+
+/// Child flows of a running step's flow (DESIGN §5 "Child tasks"), run in the same process by
+/// the engine that runs the step, under the lease of the step's flow.
+pub trait ChildFlows: Send + Sync + std::fmt::Debug {
+    /// Runs `agent` as a child flow of the step's flow until it ends, and returns the child as
+    /// it is then. The child is marked with the step's idempotency key, so another attempt of
+    /// the step (after a crash, or a retry) continues that child instead of spawning a second
+    /// one, unless it failed or was cancelled. When the step is stopped (`context.cancel`), the
+    /// child's run stops too and the child comes back unended (or `cancelled`, when the stop
+    /// was a cancel of the flow). A spawn refused because the flow has a cancel request is
+    /// [`ActionError::Cancelled`].
+    fn run_agent(&self, agent: AgentSpec, context: &StepContext) -> ChildFuture;
+}
