@@ -16,7 +16,7 @@
 use std::io::Write;
 
 use serde_json::{Value, json};
-use taskflow_orchestrator::{
+use taskflow_engine::{
     ActionError, Actions, Engine, EngineOptions, FlowSpec, FlowStatus, ListQuery, StepContext,
     StepSpec,
 };

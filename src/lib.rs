@@ -4,7 +4,7 @@
 //! depend on `taskflow` alone. It also hosts the end-to-end tests of the `taskflow` binary
 //! (`tests/`).
 
-pub use taskflow_orchestrator as orchestrator;
+pub use taskflow_engine as engine;
 pub use taskflow_parsers as parsers;
 pub use taskflow_providers as providers;
 pub use taskflow_store as store;

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use serde_json::{Value, json};
-use taskflow_orchestrator::{
-    FlowId, FlowStatus, NewFlow, NewStep, StateReport, StepKind, StepOutcome,
-};
+use taskflow_engine::{FlowId, FlowStatus, NewFlow, NewStep, StateReport, StepKind, StepOutcome};
 use taskflow_store_sqlite::OpenOptions;
 
 struct Db {

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use taskflow_orchestrator::{FlowId, FlowStatus, StepStatus};
+use taskflow_engine::{FlowId, FlowStatus, StepStatus};
 use taskflow_store_sqlite::OpenOptions;
 
 const BIN: &str = env!("CARGO_BIN_EXE_taskflow");

@@ -1,7 +1,7 @@
 //! The api's one error type. A front end turns it into its own answer: the CLI into a message,
 //! a hint and an exit code; a server into a status code and a JSON error.
 
-use taskflow_orchestrator::EngineError;
+use taskflow_engine::EngineError;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 

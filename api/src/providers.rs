@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use taskflow_orchestrator::FlowSpec;
-use taskflow_orchestrator::agent::{ProviderChoice, ProviderFactory};
+use taskflow_engine::FlowSpec;
+use taskflow_engine::agent::{ProviderChoice, ProviderFactory};
 use taskflow_providers::{
     ApiKey, CONNECT_TIMEOUT_ENV, Preset, ProviderConfig, resolve_connect_timeout,
 };

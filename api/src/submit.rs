@@ -4,7 +4,7 @@
 //! first difference, never silently reused.
 
 use serde_json::Value;
-use taskflow_orchestrator::{Engine, FlowSpec};
+use taskflow_engine::{Engine, FlowSpec};
 use taskflow_store::{Error, Flow, FlowId};
 
 use crate::error::{ApiError, Result};

@@ -4,14 +4,14 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use taskflow_orchestrator::agent::AgentEvent;
-use taskflow_orchestrator::{Progress, ProgressSink};
+use taskflow_engine::agent::AgentEvent;
+use taskflow_engine::{Progress, ProgressSink};
 
 /// What an agent run shows as it goes: the model's text on stdout as it streams (reasoning on
 /// stderr), and one line on stderr per tool call and per result. Nothing with `--json`.
 pub(crate) fn sink(json: bool) -> ProgressSink {
     if json {
-        return taskflow_orchestrator::engine::quiet();
+        return taskflow_engine::engine::quiet();
     }
     // Whether the last text printed left the line open.
     let open_line = Mutex::new(false);

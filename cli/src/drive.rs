@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use taskflow_api::{Durability, ProviderSettings, database};
-use taskflow_orchestrator::agent::AgentSpec;
-use taskflow_orchestrator::{
+use taskflow_engine::agent::AgentSpec;
+use taskflow_engine::{
     Actions, Engine, EngineError, EngineOptions, Flow, FlowId, FlowStatus, Progress, ProgressSink,
     StepStatus,
 };
@@ -32,7 +32,7 @@ pub struct RunnerArgs {
 }
 
 fn parse_durability(text: &str) -> Result<Durability, String> {
-    text.parse().map_err(|error: taskflow_orchestrator::Error| error.to_string())
+    text.parse().map_err(|error: taskflow_engine::Error| error.to_string())
 }
 
 /// An engine over the database of `--db` (created if missing) for the resolved owner.
@@ -158,7 +158,7 @@ impl Display {
     }
 
     fn sink(&self) -> ProgressSink {
-        let Some(bar) = self.bar.clone() else { return taskflow_orchestrator::engine::quiet() };
+        let Some(bar) = self.bar.clone() else { return taskflow_engine::engine::quiet() };
         let running = Mutex::new(Running::default());
         Arc::new(move |progress: &Progress| {
             let mut running = running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

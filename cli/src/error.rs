@@ -52,10 +52,10 @@ impl std::error::Error for CliError {}
 
 pub type CliResult<T = ()> = Result<T, CliError>;
 
-impl From<taskflow_orchestrator::Error> for CliError {
+impl From<taskflow_engine::Error> for CliError {
     /// A flow store failure, with the hint that tells the user what to do about it.
-    fn from(error: taskflow_orchestrator::Error) -> Self {
-        use taskflow_orchestrator::{Error, StorageErrorKind};
+    fn from(error: taskflow_engine::Error) -> Self {
+        use taskflow_engine::{Error, StorageErrorKind};
         let hint = match &error {
             Error::NotFound { .. } => Some(
                 "`taskflow flows list` shows your flows; --owner (or TASKFLOW_OWNER) picks whose",

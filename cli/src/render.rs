@@ -4,7 +4,7 @@
 use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets};
 use serde_json::Value;
 use taskflow_api::documents;
-use taskflow_orchestrator::{
+use taskflow_engine::{
     CancelOutcome, FlowStatus, FlowSummary, Inspection, Revision, SyncMode, Timestamp,
 };
 

@@ -2,7 +2,7 @@
 //! and revisions), then the first page (limit 50) timed the way the CLI runs it (open the
 //! store, bind the owner, list) and on an open store. Target: under 200 ms for the first page.
 //!
-//! Run with `cargo bench -p taskflow-orchestrator --bench list`. Prints `name: value` lines.
+//! Run with `cargo bench -p taskflow-engine --bench list`. Prints `name: value` lines.
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use taskflow_api::Config;
-use taskflow_orchestrator::agent::{AgentSpec, DEFAULT_MAX_TURNS};
+use taskflow_engine::agent::{AgentSpec, DEFAULT_MAX_TURNS};
 
 use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};

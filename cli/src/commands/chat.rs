@@ -6,8 +6,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use futures_util::StreamExt;
-use taskflow_orchestrator::agent::{AgentToolSettings, Workspace, register_agent_tools};
-use taskflow_orchestrator::tools::Tools;
+use taskflow_engine::agent::{AgentToolSettings, Workspace, register_agent_tools};
+use taskflow_engine::tools::Tools;
 use taskflow_providers::{
     ChatEvent, ChatMessage, ChatRequest, ChatResponse, ResponseBuilder, ToolDefinition,
 };

@@ -5,7 +5,7 @@
 
 use clap::{Args, Subcommand};
 use taskflow_api::database;
-use taskflow_orchestrator::{FlowId, FlowStatus, ListQuery, OwnerHandle};
+use taskflow_engine::{FlowId, FlowStatus, ListQuery, OwnerHandle};
 
 use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};
@@ -164,10 +164,9 @@ fn fork(global: &GlobalArgs, id: &str, from_step: &str, runner: &RunnerArgs) -> 
 
 /// A command about one flow needs a store; without one, the flow is not found.
 fn require(handle: Option<OwnerHandle>, id: &str) -> CliResult<OwnerHandle> {
-    handle.ok_or_else(|| taskflow_orchestrator::Error::NotFound { id: id.to_owned() }.into())
+    handle.ok_or_else(|| taskflow_engine::Error::NotFound { id: id.to_owned() }.into())
 }
 
 fn flow_id(text: &str) -> CliResult<FlowId> {
-    FlowId::parse(text)
-        .map_err(|_| taskflow_orchestrator::Error::NotFound { id: text.to_owned() }.into())
+    FlowId::parse(text).map_err(|_| taskflow_engine::Error::NotFound { id: text.to_owned() }.into())
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use taskflow_api::{Submitted, create_or_continue, override_model_steps};
-use taskflow_orchestrator::{Actions, FlowId, FlowStatus, pipeline};
+use taskflow_engine::{Actions, FlowId, FlowStatus, pipeline};
 
 use crate::drive::{RunnerArgs, drive, open_engine, report, runtime};
 use crate::error::{CliError, CliResult};

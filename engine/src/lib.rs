@@ -1,4 +1,4 @@
-//! `taskflow-orchestrator`: the engine that runs managed flows as checkpointed steps
+//! `taskflow-engine`: the engine that runs managed flows as checkpointed steps
 //! (DESIGN §5), pipelines (TOML or built in code) and agent runs.
 //!
 //! What a step runs (actions and tools) is `taskflow-tools`, re-exported here as [`tools`]

@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use taskflow_orchestrator::agent::{AgentSpec, ProviderChoice, ProviderFactory};
-use taskflow_orchestrator::{
-    Actions, Engine, EngineOptions, Flow, FlowStatus, StepKind, StepStatus,
-};
+use taskflow_engine::agent::{AgentSpec, ProviderChoice, ProviderFactory};
+use taskflow_engine::{Actions, Engine, EngineOptions, Flow, FlowStatus, StepKind, StepStatus};
 use taskflow_providers::{
     ChatRequest, ChatResponse, ChatStream, Provider, ProviderError, ReplayProvider, ReplayScript,
 };

@@ -12,11 +12,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, EngineError, quiet};
-use crate::agent::AgentSpec;
 use taskflow_store::error::{Error, SpawnRefusal};
 use taskflow_store::lease::Lease;
 use taskflow_store::model::{Flow, NewFlow};
 use taskflow_store::status::FlowStatus;
+use taskflow_tools::AgentSpec;
 use taskflow_tools::{ActionError, ChildFlows, ChildFuture, StepContext};
 
 /// The key of a child's spec that names the step that spawned it.

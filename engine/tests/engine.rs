@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use taskflow_orchestrator::{
+use taskflow_engine::{
     ActionError, Actions, Engine, EngineOptions, Flow, FlowSpec, FlowStatus, LeaseHolder, NewFlow,
     NewStep, RetryPolicy, StepContext, StepKind, StepOutcome, StepSpec, StepStatus, TaskFlow,
 };

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use taskflow_orchestrator::{Error, FlowId, FlowStatus, NewFlow, StateReport, Takeover, TaskFlow};
+use taskflow_engine::{Error, FlowId, FlowStatus, NewFlow, StateReport, Takeover, TaskFlow};
 use taskflow_store_sqlite::OpenOptions;
 
 const WORKER: &str = "TASKFLOW_TEST_WORKER";

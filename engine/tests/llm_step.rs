@@ -5,9 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use taskflow_orchestrator::{
-    Actions, Engine, EngineOptions, FlowSpec, FlowStatus, StepSpec, pipeline,
-};
+use taskflow_engine::{Actions, Engine, EngineOptions, FlowSpec, FlowStatus, StepSpec, pipeline};
 use taskflow_store_sqlite::OpenOptions;
 
 fn engine(dir: &Path) -> Engine {

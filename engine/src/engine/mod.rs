@@ -9,6 +9,7 @@
 //! `children::ChildRuns`, which spawns them under the step's flow and runs them in this same
 //! engine.
 
+mod agent_runner;
 pub(crate) mod attempts;
 mod children;
 mod progress;
@@ -20,15 +21,17 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use agent_runner::AgentEvent;
 pub use progress::{Progress, ProgressSink, quiet};
 
 use taskflow_providers::Provider;
 
-use crate::agent::{AgentRunner, AgentSpec, ProviderFactory, preset_providers};
 use crate::pipeline::{FlowSpec, Plan, SpecError};
+use agent_runner::AgentRunner;
 use children::ChildRuns;
 use runner::Runner;
 use store_access::StoreAccess;
+use taskflow_providers::{ProviderFactory, preset_providers};
 use taskflow_store::error::Error;
 use taskflow_store::handle::OwnerHandle;
 use taskflow_store::model::{
@@ -37,6 +40,7 @@ use taskflow_store::model::{
 use taskflow_store::rules;
 use taskflow_store::status::{FlowStatus, StepStatus};
 use taskflow_store::time::Timestamp;
+use taskflow_tools::AgentSpec;
 use taskflow_tools::actions::Llm;
 use taskflow_tools::{Action, Actions, AgentToolSettings, Tools, Workspace, register_agent_tools};
 

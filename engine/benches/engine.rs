@@ -23,7 +23,7 @@
 //! WAL file, and a growing file makes every fsync commit file-system metadata too (on this kind
 //! of disk the first ~1,000 frames of a new file commit at about 60% of the later rate). Both
 //! sides are measured past that point. Run with
-//! `cargo bench -p taskflow-orchestrator --bench engine`.
+//! `cargo bench -p taskflow-engine --bench engine`.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use serde_json::{Value, json};
-use taskflow_orchestrator::{
+use taskflow_engine::{
     Actions, CheckpointOp, Engine, EngineOptions, FlowSpec, FlowStatus, LeaseHolder, NewFlow,
     NewStep, StepContext, StepKind, StepOutcome, StepSpec,
 };
@@ -167,7 +167,7 @@ fn schema_floor_commits_per_sec(path: &Path) -> f64 {
     };
     begin(1, 0);
     let step = |seq: u32| {
-        let now = taskflow_orchestrator::Timestamp::now().as_millis();
+        let now = taskflow_engine::Timestamp::now().as_millis();
         execute("BEGIN IMMEDIATE", &[]);
         execute(
             "UPDATE steps SET status = 'succeeded', output = ?1, ended_at = ?2 \

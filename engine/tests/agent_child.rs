@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use taskflow_orchestrator::agent::{ProviderChoice, ProviderFactory};
-use taskflow_orchestrator::{
+use taskflow_engine::agent::{ProviderChoice, ProviderFactory};
+use taskflow_engine::{
     Actions, Engine, EngineOptions, Flow, FlowId, FlowSpec, FlowStatus, StepKind, StepStatus,
     pipeline,
 };
@@ -350,7 +350,7 @@ async fn a_pipeline_cancelled_mid_child_and_restarted_ends_cancelled_with_its_ch
     }
     assert_eq!(
         engine.handle().check_resume(&id).unwrap(),
-        taskflow_orchestrator::ResumePlan::FinishCancel
+        taskflow_engine::ResumePlan::FinishCancel
     );
 
     let parent = engine.run(&id).await.unwrap();

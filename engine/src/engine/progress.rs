@@ -21,7 +21,7 @@ pub enum Progress {
     /// A cancel request was noticed: running steps are being stopped.
     Cancelling,
     /// What an agent run's model and tools did.
-    Agent(crate::agent::AgentEvent),
+    Agent(super::agent_runner::AgentEvent),
 }
 
 /// Where a run sends its reports.

@@ -23,9 +23,9 @@ use taskflow_providers::{
 use tokio_util::sync::CancellationToken;
 
 use super::AgentSpec;
-use crate::engine::attempts::{self, Attempts, Ended};
-use crate::engine::store_access::StoreAccess;
-use crate::engine::{EngineError, EngineOptions, Progress, ProgressSink};
+use super::attempts::{self, Attempts, Ended};
+use super::store_access::StoreAccess;
+use super::{EngineError, EngineOptions, Progress, ProgressSink};
 use crate::pipeline::RetryPolicy;
 use taskflow_store::error::Error;
 use taskflow_store::lease::Lease;
