@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use taskflow_store::TaskFlow;
-use taskflow_store_sqlite::{Durability, OpenOptions};
+use taskflow_store::{Durability, TaskFlow};
+use taskflow_store_sqlite::OpenOptions;
 
 use crate::error::Result;
 

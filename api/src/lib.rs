@@ -19,4 +19,4 @@ pub use error::{ApiError, Result};
 pub use owner::resolve_owner;
 pub use providers::{ProviderSettings, override_model_steps};
 pub use submit::{Submitted, create_or_continue};
-pub use taskflow_store_sqlite::Durability;
+pub use taskflow_store::Durability;

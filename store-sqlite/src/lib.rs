@@ -32,7 +32,6 @@ mod update;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -40,12 +39,13 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use taskflow_store::semantics::{self, CheckpointMemory, KnownFlow};
 use taskflow_store::{
-    Backend, Caller, CheckpointDone, CheckpointOp, Error, FlowId, Lease, Result, Submission,
-    TaskFlow, Timestamp, lease,
+    Backend, Caller, CheckpointDone, CheckpointOp, FlowId, Lease, Result, Submission, TaskFlow,
+    Timestamp, lease,
 };
 
 pub use location::{create_private, default_path, default_path_from};
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
+pub use taskflow_store::Durability;
 
 use flow_cache::{DataVersion, FlowCache};
 pub use transaction::Transaction;
@@ -53,31 +53,6 @@ use writer::{LeaseRequest, Who, Writer};
 
 /// How many prepared statements a connection keeps: more than the store has.
 const STATEMENT_CACHE: usize = 64;
-
-/// How hard a commit works to survive a power cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Durability {
-    /// `synchronous=FULL`: a committed checkpoint survives a power cut.
-    #[default]
-    Full,
-    /// `synchronous=NORMAL`: survives a crash of the process, may lose the last commits on a
-    /// power cut; faster.
-    Normal,
-}
-
-impl FromStr for Durability {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "full" => Ok(Durability::Full),
-            "normal" => Ok(Durability::Normal),
-            other => {
-                Err(Error::InvalidInput(format!("unknown durability `{other}` (full or normal)")))
-            }
-        }
-    }
-}
 
 /// How to open a store.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@
 //! (feature `testkit`) is every store test, run by each backend against itself.
 
 pub mod backend;
+pub mod durability;
 pub mod error;
 pub mod handle;
 pub mod id;
@@ -29,6 +30,7 @@ pub mod time;
 pub mod tx;
 
 pub use backend::Backend;
+pub use durability::Durability;
 pub use error::{Error, Result, SpawnRefusal, StorageError, StorageErrorKind};
 pub use handle::{Inspection, OwnerHandle, TaskFlow};
 pub use id::{FlowId, ID_RULE, InvalidId};
