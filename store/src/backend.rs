@@ -74,6 +74,18 @@ fn acquire_lease<B: Backend + ?Sized>(
         .write(|tx, now| semantics::acquire_lease(tx, caller, id, holder, ttl, now, backend.host()))
 }
 
+/// A checkpoint of one op that answers with a step.
+fn one_step<B: Backend + ?Sized>(
+    backend: &B,
+    caller: Caller<'_>,
+    op: CheckpointOp,
+) -> Result<Step> {
+    match semantics::one_answer(backend.checkpoint(caller, vec![op]))? {
+        CheckpointDone::Step(step) => Ok(step),
+        other => Err(semantics::unexpected(other)),
+    }
+}
+
 impl<B: Backend> FlowStore for B {
     fn create_flow(&self, caller: Caller<'_>, new: NewFlow) -> Result<Flow> {
         self.write(|tx, now| semantics::create_flow(tx, caller, new, None, Vec::new(), now))
@@ -200,11 +212,7 @@ impl<B: Backend> FlowStore for B {
     }
 
     fn begin_step(&self, caller: Caller<'_>, lease: &Lease, step: NewStep) -> Result<Step> {
-        let op = CheckpointOp::Begin { lease: lease.clone(), step };
-        match semantics::one_answer(self.checkpoint(caller, vec![op]))? {
-            CheckpointDone::Step(step) => Ok(step),
-            other => Err(semantics::unexpected(other)),
-        }
+        one_step(self, caller, CheckpointOp::Begin { lease: lease.clone(), step })
     }
 
     fn finish_step(
@@ -214,11 +222,7 @@ impl<B: Backend> FlowStore for B {
         seq: u32,
         outcome: StepOutcome,
     ) -> Result<Step> {
-        let op = CheckpointOp::Finish { lease: lease.clone(), seq, outcome };
-        match semantics::one_answer(self.checkpoint(caller, vec![op]))? {
-            CheckpointDone::Step(step) => Ok(step),
-            other => Err(semantics::unexpected(other)),
-        }
+        one_step(self, caller, CheckpointOp::Finish { lease: lease.clone(), seq, outcome })
     }
 
     fn checkpoint(

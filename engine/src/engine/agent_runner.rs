@@ -274,6 +274,11 @@ impl AgentRunner {
                     }
                 },
             };
+            self.report(Progress::StepStarted {
+                step: step.name.clone(),
+                seq: step.seq,
+                attempt: step.attempt,
+            });
             match work {
                 Work::Turn(request) => {
                     let turn = step
@@ -281,11 +286,6 @@ impl AgentRunner {
                         .trim_start_matches("llm ")
                         .parse()
                         .unwrap_or(conversation.turns + 1);
-                    self.report(Progress::StepStarted {
-                        step: step.name.clone(),
-                        seq: step.seq,
-                        attempt: step.attempt,
-                    });
                     self.report(Progress::Agent(AgentEvent::Turn { turn }));
                     let worked = self.with_lease(self.call_model(&request)).await?;
                     match worked {
@@ -311,11 +311,6 @@ impl AgentRunner {
                     }
                 }
                 Work::Tool(call) => {
-                    self.report(Progress::StepStarted {
-                        step: step.name.clone(),
-                        seq: step.seq,
-                        attempt: step.attempt,
-                    });
                     self.report(Progress::Agent(AgentEvent::ToolCall {
                         id: call.id.clone(),
                         name: call.name.clone(),
