@@ -100,7 +100,7 @@ fn list_json_is_newest_first_with_the_contract_keys() {
     assert_eq!(keys(&document), ["flows"]);
     let flows = document["flows"].as_array().unwrap();
     let ids: Vec<&str> = flows.iter().map(|f| f["id"].as_str().unwrap()).collect();
-    let expected = [db.queued, db.child, db.digest, db.deploy].map(|id| id.to_string());
+    let expected = [&db.queued, &db.child, &db.digest, &db.deploy].map(ToString::to_string);
     assert_eq!(ids, expected, "newest first, alice's only");
     for flow in flows {
         has_keys(flow, LIST_KEYS);

@@ -40,7 +40,7 @@ pub async fn create_or_continue(
     if let Some(existing) = existing(engine, &id, &wanted)? {
         return Ok(existing);
     }
-    match engine.create(spec, Some(id)).await.map_err(ApiError::from) {
+    match engine.create(spec, Some(id.clone())).await.map_err(ApiError::from) {
         Ok(flow) => Ok(Submitted::Created(flow)),
         // Another submission of the same id got there first.
         Err(ApiError::Store(Error::IdTaken { .. })) => match existing(engine, &id, &wanted)? {

@@ -104,7 +104,7 @@ pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
         let done = steps.iter().filter(|step| step.status == StepStatus::Succeeded).count();
         println!("flow {} {} ({done} steps done)", flow.id, flow.status);
     }
-    let id = flow.id;
+    let id = &flow.id;
     match flow.status {
         FlowStatus::Succeeded => Ok(()),
         FlowStatus::Failed => Err(CliError::failure(

@@ -74,7 +74,7 @@ pub fn inspection(inspection: &Inspection, json: bool) {
         ("created", when(Some(flow.created_at))),
         ("updated", when(Some(flow.updated_at))),
         ("ended", when(flow.ended_at)),
-        ("parent", optional(flow.parent_flow_id.map(|id| id.to_string()))),
+        ("parent", optional(flow.parent_flow_id.as_ref().map(ToString::to_string))),
         ("cancel requested", when(flow.cancel_requested_at)),
         (
             "lease",
@@ -113,7 +113,7 @@ pub fn inspection(inspection: &Inspection, json: bool) {
                 ),
                 step.error
                     .clone()
-                    .or_else(|| step.child_flow_id.map(|id| format!("child {id}")))
+                    .or_else(|| step.child_flow_id.as_ref().map(|id| format!("child {id}")))
                     .unwrap_or_default(),
             ]
         });

@@ -217,7 +217,7 @@ async fn a_cancel_stops_a_turn_in_flight() {
     let bench = bench(None);
     let flow = bench.engine.create_agent(&spec(5), None).await.unwrap();
     let engine = bench.engine.clone();
-    let id = flow.id;
+    let id = flow.id.clone();
     let running = tokio::spawn(async move { engine.run(&id).await });
     while bench.requests.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;

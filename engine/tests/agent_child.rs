@@ -187,7 +187,7 @@ async fn an_agent_step_runs_as_a_child_flow_and_its_answer_feeds_the_next_step()
     assert_eq!(inspection.children[0].name, "ask (agent)");
     assert_eq!(inspection.children[0].status, FlowStatus::Succeeded);
     let child = engine.handle().flow(&inspection.children[0].id).unwrap();
-    assert_eq!(child.parent_flow_id, Some(flow.id));
+    assert_eq!(child.parent_flow_id, Some(flow.id.clone()));
     assert_eq!(child.state.as_ref().unwrap()["answer"], ANSWER);
 
     use StepKind::{Action, Child, Llm, Tool};
@@ -203,7 +203,7 @@ async fn an_agent_step_runs_as_a_child_flow_and_its_answer_feeds_the_next_step()
     );
     let ask = &inspection.steps[1];
     assert_eq!(ask.output, Some(Value::String(ANSWER.to_owned())), "the answer text");
-    assert_eq!(inspection.steps[2].child_flow_id, Some(child.id));
+    assert_eq!(inspection.steps[2].child_flow_id, Some(child.id.clone()));
 
     // The child is an agent run with the rendered prompt, its paths resolved, marked with the
     // step's idempotency key.
@@ -234,8 +234,8 @@ async fn a_pipeline_resumed_after_a_crash_continues_its_agent_child() {
         // The first process: the agent's second turn never comes back, and the process dies.
         let (engine, requests) = engine(dir.path(), doomed(Duration::from_millis(200)), Some(2));
         let flow = engine.create(&spec(dir.path()), None).await.unwrap();
-        let runner = engine.clone();
-        let running = tokio::spawn(async move { runner.run(&flow.id).await });
+        let (runner, id) = (engine.clone(), flow.id.clone());
+        let running = tokio::spawn(async move { runner.run(&id).await });
         requests_reach(&requests, 2).await;
         running.abort();
         assert!(running.await.unwrap_err().is_cancelled());
@@ -298,8 +298,7 @@ async fn a_cancel_of_the_pipeline_stops_its_agent_child_mid_turn() {
     let dir = folder();
     let (engine, requests) = engine(dir.path(), quick(), Some(1));
     let flow = engine.create(&spec(dir.path()), None).await.unwrap();
-    let runner = engine.clone();
-    let id = flow.id;
+    let (runner, id) = (engine.clone(), flow.id.clone());
     let running = tokio::spawn(async move { runner.run(&id).await });
     requests_reach(&requests, 1).await;
     engine.cancel(&flow.id).await.unwrap();
@@ -330,8 +329,8 @@ async fn a_pipeline_cancelled_mid_child_and_restarted_ends_cancelled_with_its_ch
         // running with a cancel request and a turn in flight.
         let (engine, requests) = engine(dir.path(), doomed(Duration::from_secs(60)), Some(1));
         let flow = engine.create(&spec(dir.path()), None).await.unwrap();
-        let runner = engine.clone();
-        let running = tokio::spawn(async move { runner.run(&flow.id).await });
+        let (runner, id) = (engine.clone(), flow.id.clone());
+        let running = tokio::spawn(async move { runner.run(&id).await });
         requests_reach(&requests, 1).await;
         let outcome = engine.cancel(&flow.id).await.unwrap();
         assert_eq!(outcome.flow.status, FlowStatus::Running);

@@ -267,9 +267,9 @@ async fn a_cancel_from_another_connection_stops_running_commands_within_a_second
         .step(shell("stubborn", &stubborn))
         .step(echo("never", json!(0)).needs(["polite", "stubborn"]));
     let flow = engine.create(&spec, None).await.unwrap();
-    let id = flow.id;
+    let id = flow.id.clone();
     let runner = tokio::spawn({
-        let engine = engine.clone();
+        let (engine, id) = (engine.clone(), id.clone());
         async move { engine.run(&id).await }
     });
     while std::fs::read_to_string(&pids).map_or(0, |text| text.lines().count()) < 2 {
@@ -425,7 +425,7 @@ async fn one_engine_runs_two_owners_flows_at_once_and_keeps_them_apart() {
     for engine in [&alice, &bob, &alice, &bob] {
         for _ in 0..4 {
             let flow = engine.create(&spec, None).await.unwrap();
-            made.push((engine.handle().owner().to_owned(), flow.id));
+            made.push((engine.handle().owner().to_owned(), flow.id.clone()));
             let engine = engine.clone();
             runs.spawn(
                 async move { (engine.handle().owner().to_owned(), engine.run(&flow.id).await) },
@@ -451,7 +451,7 @@ async fn one_engine_runs_two_owners_flows_at_once_and_keeps_them_apart() {
     let slow = FlowSpec::new("slow").step(shell("wait", "sleep 30"));
     let (mine, theirs) =
         (alice.create(&slow, None).await.unwrap(), bob.create(&slow, None).await.unwrap());
-    let runs = [(&alice, mine.id), (&bob, theirs.id)].map(|(engine, id)| {
+    let runs = [(&alice, mine.id.clone()), (&bob, theirs.id.clone())].map(|(engine, id)| {
         let engine = engine.clone();
         tokio::spawn(async move { engine.run(&id).await })
     });
@@ -470,9 +470,9 @@ async fn a_second_runner_of_a_live_flow_is_refused() {
     let engine = new_engine(dir.path(), Actions::builtin());
     let flow =
         engine.create(&FlowSpec::new("busy").step(shell("wait", "sleep 0.5")), None).await.unwrap();
-    let id = flow.id;
+    let id = flow.id.clone();
     let first = tokio::spawn({
-        let engine = engine.clone();
+        let (engine, id) = (engine.clone(), id.clone());
         async move { engine.run(&id).await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -598,8 +598,8 @@ async fn a_stored_spec_that_cannot_run_is_refused_and_leaves_no_lease() {
     assert!(error.contains("unknown action `mark`"), "{error}");
     let error = engine.run(&unreadable.id).await.unwrap_err().to_string();
     assert!(error.contains("cannot read"), "{error}");
-    for id in [flow.id, unreadable.id] {
-        let stored = engine.handle().flow(&id).unwrap();
+    for id in [&flow.id, &unreadable.id] {
+        let stored = engine.handle().flow(id).unwrap();
         assert_eq!((stored.status, stored.lease), (FlowStatus::Queued, None));
     }
     // The engine that knows the action runs it at once: nothing holds the flow.

@@ -73,7 +73,7 @@ impl FlowCache {
             if self.flows.len() >= MAX_FLOWS {
                 self.flows.clear();
             }
-            self.flows.insert(known.flow.id, (known, version));
+            self.flows.insert(known.flow.id.clone(), (known, version));
         }
     }
 }

@@ -39,7 +39,7 @@ impl StoreTx for Transaction<'_> {
         };
         self.prepare_cached(sql)
             .sql()?
-            .query_row(params![id.to_string(), owner], flow_from_row)
+            .query_row(params![id.as_str(), owner], flow_from_row)
             .optional()
             .sql()
     }
@@ -47,7 +47,7 @@ impl StoreTx for Transaction<'_> {
     fn spec_text(&self, id: &FlowId) -> Result<Option<String>> {
         self.prepare_cached("SELECT spec FROM flow_specs WHERE flow_id = ?1")
             .sql()?
-            .query_row([id.to_string()], |row| row.get(0))
+            .query_row([id.as_str()], |row| row.get(0))
             .optional()
             .sql()
     }
@@ -56,7 +56,7 @@ impl StoreTx for Transaction<'_> {
         let found: Option<i64> = self
             .prepare_cached("SELECT 1 FROM flows WHERE id = ?1")
             .sql()?
-            .query_row([id.to_string()], |row| row.get(0))
+            .query_row([id.as_str()], |row| row.get(0))
             .optional()
             .sql()?;
         Ok(found.is_some())
@@ -70,7 +70,7 @@ impl StoreTx for Transaction<'_> {
         )
         .sql()?
         .execute(params![
-            flow.id.to_string(),
+            flow.id.as_str(),
             flow.owner,
             flow.name,
             flow.sync_mode.as_str(),
@@ -79,7 +79,7 @@ impl StoreTx for Transaction<'_> {
             flow.revision as i64,
             flow.goal,
             json_text(flow.state.as_ref()),
-            flow.parent_flow_id.map(|id| id.to_string()),
+            flow.parent_flow_id.as_ref().map(FlowId::as_str),
             flow.created_at.as_millis(),
             flow.updated_at.as_millis(),
         ])
@@ -87,7 +87,7 @@ impl StoreTx for Transaction<'_> {
         if let Some(spec) = json_text(flow.spec.as_ref()) {
             self.prepare_cached("INSERT INTO flow_specs (flow_id, spec) VALUES (?1, ?2)")
                 .sql()?
-                .execute(params![flow.id.to_string(), spec])
+                .execute(params![flow.id.as_str(), spec])
                 .sql()?;
         }
         Ok(())
@@ -111,11 +111,11 @@ impl StoreTx for Transaction<'_> {
         }
         bind(&(after.revision as i64)).sql()?;
         bind(&after.updated_at.as_millis()).sql()?;
-        bind(&after.id.to_string()).sql()?;
+        bind(&after.id.as_str()).sql()?;
         bind(&(before.revision as i64)).sql()?;
         let updated = statement.raw_execute().sql()?;
         if updated == 1 {
-            self.flow_written(after.id);
+            self.flow_written(after.id.clone());
         }
         Ok(updated == 1)
     }
@@ -124,7 +124,7 @@ impl StoreTx for Transaction<'_> {
         let revision: Option<i64> = self
             .prepare_cached("SELECT revision FROM flows WHERE id = ?1")
             .sql()?
-            .query_row([id.to_string()], |row| row.get(0))
+            .query_row([id.as_str()], |row| row.get(0))
             .optional()
             .sql()?;
         Ok(revision.map(|revision| revision as u64))
@@ -144,7 +144,7 @@ impl StoreTx for Transaction<'_> {
         )
         .sql()?
         .execute(params![
-            id.to_string(),
+            id.as_str(),
             revision as i64,
             at.as_millis(),
             actor,
@@ -159,7 +159,7 @@ impl StoreTx for Transaction<'_> {
             "UPDATE flows SET lease_expires_at = ?1 WHERE id = ?2 AND lease_token = ?3",
         )
         .sql()?
-        .execute(params![expires_at.as_millis(), id.to_string(), token])
+        .execute(params![expires_at.as_millis(), id.as_str(), token])
         .sql()?;
         Ok(())
     }
@@ -170,7 +170,7 @@ impl StoreTx for Transaction<'_> {
              AND status NOT IN ('succeeded', 'failed', 'cancelled', 'lost') ORDER BY created_at, id",
         )
         .sql()?
-        .query_map([id.to_string()], |row| parse_column(row, 0))
+        .query_map([id.as_str()], |row| parse_column(row, 0))
         .sql()?
         .collect::<rusqlite::Result<_>>()
         .sql()
@@ -179,7 +179,7 @@ impl StoreTx for Transaction<'_> {
     fn last_seq(&self, id: &FlowId) -> Result<Option<u32>> {
         self.prepare_cached("SELECT max(seq) FROM steps WHERE flow_id = ?1")
             .sql()?
-            .query_row([id.to_string()], |row| row.get(0))
+            .query_row([id.as_str()], |row| row.get(0))
             .sql()
     }
 
@@ -191,7 +191,7 @@ impl StoreTx for Transaction<'_> {
         )
         .sql()?
         .execute(params![
-            step.flow_id.to_string(),
+            step.flow_id.as_str(),
             step.seq,
             step.name,
             step.kind.as_str(),
@@ -203,7 +203,7 @@ impl StoreTx for Transaction<'_> {
             step.error,
             step.started_at.as_millis(),
             step.ended_at.map(Timestamp::as_millis),
-            step.child_flow_id.map(|id| id.to_string()),
+            step.child_flow_id.as_ref().map(FlowId::as_str),
         ])
         .sql()?;
         Ok(())
@@ -216,7 +216,7 @@ impl StoreTx for Transaction<'_> {
         });
         self.prepare_cached(sql)
             .sql()?
-            .query_row(params![id.to_string(), seq], step_from_row)
+            .query_row(params![id.as_str(), seq], step_from_row)
             .optional()
             .sql()
     }
@@ -232,7 +232,7 @@ impl StoreTx for Transaction<'_> {
         });
         self.prepare_cached(sql)
             .sql()?
-            .query_row(params![id.to_string(), seq], step_from_row)
+            .query_row(params![id.as_str(), seq], step_from_row)
             .optional()
             .sql()
     }
@@ -259,7 +259,7 @@ impl StoreTx for Transaction<'_> {
                 output.map(json_encoded),
                 error,
                 at.as_millis(),
-                id.to_string(),
+                id.as_str(),
                 seq
             ])
             .sql()?;
@@ -272,7 +272,7 @@ impl StoreTx for Transaction<'_> {
         let count: i64 = self
             .prepare_cached("SELECT count(*) FROM steps WHERE flow_id = ?1 AND status = 'running'")
             .sql()?
-            .query_row([id.to_string()], |row| row.get(0))
+            .query_row([id.as_str()], |row| row.get(0))
             .sql()?;
         Ok(count as u64)
     }
@@ -282,7 +282,7 @@ impl StoreTx for Transaction<'_> {
             "SELECT seq FROM steps WHERE flow_id = ?1 AND child_flow_id = ?2 AND status = 'running'",
         )
         .sql()?
-        .query_row([parent.to_string(), child.to_string()], |row| row.get(0))
+        .query_row([parent.as_str(), child.as_str()], |row| row.get(0))
         .optional()
         .sql()
     }
@@ -297,7 +297,7 @@ impl StoreTx for Transaction<'_> {
         });
         self.prepare_cached(sql)
             .sql()?
-            .query_map(params![id.to_string(), before_seq], step_from_row)
+            .query_map(params![id.as_str(), before_seq], step_from_row)
             .sql()?
             .collect::<rusqlite::Result<_>>()
             .sql()
@@ -337,7 +337,7 @@ impl StoreTx for Transaction<'_> {
         });
         self.prepare_cached(sql)
             .sql()?
-            .query_map([id.to_string()], step_from_row)
+            .query_map([id.as_str()], step_from_row)
             .sql()?
             .collect::<rusqlite::Result<_>>()
             .sql()
@@ -348,7 +348,7 @@ impl StoreTx for Transaction<'_> {
             "SELECT id, name, status FROM flows WHERE parent_flow_id = ?1 ORDER BY created_at, id",
         )
         .sql()?
-        .query_map([id.to_string()], |row| {
+        .query_map([id.as_str()], |row| {
             Ok(ChildSummary {
                 id: parse_column(row, 0)?,
                 name: row.get(1)?,
@@ -368,7 +368,7 @@ impl StoreTx for Transaction<'_> {
             )
             .sql()?;
         let rows = statement
-            .query_map([id.to_string()], |row| {
+            .query_map([id.as_str()], |row| {
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, i64>(1)?,
@@ -399,11 +399,11 @@ impl StoreTx for Transaction<'_> {
         let mut requested = Vec::new();
         for id in ids {
             let flagged: Option<bool> = statement
-                .query_row(params![id.to_string(), owner], |row| row.get(0))
+                .query_row(params![id.as_str(), owner], |row| row.get(0))
                 .optional()
                 .sql()?;
             if flagged == Some(true) {
-                requested.push(*id);
+                requested.push(id.clone());
             }
         }
         Ok(requested)

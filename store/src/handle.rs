@@ -189,7 +189,8 @@ impl OwnerHandle {
     /// its own.
     pub fn acquire_leases(&self, requests: &[(FlowId, Duration)]) -> Result<Vec<Result<Lease>>> {
         let holder = LeaseHolder::current();
-        let requests = requests.iter().map(|&(id, ttl)| (id, holder.clone(), ttl)).collect();
+        let requests =
+            requests.iter().map(|(id, ttl)| (id.clone(), holder.clone(), *ttl)).collect();
         self.store.acquire_leases(self.caller(), requests)
     }
 
@@ -236,7 +237,8 @@ impl OwnerHandle {
     /// Hands a lease request for this process to the store's writer, to be granted or refused
     /// in one transaction with the others waiting.
     pub fn submit_lease(&self, id: &FlowId, ttl: Duration, answer: Answer<Lease>) {
-        let work = Submission::Lease { id: *id, holder: LeaseHolder::current(), ttl, answer };
+        let work =
+            Submission::Lease { id: id.clone(), holder: LeaseHolder::current(), ttl, answer };
         self.store.submit(&self.owner, &self.actor, work)
     }
 

@@ -3,13 +3,12 @@
 //! schedule's slot `nightly@2026-12-03T07:00:00Z`: 1 to 128 characters, each a letter, a digit
 //! or one of `. _ : @ -`. Ids are case-sensitive and shown as given.
 //!
-//! A [`FlowId`] keeps its text inline, so it is `Copy` like the ULID it used to be, and a run
-//! passes it around without allocating.
+//! A [`FlowId`] shares its text: cloning one is a reference count, not a copy of the text.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use ulid::Ulid;
@@ -23,11 +22,8 @@ pub const MAX_ID_LEN: usize = 128;
 pub const ID_RULE: &str =
     "an id is 1 to 128 characters, each a letter, a digit or one of . _ : @ -";
 
-#[derive(Clone, Copy)]
-pub struct FlowId {
-    len: u8,
-    bytes: [u8; MAX_ID_LEN],
-}
+#[derive(Clone)]
+pub struct FlowId(Arc<str>);
 
 /// Why a text is not a flow id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,7 +43,7 @@ impl FlowId {
     }
 
     pub fn from_ulid(ulid: Ulid) -> Self {
-        FlowId::inline(ulid.to_string().as_bytes())
+        FlowId(ulid.to_string().into())
     }
 
     /// `text` as an id, if it keeps the rule ([`ID_RULE`]).
@@ -62,18 +58,11 @@ impl FlowId {
         if text.len() > MAX_ID_LEN {
             return Err(invalid(format!("it is {} characters long", text.len())));
         }
-        Ok(FlowId::inline(text.as_bytes()))
+        Ok(FlowId(text.into()))
     }
 
     pub fn as_str(&self) -> &str {
-        // Only ASCII is ever stored.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
-    }
-
-    fn inline(text: &[u8]) -> Self {
-        let mut bytes = [0; MAX_ID_LEN];
-        bytes[..text.len()].copy_from_slice(text);
-        FlowId { len: text.len() as u8, bytes }
+        &self.0
     }
 }
 

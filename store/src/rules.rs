@@ -183,7 +183,7 @@ pub fn reopen(flow: &Flow) -> Result<Flow> {
             flow.id, flow.status
         )));
     }
-    if let Some(parent) = flow.parent_flow_id {
+    if let Some(parent) = &flow.parent_flow_id {
         return Err(Error::InvalidInput(format!(
             "flow {} is a child of flow {parent}, which decides what happens after it failed",
             flow.id

@@ -183,7 +183,7 @@ pub fn another_owners_flow_is_not_found_exactly_like_a_missing_one(harness: &dyn
         message(bob.check_resume(id), id);
         message(bob.acquire_lease(id, TTL), id);
     }
-    let stolen = Lease { flow_id: flow.id, ..lease.clone() };
+    let stolen = Lease { flow_id: flow.id.clone(), ..lease.clone() };
     message(bob.set_status(&stolen, FlowStatus::Running, None), &flow.id);
     message(bob.begin_step(&stolen, NewStep::new("x", StepKind::Tool)), &flow.id);
     message(bob.release_lease(&stolen), &flow.id);
@@ -222,7 +222,7 @@ pub fn concurrent_writers_with_the_same_expected_revision_one_wins(harness: &dyn
         .map(|i| {
             let store = fx.reopen();
             let barrier = Arc::clone(&barrier);
-            let id = flow.id;
+            let id = flow.id.clone();
             std::thread::spawn(move || {
                 let alice = store.bind("alice").unwrap().with_actor(format!("writer {i}"));
                 let report = StateReport {
@@ -315,14 +315,17 @@ pub fn child_flows_and_when_spawning_is_refused(harness: &dyn Harness) {
     let alice = fx.alice();
     let (parent, lease) = running(&alice, "parent");
     let (child, step) = alice.spawn_child(&lease, NewFlow::managed("child")).unwrap();
-    assert_eq!(child.parent_flow_id, Some(parent.id));
+    assert_eq!(child.parent_flow_id, Some(parent.id.clone()));
     assert_eq!(child.owner, "alice");
     assert_eq!(
         (step.kind, step.status, step.child_flow_id),
-        (StepKind::Child, StepStatus::Running, Some(child.id))
+        (StepKind::Child, StepStatus::Running, Some(child.id.clone()))
     );
     let children = alice.children(&parent.id).unwrap();
-    assert_eq!(children.iter().map(|c| c.id).collect::<Vec<_>>(), [child.id]);
+    assert_eq!(
+        children.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        std::slice::from_ref(&child.id)
+    );
 
     // The child ends: the parent's child step ends the same way, in the same transaction.
     let child_lease = alice.acquire_lease(&child.id, TTL).unwrap();
@@ -381,7 +384,7 @@ pub fn spawn_and_cancel_racing_never_leave_a_live_child_under_a_cancelled_reques
             })
         };
         let canceller = {
-            let (store, barrier) = (fx.reopen(), Arc::clone(&barrier));
+            let (store, barrier, parent) = (fx.reopen(), Arc::clone(&barrier), parent.clone());
             std::thread::spawn(move || {
                 let alice = store.bind("alice").unwrap();
                 barrier.wait();
@@ -698,7 +701,12 @@ pub fn leases_asked_together_are_granted_or_refused_each_on_its_own(harness: &dy
     let before = revisions(&alice, &held.id);
 
     let answers = alice
-        .acquire_leases(&[(free.id, TTL), (held.id, TTL), (ended.id, TTL), (missing, TTL)])
+        .acquire_leases(&[
+            (free.id.clone(), TTL),
+            (held.id.clone(), TTL),
+            (ended.id.clone(), TTL),
+            (missing, TTL),
+        ])
         .unwrap();
     assert_eq!(answers[0].as_ref().unwrap().flow_id, free.id);
     assert!(matches!(answers[1], Err(Error::LeaseHeld { .. })), "{:?}", answers[1]);
@@ -810,14 +818,14 @@ pub fn a_chosen_id_is_kept_as_given_and_one_taken_is_refused(harness: &dyn Harne
     let alice = fx.alice();
     let bob = fx.taskflow.bind("bob").unwrap();
     let key = FlowId::parse("nightly@2026-12-03T07:00:00Z").unwrap();
-    let flow = alice.create(NewFlow::managed("nightly").with_id(key)).unwrap();
+    let flow = alice.create(NewFlow::managed("nightly").with_id(key.clone())).unwrap();
     assert_eq!(flow.id.as_str(), "nightly@2026-12-03T07:00:00Z");
     assert_eq!(alice.flow(&key).unwrap().id, key);
     let upper = FlowId::parse("NIGHTLY@2026-12-03T07:00:00Z").unwrap();
     assert!(matches!(alice.flow(&upper), Err(Error::NotFound { .. })), "ids are case-sensitive");
     alice.create(NewFlow::managed("other case").with_id(upper)).unwrap();
     for handle in [&alice, &bob] {
-        let taken = handle.create(NewFlow::managed("again").with_id(key)).unwrap_err();
+        let taken = handle.create(NewFlow::managed("again").with_id(key.clone())).unwrap_err();
         assert!(matches!(taken, Error::IdTaken { .. }), "{taken}");
     }
     assert_eq!(revisions(&alice, &key), [1], "a refused create changes nothing");
@@ -849,14 +857,17 @@ pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn
 
     let list = |query: ListQuery| alice.list(&query).unwrap();
     let all = list(ListQuery::default());
-    let mut expected: Vec<FlowId> = ids.iter().rev().copied().collect();
-    expected.insert(0, run.id);
-    assert_eq!(all.iter().map(|f| f.id).collect::<Vec<_>>(), expected);
+    let mut expected: Vec<FlowId> = ids.iter().rev().cloned().collect();
+    expected.insert(0, run.id.clone());
+    assert_eq!(all.iter().map(|f| f.id.clone()).collect::<Vec<_>>(), expected);
     assert_eq!((all[0].steps_done, all[0].steps_total), (2, 3));
     assert_eq!(all[0].revision, alice.flow(&run.id).unwrap().revision);
     assert_eq!(list(ListQuery { limit: 2, ..Default::default() }).len(), 2);
     let running_only = list(ListQuery { status: Some(FlowStatus::Running), ..Default::default() });
-    assert_eq!(running_only.iter().map(|f| f.id).collect::<Vec<_>>(), [run.id]);
+    assert_eq!(
+        running_only.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
+        std::slice::from_ref(&run.id)
+    );
     let everyone = list(ListQuery { all_owners: true, ..Default::default() });
     assert_eq!(everyone.len(), 7);
     assert_eq!(everyone[0].owner, "alice");

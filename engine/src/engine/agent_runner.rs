@@ -196,7 +196,7 @@ impl AgentRunner {
             }
         }
         self.report(Progress::Started {
-            flow: self.flow_id,
+            flow: self.flow_id.clone(),
             done: conversation.turns as usize,
             total: self.spec.max_turns as usize,
         });
@@ -447,7 +447,7 @@ impl AgentRunner {
         let arguments: Value = serde_json::from_str(&call.arguments)
             .map_err(|error| format!("the arguments are not JSON: {error}"))?;
         let base = StepContext {
-            flow_id: self.flow_id,
+            flow_id: self.flow_id.clone(),
             step: step.name.clone(),
             seq: step.seq,
             attempt: step.attempt,

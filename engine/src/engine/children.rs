@@ -71,7 +71,7 @@ impl ChildRuns {
     /// The newest child spawned for the step with `key`, unless it failed or was cancelled
     /// (a new attempt then gets a new child).
     async fn find(&self, key: &str) -> Result<Option<Flow>, Error> {
-        let parent = self.parent.flow_id;
+        let parent = self.parent.flow_id.clone();
         let key = key.to_owned();
         self.engine
             .store
@@ -111,7 +111,7 @@ impl ChildRuns {
     }
 
     async fn parent_cancel_requested(&self) -> bool {
-        let parent = self.parent.flow_id;
+        let parent = self.parent.flow_id.clone();
         let flow = self.engine.store.call(move |handle| handle.flow(&parent)).await;
         flow.is_ok_and(|flow| flow.cancel_requested_at.is_some())
     }

@@ -219,25 +219,24 @@ impl Engine {
         progress: ProgressSink,
         token: CancellationToken,
     ) -> Result<Flow, EngineError> {
-        let id = *id;
-        let mut flow = self.store.call(move |handle| handle.flow_without_spec(&id)).await?;
+        let id = id.clone();
+        let mut flow = self.read_flow(&id).await?;
         if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
-            flow = self.store.call(move |handle| handle.reopen(&id)).await?;
+            let reopened = id.clone();
+            flow = self.store.call(move |handle| handle.reopen(&reopened)).await?;
         }
         // A live lease of another runner is refused when the lease is taken, atomically.
         let resume = rules::resume_plan(&flow, Timestamp::now())?;
-        let spec_json = self
-            .store
-            .call(move |handle| handle.spec_json(&id))
-            .await?
-            .ok_or_else(|| EngineError::NoSpec { id: id.to_string() })?;
+        let spec_json = self.spec_json(&id).await?;
         // The spec is read into a plan (a long pipeline takes a while) while the lease is taken
         // and the journal read; a spec that cannot run gives the lease back.
-        let engine = self.clone();
-        let reading = tokio::task::spawn_blocking(move || engine.kind_from_json(&id, &spec_json));
+        let (engine, reading_id) = (self.clone(), id.clone());
+        let reading =
+            tokio::task::spawn_blocking(move || engine.kind_from_json(&reading_id, &spec_json));
         let ttl = self.options.lease_ttl;
-        let lease = self.store.acquire_lease(id, ttl).await?;
-        let journal = self.store.call(move |handle| handle.steps(&id)).await;
+        let lease = self.store.acquire_lease(id.clone(), ttl).await?;
+        let journal_id = id.clone();
+        let journal = self.store.call(move |handle| handle.steps(&journal_id)).await;
         let kind = reading.await.unwrap_or_else(|error| {
             let detail = format!("reading it stopped: {error}");
             Err(EngineError::BadSpec { id: id.to_string(), detail })
@@ -251,15 +250,15 @@ impl Engine {
             }
         };
         let _under_way = self.store.run_started();
-        self.store.watch(id, token.clone());
+        self.store.watch(id.clone(), token.clone());
         let outcome = async {
             let journal = journal?;
             if resume == ResumePlan::FinishCancel {
                 // Children first: each finishes its own cancel, and its end ends its step here.
                 let running = journal.iter().filter(|step| step.status == StepStatus::Running);
                 for step in running.clone().filter(|step| step.kind == StepKind::Child) {
-                    if let Some(child) = step.child_flow_id {
-                        self.finish_child_cancel(child).await?;
+                    if let Some(child) = &step.child_flow_id {
+                        self.finish_child_cancel(child.clone()).await?;
                     }
                 }
                 for step in running.filter(|step| step.kind != StepKind::Child) {
@@ -293,7 +292,7 @@ impl Engine {
                         actions,
                         children,
                         lease: lease.clone(),
-                        flow_id: id,
+                        flow_id: id.clone(),
                         status: flow.status,
                         journal,
                         options: self.options.clone(),
@@ -307,7 +306,7 @@ impl Engine {
                     AgentRunner {
                         store: self.store.clone(),
                         lease: lease.clone(),
-                        flow_id: id,
+                        flow_id: id.clone(),
                         status: flow.status,
                         journal,
                         spec,
@@ -325,7 +324,7 @@ impl Engine {
         .await;
         self.store.unwatch(&id);
         outcome?;
-        let ended = self.store.call(move |handle| handle.flow_without_spec(&id)).await?;
+        let ended = self.read_flow(&id).await?;
         if ended.status.is_terminal() || ended.lease.is_none() {
             return Ok(ended);
         }
@@ -352,21 +351,33 @@ impl Engine {
     /// Sticky cancel; a run of the flow in this engine notices at once, one in another process
     /// within its poll interval.
     pub async fn cancel(&self, id: &FlowId) -> Result<CancelOutcome, EngineError> {
-        let id = *id;
+        let id = id.clone();
         Ok(self.store.call(move |handle| handle.request_cancel(&id, None)).await?)
+    }
+
+    /// The flow without its spec, read on a blocking thread.
+    async fn read_flow(&self, id: &FlowId) -> Result<Flow, EngineError> {
+        let id = id.clone();
+        Ok(self.store.call(move |handle| handle.flow_without_spec(&id)).await?)
+    }
+
+    /// The flow's stored spec as JSON text, read on a blocking thread; a flow without one was
+    /// not created by the engine.
+    async fn spec_json(&self, id: &FlowId) -> Result<String, EngineError> {
+        let read = id.clone();
+        self.store
+            .call(move |handle| handle.spec_json(&read))
+            .await?
+            .ok_or_else(|| EngineError::NoSpec { id: id.to_string() })
     }
 
     /// A new queued flow with `id`'s steps before `from_seq` already done; run it with
     /// [`run`](Self::run).
     pub async fn fork(&self, id: &FlowId, from_seq: u32) -> Result<Flow, EngineError> {
-        let id = *id;
         // Only a flow this engine could run is forked.
-        let spec_json = self
-            .store
-            .call(move |handle| handle.spec_json(&id))
-            .await?
-            .ok_or_else(|| EngineError::NoSpec { id: id.to_string() })?;
-        self.kind_from_json(&id, &spec_json)?;
+        let spec_json = self.spec_json(id).await?;
+        self.kind_from_json(id, &spec_json)?;
+        let id = id.clone();
         Ok(self.store.call(move |handle| handle.fork(&id, from_seq)).await?)
     }
 

@@ -126,7 +126,7 @@ impl Runner {
         let mut ready: BTreeSet<usize> = (0..total)
             .filter(|&at| waiting_for[at] == 0 && matches!(slots[at], Slot::Waiting { .. }))
             .collect();
-        progress(&Progress::Started { flow: flow_id, done, total });
+        progress(&Progress::Started { flow: flow_id.clone(), done, total });
 
         let mut ops = Vec::new();
         let mut meanings = Vec::new();
@@ -173,7 +173,7 @@ impl Runner {
                 },
                 action: Arc::clone(&actions[at]),
                 base: StepContext {
-                    flow_id,
+                    flow_id: flow_id.clone(),
                     step: spec.id.clone(),
                     seq: step.seq,
                     attempt: step.attempt,

@@ -159,7 +159,7 @@ fn poll_cancels(shared: &Weak<Shared>, poll: Duration) {
             let entry = by_owner
                 .entry(handle.owner().to_owned())
                 .or_insert_with(|| (handle.clone(), Vec::new()));
-            entry.1.push(*id);
+            entry.1.push(id.clone());
         }
         for (handle, ids) in by_owner.into_values() {
             // A failed poll (a busy database) is simply tried again at the next interval.

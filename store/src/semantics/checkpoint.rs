@@ -82,7 +82,7 @@ pub fn checkpoint<T: StoreTx + ?Sized>(
             group.push(next);
         }
         let known = memory.recall(caller.owner, &flow_id);
-        let (group_answers, written) = apply_group(tx, caller, flow_id, group, now, known)?;
+        let (group_answers, written) = apply_group(tx, caller, flow_id.clone(), group, now, known)?;
         answers.extend(group_answers);
         memory.applied(flow_id, written);
     }
@@ -95,7 +95,7 @@ fn op_flow(op: &CheckpointOp) -> FlowId {
         | CheckpointOp::NextAttempt { lease, .. }
         | CheckpointOp::Finish { lease, .. }
         | CheckpointOp::Status { lease, .. }
-        | CheckpointOp::Renew { lease, .. } => lease.flow_id,
+        | CheckpointOp::Renew { lease, .. } => lease.flow_id.clone(),
     }
 }
 

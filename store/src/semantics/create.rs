@@ -62,7 +62,7 @@ pub fn create_flow<T: StoreTx + ?Sized>(
         ("sync_mode", json!(flow.sync_mode.as_str())),
         ("status", json!(flow.status.as_str())),
     ];
-    if let Some(parent) = parent {
+    if let Some(parent) = &flow.parent_flow_id {
         created.push(("parent_flow_id", json!(parent.to_string())));
     }
     let change = created
@@ -89,10 +89,10 @@ pub fn spawn_child<T: StoreTx + ?Sized>(
     rules::check_lease(&before, token.as_deref(), parent)?;
     check_running(&before)?;
     let owner = Caller { owner: &before.owner, actor: caller.actor };
-    let child = create_flow(tx, owner, new, Some(before.id), Vec::new(), now)?;
+    let child = create_flow(tx, owner, new, Some(before.id.clone()), Vec::new(), now)?;
     let seq = tx.last_seq(&before.id)?.unwrap_or(0) + 1;
     let step = NewStep::new(child.name.clone(), StepKind::Child);
-    let step = insert_step(tx, &before, step, Some(child.id), seq, now)?;
+    let step = insert_step(tx, &before, step, Some(child.id.clone()), seq, now)?;
     // Unlike a step the runner begins, a child is recorded in the parent's history (and bumps
     // its revision, which tells a backend's memory of the flow that the journal moved).
     let mut before = before;
@@ -139,7 +139,7 @@ pub fn fork<T: StoreTx + ?Sized>(
     for (index, step) in kept.into_iter().enumerate() {
         let seq = index as u32 + 1;
         tx.insert_step(&Step {
-            flow_id: flow.id,
+            flow_id: flow.id.clone(),
             seq,
             status: StepStatus::Succeeded,
             idempotency_key: format!("{}:{seq}", flow.id),

@@ -31,7 +31,7 @@ pub(super) fn insert_step<T: StoreTx + ?Sized>(
         }
     };
     let step = Step {
-        flow_id: flow.id,
+        flow_id: flow.id.clone(),
         seq,
         name: step.name,
         kind: step.kind,

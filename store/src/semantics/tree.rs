@@ -78,9 +78,9 @@ fn cancel_tree<T: StoreTx + ?Sized>(tx: &T, flow: Flow, actor: &str, now: Timest
 /// A flow ended: the `child` step its parent holds for it ends the same way (a succeeded
 /// child's step has the child's state as its output).
 pub(super) fn flow_ended<T: StoreTx + ?Sized>(tx: &T, flow: &Flow, now: Timestamp) -> Result<()> {
-    let Some(parent_id) = flow.parent_flow_id else { return Ok(()) };
-    let Some(seq) = tx.running_child_step(&parent_id, &flow.id)? else { return Ok(()) };
-    let (parent, _) = load_flow(tx, None, &parent_id, false)?;
+    let Some(parent_id) = &flow.parent_flow_id else { return Ok(()) };
+    let Some(seq) = tx.running_child_step(parent_id, &flow.id)? else { return Ok(()) };
+    let (parent, _) = load_flow(tx, None, parent_id, false)?;
     let outcome = match rules::child_step_status(flow.status) {
         StepOutcome::Succeeded(_) => {
             StepOutcome::Succeeded(flow.state.clone().unwrap_or(Value::Null))

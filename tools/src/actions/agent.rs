@@ -124,7 +124,7 @@ fn agent_spec(input: &Value, context: &StepContext) -> Result<AgentSpec, String>
 
 /// The step's outcome from the child as its run left it.
 fn outcome(child: &Flow, context: &StepContext) -> Result<Value, ActionError> {
-    let id = child.id;
+    let id = &child.id;
     match child.status {
         FlowStatus::Succeeded => {
             let state = child.state.as_ref();
