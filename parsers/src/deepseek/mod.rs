@@ -358,6 +358,14 @@ impl Machine for Deepseek {
     fn tally(&self) -> Tally {
         self.calls.tally
     }
+
+    fn calls(&mut self) -> Option<&mut Calls> {
+        Some(&mut self.calls)
+    }
+
+    fn text_out(&self) -> TextOut {
+        self.text
+    }
 }
 
 impl SectionMachine for Deepseek {

@@ -6,9 +6,13 @@
 //! where the text may start a marker ([`Step::NeedInput`]); the driver carries those few bytes
 //! into the next chunk and scans nothing else twice. Text that a machine hands back to be read
 //! again ([`Step::Replay`], after a marker inside a JSON string turned out to end the
-//! arguments) is read from an explicit stack, not by recursion.
+//! arguments) is read from an explicit stack, not by recursion. While a call's name is not
+//! known, the machine's events go through the [`Gate`] instead of out.
 
+use crate::engine::call::{Calls, Outcome};
+use crate::engine::gate::Gate;
 use crate::engine::tally::Tally;
+use crate::engine::text::TextOut;
 use crate::event::EventSink;
 
 /// What a step of a machine did.
@@ -60,6 +64,40 @@ pub(crate) trait Machine {
 
     /// The syntax consumed and the text written by the machine so far.
     fn tally(&self) -> Tally;
+
+    /// The calls the machine reads, if it reads any: the gate watches how they are named.
+    fn calls(&mut self) -> Option<&mut Calls> {
+        None
+    }
+
+    /// Where text outside calls goes at this point (content, or reasoning in a think block).
+    fn text_out(&self) -> TextOut {
+        TextOut::default()
+    }
+}
+
+impl Step {
+    /// Where the step stopped in the text it was given.
+    fn position(&self) -> usize {
+        match *self {
+            Step::Continue(at) | Step::NeedInput(at) | Step::HandOver(at) => at,
+            Step::Replay { resume, .. } => resume,
+        }
+    }
+}
+
+/// Runs `$call` with `$sink` bound to the gate's events while it holds a call, else to the
+/// driver's sink.
+macro_rules! gated {
+    ($driver:expr, $sink:expr, |$machine:ident, $s:ident| $call:expr) => {
+        if $driver.gate.is_holding() {
+            let ($machine, $s) = (&mut $driver.machine, &mut $driver.gate.events);
+            $call
+        } else {
+            let ($machine, $s) = (&mut $driver.machine, &mut *$sink);
+            $call
+        }
+    };
 }
 
 /// Feeds a [`Machine`], holding back a possible marker start between chunks.
@@ -71,6 +109,7 @@ pub(crate) struct Driver<M> {
     /// Absolute offset of the first byte of `pending` (all input before it is processed).
     offset: usize,
     scanned_bytes: usize,
+    gate: Gate,
 }
 
 impl<M: Machine> Driver<M> {
@@ -80,7 +119,7 @@ impl<M: Machine> Driver<M> {
 
     /// A driver whose input starts at absolute `offset` (after text another parser read).
     pub(crate) fn starting_at(machine: M, offset: usize) -> Self {
-        Self { machine, pending: String::new(), offset, scanned_bytes: 0 }
+        Self { machine, pending: String::new(), offset, scanned_bytes: 0, gate: Gate::default() }
     }
 
     pub(crate) fn feed<S: EventSink>(&mut self, chunk: &str, sink: &mut S) {
@@ -100,7 +139,9 @@ impl<M: Machine> Driver<M> {
 
     pub(crate) fn finish<S: EventSink>(&mut self, sink: &mut S) {
         self.drain(sink);
-        self.machine.end(self.offset, sink);
+        let offset = self.offset;
+        gated!(self, sink, |machine, s| machine.end(offset, s));
+        self.settle(None, sink);
     }
 
     /// Processes the pending input as the end of the input, and settles what is in doubt. A
@@ -115,7 +156,7 @@ impl<M: Machine> Driver<M> {
             self.pending.push_str(&input[consumed..]);
             return;
         }
-        while let Some(replay) = self.machine.unsettled(sink) {
+        while let Some(replay) = gated!(self, sink, |machine, s| machine.unsettled(s)) {
             self.drive(&replay.text, replay.offset, true, sink);
         }
     }
@@ -130,7 +171,7 @@ impl<M: Machine> Driver<M> {
     }
 
     pub(crate) fn retained_bytes(&self) -> usize {
-        self.pending.len() + self.machine.retained()
+        self.pending.len() + self.machine.retained() + self.gate.retained()
     }
 
     pub(crate) fn tally(&self) -> Tally {
@@ -184,7 +225,10 @@ impl<M: Machine> Driver<M> {
         let chunk = Chunk { text: input, base, eof };
         let mut pos = 0;
         while pos < input.len() {
-            match self.machine.step(&chunk, pos, sink) {
+            let before = self.machine.tally();
+            let step = gated!(self, sink, |machine, s| machine.step(&chunk, pos, s));
+            self.watch(&chunk, pos, step.position(), before, sink);
+            match step {
                 Step::Continue(next) => pos = next,
                 step @ Step::NeedInput(_) => return step,
                 Step::HandOver(at) => {
@@ -198,5 +242,51 @@ impl<M: Machine> Driver<M> {
             }
         }
         Step::Continue(pos)
+    }
+
+    /// After a step that read `chunk.text[from..to]`: starts holding a call that began in it
+    /// with no name yet (`before` is the machine's tally from before the step), or settles the
+    /// call held.
+    fn watch<S: EventSink>(
+        &mut self,
+        chunk: &Chunk<'_>,
+        from: usize,
+        to: usize,
+        before: Tally,
+        sink: &mut S,
+    ) {
+        if self.gate.is_holding() {
+            self.gate.read(&chunk.text[from..to], chunk.base + from);
+            self.settle(Some(chunk.base + to), sink);
+            return;
+        }
+        let Some(calls) = self.machine.calls() else { return };
+        calls.take_outcome();
+        if let Some(start) = calls.held_start() {
+            self.gate.hold(start.max(chunk.base + from), before);
+            self.gate.read(&chunk.text[from..to], chunk.base + from);
+        }
+    }
+
+    /// Lets the held call's events through once it is named, or drops it if it ended without
+    /// a name (at absolute offset `end`, or at the end of the input).
+    fn settle<S: EventSink>(&mut self, end: Option<usize>, sink: &mut S) {
+        if !self.gate.is_holding() {
+            return;
+        }
+        let out = self.machine.text_out();
+        let Some(calls) = self.machine.calls() else { return };
+        match calls.take_outcome() {
+            Some(Outcome::Dropped(note, ending)) => {
+                calls.tally = self.gate.drop_call(end, (note, ending), out, sink);
+            }
+            Some(Outcome::Emitted | Outcome::Abandoned) => self.gate.release(sink),
+            None if calls.held_start().is_none() => self.gate.release(sink),
+            None => {}
+        }
+        debug_assert!(
+            self.gate.is_holding() || self.machine.calls().is_none_or(|c| c.held_start().is_none()),
+            "a step that ends a held call begins no other"
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! [`driver::Driver`] feeds it chunk by chunk and keeps back only a possible marker start.
 //! The pieces here are what the formats have in common: finding markers with nom's streaming
 //! combinators ([`scan`]), content and `<think>` reasoning ([`text`]), the life of a tool call
-//! and its argument checks ([`call`]), JSON arguments read while tracking strings, where a
+//! and its argument checks ([`call`]), the holding back of a call until its name is known
+//! ([`gate`]), JSON arguments read while tracking strings, where a
 //! marker inside a string is in doubt ([`json_args`]), `{"name", "arguments"}` objects
 //! ([`envelope`]), parameters written as tagged key/value pairs and typed by the tool's schema
 //! ([`params`]), tool-call sections ([`section`]), text that fits nowhere ([`stray`]), the
@@ -14,6 +15,7 @@ pub(crate) mod call;
 pub(crate) mod diag;
 pub(crate) mod driver;
 pub(crate) mod envelope;
+pub(crate) mod gate;
 pub(crate) mod json_args;
 pub(crate) mod params;
 pub(crate) mod scan;

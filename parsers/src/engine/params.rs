@@ -216,7 +216,7 @@ mod tests {
     fn built_arguments_are_json_objects() {
         let mut calls = Calls::default();
         calls.begin(0);
-        calls.announce("call_0".to_owned(), Some("f".to_owned()), &mut Vec::new());
+        calls.announce("call_0".to_owned(), "f".to_owned(), &mut Vec::new());
         let mut params = Params::default();
         let tools = [ToolSpec {
             name: "f".to_owned(),

@@ -10,7 +10,7 @@ mod call_id;
 mod markers;
 
 use crate::ParseOptions;
-use crate::engine::call::{Calls, Ending};
+use crate::engine::call::{Calls, Ending, Note};
 use crate::engine::diag::{diagnostic, unexpected_marker};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
@@ -147,30 +147,27 @@ impl Kimi {
         }
     }
 
-    /// The id is complete: announces the call.
+    /// The id is complete: announces the call it names, waits for the arguments to tell a
+    /// bare index's name, or leaves a call whose id has no allowed form nameless.
     fn announce<S: EventSink>(&mut self, sink: &mut S) {
         let call = self.calls.get();
         let id = call.head.trim().to_owned();
-        let (index, offset) = (call.index, call.offset);
-        let parsed = parse_call_id(&id);
-        let problem = match (&parsed, id.is_empty()) {
-            (CallName::Invalid, true) => Some("the call has an empty id"),
-            (CallName::Invalid, false) => {
-                Some("the call id is not `functions.NAME:IDX`, `NAME:IDX` or `IDX`")
-            }
-            _ => None,
-        };
-        let name = match parsed {
+        let offset = call.offset;
+        match parse_call_id(&id) {
             CallName::Named(name) => {
                 self.calls.tally.count_generated(&name);
-                Some(name)
+                self.calls.announce(id, name, sink);
             }
-            CallName::Unnamed => None,
-            CallName::Invalid => Some(String::new()),
-        };
-        self.calls.announce(id, name, sink);
-        if let Some(problem) = problem {
-            sink.emit(diagnostic(DiagnosticKind::InvalidId, Some(index), offset, problem));
+            CallName::Unnamed => self.calls.defer(id),
+            CallName::Invalid => {
+                let message = if id.is_empty() {
+                    "the call has an empty id"
+                } else {
+                    "the call id is not `functions.NAME:IDX`, `NAME:IDX` or `IDX`"
+                };
+                let kind = DiagnosticKind::InvalidId;
+                self.calls.nameless(Note { kind, offset, message: message.to_owned() });
+            }
         }
     }
 
@@ -214,6 +211,14 @@ impl Machine for Kimi {
     fn tally(&self) -> Tally {
         self.calls.tally
     }
+
+    fn calls(&mut self) -> Option<&mut Calls> {
+        Some(&mut self.calls)
+    }
+
+    fn text_out(&self) -> TextOut {
+        self.text
+    }
 }
 
 impl SectionMachine for Kimi {
@@ -226,5 +231,49 @@ impl SectionMachine for Kimi {
 
     fn parts(&mut self) -> (&mut State, &mut Section, &mut Calls) {
         (&mut self.state, &mut self.section, &mut self.calls)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::event::StreamEvent;
+    use crate::{Format, ParseOptions, StreamParser, ToolSpec};
+
+    /// A bare index is announced with the name the declared tools give it, once its
+    /// arguments are complete, whatever the chunking.
+    #[test]
+    fn a_bare_index_is_announced_with_its_resolved_name() {
+        let schema = |key: &str| json!({"type": "object", "required": [key]});
+        let tools = vec![
+            ToolSpec { name: "read_file".into(), parameters: Some(schema("path")) },
+            ToolSpec { name: "get_weather".into(), parameters: Some(schema("city")) },
+        ];
+        let options = ParseOptions { tools };
+        let input = "<|tool_call_begin|>3<|tool_call_argument_begin|>{\"city\": \"Lima\"}\
+                     <|tool_call_end|>";
+        for size in [1, 5, input.len()] {
+            let mut parser = StreamParser::new(Format::Kimi, &options);
+            let mut events = Vec::new();
+            let mut start_after = None;
+            for (n, chunk) in input.as_bytes().chunks(size).enumerate() {
+                let chunk = std::str::from_utf8(chunk).expect("ASCII input");
+                for event in parser.feed(chunk) {
+                    if matches!(event, StreamEvent::CallStart { .. }) {
+                        start_after = Some((n + 1) * size);
+                    }
+                    events.push(event);
+                }
+            }
+            events.extend(parser.finish());
+            let start = events.iter().find_map(|event| match event {
+                StreamEvent::CallStart { id, name, .. } => Some((id.as_str(), name.as_str())),
+                _ => None,
+            });
+            assert_eq!(start, Some(("3", "get_weather")), "in {size}-byte chunks");
+            let end_of_arguments = input.find('}').expect("arguments") + 1;
+            assert!(start_after.unwrap_or(input.len()) > end_of_arguments, "{size}");
+        }
     }
 }

@@ -191,7 +191,8 @@ impl<D: Dialect> Tagged<D> {
     }
 
     /// The first character inside `<tool_call>` tells the shape of its call: `{` a JSON
-    /// object, `<function=` an invocation (read like any marker), anything else GLM's name.
+    /// object (but `{{`, which no JSON begins with, a template's placeholder for GLM's name),
+    /// `<function=` an invocation (read like any marker), anything else GLM's name.
     fn first_shape_of_wrapper(&mut self, chunk: &Chunk<'_>, start: usize) -> Option<Step> {
         let rest = &chunk.text[start..];
         let first = start + rest.len() - rest.trim_start().len();
@@ -199,9 +200,11 @@ impl<D: Dialect> Tagged<D> {
             return Some(Step::Continue(chunk.text.len()));
         };
         let offset = self.wrapper.unwrap_or(chunk.base + first);
-        let shape = match byte {
-            b'{' => Shape::Object,
-            b'<' => match D::scan(&chunk.text[first..]) {
+        let shape = match (byte, chunk.text.as_bytes().get(first + 1)) {
+            (b'{', None) if !chunk.eof => return Some(Step::NeedInput(first)),
+            (b'{', Some(b'{')) => Shape::Glm,
+            (b'{', _) => Shape::Object,
+            (b'<', _) => match D::scan(&chunk.text[first..]) {
                 Scan::Incomplete if !chunk.eof => return Some(Step::NeedInput(first)),
                 Scan::Marker(
                     Marker::InvokeOpen | Marker::WrapperClose | Marker::WrapperOpen,
@@ -243,7 +246,11 @@ impl<D: Dialect> Tagged<D> {
     }
 
     fn begin(&mut self, offset: usize, shape: Shape, state: State) {
-        self.calls.begin(offset);
+        if shape == Shape::Object {
+            self.calls.begin_whole(offset);
+        } else {
+            self.calls.begin(offset);
+        }
         self.shape = shape;
         self.first_shape.get_or_insert(shape);
         self.state = state;
@@ -272,7 +279,7 @@ impl<D: Dialect> Tagged<D> {
     }
 
     fn finish_object<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
-        finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
+        finish_envelope_call(&mut self.calls, &self.tools, ending, self.text, sink);
     }
 
     fn end_call<S: EventSink>(&mut self, ending: Ending, offset: usize, sink: &mut S) {
@@ -335,5 +342,13 @@ impl<D: Dialect> Machine for Tagged<D> {
 
     fn tally(&self) -> Tally {
         self.calls.tally
+    }
+
+    fn calls(&mut self) -> Option<&mut Calls> {
+        Some(&mut self.calls)
+    }
+
+    fn text_out(&self) -> TextOut {
+        self.text
     }
 }

@@ -141,13 +141,13 @@ impl<D: Dialect> Tagged<D> {
             self.key.clear();
             self.part_offset = offset + len;
             self.state = State::Key;
-        } else if marker == call_close {
+        } else if marker == call_close && !glm {
             self.count_marker(chunk, at, len);
             self.end_call(Ending::Closed, offset, sink);
-            if marker == Marker::WrapperClose {
-                self.wrapper = None;
-                self.state = State::Text;
-            }
+        } else if marker == call_close {
+            // GLM's call ends at the block's close, which the block's state then reads.
+            self.end_call(Ending::Closed, offset, sink);
+            return Step::Continue(at);
         } else if matches!(marker, Marker::WrapperClose | Marker::WrapperOpen | Marker::InvokeOpen)
         {
             let ending = Ending::not_closed(D::spelling(call_close), D::spelling(marker), offset);

@@ -1,0 +1,130 @@
+//! Holding a call back until its name is known.
+//!
+//! A call that ends with no usable name is not a tool call: no client can dispatch `name: ""`.
+//! Whether a call gets a name is often known only late (Kimi's bare index is resolved against
+//! the declared tools when its arguments are complete), and a machine has said things about
+//! the call by then. So from the step that begins a call until the step that names it, the
+//! driver hands the machine this gate instead of the real sink: the events wait here, with the
+//! call's text as read and the machine's tally from before the call began. A call that gets
+//! its name lets its events through in order; one that ends without a name has them dropped,
+//! its text as written goes to content (or reasoning, inside a think block) with one
+//! diagnostic, and the tally is set back, so that nothing is lost or counted twice.
+//!
+//! Most calls are named within a step or two of their first marker, so little waits here.
+//! Calls written as one JSON object are read whole by their machine, which drops them itself
+//! ([`Calls::drop_whole`](crate::engine::call::Calls::drop_whole)); they pass the gate freely.
+
+use crate::engine::call::{Ending, Note};
+use crate::engine::tally::Tally;
+use crate::engine::text::TextOut;
+use crate::event::{EventSink, StreamEvent};
+
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    holding: bool,
+    /// Absolute offset of the first byte of `text`.
+    start: usize,
+    /// The held call's text, from its first byte to as far as the machine has read.
+    text: String,
+    /// The events the machine emitted since the call began.
+    pub events: Vec<StreamEvent>,
+    /// The machine's tally before the step that began the call.
+    tally: Tally,
+}
+
+impl Gate {
+    pub(crate) fn is_holding(&self) -> bool {
+        self.holding
+    }
+
+    /// Starts holding a call whose text starts at absolute offset `start`; `tally` is the
+    /// machine's tally from before the step that began it.
+    pub(crate) fn hold(&mut self, start: usize, tally: Tally) {
+        debug_assert!(self.events.is_empty() && self.text.is_empty());
+        self.holding = true;
+        self.start = start;
+        self.tally = tally;
+    }
+
+    /// Adds the text a step read (`text`, at absolute `offset`) to the held call's text. Text
+    /// parsed again (a replay) was read before: only what lies past the text held is added.
+    pub(crate) fn read(&mut self, text: &str, offset: usize) {
+        let end = self.start + self.text.len();
+        if offset + text.len() > end {
+            self.text.push_str(&text[end.saturating_sub(offset)..]);
+        }
+    }
+
+    /// The held call is named: its events go on to `sink`, in order.
+    pub(crate) fn release<S: EventSink>(&mut self, sink: &mut S) {
+        for event in self.events.drain(..) {
+            sink.emit(event);
+        }
+        self.clear();
+    }
+
+    /// The held call ended without a name at absolute offset `end` (or at the end of what was
+    /// read), as `ending` says: its events are dropped and its text goes to `out`, with the
+    /// diagnostics of why. Returns
+    /// the tally to set the machine back to.
+    pub(crate) fn drop_call<S: EventSink>(
+        &mut self,
+        end: Option<usize>,
+        (note, ending): (Note, Ending),
+        out: TextOut,
+        sink: &mut S,
+    ) -> Tally {
+        let len = end.map_or(self.text.len(), |end| end.saturating_sub(self.start));
+        let text = self.text.get(..len).unwrap_or(&self.text);
+        out.emit(text.trim(), sink);
+        note.emit(&ending, sink);
+        self.events.clear();
+        self.clear();
+        self.tally
+    }
+
+    fn clear(&mut self) {
+        self.holding = false;
+        self.text.clear();
+    }
+
+    pub(crate) fn retained(&self) -> usize {
+        self.text.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::DiagnosticKind;
+
+    fn note() -> Note {
+        Note { kind: DiagnosticKind::InvalidId, offset: 3, message: "no name".to_owned() }
+    }
+
+    #[test]
+    fn text_read_again_is_held_once() {
+        let mut gate = Gate::default();
+        gate.hold(3, Tally::default());
+        gate.read("abc<x>de", 0);
+        gate.read("fg", 8);
+        gate.read("<x>defg", 3);
+        gate.read("h", 10);
+        let mut events = Vec::new();
+        gate.drop_call(Some(9), (note(), Ending::Closed), TextOut::default(), &mut events);
+        assert_eq!(events[0], StreamEvent::TextDelta { text: "<x>def".to_owned() });
+        assert!(!gate.is_holding());
+    }
+
+    #[test]
+    fn a_named_call_lets_its_events_through_in_order() {
+        let mut gate = Gate::default();
+        gate.hold(0, Tally::default());
+        gate.events.push(StreamEvent::TextDelta { text: "a".to_owned() });
+        gate.events.push(StreamEvent::TextDelta { text: "b".to_owned() });
+        let mut events = Vec::new();
+        gate.release(&mut events);
+        assert_eq!(events.len(), 2);
+        assert_eq!(gate.retained(), 0);
+    }
+}
