@@ -1,7 +1,8 @@
 //! Declared tools, as far as parsers need them: a name, and optionally the JSON schema of the
 //! parameters. They let a call whose id gives no name (Kimi's bare `IDX`) be resolved, but only
 //! when exactly one declared tool fits its arguments; the schemas also type parameter values
-//! written as text (see `engine::params`).
+//! written as text (see `engine::typing`) and tell the tags of a call from tags written inside
+//! its values (see `tagged::value`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -20,6 +21,11 @@ impl ToolSpec {
     pub fn named(name: impl Into<String>) -> Self {
         Self { name: name.into(), parameters: None }
     }
+}
+
+/// The properties the declared tool `name` gives its parameters, when its schema lists them.
+pub(crate) fn properties<'a>(tools: &'a [ToolSpec], name: &str) -> Option<&'a Map<String, Value>> {
+    tools.iter().find(|tool| tool.name == name)?.parameters.as_ref()?.get("properties")?.as_object()
 }
 
 /// Which declared tool a call with arguments `arguments` and no name is for: `Ok` with the

@@ -12,7 +12,7 @@ use crate::engine::diag::diagnostic;
 use crate::engine::typing::{Source, type_value};
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
-use crate::tools::ToolSpec;
+use crate::tools::{ToolSpec, properties};
 
 /// The parameters of the call being read.
 #[derive(Debug, Default)]
@@ -51,7 +51,7 @@ impl Params {
             )),
             Source::Text | Source::Converted => {}
         }
-        if self.keys.iter().any(|seen| seen == key) {
+        if self.has(key) {
             sink.emit(diagnostic(
                 DiagnosticKind::InvalidArguments,
                 Some(index),
@@ -86,6 +86,11 @@ impl Params {
         self.keys.clear();
     }
 
+    /// Whether the open call was given the parameter `key` already.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.keys.iter().any(|seen| seen == key)
+    }
+
     pub(crate) fn retained(&self) -> usize {
         self.keys.iter().map(String::len).sum()
     }
@@ -99,7 +104,7 @@ pub(crate) fn strip_one_newline(value: &str) -> &str {
 }
 
 fn property_schema<'a>(tools: &'a [ToolSpec], tool: &str, key: &str) -> Option<&'a Value> {
-    tools.iter().find(|spec| spec.name == tool)?.parameters.as_ref()?.get("properties")?.get(key)
+    properties(tools, tool)?.get(key)
 }
 
 pub(crate) fn json_string(text: &str) -> String {

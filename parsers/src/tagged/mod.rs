@@ -18,6 +18,7 @@
 
 mod markers;
 mod pairs;
+mod value;
 
 use std::marker::PhantomData;
 
@@ -88,8 +89,17 @@ pub(crate) struct Tagged<D> {
     shape: Shape,
     /// The tool name of the call being read, for typing its values.
     name: String,
+    /// The tool declares its properties: tags inside values are told apart by them (see
+    /// [`value`]).
+    by_schema: bool,
     key: String,
     value: String,
+    /// A tag inside the value being read whose meaning the text after it decides.
+    doubt: Option<value::Doubt>,
+    /// Nested blocks of text open inside the value being read.
+    nesting: usize,
+    /// The buffer of the last doubt, kept for the next one.
+    held: String,
     /// Offset of the key's or value's first byte.
     part_offset: usize,
     first_shape: Option<Shape>,
@@ -110,8 +120,12 @@ impl<D: Dialect> Tagged<D> {
             wrapper_calls: 0,
             shape: Shape::Invoke,
             name: String::new(),
+            by_schema: false,
             key: String::new(),
             value: String::new(),
+            doubt: None,
+            nesting: 0,
+            held: String::new(),
             part_offset: 0,
             first_shape: None,
             dialect: PhantomData,
@@ -307,6 +321,7 @@ impl<D: Dialect> Machine for Tagged<D> {
             State::GlmName => self.step_glm_name(chunk, pos, sink),
             State::Params => self.step_params(chunk, pos, sink),
             State::AwaitValue => self.step_await_value(chunk, pos, sink),
+            State::Value if self.by_schema => self.step_value_by_schema(chunk, pos, sink),
             State::Value => self.step_value(chunk, pos, sink),
         }
     }
@@ -338,6 +353,7 @@ impl<D: Dialect> Machine for Tagged<D> {
             + self.name.len()
             + self.key.len()
             + self.value.len()
+            + self.doubt.as_ref().map_or(0, value::Doubt::len)
     }
 
     fn tally(&self) -> Tally {

@@ -11,6 +11,7 @@ use crate::engine::params::strip_one_newline;
 use crate::engine::scan::{Found, read_to_marker, read_to_marker_or};
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
+use crate::tools::properties;
 
 const CALL_STRAY: &str = "text inside a tool call, outside any parameter";
 
@@ -104,6 +105,7 @@ impl<D: Dialect> Tagged<D> {
         let name = self.unquoted(head.trim());
         self.name.clear();
         self.name.push_str(name);
+        self.by_schema = properties(&self.tools, name).is_some();
         let id = self.calls.made_up_id();
         self.calls.announce_name(id, name, sink);
         self.calls.get().head = head;
@@ -202,8 +204,9 @@ impl<D: Dialect> Tagged<D> {
         Step::Continue(at)
     }
 
-    /// A value, up to its closing tag; another call or parameter marker before it means the
-    /// closing tag is missing. Other markers are part of the value.
+    /// A value of a call whose tool declares no properties, up to its closing tag; another
+    /// call or parameter marker before it means the closing tag is missing. Other markers are
+    /// part of the value. (With properties: [`step_value_by_schema`](Self::step_value_by_schema).)
     pub(super) fn step_value<S: EventSink>(
         &mut self,
         chunk: &Chunk<'_>,
@@ -238,7 +241,7 @@ impl<D: Dialect> Tagged<D> {
     }
 
     /// The key and value read become a member of the call's arguments.
-    fn add_param<S: EventSink>(&mut self, sink: &mut S) {
+    pub(super) fn add_param<S: EventSink>(&mut self, sink: &mut S) {
         let key = std::mem::take(&mut self.key);
         let value = std::mem::take(&mut self.value);
         let name = self.unquoted(key.trim()).to_owned();
@@ -249,10 +252,14 @@ impl<D: Dialect> Tagged<D> {
         self.value = value;
         self.key.clear();
         self.value.clear();
+        self.nesting = 0;
     }
 
     /// The input ended inside a call of this kind: what was read is kept.
     pub(super) fn end_pairs<S: EventSink>(&mut self, offset: usize, sink: &mut S) {
+        if self.settle_doubt_at_end(sink) {
+            return;
+        }
         match self.state {
             State::InvokeName | State::GlmName => self.announce(sink),
             State::Key | State::AwaitValue => {
