@@ -139,7 +139,7 @@ pub(crate) struct Calls {
     started: usize,
     open: Option<Call>,
     spare: Buffers,
-    /// How the last call ended, until the driver takes it.
+    /// How the last call ended, until the driver takes it or the next call begins.
     outcome: Option<Outcome>,
     /// The tally of the machine these calls belong to: the calls write most of the text the
     /// parser generates, and every machine that reads calls holds them.
@@ -161,6 +161,7 @@ impl Calls {
     fn begin_call(&mut self, offset: usize, whole: bool) -> &mut Call {
         let Buffers { head, arguments, trailing_whitespace } = std::mem::take(&mut self.spare);
         self.started += 1;
+        self.outcome = None;
         self.open.insert(Call {
             index: self.started - 1,
             offset,
@@ -354,12 +355,13 @@ impl Calls {
 
     /// The open call, begun and not yet named, whose events the gate must hold: its first
     /// byte's offset.
+    #[inline]
     pub(crate) fn held_start(&self) -> Option<usize> {
         let call = self.open.as_ref()?;
         (!call.whole && !matches!(call.naming, Naming::Named)).then_some(call.offset)
     }
 
-    /// How the last call ended, if it ended since the last time this was asked.
+    /// How the last call ended, if it ended since it began and since this was last asked.
     pub(crate) fn take_outcome(&mut self) -> Option<Outcome> {
         self.outcome.take()
     }

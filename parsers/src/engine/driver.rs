@@ -7,7 +7,8 @@
 //! into the next chunk and scans nothing else twice. Text that a machine hands back to be read
 //! again ([`Step::Replay`], after a marker inside a JSON string turned out to end the
 //! arguments) is read from an explicit stack, not by recursion. While a call's name is not
-//! known, the machine's events go through the [`Gate`] instead of out.
+//! known, the machine's events go to the [`Gate`] instead of out (each step's sink is routed by
+//! the gate).
 
 use crate::engine::call::{Calls, Outcome};
 use crate::engine::gate::Gate;
@@ -86,20 +87,6 @@ impl Step {
     }
 }
 
-/// Runs `$call` with `$sink` bound to the gate's events while it holds a call, else to the
-/// driver's sink.
-macro_rules! gated {
-    ($driver:expr, $sink:expr, |$machine:ident, $s:ident| $call:expr) => {
-        if $driver.gate.is_holding() {
-            let ($machine, $s) = (&mut $driver.machine, &mut $driver.gate.events);
-            $call
-        } else {
-            let ($machine, $s) = (&mut $driver.machine, &mut *$sink);
-            $call
-        }
-    };
-}
-
 /// Feeds a [`Machine`], holding back a possible marker start between chunks.
 #[derive(Debug)]
 pub(crate) struct Driver<M> {
@@ -140,7 +127,7 @@ impl<M: Machine> Driver<M> {
     pub(crate) fn finish<S: EventSink>(&mut self, sink: &mut S) {
         self.drain(sink);
         let offset = self.offset;
-        gated!(self, sink, |machine, s| machine.end(offset, s));
+        self.machine.end(offset, &mut self.gate.route(sink));
         self.settle(None, sink);
     }
 
@@ -156,7 +143,7 @@ impl<M: Machine> Driver<M> {
             self.pending.push_str(&input[consumed..]);
             return;
         }
-        while let Some(replay) = gated!(self, sink, |machine, s| machine.unsettled(s)) {
+        while let Some(replay) = self.machine.unsettled(&mut self.gate.route(sink)) {
             self.drive(&replay.text, replay.offset, true, sink);
         }
     }
@@ -220,14 +207,19 @@ impl<M: Machine> Driver<M> {
 
     /// Runs the machine over `input` until it ends, needs more input, or hands back text to
     /// parse again.
+    #[inline]
     fn process<S: EventSink>(&mut self, input: &str, base: usize, eof: bool, sink: &mut S) -> Step {
         self.scanned_bytes += input.len();
         let chunk = Chunk { text: input, base, eof };
         let mut pos = 0;
         while pos < input.len() {
             let before = self.machine.tally();
-            let step = gated!(self, sink, |machine, s| machine.step(&chunk, pos, s));
-            self.watch(&chunk, pos, step.position(), before, sink);
+            let step = self.machine.step(&chunk, pos, &mut self.gate.route(sink));
+            if self.gate.is_holding()
+                || self.machine.calls().is_some_and(|c| c.held_start().is_some())
+            {
+                self.watch(&chunk, pos, step.position(), before, sink);
+            }
             match step {
                 Step::Continue(next) => pos = next,
                 step @ Step::NeedInput(_) => return step,
@@ -247,6 +239,7 @@ impl<M: Machine> Driver<M> {
     /// After a step that read `chunk.text[from..to]`: starts holding a call that began in it
     /// with no name yet (`before` is the machine's tally from before the step), or settles the
     /// call held.
+    #[inline(never)]
     fn watch<S: EventSink>(
         &mut self,
         chunk: &Chunk<'_>,
@@ -258,11 +251,7 @@ impl<M: Machine> Driver<M> {
         if self.gate.is_holding() {
             self.gate.read(&chunk.text[from..to], chunk.base + from);
             self.settle(Some(chunk.base + to), sink);
-            return;
-        }
-        let Some(calls) = self.machine.calls() else { return };
-        calls.take_outcome();
-        if let Some(start) = calls.held_start() {
+        } else if let Some(start) = self.machine.calls().and_then(|calls| calls.held_start()) {
             self.gate.hold(start.max(chunk.base + from), before);
             self.gate.read(&chunk.text[from..to], chunk.base + from);
         }

@@ -32,9 +32,57 @@ pub(crate) struct Gate {
     tally: Tally,
 }
 
+/// The sink a machine is given for one step: the gate's events while it holds a call, else
+/// the driver's sink. (One sink type, so that each machine's steps are compiled once.)
+pub(crate) struct Routed<'a, S> {
+    holding: bool,
+    events: &'a mut Vec<StreamEvent>,
+    sink: &'a mut S,
+}
+
+impl<S: EventSink> EventSink for Routed<'_, S> {
+    #[inline]
+    fn emit(&mut self, event: StreamEvent) {
+        if self.holding { self.events.push(event) } else { self.sink.emit(event) }
+    }
+
+    #[inline]
+    fn text(&mut self, text: &str) {
+        if self.holding {
+            self.events.push(StreamEvent::TextDelta { text: text.to_owned() });
+        } else {
+            self.sink.text(text);
+        }
+    }
+
+    #[inline]
+    fn reasoning(&mut self, text: &str) {
+        if self.holding {
+            self.events.push(StreamEvent::ReasoningDelta { text: text.to_owned() });
+        } else {
+            self.sink.reasoning(text);
+        }
+    }
+
+    #[inline]
+    fn arguments(&mut self, index: usize, text: &str) {
+        if self.holding {
+            self.events.push(StreamEvent::ArgumentsDelta { index, text: text.to_owned() });
+        } else {
+            self.sink.arguments(index, text);
+        }
+    }
+}
+
 impl Gate {
     pub(crate) fn is_holding(&self) -> bool {
         self.holding
+    }
+
+    /// The sink for the next step: this gate while it holds a call, else `sink`.
+    #[inline]
+    pub(crate) fn route<'a, S>(&'a mut self, sink: &'a mut S) -> Routed<'a, S> {
+        Routed { holding: self.holding, events: &mut self.events, sink }
     }
 
     /// Starts holding a call whose text starts at absolute offset `start`; `tally` is the
