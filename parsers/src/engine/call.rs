@@ -73,7 +73,7 @@ impl Note {
     /// The diagnostics of a call that is not emitted, whose text is content: why, and that
     /// the input ended inside it when `ending` says so.
     pub(crate) fn emit<S: EventSink>(self, ending: &Ending, sink: &mut S) {
-        let message = format!("{}: not a tool call, its text is kept as content", self.message);
+        let message = format!("{}: not a tool call, its text is kept as written", self.message);
         sink.emit(diagnostic(self.kind, None, self.offset, message));
         if let Ending::Truncated = ending {
             let message = "the input ended inside this call";
