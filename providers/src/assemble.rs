@@ -221,3 +221,34 @@ fn announce(call: &mut StructuredCall, next_index: &mut usize, out: &mut Vec<Cha
 fn note(kind: DiagnosticKind, index: usize, message: &str) -> Diagnostic {
     Diagnostic { kind, call_index: Some(index), offset: 0, message: message.to_owned(), text: None }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_structured_call_that_never_gets_a_name_is_not_a_call() {
+        let mut assembler = Assembler::new(Format::Kimi, Vec::new());
+        let mut out = Vec::new();
+        assembler.tool_call(0, Some("a"), None, "{\"x\": 1}", &mut out);
+        assembler.tool_call(1, Some("b"), Some("list_dir"), "{}", &mut out);
+        assembler.finish(&mut out);
+        let starts: Vec<(usize, &str)> = out
+            .iter()
+            .filter_map(|event| match event {
+                ChatEvent::Message(StreamEvent::CallStart { index, name, .. }) => {
+                    Some((*index, name.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts, [(0, "list_dir")]);
+        let dropped = out.iter().find_map(|event| match event {
+            ChatEvent::Message(StreamEvent::Diagnostic(diagnostic)) => Some(diagnostic),
+            _ => None,
+        });
+        let dropped = dropped.expect("a diagnostic for the call without a name");
+        assert_eq!(dropped.kind, DiagnosticKind::UnresolvedName);
+        assert_eq!((dropped.call_index, dropped.text.as_deref()), (None, Some("{\"x\": 1}")));
+    }
+}
