@@ -27,7 +27,7 @@ pub(crate) struct Gate {
     /// The held call's text, from its first byte to as far as the machine has read.
     text: String,
     /// The events the machine emitted since the call began.
-    pub events: Vec<StreamEvent>,
+    events: Vec<StreamEvent>,
     /// The machine's tally before the step that began the call.
     tally: Tally,
 }

@@ -25,6 +25,7 @@ use crate::engine::driver::{Chunk, Step};
 use crate::engine::scan::{Found, Scan, read_to_marker, read_to_marker_or};
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
+use crate::tools::properties;
 
 /// A tag met in a value whose meaning the text after it decides.
 #[derive(Debug)]
@@ -253,8 +254,8 @@ impl<D: Dialect> Tagged<D> {
     }
 
     /// A parameter's opening tag and name were read, up to `end` (`>`, GLM's `</arg_key>`): it
-    /// begins the next parameter, or it is text of the value.
-    /// `value_at` is where the next value would start.
+    /// begins the next parameter, or it is text of the value. `value_at` is where the next
+    /// value would start.
     fn settle_opener<S: EventSink>(&mut self, end: &str, value_at: usize, sink: &mut S) {
         let Some(doubt) = self.doubt.take() else { return };
         let name_at = doubt.name_at.unwrap_or(doubt.text.len());
@@ -291,11 +292,16 @@ impl<D: Dialect> Tagged<D> {
 
     /// The tag in doubt was text of the value, and so is what was read after it, up to `at`.
     fn doubt_was_text(&mut self, at: usize) -> Step {
+        self.doubt_into_value();
+        Step::Continue(at)
+    }
+
+    /// The tag in doubt and the text held after it become text of the value.
+    fn doubt_into_value(&mut self) {
         if let Some(doubt) = self.doubt.take() {
             self.value.push_str(&doubt.text);
             self.held = doubt.text;
         }
-        Step::Continue(at)
     }
 
     /// The closing tag in doubt ended the value.
@@ -353,7 +359,7 @@ impl<D: Dialect> Tagged<D> {
                 false
             }
             Some(_) => {
-                self.doubt_was_text(0);
+                self.doubt_into_value();
                 false
             }
         }
@@ -361,7 +367,7 @@ impl<D: Dialect> Tagged<D> {
 
     /// Whether the function being called declares the property `name`.
     fn is_property(&self, name: &str) -> bool {
-        crate::tools::properties(&self.tools, &self.name).is_some_and(|p| p.contains_key(name))
+        properties(&self.tools, &self.name).is_some_and(|known| known.contains_key(name))
     }
 }
 
