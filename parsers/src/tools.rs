@@ -21,11 +21,11 @@ impl ToolSpec {
     pub fn named(name: impl Into<String>) -> Self {
         Self { name: name.into(), parameters: None }
     }
-}
 
-/// The properties the declared tool `name` gives its parameters, when its schema lists them.
-pub(crate) fn properties<'a>(tools: &'a [ToolSpec], name: &str) -> Option<&'a Map<String, Value>> {
-    tools.iter().find(|tool| tool.name == name)?.parameters.as_ref()?.get("properties")?.as_object()
+    /// The properties the tool gives its parameters, when its schema lists them.
+    pub(crate) fn properties(&self) -> Option<&Map<String, Value>> {
+        self.parameters.as_ref()?.get("properties")?.as_object()
+    }
 }
 
 /// Which declared tool a call with arguments `arguments` and no name is for: `Ok` with the

@@ -141,6 +141,9 @@ pub(crate) struct Calls {
     spare: Buffers,
     /// How the last call ended, until the driver takes it or the next call begins.
     outcome: Option<Outcome>,
+    /// The driver's gate must watch these calls after each step: the open call is not named
+    /// yet, or one ended without a name and its outcome was not taken yet.
+    watch: bool,
     /// The tally of the machine these calls belong to: the calls write most of the text the
     /// parser generates, and every machine that reads calls holds them.
     pub tally: Tally,
@@ -158,10 +161,12 @@ impl Calls {
         self.begin_call(offset, true)
     }
 
+    #[inline(always)]
     fn begin_call(&mut self, offset: usize, whole: bool) -> &mut Call {
         let Buffers { head, arguments, trailing_whitespace } = std::mem::take(&mut self.spare);
         self.started += 1;
         self.outcome = None;
+        self.watch = !whole;
         self.open.insert(Call {
             index: self.started - 1,
             offset,
@@ -207,7 +212,9 @@ impl Calls {
     }
 
     /// Announces the open call, of the tool `name`.
+    #[inline]
     pub(crate) fn announce<S: EventSink>(&mut self, id: String, name: String, sink: &mut S) {
+        self.watch = false;
         let call = self.get();
         call.announced = true;
         call.naming = Naming::Named;
@@ -324,12 +331,14 @@ impl Calls {
     /// Gives up the open call, not announced yet, whose text turned out not to be a call:
     /// returns that text (with its trailing whitespace), and the call's index is free again.
     pub(crate) fn abandon(&mut self) -> String {
-        let mut call = self.open.take().expect("a call is open");
+        let call = self.open.take().expect("a call is open");
         debug_assert!(!call.announced && call.held.is_none(), "only a buffered call is given up");
         self.started -= 1;
         self.outcome = Some(Outcome::Abandoned);
-        let mut text = std::mem::take(&mut call.arguments);
+        let mut text = String::with_capacity(call.arguments.len() + call.trailing_whitespace.len());
+        text.push_str(&call.arguments);
         text.push_str(&call.trailing_whitespace);
+        self.keep_buffers(call);
         text
     }
 
@@ -361,9 +370,23 @@ impl Calls {
         (!call.whole && !matches!(call.naming, Naming::Named)).then_some(call.offset)
     }
 
+    /// Whether the call the gate holds is settled: it ended, or it was named.
+    #[inline]
+    pub(crate) fn held_call_settled(&self) -> bool {
+        self.outcome.is_some() || self.held_start().is_none()
+    }
+
     /// How the last call ended, if it ended since it began and since this was last asked.
     pub(crate) fn take_outcome(&mut self) -> Option<Outcome> {
+        self.watch = self.held_start().is_some();
         self.outcome.take()
+    }
+
+    /// Whether the driver's gate must look at these calls after a step: a call is open and not
+    /// named yet, or one ended without a name.
+    #[inline]
+    pub(crate) fn watching(&self) -> bool {
+        self.watch
     }
 
     /// Ends the open call: checks its arguments, resolves a call whose id gives no name against
@@ -375,27 +398,22 @@ impl Calls {
         let arguments_offset = call.arguments_offset.unwrap_or(call.offset);
         let naming = std::mem::replace(&mut call.naming, Naming::Named);
         let check = call.checked.take().unwrap_or_else(|| check_arguments(&call.arguments));
-        let mut notes = Vec::new();
-        let replaced = match check {
-            ArgumentsCheck::Object => None,
+        let (replaced, check_note) = match check {
+            ArgumentsCheck::Object => (None, None),
             ArgumentsCheck::DoubleEncoded(decoded) => {
-                notes.push(with_text(
+                let note = with_text(
                     DiagnosticKind::DoubleEncodedArguments,
                     index,
                     arguments_offset,
                     "the arguments were a JSON string holding an object; decoded once",
                     call.arguments.clone(),
-                ));
-                Some(decoded)
+                );
+                (Some(decoded), Some(note))
             }
             ArgumentsCheck::Invalid(reason) => {
-                notes.push(diagnostic(
-                    DiagnosticKind::InvalidArguments,
-                    index,
-                    arguments_offset,
-                    reason,
-                ));
-                None
+                let note =
+                    diagnostic(DiagnosticKind::InvalidArguments, index, arguments_offset, reason);
+                (None, Some(note))
             }
         };
         let dropped = match naming {
@@ -405,6 +423,7 @@ impl Calls {
                 let arguments = replaced.as_deref().unwrap_or(&call.arguments);
                 match (id, resolve_unnamed(tools, arguments)) {
                     (Some(id), Ok(name)) => {
+                        self.watch = false;
                         self.tally.count_generated(&name);
                         sink.emit(StreamEvent::CallStart { index: call.index, id, name });
                         if !call.arguments.is_empty() {
@@ -431,23 +450,23 @@ impl Calls {
             self.outcome = Some(Outcome::Dropped(note, ending));
             return;
         }
-        match ending {
-            Ending::Closed => {}
+        let ending_note = match ending {
+            Ending::Closed => None,
             Ending::Malformed { offset, message } => {
-                notes.insert(0, diagnostic(DiagnosticKind::MalformedCall, index, offset, message))
+                Some(diagnostic(DiagnosticKind::MalformedCall, index, offset, message))
             }
-            Ending::Truncated => notes.insert(
-                0,
-                diagnostic(
-                    DiagnosticKind::Truncated,
-                    index,
-                    call.offset,
-                    "the input ended inside this tool call",
-                ),
-            ),
-        }
+            Ending::Truncated => Some(diagnostic(
+                DiagnosticKind::Truncated,
+                index,
+                call.offset,
+                "the input ended inside this tool call",
+            )),
+        };
         sink.emit(StreamEvent::CallEnd { index: call.index, arguments: replaced });
-        for note in notes {
+        if let Some(note) = ending_note {
+            sink.emit(note);
+        }
+        if let Some(note) = check_note {
             sink.emit(note);
         }
         self.keep_buffers(call);
@@ -455,6 +474,7 @@ impl Calls {
     }
 
     /// Keeps the buffers of a call that ended, emptied, for the next one.
+    #[inline(always)]
     fn keep_buffers(&mut self, mut call: Call) {
         call.head.clear();
         call.arguments.clear();

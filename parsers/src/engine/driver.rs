@@ -71,6 +71,13 @@ pub(crate) trait Machine {
         None
     }
 
+    /// Whether the gate must look at the machine's calls after a step (see
+    /// [`Calls::watching`]).
+    #[inline]
+    fn watching(&mut self) -> bool {
+        self.calls().is_some_and(|calls| calls.watching())
+    }
+
     /// Where text outside calls goes at this point (content, or reasoning in a think block).
     fn text_out(&self) -> TextOut {
         TextOut::default()
@@ -128,7 +135,7 @@ impl<M: Machine> Driver<M> {
         self.drain(sink);
         let offset = self.offset;
         self.machine.end(offset, &mut self.gate.route(sink));
-        self.settle(None, sink);
+        settle(&mut self.machine, &mut self.gate, None, sink);
     }
 
     /// Processes the pending input as the end of the input, and settles what is in doubt. A
@@ -206,76 +213,108 @@ impl<M: Machine> Driver<M> {
     }
 
     /// Runs the machine over `input` until it ends, needs more input, or hands back text to
-    /// parse again.
-    #[inline]
+    /// parse again. While a call is held, the text read is added to the gate's when the call
+    /// ends or the input does (`held_from` is where the text not yet added starts).
+    #[inline(always)]
     fn process<S: EventSink>(&mut self, input: &str, base: usize, eof: bool, sink: &mut S) -> Step {
         self.scanned_bytes += input.len();
         let chunk = Chunk { text: input, base, eof };
+        let machine = &mut self.machine;
+        let mut routed = self.gate.route(sink);
         let mut pos = 0;
+        let mut held_from = 0;
         while pos < input.len() {
-            let before = self.machine.tally();
-            let step = self.machine.step(&chunk, pos, &mut self.gate.route(sink));
-            if self.gate.is_holding()
-                || self.machine.calls().is_some_and(|c| c.held_start().is_some())
-            {
-                self.watch(&chunk, pos, step.position(), before, sink);
+            let before = machine.tally();
+            let step = machine.step(&chunk, pos, &mut routed);
+            // A call held and still not named needs nothing (its text is kept at the end).
+            let unsettled =
+                |machine: &mut M| machine.calls().is_some_and(|calls| !calls.held_call_settled());
+            if machine.watching() && !(routed.is_holding() && unsettled(machine)) {
+                let (gate, sink) = routed.parts();
+                let read = (held_from, pos, step.position());
+                held_from = watch(machine, gate, &chunk, read, before, sink);
             }
-            match step {
-                Step::Continue(next) => pos = next,
-                step @ Step::NeedInput(_) => return step,
-                Step::HandOver(at) => {
+            let Step::Continue(next) = step else {
+                if routed.is_holding() {
+                    keep_held(routed.parts().0, &chunk, held_from, step.position());
+                }
+                if let Step::HandOver(at) | Step::Replay { resume: at, .. } = step {
                     self.scanned_bytes -= input.len() - at;
-                    return Step::HandOver(at);
                 }
-                Step::Replay { resume, replay } => {
-                    self.scanned_bytes -= input.len() - resume;
-                    return Step::Replay { resume, replay };
-                }
-            }
+                return step;
+            };
+            pos = next;
+        }
+        if routed.is_holding() {
+            keep_held(routed.parts().0, &chunk, held_from, pos);
         }
         Step::Continue(pos)
     }
+}
 
-    /// After a step that read `chunk.text[from..to]`: starts holding a call that began in it
-    /// with no name yet (`before` is the machine's tally from before the step), or settles the
-    /// call held.
-    #[inline(never)]
-    fn watch<S: EventSink>(
-        &mut self,
-        chunk: &Chunk<'_>,
-        from: usize,
-        to: usize,
-        before: Tally,
-        sink: &mut S,
-    ) {
-        if self.gate.is_holding() {
-            self.gate.read(&chunk.text[from..to], chunk.base + from);
-            self.settle(Some(chunk.base + to), sink);
-        } else if let Some(start) = self.machine.calls().and_then(|calls| calls.held_start()) {
-            self.gate.hold(start.max(chunk.base + from), before);
-            self.gate.read(&chunk.text[from..to], chunk.base + from);
+/// After a step that read `chunk.text[from..to]` while the machine's calls need watching: holds
+/// a call that began in it with no name yet (`before` is the machine's tally from before the
+/// step), or settles the call held if it ended. The text of a call held is added to the gate's
+/// when it ends or the input does; returns where the text not added yet starts (`held_from`
+/// before the step).
+#[inline(never)]
+fn watch<M: Machine, S: EventSink>(
+    machine: &mut M,
+    gate: &mut Gate,
+    chunk: &Chunk<'_>,
+    (held_from, from, to): (usize, usize, usize),
+    before: Tally,
+    sink: &mut S,
+) -> usize {
+    let Some(calls) = machine.calls() else { return held_from };
+    if gate.is_holding() {
+        if calls.held_call_settled() {
+            keep_held(gate, chunk, held_from, to);
+            settle(machine, gate, Some(chunk.base + to), sink);
         }
+        held_from
+    } else if let Some(start) = calls.held_start() {
+        gate.hold(start.max(chunk.base + from), before);
+        from
+    } else {
+        // A call that began and ended within the step: nothing was held for it.
+        calls.take_outcome();
+        held_from
     }
+}
 
-    /// Lets the held call's events through once it is named, or drops it if it ended without
-    /// a name (at absolute offset `end`, or at the end of the input).
-    fn settle<S: EventSink>(&mut self, end: Option<usize>, sink: &mut S) {
-        if !self.gate.is_holding() {
-            return;
-        }
-        let out = self.machine.text_out();
-        let Some(calls) = self.machine.calls() else { return };
-        match calls.take_outcome() {
-            Some(Outcome::Dropped(note, ending)) => {
-                calls.tally = self.gate.drop_call(end, (note, ending), out, sink);
-            }
-            Some(Outcome::Emitted | Outcome::Abandoned) => self.gate.release(sink),
-            None if calls.held_start().is_none() => self.gate.release(sink),
-            None => {}
-        }
-        debug_assert!(
-            self.gate.is_holding() || self.machine.calls().is_none_or(|c| c.held_start().is_none()),
-            "a step that ends a held call begins no other"
-        );
+/// The text of the call held read up to `chunk.text[..to]`, from `chunk.text[from..]` on, is
+/// added to the gate's.
+#[inline(never)]
+fn keep_held(gate: &mut Gate, chunk: &Chunk<'_>, from: usize, to: usize) {
+    let from = from.min(to);
+    gate.read(&chunk.text[from..to], chunk.base + from);
+}
+
+/// Lets the held call's events through once it is named, or drops it if it ended without a
+/// name (at absolute offset `end`, or at the end of the input).
+#[inline(never)]
+fn settle<M: Machine, S: EventSink>(
+    machine: &mut M,
+    gate: &mut Gate,
+    end: Option<usize>,
+    sink: &mut S,
+) {
+    if !gate.is_holding() {
+        return;
     }
+    let out = machine.text_out();
+    let Some(calls) = machine.calls() else { return };
+    match calls.take_outcome() {
+        Some(Outcome::Dropped(note, ending)) => {
+            calls.tally = gate.drop_call(end, (note, ending), out, sink);
+        }
+        Some(Outcome::Emitted | Outcome::Abandoned) => gate.release(sink),
+        None if calls.held_start().is_none() => gate.release(sink),
+        None => {}
+    }
+    debug_assert!(
+        gate.is_holding() || machine.calls().is_none_or(|c| c.held_start().is_none()),
+        "a step that ends a held call begins no other"
+    );
 }

@@ -3,14 +3,16 @@
 //! A call that ends with no usable name is not a tool call: no client can dispatch `name: ""`.
 //! Whether a call gets a name is often known only late (Kimi's bare index is resolved against
 //! the declared tools when its arguments are complete), and a machine has said things about
-//! the call by then. So from the step that begins a call until the step that names it, the
-//! driver hands the machine this gate instead of the real sink: the events wait here, with the
-//! call's text as read and the machine's tally from before the call began. A call that gets
-//! its name lets its events through in order; one that ends without a name has them dropped,
-//! its text as written goes to content (or reasoning, inside a think block) with one
-//! diagnostic, and the tally is set back, so that nothing is lost or counted twice.
+//! the call by then. So from the step that begins a call until the call is named, the sink the
+//! driver hands the machine routes its events here: they wait, with the call's text as read
+//! and the machine's tally from before the call began. The call's `CallStart` names it: the
+//! events held go out in order before it, and the rest of the step goes straight to the
+//! driver's sink. A call that ends without a name has its events dropped, its text as written
+//! goes to content (or reasoning, inside a think block) with one diagnostic, and the tally is
+//! set back, so that nothing is lost or counted twice.
 //!
-//! Most calls are named within a step or two of their first marker, so little waits here.
+//! Most calls are named within a step or two of their first marker, so little waits here, and
+//! the driver copies a held call's text only when a chunk ends or the call does.
 //! Calls written as one JSON object are read whole by their machine, which drops them itself
 //! ([`Calls::drop_whole`](crate::engine::call::Calls::drop_whole)); they pass the gate freely.
 
@@ -33,41 +35,67 @@ pub(crate) struct Gate {
 }
 
 /// The sink a machine is given for one step: the gate's events while it holds a call, else
-/// the driver's sink. (One sink type, so that each machine's steps are compiled once.)
+/// the driver's sink. The call held is named by its `CallStart`: the gate lets its events
+/// through then and routes the rest of the step straight to the driver's sink. (One sink type,
+/// so that each machine's steps are compiled once.)
 pub(crate) struct Routed<'a, S> {
-    holding: bool,
-    events: &'a mut Vec<StreamEvent>,
+    gate: &'a mut Gate,
     sink: &'a mut S,
 }
 
-impl<S: EventSink> EventSink for Routed<'_, S> {
+impl<S: EventSink> Routed<'_, S> {
+    /// Whether the gate holds a call.
     #[inline]
-    fn emit(&mut self, event: StreamEvent) {
-        if self.holding { self.events.push(event) } else { self.sink.emit(event) }
+    pub(crate) fn is_holding(&self) -> bool {
+        self.gate.holding
     }
 
+    /// The gate, and the sink it routes to.
     #[inline]
+    pub(crate) fn parts(&mut self) -> (&mut Gate, &mut S) {
+        (self.gate, self.sink)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hold(&mut self, event: StreamEvent) {
+        if let StreamEvent::CallStart { .. } = event {
+            self.gate.release(self.sink);
+            self.sink.emit(event);
+        } else {
+            self.gate.events.push(event);
+        }
+    }
+}
+
+impl<S: EventSink> EventSink for Routed<'_, S> {
+    #[inline(always)]
+    fn emit(&mut self, event: StreamEvent) {
+        if self.gate.holding { self.hold(event) } else { self.sink.emit(event) }
+    }
+
+    #[inline(always)]
     fn text(&mut self, text: &str) {
-        if self.holding {
-            self.events.push(StreamEvent::TextDelta { text: text.to_owned() });
+        if self.gate.holding {
+            self.hold(StreamEvent::TextDelta { text: text.to_owned() });
         } else {
             self.sink.text(text);
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn reasoning(&mut self, text: &str) {
-        if self.holding {
-            self.events.push(StreamEvent::ReasoningDelta { text: text.to_owned() });
+        if self.gate.holding {
+            self.hold(StreamEvent::ReasoningDelta { text: text.to_owned() });
         } else {
             self.sink.reasoning(text);
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn arguments(&mut self, index: usize, text: &str) {
-        if self.holding {
-            self.events.push(StreamEvent::ArgumentsDelta { index, text: text.to_owned() });
+        if self.gate.holding {
+            self.hold(StreamEvent::ArgumentsDelta { index, text: text.to_owned() });
         } else {
             self.sink.arguments(index, text);
         }
@@ -82,7 +110,7 @@ impl Gate {
     /// The sink for the next step: this gate while it holds a call, else `sink`.
     #[inline]
     pub(crate) fn route<'a, S>(&'a mut self, sink: &'a mut S) -> Routed<'a, S> {
-        Routed { holding: self.holding, events: &mut self.events, sink }
+        Routed { gate: self, sink }
     }
 
     /// Starts holding a call whose text starts at absolute offset `start`; `tally` is the
@@ -96,7 +124,11 @@ impl Gate {
 
     /// Adds the text a step read (`text`, at absolute `offset`) to the held call's text. Text
     /// parsed again (a replay) was read before: only what lies past the text held is added.
+    #[inline]
     pub(crate) fn read(&mut self, text: &str, offset: usize) {
+        if !self.holding {
+            return;
+        }
         let end = self.start + self.text.len();
         if offset + text.len() > end {
             self.text.push_str(&text[end.saturating_sub(offset)..]);
@@ -105,8 +137,10 @@ impl Gate {
 
     /// The held call is named: its events go on to `sink`, in order.
     pub(crate) fn release<S: EventSink>(&mut self, sink: &mut S) {
-        for event in self.events.drain(..) {
-            sink.emit(event);
+        if !self.events.is_empty() {
+            for event in self.events.drain(..) {
+                sink.emit(event);
+            }
         }
         self.clear();
     }

@@ -4,39 +4,43 @@
 //! ([`typing`](crate::engine::typing)); one that does not fit it is kept as a string, with an
 //! `invalid_arguments` diagnostic: the call must not be run as is.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::arguments::ArgumentsCheck;
 use crate::engine::call::Calls;
 use crate::engine::diag::diagnostic;
-use crate::engine::typing::{Source, type_value};
+use crate::engine::typing::{Source, type_value_into};
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
-use crate::tools::{ToolSpec, properties};
 
 /// The parameters of the call being read.
 #[derive(Debug, Default)]
 pub(crate) struct Params {
     keys: Vec<String>,
+    /// The member being written, kept for the next one.
+    piece: String,
 }
 
 impl Params {
     /// Adds the parameter `key` with the text `raw` (its value starts at absolute `offset`) to
-    /// the arguments of the open call, a call of `tool`.
-    #[allow(clippy::too_many_arguments)]
+    /// the arguments of the open call, whose tool declares `properties` (if it does).
     pub(crate) fn add<S: EventSink>(
         &mut self,
         calls: &mut Calls,
-        tools: &[ToolSpec],
-        tool: &str,
-        key: &str,
-        raw: &str,
+        properties: Option<&Map<String, Value>>,
+        (key, raw): (&str, &str),
         offset: usize,
         sink: &mut S,
     ) {
         let index = calls.get().index;
-        let typed = type_value(raw, property_schema(tools, tool, key));
-        match &typed.from {
+        let mut piece = std::mem::take(&mut self.piece);
+        piece.clear();
+        piece.push_str(if self.keys.is_empty() { "{" } else { ", " });
+        push_json_string(key, &mut piece);
+        piece.push_str(": ");
+        let value_at = piece.len();
+        let from = type_value_into(raw, properties.and_then(|known| known.get(key)), &mut piece);
+        match &from {
             Source::Mistyped { expected } => sink.emit(diagnostic(
                 DiagnosticKind::InvalidArguments,
                 Some(index),
@@ -59,21 +63,24 @@ impl Params {
                 format!("the parameter `{key}` is given more than once"),
             ));
         }
-        let mut piece = String::with_capacity(key.len() + typed.json.len() + 8);
-        piece.push_str(if self.keys.is_empty() { "{" } else { ", " });
-        piece.push_str(&json_string(key));
-        piece.push_str(": ");
-        piece.push_str(&typed.json);
         self.keys.push(key.to_owned());
-        calls.tally.count_generated(&piece);
+        // The JSON around the key and the value is written by the parser; the key and, when
+        // it is written as the model wrote it, the value are the model's.
+        calls.tally.count_generated(&piece[..value_at]);
         calls.tally.uncount_generated(key);
-        match typed.from {
-            // The model's text is in the value as written (or quoted).
-            Source::Text | Source::Mistyped { .. } => calls.tally.uncount_generated(raw),
+        match from {
+            Source::Text | Source::Mistyped { .. } => {
+                calls.tally.count_generated(&piece[value_at..]);
+                calls.tally.uncount_generated(raw);
+            }
             // The value is written anew: the text it was read from is consumed.
-            Source::Converted | Source::DoubleEncoded => calls.tally.count_syntax_text(raw),
+            Source::Converted | Source::DoubleEncoded => {
+                calls.tally.count_generated(&piece[value_at..]);
+                calls.tally.count_syntax_text(raw);
+            }
         }
         calls.push_arguments(&piece, offset, sink);
+        self.piece = piece;
     }
 
     /// Closes the arguments of the open call (`{}` when it had no parameters). They are a
@@ -103,17 +110,61 @@ pub(crate) fn strip_one_newline(value: &str) -> &str {
     value.strip_suffix('\n').unwrap_or(value)
 }
 
-fn property_schema<'a>(tools: &'a [ToolSpec], tool: &str, key: &str) -> Option<&'a Value> {
-    properties(tools, tool)?.get(key)
+pub(crate) fn json_string(text: &str) -> String {
+    let mut json = String::with_capacity(text.len() + 2);
+    push_json_string(text, &mut json);
+    json
 }
 
-pub(crate) fn json_string(text: &str) -> String {
-    serde_json::to_string(text).expect("a string always serializes")
+/// Writes `text` to `json` as a JSON string, escaped as `serde_json` writes it: `"`, `\\` and
+/// the control characters, those that have one by their short escape.
+pub(crate) fn push_json_string(text: &str, json: &mut String) {
+    /// For each byte, the letter of its short escape, `u` for `\u00XX`, or 0 if it is written
+    /// as it is.
+    const ESCAPE: [u8; 256] = {
+        let mut escape = [0; 256];
+        let mut byte = 0;
+        while byte < 0x20 {
+            escape[byte] = b'u';
+            byte += 1;
+        }
+        escape[0x08] = b'b';
+        escape[0x09] = b't';
+        escape[0x0a] = b'n';
+        escape[0x0c] = b'f';
+        escape[0x0d] = b'r';
+        escape[b'"' as usize] = b'"';
+        escape[b'\\' as usize] = b'\\';
+        escape
+    };
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    json.reserve(text.len() + 2);
+    json.push('"');
+    let bytes = text.as_bytes();
+    let mut plain = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let escape = ESCAPE[usize::from(byte)];
+        if escape == 0 {
+            continue;
+        }
+        json.push_str(&text[plain..at]);
+        json.push('\\');
+        json.push(char::from(escape));
+        if escape == b'u' {
+            json.push_str("00");
+            json.push(char::from(HEX[usize::from(byte >> 4)]));
+            json.push(char::from(HEX[usize::from(byte & 0xf)]));
+        }
+        plain = at + 1;
+    }
+    json.push_str(&text[plain..]);
+    json.push('"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::ToolSpec;
     use serde_json::json;
 
     #[test]
@@ -132,7 +183,8 @@ mod tests {
         for (key, raw) in
             [("s", "a \"quoted\"\n\\ value"), ("n", " 7 "), ("o", "{\"x\": [1]}"), ("k\"ey", "")]
         {
-            params.add(&mut calls, &tools, "f", key, raw, 0, &mut events);
+            let properties = tools[0].properties();
+            params.add(&mut calls, properties, (key, raw), 0, &mut events);
         }
         params.close(&mut calls, 0, &mut events);
         let (arguments, _) = calls.arguments();
@@ -144,6 +196,15 @@ mod tests {
         assert!(
             events.iter().all(|event| !matches!(event, crate::event::StreamEvent::Diagnostic(_)))
         );
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let every_ascii: String = (0..128u8).map(char::from).collect();
+        for text in [every_ascii.as_str(), "", "plain", "日本語 \u{2028} \u{7f}", "\"\\\n"] {
+            let expected = serde_json::to_string(text).expect("a string serializes");
+            assert_eq!(json_string(text), expected, "{text:?}");
+        }
     }
 
     #[test]

@@ -19,10 +19,13 @@
 
 use serde_json::Value;
 
+#[cfg(test)]
 use crate::engine::params::json_string;
+use crate::engine::params::push_json_string;
 use crate::engine::py_literal::{self, Literal};
 
 /// A value's JSON text, and how it came from the text the model wrote.
+#[cfg(test)]
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Typed {
     pub json: String,
@@ -68,6 +71,10 @@ impl Kind {
         })
     }
 
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
     fn article(self) -> &'static str {
         match self {
             Kind::Null => "null",
@@ -81,12 +88,14 @@ impl Kind {
     }
 }
 
-/// What a property's schema says about its values' types.
-#[derive(Debug, Default)]
+/// What a property's schema says about its values' types (read without allocating: most
+/// values are typed on the way).
+#[derive(Debug, Default, Clone, Copy)]
 struct Declared {
-    kinds: Vec<Kind>,
-    /// Type names this reader does not know, for the diagnostic.
-    unknown: Vec<String>,
+    /// The [`Kind`]s named, as bits.
+    kinds: u8,
+    /// A type name this reader does not know was named.
+    unknown: bool,
     nullable: bool,
 }
 
@@ -94,101 +103,128 @@ impl Declared {
     fn of(property: Option<&Value>) -> Declared {
         let mut declared = Declared::default();
         let Some(property) = property else { return declared };
-        declared.add(property.get("type"));
-        for combinator in ["anyOf", "oneOf"] {
-            if let Some(Value::Array(choices)) = property.get(combinator) {
-                for choice in choices {
-                    declared.add(choice.get("type"));
-                }
-            }
-        }
-        declared.nullable |= property.get("nullable") == Some(&Value::Bool(true));
-        declared.nullable |= declared.kinds.contains(&Kind::Null);
+        for_each_type_name(property, |name| match Kind::named(name) {
+            Some(kind) => declared.kinds |= kind.bit(),
+            None => declared.unknown = true,
+        });
+        declared.nullable =
+            declared.allows(Kind::Null) || property.get("nullable") == Some(&Value::Bool(true));
         declared
     }
 
-    fn add(&mut self, declared: Option<&Value>) {
-        let names: Vec<&str> = match declared {
-            Some(Value::String(name)) => vec![name],
-            Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).collect(),
-            _ => return,
-        };
-        for name in names {
-            match Kind::named(name) {
-                Some(kind) => self.kinds.push(kind),
-                None => self.unknown.push(name.to_owned()),
-            }
-        }
-    }
-
     fn says_nothing(&self) -> bool {
-        self.kinds.is_empty() && self.unknown.is_empty()
+        self.kinds == 0 && !self.unknown
     }
 
     fn allows(&self, kind: Kind) -> bool {
-        self.kinds.contains(&kind)
-    }
-
-    fn expected(&self) -> String {
-        let mut names: Vec<String> =
-            self.kinds.iter().map(|kind| kind.article().to_owned()).collect();
-        names.extend(self.unknown.iter().map(|name| format!("a {name}")));
-        names.join(" or ")
+        self.kinds & kind.bit() != 0
     }
 }
 
+/// Calls `f` with each type name `property` gives: its `type` (a name or a list of names), then
+/// those of its `anyOf` and `oneOf` choices.
+fn for_each_type_name<'a>(property: &'a Value, mut f: impl FnMut(&'a str)) {
+    let mut names = |declared: Option<&'a Value>| match declared {
+        Some(Value::String(name)) => f(name),
+        Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).for_each(&mut f),
+        _ => {}
+    };
+    names(property.get("type"));
+    for combinator in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(choices)) = property.get(combinator) {
+            choices.iter().for_each(|choice| names(choice.get("type")));
+        }
+    }
+}
+
+/// What a value of `property` should have been, for the diagnostic of one that is not: the
+/// types it names, those this reader knows first.
+fn expected(property: Option<&Value>) -> String {
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    if let Some(property) = property {
+        for_each_type_name(property, |name| match Kind::named(name) {
+            Some(kind) => known.push(kind.article().to_owned()),
+            None => unknown.push(format!("a {name}")),
+        });
+    }
+    known.extend(unknown);
+    known.join(" or ")
+}
+
 /// The JSON text of the value written as `raw`, typed by its property's schema.
+#[cfg(test)]
 pub(crate) fn type_value(raw: &str, property: Option<&Value>) -> Typed {
+    let mut json = String::new();
+    let from = type_value_into(raw, property, &mut json);
+    Typed { json, from }
+}
+
+/// Writes the JSON text of the value written as `raw`, typed by its property's schema, to
+/// `json`; returns how it came from the text.
+pub(crate) fn type_value_into(raw: &str, property: Option<&Value>, json: &mut String) -> Source {
     let declared = Declared::of(property);
+    if declared.says_nothing() || (declared.allows(Kind::String) && !declared.nullable) {
+        push_json_string(raw, json);
+        return Source::Text;
+    }
     let text = raw.trim();
     if declared.nullable && matches!(text, "null" | "None" | "NULL") {
-        let from = if text == "null" { Source::Text } else { Source::Converted };
-        return Typed { json: "null".to_owned(), from };
+        json.push_str("null");
+        return if text == "null" { Source::Text } else { Source::Converted };
     }
-    if declared.says_nothing() || declared.allows(Kind::String) {
-        return Typed { json: json_string(raw), from: Source::Text };
+    if declared.allows(Kind::String) {
+        push_json_string(raw, json);
+        return Source::Text;
     }
     if declared.allows(Kind::Boolean) {
         for literal in ["true", "false"] {
             if text.eq_ignore_ascii_case(literal) {
-                let from = if text == literal { Source::Text } else { Source::Converted };
-                return Typed { json: literal.to_owned(), from };
+                json.push_str(literal);
+                return if text == literal { Source::Text } else { Source::Converted };
             }
         }
     }
-    let number = serde_json::from_str::<serde_json::Number>(text).is_ok();
-    let integer = number && !text.contains(['.', 'e', 'E']);
-    if (declared.allows(Kind::Integer) && integer) || (declared.allows(Kind::Number) && number) {
-        return Typed { json: text.to_owned(), from: Source::Text };
+    if declared.allows(Kind::Integer) || declared.allows(Kind::Number) {
+        let number = serde_json::from_str::<serde_json::Number>(text).is_ok();
+        let integer = number && !text.contains(['.', 'e', 'E']);
+        if (declared.allows(Kind::Integer) && integer) || (declared.allows(Kind::Number) && number)
+        {
+            json.push_str(text);
+            return Source::Text;
+        }
     }
-    let fits = |value: &Value| {
-        (value.is_object() && declared.allows(Kind::Object))
-            || (value.is_array() && declared.allows(Kind::Array))
-    };
-    let literal_fits = |literal: &Literal| match literal {
-        Literal::Dict(_) => declared.allows(Kind::Object),
-        Literal::List(_) => declared.allows(Kind::Array),
-        _ => false,
-    };
     if declared.allows(Kind::Object) || declared.allows(Kind::Array) {
+        let fits = |value: &Value| {
+            (value.is_object() && declared.allows(Kind::Object))
+                || (value.is_array() && declared.allows(Kind::Array))
+        };
+        let literal_fits = |literal: &Literal| match literal {
+            Literal::Dict(_) => declared.allows(Kind::Object),
+            Literal::List(_) => declared.allows(Kind::Array),
+            _ => false,
+        };
         match serde_json::from_str::<Value>(text) {
             Ok(value) if fits(&value) => {
-                return Typed { json: text.to_owned(), from: Source::Text };
+                json.push_str(text);
+                return Source::Text;
             }
             Ok(Value::String(inner)) => {
                 if serde_json::from_str::<Value>(&inner).is_ok_and(|value| fits(&value)) {
-                    return Typed { json: inner.trim().to_owned(), from: Source::DoubleEncoded };
+                    json.push_str(inner.trim());
+                    return Source::DoubleEncoded;
                 }
             }
             Ok(_) => {}
             Err(_) => {
                 if let Some(literal) = py_literal::read(text).filter(literal_fits) {
-                    return Typed { json: literal.to_json(), from: Source::Converted };
+                    json.push_str(&literal.to_json());
+                    return Source::Converted;
                 }
             }
         }
     }
-    Typed { json: json_string(raw), from: Source::Mistyped { expected: declared.expected() } }
+    push_json_string(raw, json);
+    Source::Mistyped { expected: expected(property) }
 }
 
 #[cfg(test)]

@@ -87,11 +87,11 @@ pub(crate) struct Tagged<D> {
     wrapper: Option<usize>,
     wrapper_calls: usize,
     shape: Shape,
-    /// The tool name of the call being read, for typing its values.
+    /// The tool name of the call being read.
     name: String,
-    /// The tool declares its properties: tags inside values are told apart by them (see
-    /// [`value`]).
-    by_schema: bool,
+    /// The declared tool of the call being read, when it declares its properties: they type
+    /// its values, and tell tags inside a value from the call's (see [`value`]).
+    tool: Option<usize>,
     key: String,
     value: String,
     /// A tag inside the value being read whose meaning the text after it decides.
@@ -120,7 +120,7 @@ impl<D: Dialect> Tagged<D> {
             wrapper_calls: 0,
             shape: Shape::Invoke,
             name: String::new(),
-            by_schema: false,
+            tool: None,
             key: String::new(),
             value: String::new(),
             doubt: None,
@@ -321,7 +321,7 @@ impl<D: Dialect> Machine for Tagged<D> {
             State::GlmName => self.step_glm_name(chunk, pos, sink),
             State::Params => self.step_params(chunk, pos, sink),
             State::AwaitValue => self.step_await_value(chunk, pos, sink),
-            State::Value if self.by_schema => self.step_value_by_schema(chunk, pos, sink),
+            State::Value if self.tool.is_some() => self.step_value_by_schema(chunk, pos, sink),
             State::Value => self.step_value(chunk, pos, sink),
         }
     }

@@ -11,7 +11,6 @@ use crate::engine::params::strip_one_newline;
 use crate::engine::scan::{Found, read_to_marker, read_to_marker_or};
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
-use crate::tools::properties;
 
 const CALL_STRAY: &str = "text inside a tool call, outside any parameter";
 
@@ -105,7 +104,8 @@ impl<D: Dialect> Tagged<D> {
         let name = self.unquoted(head.trim());
         self.name.clear();
         self.name.push_str(name);
-        self.by_schema = properties(&self.tools, name).is_some();
+        let tool = self.tools.iter().position(|tool| tool.name == name);
+        self.tool = tool.filter(|&tool| self.tools[tool].properties().is_some());
         let id = self.calls.made_up_id();
         self.calls.announce_name(id, name, sink);
         self.calls.get().head = head;
@@ -247,7 +247,8 @@ impl<D: Dialect> Tagged<D> {
         let name = self.unquoted(key.trim()).to_owned();
         let raw = strip_one_newline(&value);
         let offset = self.part_offset + (raw.as_ptr() as usize - value.as_ptr() as usize);
-        self.params.add(&mut self.calls, &self.tools, &self.name, &name, raw, offset, sink);
+        let properties = self.tool.and_then(|tool| self.tools[tool].properties());
+        self.params.add(&mut self.calls, properties, (&name, raw), offset, sink);
         self.key = key;
         self.value = value;
         self.key.clear();

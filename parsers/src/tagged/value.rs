@@ -25,7 +25,6 @@ use crate::engine::driver::{Chunk, Step};
 use crate::engine::scan::{Found, Scan, read_to_marker, read_to_marker_or};
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
-use crate::tools::properties;
 
 /// A tag met in a value whose meaning the text after it decides.
 #[derive(Debug)]
@@ -367,7 +366,8 @@ impl<D: Dialect> Tagged<D> {
 
     /// Whether the function being called declares the property `name`.
     fn is_property(&self, name: &str) -> bool {
-        properties(&self.tools, &self.name).is_some_and(|known| known.contains_key(name))
+        let properties = self.tool.and_then(|tool| self.tools[tool].properties());
+        properties.is_some_and(|known| known.contains_key(name))
     }
 }
 
