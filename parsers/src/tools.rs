@@ -26,6 +26,13 @@ impl ToolSpec {
     pub(crate) fn properties(&self) -> Option<&Map<String, Value>> {
         self.parameters.as_ref()?.get("properties")?.as_object()
     }
+
+    /// Whether the tool's schema forbids properties it does not list
+    /// (`"additionalProperties": false`).
+    pub(crate) fn forbids_other_properties(&self) -> bool {
+        self.parameters.as_ref().and_then(|schema| schema.get("additionalProperties"))
+            == Some(&Value::Bool(false))
+    }
 }
 
 /// Which declared tool a call with arguments `arguments` and no name is for: `Ok` with the
@@ -60,7 +67,7 @@ fn fits(tool: &ToolSpec, arguments: Option<&Map<String, Value>>) -> bool {
         schema.get("required").and_then(Value::as_array).is_none_or(|required| {
             required.iter().filter_map(Value::as_str).all(|key| arguments.contains_key(key))
         });
-    let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
+    let closed = tool.forbids_other_properties();
     let no_unknown_keys = !closed
         || schema
             .get("properties")

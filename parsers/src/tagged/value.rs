@@ -4,9 +4,11 @@
 //! tell a tag of the call from one in the value:
 //!
 //! - a closing tag (`</parameter>`, GLM's `</arg_value>`) ends the value only when what follows
-//!   it, past whitespace, can continue the call: a parameter not given yet, the call's close,
-//!   the block's close, or the end of the input; a call's close (`</function>`, `</invoke>`)
-//!   met inside a value ends it only before the block's close, another call, or the end;
+//!   it, past whitespace, can continue the call: a parameter not given yet that the schema
+//!   admits (one of its properties, or any other unless it says `"additionalProperties":
+//!   false`), the call's close, the block's close, or the end of the input; a call's close
+//!   (`</function>`, `</invoke>`) met inside a value ends it only before the block's close,
+//!   another call, or the end;
 //! - a parameter's opening tag inside a value begins the next parameter (the value was not
 //!   closed) only when it names a property of the function not given yet;
 //! - a tag that opens a block or a call (`<tool_call>`, `<function=`, `<invoke name=`) opens a
@@ -261,7 +263,7 @@ impl<D: Dialect> Tagged<D> {
         let name = strip_quotes::<D>(doubt.text[name_at..].trim());
         let after_close = doubt.tag != Roles::of(self.shape).opener;
         let given = self.params.has(name) || strip_quotes::<D>(self.key.trim()) == name;
-        if given || !(after_close || self.is_property(name)) {
+        if given || !self.admits(name, after_close) {
             self.value.push_str(&doubt.text);
             self.value.push_str(end);
             self.held = doubt.text;
@@ -364,10 +366,12 @@ impl<D: Dialect> Tagged<D> {
         }
     }
 
-    /// Whether the function being called declares the property `name`.
-    fn is_property(&self, name: &str) -> bool {
-        let properties = self.tool.and_then(|tool| self.tools[tool].properties());
-        properties.is_some_and(|known| known.contains_key(name))
+    /// Whether a parameter `name` can continue the call: the function declares it, or, after
+    /// the value's closing tag (`after_close`), its schema does not forbid other properties.
+    fn admits(&self, name: &str, after_close: bool) -> bool {
+        let Some(tool) = self.tool.map(|tool| &self.tools[tool]) else { return false };
+        tool.properties().is_some_and(|known| known.contains_key(name))
+            || (after_close && !tool.forbids_other_properties())
     }
 }
 
