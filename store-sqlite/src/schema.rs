@@ -141,6 +141,19 @@ const MIGRATIONS: &[&str] = &[
     r#"
     UPDATE flows SET current_step = NULL WHERE sync_mode = 'managed';
     "#,
+    // 5 -> 6: the change feed, one row per accepted change, appended in the transaction of the
+    // change. The rowid is the event's id: rows are appended at the end of the tree (one leaf
+    // page per commit), and the newest row is never deleted, so ids keep increasing without
+    // AUTOINCREMENT's extra table. Readers filter a range of ids by owner and flow.
+    r#"
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY,
+        flow_id TEXT NOT NULL,
+        owner   TEXT NOT NULL,
+        at      INTEGER NOT NULL,
+        change  TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -268,7 +281,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(tables, ["flow_specs", "flows", "revisions", "steps"]);
+        assert_eq!(tables, ["events", "flow_specs", "flows", "revisions", "steps"]);
     }
 
     #[test]

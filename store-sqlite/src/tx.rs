@@ -3,12 +3,13 @@
 //! comes from the transaction itself: a write transaction is `BEGIN IMMEDIATE`, so it holds the
 //! database's one write lock from its first read.
 
+use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, ToSql, params};
 use serde_json::Value;
 use taskflow_store::revision::{self, FieldSet};
 use taskflow_store::{
-    ChildSummary, FieldChange, Flow, FlowId, FlowStatus, FlowSummary, ListQuery, Result, Revision,
-    Step, StepStatus, StoreTx, Timestamp,
+    ChildSummary, Event, EventQuery, FieldChange, Flow, FlowId, FlowStatus, FlowSummary, ListQuery,
+    NewEvent, Result, Revision, Step, StepStatus, StoreTx, Timestamp,
 };
 
 use crate::error::Sql;
@@ -388,6 +389,55 @@ impl StoreTx for Transaction<'_> {
             });
         }
         Ok(revisions)
+    }
+
+    fn append_event(&self, event: &NewEvent) -> Result<()> {
+        let change = serde_json::to_string(&event.change).map_err(taskflow_store::Error::Json)?;
+        self.prepare_cached(
+            "INSERT INTO events (flow_id, owner, at, change) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .sql()?
+        .execute(params![event.flow_id.as_str(), event.owner, event.at.as_millis(), change])
+        .sql()?;
+        Ok(())
+    }
+
+    fn events(&self, owner: &str, query: &EventQuery) -> Result<Vec<Event>> {
+        let mut statement = self
+            .prepare_cached(
+                "SELECT id, flow_id, owner, at, change FROM events \
+                 WHERE id > ?1 AND owner = ?2 AND (?3 IS NULL OR flow_id = ?3) \
+                 ORDER BY id LIMIT ?4",
+            )
+            .sql()?;
+        let flow = query.flow.as_ref().map(FlowId::as_str);
+        let rows = statement
+            .query_map(params![query.after as i64, owner, flow, i64::from(query.limit)], |row| {
+                let change: String = row.get(4)?;
+                let change = serde_json::from_str(&change).map_err(|error| {
+                    rusqlite::Error::FromSqlConversionFailure(4, Type::Text, Box::new(error))
+                })?;
+                Ok(Event {
+                    id: row.get::<_, i64>(0)? as u64,
+                    flow_id: parse_column(row, 1)?,
+                    owner: row.get(2)?,
+                    at: Timestamp::from_millis(row.get(3)?),
+                    change,
+                })
+            })
+            .sql()?;
+        rows.collect::<rusqlite::Result<_>>().sql()
+    }
+
+    fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        let deleted = self
+            .prepare_cached(
+                "DELETE FROM events WHERE at < ?1 AND id < (SELECT max(id) FROM events)",
+            )
+            .sql()?
+            .execute([before.as_millis()])
+            .sql()?;
+        Ok(deleted as u64)
     }
 
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {

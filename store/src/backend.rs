@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow, FlowId,
@@ -235,6 +236,14 @@ impl<B: Backend> FlowStore for B {
 
     fn submit(&self, owner: &str, actor: &str, work: Submission) {
         Backend::submit(self, Caller { owner, actor }, work)
+    }
+
+    fn events(&self, owner: &str, query: &EventQuery) -> Result<Vec<Event>> {
+        self.read(|tx| tx.events(owner, query))
+    }
+
+    fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        self.write(|tx, _| tx.prune_events(before))
     }
 
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {

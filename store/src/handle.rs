@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::event::{Event, EventQuery};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder};
 use crate::model::{
     CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow, FlowId,
@@ -33,6 +34,12 @@ impl TaskFlow {
     /// Uses any [`FlowStore`] backend.
     pub fn new(store: Arc<dyn FlowStore>) -> Self {
         TaskFlow { store }
+    }
+
+    /// Deletes every owner's events older than `before` (but the newest, which keeps ids
+    /// increasing): retention, for whoever runs the store.
+    pub fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        self.store.prune_events(before)
     }
 
     /// The handle through which `owner` sees and changes its flows. Revisions it writes name
@@ -240,6 +247,12 @@ impl OwnerHandle {
         let work =
             Submission::Lease { id: id.clone(), holder: LeaseHolder::current(), ttl, answer };
         self.store.submit(&self.owner, &self.actor, work)
+    }
+
+    /// This owner's events after `query.after`, oldest first: the changes of its flows in the
+    /// order they were committed.
+    pub fn events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        self.store.events(&self.owner, query)
     }
 
     /// Which of `ids` have a cancel request.

@@ -15,6 +15,7 @@
 pub mod backend;
 pub mod durability;
 pub mod error;
+pub mod event;
 pub mod handle;
 pub mod id;
 pub mod lease;
@@ -32,6 +33,7 @@ pub mod tx;
 pub use backend::Backend;
 pub use durability::Durability;
 pub use error::{Error, Result, SpawnRefusal, StorageError, StorageErrorKind};
+pub use event::{Change, Event, EventQuery, NewEvent};
 pub use handle::{Inspection, OwnerHandle, TaskFlow};
 pub use id::{FlowId, ID_RULE, InvalidId};
 pub use lease::{Lease, LeaseHolder, Takeover};

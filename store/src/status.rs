@@ -8,6 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 /// Text that names no status; its message lists the names there are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -146,6 +148,26 @@ impl FromStr for StepStatus {
             .ok_or_else(|| UnknownStatus(format!("unknown step status `{s}`")))
     }
 }
+
+/// Both statuses travel as their names (`"running"`), in JSON as in the database.
+macro_rules! by_name {
+    ($($status:ty),*) => {$(
+        impl Serialize for $status {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $status {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = String::deserialize(deserializer)?;
+                name.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+by_name!(FlowStatus, StepStatus);
 
 #[cfg(test)]
 mod tests {

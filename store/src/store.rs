@@ -5,12 +5,14 @@
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow, FlowId,
     FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
 };
 use crate::status::FlowStatus;
+use crate::time::Timestamp;
 
 /// How a write handed to [`FlowStore::submit`] is answered: once, when it is durable or refused.
 pub type Answer<T> = Box<dyn FnOnce(Result<T>) + Send>;
@@ -165,6 +167,13 @@ pub trait FlowStore: Send + Sync {
     /// once it is durable or refused. Nothing blocks the caller. A backend without a writer of
     /// its own commits it at once, on the caller's thread.
     fn submit(&self, owner: &str, actor: &str, work: Submission);
+
+    /// `owner`'s events after `query.after`, oldest first (the change feed).
+    fn events(&self, owner: &str, query: &EventQuery) -> Result<Vec<Event>>;
+
+    /// Deletes every owner's events older than `before`, but the newest; returns how many
+    /// went.
+    fn prune_events(&self, before: Timestamp) -> Result<u64>;
 
     /// Which of `ids` have a cancel request (a runner's poll).
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;

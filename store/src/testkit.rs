@@ -20,9 +20,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::{
-    CheckpointDone, CheckpointOp, Error, ExpectedRevision, Flow, FlowId, FlowStatus, Lease,
-    LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle, ResumePlan, SpawnRefusal, StateReport,
-    Step, StepKind, StepOutcome, StepStatus, SyncMode, Takeover, TaskFlow, Timestamp,
+    Change, CheckpointDone, CheckpointOp, Error, EventQuery, ExpectedRevision, Flow, FlowId,
+    FlowStatus, Lease, LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle, ResumePlan,
+    SpawnRefusal, StateReport, Step, StepKind, StepOutcome, StepStatus, SyncMode, Takeover,
+    TaskFlow, Timestamp,
 };
 
 const TTL: Duration = Duration::from_secs(30);
@@ -837,6 +838,66 @@ pub fn a_chosen_id_is_kept_as_given_and_one_taken_is_refused(harness: &dyn Harne
     assert_eq!(step.idempotency_key, format!("{}:1", "k".repeat(128)));
 }
 
+pub fn every_accepted_change_is_one_event_of_its_owner_in_commit_order(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let (flow, lease) = running(&alice, "watched");
+    let step = alice.begin_step(&lease, NewStep::new("fetch", StepKind::Action)).unwrap();
+    alice.finish_step(&lease, step.seq, StepOutcome::Succeeded(json!(1))).unwrap();
+    let refused = alice.set_status(&lease, FlowStatus::Queued, None);
+    assert!(refused.is_err(), "a refused change is no event");
+    let mirrored = bob.create(NewFlow::mirrored("elsewhere", "ci")).unwrap();
+
+    let all = alice.events(&EventQuery::default()).unwrap();
+    let seen: Vec<(String, String)> = all
+        .iter()
+        .map(|event| match &event.change {
+            Change::Flow { revision, status, .. } => {
+                (format!("flow r{revision}"), status.to_string())
+            }
+            Change::Step { seq, status, .. } => (format!("step {seq}"), status.to_string()),
+        })
+        .collect();
+    let expected = [
+        ("flow r1", "queued"),
+        ("flow r2", "queued"),
+        ("flow r3", "running"),
+        ("step 1", "running"),
+        ("step 1", "succeeded"),
+    ];
+    let expected: Vec<(String, String)> =
+        expected.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
+    assert_eq!(seen, expected);
+    assert!(all.windows(2).all(|pair| pair[0].id < pair[1].id), "ids increase");
+    assert!(all.iter().all(|event| event.flow_id == flow.id && event.owner == "alice"));
+    let Change::Flow { fields, .. } = &all[1].change else { panic!() };
+    assert_eq!(fields, &["lease"], "the revision's fields");
+
+    // Another owner's events are not seen; a reader asks for what came after what it saw.
+    let bobs = bob.events(&EventQuery::default()).unwrap();
+    assert_eq!(bobs.iter().map(|event| &event.flow_id).collect::<Vec<_>>(), [&mirrored.id]);
+    let after = EventQuery { after: all[2].id, ..EventQuery::default() };
+    assert_eq!(alice.events(&after).unwrap(), all[3..]);
+    let limited = EventQuery { limit: 2, ..EventQuery::default() };
+    assert_eq!(alice.events(&limited).unwrap(), all[..2]);
+    let other = alice.create(NewFlow::managed("other")).unwrap();
+    let one_flow = EventQuery { flow: Some(other.id.clone()), ..EventQuery::default() };
+    let others = alice.events(&one_flow).unwrap();
+    assert_eq!((others.len(), &others[0].flow_id), (1, &other.id));
+
+    // Pruning everything keeps the newest event, so ids go on increasing.
+    let newest = others[0].id;
+    let later = Timestamp::from_millis(Timestamp::now().as_millis() + 60_000);
+    fx.taskflow.prune_events(later).unwrap();
+    let left = alice.events(&EventQuery::default()).unwrap();
+    assert_eq!(left.iter().map(|event| event.id).collect::<Vec<_>>(), [newest]);
+    let third = alice.create(NewFlow::managed("third")).unwrap();
+    let fresh = alice.events(&EventQuery { after: newest, ..EventQuery::default() }).unwrap();
+    assert_eq!((fresh.len(), &fresh[0].flow_id), (1, &third.id));
+    assert!(fresh[0].id > newest);
+}
+
 pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn Harness) {
     let fx = harness.fresh();
     let alice = fx.alice();
@@ -905,6 +966,7 @@ macro_rules! conformance_tests {
             a_flow_cannot_end_with_steps_running_and_steps_run_only_while_it_runs,
             list_is_newest_first_per_owner_with_filters_and_step_counts,
             a_chosen_id_is_kept_as_given_and_one_taken_is_refused,
+            every_accepted_change_is_one_event_of_its_owner_in_commit_order,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {

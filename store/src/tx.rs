@@ -14,6 +14,7 @@
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::event::{Event, EventQuery, NewEvent};
 use crate::model::{
     ChildSummary, FieldChange, Flow, FlowId, FlowSummary, ListQuery, Revision, Step,
 };
@@ -119,6 +120,17 @@ pub trait StoreTx {
 
     /// Flow `id`'s revisions, oldest first.
     fn history(&self, id: &FlowId) -> Result<Vec<Revision>>;
+
+    /// Appends `event` to the feed, with an id greater than every id it gave before (even one
+    /// whose event was pruned since).
+    fn append_event(&self, event: &NewEvent) -> Result<()>;
+
+    /// `owner`'s events after `query.after`, oldest first.
+    fn events(&self, owner: &str, query: &EventQuery) -> Result<Vec<Event>>;
+
+    /// Deletes the events older than `before`, except the newest event of all (which keeps the
+    /// ids increasing); returns how many went.
+    fn prune_events(&self, before: Timestamp) -> Result<u64>;
 
     /// Which of `ids` are `owner`'s flows with a cancel request.
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;

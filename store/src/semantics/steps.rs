@@ -1,10 +1,11 @@
 //! A journal row's life: a step begins (a retry keeps the key of the step it retries and
-//! counts its attempts on) and ends once.
+//! counts its attempts on) and ends once; each is an event of the feed.
 
 use serde_json::Value;
 
 use super::{load_step, not_running};
 use crate::error::Result;
+use crate::event::NewEvent;
 use crate::model::{Flow, FlowId, NewStep, Step, StepOutcome};
 use crate::rules;
 use crate::status::StepStatus;
@@ -46,6 +47,7 @@ pub(super) fn insert_step<T: StoreTx + ?Sized>(
         child_flow_id: child,
     };
     tx.insert_step(&step)?;
+    tx.append_event(&NewEvent::step(flow, &step, now))?;
     Ok(step)
 }
 
@@ -68,8 +70,10 @@ pub(super) fn finish_step<T: StoreTx + ?Sized>(
     if !tx.end_step(&flow.id, seq, status, output.as_ref(), error.as_deref(), now)? {
         return Err(not_running(tx, flow, seq));
     }
-    match known {
-        Some(step) => Ok(Step { status, output, error, ended_at: Some(now), ..step }),
-        None => load_step(tx, flow, seq),
-    }
+    let step = match known {
+        Some(step) => Step { status, output, error, ended_at: Some(now), ..step },
+        None => load_step(tx, flow, seq)?,
+    };
+    tx.append_event(&NewEvent::step(flow, &step, now))?;
+    Ok(step)
 }
