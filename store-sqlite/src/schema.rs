@@ -144,7 +144,8 @@ const MIGRATIONS: &[&str] = &[
     // 5 -> 6: the change feed, one row per accepted change, appended in the transaction of the
     // change. The rowid is the event's id: rows are appended at the end of the tree (one leaf
     // page per commit), and the newest row is never deleted, so ids keep increasing without
-    // AUTOINCREMENT's extra table. Readers filter a range of ids by owner and flow.
+    // AUTOINCREMENT's extra table. Readers filter a range of ids by owner and flow. And the
+    // flows a recovery sweep may adopt, indexed apart from the rest.
     r#"
     CREATE TABLE events (
         id      INTEGER PRIMARY KEY,
@@ -153,6 +154,10 @@ const MIGRATIONS: &[&str] = &[
         at      INTEGER NOT NULL,
         change  TEXT NOT NULL
     );
+    -- The flows a runner may have to adopt (queued, or running under a lease that may be
+    -- dead), oldest first, for every owner: a recovery sweep reads this and not every flow.
+    CREATE INDEX flows_active ON flows (created_at, id)
+        WHERE sync_mode = 'managed' AND (status = 'queued' OR status = 'running');
     "#,
 ];
 

@@ -13,7 +13,7 @@ use taskflow_store::{
 };
 
 use crate::error::Sql;
-use crate::list::list_sql;
+use crate::list::{Filters, list_sql};
 use crate::rows::{
     FLOW_COLUMNS, STEP_COLUMNS, flow_columns_without_spec, flow_from_row, json_encoded, json_text,
     parse_column, step_from_row, timestamp_column,
@@ -222,6 +222,21 @@ impl StoreTx for Transaction<'_> {
             .sql()
     }
 
+    fn last_step_named(&self, id: &FlowId, name: &str) -> Result<Option<Step>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT {STEP_COLUMNS} FROM steps WHERE flow_id = ?1 AND name = ?2 \
+                 ORDER BY seq DESC LIMIT 1"
+            )
+        });
+        self.prepare_cached(sql)
+            .sql()?
+            .query_row(params![id.as_str(), name], step_from_row)
+            .optional()
+            .sql()
+    }
+
     fn next_attempt(&self, id: &FlowId, seq: u32) -> Result<Option<Step>> {
         static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let sql = SQL.get_or_init(|| {
@@ -304,30 +319,59 @@ impl StoreTx for Transaction<'_> {
             .sql()
     }
 
-    fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>> {
-        let sql = list_sql(owner.is_some(), query.status.is_some());
-        let mut statement = self.prepare_cached(sql).sql()?;
-        let rows = statement
-            .query_map(
-                params![owner, query.status.map(FlowStatus::as_str), i64::from(query.limit)],
-                |row| {
-                    Ok(FlowSummary {
-                        id: parse_column(row, 0)?,
-                        name: row.get(1)?,
-                        owner: row.get(2)?,
-                        sync_mode: parse_column(row, 3)?,
-                        status: parse_column(row, 4)?,
-                        revision: row.get::<_, i64>(5)? as u64,
-                        cancel_requested_at: timestamp_column(row, 6)?,
-                        lease_expires_at: timestamp_column(row, 7)?,
-                        created_at: Timestamp::from_millis(row.get(8)?),
-                        updated_at: Timestamp::from_millis(row.get(9)?),
-                        steps_done: row.get::<_, i64>(10)? as u64,
-                        steps_total: row.get::<_, i64>(11)? as u64,
-                    })
-                },
+    fn active_flows(&self, limit: u32) -> Result<Vec<Flow>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT {} FROM flows INDEXED BY flows_active \
+                 WHERE sync_mode = 'managed' AND (status = 'queued' OR status = 'running') \
+                 ORDER BY created_at, id LIMIT ?1",
+                flow_columns_without_spec()
             )
-            .sql()?;
+        });
+        self.prepare_cached(sql)
+            .sql()?
+            .query_map([i64::from(limit)], |row| flow_from_row(row).map(|(flow, _)| flow))
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()
+    }
+
+    fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>> {
+        let filters = Filters {
+            owner: owner.is_some(),
+            status: query.status.is_some(),
+            name: query.name.is_some(),
+            before: query.before.is_some(),
+        };
+        let mut statement = self.prepare_cached(list_sql(filters)).sql()?;
+        let (before_at, before_id) = match &query.before {
+            Some((at, id)) => (Some(at.as_millis()), Some(id.as_str())),
+            None => (None, None),
+        };
+        let status = query.status.map(FlowStatus::as_str);
+        let values: [&dyn ToSql; 6] =
+            [&owner, &status, &i64::from(query.limit), &query.name, &before_at, &before_id];
+        // Each filter's text uses the parameters up to its own; bind only those.
+        for (index, value) in values.iter().enumerate().take(statement.parameter_count()) {
+            statement.raw_bind_parameter(index + 1, value).sql()?;
+        }
+        let rows = statement.raw_query().mapped(|row| {
+            Ok(FlowSummary {
+                id: parse_column(row, 0)?,
+                name: row.get(1)?,
+                owner: row.get(2)?,
+                sync_mode: parse_column(row, 3)?,
+                status: parse_column(row, 4)?,
+                revision: row.get::<_, i64>(5)? as u64,
+                cancel_requested_at: timestamp_column(row, 6)?,
+                lease_expires_at: timestamp_column(row, 7)?,
+                created_at: Timestamp::from_millis(row.get(8)?),
+                updated_at: Timestamp::from_millis(row.get(9)?),
+                steps_done: row.get::<_, i64>(10)? as u64,
+                steps_total: row.get::<_, i64>(11)? as u64,
+            })
+        });
         rows.collect::<rusqlite::Result<_>>().sql()
     }
 
@@ -402,11 +446,11 @@ impl StoreTx for Transaction<'_> {
         Ok(())
     }
 
-    fn events(&self, owner: &str, query: &EventQuery) -> Result<Vec<Event>> {
+    fn events(&self, owner: Option<&str>, query: &EventQuery) -> Result<Vec<Event>> {
         let mut statement = self
             .prepare_cached(
                 "SELECT id, flow_id, owner, at, change FROM events \
-                 WHERE id > ?1 AND owner = ?2 AND (?3 IS NULL OR flow_id = ?3) \
+                 WHERE id > ?1 AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR flow_id = ?3) \
                  ORDER BY id LIMIT ?4",
             )
             .sql()?;

@@ -11,8 +11,8 @@ use crate::error::Result;
 use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
-    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow, FlowId,
-    FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
 };
 use crate::semantics::{self, Forget};
 use crate::status::FlowStatus;
@@ -58,6 +58,9 @@ pub trait Backend: Send + Sync {
             Submission::Lease { id, holder, ttl, answer } => {
                 answer(acquire_lease(self, caller, &id, holder, ttl))
             }
+            Submission::Report { id, report, expected, answer } => answer(
+                self.write(|tx, now| semantics::report(tx, caller, &id, report, expected, now)),
+            ),
         }
     }
 }
@@ -238,12 +241,17 @@ impl<B: Backend> FlowStore for B {
         Backend::submit(self, Caller { owner, actor }, work)
     }
 
-    fn events(&self, owner: &str, query: &EventQuery) -> Result<Vec<Event>> {
+    fn events(&self, owner: Option<&str>, query: &EventQuery) -> Result<Vec<Event>> {
         self.read(|tx| tx.events(owner, query))
     }
 
     fn prune_events(&self, before: Timestamp) -> Result<u64> {
         self.write(|tx, _| tx.prune_events(before))
+    }
+
+    fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {
+        let flows = self.read(|tx| tx.active_flows(limit))?;
+        Ok(semantics::adoptable(flows, Timestamp::now(), self.host()))
     }
 
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {

@@ -10,8 +10,9 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventQuery};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder};
 use crate::model::{
-    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow, FlowId,
-    FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step, StepOutcome,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step,
+    StepOutcome,
 };
 use crate::rules;
 use crate::status::FlowStatus;
@@ -34,6 +35,18 @@ impl TaskFlow {
     /// Uses any [`FlowStore`] backend.
     pub fn new(store: Arc<dyn FlowStore>) -> Self {
         TaskFlow { store }
+    }
+
+    /// Every owner's events after `query.after`, oldest first: the whole change feed, for a
+    /// server that hands each owner's part to its watchers.
+    pub fn all_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        self.store.events(None, query)
+    }
+
+    /// Every owner's managed flows that no live runner holds, oldest first, at most `limit`:
+    /// what a recovery sweep runs, each for its owner.
+    pub fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {
+        self.store.adoptable(limit)
     }
 
     /// Deletes every owner's events older than `before` (but the newest, which keeps ids
@@ -252,7 +265,20 @@ impl OwnerHandle {
     /// This owner's events after `query.after`, oldest first: the changes of its flows in the
     /// order they were committed.
     pub fn events(&self, query: &EventQuery) -> Result<Vec<Event>> {
-        self.store.events(&self.owner, query)
+        self.store.events(Some(&self.owner), query)
+    }
+
+    /// Hands a mirrored flow's report to the store's writer, to be committed with other
+    /// callers' writes (see [`FlowStore::submit`]); `answer` hears the flow as it left it.
+    pub fn submit_report(
+        &self,
+        id: &FlowId,
+        report: StateReport,
+        expected: ExpectedRevision,
+        answer: Answer<Flow>,
+    ) {
+        let work = Submission::Report { id: id.clone(), report, expected, answer };
+        self.store.submit(&self.owner, &self.actor, work)
     }
 
     /// Which of `ids` have a cancel request.

@@ -38,9 +38,9 @@ pub use handle::{Inspection, OwnerHandle, TaskFlow};
 pub use id::{FlowId, ID_RULE, InvalidId};
 pub use lease::{Lease, LeaseHolder, Takeover};
 pub use model::{
-    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, FieldChange, Flow,
-    FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step,
-    StepKind, StepOutcome, SyncMode,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision,
+    FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision,
+    StateReport, Step, StepKind, StepOutcome, StepReport, SyncMode,
 };
 pub use status::{FlowStatus, StepStatus};
 pub use store::{Answer, Caller, FlowStore, Submission};

@@ -175,6 +175,16 @@ impl FlowSummary {
     }
 }
 
+/// A managed flow that no live runner holds: queued and never leased, or left by a runner that
+/// stopped (its lease expired, or its holder is a process of this host that is gone). A
+/// recovery sweep runs it for its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adoptable {
+    pub id: FlowId,
+    pub owner: String,
+    pub status: FlowStatus,
+}
+
 /// A child flow as its parent's `inspect` lists it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChildSummary {
@@ -350,10 +360,27 @@ impl StepOutcome {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StateReport {
     pub status: Option<FlowStatus>,
+    /// The step the flow is at; when left out, the last of `steps`, if any.
     pub current_step: Option<String>,
     pub state: Option<Value>,
     pub wait: Option<Value>,
     pub goal: Option<String>,
+    pub error: Option<String>,
+    /// Steps of the owner's work, in the order they happened, recorded in the flow's journal.
+    pub steps: Vec<StepReport>,
+}
+
+/// One step of a mirrored flow as its owner reports it. A step is known by its name: a report
+/// of a running step begins it (or is no change while it runs), a report of an ended one ends
+/// the running step of that name or records it ended; the same end reported again is no
+/// change, and a step reported running again after it ended is its next attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    pub name: String,
+    pub status: StepStatus,
+    /// What a succeeded step produced.
+    pub output: Option<Value>,
+    /// Why a failed step failed.
     pub error: Option<String>,
 }
 
@@ -361,6 +388,11 @@ pub struct StateReport {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
     pub status: Option<FlowStatus>,
+    /// Only flows with this name.
+    pub name: Option<String>,
+    /// Only flows older than this one (created earlier, or at the same millisecond with a
+    /// smaller id): where the previous page ended.
+    pub before: Option<(Timestamp, FlowId)>,
     pub limit: u32,
     /// Ignore the bound owner and list every owner's flows (a local administrator's view).
     pub all_owners: bool,
@@ -368,7 +400,7 @@ pub struct ListQuery {
 
 impl Default for ListQuery {
     fn default() -> Self {
-        ListQuery { status: None, limit: 50, all_owners: false }
+        ListQuery { status: None, name: None, before: None, limit: 50, all_owners: false }
     }
 }
 

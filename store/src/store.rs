@@ -8,8 +8,8 @@ use crate::error::Result;
 use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
-    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow, FlowId,
-    FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
 };
 use crate::status::FlowStatus;
 use crate::time::Timestamp;
@@ -23,6 +23,8 @@ pub enum Submission {
     Checkpoint { ops: Vec<CheckpointOp>, answer: Answer<Vec<Result<CheckpointDone>>> },
     /// The lease for a run that starts, as for [`FlowStore::acquire_lease`].
     Lease { id: FlowId, holder: LeaseHolder, ttl: Duration, answer: Answer<Lease> },
+    /// A mirrored flow's report, as for [`FlowStore::report`].
+    Report { id: FlowId, report: StateReport, expected: ExpectedRevision, answer: Answer<Flow> },
 }
 
 impl std::fmt::Debug for Submission {
@@ -30,6 +32,7 @@ impl std::fmt::Debug for Submission {
         match self {
             Submission::Checkpoint { ops, .. } => f.debug_tuple("Checkpoint").field(ops).finish(),
             Submission::Lease { id, .. } => f.debug_tuple("Lease").field(id).finish(),
+            Submission::Report { id, .. } => f.debug_tuple("Report").field(id).finish(),
         }
     }
 }
@@ -168,12 +171,17 @@ pub trait FlowStore: Send + Sync {
     /// its own commits it at once, on the caller's thread.
     fn submit(&self, owner: &str, actor: &str, work: Submission);
 
-    /// `owner`'s events after `query.after`, oldest first (the change feed).
-    fn events(&self, owner: &str, query: &EventQuery) -> Result<Vec<Event>>;
+    /// Events after `query.after`, oldest first (the change feed); with `owner`, only that
+    /// owner's.
+    fn events(&self, owner: Option<&str>, query: &EventQuery) -> Result<Vec<Event>>;
 
     /// Deletes every owner's events older than `before`, but the newest; returns how many
     /// went.
     fn prune_events(&self, before: Timestamp) -> Result<u64>;
+
+    /// Every owner's managed flows that no live runner holds ([`Adoptable`]), oldest first: what
+    /// a recovery sweep runs.
+    fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>>;
 
     /// Which of `ids` have a cancel request (a runner's poll).
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;

@@ -22,8 +22,8 @@ use serde_json::json;
 use crate::{
     Change, CheckpointDone, CheckpointOp, Error, EventQuery, ExpectedRevision, Flow, FlowId,
     FlowStatus, Lease, LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle, ResumePlan,
-    SpawnRefusal, StateReport, Step, StepKind, StepOutcome, StepStatus, SyncMode, Takeover,
-    TaskFlow, Timestamp,
+    SpawnRefusal, StateReport, Step, StepKind, StepOutcome, StepReport, StepStatus, SyncMode,
+    Takeover, TaskFlow, Timestamp,
 };
 
 const TTL: Duration = Duration::from_secs(30);
@@ -898,6 +898,109 @@ pub fn every_accepted_change_is_one_event_of_its_owner_in_commit_order(harness: 
     assert!(fresh[0].id > newest);
 }
 
+pub fn flows_no_live_runner_holds_are_adoptable_for_every_owner(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let queued = alice.create(NewFlow::managed("queued")).unwrap();
+    let theirs = bob.create(NewFlow::managed("bob's")).unwrap();
+    let (live, _) = running(&alice, "live");
+    let dead = alice.create(NewFlow::managed("dead")).unwrap();
+    let lease = alice.acquire_lease_as(&dead.id, dead_runner(), TTL).unwrap();
+    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    let expiring = alice.create(NewFlow::managed("expiring")).unwrap();
+    alice.acquire_lease(&expiring.id, Duration::from_millis(100)).unwrap();
+    let (ended, _) = running(&alice, "ended");
+    alice.request_cancel(&ended.id, None).unwrap();
+    alice.create(NewFlow::mirrored("mirrored", "ci")).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+
+    let adoptable = fx.taskflow.adoptable(100).unwrap();
+    let found: Vec<(&FlowId, &str, FlowStatus)> =
+        adoptable.iter().map(|a| (&a.id, a.owner.as_str(), a.status)).collect();
+    assert_eq!(
+        found,
+        [
+            (&queued.id, "alice", FlowStatus::Queued),
+            (&theirs.id, "bob", FlowStatus::Queued),
+            (&dead.id, "alice", FlowStatus::Running),
+            (&expiring.id, "alice", FlowStatus::Queued),
+        ],
+        "oldest first; a live lease ({}), an ended and a mirrored flow are not adoptable",
+        live.id
+    );
+    assert_eq!(fx.taskflow.adoptable(1).unwrap().len(), 1);
+}
+
+pub fn a_mirrored_flows_owner_reports_its_steps_by_name(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let flow = alice.create(NewFlow::mirrored("deploy", "ci")).unwrap();
+    let step = |name: &str, status: StepStatus| StepReport {
+        name: name.to_owned(),
+        status,
+        output: (status == StepStatus::Succeeded).then(|| json!({"built": name})),
+        error: (status == StepStatus::Failed).then(|| format!("{name} broke")),
+    };
+    let report = |steps: Vec<StepReport>, status: Option<FlowStatus>| StateReport {
+        status,
+        steps,
+        ..StateReport::default()
+    };
+    let journal = |alice: &OwnerHandle| -> Vec<(u32, String, StepStatus, u32)> {
+        let steps = alice.steps(&flow.id).unwrap();
+        steps.into_iter().map(|s| (s.seq, s.name, s.status, s.attempt)).collect()
+    };
+    use StepStatus::{Failed, Running, Succeeded};
+    let r2 = alice
+        .report(&flow.id, report(vec![step("build", Running)], Some(FlowStatus::Running)), None)
+        .unwrap();
+    assert_eq!(r2.current_step.as_deref(), Some("build"), "the last step reported");
+    let steps = vec![step("build", Succeeded), step("test", Running)];
+    let r3 = alice.report(&flow.id, report(steps.clone(), None), Some(2)).unwrap();
+    assert_eq!(r3.revision, 3);
+    // The same report again changes nothing: no revision, no new row.
+    let again = alice.report(&flow.id, report(steps, None), None).unwrap();
+    assert_eq!(again.revision, 3);
+    alice.report(&flow.id, report(vec![step("test", Failed)], None), None).unwrap();
+    alice.report(&flow.id, report(vec![step("test", Running)], None), None).unwrap();
+    assert_eq!(
+        journal(&alice),
+        [
+            (1, "build".to_owned(), Succeeded, 1),
+            (2, "test".to_owned(), Failed, 1),
+            (3, "test".to_owned(), Running, 2),
+        ]
+    );
+    let rows = alice.steps(&flow.id).unwrap();
+    assert_eq!(rows[0].output, Some(json!({"built": "build"})));
+    assert_eq!(rows[1].error.as_deref(), Some("test broke"));
+    assert_eq!(rows[2].idempotency_key, rows[1].idempotency_key, "the next attempt's key");
+
+    // A flow does not end with a step still running; ending both in one report works.
+    let early = alice.report(&flow.id, report(vec![], Some(FlowStatus::Succeeded)), None);
+    assert!(matches!(early, Err(Error::InvalidInput(ref m)) if m.contains("1 running step")));
+    let done = vec![step("test", Succeeded), step("publish", Succeeded)];
+    let ended = alice.report(&flow.id, report(done, Some(FlowStatus::Succeeded)), None).unwrap();
+    assert_eq!((ended.status, journal(&alice).len()), (FlowStatus::Succeeded, 4));
+    let history = alice.history(&flow.id).unwrap();
+    let last = &history.last().unwrap().change;
+    let fields: Vec<&str> = last.iter().map(|change| change.field.as_str()).collect();
+    assert!(
+        fields.contains(&"step 3 (test)") && fields.contains(&"step 4 (publish)"),
+        "{fields:?}"
+    );
+    let events = alice.events(&EventQuery::default()).unwrap();
+    let step_events = events.iter().filter(|e| matches!(e.change, Change::Step { .. })).count();
+    assert_eq!(step_events, 8, "each begin and each end");
+
+    // A managed flow takes no reports; a bad step name is refused.
+    let bad = vec![StepReport { name: " ".into(), status: Running, output: None, error: None }];
+    let other = alice.create(NewFlow::mirrored("other", "ci")).unwrap();
+    assert!(alice.report(&other.id, report(bad, None), None).is_err());
+    assert_eq!(alice.steps(&other.id).unwrap().len(), 0);
+}
+
 pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn Harness) {
     let fx = harness.fresh();
     let alice = fx.alice();
@@ -933,6 +1036,20 @@ pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn
     assert_eq!(everyone.len(), 7);
     assert_eq!(everyone[0].owner, "alice");
     assert_eq!(everyone[1].owner, "bob");
+
+    // By name; and page by page, each page starting after the last flow of the one before.
+    let named = list(ListQuery { name: Some("a3".into()), ..Default::default() });
+    assert_eq!(named.iter().map(|f| &f.name).collect::<Vec<_>>(), ["a3"]);
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = list(ListQuery { limit: 2, before: before.clone(), ..Default::default() });
+        let Some(last) = page.last() else { break };
+        before = Some((last.created_at, last.id.clone()));
+        pages.push(page.iter().map(|f| f.id.clone()).collect::<Vec<_>>());
+    }
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages.concat(), expected, "every flow once, newest first");
 }
 
 /// One `#[test]` per kit test, each run with the harness `$harness` (an expression that makes
@@ -967,6 +1084,8 @@ macro_rules! conformance_tests {
             list_is_newest_first_per_owner_with_filters_and_step_counts,
             a_chosen_id_is_kept_as_given_and_one_taken_is_refused,
             every_accepted_change_is_one_event_of_its_owner_in_commit_order,
+            a_mirrored_flows_owner_reports_its_steps_by_name,
+            flows_no_live_runner_holds_are_adoptable_for_every_owner,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {

@@ -83,6 +83,9 @@ pub trait StoreTx {
 
     fn load_step(&self, id: &FlowId, seq: u32) -> Result<Option<Step>>;
 
+    /// The latest step of flow `id` called `name`.
+    fn last_step_named(&self, id: &FlowId, name: &str) -> Result<Option<Step>>;
+
     /// Counts one more attempt of step `seq` of flow `id` if it is running, and returns it as
     /// stored; `None` when it is not running (or missing).
     fn next_attempt(&self, id: &FlowId, seq: u32) -> Result<Option<Step>>;
@@ -109,6 +112,10 @@ pub trait StoreTx {
     /// fork copies.
     fn steps_to_fork(&self, id: &FlowId, before_seq: u32) -> Result<Vec<Step>>;
 
+    /// Every owner's managed flows that are queued or running (without their specs), oldest
+    /// first.
+    fn active_flows(&self, limit: u32) -> Result<Vec<Flow>>;
+
     /// Flows newest first; with `owner`, only that owner's.
     fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>>;
 
@@ -125,8 +132,8 @@ pub trait StoreTx {
     /// whose event was pruned since).
     fn append_event(&self, event: &NewEvent) -> Result<()>;
 
-    /// `owner`'s events after `query.after`, oldest first.
-    fn events(&self, owner: &str, query: &EventQuery) -> Result<Vec<Event>>;
+    /// Events after `query.after`, oldest first; with `owner`, only that owner's.
+    fn events(&self, owner: Option<&str>, query: &EventQuery) -> Result<Vec<Event>>;
 
     /// Deletes the events older than `before`, except the newest event of all (which keeps the
     /// ids increasing); returns how many went.

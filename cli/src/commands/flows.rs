@@ -99,8 +99,12 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
     };
     match &args.command {
         FlowsCommand::List(list) => {
-            let query =
-                ListQuery { status: list.status, limit: list.limit, all_owners: list.all_owners };
+            let query = ListQuery {
+                status: list.status,
+                limit: list.limit,
+                all_owners: list.all_owners,
+                ..ListQuery::default()
+            };
             let flows = match &handle {
                 Some(handle) => handle.list(&query)?,
                 None => Vec::new(),

@@ -15,7 +15,7 @@ mod tree;
 pub use checkpoint::{CheckpointMemory, Forget, KnownFlow, apply_group, checkpoint};
 pub use commit::commit;
 pub use create::{create_flow, fork, reopen, spawn_child};
-pub use leases::{acquire_lease, acquire_leases, check_ttl, release_lease};
+pub use leases::{acquire_lease, acquire_leases, adoptable, check_ttl, release_lease};
 pub use tree::{report, request_cancel};
 
 use serde_json::Value;
