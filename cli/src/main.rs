@@ -41,6 +41,8 @@ pub enum Command {
     Parse(commands::parse::ParseArgs),
     /// Run a pipeline file as a durable flow: show progress, print the flow id and its end
     Run(commands::run::RunArgs),
+    /// The local gateway: an HTTP API for flows, live events, recovery of every flow
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Flows(args) => commands::flows::run(&cli.global, args),
         Command::Parse(args) => commands::parse::run(&cli.global, args),
         Command::Run(args) => commands::run::run(&cli.global, args),
+        Command::Serve(args) => commands::serve::run(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,7 +11,7 @@ pub mod agent;
 pub mod engine;
 pub mod pipeline;
 
-pub use engine::{Engine, EngineError, EngineOptions, Progress, ProgressSink};
+pub use engine::{Engine, EngineError, EngineOptions, Progress, ProgressSink, RunControl};
 pub use pipeline::{FlowSpec, Plan, RetryPolicy, StepSpec};
 pub use taskflow_tools as tools;
 pub use taskflow_tools::{

@@ -473,6 +473,15 @@ impl StoreTx for Transaction<'_> {
         rows.collect::<rusqlite::Result<_>>().sql()
     }
 
+    fn last_event_id(&self) -> Result<u64> {
+        let id: Option<i64> = self
+            .prepare_cached("SELECT max(id) FROM events")
+            .sql()?
+            .query_row([], |row| row.get(0))
+            .sql()?;
+        Ok(id.unwrap_or(0) as u64)
+    }
+
     fn prune_events(&self, before: Timestamp) -> Result<u64> {
         let deleted = self
             .prepare_cached(

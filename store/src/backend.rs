@@ -245,6 +245,10 @@ impl<B: Backend> FlowStore for B {
         self.read(|tx| tx.events(owner, query))
     }
 
+    fn last_event_id(&self) -> Result<u64> {
+        self.read(|tx| tx.last_event_id())
+    }
+
     fn prune_events(&self, before: Timestamp) -> Result<u64> {
         self.write(|tx, _| tx.prune_events(before))
     }

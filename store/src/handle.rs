@@ -43,6 +43,11 @@ impl TaskFlow {
         self.store.events(None, query)
     }
 
+    /// The newest event's id of the whole feed (0 when there is none).
+    pub fn last_event_id(&self) -> Result<u64> {
+        self.store.last_event_id()
+    }
+
     /// Every owner's managed flows that no live runner holds, oldest first, at most `limit`:
     /// what a recovery sweep runs, each for its owner.
     pub fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {

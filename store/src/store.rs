@@ -175,6 +175,10 @@ pub trait FlowStore: Send + Sync {
     /// owner's.
     fn events(&self, owner: Option<&str>, query: &EventQuery) -> Result<Vec<Event>>;
 
+    /// The newest event's id, of every owner (0 when there is none): where a watcher that wants
+    /// only what comes next starts.
+    fn last_event_id(&self) -> Result<u64>;
+
     /// Deletes every owner's events older than `before`, but the newest; returns how many
     /// went.
     fn prune_events(&self, before: Timestamp) -> Result<u64>;

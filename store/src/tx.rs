@@ -135,6 +135,9 @@ pub trait StoreTx {
     /// Events after `query.after`, oldest first; with `owner`, only that owner's.
     fn events(&self, owner: Option<&str>, query: &EventQuery) -> Result<Vec<Event>>;
 
+    /// The newest event's id (0 when there is none).
+    fn last_event_id(&self) -> Result<u64>;
+
     /// Deletes the events older than `before`, except the newest event of all (which keeps the
     /// ids increasing); returns how many went.
     fn prune_events(&self, before: Timestamp) -> Result<u64>;

@@ -5,3 +5,4 @@ pub mod chat;
 pub mod flows;
 pub mod parse;
 pub mod run;
+pub mod serve;

@@ -148,6 +148,8 @@ fn tool_step_name(turn: u32, call_id: &str) -> String {
 
 pub(crate) struct AgentRunner {
     pub(crate) store: StoreAccess,
+    /// Fired, the run starts no new step and returns, the flow left as it is.
+    pub(crate) drain: CancellationToken,
     pub(crate) lease: Lease,
     pub(crate) flow_id: FlowId,
     pub(crate) status: FlowStatus,
@@ -213,6 +215,9 @@ impl AgentRunner {
         loop {
             if self.token.is_cancelled() {
                 self.report(Progress::Cancelling);
+                return Ok(());
+            }
+            if self.drain.is_cancelled() && in_flight.is_none() {
                 return Ok(());
             }
             let (step, work) = match in_flight.take() {

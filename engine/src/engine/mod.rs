@@ -71,6 +71,17 @@ impl Default for EngineOptions {
     }
 }
 
+/// How the caller of a run can end it early without cancelling the flow.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    /// Fired, the run starts nothing new and returns once its running steps have ended, the
+    /// flow left as it is (not ended) and its lease given back.
+    pub drain: CancellationToken,
+    /// Fired, the run stops its running steps too (they end `cancelled`, and run again when
+    /// the flow is resumed).
+    pub stop: CancellationToken,
+}
+
 /// Why the engine could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -208,17 +219,30 @@ impl Engine {
         id: &FlowId,
         progress: ProgressSink,
     ) -> Result<Flow, EngineError> {
-        self.run_flow(id, progress, CancellationToken::new()).await
+        self.run_flow(id, progress, RunControl::default()).await
     }
 
-    /// [`run_with_progress`](Self::run_with_progress), stopping when `token` fires as well as
-    /// on a cancel request (a child flow's run stops with the step that runs it).
+    /// [`run_with_progress`](Self::run_with_progress) under `control`: a process that shuts
+    /// down drains its runs first (they start nothing new and end without an end, their lease
+    /// given back), then stops what is still running.
+    pub async fn run_controlled(
+        &self,
+        id: &FlowId,
+        progress: ProgressSink,
+        control: RunControl,
+    ) -> Result<Flow, EngineError> {
+        self.run_flow(id, progress, control).await
+    }
+
+    /// [`run_with_progress`](Self::run_with_progress), stopping when `control.stop` fires as
+    /// well as on a cancel request (a child flow's run stops with the step that runs it).
     async fn run_flow(
         &self,
         id: &FlowId,
         progress: ProgressSink,
-        token: CancellationToken,
+        control: RunControl,
     ) -> Result<Flow, EngineError> {
+        let RunControl { drain, stop: token } = control;
         let id = id.clone();
         let mut flow = self.read_flow(&id).await?;
         if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
@@ -288,6 +312,7 @@ impl Engine {
                     });
                     Runner {
                         store: self.store.clone(),
+                        drain: drain.clone(),
                         plan,
                         actions,
                         children,
@@ -305,6 +330,7 @@ impl Engine {
                 FlowKind::Agent { spec, provider, tools } => {
                     AgentRunner {
                         store: self.store.clone(),
+                        drain: drain.clone(),
                         lease: lease.clone(),
                         flow_id: id.clone(),
                         status: flow.status,
@@ -341,7 +367,7 @@ impl Engine {
         child: FlowId,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), EngineError>> + Send + '_>> {
         Box::pin(async move {
-            match self.run_flow(&child, quiet(), CancellationToken::new()).await {
+            match self.run_flow(&child, quiet(), RunControl::default()).await {
                 Ok(_) | Err(EngineError::Store(Error::AlreadyEnded { .. })) => Ok(()),
                 Err(error) => Err(error),
             }

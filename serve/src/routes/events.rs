@@ -1,0 +1,89 @@
+//! `GET /v1/events`: the caller's changes as server-sent events, live. Each event's `id` is its
+//! place in the durable change feed, so a client that reconnects with `Last-Event-ID` (or
+//! `?after=`) gets every event it missed, in order, and none twice; without either it gets what
+//! happens from now on.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::Stream;
+use serde::Deserialize;
+use taskflow_store::{Change, FlowId};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use utoipa::IntoParams;
+
+use crate::auth::Owner;
+use crate::error::{ErrorBody, HttpError};
+use crate::feed;
+use crate::state::AppState;
+
+/// `GET /v1/events`'s filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventParams {
+    /// Only this flow's events.
+    pub flow: Option<String>,
+    /// Events after this id (as `Last-Event-ID`, which wins when both are given).
+    pub after: Option<u64>,
+}
+
+/// The caller's changes as `text/event-stream`: one event per accepted change (`event: flow`:
+/// revision, status, current step, the fields changed; `event: step`: seq, name, status,
+/// attempt), each with its durable `id`.
+#[utoipa::path(get, path = "/v1/events", params(EventParams), responses(
+    (status = 200, description = "server-sent events", content_type = "text/event-stream", body = String),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+))]
+pub async fn events(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    headers: HeaderMap,
+    params: Result<Query<EventParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, HttpError> {
+    let Query(params) = params.map_err(|error| HttpError::bad_request(error.body_text()))?;
+    let flow = match &params.flow {
+        Some(text) => {
+            Some(FlowId::parse(text).map_err(|error| HttpError::bad_request(error.to_string()))?)
+        }
+        None => None,
+    };
+    let last_seen =
+        match headers.get("last-event-id") {
+            Some(value) => Some(
+                value.to_str().ok().and_then(|text| text.trim().parse::<u64>().ok()).ok_or_else(
+                    || HttpError::bad_request("`Last-Event-ID` must be an event's id"),
+                )?,
+            ),
+            None => params.after,
+        };
+    let after = match last_seen {
+        Some(after) => after,
+        None => feed::tail(state.taskflow()).await,
+    };
+    let handle = state.handle(&owner)?;
+    let (sender, receiver) = mpsc::channel(256);
+    let watcher = state.feed().clone();
+    tokio::spawn(async move { watcher.watch(handle, after, flow, sender).await });
+    Ok(Sse::new(stream(receiver))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+fn stream(
+    receiver: mpsc::Receiver<std::sync::Arc<taskflow_store::Event>>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    ReceiverStream::new(receiver).map(|event| {
+        let kind = match event.change {
+            Change::Flow { .. } => "flow",
+            Change::Step { .. } => "step",
+        };
+        let data = serde_json::to_string(&*event).unwrap_or_default();
+        Ok(SseEvent::default().id(event.id.to_string()).event(kind).data(data))
+    })
+}
