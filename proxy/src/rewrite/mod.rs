@@ -45,3 +45,6 @@ impl Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
