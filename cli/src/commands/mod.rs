@@ -4,4 +4,5 @@ pub mod agent;
 pub mod chat;
 pub mod flows;
 pub mod parse;
+pub mod proxy;
 pub mod run;
