@@ -4,7 +4,9 @@
 //! needs none of that is forwarded as the bytes the client sent.
 
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Value;
 use taskflow_parsers::{Format, ToolSpec};
 use taskflow_providers::tool_ids;
 
@@ -35,52 +37,78 @@ pub(crate) struct Changes {
     pub format: Format,
 }
 
+/// What the answer's reading needs of a request, read without building the conversation.
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(default, borrow)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    tools: Option<Vec<PeekTool>>,
+    #[serde(default)]
+    messages: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct PeekTool {
+    #[serde(default)]
+    function: Option<PeekFunction>,
+}
+
+#[derive(Deserialize)]
+struct PeekFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    parameters: Option<Value>,
+}
+
 pub(crate) fn prepare(body: Bytes, changes: Changes) -> Result<ChatRequest, BadRequest> {
-    let mut request: Map<String, Value> = match serde_json::from_slice(&body) {
-        Ok(Value::Object(request)) => request,
-        Ok(_) => return Err(BadRequest("the request body is not a JSON object".into())),
-        Err(error) => {
-            return Err(BadRequest(format!("the request body is not valid JSON: {error}")));
+    let peek: Peek = serde_json::from_slice(&body).map_err(|error| {
+        if error.is_data() {
+            BadRequest(format!("the request body is not a chat request: {error}"))
+        } else {
+            BadRequest(format!("the request body is not valid JSON: {error}"))
         }
+    })?;
+    if peek.messages.is_none() {
+        return Err(BadRequest("the request has no `messages` array".into()));
+    }
+    let model = peek.model.map(|model| model.into_owned()).unwrap_or_default();
+    let stream = peek.stream.unwrap_or(false);
+    let tools = peek
+        .tools
+        .into_iter()
+        .flatten()
+        .filter_map(|tool| {
+            let function = tool.function?;
+            Some(ToolSpec { name: function.name?, parameters: function.parameters })
+        })
+        .collect();
+    if changes.ids == IdMode::Keep && !changes.tools_in_prompt {
+        return Ok(ChatRequest { body, model, stream, tools });
+    }
+    let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(&body) else {
+        return Err(BadRequest("the request body is not a JSON object".into()));
     };
-    let model = request.get("model").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let tools = tool_specs(request.get("tools"));
     let mut changed = false;
     if let Some(Value::Array(messages)) = request.get_mut("messages") {
         if changes.ids == IdMode::Safe {
             changed |= restore_ids(messages);
         }
-    } else {
-        return Err(BadRequest("the request has no `messages` array".into()));
     }
     if changes.tools_in_prompt {
-        changed |=
-            render::tools_into_prompt(&mut request, render::format_for(changes.format, &model));
+        let format = render::format_for(changes.format, &model);
+        changed |= render::tools_into_prompt(&mut request, format);
     }
     let body = if changed {
-        Bytes::from(
-            serde_json::to_vec(&Value::Object(request)).map_err(|e| BadRequest(e.to_string()))?,
-        )
+        let text = serde_json::to_vec(&Value::Object(request));
+        Bytes::from(text.map_err(|error| BadRequest(error.to_string()))?)
     } else {
         body
     };
     Ok(ChatRequest { body, model, stream, tools })
-}
-
-/// The declared tools as the parsers see them (name and parameter schema).
-fn tool_specs(tools: Option<&Value>) -> Vec<ToolSpec> {
-    let Some(Value::Array(tools)) = tools else { return Vec::new() };
-    tools
-        .iter()
-        .filter_map(|tool| {
-            let function = tool.get("function")?;
-            Some(ToolSpec {
-                name: function.get("name")?.as_str()?.to_owned(),
-                parameters: function.get("parameters").cloned(),
-            })
-        })
-        .collect()
 }
 
 /// Turns ids the proxy escaped for the client back into the model's own, in the assistant
@@ -149,7 +177,8 @@ mod tests {
     fn bad_bodies_are_refused_with_a_reason() {
         for (body, expected) in [
             (&b"{not json"[..], "not valid JSON"),
-            (b"[1, 2]", "not a JSON object"),
+            (b"[1, 2]", "not a chat request"),
+            (b"{\"messages\": 3, \"model\": 4}", "not a chat request"),
             (b"{\"model\": \"m\"}", "no `messages`"),
             (b"\xff\xfe", "not valid JSON"),
         ] {

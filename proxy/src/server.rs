@@ -11,6 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
@@ -72,10 +73,11 @@ impl Server {
             .fallback(pass_through)
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(self.shared);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ProxyError::Serve)
+        // Every streamed chunk goes out when written, not when Nagle's algorithm lets it.
+        let listener = self.listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(ProxyError::Serve)
     }
 }
 
