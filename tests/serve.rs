@@ -173,7 +173,7 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
     assert_eq!(status, 400);
     let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(9 * 1024 * 1024));
     let (status, error) = call(
-        http.post(serve.url("/v1/flows")).header("content-type", "application/json").body(huge),
+        client().post(serve.url("/v1/flows")).header("content-type", "application/json").body(huge),
     )
     .await;
     assert_eq!((status, error["error"]["code"].clone()), (413, json!("too_large")));

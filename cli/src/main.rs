@@ -39,6 +39,9 @@ pub enum Command {
     Flows(commands::flows::FlowsArgs),
     /// Turn tagged tool-call text (stdin by default) into the normalized message, as JSON
     Parse(commands::parse::ParseArgs),
+    /// Serve an OpenAI-compatible endpoint in front of a model server that turns tool calls
+    /// written as tagged text into structured ones
+    Proxy(commands::proxy::ProxyArgs),
     /// Run a pipeline file as a durable flow: show progress, print the flow id and its end
     Run(commands::run::RunArgs),
     /// The local gateway: an HTTP API for flows, live events, recovery of every flow
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => commands::chat::run(&cli.global, args),
         Command::Flows(args) => commands::flows::run(&cli.global, args),
         Command::Parse(args) => commands::parse::run(&cli.global, args),
+        Command::Proxy(args) => commands::proxy::run(&cli.global, args),
         Command::Run(args) => commands::run::run(&cli.global, args),
         Command::Serve(args) => commands::serve::run(&cli.global, args),
     };

@@ -4,5 +4,6 @@ pub mod agent;
 pub mod chat;
 pub mod flows;
 pub mod parse;
+pub mod proxy;
 pub mod run;
 pub mod serve;
