@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use taskflow_store::{Event, EventQuery, FlowId, OwnerHandle, TaskFlow};
+use taskflow_store::{Event, EventQuery, FlowId, OwnerHandle, TaskFlow, Timestamp};
 use tokio::sync::{broadcast, mpsc};
 
 /// How many events a slow watcher may be behind before it reads from the store again.
@@ -98,6 +98,23 @@ impl Default for Feed {
     }
 }
 
+/// Deletes events older than `keep` now and then every `every`, so that a serve left running
+/// does not grow its database without end. Watchers further behind than that start from the
+/// oldest event kept.
+pub async fn retain(taskflow: TaskFlow, keep: Duration, every: Duration) {
+    loop {
+        let taskflow = taskflow.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            taskflow.prune_events(Timestamp::now().minus(keep))
+        })
+        .await;
+        if let Ok(Err(error)) = pruned {
+            eprintln!("warning: deleting old events failed: {error}");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// The id of the newest event there is (0 when it cannot be read).
 pub async fn tail(taskflow: &TaskFlow) -> u64 {
     let taskflow = taskflow.clone();
@@ -114,4 +131,34 @@ async fn read(taskflow: &TaskFlow, after: u64) -> Result<Vec<Event>, taskflow_st
     tokio::task::spawn_blocking(move || taskflow.all_events(&query))
         .await
         .unwrap_or_else(|_| Ok(Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskflow_store::{Durability, NewFlow};
+
+    #[tokio::test]
+    async fn retention_deletes_events_past_their_age_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        let taskflow = taskflow_api::database::open_for_running(&path, Durability::Normal).unwrap();
+        let alice = taskflow.bind("alice").unwrap();
+        for name in ["one", "two", "three"] {
+            alice.create(NewFlow::managed(name)).unwrap();
+        }
+        let newest = taskflow.last_event_id().unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let kept_for = Duration::from_millis(10);
+        let retention = tokio::spawn(retain(taskflow.clone(), kept_for, Duration::from_secs(3600)));
+        let all = EventQuery { after: 0, flow: None, limit: 100 };
+        let started = std::time::Instant::now();
+        while taskflow.all_events(&all).unwrap().len() > 1 {
+            assert!(started.elapsed() < Duration::from_secs(10), "old events were not deleted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        retention.abort();
+        let left: Vec<u64> = taskflow.all_events(&all).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(left, [newest]);
+    }
 }
