@@ -22,6 +22,6 @@ pub use taskflow_store::{
     CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Error, ExpectedRevision,
     FieldChange, Flow, FlowId, FlowStatus, FlowStore, FlowSummary, Inspection, Lease, LeaseHolder,
     LeaseInfo, ListQuery, NewFlow, NewStep, OwnerHandle, Result, ResumePlan, Revision,
-    SpawnRefusal, StateReport, Step, StepKind, StepOutcome, StepStatus, StorageError,
-    StorageErrorKind, SyncMode, Takeover, TaskFlow, Timestamp,
+    SpawnRefusal, Stall, StallReason, StateReport, StatusFilter, Step, StepKind, StepOutcome,
+    StepStatus, StorageError, StorageErrorKind, SyncMode, Takeover, TaskFlow, Timestamp,
 };

@@ -125,6 +125,19 @@ pub struct FlowDoc {
     pub lease: Option<LeaseDoc>,
     /// Running, managed, and no live runner holds it.
     pub stalled: bool,
+    /// Why it is stalled, when it is.
+    pub stall: Option<StallDoc>,
+}
+
+/// Why a running flow has no live runner.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StallDoc {
+    /// `holder_gone` (its runner's process on this host is gone), `lease_expired` or `no_lease`.
+    pub reason: String,
+    /// The lease's holder, `host:pid`.
+    pub holder: Option<String>,
+    /// When the lease expired, for `lease_expired`.
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -148,6 +161,7 @@ pub struct FlowSummaryDoc {
     pub updated_at: String,
     pub cancel_requested_at: Option<String>,
     pub stalled: bool,
+    pub stall: Option<StallDoc>,
 }
 
 /// One step of a journal.

@@ -7,8 +7,8 @@ use utoipa::OpenApi;
 
 use crate::bodies::{
     CancelDoc, ChildDoc, CreateFlow, FlowDoc, FlowEnvelope, FlowListDoc, FlowSummaryDoc, ForkBody,
-    Health, HistoryDoc, InspectionDoc, LeaseDoc, ReportBody, RevisionDoc, StepDoc, StepReportBody,
-    SyncModeBody,
+    Health, HistoryDoc, InspectionDoc, LeaseDoc, ReportBody, RevisionDoc, StallDoc, StepDoc,
+    StepReportBody, SyncModeBody,
 };
 use crate::error::{ErrorBody, ErrorObject};
 use crate::routes::{control, events, flows, meta, mirrored};
@@ -25,7 +25,7 @@ use crate::routes::{control, events, flows, meta, mirrored};
     ),
     components(schemas(
         CreateFlow, SyncModeBody, ReportBody, StepReportBody, ForkBody, Health,
-        FlowDoc, LeaseDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc,
+        FlowDoc, LeaseDoc, StallDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc,
         FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, ErrorBody, ErrorObject,
     )),
     modifiers(&BearerToken),

@@ -59,7 +59,8 @@ fn build(filters: Filters) -> String {
     let filter = if clauses.is_empty() { "1".to_owned() } else { clauses.join(" AND ") };
     format!(
         "SELECT f.id, f.name, f.owner, f.sync_mode, f.status, f.revision, f.cancel_requested_at, \
-         f.lease_expires_at, f.created_at, f.updated_at, \
+         f.lease_host, f.lease_pid, f.lease_process_start, f.lease_expires_at, \
+         f.created_at, f.updated_at, \
          (SELECT count(*) FROM steps s WHERE s.flow_id = f.id AND s.status = 'succeeded'), \
          (SELECT count(*) FROM steps s WHERE s.flow_id = f.id) \
          FROM flows f WHERE {filter} ORDER BY f.created_at DESC, f.id DESC LIMIT ?3"

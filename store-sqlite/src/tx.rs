@@ -16,7 +16,7 @@ use crate::error::Sql;
 use crate::list::{Filters, list_sql};
 use crate::rows::{
     FLOW_COLUMNS, STEP_COLUMNS, flow_columns_without_spec, flow_from_row, json_encoded, json_text,
-    parse_column, step_from_row, timestamp_column,
+    lease_columns, parse_column, step_from_row, timestamp_column,
 };
 use crate::transaction::Transaction;
 use crate::update;
@@ -358,11 +358,11 @@ impl StoreTx for Transaction<'_> {
                 status: parse_column(row, 4)?,
                 revision: row.get::<_, i64>(5)? as u64,
                 cancel_requested_at: timestamp_column(row, 6)?,
-                lease_expires_at: timestamp_column(row, 7)?,
-                created_at: Timestamp::from_millis(row.get(8)?),
-                updated_at: Timestamp::from_millis(row.get(9)?),
-                steps_done: row.get::<_, i64>(10)? as u64,
-                steps_total: row.get::<_, i64>(11)? as u64,
+                lease: lease_columns(row, 7)?,
+                created_at: Timestamp::from_millis(row.get(11)?),
+                updated_at: Timestamp::from_millis(row.get(12)?),
+                steps_done: row.get::<_, i64>(13)? as u64,
+                steps_total: row.get::<_, i64>(14)? as u64,
             })
         });
         rows.collect::<rusqlite::Result<_>>().sql()

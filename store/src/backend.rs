@@ -120,7 +120,11 @@ impl<B: Backend> FlowStore for B {
     }
 
     fn list(&self, owner: &str, query: &ListQuery) -> Result<Vec<FlowSummary>> {
-        self.read(|tx| tx.list((!query.all_owners).then_some(owner), query))
+        let owner = (!query.all_owners).then_some(owner);
+        if !query.stalled {
+            return self.read(|tx| tx.list(owner, query));
+        }
+        self.read(|tx| semantics::list_stalled(tx, owner, query, Timestamp::now()))
     }
 
     fn steps(&self, owner: &str, id: &FlowId) -> Result<Vec<Step>> {

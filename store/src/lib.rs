@@ -40,9 +40,9 @@ pub use lease::{Lease, LeaseHolder, Takeover};
 pub use model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision,
     FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision,
-    StateReport, Step, StepKind, StepOutcome, StepReport, SyncMode,
+    Stall, StallReason, StateReport, Step, StepKind, StepOutcome, StepReport, SyncMode,
 };
-pub use status::{FlowStatus, StepStatus};
+pub use status::{FlowStatus, StatusFilter, StepStatus};
 pub use store::{Answer, Caller, FlowStore, Submission};
 pub use time::Timestamp;
 pub use tx::StoreTx;

@@ -104,6 +104,46 @@ impl FromStr for FlowStatus {
     }
 }
 
+/// What `flows list --status` and `GET /v1/flows?status=` select: one status, or `stalled`
+/// (a `running` managed flow without a live runner, which is not a status of its own: the record
+/// says `running`, its lease says no one runs it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Is(FlowStatus),
+    Stalled,
+}
+
+impl StatusFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::Is(status) => status.as_str(),
+            StatusFilter::Stalled => "stalled",
+        }
+    }
+}
+
+impl fmt::Display for StatusFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StatusFilter {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, UnknownStatus> {
+        if s == "stalled" {
+            return Ok(StatusFilter::Stalled);
+        }
+        s.parse().map(StatusFilter::Is).map_err(|_| {
+            UnknownStatus(format!(
+                "unknown flow status `{s}` (one of: {}, stalled)",
+                FlowStatus::ALL.map(FlowStatus::as_str).join(", ")
+            ))
+        })
+    }
+}
+
 /// Where a step is. A step starts `running` when it is scheduled and ends once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StepStatus {

@@ -22,11 +22,12 @@ use serde_json::json;
 use crate::{
     Change, CheckpointDone, CheckpointOp, Error, EventQuery, ExpectedRevision, Flow, FlowId,
     FlowStatus, Lease, LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle, ResumePlan,
-    SpawnRefusal, StateReport, Step, StepKind, StepOutcome, StepReport, StepStatus, SyncMode,
-    Takeover, TaskFlow, Timestamp,
+    SpawnRefusal, Stall, StallReason, StateReport, Step, StepKind, StepOutcome, StepReport,
+    StepStatus, SyncMode, Takeover, TaskFlow, Timestamp,
 };
 
 const TTL: Duration = Duration::from_secs(30);
+const MIN_TTL: Duration = crate::lease::MIN_TTL;
 
 /// What a backend gives the kit.
 pub trait Harness {
@@ -1052,6 +1053,81 @@ pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn
     assert_eq!(pages.concat(), expected, "every flow once, newest first");
 }
 
+/// A running flow held by `holder` for `ttl`.
+fn held_by(handle: &OwnerHandle, name: &str, holder: LeaseHolder, ttl: Duration) -> (Flow, Lease) {
+    let flow = handle.create(NewFlow::managed(name)).unwrap();
+    let lease = handle.acquire_lease_as(&flow.id, holder, ttl).unwrap();
+    let flow = handle.set_status(&lease, FlowStatus::Running, None).unwrap();
+    (flow, lease)
+}
+
+pub fn a_flow_without_a_live_runner_is_stalled_with_why_and_looking_changes_nothing(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let (live, _live_lease) = running(&alice, "live");
+    std::thread::sleep(Duration::from_millis(2));
+    let (dead, _) = held_by(&alice, "killed", dead_runner(), TTL);
+    std::thread::sleep(Duration::from_millis(2));
+    let elsewhere = LeaseHolder { host: "another-host".into(), pid: 7, process_start: Some(1) };
+    let (expired, expired_lease) = held_by(&alice, "silent", elsewhere.clone(), MIN_TTL);
+    let mirrored = alice.create(NewFlow::mirrored("mirror", "plugin")).unwrap();
+    let to_running = StateReport { status: Some(FlowStatus::Running), ..Default::default() };
+    alice.report(&mirrored.id, to_running, None).unwrap();
+    std::thread::sleep(MIN_TTL + Duration::from_millis(50));
+    let ids = [&live.id, &dead.id, &expired.id, &mirrored.id];
+    let revisions_before: Vec<Vec<u64>> = ids.iter().map(|id| revisions(&alice, id)).collect();
+    let now = Timestamp::now();
+
+    assert_eq!(alice.flow(&live.id).unwrap().stall(now), None);
+    assert_eq!(
+        alice.flow(&mirrored.id).unwrap().stall(now),
+        None,
+        "a mirrored flow's owner runs it"
+    );
+    let killed = alice.flow(&dead.id).unwrap().stall(now).expect("a dead holder stalls its flow");
+    assert_eq!(
+        killed,
+        Stall { reason: StallReason::HolderGone, holder: Some(dead_runner()), since: None }
+    );
+    let silent = alice.flow(&expired.id).unwrap().stall(now).expect("an expired lease stalls");
+    assert_eq!(
+        silent,
+        Stall {
+            reason: StallReason::LeaseExpired,
+            holder: Some(elsewhere),
+            since: Some(expired_lease.expires_at),
+        }
+    );
+
+    // `--status stalled`: exactly those two, newest first, a page at a time, with the same
+    // verdict as the record's.
+    let stalled = |query: ListQuery| -> Vec<FlowId> {
+        alice
+            .list(&ListQuery { stalled: true, ..query })
+            .unwrap()
+            .iter()
+            .map(|f| f.id.clone())
+            .collect()
+    };
+    assert_eq!(stalled(ListQuery::default()), [expired.id.clone(), dead.id.clone()]);
+    let first = alice.list(&ListQuery { stalled: true, limit: 1, ..Default::default() }).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].stall(now), Some(silent));
+    let before = Some((first[0].created_at, first[0].id.clone()));
+    assert_eq!(stalled(ListQuery { limit: 1, before, ..Default::default() }), [dead.id.clone()]);
+    let summaries = alice.list(&ListQuery::default()).unwrap();
+    let judged: Vec<(FlowId, bool)> =
+        summaries.iter().map(|summary| (summary.id.clone(), summary.is_stalled(now))).collect();
+    for (id, stalled) in judged {
+        assert_eq!(stalled, alice.flow(&id).unwrap().is_stalled(now), "{id}");
+    }
+
+    let revisions_after: Vec<Vec<u64>> = ids.iter().map(|id| revisions(&alice, id)).collect();
+    assert_eq!(revisions_after, revisions_before, "reading a flow never changes it");
+}
+
 /// One `#[test]` per kit test, each run with the harness `$harness` (an expression that makes
 /// a [`Harness`]).
 #[macro_export]
@@ -1086,6 +1162,7 @@ macro_rules! conformance_tests {
             every_accepted_change_is_one_event_of_its_owner_in_commit_order,
             a_mirrored_flows_owner_reports_its_steps_by_name,
             flows_no_live_runner_holds_are_adoptable_for_every_owner,
+            a_flow_without_a_live_runner_is_stalled_with_why_and_looking_changes_nothing,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {

@@ -5,7 +5,7 @@
 
 use clap::{Args, Subcommand};
 use taskflow_api::database;
-use taskflow_engine::{FlowId, FlowStatus, ListQuery, OwnerHandle};
+use taskflow_engine::{FlowId, ListQuery, OwnerHandle, StatusFilter};
 
 use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};
@@ -84,9 +84,10 @@ pub enum FlowsCommand {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only flows with this status
+    /// Only flows with this status, or `stalled`: running flows that no live runner holds
+    /// (their runner was killed or its lease expired; `flows resume` continues them)
     #[arg(long, value_name = "S", value_parser = parse_status)]
-    pub status: Option<FlowStatus>,
+    pub status: Option<StatusFilter>,
 
     /// At most this many flows
     #[arg(long, value_name = "N", default_value_t = 50,
@@ -98,7 +99,7 @@ pub struct ListArgs {
     pub all_owners: bool,
 }
 
-fn parse_status(text: &str) -> Result<FlowStatus, String> {
+fn parse_status(text: &str) -> Result<StatusFilter, String> {
     text.parse().map_err(|error: taskflow_store::status::UnknownStatus| error.to_string())
 }
 
@@ -123,10 +124,9 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
     match &args.command {
         FlowsCommand::List(list) => {
             let query = ListQuery {
-                status: list.status,
                 limit: list.limit,
                 all_owners: list.all_owners,
-                ..ListQuery::default()
+                ..ListQuery::filtered(list.status)
             };
             let flows = match &handle {
                 Some(handle) => handle.list(&query)?,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use taskflow_api::{Submitted, create_or_continue, create_or_find_mirrored, documents};
 use taskflow_engine::FlowSpec;
-use taskflow_store::{FlowId, FlowStatus, ListQuery, NewFlow, Timestamp};
+use taskflow_store::{FlowId, ListQuery, NewFlow, StatusFilter, Timestamp};
 use utoipa::IntoParams;
 
 use super::{Answer, blocking, flow_id};
@@ -23,7 +23,7 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    /// Only flows with this status.
+    /// Only flows with this status, or `stalled` (running flows that no live runner holds).
     pub status: Option<String>,
     /// Only flows with this name.
     pub name: Option<String>,
@@ -44,9 +44,9 @@ pub async fn list(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
     let Query(params) = params.map_err(|error| HttpError::bad_request(error.body_text()))?;
-    let status = match &params.status {
+    let filter = match &params.status {
         Some(text) => Some(
-            text.parse::<FlowStatus>()
+            text.parse::<StatusFilter>()
                 .map_err(|error| HttpError::bad_request(error.to_string()))?,
         ),
         None => None,
@@ -56,7 +56,7 @@ pub async fn list(
         return Err(HttpError::bad_request("`limit` must be 1 to 1000"));
     }
     let before = params.cursor.as_deref().map(parse_cursor).transpose()?;
-    let query = ListQuery { status, name: params.name, before, limit, all_owners: false };
+    let query = ListQuery { name: params.name, before, limit, ..ListQuery::filtered(filter) };
     let handle = state.handle(&owner)?;
     let flows = blocking(move || handle.list(&query)).await?;
     let next = (flows.len() == limit as usize)

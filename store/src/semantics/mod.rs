@@ -9,6 +9,7 @@ mod checkpoint;
 mod commit;
 mod create;
 mod leases;
+mod stalled;
 mod steps;
 mod tree;
 
@@ -16,6 +17,7 @@ pub use checkpoint::{CheckpointMemory, Forget, KnownFlow, apply_group, checkpoin
 pub use commit::commit;
 pub use create::{create_flow, fork, reopen, spawn_child};
 pub use leases::{acquire_lease, acquire_leases, adoptable, check_ttl, release_lease};
+pub use stalled::list_stalled;
 pub use tree::{report, request_cancel};
 
 use serde_json::Value;
