@@ -1,10 +1,13 @@
 //! The shapes of the API's requests and answers. Requests are read strictly (an unknown field is
 //! a 400 naming it); answers are the api crate's documents, the same as the CLI's `--json`, and
-//! the types here describe them to the OpenAPI document.
+//! the types here describe them to the OpenAPI document. A flow's `state` and `wait` and a
+//! step's input and output are any JSON; statuses are the store's names, listed from the store.
 
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
+use taskflow_store::{FlowStatus, StepStatus};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
 
 /// Who drives a flow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -36,7 +39,6 @@ pub struct CreateFlow {
     /// A mirrored flow's controller: who drives it [default: the owner].
     pub controller: Option<String>,
     /// A mirrored flow's first state.
-    #[schema(value_type = Object)]
     pub state: Option<Value>,
 }
 
@@ -47,14 +49,13 @@ pub struct CreateFlow {
 pub struct ReportBody {
     /// Refused (409, with `current_revision`) if the flow is at another revision.
     pub expected_revision: Option<u64>,
-    /// `queued`, `running`, `waiting`, `blocked`, `succeeded`, `failed`, `cancelled`, `lost`.
+    /// The flow's new status, if it changes (checked against the transition table).
+    #[schema(schema_with = flow_status_or_null)]
     pub status: Option<String>,
     pub current_step: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Object, nullable)]
     pub state: Option<Value>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Object, nullable)]
     pub wait: Option<Value>,
     pub goal: Option<String>,
     pub error: Option<String>,
@@ -73,9 +74,8 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, 
 #[serde(deny_unknown_fields)]
 pub struct StepReportBody {
     pub name: String,
-    /// `running`, `succeeded`, `failed` or `cancelled`.
+    #[schema(schema_with = step_status)]
     pub status: String,
-    #[schema(value_type = Object)]
     pub output: Option<Value>,
     pub error: Option<String>,
 }
@@ -85,7 +85,7 @@ pub struct StepReportBody {
 #[serde(deny_unknown_fields)]
 pub struct ForkBody {
     /// The first step to run again: its seq, or its name.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = step_ref)]
     pub from_step: Value,
 }
 
@@ -101,6 +101,7 @@ pub struct Health {
 pub struct FlowDoc {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = flow_status)]
     pub status: String,
     pub sync_mode: String,
     pub owner: String,
@@ -116,9 +117,7 @@ pub struct FlowDoc {
     pub controller: Option<String>,
     pub goal: Option<String>,
     pub current_step: Option<String>,
-    #[schema(value_type = Object, nullable)]
     pub state: Option<Value>,
-    #[schema(value_type = Object, nullable)]
     pub wait: Option<Value>,
     #[schema(value_type = Object, nullable)]
     pub spec: Option<Value>,
@@ -138,6 +137,7 @@ pub struct LeaseDoc {
 pub struct FlowSummaryDoc {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = flow_status)]
     pub status: String,
     pub sync_mode: String,
     pub owner: String,
@@ -156,12 +156,11 @@ pub struct StepDoc {
     pub seq: u32,
     pub name: String,
     pub kind: String,
+    #[schema(schema_with = step_status)]
     pub status: String,
     pub attempt: u32,
     pub idempotency_key: String,
-    #[schema(value_type = Object, nullable)]
     pub input: Option<Value>,
-    #[schema(value_type = Object, nullable)]
     pub output: Option<Value>,
     pub error: Option<String>,
     pub started_at: String,
@@ -173,6 +172,7 @@ pub struct StepDoc {
 pub struct ChildDoc {
     pub id: String,
     pub name: String,
+    #[schema(schema_with = flow_status)]
     pub status: String,
 }
 
@@ -221,4 +221,62 @@ pub struct CancelDoc {
     pub flow: FlowDoc,
     pub already_requested: bool,
     pub active_steps: u64,
+}
+
+/// One server-sent event of `GET /v1/events` (an OpenAPI event-stream schema describes each
+/// event of the stream).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventDoc {
+    /// Its place in the durable change feed: send it back as `Last-Event-ID`.
+    #[schema(pattern = "^[0-9]+$")]
+    pub id: String,
+    /// `flow` (the flow record changed) or `step` (a step of its journal did).
+    #[schema(schema_with = event_kind)]
+    pub event: String,
+    /// The change as JSON: `{"id", "flow_id", "owner", "at", "kind"}` with, for a flow,
+    /// `revision`, `status`, `current_step` and `fields` (the fields the revision changed); for
+    /// a step, `seq`, `name`, `status` and `attempt`.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
+fn event_kind() -> ObjectBuilder {
+    names(&["flow", "step"], false)
+}
+
+/// A flow's status: one of the store's names.
+pub fn flow_status() -> ObjectBuilder {
+    names(&FlowStatus::ALL.map(FlowStatus::as_str), false)
+}
+
+fn flow_status_or_null() -> ObjectBuilder {
+    names(&FlowStatus::ALL.map(FlowStatus::as_str), true)
+}
+
+fn step_status() -> ObjectBuilder {
+    names(&StepStatus::ALL.map(StepStatus::as_str), false)
+}
+
+/// A string that is one of `names` (or null).
+fn names(names: &[&str], nullable: bool) -> ObjectBuilder {
+    let mut values: Vec<Value> = names.iter().map(|name| json!(name)).collect();
+    let kind = if nullable {
+        values.push(Value::Null);
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    ObjectBuilder::new().schema_type(kind).enum_values(Some(values))
+}
+
+/// A step of a journal: its seq, or its name.
+fn step_ref() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(u32::MAX)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::String))
 }

@@ -6,9 +6,9 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
 use crate::bodies::{
-    CancelDoc, ChildDoc, CreateFlow, FlowDoc, FlowEnvelope, FlowListDoc, FlowSummaryDoc, ForkBody,
-    Health, HistoryDoc, InspectionDoc, LeaseDoc, ReportBody, RevisionDoc, StepDoc, StepReportBody,
-    SyncModeBody,
+    CancelDoc, ChildDoc, CreateFlow, EventDoc, FlowDoc, FlowEnvelope, FlowListDoc, FlowSummaryDoc,
+    ForkBody, Health, HistoryDoc, InspectionDoc, LeaseDoc, ReportBody, RevisionDoc, StepDoc,
+    StepReportBody, SyncModeBody,
 };
 use crate::error::{ErrorBody, ErrorObject};
 use crate::routes::{control, events, flows, meta, mirrored};
@@ -26,7 +26,7 @@ use crate::routes::{control, events, flows, meta, mirrored};
     components(schemas(
         CreateFlow, SyncModeBody, ReportBody, StepReportBody, ForkBody, Health,
         FlowDoc, LeaseDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc,
-        FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, ErrorBody, ErrorObject,
+        FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, EventDoc, ErrorBody, ErrorObject,
     )),
     modifiers(&BearerToken),
 )]

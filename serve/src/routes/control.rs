@@ -67,7 +67,8 @@ pub async fn resume(
 #[utoipa::path(post, path = "/v1/flows/{id}/fork", request_body = ForkBody, params(("id" = String, Path, description = "The flow's id")), responses(
     (status = 201, body = FlowEnvelope),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-    (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+    (status = 422, body = ErrorBody),
 ))]
 pub async fn fork(
     State(state): State<AppState>,
@@ -107,7 +108,9 @@ pub async fn fork(
 /// one and one with a cancel request take no children, and a managed parent's children are
 /// spawned by its own steps, which hold its lease.
 #[utoipa::path(post, path = "/v1/flows/{id}/children", request_body = CreateFlow, params(("id" = String, Path, description = "The parent flow's id")), responses(
-    (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+    (status = 422, body = ErrorBody),
 ))]
 pub async fn children(
     State(state): State<AppState>,

@@ -19,12 +19,14 @@ use tokio_stream::wrappers::ReceiverStream;
 use utoipa::IntoParams;
 
 use crate::auth::Owner;
+use crate::bodies::EventDoc;
 use crate::error::{ErrorBody, HttpError};
 use crate::feed;
 use crate::state::AppState;
 
 /// `GET /v1/events`'s filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Only this flow's events.
@@ -36,8 +38,11 @@ pub struct EventParams {
 /// The caller's changes as `text/event-stream`: one event per accepted change (`event: flow`:
 /// revision, status, current step, the fields changed; `event: step`: seq, name, status,
 /// attempt), each with its durable `id`.
-#[utoipa::path(get, path = "/v1/events", params(EventParams), responses(
-    (status = 200, description = "server-sent events", content_type = "text/event-stream", body = String),
+#[utoipa::path(get, path = "/v1/events", params(
+    EventParams,
+    ("Last-Event-ID" = Option<u64>, Header, description = "The id of the last event seen: the stream goes on after it"),
+), responses(
+    (status = 200, description = "server-sent events", content_type = "text/event-stream", body = EventDoc),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
 ))]
 pub async fn events(

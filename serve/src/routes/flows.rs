@@ -21,13 +21,16 @@ use crate::state::AppState;
 
 /// `GET /v1/flows`'s filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only flows with this status.
+    #[param(schema_with = crate::bodies::flow_status)]
     pub status: Option<String>,
     /// Only flows with this name.
     pub name: Option<String>,
-    /// At most this many flows (1 to 1000) [default: 50].
+    /// At most this many flows [default: 50].
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Where the previous page ended (its `next_cursor`).
     pub cursor: Option<String>,
