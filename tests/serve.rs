@@ -6,7 +6,8 @@
 #[path = "support/serve.rs"]
 mod serve_process;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -400,4 +401,61 @@ async fn sigterm_lets_running_steps_reach_their_checkpoint_and_gives_the_flow_ba
     let serve = Serve::start(&db, &[], &[]);
     wait_until("the next serve to finish it", async || status_of(&serve, "g").await == "succeeded")
         .await;
+}
+
+/// Lines a child prints, read on a thread, until `done` accepts one or 20 s pass.
+fn lines_until(child: &mut Child, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    let stdout = child.stdout.take().unwrap();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Ok(line) = receive.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let value: Value = serde_json::from_str(&line).expect("a JSON line");
+        let stop = done(&value);
+        seen.push(value);
+        if stop {
+            return seen;
+        }
+    }
+    panic!("the watcher did not print the change in time: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from_a_serve() {
+    let (_dir, db) = folder();
+    let serve = Serve::start(&db, &[], &[]);
+    let watch = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(["--owner", "alice", "flows", "watch", "--after", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut from_database = watch(&[]);
+    let mut from_serve = watch(&["--server", &serve.url]);
+    let http = client();
+    let body = json!({"id": "w", "name": "w", "sync_mode": "mirrored"});
+    assert_eq!(call(http.post(serve.url("/v1/flows")).json(&body)).await.0, 201);
+    let report = json!({"steps": [{"name": "fetch", "status": "succeeded"}]});
+    assert_eq!(call(http.post(serve.url("/v1/flows/w/report")).json(&report)).await.0, 200);
+    let finished = |event: &Value| event["kind"] == "step" && event["name"] == "fetch";
+    for child in [&mut from_database, &mut from_serve] {
+        let seen = lines_until(child, finished);
+        assert_eq!(seen[0]["kind"], "flow", "{seen:?}");
+        assert!(seen.iter().all(|event| event["flow_id"] == "w"), "{seen:?}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }

@@ -9,6 +9,7 @@ mod global;
 mod provider_args;
 mod render;
 mod tools_file;
+mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;

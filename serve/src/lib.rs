@@ -34,6 +34,9 @@ use tokio::net::TcpListener;
 pub use openapi::ApiDoc;
 
 use feed::Feed;
+
+/// How often events past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 use runs::Runs;
 use state::AppState;
 
@@ -57,6 +60,8 @@ pub struct ServeOptions {
     pub sweep_every: Duration,
     /// How often the change feed is read for new events.
     pub feed_every: Duration,
+    /// How long events are kept (the newest always is); `None`: forever.
+    pub keep_events: Option<Duration>,
 }
 
 impl ServeOptions {
@@ -71,6 +76,7 @@ impl ServeOptions {
             request_timeout: Duration::from_secs(30),
             sweep_every: Duration::from_secs(5),
             feed_every: Duration::from_millis(100),
+            keep_events: Some(Duration::from_secs(7 * 24 * 3600)),
         }
     }
 }
@@ -148,10 +154,17 @@ impl Server {
             let state = state.clone();
             async move { state.feed().poll(state.taskflow().clone(), options.feed_every).await }
         });
+        let retention = options.keep_events.map(|keep| {
+            let taskflow = state.taskflow().clone();
+            tokio::spawn(feed::retain(taskflow, keep, PRUNE_EVERY))
+        });
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         state.runs().shut_down(options.grace).await;
         sweep.abort();
         feed.abort();
+        if let Some(retention) = retention {
+            retention.abort();
+        }
         served.map_err(ServeError::Serve)
     }
 }

@@ -159,6 +159,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX flows_active ON flows (created_at, id)
         WHERE sync_mode = 'managed' AND (status = 'queued' OR status = 'running');
     "#,
+    // 6 -> 7: a mirrored flow's owner names the step each report is about, and the newest step
+    // of that name was found by walking the flow's journal from its end: a cost that grew with
+    // every step reported. Steps are found by name through this index instead.
+    r#"
+    CREATE INDEX steps_by_name ON steps (flow_id, name, seq);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -223,14 +223,7 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn last_step_named(&self, id: &FlowId, name: &str) -> Result<Option<Step>> {
-        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let sql = SQL.get_or_init(|| {
-            format!(
-                "SELECT {STEP_COLUMNS} FROM steps WHERE flow_id = ?1 AND name = ?2 \
-                 ORDER BY seq DESC LIMIT 1"
-            )
-        });
-        self.prepare_cached(sql)
+        self.prepare_cached(last_step_named_sql())
             .sql()?
             .query_row(params![id.as_str(), name], step_from_row)
             .optional()
@@ -510,5 +503,41 @@ impl StoreTx for Transaction<'_> {
             }
         }
         Ok(requested)
+    }
+}
+
+/// The newest step of a name, through `steps_by_name` (named: without statistics, SQLite would
+/// rather walk the flow's journal backwards by its key, a cost that grows with the journal).
+fn last_step_named_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT {STEP_COLUMNS} FROM steps INDEXED BY steps_by_name \
+             WHERE flow_id = ?1 AND name = ?2 ORDER BY seq DESC LIMIT 1"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{OpenOptions, SqliteStore};
+
+    #[test]
+    fn the_newest_step_of_a_name_is_found_through_its_index_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
+        let conn = store.lock();
+        let sql = format!("EXPLAIN QUERY PLAN {}", super::last_step_named_sql());
+        let plan: Vec<String> = conn
+            .prepare(&sql)
+            .unwrap()
+            .query_map(["f", "n"], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let plan = plan.join("; ");
+        assert!(plan.contains("USING INDEX steps_by_name (flow_id=? AND name=?)"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 }

@@ -11,6 +11,7 @@ use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
 use crate::render::{self, ListFilter};
+use crate::watch::{self, Watch};
 
 #[derive(Debug, Args)]
 #[command(after_help = "The owner is --owner, else TASKFLOW_OWNER, else the OS user ($USER), \
@@ -63,6 +64,22 @@ pub enum FlowsCommand {
         #[command(flatten)]
         runner: RunnerArgs,
     },
+    /// Show changes as they are committed: a table that redraws on a terminal, one JSON line
+    /// per change when piped or with --json
+    Watch {
+        /// Only this flow's changes
+        id: Option<String>,
+        /// Read them from a running `taskflow serve` at URL (e.g. http://127.0.0.1:7878)
+        /// instead of the database [TASKFLOW_CONNECT_TIMEOUT_MS bounds the connect]
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// The environment variable holding the serve's token
+        #[arg(long, value_name = "VAR", requires = "server")]
+        token_env: Option<String>,
+        /// Changes after this event id, instead of from now on
+        #[arg(long, value_name = "ID")]
+        after: Option<u64>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +106,12 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
     match &args.command {
         FlowsCommand::Resume { id, runner } => return resume(global, id, runner),
         FlowsCommand::Fork { id, from_step, runner } => return fork(global, id, from_step, runner),
+        FlowsCommand::Watch { id, server, token_env, after } => {
+            let flow = id.as_deref().map(flow_id).transpose()?;
+            let watch =
+                Watch { flow, server: server.clone(), token_env: token_env.clone(), after: *after };
+            return watch::run(global, watch);
+        }
         _ => {}
     }
     let owner = global.owner();
@@ -129,7 +152,9 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
             render::cancel(&outcome, global.json);
             Ok(())
         }
-        FlowsCommand::Resume { .. } | FlowsCommand::Fork { .. } => Ok(()),
+        FlowsCommand::Resume { .. } | FlowsCommand::Fork { .. } | FlowsCommand::Watch { .. } => {
+            Ok(())
+        }
     }
 }
 

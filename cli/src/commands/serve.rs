@@ -38,6 +38,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub grace_ms: u64,
 
+    /// How many days the change feed keeps events (0: forever); a watcher further behind
+    /// resumes from the oldest kept
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    pub keep_events_days: u32,
+
     #[command(flatten)]
     pub runner: RunnerArgs,
 }
@@ -55,6 +60,8 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> CliResult {
     options.workers = args.workers as usize;
     options.tokens = tokens;
     options.grace = Duration::from_millis(args.grace_ms);
+    options.keep_events = (args.keep_events_days > 0)
+        .then(|| Duration::from_secs(u64::from(args.keep_events_days) * 24 * 3600));
     runtime()?.block_on(async {
         let engine =
             Engine::new(taskflow.bind(owner)?, Actions::builtin(), EngineOptions::default())

@@ -6,16 +6,16 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::stream::Stream;
 use serde::Deserialize;
-use taskflow_store::{Change, FlowId};
+use taskflow_store::FlowId;
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use utoipa::IntoParams;
 
 use crate::auth::Owner;
@@ -23,6 +23,9 @@ use crate::bodies::EventDoc;
 use crate::error::{ErrorBody, HttpError};
 use crate::feed;
 use crate::state::AppState;
+
+/// A comment line goes out when no event has for this long.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `GET /v1/events`'s filters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -72,23 +75,21 @@ pub async fn events(
         None => feed::tail(state.taskflow()).await,
     };
     let handle = state.handle(&owner)?;
-    let (sender, receiver) = mpsc::channel(256);
+    let (sender, receiver) = mpsc::channel(16);
     let watcher = state.feed().clone();
     tokio::spawn(async move { watcher.watch(handle, after, flow, sender).await });
-    Ok(Sse::new(stream(receiver))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    let body = Body::from_stream(stream(receiver));
+    Ok(([(CONTENT_TYPE, "text/event-stream"), (CACHE_CONTROL, "no-cache")], body).into_response())
 }
 
-fn stream(
-    receiver: mpsc::Receiver<std::sync::Arc<taskflow_store::Event>>,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    ReceiverStream::new(receiver).map(|event| {
-        let kind = match event.change {
-            Change::Flow { .. } => "flow",
-            Change::Step { .. } => "step",
+/// The events as they come, and a comment line when none has come for a while, so that
+/// proxies and clients keep the connection. It ends when the watcher stops.
+fn stream(receiver: mpsc::Receiver<Bytes>) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let text = tokio::select! {
+            text = receiver.recv() => text?,
+            () = tokio::time::sleep(KEEP_ALIVE) => Bytes::from_static(b":\n\n"),
         };
-        let data = serde_json::to_string(&*event).unwrap_or_default();
-        Ok(SseEvent::default().id(event.id.to_string()).event(kind).data(data))
+        Some((Ok(text), receiver))
     })
 }
