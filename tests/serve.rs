@@ -104,6 +104,7 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
         (json!({"name": "x"}), 400, "needs `spec`"),
         (json!({"id": "bad id", "name": "x", "spec": {"steps": []}}), 400, "not a flow id"),
         (json!({"name": "x", "sync_mode": "mirrored", "spec": {}}), 400, "managed flows"),
+        (json!({"name": "x", "spec": {"name": "y", "steps": []}}), 422, "differs from `name`"),
     ];
     for (body, expected, fragment) in cases {
         let (status, error) = call(http.post(serve.url("/v1/flows")).json(&body)).await;
@@ -149,6 +150,9 @@ async fn a_mirrored_flows_owner_reports_with_expected_revisions() {
         (json!(2), json!("build"))
     );
     let (status, stale) = call(report(json!({"expected_revision": 1, "status": "waiting"}))).await;
+    assert_eq!((status, stale["error"]["current_revision"].clone()), (409, json!(2)));
+    // A whole number is one however it is written.
+    let (status, stale) = call(report(json!({"expected_revision": 1.0}))).await;
     assert_eq!((status, stale["error"]["current_revision"].clone()), (409, json!(2)));
     let (status, refused) = call(report(json!({"status": "queued"}))).await;
     assert_eq!(status, 422);

@@ -7,9 +7,9 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::bodies::{
-    CancelDoc, ChildDoc, CreateFlow, EventDoc, FlowDoc, FlowEnvelope, FlowListDoc, FlowSummaryDoc,
-    ForkBody, Health, HistoryDoc, InspectionDoc, LeaseDoc, ReportBody, RevisionDoc, StepDoc,
-    StepReportBody, SyncModeBody,
+    CancelDoc, ChildDoc, EventDoc, FlowDoc, FlowEnvelope, FlowListDoc, FlowSummaryDoc, ForkBody,
+    Health, HistoryDoc, InspectionDoc, LeaseDoc, ManagedFlowBody, MirroredFlowBody, NewFlowBody,
+    PipelineBody, PipelineStepBody, ReportBody, RetryBody, RevisionDoc, StepDoc, StepReportBody,
 };
 use crate::error::{ErrorBody, ErrorObject, HttpError};
 use crate::routes::{control, events, flows, meta, mirrored};
@@ -25,7 +25,8 @@ use crate::routes::{control, events, flows, meta, mirrored};
         events::events,
     ),
     components(schemas(
-        CreateFlow, SyncModeBody, ReportBody, StepReportBody, ForkBody, Health,
+        NewFlowBody, ManagedFlowBody, MirroredFlowBody, PipelineBody, PipelineStepBody, RetryBody,
+        ReportBody, StepReportBody, ForkBody, Health,
         FlowDoc, LeaseDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc,
         FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, EventDoc, ErrorBody, ErrorObject,
     )),
@@ -34,7 +35,7 @@ use crate::routes::{control, events, flows, meta, mirrored};
 pub struct ApiDoc;
 
 /// The OpenAPI 3 document of this API, generated from the code that serves it.
-#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3 document", body = Object)))]
+#[utoipa::path(get, path = "/openapi.json", security(()), responses((status = 200, description = "OpenAPI 3 document", body = Object)))]
 pub async fn document() -> Result<Json<Value>, HttpError> {
     let mut document = serde_json::to_value(ApiDoc::openapi()).map_err(|error| {
         HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string())
@@ -69,18 +70,26 @@ fn link_flows(document: &mut Value) {
     }
 }
 
-/// Every route but `/healthz` and `/openapi.json` takes `Authorization: Bearer TOKEN` when the
-/// server has tokens.
+/// Every route but `/healthz` and `/openapi.json` (which say so) takes `Authorization: Bearer
+/// TOKEN`; the token decides whose flows a request sees. A serve with no tokens configured
+/// listens on loopback only and acts for its own owner without one.
 struct BearerToken;
 
 impl utoipa::Modify for BearerToken {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "token",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "A token of `[serve.tokens]`, which decides the owner. Without tokens configured, \
+                 serve listens on loopback only and needs none.",
+            ))
+            .build();
+        components.add_security_scheme("token", SecurityScheme::Http(scheme));
+        openapi.security = Some(vec![SecurityRequirement::new("token", Vec::<String>::new())]);
     }
 }
 
@@ -105,5 +114,41 @@ mod tests {
         }
         let fork = &document["paths"]["/v1/flows/{id}/fork"]["post"]["responses"]["201"]["links"];
         assert_eq!(fork["inspect"]["parameters"]["id"], "$response.body#/flow/id");
+    }
+
+    /// The keys of an object.
+    fn keys(value: &Value) -> std::collections::BTreeSet<String> {
+        value.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[tokio::test]
+    async fn the_pipeline_the_document_describes_has_every_field_the_engine_reads_and_no_other() {
+        use std::time::Duration;
+        use taskflow_engine::{FlowSpec, RetryPolicy, StepSpec};
+        let Ok(Json(document)) = document().await else { panic!("no document") };
+        let described = |name: &str| keys(&document["components"]["schemas"][name]["properties"]);
+        let step = StepSpec::new("a", "echo")
+            .needs(["b"])
+            .with(json!({"value": 1}))
+            .retry(RetryPolicy::default())
+            .timeout(Duration::from_secs(1));
+        let spec = FlowSpec::new("p").base_dir("/in").output_dir("/out").concurrency(2).step(step);
+        let every_field = serde_json::to_value(&spec).unwrap();
+        assert_eq!(keys(&every_field), described("PipelineBody"));
+        assert_eq!(keys(&every_field["steps"][0]), described("PipelineStepBody"));
+        assert_eq!(keys(&every_field["steps"][0]["retry"]), described("RetryBody"));
+    }
+
+    #[tokio::test]
+    async fn every_operation_but_the_health_and_the_document_takes_the_token() {
+        let Ok(Json(document)) = document().await else { panic!("no document") };
+        assert_eq!(document["security"], json!([{"token": []}]));
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for operation in item.as_object().unwrap().values() {
+                let open = matches!(path.as_str(), "/healthz" | "/openapi.json");
+                let expected = if open { json!([{}]) } else { Value::Null };
+                assert_eq!(operation["security"], expected, "{path}");
+            }
+        }
     }
 }
