@@ -59,17 +59,14 @@ fn succeeded(output: &Output) -> Vec<Value> {
     lines(output)
 }
 
-/// Waits until the flow's status is `status`.
-async fn wait_for_status(serve: &Serve, id: &str, status: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let flow = get(serve, &format!("/v1/flows/{id}"), None).await["flow"].clone();
-        if flow["status"] == status {
-            return flow;
-        }
-        assert!(started.elapsed() < LIMIT, "flow {id} never became {status}: {flow}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// The flow, or None while there is no such flow yet.
+async fn flow_if_any(serve: &Serve, id: &str) -> Option<Value> {
+    let response = client().get(serve.url(&format!("/v1/flows/{id}"))).send().await.unwrap();
+    if response.status() == 404 {
+        return None;
     }
+    assert!(response.status().is_success(), "GET /v1/flows/{id}: {}", response.status());
+    Some(response.json::<Value>().await.unwrap()["flow"].clone())
 }
 
 /// A flow's revisions, oldest first.
@@ -108,8 +105,6 @@ async fn the_plugin_reports_its_mirrored_flow_step_by_step_to_its_end_with_expec
     let args = [
         "--server",
         &serve.url,
-        "--token-env",
-        "PLUGIN_TOKEN",
         "--id",
         "digest-1",
         "--wait-seconds",
@@ -118,7 +113,8 @@ async fn the_plugin_reports_its_mirrored_flow_step_by_step_to_its_end_with_expec
         published.to_str().unwrap(),
         "--json",
     ];
-    let run = || python::finish(python::spawn(PLUGIN, &args, &[("PLUGIN_TOKEN", token)]), LIMIT);
+    // The token from the environment, where the client looks for it.
+    let run = || python::finish(python::spawn(PLUGIN, &args, &[("TASKFLOW_TOKEN", token)]), LIMIT);
     let said = succeeded(&run());
     let steps: Vec<&str> = said
         .iter()
@@ -188,12 +184,24 @@ async fn the_plugin_reports_its_mirrored_flow_step_by_step_to_its_end_with_expec
 async fn plugin_waiting_for_approval(serve: &Serve, dir: &Path, id: &str) -> (Child, Value) {
     let approval = dir.join(format!("{id}.approved"));
     let args = ["--server", &serve.url, "--id", id, "--json"];
-    let plugin = python::spawn(
+    let mut plugin = python::spawn(
         PLUGIN,
         &[&args[..], &["--approve-file", approval.to_str().unwrap()]].concat(),
         &[],
     );
-    let flow = wait_for_status(serve, id, "waiting").await;
+    let started = Instant::now();
+    let flow = loop {
+        let flow = flow_if_any(serve, id).await;
+        if let Some(flow) = flow.filter(|flow| flow["status"] == "waiting") {
+            break flow;
+        }
+        if plugin.try_wait().unwrap().is_some() {
+            let output = plugin.wait_with_output().unwrap();
+            panic!("the plugin ended before waiting: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        assert!(started.elapsed() < LIMIT, "flow {id} never became waiting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         flow["wait"],
         json!({"for": "approval", "file": approval.to_str().unwrap(), "timeout_s": 600.0})

@@ -5,7 +5,7 @@ flows (the program does the work and reports it) through serve's HTTP API. This 
 API for Python, with nothing to install: copy the file next to your program, or put its folder
 on `sys.path`.
 
-    client = TaskflowClient("http://127.0.0.1:7878", token=os.environ.get("TASKFLOW_TOKEN"))
+    client = TaskflowClient("http://127.0.0.1:7878")  # the token from $TASKFLOW_TOKEN, if set
     flow = client.create_mirrored("deploy", id="deploy-7").flow
     flow = client.report(flow["id"], expected_revision=flow["revision"], status="running")
     for event in client.events(flow=flow["id"], after=0):
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
@@ -171,14 +172,17 @@ class TaskflowClient:
     """The HTTP API of one serve.
 
     `base_url` is what serve printed (`listening on http://ADDR`); `token` is sent as
-    `Authorization: Bearer TOKEN` when given (serve with `[serve.tokens]` needs one, and the
-    token decides whose flows the client sees). `timeout` bounds each request, in seconds.
-    Requests go straight to the server, never through a proxy from the environment.
+    `Authorization: Bearer TOKEN` (serve with `[serve.tokens]` needs one, and the token decides
+    whose flows the client sees). Left out, it is the environment's `TASKFLOW_TOKEN`, if set;
+    `token=""` sends none. `timeout` bounds each request, in seconds. Requests go straight to
+    the server, never through a proxy from the environment.
     """
+
+    TOKEN_ENV = "TASKFLOW_TOKEN"
 
     def __init__(self, base_url: str, token: Optional[str] = None, timeout: float = 30.0):
         self.base_url = base_url.rstrip("/")
-        self.token = token
+        self.token = token if token is not None else os.environ.get(self.TOKEN_ENV)
         self.timeout = timeout
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -361,7 +365,8 @@ class EventStream:
     the network broke, nothing heard for `read_timeout` seconds although serve pings every 15),
     the stream connects again with `Last-Event-ID`, waiting `retry_delay` seconds and doubling
     up to `max_retry_delay`, and goes on with the event after the last one it gave: none is
-    missed, none comes twice. `last_event_id` is that id; `reconnects` counts the reconnections.
+    missed, none comes twice. (A stream started from now that has given no event yet starts
+    from now again: pass `after` to have a place to come back to.) `last_event_id` is that id; `reconnects` counts the reconnections.
     An error answer (a bad token, a bad flow id) ends it with the `ApiError`; so do more than
     `max_reconnects` failed attempts in a row, with `ConnectionFailed`.
 

@@ -10,6 +10,7 @@ failed check raises (exit status 1).
 """
 
 import json
+import os
 import sys
 import time
 from itertools import islice
@@ -50,6 +51,10 @@ def errors(url, alice, bob):
         error = expect(Unauthorized, client.list_flows)
         check((error.status, error.code) == (401, "unauthorized"), error)
     expect(Unauthorized, lambda: next(iter(anonymous.events())))
+    os.environ["TASKFLOW_TOKEN"] = alice.token
+    check(TaskflowClient(url).list_flows().flows == [], "the token from $TASKFLOW_TOKEN")
+    expect(Unauthorized, TaskflowClient(url, token="").list_flows)
+    del os.environ["TASKFLOW_TOKEN"]
     check("/v1/flows/{id}/report" in alice.openapi()["paths"], "the document")
     expect(NotFound, lambda: alice.get("nobody"))
     expect(BadRequest, lambda: alice.create_mirrored("x", id="bad id"))

@@ -25,11 +25,13 @@ pub fn repository(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-/// `python SCRIPT ARGS…` with its output piped (stdin closed).
+/// `python SCRIPT ARGS…` with its output piped (stdin closed), and no token from the
+/// environment but those in `env`.
 pub fn spawn(script: &str, args: &[&str], env: &[(&str, &str)]) -> Child {
     Command::new(python())
         .arg(repository(script))
         .args(args)
+        .env_remove("TASKFLOW_TOKEN")
         .envs(env.iter().copied())
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
