@@ -53,6 +53,11 @@ impl Serve {
         Serve { child, url }
     }
 
+    /// CPU time the serve process used so far (None where /proc is missing).
+    fn cpu(&self) -> Option<Duration> {
+        cpu_of(&self.child.id().to_string())
+    }
+
     /// Resident memory, from /proc (None elsewhere).
     fn rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -66,6 +71,25 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// User plus system CPU time of a process so far, from `/proc/PID/stat` (in USER_HZ ticks,
+/// which Linux fixes at 100 per second for user space).
+fn cpu_of(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let user: u64 = fields.nth(11)?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
+}
+
+/// CPU time between two readings, per report, in microseconds.
+fn cpu_per_report(
+    before: Option<Duration>,
+    after: Option<Duration>,
+    reports: usize,
+) -> Option<f64> {
+    Some((after? - before?).as_secs_f64() * 1e6 / reports as f64)
 }
 
 fn report_body(flow: usize, n: usize) -> serde_json::Value {
@@ -165,6 +189,17 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+fn median_of(values: &mut [f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| median(values))
+}
+
+/// Median CPU time per report (µs): serve's in plain and in watched rounds, the load's own.
+struct Cpu {
+    plain: Option<f64>,
+    watched: Option<f64>,
+    client: Option<f64>,
+}
+
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
@@ -233,7 +268,7 @@ fn main() {
     let idle_rss = serve.rss_kib();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let (http, watched, delivered, p50, p99, max) = runtime.block_on(async {
+    let (http, watched, delivered, p50, p99, max, cpu) = runtime.block_on(async {
         let clients: Vec<reqwest::Client> = (0..CONNECTIONS)
             .map(|_| {
                 reqwest::Client::builder()
@@ -255,40 +290,56 @@ fn main() {
         let mut round = 0;
         http_round(&clients, &serve.url, round, per_connection / 4 + 1).await;
         let (mut plain, mut watched) = (Vec::new(), Vec::new());
+        let (mut plain_cpu, mut watched_cpu, mut client_cpu) = (Vec::new(), Vec::new(), Vec::new());
         let mut latencies = Vec::new();
         let mut delivered = 0;
         for _ in 0..rounds {
             round += 1;
+            let (serve_before, client_before) = (serve.cpu(), cpu_of("self"));
             let (took, mut round_latencies) =
                 http_round(&clients, &serve.url, round, per_connection).await;
             plain.push(reports as f64 / took.as_secs_f64());
+            plain_cpu.extend(cpu_per_report(serve_before, serve.cpu(), reports));
+            client_cpu.extend(cpu_per_report(client_before, cpu_of("self"), reports));
             latencies.append(&mut round_latencies);
 
             let watchers = Watchers::start(&serve.url).await;
             round += 1;
+            let serve_before = serve.cpu();
             let (took, _) = http_round(&clients, &serve.url, round, per_connection).await;
             watched.push(reports as f64 / took.as_secs_f64());
             // Let the stream catch up, so the count shows the fan-out happened.
             tokio::time::sleep(Duration::from_millis(500)).await;
+            watched_cpu.extend(cpu_per_report(serve_before, serve.cpu(), reports));
             delivered += watchers.received.load(Ordering::Relaxed);
         }
         latencies.sort();
         let (p50, p99, max) =
             (percentile(&latencies, 0.5), percentile(&latencies, 0.99), *latencies.last().unwrap());
-        (median(&mut plain), median(&mut watched), delivered, p50, p99, max)
+        let cpu = Cpu {
+            plain: median_of(&mut plain_cpu),
+            watched: median_of(&mut watched_cpu),
+            client: median_of(&mut client_cpu),
+        };
+        (median(&mut plain), median(&mut watched), delivered, p50, p99, max, cpu)
     });
     std::thread::sleep(Duration::from_secs(2));
     let loaded_rss = serve.rss_kib();
     drop(serve);
 
+    let mut in_process_cpu = Vec::new();
     let mut in_process: Vec<f64> = (0..rounds)
         .map(|round| {
             let dir = dir.path().join(format!("round-{round}"));
             std::fs::create_dir_all(&dir).unwrap();
-            reports as f64 / in_process_round(&dir, per_connection).as_secs_f64()
+            let before = cpu_of("self");
+            let took = in_process_round(&dir, per_connection);
+            in_process_cpu.extend(cpu_per_report(before, cpu_of("self"), reports));
+            reports as f64 / took.as_secs_f64()
         })
         .collect();
     let in_process = median(&mut in_process);
+    let in_process_cpu = median_of(&mut in_process_cpu);
 
     println!(
         "serve: mirrored step reports, {CONNECTIONS} keep-alive connections, {reports} per round, {rounds} rounds of each kind"
@@ -307,6 +358,14 @@ fn main() {
     println!(
         "  with {WATCHERS} watchers  {watched:>9.0} reports/s  (writers {:+.1}%; {delivered} events delivered)",
         100.0 * (watched - http) / http
+    );
+    let us = |cpu: Option<f64>| cpu.map_or("n/a".to_owned(), |us| format!("{us:.0} µs"));
+    println!(
+        "  CPU per report     serve {}  with {WATCHERS} watchers {}  in-process {}  (the load's own client {})",
+        us(cpu.plain),
+        us(cpu.watched),
+        us(in_process_cpu),
+        us(cpu.client)
     );
     let show = |rss: Option<u64>| {
         rss.map_or("n/a".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0))

@@ -21,7 +21,7 @@ use crate::global::GlobalArgs;
 
 /// Durable LLM agent runs and pipelines.
 #[derive(Debug, Parser)]
-#[command(name = "taskflow", version, about, long_about = None)]
+#[command(name = "taskflow", version = env!("TASKFLOW_VERSION"), long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -36,8 +36,12 @@ pub enum Command {
     Agent(commands::agent::AgentArgs),
     /// Send one request to a model and show the reply and any tool calls (not run)
     Chat(commands::chat::ChatArgs),
+    /// Print the shell completion script for bash, zsh, fish, powershell or elvish
+    Completions(commands::completions::CompletionsArgs),
     /// List, inspect, show the history of, cancel, resume and fork flows
     Flows(commands::flows::FlowsArgs),
+    /// Print the manual page, or write one page per command into a folder
+    Man(commands::man::ManArgs),
     /// Turn tagged tool-call text (stdin by default) into the normalized message, as JSON
     Parse(commands::parse::ParseArgs),
     /// Serve an OpenAI-compatible endpoint in front of a model server that turns tool calls
@@ -54,7 +58,9 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Agent(args) => commands::agent::run(&cli.global, args),
         Command::Chat(args) => commands::chat::run(&cli.global, args),
+        Command::Completions(args) => commands::completions::run(args),
         Command::Flows(args) => commands::flows::run(&cli.global, args),
+        Command::Man(args) => commands::man::run(&cli.global, args),
         Command::Parse(args) => commands::parse::run(&cli.global, args),
         Command::Proxy(args) => commands::proxy::run(&cli.global, args),
         Command::Run(args) => commands::run::run(&cli.global, args),

@@ -2,7 +2,9 @@
 
 pub mod agent;
 pub mod chat;
+pub mod completions;
 pub mod flows;
+pub mod man;
 pub mod parse;
 pub mod proxy;
 pub mod run;
