@@ -3,63 +3,16 @@
 //! event stream resumed with `Last-Event-ID`, recovery of every flow after a kill -9, queued
 //! flows from `run --queue`, and a shutdown that gives the flows back.
 
+#[path = "support/serve.rs"]
+mod serve_process;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_taskflow");
-
-/// A serve process and its address; killed when dropped.
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    fn start(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
-        let mut command = Command::new(BIN);
-        command
-            .arg("--db")
-            .arg(db)
-            .args(["--owner", "alice", "serve", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .env_remove("TASKFLOW_OWNER")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let Some(url) = first.trim().strip_prefix("listening on ").map(str::to_owned) else {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!("serve did not start: {first:?} {}", String::from_utf8_lossy(&output.stderr))
-        };
-        Serve { url, child }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    /// SIGKILL, as a crash.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use serve_process::{BIN, Serve, folder};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -99,12 +52,6 @@ async fn wait_until(what: &str, mut ready: impl AsyncFnMut() -> bool) {
 async fn status_of(serve: &Serve, id: &str) -> String {
     let (_, body) = call(client().get(serve.url(&format!("/v1/flows/{id}")))).await;
     body["flow"]["status"].as_str().unwrap_or_default().to_owned()
-}
-
-fn folder() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("flows.db");
-    (dir, db)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,6 +104,7 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
         (json!({"name": "x"}), 400, "needs `spec`"),
         (json!({"id": "bad id", "name": "x", "spec": {"steps": []}}), 400, "not a flow id"),
         (json!({"name": "x", "sync_mode": "mirrored", "spec": {}}), 400, "managed flows"),
+        (json!({"name": "x", "spec": {"name": "y", "steps": []}}), 422, "differs from `name`"),
     ];
     for (body, expected, fragment) in cases {
         let (status, error) = call(http.post(serve.url("/v1/flows")).json(&body)).await;
@@ -202,6 +150,9 @@ async fn a_mirrored_flows_owner_reports_with_expected_revisions() {
         (json!(2), json!("build"))
     );
     let (status, stale) = call(report(json!({"expected_revision": 1, "status": "waiting"}))).await;
+    assert_eq!((status, stale["error"]["current_revision"].clone()), (409, json!(2)));
+    // A whole number is one however it is written.
+    let (status, stale) = call(report(json!({"expected_revision": 1.0}))).await;
     assert_eq!((status, stale["error"]["current_revision"].clone()), (409, json!(2)));
     let (status, refused) = call(report(json!({"status": "queued"}))).await;
     assert_eq!(status, 422);

@@ -11,7 +11,7 @@ use taskflow_store::{SyncMode, Timestamp, rules};
 
 use super::{Answer, blocking, flow_id};
 use crate::auth::Owner;
-use crate::bodies::{CancelDoc, CreateFlow, FlowEnvelope, ForkBody};
+use crate::bodies::{CancelDoc, CreateFlow, FlowEnvelope, ForkBody, NewFlowBody, whole};
 use crate::error::{ErrorBody, HttpError};
 use crate::state::AppState;
 
@@ -67,7 +67,8 @@ pub async fn resume(
 #[utoipa::path(post, path = "/v1/flows/{id}/fork", request_body = ForkBody, params(("id" = String, Path, description = "The flow's id")), responses(
     (status = 201, body = FlowEnvelope),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-    (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+    (status = 422, body = ErrorBody),
 ))]
 pub async fn fork(
     State(state): State<AppState>,
@@ -79,8 +80,7 @@ pub async fn fork(
     let Json(body) = body?;
     let handle = state.handle(&owner)?;
     let from = match body.from_step {
-        Value::Number(seq) => seq
-            .as_u64()
+        Value::Number(seq) => whole(&seq)
             .and_then(|seq| u32::try_from(seq).ok())
             .ok_or_else(|| HttpError::bad_request("`from_step` must be a step's seq or name"))?,
         Value::String(name) => {
@@ -106,8 +106,10 @@ pub async fn fork(
 /// A child flow under this one, refused as the store refuses it: a mirrored parent, an ended
 /// one and one with a cancel request take no children, and a managed parent's children are
 /// spawned by its own steps, which hold its lease.
-#[utoipa::path(post, path = "/v1/flows/{id}/children", request_body = CreateFlow, params(("id" = String, Path, description = "The parent flow's id")), responses(
-    (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+#[utoipa::path(post, path = "/v1/flows/{id}/children", request_body = NewFlowBody, params(("id" = String, Path, description = "The parent flow's id")), responses(
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+    (status = 422, body = ErrorBody),
 ))]
 pub async fn children(
     State(state): State<AppState>,

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use utoipa::IntoParams;
 
 use crate::auth::Owner;
+use crate::bodies::EventDoc;
 use crate::error::{ErrorBody, HttpError};
 use crate::feed;
 use crate::state::AppState;
@@ -28,19 +29,31 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// `GET /v1/events`'s filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Only this flow's events.
+    #[param(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
     pub flow: Option<String>,
     /// Events after this id (as `Last-Event-ID`, which wins when both are given).
     pub after: Option<u64>,
 }
 
+/// `GET /v1/events`'s header, described to the document (the handler reads it from the map).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct EventHeaders {
+    /// The id of the last event seen: the stream goes on after it.
+    #[param(rename = "Last-Event-ID", value_type = u64, required = false)]
+    pub last_event_id: Option<u64>,
+}
+
 /// The caller's changes as `text/event-stream`: one event per accepted change (`event: flow`:
 /// revision, status, current step, the fields changed; `event: step`: seq, name, status,
 /// attempt), each with its durable `id`.
-#[utoipa::path(get, path = "/v1/events", params(EventParams), responses(
-    (status = 200, description = "server-sent events", content_type = "text/event-stream", body = String),
+#[utoipa::path(get, path = "/v1/events", params(EventParams, EventHeaders), responses(
+    (status = 200, description = "server-sent events", content_type = "text/event-stream", body = EventDoc),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
 ))]
 pub async fn events(
@@ -56,15 +69,22 @@ pub async fn events(
         }
         None => None,
     };
-    let last_seen =
-        match headers.get("last-event-id") {
-            Some(value) => Some(
-                value.to_str().ok().and_then(|text| text.trim().parse::<u64>().ok()).ok_or_else(
-                    || HttpError::bad_request("`Last-Event-ID` must be an event's id"),
-                )?,
-            ),
-            None => params.after,
-        };
+    // Event ids are the feed's row ids: 64-bit signed, as the document's `int64` says.
+    let event_id = |id: &u64| i64::try_from(*id).is_ok();
+    if params.after.is_some_and(|after| !event_id(&after)) {
+        return Err(HttpError::bad_request("`after` must be an event's id"));
+    }
+    let last_seen = match headers.get("last-event-id") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .filter(event_id)
+                .ok_or_else(|| HttpError::bad_request("`Last-Event-ID` must be an event's id"))?,
+        ),
+        None => params.after,
+    };
     let after = match last_seen {
         Some(after) => after,
         None => feed::tail(state.taskflow()).await,

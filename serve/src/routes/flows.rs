@@ -5,7 +5,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use taskflow_api::{Submitted, create_or_continue, create_or_find_mirrored, documents};
 use taskflow_engine::FlowSpec;
 use taskflow_store::{FlowId, ListQuery, NewFlow, StatusFilter, Timestamp};
@@ -14,22 +14,27 @@ use utoipa::IntoParams;
 use super::{Answer, blocking, flow_id};
 use crate::auth::Owner;
 use crate::bodies::{
-    CreateFlow, FlowEnvelope, FlowListDoc, HistoryDoc, InspectionDoc, SyncModeBody,
+    CreateFlow, FlowEnvelope, FlowListDoc, HistoryDoc, InspectionDoc, NewFlowBody, SyncModeBody,
+    whole,
 };
 use crate::error::{ErrorBody, HttpError};
 use crate::state::AppState;
 
 /// `GET /v1/flows`'s filters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only flows with this status, or `stalled` (running flows that no live runner holds).
+    #[param(schema_with = crate::bodies::status_filter)]
     pub status: Option<String>,
     /// Only flows with this name.
     pub name: Option<String>,
-    /// At most this many flows (1 to 1000) [default: 50].
+    /// At most this many flows [default: 50].
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Where the previous page ended (its `next_cursor`).
+    #[param(pattern = "^-?[0-9]{1,18}:[A-Za-z0-9._:@-]{1,128}$")]
     pub cursor: Option<String>,
 }
 
@@ -79,7 +84,7 @@ fn parse_cursor(text: &str) -> Result<(Timestamp, FlowId), HttpError> {
 
 /// Submits a flow: a managed flow (its pipeline in `spec`), queued and run by serve, or a
 /// mirrored one the caller drives. The same id with the same body again finds the flow.
-#[utoipa::path(post, path = "/v1/flows", request_body = CreateFlow, responses(
+#[utoipa::path(post, path = "/v1/flows", request_body = NewFlowBody, responses(
     (status = 201, description = "created", body = FlowEnvelope),
     (status = 200, description = "the flow submitted earlier with this id and body", body = FlowEnvelope),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -162,16 +167,43 @@ fn pipeline(body: &CreateFlow) -> Result<FlowSpec, HttpError> {
             fields.insert("name".to_owned(), json!(body.name));
         }
         Some(Value::String(name)) if *name == body.name => {}
+        Some(Value::String(other)) => {
+            return Err(HttpError::refused(format!(
+                "`spec.name` ({other:?}) differs from `name` ({:?}); leave it out",
+                body.name
+            ))
+            .with("field", json!("spec.name")));
+        }
         Some(other) => {
             return Err(HttpError::bad_request(format!(
-                "`spec.name` ({other}) differs from `name` ({:?}); leave it out",
-                body.name
+                "spec.name: {other} is not a string; leave it out"
             )));
         }
     }
+    whole_numbers(fields);
     serde_path_to_error::deserialize(spec).map_err(|error| {
         HttpError::bad_request(format!("spec.{}: {}", error.path(), error.inner()))
     })
+}
+
+/// The pipeline's whole numbers written with a fraction (`2.0`) as integers, as the document's
+/// `integer` allows them.
+fn whole_numbers(spec: &mut Map<String, Value>) {
+    fn integer(value: Option<&mut Value>) {
+        if let Some(value @ Value::Number(_)) = value
+            && let Some(whole) = value.as_number().and_then(whole)
+        {
+            *value = json!(whole);
+        }
+    }
+    integer(spec.get_mut("concurrency"));
+    let Some(Value::Array(steps)) = spec.get_mut("steps") else { return };
+    for step in steps.iter_mut().filter_map(Value::as_object_mut) {
+        integer(step.get_mut("timeout"));
+        if let Some(Value::Object(retry)) = step.get_mut("retry") {
+            retry.values_mut().for_each(|value| integer(Some(value)));
+        }
+    }
 }
 
 /// A flow, its steps and its children.

@@ -22,6 +22,7 @@ use crate::state::AppState;
     (status = 200, body = FlowEnvelope),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 409, description = "`expected_revision` is stale", body = ErrorBody),
+    (status = 413, body = ErrorBody),
     (status = 422, description = "refused by the rules (an illegal transition, a managed flow)", body = ErrorBody),
 ))]
 pub async fn report(
