@@ -134,3 +134,121 @@ fn a_killed_run_is_shown_stalled_at_once_with_its_holder_and_the_fix() {
     let empty = stdout(&db, dir.path(), &["flows", "list", "--status", "stalled"]);
     assert!(empty.contains("no stalled flows"), "{empty}");
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts `size` of tmpfs at a new folder, or says why it cannot (mounting needs root).
+    fn mount(parent: &Path, size: &str) -> Result<SmallDisk, String> {
+        let path = parent.join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .map_err(|error| format!("`mount` cannot run: {error}"))?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).trim().to_owned());
+        }
+        Ok(SmallDisk { path })
+    }
+
+    fn grow(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "the disk cannot grow");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+/// Four steps of 150 KB outputs each, more than a 600 KB disk holds.
+fn big_outputs(dir: &Path) -> PathBuf {
+    let mut text = String::from("name = \"big outputs\"\n");
+    for (n, letter) in ["a", "b", "c", "d"].iter().enumerate() {
+        let needs = if n == 0 { String::new() } else { format!("needs = [\"s{n}\"]\n") };
+        text.push_str(&format!(
+            "\n[[steps]]\nid = \"s{}\"\naction = \"shell\"\n{needs}\
+             with = {{ command = \"head -c 150000 /dev/zero | tr '\\\\0' '{letter}'\" }}\n",
+            n + 1
+        ));
+    }
+    let path = dir.join("big.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_run_stopped_by_a_full_disk_says_so_records_it_and_resumes_once_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = match SmallDisk::mount(dir.path(), "600k") {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("SKIPPED: the full-disk test needs a small filesystem it can mount: {why}");
+            return;
+        }
+    };
+    let db = disk.path.join("flows.db");
+    let file = big_outputs(dir.path());
+    let run = taskflow(&db, dir.path())
+        .args(["run", file.to_str().unwrap(), "--id", "big"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.starts_with("error: the disk that holds the flow database"), "{stderr}");
+    assert!(stderr.contains("is full"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "hint: free space on the disk that holds it, then `taskflow flows resume big` \
+             continues from its last checkpoint"
+        ),
+        "{stderr}"
+    );
+
+    // The flow says what happened: blocked, the cause as its error, no lease held; the steps
+    // that were reported done are in the journal, whole.
+    let inspected = json(&db, dir.path(), &["flows", "inspect", "big"]);
+    let flow = &inspected["flow"];
+    assert_eq!(flow["status"], "blocked", "{flow}");
+    assert!(flow["error"].as_str().unwrap().contains("is full"), "{flow}");
+    assert_eq!(flow["lease"], Value::Null);
+    let done: Vec<(String, usize)> = inspected["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|step| step["status"] == "succeeded")
+        .map(|step| {
+            (step["name"].as_str().unwrap().to_owned(), step["output"].as_str().unwrap().len())
+        })
+        .collect();
+    assert!(!done.is_empty() && done.len() < 4, "{done:?}");
+    for (_, length) in &done {
+        assert_eq!(*length, 150_000, "a step reported done is whole");
+    }
+
+    disk.grow("8m");
+    let resumed = taskflow(&db, dir.path()).args(["flows", "resume", "big"]).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let finished = json(&db, dir.path(), &["flows", "inspect", "big"]);
+    assert_eq!(finished["flow"]["status"], "succeeded");
+    let steps = finished["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4);
+    for step in steps {
+        assert_eq!(step["output"].as_str().unwrap().len(), 150_000);
+        let before = done.iter().any(|(name, _)| step["name"] == name.as_str());
+        if before {
+            assert_eq!(step["attempt"], 1, "a step done before the fault is not run again");
+        }
+    }
+}

@@ -99,7 +99,11 @@ impl From<Error> for HttpError {
                 .with("from", json!(from.as_str()))
                 .with("to", json!(to.as_str())),
             Error::Storage(storage) => match storage.kind {
-                StorageErrorKind::Locked | StorageErrorKind::Unavailable => {
+                StorageErrorKind::Locked
+                | StorageErrorKind::Unavailable
+                | StorageErrorKind::Full
+                | StorageErrorKind::Io
+                | StorageErrorKind::ReadOnly => {
                     HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
                 }
                 _ => HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),

@@ -34,6 +34,7 @@ use store_access::StoreAccess;
 use taskflow_providers::{ProviderFactory, preset_providers};
 use taskflow_store::error::Error;
 use taskflow_store::handle::OwnerHandle;
+use taskflow_store::lease::Lease;
 use taskflow_store::model::{
     CancelOutcome, Flow, FlowId, NewFlow, ResumePlan, StepKind, StepOutcome,
 };
@@ -349,6 +350,11 @@ impl Engine {
         }
         .await;
         self.store.unwatch(&id);
+        if let Err(EngineError::Store(Error::Storage(storage))) = &outcome
+            && storage.kind.is_fault()
+        {
+            self.record_fault(&lease, storage.to_string()).await;
+        }
         outcome?;
         let ended = self.read_flow(&id).await?;
         if ended.status.is_terminal() || ended.lease.is_none() {
@@ -358,6 +364,21 @@ impl Engine {
         let mut released = self.store.call(move |handle| handle.release_lease(&lease)).await?;
         released.spec = None;
         Ok(released)
+    }
+
+    /// The storage failed under a run (a full disk, an I/O error, a read-only file): the run has
+    /// stopped scheduling; it tries once to leave the flow `blocked` with the cause as its error
+    /// and to give its lease back, so that every view says what happened and a resume after the
+    /// fix can start at once. Either write may fail the same way; then the flow stays as the
+    /// last checkpoint left it, and its dead holder shows it stalled.
+    async fn record_fault(&self, lease: &Lease, cause: String) {
+        let (blocking, releasing) = (lease.clone(), lease.clone());
+        let error = format!("stopped: {cause}");
+        let _ = self
+            .store
+            .call(move |handle| handle.set_status(&blocking, FlowStatus::Blocked, Some(error)))
+            .await;
+        let _ = self.store.call(move |handle| handle.release_lease(&releasing)).await;
     }
 
     /// Finishes the cancel of a child flow that a cancelled parent's step is waiting for. A
