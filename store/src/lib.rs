@@ -16,6 +16,8 @@ pub mod backend;
 pub mod durability;
 pub mod error;
 pub mod event;
+#[cfg(feature = "testkit")]
+pub mod faults;
 pub mod handle;
 pub mod id;
 pub mod lease;

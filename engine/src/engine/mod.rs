@@ -350,10 +350,16 @@ impl Engine {
         }
         .await;
         self.store.unwatch(&id);
-        if let Err(EngineError::Store(Error::Storage(storage))) = &outcome
-            && storage.kind.is_fault()
-        {
-            self.record_fault(&lease, storage.to_string()).await;
+        match &outcome {
+            Err(EngineError::Store(Error::Storage(storage))) if storage.kind.is_fault() => {
+                self.record_fault(&lease, storage.to_string()).await;
+            }
+            Err(_) => {
+                // Whatever stopped the run, no live runner is left on the flow: say so at once.
+                let lease = lease.clone();
+                let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
+            }
+            Ok(()) => {}
         }
         outcome?;
         let ended = self.read_flow(&id).await?;
