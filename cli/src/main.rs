@@ -38,6 +38,9 @@ pub enum Command {
     Chat(commands::chat::ChatArgs),
     /// Print the shell completion script for bash, zsh, fish, powershell or elvish
     Completions(commands::completions::CompletionsArgs),
+    /// Audit the flow database: flows whose records no longer tell the truth, the schema, the
+    /// file; --fix makes the safe repairs
+    Doctor(commands::doctor::DoctorArgs),
     /// List, inspect, show the history of, cancel, resume and fork flows
     Flows(commands::flows::FlowsArgs),
     /// Print the manual page, or write one page per command into a folder
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => commands::agent::run(&cli.global, args),
         Command::Chat(args) => commands::chat::run(&cli.global, args),
         Command::Completions(args) => commands::completions::run(args),
+        Command::Doctor(args) => commands::doctor::run(&cli.global, args),
         Command::Flows(args) => commands::flows::run(&cli.global, args),
         Command::Man(args) => commands::man::run(&cli.global, args),
         Command::Parse(args) => commands::parse::run(&cli.global, args),

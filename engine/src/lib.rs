@@ -20,8 +20,9 @@ pub use taskflow_tools::{
 
 pub use taskflow_store::{
     CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Error, ExpectedRevision,
-    FieldChange, Flow, FlowId, FlowStatus, FlowStore, FlowSummary, Inspection, Lease, LeaseHolder,
-    LeaseInfo, ListQuery, NewFlow, NewStep, OwnerHandle, Result, ResumePlan, Revision,
-    SpawnRefusal, Stall, StallReason, StateReport, StatusFilter, Step, StepKind, StepOutcome,
-    StepStatus, StorageError, StorageErrorKind, SyncMode, Takeover, TaskFlow, Timestamp,
+    FieldChange, Finding, FindingCode, Flow, FlowId, FlowStatus, FlowStore, FlowSummary,
+    Inspection, Lease, LeaseHolder, LeaseInfo, ListQuery, NewFlow, NewStep, OwnerHandle, Result,
+    ResumePlan, Revision, SpawnRefusal, Stall, StallReason, StateReport, StatusFilter, Step,
+    StepKind, StepOutcome, StepStatus, StorageError, StorageErrorKind, SyncMode, Takeover,
+    TaskFlow, Timestamp,
 };

@@ -45,6 +45,7 @@ use taskflow_store::{
 
 pub use location::{create_private, default_path, default_path_from};
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
+pub use schema::version_of as schema_version_of;
 pub use taskflow_store::Durability;
 
 use error::Sql;

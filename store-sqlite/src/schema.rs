@@ -173,6 +173,18 @@ pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Checks that the database at `path` is taskflow's and not newer than this build, puts it in
 /// WAL mode, then migrates it to [`CURRENT_VERSION`]. Nothing is written when the check fails.
 /// `busy_timeout` bounds the wait for other processes doing the same.
+/// The schema version of the taskflow database at `path`, read without writing anything (no
+/// migration, no journal mode change): what `taskflow doctor` compares with this build's.
+pub fn version_of(path: &Path) -> Result<i64> {
+    let sqlite = |error| from_sqlite(path, error);
+    let mut conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(sqlite)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(sqlite)?;
+    let version = check(&tx, path)?;
+    tx.commit().map_err(sqlite)?;
+    Ok(version)
+}
+
 pub fn prepare(conn: &mut Connection, path: &Path, busy_timeout: Duration) -> Result<()> {
     let sqlite = |error| from_sqlite(path, error);
     // The version, the owner mark and the tables are read in one read transaction, so they

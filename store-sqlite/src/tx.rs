@@ -368,6 +368,22 @@ impl StoreTx for Transaction<'_> {
         rows.collect::<rusqlite::Result<_>>().sql()
     }
 
+    fn integrity_problems(&self) -> Result<Vec<String>> {
+        let mut statement = self.prepare("PRAGMA quick_check").sql()?;
+        let lines: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()?;
+        // One problem per line, without the header naming the schema ("*** in database main").
+        Ok(lines
+            .iter()
+            .flat_map(|text| text.lines())
+            .filter(|line| *line != "ok" && !line.starts_with("*** "))
+            .map(str::to_owned)
+            .collect())
+    }
+
     fn steps(&self, id: &FlowId) -> Result<Vec<Step>> {
         static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let sql = SQL.get_or_init(|| {

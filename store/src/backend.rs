@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::audit::Finding;
 use crate::error::Result;
 use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
@@ -255,6 +256,22 @@ impl<B: Backend> FlowStore for B {
 
     fn prune_events(&self, before: Timestamp) -> Result<u64> {
         self.write(|tx, _| tx.prune_events(before))
+    }
+
+    fn audit(&self, owner: Option<&str>) -> Result<Vec<Finding>> {
+        self.read(|tx| semantics::audit(tx, owner, Timestamp::now()))
+    }
+
+    fn repair(&self, caller: Caller<'_>, finding: &Finding) -> Result<Option<String>> {
+        let owner = finding.owner.as_deref().unwrap_or(caller.owner);
+        if owner != caller.owner {
+            return Ok(None);
+        }
+        self.write(|tx, now| semantics::repair(tx, caller.actor, finding, now))
+    }
+
+    fn integrity_check(&self) -> Result<Vec<String>> {
+        self.read(|tx| tx.integrity_problems())
     }
 
     fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {

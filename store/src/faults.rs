@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::audit::Finding;
 use crate::error::{Error, Result, StorageError, StorageErrorKind};
 use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
@@ -286,5 +287,17 @@ impl FlowStore for FaultyStore {
 
     fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow> {
         self.write(|inner| inner.fork(caller, source, from_seq))
+    }
+
+    fn audit(&self, owner: Option<&str>) -> Result<Vec<Finding>> {
+        self.inner.audit(owner)
+    }
+
+    fn repair(&self, caller: Caller<'_>, finding: &Finding) -> Result<Option<String>> {
+        self.write(|inner| inner.repair(caller, finding))
+    }
+
+    fn integrity_check(&self) -> Result<Vec<String>> {
+        self.inner.integrity_check()
     }
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::Finding;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventQuery};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder};
@@ -289,6 +290,21 @@ impl OwnerHandle {
     /// Which of `ids` have a cancel request.
     pub fn cancel_requested(&self, ids: &[FlowId]) -> Result<Vec<FlowId>> {
         self.store.cancel_requested(&self.owner, ids)
+    }
+
+    /// What is wrong with this owner's unfinished flows (every owner's with `all_owners`).
+    pub fn audit(&self, all_owners: bool) -> Result<Vec<Finding>> {
+        self.store.audit((!all_owners).then_some(self.owner.as_str()))
+    }
+
+    /// Makes the safe repair of one of this owner's findings, as this handle's actor.
+    pub fn repair(&self, finding: &Finding) -> Result<Option<String>> {
+        self.store.repair(self.caller(), finding)
+    }
+
+    /// The database's own integrity check: the problems it reports.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.store.integrity_check()
     }
 
     /// Opens a failed flow again so that it can be resumed; see [`FlowStore::reopen`].

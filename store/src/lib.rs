@@ -12,6 +12,7 @@
 //! that trait and [`Backend`], and is a [`FlowStore`] from then on. The conformance kit
 //! (feature `testkit`) is every store test, run by each backend against itself.
 
+pub mod audit;
 pub mod backend;
 pub mod durability;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod testkit;
 pub mod time;
 pub mod tx;
 
+pub use audit::{Finding, FindingCode};
 pub use backend::Backend;
 pub use durability::Durability;
 pub use error::{Error, Result, SpawnRefusal, StorageError, StorageErrorKind};

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::audit::Finding;
 use crate::error::Result;
 use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
@@ -198,4 +199,15 @@ pub trait FlowStore: Send + Sync {
     /// A new `queued` flow with the source's name, goal and spec, and a copy of its succeeded
     /// steps before step `from_seq` (renumbered from 1). The source must have ended.
     fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow>;
+
+    /// What is wrong with the unfinished flows of `owner` (of every owner with `None`): see
+    /// [`crate::audit`]. Reading changes nothing.
+    fn audit(&self, owner: Option<&str>) -> Result<Vec<Finding>>;
+
+    /// Makes the safe repair of `finding` (judged again first) as the caller's actor; what was
+    /// done, or `None` when nothing was left to repair.
+    fn repair(&self, caller: Caller<'_>, finding: &Finding) -> Result<Option<String>>;
+
+    /// The database's own integrity check: the problems it reports (none when it is sound).
+    fn integrity_check(&self) -> Result<Vec<String>>;
 }

@@ -119,6 +119,9 @@ pub trait StoreTx {
     /// Flows newest first; with `owner`, only that owner's.
     fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>>;
 
+    /// The database's own integrity check (SQLite's `quick_check`): the problems it reports.
+    fn integrity_problems(&self) -> Result<Vec<String>>;
+
     /// Flow `id`'s steps in order.
     fn steps(&self, id: &FlowId) -> Result<Vec<Step>>;
 

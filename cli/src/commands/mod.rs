@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod chat;
 pub mod completions;
+pub mod doctor;
 pub mod flows;
 pub mod man;
 pub mod parse;

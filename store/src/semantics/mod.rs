@@ -5,6 +5,7 @@
 //! writes that makes an operation atomic (every check before the first write it guards) and
 //! the effects that reach other flows (a cancel down a tree, a child's end up to its parent).
 
+mod audit;
 mod checkpoint;
 mod commit;
 mod create;
@@ -13,6 +14,7 @@ mod stalled;
 mod steps;
 mod tree;
 
+pub use audit::{CANCEL_GRACE, audit, repair};
 pub use checkpoint::{CheckpointMemory, Forget, KnownFlow, apply_group, checkpoint};
 pub use commit::commit;
 pub use create::{create_flow, fork, reopen, spawn_child};

@@ -75,7 +75,12 @@ pub fn report<T: StoreTx + ?Sized>(
 /// Records a cancel request on `flow` and on its active descendants, then cancels each managed
 /// flow of the tree whose running work has settled (deepest first, so a cancelled child ends its
 /// parent's step before the parent is judged). Each flow is loaded before it is written.
-fn cancel_tree<T: StoreTx + ?Sized>(tx: &T, flow: Flow, actor: &str, now: Timestamp) -> Result<()> {
+pub(super) fn cancel_tree<T: StoreTx + ?Sized>(
+    tx: &T,
+    flow: Flow,
+    actor: &str,
+    now: Timestamp,
+) -> Result<()> {
     let mut after = flow.clone();
     after.cancel_requested_at = Some(now);
     let flow = commit(tx, &flow, after, Vec::new(), actor, now, None)?;
