@@ -7,6 +7,7 @@ mod drive;
 mod error;
 mod global;
 mod provider_args;
+mod prune;
 mod render;
 mod tools_file;
 mod watch;

@@ -21,8 +21,8 @@ pub use taskflow_tools::{
 pub use taskflow_store::{
     CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Error, ExpectedRevision,
     FieldChange, Finding, FindingCode, Flow, FlowId, FlowStatus, FlowStore, FlowSummary,
-    Inspection, Lease, LeaseHolder, LeaseInfo, ListQuery, NewFlow, NewStep, OwnerHandle, Result,
-    ResumePlan, Revision, SpawnRefusal, Stall, StallReason, StateReport, StatusFilter, Step,
-    StepKind, StepOutcome, StepStatus, StorageError, StorageErrorKind, SyncMode, Takeover,
-    TaskFlow, Timestamp,
+    Inspection, Lease, LeaseHolder, LeaseInfo, ListQuery, NewFlow, NewStep, OwnerHandle,
+    PruneBatch, PruneQuery, Result, ResumePlan, Revision, SpawnRefusal, Stall, StallReason,
+    StateReport, StatusFilter, Step, StepKind, StepOutcome, StepStatus, StorageError,
+    StorageErrorKind, SyncMode, Takeover, TaskFlow, Timestamp,
 };

@@ -310,6 +310,11 @@ impl Backend for SqliteStore {
         &self.inner.host
     }
 
+    fn compact(&self) -> Result<()> {
+        let conn = self.inner.lock();
+        conn.execute_batch("VACUUM").map_err(|error| error::from_sqlite(&self.inner.path, error))
+    }
+
     fn checkpoint(
         &self,
         caller: Caller<'_>,

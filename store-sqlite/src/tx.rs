@@ -9,7 +9,7 @@ use serde_json::Value;
 use taskflow_store::revision::{self, FieldSet};
 use taskflow_store::{
     ChildSummary, Event, EventQuery, FieldChange, Flow, FlowId, FlowStatus, FlowSummary, ListQuery,
-    NewEvent, Result, Revision, Step, StepStatus, StoreTx, Timestamp,
+    NewEvent, PruneQuery, Result, Revision, Step, StepStatus, StoreTx, Timestamp,
 };
 
 use crate::error::Sql;
@@ -382,6 +382,62 @@ impl StoreTx for Transaction<'_> {
             .filter(|line| *line != "ok" && !line.starts_with("*** "))
             .map(str::to_owned)
             .collect())
+    }
+
+    fn ended_roots(
+        &self,
+        owner: Option<&str>,
+        query: &PruneQuery,
+    ) -> Result<Vec<(Timestamp, FlowId)>> {
+        let (after_at, after_id) = match &query.after {
+            Some((at, id)) => (Some(at.as_millis()), Some(id.as_str())),
+            None => (None, None),
+        };
+        let mut statement = self
+            .prepare_cached(
+                "SELECT ended_at, id FROM flows WHERE parent_flow_id IS NULL \
+                 AND ended_at IS NOT NULL AND ended_at < ?1 \
+                 AND status IN ('succeeded', 'failed', 'cancelled', 'lost') \
+                 AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR status = ?3) \
+                 AND (?4 IS NULL OR (ended_at, id) > (?4, ?5)) \
+                 ORDER BY ended_at, id LIMIT ?6",
+            )
+            .sql()?;
+        let status = query.status.map(FlowStatus::as_str);
+        let rows = statement
+            .query_map(
+                params![
+                    query.ended_before.as_millis(),
+                    owner,
+                    status,
+                    after_at,
+                    after_id,
+                    i64::from(query.limit)
+                ],
+                |row| Ok((Timestamp::from_millis(row.get(0)?), parse_column(row, 1)?)),
+            )
+            .sql()?;
+        rows.collect::<rusqlite::Result<_>>().sql()
+    }
+
+    fn delete_journal(&self, id: &FlowId) -> Result<()> {
+        for sql in [
+            "DELETE FROM steps WHERE flow_id = ?1",
+            "DELETE FROM revisions WHERE flow_id = ?1",
+            "DELETE FROM flow_specs WHERE flow_id = ?1",
+        ] {
+            self.prepare_cached(sql).sql()?.execute([id.as_str()]).sql()?;
+        }
+        Ok(())
+    }
+
+    fn delete_flow(&self, id: &FlowId) -> Result<()> {
+        self.prepare_cached("DELETE FROM flows WHERE id = ?1")
+            .sql()?
+            .execute([id.as_str()])
+            .sql()?;
+        self.flow_written(id.clone());
+        Ok(())
     }
 
     fn steps(&self, id: &FlowId) -> Result<Vec<Step>> {

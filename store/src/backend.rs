@@ -15,6 +15,7 @@ use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
     FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
 };
+use crate::prune::{PruneBatch, PruneQuery};
 use crate::semantics::{self, Forget};
 use crate::status::FlowStatus;
 use crate::store::{Caller, FlowStore, Submission};
@@ -36,6 +37,9 @@ pub trait Backend: Send + Sync {
 
     /// This machine's host name, for judging whether a lease holder's process is gone.
     fn host(&self) -> &str;
+
+    /// Gives the space of removed rows back to the file system, outside any transaction.
+    fn compact(&self) -> Result<()>;
 
     /// Commits a runner's ops in one transaction ([`FlowStore::checkpoint`]). A backend that
     /// remembers what it committed of a flow overrides this and passes its memory to
@@ -272,6 +276,14 @@ impl<B: Backend> FlowStore for B {
 
     fn integrity_check(&self) -> Result<Vec<String>> {
         self.read(|tx| tx.integrity_problems())
+    }
+
+    fn prune(&self, owner: Option<&str>, query: &PruneQuery) -> Result<PruneBatch> {
+        self.write(|tx, _| semantics::prune(tx, owner, query))
+    }
+
+    fn compact(&self) -> Result<()> {
+        Backend::compact(self)
     }
 
     fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {

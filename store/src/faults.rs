@@ -18,6 +18,7 @@ use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
     FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
 };
+use crate::prune::{PruneBatch, PruneQuery};
 use crate::status::FlowStatus;
 use crate::store::{Answer, Caller, FlowStore, Submission};
 use crate::time::Timestamp;
@@ -299,5 +300,13 @@ impl FlowStore for FaultyStore {
 
     fn integrity_check(&self) -> Result<Vec<String>> {
         self.inner.integrity_check()
+    }
+
+    fn prune(&self, owner: Option<&str>, query: &PruneQuery) -> Result<PruneBatch> {
+        self.write(|inner| inner.prune(owner, query))
+    }
+
+    fn compact(&self) -> Result<()> {
+        self.inner.compact()
     }
 }

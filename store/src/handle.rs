@@ -15,6 +15,7 @@ use crate::model::{
     FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step,
     StepOutcome,
 };
+use crate::prune::{PruneBatch, PruneQuery};
 use crate::rules;
 use crate::status::FlowStatus;
 use crate::store::{Answer, Caller, FlowStore, Submission};
@@ -300,6 +301,16 @@ impl OwnerHandle {
     /// Makes the safe repair of one of this owner's findings, as this handle's actor.
     pub fn repair(&self, finding: &Finding) -> Result<Option<String>> {
         self.store.repair(self.caller(), finding)
+    }
+
+    /// Removes one batch of this owner's ended flows (every owner's with `query.all_owners`).
+    pub fn prune(&self, query: &PruneQuery) -> Result<PruneBatch> {
+        self.store.prune((!query.all_owners).then_some(self.owner.as_str()), query)
+    }
+
+    /// Gives the space of removed rows back to the file system.
+    pub fn compact(&self) -> Result<()> {
+        self.store.compact()
     }
 
     /// The database's own integrity check: the problems it reports.

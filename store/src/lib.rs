@@ -23,6 +23,7 @@ pub mod handle;
 pub mod id;
 pub mod lease;
 pub mod model;
+pub mod prune;
 pub mod revision;
 pub mod rules;
 pub mod semantics;
@@ -46,6 +47,7 @@ pub use model::{
     FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision,
     Stall, StallReason, StateReport, Step, StepKind, StepOutcome, StepReport, SyncMode,
 };
+pub use prune::{PruneBatch, PruneQuery};
 pub use status::{FlowStatus, StatusFilter, StepStatus};
 pub use store::{Answer, Caller, FlowStore, Submission};
 pub use time::Timestamp;

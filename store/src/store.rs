@@ -12,6 +12,7 @@ use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
     FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
 };
+use crate::prune::{PruneBatch, PruneQuery};
 use crate::status::FlowStatus;
 use crate::time::Timestamp;
 
@@ -210,4 +211,11 @@ pub trait FlowStore: Send + Sync {
 
     /// The database's own integrity check: the problems it reports (none when it is sound).
     fn integrity_check(&self) -> Result<Vec<String>>;
+
+    /// Removes one batch of ended flows with their journals (see [`crate::prune`]), in one
+    /// transaction; with `owner`, only that owner's.
+    fn prune(&self, owner: Option<&str>, query: &PruneQuery) -> Result<PruneBatch>;
+
+    /// Gives the space of removed rows back to the file system (SQLite's `VACUUM`).
+    fn compact(&self) -> Result<()>;
 }

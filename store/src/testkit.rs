@@ -21,9 +21,9 @@ use serde_json::json;
 
 use crate::{
     Change, CheckpointDone, CheckpointOp, Error, EventQuery, ExpectedRevision, Flow, FlowId,
-    FlowStatus, Lease, LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle, ResumePlan,
-    SpawnRefusal, Stall, StallReason, StateReport, Step, StepKind, StepOutcome, StepReport,
-    StepStatus, SyncMode, Takeover, TaskFlow, Timestamp,
+    FlowStatus, Lease, LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle, PruneQuery,
+    ResumePlan, SpawnRefusal, Stall, StallReason, StateReport, Step, StepKind, StepOutcome,
+    StepReport, StepStatus, SyncMode, Takeover, TaskFlow, Timestamp,
 };
 
 const TTL: Duration = Duration::from_secs(30);
@@ -1128,6 +1128,74 @@ pub fn a_flow_without_a_live_runner_is_stalled_with_why_and_looking_changes_noth
     assert_eq!(revisions_after, revisions_before, "reading a flow never changes it");
 }
 
+/// A managed flow run to `status` (no steps) by `handle`.
+fn ended(handle: &OwnerHandle, name: &str, status: FlowStatus) -> FlowId {
+    let (flow, lease) = running(handle, name);
+    handle.set_status(&lease, status, None).unwrap();
+    flow.id
+}
+
+pub fn prune_removes_ended_trees_in_batches_and_never_an_unfinished_flow(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let done = ended(&alice, "done", FlowStatus::Succeeded);
+    let failed = ended(&alice, "failed", FlowStatus::Failed);
+    // A parent that ended after its child: the two go together.
+    let (parent, parent_lease) = running(&alice, "parent");
+    let parent = parent.id;
+    let (_, child_lease) = running_child(&alice, &parent_lease, "child");
+    alice.set_status(&child_lease, FlowStatus::Succeeded, None).unwrap();
+    assert_eq!(alice.steps(&parent).unwrap()[0].status, StepStatus::Succeeded);
+    alice.set_status(&parent_lease, FlowStatus::Succeeded, None).unwrap();
+    let child = child_lease.flow_id.clone();
+    let (live, _live_lease) = running(&alice, "live");
+    let live = live.id;
+    let queued = alice.create(NewFlow::managed("queued")).unwrap().id;
+    let bobs = ended(&bob, "bob's", FlowStatus::Succeeded);
+    std::thread::sleep(Duration::from_millis(5));
+    let cutoff = Timestamp::now();
+    std::thread::sleep(Duration::from_millis(5));
+    let recent = ended(&alice, "recent", FlowStatus::Succeeded);
+
+    let gone = |id: &FlowId| matches!(alice.flow(id), Err(Error::NotFound { .. }));
+    let query = |status, limit| PruneQuery {
+        ended_before: cutoff,
+        status,
+        after: None,
+        limit,
+        all_owners: false,
+    };
+    // Only the failed ones first.
+    let batch = alice.prune(&query(Some(FlowStatus::Failed), 10)).unwrap();
+    assert_eq!((batch.removed, batch.next.clone()), (1, None));
+    assert!(gone(&failed) && !gone(&done));
+    assert!(matches!(alice.history(&failed), Err(Error::NotFound { .. })));
+
+    // The rest, one top-level flow per batch, until nothing is left.
+    let mut removed = 0;
+    let mut next = query(None, 1);
+    loop {
+        let batch = alice.prune(&next).unwrap();
+        removed += batch.removed;
+        match batch.next {
+            Some(after) => next.after = Some(after),
+            None => break,
+        }
+    }
+    assert_eq!(removed, 3, "done, and the parent with its child");
+    for id in [&done, &parent, &child] {
+        assert!(gone(id), "{id} is removed");
+    }
+    for id in [&live, &queued, &recent] {
+        assert!(!gone(id), "{id} is kept");
+    }
+    assert!(bob.flow(&bobs).is_ok(), "another owner's flows are kept");
+    let everyone = PruneQuery { all_owners: true, ..query(None, 10) };
+    assert_eq!(alice.prune(&everyone).unwrap().removed, 1);
+    assert!(matches!(bob.flow(&bobs), Err(Error::NotFound { .. })));
+}
+
 /// One `#[test]` per kit test, each run with the harness `$harness` (an expression that makes
 /// a [`Harness`]).
 #[macro_export]
@@ -1163,6 +1231,7 @@ macro_rules! conformance_tests {
             a_mirrored_flows_owner_reports_its_steps_by_name,
             flows_no_live_runner_holds_are_adoptable_for_every_owner,
             a_flow_without_a_live_runner_is_stalled_with_why_and_looking_changes_nothing,
+            prune_removes_ended_trees_in_batches_and_never_an_unfinished_flow,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {

@@ -18,6 +18,7 @@ use crate::event::{Event, EventQuery, NewEvent};
 use crate::model::{
     ChildSummary, FieldChange, Flow, FlowId, FlowSummary, ListQuery, Revision, Step,
 };
+use crate::prune::PruneQuery;
 use crate::revision::FieldSet;
 use crate::status::StepStatus;
 use crate::time::Timestamp;
@@ -121,6 +122,21 @@ pub trait StoreTx {
 
     /// The database's own integrity check (SQLite's `quick_check`): the problems it reports.
     fn integrity_problems(&self) -> Result<Vec<String>>;
+
+    /// Top-level flows (no parent) of `owner` (every owner's with `None`) that ended before
+    /// `query.ended_before` (with `query.status`, if given), after `query.after` in the order
+    /// (ended_at, id), at most `query.limit`, each with its end.
+    fn ended_roots(
+        &self,
+        owner: Option<&str>,
+        query: &PruneQuery,
+    ) -> Result<Vec<(Timestamp, FlowId)>>;
+
+    /// Deletes flow `id`'s steps, revisions and spec.
+    fn delete_journal(&self, id: &FlowId) -> Result<()>;
+
+    /// Deletes flow `id`'s row (its journal and its children gone first).
+    fn delete_flow(&self, id: &FlowId) -> Result<()>;
 
     /// Flow `id`'s steps in order.
     fn steps(&self, id: &FlowId) -> Result<Vec<Step>>;

@@ -64,6 +64,9 @@ pub enum FlowsCommand {
         #[command(flatten)]
         runner: RunnerArgs,
     },
+    /// Remove flows that ended long ago, with their journals and children, in batches; never a
+    /// flow that has not ended
+    Prune(crate::prune::PruneArgs),
     /// Show changes as they are committed: a table that redraws on a terminal, one JSON line
     /// per change when piped or with --json
     Watch {
@@ -107,6 +110,7 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
     match &args.command {
         FlowsCommand::Resume { id, runner } => return resume(global, id, runner),
         FlowsCommand::Fork { id, from_step, runner } => return fork(global, id, from_step, runner),
+        FlowsCommand::Prune(prune) => return crate::prune::run(global, prune),
         FlowsCommand::Watch { id, server, token_env, after } => {
             let flow = id.as_deref().map(flow_id).transpose()?;
             let watch =
@@ -152,9 +156,10 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
             render::cancel(&outcome, global.json);
             Ok(())
         }
-        FlowsCommand::Resume { .. } | FlowsCommand::Fork { .. } | FlowsCommand::Watch { .. } => {
-            Ok(())
-        }
+        FlowsCommand::Resume { .. }
+        | FlowsCommand::Fork { .. }
+        | FlowsCommand::Watch { .. }
+        | FlowsCommand::Prune(_) => Ok(()),
     }
 }
 

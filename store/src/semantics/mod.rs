@@ -10,6 +10,7 @@ mod checkpoint;
 mod commit;
 mod create;
 mod leases;
+mod prune;
 mod stalled;
 mod steps;
 mod tree;
@@ -19,6 +20,7 @@ pub use checkpoint::{CheckpointMemory, Forget, KnownFlow, apply_group, checkpoin
 pub use commit::commit;
 pub use create::{create_flow, fork, reopen, spawn_child};
 pub use leases::{acquire_lease, acquire_leases, adoptable, check_ttl, release_lease};
+pub use prune::prune;
 pub use stalled::list_stalled;
 pub use tree::{report, request_cancel};
 
