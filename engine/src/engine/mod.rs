@@ -15,6 +15,7 @@ mod children;
 mod progress;
 mod runner;
 pub(crate) mod store_access;
+mod turn_input;
 
 use std::sync::Arc;
 use std::time::Duration;
