@@ -304,10 +304,10 @@ fn a_corrupt_unreadable_or_newer_database_fails_without_changes() {
 
     let db = database();
     let conn = rusqlite::Connection::open(&db.path).unwrap();
-    conn.pragma_update(None, "user_version", 7).unwrap();
+    conn.pragma_update(None, "user_version", 1000).unwrap();
     drop(conn);
     let stderr =
-        fails(&db.path, &["flows", "list"], "has schema version 7, newer than this taskflow");
+        fails(&db.path, &["flows", "list"], "has schema version 1000, newer than this taskflow");
     assert!(stderr.contains("hint: "), "{stderr}");
     fails(&db.path, &["flows", "cancel", &db.digest.to_string()], "newer than this taskflow");
 }
@@ -339,4 +339,35 @@ fn an_unknown_status_is_a_usage_error() {
     let output = taskflow(&db.path).args(["flows", "list", "--status", "done"]).assert().code(2);
     let stderr = String::from_utf8_lossy(&output.get_output().stderr).into_owned();
     assert!(stderr.contains("unknown flow status `done`"), "{stderr}");
+}
+
+#[test]
+fn prune_removes_ended_flows_with_their_journals_and_never_an_unfinished_one() {
+    let db = database();
+    let kept_for_now = json_out(&["flows", "prune", "--ended-before", "1h"], &db.path);
+    assert_eq!(kept_for_now["removed"], 0, "nothing ended an hour ago");
+
+    std::thread::sleep(Duration::from_millis(20));
+    let pruned = json_out(&["flows", "prune", "--ended-before", "10ms", "--vacuum"], &db.path);
+    assert_eq!(pruned["removed"], 1, "{pruned}");
+    assert_eq!(pruned["vacuumed"], true);
+    let ids: Vec<String> = json_out(&["flows", "list"], &db.path)["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|flow| flow["id"].as_str().unwrap().to_owned())
+        .collect();
+    let expected = [&db.queued, &db.child, &db.digest].map(ToString::to_string);
+    assert_eq!(ids, expected, "the ended `deploy` went; running, queued and children stay");
+    fails(&db.path, &["flows", "history", &db.deploy.to_string()], "no flow");
+    let everyone = json_out(&["flows", "list", "--all-owners"], &db.path);
+    assert!(everyone["flows"].as_array().unwrap().iter().any(|f| f["id"] == db.secret.to_string()));
+
+    let running = ["flows", "prune", "--ended-before", "1d", "--status", "running"];
+    let output = taskflow(&db.path).args(running).assert().code(2);
+    let stderr = String::from_utf8_lossy(&output.get_output().stderr).into_owned();
+    assert!(stderr.contains("only ended flows are removed"), "{stderr}");
+    let output = taskflow(&db.path).args(["flows", "prune", "--ended-before", "3 weeks"]).assert();
+    let stderr = String::from_utf8_lossy(&output.code(2).get_output().stderr).into_owned();
+    assert!(stderr.contains("unknown unit"), "{stderr}");
 }

@@ -10,6 +10,9 @@
 //! max_turns = 30
 //! allow_commands = ["ls", "cargo"]
 //!
+//! [serve.tokens]
+//! ci = { owner = "ci", token_env = "TASKFLOW_CI_TOKEN" }
+//!
 //! [providers.local]
 //! preset = "vllm"
 //! base_url = "http://127.0.0.1:8000/v1"
@@ -32,6 +35,9 @@ pub struct Config {
     pub defaults: Defaults,
     #[serde(default)]
     pub providers: BTreeMap<String, NamedProvider>,
+    /// `taskflow serve`'s settings.
+    #[serde(default)]
+    pub serve: crate::tokens::ServeSection,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -211,5 +217,40 @@ api_key = "sk-from-file"
         let error = Config::read(&path).unwrap_err().to_string();
         assert!(error.contains("config.toml:3:1"), "{error}");
         assert!(error.contains("unknown field `modle`"), "{error}");
+    }
+
+    #[test]
+    fn tokens_come_from_files_or_variables_and_are_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bob.token");
+        std::fs::write(&file, "bob-secret-from-a-file\nignored\n").unwrap();
+        let text = format!(
+            "[serve.tokens]\nbob = {{ owner = \"bob\", token_file = {:?} }}\n",
+            file.display().to_string()
+        );
+        let tokens = config(&text).serve.tokens().unwrap();
+        assert_eq!(
+            (tokens[0].owner.as_str(), tokens[0].secret()),
+            ("bob", "bob-secret-from-a-file")
+        );
+        assert!(!format!("{tokens:?}").contains("secret-from"), "{tokens:?}");
+
+        let missing =
+            "[serve.tokens]\nci = { owner = \"ci\", token_env = \"TASKFLOW_TEST_NO_SUCH_VAR\" }";
+        let error = config(missing).serve.tokens().unwrap_err().to_string();
+        assert!(error.contains("ci") && error.contains("TASKFLOW_TEST_NO_SUCH_VAR"), "{error}");
+        let short = dir.path().join("short");
+        std::fs::write(&short, "abc").unwrap();
+        let text = format!(
+            "[serve.tokens]\nx = {{ owner = \"x\", token_file = {:?} }}",
+            short.display().to_string()
+        );
+        assert!(config(&text).serve.tokens().unwrap_err().to_string().contains("shorter"));
+        let neither = "[serve.tokens]\nx = { owner = \"x\" }";
+        assert!(config(neither).serve.tokens().is_err());
+        assert!(
+            toml::from_str::<Config>("[serve.tokens]\nx = { owner = \"x\", token = \"s\" }")
+                .is_err()
+        );
     }
 }

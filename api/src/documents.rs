@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 use taskflow_store::{
-    CancelOutcome, Flow, FlowSummary, Inspection, Revision, Step, StepStatus, Timestamp,
+    CancelOutcome, Flow, FlowSummary, Inspection, Revision, Stall, Step, StepStatus, Timestamp,
 };
 
 /// `{"flows": [...]}`, newest first.
@@ -14,6 +14,7 @@ pub fn flows_list(flows: &[FlowSummary], now: Timestamp) -> Value {
 
 /// One row of `flows list`.
 pub fn summary(flow: &FlowSummary, now: Timestamp) -> Value {
+    let stall = flow.stall(now);
     json!({
         "id": flow.id,
         "name": flow.name,
@@ -26,7 +27,8 @@ pub fn summary(flow: &FlowSummary, now: Timestamp) -> Value {
         "created_at": flow.created_at,
         "updated_at": flow.updated_at,
         "cancel_requested_at": flow.cancel_requested_at,
-        "stalled": flow.is_stalled(now),
+        "stalled": stall.is_some(),
+        "stall": stall.as_ref().map(stall_document),
     })
 }
 
@@ -47,6 +49,7 @@ pub fn inspection(inspection: &Inspection, now: Timestamp) -> Value {
 /// has not read it).
 pub fn flow(flow: &Flow, steps: &[Step], now: Timestamp) -> Value {
     let (done, total) = step_counts(steps);
+    let stall = flow.stall(now);
     json!({
         "id": flow.id,
         "name": flow.name,
@@ -72,7 +75,18 @@ pub fn flow(flow: &Flow, steps: &[Step], now: Timestamp) -> Value {
             "holder": lease.holder.to_string(),
             "expires_at": lease.expires_at,
         })),
-        "stalled": flow.is_stalled(now),
+        "stalled": stall.is_some(),
+        "stall": stall.as_ref().map(stall_document),
+    })
+}
+
+/// Why a running flow has no live runner: `{"reason", "holder", "since"}` (`reason` one of
+/// `holder_gone`, `lease_expired`, `no_lease`; `since` the lease's expiry when it expired).
+pub fn stall_document(stall: &Stall) -> Value {
+    json!({
+        "reason": stall.reason.as_str(),
+        "holder": stall.holder.as_ref().map(ToString::to_string),
+        "since": stall.since,
     })
 }
 

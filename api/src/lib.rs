@@ -13,10 +13,12 @@ pub mod error;
 pub mod owner;
 pub mod providers;
 pub mod submit;
+pub mod tokens;
 
 pub use config::Config;
 pub use error::{ApiError, Result};
 pub use owner::resolve_owner;
 pub use providers::{ProviderSettings, override_model_steps};
-pub use submit::{Submitted, create_or_continue};
+pub use submit::{Submitted, create_or_continue, create_or_find_mirrored};
 pub use taskflow_store::Durability;
+pub use tokens::ServeToken;

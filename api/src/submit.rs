@@ -3,9 +3,9 @@
 //! submission can be repeated safely. The same id with another spec is refused, naming the
 //! first difference, never silently reused.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use taskflow_engine::{Engine, FlowSpec};
-use taskflow_store::{Error, Flow, FlowId};
+use taskflow_store::{Error, Flow, FlowId, NewFlow, OwnerHandle};
 
 use crate::error::{ApiError, Result};
 
@@ -48,6 +48,43 @@ pub async fn create_or_continue(
             None => Err(Error::IdTaken { id: id.to_string() }.into()),
         },
         Err(error) => Err(error),
+    }
+}
+
+/// Creates a mirrored flow, or finds the one created earlier under the same id with the same
+/// name and controller (what a mirrored flow is created with and keeps); another name or
+/// controller under that id is refused.
+pub fn create_or_find_mirrored(handle: &OwnerHandle, new: NewFlow) -> Result<Submitted> {
+    let Some(id) = new.id.clone() else {
+        return Ok(Submitted::Created(handle.create(new)?));
+    };
+    let found = |flow: Flow| -> Result<Submitted> {
+        let (want, have) = (
+            json!({"sync_mode": new.sync_mode.as_str(), "name": new.name, "controller": new.controller}),
+            json!({"sync_mode": flow.sync_mode.as_str(), "name": flow.name, "controller": flow.controller}),
+        );
+        if want == have {
+            Ok(Submitted::Existing(flow))
+        } else {
+            Err(ApiError::IdTaken {
+                id: id.to_string(),
+                difference: difference(Some(&have), &want),
+            })
+        }
+    };
+    match handle.flow(&id) {
+        Ok(flow) => return found(flow),
+        Err(Error::NotFound { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    match handle.create(new.clone()) {
+        Ok(flow) => Ok(Submitted::Created(flow)),
+        Err(Error::IdTaken { .. }) => match handle.flow(&id) {
+            Ok(flow) => found(flow),
+            Err(Error::NotFound { .. }) => Err(Error::IdTaken { id: id.to_string() }.into()),
+            Err(error) => Err(error.into()),
+        },
+        Err(error) => Err(error.into()),
     }
 }
 

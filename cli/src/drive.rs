@@ -89,8 +89,31 @@ pub(crate) async fn drive(engine: &Engine, id: FlowId, json: bool) -> CliResult 
         }
     };
     display.finish();
-    let flow = result.map_err(engine_error)?;
+    let flow = result.map_err(|error| run_error(error, &id))?;
     report(engine, &flow, json)
+}
+
+/// A run that stopped on an error. When the storage failed under it (a full disk, an I/O error,
+/// a file made read-only), the hint names the fix and the flow to resume after it.
+fn run_error(error: EngineError, id: &FlowId) -> CliError {
+    let fault = match &error {
+        EngineError::Store(taskflow_engine::Error::Storage(storage)) if storage.kind.is_fault() => {
+            Some(storage.kind)
+        }
+        _ => None,
+    };
+    let cli = engine_error(error);
+    let fix = match fault {
+        Some(taskflow_engine::StorageErrorKind::Full) => "free space on the disk that holds it",
+        Some(taskflow_engine::StorageErrorKind::ReadOnly) => {
+            "make the database writable again (or put it back)"
+        }
+        Some(_) => "check the disk that holds it (the system log names the device)",
+        None => return cli,
+    };
+    cli.with_hint(format!(
+        "{fix}, then `taskflow flows resume {id}` continues from its last checkpoint"
+    ))
 }
 
 /// Prints the flow (one line, or the `flows inspect --json` document) and turns its end into

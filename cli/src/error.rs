@@ -78,6 +78,18 @@ impl From<taskflow_engine::Error> for CliError {
                 StorageErrorKind::Unavailable => {
                     Some("check the path given by --db (or TASKFLOW_DB) and its permissions")
                 }
+                StorageErrorKind::Full => Some(
+                    "free space on the disk that holds it; a run it stopped continues with \
+                     `taskflow flows resume ID`",
+                ),
+                StorageErrorKind::Io => Some(
+                    "check the disk that holds it (the system log names the device); a run it \
+                     stopped continues with `taskflow flows resume ID`",
+                ),
+                StorageErrorKind::ReadOnly => Some(
+                    "make the file writable again (or put it back where it was); a run it stopped \
+                     continues with `taskflow flows resume ID`",
+                ),
                 StorageErrorKind::Conflict | StorageErrorKind::Other => None,
             },
             Error::Io { .. } => {

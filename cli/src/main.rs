@@ -7,8 +7,10 @@ mod drive;
 mod error;
 mod global;
 mod provider_args;
+mod prune;
 mod render;
 mod tools_file;
+mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -20,7 +22,7 @@ use crate::global::GlobalArgs;
 
 /// Durable LLM agent runs and pipelines.
 #[derive(Debug, Parser)]
-#[command(name = "taskflow", version, about, long_about = None)]
+#[command(name = "taskflow", version = env!("TASKFLOW_VERSION"), long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -35,12 +37,24 @@ pub enum Command {
     Agent(commands::agent::AgentArgs),
     /// Send one request to a model and show the reply and any tool calls (not run)
     Chat(commands::chat::ChatArgs),
+    /// Print the shell completion script for bash, zsh, fish, powershell or elvish
+    Completions(commands::completions::CompletionsArgs),
+    /// Audit the flow database: flows whose records no longer tell the truth, the schema, the
+    /// file; --fix makes the safe repairs
+    Doctor(commands::doctor::DoctorArgs),
     /// List, inspect, show the history of, cancel, resume and fork flows
     Flows(commands::flows::FlowsArgs),
+    /// Print the manual page, or write one page per command into a folder
+    Man(commands::man::ManArgs),
     /// Turn tagged tool-call text (stdin by default) into the normalized message, as JSON
     Parse(commands::parse::ParseArgs),
+    /// Serve an OpenAI-compatible endpoint in front of a model server that turns tool calls
+    /// written as tagged text into structured ones
+    Proxy(commands::proxy::ProxyArgs),
     /// Run a pipeline file as a durable flow: show progress, print the flow id and its end
     Run(commands::run::RunArgs),
+    /// The local gateway: an HTTP API for flows, live events, recovery of every flow
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,9 +62,14 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Agent(args) => commands::agent::run(&cli.global, args),
         Command::Chat(args) => commands::chat::run(&cli.global, args),
+        Command::Completions(args) => commands::completions::run(args),
+        Command::Doctor(args) => commands::doctor::run(&cli.global, args),
         Command::Flows(args) => commands::flows::run(&cli.global, args),
+        Command::Man(args) => commands::man::run(&cli.global, args),
         Command::Parse(args) => commands::parse::run(&cli.global, args),
+        Command::Proxy(args) => commands::proxy::run(&cli.global, args),
         Command::Run(args) => commands::run::run(&cli.global, args),
+        Command::Serve(args) => commands::serve::run(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

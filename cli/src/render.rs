@@ -5,7 +5,8 @@ use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets};
 use serde_json::Value;
 use taskflow_api::documents;
 use taskflow_engine::{
-    CancelOutcome, FlowStatus, FlowSummary, Inspection, Revision, SyncMode, Timestamp,
+    CancelOutcome, FlowStatus, FlowSummary, Inspection, Revision, Stall, StallReason, StatusFilter,
+    SyncMode, Timestamp,
 };
 
 /// `flows list`: a table of flows, or a line saying there are none.
@@ -30,7 +31,7 @@ pub fn flows(flows: &[FlowSummary], owner: &str, filter: &ListFilter, json: bool
         let mut row = vec![
             flow.id.to_string(),
             flow.name.clone(),
-            status_text(flow.status, flow.is_stalled(now), flow.cancel_requested_at),
+            status_text(flow.status, flow.stall(now).as_ref(), flow.cancel_requested_at),
             flow.revision.to_string(),
             format!("{}/{}", flow.steps_done, flow.steps_total),
             age(flow.created_at, now),
@@ -45,7 +46,7 @@ pub fn flows(flows: &[FlowSummary], owner: &str, filter: &ListFilter, json: bool
 
 /// What a list was asked for, to say so when it is empty.
 pub struct ListFilter {
-    pub status: Option<FlowStatus>,
+    pub status: Option<StatusFilter>,
     pub all_owners: bool,
 }
 
@@ -58,6 +59,7 @@ pub fn inspection(inspection: &Inspection, json: bool) {
         return;
     }
     let (done, total) = documents::step_counts(steps);
+    let stall = flow.stall(now);
     let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
     let when =
         |at: Option<Timestamp>| optional(at.map(|at| format!("{at} ({} ago)", age(at, now))));
@@ -65,7 +67,7 @@ pub fn inspection(inspection: &Inspection, json: bool) {
         ("flow", flow.id.to_string()),
         ("name", flow.name.clone()),
         ("owner", flow.owner.clone()),
-        ("status", status_text(flow.status, flow.is_stalled(now), flow.cancel_requested_at)),
+        ("status", status_text(flow.status, stall.as_ref(), flow.cancel_requested_at)),
         ("sync mode", flow.sync_mode.to_string()),
         ("revision", flow.revision.to_string()),
         ("steps", format!("{done}/{total} done")),
@@ -91,6 +93,9 @@ pub fn inspection(inspection: &Inspection, json: bool) {
     }
     if let Some(wait) = &flow.wait {
         fields.push(("waiting for", wait.to_string()));
+    }
+    if let Some(stall) = &stall {
+        fields.insert(4, ("stalled", stall_text(stall, now, &flow.id.to_string())));
     }
     let width = fields.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     for (label, value) in fields {
@@ -178,14 +183,31 @@ pub fn cancel(outcome: &CancelOutcome, json: bool) {
     }
 }
 
-fn status_text(status: FlowStatus, stalled: bool, cancel: Option<Timestamp>) -> String {
-    if stalled {
+fn status_text(status: FlowStatus, stall: Option<&Stall>, cancel: Option<Timestamp>) -> String {
+    if stall.is_some() {
         format!("{status} (stalled)")
     } else if cancel.is_some() && !status.is_terminal() {
         format!("{status} (cancelling)")
     } else {
         status.to_string()
     }
+}
+
+/// Why the flow is stalled, and what to do: `holder host:4242 is gone; taskflow flows resume ID
+/// continues it`.
+fn stall_text(stall: &Stall, now: Timestamp, id: &str) -> String {
+    let holder = stall.holder.as_ref().map_or_else(|| "-".to_owned(), ToString::to_string);
+    let why = match stall.reason {
+        StallReason::HolderGone => format!("its runner {holder} is gone"),
+        StallReason::LeaseExpired => match stall.since {
+            Some(since) => {
+                format!("the lease of {holder} expired at {since} ({} ago)", age(since, now))
+            }
+            None => format!("the lease of {holder} expired"),
+        },
+        StallReason::NoLease => "no runner holds it".to_owned(),
+    };
+    format!("{why}; `taskflow flows resume {id}` continues it")
 }
 
 fn value_text(value: &Value) -> String {

@@ -11,7 +11,7 @@ pub mod agent;
 pub mod engine;
 pub mod pipeline;
 
-pub use engine::{Engine, EngineError, EngineOptions, Progress, ProgressSink};
+pub use engine::{Engine, EngineError, EngineOptions, Progress, ProgressSink, RunControl};
 pub use pipeline::{FlowSpec, Plan, RetryPolicy, StepSpec};
 pub use taskflow_tools as tools;
 pub use taskflow_tools::{
@@ -20,8 +20,9 @@ pub use taskflow_tools::{
 
 pub use taskflow_store::{
     CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Error, ExpectedRevision,
-    FieldChange, Flow, FlowId, FlowStatus, FlowStore, FlowSummary, Inspection, Lease, LeaseHolder,
-    LeaseInfo, ListQuery, NewFlow, NewStep, OwnerHandle, Result, ResumePlan, Revision,
-    SpawnRefusal, StateReport, Step, StepKind, StepOutcome, StepStatus, StorageError,
+    FieldChange, Finding, FindingCode, Flow, FlowId, FlowStatus, FlowStore, FlowSummary,
+    Inspection, Lease, LeaseHolder, LeaseInfo, ListQuery, NewFlow, NewStep, OwnerHandle,
+    PruneBatch, PruneQuery, Result, ResumePlan, Revision, SpawnRefusal, Stall, StallReason,
+    StateReport, StatusFilter, Step, StepKind, StepOutcome, StepStatus, StorageError,
     StorageErrorKind, SyncMode, Takeover, TaskFlow, Timestamp,
 };

@@ -4,10 +4,11 @@
 //! cancel.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde_json::Value;
 use taskflow_engine::agent::{AgentSpec, ProviderChoice, ProviderFactory};
 use taskflow_engine::{Actions, Engine, EngineOptions, Flow, FlowStatus, StepKind, StepStatus};
 use taskflow_providers::{
@@ -19,12 +20,26 @@ fn example(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/agent").join(path)
 }
 
-/// A provider that counts the requests it gets, then answers from a replay script (or never,
-/// when it has none).
+/// Leases short enough that a test can wait for one to expire.
+const LEASE_TTL: Duration = Duration::from_millis(500);
+
+/// A provider that counts the requests it gets and keeps each as the JSON it was, then answers
+/// from a replay script (or never, when it has none, or from turn `hang_at` on).
 #[derive(Debug)]
 struct Counting {
     inner: Option<ReplayProvider>,
     requests: Arc<AtomicUsize>,
+    sent: Arc<Mutex<Vec<String>>>,
+    hang_at: Option<usize>,
+}
+
+impl Counting {
+    /// Counts and keeps `request`; whether to answer it.
+    fn take(&self, request: &ChatRequest) -> bool {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.sent.lock().unwrap().push(serde_json::to_string(request).unwrap());
+        self.hang_at.is_none_or(|turn| request.assistant_turns() + 1 < turn)
+    }
 }
 
 #[async_trait::async_trait]
@@ -34,43 +49,70 @@ impl Provider for Counting {
     }
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        match &self.inner {
-            Some(inner) => inner.complete(request).await,
-            None => std::future::pending().await,
+        match (&self.inner, self.take(request)) {
+            (Some(inner), true) => inner.complete(request).await,
+            _ => std::future::pending().await,
         }
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        match &self.inner {
-            Some(inner) => inner.stream(request).await,
-            None => std::future::pending().await,
+        match (&self.inner, self.take(request)) {
+            (Some(inner), true) => inner.stream(request).await,
+            _ => std::future::pending().await,
         }
     }
 }
 
 struct Bench {
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     engine: Engine,
     requests: Arc<AtomicUsize>,
+    sent: Arc<Mutex<Vec<String>>>,
+}
+
+impl Bench {
+    /// The requests sent, as JSON, oldest first.
+    fn sent(&self) -> Vec<String> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// The messages of the last request sent.
+    fn last_messages(&self) -> Vec<Value> {
+        let last: Value = serde_json::from_str(self.sent().last().unwrap()).unwrap();
+        last["messages"].as_array().unwrap().clone()
+    }
 }
 
 fn bench(script: Option<&str>) -> Bench {
     let dir = tempfile::tempdir().unwrap();
+    let mut bench = bench_at(dir.path(), script, None);
+    bench._dir = Some(dir);
+    bench
+}
+
+/// A bench on the database in `dir`, whose provider hangs from turn `hang_at` on.
+fn bench_at(dir: &Path, script: Option<&str>, hang_at: Option<usize>) -> Bench {
     let requests = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(Mutex::new(Vec::new()));
     let inner = script
         .map(|text| ReplayProvider::new(ReplayScript::parse(text, "script").unwrap(), "script"));
-    let provider: Arc<dyn Provider> = Arc::new(Counting { inner, requests: Arc::clone(&requests) });
+    let provider: Arc<dyn Provider> = Arc::new(Counting {
+        inner,
+        requests: Arc::clone(&requests),
+        sent: Arc::clone(&sent),
+        hang_at,
+    });
     let factory: ProviderFactory =
         Arc::new(move |_choice: &ProviderChoice| Ok(Arc::clone(&provider)));
-    let store =
-        taskflow_store_sqlite::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
-    let options =
-        EngineOptions { cancel_poll: Duration::from_millis(50), ..EngineOptions::default() };
+    let store = taskflow_store_sqlite::open(dir.join("flows.db"), &OpenOptions::default()).unwrap();
+    let options = EngineOptions {
+        cancel_poll: Duration::from_millis(50),
+        lease_ttl: LEASE_TTL,
+        ..EngineOptions::default()
+    };
     let engine = Engine::new(store.bind("alice").unwrap(), Actions::builtin(), options)
         .with_providers(factory);
-    Bench { _dir: dir, engine, requests }
+    Bench { _dir: None, engine, requests, sent }
 }
 
 fn spec(max_turns: u32) -> AgentSpec {
@@ -131,10 +173,8 @@ async fn every_turn_and_tool_call_is_a_step() {
     assert_eq!(readme["is_error"], false);
     assert!(readme["content"].as_str().unwrap().starts_with("# Lighthouse"));
     // The last request carried the whole conversation, tool results paired with Kimi's ids.
-    let last_request = &steps[5].input.as_ref().unwrap()["request"]["messages"];
+    let last_request = bench.last_messages();
     let tool_ids: Vec<&str> = last_request
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|message| message["role"] == "tool")
         .map(|message| message["tool_call_id"].as_str().unwrap())
@@ -160,6 +200,37 @@ async fn a_resume_sends_no_checkpointed_request_again() {
     let names: Vec<String> =
         journal(&bench, &resumed).await.into_iter().map(|(name, ..)| name).collect();
     assert_eq!(names.len(), 6, "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_in_flight_is_asked_again_exactly_as_before_from_a_journal_without_its_copy() {
+    let script = std::fs::read_to_string(example("kimi-turns.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The third turn never comes back: the run is dropped there, its step left running.
+    let first = bench_at(dir.path(), Some(&script), Some(3));
+    let flow = first.engine.create_agent(&spec(10), None).await.unwrap();
+    let (engine, id) = (first.engine.clone(), flow.id.clone());
+    let run = tokio::spawn(async move { engine.run(&id).await });
+    while first.requests.load(Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    let asked = first.sent();
+    let steps = first.engine.handle().steps(&flow.id).unwrap();
+    let third = steps.last().unwrap();
+    assert_eq!((third.name.as_str(), third.status), ("llm 3", StepStatus::Running));
+    let input = third.input.as_ref().unwrap();
+    assert!(input.get("request").is_none(), "the journal holds no copy of the conversation");
+    assert_eq!(input["messages"], 6, "{input}");
+
+    // Another runner takes over once the lease expires and asks the third turn again: the
+    // request rebuilt from the journal is the one sent before, byte for byte.
+    tokio::time::sleep(LEASE_TTL + Duration::from_millis(100)).await;
+    let second = bench_at(dir.path(), Some(&script), None);
+    let done = second.engine.run(&flow.id).await.unwrap();
+    assert_eq!(done.status, FlowStatus::Succeeded, "{:?}", done.error);
+    assert_eq!(second.sent(), [asked[2].clone()]);
 }
 
 #[tokio::test]
@@ -195,8 +266,8 @@ content = "I could not read anything."
         assert!(content.contains(expected), "{content:?} lacks {expected:?}");
     }
     // The model saw every one of them as a tool result.
-    let request = &steps.last().unwrap().input.as_ref().unwrap()["request"]["messages"];
-    let tool_messages = request.as_array().unwrap().iter().filter(|m| m["role"] == "tool").count();
+    let request = bench.last_messages();
+    let tool_messages = request.iter().filter(|m| m["role"] == "tool").count();
     assert_eq!(tool_messages, 4);
 }
 

@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use taskflow_engine::engine::quiet;
 use taskflow_engine::{
     ActionError, Actions, Engine, EngineOptions, Flow, FlowSpec, FlowStatus, LeaseHolder, NewFlow,
-    NewStep, RetryPolicy, StepContext, StepKind, StepOutcome, StepSpec, StepStatus, TaskFlow,
+    NewStep, RetryPolicy, RunControl, StepContext, StepKind, StepOutcome, StepSpec, StepStatus,
+    TaskFlow,
 };
 use taskflow_store_sqlite::OpenOptions;
 
@@ -604,4 +606,49 @@ async fn a_stored_spec_that_cannot_run_is_refused_and_leaves_no_lease() {
     }
     // The engine that knows the action runs it at once: nothing holds the flow.
     assert_eq!(creator.run(&flow.id).await.unwrap().status, FlowStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_drained_run_finishes_its_running_step_starts_nothing_new_and_gives_the_flow_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let spec = FlowSpec::new("drained")
+        .step(shell("slow", "sleep 0.4; echo slow"))
+        .step(echo("after", json!("done")).needs(["slow"]));
+    let flow = engine.create(&spec, None).await.unwrap();
+    let control = RunControl::default();
+    let run = tokio::spawn({
+        let (engine, id, control) = (engine.clone(), flow.id.clone(), control.clone());
+        async move { engine.run_controlled(&id, quiet(), control).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    control.drain.cancel();
+    let left = run.await.unwrap().unwrap();
+    assert_eq!((left.status, left.lease.is_none()), (FlowStatus::Running, true));
+    let done: Vec<(String, StepStatus)> =
+        outputs(&engine, &flow).into_iter().map(|(name, status, ..)| (name, status)).collect();
+    assert_eq!(done, [("slow".to_owned(), StepStatus::Succeeded)], "nothing new started");
+    // Another runner takes it at once and finishes it.
+    let ended = engine.run(&flow.id).await.unwrap();
+    assert_eq!(ended.status, FlowStatus::Succeeded);
+
+    // A stop after the drain ends the running step as cancelled, not the flow; a resume runs
+    // the step again under the same key.
+    let flow = engine
+        .create(&FlowSpec::new("stopped").step(shell("slow", "sleep 30")), None)
+        .await
+        .unwrap();
+    let control = RunControl::default();
+    let run = tokio::spawn({
+        let (engine, id, control) = (engine.clone(), flow.id.clone(), control.clone());
+        async move { engine.run_controlled(&id, quiet(), control).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    control.drain.cancel();
+    control.stop.cancel();
+    let left = tokio::time::timeout(Duration::from_secs(10), run).await.unwrap().unwrap().unwrap();
+    assert_eq!((left.status, left.lease.is_none()), (FlowStatus::Running, true));
+    let steps = engine.handle().steps(&flow.id).unwrap();
+    assert_eq!(steps[0].status, StepStatus::Cancelled);
+    assert!(left.cancel_requested_at.is_none());
 }

@@ -1,6 +1,7 @@
 //! API keys. The type has no `Display`, no `Serialize`, and a `Debug` that hides the value, so
 //! a key cannot reach an error message, a log line, output or the journal by accident; the one
-//! way out is [`ApiKey::expose`], used where a header is set.
+//! way out is [`ApiKey::expose`], used where a header is set (here, and in `taskflow-proxy`,
+//! which forwards requests with the upstream's key).
 
 use std::fmt;
 
@@ -21,12 +22,12 @@ impl ApiKey {
     }
 
     /// The key itself, for the request header that carries it.
-    pub(crate) fn expose(&self) -> &str {
+    pub fn expose(&self) -> &str {
         &self.0
     }
 
     /// Removes every occurrence of the key from `text` (server error bodies may echo it).
-    pub(crate) fn redact(&self, text: &str) -> String {
+    pub fn redact(&self, text: &str) -> String {
         if text.contains(&self.0) { text.replace(&self.0, "[redacted]") } else { text.to_owned() }
     }
 }

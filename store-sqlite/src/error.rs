@@ -1,7 +1,8 @@
 //! SQLite's failures as the store's neutral [`StorageError`]s: busy or locked is
 //! [`StorageErrorKind::Locked`], a file that is not a database (or a damaged one) is `Corrupt`,
-//! what cannot be opened or written at all is `Unavailable`, the rest `Other`; SQLite's own
-//! error stays the source.
+//! a full disk `Full`, a failed read, write or sync `Io`, a file made read-only or removed under
+//! its writer `ReadOnly`, what cannot be opened at all `Unavailable`, the rest `Other`; SQLite's
+//! own error stays the source.
 
 use std::path::Path;
 
@@ -18,12 +19,10 @@ pub(crate) fn storage(error: rusqlite::Error) -> Error {
     let kind = match error.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StorageErrorKind::Locked,
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StorageErrorKind::Corrupt,
-        Some(
-            ErrorCode::CannotOpen
-            | ErrorCode::PermissionDenied
-            | ErrorCode::ReadOnly
-            | ErrorCode::SystemIoFailure,
-        ) => StorageErrorKind::Unavailable,
+        Some(ErrorCode::DiskFull) => StorageErrorKind::Full,
+        Some(ErrorCode::SystemIoFailure) => StorageErrorKind::Io,
+        Some(ErrorCode::ReadOnly) => StorageErrorKind::ReadOnly,
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => StorageErrorKind::Unavailable,
         _ => StorageErrorKind::Other,
     };
     Error::Storage(StorageError::new(kind, "", error.to_string()).with_source(error))

@@ -39,17 +39,19 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use taskflow_store::semantics::{self, CheckpointMemory, KnownFlow};
 use taskflow_store::{
-    Backend, Caller, CheckpointDone, CheckpointOp, FlowId, Lease, Result, Submission, TaskFlow,
-    Timestamp, lease,
+    Backend, Caller, CheckpointDone, CheckpointOp, Error, Flow, FlowId, Lease, Result, Submission,
+    TaskFlow, Timestamp, lease,
 };
 
 pub use location::{create_private, default_path, default_path_from};
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
+pub use schema::version_of as schema_version_of;
 pub use taskflow_store::Durability;
 
+use error::Sql;
 use flow_cache::{DataVersion, FlowCache};
 pub use transaction::Transaction;
-use writer::{LeaseRequest, Who, Writer};
+use writer::{LeaseRequest, ReportRequest, Who, Writer};
 
 /// How many prepared statements a connection keeps: more than the store has.
 const STATEMENT_CACHE: usize = 64;
@@ -264,6 +266,31 @@ impl Inner {
             true,
         )
     }
+
+    /// The reports of several callers in one transaction, each accepted or refused on its own:
+    /// each runs inside a savepoint, and a refused one is rolled back to it, so it leaves
+    /// nothing (a report can write steps before the rules refuse its end).
+    fn report(&self, requests: Vec<(Caller<'_>, ReportRequest)>) -> Result<Vec<Result<Flow>>> {
+        self.write_counted(
+            |tx, now| {
+                let mut answers = Vec::with_capacity(requests.len());
+                for (caller, (id, report, expected)) in requests {
+                    tx.prepare_cached("SAVEPOINT report").sql()?.execute([]).sql()?;
+                    let answer = semantics::report(tx, caller, &id, report, expected, now);
+                    if answer.is_err() {
+                        tx.prepare_cached("ROLLBACK TO report").sql()?.execute([]).sql()?;
+                    }
+                    tx.prepare_cached("RELEASE report").sql()?.execute([]).sql()?;
+                    match answer {
+                        Err(error @ Error::Storage(_)) => return Err(error),
+                        answer => answers.push(answer),
+                    }
+                }
+                Ok(answers)
+            },
+            true,
+        )
+    }
 }
 
 impl Backend for SqliteStore {
@@ -281,6 +308,11 @@ impl Backend for SqliteStore {
 
     fn host(&self) -> &str {
         &self.inner.host
+    }
+
+    fn compact(&self) -> Result<()> {
+        let conn = self.inner.lock();
+        conn.execute_batch("VACUUM").map_err(|error| error::from_sqlite(&self.inner.path, error))
     }
 
     fn checkpoint(

@@ -4,29 +4,63 @@
 
 use std::sync::OnceLock;
 
-/// The query with `?1` the owner (when `by_owner`), `?2` the status (when `by_status`), `?3`
-/// the limit; a parameter the query does not use is bound and ignored.
-pub(crate) fn list_sql(by_owner: bool, by_status: bool) -> &'static str {
-    static SQL: OnceLock<[String; 4]> = OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        [(false, false), (false, true), (true, false), (true, true)]
-            .map(|(owner, status)| build(owner, status))
-    });
-    &all[usize::from(by_owner) * 2 + usize::from(by_status)]
+/// Which filters a `flows list` query applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Filters {
+    pub owner: bool,
+    pub status: bool,
+    pub name: bool,
+    /// Only flows older than a given one (the next page).
+    pub before: bool,
 }
 
-fn build(by_owner: bool, by_status: bool) -> String {
-    let mut filters = Vec::new();
-    if by_owner {
-        filters.push("f.owner = ?1");
+impl Filters {
+    fn bits(self) -> usize {
+        usize::from(self.owner)
+            | usize::from(self.status) << 1
+            | usize::from(self.name) << 2
+            | usize::from(self.before) << 3
     }
-    if by_status {
-        filters.push("f.status = ?2");
+}
+
+/// The query for `filters`, with `?1` the owner, `?2` the status, `?3` the limit, `?4` the
+/// name, `?5` and `?6` the creation time and id of the flow the page starts after; a parameter
+/// the query does not use is bound and ignored. Each text is built once.
+pub(crate) fn list_sql(filters: Filters) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..16)
+            .map(|bits| Filters {
+                owner: bits & 1 != 0,
+                status: bits & 2 != 0,
+                name: bits & 4 != 0,
+                before: bits & 8 != 0,
+            })
+            .map(build)
+            .collect()
+    });
+    &all[filters.bits()]
+}
+
+fn build(filters: Filters) -> String {
+    let mut clauses = Vec::new();
+    if filters.owner {
+        clauses.push("f.owner = ?1");
     }
-    let filter = if filters.is_empty() { "1".to_owned() } else { filters.join(" AND ") };
+    if filters.status {
+        clauses.push("f.status = ?2");
+    }
+    if filters.name {
+        clauses.push("f.name = ?4");
+    }
+    if filters.before {
+        clauses.push("(f.created_at, f.id) < (?5, ?6)");
+    }
+    let filter = if clauses.is_empty() { "1".to_owned() } else { clauses.join(" AND ") };
     format!(
         "SELECT f.id, f.name, f.owner, f.sync_mode, f.status, f.revision, f.cancel_requested_at, \
-         f.lease_expires_at, f.created_at, f.updated_at, \
+         f.lease_host, f.lease_pid, f.lease_process_start, f.lease_expires_at, \
+         f.created_at, f.updated_at, \
          (SELECT count(*) FROM steps s WHERE s.flow_id = f.id AND s.status = 'succeeded'), \
          (SELECT count(*) FROM steps s WHERE s.flow_id = f.id) \
          FROM flows f WHERE {filter} ORDER BY f.created_at DESC, f.id DESC LIMIT ?3"
@@ -35,28 +69,33 @@ fn build(by_owner: bool, by_status: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::params;
+    use rusqlite::ToSql;
 
-    use super::list_sql;
+    use super::{Filters, list_sql};
     use crate::{OpenOptions, SqliteStore};
 
-    fn plan(by_owner: bool, by_status: bool) -> String {
+    fn plan(owner: bool, status: bool, before: bool) -> String {
         let dir = tempfile::tempdir().unwrap();
         let store =
             SqliteStore::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
         let conn = store.lock();
-        let sql = format!("EXPLAIN QUERY PLAN {}", list_sql(by_owner, by_status));
+        let filters = Filters { owner, status, name: false, before };
+        let sql = format!("EXPLAIN QUERY PLAN {}", list_sql(filters));
         let mut statement = conn.prepare(&sql).unwrap();
+        let values: [&dyn ToSql; 6] = [&"o", &"queued", &50, &"n", &1, &"id"];
+        for (index, value) in values.iter().enumerate().take(statement.parameter_count()) {
+            statement.raw_bind_parameter(index + 1, value).unwrap();
+        }
         let details: Vec<String> = statement
-            .query_map(params!["o", "queued", 50], |row| row.get::<_, String>(3))
-            .unwrap()
+            .raw_query()
+            .mapped(|row| row.get::<_, String>(3))
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         details.join("; ")
     }
 
-    fn check(by_owner: bool, by_status: bool, index: &str) {
-        let plan = plan(by_owner, by_status);
+    fn check(owner: bool, status: bool, before: bool, index: &str) {
+        let plan = plan(owner, status, before);
         assert!(plan.contains(&format!("USING INDEX {index}")), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
         assert!(!plan.contains("SCAN s"), "steps are counted through their key: {plan}");
@@ -64,9 +103,11 @@ mod tests {
 
     #[test]
     fn every_list_query_reads_an_index_newest_first_without_sorting() {
-        check(true, false, "flows_by_owner");
-        check(true, true, "flows_by_owner_status");
-        check(false, false, "flows_by_age");
-        check(false, true, "flows_by_age");
+        for before in [false, true] {
+            check(true, false, before, "flows_by_owner");
+            check(true, true, before, "flows_by_owner_status");
+            check(false, false, before, "flows_by_age");
+            check(false, true, before, "flows_by_age");
+        }
     }
 }

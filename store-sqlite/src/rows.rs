@@ -33,19 +33,23 @@ pub(crate) fn flow_columns_without_spec() -> &'static str {
 pub(crate) const STEP_COLUMNS: &str = "flow_id, seq, name, kind, status, attempt, \
     idempotency_key, input, output, error, started_at, ended_at, child_flow_id";
 
+/// The lease in four columns from `at`: `lease_host, lease_pid, lease_process_start,
+/// lease_expires_at` (none when it has no expiry).
+pub(crate) fn lease_columns(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<LeaseInfo>> {
+    let Some(expires_at) = row.get::<_, Option<i64>>(at + 3)? else { return Ok(None) };
+    Ok(Some(LeaseInfo {
+        holder: LeaseHolder {
+            host: row.get(at)?,
+            pid: row.get(at + 1)?,
+            process_start: row.get::<_, Option<i64>>(at + 2)?.map(|start| start as u64),
+        },
+        expires_at: Timestamp::from_millis(expires_at),
+    }))
+}
+
 /// A flow and its lease token.
 pub(crate) fn flow_from_row(row: &Row<'_>) -> rusqlite::Result<(Flow, Option<String>)> {
-    let lease = match row.get::<_, Option<i64>>(18)? {
-        Some(expires_at) => Some(LeaseInfo {
-            holder: LeaseHolder {
-                host: row.get(15)?,
-                pid: row.get(16)?,
-                process_start: row.get::<_, Option<i64>>(17)?.map(|start| start as u64),
-            },
-            expires_at: Timestamp::from_millis(expires_at),
-        }),
-        None => None,
-    };
+    let lease = lease_columns(row, 15)?;
     let flow = Flow {
         id: parse_column(row, 0)?,
         owner: row.get(1)?,

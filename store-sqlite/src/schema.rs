@@ -141,6 +141,30 @@ const MIGRATIONS: &[&str] = &[
     r#"
     UPDATE flows SET current_step = NULL WHERE sync_mode = 'managed';
     "#,
+    // 5 -> 6: the change feed, one row per accepted change, appended in the transaction of the
+    // change. The rowid is the event's id: rows are appended at the end of the tree (one leaf
+    // page per commit), and the newest row is never deleted, so ids keep increasing without
+    // AUTOINCREMENT's extra table. Readers filter a range of ids by owner and flow. And the
+    // flows a recovery sweep may adopt, indexed apart from the rest.
+    r#"
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY,
+        flow_id TEXT NOT NULL,
+        owner   TEXT NOT NULL,
+        at      INTEGER NOT NULL,
+        change  TEXT NOT NULL
+    );
+    -- The flows a runner may have to adopt (queued, or running under a lease that may be
+    -- dead), oldest first, for every owner: a recovery sweep reads this and not every flow.
+    CREATE INDEX flows_active ON flows (created_at, id)
+        WHERE sync_mode = 'managed' AND (status = 'queued' OR status = 'running');
+    "#,
+    // 6 -> 7: a mirrored flow's owner names the step each report is about, and the newest step
+    // of that name was found by walking the flow's journal from its end: a cost that grew with
+    // every step reported. Steps are found by name through this index instead.
+    r#"
+    CREATE INDEX steps_by_name ON steps (flow_id, name, seq);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -149,6 +173,18 @@ pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Checks that the database at `path` is taskflow's and not newer than this build, puts it in
 /// WAL mode, then migrates it to [`CURRENT_VERSION`]. Nothing is written when the check fails.
 /// `busy_timeout` bounds the wait for other processes doing the same.
+/// The schema version of the taskflow database at `path`, read without writing anything (no
+/// migration, no journal mode change): what `taskflow doctor` compares with this build's.
+pub fn version_of(path: &Path) -> Result<i64> {
+    let sqlite = |error| from_sqlite(path, error);
+    let mut conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(sqlite)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(sqlite)?;
+    let version = check(&tx, path)?;
+    tx.commit().map_err(sqlite)?;
+    Ok(version)
+}
+
 pub fn prepare(conn: &mut Connection, path: &Path, busy_timeout: Duration) -> Result<()> {
     let sqlite = |error| from_sqlite(path, error);
     // The version, the owner mark and the tables are read in one read transaction, so they
@@ -268,7 +304,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(tables, ["flow_specs", "flows", "revisions", "steps"]);
+        assert_eq!(tables, ["events", "flow_specs", "flows", "revisions", "steps"]);
     }
 
     #[test]

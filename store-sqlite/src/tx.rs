@@ -3,19 +3,20 @@
 //! comes from the transaction itself: a write transaction is `BEGIN IMMEDIATE`, so it holds the
 //! database's one write lock from its first read.
 
+use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, ToSql, params};
 use serde_json::Value;
 use taskflow_store::revision::{self, FieldSet};
 use taskflow_store::{
-    ChildSummary, FieldChange, Flow, FlowId, FlowStatus, FlowSummary, ListQuery, Result, Revision,
-    Step, StepStatus, StoreTx, Timestamp,
+    ChildSummary, Event, EventQuery, FieldChange, Flow, FlowId, FlowStatus, FlowSummary, ListQuery,
+    NewEvent, PruneQuery, Result, Revision, Step, StepStatus, StoreTx, Timestamp,
 };
 
 use crate::error::Sql;
-use crate::list::list_sql;
+use crate::list::{Filters, list_sql};
 use crate::rows::{
     FLOW_COLUMNS, STEP_COLUMNS, flow_columns_without_spec, flow_from_row, json_encoded, json_text,
-    parse_column, step_from_row, timestamp_column,
+    lease_columns, parse_column, step_from_row, timestamp_column,
 };
 use crate::transaction::Transaction;
 use crate::update;
@@ -221,6 +222,14 @@ impl StoreTx for Transaction<'_> {
             .sql()
     }
 
+    fn last_step_named(&self, id: &FlowId, name: &str) -> Result<Option<Step>> {
+        self.prepare_cached(last_step_named_sql())
+            .sql()?
+            .query_row(params![id.as_str(), name], step_from_row)
+            .optional()
+            .sql()
+    }
+
     fn next_attempt(&self, id: &FlowId, seq: u32) -> Result<Option<Step>> {
         static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let sql = SQL.get_or_init(|| {
@@ -303,31 +312,132 @@ impl StoreTx for Transaction<'_> {
             .sql()
     }
 
+    fn active_flows(&self, limit: u32) -> Result<Vec<Flow>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT {} FROM flows INDEXED BY flows_active \
+                 WHERE sync_mode = 'managed' AND (status = 'queued' OR status = 'running') \
+                 ORDER BY created_at, id LIMIT ?1",
+                flow_columns_without_spec()
+            )
+        });
+        self.prepare_cached(sql)
+            .sql()?
+            .query_map([i64::from(limit)], |row| flow_from_row(row).map(|(flow, _)| flow))
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()
+    }
+
     fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>> {
-        let sql = list_sql(owner.is_some(), query.status.is_some());
-        let mut statement = self.prepare_cached(sql).sql()?;
+        let filters = Filters {
+            owner: owner.is_some(),
+            status: query.status.is_some(),
+            name: query.name.is_some(),
+            before: query.before.is_some(),
+        };
+        let mut statement = self.prepare_cached(list_sql(filters)).sql()?;
+        let (before_at, before_id) = match &query.before {
+            Some((at, id)) => (Some(at.as_millis()), Some(id.as_str())),
+            None => (None, None),
+        };
+        let status = query.status.map(FlowStatus::as_str);
+        let values: [&dyn ToSql; 6] =
+            [&owner, &status, &i64::from(query.limit), &query.name, &before_at, &before_id];
+        // Each filter's text uses the parameters up to its own; bind only those.
+        for (index, value) in values.iter().enumerate().take(statement.parameter_count()) {
+            statement.raw_bind_parameter(index + 1, value).sql()?;
+        }
+        let rows = statement.raw_query().mapped(|row| {
+            Ok(FlowSummary {
+                id: parse_column(row, 0)?,
+                name: row.get(1)?,
+                owner: row.get(2)?,
+                sync_mode: parse_column(row, 3)?,
+                status: parse_column(row, 4)?,
+                revision: row.get::<_, i64>(5)? as u64,
+                cancel_requested_at: timestamp_column(row, 6)?,
+                lease: lease_columns(row, 7)?,
+                created_at: Timestamp::from_millis(row.get(11)?),
+                updated_at: Timestamp::from_millis(row.get(12)?),
+                steps_done: row.get::<_, i64>(13)? as u64,
+                steps_total: row.get::<_, i64>(14)? as u64,
+            })
+        });
+        rows.collect::<rusqlite::Result<_>>().sql()
+    }
+
+    fn integrity_problems(&self) -> Result<Vec<String>> {
+        let mut statement = self.prepare("PRAGMA quick_check").sql()?;
+        let lines: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()?;
+        // One problem per line, without the header naming the schema ("*** in database main").
+        Ok(lines
+            .iter()
+            .flat_map(|text| text.lines())
+            .filter(|line| *line != "ok" && !line.starts_with("*** "))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    fn ended_roots(
+        &self,
+        owner: Option<&str>,
+        query: &PruneQuery,
+    ) -> Result<Vec<(Timestamp, FlowId)>> {
+        let (after_at, after_id) = match &query.after {
+            Some((at, id)) => (Some(at.as_millis()), Some(id.as_str())),
+            None => (None, None),
+        };
+        let mut statement = self
+            .prepare_cached(
+                "SELECT ended_at, id FROM flows WHERE parent_flow_id IS NULL \
+                 AND ended_at IS NOT NULL AND ended_at < ?1 \
+                 AND status IN ('succeeded', 'failed', 'cancelled', 'lost') \
+                 AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR status = ?3) \
+                 AND (?4 IS NULL OR (ended_at, id) > (?4, ?5)) \
+                 ORDER BY ended_at, id LIMIT ?6",
+            )
+            .sql()?;
+        let status = query.status.map(FlowStatus::as_str);
         let rows = statement
             .query_map(
-                params![owner, query.status.map(FlowStatus::as_str), i64::from(query.limit)],
-                |row| {
-                    Ok(FlowSummary {
-                        id: parse_column(row, 0)?,
-                        name: row.get(1)?,
-                        owner: row.get(2)?,
-                        sync_mode: parse_column(row, 3)?,
-                        status: parse_column(row, 4)?,
-                        revision: row.get::<_, i64>(5)? as u64,
-                        cancel_requested_at: timestamp_column(row, 6)?,
-                        lease_expires_at: timestamp_column(row, 7)?,
-                        created_at: Timestamp::from_millis(row.get(8)?),
-                        updated_at: Timestamp::from_millis(row.get(9)?),
-                        steps_done: row.get::<_, i64>(10)? as u64,
-                        steps_total: row.get::<_, i64>(11)? as u64,
-                    })
-                },
+                params![
+                    query.ended_before.as_millis(),
+                    owner,
+                    status,
+                    after_at,
+                    after_id,
+                    i64::from(query.limit)
+                ],
+                |row| Ok((Timestamp::from_millis(row.get(0)?), parse_column(row, 1)?)),
             )
             .sql()?;
         rows.collect::<rusqlite::Result<_>>().sql()
+    }
+
+    fn delete_journal(&self, id: &FlowId) -> Result<()> {
+        for sql in [
+            "DELETE FROM steps WHERE flow_id = ?1",
+            "DELETE FROM revisions WHERE flow_id = ?1",
+            "DELETE FROM flow_specs WHERE flow_id = ?1",
+        ] {
+            self.prepare_cached(sql).sql()?.execute([id.as_str()]).sql()?;
+        }
+        Ok(())
+    }
+
+    fn delete_flow(&self, id: &FlowId) -> Result<()> {
+        self.prepare_cached("DELETE FROM flows WHERE id = ?1")
+            .sql()?
+            .execute([id.as_str()])
+            .sql()?;
+        self.flow_written(id.clone());
+        Ok(())
     }
 
     fn steps(&self, id: &FlowId) -> Result<Vec<Step>> {
@@ -390,6 +500,64 @@ impl StoreTx for Transaction<'_> {
         Ok(revisions)
     }
 
+    fn append_event(&self, event: &NewEvent) -> Result<()> {
+        let change = serde_json::to_string(&event.change).map_err(taskflow_store::Error::Json)?;
+        self.prepare_cached(
+            "INSERT INTO events (flow_id, owner, at, change) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .sql()?
+        .execute(params![event.flow_id.as_str(), event.owner, event.at.as_millis(), change])
+        .sql()?;
+        Ok(())
+    }
+
+    fn events(&self, owner: Option<&str>, query: &EventQuery) -> Result<Vec<Event>> {
+        let mut statement = self
+            .prepare_cached(
+                "SELECT id, flow_id, owner, at, change FROM events \
+                 WHERE id > ?1 AND (?2 IS NULL OR owner = ?2) AND (?3 IS NULL OR flow_id = ?3) \
+                 ORDER BY id LIMIT ?4",
+            )
+            .sql()?;
+        let flow = query.flow.as_ref().map(FlowId::as_str);
+        let rows = statement
+            .query_map(params![query.after as i64, owner, flow, i64::from(query.limit)], |row| {
+                let change: String = row.get(4)?;
+                let change = serde_json::from_str(&change).map_err(|error| {
+                    rusqlite::Error::FromSqlConversionFailure(4, Type::Text, Box::new(error))
+                })?;
+                Ok(Event {
+                    id: row.get::<_, i64>(0)? as u64,
+                    flow_id: parse_column(row, 1)?,
+                    owner: row.get(2)?,
+                    at: Timestamp::from_millis(row.get(3)?),
+                    change,
+                })
+            })
+            .sql()?;
+        rows.collect::<rusqlite::Result<_>>().sql()
+    }
+
+    fn last_event_id(&self) -> Result<u64> {
+        let id: Option<i64> = self
+            .prepare_cached("SELECT max(id) FROM events")
+            .sql()?
+            .query_row([], |row| row.get(0))
+            .sql()?;
+        Ok(id.unwrap_or(0) as u64)
+    }
+
+    fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        let deleted = self
+            .prepare_cached(
+                "DELETE FROM events WHERE at < ?1 AND id < (SELECT max(id) FROM events)",
+            )
+            .sql()?
+            .execute([before.as_millis()])
+            .sql()?;
+        Ok(deleted as u64)
+    }
+
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {
         let mut statement = self
             .prepare_cached(
@@ -407,5 +575,41 @@ impl StoreTx for Transaction<'_> {
             }
         }
         Ok(requested)
+    }
+}
+
+/// The newest step of a name, through `steps_by_name` (named: without statistics, SQLite would
+/// rather walk the flow's journal backwards by its key, a cost that grows with the journal).
+fn last_step_named_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT {STEP_COLUMNS} FROM steps INDEXED BY steps_by_name \
+             WHERE flow_id = ?1 AND name = ?2 ORDER BY seq DESC LIMIT 1"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{OpenOptions, SqliteStore};
+
+    #[test]
+    fn the_newest_step_of_a_name_is_found_through_its_index_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
+        let conn = store.lock();
+        let sql = format!("EXPLAIN QUERY PLAN {}", super::last_step_named_sql());
+        let plan: Vec<String> = conn
+            .prepare(&sql)
+            .unwrap()
+            .query_map(["f", "n"], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let plan = plan.join("; ");
+        assert!(plan.contains("USING INDEX steps_by_name (flow_id=? AND name=?)"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 }

@@ -12,8 +12,8 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
 use taskflow_store::{
-    Answer, Caller, CheckpointDone, CheckpointOp, Error, FlowId, Lease, LeaseHolder, Result,
-    Submission,
+    Answer, Caller, CheckpointDone, CheckpointOp, Error, ExpectedRevision, Flow, FlowId, Lease,
+    LeaseHolder, Result, StateReport, Submission,
 };
 
 use crate::Inner;
@@ -59,6 +59,9 @@ impl Writer {
 /// A lease request: the flow, its holder to be, how long.
 pub(crate) type LeaseRequest = (FlowId, LeaseHolder, Duration);
 
+/// A mirrored flow's report: the flow, the report, the revision it expects.
+pub(crate) type ReportRequest = (FlowId, StateReport, ExpectedRevision);
+
 /// A runner's ops and where their answers go.
 type Checkpoint = (Who, Vec<CheckpointOp>, Answer<Vec<Result<CheckpointDone>>>);
 
@@ -66,6 +69,7 @@ fn serve(inner: &Inner, receiver: &Receiver<(Who, Submission)>) {
     while let Ok(first) = receiver.recv() {
         let mut checkpoints = Vec::new();
         let mut leases = Vec::new();
+        let mut reports = Vec::new();
         let mut ops_in_batch = 0;
         let mut next = Some(first);
         while let Some((who, work)) = next.take() {
@@ -78,12 +82,17 @@ fn serve(inner: &Inner, receiver: &Receiver<(Who, Submission)>) {
                     ops_in_batch += 1;
                     leases.push((who, (id, holder, ttl), answer));
                 }
+                Submission::Report { id, report, expected, answer } => {
+                    ops_in_batch += 1 + report.steps.len();
+                    reports.push((who, (id, report, expected), answer));
+                }
             }
             if ops_in_batch < MAX_BATCH_OPS {
                 next = receiver.try_recv().ok();
             }
         }
         grant(inner, leases);
+        record(inner, reports);
         commit(inner, checkpoints);
     }
 }
@@ -101,6 +110,11 @@ fn alone(inner: &Inner, who: &Who, work: Submission) {
                 .acquire(vec![(who.caller(), vec![(id, holder, ttl)])])
                 .and_then(|answers| lease_answer(first(answers).unwrap_or_default())),
         ),
+        Submission::Report { id, report, expected, answer } => {
+            answer(inner.report(vec![(who.caller(), (id, report, expected))]).and_then(|answers| {
+                first(answers).unwrap_or_else(|| Err(Error::InvalidInput("no answer".into())))
+            }))
+        }
     }
 }
 
@@ -162,6 +176,32 @@ fn grant(inner: &Inner, batch: Vec<(Who, LeaseRequest, Answer<Lease>)>) {
         Err(_) => {
             for (who, (id, holder, ttl), answer) in batch {
                 alone(inner, &who, Submission::Lease { id, holder, ttl, answer });
+            }
+        }
+    }
+}
+
+/// Records every waiting report in one transaction and answers each; a report refused by the
+/// rules is refused alone. If the transaction itself fails, each report is tried alone.
+fn record(inner: &Inner, batch: Vec<(Who, ReportRequest, Answer<Flow>)>) {
+    if batch.is_empty() {
+        return;
+    }
+    let requests = batch.iter().map(|(who, request, _)| (who.caller(), request.clone())).collect();
+    match inner.report(requests) {
+        Ok(answers) => {
+            for ((_, _, answer), flow) in batch.into_iter().zip(answers) {
+                answer(flow);
+            }
+        }
+        Err(error) if batch.len() == 1 => {
+            if let Some((_, _, answer)) = batch.into_iter().next() {
+                answer(Err(error));
+            }
+        }
+        Err(_) => {
+            for (who, (id, report, expected), answer) in batch {
+                alone(inner, &who, Submission::Report { id, report, expected, answer });
             }
         }
     }

@@ -103,3 +103,53 @@ fn a_write_lock_held_elsewhere_is_reported_as_locked() {
     holder.execute_batch("ROLLBACK").unwrap();
     assert_eq!(alice.request_cancel(&flow.id, None).unwrap().flow.status, FlowStatus::Cancelled);
 }
+
+#[test]
+fn reports_handed_to_the_writer_together_are_each_accepted_or_refused_alone() {
+    use std::sync::mpsc;
+    use taskflow_store::{StateReport, StepReport, StepStatus};
+
+    let fx = Fixture::new();
+    let alice = fx.alice();
+    let flows: Vec<_> =
+        (0..20).map(|i| alice.create(NewFlow::mirrored(format!("m{i}"), "ci")).unwrap()).collect();
+    let (sender, answers) = mpsc::channel();
+    for (i, flow) in flows.iter().enumerate() {
+        // Every third report begins a step and ends the flow with it running: refused, and
+        // the step it wrote must go with it.
+        let refused = i % 3 == 0;
+        let report = StateReport {
+            status: Some(if refused { FlowStatus::Succeeded } else { FlowStatus::Running }),
+            steps: vec![StepReport {
+                name: "work".into(),
+                status: StepStatus::Running,
+                output: None,
+                error: None,
+            }],
+            ..StateReport::default()
+        };
+        let sender = sender.clone();
+        alice.submit_report(
+            &flow.id,
+            report,
+            Some(1),
+            Box::new(move |answer| {
+                let _ = sender.send((i, answer.map(|flow| flow.revision)));
+            }),
+        );
+    }
+    drop(sender);
+    let mut answers: Vec<_> = answers.iter().collect();
+    answers.sort_by_key(|(i, _)| *i);
+    assert_eq!(answers.len(), 20);
+    for ((i, answer), flow) in answers.iter().zip(&flows) {
+        let steps = alice.steps(&flow.id).unwrap().len();
+        if i % 3 == 0 {
+            assert!(answer.is_err(), "{i}: {answer:?}");
+            assert_eq!((steps, alice.flow(&flow.id).unwrap().revision), (0, 1), "{i}: rolled back");
+        } else {
+            assert_eq!(answer.as_ref().unwrap(), &2, "{i}");
+            assert_eq!(steps, 1, "{i}");
+        }
+    }
+}

@@ -7,12 +7,15 @@
 
 use std::time::Duration;
 
+use crate::audit::Finding;
 use crate::error::Result;
+use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
-    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow, FlowId,
-    FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
 };
+use crate::prune::{PruneBatch, PruneQuery};
 use crate::semantics::{self, Forget};
 use crate::status::FlowStatus;
 use crate::store::{Caller, FlowStore, Submission};
@@ -34,6 +37,9 @@ pub trait Backend: Send + Sync {
 
     /// This machine's host name, for judging whether a lease holder's process is gone.
     fn host(&self) -> &str;
+
+    /// Gives the space of removed rows back to the file system, outside any transaction.
+    fn compact(&self) -> Result<()>;
 
     /// Commits a runner's ops in one transaction ([`FlowStore::checkpoint`]). A backend that
     /// remembers what it committed of a flow overrides this and passes its memory to
@@ -57,6 +63,9 @@ pub trait Backend: Send + Sync {
             Submission::Lease { id, holder, ttl, answer } => {
                 answer(acquire_lease(self, caller, &id, holder, ttl))
             }
+            Submission::Report { id, report, expected, answer } => answer(
+                self.write(|tx, now| semantics::report(tx, caller, &id, report, expected, now)),
+            ),
         }
     }
 }
@@ -116,7 +125,11 @@ impl<B: Backend> FlowStore for B {
     }
 
     fn list(&self, owner: &str, query: &ListQuery) -> Result<Vec<FlowSummary>> {
-        self.read(|tx| tx.list((!query.all_owners).then_some(owner), query))
+        let owner = (!query.all_owners).then_some(owner);
+        if !query.stalled {
+            return self.read(|tx| tx.list(owner, query));
+        }
+        self.read(|tx| semantics::list_stalled(tx, owner, query, Timestamp::now()))
     }
 
     fn steps(&self, owner: &str, id: &FlowId) -> Result<Vec<Step>> {
@@ -235,6 +248,47 @@ impl<B: Backend> FlowStore for B {
 
     fn submit(&self, owner: &str, actor: &str, work: Submission) {
         Backend::submit(self, Caller { owner, actor }, work)
+    }
+
+    fn events(&self, owner: Option<&str>, query: &EventQuery) -> Result<Vec<Event>> {
+        self.read(|tx| tx.events(owner, query))
+    }
+
+    fn last_event_id(&self) -> Result<u64> {
+        self.read(|tx| tx.last_event_id())
+    }
+
+    fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        self.write(|tx, _| tx.prune_events(before))
+    }
+
+    fn audit(&self, owner: Option<&str>) -> Result<Vec<Finding>> {
+        self.read(|tx| semantics::audit(tx, owner, Timestamp::now()))
+    }
+
+    fn repair(&self, caller: Caller<'_>, finding: &Finding) -> Result<Option<String>> {
+        let owner = finding.owner.as_deref().unwrap_or(caller.owner);
+        if owner != caller.owner {
+            return Ok(None);
+        }
+        self.write(|tx, now| semantics::repair(tx, caller.actor, finding, now))
+    }
+
+    fn integrity_check(&self) -> Result<Vec<String>> {
+        self.read(|tx| tx.integrity_problems())
+    }
+
+    fn prune(&self, owner: Option<&str>, query: &PruneQuery) -> Result<PruneBatch> {
+        self.write(|tx, _| semantics::prune(tx, owner, query))
+    }
+
+    fn compact(&self) -> Result<()> {
+        Backend::compact(self)
+    }
+
+    fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {
+        let flows = self.read(|tx| tx.active_flows(limit))?;
+        Ok(semantics::adoptable(flows, Timestamp::now(), self.host()))
     }
 
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {

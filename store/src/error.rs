@@ -115,11 +115,33 @@ pub enum StorageErrorKind {
     SchemaTooNew { found: i64, supported: i64 },
     /// The database cannot be opened or reached (a path, permissions, a server that is down).
     Unavailable,
+    /// The disk (or quota) that holds the database is full; nothing of the failed write was
+    /// kept.
+    Full,
+    /// A read, write or sync of the database failed; the failed write is treated as not
+    /// committed, never as kept.
+    Io,
+    /// The database cannot be written any more: made read-only, or removed, while in use.
+    ReadOnly,
     /// The transaction lost a race with another writer and changed nothing; it may be tried
     /// again.
     Conflict,
     /// Anything else the backend reports.
     Other,
+}
+
+impl StorageErrorKind {
+    /// Whether the storage itself failed under the caller (full, I/O, read-only, damaged): a run
+    /// cannot go on until someone fixes it, and retrying at once would fail the same way.
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            StorageErrorKind::Full
+                | StorageErrorKind::Io
+                | StorageErrorKind::ReadOnly
+                | StorageErrorKind::Corrupt
+        )
+    }
 }
 
 /// A failure of the storage backend, the same for every backend: a kind, the database it is
@@ -169,6 +191,18 @@ impl std::fmt::Display for StorageError {
             StorageErrorKind::Unavailable => {
                 write!(f, "cannot open the flow database {database}: {detail}")
             }
+            StorageErrorKind::Full => {
+                write!(f, "the disk that holds the flow database {database} is full: {detail}")
+            }
+            StorageErrorKind::Io => write!(
+                f,
+                "the flow database {database} could not be read or written (an I/O error): {detail}"
+            ),
+            StorageErrorKind::ReadOnly => write!(
+                f,
+                "the flow database {database} cannot be written (read-only, or removed while in \
+                 use): {detail}"
+            ),
             StorageErrorKind::Conflict => write!(
                 f,
                 "the flow database {database} refused a write that raced another: {detail}"

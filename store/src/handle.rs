@@ -6,12 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::Finding;
 use crate::error::{Error, Result};
+use crate::event::{Event, EventQuery};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder};
 use crate::model::{
-    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow, FlowId,
-    FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step, StepOutcome,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step,
+    StepOutcome,
 };
+use crate::prune::{PruneBatch, PruneQuery};
 use crate::rules;
 use crate::status::FlowStatus;
 use crate::store::{Answer, Caller, FlowStore, Submission};
@@ -33,6 +37,29 @@ impl TaskFlow {
     /// Uses any [`FlowStore`] backend.
     pub fn new(store: Arc<dyn FlowStore>) -> Self {
         TaskFlow { store }
+    }
+
+    /// Every owner's events after `query.after`, oldest first: the whole change feed, for a
+    /// server that hands each owner's part to its watchers.
+    pub fn all_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        self.store.events(None, query)
+    }
+
+    /// The newest event's id of the whole feed (0 when there is none).
+    pub fn last_event_id(&self) -> Result<u64> {
+        self.store.last_event_id()
+    }
+
+    /// Every owner's managed flows that no live runner holds, oldest first, at most `limit`:
+    /// what a recovery sweep runs, each for its owner.
+    pub fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {
+        self.store.adoptable(limit)
+    }
+
+    /// Deletes every owner's events older than `before` (but the newest, which keeps ids
+    /// increasing): retention, for whoever runs the store.
+    pub fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        self.store.prune_events(before)
     }
 
     /// The handle through which `owner` sees and changes its flows. Revisions it writes name
@@ -242,9 +269,53 @@ impl OwnerHandle {
         self.store.submit(&self.owner, &self.actor, work)
     }
 
+    /// This owner's events after `query.after`, oldest first: the changes of its flows in the
+    /// order they were committed.
+    pub fn events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        self.store.events(Some(&self.owner), query)
+    }
+
+    /// Hands a mirrored flow's report to the store's writer, to be committed with other
+    /// callers' writes (see [`FlowStore::submit`]); `answer` hears the flow as it left it.
+    pub fn submit_report(
+        &self,
+        id: &FlowId,
+        report: StateReport,
+        expected: ExpectedRevision,
+        answer: Answer<Flow>,
+    ) {
+        let work = Submission::Report { id: id.clone(), report, expected, answer };
+        self.store.submit(&self.owner, &self.actor, work)
+    }
+
     /// Which of `ids` have a cancel request.
     pub fn cancel_requested(&self, ids: &[FlowId]) -> Result<Vec<FlowId>> {
         self.store.cancel_requested(&self.owner, ids)
+    }
+
+    /// What is wrong with this owner's unfinished flows (every owner's with `all_owners`).
+    pub fn audit(&self, all_owners: bool) -> Result<Vec<Finding>> {
+        self.store.audit((!all_owners).then_some(self.owner.as_str()))
+    }
+
+    /// Makes the safe repair of one of this owner's findings, as this handle's actor.
+    pub fn repair(&self, finding: &Finding) -> Result<Option<String>> {
+        self.store.repair(self.caller(), finding)
+    }
+
+    /// Removes one batch of this owner's ended flows (every owner's with `query.all_owners`).
+    pub fn prune(&self, query: &PruneQuery) -> Result<PruneBatch> {
+        self.store.prune((!query.all_owners).then_some(self.owner.as_str()), query)
+    }
+
+    /// Gives the space of removed rows back to the file system.
+    pub fn compact(&self) -> Result<()> {
+        self.store.compact()
+    }
+
+    /// The database's own integrity check: the problems it reports.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.store.integrity_check()
     }
 
     /// Opens a failed flow again so that it can be resumed; see [`FlowStore::reopen`].

@@ -104,6 +104,12 @@ pub fn decide(current: Option<&CurrentLease>, now: Timestamp, holder_gone: bool)
 /// The shortest lease a runner may ask for; a shorter one would expire between renewals.
 pub const MIN_TTL: Duration = Duration::from_millis(100);
 
+/// This machine's host name, read once per process.
+pub fn this_host() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(host_name)
+}
+
 /// This machine's host name (empty files and errors fall back to `localhost`).
 pub fn host_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]

@@ -12,13 +12,18 @@
 //! that trait and [`Backend`], and is a [`FlowStore`] from then on. The conformance kit
 //! (feature `testkit`) is every store test, run by each backend against itself.
 
+pub mod audit;
 pub mod backend;
 pub mod durability;
 pub mod error;
+pub mod event;
+#[cfg(feature = "testkit")]
+pub mod faults;
 pub mod handle;
 pub mod id;
 pub mod lease;
 pub mod model;
+pub mod prune;
 pub mod revision;
 pub mod rules;
 pub mod semantics;
@@ -29,18 +34,21 @@ pub mod testkit;
 pub mod time;
 pub mod tx;
 
+pub use audit::{Finding, FindingCode};
 pub use backend::Backend;
 pub use durability::Durability;
 pub use error::{Error, Result, SpawnRefusal, StorageError, StorageErrorKind};
+pub use event::{Change, Event, EventQuery, NewEvent};
 pub use handle::{Inspection, OwnerHandle, TaskFlow};
 pub use id::{FlowId, ID_RULE, InvalidId};
 pub use lease::{Lease, LeaseHolder, Takeover};
 pub use model::{
-    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, FieldChange, Flow,
-    FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step,
-    StepKind, StepOutcome, SyncMode,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision,
+    FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision,
+    Stall, StallReason, StateReport, Step, StepKind, StepOutcome, StepReport, SyncMode,
 };
-pub use status::{FlowStatus, StepStatus};
+pub use prune::{PruneBatch, PruneQuery};
+pub use status::{FlowStatus, StatusFilter, StepStatus};
 pub use store::{Answer, Caller, FlowStore, Submission};
 pub use time::Timestamp;
 pub use tx::StoreTx;

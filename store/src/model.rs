@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 pub use crate::id::FlowId;
 use crate::lease::{Lease, LeaseHolder};
-use crate::status::{FlowStatus, StepStatus};
+use crate::status::{FlowStatus, StatusFilter, StepStatus};
 use crate::time::Timestamp;
 
 /// Who drives a flow.
@@ -130,25 +130,75 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// A managed flow left `running` with no live lease: its runner stopped without finishing,
-    /// and it can be resumed.
+    /// Why a managed flow left `running` has no live runner, if it has none: it can be resumed.
+    pub fn stall(&self, now: Timestamp) -> Option<Stall> {
+        stall(self.sync_mode, self.status, self.lease.as_ref(), now)
+    }
+
+    /// Whether [`Flow::stall`] finds the flow stalled.
     pub fn is_stalled(&self, now: Timestamp) -> bool {
-        let expiry = self.lease.as_ref().map(|lease| lease.expires_at);
-        stalled(self.sync_mode, self.status, expiry, now)
+        self.stall(now).is_some()
     }
 }
 
+/// Why a `running` managed flow has no live runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallReason {
+    /// It holds no lease at all (its runner gave it back without ending it).
+    NoLease,
+    /// Its lease's holder is a process of this host that is gone (killed, crashed); the lease
+    /// has not expired yet, but nothing will renew it.
+    HolderGone,
+    /// Its lease expired: its holder, on this host or another, stopped renewing it.
+    LeaseExpired,
+}
+
+impl StallReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StallReason::NoLease => "no_lease",
+            StallReason::HolderGone => "holder_gone",
+            StallReason::LeaseExpired => "lease_expired",
+        }
+    }
+}
+
+/// A stalled flow: why, who held it, and since when (the lease's expiry, when it expired; a
+/// holder found gone is gone since a moment no record tells).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stall {
+    pub reason: StallReason,
+    pub holder: Option<LeaseHolder>,
+    pub since: Option<Timestamp>,
+}
+
 /// The one definition of a stalled flow, for a record and a summary alike: managed, `running`,
-/// and no lease or one that expired.
-fn stalled(
+/// and no lease, a lease that expired, or one whose holder is a process of this host that is
+/// gone. Reading it changes nothing.
+fn stall(
     mode: SyncMode,
     status: FlowStatus,
-    lease_expires_at: Option<Timestamp>,
+    lease: Option<&LeaseInfo>,
     now: Timestamp,
-) -> bool {
-    mode == SyncMode::Managed
-        && status == FlowStatus::Running
-        && lease_expires_at.is_none_or(|expiry| expiry <= now)
+) -> Option<Stall> {
+    if mode != SyncMode::Managed || status != FlowStatus::Running {
+        return None;
+    }
+    let Some(lease) = lease else {
+        return Some(Stall { reason: StallReason::NoLease, holder: None, since: None });
+    };
+    let holder = Some(lease.holder.clone());
+    if lease.expires_at <= now {
+        return Some(Stall {
+            reason: StallReason::LeaseExpired,
+            holder,
+            since: Some(lease.expires_at),
+        });
+    }
+    if lease.holder.is_gone(crate::lease::this_host()) {
+        return Some(Stall { reason: StallReason::HolderGone, holder, since: None });
+    }
+    None
 }
 
 /// One row of `flows list`.
@@ -163,16 +213,31 @@ pub struct FlowSummary {
     pub steps_done: u64,
     pub steps_total: u64,
     pub cancel_requested_at: Option<Timestamp>,
-    pub lease_expires_at: Option<Timestamp>,
+    pub lease: Option<LeaseInfo>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
 
 impl FlowSummary {
-    /// See [`Flow::is_stalled`].
-    pub fn is_stalled(&self, now: Timestamp) -> bool {
-        stalled(self.sync_mode, self.status, self.lease_expires_at, now)
+    /// See [`Flow::stall`].
+    pub fn stall(&self, now: Timestamp) -> Option<Stall> {
+        stall(self.sync_mode, self.status, self.lease.as_ref(), now)
     }
+
+    /// Whether [`FlowSummary::stall`] finds the flow stalled.
+    pub fn is_stalled(&self, now: Timestamp) -> bool {
+        self.stall(now).is_some()
+    }
+}
+
+/// A managed flow that no live runner holds: queued and never leased, or left by a runner that
+/// stopped (its lease expired, or its holder is a process of this host that is gone). A
+/// recovery sweep runs it for its owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adoptable {
+    pub id: FlowId,
+    pub owner: String,
+    pub status: FlowStatus,
 }
 
 /// A child flow as its parent's `inspect` lists it.
@@ -350,10 +415,27 @@ impl StepOutcome {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StateReport {
     pub status: Option<FlowStatus>,
+    /// The step the flow is at; when left out, the last of `steps`, if any.
     pub current_step: Option<String>,
     pub state: Option<Value>,
     pub wait: Option<Value>,
     pub goal: Option<String>,
+    pub error: Option<String>,
+    /// Steps of the owner's work, in the order they happened, recorded in the flow's journal.
+    pub steps: Vec<StepReport>,
+}
+
+/// One step of a mirrored flow as its owner reports it. A step is known by its name: a report
+/// of a running step begins it (or is no change while it runs), a report of an ended one ends
+/// the running step of that name or records it ended; the same end reported again is no
+/// change, and a step reported running again after it ended is its next attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    pub name: String,
+    pub status: StepStatus,
+    /// What a succeeded step produced.
+    pub output: Option<Value>,
+    /// Why a failed step failed.
     pub error: Option<String>,
 }
 
@@ -361,14 +443,41 @@ pub struct StateReport {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListQuery {
     pub status: Option<FlowStatus>,
+    /// Only stalled flows (see [`Flow::stall`]): `running` managed flows without a live runner.
+    pub stalled: bool,
+    /// Only flows with this name.
+    pub name: Option<String>,
+    /// Only flows older than this one (created earlier, or at the same millisecond with a
+    /// smaller id): where the previous page ended.
+    pub before: Option<(Timestamp, FlowId)>,
     pub limit: u32,
     /// Ignore the bound owner and list every owner's flows (a local administrator's view).
     pub all_owners: bool,
 }
 
+impl ListQuery {
+    /// The query of `filter`: one status, or the stalled flows.
+    pub fn filtered(filter: Option<StatusFilter>) -> Self {
+        match filter {
+            None => ListQuery::default(),
+            Some(StatusFilter::Is(status)) => {
+                ListQuery { status: Some(status), ..Default::default() }
+            }
+            Some(StatusFilter::Stalled) => ListQuery { stalled: true, ..Default::default() },
+        }
+    }
+}
+
 impl Default for ListQuery {
     fn default() -> Self {
-        ListQuery { status: None, limit: 50, all_owners: false }
+        ListQuery {
+            status: None,
+            stalled: false,
+            name: None,
+            before: None,
+            limit: 50,
+            all_owners: false,
+        }
     }
 }
 

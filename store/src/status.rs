@@ -8,6 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 /// Text that names no status; its message lists the names there are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -102,6 +104,46 @@ impl FromStr for FlowStatus {
     }
 }
 
+/// What `flows list --status` and `GET /v1/flows?status=` select: one status, or `stalled`
+/// (a `running` managed flow without a live runner, which is not a status of its own: the record
+/// says `running`, its lease says no one runs it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Is(FlowStatus),
+    Stalled,
+}
+
+impl StatusFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::Is(status) => status.as_str(),
+            StatusFilter::Stalled => "stalled",
+        }
+    }
+}
+
+impl fmt::Display for StatusFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StatusFilter {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, UnknownStatus> {
+        if s == "stalled" {
+            return Ok(StatusFilter::Stalled);
+        }
+        s.parse().map(StatusFilter::Is).map_err(|_| {
+            UnknownStatus(format!(
+                "unknown flow status `{s}` (one of: {}, stalled)",
+                FlowStatus::ALL.map(FlowStatus::as_str).join(", ")
+            ))
+        })
+    }
+}
+
 /// Where a step is. A step starts `running` when it is scheduled and ends once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StepStatus {
@@ -146,6 +188,26 @@ impl FromStr for StepStatus {
             .ok_or_else(|| UnknownStatus(format!("unknown step status `{s}`")))
     }
 }
+
+/// Both statuses travel as their names (`"running"`), in JSON as in the database.
+macro_rules! by_name {
+    ($($status:ty),*) => {$(
+        impl Serialize for $status {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $status {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = String::deserialize(deserializer)?;
+                name.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+by_name!(FlowStatus, StepStatus);
 
 #[cfg(test)]
 mod tests {

@@ -4,13 +4,17 @@
 
 use std::time::Duration;
 
+use crate::audit::Finding;
 use crate::error::Result;
+use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
-    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow, FlowId,
-    FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
 };
+use crate::prune::{PruneBatch, PruneQuery};
 use crate::status::FlowStatus;
+use crate::time::Timestamp;
 
 /// How a write handed to [`FlowStore::submit`] is answered: once, when it is durable or refused.
 pub type Answer<T> = Box<dyn FnOnce(Result<T>) + Send>;
@@ -21,6 +25,8 @@ pub enum Submission {
     Checkpoint { ops: Vec<CheckpointOp>, answer: Answer<Vec<Result<CheckpointDone>>> },
     /// The lease for a run that starts, as for [`FlowStore::acquire_lease`].
     Lease { id: FlowId, holder: LeaseHolder, ttl: Duration, answer: Answer<Lease> },
+    /// A mirrored flow's report, as for [`FlowStore::report`].
+    Report { id: FlowId, report: StateReport, expected: ExpectedRevision, answer: Answer<Flow> },
 }
 
 impl std::fmt::Debug for Submission {
@@ -28,6 +34,7 @@ impl std::fmt::Debug for Submission {
         match self {
             Submission::Checkpoint { ops, .. } => f.debug_tuple("Checkpoint").field(ops).finish(),
             Submission::Lease { id, .. } => f.debug_tuple("Lease").field(id).finish(),
+            Submission::Report { id, .. } => f.debug_tuple("Report").field(id).finish(),
         }
     }
 }
@@ -166,6 +173,22 @@ pub trait FlowStore: Send + Sync {
     /// its own commits it at once, on the caller's thread.
     fn submit(&self, owner: &str, actor: &str, work: Submission);
 
+    /// Events after `query.after`, oldest first (the change feed); with `owner`, only that
+    /// owner's.
+    fn events(&self, owner: Option<&str>, query: &EventQuery) -> Result<Vec<Event>>;
+
+    /// The newest event's id, of every owner (0 when there is none): where a watcher that wants
+    /// only what comes next starts.
+    fn last_event_id(&self) -> Result<u64>;
+
+    /// Deletes every owner's events older than `before`, but the newest; returns how many
+    /// went.
+    fn prune_events(&self, before: Timestamp) -> Result<u64>;
+
+    /// Every owner's managed flows that no live runner holds ([`Adoptable`]), oldest first: what
+    /// a recovery sweep runs.
+    fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>>;
+
     /// Which of `ids` have a cancel request (a runner's poll).
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;
 
@@ -177,4 +200,22 @@ pub trait FlowStore: Send + Sync {
     /// A new `queued` flow with the source's name, goal and spec, and a copy of its succeeded
     /// steps before step `from_seq` (renumbered from 1). The source must have ended.
     fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow>;
+
+    /// What is wrong with the unfinished flows of `owner` (of every owner with `None`): see
+    /// [`crate::audit`]. Reading changes nothing.
+    fn audit(&self, owner: Option<&str>) -> Result<Vec<Finding>>;
+
+    /// Makes the safe repair of `finding` (judged again first) as the caller's actor; what was
+    /// done, or `None` when nothing was left to repair.
+    fn repair(&self, caller: Caller<'_>, finding: &Finding) -> Result<Option<String>>;
+
+    /// The database's own integrity check: the problems it reports (none when it is sound).
+    fn integrity_check(&self) -> Result<Vec<String>>;
+
+    /// Removes one batch of ended flows with their journals (see [`crate::prune`]), in one
+    /// transaction; with `owner`, only that owner's.
+    fn prune(&self, owner: Option<&str>, query: &PruneQuery) -> Result<PruneBatch>;
+
+    /// Gives the space of removed rows back to the file system (SQLite's `VACUUM`).
+    fn compact(&self) -> Result<()>;
 }

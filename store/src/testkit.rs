@@ -20,12 +20,14 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::{
-    CheckpointDone, CheckpointOp, Error, ExpectedRevision, Flow, FlowId, FlowStatus, Lease,
-    LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle, ResumePlan, SpawnRefusal, StateReport,
-    Step, StepKind, StepOutcome, StepStatus, SyncMode, Takeover, TaskFlow, Timestamp,
+    Change, CheckpointDone, CheckpointOp, Error, EventQuery, ExpectedRevision, Flow, FlowId,
+    FlowStatus, Lease, LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle, PruneQuery,
+    ResumePlan, SpawnRefusal, Stall, StallReason, StateReport, Step, StepKind, StepOutcome,
+    StepReport, StepStatus, SyncMode, Takeover, TaskFlow, Timestamp,
 };
 
 const TTL: Duration = Duration::from_secs(30);
+const MIN_TTL: Duration = crate::lease::MIN_TTL;
 
 /// What a backend gives the kit.
 pub trait Harness {
@@ -837,6 +839,169 @@ pub fn a_chosen_id_is_kept_as_given_and_one_taken_is_refused(harness: &dyn Harne
     assert_eq!(step.idempotency_key, format!("{}:1", "k".repeat(128)));
 }
 
+pub fn every_accepted_change_is_one_event_of_its_owner_in_commit_order(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let (flow, lease) = running(&alice, "watched");
+    let step = alice.begin_step(&lease, NewStep::new("fetch", StepKind::Action)).unwrap();
+    alice.finish_step(&lease, step.seq, StepOutcome::Succeeded(json!(1))).unwrap();
+    let refused = alice.set_status(&lease, FlowStatus::Queued, None);
+    assert!(refused.is_err(), "a refused change is no event");
+    let mirrored = bob.create(NewFlow::mirrored("elsewhere", "ci")).unwrap();
+
+    let all = alice.events(&EventQuery::default()).unwrap();
+    let seen: Vec<(String, String)> = all
+        .iter()
+        .map(|event| match &event.change {
+            Change::Flow { revision, status, .. } => {
+                (format!("flow r{revision}"), status.to_string())
+            }
+            Change::Step { seq, status, .. } => (format!("step {seq}"), status.to_string()),
+        })
+        .collect();
+    let expected = [
+        ("flow r1", "queued"),
+        ("flow r2", "queued"),
+        ("flow r3", "running"),
+        ("step 1", "running"),
+        ("step 1", "succeeded"),
+    ];
+    let expected: Vec<(String, String)> =
+        expected.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect();
+    assert_eq!(seen, expected);
+    assert!(all.windows(2).all(|pair| pair[0].id < pair[1].id), "ids increase");
+    assert!(all.iter().all(|event| event.flow_id == flow.id && event.owner == "alice"));
+    let Change::Flow { fields, .. } = &all[1].change else { panic!() };
+    assert_eq!(fields, &["lease"], "the revision's fields");
+
+    // Another owner's events are not seen; a reader asks for what came after what it saw.
+    let bobs = bob.events(&EventQuery::default()).unwrap();
+    assert_eq!(bobs.iter().map(|event| &event.flow_id).collect::<Vec<_>>(), [&mirrored.id]);
+    let after = EventQuery { after: all[2].id, ..EventQuery::default() };
+    assert_eq!(alice.events(&after).unwrap(), all[3..]);
+    let limited = EventQuery { limit: 2, ..EventQuery::default() };
+    assert_eq!(alice.events(&limited).unwrap(), all[..2]);
+    let other = alice.create(NewFlow::managed("other")).unwrap();
+    let one_flow = EventQuery { flow: Some(other.id.clone()), ..EventQuery::default() };
+    let others = alice.events(&one_flow).unwrap();
+    assert_eq!((others.len(), &others[0].flow_id), (1, &other.id));
+
+    // Pruning everything keeps the newest event, so ids go on increasing.
+    let newest = others[0].id;
+    let later = Timestamp::from_millis(Timestamp::now().as_millis() + 60_000);
+    fx.taskflow.prune_events(later).unwrap();
+    let left = alice.events(&EventQuery::default()).unwrap();
+    assert_eq!(left.iter().map(|event| event.id).collect::<Vec<_>>(), [newest]);
+    let third = alice.create(NewFlow::managed("third")).unwrap();
+    let fresh = alice.events(&EventQuery { after: newest, ..EventQuery::default() }).unwrap();
+    assert_eq!((fresh.len(), &fresh[0].flow_id), (1, &third.id));
+    assert!(fresh[0].id > newest);
+}
+
+pub fn flows_no_live_runner_holds_are_adoptable_for_every_owner(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let queued = alice.create(NewFlow::managed("queued")).unwrap();
+    let theirs = bob.create(NewFlow::managed("bob's")).unwrap();
+    let (live, _) = running(&alice, "live");
+    let dead = alice.create(NewFlow::managed("dead")).unwrap();
+    let lease = alice.acquire_lease_as(&dead.id, dead_runner(), TTL).unwrap();
+    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    let expiring = alice.create(NewFlow::managed("expiring")).unwrap();
+    alice.acquire_lease(&expiring.id, Duration::from_millis(100)).unwrap();
+    let (ended, _) = running(&alice, "ended");
+    alice.request_cancel(&ended.id, None).unwrap();
+    alice.create(NewFlow::mirrored("mirrored", "ci")).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+
+    let adoptable = fx.taskflow.adoptable(100).unwrap();
+    let found: Vec<(&FlowId, &str, FlowStatus)> =
+        adoptable.iter().map(|a| (&a.id, a.owner.as_str(), a.status)).collect();
+    assert_eq!(
+        found,
+        [
+            (&queued.id, "alice", FlowStatus::Queued),
+            (&theirs.id, "bob", FlowStatus::Queued),
+            (&dead.id, "alice", FlowStatus::Running),
+            (&expiring.id, "alice", FlowStatus::Queued),
+        ],
+        "oldest first; a live lease ({}), an ended and a mirrored flow are not adoptable",
+        live.id
+    );
+    assert_eq!(fx.taskflow.adoptable(1).unwrap().len(), 1);
+}
+
+pub fn a_mirrored_flows_owner_reports_its_steps_by_name(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let flow = alice.create(NewFlow::mirrored("deploy", "ci")).unwrap();
+    let step = |name: &str, status: StepStatus| StepReport {
+        name: name.to_owned(),
+        status,
+        output: (status == StepStatus::Succeeded).then(|| json!({"built": name})),
+        error: (status == StepStatus::Failed).then(|| format!("{name} broke")),
+    };
+    let report = |steps: Vec<StepReport>, status: Option<FlowStatus>| StateReport {
+        status,
+        steps,
+        ..StateReport::default()
+    };
+    let journal = |alice: &OwnerHandle| -> Vec<(u32, String, StepStatus, u32)> {
+        let steps = alice.steps(&flow.id).unwrap();
+        steps.into_iter().map(|s| (s.seq, s.name, s.status, s.attempt)).collect()
+    };
+    use StepStatus::{Failed, Running, Succeeded};
+    let r2 = alice
+        .report(&flow.id, report(vec![step("build", Running)], Some(FlowStatus::Running)), None)
+        .unwrap();
+    assert_eq!(r2.current_step.as_deref(), Some("build"), "the last step reported");
+    let steps = vec![step("build", Succeeded), step("test", Running)];
+    let r3 = alice.report(&flow.id, report(steps.clone(), None), Some(2)).unwrap();
+    assert_eq!(r3.revision, 3);
+    // The same report again changes nothing: no revision, no new row.
+    let again = alice.report(&flow.id, report(steps, None), None).unwrap();
+    assert_eq!(again.revision, 3);
+    alice.report(&flow.id, report(vec![step("test", Failed)], None), None).unwrap();
+    alice.report(&flow.id, report(vec![step("test", Running)], None), None).unwrap();
+    assert_eq!(
+        journal(&alice),
+        [
+            (1, "build".to_owned(), Succeeded, 1),
+            (2, "test".to_owned(), Failed, 1),
+            (3, "test".to_owned(), Running, 2),
+        ]
+    );
+    let rows = alice.steps(&flow.id).unwrap();
+    assert_eq!(rows[0].output, Some(json!({"built": "build"})));
+    assert_eq!(rows[1].error.as_deref(), Some("test broke"));
+    assert_eq!(rows[2].idempotency_key, rows[1].idempotency_key, "the next attempt's key");
+
+    // A flow does not end with a step still running; ending both in one report works.
+    let early = alice.report(&flow.id, report(vec![], Some(FlowStatus::Succeeded)), None);
+    assert!(matches!(early, Err(Error::InvalidInput(ref m)) if m.contains("1 running step")));
+    let done = vec![step("test", Succeeded), step("publish", Succeeded)];
+    let ended = alice.report(&flow.id, report(done, Some(FlowStatus::Succeeded)), None).unwrap();
+    assert_eq!((ended.status, journal(&alice).len()), (FlowStatus::Succeeded, 4));
+    let history = alice.history(&flow.id).unwrap();
+    let last = &history.last().unwrap().change;
+    let fields: Vec<&str> = last.iter().map(|change| change.field.as_str()).collect();
+    assert!(
+        fields.contains(&"step 3 (test)") && fields.contains(&"step 4 (publish)"),
+        "{fields:?}"
+    );
+    let events = alice.events(&EventQuery::default()).unwrap();
+    let step_events = events.iter().filter(|e| matches!(e.change, Change::Step { .. })).count();
+    assert_eq!(step_events, 8, "each begin and each end");
+
+    // A managed flow takes no reports; a bad step name is refused.
+    let bad = vec![StepReport { name: " ".into(), status: Running, output: None, error: None }];
+    let other = alice.create(NewFlow::mirrored("other", "ci")).unwrap();
+    assert!(alice.report(&other.id, report(bad, None), None).is_err());
+    assert_eq!(alice.steps(&other.id).unwrap().len(), 0);
+}
+
 pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn Harness) {
     let fx = harness.fresh();
     let alice = fx.alice();
@@ -872,6 +1037,163 @@ pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn
     assert_eq!(everyone.len(), 7);
     assert_eq!(everyone[0].owner, "alice");
     assert_eq!(everyone[1].owner, "bob");
+
+    // By name; and page by page, each page starting after the last flow of the one before.
+    let named = list(ListQuery { name: Some("a3".into()), ..Default::default() });
+    assert_eq!(named.iter().map(|f| &f.name).collect::<Vec<_>>(), ["a3"]);
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = list(ListQuery { limit: 2, before: before.clone(), ..Default::default() });
+        let Some(last) = page.last() else { break };
+        before = Some((last.created_at, last.id.clone()));
+        pages.push(page.iter().map(|f| f.id.clone()).collect::<Vec<_>>());
+    }
+    assert_eq!(pages.len(), 3);
+    assert_eq!(pages.concat(), expected, "every flow once, newest first");
+}
+
+/// A running flow held by `holder` for `ttl`.
+fn held_by(handle: &OwnerHandle, name: &str, holder: LeaseHolder, ttl: Duration) -> (Flow, Lease) {
+    let flow = handle.create(NewFlow::managed(name)).unwrap();
+    let lease = handle.acquire_lease_as(&flow.id, holder, ttl).unwrap();
+    let flow = handle.set_status(&lease, FlowStatus::Running, None).unwrap();
+    (flow, lease)
+}
+
+pub fn a_flow_without_a_live_runner_is_stalled_with_why_and_looking_changes_nothing(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let (live, _live_lease) = running(&alice, "live");
+    std::thread::sleep(Duration::from_millis(2));
+    let (dead, _) = held_by(&alice, "killed", dead_runner(), TTL);
+    std::thread::sleep(Duration::from_millis(2));
+    let elsewhere = LeaseHolder { host: "another-host".into(), pid: 7, process_start: Some(1) };
+    let (expired, expired_lease) = held_by(&alice, "silent", elsewhere.clone(), MIN_TTL);
+    let mirrored = alice.create(NewFlow::mirrored("mirror", "plugin")).unwrap();
+    let to_running = StateReport { status: Some(FlowStatus::Running), ..Default::default() };
+    alice.report(&mirrored.id, to_running, None).unwrap();
+    std::thread::sleep(MIN_TTL + Duration::from_millis(50));
+    let ids = [&live.id, &dead.id, &expired.id, &mirrored.id];
+    let revisions_before: Vec<Vec<u64>> = ids.iter().map(|id| revisions(&alice, id)).collect();
+    let now = Timestamp::now();
+
+    assert_eq!(alice.flow(&live.id).unwrap().stall(now), None);
+    assert_eq!(
+        alice.flow(&mirrored.id).unwrap().stall(now),
+        None,
+        "a mirrored flow's owner runs it"
+    );
+    let killed = alice.flow(&dead.id).unwrap().stall(now).expect("a dead holder stalls its flow");
+    assert_eq!(
+        killed,
+        Stall { reason: StallReason::HolderGone, holder: Some(dead_runner()), since: None }
+    );
+    let silent = alice.flow(&expired.id).unwrap().stall(now).expect("an expired lease stalls");
+    assert_eq!(
+        silent,
+        Stall {
+            reason: StallReason::LeaseExpired,
+            holder: Some(elsewhere),
+            since: Some(expired_lease.expires_at),
+        }
+    );
+
+    // `--status stalled`: exactly those two, newest first, a page at a time, with the same
+    // verdict as the record's.
+    let stalled = |query: ListQuery| -> Vec<FlowId> {
+        alice
+            .list(&ListQuery { stalled: true, ..query })
+            .unwrap()
+            .iter()
+            .map(|f| f.id.clone())
+            .collect()
+    };
+    assert_eq!(stalled(ListQuery::default()), [expired.id.clone(), dead.id.clone()]);
+    let first = alice.list(&ListQuery { stalled: true, limit: 1, ..Default::default() }).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].stall(now), Some(silent));
+    let before = Some((first[0].created_at, first[0].id.clone()));
+    assert_eq!(stalled(ListQuery { limit: 1, before, ..Default::default() }), [dead.id.clone()]);
+    let summaries = alice.list(&ListQuery::default()).unwrap();
+    let judged: Vec<(FlowId, bool)> =
+        summaries.iter().map(|summary| (summary.id.clone(), summary.is_stalled(now))).collect();
+    for (id, stalled) in judged {
+        assert_eq!(stalled, alice.flow(&id).unwrap().is_stalled(now), "{id}");
+    }
+
+    let revisions_after: Vec<Vec<u64>> = ids.iter().map(|id| revisions(&alice, id)).collect();
+    assert_eq!(revisions_after, revisions_before, "reading a flow never changes it");
+}
+
+/// A managed flow run to `status` (no steps) by `handle`.
+fn ended(handle: &OwnerHandle, name: &str, status: FlowStatus) -> FlowId {
+    let (flow, lease) = running(handle, name);
+    handle.set_status(&lease, status, None).unwrap();
+    flow.id
+}
+
+pub fn prune_removes_ended_trees_in_batches_and_never_an_unfinished_flow(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let done = ended(&alice, "done", FlowStatus::Succeeded);
+    let failed = ended(&alice, "failed", FlowStatus::Failed);
+    // A parent that ended after its child: the two go together.
+    let (parent, parent_lease) = running(&alice, "parent");
+    let parent = parent.id;
+    let (_, child_lease) = running_child(&alice, &parent_lease, "child");
+    alice.set_status(&child_lease, FlowStatus::Succeeded, None).unwrap();
+    assert_eq!(alice.steps(&parent).unwrap()[0].status, StepStatus::Succeeded);
+    alice.set_status(&parent_lease, FlowStatus::Succeeded, None).unwrap();
+    let child = child_lease.flow_id.clone();
+    let (live, _live_lease) = running(&alice, "live");
+    let live = live.id;
+    let queued = alice.create(NewFlow::managed("queued")).unwrap().id;
+    let bobs = ended(&bob, "bob's", FlowStatus::Succeeded);
+    std::thread::sleep(Duration::from_millis(5));
+    let cutoff = Timestamp::now();
+    std::thread::sleep(Duration::from_millis(5));
+    let recent = ended(&alice, "recent", FlowStatus::Succeeded);
+
+    let gone = |id: &FlowId| matches!(alice.flow(id), Err(Error::NotFound { .. }));
+    let query = |status, limit| PruneQuery {
+        ended_before: cutoff,
+        status,
+        after: None,
+        limit,
+        all_owners: false,
+    };
+    // Only the failed ones first.
+    let batch = alice.prune(&query(Some(FlowStatus::Failed), 10)).unwrap();
+    assert_eq!((batch.removed, batch.next.clone()), (1, None));
+    assert!(gone(&failed) && !gone(&done));
+    assert!(matches!(alice.history(&failed), Err(Error::NotFound { .. })));
+
+    // The rest, one top-level flow per batch, until nothing is left.
+    let mut removed = 0;
+    let mut next = query(None, 1);
+    loop {
+        let batch = alice.prune(&next).unwrap();
+        removed += batch.removed;
+        match batch.next {
+            Some(after) => next.after = Some(after),
+            None => break,
+        }
+    }
+    assert_eq!(removed, 3, "done, and the parent with its child");
+    for id in [&done, &parent, &child] {
+        assert!(gone(id), "{id} is removed");
+    }
+    for id in [&live, &queued, &recent] {
+        assert!(!gone(id), "{id} is kept");
+    }
+    assert!(bob.flow(&bobs).is_ok(), "another owner's flows are kept");
+    let everyone = PruneQuery { all_owners: true, ..query(None, 10) };
+    assert_eq!(alice.prune(&everyone).unwrap().removed, 1);
+    assert!(matches!(bob.flow(&bobs), Err(Error::NotFound { .. })));
 }
 
 /// One `#[test]` per kit test, each run with the harness `$harness` (an expression that makes
@@ -905,6 +1227,11 @@ macro_rules! conformance_tests {
             a_flow_cannot_end_with_steps_running_and_steps_run_only_while_it_runs,
             list_is_newest_first_per_owner_with_filters_and_step_counts,
             a_chosen_id_is_kept_as_given_and_one_taken_is_refused,
+            every_accepted_change_is_one_event_of_its_owner_in_commit_order,
+            a_mirrored_flows_owner_reports_its_steps_by_name,
+            flows_no_live_runner_holds_are_adoptable_for_every_owner,
+            a_flow_without_a_live_runner_is_stalled_with_why_and_looking_changes_nothing,
+            prune_removes_ended_trees_in_batches_and_never_an_unfinished_flow,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {

@@ -29,6 +29,12 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(millis))
     }
 
+    /// This instant moved `duration` earlier.
+    pub fn minus(self, duration: Duration) -> Self {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_sub(millis))
+    }
+
     /// How long before `now` this instant was (zero if it is in the future).
     pub fn age(self, now: Timestamp) -> Duration {
         Duration::from_millis(u64::try_from(now.0.saturating_sub(self.0)).unwrap_or(0))

@@ -14,9 +14,11 @@
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::event::{Event, EventQuery, NewEvent};
 use crate::model::{
     ChildSummary, FieldChange, Flow, FlowId, FlowSummary, ListQuery, Revision, Step,
 };
+use crate::prune::PruneQuery;
 use crate::revision::FieldSet;
 use crate::status::StepStatus;
 use crate::time::Timestamp;
@@ -82,6 +84,9 @@ pub trait StoreTx {
 
     fn load_step(&self, id: &FlowId, seq: u32) -> Result<Option<Step>>;
 
+    /// The latest step of flow `id` called `name`.
+    fn last_step_named(&self, id: &FlowId, name: &str) -> Result<Option<Step>>;
+
     /// Counts one more attempt of step `seq` of flow `id` if it is running, and returns it as
     /// stored; `None` when it is not running (or missing).
     fn next_attempt(&self, id: &FlowId, seq: u32) -> Result<Option<Step>>;
@@ -108,8 +113,30 @@ pub trait StoreTx {
     /// fork copies.
     fn steps_to_fork(&self, id: &FlowId, before_seq: u32) -> Result<Vec<Step>>;
 
+    /// Every owner's managed flows that are queued or running (without their specs), oldest
+    /// first.
+    fn active_flows(&self, limit: u32) -> Result<Vec<Flow>>;
+
     /// Flows newest first; with `owner`, only that owner's.
     fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>>;
+
+    /// The database's own integrity check (SQLite's `quick_check`): the problems it reports.
+    fn integrity_problems(&self) -> Result<Vec<String>>;
+
+    /// Top-level flows (no parent) of `owner` (every owner's with `None`) that ended before
+    /// `query.ended_before` (with `query.status`, if given), after `query.after` in the order
+    /// (ended_at, id), at most `query.limit`, each with its end.
+    fn ended_roots(
+        &self,
+        owner: Option<&str>,
+        query: &PruneQuery,
+    ) -> Result<Vec<(Timestamp, FlowId)>>;
+
+    /// Deletes flow `id`'s steps, revisions and spec.
+    fn delete_journal(&self, id: &FlowId) -> Result<()>;
+
+    /// Deletes flow `id`'s row (its journal and its children gone first).
+    fn delete_flow(&self, id: &FlowId) -> Result<()>;
 
     /// Flow `id`'s steps in order.
     fn steps(&self, id: &FlowId) -> Result<Vec<Step>>;
@@ -119,6 +146,20 @@ pub trait StoreTx {
 
     /// Flow `id`'s revisions, oldest first.
     fn history(&self, id: &FlowId) -> Result<Vec<Revision>>;
+
+    /// Appends `event` to the feed, with an id greater than every id it gave before (even one
+    /// whose event was pruned since).
+    fn append_event(&self, event: &NewEvent) -> Result<()>;
+
+    /// Events after `query.after`, oldest first; with `owner`, only that owner's.
+    fn events(&self, owner: Option<&str>, query: &EventQuery) -> Result<Vec<Event>>;
+
+    /// The newest event's id (0 when there is none).
+    fn last_event_id(&self) -> Result<u64>;
+
+    /// Deletes the events older than `before`, except the newest event of all (which keeps the
+    /// ids increasing); returns how many went.
+    fn prune_events(&self, before: Timestamp) -> Result<u64>;
 
     /// Which of `ids` are `owner`'s flows with a cancel request.
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;

@@ -5,12 +5,13 @@
 
 use clap::{Args, Subcommand};
 use taskflow_api::database;
-use taskflow_engine::{FlowId, FlowStatus, ListQuery, OwnerHandle};
+use taskflow_engine::{FlowId, ListQuery, OwnerHandle, StatusFilter};
 
 use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
 use crate::render::{self, ListFilter};
+use crate::watch::{self, Watch};
 
 #[derive(Debug, Args)]
 #[command(after_help = "The owner is --owner, else TASKFLOW_OWNER, else the OS user ($USER), \
@@ -63,13 +64,33 @@ pub enum FlowsCommand {
         #[command(flatten)]
         runner: RunnerArgs,
     },
+    /// Remove flows that ended long ago, with their journals and children, in batches; never a
+    /// flow that has not ended
+    Prune(crate::prune::PruneArgs),
+    /// Show changes as they are committed: a table that redraws on a terminal, one JSON line
+    /// per change when piped or with --json
+    Watch {
+        /// Only this flow's changes
+        id: Option<String>,
+        /// Read them from a running `taskflow serve` at URL (e.g. http://127.0.0.1:7878)
+        /// instead of the database [TASKFLOW_CONNECT_TIMEOUT_MS bounds the connect]
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// The environment variable holding the serve's token
+        #[arg(long, value_name = "VAR", requires = "server")]
+        token_env: Option<String>,
+        /// Changes after this event id, instead of from now on
+        #[arg(long, value_name = "ID")]
+        after: Option<u64>,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only flows with this status
+    /// Only flows with this status, or `stalled`: running flows that no live runner holds
+    /// (their runner was killed or its lease expired; `flows resume` continues them)
     #[arg(long, value_name = "S", value_parser = parse_status)]
-    pub status: Option<FlowStatus>,
+    pub status: Option<StatusFilter>,
 
     /// At most this many flows
     #[arg(long, value_name = "N", default_value_t = 50,
@@ -81,7 +102,7 @@ pub struct ListArgs {
     pub all_owners: bool,
 }
 
-fn parse_status(text: &str) -> Result<FlowStatus, String> {
+fn parse_status(text: &str) -> Result<StatusFilter, String> {
     text.parse().map_err(|error: taskflow_store::status::UnknownStatus| error.to_string())
 }
 
@@ -89,6 +110,13 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
     match &args.command {
         FlowsCommand::Resume { id, runner } => return resume(global, id, runner),
         FlowsCommand::Fork { id, from_step, runner } => return fork(global, id, from_step, runner),
+        FlowsCommand::Prune(prune) => return crate::prune::run(global, prune),
+        FlowsCommand::Watch { id, server, token_env, after } => {
+            let flow = id.as_deref().map(flow_id).transpose()?;
+            let watch =
+                Watch { flow, server: server.clone(), token_env: token_env.clone(), after: *after };
+            return watch::run(global, watch);
+        }
         _ => {}
     }
     let owner = global.owner();
@@ -99,8 +127,11 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
     };
     match &args.command {
         FlowsCommand::List(list) => {
-            let query =
-                ListQuery { status: list.status, limit: list.limit, all_owners: list.all_owners };
+            let query = ListQuery {
+                limit: list.limit,
+                all_owners: list.all_owners,
+                ..ListQuery::filtered(list.status)
+            };
             let flows = match &handle {
                 Some(handle) => handle.list(&query)?,
                 None => Vec::new(),
@@ -125,7 +156,10 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
             render::cancel(&outcome, global.json);
             Ok(())
         }
-        FlowsCommand::Resume { .. } | FlowsCommand::Fork { .. } => Ok(()),
+        FlowsCommand::Resume { .. }
+        | FlowsCommand::Fork { .. }
+        | FlowsCommand::Watch { .. }
+        | FlowsCommand::Prune(_) => Ok(()),
     }
 }
 

@@ -2,6 +2,11 @@
 
 pub mod agent;
 pub mod chat;
+pub mod completions;
+pub mod doctor;
 pub mod flows;
+pub mod man;
 pub mod parse;
+pub mod proxy;
 pub mod run;
+pub mod serve;

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use taskflow_api::{Submitted, create_or_continue, override_model_steps};
-use taskflow_engine::{Actions, FlowId, FlowStatus, pipeline};
+use serde_json::json;
+use taskflow_api::{Submitted, create_or_continue, documents, override_model_steps};
+use taskflow_engine::{Actions, Flow, FlowId, FlowStatus, Timestamp, pipeline};
 
 use crate::drive::{RunnerArgs, drive, open_engine, report, runtime};
 use crate::error::{CliError, CliResult};
@@ -25,6 +26,11 @@ pub struct RunArgs {
     /// runs another pipeline is refused
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
+
+    /// Create the flow queued and exit: a running `taskflow serve` (or a later `flows resume`)
+    /// runs it
+    #[arg(long)]
+    pub queue: bool,
 
     /// Write the `write_file` steps' files into DIR instead of the pipeline's `output_dir`
     #[arg(long, value_name = "DIR")]
@@ -64,7 +70,11 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
     };
     let engine = open_engine(global, &args.runner)?.with_providers(providers);
     runtime()?.block_on(async {
-        let flow = match create_or_continue(&engine, &spec, id).await? {
+        let submitted = create_or_continue(&engine, &spec, id).await?;
+        if args.queue {
+            return queued(submitted.flow(), global.json);
+        }
+        let flow = match submitted {
             Submitted::Created(flow) => flow,
             Submitted::Existing(flow)
                 if flow.status.is_terminal() && flow.status != FlowStatus::Failed =>
@@ -75,6 +85,20 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
         };
         drive(&engine, flow.id, global.json).await
     })
+}
+
+/// `--queue`: the flow's id (or its document), and nothing run.
+fn queued(flow: &Flow, json: bool) -> CliResult {
+    if json {
+        let document = documents::flow(flow, &[], Timestamp::now());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "flow": document })).unwrap_or_default()
+        );
+    } else {
+        println!("flow {} {}", flow.id, flow.status);
+    }
+    Ok(())
 }
 
 fn absolute(dir: &Path) -> CliResult<PathBuf> {

@@ -2,7 +2,7 @@
 //!
 //! The conversation is rebuilt from the journal first: each succeeded `llm` step adds the
 //! model's turn (its full response was checkpointed), each succeeded `tool` step adds a tool
-//! result. No checkpointed request is sent again and no answered tool call runs again; a step
+//! result; an `llm` step stores no copy of the conversation it sent (see `turn_input`). No checkpointed request is sent again and no answered tool call runs again; a step
 //! left running by a runner that died starts its next attempt with the same idempotency key.
 //! Then the run goes on: the calls of the last turn that have no result yet run one by one, and
 //! when all are answered the model gets the next turn, until it answers without tool calls or
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::AgentSpec;
 use super::attempts::{self, Attempts, Ended};
 use super::store_access::StoreAccess;
+use super::turn_input::{stored_request, turn_input};
 use super::{EngineError, EngineOptions, Progress, ProgressSink};
 use crate::pipeline::RetryPolicy;
 use taskflow_store::error::Error;
@@ -157,6 +158,8 @@ fn tool_step_name(turn: u32, call_id: &str) -> String {
 
 pub(crate) struct AgentRunner {
     pub(crate) store: StoreAccess,
+    /// Fired, the run starts no new step and returns, the flow left as it is.
+    pub(crate) drain: CancellationToken,
     pub(crate) lease: Lease,
     pub(crate) flow_id: FlowId,
     pub(crate) status: FlowStatus,
@@ -224,11 +227,17 @@ impl AgentRunner {
                 self.report(Progress::Cancelling);
                 return Ok(());
             }
+            if self.drain.is_cancelled() && in_flight.is_none() {
+                return Ok(());
+            }
             let (step, work) = match in_flight.take() {
                 Some(step) => match self.store.apply(attempts::restart(&self.lease, &step)).await {
                     Ok(CheckpointDone::Step(step)) => {
                         let work = match step.kind {
-                            StepKind::Llm => Work::Turn(read_request(&step)?),
+                            StepKind::Llm => {
+                                let rebuilt = self.request(&conversation);
+                                Work::Turn(read_request(&step, rebuilt)?)
+                            }
                             _ => Work::Tool(read_call(&step)?),
                         };
                         (step, work)
@@ -258,7 +267,7 @@ impl AgentRunner {
                         let turn = conversation.turns + 1;
                         let request = self.request(&conversation);
                         let name = llm_step_name(turn);
-                        let input = json!({"turn": turn, "request": request});
+                        let input = turn_input(turn, &request);
                         match self
                             .begin(&name, StepKind::Llm, input, retry_of.remove(&name))
                             .await?
@@ -582,10 +591,10 @@ fn read_response(step: &Step) -> Result<ChatResponse, EngineError> {
     serde_json::from_value(output).map_err(|error| journal_error(step, &error))
 }
 
-fn read_request(step: &Step) -> Result<ChatRequest, EngineError> {
-    let request =
-        step.input.as_ref().and_then(|input| input.get("request")).cloned().unwrap_or(Value::Null);
-    serde_json::from_value(request).map_err(|error| journal_error(step, &error))
+/// The request an `llm` step left in flight sent, to send again.
+fn read_request(step: &Step, rebuilt: ChatRequest) -> Result<ChatRequest, EngineError> {
+    let input = step.input.clone().unwrap_or(Value::Null);
+    stored_request(&input, rebuilt).map_err(|error| journal_error(step, &error))
 }
 
 fn read_call(step: &Step) -> Result<PendingCall, EngineError> {

@@ -11,7 +11,7 @@
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, EngineError, quiet};
+use super::{Engine, EngineError, RunControl, quiet};
 use taskflow_store::error::{Error, SpawnRefusal};
 use taskflow_store::lease::Lease;
 use taskflow_store::model::{Flow, NewFlow};
@@ -56,7 +56,11 @@ impl ChildRuns {
             child
         } else {
             self.engine
-                .run_flow(&child.id, quiet(), stop.child_token())
+                .run_flow(
+                    &child.id,
+                    quiet(),
+                    RunControl { stop: stop.child_token(), ..RunControl::default() },
+                )
                 .await
                 .map_err(engine_error)?
         };

@@ -15,6 +15,7 @@ mod children;
 mod progress;
 mod runner;
 pub(crate) mod store_access;
+mod turn_input;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,7 @@ use store_access::StoreAccess;
 use taskflow_providers::{ProviderFactory, preset_providers};
 use taskflow_store::error::Error;
 use taskflow_store::handle::OwnerHandle;
+use taskflow_store::lease::Lease;
 use taskflow_store::model::{
     CancelOutcome, Flow, FlowId, NewFlow, ResumePlan, StepKind, StepOutcome,
 };
@@ -69,6 +71,17 @@ impl Default for EngineOptions {
             kill_grace: Duration::from_secs(5),
         }
     }
+}
+
+/// How the caller of a run can end it early without cancelling the flow.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    /// Fired, the run starts nothing new and returns once its running steps have ended, the
+    /// flow left as it is (not ended) and its lease given back.
+    pub drain: CancellationToken,
+    /// Fired, the run stops its running steps too (they end `cancelled`, and run again when
+    /// the flow is resumed).
+    pub stop: CancellationToken,
 }
 
 /// Why the engine could not do what it was asked.
@@ -208,17 +221,30 @@ impl Engine {
         id: &FlowId,
         progress: ProgressSink,
     ) -> Result<Flow, EngineError> {
-        self.run_flow(id, progress, CancellationToken::new()).await
+        self.run_flow(id, progress, RunControl::default()).await
     }
 
-    /// [`run_with_progress`](Self::run_with_progress), stopping when `token` fires as well as
-    /// on a cancel request (a child flow's run stops with the step that runs it).
+    /// [`run_with_progress`](Self::run_with_progress) under `control`: a process that shuts
+    /// down drains its runs first (they start nothing new and end without an end, their lease
+    /// given back), then stops what is still running.
+    pub async fn run_controlled(
+        &self,
+        id: &FlowId,
+        progress: ProgressSink,
+        control: RunControl,
+    ) -> Result<Flow, EngineError> {
+        self.run_flow(id, progress, control).await
+    }
+
+    /// [`run_with_progress`](Self::run_with_progress), stopping when `control.stop` fires as
+    /// well as on a cancel request (a child flow's run stops with the step that runs it).
     async fn run_flow(
         &self,
         id: &FlowId,
         progress: ProgressSink,
-        token: CancellationToken,
+        control: RunControl,
     ) -> Result<Flow, EngineError> {
+        let RunControl { drain, stop: token } = control;
         let id = id.clone();
         let mut flow = self.read_flow(&id).await?;
         if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
@@ -288,6 +314,7 @@ impl Engine {
                     });
                     Runner {
                         store: self.store.clone(),
+                        drain: drain.clone(),
                         plan,
                         actions,
                         children,
@@ -305,6 +332,7 @@ impl Engine {
                 FlowKind::Agent { spec, provider, tools } => {
                     AgentRunner {
                         store: self.store.clone(),
+                        drain: drain.clone(),
                         lease: lease.clone(),
                         flow_id: id.clone(),
                         status: flow.status,
@@ -323,6 +351,17 @@ impl Engine {
         }
         .await;
         self.store.unwatch(&id);
+        match &outcome {
+            Err(EngineError::Store(Error::Storage(storage))) if storage.kind.is_fault() => {
+                self.record_fault(&lease, storage.to_string()).await;
+            }
+            Err(_) => {
+                // Whatever stopped the run, no live runner is left on the flow: say so at once.
+                let lease = lease.clone();
+                let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
+            }
+            Ok(()) => {}
+        }
         outcome?;
         let ended = self.read_flow(&id).await?;
         if ended.status.is_terminal() || ended.lease.is_none() {
@@ -334,6 +373,21 @@ impl Engine {
         Ok(released)
     }
 
+    /// The storage failed under a run (a full disk, an I/O error, a read-only file): the run has
+    /// stopped scheduling; it tries once to leave the flow `blocked` with the cause as its error
+    /// and to give its lease back, so that every view says what happened and a resume after the
+    /// fix can start at once. Either write may fail the same way; then the flow stays as the
+    /// last checkpoint left it, and its dead holder shows it stalled.
+    async fn record_fault(&self, lease: &Lease, cause: String) {
+        let (blocking, releasing) = (lease.clone(), lease.clone());
+        let error = format!("stopped: {cause}");
+        let _ = self
+            .store
+            .call(move |handle| handle.set_status(&blocking, FlowStatus::Blocked, Some(error)))
+            .await;
+        let _ = self.store.call(move |handle| handle.release_lease(&releasing)).await;
+    }
+
     /// Finishes the cancel of a child flow that a cancelled parent's step is waiting for. A
     /// child that has ended meanwhile is left as it is.
     fn finish_child_cancel(
@@ -341,7 +395,7 @@ impl Engine {
         child: FlowId,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), EngineError>> + Send + '_>> {
         Box::pin(async move {
-            match self.run_flow(&child, quiet(), CancellationToken::new()).await {
+            match self.run_flow(&child, quiet(), RunControl::default()).await {
                 Ok(_) | Err(EngineError::Store(Error::AlreadyEnded { .. })) => Ok(()),
                 Err(error) => Err(error),
             }

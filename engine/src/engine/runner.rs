@@ -49,6 +49,8 @@ enum Slot {
 /// Why the runner stopped scheduling.
 enum Stop {
     Cancel,
+    /// The run's caller asked it to start nothing new and return.
+    Drain,
     Failure(String),
     Abort(Error),
 }
@@ -68,6 +70,8 @@ enum Meaning {
 
 pub(crate) struct Runner {
     pub(crate) store: StoreAccess,
+    /// Fired, nothing new starts and the run returns once its running steps have ended.
+    pub(crate) drain: CancellationToken,
     pub(crate) plan: Plan,
     pub(crate) actions: Vec<Arc<dyn Action>>,
     /// What the steps run child flows through.
@@ -86,6 +90,7 @@ impl Runner {
     pub(crate) async fn run(self) -> Result<(), EngineError> {
         let Runner {
             store,
+            drain,
             plan,
             actions,
             children,
@@ -332,9 +337,12 @@ impl Runner {
                         progress(&Progress::StepFinished { step: name, seq, status, done, total });
                     }
                 }
-                () = token.cancelled(), if stop.is_none() => {
+                () = token.cancelled(), if !matches!(stop, Some(Stop::Cancel | Stop::Abort(_))) => {
                     progress(&Progress::Cancelling);
                     stop = Some(Stop::Cancel);
+                }
+                () = drain.cancelled(), if stop.is_none() => {
+                    stop = Some(Stop::Drain);
                 }
                 _ = renew.tick() => {
                     ops.push(CheckpointOp::Renew { lease: lease.clone(), ttl: options.lease_ttl });

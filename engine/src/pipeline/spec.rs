@@ -429,7 +429,7 @@ impl Plan {
     }
 }
 
-/// Durations as text: `250ms`, `30s`, `5m`, `2h`; a bare number is seconds.
+/// Durations as text: `250ms`, `30s`, `5m`, `2h`, `7d`; a bare number is seconds.
 pub mod duration_text {
     use std::time::Duration;
 
@@ -441,13 +441,16 @@ pub mod duration_text {
         let (number, unit) = text.split_at(split);
         let number: f64 = number
             .parse()
-            .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 30s, 5m, 1h)"))?;
+            .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 30s, 5m, 1h, 7d)"))?;
         let seconds = match unit.trim() {
             "ms" => number / 1000.0,
             "" | "s" => number,
             "m" => number * 60.0,
             "h" => number * 3600.0,
-            other => return Err(format!("unknown unit `{other}` in `{text}` (ms, s, m or h)")),
+            "d" => number * 86_400.0,
+            other => {
+                return Err(format!("unknown unit `{other}` in `{text}` (ms, s, m, h or d)"));
+            }
         };
         Duration::try_from_secs_f64(seconds).map_err(|error| format!("`{text}`: {error}"))
     }

@@ -21,6 +21,7 @@ use super::{
     step_change,
 };
 use crate::error::{Error, Result};
+use crate::event::NewEvent;
 use crate::lease::Lease;
 use crate::model::{CheckpointDone, CheckpointOp, FieldChange, Flow, FlowId, Step, StepKind};
 use crate::rules;
@@ -200,6 +201,7 @@ impl<T: StoreTx + ?Sized> FlowWrites<'_, T> {
                 let Some(step) = tx.next_attempt(&self.working.id, seq)? else {
                     return Err(not_running(tx, &self.working, seq));
                 };
+                tx.append_event(&NewEvent::step(&self.working, &step, now))?;
                 self.extra.push(step_change(
                     &step,
                     json!({"attempt": step.attempt - 1, "ended": reason}),

@@ -1,8 +1,10 @@
 //! Writing a flow's changes: the one place where a flow row is updated and its revision row
 //! appended, so that every accepted change bumps the revision and is recorded in the same
-//! transaction. A step that begins or ends is not a change to the flow and never comes here.
+//! transaction, with its event in the feed. A step that begins or ends is not a change to the
+//! flow and never comes here.
 
 use crate::error::{Error, Result};
+use crate::event::NewEvent;
 use crate::model::{FieldChange, Flow};
 use crate::revision::FieldSet;
 use crate::time::Timestamp;
@@ -40,5 +42,7 @@ pub fn commit<T: StoreTx + ?Sized>(
         });
     }
     tx.insert_revision(&after.id, after.revision, now, actor, &changes)?;
+    let fields = changes.into_iter().map(|change| change.field).collect();
+    tx.append_event(&NewEvent::flow(&after, fields, now))?;
     Ok(after)
 }

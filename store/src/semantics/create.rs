@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::steps::insert_step;
 use super::{check_running, commit, journal_moved_to, load_flow, step_change};
 use crate::error::{Error, Result};
+use crate::event::NewEvent;
 use crate::lease::Lease;
 use crate::model::{FieldChange, Flow, FlowId, NewFlow, NewStep, Step, StepKind, SyncMode};
 use crate::rules;
@@ -71,6 +72,8 @@ pub fn create_flow<T: StoreTx + ?Sized>(
         .chain(extra)
         .collect::<Vec<_>>();
     tx.insert_revision(&flow.id, 1, now, caller.actor, &change)?;
+    let fields = change.into_iter().map(|change| change.field).collect();
+    tx.append_event(&NewEvent::flow(&flow, fields, now))?;
     Ok(flow)
 }
 

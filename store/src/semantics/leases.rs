@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{commit, load_flow};
 use crate::error::{Error, Result};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder, Takeover};
-use crate::model::{FieldChange, Flow, FlowId, LeaseInfo};
+use crate::model::{Adoptable, FieldChange, Flow, FlowId, LeaseInfo};
 use crate::rules;
 use crate::store::Caller;
 use crate::time::Timestamp;
@@ -96,6 +96,23 @@ pub fn acquire_leases<T: StoreTx + ?Sized>(
         }
     }
     Ok(answers)
+}
+
+/// Which of `flows` (managed, queued or running) no live runner holds: never leased, a lease
+/// that expired, or one whose holder is a process of this host (`host`) that is gone.
+pub fn adoptable(flows: Vec<Flow>, now: Timestamp, host: &str) -> Vec<Adoptable> {
+    flows
+        .into_iter()
+        .filter(|flow| {
+            flow.lease.as_ref().is_none_or(|lease| {
+                let current =
+                    CurrentLease { holder: lease.holder.clone(), expires_at: lease.expires_at };
+                let gone = lease.holder.is_gone(host);
+                lease::decide(Some(&current), now, gone) != Decision::Refuse
+            })
+        })
+        .map(|flow| Adoptable { id: flow.id, owner: flow.owner, status: flow.status })
+        .collect()
 }
 
 /// Gives a held lease up.

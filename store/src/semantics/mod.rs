@@ -5,17 +5,23 @@
 //! writes that makes an operation atomic (every check before the first write it guards) and
 //! the effects that reach other flows (a cancel down a tree, a child's end up to its parent).
 
+mod audit;
 mod checkpoint;
 mod commit;
 mod create;
 mod leases;
+mod prune;
+mod stalled;
 mod steps;
 mod tree;
 
+pub use audit::{CANCEL_GRACE, audit, repair};
 pub use checkpoint::{CheckpointMemory, Forget, KnownFlow, apply_group, checkpoint};
 pub use commit::commit;
 pub use create::{create_flow, fork, reopen, spawn_child};
-pub use leases::{acquire_lease, acquire_leases, check_ttl, release_lease};
+pub use leases::{acquire_lease, acquire_leases, adoptable, check_ttl, release_lease};
+pub use prune::prune;
+pub use stalled::list_stalled;
 pub use tree::{report, request_cancel};
 
 use serde_json::Value;

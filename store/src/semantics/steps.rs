@@ -1,11 +1,12 @@
 //! A journal row's life: a step begins (a retry keeps the key of the step it retries and
-//! counts its attempts on) and ends once.
+//! counts its attempts on) and ends once; each is an event of the feed.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::{load_step, not_running};
+use super::{load_step, not_running, step_change};
 use crate::error::Result;
-use crate::model::{Flow, FlowId, NewStep, Step, StepOutcome};
+use crate::event::NewEvent;
+use crate::model::{FieldChange, Flow, FlowId, NewStep, Step, StepKind, StepOutcome, StepReport};
 use crate::rules;
 use crate::status::StepStatus;
 use crate::time::Timestamp;
@@ -46,7 +47,53 @@ pub(super) fn insert_step<T: StoreTx + ?Sized>(
         child_flow_id: child,
     };
     tx.insert_step(&step)?;
+    tx.append_event(&NewEvent::step(flow, &step, now))?;
     Ok(step)
+}
+
+/// Records a step a mirrored flow's owner reports (see [`StepReport`]); returns the change its
+/// revision lists, or `None` when the report changes nothing.
+pub(super) fn report_step<T: StoreTx + ?Sized>(
+    tx: &T,
+    flow: &Flow,
+    report: &StepReport,
+    now: Timestamp,
+) -> Result<Option<FieldChange>> {
+    rules::check_text("step name", &report.name)?;
+    let outcome = || match report.status {
+        StepStatus::Succeeded => {
+            StepOutcome::Succeeded(report.output.clone().unwrap_or(Value::Null))
+        }
+        StepStatus::Failed => {
+            StepOutcome::Failed(report.error.clone().unwrap_or_else(|| "failed".to_owned()))
+        }
+        _ => StepOutcome::Cancelled,
+    };
+    let latest = tx.last_step_named(&flow.id, &report.name)?;
+    let (step, before) = match latest {
+        Some(step) if step.status == StepStatus::Running => {
+            if report.status == StepStatus::Running {
+                return Ok(None);
+            }
+            let seq = step.seq;
+            (finish_step(tx, flow, seq, outcome(), now, Some(step))?, json!("running"))
+        }
+        Some(step) if step.status == report.status => return Ok(None),
+        latest => {
+            let retry_of = latest
+                .filter(|step| matches!(step.status, StepStatus::Failed | StepStatus::Cancelled))
+                .map(|step| step.seq);
+            let new = NewStep { retry_of, ..NewStep::new(&report.name, StepKind::Action) };
+            let seq = tx.last_seq(&flow.id)?.unwrap_or(0) + 1;
+            let step = insert_step(tx, flow, new, None, seq, now)?;
+            if report.status == StepStatus::Running {
+                (step, Value::Null)
+            } else {
+                (finish_step(tx, flow, seq, outcome(), now, Some(step))?, Value::Null)
+            }
+        }
+    };
+    Ok(Some(step_change(&step, before, json!(step.status.as_str()))))
 }
 
 /// Ends running step `seq` of `flow` with `outcome`, returning it as stored. `known` is the
@@ -68,8 +115,10 @@ pub(super) fn finish_step<T: StoreTx + ?Sized>(
     if !tx.end_step(&flow.id, seq, status, output.as_ref(), error.as_deref(), now)? {
         return Err(not_running(tx, flow, seq));
     }
-    match known {
-        Some(step) => Ok(Step { status, output, error, ended_at: Some(now), ..step }),
-        None => load_step(tx, flow, seq),
-    }
+    let step = match known {
+        Some(step) => Step { status, output, error, ended_at: Some(now), ..step },
+        None => load_step(tx, flow, seq)?,
+    };
+    tx.append_event(&NewEvent::step(flow, &step, now))?;
+    Ok(step)
 }

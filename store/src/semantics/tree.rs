@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::steps::finish_step;
+use super::steps::{finish_step, report_step};
 use super::{SYSTEM_ACTOR, cancel_settles, commit, load_flow, step_change};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{CancelOutcome, ExpectedRevision, Flow, FlowId, StateReport, StepOutcome};
 use crate::rules;
 use crate::status::FlowStatus;
@@ -35,7 +35,7 @@ pub fn request_cancel<T: StoreTx + ?Sized>(
     Ok(CancelOutcome { flow, already_requested, active_steps })
 }
 
-/// A mirrored flow's owner reports its state.
+/// A mirrored flow's owner reports its state and its steps, in one revision.
 pub fn report<T: StoreTx + ?Sized>(
     tx: &T,
     caller: Caller<'_>,
@@ -46,8 +46,26 @@ pub fn report<T: StoreTx + ?Sized>(
 ) -> Result<Flow> {
     let (before, _) = load_flow(tx, Some(caller.owner), id, true)?;
     rules::check_expected(&before, expected)?;
-    let after = rules::apply_report(&before, &report, now)?;
-    let after = commit(tx, &before, after, Vec::new(), caller.actor, now, None)?;
+    let mut after = rules::apply_report(&before, &report, now)?;
+    let mut steps = Vec::new();
+    for step in &report.steps {
+        steps.extend(report_step(tx, &after, step, now)?);
+    }
+    if report.current_step.is_none()
+        && let Some(last) = report.steps.last()
+    {
+        after.current_step = Some(last.name.clone());
+    }
+    if after.status.is_terminal() {
+        let running = tx.running_steps(&after.id)?;
+        if running > 0 {
+            return Err(Error::InvalidInput(format!(
+                "flow {} still has {running} running step(s): report them ended before it {}",
+                after.id, after.status
+            )));
+        }
+    }
+    let after = commit(tx, &before, after, steps, caller.actor, now, None)?;
     if after.status.is_terminal() {
         flow_ended(tx, &after, now)?;
     }
@@ -57,7 +75,12 @@ pub fn report<T: StoreTx + ?Sized>(
 /// Records a cancel request on `flow` and on its active descendants, then cancels each managed
 /// flow of the tree whose running work has settled (deepest first, so a cancelled child ends its
 /// parent's step before the parent is judged). Each flow is loaded before it is written.
-fn cancel_tree<T: StoreTx + ?Sized>(tx: &T, flow: Flow, actor: &str, now: Timestamp) -> Result<()> {
+pub(super) fn cancel_tree<T: StoreTx + ?Sized>(
+    tx: &T,
+    flow: Flow,
+    actor: &str,
+    now: Timestamp,
+) -> Result<()> {
     let mut after = flow.clone();
     after.cancel_requested_at = Some(now);
     let flow = commit(tx, &flow, after, Vec::new(), actor, now, None)?;

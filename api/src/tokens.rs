@@ -1,0 +1,106 @@
+//! The tokens of `taskflow serve`, from the config file's `[serve.tokens]` table:
+//! `NAME = { owner = "alice", token_env = "ALICE_TOKEN" }` (or `token_file = "PATH"`). Each
+//! token is bound to one owner, so the token a request carries decides whose flows it sees. The
+//! secret itself is read from the environment or a file, never written in the config file, and
+//! never shown: a token's `Debug` hides it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::{ApiError, Result};
+
+/// `[serve]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeSection {
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenConfig>,
+}
+
+/// One entry of `[serve.tokens]`: whose token it is, and where its secret is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub owner: String,
+    /// The environment variable that holds the secret.
+    pub token_env: Option<String>,
+    /// The file that holds the secret (its first line).
+    pub token_file: Option<PathBuf>,
+}
+
+/// A token serve accepts, and the owner it acts for.
+#[derive(Clone)]
+pub struct ServeToken {
+    pub name: String,
+    pub owner: String,
+    secret: String,
+}
+
+impl ServeToken {
+    pub fn new(
+        name: impl Into<String>,
+        owner: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
+        ServeToken { name: name.into(), owner: owner.into(), secret: secret.into() }
+    }
+
+    /// The secret a request must present.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+impl std::fmt::Debug for ServeToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeToken")
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Shorter secrets are refused: a token guards a server that may listen beyond this host.
+const MIN_SECRET_LEN: usize = 16;
+
+impl ServeSection {
+    /// The tokens of `[serve.tokens]`, each with its secret read; a token whose secret cannot
+    /// be read, or is too short, is an error naming the token (never the secret).
+    pub fn tokens(&self) -> Result<Vec<ServeToken>> {
+        let invalid = |name: &str, why: String| ApiError::Config {
+            message: format!("[serve.tokens] {name}: {why}"),
+            hint: Some(
+                "give each token `owner` and one of `token_env` (a variable holding the \
+                 secret) or `token_file`"
+                    .to_owned(),
+            ),
+        };
+        let mut tokens = Vec::new();
+        for (name, token) in &self.tokens {
+            if token.owner.trim().is_empty() {
+                return Err(invalid(name, "its `owner` is empty".to_owned()));
+            }
+            let secret = match (&token.token_env, &token.token_file) {
+                (Some(variable), None) => std::env::var(variable)
+                    .map_err(|_| invalid(name, format!("the variable {variable} is not set")))?,
+                (None, Some(path)) => std::fs::read_to_string(path)
+                    .map_err(|error| invalid(name, format!("{}: {error}", path.display())))?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                _ => return Err(invalid(name, "name one of `token_env` or `token_file`".into())),
+            };
+            let secret = secret.trim().to_owned();
+            if secret.len() < MIN_SECRET_LEN {
+                let why = format!("its secret is shorter than {MIN_SECRET_LEN} characters");
+                return Err(invalid(name, why));
+            }
+            tokens.push(ServeToken::new(name.clone(), token.owner.trim(), secret));
+        }
+        Ok(tokens)
+    }
+}

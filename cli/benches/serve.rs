@@ -1,0 +1,378 @@
+//! What `taskflow serve` carries, measured on the real binary in one run:
+//!
+//! - mirrored step reports over HTTP from 32 concurrent keep-alive connections: accepted
+//!   reports per second and the latency percentiles, beside the rate of the same reports made
+//!   in-process (32 threads on the owner-bound API, the same database settings);
+//! - the same load while 100 clients watch `GET /v1/events`: how much the watchers slow the
+//!   writers (rounds interleaved, medians compared);
+//! - the serve's resident memory, idle after start and idle again after the load.
+//!
+//! `cargo bench -p taskflow-cli --bench serve` (`TASKFLOW_BENCH_REPORTS=N` sets the reports per
+//! round, `TASKFLOW_BENCH_ROUNDS=N` the rounds of each kind).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use taskflow_api::database;
+use taskflow_store::{Durability, FlowId, NewFlow, StateReport, StepReport, StepStatus};
+
+const BIN: &str = env!("CARGO_BIN_EXE_taskflow");
+const CONNECTIONS: usize = 32;
+const WATCHERS: usize = 100;
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
+
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(db: &Path) -> Serve {
+        let mut child = Command::new(BIN)
+            .arg("--db")
+            .arg(db)
+            .args(["--owner", "bench", "serve", "--listen", "127.0.0.1:0"])
+            .env_remove("TASKFLOW_OWNER")
+            .env("TASKFLOW_CONFIG", "/nonexistent/config.toml")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the taskflow binary starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let url = first.trim().strip_prefix("listening on ").expect("serve started").to_owned();
+        Serve { child, url }
+    }
+
+    /// CPU time the serve process used so far (None where /proc is missing).
+    fn cpu(&self) -> Option<Duration> {
+        cpu_of(&self.child.id().to_string())
+    }
+
+    /// Resident memory, from /proc (None elsewhere).
+    fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// User plus system CPU time of a process so far, from `/proc/PID/stat` (in USER_HZ ticks,
+/// which Linux fixes at 100 per second for user space).
+fn cpu_of(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let user: u64 = fields.nth(11)?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
+}
+
+/// CPU time between two readings, per report, in microseconds.
+fn cpu_per_report(
+    before: Option<Duration>,
+    after: Option<Duration>,
+    reports: usize,
+) -> Option<f64> {
+    Some((after? - before?).as_secs_f64() * 1e6 / reports as f64)
+}
+
+fn report_body(flow: usize, n: usize) -> serde_json::Value {
+    json!({"steps": [{"name": format!("step-{n}"), "status": "succeeded",
+                      "output": {"flow": flow, "n": n}}]})
+}
+
+/// One round of reports over HTTP: each connection reports `per_connection` steps of its own
+/// flow, one after another. Returns the wall time and every report's latency.
+async fn http_round(
+    clients: &[reqwest::Client],
+    url: &str,
+    round: usize,
+    per_connection: usize,
+) -> (Duration, Vec<Duration>) {
+    let started = Instant::now();
+    let tasks: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(flow, client)| {
+            let client = client.clone();
+            let url = format!("{url}/v1/flows/bench-{flow}/report");
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_connection);
+                for n in 0..per_connection {
+                    let body = report_body(flow, round * per_connection + n);
+                    let sent = Instant::now();
+                    let response = client.post(&url).json(&body).send().await.unwrap();
+                    let status = response.status();
+                    let _ = response.bytes().await.unwrap();
+                    assert!(status.is_success(), "report refused: {status}");
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    (started.elapsed(), latencies)
+}
+
+/// The same reports in-process: 32 threads handing them to the store's writer through the
+/// owner-bound API (as serve does), on another database with the same settings.
+fn in_process_round(dir: &Path, per_connection: usize) -> Duration {
+    let taskflow = database::open_for_running(&dir.join("in-process.db"), Durability::Full)
+        .expect("a database opens");
+    let handle = taskflow.bind("bench").unwrap();
+    let ids: Vec<FlowId> = (0..CONNECTIONS)
+        .map(|flow| {
+            let mut new = NewFlow::mirrored("bench", "bench");
+            new.id = Some(format!("bench-{flow}").parse().unwrap());
+            handle.create(new).unwrap().id
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for (flow, id) in ids.iter().enumerate() {
+            let handle = handle.clone();
+            scope.spawn(move || {
+                for n in 0..per_connection {
+                    let report = StateReport {
+                        steps: vec![StepReport {
+                            name: format!("step-{n}"),
+                            status: StepStatus::Succeeded,
+                            output: Some(json!({"flow": flow, "n": n})),
+                            error: None,
+                        }],
+                        ..StateReport::default()
+                    };
+                    let (reply, answer) = std::sync::mpsc::channel();
+                    handle.submit_report(
+                        id,
+                        report,
+                        None,
+                        Box::new(move |flow| {
+                            let _ = reply.send(flow);
+                        }),
+                    );
+                    answer.recv().unwrap().unwrap();
+                }
+            });
+        }
+    });
+    started.elapsed()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at]
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn median_of(values: &mut [f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| median(values))
+}
+
+/// Median CPU time per report (µs): serve's in plain and in watched rounds, the load's own.
+struct Cpu {
+    plain: Option<f64>,
+    watched: Option<f64>,
+    client: Option<f64>,
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Watchers on the event stream, each counting the events it receives (the blank lines that
+/// end them, so the counting costs little beside serve's work), until dropped.
+struct Watchers {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    received: Arc<AtomicU64>,
+}
+
+impl Watchers {
+    async fn start(url: &str) -> Watchers {
+        let received = Arc::new(AtomicU64::new(0));
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..WATCHERS {
+            let response = client
+                .get(format!("{url}/v1/events"))
+                .header("accept", "text/event-stream")
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success());
+            let received = received.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut body = response.bytes_stream();
+                let mut newline_before = false;
+                while let Some(Ok(chunk)) = body.next().await {
+                    let mut ends = 0;
+                    for &byte in chunk.iter() {
+                        if byte == b'\n' {
+                            ends += u64::from(newline_before);
+                            newline_before = true;
+                        } else {
+                            newline_before = false;
+                        }
+                    }
+                    received.fetch_add(ends, Ordering::Relaxed);
+                }
+            }));
+        }
+        Watchers { tasks, received }
+    }
+}
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    let per_round = setting("TASKFLOW_BENCH_REPORTS", 8_000);
+    let rounds = setting("TASKFLOW_BENCH_ROUNDS", 3).max(1);
+    let per_connection = (per_round / CONNECTIONS).max(1);
+    let reports = per_connection * CONNECTIONS;
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(&dir.path().join("serve.db"));
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rss = serve.rss_kib();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (http, watched, delivered, p50, p99, max, cpu) = runtime.block_on(async {
+        let clients: Vec<reqwest::Client> = (0..CONNECTIONS)
+            .map(|_| {
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .pool_max_idle_per_host(1)
+                    .tcp_nodelay(true)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        for (flow, client) in clients.iter().enumerate() {
+            let body = json!({"id": format!("bench-{flow}"), "name": "bench",
+                              "sync_mode": "mirrored"});
+            let response =
+                client.post(format!("{}/v1/flows", serve.url)).json(&body).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 201);
+        }
+        // A warm-up round, then plain and watched rounds interleaved.
+        let mut round = 0;
+        http_round(&clients, &serve.url, round, per_connection / 4 + 1).await;
+        let (mut plain, mut watched) = (Vec::new(), Vec::new());
+        let (mut plain_cpu, mut watched_cpu, mut client_cpu) = (Vec::new(), Vec::new(), Vec::new());
+        let mut latencies = Vec::new();
+        let mut delivered = 0;
+        for _ in 0..rounds {
+            round += 1;
+            let (serve_before, client_before) = (serve.cpu(), cpu_of("self"));
+            let (took, mut round_latencies) =
+                http_round(&clients, &serve.url, round, per_connection).await;
+            plain.push(reports as f64 / took.as_secs_f64());
+            plain_cpu.extend(cpu_per_report(serve_before, serve.cpu(), reports));
+            client_cpu.extend(cpu_per_report(client_before, cpu_of("self"), reports));
+            latencies.append(&mut round_latencies);
+
+            let watchers = Watchers::start(&serve.url).await;
+            round += 1;
+            let serve_before = serve.cpu();
+            let (took, _) = http_round(&clients, &serve.url, round, per_connection).await;
+            watched.push(reports as f64 / took.as_secs_f64());
+            // Let the stream catch up, so the count shows the fan-out happened.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            watched_cpu.extend(cpu_per_report(serve_before, serve.cpu(), reports));
+            delivered += watchers.received.load(Ordering::Relaxed);
+        }
+        latencies.sort();
+        let (p50, p99, max) =
+            (percentile(&latencies, 0.5), percentile(&latencies, 0.99), *latencies.last().unwrap());
+        let cpu = Cpu {
+            plain: median_of(&mut plain_cpu),
+            watched: median_of(&mut watched_cpu),
+            client: median_of(&mut client_cpu),
+        };
+        (median(&mut plain), median(&mut watched), delivered, p50, p99, max, cpu)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let loaded_rss = serve.rss_kib();
+    drop(serve);
+
+    let mut in_process_cpu = Vec::new();
+    let mut in_process: Vec<f64> = (0..rounds)
+        .map(|round| {
+            let dir = dir.path().join(format!("round-{round}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let before = cpu_of("self");
+            let took = in_process_round(&dir, per_connection);
+            in_process_cpu.extend(cpu_per_report(before, cpu_of("self"), reports));
+            reports as f64 / took.as_secs_f64()
+        })
+        .collect();
+    let in_process = median(&mut in_process);
+    let in_process_cpu = median_of(&mut in_process_cpu);
+
+    println!(
+        "serve: mirrored step reports, {CONNECTIONS} keep-alive connections, {reports} per round, {rounds} rounds of each kind"
+    );
+    println!("  over HTTP          {http:>9.0} reports/s  (median of rounds)");
+    println!(
+        "  latency            p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        ms(p50),
+        ms(p99),
+        ms(max)
+    );
+    println!(
+        "  in-process         {in_process:>9.0} reports/s  (HTTP carries {:.0}% of it)",
+        100.0 * http / in_process
+    );
+    println!(
+        "  with {WATCHERS} watchers  {watched:>9.0} reports/s  (writers {:+.1}%; {delivered} events delivered)",
+        100.0 * (watched - http) / http
+    );
+    let us = |cpu: Option<f64>| cpu.map_or("n/a".to_owned(), |us| format!("{us:.0} µs"));
+    println!(
+        "  CPU per report     serve {}  with {WATCHERS} watchers {}  in-process {}  (the load's own client {})",
+        us(cpu.plain),
+        us(cpu.watched),
+        us(in_process_cpu),
+        us(cpu.client)
+    );
+    let show = |rss: Option<u64>| {
+        rss.map_or("n/a".to_owned(), |kib| format!("{:.1} MiB", kib as f64 / 1024.0))
+    };
+    println!(
+        "  resident memory    idle {}  idle after the load {}",
+        show(idle_rss),
+        show(loaded_rss)
+    );
+}

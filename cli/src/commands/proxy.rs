@@ -1,0 +1,140 @@
+//! `taskflow proxy`: the tool-call-fixing OpenAI-compatible endpoint (DESIGN §12) in front
+//! of an upstream server. This module turns the flags into a `ProxyConfig`, prints the address
+//! it listens on as the first line of stdout, and serves until Ctrl-C or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use taskflow_parsers::Format;
+use taskflow_providers::ApiKey;
+use taskflow_proxy::{IdMode, ProxyConfig, ProxyError, Server};
+
+use crate::error::{CliError, CliResult};
+use crate::global::GlobalArgs;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Clients use http://ADDR/v1 as their OpenAI base URL. Answers whose \
+    content or reasoning holds tool calls written as tagged text get them as `tool_calls`; \
+    everything else passes through.\n\n\
+    Examples:\n  \
+    taskflow proxy --upstream http://localhost:8000/v1\n  \
+    taskflow proxy --upstream http://localhost:11434/v1 --format qwen3-coder --log proxy.jsonl\n  \
+    MOONSHOT_API_KEY=… taskflow proxy --upstream https://api.moonshot.ai/v1 --api-key-env MOONSHOT_API_KEY\n  \
+    TOKEN=… taskflow proxy --upstream http://gpu-box:8000/v1 --listen 0.0.0.0:4000 --token-env TOKEN")]
+pub struct ProxyArgs {
+    /// The upstream's OpenAI base URL, as its own clients would use it
+    #[arg(long, value_name = "URL")]
+    pub upstream: String,
+
+    /// Where to listen; a port of 0 takes a free one. Only loopback unless --token-env is set
+    #[arg(long, default_value = "127.0.0.1:4000", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// The tagged-text format answers are read in; auto: the request's model tells it, else the
+    /// first marker (formats as in `taskflow parse --help`)
+    #[arg(long, default_value = "auto", value_name = "FORMAT")]
+    pub format: Format,
+
+    /// The environment variable holding the upstream's API key, sent as a bearer token in place
+    /// of the client's (without it, the client's Authorization header goes on)
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+
+    /// The environment variable holding a token that clients must send as
+    /// `Authorization: Bearer TOKEN`; required to listen beyond loopback
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+
+    /// The tool-call ids clients get: keep (the model's own) or safe (escaped into
+    /// [A-Za-z0-9_-], and restored in the next request); a client may pick with the
+    /// X-Taskflow-Ids header
+    #[arg(long, default_value = "keep", value_name = "MODE", value_parser = parse_ids)]
+    pub ids: IdMode,
+
+    /// The upstream refuses `tools`: write the tools, earlier calls and their results into the
+    /// prompt in the model's own format instead
+    #[arg(long)]
+    pub tools_in_prompt: bool,
+
+    /// Append one JSON line per exchange to FILE (timings, tokens, calls fixed, diagnostics)
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+fn parse_ids(name: &str) -> Result<IdMode, String> {
+    IdMode::parse(name).ok_or_else(|| format!("`{name}` is not keep or safe"))
+}
+
+pub fn run(_global: &GlobalArgs, args: &ProxyArgs) -> CliResult {
+    let mut config = ProxyConfig::new(&args.upstream).map_err(proxy_error)?;
+    config.listen = args.listen;
+    config.format = args.format;
+    config.ids = args.ids;
+    config.tools_in_prompt = args.tools_in_prompt;
+    config.log = args.log.clone();
+    config.api_key =
+        args.api_key_env.as_deref().map(|var| key_from(var, "--api-key-env")).transpose()?;
+    config.client_token =
+        args.token_env.as_deref().map(|var| key_from(var, "--token-env")).transpose()?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|error| CliError::failure(format!("cannot start the async runtime: {error}")))?;
+    runtime.block_on(async {
+        let server = Server::bind(config).await.map_err(proxy_error)?;
+        let addr = server.local_addr().map_err(proxy_error)?;
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "listening on http://{addr}");
+        let _ = stdout.flush();
+        server.run(stopped()).await.map_err(proxy_error)
+    })
+}
+
+/// A secret from the environment variable `var`, which the flag `flag` named.
+fn key_from(var: &str, flag: &str) -> CliResult<ApiKey> {
+    ApiKey::from_env(var).ok_or_else(|| {
+        CliError::usage(format!(
+            "the environment variable {var} named by {flag} is not set or empty"
+        ))
+        .with_hint(format!("export {var}=… before starting the proxy"))
+    })
+}
+
+/// Completes at Ctrl-C or SIGTERM.
+async fn stopped() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn proxy_error(error: ProxyError) -> CliError {
+    match &error {
+        ProxyError::NotLocal { .. } => CliError::usage(error.to_string()).with_hint(
+            "listen on 127.0.0.1 (or [::1]), or set --token-env VAR so that clients must send a token",
+        ),
+        ProxyError::Upstream { .. } => CliError::usage(error.to_string())
+            .with_hint("give the base URL clients of the upstream use, e.g. http://localhost:8000/v1"),
+        ProxyError::Listen { .. } => CliError::failure(error.to_string())
+            .with_hint("another process may hold that port; pick another --listen, or port 0 for a free one"),
+        ProxyError::Log { .. } => {
+            CliError::failure(error.to_string()).with_hint("check the folder of --log and its permissions")
+        }
+        ProxyError::Client(_) | ProxyError::Serve(_) => CliError::failure(error.to_string()),
+    }
+}

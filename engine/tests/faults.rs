@@ -1,0 +1,291 @@
+//! The fault matrix: a pipeline run and an agent run, each with each storage fault (a full disk, an I/O error, a write
+//! kept but reported failed, a panic mid-write) at every write position of the run. After each
+//! faulty run: the flow is ended, or no lease is left on it (nothing says "running" for a run
+//! that stopped); a resume on the healthy store finishes it with the outputs of a clean run; and
+//! no step whose success was committed before the fault runs again.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use taskflow_engine::agent::{AgentSpec, ProviderChoice, ProviderFactory};
+use taskflow_engine::{
+    Actions, Engine, EngineOptions, FlowId, FlowSpec, FlowStatus, StepContext, StepSpec,
+    StepStatus, TaskFlow,
+};
+use taskflow_providers::{
+    ChatRequest, ChatResponse, ChatStream, Provider, ProviderError, ReplayProvider, ReplayScript,
+};
+use taskflow_store::FlowStore;
+use taskflow_store::faults::{Fault, FaultyStore};
+use taskflow_store_sqlite::{OpenOptions, SqliteStore};
+
+const OWNER: &str = "alice";
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        kill_grace: Duration::from_millis(100),
+        lease_ttl: Duration::from_millis(500),
+        ..EngineOptions::default()
+    }
+}
+
+/// Calls of the `work` action per step name, across every run of a test.
+#[derive(Clone, Default)]
+struct Calls(Arc<Mutex<BTreeMap<String, u32>>>);
+
+impl Calls {
+    fn actions(&self) -> Actions {
+        let mut actions = Actions::builtin();
+        let calls = self.0.clone();
+        actions.register("work", move |input: Value, context: StepContext| {
+            let calls = calls.clone();
+            async move {
+                *calls.lock().unwrap().entry(context.step.clone()).or_default() += 1;
+                Ok(json!({ "step": context.step, "input": input }))
+            }
+        });
+        actions
+    }
+
+    fn of(&self, step: &str) -> u32 {
+        self.0.lock().unwrap().get(step).copied().unwrap_or(0)
+    }
+
+    /// The recorded model turns of `examples/agent`, each request counted as a call of the
+    /// turn it asks for (`llm N`, N = the assistant turns it holds + 1).
+    fn providers(&self) -> ProviderFactory {
+        let script = std::fs::read_to_string(example("kimi-turns.toml")).unwrap();
+        let replay = ReplayProvider::new(ReplayScript::parse(&script, "script").unwrap(), "script");
+        let provider: Arc<dyn Provider> = Arc::new(CountingTurns { replay, calls: self.clone() });
+        Arc::new(move |_choice: &ProviderChoice| Ok(Arc::clone(&provider)))
+    }
+
+    fn count_turn(&self, request: &ChatRequest) {
+        let turn = format!("llm {}", request.assistant_turns() + 1);
+        *self.0.lock().unwrap().entry(turn).or_default() += 1;
+    }
+}
+
+#[derive(Debug)]
+struct CountingTurns {
+    replay: ReplayProvider,
+    calls: Calls,
+}
+
+impl std::fmt::Debug for Calls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Calls").field(&self.0.lock().unwrap()).finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for CountingTurns {
+    fn name(&self) -> &str {
+        "counting turns"
+    }
+
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        self.calls.count_turn(request);
+        self.replay.complete(request).await
+    }
+
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        self.calls.count_turn(request);
+        self.replay.stream(request).await
+    }
+}
+
+fn example(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/agent").join(path)
+}
+
+/// What runs under the faults.
+#[derive(Debug, Clone, Copy)]
+enum Workload {
+    Pipeline,
+    /// Three recorded model turns with three tool calls between them (six steps).
+    Agent,
+}
+
+fn agent_spec() -> AgentSpec {
+    AgentSpec {
+        name: "what is left".into(),
+        prompt: "What is left to do in this project?".into(),
+        system: None,
+        provider: ProviderChoice { provider: "replay".into(), ..ProviderChoice::default() },
+        tools: vec![],
+        workspace: example("workspace"),
+        allowed_commands: vec![],
+        max_turns: 10,
+        max_tokens: None,
+        temperature: None,
+    }
+}
+
+/// `a` → `b` → `c` → `d`, each reading the output before it (one step at a time, so a run
+/// makes the same writes in the same order every time).
+fn spec() -> FlowSpec {
+    let mut spec = FlowSpec::new("faulty").step(StepSpec::new("a", "work").with(json!({ "n": 1 })));
+    for (step, before) in [("b", "a"), ("c", "b"), ("d", "c")] {
+        let from = format!("{{{{steps.{before}.output}}}}");
+        spec = spec.step(StepSpec::new(step, "work").with(json!({ "from": from })).needs([before]));
+    }
+    spec
+}
+
+fn sqlite(dir: &Path) -> Arc<dyn FlowStore> {
+    Arc::new(SqliteStore::open(dir.join("flows.db"), &OpenOptions::default()).unwrap())
+}
+
+fn engine(store: Arc<dyn FlowStore>, calls: &Calls) -> Engine {
+    Engine::new(TaskFlow::new(store).bind(OWNER).unwrap(), calls.actions(), options())
+        .with_providers(calls.providers())
+}
+
+/// Each step's output, by name.
+fn outputs(store: &Arc<dyn FlowStore>, id: &FlowId) -> BTreeMap<String, Value> {
+    let steps = store.steps(OWNER, id).unwrap();
+    steps
+        .into_iter()
+        .filter(|step| step.status == StepStatus::Succeeded)
+        .map(|step| (step.name, step.output.unwrap_or(Value::Null)))
+        .collect()
+}
+
+/// Creates the flow on the healthy store and runs it through `store`; the run's result, or
+/// `Err` when it panicked.
+async fn run_through(
+    workload: Workload,
+    healthy: &Arc<dyn FlowStore>,
+    store: Arc<dyn FlowStore>,
+    calls: &Calls,
+) -> (FlowId, Result<(), String>) {
+    let creator = engine(healthy.clone(), calls);
+    let flow = match workload {
+        Workload::Pipeline => creator.create(&spec(), None).await.unwrap(),
+        Workload::Agent => creator.create_agent(&agent_spec(), None).await.unwrap(),
+    };
+    let runner = engine(store, calls);
+    let id = flow.id.clone();
+    let run = tokio::spawn(async move { runner.run(&id).await });
+    let result = match run.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(join) if join.is_panic() => Err("panicked".to_owned()),
+        Err(join) => Err(join.to_string()),
+    };
+    (flow.id, result)
+}
+
+/// Runs `workload` under every fault at every write position; returns the number of faulty
+/// runs.
+async fn matrix(workload: Workload, steps: usize) -> usize {
+    // The clean run: its outputs, and how many writes it makes.
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = sqlite(dir.path());
+    let counting = Arc::new(FaultyStore::counting(healthy.clone()));
+    let calls = Calls::default();
+    let (id, result) = run_through(workload, &healthy, counting.clone(), &calls).await;
+    assert_eq!(result, Ok(()));
+    let expected = outputs(&healthy, &id);
+    assert_eq!(expected.len(), steps, "{expected:?}");
+    let writes = counting.writes();
+    assert!(writes > steps, "a run of {steps} steps writes more than {writes} times");
+
+    let mut cases = 0;
+    for fault in Fault::ALL {
+        for at in 1..=writes {
+            let dir = tempfile::tempdir().unwrap();
+            let healthy = sqlite(dir.path());
+            let faulty = Arc::new(FaultyStore::new(healthy.clone(), fault, at));
+            let calls = Calls::default();
+            let (id, result) = run_through(workload, &healthy, faulty.clone(), &calls).await;
+            let case = format!("{workload:?}: {fault:?} at write {at} of {writes}");
+            assert!(faulty.fired(), "{case}: the fault never happened");
+
+            // Nothing says "running" for a run that stopped.
+            let flow = healthy.flow(OWNER, &id).unwrap();
+            if !flow.status.is_terminal() {
+                assert!(result.is_err(), "{case}: the run ended well but left {flow:?}");
+                // A refused write leaves no lease behind. A lease can outlive the run only
+                // where the runner cannot know it holds one (its grant was kept but reported
+                // failed) or where the runner itself died mid-write (a panic); it then expires
+                // and the flow is adopted as stalled.
+                let may_keep_lease = matches!(fault, Fault::Unacknowledged | Fault::Panic);
+                assert!(
+                    flow.lease.is_none() || may_keep_lease,
+                    "{case}: a stopped run left its lease: {flow:?}"
+                );
+                // A run that got its lease and then hit a refused write says why; one refused
+                // its lease never started.
+                if let Fault::Refused(_) = fault
+                    && flow.status != FlowStatus::Queued
+                {
+                    assert_eq!(flow.status, FlowStatus::Blocked, "{case}");
+                    assert!(flow.error.is_some(), "{case}: the cause is recorded");
+                }
+            }
+
+            // What was committed done before the fault is never run again.
+            let done_before = outputs(&healthy, &id);
+            let calls_before: BTreeMap<String, u32> =
+                done_before.keys().map(|step| (step.clone(), calls.of(step))).collect();
+            if !flow.status.is_terminal() {
+                // The lease was released, or a panicked run's expires.
+                tokio::time::sleep(if flow.lease.is_some() {
+                    options().lease_ttl
+                } else {
+                    Duration::ZERO
+                })
+                .await;
+                let resumed = engine(healthy.clone(), &calls).run(&id).await;
+                assert!(resumed.is_ok(), "{case}: resume failed: {resumed:?}");
+            }
+            let flow = healthy.flow(OWNER, &id).unwrap();
+            assert_eq!(flow.status, FlowStatus::Succeeded, "{case}");
+            assert_eq!(outputs(&healthy, &id), expected, "{case}: the same result");
+            for (step, before) in calls_before {
+                assert_eq!(
+                    calls.of(&step),
+                    before,
+                    "{case}: `{step}` ran again after its success was committed"
+                );
+            }
+            cases += 1;
+        }
+    }
+    println!(
+        "fault matrix, {workload:?}: {} faults × {writes} write positions = {cases} faulty runs",
+        Fault::ALL.len()
+    );
+    cases
+}
+
+/// Injected panics are expected here: keep their messages out of the test's output.
+fn quiet_injected_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let injected = info
+            .payload()
+            .downcast_ref::<&str>()
+            .is_some_and(|message| message.starts_with("injected panic"));
+        if !injected {
+            default(info);
+        }
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_at_any_write_of_a_pipeline_loses_nothing_reruns_no_finished_step() {
+    quiet_injected_panics();
+    assert!(matrix(Workload::Pipeline, 4).await >= 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_at_any_write_of_an_agent_run_loses_nothing_repeats_no_finished_turn() {
+    quiet_injected_panics();
+    assert!(matrix(Workload::Agent, 6).await >= 24);
+}

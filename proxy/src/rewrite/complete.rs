@@ -1,0 +1,93 @@
+//! A whole (non-streamed) answer. It is read as JSON; when no choice holds tagged text (and
+//! no id needs rewriting) the client gets the upstream's bytes as they were, otherwise the
+//! answer with its messages rewritten and every other field as it came.
+
+use serde_json::Value;
+
+use super::choice::{ChoiceRewriter, write_text};
+use super::pieces::Pieces;
+use super::{Reading, Report};
+
+/// What becomes of an answer.
+#[derive(Debug)]
+pub(crate) enum Completion {
+    /// Nothing to change: pass the upstream's bytes.
+    Unchanged,
+    Rewritten(Vec<u8>),
+}
+
+pub(crate) fn rewrite_completion(
+    body: &[u8],
+    reading: &Reading,
+    report: &mut Report,
+) -> Completion {
+    let Ok(mut answer) = serde_json::from_slice::<Value>(body) else {
+        return Completion::Unchanged;
+    };
+    report.usage(answer.get("usage"));
+    let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else {
+        return Completion::Unchanged;
+    };
+    let mut changed = false;
+    for choice in choices.iter_mut() {
+        changed |= rewrite_choice(choice, reading, report);
+    }
+    if !changed {
+        return Completion::Unchanged;
+    }
+    match serde_json::to_vec(&answer) {
+        Ok(bytes) => Completion::Rewritten(bytes),
+        Err(_) => Completion::Unchanged,
+    }
+}
+
+fn rewrite_choice(choice: &mut Value, reading: &Reading, report: &mut Report) -> bool {
+    let Some(choice) = choice.as_object_mut() else { return false };
+    let Some(message) = choice.get_mut("message").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    let mut rewriter = ChoiceRewriter::new(reading);
+    let mut out = Pieces::default();
+    let text_in = rewriter.read_text(message, &mut out);
+    rewriter.finish(&mut out);
+    let mut changed = false;
+    let mut structured = match message.remove("tool_calls") {
+        Some(Value::Array(calls)) => calls,
+        Some(other) => {
+            message.insert("tool_calls".into(), other);
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    let mut numbered = Vec::with_capacity(structured.len());
+    for (position, call) in structured.iter_mut().enumerate() {
+        changed |= rewriter.structured(call, position);
+    }
+    let had_structured = !structured.is_empty();
+    if !text_in.same_as(&out) {
+        changed = true;
+        write_text(message, &text_in, &out, rewriter.reasoning_key, true);
+    }
+    // Structured calls were numbered after the tagged ones (they are read last).
+    numbered.extend(out.whole_calls());
+    let tagged = numbered.len();
+    numbered.extend(structured.into_iter().enumerate().map(|(at, call)| (tagged + at, call)));
+    if !numbered.is_empty() || had_structured {
+        message.insert(
+            "tool_calls".into(),
+            Value::Array(numbered.into_iter().map(|(_, call)| call).collect()),
+        );
+    }
+    if tagged > 0 {
+        let reason = choice.get("finish_reason");
+        if matches!(reason, None | Some(Value::Null))
+            || reason.and_then(Value::as_str).is_some_and(|r| r.is_empty() || r == "stop")
+        {
+            choice.insert("finish_reason".into(), Value::from("tool_calls"));
+        }
+    }
+    report.calls_fixed += rewriter.calls.tagged;
+    report.format = report.format.or(rewriter.format());
+    report.notes.append(&mut rewriter.calls.notes);
+    changed
+}

@@ -1,0 +1,233 @@
+//! A streamed answer, one server-sent event at a time. A chunk whose text holds no marker
+//! (and no id to rewrite) is passed on as it came; otherwise its text fields are replaced by
+//! what the parser made certain, with tagged calls as index-keyed `tool_calls` deltas. Text
+//! held back as a possible marker start goes out with a later chunk, so a chunk that carried
+//! only such text is not sent at all. At the finish reason the parsers are flushed into that
+//! chunk, and a choice that made calls finishes with `tool_calls`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value, json};
+
+use super::choice::{ChoiceRewriter, write_text};
+use super::pieces::Pieces;
+use super::{Reading, Report};
+
+/// The fields of a chunk that a chunk the proxy writes itself copies from the last one.
+const TEMPLATE_FIELDS: [&str; 5] = ["id", "object", "created", "model", "system_fingerprint"];
+
+pub(crate) struct StreamRewriter {
+    reading: Reading,
+    choices: BTreeMap<u64, ChoiceRewriter>,
+    template: Map<String, Value>,
+    done: bool,
+    pub report: Report,
+    /// Notes already written to the client as comments.
+    notes_sent: usize,
+}
+
+impl StreamRewriter {
+    pub(crate) fn new(reading: Reading) -> Self {
+        Self {
+            reading,
+            choices: BTreeMap::new(),
+            template: Map::new(),
+            done: false,
+            report: Report::default(),
+            notes_sent: 0,
+        }
+    }
+
+    /// Whether the upstream said the answer is complete (`[DONE]`, or every choice finished).
+    pub(crate) fn complete(&self) -> bool {
+        self.done || (!self.choices.is_empty() && self.choices.values().all(|c| c.finished))
+    }
+
+    /// One event's data from the upstream; what the client gets is appended to `out` as SSE.
+    pub(crate) fn event(&mut self, data: &str, out: &mut String) {
+        if data.trim() == "[DONE]" {
+            self.flush(out);
+            self.done = true;
+            write_event(out, data);
+            return;
+        }
+        let Ok(Value::Object(mut chunk)) = serde_json::from_str::<Value>(data) else {
+            write_event(out, data);
+            return;
+        };
+        if chunk.contains_key("error") {
+            write_event(out, data);
+            return;
+        }
+        self.report.usage(chunk.get("usage"));
+        let mut changed = false;
+        if chunk.get("choices").and_then(Value::as_array).is_some_and(|c| !c.is_empty()) {
+            self.template = TEMPLATE_FIELDS
+                .iter()
+                .filter_map(|key| Some(((*key).to_owned(), chunk.get(*key)?.clone())))
+                .collect();
+        }
+        if let Some(Value::Array(choices)) = chunk.get_mut("choices") {
+            for (position, choice) in choices.iter_mut().enumerate() {
+                changed |= self.choice(choice, position);
+            }
+        }
+        if !changed {
+            write_event(out, data);
+        } else if !is_empty_chunk(&chunk) {
+            write_event(out, &Value::Object(chunk).to_string());
+        }
+        self.write_notes(out);
+    }
+
+    /// The upstream's stream ended. An answer the upstream did not complete ends with an
+    /// error event, so that no client takes a cut answer for a whole one.
+    pub(crate) fn end(&mut self, failure: Option<&str>, out: &mut String) {
+        if self.done {
+            return;
+        }
+        if failure.is_none() && self.complete() {
+            self.flush(out);
+            self.write_notes(out);
+            self.done = true;
+            return;
+        }
+        self.done = true;
+        let message = match failure {
+            Some(reason) => {
+                format!("the upstream stream broke before the answer was complete: {reason}")
+            }
+            None => "the upstream stream ended before the answer was complete".to_owned(),
+        };
+        let error = json!({"error": {
+            "message": message,
+            "type": "upstream_interrupted",
+            "code": "upstream_interrupted",
+        }});
+        write_event(out, &error.to_string());
+    }
+
+    fn choice(&mut self, choice: &mut Value, position: usize) -> bool {
+        let Some(choice) = choice.as_object_mut() else { return false };
+        let key = choice.get("index").and_then(Value::as_u64).unwrap_or(position as u64);
+        let rewriter =
+            self.choices.entry(key).or_insert_with(|| ChoiceRewriter::new(&self.reading));
+        if rewriter.finished {
+            return false;
+        }
+        let mut out = Pieces::default();
+        let mut changed = false;
+        let text_in = match choice.get_mut("delta").and_then(Value::as_object_mut) {
+            Some(delta) => {
+                let text_in = rewriter.read_text(delta, &mut out);
+                if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
+                    for (position, call) in calls.iter_mut().enumerate() {
+                        changed |= rewriter.structured(call, position);
+                    }
+                }
+                text_in
+            }
+            None => Default::default(),
+        };
+        let finish = choice.get("finish_reason").and_then(Value::as_str).filter(|r| !r.is_empty());
+        let finishing = finish.is_some();
+        if finishing {
+            rewriter.finish(&mut out);
+            if rewriter.has_calls() && finish == Some("stop") {
+                choice.insert("finish_reason".into(), json!("tool_calls"));
+                changed = true;
+            }
+        }
+        if !text_in.same_as(&out) {
+            changed = true;
+            let delta =
+                choice.entry("delta").or_insert_with(|| Value::Object(Map::new())).as_object_mut();
+            if let Some(delta) = delta {
+                write_text(delta, &text_in, &out, rewriter.reasoning_key, false);
+                append_calls(delta, &out);
+            }
+        }
+        if finishing {
+            self.settle(key);
+        }
+        changed
+    }
+
+    /// Moves what a finished choice's reader learned into the report.
+    fn settle(&mut self, key: u64) {
+        if let Some(rewriter) = self.choices.get_mut(&key) {
+            self.report.format = self.report.format.or(rewriter.format());
+            self.report.calls_fixed += std::mem::take(&mut rewriter.calls.tagged);
+            self.report.notes.append(&mut rewriter.calls.notes);
+        }
+    }
+
+    /// Ends every choice still open and sends what their parsers held, in one chunk.
+    fn flush(&mut self, out: &mut String) {
+        let mut choices = Vec::new();
+        let keys: Vec<u64> = self.choices.keys().copied().collect();
+        for key in keys {
+            let Some(rewriter) = self.choices.get_mut(&key) else { continue };
+            if rewriter.finished {
+                continue;
+            }
+            let mut pieces = Pieces::default();
+            rewriter.finish(&mut pieces);
+            let reasoning_key = rewriter.reasoning_key;
+            self.settle(key);
+            if pieces.is_empty() {
+                continue;
+            }
+            let mut delta = Map::new();
+            write_text(&mut delta, &Default::default(), &pieces, reasoning_key, false);
+            append_calls(&mut delta, &pieces);
+            choices.push(json!({"index": key, "delta": delta, "finish_reason": null}));
+        }
+        if !choices.is_empty() {
+            let mut chunk = self.template.clone();
+            chunk.insert("choices".into(), Value::Array(choices));
+            write_event(out, &Value::Object(chunk).to_string());
+        }
+    }
+
+    fn write_notes(&mut self, out: &mut String) {
+        for note in &self.report.notes[self.notes_sent..] {
+            let text = format!("{}: {}", note.kind, note.message).replace(['\r', '\n'], " ");
+            let _ = write!(out, ": taskflow-proxy {text}\n\n");
+        }
+        self.notes_sent = self.report.notes.len();
+    }
+}
+
+fn append_calls(delta: &mut Map<String, Value>, out: &Pieces) {
+    if out.calls.is_empty() {
+        return;
+    }
+    let calls = delta.entry("tool_calls").or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(calls) = calls {
+        calls.extend(out.call_deltas());
+    }
+}
+
+/// A chunk that says nothing once its held-back text was taken out.
+fn is_empty_chunk(chunk: &Map<String, Value>) -> bool {
+    let quiet = |value: Option<&Value>| value.is_none_or(Value::is_null);
+    quiet(chunk.get("usage"))
+        && chunk.get("choices").and_then(Value::as_array).is_some_and(|choices| {
+            choices.iter().all(|choice| {
+                choice.get("delta").is_none_or(|d| d.as_object().is_some_and(Map::is_empty))
+                    && quiet(choice.get("finish_reason"))
+                    && quiet(choice.get("logprobs"))
+            })
+        })
+}
+
+fn write_event(out: &mut String, data: &str) {
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+}

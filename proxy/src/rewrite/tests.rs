@@ -1,0 +1,309 @@
+//! The rewriting of recorded upstream answers of every family, whole and streamed, against
+//! what the client must get; the streamed events are assembled the way the OpenAI SDK does.
+
+use std::path::PathBuf;
+
+use serde_json::{Map, Value, json};
+use taskflow_parsers::{Format, ToolSpec};
+
+use super::*;
+use crate::config::IdMode;
+
+const CASES: [&str; 10] = [
+    "kimi/content",
+    "kimi/reasoning",
+    "kimi/unnamed",
+    "kimi/invalid_arguments",
+    "qwen3-coder/xml",
+    "glm/arg_keys",
+    "deepseek-v31/calls",
+    "harmony/commentary",
+    "structured/tool_calls",
+    "structured/plain",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/proxy").join(name)
+}
+
+fn read(case: &str, ext: &str) -> String {
+    std::fs::read_to_string(fixture(&format!("{case}.{ext}"))).unwrap()
+}
+
+fn reading(case: &str, ids: IdMode) -> Reading {
+    let answer: Value = serde_json::from_str(&read(case, "json")).unwrap();
+    let model = answer["model"].as_str().unwrap();
+    let tools = if case == "kimi/unnamed" {
+        Vec::new()
+    } else {
+        vec![ToolSpec {
+            name: "get_weather".into(),
+            parameters: Some(json!({"type": "object", "properties": {
+                "city": {"type": "string"}, "days": {"type": "integer"}, "unit": {"type": "string"}}})),
+        }]
+    };
+    Reading { format: Format::for_model(model).unwrap_or(Format::Auto), tools, ids }
+}
+
+/// The message a client holds in the end, as the expected files spell it.
+fn normalized(message: &Value, finish_reason: &Value) -> Value {
+    let calls: Vec<Value> = message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|call| {
+            json!({"id": call["id"], "name": call["function"]["name"],
+                   "arguments": call["function"]["arguments"]})
+        })
+        .collect();
+    let text = |key: &str| match message.get(key) {
+        Some(Value::String(text)) if !text.is_empty() => json!(text),
+        _ => Value::Null,
+    };
+    json!({"content": text("content"), "reasoning": text("reasoning_content"),
+           "finish_reason": finish_reason, "tool_calls": calls})
+}
+
+/// Arguments compared as JSON where they are JSON (typed parameters are written by the parser).
+fn same(actual: &Value, expected: &Value) -> bool {
+    let mut actual = actual.clone();
+    let mut expected = expected.clone();
+    for value in [&mut actual, &mut expected] {
+        for call in value["tool_calls"].as_array_mut().unwrap() {
+            if let Ok(parsed) = serde_json::from_str::<Value>(call["arguments"].as_str().unwrap()) {
+                call["arguments"] = parsed;
+            }
+        }
+    }
+    actual == expected
+}
+
+fn complete(case: &str, ids: IdMode) -> (Value, Report, bool) {
+    let body = read(case, "json");
+    let mut report = Report::default();
+    let (answer, unchanged): (Value, bool) =
+        match rewrite_completion(body.as_bytes(), &reading(case, ids), &mut report) {
+            Completion::Unchanged => (serde_json::from_str(&body).unwrap(), true),
+            Completion::Rewritten(bytes) => (serde_json::from_slice(&bytes).unwrap(), false),
+        };
+    let choice = &answer["choices"][0];
+    (normalized(&choice["message"], &choice["finish_reason"]), report, unchanged)
+}
+
+/// Streams `events` through the rewriter; returns the SSE text the client gets.
+fn stream_text(case: &str, events: &[String], ids: IdMode) -> (String, StreamRewriter) {
+    let mut rewriter = StreamRewriter::new(reading(case, ids));
+    let mut out = String::new();
+    for data in events {
+        rewriter.event(data, &mut out);
+    }
+    rewriter.end(None, &mut out);
+    (out, rewriter)
+}
+
+fn events_of(sse: &str) -> Vec<String> {
+    sse.split("\n\n").filter_map(|event| event.strip_prefix("data: ")).map(str::to_owned).collect()
+}
+
+/// Accumulates streamed deltas the way the OpenAI SDK's stream state does: strings are
+/// concatenated, list entries merged by their `index`.
+fn accumulate(into: &mut Map<String, Value>, delta: &Map<String, Value>) {
+    for (key, value) in delta {
+        match (into.get_mut(key), value) {
+            (None | Some(Value::Null), _) => {
+                into.insert(key.clone(), value.clone());
+            }
+            (Some(_), _) if key == "index" || key == "type" => {
+                into.insert(key.clone(), value.clone());
+            }
+            (Some(Value::String(acc)), Value::String(more)) => acc.push_str(more),
+            (Some(Value::Object(acc)), Value::Object(more)) => accumulate(acc, more),
+            (Some(Value::Array(acc)), Value::Array(more)) => {
+                for entry in more {
+                    let index = entry["index"].as_u64().unwrap() as usize;
+                    match acc.iter_mut().find(|e| e["index"].as_u64() == Some(index as u64)) {
+                        Some(Value::Object(existing)) => {
+                            accumulate(existing, entry.as_object().unwrap())
+                        }
+                        _ => acc.push(entry.clone()),
+                    }
+                }
+            }
+            (Some(slot), _) => *slot = value.clone(),
+        }
+    }
+}
+
+fn assemble(sse: &str) -> Value {
+    let mut message = Map::new();
+    let mut finish = Value::Null;
+    for data in events_of(sse) {
+        if data == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(&data).unwrap();
+        assert!(chunk.get("error").is_none(), "an error event: {data}");
+        for choice in chunk["choices"].as_array().unwrap() {
+            accumulate(&mut message, choice["delta"].as_object().unwrap());
+            if !choice["finish_reason"].is_null() {
+                finish = choice["finish_reason"].clone();
+            }
+        }
+    }
+    for call in message.get_mut("tool_calls").and_then(Value::as_array_mut).into_iter().flatten() {
+        assert!(!call["function"]["name"].as_str().unwrap().is_empty(), "a call without a name");
+    }
+    normalized(&Value::Object(message), &finish)
+}
+
+#[test]
+fn whole_answers_give_the_expected_messages() {
+    for case in CASES {
+        let expected: Value = serde_json::from_str(&read(case, "expected.json")).unwrap();
+        let (actual, _, unchanged) = complete(case, IdMode::Keep);
+        assert!(same(&actual, &expected), "{case}:\n{actual:#}\nexpected\n{expected:#}");
+        assert_eq!(unchanged, case.starts_with("structured/"), "{case}");
+    }
+}
+
+#[test]
+fn streamed_answers_give_the_expected_messages_in_any_chunking() {
+    for case in CASES {
+        let expected: Value = serde_json::from_str(&read(case, "expected.json")).unwrap();
+        let recorded = events_of(&read(case, "sse"));
+        let (out, _) = stream_text(case, &recorded, IdMode::Keep);
+        let actual = assemble(&out);
+        assert!(same(&actual, &expected), "{case}:\n{actual:#}\nexpected\n{expected:#}\n{out}");
+        if case.starts_with("structured/") {
+            assert_eq!(out, read(case, "sse"), "{case} passes byte for byte");
+        }
+        // The same answer, its text one character per chunk.
+        let one_by_one: Vec<String> = recorded.iter().flat_map(|data| split_text(data)).collect();
+        let (out, _) = stream_text(case, &one_by_one, IdMode::Keep);
+        assert!(same(&assemble(&out), &expected), "{case}, one character per chunk:\n{out}");
+    }
+}
+
+/// A chunk whose delta carries text, as one chunk per character of that text.
+fn split_text(data: &str) -> Vec<String> {
+    let Ok(chunk) = serde_json::from_str::<Value>(data) else { return vec![data.to_owned()] };
+    let delta = &chunk["choices"][0]["delta"];
+    for key in ["content", "reasoning_content"] {
+        if let Some(text) = delta.get(key).and_then(Value::as_str).filter(|t| t.chars().count() > 1)
+        {
+            return text
+                .chars()
+                .map(|c| {
+                    let mut piece = chunk.clone();
+                    piece["choices"][0]["delta"] = json!({key: c.to_string()});
+                    piece.to_string()
+                })
+                .collect();
+        }
+    }
+    vec![data.to_owned()]
+}
+
+#[test]
+fn text_is_held_back_only_while_it_may_start_a_marker() {
+    let case = "kimi/content";
+    let mut rewriter = StreamRewriter::new(reading(case, IdMode::Keep));
+    let chunk = |text: &str| {
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "kimi-k2",
+               "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+        .to_string()
+    };
+    let mut out = String::new();
+    rewriter.event(&chunk("Hello"), &mut out);
+    assert_eq!(
+        out,
+        format!("data: {}\n\n", chunk("Hello")),
+        "plain text passes at once, as it came"
+    );
+    out.clear();
+    rewriter.event(&chunk(" world <|tool_ca"), &mut out);
+    let sent = assemble(&out);
+    assert_eq!(sent["content"], " world ", "{out}");
+    out.clear();
+    rewriter.event(&chunk("lls_section_begin|>"), &mut out);
+    assert_eq!(out, "", "a chunk that only completed a marker sends nothing");
+}
+
+#[test]
+fn unnamed_calls_are_text_with_a_note() {
+    let (actual, report, _) = complete("kimi/unnamed", IdMode::Keep);
+    assert_eq!(actual["tool_calls"], json!([]));
+    assert!(
+        report.notes.iter().any(|note| note.kind.as_str() == "unresolved_name"
+            && note.call_index.is_none()
+            && note.message.contains("not a tool call, its text is kept as written")),
+        "{report:?}"
+    );
+    let (out, _) =
+        stream_text("kimi/unnamed", &events_of(&read("kimi/unnamed", "sse")), IdMode::Keep);
+    assert!(out.contains(": taskflow-proxy unresolved_name: "), "{out}");
+}
+
+#[test]
+fn safe_ids_are_escaped_reversibly() {
+    let (actual, _, _) = complete("kimi/content", IdMode::Safe);
+    assert_eq!(actual["tool_calls"][0]["id"], "tf_functions_2eget__weather_3a0");
+    let (out, _) =
+        stream_text("kimi/content", &events_of(&read("kimi/content", "sse")), IdMode::Safe);
+    assert_eq!(assemble(&out)["tool_calls"][1]["id"], "tf_functions_2eget__weather_3a1");
+    // Ids already in the alphabet stay as they are, so the structured answer is untouched.
+    let (_, _, unchanged) = complete("structured/tool_calls", IdMode::Safe);
+    assert!(unchanged);
+}
+
+#[test]
+fn a_stream_that_stops_early_ends_with_an_error_event() {
+    let case = "kimi/content";
+    let events = events_of(&read(case, "sse"));
+    let (out, _) = stream_text(case, &events[..8], IdMode::Keep);
+    let last = events_of(&out).pop().unwrap();
+    let error: Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(error["error"]["type"], "upstream_interrupted", "{out}");
+
+    let mut rewriter = StreamRewriter::new(reading(case, IdMode::Keep));
+    let mut out = String::new();
+    rewriter.end(Some("connection reset"), &mut out);
+    assert!(out.contains("connection reset"), "{out}");
+}
+
+#[test]
+fn the_report_counts_calls_and_usage() {
+    let (_, report, _) = complete("kimi/content", IdMode::Keep);
+    assert_eq!(report.calls_fixed, 2);
+    assert_eq!(report.format, Some(Format::Kimi));
+    assert_eq!((report.prompt_tokens, report.completion_tokens), (Some(120), Some(48)));
+    let (_, rewriter) =
+        stream_text("kimi/content", &events_of(&read("kimi/content", "sse")), IdMode::Keep);
+    assert_eq!(rewriter.report.calls_fixed, 2);
+    assert_eq!(rewriter.report.completion_tokens, Some(48));
+}
+
+#[test]
+fn any_bytes_are_answered_without_a_panic() {
+    let reading = reading("kimi/content", IdMode::Keep);
+    for body in [
+        "",
+        "null",
+        "[]",
+        "{\"choices\": 3}",
+        "{\"choices\": [{\"message\": 1}]}",
+        "\u{0}\u{ffff}<|tool",
+    ] {
+        let mut report = Report::default();
+        assert!(matches!(
+            rewrite_completion(body.as_bytes(), &reading, &mut report),
+            Completion::Unchanged
+        ));
+        let mut rewriter = StreamRewriter::new(reading.clone());
+        let mut out = String::new();
+        rewriter.event(body, &mut out);
+        rewriter.event("{\"choices\": [{\"delta\": {\"content\": 5}}, 7]}", &mut out);
+        rewriter.end(None, &mut out);
+    }
+}

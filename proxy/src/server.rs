@@ -1,0 +1,427 @@
+//! The HTTP side: `POST /v1/chat/completions` read and rewritten, every other path passed
+//! through as it is, client tokens checked, the exchange log written. Answers stream to the
+//! client as they arrive; when the client goes away its response body is dropped, which drops
+//! the upstream request with it.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::serve::ListenerExt;
+use eventsource_stream::Eventsource;
+use futures_util::{Stream, StreamExt};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::config::{DIAGNOSTICS_HEADER, IDS_HEADER, IdMode, ProxyConfig};
+use crate::error::ProxyError;
+use crate::forward::{client_headers, has_token, upstream_headers};
+use crate::log::{Exchange, ExchangeLog};
+use crate::request::{self, Changes};
+use crate::rewrite::{Completion, Reading, Report, StreamRewriter, rewrite_completion};
+
+/// The largest request body taken (long conversations are large).
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+struct Shared {
+    config: ProxyConfig,
+    client: reqwest::Client,
+    log: Option<ExchangeLog>,
+}
+
+/// A proxy bound to its address, ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Checks the configuration and binds the listening socket.
+    pub async fn bind(config: ProxyConfig) -> Result<Self, ProxyError> {
+        config.check_listen()?;
+        let log = config.log.as_deref().map(ExchangeLog::open).transpose()?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(taskflow_providers::DEFAULT_CONNECT_TIMEOUT)
+            .read_timeout(taskflow_providers::DEFAULT_READ_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|error| ProxyError::Client(error.to_string()))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ProxyError::Listen { addr: config.listen, source })?;
+        Ok(Self { listener, shared: Arc::new(Shared { config, client, log }) })
+    }
+
+    /// The address it listens on (the port chosen when `:0` was asked).
+    pub fn local_addr(&self) -> Result<std::net::SocketAddr, ProxyError> {
+        self.listener
+            .local_addr()
+            .map_err(|source| ProxyError::Listen { addr: self.shared.config.listen, source })
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ProxyError> {
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .fallback(pass_through)
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .with_state(self.shared);
+        // Every streamed chunk goes out when written, not when Nagle's algorithm lets it.
+        let listener = self.listener.tap_io(|stream| {
+            let _ = stream.set_nodelay(true);
+        });
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(ProxyError::Serve)
+    }
+}
+
+/// An OpenAI-style error answer.
+fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = json!({"error": {"message": message, "type": kind, "code": null}});
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// The exchange's log line, written once when it is dropped: when the answer is complete, or
+/// when the client left before.
+struct Logged {
+    shared: Arc<Shared>,
+    exchange: Exchange,
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        if let Some(log) = &self.shared.log {
+            self.exchange.end();
+            log.write(&self.exchange);
+        }
+    }
+}
+
+impl Logged {
+    fn begin(shared: &Arc<Shared>, method: &Method, path: &str) -> Self {
+        let mut exchange = Exchange::begin(method.as_str(), path);
+        // Until the answer is handed over, the exchange counts as left by its client.
+        exchange.client_left = true;
+        Self { shared: shared.clone(), exchange }
+    }
+
+    fn answer(mut self, response: Response) -> Response {
+        self.exchange.status = response.status().as_u16();
+        self.exchange.client_left = false;
+        response
+    }
+
+    fn fail(mut self, status: StatusCode, kind: &str, message: String) -> Response {
+        self.exchange.error = Some(message.clone());
+        self.answer(error(status, kind, &message))
+    }
+}
+
+/// Refuses a client without the token, where one is required.
+fn refuse(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+    let token = shared.config.client_token.as_ref()?;
+    if has_token(headers, token) {
+        return None;
+    }
+    Some(error(
+        StatusCode::UNAUTHORIZED,
+        "authentication_error",
+        "this proxy needs `Authorization: Bearer TOKEN` with its client token",
+    ))
+}
+
+fn path_and_query(request: &Request) -> String {
+    request.uri().path_and_query().map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let path = path_and_query(&request);
+    let mut logged = Logged::begin(&shared, request.method(), request.uri().path());
+    if let Some(refusal) = refuse(&shared, request.headers()) {
+        return logged.answer(refusal);
+    }
+    let (parts, body) = request.into_parts();
+    let ids = match parts.headers.get(IDS_HEADER) {
+        Some(value) => match value.to_str().ok().and_then(IdMode::parse) {
+            Some(ids) => ids,
+            None => {
+                let message = format!("the `{IDS_HEADER}` header takes `keep` or `safe`");
+                return logged.fail(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+            }
+        },
+        None => shared.config.ids,
+    };
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(failure) => {
+            let message = format!("cannot read the request body: {failure}");
+            return logged.fail(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+        }
+    };
+    let changes = Changes {
+        ids,
+        tools_in_prompt: shared.config.tools_in_prompt,
+        format: shared.config.format,
+    };
+    let chat = match request::prepare(body, changes) {
+        Ok(chat) => chat,
+        Err(bad) => return logged.fail(StatusCode::BAD_REQUEST, "invalid_request_error", bad.0),
+    };
+    logged.exchange.model = Some(chat.model.clone()).filter(|m| !m.is_empty());
+    logged.exchange.stream = chat.stream;
+    let config = &shared.config;
+    let headers = upstream_headers(
+        &parts.headers,
+        config.api_key.as_ref(),
+        config.client_token.is_some(),
+        true,
+    );
+    let sent = shared
+        .client
+        .post(config.upstream.url(&path))
+        .headers(headers)
+        .body(chat.body)
+        .send()
+        .await;
+    let upstream = match sent {
+        Ok(upstream) => upstream,
+        Err(failure) => return unreachable(logged, &shared, &failure),
+    };
+    logged.exchange.upstream_answered(upstream.status().as_u16());
+    if !upstream.status().is_success() {
+        return relay_failure(logged, &shared, upstream).await;
+    }
+    let reading = Reading { format: config.format_for(&chat.model), tools: chat.tools, ids };
+    let is_sse = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"));
+    if is_sse {
+        stream_answer(logged, upstream, reading)
+    } else {
+        complete_answer(logged, &shared, upstream, reading).await
+    }
+}
+
+fn unreachable(logged: Logged, shared: &Shared, failure: &reqwest::Error) -> Response {
+    let mut detail = failure.to_string();
+    let mut source = std::error::Error::source(failure);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    let detail = redact(shared, &detail);
+    let message = format!("cannot reach the upstream {}: {detail}", shared.config.upstream.base());
+    logged.fail(StatusCode::BAD_GATEWAY, "upstream_unreachable", message)
+}
+
+fn redact(shared: &Shared, text: &str) -> String {
+    match &shared.config.api_key {
+        Some(key) => key.redact(text),
+        None => text.to_owned(),
+    }
+}
+
+/// An upstream error status, passed on with its body (scrubbed of the upstream key).
+async fn relay_failure(
+    mut logged: Logged,
+    shared: &Shared,
+    upstream: reqwest::Response,
+) -> Response {
+    let status = upstream.status();
+    let headers = client_headers(upstream.headers(), true);
+    let body = match upstream.bytes().await {
+        Ok(body) => body,
+        Err(failure) => {
+            let message = format!("the upstream's error answer ({status}) broke: {failure}");
+            return logged.fail(StatusCode::BAD_GATEWAY, "upstream_interrupted", message);
+        }
+    };
+    let body = match std::str::from_utf8(&body) {
+        Ok(text) if shared.config.api_key.is_some() => Bytes::from(redact(shared, text)),
+        _ => body,
+    };
+    logged.exchange.error = Some(format!("the upstream answered {status}"));
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    logged.answer(response)
+}
+
+async fn complete_answer(
+    mut logged: Logged,
+    shared: &Shared,
+    upstream: reqwest::Response,
+    reading: Reading,
+) -> Response {
+    let status = upstream.status();
+    let upstream_headers = upstream.headers().clone();
+    let body = match upstream.bytes().await {
+        Ok(body) => body,
+        Err(failure) => {
+            let detail = redact(shared, &failure.to_string());
+            let message = format!("the upstream's answer broke before it was complete: {detail}");
+            return logged.fail(StatusCode::BAD_GATEWAY, "upstream_interrupted", message);
+        }
+    };
+    let mut report = Report::default();
+    let rewritten = rewrite_completion(&body, &reading, &mut report);
+    logged.exchange.report(&mut report);
+    let (body, mut headers) = match rewritten {
+        Completion::Unchanged => (body, client_headers(&upstream_headers, false)),
+        Completion::Rewritten(body) => (Bytes::from(body), client_headers(&upstream_headers, true)),
+    };
+    if let Some(value) = diagnostics_header(&report) {
+        headers.insert(DIAGNOSTICS_HEADER, value);
+    }
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    logged.answer(response)
+}
+
+/// The parsers' notes as one header value: `KIND: MESSAGE` joined by `; `, in visible ASCII.
+fn diagnostics_header(report: &Report) -> Option<HeaderValue> {
+    if report.notes.is_empty() {
+        return None;
+    }
+    let text = report
+        .notes
+        .iter()
+        .map(|note| format!("{}: {}", note.kind, note.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let visible: String =
+        text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    HeaderValue::from_str(&visible).ok()
+}
+
+/// A streamed answer: each upstream event read, rewritten and sent on at once.
+fn stream_answer(mut logged: Logged, upstream: reqwest::Response, reading: Reading) -> Response {
+    let status = upstream.status();
+    let headers = client_headers(upstream.headers(), true);
+    logged.exchange.status = status.as_u16();
+    let state = Streaming {
+        events: Box::pin(upstream.bytes_stream().eventsource()),
+        rewriter: StreamRewriter::new(reading),
+        logged: Some(logged),
+    };
+    let body = futures_util::stream::unfold(state, Streaming::next);
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+type Events = std::pin::Pin<
+    Box<
+        dyn Stream<
+                Item = Result<
+                    eventsource_stream::Event,
+                    eventsource_stream::EventStreamError<reqwest::Error>,
+                >,
+            > + Send,
+    >,
+>;
+
+struct Streaming {
+    events: Events,
+    rewriter: StreamRewriter,
+    /// The log line, written when the stream ends or is dropped with its client.
+    logged: Option<Logged>,
+}
+
+impl Streaming {
+    async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        loop {
+            self.logged.as_ref()?;
+            let mut out = String::new();
+            match self.events.next().await {
+                Some(Ok(event)) => self.rewriter.event(&event.data, &mut out),
+                Some(Err(failure)) => {
+                    self.rewriter.end(Some(&failure.to_string()), &mut out);
+                    self.close(Some(failure.to_string()));
+                }
+                None => {
+                    let complete = self.rewriter.complete();
+                    self.rewriter.end(None, &mut out);
+                    let error = (!complete).then(|| "the upstream stream ended early".to_owned());
+                    self.close(error);
+                }
+            }
+            if !out.is_empty() {
+                return Some((Ok(Bytes::from(out)), self));
+            }
+        }
+    }
+
+    /// The upstream's stream is over: the exchange is logged as complete.
+    fn close(&mut self, error: Option<String>) {
+        if let Some(mut logged) = self.logged.take() {
+            logged.exchange.error = error;
+            logged.exchange.client_left = false;
+            logged.exchange.report(&mut self.rewriter.report);
+        }
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        if let Some(logged) = &mut self.logged {
+            logged.exchange.report(&mut self.rewriter.report);
+        }
+    }
+}
+
+/// Any other path: the request goes on as it came and the answer comes back as it is.
+async fn pass_through(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let path = path_and_query(&request);
+    let mut logged = Logged::begin(&shared, request.method(), request.uri().path());
+    if let Some(refusal) = refuse(&shared, request.headers()) {
+        return logged.answer(refusal);
+    }
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(failure) => {
+            let message = format!("cannot read the request body: {failure}");
+            return logged.fail(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+        }
+    };
+    let config = &shared.config;
+    let headers = upstream_headers(
+        &parts.headers,
+        config.api_key.as_ref(),
+        config.client_token.is_some(),
+        false,
+    );
+    let sent = shared
+        .client
+        .request(parts.method.clone(), config.upstream.url(&path))
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let upstream = match sent {
+        Ok(upstream) => upstream,
+        Err(failure) => return unreachable(logged, &shared, &failure),
+    };
+    logged.exchange.upstream_answered(upstream.status().as_u16());
+    if !upstream.status().is_success() {
+        return relay_failure(logged, &shared, upstream).await;
+    }
+    let status = upstream.status();
+    let headers = client_headers(upstream.headers(), false);
+    let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    logged.answer(response)
+}

@@ -1,0 +1,38 @@
+//! The HTTP API as one router: every route, the body limit, and the timeout of every request
+//! but the event stream (a slow client cannot hold a request, or the engine, for longer).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::error::HttpError;
+use crate::openapi;
+use crate::routes::{control, events, flows, meta, mirrored};
+use crate::state::AppState;
+
+/// The API, with `body_limit` on request bodies and `timeout` on every request but the event
+/// stream (a slow client cannot hold a request, or the engine, for longer).
+pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
+    let requests = Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/openapi.json", get(openapi::document))
+        .route("/v1/flows", get(flows::list).post(flows::create))
+        .route("/v1/flows/{id}", get(flows::inspect))
+        .route("/v1/flows/{id}/history", get(flows::history))
+        .route("/v1/flows/{id}/report", post(mirrored::report))
+        .route("/v1/flows/{id}/cancel", post(control::cancel))
+        .route("/v1/flows/{id}/resume", post(control::resume))
+        .route("/v1/flows/{id}/fork", post(control::fork))
+        .route("/v1/flows/{id}/children", post(control::children))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
+    Router::new()
+        .route("/v1/events", get(events::events))
+        .merge(requests)
+        .fallback(|| async { HttpError::not_found("no such route") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

@@ -1,0 +1,75 @@
+//! Who a request acts for. The owner is never chosen by the request: with tokens configured,
+//! the `Authorization: Bearer TOKEN` header names one token and the token decides the owner; a
+//! missing or unknown token is 401 and nothing more. With no token configured (serve then
+//! listens on loopback only) every request acts as serve's own owner.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use taskflow_api::ServeToken;
+
+use crate::error::HttpError;
+use crate::state::AppState;
+
+/// The owner a request acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner(pub String);
+
+impl FromRequestParts<AppState> for Owner {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
+        let tokens = state.tokens();
+        if tokens.is_empty() {
+            return Ok(Owner(state.default_owner().to_owned()));
+        }
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(HttpError::unauthorized)?;
+        owner_of(tokens, presented).map(Owner).ok_or_else(HttpError::unauthorized)
+    }
+}
+
+/// The owner of the token `presented` is, comparing it with every token in constant time (the
+/// time taken does not tell how much of a token was right, nor which one matched).
+fn owner_of(tokens: &[ServeToken], presented: &str) -> Option<String> {
+    let mut found = None;
+    for token in tokens {
+        if same(token.secret().as_bytes(), presented.as_bytes()) {
+            found = Some(token.owner.clone());
+        }
+    }
+    found
+}
+
+fn same(expected: &[u8], presented: &[u8]) -> bool {
+    let mut difference = expected.len() ^ presented.len();
+    for (at, byte) in expected.iter().enumerate() {
+        difference |= usize::from(byte ^ presented.get(at).copied().unwrap_or(!*byte));
+    }
+    difference == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_names_its_owner_and_nothing_else_does() {
+        let tokens = vec![
+            ServeToken::new("a", "alice", "s3cret-alice"),
+            ServeToken::new("b", "bob", "s3cret-bob"),
+        ];
+        assert_eq!(owner_of(&tokens, "s3cret-alice").as_deref(), Some("alice"));
+        assert_eq!(owner_of(&tokens, "s3cret-bob").as_deref(), Some("bob"));
+        for wrong in ["", "s3cret", "s3cret-alice ", "s3cret-alicE", "s3cret-alice-and-more"] {
+            assert_eq!(owner_of(&tokens, wrong), None, "{wrong:?}");
+        }
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+        assert!(!same(b"", b"x") && same(b"", b""));
+    }
+}

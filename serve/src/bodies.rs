@@ -1,0 +1,475 @@
+//! The shapes of the API's requests and answers. Requests are read strictly (an unknown field is
+//! a 400 naming it); answers are the api crate's documents, the same as the CLI's `--json`, and
+//! the types here describe them to the OpenAPI document. A flow's `state` and `wait` and a
+//! step's input and output are any JSON; statuses are the store's names, listed from the store.
+
+use serde::de::{Error as _, Unexpected};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Number, Value, json};
+use taskflow_store::{FlowStatus, StepStatus};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{
+    KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType, Type,
+};
+
+/// Who drives a flow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncModeBody {
+    /// serve runs it: `spec` is the pipeline.
+    #[default]
+    Managed,
+    /// The caller drives it and reports its state.
+    Mirrored,
+}
+
+/// `POST /v1/flows` (and `/v1/flows/{id}/children`), as read: one struct, so that an error names
+/// the field it is about. The document describes it as [`NewFlowBody`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFlow {
+    /// The flow's id: 1 to 128 of `[A-Za-z0-9._:@-]`; a ULID when left out. Submitting the
+    /// same id again with the same body finds the flow (200); another body is 409.
+    pub id: Option<String>,
+    pub name: String,
+    #[serde(default)]
+    pub sync_mode: SyncModeBody,
+    /// A managed flow's pipeline, with the fields of a pipeline file (`steps` with `id`,
+    /// `action`, `needs`, `with`, `retry`, `timeout`; `concurrency`; `output_dir`). Its `name`
+    /// may be left out (the flow's is used).
+    pub spec: Option<Value>,
+    pub goal: Option<String>,
+    /// A mirrored flow's controller: who drives it [default: the owner].
+    pub controller: Option<String>,
+    /// A mirrored flow's first state.
+    pub state: Option<Value>,
+}
+
+/// A flow to submit: a managed flow (serve runs its pipeline) or a mirrored one (the caller
+/// drives it and reports its state). The same id with the same body again finds the flow
+/// (200); another body is 409.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // It describes the body to the document; the body is read as `CreateFlow`.
+pub enum NewFlowBody {
+    Managed(ManagedFlowBody),
+    Mirrored(MirroredFlowBody),
+}
+
+/// A managed flow: serve queues it and runs its pipeline.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ManagedFlowBody {
+    /// The flow's id [default: a new ULID].
+    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
+    pub id: Option<String>,
+    pub name: String,
+    #[schema(schema_with = managed)]
+    pub sync_mode: Option<String>,
+    pub spec: PipelineBody,
+    pub goal: Option<String>,
+}
+
+/// A mirrored flow: it starts `queued` at revision 1; its owner reports the rest.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct MirroredFlowBody {
+    /// The flow's id [default: a new ULID].
+    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]
+    pub id: Option<String>,
+    pub name: String,
+    #[schema(schema_with = mirrored)]
+    pub sync_mode: String,
+    pub goal: Option<String>,
+    /// Who drives it [default: the owner].
+    pub controller: Option<String>,
+    /// Its first state, any JSON.
+    pub state: Option<Value>,
+}
+
+/// A managed flow's pipeline: the fields of a pipeline file, as JSON. What no schema can say is
+/// refused with 422 naming the step and field: an action serve does not know, a step id used
+/// twice, `needs` naming no step, a cycle, a template reading a step not needed, a `name`
+/// other than the flow's.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PipelineBody {
+    /// The flow's name [default: it; another is refused].
+    #[serde(default)]
+    pub name: String,
+    /// Where relative file URLs and `output_dir` are resolved.
+    pub base_dir: Option<String>,
+    /// The folder `write_file` steps write into; nothing is written elsewhere.
+    pub output_dir: Option<String>,
+    /// At most this many steps run at once [default: 4].
+    #[schema(minimum = 1)]
+    pub concurrency: Option<u32>,
+    pub steps: Vec<PipelineStepBody>,
+}
+
+/// One step of a pipeline.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PipelineStepBody {
+    /// 1 to 64 letters, digits, `_` or `-`, unique in the pipeline.
+    pub id: String,
+    /// The action it runs: `echo`, `shell`, `fetch_urls`, `llm`, `agent`, `tool`,
+    /// `write_file`.
+    pub action: String,
+    /// Steps that must succeed first.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// The action's parameters; string values may hold `{{steps.ID.output}}` templates.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub with: Value,
+    pub retry: Option<RetryBody>,
+    /// Each attempt is stopped after this long: seconds, or a duration such as `500ms`,
+    /// `30s`, `5m`, `1h`.
+    #[schema(schema_with = duration_or_null)]
+    pub timeout: Option<Value>,
+}
+
+/// How often a failing step is tried, and the wait between tries (doubling from `backoff_ms`).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct RetryBody {
+    /// [default: 3]
+    #[serde(default)]
+    pub max_attempts: u32,
+    /// [default: 500]
+    #[serde(default)]
+    pub backoff_ms: u64,
+}
+
+/// `POST /v1/flows/{id}/report`: what a mirrored flow's owner reports. Fields left out are
+/// unchanged; `state` and `wait` set to `null` clear the stored value.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBody {
+    /// Refused (409, with `current_revision`) if the flow is at another revision.
+    #[serde(default, deserialize_with = "whole_number")]
+    pub expected_revision: Option<u64>,
+    /// The flow's new status, if it changes (checked against the transition table).
+    #[schema(schema_with = flow_status_or_null)]
+    pub status: Option<String>,
+    pub current_step: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub state: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    pub wait: Option<Value>,
+    pub goal: Option<String>,
+    pub error: Option<String>,
+    /// Steps of the owner's work, by name, in the order they happened.
+    #[serde(default)]
+    pub steps: Vec<StepReportBody>,
+}
+
+/// A value given, `null` included: `Some(Value::Null)` tells "clear it" from "left out".
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+/// A whole number ≥ 0, written `7` or `7.0`: JSON has one kind of number, and a schema's
+/// `integer` is any number without a fraction.
+fn whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<Number>::deserialize(deserializer)? else { return Ok(None) };
+    match whole(&number) {
+        Some(value) => Ok(Some(value)),
+        None => Err(D::Error::invalid_value(
+            Unexpected::Other(&number.to_string()),
+            &"a whole number, 0 or more",
+        )),
+    }
+}
+
+/// `number` as a whole number ≥ 0 (`7.0` included), if it is one.
+pub fn whole(number: &Number) -> Option<u64> {
+    number.as_u64().or_else(|| {
+        // 2^64: the first whole number past u64's range (as f64, it is exact).
+        let limit = 18_446_744_073_709_551_616.0;
+        number.as_f64().filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < limit).map(|x| x as u64)
+    })
+}
+
+/// One reported step.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepReportBody {
+    pub name: String,
+    #[schema(schema_with = step_status)]
+    pub status: String,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+}
+
+/// `POST /v1/flows/{id}/fork`.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForkBody {
+    /// The first step to run again: its seq, or its name.
+    #[schema(schema_with = step_ref)]
+    pub from_step: Value,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub ok: bool,
+    pub version: String,
+}
+
+/// A flow, as `flows inspect --json` shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowDoc {
+    pub id: String,
+    pub name: String,
+    #[schema(schema_with = flow_status)]
+    pub status: String,
+    pub sync_mode: String,
+    pub owner: String,
+    pub revision: u64,
+    pub steps_done: u64,
+    pub steps_total: u64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub ended_at: Option<String>,
+    pub error: Option<String>,
+    pub cancel_requested_at: Option<String>,
+    pub parent_flow_id: Option<String>,
+    pub controller: Option<String>,
+    pub goal: Option<String>,
+    pub current_step: Option<String>,
+    pub state: Option<Value>,
+    pub wait: Option<Value>,
+    #[schema(value_type = Object, nullable)]
+    pub spec: Option<Value>,
+    pub lease: Option<LeaseDoc>,
+    /// Running, managed, and no live runner holds it.
+    pub stalled: bool,
+    /// Why it is stalled, when it is.
+    pub stall: Option<StallDoc>,
+}
+
+/// Why a running flow has no live runner.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StallDoc {
+    /// `holder_gone` (its runner's process on this host is gone), `lease_expired` or `no_lease`.
+    pub reason: String,
+    /// The lease's holder, `host:pid`.
+    pub holder: Option<String>,
+    /// When the lease expired, for `lease_expired`.
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeaseDoc {
+    pub holder: String,
+    pub expires_at: String,
+}
+
+/// One row of a flow list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowSummaryDoc {
+    pub id: String,
+    pub name: String,
+    #[schema(schema_with = flow_status)]
+    pub status: String,
+    pub sync_mode: String,
+    pub owner: String,
+    pub revision: u64,
+    pub steps_done: u64,
+    pub steps_total: u64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub cancel_requested_at: Option<String>,
+    pub stalled: bool,
+    pub stall: Option<StallDoc>,
+}
+
+/// One step of a journal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepDoc {
+    pub seq: u32,
+    pub name: String,
+    pub kind: String,
+    #[schema(schema_with = step_status)]
+    pub status: String,
+    pub attempt: u32,
+    pub idempotency_key: String,
+    pub input: Option<Value>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub child_flow_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChildDoc {
+    pub id: String,
+    pub name: String,
+    #[schema(schema_with = flow_status)]
+    pub status: String,
+}
+
+/// `{"flow"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowEnvelope {
+    pub flow: FlowDoc,
+}
+
+/// `{"flow", "steps", "children"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InspectionDoc {
+    pub flow: FlowDoc,
+    pub steps: Vec<StepDoc>,
+    pub children: Vec<ChildDoc>,
+}
+
+/// `{"flows", "next_cursor"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FlowListDoc {
+    pub flows: Vec<FlowSummaryDoc>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// One revision of a flow.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevisionDoc {
+    pub revision: u64,
+    pub at: String,
+    pub actor: String,
+    /// `{FIELD: {"before", "after"}}`.
+    #[schema(value_type = Object)]
+    pub change: Value,
+}
+
+/// `{"revisions"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryDoc {
+    pub revisions: Vec<RevisionDoc>,
+}
+
+/// What a cancel request did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelDoc {
+    pub flow: FlowDoc,
+    pub already_requested: bool,
+    pub active_steps: u64,
+}
+
+/// One server-sent event of `GET /v1/events` (an OpenAPI event-stream schema describes each
+/// event of the stream).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventDoc {
+    /// Its place in the durable change feed: send it back as `Last-Event-ID`.
+    #[schema(pattern = "^[0-9]+$")]
+    pub id: String,
+    /// `flow` (the flow record changed) or `step` (a step of its journal did).
+    #[schema(schema_with = event_kind)]
+    pub event: String,
+    /// The change as JSON: `{"id", "flow_id", "owner", "at", "kind"}` with, for a flow,
+    /// `revision`, `status`, `current_step` and `fields` (the fields the revision changed); for
+    /// a step, `seq`, `name`, `status` and `attempt`.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
+/// `"managed"` (the default when left out).
+fn managed() -> ObjectBuilder {
+    names(&["managed"], false)
+}
+
+fn mirrored() -> ObjectBuilder {
+    names(&["mirrored"], false)
+}
+
+/// Seconds, or a duration's text (`500ms`, `30s`, `5m`, `1h`), or null.
+fn duration_or_null() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(0)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]{1,9}(\\.[0-9]{1,9})?(ms|s|m|h)?$")),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+}
+
+fn event_kind() -> ObjectBuilder {
+    names(&["flow", "step"], false)
+}
+
+/// A flow's status: one of the store's names.
+pub fn flow_status() -> ObjectBuilder {
+    names(&FlowStatus::ALL.map(FlowStatus::as_str), false)
+}
+
+/// A status, or `stalled`: what a flow list filters by.
+pub fn status_filter() -> ObjectBuilder {
+    let mut filters = FlowStatus::ALL.map(FlowStatus::as_str).to_vec();
+    filters.push("stalled");
+    names(&filters, false)
+}
+
+fn flow_status_or_null() -> ObjectBuilder {
+    names(&FlowStatus::ALL.map(FlowStatus::as_str), true)
+}
+
+fn step_status() -> ObjectBuilder {
+    names(&StepStatus::ALL.map(StepStatus::as_str), false)
+}
+
+/// A string that is one of `names` (or null).
+fn names(names: &[&str], nullable: bool) -> ObjectBuilder {
+    let mut values: Vec<Value> = names.iter().map(|name| json!(name)).collect();
+    let kind = if nullable {
+        values.push(Value::Null);
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    ObjectBuilder::new().schema_type(kind).enum_values(Some(values))
+}
+
+/// A step of a journal: its seq, or its name.
+fn step_ref() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(u32::MAX)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::String))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revision_is_a_whole_number_written_with_or_without_a_fraction() {
+        let read =
+            |body: Value| serde_json::from_value::<ReportBody>(body).map(|r| r.expected_revision);
+        assert_eq!(read(json!({"expected_revision": 7})).unwrap(), Some(7));
+        assert_eq!(read(json!({"expected_revision": 7.0})).unwrap(), Some(7));
+        assert_eq!(read(json!({"expected_revision": null})).unwrap(), None);
+        assert_eq!(read(json!({})).unwrap(), None);
+        for wrong in [json!(7.5), json!(-1), json!(-1.0), json!(1e20), json!("7")] {
+            assert!(read(json!({"expected_revision": wrong})).is_err(), "{wrong}");
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! How serve answers a request it cannot do: `{"error": {"code", "message", …}}` with the status
+//! that says why (400 bad input, 401 no or wrong token, 404 not found or another owner's, 409 a
+//! conflict, 413 too large, 422 refused by the rules, 500 the store failed). The code is a
+//! stable word a client can match; the message is for people.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use taskflow_api::ApiError;
+use taskflow_engine::EngineError;
+use taskflow_store::{Error, StorageErrorKind};
+use utoipa::ToSchema;
+
+/// An answer that is an error.
+#[derive(Debug)]
+pub struct HttpError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// More keys of the error object (`current_revision` of a conflict, `step` and `field` of a
+    /// refused spec).
+    pub details: Map<String, Value>,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// A stable word: `bad_request`, `unauthorized`, `not_found`, `conflict`, `too_large`,
+    /// `refused`, `unavailable` or `internal`.
+    pub code: String,
+    pub message: String,
+    /// A conflict's revision of the flow now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<u64>,
+}
+
+impl HttpError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        HttpError { status, code, message: message.into(), details: Map::new() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        HttpError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send `Authorization: Bearer TOKEN` with a token of this server",
+        )
+    }
+
+    pub fn refused(message: impl Into<String>) -> Self {
+        HttpError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message)
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        HttpError::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.details.insert(key.to_owned(), value);
+        self
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let mut error = Map::new();
+        error.insert("code".to_owned(), json!(self.code));
+        error.insert("message".to_owned(), json!(self.message));
+        error.extend(self.details);
+        (self.status, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+impl From<Error> for HttpError {
+    fn from(error: Error) -> Self {
+        let message = error.to_string();
+        match error {
+            Error::NotFound { .. } | Error::StepNotFound { .. } => HttpError::not_found(message),
+            Error::RevisionConflict { current, .. } => {
+                HttpError::new(StatusCode::CONFLICT, "conflict", message)
+                    .with("current_revision", json!(current))
+            }
+            Error::IdTaken { .. } | Error::LeaseHeld { .. } => {
+                HttpError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            Error::IllegalTransition { from, to } => HttpError::refused(message)
+                .with("from", json!(from.as_str()))
+                .with("to", json!(to.as_str())),
+            Error::Storage(storage) => match storage.kind {
+                StorageErrorKind::Locked
+                | StorageErrorKind::Unavailable
+                | StorageErrorKind::Full
+                | StorageErrorKind::Io
+                | StorageErrorKind::ReadOnly => {
+                    HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+                }
+                _ => HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+            },
+            Error::Json(_) | Error::Io { .. } | Error::NoDataDir => {
+                HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
+            _ => HttpError::refused(message),
+        }
+    }
+}
+
+impl From<EngineError> for HttpError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Store(error) => error.into(),
+            EngineError::Spec(errors) => {
+                let first = errors.first().map(ToString::to_string).unwrap_or_default();
+                HttpError::refused(first)
+            }
+            other => HttpError::refused(other.to_string()),
+        }
+    }
+}
+
+impl From<ApiError> for HttpError {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::Store(error) => error.into(),
+            ApiError::Engine(error) => error.into(),
+            ApiError::IdTaken { .. } => {
+                HttpError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
+            ApiError::Invalid { message, .. } => HttpError::bad_request(message),
+            ApiError::Config { message, .. } => HttpError::refused(message),
+        }
+    }
+}
+
+impl From<JsonRejection> for HttpError {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let message = rejection.body_text();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return HttpError::new(status, "too_large", message);
+        }
+        HttpError::bad_request(message)
+    }
+}

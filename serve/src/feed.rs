@@ -1,0 +1,216 @@
+//! The change feed, live. One task reads the events every runner of the database committed (this
+//! process's, a CLI's, another serve's) and hands each read, as one batch, to every watcher; a
+//! watcher keeps what its owner may see. A watcher that starts after an id, or falls behind,
+//! first reads what it missed from the store itself, so it gets every event after the one it
+//! saw, in order, once.
+//!
+//! Each event is rendered as a server-sent event once, when it is read, and a watcher passes on
+//! the text of its part of a batch in one piece: a hundred watchers cost a hundred writes per
+//! read of the feed, not a hundred encodings and writes per event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use taskflow_store::{Change, Event, EventQuery, FlowId, OwnerHandle, TaskFlow, Timestamp};
+use tokio::sync::{broadcast, mpsc};
+
+/// How many batches a slow watcher may be behind before it reads from the store again.
+const BUFFER: usize = 256;
+/// Most events one read of the store returns.
+const PAGE: u32 = 1000;
+
+/// An event and its text on the wire.
+struct Published {
+    event: Event,
+    /// `id: …`, `event: flow|step`, `data: {json}` and the blank line that ends it.
+    sse: Bytes,
+}
+
+impl Published {
+    fn new(event: Event) -> Published {
+        let kind = match event.change {
+            Change::Flow { .. } => "flow",
+            Change::Step { .. } => "step",
+        };
+        // serde_json writes no line breaks, so the data fits one `data:` line.
+        let data = serde_json::to_string(&event).unwrap_or_default();
+        let sse = format!("id: {}\nevent: {kind}\ndata: {data}\n\n", event.id);
+        Published { event, sse: Bytes::from(sse) }
+    }
+}
+
+/// The events of one read of the store, oldest first.
+type Batch = Vec<Published>;
+
+/// What a watcher wants: one owner's events after an id, of one flow or all.
+struct Interest<'a> {
+    owner: &'a str,
+    flow: Option<&'a FlowId>,
+    last: u64,
+}
+
+impl Interest<'_> {
+    /// The text of the events of `batch` it wants, in one piece (empty if none), and the id of
+    /// the last of them.
+    fn take(&mut self, batch: &[Published]) -> Bytes {
+        let mut text = BytesMut::new();
+        for published in batch {
+            let event = &published.event;
+            if event.id > self.last
+                && event.owner == self.owner
+                && self.flow.is_none_or(|flow| *flow == event.flow_id)
+            {
+                self.last = event.id;
+                text.extend_from_slice(&published.sse);
+            }
+        }
+        text.freeze()
+    }
+}
+
+#[derive(Clone)]
+pub struct Feed {
+    sender: broadcast::Sender<Arc<Batch>>,
+}
+
+impl Feed {
+    pub fn new() -> Self {
+        Feed { sender: broadcast::channel(BUFFER).0 }
+    }
+
+    /// Reads new events every `every` and hands them out, from the newest event there is now.
+    pub async fn poll(&self, taskflow: TaskFlow, every: Duration) {
+        let mut after = tail(&taskflow).await;
+        loop {
+            if let Ok(events) = read(&taskflow, after).await {
+                let full = events.len() == PAGE as usize;
+                if let Some(last) = events.last() {
+                    after = last.id;
+                    let batch: Batch = events.into_iter().map(Published::new).collect();
+                    let _ = self.sender.send(Arc::new(batch));
+                }
+                if full {
+                    continue;
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Sends the text of `handle`'s owner's events after `after` (only flow `flow`'s, if
+    /// given) into `out`, oldest first, until `out` is closed.
+    pub async fn watch(
+        &self,
+        handle: OwnerHandle,
+        after: u64,
+        flow: Option<FlowId>,
+        out: mpsc::Sender<Bytes>,
+    ) {
+        let mut live = self.sender.subscribe();
+        let owner = handle.owner().to_owned();
+        let mut interest = Interest { owner: &owner, flow: flow.as_ref(), last: after };
+        loop {
+            // What the store has after the last event sent (what was missed before subscribing,
+            // or while behind), then the live events.
+            loop {
+                let query = EventQuery { after: interest.last, flow: flow.clone(), limit: PAGE };
+                let handle = handle.clone();
+                let page = tokio::task::spawn_blocking(move || handle.events(&query)).await;
+                let Ok(Ok(page)) = page else { return };
+                let full = page.len() == PAGE as usize;
+                let batch: Batch = page.into_iter().map(Published::new).collect();
+                let text = interest.take(&batch);
+                if !text.is_empty() && out.send(text).await.is_err() {
+                    return;
+                }
+                if !full {
+                    break;
+                }
+            }
+            loop {
+                match live.recv().await {
+                    Ok(batch) => {
+                        let text = interest.take(&batch);
+                        if !text.is_empty() && out.send(text).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    }
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Feed::new()
+    }
+}
+
+/// Deletes events older than `keep` now and then every `every`, so that a serve left running
+/// does not grow its database without end. Watchers further behind than that start from the
+/// oldest event kept.
+pub async fn retain(taskflow: TaskFlow, keep: Duration, every: Duration) {
+    loop {
+        let taskflow = taskflow.clone();
+        let pruned = tokio::task::spawn_blocking(move || {
+            taskflow.prune_events(Timestamp::now().minus(keep))
+        })
+        .await;
+        if let Ok(Err(error)) = pruned {
+            eprintln!("warning: deleting old events failed: {error}");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The id of the newest event there is (0 when it cannot be read).
+pub async fn tail(taskflow: &TaskFlow) -> u64 {
+    let taskflow = taskflow.clone();
+    tokio::task::spawn_blocking(move || taskflow.last_event_id())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0)
+}
+
+async fn read(taskflow: &TaskFlow, after: u64) -> Result<Vec<Event>, taskflow_store::Error> {
+    let taskflow = taskflow.clone();
+    let query = EventQuery { after, flow: None, limit: PAGE };
+    tokio::task::spawn_blocking(move || taskflow.all_events(&query))
+        .await
+        .unwrap_or_else(|_| Ok(Vec::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskflow_store::{Durability, NewFlow};
+
+    #[tokio::test]
+    async fn retention_deletes_events_past_their_age_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        let taskflow = taskflow_api::database::open_for_running(&path, Durability::Normal).unwrap();
+        let alice = taskflow.bind("alice").unwrap();
+        for name in ["one", "two", "three"] {
+            alice.create(NewFlow::managed(name)).unwrap();
+        }
+        let newest = taskflow.last_event_id().unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let kept_for = Duration::from_millis(10);
+        let retention = tokio::spawn(retain(taskflow.clone(), kept_for, Duration::from_secs(3600)));
+        let all = EventQuery { after: 0, flow: None, limit: 100 };
+        let started = std::time::Instant::now();
+        while taskflow.all_events(&all).unwrap().len() > 1 {
+            assert!(started.elapsed() < Duration::from_secs(10), "old events were not deleted");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        retention.abort();
+        let left: Vec<u64> = taskflow.all_events(&all).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(left, [newest]);
+    }
+}

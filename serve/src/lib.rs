@@ -1,0 +1,170 @@
+//! `taskflow-serve`: the local gateway (DESIGN §8). One long-running process over the flow
+//! database: an HTTP API through which programs in any language submit managed flows and own
+//! mirrored ones, the change feed as server-sent events, and recovery, so that every flow left
+//! behind by a crash (of serve, of a CLI run) finishes.
+//!
+//! Local by default: a listen address that is not loopback is refused unless tokens are
+//! configured, and each token is bound to one owner (the owner-bound API over HTTP: a request
+//! never chooses its owner).
+//!
+//! ```text
+//! Server::bind(taskflow, engine, options).await? → server.local_addr()
+//! server.run(shutdown).await?   // serves until `shutdown`, then drains and stops its runs
+//! ```
+
+mod app;
+mod auth;
+mod bodies;
+mod error;
+mod feed;
+mod openapi;
+mod routes;
+mod runs;
+mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use taskflow_api::ServeToken;
+use taskflow_engine::Engine;
+use taskflow_store::TaskFlow;
+use tokio::net::TcpListener;
+
+pub use openapi::ApiDoc;
+
+use feed::Feed;
+
+/// How often events past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+use runs::Runs;
+use state::AppState;
+
+/// How serve runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    /// At most this many flows run at once.
+    pub workers: usize,
+    /// Whose flows requests see when no token is configured.
+    pub owner: String,
+    /// The tokens requests must present, each bound to its owner; none: loopback only.
+    pub tokens: Vec<ServeToken>,
+    /// On shutdown, how long running steps get to reach their checkpoint.
+    pub grace: Duration,
+    /// The largest request body.
+    pub body_limit: usize,
+    /// The longest a request may take (the event stream excepted).
+    pub request_timeout: Duration,
+    /// How often flows no runner holds are looked for.
+    pub sweep_every: Duration,
+    /// How often the change feed is read for new events.
+    pub feed_every: Duration,
+    /// How long events are kept (the newest always is); `None`: forever.
+    pub keep_events: Option<Duration>,
+}
+
+impl ServeOptions {
+    pub fn new(listen: SocketAddr, owner: impl Into<String>) -> Self {
+        ServeOptions {
+            listen,
+            workers: 16,
+            owner: owner.into(),
+            tokens: Vec::new(),
+            grace: Duration::from_secs(10),
+            body_limit: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            sweep_every: Duration::from_secs(5),
+            feed_every: Duration::from_millis(100),
+            keep_events: Some(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+/// Why serve could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Listening beyond this host without a token would hand the flows to anyone who can reach
+    /// the address.
+    #[error("{0} is not a loopback address, and no token is configured")]
+    NotLoopback(SocketAddr),
+
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("the server stopped: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A serve process with its socket bound.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    options: ServeOptions,
+}
+
+impl Server {
+    /// Binds the listen address (refusing one beyond this host without tokens). `engine` runs
+    /// the flows, each for its own owner ([`Engine::for_owner`]).
+    pub async fn bind(
+        taskflow: TaskFlow,
+        engine: Engine,
+        options: ServeOptions,
+    ) -> Result<Server, ServeError> {
+        if !options.listen.ip().is_loopback() && options.tokens.is_empty() {
+            return Err(ServeError::NotLoopback(options.listen));
+        }
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| ServeError::Listen { address: options.listen, source })?;
+        let runs = Runs::new(taskflow.clone(), engine.clone(), options.workers);
+        let state = AppState::new(
+            taskflow,
+            engine,
+            options.tokens.clone(),
+            options.owner.clone(),
+            runs,
+            Feed::new(),
+        );
+        Ok(Server { listener, state, options })
+    }
+
+    /// The address it listens on (the port chosen, for `:0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.options.listen)
+    }
+
+    /// Serves until `shutdown` completes: then it stops accepting, drains its runs (running
+    /// steps get `grace` to reach their checkpoint) and gives their flows back.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Server { listener, state, options } = self;
+        let app = app::router(state.clone(), options.body_limit, options.request_timeout);
+        let sweep = tokio::spawn({
+            let state = state.clone();
+            async move { state.runs().sweep(options.sweep_every).await }
+        });
+        let feed = tokio::spawn({
+            let state = state.clone();
+            async move { state.feed().poll(state.taskflow().clone(), options.feed_every).await }
+        });
+        let retention = options.keep_events.map(|keep| {
+            let taskflow = state.taskflow().clone();
+            tokio::spawn(feed::retain(taskflow, keep, PRUNE_EVERY))
+        });
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        state.runs().shut_down(options.grace).await;
+        sweep.abort();
+        feed.abort();
+        if let Some(retention) = retention {
+            retention.abort();
+        }
+        served.map_err(ServeError::Serve)
+    }
+}

@@ -1,0 +1,155 @@
+//! The OpenAPI 3 document, generated from the handlers and the bodies: the contract clients are
+//! written against and the tests fuzz.
+
+use axum::Json;
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
+
+use crate::bodies::{
+    CancelDoc, ChildDoc, EventDoc, FlowDoc, FlowEnvelope, FlowListDoc, FlowSummaryDoc, ForkBody,
+    Health, HistoryDoc, InspectionDoc, LeaseDoc, ManagedFlowBody, MirroredFlowBody, NewFlowBody,
+    PipelineBody, PipelineStepBody, ReportBody, RetryBody, RevisionDoc, StallDoc, StepDoc,
+    StepReportBody,
+};
+use crate::error::{ErrorBody, ErrorObject, HttpError};
+use crate::routes::{control, events, flows, meta, mirrored};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "taskflow serve", description = "Durable flows over HTTP: managed flows serve runs, mirrored flows their owner drives and reports, and the changes of both as events."),
+    paths(
+        meta::healthz, document,
+        flows::list, flows::create, flows::inspect, flows::history,
+        mirrored::report,
+        control::cancel, control::resume, control::fork, control::children,
+        events::events,
+    ),
+    components(schemas(
+        NewFlowBody, ManagedFlowBody, MirroredFlowBody, PipelineBody, PipelineStepBody, RetryBody,
+        ReportBody, StepReportBody, ForkBody, Health,
+        FlowDoc, LeaseDoc, StallDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc,
+        FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, EventDoc, ErrorBody, ErrorObject,
+    )),
+    modifiers(&BearerToken),
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI 3 document of this API, generated from the code that serves it.
+#[utoipa::path(get, path = "/openapi.json", security(()), responses((status = 200, description = "OpenAPI 3 document", body = Object)))]
+pub async fn document() -> Result<Json<Value>, HttpError> {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).map_err(|error| {
+        HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error.to_string())
+    })?;
+    link_flows(&mut document);
+    Ok(Json(document))
+}
+
+/// The operations on one flow, by their `operationId`.
+const FLOW_OPERATIONS: [&str; 6] = ["inspect", "history", "report", "cancel", "resume", "fork"];
+
+/// Links the answers that give a flow (a submit, a fork) to the operations on that flow by its
+/// id, so that a client, or a fuzzer testing sequences of calls, can follow it. Written into the
+/// JSON because utoipa 5 names a link's fields in snake case (`operation_id`), which readers of
+/// OpenAPI do not know.
+fn link_flows(document: &mut Value) {
+    let links: Map<String, Value> = FLOW_OPERATIONS
+        .iter()
+        .map(|operation| {
+            let link =
+                json!({"operationId": operation, "parameters": {"id": "$response.body#/flow/id"}});
+            ((*operation).to_owned(), link)
+        })
+        .collect();
+    for (path, status) in
+        [("/v1/flows", "201"), ("/v1/flows", "200"), ("/v1/flows/{id}/fork", "201")]
+    {
+        let pointer = format!("/paths/{}/post/responses/{status}", path.replace('/', "~1"));
+        if let Some(Value::Object(answer)) = document.pointer_mut(&pointer) {
+            answer.insert("links".to_owned(), Value::Object(links.clone()));
+        }
+    }
+}
+
+/// Every route but `/healthz` and `/openapi.json` (which say so) takes `Authorization: Bearer
+/// TOKEN`; the token decides whose flows a request sees. A serve with no tokens configured
+/// listens on loopback only and acts for its own owner without one.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "A token of `[serve.tokens]`, which decides the owner. Without tokens configured, \
+                 serve listens on loopback only and needs none.",
+            ))
+            .build();
+        components.add_security_scheme("token", SecurityScheme::Http(scheme));
+        openapi.security = Some(vec![SecurityRequirement::new("token", Vec::<String>::new())]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_link_names_an_operation_of_the_document() {
+        let Ok(Json(document)) = document().await else { panic!("no document") };
+        let operations: Vec<&str> = document["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|operation| operation["operationId"].as_str())
+            .collect();
+        let links = &document["paths"]["/v1/flows"]["post"]["responses"]["201"]["links"];
+        assert_eq!(links.as_object().unwrap().len(), FLOW_OPERATIONS.len());
+        for link in links.as_object().unwrap().values() {
+            assert!(operations.contains(&link["operationId"].as_str().unwrap()), "{link}");
+        }
+        let fork = &document["paths"]["/v1/flows/{id}/fork"]["post"]["responses"]["201"]["links"];
+        assert_eq!(fork["inspect"]["parameters"]["id"], "$response.body#/flow/id");
+    }
+
+    /// The keys of an object.
+    fn keys(value: &Value) -> std::collections::BTreeSet<String> {
+        value.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[tokio::test]
+    async fn the_pipeline_the_document_describes_has_every_field_the_engine_reads_and_no_other() {
+        use std::time::Duration;
+        use taskflow_engine::{FlowSpec, RetryPolicy, StepSpec};
+        let Ok(Json(document)) = document().await else { panic!("no document") };
+        let described = |name: &str| keys(&document["components"]["schemas"][name]["properties"]);
+        let step = StepSpec::new("a", "echo")
+            .needs(["b"])
+            .with(json!({"value": 1}))
+            .retry(RetryPolicy::default())
+            .timeout(Duration::from_secs(1));
+        let spec = FlowSpec::new("p").base_dir("/in").output_dir("/out").concurrency(2).step(step);
+        let every_field = serde_json::to_value(&spec).unwrap();
+        assert_eq!(keys(&every_field), described("PipelineBody"));
+        assert_eq!(keys(&every_field["steps"][0]), described("PipelineStepBody"));
+        assert_eq!(keys(&every_field["steps"][0]["retry"]), described("RetryBody"));
+    }
+
+    #[tokio::test]
+    async fn every_operation_but_the_health_and_the_document_takes_the_token() {
+        let Ok(Json(document)) = document().await else { panic!("no document") };
+        assert_eq!(document["security"], json!([{"token": []}]));
+        for (path, item) in document["paths"].as_object().unwrap() {
+            for operation in item.as_object().unwrap().values() {
+                let open = matches!(path.as_str(), "/healthz" | "/openapi.json");
+                let expected = if open { json!([{}]) } else { Value::Null };
+                assert_eq!(operation["security"], expected, "{path}");
+            }
+        }
+    }
+}

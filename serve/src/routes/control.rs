@@ -1,0 +1,131 @@
+//! What a caller asks of one flow: a sticky cancel, a resume or a fork (serve runs them), a
+//! child flow.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use taskflow_api::documents;
+use taskflow_store::{SyncMode, Timestamp, rules};
+
+use super::{Answer, blocking, flow_id};
+use crate::auth::Owner;
+use crate::bodies::{CancelDoc, CreateFlow, FlowEnvelope, ForkBody, NewFlowBody, whole};
+use crate::error::{ErrorBody, HttpError};
+use crate::state::AppState;
+
+/// Sticky cancel: recorded at once, nothing new is scheduled, the flow becomes `cancelled` once
+/// its running steps and children have settled (a mirrored flow's owner reports it).
+#[utoipa::path(post, path = "/v1/flows/{id}/cancel", params(("id" = String, Path, description = "The flow's id")), responses(
+    (status = 200, body = CancelDoc),
+    (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = flow_id(&id)?;
+    let handle = state.handle(&owner)?;
+    let outcome = blocking(move || handle.request_cancel(&id, None)).await?;
+    Ok((StatusCode::OK, Json(documents::cancel(&outcome, Timestamp::now()))))
+}
+
+/// Runs a managed flow on from its last checkpoint (a failed one from the step that failed).
+#[utoipa::path(post, path = "/v1/flows/{id}/resume", params(("id" = String, Path, description = "The flow's id")), responses(
+    (status = 202, description = "serve runs it", body = FlowEnvelope),
+    (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, description = "another live runner holds it", body = ErrorBody),
+    (status = 422, description = "mirrored, or ended", body = ErrorBody),
+))]
+pub async fn resume(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = flow_id(&id)?;
+    let handle = state.handle(&owner)?;
+    let flow = blocking(move || {
+        let flow = handle.flow_without_spec(&id)?;
+        if flow.status != taskflow_store::FlowStatus::Failed {
+            handle.check_resume(&id)?;
+        } else {
+            rules::check_managed(&flow, "resume")?;
+        }
+        Ok(flow)
+    })
+    .await?;
+    state.runs().start(&owner, &flow.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "flow": documents::flow(&flow, &[], Timestamp::now()) })),
+    ))
+}
+
+/// A new flow with an ended flow's steps before `from_step` done; serve runs it from there.
+#[utoipa::path(post, path = "/v1/flows/{id}/fork", request_body = ForkBody, params(("id" = String, Path, description = "The flow's id")), responses(
+    (status = 201, body = FlowEnvelope),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+    (status = 422, body = ErrorBody),
+))]
+pub async fn fork(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    Path(id): Path<String>,
+    body: Result<Json<ForkBody>, JsonRejection>,
+) -> Answer {
+    let id = flow_id(&id)?;
+    let Json(body) = body?;
+    let handle = state.handle(&owner)?;
+    let from = match body.from_step {
+        Value::Number(seq) => whole(&seq)
+            .and_then(|seq| u32::try_from(seq).ok())
+            .ok_or_else(|| HttpError::bad_request("`from_step` must be a step's seq or name"))?,
+        Value::String(name) => {
+            let (handle, flow) = (handle.clone(), id.clone());
+            let steps = blocking(move || handle.steps(&flow)).await?;
+            steps
+                .iter()
+                .find(|step| step.name == name)
+                .map(|step| step.seq)
+                .ok_or_else(|| HttpError::not_found(format!("flow {id} has no step `{name}`")))?
+        }
+        _ => return Err(HttpError::bad_request("`from_step` must be a step's seq or name")),
+    };
+    let engine = state.engine(&owner)?;
+    let forked = engine.fork(&id, from).await?;
+    state.runs().start(&owner, &forked.id);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "flow": documents::flow(&forked, &[], Timestamp::now()) })),
+    ))
+}
+
+/// A child flow under this one, refused as the store refuses it: a mirrored parent, an ended
+/// one and one with a cancel request take no children, and a managed parent's children are
+/// spawned by its own steps, which hold its lease.
+#[utoipa::path(post, path = "/v1/flows/{id}/children", request_body = NewFlowBody, params(("id" = String, Path, description = "The parent flow's id")), responses(
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+    (status = 422, body = ErrorBody),
+))]
+pub async fn children(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    Path(id): Path<String>,
+    body: Result<Json<CreateFlow>, JsonRejection>,
+) -> Answer {
+    let id = flow_id(&id)?;
+    let Json(_) = body?;
+    let handle = state.handle(&owner)?;
+    let parent = blocking(move || handle.flow_without_spec(&id)).await?;
+    rules::check_spawn(&parent)?;
+    debug_assert_eq!(parent.sync_mode, SyncMode::Managed);
+    Err(HttpError::refused(format!(
+        "flow {} is managed: its children are spawned by its own steps (an `agent` step), \
+         which hold its lease",
+        parent.id
+    )))
+}

@@ -1,0 +1,239 @@
+//! Flows: list, submit (managed or mirrored), inspect, history.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use taskflow_api::{Submitted, create_or_continue, create_or_find_mirrored, documents};
+use taskflow_engine::FlowSpec;
+use taskflow_store::{FlowId, ListQuery, NewFlow, StatusFilter, Timestamp};
+use utoipa::IntoParams;
+
+use super::{Answer, blocking, flow_id};
+use crate::auth::Owner;
+use crate::bodies::{
+    CreateFlow, FlowEnvelope, FlowListDoc, HistoryDoc, InspectionDoc, NewFlowBody, SyncModeBody,
+    whole,
+};
+use crate::error::{ErrorBody, HttpError};
+use crate::state::AppState;
+
+/// `GET /v1/flows`'s filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only flows with this status, or `stalled` (running flows that no live runner holds).
+    #[param(schema_with = crate::bodies::status_filter)]
+    pub status: Option<String>,
+    /// Only flows with this name.
+    pub name: Option<String>,
+    /// At most this many flows [default: 50].
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Where the previous page ended (its `next_cursor`).
+    #[param(pattern = "^-?[0-9]{1,18}:[A-Za-z0-9._:@-]{1,128}$")]
+    pub cursor: Option<String>,
+}
+
+/// The caller's flows, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/flows", params(ListParams), responses(
+    (status = 200, body = FlowListDoc),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+))]
+pub async fn list(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Answer {
+    let Query(params) = params.map_err(|error| HttpError::bad_request(error.body_text()))?;
+    let filter = match &params.status {
+        Some(text) => Some(
+            text.parse::<StatusFilter>()
+                .map_err(|error| HttpError::bad_request(error.to_string()))?,
+        ),
+        None => None,
+    };
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(HttpError::bad_request("`limit` must be 1 to 1000"));
+    }
+    let before = params.cursor.as_deref().map(parse_cursor).transpose()?;
+    let query = ListQuery { name: params.name, before, limit, ..ListQuery::filtered(filter) };
+    let handle = state.handle(&owner)?;
+    let flows = blocking(move || handle.list(&query)).await?;
+    let next = (flows.len() == limit as usize)
+        .then(|| flows.last().map(|flow| format!("{}:{}", flow.created_at.as_millis(), flow.id)))
+        .flatten();
+    let mut document = documents::flows_list(&flows, Timestamp::now());
+    document["next_cursor"] = json!(next);
+    Ok((StatusCode::OK, Json(document)))
+}
+
+/// A cursor is `MILLIS:ID` of the last flow of a page.
+fn parse_cursor(text: &str) -> Result<(Timestamp, FlowId), HttpError> {
+    let invalid =
+        || HttpError::bad_request(format!("`cursor` {text:?} is not one this server gave"));
+    let (at, id) = text.split_once(':').ok_or_else(invalid)?;
+    let at = at.parse::<i64>().map_err(|_| invalid())?;
+    let id = FlowId::parse(id).map_err(|_| invalid())?;
+    Ok((Timestamp::from_millis(at), id))
+}
+
+/// Submits a flow: a managed flow (its pipeline in `spec`), queued and run by serve, or a
+/// mirrored one the caller drives. The same id with the same body again finds the flow.
+#[utoipa::path(post, path = "/v1/flows", request_body = NewFlowBody, responses(
+    (status = 201, description = "created", body = FlowEnvelope),
+    (status = 200, description = "the flow submitted earlier with this id and body", body = FlowEnvelope),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+    (status = 422, body = ErrorBody),
+))]
+pub async fn create(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    body: Result<Json<CreateFlow>, JsonRejection>,
+) -> Answer {
+    let Json(body) = body?;
+    let submitted = submit(&state, &owner, body).await?;
+    let status = match &submitted {
+        Submitted::Created(_) => StatusCode::CREATED,
+        Submitted::Existing(_) => StatusCode::OK,
+    };
+    let flow = submitted.flow().clone();
+    if flow.sync_mode == taskflow_store::SyncMode::Managed && !flow.status.is_terminal() {
+        state.runs().start(&owner, &flow.id);
+    }
+    Ok((status, Json(json!({ "flow": documents::flow(&flow, &[], Timestamp::now()) }))))
+}
+
+/// Creates or finds the flow `body` describes, for `owner`.
+pub(super) async fn submit(
+    state: &AppState,
+    owner: &str,
+    body: CreateFlow,
+) -> Result<Submitted, HttpError> {
+    let id = match &body.id {
+        Some(text) => {
+            Some(FlowId::parse(text).map_err(|error| HttpError::bad_request(error.to_string()))?)
+        }
+        None => None,
+    };
+    match body.sync_mode {
+        SyncModeBody::Managed => {
+            if body.controller.is_some() || body.state.is_some() {
+                return Err(HttpError::bad_request(
+                    "`controller` and `state` are for mirrored flows; a managed flow's state is \
+                     its runner's",
+                ));
+            }
+            let spec = pipeline(&body)?;
+            let engine = state.engine(owner)?;
+            Ok(create_or_continue(&engine, &spec, id).await?)
+        }
+        SyncModeBody::Mirrored => {
+            if body.spec.is_some() {
+                return Err(HttpError::bad_request(
+                    "`spec` is for managed flows: a mirrored flow's owner does the work",
+                ));
+            }
+            let controller = body.controller.clone().unwrap_or_else(|| owner.to_owned());
+            let mut new = NewFlow::mirrored(body.name, controller);
+            new.id = id;
+            new.goal = body.goal;
+            new.state = body.state.filter(|state| !state.is_null());
+            let handle = state.handle(owner)?;
+            tokio::task::spawn_blocking(move || create_or_find_mirrored(&handle, new))
+                .await
+                .map_err(|_| HttpError::refused("the submission stopped"))?
+                .map_err(HttpError::from)
+        }
+    }
+}
+
+/// The managed flow's pipeline: `spec` read as a pipeline file is, its name the flow's.
+fn pipeline(body: &CreateFlow) -> Result<FlowSpec, HttpError> {
+    let mut spec = body
+        .spec
+        .clone()
+        .ok_or_else(|| HttpError::bad_request("a managed flow needs `spec`, its pipeline"))?;
+    let Some(fields) = spec.as_object_mut() else {
+        return Err(HttpError::bad_request("`spec` must be an object: the pipeline"));
+    };
+    match fields.get("name") {
+        None => {
+            fields.insert("name".to_owned(), json!(body.name));
+        }
+        Some(Value::String(name)) if *name == body.name => {}
+        Some(Value::String(other)) => {
+            return Err(HttpError::refused(format!(
+                "`spec.name` ({other:?}) differs from `name` ({:?}); leave it out",
+                body.name
+            ))
+            .with("field", json!("spec.name")));
+        }
+        Some(other) => {
+            return Err(HttpError::bad_request(format!(
+                "spec.name: {other} is not a string; leave it out"
+            )));
+        }
+    }
+    whole_numbers(fields);
+    serde_path_to_error::deserialize(spec).map_err(|error| {
+        HttpError::bad_request(format!("spec.{}: {}", error.path(), error.inner()))
+    })
+}
+
+/// The pipeline's whole numbers written with a fraction (`2.0`) as integers, as the document's
+/// `integer` allows them.
+fn whole_numbers(spec: &mut Map<String, Value>) {
+    fn integer(value: Option<&mut Value>) {
+        if let Some(value @ Value::Number(_)) = value
+            && let Some(whole) = value.as_number().and_then(whole)
+        {
+            *value = json!(whole);
+        }
+    }
+    integer(spec.get_mut("concurrency"));
+    let Some(Value::Array(steps)) = spec.get_mut("steps") else { return };
+    for step in steps.iter_mut().filter_map(Value::as_object_mut) {
+        integer(step.get_mut("timeout"));
+        if let Some(Value::Object(retry)) = step.get_mut("retry") {
+            retry.values_mut().for_each(|value| integer(Some(value)));
+        }
+    }
+}
+
+/// A flow, its steps and its children.
+#[utoipa::path(get, path = "/v1/flows/{id}", params(("id" = String, Path, description = "The flow's id")), responses(
+    (status = 200, body = InspectionDoc),
+    (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+pub async fn inspect(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = flow_id(&id)?;
+    let handle = state.handle(&owner)?;
+    let inspection = blocking(move || handle.inspect(&id)).await?;
+    Ok((StatusCode::OK, Json(documents::inspection(&inspection, Timestamp::now()))))
+}
+
+/// A flow's revisions, oldest first.
+#[utoipa::path(get, path = "/v1/flows/{id}/history", params(("id" = String, Path, description = "The flow's id")), responses(
+    (status = 200, body = HistoryDoc),
+    (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+pub async fn history(
+    State(state): State<AppState>,
+    Owner(owner): Owner,
+    Path(id): Path<String>,
+) -> Answer {
+    let id = flow_id(&id)?;
+    let handle = state.handle(&owner)?;
+    let revisions = blocking(move || handle.history(&id)).await?;
+    Ok((StatusCode::OK, Json(documents::history(&revisions))))
+}

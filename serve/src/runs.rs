@@ -1,0 +1,127 @@
+//! The flows this process runs, and recovery. Serve runs a managed flow when it is submitted or
+//! resumed through the API, and adopts, at start and then every sweep interval (or as soon as a
+//! worker frees up), every flow of the database, of any owner, that no live runner holds:
+//! queued, or running under a lease whose holder is gone or that expired. At most `workers`
+//! flows run at once; the others stay queued for the next sweep. Leases decide who runs a flow,
+//! so a CLI run beside serve, or a second serve, is never run twice.
+//!
+//! On shutdown the runs are drained (they start nothing new and give their flow back once their
+//! running steps have reached a checkpoint), then, after the grace period, stopped.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use taskflow_engine::engine::quiet;
+use taskflow_engine::{Engine, RunControl};
+use taskflow_store::{FlowId, TaskFlow};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+
+/// Most flows one sweep looks at.
+const SWEEP_LIMIT: u32 = 500;
+
+/// The flows this process runs.
+#[derive(Clone)]
+pub struct Runs(Arc<Inner>);
+
+struct Inner {
+    taskflow: TaskFlow,
+    /// The one engine of the process; each run acts for its flow's owner.
+    engine: Engine,
+    running: Mutex<HashMap<FlowId, RunControl>>,
+    tasks: Mutex<JoinSet<()>>,
+    workers: Arc<Semaphore>,
+    /// A sweep now: a worker freed up.
+    wake: Notify,
+    stopping: AtomicBool,
+}
+
+impl Runs {
+    pub fn new(taskflow: TaskFlow, engine: Engine, workers: usize) -> Self {
+        Runs(Arc::new(Inner {
+            taskflow,
+            engine,
+            running: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(JoinSet::new()),
+            workers: Arc::new(Semaphore::new(workers.max(1))),
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+        }))
+    }
+
+    /// Whether this process runs flow `id` now.
+    pub fn is_running(&self, id: &FlowId) -> bool {
+        lock(&self.0.running).contains_key(id)
+    }
+
+    /// Starts running flow `id` for `owner` if a worker is free and it does not run here
+    /// already; otherwise it waits for a sweep. Whether another runner holds it is for its
+    /// lease to decide: then this run ends at once.
+    pub fn start(&self, owner: &str, id: &FlowId) {
+        if self.0.stopping.load(Ordering::Acquire) || self.is_running(id) {
+            return;
+        }
+        let Ok(handle) = self.0.taskflow.bind(owner) else { return };
+        let Ok(permit) = Arc::clone(&self.0.workers).try_acquire_owned() else { return };
+        let engine = self.0.engine.for_owner(handle);
+        let control = RunControl::default();
+        lock(&self.0.running).insert(id.clone(), control.clone());
+        let (runs, id) = (self.clone(), id.clone());
+        let mut tasks = lock(&self.0.tasks);
+        // Forget the runs that ended.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            // A flow another runner holds, or one that cannot run, ends here; the store has
+            // recorded why, and the next sweep will not find it adoptable while it is held.
+            let _ = engine.run_controlled(&id, quiet(), control).await;
+            lock(&runs.0.running).remove(&id);
+            drop(permit);
+            runs.0.wake.notify_one();
+        });
+    }
+
+    /// Adopts what no live runner holds, now and then every `every`, until shutdown.
+    pub async fn sweep(&self, every: Duration) {
+        while !self.0.stopping.load(Ordering::Acquire) {
+            if self.0.workers.available_permits() > 0 {
+                let taskflow = self.0.taskflow.clone();
+                let found =
+                    tokio::task::spawn_blocking(move || taskflow.adoptable(SWEEP_LIMIT)).await;
+                if let Ok(Ok(flows)) = found {
+                    for flow in flows {
+                        self.start(&flow.owner, &flow.id);
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = self.0.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Stops taking flows, drains every run, waits up to `grace` for them to give their flows
+    /// back, then stops what still runs and waits for that.
+    pub async fn shut_down(&self, grace: Duration) {
+        self.0.stopping.store(true, Ordering::Release);
+        self.0.wake.notify_one();
+        for control in lock(&self.0.running).values() {
+            control.drain.cancel();
+        }
+        let mut tasks = std::mem::take(&mut *lock(&self.0.tasks));
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            for control in lock(&self.0.running).values() {
+                control.stop.cancel();
+            }
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,69 @@
+//! What every request handler and background task of one serve process shares: the store, the
+//! engine, the tokens, the flows this process runs, and the change feed.
+
+use std::sync::Arc;
+
+use taskflow_api::ServeToken;
+use taskflow_engine::Engine;
+use taskflow_store::{OwnerHandle, TaskFlow};
+
+use crate::feed::Feed;
+use crate::runs::Runs;
+
+/// Cheap to clone; one per process.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    taskflow: TaskFlow,
+    engine: Engine,
+    tokens: Vec<ServeToken>,
+    owner: String,
+    runs: Runs,
+    feed: Feed,
+}
+
+impl AppState {
+    pub fn new(
+        taskflow: TaskFlow,
+        engine: Engine,
+        tokens: Vec<ServeToken>,
+        owner: String,
+        runs: Runs,
+        feed: Feed,
+    ) -> Self {
+        AppState(Arc::new(Shared { taskflow, engine, tokens, owner, runs, feed }))
+    }
+
+    pub fn taskflow(&self) -> &TaskFlow {
+        &self.0.taskflow
+    }
+
+    pub fn tokens(&self) -> &[ServeToken] {
+        &self.0.tokens
+    }
+
+    /// The owner of every request when no token is configured.
+    pub fn default_owner(&self) -> &str {
+        &self.0.owner
+    }
+
+    pub fn runs(&self) -> &Runs {
+        &self.0.runs
+    }
+
+    pub fn feed(&self) -> &Feed {
+        &self.0.feed
+    }
+
+    /// `owner`'s view of the store. Owners are checked by the store when bound.
+    pub fn handle(&self, owner: &str) -> Result<OwnerHandle, taskflow_store::Error> {
+        self.0.taskflow.bind(owner)
+    }
+
+    /// The engine acting for `owner`: the one engine of the process, so every owner's
+    /// checkpoints are committed together.
+    pub fn engine(&self, owner: &str) -> Result<Engine, taskflow_store::Error> {
+        Ok(self.0.engine.for_owner(self.handle(owner)?))
+    }
+}

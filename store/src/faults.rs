@@ -1,0 +1,312 @@
+//! Fault injection (feature `testkit`): a [`FlowStore`] that hands everything to the store it
+//! wraps but makes one chosen write fail the way storage fails, so that tests can put a fault at
+//! every position of a run and check what the runner and a resume make of it.
+//!
+//! Writes are counted in the order they reach the store (every operation that changes the
+//! database, lease renewals excepted: their number depends on timing). The write numbered `at`
+//! gets the fault; every other write, before and after, goes through untouched.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::audit::Finding;
+use crate::error::{Error, Result, StorageError, StorageErrorKind};
+use crate::event::{Event, EventQuery};
+use crate::lease::{Lease, LeaseHolder};
+use crate::model::{
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
+};
+use crate::prune::{PruneBatch, PruneQuery};
+use crate::status::FlowStatus;
+use crate::store::{Answer, Caller, FlowStore, Submission};
+use crate::time::Timestamp;
+
+/// How the chosen write fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Refused before it reaches the store, as by a full disk or a failed write: nothing of it
+    /// is kept, and the caller gets a storage error of this kind.
+    Refused(StorageErrorKind),
+    /// It reaches the store and is kept, but the caller is told it failed with an I/O error, as
+    /// when a sync fails after the data went out: the caller must treat it as not committed,
+    /// and whoever resumes must cope with finding it kept.
+    Unacknowledged,
+    /// The store panics in the middle of it, before anything is kept.
+    Panic,
+}
+
+impl Fault {
+    /// Every fault a run is checked under.
+    pub const ALL: [Fault; 4] = [
+        Fault::Refused(StorageErrorKind::Full),
+        Fault::Refused(StorageErrorKind::Io),
+        Fault::Unacknowledged,
+        Fault::Panic,
+    ];
+}
+
+/// A store whose write number `at` (from 1) fails with `fault`.
+pub struct FaultyStore {
+    inner: Arc<dyn FlowStore>,
+    fault: Fault,
+    at: usize,
+    writes: AtomicUsize,
+    fired: AtomicBool,
+}
+
+impl FaultyStore {
+    pub fn new(inner: Arc<dyn FlowStore>, fault: Fault, at: usize) -> Self {
+        FaultyStore { inner, fault, at, writes: AtomicUsize::new(0), fired: AtomicBool::new(false) }
+    }
+
+    /// A store that counts writes and fails none (`at` 0): how many a clean run makes.
+    pub fn counting(inner: Arc<dyn FlowStore>) -> Self {
+        FaultyStore::new(inner, Fault::Unacknowledged, 0)
+    }
+
+    /// How many writes reached this store.
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    /// Whether the fault happened.
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+
+    /// Counts one write; the fault it gets, if it is the chosen one.
+    fn next(&self) -> Option<Fault> {
+        let number = self.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        (number == self.at).then(|| {
+            self.fired.store(true, Ordering::SeqCst);
+            self.fault
+        })
+    }
+
+    /// A write: `work` on the inner store, unless the fault says otherwise.
+    fn write<T>(&self, work: impl FnOnce(&dyn FlowStore) -> Result<T>) -> Result<T> {
+        match self.next() {
+            None => work(self.inner.as_ref()),
+            Some(Fault::Refused(kind)) => Err(injected(kind)),
+            Some(Fault::Unacknowledged) => {
+                let _kept = work(self.inner.as_ref());
+                Err(injected(StorageErrorKind::Io))
+            }
+            Some(Fault::Panic) => panic!("injected panic in the middle of a write"),
+        }
+    }
+}
+
+fn injected(kind: StorageErrorKind) -> Error {
+    let detail = match kind {
+        StorageErrorKind::Full => "database or disk is full (injected)",
+        _ => "disk I/O error (injected)",
+    };
+    Error::Storage(StorageError::new(kind, "faulty store", detail))
+}
+
+/// The answer of a submission whose write was kept but is reported failed.
+fn unacknowledged<T: 'static>(answer: Answer<T>) -> Answer<T> {
+    Box::new(move |_kept| answer(Err(injected(StorageErrorKind::Io))))
+}
+
+impl FlowStore for FaultyStore {
+    fn create_flow(&self, caller: Caller<'_>, new: NewFlow) -> Result<Flow> {
+        self.write(|inner| inner.create_flow(caller, new))
+    }
+
+    fn spawn_child(
+        &self,
+        caller: Caller<'_>,
+        parent: &Lease,
+        new: NewFlow,
+    ) -> Result<(Flow, Step)> {
+        self.write(|inner| inner.spawn_child(caller, parent, new))
+    }
+
+    fn flow(&self, owner: &str, id: &FlowId) -> Result<Flow> {
+        self.inner.flow(owner, id)
+    }
+
+    fn flow_without_spec(&self, owner: &str, id: &FlowId) -> Result<Flow> {
+        self.inner.flow_without_spec(owner, id)
+    }
+
+    fn spec_json(&self, owner: &str, id: &FlowId) -> Result<Option<String>> {
+        self.inner.spec_json(owner, id)
+    }
+
+    fn list(&self, owner: &str, query: &ListQuery) -> Result<Vec<FlowSummary>> {
+        self.inner.list(owner, query)
+    }
+
+    fn steps(&self, owner: &str, id: &FlowId) -> Result<Vec<Step>> {
+        self.inner.steps(owner, id)
+    }
+
+    fn children(&self, owner: &str, id: &FlowId) -> Result<Vec<ChildSummary>> {
+        self.inner.children(owner, id)
+    }
+
+    fn history(&self, owner: &str, id: &FlowId) -> Result<Vec<Revision>> {
+        self.inner.history(owner, id)
+    }
+
+    fn request_cancel(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        expected: ExpectedRevision,
+    ) -> Result<CancelOutcome> {
+        self.write(|inner| inner.request_cancel(caller, id, expected))
+    }
+
+    fn report(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        report: StateReport,
+        expected: ExpectedRevision,
+    ) -> Result<Flow> {
+        self.write(|inner| inner.report(caller, id, report, expected))
+    }
+
+    fn acquire_lease(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        holder: LeaseHolder,
+        ttl: Duration,
+    ) -> Result<Lease> {
+        self.write(|inner| inner.acquire_lease(caller, id, holder, ttl))
+    }
+
+    fn acquire_leases(
+        &self,
+        caller: Caller<'_>,
+        requests: Vec<(FlowId, LeaseHolder, Duration)>,
+    ) -> Result<Vec<Result<Lease>>> {
+        self.write(|inner| inner.acquire_leases(caller, requests))
+    }
+
+    fn renew_lease(&self, caller: Caller<'_>, lease: &Lease, ttl: Duration) -> Result<Lease> {
+        self.inner.renew_lease(caller, lease, ttl)
+    }
+
+    fn release_lease(&self, caller: Caller<'_>, lease: &Lease) -> Result<Flow> {
+        self.write(|inner| inner.release_lease(caller, lease))
+    }
+
+    fn set_status(
+        &self,
+        caller: Caller<'_>,
+        lease: &Lease,
+        to: FlowStatus,
+        error: Option<String>,
+    ) -> Result<Flow> {
+        self.write(|inner| inner.set_status(caller, lease, to, error))
+    }
+
+    fn begin_step(&self, caller: Caller<'_>, lease: &Lease, step: NewStep) -> Result<Step> {
+        self.write(|inner| inner.begin_step(caller, lease, step))
+    }
+
+    fn finish_step(
+        &self,
+        caller: Caller<'_>,
+        lease: &Lease,
+        seq: u32,
+        outcome: StepOutcome,
+    ) -> Result<Step> {
+        self.write(|inner| inner.finish_step(caller, lease, seq, outcome))
+    }
+
+    fn checkpoint(
+        &self,
+        caller: Caller<'_>,
+        ops: Vec<CheckpointOp>,
+    ) -> Result<Vec<Result<CheckpointDone>>> {
+        if ops.iter().all(|op| matches!(op, CheckpointOp::Renew { .. })) {
+            return self.inner.checkpoint(caller, ops);
+        }
+        self.write(|inner| inner.checkpoint(caller, ops))
+    }
+
+    fn submit(&self, owner: &str, actor: &str, work: Submission) {
+        let renewal = matches!(&work, Submission::Checkpoint { ops, .. }
+            if ops.iter().all(|op| matches!(op, CheckpointOp::Renew { .. })));
+        let fault = if renewal { None } else { self.next() };
+        let work = match (fault, work) {
+            (None, work) => work,
+            (Some(Fault::Panic), _) => panic!("injected panic in the middle of a write"),
+            (Some(Fault::Refused(kind)), work) => {
+                match work {
+                    Submission::Checkpoint { answer, .. } => answer(Err(injected(kind))),
+                    Submission::Lease { answer, .. } => answer(Err(injected(kind))),
+                    Submission::Report { answer, .. } => answer(Err(injected(kind))),
+                }
+                return;
+            }
+            (Some(Fault::Unacknowledged), Submission::Checkpoint { ops, answer }) => {
+                Submission::Checkpoint { ops, answer: unacknowledged(answer) }
+            }
+            (Some(Fault::Unacknowledged), Submission::Lease { id, holder, ttl, answer }) => {
+                Submission::Lease { id, holder, ttl, answer: unacknowledged(answer) }
+            }
+            (Some(Fault::Unacknowledged), Submission::Report { id, report, expected, answer }) => {
+                Submission::Report { id, report, expected, answer: unacknowledged(answer) }
+            }
+        };
+        self.inner.submit(owner, actor, work)
+    }
+
+    fn events(&self, owner: Option<&str>, query: &EventQuery) -> Result<Vec<Event>> {
+        self.inner.events(owner, query)
+    }
+
+    fn last_event_id(&self) -> Result<u64> {
+        self.inner.last_event_id()
+    }
+
+    fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        self.write(|inner| inner.prune_events(before))
+    }
+
+    fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {
+        self.inner.adoptable(limit)
+    }
+
+    fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {
+        self.inner.cancel_requested(owner, ids)
+    }
+
+    fn reopen(&self, caller: Caller<'_>, id: &FlowId) -> Result<Flow> {
+        self.write(|inner| inner.reopen(caller, id))
+    }
+
+    fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow> {
+        self.write(|inner| inner.fork(caller, source, from_seq))
+    }
+
+    fn audit(&self, owner: Option<&str>) -> Result<Vec<Finding>> {
+        self.inner.audit(owner)
+    }
+
+    fn repair(&self, caller: Caller<'_>, finding: &Finding) -> Result<Option<String>> {
+        self.write(|inner| inner.repair(caller, finding))
+    }
+
+    fn integrity_check(&self) -> Result<Vec<String>> {
+        self.inner.integrity_check()
+    }
+
+    fn prune(&self, owner: Option<&str>, query: &PruneQuery) -> Result<PruneBatch> {
+        self.write(|inner| inner.prune(owner, query))
+    }
+
+    fn compact(&self) -> Result<()> {
+        self.inner.compact()
+    }
+}

@@ -1,0 +1,465 @@
+//! `taskflow serve` as a real process on a loopback port: the API's contract (managed and
+//! mirrored flows, idempotent submits, conflicts, refusals, bad input), tokens and owners, the
+//! event stream resumed with `Last-Event-ID`, recovery of every flow after a kill -9, queued
+//! flows from `run --queue`, and a shutdown that gives the flows back.
+
+#[path = "support/serve.rs"]
+mod serve_process;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use serve_process::{BIN, Serve, folder};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// A request's status and JSON body.
+async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn pipeline(steps: &[(&str, &str)]) -> Value {
+    let steps: Vec<Value> = steps
+        .iter()
+        .enumerate()
+        .map(|(at, (id, command))| {
+            let mut step = json!({"id": id, "action": "shell", "with": {"command": command}});
+            if at > 0 {
+                step["needs"] = json!([steps[at - 1].0]);
+            }
+            step
+        })
+        .collect();
+    json!({ "steps": steps })
+}
+
+async fn wait_until(what: &str, mut ready: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !ready().await {
+        assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn status_of(serve: &Serve, id: &str) -> String {
+    let (_, body) = call(client().get(serve.url(&format!("/v1/flows/{id}")))).await;
+    body["flow"]["status"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
+    let (_dir, db) = folder();
+    let serve = Serve::start(&db, &[], &[]);
+    let http = client();
+    let (status, health) = call(http.get(serve.url("/healthz"))).await;
+    assert_eq!((status, health["ok"].clone()), (200, json!(true)));
+
+    let body = json!({"id": "digest-2026-12-05", "name": "digest",
+                      "spec": {"steps": [{"id": "a", "action": "echo", "with": {"value": "x"}},
+                                         {"id": "b", "action": "echo", "needs": ["a"],
+                                          "with": {"value": "{{steps.a.output}}!"}}]}});
+    let (status, created) = call(http.post(serve.url("/v1/flows")).json(&body)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["flow"]["id"], "digest-2026-12-05");
+    wait_until("the flow to succeed", async || {
+        status_of(&serve, "digest-2026-12-05").await == "succeeded"
+    })
+    .await;
+    let (_, inspected) = call(http.get(serve.url("/v1/flows/digest-2026-12-05"))).await;
+    assert_eq!(inspected["flow"]["state"], json!({"b": "x!"}));
+    assert_eq!(inspected["steps"].as_array().unwrap().len(), 2);
+    // The same body again finds the flow; another body under the id is a conflict.
+    let (status, again) = call(http.post(serve.url("/v1/flows")).json(&body)).await;
+    assert_eq!((status, again["flow"]["status"].clone()), (200, json!("succeeded")));
+    let mut other = body.clone();
+    other["spec"]["steps"][0]["with"]["value"] = json!("y");
+    let (status, conflict) = call(http.post(serve.url("/v1/flows")).json(&other)).await;
+    assert_eq!((status, conflict["error"]["code"].clone()), (409, json!("conflict")));
+    assert!(conflict["error"]["message"].as_str().unwrap().contains("steps[0].with.value"));
+    let (status, history) = call(http.get(serve.url("/v1/flows/digest-2026-12-05/history"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(history["revisions"][0]["revision"], 1);
+
+    // Bad input: clear errors, nothing created.
+    let cases = [
+        (
+            json!({"name": "x", "spec": {"steps": [{"id": "a", "action": "teleport"}]}}),
+            422,
+            "teleport",
+        ),
+        (
+            json!({"name": "x", "spec": {"steps": [{"id": "a", "action": "echo", "retry": 3}]}}),
+            400,
+            "spec.steps[0].retry",
+        ),
+        (json!({"name": "x", "spec": {"steps": []}, "colour": "red"}), 400, "colour"),
+        (json!({"name": "x"}), 400, "needs `spec`"),
+        (json!({"id": "bad id", "name": "x", "spec": {"steps": []}}), 400, "not a flow id"),
+        (json!({"name": "x", "sync_mode": "mirrored", "spec": {}}), 400, "managed flows"),
+        (json!({"name": "x", "spec": {"name": "y", "steps": []}}), 422, "differs from `name`"),
+    ];
+    for (body, expected, fragment) in cases {
+        let (status, error) = call(http.post(serve.url("/v1/flows")).json(&body)).await;
+        assert_eq!(status, expected, "{body}: {error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(fragment), "{body}: {message}");
+    }
+    let (status, _) = call(
+        http.post(serve.url("/v1/flows"))
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(9 * 1024 * 1024));
+    let (status, error) = call(
+        client().post(serve.url("/v1/flows")).header("content-type", "application/json").body(huge),
+    )
+    .await;
+    assert_eq!((status, error["error"]["code"].clone()), (413, json!("too_large")));
+    let (status, missing) = call(http.get(serve.url("/v1/flows/nobody"))).await;
+    assert_eq!((status, missing["error"]["code"].clone()), (404, json!("not_found")));
+    let (_, list) = call(http.get(serve.url("/v1/flows?limit=10"))).await;
+    assert_eq!(list["flows"].as_array().unwrap().len(), 1, "no bad submission created a flow");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirrored_flows_owner_reports_with_expected_revisions() {
+    let (_dir, db) = folder();
+    let serve = Serve::start(&db, &[], &[]);
+    let http = client();
+    let create =
+        json!({"id": "deploy-7", "name": "deploy", "sync_mode": "mirrored", "goal": "ship"});
+    let (status, created) = call(http.post(serve.url("/v1/flows")).json(&create)).await;
+    assert_eq!((status, created["flow"]["revision"].clone()), (201, json!(1)));
+    let report = |body: Value| http.post(serve.url("/v1/flows/deploy-7/report")).json(&body);
+    let (status, running) = call(report(json!({"expected_revision": 1, "status": "running",
+        "steps": [{"name": "build", "status": "running"}], "state": {"percent": 10}})))
+    .await;
+    assert_eq!(status, 200, "{running}");
+    assert_eq!(
+        (running["flow"]["revision"].clone(), running["flow"]["current_step"].clone()),
+        (json!(2), json!("build"))
+    );
+    let (status, stale) = call(report(json!({"expected_revision": 1, "status": "waiting"}))).await;
+    assert_eq!((status, stale["error"]["current_revision"].clone()), (409, json!(2)));
+    // A whole number is one however it is written.
+    let (status, stale) = call(report(json!({"expected_revision": 1.0}))).await;
+    assert_eq!((status, stale["error"]["current_revision"].clone()), (409, json!(2)));
+    let (status, refused) = call(report(json!({"status": "queued"}))).await;
+    assert_eq!(status, 422);
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("running") && message.contains("queued"), "{message}");
+    let (status, cleared) = call(report(json!({"expected_revision": 2, "state": null,
+        "steps": [{"name": "build", "status": "succeeded", "output": {"image": "v7"}}], "status": "succeeded"}))).await;
+    assert_eq!(status, 200, "{cleared}");
+    assert_eq!(
+        (cleared["flow"]["state"].clone(), cleared["flow"]["status"].clone()),
+        (Value::Null, json!("succeeded"))
+    );
+    let (_, inspected) = call(http.get(serve.url("/v1/flows/deploy-7"))).await;
+    assert_eq!(inspected["steps"][0]["output"], json!({"image": "v7"}));
+    let (status, _) = call(http.post(serve.url("/v1/flows/deploy-7/resume"))).await;
+    assert_eq!(status, 422, "a mirrored flow is never run");
+    let (status, bad) = call(report(json!({"steps": [{"name": "x", "status": "sleeping"}]}))).await;
+    assert_eq!(status, 400);
+    assert!(bad["error"]["message"].as_str().unwrap().contains("steps[0].status"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_decide_the_owner_and_owners_do_not_see_each_other() {
+    let (dir, db) = folder();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[serve.tokens]\nalice = { owner = \"alice\", token_env = \"T_ALICE\" }\n\
+         bob = { owner = \"bob\", token_env = \"T_BOB\" }\n",
+    )
+    .unwrap();
+    let (alice_token, bob_token) = ("alice-token-0123456789", "bob-token-0123456789xx");
+    let config = config.to_str().unwrap();
+    let serve = Serve::start(
+        &db,
+        &[],
+        &[("TASKFLOW_CONFIG", config), ("T_ALICE", alice_token), ("T_BOB", bob_token)],
+    );
+    let http = client();
+    let (status, _) = call(http.get(serve.url("/v1/flows"))).await;
+    assert_eq!(status, 401);
+    let (status, _) =
+        call(http.get(serve.url("/v1/flows")).bearer_auth("wrong-token-0123456789")).await;
+    assert_eq!(status, 401);
+    let mirrored = json!({"name": "secret", "sync_mode": "mirrored"});
+    let (status, created) =
+        call(http.post(serve.url("/v1/flows")).bearer_auth(alice_token).json(&mirrored)).await;
+    assert_eq!((status, created["flow"]["owner"].clone()), (201, json!("alice")));
+    let id = created["flow"]["id"].as_str().unwrap();
+    for request in [
+        http.get(serve.url(&format!("/v1/flows/{id}"))),
+        http.get(serve.url(&format!("/v1/flows/{id}/history"))),
+        http.post(serve.url(&format!("/v1/flows/{id}/report"))).json(&json!({"status": "running"})),
+        http.post(serve.url(&format!("/v1/flows/{id}/cancel"))),
+    ] {
+        let (status, error) = call(request.bearer_auth(bob_token)).await;
+        assert_eq!((status, error["error"]["code"].clone()), (404, json!("not_found")));
+    }
+    let (_, bobs) = call(http.get(serve.url("/v1/flows")).bearer_auth(bob_token)).await;
+    assert_eq!(bobs["flows"].as_array().unwrap().len(), 0);
+    let (_, flow) =
+        call(http.get(serve.url(&format!("/v1/flows/{id}"))).bearer_auth(alice_token)).await;
+    assert_eq!(
+        (flow["flow"]["status"].clone(), flow["flow"]["revision"].clone()),
+        (json!("queued"), json!(1))
+    );
+}
+
+#[test]
+fn a_listen_address_beyond_this_host_without_tokens_is_refused() {
+    let (_dir, db) = folder();
+    let output = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env("TASKFLOW_CONFIG", "/nonexistent/config.toml")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("error: 0.0.0.0:0 is not a loopback address"), "{stderr}");
+    assert!(stderr.contains("hint:") && stderr.contains("[serve.tokens]"), "{stderr}");
+}
+
+/// The events of a stream, as (id, data) pairs, until `count` have come.
+async fn read_events(response: reqwest::Response, count: usize) -> Vec<(u64, Value)> {
+    use futures_util::StreamExt;
+    let mut events = Vec::new();
+    let mut buffer = String::new();
+    let mut body = response.bytes_stream();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while events.len() < count {
+        let chunk = tokio::time::timeout_at(deadline, body.next()).await.expect("events in time");
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field =
+                |name: &str| block.lines().find_map(|line| line.strip_prefix(name)).map(str::trim);
+            if let (Some(id), Some(data)) = (field("id:"), field("data:")) {
+                events.push((id.parse().unwrap(), serde_json::from_str(data).unwrap()));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_reconnects_with_last_event_id_misses_nothing_and_sees_nothing_twice() {
+    let (_dir, db) = folder();
+    let serve = Serve::start(&db, &[], &[]);
+    let http = client();
+    let (_, created) = call(
+        http.post(serve.url("/v1/flows"))
+            .json(&json!({"id": "m", "name": "m", "sync_mode": "mirrored"})),
+    )
+    .await;
+    assert_eq!(created["flow"]["id"], "m");
+    let stream = http.get(serve.url("/v1/events?after=0")).send().await.unwrap();
+    let first = read_events(stream, 1).await;
+    assert_eq!(first[0].1["kind"], "flow");
+    // While nobody watches, the flow changes five times; a watcher resuming from the event it
+    // saw gets all five, in order, once.
+    for at in 0..5 {
+        let body = json!({"steps": [{"name": format!("s{at}"), "status": "succeeded"}]});
+        let (status, _) = call(http.post(serve.url("/v1/flows/m/report")).json(&body)).await;
+        assert_eq!(status, 200);
+    }
+    let resumed = http
+        .get(serve.url("/v1/events"))
+        .header("Last-Event-ID", first[0].0.to_string())
+        .send()
+        .await
+        .unwrap();
+    let events = read_events(resumed, 15).await;
+    let ids: Vec<u64> = events.iter().map(|(id, _)| *id).collect();
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+    assert!(ids[0] > first[0].0, "nothing twice");
+    let names: Vec<String> = events
+        .iter()
+        .filter(|(_, event)| event["kind"] == "step" && event["status"] == "succeeded")
+        .map(|(_, event)| event["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["s0", "s1", "s2", "s3", "s4"]);
+    // And events keep coming live.
+    let live = http.get(serve.url("/v1/events?flow=m")).send().await.unwrap();
+    let (status, _) =
+        call(http.post(serve.url("/v1/flows/m/report")).json(&json!({"status": "running"}))).await;
+    assert_eq!(status, 200);
+    let next = read_events(live, 1).await;
+    assert_eq!(
+        (next[0].1["kind"].clone(), next[0].1["status"].clone()),
+        (json!("flow"), json!("running"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_killed_mid_pipeline_finishes_every_flow_after_a_restart_and_runs_no_step_twice() {
+    let (dir, db) = folder();
+    let log = dir.path().join("runs.log");
+    let marker = |name: &str| {
+        format!("echo \"$TASKFLOW_IDEMPOTENCY_KEY\" >> {}; sleep 0.3; echo {name}", log.display())
+    };
+    let spec =
+        pipeline(&[("one", &marker("one")), ("two", &marker("two")), ("three", &marker("three"))]);
+    let serve = Serve::start(&db, &[], &[]);
+    let http = client();
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let body = json!({"id": format!("p{n}"), "name": "p", "spec": spec});
+        let (status, _) = call(http.post(serve.url("/v1/flows")).json(&body)).await;
+        assert_eq!(status, 201);
+        ids.push(format!("p{n}"));
+    }
+    // A queued flow from the CLI, which no serve runs yet.
+    let file = dir.path().join("queued.toml");
+    std::fs::write(&file, format!("name = \"q\"\n[[steps]]\nid = \"only\"\naction = \"shell\"\nwith = {{ command = {:?} }}\n", marker("only"))).unwrap();
+    let queued = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["--owner", "alice", "run", "--queue", "--id", "q0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&queued.stdout), "flow q0 queued\n");
+    ids.push("q0".to_owned());
+    wait_until("a first step to end", async || {
+        std::fs::read_to_string(&log).unwrap_or_default().lines().count() >= 3
+    })
+    .await;
+    serve.kill();
+
+    let serve = Serve::start(&db, &[], &[]);
+    for id in &ids {
+        wait_until(id, async || status_of(&serve, id).await == "succeeded").await;
+    }
+    let keys: Vec<String> =
+        std::fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
+    let (_, list) = call(client().get(serve.url("/v1/flows?limit=100"))).await;
+    let mut repeated = 0;
+    for flow in list["flows"].as_array().unwrap() {
+        let id = flow["id"].as_str().unwrap();
+        let (_, inspected) = call(client().get(serve.url(&format!("/v1/flows/{id}")))).await;
+        for step in inspected["steps"].as_array().unwrap() {
+            let key = step["idempotency_key"].as_str().unwrap();
+            let runs = keys.iter().filter(|seen| *seen == key).count();
+            if step["attempt"] == 1 {
+                assert_eq!(runs, 1, "{id} step {}: a completed step ran once", step["name"]);
+            } else {
+                repeated += runs - 1;
+            }
+        }
+    }
+    assert!(repeated <= 5, "only the steps in flight at the kill ran again: {repeated}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_running_steps_reach_their_checkpoint_and_gives_the_flow_back() {
+    let (_dir, db) = folder();
+    let serve = Serve::start(&db, &["--grace-ms", "5000"], &[]);
+    let http = client();
+    let spec = pipeline(&[("slow", "sleep 0.6; echo slow"), ("after", "echo after")]);
+    let (status, _) = call(
+        http.post(serve.url("/v1/flows")).json(&json!({"id": "g", "name": "g", "spec": spec})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    wait_until("the step to start", async || {
+        let (_, flow) = call(client().get(serve.url("/v1/flows/g"))).await;
+        flow["steps"].as_array().is_some_and(|steps| !steps.is_empty())
+    })
+    .await;
+    let mut serve = serve;
+    let pid = serve.child.id();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let status = serve.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let inspect = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["--owner", "alice", "--json", "flows", "inspect", "g"])
+        .output()
+        .unwrap();
+    let document: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        document["steps"][0]["status"], "succeeded",
+        "the running step reached its checkpoint"
+    );
+    assert_eq!(document["steps"].as_array().unwrap().len(), 1, "nothing new started");
+    assert_eq!(document["flow"]["lease"], Value::Null, "the flow was given back");
+    let serve = Serve::start(&db, &[], &[]);
+    wait_until("the next serve to finish it", async || status_of(&serve, "g").await == "succeeded")
+        .await;
+}
+
+/// Lines a child prints, read on a thread, until `done` accepts one or 20 s pass.
+fn lines_until(child: &mut Child, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
+    let stdout = child.stdout.take().unwrap();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Ok(line) = receive.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let value: Value = serde_json::from_str(&line).expect("a JSON line");
+        let stop = done(&value);
+        seen.push(value);
+        if stop {
+            return seen;
+        }
+    }
+    panic!("the watcher did not print the change in time: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from_a_serve() {
+    let (_dir, db) = folder();
+    let serve = Serve::start(&db, &[], &[]);
+    let watch = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(["--owner", "alice", "flows", "watch", "--after", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut from_database = watch(&[]);
+    let mut from_serve = watch(&["--server", &serve.url]);
+    let http = client();
+    let body = json!({"id": "w", "name": "w", "sync_mode": "mirrored"});
+    assert_eq!(call(http.post(serve.url("/v1/flows")).json(&body)).await.0, 201);
+    let report = json!({"steps": [{"name": "fetch", "status": "succeeded"}]});
+    assert_eq!(call(http.post(serve.url("/v1/flows/w/report")).json(&report)).await.0, 200);
+    let finished = |event: &Value| event["kind"] == "step" && event["name"] == "fetch";
+    for child in [&mut from_database, &mut from_serve] {
+        let seen = lines_until(child, finished);
+        assert_eq!(seen[0]["kind"], "flow", "{seen:?}");
+        assert!(seen.iter().all(|event| event["flow_id"] == "w"), "{seen:?}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

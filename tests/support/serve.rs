@@ -1,0 +1,78 @@
+//! `taskflow serve` as the end-to-end tests run it: the real binary on a loopback port, its
+//! address read from the first line it prints (`listening on http://ADDR`), killed when dropped.
+//! Shared by the test files of serve; each uses a part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_taskflow");
+
+/// A serve process and its address; killed when dropped.
+pub struct Serve {
+    pub child: Child,
+    /// `http://ADDR`.
+    pub url: String,
+}
+
+impl Serve {
+    /// Serve as owner `alice` on database `db`, on a free loopback port.
+    pub fn start(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
+        Serve::start_on(db, "127.0.0.1:0", args, env)
+    }
+
+    /// Serve on `listen` (an address a serve before it had, to come back where clients were).
+    pub fn start_on(db: &Path, listen: &str, args: &[&str], env: &[(&str, &str)]) -> Serve {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--db")
+            .arg(db)
+            .args(["--owner", "alice", "serve", "--listen", listen])
+            .args(args)
+            .env_remove("TASKFLOW_OWNER")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let Some(url) = first.trim().strip_prefix("listening on ").map(str::to_owned) else {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("serve did not start: {first:?} {}", String::from_utf8_lossy(&output.stderr))
+        };
+        Serve { url, child }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// `ADDR`, without the scheme.
+    pub fn address(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary folder and the path of a flow database in it.
+pub fn folder() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    (dir, db)
+}
