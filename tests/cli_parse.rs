@@ -211,13 +211,15 @@ fn stream_prints_events_as_json_lines() {
 fn declared_tools_name_bare_index_calls() {
     let input = "<|tool_call_begin|>0<|tool_call_argument_begin|>{}<|tool_call_end|>";
     let unnamed = parse_stdin(&[], input);
-    assert_eq!(unnamed["tool_calls"][0]["function"]["name"], "");
+    assert_eq!(unnamed["tool_calls"], Value::Array(vec![]));
+    assert_eq!(unnamed["content"], input);
     assert_eq!(unnamed["diagnostics"][0]["kind"], "unresolved_name");
     let named = parse_stdin(&["--tools", "get_weather"], input);
     assert_eq!(named["tool_calls"][0]["function"]["name"], "get_weather");
     assert_eq!(named["tool_calls"][0]["id"], "0");
     assert_eq!(named["diagnostics"], Value::Array(vec![]));
     let ambiguous = parse_stdin(&["--tools", "a,b"], input);
+    assert_eq!(ambiguous["tool_calls"], Value::Array(vec![]));
     assert_eq!(ambiguous["diagnostics"][0]["kind"], "unresolved_name");
 }
 

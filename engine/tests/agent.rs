@@ -1,6 +1,7 @@
 //! Agent runs on a real store with recorded model turns: each turn and each tool call a
 //! checkpointed step, a resume that sends no checkpointed request again, malformed calls
-//! answered to the model, the turn limit, and cancel.
+//! answered to the model (and calls that could not be read at all), the turn limit, and
+//! cancel.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -268,6 +269,28 @@ content = "I could not read anything."
     let request = bench.last_messages();
     let tool_messages = request.iter().filter(|m| m["role"] == "tool").count();
     assert_eq!(tool_messages, 4);
+}
+
+#[tokio::test]
+async fn a_call_without_a_name_gets_the_model_another_turn() {
+    let script = r#"
+[[turn]]
+text = """<|tool_calls_section_begin|><|tool_call_begin|>{{ id }}<|tool_call_argument_begin|>{"path": "."}<|tool_call_end|><|tool_calls_section_end|>"""
+
+[[turn]]
+content = "Nothing is left."
+"#;
+    let bench = bench(Some(script));
+    let flow = run(&bench, &spec(5)).await;
+    assert_eq!(flow.status, FlowStatus::Succeeded, "{:?}", flow.error);
+    let steps = bench.engine.handle().steps(&flow.id).unwrap();
+    assert!(steps.iter().all(|step| step.kind == StepKind::Llm), "no tool step ran");
+    assert_eq!(steps.len(), 2);
+    // The second turn's request ends with the note of why the first turn was no answer.
+    let request = bench.last_messages();
+    let last = request.last().unwrap();
+    assert_eq!(last["role"], "user");
+    assert!(last["content"].as_str().unwrap().contains("invalid_id"), "{last}");
 }
 
 #[tokio::test]

@@ -17,24 +17,23 @@ pub enum StreamEvent {
     ReasoningDelta {
         text: String,
     },
-    /// A tool call begins. `name` is `None` when the id does not give it (a bare index);
-    /// the call's end then says which tool it is.
+    /// A tool call begins. A call is announced only once its tool's name is known (for a
+    /// Kimi bare index, when its arguments are complete); a call that never gets one is not
+    /// a call (see the diagnostics).
     CallStart {
         index: usize,
         id: String,
-        name: Option<String>,
+        name: String,
     },
     /// More argument text of the call `index`.
     ArgumentsDelta {
         index: usize,
         text: String,
     },
-    /// The call `index` is complete. `name` is set when it was not known at the start;
-    /// `arguments` is set when the streamed text was replaced (decoded double-encoded JSON).
+    /// The call `index` is complete. `arguments` is set when the streamed text was replaced
+    /// (decoded double-encoded JSON).
     CallEnd {
         index: usize,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        name: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         arguments: Option<String>,
     },
@@ -97,7 +96,7 @@ impl MessageBuilder {
                     id,
                     kind: "function".to_owned(),
                     function: FunctionCall {
-                        name: name.unwrap_or_default(),
+                        name,
                         arguments: String::with_capacity(TYPICAL_ARGUMENTS_LEN),
                     },
                 });
@@ -107,14 +106,9 @@ impl MessageBuilder {
                     call.function.arguments.push_str(&text);
                 }
             }
-            StreamEvent::CallEnd { index, name, arguments } => {
-                if let Some(call) = self.tool_calls.get_mut(index) {
-                    if let Some(name) = name {
-                        call.function.name = name;
-                    }
-                    if let Some(arguments) = arguments {
-                        call.function.arguments = arguments;
-                    }
+            StreamEvent::CallEnd { index, arguments } => {
+                if let (Some(call), Some(arguments)) = (self.tool_calls.get_mut(index), arguments) {
+                    call.function.arguments = arguments;
                 }
             }
             StreamEvent::Diagnostic(diagnostic) => self.diagnostics.push(diagnostic),

@@ -16,6 +16,23 @@ pub struct Message {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+impl Message {
+    /// The diagnostics of text written as a tool call that did not become one (a call without
+    /// a usable name, kept as content; a block that holds no call): the model meant to call a
+    /// tool, and nothing can be run for it.
+    pub fn failed_calls(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|diagnostic| {
+            diagnostic.call_index.is_none()
+                && matches!(
+                    diagnostic.kind,
+                    DiagnosticKind::InvalidId
+                        | DiagnosticKind::UnresolvedName
+                        | DiagnosticKind::MalformedCall
+                )
+        })
+    }
+}
+
 /// One tool call, in the OpenAI `tool_calls` shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCall {
@@ -30,7 +47,8 @@ pub struct ToolCall {
 /// The function part of a tool call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionCall {
-    /// The tool's name; empty when it could not be told from the text (see the diagnostics).
+    /// The tool's name, never empty: a call whose name cannot be told from the text is not
+    /// emitted (its text is content, with a diagnostic).
     pub name: String,
     /// The argument text as the model wrote it, trimmed. Valid JSON stays byte-exact.
     pub arguments: String,
@@ -64,9 +82,11 @@ pub enum DiagnosticKind {
     StrayText,
     /// A marker where the format does not allow one; it was dropped.
     UnexpectedMarker,
-    /// A call id or tool name that has none of the forms the format allows.
+    /// A call id or tool name that has none of the forms the format allows. When it leaves
+    /// the call without a name, the call is not emitted: its text is content.
     InvalidId,
-    /// A call whose id gives no name, and the declared tools do not tell it either.
+    /// A call whose id gives no name, and the declared tools do not tell it either: it is not
+    /// emitted, its text is content.
     UnresolvedName,
     /// A call that is missing a part (the argument marker, the end marker).
     MalformedCall,

@@ -1,7 +1,8 @@
 //! Declared tools, as far as parsers need them: a name, and optionally the JSON schema of the
 //! parameters. They let a call whose id gives no name (Kimi's bare `IDX`) be resolved, but only
 //! when exactly one declared tool fits its arguments; the schemas also type parameter values
-//! written as text (see `engine::params`).
+//! written as text (see `engine::typing`) and tell the tags of a call from tags written inside
+//! its values (see `tagged::value`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -20,6 +21,18 @@ impl ToolSpec {
     pub fn named(name: impl Into<String>) -> Self {
         Self { name: name.into(), parameters: None }
     }
+
+    /// The properties the tool gives its parameters, when its schema lists them.
+    pub(crate) fn properties(&self) -> Option<&Map<String, Value>> {
+        self.parameters.as_ref()?.get("properties")?.as_object()
+    }
+
+    /// Whether the tool's schema forbids properties it does not list
+    /// (`"additionalProperties": false`).
+    pub(crate) fn forbids_other_properties(&self) -> bool {
+        self.parameters.as_ref().and_then(|schema| schema.get("additionalProperties"))
+            == Some(&Value::Bool(false))
+    }
 }
 
 /// Which declared tool a call with arguments `arguments` and no name is for: `Ok` with the
@@ -32,29 +45,45 @@ pub(crate) fn resolve_unnamed(tools: &[ToolSpec], arguments: &str) -> Result<Str
         Value::Object(object) => Some(object),
         _ => None,
     });
-    let mut fitting = tools.iter().filter(|tool| fits(tool, object.as_ref()));
-    match (fitting.next(), fitting.next()) {
-        (Some(tool), None) => Ok(tool.name.clone()),
-        (None, _) => Err("the id names no tool and no declared tool fits its arguments".to_owned()),
-        (Some(first), Some(second)) => Err(format!(
-            "the id names no tool and several declared tools fit its arguments (`{}`, `{}`…)",
-            first.name, second.name
-        )),
+    let Some(object) = object else {
+        // Arguments that are not an object say nothing of which tool they are for.
+        if let [only] = tools {
+            return Ok(only.name.clone());
+        }
+        return Err("the id names no tool and its arguments are not a JSON object, so they fit \
+                    no single declared tool"
+            .to_owned());
+    };
+    let fitting: Vec<&str> =
+        tools.iter().filter(|tool| fits(tool, &object)).map(|tool| tool.name.as_str()).collect();
+    match fitting.as_slice() {
+        [name] => Ok((*name).to_owned()),
+        [] => Err("the id names no tool and no declared tool fits its arguments".to_owned()),
+        several => {
+            let mut names: Vec<String> =
+                several.iter().take(3).map(|name| format!("`{name}`")).collect();
+            if several.len() > 3 {
+                names.push("…".to_owned());
+            }
+            Err(format!(
+                "the id names no tool and several declared tools fit its arguments ({})",
+                names.join(", ")
+            ))
+        }
     }
 }
 
 /// Whether `arguments` satisfy the object constraints of the tool's schema: every `required`
 /// key present and, when `additionalProperties` is `false`, no key outside `properties`.
-/// Arguments that are not a JSON object give no evidence either way, so every tool fits them.
-fn fits(tool: &ToolSpec, arguments: Option<&Map<String, Value>>) -> bool {
-    let (Some(schema), Some(arguments)) = (&tool.parameters, arguments) else {
+fn fits(tool: &ToolSpec, arguments: &Map<String, Value>) -> bool {
+    let Some(schema) = &tool.parameters else {
         return true;
     };
     let required_present =
         schema.get("required").and_then(Value::as_array).is_none_or(|required| {
             required.iter().filter_map(Value::as_str).all(|key| arguments.contains_key(key))
         });
-    let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
+    let closed = tool.forbids_other_properties();
     let no_unknown_keys = !closed
         || schema
             .get("properties")
@@ -98,7 +127,9 @@ mod tests {
         check(&[weather.clone(), read.clone()], r#"{"city": "Paris"}"#, Ok("get_weather"));
         check(&[weather.clone(), read.clone()], r#"{"path": "a.txt"}"#, Ok("read_file"));
         check(&[weather.clone(), read.clone()], r#"{"other": 1}"#, Err("no declared tool fits"));
-        check(&[weather.clone(), read.clone()], "not json", Err("several"));
+        check(&[weather.clone(), read.clone()], "not json", Err("not a JSON object"));
+        check(&[weather.clone(), read.clone()], "[1]", Err("not a JSON object"));
+        check(std::slice::from_ref(&weather), "not json", Ok("get_weather"));
         check(&[closed.clone(), ToolSpec::named("x")], r#"{"dir": "."}"#, Err("several"));
         check(&[closed, read], r#"{"dir": ".", "path": "p"}"#, Ok("read_file"));
     }

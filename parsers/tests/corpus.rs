@@ -1,8 +1,9 @@
 //! The fixture corpus: every `NAME.txt` under `fixtures/parsers/<format>/` (one folder per
 //! format, and `auto/` for `--format auto`) is parsed with that format and compared with
 //! `NAME.json`. A `NAME.tools.json` beside it declares tools (an array of
-//! `{"name", "parameters"}`). Each case is checked one-shot and streamed one character at a
-//! time and in a few other chunk sizes: all must give the expected message.
+//! `{"name", "parameters"}`). Each case is checked one-shot and streamed at every chunk size,
+//! from one character at a time to the whole input in one chunk: all must give the expected
+//! message.
 //!
 //! `UPDATE_EXPECT=1 cargo test -p taskflow-parsers --test corpus` rewrites the `.json` files
 //! from the parser's output, for review with `git diff`.
@@ -72,7 +73,7 @@ fn check(format: Format, input_path: &Path) -> Option<String> {
             input_path.display()
         ));
     }
-    for chunk_chars in [1, 2, 3, 5, 8, 13, 64] {
+    for chunk_chars in 1..=input.chars().count().max(1) {
         let streamed = stream_in_chunks(format, &input, chunk_chars, &options);
         if streamed != expected {
             return Some(format!(

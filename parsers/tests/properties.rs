@@ -116,8 +116,22 @@ const JSON_CALL_TOKENS: &[&str] = &[
     "[",
     "]",
 ];
-const XML_TOKENS: &[&str] =
-    &["get_weather>", "get_weather", "city>", "\"get_weather\">", "\"days\">", "city", "3", "True"];
+const XML_TOKENS: &[&str] = &[
+    "get_weather>",
+    "get_weather",
+    "city>",
+    "\"get_weather\">",
+    "\"days\">",
+    "city",
+    "3",
+    "True",
+    "filters>",
+    "\"filters\">",
+    "note>",
+    "{'a': None, 'b': (1, 'x')}",
+    "\"{\\\"a\\\": 1}\"",
+    "None",
+];
 const KIMI_TOKENS: &[&str] = &["functions.get_weather:0", "my.ns.tool:1", "3"];
 const DEEPSEEK_TOKENS: &[&str] = &["function", "get_weather", "\n"];
 const HARMONY_TOKENS: &[&str] = &[
@@ -337,7 +351,8 @@ fn tagged_text(grammar: &'static Grammar) -> impl Strategy<Value = String> {
     prop::collection::vec(piece(grammar), 0..40).prop_map(|pieces| pieces.concat())
 }
 
-/// One declared tool with a schema, so that typed values and bare-index ids are exercised.
+/// One declared tool with a schema, so that typed values (Python literals, values encoded
+/// twice, nulls) and bare-index ids are exercised.
 fn options() -> ParseOptions {
     ParseOptions {
         tools: vec![ToolSpec {
@@ -347,7 +362,9 @@ fn options() -> ParseOptions {
                 "properties": {
                     "city": {"type": "string"},
                     "days": {"type": "integer"},
-                    "metric": {"type": "boolean"}
+                    "metric": {"type": "boolean"},
+                    "filters": {"type": "object"},
+                    "note": {"type": ["string", "null"]}
                 }
             })),
         }],
@@ -412,16 +429,18 @@ fn input_texts(message: &Message) -> Vec<&str> {
 }
 
 /// Every text of the message: the above, and each call's id, name and arguments (for decoded
-/// arguments, the raw text recorded in their diagnostic).
+/// arguments, the raw text recorded in their diagnostic; a decoded parameter value keeps none,
+/// its text counting as syntax).
 fn all_texts(message: &Message) -> Vec<&str> {
     let mut texts = input_texts(message);
     for (index, call) in message.tool_calls.iter().enumerate() {
         texts.push(&call.id);
         texts.push(&call.function.name);
-        let raw = message
-            .diagnostics
-            .iter()
-            .find(|d| d.call_index == Some(index) && d.kind.as_str() == "double_encoded_arguments");
+        let raw = message.diagnostics.iter().find(|d| {
+            d.call_index == Some(index)
+                && d.kind.as_str() == "double_encoded_arguments"
+                && d.text.is_some()
+        });
         match raw {
             Some(diagnostic) => texts.push(diagnostic.text.as_deref().unwrap_or_default()),
             None => texts.push(&call.function.arguments),

@@ -136,19 +136,22 @@ impl Assembler {
     }
 
     fn end_structured(&mut self, mut call: StructuredCall, out: &mut Vec<ChatEvent>) {
-        let unnamed = call.name.is_empty();
         let index = match call.index {
             Some(index) => index,
-            None => announce(&mut call, &mut self.next_index, out),
+            // A call is announced once named: one that never was is not a call.
+            None => {
+                out.push(ChatEvent::Message(StreamEvent::Diagnostic(Diagnostic {
+                    kind: DiagnosticKind::UnresolvedName,
+                    call_index: None,
+                    offset: 0,
+                    message: "the server sent a tool call without a name: not a tool call"
+                        .to_owned(),
+                    text: Some(std::mem::take(&mut call.arguments)),
+                })));
+                return;
+            }
         };
         let mut notes = Vec::new();
-        if unnamed {
-            notes.push(note(
-                DiagnosticKind::UnresolvedName,
-                index,
-                "the server sent no name for this call",
-            ));
-        }
         let arguments = match check_arguments(call.arguments.trim()) {
             ArgumentsCheck::Object => None,
             ArgumentsCheck::DoubleEncoded(decoded) => {
@@ -166,7 +169,7 @@ impl Assembler {
                 None
             }
         };
-        out.push(ChatEvent::Message(StreamEvent::CallEnd { index, name: None, arguments }));
+        out.push(ChatEvent::Message(StreamEvent::CallEnd { index, arguments }));
         out.extend(notes.into_iter().map(|note| ChatEvent::Message(StreamEvent::Diagnostic(note))));
     }
 
@@ -183,8 +186,8 @@ impl Assembler {
                 StreamEvent::ArgumentsDelta { index, text } => {
                     StreamEvent::ArgumentsDelta { index: self.parsed_calls[&index], text }
                 }
-                StreamEvent::CallEnd { index, name, arguments } => {
-                    StreamEvent::CallEnd { index: self.parsed_calls[&index], name, arguments }
+                StreamEvent::CallEnd { index, arguments } => {
+                    StreamEvent::CallEnd { index: self.parsed_calls[&index], arguments }
                 }
                 StreamEvent::Diagnostic(mut diagnostic) => {
                     diagnostic.call_index =
@@ -205,11 +208,7 @@ fn announce(call: &mut StructuredCall, next_index: &mut usize, out: &mut Vec<Cha
     *next_index += 1;
     call.index = Some(index);
     let id = call.id.clone().unwrap_or_else(|| format!("call_{index}"));
-    out.push(ChatEvent::Message(StreamEvent::CallStart {
-        index,
-        id,
-        name: Some(call.name.clone()),
-    }));
+    out.push(ChatEvent::Message(StreamEvent::CallStart { index, id, name: call.name.clone() }));
     if !call.arguments.is_empty() {
         out.push(ChatEvent::Message(StreamEvent::ArgumentsDelta {
             index,
@@ -221,4 +220,35 @@ fn announce(call: &mut StructuredCall, next_index: &mut usize, out: &mut Vec<Cha
 
 fn note(kind: DiagnosticKind, index: usize, message: &str) -> Diagnostic {
     Diagnostic { kind, call_index: Some(index), offset: 0, message: message.to_owned(), text: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_structured_call_that_never_gets_a_name_is_not_a_call() {
+        let mut assembler = Assembler::new(Format::Kimi, Vec::new());
+        let mut out = Vec::new();
+        assembler.tool_call(0, Some("a"), None, "{\"x\": 1}", &mut out);
+        assembler.tool_call(1, Some("b"), Some("list_dir"), "{}", &mut out);
+        assembler.finish(&mut out);
+        let starts: Vec<(usize, &str)> = out
+            .iter()
+            .filter_map(|event| match event {
+                ChatEvent::Message(StreamEvent::CallStart { index, name, .. }) => {
+                    Some((*index, name.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts, [(0, "list_dir")]);
+        let dropped = out.iter().find_map(|event| match event {
+            ChatEvent::Message(StreamEvent::Diagnostic(diagnostic)) => Some(diagnostic),
+            _ => None,
+        });
+        let dropped = dropped.expect("a diagnostic for the call without a name");
+        assert_eq!(dropped.kind, DiagnosticKind::UnresolvedName);
+        assert_eq!((dropped.call_index, dropped.text.as_deref()), (None, Some("{\"x\": 1}")));
+    }
 }

@@ -107,15 +107,24 @@ impl Conversation {
                     .map(|d| format!("{}: {}", d.kind, d.message)),
             })
             .collect();
-        self.answer = if message.tool_calls.is_empty() {
-            Some(message.content.clone().unwrap_or_default())
-        } else {
-            None
-        };
+        let failed: Vec<String> =
+            message.failed_calls().map(|d| format!("{}: {}", d.kind, d.message)).collect();
+        let answered = message.tool_calls.is_empty() && failed.is_empty();
+        self.answer = answered.then(|| message.content.clone().unwrap_or_default());
         self.messages.push(ChatMessage::Assistant {
             content: message.content.clone(),
             tool_calls: message.tool_calls.iter().map(AssistantToolCall::from).collect(),
         });
+        // A turn whose only calls could not be read is no answer: the model is told why.
+        if message.tool_calls.is_empty() && !failed.is_empty() {
+            self.messages.push(ChatMessage::User {
+                content: format!(
+                    "Your tool call could not be read, so nothing was run ({}). Call the tool \
+                     again with one of its names, or answer without a tool.",
+                    failed.join("; ")
+                ),
+            });
+        }
     }
 
     fn add_result(&mut self, id: &str, content: String, is_error: bool) {
@@ -665,5 +674,23 @@ mod tests {
         conversation.add_turn(&turn("Done.", &[], vec![]));
         assert_eq!(conversation.next(2), Next::Answer("Done.".into()));
         assert_eq!(conversation.messages.len(), 5);
+    }
+
+    #[test]
+    fn a_turn_whose_call_could_not_be_read_is_no_answer() {
+        let mut conversation = Conversation::new("weather?");
+        let unread = Diagnostic {
+            kind: DiagnosticKind::UnresolvedName,
+            call_index: None,
+            offset: 0,
+            message: "the id names no tool".into(),
+            text: None,
+        };
+        conversation.add_turn(&turn("<|tool_call_begin|>0…", &[], vec![unread]));
+        assert_eq!(conversation.next(3), Next::Turn);
+        let Some(ChatMessage::User { content }) = conversation.messages.last() else { panic!() };
+        assert!(content.contains("unresolved_name: the id names no tool"), "{content}");
+        conversation.add_turn(&turn("Sunny.", &[], vec![]));
+        assert_eq!(conversation.next(3), Next::Answer("Sunny.".into()));
     }
 }

@@ -10,7 +10,8 @@
 //! - V3.1: `NAME<｜tool▁sep｜>ARGS`, with no fence.
 //!
 //! What follows the separator tells them apart (`{` or a fence: arguments, so the head was the
-//! name; anything else: a name, so the head was the type), so one machine reads both, and
+//! name; anything else, `{{` too, which begins no JSON but a template's placeholder: a name,
+//! so the head was the type), so one machine reads both, and
 //! either version's fence is optional. The arguments are JSON read by the shared reader: a
 //! token inside a string is in doubt, a fence inside a string is text. DeepSeek writes no call
 //! ids: calls get `call_0`, `call_1`, … by their index.
@@ -144,7 +145,12 @@ impl Deepseek {
             return Step::Continue(input.len());
         };
         let arguments_follow = match byte {
-            b'{' | b'`' | b'[' | b'"' => true,
+            // No JSON begins with `{{`: a template's placeholder where a name should be.
+            b'{' => match input.as_bytes().get(first + 1) {
+                None if !eof => return Step::NeedInput(first),
+                next => next != Some(&b'{'),
+            },
+            b'`' | b'[' | b'"' => true,
             b'<' => match <Tokens as MarkerSet>::scan(&input[first..]) {
                 Scan::Incomplete if !eof => return Step::NeedInput(first),
                 Scan::Marker(marker, _) => marker.is_tool_marker(),
@@ -198,6 +204,20 @@ impl Deepseek {
             self.calls.get().head.push_str(&input[start..]);
             return Step::Continue(input.len());
         };
+        if bytes[at] == b'{' {
+            // `{{` is a template's placeholder in the name, not the arguments.
+            match bytes.get(at + 1) {
+                None if !eof => {
+                    self.calls.get().head.push_str(&input[start..at]);
+                    return Step::NeedInput(at);
+                }
+                Some(b'{') => {
+                    self.calls.get().head.push_str(&input[start..at + 2]);
+                    return Step::Continue(at + 2);
+                }
+                _ => {}
+            }
+        }
         if bytes[at] == b'<' {
             match <Tokens as MarkerSet>::scan(&input[at..]) {
                 Scan::Incomplete if !eof => {
@@ -357,6 +377,14 @@ impl Machine for Deepseek {
 
     fn tally(&self) -> Tally {
         self.calls.tally
+    }
+
+    fn calls(&mut self) -> Option<&mut Calls> {
+        Some(&mut self.calls)
+    }
+
+    fn text_out(&self) -> TextOut {
+        self.text
     }
 }
 

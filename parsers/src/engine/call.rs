@@ -3,11 +3,17 @@
 //! of the whole, streamed as it arrives), and ends with the checks of its arguments and the
 //! diagnostics of how it ended. Formats whose calls carry the name after the arguments (a JSON
 //! object holding both) buffer the text and announce the call when it is complete.
+//!
+//! A call is announced only with a tool's name. One whose id gives none (Kimi's bare index) is
+//! announced when it ends, if the declared tools tell the name; one whose name cannot be had at
+//! all is not a call: it ends [`Outcome::Dropped`], and the driver's gate
+//! ([`gate`](crate::engine::gate)) turns its text back into content.
 
 use crate::arguments::{ArgumentsCheck, JsonStringState, check_arguments};
 use crate::engine::diag::{diagnostic, with_text};
 use crate::engine::is_tool_name;
 use crate::engine::tally::Tally;
+use crate::engine::text::TextOut;
 use crate::event::{EventSink, StreamEvent};
 use crate::message::DiagnosticKind;
 use crate::tools::{ToolSpec, resolve_unnamed};
@@ -20,8 +26,10 @@ pub(crate) struct Call {
     pub offset: usize,
     /// Text before the arguments that identifies the call (an id, a name), as read so far.
     pub head: String,
-    /// The id gives no name: the declared tools may tell it when the call ends.
-    pub unnamed: bool,
+    naming: Naming,
+    /// The machine reads the call's whole text before it says anything of it (a call written
+    /// as one JSON object), and drops it itself if it has no name: the gate need not hold it.
+    whole: bool,
     announced: bool,
     arguments: String,
     /// Whitespace after the arguments so far: it is argument text only if more follows.
@@ -41,6 +49,50 @@ pub(crate) struct Call {
     pub marker_ends_string: bool,
 }
 
+/// What is known of the name of the call being read.
+#[derive(Debug)]
+enum Naming {
+    /// Not yet: the id or name is still being read, or (with the id kept here) the id is a bare
+    /// index, which the declared tools may resolve when the call ends.
+    Pending(Option<String>),
+    /// The call was announced with its tool's name.
+    Named,
+    /// The call has no usable name: it will not be emitted.
+    Nameless(Note),
+}
+
+/// Why a call was not emitted, for the diagnostic that says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Note {
+    pub kind: DiagnosticKind,
+    pub offset: usize,
+    pub message: String,
+}
+
+impl Note {
+    /// The diagnostics of a call that is not emitted, whose text is content: why, and that
+    /// the input ended inside it when `ending` says so.
+    pub(crate) fn emit<S: EventSink>(self, ending: &Ending, sink: &mut S) {
+        let message = format!("{}: not a tool call, its text is kept as written", self.message);
+        sink.emit(diagnostic(self.kind, None, self.offset, message));
+        if let Ending::Truncated = ending {
+            let message = "the input ended inside this call";
+            sink.emit(diagnostic(DiagnosticKind::Truncated, None, self.offset, message));
+        }
+    }
+}
+
+/// How the last call ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// As a tool call.
+    Emitted,
+    /// Without a name: not a call, for the reason given.
+    Dropped(Note, Ending),
+    /// Its text turned out not to be a call at all (the machine took it back as text).
+    Abandoned,
+}
+
 #[derive(Debug)]
 pub(crate) struct HeldText {
     pub offset: usize,
@@ -48,7 +100,7 @@ pub(crate) struct HeldText {
 }
 
 /// How a call came to an end.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Ending {
     /// At the format's end marker, as it should.
     Closed,
@@ -87,21 +139,40 @@ pub(crate) struct Calls {
     started: usize,
     open: Option<Call>,
     spare: Buffers,
+    /// How the last call ended, until the driver takes it or the next call begins.
+    outcome: Option<Outcome>,
+    /// The driver's gate must watch these calls after each step: the open call is not named
+    /// yet, or one ended without a name and its outcome was not taken yet.
+    watch: bool,
     /// The tally of the machine these calls belong to: the calls write most of the text the
     /// parser generates, and every machine that reads calls holds them.
     pub tally: Tally,
 }
 
 impl Calls {
-    /// Begins a call at the marker at `offset`; it is announced later.
+    /// Begins a call at the marker at `offset`; it is announced later, once named.
     pub(crate) fn begin(&mut self, offset: usize) -> &mut Call {
+        self.begin_call(offset, false)
+    }
+
+    /// Begins a call written as one JSON object at `offset`, which the machine reads whole
+    /// before it announces it or drops it ([`drop_whole`](Self::drop_whole)).
+    pub(crate) fn begin_whole(&mut self, offset: usize) -> &mut Call {
+        self.begin_call(offset, true)
+    }
+
+    #[inline(always)]
+    fn begin_call(&mut self, offset: usize, whole: bool) -> &mut Call {
         let Buffers { head, arguments, trailing_whitespace } = std::mem::take(&mut self.spare);
         self.started += 1;
+        self.outcome = None;
+        self.watch = !whole;
         self.open.insert(Call {
             index: self.started - 1,
             offset,
             head,
-            unnamed: false,
+            naming: Naming::Pending(None),
+            whole,
             announced: false,
             arguments,
             trailing_whitespace,
@@ -140,38 +211,47 @@ impl Calls {
         id
     }
 
-    /// Announces the open call: its id and, when the id gives it, its name.
-    pub(crate) fn announce<S: EventSink>(
-        &mut self,
-        id: String,
-        name: Option<String>,
-        sink: &mut S,
-    ) {
+    /// Announces the open call, of the tool `name`.
+    #[inline]
+    pub(crate) fn announce<S: EventSink>(&mut self, id: String, name: String, sink: &mut S) {
+        self.watch = false;
         let call = self.get();
         call.announced = true;
-        call.unnamed = name.is_none();
+        call.naming = Naming::Named;
         sink.emit(StreamEvent::CallStart { index: call.index, id, name });
+        if !call.arguments.is_empty() {
+            sink.arguments(call.index, &call.arguments);
+        }
+    }
+
+    /// The open call's id `id` gives no name: the call is announced when it ends, if the
+    /// declared tools tell which tool fits its arguments.
+    pub(crate) fn defer(&mut self, id: String) {
+        self.get().naming = Naming::Pending(Some(id));
+    }
+
+    /// The open call has no usable name, for the reason in `note`: it will not be emitted.
+    pub(crate) fn nameless(&mut self, note: Note) {
+        self.get().naming = Naming::Nameless(note);
     }
 
     /// Announces the open call of the tool named `name` (as the text gives it, trimmed). A
-    /// name that cannot be a tool's is reported with its text, and the call stays nameless.
+    /// name that cannot be a tool's leaves the call nameless.
     pub(crate) fn announce_name<S: EventSink>(&mut self, id: String, name: &str, sink: &mut S) {
-        let (index, offset) = (self.get().index, self.get().offset);
         if is_tool_name(name) {
-            self.announce(id, Some(name.to_owned()), sink);
+            self.announce(id, name.to_owned(), sink);
             return;
         }
-        self.announce(id, Some(String::new()), sink);
-        sink.emit(if name.is_empty() {
-            diagnostic(DiagnosticKind::InvalidId, Some(index), offset, "the call has no tool name")
+        let offset = self.get().offset;
+        let message = if name.is_empty() {
+            "the call has no tool name"
         } else {
-            with_text(
-                DiagnosticKind::InvalidId,
-                Some(index),
-                offset,
-                "the tool name may hold only letters, digits, `_`, `-` and `.`",
-                name,
-            )
+            "the tool name may hold only letters, digits, `_`, `-` and `.`"
+        };
+        self.nameless(Note {
+            kind: DiagnosticKind::InvalidId,
+            offset,
+            message: message.to_owned(),
         });
     }
 
@@ -251,81 +331,151 @@ impl Calls {
     /// Gives up the open call, not announced yet, whose text turned out not to be a call:
     /// returns that text (with its trailing whitespace), and the call's index is free again.
     pub(crate) fn abandon(&mut self) -> String {
-        let mut call = self.open.take().expect("a call is open");
+        let call = self.open.take().expect("a call is open");
         debug_assert!(!call.announced && call.held.is_none(), "only a buffered call is given up");
         self.started -= 1;
-        let mut text = std::mem::take(&mut call.arguments);
+        self.outcome = Some(Outcome::Abandoned);
+        let mut text = String::with_capacity(call.arguments.len() + call.trailing_whitespace.len());
+        text.push_str(&call.arguments);
         text.push_str(&call.trailing_whitespace);
+        self.keep_buffers(call);
         text
     }
 
-    /// Ends the open call: checks its arguments, resolves an unnamed call against the declared
-    /// tools, and reports how it ended.
+    /// Drops the open call, written as one JSON object `text` (read whole, not announced), for
+    /// the reason in `note`: its text goes to `out` (content, or reasoning in a think block),
+    /// with the diagnostic, and its index is free again.
+    pub(crate) fn drop_whole<S: EventSink>(
+        &mut self,
+        text: &str,
+        note: Note,
+        ending: Ending,
+        out: TextOut,
+        sink: &mut S,
+    ) {
+        let call = self.open.take().expect("a call is open");
+        debug_assert!(call.whole && !call.announced, "only a call read whole drops itself");
+        self.started -= 1;
+        self.keep_buffers(call);
+        out.emit(text.trim(), sink);
+        note.clone().emit(&ending, sink);
+        self.outcome = Some(Outcome::Dropped(note, ending));
+    }
+
+    /// The open call, begun and not yet named, whose events the gate must hold: its first
+    /// byte's offset.
+    #[inline]
+    pub(crate) fn held_start(&self) -> Option<usize> {
+        let call = self.open.as_ref()?;
+        (!call.whole && !matches!(call.naming, Naming::Named)).then_some(call.offset)
+    }
+
+    /// Whether the call the gate holds is settled: it ended, or it was named.
+    #[inline]
+    pub(crate) fn held_call_settled(&self) -> bool {
+        self.outcome.is_some() || self.held_start().is_none()
+    }
+
+    /// How the last call ended, if it ended since it began and since this was last asked.
+    pub(crate) fn take_outcome(&mut self) -> Option<Outcome> {
+        self.watch = self.held_start().is_some();
+        self.outcome.take()
+    }
+
+    /// Whether the driver's gate must look at these calls after a step: a call is open and not
+    /// named yet, or one ended without a name.
+    #[inline]
+    pub(crate) fn watching(&self) -> bool {
+        self.watch
+    }
+
+    /// Ends the open call: checks its arguments, resolves a call whose id gives no name against
+    /// the declared tools, and reports how it ended. A call left without a name emits nothing:
+    /// it ends [`Outcome::Dropped`], and its index is free again.
     pub(crate) fn end<S: EventSink>(&mut self, ending: Ending, tools: &[ToolSpec], sink: &mut S) {
         let mut call = self.open.take().expect("a call is open");
-        debug_assert!(call.announced, "a call is announced before it ends");
         let index = Some(call.index);
         let arguments_offset = call.arguments_offset.unwrap_or(call.offset);
-        let mut notes = Vec::new();
-        match ending {
-            Ending::Closed => {}
-            Ending::Malformed { offset, message } => {
-                notes.push(diagnostic(DiagnosticKind::MalformedCall, index, offset, message))
-            }
-            Ending::Truncated => notes.push(diagnostic(
-                DiagnosticKind::Truncated,
-                index,
-                call.offset,
-                "the input ended inside this tool call",
-            )),
-        }
+        let naming = std::mem::replace(&mut call.naming, Naming::Named);
         let check = call.checked.take().unwrap_or_else(|| check_arguments(&call.arguments));
-        let replaced = match check {
-            ArgumentsCheck::Object => None,
+        let (replaced, check_note) = match check {
+            ArgumentsCheck::Object => (None, None),
             ArgumentsCheck::DoubleEncoded(decoded) => {
-                notes.push(with_text(
+                let note = with_text(
                     DiagnosticKind::DoubleEncodedArguments,
                     index,
                     arguments_offset,
                     "the arguments were a JSON string holding an object; decoded once",
                     call.arguments.clone(),
-                ));
-                Some(decoded)
+                );
+                (Some(decoded), Some(note))
             }
             ArgumentsCheck::Invalid(reason) => {
-                notes.push(diagnostic(
-                    DiagnosticKind::InvalidArguments,
-                    index,
-                    arguments_offset,
-                    reason,
-                ));
-                None
+                let note =
+                    diagnostic(DiagnosticKind::InvalidArguments, index, arguments_offset, reason);
+                (None, Some(note))
             }
         };
-        let name = if call.unnamed {
-            let arguments = replaced.as_deref().unwrap_or(&call.arguments);
-            match resolve_unnamed(tools, arguments) {
-                Ok(name) => {
-                    self.tally.count_generated(&name);
-                    Some(name)
-                }
-                Err(reason) => {
-                    notes.push(diagnostic(
-                        DiagnosticKind::UnresolvedName,
-                        index,
-                        call.offset,
-                        reason,
-                    ));
-                    None
+        let dropped = match naming {
+            Naming::Named => None,
+            Naming::Nameless(note) => Some(note),
+            Naming::Pending(id) => {
+                let arguments = replaced.as_deref().unwrap_or(&call.arguments);
+                match (id, resolve_unnamed(tools, arguments)) {
+                    (Some(id), Ok(name)) => {
+                        self.watch = false;
+                        self.tally.count_generated(&name);
+                        sink.emit(StreamEvent::CallStart { index: call.index, id, name });
+                        if !call.arguments.is_empty() {
+                            sink.arguments(call.index, &call.arguments);
+                        }
+                        None
+                    }
+                    (Some(_), Err(reason)) => Some(Note {
+                        kind: DiagnosticKind::UnresolvedName,
+                        offset: call.offset,
+                        message: reason,
+                    }),
+                    (None, _) => Some(Note {
+                        kind: DiagnosticKind::MalformedCall,
+                        offset: call.offset,
+                        message: "the call has no tool name".to_owned(),
+                    }),
                 }
             }
-        } else {
-            None
         };
-        sink.emit(StreamEvent::CallEnd { index: call.index, name, arguments: replaced });
-        for note in notes {
+        if let Some(note) = dropped {
+            self.started -= 1;
+            self.keep_buffers(call);
+            self.outcome = Some(Outcome::Dropped(note, ending));
+            return;
+        }
+        let ending_note = match ending {
+            Ending::Closed => None,
+            Ending::Malformed { offset, message } => {
+                Some(diagnostic(DiagnosticKind::MalformedCall, index, offset, message))
+            }
+            Ending::Truncated => Some(diagnostic(
+                DiagnosticKind::Truncated,
+                index,
+                call.offset,
+                "the input ended inside this tool call",
+            )),
+        };
+        sink.emit(StreamEvent::CallEnd { index: call.index, arguments: replaced });
+        if let Some(note) = ending_note {
             sink.emit(note);
         }
+        if let Some(note) = check_note {
+            sink.emit(note);
+        }
+        self.keep_buffers(call);
+        self.outcome = Some(Outcome::Emitted);
+    }
+
+    /// Keeps the buffers of a call that ended, emptied, for the next one.
+    #[inline(always)]
+    fn keep_buffers(&mut self, mut call: Call) {
         call.head.clear();
         call.arguments.clear();
         call.trailing_whitespace.clear();

@@ -6,9 +6,14 @@
 //! where the text may start a marker ([`Step::NeedInput`]); the driver carries those few bytes
 //! into the next chunk and scans nothing else twice. Text that a machine hands back to be read
 //! again ([`Step::Replay`], after a marker inside a JSON string turned out to end the
-//! arguments) is read from an explicit stack, not by recursion.
+//! arguments) is read from an explicit stack, not by recursion. While a call's name is not
+//! known, the machine's events go to the [`Gate`] instead of out (each step's sink is routed by
+//! the gate).
 
+use crate::engine::call::{Calls, Outcome};
+use crate::engine::gate::Gate;
 use crate::engine::tally::Tally;
+use crate::engine::text::TextOut;
 use crate::event::EventSink;
 
 /// What a step of a machine did.
@@ -60,6 +65,33 @@ pub(crate) trait Machine {
 
     /// The syntax consumed and the text written by the machine so far.
     fn tally(&self) -> Tally;
+
+    /// The calls the machine reads, if it reads any: the gate watches how they are named.
+    fn calls(&mut self) -> Option<&mut Calls> {
+        None
+    }
+
+    /// Whether the gate must look at the machine's calls after a step (see
+    /// [`Calls::watching`]).
+    #[inline]
+    fn watching(&mut self) -> bool {
+        self.calls().is_some_and(|calls| calls.watching())
+    }
+
+    /// Where text outside calls goes at this point (content, or reasoning in a think block).
+    fn text_out(&self) -> TextOut {
+        TextOut::default()
+    }
+}
+
+impl Step {
+    /// Where the step stopped in the text it was given.
+    fn position(&self) -> usize {
+        match *self {
+            Step::Continue(at) | Step::NeedInput(at) | Step::HandOver(at) => at,
+            Step::Replay { resume, .. } => resume,
+        }
+    }
 }
 
 /// Feeds a [`Machine`], holding back a possible marker start between chunks.
@@ -71,6 +103,7 @@ pub(crate) struct Driver<M> {
     /// Absolute offset of the first byte of `pending` (all input before it is processed).
     offset: usize,
     scanned_bytes: usize,
+    gate: Gate,
 }
 
 impl<M: Machine> Driver<M> {
@@ -80,7 +113,7 @@ impl<M: Machine> Driver<M> {
 
     /// A driver whose input starts at absolute `offset` (after text another parser read).
     pub(crate) fn starting_at(machine: M, offset: usize) -> Self {
-        Self { machine, pending: String::new(), offset, scanned_bytes: 0 }
+        Self { machine, pending: String::new(), offset, scanned_bytes: 0, gate: Gate::default() }
     }
 
     pub(crate) fn feed<S: EventSink>(&mut self, chunk: &str, sink: &mut S) {
@@ -100,7 +133,9 @@ impl<M: Machine> Driver<M> {
 
     pub(crate) fn finish<S: EventSink>(&mut self, sink: &mut S) {
         self.drain(sink);
-        self.machine.end(self.offset, sink);
+        let offset = self.offset;
+        self.machine.end(offset, &mut self.gate.route(sink));
+        settle(&mut self.machine, &mut self.gate, None, sink);
     }
 
     /// Processes the pending input as the end of the input, and settles what is in doubt. A
@@ -115,7 +150,7 @@ impl<M: Machine> Driver<M> {
             self.pending.push_str(&input[consumed..]);
             return;
         }
-        while let Some(replay) = self.machine.unsettled(sink) {
+        while let Some(replay) = self.machine.unsettled(&mut self.gate.route(sink)) {
             self.drive(&replay.text, replay.offset, true, sink);
         }
     }
@@ -130,7 +165,7 @@ impl<M: Machine> Driver<M> {
     }
 
     pub(crate) fn retained_bytes(&self) -> usize {
-        self.pending.len() + self.machine.retained()
+        self.pending.len() + self.machine.retained() + self.gate.retained()
     }
 
     pub(crate) fn tally(&self) -> Tally {
@@ -178,25 +213,108 @@ impl<M: Machine> Driver<M> {
     }
 
     /// Runs the machine over `input` until it ends, needs more input, or hands back text to
-    /// parse again.
+    /// parse again. While a call is held, the text read is added to the gate's when the call
+    /// ends or the input does (`held_from` is where the text not yet added starts).
+    #[inline(always)]
     fn process<S: EventSink>(&mut self, input: &str, base: usize, eof: bool, sink: &mut S) -> Step {
         self.scanned_bytes += input.len();
         let chunk = Chunk { text: input, base, eof };
+        let machine = &mut self.machine;
+        let mut routed = self.gate.route(sink);
         let mut pos = 0;
+        let mut held_from = 0;
         while pos < input.len() {
-            match self.machine.step(&chunk, pos, sink) {
-                Step::Continue(next) => pos = next,
-                step @ Step::NeedInput(_) => return step,
-                Step::HandOver(at) => {
-                    self.scanned_bytes -= input.len() - at;
-                    return Step::HandOver(at);
-                }
-                Step::Replay { resume, replay } => {
-                    self.scanned_bytes -= input.len() - resume;
-                    return Step::Replay { resume, replay };
-                }
+            let before = machine.tally();
+            let step = machine.step(&chunk, pos, &mut routed);
+            // A call held and still not named needs nothing (its text is kept at the end).
+            let unsettled =
+                |machine: &mut M| machine.calls().is_some_and(|calls| !calls.held_call_settled());
+            if machine.watching() && !(routed.is_holding() && unsettled(machine)) {
+                let (gate, sink) = routed.parts();
+                let read = (held_from, pos, step.position());
+                held_from = watch(machine, gate, &chunk, read, before, sink);
             }
+            let Step::Continue(next) = step else {
+                if routed.is_holding() {
+                    keep_held(routed.parts().0, &chunk, held_from, step.position());
+                }
+                if let Step::HandOver(at) | Step::Replay { resume: at, .. } = step {
+                    self.scanned_bytes -= input.len() - at;
+                }
+                return step;
+            };
+            pos = next;
+        }
+        if routed.is_holding() {
+            keep_held(routed.parts().0, &chunk, held_from, pos);
         }
         Step::Continue(pos)
     }
+}
+
+/// After a step that read `chunk.text[from..to]` while the machine's calls need watching: holds
+/// a call that began in it with no name yet (`before` is the machine's tally from before the
+/// step), or settles the call held if it ended. The text of a call held is added to the gate's
+/// when it ends or the input does; returns where the text not added yet starts (`held_from`
+/// before the step).
+#[inline(never)]
+fn watch<M: Machine, S: EventSink>(
+    machine: &mut M,
+    gate: &mut Gate,
+    chunk: &Chunk<'_>,
+    (held_from, from, to): (usize, usize, usize),
+    before: Tally,
+    sink: &mut S,
+) -> usize {
+    let Some(calls) = machine.calls() else { return held_from };
+    if gate.is_holding() {
+        if calls.held_call_settled() {
+            keep_held(gate, chunk, held_from, to);
+            settle(machine, gate, Some(chunk.base + to), sink);
+        }
+        held_from
+    } else if let Some(start) = calls.held_start() {
+        gate.hold(start.max(chunk.base + from), before);
+        from
+    } else {
+        // A call that began and ended within the step: nothing was held for it.
+        calls.take_outcome();
+        held_from
+    }
+}
+
+/// The text of the call held read up to `chunk.text[..to]`, from `chunk.text[from..]` on, is
+/// added to the gate's.
+#[inline(never)]
+fn keep_held(gate: &mut Gate, chunk: &Chunk<'_>, from: usize, to: usize) {
+    let from = from.min(to);
+    gate.read(&chunk.text[from..to], chunk.base + from);
+}
+
+/// Lets the held call's events through once it is named, or drops it if it ended without a
+/// name (at absolute offset `end`, or at the end of the input).
+#[inline(never)]
+fn settle<M: Machine, S: EventSink>(
+    machine: &mut M,
+    gate: &mut Gate,
+    end: Option<usize>,
+    sink: &mut S,
+) {
+    if !gate.is_holding() {
+        return;
+    }
+    let out = machine.text_out();
+    let Some(calls) = machine.calls() else { return };
+    match calls.take_outcome() {
+        Some(Outcome::Dropped(note, ending)) => {
+            calls.tally = gate.drop_call(end, (note, ending), out, sink);
+        }
+        Some(Outcome::Emitted | Outcome::Abandoned) => gate.release(sink),
+        None if calls.held_start().is_none() => gate.release(sink),
+        None => {}
+    }
+    debug_assert!(
+        gate.is_holding() || machine.calls().is_none_or(|c| c.held_start().is_none()),
+        "a step that ends a held call begins no other"
+    );
 }

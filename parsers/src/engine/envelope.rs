@@ -8,9 +8,11 @@
 //! reported with its text rather than silently dropped.
 
 use crate::arguments::ArgumentsCheck;
-use crate::engine::call::{Calls, Ending};
-use crate::engine::diag::{diagnostic, with_text};
+use crate::engine::call::{Calls, Ending, Note};
+use crate::engine::diag::with_text;
+use crate::engine::is_tool_name;
 use crate::engine::tally::non_whitespace_len;
+use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
 use crate::tools::ToolSpec;
@@ -75,12 +77,14 @@ pub(crate) fn read_envelope(text: &str) -> Result<Envelope<'_>, String> {
 /// Announces, fills and ends the open call from the object text it buffered. The object's
 /// syntax (everything not carried into the message) counts toward the calls' tally.
 ///
-/// A call without an arguments member takes no arguments: `{}`.
-/// Text that is not a JSON object stays the call's arguments, reported as malformed.
+/// A call without an arguments member takes no arguments: `{}`. Text that is not a JSON object,
+/// or an object without a usable `name`, is not a call: its text goes to `out` (content, or
+/// reasoning in a think block), with the diagnostic.
 pub(crate) fn finish_envelope_call<S: EventSink>(
     calls: &mut Calls,
     tools: &[ToolSpec],
     ending: Ending,
+    out: TextOut,
     sink: &mut S,
 ) {
     let (body, offset) = calls.take_buffered();
@@ -88,24 +92,33 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
     let envelope = match read_envelope(&body) {
         Ok(envelope) => envelope,
         Err(_) => {
-            let truncated = matches!(ending, Ending::Truncated);
-            let id = calls.made_up_id();
-            calls.announce(id, Some(String::new()), sink);
-            calls.push_arguments(&body, offset, sink);
-            calls.end(ending, tools, sink);
-            if !truncated {
-                sink.emit(diagnostic(
-                    DiagnosticKind::MalformedCall,
-                    Some(index),
-                    offset,
-                    "the tool call is not a JSON object with a `name` and `arguments`; all of it \
-                     is kept as the arguments",
-                ));
-            }
-            return;
+            let message = "the tool call is not a JSON object with a `name` and `arguments`";
+            let note =
+                Note { kind: DiagnosticKind::MalformedCall, offset, message: message.to_owned() };
+            return calls.drop_whole(&body, note, ending, out, sink);
         }
     };
-    let mut carried: Vec<&str> = Vec::new();
+    let name = match envelope.name.map(|member| (member, member.plain_string())) {
+        Some((_, Some(name))) if is_tool_name(name) => name,
+        problem => {
+            let (kind, at, message) = match problem {
+                Some((member, Some(_))) => (
+                    DiagnosticKind::InvalidId,
+                    member.at,
+                    "the tool name may hold only letters, digits, `_`, `-` and `.`",
+                ),
+                Some((member, None)) => (
+                    DiagnosticKind::InvalidId,
+                    member.at,
+                    "the tool name is not a plain JSON string",
+                ),
+                None => (DiagnosticKind::MalformedCall, 0, "the tool call has no `name`"),
+            };
+            let note = Note { kind, offset: offset + at, message: message.to_owned() };
+            return calls.drop_whole(&body, note, ending, out, sink);
+        }
+    };
+    let mut carried: Vec<&str> = vec![name];
     let mut notes = Vec::new();
     let id = match envelope.id.map(|id| (id, id.plain_string())) {
         Some((_, Some(id))) if !id.is_empty() => {
@@ -118,34 +131,7 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
         }
         None => calls.made_up_id(),
     };
-    match envelope.name {
-        Some(member) => match member.plain_string() {
-            Some(name) => {
-                carried.push(name);
-                calls.announce_name(id, name, sink);
-            }
-            None => {
-                carried.push(member.value);
-                calls.announce(id, Some(String::new()), sink);
-                sink.emit(with_text(
-                    DiagnosticKind::InvalidId,
-                    Some(index),
-                    offset + member.at,
-                    "the tool name is not a plain JSON string",
-                    member.value,
-                ));
-            }
-        },
-        None => {
-            calls.announce(id, Some(String::new()), sink);
-            sink.emit(diagnostic(
-                DiagnosticKind::MalformedCall,
-                Some(index),
-                offset,
-                "the tool call has no `name`",
-            ));
-        }
-    }
+    calls.announce(id, name.to_owned(), sink);
     match envelope.arguments {
         Some(member) => {
             carried.push(member.value);

@@ -1,57 +1,61 @@
 //! Arguments written as tagged key/value pairs (Qwen3-Coder, GLM, MiniMax-M2) become the JSON
 //! object text of the call's arguments, one parameter at a time, so that they stream as each
-//! parameter completes.
-//!
-//! A value is typed by the declared tool's JSON schema (`ToolSpec::parameters`, the property's
-//! `type`, or the types of its `anyOf`/`oneOf`): a string when the schema allows a string or
-//! says nothing; otherwise `null`, a boolean, an integer, a number, an object or an array when
-//! the text is one. A value that fits none of the declared types is kept as a string, with an
+//! parameter completes. Each value is typed by the declared tool's schema
+//! ([`typing`](crate::engine::typing)); one that does not fit it is kept as a string, with an
 //! `invalid_arguments` diagnostic: the call must not be run as is.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::arguments::ArgumentsCheck;
 use crate::engine::call::Calls;
 use crate::engine::diag::diagnostic;
+use crate::engine::typing::{Source, type_value_into};
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
-use crate::tools::ToolSpec;
 
 /// The parameters of the call being read.
 #[derive(Debug, Default)]
 pub(crate) struct Params {
     keys: Vec<String>,
+    /// The member being written, kept for the next one.
+    piece: String,
 }
 
 impl Params {
     /// Adds the parameter `key` with the text `raw` (its value starts at absolute `offset`) to
-    /// the arguments of the open call, a call of `tool`.
-    #[allow(clippy::too_many_arguments)]
+    /// the arguments of the open call, whose tool declares `properties` (if it does).
     pub(crate) fn add<S: EventSink>(
         &mut self,
         calls: &mut Calls,
-        tools: &[ToolSpec],
-        tool: &str,
-        key: &str,
-        raw: &str,
+        properties: Option<&Map<String, Value>>,
+        (key, raw): (&str, &str),
         offset: usize,
         sink: &mut S,
     ) {
         let index = calls.get().index;
-        let property = property_schema(tools, tool, key);
-        let value = match typed(raw, property) {
-            Ok(value) => value,
-            Err((value, expected)) => {
-                sink.emit(diagnostic(
-                    DiagnosticKind::InvalidArguments,
-                    Some(index),
-                    offset,
-                    format!("the value of `{key}` is not {expected}; kept as a string"),
-                ));
-                value
-            }
-        };
-        if self.keys.iter().any(|seen| seen == key) {
+        let mut piece = std::mem::take(&mut self.piece);
+        piece.clear();
+        piece.push_str(if self.keys.is_empty() { "{" } else { ", " });
+        push_json_string(key, &mut piece);
+        piece.push_str(": ");
+        let value_at = piece.len();
+        let from = type_value_into(raw, properties.and_then(|known| known.get(key)), &mut piece);
+        match &from {
+            Source::Mistyped { expected } => sink.emit(diagnostic(
+                DiagnosticKind::InvalidArguments,
+                Some(index),
+                offset,
+                format!("the value of `{key}` is not {expected}; kept as a string"),
+            )),
+            Source::DoubleEncoded => sink.emit(diagnostic(
+                DiagnosticKind::DoubleEncodedArguments,
+                Some(index),
+                offset,
+                format!("the value of `{key}` was a JSON string holding its value; decoded once"),
+            )),
+            Source::Text | Source::Converted => {}
+        }
+        if self.has(key) {
             sink.emit(diagnostic(
                 DiagnosticKind::InvalidArguments,
                 Some(index),
@@ -59,16 +63,24 @@ impl Params {
                 format!("the parameter `{key}` is given more than once"),
             ));
         }
-        let mut piece = String::with_capacity(key.len() + value.len() + 8);
-        piece.push_str(if self.keys.is_empty() { "{" } else { ", " });
-        piece.push_str(&json_string(key));
-        piece.push_str(": ");
-        piece.push_str(&value);
         self.keys.push(key.to_owned());
-        calls.tally.count_generated(&piece);
+        // The JSON around the key and the value is written by the parser; the key and, when
+        // it is written as the model wrote it, the value are the model's.
+        calls.tally.count_generated(&piece[..value_at]);
         calls.tally.uncount_generated(key);
-        calls.tally.uncount_generated(raw);
+        match from {
+            Source::Text | Source::Mistyped { .. } => {
+                calls.tally.count_generated(&piece[value_at..]);
+                calls.tally.uncount_generated(raw);
+            }
+            // The value is written anew: the text it was read from is consumed.
+            Source::Converted | Source::DoubleEncoded => {
+                calls.tally.count_generated(&piece[value_at..]);
+                calls.tally.count_syntax_text(raw);
+            }
+        }
         calls.push_arguments(&piece, offset, sink);
+        self.piece = piece;
     }
 
     /// Closes the arguments of the open call (`{}` when it had no parameters). They are a
@@ -79,6 +91,11 @@ impl Params {
         calls.push_arguments(piece, offset, sink);
         calls.get().checked = Some(ArgumentsCheck::Object);
         self.keys.clear();
+    }
+
+    /// Whether the open call was given the parameter `key` already.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.keys.iter().any(|seen| seen == key)
     }
 
     pub(crate) fn retained(&self) -> usize {
@@ -93,130 +110,68 @@ pub(crate) fn strip_one_newline(value: &str) -> &str {
     value.strip_suffix('\n').unwrap_or(value)
 }
 
-fn property_schema<'a>(tools: &'a [ToolSpec], tool: &str, key: &str) -> Option<&'a Value> {
-    tools.iter().find(|spec| spec.name == tool)?.parameters.as_ref()?.get("properties")?.get(key)
+pub(crate) fn json_string(text: &str) -> String {
+    let mut json = String::with_capacity(text.len() + 2);
+    push_json_string(text, &mut json);
+    json
 }
 
-/// The types a property's schema allows; empty when it says nothing about types.
-fn declared_types(property: Option<&Value>) -> Vec<&str> {
-    let Some(property) = property else { return Vec::new() };
-    let mut types = Vec::new();
-    collect_types(property.get("type"), &mut types);
-    for combinator in ["anyOf", "oneOf"] {
-        if let Some(Value::Array(choices)) = property.get(combinator) {
-            for choice in choices {
-                collect_types(choice.get("type"), &mut types);
-            }
+/// Writes `text` to `json` as a JSON string, escaped as `serde_json` writes it: `"`, `\\` and
+/// the control characters, those that have one by their short escape.
+pub(crate) fn push_json_string(text: &str, json: &mut String) {
+    /// For each byte, the letter of its short escape, `u` for `\u00XX`, or 0 if it is written
+    /// as it is.
+    const ESCAPE: [u8; 256] = {
+        let mut escape = [0; 256];
+        let mut byte = 0;
+        while byte < 0x20 {
+            escape[byte] = b'u';
+            byte += 1;
         }
-    }
-    types
-}
-
-fn collect_types<'a>(declared: Option<&'a Value>, types: &mut Vec<&'a str>) {
-    match declared {
-        Some(Value::String(name)) => types.push(name),
-        Some(Value::Array(names)) => types.extend(names.iter().filter_map(Value::as_str)),
-        _ => {}
-    }
-}
-
-/// The JSON text of a value, typed by its property's schema; `Err` holds the value kept as a
-/// string and what it should have been.
-fn typed(raw: &str, property: Option<&Value>) -> Result<String, (String, String)> {
-    let types = declared_types(property);
-    if types.is_empty() || types.contains(&"string") {
-        return Ok(json_string(raw));
-    }
-    let text = raw.trim();
-    for kind in ["null", "boolean", "integer", "number", "object", "array"] {
-        if !types.contains(&kind) {
+        escape[0x08] = b'b';
+        escape[0x09] = b't';
+        escape[0x0a] = b'n';
+        escape[0x0c] = b'f';
+        escape[0x0d] = b'r';
+        escape[b'"' as usize] = b'"';
+        escape[b'\\' as usize] = b'\\';
+        escape
+    };
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    json.reserve(text.len() + 2);
+    json.push('"');
+    let bytes = text.as_bytes();
+    let mut plain = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let escape = ESCAPE[usize::from(byte)];
+        if escape == 0 {
             continue;
         }
-        let fits = match kind {
-            "null" => text == "null",
-            "boolean" => {
-                if text.eq_ignore_ascii_case("true") {
-                    return Ok("true".to_owned());
-                }
-                if text.eq_ignore_ascii_case("false") {
-                    return Ok("false".to_owned());
-                }
-                false
-            }
-            "integer" => is_number(text) && !text.contains(['.', 'e', 'E']),
-            "number" => is_number(text),
-            "object" => serde_json::from_str::<Value>(text).is_ok_and(|value| value.is_object()),
-            _ => serde_json::from_str::<Value>(text).is_ok_and(|value| value.is_array()),
-        };
-        if fits {
-            return Ok(text.to_owned());
+        json.push_str(&text[plain..at]);
+        json.push('\\');
+        json.push(char::from(escape));
+        if escape == b'u' {
+            json.push_str("00");
+            json.push(char::from(HEX[usize::from(byte >> 4)]));
+            json.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
+        plain = at + 1;
     }
-    let expected = types
-        .iter()
-        .map(|kind| match *kind {
-            "integer" | "object" | "array" => format!("an {kind}"),
-            other => format!("a {other}"),
-        })
-        .collect::<Vec<_>>()
-        .join(" or ");
-    Err((json_string(raw), expected))
-}
-
-fn is_number(text: &str) -> bool {
-    serde_json::from_str::<serde_json::Number>(text).is_ok()
-}
-
-pub(crate) fn json_string(text: &str) -> String {
-    serde_json::to_string(text).expect("a string always serializes")
+    json.push_str(&text[plain..]);
+    json.push('"');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::ToolSpec;
     use serde_json::json;
-
-    fn check(raw: &str, property: Value, expected: Result<&str, &str>) {
-        let actual = typed(raw, Some(&property));
-        match (&actual, expected) {
-            (Ok(value), Ok(want)) => assert_eq!(value, want, "{raw:?} as {property}"),
-            (Err((value, reason)), Err(want)) => {
-                assert_eq!(value, &json_string(raw));
-                assert_eq!(reason, want, "{raw:?} as {property}");
-            }
-            _ => panic!("{raw:?} as {property}: {actual:?}, expected {expected:?}"),
-        }
-    }
-
-    #[test]
-    fn values_are_typed_by_the_schema() {
-        check("Paris", json!({"type": "string"}), Ok("\"Paris\""));
-        check(" 5 ", json!({"type": "string"}), Ok("\" 5 \""));
-        check("5", json!({}), Ok("\"5\""));
-        check(" 5\n", json!({"type": "integer"}), Ok("5"));
-        check("-12", json!({"type": "integer"}), Ok("-12"));
-        check("5.5", json!({"type": "integer"}), Err("an integer"));
-        check("5.5", json!({"type": "number"}), Ok("5.5"));
-        check("1e3", json!({"type": "number"}), Ok("1e3"));
-        check("five", json!({"type": "number"}), Err("a number"));
-        check("True", json!({"type": "boolean"}), Ok("true"));
-        check("false", json!({"type": "boolean"}), Ok("false"));
-        check("yes", json!({"type": "boolean"}), Err("a boolean"));
-        check("{\"a\": [1]}", json!({"type": "object"}), Ok("{\"a\": [1]}"));
-        check("[1, 2]", json!({"type": "object"}), Err("an object"));
-        check("[1, 2]", json!({"type": "array"}), Ok("[1, 2]"));
-        check("null", json!({"type": ["integer", "null"]}), Ok("null"));
-        check("7", json!({"type": ["integer", "null"]}), Ok("7"));
-        check("x", json!({"type": ["integer", "null"]}), Err("an integer or a null"));
-        check("7", json!({"anyOf": [{"type": "integer"}, {"type": "string"}]}), Ok("\"7\""));
-        check("7", json!({"oneOf": [{"type": "integer"}, {"type": "boolean"}]}), Ok("7"));
-    }
 
     #[test]
     fn built_arguments_are_json_objects() {
         let mut calls = Calls::default();
         calls.begin(0);
-        calls.announce("call_0".to_owned(), Some("f".to_owned()), &mut Vec::new());
+        calls.announce("call_0".to_owned(), "f".to_owned(), &mut Vec::new());
         let mut params = Params::default();
         let tools = [ToolSpec {
             name: "f".to_owned(),
@@ -228,7 +183,8 @@ mod tests {
         for (key, raw) in
             [("s", "a \"quoted\"\n\\ value"), ("n", " 7 "), ("o", "{\"x\": [1]}"), ("k\"ey", "")]
         {
-            params.add(&mut calls, &tools, "f", key, raw, 0, &mut events);
+            let properties = tools[0].properties();
+            params.add(&mut calls, properties, (key, raw), 0, &mut events);
         }
         params.close(&mut calls, 0, &mut events);
         let (arguments, _) = calls.arguments();
@@ -240,6 +196,15 @@ mod tests {
         assert!(
             events.iter().all(|event| !matches!(event, crate::event::StreamEvent::Diagnostic(_)))
         );
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let every_ascii: String = (0..128u8).map(char::from).collect();
+        for text in [every_ascii.as_str(), "", "plain", "日本語 \u{2028} \u{7f}", "\"\\\n"] {
+            let expected = serde_json::to_string(text).expect("a string serializes");
+            assert_eq!(json_string(text), expected, "{text:?}");
+        }
     }
 
     #[test]

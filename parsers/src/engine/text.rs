@@ -12,7 +12,7 @@ pub(crate) struct TextOut {
 }
 
 impl TextOut {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn emit<S: EventSink>(&self, text: &str, sink: &mut S) {
         if text.is_empty() {
             return;

@@ -148,10 +148,20 @@ impl Harmony {
         Step::Continue(at + len)
     }
 
+    /// A header begins at `offset`. It may name a recipient, so it is a call's beginning
+    /// until it turns out to name none.
     fn open_header(&mut self, offset: usize, part: Part) {
         self.body = TextOut::default();
         self.header.clear(offset, part);
+        self.calls.begin(offset);
         self.state = State::Header;
+    }
+
+    /// The header being read turned out to be no call's.
+    fn not_a_call(&mut self) {
+        if self.calls.is_open() {
+            self.calls.abandon();
+        }
     }
 
     fn close_body(&mut self) {
@@ -178,10 +188,12 @@ impl Harmony {
             }
             Marker::End | Marker::Return | Marker::Call => {
                 self.drop_header(sink);
+                self.not_a_call();
                 self.state = State::Outside;
             }
             Marker::Start => {
                 self.drop_header(sink);
+                self.not_a_call();
                 self.state = State::Outside;
                 return Step::Continue(at);
             }
@@ -214,12 +226,15 @@ impl Harmony {
         if let Some(recipient) = recipient {
             let name = recipient.strip_prefix("functions.").unwrap_or(recipient).to_owned();
             self.calls.tally.count_syntax(header_bytes - non_whitespace_len(&name));
-            self.calls.begin(self.header.offset);
+            if !self.calls.is_open() {
+                self.calls.begin(self.header.offset);
+            }
             let id = self.calls.made_up_id();
             self.calls.announce_name(id, &name, sink);
             self.calls.arguments_start();
             self.state = State::Arguments;
         } else {
+            self.not_a_call();
             self.calls.tally.count_syntax(header_bytes);
             self.body = TextOut { in_think: self.header.channel_name() == "analysis" };
             self.state = State::Body;
@@ -275,7 +290,10 @@ impl Machine for Harmony {
     fn end<S: EventSink>(&mut self, _offset: usize, sink: &mut S) {
         match self.state {
             State::Outside | State::Body => {}
-            State::Header => self.drop_header(sink),
+            State::Header => {
+                self.drop_header(sink);
+                self.not_a_call();
+            }
             State::Arguments => self.calls.end(Ending::Truncated, &self.tools, sink),
         }
         self.state = State::Outside;
@@ -287,5 +305,13 @@ impl Machine for Harmony {
 
     fn tally(&self) -> Tally {
         self.calls.tally
+    }
+
+    fn calls(&mut self) -> Option<&mut Calls> {
+        Some(&mut self.calls)
+    }
+
+    fn text_out(&self) -> TextOut {
+        self.body
     }
 }

@@ -10,7 +10,7 @@ mod call_id;
 mod markers;
 
 use crate::ParseOptions;
-use crate::engine::call::{Calls, Ending};
+use crate::engine::call::{Calls, Ending, Note};
 use crate::engine::diag::{diagnostic, unexpected_marker};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
@@ -147,30 +147,27 @@ impl Kimi {
         }
     }
 
-    /// The id is complete: announces the call.
+    /// The id is complete: announces the call it names, waits for the arguments to tell a
+    /// bare index's name, or leaves a call whose id has no allowed form nameless.
     fn announce<S: EventSink>(&mut self, sink: &mut S) {
         let call = self.calls.get();
         let id = call.head.trim().to_owned();
-        let (index, offset) = (call.index, call.offset);
-        let parsed = parse_call_id(&id);
-        let problem = match (&parsed, id.is_empty()) {
-            (CallName::Invalid, true) => Some("the call has an empty id"),
-            (CallName::Invalid, false) => {
-                Some("the call id is not `functions.NAME:IDX`, `NAME:IDX` or `IDX`")
-            }
-            _ => None,
-        };
-        let name = match parsed {
+        let offset = call.offset;
+        match parse_call_id(&id) {
             CallName::Named(name) => {
                 self.calls.tally.count_generated(&name);
-                Some(name)
+                self.calls.announce(id, name, sink);
             }
-            CallName::Unnamed => None,
-            CallName::Invalid => Some(String::new()),
-        };
-        self.calls.announce(id, name, sink);
-        if let Some(problem) = problem {
-            sink.emit(diagnostic(DiagnosticKind::InvalidId, Some(index), offset, problem));
+            CallName::Unnamed => self.calls.defer(id),
+            CallName::Invalid => {
+                let message = if id.is_empty() {
+                    "the call has an empty id"
+                } else {
+                    "the call id is not `functions.NAME:IDX`, `NAME:IDX` or `IDX`"
+                };
+                let kind = DiagnosticKind::InvalidId;
+                self.calls.nameless(Note { kind, offset, message: message.to_owned() });
+            }
         }
     }
 
@@ -213,6 +210,14 @@ impl Machine for Kimi {
 
     fn tally(&self) -> Tally {
         self.calls.tally
+    }
+
+    fn calls(&mut self) -> Option<&mut Calls> {
+        Some(&mut self.calls)
+    }
+
+    fn text_out(&self) -> TextOut {
+        self.text
     }
 }
 

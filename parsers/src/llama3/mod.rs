@@ -119,7 +119,7 @@ impl Llama3 {
         let tagged = matches!(self.state, State::Expect | State::After { tagged: true });
         match byte {
             b'{' => {
-                self.calls.begin(base + first);
+                self.calls.begin_whole(base + first);
                 self.calls.arguments_start();
                 self.state = State::Object { tagged };
                 return Step::Continue(first);
@@ -170,7 +170,13 @@ impl Llama3 {
             ArgsStop::Closed(end) => {
                 match self.verdict(tagged) {
                     Verdict::Call => {
-                        finish_envelope_call(&mut self.calls, &self.tools, Ending::Closed, sink);
+                        finish_envelope_call(
+                            &mut self.calls,
+                            &self.tools,
+                            Ending::Closed,
+                            self.text,
+                            sink,
+                        );
                         self.state = State::After { tagged };
                     }
                     Verdict::Content(note) => self.give_up(note, sink),
@@ -181,7 +187,7 @@ impl Llama3 {
                 if tagged {
                     let what = "the call object was not closed";
                     let ending = Ending::cut_short(what, marker.text(), base + at);
-                    finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
+                    finish_envelope_call(&mut self.calls, &self.tools, ending, self.text, sink);
                     self.state = State::Text;
                 } else {
                     self.give_up(None, sink);
@@ -252,7 +258,13 @@ impl Machine for Llama3 {
     fn end<S: EventSink>(&mut self, _offset: usize, sink: &mut S) {
         match self.state {
             State::Object { tagged: true } => {
-                finish_envelope_call(&mut self.calls, &self.tools, Ending::Truncated, sink);
+                finish_envelope_call(
+                    &mut self.calls,
+                    &self.tools,
+                    Ending::Truncated,
+                    self.text,
+                    sink,
+                );
             }
             State::Object { tagged: false } => self.give_up(None, sink),
             State::Expect => sink.emit(diagnostic(
@@ -272,5 +284,13 @@ impl Machine for Llama3 {
 
     fn tally(&self) -> Tally {
         self.calls.tally
+    }
+
+    fn calls(&mut self) -> Option<&mut Calls> {
+        Some(&mut self.calls)
+    }
+
+    fn text_out(&self) -> TextOut {
+        self.text
     }
 }

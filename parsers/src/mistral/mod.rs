@@ -130,7 +130,7 @@ impl Mistral {
                 }
                 b'{' => {
                     self.stray.flush(ARRAY_STRAY, sink);
-                    self.calls.begin(base + at);
+                    self.calls.begin_whole(base + at);
                     self.calls.arguments_start();
                     self.state = State::Element;
                     return Step::Continue(at);
@@ -175,14 +175,14 @@ impl Mistral {
         let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<Controls, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Closed(end) => {
-                finish_envelope_call(&mut self.calls, &self.tools, Ending::Closed, sink);
+                finish_envelope_call(&mut self.calls, &self.tools, Ending::Closed, self.text, sink);
                 self.state = State::Array;
                 Step::Continue(end)
             }
             ArgsStop::Marker(marker, at) => {
                 let ending =
                     Ending::cut_short("the call object was not closed", marker.text(), base + at);
-                finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
+                finish_envelope_call(&mut self.calls, &self.tools, ending, self.text, sink);
                 self.state = State::Text;
                 Step::Continue(at)
             }
@@ -328,7 +328,13 @@ impl Machine for Mistral {
                 ));
             }
             State::Element => {
-                finish_envelope_call(&mut self.calls, &self.tools, Ending::Truncated, sink);
+                finish_envelope_call(
+                    &mut self.calls,
+                    &self.tools,
+                    Ending::Truncated,
+                    self.text,
+                    sink,
+                );
             }
             State::Name | State::CallId => {
                 self.announce(sink);
@@ -349,5 +355,13 @@ impl Machine for Mistral {
 
     fn tally(&self) -> Tally {
         self.calls.tally
+    }
+
+    fn calls(&mut self) -> Option<&mut Calls> {
+        Some(&mut self.calls)
+    }
+
+    fn text_out(&self) -> TextOut {
+        self.text
     }
 }

@@ -18,6 +18,7 @@
 
 mod markers;
 mod pairs;
+mod value;
 
 use std::marker::PhantomData;
 
@@ -86,10 +87,19 @@ pub(crate) struct Tagged<D> {
     wrapper: Option<usize>,
     wrapper_calls: usize,
     shape: Shape,
-    /// The tool name of the call being read, for typing its values.
+    /// The tool name of the call being read.
     name: String,
+    /// The declared tool of the call being read, when it declares its properties: they type
+    /// its values, and tell tags inside a value from the call's (see [`value`]).
+    tool: Option<usize>,
     key: String,
     value: String,
+    /// A tag inside the value being read whose meaning the text after it decides.
+    doubt: Option<value::Doubt>,
+    /// Nested blocks of text open inside the value being read.
+    nesting: usize,
+    /// The buffer of the last doubt, kept for the next one.
+    held: String,
     /// Offset of the key's or value's first byte.
     part_offset: usize,
     first_shape: Option<Shape>,
@@ -110,8 +120,12 @@ impl<D: Dialect> Tagged<D> {
             wrapper_calls: 0,
             shape: Shape::Invoke,
             name: String::new(),
+            tool: None,
             key: String::new(),
             value: String::new(),
+            doubt: None,
+            nesting: 0,
+            held: String::new(),
             part_offset: 0,
             first_shape: None,
             dialect: PhantomData,
@@ -191,7 +205,8 @@ impl<D: Dialect> Tagged<D> {
     }
 
     /// The first character inside `<tool_call>` tells the shape of its call: `{` a JSON
-    /// object, `<function=` an invocation (read like any marker), anything else GLM's name.
+    /// object (but `{{`, which no JSON begins with, a template's placeholder for GLM's name),
+    /// `<function=` an invocation (read like any marker), anything else GLM's name.
     fn first_shape_of_wrapper(&mut self, chunk: &Chunk<'_>, start: usize) -> Option<Step> {
         let rest = &chunk.text[start..];
         let first = start + rest.len() - rest.trim_start().len();
@@ -199,9 +214,11 @@ impl<D: Dialect> Tagged<D> {
             return Some(Step::Continue(chunk.text.len()));
         };
         let offset = self.wrapper.unwrap_or(chunk.base + first);
-        let shape = match byte {
-            b'{' => Shape::Object,
-            b'<' => match D::scan(&chunk.text[first..]) {
+        let shape = match (byte, chunk.text.as_bytes().get(first + 1)) {
+            (b'{', None) if !chunk.eof => return Some(Step::NeedInput(first)),
+            (b'{', Some(b'{')) => Shape::Glm,
+            (b'{', _) => Shape::Object,
+            (b'<', _) => match D::scan(&chunk.text[first..]) {
                 Scan::Incomplete if !chunk.eof => return Some(Step::NeedInput(first)),
                 Scan::Marker(
                     Marker::InvokeOpen | Marker::WrapperClose | Marker::WrapperOpen,
@@ -243,7 +260,11 @@ impl<D: Dialect> Tagged<D> {
     }
 
     fn begin(&mut self, offset: usize, shape: Shape, state: State) {
-        self.calls.begin(offset);
+        if shape == Shape::Object {
+            self.calls.begin_whole(offset);
+        } else {
+            self.calls.begin(offset);
+        }
         self.shape = shape;
         self.first_shape.get_or_insert(shape);
         self.state = state;
@@ -272,7 +293,7 @@ impl<D: Dialect> Tagged<D> {
     }
 
     fn finish_object<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
-        finish_envelope_call(&mut self.calls, &self.tools, ending, sink);
+        finish_envelope_call(&mut self.calls, &self.tools, ending, self.text, sink);
     }
 
     fn end_call<S: EventSink>(&mut self, ending: Ending, offset: usize, sink: &mut S) {
@@ -300,6 +321,7 @@ impl<D: Dialect> Machine for Tagged<D> {
             State::GlmName => self.step_glm_name(chunk, pos, sink),
             State::Params => self.step_params(chunk, pos, sink),
             State::AwaitValue => self.step_await_value(chunk, pos, sink),
+            State::Value if self.tool.is_some() => self.step_value_by_schema(chunk, pos, sink),
             State::Value => self.step_value(chunk, pos, sink),
         }
     }
@@ -331,9 +353,18 @@ impl<D: Dialect> Machine for Tagged<D> {
             + self.name.len()
             + self.key.len()
             + self.value.len()
+            + self.doubt.as_ref().map_or(0, value::Doubt::len)
     }
 
     fn tally(&self) -> Tally {
         self.calls.tally
+    }
+
+    fn calls(&mut self) -> Option<&mut Calls> {
+        Some(&mut self.calls)
+    }
+
+    fn text_out(&self) -> TextOut {
+        self.text
     }
 }

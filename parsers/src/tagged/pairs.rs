@@ -104,6 +104,8 @@ impl<D: Dialect> Tagged<D> {
         let name = self.unquoted(head.trim());
         self.name.clear();
         self.name.push_str(name);
+        let tool = self.tools.iter().position(|tool| tool.name == name);
+        self.tool = tool.filter(|&tool| self.tools[tool].properties().is_some());
         let id = self.calls.made_up_id();
         self.calls.announce_name(id, name, sink);
         self.calls.get().head = head;
@@ -141,13 +143,13 @@ impl<D: Dialect> Tagged<D> {
             self.key.clear();
             self.part_offset = offset + len;
             self.state = State::Key;
-        } else if marker == call_close {
+        } else if marker == call_close && !glm {
             self.count_marker(chunk, at, len);
             self.end_call(Ending::Closed, offset, sink);
-            if marker == Marker::WrapperClose {
-                self.wrapper = None;
-                self.state = State::Text;
-            }
+        } else if marker == call_close {
+            // GLM's call ends at the block's close, which the block's state then reads.
+            self.end_call(Ending::Closed, offset, sink);
+            return Step::Continue(at);
         } else if matches!(marker, Marker::WrapperClose | Marker::WrapperOpen | Marker::InvokeOpen)
         {
             let ending = Ending::not_closed(D::spelling(call_close), D::spelling(marker), offset);
@@ -202,8 +204,9 @@ impl<D: Dialect> Tagged<D> {
         Step::Continue(at)
     }
 
-    /// A value, up to its closing tag; another call or parameter marker before it means the
-    /// closing tag is missing. Other markers are part of the value.
+    /// A value of a call whose tool declares no properties, up to its closing tag; another
+    /// call or parameter marker before it means the closing tag is missing. Other markers are
+    /// part of the value. (With properties: [`step_value_by_schema`](Self::step_value_by_schema).)
     pub(super) fn step_value<S: EventSink>(
         &mut self,
         chunk: &Chunk<'_>,
@@ -238,21 +241,26 @@ impl<D: Dialect> Tagged<D> {
     }
 
     /// The key and value read become a member of the call's arguments.
-    fn add_param<S: EventSink>(&mut self, sink: &mut S) {
+    pub(super) fn add_param<S: EventSink>(&mut self, sink: &mut S) {
         let key = std::mem::take(&mut self.key);
         let value = std::mem::take(&mut self.value);
         let name = self.unquoted(key.trim()).to_owned();
         let raw = strip_one_newline(&value);
         let offset = self.part_offset + (raw.as_ptr() as usize - value.as_ptr() as usize);
-        self.params.add(&mut self.calls, &self.tools, &self.name, &name, raw, offset, sink);
+        let properties = self.tool.and_then(|tool| self.tools[tool].properties());
+        self.params.add(&mut self.calls, properties, (&name, raw), offset, sink);
         self.key = key;
         self.value = value;
         self.key.clear();
         self.value.clear();
+        self.nesting = 0;
     }
 
     /// The input ended inside a call of this kind: what was read is kept.
     pub(super) fn end_pairs<S: EventSink>(&mut self, offset: usize, sink: &mut S) {
+        if self.settle_doubt_at_end(sink) {
+            return;
+        }
         match self.state {
             State::InvokeName | State::GlmName => self.announce(sink),
             State::Key | State::AwaitValue => {

@@ -179,7 +179,7 @@ impl Blocks {
                 out.push(ChatEvent::Message(StreamEvent::CallStart {
                     index: call,
                     id: tool_ids::decode(block["id"].as_str().unwrap_or_default()),
-                    name: Some(block["name"].as_str().unwrap_or_default().to_owned()),
+                    name: block["name"].as_str().unwrap_or_default().to_owned(),
                 }));
             }
             _ => {}
@@ -206,7 +206,6 @@ impl Blocks {
             }));
             out.push(ChatEvent::Message(StreamEvent::CallEnd {
                 index: call.index,
-                name: None,
                 arguments: None,
             }));
             return;
@@ -224,11 +223,7 @@ impl Blocks {
                 (None, Some((DiagnosticKind::InvalidArguments, reason)))
             }
         };
-        out.push(ChatEvent::Message(StreamEvent::CallEnd {
-            index: call.index,
-            name: None,
-            arguments,
-        }));
+        out.push(ChatEvent::Message(StreamEvent::CallEnd { index: call.index, arguments }));
         if let Some((kind, message)) = note {
             out.push(ChatEvent::Message(StreamEvent::Diagnostic(Diagnostic {
                 kind,

@@ -235,7 +235,9 @@ fn unnamed_calls_are_text_with_a_note() {
     let (actual, report, _) = complete("kimi/unnamed", IdMode::Keep);
     assert_eq!(actual["tool_calls"], json!([]));
     assert!(
-        report.notes.iter().any(|note| note.message.contains("passed on as text")),
+        report.notes.iter().any(|note| note.kind.as_str() == "unresolved_name"
+            && note.call_index.is_none()
+            && note.message.contains("not a tool call, its text is kept as written")),
         "{report:?}"
     );
     let (out, _) =
