@@ -1116,7 +1116,10 @@ pub fn a_flow_without_a_live_runner_is_stalled_with_why_and_looking_changes_noth
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].stall(now), Some(silent));
     let before = Some((first[0].created_at, first[0].id.clone()));
-    assert_eq!(stalled(ListQuery { limit: 1, before, ..Default::default() }), [dead.id.clone()]);
+    assert_eq!(
+        stalled(ListQuery { limit: 1, before, ..Default::default() }),
+        std::slice::from_ref(&dead.id)
+    );
     let summaries = alice.list(&ListQuery::default()).unwrap();
     let judged: Vec<(FlowId, bool)> =
         summaries.iter().map(|summary| (summary.id.clone(), summary.is_stalled(now))).collect();

@@ -23,6 +23,22 @@ pub(super) fn insert_step<T: StoreTx + ?Sized>(
     seq: u32,
     now: Timestamp,
 ) -> Result<Step> {
+    let step = begun_step(tx, flow, step, child, seq, now)?;
+    tx.insert_step(&step)?;
+    tx.append_event(&NewEvent::step(flow, &step, now))?;
+    Ok(step)
+}
+
+/// Step `seq` of `flow` as it begins: its first attempt, or the next attempt of the step it
+/// retries (with that step's idempotency key).
+fn begun_step<T: StoreTx + ?Sized>(
+    tx: &T,
+    flow: &Flow,
+    step: NewStep,
+    child: Option<FlowId>,
+    seq: u32,
+    now: Timestamp,
+) -> Result<Step> {
     let (attempt, idempotency_key) = match step.retry_of {
         None => (1, format!("{}:{seq}", flow.id)),
         Some(retried) => {
@@ -31,7 +47,7 @@ pub(super) fn insert_step<T: StoreTx + ?Sized>(
             (earlier.attempt + 1, earlier.idempotency_key)
         }
     };
-    let step = Step {
+    Ok(Step {
         flow_id: flow.id.clone(),
         seq,
         name: step.name,
@@ -45,10 +61,36 @@ pub(super) fn insert_step<T: StoreTx + ?Sized>(
         started_at: now,
         ended_at: None,
         child_flow_id: child,
-    };
-    tx.insert_step(&step)?;
-    tx.append_event(&NewEvent::step(flow, &step, now))?;
-    Ok(step)
+    })
+}
+
+/// A step that begins and ends at once (a mirrored flow's owner reports it done): one row,
+/// written ended, and the two events of a step that began and then ended.
+fn insert_ended_step<T: StoreTx + ?Sized>(
+    tx: &T,
+    flow: &Flow,
+    new: NewStep,
+    seq: u32,
+    outcome: StepOutcome,
+    now: Timestamp,
+) -> Result<Step> {
+    let begun = begun_step(tx, flow, new, None, seq, now)?;
+    let (status, output, error) = outcome_fields(outcome);
+    let ended = Step { status, output, error, ended_at: Some(now), ..begun.clone() };
+    tx.insert_step(&ended)?;
+    tx.append_event(&NewEvent::step(flow, &begun, now))?;
+    tx.append_event(&NewEvent::step(flow, &ended, now))?;
+    Ok(ended)
+}
+
+/// A step outcome as the row's `status`, `output` and `error`.
+fn outcome_fields(outcome: StepOutcome) -> (StepStatus, Option<Value>, Option<String>) {
+    let status = outcome.status();
+    match outcome {
+        StepOutcome::Succeeded(output) => (status, Some(output), None),
+        StepOutcome::Failed(error) => (status, None, Some(error)),
+        StepOutcome::Cancelled => (status, None, None),
+    }
 }
 
 /// Records a step a mirrored flow's owner reports (see [`StepReport`]); returns the change its
@@ -85,11 +127,10 @@ pub(super) fn report_step<T: StoreTx + ?Sized>(
                 .map(|step| step.seq);
             let new = NewStep { retry_of, ..NewStep::new(&report.name, StepKind::Action) };
             let seq = tx.last_seq(&flow.id)?.unwrap_or(0) + 1;
-            let step = insert_step(tx, flow, new, None, seq, now)?;
             if report.status == StepStatus::Running {
-                (step, Value::Null)
+                (insert_step(tx, flow, new, None, seq, now)?, Value::Null)
             } else {
-                (finish_step(tx, flow, seq, outcome(), now, Some(step))?, Value::Null)
+                (insert_ended_step(tx, flow, new, seq, outcome(), now)?, Value::Null)
             }
         }
     };
@@ -106,12 +147,7 @@ pub(super) fn finish_step<T: StoreTx + ?Sized>(
     now: Timestamp,
     known: Option<Step>,
 ) -> Result<Step> {
-    let status = outcome.status();
-    let (output, error): (Option<Value>, Option<String>) = match outcome {
-        StepOutcome::Succeeded(output) => (Some(output), None),
-        StepOutcome::Failed(error) => (None, Some(error)),
-        StepOutcome::Cancelled => (None, None),
-    };
+    let (status, output, error) = outcome_fields(outcome);
     if !tx.end_step(&flow.id, seq, status, output.as_ref(), error.as_deref(), now)? {
         return Err(not_running(tx, flow, seq));
     }

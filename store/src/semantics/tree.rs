@@ -44,7 +44,7 @@ pub fn report<T: StoreTx + ?Sized>(
     expected: ExpectedRevision,
     now: Timestamp,
 ) -> Result<Flow> {
-    let (before, _) = load_flow(tx, Some(caller.owner), id, true)?;
+    let (before, _) = load_flow(tx, Some(caller.owner), id, false)?;
     rules::check_expected(&before, expected)?;
     let mut after = rules::apply_report(&before, &report, now)?;
     let mut steps = Vec::new();
