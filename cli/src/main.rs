@@ -38,7 +38,7 @@ pub enum Command {
     Chat(commands::chat::ChatArgs),
     /// Print the shell completion script for bash, zsh, fish, powershell or elvish
     Completions(commands::completions::CompletionsArgs),
-    /// List, inspect, show the history of, cancel, resume and fork flows
+    /// List, inspect, show the history of, cancel, signal, resume and fork flows
     Flows(commands::flows::FlowsArgs),
     /// Print the manual page, or write one page per command into a folder
     Man(commands::man::ManArgs),

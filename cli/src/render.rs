@@ -5,7 +5,7 @@ use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets};
 use serde_json::Value;
 use taskflow_api::documents;
 use taskflow_engine::{
-    CancelOutcome, FlowStatus, FlowSummary, Inspection, Revision, SyncMode, Timestamp,
+    CancelOutcome, Flow, FlowStatus, FlowSummary, Inspection, Revision, Signal, SyncMode, Timestamp,
 };
 
 /// `flows list`: a table of flows, or a line saying there are none.
@@ -92,6 +92,9 @@ pub fn inspection(inspection: &Inspection, json: bool) {
     if let Some(wait) = &flow.wait {
         fields.push(("waiting for", wait.to_string()));
     }
+    if let Some(at) = flow.wake_at {
+        fields.push(("due", at.to_string()));
+    }
     let width = fields.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     for (label, value) in fields {
         println!("{label:<width$}  {value}");
@@ -127,6 +130,23 @@ pub fn inspection(inspection: &Inspection, json: bool) {
             .map(|child| vec![child.id.to_string(), child.name.clone(), child.status.to_string()]);
         print!("{}", table(&["CHILD", "NAME", "STATUS"], rows));
     }
+}
+
+/// `flows signal`: the signal stored, and where its flow is now.
+pub fn signal_sent(signal: &Signal, flow: &Flow, json: bool) {
+    let now = Timestamp::now();
+    if json {
+        print_json(&documents::signal_sent(signal, flow, now));
+        return;
+    }
+    let waking = match (flow.status, flow.wake_at) {
+        (FlowStatus::Waiting, Some(at)) if at <= now => ", which now runs on",
+        _ => "",
+    };
+    println!(
+        "signal {} (#{}) sent to flow {} ({}{waking})",
+        signal.name, signal.id, flow.id, flow.status
+    );
 }
 
 /// `flows history`: one row per revision.

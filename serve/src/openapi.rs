@@ -7,11 +7,11 @@ use utoipa::OpenApi;
 
 use crate::bodies::{
     CancelDoc, ChildDoc, CreateFlow, FlowDoc, FlowEnvelope, FlowListDoc, FlowSummaryDoc, ForkBody,
-    Health, HistoryDoc, InspectionDoc, LeaseDoc, ReportBody, RevisionDoc, StepDoc, StepReportBody,
-    SyncModeBody,
+    Health, HistoryDoc, InspectionDoc, LeaseDoc, ReportBody, RevisionDoc, SignalDoc, SignalSentDoc,
+    StepDoc, StepReportBody, SyncModeBody,
 };
 use crate::error::{ErrorBody, ErrorObject};
-use crate::routes::{control, events, flows, meta, mirrored};
+use crate::routes::{control, events, flows, meta, mirrored, signals};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,12 +21,14 @@ use crate::routes::{control, events, flows, meta, mirrored};
         flows::list, flows::create, flows::inspect, flows::history,
         mirrored::report,
         control::cancel, control::resume, control::fork, control::children,
+        signals::send,
         events::events,
     ),
     components(schemas(
         CreateFlow, SyncModeBody, ReportBody, StepReportBody, ForkBody, Health,
         FlowDoc, LeaseDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc,
-        FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, ErrorBody, ErrorObject,
+        FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, SignalDoc, SignalSentDoc, ErrorBody,
+        ErrorObject,
     )),
     modifiers(&BearerToken),
 )]

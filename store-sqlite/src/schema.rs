@@ -165,6 +165,26 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX steps_by_name ON steps (flow_id, name, seq);
     "#,
+    // 7 -> 8: time. A waiting flow's `wake_at` (when it is due to run again), indexed for the
+    // server that wakes flows; signals, kept in the order they arrived until a step takes one.
+    r#"
+    ALTER TABLE flows ADD COLUMN wake_at INTEGER;
+    CREATE INDEX flows_due ON flows (wake_at) WHERE status = 'waiting' AND wake_at IS NOT NULL;
+
+    CREATE TABLE signals (
+        id       INTEGER PRIMARY KEY,
+        flow_id  TEXT NOT NULL REFERENCES flows (id),
+        name     TEXT NOT NULL,
+        payload  TEXT NOT NULL,
+        sent_at  INTEGER NOT NULL,
+        taken_by INTEGER,
+        taken_at INTEGER,
+        CHECK ((taken_by IS NULL) = (taken_at IS NULL))
+    );
+    -- A flow's signals of one name not taken yet, oldest first; and the one a step took.
+    CREATE INDEX signals_pending ON signals (flow_id, name, id) WHERE taken_by IS NULL;
+    CREATE INDEX signals_by_flow ON signals (flow_id, taken_by);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -292,7 +312,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(tables, ["events", "flow_specs", "flows", "revisions", "steps"]);
+        assert_eq!(tables, ["events", "flow_specs", "flows", "revisions", "signals", "steps"]);
     }
 
     #[test]

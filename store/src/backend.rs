@@ -12,7 +12,8 @@ use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
-    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
+    StepOutcome,
 };
 use crate::semantics::{self, Forget};
 use crate::status::FlowStatus;
@@ -254,8 +255,44 @@ impl<B: Backend> FlowStore for B {
     }
 
     fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {
-        let flows = self.read(|tx| tx.active_flows(limit))?;
-        Ok(semantics::adoptable(flows, Timestamp::now(), self.host()))
+        let now = Timestamp::now();
+        let flows = self.read(|tx| {
+            let mut flows = tx.active_flows(limit)?;
+            let room = limit.saturating_sub(flows.len() as u32);
+            if room > 0 {
+                flows.extend(tx.due_flows(now, room)?);
+            }
+            Ok(flows)
+        })?;
+        Ok(semantics::adoptable(flows, now, self.host()))
+    }
+
+    fn next_wake(&self) -> Result<Option<Timestamp>> {
+        self.read(|tx| tx.next_wake())
+    }
+
+    fn send_signal(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> Result<(Signal, Flow)> {
+        self.write(|tx, now| semantics::send_signal(tx, caller, id, name, payload, now))
+    }
+
+    fn take_signal(
+        &self,
+        caller: Caller<'_>,
+        lease: &Lease,
+        seq: u32,
+        name: &str,
+    ) -> Result<Option<Signal>> {
+        self.write(|tx, now| semantics::take_signal(tx, caller, lease, seq, name, now))
+    }
+
+    fn signals(&self, owner: &str, id: &FlowId) -> Result<Vec<Signal>> {
+        self.read(|tx| semantics::signals(tx, owner, id))
     }
 
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {

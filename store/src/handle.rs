@@ -11,8 +11,8 @@ use crate::event::{Event, EventQuery};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
-    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step,
-    StepOutcome,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, Signal, StateReport,
+    Step, StepOutcome,
 };
 use crate::rules;
 use crate::status::FlowStatus;
@@ -52,6 +52,12 @@ impl TaskFlow {
     /// what a recovery sweep runs, each for its owner.
     pub fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {
         self.store.adoptable(limit)
+    }
+
+    /// The earliest instant a waiting flow of any owner is due to run again: when a server
+    /// that wakes them looks next.
+    pub fn next_wake(&self) -> Result<Option<Timestamp>> {
+        self.store.next_wake()
     }
 
     /// Deletes every owner's events older than `before` (but the newest, which keeps ids
@@ -284,6 +290,29 @@ impl OwnerHandle {
     ) {
         let work = Submission::Report { id: id.clone(), report, expected, answer };
         self.store.submit(&self.owner, &self.actor, work)
+    }
+
+    /// Delivers signal `name` to a managed flow that has not ended: stored durably (and recorded
+    /// in its history) when this returns, kept until a step waiting for it takes it; a flow
+    /// waiting for it is due at once. `payload` becomes that step's output.
+    pub fn send_signal(
+        &self,
+        id: &FlowId,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> Result<(Signal, Flow)> {
+        self.store.send_signal(self.caller(), id, name, payload)
+    }
+
+    /// The running step `seq` of the leased flow takes the oldest signal `name` no step has
+    /// taken (see [`FlowStore::take_signal`]).
+    pub fn take_signal(&self, lease: &Lease, seq: u32, name: &str) -> Result<Option<Signal>> {
+        self.store.take_signal(self.caller(), lease, seq, name)
+    }
+
+    /// A flow's signals, in the order they arrived.
+    pub fn signals(&self, id: &FlowId) -> Result<Vec<Signal>> {
+        self.store.signals(&self.owner, id)
     }
 
     /// Which of `ids` have a cancel request.

@@ -29,6 +29,7 @@ pub mod store;
 pub mod testkit;
 pub mod time;
 pub mod tx;
+pub mod wait;
 
 pub use backend::Backend;
 pub use durability::Durability;
@@ -40,7 +41,7 @@ pub use lease::{Lease, LeaseHolder, Takeover};
 pub use model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision,
     FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision,
-    StateReport, Step, StepKind, StepOutcome, StepReport, SyncMode,
+    Signal, StateReport, Step, StepKind, StepOutcome, StepReport, SyncMode, WaitingStep,
 };
 pub use status::{FlowStatus, StepStatus};
 pub use store::{Answer, Caller, FlowStore, Submission};

@@ -9,7 +9,8 @@ use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
-    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
+    StepOutcome,
 };
 use crate::status::FlowStatus;
 use crate::time::Timestamp;
@@ -183,9 +184,35 @@ pub trait FlowStore: Send + Sync {
     /// went.
     fn prune_events(&self, before: Timestamp) -> Result<u64>;
 
-    /// Every owner's managed flows that no live runner holds ([`Adoptable`]), oldest first: what
-    /// a recovery sweep runs.
+    /// Every owner's managed flows that no live runner holds ([`Adoptable`]), oldest first, then
+    /// the waiting flows that are due, the longest due first: what a recovery sweep runs.
     fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>>;
+
+    /// The earliest instant a waiting flow of any owner is due to run again.
+    fn next_wake(&self) -> Result<Option<Timestamp>>;
+
+    /// Stores a signal for a managed flow that has not ended (durable when this returns) and
+    /// records its arrival in the flow's history; a flow waiting for it is due at once.
+    fn send_signal(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> Result<(Signal, Flow)>;
+
+    /// A running step of the leased flow takes the oldest signal of `name` that no step has
+    /// taken (the one it took already, if it took one); `None` when none has arrived.
+    fn take_signal(
+        &self,
+        caller: Caller<'_>,
+        lease: &Lease,
+        seq: u32,
+        name: &str,
+    ) -> Result<Option<Signal>>;
+
+    /// A flow's signals, in the order they arrived.
+    fn signals(&self, owner: &str, id: &FlowId) -> Result<Vec<Signal>>;
 
     /// Which of `ids` have a cancel request (a runner's poll).
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;

@@ -12,6 +12,12 @@
 //!
 //! Each kit test takes the harness, so it starts from an empty database of its own, and may open
 //! the same database again (another process's view of it) with [`Database::reopen`].
+//!
+//! Tests of one area live in a module of their own: [`waits`] (durable timers and signals).
+
+pub mod waits;
+
+pub use waits::*;
 
 use std::any::Any;
 use std::sync::{Arc, Barrier};
@@ -1086,6 +1092,9 @@ macro_rules! conformance_tests {
             every_accepted_change_is_one_event_of_its_owner_in_commit_order,
             a_mirrored_flows_owner_reports_its_steps_by_name,
             flows_no_live_runner_holds_are_adoptable_for_every_owner,
+            a_flow_whose_running_steps_all_wait_gives_its_lease_up_until_it_is_due,
+            a_signal_is_kept_until_a_step_takes_it_and_wakes_a_flow_waiting_for_it,
+            a_cancel_ends_a_waiting_flow_and_its_waiting_steps_at_once,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {
@@ -1105,6 +1114,7 @@ mod tests {
     fn the_macro_names_every_kit_test() {
         let source = include_str!("testkit.rs");
         let (tests, macro_body) = source.split_once("macro_rules! conformance_tests").unwrap();
+        let tests = [tests, include_str!("testkit/waits.rs")].concat();
         let defined: Vec<&str> = tests
             .split("pub fn ")
             .skip(1)

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::event::{Event, EventQuery, NewEvent};
 use crate::model::{
-    ChildSummary, FieldChange, Flow, FlowId, FlowSummary, ListQuery, Revision, Step,
+    ChildSummary, FieldChange, Flow, FlowId, FlowSummary, ListQuery, Revision, Signal, Step,
 };
 use crate::revision::FieldSet;
 use crate::status::StepStatus;
@@ -144,4 +144,35 @@ pub trait StoreTx {
 
     /// Which of `ids` are `owner`'s flows with a cancel request.
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;
+
+    /// Every owner's managed flows that are `waiting` and due (`wake_at` at or before `now`),
+    /// without their specs, the longest due first.
+    fn due_flows(&self, now: Timestamp, limit: u32) -> Result<Vec<Flow>>;
+
+    /// The earliest `wake_at` of every waiting flow.
+    fn next_wake(&self) -> Result<Option<Timestamp>>;
+
+    /// Stores a signal for flow `id`, not taken; returns its id, greater than every signal id
+    /// given before.
+    fn insert_signal(&self, id: &FlowId, name: &str, payload: &Value, at: Timestamp)
+    -> Result<u64>;
+
+    /// Whether flow `id` has a signal called `name` that no step has taken.
+    fn pending_signal(&self, id: &FlowId, name: &str) -> Result<bool>;
+
+    /// The signal step `seq` of flow `id` took, if it took one.
+    fn signal_taken_by(&self, id: &FlowId, seq: u32) -> Result<Option<Signal>>;
+
+    /// Marks flow `id`'s oldest signal called `name` that no step has taken as taken by step
+    /// `seq`, and returns it as stored; `None` when there is none.
+    fn take_signal(
+        &self,
+        id: &FlowId,
+        name: &str,
+        seq: u32,
+        at: Timestamp,
+    ) -> Result<Option<Signal>>;
+
+    /// Flow `id`'s signals in the order they arrived.
+    fn signals(&self, id: &FlowId) -> Result<Vec<Signal>>;
 }

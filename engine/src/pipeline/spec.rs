@@ -447,7 +447,8 @@ pub mod duration_text {
             "" | "s" => number,
             "m" => number * 60.0,
             "h" => number * 3600.0,
-            other => return Err(format!("unknown unit `{other}` in `{text}` (ms, s, m or h)")),
+            "d" => number * 86_400.0,
+            other => return Err(format!("unknown unit `{other}` in `{text}` (ms, s, m, h or d)")),
         };
         Duration::try_from_secs_f64(seconds).map_err(|error| format!("`{text}`: {error}"))
     }

@@ -48,6 +48,7 @@ pub fn create_flow<T: StoreTx + ?Sized>(
         current_step: None,
         state: new.state,
         wait: None,
+        wake_at: None,
         spec: new.spec,
         parent_flow_id: parent,
         cancel_requested_at: None,

@@ -11,12 +11,14 @@ mod create;
 mod leases;
 mod steps;
 mod tree;
+mod waits;
 
 pub use checkpoint::{CheckpointMemory, Forget, KnownFlow, apply_group, checkpoint};
 pub use commit::commit;
 pub use create::{create_flow, fork, reopen, spawn_child};
 pub use leases::{acquire_lease, acquire_leases, adoptable, check_ttl, release_lease};
 pub use tree::{report, request_cancel};
+pub use waits::{send_signal, signals, take_signal};
 
 use serde_json::Value;
 

@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::steps::{finish_step, report_step};
+use super::waits::end_waits;
 use super::{SYSTEM_ACTOR, cancel_settles, commit, load_flow, step_change};
 use crate::error::{Error, Result};
 use crate::model::{CancelOutcome, ExpectedRevision, Flow, FlowId, StateReport, StepOutcome};
@@ -79,6 +80,7 @@ fn cancel_tree<T: StoreTx + ?Sized>(tx: &T, flow: Flow, actor: &str, now: Timest
     let mut after = flow.clone();
     after.cancel_requested_at = Some(now);
     let flow = commit(tx, &flow, after, Vec::new(), actor, now, None)?;
+    end_waits(tx, &flow, now)?;
     for child in tx.active_children(&flow.id)? {
         let (child, _) = load_flow(tx, None, &child, false)?;
         cancel_tree(tx, child, actor, now)?;
