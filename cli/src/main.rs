@@ -8,6 +8,7 @@ mod error;
 mod global;
 mod provider_args;
 mod render;
+mod schedule_render;
 mod tools_file;
 mod watch;
 
@@ -49,6 +50,9 @@ pub enum Command {
     Proxy(commands::proxy::ProxyArgs),
     /// Run a pipeline file as a durable flow: show progress, print the flow id and its end
     Run(commands::run::RunArgs),
+    /// Schedules with dependencies: add, list, show, pause, resume, trigger, remove, backfill,
+    /// apply
+    Schedules(commands::schedules::SchedulesArgs),
     /// The local gateway: an HTTP API for flows, live events, recovery of every flow
     Serve(commands::serve::ServeArgs),
 }
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::Parse(args) => commands::parse::run(&cli.global, args),
         Command::Proxy(args) => commands::proxy::run(&cli.global, args),
         Command::Run(args) => commands::run::run(&cli.global, args),
+        Command::Schedules(args) => commands::schedules::run(&cli.global, args),
         Command::Serve(args) => commands::serve::run(&cli.global, args),
     };
     match result {

@@ -232,7 +232,7 @@ fn duration(millis: i64) -> String {
 }
 
 /// An aligned, borderless table, one line per row, no trailing blanks.
-fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+pub(crate) fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)

@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod engine;
 pub mod pipeline;
+pub mod schedule;
 pub mod waits;
 
 pub use engine::{Engine, EngineError, EngineOptions, Progress, ProgressSink, RunControl};
@@ -36,4 +37,8 @@ pub use taskflow_store::{
     LeaseInfo, ListQuery, NewFlow, NewStep, OwnerHandle, Result, ResumePlan, Revision, Signal,
     SpawnRefusal, StateReport, Step, StepKind, StepOutcome, StepStatus, StorageError,
     StorageErrorKind, SyncMode, Takeover, TaskFlow, Timestamp, WaitingStep,
+};
+pub use taskflow_store::{
+    CatchUp, Decisions, GateState, NewSchedule, Otherwise, Overlap, Schedule, ScheduleSpec,
+    ScheduleSummary, Slot, SlotDecision, SlotStatus, Timing,
 };

@@ -9,7 +9,7 @@ use serde_json::Value;
 use taskflow_store::revision::{self, FieldSet};
 use taskflow_store::{
     ChildSummary, Event, EventQuery, FieldChange, Flow, FlowId, FlowStatus, FlowSummary, ListQuery,
-    NewEvent, Result, Revision, Signal, Step, StepStatus, StoreTx, Timestamp,
+    NewEvent, Result, Revision, Schedule, Signal, Slot, Step, StepStatus, StoreTx, Timestamp,
 };
 
 use crate::error::Sql;
@@ -19,7 +19,7 @@ use crate::rows::{
     json_encoded, json_text, parse_column, signal_from_row, step_from_row, timestamp_column,
 };
 use crate::transaction::Transaction;
-use crate::update;
+use crate::{schedules, update};
 
 impl StoreTx for Transaction<'_> {
     fn load_flow(
@@ -616,6 +616,78 @@ impl StoreTx for Transaction<'_> {
             .sql()?
             .collect::<rusqlite::Result<_>>()
             .sql()
+    }
+
+    fn load_schedule(&self, owner: Option<&str>, name: &str) -> Result<Option<Schedule>> {
+        schedules::load(self, owner, name)
+    }
+
+    fn insert_schedule(&self, schedule: &Schedule) -> Result<()> {
+        schedules::insert(self, schedule)
+    }
+
+    fn update_schedule(&self, schedule: &Schedule, revision: u64) -> Result<bool> {
+        schedules::update(self, schedule, revision)
+    }
+
+    fn move_cursor(
+        &self,
+        name: &str,
+        next_slot: Option<Timestamp>,
+        next_fire: Option<Timestamp>,
+    ) -> Result<()> {
+        schedules::move_cursor(self, name, next_slot, next_fire)
+    }
+
+    fn delete_schedule(&self, name: &str) -> Result<()> {
+        schedules::delete(self, name)
+    }
+
+    fn insert_schedule_revision(
+        &self,
+        name: &str,
+        revision: u64,
+        at: Timestamp,
+        actor: &str,
+        changes: &[FieldChange],
+    ) -> Result<()> {
+        schedules::insert_revision(self, name, revision, at, actor, changes)
+    }
+
+    fn schedule_history(&self, name: &str) -> Result<Vec<Revision>> {
+        schedules::history(self, name)
+    }
+
+    fn schedules(&self, owner: Option<&str>) -> Result<Vec<Schedule>> {
+        schedules::list(self, owner)
+    }
+
+    fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {
+        schedules::due(self, now, limit)
+    }
+
+    fn next_fire(&self) -> Result<Option<Timestamp>> {
+        schedules::next_fire(self)
+    }
+
+    fn slot(&self, name: &str, at: Timestamp) -> Result<Option<Slot>> {
+        schedules::slot(self, name, at)
+    }
+
+    fn slots(&self, name: &str, before: Option<Timestamp>, limit: u32) -> Result<Vec<Slot>> {
+        schedules::slots(self, name, before, limit)
+    }
+
+    fn put_slot(&self, slot: &Slot) -> Result<()> {
+        schedules::put(self, slot)
+    }
+
+    fn open_slots(&self, limit: u32) -> Result<Vec<Slot>> {
+        schedules::open(self, limit)
+    }
+
+    fn slot_flow_settled(&self, id: &FlowId, ended: bool, at: Timestamp) -> Result<()> {
+        schedules::flow_settled(self, id, ended, at)
     }
 }
 

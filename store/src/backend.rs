@@ -15,9 +15,10 @@ use crate::model::{
     FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
     StepOutcome,
 };
+use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
 use crate::semantics::{self, Forget};
 use crate::status::FlowStatus;
-use crate::store::{Caller, FlowStore, Submission};
+use crate::store::{Caller, Decisions, FlowStore, Resumed, Submission};
 use crate::time::Timestamp;
 use crate::tx::StoreTx;
 
@@ -305,5 +306,81 @@ impl<B: Backend> FlowStore for B {
 
     fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow> {
         self.write(|tx, now| semantics::fork(tx, caller, source, from_seq, now))
+    }
+
+    fn put_schedule(&self, caller: Caller<'_>, new: NewSchedule, replace: bool) -> Result<Put> {
+        self.write(|tx, now| semantics::put_schedule(tx, caller, new, replace, now))
+    }
+
+    fn set_paused(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        paused: bool,
+        resumed: Option<Resumed>,
+    ) -> Result<Schedule> {
+        self.write(|tx, now| semantics::set_paused(tx, caller, name, paused, resumed, now))
+    }
+
+    fn remove_schedule(&self, caller: Caller<'_>, name: &str) -> Result<Schedule> {
+        self.write(|tx, _| semantics::remove_schedule(tx, caller, name))
+    }
+
+    fn schedules(&self, owner: &str) -> Result<Vec<ScheduleSummary>> {
+        self.read(|tx| semantics::summaries(tx, owner))
+    }
+
+    fn schedule(
+        &self,
+        owner: &str,
+        name: &str,
+        before: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<(Schedule, Vec<Slot>)> {
+        self.read(|tx| semantics::show(tx, owner, name, before, limit))
+    }
+
+    fn schedule_history(&self, owner: &str, name: &str) -> Result<Vec<Revision>> {
+        self.read(|tx| semantics::schedule_history(tx, owner, name))
+    }
+
+    fn decide_slots(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        decisions: Decisions,
+    ) -> Result<Vec<Slot>> {
+        let Decisions { expected, slots, next_slot, next_fire } = decisions;
+        self.write(|tx, now| {
+            semantics::decide(tx, caller, name, expected, slots, next_slot, next_fire, now)
+        })
+    }
+
+    fn resolve_slot(&self, caller: Caller<'_>, name: &str, decision: SlotDecision) -> Result<Slot> {
+        self.write(|tx, now| semantics::resolve(tx, caller, name, decision, now))
+    }
+
+    fn gate_states(&self, owner: &str, names: &[String], at: Timestamp) -> Result<Vec<GateState>> {
+        self.read(|tx| semantics::gate_states(tx, owner, names, at))
+    }
+
+    fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {
+        self.read(|tx| tx.due_schedules(now, limit))
+    }
+
+    fn next_fire(&self) -> Result<Option<Timestamp>> {
+        self.read(|tx| tx.next_fire())
+    }
+
+    fn open_slots(&self, limit: u32) -> Result<Vec<(Schedule, Slot)>> {
+        self.read(|tx| {
+            let mut open = Vec::new();
+            for slot in tx.open_slots(limit)? {
+                if let Some(schedule) = tx.load_schedule(None, &slot.schedule)? {
+                    open.push((schedule, slot));
+                }
+            }
+            Ok(open)
+        })
     }
 }

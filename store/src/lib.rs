@@ -22,6 +22,7 @@ pub mod lease;
 pub mod model;
 pub mod revision;
 pub mod rules;
+pub mod schedule;
 pub mod semantics;
 pub mod status;
 pub mod store;
@@ -43,7 +44,11 @@ pub use model::{
     FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision,
     Signal, StateReport, Step, StepKind, StepOutcome, StepReport, SyncMode, WaitingStep,
 };
+pub use schedule::{
+    CatchUp, GateState, NewSchedule, Otherwise, Overlap, Put, Schedule, ScheduleSpec,
+    ScheduleSummary, Slot, SlotDecision, SlotStatus, Timing,
+};
 pub use status::{FlowStatus, StepStatus};
-pub use store::{Answer, Caller, FlowStore, Submission};
+pub use store::{Answer, Caller, Decisions, FlowStore, Resumed, Submission};
 pub use time::Timestamp;
 pub use tx::StoreTx;

@@ -12,6 +12,7 @@ use crate::model::{
     FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
     StepOutcome,
 };
+use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
 use crate::status::FlowStatus;
 use crate::time::Timestamp;
 
@@ -225,4 +226,76 @@ pub trait FlowStore: Send + Sync {
     /// A new `queued` flow with the source's name, goal and spec, and a copy of its succeeded
     /// steps before step `from_seq` (renumbered from 1). The source must have ended.
     fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow>;
+
+    /// Adds a schedule (`replace` false) or applies one (created, or brought up to date);
+    /// see [`crate::semantics::put_schedule`].
+    fn put_schedule(&self, caller: Caller<'_>, new: NewSchedule, replace: bool) -> Result<Put>;
+
+    /// Pauses or resumes a schedule; resuming records what it missed (`resumed`: the missed
+    /// slots' record, the cursor and when it fires).
+    fn set_paused(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        paused: bool,
+        resumed: Option<Resumed>,
+    ) -> Result<Schedule>;
+
+    /// Removes a schedule; refused while another runs after it.
+    fn remove_schedule(&self, caller: Caller<'_>, name: &str) -> Result<Schedule>;
+
+    /// An owner's schedules by name, each with its latest slot.
+    fn schedules(&self, owner: &str) -> Result<Vec<ScheduleSummary>>;
+
+    /// A schedule and its slots, newest first (before `before`, at most `limit`).
+    fn schedule(
+        &self,
+        owner: &str,
+        name: &str,
+        before: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<(Schedule, Vec<Slot>)>;
+
+    /// A schedule's revisions, oldest first.
+    fn schedule_history(&self, owner: &str, name: &str) -> Result<Vec<crate::model::Revision>>;
+
+    /// The scheduler's decisions about a schedule's slots, written with its new cursor if its
+    /// cursor is still `expected`; see [`crate::semantics::decide`].
+    fn decide_slots(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        decisions: Decisions,
+    ) -> Result<Vec<Slot>>;
+
+    /// Decides a slot that waited (gated, buffered).
+    fn resolve_slot(&self, caller: Caller<'_>, name: &str, decision: SlotDecision) -> Result<Slot>;
+
+    /// Where the schedules `names` of `owner` stand for a slot gated on them at `at`.
+    fn gate_states(&self, owner: &str, names: &[String], at: Timestamp) -> Result<Vec<GateState>>;
+
+    /// Every owner's schedules whose next slot fires at or before `now` and that are not
+    /// paused, the earliest first.
+    fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>>;
+
+    /// When the next slot of any schedule that is not paused fires.
+    fn next_fire(&self) -> Result<Option<Timestamp>>;
+
+    /// Every owner's slots that are not decided for good, oldest first, each with its
+    /// schedule.
+    fn open_slots(&self, limit: u32) -> Result<Vec<(Schedule, Slot)>>;
+}
+
+/// What a resume records: the slots the schedule missed while paused (a range), and where its
+/// cursor goes (the next slot, and when it fires).
+pub type Resumed = (Option<SlotDecision>, Option<Timestamp>, Option<Timestamp>);
+
+/// A scheduler's decisions about one schedule: the cursor it read, the slots it decided, and
+/// the cursor after them (with when that slot fires).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decisions {
+    pub expected: Option<Timestamp>,
+    pub slots: Vec<SlotDecision>,
+    pub next_slot: Option<Timestamp>,
+    pub next_fire: Option<Timestamp>,
 }

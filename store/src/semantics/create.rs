@@ -164,5 +164,8 @@ pub fn reopen<T: StoreTx + ?Sized>(
 ) -> Result<Flow> {
     let (before, _) = load_flow(tx, Some(caller.owner), id, true)?;
     let after = rules::reopen(&before)?;
+    if before.controller.as_deref() == Some(super::SLOT_CONTROLLER) {
+        tx.slot_flow_settled(&before.id, false, now)?;
+    }
     commit(tx, &before, after, Vec::new(), caller.actor, now, None)
 }

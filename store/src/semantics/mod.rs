@@ -9,6 +9,7 @@ mod checkpoint;
 mod commit;
 mod create;
 mod leases;
+mod schedules;
 mod steps;
 mod tree;
 mod waits;
@@ -17,6 +18,11 @@ pub use checkpoint::{CheckpointMemory, Forget, KnownFlow, apply_group, checkpoin
 pub use commit::commit;
 pub use create::{create_flow, fork, reopen, spawn_child};
 pub use leases::{acquire_lease, acquire_leases, adoptable, check_ttl, release_lease};
+pub use schedules::history as schedule_history;
+pub use schedules::{
+    SLOT_CONTROLLER, decide, gate_states, put_schedule, remove_schedule, resolve, set_paused, show,
+    summaries,
+};
 pub use tree::{report, request_cancel};
 pub use waits::{send_signal, signals, take_signal};
 

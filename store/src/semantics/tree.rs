@@ -96,8 +96,11 @@ fn cancel_tree<T: StoreTx + ?Sized>(tx: &T, flow: Flow, actor: &str, now: Timest
 }
 
 /// A flow ended: the `child` step its parent holds for it ends the same way (a succeeded
-/// child's step has the child's state as its output).
+/// child's step has the child's state as its output), and a slot's record that it ran.
 pub(super) fn flow_ended<T: StoreTx + ?Sized>(tx: &T, flow: &Flow, now: Timestamp) -> Result<()> {
+    if flow.controller.as_deref() == Some(super::SLOT_CONTROLLER) {
+        tx.slot_flow_settled(&flow.id, true, now)?;
+    }
     let Some(parent_id) = &flow.parent_flow_id else { return Ok(()) };
     let Some(seq) = tx.running_child_step(parent_id, &flow.id)? else { return Ok(()) };
     let (parent, _) = load_flow(tx, None, parent_id, false)?;
