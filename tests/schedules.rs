@@ -8,6 +8,11 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
+#[path = "support/serve.rs"]
+mod support;
+
+use support::Serve;
+
 const BIN: &str = env!("CARGO_BIN_EXE_taskflow");
 
 fn taskflow(db: &Path, args: &[&str]) -> Output {
@@ -389,4 +394,60 @@ fn a_paused_schedule_records_what_it_missed_when_resumed_and_remove_keeps_the_fl
     let flows = json_of(&db, &["flows", "list"]);
     assert_eq!(flows["flows"].as_array().unwrap().len(), 1, "the triggered slot's flow stays");
     fails(&db, &["schedules", "pause", "tick"], 1, "no schedule `tick`");
+}
+
+#[test]
+fn serve_fires_slots_as_flows_named_by_them_and_a_gated_slot_waits_for_its_schedule() {
+    let folder = Folder::new();
+    let db = folder.db();
+    let pipeline = folder.file("draft.toml", PIPELINE);
+    json_of(&db, &["schedules", "add", "scrape", "--pipeline", &pipeline, "--every", "2s"]);
+    json_of(
+        &db,
+        &[
+            "schedules",
+            "add",
+            "draft",
+            "--pipeline",
+            &pipeline,
+            "--every",
+            "2s",
+            "--after",
+            "scrape",
+            "--within",
+            "1s",
+        ],
+    );
+    let serve = Serve::start(&db, &[], &[]);
+    let started = std::time::Instant::now();
+    let ended = |name: &str| -> Vec<Value> {
+        let shown = json_of(&db, &["schedules", "show", name]);
+        shown["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|slot| slot["status"] == "ended")
+            .cloned()
+            .collect()
+    };
+    while ended("draft").len() < 2 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "draft never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(serve);
+    let scrape = ended("scrape");
+    for slot in ended("draft") {
+        assert_eq!(slot["flow_status"], "succeeded", "{slot}");
+        let at = slot["at"].as_str().unwrap();
+        let id = slot["flow_id"].as_str().unwrap();
+        assert!(id.starts_with("draft@") && id.ends_with('Z'), "{id}");
+        let gate = scrape.iter().find(|scraped| scraped["at"] == at);
+        assert_eq!(
+            gate.map(|gate| gate["flow_status"].clone()),
+            Some(json!("succeeded")),
+            "{slot}"
+        );
+    }
+    let flow = json_of(&db, &["flows", "inspect", scrape[0]["flow_id"].as_str().unwrap()]);
+    assert_eq!(flow["flow"]["state"], json!({"write": "the digest"}));
 }

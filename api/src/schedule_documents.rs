@@ -10,6 +10,8 @@
 use serde_json::{Value, json};
 use taskflow_store::{Revision, Schedule, ScheduleSpec, ScheduleSummary, Slot, Timing};
 
+use taskflow_engine::pipeline::spec::duration_text;
+
 use crate::documents;
 
 /// `{"schedules": [...]}`, by name.
@@ -97,15 +99,7 @@ pub fn timing_text(timing: &Timing) -> String {
 
 /// Milliseconds in the largest unit that divides them: `1d`, `2h`, `30m`, `90s`, `1500ms`.
 pub fn duration(ms: u64) -> String {
-    if ms == 0 {
-        return "0s".to_owned();
-    }
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-        if ms != 0 && ms % size == 0 {
-            return format!("{}{unit}", ms / size);
-        }
-    }
-    format!("{ms}ms")
+    duration_text::human(std::time::Duration::from_millis(ms))
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! `taskflow-serve`: the local gateway (DESIGN §8). One long-running process over the flow
 //! database: an HTTP API through which programs in any language submit managed flows and own
 //! mirrored ones, the change feed as server-sent events, recovery, so that every flow left
-//! behind by a crash (of serve, of a CLI run) finishes, and the waking of waiting flows when
-//! their timer is due or their signal arrived.
+//! behind by a crash (of serve, of a CLI run) finishes, the waking of waiting flows when
+//! their timer is due or their signal arrived, and the scheduler that fires schedules.
 //!
 //! Local by default: a listen address that is not loopback is refused unless tokens are
 //! configured, and each token is bound to one owner (the owner-bound API over HTTP: a request
@@ -21,6 +21,7 @@ mod feed;
 mod openapi;
 mod routes;
 mod runs;
+mod scheduler;
 mod state;
 mod wakes;
 
@@ -153,6 +154,8 @@ impl Server {
             async move { state.runs().sweep(options.sweep_every).await }
         });
         let wakes = tokio::spawn(wakes::wake(state.taskflow().clone(), state.runs().clone()));
+        let scheduler =
+            tokio::spawn(scheduler::fire(state.taskflow().clone(), state.runs().clone()));
         let feed = tokio::spawn({
             let state = state.clone();
             async move { state.feed().poll(state.taskflow().clone(), options.feed_every).await }
@@ -165,6 +168,7 @@ impl Server {
         state.runs().shut_down(options.grace).await;
         sweep.abort();
         wakes.abort();
+        scheduler.abort();
         feed.abort();
         if let Some(retention) = retention {
             retention.abort();
