@@ -7,6 +7,8 @@
 //! `failed`), one that waits says for what (`gated`, `buffered`); a range of missed slots has
 //! its last instant and how many it holds.
 
+use serde::Serialize;
+use serde::ser::{SerializeStruct, Serializer};
 use serde_json::{Value, json};
 use taskflow_store::{Revision, Schedule, ScheduleSpec, ScheduleSummary, Slot, Timing};
 
@@ -14,17 +16,54 @@ use taskflow_engine::pipeline::spec::duration_text;
 
 use crate::documents;
 
-/// `{"schedules": [...]}`, by name.
-pub fn schedules_list(schedules: &[ScheduleSummary]) -> Value {
-    let rows: Vec<Value> = schedules
-        .iter()
-        .map(|summary| {
-            let mut row = schedule(&summary.schedule);
-            row["last_slot"] = summary.last_slot.as_ref().map_or(Value::Null, slot);
-            row
-        })
-        .collect();
-    json!({ "schedules": rows })
+/// `{"schedules": [{"name", "timing", "zone", "after", "paused", "revision", "next_slot",
+/// "next_fire", "last_slot"}]}`, by name: what `schedules list` shows (`show` has the whole
+/// spec). Serialized straight from the records, since a list can hold many thousands.
+pub fn schedules_list(schedules: &[ScheduleSummary]) -> ScheduleList<'_> {
+    ScheduleList { schedules: schedules.iter().map(ListRow).collect() }
+}
+
+/// The document of [`schedules_list`].
+#[derive(Serialize)]
+pub struct ScheduleList<'a> {
+    schedules: Vec<ListRow<'a>>,
+}
+
+struct ListRow<'a>(&'a ScheduleSummary);
+
+impl Serialize for ListRow<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let ScheduleSummary { schedule, last_slot } = self.0;
+        let mut row = serializer.serialize_struct("Schedule", 9)?;
+        row.serialize_field("name", &schedule.name)?;
+        row.serialize_field("timing", &timing_text(&schedule.spec.timing))?;
+        row.serialize_field("zone", &schedule.spec.zone)?;
+        row.serialize_field("after", &schedule.spec.after)?;
+        row.serialize_field("paused", &schedule.paused)?;
+        row.serialize_field("revision", &schedule.revision)?;
+        row.serialize_field("next_slot", &schedule.next_slot)?;
+        row.serialize_field("next_fire", &schedule.next_fire)?;
+        row.serialize_field("last_slot", &last_slot.as_ref().map(SlotRow))?;
+        row.end()
+    }
+}
+
+struct SlotRow<'a>(&'a Slot);
+
+impl Serialize for SlotRow<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let slot = self.0;
+        let mut row = serializer.serialize_struct("Slot", 8)?;
+        row.serialize_field("at", &slot.at)?;
+        row.serialize_field("status", slot.status.as_str())?;
+        row.serialize_field("flow_id", &slot.flow_id)?;
+        row.serialize_field("flow_status", &slot.flow_status.map(|status| status.as_str()))?;
+        row.serialize_field("reason", &slot.reason)?;
+        row.serialize_field("last_at", &slot.last_at)?;
+        row.serialize_field("count", &slot.count)?;
+        row.serialize_field("decided_at", &slot.decided_at)?;
+        row.end()
+    }
 }
 
 /// `{"schedule", "slots"}`, the slots newest first.

@@ -4,7 +4,9 @@
 use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, Row, params};
 use taskflow_store::revision;
-use taskflow_store::{FieldChange, FlowId, Result, Revision, Schedule, Slot, Timestamp};
+use taskflow_store::{
+    FieldChange, FlowId, Result, Revision, Schedule, ScheduleSummary, Slot, Timestamp,
+};
 
 use crate::error::Sql;
 use crate::rows::{json_encoded, parse_column, timestamp_column};
@@ -39,25 +41,31 @@ fn schedule_from_row(row: &Row<'_>) -> rusqlite::Result<Schedule> {
 }
 
 fn slot_from_row(row: &Row<'_>) -> rusqlite::Result<Slot> {
-    let flow_status: Option<String> = row.get(4)?;
+    slot_at(row, 0)
+}
+
+/// A slot whose [`SLOT_COLUMNS`] start at column `first`.
+fn slot_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Slot> {
+    let conversion = |index: usize, error: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(index, Type::Text, error)
+    };
+    let flow_id = row.get::<_, Option<String>>(first + 3)?;
+    let flow_status = row.get::<_, Option<String>>(first + 4)?;
     Ok(Slot {
-        schedule: row.get(0)?,
-        at: Timestamp::from_millis(row.get(1)?),
-        status: parse_column(row, 2)?,
-        flow_id: row
-            .get::<_, Option<String>>(3)?
+        schedule: row.get(first)?,
+        at: Timestamp::from_millis(row.get(first + 1)?),
+        status: parse_column(row, first + 2)?,
+        flow_id: flow_id
             .map(|id| FlowId::parse(&id))
             .transpose()
-            .map_err(|error| {
-                rusqlite::Error::FromSqlConversionFailure(3, Type::Text, Box::new(error))
-            })?,
-        flow_status: flow_status.map(|status| status.parse()).transpose().map_err(|error| {
-            rusqlite::Error::FromSqlConversionFailure(4, Type::Text, Box::new(error))
-        })?,
-        reason: row.get(5)?,
-        last_at: timestamp_column(row, 6)?,
-        count: row.get::<_, i64>(7)? as u64,
-        decided_at: Timestamp::from_millis(row.get(8)?),
+            .map_err(|error| conversion(first + 3, Box::new(error)))?,
+        flow_status: flow_status.map(|status| status.parse()).transpose().map_err(
+            |error: taskflow_store::status::UnknownStatus| conversion(first + 4, Box::new(error)),
+        )?,
+        reason: row.get(first + 5)?,
+        last_at: timestamp_column(row, first + 6)?,
+        count: row.get::<_, i64>(first + 7)? as u64,
+        decided_at: Timestamp::from_millis(row.get(first + 8)?),
     })
 }
 
@@ -227,6 +235,46 @@ pub(crate) fn list(tx: &Transaction<'_>, owner: Option<&str>) -> Result<Vec<Sche
         .sql()
 }
 
+/// One statement for `schedules list`: the owner's schedules in name order through their
+/// index, each with its newest slot found by the slots' key, and that slot's flow by its key.
+/// The pipeline is not read.
+fn summaries_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let columns = SCHEDULE_COLUMNS
+            .split(", ")
+            .map(|column| match column {
+                "pipeline" => "'null'".to_owned(),
+                column => format!("d.{column}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "SELECT {columns}, {SLOT_COLUMNS} FROM schedules d INDEXED BY schedules_by_owner \
+             LEFT JOIN slots s ON s.schedule = d.name \
+                 AND s.at = (SELECT max(at) FROM slots WHERE schedule = d.name) \
+             LEFT JOIN flows f ON f.id = s.flow_id \
+             WHERE d.owner = ?1 ORDER BY d.name"
+        )
+    })
+}
+
+pub(crate) fn summaries(tx: &Transaction<'_>, owner: &str) -> Result<Vec<ScheduleSummary>> {
+    tx.prepare_cached(summaries_sql())
+        .sql()?
+        .query_map([owner], |row| {
+            let schedule = schedule_from_row(row)?;
+            let last_slot = match row.get_ref(10)?.as_str_or_null()? {
+                Some(_) => Some(slot_at(row, 10)?),
+                None => None,
+            };
+            Ok(ScheduleSummary { schedule, last_slot })
+        })
+        .sql()?
+        .collect::<rusqlite::Result<_>>()
+        .sql()
+}
+
 pub(crate) fn due(tx: &Transaction<'_>, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql = SQL.get_or_init(|| {
@@ -346,4 +394,29 @@ pub(crate) fn flow_settled(
     .execute(params![status, at.as_millis(), id.as_str()])
     .sql()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{OpenOptions, SqliteStore};
+
+    #[test]
+    fn schedules_list_reads_through_indexes_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
+        let conn = store.lock();
+        let sql = format!("EXPLAIN QUERY PLAN {}", super::summaries_sql());
+        let plan: Vec<String> = conn
+            .prepare(&sql)
+            .unwrap()
+            .query_map(["alice"], |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let plan = plan.join("; ");
+        assert!(plan.contains("USING INDEX schedules_by_owner (owner=?)"), "{plan}");
+        assert!(plan.contains("USING PRIMARY KEY (schedule=? AND at=?)"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
 }

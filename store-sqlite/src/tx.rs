@@ -9,7 +9,8 @@ use serde_json::Value;
 use taskflow_store::revision::{self, FieldSet};
 use taskflow_store::{
     ChildSummary, Event, EventQuery, FieldChange, Flow, FlowId, FlowStatus, FlowSummary, ListQuery,
-    NewEvent, Result, Revision, Schedule, Signal, Slot, Step, StepStatus, StoreTx, Timestamp,
+    NewEvent, Result, Revision, Schedule, ScheduleSummary, Signal, Slot, Step, StepStatus, StoreTx,
+    Timestamp,
 };
 
 use crate::error::Sql;
@@ -660,6 +661,10 @@ impl StoreTx for Transaction<'_> {
 
     fn schedules(&self, owner: Option<&str>) -> Result<Vec<Schedule>> {
         schedules::list(self, owner)
+    }
+
+    fn schedule_summaries(&self, owner: &str) -> Result<Vec<ScheduleSummary>> {
+        schedules::summaries(self, owner)
     }
 
     fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {

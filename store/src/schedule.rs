@@ -293,7 +293,8 @@ impl SlotDecision {
     }
 }
 
-/// A schedule with its latest slot, as `schedules list` shows it.
+/// A schedule with its latest slot, as `schedules list` shows it (the schedule without its
+/// pipeline, which is `null`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduleSummary {
     pub schedule: Schedule,

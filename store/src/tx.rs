@@ -19,7 +19,7 @@ use crate::model::{
     ChildSummary, FieldChange, Flow, FlowId, FlowSummary, ListQuery, Revision, Signal, Step,
 };
 use crate::revision::FieldSet;
-use crate::schedule::{Schedule, Slot};
+use crate::schedule::{Schedule, ScheduleSummary, Slot};
 use crate::status::StepStatus;
 use crate::time::Timestamp;
 
@@ -215,6 +215,10 @@ pub trait StoreTx {
 
     /// `owner`'s schedules by name; every owner's with `None`.
     fn schedules(&self, owner: Option<&str>) -> Result<Vec<Schedule>>;
+
+    /// `owner`'s schedules by name, each with its newest slot, without their pipelines
+    /// (`pipeline` is `null`): what `schedules list` shows, read at once.
+    fn schedule_summaries(&self, owner: &str) -> Result<Vec<ScheduleSummary>>;
 
     /// Every owner's schedules that are not paused and whose next slot fires at or before
     /// `now`, the earliest first.

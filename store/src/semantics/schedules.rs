@@ -199,15 +199,10 @@ pub fn resolve<T: StoreTx + ?Sized>(
     write_decision(tx, caller, &schedule, decision, now)
 }
 
-/// `owner`'s schedules by name, each with its latest slot.
+/// `owner`'s schedules by name, each with its latest slot (without their pipelines).
 pub fn summaries<T: StoreTx + ?Sized>(tx: &T, owner: &str) -> Result<Vec<ScheduleSummary>> {
-    tx.schedules(Some(owner))?
-        .into_iter()
-        .map(|schedule| {
-            let last_slot = tx.slots(&schedule.name, None, 1)?.pop();
-            Ok(ScheduleSummary { schedule, last_slot })
-        })
-        .collect()
+    rules::check_text("owner", owner)?;
+    tx.schedule_summaries(owner)
 }
 
 /// Schedule `name` and its slots, newest first (before `before`, at most `limit`).
@@ -332,28 +327,36 @@ fn write_decision<T: StoreTx + ?Sized>(
 }
 
 /// Every schedule `name` would wait for must be `owner`'s, and none may wait for `name` in
-/// turn (through any chain).
+/// turn (through any chain). Only the schedules reachable from `after` are read, so a schedule
+/// without gates costs nothing here however many schedules there are.
 fn check_gates<T: StoreTx + ?Sized>(
     tx: &T,
     owner: &str,
     name: &str,
     after: &[String],
 ) -> Result<()> {
-    let mut graph: BTreeMap<String, Vec<String>> = tx
-        .schedules(Some(owner))?
-        .into_iter()
-        .map(|schedule| (schedule.name, schedule.spec.after))
-        .collect();
-    for gate in after {
-        check_name(gate)?;
-        if gate != name && !graph.contains_key(gate) {
-            return Err(Error::InvalidInput(format!(
-                "schedule `{name}` runs after `{gate}`, which is not one of your schedules \
-                 (add it first)"
-            )));
-        }
-    }
+    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
     graph.insert(name.to_owned(), after.to_vec());
+    let mut pending: Vec<String> = after.to_vec();
+    while let Some(next) = pending.pop() {
+        if graph.contains_key(&next) {
+            continue;
+        }
+        check_name(&next)?;
+        let Some(schedule) = tx.load_schedule(Some(owner), &next)? else {
+            let named_here = after.contains(&next);
+            return Err(Error::InvalidInput(if named_here {
+                format!(
+                    "schedule `{name}` runs after `{next}`, which is not one of your schedules \
+                     (add it first)"
+                )
+            } else {
+                format!("schedule `{next}`, which `{name}` waits for through others, is missing")
+            }));
+        };
+        pending.extend(schedule.spec.after.iter().cloned());
+        graph.insert(next, schedule.spec.after);
+    }
     if let Some(cycle) = cycle_through(&graph, name) {
         return Err(Error::InvalidInput(format!(
             "schedule `{name}` would wait for itself: {}",
