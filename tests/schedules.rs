@@ -451,3 +451,53 @@ fn serve_fires_slots_as_flows_named_by_them_and_a_gated_slot_waits_for_its_sched
     let flow = json_of(&db, &["flows", "inspect", scrape[0]["flow_id"].as_str().unwrap()]);
     assert_eq!(flow["flow"]["state"], json!({"write": "the digest"}));
 }
+
+/// Copies `from` (a folder of the repository) to the same place under `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_readmes_daily_digest_applies_and_both_of_its_pipelines_run_offline() {
+    let folder = Folder::new();
+    let db = folder.db();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for part in ["examples/schedules/daily-digest", "examples/pipelines/news-digest/pages"] {
+        copy_tree(&repo.join(part), &folder.dir.path().join(part));
+    }
+    let example = folder.dir.path().join("examples/schedules/daily-digest");
+    let scrape = example.join("scrape.toml");
+    let draft = example.join("draft.toml");
+    for file in [&scrape, &draft] {
+        let applied = json_of(&db, &["schedules", "apply", file.to_str().unwrap()]);
+        assert_eq!(applied["change"], "created");
+        let again = json_of(&db, &["schedules", "apply", file.to_str().unwrap()]);
+        assert_eq!(again["change"], "unchanged");
+    }
+    let shown = json_of(&db, &["schedules", "show", "draft"]);
+    let spec = &shown["schedule"]["spec"];
+    assert_eq!(
+        (spec["after"].clone(), spec["within"].clone(), spec["otherwise"].clone()),
+        (json!(["scrape"]), json!("2h"), json!("skip"))
+    );
+    assert_eq!(
+        (spec["cron"].clone(), spec["zone"].clone()),
+        (json!("0 7 * * *"), json!("Europe/Paris"))
+    );
+    // Both pipelines run as they are, offline: the draft reads what the scrape saved.
+    for file in [&scrape, &draft] {
+        let out = taskflow(&db, &["run", file.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let digest = std::fs::read_to_string(example.join("out/digest.md")).unwrap();
+    assert!(digest.starts_with("Rust 1.95 has shipped."), "{digest}");
+}
