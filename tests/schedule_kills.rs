@@ -121,7 +121,7 @@ fn killed_at_random_serve_fires_every_slot_once_or_records_why_not() {
         std::thread::sleep(Duration::from_millis(random.u64(300..4000)));
         serve.kill();
         kills += 1;
-        std::thread::sleep(Duration::from_millis(random.u64(0..1500)));
+        std::thread::sleep(Duration::from_millis(random.u64(0..5000)));
     }
     // A last serve, left running, finishes what was fired and decides what is due.
     let serve = Serve::start(&db, &[], &[]);
@@ -141,7 +141,7 @@ fn killed_at_random_serve_fires_every_slot_once_or_records_why_not() {
         std::thread::sleep(Duration::from_millis(200));
     };
     drop(serve);
-    assert!(kills >= 10, "only {kills} kills");
+    assert!(kills >= 8, "only {kills} kills");
 
     let covered = coverage(&settled);
     let first = *covered.keys().next().unwrap();

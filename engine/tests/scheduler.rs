@@ -169,15 +169,20 @@ fn after_a_downtime_the_catch_up_policy_decides_which_late_slots_run_and_records
         let outcome = Scheduler::new().pass(&taskflow, minute(10)).unwrap();
         let expected: Vec<String> = case.fired.iter().map(|n| id("tick", minute(*n))).collect();
         assert_eq!(fired(&outcome), expected, "{:?} max {}", case.catch_up, case.max);
-        let recorded = slots(&alice, "tick");
-        let missed: Vec<i64> = recorded
+        let (_, shown) = alice.schedule("tick", None, 1000).unwrap();
+        // Each missed minute, a range counting each of its minutes.
+        let mut missed: Vec<i64> = shown
             .iter()
-            .filter(|(_, status, reason)| {
-                *status == SlotStatus::Missed && !reason.contains("window")
+            .filter(|slot| slot.status == SlotStatus::Missed)
+            .filter(|slot| !slot.reason.as_deref().unwrap_or_default().contains("window"))
+            .flat_map(|slot| {
+                let first = minute_of(slot);
+                (first..first + slot.count as i64).collect::<Vec<_>>()
             })
-            .map(|(n, _, _)| *n)
             .collect();
+        missed.sort();
         assert_eq!(missed, case.missed, "{:?}", case.catch_up);
+        let recorded = slots(&alice, "tick");
         assert!(recorded.iter().all(|(_, _, reason)| !reason.is_empty()), "each says why");
         assert!(
             recorded
@@ -186,7 +191,6 @@ fn after_a_downtime_the_catch_up_policy_decides_which_late_slots_run_and_records
                 .all(|(_, _, reason)| reason.starts_with("ran late")),
             "{recorded:?}"
         );
-        let (_, shown) = alice.schedule("tick", None, 1000).unwrap();
         let expired = shown
             .iter()
             .find(|slot| slot.reason.as_deref().is_some_and(|reason| reason.contains("window")))
@@ -217,11 +221,12 @@ fn a_pass_that_stalled_runs_the_slot_it_was_on_time_for_and_catches_up_the_lates
         slots(&alice, "tick"),
         [
             (0, SlotStatus::Running, String::new()),
-            (1, SlotStatus::Missed, missed.clone()),
-            (2, SlotStatus::Missed, missed),
+            (1, SlotStatus::Missed, missed),
             (3, SlotStatus::Running, late),
         ]
     );
+    let (_, shown) = alice.schedule("tick", None, 10).unwrap();
+    assert_eq!((shown[1].count, shown[1].last_at), (2, Some(minute(2))), "minutes 1 and 2");
 }
 
 #[test]

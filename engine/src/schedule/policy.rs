@@ -6,8 +6,8 @@
 //!   no scheduler ran (serve down, the machine asleep) is late.
 //! - **Catch-up.** Late slots older than the catch-up window are one `missed` record. Of the
 //!   others, `none` runs none, `latest` the newest, `all` the newest `max_catch_up`
-//!   (`max_catch_up` bounds `latest` too); each that runs says it ran late. The rest are
-//!   `missed`, each with its reason. On-time slots always run (they are older than any late
+//!   (`max_catch_up` bounds `latest` too); each that runs says it ran late. The rest are one
+//!   `missed` record with the reason (a day of a one-second schedule is one row, not 86,400). On-time slots always run (they are older than any late
 //!   one: a slot is late only if no pass came within the grace before it).
 //! - **Gates.** A slot at T of a schedule `after` others runs once each of them has decided its
 //!   slots up to T and its latest slot at or before T succeeded; until then it is `gated`. Past
@@ -103,16 +103,24 @@ pub fn catch_up(
             "no scheduler ran at its time; the latest {keep} ran (catch-up all, --max-catch-up {keep})"
         ),
     };
-    let missed = late[..split]
-        .iter()
-        .map(|at| SlotDecision::Record {
-            at: *at,
+    // The late slots not run are consecutive: one record for all of them.
+    let missed = match late[..split] {
+        [] => Vec::new(),
+        [first, .., last] => vec![SlotDecision::Record {
+            at: first,
             status: SlotStatus::Missed,
-            reason: reason.clone(),
+            reason,
+            last_at: Some(last),
+            count: split as u64,
+        }],
+        [only] => vec![SlotDecision::Record {
+            at: only,
+            status: SlotStatus::Missed,
+            reason,
             last_at: None,
             count: 1,
-        })
-        .collect();
+        }],
+    };
     let caught_up = format!("ran late: no scheduler ran at its time (catch-up {})", spec.catch_up);
     let mut run: Vec<(Timestamp, Option<String>)> =
         late[split..].iter().map(|at| (*at, Some(caught_up.clone()))).collect();
@@ -256,5 +264,114 @@ pub fn overlap(spec: &ScheduleSpec, active: &[FlowId], buffered: usize) -> Turn 
             ),
             cancel: active.to_vec(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskflow_store::{Slot, Timing};
+
+    fn spec(overlap: Overlap) -> ScheduleSpec {
+        ScheduleSpec {
+            timing: Timing::EveryMs(60_000),
+            zone: "UTC".to_owned(),
+            after: vec!["scrape".to_owned()],
+            within_ms: Some(7_200_000),
+            otherwise: Otherwise::Skip,
+            overlap,
+            catch_up: CatchUp::Latest,
+            catch_up_window_ms: 86_400_000,
+            max_catch_up: 1,
+            jitter_ms: 0,
+            timeout_ms: None,
+        }
+    }
+
+    fn at(minutes: i64) -> Timestamp {
+        Timestamp::from_millis(1_796_454_000_000 + minutes * 60_000)
+    }
+
+    #[test]
+    fn a_slot_is_on_time_when_a_pass_came_at_most_the_grace_before_it() {
+        for (previous, slot, expected) in [
+            (None, at(0), false),
+            (Some(at(0)), at(0), true),
+            (Some(at(0).minus(ON_TIME_GRACE)), at(0), true),
+            (Some(at(0).minus(ON_TIME_GRACE).minus(Duration::from_millis(1))), at(0), false),
+        ] {
+            assert_eq!(on_time(slot, previous), expected, "{previous:?} {slot}");
+        }
+    }
+
+    #[test]
+    fn the_overlap_policy_of_a_slot_due_while_a_run_goes_on() {
+        let running = [FlowId::parse("tick@2026-12-05T07:00:00Z").unwrap()];
+        let kind = |turn: Turn| match turn {
+            Turn::Fire => "fire",
+            Turn::Skip(_) => "skip",
+            Turn::Buffer { cancel, .. } if cancel.is_empty() => "buffer",
+            Turn::Buffer { .. } => "cancel and buffer",
+        };
+        for (overlap, active, buffered, expected) in [
+            (Overlap::Skip, &[][..], 0, "fire"),
+            (Overlap::Skip, &running[..], 0, "skip"),
+            (Overlap::Allow, &running[..], 3, "fire"),
+            (Overlap::BufferOne, &running[..], 0, "buffer"),
+            (Overlap::BufferOne, &running[..], 1, "skip"),
+            (Overlap::BufferOne, &[][..], 1, "skip"),
+            (Overlap::BufferAll, &running[..], 5, "buffer"),
+            (Overlap::CancelOther, &running[..], 0, "cancel and buffer"),
+        ] {
+            let turn = overlap_of(overlap, active, buffered);
+            assert_eq!(kind(turn), expected, "{overlap:?} {active:?} {buffered}");
+        }
+    }
+
+    fn overlap_of(overlap: Overlap, active: &[FlowId], buffered: usize) -> Turn {
+        super::overlap(&spec(overlap), active, buffered)
+    }
+
+    #[test]
+    fn a_gate_opens_waits_or_closes_on_the_slot_it_waits_for() {
+        fn state(decided: bool, latest: Option<(SlotStatus, Option<FlowStatus>)>) -> GateState {
+            GateState {
+                schedule: "scrape".to_owned(),
+                exists: true,
+                decided,
+                paused: false,
+                latest: latest.map(|(status, flow_status)| Slot {
+                    schedule: "scrape".to_owned(),
+                    at: at(0),
+                    status,
+                    flow_id: None,
+                    flow_status,
+                    reason: None,
+                    last_at: None,
+                    count: 1,
+                    decided_at: at(0),
+                }),
+            }
+        }
+        let kind = |gate: Gate| match gate {
+            Gate::Open => "open".to_owned(),
+            Gate::Waiting(why) => format!("waiting: {why}"),
+            Gate::Closed(why) => format!("closed: {why}"),
+        };
+        let ended = |status| Some((SlotStatus::Ended, Some(status)));
+        for (state, now, expected) in [
+            (state(true, ended(FlowStatus::Succeeded)), at(1), "open"),
+            (state(false, ended(FlowStatus::Succeeded)), at(1), "waiting: waiting on scrape"),
+            (state(true, Some((SlotStatus::Running, Some(FlowStatus::Running)))), at(1), "waiting"),
+            (state(true, Some((SlotStatus::Gated, None))), at(1), "waiting"),
+            (state(true, ended(FlowStatus::Failed)), at(1), "closed: scrape's slot"),
+            (state(true, Some((SlotStatus::Missed, None))), at(1), "was missed"),
+            (state(true, None), at(1), "closed: scrape has no slot at or before"),
+            (state(false, None), at(120), "closed: scrape did not succeed within 2h of the slot"),
+            (GateState { exists: false, ..state(true, None) }, at(1), "does not exist"),
+        ] {
+            let gate = kind(gate(&spec(Overlap::Skip), at(0), &[state], now));
+            assert!(gate.contains(expected), "{gate} (expected {expected})");
+        }
     }
 }
