@@ -501,3 +501,23 @@ fn the_readmes_daily_digest_applies_and_both_of_its_pipelines_run_offline() {
     let digest = std::fs::read_to_string(example.join("out/digest.md")).unwrap();
     assert!(digest.starts_with("Rust 1.95 has shipped."), "{digest}");
 }
+
+#[test]
+fn a_schedule_whose_timing_changes_records_the_old_slots_no_serve_decided() {
+    let folder = Folder::new();
+    let db = folder.db();
+    let declared =
+        |every: &str| format!("{PIPELINE}\n[schedule]\nname = \"tick\"\nevery = \"{every}\"\n");
+    let file = folder.file("tick.toml", &declared("1s"));
+    json_of(&db, &["schedules", "apply", &file]);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    folder.file("tick.toml", &declared("1m"));
+    let updated = json_of(&db, &["schedules", "apply", &file]);
+    assert_eq!(updated["change"], "updated");
+    let shown = json_of(&db, &["schedules", "show", "tick"]);
+    let missed = &shown["slots"][0];
+    assert_eq!(missed["status"], "missed");
+    assert!(missed["reason"].as_str().unwrap().contains("timing changed"), "{missed}");
+    assert!(missed["count"].as_u64().unwrap() >= 2, "{missed}");
+    assert!(shown["schedule"]["next_slot"].as_str().unwrap().ends_with(":00.000Z"), "{shown}");
+}

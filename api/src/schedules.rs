@@ -93,6 +93,7 @@ pub fn apply(
     now: Timestamp,
 ) -> Result<Put> {
     let new = new_schedule(&declared.name, declared.spec.clone(), pipeline, declared.paused, now)?;
+    record_retimed(handle, &declared.name, &declared.spec, now)?;
     let mut put = handle.apply_schedule(new)?;
     if !put.created && put.schedule.paused != declared.paused {
         put.schedule = if declared.paused {
@@ -103,6 +104,40 @@ pub fn apply(
         put.changed = true;
     }
     Ok(put)
+}
+
+/// A schedule whose timing changes starts again at its first slot after now: the slots of the
+/// old timing that came due and were not decided (no serve ran) are recorded missed first, so
+/// none is dropped silently.
+fn record_retimed(
+    handle: &OwnerHandle,
+    name: &str,
+    spec: &ScheduleSpec,
+    now: Timestamp,
+) -> Result<()> {
+    let stored = match handle.schedule(name, None, 0) {
+        Ok((stored, _)) => stored,
+        Err(Error::ScheduleNotFound { .. }) => return Ok(()),
+        Err(error) => return Err(error.into()),
+    };
+    let old = &stored.spec;
+    let retimed =
+        old.timing != spec.timing || old.zone != spec.zone || old.jitter_ms != spec.jitter_ms;
+    let Some(first) = stored.next_slot.filter(|first| retimed && *first <= now) else {
+        return Ok(());
+    };
+    let (slots, more) = clock(old)?.between(first, now, COUNT_LIMIT);
+    let Some(last) = slots.last().copied() else { return Ok(()) };
+    let counted = if more { format!("at least {}", slots.len()) } else { slots.len().to_string() };
+    let missed = SlotDecision::Record {
+        at: first,
+        status: SlotStatus::Missed,
+        reason: format!("not decided when the schedule's timing changed ({counted} slot(s))"),
+        last_at: (last != first).then_some(last),
+        count: slots.len() as u64,
+    };
+    by_hand(handle, name, vec![missed])?;
+    Ok(())
 }
 
 /// Resumes schedule `name`: the slots that came while it was paused are one `missed` record,
