@@ -24,14 +24,17 @@ fn conversion(index: usize, error: serde_json::Error) -> rusqlite::Error {
 }
 
 fn schedule_from_row(row: &Row<'_>) -> rusqlite::Result<Schedule> {
-    let spec: String = row.get(3)?;
-    let pipeline: String = row.get(4)?;
+    // The JSON columns are read in place, not copied into strings first.
+    let spec = row.get_ref(3)?.as_bytes()?;
+    let spec = serde_json::from_slice(spec).map_err(|error| conversion(3, error))?;
+    let pipeline = row.get_ref(4)?.as_bytes()?;
+    let pipeline = serde_json::from_slice(pipeline).map_err(|error| conversion(4, error))?;
     Ok(Schedule {
         name: row.get(0)?,
         owner: row.get(1)?,
         revision: row.get::<_, i64>(2)? as u64,
-        spec: serde_json::from_str(&spec).map_err(|error| conversion(3, error))?,
-        pipeline: serde_json::from_str(&pipeline).map_err(|error| conversion(4, error))?,
+        spec,
+        pipeline,
         paused: row.get(5)?,
         next_slot: timestamp_column(row, 6)?,
         next_fire: timestamp_column(row, 7)?,
@@ -235,9 +238,11 @@ pub(crate) fn list(tx: &Transaction<'_>, owner: Option<&str>) -> Result<Vec<Sche
         .sql()
 }
 
-/// One statement for `schedules list`: the owner's schedules in name order through their
-/// index, each with its newest slot found by the slots' key, and that slot's flow by its key.
-/// The pipeline is not read.
+/// One statement for `schedules list`: the owner's schedules in name order, each with its
+/// newest slot found by the slots' key, and that slot's flow by its key. The table is read in
+/// the order of its key (the name), skipping other owners' rows: cheaper than a lookup of each
+/// row through `schedules_by_owner` while a database holds few owners. The pipeline is not
+/// read.
 fn summaries_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
@@ -250,11 +255,11 @@ fn summaries_sql() -> &'static str {
             .collect::<Vec<_>>()
             .join(", ");
         format!(
-            "SELECT {columns}, {SLOT_COLUMNS} FROM schedules d INDEXED BY schedules_by_owner \
+            "SELECT {columns}, {SLOT_COLUMNS} FROM schedules d \
              LEFT JOIN slots s ON s.schedule = d.name \
                  AND s.at = (SELECT max(at) FROM slots WHERE schedule = d.name) \
              LEFT JOIN flows f ON f.id = s.flow_id \
-             WHERE d.owner = ?1 ORDER BY d.name"
+             WHERE +d.owner = ?1 ORDER BY d.name"
         )
     })
 }
@@ -401,7 +406,7 @@ mod tests {
     use crate::{OpenOptions, SqliteStore};
 
     #[test]
-    fn schedules_list_reads_through_indexes_without_sorting() {
+    fn schedules_list_reads_the_table_in_name_order_and_slots_by_their_key() {
         let dir = tempfile::tempdir().unwrap();
         let store =
             SqliteStore::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
@@ -415,7 +420,7 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         let plan = plan.join("; ");
-        assert!(plan.contains("USING INDEX schedules_by_owner (owner=?)"), "{plan}");
+        assert!(plan.starts_with("SCAN d"), "{plan}");
         assert!(plan.contains("USING PRIMARY KEY (schedule=? AND at=?)"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
