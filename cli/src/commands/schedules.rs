@@ -28,7 +28,7 @@ pub struct SchedulesArgs {
 #[derive(Debug, Subcommand)]
 pub enum SchedulesCommand {
     /// Add a schedule that runs a pipeline at each slot
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// Your schedules: timing, zone, next slot, last slot and its status, paused
     List,
     /// A schedule and its slots, newest first: fired (flow and status), skipped, missed,
