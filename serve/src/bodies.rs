@@ -375,9 +375,9 @@ pub struct SignalDoc {
     pub id: u64,
     pub flow_id: String,
     pub name: String,
-    /// The JSON the sender gave (`null` for none): the output of the step that takes it.
-    #[schema(value_type = Object, nullable)]
-    pub payload: Option<Value>,
+    /// The JSON the sender gave, any value (`null` for none): the output of the step that
+    /// takes it.
+    pub payload: Value,
     pub sent_at: String,
     /// The seq of the step that took it.
     pub taken_by: Option<u32>,
