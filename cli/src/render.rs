@@ -263,23 +263,27 @@ pub(crate) fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) ->
     let rows: Vec<Vec<String>> = std::iter::once(header).chain(rows).collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; columns];
+    let mut bytes = 0;
     for row in &rows {
         for (column, cell) in row.iter().enumerate() {
-            let widest = cell.split('\n').map(UnicodeWidthStr::width).max().unwrap_or(0);
+            let widest = cell.split('\n').map(width).max().unwrap_or(0);
             widths[column] = widths[column].max(widest);
+            bytes += cell.len();
         }
     }
-    let mut text = String::new();
+    let spaces = " ".repeat(widths.iter().max().map_or(0, |widest| widest + 2));
+    let mut text = String::with_capacity(bytes + rows.len() * (widths.iter().sum::<usize>() + 1));
+    let mut lines: Vec<std::str::Split<'_, char>> = Vec::with_capacity(columns);
     for row in &rows {
-        let lines: Vec<Vec<&str>> = row.iter().map(|cell| cell.split('\n').collect()).collect();
-        let height = lines.iter().map(Vec::len).max().unwrap_or(1);
-        for line in 0..height {
+        let height = row.iter().map(|cell| cell.matches('\n').count() + 1).max().unwrap_or(1);
+        lines.clear();
+        lines.extend(row.iter().map(|cell| cell.split('\n')));
+        for _ in 0..height {
             let start = text.len();
             for (column, width) in widths.iter().enumerate() {
-                let part = lines.get(column).and_then(|cell| cell.get(line)).copied().unwrap_or("");
+                let part = lines.get_mut(column).and_then(Iterator::next).unwrap_or("");
                 text.push_str(part);
-                let pad = width - UnicodeWidthStr::width(part) + 2;
-                text.extend(std::iter::repeat_n(' ', pad));
+                text.push_str(&spaces[..width - self::width(part) + 2]);
             }
             let kept = text[start..].trim_end().len();
             text.truncate(start + kept);
@@ -287,6 +291,11 @@ pub(crate) fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) ->
         }
     }
     text
+}
+
+/// The columns `text` takes on a terminal (one per byte when it is ASCII, the common case).
+fn width(text: &str) -> usize {
+    if text.is_ascii() { text.len() } else { UnicodeWidthStr::width(text) }
 }
 
 /// One JSON document, pretty-printed.

@@ -68,7 +68,7 @@ impl ScheduleInput {
             }
         };
         let zone = self.zone.clone().unwrap_or_else(|| "UTC".to_owned());
-        SlotClock::new(&timing, &zone).map_err(|error| {
+        let clock = SlotClock::new(&timing, &zone).map_err(|error| {
             let field = match error {
                 super::clock::ClockError::Cron { .. } => "cron",
                 super::clock::ClockError::Zone(_) => "zone",
@@ -92,6 +92,16 @@ impl ScheduleInput {
         {
             return Err(problem("jitter", "the jitter must be shorter than the interval"));
         }
+        if let (Timing::Cron(_), Some(jitter)) = (&timing, jitter_ms)
+            && let Some(gap) = shortest_gap(&clock)
+            && jitter >= gap
+        {
+            let gap = duration_text::human(std::time::Duration::from_millis(gap));
+            return Err(problem(
+                "jitter",
+                format!("the jitter must be shorter than the shortest gap between slots ({gap})"),
+            ));
+        }
         let catch_up_window_ms = match &self.catch_up_window {
             Some(text) => millis("catch_up_window", text)?,
             None => DEFAULT_CATCH_UP_WINDOW_MS,
@@ -110,6 +120,21 @@ impl ScheduleInput {
             timeout_ms: self.timeout.as_deref().map(|text| millis("timeout", text)).transpose()?,
         })
     }
+}
+
+/// The shortest time between two of the schedule's next slots (a year of daily slots; hours of
+/// slots a minute apart), in milliseconds: a jitter at least as long would let slots fire out of
+/// order.
+fn shortest_gap(clock: &SlotClock) -> Option<u64> {
+    let mut at = clock.next_after(taskflow_store::Timestamp::now())?;
+    let mut shortest = None::<u64>;
+    for _ in 0..400 {
+        let Some(next) = clock.next_after(at) else { break };
+        let gap = (next.as_millis() - at.as_millis()).max(0) as u64;
+        shortest = Some(shortest.map_or(gap, |shortest| shortest.min(gap)));
+        at = next;
+    }
+    shortest
 }
 
 /// A duration such as `10m` in milliseconds.
@@ -230,6 +255,19 @@ mod tests {
                 ..input()
             },
             Err(("jitter", "shorter than the interval")),
+        );
+        check(ScheduleInput { jitter: Some("23h".into()), ..input() }, Ok(()));
+        check(
+            ScheduleInput { jitter: Some("1d".into()), ..input() },
+            Err(("jitter", "shortest gap between slots (1d)")),
+        );
+        check(
+            ScheduleInput {
+                cron: Some("0 7,8 * * *".into()),
+                jitter: Some("90m".into()),
+                ..input()
+            },
+            Err(("jitter", "(1h)")),
         );
         check(
             ScheduleInput { timeout: Some("forever".into()), ..input() },
