@@ -36,7 +36,7 @@ fn text_of(seed: u64, bytes: usize) -> String {
         state =
             state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         text.push_str(WORDS[(state >> 60) as usize]);
-        text.push_str(if (state >> 20) % 11 == 0 { ".\n" } else { " " });
+        text.push_str(if (state >> 20).is_multiple_of(11) { ".\n" } else { " " });
     }
     text.truncate(bytes);
     text

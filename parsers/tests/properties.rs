@@ -338,7 +338,7 @@ fn piece(grammar: &'static Grammar) -> impl Strategy<Value = String> {
             true => marker.to_owned(),
             false => {
                 let at = cuts[cut.index(cuts.len())];
-                if at % 2 == 0 { marker[..at].to_owned() } else { marker[at..].to_owned() }
+                if at.is_multiple_of(2) { marker[..at].to_owned() } else { marker[at..].to_owned() }
             }
         }
     });

@@ -38,11 +38,11 @@ pub(crate) fn upstream_headers(
             out.append(name.clone(), value.clone());
         }
     }
-    if let Some(key) = api_key {
-        if let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", key.expose())) {
-            value.set_sensitive(true);
-            out.insert(header::AUTHORIZATION, value);
-        }
+    if let Some(key) = api_key
+        && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+    {
+        value.set_sensitive(true);
+        out.insert(header::AUTHORIZATION, value);
     }
     if identity {
         // The answer is read, so it must come uncompressed.

@@ -93,10 +93,10 @@ pub(crate) fn prepare(body: Bytes, changes: Changes) -> Result<ChatRequest, BadR
         return Err(BadRequest("the request body is not a JSON object".into()));
     };
     let mut changed = false;
-    if let Some(Value::Array(messages)) = request.get_mut("messages") {
-        if changes.ids == IdMode::Safe {
-            changed |= restore_ids(messages);
-        }
+    if let Some(Value::Array(messages)) = request.get_mut("messages")
+        && changes.ids == IdMode::Safe
+    {
+        changed |= restore_ids(messages);
     }
     if changes.tools_in_prompt {
         let format = render::format_for(changes.format, &model);

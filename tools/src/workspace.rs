@@ -65,11 +65,11 @@ impl Workspace {
             real.push(part);
         }
         real.push(&name);
-        if let Ok(metadata) = std::fs::symlink_metadata(&real) {
-            if metadata.file_type().is_symlink() {
-                let target = real.canonicalize().map_err(|error| io_error(relative, &error))?;
-                return self.inside(relative, target);
-            }
+        if let Ok(metadata) = std::fs::symlink_metadata(&real)
+            && metadata.file_type().is_symlink()
+        {
+            let target = real.canonicalize().map_err(|error| io_error(relative, &error))?;
+            return self.inside(relative, target);
         }
         self.inside(relative, real)
     }

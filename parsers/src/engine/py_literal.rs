@@ -194,10 +194,10 @@ fn number(input: &str) -> IResult<&str, Number> {
     let exponent = (one_of("eE"), opt(one_of("+-")), digits());
     map_opt(recognize((opt(one_of("+-")), mantissa, opt(exponent))), |text: &str| {
         let text = text.strip_prefix('+').unwrap_or(text);
-        if !text.contains(['.', 'e', 'E']) {
-            if let Ok(number) = serde_json::from_str::<Number>(text) {
-                return Some(number);
-            }
+        if !text.contains(['.', 'e', 'E'])
+            && let Ok(number) = serde_json::from_str::<Number>(text)
+        {
+            return Some(number);
         }
         text.parse::<f64>().ok().and_then(Number::from_f64)
     })

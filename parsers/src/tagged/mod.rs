@@ -181,10 +181,11 @@ impl<D: Dialect> Tagged<D> {
         start: usize,
         sink: &mut S,
     ) -> Step {
-        if D::OTHER_SHAPES && self.wrapper_calls == 0 {
-            if let Some(step) = self.first_shape_of_wrapper(chunk, start) {
-                return step;
-            }
+        if D::OTHER_SHAPES
+            && self.wrapper_calls == 0
+            && let Some(step) = self.first_shape_of_wrapper(chunk, start)
+        {
+            return step;
         }
         let accept = |marker| {
             matches!(marker, Marker::InvokeOpen | Marker::WrapperClose | Marker::WrapperOpen)
