@@ -11,6 +11,7 @@ pub mod config;
 pub mod database;
 pub mod documents;
 pub mod error;
+pub mod graph;
 pub mod owner;
 pub mod providers;
 pub mod schedule_documents;

@@ -1,10 +1,11 @@
-//! `taskflow flows list | inspect | history | cancel | signal | resume | fork`: the flow store
+//! `taskflow flows list | inspect | history | graph | cancel | signal | resume | fork`: the flow store
 //! seen through the owner's handle, as aligned tables or, with `--json`, as the documents of
 //! DESIGN §6. The read, cancel and signal commands never create a database: a missing file
 //! simply holds no flows. `resume` and `fork` run the flow with the engine, like `taskflow run`.
 
 use clap::{Args, Subcommand};
 use taskflow_api::database;
+use taskflow_api::graph::{self, Graph};
 use taskflow_engine::{FlowId, ListQuery, OwnerHandle, StatusFilter};
 
 use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
@@ -76,6 +77,18 @@ pub enum FlowsCommand {
         #[command(flatten)]
         runner: RunnerArgs,
     },
+    /// The flow's steps as a picture, each in its status: SVG (default), Graphviz DOT or
+    /// Mermaid; with --json, the nodes and edges
+    Graph {
+        /// The flow's id
+        id: String,
+        /// What to write
+        #[arg(long, value_enum, default_value_t = GraphFormat::Svg)]
+        format: GraphFormat,
+        /// Write it into FILE instead of stdout
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
     /// Remove flows that ended long ago, with their journals and children, in batches; never a
     /// flow that has not ended
     Prune(crate::prune::PruneArgs),
@@ -95,6 +108,17 @@ pub enum FlowsCommand {
         #[arg(long, value_name = "ID")]
         after: Option<u64>,
     },
+}
+
+/// The picture `flows graph` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// A standalone SVG document (open it in a browser)
+    Svg,
+    /// Graphviz's DOT language (`dot -Tpng`)
+    Dot,
+    /// A Mermaid flowchart (drawn in place by Markdown renderers)
+    Mermaid,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +180,30 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
             let handle = require(handle, id)?;
             render::inspection(&handle.inspect(&flow_id(id)?)?, global.json);
             Ok(())
+        }
+        FlowsCommand::Graph { id, format, output } => {
+            let handle = require(handle, id)?;
+            let id = flow_id(id)?;
+            let graph = Graph::of(&handle.flow(&id)?, &handle.steps(&id)?);
+            if global.json {
+                render::print_json(&graph);
+                return Ok(());
+            }
+            let text = match format {
+                GraphFormat::Svg => graph::svg::write(&graph),
+                GraphFormat::Dot => graph::dot::write(&graph),
+                GraphFormat::Mermaid => graph::mermaid::write(&graph),
+            };
+            match output {
+                Some(path) => std::fs::write(path, text).map_err(|error| {
+                    CliError::failure(format!("cannot write {}: {error}", path.display()))
+                        .with_hint("check that its folder exists and can be written")
+                }),
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+            }
         }
         FlowsCommand::History { id } => {
             let handle = require(handle, id)?;

@@ -278,6 +278,16 @@ impl FlowSpec {
 }
 
 impl StepSpec {
+    /// The ids of the steps this one waits for, as written: its `needs`, then the steps its
+    /// templates read (those [`FlowSpec::plan`] checks; a template it cannot read is left out).
+    pub fn waits_for(&self) -> Vec<String> {
+        let read = template::steps_read(&self.with).into_iter().filter_map(Result::ok);
+        let mut ids: Vec<String> = self.needs.iter().cloned().chain(read).collect();
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(id.clone()));
+        ids
+    }
+
     /// A step `id` running `action`, with no parameters yet.
     pub fn new(id: impl Into<String>, action: impl Into<String>) -> Self {
         StepSpec {
@@ -466,7 +476,7 @@ pub mod duration_text {
             return "0s".to_owned();
         }
         for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-            if ms % size == 0 {
+            if ms.is_multiple_of(size) {
                 return format!("{}{unit}", ms / size);
             }
         }

@@ -1,0 +1,87 @@
+//! The graph as SVG: laid out top to bottom by layout-rs, each node a rounded box in its
+//! status's colors with the step and its status written in it. The box carries the hooks the
+//! dashboard and users' scripts find it by: `data-flow-id`, `data-step`, `data-status`.
+
+use layout::backends::svg::SVGWriter;
+use layout::core::base::Orientation;
+use layout::core::color::Color;
+use layout::core::style::StyleAttr;
+use layout::std_shapes::render::get_shape_size;
+use layout::std_shapes::shapes::{Arrow, Element, ShapeKind};
+use layout::topo::layout::VisualGraph;
+
+use super::{Graph, colors, label};
+
+const FONT_SIZE: usize = 14;
+/// Longer step names are cut, so that one name cannot make the picture unreadable.
+const MAX_LABEL_CHARS: usize = 48;
+
+/// `graph` drawn as a standalone SVG document.
+pub fn write(graph: &Graph) -> String {
+    if graph.nodes.is_empty() {
+        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"0\" height=\"0\"></svg>\n"
+            .to_owned();
+    }
+    let mut visual = VisualGraph::new(Orientation::TopToBottom);
+    let handles: Vec<_> = graph
+        .nodes
+        .iter()
+        .map(|node| {
+            let (step, status) = label(node);
+            let shape = ShapeKind::new_box(&format!("{}\n{status}", cut(&step)));
+            let (fill, stroke) = colors(&node.status);
+            let look = StyleAttr::new(color(stroke), 2, Some(color(fill)), 6, FONT_SIZE);
+            let size = get_shape_size(Orientation::TopToBottom, &shape, FONT_SIZE, false);
+            let hooks = format!(
+                "data-flow-id=\"{}\" data-step=\"{}\" data-status=\"{}\"",
+                attribute(&graph.flow_id),
+                attribute(&node.step),
+                attribute(&node.status)
+            );
+            visual.add_node(Element::create_with_properties(
+                shape,
+                look,
+                Orientation::TopToBottom,
+                size,
+                hooks,
+            ))
+        })
+        .collect();
+    for &(from, to) in &graph.edges {
+        visual.add_edge(Arrow::simple(""), handles[from], handles[to]);
+    }
+    let mut svg = SVGWriter::new();
+    visual.do_it(false, false, false, &mut svg);
+    svg.finalize()
+}
+
+/// A step name as it fits in a box: control characters as spaces, at most
+/// [`MAX_LABEL_CHARS`] characters.
+fn cut(step: &str) -> String {
+    let clean: String =
+        step.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_LABEL_CHARS).collect();
+    if step.chars().count() > MAX_LABEL_CHARS { format!("{clean}…") } else { clean }
+}
+
+/// `#rrggbb` as layout-rs's RGBA color.
+fn color(hex: &str) -> Color {
+    let rgb = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap_or(0);
+    Color::new((rgb << 8) | 0xff)
+}
+
+/// Text as the value of an attribute in double quotes.
+pub(crate) fn attribute(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c if c.is_control() => escaped.push(' '),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
