@@ -438,3 +438,40 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
         let _ = child.wait();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flows_graph_is_a_picture_that_runs_nothing_in_every_format() {
+    let (_dir, db) = folder();
+    let serve = Serve::start(&db, &[], &[]);
+    let http = client();
+    let body = json!({"id": "pictured", "name": "digest", "spec": pipeline(&[("a", "true"), ("b", "exit 3")])});
+    let (status, created) = call(http.post(serve.url("/v1/flows")).json(&body)).await;
+    assert_eq!(status, 201, "{created}");
+    wait_until("the flow to fail", async || status_of(&serve, "pictured").await == "failed").await;
+
+    let svg = http.get(serve.url("/v1/flows/pictured/graph")).send().await.unwrap();
+    assert_eq!(svg.status(), 200);
+    let header = |name: &str| svg.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(header("content-type"), "image/svg+xml");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert!(header("content-security-policy").starts_with("default-src 'none'"));
+    let picture = svg.text().await.unwrap();
+    for (step, status) in [("a", "succeeded"), ("b", "failed")] {
+        let hooks =
+            format!("data-flow-id=\"pictured\" data-step=\"{step}\" data-status=\"{status}\"");
+        assert!(picture.contains(&hooks), "{hooks} in {picture}");
+    }
+
+    let dot = http.get(serve.url("/v1/flows/pictured/graph?format=dot")).send().await.unwrap();
+    assert!(dot.headers()["content-type"].to_str().unwrap().starts_with("text/vnd.graphviz"));
+    assert!(dot.text().await.unwrap().contains("n0 -> n1;"));
+    let (status, graph) = call(http.get(serve.url("/v1/flows/pictured/graph?format=json"))).await;
+    assert_eq!((status, graph["edges"].clone()), (200, json!([[0, 1]])));
+
+    let (status, bad) = call(http.get(serve.url("/v1/flows/pictured/graph?format=png"))).await;
+    assert_eq!((status, bad["error"]["code"].clone()), (400, json!("bad_request")), "{bad}");
+    let (status, _) = call(http.get(serve.url("/v1/flows/pictured/graph?colour=red"))).await;
+    assert_eq!(status, 400);
+    let (status, _) = call(http.get(serve.url("/v1/flows/nobody/graph"))).await;
+    assert_eq!(status, 404);
+}

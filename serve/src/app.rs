@@ -11,7 +11,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::error::HttpError;
 use crate::openapi;
-use crate::routes::{control, events, flows, meta, mirrored, signals};
+use crate::routes::{control, events, flows, graph, meta, mirrored, signals};
 use crate::state::AppState;
 
 /// The API, with `body_limit` on request bodies and `timeout` on every request but the event
@@ -23,6 +23,7 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .route("/v1/flows", get(flows::list).post(flows::create))
         .route("/v1/flows/{id}", get(flows::inspect))
         .route("/v1/flows/{id}/history", get(flows::history))
+        .route("/v1/flows/{id}/graph", get(graph::graph))
         .route("/v1/flows/{id}/report", post(mirrored::report))
         .route("/v1/flows/{id}/cancel", post(control::cancel))
         .route("/v1/flows/{id}/resume", post(control::resume))

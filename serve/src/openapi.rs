@@ -13,14 +13,14 @@ use crate::bodies::{
     StallDoc, StepDoc, StepReportBody,
 };
 use crate::error::{ErrorBody, ErrorObject, HttpError};
-use crate::routes::{control, events, flows, meta, mirrored, signals};
+use crate::routes::{control, events, flows, graph, meta, mirrored, signals};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "taskflow serve", description = "Durable flows over HTTP: managed flows serve runs, mirrored flows their owner drives and reports, and the changes of both as events."),
     paths(
         meta::healthz, document,
-        flows::list, flows::create, flows::inspect, flows::history,
+        flows::list, flows::create, flows::inspect, flows::history, graph::graph,
         mirrored::report,
         control::cancel, control::resume, control::fork, control::children,
         signals::send,

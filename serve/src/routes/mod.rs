@@ -3,6 +3,7 @@
 pub mod control;
 pub mod events;
 pub mod flows;
+pub mod graph;
 pub mod meta;
 pub mod mirrored;
 pub mod signals;
