@@ -12,19 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use serve_process::{BIN, Serve, folder};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-/// A request's status and JSON body.
-async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
+use serve_process::{BIN, Serve, call, client, folder, status_of, wait_until};
 
 fn pipeline(steps: &[(&str, &str)]) -> Value {
     let steps: Vec<Value> = steps
@@ -39,19 +27,6 @@ fn pipeline(steps: &[(&str, &str)]) -> Value {
         })
         .collect();
     json!({ "steps": steps })
-}
-
-async fn wait_until(what: &str, mut ready: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !ready().await {
-        assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn status_of(serve: &Serve, id: &str) -> String {
-    let (_, body) = call(client().get(serve.url(&format!("/v1/flows/{id}")))).await;
-    body["flow"]["status"].as_str().unwrap_or_default().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,8 @@
 
 use serde_json::{Map, Value, json};
 use taskflow_store::{
-    CancelOutcome, Flow, FlowSummary, Inspection, Revision, Stall, Step, StepStatus, Timestamp,
+    CancelOutcome, Flow, FlowSummary, Inspection, Revision, Signal, Stall, Step, StepStatus,
+    Timestamp,
 };
 
 /// `{"flows": [...]}`, newest first.
@@ -70,6 +71,7 @@ pub fn flow(flow: &Flow, steps: &[Step], now: Timestamp) -> Value {
         "current_step": flow.current_step,
         "state": flow.state,
         "wait": flow.wait,
+        "wake_at": flow.wake_at,
         "spec": flow.spec,
         "lease": flow.lease.as_ref().map(|lease| json!({
             "holder": lease.holder.to_string(),
@@ -136,6 +138,24 @@ pub fn cancel(outcome: &CancelOutcome, now: Timestamp) -> Value {
         "flow": flow(&outcome.flow, &[], now),
         "already_requested": outcome.already_requested,
         "active_steps": outcome.active_steps,
+    })
+}
+
+/// A signal delivered: `{"signal": {...}, "flow": {...}}`, the flow as the signal left it.
+pub fn signal_sent(signal: &Signal, flow: &Flow, now: Timestamp) -> Value {
+    json!({ "signal": self::signal(signal), "flow": self::flow(flow, &[], now) })
+}
+
+/// One signal of a flow.
+pub fn signal(signal: &Signal) -> Value {
+    json!({
+        "id": signal.id,
+        "flow_id": signal.flow_id,
+        "name": signal.name,
+        "payload": signal.payload,
+        "sent_at": signal.sent_at,
+        "taken_by": signal.taken_by,
+        "taken_at": signal.taken_at,
     })
 }
 

@@ -2,7 +2,8 @@
 //! an MCP server answer the same way: the JSON documents of flows, steps and history
 //! ([`documents`]), whose flows a request sees ([`owner`]), where the flow database is and how
 //! it is opened ([`database`]), create-or-continue under an id of one's choosing ([`submit`]),
-//! the config file ([`config`]) and which provider a run talks to ([`providers`]).
+//! the config file ([`config`]), which provider a run talks to ([`providers`]), and schedules
+//! as front ends change them ([`schedules`]) and show them ([`schedule_documents`]).
 //!
 //! Errors are one type, [`ApiError`], that each front end turns into its own answer.
 
@@ -12,6 +13,8 @@ pub mod documents;
 pub mod error;
 pub mod owner;
 pub mod providers;
+pub mod schedule_documents;
+pub mod schedules;
 pub mod submit;
 pub mod tokens;
 

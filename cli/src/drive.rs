@@ -2,7 +2,10 @@
 //! fork`): it opens the engine, runs the flow to its end showing progress on a terminal (steps
 //! done / total and the steps running; an agent's text as it streams) and nothing extra when
 //! piped, turns Ctrl-C into a cancel it waits for, and reports how the flow ended as the exit
-//! code.
+//! code. A flow that waits (a timer, a signal) holds no lease: the driver waits in the
+//! foreground until it is due and runs it on, or, when another runner (serve) takes it
+//! meanwhile, follows it to its end. Killed while it waits, the flow stays `waiting`; serve or
+//! `flows resume` continues it.
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
@@ -65,7 +68,7 @@ pub(crate) async fn drive(engine: &Engine, id: FlowId, json: bool) -> CliResult 
         .is_some_and(|spec| AgentSpec::from_flow_spec(&spec).is_some());
     let display = Display::new(!is_agent && !json && std::io::stderr().is_terminal());
     let sink = if is_agent { agent_display::sink(json) } else { display.sink() };
-    let run = engine.run_with_progress(&id, sink);
+    let run = run_on(engine, &id, sink);
     tokio::pin!(run);
     let mut interrupted = false;
     let result = loop {
@@ -116,6 +119,58 @@ fn run_error(error: EngineError, id: &FlowId) -> CliError {
     ))
 }
 
+/// How often a waiting flow is looked at.
+const WAIT_POLL: Duration = Duration::from_millis(200);
+
+/// Runs flow `id` until it ends: each time it waits, waits until it is due and runs it again;
+/// if another runner holds it by then, follows it to its end instead.
+async fn run_on(engine: &Engine, id: &FlowId, sink: ProgressSink) -> Result<Flow, EngineError> {
+    let mut flow = engine.run_with_progress(id, Arc::clone(&sink)).await?;
+    loop {
+        if flow.status != FlowStatus::Waiting {
+            return Ok(flow);
+        }
+        let seen = loop {
+            tokio::time::sleep(WAIT_POLL).await;
+            let now = taskflow_engine::Timestamp::now();
+            let seen = read_flow(engine, id).await?;
+            if seen.status != FlowStatus::Waiting || seen.wake_at.is_some_and(|at| at <= now) {
+                break seen;
+            }
+        };
+        flow = match seen.status {
+            FlowStatus::Waiting => match engine.run_with_progress(id, Arc::clone(&sink)).await {
+                Err(EngineError::Store(taskflow_engine::Error::LeaseHeld { .. })) => {
+                    follow(engine, id).await?
+                }
+                other => other?,
+            },
+            status if status.is_terminal() => seen,
+            // Another runner took it (serve): it runs there; this process follows it.
+            _ => follow(engine, id).await?,
+        };
+    }
+}
+
+/// Waits for a flow another runner drives until it ends or waits again.
+async fn follow(engine: &Engine, id: &FlowId) -> Result<Flow, EngineError> {
+    loop {
+        tokio::time::sleep(WAIT_POLL).await;
+        let flow = read_flow(engine, id).await?;
+        if flow.status.is_terminal() || flow.status == FlowStatus::Waiting {
+            return Ok(flow);
+        }
+    }
+}
+
+/// The flow as stored now, without its spec.
+async fn read_flow(engine: &Engine, id: &FlowId) -> Result<Flow, EngineError> {
+    let (handle, read) = (engine.handle().clone(), id.clone());
+    let read = tokio::task::spawn_blocking(move || handle.flow_without_spec(&read)).await;
+    read.unwrap_or_else(|_| Err(taskflow_engine::Error::NotFound { id: id.to_string() }))
+        .map_err(EngineError::Store)
+}
+
 /// Prints the flow (one line, or the `flows inspect --json` document) and turns its end into
 /// the exit code: 0 only when it succeeded.
 pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
@@ -145,15 +200,31 @@ struct Display {
     bar: Option<ProgressBar>,
 }
 
-/// The steps running now (with their attempt), and whether a cancel is under way.
+/// The steps running now (with their attempt), whether a cancel is under way, and what the flow
+/// waits for while it waits.
 #[derive(Default)]
 struct Running {
     steps: Vec<(String, u32)>,
     cancelling: bool,
+    waiting: Option<String>,
+}
+
+/// `waiting until T` / `waiting for signal S`, as the progress line says it.
+fn waiting_text(until: Option<taskflow_engine::Timestamp>, signals: &[String]) -> String {
+    let signals = signals.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ");
+    match (until, signals.is_empty()) {
+        (Some(until), true) => format!("waiting until {until}"),
+        (Some(until), false) => format!("waiting for signal {signals} or until {until}"),
+        (None, false) => format!("waiting for signal {signals}"),
+        (None, true) => "waiting".to_owned(),
+    }
 }
 
 impl Running {
     fn message(&self) -> String {
+        if let Some(waiting) = &self.waiting {
+            return waiting.clone();
+        }
         let steps: Vec<String> = self
             .steps
             .iter()
@@ -189,7 +260,9 @@ impl Display {
             if let Progress::Started { done, total, .. } = progress {
                 bar.set_length(*total as u64);
                 bar.set_position(*done as u64);
+                running.waiting = None;
             } else if let Progress::StepStarted { step, attempt, .. } = progress {
+                running.waiting = None;
                 running.steps.retain(|(name, _)| name != step);
                 running.steps.push((step.clone(), *attempt));
             } else if let Progress::StepRetrying { step, attempt, error, delay } = progress {
@@ -205,6 +278,9 @@ impl Display {
                 }
             } else if let Progress::Cancelling = progress {
                 running.cancelling = true;
+            } else if let Progress::Waiting { until, signals } = progress {
+                running.steps.clear();
+                running.waiting = Some(waiting_text(*until, signals));
             }
             bar.set_message(running.message());
         })

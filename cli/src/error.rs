@@ -99,6 +99,13 @@ impl From<taskflow_engine::Error> for CliError {
             Error::LeaseHeld { .. } => {
                 Some("wait for that runner to finish, or for its lease to expire")
             }
+            Error::ScheduleNotFound { .. } => Some(
+                "`taskflow schedules list` shows your schedules; --owner (or TASKFLOW_OWNER) \
+                 picks whose",
+            ),
+            Error::ScheduleExists { .. } => Some(
+                "`taskflow schedules apply FILE` updates a schedule; pick another name to add one",
+            ),
             _ => None,
         };
         let failure = CliError::failure(error.to_string());

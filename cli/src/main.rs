@@ -9,6 +9,7 @@ mod global;
 mod provider_args;
 mod prune;
 mod render;
+mod schedule_render;
 mod tools_file;
 mod watch;
 
@@ -42,7 +43,7 @@ pub enum Command {
     /// Audit the flow database: flows whose records no longer tell the truth, the schema, the
     /// file; --fix makes the safe repairs
     Doctor(commands::doctor::DoctorArgs),
-    /// List, inspect, show the history of, cancel, resume and fork flows
+    /// List, inspect, show the history of, cancel, signal, resume and fork flows
     Flows(commands::flows::FlowsArgs),
     /// Print the manual page, or write one page per command into a folder
     Man(commands::man::ManArgs),
@@ -53,6 +54,9 @@ pub enum Command {
     Proxy(commands::proxy::ProxyArgs),
     /// Run a pipeline file as a durable flow: show progress, print the flow id and its end
     Run(commands::run::RunArgs),
+    /// Schedules with dependencies: add, list, show, pause, resume, trigger, remove, backfill,
+    /// apply
+    Schedules(commands::schedules::SchedulesArgs),
     /// The local gateway: an HTTP API for flows, live events, recovery of every flow
     Serve(commands::serve::ServeArgs),
 }
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Parse(args) => commands::parse::run(&cli.global, args),
         Command::Proxy(args) => commands::proxy::run(&cli.global, args),
         Command::Run(args) => commands::run::run(&cli.global, args),
+        Command::Schedules(args) => commands::schedules::run(&cli.global, args),
         Command::Serve(args) => commands::serve::run(&cli.global, args),
     };
     match result {

@@ -1,13 +1,15 @@
 //! How the CLI shows flows: aligned, borderless tables and `label  value` lines on a terminal,
 //! or with `--json` the documents of the api (DESIGN §6), pretty-printed.
 
-use comfy_table::{ColumnConstraint, ContentArrangement, Table, presets};
+use std::io::Write;
+
 use serde_json::Value;
 use taskflow_api::documents;
 use taskflow_engine::{
-    CancelOutcome, FlowStatus, FlowSummary, Inspection, Revision, Stall, StallReason, StatusFilter,
-    SyncMode, Timestamp,
+    CancelOutcome, Flow, FlowStatus, FlowSummary, Inspection, Revision, Signal, Stall, StallReason,
+    StatusFilter, SyncMode, Timestamp,
 };
+use unicode_width::UnicodeWidthStr;
 
 /// `flows list`: a table of flows, or a line saying there are none.
 pub fn flows(flows: &[FlowSummary], owner: &str, filter: &ListFilter, json: bool) {
@@ -94,6 +96,9 @@ pub fn inspection(inspection: &Inspection, json: bool) {
     if let Some(wait) = &flow.wait {
         fields.push(("waiting for", wait.to_string()));
     }
+    if let Some(at) = flow.wake_at {
+        fields.push(("due", at.to_string()));
+    }
     if let Some(stall) = &stall {
         fields.insert(4, ("stalled", stall_text(stall, now, &flow.id.to_string())));
     }
@@ -132,6 +137,23 @@ pub fn inspection(inspection: &Inspection, json: bool) {
             .map(|child| vec![child.id.to_string(), child.name.clone(), child.status.to_string()]);
         print!("{}", table(&["CHILD", "NAME", "STATUS"], rows));
     }
+}
+
+/// `flows signal`: the signal stored, and where its flow is now.
+pub fn signal_sent(signal: &Signal, flow: &Flow, json: bool) {
+    let now = Timestamp::now();
+    if json {
+        print_json(&documents::signal_sent(signal, flow, now));
+        return;
+    }
+    let waking = match (flow.status, flow.wake_at) {
+        (FlowStatus::Waiting, Some(at)) if at <= now => ", which now runs on",
+        _ => "",
+    };
+    println!(
+        "signal {} (#{}) sent to flow {} ({}{waking})",
+        signal.name, signal.id, flow.id, flow.status
+    );
 }
 
 /// `flows history`: one row per revision.
@@ -233,29 +255,71 @@ fn duration(millis: i64) -> String {
     }
 }
 
-/// An aligned, borderless table, one line per row, no trailing blanks.
-fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.to_vec());
-    for row in rows {
-        table.add_row(row);
-    }
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 2));
-        column.set_constraint(ColumnConstraint::ContentWidth);
+/// An aligned, borderless table, one line per row (a cell of several lines takes as many), each
+/// column as wide as its widest line (in terminal columns) plus two spaces, no trailing blanks.
+/// Written directly: a list of ten thousand schedules is printed in a few milliseconds.
+pub(crate) fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let header: Vec<String> = header.iter().map(|title| (*title).to_owned()).collect();
+    let rows: Vec<Vec<String>> = std::iter::once(header).chain(rows).collect();
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0; columns];
+    for row in &rows {
+        for (column, cell) in row.iter().enumerate() {
+            let widest = cell.split('\n').map(UnicodeWidthStr::width).max().unwrap_or(0);
+            widths[column] = widths[column].max(widest);
+        }
     }
     let mut text = String::new();
-    for line in table.lines() {
-        text.push_str(line.trim_end());
-        text.push('\n');
+    for row in &rows {
+        let lines: Vec<Vec<&str>> = row.iter().map(|cell| cell.split('\n').collect()).collect();
+        let height = lines.iter().map(Vec::len).max().unwrap_or(1);
+        for line in 0..height {
+            let start = text.len();
+            for (column, width) in widths.iter().enumerate() {
+                let part = lines.get(column).and_then(|cell| cell.get(line)).copied().unwrap_or("");
+                text.push_str(part);
+                let pad = width - UnicodeWidthStr::width(part) + 2;
+                text.extend(std::iter::repeat_n(' ', pad));
+            }
+            let kept = text[start..].trim_end().len();
+            text.truncate(start + kept);
+            text.push('\n');
+        }
     }
     text
 }
 
 /// One JSON document, pretty-printed.
-pub fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+pub fn print_json(value: &impl serde::Serialize) {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Writing to a closed pipe (`| head`) is not an error worth reporting.
+    if serde_json::to_writer_pretty(&mut out, value).is_ok() {
+        let _ = out.write_all(b"\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table;
+
+    fn check(header: &[&str], rows: &[&[&str]], expected: &str) {
+        let rows = rows.iter().map(|row| row.iter().map(|cell| (*cell).to_owned()).collect());
+        assert_eq!(table(header, rows), expected);
+    }
+
+    #[test]
+    fn columns_are_as_wide_as_their_widest_line_plus_two_spaces() {
+        check(&["ID", "STATUS"], &[], "ID  STATUS\n");
+        check(
+            &["NAME", "STATUS", "NOTE"],
+            &[&["digest", "running", ""], &["a", "failed", "exit 1"]],
+            "NAME    STATUS   NOTE\ndigest  running\na       failed   exit 1\n",
+        );
+        // Wide characters take two columns; a cell of two lines makes a row of two lines.
+        check(
+            &["NAME", "NOTE"],
+            &[&["日報", "line one\nline two"], &["x", "-"]],
+            "NAME  NOTE\n日報  line one\n      line two\nx     -\n",
+        );
+    }
 }

@@ -10,6 +10,8 @@
 pub mod agent;
 pub mod engine;
 pub mod pipeline;
+pub mod schedule;
+pub mod waits;
 
 pub use engine::{Engine, EngineError, EngineOptions, Progress, ProgressSink, RunControl};
 pub use pipeline::{FlowSpec, Plan, RetryPolicy, StepSpec};
@@ -18,11 +20,26 @@ pub use taskflow_tools::{
     Action, ActionError, ActionFuture, ActionResult, Actions, StepContext, Tool, Tools,
 };
 
+/// Every action an engine runs unless told otherwise: the built-ins of `taskflow-tools` and the
+/// durable waits, `sleep` and `wait_signal` ([`waits`]). What a pipeline file is checked
+/// against before anything runs.
+pub fn builtin_actions() -> Actions {
+    let mut actions = Actions::builtin();
+    for (name, action) in waits::actions() {
+        actions.register_shared(name, action);
+    }
+    actions
+}
+
 pub use taskflow_store::{
     CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Error, ExpectedRevision,
     FieldChange, Finding, FindingCode, Flow, FlowId, FlowStatus, FlowStore, FlowSummary,
     Inspection, Lease, LeaseHolder, LeaseInfo, ListQuery, NewFlow, NewStep, OwnerHandle,
-    PruneBatch, PruneQuery, Result, ResumePlan, Revision, SpawnRefusal, Stall, StallReason,
+    PruneBatch, PruneQuery, Result, ResumePlan, Revision, Signal, SpawnRefusal, Stall, StallReason,
     StateReport, StatusFilter, Step, StepKind, StepOutcome, StepStatus, StorageError,
-    StorageErrorKind, SyncMode, Takeover, TaskFlow, Timestamp,
+    StorageErrorKind, SyncMode, Takeover, TaskFlow, Timestamp, WaitingStep,
+};
+pub use taskflow_store::{
+    CatchUp, Decisions, GateState, NewSchedule, Otherwise, Overlap, Schedule, ScheduleSpec,
+    ScheduleSummary, Slot, SlotDecision, SlotStatus, Timing,
 };

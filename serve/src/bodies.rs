@@ -247,6 +247,9 @@ pub struct FlowDoc {
     pub current_step: Option<String>,
     pub state: Option<Value>,
     pub wait: Option<Value>,
+    /// When a waiting flow is due to run again (its earliest timer, or when a signal it waits
+    /// for arrived).
+    pub wake_at: Option<String>,
     #[schema(value_type = Object, nullable)]
     pub spec: Option<Value>,
     pub lease: Option<LeaseDoc>,
@@ -363,6 +366,29 @@ pub struct CancelDoc {
     pub flow: FlowDoc,
     pub already_requested: bool,
     pub active_steps: u64,
+}
+
+/// A signal delivered to a flow.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignalDoc {
+    /// Increasing in the order signals were stored.
+    pub id: u64,
+    pub flow_id: String,
+    pub name: String,
+    /// The JSON the sender gave, any value (`null` for none): the output of the step that
+    /// takes it.
+    pub payload: Value,
+    pub sent_at: String,
+    /// The seq of the step that took it.
+    pub taken_by: Option<u32>,
+    pub taken_at: Option<String>,
+}
+
+/// `{"signal", "flow"}`: the signal, stored, and the flow as it left it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignalSentDoc {
+    pub signal: SignalDoc,
+    pub flow: FlowDoc,
 }
 
 /// One server-sent event of `GET /v1/events` (an OpenAPI event-stream schema describes each

@@ -1,7 +1,8 @@
 //! `taskflow-serve`: the local gateway (DESIGN §8). One long-running process over the flow
 //! database: an HTTP API through which programs in any language submit managed flows and own
-//! mirrored ones, the change feed as server-sent events, and recovery, so that every flow left
-//! behind by a crash (of serve, of a CLI run) finishes.
+//! mirrored ones, the change feed as server-sent events, recovery, so that every flow left
+//! behind by a crash (of serve, of a CLI run) finishes, the waking of waiting flows when
+//! their timer is due or their signal arrived, and the scheduler that fires schedules.
 //!
 //! Local by default: a listen address that is not loopback is refused unless tokens are
 //! configured, and each token is bound to one owner (the owner-bound API over HTTP: a request
@@ -20,7 +21,9 @@ mod feed;
 mod openapi;
 mod routes;
 mod runs;
+mod scheduler;
 mod state;
+mod wakes;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -150,6 +153,9 @@ impl Server {
             let state = state.clone();
             async move { state.runs().sweep(options.sweep_every).await }
         });
+        let wakes = tokio::spawn(wakes::wake(state.taskflow().clone(), state.runs().clone()));
+        let scheduler =
+            tokio::spawn(scheduler::fire(state.taskflow().clone(), state.runs().clone()));
         let feed = tokio::spawn({
             let state = state.clone();
             async move { state.feed().poll(state.taskflow().clone(), options.feed_every).await }
@@ -161,6 +167,8 @@ impl Server {
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         state.runs().shut_down(options.grace).await;
         sweep.abort();
+        wakes.abort();
+        scheduler.abort();
         feed.abort();
         if let Some(retention) = retention {
             retention.abort();

@@ -9,11 +9,11 @@ use utoipa::OpenApi;
 use crate::bodies::{
     CancelDoc, ChildDoc, EventDoc, FlowDoc, FlowEnvelope, FlowListDoc, FlowSummaryDoc, ForkBody,
     Health, HistoryDoc, InspectionDoc, LeaseDoc, ManagedFlowBody, MirroredFlowBody, NewFlowBody,
-    PipelineBody, PipelineStepBody, ReportBody, RetryBody, RevisionDoc, StallDoc, StepDoc,
-    StepReportBody,
+    PipelineBody, PipelineStepBody, ReportBody, RetryBody, RevisionDoc, SignalDoc, SignalSentDoc,
+    StallDoc, StepDoc, StepReportBody,
 };
 use crate::error::{ErrorBody, ErrorObject, HttpError};
-use crate::routes::{control, events, flows, meta, mirrored};
+use crate::routes::{control, events, flows, meta, mirrored, signals};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,13 +23,15 @@ use crate::routes::{control, events, flows, meta, mirrored};
         flows::list, flows::create, flows::inspect, flows::history,
         mirrored::report,
         control::cancel, control::resume, control::fork, control::children,
+        signals::send,
         events::events,
     ),
     components(schemas(
         NewFlowBody, ManagedFlowBody, MirroredFlowBody, PipelineBody, PipelineStepBody, RetryBody,
         ReportBody, StepReportBody, ForkBody, Health,
         FlowDoc, LeaseDoc, StallDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc,
-        FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, EventDoc, ErrorBody, ErrorObject,
+        FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, SignalDoc, SignalSentDoc, EventDoc,
+        ErrorBody, ErrorObject,
     )),
     modifiers(&BearerToken),
 )]

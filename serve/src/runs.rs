@@ -1,7 +1,8 @@
 //! The flows this process runs, and recovery. Serve runs a managed flow when it is submitted or
 //! resumed through the API, and adopts, at start and then every sweep interval (or as soon as a
-//! worker frees up), every flow of the database, of any owner, that no live runner holds:
-//! queued, or running under a lease whose holder is gone or that expired. At most `workers`
+//! worker frees up, or a waiting flow is due), every flow of the database, of any owner, that no
+//! live runner holds: queued, running under a lease whose holder is gone or that expired, or
+//! waiting and due. At most `workers`
 //! flows run at once; the others stay queued for the next sweep. Leases decide who runs a flow,
 //! so a CLI run beside serve, or a second serve, is never run twice.
 //!
@@ -80,6 +81,11 @@ impl Runs {
             drop(permit);
             runs.0.wake.notify_one();
         });
+    }
+
+    /// Has the sweep look now (a waiting flow is due).
+    pub fn sweep_now(&self) {
+        self.0.wake.notify_one();
     }
 
     /// Adopts what no live runner holds, now and then every `every`, until shutdown.

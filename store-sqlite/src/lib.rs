@@ -25,6 +25,7 @@ mod flow_cache;
 mod list;
 mod location;
 mod rows;
+mod schedules;
 mod schema;
 mod transaction;
 mod tx;

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use rusqlite::Row;
 use rusqlite::types::Type;
 use serde_json::Value;
-use taskflow_store::{Flow, LeaseHolder, LeaseInfo, Step, Timestamp};
+use taskflow_store::{Flow, LeaseHolder, LeaseInfo, Signal, Step, Timestamp};
 
 /// The flow columns in the order [`flow_from_row`] reads them; the spec lives in `flow_specs`,
 /// and a managed flow's current step is the last step of its journal (a mirrored flow's is what
@@ -19,7 +19,7 @@ pub(crate) const FLOW_COLUMNS: &str = "id, owner, name, sync_mode, controller, s
     state, wait, (SELECT spec FROM flow_specs WHERE flow_id = flows.id), \
     parent_flow_id, cancel_requested_at, lease_token, \
     lease_host, lease_pid, lease_process_start, lease_expires_at, created_at, updated_at, \
-    ended_at, error";
+    ended_at, error, wake_at";
 
 /// [`FLOW_COLUMNS`] with `NULL` for the spec: a spec can be large (a pipeline of thousands of
 /// steps) and no write changes it, so the step-by-step path neither reads nor parses it.
@@ -47,6 +47,20 @@ pub(crate) fn lease_columns(row: &Row<'_>, at: usize) -> rusqlite::Result<Option
     }))
 }
 
+pub(crate) const SIGNAL_COLUMNS: &str = "id, flow_id, name, payload, sent_at, taken_by, taken_at";
+
+pub(crate) fn signal_from_row(row: &Row<'_>) -> rusqlite::Result<Signal> {
+    Ok(Signal {
+        id: row.get::<_, i64>(0)? as u64,
+        flow_id: parse_column(row, 1)?,
+        name: row.get(2)?,
+        payload: json_column(row, 3)?.unwrap_or(Value::Null),
+        sent_at: Timestamp::from_millis(row.get(4)?),
+        taken_by: row.get(5)?,
+        taken_at: timestamp_column(row, 6)?,
+    })
+}
+
 /// A flow and its lease token.
 pub(crate) fn flow_from_row(row: &Row<'_>) -> rusqlite::Result<(Flow, Option<String>)> {
     let lease = lease_columns(row, 15)?;
@@ -62,6 +76,7 @@ pub(crate) fn flow_from_row(row: &Row<'_>) -> rusqlite::Result<(Flow, Option<Str
         current_step: row.get(8)?,
         state: json_column(row, 9)?,
         wait: json_column(row, 10)?,
+        wake_at: timestamp_column(row, 23)?,
         spec: json_column(row, 11)?,
         parent_flow_id: optional_parse_column(row, 12)?,
         cancel_requested_at: timestamp_column(row, 13)?,

@@ -165,6 +165,78 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX steps_by_name ON steps (flow_id, name, seq);
     "#,
+    // 7 -> 8: time. A waiting flow's `wake_at` (when it is due to run again), indexed for the
+    // server that wakes flows; signals, kept in the order they arrived until a step takes one;
+    // schedules, their history and their slots.
+    r#"
+    ALTER TABLE flows ADD COLUMN wake_at INTEGER;
+    CREATE INDEX flows_due ON flows (wake_at) WHERE status = 'waiting' AND wake_at IS NOT NULL;
+
+    CREATE TABLE signals (
+        id       INTEGER PRIMARY KEY,
+        flow_id  TEXT NOT NULL REFERENCES flows (id),
+        name     TEXT NOT NULL,
+        payload  TEXT NOT NULL,
+        sent_at  INTEGER NOT NULL,
+        taken_by INTEGER,
+        taken_at INTEGER,
+        CHECK ((taken_by IS NULL) = (taken_at IS NULL))
+    );
+    -- A flow's signals of one name not taken yet, oldest first; and the one a step took.
+    CREATE INDEX signals_pending ON signals (flow_id, name, id) WHERE taken_by IS NULL;
+    CREATE INDEX signals_by_flow ON signals (flow_id, taken_by);
+
+    -- Schedules: what each is (spec and pipeline as JSON), and its scheduler's cursor, the
+    -- first slot not decided yet and when it fires.
+    CREATE TABLE schedules (
+        name       TEXT PRIMARY KEY NOT NULL,
+        owner      TEXT NOT NULL,
+        revision   INTEGER NOT NULL CHECK (revision >= 1),
+        spec       TEXT NOT NULL,
+        pipeline   TEXT NOT NULL,
+        paused     INTEGER NOT NULL CHECK (paused = 0 OR paused = 1),
+        next_slot  INTEGER,
+        next_fire  INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        CHECK ((next_slot IS NULL) = (next_fire IS NULL))
+    ) WITHOUT ROWID;
+    CREATE INDEX schedules_by_owner ON schedules (owner, name);
+    -- What the scheduler looks at: the schedules due next, without reading the others.
+    CREATE INDEX schedules_due ON schedules (next_fire) WHERE paused = 0 AND next_fire IS NOT NULL;
+
+    CREATE TABLE schedule_revisions (
+        name     TEXT NOT NULL REFERENCES schedules (name),
+        revision INTEGER NOT NULL CHECK (revision >= 1),
+        at       INTEGER NOT NULL,
+        actor    TEXT NOT NULL,
+        change   TEXT NOT NULL,
+        PRIMARY KEY (name, revision)
+    ) WITHOUT ROWID;
+
+    -- What became of each slot: a flow that fired (`NAME@SLOT`), or why it did not run; a range
+    -- of missed slots is one row. A fired slot's record outlives its flow when `flows prune`
+    -- removes that, so `flow_id` names the flow without a reference to it.
+    CREATE TABLE slots (
+        schedule   TEXT NOT NULL REFERENCES schedules (name),
+        at         INTEGER NOT NULL,
+        status     TEXT NOT NULL CHECK (status = 'running' OR status = 'ended'
+                       OR status = 'skipped' OR status = 'missed' OR status = 'gated'
+                       OR status = 'buffered' OR status = 'failed'),
+        flow_id    TEXT,
+        reason     TEXT,
+        last_at    INTEGER,
+        count      INTEGER NOT NULL CHECK (count >= 1),
+        decided_at INTEGER NOT NULL,
+        PRIMARY KEY (schedule, at),
+        CHECK ((flow_id IS NOT NULL) = (status = 'running' OR status = 'ended'))
+    ) WITHOUT ROWID;
+    -- A slot's flow ends: its record follows, found by the flow's id.
+    CREATE INDEX slots_by_flow ON slots (flow_id) WHERE flow_id IS NOT NULL;
+    -- The slots not decided for good, which the scheduler looks at again.
+    CREATE INDEX slots_open ON slots (at)
+        WHERE status = 'running' OR status = 'gated' OR status = 'buffered';
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -304,7 +376,20 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(tables, ["events", "flow_specs", "flows", "revisions", "steps"]);
+        assert_eq!(
+            tables,
+            [
+                "events",
+                "flow_specs",
+                "flows",
+                "revisions",
+                "schedule_revisions",
+                "schedules",
+                "signals",
+                "slots",
+                "steps"
+            ]
+        );
     }
 
     #[test]

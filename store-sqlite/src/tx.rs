@@ -9,17 +9,19 @@ use serde_json::Value;
 use taskflow_store::revision::{self, FieldSet};
 use taskflow_store::{
     ChildSummary, Event, EventQuery, FieldChange, Flow, FlowId, FlowStatus, FlowSummary, ListQuery,
-    NewEvent, PruneQuery, Result, Revision, Step, StepStatus, StoreTx, Timestamp,
+    NewEvent, PruneQuery, Result, Revision, Schedule, ScheduleSummary, Signal, Slot, Step,
+    StepStatus, StoreTx, Timestamp,
 };
 
 use crate::error::Sql;
 use crate::list::{Filters, list_sql};
 use crate::rows::{
-    FLOW_COLUMNS, STEP_COLUMNS, flow_columns_without_spec, flow_from_row, json_encoded, json_text,
-    lease_columns, parse_column, step_from_row, timestamp_column,
+    FLOW_COLUMNS, SIGNAL_COLUMNS, STEP_COLUMNS, flow_columns_without_spec, flow_from_row,
+    json_encoded, json_text, lease_columns, parse_column, signal_from_row, step_from_row,
+    timestamp_column,
 };
 use crate::transaction::Transaction;
-use crate::update;
+use crate::{schedules, update};
 
 impl StoreTx for Transaction<'_> {
     fn load_flow(
@@ -425,6 +427,7 @@ impl StoreTx for Transaction<'_> {
             "DELETE FROM steps WHERE flow_id = ?1",
             "DELETE FROM revisions WHERE flow_id = ?1",
             "DELETE FROM flow_specs WHERE flow_id = ?1",
+            "DELETE FROM signals WHERE flow_id = ?1",
         ] {
             self.prepare_cached(sql).sql()?.execute([id.as_str()]).sql()?;
         }
@@ -575,6 +578,195 @@ impl StoreTx for Transaction<'_> {
             }
         }
         Ok(requested)
+    }
+
+    fn due_flows(&self, now: Timestamp, limit: u32) -> Result<Vec<Flow>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT {} FROM flows INDEXED BY flows_due \
+                 WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ?1 \
+                 AND sync_mode = 'managed' ORDER BY wake_at LIMIT ?2",
+                flow_columns_without_spec()
+            )
+        });
+        self.prepare_cached(sql)
+            .sql()?
+            .query_map(params![now.as_millis(), i64::from(limit)], |row| {
+                flow_from_row(row).map(|(flow, _)| flow)
+            })
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()
+    }
+
+    fn next_wake(&self) -> Result<Option<Timestamp>> {
+        let at: Option<i64> = self
+            .prepare_cached(
+                "SELECT min(wake_at) FROM flows INDEXED BY flows_due \
+                 WHERE status = 'waiting' AND wake_at IS NOT NULL",
+            )
+            .sql()?
+            .query_row([], |row| row.get(0))
+            .sql()?;
+        Ok(at.map(Timestamp::from_millis))
+    }
+
+    fn insert_signal(
+        &self,
+        id: &FlowId,
+        name: &str,
+        payload: &Value,
+        at: Timestamp,
+    ) -> Result<u64> {
+        let signal: i64 = self
+            .prepare_cached(
+                "INSERT INTO signals (flow_id, name, payload, sent_at) VALUES (?1, ?2, ?3, ?4) \
+                 RETURNING id",
+            )
+            .sql()?
+            .query_row(params![id.as_str(), name, json_encoded(payload), at.as_millis()], |row| {
+                row.get(0)
+            })
+            .sql()?;
+        Ok(signal as u64)
+    }
+
+    fn pending_signal(&self, id: &FlowId, name: &str) -> Result<bool> {
+        let found: Option<i64> = self
+            .prepare_cached(
+                "SELECT 1 FROM signals WHERE flow_id = ?1 AND name = ?2 AND taken_by IS NULL \
+                 LIMIT 1",
+            )
+            .sql()?
+            .query_row(params![id.as_str(), name], |row| row.get(0))
+            .optional()
+            .sql()?;
+        Ok(found.is_some())
+    }
+
+    fn signal_taken_by(&self, id: &FlowId, seq: u32) -> Result<Option<Signal>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!("SELECT {SIGNAL_COLUMNS} FROM signals WHERE flow_id = ?1 AND taken_by = ?2")
+        });
+        self.prepare_cached(sql)
+            .sql()?
+            .query_row(params![id.as_str(), seq], signal_from_row)
+            .optional()
+            .sql()
+    }
+
+    fn take_signal(
+        &self,
+        id: &FlowId,
+        name: &str,
+        seq: u32,
+        at: Timestamp,
+    ) -> Result<Option<Signal>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "UPDATE signals SET taken_by = ?3, taken_at = ?4 WHERE id = \
+                 (SELECT id FROM signals WHERE flow_id = ?1 AND name = ?2 AND taken_by IS NULL \
+                  ORDER BY id LIMIT 1) \
+                 RETURNING {SIGNAL_COLUMNS}"
+            )
+        });
+        self.prepare_cached(sql)
+            .sql()?
+            .query_row(params![id.as_str(), name, seq, at.as_millis()], signal_from_row)
+            .optional()
+            .sql()
+    }
+
+    fn signals(&self, id: &FlowId) -> Result<Vec<Signal>> {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!("SELECT {SIGNAL_COLUMNS} FROM signals WHERE flow_id = ?1 ORDER BY id")
+        });
+        self.prepare_cached(sql)
+            .sql()?
+            .query_map([id.as_str()], signal_from_row)
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()
+    }
+
+    fn load_schedule(&self, owner: Option<&str>, name: &str) -> Result<Option<Schedule>> {
+        schedules::load(self, owner, name)
+    }
+
+    fn insert_schedule(&self, schedule: &Schedule) -> Result<()> {
+        schedules::insert(self, schedule)
+    }
+
+    fn update_schedule(&self, schedule: &Schedule, revision: u64) -> Result<bool> {
+        schedules::update(self, schedule, revision)
+    }
+
+    fn move_cursor(
+        &self,
+        name: &str,
+        next_slot: Option<Timestamp>,
+        next_fire: Option<Timestamp>,
+    ) -> Result<()> {
+        schedules::move_cursor(self, name, next_slot, next_fire)
+    }
+
+    fn delete_schedule(&self, name: &str) -> Result<()> {
+        schedules::delete(self, name)
+    }
+
+    fn insert_schedule_revision(
+        &self,
+        name: &str,
+        revision: u64,
+        at: Timestamp,
+        actor: &str,
+        changes: &[FieldChange],
+    ) -> Result<()> {
+        schedules::insert_revision(self, name, revision, at, actor, changes)
+    }
+
+    fn schedule_history(&self, name: &str) -> Result<Vec<Revision>> {
+        schedules::history(self, name)
+    }
+
+    fn schedules(&self, owner: Option<&str>) -> Result<Vec<Schedule>> {
+        schedules::list(self, owner)
+    }
+
+    fn schedule_summaries(&self, owner: &str) -> Result<Vec<ScheduleSummary>> {
+        schedules::summaries(self, owner)
+    }
+
+    fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {
+        schedules::due(self, now, limit)
+    }
+
+    fn next_fire(&self) -> Result<Option<Timestamp>> {
+        schedules::next_fire(self)
+    }
+
+    fn slot(&self, name: &str, at: Timestamp) -> Result<Option<Slot>> {
+        schedules::slot(self, name, at)
+    }
+
+    fn slots(&self, name: &str, before: Option<Timestamp>, limit: u32) -> Result<Vec<Slot>> {
+        schedules::slots(self, name, before, limit)
+    }
+
+    fn put_slot(&self, slot: &Slot) -> Result<()> {
+        schedules::put(self, slot)
+    }
+
+    fn open_slots(&self, limit: u32) -> Result<Vec<Slot>> {
+        schedules::open(self, limit)
+    }
+
+    fn slot_flow_settled(&self, id: &FlowId, ended: bool, at: Timestamp) -> Result<()> {
+        schedules::flow_settled(self, id, ended, at)
     }
 }
 

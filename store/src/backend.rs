@@ -13,12 +13,14 @@ use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
-    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
+    StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
+use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
 use crate::semantics::{self, Forget};
 use crate::status::FlowStatus;
-use crate::store::{Caller, FlowStore, Submission};
+use crate::store::{Caller, Decisions, FlowStore, Resumed, Submission};
 use crate::time::Timestamp;
 use crate::tx::StoreTx;
 
@@ -287,8 +289,44 @@ impl<B: Backend> FlowStore for B {
     }
 
     fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {
-        let flows = self.read(|tx| tx.active_flows(limit))?;
-        Ok(semantics::adoptable(flows, Timestamp::now(), self.host()))
+        let now = Timestamp::now();
+        let flows = self.read(|tx| {
+            let mut flows = tx.active_flows(limit)?;
+            let room = limit.saturating_sub(flows.len() as u32);
+            if room > 0 {
+                flows.extend(tx.due_flows(now, room)?);
+            }
+            Ok(flows)
+        })?;
+        Ok(semantics::adoptable(flows, now, self.host()))
+    }
+
+    fn next_wake(&self) -> Result<Option<Timestamp>> {
+        self.read(|tx| tx.next_wake())
+    }
+
+    fn send_signal(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> Result<(Signal, Flow)> {
+        self.write(|tx, now| semantics::send_signal(tx, caller, id, name, payload, now))
+    }
+
+    fn take_signal(
+        &self,
+        caller: Caller<'_>,
+        lease: &Lease,
+        seq: u32,
+        name: &str,
+    ) -> Result<Option<Signal>> {
+        self.write(|tx, now| semantics::take_signal(tx, caller, lease, seq, name, now))
+    }
+
+    fn signals(&self, owner: &str, id: &FlowId) -> Result<Vec<Signal>> {
+        self.read(|tx| semantics::signals(tx, owner, id))
     }
 
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>> {
@@ -301,5 +339,81 @@ impl<B: Backend> FlowStore for B {
 
     fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow> {
         self.write(|tx, now| semantics::fork(tx, caller, source, from_seq, now))
+    }
+
+    fn put_schedule(&self, caller: Caller<'_>, new: NewSchedule, replace: bool) -> Result<Put> {
+        self.write(|tx, now| semantics::put_schedule(tx, caller, new, replace, now))
+    }
+
+    fn set_paused(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        paused: bool,
+        resumed: Option<Resumed>,
+    ) -> Result<Schedule> {
+        self.write(|tx, now| semantics::set_paused(tx, caller, name, paused, resumed, now))
+    }
+
+    fn remove_schedule(&self, caller: Caller<'_>, name: &str) -> Result<Schedule> {
+        self.write(|tx, _| semantics::remove_schedule(tx, caller, name))
+    }
+
+    fn schedules(&self, owner: &str) -> Result<Vec<ScheduleSummary>> {
+        self.read(|tx| semantics::summaries(tx, owner))
+    }
+
+    fn schedule(
+        &self,
+        owner: &str,
+        name: &str,
+        before: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<(Schedule, Vec<Slot>)> {
+        self.read(|tx| semantics::show(tx, owner, name, before, limit))
+    }
+
+    fn schedule_history(&self, owner: &str, name: &str) -> Result<Vec<Revision>> {
+        self.read(|tx| semantics::schedule_history(tx, owner, name))
+    }
+
+    fn decide_slots(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        decisions: Decisions,
+    ) -> Result<Vec<Slot>> {
+        let Decisions { expected, slots, next_slot, next_fire } = decisions;
+        self.write(|tx, now| {
+            semantics::decide(tx, caller, name, expected, slots, next_slot, next_fire, now)
+        })
+    }
+
+    fn resolve_slot(&self, caller: Caller<'_>, name: &str, decision: SlotDecision) -> Result<Slot> {
+        self.write(|tx, now| semantics::resolve(tx, caller, name, decision, now))
+    }
+
+    fn gate_states(&self, owner: &str, names: &[String], at: Timestamp) -> Result<Vec<GateState>> {
+        self.read(|tx| semantics::gate_states(tx, owner, names, at))
+    }
+
+    fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {
+        self.read(|tx| tx.due_schedules(now, limit))
+    }
+
+    fn next_fire(&self) -> Result<Option<Timestamp>> {
+        self.read(|tx| tx.next_fire())
+    }
+
+    fn open_slots(&self, limit: u32) -> Result<Vec<(Schedule, Slot)>> {
+        self.read(|tx| {
+            let mut open = Vec::new();
+            for slot in tx.open_slots(limit)? {
+                if let Some(schedule) = tx.load_schedule(None, &slot.schedule)? {
+                    open.push((schedule, slot));
+                }
+            }
+            Ok(open)
+        })
     }
 }

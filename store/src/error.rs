@@ -82,6 +82,19 @@ pub enum Error {
     #[error("the lease on flow {id} is no longer held by this runner")]
     LeaseLost { id: String },
 
+    /// No schedule of this name for this owner (the same for another owner's).
+    #[error("no schedule `{name}`")]
+    ScheduleNotFound { name: String },
+
+    /// A schedule (of any owner) already has this name.
+    #[error("schedule `{name}` already exists")]
+    ScheduleExists { name: String },
+
+    /// A scheduler's decision about a schedule whose cursor another scheduler moved meanwhile:
+    /// nothing was written, and the decision is made again from what is stored now.
+    #[error("the scheduler of `{name}` moved on meanwhile")]
+    ScheduleMoved { name: String },
+
     #[error("{0}")]
     InvalidInput(String),
 

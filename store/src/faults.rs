@@ -16,11 +16,13 @@ use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
-    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
+    StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
+use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
 use crate::status::FlowStatus;
-use crate::store::{Answer, Caller, FlowStore, Submission};
+use crate::store::{Answer, Caller, Decisions, FlowStore, Resumed, Submission};
 use crate::time::Timestamp;
 
 /// How the chosen write fails.
@@ -308,5 +310,98 @@ impl FlowStore for FaultyStore {
 
     fn compact(&self) -> Result<()> {
         self.inner.compact()
+    }
+
+    fn next_wake(&self) -> Result<Option<Timestamp>> {
+        self.inner.next_wake()
+    }
+
+    fn send_signal(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> Result<(Signal, Flow)> {
+        self.write(|inner| inner.send_signal(caller, id, name, payload))
+    }
+
+    fn take_signal(
+        &self,
+        caller: Caller<'_>,
+        lease: &Lease,
+        seq: u32,
+        name: &str,
+    ) -> Result<Option<Signal>> {
+        self.write(|inner| inner.take_signal(caller, lease, seq, name))
+    }
+
+    fn signals(&self, owner: &str, id: &FlowId) -> Result<Vec<Signal>> {
+        self.inner.signals(owner, id)
+    }
+
+    fn put_schedule(&self, caller: Caller<'_>, new: NewSchedule, replace: bool) -> Result<Put> {
+        self.write(|inner| inner.put_schedule(caller, new, replace))
+    }
+
+    fn set_paused(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        paused: bool,
+        resumed: Option<Resumed>,
+    ) -> Result<Schedule> {
+        self.write(|inner| inner.set_paused(caller, name, paused, resumed))
+    }
+
+    fn remove_schedule(&self, caller: Caller<'_>, name: &str) -> Result<Schedule> {
+        self.write(|inner| inner.remove_schedule(caller, name))
+    }
+
+    fn schedules(&self, owner: &str) -> Result<Vec<ScheduleSummary>> {
+        self.inner.schedules(owner)
+    }
+
+    fn schedule(
+        &self,
+        owner: &str,
+        name: &str,
+        before: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<(Schedule, Vec<Slot>)> {
+        self.inner.schedule(owner, name, before, limit)
+    }
+
+    fn schedule_history(&self, owner: &str, name: &str) -> Result<Vec<Revision>> {
+        self.inner.schedule_history(owner, name)
+    }
+
+    fn decide_slots(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        decisions: Decisions,
+    ) -> Result<Vec<Slot>> {
+        self.write(|inner| inner.decide_slots(caller, name, decisions))
+    }
+
+    fn resolve_slot(&self, caller: Caller<'_>, name: &str, decision: SlotDecision) -> Result<Slot> {
+        self.write(|inner| inner.resolve_slot(caller, name, decision))
+    }
+
+    fn gate_states(&self, owner: &str, names: &[String], at: Timestamp) -> Result<Vec<GateState>> {
+        self.inner.gate_states(owner, names, at)
+    }
+
+    fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {
+        self.inner.due_schedules(now, limit)
+    }
+
+    fn next_fire(&self) -> Result<Option<Timestamp>> {
+        self.inner.next_fire()
+    }
+
+    fn open_slots(&self, limit: u32) -> Result<Vec<(Schedule, Slot)>> {
+        self.inner.open_slots(limit)
     }
 }

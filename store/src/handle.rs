@@ -12,13 +12,14 @@ use crate::event::{Event, EventQuery};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
-    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, StateReport, Step,
-    StepOutcome,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, Signal, StateReport,
+    Step, StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::rules;
+use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
 use crate::status::FlowStatus;
-use crate::store::{Answer, Caller, FlowStore, Submission};
+use crate::store::{Answer, Caller, Decisions, FlowStore, Resumed, Submission};
 use crate::time::Timestamp;
 
 /// A flow store, ready to be bound to an owner.
@@ -54,6 +55,29 @@ impl TaskFlow {
     /// what a recovery sweep runs, each for its owner.
     pub fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {
         self.store.adoptable(limit)
+    }
+
+    /// The earliest instant a waiting flow of any owner is due to run again: when a server
+    /// that wakes them looks next.
+    pub fn next_wake(&self) -> Result<Option<Timestamp>> {
+        self.store.next_wake()
+    }
+
+    /// Every owner's schedules that are due (not paused, next slot fires at or before `now`),
+    /// the earliest first: what a scheduler decides next, each for its owner.
+    pub fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {
+        self.store.due_schedules(now, limit)
+    }
+
+    /// When the next slot of any schedule that is not paused fires.
+    pub fn next_fire(&self) -> Result<Option<Timestamp>> {
+        self.store.next_fire()
+    }
+
+    /// Every owner's slots that are not decided for good (running, gated, buffered), with
+    /// their schedules.
+    pub fn open_slots(&self, limit: u32) -> Result<Vec<(Schedule, Slot)>> {
+        self.store.open_slots(limit)
     }
 
     /// Deletes every owner's events older than `before` (but the newest, which keeps ids
@@ -288,6 +312,29 @@ impl OwnerHandle {
         self.store.submit(&self.owner, &self.actor, work)
     }
 
+    /// Delivers signal `name` to a managed flow that has not ended: stored durably (and recorded
+    /// in its history) when this returns, kept until a step waiting for it takes it; a flow
+    /// waiting for it is due at once. `payload` becomes that step's output.
+    pub fn send_signal(
+        &self,
+        id: &FlowId,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> Result<(Signal, Flow)> {
+        self.store.send_signal(self.caller(), id, name, payload)
+    }
+
+    /// The running step `seq` of the leased flow takes the oldest signal `name` no step has
+    /// taken (see [`FlowStore::take_signal`]).
+    pub fn take_signal(&self, lease: &Lease, seq: u32, name: &str) -> Result<Option<Signal>> {
+        self.store.take_signal(self.caller(), lease, seq, name)
+    }
+
+    /// A flow's signals, in the order they arrived.
+    pub fn signals(&self, id: &FlowId) -> Result<Vec<Signal>> {
+        self.store.signals(&self.owner, id)
+    }
+
     /// Which of `ids` have a cancel request.
     pub fn cancel_requested(&self, ids: &[FlowId]) -> Result<Vec<FlowId>> {
         self.store.cancel_requested(&self.owner, ids)
@@ -326,5 +373,64 @@ impl OwnerHandle {
     /// Copies an ended flow's journal before step `from_seq` into a new queued flow.
     pub fn fork(&self, source: &FlowId, from_seq: u32) -> Result<Flow> {
         self.store.fork(self.caller(), source, from_seq)
+    }
+
+    // Schedules.
+
+    /// Adds a schedule; one of that name (of any owner) is refused.
+    pub fn add_schedule(&self, new: NewSchedule) -> Result<Schedule> {
+        Ok(self.store.put_schedule(self.caller(), new, false)?.schedule)
+    }
+
+    /// Creates a schedule or brings it up to date (the same again changes nothing).
+    pub fn apply_schedule(&self, new: NewSchedule) -> Result<Put> {
+        self.store.put_schedule(self.caller(), new, true)
+    }
+
+    pub fn pause_schedule(&self, name: &str) -> Result<Schedule> {
+        self.store.set_paused(self.caller(), name, true, None)
+    }
+
+    /// Resumes a schedule, recording what it missed while paused and moving its cursor.
+    pub fn resume_schedule(&self, name: &str, resumed: Resumed) -> Result<Schedule> {
+        self.store.set_paused(self.caller(), name, false, Some(resumed))
+    }
+
+    pub fn remove_schedule(&self, name: &str) -> Result<Schedule> {
+        self.store.remove_schedule(self.caller(), name)
+    }
+
+    /// This owner's schedules by name, each with its latest slot.
+    pub fn schedules(&self) -> Result<Vec<ScheduleSummary>> {
+        self.store.schedules(&self.owner)
+    }
+
+    /// A schedule and its slots, newest first.
+    pub fn schedule(
+        &self,
+        name: &str,
+        before: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<(Schedule, Vec<Slot>)> {
+        self.store.schedule(&self.owner, name, before, limit)
+    }
+
+    pub fn schedule_history(&self, name: &str) -> Result<Vec<Revision>> {
+        self.store.schedule_history(&self.owner, name)
+    }
+
+    /// A scheduler's decisions about a schedule's slots (see [`FlowStore::decide_slots`]).
+    pub fn decide_slots(&self, name: &str, decisions: Decisions) -> Result<Vec<Slot>> {
+        self.store.decide_slots(self.caller(), name, decisions)
+    }
+
+    /// Decides a slot that waited.
+    pub fn resolve_slot(&self, name: &str, decision: SlotDecision) -> Result<Slot> {
+        self.store.resolve_slot(self.caller(), name, decision)
+    }
+
+    /// Where this owner's schedules `names` stand for a slot gated on them at `at`.
+    pub fn gate_states(&self, names: &[String], at: Timestamp) -> Result<Vec<GateState>> {
+        self.store.gate_states(&self.owner, names, at)
     }
 }

@@ -26,6 +26,7 @@ pub mod model;
 pub mod prune;
 pub mod revision;
 pub mod rules;
+pub mod schedule;
 pub mod semantics;
 pub mod status;
 pub mod store;
@@ -33,6 +34,7 @@ pub mod store;
 pub mod testkit;
 pub mod time;
 pub mod tx;
+pub mod wait;
 
 pub use audit::{Finding, FindingCode};
 pub use backend::Backend;
@@ -45,10 +47,15 @@ pub use lease::{Lease, LeaseHolder, Takeover};
 pub use model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision,
     FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision,
-    Stall, StallReason, StateReport, Step, StepKind, StepOutcome, StepReport, SyncMode,
+    Signal, Stall, StallReason, StateReport, Step, StepKind, StepOutcome, StepReport, SyncMode,
+    WaitingStep,
 };
 pub use prune::{PruneBatch, PruneQuery};
+pub use schedule::{
+    CatchUp, GateState, NewSchedule, Otherwise, Overlap, Put, Schedule, ScheduleSpec,
+    ScheduleSummary, Slot, SlotDecision, SlotStatus, Timing,
+};
 pub use status::{FlowStatus, StatusFilter, StepStatus};
-pub use store::{Answer, Caller, FlowStore, Submission};
+pub use store::{Answer, Caller, Decisions, FlowStore, Resumed, Submission};
 pub use time::Timestamp;
 pub use tx::StoreTx;

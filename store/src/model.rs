@@ -117,7 +117,12 @@ pub struct Flow {
     /// A managed flow's last step in its journal; what a mirrored flow's owner reported.
     pub current_step: Option<String>,
     pub state: Option<Value>,
+    /// What a waiting flow waits for (see [`crate::wait`] for a managed flow's).
     pub wait: Option<Value>,
+    /// When a waiting managed flow is due to run again: its earliest timer, or the moment a
+    /// signal it waits for arrived. `None` while it waits for signals only, and whenever it
+    /// does not wait.
+    pub wake_at: Option<Timestamp>,
     /// The pipeline or agent definition the flow runs.
     pub spec: Option<Value>,
     pub parent_flow_id: Option<FlowId>,
@@ -380,6 +385,38 @@ pub enum CheckpointOp {
     Status { lease: Lease, to: FlowStatus, error: Option<String>, state: Option<Value> },
     /// Extends the lease (no revision).
     Renew { lease: Lease, ttl: std::time::Duration },
+    /// Every step still running waits (a timer, a signal): the flow becomes `waiting`, its
+    /// `wait` says what for and until when, and the lease is given up, so no process holds it
+    /// while it waits. `steps` are all of its running steps.
+    Wait { lease: Lease, steps: Vec<WaitingStep> },
+}
+
+/// A step that waits for a time or a signal before it can end, as its runner hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingStep {
+    pub seq: u32,
+    /// The step's name in the journal.
+    pub step: String,
+    /// It can end at this instant (a timer, or a signal's timeout).
+    pub until: Option<Timestamp>,
+    /// It ends when a signal of this name arrives.
+    pub signal: Option<String>,
+}
+
+/// A signal delivered to a flow: kept, in the order it arrived, until a step waiting for its
+/// name takes it (a signal sent before the step is reached waits for it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    /// Increasing in the order signals were stored.
+    pub id: u64,
+    pub flow_id: FlowId,
+    pub name: String,
+    /// The sender's JSON (`null` when it sent none); the output of the step that takes it.
+    pub payload: Value,
+    pub sent_at: Timestamp,
+    /// The seq of the step that took it, and when.
+    pub taken_by: Option<u32>,
+    pub taken_at: Option<Timestamp>,
 }
 
 /// What an accepted [`CheckpointOp`] produced.

@@ -37,6 +37,8 @@ pub enum Field {
     CurrentStep,
     State,
     Wait,
+    /// When a waiting flow is due to run again.
+    WakeAt,
     Error,
     CancelRequestedAt,
     EndedAt,
@@ -45,12 +47,13 @@ pub enum Field {
 }
 
 impl Field {
-    pub const ALL: [Field; 9] = [
+    pub const ALL: [Field; 10] = [
         Field::Status,
         Field::Goal,
         Field::CurrentStep,
         Field::State,
         Field::Wait,
+        Field::WakeAt,
         Field::Error,
         Field::CancelRequestedAt,
         Field::EndedAt,
@@ -66,6 +69,7 @@ impl Field {
             // An absent value and a JSON `null` are the same: both show as `null`.
             Field::State => json_or_null(&before.state) != json_or_null(&after.state),
             Field::Wait => json_or_null(&before.wait) != json_or_null(&after.wait),
+            Field::WakeAt => before.wake_at != after.wake_at,
             Field::Error => before.error != after.error,
             Field::CancelRequestedAt => before.cancel_requested_at != after.cancel_requested_at,
             Field::EndedAt => before.ended_at != after.ended_at,
@@ -93,6 +97,7 @@ impl Field {
             Field::CurrentStep => "current_step",
             Field::State => "state",
             Field::Wait => "wait",
+            Field::WakeAt => "wake_at",
             Field::Error => "error",
             Field::CancelRequestedAt => "cancel_requested_at",
             Field::EndedAt => "ended_at",
@@ -114,6 +119,7 @@ impl Field {
             Field::CurrentStep => text(flow.current_step.as_deref()),
             Field::State => flow.state.clone().unwrap_or(Value::Null),
             Field::Wait => flow.wait.clone().unwrap_or(Value::Null),
+            Field::WakeAt => time(flow.wake_at),
             Field::Error => text(flow.error.as_deref()),
             Field::CancelRequestedAt => time(flow.cancel_requested_at),
             Field::EndedAt => time(flow.ended_at),

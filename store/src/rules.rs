@@ -108,14 +108,22 @@ pub fn apply_report(flow: &Flow, report: &StateReport, now: Timestamp) -> Result
     Ok(after)
 }
 
-/// Moves `flow` to `to`, stamping `ended_at` when it ends. The caller has checked the
-/// transition.
+/// Moves `flow` to `to`, stamping `ended_at` when it ends. A managed flow that stops waiting
+/// waits for nothing any more (a mirrored flow's `wait` is its owner's to clear). The caller
+/// has checked the transition.
 pub fn set_status(flow: &mut Flow, to: FlowStatus, now: Timestamp) {
+    if flow.status == FlowStatus::Waiting && to != FlowStatus::Waiting {
+        flow.wake_at = None;
+        if flow.sync_mode == SyncMode::Managed {
+            flow.wait = None;
+        }
+    }
     flow.status = to;
     if to.is_terminal() {
         flow.ended_at = Some(now);
         flow.lease = None;
         flow.wait = None;
+        flow.wake_at = None;
     }
 }
 
@@ -247,6 +255,7 @@ mod tests {
             current_step: None,
             state: None,
             wait: None,
+            wake_at: None,
             spec: None,
             parent_flow_id: None,
             cancel_requested_at: cancel.then(|| Timestamp::from_millis(5)),

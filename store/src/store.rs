@@ -10,9 +10,11 @@ use crate::event::{Event, EventQuery};
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
-    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, StateReport, Step, StepOutcome,
+    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
+    StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
+use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
 use crate::status::FlowStatus;
 use crate::time::Timestamp;
 
@@ -185,9 +187,35 @@ pub trait FlowStore: Send + Sync {
     /// went.
     fn prune_events(&self, before: Timestamp) -> Result<u64>;
 
-    /// Every owner's managed flows that no live runner holds ([`Adoptable`]), oldest first: what
-    /// a recovery sweep runs.
+    /// Every owner's managed flows that no live runner holds ([`Adoptable`]), oldest first, then
+    /// the waiting flows that are due, the longest due first: what a recovery sweep runs.
     fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>>;
+
+    /// The earliest instant a waiting flow of any owner is due to run again.
+    fn next_wake(&self) -> Result<Option<Timestamp>>;
+
+    /// Stores a signal for a managed flow that has not ended (durable when this returns) and
+    /// records its arrival in the flow's history; a flow waiting for it is due at once.
+    fn send_signal(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> Result<(Signal, Flow)>;
+
+    /// A running step of the leased flow takes the oldest signal of `name` that no step has
+    /// taken (the one it took already, if it took one); `None` when none has arrived.
+    fn take_signal(
+        &self,
+        caller: Caller<'_>,
+        lease: &Lease,
+        seq: u32,
+        name: &str,
+    ) -> Result<Option<Signal>>;
+
+    /// A flow's signals, in the order they arrived.
+    fn signals(&self, owner: &str, id: &FlowId) -> Result<Vec<Signal>>;
 
     /// Which of `ids` have a cancel request (a runner's poll).
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;
@@ -218,4 +246,76 @@ pub trait FlowStore: Send + Sync {
 
     /// Gives the space of removed rows back to the file system (SQLite's `VACUUM`).
     fn compact(&self) -> Result<()>;
+
+    /// Adds a schedule (`replace` false) or applies one (created, or brought up to date);
+    /// see [`crate::semantics::put_schedule`].
+    fn put_schedule(&self, caller: Caller<'_>, new: NewSchedule, replace: bool) -> Result<Put>;
+
+    /// Pauses or resumes a schedule; resuming records what it missed (`resumed`: the missed
+    /// slots' record, the cursor and when it fires).
+    fn set_paused(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        paused: bool,
+        resumed: Option<Resumed>,
+    ) -> Result<Schedule>;
+
+    /// Removes a schedule; refused while another runs after it.
+    fn remove_schedule(&self, caller: Caller<'_>, name: &str) -> Result<Schedule>;
+
+    /// An owner's schedules by name, each with its latest slot.
+    fn schedules(&self, owner: &str) -> Result<Vec<ScheduleSummary>>;
+
+    /// A schedule and its slots, newest first (before `before`, at most `limit`).
+    fn schedule(
+        &self,
+        owner: &str,
+        name: &str,
+        before: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<(Schedule, Vec<Slot>)>;
+
+    /// A schedule's revisions, oldest first.
+    fn schedule_history(&self, owner: &str, name: &str) -> Result<Vec<crate::model::Revision>>;
+
+    /// The scheduler's decisions about a schedule's slots, written with its new cursor if its
+    /// cursor is still `expected`; see [`crate::semantics::decide`].
+    fn decide_slots(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        decisions: Decisions,
+    ) -> Result<Vec<Slot>>;
+
+    /// Decides a slot that waited (gated, buffered).
+    fn resolve_slot(&self, caller: Caller<'_>, name: &str, decision: SlotDecision) -> Result<Slot>;
+
+    /// Where the schedules `names` of `owner` stand for a slot gated on them at `at`.
+    fn gate_states(&self, owner: &str, names: &[String], at: Timestamp) -> Result<Vec<GateState>>;
+
+    /// Every owner's schedules whose next slot fires at or before `now` and that are not
+    /// paused, the earliest first.
+    fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>>;
+
+    /// When the next slot of any schedule that is not paused fires.
+    fn next_fire(&self) -> Result<Option<Timestamp>>;
+
+    /// Every owner's slots that are not decided for good, oldest first, each with its
+    /// schedule.
+    fn open_slots(&self, limit: u32) -> Result<Vec<(Schedule, Slot)>>;
+}
+
+/// What a resume records: the slots the schedule missed while paused (a range), and where its
+/// cursor goes (the next slot, and when it fires).
+pub type Resumed = (Option<SlotDecision>, Option<Timestamp>, Option<Timestamp>);
+
+/// A scheduler's decisions about one schedule: the cursor it read, the slots it decided, and
+/// the cursor after them (with when that slot fires).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decisions {
+    pub expected: Option<Timestamp>,
+    pub slots: Vec<SlotDecision>,
+    pub next_slot: Option<Timestamp>,
+    pub next_fire: Option<Timestamp>,
 }

@@ -12,6 +12,15 @@
 //!
 //! Each kit test takes the harness, so it starts from an empty database of its own, and may open
 //! the same database again (another process's view of it) with [`Database::reopen`].
+//!
+//! Tests of one area live in a module of their own: [`waits`] (durable timers and signals) and
+//! [`schedules`].
+
+pub mod schedules;
+pub mod waits;
+
+pub use schedules::*;
+pub use waits::*;
 
 use std::any::Any;
 use std::sync::{Arc, Barrier};
@@ -1235,6 +1244,14 @@ macro_rules! conformance_tests {
             flows_no_live_runner_holds_are_adoptable_for_every_owner,
             a_flow_without_a_live_runner_is_stalled_with_why_and_looking_changes_nothing,
             prune_removes_ended_trees_in_batches_and_never_an_unfinished_flow,
+            a_flow_whose_running_steps_all_wait_gives_its_lease_up_until_it_is_due,
+            a_signal_is_kept_until_a_step_takes_it_and_wakes_a_flow_waiting_for_it,
+            a_cancel_ends_a_waiting_flow_and_its_waiting_steps_at_once,
+            schedules_are_owner_scoped_with_revisions_and_apply_twice_changes_nothing,
+            gates_name_the_owners_schedules_and_cycles_are_refused,
+            a_slot_fires_once_by_the_creation_of_its_flow_and_its_record_follows_the_flow,
+            a_pruned_slot_flow_takes_its_signals_and_leaves_the_slot_record,
+            slots_not_run_are_recorded_with_their_reason_and_waiting_ones_are_resolved,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {
@@ -1254,6 +1271,8 @@ mod tests {
     fn the_macro_names_every_kit_test() {
         let source = include_str!("testkit.rs");
         let (tests, macro_body) = source.split_once("macro_rules! conformance_tests").unwrap();
+        let tests = [tests, include_str!("testkit/waits.rs"), include_str!("testkit/schedules.rs")]
+            .concat();
         let defined: Vec<&str> = tests
             .split("pub fn ")
             .skip(1)

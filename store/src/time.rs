@@ -42,20 +42,39 @@ impl Timestamp {
 }
 
 impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC with milliseconds, e.g. `2026-05-01T09:30:00.250Z`.
+    /// RFC 3339 in UTC with milliseconds, e.g. `2026-05-01T09:30:00.250Z`. Written digit by
+    /// digit into a buffer: documents of many thousand records print a few timestamps each.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let millis = self.0.rem_euclid(1000);
         let seconds = self.0.div_euclid(1000);
         let days = seconds.div_euclid(86_400);
         let of_day = seconds.rem_euclid(86_400);
         let (year, month, day) = civil_from_days(days);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-            of_day / 3600,
-            of_day / 60 % 60,
-            of_day % 60
-        )
+        if !(0..=9999).contains(&year) {
+            return write!(
+                f,
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+                of_day / 3600,
+                of_day / 60 % 60,
+                of_day % 60
+            );
+        }
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut value: i64| {
+            for place in (at..at + width).rev() {
+                text[place] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, i64::from(month));
+        put(8, 2, i64::from(day));
+        put(11, 2, of_day / 3600);
+        put(14, 2, of_day / 60 % 60);
+        put(17, 2, of_day % 60);
+        put(20, 3, millis);
+        // Only ASCII digits and separators were written.
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -94,6 +113,8 @@ mod tests {
         check(1_700_000_000_123, "2023-11-14T22:13:20.123Z");
         check(4_102_444_799_999, "2099-12-31T23:59:59.999Z");
         check(-1, "1969-12-31T23:59:59.999Z");
+        check(-62_135_596_800_001, "0000-12-31T23:59:59.999Z");
+        check(253_402_300_800_000, "10000-01-01T00:00:00.000Z");
     }
 
     #[test]

@@ -16,10 +16,11 @@ use serde_json::Value;
 use crate::error::Result;
 use crate::event::{Event, EventQuery, NewEvent};
 use crate::model::{
-    ChildSummary, FieldChange, Flow, FlowId, FlowSummary, ListQuery, Revision, Step,
+    ChildSummary, FieldChange, Flow, FlowId, FlowSummary, ListQuery, Revision, Signal, Step,
 };
 use crate::prune::PruneQuery;
 use crate::revision::FieldSet;
+use crate::schedule::{Schedule, ScheduleSummary, Slot};
 use crate::status::StepStatus;
 use crate::time::Timestamp;
 
@@ -132,7 +133,7 @@ pub trait StoreTx {
         query: &PruneQuery,
     ) -> Result<Vec<(Timestamp, FlowId)>>;
 
-    /// Deletes flow `id`'s steps, revisions and spec.
+    /// Deletes flow `id`'s steps, revisions, spec and signals.
     fn delete_journal(&self, id: &FlowId) -> Result<()>;
 
     /// Deletes flow `id`'s row (its journal and its children gone first).
@@ -163,4 +164,103 @@ pub trait StoreTx {
 
     /// Which of `ids` are `owner`'s flows with a cancel request.
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;
+
+    /// Every owner's managed flows that are `waiting` and due (`wake_at` at or before `now`),
+    /// without their specs, the longest due first.
+    fn due_flows(&self, now: Timestamp, limit: u32) -> Result<Vec<Flow>>;
+
+    /// The earliest `wake_at` of every waiting flow.
+    fn next_wake(&self) -> Result<Option<Timestamp>>;
+
+    /// Stores a signal for flow `id`, not taken; returns its id, greater than every signal id
+    /// given before.
+    fn insert_signal(&self, id: &FlowId, name: &str, payload: &Value, at: Timestamp)
+    -> Result<u64>;
+
+    /// Whether flow `id` has a signal called `name` that no step has taken.
+    fn pending_signal(&self, id: &FlowId, name: &str) -> Result<bool>;
+
+    /// The signal step `seq` of flow `id` took, if it took one.
+    fn signal_taken_by(&self, id: &FlowId, seq: u32) -> Result<Option<Signal>>;
+
+    /// Marks flow `id`'s oldest signal called `name` that no step has taken as taken by step
+    /// `seq`, and returns it as stored; `None` when there is none.
+    fn take_signal(
+        &self,
+        id: &FlowId,
+        name: &str,
+        seq: u32,
+        at: Timestamp,
+    ) -> Result<Option<Signal>>;
+
+    /// Flow `id`'s signals in the order they arrived.
+    fn signals(&self, id: &FlowId) -> Result<Vec<Signal>>;
+
+    /// Schedule `name`; with `owner`, only if that owner's. In a write transaction it stays
+    /// locked until the transaction ends, like a flow.
+    fn load_schedule(&self, owner: Option<&str>, name: &str) -> Result<Option<Schedule>>;
+
+    /// Inserts a new schedule row as given.
+    fn insert_schedule(&self, schedule: &Schedule) -> Result<()>;
+
+    /// Writes `schedule` over the row of the schedule still at `revision`; false, having
+    /// written nothing, when it is at another revision.
+    fn update_schedule(&self, schedule: &Schedule, revision: u64) -> Result<bool>;
+
+    /// Moves schedule `name`'s cursor (no revision: the scheduler's progress is recorded by its
+    /// slots).
+    fn move_cursor(
+        &self,
+        name: &str,
+        next_slot: Option<Timestamp>,
+        next_fire: Option<Timestamp>,
+    ) -> Result<()>;
+
+    /// Deletes schedule `name`, its history and its slots (not the flows its slots ran).
+    fn delete_schedule(&self, name: &str) -> Result<()>;
+
+    /// Appends revision `revision` of schedule `name`.
+    fn insert_schedule_revision(
+        &self,
+        name: &str,
+        revision: u64,
+        at: Timestamp,
+        actor: &str,
+        changes: &[FieldChange],
+    ) -> Result<()>;
+
+    /// Schedule `name`'s revisions, oldest first.
+    fn schedule_history(&self, name: &str) -> Result<Vec<Revision>>;
+
+    /// `owner`'s schedules by name; every owner's with `None`.
+    fn schedules(&self, owner: Option<&str>) -> Result<Vec<Schedule>>;
+
+    /// `owner`'s schedules by name, each with its newest slot, without their pipelines
+    /// (`pipeline` is `null`): what `schedules list` shows, read at once.
+    fn schedule_summaries(&self, owner: &str) -> Result<Vec<ScheduleSummary>>;
+
+    /// Every owner's schedules that are not paused and whose next slot fires at or before
+    /// `now`, the earliest first.
+    fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>>;
+
+    /// When the next slot of any schedule that is not paused fires.
+    fn next_fire(&self) -> Result<Option<Timestamp>>;
+
+    /// Schedule `name`'s slot at `at`, with its flow's status.
+    fn slot(&self, name: &str, at: Timestamp) -> Result<Option<Slot>>;
+
+    /// Schedule `name`'s slots newest first, those before `before` when given, at most `limit`,
+    /// with their flows' statuses.
+    fn slots(&self, name: &str, before: Option<Timestamp>, limit: u32) -> Result<Vec<Slot>>;
+
+    /// Writes a slot's record (a new one, or over the one at its instant).
+    fn put_slot(&self, slot: &Slot) -> Result<()>;
+
+    /// Every owner's slots that are not decided for good (running, gated, buffered), oldest
+    /// first, with their flows' statuses.
+    fn open_slots(&self, limit: u32) -> Result<Vec<Slot>>;
+
+    /// The flow `id` of a slot ended (`ended`) or runs again (a failed flow reopened): its
+    /// slot's record follows.
+    fn slot_flow_settled(&self, id: &FlowId, ended: bool, at: Timestamp) -> Result<()>;
 }

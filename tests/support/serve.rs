@@ -1,11 +1,15 @@
 //! `taskflow serve` as the end-to-end tests run it: the real binary on a loopback port, its
-//! address read from the first line it prints (`listening on http://ADDR`), killed when dropped.
-//! Shared by the test files of serve; each uses a part of it.
+//! address read from the first line it prints (`listening on http://ADDR`), killed with SIGKILL
+//! when dropped or on request (a crash), and the few calls every test of its API makes. Each
+//! test file uses the part it needs.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_taskflow");
 
@@ -68,6 +72,31 @@ impl Drop for Serve {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// A request's status and JSON body.
+pub async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+pub async fn wait_until(what: &str, mut ready: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !ready().await {
+        assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn status_of(serve: &Serve, id: &str) -> String {
+    let (_, body) = call(client().get(serve.url(&format!("/v1/flows/{id}")))).await;
+    body["flow"]["status"].as_str().unwrap_or_default().to_owned()
 }
 
 /// A temporary folder and the path of a flow database in it.

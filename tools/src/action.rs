@@ -63,6 +63,16 @@ impl Actions {
         self
     }
 
+    /// Registers (or replaces) an action that is shared already.
+    pub fn register_shared(
+        &mut self,
+        name: impl Into<String>,
+        action: Arc<dyn Action>,
+    ) -> &mut Self {
+        self.by_name.insert(name.into(), action);
+        self
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<dyn Action>> {
         self.by_name.get(name).cloned()
     }

@@ -20,7 +20,10 @@ mod write;
 
 pub use action::{Action, Actions};
 pub use agent_spec::{AgentSpec, DEFAULT_MAX_TURNS};
-pub use step::{ActionError, ActionFuture, ActionResult, ChildFlows, ChildFuture, StepContext};
+pub use step::{
+    ActionError, ActionFuture, ActionResult, ChildFlows, ChildFuture, SignalFuture, Signals,
+    StepContext, Wait,
+};
 pub use tool::{Tool, Tools};
 pub use tools::{AgentToolSettings, register_agent_tools};
 pub use workspace::{PathError, Workspace};

@@ -2,7 +2,9 @@
 //! the step's identity, idempotency key and cancellation ([`StepContext`]), and its output or
 //! an [`ActionError`]. A step that starts work of its own as child flows (the `agent` action)
 //! reaches the engine through [`StepContext::children`], a [`ChildFlows`] the engine
-//! implements, so that nothing here names the engine.
+//! implements, so that nothing here names the engine. A step that must wait before it can end
+//! (a durable timer, a signal) says so with [`ActionError::Waiting`], and takes the signals its
+//! flow receives through [`StepContext::signals`], which the engine implements too.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use taskflow_store::model::{Flow, FlowId};
+use taskflow_store::time::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent_spec::AgentSpec;
@@ -34,6 +37,31 @@ pub enum ActionError {
     /// It stopped because its cancellation token fired.
     #[error("cancelled")]
     Cancelled,
+    /// Not a failure: the step cannot end before an instant or a signal. Its flow waits for
+    /// it without a process (once nothing else of the flow runs), and the step runs again, in
+    /// the same attempt, when the wait may be over.
+    #[error("{0}")]
+    Waiting(Wait),
+}
+
+/// What a step waits for before it can end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    /// It can end at this instant (a timer, or a signal's timeout).
+    pub until: Option<Timestamp>,
+    /// It can end when a signal of this name arrives.
+    pub signal: Option<String>,
+}
+
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.signal, self.until) {
+            (Some(signal), Some(until)) => write!(f, "waiting for signal `{signal}` until {until}"),
+            (Some(signal), None) => write!(f, "waiting for signal `{signal}`"),
+            (None, Some(until)) => write!(f, "waiting until {until}"),
+            (None, None) => f.write_str("waiting"),
+        }
+    }
 }
 
 impl ActionError {
@@ -60,6 +88,9 @@ pub struct StepContext {
     /// The same on every attempt of this step: an action with side effects uses it to do them
     /// once.
     pub idempotency_key: String,
+    /// When the step began (its first attempt): the same on every attempt and every run, so a
+    /// timer measured from it survives a restart.
+    pub started_at: Timestamp,
     /// Fires when the step must stop: the flow was cancelled, or the attempt timed out.
     pub cancel: CancellationToken,
     /// How long a stopped child process gets between SIGTERM and SIGKILL.
@@ -71,6 +102,9 @@ pub struct StepContext {
     /// Runs child flows of this step's flow; `None` where there is no engine behind the step
     /// (an agent's tool calls).
     pub children: Option<Arc<dyn ChildFlows>>,
+    /// Takes the signals this step's flow receives; `None` where there is no engine behind the
+    /// step.
+    pub signals: Option<Arc<dyn Signals>>,
 }
 
 impl StepContext {
@@ -97,4 +131,17 @@ pub trait ChildFlows: Send + Sync + std::fmt::Debug {
     /// was a cancel of the flow). A spawn refused because the flow has a cancel request is
     /// [`ActionError::Cancelled`].
     fn run_agent(&self, agent: AgentSpec, context: &StepContext) -> ChildFuture;
+}
+
+/// What [`Signals::take`] resolves to: the taken signal's payload, or `None` when no signal of
+/// that name has arrived (yet).
+pub type SignalFuture = Pin<Box<dyn Future<Output = Result<Option<Value>, ActionError>> + Send>>;
+
+/// The signals a running step's flow receives (DESIGN §9), kept in the store until a step takes
+/// one. The engine implements it, under the lease of the step's flow.
+pub trait Signals: Send + Sync + std::fmt::Debug {
+    /// The payload of the oldest signal called `name` that no step has taken, now taken by the
+    /// step of `context`; the same one again if that step took one before (its runner may have
+    /// stopped before the step ended). `None`: none has arrived.
+    fn take(&self, name: &str, context: &StepContext) -> SignalFuture;
 }

@@ -1,7 +1,7 @@
-//! `taskflow flows list | inspect | history | cancel | resume | fork`: the flow store seen
-//! through the owner's handle, as aligned tables or, with `--json`, as the documents of
-//! DESIGN §6. The read and cancel commands never create a database: a missing file simply holds
-//! no flows. `resume` and `fork` run the flow with the engine, like `taskflow run`.
+//! `taskflow flows list | inspect | history | cancel | signal | resume | fork`: the flow store
+//! seen through the owner's handle, as aligned tables or, with `--json`, as the documents of
+//! DESIGN §6. The read, cancel and signal commands never create a database: a missing file
+//! simply holds no flows. `resume` and `fork` run the flow with the engine, like `taskflow run`.
 
 use clap::{Args, Subcommand};
 use taskflow_api::database;
@@ -45,6 +45,18 @@ pub enum FlowsCommand {
         /// Refuse if the flow is no longer at this revision (see `flows inspect`)
         #[arg(long, value_name = "N")]
         expected_revision: Option<u64>,
+    },
+    /// Deliver a signal to a flow: stored before this returns and kept until a `wait_signal`
+    /// step of that name takes it (one sent before the step is reached waits for it); a flow
+    /// waiting for it runs on (serve runs it, or the `taskflow run` that waits for it)
+    Signal {
+        /// The flow's id
+        id: String,
+        /// The signal's name, as the step's `with.name` says it
+        name: String,
+        /// The payload, any JSON (the output of the step that takes it) [default: null]
+        #[arg(long, value_name = "JSON")]
+        data: Option<String>,
     },
     /// Continue a flow from its last checkpoint: done steps keep their output, the step in
     /// flight runs again with the same idempotency key, a failed step is tried again
@@ -154,6 +166,23 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
             let handle = require(handle, id)?;
             let outcome = handle.request_cancel(&flow_id(id)?, *expected_revision)?;
             render::cancel(&outcome, global.json);
+            Ok(())
+        }
+        FlowsCommand::Signal { id, name, data } => {
+            let payload = match data {
+                Some(text) => serde_json::from_str(text).map_err(|error| {
+                    CliError::usage(format!(
+                        "--data is not JSON (line {}, column {}): {error}",
+                        error.line(),
+                        error.column()
+                    ))
+                    .with_hint("quote it for the shell, e.g. --data '{\"ok\": true}'")
+                })?,
+                None => serde_json::Value::Null,
+            };
+            let handle = require(handle, id)?;
+            let (signal, flow) = handle.send_signal(&flow_id(id)?, name, payload)?;
+            render::signal_sent(&signal, &flow, global.json);
             Ok(())
         }
         FlowsCommand::Resume { .. }

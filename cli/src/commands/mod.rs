@@ -9,4 +9,5 @@ pub mod man;
 pub mod parse;
 pub mod proxy;
 pub mod run;
+pub mod schedules;
 pub mod serve;

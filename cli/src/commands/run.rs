@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::json;
 use taskflow_api::{Submitted, create_or_continue, documents, override_model_steps};
-use taskflow_engine::{Actions, Flow, FlowId, FlowStatus, Timestamp, pipeline};
+use taskflow_engine::{Flow, FlowId, FlowStatus, Timestamp, builtin_actions, pipeline};
 
 use crate::drive::{RunnerArgs, drive, open_engine, report, runtime};
 use crate::error::{CliError, CliResult};
@@ -47,7 +47,7 @@ pub struct RunArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
-    let plan = pipeline::load(&args.file, &Actions::builtin()).map_err(|errors| {
+    let plan = pipeline::load(&args.file, &builtin_actions()).map_err(|errors| {
         let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
         CliError::failure(lines.join("\nerror: "))
             .with_hint("nothing was run; fix the pipeline file and run it again")

@@ -439,6 +439,7 @@ impl AgentRunner {
             Ok(Ended::Failed { error, .. }) | Err(error) => Err(error),
             Ok(Ended::Cancelled) => return Worked::Cancelled,
             Ok(Ended::Aborted(error)) => return Worked::Aborted(error),
+            Ok(Ended::Waiting(wait)) => Err(format!("a tool cannot wait ({wait})")),
         };
         let (content, is_error) = match result {
             Ok(Value::String(text)) => (text, false),
@@ -470,11 +471,13 @@ impl AgentRunner {
             seq: step.seq,
             attempt: step.attempt,
             idempotency_key: step.idempotency_key.clone(),
+            started_at: step.started_at,
             cancel: self.token.clone(),
             kill_grace: self.options.kill_grace,
             base_dir: Some(self.spec.workspace.clone()),
             output_dir: Some(self.spec.workspace.clone()),
             children: None,
+            signals: None,
         };
         let attempts = Attempts {
             store: self.store.clone(),

@@ -13,7 +13,7 @@ use serde_json::Value;
 use taskflow_store::error::Error;
 use taskflow_store::lease::Lease;
 use taskflow_store::model::{CheckpointDone, CheckpointOp, Step};
-use taskflow_tools::{ActionError, ActionFuture, StepContext};
+use taskflow_tools::{ActionError, ActionFuture, StepContext, Wait};
 use tokio_util::sync::CancellationToken;
 
 use super::progress::{Progress, ProgressSink};
@@ -32,6 +32,8 @@ pub(crate) enum Ended {
     Cancelled,
     /// The store refused the runner (its lease was taken over, the database failed).
     Aborted(Error),
+    /// The step cannot end before its wait is over (a timer, a signal): no attempt was spent.
+    Waiting(Wait),
 }
 
 /// How one step's attempts are run.
@@ -80,6 +82,7 @@ impl Attempts {
             let error = match outcome {
                 Ok(output) => return Ended::Succeeded(output),
                 Err(_) if self.flow_token.is_cancelled() => return Ended::Cancelled,
+                Err(ActionError::Waiting(wait)) => return Ended::Waiting(wait),
                 Err(ActionError::Permanent(error)) => return Ended::Failed { error, attempt },
                 Err(ActionError::Cancelled) => "the action stopped as if cancelled".to_owned(),
                 Err(ActionError::Failed(error)) => error,

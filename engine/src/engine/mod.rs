@@ -14,6 +14,7 @@ pub(crate) mod attempts;
 mod children;
 mod progress;
 mod runner;
+mod signals;
 pub(crate) mod store_access;
 mod turn_input;
 
@@ -42,6 +43,7 @@ use taskflow_store::model::{
 use taskflow_store::rules;
 use taskflow_store::status::{FlowStatus, StepStatus};
 use taskflow_store::time::Timestamp;
+use taskflow_store::wait;
 use taskflow_tools::AgentSpec;
 use taskflow_tools::actions::Llm;
 use taskflow_tools::{Action, Actions, AgentToolSettings, Tools, Workspace, register_agent_tools};
@@ -125,7 +127,14 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// An engine over `handle` that runs `actions`.
-    pub fn new(handle: OwnerHandle, actions: Actions, options: EngineOptions) -> Engine {
+    /// `sleep` and `wait_signal` (durable timers and signals) are added to `actions` unless
+    /// it names its own.
+    pub fn new(handle: OwnerHandle, mut actions: Actions, options: EngineOptions) -> Engine {
+        for (name, action) in crate::waits::actions() {
+            if actions.get(name).is_none() {
+                actions.register_shared(name, action);
+            }
+        }
         let store = StoreAccess::start(handle.clone(), options.cancel_poll);
         Engine { handle, actions, options, store, providers: preset_providers() }
     }
@@ -322,6 +331,11 @@ impl Engine {
                         flow_id: id.clone(),
                         status: flow.status,
                         journal,
+                        waiting: if flow.status == FlowStatus::Waiting {
+                            wait::waiting_seqs(flow.wait.as_ref())
+                        } else {
+                            Vec::new()
+                        },
                         options: self.options.clone(),
                         token,
                         progress,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use taskflow_store::model::FlowId;
 use taskflow_store::status::StepStatus;
+use taskflow_store::time::Timestamp;
 
 /// One thing that happened during a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +21,9 @@ pub enum Progress {
     StepFinished { step: String, seq: u32, status: StepStatus, done: usize, total: usize },
     /// A cancel request was noticed: running steps are being stopped.
     Cancelling,
+    /// Nothing runs but steps that wait: the flow is `waiting`, without a lease, until `until`
+    /// (its earliest timer) or one of `signals` arrives. The run returns.
+    Waiting { until: Option<Timestamp>, signals: Vec<String> },
     /// What an agent run's model and tools did.
     Agent(super::agent_runner::AgentEvent),
 }

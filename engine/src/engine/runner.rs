@@ -7,8 +7,14 @@
 //! concurrency. A step's outcome and the steps it unblocks are written in the same checkpoint,
 //! so its output is committed before any dependant starts; the flow's final status goes with
 //! the last outcome.
+//!
+//! A step that waits (a timer, a signal: [`Ended::Waiting`]) is parked: it stays running in
+//! the journal, takes no place in the concurrency limit, and runs again when its timer is due
+//! while the rest of the flow runs on. Once nothing else runs, the flow becomes `waiting`
+//! (its lease given up in the same commit) and the run returns; the next run of the flow runs
+//! its parked steps again first, in the same attempt.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures_util::future::{BoxFuture, FutureExt};
@@ -18,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::attempts::{self, Attempts, Ended};
 use super::progress::{Progress, ProgressSink};
+use super::signals::RunSignals;
 use super::store_access::StoreAccess;
 use super::{EngineError, EngineOptions};
 use crate::pipeline::spec::Plan;
@@ -25,10 +32,11 @@ use crate::pipeline::template;
 use taskflow_store::error::Error;
 use taskflow_store::lease::Lease;
 use taskflow_store::model::{
-    CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome,
+    CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome, WaitingStep,
 };
 use taskflow_store::status::{FlowStatus, StepStatus};
-use taskflow_tools::{Action, ChildFlows, StepContext};
+use taskflow_store::time::Timestamp;
+use taskflow_tools::{Action, ChildFlows, StepContext, Wait};
 
 /// Where one step of the plan stands during the run.
 #[derive(Debug, Clone)]
@@ -41,6 +49,9 @@ enum Slot {
     InFlight(Box<Step>),
     /// A begin or restart is being committed, or an attempt is running.
     Running,
+    /// Waits for its timer or its signal: runs again when the timer is due, or in the next run
+    /// of the flow.
+    Parked(Wait),
     Done(Value),
     /// Ended without output in this run (failed or cancelled).
     Stopped,
@@ -66,6 +77,16 @@ enum Meaning {
     Finish,
     Status,
     Renew,
+    /// The flow waits for its parked steps.
+    Wait,
+}
+
+/// What one of the run's tasks came back with.
+enum TaskEnd {
+    /// The attempts of the step at `at` (journal row `seq`) ended, or it waits.
+    Step(usize, u32, Ended),
+    /// The timer of the parked step at `at` is due.
+    Due(usize),
 }
 
 pub(crate) struct Runner {
@@ -81,6 +102,9 @@ pub(crate) struct Runner {
     /// The flow's status when the run took it.
     pub(crate) status: FlowStatus,
     pub(crate) journal: Vec<Step>,
+    /// The steps that were waiting when the flow's last run gave it up (its `wait`): they run
+    /// again in the same attempt, not as a restart.
+    pub(crate) waiting: Vec<u32>,
     pub(crate) options: EngineOptions,
     pub(crate) token: CancellationToken,
     pub(crate) progress: ProgressSink,
@@ -98,6 +122,7 @@ impl Runner {
             flow_id,
             status,
             journal,
+            waiting,
             options,
             token,
             progress,
@@ -145,62 +170,77 @@ impl Runner {
             meanings.push(Meaning::Status);
         }
         let mut running = 0;
+        // Steps that were waiting run again first, in the same attempt, once the flow runs.
+        let mut rerun = Vec::new();
         for (at, slot) in slots.iter_mut().enumerate() {
             if let Slot::InFlight(step) = slot {
-                ops.push(attempts::restart(&lease, step));
-                meanings.push(Meaning::Restart { at, seq: step.seq });
+                if waiting.contains(&step.seq) {
+                    rerun.push((at, (**step).clone()));
+                } else {
+                    ops.push(attempts::restart(&lease, step));
+                    meanings.push(Meaning::Restart { at, seq: step.seq });
+                }
                 *slot = Slot::Running;
                 running += 1;
             }
         }
+        // The journal rows of the steps begun, kept for a parked step to run again.
+        let mut begun: HashMap<usize, Step> = HashMap::new();
+        let signals = Arc::new(RunSignals { store: store.clone(), lease: lease.clone() });
 
         // The steps' executions are polled by this task itself: a step that finishes at once
         // (an `echo`) costs no hand-over between threads. Actions must not block (the contract
         // of any async handler); blocking work goes to `spawn_blocking`.
-        let mut tasks: FuturesUnordered<BoxFuture<'static, (usize, u32, Ended)>> =
-            FuturesUnordered::new();
+        let mut tasks: FuturesUnordered<BoxFuture<'static, TaskEnd>> = FuturesUnordered::new();
         let mut stop: Option<Stop> = None;
         let mut final_sent = false;
         let mut renew = attempts::renewals(options.lease_ttl).await;
         let limit = plan.concurrency();
-        let spawn = |tasks: &mut FuturesUnordered<BoxFuture<'static, (usize, u32, Ended)>>,
-                     at: usize,
-                     step: Step| {
-            let spec = &steps[at];
-            let execution = Execution {
-                attempts: Attempts {
-                    store: store.clone(),
-                    lease: lease.clone(),
-                    retry: spec.retry.unwrap_or_default(),
-                    timeout: spec.timeout,
-                    flow_token: token.clone(),
-                    progress: Arc::clone(&progress),
-                },
-                action: Arc::clone(&actions[at]),
-                base: StepContext {
-                    flow_id: flow_id.clone(),
-                    step: spec.id.clone(),
-                    seq: step.seq,
-                    attempt: step.attempt,
-                    idempotency_key: step.idempotency_key,
-                    cancel: token.clone(),
-                    kill_grace: options.kill_grace,
-                    base_dir: plan.spec.base_dir.clone(),
-                    output_dir: plan.spec.output_dir.clone(),
-                    children: Some(Arc::clone(&children)),
-                },
-                input: step.input.unwrap_or(Value::Null),
+        let spawn =
+            |tasks: &mut FuturesUnordered<BoxFuture<'static, TaskEnd>>, at: usize, step: Step| {
+                let spec = &steps[at];
+                let execution = Execution {
+                    attempts: Attempts {
+                        store: store.clone(),
+                        lease: lease.clone(),
+                        retry: spec.retry.unwrap_or_default(),
+                        timeout: spec.timeout,
+                        flow_token: token.clone(),
+                        progress: Arc::clone(&progress),
+                    },
+                    action: Arc::clone(&actions[at]),
+                    base: StepContext {
+                        flow_id: flow_id.clone(),
+                        step: spec.id.clone(),
+                        seq: step.seq,
+                        attempt: step.attempt,
+                        idempotency_key: step.idempotency_key,
+                        started_at: step.started_at,
+                        cancel: token.clone(),
+                        kill_grace: options.kill_grace,
+                        base_dir: plan.spec.base_dir.clone(),
+                        output_dir: plan.spec.output_dir.clone(),
+                        children: Some(Arc::clone(&children)),
+                        signals: Some(Arc::clone(&signals) as Arc<dyn taskflow_tools::Signals>),
+                    },
+                    input: step.input.unwrap_or(Value::Null),
+                };
+                let seq = step.seq;
+                tasks.push(Box::pin(async move {
+                    let ended = std::panic::AssertUnwindSafe(execution.run()).catch_unwind().await;
+                    let ended = ended.unwrap_or_else(|panic| Ended::Failed {
+                        error: format!("the step's handler panicked: {}", panic_text(&*panic)),
+                        attempt: 0,
+                    });
+                    TaskEnd::Step(at, seq, ended)
+                }));
             };
-            let seq = step.seq;
-            tasks.push(Box::pin(async move {
-                let ended = std::panic::AssertUnwindSafe(execution.run()).catch_unwind().await;
-                let ended = ended.unwrap_or_else(|panic| Ended::Failed {
-                    error: format!("the step's handler panicked: {}", panic_text(&*panic)),
-                    attempt: 0,
-                });
-                (at, seq, ended)
-            }));
-        };
+        for (at, step) in rerun {
+            begun.insert(at, step.clone());
+            spawn(&mut tasks, at, step);
+        }
+        // Parked steps, by place in the plan.
+        let mut parked: BTreeMap<usize, Step> = BTreeMap::new();
 
         loop {
             // Begin ready steps, in the order of the spec, up to the concurrency limit.
@@ -221,7 +261,27 @@ impl Runner {
                     None if done == total => {
                         Some((FlowStatus::Succeeded, None, Some(result(&plan, &slots))))
                     }
+                    // Nothing runs but steps that wait: the flow waits for them (on a stop too,
+                    // so that they are not restarted; a cancel request refuses it).
+                    None | Some(Stop::Drain | Stop::Cancel) if !parked.is_empty() => {
+                        let steps = parked
+                            .iter()
+                            .map(|(&at, step)| waiting_step(step, &slots[at]))
+                            .collect();
+                        ops.push(CheckpointOp::Wait { lease: lease.clone(), steps });
+                        meanings.push(Meaning::Wait);
+                        None
+                    }
                     Some(Stop::Failure(error)) => {
+                        // A flow ends with no step running: the waiting ones stop first.
+                        for (_, step) in std::mem::take(&mut parked) {
+                            ops.push(CheckpointOp::Finish {
+                                lease: lease.clone(),
+                                seq: step.seq,
+                                outcome: StepOutcome::Cancelled,
+                            });
+                            meanings.push(Meaning::Finish);
+                        }
                         Some((FlowStatus::Failed, Some(error.clone()), None))
                     }
                     _ => None,
@@ -251,6 +311,7 @@ impl Runner {
                                 seq: step.seq,
                                 attempt: step.attempt,
                             });
+                            begun.insert(at, step.clone());
                             spawn(&mut tasks, at, step);
                         }
                         (Meaning::Begin(at), Err(error)) if attempts::stops_the_run(&error) => {
@@ -272,6 +333,24 @@ impl Runner {
                             stop.get_or_insert(Stop::Cancel);
                         }
                         (Meaning::Status, Err(Error::AlreadyEnded { .. })) => {}
+                        (Meaning::Wait, Ok(CheckpointDone::Flow(flow))) => {
+                            progress(&Progress::Waiting {
+                                until: flow.wake_at,
+                                signals: waited_signals(&parked, &slots),
+                            });
+                        }
+                        (Meaning::Wait, Err(error)) if attempts::stops_the_run(&error) => {
+                            // A cancel request: the waiting steps end, and the flow with them.
+                            for (_, step) in std::mem::take(&mut parked) {
+                                ops.push(CheckpointOp::Finish {
+                                    lease: lease.clone(),
+                                    seq: step.seq,
+                                    outcome: StepOutcome::Cancelled,
+                                });
+                                meanings.push(Meaning::Finish);
+                            }
+                            stop.get_or_insert(Stop::Cancel);
+                        }
                         (_, Err(error)) => {
                             if !matches!(stop, Some(Stop::Abort(_))) {
                                 stop = Some(Stop::Abort(error));
@@ -298,7 +377,20 @@ impl Runner {
                     while let Some(Some(more)) = tasks.next().now_or_never() {
                         ended.push(more);
                     }
-                    for (at, seq, outcome) in ended {
+                    for end in ended {
+                        let (at, seq, outcome) = match end {
+                            TaskEnd::Step(at, seq, outcome) => (at, seq, outcome),
+                            TaskEnd::Due(at) => {
+                                // Its timer is due: the parked step runs again, unless the run
+                                // is stopping (then the flow waits for it, or it is ended).
+                                if stop.is_none() && let Some(step) = parked.remove(&at) {
+                                    slots[at] = Slot::Running;
+                                    running += 1;
+                                    spawn(&mut tasks, at, step);
+                                }
+                                continue;
+                            }
+                        };
                         running -= 1;
                         let name = steps[at].id.clone();
                         let (outcome, status) = match outcome {
@@ -331,6 +423,19 @@ impl Runner {
                                 stop = Some(Stop::Abort(error));
                                 continue;
                             }
+                            Ended::Waiting(wait) => {
+                                if let Some(until) = wait.until {
+                                    tasks.push(Box::pin(async move {
+                                        sleep_until(until).await;
+                                        TaskEnd::Due(at)
+                                    }));
+                                }
+                                slots[at] = Slot::Parked(wait);
+                                if let Some(step) = begun.get(&at) {
+                                    parked.insert(at, step.clone());
+                                }
+                                continue;
+                            }
                         };
                         ops.push(CheckpointOp::Finish { lease: lease.clone(), seq, outcome });
                         meanings.push(Meaning::Finish);
@@ -355,6 +460,32 @@ impl Runner {
             _ => Ok(()),
         }
     }
+}
+
+/// A parked step as its flow's `wait` lists it.
+fn waiting_step(step: &Step, slot: &Slot) -> WaitingStep {
+    let (until, signal) = match slot {
+        Slot::Parked(wait) => (wait.until, wait.signal.clone()),
+        _ => (None, None),
+    };
+    WaitingStep { seq: step.seq, step: step.name.clone(), until, signal }
+}
+
+/// The signals the parked steps wait for.
+fn waited_signals(parked: &BTreeMap<usize, Step>, slots: &[Slot]) -> Vec<String> {
+    parked
+        .keys()
+        .filter_map(|&at| match &slots[at] {
+            Slot::Parked(wait) => wait.signal.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sleeps until the wall-clock instant `until`.
+async fn sleep_until(until: Timestamp) {
+    let left = until.as_millis().saturating_sub(Timestamp::now().as_millis());
+    tokio::time::sleep(std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0))).await;
 }
 
 /// The message of a caught panic.

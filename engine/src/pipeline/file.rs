@@ -49,6 +49,10 @@ struct RawPipeline {
     concurrency: Option<Spanned<usize>>,
     #[serde(default)]
     steps: Vec<RawStep>,
+    /// When the pipeline runs on its own: read by `schedules apply` (`crate::schedule::table`),
+    /// not by a run.
+    #[serde(default, rename = "schedule")]
+    _schedule: Option<toml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -185,7 +189,7 @@ fn span_of(raw: &RawPipeline, source: &str, error: &SpecError) -> Range<usize> {
 }
 
 /// Line and column (from 1, columns in characters) of a byte offset.
-fn line_column(source: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(source.len());
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;

@@ -459,6 +459,20 @@ pub mod duration_text {
         format!("{}ms", duration.as_millis())
     }
 
+    /// `duration` in the largest unit that divides it: `1d`, `2h`, `30m`, `90s`, `1500ms`.
+    pub fn human(duration: Duration) -> String {
+        let ms = duration.as_millis();
+        if ms == 0 {
+            return "0s".to_owned();
+        }
+        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+            if ms % size == 0 {
+                return format!("{}{unit}", ms / size);
+            }
+        }
+        format!("{ms}ms")
+    }
+
     pub fn serialize<S: Serializer>(
         value: &Option<Duration>,
         serializer: S,

@@ -17,7 +17,9 @@
 //!   value then ends at the call's close, with a diagnostic.)
 //!
 //! A tag in doubt and the text after it are held until what follows settles it, so streaming
-//! and one-shot reading agree; only that text waits. Without a schema, the first closing tag
+//! and one-shot reading agree; only that text waits. A value's closing tag whose sequel is in
+//! the same chunk (nearly always, when a whole answer is read) is settled there by the same
+//! rules, and nothing is held. Without a schema, the first closing tag
 //! ends the value ([`step_value`](Tagged::step_value)).
 
 use super::{Dialect, Marker, Shape, State, Tagged};
@@ -123,7 +125,13 @@ impl<D: Dialect> Tagged<D> {
             return Step::Continue(at + len);
         }
         let offset = chunk.base + at;
-        if marker == roles.close || (marker == roles.call_close && !roles.glm) {
+        if marker == roles.close {
+            // Most often what follows the closing tag is in the chunk: settled at once.
+            if let Some(step) = self.settle_close_in_chunk(chunk, at, len, sink) {
+                return step;
+            }
+            self.doubt = Some(self.new_doubt(offset, marker, tag, None));
+        } else if marker == roles.call_close && !roles.glm {
             self.doubt = Some(self.new_doubt(offset, marker, tag, None));
         } else if marker == roles.opener {
             self.doubt = Some(self.new_doubt(offset, marker, tag, Some(len)));
@@ -150,6 +158,79 @@ impl<D: Dialect> Tagged<D> {
         held.clear();
         held.push_str(text);
         Doubt { offset, tag, text: held, name_at }
+    }
+
+    /// A value's closing tag at `chunk.text[at..at + len]` settled by what follows it in the
+    /// chunk, by the rules of the doubt (see [`step_after_close`](Self::step_after_close) and
+    /// what follows it), without holding anything; `None` when the chunk ends first.
+    fn settle_close_in_chunk<S: EventSink>(
+        &mut self,
+        chunk: &Chunk<'_>,
+        at: usize,
+        len: usize,
+        sink: &mut S,
+    ) -> Option<Step> {
+        let roles = Roles::of(self.shape);
+        let text = chunk.text;
+        let after = at + len;
+        let rest = &text[after..];
+        let next = after + rest.len() - rest.trim_start().len();
+        let byte = *text.as_bytes().get(next)?;
+        let marker = if byte == b'<' {
+            match D::scan(&text[next..]) {
+                Scan::Incomplete => return None,
+                Scan::Marker(marker, len) => Some((marker, len)),
+                Scan::NoMatch => None,
+            }
+        } else {
+            None
+        };
+        match marker {
+            Some((marker, opener_len)) if marker == roles.opener => {
+                let name_at = next + opener_len;
+                let (end, end_len) = if roles.glm {
+                    let found = read_to_marker_or::<D>(chunk, name_at, b'\n', |_| true, |_, _| {});
+                    match found {
+                        Found::Marker { at: stop, marker: Marker::ArgKeyClose, len } => (stop, len),
+                        Found::Marker { at: stop, .. } | Found::Stop(stop) => {
+                            self.value.push_str(&text[at..stop]);
+                            return Some(Step::Continue(stop));
+                        }
+                        Found::Done(_) => return None,
+                    }
+                } else {
+                    let found = memchr::memchr3(b'>', b'\n', b'<', &text.as_bytes()[name_at..])?;
+                    let end = name_at + found;
+                    if text.as_bytes()[end] != b'>' {
+                        self.value.push_str(&text[at..end]);
+                        return Some(Step::Continue(end));
+                    }
+                    (end, 1)
+                };
+                let tag = (roles.close, chunk.base + at, len);
+                let read = &text[at..end];
+                let value_at = chunk.base + end + end_len;
+                self.open_or_keep(
+                    tag,
+                    read,
+                    name_at - at,
+                    &text[end..end + end_len],
+                    value_at,
+                    sink,
+                );
+                Some(Step::Continue(end + end_len))
+            }
+            Some((marker, _)) if marker == roles.call_close || marker == Marker::WrapperClose => {
+                self.calls.tally.count_syntax_text(&text[at..after]);
+                self.add_param(sink);
+                self.state = State::Params;
+                Some(Step::Continue(next))
+            }
+            _ => {
+                self.value.push_str(&text[at..after]);
+                Some(Step::Continue(after))
+            }
+        }
     }
 
     /// Reads on after a tag in doubt until what follows settles it.
@@ -260,27 +341,43 @@ impl<D: Dialect> Tagged<D> {
     fn settle_opener<S: EventSink>(&mut self, end: &str, value_at: usize, sink: &mut S) {
         let Some(doubt) = self.doubt.take() else { return };
         let name_at = doubt.name_at.unwrap_or(doubt.text.len());
-        let name = strip_quotes::<D>(doubt.text[name_at..].trim());
-        let after_close = doubt.tag != Roles::of(self.shape).opener;
+        let tag = (doubt.tag, doubt.offset, D::spelling(doubt.tag).len());
+        self.open_or_keep(tag, &doubt.text, name_at, end, value_at, sink);
+        self.held = doubt.text;
+    }
+
+    /// `read` was read after a value's text: a tag (`tag`: which, its offset and its length),
+    /// then (after a closing tag) whitespace and a parameter's opening tag, then from `name_at`
+    /// the parameter's name, up to `end`. The parameter begins when it is not given yet and
+    /// the schema admits it; otherwise all of it is text of the value.
+    fn open_or_keep<S: EventSink>(
+        &mut self,
+        (tag, offset, tag_len): (Marker, usize, usize),
+        read: &str,
+        name_at: usize,
+        end: &str,
+        value_at: usize,
+        sink: &mut S,
+    ) {
+        let name = strip_quotes::<D>(read[name_at..].trim());
+        let after_close = tag != Roles::of(self.shape).opener;
         let given = self.params.has(name) || strip_quotes::<D>(self.key.trim()) == name;
         if given || !self.admits(name, after_close) {
-            self.value.push_str(&doubt.text);
+            self.value.push_str(read);
             self.value.push_str(end);
-            self.held = doubt.text;
             return;
         }
         if after_close {
-            let close_len = D::spelling(doubt.tag).len();
-            self.calls.tally.count_syntax_text(&doubt.text[..close_len]);
+            self.calls.tally.count_syntax_text(&read[..tag_len]);
             self.add_param(sink);
-            self.calls.tally.count_syntax_text(&doubt.text[close_len..name_at]);
+            self.calls.tally.count_syntax_text(&read[tag_len..name_at]);
         } else {
-            self.end_value_unclosed(doubt.offset, sink);
-            self.calls.tally.count_syntax_text(&doubt.text[..name_at]);
+            self.end_value_unclosed(offset, sink);
+            self.calls.tally.count_syntax_text(&read[..name_at]);
         }
         self.calls.tally.count_syntax_text(end);
         self.key.clear();
-        self.key.push_str(&doubt.text[name_at..]);
+        self.key.push_str(&read[name_at..]);
         if self.shape == Shape::Glm {
             self.state = State::AwaitValue;
         } else {
@@ -288,7 +385,6 @@ impl<D: Dialect> Tagged<D> {
             self.value.clear();
             self.state = State::Value;
         }
-        self.held = doubt.text;
     }
 
     /// The tag in doubt was text of the value, and so is what was read after it, up to `at`.

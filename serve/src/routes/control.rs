@@ -63,7 +63,8 @@ pub async fn resume(
     ))
 }
 
-/// A new flow with an ended flow's steps before `from_step` done; serve runs it from there.
+/// A new flow with an ended flow's steps before `from_step` done; serve runs it from there. A
+/// step the flow does not have is 422 (the flow is there: 404 is for a flow).
 #[utoipa::path(post, path = "/v1/flows/{id}/fork", request_body = ForkBody, params(("id" = String, Path, description = "The flow's id")), responses(
     (status = 201, body = FlowEnvelope),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -90,7 +91,7 @@ pub async fn fork(
                 .iter()
                 .find(|step| step.name == name)
                 .map(|step| step.seq)
-                .ok_or_else(|| HttpError::not_found(format!("flow {id} has no step `{name}`")))?
+                .ok_or_else(|| HttpError::refused(format!("flow {id} has no step `{name}`")))?
         }
         _ => return Err(HttpError::bad_request("`from_step` must be a step's seq or name")),
     };

@@ -5,6 +5,7 @@ pub mod events;
 pub mod flows;
 pub mod meta;
 pub mod mirrored;
+pub mod signals;
 
 use axum::Json;
 use axum::http::StatusCode;

@@ -20,9 +20,6 @@ use crate::tx::StoreTx;
 /// How long a cancel may take to settle before it counts as stuck.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(300);
 
-/// The keys of a `wait` that name something able to wake a waiting flow.
-const WAKERS: [&str; 3] = ["until", "signal", "approval"];
-
 /// Every unfinished flow of `owner` (of every owner with `None`), oldest first.
 fn unfinished<T: StoreTx + ?Sized>(tx: &T, owner: Option<&str>) -> Result<Vec<FlowSummary>> {
     let mut flows = Vec::new();
@@ -110,11 +107,8 @@ fn judge<T: StoreTx + ?Sized>(tx: &T, flow: &Flow, now: Timestamp) -> Result<Vec
     }
     if flow.status == FlowStatus::Waiting
         && flow.sync_mode == SyncMode::Managed
-        && !flow
-            .wait
-            .as_ref()
-            .and_then(|wait| wait.as_object())
-            .is_some_and(|wait| WAKERS.iter().any(|key| wait.contains_key(*key)))
+        && flow.wake_at.is_none()
+        && !crate::wait::can_wake(flow.wait.as_ref())
     {
         findings.push(found(
             FindingCode::WaitingWithoutWake,

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::steps::{finish_step, insert_step};
 use super::tree::flow_ended;
+use super::waits::wait_for;
 use super::{
     cancel_settles, check_running, check_ttl, commit, journal_moved_to, load_flow, not_running,
     step_change,
@@ -96,7 +97,8 @@ fn op_flow(op: &CheckpointOp) -> FlowId {
         | CheckpointOp::NextAttempt { lease, .. }
         | CheckpointOp::Finish { lease, .. }
         | CheckpointOp::Status { lease, .. }
-        | CheckpointOp::Renew { lease, .. } => lease.flow_id.clone(),
+        | CheckpointOp::Renew { lease, .. }
+        | CheckpointOp::Wait { lease, .. } => lease.flow_id.clone(),
     }
 }
 
@@ -258,6 +260,16 @@ impl<T: StoreTx + ?Sized> FlowWrites<'_, T> {
                     }
                 }
                 Ok(CheckpointDone::Lease(Lease { expires_at, ..lease }))
+            }
+            CheckpointOp::Wait { lease, steps } => {
+                self.check_lease(&lease)?;
+                let mut working = self.working.clone();
+                wait_for(tx, &mut working, &steps, now)?;
+                self.working = working;
+                // The lease is given up: no later op of this group holds it.
+                self.token = None;
+                // Filled in with the flow as written once the group is committed.
+                Ok(CheckpointDone::Flow(self.working.clone()))
             }
         }
     }

@@ -48,6 +48,7 @@ pub fn create_flow<T: StoreTx + ?Sized>(
         current_step: None,
         state: new.state,
         wait: None,
+        wake_at: None,
         spec: new.spec,
         parent_flow_id: parent,
         cancel_requested_at: None,
@@ -163,5 +164,8 @@ pub fn reopen<T: StoreTx + ?Sized>(
 ) -> Result<Flow> {
     let (before, _) = load_flow(tx, Some(caller.owner), id, true)?;
     let after = rules::reopen(&before)?;
+    if before.controller.as_deref() == Some(super::SLOT_CONTROLLER) {
+        tx.slot_flow_settled(&before.id, false, now)?;
+    }
     commit(tx, &before, after, Vec::new(), caller.actor, now, None)
 }

@@ -11,9 +11,11 @@ mod commit;
 mod create;
 mod leases;
 mod prune;
+mod schedules;
 mod stalled;
 mod steps;
 mod tree;
+mod waits;
 
 pub use audit::{CANCEL_GRACE, audit, repair};
 pub use checkpoint::{CheckpointMemory, Forget, KnownFlow, apply_group, checkpoint};
@@ -21,8 +23,14 @@ pub use commit::commit;
 pub use create::{create_flow, fork, reopen, spawn_child};
 pub use leases::{acquire_lease, acquire_leases, adoptable, check_ttl, release_lease};
 pub use prune::prune;
+pub use schedules::history as schedule_history;
+pub use schedules::{
+    SLOT_CONTROLLER, decide, gate_states, put_schedule, remove_schedule, resolve, set_paused, show,
+    summaries,
+};
 pub use stalled::list_stalled;
 pub use tree::{report, request_cancel};
+pub use waits::{send_signal, signals, take_signal};
 
 use serde_json::Value;
 

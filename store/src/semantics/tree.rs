@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::steps::{finish_step, report_step};
+use super::waits::end_waits;
 use super::{SYSTEM_ACTOR, cancel_settles, commit, load_flow, step_change};
 use crate::error::{Error, Result};
 use crate::model::{CancelOutcome, ExpectedRevision, Flow, FlowId, StateReport, StepOutcome};
@@ -84,6 +85,7 @@ pub(super) fn cancel_tree<T: StoreTx + ?Sized>(
     let mut after = flow.clone();
     after.cancel_requested_at = Some(now);
     let flow = commit(tx, &flow, after, Vec::new(), actor, now, None)?;
+    end_waits(tx, &flow, now)?;
     for child in tx.active_children(&flow.id)? {
         let (child, _) = load_flow(tx, None, &child, false)?;
         cancel_tree(tx, child, actor, now)?;
@@ -99,8 +101,11 @@ pub(super) fn cancel_tree<T: StoreTx + ?Sized>(
 }
 
 /// A flow ended: the `child` step its parent holds for it ends the same way (a succeeded
-/// child's step has the child's state as its output).
+/// child's step has the child's state as its output), and a slot's record that it ran.
 pub(super) fn flow_ended<T: StoreTx + ?Sized>(tx: &T, flow: &Flow, now: Timestamp) -> Result<()> {
+    if flow.controller.as_deref() == Some(super::SLOT_CONTROLLER) {
+        tx.slot_flow_settled(&flow.id, true, now)?;
+    }
     let Some(parent_id) = &flow.parent_flow_id else { return Ok(()) };
     let Some(seq) = tx.running_child_step(parent_id, &flow.id)? else { return Ok(()) };
     let (parent, _) = load_flow(tx, None, parent_id, false)?;

@@ -42,11 +42,13 @@ fn context() -> StepContext {
         seq: 1,
         attempt: 1,
         idempotency_key: "key-1".into(),
+        started_at: taskflow_store::Timestamp::now(),
         cancel: CancellationToken::new(),
         kill_grace: Duration::from_millis(200),
         base_dir: None,
         output_dir: None,
         children: None,
+        signals: None,
     }
 }
 

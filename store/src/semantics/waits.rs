@@ -1,0 +1,144 @@
+//! Durable timers and signals. A managed flow whose running steps all wait (for an instant, for
+//! a signal) becomes `waiting` and gives its lease up; its `wake_at` says when it is due to run
+//! again. A signal is stored before it is acknowledged and kept until a step waiting for its
+//! name takes it; one that arrives for a flow waiting for it makes the flow due at once, in the
+//! same transaction, so no signal is ever missed between a runner giving the flow up and the
+//! signal arriving: whichever commits second sees the other.
+
+use serde_json::{Value, json};
+
+use super::steps::finish_step;
+use super::{commit, load_flow, load_step};
+use crate::error::{Error, Result};
+use crate::lease::Lease;
+use crate::model::{FieldChange, Flow, FlowId, Signal, StepOutcome, SyncMode, WaitingStep};
+use crate::rules;
+use crate::status::{FlowStatus, StepStatus};
+use crate::store::Caller;
+use crate::time::Timestamp;
+use crate::tx::StoreTx;
+use crate::wait;
+
+/// What a runner's `Wait` makes of `flow` (the checks first, then the flow as it leaves it): it
+/// is not ended and has no cancel request, every running step is in `steps`, and it becomes
+/// `waiting` with its `wait` document, due at the earliest timer or at once when a signal a
+/// step waits for has already arrived, and without a lease.
+pub(super) fn wait_for<T: StoreTx + ?Sized>(
+    tx: &T,
+    flow: &mut Flow,
+    steps: &[WaitingStep],
+    now: Timestamp,
+) -> Result<()> {
+    rules::check_can_schedule(flow)?;
+    if steps.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "flow {} waits for nothing: name the steps that wait",
+            flow.id
+        )));
+    }
+    let running = tx.running_steps(&flow.id)?;
+    if running != steps.len() as u64 {
+        return Err(Error::InvalidInput(format!(
+            "flow {} has {running} running step(s) and {} waiting: it waits only once every \
+             running step waits",
+            flow.id,
+            steps.len()
+        )));
+    }
+    if flow.status != FlowStatus::Waiting {
+        rules::check_status_change(flow, FlowStatus::Waiting)?;
+    }
+    let mut wake_at = wait::earliest(steps);
+    for name in steps.iter().filter_map(|step| step.signal.as_deref()) {
+        if tx.pending_signal(&flow.id, name)? {
+            wake_at = Some(now);
+        }
+    }
+    rules::set_status(flow, FlowStatus::Waiting, now);
+    flow.wait = Some(wait::document(steps));
+    flow.wake_at = wake_at;
+    flow.lease = None;
+    Ok(())
+}
+
+/// Stores signal `name` for flow `id` (its payload is the sender's JSON) and records its
+/// arrival as a change of the flow; a flow waiting for that name is due at once.
+pub fn send_signal<T: StoreTx + ?Sized>(
+    tx: &T,
+    caller: Caller<'_>,
+    id: &FlowId,
+    name: &str,
+    payload: Value,
+    now: Timestamp,
+) -> Result<(Signal, Flow)> {
+    rules::check_text("signal name", name)?;
+    let (before, _) = load_flow(tx, Some(caller.owner), id, false)?;
+    rules::check_managed(&before, "deliver a signal to")?;
+    rules::check_not_ended(&before)?;
+    let signal_id = tx.insert_signal(id, name, &payload, now)?;
+    let mut after = before.clone();
+    let waited =
+        before.status == FlowStatus::Waiting && wait::waits_for_signal(before.wait.as_ref(), name);
+    if waited && before.wake_at.is_none_or(|at| at > now) {
+        after.wake_at = Some(now);
+    }
+    let arrival = FieldChange {
+        field: "signal".to_owned(),
+        before: Value::Null,
+        after: json!({"name": name, "id": signal_id}),
+    };
+    let flow = commit(tx, &before, after, vec![arrival], caller.actor, now, None)?;
+    let signal = Signal {
+        id: signal_id,
+        flow_id: id.clone(),
+        name: name.to_owned(),
+        payload,
+        sent_at: now,
+        taken_by: None,
+        taken_at: None,
+    };
+    Ok((signal, flow))
+}
+
+/// The running step `seq` of the leased flow takes the oldest signal called `name` no step has
+/// taken; a step that took one already gets it again (its runner may have stopped before the
+/// step ended). `None`: no such signal yet.
+pub fn take_signal<T: StoreTx + ?Sized>(
+    tx: &T,
+    caller: Caller<'_>,
+    lease: &Lease,
+    seq: u32,
+    name: &str,
+    now: Timestamp,
+) -> Result<Option<Signal>> {
+    let (flow, token) = load_flow(tx, Some(caller.owner), &lease.flow_id, false)?;
+    rules::check_lease(&flow, token.as_deref(), lease)?;
+    let step = load_step(tx, &flow, seq)?;
+    rules::check_step_running(&flow, seq, step.status)?;
+    if let Some(taken) = tx.signal_taken_by(&flow.id, seq)? {
+        return Ok(Some(taken));
+    }
+    tx.take_signal(&flow.id, name, seq, now)
+}
+
+/// A flow's signals, in the order they arrived.
+pub fn signals<T: StoreTx + ?Sized>(tx: &T, owner: &str, id: &FlowId) -> Result<Vec<Signal>> {
+    load_flow(tx, Some(owner), id, false)?;
+    tx.signals(id)
+}
+
+/// A waiting managed flow holds no runner: on a cancel request its waiting steps end
+/// `cancelled` at once (each an event of the feed), so the cancel can settle.
+pub(super) fn end_waits<T: StoreTx + ?Sized>(tx: &T, flow: &Flow, now: Timestamp) -> Result<()> {
+    if flow.sync_mode != SyncMode::Managed
+        || flow.status != FlowStatus::Waiting
+        || flow.lease.is_some()
+    {
+        return Ok(());
+    }
+    let waiting = tx.steps(&flow.id)?.into_iter().filter(|step| step.status == StepStatus::Running);
+    for step in waiting {
+        finish_step(tx, flow, step.seq, StepOutcome::Cancelled, now, Some(step))?;
+    }
+    Ok(())
+}

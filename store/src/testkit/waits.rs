@@ -1,0 +1,179 @@
+//! The kit's tests of durable timers and signals: a flow whose running steps all wait gives its
+//! lease up and is due at its earliest timer; a signal is kept until a step takes it and wakes a
+//! flow that waits for it, whichever of the two commits first; a cancel ends a waiting flow at
+//! once.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{Harness, TTL, answered_step, begin, refusal, revisions, running, to_status};
+use crate::{
+    CheckpointDone, CheckpointOp, Error, FlowStatus, Lease, NewFlow, OwnerHandle, StepOutcome,
+    StepStatus, Timestamp, WaitingStep,
+};
+
+fn timer(seq: u32, step: &str, until: Timestamp) -> WaitingStep {
+    WaitingStep { seq, step: step.to_owned(), until: Some(until), signal: None }
+}
+
+fn signal(seq: u32, step: &str, name: &str) -> WaitingStep {
+    WaitingStep { seq, step: step.to_owned(), until: None, signal: Some(name.to_owned()) }
+}
+
+fn wait(lease: &Lease, steps: Vec<WaitingStep>) -> CheckpointOp {
+    CheckpointOp::Wait { lease: lease.clone(), steps }
+}
+
+/// Begins steps called `names` on the leased flow; their seqs.
+fn begun(handle: &OwnerHandle, lease: &Lease, names: &[&str]) -> Vec<u32> {
+    let ops = names.iter().map(|name| begin(lease, name)).collect();
+    handle.checkpoint(ops).unwrap().iter().map(|answer| answered_step(answer).seq).collect()
+}
+
+pub fn a_flow_whose_running_steps_all_wait_gives_its_lease_up_until_it_is_due(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let (flow, lease) = running(&alice, "nightly");
+    let seqs = begun(&alice, &lease, &["pause", "approval"]);
+    let later = Timestamp::now().plus(Duration::from_secs(3600));
+    let sooner = Timestamp::now().plus(Duration::from_secs(600));
+
+    // Every running step must wait: one of two is refused, and changes nothing.
+    let partial = refusal(&alice, wait(&lease, vec![timer(seqs[0], "pause", later)]));
+    assert!(partial.to_string().contains("every running step waits"), "{partial}");
+
+    let steps = vec![timer(seqs[0], "pause", later), signal(seqs[1], "approval", "approve")];
+    let answers = alice.checkpoint(vec![wait(&lease, steps)]).unwrap();
+    let Ok(CheckpointDone::Flow(waiting)) = &answers[0] else { panic!("{answers:?}") };
+    assert_eq!(waiting.status, FlowStatus::Waiting);
+    assert_eq!((waiting.wake_at, waiting.lease.clone()), (Some(later), None));
+    let document = waiting.wait.clone().unwrap();
+    assert_eq!(document["until"], json!(later.to_string()));
+    assert_eq!(document["signals"], json!(["approve"]));
+    assert_eq!(
+        document["steps"][1],
+        json!({"seq": seqs[1], "step": "approval",
+        "until": null, "signal": "approve"})
+    );
+    let stored = fx.reopen().bind("alice").unwrap().flow(&flow.id).unwrap();
+    assert_eq!(
+        (stored.status, stored.wake_at, stored.lease),
+        (FlowStatus::Waiting, Some(later), None)
+    );
+    let history = alice.history(&flow.id).unwrap();
+    let fields: Vec<&str> =
+        history.last().unwrap().change.iter().map(|change| change.field.as_str()).collect();
+    assert_eq!(fields, ["status", "wait", "wake_at", "lease"]);
+    // The runner gave its lease up: it writes nothing more.
+    let fenced = refusal(&alice, to_status(&lease, FlowStatus::Running, None));
+    assert!(matches!(fenced, Error::LeaseLost { .. }), "{fenced}");
+
+    // Not due yet: not adoptable, but the next wake is known.
+    assert!(fx.taskflow.adoptable(10).unwrap().is_empty());
+    assert_eq!(fx.taskflow.next_wake().unwrap(), Some(later));
+
+    // A runner that takes it back makes it run again: it waits for nothing any more.
+    let lease = alice.acquire_lease(&flow.id, TTL).unwrap();
+    let back = alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    assert_eq!((back.wait.clone(), back.wake_at), (None, None));
+    assert_eq!(fx.taskflow.next_wake().unwrap(), None);
+
+    // A timer already past makes the flow due at once, and adoptable by any sweep.
+    let past = Timestamp::now().minus(Duration::from_secs(1));
+    let steps = vec![timer(seqs[0], "pause", past), timer(seqs[1], "approval", sooner)];
+    alice.checkpoint(vec![wait(&lease, steps)]).unwrap().remove(0).unwrap();
+    let adoptable = fx.taskflow.adoptable(10).unwrap();
+    assert_eq!(adoptable.len(), 1);
+    assert_eq!((&adoptable[0].id, adoptable[0].status), (&flow.id, FlowStatus::Waiting));
+    assert_eq!(revisions(&alice, &flow.id).len() as u64, alice.flow(&flow.id).unwrap().revision);
+}
+
+pub fn a_signal_is_kept_until_a_step_takes_it_and_wakes_a_flow_waiting_for_it(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let (flow, lease) = running(&alice, "review");
+
+    // Sent before any step waits for it: stored, recorded in the history, kept.
+    let (sent, after) = alice.send_signal(&flow.id, "approve", json!({"by": "bob"})).unwrap();
+    assert_eq!((sent.name.as_str(), sent.taken_by), ("approve", None));
+    let arrival = &alice.history(&flow.id).unwrap()[after.revision as usize - 1];
+    assert_eq!(arrival.change[0].field, "signal");
+    assert_eq!(arrival.change[0].after, json!({"name": "approve", "id": sent.id}));
+    alice.send_signal(&flow.id, "approve", Value::Null).unwrap();
+
+    // The first step to ask takes the oldest; asking again, it gets the same one.
+    let seqs = begun(&alice, &lease, &["first", "second", "third"]);
+    let taken = alice.take_signal(&lease, seqs[0], "approve").unwrap().unwrap();
+    assert_eq!((taken.id, taken.payload.clone()), (sent.id, json!({"by": "bob"})));
+    assert_eq!(alice.take_signal(&lease, seqs[0], "approve").unwrap().unwrap().id, sent.id);
+    let second = alice.take_signal(&lease, seqs[1], "approve").unwrap().unwrap();
+    assert_eq!((second.payload.clone(), second.taken_by), (Value::Null, Some(seqs[1])));
+    assert!(alice.take_signal(&lease, seqs[2], "approve").unwrap().is_none());
+    let kept: Vec<Option<u32>> =
+        alice.signals(&flow.id).unwrap().iter().map(|signal| signal.taken_by).collect();
+    assert_eq!(kept, [Some(seqs[0]), Some(seqs[1])]);
+
+    // A flow waiting for a name: another name leaves it waiting, that name makes it due.
+    for (seq, output) in [(seqs[0], taken.payload), (seqs[1], Value::Null)] {
+        alice.finish_step(&lease, seq, StepOutcome::Succeeded(output)).unwrap();
+    }
+    let steps = vec![signal(seqs[2], "third", "approve")];
+    alice.checkpoint(vec![wait(&lease, steps)]).unwrap().remove(0).unwrap();
+    assert_eq!(alice.flow(&flow.id).unwrap().wake_at, None);
+    alice.send_signal(&flow.id, "audit", Value::Null).unwrap();
+    assert!(fx.taskflow.adoptable(10).unwrap().is_empty());
+    let before = Timestamp::now();
+    let (_, woken) = alice.send_signal(&flow.id, "approve", json!(1)).unwrap();
+    assert!(woken.wake_at.is_some_and(|at| at >= before && at <= Timestamp::now()));
+    assert_eq!(woken.status, FlowStatus::Waiting);
+    assert_eq!(fx.taskflow.adoptable(10).unwrap()[0].id, flow.id);
+
+    // A runner that gives a flow up while the signal it waits for is there finds it due.
+    let lease = alice.acquire_lease(&flow.id, TTL).unwrap();
+    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    let steps = vec![signal(seqs[2], "third", "approve")];
+    let answers = alice.checkpoint(vec![wait(&lease, steps)]).unwrap();
+    let Ok(CheckpointDone::Flow(due)) = &answers[0] else { panic!("{answers:?}") };
+    assert!(due.wake_at.is_some_and(|at| at <= Timestamp::now()), "{due:?}");
+
+    // Signals go to managed flows that have not ended, of their owner only.
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let hidden = bob.send_signal(&flow.id, "approve", Value::Null).unwrap_err();
+    assert!(matches!(hidden, Error::NotFound { .. }), "{hidden}");
+    let mirrored = alice.create(NewFlow::mirrored("plugin", "ci")).unwrap();
+    let refused = alice.send_signal(&mirrored.id, "go", Value::Null).unwrap_err();
+    assert!(matches!(refused, Error::Mirrored { .. }), "{refused}");
+    let (done, done_lease) = running(&alice, "done");
+    alice.set_status(&done_lease, FlowStatus::Succeeded, None).unwrap();
+    let ended = alice.send_signal(&done.id, "go", Value::Null).unwrap_err();
+    assert!(matches!(ended, Error::AlreadyEnded { .. }), "{ended}");
+    let blank = alice.send_signal(&flow.id, " ", Value::Null).unwrap_err();
+    assert!(matches!(blank, Error::InvalidInput(_)), "{blank}");
+}
+
+pub fn a_cancel_ends_a_waiting_flow_and_its_waiting_steps_at_once(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let (flow, lease) = running(&alice, "nightly");
+    let seqs = begun(&alice, &lease, &["pause"]);
+    let until = Timestamp::now().plus(Duration::from_secs(3600));
+    alice.checkpoint(vec![wait(&lease, vec![timer(seqs[0], "pause", until)])]).unwrap();
+    let outcome = alice.request_cancel(&flow.id, None).unwrap();
+    assert_eq!((outcome.flow.status, outcome.active_steps), (FlowStatus::Cancelled, 0));
+    assert_eq!((outcome.flow.wait.clone(), outcome.flow.wake_at), (None, None));
+    let steps = alice.steps(&flow.id).unwrap();
+    assert_eq!(steps[0].status, StepStatus::Cancelled);
+    assert_eq!(fx.taskflow.next_wake().unwrap(), None);
+
+    // A running flow with a cancel request does not go waiting: its runner ends its steps.
+    let (other, lease) = running(&alice, "other");
+    let seqs = begun(&alice, &lease, &["pause"]);
+    alice.request_cancel(&other.id, None).unwrap();
+    let refused = refusal(&alice, wait(&lease, vec![timer(seqs[0], "pause", until)]));
+    assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
+}
