@@ -213,42 +213,78 @@ impl<M: Machine> Driver<M> {
     }
 
     /// Runs the machine over `input` until it ends, needs more input, or hands back text to
-    /// parse again. While a call is held, the text read is added to the gate's when the call
-    /// ends or the input does (`held_from` is where the text not yet added starts).
+    /// parse again. Steps run straight through while no call's name is in doubt; from a step
+    /// after which the gate must watch the machine's calls, [`Self::watched`] runs them.
     #[inline(always)]
     fn process<S: EventSink>(&mut self, input: &str, base: usize, eof: bool, sink: &mut S) -> Step {
         self.scanned_bytes += input.len();
         let chunk = Chunk { text: input, base, eof };
+        let mut pos = 0;
+        while pos < input.len() {
+            let before = self.machine.tally();
+            let mut step = self.machine.step(&chunk, pos, &mut self.gate.route(sink));
+            if self.gate.is_holding() || self.machine.watching() {
+                step = self.watched(&chunk, pos, step, before, sink);
+            }
+            match step {
+                Step::Continue(next) => pos = next,
+                step => {
+                    if let Step::HandOver(at) | Step::Replay { resume: at, .. } = step {
+                        self.scanned_bytes -= input.len() - at;
+                    }
+                    return step;
+                }
+            }
+        }
+        Step::Continue(pos)
+    }
+
+    /// Goes on from `step`, the step from `pos` (`before` is the machine's tally from before
+    /// it), while the gate holds a call or watches the machine's calls; returns the step to go
+    /// on from once neither is so, or the step that ends the input's processing. While a call
+    /// is held, the text read is added to the gate's when the call ends or the input does
+    /// (`held_from` is where the text not yet added starts).
+    #[inline(never)]
+    fn watched<S: EventSink>(
+        &mut self,
+        chunk: &Chunk<'_>,
+        mut pos: usize,
+        mut step: Step,
+        mut before: Tally,
+        sink: &mut S,
+    ) -> Step {
         let machine = &mut self.machine;
         let mut routed = self.gate.route(sink);
-        let mut pos = 0;
-        let mut held_from = 0;
-        while pos < input.len() {
-            let before = machine.tally();
-            let step = machine.step(&chunk, pos, &mut routed);
+        // A call held from an earlier input is held from this input's start (`pos` is 0).
+        let mut held_from = pos;
+        loop {
             // A call held and still not named needs nothing (its text is kept at the end).
             let unsettled =
                 |machine: &mut M| machine.calls().is_some_and(|calls| !calls.held_call_settled());
             if machine.watching() && !(routed.is_holding() && unsettled(machine)) {
                 let (gate, sink) = routed.parts();
                 let read = (held_from, pos, step.position());
-                held_from = watch(machine, gate, &chunk, read, before, sink);
+                held_from = watch(machine, gate, chunk, read, before, sink);
             }
             let Step::Continue(next) = step else {
                 if routed.is_holding() {
-                    keep_held(routed.parts().0, &chunk, held_from, step.position());
-                }
-                if let Step::HandOver(at) | Step::Replay { resume: at, .. } = step {
-                    self.scanned_bytes -= input.len() - at;
+                    keep_held(routed.parts().0, chunk, held_from, step.position());
                 }
                 return step;
             };
             pos = next;
+            if !routed.is_holding() && !machine.watching() {
+                return step;
+            }
+            if pos >= chunk.text.len() {
+                if routed.is_holding() {
+                    keep_held(routed.parts().0, chunk, held_from, pos);
+                }
+                return step;
+            }
+            before = machine.tally();
+            step = machine.step(chunk, pos, &mut routed);
         }
-        if routed.is_holding() {
-            keep_held(routed.parts().0, &chunk, held_from, pos);
-        }
-        Step::Continue(pos)
     }
 }
 

@@ -66,6 +66,14 @@ impl<S: EventSink> Routed<'_, S> {
             self.gate.events.push(event);
         }
     }
+
+    /// Holds the event `event` makes: text is copied into an event only here, out of the way
+    /// of the steps that hand it on borrowed.
+    #[cold]
+    #[inline(never)]
+    fn hold_with(&mut self, event: impl FnOnce() -> StreamEvent) {
+        self.hold(event());
+    }
 }
 
 impl<S: EventSink> EventSink for Routed<'_, S> {
@@ -77,7 +85,7 @@ impl<S: EventSink> EventSink for Routed<'_, S> {
     #[inline(always)]
     fn text(&mut self, text: &str) {
         if self.gate.holding {
-            self.hold(StreamEvent::TextDelta { text: text.to_owned() });
+            self.hold_with(|| StreamEvent::TextDelta { text: text.to_owned() });
         } else {
             self.sink.text(text);
         }
@@ -86,7 +94,7 @@ impl<S: EventSink> EventSink for Routed<'_, S> {
     #[inline(always)]
     fn reasoning(&mut self, text: &str) {
         if self.gate.holding {
-            self.hold(StreamEvent::ReasoningDelta { text: text.to_owned() });
+            self.hold_with(|| StreamEvent::ReasoningDelta { text: text.to_owned() });
         } else {
             self.sink.reasoning(text);
         }
@@ -95,7 +103,7 @@ impl<S: EventSink> EventSink for Routed<'_, S> {
     #[inline(always)]
     fn arguments(&mut self, index: usize, text: &str) {
         if self.gate.holding {
-            self.hold(StreamEvent::ArgumentsDelta { index, text: text.to_owned() });
+            self.hold_with(|| StreamEvent::ArgumentsDelta { index, text: text.to_owned() });
         } else {
             self.sink.arguments(index, text);
         }

@@ -172,22 +172,24 @@ fn read_to<G: MarkerSet>(
         None => G::STARTS.len(),
     };
     let mut search = start;
-    // One call of `take`, so that it is inlined.
-    let (end, found) = loop {
+    let found = loop {
         let Some(found) = find_byte(&needles[..count], &bytes[search..]) else {
-            break (input.len(), Found::Done(Step::Continue(input.len())));
+            take(&input[start..], chunk.base + start);
+            return Found::Done(Step::Continue(input.len()));
         };
         let at = search + found;
         if Some(bytes[at]) == stop {
-            break (at, Found::Stop(at));
+            break Found::Stop(at);
         }
         match G::scan(&input[at..]) {
-            Scan::Incomplete if !chunk.eof => break (at, Found::Done(Step::NeedInput(at))),
-            Scan::Marker(marker, len) if accept(marker) => {
-                break (at, Found::Marker { at, marker, len });
-            }
+            Scan::Incomplete if !chunk.eof => break Found::Done(Step::NeedInput(at)),
+            Scan::Marker(marker, len) if accept(marker) => break Found::Marker { at, marker, len },
             Scan::Incomplete | Scan::Marker(..) | Scan::NoMatch => search = at + 1,
         }
+    };
+    let end = match found {
+        Found::Marker { at, .. } | Found::Stop(at) | Found::Done(Step::NeedInput(at)) => at,
+        Found::Done(_) => input.len(),
     };
     take(&input[start..end], chunk.base + start);
     found
