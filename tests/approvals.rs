@@ -4,7 +4,8 @@
 //! exactly once when approved and never when denied, and the model (a real HTTP server on
 //! loopback playing an OpenAI-compatible Kimi model) reads the tool's result or "denied:
 //! REASON". A decision is recorded once, and only for a call the flow waits for; a tool denied
-//! by policy never runs and never waits.
+//! by policy never runs and never waits. Over HTTP, `POST /v1/flows/{id}/approvals/{call_id}`
+//! decides the call and serve runs the flow on.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -13,6 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
+
+#[path = "support/serve.rs"]
+mod support;
+
+use support::{Serve, call, client, status_of, wait_until};
 
 /// The command the model asks to run: it appends a line to `runs.log` in the workspace, so the
 /// log counts the times the tool really ran.
@@ -88,6 +94,8 @@ impl Setup {
     fn taskflow(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_taskflow"));
         command.arg("--db").arg(&self.db).env_remove("TASKFLOW_CONNECT_TIMEOUT_MS");
+        // Serve (tests/support) runs as alice.
+        command.args(["--owner", "alice"]);
         command.env("TASKFLOW_CONFIG", self.db.with_file_name("no-config.toml"));
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         command
@@ -311,5 +319,64 @@ async fn the_config_files_approvals_apply_unless_a_flag_replaces_them() {
     let output = setup.agent(&["--deny", "fetch_url"]).env("TASKFLOW_CONFIG", &config).output();
     let (code, _, stderr) = outcome(output.unwrap());
     assert_eq!(code, 0, "{stderr}");
+    assert_eq!(setup.runs(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_records_a_decision_once_and_runs_the_flow_on() {
+    let setup = setup().await;
+    let (code, _, stderr) =
+        outcome(setup.agent(&["--ask", "run_command", "--detach"]).output().unwrap());
+    assert_eq!(code, 0, "{stderr}");
+    let id = setup.flow_id();
+    let serve = Serve::start(&setup.db, &[], &[]);
+    let http = client();
+    let decide = |call_id: &str, body: Value| {
+        let path = format!("/v1/flows/{id}/approvals/{}", call_id.replace(':', "%3A"));
+        http.post(serve.url(&path)).json(&body)
+    };
+    for (call_id, body, status, says) in [
+        (CALL_ID, json!({"approve": true, "by": "bob"}), 400, "unknown field `by`"),
+        (CALL_ID, json!({"reason": "fine"}), 400, "missing field `approve`"),
+        (CALL_ID, json!({"approve": "yes"}), 400, "invalid type"),
+        (
+            "functions.read_file:0",
+            json!({"approve": true}),
+            422,
+            "it waits for `functions.run_command:1`",
+        ),
+    ] {
+        let (got, error) = call(decide(call_id, body.clone())).await;
+        assert_eq!(got, status, "{body}: {error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body}: {error}");
+    }
+    assert_eq!(setup.runs(), 0, "no refused decision ran the call");
+
+    let (status, decided) =
+        call(decide(CALL_ID, json!({"approve": true, "reason": "looks safe"}))).await;
+    assert_eq!(status, 201, "{decided}");
+    assert_eq!(
+        (
+            &decided["approval"]["call_id"],
+            &decided["approval"]["approved"],
+            &decided["approval"]["reason"]
+        ),
+        (&json!(CALL_ID), &json!(true), &json!("looks safe"))
+    );
+    wait_until("serve to run the flow to its end", async || {
+        status_of(&serve, &id).await == "succeeded"
+    })
+    .await;
+    assert_eq!(setup.runs(), 1);
+    assert!(setup.model.tool_results()[0].starts_with("{\"exit_code\":0"));
+
+    let (status, error) = call(decide(CALL_ID, json!({"approve": false}))).await;
+    assert_eq!(status, 409, "{error}");
+    assert_eq!(error["error"]["code"], "conflict");
+    let (status, _) =
+        call(http.post(serve.url("/v1/flows/nobody/approvals/c1")).json(&json!({"approve": true})))
+            .await;
+    assert_eq!(status, 404);
     assert_eq!(setup.runs(), 1);
 }
