@@ -380,3 +380,33 @@ async fn serve_records_a_decision_once_and_runs_the_flow_on() {
     assert_eq!(status, 404);
     assert_eq!(setup.runs(), 1);
 }
+
+/// A pipeline's agent step takes `deny`: the tool never runs and the step's answer follows;
+/// `ask` is refused when the file is loaded (the step cannot wait for a person yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_agent_step_denies_by_policy_and_refuses_ask() {
+    let setup = setup().await;
+    let pipeline = setup.db.with_file_name("pipeline.toml");
+    let write = |policy: &str| {
+        let text = format!(
+            "name = \"policy\"\n\n[[steps]]\nid = \"work\"\naction = \"agent\"\n\
+             with = {{ prompt = \"Run the command.\", provider = \"vllm\", base_url = {:?}, \
+             model = \"k2\", workspace = {:?}, tools = [\"run_command\"], \
+             allow_commands = [\"sh\"], {policy} = [\"run_command\"] }}\n",
+            setup.base,
+            setup.workspace.display().to_string()
+        );
+        std::fs::write(&pipeline, text).unwrap();
+    };
+    let path = pipeline.to_str().unwrap();
+    write("ask");
+    let (code, _, stderr) = setup.run(&["run", path, "--id", "asks"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("`with.ask`: a pipeline's agent step cannot wait"), "{stderr}");
+    write("deny");
+    let (code, _, stderr) = setup.run(&["run", path, "--id", "denies"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(setup.inspect("denies")["flow"]["state"]["work"], ANSWER);
+    assert_eq!(setup.model.tool_results(), ["denied: denied by policy"]);
+    assert_eq!(setup.runs(), 0);
+}

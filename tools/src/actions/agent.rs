@@ -7,9 +7,10 @@
 //! `llm`), `tools` (names; all the agent tools when left out), `workspace` (the folder the file
 //! tools are confined to; the pipeline's folder when left out), `allow_commands` (programs
 //! `run_command` may start), `max_turns`, `max_tokens`, `temperature`, `name` (the child
-//! flow's name; `STEP (agent)` when left out), `ask` and `deny` (the approval policy: tools
-//! whose calls wait for a person's decision, tools never run). Relative `script` and
-//! `workspace` paths resolve against the pipeline's folder.
+//! flow's name; `STEP (agent)` when left out), `deny` (tools never run: the model reads that
+//! they were denied). Relative `script` and `workspace` paths resolve against the pipeline's
+//! folder. `ask` is refused: a pipeline step does not wait for a person's decision (yet); an
+//! agent whose calls wait for approval runs with `taskflow agent --ask`.
 //!
 //! Because the agent is a child flow, a cancel of the pipeline reaches it, and a resumed
 //! pipeline continues the same child (found by the step's idempotency key) instead of starting
@@ -95,7 +96,11 @@ fn check_with(with: &Value) -> Result<(), String> {
     }
     names(with, "tools")?;
     names(with, "allow_commands")?;
-    names(with, "ask")?;
+    if !names(with, "ask")?.is_empty() {
+        return Err("`with.ask`: a pipeline's agent step cannot wait for approval; `deny` \
+                    refuses a tool, and `taskflow agent --ask` runs an agent whose calls wait"
+            .to_owned());
+    }
     names(with, "deny")?;
     count(with, "max_turns", MAX_TURNS_LIMIT)?;
     count(with, "max_tokens", u64::from(u32::MAX))?;
@@ -124,7 +129,7 @@ fn agent_spec(input: &Value, context: &StepContext) -> Result<AgentSpec, String>
         max_turns: count(input, "max_turns", MAX_TURNS_LIMIT)?.unwrap_or(DEFAULT_MAX_TURNS),
         max_tokens: count(input, "max_tokens", u64::from(u32::MAX))?,
         temperature: optional_number(input, "temperature")?.map(|t| t as f32),
-        approvals: Approvals { ask: names(input, "ask")?, deny: names(input, "deny")? },
+        approvals: Approvals { ask: Vec::new(), deny: names(input, "deny")? },
     })
 }
 
@@ -188,7 +193,6 @@ mod tests {
             "script": "turns.toml",
             "tools": ["read_file", "list_dir"],
             "allow_commands": ["ls"],
-            "ask": ["run_command"],
             "deny": ["write_file"],
             "max_turns": 5,
             "temperature": 0.2,
@@ -198,8 +202,9 @@ mod tests {
             (json!({}), "`with.prompt` is missing"),
             (json!({"prompt": "hi", "tools": "read_file"}), "`with.tools` must be a list of names"),
             (json!({"prompt": "hi", "tools": [""]}), "`with.tools` must be a list of names"),
-            (json!({"prompt": "hi", "ask": "run_command"}), "`with.ask` must be a list of names"),
+            (json!({"prompt": "hi", "ask": ["run_command"]}), "`with.ask`: a pipeline's agent"),
             (json!({"prompt": "hi", "deny": [3]}), "`with.deny` must be a list of names"),
+            (json!({"prompt": "hi", "ask": "run_command"}), "`with.ask` must be a list of names"),
             (json!({"prompt": "hi", "max_turns": 0}), "`with.max_turns` must be a whole number"),
             (json!({"prompt": "hi", "max_turns": 1001}), "from 1 to 1000"),
             (json!({"prompt": "hi", "workspace": 3}), "`with.workspace` must be a string"),
