@@ -1,5 +1,6 @@
 //! The config file: default provider and model, named providers (a preset with its own
-//! address, model and key variable), and agent defaults. Command-line flags override it.
+//! address, model and key variable), agent defaults and the approval policy of agent tools.
+//! Command-line flags override it.
 //!
 //! It is read from `TASKFLOW_CONFIG` if set, else `$XDG_CONFIG_HOME/taskflow/config.toml`,
 //! else `~/.config/taskflow/config.toml`; a missing file is an empty config.
@@ -9,6 +10,10 @@
 //! provider = "local"
 //! max_turns = 30
 //! allow_commands = ["ls", "cargo"]
+//!
+//! [approvals]
+//! ask = ["run_command", "write_file"]
+//! deny = ["fetch_url"]
 //!
 //! [serve.tokens]
 //! ci = { owner = "ci", token_env = "TASKFLOW_CI_TOKEN" }
@@ -38,6 +43,10 @@ pub struct Config {
     /// `taskflow serve`'s settings.
     #[serde(default)]
     pub serve: crate::tokens::ServeSection,
+    /// Which agent tools wait for a person's decision (`ask`) and which never run (`deny`);
+    /// the others are allowed.
+    #[serde(default)]
+    pub approvals: taskflow_engine::agent::Approvals,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -120,7 +129,9 @@ impl Config {
             ApiError::Config {
                 message: format!("{}{position}: {}", path.display(), error.message().trim()),
                 hint: Some(
-                    "the config file is TOML: [defaults] and [providers.NAME] tables".to_owned(),
+                    "the config file is TOML: [defaults], [providers.NAME], [approvals] and \
+                     [serve] tables"
+                        .to_owned(),
                 ),
             }
         })
@@ -217,6 +228,18 @@ api_key = "sk-from-file"
         let error = Config::read(&path).unwrap_err().to_string();
         assert!(error.contains("config.toml:3:1"), "{error}");
         assert!(error.contains("unknown field `modle`"), "{error}");
+    }
+
+    #[test]
+    fn the_approval_policy_names_tools_to_ask_about_and_tools_to_deny() {
+        use taskflow_engine::agent::Approval;
+        let approvals =
+            config("[approvals]\nask = [\"run_command\"]\ndeny = [\"fetch_url\"]\n").approvals;
+        assert_eq!(approvals.policy("run_command"), Approval::Ask);
+        assert_eq!(approvals.policy("fetch_url"), Approval::Deny);
+        assert_eq!(approvals.policy("read_file"), Approval::Allow);
+        assert!(config("").approvals.is_empty());
+        assert!(toml::from_str::<Config>("[approvals]\nallow = [\"x\"]").is_err());
     }
 
     #[test]

@@ -146,6 +146,21 @@ pub fn signal_sent(signal: &Signal, flow: &Flow, now: Timestamp) -> Value {
     json!({ "signal": self::signal(signal), "flow": self::flow(flow, &[], now) })
 }
 
+/// A decision about a tool call (`flows approve`, `POST /v1/flows/{id}/approvals/{call_id}`):
+/// the decision as recorded, and the flow, due at once.
+pub fn approval_decided(call_id: &str, signal: &Signal, flow: &Flow, now: Timestamp) -> Value {
+    json!({
+        "approval": {
+            "call_id": call_id,
+            "approved": signal.payload.get("approved").cloned().unwrap_or(Value::Bool(false)),
+            "reason": signal.payload.get("reason").cloned().unwrap_or(Value::Null),
+            "signal": signal.name,
+            "decided_at": signal.sent_at,
+        },
+        "flow": self::flow(flow, &[], now),
+    })
+}
+
 /// One signal of a flow.
 pub fn signal(signal: &Signal) -> Value {
     json!({

@@ -1,5 +1,6 @@
 //! What an agent run shows as it goes: the model's text on stdout as it streams (reasoning on
-//! stderr), and one line on stderr per tool call and per result.
+//! stderr), one line on stderr per tool call and per result, and a call that waits for approval
+//! with the command that decides it.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,14 @@ pub(crate) fn sink(json: bool) -> ProgressSink {
                     format!("{lines} line(s), {} bytes: {}", content.len(), one_line(content, 80))
                 };
                 eprintln!("← {name}: {summary}");
+            }
+            Progress::Agent(AgentEvent::ApprovalRequested { flow, id, name, arguments }) => {
+                close_line(&mut open);
+                eprintln!("? {name} {} waits for approval (call {id})", one_line(arguments, 120));
+                eprintln!(
+                    "  decide with `taskflow flows approve {flow} {id}` (add `--deny --reason \
+                     TEXT` to refuse)"
+                );
             }
             Progress::StepFinished { .. } | Progress::Cancelling => close_line(&mut open),
             _ => {}

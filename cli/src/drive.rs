@@ -4,8 +4,9 @@
 //! piped, turns Ctrl-C into a cancel it waits for, and reports how the flow ended as the exit
 //! code. A flow that waits (a timer, a signal) holds no lease: the driver waits in the
 //! foreground until it is due and runs it on, or, when another runner (serve) takes it
-//! meanwhile, follows it to its end. Killed while it waits, the flow stays `waiting`; serve or
-//! `flows resume` continues it.
+//! meanwhile, follows it to its end; with `--detach` it returns as soon as the flow waits (an
+//! agent's call that waits for approval, most of all), printing what it waits for. Killed while
+//! it waits, the flow stays `waiting`; serve or `flows resume` continues it.
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,11 @@ pub struct RunnerArgs {
     /// faster, the last checkpoints may be lost on a power cut
     #[arg(long, value_name = "MODE", default_value = "full", value_parser = parse_durability)]
     pub durability: Durability,
+
+    /// Once the flow waits (a timer, a signal, a tool call waiting for approval), exit with
+    /// its id instead of waiting in the foreground; serve or `flows resume` continues it
+    #[arg(long)]
+    pub detach: bool,
 }
 
 fn parse_durability(text: &str) -> Result<Durability, String> {
@@ -58,8 +64,9 @@ pub(crate) fn engine_error(error: EngineError) -> CliError {
     }
 }
 
-/// Runs flow `id` to its end with progress and Ctrl-C handling, then reports it.
-pub(crate) async fn drive(engine: &Engine, id: FlowId, json: bool) -> CliResult {
+/// Runs flow `id` to its end (or, `detach`ed, until it waits) with progress and Ctrl-C
+/// handling, then reports it.
+pub(crate) async fn drive(engine: &Engine, id: FlowId, json: bool, detach: bool) -> CliResult {
     let is_agent = engine
         .handle()
         .flow(&id)
@@ -68,7 +75,7 @@ pub(crate) async fn drive(engine: &Engine, id: FlowId, json: bool) -> CliResult 
         .is_some_and(|spec| AgentSpec::from_flow_spec(&spec).is_some());
     let display = Display::new(!is_agent && !json && std::io::stderr().is_terminal());
     let sink = if is_agent { agent_display::sink(json) } else { display.sink() };
-    let run = run_on(engine, &id, sink);
+    let run = run_on(engine, &id, sink, detach);
     tokio::pin!(run);
     let mut interrupted = false;
     let result = loop {
@@ -122,12 +129,18 @@ fn run_error(error: EngineError, id: &FlowId) -> CliError {
 /// How often a waiting flow is looked at.
 const WAIT_POLL: Duration = Duration::from_millis(200);
 
-/// Runs flow `id` until it ends: each time it waits, waits until it is due and runs it again;
-/// if another runner holds it by then, follows it to its end instead.
-async fn run_on(engine: &Engine, id: &FlowId, sink: ProgressSink) -> Result<Flow, EngineError> {
+/// Runs flow `id` until it ends: each time it waits, waits until it is due and runs it again
+/// (unless `detach`ed: then it returns the waiting flow); if another runner holds it by then,
+/// follows it to its end instead.
+async fn run_on(
+    engine: &Engine,
+    id: &FlowId,
+    sink: ProgressSink,
+    detach: bool,
+) -> Result<Flow, EngineError> {
     let mut flow = engine.run_with_progress(id, Arc::clone(&sink)).await?;
     loop {
-        if flow.status != FlowStatus::Waiting {
+        if flow.status != FlowStatus::Waiting || detach {
             return Ok(flow);
         }
         let seen = loop {
@@ -172,7 +185,8 @@ async fn read_flow(engine: &Engine, id: &FlowId) -> Result<Flow, EngineError> {
 }
 
 /// Prints the flow (one line, or the `flows inspect --json` document) and turns its end into
-/// the exit code: 0 only when it succeeded.
+/// the exit code: 0 only when it succeeded, or when it waits after a `--detach` (then what it
+/// waits for is said on stderr).
 pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
     let inspection = engine.handle().inspect(&flow.id)?;
     if json {
@@ -190,6 +204,14 @@ pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
         )
         .with_hint(format!("`taskflow flows resume {id}` tries the failed step again"))),
         FlowStatus::Cancelled => Err(CliError::failure(format!("flow {id} was cancelled"))),
+        FlowStatus::Waiting => {
+            if !json {
+                for line in render::waiting_lines(flow) {
+                    eprintln!("{line}");
+                }
+            }
+            Ok(())
+        }
         other => Err(CliError::failure(format!("flow {id} stopped while {other}"))
             .with_hint(format!("`taskflow flows resume {id}` continues it"))),
     }

@@ -6,8 +6,8 @@ use std::io::Write;
 use serde_json::Value;
 use taskflow_api::documents;
 use taskflow_engine::{
-    CancelOutcome, Flow, FlowStatus, FlowSummary, Inspection, Revision, Signal, Stall, StallReason,
-    StatusFilter, SyncMode, Timestamp,
+    ApprovalRequest, CancelOutcome, Flow, FlowStatus, FlowSummary, Inspection, Revision, Signal,
+    Stall, StallReason, StatusFilter, SyncMode, Timestamp,
 };
 use unicode_width::UnicodeWidthStr;
 
@@ -93,8 +93,16 @@ pub fn inspection(inspection: &Inspection, json: bool) {
     if flow.sync_mode == SyncMode::Mirrored {
         fields.insert(5, ("controller", optional(flow.controller.clone())));
     }
-    if let Some(wait) = &flow.wait {
-        fields.push(("waiting for", wait.to_string()));
+    let approvals = taskflow_store::wait::approvals(flow.wait.as_ref());
+    if approvals.is_empty() {
+        if let Some(wait) = &flow.wait {
+            fields.push(("waiting for", wait.to_string()));
+        }
+    } else {
+        for (request, _) in &approvals {
+            fields.push(("waiting for", approval_text(request)));
+        }
+        fields.push(("decide", decide_text(flow, &approvals)));
     }
     if let Some(at) = flow.wake_at {
         fields.push(("due", at.to_string()));
@@ -137,6 +145,62 @@ pub fn inspection(inspection: &Inspection, json: bool) {
             .map(|child| vec![child.id.to_string(), child.name.clone(), child.status.to_string()]);
         print!("{}", table(&["CHILD", "NAME", "STATUS"], rows));
     }
+}
+
+/// `approval of run_command {"command":"ls"} (call call_1)`.
+fn approval_text(request: &ApprovalRequest) -> String {
+    let arguments = match &request.arguments {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    format!("approval of {} {arguments} (call {})", request.tool, request.call_id)
+}
+
+/// The commands that decide a flow's pending approvals.
+fn decide_text(flow: &Flow, approvals: &[(ApprovalRequest, String)]) -> String {
+    let call = match approvals {
+        [_] => String::new(),
+        _ => " CALL_ID".to_owned(),
+    };
+    format!("`taskflow flows approve {}{call}` (add `--deny --reason TEXT` to refuse)", flow.id)
+}
+
+/// What a flow left waiting says on stderr: for each call waiting for approval, the call and
+/// the command that decides it; otherwise what it waits for and how it goes on.
+pub fn waiting_lines(flow: &Flow) -> Vec<String> {
+    let approvals = taskflow_store::wait::approvals(flow.wait.as_ref());
+    if approvals.is_empty() {
+        return vec![format!(
+            "hint: `taskflow flows resume {}` continues it once it is due (serve does it by itself)",
+            flow.id
+        )];
+    }
+    let mut lines: Vec<String> = approvals
+        .iter()
+        .map(|(request, _)| format!("waiting for {}", approval_text(request)))
+        .collect();
+    lines.push(format!(
+        "hint: {}, then `taskflow flows resume {}` runs it on (serve does it by itself)",
+        decide_text(flow, &approvals),
+        flow.id
+    ));
+    lines
+}
+
+/// `flows approve`: the decision recorded, and where its flow is now.
+pub fn approval_decided(call_id: &str, signal: &Signal, flow: &Flow, json: bool) {
+    if json {
+        print_json(&documents::approval_decided(call_id, signal, flow, Timestamp::now()));
+        return;
+    }
+    let decision = taskflow_engine::ApprovalDecision::from_value(&signal.payload);
+    let (word, reason) = match decision {
+        Some(decision) if decision.approved => ("approved", decision.reason),
+        Some(decision) => ("denied", decision.reason),
+        None => ("decided", None),
+    };
+    let reason = reason.map(|reason| format!(": {reason}")).unwrap_or_default();
+    println!("call {call_id} of flow {} {word}{reason}", flow.id);
 }
 
 /// `flows signal`: the signal stored, and where its flow is now.

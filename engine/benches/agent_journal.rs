@@ -141,6 +141,7 @@ fn main() {
         max_turns: turns as u32 + 1,
         max_tokens: None,
         temperature: None,
+        approvals: Default::default(),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();

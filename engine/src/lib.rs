@@ -32,11 +32,11 @@ pub fn builtin_actions() -> Actions {
 }
 
 pub use taskflow_store::{
-    CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Error, ExpectedRevision,
-    FieldChange, Finding, FindingCode, Flow, FlowId, FlowStatus, FlowStore, FlowSummary,
-    Inspection, Lease, LeaseHolder, LeaseInfo, ListQuery, NewFlow, NewStep, OwnerHandle,
-    PruneBatch, PruneQuery, Result, ResumePlan, Revision, Signal, SpawnRefusal, Stall, StallReason,
-    StateReport, StatusFilter, Step, StepKind, StepOutcome, StepStatus, StorageError,
+    ApprovalDecision, ApprovalRequest, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary,
+    Error, ExpectedRevision, FieldChange, Finding, FindingCode, Flow, FlowId, FlowStatus,
+    FlowStore, FlowSummary, Inspection, Lease, LeaseHolder, LeaseInfo, ListQuery, NewFlow, NewStep,
+    OwnerHandle, PruneBatch, PruneQuery, Result, ResumePlan, Revision, Signal, SpawnRefusal, Stall,
+    StallReason, StateReport, StatusFilter, Step, StepKind, StepOutcome, StepStatus, StorageError,
     StorageErrorKind, SyncMode, Takeover, TaskFlow, Timestamp, WaitingStep,
 };
 pub use taskflow_store::{

@@ -127,6 +127,7 @@ fn spec(max_turns: u32) -> AgentSpec {
         max_turns,
         max_tokens: None,
         temperature: None,
+        approvals: Default::default(),
     }
 }
 

@@ -122,6 +122,7 @@ fn agent_spec() -> AgentSpec {
         max_turns: 10,
         max_tokens: None,
         temperature: None,
+        approvals: Default::default(),
     }
 }
 

@@ -11,7 +11,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::error::HttpError;
 use crate::openapi;
-use crate::routes::{control, events, flows, graph, meta, mirrored, signals};
+use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, signals};
 use crate::state::AppState;
 
 /// The API, with `body_limit` on request bodies and `timeout` on every request but the event
@@ -30,6 +30,7 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .route("/v1/flows/{id}/fork", post(control::fork))
         .route("/v1/flows/{id}/children", post(control::children))
         .route("/v1/flows/{id}/signals/{name}", post(signals::send))
+        .route("/v1/flows/{id}/approvals/{call_id}", post(approvals::decide))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
     Router::new()
         .route("/v1/events", get(events::events))

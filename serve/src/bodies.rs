@@ -391,6 +391,37 @@ pub struct SignalSentDoc {
     pub flow: FlowDoc,
 }
 
+/// `POST /v1/flows/{id}/approvals/{call_id}`: the decision about a tool call the flow waits
+/// for.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalBody {
+    /// `true` runs the call; `false` denies it (the model reads "denied: REASON").
+    pub approve: bool,
+    /// Why; the model reads it after a denial.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A decision, as recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalDoc {
+    /// The model's id of the call.
+    pub call_id: String,
+    pub approved: bool,
+    pub reason: Option<String>,
+    /// The signal that carries it to the waiting step.
+    pub signal: String,
+    pub decided_at: String,
+}
+
+/// `{"approval", "flow"}`: the decision, recorded once, and the flow, due at once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalDecidedDoc {
+    pub approval: ApprovalDoc,
+    pub flow: FlowDoc,
+}
+
 /// One server-sent event of `GET /v1/events` (an OpenAPI event-stream schema describes each
 /// event of the stream).
 #[derive(Debug, Serialize, ToSchema)]

@@ -92,8 +92,11 @@ impl From<Error> for HttpError {
                 HttpError::new(StatusCode::CONFLICT, "conflict", message)
                     .with("current_revision", json!(current))
             }
-            Error::IdTaken { .. } | Error::LeaseHeld { .. } => {
+            Error::IdTaken { .. } | Error::LeaseHeld { .. } | Error::AlreadyDecided { .. } => {
                 HttpError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            Error::NoApproval { pending, .. } => {
+                HttpError::refused(message).with("pending", json!(pending))
             }
             Error::IllegalTransition { from, to } => HttpError::refused(message)
                 .with("from", json!(from.as_str()))

@@ -7,13 +7,14 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::bodies::{
-    CancelDoc, ChildDoc, EventDoc, FlowDoc, FlowEnvelope, FlowListDoc, FlowSummaryDoc, ForkBody,
-    Health, HistoryDoc, InspectionDoc, LeaseDoc, ManagedFlowBody, MirroredFlowBody, NewFlowBody,
-    PipelineBody, PipelineStepBody, ReportBody, RetryBody, RevisionDoc, SignalDoc, SignalSentDoc,
-    StallDoc, StepDoc, StepReportBody,
+    ApprovalBody, ApprovalDecidedDoc, ApprovalDoc, CancelDoc, ChildDoc, EventDoc, FlowDoc,
+    FlowEnvelope, FlowListDoc, FlowSummaryDoc, ForkBody, Health, HistoryDoc, InspectionDoc,
+    LeaseDoc, ManagedFlowBody, MirroredFlowBody, NewFlowBody, PipelineBody, PipelineStepBody,
+    ReportBody, RetryBody, RevisionDoc, SignalDoc, SignalSentDoc, StallDoc, StepDoc,
+    StepReportBody,
 };
 use crate::error::{ErrorBody, ErrorObject, HttpError};
-use crate::routes::{control, events, flows, graph, meta, mirrored, signals};
+use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, signals};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,14 +24,15 @@ use crate::routes::{control, events, flows, graph, meta, mirrored, signals};
         flows::list, flows::create, flows::inspect, flows::history, graph::graph,
         mirrored::report,
         control::cancel, control::resume, control::fork, control::children,
-        signals::send,
+        signals::send, approvals::decide,
         events::events,
     ),
     components(schemas(
         NewFlowBody, ManagedFlowBody, MirroredFlowBody, PipelineBody, PipelineStepBody, RetryBody,
         ReportBody, StepReportBody, ForkBody, Health,
         FlowDoc, LeaseDoc, StallDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc,
-        FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, SignalDoc, SignalSentDoc, EventDoc,
+        FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, SignalDoc, SignalSentDoc, ApprovalBody,
+        ApprovalDoc, ApprovalDecidedDoc, EventDoc,
         ErrorBody, ErrorObject,
     )),
     modifiers(&BearerToken),

@@ -315,6 +315,16 @@ impl<B: Backend> FlowStore for B {
         self.write(|tx, now| semantics::send_signal(tx, caller, id, name, payload, now))
     }
 
+    fn decide_approval(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        call_id: &str,
+        decision: &crate::model::ApprovalDecision,
+    ) -> Result<(Signal, Flow)> {
+        self.write(|tx, now| semantics::decide_approval(tx, caller, id, call_id, decision, now))
+    }
+
     fn take_signal(
         &self,
         caller: Caller<'_>,

@@ -95,6 +95,15 @@ pub enum Error {
     #[error("the scheduler of `{name}` moved on meanwhile")]
     ScheduleMoved { name: String },
 
+    /// A decision about a tool call that was decided already: a decision is recorded once.
+    #[error("call `{call_id}` of flow {id} was already {decision}")]
+    AlreadyDecided { id: String, call_id: String, decision: &'static str },
+
+    /// A decision about a call the flow does not wait for; `pending` lists the calls it waits
+    /// for (none when it waits for no approval).
+    #[error("flow {id} is not waiting for an approval of call `{call_id}`{}", pending_calls(.pending))]
+    NoApproval { id: String, call_id: String, pending: Vec<String> },
+
     #[error("{0}")]
     InvalidInput(String),
 
@@ -244,5 +253,16 @@ impl Error {
 impl From<crate::status::UnknownStatus> for Error {
     fn from(error: crate::status::UnknownStatus) -> Self {
         Error::InvalidInput(error.to_string())
+    }
+}
+
+/// `NoApproval`'s list of the calls a flow does wait for.
+fn pending_calls(pending: &[String]) -> String {
+    match pending {
+        [] => " (it waits for none)".to_owned(),
+        calls => {
+            let calls: Vec<String> = calls.iter().map(|call| format!("`{call}`")).collect();
+            format!(" (it waits for {})", calls.join(", "))
+        }
     }
 }

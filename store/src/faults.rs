@@ -326,6 +326,16 @@ impl FlowStore for FaultyStore {
         self.write(|inner| inner.send_signal(caller, id, name, payload))
     }
 
+    fn decide_approval(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        call_id: &str,
+        decision: &crate::model::ApprovalDecision,
+    ) -> Result<(Signal, Flow)> {
+        self.write(|inner| inner.decide_approval(caller, id, call_id, decision))
+    }
+
     fn take_signal(
         &self,
         caller: Caller<'_>,

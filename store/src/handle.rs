@@ -324,6 +324,17 @@ impl OwnerHandle {
         self.store.send_signal(self.caller(), id, name, payload)
     }
 
+    /// Records a person's decision about tool call `call_id` that flow `id` waits for (see
+    /// [`FlowStore::decide_approval`]): durable when this returns, decided once.
+    pub fn decide_approval(
+        &self,
+        id: &FlowId,
+        call_id: &str,
+        decision: &crate::model::ApprovalDecision,
+    ) -> Result<(Signal, Flow)> {
+        self.store.decide_approval(self.caller(), id, call_id, decision)
+    }
+
     /// The running step `seq` of the leased flow takes the oldest signal `name` no step has
     /// taken (see [`FlowStore::take_signal`]).
     pub fn take_signal(&self, lease: &Lease, seq: u32, name: &str) -> Result<Option<Signal>> {

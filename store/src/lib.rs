@@ -45,10 +45,10 @@ pub use handle::{Inspection, OwnerHandle, TaskFlow};
 pub use id::{FlowId, ID_RULE, InvalidId};
 pub use lease::{Lease, LeaseHolder, Takeover};
 pub use model::{
-    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision,
-    FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery, NewFlow, NewStep, ResumePlan, Revision,
-    Signal, Stall, StallReason, StateReport, Step, StepKind, StepOutcome, StepReport, SyncMode,
-    WaitingStep,
+    Adoptable, ApprovalDecision, ApprovalRequest, CancelOutcome, CheckpointDone, CheckpointOp,
+    ChildSummary, ExpectedRevision, FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery, NewFlow,
+    NewStep, ResumePlan, Revision, Signal, Stall, StallReason, StateReport, Step, StepKind,
+    StepOutcome, StepReport, SyncMode, WaitingStep,
 };
 pub use prune::{PruneBatch, PruneQuery};
 pub use schedule::{

@@ -401,6 +401,44 @@ pub struct WaitingStep {
     pub until: Option<Timestamp>,
     /// It ends when a signal of this name arrives.
     pub signal: Option<String>,
+    /// It is a tool call that waits for a person's decision (its signal is
+    /// [`crate::wait::approval_signal`] of the call).
+    pub approval: Option<ApprovalRequest>,
+}
+
+/// A tool call an agent run may make only once a person approves it: what `flows inspect`
+/// shows and what the decision answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    /// The model's id of the call.
+    pub call_id: String,
+    /// The tool it calls.
+    pub tool: String,
+    /// Its arguments: the JSON the model wrote, or its text when it is not JSON.
+    pub arguments: Value,
+}
+
+/// A person's decision about an [`ApprovalRequest`]; the payload of the call's approval
+/// signal, `{"approved": true|false, "reason": TEXT|null}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalDecision {
+    pub approved: bool,
+    /// Why (shown to the model after a denial).
+    pub reason: Option<String>,
+}
+
+impl ApprovalDecision {
+    /// The decision as its signal carries it.
+    pub fn to_value(&self) -> Value {
+        serde_json::json!({"approved": self.approved, "reason": self.reason})
+    }
+
+    /// The decision a signal's payload carries; `None` when it carries none.
+    pub fn from_value(payload: &Value) -> Option<ApprovalDecision> {
+        let approved = payload.get("approved")?.as_bool()?;
+        let reason = payload.get("reason").and_then(Value::as_str).map(str::to_owned);
+        Some(ApprovalDecision { approved, reason })
+    }
 }
 
 /// A signal delivered to a flow: kept, in the order it arrived, until a step waiting for its

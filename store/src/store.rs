@@ -204,6 +204,16 @@ pub trait FlowStore: Send + Sync {
         payload: serde_json::Value,
     ) -> Result<(Signal, Flow)>;
 
+    /// Records a person's decision about tool call `call_id`, which flow `id` waits for
+    /// (durable when this returns); the flow is due at once. A call is decided once.
+    fn decide_approval(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        call_id: &str,
+        decision: &crate::model::ApprovalDecision,
+    ) -> Result<(Signal, Flow)>;
+
     /// A running step of the leased flow takes the oldest signal of `name` that no step has
     /// taken (the one it took already, if it took one); `None` when none has arrived.
     fn take_signal(

@@ -1247,6 +1247,7 @@ macro_rules! conformance_tests {
             a_flow_whose_running_steps_all_wait_gives_its_lease_up_until_it_is_due,
             a_signal_is_kept_until_a_step_takes_it_and_wakes_a_flow_waiting_for_it,
             a_cancel_ends_a_waiting_flow_and_its_waiting_steps_at_once,
+            an_approval_is_decided_once_and_only_for_a_call_the_flow_waits_for,
             schedules_are_owner_scoped_with_revisions_and_apply_twice_changes_nothing,
             gates_name_the_owners_schedules_and_cycles_are_refused,
             a_slot_fires_once_by_the_creation_of_its_flow_and_its_record_follows_the_flow,

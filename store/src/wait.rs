@@ -11,10 +11,22 @@
 //!
 //! `until` is the earliest timer of the steps (`null` when they wait for signals only) and
 //! `signals` the names they wait for.
+//!
+//! A step that is a tool call waiting for a person's decision (an agent's `ask` tool) waits
+//! for the signal [`approval_signal`] names after its call (and its turn), and its entry carries
+//! `"approval": {"call_id", "tool", "arguments"}`; the document repeats the first such request
+//! as its own `approval`, the one an agent run waits for (it runs one call at a time):
+//!
+//! ```json
+//! {"until": null, "signals": ["approval:1/call_1"],
+//!  "approval": {"call_id": "call_1", "tool": "run_command", "arguments": {"command": "ls"}},
+//!  "steps": [{"seq": 2, "step": "tool 1/call_1", "until": null, "signal": "approval:1/call_1",
+//!             "approval": {"call_id": "call_1", "tool": "run_command", "arguments": {…}}}]}
+//! ```
 
 use serde_json::{Value, json};
 
-use crate::model::WaitingStep;
+use crate::model::{ApprovalRequest, WaitingStep};
 use crate::time::Timestamp;
 
 /// The `wait` document of a flow whose running steps are `steps`.
@@ -22,19 +34,62 @@ pub fn document(steps: &[WaitingStep]) -> Value {
     let mut signals: Vec<&str> = steps.iter().filter_map(|step| step.signal.as_deref()).collect();
     signals.sort_unstable();
     signals.dedup();
-    json!({
+    let mut document = json!({
         "until": earliest(steps),
         "signals": signals,
         "steps": steps
             .iter()
-            .map(|step| json!({
-                "seq": step.seq,
-                "step": step.step,
-                "until": step.until,
-                "signal": step.signal,
-            }))
+            .map(|step| {
+                let mut entry = json!({
+                    "seq": step.seq,
+                    "step": step.step,
+                    "until": step.until,
+                    "signal": step.signal,
+                });
+                if let Some(approval) = &step.approval {
+                    entry["approval"] = approval_value(approval);
+                }
+                entry
+            })
             .collect::<Vec<_>>(),
-    })
+    });
+    if let Some(approval) = steps.iter().find_map(|step| step.approval.as_ref()) {
+        document["approval"] = approval_value(approval);
+    }
+    document
+}
+
+/// How the names of approval signals begin; no other signal's name does.
+pub const APPROVAL_PREFIX: &str = "approval:";
+
+/// The name of the signal that carries the decision about the call its runner calls `key`
+/// (unique in its flow: models number calls by position, so an id may come back in a later
+/// turn).
+pub fn approval_signal(key: &str) -> String {
+    format!("{APPROVAL_PREFIX}{key}")
+}
+
+fn approval_value(approval: &ApprovalRequest) -> Value {
+    json!({"call_id": approval.call_id, "tool": approval.tool, "arguments": approval.arguments})
+}
+
+/// The approval requests a `wait` document lists, in the order of its steps, each with the
+/// name of the signal its step waits for.
+pub fn approvals(wait: Option<&Value>) -> Vec<(ApprovalRequest, String)> {
+    let steps = wait.and_then(|wait| wait.get("steps")).and_then(Value::as_array);
+    steps
+        .into_iter()
+        .flatten()
+        .filter_map(|step| {
+            let approval = step.get("approval")?;
+            let request = ApprovalRequest {
+                call_id: approval.get("call_id")?.as_str()?.to_owned(),
+                tool: approval.get("tool")?.as_str()?.to_owned(),
+                arguments: approval.get("arguments").cloned().unwrap_or(Value::Null),
+            };
+            Some((request, step.get("signal")?.as_str()?.to_owned()))
+        })
+        .collect()
 }
 
 /// The earliest instant one of `steps` can end at by itself.
@@ -82,7 +137,31 @@ mod tests {
             step: format!("s{seq}"),
             until: until.map(Timestamp::from_millis),
             signal: signal.map(str::to_owned),
+            approval: None,
         }
+    }
+
+    #[test]
+    fn a_call_that_waits_for_a_decision_is_named_in_its_step_and_in_the_document() {
+        let request = ApprovalRequest {
+            call_id: "call_1".into(),
+            tool: "run_command".into(),
+            arguments: json!({"command": "ls"}),
+        };
+        let asking = WaitingStep {
+            approval: Some(request.clone()),
+            ..step(3, None, Some(&approval_signal("1/call_1")))
+        };
+        let wait = document(&[asking]);
+        let expected = json!({"call_id": "call_1", "tool": "run_command",
+                              "arguments": {"command": "ls"}});
+        assert_eq!(wait["approval"], expected);
+        assert_eq!(wait["steps"][0]["approval"], expected);
+        assert_eq!(wait["signals"], json!(["approval:1/call_1"]));
+        assert!(can_wake(Some(&wait)));
+        assert_eq!(approvals(Some(&wait)), [(request, "approval:1/call_1".to_owned())]);
+        assert_eq!(approvals(Some(&document(&[step(2, None, Some("go"))]))), []);
+        assert_eq!(approvals(None), []);
     }
 
     #[test]

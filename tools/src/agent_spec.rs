@@ -1,6 +1,7 @@
 //! What an agent run is, stored on its flow (as `{"agent": …}`) so that a resume runs the same
 //! agent: the prompt, the provider and model, the tools and what they may touch, the turn
-//! limit. It holds no secret: keys come from the environment of whichever process runs it.
+//! limit, which tools need a person's approval. It holds no secret: keys come from the
+//! environment of whichever process runs it.
 
 use std::path::PathBuf;
 
@@ -34,6 +35,54 @@ pub struct AgentSpec {
     pub max_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// Which tools run only once a person approves the call, and which never run.
+    #[serde(default, skip_serializing_if = "Approvals::is_empty")]
+    pub approvals: Approvals,
+}
+
+/// The approval policy of an agent's tools: a tool is `allow`ed unless it is named in `ask`
+/// (each call waits for a person's decision) or in `deny` (no call runs; the model reads that
+/// it was denied). A tool named in both is denied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approvals {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ask: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+}
+
+/// What the policy says about one call of a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    Allow,
+    Ask,
+    Deny,
+}
+
+/// What a model reads as the result of a call the policy denies.
+pub const DENIED_BY_POLICY: &str = "denied by policy";
+
+impl Approvals {
+    pub fn is_empty(&self) -> bool {
+        self.ask.is_empty() && self.deny.is_empty()
+    }
+
+    /// The policy for a call of `tool`.
+    pub fn policy(&self, tool: &str) -> Approval {
+        if self.deny.iter().any(|name| name == tool) {
+            Approval::Deny
+        } else if self.ask.iter().any(|name| name == tool) {
+            Approval::Ask
+        } else {
+            Approval::Allow
+        }
+    }
+
+    /// The tools it names, each once.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.ask.iter().chain(&self.deny).map(String::as_str)
+    }
 }
 
 impl AgentSpec {
@@ -47,5 +96,43 @@ impl AgentSpec {
     pub fn from_flow_spec(spec: &Value) -> Option<Result<AgentSpec, String>> {
         let agent = spec.get("agent")?;
         Some(serde_json::from_value(agent.clone()).map_err(|error| error.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_is_allowed_unless_asked_for_or_denied_and_deny_wins() {
+        let approvals = Approvals {
+            ask: vec!["run_command".into(), "write_file".into()],
+            deny: vec!["write_file".into(), "fetch_url".into()],
+        };
+        for (tool, expected) in [
+            ("read_file", Approval::Allow),
+            ("run_command", Approval::Ask),
+            ("write_file", Approval::Deny),
+            ("fetch_url", Approval::Deny),
+        ] {
+            assert_eq!(approvals.policy(tool), expected, "{tool}");
+        }
+        assert_eq!(Approvals::default().policy("run_command"), Approval::Allow);
+    }
+
+    #[test]
+    fn a_spec_without_approvals_is_stored_as_before() {
+        let spec: AgentSpec = serde_json::from_value(json!({
+            "name": "a", "prompt": "p", "provider": {"provider": "replay"},
+            "workspace": "/tmp", "max_turns": 3,
+        }))
+        .unwrap();
+        assert!(spec.approvals.is_empty());
+        assert!(spec.to_value()["agent"].get("approvals").is_none());
+        let asking = AgentSpec {
+            approvals: Approvals { ask: vec!["run_command".into()], deny: vec![] },
+            ..spec
+        };
+        assert_eq!(asking.to_value()["agent"]["approvals"], json!({"ask": ["run_command"]}));
     }
 }

@@ -19,7 +19,7 @@ pub mod workspace;
 mod write;
 
 pub use action::{Action, Actions};
-pub use agent_spec::{AgentSpec, DEFAULT_MAX_TURNS};
+pub use agent_spec::{AgentSpec, Approval, Approvals, DEFAULT_MAX_TURNS, DENIED_BY_POLICY};
 pub use step::{
     ActionError, ActionFuture, ActionResult, ChildFlows, ChildFuture, SignalFuture, Signals,
     StepContext, Wait,

@@ -1,11 +1,13 @@
 //! `taskflow agent`: an agent run as a durable flow. The model's turns and the tool calls are
 //! checkpointed steps, so a run that is killed continues with `taskflow flows resume ID`
-//! without asking the model again for a turn it already answered.
+//! without asking the model again for a turn it already answered. `--ask` and `--deny` (or the
+//! config file's `[approvals]`) set which tools wait for a person's decision and which never
+//! run.
 
 use std::path::PathBuf;
 
 use taskflow_api::Config;
-use taskflow_engine::agent::{AgentSpec, DEFAULT_MAX_TURNS};
+use taskflow_engine::agent::{AgentSpec, Approvals, DEFAULT_MAX_TURNS};
 
 use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};
@@ -18,7 +20,9 @@ use crate::provider_args::{ProviderArgs, SamplingArgs};
     --workspace examples/agent/workspace 'What is left to do in this project?'\n  \
     KIMI_API_KEY=… taskflow agent --provider kimi-code --workspace . --allow-command ls,cargo 'Why does the build fail?'\n\n\
     The tools are read_file, list_dir, write_file (inside --workspace), fetch_url and run_command \
-    (only the programs of --allow-command). If the run stops, `taskflow flows resume ID` continues it.")]
+    (only the programs of --allow-command). A call of an --ask tool waits for \
+    `taskflow flows approve ID`, in the foreground or, with --detach, after this command exits. \
+    If the run stops, `taskflow flows resume ID` continues it.")]
 pub struct AgentArgs {
     #[command(flatten)]
     pub provider: ProviderArgs,
@@ -35,6 +39,16 @@ pub struct AgentArgs {
     /// Programs run_command may start (by name) [default: the config file's, else none]
     #[arg(long = "allow-command", value_delimiter = ',', value_name = "PROGRAM,…")]
     pub allow_commands: Vec<String>,
+
+    /// Tools whose calls wait for a person's decision (`taskflow flows approve`) [default: the
+    /// config file's [approvals] ask]
+    #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
+    pub ask: Vec<String>,
+
+    /// Tools never run: the model reads "denied: denied by policy" [default: the config file's
+    /// [approvals] deny]
+    #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
+    pub deny: Vec<String>,
 
     /// The most model turns; a run still calling tools after that many fails [default: the
     /// config file's, else 20]
@@ -57,7 +71,20 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
     for warning in warnings {
         eprintln!("warning: {warning}");
     }
-    let defaults = Config::load()?.defaults;
+    let config = Config::load()?;
+    let defaults = config.defaults;
+    let names = |given: &[String], configured: Vec<String>| -> Vec<String> {
+        let given: Vec<String> = given
+            .iter()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .collect();
+        if given.is_empty() { configured } else { given }
+    };
+    let approvals = Approvals {
+        ask: names(&args.ask, config.approvals.ask),
+        deny: names(&args.deny, config.approvals.deny),
+    };
     let allowed_commands = if args.allow_commands.is_empty() {
         defaults.allow_commands
     } else {
@@ -82,6 +109,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         max_turns: args.max_turns.or(defaults.max_turns).unwrap_or(DEFAULT_MAX_TURNS),
         max_tokens: args.sampling.max_tokens,
         temperature: args.sampling.temperature,
+        approvals,
     };
     let engine = open_engine(global, &args.runner)?.with_providers(factory);
     runtime()?.block_on(async {
@@ -89,7 +117,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         if !global.json {
             eprintln!("flow {}", flow.id);
         }
-        drive(&engine, flow.id, global.json).await
+        drive(&engine, flow.id, global.json, args.runner.detach).await
     })
 }
 

@@ -1,12 +1,13 @@
-//! `taskflow flows list | inspect | history | graph | cancel | signal | resume | fork`: the flow store
-//! seen through the owner's handle, as aligned tables or, with `--json`, as the documents of
-//! DESIGN §6. The read, cancel and signal commands never create a database: a missing file
-//! simply holds no flows. `resume` and `fork` run the flow with the engine, like `taskflow run`.
+//! `taskflow flows list | inspect | history | graph | cancel | signal | approve | resume |
+//! fork`: the flow store seen through the owner's handle, as aligned tables or, with `--json`,
+//! as the documents of DESIGN §6. The read, cancel, signal and approve commands never create a
+//! database: a missing file simply holds no flows. `resume` and `fork` run the flow with the
+//! engine, like `taskflow run`.
 
 use clap::{Args, Subcommand};
 use taskflow_api::database;
 use taskflow_api::graph::{self, Graph};
-use taskflow_engine::{FlowId, ListQuery, OwnerHandle, StatusFilter};
+use taskflow_engine::{ApprovalDecision, FlowId, FlowStatus, ListQuery, OwnerHandle, StatusFilter};
 
 use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};
@@ -58,6 +59,22 @@ pub enum FlowsCommand {
         /// The payload, any JSON (the output of the step that takes it) [default: null]
         #[arg(long, value_name = "JSON")]
         data: Option<String>,
+    },
+    /// Decide a tool call an agent run waits for: approve it (it runs) or, with --deny, refuse
+    /// it (the model reads "denied: REASON"). Recorded before this returns, once: a second
+    /// decision is refused. The flow runs on (serve runs it, or `flows resume`)
+    Approve {
+        /// The flow's id
+        id: String,
+        /// The call's id, as `flows inspect` shows it [default: the one call the flow waits
+        /// for]
+        call_id: Option<String>,
+        /// Refuse the call instead: it is not run
+        #[arg(long)]
+        deny: bool,
+        /// Why (the model reads it after a denial)
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
     },
     /// Continue a flow from its last checkpoint: done steps keep their output, the step in
     /// flight runs again with the same idempotency key, a failed step is tried again
@@ -233,6 +250,20 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
             render::signal_sent(&signal, &flow, global.json);
             Ok(())
         }
+        FlowsCommand::Approve { id, call_id, deny, reason } => {
+            let handle = require(handle, id)?;
+            let id = flow_id(id)?;
+            let call_id = match call_id {
+                Some(call_id) => call_id.clone(),
+                None => the_pending_call(&handle, &id)?,
+            };
+            let decision = ApprovalDecision { approved: !deny, reason: reason.clone() };
+            let (signal, flow) = handle
+                .decide_approval(&id, &call_id, &decision)
+                .map_err(|error| approval_error(error, &id))?;
+            render::approval_decided(&call_id, &signal, &flow, global.json);
+            Ok(())
+        }
         FlowsCommand::Resume { .. }
         | FlowsCommand::Fork { .. }
         | FlowsCommand::Watch { .. }
@@ -245,7 +276,7 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
 fn resume(global: &GlobalArgs, id: &str, runner: &RunnerArgs) -> CliResult {
     let id = flow_id(id)?;
     let engine = open_engine(global, runner)?;
-    runtime()?.block_on(drive(&engine, id, global.json))
+    runtime()?.block_on(drive(&engine, id, global.json, runner.detach))
 }
 
 /// `flows fork ID --from-step N`: a new flow with the steps before N done, run to its end.
@@ -269,8 +300,56 @@ fn fork(global: &GlobalArgs, id: &str, from_step: &str, runner: &RunnerArgs) -> 
         if !global.json {
             println!("flow {} forked from flow {id} at step {from_seq}", fork.id);
         }
-        drive(&engine, fork.id, global.json).await
+        drive(&engine, fork.id, global.json, runner.detach).await
     })
+}
+
+/// The one call flow `id` waits for a decision about; none or several is an error that says
+/// which.
+fn the_pending_call(handle: &OwnerHandle, id: &FlowId) -> CliResult<String> {
+    let flow = handle.flow_without_spec(id)?;
+    let pending = match flow.status {
+        FlowStatus::Waiting => taskflow_store::wait::approvals(flow.wait.as_ref()),
+        _ => Vec::new(),
+    };
+    match pending.as_slice() {
+        [(request, _)] => Ok(request.call_id.clone()),
+        [] => Err(CliError::failure(format!(
+            "flow {id} is {} and waits for no approval",
+            flow.status
+        ))
+        .with_hint(format!("`taskflow flows inspect {id}` shows what it does"))),
+        several => {
+            let calls: Vec<String> = several
+                .iter()
+                .map(|(request, _)| format!("{} ({})", request.call_id, request.tool))
+                .collect();
+            Err(CliError::usage(format!(
+                "flow {id} waits for {} approvals: {}",
+                several.len(),
+                calls.join(", ")
+            ))
+            .with_hint(format!("name the call: `taskflow flows approve {id} CALL_ID`")))
+        }
+    }
+}
+
+/// A decision the store refused, with what to do about it.
+fn approval_error(error: taskflow_engine::Error, id: &FlowId) -> CliError {
+    let hint = match &error {
+        taskflow_engine::Error::AlreadyDecided { .. } => Some(format!(
+            "a call is decided once; `taskflow flows history {id}` shows the decision"
+        )),
+        taskflow_engine::Error::NoApproval { .. } => {
+            Some(format!("`taskflow flows inspect {id}` shows what the flow waits for"))
+        }
+        _ => None,
+    };
+    let cli: CliError = error.into();
+    match hint {
+        Some(hint) => cli.with_hint(hint),
+        None => cli,
+    }
 }
 
 /// A command about one flow needs a store; without one, the flow is not found.

@@ -83,7 +83,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
             }
             Submitted::Existing(flow) => flow,
         };
-        drive(&engine, flow.id, global.json).await
+        drive(&engine, flow.id, global.json, args.runner.detach).await
     })
 }
 

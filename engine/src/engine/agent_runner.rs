@@ -7,6 +7,14 @@
 //! Then the run goes on: the calls of the last turn that have no result yet run one by one, and
 //! when all are answered the model gets the next turn, until it answers without tool calls or
 //! the turn limit is reached.
+//!
+//! Each call goes through the spec's approval policy first: a denied tool is not run (the
+//! model reads "denied: denied by policy"); an `ask` tool's step takes the decision about its
+//! call (a signal named after the call, [`wait::approval_signal`]) and, while there is none,
+//! waits for it: the flow becomes `waiting` with the call in its `wait`, without a lease, and
+//! the run returns. The next run runs that step again in the same attempt; the decision it
+//! took is kept with it, so a call is never asked about twice, an approved call runs, and a
+//! denied one never does (the model reads "denied: REASON").
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -31,10 +39,12 @@ use crate::pipeline::RetryPolicy;
 use taskflow_store::error::Error;
 use taskflow_store::lease::Lease;
 use taskflow_store::model::{
-    CheckpointDone, CheckpointOp, FlowId, NewStep, Step, StepKind, StepOutcome,
+    ApprovalDecision, ApprovalRequest, CheckpointDone, CheckpointOp, FlowId, NewStep, Step,
+    StepKind, StepOutcome, WaitingStep,
 };
 use taskflow_store::status::{FlowStatus, StepStatus};
-use taskflow_tools::{ActionError, ActionFuture, StepContext, Tools};
+use taskflow_store::wait;
+use taskflow_tools::{ActionError, ActionFuture, Approval, DENIED_BY_POLICY, StepContext, Tools};
 
 /// How long one tool call may take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -52,6 +62,9 @@ pub enum AgentEvent {
     ToolCall { id: String, name: String, arguments: String },
     /// A tool call's result, as the model will see it.
     ToolResult { id: String, name: String, content: String, is_error: bool },
+    /// A tool call waits for a person's decision (`taskflow flows approve FLOW CALL`); the flow
+    /// waits without a lease, and the run returns.
+    ApprovalRequested { flow: FlowId, id: String, name: String, arguments: String },
 }
 
 /// A call of the last turn, waiting for its result.
@@ -164,12 +177,26 @@ pub(crate) struct AgentRunner {
     pub(crate) flow_id: FlowId,
     pub(crate) status: FlowStatus,
     pub(crate) journal: Vec<Step>,
+    /// The steps that were waiting (for a decision) when the flow's last run gave it up: they
+    /// run again in the same attempt, not as a restart.
+    pub(crate) waiting: Vec<u32>,
     pub(crate) spec: AgentSpec,
     pub(crate) provider: Arc<dyn Provider>,
     pub(crate) tools: Tools,
     pub(crate) options: EngineOptions,
     pub(crate) token: CancellationToken,
     pub(crate) progress: ProgressSink,
+}
+
+/// What the approval policy lets a call do.
+enum Gate {
+    Run,
+    /// Not run: the model reads "denied: REASON".
+    Denied(String),
+    /// No decision yet: the step waits for the signal named here.
+    Ask(String),
+    /// The store refused the decision's read for a cancel: the step is cancelled.
+    Cancelled,
 }
 
 /// How a step's work ended.
@@ -231,6 +258,11 @@ impl AgentRunner {
                 return Ok(());
             }
             let (step, work) = match in_flight.take() {
+                // A call that waited for a decision runs again in the same attempt.
+                Some(step) if self.waiting.contains(&step.seq) && step.kind == StepKind::Tool => {
+                    let call = read_call(&step)?;
+                    (step, Work::Tool(call))
+                }
                 Some(step) => match self.store.apply(attempts::restart(&self.lease, &step)).await {
                     Ok(CheckpointDone::Step(step)) => {
                         let work = match step.kind {
@@ -334,7 +366,16 @@ impl AgentRunner {
                         name: call.name.clone(),
                         arguments: call.arguments.clone(),
                     }));
-                    let worked = self.with_lease(self.call_tool(&call, &step)).await?;
+                    let worked = match self.gate(&call, &step).await? {
+                        Gate::Run => self.with_lease(self.call_tool(&call, &step)).await?,
+                        Gate::Denied(reason) => {
+                            Worked::Done(tool_output(&call, format!("denied: {reason}"), true))
+                        }
+                        Gate::Ask(signal) => {
+                            return self.wait_for_decision(&call, &step, signal).await;
+                        }
+                        Gate::Cancelled => Worked::Cancelled,
+                    };
                     match worked {
                         Worked::Done(output) => {
                             let content = output["content"].as_str().unwrap_or_default().to_owned();
@@ -431,6 +472,79 @@ impl AgentRunner {
         }
     }
 
+    /// What the approval policy lets `call` do. A call that cannot run as written, or names
+    /// no tool, is not asked about: its error is the model's at once.
+    async fn gate(&self, call: &PendingCall, step: &Step) -> Result<Gate, EngineError> {
+        if call.problem.is_some() || self.tools.get(&call.name).is_none() {
+            return Ok(Gate::Run);
+        }
+        match self.spec.approvals.policy(&call.name) {
+            Approval::Allow => Ok(Gate::Run),
+            Approval::Deny => Ok(Gate::Denied(DENIED_BY_POLICY.to_owned())),
+            Approval::Ask => {
+                let signal = wait::approval_signal(&step_key(&step.name));
+                let (lease, seq, name) = (self.lease.clone(), step.seq, signal.clone());
+                let taken =
+                    self.store.call(move |handle| handle.take_signal(&lease, seq, &name)).await;
+                match taken {
+                    Ok(Some(taken)) => Ok(match ApprovalDecision::from_value(&taken.payload) {
+                        Some(ApprovalDecision { approved: true, .. }) => Gate::Run,
+                        Some(ApprovalDecision { reason, .. }) => Gate::Denied(
+                            reason
+                                .filter(|reason| !reason.trim().is_empty())
+                                .unwrap_or_else(|| "no reason was given".to_owned()),
+                        ),
+                        None => Gate::Denied("the decision could not be read".to_owned()),
+                    }),
+                    Ok(None) => Ok(Gate::Ask(signal)),
+                    Err(error) if attempts::stops_the_run(&error) => Ok(Gate::Cancelled),
+                    Err(error) => Err(error.into()),
+                }
+            }
+        }
+    }
+
+    /// The flow waits for a decision about `call`: its `wait` names the call, the lease is
+    /// given up in the same commit, and the run returns. A cancel request refuses the wait:
+    /// the step ends `cancelled`.
+    async fn wait_for_decision(
+        &self,
+        call: &PendingCall,
+        step: &Step,
+        signal: String,
+    ) -> Result<(), EngineError> {
+        let arguments = serde_json::from_str(&call.arguments)
+            .unwrap_or_else(|_| Value::String(call.arguments.clone()));
+        let waiting = WaitingStep {
+            seq: step.seq,
+            step: step.name.clone(),
+            until: None,
+            signal: Some(signal.clone()),
+            approval: Some(ApprovalRequest {
+                call_id: call.id.clone(),
+                tool: call.name.clone(),
+                arguments,
+            }),
+        };
+        let op = CheckpointOp::Wait { lease: self.lease.clone(), steps: vec![waiting] };
+        match self.store.apply(op).await {
+            Ok(_) => {
+                self.report(Progress::Agent(AgentEvent::ApprovalRequested {
+                    flow: self.flow_id.clone(),
+                    id: call.id.clone(),
+                    name: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                }));
+                self.report(Progress::Waiting { until: None, signals: vec![signal] });
+                Ok(())
+            }
+            Err(error) if attempts::stops_the_run(&error) => {
+                self.finish(step.seq, StepOutcome::Cancelled, Some(step)).await
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// One tool call. Whatever goes wrong with the call itself (bad arguments, an unknown
     /// tool, a failing tool) becomes a result that says so, for the model to read.
     async fn call_tool(&self, call: &PendingCall, step: &Step) -> Worked {
@@ -446,9 +560,7 @@ impl AgentRunner {
             Ok(value) => (value.to_string(), false),
             Err(message) => (format!("error: {message}"), true),
         };
-        Worked::Done(
-            json!({"call_id": call.id, "name": call.name, "content": content, "is_error": is_error}),
-        )
+        Worked::Done(tool_output(call, content, is_error))
     }
 
     /// Runs a call's attempts; `Err` when it cannot run as written.
@@ -581,6 +693,16 @@ impl AgentRunner {
     fn report(&self, progress: Progress) {
         (self.progress)(&progress);
     }
+}
+
+/// A tool step's output: the result the model reads.
+fn tool_output(call: &PendingCall, content: String, is_error: bool) -> Value {
+    json!({"call_id": call.id, "name": call.name, "content": content, "is_error": is_error})
+}
+
+/// A tool step's key among the flow's calls: its turn and the call's id (`1/call_0`).
+fn step_key(step_name: &str) -> String {
+    step_name.trim_start_matches("tool ").to_owned()
 }
 
 /// What a step does when it runs.

@@ -177,6 +177,12 @@ impl Engine {
             &mut all,
             &AgentToolSettings { workspace, allowed_commands: spec.allowed_commands.clone() },
         );
+        if let Some(unknown) = spec.approvals.names().find(|name| all.get(name).is_none()) {
+            return Err(format!(
+                "the approval policy names `{unknown}`, which is no agent tool (tools: {})",
+                all.names().join(", ")
+            ));
+        }
         let tools = if spec.tools.is_empty() {
             all
         } else {
@@ -351,6 +357,11 @@ impl Engine {
                         flow_id: id.clone(),
                         status: flow.status,
                         journal,
+                        waiting: if flow.status == FlowStatus::Waiting {
+                            wait::waiting_seqs(flow.wait.as_ref())
+                        } else {
+                            Vec::new()
+                        },
                         spec,
                         provider,
                         tools,

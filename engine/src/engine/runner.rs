@@ -468,7 +468,7 @@ fn waiting_step(step: &Step, slot: &Slot) -> WaitingStep {
         Slot::Parked(wait) => (wait.until, wait.signal.clone()),
         _ => (None, None),
     };
-    WaitingStep { seq: step.seq, step: step.name.clone(), until, signal }
+    WaitingStep { seq: step.seq, step: step.name.clone(), until, signal, approval: None }
 }
 
 /// The signals the parked steps wait for.

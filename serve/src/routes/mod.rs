@@ -1,5 +1,6 @@
 //! The handlers of the HTTP API, one module per group of routes, and what they share.
 
+pub mod approvals;
 pub mod control;
 pub mod events;
 pub mod flows;

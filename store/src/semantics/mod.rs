@@ -30,7 +30,7 @@ pub use schedules::{
 };
 pub use stalled::list_stalled;
 pub use tree::{report, request_cancel};
-pub use waits::{send_signal, signals, take_signal};
+pub use waits::{decide_approval, send_signal, signals, take_signal};
 
 use serde_json::Value;
 

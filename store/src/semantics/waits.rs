@@ -3,7 +3,8 @@
 //! again. A signal is stored before it is acknowledged and kept until a step waiting for its
 //! name takes it; one that arrives for a flow waiting for it makes the flow due at once, in the
 //! same transaction, so no signal is ever missed between a runner giving the flow up and the
-//! signal arriving: whichever commits second sees the other.
+//! signal arriving: whichever commits second sees the other. A decision about a tool call
+//! that waits for approval is such a signal, named after the call, and is recorded once.
 
 use serde_json::{Value, json};
 
@@ -11,7 +12,9 @@ use super::steps::finish_step;
 use super::{commit, load_flow, load_step};
 use crate::error::{Error, Result};
 use crate::lease::Lease;
-use crate::model::{FieldChange, Flow, FlowId, Signal, StepOutcome, SyncMode, WaitingStep};
+use crate::model::{
+    ApprovalDecision, FieldChange, Flow, FlowId, Signal, StepOutcome, SyncMode, WaitingStep,
+};
 use crate::rules;
 use crate::status::{FlowStatus, StepStatus};
 use crate::store::Caller;
@@ -72,25 +75,100 @@ pub fn send_signal<T: StoreTx + ?Sized>(
     now: Timestamp,
 ) -> Result<(Signal, Flow)> {
     rules::check_text("signal name", name)?;
+    if name.starts_with(wait::APPROVAL_PREFIX) {
+        return Err(Error::InvalidInput(format!(
+            "signal `{name}`: names that begin with `{}` carry decisions about tool calls, \
+             which are recorded as approvals",
+            wait::APPROVAL_PREFIX
+        )));
+    }
     let (before, _) = load_flow(tx, Some(caller.owner), id, false)?;
     rules::check_managed(&before, "deliver a signal to")?;
     rules::check_not_ended(&before)?;
-    let signal_id = tx.insert_signal(id, name, &payload, now)?;
+    deliver(tx, caller, before, name, payload, "signal", now)
+}
+
+/// Records a person's decision about tool call `call_id` of flow `id`: stored as the call's
+/// approval signal (its payload the decision), recorded as a change of the flow, and the
+/// flow, which waits for it, is due at once. A call is decided once: a second decision is
+/// [`Error::AlreadyDecided`]; a call the flow does not wait for is [`Error::NoApproval`].
+pub fn decide_approval<T: StoreTx + ?Sized>(
+    tx: &T,
+    caller: Caller<'_>,
+    id: &FlowId,
+    call_id: &str,
+    decision: &ApprovalDecision,
+    now: Timestamp,
+) -> Result<(Signal, Flow)> {
+    rules::check_text("call id", call_id)?;
+    let (before, _) = load_flow(tx, Some(caller.owner), id, false)?;
+    rules::check_managed(&before, "decide an approval of")?;
+    let pending = if before.status == FlowStatus::Waiting {
+        wait::approvals(before.wait.as_ref())
+    } else {
+        Vec::new()
+    };
+    let signals = tx.signals(id)?;
+    let asked = pending.iter().find(|(request, _)| request.call_id == call_id);
+    // The decision about this call, if one was made: the one its waiting step's signal
+    // carries, else any decision about a call of that id (the flow no longer waits for it).
+    let decided = signals.iter().find(|signal| match asked {
+        Some((_, name)) => &signal.name == name,
+        None => {
+            signal.name.starts_with(wait::APPROVAL_PREFIX)
+                && signal.payload.get("call_id").and_then(Value::as_str) == Some(call_id)
+        }
+    });
+    if let Some(decided) = decided {
+        let approved = ApprovalDecision::from_value(&decided.payload).is_some_and(|d| d.approved);
+        return Err(Error::AlreadyDecided {
+            id: id.to_string(),
+            call_id: call_id.to_owned(),
+            decision: if approved { "approved" } else { "denied" },
+        });
+    }
+    rules::check_not_ended(&before)?;
+    let Some((_, name)) = asked else {
+        return Err(Error::NoApproval {
+            id: id.to_string(),
+            call_id: call_id.to_owned(),
+            pending: pending.into_iter().map(|(request, _)| request.call_id).collect(),
+        });
+    };
+    let mut payload = decision.to_value();
+    payload["call_id"] = json!(call_id);
+    let name = name.clone();
+    deliver(tx, caller, before, &name, payload, "approval", now)
+}
+
+/// Stores signal `name` for the managed flow `before`, which has not ended, and records its
+/// arrival as a change of `field`; a flow waiting for that name is due at once.
+fn deliver<T: StoreTx + ?Sized>(
+    tx: &T,
+    caller: Caller<'_>,
+    before: Flow,
+    name: &str,
+    payload: Value,
+    field: &str,
+    now: Timestamp,
+) -> Result<(Signal, Flow)> {
+    let id = before.id.clone();
+    let signal_id = tx.insert_signal(&id, name, &payload, now)?;
     let mut after = before.clone();
     let waited =
         before.status == FlowStatus::Waiting && wait::waits_for_signal(before.wait.as_ref(), name);
     if waited && before.wake_at.is_none_or(|at| at > now) {
         after.wake_at = Some(now);
     }
-    let arrival = FieldChange {
-        field: "signal".to_owned(),
-        before: Value::Null,
-        after: json!({"name": name, "id": signal_id}),
-    };
+    let mut arrival = json!({"name": name, "id": signal_id});
+    if field == "approval" {
+        arrival["decision"] = payload.clone();
+    }
+    let arrival = FieldChange { field: field.to_owned(), before: Value::Null, after: arrival };
     let flow = commit(tx, &before, after, vec![arrival], caller.actor, now, None)?;
     let signal = Signal {
         id: signal_id,
-        flow_id: id.clone(),
+        flow_id: id,
         name: name.to_owned(),
         payload,
         sent_at: now,

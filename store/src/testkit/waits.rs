@@ -1,24 +1,32 @@
 //! The kit's tests of durable timers and signals: a flow whose running steps all wait gives its
 //! lease up and is due at its earliest timer; a signal is kept until a step takes it and wakes a
 //! flow that waits for it, whichever of the two commits first; a cancel ends a waiting flow at
-//! once.
+//! once; a decision about a tool call that waits for approval is recorded once, and only for
+//! a call the flow waits for.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::{Harness, TTL, answered_step, begin, refusal, revisions, running, to_status};
+use crate::wait::approval_signal;
 use crate::{
-    CheckpointDone, CheckpointOp, Error, FlowStatus, Lease, NewFlow, OwnerHandle, StepOutcome,
-    StepStatus, Timestamp, WaitingStep,
+    ApprovalDecision, ApprovalRequest, CheckpointDone, CheckpointOp, Error, FlowStatus, Lease,
+    NewFlow, OwnerHandle, StepOutcome, StepStatus, Timestamp, WaitingStep,
 };
 
 fn timer(seq: u32, step: &str, until: Timestamp) -> WaitingStep {
-    WaitingStep { seq, step: step.to_owned(), until: Some(until), signal: None }
+    WaitingStep { seq, step: step.to_owned(), until: Some(until), signal: None, approval: None }
 }
 
 fn signal(seq: u32, step: &str, name: &str) -> WaitingStep {
-    WaitingStep { seq, step: step.to_owned(), until: None, signal: Some(name.to_owned()) }
+    WaitingStep {
+        seq,
+        step: step.to_owned(),
+        until: None,
+        signal: Some(name.to_owned()),
+        approval: None,
+    }
 }
 
 fn wait(lease: &Lease, steps: Vec<WaitingStep>) -> CheckpointOp {
@@ -176,4 +184,77 @@ pub fn a_cancel_ends_a_waiting_flow_and_its_waiting_steps_at_once(harness: &dyn 
     alice.request_cancel(&other.id, None).unwrap();
     let refused = refusal(&alice, wait(&lease, vec![timer(seqs[0], "pause", until)]));
     assert!(matches!(refused, Error::CancelRequested { .. }), "{refused}");
+}
+
+pub fn an_approval_is_decided_once_and_only_for_a_call_the_flow_waits_for(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let (flow, lease) = running(&alice, "agent");
+    let seq = begun(&alice, &lease, &["tool 1/call_1"])[0];
+    let deny = ApprovalDecision { approved: false, reason: Some("not on Fridays".into()) };
+
+    // Running, not waiting for the call yet: refused, nothing stored.
+    let early = alice.decide_approval(&flow.id, "call_1", &deny).unwrap_err();
+    assert!(matches!(&early, Error::NoApproval { pending, .. } if pending.is_empty()), "{early}");
+    assert!(alice.signals(&flow.id).unwrap().is_empty());
+    // The decision's signal cannot be sent as a plain signal.
+    let forged =
+        alice.send_signal(&flow.id, &approval_signal("1/call_1"), json!(true)).unwrap_err();
+    assert!(matches!(forged, Error::InvalidInput(_)), "{forged}");
+
+    let request = ApprovalRequest {
+        call_id: "call_1".into(),
+        tool: "run_command".into(),
+        arguments: json!({"command": "rm -rf build"}),
+    };
+    let asking = WaitingStep {
+        approval: Some(request),
+        ..signal(seq, "tool 1/call_1", &approval_signal("1/call_1"))
+    };
+    alice.checkpoint(vec![wait(&lease, vec![asking])]).unwrap().remove(0).unwrap();
+    let waiting = alice.flow(&flow.id).unwrap();
+    assert_eq!((waiting.status, waiting.wake_at), (FlowStatus::Waiting, None));
+    assert_eq!(waiting.wait.as_ref().unwrap()["approval"]["tool"], "run_command");
+
+    // Another call: refused, naming the one it waits for.
+    let other = alice.decide_approval(&flow.id, "call_2", &deny).unwrap_err();
+    assert!(other.to_string().contains("it waits for `call_1`"), "{other}");
+
+    // The decision: stored as the call's signal, in the history, and the flow is due at once.
+    let before = Timestamp::now();
+    let (decided, due) = alice.decide_approval(&flow.id, "call_1", &deny).unwrap();
+    assert_eq!(decided.name, "approval:1/call_1");
+    assert_eq!(decided.payload["call_id"], "call_1");
+    assert_eq!(ApprovalDecision::from_value(&decided.payload), Some(deny.clone()));
+    assert!(due.wake_at.is_some_and(|at| at >= before), "{due:?}");
+    let changes = &alice.history(&flow.id).unwrap()[due.revision as usize - 1].change;
+    let change = changes.iter().find(|change| change.field == "approval").unwrap();
+    assert_eq!(
+        change.after["decision"],
+        json!({"approved": false, "reason": "not on Fridays", "call_id": "call_1"})
+    );
+    assert_eq!(fx.taskflow.adoptable(10).unwrap()[0].id, flow.id);
+
+    // A second decision is refused, before and after the step took the first.
+    let approve = ApprovalDecision { approved: true, reason: None };
+    for taken in [false, true] {
+        if taken {
+            let lease = alice.acquire_lease(&flow.id, TTL).unwrap();
+            alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+            let took = alice.take_signal(&lease, seq, "approval:1/call_1").unwrap().unwrap();
+            assert_eq!(took.id, decided.id);
+        }
+        let again = fx.reopen().bind("alice").unwrap();
+        let twice = again.decide_approval(&flow.id, "call_1", &approve).unwrap_err();
+        assert!(
+            matches!(&twice, Error::AlreadyDecided { decision: "denied", .. }),
+            "{taken}: {twice}"
+        );
+    }
+    assert_eq!(alice.signals(&flow.id).unwrap().len(), 1);
+
+    // Another owner's flow is not found.
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let hidden = bob.decide_approval(&flow.id, "call_1", &approve).unwrap_err();
+    assert!(matches!(hidden, Error::NotFound { .. }), "{hidden}");
 }

@@ -7,8 +7,10 @@
 //! `llm`), `tools` (names; all the agent tools when left out), `workspace` (the folder the file
 //! tools are confined to; the pipeline's folder when left out), `allow_commands` (programs
 //! `run_command` may start), `max_turns`, `max_tokens`, `temperature`, `name` (the child
-//! flow's name; `STEP (agent)` when left out). Relative `script` and `workspace` paths resolve
-//! against the pipeline's folder.
+//! flow's name; `STEP (agent)` when left out), `deny` (tools never run: the model reads that
+//! they were denied). Relative `script` and `workspace` paths resolve against the pipeline's
+//! folder. `ask` is refused: a pipeline step does not wait for a person's decision (yet); an
+//! agent whose calls wait for approval runs with `taskflow agent --ask`.
 //!
 //! Because the agent is a child flow, a cancel of the pipeline reaches it, and a resumed
 //! pipeline continues the same child (found by the step's idempotency key) instead of starting
@@ -21,13 +23,13 @@ use serde_json::Value;
 
 use super::params::{optional_number, optional_text, provider_choice, string_param};
 use crate::action::Action;
-use crate::agent_spec::{AgentSpec, DEFAULT_MAX_TURNS};
+use crate::agent_spec::{AgentSpec, Approvals, DEFAULT_MAX_TURNS};
 use crate::step::{ActionError, ActionFuture, StepContext};
 use taskflow_store::model::Flow;
 use taskflow_store::status::FlowStatus;
 
 /// The keys `with` may hold.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 16] = [
     "prompt",
     "system",
     "provider",
@@ -42,6 +44,8 @@ const KEYS: [&str; 14] = [
     "max_tokens",
     "temperature",
     "name",
+    "ask",
+    "deny",
 ];
 
 /// The most turns a step may allow, as for `taskflow agent --max-turns`.
@@ -92,6 +96,12 @@ fn check_with(with: &Value) -> Result<(), String> {
     }
     names(with, "tools")?;
     names(with, "allow_commands")?;
+    if !names(with, "ask")?.is_empty() {
+        return Err("`with.ask`: a pipeline's agent step cannot wait for approval; `deny` \
+                    refuses a tool, and `taskflow agent --ask` runs an agent whose calls wait"
+            .to_owned());
+    }
+    names(with, "deny")?;
     count(with, "max_turns", MAX_TURNS_LIMIT)?;
     count(with, "max_tokens", u64::from(u32::MAX))?;
     optional_number(with, "temperature")?;
@@ -119,6 +129,7 @@ fn agent_spec(input: &Value, context: &StepContext) -> Result<AgentSpec, String>
         max_turns: count(input, "max_turns", MAX_TURNS_LIMIT)?.unwrap_or(DEFAULT_MAX_TURNS),
         max_tokens: count(input, "max_tokens", u64::from(u32::MAX))?,
         temperature: optional_number(input, "temperature")?.map(|t| t as f32),
+        approvals: Approvals { ask: Vec::new(), deny: names(input, "deny")? },
     })
 }
 
@@ -182,6 +193,7 @@ mod tests {
             "script": "turns.toml",
             "tools": ["read_file", "list_dir"],
             "allow_commands": ["ls"],
+            "deny": ["write_file"],
             "max_turns": 5,
             "temperature": 0.2,
         });
@@ -190,6 +202,9 @@ mod tests {
             (json!({}), "`with.prompt` is missing"),
             (json!({"prompt": "hi", "tools": "read_file"}), "`with.tools` must be a list of names"),
             (json!({"prompt": "hi", "tools": [""]}), "`with.tools` must be a list of names"),
+            (json!({"prompt": "hi", "ask": ["run_command"]}), "`with.ask`: a pipeline's agent"),
+            (json!({"prompt": "hi", "deny": [3]}), "`with.deny` must be a list of names"),
+            (json!({"prompt": "hi", "ask": "run_command"}), "`with.ask` must be a list of names"),
             (json!({"prompt": "hi", "max_turns": 0}), "`with.max_turns` must be a whole number"),
             (json!({"prompt": "hi", "max_turns": 1001}), "from 1 to 1000"),
             (json!({"prompt": "hi", "workspace": 3}), "`with.workspace` must be a string"),

@@ -1,0 +1,412 @@
+//! Approvals through the CLI: an agent whose `run_command` calls wait for a person's decision
+//! (`--ask`), decided with `taskflow flows approve` while the agent waits in the foreground,
+//! after it was killed, or after it exited with `--detach`; the run goes on with the tool run
+//! exactly once when approved and never when denied, and the model (a real HTTP server on
+//! loopback playing an OpenAI-compatible Kimi model) reads the tool's result or "denied:
+//! REASON". A decision is recorded once, and only for a call the flow waits for; a tool denied
+//! by policy never runs and never waits. Over HTTP, `POST /v1/flows/{id}/approvals/{call_id}`
+//! decides the call and serve runs the flow on.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
+
+#[path = "support/serve.rs"]
+mod support;
+
+use support::{Serve, call, client, status_of, wait_until};
+
+/// The command the model asks to run: it appends a line to `runs.log` in the workspace, so the
+/// log counts the times the tool really ran.
+const COMMAND: &str = r#"sh -c "echo ran >> runs.log""#;
+const CALL_ID: &str = "functions.run_command:1";
+const ANSWER: &str = "The command's outcome is noted.";
+
+/// Plays the model: turn 1 asks for `run_command`, turn 2 answers. Every request is kept.
+#[derive(Clone, Default)]
+struct Model {
+    requests: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Respond for Model {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let turn = body["messages"]
+            .as_array()
+            .map_or(0, |messages| messages.iter().filter(|m| m["role"] == "assistant").count())
+            + 1;
+        self.requests.lock().unwrap().push(body);
+        let arguments = json!({"command": COMMAND}).to_string();
+        let text = match turn {
+            1 => format!(
+                "Running it.<|tool_calls_section_begin|><|tool_call_begin|>{CALL_ID}\
+                 <|tool_call_argument_begin|>{arguments}<|tool_call_end|><|tool_calls_section_end|>"
+            ),
+            _ => ANSWER.to_owned(),
+        };
+        let chunk =
+            json!({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
+        let end = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+        let sse = format!("data: {chunk}\n\ndata: {end}\n\ndata: [DONE]\n\n");
+        ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream")
+    }
+}
+
+impl Model {
+    /// The tool results the model was sent, in order.
+    fn tool_results(&self) -> Vec<String> {
+        let requests = self.requests.lock().unwrap();
+        let last = requests.last().cloned().unwrap_or(Value::Null);
+        let messages = last["messages"].as_array().cloned().unwrap_or_default();
+        messages
+            .iter()
+            .filter(|message| message["role"] == "tool")
+            .map(|message| message["content"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    workspace: PathBuf,
+    base: String,
+    model: Model,
+    _server: MockServer,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let workspace = dir.path().join("workspace");
+    std::fs::create_dir(&workspace).unwrap();
+    let server = MockServer::start().await;
+    let model = Model::default();
+    Mock::given(method("POST")).respond_with(model.clone()).mount(&server).await;
+    let base = format!("{}/v1", server.uri());
+    Setup { db: dir.path().join("flows.db"), workspace, base, model, _server: server, _dir: dir }
+}
+
+impl Setup {
+    fn taskflow(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_taskflow"));
+        command.arg("--db").arg(&self.db).env_remove("TASKFLOW_CONNECT_TIMEOUT_MS");
+        // Serve (tests/support) runs as alice.
+        command.args(["--owner", "alice"]);
+        command.env("TASKFLOW_CONFIG", self.db.with_file_name("no-config.toml"));
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+    }
+
+    /// `taskflow agent` on the model, allowed to run `sh`, with `policy` flags.
+    fn agent(&self, policy: &[&str]) -> Command {
+        let mut command = self.taskflow();
+        command.args(["agent", "--provider", "vllm", "--base-url", &self.base, "--model", "k2"]);
+        command.arg("--workspace").arg(&self.workspace);
+        command.args(["--allow-command", "sh", "--tools", "run_command"]);
+        command.args(policy);
+        command.arg("Run the command and tell me how it went.");
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        outcome(self.taskflow().args(args).output().unwrap())
+    }
+
+    fn inspect(&self, id: &str) -> Value {
+        let (code, stdout, stderr) = self.run(&["--json", "flows", "inspect", id]);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str(&stdout).unwrap()
+    }
+
+    /// The only flow's id.
+    fn flow_id(&self) -> String {
+        let (_, stdout, _) = self.run(&["--json", "flows", "list"]);
+        let list: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+        list["flows"][0]["id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Waits until the only flow waits for approval; its id.
+    fn until_waiting(&self) -> String {
+        let start = Instant::now();
+        loop {
+            let id = self.flow_id();
+            if !id.is_empty() && self.inspect(&id)["flow"]["status"] == "waiting" {
+                return id;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "the flow never waited");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// How many times the command ran.
+    fn runs(&self) -> usize {
+        std::fs::read_to_string(self.workspace.join("runs.log"))
+            .map_or(0, |log| log.lines().count())
+    }
+}
+
+fn outcome(output: Output) -> (i32, String, String) {
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// How the agent that asked is left before the decision.
+#[derive(Debug, Clone, Copy)]
+enum Left {
+    /// Still waiting in the foreground: it runs on by itself once the call is decided.
+    Foreground,
+    /// Killed with SIGKILL while it waited: `flows resume` runs on.
+    Killed,
+    /// Exited with `--detach`: `flows resume` runs on.
+    Detached,
+}
+
+struct Case {
+    left: Left,
+    /// The `flows approve` arguments after the flow id.
+    decide: &'static [&'static str],
+    /// How many times the command runs.
+    runs: usize,
+    /// How the tool result the model reads begins.
+    result: &'static str,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_asked_call_waits_for_its_decision_across_a_restart_and_runs_once_or_never() {
+    let cases = [
+        Case { left: Left::Foreground, decide: &[], runs: 1, result: "{\"exit_code\":0" },
+        Case { left: Left::Killed, decide: &[CALL_ID], runs: 1, result: "{\"exit_code\":0" },
+        Case {
+            left: Left::Detached,
+            decide: &["--deny", "--reason", "not on Fridays"],
+            runs: 0,
+            result: "denied: not on Fridays",
+        },
+        Case {
+            left: Left::Killed,
+            decide: &["--deny"],
+            runs: 0,
+            result: "denied: no reason was given",
+        },
+    ];
+    for case in cases {
+        let setup = setup().await;
+        let label = format!("{:?} {:?}", case.left, case.decide);
+        let mut agent = setup.agent(&["--ask", "run_command"]);
+        if let Left::Detached = case.left {
+            agent.arg("--detach");
+        }
+        let mut child = Some(agent.spawn().unwrap());
+        let id = setup.until_waiting();
+
+        // The flow waits for the call without a lease; nothing ran yet.
+        let inspection = setup.inspect(&id);
+        let flow = &inspection["flow"];
+        assert_eq!(flow["lease"], Value::Null, "{label}: {flow}");
+        assert_eq!(
+            flow["wait"]["approval"],
+            json!({"call_id": CALL_ID, "tool": "run_command", "arguments": {"command": COMMAND}}),
+            "{label}"
+        );
+        assert_eq!(setup.runs(), 0, "{label}");
+        let (_, table, _) = setup.run(&["flows", "inspect", &id]);
+        assert!(table.contains("approval of run_command"), "{label}: {table}");
+        assert!(table.contains(&format!("taskflow flows approve {id}")), "{label}: {table}");
+        // A call it does not wait for is refused, naming the one it does.
+        let (code, _, stderr) = setup.run(&["flows", "approve", &id, "functions.read_file:0"]);
+        assert_eq!(code, 1, "{label}: {stderr}");
+        assert!(stderr.contains(&format!("it waits for `{CALL_ID}`")), "{label}: {stderr}");
+
+        match case.left {
+            Left::Killed => {
+                let mut killed = child.take().unwrap();
+                killed.kill().unwrap();
+                killed.wait().unwrap();
+            }
+            Left::Detached => {
+                let detached = child.take().unwrap();
+                let (code, stdout, stderr) = outcome(detached.wait_with_output().unwrap());
+                assert_eq!(code, 0, "{label}: {stderr}");
+                assert!(stdout.contains(&format!("flow {id} waiting")), "{label}: {stdout}");
+                assert!(
+                    stderr.contains("waiting for approval of run_command"),
+                    "{label}: {stderr}"
+                );
+            }
+            Left::Foreground => {}
+        }
+
+        let mut approve = vec!["flows", "approve", &id];
+        approve.extend(case.decide);
+        let (code, stdout, stderr) = setup.run(&approve);
+        assert_eq!(code, 0, "{label}: {stderr}");
+        let word = if case.runs == 1 { "approved" } else { "denied" };
+        assert!(
+            stdout.contains(&format!("call {CALL_ID} of flow {id} {word}")),
+            "{label}: {stdout}"
+        );
+        // A second decision is refused, whatever it says.
+        for again in
+            [&["flows", "approve", &id, CALL_ID][..], &["flows", "approve", &id, CALL_ID, "--deny"]]
+        {
+            let (code, _, stderr) = setup.run(again);
+            assert_eq!(code, 1, "{label}: {stderr}");
+            assert!(
+                stderr
+                    .contains(&format!("error: call `{CALL_ID}` of flow {id} was already {word}")),
+                "{label}: {stderr}"
+            );
+            assert!(stderr.contains("hint: a call is decided once"), "{label}: {stderr}");
+        }
+
+        let (code, stdout, stderr) = match child {
+            Some(foreground) => outcome(foreground.wait_with_output().unwrap()),
+            None => setup.run(&["flows", "resume", &id]),
+        };
+        assert_eq!(code, 0, "{label}: {stderr}");
+        assert!(stdout.contains(ANSWER), "{label}: {stdout}");
+        assert_eq!(setup.runs(), case.runs, "{label}");
+        let results = setup.model.tool_results();
+        assert_eq!(results.len(), 1, "{label}: {results:?}");
+        assert!(results[0].starts_with(case.result), "{label}: {results:?}");
+
+        // Resumed again, the ended flow runs nothing; a decision after the end is refused.
+        let (_, _, _) = setup.run(&["flows", "resume", &id]);
+        assert_eq!(setup.runs(), case.runs, "{label}");
+        let (code, _, stderr) = setup.run(&["flows", "approve", &id, CALL_ID]);
+        assert_eq!(code, 1, "{label}: {stderr}");
+        assert!(stderr.contains("already"), "{label}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_denied_by_policy_never_runs_and_the_model_reads_why() {
+    let setup = setup().await;
+    let output = setup.agent(&["--deny", "run_command"]).output().unwrap();
+    let (code, stdout, stderr) = outcome(output);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(ANSWER), "{stdout}");
+    assert_eq!(setup.runs(), 0);
+    assert_eq!(setup.model.tool_results(), ["denied: denied by policy"]);
+    // It never waited, and there is nothing to decide.
+    let id = setup.flow_id();
+    let (code, _, stderr) = setup.run(&["flows", "approve", &id]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("waits for no approval"), "{stderr}");
+    // A policy that names no tool is refused before the model is asked.
+    let (code, _, stderr) = outcome(setup.agent(&["--ask", "run_comand"]).output().unwrap());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("`run_comand`, which is no agent tool"), "{stderr}");
+}
+
+/// `[approvals]` in the config file sets the policy; a flag replaces the file's list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_files_approvals_apply_unless_a_flag_replaces_them() {
+    let setup = setup().await;
+    let config = setup.db.with_file_name("config.toml");
+    std::fs::write(&config, "[approvals]\ndeny = [\"run_command\"]\n").unwrap();
+    let output = setup.agent(&[]).env("TASKFLOW_CONFIG", &config).output().unwrap();
+    let (code, _, stderr) = outcome(output);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(setup.runs(), 0);
+    let output = setup.agent(&["--deny", "fetch_url"]).env("TASKFLOW_CONFIG", &config).output();
+    let (code, _, stderr) = outcome(output.unwrap());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(setup.runs(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_records_a_decision_once_and_runs_the_flow_on() {
+    let setup = setup().await;
+    let (code, _, stderr) =
+        outcome(setup.agent(&["--ask", "run_command", "--detach"]).output().unwrap());
+    assert_eq!(code, 0, "{stderr}");
+    let id = setup.flow_id();
+    let serve = Serve::start(&setup.db, &[], &[]);
+    let http = client();
+    let decide = |call_id: &str, body: Value| {
+        let path = format!("/v1/flows/{id}/approvals/{}", call_id.replace(':', "%3A"));
+        http.post(serve.url(&path)).json(&body)
+    };
+    for (call_id, body, status, says) in [
+        (CALL_ID, json!({"approve": true, "by": "bob"}), 400, "unknown field `by`"),
+        (CALL_ID, json!({"reason": "fine"}), 400, "missing field `approve`"),
+        (CALL_ID, json!({"approve": "yes"}), 400, "invalid type"),
+        (
+            "functions.read_file:0",
+            json!({"approve": true}),
+            422,
+            "it waits for `functions.run_command:1`",
+        ),
+    ] {
+        let (got, error) = call(decide(call_id, body.clone())).await;
+        assert_eq!(got, status, "{body}: {error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body}: {error}");
+    }
+    assert_eq!(setup.runs(), 0, "no refused decision ran the call");
+
+    let (status, decided) =
+        call(decide(CALL_ID, json!({"approve": true, "reason": "looks safe"}))).await;
+    assert_eq!(status, 201, "{decided}");
+    assert_eq!(
+        (
+            &decided["approval"]["call_id"],
+            &decided["approval"]["approved"],
+            &decided["approval"]["reason"]
+        ),
+        (&json!(CALL_ID), &json!(true), &json!("looks safe"))
+    );
+    wait_until("serve to run the flow to its end", async || {
+        status_of(&serve, &id).await == "succeeded"
+    })
+    .await;
+    assert_eq!(setup.runs(), 1);
+    assert!(setup.model.tool_results()[0].starts_with("{\"exit_code\":0"));
+
+    let (status, error) = call(decide(CALL_ID, json!({"approve": false}))).await;
+    assert_eq!(status, 409, "{error}");
+    assert_eq!(error["error"]["code"], "conflict");
+    let (status, _) =
+        call(http.post(serve.url("/v1/flows/nobody/approvals/c1")).json(&json!({"approve": true})))
+            .await;
+    assert_eq!(status, 404);
+    assert_eq!(setup.runs(), 1);
+}
+
+/// A pipeline's agent step takes `deny`: the tool never runs and the step's answer follows;
+/// `ask` is refused when the file is loaded (the step cannot wait for a person yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_agent_step_denies_by_policy_and_refuses_ask() {
+    let setup = setup().await;
+    let pipeline = setup.db.with_file_name("pipeline.toml");
+    let write = |policy: &str| {
+        let text = format!(
+            "name = \"policy\"\n\n[[steps]]\nid = \"work\"\naction = \"agent\"\n\
+             with = {{ prompt = \"Run the command.\", provider = \"vllm\", base_url = {:?}, \
+             model = \"k2\", workspace = {:?}, tools = [\"run_command\"], \
+             allow_commands = [\"sh\"], {policy} = [\"run_command\"] }}\n",
+            setup.base,
+            setup.workspace.display().to_string()
+        );
+        std::fs::write(&pipeline, text).unwrap();
+    };
+    let path = pipeline.to_str().unwrap();
+    write("ask");
+    let (code, _, stderr) = setup.run(&["run", path, "--id", "asks"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("`with.ask`: a pipeline's agent step cannot wait"), "{stderr}");
+    write("deny");
+    let (code, _, stderr) = setup.run(&["run", path, "--id", "denies"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(setup.inspect("denies")["flow"]["state"]["work"], ANSWER);
+    assert_eq!(setup.model.tool_results(), ["denied: denied by policy"]);
+    assert_eq!(setup.runs(), 0);
+}
