@@ -8,6 +8,11 @@
 //! announced when it ends, if the declared tools tell the name; one whose name cannot be had at
 //! all is not a call: it ends [`Outcome::Dropped`], and the driver's gate
 //! ([`gate`](crate::engine::gate)) turns its text back into content.
+//!
+//! Most calls are named by their head at once. A machine that says and counts nothing while it
+//! reads a call's head begins the call quiet ([`Calls::begin_quiet`]): the gate then takes the
+//! call up only if the head leaves the name in doubt, from the text read so far ([`Seed`]),
+//! and a call named at once never passes through it.
 
 use crate::arguments::{ArgumentsCheck, JsonStringState, check_arguments};
 use crate::engine::diag::{diagnostic, with_text};
@@ -59,6 +64,25 @@ enum Naming {
     Named,
     /// The call has no usable name: it will not be emitted.
     Nameless(Note),
+}
+
+/// A quiet call's text before its head, for the gate to start from if the name is in doubt.
+#[derive(Debug, Clone, Copy)]
+struct Quiet {
+    /// The begin marker, as written.
+    marker: &'static str,
+    /// The machine's tally from before the marker.
+    before: Tally,
+}
+
+/// Where the gate takes up a quiet call whose head left its name in doubt: the call's text so
+/// far (its begin marker, then its head), from absolute offset `start`, and the machine's tally
+/// from before the call.
+#[derive(Debug)]
+pub(crate) struct Seed {
+    pub start: usize,
+    pub text: String,
+    pub tally: Tally,
 }
 
 /// Why a call was not emitted, for the diagnostic that says so.
@@ -144,6 +168,11 @@ pub(crate) struct Calls {
     /// The driver's gate must watch these calls after each step: the open call is not named
     /// yet, or one ended without a name and its outcome was not taken yet.
     watch: bool,
+    /// The open call's, while it is quiet ([`begin_quiet`](Self::begin_quiet)) and its head
+    /// has not left its name in doubt.
+    quiet: Option<Quiet>,
+    /// A quiet call whose name is in doubt, until the driver's gate takes it up.
+    seed: Option<Seed>,
     /// The tally of the machine these calls belong to: the calls write most of the text the
     /// parser generates, and every machine that reads calls holds them.
     pub tally: Tally,
@@ -161,9 +190,22 @@ impl Calls {
         self.begin_call(offset, true)
     }
 
+    /// Begins a call at its begin marker `marker` (at `offset`, just counted as syntax), whose
+    /// machine says and counts nothing while it reads the call's head: the gate holds the call
+    /// only once the head leaves its name in doubt ([`defer`](Self::defer),
+    /// [`nameless`](Self::nameless)), which must come before anything more is said of it.
+    pub(crate) fn begin_quiet(&mut self, offset: usize, marker: &'static str) {
+        let mut before = self.tally;
+        before.uncount_syntax(marker.len());
+        self.begin_call(offset, false);
+        self.quiet = Some(Quiet { marker, before });
+        self.watch = false;
+    }
+
     #[inline(always)]
     fn begin_call(&mut self, offset: usize, whole: bool) -> &mut Call {
         let Buffers { head, arguments, trailing_whitespace } = std::mem::take(&mut self.spare);
+        self.quiet = None;
         self.started += 1;
         self.outcome = None;
         self.watch = !whole;
@@ -228,11 +270,29 @@ impl Calls {
     /// declared tools tell which tool fits its arguments.
     pub(crate) fn defer(&mut self, id: String) {
         self.get().naming = Naming::Pending(Some(id));
+        self.in_doubt();
     }
 
     /// The open call has no usable name, for the reason in `note`: it will not be emitted.
     pub(crate) fn nameless(&mut self, note: Note) {
         self.get().naming = Naming::Nameless(note);
+        self.in_doubt();
+    }
+
+    /// The open call's name is in doubt: a quiet call is held by the gate from here on.
+    fn in_doubt(&mut self) {
+        let Some(Quiet { marker, before }) = self.quiet.take() else { return };
+        let call = self.open.as_mut().expect("a call is open");
+        let mut text = String::with_capacity(marker.len() + call.head.len());
+        text.push_str(marker);
+        text.push_str(&call.head);
+        self.seed = Some(Seed { start: call.offset, text, tally: before });
+        self.watch = true;
+    }
+
+    /// The quiet call whose name turned out to be in doubt, for the gate to take up.
+    pub(crate) fn take_seed(&mut self) -> Option<Seed> {
+        self.seed.take()
     }
 
     /// Announces the open call of the tool named `name` (as the text gives it, trimmed). A
@@ -362,12 +422,13 @@ impl Calls {
         self.outcome = Some(Outcome::Dropped(note, ending));
     }
 
-    /// The open call, begun and not yet named, whose events the gate must hold: its first
-    /// byte's offset.
+    /// The open call, begun and not yet named (nor quiet), whose events the gate must hold:
+    /// its first byte's offset.
     #[inline]
     pub(crate) fn held_start(&self) -> Option<usize> {
         let call = self.open.as_ref()?;
-        (!call.whole && !matches!(call.naming, Naming::Named)).then_some(call.offset)
+        let held = !call.whole && self.quiet.is_none() && !matches!(call.naming, Naming::Named);
+        held.then_some(call.offset)
     }
 
     /// Whether the call the gate holds is settled: it ended, or it was named.
@@ -397,6 +458,10 @@ impl Calls {
         let index = Some(call.index);
         let arguments_offset = call.arguments_offset.unwrap_or(call.offset);
         let naming = std::mem::replace(&mut call.naming, Naming::Named);
+        debug_assert!(
+            self.quiet.is_none() || matches!(naming, Naming::Named),
+            "a quiet call is named or in doubt before it ends"
+        );
         let check = call.checked.take().unwrap_or_else(|| check_arguments(&call.arguments));
         let (replaced, check_note) = match check {
             ArgumentsCheck::Object => (None, None),

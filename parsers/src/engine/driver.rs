@@ -10,7 +10,7 @@
 //! known, the machine's events go to the [`Gate`] instead of out (each step's sink is routed by
 //! the gate).
 
-use crate::engine::call::{Calls, Outcome};
+use crate::engine::call::{Calls, Outcome, Seed};
 use crate::engine::gate::Gate;
 use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
@@ -135,6 +135,10 @@ impl<M: Machine> Driver<M> {
         self.drain(sink);
         let offset = self.offset;
         self.machine.end(offset, &mut self.gate.route(sink));
+        // A quiet call left in doubt by the end of the input is taken up only now.
+        if let Some(seed) = self.machine.calls().and_then(Calls::take_seed) {
+            hold_seed(&mut self.gate, seed);
+        }
         settle(&mut self.machine, &mut self.gate, None, sink);
     }
 
@@ -290,9 +294,9 @@ impl<M: Machine> Driver<M> {
 
 /// After a step that read `chunk.text[from..to]` while the machine's calls need watching: holds
 /// a call that began in it with no name yet (`before` is the machine's tally from before the
-/// step), or settles the call held if it ended. The text of a call held is added to the gate's
-/// when it ends or the input does; returns where the text not added yet starts (`held_from`
-/// before the step).
+/// step) or a quiet call whose name it left in doubt, or settles the call held if it ended. The
+/// text of a call held is added to the gate's when it ends or the input does; returns where the
+/// text not added yet starts (`held_from` before the step).
 #[inline(never)]
 fn watch<M: Machine, S: EventSink>(
     machine: &mut M,
@@ -310,13 +314,24 @@ fn watch<M: Machine, S: EventSink>(
         }
         held_from
     } else if let Some(start) = calls.held_start() {
-        gate.hold(start.max(chunk.base + from), before);
+        if let Some(seed) = calls.take_seed() {
+            debug_assert_eq!(seed.start + seed.text.len(), chunk.base + to, "held up to the step");
+            hold_seed(gate, seed);
+            return to;
+        }
+        gate.hold(start.max(chunk.base + from), before, "");
         from
     } else {
         // A call that began and ended within the step: nothing was held for it.
         calls.take_outcome();
         held_from
     }
+}
+
+/// Holds a quiet call from the text it was read with.
+#[cold]
+fn hold_seed(gate: &mut Gate, Seed { start, text, tally }: Seed) {
+    gate.hold(start, tally, &text);
 }
 
 /// The text of the call held read up to `chunk.text[..to]`, from `chunk.text[from..]` on, is

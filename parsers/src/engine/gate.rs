@@ -5,7 +5,10 @@
 //! the declared tools when its arguments are complete), and a machine has said things about
 //! the call by then. So from the step that begins a call until the call is named, the sink the
 //! driver hands the machine routes its events here: they wait, with the call's text as read
-//! and the machine's tally from before the call began. The call's `CallStart` names it: the
+//! and the machine's tally from before the call began. A call begun quiet (Kimi's, whose id
+//! names it or not before anything is said of it) is taken up only if its id leaves the name in
+//! doubt, with its text and tally so far ([`Seed`](crate::engine::call::Seed)), so that the
+//! common call, named at once, costs the gate nothing. The call's `CallStart` names it: the
 //! events held go out in order before it, and the rest of the step goes straight to the
 //! driver's sink. A call that ends without a name has its events dropped, its text as written
 //! goes to content (or reasoning, inside a think block) with one diagnostic, and the tally is
@@ -121,13 +124,14 @@ impl Gate {
         Routed { gate: self, sink }
     }
 
-    /// Starts holding a call whose text starts at absolute offset `start`; `tally` is the
-    /// machine's tally from before the step that began it.
-    pub(crate) fn hold(&mut self, start: usize, tally: Tally) {
-        debug_assert!(self.events.is_empty() && self.text.is_empty());
+    /// Starts holding a call whose text starts at absolute offset `start`, with `text` of it
+    /// read so far; `tally` is the machine's tally from before the call.
+    pub(crate) fn hold(&mut self, start: usize, tally: Tally, text: &str) {
+        debug_assert!(!self.holding && self.events.is_empty() && self.text.is_empty());
         self.holding = true;
         self.start = start;
         self.tally = tally;
+        self.text.push_str(text);
     }
 
     /// Adds the text a step read (`text`, at absolute `offset`) to the held call's text. Text
@@ -195,7 +199,7 @@ mod tests {
     #[test]
     fn text_read_again_is_held_once() {
         let mut gate = Gate::default();
-        gate.hold(3, Tally::default());
+        gate.hold(3, Tally::default(), "");
         gate.read("abc<x>de", 0);
         gate.read("fg", 8);
         gate.read("<x>defg", 3);
@@ -209,7 +213,7 @@ mod tests {
     #[test]
     fn a_named_call_lets_its_events_through_in_order() {
         let mut gate = Gate::default();
-        gate.hold(0, Tally::default());
+        gate.hold(0, Tally::default(), "");
         gate.events.push(StreamEvent::TextDelta { text: "a".to_owned() });
         gate.events.push(StreamEvent::TextDelta { text: "b".to_owned() });
         let mut events = Vec::new();

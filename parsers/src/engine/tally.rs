@@ -21,6 +21,11 @@ impl Tally {
         self.syntax += len;
     }
 
+    /// Takes back `len` non-whitespace bytes counted as syntax.
+    pub(crate) fn uncount_syntax(&mut self, len: usize) {
+        self.syntax -= len;
+    }
+
     /// Counts `text`, which may hold whitespace, as syntax.
     pub(crate) fn count_syntax_text(&mut self, text: &str) {
         self.syntax += non_whitespace_len(text);

@@ -5,6 +5,10 @@
 //! machine's states are text, section, call id and arguments; the arguments are JSON read by
 //! the shared reader, so a marker inside a JSON string is literal when the arguments are then
 //! valid. The model's call id is kept verbatim.
+//!
+//! The machine says nothing while it reads a call's id, so calls begin quiet: the driver's gate
+//! holds a call only when its id gives no name (a bare index, resolved by the declared tools once
+//! the arguments are read, or an id of no allowed form), from the step that finds so.
 
 mod call_id;
 mod markers;
@@ -34,6 +38,9 @@ pub(crate) enum State {
     Section,
     /// After `<|tool_call_begin|>`, reading the id.
     CallId,
+    /// The id is read and gives no name: the marker that ended it is read next, once the gate
+    /// holds the call.
+    IdRead,
     /// After `<|tool_call_argument_begin|>`, reading the arguments.
     Arguments,
 }
@@ -96,7 +103,10 @@ impl Kimi {
                 head.push_str(text)
             });
         let Found::Marker { at, marker, len } = found else { return found.step() };
-        self.announce(sink);
+        if self.state == State::CallId && !self.announce(sink) {
+            self.state = State::IdRead;
+            return Step::Continue(at);
+        }
         match marker {
             Marker::ArgumentBegin => {
                 self.calls.tally.count_syntax(len);
@@ -148,8 +158,9 @@ impl Kimi {
     }
 
     /// The id is complete: announces the call it names, waits for the arguments to tell a
-    /// bare index's name, or leaves a call whose id has no allowed form nameless.
-    fn announce<S: EventSink>(&mut self, sink: &mut S) {
+    /// bare index's name, or leaves a call whose id has no allowed form nameless. Returns
+    /// whether the call was announced.
+    fn announce<S: EventSink>(&mut self, sink: &mut S) -> bool {
         let call = self.calls.get();
         let id = call.head.trim().to_owned();
         let offset = call.offset;
@@ -157,6 +168,7 @@ impl Kimi {
             CallName::Named(name) => {
                 self.calls.tally.count_generated(&name);
                 self.calls.announce(id, name, sink);
+                return true;
             }
             CallName::Unnamed => self.calls.defer(id),
             CallName::Invalid => {
@@ -169,6 +181,7 @@ impl Kimi {
                 self.calls.nameless(Note { kind, offset, message: message.to_owned() });
             }
         }
+        false
     }
 
     fn end_call<S: EventSink>(&mut self, ending: Ending, sink: &mut S) {
@@ -182,7 +195,7 @@ impl Machine for Kimi {
         match self.state {
             State::Text => self.step_text(chunk, pos, sink),
             State::Section => self.step_section(chunk, pos, sink),
-            State::CallId => self.step_call_id(chunk, pos, sink),
+            State::CallId | State::IdRead => self.step_call_id(chunk, pos, sink),
             State::Arguments => self.step_arguments(chunk, pos, sink),
         }
     }
@@ -199,7 +212,7 @@ impl Machine for Kimi {
                 self.announce(sink);
                 self.end_call(Ending::Truncated, sink);
             }
-            State::Arguments => self.end_call(Ending::Truncated, sink),
+            State::IdRead | State::Arguments => self.end_call(Ending::Truncated, sink),
         }
         self.state = State::Text;
     }
@@ -231,5 +244,10 @@ impl SectionMachine for Kimi {
 
     fn parts(&mut self) -> (&mut State, &mut Section, &mut Calls) {
         (&mut self.state, &mut self.section, &mut self.calls)
+    }
+
+    fn begin_call(&mut self, offset: usize) {
+        self.calls.begin_quiet(offset, Marker::CallBegin.text());
+        self.state = State::CallId;
     }
 }
