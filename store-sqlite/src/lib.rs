@@ -24,6 +24,8 @@ mod error;
 mod flow_cache;
 mod list;
 mod location;
+#[cfg(test)]
+mod query_plan;
 mod rows;
 mod schedules;
 mod schema;

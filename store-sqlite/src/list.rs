@@ -69,29 +69,12 @@ fn build(filters: Filters) -> String {
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::ToSql;
-
     use super::{Filters, list_sql};
-    use crate::{OpenOptions, SqliteStore};
+    use crate::query_plan::query_plan;
 
     fn plan(owner: bool, status: bool, before: bool) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            SqliteStore::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
-        let conn = store.lock();
         let filters = Filters { owner, status, name: false, before };
-        let sql = format!("EXPLAIN QUERY PLAN {}", list_sql(filters));
-        let mut statement = conn.prepare(&sql).unwrap();
-        let values: [&dyn ToSql; 6] = [&"o", &"queued", &50, &"n", &1, &"id"];
-        for (index, value) in values.iter().enumerate().take(statement.parameter_count()) {
-            statement.raw_bind_parameter(index + 1, value).unwrap();
-        }
-        let details: Vec<String> = statement
-            .raw_query()
-            .mapped(|row| row.get::<_, String>(3))
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        details.join("; ")
+        query_plan(list_sql(filters), &[&"o", &"queued", &50, &"n", &1, &"id"])
     }
 
     fn check(owner: bool, status: bool, before: bool, index: &str) {

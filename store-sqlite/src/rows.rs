@@ -6,7 +6,11 @@ use std::str::FromStr;
 use rusqlite::Row;
 use rusqlite::types::Type;
 use serde_json::Value;
-use taskflow_store::{Flow, LeaseHolder, LeaseInfo, Signal, Step, Timestamp};
+use taskflow_store::revision;
+use taskflow_store::{Flow, LeaseHolder, LeaseInfo, Result, Revision, Signal, Step, Timestamp};
+
+use crate::error::Sql;
+use crate::transaction::Transaction;
 
 /// The flow columns in the order [`flow_from_row`] reads them; the spec lives in `flow_specs`,
 /// and a managed flow's current step is the last step of its journal (a mirrored flow's is what
@@ -48,6 +52,33 @@ pub(crate) fn lease_columns(row: &Row<'_>, at: usize) -> rusqlite::Result<Option
 }
 
 pub(crate) const SIGNAL_COLUMNS: &str = "id, flow_id, name, payload, sent_at, taken_by, taken_at";
+
+/// The revisions `sql` selects for `key` (`revision, at, actor, change`, oldest first): a flow's
+/// or a schedule's history, read the same way.
+pub(crate) fn revisions(tx: &Transaction<'_>, sql: &str, key: &str) -> Result<Vec<Revision>> {
+    let mut statement = tx.prepare_cached(sql).sql()?;
+    let rows = statement
+        .query_map([key], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })
+        .sql()?;
+    let mut revisions = Vec::new();
+    for row in rows {
+        let (revision, at, actor, change) = row.sql()?;
+        revisions.push(Revision {
+            revision: revision as u64,
+            at: Timestamp::from_millis(at),
+            actor,
+            change: revision::changes_from_json(&change)?,
+        });
+    }
+    Ok(revisions)
+}
 
 pub(crate) fn signal_from_row(row: &Row<'_>) -> rusqlite::Result<Signal> {
     Ok(Signal {

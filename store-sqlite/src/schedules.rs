@@ -194,33 +194,12 @@ pub(crate) fn insert_revision(
 }
 
 pub(crate) fn history(tx: &Transaction<'_>, name: &str) -> Result<Vec<Revision>> {
-    let mut statement = tx
-        .prepare_cached(
-            "SELECT revision, at, actor, change FROM schedule_revisions WHERE name = ?1 \
-             ORDER BY revision",
-        )
-        .sql()?;
-    let rows = statement
-        .query_map([name], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get(2)?,
-                row.get::<_, String>(3)?,
-            ))
-        })
-        .sql()?;
-    let mut revisions = Vec::new();
-    for row in rows {
-        let (revision, at, actor, change) = row.sql()?;
-        revisions.push(Revision {
-            revision: revision as u64,
-            at: Timestamp::from_millis(at),
-            actor,
-            change: revision::changes_from_json(&change)?,
-        });
-    }
-    Ok(revisions)
+    crate::rows::revisions(
+        tx,
+        "SELECT revision, at, actor, change FROM schedule_revisions WHERE name = ?1 \
+         ORDER BY revision",
+        name,
+    )
 }
 
 pub(crate) fn list(tx: &Transaction<'_>, owner: Option<&str>) -> Result<Vec<Schedule>> {
@@ -403,23 +382,11 @@ pub(crate) fn flow_settled(
 
 #[cfg(test)]
 mod tests {
-    use crate::{OpenOptions, SqliteStore};
+    use crate::query_plan::query_plan;
 
     #[test]
     fn schedules_list_reads_the_table_in_name_order_and_slots_by_their_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            SqliteStore::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
-        let conn = store.lock();
-        let sql = format!("EXPLAIN QUERY PLAN {}", super::summaries_sql());
-        let plan: Vec<String> = conn
-            .prepare(&sql)
-            .unwrap()
-            .query_map(["alice"], |row| row.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        let plan = plan.join("; ");
+        let plan = query_plan(super::summaries_sql(), &[&"alice"]);
         assert!(plan.starts_with("SCAN d"), "{plan}");
         assert!(plan.contains("USING PRIMARY KEY (schedule=? AND at=?)"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");

@@ -474,33 +474,12 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn history(&self, id: &FlowId) -> Result<Vec<Revision>> {
-        let mut statement = self
-            .prepare_cached(
-                "SELECT revision, at, actor, change FROM revisions WHERE flow_id = ?1 \
-                 ORDER BY revision",
-            )
-            .sql()?;
-        let rows = statement
-            .query_map([id.as_str()], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get(2)?,
-                    row.get::<_, String>(3)?,
-                ))
-            })
-            .sql()?;
-        let mut revisions = Vec::new();
-        for row in rows {
-            let (revision, at, actor, change) = row.sql()?;
-            revisions.push(Revision {
-                revision: revision as u64,
-                at: Timestamp::from_millis(at),
-                actor,
-                change: revision::changes_from_json(&change)?,
-            });
-        }
-        Ok(revisions)
+        crate::rows::revisions(
+            self,
+            "SELECT revision, at, actor, change FROM revisions WHERE flow_id = ?1 \
+             ORDER BY revision",
+            id.as_str(),
+        )
     }
 
     fn append_event(&self, event: &NewEvent) -> Result<()> {
@@ -784,23 +763,11 @@ fn last_step_named_sql() -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use crate::{OpenOptions, SqliteStore};
+    use crate::query_plan::query_plan;
 
     #[test]
     fn the_newest_step_of_a_name_is_found_through_its_index_without_sorting() {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            SqliteStore::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
-        let conn = store.lock();
-        let sql = format!("EXPLAIN QUERY PLAN {}", super::last_step_named_sql());
-        let plan: Vec<String> = conn
-            .prepare(&sql)
-            .unwrap()
-            .query_map(["f", "n"], |row| row.get::<_, String>(3))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
-        let plan = plan.join("; ");
+        let plan = query_plan(super::last_step_named_sql(), &[&"f", &"n"]);
         assert!(plan.contains("USING INDEX steps_by_name (flow_id=? AND name=?)"), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
