@@ -432,3 +432,21 @@ async fn a_cost_budget_without_the_models_price_is_refused_before_any_call() {
     assert!(error.contains("a cost budget needs the price of model"), "{error}");
     assert_eq!(bench.requests.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn a_budget_is_raised_on_a_failed_run_too_and_refused_on_a_pipeline() {
+    use taskflow_engine::agent::Budget;
+    let script = std::fs::read_to_string(example("kimi-turns.toml")).unwrap();
+    let bench = bench(Some(&script));
+    let failed = run(&bench, &spec(1)).await;
+    assert_eq!(failed.status, FlowStatus::Failed);
+    let raise = Budget { max_tokens: Some(10_000), max_cost: None };
+    let raised = bench.engine.raise_budget(&failed.id, raise).await.unwrap();
+    assert_eq!(raised.status, FlowStatus::Queued);
+    assert_eq!(raised.state.unwrap()["budget"], serde_json::json!({"max_tokens": 10_000}));
+    let echo = taskflow_engine::StepSpec::new("a", "echo").with(serde_json::json!({"value": 1}));
+    let pipeline = taskflow_engine::FlowSpec::new("p").step(echo);
+    let pipeline = bench.engine.create(&pipeline, None).await.unwrap();
+    let error = bench.engine.raise_budget(&pipeline.id, raise).await.unwrap_err();
+    assert!(error.to_string().contains("it is a pipeline, not an agent run"), "{error}");
+}

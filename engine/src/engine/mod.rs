@@ -179,7 +179,8 @@ impl Engine {
 
     /// Sets limits of an agent run's budget (a limit `raise` leaves out stays as it was): they
     /// are written to the flow's state under a lease, so the change is a revision and the
-    /// next run of the flow reads it. A cost limit needs the price the run started with.
+    /// next run of the flow reads it. A cost limit needs the price the run started with. A
+    /// failed run is opened again (queued), as [`run`](Self::run) would.
     pub async fn raise_budget(&self, id: &FlowId, raise: Budget) -> Result<Flow, EngineError> {
         let refused = |detail: String| EngineError::Budget { id: id.to_string(), detail };
         let spec_json = self.spec_json(id).await?;
@@ -191,6 +192,11 @@ impl Engine {
             None => return Err(refused("it is a pipeline, not an agent run".to_owned())),
         };
         spec.budget.overlaid(raise).check_price(spec.price, &model_name(&spec)).map_err(refused)?;
+        // A failed run is opened again first, as a resume would.
+        if self.read_flow(id).await?.status == FlowStatus::Failed {
+            let reopened = id.clone();
+            self.store.call(move |handle| handle.reopen(&reopened)).await?;
+        }
         let lease = self.store.acquire_lease(id.clone(), self.options.lease_ttl).await?;
         let written = async {
             let flow = self.read_flow(id).await?;
