@@ -63,19 +63,21 @@ fn a_spent_budget_blocks_the_run_and_a_raise_on_resume_lets_it_finish() {
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "[prices.replay]\ninput_per_mtok = 1.0\noutput_per_mtok = 4.0\n")
         .unwrap();
-    // (budget flags, LLM calls made before it blocks, the reason, the raise, tokens in the end)
-    for (budget, calls, reason, raise) in [
+    // (budget flags, LLM calls made before it blocks, the reason, the raise, the limit it sets)
+    for (budget, calls, reason, raise, limit) in [
         (
             ["--budget-tokens", "1000"],
             2,
             "the token budget is spent: 1021 tokens used of 1000",
             ["--max-tokens", "5000"],
+            "max_tokens",
         ),
         (
             ["--budget-cost", "0.0005"],
             1,
             "the cost budget is spent: $0.0005 used of $0.0005",
             ["--max-cost", "1"],
+            "max_cost_usd",
         ),
     ] {
         let db = dir.path().join(format!("{}.db", budget[0].trim_start_matches('-')));
@@ -110,6 +112,12 @@ fn a_spent_budget_blocks_the_run_and_a_raise_on_resume_lets_it_finish() {
         assert_eq!(done["usage"]["input_tokens"], 412 + 520 + 705);
         assert_eq!(done["usage"]["output_tokens"], 31 + 58 + 64);
         assert_eq!(done["usage"]["tokens"], 1790);
+        let raised = raise[1].parse::<f64>().unwrap();
+        assert_eq!(
+            done["usage"][limit].as_f64(),
+            Some(raised),
+            "the raised limit is the one shown: {done:#}"
+        );
         let cost = done["usage"]["cost_usd"].as_f64().unwrap();
         assert!((cost - (1637.0 + 153.0 * 4.0) / 1e6).abs() < 1e-12, "{cost}");
         let llm_calls = done["steps"].as_array().unwrap().iter().filter(|s| s["kind"] == "llm");

@@ -50,6 +50,7 @@ use taskflow_store::model::{
 };
 use taskflow_store::status::{FlowStatus, StepStatus};
 use taskflow_store::wait;
+use taskflow_tools::budget::BUDGET_STATE_KEY;
 use taskflow_tools::{ActionError, ActionFuture, Approval, DENIED_BY_POLICY, StepContext, Tools};
 
 /// How long one tool call may take.
@@ -292,7 +293,11 @@ impl AgentRunner {
                 },
                 None => match conversation.next(self.spec.max_turns) {
                     Next::Answer(answer) => {
-                        let state = json!({"answer": answer, "turns": conversation.turns});
+                        let mut state = json!({"answer": answer, "turns": conversation.turns});
+                        // A raised budget stays in the state, where `flows inspect` reads it.
+                        if self.budget != self.spec.budget {
+                            state[BUDGET_STATE_KEY] = json!(self.budget);
+                        }
                         self.end(FlowStatus::Succeeded, None, Some(state)).await?;
                         return Ok(());
                     }
