@@ -160,7 +160,7 @@ fn a_missing_database_lists_nothing_and_is_not_created() {
 fn inspect_shows_the_flow_its_steps_children_and_revision() {
     let db = database();
     let document = json_out(&["flows", "inspect", &db.digest.to_string()], &db.path);
-    assert_eq!(keys(&document), ["children", "flow", "steps"]);
+    assert_eq!(keys(&document), ["children", "flow", "steps", "usage"]);
     let flow = &document["flow"];
     has_keys(flow, LIST_KEYS);
     has_keys(flow, &["error", "cancel_requested_at", "parent_flow_id"]);

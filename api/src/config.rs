@@ -1,5 +1,6 @@
 //! The config file: default provider and model, named providers (a preset with its own
-//! address, model and key variable), agent defaults and the approval policy of agent tools.
+//! address, model and key variable), agent defaults, the approval policy of agent tools and
+//! the price of each model (for cost budgets).
 //! Command-line flags override it.
 //!
 //! It is read from `TASKFLOW_CONFIG` if set, else `$XDG_CONFIG_HOME/taskflow/config.toml`,
@@ -14,6 +15,10 @@
 //! [approvals]
 //! ask = ["run_command", "write_file"]
 //! deny = ["fetch_url"]
+//!
+//! [prices."kimi-k2-0905-preview"]
+//! input_per_mtok = 0.6
+//! output_per_mtok = 2.5
 //!
 //! [serve.tokens]
 //! ci = { owner = "ci", token_env = "TASKFLOW_CI_TOKEN" }
@@ -47,6 +52,9 @@ pub struct Config {
     /// the others are allowed.
     #[serde(default)]
     pub approvals: taskflow_engine::agent::Approvals,
+    /// What each model costs (US dollars per million tokens), for cost budgets.
+    #[serde(default)]
+    pub prices: BTreeMap<String, taskflow_engine::agent::Price>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -129,8 +137,8 @@ impl Config {
             ApiError::Config {
                 message: format!("{}{position}: {}", path.display(), error.message().trim()),
                 hint: Some(
-                    "the config file is TOML: [defaults], [providers.NAME], [approvals] and \
-                     [serve] tables"
+                    "the config file is TOML: [defaults], [providers.NAME], [approvals], \
+                     [prices.\"MODEL\"] and [serve] tables"
                         .to_owned(),
                 ),
             }

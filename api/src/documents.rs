@@ -3,6 +3,7 @@
 //! agrees on the keys.
 
 use serde_json::{Map, Value, json};
+use taskflow_engine::agent::{AgentSpec, Budget, Spent};
 use taskflow_store::{
     CancelOutcome, Flow, FlowSummary, Inspection, Revision, Signal, Stall, Step, StepStatus,
     Timestamp,
@@ -33,16 +34,39 @@ pub fn summary(flow: &FlowSummary, now: Timestamp) -> Value {
     })
 }
 
-/// `{"flow", "steps", "children"}`.
+/// `{"flow", "steps", "usage", "children"}`.
 pub fn inspection(inspection: &Inspection, now: Timestamp) -> Value {
     let Inspection { flow: record, steps, children } = inspection;
     json!({
         "flow": flow(record, steps, now),
         "steps": steps.iter().map(step).collect::<Vec<_>>(),
+        "usage": usage(record, steps),
         "children": children
             .iter()
             .map(|child| json!({"id": child.id, "name": child.name, "status": child.status.as_str()}))
             .collect::<Vec<_>>(),
+    })
+}
+
+/// What a flow's model calls spent, summed from its journal's succeeded `llm` steps, with
+/// the cost at the price an agent run started with and the budget in force (`null` where there
+/// is none): `{"input_tokens", "output_tokens", "tokens", "cost_usd", "max_tokens",
+/// "max_cost_usd"}`.
+pub fn usage(flow: &Flow, steps: &[Step]) -> Value {
+    let spent = Spent::from_journal(steps);
+    let agent = flow.spec.as_ref().and_then(AgentSpec::from_flow_spec).and_then(Result::ok);
+    let price = agent.as_ref().and_then(|agent| agent.price);
+    let budget = Budget::in_force(
+        agent.as_ref().map(|agent| agent.budget).unwrap_or_default(),
+        flow.state.as_ref(),
+    );
+    json!({
+        "input_tokens": spent.input_tokens,
+        "output_tokens": spent.output_tokens,
+        "tokens": spent.tokens(),
+        "cost_usd": price.map(|price| spent.cost(price)),
+        "max_tokens": budget.max_tokens,
+        "max_cost_usd": budget.max_cost,
     })
 }
 

@@ -212,6 +212,11 @@ pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
             }
             Ok(())
         }
+        // Its error says why (a spent budget, a storage fault) and how to go on.
+        FlowStatus::Blocked if flow.error.is_some() => Err(CliError::failure(format!(
+            "flow {id} is blocked: {}",
+            flow.error.clone().unwrap_or_default()
+        ))),
         other => Err(CliError::failure(format!("flow {id} stopped while {other}"))
             .with_hint(format!("`taskflow flows resume {id}` continues it"))),
     }

@@ -53,6 +53,35 @@ pub struct ListFilter {
 }
 
 /// `flows inspect`: the flow's fields, its steps and its children.
+/// `tokens` and `cost` so far, each with its budget: shown once a model call was made or a
+/// budget set.
+fn usage_fields(usage: &Value) -> Vec<(&'static str, String)> {
+    let number = |key: &str| usage[key].as_u64();
+    let dollars = |key: &str| usage[key].as_f64();
+    let mut fields = Vec::new();
+    let (tokens, max_tokens) = (number("tokens").unwrap_or(0), number("max_tokens"));
+    if tokens > 0 || max_tokens.is_some() {
+        let of = max_tokens.map_or(String::new(), |max| format!(" of {max}"));
+        fields.push((
+            "tokens",
+            format!(
+                "{tokens}{of} (in {}, out {})",
+                number("input_tokens").unwrap_or(0),
+                number("output_tokens").unwrap_or(0)
+            ),
+        ));
+    }
+    match (dollars("cost_usd"), dollars("max_cost_usd")) {
+        (None, None) => {}
+        (cost, max) => {
+            let cost = cost.map_or("unknown (no price)".to_owned(), |cost| format!("${cost:.4}"));
+            let of = max.map_or(String::new(), |max| format!(" of ${max:.4}"));
+            fields.push(("cost", format!("{cost}{of}")));
+        }
+    }
+    fields
+}
+
 pub fn inspection(inspection: &Inspection, json: bool) {
     let Inspection { flow, steps, children } = inspection;
     let now = Timestamp::now();
@@ -107,6 +136,7 @@ pub fn inspection(inspection: &Inspection, json: bool) {
     if let Some(at) = flow.wake_at {
         fields.push(("due", at.to_string()));
     }
+    fields.extend(usage_fields(&documents::usage(flow, steps)));
     if let Some(stall) = &stall {
         fields.insert(4, ("stalled", stall_text(stall, now, &flow.id.to_string())));
     }

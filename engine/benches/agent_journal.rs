@@ -142,6 +142,8 @@ fn main() {
         max_tokens: None,
         temperature: None,
         approvals: Default::default(),
+        budget: Default::default(),
+        price: None,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();

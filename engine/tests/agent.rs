@@ -128,6 +128,8 @@ fn spec(max_turns: u32) -> AgentSpec {
         max_tokens: None,
         temperature: None,
         approvals: Default::default(),
+        budget: Default::default(),
+        price: None,
     }
 }
 
@@ -367,4 +369,84 @@ content = "Read it."
             step("llm 3", StepKind::Llm),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_spent_budget_blocks_before_the_next_call_and_a_raise_lets_the_run_finish() {
+    use taskflow_engine::agent::{Budget, Price};
+    let script = std::fs::read_to_string(example("kimi-turns.toml")).unwrap();
+    // The script's turns use 443, 578 and 769 tokens (412 + 31 of them the first turn's).
+    let price = Price { input_per_mtok: 1.0, output_per_mtok: 4.0 };
+    for (budget, raise, calls_made, reason) in [
+        (
+            Budget { max_tokens: Some(1_000), max_cost: None },
+            Budget { max_tokens: Some(5_000), max_cost: None },
+            2,
+            "the token budget is spent: 1021 tokens used of 1000; `taskflow flows resume",
+        ),
+        (
+            Budget { max_tokens: None, max_cost: Some(0.0005) },
+            Budget { max_tokens: None, max_cost: Some(0.01) },
+            1,
+            "the cost budget is spent: $0.0005 used of $0.0005",
+        ),
+    ] {
+        let bench = bench(Some(&script));
+        let spec = AgentSpec { budget, price: Some(price), ..spec(10) };
+        let blocked = run(&bench, &spec).await;
+        assert_eq!(blocked.status, FlowStatus::Blocked, "{budget:?}");
+        let error = blocked.error.clone().unwrap();
+        assert!(error.contains(reason), "{error}");
+        assert!(error.contains(&blocked.id.to_string()), "{error}");
+        assert!(blocked.lease.is_none());
+        // No model call past the budget: the journal ends with the tool calls of the last turn.
+        assert_eq!(bench.requests.load(Ordering::SeqCst), calls_made);
+        let llm_steps = journal(&bench, &blocked)
+            .await
+            .into_iter()
+            .filter(|(_, kind, _)| *kind == StepKind::Llm)
+            .count();
+        assert_eq!(llm_steps, calls_made);
+        // A raise is a revision of the flow's state; the run goes on from its journal.
+        bench.engine.raise_budget(&blocked.id, raise).await.unwrap();
+        let history = bench.engine.handle().history(&blocked.id).unwrap();
+        assert!(history.iter().any(|revision| {
+            revision
+                .change
+                .iter()
+                .any(|change| change.field == "state" && change.after["budget"].is_object())
+        }));
+        let done = bench.engine.run(&blocked.id).await.unwrap();
+        assert_eq!(done.status, FlowStatus::Succeeded, "{:?}", done.error);
+        assert_eq!(done.error, None);
+        assert_eq!(bench.requests.load(Ordering::SeqCst), 3);
+    }
+}
+
+#[tokio::test]
+async fn a_cost_budget_without_the_models_price_is_refused_before_any_call() {
+    use taskflow_engine::agent::Budget;
+    let bench = bench(None);
+    let spec = AgentSpec { budget: Budget { max_tokens: None, max_cost: Some(1.0) }, ..spec(3) };
+    let error = bench.engine.create_agent(&spec, None).await.unwrap_err().to_string();
+    assert!(error.contains("a cost budget needs the price of model"), "{error}");
+    assert_eq!(bench.requests.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_budget_is_raised_on_a_failed_run_too_and_refused_on_a_pipeline() {
+    use taskflow_engine::agent::Budget;
+    let script = std::fs::read_to_string(example("kimi-turns.toml")).unwrap();
+    let bench = bench(Some(&script));
+    let failed = run(&bench, &spec(1)).await;
+    assert_eq!(failed.status, FlowStatus::Failed);
+    let raise = Budget { max_tokens: Some(10_000), max_cost: None };
+    let raised = bench.engine.raise_budget(&failed.id, raise).await.unwrap();
+    assert_eq!(raised.status, FlowStatus::Queued);
+    assert_eq!(raised.state.unwrap()["budget"], serde_json::json!({"max_tokens": 10_000}));
+    let echo = taskflow_engine::StepSpec::new("a", "echo").with(serde_json::json!({"value": 1}));
+    let pipeline = taskflow_engine::FlowSpec::new("p").step(echo);
+    let pipeline = bench.engine.create(&pipeline, None).await.unwrap();
+    let error = bench.engine.raise_budget(&pipeline.id, raise).await.unwrap_err();
+    assert!(error.to_string().contains("it is a pipeline, not an agent run"), "{error}");
 }

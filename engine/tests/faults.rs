@@ -123,6 +123,8 @@ fn agent_spec() -> AgentSpec {
         max_tokens: None,
         temperature: None,
         approvals: Default::default(),
+        budget: Default::default(),
+        price: None,
     }
 }
 

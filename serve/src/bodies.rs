@@ -327,12 +327,25 @@ pub struct FlowEnvelope {
     pub flow: FlowDoc,
 }
 
-/// `{"flow", "steps", "children"}`.
+/// `{"flow", "steps", "usage", "children"}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InspectionDoc {
     pub flow: FlowDoc,
     pub steps: Vec<StepDoc>,
+    pub usage: UsageDoc,
     pub children: Vec<ChildDoc>,
+}
+
+/// What the flow's model calls spent (summed from its succeeded `llm` steps) and its budget.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageDoc {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub tokens: u64,
+    /// At the model's price, when the run has one.
+    pub cost_usd: Option<f64>,
+    pub max_tokens: Option<u64>,
+    pub max_cost_usd: Option<f64>,
 }
 
 /// `{"flows", "next_cursor"}`.

@@ -11,7 +11,7 @@ use crate::bodies::{
     FlowEnvelope, FlowListDoc, FlowSummaryDoc, ForkBody, Health, HistoryDoc, InspectionDoc,
     LeaseDoc, ManagedFlowBody, MirroredFlowBody, NewFlowBody, PipelineBody, PipelineStepBody,
     ReportBody, RetryBody, RevisionDoc, SignalDoc, SignalSentDoc, StallDoc, StepDoc,
-    StepReportBody,
+    StepReportBody, UsageDoc,
 };
 use crate::error::{ErrorBody, ErrorObject, HttpError};
 use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, signals};
@@ -30,7 +30,7 @@ use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, si
     components(schemas(
         NewFlowBody, ManagedFlowBody, MirroredFlowBody, PipelineBody, PipelineStepBody, RetryBody,
         ReportBody, StepReportBody, ForkBody, Health,
-        FlowDoc, LeaseDoc, StallDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc,
+        FlowDoc, LeaseDoc, StallDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc, UsageDoc,
         FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, SignalDoc, SignalSentDoc, ApprovalBody,
         ApprovalDoc, ApprovalDecidedDoc, EventDoc,
         ErrorBody, ErrorObject,

@@ -1,6 +1,6 @@
 //! What an agent run is, stored on its flow (as `{"agent": …}`) so that a resume runs the same
 //! agent: the prompt, the provider and model, the tools and what they may touch, the turn
-//! limit, which tools need a person's approval. It holds no secret: keys come from the
+//! limit, which tools need a person's approval, what it may spend. It holds no secret: keys come from the
 //! environment of whichever process runs it.
 
 use std::path::PathBuf;
@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use taskflow_providers::ProviderChoice;
+
+use crate::budget::{Budget, Price};
 
 /// The default turn limit.
 pub const DEFAULT_MAX_TURNS: u32 = 20;
@@ -38,6 +40,12 @@ pub struct AgentSpec {
     /// Which tools run only once a person approves the call, and which never run.
     #[serde(default, skip_serializing_if = "Approvals::is_empty")]
     pub approvals: Approvals,
+    /// The tokens and money the run may spend, as it started (a raise is in the flow's state).
+    #[serde(default, skip_serializing_if = "Budget::is_empty")]
+    pub budget: Budget,
+    /// The model's price, from the config file when the run was started, for a cost limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Price>,
 }
 
 /// The approval policy of an agent's tools: a tool is `allow`ed unless it is named in `ask`

@@ -10,6 +10,7 @@
 mod action;
 pub mod actions;
 mod agent_spec;
+pub mod budget;
 mod http;
 mod process;
 mod step;
@@ -20,6 +21,7 @@ mod write;
 
 pub use action::{Action, Actions};
 pub use agent_spec::{AgentSpec, Approval, Approvals, DEFAULT_MAX_TURNS, DENIED_BY_POLICY};
+pub use budget::{Budget, Exhausted, Price, Spent};
 pub use step::{
     ActionError, ActionFuture, ActionResult, ChildFlows, ChildFuture, SignalFuture, Signals,
     StepContext, Wait,

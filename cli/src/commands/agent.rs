@@ -2,12 +2,15 @@
 //! checkpointed steps, so a run that is killed continues with `taskflow flows resume ID`
 //! without asking the model again for a turn it already answered. `--ask` and `--deny` (or the
 //! config file's `[approvals]`) set which tools wait for a person's decision and which never
-//! run.
+//! run. `--budget-tokens` and `--budget-cost` cap what the run may spend (the price of its
+//! model from the config file's `[prices."MODEL"]` is stored with it); a spent budget leaves the
+//! flow `blocked` before the next model call. (`--max-tokens` is the per-answer limit every
+//! command that asks a model shares.)
 
 use std::path::PathBuf;
 
 use taskflow_api::Config;
-use taskflow_engine::agent::{AgentSpec, Approvals, DEFAULT_MAX_TURNS};
+use taskflow_engine::agent::{AgentSpec, Approvals, Budget, DEFAULT_MAX_TURNS};
 
 use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};
@@ -55,6 +58,16 @@ pub struct AgentArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_turns: Option<u32>,
 
+    /// Stop before the next model call once the run has used N tokens (input and output);
+    /// the flow is then `blocked` until `taskflow flows resume ID --max-tokens N` raises it
+    #[arg(long, value_name = "N")]
+    pub budget_tokens: Option<u64>,
+
+    /// Stop before the next model call once the run has cost USD dollars, at the model's
+    /// price in the config file ([prices."MODEL"]); `flows resume ID --max-cost USD` raises it
+    #[arg(long, value_name = "USD", value_parser = parse_dollars)]
+    pub budget_cost: Option<f64>,
+
     #[command(flatten)]
     pub sampling: SamplingArgs,
 
@@ -93,6 +106,10 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
     let workspace = args.workspace.canonicalize().map_err(|error| {
         CliError::failure(format!("--workspace {}: {error}", args.workspace.display()))
     })?;
+    let (provider_config, _) = settings.config()?;
+    let budget = Budget { max_tokens: args.budget_tokens, max_cost: args.budget_cost };
+    let price = config.prices.get(&provider_config.model).copied();
+    budget.check_price(price, &provider_config.model).map_err(CliError::usage)?;
     let spec = AgentSpec {
         name: flow_name(&args.prompt),
         prompt: args.prompt.clone(),
@@ -110,6 +127,8 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         max_tokens: args.sampling.max_tokens,
         temperature: args.sampling.temperature,
         approvals,
+        budget,
+        price,
     };
     let engine = open_engine(global, &args.runner)?.with_providers(factory);
     runtime()?.block_on(async {
@@ -119,6 +138,14 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         }
         drive(&engine, flow.id, global.json, args.runner.detach).await
     })
+}
+
+/// A budget in dollars: a finite amount above zero.
+pub(crate) fn parse_dollars(text: &str) -> Result<f64, String> {
+    match text.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(dollars) if dollars.is_finite() && dollars > 0.0 => Ok(dollars),
+        _ => Err(format!("`{text}` is no amount of dollars above zero (for example 0.50)")),
+    }
 }
 
 /// A flow name from the prompt: its first line, shortened.

@@ -7,6 +7,7 @@
 use clap::{Args, Subcommand};
 use taskflow_api::database;
 use taskflow_api::graph::{self, Graph};
+use taskflow_engine::agent::Budget;
 use taskflow_engine::{ApprovalDecision, FlowId, FlowStatus, ListQuery, OwnerHandle, StatusFilter};
 
 use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
@@ -81,6 +82,12 @@ pub enum FlowsCommand {
     Resume {
         /// The flow's id
         id: String,
+        /// An agent run's token budget from now on (a run blocked by its budget goes on)
+        #[arg(long, value_name = "N")]
+        max_tokens: Option<u64>,
+        /// An agent run's cost budget in dollars from now on
+        #[arg(long, value_name = "USD", value_parser = crate::commands::agent::parse_dollars)]
+        max_cost: Option<f64>,
         #[command(flatten)]
         runner: RunnerArgs,
     },
@@ -161,7 +168,10 @@ fn parse_status(text: &str) -> Result<StatusFilter, String> {
 
 pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
     match &args.command {
-        FlowsCommand::Resume { id, runner } => return resume(global, id, runner),
+        FlowsCommand::Resume { id, max_tokens, max_cost, runner } => {
+            let raise = Budget { max_tokens: *max_tokens, max_cost: *max_cost };
+            return resume(global, id, raise, runner);
+        }
         FlowsCommand::Fork { id, from_step, runner } => return fork(global, id, from_step, runner),
         FlowsCommand::Prune(prune) => return crate::prune::run(global, prune),
         FlowsCommand::Watch { id, server, token_env, after } => {
@@ -271,12 +281,18 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
     }
 }
 
-/// `flows resume ID`: runs the flow on from its journal. Refused while another runner holds
+/// `flows resume ID`: runs the flow on from its journal, under the budget `raise` sets first
+/// (an agent run's; a revision of the flow). Refused while another runner holds
 /// it, and for mirrored or ended (other than failed) flows.
-fn resume(global: &GlobalArgs, id: &str, runner: &RunnerArgs) -> CliResult {
+fn resume(global: &GlobalArgs, id: &str, raise: Budget, runner: &RunnerArgs) -> CliResult {
     let id = flow_id(id)?;
     let engine = open_engine(global, runner)?;
-    runtime()?.block_on(drive(&engine, id, global.json, runner.detach))
+    runtime()?.block_on(async {
+        if !raise.is_empty() {
+            engine.raise_budget(&id, raise).await.map_err(engine_error)?;
+        }
+        drive(&engine, id, global.json, runner.detach).await
+    })
 }
 
 /// `flows fork ID --from-step N`: a new flow with the steps before N done, run to its end.

@@ -15,6 +15,11 @@
 //! the run returns. The next run runs that step again in the same attempt; the decision it
 //! took is kept with it, so a call is never asked about twice, an approved call runs, and a
 //! denied one never does (the model reads "denied: REASON").
+//!
+//! Before each new model call the run looks at its budget: what it has spent is the usage its
+//! succeeded `llm` steps checkpointed (summed from the journal on every start, so it survives a
+//! resume), and once a limit is reached no call is made: the flow becomes `blocked`, its error
+//! naming the limit and the command that raises it (`taskflow flows resume ID --max-tokens N`).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -35,6 +40,7 @@ use super::attempts::{self, Attempts, Ended};
 use super::store_access::StoreAccess;
 use super::turn_input::{stored_request, turn_input};
 use super::{EngineError, EngineOptions, Progress, ProgressSink};
+use crate::agent::{Budget, Spent};
 use crate::pipeline::RetryPolicy;
 use taskflow_store::error::Error;
 use taskflow_store::lease::Lease;
@@ -44,6 +50,7 @@ use taskflow_store::model::{
 };
 use taskflow_store::status::{FlowStatus, StepStatus};
 use taskflow_store::wait;
+use taskflow_tools::budget::BUDGET_STATE_KEY;
 use taskflow_tools::{ActionError, ActionFuture, Approval, DENIED_BY_POLICY, StepContext, Tools};
 
 /// How long one tool call may take.
@@ -181,6 +188,8 @@ pub(crate) struct AgentRunner {
     /// run again in the same attempt, not as a restart.
     pub(crate) waiting: Vec<u32>,
     pub(crate) spec: AgentSpec,
+    /// The limits in force: the spec's, with what the flow's state raised.
+    pub(crate) budget: Budget,
     pub(crate) provider: Arc<dyn Provider>,
     pub(crate) tools: Tools,
     pub(crate) options: EngineOptions,
@@ -215,6 +224,7 @@ impl AgentRunner {
         let mut retry_of: HashMap<String, u32> = HashMap::new();
         let mut journal = std::mem::take(&mut self.journal);
         journal.sort_by_key(|step| step.seq);
+        let mut spent = Spent::from_journal(&journal);
         for step in journal {
             match (step.status, step.kind) {
                 (StepStatus::Succeeded, StepKind::Llm) => {
@@ -283,7 +293,11 @@ impl AgentRunner {
                 },
                 None => match conversation.next(self.spec.max_turns) {
                     Next::Answer(answer) => {
-                        let state = json!({"answer": answer, "turns": conversation.turns});
+                        let mut state = json!({"answer": answer, "turns": conversation.turns});
+                        // A raised budget stays in the state, where `flows inspect` reads it.
+                        if self.budget != self.spec.budget {
+                            state[BUDGET_STATE_KEY] = json!(self.budget);
+                        }
                         self.end(FlowStatus::Succeeded, None, Some(state)).await?;
                         return Ok(());
                     }
@@ -296,6 +310,14 @@ impl AgentRunner {
                         return Ok(());
                     }
                     Next::Turn => {
+                        if let Some(exhausted) = self.budget.spent_by(spent, self.spec.price) {
+                            let error = format!(
+                                "{}; `taskflow flows resume {} {}` raises it",
+                                exhausted.reason, self.flow_id, exhausted.raise
+                            );
+                            self.end(FlowStatus::Blocked, Some(error), None).await?;
+                            return Ok(());
+                        }
                         let turn = conversation.turns + 1;
                         let request = self.request(&conversation);
                         let name = llm_step_name(turn);
@@ -342,6 +364,7 @@ impl AgentRunner {
                         Worked::Done(output) => {
                             let response: ChatResponse = serde_json::from_value(output.clone())
                                 .map_err(|error| Error::InvalidInput(error.to_string()))?;
+                            spent = spent.plus(&output);
                             self.finish(step.seq, StepOutcome::Succeeded(output), Some(&step))
                                 .await?;
                             conversation.add_turn(&response);

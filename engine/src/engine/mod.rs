@@ -38,20 +38,26 @@ use taskflow_store::error::Error;
 use taskflow_store::handle::OwnerHandle;
 use taskflow_store::lease::Lease;
 use taskflow_store::model::{
-    CancelOutcome, Flow, FlowId, NewFlow, ResumePlan, StepKind, StepOutcome,
+    CancelOutcome, CheckpointOp, Flow, FlowId, NewFlow, ResumePlan, StepKind, StepOutcome,
 };
 use taskflow_store::rules;
 use taskflow_store::status::{FlowStatus, StepStatus};
 use taskflow_store::time::Timestamp;
 use taskflow_store::wait;
-use taskflow_tools::AgentSpec;
 use taskflow_tools::actions::Llm;
+use taskflow_tools::budget::BUDGET_STATE_KEY;
 use taskflow_tools::{Action, Actions, AgentToolSettings, Tools, Workspace, register_agent_tools};
+use taskflow_tools::{AgentSpec, Budget};
+
+/// The model an agent spec names, as a price table is keyed.
+fn model_name(spec: &AgentSpec) -> String {
+    spec.provider.model.clone().unwrap_or_else(|| "the provider's default model".to_owned())
+}
 
 /// What a flow runs.
 enum FlowKind {
     Pipeline(Plan),
-    Agent { spec: AgentSpec, provider: Arc<dyn Provider>, tools: Tools },
+    Agent { spec: Box<AgentSpec>, provider: Arc<dyn Provider>, tools: Tools },
 }
 
 /// How an engine runs flows.
@@ -106,6 +112,9 @@ pub enum EngineError {
 
     #[error("the agent cannot start: {0}")]
     AgentSetup(String),
+
+    #[error("flow {id}'s budget cannot be changed: {detail}")]
+    Budget { id: String, detail: String },
 }
 
 /// Runs flows for one owner.
@@ -161,10 +170,65 @@ impl Engine {
         id: Option<FlowId>,
     ) -> Result<Flow, EngineError> {
         self.agent_parts(spec).map_err(EngineError::AgentSetup)?;
+        spec.budget.check_price(spec.price, &model_name(spec)).map_err(EngineError::AgentSetup)?;
         let mut new = NewFlow::managed(spec.name.clone()).with_spec(spec.to_value());
         new.controller = Some("taskflow agent".to_owned());
         new.id = id;
         Ok(self.store.call(move |handle| handle.create(new)).await?)
+    }
+
+    /// Sets limits of an agent run's budget (a limit `raise` leaves out stays as it was): they
+    /// are written to the flow's state under a lease, so the change is a revision and the
+    /// next run of the flow reads it. A cost limit needs the price the run started with. A
+    /// failed run is opened again (queued), as [`run`](Self::run) would.
+    pub async fn raise_budget(&self, id: &FlowId, raise: Budget) -> Result<Flow, EngineError> {
+        let refused = |detail: String| EngineError::Budget { id: id.to_string(), detail };
+        let spec_json = self.spec_json(id).await?;
+        let stored: serde_json::Value = serde_json::from_str(&spec_json)
+            .map_err(|error| refused(format!("its spec cannot be read: {error}")))?;
+        let spec = match AgentSpec::from_flow_spec(&stored) {
+            Some(Ok(spec)) => spec,
+            Some(Err(detail)) => return Err(refused(format!("its spec cannot be read: {detail}"))),
+            None => return Err(refused("it is a pipeline, not an agent run".to_owned())),
+        };
+        spec.budget.overlaid(raise).check_price(spec.price, &model_name(&spec)).map_err(refused)?;
+        // A failed run is opened again first, as a resume would.
+        if self.read_flow(id).await?.status == FlowStatus::Failed {
+            let reopened = id.clone();
+            self.store.call(move |handle| handle.reopen(&reopened)).await?;
+        }
+        let lease = self.store.acquire_lease(id.clone(), self.options.lease_ttl).await?;
+        let written = async {
+            let flow = self.read_flow(id).await?;
+            let mut state = match flow.state {
+                Some(serde_json::Value::Object(state)) => state,
+                _ => serde_json::Map::new(),
+            };
+            let before: Budget = state
+                .get(BUDGET_STATE_KEY)
+                .and_then(|value| serde_json::from_value(value.clone()).ok())
+                .unwrap_or_default();
+            let after = serde_json::to_value(before.overlaid(raise))
+                .map_err(|error| refused(error.to_string()))?;
+            state.insert(BUDGET_STATE_KEY.to_owned(), after);
+            let op = CheckpointOp::Status {
+                lease: lease.clone(),
+                to: flow.status,
+                error: None,
+                state: Some(serde_json::Value::Object(state)),
+            };
+            self.store.apply(op).await?;
+            Ok::<_, EngineError>(())
+        }
+        .await;
+        let released = {
+            let lease = lease.clone();
+            self.store.call(move |handle| handle.release_lease(&lease)).await
+        };
+        written?;
+        let mut flow = released?;
+        flow.spec = None;
+        Ok(flow)
     }
 
     /// The provider and tools an agent spec asks for.
@@ -362,7 +426,8 @@ impl Engine {
                         } else {
                             Vec::new()
                         },
-                        spec,
+                        budget: Budget::in_force(spec.budget, flow.state.as_ref()),
+                        spec: *spec,
                         provider,
                         tools,
                         options: self.options.clone(),
@@ -496,6 +561,6 @@ impl Engine {
         let Stored { agent: spec } = serde_json::from_str(json)
             .map_err(|error| agent_error(format!("its stored spec cannot be read: {error}")))?;
         let (provider, tools) = self.agent_parts(&spec).map_err(agent_error)?;
-        Ok(FlowKind::Agent { spec, provider, tools })
+        Ok(FlowKind::Agent { spec: Box::new(spec), provider, tools })
     }
 }

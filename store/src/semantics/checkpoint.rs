@@ -237,6 +237,11 @@ impl<T: StoreTx + ?Sized> FlowWrites<'_, T> {
                             )));
                         }
                     }
+                    // A blocked flow that runs again is no longer blocked by its cause (the
+                    // revision keeps it).
+                    if self.working.status == FlowStatus::Blocked && to == FlowStatus::Running {
+                        self.working.error = None;
+                    }
                     rules::set_status(&mut self.working, to, now);
                 }
                 if error.is_some() {

@@ -130,6 +130,8 @@ fn agent_spec(input: &Value, context: &StepContext) -> Result<AgentSpec, String>
         max_tokens: count(input, "max_tokens", u64::from(u32::MAX))?,
         temperature: optional_number(input, "temperature")?.map(|t| t as f32),
         approvals: Approvals { ask: Vec::new(), deny: names(input, "deny")? },
+        budget: Default::default(),
+        price: None,
     })
 }
 
