@@ -40,7 +40,6 @@ use super::attempts::{self, Attempts, Ended};
 use super::store_access::StoreAccess;
 use super::turn_input::{stored_request, turn_input};
 use super::{EngineError, EngineOptions, Progress, ProgressSink};
-use crate::agent::{Budget, Spent};
 use crate::pipeline::RetryPolicy;
 use taskflow_store::error::Error;
 use taskflow_store::lease::Lease;
@@ -52,6 +51,7 @@ use taskflow_store::status::{FlowStatus, StepStatus};
 use taskflow_store::wait;
 use taskflow_tools::budget::BUDGET_STATE_KEY;
 use taskflow_tools::{ActionError, ActionFuture, Approval, DENIED_BY_POLICY, StepContext, Tools};
+use taskflow_tools::{Budget, Spent};
 
 /// How long one tool call may take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
