@@ -63,12 +63,15 @@ fn a_spent_budget_blocks_the_run_and_a_raise_on_resume_lets_it_finish() {
     let config = dir.path().join("config.toml");
     std::fs::write(&config, "[prices.replay]\ninput_per_mtok = 1.0\noutput_per_mtok = 4.0\n")
         .unwrap();
-    // (budget flags, LLM calls made before it blocks, the reason, the raise, the limit it sets)
-    for (budget, calls, reason, raise, limit) in [
+    // (budget flags, LLM calls made before it blocks, the reason, the flag its hint names, the
+    // raise (in the agent's spelling for the cost, which `flows resume` takes too), the limit
+    // it sets)
+    for (budget, calls, reason, raise_flag, raise, limit) in [
         (
             ["--budget-tokens", "1000"],
             2,
             "the token budget is spent: 1021 tokens used of 1000",
+            "--max-tokens",
             ["--max-tokens", "5000"],
             "max_tokens",
         ),
@@ -76,7 +79,8 @@ fn a_spent_budget_blocks_the_run_and_a_raise_on_resume_lets_it_finish() {
             ["--budget-cost", "0.0005"],
             1,
             "the cost budget is spent: $0.0005 used of $0.0005",
-            ["--max-cost", "1"],
+            "--max-cost",
+            ["--budget-cost", "1"],
             "max_cost_usd",
         ),
     ] {
@@ -85,7 +89,6 @@ fn a_spent_budget_blocks_the_run_and_a_raise_on_resume_lets_it_finish() {
         assert_eq!(blocked.code, 1, "{}\n{}", blocked.stdout, blocked.stderr);
         let id = flow_id(&blocked.stderr);
         assert!(blocked.stderr.contains(reason), "{}", blocked.stderr);
-        let raise_flag = raise[0];
         assert!(
             blocked.stderr.contains(&format!("`taskflow flows resume {id} {raise_flag}")),
             "{}",

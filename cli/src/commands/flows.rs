@@ -82,11 +82,13 @@ pub enum FlowsCommand {
     Resume {
         /// The flow's id
         id: String,
-        /// An agent run's token budget from now on (a run blocked by its budget goes on)
-        #[arg(long, value_name = "N")]
+        /// An agent run's token budget from now on (a run blocked by its budget goes on); also
+        /// spelled --budget-tokens, as on `taskflow agent`
+        #[arg(long, value_name = "N", alias = "budget-tokens")]
         max_tokens: Option<u64>,
-        /// An agent run's cost budget in dollars from now on
-        #[arg(long, value_name = "USD", value_parser = crate::commands::agent::parse_dollars)]
+        /// An agent run's cost budget in dollars from now on; also spelled --budget-cost
+        #[arg(long, value_name = "USD", alias = "budget-cost",
+              value_parser = crate::commands::agent::parse_dollars)]
         max_cost: Option<f64>,
         #[command(flatten)]
         runner: RunnerArgs,
