@@ -80,6 +80,25 @@ pub(crate) fn revisions(tx: &Transaction<'_>, sql: &str, key: &str) -> Result<Ve
     Ok(revisions)
 }
 
+/// Writes one revision of `key` with `sql` (`INSERT … (KEY, revision, at, actor, change)`): a
+/// flow's or a schedule's history, written the same way.
+pub(crate) fn insert_revision(
+    tx: &Transaction<'_>,
+    sql: &str,
+    key: &str,
+    revision: u64,
+    at: Timestamp,
+    actor: &str,
+    changes: &[taskflow_store::FieldChange],
+) -> Result<()> {
+    let change = revision::changes_to_json(changes);
+    tx.prepare_cached(sql)
+        .sql()?
+        .execute(rusqlite::params![key, revision as i64, at.as_millis(), actor, change])
+        .sql()?;
+    Ok(())
+}
+
 pub(crate) fn signal_from_row(row: &Row<'_>) -> rusqlite::Result<Signal> {
     Ok(Signal {
         id: row.get::<_, i64>(0)? as u64,

@@ -3,7 +3,6 @@
 
 use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, Row, params};
-use taskflow_store::revision;
 use taskflow_store::{
     FieldChange, FlowId, Result, Revision, Schedule, ScheduleSummary, Slot, Timestamp,
 };
@@ -177,20 +176,16 @@ pub(crate) fn insert_revision(
     actor: &str,
     changes: &[FieldChange],
 ) -> Result<()> {
-    tx.prepare_cached(
+    crate::rows::insert_revision(
+        tx,
         "INSERT INTO schedule_revisions (name, revision, at, actor, change) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .sql()?
-    .execute(params![
         name,
-        revision as i64,
-        at.as_millis(),
+        revision,
+        at,
         actor,
-        revision::changes_to_json(changes)
-    ])
-    .sql()?;
-    Ok(())
+        changes,
+    )
 }
 
 pub(crate) fn history(tx: &Transaction<'_>, name: &str) -> Result<Vec<Revision>> {

@@ -6,7 +6,7 @@
 use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, ToSql, params};
 use serde_json::Value;
-use taskflow_store::revision::{self, FieldSet};
+use taskflow_store::revision::FieldSet;
 use taskflow_store::{
     ChildSummary, Event, EventQuery, FieldChange, Flow, FlowId, FlowStatus, FlowSummary, ListQuery,
     NewEvent, PruneQuery, Result, Revision, Schedule, ScheduleSummary, Signal, Slot, Step,
@@ -141,20 +141,16 @@ impl StoreTx for Transaction<'_> {
         actor: &str,
         changes: &[FieldChange],
     ) -> Result<()> {
-        self.prepare_cached(
+        crate::rows::insert_revision(
+            self,
             "INSERT INTO revisions (flow_id, revision, at, actor, change) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .sql()?
-        .execute(params![
             id.as_str(),
-            revision as i64,
-            at.as_millis(),
+            revision,
+            at,
             actor,
-            revision::changes_to_json(changes)
-        ])
-        .sql()?;
-        Ok(())
+            changes,
+        )
     }
 
     fn renew_lease(&self, id: &FlowId, token: &str, expires_at: Timestamp) -> Result<()> {
