@@ -9,9 +9,8 @@
 //! `cargo bench -p taskflow-cli --bench schedules` (`TASKFLOW_BENCH_SCHEDULES=N` sets how many
 //! schedules, `TASKFLOW_BENCH_SECONDS=N` how long each phase lasts).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -20,51 +19,17 @@ use taskflow_engine::schedule::{ScheduleInput, SlotClock};
 use taskflow_engine::{FlowSpec, OwnerHandle, StepSpec, Timestamp};
 use taskflow_store::Durability;
 
+#[path = "support/serve.rs"]
+mod support;
+
+use support::Serve;
+
 const BIN: &str = env!("CARGO_BIN_EXE_taskflow");
 const ZONES: [&str; 4] = ["UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo"];
 const FIRING: usize = 20;
 
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
-}
-
-struct Serve {
-    child: Child,
-}
-
-impl Serve {
-    fn start(db: &Path) -> Serve {
-        let mut child = Command::new(BIN)
-            .arg("--db")
-            .arg(db)
-            .args(["--owner", "bench", "serve", "--listen", "127.0.0.1:0"])
-            .env_remove("TASKFLOW_OWNER")
-            .env("TASKFLOW_CONFIG", "/nonexistent/config.toml")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the taskflow binary starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        assert!(first.starts_with("listening on "), "serve did not start: {first}");
-        Serve { child }
-    }
-
-    /// User plus system CPU time so far, from `/proc/PID/stat` (USER_HZ is 100 on Linux).
-    fn cpu(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-        let user: u64 = fields.nth(11)?.parse().ok()?;
-        let system: u64 = fields.next()?.parse().ok()?;
-        Some(Duration::from_millis((user + system) * 10))
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn pipeline(name: &str) -> FlowSpec {

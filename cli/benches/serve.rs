@@ -10,9 +10,7 @@
 //! `cargo bench -p taskflow-cli --bench serve` (`TASKFLOW_BENCH_REPORTS=N` sets the reports per
 //! round, `TASKFLOW_BENCH_ROUNDS=N` the rounds of each kind).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,65 +20,15 @@ use serde_json::json;
 use taskflow_api::database;
 use taskflow_store::{Durability, FlowId, NewFlow, StateReport, StepReport, StepStatus};
 
-const BIN: &str = env!("CARGO_BIN_EXE_taskflow");
+#[path = "support/serve.rs"]
+mod support;
+
+use support::{Serve, cpu_of};
 const CONNECTIONS: usize = 32;
 const WATCHERS: usize = 100;
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
-}
-
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    fn start(db: &Path) -> Serve {
-        let mut child = Command::new(BIN)
-            .arg("--db")
-            .arg(db)
-            .args(["--owner", "bench", "serve", "--listen", "127.0.0.1:0"])
-            .env_remove("TASKFLOW_OWNER")
-            .env("TASKFLOW_CONFIG", "/nonexistent/config.toml")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the taskflow binary starts");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        let url = first.trim().strip_prefix("listening on ").expect("serve started").to_owned();
-        Serve { child, url }
-    }
-
-    /// CPU time the serve process used so far (None where /proc is missing).
-    fn cpu(&self) -> Option<Duration> {
-        cpu_of(&self.child.id().to_string())
-    }
-
-    /// Resident memory, from /proc (None elsewhere).
-    fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// User plus system CPU time of a process so far, from `/proc/PID/stat` (in USER_HZ ticks,
-/// which Linux fixes at 100 per second for user space).
-fn cpu_of(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let user: u64 = fields.nth(11)?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis((user + system) * 10))
 }
 
 /// CPU time between two readings, per report, in microseconds.
