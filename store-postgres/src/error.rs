@@ -6,11 +6,11 @@
 //! the database by its shown form ([`crate::location::Location`]), and the driver's own
 //! messages never quote the connection settings.
 
-use postgres::error::SqlState;
 use taskflow_store::{Error, StorageError, StorageErrorKind};
+use tokio_postgres::error::SqlState;
 
 /// A PostgreSQL failure whose database the caller fills in with [`at`].
-pub(crate) fn storage(error: postgres::Error) -> Error {
+pub(crate) fn storage(error: tokio_postgres::Error) -> Error {
     let kind = kind_of(&error);
     let detail = match error.as_db_error() {
         Some(db) => db.message().to_owned(),
@@ -19,7 +19,7 @@ pub(crate) fn storage(error: postgres::Error) -> Error {
     Error::Storage(StorageError::new(kind, "", detail).with_source(error))
 }
 
-fn kind_of(error: &postgres::Error) -> StorageErrorKind {
+fn kind_of(error: &tokio_postgres::Error) -> StorageErrorKind {
     let Some(code) = error.code() else {
         // No SQLSTATE: the connection failed or closed, or the driver could not convert a value.
         return if is_connection_loss(error) {
@@ -54,7 +54,7 @@ fn kind_of(error: &postgres::Error) -> StorageErrorKind {
 
 /// Whether `error` means the connection is gone (or never came): the work can be tried again
 /// on a new connection when nothing of it was committed.
-pub(crate) fn is_connection_loss(error: &postgres::Error) -> bool {
+pub(crate) fn is_connection_loss(error: &tokio_postgres::Error) -> bool {
     if error.is_closed() {
         return true;
     }
@@ -84,7 +84,7 @@ pub(crate) trait Pg<T> {
     fn pg(self) -> taskflow_store::Result<T>;
 }
 
-impl<T> Pg<T> for Result<T, postgres::Error> {
+impl<T> Pg<T> for Result<T, tokio_postgres::Error> {
     fn pg(self) -> taskflow_store::Result<T> {
         self.map_err(storage)
     }

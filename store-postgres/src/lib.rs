@@ -19,6 +19,7 @@
 
 mod error;
 mod list;
+mod listen;
 mod location;
 mod pool;
 mod rows;
@@ -35,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use taskflow_store::{Backend, Result, StorageErrorKind, TaskFlow, Timestamp, lease};
 
+pub use listen::Listener;
 pub use location::Location;
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use transaction::Transaction;
@@ -88,7 +90,7 @@ pub fn open(url: &str, options: &OpenOptions) -> Result<TaskFlow> {
 pub fn schema_version_of(url: &str, options: &OpenOptions) -> Result<i64> {
     let store = PostgresStore::connect(url, options)?;
     let mut conn = store.connection()?;
-    schema::version_of(&mut conn.client, store.location.shown())
+    schema::version_of(&mut conn, store.location.shown())
         .map_err(|error| error::at(store.location.shown(), error))
 }
 
@@ -98,7 +100,7 @@ impl PostgresStore {
     pub fn open(url: &str, options: &OpenOptions) -> Result<Self> {
         let store = Self::connect(url, options)?;
         let mut conn = store.connection()?;
-        schema::prepare(&mut conn.client, store.location.shown())
+        schema::prepare(&mut conn, store.location.shown())
             .map_err(|error| error::at(store.location.shown(), error))?;
         drop(conn);
         Ok(store)
@@ -108,6 +110,12 @@ impl PostgresStore {
         let location = Location::parse(url)?;
         let pool = pool::build(&location, options.pool_size.max(1), options.connect_timeout);
         Ok(PostgresStore { pool, location, retry_for: options.retry_for, host: lease::host_name() })
+    }
+
+    /// A connection of its own that wakes at once when a flow is queued, parked, signalled or
+    /// cancelled.
+    pub fn listen(&self) -> Result<Listener> {
+        Listener::new(self, Duration::from_secs(5))
     }
 
     /// The database, as it may be shown.
@@ -142,7 +150,7 @@ impl PostgresStore {
         let mut pause = Duration::from_millis(25);
         loop {
             let mut conn = self.connection()?;
-            match conn.client.batch_execute(Transaction::begin_sql(kind)) {
+            match conn.batch_execute(Transaction::begin_sql(kind)) {
                 Ok(()) => return Ok(conn),
                 Err(failure)
                     if error::is_connection_loss(&failure) && Instant::now() < deadline =>
@@ -198,8 +206,7 @@ impl Backend for PostgresStore {
     /// The server gives space back on its own (autovacuum); `VACUUM` can also be run by hand.
     fn compact(&self) -> Result<()> {
         let mut conn = self.connection()?;
-        conn.client
-            .batch_execute("VACUUM (ANALYZE) flows, steps, revisions, events, signals")
+        conn.batch_execute("VACUUM (ANALYZE) flows, steps, revisions, events, signals")
             .map_err(|failure| self.named(error::storage(failure)))
     }
 }

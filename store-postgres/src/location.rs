@@ -9,7 +9,7 @@ use taskflow_store::{Error, StorageErrorKind};
 /// A database URL.
 #[derive(Clone)]
 pub struct Location {
-    pub(crate) config: postgres::Config,
+    pub(crate) config: tokio_postgres::Config,
     shown: String,
 }
 
@@ -27,7 +27,7 @@ impl Location {
             let detail = "a PostgreSQL database is named by a postgres:// URL";
             return Err(crate::error::refused(&shown, StorageErrorKind::Unavailable, detail));
         }
-        let config = postgres::Config::from_str(url).map_err(|error| {
+        let config = tokio_postgres::Config::from_str(url).map_err(|error| {
             let detail = format!("not a valid URL: {error}");
             crate::error::refused(&shown, StorageErrorKind::Unavailable, detail)
         })?;

@@ -4,13 +4,13 @@
 
 use std::str::FromStr;
 
-use postgres::Row;
-use postgres::types::FromSql;
 use serde_json::Value;
 use taskflow_store::{
     Error, Flow, LeaseHolder, LeaseInfo, Result, Revision, Signal, Step, StorageError,
     StorageErrorKind, Timestamp, revision,
 };
+use tokio_postgres::Row;
+use tokio_postgres::types::FromSql;
 
 use crate::error::Pg;
 use crate::transaction::Transaction;

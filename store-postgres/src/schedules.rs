@@ -3,10 +3,10 @@
 //! transaction a schedule is loaded `FOR NO KEY UPDATE`, so its writers take turns like a
 //! flow's.
 
-use postgres::Row;
 use taskflow_store::{
     FieldChange, FlowId, Result, Revision, Schedule, ScheduleSummary, Slot, Timestamp,
 };
+use tokio_postgres::Row;
 
 use crate::rows::{
     all, bad_column, count, get, json_encoded, millis, millis_of, parse, parse_optional, timestamp,

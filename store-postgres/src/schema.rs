@@ -10,10 +10,10 @@
 //! Integers are `BIGINT` throughout (times are milliseconds since the epoch, like SQLite's), and
 //! JSON is stored as the text it was written as, so both backends hand back the same documents.
 
-use postgres::Client;
 use taskflow_store::{Result, StorageErrorKind};
 
 use crate::error::{self, Pg};
+use crate::pool::Conn;
 
 /// The advisory lock under which the schema is checked and migrated ("TFLW" + 1).
 const MIGRATION_LOCK: i64 = 0x5446_4C57_0001;
@@ -167,52 +167,61 @@ pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Checks that the database is not newer than this build, then migrates it to
 /// [`CURRENT_VERSION`]. Nothing is written when the check fails.
-pub(crate) fn prepare(client: &mut Client, database: &str) -> Result<()> {
-    let mut tx = client.transaction().pg()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).pg()?;
-    let version = check(&mut tx, database)?;
-    if version == CURRENT_VERSION {
-        return tx.commit().pg();
+pub(crate) fn prepare(conn: &mut Conn, database: &str) -> Result<()> {
+    conn.batch_execute("BEGIN").pg()?;
+    let result = (|| {
+        conn.query_text("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).pg()?;
+        let version = check(conn, database)?;
+        for (from, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.batch_execute(migration).map_err(|failure| {
+                let detail = format!("migration from schema version {from} failed: {failure}");
+                error::refused(database, StorageErrorKind::Unavailable, detail)
+            })?;
+        }
+        if version != CURRENT_VERSION {
+            conn.query_text("UPDATE taskflow_schema SET version = $1", &[&CURRENT_VERSION]).pg()?;
+        }
+        conn.batch_execute("COMMIT").pg()
+    })();
+    if result.is_err() {
+        let _ = conn.batch_execute("ROLLBACK");
     }
-    for (from, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        tx.batch_execute(migration).map_err(|failure| {
-            let detail = format!("migration from schema version {from} failed: {failure}");
-            error::refused(database, StorageErrorKind::Unavailable, detail)
-        })?;
-    }
-    tx.execute("UPDATE taskflow_schema SET version = $1", &[&CURRENT_VERSION]).pg()?;
-    tx.commit().pg()
+    result
 }
 
 /// The schema version of the database, read without writing anything.
-pub(crate) fn version_of(client: &mut Client, database: &str) -> Result<i64> {
-    let mut tx = client.build_transaction().read_only(true).start().pg()?;
-    let version = check(&mut tx, database)?;
-    tx.commit().pg()?;
-    Ok(version)
+pub(crate) fn version_of(conn: &mut Conn, database: &str) -> Result<i64> {
+    conn.batch_execute("BEGIN READ ONLY").pg()?;
+    let version = check(conn, database);
+    let _ = conn.batch_execute("ROLLBACK");
+    version
 }
 
 /// Reads the schema version (0 for a database without taskflow's tables), refusing a newer
 /// schema and a database whose tables are another program's.
-fn check(tx: &mut postgres::Transaction<'_>, database: &str) -> Result<i64> {
-    let has_table = |tx: &mut postgres::Transaction<'_>, name: &str| -> Result<bool> {
-        let row = tx
-            .query_one(
+fn check(conn: &mut Conn, database: &str) -> Result<i64> {
+    let mut has_table = |name: &str| -> Result<bool> {
+        let rows = conn
+            .query_text(
                 "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
                  WHERE schemaname = current_schema() AND tablename = $1)",
                 &[&name],
             )
             .pg()?;
-        Ok(row.get(0))
+        rows.first().map_or(Ok(false), |row| row.try_get(0).pg())
     };
-    if !has_table(tx, "taskflow_schema")? {
-        if has_table(tx, "flows")? {
+    if !has_table("taskflow_schema")? {
+        if has_table("flows")? {
             let detail = "it holds a `flows` table but no taskflow schema version";
             return Err(error::refused(database, StorageErrorKind::Corrupt, detail));
         }
         return Ok(0);
     }
-    let version: i64 = tx.query_one("SELECT version FROM taskflow_schema", &[]).pg()?.get(0);
+    let rows = conn.query_text("SELECT version FROM taskflow_schema", &[]).pg()?;
+    let version: i64 = match rows.first() {
+        Some(row) => row.try_get(0).pg()?,
+        None => 0,
+    };
     if version > CURRENT_VERSION {
         let kind = StorageErrorKind::SchemaTooNew { found: version, supported: CURRENT_VERSION };
         return Err(error::refused(database, kind, "written by a newer taskflow"));

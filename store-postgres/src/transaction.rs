@@ -19,9 +19,9 @@
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::HashSet;
 
-use postgres::Row;
-use postgres::types::ToSql;
 use taskflow_store::{FlowId, NewEvent, Result};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use crate::error::Pg;
 use crate::pool::Conn;
@@ -87,27 +87,19 @@ impl<'c> Transaction<'c> {
     }
 
     pub(crate) fn query(&self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
-        let mut conn = self.conn()?;
-        let statement = conn.statement(sql).pg()?;
-        conn.client.query(&statement, params).pg()
+        self.conn()?.query(sql, params).pg()
     }
 
     pub(crate) fn query_opt(&self, sql: &'static str, params: Params<'_>) -> Result<Option<Row>> {
-        let mut conn = self.conn()?;
-        let statement = conn.statement(sql).pg()?;
-        conn.client.query_opt(&statement, params).pg()
+        self.conn()?.query_opt(sql, params).pg()
     }
 
     pub(crate) fn query_one(&self, sql: &'static str, params: Params<'_>) -> Result<Row> {
-        let mut conn = self.conn()?;
-        let statement = conn.statement(sql).pg()?;
-        conn.client.query_one(&statement, params).pg()
+        self.conn()?.query_one(sql, params).pg()
     }
 
     pub(crate) fn execute(&self, sql: &'static str, params: Params<'_>) -> Result<u64> {
-        let mut conn = self.conn()?;
-        let statement = conn.statement(sql).pg()?;
-        conn.client.execute(&statement, params).pg()
+        self.conn()?.execute(sql, params).pg()
     }
 
     /// Whether this transaction already holds the lock of tree `root`; records that it does
@@ -121,7 +113,7 @@ impl<'c> Transaction<'c> {
         if self.is_write() {
             crate::tx::flush(&self)?;
         }
-        self.conn.borrow_mut().client.batch_execute("COMMIT").pg()?;
+        self.conn.borrow_mut().batch_execute("COMMIT").pg()?;
         self.committed.set(true);
         Ok(())
     }
@@ -130,7 +122,7 @@ impl<'c> Transaction<'c> {
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
         if !self.committed.get() {
-            let _ = self.conn.get_mut().client.batch_execute("ROLLBACK");
+            let _ = self.conn.get_mut().batch_execute("ROLLBACK");
         }
     }
 }

@@ -11,7 +11,6 @@
 //! every id at or below what a reader sees is committed or gone for good. Writers do not
 //! conflict with each other on that lock.
 
-use postgres::types::ToSql;
 use serde_json::Value;
 use taskflow_store::revision::FieldSet;
 use taskflow_store::{
@@ -19,6 +18,7 @@ use taskflow_store::{
     ListQuery, NewEvent, PruneQuery, Result, Revision, Schedule, ScheduleSummary, Signal, Slot,
     Step, StepStatus, StoreTx, Timestamp,
 };
+use tokio_postgres::types::ToSql;
 
 use crate::error::Pg;
 use crate::list::{Filters, list_sql};
@@ -711,6 +711,6 @@ impl Transaction<'_> {
         if self.is_write() || self.has_queried() {
             return Ok(());
         }
-        self.conn()?.client.batch_execute("LOCK TABLE events IN SHARE MODE").pg()
+        self.conn()?.batch_execute("LOCK TABLE events IN SHARE MODE").pg()
     }
 }

@@ -3,10 +3,10 @@
 
 use std::sync::OnceLock;
 
-use postgres::types::ToSql;
 use serde_json::Value;
 use taskflow_store::revision::{Field, FieldSet};
 use taskflow_store::{Flow, Timestamp};
+use tokio_postgres::types::ToSql;
 
 /// The `UPDATE` that writes `fields`, the revision and `updated_at` of one flow whose revision
 /// is still the one read.
