@@ -52,9 +52,11 @@ pub fn shown(location: &Path) -> String {
     }
 }
 
+/// A PostgreSQL store that waits `TASKFLOW_BUSY_TIMEOUT_MS` for a server it cannot reach (a
+/// restart) before failing.
 fn open_postgres(url: &str) -> Result<TaskFlow> {
     let options = taskflow_store_postgres::OpenOptions {
-        retry_for: busy_timeout().max(Duration::from_secs(30)),
+        retry_for: busy_timeout(),
         ..taskflow_store_postgres::OpenOptions::default()
     };
     Ok(taskflow_store_postgres::open(url, &options)?)
