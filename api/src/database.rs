@@ -84,3 +84,17 @@ pub fn open_for_running(path: &Path, durability: Durability) -> Result<TaskFlow>
     let options = OpenOptions { durability, busy_timeout: busy_timeout(), create: true };
     Ok(taskflow_store_sqlite::open(path, &options)?)
 }
+
+/// A PostgreSQL store for a worker, with a listener that wakes it when a flow is queued,
+/// signalled or cancelled; `None` when `path` names no PostgreSQL database.
+pub fn open_worker(path: &Path) -> Result<Option<(TaskFlow, taskflow_store_postgres::Listener)>> {
+    let Some(url) = postgres_url(path) else { return Ok(None) };
+    // A worker rides out a server restart: it waits longer for the server than a command.
+    let options = taskflow_store_postgres::OpenOptions {
+        retry_for: busy_timeout().max(Duration::from_secs(60)),
+        ..taskflow_store_postgres::OpenOptions::default()
+    };
+    let store = taskflow_store_postgres::PostgresStore::open(url, &options)?;
+    let listener = store.listen()?;
+    Ok(Some((TaskFlow::new(std::sync::Arc::new(store)), listener)))
+}
