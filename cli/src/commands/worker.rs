@@ -35,6 +35,12 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     pub poll_ms: u64,
 
+    /// How long this worker's lease on a flow lasts unless renewed, in milliseconds: after a
+    /// worker dies, another takes its flows over once their leases expire
+    #[arg(long, value_name = "MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(500..))]
+    pub lease_ms: u64,
+
     /// On shutdown, how long running steps get to reach their checkpoint, in milliseconds
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub grace_ms: u64,
@@ -71,9 +77,12 @@ pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> CliResult {
     };
     let shown = database::shown(&path);
     let result = runtime()?.block_on(async {
-        let engine =
-            Engine::new(taskflow.bind(owner)?, Actions::builtin(), EngineOptions::default())
-                .with_providers(providers);
+        let engine_options = EngineOptions {
+            lease_ttl: Duration::from_millis(args.lease_ms),
+            ..EngineOptions::default()
+        };
+        let engine = Engine::new(taskflow.bind(owner)?, Actions::builtin(), engine_options)
+            .with_providers(providers);
         let line = if global.json {
             json!({ "working": shown, "concurrency": options.concurrency }).to_string()
         } else {
