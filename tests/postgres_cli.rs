@@ -41,11 +41,12 @@ fn normalized(mut value: Value) -> Value {
                 }
             }
             Value::Array(items) => items.iter_mut().for_each(walk),
-            Value::String(text) if text.contains(':') && text.split(':').count() == 2 => {
-                // A lease holder in a history's change ("HOST:PID").
-                if text.split(':').nth(1).is_some_and(|pid| pid.parse::<u32>().is_ok()) {
-                    *text = "<holder>".to_owned();
-                }
+            // A lease holder in a history's change ("HOST:PID").
+            Value::String(text)
+                if text.split(':').count() == 2
+                    && text.split(':').nth(1).is_some_and(|pid| pid.parse::<u32>().is_ok()) =>
+            {
+                *text = "<holder>".to_owned();
             }
             _ => {}
         }

@@ -82,7 +82,7 @@ fn a_worker_killed_mid_run_loses_no_flow_and_no_completed_step_runs_twice() {
                 })
             })
             .collect();
-        workers.into_iter().map(|worker| worker.join().is_ok()).all(|ok| ok)
+        workers.into_iter().all(|worker| worker.join().is_ok())
     });
     assert!(queued);
 
