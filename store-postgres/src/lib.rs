@@ -173,6 +173,9 @@ impl PostgresStore {
         let result = (|| {
             let tx = Transaction::begun(conn, kind);
             let value = work(&tx)?;
+            if tx.is_write() {
+                tx::flush(&tx)?;
+            }
             tx.commit()?;
             Ok(value)
         })();

@@ -108,11 +108,8 @@ impl<'c> Transaction<'c> {
         !self.locked.borrow_mut().insert(root.to_owned())
     }
 
-    /// Writes the events and wake-ups it collected, then commits.
+    /// Commits (the events and wake-ups it collected written first: `tx::flush`).
     pub(crate) fn commit(self) -> Result<()> {
-        if self.is_write() {
-            crate::tx::flush(&self)?;
-        }
         self.conn.borrow_mut().batch_execute("COMMIT").pg()?;
         self.committed.set(true);
         Ok(())
