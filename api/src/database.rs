@@ -2,6 +2,11 @@
 //! cancel) never creates a database, and finds no flows where there is no file yet; one that
 //! runs flows creates it. `TASKFLOW_BUSY_TIMEOUT_MS` says how long either waits for another
 //! process's write lock.
+//!
+//! `--db` (or `TASKFLOW_DB`) names a SQLite file, or a PostgreSQL database by its
+//! `postgres://` URL: the two `open_*` functions are the one place that picks the backend, and
+//! every command, serve and the worker get the store through them. A URL is shown through
+//! [`shown`], never as given, so its password stays out of every message.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,8 +36,38 @@ pub fn location(named: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
+/// The PostgreSQL URL `location` holds, if it names a PostgreSQL database.
+pub fn postgres_url(location: &Path) -> Option<&str> {
+    location.to_str().filter(|text| taskflow_store_postgres::Location::is_postgres_url(text))
+}
+
+/// `location` as messages show it: a file's path, or a URL without its password.
+pub fn shown(location: &Path) -> String {
+    match postgres_url(location) {
+        Some(url) => match taskflow_store_postgres::Location::parse(url) {
+            Ok(parsed) => parsed.shown().to_owned(),
+            Err(_) => "postgres://…".to_owned(),
+        },
+        None => location.display().to_string(),
+    }
+}
+
+/// A PostgreSQL store that waits `TASKFLOW_BUSY_TIMEOUT_MS` for a server it cannot reach (a
+/// restart) before failing.
+fn open_postgres(url: &str) -> Result<TaskFlow> {
+    let options = taskflow_store_postgres::OpenOptions {
+        retry_for: busy_timeout(),
+        ..taskflow_store_postgres::OpenOptions::default()
+    };
+    Ok(taskflow_store_postgres::open(url, &options)?)
+}
+
 /// The database at `path` to read from; `None` when there is no file, which holds no flows.
+/// A PostgreSQL database is always there (its schema is made when missing).
 pub fn open_existing(path: &Path) -> Result<Option<TaskFlow>> {
+    if let Some(url) = postgres_url(path) {
+        return open_postgres(url).map(Some);
+    }
     if !path.exists() {
         return Ok(None);
     }
@@ -43,6 +78,23 @@ pub fn open_existing(path: &Path) -> Result<Option<TaskFlow>> {
 
 /// The database at `path` to run flows in, created when missing.
 pub fn open_for_running(path: &Path, durability: Durability) -> Result<TaskFlow> {
+    if let Some(url) = postgres_url(path) {
+        return open_postgres(url);
+    }
     let options = OpenOptions { durability, busy_timeout: busy_timeout(), create: true };
     Ok(taskflow_store_sqlite::open(path, &options)?)
+}
+
+/// A PostgreSQL store for a worker, with a listener that wakes it when a flow is queued,
+/// signalled or cancelled; `None` when `path` names no PostgreSQL database.
+pub fn open_worker(path: &Path) -> Result<Option<(TaskFlow, taskflow_store_postgres::Listener)>> {
+    let Some(url) = postgres_url(path) else { return Ok(None) };
+    // A worker rides out a server restart: it waits longer for the server than a command.
+    let options = taskflow_store_postgres::OpenOptions {
+        retry_for: busy_timeout().max(Duration::from_secs(60)),
+        ..taskflow_store_postgres::OpenOptions::default()
+    };
+    let store = taskflow_store_postgres::PostgresStore::open(url, &options)?;
+    let listener = store.listen()?;
+    Ok(Some((TaskFlow::new(std::sync::Arc::new(store)), listener)))
 }

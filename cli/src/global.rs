@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
-    /// The flow database [default: $XDG_DATA_HOME/taskflow/flows.db]
-    #[arg(long, global = true, env = "TASKFLOW_DB", value_name = "PATH")]
+    /// The flow database: a SQLite file, or a PostgreSQL database as postgres://USER@HOST/DB
+    /// (shared by workers on many machines) [default: $XDG_DATA_HOME/taskflow/flows.db]
+    #[arg(long, global = true, env = "TASKFLOW_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
 
     /// Whose flows to see and change [default: the OS user ($USER), else "local"]

@@ -59,6 +59,8 @@ pub enum Command {
     Schedules(commands::schedules::SchedulesArgs),
     /// The local gateway: an HTTP API for flows, live events, recovery of every flow
     Serve(commands::serve::ServeArgs),
+    /// Run the flows of a PostgreSQL database shared by workers on many hosts
+    Worker(commands::worker::WorkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&cli.global, args),
         Command::Schedules(args) => commands::schedules::run(&cli.global, args),
         Command::Serve(args) => commands::serve::run(&cli.global, args),
+        Command::Worker(args) => commands::worker::run(&cli.global, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -45,10 +45,11 @@ pub fn run(global: &GlobalArgs, watch: Watch) -> CliResult {
 async fn from_database(global: &GlobalArgs, watch: &Watch, out: &mut Output) -> CliResult {
     let path = database::location(global.db.as_deref())?;
     let Some(taskflow) = database::open_existing(&path)? else {
-        return Err(CliError::failure(format!("there is no flow database at {}", path.display()))
-            .with_hint(
-                "a run or `taskflow serve` creates it; --db (or TASKFLOW_DB) names another",
-            ));
+        return Err(CliError::failure(format!(
+            "there is no flow database at {}",
+            database::shown(&path)
+        ))
+        .with_hint("a run or `taskflow serve` creates it; --db (or TASKFLOW_DB) names another"));
     };
     let handle = taskflow.bind(global.owner())?;
     let mut after = match watch.after {

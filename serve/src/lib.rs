@@ -24,6 +24,7 @@ mod runs;
 mod scheduler;
 mod state;
 mod wakes;
+pub mod worker;
 
 use std::future::Future;
 use std::net::SocketAddr;

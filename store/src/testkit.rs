@@ -732,7 +732,8 @@ pub fn leases_refuse_a_second_runner_expire_and_fence_the_old_one(harness: &dyn 
     let fx = harness.fresh();
     let alice = fx.alice();
     let flow = alice.create(NewFlow::managed("leased")).unwrap();
-    let short = Duration::from_millis(150);
+    // Long enough for a renewal and a write on a server busy with other tests' commits.
+    let short = Duration::from_millis(600);
     let first = alice.acquire_lease(&flow.id, short).unwrap();
     assert_eq!(first.took_over, None);
     assert_eq!(first.holder, LeaseHolder::current());
@@ -1208,6 +1209,113 @@ pub fn prune_removes_ended_trees_in_batches_and_never_an_unfinished_flow(harness
     assert!(matches!(bob.flow(&bobs), Err(Error::NotFound { .. })));
 }
 
+/// Eight writers at once on one flow tree, each through a store of its own (as eight processes
+/// would): six begin and end steps through the flow's lease and spawn children, one reads, one
+/// cancels the tree midway. Every begun step gets a seq of its own with none skipped, and the
+/// cancel reaches the flow and every child spawned before it; none is spawned after it.
+pub fn eight_writers_at_once_never_share_a_step_seq_nor_lose_a_cancel(harness: &dyn Harness) {
+    const WRITERS: usize = 6;
+    const STEPS: usize = 12;
+    let fx = harness.fresh();
+    let (parent, lease) = running(&fx.alice(), "busy");
+    let barrier = Arc::new(Barrier::new(8));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| {
+            let (store, barrier, lease) = (fx.reopen(), Arc::clone(&barrier), lease.clone());
+            std::thread::spawn(move || {
+                let alice = store.bind("alice").unwrap().with_actor(format!("writer {writer}"));
+                let (mut seqs, mut children) = (Vec::new(), Vec::new());
+                barrier.wait();
+                for i in 0..STEPS {
+                    let step = NewStep::new(format!("w{writer} s{i}"), StepKind::Tool);
+                    match alice.begin_step(&lease, step) {
+                        Ok(step) => {
+                            seqs.push(step.seq);
+                            alice
+                                .finish_step(&lease, step.seq, StepOutcome::Succeeded(json!(i)))
+                                .unwrap();
+                        }
+                        // The cancel came first (and may have ended the flow, and its lease,
+                        // once no step of it ran).
+                        Err(Error::CancelRequested { .. } | Error::LeaseLost { .. }) => break,
+                        Err(other) => panic!("writer {writer}: {other}"),
+                    }
+                    if i % 4 == writer % 4 {
+                        match alice.spawn_child(&lease, NewFlow::managed(format!("c{writer}.{i}")))
+                        {
+                            Ok((child, step)) => {
+                                seqs.push(step.seq);
+                                children.push(child.id);
+                            }
+                            Err(Error::SpawnRefused { reason, .. }) => {
+                                assert!(
+                                    matches!(
+                                        reason,
+                                        SpawnRefusal::ParentCancelRequested
+                                            | SpawnRefusal::ParentTerminal(FlowStatus::Cancelled)
+                                    ),
+                                    "{reason:?}"
+                                );
+                                break;
+                            }
+                            Err(Error::LeaseLost { .. }) => break,
+                            Err(other) => panic!("writer {writer}: {other}"),
+                        }
+                    }
+                }
+                (seqs, children)
+            })
+        })
+        .collect();
+    let reader = {
+        let (store, barrier, id) = (fx.reopen(), Arc::clone(&barrier), parent.id.clone());
+        std::thread::spawn(move || {
+            let alice = store.bind("alice").unwrap();
+            barrier.wait();
+            for _ in 0..STEPS {
+                let steps = alice.steps(&id).unwrap();
+                let seqs: Vec<u32> = steps.iter().map(|step| step.seq).collect();
+                assert_eq!(seqs, (1..=seqs.len() as u32).collect::<Vec<_>>(), "a snapshot");
+            }
+        })
+    };
+    let canceller = {
+        let (store, barrier, id) = (fx.reopen(), Arc::clone(&barrier), parent.id.clone());
+        std::thread::spawn(move || {
+            let alice = store.bind("alice").unwrap();
+            barrier.wait();
+            std::thread::sleep(Duration::from_millis(20));
+            alice.request_cancel(&id, None).unwrap()
+        })
+    };
+    let (mut seqs, mut children) = (Vec::new(), Vec::new());
+    for writer in writers {
+        let (more_seqs, more_children) = writer.join().unwrap();
+        seqs.extend(more_seqs);
+        children.extend(more_children);
+    }
+    reader.join().unwrap();
+    let cancel = canceller.join().unwrap();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=seqs.len() as u32).collect::<Vec<_>>(), "no seq twice, none skipped");
+    let alice = fx.alice();
+    let journal: Vec<u32> = alice.steps(&parent.id).unwrap().iter().map(|step| step.seq).collect();
+    assert_eq!(journal, seqs, "the journal holds exactly the steps begun");
+    let parent = alice.flow(&parent.id).unwrap();
+    assert_eq!(parent.cancel_requested_at, cancel.flow.cancel_requested_at, "the cancel stays");
+    let at = parent.cancel_requested_at.unwrap();
+    assert_eq!(alice.children(&parent.id).unwrap().len(), children.len());
+    for child in &children {
+        let child = alice.flow(child).unwrap();
+        assert_eq!(child.cancel_requested_at, Some(at), "{}: reached by the cancel", child.name);
+        assert_eq!(child.status, FlowStatus::Cancelled, "{}", child.name);
+        assert!(child.created_at <= at, "{}: spawned before the cancel", child.name);
+    }
+    for step in alice.steps(&parent.id).unwrap() {
+        assert!(step.started_at <= at || step.kind == StepKind::Child, "{step:?} began after");
+    }
+}
+
 /// One `#[test]` per kit test, each run with the harness `$harness` (an expression that makes
 /// a [`Harness`]).
 #[macro_export]
@@ -1220,6 +1328,7 @@ macro_rules! conformance_tests {
             another_owners_flow_is_not_found_exactly_like_a_missing_one,
             expected_revision_mismatch_is_a_conflict_and_changes_nothing,
             concurrent_writers_with_the_same_expected_revision_one_wins,
+            eight_writers_at_once_never_share_a_step_seq_nor_lose_a_cancel,
             mirrored_flows_take_reports_are_never_run_and_are_validated,
             spawn_and_cancel_racing_never_leave_a_live_child_under_a_cancelled_request,
             a_mirrored_flow_with_a_cancel_request_waits_for_its_owner_to_report_it,

@@ -45,11 +45,16 @@ struct Row {
 
 pub fn run(global: &GlobalArgs, args: &DoctorArgs) -> CliResult {
     let path = database::location(global.db.as_deref())?;
-    if !path.exists() {
+    let postgres = database::postgres_url(&path).is_some();
+    if !postgres && !path.exists() {
         return print(global.json, &path, &[], "no flow database there: nothing to check");
     }
-    let version = taskflow_store_sqlite::schema_version_of(&path)?;
-    let current = taskflow_store_sqlite::SCHEMA_VERSION;
+    // A PostgreSQL database's schema is checked (and migrated) by opening it.
+    let (version, current) = if postgres {
+        (0, 0)
+    } else {
+        (taskflow_store_sqlite::schema_version_of(&path)?, taskflow_store_sqlite::SCHEMA_VERSION)
+    };
     let mut rows = Vec::new();
     if version < current {
         let finding = Finding {
@@ -144,11 +149,12 @@ fn print(json: bool, path: &Path, rows: &[Row], note: &str) -> CliResult {
             })
             .collect();
         let note = (!note.is_empty()).then_some(note);
-        println!("{}", json!({ "database": path, "findings": findings, "note": note }));
+        let database = database::shown(path);
+        println!("{}", json!({ "database": database, "findings": findings, "note": note }));
         return Ok(());
     }
     if rows.is_empty() && note.is_empty() {
-        println!("{}: nothing wrong found", path.display());
+        println!("{}: nothing wrong found", database::shown(path));
     }
     for row in rows {
         let Finding { code, flow, reason, repair, .. } = &row.finding;

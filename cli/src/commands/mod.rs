@@ -11,3 +11,4 @@ pub mod proxy;
 pub mod run;
 pub mod schedules;
 pub mod serve;
+pub mod worker;

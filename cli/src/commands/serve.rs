@@ -82,7 +82,7 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> CliResult {
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

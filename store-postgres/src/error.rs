@@ -1,0 +1,91 @@
+//! PostgreSQL's failures as the store's neutral [`StorageError`]s, by SQLSTATE class: a
+//! deadlock or a serialization failure is [`StorageErrorKind::Conflict`], a lock not available
+//! `Locked`, a full disk `Full`, a read-only transaction or server `ReadOnly`, data corruption
+//! `Corrupt`, a connection that could not be made or was lost `Unavailable`, the rest `Other`.
+//! The driver's error stays the source. No message here holds the URL's password: errors name
+//! the database by its shown form ([`crate::location::Location`]), and the driver's own
+//! messages never quote the connection settings.
+
+use taskflow_store::{Error, StorageError, StorageErrorKind};
+use tokio_postgres::error::SqlState;
+
+/// A PostgreSQL failure whose database the caller fills in with [`at`].
+pub(crate) fn storage(error: tokio_postgres::Error) -> Error {
+    let kind = kind_of(&error);
+    let detail = match error.as_db_error() {
+        Some(db) => db.message().to_owned(),
+        None => error.to_string(),
+    };
+    Error::Storage(StorageError::new(kind, "", detail).with_source(error))
+}
+
+fn kind_of(error: &tokio_postgres::Error) -> StorageErrorKind {
+    let Some(code) = error.code() else {
+        // No SQLSTATE: the connection failed or closed, or the driver could not convert a value.
+        return if is_connection_loss(error) {
+            StorageErrorKind::Unavailable
+        } else {
+            StorageErrorKind::Other
+        };
+    };
+    if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE {
+        return StorageErrorKind::Conflict;
+    }
+    if *code == SqlState::LOCK_NOT_AVAILABLE {
+        return StorageErrorKind::Locked;
+    }
+    if *code == SqlState::DISK_FULL || *code == SqlState::OUT_OF_MEMORY {
+        return StorageErrorKind::Full;
+    }
+    if *code == SqlState::READ_ONLY_SQL_TRANSACTION {
+        return StorageErrorKind::ReadOnly;
+    }
+    if *code == SqlState::DATA_CORRUPTED || *code == SqlState::INDEX_CORRUPTED {
+        return StorageErrorKind::Corrupt;
+    }
+    match &code.code()[..2] {
+        // Connection exceptions, insufficient resources, operator intervention (a server
+        // shutting down, an admin ending the session), a server that cannot take connections.
+        "08" | "53" | "57" => StorageErrorKind::Unavailable,
+        "58" => StorageErrorKind::Io,
+        _ => StorageErrorKind::Other,
+    }
+}
+
+/// Whether `error` means the connection is gone (or never came): the work can be tried again
+/// on a new connection when nothing of it was committed.
+pub(crate) fn is_connection_loss(error: &tokio_postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    if let Some(code) = error.code() {
+        return matches!(&code.code()[..2], "08" | "57");
+    }
+    std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+}
+
+/// Names the database in a storage error that does not name one yet.
+pub(crate) fn at(database: &str, mut error: Error) -> Error {
+    if let Error::Storage(storage) = &mut error
+        && storage.database.is_empty()
+    {
+        storage.database = database.to_owned();
+    }
+    error
+}
+
+/// A storage error of `kind` about `database`.
+pub(crate) fn refused(database: &str, kind: StorageErrorKind, detail: impl Into<String>) -> Error {
+    Error::Storage(StorageError::new(kind, database, detail))
+}
+
+/// `?` on a driver result inside the backend.
+pub(crate) trait Pg<T> {
+    fn pg(self) -> taskflow_store::Result<T>;
+}
+
+impl<T> Pg<T> for Result<T, tokio_postgres::Error> {
+    fn pg(self) -> taskflow_store::Result<T> {
+        self.map_err(storage)
+    }
+}

@@ -1,0 +1,215 @@
+//! `taskflow-store-postgres`: the PostgreSQL backend of Task Flow's store, for flows shared by
+//! processes on many machines.
+//!
+//! The flow semantics are `taskflow-store`'s, written once; this crate holds the SQL
+//! ([`tx`](crate::tx)), the schema and its migrations, the pool of connections, and how writers
+//! take turns: each write transaction locks the root row of the tree of the flow it loads
+//! (see `transaction.rs`), so the writers of one tree go one at a time and those of different
+//! trees in parallel, each on its own connection; the server's group commit shares the fsync of
+//! transactions that commit together.
+//!
+//! A connection the server dropped (a restart) is replaced: a transaction is begun on a fresh
+//! connection, waiting with backoff while the server is unreachable, for up to
+//! [`OpenOptions::retry_for`]. Work is never sent twice: once a transaction has begun, a lost
+//! connection fails it (nothing of it committed, unless the loss came during the commit itself,
+//! which the error then says it may have).
+//!
+//! The URL's password never appears in a message: errors and `Debug` show the database as
+//! [`Location::shown`].
+
+mod error;
+mod list;
+mod listen;
+mod location;
+mod pool;
+mod rows;
+mod schedules;
+mod schema;
+#[cfg(feature = "testkit")]
+pub mod scratch;
+mod transaction;
+mod tx;
+mod update;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use taskflow_store::{Backend, Result, StorageErrorKind, TaskFlow, Timestamp, lease};
+
+pub use listen::Listener;
+pub use location::Location;
+pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
+pub use transaction::Transaction;
+pub use tx::WAKE_CHANNEL;
+
+use pool::{Conn, Manager};
+use transaction::Kind;
+
+/// How to open a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// The most connections the store holds at once.
+    pub pool_size: u32,
+    /// How long one attempt to connect may take.
+    pub connect_timeout: Duration,
+    /// How long a transaction waits for the server to be reachable before failing as
+    /// unavailable (a restart, a failover).
+    pub retry_for: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            retry_for: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A flow store in one PostgreSQL database.
+pub struct PostgresStore {
+    pool: r2d2::Pool<Manager>,
+    location: Location,
+    retry_for: Duration,
+    host: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("database", &self.location).finish_non_exhaustive()
+    }
+}
+
+/// Opens the store at `url` ([`PostgresStore::open`]), ready to be bound to owners.
+pub fn open(url: &str, options: &OpenOptions) -> Result<TaskFlow> {
+    Ok(TaskFlow::new(Arc::new(PostgresStore::open(url, options)?)))
+}
+
+/// The schema version of the database at `url`, read without writing anything.
+pub fn schema_version_of(url: &str, options: &OpenOptions) -> Result<i64> {
+    let store = PostgresStore::connect(url, options)?;
+    let mut conn = store.connection()?;
+    schema::version_of(&mut conn, store.location.shown())
+        .map_err(|error| error::at(store.location.shown(), error))
+}
+
+impl PostgresStore {
+    /// Opens the store at `url`, refusing a database newer than this build and migrating an
+    /// older (or empty) one.
+    pub fn open(url: &str, options: &OpenOptions) -> Result<Self> {
+        let store = Self::connect(url, options)?;
+        let mut conn = store.connection()?;
+        schema::prepare(&mut conn, store.location.shown())
+            .map_err(|error| error::at(store.location.shown(), error))?;
+        drop(conn);
+        Ok(store)
+    }
+
+    fn connect(url: &str, options: &OpenOptions) -> Result<Self> {
+        let location = Location::parse(url)?;
+        let pool = pool::build(&location, options.pool_size.max(1), options.connect_timeout);
+        Ok(PostgresStore { pool, location, retry_for: options.retry_for, host: lease::host_name() })
+    }
+
+    /// A connection of its own that wakes at once when a flow is queued, parked, signalled or
+    /// cancelled.
+    pub fn listen(&self) -> Result<Listener> {
+        Listener::new(self, Duration::from_secs(5))
+    }
+
+    /// The database, as it may be shown.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// A pooled connection, waiting with backoff while the server cannot be reached.
+    fn connection(&self) -> Result<r2d2::PooledConnection<Manager>> {
+        let deadline = Instant::now() + self.retry_for;
+        let mut pause = Duration::from_millis(25);
+        loop {
+            match self.pool.get() {
+                Ok(conn) => return Ok(conn),
+                Err(failure) if Instant::now() >= deadline => {
+                    return Err(error::refused(
+                        self.location.shown(),
+                        StorageErrorKind::Unavailable,
+                        failure.to_string(),
+                    ));
+                }
+                Err(_) => pause = backoff(pause),
+            }
+        }
+    }
+
+    /// A connection with a transaction of `kind` begun on it. A pooled connection the server
+    /// has closed is found out by the `BEGIN` and replaced; nothing has been sent for the work
+    /// yet, so trying again is safe.
+    fn begin(&self, kind: Kind) -> Result<r2d2::PooledConnection<Manager>> {
+        let deadline = Instant::now() + self.retry_for;
+        let mut pause = Duration::from_millis(25);
+        loop {
+            let mut conn = self.connection()?;
+            match conn.batch_execute(Transaction::begin_sql(kind)) {
+                Ok(()) => return Ok(conn),
+                Err(failure)
+                    if error::is_connection_loss(&failure) && Instant::now() < deadline =>
+                {
+                    drop(conn);
+                    pause = backoff(pause);
+                }
+                Err(failure) => return Err(self.named(error::storage(failure))),
+            }
+        }
+    }
+
+    fn named(&self, error: taskflow_store::Error) -> taskflow_store::Error {
+        error::at(self.location.shown(), error)
+    }
+
+    fn run<T>(&self, kind: Kind, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.begin(kind)?;
+        let conn: &mut Conn = &mut conn;
+        let result = (|| {
+            let tx = Transaction::begun(conn, kind);
+            let value = work(&tx)?;
+            if tx.is_write() {
+                tx::flush(&tx)?;
+            }
+            tx.commit()?;
+            Ok(value)
+        })();
+        result.map_err(|error| self.named(error))
+    }
+}
+
+/// Sleeps `pause` (with jitter) and returns the next, doubled up to a second.
+fn backoff(pause: Duration) -> Duration {
+    let jitter = fastrand::u64(0..=pause.as_millis() as u64 / 2);
+    std::thread::sleep(pause + Duration::from_millis(jitter));
+    (pause * 2).min(Duration::from_secs(1))
+}
+
+impl Backend for PostgresStore {
+    type Tx<'a> = Transaction<'a>;
+
+    /// One `READ COMMITTED` transaction that locks the tree of each flow it loads.
+    fn write<T>(&self, work: impl FnOnce(&Transaction<'_>, Timestamp) -> Result<T>) -> Result<T> {
+        self.run(Kind::Write, |tx| work(tx, Timestamp::now()))
+    }
+
+    fn read<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.run(Kind::Read, work)
+    }
+
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The server gives space back on its own (autovacuum); `VACUUM` can also be run by hand.
+    fn compact(&self) -> Result<()> {
+        let mut conn = self.connection()?;
+        conn.batch_execute("VACUUM (ANALYZE) flows, steps, revisions, events, signals")
+            .map_err(|failure| self.named(error::storage(failure)))
+    }
+}

@@ -1,0 +1,54 @@
+//! Waking workers at once: a [`Listener`] holds a connection of its own that LISTENs on the
+//! channel every commit that queues, parks or cancels a flow, or sends it a signal, notifies
+//! (`tx.rs`). A lost connection is made again; a caller still polls the database now and then,
+//! since a notification sent while no listener was connected is not kept.
+
+use std::time::Duration;
+
+use taskflow_store::{Result, StorageErrorKind};
+
+use crate::error::{self, Pg};
+use crate::pool::{self, Conn};
+use crate::{PostgresStore, WAKE_CHANNEL};
+
+/// A connection listening for wake-ups.
+pub struct Listener {
+    config: tokio_postgres::Config,
+    database: String,
+    conn: Option<Conn>,
+}
+
+impl Listener {
+    pub(crate) fn new(store: &PostgresStore, connect_timeout: Duration) -> Result<Self> {
+        let mut listener = Listener {
+            config: pool::config(store.location(), connect_timeout),
+            database: store.location().shown().to_owned(),
+            conn: None,
+        };
+        listener.connect()?;
+        Ok(listener)
+    }
+
+    fn connect(&mut self) -> Result<&mut Conn> {
+        if self.conn.as_ref().is_none_or(Conn::is_closed) {
+            let mut conn = Conn::connect(&self.config).map_err(|failure| {
+                error::refused(&self.database, StorageErrorKind::Unavailable, failure.to_string())
+            })?;
+            conn.batch_execute(&format!("LISTEN {WAKE_CHANNEL}")).pg()?;
+            self.conn = Some(conn);
+        }
+        Ok(self.conn.as_mut().expect("connected just now"))
+    }
+
+    /// Waits at most `timeout` for a wake-up; the id of the flow it is about, if one came.
+    /// Every wake-up that arrived meanwhile is taken, and the first is returned.
+    pub fn wait(&mut self, timeout: Duration) -> Option<String> {
+        let Ok(conn) = self.connect() else {
+            std::thread::sleep(timeout);
+            return None;
+        };
+        let first = conn.notification(timeout)?;
+        while conn.notification(Duration::ZERO).is_some() {}
+        Some(first.payload().to_owned())
+    }
+}

@@ -1,0 +1,193 @@
+//! The store's connections: an r2d2 pool of connections, each with the statements it has
+//! prepared (so a query costs one round trip, not a prepare and an execute).
+//!
+//! The store's traits are synchronous and are called from anywhere, async tasks of the engine
+//! included. A connection's socket is therefore driven by a thread of its own, in a small
+//! runtime of its own; the caller sends requests through tokio-postgres's client and waits for
+//! the answers with a plain executor, which works on any thread, in a runtime or not. The
+//! driving thread also hands over the notifications the connection receives (LISTEN), and ends
+//! when the connection closes. A connection the server closed (a restart, an admin) is noticed
+//! when used and left out of the pool.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use futures_executor::block_on;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, Client, NoTls, Notification, Row, Statement};
+
+use crate::location::Location;
+
+/// One connection, its prepared statements, and the notifications it has received.
+pub(crate) struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+    notifications: mpsc::Receiver<Notification>,
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl Conn {
+    /// Connects with `config`, starting the thread that drives the connection.
+    pub fn connect(config: &tokio_postgres::Config) -> std::io::Result<Conn> {
+        let (ready, answer) = mpsc::sync_channel(1);
+        let (notify, notifications) = mpsc::channel();
+        let config = config.clone();
+        let spawned = std::thread::Builder::new().name("taskflow-pg".to_owned()).spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(_) => return,
+            };
+            runtime.block_on(async move {
+                let (client, mut connection) = match config.connect(NoTls).await {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        let _ = ready.send(Err(error));
+                        return;
+                    }
+                };
+                if ready.send(Ok(client)).is_err() {
+                    return;
+                }
+                let mut messages =
+                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+                use futures_util::StreamExt;
+                while let Some(Ok(message)) = messages.next().await {
+                    if let AsyncMessage::Notification(notification) = message {
+                        let _ = notify.send(notification);
+                    }
+                }
+            });
+        });
+        spawned?;
+        match answer.recv() {
+            Ok(Ok(client)) => Ok(Conn { client, statements: HashMap::new(), notifications }),
+            Ok(Err(error)) => Err(std::io::Error::other(error)),
+            Err(_) => Err(std::io::Error::other("the connection's thread ended")),
+        }
+    }
+
+    /// The statement for `sql`, prepared on first use.
+    pub fn statement(&mut self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = block_on(self.client.prepare(sql))?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    pub fn query(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql)?;
+        block_on(self.client.query(&statement, params))
+    }
+
+    pub fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let statement = self.statement(sql)?;
+        block_on(self.client.query_opt(&statement, params))
+    }
+
+    pub fn query_one(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<Row, tokio_postgres::Error> {
+        let statement = self.statement(sql)?;
+        block_on(self.client.query_one(&statement, params))
+    }
+
+    pub fn execute(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        let statement = self.statement(sql)?;
+        block_on(self.client.execute(&statement, params))
+    }
+
+    /// Runs `sql` (any number of statements, no parameters) as text.
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        block_on(self.client.batch_execute(sql))
+    }
+
+    /// A query sent as text, unprepared (for statements run once, like a schema's).
+    pub fn query_text(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        block_on(self.client.query(sql, params))
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// The next notification, waiting at most `timeout` for one.
+    pub fn notification(&mut self, timeout: Duration) -> Option<Notification> {
+        self.notifications.recv_timeout(timeout).ok()
+    }
+}
+
+/// Makes connections to one database for r2d2.
+pub(crate) struct Manager {
+    config: tokio_postgres::Config,
+}
+
+impl Manager {
+    pub fn new(location: &Location, connect_timeout: Duration) -> Self {
+        Manager { config: config(location, connect_timeout) }
+    }
+}
+
+/// The driver's settings for `location`, with a connect timeout and the application's name.
+pub(crate) fn config(location: &Location, connect_timeout: Duration) -> tokio_postgres::Config {
+    let mut config = location.config.clone();
+    config.connect_timeout(connect_timeout);
+    if config.get_application_name().is_none() {
+        config.application_name("taskflow");
+    }
+    config
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = std::io::Error;
+
+    fn connect(&self) -> std::io::Result<Conn> {
+        Conn::connect(&self.config)
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> std::io::Result<()> {
+        conn.batch_execute("").map_err(std::io::Error::other)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.is_closed()
+    }
+}
+
+/// A pool with no idle minimum (connections are made as they are needed) that gives up on
+/// making one after `connect_timeout`, trying again meanwhile with backoff.
+pub(crate) fn build(
+    location: &Location,
+    size: u32,
+    connect_timeout: Duration,
+) -> r2d2::Pool<Manager> {
+    r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(connect_timeout)
+        .test_on_check_out(false)
+        .error_handler(Box::new(r2d2::NopErrorHandler))
+        .build_unchecked(Manager::new(location, connect_timeout))
+}

@@ -1,0 +1,234 @@
+//! The PostgreSQL schema and its migrations, versioned in the table `taskflow_schema`.
+//!
+//! `MIGRATIONS[i]` takes a database from version `i` to `i + 1` (this backend's own versions,
+//! apart from SQLite's). A database newer than this build is refused before anything is
+//! written; an older one is brought up to date in one transaction, so a failed migration leaves
+//! it at its old version. Processes opening one database at once agree: the version is read and
+//! the migrations run under a transaction-level advisory lock, so exactly one of them writes the
+//! schema and the others wait for it, then find it current.
+//!
+//! Integers are `BIGINT` throughout (times are milliseconds since the epoch, like SQLite's), and
+//! JSON is stored as the text it was written as, so both backends hand back the same documents.
+
+use taskflow_store::{Result, StorageErrorKind};
+
+use crate::error::{self, Pg};
+use crate::pool::Conn;
+
+/// The advisory lock under which the schema is checked and migrated ("TFLW" + 1).
+const MIGRATION_LOCK: i64 = 0x5446_4C57_0001;
+
+/// The migrations in order; the `CHECK`s restate the enums of `status.rs` and `model.rs`.
+const MIGRATIONS: &[&str] = &[
+    // 0 -> 1: the store as SQLite's schema version 8 has it, plus what concurrent writers on
+    // many connections need: each flow's tree root (the row every write to the tree locks
+    // first), and event ids from a sequence.
+    r#"
+    CREATE TABLE taskflow_schema (version BIGINT NOT NULL);
+    INSERT INTO taskflow_schema (version) VALUES (0);
+
+    CREATE TABLE flows (
+        id                  TEXT PRIMARY KEY,
+        root_id             TEXT NOT NULL,
+        owner               TEXT NOT NULL,
+        name                TEXT NOT NULL,
+        sync_mode           TEXT NOT NULL CHECK (sync_mode IN ('managed', 'mirrored')),
+        controller          TEXT,
+        status              TEXT NOT NULL CHECK (status IN ('queued', 'running', 'waiting',
+                                'blocked', 'succeeded', 'failed', 'cancelled', 'lost')),
+        revision            BIGINT NOT NULL CHECK (revision >= 1),
+        goal                TEXT,
+        current_step        TEXT,
+        state               TEXT,
+        wait                TEXT,
+        wake_at             BIGINT,
+        parent_flow_id      TEXT REFERENCES flows (id),
+        cancel_requested_at BIGINT,
+        lease_token         TEXT,
+        lease_host          TEXT,
+        lease_pid           BIGINT,
+        lease_process_start BIGINT,
+        lease_expires_at    BIGINT,
+        created_at          BIGINT NOT NULL,
+        updated_at          BIGINT NOT NULL,
+        ended_at            BIGINT,
+        error               TEXT,
+        CHECK ((lease_token IS NULL) = (lease_expires_at IS NULL))
+    );
+    CREATE INDEX flows_by_owner ON flows (owner, created_at DESC, id DESC);
+    CREATE INDEX flows_by_owner_status ON flows (owner, status, created_at DESC, id DESC);
+    CREATE INDEX flows_by_age ON flows (created_at DESC, id DESC);
+    CREATE INDEX flows_by_parent ON flows (parent_flow_id) WHERE parent_flow_id IS NOT NULL;
+    CREATE INDEX flows_active ON flows (created_at, id)
+        WHERE sync_mode = 'managed' AND status IN ('queued', 'running');
+    CREATE INDEX flows_due ON flows (wake_at) WHERE status = 'waiting' AND wake_at IS NOT NULL;
+
+    CREATE TABLE flow_specs (
+        flow_id TEXT PRIMARY KEY REFERENCES flows (id),
+        spec    TEXT NOT NULL
+    );
+
+    CREATE TABLE steps (
+        flow_id         TEXT NOT NULL REFERENCES flows (id),
+        seq             BIGINT NOT NULL CHECK (seq >= 1),
+        name            TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('llm', 'tool', 'action', 'child')),
+        status          TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed',
+                            'cancelled')),
+        attempt         BIGINT NOT NULL CHECK (attempt >= 1),
+        idempotency_key TEXT NOT NULL,
+        input           TEXT,
+        output          TEXT,
+        error           TEXT,
+        started_at      BIGINT NOT NULL,
+        ended_at        BIGINT,
+        child_flow_id   TEXT REFERENCES flows (id),
+        PRIMARY KEY (flow_id, seq),
+        CHECK ((status = 'running') = (ended_at IS NULL))
+    );
+    CREATE INDEX steps_by_name ON steps (flow_id, name, seq);
+
+    CREATE TABLE revisions (
+        flow_id  TEXT NOT NULL REFERENCES flows (id),
+        revision BIGINT NOT NULL CHECK (revision >= 1),
+        at       BIGINT NOT NULL,
+        actor    TEXT NOT NULL,
+        change   TEXT NOT NULL,
+        PRIMARY KEY (flow_id, revision)
+    );
+
+    CREATE SEQUENCE events_id;
+    CREATE TABLE events (
+        id      BIGINT PRIMARY KEY,
+        flow_id TEXT NOT NULL,
+        owner   TEXT NOT NULL,
+        at      BIGINT NOT NULL,
+        change  TEXT NOT NULL
+    );
+
+    CREATE TABLE signals (
+        id       BIGSERIAL PRIMARY KEY,
+        flow_id  TEXT NOT NULL REFERENCES flows (id),
+        name     TEXT NOT NULL,
+        payload  TEXT NOT NULL,
+        sent_at  BIGINT NOT NULL,
+        taken_by BIGINT,
+        taken_at BIGINT,
+        CHECK ((taken_by IS NULL) = (taken_at IS NULL))
+    );
+    CREATE INDEX signals_pending ON signals (flow_id, name, id) WHERE taken_by IS NULL;
+    CREATE INDEX signals_by_flow ON signals (flow_id, taken_by);
+
+    CREATE TABLE schedules (
+        name       TEXT PRIMARY KEY,
+        owner      TEXT NOT NULL,
+        revision   BIGINT NOT NULL CHECK (revision >= 1),
+        spec       TEXT NOT NULL,
+        pipeline   TEXT NOT NULL,
+        paused     BOOLEAN NOT NULL,
+        next_slot  BIGINT,
+        next_fire  BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        CHECK ((next_slot IS NULL) = (next_fire IS NULL))
+    );
+    CREATE INDEX schedules_by_owner ON schedules (owner, name);
+    CREATE INDEX schedules_due ON schedules (next_fire) WHERE NOT paused AND next_fire IS NOT NULL;
+
+    CREATE TABLE schedule_revisions (
+        name     TEXT NOT NULL REFERENCES schedules (name),
+        revision BIGINT NOT NULL CHECK (revision >= 1),
+        at       BIGINT NOT NULL,
+        actor    TEXT NOT NULL,
+        change   TEXT NOT NULL,
+        PRIMARY KEY (name, revision)
+    );
+
+    CREATE TABLE slots (
+        schedule   TEXT NOT NULL REFERENCES schedules (name),
+        at         BIGINT NOT NULL,
+        status     TEXT NOT NULL CHECK (status IN ('running', 'ended', 'skipped', 'missed',
+                       'gated', 'buffered', 'failed')),
+        flow_id    TEXT,
+        reason     TEXT,
+        last_at    BIGINT,
+        count      BIGINT NOT NULL CHECK (count >= 1),
+        decided_at BIGINT NOT NULL,
+        PRIMARY KEY (schedule, at),
+        CHECK ((flow_id IS NOT NULL) = (status IN ('running', 'ended')))
+    );
+    CREATE INDEX slots_by_flow ON slots (flow_id) WHERE flow_id IS NOT NULL;
+    CREATE INDEX slots_open ON slots (at) WHERE status IN ('running', 'gated', 'buffered');
+    "#,
+];
+
+/// The schema version this build writes.
+pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Checks that the database is not newer than this build, then migrates it to
+/// [`CURRENT_VERSION`]. Nothing is written when the check fails.
+pub(crate) fn prepare(conn: &mut Conn, database: &str) -> Result<()> {
+    conn.batch_execute("BEGIN").pg()?;
+    let result = (|| {
+        conn.query_text("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).pg()?;
+        let version = check(conn, database)?;
+        for (from, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.batch_execute(migration).map_err(|failure| {
+                let detail = format!("migration from schema version {from} failed: {failure}");
+                error::refused(database, StorageErrorKind::Unavailable, detail)
+            })?;
+        }
+        if version != CURRENT_VERSION {
+            conn.query_text("UPDATE taskflow_schema SET version = $1", &[&CURRENT_VERSION]).pg()?;
+        }
+        conn.batch_execute("COMMIT").pg()
+    })();
+    if result.is_err() {
+        let _ = conn.batch_execute("ROLLBACK");
+    }
+    result
+}
+
+/// The schema version of the database, read without writing anything.
+pub(crate) fn version_of(conn: &mut Conn, database: &str) -> Result<i64> {
+    conn.batch_execute("BEGIN READ ONLY").pg()?;
+    let version = check(conn, database);
+    let _ = conn.batch_execute("ROLLBACK");
+    version
+}
+
+/// Reads the schema version (0 for a database without taskflow's tables), refusing a newer
+/// schema and a database whose tables are another program's.
+fn check(conn: &mut Conn, database: &str) -> Result<i64> {
+    let mut has_table = |name: &str| -> Result<bool> {
+        let rows = conn
+            .query_text(
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables \
+                 WHERE schemaname = current_schema() AND tablename = $1)",
+                &[&name],
+            )
+            .pg()?;
+        rows.first().map_or(Ok(false), |row| row.try_get(0).pg())
+    };
+    if !has_table("taskflow_schema")? {
+        if has_table("flows")? {
+            let detail = "it holds a `flows` table but no taskflow schema version";
+            return Err(error::refused(database, StorageErrorKind::Corrupt, detail));
+        }
+        return Ok(0);
+    }
+    let rows = conn.query_text("SELECT version FROM taskflow_schema", &[]).pg()?;
+    let version: i64 = match rows.first() {
+        Some(row) => row.try_get(0).pg()?,
+        None => 0,
+    };
+    if version > CURRENT_VERSION {
+        let kind = StorageErrorKind::SchemaTooNew { found: version, supported: CURRENT_VERSION };
+        return Err(error::refused(database, kind, "written by a newer taskflow"));
+    }
+    if version < 0 {
+        let detail = format!("schema version {version} is not one taskflow writes");
+        return Err(error::refused(database, StorageErrorKind::Corrupt, detail));
+    }
+    Ok(version)
+}

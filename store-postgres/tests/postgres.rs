@@ -1,0 +1,123 @@
+//! The PostgreSQL backend: the conformance kit of `taskflow-store` on a real server (each test
+//! in a scratch schema of its own), and what only a server has: URLs with passwords, schema
+//! versions, and connections the server drops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use taskflow_store::testkit::{Database, Harness};
+use taskflow_store::{NewFlow, StorageErrorKind, TaskFlow};
+use taskflow_store_postgres::scratch::Scratch;
+use taskflow_store_postgres::{OpenOptions, PostgresStore};
+
+struct Postgres;
+
+fn open(url: &str) -> TaskFlow {
+    TaskFlow::new(Arc::new(PostgresStore::open(url, &OpenOptions::default()).unwrap()))
+}
+
+impl Harness for Postgres {
+    fn fresh(&self) -> Database {
+        let scratch = Scratch::new();
+        let url = scratch.url();
+        let taskflow = open(&url);
+        Database::new(taskflow, move || open(&url), scratch)
+    }
+}
+
+taskflow_store::conformance_tests!(Postgres);
+
+fn server() -> postgres::Client {
+    postgres::Client::connect(&taskflow_store_postgres::scratch::server_url(), postgres::NoTls)
+        .unwrap()
+}
+
+/// `url` with a password added to its user (the test server trusts loopback, so any is taken).
+fn with_password(url: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user, hosts) = rest.split_once('@').unwrap();
+    format!("{scheme}://{user}:{password}@{hosts}")
+}
+
+#[test]
+fn the_password_of_the_url_never_reaches_a_message() {
+    let scratch = Scratch::new();
+    let url = with_password(&scratch.url(), "s3cret-pw");
+    let store = PostgresStore::open(&url, &OpenOptions::default()).unwrap();
+    let shown = format!("{store:?} {}", store.location());
+    assert!(!shown.contains("s3cret-pw") && shown.contains("taskflow@127.0.0.1"), "{shown}");
+
+    // A server that is not there: the error names the database, not the password.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let quick = OpenOptions {
+        connect_timeout: Duration::from_millis(300),
+        retry_for: Duration::from_millis(300),
+        ..OpenOptions::default()
+    };
+    let nowhere = format!("postgres://taskflow:s3cret-pw@127.0.0.1:{port}/postgres");
+    let error = PostgresStore::open(&nowhere, &quick).unwrap_err();
+    let message = format!("{error} {error:?}");
+    assert_eq!(error.storage_kind(), Some(StorageErrorKind::Unavailable), "{message}");
+    assert!(!message.contains("s3cret-pw"), "{message}");
+    assert!(
+        message.contains(&format!("postgres://taskflow@127.0.0.1:{port}/postgres")),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_as_it_is() {
+    let scratch = Scratch::new();
+    drop(open(&scratch.url()));
+    let mut server = server();
+    let table = format!("{}.taskflow_schema", scratch.schema());
+    server.batch_execute(&format!("UPDATE {table} SET version = 42")).unwrap();
+    let error = PostgresStore::open(&scratch.url(), &OpenOptions::default()).unwrap_err();
+    assert_eq!(
+        error.storage_kind(),
+        Some(StorageErrorKind::SchemaTooNew {
+            found: 42,
+            supported: taskflow_store_postgres::SCHEMA_VERSION
+        })
+    );
+    assert!(error.to_string().contains("newer than this taskflow"), "{error}");
+    let version: i64 =
+        server.query_one(&format!("SELECT version FROM {table}"), &[]).unwrap().get(0);
+    assert_eq!(version, 42, "nothing written");
+    let schema_version = taskflow_store_postgres::schema_version_of;
+    assert!(schema_version(&scratch.url(), &OpenOptions::default()).is_err());
+}
+
+#[test]
+fn tables_of_another_program_are_not_taken_for_a_store() {
+    let scratch = Scratch::new();
+    server().batch_execute(&format!("CREATE TABLE {}.flows (x int)", scratch.schema())).unwrap();
+    let error = PostgresStore::open(&scratch.url(), &OpenOptions::default()).unwrap_err();
+    assert_eq!(error.storage_kind(), Some(StorageErrorKind::Corrupt), "{error}");
+    assert!(error.to_string().contains("no taskflow schema version"), "{error}");
+}
+
+#[test]
+fn connections_the_server_drops_are_replaced_before_any_work_is_sent() {
+    let scratch = Scratch::new();
+    let name = format!("drop-{}", scratch.schema());
+    let url = format!("{}&application_name={name}", scratch.url());
+    let alice = open(&url).bind("alice").unwrap();
+    let flow = alice.create(NewFlow::managed("survives")).unwrap();
+    for _ in 0..3 {
+        let ended: i64 = server()
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        assert!(ended >= 1, "the store's connections were ended");
+        let lease = alice.acquire_lease(&flow.id, Duration::from_secs(30)).unwrap();
+        assert_eq!(alice.flow(&flow.id).unwrap().lease.unwrap().expires_at, lease.expires_at);
+        alice.release_lease(&lease).unwrap();
+    }
+}
