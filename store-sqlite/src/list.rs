@@ -12,6 +12,10 @@ pub(crate) struct Filters {
     pub name: bool,
     /// Only flows older than a given one (the next page).
     pub before: bool,
+    /// Only the flows of one schedule (ids in `[NAME@, NAMEA)`).
+    pub schedule: bool,
+    pub since: bool,
+    pub until: bool,
 }
 
 impl Filters {
@@ -20,21 +24,28 @@ impl Filters {
             | usize::from(self.status) << 1
             | usize::from(self.name) << 2
             | usize::from(self.before) << 3
+            | usize::from(self.schedule) << 4
+            | usize::from(self.since) << 5
+            | usize::from(self.until) << 6
     }
 }
 
 /// The query for `filters`, with `?1` the owner, `?2` the status, `?3` the limit, `?4` the
-/// name, `?5` and `?6` the creation time and id of the flow the page starts after; a parameter
-/// the query does not use is bound and ignored. Each text is built once.
+/// name, `?5` and `?6` the creation time and id of the flow the page starts after, `?7` and
+/// `?8` the bounds of a schedule's flow ids, `?9` and `?10` the creation times from and
+/// before; a parameter the query does not use is bound and ignored. Each text is built once.
 pub(crate) fn list_sql(filters: Filters) -> &'static str {
     static SQL: OnceLock<Vec<String>> = OnceLock::new();
     let all = SQL.get_or_init(|| {
-        (0..16)
+        (0..128)
             .map(|bits| Filters {
                 owner: bits & 1 != 0,
                 status: bits & 2 != 0,
                 name: bits & 4 != 0,
                 before: bits & 8 != 0,
+                schedule: bits & 16 != 0,
+                since: bits & 32 != 0,
+                until: bits & 64 != 0,
             })
             .map(build)
             .collect()
@@ -56,6 +67,15 @@ fn build(filters: Filters) -> String {
     if filters.before {
         clauses.push("(f.created_at, f.id) < (?5, ?6)");
     }
+    if filters.schedule {
+        clauses.push("f.id >= ?7 AND f.id < ?8");
+    }
+    if filters.since {
+        clauses.push("f.created_at >= ?9");
+    }
+    if filters.until {
+        clauses.push("f.created_at < ?10");
+    }
     let filter = if clauses.is_empty() { "1".to_owned() } else { clauses.join(" AND ") };
     format!(
         "SELECT f.id, f.name, f.owner, f.sync_mode, f.status, f.revision, f.cancel_requested_at, \
@@ -73,7 +93,15 @@ mod tests {
     use crate::query_plan::query_plan;
 
     fn plan(owner: bool, status: bool, before: bool) -> String {
-        let filters = Filters { owner, status, name: false, before };
+        let filters = Filters {
+            owner,
+            status,
+            name: false,
+            before,
+            schedule: false,
+            since: false,
+            until: false,
+        };
         query_plan(list_sql(filters), &[&"o", &"queued", &50, &"n", &1, &"id"])
     }
 

@@ -334,15 +334,35 @@ impl StoreTx for Transaction<'_> {
             status: query.status.is_some(),
             name: query.name.is_some(),
             before: query.before.is_some(),
+            schedule: query.schedule.is_some(),
+            since: query.since.is_some(),
+            until: query.until.is_some(),
         };
         let mut statement = self.prepare_cached(list_sql(filters)).sql()?;
         let (before_at, before_id) = match &query.before {
             Some((at, id)) => (Some(at.as_millis()), Some(id.as_str())),
             None => (None, None),
         };
+        // A slot's flow id is `NAME@SLOT`, and `A` is the character after `@`.
+        let (first_id, past_ids) = match &query.schedule {
+            Some(name) => (Some(format!("{name}@")), Some(format!("{name}A"))),
+            None => (None, None),
+        };
+        let since = query.since.map(Timestamp::as_millis);
+        let until = query.until.map(Timestamp::as_millis);
         let status = query.status.map(FlowStatus::as_str);
-        let values: [&dyn ToSql; 6] =
-            [&owner, &status, &i64::from(query.limit), &query.name, &before_at, &before_id];
+        let values: [&dyn ToSql; 10] = [
+            &owner,
+            &status,
+            &i64::from(query.limit),
+            &query.name,
+            &before_at,
+            &before_id,
+            &first_id,
+            &past_ids,
+            &since,
+            &until,
+        ];
         // Each filter's text uses the parameters up to its own; bind only those.
         for (index, value) in values.iter().enumerate().take(statement.parameter_count()) {
             statement.raw_bind_parameter(index + 1, value).sql()?;
