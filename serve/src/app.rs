@@ -11,7 +11,9 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::error::HttpError;
 use crate::openapi;
-use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, signals};
+use crate::routes::{
+    approvals, control, events, flows, graph, meta, mirrored, schedules, signals,
+};
 use crate::state::AppState;
 
 /// The API, with `body_limit` on request bodies and `timeout` on every request but the event
@@ -31,6 +33,11 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .route("/v1/flows/{id}/children", post(control::children))
         .route("/v1/flows/{id}/signals/{name}", post(signals::send))
         .route("/v1/flows/{id}/approvals/{call_id}", post(approvals::decide))
+        .route("/v1/schedules", get(schedules::list))
+        .route("/v1/schedules/{name}", get(schedules::show))
+        .route("/v1/schedules/{name}/pause", post(schedules::pause))
+        .route("/v1/schedules/{name}/resume", post(schedules::resume))
+        .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
     Router::new()
         .route("/v1/events", get(events::events))

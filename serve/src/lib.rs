@@ -13,6 +13,7 @@
 //! server.run(shutdown).await?   // serves until `shutdown`, then drains and stops its runs
 //! ```
 
+mod actions;
 mod app;
 mod auth;
 mod bodies;
@@ -21,6 +22,7 @@ mod feed;
 mod openapi;
 mod routes;
 mod runs;
+mod schedule_bodies;
 mod scheduler;
 mod state;
 mod wakes;
