@@ -1,15 +1,17 @@
-//! The HTTP API as one router: every route, the body limit, and the timeout of every request
-//! but the event stream (a slow client cannot hold a request, or the engine, for longer).
+//! The HTTP API and the dashboard as one router: every route, the body limit, the timeout of
+//! every request but the event stream (a slow client cannot hold a request, or the engine, for
+//! longer), and the refusal of other sites' requests.
 
 use std::time::Duration;
 
-use axum::Router;
+use axum::{Router, middleware};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::HttpError;
+use crate::{dashboard, guard};
 use crate::openapi;
 use crate::routes::{
     approvals, control, events, flows, graph, meta, mirrored, schedules, signals,
@@ -42,7 +44,12 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
     Router::new()
         .route("/v1/events", get(events::events))
         .merge(requests)
+        .merge(dashboard::router().layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        )))
         .fallback(|| async { HttpError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::same_origin))
         .with_state(state)
 }

@@ -4,6 +4,8 @@
 //! behind by a crash (of serve, of a CLI run) finishes, the waking of waiting flows when
 //! their timer is due or their signal arrived, and the scheduler that fires schedules.
 //!
+//! The dashboard at `/` shows the same flows and schedules to people, in a browser.
+//!
 //! Local by default: a listen address that is not loopback is refused unless tokens are
 //! configured, and each token is bound to one owner (the owner-bound API over HTTP: a request
 //! never chooses its owner).
@@ -17,12 +19,15 @@ mod actions;
 mod app;
 mod auth;
 mod bodies;
+mod dashboard;
 mod error;
 mod feed;
+mod guard;
 mod openapi;
 mod routes;
 mod runs;
 mod schedule_bodies;
+mod sessions;
 mod scheduler;
 mod state;
 mod wakes;
