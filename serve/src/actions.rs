@@ -92,15 +92,13 @@ pub async fn decide(
     decision: ApprovalDecision,
 ) -> Result<(Signal, Flow), HttpError> {
     let handle = state.handle(owner)?;
-    let (signal, flow) =
-        blocking(move || handle.decide_approval(&id, &call_id, &decision)).await?;
+    let (signal, flow) = blocking(move || handle.decide_approval(&id, &call_id, &decision)).await?;
     run_if_due(state, owner, &flow);
     Ok((signal, flow))
 }
 
 fn run_if_due(state: &AppState, owner: &str, flow: &Flow) {
-    if flow.status == FlowStatus::Waiting && flow.wake_at.is_some_and(|at| at <= Timestamp::now())
-    {
+    if flow.status == FlowStatus::Waiting && flow.wake_at.is_some_and(|at| at <= Timestamp::now()) {
         state.runs().start(owner, &flow.id);
     }
 }

@@ -4,19 +4,17 @@
 
 use std::time::Duration;
 
-use axum::{Router, middleware};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::HttpError;
-use crate::{dashboard, guard};
 use crate::openapi;
-use crate::routes::{
-    approvals, control, events, flows, graph, meta, mirrored, schedules, signals,
-};
+use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, schedules, signals};
 use crate::state::AppState;
+use crate::{dashboard, guard};
 
 /// The API, with `body_limit` on request bodies and `timeout` on every request but the event
 /// stream (a slow client cannot hold a request, or the engine, for longer).
@@ -44,10 +42,10 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
     Router::new()
         .route("/v1/events", get(events::events))
         .merge(requests)
-        .merge(dashboard::router().layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        )))
+        .merge(
+            dashboard::router()
+                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout)),
+        )
         .fallback(|| async { HttpError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), guard::same_origin))

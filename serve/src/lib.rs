@@ -27,8 +27,8 @@ mod openapi;
 mod routes;
 mod runs;
 mod schedule_bodies;
-mod sessions;
 mod scheduler;
+mod sessions;
 mod state;
 mod wakes;
 

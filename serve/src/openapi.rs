@@ -14,9 +14,7 @@ use crate::bodies::{
     StepReportBody, UsageDoc,
 };
 use crate::error::{ErrorBody, ErrorObject, HttpError};
-use crate::routes::{
-    approvals, control, events, flows, graph, meta, mirrored, schedules, signals,
-};
+use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, schedules, signals};
 use crate::schedule_bodies::{
     ScheduleDoc, ScheduleEnvelope, ScheduleListDoc, ScheduleRowDoc, ScheduleShowDoc, SlotDoc,
     SlotEnvelope,

@@ -175,7 +175,10 @@ mod tests {
         let found = |cookies: &[&str]| sessions.of_request(&headers(cookies)).map(|s| s.owner);
         let cookie = format!("other=1; {COOKIE_NAME}={}", alice.id);
         assert_eq!(found(&[&cookie]), Some(Some("alice".into())));
-        assert_eq!(found(&["a=b", &format!("{COOKIE_NAME}={}", alice.id)]), Some(Some("alice".into())));
+        assert_eq!(
+            found(&["a=b", &format!("{COOKIE_NAME}={}", alice.id)]),
+            Some(Some("alice".into()))
+        );
         assert_eq!(found(&[&format!("{COOKIE_NAME}=0{}", &alice.id[1..])]), None);
         assert_eq!(found(&[&format!("x{COOKIE_NAME}={}", alice.id)]), None);
         assert_eq!(found(&[]), None);

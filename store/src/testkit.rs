@@ -30,10 +30,9 @@ use serde_json::json;
 
 use crate::{
     Change, CheckpointDone, CheckpointOp, Error, EventQuery, ExpectedRevision, Flow, FlowId,
-    FlowSummary,
-    FlowStatus, Lease, LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle, PruneQuery,
-    ResumePlan, SpawnRefusal, Stall, StallReason, StateReport, Step, StepKind, StepOutcome,
-    StepReport, StepStatus, SyncMode, Takeover, TaskFlow, Timestamp,
+    FlowStatus, FlowSummary, Lease, LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle,
+    PruneQuery, ResumePlan, SpawnRefusal, Stall, StallReason, StateReport, Step, StepKind,
+    StepOutcome, StepReport, StepStatus, SyncMode, Takeover, TaskFlow, Timestamp,
 };
 
 const TTL: Duration = Duration::from_secs(30);

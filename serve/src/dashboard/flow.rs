@@ -145,7 +145,10 @@ fn summary(flow: &Flow, now: Timestamp) -> String {
     }
     out.push_str("</dl>");
     if let Some(error) = &flow.error {
-        out.push_str(&format!("<p class=\"flow-error\" role=\"alert\"><strong>Error:</strong> {}</p>", text(error)));
+        out.push_str(&format!(
+            "<p class=\"flow-error\" role=\"alert\"><strong>Error:</strong> {}</p>",
+            text(error)
+        ));
     }
     out
 }
@@ -162,14 +165,17 @@ fn waits_for(wait: &Value, wake_at: Option<Timestamp>) -> String {
         .into_iter()
         .partition(|name| name.starts_with(taskflow_store::wait::APPROVAL_PREFIX));
     if !signals.is_empty() {
-        let names: Vec<String> = signals.iter().map(|name| format!("<code>{}</code>", text(name))).collect();
+        let names: Vec<String> =
+            signals.iter().map(|name| format!("<code>{}</code>", text(name))).collect();
         parts.push(format!("signal {}", names.join(", ")));
     }
     if !approvals.is_empty() {
         parts.push("a decision about a tool call (below)".to_owned());
     }
     if let Some(at) = wake_at.or_else(|| {
-        wait.get("until").and_then(Value::as_str).and_then(|text| taskflow_engine::waits::instant(text).ok())
+        wait.get("until")
+            .and_then(Value::as_str)
+            .and_then(|text| taskflow_engine::waits::instant(text).ok())
     }) {
         parts.push(format!("a timer, {}", html::time(at)));
     }
@@ -185,8 +191,9 @@ fn actions(viewer: &Viewer, flow: &Flow, steps: &[Step]) -> String {
     if !ended && flow.cancel_requested_at.is_none() {
         out.push_str(&action_form(session, &format!("{path}/cancel"), "", "Cancel"));
     }
-    let resumable = matches!(flow.status, FlowStatus::Failed | FlowStatus::Blocked | FlowStatus::Lost)
-        || flow.stall(Timestamp::now()).is_some();
+    let resumable =
+        matches!(flow.status, FlowStatus::Failed | FlowStatus::Blocked | FlowStatus::Lost)
+            || flow.stall(Timestamp::now()).is_some();
     if managed && resumable {
         out.push_str(&action_form(session, &format!("{path}/resume"), "", "Resume"));
     }
@@ -199,9 +206,8 @@ fn actions(viewer: &Viewer, flow: &Flow, steps: &[Step]) -> String {
                 name = text(&step.name)
             ));
         }
-        let fields = format!(
-            "<label>Fork from step <select name=\"from_step\">{options}</select></label> "
-        );
+        let fields =
+            format!("<label>Fork from step <select name=\"from_step\">{options}</select></label> ");
         out.push_str(&action_form(session, &format!("{path}/fork"), &fields, "Fork"));
     }
     for (request, _) in taskflow_store::wait::approvals(flow.wait.as_ref()) {
@@ -254,7 +260,8 @@ fn timeline(flow: &Flow, steps: &[Step], now: Timestamp) -> String {
         let from = (step.started_at.as_millis() - start).max(0) as f64 * scale;
         let to = (step.ended_at.unwrap_or(now).as_millis() - start).max(0) as f64 * scale;
         let (label, _) = html::cut(&step.name, 24);
-        let attempts = if step.attempt > 1 { format!(", attempt {}", step.attempt) } else { String::new() };
+        let attempts =
+            if step.attempt > 1 { format!(", attempt {}", step.attempt) } else { String::new() };
         out.push_str(&format!(
             "<g data-step=\"{name}\" data-status=\"{status}\"><title>{name}: {status}{attempts}, \
              {took}</title><text x=\"0\" y=\"{ty}\">{seq} {label}</text>\
@@ -322,9 +329,8 @@ fn steps_part(flow: &Flow, steps: &[Step], now: Timestamp) -> String {
 }
 
 fn step_values(flow: &Flow, step: &Step) -> String {
-    let link = |part: &str| {
-        format!("/flows/{}/steps/{}/{part}", query_value(flow.id.as_str()), step.seq)
-    };
+    let link =
+        |part: &str| format!("/flows/{}/steps/{}/{part}", query_value(flow.id.as_str()), step.seq);
     let mut blocks = String::new();
     for (part, value) in [
         ("input", step.input.as_ref().map(value_text)),
@@ -463,6 +469,7 @@ pub async fn value(
     let mut response = (StatusCode::OK, value).into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    headers
+        .insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
     response
 }

@@ -72,7 +72,9 @@ impl Filters {
             ("until", &self.until),
         ]
         .iter()
-        .filter_map(|(key, value)| value.as_ref().map(|value| format!("{key}={}", query_value(value))))
+        .filter_map(|(key, value)| {
+            value.as_ref().map(|value| format!("{key}={}", query_value(value)))
+        })
         .collect::<Vec<_>>()
         .join("&")
     }
@@ -134,14 +136,14 @@ pub async fn page(
         return viewer.html(StatusCode::OK, format!("<tbody id=\"rows\" data-live>{rows}</tbody>"));
     }
     let status = if problem.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    let filters_query = filters.query_string();
-    let mut here = format!("/?{filters_query}");
+    let mut live = filters.query_string();
     if let Some(cursor) = &cursor {
-        here.push_str(&format!("&cursor={}", query_value(cursor)));
+        live.push_str(&format!("&cursor={}", query_value(cursor)));
     }
+    live.push_str("&part=rows");
     let body_data = format!(
-        "data-page=\"flows\" data-events=\"/v1/events\" data-live=\"{}\"",
-        text(&format!("{here}&part=rows"))
+        "data-page=\"flows\" data-events=\"/v1/events\" data-live=\"/?{}\"",
+        text(live.trim_start_matches('&'))
     );
     let frame = viewer.page("Flows", "flows", body_data);
     let main = main(&viewer, &filters, &flows, &rows, cursor.is_some(), problem);
@@ -285,7 +287,8 @@ pub async fn bulk(
         "cancel" => true,
         "resume" => false,
         other => {
-            return viewer.failed(&back, HttpError::bad_request(format!("no bulk action `{other}`")));
+            return viewer
+                .failed(&back, HttpError::bad_request(format!("no bulk action `{other}`")));
         }
     };
     let flows = match matching(&state, &viewer.owner, &filters).await {

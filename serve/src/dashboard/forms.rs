@@ -108,7 +108,8 @@ pub async fn cancel(
         Ok(outcome) if outcome.already_requested => {
             viewer.done(&back, ok("A cancel was asked for already."))
         }
-        Ok(_) => viewer.done(&back, ok("Cancel asked for: the flow stops once its running steps settle.")),
+        Ok(_) => viewer
+            .done(&back, ok("Cancel asked for: the flow stops once its running steps settle.")),
         Err(error) => viewer.failed(&back, error),
     }
 }

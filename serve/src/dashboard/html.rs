@@ -132,8 +132,7 @@ pub struct Page<'a> {
 impl Page<'_> {
     pub fn render(&self, main: &str) -> String {
         let link = |href: &str, section: &str, label: &str| {
-            let current =
-                if self.section == section { " aria-current=\"page\"" } else { "" };
+            let current = if self.section == section { " aria-current=\"page\"" } else { "" };
             format!("<a href=\"{href}\"{current}>{label}</a>")
         };
         let logout = if self.logged_in {
@@ -214,7 +213,10 @@ mod tests {
 
     #[test]
     fn query_values_are_percent_encoded() {
-        assert_eq!(query_value("nightly@2026-01-01T00:00:00Z"), "nightly%402026-01-01T00%3A00%3A00Z");
+        assert_eq!(
+            query_value("nightly@2026-01-01T00:00:00Z"),
+            "nightly%402026-01-01T00%3A00%3A00Z"
+        );
         assert_eq!(query_value("a b&c"), "a%20b%26c");
     }
 

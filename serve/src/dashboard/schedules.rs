@@ -40,7 +40,8 @@ pub async fn list(
         Ok(schedules) => schedules,
         Err(error) => return refusal(error.status, &error.message),
     };
-    let live = format!("<section id=\"schedules\" data-live>{}</section>", table(&viewer, &schedules));
+    let live =
+        format!("<section id=\"schedules\" data-live>{}</section>", table(&viewer, &schedules));
     if part.as_deref() == Some("live") {
         return viewer.html(StatusCode::OK, live);
     }
@@ -162,7 +163,10 @@ pub async fn one(
     );
     let title = format!("Schedule {name}");
     let frame = viewer.page(&title, "schedules", body_data);
-    viewer.html(StatusCode::OK, frame.render(&format!("<a href=\"/schedules\">← Schedules</a>{live}")))
+    viewer.html(
+        StatusCode::OK,
+        frame.render(&format!("<a href=\"/schedules\">← Schedules</a>{live}")),
+    )
 }
 
 fn facts(viewer: &Viewer, schedule: &Schedule) -> String {
@@ -181,7 +185,11 @@ fn facts(viewer: &Viewer, schedule: &Schedule) -> String {
         overlap = spec.overlap.as_str(),
         catch_up = spec.catch_up.as_str(),
         next_slot = html::maybe_time(schedule.next_slot),
-        next_fire = if schedule.paused { "– (paused)".to_owned() } else { html::maybe_time(schedule.next_fire) },
+        next_fire = if schedule.paused {
+            "– (paused)".to_owned()
+        } else {
+            html::maybe_time(schedule.next_fire)
+        },
         revision = schedule.revision,
         buttons = buttons(viewer, schedule),
     )

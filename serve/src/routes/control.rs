@@ -68,11 +68,11 @@ pub async fn fork(
     let id = flow_id(&id)?;
     let Json(body) = body?;
     let from = match body.from_step {
-        Value::Number(seq) => FromStep::Seq(
-            whole(&seq)
-                .and_then(|seq| u32::try_from(seq).ok())
-                .ok_or_else(|| HttpError::bad_request("`from_step` must be a step's seq or name"))?,
-        ),
+        Value::Number(seq) => {
+            FromStep::Seq(whole(&seq).and_then(|seq| u32::try_from(seq).ok()).ok_or_else(|| {
+                HttpError::bad_request("`from_step` must be a step's seq or name")
+            })?)
+        }
         Value::String(name) => FromStep::Name(name),
         _ => return Err(HttpError::bad_request("`from_step` must be a step's seq or name")),
     };

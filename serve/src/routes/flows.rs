@@ -116,7 +116,9 @@ fn since_text(text: &str, now: Timestamp) -> Result<Timestamp, String> {
         return Ok(now.minus(ago));
     }
     instant(text).map_err(|_| {
-        format!("`{text}` is neither an RFC 3339 instant (2026-12-05T07:00:00Z) nor a time ago (24h)")
+        format!(
+            "`{text}` is neither an RFC 3339 instant (2026-12-05T07:00:00Z) nor a time ago (24h)"
+        )
     })
 }
 
