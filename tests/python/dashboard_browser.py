@@ -24,6 +24,7 @@ except ImportError as error:
 
 BASE, CHROMIUM, SHOTS, PARENT = sys.argv[1:5]
 TIMEOUT_MS = 10_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 def api(method, path, body=None):
@@ -88,6 +89,7 @@ def main():
         readme = os.environ.get("TASKFLOW_UPDATE_SCREENSHOT")
         if readme:
             page.set_viewport_size({"width": 900, "height": 700})
+            page.evaluate("window.scrollTo(0, 0)")
             page.screenshot(path=readme, full_page=False)
             print("README screenshot", readme)
 
@@ -98,7 +100,9 @@ def main():
         cancel.focus()
         page.keyboard.press("Enter")
         page.wait_for_url("**/flows/sleepy")
-        expect(page.locator("#summary .status")).to_have_attribute("data-status", "cancelled")
+        # Sticky cancel: the flow ends once its running step has been stopped.
+        expect(page.locator("#summary .status")).to_have_attribute(
+            "data-status", "cancelled", timeout=30_000)
         expect(page.locator("#summary .status .word")).to_have_text("cancelled")
         shot(page, "cancelled")
 

@@ -46,6 +46,9 @@ pub async fn page(
     let Ok(id) = FlowId::parse(&id) else {
         return refusal(StatusCode::NOT_FOUND, &format!("There is no flow `{id}`."));
     };
+    // The feed's position before the read: the page's script follows on from it, so a change
+    // committed while the page is on its way is not missed.
+    let seen = crate::feed::tail(state.taskflow()).await;
     let read = match state.handle(&viewer.owner) {
         Ok(handle) => {
             blocking(move || {
@@ -67,7 +70,7 @@ pub async fn page(
     let flow = &read.inspection.flow;
     let path = format!("/flows/{}", query_value(flow.id.as_str()));
     let body_data = format!(
-        "data-page=\"flow\" data-flow-id=\"{id}\" data-events=\"/v1/events?flow={q}\" \
+        "data-page=\"flow\" data-flow-id=\"{id}\" data-events=\"/v1/events?flow={q}&amp;after={seen}\" \
          data-live=\"{path}?part=live\"",
         id = text(flow.id.as_str()),
         q = text(&query_value(flow.id.as_str())),

@@ -120,6 +120,8 @@ pub async fn page(
     let filters = params.filters.cleaned();
     let cursor = params.cursor.filter(|cursor| !cursor.is_empty());
     let now = Timestamp::now();
+    // The feed's position before the read: the page's script follows on from it.
+    let seen = crate::feed::tail(state.taskflow()).await;
     let listed = match filters.query(cursor.clone(), PAGE) {
         Ok(query) => match state.handle(&viewer.owner) {
             Ok(handle) => blocking(move || handle.list(&query)).await,
@@ -142,7 +144,7 @@ pub async fn page(
     }
     live.push_str("&part=rows");
     let body_data = format!(
-        "data-page=\"flows\" data-events=\"/v1/events\" data-live=\"/?{}\"",
+        "data-page=\"flows\" data-events=\"/v1/events?after={seen}\" data-live=\"/?{}\"",
         text(live.trim_start_matches('&'))
     );
     let frame = viewer.page("Flows", "flows", body_data);

@@ -157,7 +157,7 @@ impl Page<'_> {
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <title>{title} · taskflow</title>\
-             <link rel=\"stylesheet\" href=\"{css}\">\
+             <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"{css}\">\
              <script src=\"{js}\" defer></script></head>\
              <body {data}><a class=\"skip\" href=\"#main\">Skip to content</a>\
              <header><nav aria-label=\"Main\"><span class=\"brand\">taskflow</span>{flows}{schedules}</nav>\

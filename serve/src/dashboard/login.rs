@@ -125,7 +125,7 @@ fn page(session: &Session, next: &str, problem: Option<&str>, new: bool) -> Resp
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Log in · taskflow</title><link rel=\"stylesheet\" href=\"{css}\"></head><body>\
+         <title>Log in · taskflow</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"{css}\"></head><body>\
          <main id=\"main\" class=\"login\"><h1>taskflow</h1>{problem}\
          <form method=\"post\" action=\"/login\">{csrf}\
          <input type=\"hidden\" name=\"next\" value=\"{next}\">\

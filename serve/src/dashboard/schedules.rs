@@ -32,6 +32,7 @@ pub async fn list(
     params: Result<Query<PageParams>, QueryRejection>,
 ) -> Response {
     let part = params.ok().and_then(|Query(params)| params.part);
+    let seen = crate::feed::tail(state.taskflow()).await;
     let read = match state.handle(&viewer.owner) {
         Ok(handle) => blocking(move || handle.schedules()).await,
         Err(error) => Err(error.into()),
@@ -45,9 +46,10 @@ pub async fn list(
     if part.as_deref() == Some("live") {
         return viewer.html(StatusCode::OK, live);
     }
-    let body_data = "data-page=\"schedules\" data-events=\"/v1/events\" \
-                     data-live=\"/schedules?part=live\""
-        .to_owned();
+    let body_data = format!(
+        "data-page=\"schedules\" data-events=\"/v1/events?after={seen}\" \
+         data-live=\"/schedules?part=live\""
+    );
     let frame = viewer.page("Schedules", "schedules", body_data);
     viewer.html(StatusCode::OK, frame.render(&format!("<h1>Schedules</h1>{live}")))
 }
@@ -139,6 +141,7 @@ pub async fn one(
 ) -> Response {
     let part = params.ok().and_then(|Query(params)| params.part);
     let wanted = name.clone();
+    let seen = crate::feed::tail(state.taskflow()).await;
     let read = match state.handle(&viewer.owner) {
         Ok(handle) => blocking(move || handle.schedule(&wanted, None, RECENT_SLOTS)).await,
         Err(error) => Err(error.into()),
@@ -158,7 +161,7 @@ pub async fn one(
     }
     let page = schedule_page(&name);
     let body_data = format!(
-        "data-page=\"schedule\" data-events=\"/v1/events\" data-live=\"{}\"",
+        "data-page=\"schedule\" data-events=\"/v1/events?after={seen}\" data-live=\"{}\"",
         text(&format!("{page}?part=live"))
     );
     let title = format!("Schedule {name}");

@@ -131,7 +131,7 @@ pub fn redirect(to: &str) -> Response {
 pub fn refusal(status: StatusCode, message: &str) -> Response {
     let body = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status}</title>\
-         <link rel=\"stylesheet\" href=\"{}\"></head><body><main id=\"main\">\
+         <link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"{}\"></head><body><main id=\"main\">\
          <h1>{status}</h1><p class=\"notice error\" role=\"alert\">{}</p><p><a href=\"/\">Flows</a></p>\
          </main></body></html>\n",
         super::assets::CSS_PATH,
