@@ -90,14 +90,15 @@ async fn main() {
     println!("setup_seconds: {:.1}", started.elapsed().as_secs_f64());
 
     let serve = Serve::start(&db);
+    let at = |path: &str| format!("{}{path}", serve.url);
     let http = reqwest::Client::builder().no_proxy().build().expect("a client");
 
     for (name, path) in [("first_page", "/"), ("filtered_page", "/?status=running&name=digest")] {
-        let times = server_time(&http, &serve.url(path)).await;
+        let times = server_time(&http, &at(path)).await;
         println!("{name}_ms_median: {:.1}", ms(percentile(&times, 0.5)));
         println!("{name}_ms_p95: {:.1}", ms(percentile(&times, 0.95)));
     }
-    let api = server_time(&http, &serve.url("/v1/flows")).await;
+    let api = server_time(&http, &at("/v1/flows")).await;
     println!("api_first_page_ms_median: {:.1}", ms(percentile(&api, 0.5)));
 
     // A change visible: commit, then the feed's event, then the live part showing it.
@@ -109,12 +110,12 @@ async fn main() {
         let running = StateReport { status: Some(FlowStatus::Running), ..StateReport::default() };
         handle.report(&flow.id, running, None).expect("running");
         let events = http
-            .get(serve.url(&format!("/v1/events?flow={}", flow.id)))
+            .get(at(&format!("/v1/events?flow={}", flow.id)))
             .send()
             .await
             .expect("the event stream");
         let mut events = events.bytes_stream();
-        let live = serve.url(&format!("/flows/{}?part=live", flow.id));
+        let live = at(&format!("/flows/{}?part=live", flow.id));
         let status = if n % 2 == 0 { FlowStatus::Succeeded } else { FlowStatus::Failed };
         let wanted = format!("data-status=\"{}\"", status.as_str());
         let committed = Instant::now();
@@ -145,12 +146,12 @@ async fn main() {
     println!("change_visible_ms_median: {:.1}", ms(percentile(&visible, 0.5)));
     println!("change_visible_ms_max: {:.1}", ms(percentile(&visible, 1.0)));
 
-    let (_, list) = load(&http, &serve.url("/")).await;
+    let (_, list) = load(&http, &at("/")).await;
     let first = list.split("<tr data-flow-id=\"").nth(1).expect("a row");
     let id = &first[..first.find('"').expect("an id")];
-    let (_, flow) = load(&http, &serve.url(&format!("/flows/{id}"))).await;
-    let (_, script) = load(&http, &serve.url("/assets/app.js")).await;
-    let (_, style) = load(&http, &serve.url("/assets/app.css")).await;
+    let (_, flow) = load(&http, &at(&format!("/flows/{id}"))).await;
+    let (_, script) = load(&http, &at("/assets/app.js")).await;
+    let (_, style) = load(&http, &at("/assets/app.css")).await;
     let assets = script.len() + style.len();
     println!("list_page_bytes: {}", list.len());
     println!("flow_page_bytes: {}", flow.len());

@@ -281,7 +281,7 @@ pub async fn bulk(
         Err(error) => return refusal(StatusCode::BAD_REQUEST, &error.body_text()),
     };
     if let Err(refused) = viewer.check_csrf(&form.csrf) {
-        return refused;
+        return *refused;
     }
     let filters = form.filters.cleaned();
     let back = format!("/?{}", filters.query_string());

@@ -76,16 +76,21 @@ impl Guarded for ApprovalForm {
 }
 
 /// The form, read and its CSRF token checked; otherwise the page that says why not.
-fn read<T: Guarded>(viewer: &Viewer, form: Result<Form<T>, FormRejection>) -> Result<T, Response> {
-    let Form(form) = form.map_err(|error| refusal(StatusCode::BAD_REQUEST, &error.body_text()))?;
+fn read<T: Guarded>(
+    viewer: &Viewer,
+    form: Result<Form<T>, FormRejection>,
+) -> Result<T, Box<Response>> {
+    let Form(form) =
+        form.map_err(|error| Box::new(refusal(StatusCode::BAD_REQUEST, &error.body_text())))?;
     viewer.check_csrf(form.csrf())?;
     Ok(form)
 }
 
 /// The flow a path names, with its page; or the page that says there is none.
-fn flow(text: &str) -> Result<(FlowId, String), Response> {
-    let id = FlowId::parse(text)
-        .map_err(|_| refusal(StatusCode::NOT_FOUND, &format!("There is no flow `{text}`.")))?;
+fn flow(text: &str) -> Result<(FlowId, String), Box<Response>> {
+    let id = FlowId::parse(text).map_err(|_| {
+        Box::new(refusal(StatusCode::NOT_FOUND, &format!("There is no flow `{text}`.")))
+    })?;
     let page = format!("/flows/{}", query_value(text));
     Ok((id, page))
 }
@@ -102,7 +107,7 @@ pub async fn cancel(
 ) -> Response {
     let ((id, back), _) = match (flow(&id), read(&viewer, form)) {
         (Ok(flow), Ok(form)) => (flow, form),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+        (Err(refused), _) | (_, Err(refused)) => return *refused,
     };
     match actions::cancel(&state, &viewer.owner, id).await {
         Ok(outcome) if outcome.already_requested => {
@@ -122,7 +127,7 @@ pub async fn resume(
 ) -> Response {
     let ((id, back), _) = match (flow(&id), read(&viewer, form)) {
         (Ok(flow), Ok(form)) => (flow, form),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+        (Err(refused), _) | (_, Err(refused)) => return *refused,
     };
     match actions::resume(&state, &viewer.owner, id).await {
         Ok(_) => viewer.done(&back, ok("Resumed: serve runs it from its last checkpoint.")),
@@ -138,7 +143,7 @@ pub async fn fork(
 ) -> Response {
     let ((id, back), form) = match (flow(&id), read(&viewer, form)) {
         (Ok(flow), Ok(form)) => (flow, form),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+        (Err(refused), _) | (_, Err(refused)) => return *refused,
     };
     match actions::fork(&state, &viewer.owner, id.clone(), FromStep::Seq(form.from_step)).await {
         Ok(forked) => viewer.done(
@@ -157,7 +162,7 @@ pub async fn signal(
 ) -> Response {
     let ((id, back), form) = match (flow(&id), read(&viewer, form)) {
         (Ok(flow), Ok(form)) => (flow, form),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+        (Err(refused), _) | (_, Err(refused)) => return *refused,
     };
     let payload = match payload(form.payload.as_bytes()) {
         Ok(payload) => payload,
@@ -178,7 +183,7 @@ pub async fn decide(
 ) -> Response {
     let ((id, back), form) = match (flow(&id), read(&viewer, form)) {
         (Ok(flow), Ok(form)) => (flow, form),
-        (Err(refused), _) | (_, Err(refused)) => return refused,
+        (Err(refused), _) | (_, Err(refused)) => return *refused,
     };
     let reason = Some(form.reason.trim().to_owned()).filter(|reason| !reason.is_empty());
     let decision = ApprovalDecision { approved: form.approve, reason };
@@ -200,7 +205,7 @@ pub async fn schedule(
     form: Result<Form<Plain>, FormRejection>,
 ) -> Response {
     if let Err(refused) = read(&viewer, form) {
-        return refused;
+        return *refused;
     }
     let back = format!("/schedules/{}", query_value(&name));
     let owner = viewer.owner.clone();

@@ -107,7 +107,7 @@ pub async fn logout(
         return refusal(StatusCode::BAD_REQUEST, "The form is incomplete.");
     };
     if let Err(refused) = viewer.check_csrf(&form.csrf) {
-        return refused;
+        return *refused;
     }
     state.sessions().remove(&viewer.session.id);
     let mut response = redirect("/login");

@@ -95,14 +95,14 @@ impl Viewer {
     }
 
     /// Refuses a form that does not carry this session's CSRF token.
-    pub fn check_csrf(&self, presented: &str) -> Result<(), Response> {
+    pub fn check_csrf(&self, presented: &str) -> Result<(), Box<Response>> {
         if self.session.csrf_matches(presented) {
             Ok(())
         } else {
-            Err(refusal(
+            Err(Box::new(refusal(
                 StatusCode::FORBIDDEN,
                 "This form is out of date or came from another site; reload the page and try again.",
-            ))
+            )))
         }
     }
 
