@@ -9,8 +9,8 @@ use taskflow_store::{
     rules,
 };
 
+use crate::blocking::blocking;
 use crate::error::HttpError;
-use crate::routes::blocking;
 use crate::state::AppState;
 
 /// Where a fork starts: a step's seq, or its name.

@@ -12,6 +12,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use taskflow_api::ServeToken;
 
+use crate::constant_time::same;
 use crate::error::HttpError;
 use crate::state::AppState;
 
@@ -56,14 +57,6 @@ pub(crate) fn owner_of(tokens: &[ServeToken], presented: &str) -> Option<String>
         }
     }
     found
-}
-
-pub(crate) fn same(expected: &[u8], presented: &[u8]) -> bool {
-    let mut difference = expected.len() ^ presented.len();
-    for (at, byte) in expected.iter().enumerate() {
-        difference |= usize::from(byte ^ presented.get(at).copied().unwrap_or(!*byte));
-    }
-    difference == 0
 }
 
 #[cfg(test)]

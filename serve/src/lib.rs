@@ -18,7 +18,9 @@
 mod actions;
 mod app;
 mod auth;
+mod blocking;
 mod bodies;
+mod constant_time;
 mod dashboard;
 mod error;
 mod feed;

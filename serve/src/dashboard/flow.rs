@@ -16,7 +16,7 @@ use taskflow_store::{Flow, FlowId, FlowStatus, Inspection, Revision, Step, SyncM
 
 use super::html::{self, action_form, query_value, text};
 use super::viewer::{Viewer, refusal};
-use crate::routes::blocking;
+use crate::blocking::blocking;
 use crate::state::AppState;
 
 /// Values longer than this many characters are cut on the page.

@@ -14,7 +14,7 @@ use taskflow_store::{Schedule, ScheduleSummary, Slot};
 
 use super::html::{self, action_form, query_value, text};
 use super::viewer::{Viewer, refusal};
-use crate::routes::blocking;
+use crate::blocking::blocking;
 use crate::state::AppState;
 
 /// How many slots a schedule's page shows.

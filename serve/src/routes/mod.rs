@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use taskflow_store::FlowId;
 
+pub(crate) use crate::blocking::blocking;
 use crate::error::HttpError;
 
 /// A handler's answer: a status and a JSON document, or an error.
@@ -23,18 +24,4 @@ pub type Answer = Result<(StatusCode, Json<Value>), HttpError>;
 /// The flow a path names; text that cannot be an id names no flow.
 pub(crate) fn flow_id(text: &str) -> Result<FlowId, HttpError> {
     FlowId::parse(text).map_err(|_| HttpError::not_found(format!("no flow `{text}`")))
-}
-
-/// Runs a store call on a blocking thread.
-pub(crate) async fn blocking<T, F>(work: F) -> Result<T, HttpError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, taskflow_store::Error> + Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| {
-            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "a store call stopped")
-        })?
-        .map_err(HttpError::from)
 }
