@@ -108,18 +108,37 @@ pub(crate) fn list_query(params: ListParams, now: Timestamp) -> Result<ListQuery
     })
 }
 
-/// An instant written as RFC 3339, or as a time before `now` (`24h`).
+/// An instant written as RFC 3339, or as a time before `now`: whole units (`90m`, `24h`).
 fn since_text(text: &str, now: Timestamp) -> Result<Timestamp, String> {
-    if text.trim().starts_with(|c: char| c.is_ascii_digit())
-        && let Ok(ago) = duration_text::parse(text)
-    {
-        return Ok(now.minus(ago));
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let unit = &text[digits..];
+    if (1..=9).contains(&digits) && ["ms", "s", "m", "h", "d"].contains(&unit) {
+        return duration_text::parse(text).map(|ago| now.minus(ago));
     }
     instant(text).map_err(|_| {
         format!(
             "`{text}` is neither an RFC 3339 instant (2026-12-05T07:00:00Z) nor a time ago (24h)"
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_a_time_ago_in_whole_units_or_an_instant() {
+        let now = Timestamp::from_millis(100_000_000);
+        let check = |text: &str, expected: Option<i64>| {
+            assert_eq!(since_text(text, now).ok().map(Timestamp::as_millis), expected, "{text}");
+        };
+        check("90m", Some(100_000_000 - 5_400_000));
+        check("1d", Some(100_000_000 - 86_400_000));
+        check("1970-01-01T00:00:01Z", Some(1000));
+        for wrong in ["0.5", "5", "", "h", "yesterday", "1 h", "1234567890s", "-1h"] {
+            check(wrong, None);
+        }
+    }
 }
 
 /// A cursor is `MILLIS:ID` of the last flow of a page.

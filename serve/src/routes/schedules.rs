@@ -29,7 +29,7 @@ pub struct ShowParams {
 }
 
 /// The caller's schedules by name, each with its latest slot.
-#[utoipa::path(get, path = "/v1/schedules", responses(
+#[utoipa::path(get, path = "/v1/schedules",  operation_id = "list_schedules",responses(
     (status = 200, body = ScheduleListDoc), (status = 401, body = ErrorBody),
 ))]
 pub async fn list(State(state): State<AppState>, Owner(owner): Owner) -> Answer {
@@ -42,7 +42,7 @@ pub async fn list(State(state): State<AppState>, Owner(owner): Owner) -> Answer 
 
 /// A schedule and its recent slots, newest first: fired (with the flow and its status),
 /// skipped, missed, gated, buffered or failed, each with its reason.
-#[utoipa::path(get, path = "/v1/schedules/{name}",
+#[utoipa::path(get, path = "/v1/schedules/{name}", operation_id = "show_schedule",
     params(("name" = String, Path, description = "The schedule's name"), ShowParams),
     responses(
         (status = 200, body = ScheduleShowDoc),
@@ -66,7 +66,7 @@ pub async fn show(
 }
 
 /// Pauses a schedule: no slot fires until it is resumed.
-#[utoipa::path(post, path = "/v1/schedules/{name}/pause",
+#[utoipa::path(post, path = "/v1/schedules/{name}/pause", operation_id = "pause_schedule",
     params(("name" = String, Path, description = "The schedule's name")),
     responses(
         (status = 200, body = ScheduleEnvelope),
@@ -82,7 +82,7 @@ pub async fn pause(
 }
 
 /// Resumes a paused schedule; the slots that came meanwhile are recorded as one `missed`.
-#[utoipa::path(post, path = "/v1/schedules/{name}/resume",
+#[utoipa::path(post, path = "/v1/schedules/{name}/resume", operation_id = "resume_schedule",
     params(("name" = String, Path, description = "The schedule's name")),
     responses(
         (status = 200, body = ScheduleEnvelope),
@@ -99,7 +99,7 @@ pub async fn resume(
 
 /// Fires a slot now (to the second), whatever the timing and the gates say; serve runs its
 /// flow `NAME@SLOT`.
-#[utoipa::path(post, path = "/v1/schedules/{name}/trigger",
+#[utoipa::path(post, path = "/v1/schedules/{name}/trigger", operation_id = "trigger_schedule",
     params(("name" = String, Path, description = "The schedule's name")),
     responses(
         (status = 201, body = SlotEnvelope),
