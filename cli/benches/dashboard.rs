@@ -55,9 +55,14 @@ fn fill(path: &std::path::Path, flows: usize) {
                 error: None,
             })
             .collect();
-        let status = if n % 2 == 0 { FlowStatus::Running } else { FlowStatus::Succeeded };
-        let report = StateReport { status: Some(status), steps, ..StateReport::default() };
+        let report =
+            StateReport { status: Some(FlowStatus::Running), steps, ..StateReport::default() };
         handle.report(&flow.id, report, None).expect("a report");
+        if n % 2 == 1 {
+            let done =
+                StateReport { status: Some(FlowStatus::Succeeded), ..StateReport::default() };
+            handle.report(&flow.id, done, None).expect("the end");
+        }
     }
 }
 
