@@ -1,18 +1,20 @@
-//! The HTTP API as one router: every route, the body limit, and the timeout of every request
-//! but the event stream (a slow client cannot hold a request, or the engine, for longer).
+//! The HTTP API and the dashboard as one router: every route, the body limit, the timeout of
+//! every request but the event stream (a slow client cannot hold a request, or the engine, for
+//! longer), and the refusal of other sites' requests.
 
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::HttpError;
 use crate::openapi;
-use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, signals};
+use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, schedules, signals};
 use crate::state::AppState;
+use crate::{dashboard, guard};
 
 /// The API, with `body_limit` on request bodies and `timeout` on every request but the event
 /// stream (a slow client cannot hold a request, or the engine, for longer).
@@ -31,11 +33,21 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .route("/v1/flows/{id}/children", post(control::children))
         .route("/v1/flows/{id}/signals/{name}", post(signals::send))
         .route("/v1/flows/{id}/approvals/{call_id}", post(approvals::decide))
+        .route("/v1/schedules", get(schedules::list))
+        .route("/v1/schedules/{name}", get(schedules::show))
+        .route("/v1/schedules/{name}/pause", post(schedules::pause))
+        .route("/v1/schedules/{name}/resume", post(schedules::resume))
+        .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
     Router::new()
         .route("/v1/events", get(events::events))
         .merge(requests)
+        .merge(
+            dashboard::router()
+                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout)),
+        )
         .fallback(|| async { HttpError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::same_origin))
         .with_state(state)
 }

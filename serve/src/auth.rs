@@ -1,13 +1,18 @@
 //! Who a request acts for. The owner is never chosen by the request: with tokens configured,
 //! the `Authorization: Bearer TOKEN` header names one token and the token decides the owner; a
-//! missing or unknown token is 401 and nothing more. With no token configured (serve then
-//! listens on loopback only) every request acts as serve's own owner.
+//! missing or unknown token is 401 and nothing more. A request that only reads (GET, HEAD) may
+//! instead carry the cookie of a dashboard session logged in with a token (the dashboard's
+//! live updates read the event stream that way); a cookie never authorizes a change through
+//! the API, so no other site can make a browser change anything with it. With no token
+//! configured (serve then listens on loopback only) every request acts as serve's own owner.
 
 use axum::extract::FromRequestParts;
+use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use taskflow_api::ServeToken;
 
+use crate::constant_time::same;
 use crate::error::HttpError;
 use crate::state::AppState;
 
@@ -28,15 +33,23 @@ impl FromRequestParts<AppState> for Owner {
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(HttpError::unauthorized)?;
-        owner_of(tokens, presented).map(Owner).ok_or_else(HttpError::unauthorized)
+            .map(str::trim);
+        if let Some(presented) = presented {
+            return owner_of(tokens, presented).map(Owner).ok_or_else(HttpError::unauthorized);
+        }
+        if parts.method == Method::GET || parts.method == Method::HEAD {
+            let session = state.sessions().of_request(&parts.headers);
+            if let Some(owner) = session.and_then(|session| session.owner) {
+                return Ok(Owner(owner));
+            }
+        }
+        Err(HttpError::unauthorized())
     }
 }
 
 /// The owner of the token `presented` is, comparing it with every token in constant time (the
 /// time taken does not tell how much of a token was right, nor which one matched).
-fn owner_of(tokens: &[ServeToken], presented: &str) -> Option<String> {
+pub(crate) fn owner_of(tokens: &[ServeToken], presented: &str) -> Option<String> {
     let mut found = None;
     for token in tokens {
         if same(token.secret().as_bytes(), presented.as_bytes()) {
@@ -44,14 +57,6 @@ fn owner_of(tokens: &[ServeToken], presented: &str) -> Option<String> {
         }
     }
     found
-}
-
-fn same(expected: &[u8], presented: &[u8]) -> bool {
-    let mut difference = expected.len() ^ presented.len();
-    for (at, byte) in expected.iter().enumerate() {
-        difference |= usize::from(byte ^ presented.get(at).copied().unwrap_or(!*byte));
-    }
-    difference == 0
 }
 
 #[cfg(test)]

@@ -87,7 +87,9 @@ impl From<Error> for HttpError {
     fn from(error: Error) -> Self {
         let message = error.to_string();
         match error {
-            Error::NotFound { .. } => HttpError::not_found(message),
+            Error::NotFound { .. } | Error::ScheduleNotFound { .. } => {
+                HttpError::not_found(message)
+            }
             Error::RevisionConflict { current, .. } => {
                 HttpError::new(StatusCode::CONFLICT, "conflict", message)
                     .with("current_revision", json!(current))

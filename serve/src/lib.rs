@@ -4,6 +4,8 @@
 //! behind by a crash (of serve, of a CLI run) finishes, the waking of waiting flows when
 //! their timer is due or their signal arrived, and the scheduler that fires schedules.
 //!
+//! The dashboard at `/` shows the same flows and schedules to people, in a browser.
+//!
 //! Local by default: a listen address that is not loopback is refused unless tokens are
 //! configured, and each token is bound to one owner (the owner-bound API over HTTP: a request
 //! never chooses its owner).
@@ -13,15 +15,22 @@
 //! server.run(shutdown).await?   // serves until `shutdown`, then drains and stops its runs
 //! ```
 
+mod actions;
 mod app;
 mod auth;
+mod blocking;
 mod bodies;
+mod constant_time;
+mod dashboard;
 mod error;
 mod feed;
+mod guard;
 mod openapi;
 mod routes;
 mod runs;
+mod schedule_bodies;
 mod scheduler;
+mod sessions;
 mod state;
 mod wakes;
 pub mod worker;

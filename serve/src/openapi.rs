@@ -14,7 +14,11 @@ use crate::bodies::{
     StepReportBody, UsageDoc,
 };
 use crate::error::{ErrorBody, ErrorObject, HttpError};
-use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, signals};
+use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, schedules, signals};
+use crate::schedule_bodies::{
+    ScheduleDoc, ScheduleEnvelope, ScheduleListDoc, ScheduleRowDoc, ScheduleShowDoc, SlotDoc,
+    SlotEnvelope,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +29,7 @@ use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, si
         mirrored::report,
         control::cancel, control::resume, control::fork, control::children,
         signals::send, approvals::decide,
+        schedules::list, schedules::show, schedules::pause, schedules::resume, schedules::trigger,
         events::events,
     ),
     components(schemas(
@@ -33,6 +38,8 @@ use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, si
         FlowDoc, LeaseDoc, StallDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc, UsageDoc,
         FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, SignalDoc, SignalSentDoc, ApprovalBody,
         ApprovalDoc, ApprovalDecidedDoc, EventDoc,
+        ScheduleListDoc, ScheduleRowDoc, SlotDoc, ScheduleDoc, ScheduleShowDoc, ScheduleEnvelope,
+        SlotEnvelope,
         ErrorBody, ErrorObject,
     )),
     modifiers(&BearerToken),

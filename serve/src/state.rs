@@ -1,5 +1,6 @@
 //! What every request handler and background task of one serve process shares: the store, the
-//! engine, the tokens, the flows this process runs, and the change feed.
+//! engine, the tokens, the flows this process runs, the change feed and the dashboard's
+//! sessions.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use taskflow_store::{OwnerHandle, TaskFlow};
 
 use crate::feed::Feed;
 use crate::runs::Runs;
+use crate::sessions::Sessions;
 
 /// Cheap to clone; one per process.
 #[derive(Clone)]
@@ -21,6 +23,7 @@ struct Shared {
     owner: String,
     runs: Runs,
     feed: Feed,
+    sessions: Sessions,
 }
 
 impl AppState {
@@ -32,7 +35,15 @@ impl AppState {
         runs: Runs,
         feed: Feed,
     ) -> Self {
-        AppState(Arc::new(Shared { taskflow, engine, tokens, owner, runs, feed }))
+        AppState(Arc::new(Shared {
+            taskflow,
+            engine,
+            tokens,
+            owner,
+            runs,
+            feed,
+            sessions: Sessions::default(),
+        }))
     }
 
     pub fn taskflow(&self) -> &TaskFlow {
@@ -54,6 +65,11 @@ impl AppState {
 
     pub fn feed(&self) -> &Feed {
         &self.0.feed
+    }
+
+    /// The dashboard's sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.0.sessions
     }
 
     /// `owner`'s view of the store. Owners are checked by the store when bound.

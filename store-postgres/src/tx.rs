@@ -21,7 +21,7 @@ use taskflow_store::{
 use tokio_postgres::types::ToSql;
 
 use crate::error::Pg;
-use crate::list::{Filters, list_sql};
+use crate::list::list_sql;
 use crate::rows::{
     self, all, count, flow_columns, flow_from_row, get, json_encoded, json_text, millis, parse,
     signal_columns, signal_from_row, step_columns, step_from_row,
@@ -29,6 +29,7 @@ use crate::rows::{
 use crate::schedules;
 use crate::transaction::Transaction;
 use crate::update;
+use taskflow_store::list_query::{ListFilters, ListValue, list_values};
 
 /// The channel on which a commit wakes the workers: the payload is a flow id.
 pub const WAKE_CHANNEL: &str = "taskflow_wake";
@@ -376,30 +377,15 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>> {
-        let filters = Filters {
-            owner: owner.is_some(),
-            status: query.status.is_some(),
-            name: query.name.is_some(),
-            before: query.before.is_some(),
-        };
-        let status = query.status.map(FlowStatus::as_str);
-        let before = query.before.as_ref().map(|(at, id)| (at.as_millis(), id.as_str()));
-        let limit = i64::from(query.limit);
-        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
-        if let Some(owner) = &owner {
-            params.push(owner);
-        }
-        if let Some(status) = &status {
-            params.push(status);
-        }
-        if let Some(name) = &query.name {
-            params.push(name);
-        }
-        if let Some((at, id)) = &before {
-            params.push(at);
-            params.push(id);
-        }
-        params.push(&limit);
+        let filters = ListFilters::of(owner.is_some(), query);
+        let values = list_values(owner, query);
+        let params: Vec<&(dyn ToSql + Sync)> = values
+            .iter()
+            .map(|value| match value {
+                ListValue::Text(text) => text as &(dyn ToSql + Sync),
+                ListValue::Integer(number) => number,
+            })
+            .collect();
         all(self.query(list_sql(filters), &params)?, |row| {
             Ok(FlowSummary {
                 id: parse(row, 0)?,

@@ -1,80 +1,56 @@
-//! The `flows list` query. Each filter combination reads one index in order, newest first, and
-//! counts a flow's steps through their primary key, so the first page costs the same on a
-//! hundred flows and on a million (`benches/list.rs`).
+//! The `flows list` query in SQLite's words (its conditions and values are the store's,
+//! `taskflow_store::list_query`). Each filter combination reads one index in order, newest
+//! first, and counts a flow's steps through their primary key, so the first page costs the same
+//! on a hundred flows and on a million (`benches/list.rs`).
 
 use std::sync::OnceLock;
 
-/// Which filters a `flows list` query applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Filters {
-    pub owner: bool,
-    pub status: bool,
-    pub name: bool,
-    /// Only flows older than a given one (the next page).
-    pub before: bool,
-}
+use taskflow_store::list_query::ListFilters;
 
-impl Filters {
-    fn bits(self) -> usize {
-        usize::from(self.owner)
-            | usize::from(self.status) << 1
-            | usize::from(self.name) << 2
-            | usize::from(self.before) << 3
-    }
-}
-
-/// The query for `filters`, with `?1` the owner, `?2` the status, `?3` the limit, `?4` the
-/// name, `?5` and `?6` the creation time and id of the flow the page starts after; a parameter
-/// the query does not use is bound and ignored. Each text is built once.
-pub(crate) fn list_sql(filters: Filters) -> &'static str {
+/// The query for `filters`, its parameters numbered in the order of
+/// [`ListFilters::conditions`]. Each text is built once.
+pub(crate) fn list_sql(filters: ListFilters) -> &'static str {
     static SQL: OnceLock<Vec<String>> = OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        (0..16)
-            .map(|bits| Filters {
-                owner: bits & 1 != 0,
-                status: bits & 2 != 0,
-                name: bits & 4 != 0,
-                before: bits & 8 != 0,
-            })
-            .map(build)
-            .collect()
-    });
-    &all[filters.bits()]
+    &SQL.get_or_init(|| ListFilters::all().map(build).collect())[filters.index()]
 }
 
-fn build(filters: Filters) -> String {
-    let mut clauses = Vec::new();
-    if filters.owner {
-        clauses.push("f.owner = ?1");
-    }
-    if filters.status {
-        clauses.push("f.status = ?2");
-    }
-    if filters.name {
-        clauses.push("f.name = ?4");
-    }
-    if filters.before {
-        clauses.push("(f.created_at, f.id) < (?5, ?6)");
-    }
-    let filter = if clauses.is_empty() { "1".to_owned() } else { clauses.join(" AND ") };
+fn build(filters: ListFilters) -> String {
+    let (conditions, limit) = filters.conditions(|n, _| format!("?{n}"));
+    let filter = if conditions.is_empty() { "1".to_owned() } else { conditions };
     format!(
         "SELECT f.id, f.name, f.owner, f.sync_mode, f.status, f.revision, f.cancel_requested_at, \
          f.lease_host, f.lease_pid, f.lease_process_start, f.lease_expires_at, \
          f.created_at, f.updated_at, \
          (SELECT count(*) FROM steps s WHERE s.flow_id = f.id AND s.status = 'succeeded'), \
          (SELECT count(*) FROM steps s WHERE s.flow_id = f.id) \
-         FROM flows f WHERE {filter} ORDER BY f.created_at DESC, f.id DESC LIMIT ?3"
+         FROM flows f WHERE {filter} ORDER BY f.created_at DESC, f.id DESC LIMIT {limit}"
     )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Filters, list_sql};
+    use super::list_sql;
     use crate::query_plan::query_plan;
+    use taskflow_store::list_query::ListFilters;
 
     fn plan(owner: bool, status: bool, before: bool) -> String {
-        let filters = Filters { owner, status, name: false, before };
-        query_plan(list_sql(filters), &[&"o", &"queued", &50, &"n", &1, &"id"])
+        let filters = ListFilters {
+            owner,
+            status,
+            name: false,
+            before,
+            schedule: false,
+            since: false,
+            until: false,
+        };
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        values.extend(owner.then_some(&"o" as &dyn rusqlite::ToSql));
+        values.extend(status.then_some(&"queued" as &dyn rusqlite::ToSql));
+        if before {
+            values.extend([&1 as &dyn rusqlite::ToSql, &"id"]);
+        }
+        values.push(&50);
+        query_plan(list_sql(filters), &values)
     }
 
     fn check(owner: bool, status: bool, before: bool, index: &str) {

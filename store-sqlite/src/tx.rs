@@ -14,7 +14,7 @@ use taskflow_store::{
 };
 
 use crate::error::Sql;
-use crate::list::{Filters, list_sql};
+use crate::list::list_sql;
 use crate::rows::{
     FLOW_COLUMNS, SIGNAL_COLUMNS, STEP_COLUMNS, flow_columns_without_spec, flow_from_row,
     json_encoded, json_text, lease_columns, parse_column, signal_from_row, step_from_row,
@@ -22,6 +22,7 @@ use crate::rows::{
 };
 use crate::transaction::Transaction;
 use crate::{schedules, update};
+use taskflow_store::list_query::{ListFilters, ListValue, list_values};
 
 impl StoreTx for Transaction<'_> {
     fn load_flow(
@@ -329,23 +330,14 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>> {
-        let filters = Filters {
-            owner: owner.is_some(),
-            status: query.status.is_some(),
-            name: query.name.is_some(),
-            before: query.before.is_some(),
-        };
+        let filters = ListFilters::of(owner.is_some(), query);
         let mut statement = self.prepare_cached(list_sql(filters)).sql()?;
-        let (before_at, before_id) = match &query.before {
-            Some((at, id)) => (Some(at.as_millis()), Some(id.as_str())),
-            None => (None, None),
-        };
-        let status = query.status.map(FlowStatus::as_str);
-        let values: [&dyn ToSql; 6] =
-            [&owner, &status, &i64::from(query.limit), &query.name, &before_at, &before_id];
-        // Each filter's text uses the parameters up to its own; bind only those.
-        for (index, value) in values.iter().enumerate().take(statement.parameter_count()) {
-            statement.raw_bind_parameter(index + 1, value).sql()?;
+        for (index, value) in list_values(owner, query).iter().enumerate() {
+            match value {
+                ListValue::Text(text) => statement.raw_bind_parameter(index + 1, text.as_ref()),
+                ListValue::Integer(number) => statement.raw_bind_parameter(index + 1, number),
+            }
+            .sql()?;
         }
         let rows = statement.raw_query().mapped(|row| {
             Ok(FlowSummary {

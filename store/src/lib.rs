@@ -22,6 +22,7 @@ pub mod faults;
 pub mod handle;
 pub mod id;
 pub mod lease;
+pub mod list_query;
 pub mod model;
 pub mod prune;
 pub mod revision;

@@ -522,6 +522,12 @@ pub struct ListQuery {
     pub stalled: bool,
     /// Only flows with this name.
     pub name: Option<String>,
+    /// Only the flows schedule `NAME` fired: those whose id is `NAME@SLOT`.
+    pub schedule: Option<String>,
+    /// Only flows created at or after this instant.
+    pub since: Option<Timestamp>,
+    /// Only flows created before this instant.
+    pub until: Option<Timestamp>,
     /// Only flows older than this one (created earlier, or at the same millisecond with a
     /// smaller id): where the previous page ended.
     pub before: Option<(Timestamp, FlowId)>,
@@ -549,6 +555,9 @@ impl Default for ListQuery {
             status: None,
             stalled: false,
             name: None,
+            schedule: None,
+            since: None,
+            until: None,
             before: None,
             limit: 50,
             all_owners: false,

@@ -30,9 +30,9 @@ use serde_json::json;
 
 use crate::{
     Change, CheckpointDone, CheckpointOp, Error, EventQuery, ExpectedRevision, Flow, FlowId,
-    FlowStatus, Lease, LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle, PruneQuery,
-    ResumePlan, SpawnRefusal, Stall, StallReason, StateReport, Step, StepKind, StepOutcome,
-    StepReport, StepStatus, SyncMode, Takeover, TaskFlow, Timestamp,
+    FlowStatus, FlowSummary, Lease, LeaseHolder, ListQuery, NewFlow, NewStep, OwnerHandle,
+    PruneQuery, ResumePlan, SpawnRefusal, Stall, StallReason, StateReport, Step, StepKind,
+    StepOutcome, StepReport, StepStatus, SyncMode, Takeover, TaskFlow, Timestamp,
 };
 
 const TTL: Duration = Duration::from_secs(30);
@@ -1061,6 +1061,27 @@ pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn
     }
     assert_eq!(pages.len(), 3);
     assert_eq!(pages.concat(), expected, "every flow once, newest first");
+
+    // By schedule (the flows whose id is `NAME@SLOT`), and by the time they were created.
+    let with_id = |id: &str| {
+        let mut new = NewFlow::managed("slot");
+        new.id = Some(FlowId::parse(id).unwrap());
+        let flow = alice.create(new).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        flow
+    };
+    let first = with_id("nightly@2026-01-01T00:00:00Z");
+    for other in ["nightly-2@2026-01-01T00:00:00Z", "nightlyA@2026-01-01T00:00:00Z", "nightly"] {
+        with_id(other);
+    }
+    let second = with_id("nightly@2026-01-02T00:00:00Z");
+    let ids = |flows: Vec<FlowSummary>| flows.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    let nightly = ListQuery { schedule: Some("nightly".into()), ..Default::default() };
+    assert_eq!(ids(list(nightly.clone())), [second.id.clone(), first.id.clone()]);
+    let since = ListQuery { since: Some(second.created_at), ..Default::default() };
+    assert_eq!(ids(list(since)), std::slice::from_ref(&second.id));
+    let until = ListQuery { until: Some(second.created_at), ..nightly };
+    assert_eq!(ids(list(until)), [first.id]);
 }
 
 /// A running flow held by `holder` for `ttl`.

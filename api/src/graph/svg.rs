@@ -55,6 +55,18 @@ pub fn write(graph: &Graph) -> String {
     svg.finalize()
 }
 
+/// `graph` as an `<svg>` element for an HTML page: [`write`]'s document without its XML
+/// declaration and its `<style>` element (the page's own stylesheet sets the labels' font, and
+/// its policy allows no inline style).
+pub fn inline(graph: &Graph) -> String {
+    let document = write(graph);
+    let mut svg = document[document.find("<svg").unwrap_or(0)..].to_owned();
+    if let (Some(from), Some(to)) = (svg.find("<style>"), svg.find("</style>")) {
+        svg.replace_range(from..to + "</style>".len(), "");
+    }
+    svg
+}
+
 /// A step name as it fits in a box: control characters as spaces, at most
 /// [`MAX_LABEL_CHARS`] characters.
 fn cut(step: &str) -> String {

@@ -180,3 +180,15 @@ fn names_a_model_wrote_are_text_in_every_format() {
     );
     assert!(!chart.contains("<script"), "{chart}");
 }
+
+#[test]
+fn the_inline_picture_is_one_svg_element_without_a_style_of_its_own() {
+    let name = "</style><style>* {display: none}</style>";
+    let steps = [step(1, name, StepStatus::Running, 2)];
+    let picture = svg::inline(&Graph::of(&flow(FlowStatus::Running, None, None), &steps));
+    assert!(picture.starts_with("<svg "), "{picture}");
+    assert!(picture.trim_end().ends_with("</svg>"), "{picture}");
+    assert!(!picture.contains("<?xml") && !picture.contains("<style"), "{picture}");
+    assert!(picture.contains("&lt;/style&gt;&lt;style&gt;"), "{picture}");
+    assert!(picture.contains("data-status=\"running\""), "{picture}");
+}

@@ -8,9 +8,10 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use taskflow_api::documents;
-use taskflow_store::{ApprovalDecision, FlowStatus, Timestamp};
+use taskflow_store::{ApprovalDecision, Timestamp};
 
-use super::{Answer, blocking, flow_id};
+use super::{Answer, flow_id};
+use crate::actions;
 use crate::auth::Owner;
 use crate::bodies::{ApprovalBody, ApprovalDecidedDoc};
 use crate::error::ErrorBody;
@@ -39,13 +40,7 @@ pub async fn decide(
     let id = flow_id(&id)?;
     let Json(body) = body?;
     let decision = ApprovalDecision { approved: body.approve, reason: body.reason };
-    let handle = state.handle(&owner)?;
-    let call = call_id.clone();
-    let (signal, flow) = blocking(move || handle.decide_approval(&id, &call, &decision)).await?;
-    let now = Timestamp::now();
-    if flow.status == FlowStatus::Waiting && flow.wake_at.is_some_and(|at| at <= now) {
-        state.runs().start(&owner, &flow.id);
-    }
-    let document = documents::approval_decided(&call_id, &signal, &flow, now);
+    let (signal, flow) = actions::decide(&state, &owner, id, call_id.clone(), decision).await?;
+    let document = documents::approval_decided(&call_id, &signal, &flow, Timestamp::now());
     Ok((StatusCode::CREATED, Json(document)))
 }

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use taskflow_api::documents;
 use taskflow_store::{SyncMode, Timestamp, rules};
 
+use crate::actions::{self, FromStep};
+
 use super::{Answer, blocking, flow_id};
 use crate::auth::Owner;
 use crate::bodies::{CancelDoc, CreateFlow, FlowEnvelope, ForkBody, NewFlowBody, whole};
@@ -26,9 +28,7 @@ pub async fn cancel(
     Owner(owner): Owner,
     Path(id): Path<String>,
 ) -> Answer {
-    let id = flow_id(&id)?;
-    let handle = state.handle(&owner)?;
-    let outcome = blocking(move || handle.request_cancel(&id, None)).await?;
+    let outcome = actions::cancel(&state, &owner, flow_id(&id)?).await?;
     Ok((StatusCode::OK, Json(documents::cancel(&outcome, Timestamp::now()))))
 }
 
@@ -44,19 +44,7 @@ pub async fn resume(
     Owner(owner): Owner,
     Path(id): Path<String>,
 ) -> Answer {
-    let id = flow_id(&id)?;
-    let handle = state.handle(&owner)?;
-    let flow = blocking(move || {
-        let flow = handle.flow_without_spec(&id)?;
-        if flow.status != taskflow_store::FlowStatus::Failed {
-            handle.check_resume(&id)?;
-        } else {
-            rules::check_managed(&flow, "resume")?;
-        }
-        Ok(flow)
-    })
-    .await?;
-    state.runs().start(&owner, &flow.id);
+    let flow = actions::resume(&state, &owner, flow_id(&id)?).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "flow": documents::flow(&flow, &[], Timestamp::now()) })),
@@ -79,25 +67,16 @@ pub async fn fork(
 ) -> Answer {
     let id = flow_id(&id)?;
     let Json(body) = body?;
-    let handle = state.handle(&owner)?;
     let from = match body.from_step {
-        Value::Number(seq) => whole(&seq)
-            .and_then(|seq| u32::try_from(seq).ok())
-            .ok_or_else(|| HttpError::bad_request("`from_step` must be a step's seq or name"))?,
-        Value::String(name) => {
-            let (handle, flow) = (handle.clone(), id.clone());
-            let steps = blocking(move || handle.steps(&flow)).await?;
-            steps
-                .iter()
-                .find(|step| step.name == name)
-                .map(|step| step.seq)
-                .ok_or_else(|| HttpError::refused(format!("flow {id} has no step `{name}`")))?
+        Value::Number(seq) => {
+            FromStep::Seq(whole(&seq).and_then(|seq| u32::try_from(seq).ok()).ok_or_else(|| {
+                HttpError::bad_request("`from_step` must be a step's seq or name")
+            })?)
         }
+        Value::String(name) => FromStep::Name(name),
         _ => return Err(HttpError::bad_request("`from_step` must be a step's seq or name")),
     };
-    let engine = state.engine(&owner)?;
-    let forked = engine.fork(&id, from).await?;
-    state.runs().start(&owner, &forked.id);
+    let forked = actions::fork(&state, &owner, id, from).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "flow": documents::flow(&forked, &[], Timestamp::now()) })),

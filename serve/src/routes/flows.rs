@@ -8,6 +8,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use taskflow_api::{Submitted, create_or_continue, create_or_find_mirrored, documents};
 use taskflow_engine::FlowSpec;
+use taskflow_engine::pipeline::spec::duration_text;
+use taskflow_engine::waits::instant;
 use taskflow_store::{FlowId, ListQuery, NewFlow, StatusFilter, Timestamp};
 use utoipa::IntoParams;
 
@@ -30,6 +32,16 @@ pub struct ListParams {
     pub status: Option<String>,
     /// Only flows with this name.
     pub name: Option<String>,
+    /// Only the flows schedule `NAME` fired (their ids are `NAME@SLOT`).
+    #[param(pattern = "^[A-Za-z0-9._-]{1,100}$")]
+    pub schedule: Option<String>,
+    /// Only flows created at most this long ago (`90m`, `24h`, `7d`); an RFC 3339 instant
+    /// (`2026-12-05T07:00:00Z`) is taken too.
+    #[param(pattern = "^[0-9]{1,9}(ms|s|m|h|d)$")]
+    pub since: Option<String>,
+    /// Only flows created more than this long ago (or before an RFC 3339 instant).
+    #[param(pattern = "^[0-9]{1,9}(ms|s|m|h|d)$")]
+    pub until: Option<String>,
     /// At most this many flows [default: 50].
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
@@ -49,6 +61,21 @@ pub async fn list(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Answer {
     let Query(params) = params.map_err(|error| HttpError::bad_request(error.body_text()))?;
+    let now = Timestamp::now();
+    let query = list_query(params, now)?;
+    let limit = query.limit;
+    let handle = state.handle(&owner)?;
+    let flows = blocking(move || handle.list(&query)).await?;
+    let next = (flows.len() == limit as usize)
+        .then(|| flows.last().map(|flow| format!("{}:{}", flow.created_at.as_millis(), flow.id)))
+        .flatten();
+    let mut document = documents::flows_list(&flows, now);
+    document["next_cursor"] = json!(next);
+    Ok((StatusCode::OK, Json(document)))
+}
+
+/// The store's query for a list's filters, each checked (the dashboard's list reads the same).
+pub(crate) fn list_query(params: ListParams, now: Timestamp) -> Result<ListQuery, HttpError> {
     let filter = match &params.status {
         Some(text) => Some(
             text.parse::<StatusFilter>()
@@ -60,16 +87,58 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(HttpError::bad_request("`limit` must be 1 to 1000"));
     }
-    let before = params.cursor.as_deref().map(parse_cursor).transpose()?;
-    let query = ListQuery { name: params.name, before, limit, ..ListQuery::filtered(filter) };
-    let handle = state.handle(&owner)?;
-    let flows = blocking(move || handle.list(&query)).await?;
-    let next = (flows.len() == limit as usize)
-        .then(|| flows.last().map(|flow| format!("{}:{}", flow.created_at.as_millis(), flow.id)))
-        .flatten();
-    let mut document = documents::flows_list(&flows, Timestamp::now());
-    document["next_cursor"] = json!(next);
-    Ok((StatusCode::OK, Json(document)))
+    if let Some(name) = &params.schedule {
+        taskflow_store::schedule::check_name(name)
+            .map_err(|error| HttpError::bad_request(format!("`schedule`: {error}")))?;
+    }
+    let instant = |key: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|text| since_text(text, now))
+            .transpose()
+            .map_err(|error| HttpError::bad_request(format!("`{key}`: {error}")))
+    };
+    Ok(ListQuery {
+        name: params.name,
+        schedule: params.schedule,
+        since: instant("since", &params.since)?,
+        until: instant("until", &params.until)?,
+        before: params.cursor.as_deref().map(parse_cursor).transpose()?,
+        limit,
+        ..ListQuery::filtered(filter)
+    })
+}
+
+/// An instant written as RFC 3339, or as a time before `now`: whole units (`90m`, `24h`).
+fn since_text(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let unit = &text[digits..];
+    if (1..=9).contains(&digits) && ["ms", "s", "m", "h", "d"].contains(&unit) {
+        return duration_text::parse(text).map(|ago| now.minus(ago));
+    }
+    instant(text).map_err(|_| {
+        format!(
+            "`{text}` is neither an RFC 3339 instant (2026-12-05T07:00:00Z) nor a time ago (24h)"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_a_time_ago_in_whole_units_or_an_instant() {
+        let now = Timestamp::from_millis(100_000_000);
+        let check = |text: &str, expected: Option<i64>| {
+            assert_eq!(since_text(text, now).ok().map(Timestamp::as_millis), expected, "{text}");
+        };
+        check("90m", Some(100_000_000 - 5_400_000));
+        check("1d", Some(100_000_000 - 86_400_000));
+        check("1970-01-01T00:00:01Z", Some(1000));
+        for wrong in ["0.5", "5", "", "h", "yesterday", "1 h", "1234567890s", "-1h"] {
+            check(wrong, None);
+        }
+    }
 }
 
 /// A cursor is `MILLIS:ID` of the last flow of a page.

@@ -7,6 +7,7 @@ pub mod flows;
 pub mod graph;
 pub mod meta;
 pub mod mirrored;
+pub mod schedules;
 pub mod signals;
 
 use axum::Json;
@@ -14,26 +15,13 @@ use axum::http::StatusCode;
 use serde_json::Value;
 use taskflow_store::FlowId;
 
+pub(crate) use crate::blocking::blocking;
 use crate::error::HttpError;
 
 /// A handler's answer: a status and a JSON document, or an error.
 pub type Answer = Result<(StatusCode, Json<Value>), HttpError>;
 
 /// The flow a path names; text that cannot be an id names no flow.
-fn flow_id(text: &str) -> Result<FlowId, HttpError> {
+pub(crate) fn flow_id(text: &str) -> Result<FlowId, HttpError> {
     FlowId::parse(text).map_err(|_| HttpError::not_found(format!("no flow `{text}`")))
-}
-
-/// Runs a store call on a blocking thread.
-async fn blocking<T, F>(work: F) -> Result<T, HttpError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, taskflow_store::Error> + Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| {
-            HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "a store call stopped")
-        })?
-        .map_err(HttpError::from)
 }

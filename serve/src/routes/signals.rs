@@ -8,9 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::Value;
 use taskflow_api::documents;
-use taskflow_store::{FlowStatus, Timestamp};
+use taskflow_store::Timestamp;
 
-use super::{Answer, blocking, flow_id};
+use super::{Answer, flow_id};
+use crate::actions;
 use crate::auth::Owner;
 use crate::bodies::SignalSentDoc;
 use crate::error::{ErrorBody, HttpError};
@@ -37,18 +38,13 @@ pub async fn send(
 ) -> Answer {
     let id = flow_id(&id)?;
     let payload = payload(&body)?;
-    let handle = state.handle(&owner)?;
-    let (signal, flow) = blocking(move || handle.send_signal(&id, &name, payload)).await?;
-    let now = Timestamp::now();
-    if flow.status == FlowStatus::Waiting && flow.wake_at.is_some_and(|at| at <= now) {
-        state.runs().start(&owner, &flow.id);
-    }
-    Ok((StatusCode::CREATED, Json(documents::signal_sent(&signal, &flow, now))))
+    let (signal, flow) = actions::signal(&state, &owner, id, name, payload).await?;
+    Ok((StatusCode::CREATED, Json(documents::signal_sent(&signal, &flow, Timestamp::now()))))
 }
 
-/// The body as JSON: none (or only whitespace) is `null`; text that is not JSON is refused with
+/// The body as JSON (also a dashboard form's payload): none (or only whitespace) is `null`; text that is not JSON is refused with
 /// where it goes wrong.
-fn payload(body: &[u8]) -> Result<Value, HttpError> {
+pub fn payload(body: &[u8]) -> Result<Value, HttpError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
