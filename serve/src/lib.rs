@@ -20,7 +20,6 @@ mod error;
 mod feed;
 mod openapi;
 mod routes;
-mod runs;
 mod scheduler;
 mod state;
 mod wakes;
@@ -30,7 +29,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use taskflow_api::ServeToken;
-use taskflow_engine::Engine;
+use taskflow_engine::{Engine, Runs};
 use taskflow_store::TaskFlow;
 use tokio::net::TcpListener;
 
@@ -40,7 +39,6 @@ use feed::Feed;
 
 /// How often events past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-use runs::Runs;
 use state::AppState;
 
 /// How serve runs.

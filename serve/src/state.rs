@@ -8,7 +8,7 @@ use taskflow_engine::Engine;
 use taskflow_store::{OwnerHandle, TaskFlow};
 
 use crate::feed::Feed;
-use crate::runs::Runs;
+use taskflow_engine::Runs;
 
 /// Cheap to clone; one per process.
 #[derive(Clone)]
