@@ -6,7 +6,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use taskflow_api::documents;
+use taskflow_api::{control, documents};
 use taskflow_store::{SyncMode, Timestamp, rules};
 
 use super::{Answer, blocking, flow_id};
@@ -46,16 +46,7 @@ pub async fn resume(
 ) -> Answer {
     let id = flow_id(&id)?;
     let handle = state.handle(&owner)?;
-    let flow = blocking(move || {
-        let flow = handle.flow_without_spec(&id)?;
-        if flow.status != taskflow_store::FlowStatus::Failed {
-            handle.check_resume(&id)?;
-        } else {
-            rules::check_managed(&flow, "resume")?;
-        }
-        Ok(flow)
-    })
-    .await?;
+    let flow = blocking(move || control::check_resumable(&handle, &id)).await?;
     state.runs().start(&owner, &flow.id);
     Ok((
         StatusCode::ACCEPTED,

@@ -24,16 +24,17 @@ fn flow_id(text: &str) -> Result<FlowId, HttpError> {
     FlowId::parse(text).map_err(|_| HttpError::not_found(format!("no flow `{text}`")))
 }
 
-/// Runs a store call on a blocking thread.
-async fn blocking<T, F>(work: F) -> Result<T, HttpError>
+/// Runs a store (or api) call on a blocking thread.
+async fn blocking<T, E, F>(work: F) -> Result<T, HttpError>
 where
     T: Send + 'static,
-    F: FnOnce() -> Result<T, taskflow_store::Error> + Send + 'static,
+    E: Into<HttpError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
 {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|_| {
             HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "a store call stopped")
         })?
-        .map_err(HttpError::from)
+        .map_err(Into::into)
 }
