@@ -1,5 +1,6 @@
-//! The HTTP API as one router: every route, the body limit, and the timeout of every request
-//! but the event stream (a slow client cannot hold a request, or the engine, for longer).
+//! The HTTP API as one router: every route, the MCP endpoint, the body limit, and the timeout
+//! of every request but the event stream and MCP's (a slow client cannot hold a request, or the
+//! engine, for longer).
 
 use std::time::Duration;
 
@@ -7,16 +8,30 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::HttpError;
 use crate::openapi;
-use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, signals};
+use crate::routes::{approvals, control, events, flows, graph, mcp, meta, mirrored, signals};
 use crate::state::AppState;
 
-/// The API, with `body_limit` on request bodies and `timeout` on every request but the event
-/// stream (a slow client cannot hold a request, or the engine, for longer).
-pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
+/// How the router is set up.
+pub struct RouterOptions {
+    pub body_limit: usize,
+    /// The longest a request may take (the event stream and MCP's streams excepted).
+    pub timeout: Duration,
+    /// Serve listens on loopback (MCP then accepts only loopback host names).
+    pub loopback: bool,
+    /// Fired, the MCP sessions end.
+    pub mcp_stop: CancellationToken,
+}
+
+/// The API, with the body limit on request bodies and the timeout on every request but the
+/// event stream and MCP's (a slow client cannot hold a request, or the engine, for longer).
+pub fn router(state: AppState, options: RouterOptions) -> Router {
+    let RouterOptions { body_limit, timeout, loopback, mcp_stop } = options;
+    let mcp = mcp::endpoint(&state, body_limit, loopback, mcp_stop);
     let requests = Router::new()
         .route("/healthz", get(meta::healthz))
         .route("/openapi.json", get(openapi::document))
@@ -34,6 +49,7 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
     Router::new()
         .route("/v1/events", get(events::events))
+        .merge(mcp)
         .merge(requests)
         .fallback(|| async { HttpError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -32,6 +32,7 @@ use taskflow_api::ServeToken;
 use taskflow_engine::{Engine, Runs};
 use taskflow_store::TaskFlow;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use openapi::ApiDoc;
 
@@ -146,7 +147,21 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let Server { listener, state, options } = self;
-        let app = app::router(state.clone(), options.body_limit, options.request_timeout);
+        let mcp_stop = CancellationToken::new();
+        let app = app::router(
+            state.clone(),
+            app::RouterOptions {
+                body_limit: options.body_limit,
+                timeout: options.request_timeout,
+                loopback: options.listen.ip().is_loopback(),
+                mcp_stop: mcp_stop.clone(),
+            },
+        );
+        // MCP's event streams stay open until told: they end when serve stops accepting.
+        let shutdown = async move {
+            shutdown.await;
+            mcp_stop.cancel();
+        };
         let sweep = tokio::spawn({
             let state = state.clone();
             async move { state.runs().sweep(options.sweep_every).await }

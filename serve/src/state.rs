@@ -61,6 +61,12 @@ impl AppState {
         self.0.taskflow.bind(owner)
     }
 
+    /// The one engine of the process, acting for serve's own owner (for a caller that picks
+    /// the owner of each run itself).
+    pub fn any_engine(&self) -> &Engine {
+        &self.0.engine
+    }
+
     /// The engine acting for `owner`: the one engine of the process, so every owner's
     /// checkpoints are committed together.
     pub fn engine(&self, owner: &str) -> Result<Engine, taskflow_store::Error> {
