@@ -31,8 +31,9 @@ pub struct McpServeArgs {
     pub workers: u64,
 
     /// When the session ends, how long running steps get to reach their checkpoint, in
-    /// milliseconds
-    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    /// milliseconds; then they are stopped (and run again when the flow is resumed). MCP
+    /// clients give a server about 2 s after closing its stdin before they kill it
+    #[arg(long, value_name = "MS", default_value_t = 1_500)]
     pub grace_ms: u64,
 
     #[command(flatten)]
