@@ -40,7 +40,8 @@ pub struct RunPipeline {
     /// to the folder the server was started in, and the pipeline's own relative paths to the
     /// file's folder. Give this or `pipeline`.
     pub file: Option<String>,
-    /// The pipeline itself, as the TOML text of a pipeline file. Give this or `file`.
+    /// The pipeline itself, as the TOML text of a pipeline file; relative paths in it are
+    /// relative to the folder the server runs in. Give this or `file`.
     pub pipeline: Option<String>,
     /// Give the flow this id (1 to 128 of `A-Z a-z 0-9 . _ : @ -`). If your flow with this id
     /// exists and runs the same pipeline, it is found instead of created, so a call can be
