@@ -118,7 +118,7 @@ impl From<taskflow_engine::Error> for CliError {
 
 impl From<taskflow_api::ApiError> for CliError {
     /// An api failure: a store failure as above, a request that makes no sense as a usage
-    /// error, the rest as failures with the api's hint.
+    /// error, the rest (a refusal among them) as failures with the api's hint.
     fn from(error: taskflow_api::ApiError) -> Self {
         use taskflow_api::ApiError;
         let hint = error.hint().map(str::to_owned);

@@ -10,11 +10,13 @@
 pub mod agent;
 pub mod engine;
 pub mod pipeline;
+pub mod runs;
 pub mod schedule;
 pub mod waits;
 
 pub use engine::{Engine, EngineError, EngineOptions, Progress, ProgressSink, RunControl};
 pub use pipeline::{FlowSpec, Plan, RetryPolicy, StepSpec};
+pub use runs::Runs;
 pub use taskflow_tools as tools;
 pub use taskflow_tools::{
     Action, ActionError, ActionFuture, ActionResult, Actions, StepContext, Tool, Tools,

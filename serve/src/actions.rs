@@ -3,10 +3,9 @@
 //! a script (the same checks, the same store call, the same run started afterwards).
 
 use serde_json::Value;
-use taskflow_api::schedules;
+use taskflow_api::{control, schedules};
 use taskflow_store::{
     ApprovalDecision, CancelOutcome, Flow, FlowId, FlowStatus, Schedule, Signal, Slot, Timestamp,
-    rules,
 };
 
 use crate::blocking::blocking;
@@ -30,16 +29,7 @@ pub async fn cancel(state: &AppState, owner: &str, id: FlowId) -> Result<CancelO
 /// the flow as it was when the run was asked for.
 pub async fn resume(state: &AppState, owner: &str, id: FlowId) -> Result<Flow, HttpError> {
     let handle = state.handle(owner)?;
-    let flow = blocking(move || {
-        let flow = handle.flow_without_spec(&id)?;
-        if flow.status != FlowStatus::Failed {
-            handle.check_resume(&id)?;
-        } else {
-            rules::check_managed(&flow, "resume")?;
-        }
-        Ok(flow)
-    })
-    .await?;
+    let flow = blocking(move || control::check_resumable(&handle, &id)).await?;
     state.runs().start(owner, &flow.id);
     Ok(flow)
 }
@@ -120,7 +110,7 @@ pub async fn resume_schedule(
     name: String,
 ) -> Result<Schedule, HttpError> {
     let handle = state.handle(owner)?;
-    api_blocking(move || schedules::resume(&handle, &name, Timestamp::now())).await
+    blocking(move || schedules::resume(&handle, &name, Timestamp::now())).await
 }
 
 /// Fires a slot of schedule `name` now; serve runs its flow.
@@ -130,21 +120,9 @@ pub async fn trigger_schedule(
     name: String,
 ) -> Result<Slot, HttpError> {
     let handle = state.handle(owner)?;
-    let slot = api_blocking(move || schedules::trigger(&handle, &name, Timestamp::now())).await?;
+    let slot = blocking(move || schedules::trigger(&handle, &name, Timestamp::now())).await?;
     if let Some(flow) = &slot.flow_id {
         state.runs().start(owner, flow);
     }
     Ok(slot)
-}
-
-/// Runs an api call on a blocking thread.
-async fn api_blocking<T, F>(work: F) -> Result<T, HttpError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> taskflow_api::Result<T> + Send + 'static,
-{
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| HttpError::refused("the request stopped"))?
-        .map_err(HttpError::from)
 }

@@ -1,6 +1,6 @@
-//! The HTTP API and the dashboard as one router: every route, the body limit, the timeout of
-//! every request but the event stream (a slow client cannot hold a request, or the engine, for
-//! longer), and the refusal of other sites' requests.
+//! The HTTP API, the MCP endpoint and the dashboard as one router: every route, the body
+//! limit, the timeout of every request but the event stream and MCP's (a slow client cannot
+//! hold a request, or the engine, for longer), and the refusal of other sites' requests.
 
 use std::time::Duration;
 
@@ -8,17 +8,33 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Router, middleware};
+use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::error::HttpError;
 use crate::openapi;
-use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, schedules, signals};
+use crate::routes::{
+    approvals, control, events, flows, graph, mcp, meta, mirrored, schedules, signals,
+};
 use crate::state::AppState;
 use crate::{dashboard, guard};
 
-/// The API, with `body_limit` on request bodies and `timeout` on every request but the event
-/// stream (a slow client cannot hold a request, or the engine, for longer).
-pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
+/// How the router is set up.
+pub struct RouterOptions {
+    pub body_limit: usize,
+    /// The longest a request may take (the event stream and MCP's streams excepted).
+    pub timeout: Duration,
+    /// Serve listens on loopback (MCP then accepts only loopback host names).
+    pub loopback: bool,
+    /// Fired, the MCP sessions end.
+    pub mcp_stop: CancellationToken,
+}
+
+/// The API, with the body limit on request bodies and the timeout on every request but the
+/// event stream and MCP's (a slow client cannot hold a request, or the engine, for longer).
+pub fn router(state: AppState, options: RouterOptions) -> Router {
+    let RouterOptions { body_limit, timeout, loopback, mcp_stop } = options;
+    let mcp = mcp::endpoint(&state, body_limit, loopback, mcp_stop);
     let requests = Router::new()
         .route("/healthz", get(meta::healthz))
         .route("/openapi.json", get(openapi::document))
@@ -41,6 +57,7 @@ pub fn router(state: AppState, body_limit: usize, timeout: Duration) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
     Router::new()
         .route("/v1/events", get(events::events))
+        .merge(mcp)
         .merge(requests)
         .merge(
             dashboard::router()

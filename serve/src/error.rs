@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use taskflow_api::ApiError;
+use taskflow_api::{ApiError, ErrorCode};
 use taskflow_engine::EngineError;
-use taskflow_store::{Error, StorageErrorKind};
+use taskflow_store::Error;
 use utoipa::ToSchema;
 
 /// An answer that is an error.
@@ -67,6 +67,19 @@ impl HttpError {
         HttpError::new(StatusCode::NOT_FOUND, "not_found", what)
     }
 
+    /// An error of kind `code`, with the status that says it.
+    pub fn of(code: ErrorCode, message: impl Into<String>) -> Self {
+        let status = match code {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        HttpError::new(status, code.as_str(), message)
+    }
+
     pub fn with(mut self, key: &str, value: Value) -> Self {
         self.details.insert(key.to_owned(), value);
         self
@@ -85,38 +98,17 @@ impl IntoResponse for HttpError {
 
 impl From<Error> for HttpError {
     fn from(error: Error) -> Self {
-        let message = error.to_string();
+        let code = ErrorCode::of_store(&error);
+        let answer = HttpError::of(code, error.to_string());
         match error {
-            Error::NotFound { .. } | Error::ScheduleNotFound { .. } => {
-                HttpError::not_found(message)
-            }
             Error::RevisionConflict { current, .. } => {
-                HttpError::new(StatusCode::CONFLICT, "conflict", message)
-                    .with("current_revision", json!(current))
+                answer.with("current_revision", json!(current))
             }
-            Error::IdTaken { .. } | Error::LeaseHeld { .. } | Error::AlreadyDecided { .. } => {
-                HttpError::new(StatusCode::CONFLICT, "conflict", message)
+            Error::NoApproval { pending, .. } => answer.with("pending", json!(pending)),
+            Error::IllegalTransition { from, to } => {
+                answer.with("from", json!(from.as_str())).with("to", json!(to.as_str()))
             }
-            Error::NoApproval { pending, .. } => {
-                HttpError::refused(message).with("pending", json!(pending))
-            }
-            Error::IllegalTransition { from, to } => HttpError::refused(message)
-                .with("from", json!(from.as_str()))
-                .with("to", json!(to.as_str())),
-            Error::Storage(storage) => match storage.kind {
-                StorageErrorKind::Locked
-                | StorageErrorKind::Unavailable
-                | StorageErrorKind::Full
-                | StorageErrorKind::Io
-                | StorageErrorKind::ReadOnly => {
-                    HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-                }
-                _ => HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
-            },
-            Error::Json(_) | Error::Io { .. } | Error::NoDataDir => {
-                HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-            }
-            _ => HttpError::refused(message),
+            _ => answer,
         }
     }
 }
@@ -139,11 +131,7 @@ impl From<ApiError> for HttpError {
         match error {
             ApiError::Store(error) => error.into(),
             ApiError::Engine(error) => error.into(),
-            ApiError::IdTaken { .. } => {
-                HttpError::new(StatusCode::CONFLICT, "conflict", error.to_string())
-            }
-            ApiError::Invalid { message, .. } => HttpError::bad_request(message),
-            ApiError::Config { message, .. } => HttpError::refused(message),
+            other => HttpError::of(other.code(), other.to_string()),
         }
     }
 }

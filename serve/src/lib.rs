@@ -27,7 +27,6 @@ mod feed;
 mod guard;
 mod openapi;
 mod routes;
-mod runs;
 mod schedule_bodies;
 mod scheduler;
 mod sessions;
@@ -40,9 +39,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use taskflow_api::ServeToken;
-use taskflow_engine::Engine;
+use taskflow_engine::{Engine, Runs};
 use taskflow_store::TaskFlow;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use openapi::ApiDoc;
 
@@ -50,7 +50,6 @@ use feed::Feed;
 
 /// How often events past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-use runs::Runs;
 use state::AppState;
 
 /// How serve runs.
@@ -158,7 +157,21 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let Server { listener, state, options } = self;
-        let app = app::router(state.clone(), options.body_limit, options.request_timeout);
+        let mcp_stop = CancellationToken::new();
+        let app = app::router(
+            state.clone(),
+            app::RouterOptions {
+                body_limit: options.body_limit,
+                timeout: options.request_timeout,
+                loopback: options.listen.ip().is_loopback(),
+                mcp_stop: mcp_stop.clone(),
+            },
+        );
+        // MCP's event streams stay open until told: they end when serve stops accepting.
+        let shutdown = async move {
+            shutdown.await;
+            mcp_stop.cancel();
+        };
         let sweep = tokio::spawn({
             let state = state.clone();
             async move { state.runs().sweep(options.sweep_every).await }

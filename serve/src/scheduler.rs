@@ -12,7 +12,7 @@ use std::time::Duration;
 use taskflow_engine::schedule::Scheduler;
 use taskflow_store::{TaskFlow, Timestamp};
 
-use crate::runs::Runs;
+use taskflow_engine::Runs;
 
 /// The longest the loop sleeps before it looks again.
 pub const LOOK_EVERY: Duration = Duration::from_millis(200);

@@ -9,8 +9,8 @@ use taskflow_engine::Engine;
 use taskflow_store::{OwnerHandle, TaskFlow};
 
 use crate::feed::Feed;
-use crate::runs::Runs;
 use crate::sessions::Sessions;
+use taskflow_engine::Runs;
 
 /// Cheap to clone; one per process.
 #[derive(Clone)]
@@ -75,6 +75,12 @@ impl AppState {
     /// `owner`'s view of the store. Owners are checked by the store when bound.
     pub fn handle(&self, owner: &str) -> Result<OwnerHandle, taskflow_store::Error> {
         self.0.taskflow.bind(owner)
+    }
+
+    /// The one engine of the process, acting for serve's own owner (for a caller that picks
+    /// the owner of each run itself).
+    pub fn any_engine(&self) -> &Engine {
+        &self.0.engine
     }
 
     /// The engine acting for `owner`: the one engine of the process, so every owner's

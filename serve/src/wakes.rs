@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use taskflow_store::{TaskFlow, Timestamp};
 
-use crate::runs::Runs;
+use taskflow_engine::Runs;
 
 /// The longest the task sleeps before it looks again: a signal sent by another process (the
 /// CLI, another serve) makes a flow due without telling this one.

@@ -13,8 +13,8 @@ use taskflow_engine::Engine;
 use taskflow_store::TaskFlow;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::runs::Runs;
 use crate::wakes;
+use taskflow_engine::Runs;
 
 /// How a worker runs.
 #[derive(Debug, Clone)]

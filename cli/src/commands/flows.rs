@@ -5,10 +5,10 @@
 //! engine, like `taskflow run`.
 
 use clap::{Args, Subcommand};
-use taskflow_api::database;
 use taskflow_api::graph::{self, Graph};
+use taskflow_api::{approvals, database};
 use taskflow_engine::agent::Budget;
-use taskflow_engine::{ApprovalDecision, FlowId, FlowStatus, ListQuery, OwnerHandle, StatusFilter};
+use taskflow_engine::{ApprovalDecision, FlowId, ListQuery, OwnerHandle, StatusFilter};
 
 use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};
@@ -267,7 +267,7 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
             let id = flow_id(id)?;
             let call_id = match call_id {
                 Some(call_id) => call_id.clone(),
-                None => the_pending_call(&handle, &id)?,
+                None => approvals::pending_call(&handle, &id)?,
             };
             let decision = ApprovalDecision { approved: !deny, reason: reason.clone() };
             let (signal, flow) = handle
@@ -320,36 +320,6 @@ fn fork(global: &GlobalArgs, id: &str, from_step: &str, runner: &RunnerArgs) -> 
         }
         drive(&engine, fork.id, global.json, runner.detach).await
     })
-}
-
-/// The one call flow `id` waits for a decision about; none or several is an error that says
-/// which.
-fn the_pending_call(handle: &OwnerHandle, id: &FlowId) -> CliResult<String> {
-    let flow = handle.flow_without_spec(id)?;
-    let pending = match flow.status {
-        FlowStatus::Waiting => taskflow_store::wait::approvals(flow.wait.as_ref()),
-        _ => Vec::new(),
-    };
-    match pending.as_slice() {
-        [(request, _)] => Ok(request.call_id.clone()),
-        [] => Err(CliError::failure(format!(
-            "flow {id} is {} and waits for no approval",
-            flow.status
-        ))
-        .with_hint(format!("`taskflow flows inspect {id}` shows what it does"))),
-        several => {
-            let calls: Vec<String> = several
-                .iter()
-                .map(|(request, _)| format!("{} ({})", request.call_id, request.tool))
-                .collect();
-            Err(CliError::usage(format!(
-                "flow {id} waits for {} approvals: {}",
-                several.len(),
-                calls.join(", ")
-            ))
-            .with_hint(format!("name the call: `taskflow flows approve {id} CALL_ID`")))
-        }
-    }
 }
 
 /// A decision the store refused, with what to do about it.

@@ -16,6 +16,7 @@ use taskflow_serve::{ServeError, ServeOptions, Server};
 use crate::drive::{RunnerArgs, runtime};
 use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
+use crate::shutdown::shutdown;
 
 #[derive(Debug, Args)]
 #[command(
@@ -79,29 +80,6 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> CliResult {
         drop(out);
         server.run(shutdown()).await.map_err(serve_error)
     })
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub(crate) async fn shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn serve_error(error: ServeError) -> CliError {

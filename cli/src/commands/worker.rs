@@ -92,7 +92,7 @@ pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> CliResult {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
         drop(out);
-        work(taskflow, engine, options, wake_ups, super::serve::shutdown()).await;
+        work(taskflow, engine, options, wake_ups, crate::shutdown::shutdown()).await;
         Ok::<_, CliError>(())
     });
     stopped.store(true, Ordering::Release);

@@ -52,7 +52,10 @@ pub async fn page(
     let read = match state.handle(&viewer.owner) {
         Ok(handle) => {
             blocking(move || {
-                Ok(Read { inspection: handle.inspect(&id)?, revisions: handle.history(&id)? })
+                Ok::<_, taskflow_store::Error>(Read {
+                    inspection: handle.inspect(&id)?,
+                    revisions: handle.history(&id)?,
+                })
             })
             .await
         }

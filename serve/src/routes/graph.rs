@@ -50,7 +50,10 @@ pub async fn graph(
     }
     let id = flow_id(&id)?;
     let handle = state.handle(&owner)?;
-    let graph = blocking(move || Ok(Graph::of(&handle.flow(&id)?, &handle.steps(&id)?))).await?;
+    let graph = blocking(move || {
+        Ok::<_, taskflow_store::Error>(Graph::of(&handle.flow(&id)?, &handle.steps(&id)?))
+    })
+    .await?;
     let (body, content_type) = match format.as_str() {
         "dot" => (graph::dot::write(&graph), "text/vnd.graphviz; charset=utf-8"),
         "mermaid" => (graph::mermaid::write(&graph), "text/plain; charset=utf-8"),

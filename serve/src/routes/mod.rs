@@ -5,6 +5,7 @@ pub mod control;
 pub mod events;
 pub mod flows;
 pub mod graph;
+pub mod mcp;
 pub mod meta;
 pub mod mirrored;
 pub mod schedules;

@@ -1,10 +1,11 @@
-//! The flows this process runs, and recovery. Serve runs a managed flow when it is submitted or
-//! resumed through the API, and adopts, at start and then every sweep interval (or as soon as a
-//! worker frees up, or a waiting flow is due), every flow of the database, of any owner, that no
-//! live runner holds: queued, running under a lease whose holder is gone or that expired, or
-//! waiting and due. At most `workers`
-//! flows run at once; the others stay queued for the next sweep. Leases decide who runs a flow,
-//! so a CLI run beside serve, or a second serve, is never run twice.
+//! The flows one process runs in the background, and recovery. A front end (serve, the MCP
+//! server) starts a managed flow here when it is submitted, resumed or made due, and a
+//! process that recovers (serve) has [`Runs::sweep`] adopt, at start and then every sweep
+//! interval (or as soon as a worker frees up, or a waiting flow is due), every flow of the
+//! database, of any owner, that no live runner holds: queued, running under a lease whose
+//! holder is gone or that expired, or waiting and due. At most `workers` flows run at once; the
+//! others stay queued for the next sweep. Leases decide who runs a flow, so a CLI run beside
+//! serve, or a second serve, is never run twice.
 //!
 //! On shutdown the runs are drained (they start nothing new and give their flow back once their
 //! running steps have reached a checkpoint), then, after the grace period, stopped.
@@ -14,11 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use taskflow_engine::engine::quiet;
-use taskflow_engine::{Engine, RunControl};
 use taskflow_store::{FlowId, TaskFlow};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
+
+use crate::engine::{Engine, RunControl, quiet};
 
 /// Most flows one sweep looks at.
 const SWEEP_LIMIT: u32 = 500;
