@@ -31,6 +31,12 @@ pub fn location(named: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
+/// The folder the stderr of MCP servers goes to (`NAME.log` each): `mcp-logs` beside the
+/// database.
+pub fn mcp_log_dir(database: &Path) -> PathBuf {
+    database.parent().unwrap_or_else(|| Path::new(".")).join("mcp-logs")
+}
+
 /// The database at `path` to read from; `None` when there is no file, which holds no flows.
 pub fn open_existing(path: &Path) -> Result<Option<TaskFlow>> {
     if !path.exists() {

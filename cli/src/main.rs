@@ -47,6 +47,8 @@ pub enum Command {
     Flows(commands::flows::FlowsArgs),
     /// Print the manual page, or write one page per command into a folder
     Man(commands::man::ManArgs),
+    /// MCP servers: list the configured ones and the tools agents get from them
+    Mcp(commands::mcp::McpArgs),
     /// Turn tagged tool-call text (stdin by default) into the normalized message, as JSON
     Parse(commands::parse::ParseArgs),
     /// Serve an OpenAI-compatible endpoint in front of a model server that turns tool calls
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => commands::doctor::run(&cli.global, args),
         Command::Flows(args) => commands::flows::run(&cli.global, args),
         Command::Man(args) => commands::man::run(&cli.global, args),
+        Command::Mcp(args) => commands::mcp::run(&cli.global, args),
         Command::Parse(args) => commands::parse::run(&cli.global, args),
         Command::Proxy(args) => commands::proxy::run(&cli.global, args),
         Command::Run(args) => commands::run::run(&cli.global, args),

@@ -4,8 +4,8 @@
 //! config file's `[approvals]`) set which tools wait for a person's decision and which never
 //! run. `--budget-tokens` and `--budget-cost` cap what the run may spend (the price of its
 //! model from the config file's `[prices."MODEL"]` is stored with it); a spent budget leaves the
-//! flow `blocked` before the next model call. (`--max-tokens` is the per-answer limit every
-//! command that asks a model shares.)
+//! flow `blocked` before the next model call. `--mcp` adds the tools of MCP servers of the config
+//! file. (`--max-tokens` is the per-answer limit every command that asks a model shares.)
 
 use std::path::PathBuf;
 
@@ -23,7 +23,8 @@ use crate::provider_args::{ProviderArgs, SamplingArgs};
     --workspace examples/agent/workspace 'What is left to do in this project?'\n  \
     KIMI_API_KEY=… taskflow agent --provider kimi-code --workspace . --allow-command ls,cargo 'Why does the build fail?'\n\n\
     The tools are read_file, list_dir, write_file (inside --workspace), fetch_url and run_command \
-    (only the programs of --allow-command). A call of an --ask tool waits for \
+    (only the programs of --allow-command), and with --mcp the tools of MCP servers (`taskflow mcp \
+    list` shows them). A call of an --ask tool waits for \
     `taskflow flows approve ID`, in the foreground or, with --detach, after this command exits. \
     If the run stops, `taskflow flows resume ID` continues it.")]
 pub struct AgentArgs {
@@ -34,6 +35,12 @@ pub struct AgentArgs {
     /// run_command]
     #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
     pub tools: Vec<String>,
+
+    /// MCP servers of the config file's [mcp_servers] whose tools are offered too, as
+    /// NAME__TOOL; each is started (or reached) before the first model call, its stderr goes
+    /// to mcp-logs/NAME.log beside the database, and it is shut down when the run ends
+    #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
+    pub mcp: Vec<String>,
 
     /// The folder the file tools are confined to
     #[arg(long, value_name = "DIR", default_value = ".")]
@@ -117,6 +124,12 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         provider: settings.choice()?,
         tools: args
             .tools
+            .iter()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .collect(),
+        mcp: args
+            .mcp
             .iter()
             .map(|name| name.trim().to_owned())
             .filter(|name| !name.is_empty())

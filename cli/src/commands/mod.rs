@@ -6,6 +6,8 @@ pub mod completions;
 pub mod doctor;
 pub mod flows;
 pub mod man;
+pub mod mcp;
+pub mod mcp_list;
 pub mod parse;
 pub mod proxy;
 pub mod run;
