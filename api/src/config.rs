@@ -278,11 +278,11 @@ api_key = "sk-from-file"
         for (text, expected) in [
             (
                 "[mcp_servers.docs]\nurl = \"http://127.0.0.1:1/mcp\"\ncommand = \"x\"\n",
-                "config.toml:1:1: [mcp_servers.docs] has both `command` and `url`",
+                "config.toml:1:2: [mcp_servers.docs] has both `command` and `url`",
             ),
             (
                 "[defaults]\n\n[mcp_servers.fx]\ncommand = \"x\"\ntimeout = 3\n",
-                "config.toml:3:1: [mcp_servers.fx]: unknown key `timeout`",
+                "config.toml:3:2: [mcp_servers.fx]: unknown key `timeout`",
             ),
         ] {
             std::fs::write(&path, text).unwrap();
