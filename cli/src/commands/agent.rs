@@ -94,11 +94,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
     let config = Config::load()?;
     let defaults = config.defaults;
     let names = |given: &[String], configured: Vec<String>| -> Vec<String> {
-        let given: Vec<String> = given
-            .iter()
-            .map(|name| name.trim().to_owned())
-            .filter(|name| !name.is_empty())
-            .collect();
+        let given = trimmed(given);
         if given.is_empty() { configured } else { given }
     };
     let approvals = Approvals {
@@ -122,18 +118,8 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         prompt: args.prompt.clone(),
         system: args.sampling.system.clone(),
         provider: settings.choice()?,
-        tools: args
-            .tools
-            .iter()
-            .map(|name| name.trim().to_owned())
-            .filter(|name| !name.is_empty())
-            .collect(),
-        mcp: args
-            .mcp
-            .iter()
-            .map(|name| name.trim().to_owned())
-            .filter(|name| !name.is_empty())
-            .collect(),
+        tools: trimmed(&args.tools),
+        mcp: trimmed(&args.mcp),
         workspace,
         allowed_commands,
         max_turns: args.max_turns.or(defaults.max_turns).unwrap_or(DEFAULT_MAX_TURNS),
@@ -151,6 +137,11 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         }
         drive(&engine, flow.id, global.json, args.runner.detach).await
     })
+}
+
+/// The names given, trimmed, without empty ones (`--tools a,,b`).
+fn trimmed(names: &[String]) -> Vec<String> {
+    names.iter().map(|name| name.trim().to_owned()).filter(|name| !name.is_empty()).collect()
 }
 
 /// A budget in dollars: a finite amount above zero.
