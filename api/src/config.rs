@@ -1,6 +1,6 @@
 //! The config file: default provider and model, named providers (a preset with its own
 //! address, model and key variable), agent defaults, the approval policy of agent tools and
-//! the price of each model (for cost budgets).
+//! the price of each model (for cost budgets), and the MCP servers agents may use.
 //! Command-line flags override it.
 //!
 //! It is read from `TASKFLOW_CONFIG` if set, else `$XDG_CONFIG_HOME/taskflow/config.toml`,
@@ -23,6 +23,15 @@
 //! [serve.tokens]
 //! ci = { owner = "ci", token_env = "TASKFLOW_CI_TOKEN" }
 //!
+//! [mcp_servers.files]
+//! command = "npx"
+//! args = ["-y", "@modelcontextprotocol/server-filesystem", "/srv/notes"]
+//! disabled_tools = ["write_file"]
+//!
+//! [mcp_servers.docs]
+//! url = "https://mcp.example.com/mcp"
+//! bearer_token_env_var = "DOCS_MCP_TOKEN"
+//!
 //! [providers.local]
 //! preset = "vllm"
 //! base_url = "http://127.0.0.1:8000/v1"
@@ -34,6 +43,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use taskflow_engine::tools::mcp::{McpServers, McpSettings};
 use taskflow_providers::{ApiKey, ProviderConfig};
 
 use crate::error::{ApiError, Result};
@@ -55,6 +65,9 @@ pub struct Config {
     /// What each model costs (US dollars per million tokens), for cost budgets.
     #[serde(default)]
     pub prices: BTreeMap<String, taskflow_engine::agent::Price>,
+    /// The MCP servers agents may use (`--mcp NAME`), each checked whole when the file is read.
+    #[serde(default)]
+    pub mcp_servers: McpServers,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -138,7 +151,7 @@ impl Config {
                 message: format!("{}{position}: {}", path.display(), error.message().trim()),
                 hint: Some(
                     "the config file is TOML: [defaults], [providers.NAME], [approvals], \
-                     [prices.\"MODEL\"] and [serve] tables"
+                     [prices.\"MODEL\"], [mcp_servers.NAME] and [serve] tables"
                         .to_owned(),
                 ),
             }
@@ -176,6 +189,14 @@ impl Config {
             config.api_key = Some(key);
         }
         Ok(config)
+    }
+
+    /// The MCP servers of this file, their logs beside the database at `database`.
+    pub fn mcp_settings(&self, database: &Path) -> McpSettings {
+        McpSettings {
+            servers: self.mcp_servers.clone(),
+            logs: Some(crate::database::mcp_log_dir(database)),
+        }
     }
 
     /// Whether `name` names a provider (a preset or one of this file).
@@ -248,6 +269,30 @@ api_key = "sk-from-file"
         assert_eq!(approvals.policy("read_file"), Approval::Allow);
         assert!(config("").approvals.is_empty());
         assert!(toml::from_str::<Config>("[approvals]\nallow = [\"x\"]").is_err());
+    }
+
+    #[test]
+    fn a_bad_mcp_server_table_is_an_error_with_its_position_server_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        for (text, expected) in [
+            (
+                "[mcp_servers.docs]\nurl = \"http://127.0.0.1:1/mcp\"\ncommand = \"x\"\n",
+                "config.toml:1:2: [mcp_servers.docs] has both `command` and `url`",
+            ),
+            (
+                "[defaults]\n\n[mcp_servers.fx]\ncommand = \"x\"\ntimeout = 3\n",
+                "config.toml:3:2: [mcp_servers.fx]: unknown key `timeout`",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let error = Config::read(&path).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error:?} lacks {expected:?}");
+        }
+        std::fs::write(&path, "[mcp_servers.fx]\ncommand = \"python3\"\n").unwrap();
+        let settings = Config::read(&path).unwrap().mcp_settings(&dir.path().join("flows.db"));
+        assert!(settings.servers.get("fx").is_some());
+        assert_eq!(settings.log_dir(), dir.path().join("mcp-logs"));
     }
 
     #[test]

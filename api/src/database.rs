@@ -62,6 +62,18 @@ fn open_postgres(url: &str) -> Result<TaskFlow> {
     Ok(taskflow_store_postgres::open(url, &options)?)
 }
 
+/// The folder the stderr of MCP servers goes to (`NAME.log` each): `mcp-logs` beside the
+/// database file, or in the default data folder for a PostgreSQL database.
+pub fn mcp_log_dir(database: &Path) -> PathBuf {
+    let beside = match postgres_url(database) {
+        Some(_) => taskflow_store_sqlite::default_path()
+            .ok()
+            .and_then(|path| path.parent().map(Path::to_path_buf)),
+        None => database.parent().map(Path::to_path_buf),
+    };
+    beside.unwrap_or_else(|| PathBuf::from(".")).join("mcp-logs")
+}
+
 /// The database at `path` to read from; `None` when there is no file, which holds no flows.
 /// A PostgreSQL database is always there (its schema is made when missing).
 pub fn open_existing(path: &Path) -> Result<Option<TaskFlow>> {

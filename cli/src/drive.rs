@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use taskflow_api::{Durability, ProviderSettings, database};
+use taskflow_api::{Config, Durability, ProviderSettings, database};
 use taskflow_engine::agent::AgentSpec;
 use taskflow_engine::{
     Actions, Engine, EngineError, EngineOptions, Flow, FlowId, FlowStatus, Progress, ProgressSink,
@@ -44,12 +44,16 @@ fn parse_durability(text: &str) -> Result<Durability, String> {
     text.parse().map_err(|error: taskflow_engine::Error| error.to_string())
 }
 
-/// An engine over the database of `--db` (created if missing) for the resolved owner.
+/// An engine over the database of `--db` (created if missing) for the resolved owner, with the
+/// config file's MCP servers (their logs beside the database).
 pub(crate) fn open_engine(global: &GlobalArgs, runner: &RunnerArgs) -> CliResult<Engine> {
     let path = database::location(global.db.as_deref())?;
     let handle = database::open_for_running(&path, runner.durability)?.bind(global.owner())?;
     let (providers, _) = ProviderSettings::default().factory()?;
-    Ok(Engine::new(handle, Actions::builtin(), EngineOptions::default()).with_providers(providers))
+    let mcp = Config::load()?.mcp_settings(&path);
+    Ok(Engine::new(handle, Actions::builtin(), EngineOptions::default())
+        .with_providers(providers)
+        .with_mcp(mcp))
 }
 
 pub(crate) fn runtime() -> CliResult<tokio::runtime::Runtime> {

@@ -48,7 +48,7 @@ pub enum Command {
     Flows(commands::flows::FlowsArgs),
     /// Print the manual page, or write one page per command into a folder
     Man(commands::man::ManArgs),
-    /// taskflow and MCP: serve your flows to other agents as tools
+    /// MCP: list the configured servers and their tools, or serve your flows to other agents
     Mcp(commands::mcp::McpArgs),
     /// Turn tagged tool-call text (stdin by default) into the normalized message, as JSON
     Parse(commands::parse::ParseArgs),

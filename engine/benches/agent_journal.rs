@@ -137,6 +137,7 @@ fn main() {
         provider: ProviderChoice { provider: "replay".into(), ..ProviderChoice::default() },
         tools: vec![],
         workspace,
+        mcp: vec![],
         allowed_commands: vec![],
         max_turns: turns as u32 + 1,
         max_tokens: None,

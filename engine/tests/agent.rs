@@ -123,6 +123,7 @@ fn spec(max_turns: u32) -> AgentSpec {
         provider: ProviderChoice { provider: "replay".into(), ..ProviderChoice::default() },
         tools: vec![],
         workspace: example("workspace"),
+        mcp: vec![],
         allowed_commands: vec![],
         max_turns,
         max_tokens: None,

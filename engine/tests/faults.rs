@@ -118,6 +118,7 @@ fn agent_spec() -> AgentSpec {
         provider: ProviderChoice { provider: "replay".into(), ..ProviderChoice::default() },
         tools: vec![],
         workspace: example("workspace"),
+        mcp: vec![],
         allowed_commands: vec![],
         max_turns: 10,
         max_tokens: None,

@@ -1,7 +1,8 @@
 //! What an agent run is, stored on its flow (as `{"agent": …}`) so that a resume runs the same
 //! agent: the prompt, the provider and model, the tools and what they may touch, the turn
-//! limit, which tools need a person's approval, what it may spend. It holds no secret: keys come from the
-//! environment of whichever process runs it.
+//! limit, which tools need a person's approval, what it may spend, the MCP servers it uses (by
+//! name). It holds no secret: keys come from the environment of whichever process runs it, and
+//! MCP servers from its config file.
 
 use std::path::PathBuf;
 
@@ -28,6 +29,11 @@ pub struct AgentSpec {
     pub tools: Vec<String>,
     /// The folder the file tools are confined to (absolute).
     pub workspace: PathBuf,
+    /// The MCP servers whose tools are offered too, by their names in the config file's
+    /// `[mcp_servers]`: only the names are stored (no command, address, variable or token), and
+    /// each run, a resume too, connects the servers the config file names so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp: Vec<String>,
     /// Programs `run_command` may start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_commands: Vec<String>,

@@ -1,7 +1,7 @@
 //! `taskflow-tools`: what a step of a flow runs. The step contract ([`StepContext`],
 //! [`ActionError`], [`ChildFlows`]), the [`Action`] and [`Tool`] traits with their registries
 //! ([`Actions`], [`Tools`], keyed by names known at run time), the built-in actions
-//! ([`actions`]) and tools ([`tools`]), and the confinement of file tools to a folder
+//! ([`actions`]) and tools ([`tools`]), the tools of MCP servers ([`mcp`]), and the confinement of file tools to a folder
 //! ([`Workspace`]).
 //!
 //! Nothing here names the engine or a store backend: an engine runs actions through this
@@ -12,6 +12,7 @@ pub mod actions;
 mod agent_spec;
 pub mod budget;
 mod http;
+pub mod mcp;
 mod process;
 mod step;
 mod tool;

@@ -61,8 +61,9 @@ fn signal(group: Option<i32>, signal: i32) {
     }
 }
 
+/// On Linux, the child is killed when the process that started it dies.
 #[cfg(target_os = "linux")]
-fn die_with_parent(command: &mut tokio::process::Command) {
+pub(crate) fn die_with_parent(command: &mut tokio::process::Command) {
     // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which
     // is async-signal-safe.
     unsafe {
@@ -74,4 +75,4 @@ fn die_with_parent(command: &mut tokio::process::Command) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut tokio::process::Command) {}
+pub(crate) fn die_with_parent(_command: &mut tokio::process::Command) {}

@@ -4,8 +4,8 @@
 //! config file's `[approvals]`) set which tools wait for a person's decision and which never
 //! run. `--budget-tokens` and `--budget-cost` cap what the run may spend (the price of its
 //! model from the config file's `[prices."MODEL"]` is stored with it); a spent budget leaves the
-//! flow `blocked` before the next model call. (`--max-tokens` is the per-answer limit every
-//! command that asks a model shares.)
+//! flow `blocked` before the next model call. `--mcp` adds the tools of MCP servers of the config
+//! file. (`--max-tokens` is the per-answer limit every command that asks a model shares.)
 
 use std::path::PathBuf;
 
@@ -23,7 +23,8 @@ use crate::provider_args::{ProviderArgs, SamplingArgs};
     --workspace examples/agent/workspace 'What is left to do in this project?'\n  \
     KIMI_API_KEY=… taskflow agent --provider kimi-code --workspace . --allow-command ls,cargo 'Why does the build fail?'\n\n\
     The tools are read_file, list_dir, write_file (inside --workspace), fetch_url and run_command \
-    (only the programs of --allow-command). A call of an --ask tool waits for \
+    (only the programs of --allow-command), and with --mcp the tools of MCP servers (`taskflow mcp \
+    list` shows them). A call of an --ask tool waits for \
     `taskflow flows approve ID`, in the foreground or, with --detach, after this command exits. \
     If the run stops, `taskflow flows resume ID` continues it.")]
 pub struct AgentArgs {
@@ -34,6 +35,12 @@ pub struct AgentArgs {
     /// run_command]
     #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
     pub tools: Vec<String>,
+
+    /// MCP servers of the config file's [mcp_servers] whose tools are offered too, as
+    /// NAME__TOOL; each is started (or reached) before the first model call, its stderr goes
+    /// to mcp-logs/NAME.log beside the database, and it is shut down when the run ends
+    #[arg(long, value_delimiter = ',', value_name = "NAME,…")]
+    pub mcp: Vec<String>,
 
     /// The folder the file tools are confined to
     #[arg(long, value_name = "DIR", default_value = ".")]
@@ -87,11 +94,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
     let config = Config::load()?;
     let defaults = config.defaults;
     let names = |given: &[String], configured: Vec<String>| -> Vec<String> {
-        let given: Vec<String> = given
-            .iter()
-            .map(|name| name.trim().to_owned())
-            .filter(|name| !name.is_empty())
-            .collect();
+        let given = trimmed(given);
         if given.is_empty() { configured } else { given }
     };
     let approvals = Approvals {
@@ -115,12 +118,8 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         prompt: args.prompt.clone(),
         system: args.sampling.system.clone(),
         provider: settings.choice()?,
-        tools: args
-            .tools
-            .iter()
-            .map(|name| name.trim().to_owned())
-            .filter(|name| !name.is_empty())
-            .collect(),
+        tools: trimmed(&args.tools),
+        mcp: trimmed(&args.mcp),
         workspace,
         allowed_commands,
         max_turns: args.max_turns.or(defaults.max_turns).unwrap_or(DEFAULT_MAX_TURNS),
@@ -138,6 +137,11 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         }
         drive(&engine, flow.id, global.json, args.runner.detach).await
     })
+}
+
+/// The names given, trimmed, without empty ones (`--tools a,,b`).
+fn trimmed(names: &[String]) -> Vec<String> {
+    names.iter().map(|name| name.trim().to_owned()).filter(|name| !name.is_empty()).collect()
 }
 
 /// A budget in dollars: a finite amount above zero.

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use taskflow_api::{ProviderSettings, database};
+use taskflow_api::{Config, ProviderSettings, database};
 use taskflow_engine::{Actions, Engine, EngineOptions, Runs};
 use taskflow_mcp_server::{FlowServer, Flows, OwnerBinding, serve_stdio};
 
@@ -44,6 +44,7 @@ pub fn run(global: &GlobalArgs, args: &McpServeArgs) -> CliResult {
     let path = database::location(global.db.as_deref())?;
     let taskflow = database::open_for_running(&path, args.runner.durability)?;
     let owner = global.owner();
+    let mcp = Config::load()?.mcp_settings(&path);
     let (providers, warnings) = ProviderSettings::default().factory()?;
     for warning in warnings {
         eprintln!("warning: {warning}");
@@ -56,7 +57,8 @@ pub fn run(global: &GlobalArgs, args: &McpServeArgs) -> CliResult {
             Actions::builtin(),
             EngineOptions::default(),
         )
-        .with_providers(providers);
+        .with_providers(providers)
+        .with_mcp(mcp);
         let runs = Runs::new(taskflow.clone(), engine.clone(), args.workers as usize);
         let flows = Flows { taskflow, engine, runs: runs.clone(), files: true };
         let server = FlowServer::new(flows, OwnerBinding::Fixed(owner));

@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod flows;
 pub mod man;
 pub mod mcp;
+pub mod mcp_list;
 pub mod mcp_serve;
 pub mod parse;
 pub mod proxy;

@@ -49,8 +49,10 @@ pub struct ServeArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: &ServeArgs) -> CliResult {
-    let tokens = Config::load()?.serve.tokens()?;
+    let config = Config::load()?;
+    let tokens = config.serve.tokens()?;
     let path = database::location(global.db.as_deref())?;
+    let mcp = config.mcp_settings(&path);
     let taskflow = database::open_for_running(&path, args.runner.durability)?;
     let owner = global.owner();
     let (providers, warnings) = ProviderSettings::default().factory()?;
@@ -66,7 +68,8 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> CliResult {
     runtime()?.block_on(async {
         let engine =
             Engine::new(taskflow.bind(owner)?, Actions::builtin(), EngineOptions::default())
-                .with_providers(providers);
+                .with_providers(providers)
+                .with_mcp(mcp);
         let server = Server::bind(taskflow, engine, options).await.map_err(serve_error)?;
         let address = format!("http://{}", server.local_addr());
         let mut out = std::io::stdout().lock();

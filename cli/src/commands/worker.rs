@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
-use taskflow_api::{ProviderSettings, database};
+use taskflow_api::{Config, ProviderSettings, database};
 use taskflow_engine::{Actions, Engine, EngineOptions};
 use taskflow_serve::worker::{WorkerOptions, work};
 
@@ -54,6 +54,7 @@ pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> CliResult {
         ));
     };
     let owner = global.owner();
+    let mcp = Config::load()?.mcp_settings(&path);
     let (providers, warnings) = ProviderSettings::default().factory()?;
     for warning in warnings {
         eprintln!("warning: {warning}");
@@ -82,7 +83,8 @@ pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> CliResult {
             ..EngineOptions::default()
         };
         let engine = Engine::new(taskflow.bind(owner)?, Actions::builtin(), engine_options)
-            .with_providers(providers);
+            .with_providers(providers)
+            .with_mcp(mcp);
         let line = if global.json {
             json!({ "working": shown, "concurrency": options.concurrency }).to_string()
         } else {

@@ -16,6 +16,11 @@
 //! took is kept with it, so a call is never asked about twice, an approved call runs, and a
 //! denied one never does (the model reads "denied: REASON").
 //!
+//! The MCP servers the spec names are connected before anything else (`run_with_servers`), their
+//! tools offered beside the built-in ones, and shut down when the run returns. An MCP call is a
+//! tool step like any other: a finished one is read from the journal, one left running is
+//! called again with the same idempotency key, which the tool puts in the request's `_meta`.
+//!
 //! Before each new model call the run looks at its budget: what it has spent is the usage its
 //! succeeded `llm` steps checkpointed (summed from the journal on every start, so it survives a
 //! resume), and once a limit is reached no call is made: the flow becomes `blocked`, its error
@@ -23,6 +28,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +56,7 @@ use taskflow_store::model::{
 use taskflow_store::status::{FlowStatus, StepStatus};
 use taskflow_store::wait;
 use taskflow_tools::budget::BUDGET_STATE_KEY;
+use taskflow_tools::mcp::{McpServer, McpSession};
 use taskflow_tools::{ActionError, ActionFuture, Approval, DENIED_BY_POLICY, StepContext, Tools};
 use taskflow_tools::{Budget, Spent};
 
@@ -218,7 +225,33 @@ enum Worked {
 }
 
 impl AgentRunner {
-    pub(crate) async fn run(mut self) -> Result<(), EngineError> {
+    /// Connects the MCP servers of the run, runs it with their tools, and shuts them down
+    /// whatever the run's end. A server that cannot be used fails the flow with the reason
+    /// before any model call (no step is begun); a resume tries them again.
+    pub(crate) async fn run_with_servers(
+        mut self,
+        servers: &[(String, McpServer)],
+        logs: &Path,
+    ) -> Result<(), EngineError> {
+        if servers.is_empty() {
+            return self.run().await;
+        }
+        let purpose = format!("flow {}", self.flow_id);
+        let session = match McpSession::connect(servers, logs, &purpose).await {
+            Ok(session) => session,
+            Err(error) => {
+                let reason =
+                    format!("{error}; fix it and `taskflow flows resume {}`", self.flow_id);
+                return self.end(FlowStatus::Failed, Some(reason), None).await;
+            }
+        };
+        session.register(&mut self.tools);
+        let outcome = self.run().await;
+        session.shutdown().await;
+        outcome
+    }
+
+    async fn run(mut self) -> Result<(), EngineError> {
         let mut conversation = Conversation::new(&self.spec.prompt);
         let mut in_flight = None;
         let mut retry_of: HashMap<String, u32> = HashMap::new();

@@ -46,6 +46,7 @@ use taskflow_store::time::Timestamp;
 use taskflow_store::wait;
 use taskflow_tools::actions::Llm;
 use taskflow_tools::budget::BUDGET_STATE_KEY;
+use taskflow_tools::mcp::{McpServer, McpSettings};
 use taskflow_tools::{Action, Actions, AgentToolSettings, Tools, Workspace, register_agent_tools};
 use taskflow_tools::{AgentSpec, Budget};
 
@@ -57,7 +58,15 @@ fn model_name(spec: &AgentSpec) -> String {
 /// What a flow runs.
 enum FlowKind {
     Pipeline(Plan),
-    Agent { spec: Box<AgentSpec>, provider: Arc<dyn Provider>, tools: Tools },
+    Agent { spec: Box<AgentSpec>, parts: AgentParts },
+}
+
+/// What an agent spec asks for, ready to run: its provider, its built-in tools, and the MCP
+/// servers to connect for the run (whose tools are added then).
+struct AgentParts {
+    provider: Arc<dyn Provider>,
+    tools: Tools,
+    mcp: Vec<(String, McpServer)>,
 }
 
 /// How an engine runs flows.
@@ -126,6 +135,8 @@ pub struct Engine {
     store: StoreAccess,
     /// Builds the providers of agent runs (and `llm` steps); the presets when not set.
     providers: ProviderFactory,
+    /// The MCP servers agent runs may name, and where their logs go.
+    mcp: McpSettings,
 }
 
 impl std::fmt::Debug for Engine {
@@ -145,7 +156,14 @@ impl Engine {
             }
         }
         let store = StoreAccess::start(handle.clone(), options.cancel_poll);
-        Engine { handle, actions, options, store, providers: preset_providers() }
+        Engine {
+            handle,
+            actions,
+            options,
+            store,
+            providers: preset_providers(),
+            mcp: McpSettings::default(),
+        }
     }
 
     /// The same engine acting for another owner: `handle`'s flows run beside this owner's,
@@ -163,7 +181,15 @@ impl Engine {
         self
     }
 
-    /// Creates a queued agent run (checked first: its workspace, tools and provider).
+    /// The same engine, with the MCP servers agent runs may name (`AgentSpec::mcp`): a run
+    /// connects the servers its spec names when it starts, a resumed run too.
+    pub fn with_mcp(mut self, mcp: McpSettings) -> Engine {
+        self.mcp = mcp;
+        self
+    }
+
+    /// Creates a queued agent run (checked first: its workspace, tools, MCP servers and
+    /// provider; the servers are not started before the run).
     pub async fn create_agent(
         &self,
         spec: &AgentSpec,
@@ -231,8 +257,8 @@ impl Engine {
         Ok(flow)
     }
 
-    /// The provider and tools an agent spec asks for.
-    fn agent_parts(&self, spec: &AgentSpec) -> Result<(Arc<dyn Provider>, Tools), String> {
+    /// The provider, tools and MCP servers an agent spec asks for.
+    fn agent_parts(&self, spec: &AgentSpec) -> Result<AgentParts, String> {
         let workspace = Workspace::new(&spec.workspace).map_err(|error| {
             format!("the workspace {} cannot be used: {error}", spec.workspace.display())
         })?;
@@ -241,9 +267,16 @@ impl Engine {
             &mut all,
             &AgentToolSettings { workspace, allowed_commands: spec.allowed_commands.clone() },
         );
-        if let Some(unknown) = spec.approvals.names().find(|name| all.get(name).is_none()) {
+        let mcp = self.mcp.servers.chosen(&spec.mcp)?;
+        // An MCP tool is known only once its server runs: its server's prefix is enough here.
+        let of_a_server =
+            |name: &str| mcp.iter().any(|(server, _)| name.starts_with(&format!("{server}__")));
+        if let Some(unknown) =
+            spec.approvals.names().find(|name| all.get(name).is_none() && !of_a_server(name))
+        {
             return Err(format!(
-                "the approval policy names `{unknown}`, which is no agent tool (tools: {})",
+                "the approval policy names `{unknown}`, which is no agent tool (tools: {}) nor \
+                 a tool of an MCP server of the run (SERVER__TOOL)",
                 all.names().join(", ")
             ));
         }
@@ -260,7 +293,7 @@ impl Engine {
             chosen
         };
         let provider = (self.providers)(&spec.provider)?;
-        Ok((provider, tools))
+        Ok(AgentParts { provider, tools, mcp })
     }
 
     pub fn handle(&self) -> &OwnerHandle {
@@ -413,7 +446,8 @@ impl Engine {
                     .run()
                     .await
                 }
-                FlowKind::Agent { spec, provider, tools } => {
+                FlowKind::Agent { spec, parts } => {
+                    let AgentParts { provider, tools, mcp } = parts;
                     AgentRunner {
                         store: self.store.clone(),
                         drain: drain.clone(),
@@ -434,7 +468,7 @@ impl Engine {
                         token,
                         progress,
                     }
-                    .run()
+                    .run_with_servers(&mcp, &self.mcp.log_dir())
                     .await
                 }
             }
@@ -560,7 +594,7 @@ impl Engine {
         let agent_error = |detail| EngineError::Agent { id: id.to_string(), detail };
         let Stored { agent: spec } = serde_json::from_str(json)
             .map_err(|error| agent_error(format!("its stored spec cannot be read: {error}")))?;
-        let (provider, tools) = self.agent_parts(&spec).map_err(agent_error)?;
-        Ok(FlowKind::Agent { spec: Box::new(spec), provider, tools })
+        let parts = self.agent_parts(&spec).map_err(agent_error)?;
+        Ok(FlowKind::Agent { spec: Box::new(spec), parts })
     }
 }

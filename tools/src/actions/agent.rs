@@ -4,7 +4,8 @@
 //!
 //! `with`: `prompt` (a template over earlier outputs), optional `system`, `provider`, `model`,
 //! `base_url`, `script` (the provider left out is the provider factory's default, as for
-//! `llm`), `tools` (names; all the agent tools when left out), `workspace` (the folder the file
+//! `llm`), `tools` (names; all the agent tools when left out), `mcp` (names of MCP servers
+//! of the config file's `[mcp_servers]`, whose tools are offered as `NAME__TOOL`), `workspace` (the folder the file
 //! tools are confined to; the pipeline's folder when left out), `allow_commands` (programs
 //! `run_command` may start), `max_turns`, `max_tokens`, `temperature`, `name` (the child
 //! flow's name; `STEP (agent)` when left out), `deny` (tools never run: the model reads that
@@ -29,7 +30,7 @@ use taskflow_store::model::Flow;
 use taskflow_store::status::FlowStatus;
 
 /// The keys `with` may hold.
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 17] = [
     "prompt",
     "system",
     "provider",
@@ -38,6 +39,7 @@ const KEYS: [&str; 16] = [
     "script",
     "api_key_env",
     "tools",
+    "mcp",
     "workspace",
     "allow_commands",
     "max_turns",
@@ -95,6 +97,7 @@ fn check_with(with: &Value) -> Result<(), String> {
         optional_text(with, key)?;
     }
     names(with, "tools")?;
+    names(with, "mcp")?;
     names(with, "allow_commands")?;
     if !names(with, "ask")?.is_empty() {
         return Err("`with.ask`: a pipeline's agent step cannot wait for approval; `deny` \
@@ -124,6 +127,7 @@ fn agent_spec(input: &Value, context: &StepContext) -> Result<AgentSpec, String>
         system: optional_text(input, "system")?,
         provider: provider_choice(input, Some(context))?,
         tools: names(input, "tools")?,
+        mcp: names(input, "mcp")?,
         workspace,
         allowed_commands: names(input, "allow_commands")?,
         max_turns: count(input, "max_turns", MAX_TURNS_LIMIT)?.unwrap_or(DEFAULT_MAX_TURNS),
@@ -194,6 +198,7 @@ mod tests {
             "provider": "replay",
             "script": "turns.toml",
             "tools": ["read_file", "list_dir"],
+            "mcp": ["docs"],
             "allow_commands": ["ls"],
             "deny": ["write_file"],
             "max_turns": 5,
@@ -204,6 +209,7 @@ mod tests {
             (json!({}), "`with.prompt` is missing"),
             (json!({"prompt": "hi", "tools": "read_file"}), "`with.tools` must be a list of names"),
             (json!({"prompt": "hi", "tools": [""]}), "`with.tools` must be a list of names"),
+            (json!({"prompt": "hi", "mcp": "docs"}), "`with.mcp` must be a list of names"),
             (json!({"prompt": "hi", "ask": ["run_command"]}), "`with.ask`: a pipeline's agent"),
             (json!({"prompt": "hi", "deny": [3]}), "`with.deny` must be a list of names"),
             (json!({"prompt": "hi", "ask": "run_command"}), "`with.ask` must be a list of names"),
