@@ -359,7 +359,28 @@ async fn schedules_are_shown_with_their_slots_and_paused_resumed_and_triggered()
     let mut browser = Browser::new(&serve);
     let list = browser.get("/schedules").await;
     assert!(list.body.contains("data-schedule=\"nightly\"") && list.body.contains("0 3 * * *"));
+    assert!(!list.body.contains("class=\"graph gates\""), "no gate, no picture: {}", list.body);
     let csrf = list.csrf();
+
+    // A schedule that runs after another: the picture of the gates, an arrow from one to the
+    // other, each box with its hooks.
+    let gated = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["--owner", "alice", "schedules", "add", "report", "--pipeline"])
+        .arg(&pipeline)
+        .args(["--cron", "0 4 * * *", "--after", "nightly", "--within", "2h"])
+        .env_remove("TASKFLOW_OWNER")
+        .output()
+        .unwrap();
+    assert!(gated.status.success(), "{}", String::from_utf8_lossy(&gated.stderr));
+    let list = browser.get("/schedules").await.body;
+    let picture = &list[list.find("<figure class=\"graph gates\">").expect("the gates' picture")..];
+    let picture = &picture[..picture.find("</figure>").unwrap()];
+    for hook in ["data-schedule=\"nightly\"", "data-schedule=\"report\"", "no slot yet"] {
+        assert!(picture.contains(hook), "{hook} in {picture}");
+    }
+    assert!(picture.contains("<path") || picture.contains("<line"), "an arrow: {picture}");
 
     let fired = browser.post("/schedules/nightly/trigger", &[("csrf", &csrf)]).await;
     assert_eq!((fired.status.as_u16(), fired.location()), (303, "/schedules/nightly"));

@@ -10,6 +10,7 @@
 
 pub mod dot;
 pub mod mermaid;
+pub mod schedules;
 pub mod svg;
 
 use serde::Serialize;

@@ -1,6 +1,7 @@
 //! The graph as SVG: laid out top to bottom by layout-rs, each node a rounded box in its
 //! status's colors with the step and its status written in it. The box carries the hooks the
-//! dashboard and users' scripts find it by: `data-flow-id`, `data-step`, `data-status`.
+//! dashboard and users' scripts find it by: `data-flow-id`, `data-step`, `data-status`. The
+//! drawing itself ([`draw`]) also draws the schedules and their gates (`super::schedules`).
 
 use layout::backends::svg::SVGWriter;
 use layout::core::base::Orientation;
@@ -18,36 +19,62 @@ const MAX_LABEL_CHARS: usize = 48;
 
 /// `graph` drawn as a standalone SVG document.
 pub fn write(graph: &Graph) -> String {
-    if graph.nodes.is_empty() {
-        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"0\" height=\"0\"></svg>\n"
-            .to_owned();
-    }
-    let mut visual = VisualGraph::new(Orientation::TopToBottom);
-    let handles: Vec<_> = graph
+    let boxes = graph
         .nodes
         .iter()
         .map(|node| {
             let (step, status) = label(node);
-            let shape = ShapeKind::new_box(&format!("{}\n{status}", cut(&step)));
-            let (fill, stroke) = colors(&node.status);
+            Drawn {
+                title: step,
+                status: node.status.clone(),
+                status_line: status,
+                hooks: format!(
+                    "data-flow-id=\"{}\" data-step=\"{}\" data-status=\"{}\"",
+                    attribute(&graph.flow_id),
+                    attribute(&node.step),
+                    attribute(&node.status)
+                ),
+            }
+        })
+        .collect();
+    draw(boxes, &graph.edges)
+}
+
+/// One box of a picture: its title and status line, the status its colors are of, and the
+/// `data-` attributes it carries.
+pub(crate) struct Drawn {
+    pub title: String,
+    pub status_line: String,
+    pub status: String,
+    pub hooks: String,
+}
+
+/// `boxes` and the arrows between them (`(from, to)` as positions in `boxes`), laid out top to
+/// bottom, as a standalone SVG document.
+pub(crate) fn draw(boxes: Vec<Drawn>, edges: &[(usize, usize)]) -> String {
+    if boxes.is_empty() {
+        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"0\" height=\"0\"></svg>\n"
+            .to_owned();
+    }
+    let mut visual = VisualGraph::new(Orientation::TopToBottom);
+    let handles: Vec<_> = boxes
+        .into_iter()
+        .map(|drawn| {
+            let shape =
+                ShapeKind::new_box(&format!("{}\n{}", cut(&drawn.title), drawn.status_line));
+            let (fill, stroke) = colors(&drawn.status);
             let look = StyleAttr::new(color(stroke), 2, Some(color(fill)), 6, FONT_SIZE);
             let size = get_shape_size(Orientation::TopToBottom, &shape, FONT_SIZE, false);
-            let hooks = format!(
-                "data-flow-id=\"{}\" data-step=\"{}\" data-status=\"{}\"",
-                attribute(&graph.flow_id),
-                attribute(&node.step),
-                attribute(&node.status)
-            );
             visual.add_node(Element::create_with_properties(
                 shape,
                 look,
                 Orientation::TopToBottom,
                 size,
-                hooks,
+                drawn.hooks,
             ))
         })
         .collect();
-    for &(from, to) in &graph.edges {
+    for &(from, to) in edges {
         visual.add_edge(Arrow::simple(""), handles[from], handles[to]);
     }
     let mut svg = SVGWriter::new();
@@ -55,11 +82,15 @@ pub fn write(graph: &Graph) -> String {
     svg.finalize()
 }
 
-/// `graph` as an `<svg>` element for an HTML page: [`write`]'s document without its XML
+/// `graph` as an `<svg>` element for an HTML page (see [`for_page`]).
+pub fn inline(graph: &Graph) -> String {
+    for_page(&write(graph))
+}
+
+/// A standalone SVG document as an `<svg>` element for an HTML page: without its XML
 /// declaration and its `<style>` element (the page's own stylesheet sets the labels' font, and
 /// its policy allows no inline style).
-pub fn inline(graph: &Graph) -> String {
-    let document = write(graph);
+pub(crate) fn for_page(document: &str) -> String {
     let mut svg = document[document.find("<svg").unwrap_or(0)..].to_owned();
     if let (Some(from), Some(to)) = (svg.find("<style>"), svg.find("</style>")) {
         svg.replace_range(from..to + "</style>".len(), "");

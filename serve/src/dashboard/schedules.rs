@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
+use taskflow_api::graph;
 use taskflow_api::schedule_documents::timing_text;
 use taskflow_store::{Schedule, ScheduleSummary, Slot};
 
@@ -41,8 +42,11 @@ pub async fn list(
         Ok(schedules) => schedules,
         Err(error) => return refusal(error.status, &error.message),
     };
-    let live =
-        format!("<section id=\"schedules\" data-live>{}</section>", table(&viewer, &schedules));
+    let live = format!(
+        "<section id=\"schedules\" data-live>{}{}</section>",
+        gates(&schedules),
+        table(&viewer, &schedules)
+    );
     if part.as_deref() == Some("live") {
         return viewer.html(StatusCode::OK, live);
     }
@@ -82,6 +86,17 @@ fn table(viewer: &Viewer, schedules: &[ScheduleSummary]) -> String {
     }
     out.push_str("</tbody></table>");
     out
+}
+
+/// The picture of the gates between the schedules, when any waits for another.
+fn gates(schedules: &[ScheduleSummary]) -> String {
+    graph::schedules::inline_svg(schedules).map_or_else(String::new, |svg| {
+        format!(
+            "<figure class=\"graph gates\">{svg}<figcaption>An arrow points from a schedule to the \
+             schedules whose slots wait for it to succeed; each box is in the status of its \
+             latest slot.</figcaption></figure>"
+        )
+    })
 }
 
 fn schedule_page(name: &str) -> String {
