@@ -8,13 +8,15 @@
 //! decides the call and serve runs the flow on.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/serve.rs"]
 mod support;
 
@@ -113,20 +115,15 @@ impl Setup {
     }
 
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        outcome(self.taskflow().args(args).output().unwrap())
+        cli::run(self.taskflow(), args)
     }
 
     fn inspect(&self, id: &str) -> Value {
-        let (code, stdout, stderr) = self.run(&["--json", "flows", "inspect", id]);
-        assert_eq!(code, 0, "{stderr}");
-        serde_json::from_str(&stdout).unwrap()
+        cli::inspect(self.taskflow(), id)
     }
 
-    /// The only flow's id.
     fn flow_id(&self) -> String {
-        let (_, stdout, _) = self.run(&["--json", "flows", "list"]);
-        let list: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-        list["flows"][0]["id"].as_str().unwrap_or_default().to_owned()
+        cli::only_flow_id(self.taskflow())
     }
 
     /// Waits until the only flow waits for approval; its id.
@@ -147,14 +144,6 @@ impl Setup {
         std::fs::read_to_string(self.workspace.join("runs.log"))
             .map_or(0, |log| log.lines().count())
     }
-}
-
-fn outcome(output: Output) -> (i32, String, String) {
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
 }
 
 /// How the agent that asked is left before the decision.
@@ -232,7 +221,7 @@ async fn an_asked_call_waits_for_its_decision_across_a_restart_and_runs_once_or_
             }
             Left::Detached => {
                 let detached = child.take().unwrap();
-                let (code, stdout, stderr) = outcome(detached.wait_with_output().unwrap());
+                let (code, stdout, stderr) = cli::outcome(detached.wait_with_output().unwrap());
                 assert_eq!(code, 0, "{label}: {stderr}");
                 assert!(stdout.contains(&format!("flow {id} waiting")), "{label}: {stdout}");
                 assert!(
@@ -267,7 +256,7 @@ async fn an_asked_call_waits_for_its_decision_across_a_restart_and_runs_once_or_
         }
 
         let (code, stdout, stderr) = match child {
-            Some(foreground) => outcome(foreground.wait_with_output().unwrap()),
+            Some(foreground) => cli::outcome(foreground.wait_with_output().unwrap()),
             None => setup.run(&["flows", "resume", &id]),
         };
         assert_eq!(code, 0, "{label}: {stderr}");
@@ -290,7 +279,7 @@ async fn an_asked_call_waits_for_its_decision_across_a_restart_and_runs_once_or_
 async fn a_tool_denied_by_policy_never_runs_and_the_model_reads_why() {
     let setup = setup().await;
     let output = setup.agent(&["--deny", "run_command"]).output().unwrap();
-    let (code, stdout, stderr) = outcome(output);
+    let (code, stdout, stderr) = cli::outcome(output);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains(ANSWER), "{stdout}");
     assert_eq!(setup.runs(), 0);
@@ -301,7 +290,7 @@ async fn a_tool_denied_by_policy_never_runs_and_the_model_reads_why() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("waits for no approval"), "{stderr}");
     // A policy that names no tool is refused before the model is asked.
-    let (code, _, stderr) = outcome(setup.agent(&["--ask", "run_comand"]).output().unwrap());
+    let (code, _, stderr) = cli::outcome(setup.agent(&["--ask", "run_comand"]).output().unwrap());
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("`run_comand`, which is no agent tool"), "{stderr}");
 }
@@ -313,11 +302,11 @@ async fn the_config_files_approvals_apply_unless_a_flag_replaces_them() {
     let config = setup.db.with_file_name("config.toml");
     std::fs::write(&config, "[approvals]\ndeny = [\"run_command\"]\n").unwrap();
     let output = setup.agent(&[]).env("TASKFLOW_CONFIG", &config).output().unwrap();
-    let (code, _, stderr) = outcome(output);
+    let (code, _, stderr) = cli::outcome(output);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(setup.runs(), 0);
     let output = setup.agent(&["--deny", "fetch_url"]).env("TASKFLOW_CONFIG", &config).output();
-    let (code, _, stderr) = outcome(output.unwrap());
+    let (code, _, stderr) = cli::outcome(output.unwrap());
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(setup.runs(), 1);
 }
@@ -326,7 +315,7 @@ async fn the_config_files_approvals_apply_unless_a_flag_replaces_them() {
 async fn serve_records_a_decision_once_and_runs_the_flow_on() {
     let setup = setup().await;
     let (code, _, stderr) =
-        outcome(setup.agent(&["--ask", "run_command", "--detach"]).output().unwrap());
+        cli::outcome(setup.agent(&["--ask", "run_command", "--detach"]).output().unwrap());
     assert_eq!(code, 0, "{stderr}");
     let id = setup.flow_id();
     let serve = Serve::start(&setup.db, &[], &[]);

@@ -15,13 +15,15 @@
 //! `taskflow mcp list` shows every server, its tools, and the errors of those that fail.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::method};
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/python.rs"]
 mod python;
 
@@ -167,20 +169,15 @@ impl Setup {
     }
 
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        outcome(self.taskflow().args(args).output().unwrap())
+        cli::run(self.taskflow(), args)
     }
 
     fn inspect(&self, id: &str) -> Value {
-        let (code, stdout, stderr) = self.run(&["--json", "flows", "inspect", id]);
-        assert_eq!(code, 0, "{stderr}");
-        serde_json::from_str(&stdout).unwrap()
+        cli::inspect(self.taskflow(), id)
     }
 
-    /// The only flow's id.
     fn flow_id(&self) -> String {
-        let (_, stdout, _) = self.run(&["--json", "flows", "list"]);
-        let list: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-        list["flows"][0]["id"].as_str().unwrap_or_default().to_owned()
+        cli::only_flow_id(self.taskflow())
     }
 
     /// What the server logged, one event per line.
@@ -208,14 +205,6 @@ impl Setup {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-fn outcome(output: Output) -> (i32, String, String) {
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
 }
 
 fn alive(pid: i32) -> bool {
@@ -273,7 +262,7 @@ async fn an_agent_calls_a_stdio_servers_tools_and_reads_every_result_failures_in
     .await;
     setup
         .configure(&[setup.stdio_table("fx", "disabled_tools = [\"echo\"]\ntool_timeout_sec = 2")]);
-    let (code, stdout, stderr) = outcome(setup.agent("fx").output().unwrap());
+    let (code, stdout, stderr) = cli::outcome(setup.agent("fx").output().unwrap());
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains(ANSWER), "{stdout}");
 
@@ -390,7 +379,7 @@ async fn a_streamable_http_server_gets_the_bearer_token_which_is_stored_and_show
         server.url
     )]);
     let (code, stdout, stderr) =
-        outcome(setup.agent("web").env("FX_TOKEN", TOKEN).output().unwrap());
+        cli::outcome(setup.agent("web").env("FX_TOKEN", TOKEN).output().unwrap());
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(setup.model.tool_results(), ["counted over http"]);
     let key = setup.calls("done", "over http")[0]["key"].as_str().unwrap().to_owned();
@@ -415,7 +404,7 @@ async fn a_streamable_http_server_gets_the_bearer_token_which_is_stored_and_show
 /// A run whose server cannot be used: the reason (holding `expected`) fails the flow before
 /// any model call, with nothing begun.
 fn fails_before_the_model(setup: &Setup, server: &str, expected: &str) {
-    let (code, stdout, stderr) = outcome(setup.agent(server).output().unwrap());
+    let (code, stdout, stderr) = cli::outcome(setup.agent(server).output().unwrap());
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stderr.contains(expected), "{stderr:?} lacks {expected:?}");
     let id = setup.flow_id();
@@ -450,7 +439,7 @@ async fn a_server_that_cannot_be_used_fails_the_run_before_any_model_call() {
     // A server the config file does not name is refused before a flow is made.
     let setup = setup(vec![]).await;
     setup.configure(&[setup.stdio_table("fx", "")]);
-    let (code, _, stderr) = outcome(setup.agent("fx,nope").output().unwrap());
+    let (code, _, stderr) = cli::outcome(setup.agent("fx,nope").output().unwrap());
     assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("there is no MCP server `nope`") && stderr.contains("configured: fx"),
@@ -476,7 +465,7 @@ async fn mcp_list_shows_every_server_and_its_tools_and_the_errors_of_those_that_
         "[mcp_servers.off]\ncommand = \"true\"\nenabled = false\n".to_owned(),
     ]);
     let output = setup.taskflow().args(["--json", "mcp", "list"]).env("FX_TOKEN", TOKEN).output();
-    let (code, stdout, stderr) = outcome(output.unwrap());
+    let (code, stdout, stderr) = cli::outcome(output.unwrap());
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stderr.contains("1 of 4 MCP servers cannot be used: broken"), "{stderr}");
     assert!(!stdout.contains("do-not-show") && !stdout.contains(TOKEN), "{stdout}");
@@ -517,7 +506,7 @@ async fn mcp_list_shows_every_server_and_its_tools_and_the_errors_of_those_that_
 
     // The table says the same to a person.
     let output = setup.taskflow().args(["mcp", "list", "fx", "broken"]).output().unwrap();
-    let (code, stdout, _) = outcome(output);
+    let (code, stdout, _) = cli::outcome(output);
     assert_eq!(code, 1);
     assert!(stdout.contains("fx  stdio  ") && stdout.contains("fx__slow   no"), "{stdout}");
     assert!(stdout.contains("error: MCP server `broken` cannot start"), "{stdout}");
