@@ -18,6 +18,7 @@
 //! [`Location::shown`].
 
 mod error;
+mod lead;
 mod list;
 mod listen;
 mod location;
@@ -34,7 +35,7 @@ mod update;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use taskflow_store::{Backend, Result, StorageErrorKind, TaskFlow, Timestamp, lease};
+use taskflow_store::{Backend, Leadership, Result, StorageErrorKind, TaskFlow, Timestamp, lease};
 
 pub use listen::Listener;
 pub use location::Location;
@@ -72,6 +73,7 @@ pub struct PostgresStore {
     pool: r2d2::Pool<Manager>,
     location: Location,
     retry_for: Duration,
+    connect_timeout: Duration,
     host: String,
 }
 
@@ -109,7 +111,13 @@ impl PostgresStore {
     fn connect(url: &str, options: &OpenOptions) -> Result<Self> {
         let location = Location::parse(url)?;
         let pool = pool::build(&location, options.pool_size.max(1), options.connect_timeout);
-        Ok(PostgresStore { pool, location, retry_for: options.retry_for, host: lease::host_name() })
+        Ok(PostgresStore {
+            pool,
+            location,
+            retry_for: options.retry_for,
+            connect_timeout: options.connect_timeout,
+            host: lease::host_name(),
+        })
     }
 
     /// A connection of its own that wakes at once when a flow is queued, parked, signalled or
@@ -211,5 +219,10 @@ impl Backend for PostgresStore {
         let mut conn = self.connection()?;
         conn.batch_execute("VACUUM (ANALYZE) flows, steps, revisions, events, signals")
             .map_err(|failure| self.named(error::storage(failure)))
+    }
+
+    /// A session advisory lock on a connection of its own (`lead.rs`).
+    fn lead(&self, role: &str) -> Result<Option<Leadership>> {
+        lead::lead(self, role, self.connect_timeout)
     }
 }
