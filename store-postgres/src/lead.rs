@@ -2,7 +2,9 @@
 //! advisory lock taken on a connection of its own, keyed by the schema in use and the role's
 //! name, so stores in different schemas of one database never exclude each other. The server
 //! lets go of the lock when that connection ends: the holder died, or the connection was lost,
-//! and then the holder learns it lost the role on its next check.
+//! and then the holder learns it lost the role on its next check. A process that asks while
+//! another holds the role keeps the connection it asked on for its next try, so waiting costs
+//! one round trip per try, not a connection.
 
 use std::time::Duration;
 
@@ -34,11 +36,21 @@ pub(crate) fn lead(
     role: &str,
     connect_timeout: Duration,
 ) -> Result<Option<Leadership>> {
-    let config = pool::config(store.location(), connect_timeout);
-    let mut conn = Conn::connect(&config).map_err(|failure| {
-        error::refused(store.location().shown(), StorageErrorKind::Unavailable, failure.to_string())
-    })?;
+    let mut spare = store.spare_lead_conn();
+    let mut conn = match spare.take().filter(|conn| !conn.is_closed()) {
+        Some(conn) => conn,
+        None => {
+            Conn::connect(&pool::config(store.location(), connect_timeout)).map_err(|failure| {
+                let shown = store.location().shown();
+                error::refused(shown, StorageErrorKind::Unavailable, failure.to_string())
+            })?
+        }
+    };
     let row = conn.query_one(TRY_LOCK, &[&role]).pg()?;
     let granted: bool = row.get(0);
-    Ok(granted.then(|| Leadership::held(Box::new(Held { conn: Some(conn) }))))
+    if !granted {
+        *spare = Some(conn);
+        return Ok(None);
+    }
+    Ok(Some(Leadership::held(Box::new(Held { conn: Some(conn) }))))
 }

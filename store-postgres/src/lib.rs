@@ -75,6 +75,8 @@ pub struct PostgresStore {
     retry_for: Duration,
     connect_timeout: Duration,
     host: String,
+    /// The connection of the last refused [`Backend::lead`], for the next try (`lead.rs`).
+    lead_conn: std::sync::Mutex<Option<Conn>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -117,7 +119,13 @@ impl PostgresStore {
             retry_for: options.retry_for,
             connect_timeout: options.connect_timeout,
             host: lease::host_name(),
+            lead_conn: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The spare connection of `lead.rs`.
+    pub(crate) fn spare_lead_conn(&self) -> std::sync::MutexGuard<'_, Option<Conn>> {
+        self.lead_conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A connection of its own that wakes at once when a flow is queued, parked, signalled or
