@@ -5,32 +5,73 @@
 //! fired are started here like any submitted flow (the sweep adopts them if no worker is free).
 //! Two serve processes on one database never fire a slot twice: a slot fires only by the
 //! creation of its flow, and a pass whose schedule another moved meanwhile writes nothing.
+//! Besides, only one of them schedules at a time: the loop passes only while it holds the
+//! store's [`ROLE`] (PostgreSQL: an advisory lock on a connection of its own; SQLite: always
+//! granted); the others ask again every [`LOOK_EVERY`] and take over once its holder dies.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use taskflow_engine::schedule::Scheduler;
-use taskflow_store::{TaskFlow, Timestamp};
+use taskflow_store::{Leadership, TaskFlow, Timestamp};
 
 use taskflow_engine::Runs;
 
 /// The longest the loop sleeps before it looks again.
 pub const LOOK_EVERY: Duration = Duration::from_millis(200);
 
+/// The role of the one process that schedules.
+pub const ROLE: &str = "scheduler";
+
+/// The scheduler's state, and the role while this process holds it.
+struct Scheduling {
+    scheduler: Scheduler,
+    leadership: Option<Leadership>,
+}
+
+impl Scheduling {
+    /// Whether this process schedules now: it holds the role still, or took it just now (and
+    /// then starts from what the database says, not from what it knew when it last held it).
+    fn leads(&mut self, taskflow: &TaskFlow) -> bool {
+        if self.leadership.as_mut().is_some_and(Leadership::still_held) {
+            return true;
+        }
+        self.leadership = match taskflow.lead(ROLE) {
+            Ok(leadership) => leadership,
+            Err(error) => {
+                eprintln!("warning: could not ask to be the scheduler: {error}");
+                None
+            }
+        };
+        if self.leadership.is_some() {
+            self.scheduler = Scheduler::new();
+        }
+        self.leadership.is_some()
+    }
+}
+
 /// Fires slots until the process stops (the task is aborted).
 pub async fn fire(taskflow: TaskFlow, runs: Runs) {
-    let scheduler = Arc::new(Mutex::new(Scheduler::new()));
+    let scheduling =
+        Arc::new(Mutex::new(Scheduling { scheduler: Scheduler::new(), leadership: None }));
     loop {
-        let (reading, passing) = (taskflow.clone(), Arc::clone(&scheduler));
+        let (reading, passing) = (taskflow.clone(), Arc::clone(&scheduling));
         let pass = tokio::task::spawn_blocking(move || {
             let now = Timestamp::now();
-            let mut scheduler = passing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            let outcome = scheduler.pass(&reading, now);
-            (outcome, reading.next_fire())
+            let mut scheduling = passing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !scheduling.leads(&reading) {
+                return None;
+            }
+            let outcome = scheduling.scheduler.pass(&reading, now);
+            Some((outcome, reading.next_fire()))
         })
         .await;
         let next = match pass {
-            Ok((outcome, next)) => {
+            Ok(None) => {
+                tokio::time::sleep(LOOK_EVERY).await;
+                continue;
+            }
+            Ok(Some((outcome, next))) => {
                 match outcome {
                     Ok(outcome) => {
                         for (owner, flow) in &outcome.fired {

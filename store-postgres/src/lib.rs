@@ -18,6 +18,7 @@
 //! [`Location::shown`].
 
 mod error;
+mod lead;
 mod list;
 mod listen;
 mod location;
@@ -34,7 +35,7 @@ mod update;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use taskflow_store::{Backend, Result, StorageErrorKind, TaskFlow, Timestamp, lease};
+use taskflow_store::{Backend, Leadership, Result, StorageErrorKind, TaskFlow, Timestamp, lease};
 
 pub use listen::Listener;
 pub use location::Location;
@@ -72,7 +73,10 @@ pub struct PostgresStore {
     pool: r2d2::Pool<Manager>,
     location: Location,
     retry_for: Duration,
+    connect_timeout: Duration,
     host: String,
+    /// The connection of the last refused [`Backend::lead`], for the next try (`lead.rs`).
+    lead_conn: std::sync::Mutex<Option<Conn>>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -109,7 +113,19 @@ impl PostgresStore {
     fn connect(url: &str, options: &OpenOptions) -> Result<Self> {
         let location = Location::parse(url)?;
         let pool = pool::build(&location, options.pool_size.max(1), options.connect_timeout);
-        Ok(PostgresStore { pool, location, retry_for: options.retry_for, host: lease::host_name() })
+        Ok(PostgresStore {
+            pool,
+            location,
+            retry_for: options.retry_for,
+            connect_timeout: options.connect_timeout,
+            host: lease::host_name(),
+            lead_conn: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The spare connection of `lead.rs`.
+    pub(crate) fn spare_lead_conn(&self) -> std::sync::MutexGuard<'_, Option<Conn>> {
+        self.lead_conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A connection of its own that wakes at once when a flow is queued, parked, signalled or
@@ -211,5 +227,10 @@ impl Backend for PostgresStore {
         let mut conn = self.connection()?;
         conn.batch_execute("VACUUM (ANALYZE) flows, steps, revisions, events, signals")
             .map_err(|failure| self.named(error::storage(failure)))
+    }
+
+    /// A session advisory lock on a connection of its own (`lead.rs`).
+    fn lead(&self, role: &str) -> Result<Option<Leadership>> {
+        lead::lead(self, role, self.connect_timeout)
     }
 }

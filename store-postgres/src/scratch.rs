@@ -59,3 +59,22 @@ impl Drop for Scratch {
         }
     }
 }
+
+impl Scratch {
+    /// Whether some session holds the store's role `role` in this schema (the advisory lock of
+    /// `lead.rs`): tries to take it from a connection of its own, and lets go at once if it can.
+    pub fn role_held(&self, role: &str) -> bool {
+        let mut client = postgres::Client::connect(&self.server, NoTls).expect("the test server");
+        let key = format!("{}:{role}", self.schema);
+        let row = client
+            .query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])
+            .expect("an advisory lock");
+        let taken: bool = row.get(0);
+        if taken {
+            client
+                .execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", &[&key])
+                .expect("the lock let go");
+        }
+        !taken
+    }
+}

@@ -121,3 +121,41 @@ fn connections_the_server_drops_are_replaced_before_any_work_is_sent() {
         alice.release_lease(&lease).unwrap();
     }
 }
+
+#[test]
+fn a_role_is_held_by_one_store_at_a_time_per_schema_and_freed_when_its_holder_goes() {
+    let (scratch, other) = (Scratch::new(), Scratch::new());
+    let (first, second) = (open(&scratch.url()), open(&scratch.url()));
+    let mut held = first.lead("scheduler").unwrap().expect("the role is free");
+    assert!(held.still_held());
+    assert!(second.lead("scheduler").unwrap().is_none(), "held by the first store");
+    assert!(second.lead("another role").unwrap().is_some(), "roles are apart");
+    assert!(open(&other.url()).lead("scheduler").unwrap().is_some(), "schemas are apart");
+    assert!(scratch.role_held("scheduler"));
+    drop(held);
+    let mut taken = second.lead("scheduler").unwrap().expect("free once let go");
+    assert!(taken.still_held());
+
+    // The holder's connection cut by the server (as when its process dies): the role is lost
+    // and free for another.
+    let mut server = server();
+    server
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks
+             WHERE locktype = 'advisory' AND pid <> pg_backend_pid()
+               AND (classid::bigint << 32 | objid::bigint)
+                   = hashtextextended($1, 0)",
+            &[&format!("{}:scheduler", scratch.schema())],
+        )
+        .unwrap();
+    wait_for(|| !taken.still_held());
+    assert!(first.lead("scheduler").unwrap().is_some());
+}
+
+fn wait_for(mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "not done after 10 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -153,3 +153,13 @@ fn reports_handed_to_the_writer_together_are_each_accepted_or_refused_alone() {
         }
     }
 }
+
+#[test]
+fn a_role_is_always_granted_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.db");
+    let (first, second) = (open(&path), open(&path));
+    let mut held = first.lead("scheduler").unwrap().expect("granted");
+    assert!(second.lead("scheduler").unwrap().is_some(), "granted to every store");
+    assert!(held.still_held());
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::audit::Finding;
 use crate::error::Result;
 use crate::event::{Event, EventQuery};
+use crate::leadership::Leadership;
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
@@ -42,6 +43,12 @@ pub trait Backend: Send + Sync {
 
     /// Gives the space of removed rows back to the file system, outside any transaction.
     fn compact(&self) -> Result<()>;
+
+    /// Tries to take `role` ([`FlowStore::lead`]); granted at once by default.
+    fn lead(&self, role: &str) -> Result<Option<Leadership>> {
+        let _ = role;
+        Ok(Some(Leadership::always()))
+    }
 
     /// Commits a runner's ops in one transaction ([`FlowStore::checkpoint`]). A backend that
     /// remembers what it committed of a flow overrides this and passes its memory to
@@ -286,6 +293,10 @@ impl<B: Backend> FlowStore for B {
 
     fn compact(&self) -> Result<()> {
         Backend::compact(self)
+    }
+
+    fn lead(&self, role: &str) -> Result<Option<Leadership>> {
+        Backend::lead(self, role)
     }
 
     fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::audit::Finding;
 use crate::error::{Error, Result, StorageError, StorageErrorKind};
 use crate::event::{Event, EventQuery};
+use crate::leadership::Leadership;
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
@@ -310,6 +311,10 @@ impl FlowStore for FaultyStore {
 
     fn compact(&self) -> Result<()> {
         self.inner.compact()
+    }
+
+    fn lead(&self, role: &str) -> Result<Option<Leadership>> {
+        self.inner.lead(role)
     }
 
     fn next_wake(&self) -> Result<Option<Timestamp>> {

@@ -74,6 +74,12 @@ impl TaskFlow {
         self.store.next_fire()
     }
 
+    /// Tries to become the one holder of `role` among the processes sharing this database
+    /// ([`FlowStore::lead`]); `None` while another holds it.
+    pub fn lead(&self, role: &str) -> Result<Option<crate::Leadership>> {
+        self.store.lead(role)
+    }
+
     /// Every owner's slots that are not decided for good (running, gated, buffered), with
     /// their schedules.
     pub fn open_slots(&self, limit: u32) -> Result<Vec<(Schedule, Slot)>> {

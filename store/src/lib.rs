@@ -21,6 +21,7 @@ pub mod event;
 pub mod faults;
 pub mod handle;
 pub mod id;
+pub mod leadership;
 pub mod lease;
 pub mod list_query;
 pub mod model;
@@ -44,6 +45,7 @@ pub use error::{Error, Result, SpawnRefusal, StorageError, StorageErrorKind};
 pub use event::{Change, Event, EventQuery, NewEvent};
 pub use handle::{Inspection, OwnerHandle, TaskFlow};
 pub use id::{FlowId, ID_RULE, InvalidId};
+pub use leadership::{Hold, Leadership};
 pub use lease::{Lease, LeaseHolder, Takeover};
 pub use model::{
     Adoptable, ApprovalDecision, ApprovalRequest, CancelOutcome, CheckpointDone, CheckpointOp,

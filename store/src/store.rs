@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::audit::Finding;
 use crate::error::Result;
 use crate::event::{Event, EventQuery};
+use crate::leadership::Leadership;
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
@@ -256,6 +257,11 @@ pub trait FlowStore: Send + Sync {
 
     /// Gives the space of removed rows back to the file system (SQLite's `VACUUM`).
     fn compact(&self) -> Result<()>;
+
+    /// Tries to become the one holder of `role` among the processes sharing this database
+    /// (the scheduler among several serves): `None` while another holds it. The role is held
+    /// until the [`Leadership`] is dropped or reports it lost, or the process dies.
+    fn lead(&self, role: &str) -> Result<Option<Leadership>>;
 
     /// Adds a schedule (`replace` false) or applies one (created, or brought up to date);
     /// see [`crate::semantics::put_schedule`].
