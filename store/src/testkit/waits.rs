@@ -16,7 +16,14 @@ use crate::{
 };
 
 fn timer(seq: u32, step: &str, until: Timestamp) -> WaitingStep {
-    WaitingStep { seq, step: step.to_owned(), until: Some(until), signal: None, approval: None }
+    WaitingStep {
+        seq,
+        step: step.to_owned(),
+        until: Some(until),
+        signal: None,
+        approval: None,
+        child: None,
+    }
 }
 
 fn signal(seq: u32, step: &str, name: &str) -> WaitingStep {
@@ -26,6 +33,7 @@ fn signal(seq: u32, step: &str, name: &str) -> WaitingStep {
         until: None,
         signal: Some(name.to_owned()),
         approval: None,
+        child: None,
     }
 }
 
