@@ -413,18 +413,22 @@ async fn a_pipeline_agent_step_denies_by_policy() {
 }
 
 /// A pipeline's agent step with `ask`: its child agent flow waits for the decision without a
-/// lease, and so does the pipeline (its step waits for the child). The `taskflow run` that
-/// started it is killed; `flows approve CHILD` records the decision and `flows resume PIPELINE`
-/// in a new process runs the child on and the pipeline to its end: the command ran once when
-/// approved, never when denied (the model reads the denial), and the next step has the answer.
+/// lease, and so does the pipeline (its step waits for the child). `flows approve` on the child
+/// or on the pipeline records the decision; the `taskflow run` that waited runs on by itself,
+/// or, killed, `flows resume PIPELINE` in a new process runs the child on and the pipeline to
+/// its end: the command ran once when approved, never when denied (the model reads the
+/// denial), and the next step has the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_agent_step_asks_and_runs_on_after_the_decision_and_a_restart() {
-    for (decide, runs, result) in [
-        (&[][..], 1, "{\"exit_code\":0"),
-        (&["--deny", "--reason", "not in CI"][..], 0, "denied: not in CI"),
+    // (killed, decided on the pipeline's id rather than the child's, `flows approve` arguments
+    // after the id, times the command runs, how the model's tool result begins)
+    for (killed, on_parent, decide, runs, result) in [
+        (true, false, &[][..], 1, "{\"exit_code\":0"),
+        (true, true, &["--deny", "--reason", "not in CI"][..], 0, "denied: not in CI"),
+        (false, true, &[][..], 1, "{\"exit_code\":0"),
     ] {
         let setup = setup().await;
-        let label = format!("{decide:?}");
+        let label = format!("killed {killed}, on the parent {on_parent}, {decide:?}");
         let pipeline = write_pipeline(&setup, "ask");
         let mut run = setup.taskflow();
         run.args(["run", pipeline.to_str().unwrap(), "--id", "pipe"]);
@@ -442,8 +446,13 @@ async fn a_pipeline_agent_step_asks_and_runs_on_after_the_decision_and_a_restart
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        run.kill().unwrap();
-        run.wait().unwrap();
+        let mut foreground = None;
+        if killed {
+            run.kill().unwrap();
+            run.wait().unwrap();
+        } else {
+            foreground = Some(run);
+        }
 
         let parent = setup.inspect("pipe");
         let child = parent["children"][0]["id"].as_str().unwrap().to_owned();
@@ -454,22 +463,30 @@ async fn a_pipeline_agent_step_asks_and_runs_on_after_the_decision_and_a_restart
         assert_eq!(waiting["flow"]["lease"], Value::Null, "{label}");
         assert_eq!(waiting["flow"]["wait"]["approval"]["call_id"], CALL_ID, "{label}");
         assert_eq!(setup.runs(), 0, "{label}");
-        // Resumed before the decision, the pipeline waits again; nothing ran.
-        let (code, _, stderr) = setup.run(&["flows", "resume", "pipe", "--detach"]);
-        assert_eq!(code, 0, "{label}: {stderr}");
-        assert_eq!(setup.inspect("pipe")["flow"]["status"], "waiting", "{label}");
-        assert_eq!(setup.runs(), 0, "{label}");
+        if killed {
+            // Resumed before the decision, the pipeline waits again; nothing ran.
+            let (code, _, stderr) = setup.run(&["flows", "resume", "pipe", "--detach"]);
+            assert_eq!(code, 0, "{label}: {stderr}");
+            assert_eq!(setup.inspect("pipe")["flow"]["status"], "waiting", "{label}");
+            assert_eq!(setup.runs(), 0, "{label}");
+        }
 
-        let mut approve = vec!["flows", "approve", child.as_str()];
+        let mut approve = vec!["flows", "approve", if on_parent { "pipe" } else { &child }];
         approve.extend(decide);
         let (code, stdout, stderr) = setup.run(&approve);
         assert_eq!(code, 0, "{label}: {stderr}");
         assert!(stdout.contains(&format!("call {CALL_ID} of flow {child}")), "{label}: {stdout}");
-        // The decision makes the pipeline due, which runs its child on.
-        let parent = setup.inspect("pipe");
-        assert!(parent["flow"]["wake_at"].is_string(), "{label}: {parent}");
 
-        let (code, stdout, stderr) = setup.run(&["flows", "resume", "pipe"]);
+        let (code, stdout, stderr) = match foreground {
+            // The `taskflow run` that waited runs on by itself.
+            Some(run) => cli::outcome(run.wait_with_output().unwrap()),
+            None => {
+                // The decision makes the pipeline due, which runs its child on.
+                let parent = setup.inspect("pipe");
+                assert!(parent["flow"]["wake_at"].is_string(), "{label}: {parent}");
+                setup.run(&["flows", "resume", "pipe"])
+            }
+        };
         assert_eq!(code, 0, "{label}: {stdout} {stderr}");
         let done = setup.inspect("pipe");
         assert_eq!(done["flow"]["status"], "succeeded", "{label}: {done}");
@@ -480,4 +497,28 @@ async fn a_pipeline_agent_step_asks_and_runs_on_after_the_decision_and_a_restart
         assert_eq!(results.len(), 1, "{label}: {results:?}");
         assert!(results[0].starts_with(result), "{label}: {results:?}");
     }
+}
+
+/// Over HTTP, a decision posted on a pipeline that waits for its agent step's child is the
+/// child's; serve runs the pipeline on to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_a_pipeline_on_once_its_agent_steps_call_is_decided() {
+    let setup = setup().await;
+    let pipeline = write_pipeline(&setup, "ask");
+    let (code, _, stderr) =
+        setup.run(&["run", pipeline.to_str().unwrap(), "--id", "pipe", "--detach"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(setup.inspect("pipe")["flow"]["status"], "waiting");
+    let serve = Serve::start(&setup.db, &[], &[]);
+    let path = format!("/v1/flows/pipe/approvals/{}", CALL_ID.replace(':', "%3A"));
+    let (status, decided) =
+        call(client().post(serve.url(&path)).json(&json!({"approve": true}))).await;
+    assert_eq!(status, 201, "{decided}");
+    wait_until("serve to run the pipeline to its end", async || {
+        status_of(&serve, "pipe").await == "succeeded"
+    })
+    .await;
+    assert_eq!(setup.runs(), 1);
+    let state = setup.inspect("pipe")["flow"]["state"].clone();
+    assert_eq!(state["report"], format!("agent said: {ANSWER}"), "{state}");
 }
