@@ -458,6 +458,12 @@ async fn a_pipeline_agent_step_asks_and_runs_on_after_the_decision_and_a_restart
         let child = parent["children"][0]["id"].as_str().unwrap().to_owned();
         assert_eq!(parent["flow"]["lease"], Value::Null, "{label}: {parent}");
         assert_eq!(parent["flow"]["wait"]["children"], json!([child]), "{label}: {parent}");
+        let (_, table, _) = setup.run(&["flows", "inspect", "pipe"]);
+        assert!(
+            table.contains(&format!("child flow {child}, which waits for a decision")),
+            "{label}: {table}"
+        );
+        assert!(table.contains("`taskflow flows approve pipe`"), "{label}: {table}");
         let waiting = setup.inspect(&child);
         assert_eq!(waiting["flow"]["status"], "waiting", "{label}: {waiting}");
         assert_eq!(waiting["flow"]["lease"], Value::Null, "{label}");
@@ -508,6 +514,7 @@ async fn serve_runs_a_pipeline_on_once_its_agent_steps_call_is_decided() {
     let (code, _, stderr) =
         setup.run(&["run", pipeline.to_str().unwrap(), "--id", "pipe", "--detach"]);
     assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("hint: `taskflow flows approve pipe`"), "{stderr}");
     assert_eq!(setup.inspect("pipe")["flow"]["status"], "waiting");
     let serve = Serve::start(&setup.db, &[], &[]);
     let path = format!("/v1/flows/pipe/approvals/{}", CALL_ID.replace(':', "%3A"));
