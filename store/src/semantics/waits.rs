@@ -67,10 +67,15 @@ pub(super) fn wait_for<T: StoreTx + ?Sized>(
             wake_at = Some(now);
         }
     }
-    // A child decided about (or ended) before its parent gave the lease up: due at once.
+    // A child that runs, ended, or was decided about before its parent gave the lease up:
+    // due at once.
     for child in children {
         let (child, _) = load_flow(tx, None, child, false)?;
-        if child.status != FlowStatus::Waiting || child.wake_at.is_some_and(|at| at <= now) {
+        let mut decided = child.status != FlowStatus::Waiting;
+        for (_, name) in wait::approvals(child.wait.as_ref()) {
+            decided = decided || tx.pending_signal(&child.id, &name)?;
+        }
+        if decided {
             wake_at = Some(now);
         }
     }
