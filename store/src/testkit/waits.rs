@@ -329,7 +329,7 @@ pub fn a_parent_waiting_for_its_childs_decision_is_due_once_it_is_decided_or_end
     assert!(due_now(&alice, &parent.id));
     let adoptable: Vec<_> =
         fx.taskflow.adoptable(10).unwrap().into_iter().map(|flow| flow.id).collect();
-    assert_eq!(adoptable, [parent.id.clone()]);
+    assert_eq!(adoptable, std::slice::from_ref(&parent.id));
 
     // The parent waits again before its child took the decision: due at once.
     let parent_lease = alice.acquire_lease(&parent.id, TTL).unwrap();
