@@ -370,32 +370,162 @@ async fn serve_records_a_decision_once_and_runs_the_flow_on() {
     assert_eq!(setup.runs(), 1);
 }
 
-/// A pipeline's agent step takes `deny`: the tool never runs and the step's answer follows;
-/// `ask` is refused when the file is loaded (the step cannot wait for a person yet).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pipeline_agent_step_denies_by_policy_and_refuses_ask() {
-    let setup = setup().await;
+/// A pipeline whose agent step (policy `POLICY = ["run_command"]`) is followed by a step that
+/// reads its answer.
+fn write_pipeline(setup: &Setup, policy: &str) -> PathBuf {
     let pipeline = setup.db.with_file_name("pipeline.toml");
-    let write = |policy: &str| {
-        let text = format!(
-            "name = \"policy\"\n\n[[steps]]\nid = \"work\"\naction = \"agent\"\n\
-             with = {{ prompt = \"Run the command.\", provider = \"vllm\", base_url = {:?}, \
-             model = \"k2\", workspace = {:?}, tools = [\"run_command\"], \
-             allow_commands = [\"sh\"], {policy} = [\"run_command\"] }}\n",
-            setup.base,
-            setup.workspace.display().to_string()
-        );
-        std::fs::write(&pipeline, text).unwrap();
-    };
-    let path = pipeline.to_str().unwrap();
-    write("ask");
-    let (code, _, stderr) = setup.run(&["run", path, "--id", "asks"]);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("`with.ask`: a pipeline's agent step cannot wait"), "{stderr}");
-    write("deny");
-    let (code, _, stderr) = setup.run(&["run", path, "--id", "denies"]);
+    let text = format!(
+        "name = \"policy\"\n\n[[steps]]\nid = \"work\"\naction = \"agent\"\n\
+         with = {{ prompt = \"Run the command.\", provider = \"vllm\", base_url = {:?}, \
+         model = \"k2\", workspace = {:?}, tools = [\"run_command\"], \
+         allow_commands = [\"sh\"], {policy} = [\"run_command\"] }}\n\n\
+         [[steps]]\nid = \"report\"\naction = \"echo\"\n\
+         with = {{ value = \"agent said: {{{{steps.work.output}}}}\" }}\n",
+        setup.base,
+        setup.workspace.display().to_string()
+    );
+    std::fs::write(&pipeline, text).unwrap();
+    pipeline
+}
+
+/// A pipeline's agent step takes `deny`: the tool never runs and the step's answer follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_agent_step_denies_by_policy() {
+    let setup = setup().await;
+    let pipeline = write_pipeline(&setup, "deny");
+    let (code, _, stderr) = setup.run(&["run", pipeline.to_str().unwrap(), "--id", "denies"]);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(setup.inspect("denies")["flow"]["state"]["work"], ANSWER);
+    let state = setup.inspect("denies")["flow"]["state"].clone();
+    assert_eq!(state["report"], format!("agent said: {ANSWER}"), "{state}");
     assert_eq!(setup.model.tool_results(), ["denied: denied by policy"]);
     assert_eq!(setup.runs(), 0);
+    // A policy that names no agent tool is refused when the file is loaded.
+    std::fs::write(
+        &pipeline,
+        std::fs::read_to_string(&pipeline)
+            .unwrap()
+            .replace("deny = [\"run_command\"]", "ask = [\"run_comand\"]"),
+    )
+    .unwrap();
+    let (code, _, stderr) = setup.run(&["run", pipeline.to_str().unwrap(), "--id", "typo"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("`with.ask` names `run_comand`, which is no agent tool"), "{stderr}");
+}
+
+/// A pipeline's agent step with `ask`: its child agent flow waits for the decision without a
+/// lease, and so does the pipeline (its step waits for the child). `flows approve` on the child
+/// or on the pipeline records the decision; the `taskflow run` that waited runs on by itself,
+/// or, killed, `flows resume PIPELINE` in a new process runs the child on and the pipeline to
+/// its end: the command ran once when approved, never when denied (the model reads the
+/// denial), and the next step has the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_agent_step_asks_and_runs_on_after_the_decision_and_a_restart() {
+    // (killed, decided on the pipeline's id rather than the child's, `flows approve` arguments
+    // after the id, times the command runs, how the model's tool result begins)
+    for (killed, on_parent, decide, runs, result) in [
+        (true, false, &[][..], 1, "{\"exit_code\":0"),
+        (true, true, &["--deny", "--reason", "not in CI"][..], 0, "denied: not in CI"),
+        (false, true, &[][..], 1, "{\"exit_code\":0"),
+    ] {
+        let setup = setup().await;
+        let label = format!("killed {killed}, on the parent {on_parent}, {decide:?}");
+        let pipeline = write_pipeline(&setup, "ask");
+        let mut run = setup.taskflow();
+        run.args(["run", pipeline.to_str().unwrap(), "--id", "pipe"]);
+        let mut run = run.spawn().unwrap();
+        let start = Instant::now();
+        let status = || {
+            let (_, stdout, _) = setup.run(&["--json", "flows", "inspect", "pipe"]);
+            let inspection: Value = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+            inspection["flow"]["status"].clone()
+        };
+        while status() != "waiting" {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{label}: the pipeline never waited"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut foreground = None;
+        if killed {
+            run.kill().unwrap();
+            run.wait().unwrap();
+        } else {
+            foreground = Some(run);
+        }
+
+        let parent = setup.inspect("pipe");
+        let child = parent["children"][0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(parent["flow"]["lease"], Value::Null, "{label}: {parent}");
+        assert_eq!(parent["flow"]["wait"]["children"], json!([child]), "{label}: {parent}");
+        let (_, table, _) = setup.run(&["flows", "inspect", "pipe"]);
+        assert!(
+            table.contains(&format!("child flow {child}, which waits for a decision")),
+            "{label}: {table}"
+        );
+        assert!(table.contains("`taskflow flows approve pipe`"), "{label}: {table}");
+        let waiting = setup.inspect(&child);
+        assert_eq!(waiting["flow"]["status"], "waiting", "{label}: {waiting}");
+        assert_eq!(waiting["flow"]["lease"], Value::Null, "{label}");
+        assert_eq!(waiting["flow"]["wait"]["approval"]["call_id"], CALL_ID, "{label}");
+        assert_eq!(setup.runs(), 0, "{label}");
+        if killed {
+            // Resumed before the decision, the pipeline waits again; nothing ran.
+            let (code, _, stderr) = setup.run(&["flows", "resume", "pipe", "--detach"]);
+            assert_eq!(code, 0, "{label}: {stderr}");
+            assert_eq!(setup.inspect("pipe")["flow"]["status"], "waiting", "{label}");
+            assert_eq!(setup.runs(), 0, "{label}");
+        }
+
+        let mut approve = vec!["flows", "approve", if on_parent { "pipe" } else { &child }];
+        approve.extend(decide);
+        let (code, stdout, stderr) = setup.run(&approve);
+        assert_eq!(code, 0, "{label}: {stderr}");
+        assert!(stdout.contains(&format!("call {CALL_ID} of flow {child}")), "{label}: {stdout}");
+
+        let (code, stdout, stderr) = match foreground {
+            // The `taskflow run` that waited runs on by itself.
+            Some(run) => cli::outcome(run.wait_with_output().unwrap()),
+            None => {
+                // The decision makes the pipeline due, which runs its child on.
+                let parent = setup.inspect("pipe");
+                assert!(parent["flow"]["wake_at"].is_string(), "{label}: {parent}");
+                setup.run(&["flows", "resume", "pipe"])
+            }
+        };
+        assert_eq!(code, 0, "{label}: {stdout} {stderr}");
+        let done = setup.inspect("pipe");
+        assert_eq!(done["flow"]["status"], "succeeded", "{label}: {done}");
+        assert_eq!(done["flow"]["state"]["report"], format!("agent said: {ANSWER}"), "{label}");
+        assert_eq!(setup.inspect(&child)["flow"]["status"], "succeeded", "{label}");
+        assert_eq!(setup.runs(), runs, "{label}");
+        let results = setup.model.tool_results();
+        assert_eq!(results.len(), 1, "{label}: {results:?}");
+        assert!(results[0].starts_with(result), "{label}: {results:?}");
+    }
+}
+
+/// Over HTTP, a decision posted on a pipeline that waits for its agent step's child is the
+/// child's; serve runs the pipeline on to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_a_pipeline_on_once_its_agent_steps_call_is_decided() {
+    let setup = setup().await;
+    let pipeline = write_pipeline(&setup, "ask");
+    let (code, _, stderr) =
+        setup.run(&["run", pipeline.to_str().unwrap(), "--id", "pipe", "--detach"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("hint: `taskflow flows approve pipe`"), "{stderr}");
+    assert_eq!(setup.inspect("pipe")["flow"]["status"], "waiting");
+    let serve = Serve::start(&setup.db, &[], &[]);
+    let path = format!("/v1/flows/pipe/approvals/{}", CALL_ID.replace(':', "%3A"));
+    let (status, decided) =
+        call(client().post(serve.url(&path)).json(&json!({"approve": true}))).await;
+    assert_eq!(status, 201, "{decided}");
+    wait_until("serve to run the pipeline to its end", async || {
+        status_of(&serve, "pipe").await == "succeeded"
+    })
+    .await;
+    assert_eq!(setup.runs(), 1);
+    let state = setup.inspect("pipe")["flow"]["state"].clone();
+    assert_eq!(state["report"], format!("agent said: {ANSWER}"), "{state}");
 }

@@ -123,7 +123,13 @@ pub fn inspection(inspection: &Inspection, json: bool) {
         fields.insert(5, ("controller", optional(flow.controller.clone())));
     }
     let approvals = taskflow_store::wait::approvals(flow.wait.as_ref());
-    if approvals.is_empty() {
+    let waited = taskflow_store::wait::waited_children(flow.wait.as_ref());
+    if approvals.is_empty() && !waited.is_empty() {
+        for child in &waited {
+            fields.push(("waiting for", child_text(child)));
+        }
+        fields.push(("decide", decide_child_text(flow)));
+    } else if approvals.is_empty() {
         if let Some(wait) = &flow.wait {
             fields.push(("waiting for", wait.to_string()));
         }
@@ -195,10 +201,35 @@ fn decide_text(flow: &Flow, approvals: &[(ApprovalRequest, String)]) -> String {
     format!("`taskflow flows approve {}{call}` (add `--deny --reason TEXT` to refuse)", flow.id)
 }
 
+/// `child flow ID, which waits for a decision about a tool call`.
+fn child_text(child: &str) -> String {
+    format!("child flow {child}, which waits for a decision about a tool call")
+}
+
+/// The command that decides the call a pipeline's waiting child waits for.
+fn decide_child_text(flow: &Flow) -> String {
+    format!(
+        "`taskflow flows approve {}` (the decision goes to its child; add `--deny --reason TEXT` \
+         to refuse)",
+        flow.id
+    )
+}
+
 /// What a flow left waiting says on stderr: for each call waiting for approval, the call and
 /// the command that decides it; otherwise what it waits for and how it goes on.
 pub fn waiting_lines(flow: &Flow) -> Vec<String> {
     let approvals = taskflow_store::wait::approvals(flow.wait.as_ref());
+    let children = taskflow_store::wait::waited_children(flow.wait.as_ref());
+    if approvals.is_empty() && !children.is_empty() {
+        let mut lines: Vec<String> =
+            children.iter().map(|child| format!("waiting for {}", child_text(child))).collect();
+        lines.push(format!(
+            "hint: {}, then `taskflow flows resume {}` runs it on (serve does it by itself)",
+            decide_child_text(flow),
+            flow.id
+        ));
+        return lines;
+    }
     if approvals.is_empty() {
         return vec![format!(
             "hint: `taskflow flows resume {}` continues it once it is due (serve does it by itself)",

@@ -129,6 +129,7 @@ impl Flows {
         let decision = ApprovalDecision { approved: approve, reason };
         let deciding = handle.clone();
         let (call_id, signal, flow) = blocking(move || {
+            let id = approvals::deciding_flow(&deciding, &id)?;
             let call_id = match call_id {
                 Some(call_id) => call_id,
                 None => approvals::pending_call(&deciding, &id)?,

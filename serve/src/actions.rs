@@ -3,7 +3,7 @@
 //! a script (the same checks, the same store call, the same run started afterwards).
 
 use serde_json::Value;
-use taskflow_api::{control, schedules};
+use taskflow_api::{approvals, control, schedules};
 use taskflow_store::{
     ApprovalDecision, CancelOutcome, Flow, FlowId, FlowStatus, Schedule, Signal, Slot, Timestamp,
 };
@@ -82,8 +82,21 @@ pub async fn decide(
     decision: ApprovalDecision,
 ) -> Result<(Signal, Flow), HttpError> {
     let handle = state.handle(owner)?;
-    let (signal, flow) = blocking(move || handle.decide_approval(&id, &call_id, &decision)).await?;
+    let (signal, flow, parent) = blocking(move || {
+        let id = approvals::deciding_flow(&handle, &id)?;
+        let (signal, flow) = handle.decide_approval(&id, &call_id, &decision)?;
+        // A child whose pipeline waits for it runs in its pipeline's run: the pipeline is due.
+        let parent = match &flow.parent_flow_id {
+            Some(parent) => Some(handle.flow_without_spec(parent)?),
+            None => None,
+        };
+        Ok::<_, taskflow_api::ApiError>((signal, flow, parent))
+    })
+    .await?;
     run_if_due(state, owner, &flow);
+    if let Some(parent) = parent {
+        run_if_due(state, owner, &parent);
+    }
     Ok((signal, flow))
 }
 

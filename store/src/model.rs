@@ -404,6 +404,9 @@ pub struct WaitingStep {
     /// It is a tool call that waits for a person's decision (its signal is
     /// [`crate::wait::approval_signal`] of the call).
     pub approval: Option<ApprovalRequest>,
+    /// It waits for this child flow of its flow (which waits itself, for a person's decision
+    /// about a tool call): the flow is due again once the child is decided about or ends.
+    pub child: Option<FlowId>,
 }
 
 /// A tool call an agent run may make only once a person approves it: what `flows inspect`

@@ -23,6 +23,10 @@
 //!  "steps": [{"seq": 2, "step": "tool 1/call_1", "until": null, "signal": "approval:1/call_1",
 //!             "approval": {"call_id": "call_1", "tool": "run_command", "arguments": {…}}}]}
 //! ```
+//!
+//! A step whose child flow waits (a pipeline's `agent` step, whose agent waits for a decision)
+//! names the child in its entry (`"child": ID`), and the document lists such children as
+//! `children`; the flow is due again once a child it waits for is decided about or ends.
 
 use serde_json::{Value, json};
 
@@ -49,6 +53,9 @@ pub fn document(steps: &[WaitingStep]) -> Value {
                 if let Some(approval) = &step.approval {
                     entry["approval"] = approval_value(approval);
                 }
+                if let Some(child) = &step.child {
+                    entry["child"] = json!(child.to_string());
+                }
                 entry
             })
             .collect::<Vec<_>>(),
@@ -56,7 +63,19 @@ pub fn document(steps: &[WaitingStep]) -> Value {
     if let Some(approval) = steps.iter().find_map(|step| step.approval.as_ref()) {
         document["approval"] = approval_value(approval);
     }
+    let children: Vec<String> =
+        steps.iter().filter_map(|step| step.child.as_ref()).map(ToString::to_string).collect();
+    if !children.is_empty() {
+        document["children"] = json!(children);
+    }
     document
+}
+
+/// The child flows (their ids) a `wait` document's steps wait for: children that wait
+/// themselves, for a person's decision about a tool call.
+pub fn waited_children(wait: Option<&Value>) -> Vec<String> {
+    let children = wait.and_then(|wait| wait.get("children")).and_then(Value::as_array);
+    children.into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
 }
 
 /// How the names of approval signals begin; no other signal's name does.
@@ -109,8 +128,8 @@ pub fn waiting_seqs(wait: Option<&Value>) -> Vec<u32> {
         .collect()
 }
 
-/// Whether something could wake a flow waiting on this `wait` document: a timer, a signal, or
-/// an approval.
+/// Whether something could wake a flow waiting on this `wait` document: a timer, a signal, an
+/// approval, or a child that waits for one.
 pub fn can_wake(wait: Option<&Value>) -> bool {
     let Some(wait) = wait.and_then(Value::as_object) else { return false };
     let named = |key: &str| match wait.get(key) {
@@ -118,7 +137,7 @@ pub fn can_wake(wait: Option<&Value>) -> bool {
         Some(Value::Array(items)) => !items.is_empty(),
         Some(_) => true,
     };
-    ["until", "signals", "signal", "approval"].into_iter().any(named)
+    ["until", "signals", "signal", "approval", "children"].into_iter().any(named)
 }
 
 /// Whether a `wait` document waits for a signal called `name`.
@@ -138,6 +157,7 @@ mod tests {
             until: until.map(Timestamp::from_millis),
             signal: signal.map(str::to_owned),
             approval: None,
+            child: None,
         }
     }
 

@@ -28,5 +28,5 @@ pub use step::{
     StepContext, Wait,
 };
 pub use tool::{Tool, Tools};
-pub use tools::{AgentToolSettings, register_agent_tools};
+pub use tools::{AGENT_TOOLS, AgentToolSettings, register_agent_tools};
 pub use workspace::{PathError, Workspace};

@@ -51,10 +51,16 @@ pub struct Wait {
     pub until: Option<Timestamp>,
     /// It can end when a signal of this name arrives.
     pub signal: Option<String>,
+    /// It can end when this child flow of its flow (its id), which waits itself (for a
+    /// person's decision about a tool call), ends or is decided about.
+    pub child: Option<String>,
 }
 
 impl std::fmt::Display for Wait {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(child) = &self.child {
+            return write!(f, "waiting for its child flow {child}");
+        }
         match (&self.signal, self.until) {
             (Some(signal), Some(until)) => write!(f, "waiting for signal `{signal}` until {until}"),
             (Some(signal), None) => write!(f, "waiting for signal `{signal}`"),

@@ -264,7 +264,7 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
         }
         FlowsCommand::Approve { id, call_id, deny, reason } => {
             let handle = require(handle, id)?;
-            let id = flow_id(id)?;
+            let id = approvals::deciding_flow(&handle, &flow_id(id)?)?;
             let call_id = match call_id {
                 Some(call_id) => call_id.clone(),
                 None => approvals::pending_call(&handle, &id)?,

@@ -581,6 +581,7 @@ impl AgentRunner {
                 tool: call.name.clone(),
                 arguments,
             }),
+            child: None,
         };
         let op = CheckpointOp::Wait { lease: self.lease.clone(), steps: vec![waiting] };
         match self.store.apply(op).await {

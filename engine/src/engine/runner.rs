@@ -464,11 +464,12 @@ impl Runner {
 
 /// A parked step as its flow's `wait` lists it.
 fn waiting_step(step: &Step, slot: &Slot) -> WaitingStep {
-    let (until, signal) = match slot {
-        Slot::Parked(wait) => (wait.until, wait.signal.clone()),
-        _ => (None, None),
+    let (until, signal, child) = match slot {
+        Slot::Parked(wait) => (wait.until, wait.signal.clone(), wait.child.clone()),
+        _ => (None, None, None),
     };
-    WaitingStep { seq: step.seq, step: step.name.clone(), until, signal, approval: None }
+    let child = child.and_then(|id| id.parse::<FlowId>().ok());
+    WaitingStep { seq: step.seq, step: step.name.clone(), until, signal, approval: None, child }
 }
 
 /// The signals the parked steps wait for.

@@ -18,7 +18,7 @@ impl Action for Sleep {
             if Timestamp::now() >= until {
                 return Ok(json!(until.to_string()));
             }
-            Err(ActionError::Waiting(Wait { until: Some(until), signal: None }))
+            Err(ActionError::Waiting(Wait { until: Some(until), signal: None, child: None }))
         })
     }
 

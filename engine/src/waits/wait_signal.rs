@@ -34,7 +34,7 @@ impl Action for WaitSignal {
                     duration_text::format(timeout)
                 )));
             }
-            Err(ActionError::Waiting(Wait { until, signal: Some(name) }))
+            Err(ActionError::Waiting(Wait { until, signal: Some(name), child: None }))
         })
     }
 

@@ -178,6 +178,14 @@ fn waits_for(wait: &Value, wake_at: Option<Timestamp>) -> String {
     if !approvals.is_empty() {
         parts.push("a decision about a tool call (below)".to_owned());
     }
+    for child in taskflow_store::wait::waited_children(Some(wait)) {
+        parts.push(format!(
+            "its child flow <a href=\"/flows/{}\"><code>{}</code></a>, which waits for a \
+             decision about a tool call",
+            text(&query_value(&child)),
+            text(&child)
+        ));
+    }
     if let Some(at) = wake_at.or_else(|| {
         wait.get("until")
             .and_then(Value::as_str)

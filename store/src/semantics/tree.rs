@@ -119,6 +119,11 @@ pub(super) fn flow_ended<T: StoreTx + ?Sized>(tx: &T, flow: &Flow, now: Timestam
     let mut after = parent.clone();
     if cancel_settles(tx, &parent)? {
         rules::set_status(&mut after, FlowStatus::Cancelled, now);
+    } else if parent.status == FlowStatus::Waiting
+        && crate::wait::waited_children(parent.wait.as_ref()).contains(&flow.id.to_string())
+    {
+        // The parent's step waited for this child: it can end now.
+        after.wake_at = Some(now);
     }
     let change = step_change(&step, json!("running"), json!(step.status.as_str()));
     let after = commit(tx, &parent, after, vec![change], SYSTEM_ACTOR, now, None)?;

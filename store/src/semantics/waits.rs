@@ -39,7 +39,17 @@ pub(super) fn wait_for<T: StoreTx + ?Sized>(
             flow.id
         )));
     }
-    let running = tx.running_steps(&flow.id)?;
+    // A step that stands for a child the flow waits for is the store's (it ends with the
+    // child), not a runner's: it runs on while the flow waits.
+    let children: Vec<&FlowId> = steps.iter().filter_map(|step| step.child.as_ref()).collect();
+    let mut running = tx.running_steps(&flow.id)?;
+    if !children.is_empty() {
+        let held = tx.steps(&flow.id)?.into_iter().filter(|step| {
+            step.status == StepStatus::Running
+                && step.child_flow_id.as_ref().is_some_and(|child| children.contains(&child))
+        });
+        running -= held.count() as u64;
+    }
     if running != steps.len() as u64 {
         return Err(Error::InvalidInput(format!(
             "flow {} has {running} running step(s) and {} waiting: it waits only once every \
@@ -54,6 +64,18 @@ pub(super) fn wait_for<T: StoreTx + ?Sized>(
     let mut wake_at = wait::earliest(steps);
     for name in steps.iter().filter_map(|step| step.signal.as_deref()) {
         if tx.pending_signal(&flow.id, name)? {
+            wake_at = Some(now);
+        }
+    }
+    // A child that runs, ended, or was decided about before its parent gave the lease up:
+    // due at once.
+    for child in children {
+        let (child, _) = load_flow(tx, None, child, false)?;
+        let mut decided = child.status != FlowStatus::Waiting;
+        for (_, name) in wait::approvals(child.wait.as_ref()) {
+            decided = decided || tx.pending_signal(&child.id, &name)?;
+        }
+        if decided {
             wake_at = Some(now);
         }
     }
@@ -157,7 +179,10 @@ fn deliver<T: StoreTx + ?Sized>(
     let mut after = before.clone();
     let waited =
         before.status == FlowStatus::Waiting && wait::waits_for_signal(before.wait.as_ref(), name);
-    if waited && before.wake_at.is_none_or(|at| at > now) {
+    // A child whose parent waits for it is run by its parent's run: the parent is due, the
+    // child is not (it would run twice over).
+    let parent_woken = waited && wake_waiting_parent(tx, &before, now)?;
+    if waited && !parent_woken && before.wake_at.is_none_or(|at| at > now) {
         after.wake_at = Some(now);
     }
     let mut arrival = json!({"name": name, "id": signal_id});
@@ -176,6 +201,29 @@ fn deliver<T: StoreTx + ?Sized>(
         taken_at: None,
     };
     Ok((signal, flow))
+}
+
+/// Makes the parent of `child` due at once when it waits for `child` (a pipeline's `agent`
+/// step whose agent waits for a decision); whether it does.
+pub(super) fn wake_waiting_parent<T: StoreTx + ?Sized>(
+    tx: &T,
+    child: &Flow,
+    now: Timestamp,
+) -> Result<bool> {
+    let Some(parent_id) = &child.parent_flow_id else { return Ok(false) };
+    let (parent, _) = load_flow(tx, None, parent_id, false)?;
+    let waits = parent.status == FlowStatus::Waiting
+        && parent.lease.is_none()
+        && wait::waited_children(parent.wait.as_ref()).contains(&child.id.to_string());
+    if !waits {
+        return Ok(false);
+    }
+    if parent.wake_at.is_none_or(|at| at > now) {
+        let mut after = parent.clone();
+        after.wake_at = Some(now);
+        commit(tx, &parent, after, Vec::new(), super::SYSTEM_ACTOR, now, None)?;
+    }
+    Ok(true)
 }
 
 /// The running step `seq` of the leased flow takes the oldest signal called `name` no step has

@@ -2,7 +2,8 @@
 //! lease up and is due at its earliest timer; a signal is kept until a step takes it and wakes a
 //! flow that waits for it, whichever of the two commits first; a cancel ends a waiting flow at
 //! once; a decision about a tool call that waits for approval is recorded once, and only for
-//! a call the flow waits for.
+//! a call the flow waits for; a pipeline that waits for its child's decision is due once the
+//! call is decided (the child is not: its parent runs it) or the child ends.
 
 use std::time::Duration;
 
@@ -11,12 +12,19 @@ use serde_json::{Value, json};
 use super::{Harness, TTL, answered_step, begin, refusal, revisions, running, to_status};
 use crate::wait::approval_signal;
 use crate::{
-    ApprovalDecision, ApprovalRequest, CheckpointDone, CheckpointOp, Error, FlowStatus, Lease,
-    NewFlow, OwnerHandle, StepOutcome, StepStatus, Timestamp, WaitingStep,
+    ApprovalDecision, ApprovalRequest, CheckpointDone, CheckpointOp, Error, Flow, FlowStatus,
+    Lease, NewFlow, OwnerHandle, StepOutcome, StepStatus, Timestamp, WaitingStep,
 };
 
 fn timer(seq: u32, step: &str, until: Timestamp) -> WaitingStep {
-    WaitingStep { seq, step: step.to_owned(), until: Some(until), signal: None, approval: None }
+    WaitingStep {
+        seq,
+        step: step.to_owned(),
+        until: Some(until),
+        signal: None,
+        approval: None,
+        child: None,
+    }
 }
 
 fn signal(seq: u32, step: &str, name: &str) -> WaitingStep {
@@ -26,6 +34,7 @@ fn signal(seq: u32, step: &str, name: &str) -> WaitingStep {
         until: None,
         signal: Some(name.to_owned()),
         approval: None,
+        child: None,
     }
 }
 
@@ -257,4 +266,92 @@ pub fn an_approval_is_decided_once_and_only_for_a_call_the_flow_waits_for(harnes
     let bob = fx.taskflow.bind("bob").unwrap();
     let hidden = bob.decide_approval(&flow.id, "call_1", &approve).unwrap_err();
     assert!(matches!(hidden, Error::NotFound { .. }), "{hidden}");
+}
+
+/// A parent flow whose step `work` spawned a child that waits for a decision about `call_1`;
+/// the parent's lease, its step's seq, the child and the seq of the child's waiting step.
+fn waiting_child(alice: &OwnerHandle, name: &str) -> (Flow, Lease, u32, Flow, u32) {
+    let (parent, parent_lease) = running(alice, name);
+    let step = begun(alice, &parent_lease, &["work"])[0];
+    let (child, _) = alice.spawn_child(&parent_lease, NewFlow::managed("work (agent)")).unwrap();
+    let child_lease = alice.acquire_lease(&child.id, TTL).unwrap();
+    alice.set_status(&child_lease, FlowStatus::Running, None).unwrap();
+    let call = begun(alice, &child_lease, &["tool 1/call_1"])[0];
+    let request = ApprovalRequest {
+        call_id: "call_1".into(),
+        tool: "run_command".into(),
+        arguments: json!({"command": "ls"}),
+    };
+    let asking = WaitingStep {
+        approval: Some(request),
+        ..signal(call, "tool 1/call_1", &approval_signal("1/call_1"))
+    };
+    alice.checkpoint(vec![wait(&child_lease, vec![asking])]).unwrap().remove(0).unwrap();
+    (parent, parent_lease, step, child, call)
+}
+
+/// The parent's step `seq`, waiting for `child`.
+fn for_child(seq: u32, child: &Flow) -> WaitingStep {
+    WaitingStep { child: Some(child.id.clone()), signal: None, ..signal(seq, "work", "unused") }
+}
+
+fn due_now(handle: &OwnerHandle, id: &crate::FlowId) -> bool {
+    let flow = handle.flow(id).unwrap();
+    flow.status == FlowStatus::Waiting && flow.wake_at.is_some_and(|at| at <= Timestamp::now())
+}
+
+/// A pipeline's step waits for its child, which waits for a decision: the child's step is the
+/// store's and runs on while the parent waits; the decision makes the parent due, not the
+/// child (its parent's run runs it), and so does the child's end.
+pub fn a_parent_waiting_for_its_childs_decision_is_due_once_it_is_decided_or_ends(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let (parent, parent_lease, step, child, _) = waiting_child(&alice, "pipeline");
+
+    // Without naming the child, the parent's step is one of two running steps: refused.
+    let plain = WaitingStep { child: None, ..for_child(step, &child) };
+    let refused = refusal(&alice, wait(&parent_lease, vec![plain]));
+    assert!(matches!(refused, Error::InvalidInput(_)), "{refused}");
+    alice.checkpoint(vec![wait(&parent_lease, vec![for_child(step, &child)])]).unwrap();
+    let waiting = alice.flow(&parent.id).unwrap();
+    assert_eq!((waiting.status, waiting.wake_at), (FlowStatus::Waiting, None));
+    assert_eq!(waiting.lease, None);
+    let document = waiting.wait.clone().unwrap();
+    assert_eq!(document["children"], json!([child.id.to_string()]));
+    assert_eq!(document["steps"][0]["child"], child.id.to_string());
+    assert!(crate::wait::can_wake(Some(&document)));
+
+    let approve = ApprovalDecision { approved: true, reason: None };
+    let (_, decided) = alice.decide_approval(&child.id, "call_1", &approve).unwrap();
+    assert_eq!((decided.status, decided.wake_at), (FlowStatus::Waiting, None));
+    assert!(due_now(&alice, &parent.id));
+    let adoptable: Vec<_> =
+        fx.taskflow.adoptable(10).unwrap().into_iter().map(|flow| flow.id).collect();
+    assert_eq!(adoptable, std::slice::from_ref(&parent.id));
+
+    // The parent waits again before its child took the decision: due at once.
+    let parent_lease = alice.acquire_lease(&parent.id, TTL).unwrap();
+    alice.set_status(&parent_lease, FlowStatus::Running, None).unwrap();
+    alice.checkpoint(vec![wait(&parent_lease, vec![for_child(step, &child)])]).unwrap();
+    assert!(due_now(&alice, &parent.id));
+
+    // A child that ends (here run by itself) makes the parent waiting for it due.
+    let (parent, parent_lease, step, child, call) = waiting_child(&alice, "second");
+    alice.checkpoint(vec![wait(&parent_lease, vec![for_child(step, &child)])]).unwrap();
+    assert!(!due_now(&alice, &parent.id));
+    let child_lease = alice.acquire_lease(&child.id, TTL).unwrap();
+    alice.set_status(&child_lease, FlowStatus::Running, None).unwrap();
+    let finish = CheckpointOp::Finish {
+        lease: child_lease.clone(),
+        seq: call,
+        outcome: StepOutcome::Succeeded(json!("ok")),
+    };
+    alice.checkpoint(vec![finish]).unwrap().remove(0).unwrap();
+    alice.set_status(&child_lease, FlowStatus::Succeeded, None).unwrap();
+    assert!(due_now(&alice, &parent.id));
+    let steps = alice.steps(&parent.id).unwrap();
+    let running: Vec<_> = steps.iter().filter(|step| step.status == StepStatus::Running).collect();
+    assert_eq!(running.len(), 1, "the child's step ended with the child: {steps:?}");
 }

@@ -8,10 +8,14 @@
 //! of the config file's `[mcp_servers]`, whose tools are offered as `NAME__TOOL`), `workspace` (the folder the file
 //! tools are confined to; the pipeline's folder when left out), `allow_commands` (programs
 //! `run_command` may start), `max_turns`, `max_tokens`, `temperature`, `name` (the child
-//! flow's name; `STEP (agent)` when left out), `deny` (tools never run: the model reads that
-//! they were denied). Relative `script` and `workspace` paths resolve against the pipeline's
-//! folder. `ask` is refused: a pipeline step does not wait for a person's decision (yet); an
-//! agent whose calls wait for approval runs with `taskflow agent --ask`.
+//! flow's name; `STEP (agent)` when left out), `ask` (each call of these tools waits for a
+//! person's decision), `deny` (tools never run: the model reads that they were denied).
+//! Relative `script` and `workspace` paths resolve against the pipeline's folder.
+//!
+//! A child that waits for a decision about a call leaves the step waiting for the child
+//! ([`Wait::child`]): the pipeline's flow waits too, without a lease, until the call is decided
+//! (`taskflow flows approve CHILD`), when the store makes it due; its next run runs the step
+//! again, which runs the same child on.
 //!
 //! Because the agent is a child flow, a cancel of the pipeline reaches it, and a resumed
 //! pipeline continues the same child (found by the step's idempotency key) instead of starting
@@ -25,7 +29,8 @@ use serde_json::Value;
 use super::params::{optional_number, optional_text, provider_choice, string_param};
 use crate::action::Action;
 use crate::agent_spec::{AgentSpec, Approvals, DEFAULT_MAX_TURNS};
-use crate::step::{ActionError, ActionFuture, StepContext};
+use crate::step::{ActionError, ActionFuture, StepContext, Wait};
+use crate::tools::AGENT_TOOLS;
 use taskflow_store::model::Flow;
 use taskflow_store::status::FlowStatus;
 
@@ -81,6 +86,28 @@ fn count(with: &Value, key: &str, max: u64) -> Result<Option<u32>, String> {
     }
 }
 
+/// Checks the names of a policy list (`ask`, `deny`): each is an agent tool or a tool of one
+/// of the step's MCP servers (`SERVER__TOOL`; the server's tools are known only once it runs).
+fn check_policy(with: &Value, key: &str) -> Result<(), String> {
+    let servers = names(with, "mcp")?;
+    let of_a_server = |name: &str| {
+        name.split_once("__").is_some_and(|(server, tool)| {
+            !tool.is_empty() && servers.iter().any(|known| known == server)
+        })
+    };
+    match names(with, key)?
+        .into_iter()
+        .find(|name| !AGENT_TOOLS.contains(&name.as_str()) && !of_a_server(name))
+    {
+        None => Ok(()),
+        Some(unknown) => Err(format!(
+            "`with.{key}` names `{unknown}`, which is no agent tool ({}) nor a tool of a server \
+             of `with.mcp` (SERVER__TOOL)",
+            AGENT_TOOLS.join(", ")
+        )),
+    }
+}
+
 /// Checks everything about `with` that does not need the step to run.
 fn check_with(with: &Value) -> Result<(), String> {
     let Value::Object(table) = with else {
@@ -99,12 +126,9 @@ fn check_with(with: &Value) -> Result<(), String> {
     names(with, "tools")?;
     names(with, "mcp")?;
     names(with, "allow_commands")?;
-    if !names(with, "ask")?.is_empty() {
-        return Err("`with.ask`: a pipeline's agent step cannot wait for approval; `deny` \
-                    refuses a tool, and `taskflow agent --ask` runs an agent whose calls wait"
-            .to_owned());
+    for key in ["ask", "deny"] {
+        check_policy(with, key)?;
     }
-    names(with, "deny")?;
     count(with, "max_turns", MAX_TURNS_LIMIT)?;
     count(with, "max_tokens", u64::from(u32::MAX))?;
     optional_number(with, "temperature")?;
@@ -133,7 +157,7 @@ fn agent_spec(input: &Value, context: &StepContext) -> Result<AgentSpec, String>
         max_turns: count(input, "max_turns", MAX_TURNS_LIMIT)?.unwrap_or(DEFAULT_MAX_TURNS),
         max_tokens: count(input, "max_tokens", u64::from(u32::MAX))?,
         temperature: optional_number(input, "temperature")?.map(|t| t as f32),
-        approvals: Approvals { ask: Vec::new(), deny: names(input, "deny")? },
+        approvals: Approvals { ask: names(input, "ask")?, deny: names(input, "deny")? },
         budget: Default::default(),
         price: None,
     })
@@ -153,6 +177,11 @@ fn outcome(child: &Flow, context: &StepContext) -> Result<Value, ActionError> {
             }
         }
         _ if context.cancel.is_cancelled() => Err(ActionError::Cancelled),
+        FlowStatus::Waiting => Err(ActionError::Waiting(Wait {
+            until: None,
+            signal: None,
+            child: Some(id.to_string()),
+        })),
         FlowStatus::Failed | FlowStatus::Lost => {
             let error = child.error.as_deref().unwrap_or("no error was recorded");
             Err(ActionError::permanent(format!(
@@ -200,6 +229,7 @@ mod tests {
             "tools": ["read_file", "list_dir"],
             "mcp": ["docs"],
             "allow_commands": ["ls"],
+            "ask": ["run_command", "docs__search"],
             "deny": ["write_file"],
             "max_turns": 5,
             "temperature": 0.2,
@@ -210,8 +240,10 @@ mod tests {
             (json!({"prompt": "hi", "tools": "read_file"}), "`with.tools` must be a list of names"),
             (json!({"prompt": "hi", "tools": [""]}), "`with.tools` must be a list of names"),
             (json!({"prompt": "hi", "mcp": "docs"}), "`with.mcp` must be a list of names"),
-            (json!({"prompt": "hi", "ask": ["run_command"]}), "`with.ask`: a pipeline's agent"),
             (json!({"prompt": "hi", "deny": [3]}), "`with.deny` must be a list of names"),
+            (json!({"prompt": "hi", "ask": ["run_comand"]}), "`with.ask` names `run_comand`"),
+            (json!({"prompt": "hi", "deny": ["docs__search"]}), "`with.deny` names `docs__"),
+            (json!({"prompt": "hi", "mcp": ["docs"], "ask": ["docs__"]}), "names `docs__`"),
             (json!({"prompt": "hi", "ask": "run_command"}), "`with.ask` must be a list of names"),
             (json!({"prompt": "hi", "max_turns": 0}), "`with.max_turns` must be a whole number"),
             (json!({"prompt": "hi", "max_turns": 1001}), "from 1 to 1000"),

@@ -42,6 +42,10 @@ pub struct AgentToolSettings {
     pub allowed_commands: Vec<String>,
 }
 
+/// The names of the agent tools, as [`register_agent_tools`] registers them.
+pub const AGENT_TOOLS: [&str; 5] =
+    ["read_file", "list_dir", "write_file", "fetch_url", "run_command"];
+
 /// Registers the agent tools on `tools`.
 pub fn register_agent_tools(tools: &mut Tools, settings: &AgentToolSettings) {
     tools

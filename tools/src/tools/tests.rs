@@ -70,6 +70,16 @@ async fn check_err(bench: &Bench, tool: &str, args: Value, expected: &str) {
     }
 }
 
+#[test]
+fn the_agent_tools_are_the_names_listed() {
+    let bench = bench();
+    let mut names = bench.tools.names();
+    names.sort_unstable();
+    let mut listed = AGENT_TOOLS.to_vec();
+    listed.sort_unstable();
+    assert_eq!(names, listed);
+}
+
 #[tokio::test]
 async fn reading_and_listing() {
     let bench = bench();
