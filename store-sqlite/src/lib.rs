@@ -20,6 +20,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod checkpointer;
 mod error;
 mod flow_cache;
 mod list;
@@ -153,6 +154,7 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", synchronous).map_err(sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
+        checkpointer::attach(&mut conn, path.clone(), options.busy_timeout).map_err(sqlite)?;
         let inner = Inner {
             conn: Mutex::new(conn),
             reader: Mutex::new(None),
