@@ -83,6 +83,17 @@ impl Feed {
     pub async fn poll(&self, taskflow: TaskFlow, every: Duration) {
         let mut after = tail(&taskflow).await;
         loop {
+            if self.sender.receiver_count() == 0 {
+                // Nobody watches: skip to the newest event instead of reading and rendering
+                // every one. The newest id is read before the count is checked, so a watcher
+                // that subscribes after the check reads what it missed from the store itself.
+                let newest = tail(&taskflow).await;
+                if self.sender.receiver_count() == 0 {
+                    after = after.max(newest);
+                    tokio::time::sleep(every).await;
+                    continue;
+                }
+            }
             if let Ok(events) = read(&taskflow, after).await {
                 let full = events.len() == PAGE as usize;
                 if let Some(last) = events.last() {
