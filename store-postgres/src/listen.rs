@@ -13,7 +13,7 @@ use crate::{PostgresStore, WAKE_CHANNEL};
 
 /// A connection listening for wake-ups.
 pub struct Listener {
-    config: tokio_postgres::Config,
+    settings: pool::Settings,
     database: String,
     conn: Option<Conn>,
 }
@@ -21,7 +21,7 @@ pub struct Listener {
 impl Listener {
     pub(crate) fn new(store: &PostgresStore, connect_timeout: Duration) -> Result<Self> {
         let mut listener = Listener {
-            config: pool::config(store.location(), connect_timeout),
+            settings: pool::settings(store.location(), connect_timeout),
             database: store.location().shown().to_owned(),
             conn: None,
         };
@@ -31,7 +31,7 @@ impl Listener {
 
     fn connect(&mut self) -> Result<&mut Conn> {
         if self.conn.as_ref().is_none_or(Conn::is_closed) {
-            let mut conn = Conn::connect(&self.config).map_err(|failure| {
+            let mut conn = Conn::connect(&self.settings).map_err(|failure| {
                 error::refused(&self.database, StorageErrorKind::Unavailable, failure.to_string())
             })?;
             conn.batch_execute(&format!("LISTEN {WAKE_CHANNEL}")).pg()?;
