@@ -86,6 +86,12 @@ fi
 # connections alike (the client's sslmode decides). The settings go into the cluster's
 # postgresql.conf once, and a server that runs without them (started before) reloads them.
 pg_tls="$pg_root/tls"
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "test services: installing openssl (apt-get)" >&2
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq openssl >&2
+fi
 pg_tls_changed=""
 if [ ! -f "$pg_tls/ca.crt" ] || [ ! -f "$pg_tls/server.crt" ] || [ ! -f "$pg_tls/server.key" ]; then
     rm -rf "$pg_tls"
