@@ -34,21 +34,27 @@ impl Listener {
             let mut conn = Conn::connect(&self.settings).map_err(|failure| {
                 error::refused(&self.database, StorageErrorKind::Unavailable, failure.to_string())
             })?;
-            conn.batch_execute(&format!("LISTEN {WAKE_CHANNEL}")).pg()?;
+            conn.batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))
+                .pg()
+                .map_err(|failure| error::at(&self.database, failure))?;
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("connected just now"))
     }
 
     /// Waits at most `timeout` for a wake-up; the id of the flow it is about, if one came.
-    /// Every wake-up that arrived meanwhile is taken, and the first is returned.
-    pub fn wait(&mut self, timeout: Duration) -> Option<String> {
-        let Ok(conn) = self.connect() else {
-            std::thread::sleep(timeout);
-            return None;
+    /// Every wake-up that arrived meanwhile is taken, and the first is returned. The error says
+    /// that the server cannot be reached (after `timeout`: the next call tries again).
+    pub fn wait(&mut self, timeout: Duration) -> Result<Option<String>> {
+        let conn = match self.connect() {
+            Ok(conn) => conn,
+            Err(error) => {
+                std::thread::sleep(timeout);
+                return Err(error);
+            }
         };
-        let first = conn.notification(timeout)?;
+        let Some(first) = conn.notification(timeout) else { return Ok(None) };
         while conn.notification(Duration::ZERO).is_some() {}
-        Some(first.payload().to_owned())
+        Ok(Some(first.payload().to_owned()))
     }
 }
