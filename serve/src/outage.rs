@@ -88,7 +88,7 @@ mod tests {
             match event {
                 Seen::Failed(kind) => {
                     let error = Error::Storage(StorageError::new(
-                        kind.clone(),
+                        *kind,
                         "postgres://u@db/x",
                         "connection refused",
                     ));
