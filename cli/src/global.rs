@@ -5,7 +5,8 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
     /// The flow database: a SQLite file, or a PostgreSQL database as postgres://USER@HOST/DB
-    /// (shared by workers on many machines) [default: $XDG_DATA_HOME/taskflow/flows.db]
+    /// (shared by workers on many machines; TLS with ?sslmode=verify-full&sslrootcert=CA.pem,
+    /// or sslmode=require|verify-ca) [default: $XDG_DATA_HOME/taskflow/flows.db]
     #[arg(long, global = true, env = "TASKFLOW_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
 

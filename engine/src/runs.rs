@@ -1,11 +1,12 @@
 //! The flows one process runs in the background, and recovery. A front end (serve, the MCP
 //! server) starts a managed flow here when it is submitted, resumed or made due, and a
-//! process that recovers (serve) has [`Runs::sweep`] adopt, at start and then every sweep
-//! interval (or as soon as a worker frees up, or a waiting flow is due), every flow of the
-//! database, of any owner, that no live runner holds: queued, running under a lease whose
-//! holder is gone or that expired, or waiting and due. At most `workers` flows run at once; the
-//! others stay queued for the next sweep. Leases decide who runs a flow, so a CLI run beside
-//! serve, or a second serve, is never run twice.
+//! process that recovers (serve, a worker) has [`Runs::sweep`] claim, at start and then every
+//! sweep interval (or as soon as a worker frees up, or a waiting flow is due), as many flows as
+//! it has free workers, of any owner, among those no live runner holds: queued, running under a
+//! lease whose holder is gone or that expired, or waiting and due. A claim takes their leases in
+//! one transaction ([`TaskFlow::claim`]), so processes sweeping one database at once get
+//! disjoint sets, and each run starts under the lease claimed for it. Leases decide who runs a
+//! flow, so a CLI run beside serve, or a second serve, is never run twice.
 //!
 //! On shutdown the runs are drained (they start nothing new and give their flow back once their
 //! running steps have reached a checkpoint), then, after the grace period, stopped.
@@ -15,13 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use taskflow_store::{FlowId, TaskFlow};
+use taskflow_store::{Claim, FlowId, Lease, TaskFlow};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::engine::{Engine, RunControl, quiet};
 
-/// Most flows one sweep looks at.
+/// Most flows one sweep claims.
 const SWEEP_LIMIT: u32 = 500;
 
 /// The flows this process runs.
@@ -62,11 +63,30 @@ impl Runs {
     /// already; otherwise it waits for a sweep. Whether another runner holds it is for its
     /// lease to decide: then this run ends at once.
     pub fn start(&self, owner: &str, id: &FlowId) {
-        if self.0.stopping.load(Ordering::Acquire) || self.is_running(id) {
-            return;
+        self.launch(owner, id, None);
+    }
+
+    /// Runs a flow this process claimed, under the claimed lease; one it cannot run now (no
+    /// worker free, shutting down, running here already) gets its lease back at once.
+    fn start_claimed(&self, claim: Claim) {
+        let Claim { owner, lease } = claim;
+        let id = lease.flow_id.clone();
+        if let Some(lease) = self.launch(&owner, &id, Some(lease)) {
+            let taskflow = self.0.taskflow.clone();
+            tokio::task::spawn_blocking(move || {
+                taskflow.bind(owner).and_then(|handle| handle.release_lease(&lease))
+            });
         }
-        let Ok(handle) = self.0.taskflow.bind(owner) else { return };
-        let Ok(permit) = Arc::clone(&self.0.workers).try_acquire_owned() else { return };
+    }
+
+    /// Starts the run of flow `id` for `owner`, under `held` when given; gives `held` back when
+    /// the run does not start.
+    fn launch(&self, owner: &str, id: &FlowId, held: Option<Lease>) -> Option<Lease> {
+        if self.0.stopping.load(Ordering::Acquire) || self.is_running(id) {
+            return held;
+        }
+        let Ok(handle) = self.0.taskflow.bind(owner) else { return held };
+        let Ok(permit) = Arc::clone(&self.0.workers).try_acquire_owned() else { return held };
         let engine = self.0.engine.for_owner(handle);
         let control = RunControl::default();
         lock(&self.0.running).insert(id.clone(), control.clone());
@@ -76,12 +96,16 @@ impl Runs {
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
             // A flow another runner holds, or one that cannot run, ends here; the store has
-            // recorded why, and the next sweep will not find it adoptable while it is held.
-            let _ = engine.run_controlled(&id, quiet(), control).await;
+            // recorded why, and the next sweep will not find it claimable while it is held.
+            let _ = match held {
+                Some(lease) => engine.run_claimed(lease, quiet(), control).await,
+                None => engine.run_controlled(&id, quiet(), control).await,
+            };
             lock(&runs.0.running).remove(&id);
             drop(permit);
             runs.0.wake.notify_one();
         });
+        None
     }
 
     /// Has the sweep look now (a waiting flow is due).
@@ -92,13 +116,13 @@ impl Runs {
     /// Adopts what no live runner holds, now and then every `every`, until shutdown.
     pub async fn sweep(&self, every: Duration) {
         while !self.0.stopping.load(Ordering::Acquire) {
-            if self.0.workers.available_permits() > 0 {
-                let taskflow = self.0.taskflow.clone();
-                let found =
-                    tokio::task::spawn_blocking(move || taskflow.adoptable(SWEEP_LIMIT)).await;
-                if let Ok(Ok(flows)) = found {
-                    for flow in flows {
-                        self.start(&flow.owner, &flow.id);
+            let free = self.0.workers.available_permits().min(SWEEP_LIMIT as usize) as u32;
+            if free > 0 {
+                let (taskflow, ttl) = (self.0.taskflow.clone(), self.0.engine.options().lease_ttl);
+                let claimed = tokio::task::spawn_blocking(move || taskflow.claim(ttl, free)).await;
+                if let Ok(Ok(claims)) = claimed {
+                    for claim in claims {
+                        self.start_claimed(claim);
                     }
                 }
             }

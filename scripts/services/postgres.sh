@@ -3,7 +3,8 @@
 # binaries are installed (apt-get) only when missing, a cluster is made (initdb) only when there
 # is none, and a healthy server left running by an earlier run is used again. A server this
 # script started is stopped when the sourcing shell exits, unless TASKFLOW_KEEP_POSTGRES=1.
-# Exports TASKFLOW_TEST_POSTGRES, the URL the PostgreSQL tests connect to.
+# Exports TASKFLOW_TEST_POSTGRES, the URL the PostgreSQL tests connect to, and
+# TASKFLOW_TEST_POSTGRES_CA, the certificate authority that signed the server's TLS certificate.
 #
 # initdb and postgres refuse to run as root: as root the cluster belongs to an unprivileged
 # account (`postgres` when the packages made one, else `nobody`) and each command runs as it.
@@ -80,6 +81,53 @@ if ! pg_healthy; then
     echo "test services: PostgreSQL started on 127.0.0.1:$pg_port" >&2
 fi
 
+# TLS: an authority of the tests' own and a server certificate it signed for 127.0.0.1 and
+# localhost, made once under target/test-postgres/tls (openssl). The server takes TLS and plain
+# connections alike (the client's sslmode decides). The settings go into the cluster's
+# postgresql.conf once, and a server that runs without them (started before) reloads them.
+pg_tls="$pg_root/tls"
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "test services: installing openssl (apt-get)" >&2
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq openssl >&2
+fi
+pg_tls_changed=""
+if [ ! -f "$pg_tls/ca.crt" ] || [ ! -f "$pg_tls/server.crt" ] || [ ! -f "$pg_tls/server.key" ]; then
+    rm -rf "$pg_tls"
+    mkdir -p "$pg_tls"
+    pg_ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    {
+        openssl req -x509 $pg_ec -days 3650 -subj "/CN=taskflow test authority" \
+            -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -keyout "$pg_tls/ca.key" -out "$pg_tls/ca.crt" &&
+        openssl req $pg_ec -subj "/CN=localhost" \
+            -keyout "$pg_tls/server.key" -out "$pg_tls/server.csr" &&
+        printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+            "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" \
+            >"$pg_tls/server.ext" &&
+        openssl x509 -req -in "$pg_tls/server.csr" -CA "$pg_tls/ca.crt" -CAkey "$pg_tls/ca.key" \
+            -CAcreateserial -days 3650 -extfile "$pg_tls/server.ext" -out "$pg_tls/server.crt"
+    } >"$pg_root/tls.log" 2>&1 || {
+        cat "$pg_root/tls.log" >&2
+        exit 1
+    }
+    chmod 0600 "$pg_tls/server.key" "$pg_tls/ca.key"
+    [ "$(id -u)" -eq 0 ] && chown -R "$pg_owner" "$pg_tls"
+    pg_tls_changed=1
+fi
+if ! grep -q "^# taskflow test TLS" "$pg_data/postgresql.conf"; then
+    printf '%s\n' "# taskflow test TLS (scripts/services/postgres.sh)" "ssl = on" \
+        "ssl_cert_file = '$pg_tls/server.crt'" "ssl_key_file = '$pg_tls/server.key'" \
+        >>"$pg_data/postgresql.conf"
+    pg_tls_changed=1
+fi
+if [ -n "$pg_tls_changed" ]; then
+    pg_as "$pg_bin/pg_ctl" -D "$pg_data" reload >/dev/null
+    sleep 0.5
+fi
+
 if [ -n "$pg_started_here" ] && [ "${TASKFLOW_KEEP_POSTGRES:-}" != 1 ]; then
     pg_stop() { pg_as "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w stop >/dev/null 2>&1 || true; }
     trap pg_stop EXIT
@@ -90,3 +138,4 @@ export TASKFLOW_TEST_POSTGRES="postgres://$pg_user@127.0.0.1:$(cat "$pg_port_fil
 export TASKFLOW_TEST_POSTGRES_CTL="$pg_bin/pg_ctl"
 export TASKFLOW_TEST_POSTGRES_DATA="$pg_data"
 export TASKFLOW_TEST_POSTGRES_OWNER="$pg_owner"
+export TASKFLOW_TEST_POSTGRES_CA="$pg_tls/ca.crt"

@@ -26,6 +26,7 @@ mod error;
 mod feed;
 mod guard;
 mod openapi;
+pub mod outage;
 mod routes;
 mod schedule_bodies;
 mod scheduler;
@@ -177,8 +178,11 @@ impl Server {
             async move { state.runs().sweep(options.sweep_every).await }
         });
         let wakes = tokio::spawn(wakes::wake(state.taskflow().clone(), state.runs().clone()));
-        let scheduler =
-            tokio::spawn(scheduler::fire(state.taskflow().clone(), state.runs().clone()));
+        let scheduler = tokio::spawn(scheduler::fire(
+            state.taskflow().clone(),
+            state.runs().clone(),
+            std::sync::Arc::new(outage::Outage::default()),
+        ));
         let feed = tokio::spawn({
             let state = state.clone();
             async move { state.feed().poll(state.taskflow().clone(), options.feed_every).await }

@@ -8,6 +8,7 @@
 //! Besides, only one of them schedules at a time: the loop passes only while it holds the
 //! store's [`ROLE`] (PostgreSQL: an advisory lock on a connection of its own; SQLite: always
 //! granted); the others ask again every [`LOOK_EVERY`] and take over once its holder dies.
+//! While the database cannot be reached, the asking goes on, and [`Outage`] says so once.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,6 +17,8 @@ use taskflow_engine::schedule::Scheduler;
 use taskflow_store::{Leadership, TaskFlow, Timestamp};
 
 use taskflow_engine::Runs;
+
+use crate::outage::Outage;
 
 /// The longest the loop sleeps before it looks again.
 pub const LOOK_EVERY: Duration = Duration::from_millis(200);
@@ -32,14 +35,19 @@ struct Scheduling {
 impl Scheduling {
     /// Whether this process schedules now: it holds the role still, or took it just now (and
     /// then starts from what the database says, not from what it knew when it last held it).
-    fn leads(&mut self, taskflow: &TaskFlow) -> bool {
+    fn leads(&mut self, taskflow: &TaskFlow, outage: &Outage) -> bool {
         if self.leadership.as_mut().is_some_and(Leadership::still_held) {
             return true;
         }
         self.leadership = match taskflow.lead(ROLE) {
-            Ok(leadership) => leadership,
+            Ok(leadership) => {
+                outage.reached();
+                leadership
+            }
             Err(error) => {
-                eprintln!("warning: could not ask to be the scheduler: {error}");
+                if !outage.failed(&error) {
+                    eprintln!("warning: could not ask to be the scheduler: {error}");
+                }
                 None
             }
         };
@@ -51,15 +59,16 @@ impl Scheduling {
 }
 
 /// Fires slots until the process stops (the task is aborted).
-pub async fn fire(taskflow: TaskFlow, runs: Runs) {
+pub async fn fire(taskflow: TaskFlow, runs: Runs, outage: Arc<Outage>) {
     let scheduling =
         Arc::new(Mutex::new(Scheduling { scheduler: Scheduler::new(), leadership: None }));
     loop {
-        let (reading, passing) = (taskflow.clone(), Arc::clone(&scheduling));
+        let (reading, passing, asking) =
+            (taskflow.clone(), Arc::clone(&scheduling), Arc::clone(&outage));
         let pass = tokio::task::spawn_blocking(move || {
             let now = Timestamp::now();
             let mut scheduling = passing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            if !scheduling.leads(&reading) {
+            if !scheduling.leads(&reading, &asking) {
                 return None;
             }
             let outcome = scheduling.scheduler.pass(&reading, now);
@@ -81,6 +90,7 @@ pub async fn fire(taskflow: TaskFlow, runs: Runs) {
                             eprintln!("warning: the scheduler could not decide {what}: {error}");
                         }
                     }
+                    Err(error) if outage.failed(&error) => {}
                     Err(error) => eprintln!("warning: a scheduler pass failed: {error}"),
                 }
                 next.ok().flatten()

@@ -39,12 +39,12 @@ pub(crate) fn lead(
     let mut spare = store.spare_lead_conn();
     let mut conn = match spare.take().filter(|conn| !conn.is_closed()) {
         Some(conn) => conn,
-        None => {
-            Conn::connect(&pool::config(store.location(), connect_timeout)).map_err(|failure| {
+        None => Conn::connect(&pool::settings(store.location(), connect_timeout)).map_err(
+            |failure| {
                 let shown = store.location().shown();
                 error::refused(shown, StorageErrorKind::Unavailable, failure.to_string())
-            })?
-        }
+            },
+        )?,
     };
     let row = conn.query_one(TRY_LOCK, &[&role]).pg()?;
     let granted: bool = row.get(0);

@@ -28,6 +28,7 @@ mod schedules;
 mod schema;
 #[cfg(feature = "testkit")]
 pub mod scratch;
+mod tls;
 mod transaction;
 mod tx;
 mod update;

@@ -13,7 +13,7 @@ use crate::{PostgresStore, WAKE_CHANNEL};
 
 /// A connection listening for wake-ups.
 pub struct Listener {
-    config: tokio_postgres::Config,
+    settings: pool::Settings,
     database: String,
     conn: Option<Conn>,
 }
@@ -21,7 +21,7 @@ pub struct Listener {
 impl Listener {
     pub(crate) fn new(store: &PostgresStore, connect_timeout: Duration) -> Result<Self> {
         let mut listener = Listener {
-            config: pool::config(store.location(), connect_timeout),
+            settings: pool::settings(store.location(), connect_timeout),
             database: store.location().shown().to_owned(),
             conn: None,
         };
@@ -31,24 +31,30 @@ impl Listener {
 
     fn connect(&mut self) -> Result<&mut Conn> {
         if self.conn.as_ref().is_none_or(Conn::is_closed) {
-            let mut conn = Conn::connect(&self.config).map_err(|failure| {
+            let mut conn = Conn::connect(&self.settings).map_err(|failure| {
                 error::refused(&self.database, StorageErrorKind::Unavailable, failure.to_string())
             })?;
-            conn.batch_execute(&format!("LISTEN {WAKE_CHANNEL}")).pg()?;
+            conn.batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))
+                .pg()
+                .map_err(|failure| error::at(&self.database, failure))?;
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("connected just now"))
     }
 
     /// Waits at most `timeout` for a wake-up; the id of the flow it is about, if one came.
-    /// Every wake-up that arrived meanwhile is taken, and the first is returned.
-    pub fn wait(&mut self, timeout: Duration) -> Option<String> {
-        let Ok(conn) = self.connect() else {
-            std::thread::sleep(timeout);
-            return None;
+    /// Every wake-up that arrived meanwhile is taken, and the first is returned. The error says
+    /// that the server cannot be reached (after `timeout`: the next call tries again).
+    pub fn wait(&mut self, timeout: Duration) -> Result<Option<String>> {
+        let conn = match self.connect() {
+            Ok(conn) => conn,
+            Err(error) => {
+                std::thread::sleep(timeout);
+                return Err(error);
+            }
         };
-        let first = conn.notification(timeout)?;
+        let Some(first) = conn.notification(timeout) else { return Ok(None) };
         while conn.notification(Duration::ZERO).is_some() {}
-        Some(first.payload().to_owned())
+        Ok(Some(first.payload().to_owned()))
     }
 }

@@ -1,15 +1,21 @@
 //! Where the database is: a `postgres://` URL, kept as the driver's settings and shown without
 //! its secrets. The shown form (`postgres://USER@HOST:PORT/DB`) is what every message, log and
 //! error names; the password, and any query parameter (which may carry one), never leave here.
+//! The TLS settings (`sslmode`, `sslrootcert`) are read here too, into the connector every
+//! connection uses (`tls.rs`).
 
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use taskflow_store::{Error, StorageErrorKind};
+
+use crate::tls::{Mode, Tls, TlsSettings};
 
 /// A database URL.
 #[derive(Clone)]
 pub struct Location {
     pub(crate) config: tokio_postgres::Config,
+    pub(crate) tls: Tls,
     shown: String,
 }
 
@@ -27,11 +33,14 @@ impl Location {
             let detail = "a PostgreSQL database is named by a postgres:// URL";
             return Err(crate::error::refused(&shown, StorageErrorKind::Unavailable, detail));
         }
-        let config = tokio_postgres::Config::from_str(url).map_err(|error| {
-            let detail = format!("not a valid URL: {error}");
-            crate::error::refused(&shown, StorageErrorKind::Unavailable, detail)
-        })?;
-        Ok(Location { config, shown })
+        let refused =
+            |detail: String| crate::error::refused(&shown, StorageErrorKind::Unavailable, detail);
+        let (driver_url, settings) = tls_settings(url).map_err(refused)?;
+        let mut config = tokio_postgres::Config::from_str(&driver_url)
+            .map_err(|error| refused(format!("not a valid URL: {error}")))?;
+        config.ssl_mode(settings.mode.driver_mode());
+        let tls = settings.connector().map_err(refused)?;
+        Ok(Location { config, tls, shown })
     }
 
     /// The URL without its password or query.
@@ -50,6 +59,31 @@ impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.shown)
     }
+}
+
+/// `url` without its `sslmode` and `sslrootcert` parameters (which the driver does not know
+/// in full), and what they ask. No `sslmode` is a plain connection.
+fn tls_settings(url: &str) -> Result<(String, TlsSettings), String> {
+    let mut settings = TlsSettings { mode: Mode::Disable, root_cert: None };
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), settings));
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+        match key {
+            "sslmode" => {
+                settings.mode = Mode::parse(&value)
+                    .ok_or_else(|| format!("sslmode={value} is not a mode: use {}", Mode::NAMES))?;
+            }
+            "sslrootcert" => settings.root_cert = Some(PathBuf::from(value.as_ref())),
+            _ => kept.push(pair),
+        }
+    }
+    let driver_url =
+        if kept.is_empty() { base.to_owned() } else { format!("{base}?{}", kept.join("&")) };
+    Ok((driver_url, settings))
 }
 
 /// `url` with the password of its user information and its query left out.
@@ -100,5 +134,32 @@ mod tests {
         }
         check("mysql://u:s3cret@db/x", "postgres:// URL");
         check("postgres://u:s3cret@db:notaport/x", "not a valid URL");
+        check("postgres://u:s3cret@db/x?sslmode=verify-all", "use disable, prefer, require");
+        check("postgres://u:s3cret@db/x?sslmode=verify-full", "need sslrootcert=PATH");
+        check("postgres://u:s3cret@db/x?sslmode=verify-ca&sslrootcert=/nowhere/ca.pem", "/nowhere");
+    }
+
+    #[test]
+    fn the_tls_settings_are_taken_out_of_the_url_for_the_driver() {
+        fn check(url: &str, driver_url: &str, mode: Mode, root_cert: Option<&str>) {
+            let (left, settings) = tls_settings(url).unwrap();
+            assert_eq!(left, driver_url, "{url}");
+            assert_eq!(settings.mode, mode, "{url}");
+            assert_eq!(settings.root_cert.as_deref(), root_cert.map(std::path::Path::new), "{url}");
+        }
+        check("postgres://u@db/x", "postgres://u@db/x", Mode::Disable, None);
+        check("postgres://u@db/x?sslmode=require", "postgres://u@db/x", Mode::Require, None);
+        check(
+            "postgres://u@db/x?application_name=w&sslmode=verify-full&sslrootcert=%2Fca%20dir%2Fca.pem",
+            "postgres://u@db/x?application_name=w",
+            Mode::VerifyFull,
+            Some("/ca dir/ca.pem"),
+        );
+        check(
+            "postgres://u@db/x?sslmode=prefer&connect_timeout=3",
+            "postgres://u@db/x?connect_timeout=3",
+            Mode::Prefer,
+            None,
+        );
     }
 }

@@ -14,10 +14,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use futures_executor::block_on;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Client, NoTls, Notification, Row, Statement};
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Notification, Row, Statement};
 
 use crate::location::Location;
+use crate::tls::Tls;
 
 /// One connection, its prepared statements, and the notifications it has received.
 pub(crate) struct Conn {
@@ -29,41 +31,27 @@ pub(crate) struct Conn {
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 impl Conn {
-    /// Connects with `config`, starting the thread that drives the connection.
-    pub fn connect(config: &tokio_postgres::Config) -> std::io::Result<Conn> {
+    /// Connects with `settings`, starting the thread that drives the connection.
+    pub fn connect(settings: &Settings) -> std::io::Result<Conn> {
         let (ready, answer) = mpsc::sync_channel(1);
         let (notify, notifications) = mpsc::channel();
-        let config = config.clone();
+        let Settings { config, tls } = settings.clone();
         let spawned = std::thread::Builder::new().name("taskflow-pg".to_owned()).spawn(move || {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(runtime) => runtime,
                 Err(_) => return,
             };
             runtime.block_on(async move {
-                let (client, mut connection) = match config.connect(NoTls).await {
-                    Ok(pair) => pair,
-                    Err(error) => {
-                        let _ = ready.send(Err(error));
-                        return;
-                    }
-                };
-                if ready.send(Ok(client)).is_err() {
-                    return;
-                }
-                let mut messages =
-                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                use futures_util::StreamExt;
-                while let Some(Ok(message)) = messages.next().await {
-                    if let AsyncMessage::Notification(notification) = message {
-                        let _ = notify.send(notification);
-                    }
+                match tls {
+                    Tls::Plain => drive(config.connect(NoTls).await, ready, notify).await,
+                    Tls::Rustls(tls) => drive(config.connect(tls).await, ready, notify).await,
                 }
             });
         });
         spawned?;
         match answer.recv() {
             Ok(Ok(client)) => Ok(Conn { client, statements: HashMap::new(), notifications }),
-            Ok(Err(error)) => Err(std::io::Error::other(error)),
+            Ok(Err(error)) => Err(std::io::Error::other(with_causes(&error))),
             Err(_) => Err(std::io::Error::other("the connection's thread ended")),
         }
     }
@@ -138,25 +126,76 @@ impl Conn {
     }
 }
 
+/// `error` and what caused it, in one line: the driver's own message leaves the cause out
+/// ("error performing TLS handshake", not that the certificate was refused, and why).
+fn with_causes(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = inner.source();
+    }
+    text
+}
+
+/// Hands the client of a connection just made to `ready`, then drives the connection until it
+/// closes, passing on the notifications it receives.
+async fn drive<S, T>(
+    connected: Result<(Client, Connection<S, T>), tokio_postgres::Error>,
+    ready: mpsc::SyncSender<Result<Client, tokio_postgres::Error>>,
+    notify: mpsc::Sender<Notification>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let (client, mut connection) = match connected {
+        Ok(pair) => pair,
+        Err(error) => {
+            let _ = ready.send(Err(error));
+            return;
+        }
+    };
+    if ready.send(Ok(client)).is_err() {
+        return;
+    }
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    use futures_util::StreamExt;
+    while let Some(Ok(message)) = messages.next().await {
+        if let AsyncMessage::Notification(notification) = message {
+            let _ = notify.send(notification);
+        }
+    }
+}
+
+/// How to connect: the driver's settings and the TLS connector.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    config: tokio_postgres::Config,
+    tls: Tls,
+}
+
 /// Makes connections to one database for r2d2.
 pub(crate) struct Manager {
-    config: tokio_postgres::Config,
+    settings: Settings,
 }
 
 impl Manager {
     pub fn new(location: &Location, connect_timeout: Duration) -> Self {
-        Manager { config: config(location, connect_timeout) }
+        Manager { settings: settings(location, connect_timeout) }
     }
 }
 
-/// The driver's settings for `location`, with a connect timeout and the application's name.
-pub(crate) fn config(location: &Location, connect_timeout: Duration) -> tokio_postgres::Config {
+/// How to connect to `location`, with a connect timeout and the application's name.
+pub(crate) fn settings(location: &Location, connect_timeout: Duration) -> Settings {
     let mut config = location.config.clone();
     config.connect_timeout(connect_timeout);
     if config.get_application_name().is_none() {
         config.application_name("taskflow");
     }
-    config
+    Settings { config, tls: location.tls.clone() }
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -164,7 +203,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = std::io::Error;
 
     fn connect(&self) -> std::io::Result<Conn> {
-        Conn::connect(&self.config)
+        Conn::connect(&self.settings)
     }
 
     fn is_valid(&self, conn: &mut Conn) -> std::io::Result<()> {

@@ -376,6 +376,41 @@ impl StoreTx for Transaction<'_> {
         all(self.query(SQL, &[&i64::from(limit)])?, |row| Ok(flow_from_row(row)?.0))
     }
 
+    fn claim_candidates(
+        &self,
+        now: Timestamp,
+        host: &str,
+        limit: u32,
+    ) -> Result<Vec<(FlowId, String)>> {
+        macro_rules! candidates {
+            ($lock:literal) => {
+                concat!(
+                    "SELECT f.id, f.owner, f.root_id FROM flows f ",
+                    "JOIN flows r ON r.id = f.root_id ",
+                    "WHERE f.sync_mode = 'managed' AND (f.status IN ('queued', 'running') ",
+                    "OR (f.status = 'waiting' AND f.wake_at IS NOT NULL AND f.wake_at <= $1)) ",
+                    "AND (f.lease_expires_at IS NULL OR f.lease_expires_at <= $1 ",
+                    "OR f.lease_host = $2) ",
+                    "ORDER BY coalesce(f.lease_expires_at > $1, false), f.created_at, f.id ",
+                    "LIMIT $3",
+                    $lock
+                )
+            };
+        }
+        // The tree's root is locked as `load_flow` locks it, and the flow's own row too, so
+        // that a row another claimer changed meanwhile is checked again before it is kept.
+        const CLAIM: &str = candidates!(" FOR NO KEY UPDATE OF f, r SKIP LOCKED");
+        const READ: &str = candidates!("");
+        let sql = if self.is_write() { CLAIM } else { READ };
+        let rows = self.query(sql, &[&now.as_millis(), &host, &i64::from(limit)])?;
+        all(rows, |row| {
+            if self.is_write() {
+                self.take_lock(&get::<String>(row, 2)?);
+            }
+            Ok((parse(row, 0)?, get(row, 1)?))
+        })
+    }
+
     fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>> {
         let filters = ListFilters::of(owner.is_some(), query);
         let values = list_values(owner, query);

@@ -329,6 +329,34 @@ impl StoreTx for Transaction<'_> {
             .sql()
     }
 
+    fn claim_candidates(
+        &self,
+        now: Timestamp,
+        host: &str,
+        limit: u32,
+    ) -> Result<Vec<(FlowId, String)>> {
+        // One writer at a time: no other claimer can hold a candidate, so nothing is skipped.
+        const SQL: &str = "SELECT id, owner FROM ( \
+             SELECT id, owner, created_at, lease_host, lease_expires_at \
+             FROM flows INDEXED BY flows_active \
+             WHERE sync_mode = 'managed' AND (status = 'queued' OR status = 'running') \
+             UNION ALL \
+             SELECT id, owner, created_at, lease_host, lease_expires_at \
+             FROM flows INDEXED BY flows_due \
+             WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ?1 \
+             AND sync_mode = 'managed') \
+             WHERE lease_expires_at IS NULL OR lease_expires_at <= ?1 OR lease_host = ?2 \
+             ORDER BY coalesce(lease_expires_at > ?1, 0), created_at, id LIMIT ?3";
+        self.prepare_cached(SQL)
+            .sql()?
+            .query_map(params![now.as_millis(), host, i64::from(limit)], |row| {
+                Ok((parse_column(row, 0)?, row.get(1)?))
+            })
+            .sql()?
+            .collect::<rusqlite::Result<_>>()
+            .sql()
+    }
+
     fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>> {
         let filters = ListFilters::of(owner.is_some(), query);
         let mut statement = self.prepare_cached(list_sql(filters)).sql()?;

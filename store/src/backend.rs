@@ -13,8 +13,8 @@ use crate::event::{Event, EventQuery};
 use crate::leadership::Leadership;
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
-    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
-    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Claim, ExpectedRevision,
+    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
     StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
@@ -200,6 +200,10 @@ impl<B: Backend> FlowStore for B {
         requests: Vec<(FlowId, LeaseHolder, Duration)>,
     ) -> Result<Vec<Result<Lease>>> {
         self.write(|tx, now| semantics::acquire_leases(tx, caller, requests, now, self.host()))
+    }
+
+    fn claim(&self, holder: &LeaseHolder, ttl: Duration, limit: u32) -> Result<Vec<Claim>> {
+        self.write(|tx, now| semantics::claim(tx, holder, ttl, limit, now, self.host()))
     }
 
     fn renew_lease(&self, caller: Caller<'_>, lease: &Lease, ttl: Duration) -> Result<Lease> {

@@ -16,8 +16,8 @@ use crate::event::{Event, EventQuery};
 use crate::leadership::Leadership;
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
-    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
-    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Claim, ExpectedRevision,
+    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
     StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
@@ -275,6 +275,10 @@ impl FlowStore for FaultyStore {
 
     fn prune_events(&self, before: Timestamp) -> Result<u64> {
         self.write(|inner| inner.prune_events(before))
+    }
+
+    fn claim(&self, holder: &LeaseHolder, ttl: Duration, limit: u32) -> Result<Vec<Claim>> {
+        self.write(|inner| inner.claim(holder, ttl, limit))
     }
 
     fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {

@@ -11,9 +11,9 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventQuery};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder};
 use crate::model::{
-    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
-    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, Signal, StateReport,
-    Step, StepOutcome,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Claim, ExpectedRevision,
+    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, Signal,
+    StateReport, Step, StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::rules;
@@ -55,6 +55,17 @@ impl TaskFlow {
     /// what a recovery sweep runs, each for its owner.
     pub fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {
         self.store.adoptable(limit)
+    }
+
+    /// Takes the leases on up to `limit` flows of any owner that no live runner holds, for this
+    /// process: what a worker runs next, each lease already held ([`FlowStore::claim`]).
+    pub fn claim(&self, ttl: Duration, limit: u32) -> Result<Vec<Claim>> {
+        self.claim_as(&LeaseHolder::current(), ttl, limit)
+    }
+
+    /// [`Self::claim`] for an explicit holder.
+    pub fn claim_as(&self, holder: &LeaseHolder, ttl: Duration, limit: u32) -> Result<Vec<Claim>> {
+        self.store.claim(holder, ttl, limit)
     }
 
     /// The earliest instant a waiting flow of any owner is due to run again: when a server

@@ -49,9 +49,9 @@ pub use leadership::{Hold, Leadership};
 pub use lease::{Lease, LeaseHolder, Takeover};
 pub use model::{
     Adoptable, ApprovalDecision, ApprovalRequest, CancelOutcome, CheckpointDone, CheckpointOp,
-    ChildSummary, ExpectedRevision, FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery, NewFlow,
-    NewStep, ResumePlan, Revision, Signal, Stall, StallReason, StateReport, Step, StepKind,
-    StepOutcome, StepReport, SyncMode, WaitingStep,
+    ChildSummary, Claim, ExpectedRevision, FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery,
+    NewFlow, NewStep, ResumePlan, Revision, Signal, Stall, StallReason, StateReport, Step,
+    StepKind, StepOutcome, StepReport, SyncMode, WaitingStep,
 };
 pub use prune::{PruneBatch, PruneQuery};
 pub use schedule::{

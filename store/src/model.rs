@@ -245,6 +245,13 @@ pub struct Adoptable {
     pub status: FlowStatus,
 }
 
+/// A flow a claim took: its lease is held already, and the run acts for `owner`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub owner: String,
+    pub lease: Lease,
+}
+
 /// A child flow as its parent's `inspect` lists it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChildSummary {

@@ -10,8 +10,8 @@ use crate::event::{Event, EventQuery};
 use crate::leadership::Leadership;
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
-    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, ExpectedRevision, Flow,
-    FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
+    Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Claim, ExpectedRevision,
+    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
     StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
@@ -130,6 +130,12 @@ pub trait FlowStore: Send + Sync {
             .map(|(id, holder, ttl)| self.acquire_lease(caller, &id, holder, ttl))
             .collect())
     }
+
+    /// Takes the leases on up to `limit` flows of any owner that no live runner holds (queued;
+    /// running under a lease that expired or whose holder, on this host, is gone; waiting and
+    /// due) for `holder`, in one transaction. Claimers at once get disjoint sets, none waiting
+    /// for another.
+    fn claim(&self, holder: &LeaseHolder, ttl: Duration, limit: u32) -> Result<Vec<Claim>>;
 
     /// Extends a held lease. Not a change of the flow: no revision.
     fn renew_lease(&self, caller: Caller<'_>, lease: &Lease, ttl: Duration) -> Result<Lease>;

@@ -13,12 +13,14 @@
 //! Each kit test takes the harness, so it starts from an empty database of its own, and may open
 //! the same database again (another process's view of it) with [`Database::reopen`].
 //!
-//! Tests of one area live in a module of their own: [`waits`] (durable timers and signals) and
-//! [`schedules`].
+//! Tests of one area live in a module of their own: [`waits`] (durable timers and signals),
+//! [`schedules`] and [`claims`] (workers picking up work).
 
+pub mod claims;
 pub mod schedules;
 pub mod waits;
 
+pub use claims::*;
 pub use schedules::*;
 pub use waits::*;
 
@@ -1384,6 +1386,8 @@ macro_rules! conformance_tests {
             a_slot_fires_once_by_the_creation_of_its_flow_and_its_record_follows_the_flow,
             a_pruned_slot_flow_takes_its_signals_and_leaves_the_slot_record,
             slots_not_run_are_recorded_with_their_reason_and_waiting_ones_are_resolved,
+            a_claim_takes_what_no_live_runner_holds_and_a_dead_holder_only_on_its_own_host,
+            eight_claimers_at_once_get_disjoint_sets_that_cover_every_queued_flow,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {
@@ -1403,8 +1407,13 @@ mod tests {
     fn the_macro_names_every_kit_test() {
         let source = include_str!("testkit.rs");
         let (tests, macro_body) = source.split_once("macro_rules! conformance_tests").unwrap();
-        let tests = [tests, include_str!("testkit/waits.rs"), include_str!("testkit/schedules.rs")]
-            .concat();
+        let tests = [
+            tests,
+            include_str!("testkit/waits.rs"),
+            include_str!("testkit/schedules.rs"),
+            include_str!("testkit/claims.rs"),
+        ]
+        .concat();
         let defined: Vec<&str> = tests
             .split("pub fn ")
             .skip(1)

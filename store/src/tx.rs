@@ -118,6 +118,20 @@ pub trait StoreTx {
     /// first.
     fn active_flows(&self, limit: u32) -> Result<Vec<Flow>>;
 
+    /// Up to `limit` of every owner's managed flows a claim may take, each with its owner:
+    /// queued or running, or waiting and due (`wake_at` at or before `now`), whose lease is
+    /// none, expired at `now`, or held on `host` (its holder may be gone); those under no live
+    /// lease first, then oldest first. In a write transaction each one's tree stays locked until
+    /// the transaction ends, as [`Self::load_flow`] locks it, except that a flow whose tree
+    /// another transaction holds is skipped instead of waited for: concurrent claimers get
+    /// disjoint sets without queueing behind each other.
+    fn claim_candidates(
+        &self,
+        now: Timestamp,
+        host: &str,
+        limit: u32,
+    ) -> Result<Vec<(FlowId, String)>>;
+
     /// Flows newest first; with `owner`, only that owner's.
     fn list(&self, owner: Option<&str>, query: &ListQuery) -> Result<Vec<FlowSummary>>;
 

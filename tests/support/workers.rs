@@ -29,6 +29,17 @@ pub fn taskflow(db: &str) -> Command {
 /// A worker on `db` calling itself `host`, running at most `concurrency` flows at once, with
 /// 2 s leases, polling every 200 ms.
 pub fn worker(db: &str, host: &str, effects: &Path, concurrency: usize) -> Child {
+    worker_to(db, host, effects, concurrency, Stdio::null())
+}
+
+/// [`worker`], its stderr going to `stderr`.
+pub fn worker_to(
+    db: &str,
+    host: &str,
+    effects: &Path,
+    concurrency: usize,
+    stderr: impl Into<Stdio>,
+) -> Child {
     taskflow(db)
         .args(["worker", "--concurrency", &concurrency.to_string()])
         .args(["--lease-ms", "2000", "--poll-ms", "200", "--grace-ms", "100"])
@@ -36,7 +47,7 @@ pub fn worker(db: &str, host: &str, effects: &Path, concurrency: usize) -> Child
         .env("EFFECTS_LOG", effects)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap()
 }

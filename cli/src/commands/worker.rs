@@ -1,7 +1,8 @@
 //! `taskflow worker`: runs the flows of a PostgreSQL database shared by many hosts, with no HTTP
 //! API (serve's runs, see `taskflow_serve::worker`). It wakes at once when a flow is queued,
 //! signalled or cancelled (LISTEN/NOTIFY), and polls as the fallback. On SIGTERM or Ctrl-C it
-//! lets running steps reach their checkpoint and gives its flows back.
+//! lets running steps reach their checkpoint and gives its flows back. While the server cannot
+//! be reached it says so once, and once when it is back.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use clap::Args;
 use serde_json::json;
 use taskflow_api::{Config, ProviderSettings, database};
 use taskflow_engine::{Actions, Engine, EngineOptions};
+use taskflow_serve::outage::Outage;
 use taskflow_serve::worker::{WorkerOptions, work};
 
 use crate::drive::runtime;
@@ -69,9 +71,19 @@ pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> CliResult {
     let listening = {
         let stopped = Arc::clone(&stopped);
         std::thread::spawn(move || {
+            // The wake-up connection finds out first that the server is gone, and is back.
+            let outage = Outage::default();
             while !stopped.load(Ordering::Acquire) {
-                if listener.wait(Duration::from_millis(250)).is_some() && wake.send(()).is_err() {
-                    break;
+                match listener.wait(Duration::from_millis(250)) {
+                    Ok(woken) => {
+                        outage.reached();
+                        if woken.is_some() && wake.send(()).is_err() {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        outage.failed(&error);
+                    }
                 }
             }
         })

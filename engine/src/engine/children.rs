@@ -60,6 +60,7 @@ impl ChildRuns {
                     &child.id,
                     quiet(),
                     RunControl { stop: stop.child_token(), ..RunControl::default() },
+                    None,
                 )
                 .await
                 .map_err(engine_error)?

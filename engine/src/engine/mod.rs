@@ -300,6 +300,10 @@ impl Engine {
         &self.handle
     }
 
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
     pub fn actions(&self) -> &Actions {
         &self.actions
     }
@@ -333,7 +337,7 @@ impl Engine {
         id: &FlowId,
         progress: ProgressSink,
     ) -> Result<Flow, EngineError> {
-        self.run_flow(id, progress, RunControl::default()).await
+        self.run_flow(id, progress, RunControl::default(), None).await
     }
 
     /// [`run_with_progress`](Self::run_with_progress) under `control`: a process that shuts
@@ -345,34 +349,64 @@ impl Engine {
         progress: ProgressSink,
         control: RunControl,
     ) -> Result<Flow, EngineError> {
-        self.run_flow(id, progress, control).await
+        self.run_flow(id, progress, control, None).await
+    }
+
+    /// [`run_controlled`](Self::run_controlled) of a flow whose lease this process holds
+    /// already ([`TaskFlow::claim`](taskflow_store::TaskFlow::claim)): the run starts under it.
+    /// A flow that cannot run gives the lease back.
+    pub async fn run_claimed(
+        &self,
+        lease: Lease,
+        progress: ProgressSink,
+        control: RunControl,
+    ) -> Result<Flow, EngineError> {
+        let id = lease.flow_id.clone();
+        self.run_flow(&id, progress, control, Some(lease)).await
     }
 
     /// [`run_with_progress`](Self::run_with_progress), stopping when `control.stop` fires as
-    /// well as on a cancel request (a child flow's run stops with the step that runs it).
+    /// well as on a cancel request (a child flow's run stops with the step that runs it). With
+    /// `held`, the run's lease is taken already.
     async fn run_flow(
         &self,
         id: &FlowId,
         progress: ProgressSink,
         control: RunControl,
+        held: Option<Lease>,
     ) -> Result<Flow, EngineError> {
         let RunControl { drain, stop: token } = control;
         let id = id.clone();
-        let mut flow = self.read_flow(&id).await?;
-        if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
-            let reopened = id.clone();
-            flow = self.store.call(move |handle| handle.reopen(&reopened)).await?;
-        }
-        // A live lease of another runner is refused when the lease is taken, atomically.
-        let resume = rules::resume_plan(&flow, Timestamp::now())?;
-        let spec_json = self.spec_json(&id).await?;
+        let read = async {
+            let mut flow = self.read_flow(&id).await?;
+            if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
+                let reopened = id.clone();
+                flow = self.store.call(move |handle| handle.reopen(&reopened)).await?;
+            }
+            // A live lease of another runner is refused when the lease is taken, atomically.
+            let resume = rules::resume_plan(&flow, Timestamp::now())?;
+            let spec_json = self.spec_json(&id).await?;
+            Ok::<_, EngineError>((flow, resume, spec_json))
+        };
+        let (flow, resume, spec_json) = match (read.await, &held) {
+            (Ok(read), _) => read,
+            (Err(error), None) => return Err(error),
+            (Err(error), Some(lease)) => {
+                let lease = lease.clone();
+                let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
+                return Err(error);
+            }
+        };
         // The spec is read into a plan (a long pipeline takes a while) while the lease is taken
         // and the journal read; a spec that cannot run gives the lease back.
         let (engine, reading_id) = (self.clone(), id.clone());
         let reading =
             tokio::task::spawn_blocking(move || engine.kind_from_json(&reading_id, &spec_json));
         let ttl = self.options.lease_ttl;
-        let lease = self.store.acquire_lease(id.clone(), ttl).await?;
+        let lease = match held {
+            Some(lease) => lease,
+            None => self.store.acquire_lease(id.clone(), ttl).await?,
+        };
         let journal_id = id.clone();
         let journal = self.store.call(move |handle| handle.steps(&journal_id)).await;
         let kind = reading.await.unwrap_or_else(|error| {
@@ -519,7 +553,7 @@ impl Engine {
         child: FlowId,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), EngineError>> + Send + '_>> {
         Box::pin(async move {
-            match self.run_flow(&child, quiet(), RunControl::default()).await {
+            match self.run_flow(&child, quiet(), RunControl::default(), None).await {
                 Ok(_) | Err(EngineError::Store(Error::AlreadyEnded { .. })) => Ok(()),
                 Err(error) => Err(error),
             }

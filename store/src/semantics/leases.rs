@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{commit, load_flow};
 use crate::error::{Error, Result};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder, Takeover};
-use crate::model::{Adoptable, FieldChange, Flow, FlowId, LeaseInfo};
+use crate::model::{Adoptable, Claim, FieldChange, Flow, FlowId, LeaseInfo};
 use crate::rules;
 use crate::store::Caller;
 use crate::time::Timestamp;
@@ -96,6 +96,31 @@ pub fn acquire_leases<T: StoreTx + ?Sized>(
         }
     }
     Ok(answers)
+}
+
+/// Takes the leases on up to `limit` flows that no live runner holds, for `holder`, in one
+/// transaction: the candidates of [`StoreTx::claim_candidates`] (whose trees this transaction
+/// now holds, so no other claimer saw them), each taken by [`acquire_lease`] as its owner would
+/// take it. A candidate whose holder on this host is alive is left as it is.
+pub fn claim<T: StoreTx + ?Sized>(
+    tx: &T,
+    holder: &LeaseHolder,
+    ttl: Duration,
+    limit: u32,
+    now: Timestamp,
+    host: &str,
+) -> Result<Vec<Claim>> {
+    check_ttl(ttl)?;
+    let mut claims = Vec::new();
+    for (id, owner) in tx.claim_candidates(now, host, limit)? {
+        let caller = Caller { owner: &owner, actor: &owner };
+        match acquire_lease(tx, caller, &id, holder.clone(), ttl, now, host) {
+            Ok(lease) => claims.push(Claim { owner, lease }),
+            Err(error @ Error::Storage(_)) => return Err(error),
+            Err(_) => {}
+        }
+    }
+    Ok(claims)
 }
 
 /// Which of `flows` (managed, queued or running) no live runner holds: never leased, a lease

@@ -21,7 +21,7 @@ pub use audit::{CANCEL_GRACE, audit, repair};
 pub use checkpoint::{CheckpointMemory, Forget, KnownFlow, apply_group, checkpoint};
 pub use commit::commit;
 pub use create::{create_flow, fork, reopen, spawn_child};
-pub use leases::{acquire_lease, acquire_leases, adoptable, check_ttl, release_lease};
+pub use leases::{acquire_lease, acquire_leases, adoptable, check_ttl, claim, release_lease};
 pub use prune::prune;
 pub use schedules::history as schedule_history;
 pub use schedules::{

@@ -16,7 +16,7 @@ use crate::{
     Lease, NewFlow, OwnerHandle, StepOutcome, StepStatus, Timestamp, WaitingStep,
 };
 
-fn timer(seq: u32, step: &str, until: Timestamp) -> WaitingStep {
+pub(super) fn timer(seq: u32, step: &str, until: Timestamp) -> WaitingStep {
     WaitingStep {
         seq,
         step: step.to_owned(),
@@ -38,7 +38,7 @@ fn signal(seq: u32, step: &str, name: &str) -> WaitingStep {
     }
 }
 
-fn wait(lease: &Lease, steps: Vec<WaitingStep>) -> CheckpointOp {
+pub(super) fn wait(lease: &Lease, steps: Vec<WaitingStep>) -> CheckpointOp {
     CheckpointOp::Wait { lease: lease.clone(), steps }
 }
 
