@@ -264,11 +264,8 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
         }
         FlowsCommand::Approve { id, call_id, deny, reason } => {
             let handle = require(handle, id)?;
-            let id = approvals::deciding_flow(&handle, &flow_id(id)?)?;
-            let call_id = match call_id {
-                Some(call_id) => call_id.clone(),
-                None => approvals::pending_call(&handle, &id)?,
-            };
+            let (id, call_id) =
+                approvals::deciding_call(&handle, &flow_id(id)?, call_id.as_deref())?;
             let decision = ApprovalDecision { approved: !deny, reason: reason.clone() };
             let (signal, flow) = handle
                 .decide_approval(&id, &call_id, &decision)
