@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use taskflow_store::{FlowId, FlowStatus, OwnerHandle};
+use taskflow_store::{Flow, FlowId, FlowStatus, OwnerHandle, wait};
 
 use crate::error::{ApiError, Result};
 
@@ -24,28 +24,49 @@ pub struct WaitingCall {
 /// waits for it yet.
 pub fn waiting_calls(handle: &OwnerHandle, id: &FlowId) -> Result<Vec<WaitingCall>> {
     let mut found = Vec::new();
-    let mut flows = VecDeque::from([id.clone()]);
-    while let Some(id) = flows.pop_front() {
-        let flow = handle.flow_without_spec(&id)?;
+    for flow in tree(handle, id)? {
         let asked = match flow.status {
-            FlowStatus::Waiting => taskflow_store::wait::approvals(flow.wait.as_ref()),
+            FlowStatus::Waiting => wait::approvals(flow.wait.as_ref()),
             _ => Vec::new(),
         };
-        if !asked.is_empty() {
-            let decided = handle.signals(&id)?;
-            for (request, signal) in asked {
-                if decided.iter().any(|decision| decision.name == signal) {
-                    continue;
-                }
+        if asked.is_empty() {
+            continue;
+        }
+        let decided = handle.signals(&flow.id)?;
+        for (request, signal) in asked {
+            if !decided.iter().any(|decision| decision.name == signal) {
                 let (call_id, tool) = (request.call_id, request.tool);
-                found.push(WaitingCall { flow: id.clone(), call_id, tool });
+                found.push(WaitingCall { flow: flow.id.clone(), call_id, tool });
             }
         }
-        let children = handle.children(&id)?;
-        flows
-            .extend(children.into_iter().filter(|child| !child.status.is_terminal()).map(|c| c.id));
     }
     Ok(found)
+}
+
+/// Flow `id` and its descendants, breadth first, each parent's children in the order they
+/// were spawned.
+fn tree(handle: &OwnerHandle, id: &FlowId) -> Result<Vec<Flow>> {
+    let mut flows = Vec::new();
+    let mut next = VecDeque::from([id.clone()]);
+    while let Some(id) = next.pop_front() {
+        next.extend(handle.children(&id)?.into_iter().map(|child| child.id));
+        flows.push(handle.flow_without_spec(&id)?);
+    }
+    Ok(flows)
+}
+
+/// The flow of the tree of `id` where call `call_id` was decided, if it was.
+fn decided_in(handle: &OwnerHandle, id: &FlowId, call_id: &str) -> Result<Option<FlowId>> {
+    for flow in tree(handle, id)? {
+        let decided = handle.signals(&flow.id)?.into_iter().any(|signal| {
+            signal.name.starts_with(wait::APPROVAL_PREFIX)
+                && signal.payload.get("call_id").and_then(|call| call.as_str()) == Some(call_id)
+        });
+        if decided {
+            return Ok(Some(flow.id));
+        }
+    }
+    Ok(None)
 }
 
 /// The flow and the call a decision about flow `id` is for: the call `call_id` where the tree
@@ -68,7 +89,13 @@ pub fn deciding_call(
                 waiting.iter().filter(|call| call.call_id == call_id).collect();
             match holders.as_slice() {
                 [holder] => Ok((holder.flow.clone(), call_id.to_owned())),
-                [] => Ok((deciding_flow(handle, id)?, call_id.to_owned())),
+                [] => {
+                    let asked = match decided_in(handle, id, call_id)? {
+                        Some(flow) => flow,
+                        None => deciding_flow(handle, id)?,
+                    };
+                    Ok((asked, call_id.to_owned()))
+                }
                 several => Err(ApiError::Invalid {
                     message: format!(
                         "call `{call_id}` is waited for in {} flows of flow {id}: {}",
@@ -114,12 +141,10 @@ fn deciding_flow(handle: &OwnerHandle, id: &FlowId) -> Result<FlowId> {
     let mut id = id.clone();
     loop {
         let flow = handle.flow_without_spec(&id)?;
-        if flow.status != FlowStatus::Waiting
-            || !taskflow_store::wait::approvals(flow.wait.as_ref()).is_empty()
-        {
+        if flow.status != FlowStatus::Waiting || !wait::approvals(flow.wait.as_ref()).is_empty() {
             return Ok(id);
         }
-        let children = taskflow_store::wait::waited_children(flow.wait.as_ref());
+        let children = wait::waited_children(flow.wait.as_ref());
         let [child] = children.as_slice() else { return Ok(id) };
         match child.parse::<FlowId>() {
             Ok(child) => id = child,
