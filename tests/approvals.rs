@@ -26,6 +26,8 @@ use support::{Serve, call, client, status_of, wait_until};
 /// log counts the times the tool really ran.
 const COMMAND: &str = r#"sh -c "echo ran >> runs.log""#;
 const CALL_ID: &str = "functions.run_command:1";
+/// The call of an agent whose prompt says `(second)`.
+const SECOND_CALL_ID: &str = "functions.run_command:2";
 const ANSWER: &str = "The command's outcome is noted.";
 
 /// Plays the model: turn 1 asks for `run_command`, turn 2 answers. Every request is kept.
@@ -41,11 +43,14 @@ impl Respond for Model {
             .as_array()
             .map_or(0, |messages| messages.iter().filter(|m| m["role"] == "assistant").count())
             + 1;
+        let second =
+            body["messages"][0]["content"].as_str().is_some_and(|p| p.contains("(second)"));
+        let call_id = if second { SECOND_CALL_ID } else { CALL_ID };
         self.requests.lock().unwrap().push(body);
         let arguments = json!({"command": COMMAND}).to_string();
         let text = match turn {
             1 => format!(
-                "Running it.<|tool_calls_section_begin|><|tool_call_begin|>{CALL_ID}\
+                "Running it.<|tool_calls_section_begin|><|tool_call_begin|>{call_id}\
                  <|tool_call_argument_begin|>{arguments}<|tool_call_end|><|tool_calls_section_end|>"
             ),
             _ => ANSWER.to_owned(),
@@ -528,4 +533,85 @@ async fn serve_runs_a_pipeline_on_once_its_agent_steps_call_is_decided() {
     assert_eq!(setup.runs(), 1);
     let state = setup.inspect("pipe")["flow"]["state"].clone();
     assert_eq!(state["report"], format!("agent said: {ANSWER}"), "{state}");
+}
+
+/// A pipeline whose two `agent` steps both ask: `flows approve PIPELINE` without a call lists
+/// the calls its children wait for (flow, call, tool) and decides none; with a call it finds
+/// the child that holds it; once one call is left, it is the one decided.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_a_pipeline_whose_children_both_wait_names_the_calls_or_finds_the_one() {
+    let setup = setup().await;
+    let pipeline = setup.db.with_file_name("pipeline.toml");
+    let agent = |id: &str, prompt: &str| {
+        format!(
+            "[[steps]]\nid = \"{id}\"\naction = \"agent\"\n\
+             with = {{ prompt = \"{prompt}\", provider = \"vllm\", base_url = {:?}, \
+             model = \"k2\", workspace = {:?}, tools = [\"run_command\"], \
+             allow_commands = [\"sh\"], ask = [\"run_command\"] }}\n\n",
+            setup.base,
+            setup.workspace.display().to_string()
+        )
+    };
+    let text = format!(
+        "name = \"two asks\"\n\n{}{}[[steps]]\nid = \"report\"\naction = \"echo\"\n\
+         with = {{ value = \"{{{{steps.first.output}}}} / {{{{steps.second.output}}}}\" }}\n",
+        agent("first", "Run the command (first)."),
+        agent("second", "Run the command (second).")
+    );
+    std::fs::write(&pipeline, text).unwrap();
+    let (code, _, stderr) =
+        setup.run(&["run", pipeline.to_str().unwrap(), "--id", "pipe", "--detach"]);
+    assert_eq!(code, 0, "{stderr}");
+    let parent = setup.inspect("pipe");
+    assert_eq!(parent["flow"]["status"], "waiting", "{parent}");
+    let children: Vec<String> = parent["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|child| child["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(children.len(), 2, "{parent}");
+    let holder = |call: &str| {
+        children
+            .iter()
+            .find(|child| setup.inspect(child)["flow"]["wait"]["approval"]["call_id"] == call)
+            .unwrap()
+            .clone()
+    };
+    let (first, second) = (holder(CALL_ID), holder(SECOND_CALL_ID));
+
+    let (code, stdout, stderr) = setup.run(&["flows", "approve", "pipe"]);
+    assert_eq!(code, 2, "a usage error: {stdout} {stderr}");
+    for expected in [
+        "flow pipe waits for 2 approvals:".to_owned(),
+        format!("{CALL_ID} (run_command) in flow {first}"),
+        format!("{SECOND_CALL_ID} (run_command) in flow {second}"),
+        "hint: name the call: `taskflow flows approve pipe CALL_ID`".to_owned(),
+    ] {
+        assert!(stderr.contains(&expected), "{expected:?} in {stderr}");
+    }
+    assert_eq!(setup.inspect(&first)["flow"]["status"], "waiting", "nothing was decided");
+    assert_eq!(setup.inspect(&second)["flow"]["status"], "waiting");
+
+    let (code, stdout, stderr) = setup.run(&["flows", "approve", "pipe", SECOND_CALL_ID]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("call {SECOND_CALL_ID} of flow {second} approved")),
+        "{stdout}"
+    );
+    assert_eq!(setup.inspect(&first)["flow"]["status"], "waiting");
+    // One call is left: the pipeline's id is enough.
+    let (code, stdout, stderr) = setup.run(&["flows", "approve", "pipe", "--deny"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(&format!("call {CALL_ID} of flow {first} denied")), "{stdout}");
+    let (code, _, stderr) = setup.run(&["flows", "approve", "pipe"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("waits for no approval"), "{stderr}");
+
+    let (code, stdout, stderr) = setup.run(&["flows", "resume", "pipe"]);
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    let done = setup.inspect("pipe");
+    assert_eq!(done["flow"]["status"], "succeeded", "{done}");
+    assert_eq!(done["flow"]["state"]["report"], format!("{ANSWER} / {ANSWER}"));
+    assert_eq!(setup.runs(), 1, "the approved call ran, the denied one did not");
 }

@@ -3,6 +3,11 @@
 //! raises it; `flows resume ID --max-tokens N` (or `--max-cost USD`) raises it and the run
 //! finishes without asking the model again for a turn it answered; `flows inspect` shows
 //! what was spent. The replay script's usage is known: 443, 578 and 769 tokens a turn.
+//!
+//! A pipeline's budget (`[budget] max_tokens` in its file, or `taskflow run --budget-tokens`)
+//! covers its whole tree: its `llm` steps and the turns of the agent runs its `agent` steps
+//! start. The pipeline of `fixtures/pipelines/budget` blocks inside its agent child, then
+//! before its last `llm` step, and finishes once raised; its usage survives both resumes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -155,4 +160,102 @@ fn a_price_table_that_is_not_numbers_names_its_line_and_column() {
     let output = agent(&db, &config, &["--budget-cost", "0.5"]);
     assert_ne!(output.code, 0);
     assert!(output.stderr.contains("config.toml:2:"), "{}", output.stderr);
+}
+
+/// The children of a flow, from its inspection.
+fn child_ids(seen: &Value) -> Vec<String> {
+    let children = seen["children"].as_array().unwrap();
+    children.iter().map(|child| child["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The `llm` steps of an inspection's journal, by name.
+fn llm_steps(seen: &Value) -> Vec<String> {
+    let steps = seen["steps"].as_array().unwrap().iter().filter(|step| step["kind"] == "llm");
+    steps.map(|step| step["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn a_pipeline_budget_covers_its_tree_blocks_it_and_raises_let_it_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").unwrap();
+    let pipeline = root("fixtures/pipelines/budget/pipeline.toml");
+    let pipeline = pipeline.to_str().unwrap();
+
+    // `outline` (120 tokens) and the agent's first turn (443) spend the file's 500: the agent
+    // stops before its second turn, and the pipeline with it.
+    let blocked = taskflow(&db, &config, &["run", pipeline, "--id", "survey"]);
+    assert_eq!(blocked.code, 1, "{}\n{}", blocked.stdout, blocked.stderr);
+    let reason = "pipeline survey: the token budget is spent: 563 tokens used of 500; \
+                  `taskflow flows resume survey --max-tokens N` raises it";
+    assert!(blocked.stderr.contains(reason), "{}", blocked.stderr);
+    let seen = inspect(&db, &config, "survey");
+    assert_eq!(seen["flow"]["status"], "blocked");
+    assert!(seen["flow"]["error"].as_str().unwrap().starts_with(reason), "{seen:#}");
+    assert_eq!(seen["usage"]["tokens"], 563);
+    assert_eq!(seen["usage"]["max_tokens"], 500);
+    assert_eq!(llm_steps(&seen), ["outline"]);
+    let child = child_ids(&seen).pop().unwrap();
+    let agent = inspect(&db, &config, &child);
+    assert_eq!(agent["flow"]["status"], "blocked");
+    assert_eq!(llm_steps(&agent), ["llm 1"], "no model call past the budget");
+
+    // Raised to 1500: the agent's last two turns fit (1910 tokens), the `summary` call no more.
+    let again = taskflow(&db, &config, &["flows", "resume", "survey", "--max-tokens", "1500"]);
+    assert_eq!(again.code, 1, "{}\n{}", again.stdout, again.stderr);
+    assert!(again.stderr.contains("1910 tokens used of 1500"), "{}", again.stderr);
+    let seen = inspect(&db, &config, "survey");
+    assert_eq!(seen["flow"]["status"], "blocked");
+    assert_eq!(seen["usage"]["tokens"], 1910);
+    assert_eq!(seen["usage"]["max_tokens"], 1500);
+    assert_eq!(llm_steps(&seen), ["outline"], "`summary` is not begun");
+    assert_eq!(child_ids(&seen), std::slice::from_ref(&child), "the same child ran on");
+    assert_eq!(inspect(&db, &config, &child)["flow"]["status"], "succeeded");
+
+    // Raised again (in the agent's spelling): the pipeline finishes; every call was made once.
+    let done = taskflow(&db, &config, &["flows", "resume", "survey", "--budget-tokens", "5000"]);
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    let seen = inspect(&db, &config, "survey");
+    assert_eq!(seen["flow"]["status"], "succeeded");
+    assert_eq!(seen["flow"]["error"], Value::Null);
+    assert_eq!(seen["usage"]["input_tokens"], 100 + 412 + 520 + 705 + 45);
+    assert_eq!(seen["usage"]["output_tokens"], 20 + 31 + 58 + 64 + 15);
+    assert_eq!(seen["usage"]["tokens"], 1970);
+    assert_eq!(llm_steps(&seen), ["outline", "summary"]);
+    assert_eq!(llm_steps(&inspect(&db, &config, &child)), ["llm 1", "llm 2", "llm 3"]);
+    // The steps read the replies' text: the agent's prompt holds the outline's.
+    let agent = inspect(&db, &config, &child);
+    let prompt = agent["flow"]["spec"]["agent"]["prompt"].as_str().unwrap();
+    assert_eq!(
+        prompt,
+        "Follow this outline: List the folder, read the README and the notes, then say what \
+         is left."
+    );
+    assert_eq!(
+        seen["flow"]["state"]["summary"],
+        "Lighthouse needs its mailer wired, fetcher retries and an install section."
+    );
+}
+
+#[test]
+fn a_run_sets_the_pipeline_budget_and_a_cost_raise_is_refused_for_a_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "").unwrap();
+    let pipeline = root("fixtures/pipelines/budget/pipeline.toml");
+    let args = ["run", pipeline.to_str().unwrap(), "--id", "tight", "--budget-tokens", "100"];
+    let blocked = taskflow(&db, &config, &args);
+    assert_eq!(blocked.code, 1, "{}", blocked.stderr);
+    assert!(blocked.stderr.contains("120 tokens used of 100"), "{}", blocked.stderr);
+    let seen = inspect(&db, &config, "tight");
+    assert_eq!(seen["usage"]["max_tokens"], 100);
+    let child = child_ids(&seen).pop().unwrap();
+    assert!(llm_steps(&inspect(&db, &config, &child)).is_empty(), "the agent asked nothing");
+
+    let refused = taskflow(&db, &config, &["flows", "resume", "tight", "--max-cost", "1"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("a pipeline's budget counts tokens"), "{}", refused.stderr);
+    assert_eq!(inspect(&db, &config, "tight")["flow"]["status"], "blocked");
 }

@@ -1,59 +1,154 @@
-//! Which tool call a decision is about when the caller names none: the one call the flow waits
-//! for. None, or several, is an error that says which calls there are and how to name one.
-//! And which flow: a pipeline whose `agent` step waits for its child (which waits for a
-//! decision) passes the decision on to that child ([`deciding_flow`]).
+//! Which flow and which tool call a decision is about. A decision may name a pipeline whose
+//! `agent` steps' children wait for decisions, or leave the call out: the calls waited for in
+//! the flow's tree (the flow and its unended descendants) are looked up, and the one the caller
+//! means is found, or an error lists the waiting calls (flow, call, tool) and says how to name
+//! one.
 
-use taskflow_store::{FlowId, FlowStatus, OwnerHandle};
+use std::collections::VecDeque;
+
+use taskflow_store::{Flow, FlowId, FlowStatus, OwnerHandle, wait};
 
 use crate::error::{ApiError, Result};
 
-/// The flow a decision about a call of flow `id` is for: `id` itself, unless it waits for no
-/// call of its own but for one child flow that waits (a pipeline's `agent` step whose agent
-/// asks), then that child's deciding flow, down the tree.
-pub fn deciding_flow(handle: &OwnerHandle, id: &FlowId) -> Result<FlowId> {
+/// One tool call a flow of the tree waits for a decision about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingCall {
+    pub flow: FlowId,
+    pub call_id: String,
+    pub tool: String,
+}
+
+/// The calls waiting for a decision in the tree of flow `id`: its own, then its
+/// descendants', in the order they were spawned. A call decided already (its flow has not run
+/// on yet) waits no more. A child is looked at whether or not its parent has recorded that it
+/// waits for it yet.
+pub fn waiting_calls(handle: &OwnerHandle, id: &FlowId) -> Result<Vec<WaitingCall>> {
+    let mut found = Vec::new();
+    for flow in tree(handle, id)? {
+        let asked = match flow.status {
+            FlowStatus::Waiting => wait::approvals(flow.wait.as_ref()),
+            _ => Vec::new(),
+        };
+        if asked.is_empty() {
+            continue;
+        }
+        let decided = handle.signals(&flow.id)?;
+        for (request, signal) in asked {
+            if !decided.iter().any(|decision| decision.name == signal) {
+                let (call_id, tool) = (request.call_id, request.tool);
+                found.push(WaitingCall { flow: flow.id.clone(), call_id, tool });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Flow `id` and its descendants, breadth first, each parent's children in the order they
+/// were spawned.
+fn tree(handle: &OwnerHandle, id: &FlowId) -> Result<Vec<Flow>> {
+    let mut flows = Vec::new();
+    let mut next = VecDeque::from([id.clone()]);
+    while let Some(id) = next.pop_front() {
+        next.extend(handle.children(&id)?.into_iter().map(|child| child.id));
+        flows.push(handle.flow_without_spec(&id)?);
+    }
+    Ok(flows)
+}
+
+/// The flow of the tree of `id` where call `call_id` was decided, if it was.
+fn decided_in(handle: &OwnerHandle, id: &FlowId, call_id: &str) -> Result<Option<FlowId>> {
+    for flow in tree(handle, id)? {
+        let decided = handle.signals(&flow.id)?.into_iter().any(|signal| {
+            signal.name.starts_with(wait::APPROVAL_PREFIX)
+                && signal.payload.get("call_id").and_then(|call| call.as_str()) == Some(call_id)
+        });
+        if decided {
+            return Ok(Some(flow.id));
+        }
+    }
+    Ok(None)
+}
+
+/// The flow and the call a decision about flow `id` is for: the call `call_id` where the tree
+/// waits for it, or, with no call named, the one call the tree waits for. A call the tree does
+/// not wait for (decided already, or never asked) is left to the flow that asked it, so that
+/// the store says why.
+pub fn deciding_call(
+    handle: &OwnerHandle,
+    id: &FlowId,
+    call_id: Option<&str>,
+) -> Result<(FlowId, String)> {
+    let waiting = waiting_calls(handle, id)?;
+    let listed = |calls: &[&WaitingCall]| {
+        let calls: Vec<String> = calls.iter().map(|call| call_text(call, id)).collect();
+        calls.join(", ")
+    };
+    match call_id {
+        Some(call_id) => {
+            let holders: Vec<&WaitingCall> =
+                waiting.iter().filter(|call| call.call_id == call_id).collect();
+            match holders.as_slice() {
+                [holder] => Ok((holder.flow.clone(), call_id.to_owned())),
+                [] => {
+                    let asked = match decided_in(handle, id, call_id)? {
+                        Some(flow) => flow,
+                        None => deciding_flow(handle, id)?,
+                    };
+                    Ok((asked, call_id.to_owned()))
+                }
+                several => Err(ApiError::Invalid {
+                    message: format!(
+                        "call `{call_id}` is waited for in {} flows of flow {id}: {}",
+                        several.len(),
+                        listed(several)
+                    ),
+                    hint: Some(format!(
+                        "name the flow that holds it: `taskflow flows approve FLOW {call_id}`"
+                    )),
+                }),
+            }
+        }
+        None => match waiting.as_slice() {
+            [call] => Ok((call.flow.clone(), call.call_id.clone())),
+            [] => {
+                let flow = handle.flow_without_spec(id)?;
+                Err(ApiError::Refused {
+                    message: format!("flow {id} is {} and waits for no approval", flow.status),
+                    hint: Some(format!("`taskflow flows inspect {id}` shows what it does")),
+                })
+            }
+            several => Err(ApiError::Invalid {
+                message: format!(
+                    "flow {id} waits for {} approvals: {}",
+                    several.len(),
+                    listed(&several.iter().collect::<Vec<_>>())
+                ),
+                hint: Some(format!("name the call: `taskflow flows approve {id} CALL_ID`")),
+            }),
+        },
+    }
+}
+
+/// `c1 (run_command)`, with the flow that holds it when that is not `asked`.
+fn call_text(call: &WaitingCall, asked: &FlowId) -> String {
+    let text = format!("{} ({})", call.call_id, call.tool);
+    if &call.flow == asked { text } else { format!("{text} in flow {}", call.flow) }
+}
+
+/// The flow a call of flow `id` was asked in: `id` itself, unless it waits for no call of its
+/// own but for one child flow, then that child's, down the tree.
+fn deciding_flow(handle: &OwnerHandle, id: &FlowId) -> Result<FlowId> {
     let mut id = id.clone();
     loop {
         let flow = handle.flow_without_spec(&id)?;
-        if flow.status != FlowStatus::Waiting
-            || !taskflow_store::wait::approvals(flow.wait.as_ref()).is_empty()
-        {
+        if flow.status != FlowStatus::Waiting || !wait::approvals(flow.wait.as_ref()).is_empty() {
             return Ok(id);
         }
-        let children = taskflow_store::wait::waited_children(flow.wait.as_ref());
+        let children = wait::waited_children(flow.wait.as_ref());
         let [child] = children.as_slice() else { return Ok(id) };
         match child.parse::<FlowId>() {
             Ok(child) => id = child,
             Err(_) => return Ok(id),
-        }
-    }
-}
-
-/// The call id of the one approval flow `id` waits for.
-pub fn pending_call(handle: &OwnerHandle, id: &FlowId) -> Result<String> {
-    let flow = handle.flow_without_spec(id)?;
-    let pending = match flow.status {
-        FlowStatus::Waiting => taskflow_store::wait::approvals(flow.wait.as_ref()),
-        _ => Vec::new(),
-    };
-    match pending.as_slice() {
-        [(request, _)] => Ok(request.call_id.clone()),
-        [] => Err(ApiError::Refused {
-            message: format!("flow {id} is {} and waits for no approval", flow.status),
-            hint: Some(format!("`taskflow flows inspect {id}` shows what it does")),
-        }),
-        several => {
-            let calls: Vec<String> = several
-                .iter()
-                .map(|(request, _)| format!("{} ({})", request.call_id, request.tool))
-                .collect();
-            Err(ApiError::Invalid {
-                message: format!(
-                    "flow {id} waits for {} approvals: {}",
-                    several.len(),
-                    calls.join(", ")
-                ),
-                hint: Some(format!("name the call: `taskflow flows approve {id} CALL_ID`")),
-            })
         }
     }
 }

@@ -36,11 +36,11 @@ pub fn summary(flow: &FlowSummary, now: Timestamp) -> Value {
 
 /// `{"flow", "steps", "usage", "children"}`.
 pub fn inspection(inspection: &Inspection, now: Timestamp) -> Value {
-    let Inspection { flow: record, steps, children } = inspection;
+    let Inspection { flow: record, steps, children, descendant_llm_steps } = inspection;
     json!({
         "flow": flow(record, steps, now),
         "steps": steps.iter().map(step).collect::<Vec<_>>(),
-        "usage": usage(record, steps),
+        "usage": usage(record, steps, descendant_llm_steps),
         "children": children
             .iter()
             .map(|child| json!({"id": child.id, "name": child.name, "status": child.status.as_str()}))
@@ -48,18 +48,19 @@ pub fn inspection(inspection: &Inspection, now: Timestamp) -> Value {
     })
 }
 
-/// What a flow's model calls spent, summed from its journal's succeeded `llm` steps, with
-/// the cost at the price an agent run started with and the budget in force (`null` where there
-/// is none): `{"input_tokens", "output_tokens", "tokens", "cost_usd", "max_tokens",
-/// "max_cost_usd"}`.
-pub fn usage(flow: &Flow, steps: &[Step]) -> Value {
-    let spent = Spent::from_journal(steps);
+/// What a flow's model calls spent, summed from the succeeded `llm` steps of its journal and
+/// of its descendants' (a pipeline's agent runs), with the cost at the price an agent run
+/// started with and the budget in force (`null` where there is none): `{"input_tokens",
+/// "output_tokens", "tokens", "cost_usd", "max_tokens", "max_cost_usd"}`.
+pub fn usage(flow: &Flow, steps: &[Step], descendant_llm_steps: &[Step]) -> Value {
+    let spent = Spent::from_journal(steps.iter().chain(descendant_llm_steps));
     let agent = flow.spec.as_ref().and_then(AgentSpec::from_flow_spec).and_then(Result::ok);
     let price = agent.as_ref().and_then(|agent| agent.price);
-    let budget = Budget::in_force(
-        agent.as_ref().map(|agent| agent.budget).unwrap_or_default(),
-        flow.state.as_ref(),
-    );
+    let started_with = match &agent {
+        Some(agent) => agent.budget,
+        None => Budget::of_pipeline(flow.spec.as_ref()),
+    };
+    let budget = Budget::in_force(started_with, flow.state.as_ref());
     json!({
         "input_tokens": spent.input_tokens,
         "output_tokens": spent.output_tokens,

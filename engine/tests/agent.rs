@@ -435,7 +435,7 @@ async fn a_cost_budget_without_the_models_price_is_refused_before_any_call() {
 }
 
 #[tokio::test]
-async fn a_budget_is_raised_on_a_failed_run_too_and_refused_on_a_pipeline() {
+async fn a_budget_is_raised_on_a_failed_run_too_and_a_pipelines_counts_tokens_only() {
     use taskflow_engine::agent::Budget;
     let script = std::fs::read_to_string(example("kimi-turns.toml")).unwrap();
     let bench = bench(Some(&script));
@@ -448,6 +448,9 @@ async fn a_budget_is_raised_on_a_failed_run_too_and_refused_on_a_pipeline() {
     let echo = taskflow_engine::StepSpec::new("a", "echo").with(serde_json::json!({"value": 1}));
     let pipeline = taskflow_engine::FlowSpec::new("p").step(echo);
     let pipeline = bench.engine.create(&pipeline, None).await.unwrap();
-    let error = bench.engine.raise_budget(&pipeline.id, raise).await.unwrap_err();
-    assert!(error.to_string().contains("it is a pipeline, not an agent run"), "{error}");
+    let raised = bench.engine.raise_budget(&pipeline.id, raise).await.unwrap();
+    assert_eq!(raised.state.unwrap()["budget"], serde_json::json!({"max_tokens": 10_000}));
+    let cost = Budget { max_tokens: None, max_cost: Some(1.0) };
+    let error = bench.engine.raise_budget(&pipeline.id, cost).await.unwrap_err();
+    assert!(error.to_string().contains("a pipeline's budget counts tokens"), "{error}");
 }

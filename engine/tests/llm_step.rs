@@ -1,11 +1,14 @@
-//! The `llm` action in a pipeline: prompts filled from earlier outputs, the reply text as the
-//! step's output, and bad `with` tables refused before anything runs.
+//! The `llm` action in a pipeline: prompts filled from earlier outputs, the model's response
+//! (usage included) as the step's journaled output and its text as what later steps read, and
+//! bad `with` tables refused before anything runs.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use taskflow_engine::{Actions, Engine, EngineOptions, FlowSpec, FlowStatus, StepSpec, pipeline};
+use taskflow_engine::{
+    Actions, Engine, EngineOptions, FlowSpec, FlowStatus, StepKind, StepSpec, pipeline,
+};
 use taskflow_store_sqlite::OpenOptions;
 
 fn engine(dir: &Path) -> Engine {
@@ -30,7 +33,12 @@ async fn the_research_brief_runs_offline() {
     let analyze = steps.iter().find(|step| step.name == "analyze").unwrap();
     let prompt = analyze.input.as_ref().unwrap()["prompt"].as_str().unwrap();
     assert!(prompt.contains("Rust 1.95"), "the prompt holds the extracted pages: {prompt}");
-    assert!(analyze.output.as_ref().unwrap().as_str().unwrap().starts_with("1. Rust 1.95 is out"));
+    // The step keeps the model's response, with the tokens it used, as an `llm` step.
+    assert_eq!(analyze.kind, StepKind::Llm);
+    let response = analyze.output.as_ref().unwrap();
+    assert!(response["content"].as_str().unwrap().starts_with("1. Rust 1.95 is out"));
+    assert_eq!(response["usage"]["prompt_tokens"], 610);
+    assert_eq!(response["usage"]["completion_tokens"], 72);
     let draft = steps.iter().find(|step| step.name == "draft").unwrap();
     assert!(
         draft.input.as_ref().unwrap()["prompt"].as_str().unwrap().contains("SQLite in WAL mode")

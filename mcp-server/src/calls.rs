@@ -129,11 +129,7 @@ impl Flows {
         let decision = ApprovalDecision { approved: approve, reason };
         let deciding = handle.clone();
         let (call_id, signal, flow) = blocking(move || {
-            let id = approvals::deciding_flow(&deciding, &id)?;
-            let call_id = match call_id {
-                Some(call_id) => call_id,
-                None => approvals::pending_call(&deciding, &id)?,
-            };
+            let (id, call_id) = approvals::deciding_call(&deciding, &id, call_id.as_deref())?;
             let (signal, flow) = deciding.decide_approval(&id, &call_id, &decision)?;
             Ok((call_id, signal, flow))
         })

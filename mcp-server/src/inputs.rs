@@ -55,9 +55,10 @@ pub struct RunPipeline {
 pub struct ResumeFlow {
     /// The flow's id.
     pub id: String,
-    /// An agent run's token budget from now on (a run blocked by its budget goes on).
+    /// An agent run's or a pipeline's token budget from now on (a flow blocked by its budget
+    /// goes on; a pipeline's covers its agent children too).
     pub max_tokens: Option<u64>,
-    /// An agent run's cost budget in US dollars from now on.
+    /// An agent run's cost budget in US dollars from now on (pipelines count tokens only).
     #[schemars(range(min = 0.0))]
     pub max_cost_usd: Option<f64>,
 }

@@ -78,8 +78,8 @@ impl FlowTool {
             }
             FlowTool::ResumeFlow => {
                 "Run a flow on from its last checkpoint: done steps keep their output, a failed \
-                 step is tried again, an agent run blocked by its budget goes on under the new \
-                 budget given here. Answers at once with {\"flow\"}; refused for a flow that \
+                 step is tried again, an agent run or a pipeline blocked by its budget goes on \
+                 under the new budget given here. Answers at once with {\"flow\"}; refused for a flow that \
                  ended (other than failed), a mirrored one, or one another runner holds."
             }
             FlowTool::CancelFlow => {

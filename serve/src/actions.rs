@@ -83,7 +83,7 @@ pub async fn decide(
 ) -> Result<(Signal, Flow), HttpError> {
     let handle = state.handle(owner)?;
     let (signal, flow, parent) = blocking(move || {
-        let id = approvals::deciding_flow(&handle, &id)?;
+        let (id, call_id) = approvals::deciding_call(&handle, &id, Some(&call_id))?;
         let (signal, flow) = handle.decide_approval(&id, &call_id, &decision)?;
         // A child whose pipeline waits for it runs in its pipeline's run: the pipeline is due.
         let parent = match &flow.parent_flow_id {

@@ -13,7 +13,7 @@ use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Claim, ExpectedRevision,
     Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, Signal,
-    StateReport, Step, StepOutcome,
+    StateReport, Step, StepKind, StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::rules;
@@ -118,6 +118,9 @@ pub struct Inspection {
     pub flow: Flow,
     pub steps: Vec<Step>,
     pub children: Vec<ChildSummary>,
+    /// The `llm` steps of its descendant flows (a pipeline's agent runs): what they spent
+    /// counts toward the flow's usage.
+    pub descendant_llm_steps: Vec<Step>,
 }
 
 /// One owner's view of the store. Cheap to clone.
@@ -185,11 +188,25 @@ impl OwnerHandle {
         self.store.history(&self.owner, id)
     }
 
+    /// The steps of `kind` of every descendant of a flow (its children, theirs, …).
+    pub fn descendant_steps(&self, id: &FlowId, kind: StepKind) -> Result<Vec<Step>> {
+        let mut found = Vec::new();
+        let mut parents = vec![id.clone()];
+        while let Some(parent) = parents.pop() {
+            for child in self.children(&parent)? {
+                found.extend(self.steps(&child.id)?.into_iter().filter(|step| step.kind == kind));
+                parents.push(child.id);
+            }
+        }
+        Ok(found)
+    }
+
     pub fn inspect(&self, id: &FlowId) -> Result<Inspection> {
         Ok(Inspection {
             flow: self.flow(id)?,
             steps: self.steps(id)?,
             children: self.children(id)?,
+            descendant_llm_steps: self.descendant_steps(id, StepKind::Llm)?,
         })
     }
 

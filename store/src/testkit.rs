@@ -1381,6 +1381,7 @@ macro_rules! conformance_tests {
             a_cancel_ends_a_waiting_flow_and_its_waiting_steps_at_once,
             an_approval_is_decided_once_and_only_for_a_call_the_flow_waits_for,
             a_parent_waiting_for_its_childs_decision_is_due_once_it_is_decided_or_ends,
+            a_decision_recorded_before_the_parent_waits_for_its_child_is_not_lost,
             schedules_are_owner_scoped_with_revisions_and_apply_twice_changes_nothing,
             gates_name_the_owners_schedules_and_cycles_are_refused,
             a_slot_fires_once_by_the_creation_of_its_flow_and_its_record_follows_the_flow,

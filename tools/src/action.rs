@@ -23,6 +23,14 @@ pub trait Action: Send + Sync {
     fn check(&self, _with: &Value) -> Result<(), String> {
         Ok(())
     }
+
+    /// Whether a step of this action is one model call: its output is the model's whole
+    /// response, usage included ([`reply_text`](crate::actions::reply_text) is what templates
+    /// and the flow's result read of it), it is journaled as an `llm` step, and its flow's
+    /// budget is looked at before it begins.
+    fn model_call(&self) -> bool {
+        false
+    }
 }
 
 impl<F, Fut> Action for F

@@ -63,6 +63,14 @@ impl Budget {
         }
     }
 
+    /// The budget a pipeline's stored spec started with (its `budget`; none for a spec without
+    /// one, or one this taskflow cannot read).
+    pub fn of_pipeline(spec: Option<&Value>) -> Budget {
+        spec.and_then(|spec| spec.get("budget"))
+            .and_then(|budget| serde_json::from_value(budget.clone()).ok())
+            .unwrap_or_default()
+    }
+
     /// The budget a flow runs under: its spec's, with what its state raised.
     pub fn in_force(spec: Budget, state: Option<&Value>) -> Budget {
         match state.and_then(|state| state.get(BUDGET_STATE_KEY)) {
@@ -109,6 +117,13 @@ impl Budget {
             )),
             _ => Ok(()),
         }
+    }
+}
+
+impl Exhausted {
+    /// The reason with the command that raises the limit on `flow`.
+    pub fn message(&self, flow: impl std::fmt::Display) -> String {
+        format!("{}; `taskflow flows resume {flow} {}` raises it", self.reason, self.raise)
     }
 }
 

@@ -42,6 +42,11 @@ pub enum ActionError {
     /// the same attempt, when the wait may be over.
     #[error("{0}")]
     Waiting(Wait),
+    /// Not a failure: the step stopped because its flow may spend no more (its pipeline's
+    /// budget is spent); the flow is `blocked` with this reason, and a resume runs the step
+    /// again.
+    #[error("{0}")]
+    Blocked(String),
 }
 
 /// What a step waits for before it can end.

@@ -82,8 +82,8 @@ pub enum FlowsCommand {
     Resume {
         /// The flow's id
         id: String,
-        /// An agent run's token budget from now on (a run blocked by its budget goes on); also
-        /// spelled --budget-tokens, as on `taskflow agent`
+        /// An agent run's or a pipeline's token budget from now on (a flow blocked by its
+        /// budget goes on); also spelled --budget-tokens, as on `taskflow agent` and `run`
         #[arg(long, value_name = "N", alias = "budget-tokens")]
         max_tokens: Option<u64>,
         /// An agent run's cost budget in dollars from now on; also spelled --budget-cost
@@ -264,11 +264,8 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
         }
         FlowsCommand::Approve { id, call_id, deny, reason } => {
             let handle = require(handle, id)?;
-            let id = approvals::deciding_flow(&handle, &flow_id(id)?)?;
-            let call_id = match call_id {
-                Some(call_id) => call_id.clone(),
-                None => approvals::pending_call(&handle, &id)?,
-            };
+            let (id, call_id) =
+                approvals::deciding_call(&handle, &flow_id(id)?, call_id.as_deref())?;
             let decision = ApprovalDecision { approved: !deny, reason: reason.clone() };
             let (signal, flow) = handle
                 .decide_approval(&id, &call_id, &decision)
@@ -284,7 +281,7 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
 }
 
 /// `flows resume ID`: runs the flow on from its journal, under the budget `raise` sets first
-/// (an agent run's; a revision of the flow). Refused while another runner holds
+/// (an agent run's or a pipeline's; a revision of the flow). Refused while another runner holds
 /// it, and for mirrored or ended (other than failed) flows.
 fn resume(global: &GlobalArgs, id: &str, raise: Budget, runner: &RunnerArgs) -> CliResult {
     let id = flow_id(id)?;

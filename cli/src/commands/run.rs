@@ -1,5 +1,6 @@
 //! `taskflow run FILE.toml`: checks a pipeline file, creates its flow (or finds the one with
-//! the same `--id` and pipeline) and runs it to the end with the run driver.
+//! the same `--id` and pipeline) and runs it to the end with the run driver. `--budget-tokens`
+//! sets the pipeline's token budget (its `[budget]`) before the flow is created.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
 
+    /// Stop before the next model call once the pipeline's `llm` steps and its agents' turns
+    /// have used N tokens in all (in place of the file's `[budget] max_tokens`); the flow is
+    /// then `blocked` until `taskflow flows resume ID --max-tokens N` raises it
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub budget_tokens: Option<u64>,
+
     #[command(flatten)]
     pub runner: RunnerArgs,
 
@@ -55,6 +62,9 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
     let mut spec = plan.spec;
     if let Some(dir) = &args.output_dir {
         spec.output_dir = Some(absolute(dir)?);
+    }
+    if let Some(max) = args.budget_tokens {
+        spec.budget.max_tokens = Some(max);
     }
     let settings = args.provider.settings();
     override_model_steps(&mut spec, &settings)?;

@@ -25,6 +25,8 @@
 //! succeeded `llm` steps checkpointed (summed from the journal on every start, so it survives a
 //! resume), and once a limit is reached no call is made: the flow becomes `blocked`, its error
 //! naming the limit and the command that raises it (`taskflow flows resume ID --max-tokens N`).
+//! A run that is a pipeline's `agent` step looks at the pipeline's budget too, which the whole
+//! tree spends (`tree_budget`): spent, the run is `blocked` naming the pipeline to raise.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -44,6 +46,7 @@ use tokio_util::sync::CancellationToken;
 use super::AgentSpec;
 use super::attempts::{self, Attempts, Ended};
 use super::store_access::StoreAccess;
+use super::tree_budget::TreeBudget;
 use super::turn_input::{stored_request, turn_input};
 use super::{EngineError, EngineOptions, Progress, ProgressSink};
 use crate::pipeline::RetryPolicy;
@@ -197,6 +200,8 @@ pub(crate) struct AgentRunner {
     pub(crate) spec: AgentSpec,
     /// The limits in force: the spec's, with what the flow's state raised.
     pub(crate) budget: Budget,
+    /// The budget of the pipeline whose `agent` step runs this flow, spent by its whole tree.
+    pub(crate) tree: Option<Arc<TreeBudget>>,
     pub(crate) provider: Arc<dyn Provider>,
     pub(crate) tools: Tools,
     pub(crate) options: EngineOptions,
@@ -343,11 +348,12 @@ impl AgentRunner {
                         return Ok(());
                     }
                     Next::Turn => {
-                        if let Some(exhausted) = self.budget.spent_by(spent, self.spec.price) {
-                            let error = format!(
-                                "{}; `taskflow flows resume {} {}` raises it",
-                                exhausted.reason, self.flow_id, exhausted.raise
-                            );
+                        let exhausted = self
+                            .budget
+                            .spent_by(spent, self.spec.price)
+                            .map(|exhausted| exhausted.message(&self.flow_id))
+                            .or_else(|| self.tree.as_ref().and_then(|tree| tree.exhausted()));
+                        if let Some(error) = exhausted {
                             self.end(FlowStatus::Blocked, Some(error), None).await?;
                             return Ok(());
                         }
@@ -398,6 +404,9 @@ impl AgentRunner {
                             let response: ChatResponse = serde_json::from_value(output.clone())
                                 .map_err(|error| Error::InvalidInput(error.to_string()))?;
                             spent = spent.plus(&output);
+                            if let Some(tree) = &self.tree {
+                                tree.add(&output);
+                            }
                             self.finish(step.seq, StepOutcome::Succeeded(output), Some(&step))
                                 .await?;
                             conversation.add_turn(&response);
@@ -611,6 +620,7 @@ impl AgentRunner {
             Ok(Ended::Cancelled) => return Worked::Cancelled,
             Ok(Ended::Aborted(error)) => return Worked::Aborted(error),
             Ok(Ended::Waiting(wait)) => Err(format!("a tool cannot wait ({wait})")),
+            Ok(Ended::Blocked(reason)) => Err(format!("a tool cannot block its run ({reason})")),
         };
         let (content, is_error) = match result {
             Ok(Value::String(text)) => (text, false),

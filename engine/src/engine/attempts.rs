@@ -34,6 +34,9 @@ pub(crate) enum Ended {
     Aborted(Error),
     /// The step cannot end before its wait is over (a timer, a signal): no attempt was spent.
     Waiting(Wait),
+    /// The flow may spend no more ([`ActionError::Blocked`]): the flow is blocked for this
+    /// reason.
+    Blocked(String),
 }
 
 /// How one step's attempts are run.
@@ -83,6 +86,7 @@ impl Attempts {
                 Ok(output) => return Ended::Succeeded(output),
                 Err(_) if self.flow_token.is_cancelled() => return Ended::Cancelled,
                 Err(ActionError::Waiting(wait)) => return Ended::Waiting(wait),
+                Err(ActionError::Blocked(reason)) => return Ended::Blocked(reason),
                 Err(ActionError::Permanent(error)) => return Ended::Failed { error, attempt },
                 Err(ActionError::Cancelled) => "the action stopped as if cancelled".to_owned(),
                 Err(ActionError::Failed(error)) => error,

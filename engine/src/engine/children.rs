@@ -8,9 +8,12 @@
 //! attempt of the step, so an attempt after a crash or a retry finds the child again and
 //! continues it; only a child that failed or was cancelled is replaced by a new one.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::tree_budget::TreeBudget;
 use super::{Engine, EngineError, RunControl, quiet};
 use taskflow_store::error::{Error, SpawnRefusal};
 use taskflow_store::lease::Lease;
@@ -30,6 +33,8 @@ pub(crate) struct ChildRuns {
     pub(crate) parent: Lease,
     /// The parent run's cancellation token.
     pub(crate) flow_token: CancellationToken,
+    /// The parent pipeline's budget, which its children's model calls spend too.
+    pub(crate) tree: Option<Arc<TreeBudget>>,
 }
 
 impl ChildFlows for ChildRuns {
@@ -61,6 +66,7 @@ impl ChildRuns {
                     quiet(),
                     RunControl { stop: stop.child_token(), ..RunControl::default() },
                     None,
+                    self.tree.clone(),
                 )
                 .await
                 .map_err(engine_error)?

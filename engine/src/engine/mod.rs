@@ -16,6 +16,7 @@ mod progress;
 mod runner;
 mod signals;
 pub(crate) mod store_access;
+mod tree_budget;
 mod turn_input;
 
 use std::sync::Arc;
@@ -48,7 +49,8 @@ use taskflow_tools::actions::Llm;
 use taskflow_tools::budget::BUDGET_STATE_KEY;
 use taskflow_tools::mcp::{McpServer, McpSettings};
 use taskflow_tools::{Action, Actions, AgentToolSettings, Tools, Workspace, register_agent_tools};
-use taskflow_tools::{AgentSpec, Budget};
+use taskflow_tools::{AgentSpec, Budget, Spent};
+use tree_budget::TreeBudget;
 
 /// The model an agent spec names, as a price table is keyed.
 fn model_name(spec: &AgentSpec) -> String {
@@ -203,21 +205,38 @@ impl Engine {
         Ok(self.store.call(move |handle| handle.create(new)).await?)
     }
 
-    /// Sets limits of an agent run's budget (a limit `raise` leaves out stays as it was): they
-    /// are written to the flow's state under a lease, so the change is a revision and the
-    /// next run of the flow reads it. A cost limit needs the price the run started with. A
-    /// failed run is opened again (queued), as [`run`](Self::run) would.
+    /// Sets limits of an agent run's or a pipeline's budget (a limit `raise` leaves out stays
+    /// as it was): they are written to the flow's state under a lease, so the change is a
+    /// revision and the next run of the flow reads it. An agent run's cost limit needs the
+    /// price the run started with; a pipeline's budget counts tokens only. A failed run is
+    /// opened again (queued), as [`run`](Self::run) would.
     pub async fn raise_budget(&self, id: &FlowId, raise: Budget) -> Result<Flow, EngineError> {
         let refused = |detail: String| EngineError::Budget { id: id.to_string(), detail };
         let spec_json = self.spec_json(id).await?;
         let stored: serde_json::Value = serde_json::from_str(&spec_json)
             .map_err(|error| refused(format!("its spec cannot be read: {error}")))?;
-        let spec = match AgentSpec::from_flow_spec(&stored) {
-            Some(Ok(spec)) => spec,
+        match AgentSpec::from_flow_spec(&stored) {
+            Some(Ok(spec)) => spec
+                .budget
+                .overlaid(raise)
+                .check_price(spec.price, &model_name(&spec))
+                .map_err(refused)?,
             Some(Err(detail)) => return Err(refused(format!("its spec cannot be read: {detail}"))),
-            None => return Err(refused("it is a pipeline, not an agent run".to_owned())),
-        };
-        spec.budget.overlaid(raise).check_price(spec.price, &model_name(&spec)).map_err(refused)?;
+            None => {
+                let spec = FlowSpec::from_value(&stored)
+                    .map_err(|error| refused(format!("its spec cannot be read: {error}")))?;
+                let raised = FlowSpec { budget: spec.budget.overlaid(raise), ..spec };
+                if let Err(errors) = raised.check(&self.actions) {
+                    return Err(refused(
+                        errors
+                            .iter()
+                            .map(|error| error.message.clone())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ));
+                }
+            }
+        }
         // A failed run is opened again first, as a resume would.
         if self.read_flow(id).await?.status == FlowStatus::Failed {
             let reopened = id.clone();
@@ -337,7 +356,7 @@ impl Engine {
         id: &FlowId,
         progress: ProgressSink,
     ) -> Result<Flow, EngineError> {
-        self.run_flow(id, progress, RunControl::default(), None).await
+        self.run_flow(id, progress, RunControl::default(), None, None).await
     }
 
     /// [`run_with_progress`](Self::run_with_progress) under `control`: a process that shuts
@@ -349,7 +368,7 @@ impl Engine {
         progress: ProgressSink,
         control: RunControl,
     ) -> Result<Flow, EngineError> {
-        self.run_flow(id, progress, control, None).await
+        self.run_flow(id, progress, control, None, None).await
     }
 
     /// [`run_controlled`](Self::run_controlled) of a flow whose lease this process holds
@@ -362,18 +381,20 @@ impl Engine {
         control: RunControl,
     ) -> Result<Flow, EngineError> {
         let id = lease.flow_id.clone();
-        self.run_flow(&id, progress, control, Some(lease)).await
+        self.run_flow(&id, progress, control, Some(lease), None).await
     }
 
     /// [`run_with_progress`](Self::run_with_progress), stopping when `control.stop` fires as
     /// well as on a cancel request (a child flow's run stops with the step that runs it). With
-    /// `held`, the run's lease is taken already.
+    /// `held`, the run's lease is taken already. A child agent run of a pipeline's step gets the
+    /// pipeline's budget, `tree`.
     async fn run_flow(
         &self,
         id: &FlowId,
         progress: ProgressSink,
         control: RunControl,
         held: Option<Lease>,
+        tree: Option<Arc<TreeBudget>>,
     ) -> Result<Flow, EngineError> {
         let RunControl { drain, stop: token } = control;
         let id = id.clone();
@@ -453,10 +474,23 @@ impl Engine {
                                 .expect("a checked plan names known actions")
                         })
                         .collect();
+                    let budget = Budget::in_force(plan.spec.budget, flow.state.as_ref());
+                    let tree = if budget.is_empty() {
+                        None
+                    } else {
+                        let of = id.clone();
+                        let below = self
+                            .store
+                            .call(move |handle| handle.descendant_steps(&of, StepKind::Llm))
+                            .await?;
+                        let spent = Spent::from_journal(journal.iter().chain(&below));
+                        TreeBudget::new(id.clone(), budget, spent)
+                    };
                     let children = Arc::new(ChildRuns {
                         engine: self.clone(),
                         parent: lease.clone(),
                         flow_token: token.clone(),
+                        tree: tree.clone(),
                     });
                     Runner {
                         store: self.store.clone(),
@@ -464,6 +498,7 @@ impl Engine {
                         plan,
                         actions,
                         children,
+                        tree,
                         lease: lease.clone(),
                         flow_id: id.clone(),
                         status: flow.status,
@@ -495,6 +530,7 @@ impl Engine {
                             Vec::new()
                         },
                         budget: Budget::in_force(spec.budget, flow.state.as_ref()),
+                        tree,
                         spec: *spec,
                         provider,
                         tools,
@@ -553,7 +589,7 @@ impl Engine {
         child: FlowId,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), EngineError>> + Send + '_>> {
         Box::pin(async move {
-            match self.run_flow(&child, quiet(), RunControl::default(), None).await {
+            match self.run_flow(&child, quiet(), RunControl::default(), None, None).await {
                 Ok(_) | Err(EngineError::Store(Error::AlreadyEnded { .. })) => Ok(()),
                 Err(error) => Err(error),
             }

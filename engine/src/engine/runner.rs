@@ -13,6 +13,12 @@
 //! while the rest of the flow runs on. Once nothing else runs, the flow becomes `waiting`
 //! (its lease given up in the same commit) and the run returns; the next run of the flow runs
 //! its parked steps again first, in the same attempt.
+//!
+//! A step that is a model call (`llm`) checkpoints the model's response, usage included, and
+//! its dependants read the reply's text. Under a budget (the pipeline's `[budget]`, spent by
+//! the whole tree: `tree_budget`), no model call begins once it is spent: the run starts
+//! nothing new, an `agent` step whose child stopped for the budget ends with the reason, and
+//! once nothing runs the flow is `blocked` with it; a resume runs the stopped steps again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -26,6 +32,7 @@ use super::attempts::{self, Attempts, Ended};
 use super::progress::{Progress, ProgressSink};
 use super::signals::RunSignals;
 use super::store_access::StoreAccess;
+use super::tree_budget::TreeBudget;
 use super::{EngineError, EngineOptions};
 use crate::pipeline::spec::Plan;
 use crate::pipeline::template;
@@ -36,6 +43,7 @@ use taskflow_store::model::{
 };
 use taskflow_store::status::{FlowStatus, StepStatus};
 use taskflow_store::time::Timestamp;
+use taskflow_tools::actions::reply_text;
 use taskflow_tools::{Action, ChildFlows, StepContext, Wait};
 
 /// Where one step of the plan stands during the run.
@@ -63,6 +71,8 @@ enum Stop {
     /// The run's caller asked it to start nothing new and return.
     Drain,
     Failure(String),
+    /// The budget is spent: the flow is blocked for this reason.
+    Blocked(String),
     Abort(Error),
 }
 
@@ -97,6 +107,8 @@ pub(crate) struct Runner {
     pub(crate) actions: Vec<Arc<dyn Action>>,
     /// What the steps run child flows through.
     pub(crate) children: Arc<dyn ChildFlows>,
+    /// The pipeline's budget, when it has one.
+    pub(crate) tree: Option<Arc<TreeBudget>>,
     pub(crate) lease: Lease,
     pub(crate) flow_id: FlowId,
     /// The flow's status when the run took it.
@@ -118,6 +130,7 @@ impl Runner {
             plan,
             actions,
             children,
+            tree,
             lease,
             flow_id,
             status,
@@ -134,7 +147,9 @@ impl Runner {
         for row in journal.into_iter().filter(|row| row.kind != StepKind::Child) {
             let Some(at) = plan.position(&row.name) else { continue };
             slots[at] = match row.status {
-                StepStatus::Succeeded => Slot::Done(row.output.unwrap_or(Value::Null)),
+                StepStatus::Succeeded => {
+                    Slot::Done(seen_output(&*actions[at], row.output.unwrap_or(Value::Null)))
+                }
                 StepStatus::Running => Slot::InFlight(Box::new(row)),
                 StepStatus::Failed | StepStatus::Cancelled => {
                     Slot::Waiting { retry_of: Some(row.seq) }
@@ -245,11 +260,19 @@ impl Runner {
         loop {
             // Begin ready steps, in the order of the spec, up to the concurrency limit.
             while stop.is_none() && running < limit {
-                let Some(at) = ready.pop_first() else { break };
+                let Some(&at) = ready.first() else { break };
+                let model_call = actions[at].model_call();
+                if model_call && let Some(reason) = tree.as_ref().and_then(|tree| tree.exhausted())
+                {
+                    stop = Some(Stop::Blocked(reason));
+                    break;
+                }
+                ready.remove(&at);
                 let Slot::Waiting { retry_of } = slots[at] else { continue };
                 let spec = &steps[at];
                 let input = template::render(&spec.with, &|id| output_of(&plan, &slots, at, id));
-                let mut new = NewStep::new(&spec.id, StepKind::Action).with_input(input);
+                let kind = if model_call { StepKind::Llm } else { StepKind::Action };
+                let mut new = NewStep::new(&spec.id, kind).with_input(input);
                 new.retry_of = retry_of;
                 ops.push(CheckpointOp::Begin { lease: lease.clone(), step: new });
                 meanings.push(Meaning::Begin(at));
@@ -272,8 +295,9 @@ impl Runner {
                         meanings.push(Meaning::Wait);
                         None
                     }
-                    Some(Stop::Failure(error)) => {
-                        // A flow ends with no step running: the waiting ones stop first.
+                    Some(Stop::Failure(error) | Stop::Blocked(error)) => {
+                        // A flow ends or blocks with no step running: the waiting ones stop
+                        // first (a resume runs them again).
                         for (_, step) in std::mem::take(&mut parked) {
                             ops.push(CheckpointOp::Finish {
                                 lease: lease.clone(),
@@ -282,7 +306,11 @@ impl Runner {
                             });
                             meanings.push(Meaning::Finish);
                         }
-                        Some((FlowStatus::Failed, Some(error.clone()), None))
+                        let to = match stop {
+                            Some(Stop::Blocked(_)) => FlowStatus::Blocked,
+                            _ => FlowStatus::Failed,
+                        };
+                        Some((to, Some(error.clone()), None))
                     }
                     _ => None,
                 };
@@ -395,7 +423,10 @@ impl Runner {
                         let name = steps[at].id.clone();
                         let (outcome, status) = match outcome {
                             Ended::Succeeded(output) => {
-                                slots[at] = Slot::Done(output.clone());
+                                if actions[at].model_call() && let Some(tree) = &tree {
+                                    tree.add(&output);
+                                }
+                                slots[at] = Slot::Done(seen_output(&*actions[at], output.clone()));
                                 done += 1;
                                 for &next in &dependants[at] {
                                     waiting_for[next] -= 1;
@@ -417,6 +448,13 @@ impl Runner {
                                 slots[at] = Slot::Stopped;
                                 stop.get_or_insert(Stop::Cancel);
                                 (StepOutcome::Cancelled, StepStatus::Cancelled)
+                            }
+                            Ended::Blocked(reason) => {
+                                slots[at] = Slot::Stopped;
+                                if !matches!(stop, Some(Stop::Cancel | Stop::Abort(_))) {
+                                    stop.get_or_insert(Stop::Blocked(reason.clone()));
+                                }
+                                (StepOutcome::Failed(reason), StepStatus::Failed)
                             }
                             Ended::Aborted(error) => {
                                 slots[at] = Slot::Stopped;
@@ -460,6 +498,12 @@ impl Runner {
             _ => Ok(()),
         }
     }
+}
+
+/// What a step's dependants and the flow's result read of its output: a model call's reply
+/// text, any other step's output as it is.
+fn seen_output(action: &dyn Action, output: Value) -> Value {
+    if action.model_call() { reply_text(&output) } else { output }
 }
 
 /// A parked step as its flow's `wait` lists it.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use toml::Spanned;
 
 use super::spec::{FlowSpec, Plan, RetryPolicy, SpecError, SpecField, StepSpec, duration_text};
-use taskflow_tools::Actions;
+use taskflow_tools::{Actions, Budget};
 
 /// One problem of a pipeline file, at a line and column (both from 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +48,8 @@ struct RawPipeline {
     #[serde(default)]
     concurrency: Option<Spanned<usize>>,
     #[serde(default)]
+    budget: Option<Spanned<RawBudget>>,
+    #[serde(default)]
     steps: Vec<RawStep>,
     /// When the pipeline runs on its own: read by `schedules apply` (`crate::schedule::table`),
     /// not by a run.
@@ -68,6 +70,16 @@ struct RawStep {
     retry: Option<Spanned<RetryPolicy>>,
     #[serde(default)]
     timeout: Option<Spanned<RawDuration>>,
+}
+
+/// `[budget]`: what the pipeline's model calls may spend in all.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    #[serde(default)]
+    max_tokens: Option<Spanned<u64>>,
+    #[serde(default)]
+    max_cost_usd: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -144,6 +156,10 @@ pub fn parse(
         base_dir,
         output_dir: raw.output_dir.as_ref().map(|dir| PathBuf::from(dir.get_ref())),
         concurrency: raw.concurrency.as_ref().map(|limit| *limit.get_ref()),
+        budget: raw.budget.as_ref().map_or_else(Budget::default, |budget| Budget {
+            max_tokens: budget.get_ref().max_tokens.as_ref().map(|max| *max.get_ref()),
+            max_cost: budget.get_ref().max_cost_usd.as_ref().map(|max| *max.get_ref()),
+        }),
         steps,
     };
     match spec.into_plan(actions) {
@@ -165,6 +181,7 @@ fn span_of(raw: &RawPipeline, source: &str, error: &SpecError) -> Range<usize> {
         return match error.field {
             SpecField::Name => raw.name.span(),
             SpecField::Concurrency => raw.concurrency.as_ref().map_or(0..0, Spanned::span),
+            SpecField::Budget => budget_span(raw, &error.message),
             _ => 0..0,
         };
     };
@@ -186,6 +203,17 @@ fn span_of(raw: &RawPipeline, source: &str, error: &SpecError) -> Range<usize> {
         SpecField::Timeout => step.timeout.as_ref().map_or(step.id.span(), Spanned::span),
         _ => step.id.span(),
     }
+}
+
+/// Where a problem of `[budget]` points: the limit it names.
+fn budget_span(raw: &RawPipeline, message: &str) -> Range<usize> {
+    let Some(budget) = &raw.budget else { return 0..0 };
+    let limit = if message.contains("max_tokens") && !message.contains("a cost limit") {
+        budget.get_ref().max_tokens.as_ref().map(Spanned::span)
+    } else {
+        budget.get_ref().max_cost_usd.as_ref().map(Spanned::span)
+    };
+    limit.unwrap_or_else(|| budget.span())
 }
 
 /// Line and column (from 1, columns in characters) of a byte offset.

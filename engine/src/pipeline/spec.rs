@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::template;
-use taskflow_tools::Actions;
+use taskflow_tools::{Actions, Budget};
 
 /// How many steps of one flow run at once unless the spec says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -31,6 +31,10 @@ pub struct FlowSpec {
     /// At most this many steps of the flow run at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
+    /// What the pipeline's model calls may spend in all: its `llm` steps and the turns of the
+    /// agents its `agent` steps run (`[budget]` in a pipeline file).
+    #[serde(default, skip_serializing_if = "Budget::is_empty")]
+    pub budget: Budget,
     pub steps: Vec<StepSpec>,
 }
 
@@ -117,6 +121,7 @@ impl FlowSpec {
             base_dir: None,
             output_dir: None,
             concurrency: None,
+            budget: Budget::default(),
             steps: Vec::new(),
         }
     }
@@ -139,6 +144,11 @@ impl FlowSpec {
 
     pub fn concurrency(mut self, limit: usize) -> Self {
         self.concurrency = Some(limit);
+        self
+    }
+
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
         self
     }
 
@@ -183,6 +193,18 @@ impl FlowSpec {
         }
         if self.concurrency == Some(0) {
             report(None, SpecField::Concurrency, "`concurrency` must be at least 1".to_owned());
+        }
+        if self.budget.max_tokens == Some(0) {
+            report(None, SpecField::Budget, "`budget.max_tokens` must be at least 1".to_owned());
+        }
+        if self.budget.max_cost.is_some() {
+            report(
+                None,
+                SpecField::Budget,
+                "a pipeline's budget counts tokens (`max_tokens`): its calls may use several \
+                 models, and a cost limit is kept for agent runs (`taskflow agent --budget-cost`)"
+                    .to_owned(),
+            );
         }
         let mut index = HashMap::new();
         for (at, step) in self.steps.iter().enumerate() {
@@ -380,6 +402,7 @@ pub enum SpecField {
     Name,
     Steps,
     Concurrency,
+    Budget,
     Id,
     Action,
     /// The n-th entry of `needs`.

@@ -85,7 +85,7 @@ pub async fn page(
 }
 
 fn live_sections(viewer: &Viewer, read: &Read, now: Timestamp) -> String {
-    let Inspection { flow, steps, children } = &read.inspection;
+    let Inspection { flow, steps, children, .. } = &read.inspection;
     let graph = Graph::of(flow, steps);
     let mut out = String::new();
     out.push_str(&section("summary", "", &summary(flow, now)));

@@ -68,7 +68,8 @@ pub(super) fn wait_for<T: StoreTx + ?Sized>(
         }
     }
     // A child that runs, ended, or was decided about before its parent gave the lease up:
-    // due at once.
+    // due at once. A decided child that was made due by itself (its parent did not wait for
+    // it yet) is due no more: its parent's run runs it, which a run of its own would race.
     for child in children {
         let (child, _) = load_flow(tx, None, child, false)?;
         let mut decided = child.status != FlowStatus::Waiting;
@@ -77,6 +78,11 @@ pub(super) fn wait_for<T: StoreTx + ?Sized>(
         }
         if decided {
             wake_at = Some(now);
+        }
+        if child.status == FlowStatus::Waiting && child.wake_at.is_some() && decided {
+            let mut after = child.clone();
+            after.wake_at = None;
+            commit(tx, &child, after, Vec::new(), super::SYSTEM_ACTOR, now, None)?;
         }
     }
     rules::set_status(flow, FlowStatus::Waiting, now);

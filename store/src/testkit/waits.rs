@@ -3,7 +3,8 @@
 //! flow that waits for it, whichever of the two commits first; a cancel ends a waiting flow at
 //! once; a decision about a tool call that waits for approval is recorded once, and only for
 //! a call the flow waits for; a pipeline that waits for its child's decision is due once the
-//! call is decided (the child is not: its parent runs it) or the child ends.
+//! call is decided (the child is not: its parent runs it) or the child ends, also when the
+//! decision came before the pipeline recorded its wait.
 
 use std::time::Duration;
 
@@ -270,7 +271,7 @@ pub fn an_approval_is_decided_once_and_only_for_a_call_the_flow_waits_for(harnes
 
 /// A parent flow whose step `work` spawned a child that waits for a decision about `call_1`;
 /// the parent's lease, its step's seq, the child and the seq of the child's waiting step.
-fn waiting_child(alice: &OwnerHandle, name: &str) -> (Flow, Lease, u32, Flow, u32) {
+pub fn waiting_child(alice: &OwnerHandle, name: &str) -> (Flow, Lease, u32, Flow, u32) {
     let (parent, parent_lease) = running(alice, name);
     let step = begun(alice, &parent_lease, &["work"])[0];
     let (child, _) = alice.spawn_child(&parent_lease, NewFlow::managed("work (agent)")).unwrap();
@@ -354,4 +355,42 @@ pub fn a_parent_waiting_for_its_childs_decision_is_due_once_it_is_decided_or_end
     let steps = alice.steps(&parent.id).unwrap();
     let running: Vec<_> = steps.iter().filter(|step| step.status == StepStatus::Running).collect();
     assert_eq!(running.len(), 1, "the child's step ended with the child: {steps:?}");
+}
+
+/// The race: the child waits for a decision, the decision is recorded while its pipeline
+/// still runs (it has not recorded that it waits for the child), then the pipeline waits for
+/// the child. The decision is kept for the child's step, the pipeline is due at once, and the
+/// child, due by itself until then, is no more: only its parent's run runs it.
+pub fn a_decision_recorded_before_the_parent_waits_for_its_child_is_not_lost(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let (parent, parent_lease, step, child, call) = waiting_child(&alice, "pipeline");
+    let approve = ApprovalDecision { approved: true, reason: Some("fine".into()) };
+    let (decision, decided) = alice.decide_approval(&child.id, "call_1", &approve).unwrap();
+    assert_eq!(decided.status, FlowStatus::Waiting);
+    assert!(due_now(&alice, &child.id), "no parent waits for it yet: the child is due");
+    assert_eq!(alice.flow(&parent.id).unwrap().status, FlowStatus::Running);
+
+    alice.checkpoint(vec![wait(&parent_lease, vec![for_child(step, &child)])]).unwrap();
+    assert!(due_now(&alice, &parent.id), "the parent is due at once");
+    assert!(!due_now(&alice, &child.id), "the parent runs its child");
+    let adoptable: Vec<_> =
+        fx.taskflow.adoptable(10).unwrap().into_iter().map(|flow| flow.id).collect();
+    assert_eq!(adoptable, std::slice::from_ref(&parent.id));
+
+    // The parent's run runs the child on: its waiting step takes the decision.
+    let child_lease = alice.acquire_lease(&child.id, TTL).unwrap();
+    alice.set_status(&child_lease, FlowStatus::Running, None).unwrap();
+    let took = alice.take_signal(&child_lease, call, &approval_signal("1/call_1")).unwrap();
+    let took = took.expect("the decision is still there for the child's step");
+    assert_eq!(took.id, decision.id);
+    assert_eq!(ApprovalDecision::from_value(&took.payload), Some(approve));
+    let again = alice.decide_approval(
+        &child.id,
+        "call_1",
+        &ApprovalDecision { approved: false, reason: None },
+    );
+    assert!(matches!(again, Err(Error::AlreadyDecided { .. })), "{again:?}");
 }

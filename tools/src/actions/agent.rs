@@ -17,6 +17,11 @@
 //! (`taskflow flows approve CHILD`), when the store makes it due; its next run runs the step
 //! again, which runs the same child on.
 //!
+//! A child blocked by its pipeline's budget (the pipeline's `[budget]`, spent by the pipeline's
+//! `llm` steps and its children's model calls together) blocks the step
+//! ([`ActionError::Blocked`]): the pipeline is `blocked` with the reason, and its resume runs
+//! the same child on.
+//!
 //! Because the agent is a child flow, a cancel of the pipeline reaches it, and a resumed
 //! pipeline continues the same child (found by the step's idempotency key) instead of starting
 //! the agent again. A child that fails fails the step with its error (not retried: the agent
@@ -182,6 +187,11 @@ fn outcome(child: &Flow, context: &StepContext) -> Result<Value, ActionError> {
             signal: None,
             child: Some(id.to_string()),
         })),
+        // Stopped by its pipeline's budget (or a storage fault): the pipeline blocks with it.
+        FlowStatus::Blocked => Err(ActionError::Blocked(format!(
+            "{} (in the agent's child flow {id})",
+            child.error.as_deref().unwrap_or("blocked, no reason was recorded")
+        ))),
         FlowStatus::Failed | FlowStatus::Lost => {
             let error = child.error.as_deref().unwrap_or("no error was recorded");
             Err(ActionError::permanent(format!(

@@ -1,7 +1,11 @@
 //! `llm`: one model request as a pipeline step. `with.prompt` is a template that reads
 //! earlier outputs (`{{steps.scrape.output}}`); the provider and model come from `with`
 //! (`provider`, `model`, `base_url`, `script`, `api_key_env`) or, left out, from the provider
-//! factory's defaults (the CLI's config file). The reply's text is the step's output.
+//! factory's defaults (the CLI's config file).
+//!
+//! The step checkpoints the model's whole response, as an agent run's `llm` steps do, so the
+//! tokens it used are in the journal (a pipeline's budget is summed from them, see
+//! `crate::budget`); templates and the flow's result read only its text ([`reply_text`]).
 
 use serde_json::Value;
 use taskflow_providers::{ChatMessage, ChatRequest, ProviderFactory};
@@ -44,7 +48,8 @@ impl Action for Llm {
                 () = context.cancel.cancelled() => return Err(ActionError::Cancelled),
             };
             match answer {
-                Ok(response) => Ok(Value::String(response.message.content.unwrap_or_default())),
+                Ok(response) => serde_json::to_value(&response)
+                    .map_err(|error| ActionError::permanent(error.to_string())),
                 Err(error) if error.is_transient() => Err(ActionError::failed(error.to_string())),
                 Err(error) => Err(ActionError::permanent(error.to_string())),
             }
@@ -59,5 +64,41 @@ impl Action for Llm {
             return Err("`with.max_tokens` must be a positive whole number".to_owned());
         }
         provider_choice(with, None).map(|_| ())
+    }
+
+    fn model_call(&self) -> bool {
+        true
+    }
+}
+
+/// What templates and a flow's result read of an `llm` step's output: the reply's text. The
+/// output is the model's response (its `content` is the text); a journal written before
+/// responses were kept holds the text itself, read as it is.
+pub fn reply_text(output: &Value) -> Value {
+    match output {
+        Value::Object(response) => Value::String(
+            response.get("content").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        ),
+        text => text.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn templates_read_the_text_of_a_response_and_old_outputs_as_they_are() {
+        for (output, expected) in [
+            (
+                json!({"content": "A brief.", "usage": {"prompt_tokens": 9, "completion_tokens": 3}}),
+                json!("A brief."),
+            ),
+            (json!({"content": null, "tool_calls": []}), json!("")),
+            (json!("A brief journaled as text."), json!("A brief journaled as text.")),
+        ] {
+            assert_eq!(reply_text(&output), expected, "{output}");
+        }
     }
 }

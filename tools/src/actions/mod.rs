@@ -14,7 +14,7 @@ mod write_file;
 pub use agent::AgentAction;
 pub use echo::Echo;
 pub use fetch_urls::FetchUrls;
-pub use llm::Llm;
+pub use llm::{Llm, reply_text};
 pub use shell::Shell;
 pub use tool::ToolAction;
 pub use write_file::WriteFile;
