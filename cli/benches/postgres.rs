@@ -8,8 +8,9 @@
 //!    for both. Target ≥ 0.8. The rounds interleave (raw, one flow, DBOS, raw) and each flow
 //!    is compared with the mean of the two raw windows around it, as the engine's SQLite bench
 //!    does: the disk's fsync latency drifts within seconds.
-//! 2. `workers_4_ratio_to_1`: 64 queued flows of five I/O-bound steps (`sleep 0.05`, as a model
-//!    call waits on the network: `fixtures/pipelines/workers/io_bound.toml`), run by four
+//! 2. `workers_4_ratio_to_1`: 64 queued flows of five I/O-bound steps (each fetches a URL of a
+//!    loopback server that answers after 50 ms, as a model call waits on the network:
+//!    `fixtures/pipelines/workers/io_bound.toml`), run by four
 //!    `taskflow worker` processes of `--concurrency 16` against one such worker. Each time is
 //!    the span the database records, from the first step's start to the last step's end, so
 //!    that process start-up is left out of both. Target ≥ 3.
@@ -240,8 +241,27 @@ fn python_environment(venv: &Path, requirements: &Path) -> Result<(), String> {
 
 /// Part 2: 64 queued I/O-bound flows run by four workers, then by one.
 fn workers_side_by_side() {
-    let four = workers_run(4);
-    let one = workers_run(1);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = runtime.block_on(async {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(200)
+                    .set_body_string("an answer")
+                    .set_delay(Duration::from_millis(50)),
+            )
+            .mount(&server)
+            .await;
+        server
+    });
+    let fixture = std::fs::read_to_string(workers::root().join(IO_PIPELINE)).expect("the fixture");
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let pipeline = folder.path().join("io_bound.toml");
+    let address = server.address().to_string();
+    std::fs::write(&pipeline, fixture.replace("MODEL_SERVER", &address)).expect("the pipeline");
+    let pipeline = pipeline.to_str().expect("a UTF-8 path");
+    let four = workers_run(4, pipeline);
+    let one = workers_run(1, pipeline);
     println!("workers_flows: {FLOWS}");
     println!("workers_4_seconds: {:.2}", four.as_secs_f64());
     println!("workers_1_seconds: {:.2}", one.as_secs_f64());
@@ -250,10 +270,10 @@ fn workers_side_by_side() {
 
 /// The span the database records for [`FLOWS`] queued flows run by `count` workers of
 /// concurrency 16, in a schema of their own.
-fn workers_run(count: usize) -> Duration {
+fn workers_run(count: usize, pipeline: &str) -> Duration {
     let scratch = Scratch::new();
     let db = scratch.url();
-    workers::queue(&db, IO_PIPELINE, FLOWS);
+    workers::queue(&db, pipeline, FLOWS);
     let effects = tempfile::NamedTempFile::new().expect("a temporary file");
     let started = Instant::now();
     let mut running: Vec<Child> = (0..count)
@@ -273,10 +293,7 @@ fn workers_run(count: usize) -> Duration {
         assert_eq!(failed, 0, "flows failed under {count} workers");
         if succeeded == FLOWS as i64 {
             break client
-                .query_one(
-                    "SELECT max(ended_at) - min(started_at), count(*) FROM steps",
-                    &[],
-                )
+                .query_one("SELECT max(ended_at) - min(started_at), count(*) FROM steps", &[])
                 .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1)))
                 .expect("the span");
         }
