@@ -32,10 +32,15 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use taskflow_engine::{
-    Actions, CheckpointOp, Engine, EngineOptions, FlowSpec, FlowStatus, LeaseHolder, NewFlow,
-    NewStep, StepContext, StepKind, StepOutcome, StepSpec,
+    Actions, CheckpointOp, Engine, EngineOptions, FlowStatus, LeaseHolder, NewFlow, NewStep,
+    StepContext, StepKind, StepOutcome, StepSpec,
 };
 use taskflow_store_sqlite::OpenOptions;
+
+#[path = "support/checkpoints.rs"]
+mod checkpoints;
+
+use checkpoints::{chain, commits_per_sec, median};
 
 /// Rounds of each measurement, interleaved (raw, schema floor, one flow, raw, 64 flows, raw, …)
 /// so that a machine whose load changes during the run shifts them alike; medians are reported.
@@ -99,11 +104,6 @@ fn main() {
     println!("resume_10000_completed_steps_ms: {:.1}", median(&mut resumes));
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// A bare WAL database with `synchronous=FULL` and one table, written past its first WAL
 /// checkpoint.
 struct RawDatabase {
@@ -130,19 +130,8 @@ impl RawDatabase {
     }
 
     fn commits_per_sec(&self) -> f64 {
-        commits_per_sec(|| self.commit())
+        commits_per_sec(RAW_SECONDS, || self.commit())
     }
-}
-
-/// How often `commit` runs per second, over [`RAW_SECONDS`].
-fn commits_per_sec(mut commit: impl FnMut()) -> f64 {
-    let started = Instant::now();
-    let mut commits = 0u64;
-    while started.elapsed().as_secs_f64() < RAW_SECONDS {
-        commit();
-        commits += 1;
-    }
-    commits as f64 / started.elapsed().as_secs_f64()
 }
 
 fn schema_floor_commits_per_sec(path: &Path) -> f64 {
@@ -182,19 +171,10 @@ fn schema_floor_commits_per_sec(path: &Path) -> f64 {
         step(seq);
         seq += 1;
     }
-    commits_per_sec(|| {
+    commits_per_sec(RAW_SECONDS, || {
         step(seq);
         seq += 1;
     })
-}
-
-fn chain(name: &str, steps: usize) -> FlowSpec {
-    let mut spec = FlowSpec::new(name);
-    for n in 0..steps {
-        let step = StepSpec::new(format!("s{n}"), "echo").with(json!({ "value": n }));
-        spec = spec.step(if n == 0 { step } else { step.needs([format!("s{}", n - 1)]) });
-    }
-    spec
 }
 
 fn engine(path: &Path, actions: Actions) -> Engine {

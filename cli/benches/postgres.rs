@@ -1,0 +1,320 @@
+//! Task Flow on PostgreSQL, in one run, as `name: value` lines (ratios of figures taken in the
+//! same run, on the same server):
+//!
+//! 1. `one_flow_ratio_to_raw`: a chain of `echo` steps in one flow, run by the engine on the
+//!    PostgreSQL store (each step's outcome and the next step's start are one transaction),
+//!    against the raw commit rate of the same server: one small row inserted per transaction
+//!    on one connection, with the server's durability settings (`synchronous_commit`, `fsync`)
+//!    for both. Target ≥ 0.8. The rounds interleave (raw, one flow, DBOS, raw) and each flow
+//!    is compared with the mean of the two raw windows around it, as the engine's SQLite bench
+//!    does: the disk's fsync latency drifts within seconds.
+//! 2. `workers_4_ratio_to_1`: 64 queued flows of five I/O-bound steps (each fetches a URL of a
+//!    loopback server that answers after 50 ms, as a model call waits on the network:
+//!    `fixtures/pipelines/workers/io_bound.toml`), run by four
+//!    `taskflow worker` processes of `--concurrency 16` against one such worker. Each time is
+//!    the span the database records, from the first step's start to the last step's end, so
+//!    that process start-up is left out of both. Target ≥ 3.
+//! 3. `one_flow_ratio_to_dbos`: the same chain as a DBOS workflow of as many sequential steps
+//!    (DBOS's Python package, pinned in `benches/postgres/dbos-requirements.txt`, installed once
+//!    into `target/bench-dbos`), its rounds interleaved with taskflow's. Target ≥ 10. When pip
+//!    cannot install it the bench says so and prints the other figures.
+//!
+//! Each part works in a schema of its own on the server that `TASKFLOW_TEST_POSTGRES` names:
+//! `source scripts/services/python.sh; source scripts/services/postgres.sh` starts one and sets
+//! it. Run with `cargo bench -p taskflow-cli --bench postgres` (`TASKFLOW_BENCH_ROUNDS=N`,
+//! `TASKFLOW_BENCH_STEPS=N` set the rounds and the chain's length; `TASKFLOW_BENCH_NO_DBOS=1`
+//! leaves DBOS out).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+use taskflow_engine::{Actions, Engine, EngineOptions, FlowStatus};
+use taskflow_store_postgres::scratch::{Scratch, TEST_URL_ENV};
+
+#[path = "../../engine/benches/support/checkpoints.rs"]
+mod checkpoints;
+#[path = "../../tests/support/workers.rs"]
+mod workers;
+
+use checkpoints::{chain, commits_per_sec, median};
+
+/// Each of a round's two raw windows.
+const RAW_SECONDS: f64 = 1.0;
+const FLOWS: usize = 64;
+const STEPS_PER_IO_FLOW: i64 = 5;
+const IO_PIPELINE: &str = "fixtures/pipelines/workers/io_bound.toml";
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    if std::env::var(TEST_URL_ENV).map_or(true, |url| url.is_empty()) {
+        eprintln!(
+            "{TEST_URL_ENV} is not set: this bench runs against a real PostgreSQL server. Start \
+             a throwaway one and run the bench from the workspace root with:\n\n  \
+             source scripts/services/python.sh; source scripts/services/postgres.sh; \
+             cargo bench -p taskflow-cli --bench postgres"
+        );
+        std::process::exit(2);
+    }
+    let rounds = setting("TASKFLOW_BENCH_ROUNDS", 5).max(1);
+    let steps = setting("TASKFLOW_BENCH_STEPS", 200).max(2);
+    chains(rounds, steps);
+    workers_side_by_side();
+}
+
+/// Part 1 and part 3: interleaved rounds of raw commits, taskflow's chain and DBOS's.
+fn chains(rounds: usize, steps: usize) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let raw_schema = Scratch::new();
+    let mut raw = RawCommits::new(&raw_schema.url());
+    let flow_schema = Scratch::new();
+    let engine = runtime.block_on(warm_engine(&flow_schema.url(), steps));
+    let dbos_schema = Scratch::new();
+    let mut dbos = Dbos::start(dbos_schema.schema(), steps)
+        .map_err(|why| println!("dbos: not measured ({why})"))
+        .ok();
+
+    let (mut raws, mut ones, mut one_ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut dboses, mut dbos_ratios) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let raw_before = raw.commits_per_sec();
+        let one = runtime.block_on(one_flow(&engine, steps));
+        let dbos_rate = dbos.as_mut().map(|dbos| dbos.round());
+        let raw_after = raw.commits_per_sec();
+        let raw_rate = (raw_before + raw_after) / 2.0;
+        eprintln!(
+            "round {round}: raw {raw_before:.0} / {raw_after:.0} commits/s, one flow {one:.0} \
+             steps/s ({:.2} of raw){}",
+            one / raw_rate,
+            dbos_rate.map_or(String::new(), |rate| format!(", DBOS {rate:.1} steps/s"))
+        );
+        raws.push(raw_rate);
+        ones.push(one);
+        one_ratios.push(one / raw_rate);
+        if let Some(rate) = dbos_rate {
+            dboses.push(rate);
+            dbos_ratios.push(one / rate);
+        }
+    }
+    println!("chain_steps: {steps}");
+    println!("raw_postgres_commits_per_sec: {:.0}", median(&mut raws));
+    println!("one_flow_echo_steps_per_sec: {:.0}", median(&mut ones));
+    println!("one_flow_ratio_to_raw: {:.2}", median(&mut one_ratios));
+    if !dboses.is_empty() {
+        println!("dbos_steps_per_sec: {:.1}", median(&mut dboses));
+        println!("one_flow_ratio_to_dbos: {:.2}", median(&mut dbos_ratios));
+    }
+}
+
+/// One small row per transaction on one connection (each statement outside `BEGIN` commits on
+/// its own).
+struct RawCommits {
+    client: Client,
+    insert: postgres::Statement,
+}
+
+impl RawCommits {
+    fn new(url: &str) -> Self {
+        let mut client = Client::connect(url, NoTls).expect("the test server");
+        client
+            .batch_execute("CREATE TABLE t (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)")
+            .expect("a table");
+        let insert = client.prepare("INSERT INTO t (v) VALUES ($1)").expect("a statement");
+        let mut raw = RawCommits { client, insert };
+        // Past the table's first pages and the connection's first plans, as the flow is.
+        commits_per_sec(RAW_SECONDS / 2.0, || raw.commit());
+        raw
+    }
+
+    fn commit(&mut self) {
+        self.client.execute(&self.insert, &[&"a checkpoint"]).expect("an insert");
+    }
+
+    fn commits_per_sec(&mut self) -> f64 {
+        commits_per_sec(RAW_SECONDS, || self.commit())
+    }
+}
+
+/// An engine on the PostgreSQL store at `url` that has run one chain of `steps` steps.
+async fn warm_engine(url: &str, steps: usize) -> Engine {
+    let options = taskflow_store_postgres::OpenOptions::default();
+    let taskflow = taskflow_store_postgres::open(url, &options).expect("the store opens");
+    let engine =
+        Engine::new(taskflow.bind("bench").unwrap(), Actions::builtin(), EngineOptions::default());
+    one_flow(&engine, steps).await;
+    engine
+}
+
+/// Steps per second of one chain of `steps` steps, from `run` to its end.
+async fn one_flow(engine: &Engine, steps: usize) -> f64 {
+    let flow = engine.create(&chain("one", steps), None).await.unwrap();
+    let started = Instant::now();
+    let flow = engine.run(&flow.id).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(flow.status, FlowStatus::Succeeded);
+    steps as f64 / elapsed.as_secs_f64()
+}
+
+/// DBOS's side: `benches/postgres/dbos_chain.py` in its own environment, one workflow per line
+/// it is sent.
+struct Dbos {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl Dbos {
+    fn start(schema: &str, steps: usize) -> Result<Dbos, String> {
+        if std::env::var_os("TASKFLOW_BENCH_NO_DBOS").is_some() {
+            return Err("TASKFLOW_BENCH_NO_DBOS is set".into());
+        }
+        let benches = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/postgres");
+        let venv = workers::root().join("target/bench-dbos");
+        python_environment(&venv, &benches.join("dbos-requirements.txt"))?;
+        let mut child = Command::new(venv.join("bin/python"))
+            .arg(benches.join("dbos_chain.py"))
+            .arg(std::env::var(TEST_URL_ENV).unwrap())
+            .arg(schema)
+            .arg(steps.to_string())
+            .env("DBOS__CLOUD", "false")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|error| format!("cannot start python: {error}"))?;
+        let input = child.stdin.take().unwrap();
+        let mut output = BufReader::new(child.stdout.take().unwrap());
+        let mut ready = String::new();
+        output.read_line(&mut ready).map_err(|error| error.to_string())?;
+        if ready.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("dbos_chain.py did not start".into());
+        }
+        Ok(Dbos { child, input, output })
+    }
+
+    /// Steps per second of one workflow.
+    fn round(&mut self) -> f64 {
+        writeln!(self.input, "run").expect("DBOS's side reads");
+        let mut line = String::new();
+        self.output.read_line(&mut line).expect("DBOS's side answers");
+        line.trim().parse().unwrap_or_else(|_| panic!("DBOS's side answered {line:?}"))
+    }
+}
+
+impl Drop for Dbos {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A virtual environment at `venv` with the packages of `requirements`, made (from the
+/// machine's `python3`, pip installing from PyPI) only when the requirements changed.
+fn python_environment(venv: &Path, requirements: &Path) -> Result<(), String> {
+    let stamp: PathBuf = venv.join(".requirements");
+    let wanted = std::fs::read_to_string(requirements).map_err(|error| error.to_string())?;
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    eprintln!("installing {} into {} (once) …", wanted.trim(), venv.display());
+    let _ = std::fs::remove_dir_all(venv);
+    let made = Command::new("python3").args(["-m", "venv"]).arg(venv).status();
+    if !made.is_ok_and(|status| status.success()) {
+        return Err("python3 -m venv failed".into());
+    }
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(requirements)
+        .status();
+    if !installed.is_ok_and(|status| status.success()) {
+        return Err(format!("pip could not install {}", wanted.trim()));
+    }
+    std::fs::write(&stamp, &wanted).map_err(|error| error.to_string())
+}
+
+/// Part 2: 64 queued I/O-bound flows run by four workers, then by one.
+fn workers_side_by_side() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let server = runtime.block_on(async {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::method("GET"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(200)
+                    .set_body_string("an answer")
+                    .set_delay(Duration::from_millis(50)),
+            )
+            .mount(&server)
+            .await;
+        server
+    });
+    let fixture = std::fs::read_to_string(workers::root().join(IO_PIPELINE)).expect("the fixture");
+    let folder = tempfile::tempdir().expect("a temporary folder");
+    let pipeline = folder.path().join("io_bound.toml");
+    let address = server.address().to_string();
+    std::fs::write(&pipeline, fixture.replace("MODEL_SERVER", &address)).expect("the pipeline");
+    let pipeline = pipeline.to_str().expect("a UTF-8 path");
+    let four = workers_run(4, pipeline);
+    let one = workers_run(1, pipeline);
+    println!("workers_flows: {FLOWS}");
+    println!("workers_4_seconds: {:.2}", four.as_secs_f64());
+    println!("workers_1_seconds: {:.2}", one.as_secs_f64());
+    println!("workers_4_ratio_to_1: {:.2}", one.as_secs_f64() / four.as_secs_f64());
+}
+
+/// The span the database records for [`FLOWS`] queued flows run by `count` workers of
+/// concurrency 16, in a schema of their own.
+fn workers_run(count: usize, pipeline: &str) -> Duration {
+    let scratch = Scratch::new();
+    let db = scratch.url();
+    workers::queue(&db, pipeline, FLOWS);
+    let effects = tempfile::NamedTempFile::new().expect("a temporary file");
+    let started = Instant::now();
+    let mut running: Vec<Child> = (0..count)
+        .map(|n| workers::worker(&db, &format!("host-{n}"), effects.path(), 16))
+        .collect();
+    let mut client = Client::connect(&db, NoTls).expect("the test server");
+    let mut progress = Instant::now();
+    let span = loop {
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status = 'succeeded'), \
+                        count(*) FILTER (WHERE status IN ('failed', 'cancelled')) FROM flows",
+                &[],
+            )
+            .expect("a count");
+        let (succeeded, failed): (i64, i64) = (row.get(0), row.get(1));
+        assert_eq!(failed, 0, "flows failed under {count} workers");
+        if succeeded == FLOWS as i64 {
+            break client
+                .query_one("SELECT max(ended_at) - min(started_at), count(*) FROM steps", &[])
+                .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1)))
+                .expect("the span");
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "{count} workers did not finish");
+        if progress.elapsed() > Duration::from_secs(5) {
+            eprintln!("{count} worker(s): {succeeded} of {FLOWS} flows done");
+            progress = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let wall = started.elapsed();
+    for child in &mut running {
+        workers::kill(child);
+    }
+    let (millis, steps) = span;
+    assert!(steps >= FLOWS as i64 * STEPS_PER_IO_FLOW, "every step ran");
+    eprintln!(
+        "{count} worker(s): {FLOWS} flows in {:.2} s from the first step to the last \
+         ({:.2} s from their start)",
+        millis as f64 / 1000.0,
+        wall.as_secs_f64()
+    );
+    Duration::from_millis(millis as u64)
+}
