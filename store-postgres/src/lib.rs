@@ -191,9 +191,10 @@ impl PostgresStore {
             let tx = Transaction::begun(conn, kind);
             let value = work(&tx)?;
             if tx.is_write() {
-                tx::flush(&tx)?;
+                tx::flush_and_commit(tx)?;
+            } else {
+                tx.commit()?;
             }
-            tx.commit()?;
             Ok(value)
         })();
         result.map_err(|error| self.named(error))

@@ -102,6 +102,31 @@ impl Conn {
         block_on(self.client.execute(&statement, params))
     }
 
+    /// Runs `statements` and then `COMMIT`, all sent before the first answer is awaited: one
+    /// round trip instead of one per statement. If a statement fails, the server rolls the
+    /// transaction back and answers the `COMMIT` with that; the statement's error is returned.
+    pub fn execute_then_commit(
+        &mut self,
+        statements: &[(&'static str, Params<'_>)],
+    ) -> Result<(), tokio_postgres::Error> {
+        let prepared =
+            statements.iter().map(|(sql, _)| self.statement(sql)).collect::<Result<Vec<_>, _>>()?;
+        let client = &self.client;
+        // Each request is sent when its future is first polled, and `join` polls in order.
+        let executes = futures_util::future::join_all(
+            prepared
+                .iter()
+                .zip(statements)
+                .map(|(statement, (_, params))| client.execute(statement, params)),
+        );
+        let (executed, committed) =
+            block_on(futures_util::future::join(executes, client.batch_execute("COMMIT")));
+        for result in executed {
+            result?;
+        }
+        committed
+    }
+
     /// Runs `sql` (any number of statements, no parameters) as text.
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
         block_on(self.client.batch_execute(sql))

@@ -108,11 +108,18 @@ impl<'c> Transaction<'c> {
         !self.locked.borrow_mut().insert(root.to_owned())
     }
 
-    /// Commits (the events and wake-ups it collected written first: `tx::flush`).
+    /// Commits.
     pub(crate) fn commit(self) -> Result<()> {
-        self.conn.borrow_mut().batch_execute("COMMIT").pg()?;
+        self.commit_after(&[])
+    }
+
+    /// Runs `statements`, then commits, in one round trip (the events and wake-ups a write
+    /// collected: `tx::flush_and_commit`).
+    pub(crate) fn commit_after(self, statements: &[(&'static str, Params<'_>)]) -> Result<()> {
+        let done = self.conn.borrow_mut().execute_then_commit(statements).pg();
+        // Committed or rolled back by the server either way: nothing is left to roll back.
         self.committed.set(true);
-        Ok(())
+        done
     }
 }
 

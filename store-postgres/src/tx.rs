@@ -27,48 +27,48 @@ use crate::rows::{
     signal_columns, signal_from_row, step_columns, step_from_row,
 };
 use crate::schedules;
-use crate::transaction::Transaction;
+use crate::transaction::{Params, Transaction};
 use crate::update;
 use taskflow_store::list_query::{ListFilters, ListValue, list_values};
 
 /// The channel on which a commit wakes the workers: the payload is a flow id.
 pub const WAKE_CHANNEL: &str = "taskflow_wake";
 
-/// Writes the events `tx` collected (with their ids, in order) and the wake-ups, just before it
-/// commits.
-pub(crate) fn flush(tx: &Transaction<'_>) -> Result<()> {
+/// Writes the events `tx` collected (with their ids, in order) and the wake-ups, and commits,
+/// in one round trip.
+pub(crate) fn flush_and_commit(tx: Transaction<'_>) -> Result<()> {
     let events = std::mem::take(&mut *tx.events.borrow_mut());
     let mut wakes = std::mem::take(&mut *tx.wakes.borrow_mut());
-    if !events.is_empty() {
-        let mut flows = Vec::with_capacity(events.len());
-        let mut owners = Vec::with_capacity(events.len());
-        let mut ats = Vec::with_capacity(events.len());
-        let mut changes = Vec::with_capacity(events.len());
-        for event in &events {
-            if wakes_workers(&event.change) && !wakes.contains(&event.flow_id) {
-                wakes.push(event.flow_id.clone());
-            }
-            flows.push(event.flow_id.as_str().to_owned());
-            owners.push(event.owner.clone());
-            ats.push(event.at.as_millis());
-            changes.push(serde_json::to_string(&event.change)?);
+    let mut flows = Vec::with_capacity(events.len());
+    let mut owners = Vec::with_capacity(events.len());
+    let mut ats = Vec::with_capacity(events.len());
+    let mut changes = Vec::with_capacity(events.len());
+    for event in &events {
+        if wakes_workers(&event.change) && !wakes.contains(&event.flow_id) {
+            wakes.push(event.flow_id.clone());
         }
-        tx.execute(
+        flows.push(event.flow_id.as_str().to_owned());
+        owners.push(event.owner.clone());
+        ats.push(event.at.as_millis());
+        changes.push(serde_json::to_string(&event.change)?);
+    }
+    let ids: Vec<&str> = wakes.iter().map(FlowId::as_str).collect();
+    let insert: [&(dyn ToSql + Sync); 4] = [&flows, &owners, &ats, &changes];
+    let notify: [&(dyn ToSql + Sync); 2] = [&WAKE_CHANNEL, &ids];
+    let mut statements: Vec<(&'static str, Params<'_>)> = Vec::with_capacity(2);
+    if !events.is_empty() {
+        statements.push((
             "INSERT INTO events (id, flow_id, owner, at, change) \
              SELECT nextval('events_id'), e.f, e.o, e.a, e.c \
              FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) \
                    WITH ORDINALITY AS u(f, o, a, c, n) ORDER BY n) AS e",
-            &[&flows, &owners, &ats, &changes],
-        )?;
+            &insert,
+        ));
     }
-    if !wakes.is_empty() {
-        let ids: Vec<&str> = wakes.iter().map(FlowId::as_str).collect();
-        tx.execute(
-            "SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id",
-            &[&WAKE_CHANNEL, &ids],
-        )?;
+    if !ids.is_empty() {
+        statements.push(("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id", &notify));
     }
-    Ok(())
+    tx.commit_after(&statements)
 }
 
 /// Whether a change may give a worker something to do: a flow queued (or queued again), one
