@@ -107,13 +107,13 @@ impl Budget {
                 raise: "--max-tokens N",
             });
         }
-        if let (Some(max), Some(cost)) = (self.max_cost, cost) {
-            if cost >= max {
-                return Some(Exhausted {
-                    reason: format!("the cost budget is spent: ${cost:.4} used of ${max:.4}"),
-                    raise: "--max-cost USD",
-                });
-            }
+        if let (Some(max), Some(cost)) = (self.max_cost, cost)
+            && cost >= max
+        {
+            return Some(Exhausted {
+                reason: format!("the cost budget is spent: ${cost:.4} used of ${max:.4}"),
+                raise: "--max-cost USD",
+            });
         }
         None
     }
