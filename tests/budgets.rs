@@ -8,6 +8,11 @@
 //! covers its whole tree: its `llm` steps and the turns of the agent runs its `agent` steps
 //! start. The pipeline of `fixtures/pipelines/budget` blocks inside its agent child, then
 //! before its last `llm` step, and finishes once raised; its usage survives both resumes.
+//!
+//! A pipeline's cost budget (`[budget] max_cost_usd`, `taskflow run --budget-cost`) prices
+//! each call at the model of its step, read from the config file when the flow is created and
+//! stored with it: `fixtures/pipelines/budget/cost.toml` runs its calls on three models, and a
+//! model without a price refuses the run before anything runs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -222,6 +227,7 @@ fn a_pipeline_budget_covers_its_tree_blocks_it_and_raises_let_it_finish() {
     assert_eq!(seen["usage"]["input_tokens"], 100 + 412 + 520 + 705 + 45);
     assert_eq!(seen["usage"]["output_tokens"], 20 + 31 + 58 + 64 + 15);
     assert_eq!(seen["usage"]["tokens"], 1970);
+    assert_eq!(seen["usage"]["max_tokens"], 5000, "the raised limit is the one shown");
     assert_eq!(llm_steps(&seen), ["outline", "summary"]);
     assert_eq!(llm_steps(&inspect(&db, &config, &child)), ["llm 1", "llm 2", "llm 3"]);
     // The steps read the replies' text: the agent's prompt holds the outline's.
@@ -254,8 +260,93 @@ fn a_run_sets_the_pipeline_budget_and_a_cost_raise_is_refused_for_a_pipeline() {
     let child = child_ids(&seen).pop().unwrap();
     assert!(llm_steps(&inspect(&db, &config, &child)).is_empty(), "the agent asked nothing");
 
+    // Started without a cost budget, it stored no prices: a cost limit cannot be kept.
     let refused = taskflow(&db, &config, &["flows", "resume", "tight", "--max-cost", "1"]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
-    assert!(refused.stderr.contains("a pipeline's budget counts tokens"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("step `outline`: a cost budget needs the price of the model"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(inspect(&db, &config, "tight")["flow"]["status"], "blocked");
+}
+
+/// The prices of the models of `fixtures/pipelines/budget/cost.toml`, `large`'s if `large`.
+fn price_table(large: bool) -> String {
+    let mut table = "[prices.small]\ninput_per_mtok = 1.0\noutput_per_mtok = 4.0\n\
+                     [prices.replay]\ninput_per_mtok = 2.0\noutput_per_mtok = 8.0\n"
+        .to_owned();
+    if large {
+        table.push_str("[prices.large]\ninput_per_mtok = 10.0\noutput_per_mtok = 40.0\n");
+    }
+    table
+}
+
+fn assert_dollars(found: &Value, micro: f64) {
+    let found = found.as_f64().unwrap_or(f64::NAN);
+    assert!((found - micro / 1e6).abs() < 1e-12, "${found} is not {micro} millionths");
+}
+
+#[test]
+fn a_pipeline_cost_budget_prices_each_call_at_its_steps_model_blocks_and_a_raise_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, price_table(true)).unwrap();
+    let pipeline = root("fixtures/pipelines/budget/cost.toml");
+
+    // `outline` costs 100·1 + 20·4 millionths on `small`, the agent's first turn 412·2 + 31·8
+    // on `replay`: 1252 of the file's 1000, so the agent stops before its second turn.
+    let blocked = taskflow(&db, &config, &["run", pipeline.to_str().unwrap(), "--id", "priced"]);
+    assert_eq!(blocked.code, 1, "{}\n{}", blocked.stdout, blocked.stderr);
+    let reason = "pipeline priced: the cost budget is spent: $0.0013 used of $0.0010; \
+                  `taskflow flows resume priced --max-cost USD` raises it";
+    assert!(blocked.stderr.contains(reason), "{}", blocked.stderr);
+    let seen = inspect(&db, &config, "priced");
+    assert_eq!(seen["flow"]["status"], "blocked");
+    assert_dollars(&seen["usage"]["cost_usd"], 1252.0);
+    assert_eq!(seen["usage"]["max_cost_usd"], 0.001);
+    let child = child_ids(&seen).pop().unwrap();
+    assert_eq!(llm_steps(&inspect(&db, &config, &child)), ["llm 1"], "no call past the budget");
+    // The prices are the flow's: a later config file does not change what was spent.
+    assert_eq!(seen["flow"]["spec"]["prices"]["summary"]["model"], "large");
+    std::fs::write(&config, "[prices.replay]\ninput_per_mtok = 99.0\noutput_per_mtok = 99.0\n")
+        .unwrap();
+    assert_dollars(&inspect(&db, &config, "priced")["usage"]["cost_usd"], 1252.0);
+
+    // Raised to $0.005: the agent's turns (1504 and 1922) and `summary` (45·10 + 15·40) fit.
+    let done = taskflow(&db, &config, &["flows", "resume", "priced", "--max-cost", "0.005"]);
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    let seen = inspect(&db, &config, "priced");
+    assert_eq!(seen["flow"]["status"], "succeeded");
+    assert_eq!(seen["usage"]["tokens"], 1970);
+    assert_dollars(&seen["usage"]["cost_usd"], 180.0 + 1072.0 + 1504.0 + 1922.0 + 1050.0);
+    assert_eq!(seen["usage"]["max_cost_usd"], 0.005);
+    assert_eq!(llm_steps(&seen), ["outline", "summary"]);
+    assert_eq!(child_ids(&seen), std::slice::from_ref(&child), "the same child ran on");
+    // The agent run keeps its own price: its turns alone.
+    let agent = inspect(&db, &config, &child);
+    assert_eq!(llm_steps(&agent), ["llm 1", "llm 2", "llm 3"]);
+    assert_dollars(&agent["usage"]["cost_usd"], 1072.0 + 1504.0 + 1922.0);
+    let text = taskflow(&db, &config, &["flows", "inspect", "priced"]);
+    assert!(text.stdout.contains("$0.0057"), "{}", text.stdout);
+}
+
+#[test]
+fn a_pipeline_cost_budget_without_the_price_of_a_steps_model_is_refused_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, price_table(false)).unwrap();
+    let pipeline = root("fixtures/pipelines/budget/cost.toml");
+    let pipeline = pipeline.to_str().unwrap();
+    for args in [vec!["run", pipeline], vec!["run", pipeline, "--budget-cost", "2"]] {
+        let refused = taskflow(&db, &config, &args);
+        assert_eq!(refused.code, 2, "{}", refused.stderr);
+        assert!(refused.stderr.contains("step `summary`"), "{}", refused.stderr);
+        assert!(refused.stderr.contains("[prices.\"large\"]"), "{}", refused.stderr);
+    }
+    let list = taskflow(&db, &config, &["--json", "flows", "list"]);
+    let flows: Value = serde_json::from_str(&list.stdout).unwrap_or(Value::Null);
+    assert!(flows["flows"].as_array().is_none_or(Vec::is_empty), "{}", list.stdout);
 }

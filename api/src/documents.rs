@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 use taskflow_engine::agent::{AgentSpec, Budget, Spent};
+use taskflow_engine::costs::{self, Prices, tree_cost};
 use taskflow_store::{
     CancelOutcome, Flow, FlowSummary, Inspection, Revision, Signal, Stall, Step, StepStatus,
     Timestamp,
@@ -36,11 +37,12 @@ pub fn summary(flow: &FlowSummary, now: Timestamp) -> Value {
 
 /// `{"flow", "steps", "usage", "children"}`.
 pub fn inspection(inspection: &Inspection, now: Timestamp) -> Value {
-    let Inspection { flow: record, steps, children, descendant_llm_steps } = inspection;
+    let Inspection { flow: record, steps, children, descendant_llm_steps, descendants } =
+        inspection;
     json!({
         "flow": flow(record, steps, now),
         "steps": steps.iter().map(step).collect::<Vec<_>>(),
-        "usage": usage(record, steps, descendant_llm_steps),
+        "usage": usage(record, steps, descendants, descendant_llm_steps),
         "children": children
             .iter()
             .map(|child| json!({"id": child.id, "name": child.name, "status": child.status.as_str()}))
@@ -49,13 +51,23 @@ pub fn inspection(inspection: &Inspection, now: Timestamp) -> Value {
 }
 
 /// What a flow's model calls spent, summed from the succeeded `llm` steps of its journal and
-/// of its descendants' (a pipeline's agent runs), with the cost at the price an agent run
-/// started with and the budget in force (`null` where there is none): `{"input_tokens",
+/// of its descendants' (a pipeline's agent runs), with the cost at the prices the flows
+/// started with (`taskflow_engine::costs`) and the budget in force (`null` where there is none): `{"input_tokens",
 /// "output_tokens", "tokens", "cost_usd", "max_tokens", "max_cost_usd"}`.
-pub fn usage(flow: &Flow, steps: &[Step], descendant_llm_steps: &[Step]) -> Value {
+pub fn usage(
+    flow: &Flow,
+    steps: &[Step],
+    descendants: &[Flow],
+    descendant_llm_steps: &[Step],
+) -> Value {
     let spent = Spent::from_journal(steps.iter().chain(descendant_llm_steps));
+    let cost = tree_cost(
+        &Prices::of_spec(flow.spec.as_ref()),
+        steps,
+        costs::specs(descendants),
+        descendant_llm_steps,
+    );
     let agent = flow.spec.as_ref().and_then(AgentSpec::from_flow_spec).and_then(Result::ok);
-    let price = agent.as_ref().and_then(|agent| agent.price);
     let started_with = match &agent {
         Some(agent) => agent.budget,
         None => Budget::of_pipeline(flow.spec.as_ref()),
@@ -65,7 +77,7 @@ pub fn usage(flow: &Flow, steps: &[Step], descendant_llm_steps: &[Step]) -> Valu
         "input_tokens": spent.input_tokens,
         "output_tokens": spent.output_tokens,
         "tokens": spent.tokens(),
-        "cost_usd": price.map(|price| spent.cost(price)),
+        "cost_usd": cost,
         "max_tokens": budget.max_tokens,
         "max_cost_usd": budget.max_cost,
     })

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use taskflow_engine::FlowSpec;
-use taskflow_engine::agent::{ProviderChoice, ProviderFactory};
+use taskflow_engine::agent::{ProviderChoice, ProviderFactory, StepModel};
 use taskflow_providers::{
     ApiKey, CONNECT_TIMEOUT_ENV, Preset, ProviderConfig, resolve_connect_timeout,
 };
@@ -178,8 +178,7 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// name one, and at their key variable, if they name one: the choice is stored with the flow,
 /// so a resume uses it too.
 pub fn override_model_steps(spec: &mut FlowSpec, settings: &ProviderSettings) -> Result<()> {
-    let model_steps =
-        spec.steps.iter_mut().filter(|step| matches!(step.action.as_str(), "llm" | "agent"));
+    let model_steps = spec.model_steps_mut();
     if settings.chooses_a_provider() {
         let choice = settings.choice()?;
         for step in model_steps {
@@ -211,5 +210,87 @@ fn choose_provider(with: &mut Value, choice: &ProviderChoice) {
             Some(value) => with.insert(key.to_owned(), value.into()),
             None => with.remove(key),
         };
+    }
+}
+
+/// For a pipeline with a cost budget, stores with it the model each `llm` and `agent` step
+/// calls and that model's price from the config file's `[prices."MODEL"]` (the step's own
+/// `provider` and `model`, else the config file's defaults), so what its calls cost does not
+/// change with the config file later; a model without a price is refused, named, before
+/// anything runs. A pipeline without a cost budget is left as it is.
+pub fn price_model_steps(spec: &mut FlowSpec) -> Result<()> {
+    if spec.budget.max_cost.is_none() {
+        return Ok(());
+    }
+    price_model_steps_in(spec, &Config::load()?)
+}
+
+fn price_model_steps_in(spec: &mut FlowSpec, file: &Config) -> Result<()> {
+    let mut prices = std::collections::BTreeMap::new();
+    for step in spec.model_steps() {
+        let text = |key: &str| step.with.get(key).and_then(Value::as_str).map(str::to_owned);
+        let choice = ProviderChoice {
+            provider: text("provider")
+                .or_else(|| file.defaults.provider.clone())
+                .unwrap_or_default(),
+            model: text("model"),
+            ..ProviderChoice::default()
+        };
+        let model = resolve(file, &choice)
+            .map_err(|error| ApiError::invalid(format!("step `{}`: {error}", step.id)))?
+            .model;
+        let price = file.prices.get(&model).copied();
+        prices.insert(step.id.clone(), StepModel { model, price });
+    }
+    spec.prices = prices;
+    spec.check_prices().map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        ApiError::invalid(lines.join("; "))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskflow_engine::StepSpec;
+    use taskflow_engine::agent::{Budget, Price};
+
+    fn step(id: &str, action: &str, with: Value) -> StepSpec {
+        StepSpec::new(id, action).with(with)
+    }
+
+    #[test]
+    fn each_model_step_is_priced_by_its_own_model_or_the_default() {
+        let file: Config = toml::from_str(
+            "[defaults]\nprovider = \"replay\"\n\
+             [prices.small]\ninput_per_mtok = 1.0\noutput_per_mtok = 4.0\n\
+             [prices.replay]\ninput_per_mtok = 2.0\noutput_per_mtok = 8.0\n",
+        )
+        .unwrap();
+        let cost = Budget { max_tokens: None, max_cost: Some(1.0) };
+        let pipeline = |model: &str| {
+            FlowSpec::new("p")
+                .budget(cost)
+                .step(step("a", "llm", serde_json::json!({"prompt": "x", "model": model})))
+                .step(step("b", "agent", serde_json::json!({"prompt": "y"})))
+                .step(step("c", "echo", serde_json::json!({"value": "z"})))
+        };
+        let mut priced = pipeline("small");
+        price_model_steps_in(&mut priced, &file).unwrap();
+        let found: Vec<(&str, &str, Option<Price>)> = priced
+            .prices
+            .iter()
+            .map(|(id, model)| (id.as_str(), model.model.as_str(), model.price))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("a", "small", Some(Price { input_per_mtok: 1.0, output_per_mtok: 4.0 })),
+                ("b", "replay", Some(Price { input_per_mtok: 2.0, output_per_mtok: 8.0 })),
+            ]
+        );
+        let error = price_model_steps_in(&mut pipeline("large"), &file).unwrap_err().to_string();
+        assert!(error.contains("step `a`"), "{error}");
+        assert!(error.contains("[prices.\"large\"]"), "{error}");
     }
 }

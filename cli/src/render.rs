@@ -83,7 +83,7 @@ fn usage_fields(usage: &Value) -> Vec<(&'static str, String)> {
 }
 
 pub fn inspection(inspection: &Inspection, json: bool) {
-    let Inspection { flow, steps, children, descendant_llm_steps } = inspection;
+    let Inspection { flow, steps, children, descendant_llm_steps, descendants } = inspection;
     let now = Timestamp::now();
     if json {
         print_json(&documents::inspection(inspection, now));
@@ -142,7 +142,7 @@ pub fn inspection(inspection: &Inspection, json: bool) {
     if let Some(at) = flow.wake_at {
         fields.push(("due", at.to_string()));
     }
-    fields.extend(usage_fields(&documents::usage(flow, steps, descendant_llm_steps)));
+    fields.extend(usage_fields(&documents::usage(flow, steps, descendants, descendant_llm_steps)));
     if let Some(stall) = &stall {
         fields.insert(4, ("stalled", stall_text(stall, now, &flow.id.to_string())));
     }

@@ -8,6 +8,7 @@
 //! program can build and run flows with this crate and a backend alone.
 
 pub mod agent;
+pub mod costs;
 pub mod engine;
 pub mod pipeline;
 pub mod runs;

@@ -435,8 +435,8 @@ async fn a_cost_budget_without_the_models_price_is_refused_before_any_call() {
 }
 
 #[tokio::test]
-async fn a_budget_is_raised_on_a_failed_run_too_and_a_pipelines_counts_tokens_only() {
-    use taskflow_engine::agent::Budget;
+async fn a_budget_is_raised_on_a_failed_run_too_and_a_pipelines_cost_needs_its_prices() {
+    use taskflow_engine::agent::{Budget, Price, StepModel};
     let script = std::fs::read_to_string(example("kimi-turns.toml")).unwrap();
     let bench = bench(Some(&script));
     let failed = run(&bench, &spec(1)).await;
@@ -445,12 +445,19 @@ async fn a_budget_is_raised_on_a_failed_run_too_and_a_pipelines_counts_tokens_on
     let raised = bench.engine.raise_budget(&failed.id, raise).await.unwrap();
     assert_eq!(raised.status, FlowStatus::Queued);
     assert_eq!(raised.state.unwrap()["budget"], serde_json::json!({"max_tokens": 10_000}));
-    let echo = taskflow_engine::StepSpec::new("a", "echo").with(serde_json::json!({"value": 1}));
-    let pipeline = taskflow_engine::FlowSpec::new("p").step(echo);
-    let pipeline = bench.engine.create(&pipeline, None).await.unwrap();
+    let llm = taskflow_engine::StepSpec::new("a", "llm").with(serde_json::json!({"prompt": "x"}));
+    let unpriced = taskflow_engine::FlowSpec::new("p").step(llm);
+    let pipeline = bench.engine.create(&unpriced, None).await.unwrap();
     let raised = bench.engine.raise_budget(&pipeline.id, raise).await.unwrap();
     assert_eq!(raised.state.unwrap()["budget"], serde_json::json!({"max_tokens": 10_000}));
     let cost = Budget { max_tokens: None, max_cost: Some(1.0) };
     let error = bench.engine.raise_budget(&pipeline.id, cost).await.unwrap_err();
-    assert!(error.to_string().contains("a pipeline's budget counts tokens"), "{error}");
+    assert!(error.to_string().contains("step `a`: a cost budget needs the price"), "{error}");
+    // Started with the price of its step's model, a pipeline's cost limit can be raised.
+    let mut priced = unpriced.clone();
+    let price = Price { input_per_mtok: 1.0, output_per_mtok: 2.0 };
+    priced.prices.insert("a".into(), StepModel { model: "m".into(), price: Some(price) });
+    let pipeline = bench.engine.create(&priced, None).await.unwrap();
+    let raised = bench.engine.raise_budget(&pipeline.id, cost).await.unwrap();
+    assert_eq!(raised.state.unwrap()["budget"], serde_json::json!({"max_cost": 1.0}));
 }

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
-use taskflow_api::{ApiError, Submitted, approvals, control, create_or_continue, documents};
+use taskflow_api::{
+    ApiError, Submitted, approvals, control, create_or_continue, documents, price_model_steps,
+};
 use taskflow_engine::agent::Budget;
 use taskflow_engine::{Engine, Runs, builtin_actions, pipeline};
 use taskflow_store::{
@@ -99,9 +101,10 @@ impl Flows {
                 });
             }
         };
-        let plan = blocking(move || source.plan()).await?;
+        let mut spec = blocking(move || source.plan()).await?.spec;
+        price_model_steps(&mut spec)?;
         let engine = self.engine.for_owner(handle);
-        let submitted = create_or_continue(&engine, &plan.spec, id).await?;
+        let submitted = create_or_continue(&engine, &spec, id).await?;
         let created = matches!(submitted, Submitted::Created(_));
         let flow = submitted.flow();
         if flow.sync_mode == SyncMode::Managed && !flow.status.is_terminal() {

@@ -58,7 +58,8 @@ pub struct ResumeFlow {
     /// An agent run's or a pipeline's token budget from now on (a flow blocked by its budget
     /// goes on; a pipeline's covers its agent children too).
     pub max_tokens: Option<u64>,
-    /// An agent run's cost budget in US dollars from now on (pipelines count tokens only).
+    /// An agent run's or a pipeline's cost budget in US dollars from now on (a pipeline's
+    /// needs the prices of its models, stored when it started with a cost budget).
     #[schemars(range(min = 0.0))]
     pub max_cost_usd: Option<f64>,
 }

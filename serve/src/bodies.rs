@@ -342,7 +342,7 @@ pub struct UsageDoc {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub tokens: u64,
-    /// At the model's price, when the run has one.
+    /// At the price of each call's model, when the flow stored them.
     pub cost_usd: Option<f64>,
     pub max_tokens: Option<u64>,
     pub max_cost_usd: Option<f64>,

@@ -121,6 +121,8 @@ pub struct Inspection {
     /// The `llm` steps of its descendant flows (a pipeline's agent runs): what they spent
     /// counts toward the flow's usage.
     pub descendant_llm_steps: Vec<Step>,
+    /// Its descendant flows, whose specs say what their `llm` steps' models cost.
+    pub descendants: Vec<Flow>,
 }
 
 /// One owner's view of the store. Cheap to clone.
@@ -201,12 +203,26 @@ impl OwnerHandle {
         Ok(found)
     }
 
+    /// Every descendant of a flow (its children, theirs, …).
+    pub fn descendants(&self, id: &FlowId) -> Result<Vec<Flow>> {
+        let mut found = Vec::new();
+        let mut parents = vec![id.clone()];
+        while let Some(parent) = parents.pop() {
+            for child in self.children(&parent)? {
+                found.push(self.flow(&child.id)?);
+                parents.push(child.id);
+            }
+        }
+        Ok(found)
+    }
+
     pub fn inspect(&self, id: &FlowId) -> Result<Inspection> {
         Ok(Inspection {
             flow: self.flow(id)?,
             steps: self.steps(id)?,
             children: self.children(id)?,
             descendant_llm_steps: self.descendant_steps(id, StepKind::Llm)?,
+            descendants: self.descendants(id)?,
         })
     }
 

@@ -32,6 +32,17 @@ pub struct Price {
     pub output_per_mtok: f64,
 }
 
+/// The model a pipeline's `llm` or `agent` step calls, and that model's price when the config
+/// file had one as the pipeline was started (stored with the pipeline, so a later change of
+/// the config file does not change what its calls cost).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepModel {
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Price>,
+}
+
 /// The tokens a run's model calls used so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Spent {
@@ -81,10 +92,10 @@ impl Budget {
         }
     }
 
-    /// Why no further model call may be made, or `None` while the budget lasts. `price` is
-    /// the model's (a cost limit without one is refused before the run, see
-    /// [`Budget::check_price`]).
-    pub fn spent_by(&self, spent: Spent, price: Option<Price>) -> Option<Exhausted> {
+    /// Why no further model call may be made, or `None` while the budget lasts. `cost` is
+    /// what `spent` cost at the prices of the models that spent it (a cost limit without
+    /// them is refused before the run, see [`Budget::check_price`]).
+    pub fn spent_by(&self, spent: Spent, cost: Option<f64>) -> Option<Exhausted> {
         if let Some(max) = self.max_tokens
             && spent.tokens() >= max
         {
@@ -96,14 +107,13 @@ impl Budget {
                 raise: "--max-tokens N",
             });
         }
-        if let (Some(max), Some(price)) = (self.max_cost, price) {
-            let cost = spent.cost(price);
-            if cost >= max {
-                return Some(Exhausted {
-                    reason: format!("the cost budget is spent: ${cost:.4} used of ${max:.4}"),
-                    raise: "--max-cost USD",
-                });
-            }
+        if let (Some(max), Some(cost)) = (self.max_cost, cost)
+            && cost >= max
+        {
+            return Some(Exhausted {
+                reason: format!("the cost budget is spent: ${cost:.4} used of ${max:.4}"),
+                raise: "--max-cost USD",
+            });
         }
         None
     }
@@ -130,11 +140,18 @@ impl Exhausted {
 impl Spent {
     /// The usage the succeeded `llm` steps of a journal checkpointed.
     pub fn from_journal<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Spent {
-        steps
-            .into_iter()
-            .filter(|step| step.kind == StepKind::Llm && step.status == StepStatus::Succeeded)
-            .filter_map(|step| step.output.as_ref())
-            .fold(Spent::default(), |spent, output| spent.plus(output))
+        steps.into_iter().filter_map(Spent::of_call).fold(Spent::default(), |spent, call| Spent {
+            input_tokens: spent.input_tokens + call.input_tokens,
+            output_tokens: spent.output_tokens + call.output_tokens,
+        })
+    }
+
+    /// The usage one journaled step checkpointed, if it is a succeeded `llm` step.
+    pub fn of_call(step: &Step) -> Option<Spent> {
+        if step.kind != StepKind::Llm || step.status != StepStatus::Succeeded {
+            return None;
+        }
+        step.output.as_ref().map(|output| Spent::default().plus(output))
     }
 
     /// This usage with that of one checkpointed response.
@@ -174,7 +191,8 @@ mod tests {
             (Budget { max_tokens: None, max_cost: Some(0.001) }, None),
             (Budget { max_tokens: None, max_cost: Some(0.00024) }, Some("$0.0002 used")),
         ] {
-            let reason = budget.spent_by(spent, price).map(|exhausted| exhausted.reason);
+            let cost = price.map(|price| spent.cost(price));
+            let reason = budget.spent_by(spent, cost).map(|exhausted| exhausted.reason);
             match expected {
                 None => assert_eq!(reason, None, "{budget:?}"),
                 Some(fragment) => {

@@ -22,7 +22,7 @@ mod write;
 
 pub use action::{Action, Actions};
 pub use agent_spec::{AgentSpec, Approval, Approvals, DEFAULT_MAX_TURNS, DENIED_BY_POLICY};
-pub use budget::{Budget, Exhausted, Price, Spent};
+pub use budget::{Budget, Exhausted, Price, Spent, StepModel};
 pub use step::{
     ActionError, ActionFuture, ActionResult, ChildFlows, ChildFuture, SignalFuture, Signals,
     StepContext, Wait,

@@ -86,7 +86,8 @@ pub enum FlowsCommand {
         /// budget goes on); also spelled --budget-tokens, as on `taskflow agent` and `run`
         #[arg(long, value_name = "N", alias = "budget-tokens")]
         max_tokens: Option<u64>,
-        /// An agent run's cost budget in dollars from now on; also spelled --budget-cost
+        /// An agent run's or a pipeline's cost budget in dollars from now on (a pipeline's
+        /// needs the prices it started with a cost budget); also spelled --budget-cost
         #[arg(long, value_name = "USD", alias = "budget-cost",
               value_parser = crate::commands::agent::parse_dollars)]
         max_cost: Option<f64>,

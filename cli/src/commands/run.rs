@@ -1,12 +1,16 @@
 //! `taskflow run FILE.toml`: checks a pipeline file, creates its flow (or finds the one with
 //! the same `--id` and pipeline) and runs it to the end with the run driver. `--budget-tokens`
-//! sets the pipeline's token budget (its `[budget]`) before the flow is created.
+//! and `--budget-cost` set the pipeline's budget (its `[budget]`) before the flow is created;
+//! with a cost budget, the price of each model step's model is read from the config file and
+//! stored with the flow.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde_json::json;
-use taskflow_api::{Submitted, create_or_continue, documents, override_model_steps};
+use taskflow_api::{
+    Submitted, create_or_continue, documents, override_model_steps, price_model_steps,
+};
 use taskflow_engine::{Flow, FlowId, FlowStatus, Timestamp, builtin_actions, pipeline};
 
 use crate::drive::{RunnerArgs, drive, open_engine, report, runtime};
@@ -43,6 +47,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub budget_tokens: Option<u64>,
 
+    /// Stop before the next model call once the pipeline's `llm` steps and its agents' turns
+    /// have cost USD dollars in all (in place of the file's `[budget] max_cost_usd`), each call
+    /// at the price of its step's model in the config file ([prices."MODEL"], stored with the
+    /// flow); raised by `taskflow flows resume ID --max-cost USD`
+    #[arg(long, value_name = "USD", value_parser = crate::commands::agent::parse_dollars)]
+    pub budget_cost: Option<f64>,
+
     #[command(flatten)]
     pub runner: RunnerArgs,
 
@@ -66,8 +77,12 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
     if let Some(max) = args.budget_tokens {
         spec.budget.max_tokens = Some(max);
     }
+    if let Some(max) = args.budget_cost {
+        spec.budget.max_cost = Some(max);
+    }
     let settings = args.provider.settings();
     override_model_steps(&mut spec, &settings)?;
+    price_model_steps(&mut spec)?;
     let (providers, warnings) = settings.tuning_only().factory()?;
     for warning in warnings {
         eprintln!("warning: {warning}");

@@ -8,5 +8,5 @@ pub use crate::engine::AgentEvent;
 pub use taskflow_providers::{ProviderChoice, ProviderFactory, preset_providers};
 pub use taskflow_tools::{
     AgentSpec, AgentToolSettings, Approval, Approvals, Budget, DEFAULT_MAX_TURNS, DENIED_BY_POLICY,
-    Exhausted, Price, Spent, Workspace, register_agent_tools,
+    Exhausted, Price, Spent, StepModel, Workspace, register_agent_tools,
 };

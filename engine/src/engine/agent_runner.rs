@@ -350,7 +350,7 @@ impl AgentRunner {
                     Next::Turn => {
                         let exhausted = self
                             .budget
-                            .spent_by(spent, self.spec.price)
+                            .spent_by(spent, self.spec.price.map(|price| spent.cost(price)))
                             .map(|exhausted| exhausted.message(&self.flow_id))
                             .or_else(|| self.tree.as_ref().and_then(|tree| tree.exhausted()));
                         if let Some(error) = exhausted {
@@ -405,7 +405,7 @@ impl AgentRunner {
                                 .map_err(|error| Error::InvalidInput(error.to_string()))?;
                             spent = spent.plus(&output);
                             if let Some(tree) = &self.tree {
-                                tree.add(&output);
+                                tree.add(&output, self.spec.price);
                             }
                             self.finish(step.seq, StepOutcome::Succeeded(output), Some(&step))
                                 .await?;

@@ -8,6 +8,7 @@
 //! attempt of the step, so an attempt after a crash or a retry finds the child again and
 //! continues it; only a child that failed or was cancelled is replaced by a new one.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -19,8 +20,8 @@ use taskflow_store::error::{Error, SpawnRefusal};
 use taskflow_store::lease::Lease;
 use taskflow_store::model::{Flow, NewFlow};
 use taskflow_store::status::FlowStatus;
-use taskflow_tools::AgentSpec;
 use taskflow_tools::{ActionError, ChildFlows, ChildFuture, StepContext};
+use taskflow_tools::{AgentSpec, StepModel};
 
 /// The key of a child's spec that names the step that spawned it.
 const STEP_KEY: &str = "step_key";
@@ -35,10 +36,13 @@ pub(crate) struct ChildRuns {
     pub(crate) flow_token: CancellationToken,
     /// The parent pipeline's budget, which its children's model calls spend too.
     pub(crate) tree: Option<Arc<TreeBudget>>,
+    /// The parent pipeline's step models, by step id: a child stores the price of its step's.
+    pub(crate) prices: BTreeMap<String, StepModel>,
 }
 
 impl ChildFlows for ChildRuns {
-    fn run_agent(&self, agent: AgentSpec, context: &StepContext) -> ChildFuture {
+    fn run_agent(&self, mut agent: AgentSpec, context: &StepContext) -> ChildFuture {
+        agent.price = self.prices.get(&context.step).and_then(|model| model.price);
         let runs = self.clone();
         let key = context.idempotency_key.clone();
         let stop = context.cancel.clone();

@@ -208,7 +208,8 @@ impl Engine {
     /// Sets limits of an agent run's or a pipeline's budget (a limit `raise` leaves out stays
     /// as it was): they are written to the flow's state under a lease, so the change is a
     /// revision and the next run of the flow reads it. An agent run's cost limit needs the
-    /// price the run started with; a pipeline's budget counts tokens only. A failed run is
+    /// price the run started with; a pipeline's, the prices of its steps' models it started
+    /// with (`FlowSpec::prices`). A failed run is
     /// opened again (queued), as [`run`](Self::run) would.
     pub async fn raise_budget(&self, id: &FlowId, raise: Budget) -> Result<Flow, EngineError> {
         let refused = |detail: String| EngineError::Budget { id: id.to_string(), detail };
@@ -226,7 +227,9 @@ impl Engine {
                 let spec = FlowSpec::from_value(&stored)
                     .map_err(|error| refused(format!("its spec cannot be read: {error}")))?;
                 let raised = FlowSpec { budget: spec.budget.overlaid(raise), ..spec };
-                if let Err(errors) = raised.check(&self.actions) {
+                if let Err(errors) =
+                    raised.check(&self.actions).and_then(|()| raised.check_prices())
+                {
                     return Err(refused(
                         errors
                             .iter()
@@ -336,6 +339,7 @@ impl Engine {
     /// that id.
     pub async fn create(&self, spec: &FlowSpec, id: Option<FlowId>) -> Result<Flow, EngineError> {
         spec.check(&self.actions).map_err(EngineError::Spec)?;
+        spec.check_prices().map_err(EngineError::Spec)?;
         let mut new = NewFlow::managed(spec.name.clone()).with_spec(spec.to_value());
         new.controller = Some("taskflow engine".to_owned());
         new.id = id;
@@ -479,18 +483,30 @@ impl Engine {
                         None
                     } else {
                         let of = id.clone();
-                        let below = self
+                        let (below, descendants) = self
                             .store
-                            .call(move |handle| handle.descendant_steps(&of, StepKind::Llm))
+                            .call(move |handle| {
+                                Ok((
+                                    handle.descendant_steps(&of, StepKind::Llm)?,
+                                    handle.descendants(&of)?,
+                                ))
+                            })
                             .await?;
                         let spent = Spent::from_journal(journal.iter().chain(&below));
-                        TreeBudget::new(id.clone(), budget, spent)
+                        let cost = crate::costs::tree_cost(
+                            &crate::costs::Prices::Pipeline(plan.spec.prices.clone()),
+                            &journal,
+                            crate::costs::specs(&descendants),
+                            &below,
+                        );
+                        TreeBudget::new(id.clone(), budget, spent, cost)
                     };
                     let children = Arc::new(ChildRuns {
                         engine: self.clone(),
                         parent: lease.clone(),
                         flow_token: token.clone(),
                         tree: tree.clone(),
+                        prices: plan.spec.prices.clone(),
                     });
                     Runner {
                         store: self.store.clone(),

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::attempts::{self, Attempts, Ended};
@@ -44,6 +44,7 @@ use taskflow_store::model::{
 use taskflow_store::status::{FlowStatus, StepStatus};
 use taskflow_store::time::Timestamp;
 use taskflow_tools::actions::reply_text;
+use taskflow_tools::budget::BUDGET_STATE_KEY;
 use taskflow_tools::{Action, ChildFlows, StepContext, Wait};
 
 /// Where one step of the plan stands during the run.
@@ -282,7 +283,15 @@ impl Runner {
             if running == 0 && !final_sent {
                 let end = match &stop {
                     None if done == total => {
-                        Some((FlowStatus::Succeeded, None, Some(result(&plan, &slots))))
+                        let mut state = result(&plan, &slots);
+                        // A raised budget stays in the state, where `flows inspect` reads it.
+                        if let Some(tree) = &tree
+                            && tree.budget() != plan.spec.budget
+                            && let Value::Object(state) = &mut state
+                        {
+                            state.insert(BUDGET_STATE_KEY.to_owned(), json!(tree.budget()));
+                        }
+                        Some((FlowStatus::Succeeded, None, Some(state)))
                     }
                     // Nothing runs but steps that wait: the flow waits for them (on a stop too,
                     // so that they are not restarted; a cancel request refuses it).
@@ -424,7 +433,7 @@ impl Runner {
                         let (outcome, status) = match outcome {
                             Ended::Succeeded(output) => {
                                 if actions[at].model_call() && let Some(tree) = &tree {
-                                    tree.add(&output);
+                                    tree.add(&output, plan.spec.price_of(&steps[at].id));
                                 }
                                 slots[at] = Slot::Done(seen_output(&*actions[at], output.clone()));
                                 done += 1;

@@ -156,6 +156,7 @@ pub fn parse(
         base_dir,
         output_dir: raw.output_dir.as_ref().map(|dir| PathBuf::from(dir.get_ref())),
         concurrency: raw.concurrency.as_ref().map(|limit| *limit.get_ref()),
+        prices: Default::default(),
         budget: raw.budget.as_ref().map_or_else(Budget::default, |budget| Budget {
             max_tokens: budget.get_ref().max_tokens.as_ref().map(|max| *max.get_ref()),
             max_cost: budget.get_ref().max_cost_usd.as_ref().map(|max| *max.get_ref()),
@@ -208,7 +209,7 @@ fn span_of(raw: &RawPipeline, source: &str, error: &SpecError) -> Range<usize> {
 /// Where a problem of `[budget]` points: the limit it names.
 fn budget_span(raw: &RawPipeline, message: &str) -> Range<usize> {
     let Some(budget) = &raw.budget else { return 0..0 };
-    let limit = if message.contains("max_tokens") && !message.contains("a cost limit") {
+    let limit = if message.contains("max_tokens") {
         budget.get_ref().max_tokens.as_ref().map(Spanned::span)
     } else {
         budget.get_ref().max_cost_usd.as_ref().map(Spanned::span)

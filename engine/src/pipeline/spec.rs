@@ -3,7 +3,7 @@
 //! on the flow (as JSON), so a resume runs exactly what was started. [`FlowSpec::plan`] checks
 //! it against the registered actions before anything runs.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,7 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::template;
-use taskflow_tools::{Actions, Budget};
+use taskflow_tools::{Actions, Budget, StepModel};
+
+/// The actions that call a model with a provider and model their step chooses: `llm` (one
+/// call, journaled in the pipeline) and `agent` (a child agent run whose turns are its calls).
+pub const MODEL_ACTIONS: [&str; 2] = ["llm", "agent"];
 
 /// How many steps of one flow run at once unless the spec says otherwise.
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -35,6 +39,10 @@ pub struct FlowSpec {
     /// agents its `agent` steps run (`[budget]` in a pipeline file).
     #[serde(default, skip_serializing_if = "Budget::is_empty")]
     pub budget: Budget,
+    /// The model each step of [`MODEL_ACTIONS`] calls, by step id, with its price as the
+    /// pipeline was started: what its calls cost, and what a cost limit needs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: BTreeMap<String, StepModel>,
     pub steps: Vec<StepSpec>,
 }
 
@@ -122,8 +130,24 @@ impl FlowSpec {
             output_dir: None,
             concurrency: None,
             budget: Budget::default(),
+            prices: BTreeMap::new(),
             steps: Vec::new(),
         }
+    }
+
+    /// The steps that call a model ([`MODEL_ACTIONS`]).
+    pub fn model_steps(&self) -> impl Iterator<Item = &StepSpec> {
+        self.steps.iter().filter(|step| MODEL_ACTIONS.contains(&step.action.as_str()))
+    }
+
+    /// The same, to change.
+    pub fn model_steps_mut(&mut self) -> impl Iterator<Item = &mut StepSpec> {
+        self.steps.iter_mut().filter(|step| MODEL_ACTIONS.contains(&step.action.as_str()))
+    }
+
+    /// The price of the model step `id` calls, if the pipeline was started with one.
+    pub fn price_of(&self, id: &str) -> Option<taskflow_tools::Price> {
+        self.prices.get(id).and_then(|model| model.price)
     }
 
     /// Adds a step.
@@ -173,6 +197,33 @@ impl FlowSpec {
         self.analyse(actions).map(drop)
     }
 
+    /// Whether a cost limit can be kept: every model step has the price of its model (set in
+    /// [`Self::prices`] before the flow is created, see `taskflow_api::price_model_steps`).
+    /// Each problem names the step and the model without a price.
+    pub fn check_prices(&self) -> Result<(), Vec<SpecError>> {
+        if self.budget.max_cost.is_none() {
+            return Ok(());
+        }
+        let errors: Vec<SpecError> = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, step)| MODEL_ACTIONS.contains(&step.action.as_str()))
+            .filter_map(|(at, step)| {
+                let problem = match self.prices.get(&step.id) {
+                    Some(model) => self.budget.check_price(model.price, &model.model).err()?,
+                    None => "a cost budget needs the price of the model it calls, which is \
+                             stored when the pipeline starts with a cost budget (`[budget] \
+                             max_cost_usd` or `taskflow run --budget-cost USD`)"
+                        .to_owned(),
+                };
+                let message = format!("step `{}`: {problem}", step.id);
+                Some(SpecError { step: Some(at), field: SpecField::Id, message })
+            })
+            .collect();
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
     /// [`Self::plan`], keeping the spec in the plan instead of a copy of it.
     pub fn into_plan(self, actions: &Actions) -> Result<Plan, Vec<SpecError>> {
         let (deps, index) = self.analyse(actions)?;
@@ -197,13 +248,11 @@ impl FlowSpec {
         if self.budget.max_tokens == Some(0) {
             report(None, SpecField::Budget, "`budget.max_tokens` must be at least 1".to_owned());
         }
-        if self.budget.max_cost.is_some() {
+        if self.budget.max_cost.is_some_and(|max| !(max.is_finite() && max > 0.0)) {
             report(
                 None,
                 SpecField::Budget,
-                "a pipeline's budget counts tokens (`max_tokens`): its calls may use several \
-                 models, and a cost limit is kept for agent runs (`taskflow agent --budget-cost`)"
-                    .to_owned(),
+                "`budget.max_cost_usd` must be a number of dollars above 0".to_owned(),
             );
         }
         let mut index = HashMap::new();

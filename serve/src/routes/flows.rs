@@ -6,7 +6,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use taskflow_api::{Submitted, create_or_continue, create_or_find_mirrored, documents};
+use taskflow_api::{
+    Submitted, create_or_continue, create_or_find_mirrored, documents, price_model_steps,
+};
 use taskflow_engine::FlowSpec;
 use taskflow_engine::pipeline::spec::duration_text;
 use taskflow_engine::waits::instant;
@@ -198,7 +200,8 @@ pub(super) async fn submit(
                      its runner's",
                 ));
             }
-            let spec = pipeline(&body)?;
+            let mut spec = pipeline(&body)?;
+            price_model_steps(&mut spec)?;
             let engine = state.engine(owner)?;
             Ok(create_or_continue(&engine, &spec, id).await?)
         }
