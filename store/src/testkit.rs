@@ -1328,14 +1328,38 @@ pub fn eight_writers_at_once_never_share_a_step_seq_nor_lose_a_cancel(harness: &
     assert_eq!(parent.cancel_requested_at, cancel.flow.cancel_requested_at, "the cancel stays");
     let at = parent.cancel_requested_at.unwrap();
     assert_eq!(alice.children(&parent.id).unwrap().len(), children.len());
+    // Before and after in commit order, not by the clock: a write's time is taken before it
+    // waits for the tree's lock, while its events take their ids under that lock.
+    let events = alice.events(&EventQuery { limit: 100_000, ..EventQuery::default() }).unwrap();
+    let cancelled = events
+        .iter()
+        .find(|event| {
+            event.flow_id == parent.id
+                && matches!(&event.change, Change::Flow { fields, .. }
+                    if fields.iter().any(|field| field == "cancel_requested_at"))
+        })
+        .expect("the cancel's event")
+        .id;
     for child in &children {
+        let created = events.iter().find(|event| event.flow_id == *child).expect("its creation");
         let child = alice.flow(child).unwrap();
         assert_eq!(child.cancel_requested_at, Some(at), "{}: reached by the cancel", child.name);
         assert_eq!(child.status, FlowStatus::Cancelled, "{}", child.name);
-        assert!(child.created_at <= at, "{}: spawned before the cancel", child.name);
+        assert!(created.id < cancelled, "{}: spawned before the cancel", child.name);
     }
-    for step in alice.steps(&parent.id).unwrap() {
-        assert!(step.started_at <= at || step.kind == StepKind::Child, "{step:?} began after");
+    let spawns: Vec<u32> = alice
+        .steps(&parent.id)
+        .unwrap()
+        .iter()
+        .filter(|step| step.kind == StepKind::Child)
+        .map(|step| step.seq)
+        .collect();
+    for event in events.iter().filter(|event| event.flow_id == parent.id) {
+        if let Change::Step { seq, status: StepStatus::Running, .. } = &event.change
+            && !spawns.contains(seq)
+        {
+            assert!(event.id < cancelled, "step {seq} began after the cancel");
+        }
     }
 }
 
