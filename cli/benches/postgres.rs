@@ -26,7 +26,7 @@
 //! leaves DBOS out).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,8 @@ use taskflow_store_postgres::scratch::{Scratch, TEST_URL_ENV};
 
 #[path = "../../engine/benches/support/checkpoints.rs"]
 mod checkpoints;
+#[path = "support/venv.rs"]
+mod venv;
 #[path = "../../tests/support/workers.rs"]
 mod workers;
 
@@ -175,7 +177,7 @@ impl Dbos {
         }
         let benches = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/postgres");
         let venv = workers::root().join("target/bench-dbos");
-        python_environment(&venv, &benches.join("dbos-requirements.txt"))?;
+        venv::python_environment(&venv, &benches.join("dbos-requirements.txt"))?;
         let mut child = Command::new(venv.join("bin/python"))
             .arg(benches.join("dbos_chain.py"))
             .arg(std::env::var(TEST_URL_ENV).unwrap())
@@ -213,30 +215,6 @@ impl Drop for Dbos {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A virtual environment at `venv` with the packages of `requirements`, made (from the
-/// machine's `python3`, pip installing from PyPI) only when the requirements changed.
-fn python_environment(venv: &Path, requirements: &Path) -> Result<(), String> {
-    let stamp: PathBuf = venv.join(".requirements");
-    let wanted = std::fs::read_to_string(requirements).map_err(|error| error.to_string())?;
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
-        return Ok(());
-    }
-    eprintln!("installing {} into {} (once) …", wanted.trim(), venv.display());
-    let _ = std::fs::remove_dir_all(venv);
-    let made = Command::new("python3").args(["-m", "venv"]).arg(venv).status();
-    if !made.is_ok_and(|status| status.success()) {
-        return Err("python3 -m venv failed".into());
-    }
-    let installed = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(requirements)
-        .status();
-    if !installed.is_ok_and(|status| status.success()) {
-        return Err(format!("pip could not install {}", wanted.trim()));
-    }
-    std::fs::write(&stamp, &wanted).map_err(|error| error.to_string())
 }
 
 /// Part 2: 64 queued I/O-bound flows run by four workers, then by one.

@@ -23,6 +23,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use taskflow_proxy::{ProxyConfig, Server};
 
+#[path = "../../cli/benches/support/venv.rs"]
+mod venv;
+
 const MODEL: &str = "moonshotai/Kimi-K2-Instruct";
 
 fn workspace() -> PathBuf {
@@ -210,24 +213,7 @@ fn litellm(upstream: SocketAddr) -> Result<LiteLlm, String> {
     let venv = workspace().join("target/bench-python");
     let requirements =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/litellm-requirements.txt");
-    let stamp = venv.join(".requirements");
-    let wanted = std::fs::read_to_string(&requirements).map_err(|e| e.to_string())?;
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
-        eprintln!("installing LiteLLM into {} (once) …", venv.display());
-        let _ = std::fs::remove_dir_all(&venv);
-        let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
-        if !made.is_ok_and(|status| status.success()) {
-            return Err("python3 -m venv failed".into());
-        }
-        let installed = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&requirements)
-            .status();
-        if !installed.is_ok_and(|status| status.success()) {
-            return Err(format!("pip could not install {}", wanted.trim()));
-        }
-        std::fs::write(&stamp, &wanted).map_err(|e| e.to_string())?;
-    }
+    venv::python_environment(&venv, &requirements)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
