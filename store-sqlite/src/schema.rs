@@ -320,7 +320,14 @@ fn lock_unless_current<'c>(
                 if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
                     && Instant::now() < deadline =>
             {
-                if check(conn, path)? == CURRENT_VERSION {
+                // One read transaction, as for the first look: a schema committed between two
+                // reads would show tables without a version.
+                let read =
+                    rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Deferred)
+                        .map_err(sqlite)?;
+                let version = check(&read, path)?;
+                read.commit().map_err(sqlite)?;
+                if version == CURRENT_VERSION {
                     return Ok(None);
                 }
             }
