@@ -242,9 +242,6 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub const CURRENT_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Checks that the database at `path` is taskflow's and not newer than this build, puts it in
-/// WAL mode, then migrates it to [`CURRENT_VERSION`]. Nothing is written when the check fails.
-/// `busy_timeout` bounds the wait for other processes doing the same.
 /// The schema version of the taskflow database at `path`, read without writing anything (no
 /// migration, no journal mode change): what `taskflow doctor` compares with this build's.
 pub fn version_of(path: &Path) -> Result<i64> {
@@ -257,6 +254,9 @@ pub fn version_of(path: &Path) -> Result<i64> {
     Ok(version)
 }
 
+/// Checks that the database at `path` is taskflow's and not newer than this build, puts it in
+/// WAL mode, then migrates it to [`CURRENT_VERSION`]. Nothing is written when the check fails.
+/// `busy_timeout` bounds the wait for other processes doing the same.
 pub fn prepare(conn: &mut Connection, path: &Path, busy_timeout: Duration) -> Result<()> {
     let sqlite = |error| from_sqlite(path, error);
     // The version, the owner mark and the tables are read in one read transaction, so they
@@ -274,7 +274,9 @@ pub fn prepare(conn: &mut Connection, path: &Path, busy_timeout: Duration) -> Re
     }
     // The write lock first, then the check again: another process may have created or
     // migrated the schema while this one waited for the lock, and only one of them writes it.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite)?;
+    let Some(tx) = lock_unless_current(conn, path, busy_timeout)? else {
+        return Ok(());
+    };
     let version = check(&tx, path)?;
     if version == CURRENT_VERSION {
         return Ok(());
@@ -288,6 +290,50 @@ pub fn prepare(conn: &mut Connection, path: &Path, busy_timeout: Duration) -> Re
     tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(sqlite)?;
     tx.pragma_update(None, "user_version", CURRENT_VERSION).map_err(sqlite)?;
     tx.commit().map_err(sqlite)
+}
+
+/// How long one turn of waiting for the write lock lasts before the version is looked at again.
+const LOCK_TURN: Duration = Duration::from_millis(50);
+
+/// The write lock for a migration, or `None` once another process has brought the schema to
+/// [`CURRENT_VERSION`]. Waiting for the lock only to find the schema written would queue this
+/// process behind every write of the processes already running on the file: SQLite's busy
+/// handler polls, and a process that has just committed usually takes the lock again before a
+/// poller does. So the wait goes in short turns, and between turns a read (which in WAL mode
+/// never waits for a writer) looks whether the schema is current; all turns together last at
+/// most `busy_timeout`.
+fn lock_unless_current<'c>(
+    conn: &'c Connection,
+    path: &Path,
+    busy_timeout: Duration,
+) -> Result<Option<rusqlite::Transaction<'c>>> {
+    let sqlite = |error| from_sqlite(path, error);
+    let deadline = Instant::now() + busy_timeout;
+    loop {
+        let turn = deadline.saturating_duration_since(Instant::now()).min(LOCK_TURN);
+        conn.busy_timeout(turn).map_err(sqlite)?;
+        let begun = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate);
+        conn.busy_timeout(busy_timeout).map_err(sqlite)?;
+        match begun {
+            Ok(tx) => return Ok(Some(tx)),
+            Err(error)
+                if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                // One read transaction, as for the first look: a schema committed between two
+                // reads would show tables without a version.
+                let read =
+                    rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Deferred)
+                        .map_err(sqlite)?;
+                let version = check(&read, path)?;
+                read.commit().map_err(sqlite)?;
+                if version == CURRENT_VERSION {
+                    return Ok(None);
+                }
+            }
+            Err(error) => return Err(sqlite(error)),
+        }
+    }
 }
 
 /// Puts the file in WAL mode (a no-op once it is). Leaving rollback mode takes the file's
@@ -495,6 +541,42 @@ mod tests {
                 .to_string();
             assert!(error.contains("CHECK constraint failed"), "{bad}: {error}");
         }
+    }
+
+    /// A process that found the file new or old, and waits for the write lock to write the
+    /// schema, stops waiting once another process has written it, even while writers keep the
+    /// lock busy for longer than its busy timeout.
+    #[test]
+    fn a_schema_written_by_another_process_ends_the_wait_for_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (other, path) = open(&dir);
+        other.pragma_update(None, "journal_mode", "WAL").unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let opening = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let busy_timeout = Duration::from_millis(1500);
+                let mut conn = Connection::open(&path).unwrap();
+                conn.busy_timeout(busy_timeout).unwrap();
+                prepare(&mut conn, &path, busy_timeout)
+            })
+        };
+        // The opening connection has read the version (0) and waits for the lock.
+        std::thread::sleep(Duration::from_millis(300));
+        for migration in MIGRATIONS {
+            other.execute_batch(migration).unwrap();
+        }
+        other.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+        other.pragma_update(None, "user_version", CURRENT_VERSION).unwrap();
+        // Committed, and the lock taken again at once, held past the opener's busy timeout.
+        other.execute_batch("COMMIT; BEGIN IMMEDIATE").unwrap();
+        let started = Instant::now();
+        while !opening.is_finished() && started.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        other.execute_batch("COMMIT").unwrap();
+        opening.join().unwrap().unwrap();
+        assert_eq!(version(&other), CURRENT_VERSION);
     }
 
     #[test]
