@@ -21,6 +21,9 @@ fn taskflow(db: &Path, args: &[&str]) -> Child {
         .args(["--owner", "alice"])
         .args(args)
         .env_remove("TASKFLOW_OWNER")
+        // What is checked is the first open; the runs after it queue for the write lock, and on
+        // a slow disk eight of them can outwait the default five seconds.
+        .env("TASKFLOW_BUSY_TIMEOUT_MS", "60000")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
