@@ -2,12 +2,13 @@
 //! --json` print, and what a server answers. One definition of each shape, so every front end
 //! agrees on the keys.
 
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use taskflow_engine::agent::{AgentSpec, Budget, Spent};
 use taskflow_engine::costs::{self, Prices, tree_cost};
 use taskflow_store::{
-    CancelOutcome, Flow, FlowSummary, Inspection, Revision, Signal, Stall, Step, StepStatus,
-    Timestamp,
+    CancelOutcome, Flow, FlowId, FlowSummary, Inspection, Revision, Signal, Stall, Step,
+    StepStatus, Timestamp,
 };
 
 /// `{"flows": [...]}`, newest first.
@@ -86,37 +87,82 @@ pub fn usage(
 /// A flow record, with its step counts taken from `steps` (its journal; none when the caller
 /// has not read it).
 pub fn flow(flow: &Flow, steps: &[Step], now: Timestamp) -> Value {
-    let (done, total) = step_counts(steps);
-    let stall = flow.stall(now);
-    json!({
-        "id": flow.id,
-        "name": flow.name,
-        "status": flow.status.as_str(),
-        "sync_mode": flow.sync_mode.as_str(),
-        "owner": flow.owner,
-        "revision": flow.revision,
-        "steps_done": done,
-        "steps_total": total,
-        "created_at": flow.created_at,
-        "updated_at": flow.updated_at,
-        "ended_at": flow.ended_at,
-        "error": flow.error,
-        "cancel_requested_at": flow.cancel_requested_at,
-        "parent_flow_id": flow.parent_flow_id,
-        "controller": flow.controller,
-        "goal": flow.goal,
-        "current_step": flow.current_step,
-        "state": flow.state,
-        "wait": flow.wait,
-        "wake_at": flow.wake_at,
-        "spec": flow.spec,
-        "lease": flow.lease.as_ref().map(|lease| json!({
-            "holder": lease.holder.to_string(),
-            "expires_at": lease.expires_at,
-        })),
-        "stalled": stall.is_some(),
-        "stall": stall.as_ref().map(stall_document),
-    })
+    serde_json::to_value(FlowDocument::new(flow, steps, now)).unwrap_or(Value::Null)
+}
+
+/// A flow's document as [`flow`] gives it, written straight to JSON text without building a
+/// [`Value`] first (a server answering each report with its flow). The fields are in the order
+/// of their keys, the order in which a [`Value`]'s object writes them, so both texts are one.
+#[derive(Debug, Serialize)]
+pub struct FlowDocument<'a> {
+    cancel_requested_at: Option<Timestamp>,
+    controller: &'a Option<String>,
+    created_at: Timestamp,
+    current_step: &'a Option<String>,
+    ended_at: Option<Timestamp>,
+    error: &'a Option<String>,
+    goal: &'a Option<String>,
+    id: &'a FlowId,
+    lease: Option<Value>,
+    name: &'a str,
+    owner: &'a str,
+    parent_flow_id: &'a Option<FlowId>,
+    revision: u64,
+    spec: &'a Option<Value>,
+    stall: Option<Value>,
+    stalled: bool,
+    state: &'a Option<Value>,
+    status: &'static str,
+    steps_done: usize,
+    steps_total: usize,
+    sync_mode: &'static str,
+    updated_at: Timestamp,
+    wait: &'a Option<Value>,
+    wake_at: Option<Timestamp>,
+}
+
+impl<'a> FlowDocument<'a> {
+    pub fn new(flow: &'a Flow, steps: &[Step], now: Timestamp) -> Self {
+        let (steps_done, steps_total) = step_counts(steps);
+        let stall = flow.stall(now);
+        FlowDocument {
+            cancel_requested_at: flow.cancel_requested_at,
+            controller: &flow.controller,
+            created_at: flow.created_at,
+            current_step: &flow.current_step,
+            ended_at: flow.ended_at,
+            error: &flow.error,
+            goal: &flow.goal,
+            id: &flow.id,
+            lease: flow.lease.as_ref().map(|lease| {
+                json!({
+                    "holder": lease.holder.to_string(),
+                    "expires_at": lease.expires_at,
+                })
+            }),
+            name: &flow.name,
+            owner: &flow.owner,
+            parent_flow_id: &flow.parent_flow_id,
+            revision: flow.revision,
+            spec: &flow.spec,
+            stalled: stall.is_some(),
+            stall: stall.as_ref().map(stall_document),
+            state: &flow.state,
+            status: flow.status.as_str(),
+            steps_done,
+            steps_total,
+            sync_mode: flow.sync_mode.as_str(),
+            updated_at: flow.updated_at,
+            wait: &flow.wait,
+            wake_at: flow.wake_at,
+        }
+    }
+}
+
+/// `{"flow"}`: a server's answer about one flow.
+#[derive(Debug, Serialize)]
+pub struct FlowAnswer<'a> {
+    pub flow: FlowDocument<'a>,
 }
 
 /// Why a running flow has no live runner: `{"reason", "holder", "since"}` (`reason` one of
@@ -215,4 +261,68 @@ pub fn signal(signal: &Signal) -> Value {
 pub fn step_counts(steps: &[Step]) -> (usize, usize) {
     let done = steps.iter().filter(|step| step.status == StepStatus::Succeeded).count();
     (done, steps.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use taskflow_store::{FlowStatus, LeaseHolder, LeaseInfo, SyncMode};
+
+    use super::*;
+
+    /// A flow's document written straight has the text its `Value` has (an object writes its
+    /// keys in order), with every field set and with none.
+    #[test]
+    fn a_flow_written_straight_is_the_text_of_its_value() {
+        fn check(record: &Flow) {
+            let now = Timestamp::from_millis(10_000);
+            let straight = serde_json::to_string(&FlowDocument::new(record, &[], now)).unwrap();
+            assert_eq!(straight, flow(record, &[], now).to_string());
+        }
+        let bare = Flow {
+            id: "f-1".parse().unwrap(),
+            name: "bare".to_owned(),
+            owner: "alice".to_owned(),
+            sync_mode: SyncMode::Mirrored,
+            controller: None,
+            status: FlowStatus::Running,
+            revision: 1,
+            goal: None,
+            current_step: None,
+            state: None,
+            wait: None,
+            wake_at: None,
+            spec: None,
+            parent_flow_id: None,
+            cancel_requested_at: None,
+            lease: None,
+            created_at: Timestamp::from_millis(1),
+            updated_at: Timestamp::from_millis(2),
+            ended_at: None,
+            error: None,
+        };
+        check(&bare);
+        let full = Flow {
+            sync_mode: SyncMode::Managed,
+            controller: Some("pipeline".to_owned()),
+            revision: 7,
+            goal: Some("a goal".to_owned()),
+            current_step: Some("fetch".to_owned()),
+            state: Some(json!({"z": 1, "a": [true, null]})),
+            wait: Some(json!({"signal": "go"})),
+            wake_at: Some(Timestamp::from_millis(20_000)),
+            spec: Some(json!({"steps": [{"name": "fetch"}]})),
+            parent_flow_id: Some("p-1".parse().unwrap()),
+            cancel_requested_at: Some(Timestamp::from_millis(3)),
+            lease: Some(LeaseInfo {
+                holder: LeaseHolder { host: "h".to_owned(), pid: 42, process_start: Some(9) },
+                expires_at: Timestamp::from_millis(5),
+            }),
+            ended_at: Some(Timestamp::from_millis(4)),
+            error: Some("\"quoted\"\n".to_owned()),
+            ..bare.clone()
+        };
+        check(&full);
+        assert!(flow(&full, &[], Timestamp::from_millis(10_000))["stalled"] == json!(true));
+    }
 }

@@ -4,10 +4,21 @@
 //! instead hands that work to a thread of its own, with a connection of its own, which runs a
 //! passive checkpoint (it never waits for a writer or a reader) while commits go on.
 //!
+//! A log is only started over (written again from its beginning) by a transaction that begins
+//! when every frame of it is in the database. Under a steady stream of commits the thread never
+//! gets there by itself: each of its passes ends behind the commits made while it copied, the
+//! next transaction finds the log unfinished, and the log grows without end (every commit a
+//! checkpoint of its own, every frame a new block of the file). So once a pass of the thread
+//! has copied everything that was in the log when it began, the next commit past the limit
+//! copies the rest, the commits made during that pass, itself: a few commits' pages instead of
+//! the whole log, after which the next transaction starts the log over.
+//!
 //! The thread starts the first time the log passes the limit and ends when the writing
 //! connection is closed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
@@ -17,34 +28,72 @@ use rusqlite::wal::CheckpointMode;
 /// Log frames (pages) past which a checkpoint is asked for: SQLite's own default.
 const LIMIT: i32 = 1000;
 
+/// Where the copying of the log stands, between the writing connection and the thread.
+#[derive(Default)]
+struct Progress(AtomicU8);
+
+/// Nothing asked: the next commit past the limit asks the thread.
+const IDLE: u8 = 0;
+/// The thread is copying.
+const COPYING: u8 = 1;
+/// The thread copied everything the log held when its pass began: the next commit past the
+/// limit copies what came after.
+const CAUGHT_UP: u8 = 2;
+
+impl Progress {
+    fn get(&self) -> u8 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self, state: u8) {
+        self.0.store(state, Ordering::Release);
+    }
+}
+
 /// Has `conn` ask a checkpointer thread for a checkpoint once its log holds more than
-/// [`LIMIT`] pages, in place of SQLite's checkpoint in the commit.
+/// [`LIMIT`] pages, in place of SQLite's checkpoint in the commit, and copy the log's tail
+/// itself once the thread has caught up (see the module's doc).
 pub(crate) fn attach(
     conn: &mut Connection,
     path: PathBuf,
     busy_timeout: Duration,
 ) -> rusqlite::Result<()> {
     let mut asks: Option<SyncSender<()>> = None;
-    conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+    let progress = Arc::new(Progress::default());
+    conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
         if pages < LIMIT {
             return Ok(());
         }
-        let ask = asks.get_or_insert_with(|| start(path.clone(), busy_timeout));
-        // A full channel means a checkpoint is asked for already; a closed one, that the
-        // thread could not start, and the next commit past the limit tries again.
-        if let Err(TrySendError::Disconnected(())) = ask.try_send(()) {
-            asks = None;
+        match progress.get() {
+            COPYING => {}
+            CAUGHT_UP => {
+                progress.set(IDLE);
+                // Like the thread's, a checkpoint that fails is tried again past the limit.
+                let _ = wal.checkpoint_v2(CheckpointMode::PASSIVE);
+            }
+            _ => {
+                let ask = asks.get_or_insert_with(|| {
+                    start(path.clone(), busy_timeout, Arc::clone(&progress))
+                });
+                progress.set(COPYING);
+                // A full channel means a checkpoint is asked for already; a closed one, that the
+                // thread could not start, and the next commit past the limit tries again.
+                if let Err(TrySendError::Disconnected(())) = ask.try_send(()) {
+                    progress.set(IDLE);
+                    asks = None;
+                }
+            }
         }
         Ok(())
     }))
 }
 
 /// Starts the checkpointer thread; it runs until the returned sender is dropped.
-fn start(path: PathBuf, busy_timeout: Duration) -> SyncSender<()> {
+fn start(path: PathBuf, busy_timeout: Duration, progress: Arc<Progress>) -> SyncSender<()> {
     let (ask, asked) = mpsc::sync_channel(1);
     let started = std::thread::Builder::new()
         .name("taskflow-checkpoint".to_owned())
-        .spawn(move || run(&path, busy_timeout, &asked));
+        .spawn(move || run(&path, busy_timeout, &asked, &progress));
     if started.is_err() {
         // The receiver went with the closure: the sender reports itself disconnected.
         return mpsc::sync_channel(1).0;
@@ -52,7 +101,7 @@ fn start(path: PathBuf, busy_timeout: Duration) -> SyncSender<()> {
     ask
 }
 
-fn run(path: &std::path::Path, busy_timeout: Duration, asked: &Receiver<()>) {
+fn run(path: &std::path::Path, busy_timeout: Duration, asked: &Receiver<()>, progress: &Progress) {
     let mut conn: Option<Connection> = None;
     while asked.recv().is_ok() {
         let open = match &mut conn {
@@ -66,11 +115,14 @@ fn run(path: &std::path::Path, busy_timeout: Duration, asked: &Receiver<()>) {
                 Ok(&*empty.insert(opened))
             }),
         };
-        // A checkpoint that fails (the file is busy, or gone) is tried again at the next ask;
-        // until then the log only grows, and a commit stays durable either way.
-        if let Ok(conn) = open {
-            let _ = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE);
-        }
+        // A checkpoint that fails (the file is busy, or gone), or that a reader kept from
+        // copying the whole log, is tried again at the next ask; until then the log only
+        // grows, and a commit stays durable either way.
+        let copied = open
+            .ok()
+            .and_then(|conn| conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE).ok());
+        let caught_up = matches!(copied, Some((log, done)) if log >= 0 && done == log);
+        progress.set(if caught_up { CAUGHT_UP } else { IDLE });
     }
 }
 
@@ -78,7 +130,31 @@ fn run(path: &std::path::Path, busy_timeout: Duration, asked: &Receiver<()>) {
 mod tests {
     use taskflow_store::NewFlow;
 
+    use super::LIMIT;
     use crate::OpenOptions;
+
+    /// Commits one right after another never leave the thread a moment with the whole log
+    /// copied: the log is started over all the same, so its file stays near the limit's size
+    /// instead of holding every page written.
+    #[test]
+    fn the_log_starts_over_under_a_steady_stream_of_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        let options =
+            OpenOptions { durability: crate::Durability::Normal, ..OpenOptions::default() };
+        let taskflow = crate::open(&path, &options).unwrap();
+        let alice = taskflow.bind("alice").unwrap();
+        let goal = "g".repeat(3000);
+        for n in 0..6000 {
+            let mut flow = NewFlow::managed(format!("flow {n}"));
+            flow.goal = Some(goal.clone());
+            alice.create(flow).unwrap();
+        }
+        let log = std::fs::metadata(dir.path().join("flows.db-wal")).unwrap().len();
+        let written = std::fs::metadata(&path).unwrap().len();
+        assert!(written > 16_000_000, "the database holds the flows ({written} bytes)");
+        assert!(log < 4 * 4096 * u64::from(LIMIT as u32), "the log grew to {log} bytes");
+    }
 
     /// What the database file holds grows only when a checkpoint copies the log into it: the
     /// writer's commits never do that themselves any more.

@@ -5,12 +5,12 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde_json::json;
-use taskflow_api::documents;
+use axum::response::{IntoResponse, Response};
+use taskflow_api::documents::{FlowAnswer, FlowDocument};
 use taskflow_store::{FlowStatus, StateReport, StepReport, StepStatus, Timestamp};
 use tokio::sync::oneshot;
 
-use super::{Answer, flow_id};
+use super::flow_id;
 use crate::auth::Owner;
 use crate::bodies::{FlowEnvelope, ReportBody};
 use crate::error::{ErrorBody, HttpError};
@@ -30,7 +30,7 @@ pub async fn report(
     Owner(owner): Owner,
     Path(id): Path<String>,
     body: Result<Json<ReportBody>, JsonRejection>,
-) -> Answer {
+) -> Result<Response, HttpError> {
     let id = flow_id(&id)?;
     let Json(body) = body?;
     let status = match &body.status {
@@ -73,5 +73,7 @@ pub async fn report(
     let flow = answer.await.map_err(|_| {
         HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store's writer stopped")
     })??;
-    Ok((StatusCode::OK, Json(json!({ "flow": documents::flow(&flow, &[], Timestamp::now()) }))))
+    // Written straight from the flow: the one answer every report waits for.
+    let flow = FlowDocument::new(&flow, &[], Timestamp::now());
+    Ok((StatusCode::OK, Json(FlowAnswer { flow })).into_response())
 }
