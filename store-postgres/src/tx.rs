@@ -18,6 +18,7 @@ use taskflow_store::{
     ListQuery, NewEvent, PruneQuery, Result, Revision, Schedule, ScheduleSummary, Signal, Slot,
     Step, StepStatus, StoreTx, Timestamp,
 };
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::list::list_sql;
@@ -83,13 +84,8 @@ fn wakes_workers(change: &Change) -> bool {
     }
 }
 
-/// Flow `id` with its columns; `lock` for a write transaction.
-fn read_flow(
-    tx: &Transaction<'_>,
-    owner: Option<&str>,
-    id: &FlowId,
-    with_spec: bool,
-) -> Result<Option<(Flow, Option<String>)>> {
+/// Flow `id` with its columns, as `owner` sees it (`$1`: the id, `$2`: the owner or NULL).
+fn flow_sql(with_spec: bool) -> &'static str {
     const WITH_SPEC: &str = concat!(
         "SELECT ",
         flow_columns!("(SELECT spec FROM flow_specs WHERE flow_id = flows.id)"),
@@ -100,13 +96,25 @@ fn read_flow(
         flow_columns!("NULL::text"),
         " FROM flows WHERE id = $1 AND ($2::text IS NULL OR owner = $2)"
     );
-    let sql = if with_spec { WITH_SPEC } else { WITHOUT_SPEC };
-    tx.query_opt(sql, &[&id.as_str(), &owner])?.as_ref().map(flow_from_row).transpose()
+    if with_spec { WITH_SPEC } else { WITHOUT_SPEC }
+}
+
+/// Flow `id` with its columns.
+fn read_flow(
+    tx: &Transaction<'_>,
+    owner: Option<&str>,
+    id: &FlowId,
+    with_spec: bool,
+) -> Result<Option<(Flow, Option<String>)>> {
+    let row = tx.query_opt(flow_sql(with_spec), &[&id.as_str(), &owner])?;
+    row.as_ref().map(flow_from_row).transpose()
 }
 
 /// In a write transaction: locks the root of flow `id`'s tree (unless this transaction holds it)
-/// and reads the flow. A top-level flow is its own root and is locked and read in one
-/// statement.
+/// and reads the flow and its last step (remembered while the lock is held: `memo.rs`). A
+/// top-level flow is its own root: it is locked and read in the first round trip, which also
+/// asks for the root of any other flow; the flow of another tree is locked and read in a
+/// second one.
 fn lock_and_read_flow(
     tx: &Transaction<'_>,
     owner: Option<&str>,
@@ -131,30 +139,55 @@ fn lock_and_read_flow(
         step_columns!(),
         " FROM steps WHERE flow_id = $1 ORDER BY seq DESC LIMIT 1"
     );
-    let sql = if with_spec { ROOT_WITH_SPEC } else { ROOT_WITHOUT_SPEC };
-    let params: Params<'_> = &[&id.as_str()];
-    let answers = tx.send(&[Request::Query(sql, params), Request::Query(LAST_STEP, params)])?;
-    let mut rows = answers.into_iter().map(|answer| match answer {
-        Answer::Rows(rows) => rows,
-        _ => Vec::new(),
-    });
-    let (flow, last) = (rows.next().unwrap_or_default(), rows.next().unwrap_or_default());
+    const ROOT_OF: &str = "SELECT root_id FROM flows WHERE id = $1";
+    const LOCK: &str = "SELECT 1 FROM flows WHERE id = $1 FOR NO KEY UPDATE";
+    let key: Params<'_> = &[&id.as_str()];
+    let root_sql = if with_spec { ROOT_WITH_SPEC } else { ROOT_WITHOUT_SPEC };
+    let first = [
+        Request::Query(root_sql, key),
+        Request::Query(LAST_STEP, key),
+        Request::Query(ROOT_OF, key),
+    ];
+    let [flow, last, root] = rows_of(tx.send(&first)?);
     if let Some(row) = flow.first() {
         tx.take_lock(id.as_str());
-        let last = last.first().map(step_from_row).transpose()?;
-        tx.memo.borrow_mut().read_last(id.as_str(), last);
+        remember_last(tx, id, &last)?;
         let (flow, token) = flow_from_row(row)?;
         return Ok(owner.is_none_or(|owner| owner == flow.owner).then_some((flow, token)));
     }
-    let Some(row) = tx.query_opt("SELECT root_id FROM flows WHERE id = $1", &[&id.as_str()])?
-    else {
-        return Ok(None);
-    };
-    let root: String = get(&row, 0)?;
-    if !tx.take_lock(&root) {
-        tx.query("SELECT 1 FROM flows WHERE id = $1 FOR NO KEY UPDATE", &[&root])?;
+    let Some(root) = root.first() else { return Ok(None) };
+    let root: String = get(root, 0)?;
+    let (root_key, read): (Params<'_>, Params<'_>) = (&[&root], &[&id.as_str(), &owner]);
+    let [lock, read, last] = [
+        Request::Query(LOCK, root_key),
+        Request::Query(flow_sql(with_spec), read),
+        Request::Query(LAST_STEP, key),
+    ];
+    let second = if tx.take_lock(&root) { vec![read, last] } else { vec![lock, read, last] };
+    let mut answers = tx.send(&second)?.into_iter().rev().map(rows);
+    let (last, flow) = (answers.next().unwrap_or_default(), answers.next().unwrap_or_default());
+    remember_last(tx, id, &last)?;
+    flow.first().map(flow_from_row).transpose()
+}
+
+/// The rows of each answer to three queries.
+fn rows_of(answers: Vec<Answer>) -> [Vec<Row>; 3] {
+    let mut answers = answers.into_iter().map(rows);
+    std::array::from_fn(|_| answers.next().unwrap_or_default())
+}
+
+fn rows(answer: Answer) -> Vec<Row> {
+    match answer {
+        Answer::Rows(rows) => rows,
+        Answer::Done | Answer::Count(_) => Vec::new(),
     }
-    read_flow(tx, owner, id, with_spec)
+}
+
+/// Remembers flow `id`'s last step, read under its tree's lock (`last`: none or one row).
+fn remember_last(tx: &Transaction<'_>, id: &FlowId, last: &[Row]) -> Result<()> {
+    let last = last.first().map(step_from_row).transpose()?;
+    tx.memo.borrow_mut().read_last(id.as_str(), last);
+    Ok(())
 }
 
 impl StoreTx for Transaction<'_> {
