@@ -37,7 +37,11 @@ mod update;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use taskflow_store::{Backend, Leadership, Result, StorageErrorKind, TaskFlow, Timestamp, lease};
+use taskflow_store::backend::commit_now;
+use taskflow_store::{
+    Backend, Caller, Leadership, Result, StorageErrorKind, Submission, TaskFlow, Timestamp, lease,
+};
+use tokio::runtime::RuntimeFlavor;
 
 pub use listen::Listener;
 pub use location::Location;
@@ -210,6 +214,21 @@ impl Backend for PostgresStore {
         let mut conn = self.connection()?;
         conn.batch_execute("VACUUM (ANALYZE) flows, steps, revisions, events, signals")
             .map_err(|failure| self.named(error::storage(failure)))
+    }
+
+    /// Commits at once, in a transaction of its own on a pooled connection: writes of different
+    /// trees run side by side, and the server's group commit shares their fsyncs. Called from
+    /// a task of a multi-threaded runtime (a run's checkpoint, a report to serve), the
+    /// transaction's round trips must not stall the other tasks of the thread (the other runs'
+    /// model calls), so the runtime is told the thread blocks.
+    fn submit(&self, caller: Caller<'_>, work: Submission) {
+        let on_runtime = tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
+        if on_runtime {
+            tokio::task::block_in_place(|| commit_now(self, caller, work));
+        } else {
+            commit_now(self, caller, work);
+        }
     }
 
     /// A session advisory lock on a connection of its own (`lead.rs`).
