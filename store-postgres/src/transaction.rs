@@ -203,9 +203,14 @@ impl<'s> Transaction<'s> {
     /// Runs `statements`, then commits, in one round trip (the events and wake-ups a write
     /// collected: `tx::flush_and_commit`).
     pub(crate) fn commit_after(self, statements: &[(&'static str, Params<'_>)]) -> Result<()> {
-        if !self.begun.get() && self.queued.borrow().is_empty() && statements.is_empty() {
-            self.committed.set(true);
-            return Ok(());
+        if !self.begun.get() {
+            if self.queued.borrow().is_empty() && statements.is_empty() {
+                self.committed.set(true);
+                return Ok(());
+            }
+            // Begun on a round trip of its own: the one that begins is sent again when it finds
+            // the connection lost, and one with the `COMMIT` in it must never be.
+            self.send(&[])?;
         }
         let mut requests: Vec<Request<'_>> =
             statements.iter().map(|(sql, params)| Request::Execute(sql, params)).collect();
