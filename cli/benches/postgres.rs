@@ -286,8 +286,20 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
         assert_eq!(failed, 0, "flows failed under {count} workers");
         if succeeded == FLOWS as i64 {
             break client
-                .query_one("SELECT max(ended_at) - min(started_at), count(*) FROM steps", &[])
-                .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1)))
+                .query_one(
+                    "SELECT max(ended_at) - min(started_at), count(*), \
+                            avg(ended_at - started_at)::float8, \
+                            (SELECT max(s) - min(s) FROM (SELECT min(started_at) AS s \
+                             FROM steps GROUP BY flow_id) AS starts) \
+                     FROM steps",
+                    &[],
+                )
+                .map(|row| Span {
+                    millis: row.get(0),
+                    steps: row.get(1),
+                    step_millis: row.get(2),
+                    starts_millis: row.get(3),
+                })
                 .expect("the span");
         }
         assert!(started.elapsed() < Duration::from_secs(300), "{count} workers did not finish");
@@ -301,15 +313,28 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
     for child in &mut running {
         workers::kill(child);
     }
-    let (millis, steps) = span;
-    assert!(steps >= FLOWS as i64 * STEPS_PER_IO_FLOW, "every step ran");
+    assert!(span.steps >= FLOWS as i64 * STEPS_PER_IO_FLOW, "every step ran");
     eprintln!(
-        "{count} worker(s): {FLOWS} flows in {:.2} s from the first step to the last \
-         ({:.2} s from their start)",
-        millis as f64 / 1000.0,
-        wall.as_secs_f64()
+        "{count} worker(s): {FLOWS} flows in {:.2} s from the first step to the last ({:.2} s \
+         from the workers' start); a step took {:.0} ms on average (the server answers after \
+         50 ms); the last flow began {} ms after the first",
+        span.millis as f64 / 1000.0,
+        wall.as_secs_f64(),
+        span.step_millis,
+        span.starts_millis,
     );
-    Duration::from_millis(millis as u64)
+    Duration::from_millis(span.millis as u64)
+}
+
+/// What the database recorded of a run of the workers, in milliseconds.
+struct Span {
+    /// From the first step's start to the last step's end.
+    millis: i64,
+    steps: i64,
+    /// A step's mean duration.
+    step_millis: f64,
+    /// From the first flow's first step to the last flow's.
+    starts_millis: i64,
 }
 
 /// How many connections of the server wait for wake-ups (one per worker).
