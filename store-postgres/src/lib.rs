@@ -22,6 +22,7 @@ mod lead;
 mod list;
 mod listen;
 mod location;
+mod memo;
 mod pool;
 mod rows;
 mod schedules;
@@ -36,7 +37,11 @@ mod update;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use taskflow_store::{Backend, Leadership, Result, StorageErrorKind, TaskFlow, Timestamp, lease};
+use taskflow_store::backend::commit_now;
+use taskflow_store::{
+    Backend, Caller, Leadership, Result, StorageErrorKind, Submission, TaskFlow, Timestamp, lease,
+};
+use tokio::runtime::RuntimeFlavor;
 
 pub use listen::Listener;
 pub use location::Location;
@@ -143,7 +148,7 @@ impl PostgresStore {
     /// A pooled connection, waiting with backoff while the server cannot be reached.
     fn connection(&self) -> Result<r2d2::PooledConnection<Manager>> {
         let deadline = Instant::now() + self.retry_for;
-        let mut pause = Duration::from_millis(25);
+        let mut pause = FIRST_PAUSE;
         loop {
             match self.pool.get() {
                 Ok(conn) => return Ok(conn),
@@ -159,36 +164,13 @@ impl PostgresStore {
         }
     }
 
-    /// A connection with a transaction of `kind` begun on it. A pooled connection the server
-    /// has closed is found out by the `BEGIN` and replaced; nothing has been sent for the work
-    /// yet, so trying again is safe.
-    fn begin(&self, kind: Kind) -> Result<r2d2::PooledConnection<Manager>> {
-        let deadline = Instant::now() + self.retry_for;
-        let mut pause = Duration::from_millis(25);
-        loop {
-            let mut conn = self.connection()?;
-            match conn.batch_execute(Transaction::begin_sql(kind)) {
-                Ok(()) => return Ok(conn),
-                Err(failure)
-                    if error::is_connection_loss(&failure) && Instant::now() < deadline =>
-                {
-                    drop(conn);
-                    pause = backoff(pause);
-                }
-                Err(failure) => return Err(self.named(error::storage(failure))),
-            }
-        }
-    }
-
     fn named(&self, error: taskflow_store::Error) -> taskflow_store::Error {
         error::at(self.location.shown(), error)
     }
 
     fn run<T>(&self, kind: Kind, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.begin(kind)?;
-        let conn: &mut Conn = &mut conn;
         let result = (|| {
-            let tx = Transaction::begun(conn, kind);
+            let tx = Transaction::new(self, self.connection()?, kind);
             let value = work(&tx)?;
             if tx.is_write() {
                 tx::flush_and_commit(tx)?;
@@ -200,6 +182,9 @@ impl PostgresStore {
         result.map_err(|error| self.named(error))
     }
 }
+
+/// The first pause of a [`backoff`].
+const FIRST_PAUSE: Duration = Duration::from_millis(25);
 
 /// Sleeps `pause` (with jitter) and returns the next, doubled up to a second.
 fn backoff(pause: Duration) -> Duration {
@@ -229,6 +214,21 @@ impl Backend for PostgresStore {
         let mut conn = self.connection()?;
         conn.batch_execute("VACUUM (ANALYZE) flows, steps, revisions, events, signals")
             .map_err(|failure| self.named(error::storage(failure)))
+    }
+
+    /// Commits at once, in a transaction of its own on a pooled connection: writes of different
+    /// trees run side by side, and the server's group commit shares their fsyncs. Called from
+    /// a task of a multi-threaded runtime (a run's checkpoint, a report to serve), the
+    /// transaction's round trips must not stall the other tasks of the thread (the other runs'
+    /// model calls), so the runtime is told the thread blocks.
+    fn submit(&self, caller: Caller<'_>, work: Submission) {
+        let on_runtime = tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
+        if on_runtime {
+            tokio::task::block_in_place(|| commit_now(self, caller, work));
+        } else {
+            commit_now(self, caller, work);
+        }
     }
 
     /// A session advisory lock on a connection of its own (`lead.rs`).

@@ -10,10 +10,14 @@
 //! when used and left out of the pool.
 
 use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::mpsc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_executor::block_on;
+use futures_util::future::{MaybeDone, maybe_done};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Notification, Row, Statement};
@@ -29,6 +33,44 @@ pub(crate) struct Conn {
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// One statement of a [`Conn::pipeline`].
+#[derive(Clone, Copy)]
+pub(crate) enum Request<'a> {
+    /// Sent as text, without parameters (`BEGIN`, `COMMIT`, `LOCK TABLE …`).
+    Text(&'a str),
+    /// A prepared statement whose rows are wanted.
+    Query(&'static str, Params<'a>),
+    /// A prepared statement whose count of rows written is wanted.
+    Execute(&'static str, Params<'a>),
+}
+
+/// What the server answered to a [`Request`].
+pub(crate) enum Answer {
+    Done,
+    Rows(Vec<Row>),
+    Count(u64),
+}
+
+type AnswerFuture<'a> = Pin<Box<dyn Future<Output = Result<Answer, tokio_postgres::Error>> + 'a>>;
+
+/// Awaits `futures` together, polling them in their order, so that each sends its request
+/// (tokio-postgres sends when a future is first polled) before any that follows it.
+async fn all_in_order<T>(futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) -> Vec<T> {
+    let mut pending: Vec<MaybeDone<_>> = futures.into_iter().map(maybe_done).collect();
+    poll_fn(|cx| {
+        let mut done = true;
+        for future in &mut pending {
+            done &= Pin::new(future).poll(cx).is_ready();
+        }
+        if !done {
+            return Poll::Pending;
+        }
+        let outputs = pending.iter_mut().map(|future| Pin::new(future).take_output());
+        Poll::Ready(outputs.map(|output| output.expect("each future is done")).collect())
+    })
+    .await
+}
 
 impl Conn {
     /// Connects with `settings`, starting the thread that drives the connection.
@@ -66,24 +108,6 @@ impl Conn {
         Ok(statement)
     }
 
-    pub fn query(
-        &mut self,
-        sql: &'static str,
-        params: Params<'_>,
-    ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        let statement = self.statement(sql)?;
-        block_on(self.client.query(&statement, params))
-    }
-
-    pub fn query_opt(
-        &mut self,
-        sql: &'static str,
-        params: Params<'_>,
-    ) -> Result<Option<Row>, tokio_postgres::Error> {
-        let statement = self.statement(sql)?;
-        block_on(self.client.query_opt(&statement, params))
-    }
-
     pub fn query_one(
         &mut self,
         sql: &'static str,
@@ -93,38 +117,38 @@ impl Conn {
         block_on(self.client.query_one(&statement, params))
     }
 
-    pub fn execute(
+    /// Sends every request before it awaits the first answer, so that they take one round trip
+    /// (the server runs them in order), and returns their answers. The first failure is
+    /// returned instead: in a transaction, the server then ignores what follows up to the
+    /// transaction's end, and answers a `COMMIT` with a rollback.
+    pub fn pipeline(
         &mut self,
-        sql: &'static str,
-        params: Params<'_>,
-    ) -> Result<u64, tokio_postgres::Error> {
-        let statement = self.statement(sql)?;
-        block_on(self.client.execute(&statement, params))
-    }
-
-    /// Runs `statements` and then `COMMIT`, all sent before the first answer is awaited: one
-    /// round trip instead of one per statement. If a statement fails, the server rolls the
-    /// transaction back and answers the `COMMIT` with that; the statement's error is returned.
-    pub fn execute_then_commit(
-        &mut self,
-        statements: &[(&'static str, Params<'_>)],
-    ) -> Result<(), tokio_postgres::Error> {
-        let prepared =
-            statements.iter().map(|(sql, _)| self.statement(sql)).collect::<Result<Vec<_>, _>>()?;
-        let client = &self.client;
-        // Each request is sent when its future is first polled, and `join` polls in order.
-        let executes = futures_util::future::join_all(
-            prepared
-                .iter()
-                .zip(statements)
-                .map(|(statement, (_, params))| client.execute(statement, params)),
-        );
-        let (executed, committed) =
-            block_on(futures_util::future::join(executes, client.batch_execute("COMMIT")));
-        for result in executed {
-            result?;
+        requests: &[Request<'_>],
+    ) -> Result<Vec<Answer>, tokio_postgres::Error> {
+        for request in requests {
+            if let Request::Query(sql, _) | Request::Execute(sql, _) = request {
+                self.statement(sql)?;
+            }
         }
-        committed
+        let (client, statements) = (&self.client, &self.statements);
+        let sent = requests.iter().map(|request| -> AnswerFuture<'_> {
+            match *request {
+                Request::Text(sql) => {
+                    Box::pin(async move { client.batch_execute(sql).await.map(|()| Answer::Done) })
+                }
+                Request::Query(sql, params) => {
+                    let statement = &statements[sql];
+                    Box::pin(async move { client.query(statement, params).await.map(Answer::Rows) })
+                }
+                Request::Execute(sql, params) => {
+                    let statement = &statements[sql];
+                    Box::pin(
+                        async move { client.execute(statement, params).await.map(Answer::Count) },
+                    )
+                }
+            }
+        });
+        block_on(all_in_order(sent.collect())).into_iter().collect()
     }
 
     /// Runs `sql` (any number of statements, no parameters) as text.

@@ -14,20 +14,33 @@
 //! A read transaction is `REPEATABLE READ READ ONLY`: all its queries see one snapshot, frozen
 //! by its first query (a reader of the change feed locks the feed before that: see `tx.rs`).
 //!
+//! **Round trips.** Each one is a wait on the server, and a checkpoint is a chain of them, so
+//! statements travel together where nothing waits on their answers: `BEGIN` goes with the
+//! first statement, and writes whose answer nobody needs ([`Transaction::queue`]) go ahead of
+//! the next statement or of the `COMMIT`. A pooled connection the server has closed (a restart)
+//! is found out by the first round trip; nothing of the transaction has run then, so it is sent
+//! again on a fresh connection, waiting with backoff while the server cannot be reached.
+//!
 //! [`StoreTx`]: taskflow_store::StoreTx
 
-use std::cell::{Cell, RefCell, RefMut};
+use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
+use std::time::Instant;
 
-use taskflow_store::{FlowId, NewEvent, Result};
+use taskflow_store::{Error, FlowId, NewEvent, Result, StorageError, StorageErrorKind};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::error::Pg;
-use crate::pool::Conn;
+use crate::PostgresStore;
+use crate::error::{self, Pg};
+use crate::memo::Memo;
+use crate::pool::{Answer, Manager, Request};
 
 /// Parameters of a statement.
 pub(crate) type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// A parameter a queued statement owns until it is sent.
+pub(crate) type Owned = Box<dyn ToSql + Sync + Send>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -36,29 +49,44 @@ pub(crate) enum Kind {
 }
 
 /// An open transaction, rolled back when dropped without [`Self::commit`].
-pub struct Transaction<'c> {
-    conn: RefCell<&'c mut Conn>,
+pub struct Transaction<'s> {
+    store: &'s PostgresStore,
+    conn: RefCell<r2d2::PooledConnection<Manager>>,
     kind: Kind,
+    /// Whether `BEGIN` has been sent.
+    begun: Cell<bool>,
     /// Whether a query ran (in a read transaction, the first one freezes its snapshot).
     queried: Cell<bool>,
     committed: Cell<bool>,
+    /// Writes whose answers nothing waits for, sent ahead of the next statement.
+    queued: RefCell<Vec<(&'static str, Vec<Owned>)>>,
     /// The tree roots this transaction holds the lock of.
     locked: RefCell<HashSet<String>>,
+    /// What it knows of rows without asking the server again.
+    pub(crate) memo: RefCell<Memo>,
     /// The events it appends, written with their ids just before it commits.
     pub(crate) events: RefCell<Vec<NewEvent>>,
     /// Flows to wake workers for when it commits (NOTIFY is delivered at commit).
     pub(crate) wakes: RefCell<Vec<FlowId>>,
 }
 
-impl<'c> Transaction<'c> {
-    /// The transaction of `kind` on `conn`: `BEGIN` was sent and answered.
-    pub(crate) fn begun(conn: &'c mut Conn, kind: Kind) -> Self {
+impl<'s> Transaction<'s> {
+    /// A transaction of `kind` on `conn`, begun with its first statement.
+    pub(crate) fn new(
+        store: &'s PostgresStore,
+        conn: r2d2::PooledConnection<Manager>,
+        kind: Kind,
+    ) -> Self {
         Transaction {
+            store,
             conn: RefCell::new(conn),
             kind,
+            begun: Cell::new(false),
             queried: Cell::new(false),
             committed: Cell::new(false),
+            queued: RefCell::default(),
             locked: RefCell::default(),
+            memo: RefCell::default(),
             events: RefCell::default(),
             wakes: RefCell::default(),
         }
@@ -73,33 +101,92 @@ impl<'c> Transaction<'c> {
     }
 
     /// The statement that begins a transaction of `kind`.
-    pub(crate) fn begin_sql(kind: Kind) -> &'static str {
-        match kind {
+    fn begin_sql(&self) -> &'static str {
+        match self.kind {
             Kind::Write => "BEGIN",
             Kind::Read => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
         }
     }
 
-    /// The connection, for a query of this transaction.
-    pub(crate) fn conn(&self) -> Result<RefMut<'_, &'c mut Conn>> {
+    /// Sends `BEGIN` if it has not been, the queued writes, then `statements`, in one round
+    /// trip; returns the answers to `statements`.
+    pub(crate) fn send(&self, statements: &[Request<'_>]) -> Result<Vec<Answer>> {
         self.queried.set(true);
-        Ok(self.conn.borrow_mut())
+        let queued = std::mem::take(&mut *self.queued.borrow_mut());
+        let owned: Vec<Vec<&(dyn ToSql + Sync)>> = queued
+            .iter()
+            .map(|(_, values)| values.iter().map(|value| value.as_ref() as _).collect())
+            .collect();
+        let begins = !self.begun.get();
+        let mut requests = Vec::with_capacity(statements.len() + queued.len() + 1);
+        if begins {
+            requests.push(Request::Text(self.begin_sql()));
+        }
+        for ((sql, _), params) in queued.iter().zip(&owned) {
+            requests.push(Request::Execute(sql, params));
+        }
+        let ahead = requests.len();
+        requests.extend_from_slice(statements);
+        self.begun.set(true);
+        let mut conn = self.conn.borrow_mut();
+        let deadline = Instant::now() + self.store.retry_for;
+        let mut pause = crate::FIRST_PAUSE;
+        let mut answers = loop {
+            match conn.pipeline(&requests) {
+                Err(failure)
+                    if begins
+                        && error::is_connection_loss(&failure)
+                        && Instant::now() < deadline =>
+                {
+                    pause = crate::backoff(pause);
+                    *conn = self.store.connection()?;
+                }
+                answers => break answers.pg()?,
+            }
+        };
+        Ok(answers.split_off(ahead))
+    }
+
+    /// The answer to the one statement of a [`Self::send`].
+    fn send_one(&self, statement: Request<'_>) -> Result<Answer> {
+        Ok(self.send(&[statement])?.pop().unwrap_or(Answer::Done))
     }
 
     pub(crate) fn query(&self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
-        self.conn()?.query(sql, params).pg()
+        match self.send_one(Request::Query(sql, params))? {
+            Answer::Rows(rows) => Ok(rows),
+            _ => Ok(Vec::new()),
+        }
     }
 
     pub(crate) fn query_opt(&self, sql: &'static str, params: Params<'_>) -> Result<Option<Row>> {
-        self.conn()?.query_opt(sql, params).pg()
+        let mut rows = self.query(sql, params)?;
+        match rows.len() {
+            0 | 1 => Ok(rows.pop()),
+            many => Err(unexpected_rows(sql, many)),
+        }
     }
 
     pub(crate) fn query_one(&self, sql: &'static str, params: Params<'_>) -> Result<Row> {
-        self.conn()?.query_one(sql, params).pg()
+        self.query_opt(sql, params)?.ok_or_else(|| unexpected_rows(sql, 0))
     }
 
     pub(crate) fn execute(&self, sql: &'static str, params: Params<'_>) -> Result<u64> {
-        self.conn()?.execute(sql, params).pg()
+        match self.send_one(Request::Execute(sql, params))? {
+            Answer::Count(count) => Ok(count),
+            _ => Ok(0),
+        }
+    }
+
+    /// Runs `sql` (no parameters) as text.
+    pub(crate) fn text(&self, sql: &'static str) -> Result<()> {
+        self.send_one(Request::Text(sql)).map(drop)
+    }
+
+    /// A write whose answer nothing waits for: sent with the next statement or the `COMMIT`,
+    /// which fails with its error if it fails.
+    pub(crate) fn queue(&self, sql: &'static str, params: Vec<Owned>) {
+        self.queued.borrow_mut().push((sql, params));
     }
 
     /// Whether this transaction already holds the lock of tree `root`; records that it does
@@ -116,16 +203,38 @@ impl<'c> Transaction<'c> {
     /// Runs `statements`, then commits, in one round trip (the events and wake-ups a write
     /// collected: `tx::flush_and_commit`).
     pub(crate) fn commit_after(self, statements: &[(&'static str, Params<'_>)]) -> Result<()> {
-        let done = self.conn.borrow_mut().execute_then_commit(statements).pg();
+        if !self.begun.get() {
+            if self.queued.borrow().is_empty() && statements.is_empty() {
+                self.committed.set(true);
+                return Ok(());
+            }
+            // Begun on a round trip of its own: the one that begins is sent again when it finds
+            // the connection lost, and one with the `COMMIT` in it must never be.
+            self.send(&[])?;
+        }
+        let mut requests: Vec<Request<'_>> =
+            statements.iter().map(|(sql, params)| Request::Execute(sql, params)).collect();
+        requests.push(Request::Text("COMMIT"));
+        let done = self.send(&requests).map(drop);
         // Committed or rolled back by the server either way: nothing is left to roll back.
         self.committed.set(true);
         done
     }
 }
 
+/// A query that should have answered one row (or at most one) answered `rows`.
+fn unexpected_rows(sql: &str, rows: usize) -> Error {
+    let statement = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+    Error::Storage(StorageError::new(
+        StorageErrorKind::Other,
+        "",
+        format!("`{statement} …` answered {rows} rows where one was expected"),
+    ))
+}
+
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
-        if !self.committed.get() {
+        if self.begun.get() && !self.committed.get() {
             let _ = self.conn.get_mut().batch_execute("ROLLBACK");
         }
     }

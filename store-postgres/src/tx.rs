@@ -18,10 +18,11 @@ use taskflow_store::{
     ListQuery, NewEvent, PruneQuery, Result, Revision, Schedule, ScheduleSummary, Signal, Slot,
     Step, StepStatus, StoreTx, Timestamp,
 };
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use crate::error::Pg;
 use crate::list::list_sql;
+use crate::pool::{Answer, Request};
 use crate::rows::{
     self, all, count, flow_columns, flow_from_row, get, json_encoded, json_text, millis, parse,
     signal_columns, signal_from_row, step_columns, step_from_row,
@@ -83,13 +84,8 @@ fn wakes_workers(change: &Change) -> bool {
     }
 }
 
-/// Flow `id` with its columns; `lock` for a write transaction.
-fn read_flow(
-    tx: &Transaction<'_>,
-    owner: Option<&str>,
-    id: &FlowId,
-    with_spec: bool,
-) -> Result<Option<(Flow, Option<String>)>> {
+/// Flow `id` with its columns, as `owner` sees it (`$1`: the id, `$2`: the owner or NULL).
+fn flow_sql(with_spec: bool) -> &'static str {
     const WITH_SPEC: &str = concat!(
         "SELECT ",
         flow_columns!("(SELECT spec FROM flow_specs WHERE flow_id = flows.id)"),
@@ -100,13 +96,25 @@ fn read_flow(
         flow_columns!("NULL::text"),
         " FROM flows WHERE id = $1 AND ($2::text IS NULL OR owner = $2)"
     );
-    let sql = if with_spec { WITH_SPEC } else { WITHOUT_SPEC };
-    tx.query_opt(sql, &[&id.as_str(), &owner])?.as_ref().map(flow_from_row).transpose()
+    if with_spec { WITH_SPEC } else { WITHOUT_SPEC }
+}
+
+/// Flow `id` with its columns.
+fn read_flow(
+    tx: &Transaction<'_>,
+    owner: Option<&str>,
+    id: &FlowId,
+    with_spec: bool,
+) -> Result<Option<(Flow, Option<String>)>> {
+    let row = tx.query_opt(flow_sql(with_spec), &[&id.as_str(), &owner])?;
+    row.as_ref().map(flow_from_row).transpose()
 }
 
 /// In a write transaction: locks the root of flow `id`'s tree (unless this transaction holds it)
-/// and reads the flow. A top-level flow is its own root and is locked and read in one
-/// statement.
+/// and reads the flow and its last step (remembered while the lock is held: `memo.rs`). A
+/// top-level flow is its own root: it is locked and read in the first round trip, which also
+/// asks for the root of any other flow; the flow of another tree is locked and read in a
+/// second one.
 fn lock_and_read_flow(
     tx: &Transaction<'_>,
     owner: Option<&str>,
@@ -123,21 +131,63 @@ fn lock_and_read_flow(
         flow_columns!("NULL::text"),
         " FROM flows WHERE id = $1 AND root_id = id FOR NO KEY UPDATE"
     );
-    let sql = if with_spec { ROOT_WITH_SPEC } else { ROOT_WITHOUT_SPEC };
-    if let Some(row) = tx.query_opt(sql, &[&id.as_str()])? {
+    // The last step is read by a statement of its own, after the lock is granted: a
+    // statement's snapshot is taken before it waits for a lock, and the writer it waited for
+    // need not have touched the root row.
+    const LAST_STEP: &str = concat!(
+        "SELECT ",
+        step_columns!(),
+        " FROM steps WHERE flow_id = $1 ORDER BY seq DESC LIMIT 1"
+    );
+    const ROOT_OF: &str = "SELECT root_id FROM flows WHERE id = $1";
+    const LOCK: &str = "SELECT 1 FROM flows WHERE id = $1 FOR NO KEY UPDATE";
+    let key: Params<'_> = &[&id.as_str()];
+    let root_sql = if with_spec { ROOT_WITH_SPEC } else { ROOT_WITHOUT_SPEC };
+    let first = [
+        Request::Query(root_sql, key),
+        Request::Query(LAST_STEP, key),
+        Request::Query(ROOT_OF, key),
+    ];
+    let [flow, last, root] = rows_of(tx.send(&first)?);
+    if let Some(row) = flow.first() {
         tx.take_lock(id.as_str());
-        let (flow, token) = flow_from_row(&row)?;
+        remember_last(tx, id, &last)?;
+        let (flow, token) = flow_from_row(row)?;
         return Ok(owner.is_none_or(|owner| owner == flow.owner).then_some((flow, token)));
     }
-    let Some(row) = tx.query_opt("SELECT root_id FROM flows WHERE id = $1", &[&id.as_str()])?
-    else {
-        return Ok(None);
-    };
-    let root: String = get(&row, 0)?;
-    if !tx.take_lock(&root) {
-        tx.query("SELECT 1 FROM flows WHERE id = $1 FOR NO KEY UPDATE", &[&root])?;
+    let Some(root) = root.first() else { return Ok(None) };
+    let root: String = get(root, 0)?;
+    let (root_key, read): (Params<'_>, Params<'_>) = (&[&root], &[&id.as_str(), &owner]);
+    let [lock, read, last] = [
+        Request::Query(LOCK, root_key),
+        Request::Query(flow_sql(with_spec), read),
+        Request::Query(LAST_STEP, key),
+    ];
+    let second = if tx.take_lock(&root) { vec![read, last] } else { vec![lock, read, last] };
+    let mut answers = tx.send(&second)?.into_iter().rev().map(rows);
+    let (last, flow) = (answers.next().unwrap_or_default(), answers.next().unwrap_or_default());
+    remember_last(tx, id, &last)?;
+    flow.first().map(flow_from_row).transpose()
+}
+
+/// The rows of each answer to three queries.
+fn rows_of(answers: Vec<Answer>) -> [Vec<Row>; 3] {
+    let mut answers = answers.into_iter().map(rows);
+    std::array::from_fn(|_| answers.next().unwrap_or_default())
+}
+
+fn rows(answer: Answer) -> Vec<Row> {
+    match answer {
+        Answer::Rows(rows) => rows,
+        Answer::Done | Answer::Count(_) => Vec::new(),
     }
-    read_flow(tx, owner, id, with_spec)
+}
+
+/// Remembers flow `id`'s last step, read under its tree's lock (`last`: none or one row).
+fn remember_last(tx: &Transaction<'_>, id: &FlowId, last: &[Row]) -> Result<()> {
+    let last = last.first().map(step_from_row).transpose()?;
+    tx.memo.borrow_mut().read_last(id.as_str(), last);
+    Ok(())
 }
 
 impl StoreTx for Transaction<'_> {
@@ -260,36 +310,43 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn last_seq(&self, id: &FlowId) -> Result<Option<u32>> {
+        if let Some(known) = self.memo.borrow().last_seq(id.as_str()) {
+            return Ok(known);
+        }
         let row =
             self.query_one("SELECT max(seq) FROM steps WHERE flow_id = $1", &[&id.as_str()])?;
         Ok(get::<Option<i64>>(&row, 0)?.map(|seq| seq as u32))
     }
 
     fn insert_step(&self, step: &Step) -> Result<()> {
-        self.execute(
+        self.queue(
             "INSERT INTO steps (flow_id, seq, name, kind, status, attempt, idempotency_key, \
              input, output, error, started_at, ended_at, child_flow_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            &[
-                &step.flow_id.as_str(),
-                &i64::from(step.seq),
-                &step.name,
-                &step.kind.as_str(),
-                &step.status.as_str(),
-                &i64::from(step.attempt),
-                &step.idempotency_key,
-                &json_text(step.input.as_ref()),
-                &json_text(step.output.as_ref()),
-                &step.error,
-                &step.started_at.as_millis(),
-                &step.ended_at.map(Timestamp::as_millis),
-                &step.child_flow_id.as_ref().map(FlowId::as_str),
+            vec![
+                Box::new(step.flow_id.as_str().to_owned()),
+                Box::new(i64::from(step.seq)),
+                Box::new(step.name.clone()),
+                Box::new(step.kind.as_str()),
+                Box::new(step.status.as_str()),
+                Box::new(i64::from(step.attempt)),
+                Box::new(step.idempotency_key.clone()),
+                Box::new(json_text(step.input.as_ref())),
+                Box::new(json_text(step.output.as_ref())),
+                Box::new(step.error.clone()),
+                Box::new(step.started_at.as_millis()),
+                Box::new(step.ended_at.map(Timestamp::as_millis)),
+                Box::new(step.child_flow_id.as_ref().map(|id| id.as_str().to_owned())),
             ],
-        )?;
+        );
+        self.memo.borrow_mut().wrote(step.clone());
         Ok(())
     }
 
     fn load_step(&self, id: &FlowId, seq: u32) -> Result<Option<Step>> {
+        if let Some(step) = self.memo.borrow().step(id.as_str(), seq) {
+            return Ok(Some(step.clone()));
+        }
         const SQL: &str =
             concat!("SELECT ", step_columns!(), " FROM steps WHERE flow_id = $1 AND seq = $2");
         let row = self.query_opt(SQL, &[&id.as_str(), &i64::from(seq)])?;
@@ -313,7 +370,9 @@ impl StoreTx for Transaction<'_> {
             step_columns!()
         );
         let row = self.query_opt(SQL, &[&id.as_str(), &i64::from(seq)])?;
-        row.as_ref().map(step_from_row).transpose()
+        let Some(step) = row.as_ref().map(step_from_row).transpose()? else { return Ok(None) };
+        self.memo.borrow_mut().wrote(step.clone());
+        Ok(Some(step))
     }
 
     fn end_step(
@@ -325,19 +384,51 @@ impl StoreTx for Transaction<'_> {
         error: Option<&str>,
         at: Timestamp,
     ) -> Result<bool> {
-        let updated = self.execute(
+        const END: &str = "UPDATE steps SET status = $1, output = $2, error = $3, ended_at = $4 \
+                           WHERE flow_id = $5 AND seq = $6 AND status = 'running'";
+        const END_AND_READ: &str = concat!(
             "UPDATE steps SET status = $1, output = $2, error = $3, ended_at = $4 \
-             WHERE flow_id = $5 AND seq = $6 AND status = 'running'",
-            &[
-                &status.as_str(),
-                &output.map(json_encoded),
-                &error,
-                &at.as_millis(),
-                &id.as_str(),
-                &i64::from(seq),
-            ],
-        )?;
-        Ok(updated == 1)
+             WHERE flow_id = $5 AND seq = $6 AND status = 'running' RETURNING ",
+            step_columns!()
+        );
+        let known = self.memo.borrow().step(id.as_str(), seq).cloned();
+        let ended = match known {
+            Some(step) if step.status != StepStatus::Running => return Ok(false),
+            Some(step) => {
+                self.queue(
+                    END,
+                    vec![
+                        Box::new(status.as_str()),
+                        Box::new(output.map(json_encoded)),
+                        Box::new(error.map(str::to_owned)),
+                        Box::new(at.as_millis()),
+                        Box::new(id.as_str().to_owned()),
+                        Box::new(i64::from(seq)),
+                    ],
+                );
+                Step {
+                    status,
+                    output: output.cloned(),
+                    error: error.map(str::to_owned),
+                    ended_at: Some(at),
+                    ..step
+                }
+            }
+            None => {
+                let params: Params<'_> = &[
+                    &status.as_str(),
+                    &output.map(json_encoded),
+                    &error,
+                    &at.as_millis(),
+                    &id.as_str(),
+                    &i64::from(seq),
+                ];
+                let Some(row) = self.query_opt(END_AND_READ, params)? else { return Ok(false) };
+                step_from_row(&row)?
+            }
+        };
+        self.memo.borrow_mut().wrote(ended);
+        Ok(true)
     }
 
     fn running_steps(&self, id: &FlowId) -> Result<u64> {
@@ -481,6 +572,7 @@ impl StoreTx for Transaction<'_> {
 
     fn delete_journal(&self, id: &FlowId) -> Result<()> {
         let id = id.as_str();
+        self.memo.borrow_mut().forget(id);
         self.execute("DELETE FROM steps WHERE flow_id = $1", &[&id])?;
         self.execute("DELETE FROM revisions WHERE flow_id = $1", &[&id])?;
         self.execute("DELETE FROM flow_specs WHERE flow_id = $1", &[&id])?;
@@ -732,6 +824,6 @@ impl Transaction<'_> {
         if self.is_write() || self.has_queried() {
             return Ok(());
         }
-        self.conn()?.batch_execute("LOCK TABLE events IN SHARE MODE").pg()
+        self.text("LOCK TABLE events IN SHARE MODE")
     }
 }

@@ -65,17 +65,21 @@ pub trait Backend: Send + Sync {
     /// the writes of many callers into one transaction overrides this; by default the write is
     /// committed at once.
     fn submit(&self, caller: Caller<'_>, work: Submission) {
-        match work {
-            Submission::Checkpoint { ops, answer } => {
-                answer(Backend::checkpoint(self, caller, ops))
-            }
-            Submission::Lease { id, holder, ttl, answer } => {
-                answer(acquire_lease(self, caller, &id, holder, ttl))
-            }
-            Submission::Report { id, report, expected, answer } => answer(
-                self.write(|tx, now| semantics::report(tx, caller, &id, report, expected, now)),
-            ),
+        commit_now(self, caller, work);
+    }
+}
+
+/// Commits a submitted write in a transaction of its own, at once, on this thread, and
+/// answers it.
+pub fn commit_now<B: Backend + ?Sized>(backend: &B, caller: Caller<'_>, work: Submission) {
+    match work {
+        Submission::Checkpoint { ops, answer } => answer(backend.checkpoint(caller, ops)),
+        Submission::Lease { id, holder, ttl, answer } => {
+            answer(acquire_lease(backend, caller, &id, holder, ttl))
         }
+        Submission::Report { id, report, expected, answer } => answer(
+            backend.write(|tx, now| semantics::report(tx, caller, &id, report, expected, now)),
+        ),
     }
 }
 

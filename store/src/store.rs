@@ -178,8 +178,10 @@ pub trait FlowStore: Send + Sync {
 
     /// Hands a write to the backend's writer, to be committed in one transaction with whatever
     /// other callers (of any owner) hand it meanwhile, and answers it through the submission
-    /// once it is durable or refused. Nothing blocks the caller. A backend without a writer of
-    /// its own commits it at once, on the caller's thread.
+    /// once it is durable or refused. Nothing blocks the caller's async tasks: a backend
+    /// without a writer of its own commits it at once on the caller's thread, and on a thread
+    /// that drives a multi-threaded runtime it lets the runtime move the thread's other tasks
+    /// elsewhere meanwhile.
     fn submit(&self, owner: &str, actor: &str, work: Submission);
 
     /// Events after `query.after`, oldest first (the change feed); with `owner`, only that
