@@ -267,12 +267,13 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
         .collect();
     let mut client = Client::connect(&db, NoTls).expect("the test server");
     workers::wait_until(Duration::from_secs(30), || listening(&mut client) >= count);
-    runtime.block_on(async {
-        for n in 0..FLOWS {
-            let id = FlowId::parse(&format!("f-{n}")).expect("an id");
-            engine.create(&plan.spec, Some(id)).await.expect("a queued flow");
-        }
-    });
+    // All at once, each on a connection of its own, so that the flows are queued within a few
+    // commits of each other rather than one commit after another.
+    runtime.block_on(futures_util::future::join_all((0..FLOWS).map(|n| {
+        let id = FlowId::parse(&format!("f-{n}")).expect("an id");
+        let (engine, spec) = (&engine, &plan.spec);
+        async move { engine.create(spec, Some(id)).await.expect("a queued flow") }
+    })));
     let mut progress = Instant::now();
     let span = loop {
         let row = client
