@@ -133,6 +133,24 @@ mod tests {
     use super::LIMIT;
     use crate::OpenOptions;
 
+    /// A store at `path` whose commits skip the fsync (the tests look at the files' sizes).
+    fn open(path: &std::path::Path) -> taskflow_store::TaskFlow {
+        let options =
+            OpenOptions { durability: crate::Durability::Normal, ..OpenOptions::default() };
+        crate::open(path, &options).unwrap()
+    }
+
+    /// Creates `count` flows, one commit each, with goals of `goal_bytes` bytes.
+    fn create_flows(taskflow: &taskflow_store::TaskFlow, count: usize, goal_bytes: usize) {
+        let alice = taskflow.bind("alice").unwrap();
+        let goal = "g".repeat(goal_bytes);
+        for n in 0..count {
+            let mut flow = NewFlow::managed(format!("flow {n}"));
+            flow.goal = Some(goal.clone());
+            alice.create(flow).unwrap();
+        }
+    }
+
     /// Commits one right after another never leave the thread a moment with the whole log
     /// copied: the log is started over all the same, so its file stays near the limit's size
     /// instead of holding every page written.
@@ -140,16 +158,7 @@ mod tests {
     fn the_log_starts_over_under_a_steady_stream_of_commits() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flows.db");
-        let options =
-            OpenOptions { durability: crate::Durability::Normal, ..OpenOptions::default() };
-        let taskflow = crate::open(&path, &options).unwrap();
-        let alice = taskflow.bind("alice").unwrap();
-        let goal = "g".repeat(3000);
-        for n in 0..6000 {
-            let mut flow = NewFlow::managed(format!("flow {n}"));
-            flow.goal = Some(goal.clone());
-            alice.create(flow).unwrap();
-        }
+        create_flows(&open(&path), 6000, 3000);
         let log = std::fs::metadata(dir.path().join("flows.db-wal")).unwrap().len();
         let written = std::fs::metadata(&path).unwrap().len();
         assert!(written > 16_000_000, "the database holds the flows ({written} bytes)");
@@ -162,17 +171,9 @@ mod tests {
     fn the_log_is_copied_into_the_database_by_the_checkpointer() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flows.db");
-        let options =
-            OpenOptions { durability: crate::Durability::Normal, ..OpenOptions::default() };
-        let taskflow = crate::open(&path, &options).unwrap();
-        let alice = taskflow.bind("alice").unwrap();
+        let taskflow = open(&path);
         let before = std::fs::metadata(&path).unwrap().len();
-        let goal = "g".repeat(2000);
-        for n in 0..1500 {
-            let mut flow = NewFlow::managed(format!("flow {n}"));
-            flow.goal = Some(goal.clone());
-            alice.create(flow).unwrap();
-        }
+        create_flows(&taskflow, 1500, 2000);
         let started = std::time::Instant::now();
         while std::fs::metadata(&path).unwrap().len() < before + 2_000_000 {
             assert!(
