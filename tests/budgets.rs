@@ -29,6 +29,14 @@ struct Output {
     stderr: String,
 }
 
+/// A temporary folder with the path of a database in it and a config file holding `config`.
+fn folder(config: impl AsRef<[u8]>) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, file) = (dir.path().join("flows.db"), dir.path().join("config.toml"));
+    std::fs::write(&file, config).unwrap();
+    (dir, db, file)
+}
+
 /// `taskflow --db DB ARGS` with the config file `config`.
 fn taskflow(db: &Path, config: &Path, args: &[&str]) -> Output {
     let output = Command::new(env!("CARGO_BIN_EXE_taskflow"))
@@ -143,10 +151,7 @@ fn a_spent_budget_blocks_the_run_and_a_raise_on_resume_lets_it_finish() {
 
 #[test]
 fn a_cost_budget_without_a_price_for_the_model_is_refused_before_any_call() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("flows.db");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "").unwrap();
+    let (_dir, db, config) = folder("");
     let output = agent(&db, &config, &["--budget-cost", "0.5"]);
     assert_ne!(output.code, 0);
     assert!(output.stderr.contains("[prices.\"replay\"]"), "{}", output.stderr);
@@ -157,11 +162,8 @@ fn a_cost_budget_without_a_price_for_the_model_is_refused_before_any_call() {
 
 #[test]
 fn a_price_table_that_is_not_numbers_names_its_line_and_column() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("flows.db");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "[prices.replay]\ninput_per_mtok = \"cheap\"\noutput_per_mtok = 1\n")
-        .unwrap();
+    let (_dir, db, config) =
+        folder("[prices.replay]\ninput_per_mtok = \"cheap\"\noutput_per_mtok = 1\n");
     let output = agent(&db, &config, &["--budget-cost", "0.5"]);
     assert_ne!(output.code, 0);
     assert!(output.stderr.contains("config.toml:2:"), "{}", output.stderr);
@@ -181,10 +183,7 @@ fn llm_steps(seen: &Value) -> Vec<String> {
 
 #[test]
 fn a_pipeline_budget_covers_its_tree_blocks_it_and_raises_let_it_finish() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("flows.db");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "").unwrap();
+    let (_dir, db, config) = folder("");
     let pipeline = root("fixtures/pipelines/budget/pipeline.toml");
     let pipeline = pipeline.to_str().unwrap();
 
@@ -246,10 +245,7 @@ fn a_pipeline_budget_covers_its_tree_blocks_it_and_raises_let_it_finish() {
 
 #[test]
 fn a_run_sets_the_pipeline_budget_and_a_cost_raise_is_refused_for_a_pipeline() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("flows.db");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "").unwrap();
+    let (_dir, db, config) = folder("");
     let pipeline = root("fixtures/pipelines/budget/pipeline.toml");
     let args = ["run", pipeline.to_str().unwrap(), "--id", "tight", "--budget-tokens", "100"];
     let blocked = taskflow(&db, &config, &args);
@@ -289,10 +285,7 @@ fn assert_dollars(found: &Value, micro: f64) {
 
 #[test]
 fn a_pipeline_cost_budget_prices_each_call_at_its_steps_model_blocks_and_a_raise_finishes_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("flows.db");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, price_table(true)).unwrap();
+    let (_dir, db, config) = folder(price_table(true));
     let pipeline = root("fixtures/pipelines/budget/cost.toml");
 
     // `outline` costs 100·1 + 20·4 millionths on `small`, the agent's first turn 412·2 + 31·8
@@ -334,10 +327,7 @@ fn a_pipeline_cost_budget_prices_each_call_at_its_steps_model_blocks_and_a_raise
 
 #[test]
 fn a_pipeline_cost_budget_without_the_price_of_a_steps_model_is_refused_before_the_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("flows.db");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, price_table(false)).unwrap();
+    let (_dir, db, config) = folder(price_table(false));
     let pipeline = root("fixtures/pipelines/budget/cost.toml");
     let pipeline = pipeline.to_str().unwrap();
     for args in [vec!["run", pipeline], vec!["run", pipeline, "--budget-cost", "2"]] {
