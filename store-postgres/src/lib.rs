@@ -27,6 +27,7 @@ mod pool;
 mod rows;
 mod schedules;
 mod schema;
+mod socket;
 #[cfg(feature = "testkit")]
 pub mod scratch;
 mod tls;
@@ -35,6 +36,7 @@ mod tx;
 mod update;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use taskflow_store::backend::commit_now;
@@ -83,6 +85,8 @@ pub struct PostgresStore {
     host: String,
     /// The connection of the last refused [`Backend::lead`], for the next try (`lead.rs`).
     lead_conn: std::sync::Mutex<Option<Conn>>,
+    /// Batches of statements its transactions have sent (each is one round trip).
+    round_trips: AtomicU64,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -126,6 +130,7 @@ impl PostgresStore {
             connect_timeout: options.connect_timeout,
             host: lease::host_name(),
             lead_conn: std::sync::Mutex::new(None),
+            round_trips: AtomicU64::new(0),
         })
     }
 
@@ -143,6 +148,12 @@ impl PostgresStore {
     /// The database, as it may be shown.
     pub fn location(&self) -> &Location {
         &self.location
+    }
+
+    /// How many round trips its transactions have made since it was opened: each batch of
+    /// statements they send together, and wait for, is one.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     /// A pooled connection, waiting with backoff while the server cannot be reached.

@@ -2,34 +2,30 @@
 //! prepared (so a query costs one round trip, not a prepare and an execute).
 //!
 //! The store's traits are synchronous and are called from anywhere, async tasks of the engine
-//! included. A connection's socket is therefore driven by a thread of its own, in a small
-//! runtime of its own; the caller sends requests through tokio-postgres's client and waits for
-//! the answers with a plain executor, which works on any thread, in a runtime or not. The
-//! driving thread also hands over the notifications the connection receives (LISTEN), and ends
-//! when the connection closes. A connection the server closed (a restart, an admin) is noticed
-//! when used and left out of the pool.
+//! included. A connection's socket is therefore driven by the thread that uses it
+//! ([`Driver`]), in a runtime or not; the notifications it receives (LISTEN) are kept until
+//! asked for. A connection the server closed (a restart, an admin) is noticed when used and
+//! left out of the pool.
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::mpsc;
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_executor::block_on;
 use futures_util::future::{MaybeDone, maybe_done};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Notification, Row, Statement};
+use tokio_postgres::{Client, NoTls, Notification, Row, Statement};
 
 use crate::location::Location;
+use crate::socket::Driver;
 use crate::tls::Tls;
 
-/// One connection, its prepared statements, and the notifications it has received.
+/// One connection, its prepared statements, and the driver of its socket.
 pub(crate) struct Conn {
     client: Client,
     statements: HashMap<&'static str, Statement>,
-    notifications: mpsc::Receiver<Notification>,
+    driver: Driver,
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -73,29 +69,14 @@ async fn all_in_order<T>(futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) ->
 }
 
 impl Conn {
-    /// Connects with `settings`, starting the thread that drives the connection.
+    /// Connects with `settings`.
     pub fn connect(settings: &Settings) -> std::io::Result<Conn> {
-        let (ready, answer) = mpsc::sync_channel(1);
-        let (notify, notifications) = mpsc::channel();
-        let Settings { config, tls } = settings.clone();
-        let spawned = std::thread::Builder::new().name("taskflow-pg".to_owned()).spawn(move || {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(_) => return,
-            };
-            runtime.block_on(async move {
-                match tls {
-                    Tls::Plain => drive(config.connect(NoTls).await, ready, notify).await,
-                    Tls::Rustls(tls) => drive(config.connect(tls).await, ready, notify).await,
-                }
-            });
-        });
-        spawned?;
-        match answer.recv() {
-            Ok(Ok(client)) => Ok(Conn { client, statements: HashMap::new(), notifications }),
-            Ok(Err(error)) => Err(std::io::Error::other(with_causes(&error))),
-            Err(_) => Err(std::io::Error::other("the connection's thread ended")),
-        }
+        let Settings { config, tls, connect_timeout } = settings;
+        let (client, driver) = match tls.clone() {
+            Tls::Plain => Driver::connect(config, NoTls, *connect_timeout)?,
+            Tls::Rustls(tls) => Driver::connect(config, tls, *connect_timeout)?,
+        };
+        Ok(Conn { client, statements: HashMap::new(), driver })
     }
 
     /// The statement for `sql`, prepared on first use.
@@ -103,7 +84,7 @@ impl Conn {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = block_on(self.client.prepare(sql))?;
+        let statement = self.driver.block_on(self.client.prepare(sql))?;
         self.statements.insert(sql, statement.clone());
         Ok(statement)
     }
@@ -114,7 +95,7 @@ impl Conn {
         params: Params<'_>,
     ) -> Result<Row, tokio_postgres::Error> {
         let statement = self.statement(sql)?;
-        block_on(self.client.query_one(&statement, params))
+        self.driver.block_on(self.client.query_one(&statement, params))
     }
 
     /// Sends every request before it awaits the first answer, so that they take one round trip
@@ -148,12 +129,13 @@ impl Conn {
                 }
             }
         });
-        block_on(all_in_order(sent.collect())).into_iter().collect()
+        let answers = self.driver.block_on(all_in_order(sent.collect()));
+        answers.into_iter().collect()
     }
 
     /// Runs `sql` (any number of statements, no parameters) as text.
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
-        block_on(self.client.batch_execute(sql))
+        self.driver.block_on(self.client.batch_execute(sql))
     }
 
     /// A query sent as text, unprepared (for statements run once, like a schema's).
@@ -162,60 +144,16 @@ impl Conn {
         sql: &str,
         params: Params<'_>,
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        block_on(self.client.query(sql, params))
+        self.driver.block_on(self.client.query(sql, params))
     }
 
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.driver.is_closed()
     }
 
     /// The next notification, waiting at most `timeout` for one.
     pub fn notification(&mut self, timeout: Duration) -> Option<Notification> {
-        self.notifications.recv_timeout(timeout).ok()
-    }
-}
-
-/// `error` and what caused it, in one line: the driver's own message leaves the cause out
-/// ("error performing TLS handshake", not that the certificate was refused, and why).
-fn with_causes(error: &tokio_postgres::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        let said = inner.to_string();
-        if !text.contains(&said) {
-            text = format!("{text}: {said}");
-        }
-        cause = inner.source();
-    }
-    text
-}
-
-/// Hands the client of a connection just made to `ready`, then drives the connection until it
-/// closes, passing on the notifications it receives.
-async fn drive<S, T>(
-    connected: Result<(Client, Connection<S, T>), tokio_postgres::Error>,
-    ready: mpsc::SyncSender<Result<Client, tokio_postgres::Error>>,
-    notify: mpsc::Sender<Notification>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    let (client, mut connection) = match connected {
-        Ok(pair) => pair,
-        Err(error) => {
-            let _ = ready.send(Err(error));
-            return;
-        }
-    };
-    if ready.send(Ok(client)).is_err() {
-        return;
-    }
-    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    use futures_util::StreamExt;
-    while let Some(Ok(message)) = messages.next().await {
-        if let AsyncMessage::Notification(notification) = message {
-            let _ = notify.send(notification);
-        }
+        self.driver.notification(timeout)
     }
 }
 
@@ -224,6 +162,7 @@ async fn drive<S, T>(
 pub(crate) struct Settings {
     config: tokio_postgres::Config,
     tls: Tls,
+    connect_timeout: Duration,
 }
 
 /// Makes connections to one database for r2d2.
@@ -244,7 +183,7 @@ pub(crate) fn settings(location: &Location, connect_timeout: Duration) -> Settin
     if config.get_application_name().is_none() {
         config.application_name("taskflow");
     }
-    Settings { config, tls: location.tls.clone() }
+    Settings { config, tls: location.tls.clone(), connect_timeout }
 }
 
 impl r2d2::ManageConnection for Manager {

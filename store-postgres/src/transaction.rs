@@ -132,6 +132,7 @@ impl<'s> Transaction<'s> {
         let deadline = Instant::now() + self.store.retry_for;
         let mut pause = crate::FIRST_PAUSE;
         let mut answers = loop {
+            self.store.round_trips.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match conn.pipeline(&requests) {
                 Err(failure)
                     if begins

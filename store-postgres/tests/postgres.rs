@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use taskflow_store::testkit::{Database, Harness};
-use taskflow_store::{NewFlow, StorageErrorKind, TaskFlow};
+use serde_json::json;
+use taskflow_store::{
+    CheckpointOp, FlowStatus, NewFlow, NewStep, StepKind, StepOutcome, StorageErrorKind, TaskFlow,
+};
 use taskflow_store_postgres::scratch::Scratch;
 use taskflow_store_postgres::{OpenOptions, PostgresStore};
 
@@ -158,4 +161,44 @@ fn wait_for(mut done: impl FnMut() -> bool) {
         assert!(start.elapsed() < std::time::Duration::from_secs(10), "not done after 10 s");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// A runner's checkpoint that ends one step and begins the next costs two round trips: the
+/// locked read of the flow and its last step (with the `BEGIN`), then every write with the
+/// `COMMIT`.
+#[test]
+fn a_checkpoint_that_ends_a_step_and_begins_the_next_takes_two_round_trips() {
+    let scratch = Scratch::new();
+    let store = Arc::new(PostgresStore::open(&scratch.url(), &OpenOptions::default()).unwrap());
+    let alice = TaskFlow::new(store.clone()).bind("alice").unwrap();
+    let flow = alice.create(NewFlow::managed("chain")).unwrap();
+    let lease = alice.acquire_lease(&flow.id, Duration::from_secs(60)).unwrap();
+    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    let mut running = alice.begin_step(&lease, NewStep::new("s0", StepKind::Action)).unwrap();
+    for n in 1..4 {
+        let before = store.round_trips();
+        let answers = alice
+            .checkpoint(vec![
+                CheckpointOp::Finish {
+                    lease: lease.clone(),
+                    seq: running.seq,
+                    outcome: StepOutcome::Succeeded(json!(n)),
+                },
+                CheckpointOp::Begin {
+                    lease: lease.clone(),
+                    step: NewStep::new(format!("s{n}"), StepKind::Action),
+                },
+            ])
+            .unwrap();
+        assert_eq!(store.round_trips() - before, 2, "step {n}");
+        let mut answers = answers.into_iter();
+        assert!(answers.next().unwrap().is_ok());
+        running = match answers.next().unwrap().unwrap() {
+            taskflow_store::CheckpointDone::Step(step) => step,
+            other => panic!("step {n} answered {other:?}"),
+        };
+    }
+    let steps = alice.steps(&flow.id).unwrap();
+    let ended: Vec<_> = steps.iter().map(|step| (step.seq, step.status.as_str())).collect();
+    assert_eq!(ended, [(1, "succeeded"), (2, "succeeded"), (3, "succeeded"), (4, "running")]);
 }

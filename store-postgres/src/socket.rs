@@ -1,0 +1,406 @@
+//! A connection's socket, driven by the thread that uses the connection.
+//!
+//! tokio-postgres splits a connection in two: the `Client` that queues requests, and the
+//! `Connection` that moves bytes between those requests and the socket. Driven by a thread of
+//! its own, the `Connection` wakes up for each request a caller queues and writes each on its
+//! own, and every answer crosses back to the caller: a checkpoint cost several context switches
+//! per statement, and the first statement of a batch often left before the others were queued,
+//! so a batch took two round trips instead of one. Here the caller drives it instead: it queues
+//! every request of a batch, then writes them all at once, then waits on the socket itself
+//! (`poll(2)`) until the answers are in. No other thread, no runtime: it works the same on any
+//! thread, inside an async runtime or not.
+//!
+//! [`Stream`] is a non-blocking socket whose reads and writes answer "pending" when the socket is
+//! not ready, without registering a waker: [`Driver`] does not rely on wake-ups from the socket,
+//! it polls again once `poll(2)` says the socket is ready (and at least every
+//! [`IDLE_CHECK`] in case a future is pending on something else).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::config::Host;
+use tokio_postgres::{AsyncMessage, Client, Config, Connection, Notification};
+
+/// How long the driver waits on the socket before it polls its futures again anyway.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
+
+/// A connected socket in non-blocking mode.
+pub(crate) struct Stream {
+    io: Io,
+    /// Set when a write found the socket's buffer full: the driver then waits until it can
+    /// write too.
+    write_blocked: Arc<AtomicBool>,
+}
+
+enum Io {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Io {
+    fn fd(&self) -> RawFd {
+        match self {
+            Io::Tcp(stream) => stream.as_raw_fd(),
+            Io::Unix(stream) => stream.as_raw_fd(),
+        }
+    }
+}
+
+impl Stream {
+    /// Connects to the first of `config`'s hosts that answers, each address within `timeout`.
+    /// Also returns the host's name (for TLS) when it has one.
+    pub fn connect(config: &Config, timeout: Duration) -> io::Result<(Stream, Option<String>)> {
+        let hosts = config.get_hosts();
+        let addrs = config.get_hostaddrs();
+        let ports = config.get_ports();
+        let count = hosts.len().max(addrs.len());
+        if count == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the URL names no host"));
+        }
+        let mut last = None;
+        for index in 0..count {
+            let port = ports.get(index).or(ports.first()).copied().unwrap_or(5432);
+            let name = match hosts.get(index) {
+                Some(Host::Tcp(name)) => Some(name.clone()),
+                _ => None,
+            };
+            let attempt = match (addrs.get(index), hosts.get(index)) {
+                (Some(ip), _) => tcp(&[SocketAddr::new(*ip, port)], config, timeout),
+                (None, Some(Host::Tcp(name))) => (name.as_str(), port)
+                    .to_socket_addrs()
+                    .and_then(|found| tcp(&found.collect::<Vec<_>>(), config, timeout)),
+                (None, Some(Host::Unix(folder))) => {
+                    UnixStream::connect(folder.join(format!(".s.PGSQL.{port}"))).map(Io::Unix)
+                }
+                (None, None) => continue,
+            };
+            match attempt {
+                Ok(io) => {
+                    match &io {
+                        Io::Tcp(stream) => stream.set_nonblocking(true)?,
+                        Io::Unix(stream) => stream.set_nonblocking(true)?,
+                    }
+                    let stream = Stream { io, write_blocked: Arc::default() };
+                    return Ok((stream, name));
+                }
+                Err(error) => last = Some(error),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no address to connect to")))
+    }
+
+    fn fd(&self) -> RawFd {
+        self.io.fd()
+    }
+}
+
+/// A TCP connection to the first of `addrs` that accepts one within `timeout`, set up as
+/// tokio-postgres sets its own: no delay, and keepalives as `config` says.
+fn tcp(addrs: &[SocketAddr], config: &Config, timeout: Duration) -> io::Result<Io> {
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(addr, timeout) {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                if config.get_keepalives() {
+                    let mut keepalive =
+                        socket2::TcpKeepalive::new().with_time(config.get_keepalives_idle());
+                    if let Some(interval) = config.get_keepalives_interval() {
+                        keepalive = keepalive.with_interval(interval);
+                    }
+                    if let Some(retries) = config.get_keepalives_retries() {
+                        keepalive = keepalive.with_retries(retries);
+                    }
+                    socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
+                }
+                return Ok(Io::Tcp(stream));
+            }
+            Err(error) => last = Some(error),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("the host's name resolves to no address")))
+}
+
+/// What an operation on the non-blocking socket answers, as a poll.
+fn ready<T>(result: io::Result<T>, blocked: impl FnOnce()) -> Poll<io::Result<T>> {
+    match result {
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+            blocked();
+            Poll::Pending
+        }
+        other => Poll::Ready(other),
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            let space = buf.initialize_unfilled();
+            let read = match &mut this.io {
+                Io::Tcp(stream) => stream.read(space),
+                Io::Unix(stream) => stream.read(space),
+            };
+            match read {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                read => {
+                    return ready(read, || {}).map_ok(|count| buf.advance(count));
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = match &mut this.io {
+            Io::Tcp(stream) => stream.write(bytes),
+            Io::Unix(stream) => stream.write(bytes),
+        };
+        ready(written, || this.write_blocked.store(true, Ordering::Relaxed))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let closed = match &self.io {
+            Io::Tcp(stream) => stream.shutdown(Shutdown::Write),
+            Io::Unix(stream) => stream.shutdown(Shutdown::Write),
+        };
+        match closed {
+            Err(error) if error.kind() == io::ErrorKind::NotConnected => Poll::Ready(Ok(())),
+            other => Poll::Ready(other),
+        }
+    }
+}
+
+/// A tokio-postgres connection on a [`Stream`], whatever its TLS.
+trait Driven: Send {
+    fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AsyncMessage, tokio_postgres::Error>>>;
+}
+
+impl<T> Driven for Connection<Stream, T>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AsyncMessage, tokio_postgres::Error>>> {
+        Connection::poll_message(self, cx)
+    }
+}
+
+/// Whether a future or the connection was woken since the flag was last cleared.
+#[derive(Default)]
+struct Woken(AtomicBool);
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Drives one connection's socket on the calling thread.
+pub(crate) struct Driver {
+    fd: RawFd,
+    write_blocked: Arc<AtomicBool>,
+    /// `None` while logging in, and once the connection has ended.
+    connection: Option<Box<dyn Driven>>,
+    /// Whether the connection has ended (the server closed it, or it failed): its socket is
+    /// closed then.
+    ended: bool,
+    notifications: VecDeque<Notification>,
+    woken: Arc<Woken>,
+}
+
+/// A future of [`Driver::run`] did not finish in time.
+#[derive(Debug)]
+pub(crate) struct TimedOut;
+
+impl Driver {
+    /// Connects to `config`'s server and logs in, within `timeout`; `tls` makes the TLS
+    /// connector for a host's name.
+    pub fn connect<M>(
+        config: &Config,
+        mut tls: M,
+        timeout: Duration,
+    ) -> io::Result<(Client, Driver)>
+    where
+        M: tokio_postgres::tls::MakeTlsConnect<Stream>,
+        M::Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        M::Error: std::fmt::Display,
+    {
+        let deadline = Instant::now() + timeout;
+        let (stream, name) = Stream::connect(config, timeout)?;
+        let mut driver = Driver {
+            fd: stream.fd(),
+            write_blocked: Arc::clone(&stream.write_blocked),
+            connection: None,
+            ended: false,
+            notifications: VecDeque::new(),
+            woken: Arc::default(),
+        };
+        let connector = tls
+            .make_tls_connect(name.as_deref().unwrap_or(""))
+            .map_err(|error| io::Error::other(error.to_string()))?;
+        let logged_in = driver.run(config.connect_raw(stream, connector), Some(deadline));
+        let (client, connection) = match logged_in {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(error)) => return Err(io::Error::other(with_causes(&error))),
+            Err(TimedOut) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the server did not answer the log-in within {timeout:?}"),
+                ));
+            }
+        };
+        driver.connection = Some(Box::new(connection));
+        Ok((client, driver))
+    }
+
+    /// Runs `future` to its end, driving the connection meanwhile.
+    pub fn block_on<F: Future>(&mut self, future: F) -> F::Output {
+        match self.run(future, None) {
+            Ok(output) => output,
+            Err(TimedOut) => unreachable!("no deadline was given"),
+        }
+    }
+
+    /// The next notification, waiting at most `timeout` for one.
+    pub fn notification(&mut self, timeout: Duration) -> Option<Notification> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(notification) = self.notifications.pop_front() {
+                return Some(notification);
+            }
+            let waker = Waker::from(Arc::clone(&self.woken));
+            self.woken.0.store(false, Ordering::Release);
+            self.drive(&mut Context::from_waker(&waker));
+            if !self.notifications.is_empty() {
+                continue;
+            }
+            if self.ended || Instant::now() >= deadline {
+                return None;
+            }
+            if !self.woken.0.load(Ordering::Acquire) {
+                self.wait(Some(deadline));
+            }
+        }
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.ended
+    }
+
+    /// Polls `future` and the connection in turns, waiting on the socket whenever neither can
+    /// go on, until `future` is done or `deadline` passes.
+    fn run<F: Future>(&mut self, future: F, deadline: Option<Instant>) -> Result<F::Output, TimedOut> {
+        let mut future = pin!(future);
+        let waker = Waker::from(Arc::clone(&self.woken));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            self.woken.0.store(false, Ordering::Release);
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return Ok(output);
+            }
+            let open = !self.ended;
+            self.drive(&mut cx);
+            if open && self.ended {
+                // The futures waiting on it now fail: poll them again.
+                continue;
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Err(TimedOut);
+            }
+            if !self.woken.0.load(Ordering::Acquire) {
+                self.wait(deadline);
+            }
+        }
+    }
+
+    /// Polls the connection until it has nothing more to do, keeping the notifications it
+    /// receives; drops it when it ends.
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        let Some(connection) = &mut self.connection else { return };
+        loop {
+            match connection.poll_message(cx) {
+                Poll::Ready(Some(Ok(AsyncMessage::Notification(notification)))) => {
+                    self.notifications.push_back(notification);
+                }
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(None | Some(Err(_))) => {
+                    self.connection = None;
+                    self.ended = true;
+                    return;
+                }
+                Poll::Pending => return,
+            }
+        }
+    }
+
+    /// Waits until the socket can be read (or written, if a write found it full), at most until
+    /// `deadline` and never longer than [`IDLE_CHECK`].
+    fn wait(&mut self, deadline: Option<Instant>) {
+        let mut events = libc::POLLIN;
+        if self.write_blocked.swap(false, Ordering::Relaxed) {
+            events |= libc::POLLOUT;
+        }
+        let mut slice = IDLE_CHECK;
+        if let Some(deadline) = deadline {
+            slice = slice.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        if self.ended {
+            std::thread::sleep(slice);
+            return;
+        }
+        let mut fds = [libc::pollfd { fd: self.fd, events, revents: 0 }];
+        let millis = slice.as_millis().clamp(0, i32::MAX as u128) as libc::c_int;
+        // SAFETY: `fds` is a valid array of one pollfd for the duration of the call, and
+        // `self.fd` is open until the connection ends (the stream, then the connection, owns
+        // it).
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), 1, millis);
+        }
+    }
+}
+
+/// `error` and what caused it, in one line: the driver's own message leaves the cause out
+/// ("error performing TLS handshake", not that the certificate was refused, and why).
+fn with_causes(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = inner.source();
+    }
+    text
+}
