@@ -291,7 +291,11 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
                     "SELECT max(ended_at) - min(started_at), count(*), \
                             avg(ended_at - started_at)::float8, \
                             (SELECT max(s) - min(s) FROM (SELECT min(started_at) AS s \
-                             FROM steps GROUP BY flow_id) AS starts) \
+                             FROM steps GROUP BY flow_id) AS starts), \
+                            (SELECT max(created_at) - min(created_at) FROM flows), \
+                            (SELECT avg(s - f.created_at)::float8 FROM flows f JOIN \
+                             (SELECT flow_id, min(started_at) AS s FROM steps GROUP BY flow_id) \
+                             AS firsts ON firsts.flow_id = f.id) \
                      FROM steps",
                     &[],
                 )
@@ -300,6 +304,8 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
                     steps: row.get(1),
                     step_millis: row.get(2),
                     starts_millis: row.get(3),
+                    created_millis: row.get(4),
+                    waited_millis: row.get(5),
                 })
                 .expect("the span");
         }
@@ -318,11 +324,14 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
     eprintln!(
         "{count} worker(s): {FLOWS} flows in {:.2} s from the first step to the last ({:.2} s \
          from the workers' start); a step took {:.0} ms on average (the server answers after \
-         50 ms); the last flow began {} ms after the first",
+         50 ms); the last flow began {} ms after the first (the flows were queued within {} ms, \
+         and began {:.0} ms after they were queued on average)",
         span.millis as f64 / 1000.0,
         wall.as_secs_f64(),
         span.step_millis,
         span.starts_millis,
+        span.created_millis,
+        span.waited_millis,
     );
     Duration::from_millis(span.millis as u64)
 }
@@ -336,6 +345,10 @@ struct Span {
     step_millis: f64,
     /// From the first flow's first step to the last flow's.
     starts_millis: i64,
+    /// From the first flow queued to the last.
+    created_millis: i64,
+    /// From a flow queued to its first step, on average.
+    waited_millis: f64,
 }
 
 /// How many connections of the server wait for wake-ups (one per worker).

@@ -27,9 +27,9 @@ mod pool;
 mod rows;
 mod schedules;
 mod schema;
-mod socket;
 #[cfg(feature = "testkit")]
 pub mod scratch;
+mod socket;
 mod tls;
 mod transaction;
 mod tx;

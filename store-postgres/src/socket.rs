@@ -166,7 +166,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let written = match &mut this.io {
             Io::Tcp(stream) => stream.write(bytes),
@@ -320,7 +324,11 @@ impl Driver {
 
     /// Polls `future` and the connection in turns, waiting on the socket whenever neither can
     /// go on, until `future` is done or `deadline` passes.
-    fn run<F: Future>(&mut self, future: F, deadline: Option<Instant>) -> Result<F::Output, TimedOut> {
+    fn run<F: Future>(
+        &mut self,
+        future: F,
+        deadline: Option<Instant>,
+    ) -> Result<F::Output, TimedOut> {
         let mut future = pin!(future);
         let waker = Waker::from(Arc::clone(&self.woken));
         let mut cx = Context::from_waker(&waker);

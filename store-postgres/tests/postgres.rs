@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use taskflow_store::testkit::{Database, Harness};
 use serde_json::json;
+use taskflow_store::testkit::{Database, Harness};
 use taskflow_store::{
     CheckpointOp, FlowStatus, NewFlow, NewStep, StepKind, StepOutcome, StorageErrorKind, TaskFlow,
 };
