@@ -138,6 +138,12 @@ impl Conn {
         self.driver.block_on(self.client.batch_execute(sql))
     }
 
+    /// Sends `sql` (no parameters) as text without waiting for the server's answer, which is
+    /// then never known: for the end of a read-only transaction, which has nothing to lose.
+    pub fn send_unawaited(&mut self, sql: &'static str) {
+        self.driver.send_unawaited(self.client.batch_execute(sql));
+    }
+
     /// A query sent as text, unprepared (for statements run once, like a schema's).
     pub fn query_text(
         &mut self,

@@ -295,6 +295,16 @@ impl Driver {
         }
     }
 
+    /// Sends the request `future` makes when first polled and returns without its answer:
+    /// the connection reads and drops the answer when it comes, before the answers to later
+    /// requests.
+    pub fn send_unawaited<F: Future>(&mut self, future: F) {
+        let waker = Waker::from(Arc::clone(&self.woken));
+        let mut cx = Context::from_waker(&waker);
+        let _ = pin!(future).poll(&mut cx);
+        self.drive(&mut cx);
+    }
+
     /// The next notification, waiting at most `timeout` for one.
     pub fn notification(&mut self, timeout: Duration) -> Option<Notification> {
         let deadline = Instant::now() + timeout;

@@ -17,7 +17,8 @@
 //! **Round trips.** Each one is a wait on the server, and a checkpoint is a chain of them, so
 //! statements travel together where nothing waits on their answers: `BEGIN` goes with the
 //! first statement, and writes whose answer nobody needs ([`Transaction::queue`]) go ahead of
-//! the next statement or of the `COMMIT`. A pooled connection the server has closed (a restart)
+//! the next statement or of the `COMMIT`; a read-only transaction's `COMMIT` is sent without
+//! waiting for its answer, so a read of one query is one round trip. A pooled connection the server has closed (a restart)
 //! is found out by the first round trip; nothing of the transaction has run then, so it is sent
 //! again on a fresh connection, waiting with backoff while the server cannot be reached.
 //!
@@ -196,8 +197,15 @@ impl<'s> Transaction<'s> {
         !self.locked.borrow_mut().insert(root.to_owned())
     }
 
-    /// Commits.
+    /// Commits. A read-only transaction's `COMMIT` is sent without waiting for its answer
+    /// (a round trip saved): it has written nothing, and the connection's next requests go
+    /// after it.
     pub(crate) fn commit(self) -> Result<()> {
+        if self.kind == Kind::Read && self.begun.get() && self.queued.borrow().is_empty() {
+            self.conn.borrow_mut().send_unawaited("COMMIT");
+            self.committed.set(true);
+            return Ok(());
+        }
         self.commit_after(&[])
     }
 

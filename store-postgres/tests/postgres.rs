@@ -202,3 +202,27 @@ fn a_checkpoint_that_ends_a_step_and_begins_the_next_takes_two_round_trips() {
     let ended: Vec<_> = steps.iter().map(|step| (step.seq, step.status.as_str())).collect();
     assert_eq!(ended, [(1, "succeeded"), (2, "succeeded"), (3, "succeeded"), (4, "running")]);
 }
+
+/// A read is one round trip: `BEGIN` and the query go together, and the `COMMIT` of a
+/// read-only transaction is not waited for. The connection then serves the next transactions
+/// as before.
+#[test]
+fn a_read_takes_one_round_trip_and_leaves_its_connection_ready() {
+    let scratch = Scratch::new();
+    let options = OpenOptions { pool_size: 1, ..OpenOptions::default() };
+    let store = Arc::new(PostgresStore::open(&scratch.url(), &options).unwrap());
+    let alice = TaskFlow::new(store.clone()).bind("alice").unwrap();
+    let flow = alice.create(NewFlow::managed("read")).unwrap();
+    for _ in 0..3 {
+        let before = store.round_trips();
+        assert_eq!(alice.flow_without_spec(&flow.id).unwrap().id, flow.id);
+        assert_eq!(store.round_trips() - before, 1);
+        let lease = alice.acquire_lease(&flow.id, Duration::from_secs(60)).unwrap();
+        alice.release_lease(&lease).unwrap();
+    }
+    assert_eq!(
+        alice.history(&flow.id).unwrap().len(),
+        7,
+        "created, then three leases taken and given back"
+    );
+}
