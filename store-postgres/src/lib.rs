@@ -51,7 +51,7 @@ pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use transaction::Transaction;
 pub use tx::WAKE_CHANNEL;
 
-use pool::{Conn, Manager};
+use pool::{Conn, Manager, Refusals};
 use transaction::Kind;
 
 /// How to open a store.
@@ -79,6 +79,8 @@ impl Default for OpenOptions {
 /// A flow store in one PostgreSQL database.
 pub struct PostgresStore {
     pool: r2d2::Pool<Manager>,
+    /// Log-ins the server refused for good (credentials, certificate), reported at once.
+    refusals: Arc<Refusals>,
     location: Location,
     retry_for: Duration,
     connect_timeout: Duration,
@@ -122,9 +124,12 @@ impl PostgresStore {
 
     fn connect(url: &str, options: &OpenOptions) -> Result<Self> {
         let location = Location::parse(url)?;
-        let pool = pool::build(&location, options.pool_size.max(1), options.connect_timeout);
+        let refusals = Arc::new(Refusals::default());
+        let pool =
+            pool::build(&location, options.pool_size.max(1), options.connect_timeout, &refusals);
         Ok(PostgresStore {
             pool,
+            refusals,
             location,
             retry_for: options.retry_for,
             connect_timeout: options.connect_timeout,
@@ -156,12 +161,29 @@ impl PostgresStore {
         self.round_trips.load(Ordering::Relaxed)
     }
 
-    /// A pooled connection, waiting with backoff while the server cannot be reached.
+    /// A pooled connection, waiting with backoff while the server cannot be reached; a log-in
+    /// the server refused for good (credentials, certificate) fails at once.
     fn connection(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        let deadline = Instant::now() + self.retry_for;
+        let asked = Instant::now();
+        let deadline = asked + self.retry_for;
         let mut pause = FIRST_PAUSE;
         loop {
-            match self.pool.get() {
+            let turn = Instant::now() + self.connect_timeout;
+            let conn = loop {
+                match self.pool.get_timeout(REFUSAL_CHECK) {
+                    Ok(conn) => break Ok(conn),
+                    Err(failure) => {
+                        if let Some(refusal) = self.refusals.since(asked) {
+                            let kind = StorageErrorKind::Unavailable;
+                            return Err(error::refused(self.location.shown(), kind, refusal));
+                        }
+                        if Instant::now() >= turn {
+                            break Err(failure);
+                        }
+                    }
+                }
+            };
+            match conn {
                 Ok(conn) => return Ok(conn),
                 Err(failure) if Instant::now() >= deadline => {
                     return Err(error::refused(
@@ -193,6 +215,9 @@ impl PostgresStore {
         result.map_err(|error| self.named(error))
     }
 }
+
+/// How often a wait for a pooled connection looks whether the server refused the log-in.
+const REFUSAL_CHECK: Duration = Duration::from_millis(50);
 
 /// The first pause of a [`backoff`].
 const FIRST_PAUSE: Duration = Duration::from_millis(25);

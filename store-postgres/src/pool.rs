@@ -174,12 +174,7 @@ pub(crate) struct Settings {
 /// Makes connections to one database for r2d2.
 pub(crate) struct Manager {
     settings: Settings,
-}
-
-impl Manager {
-    pub fn new(location: &Location, connect_timeout: Duration) -> Self {
-        Manager { settings: settings(location, connect_timeout) }
-    }
+    refusals: std::sync::Arc<Refusals>,
 }
 
 /// How to connect to `location`, with a connect timeout and the application's name.
@@ -197,7 +192,9 @@ impl r2d2::ManageConnection for Manager {
     type Error = std::io::Error;
 
     fn connect(&self) -> std::io::Result<Conn> {
-        Conn::connect(&self.settings)
+        let conn = Conn::connect(&self.settings)?;
+        self.refusals.set(None);
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut Conn) -> std::io::Result<()> {
@@ -209,18 +206,57 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// The last refusal of a log-in (`PermissionDenied`: see `socket.rs`), and when it came;
+/// cleared by the next connection made.
+#[derive(Debug, Default)]
+pub(crate) struct Refusals(std::sync::Mutex<Option<(std::time::Instant, String)>>);
+
+impl Refusals {
+    /// The refusal that came after `since`, if one did.
+    pub fn since(&self, since: std::time::Instant) -> Option<String> {
+        let last = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        last.as_ref().filter(|(at, _)| *at >= since).map(|(_, said)| said.clone())
+    }
+
+    fn set(&self, refusal: Option<String>) {
+        let mut last = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *last = refusal.map(|said| (std::time::Instant::now(), said));
+    }
+}
+
+/// Keeps the pool's failed connection attempts that were refusals.
+struct KeepRefusals(std::sync::Arc<Refusals>);
+
+impl std::fmt::Debug for KeepRefusals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeepRefusals")
+    }
+}
+
+impl r2d2::HandleError<std::io::Error> for KeepRefusals {
+    fn handle_error(&self, error: std::io::Error) {
+        if error.kind() == std::io::ErrorKind::PermissionDenied {
+            self.0.set(Some(error.to_string()));
+        }
+    }
+}
+
 /// A pool with no idle minimum (connections are made as they are needed) that gives up on
 /// making one after `connect_timeout`, trying again meanwhile with backoff.
 pub(crate) fn build(
     location: &Location,
     size: u32,
     connect_timeout: Duration,
+    refusals: &std::sync::Arc<Refusals>,
 ) -> r2d2::Pool<Manager> {
     r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
         .connection_timeout(connect_timeout)
         .test_on_check_out(false)
-        .error_handler(Box::new(r2d2::NopErrorHandler))
-        .build_unchecked(Manager::new(location, connect_timeout))
+        .error_handler(Box::new(KeepRefusals(std::sync::Arc::clone(refusals))))
+        .build_unchecked(Manager {
+            settings: settings(location, connect_timeout),
+            refusals: std::sync::Arc::clone(refusals),
+        })
 }

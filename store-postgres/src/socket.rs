@@ -275,7 +275,14 @@ impl Driver {
         let logged_in = driver.run(config.connect_raw(stream, connector), Some(deadline));
         let (client, connection) = match logged_in {
             Ok(Ok(pair)) => pair,
-            Ok(Err(error)) => return Err(io::Error::other(with_causes(&error))),
+            Ok(Err(error)) => {
+                let kind = if is_refusal(&error) {
+                    io::ErrorKind::PermissionDenied
+                } else {
+                    io::ErrorKind::Other
+                };
+                return Err(io::Error::new(kind, with_causes(&error)));
+            }
             Err(TimedOut) => {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
@@ -421,4 +428,26 @@ fn with_causes(error: &tokio_postgres::Error) -> String {
         cause = inner.source();
     }
     text
+}
+
+/// Whether the server, or its certificate, refused the log-in for good: the credentials
+/// (SQLSTATE class 28), a database that does not exist (3D), or a TLS handshake that found the
+/// certificate or the protocol wrong. Trying again cannot help, unlike a server that is down.
+fn is_refusal(error: &tokio_postgres::Error) -> bool {
+    if let Some(code) = error.code() {
+        return matches!(&code.code()[..2], "28" | "3D");
+    }
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        if inner.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(wrapped) = inner.downcast_ref::<io::Error>().and_then(|io| io.get_ref())
+            && wrapped.is::<rustls::Error>()
+        {
+            return true;
+        }
+        cause = inner.source();
+    }
+    false
 }

@@ -226,3 +226,19 @@ fn a_read_takes_one_round_trip_and_leaves_its_connection_ready() {
         "created, then three leases taken and given back"
     );
 }
+
+/// A log-in the server refuses for good (here, a database that does not exist) fails at once
+/// and says why, where a server that cannot be reached is waited for (`retry_for`).
+#[test]
+fn a_log_in_the_server_refuses_fails_at_once() {
+    let server = taskflow_store_postgres::scratch::server_url();
+    let (base, _) = server.rsplit_once('/').unwrap();
+    let url = format!("{base}/no_such_database");
+    let patient = OpenOptions { retry_for: Duration::from_secs(120), ..OpenOptions::default() };
+    let started = std::time::Instant::now();
+    let error = PostgresStore::open(&url, &patient).unwrap_err();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(60), "refused at once, not retried: {waited:?}");
+    assert_eq!(error.storage_kind(), Some(StorageErrorKind::Unavailable), "{error}");
+    assert!(error.to_string().contains("\"no_such_database\" does not exist"), "{error}");
+}
