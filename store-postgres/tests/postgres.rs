@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use taskflow_store::testkit::{Database, Harness};
 use taskflow_store::{
-    CheckpointOp, FlowStatus, NewFlow, NewStep, StepKind, StepOutcome, StorageErrorKind, TaskFlow,
+    CheckpointOp, FlowStatus, NewFlow, NewStep, StateReport, StepKind, StepOutcome, StepReport,
+    StepStatus, StorageErrorKind, TaskFlow,
 };
 use taskflow_store_postgres::scratch::Scratch;
 use taskflow_store_postgres::{OpenOptions, PostgresStore};
@@ -241,4 +242,36 @@ fn a_log_in_the_server_refuses_fails_at_once() {
     assert!(waited < Duration::from_secs(60), "refused at once, not retried: {waited:?}");
     assert_eq!(error.storage_kind(), Some(StorageErrorKind::Unavailable), "{error}");
     assert!(error.to_string().contains("\"no_such_database\" does not exist"), "{error}");
+}
+
+/// Batches larger than the socket's buffers (a report of several megabytes, its answer read
+/// back) go out and come back whole: the connection waits until the socket can take more,
+/// reading the server's answers meanwhile.
+#[test]
+fn a_batch_larger_than_the_sockets_buffers_goes_and_comes_back_whole() {
+    let scratch = Scratch::new();
+    let options = OpenOptions { pool_size: 1, ..OpenOptions::default() };
+    let alice = TaskFlow::new(Arc::new(PostgresStore::open(&scratch.url(), &options).unwrap()))
+        .bind("alice")
+        .unwrap();
+    let flow = alice.create(NewFlow::mirrored("big", "ci")).unwrap();
+    let big: String = (0..4_000_000).map(|n| char::from(b'a' + (n % 26) as u8)).collect();
+    let report = StateReport {
+        state: Some(json!({ "notes": big })),
+        steps: (0..3)
+            .map(|n| StepReport {
+                name: format!("part {n}"),
+                status: StepStatus::Succeeded,
+                output: Some(json!(big)),
+                error: None,
+            })
+            .collect(),
+        ..StateReport::default()
+    };
+    alice.report(&flow.id, report, None).unwrap();
+    let read = alice.flow(&flow.id).unwrap();
+    assert_eq!(read.state.as_ref().unwrap()["notes"].as_str().unwrap(), big);
+    let steps = alice.steps(&flow.id).unwrap();
+    assert_eq!(steps.len(), 3);
+    assert!(steps.iter().all(|step| step.output.as_ref().unwrap().as_str() == Some(&big)));
 }
