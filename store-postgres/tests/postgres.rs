@@ -275,3 +275,28 @@ fn a_batch_larger_than_the_sockets_buffers_goes_and_comes_back_whole() {
     assert_eq!(steps.len(), 3);
     assert!(steps.iter().all(|step| step.output.as_ref().unwrap().as_str() == Some(&big)));
 }
+
+/// A server that takes the connection and never answers the log-in is given up on after the
+/// connect timeout, as one that does not take it at all.
+#[test]
+fn a_server_that_never_answers_the_log_in_is_given_up_on() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let taken: Vec<_> = silent.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(3));
+        drop(taken);
+    });
+    let quick = OpenOptions {
+        connect_timeout: Duration::from_millis(300),
+        retry_for: Duration::from_millis(300),
+        ..OpenOptions::default()
+    };
+    let url = format!("postgres://taskflow@127.0.0.1:{port}/postgres");
+    let started = std::time::Instant::now();
+    let error = PostgresStore::open(&url, &quick).unwrap_err();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(3), "given up on before the server let go: {waited:?}");
+    assert_eq!(error.storage_kind(), Some(StorageErrorKind::Unavailable), "{error}");
+    held.join().unwrap();
+}
