@@ -4,10 +4,13 @@
 //! first reads what it missed from the store itself, so it gets every event after the one it
 //! saw, in order, once.
 //!
-//! Each event is rendered as a server-sent event once, when it is read, and a watcher passes on
-//! the text of its part of a batch in one piece: a hundred watchers cost a hundred writes per
-//! read of the feed, not a hundred encodings and writes per event.
+//! Each event is rendered as a server-sent event once, when it is read, into one buffer for the
+//! whole read, and a watcher passes on its part of a batch in one piece: where it wants a run
+//! of the batch's events one after another (a watcher of all its owner's flows, when one owner
+//! writes), that piece is a view of the shared buffer, not a copy. A hundred watchers cost a
+//! hundred writes per read of the feed, not a hundred encodings and copies of each event.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,28 +23,35 @@ const BUFFER: usize = 256;
 /// Most events one read of the store returns.
 const PAGE: u32 = 1000;
 
-/// An event and its text on the wire.
-struct Published {
-    event: Event,
-    /// `id: …`, `event: flow|step`, `data: {json}` and the blank line that ends it.
-    sse: Bytes,
+/// The events of one read of the store, oldest first, and their text on the wire, one after
+/// another in one buffer.
+struct Batch {
+    events: Vec<Event>,
+    /// Where each event's text ends in `text`.
+    ends: Vec<usize>,
+    /// For each event: `id: …`, `event: flow|step`, `data: {json}` and the blank line that
+    /// ends it.
+    text: Bytes,
 }
 
-impl Published {
-    fn new(event: Event) -> Published {
-        let kind = match event.change {
-            Change::Flow { .. } => "flow",
-            Change::Step { .. } => "step",
-        };
-        // serde_json writes no line breaks, so the data fits one `data:` line.
-        let data = serde_json::to_string(&event).unwrap_or_default();
-        let sse = format!("id: {}\nevent: {kind}\ndata: {data}\n\n", event.id);
-        Published { event, sse: Bytes::from(sse) }
+impl Batch {
+    fn new(events: Vec<Event>) -> Batch {
+        let mut text = Vec::new();
+        let mut ends = Vec::with_capacity(events.len());
+        for event in &events {
+            let kind = match event.change {
+                Change::Flow { .. } => "flow",
+                Change::Step { .. } => "step",
+            };
+            // serde_json writes no line breaks, so the data fits one `data:` line.
+            let _ = write!(text, "id: {}\nevent: {kind}\ndata: ", event.id);
+            let _ = serde_json::to_writer(&mut text, event);
+            text.extend_from_slice(b"\n\n");
+            ends.push(text.len());
+        }
+        Batch { events, ends, text: Bytes::from(text) }
     }
 }
-
-/// The events of one read of the store, oldest first.
-type Batch = Vec<Published>;
 
 /// What a watcher wants: one owner's events after an id, of one flow or all.
 struct Interest<'a> {
@@ -53,19 +63,34 @@ struct Interest<'a> {
 impl Interest<'_> {
     /// The text of the events of `batch` it wants, in one piece (empty if none), and the id of
     /// the last of them.
-    fn take(&mut self, batch: &[Published]) -> Bytes {
-        let mut text = BytesMut::new();
-        for published in batch {
-            let event = &published.event;
+    fn take(&mut self, batch: &Batch) -> Bytes {
+        // The runs of wanted events, as ranges of the batch's text.
+        let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut start = 0;
+        for (event, &end) in batch.events.iter().zip(&batch.ends) {
             if event.id > self.last
                 && event.owner == self.owner
                 && self.flow.is_none_or(|flow| *flow == event.flow_id)
             {
                 self.last = event.id;
-                text.extend_from_slice(&published.sse);
+                match runs.last_mut() {
+                    Some(run) if run.end == start => run.end = end,
+                    _ => runs.push(start..end),
+                }
+            }
+            start = end;
+        }
+        match runs.as_slice() {
+            [] => Bytes::new(),
+            [run] => batch.text.slice(run.clone()),
+            runs => {
+                let mut text = BytesMut::new();
+                for run in runs {
+                    text.extend_from_slice(&batch.text[run.clone()]);
+                }
+                text.freeze()
             }
         }
-        text.freeze()
     }
 }
 
@@ -98,8 +123,7 @@ impl Feed {
                 let full = events.len() == PAGE as usize;
                 if let Some(last) = events.last() {
                     after = last.id;
-                    let batch: Batch = events.into_iter().map(Published::new).collect();
-                    let _ = self.sender.send(Arc::new(batch));
+                    let _ = self.sender.send(Arc::new(Batch::new(events)));
                 }
                 if full {
                     continue;
@@ -130,8 +154,7 @@ impl Feed {
                 let page = tokio::task::spawn_blocking(move || handle.events(&query)).await;
                 let Ok(Ok(page)) = page else { return };
                 let full = page.len() == PAGE as usize;
-                let batch: Batch = page.into_iter().map(Published::new).collect();
-                let text = interest.take(&batch);
+                let text = interest.take(&Batch::new(page));
                 if !text.is_empty() && out.send(text).await.is_err() {
                     return;
                 }
@@ -200,6 +223,53 @@ async fn read(taskflow: &TaskFlow, after: u64) -> Result<Vec<Event>, taskflow_st
 mod tests {
     use super::*;
     use taskflow_store::{Durability, NewFlow};
+
+    /// A step event of `owner`'s flow `flow`, with id `id`.
+    fn event(id: u64, owner: &str, flow: &str) -> Event {
+        Event {
+            id,
+            flow_id: flow.parse().unwrap(),
+            owner: owner.to_owned(),
+            at: Timestamp::now(),
+            change: Change::Step {
+                seq: 1,
+                name: "fetch".to_owned(),
+                status: taskflow_store::StepStatus::Succeeded,
+                attempt: 1,
+            },
+        }
+    }
+
+    /// What a watcher of `owner` (and `flow`) after `last` takes from `batch`: the ids of the
+    /// events whose text it passes on, in order, and its last id after.
+    fn check(batch: &[(u64, &str, &str)], owner: &str, flow: Option<&str>, last: u64, ids: &[u64]) {
+        let events: Vec<Event> =
+            batch.iter().map(|&(id, owner, flow)| event(id, owner, flow)).collect();
+        let batch = Batch::new(events);
+        let flow: Option<FlowId> = flow.map(|flow| flow.parse().unwrap());
+        let mut interest = Interest { owner, flow: flow.as_ref(), last };
+        let text = interest.take(&batch);
+        let mut expected = String::new();
+        for event in batch.events.iter().filter(|event| ids.contains(&event.id)) {
+            let kind = "step";
+            let data = serde_json::to_string(event).unwrap();
+            expected += &format!("id: {}\nevent: {kind}\ndata: {data}\n\n", event.id);
+        }
+        assert_eq!(std::str::from_utf8(&text).unwrap(), expected, "{owner} {flow:?} after {last}");
+        assert_eq!(interest.last, ids.last().copied().unwrap_or(last));
+    }
+
+    #[test]
+    fn a_watcher_takes_its_owners_events_after_its_last_one_in_order() {
+        let batch = [(1, "alice", "a"), (2, "alice", "b"), (3, "bob", "c"), (4, "alice", "a")];
+        check(&batch, "alice", None, 0, &[1, 2, 4]);
+        check(&batch, "alice", Some("a"), 0, &[1, 4]);
+        check(&batch, "alice", None, 1, &[2, 4]);
+        check(&batch, "alice", None, 4, &[]);
+        check(&batch, "bob", None, 0, &[3]);
+        check(&batch, "carol", None, 0, &[]);
+        check(&batch[..2], "alice", None, 0, &[1, 2]);
+    }
 
     #[tokio::test]
     async fn retention_deletes_events_past_their_age_and_keeps_the_newest() {

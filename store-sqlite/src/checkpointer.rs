@@ -9,9 +9,16 @@
 //! gets there by itself: each of its passes ends behind the commits made while it copied, the
 //! next transaction finds the log unfinished, and the log grows without end (every commit a
 //! checkpoint of its own, every frame a new block of the file). So once a pass of the thread
-//! has copied everything that was in the log when it began, the next commit past the limit
-//! copies the rest, the commits made during that pass, itself: a few commits' pages instead of
-//! the whole log, after which the next transaction starts the log over.
+//! has copied everything that was in the log when it began, the writing connection copies the
+//! rest, the commits made during that pass, itself, just before its next transaction begins: a
+//! few commits' pages instead of the whole log, after which that transaction starts the log
+//! over. It does so before a transaction rather than inside the commit before it, so the
+//! writes that commit carried are answered without waiting for the copy and its syncs.
+//!
+//! Readers do not keep that copy from finishing as a rule: a read transaction holds back only
+//! the frames committed after it began, and the store's reads (the change feed's among them)
+//! are short. A copy that a reader did cut short leaves the log as it was; the next commit past
+//! the limit asks the thread again.
 //!
 //! The thread starts the first time the log passes the limit and ends when the writing
 //! connection is closed.
@@ -36,8 +43,8 @@ struct Progress(AtomicU8);
 const IDLE: u8 = 0;
 /// The thread is copying.
 const COPYING: u8 = 1;
-/// The thread copied everything the log held when its pass began: the next commit past the
-/// limit copies what came after.
+/// The thread copied everything the log held when its pass began: the writing connection
+/// copies what came after before its next transaction.
 const CAUGHT_UP: u8 = 2;
 
 impl Progress {
@@ -50,42 +57,52 @@ impl Progress {
     }
 }
 
+/// The writing connection's part of the copying: the log's tail, once the thread has caught up.
+pub(crate) struct Tail {
+    progress: Arc<Progress>,
+}
+
+impl Tail {
+    /// Copies into the database what the log gained since the thread's last pass, if that
+    /// pass caught up, so that the transaction `conn` begins next starts the log over. Call
+    /// it on the writing connection, outside a transaction.
+    pub(crate) fn copy(&self, conn: &Connection) {
+        if self.progress.get() == CAUGHT_UP {
+            self.progress.set(IDLE);
+            // Like the thread's, a copy that fails or is cut short is asked for again past
+            // the limit.
+            let _ = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE);
+        }
+    }
+}
+
 /// Has `conn` ask a checkpointer thread for a checkpoint once its log holds more than
-/// [`LIMIT`] pages, in place of SQLite's checkpoint in the commit, and copy the log's tail
-/// itself once the thread has caught up (see the module's doc).
+/// [`LIMIT`] pages, in place of SQLite's checkpoint in the commit. The returned [`Tail`]
+/// copies the rest once the thread has caught up (see the module's doc).
 pub(crate) fn attach(
     conn: &mut Connection,
     path: PathBuf,
     busy_timeout: Duration,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Tail> {
     let mut asks: Option<SyncSender<()>> = None;
     let progress = Arc::new(Progress::default());
-    conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
-        if pages < LIMIT {
+    let shared = Arc::clone(&progress);
+    conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+        if pages < LIMIT || progress.get() != IDLE {
             return Ok(());
         }
-        match progress.get() {
-            COPYING => {}
-            CAUGHT_UP => {
-                progress.set(IDLE);
-                // Like the thread's, a checkpoint that fails is tried again past the limit.
-                let _ = wal.checkpoint_v2(CheckpointMode::PASSIVE);
-            }
-            _ => {
-                let ask = asks.get_or_insert_with(|| {
-                    start(path.clone(), busy_timeout, Arc::clone(&progress))
-                });
-                progress.set(COPYING);
-                // A full channel means a checkpoint is asked for already; a closed one, that the
-                // thread could not start, and the next commit past the limit tries again.
-                if let Err(TrySendError::Disconnected(())) = ask.try_send(()) {
-                    progress.set(IDLE);
-                    asks = None;
-                }
-            }
+        let ask =
+            asks.get_or_insert_with(|| start(path.clone(), busy_timeout, Arc::clone(&progress)));
+        progress.set(COPYING);
+        // A full channel means a checkpoint is asked for already; a closed one, that the
+        // thread could not start, and the next commit past the limit tries again.
+        if let Err(TrySendError::Disconnected(())) = ask.try_send(()) {
+            progress.set(IDLE);
+            asks = None;
         }
         Ok(())
-    }))
+    }))?;
+    Ok(Tail { progress: shared })
 }
 
 /// Starts the checkpointer thread; it runs until the returned sender is dropped.

@@ -91,6 +91,8 @@ pub struct SqliteStore {
 pub(crate) struct Inner {
     /// Every write goes through this connection.
     conn: Mutex<Connection>,
+    /// Copies the log's tail into the database before a write transaction, when due.
+    tail: checkpointer::Tail,
     /// Reads go through this one, opened at the first read: in WAL mode a read sees the last
     /// commit while the writer works on the next, so reads neither wait for writes nor hold
     /// them up.
@@ -154,9 +156,11 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", synchronous).map_err(sqlite)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sqlite)?;
-        checkpointer::attach(&mut conn, path.clone(), options.busy_timeout).map_err(sqlite)?;
+        let tail =
+            checkpointer::attach(&mut conn, path.clone(), options.busy_timeout).map_err(sqlite)?;
         let inner = Inner {
             conn: Mutex::new(conn),
+            tail,
             reader: Mutex::new(None),
             busy_timeout: options.busy_timeout,
             known: Mutex::default(),
@@ -192,6 +196,7 @@ impl Inner {
         counted: bool,
     ) -> Result<T> {
         let conn = self.lock();
+        self.tail.copy(&conn);
         if counted {
             // Under the connection's lock, so a checkpoint reads it in order with the writes.
             self.other_writes.fetch_add(1, Ordering::Relaxed);
