@@ -73,11 +73,14 @@ pub(crate) fn flush_and_commit(tx: Transaction<'_>) -> Result<()> {
 }
 
 /// Whether a change may give a worker something to do: a flow queued (or queued again), one
-/// waiting for a time or a signal, a cancel requested.
+/// waiting for a time or a signal, a cancel requested. A change of the lease alone (a claim)
+/// gives nobody anything: waking every worker for it would have them all look for flows, and
+/// a NOTIFY serializes its transaction's commit with every other one that notifies.
 fn wakes_workers(change: &Change) -> bool {
     match change {
         Change::Flow { status, fields, .. } => {
-            matches!(status, FlowStatus::Queued | FlowStatus::Waiting)
+            let beyond_lease = fields.iter().any(|field| field != "lease");
+            (matches!(status, FlowStatus::Queued | FlowStatus::Waiting) && beyond_lease)
                 || fields.iter().any(|field| field == "cancel_requested_at")
         }
         Change::Step { .. } => false,
@@ -825,5 +828,34 @@ impl Transaction<'_> {
             return Ok(());
         }
         self.text("LOCK TABLE events IN SHARE MODE")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(status: FlowStatus, fields: &[&str], wakes: bool) {
+        let change = Change::Flow {
+            revision: 2,
+            status,
+            current_step: None,
+            fields: fields.iter().map(|field| (*field).to_owned()).collect(),
+        };
+        assert_eq!(wakes_workers(&change), wakes, "{status} after a change of {fields:?}");
+    }
+
+    #[test]
+    fn a_commit_wakes_the_workers_when_it_gives_them_something_to_do() {
+        check(FlowStatus::Queued, &["name", "sync_mode", "status"], true);
+        check(FlowStatus::Queued, &["status", "error"], true);
+        check(FlowStatus::Waiting, &["status", "wait", "wake_at", "lease"], true);
+        check(FlowStatus::Running, &["cancel_requested_at"], true);
+        check(FlowStatus::Queued, &["cancel_requested_at", "lease"], true);
+        // A claim: the lease alone.
+        check(FlowStatus::Queued, &["lease"], false);
+        check(FlowStatus::Waiting, &["lease"], false);
+        check(FlowStatus::Running, &["status", "lease"], false);
+        check(FlowStatus::Succeeded, &["status", "ended_at"], false);
     }
 }
