@@ -144,6 +144,14 @@ impl Conn {
         self.driver.send_unawaited(self.client.batch_execute(sql));
     }
 
+    /// Sends the prepared statement `sql` without waiting for the server's answer, which is
+    /// then never known (nor its failure, nor one to prepare it).
+    pub fn execute_unawaited(&mut self, sql: &'static str, params: Params<'_>) {
+        if let Ok(statement) = self.statement(sql) {
+            self.driver.send_unawaited(self.client.execute(&statement, params));
+        }
+    }
+
     /// A query sent as text, unprepared (for statements run once, like a schema's).
     pub fn query_text(
         &mut self,

@@ -206,12 +206,18 @@ impl<'s> Transaction<'s> {
             self.committed.set(true);
             return Ok(());
         }
-        self.commit_after(&[])
+        self.commit_after(&[], &[])
     }
 
-    /// Runs `statements`, then commits, in one round trip (the events and wake-ups a write
-    /// collected: `tx::flush_and_commit`).
-    pub(crate) fn commit_after(self, statements: &[(&'static str, Params<'_>)]) -> Result<()> {
+    /// Runs `statements`, then commits, in one round trip (the events a write collected:
+    /// `tx::flush_and_commit`); once committed, sends `then` outside the transaction without
+    /// waiting for their answers, which are never known (the wake-ups: a transaction that
+    /// notifies commits one at a time with every other that does, so the writes do not).
+    pub(crate) fn commit_after(
+        self,
+        statements: &[(&'static str, Params<'_>)],
+        then: &[(&'static str, Params<'_>)],
+    ) -> Result<()> {
         if !self.begun.get() {
             if self.queued.borrow().is_empty() && statements.is_empty() {
                 self.committed.set(true);
@@ -227,6 +233,12 @@ impl<'s> Transaction<'s> {
         let done = self.send(&requests).map(drop);
         // Committed or rolled back by the server either way: nothing is left to roll back.
         self.committed.set(true);
+        if done.is_ok() {
+            let mut conn = self.conn.borrow_mut();
+            for (sql, params) in then {
+                conn.execute_unawaited(sql, params);
+            }
+        }
         done
     }
 }

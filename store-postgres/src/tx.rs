@@ -35,8 +35,8 @@ use taskflow_store::list_query::{ListFilters, ListValue, list_values};
 /// The channel on which a commit wakes the workers: the payload is a flow id.
 pub const WAKE_CHANNEL: &str = "taskflow_wake";
 
-/// Writes the events `tx` collected (with their ids, in order) and the wake-ups, and commits,
-/// in one round trip.
+/// Writes the events `tx` collected (with their ids, in order) and commits, in one round
+/// trip, then sends the wake-ups (delivered only once the write committed).
 pub(crate) fn flush_and_commit(tx: Transaction<'_>) -> Result<()> {
     let events = std::mem::take(&mut *tx.events.borrow_mut());
     let mut wakes = std::mem::take(&mut *tx.wakes.borrow_mut());
@@ -56,7 +56,8 @@ pub(crate) fn flush_and_commit(tx: Transaction<'_>) -> Result<()> {
     let ids: Vec<&str> = wakes.iter().map(FlowId::as_str).collect();
     let insert: [&(dyn ToSql + Sync); 4] = [&flows, &owners, &ats, &changes];
     let notify: [&(dyn ToSql + Sync); 2] = [&WAKE_CHANNEL, &ids];
-    let mut statements: Vec<(&'static str, Params<'_>)> = Vec::with_capacity(2);
+    let mut statements: Vec<(&'static str, Params<'_>)> = Vec::with_capacity(1);
+    let mut then: Vec<(&'static str, Params<'_>)> = Vec::with_capacity(1);
     if !events.is_empty() {
         statements.push((
             "INSERT INTO events (id, flow_id, owner, at, change) \
@@ -67,9 +68,9 @@ pub(crate) fn flush_and_commit(tx: Transaction<'_>) -> Result<()> {
         ));
     }
     if !ids.is_empty() {
-        statements.push(("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id", &notify));
+        then.push(("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id", &notify));
     }
-    tx.commit_after(&statements)
+    tx.commit_after(&statements, &then)
 }
 
 /// Whether a change may give a worker something to do: a flow queued (or queued again), one
