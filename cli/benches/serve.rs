@@ -253,7 +253,6 @@ fn main() {
         let mut delivered = 0;
         for _ in 0..rounds {
             round += 1;
-            eprintln!("DBG round plain");
             let (serve_before, client_before) = (serve.cpu(), cpu_of("self"));
             let (took, mut round_latencies) =
                 http_round(&clients, &serve.url, round, per_connection).await;
@@ -263,7 +262,6 @@ fn main() {
             latencies.append(&mut round_latencies);
 
             let watchers = Watchers::start(&serve.url).await;
-            eprintln!("DBG round watched");
             round += 1;
             let (serve_before, client_before) = (serve.cpu(), cpu_of("self"));
             let (took, _) = http_round(&clients, &serve.url, round, per_connection).await;
