@@ -31,6 +31,15 @@ impl Harness for Postgres {
 
 taskflow_store::conformance_tests!(Postgres);
 
+/// Options that give up on a server within a third of a second.
+fn impatient() -> OpenOptions {
+    OpenOptions {
+        connect_timeout: Duration::from_millis(300),
+        retry_for: Duration::from_millis(300),
+        ..OpenOptions::default()
+    }
+}
+
 fn server() -> postgres::Client {
     postgres::Client::connect(&taskflow_store_postgres::scratch::server_url(), postgres::NoTls)
         .unwrap()
@@ -55,11 +64,7 @@ fn the_password_of_the_url_never_reaches_a_message() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let quick = OpenOptions {
-        connect_timeout: Duration::from_millis(300),
-        retry_for: Duration::from_millis(300),
-        ..OpenOptions::default()
-    };
+    let quick = impatient();
     let nowhere = format!("postgres://taskflow:s3cret-pw@127.0.0.1:{port}/postgres");
     let error = PostgresStore::open(&nowhere, &quick).unwrap_err();
     let message = format!("{error} {error:?}");
@@ -287,11 +292,7 @@ fn a_server_that_never_answers_the_log_in_is_given_up_on() {
         std::thread::sleep(Duration::from_secs(3));
         drop(taken);
     });
-    let quick = OpenOptions {
-        connect_timeout: Duration::from_millis(300),
-        retry_for: Duration::from_millis(300),
-        ..OpenOptions::default()
-    };
+    let quick = impatient();
     let url = format!("postgres://taskflow@127.0.0.1:{port}/postgres");
     let started = std::time::Instant::now();
     let error = PostgresStore::open(&url, &quick).unwrap_err();
