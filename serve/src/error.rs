@@ -5,7 +5,8 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -92,8 +93,20 @@ impl IntoResponse for HttpError {
         error.insert("code".to_owned(), json!(self.code));
         error.insert("message".to_owned(), json!(self.message));
         error.extend(self.details);
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut answer = (self.status, Json(json!({ "error": error }))).into_response();
+        if refused_unread(self.status) {
+            answer.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        answer
     }
+}
+
+/// Whether an answer of `status` may be given before the request's body was read (a wrong
+/// token, a body past the limit). The connection then closes once the answer is sent, since
+/// the rest of the body may still be on its way; the answer says so, so that the client does
+/// not send its next request on a connection that is closing.
+fn refused_unread(status: StatusCode) -> bool {
+    status == StatusCode::UNAUTHORIZED || status == StatusCode::PAYLOAD_TOO_LARGE
 }
 
 impl From<Error> for HttpError {
@@ -144,5 +157,23 @@ impl From<JsonRejection> for HttpError {
             return HttpError::new(status, "too_large", message);
         }
         HttpError::bad_request(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn closes(error: HttpError) -> bool {
+        let answer = error.into_response();
+        answer.headers().get(CONNECTION).is_some_and(|value| value == "close")
+    }
+
+    #[test]
+    fn a_refusal_before_the_body_is_read_says_the_connection_closes() {
+        assert!(closes(HttpError::unauthorized()));
+        assert!(closes(HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "8 MiB")));
+        assert!(!closes(HttpError::not_found("flow f")));
+        assert!(!closes(HttpError::refused("an illegal transition")));
     }
 }

@@ -18,9 +18,10 @@
 //! statements travel together where nothing waits on their answers: `BEGIN` goes with the
 //! first statement, and writes whose answer nobody needs ([`Transaction::queue`]) go ahead of
 //! the next statement or of the `COMMIT`; a read-only transaction's `COMMIT` is sent without
-//! waiting for its answer, so a read of one query is one round trip. A pooled connection the server has closed (a restart)
-//! is found out by the first round trip; nothing of the transaction has run then, so it is sent
-//! again on a fresh connection, waiting with backoff while the server cannot be reached.
+//! waiting for its answer, so a read of one query is one round trip. A pooled connection the
+//! server has closed (a restart) is found out by the first round trip; nothing of the
+//! transaction has run then, so it is sent again on a fresh connection, waiting with backoff
+//! while the server cannot be reached.
 //!
 //! [`StoreTx`]: taskflow_store::StoreTx
 
