@@ -188,7 +188,6 @@ pub(crate) struct Manager {
 /// How to connect to `location`, with a connect timeout and the application's name.
 pub(crate) fn settings(location: &Location, connect_timeout: Duration) -> Settings {
     let mut config = location.config.clone();
-    config.connect_timeout(connect_timeout);
     if config.get_application_name().is_none() {
         config.application_name("taskflow");
     }
