@@ -156,27 +156,36 @@ fn ms(duration: Duration) -> f64 {
 
 /// Watchers on the event stream, each counting the events it receives (the blank lines that
 /// end them, found by a vectorised search for line breaks, so the counting costs little beside
-/// serve's work: the watchers share the machine's cores with it), until dropped.
+/// serve's work: the watchers share the machine's cores with it), until dropped. They run on a
+/// runtime of their own, as clients apart from the load: on the load's runtime, the load's
+/// requests would wait in its task queue behind the watchers' reads, which slows the load
+/// itself, not serve.
 struct Watchers {
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
     received: Arc<AtomicU64>,
 }
 
 impl Watchers {
     async fn start(url: &str) -> Watchers {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("watcher")
+            .enable_all()
+            .build()
+            .unwrap();
         let received = Arc::new(AtomicU64::new(0));
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let mut tasks = Vec::new();
+        let mut connected = Vec::new();
         for _ in 0..WATCHERS {
-            let response = client
-                .get(format!("{url}/v1/events"))
-                .header("accept", "text/event-stream")
-                .send()
-                .await
-                .unwrap();
-            assert!(response.status().is_success());
+            let (ready, watching) = tokio::sync::oneshot::channel();
+            connected.push(watching);
+            let request =
+                client.get(format!("{url}/v1/events")).header("accept", "text/event-stream").send();
             let received = received.clone();
-            tasks.push(tokio::spawn(async move {
+            runtime.spawn(async move {
+                let response = request.await.unwrap();
+                assert!(response.status().is_success());
+                let _ = ready.send(());
                 let mut body = response.bytes_stream();
                 // Where the last line break was, counted from the end of the chunks so far.
                 let mut newline_back = usize::MAX;
@@ -197,16 +206,19 @@ impl Watchers {
                     };
                     received.fetch_add(ends, Ordering::Relaxed);
                 }
-            }));
+            });
         }
-        Watchers { tasks, received }
+        for watching in connected {
+            watching.await.expect("a watcher connects");
+        }
+        Watchers { runtime: Some(runtime), received }
     }
 }
 
 impl Drop for Watchers {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
