@@ -266,7 +266,7 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
     let plan = taskflow_engine::pipeline::load(Path::new(pipeline), &Actions::builtin())
         .expect("the pipeline loads");
     let effects = tempfile::NamedTempFile::new().expect("a temporary file");
-    let mut running: Vec<Child> = (0..count)
+    let mut running: Vec<workers::Worker> = (0..count)
         .map(|n| workers::worker(&db, &format!("host-{n}"), effects.path(), 16))
         .collect();
     let mut client = Client::connect(&db, NoTls).expect("the test server");

@@ -26,9 +26,21 @@ pub fn taskflow(db: &str) -> Command {
     command
 }
 
+/// A running `taskflow worker`, killed (SIGKILL) and reaped when dropped: a test or a bench
+/// that fails half-way leaves no worker polling the database behind it.
+pub struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Killed and reaped already when [`kill`] ran: then both fail, and nothing is left.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A worker on `db` calling itself `host`, running at most `concurrency` flows at once, with
 /// 2 s leases, polling every 200 ms.
-pub fn worker(db: &str, host: &str, effects: &Path, concurrency: usize) -> Child {
+pub fn worker(db: &str, host: &str, effects: &Path, concurrency: usize) -> Worker {
     worker_to(db, host, effects, concurrency, Stdio::null())
 }
 
@@ -39,8 +51,8 @@ pub fn worker_to(
     effects: &Path,
     concurrency: usize,
     stderr: impl Into<Stdio>,
-) -> Child {
-    taskflow(db)
+) -> Worker {
+    let child = taskflow(db)
         .args(["worker", "--concurrency", &concurrency.to_string()])
         .args(["--lease-ms", "2000", "--poll-ms", "200", "--grace-ms", "100"])
         .env("TASKFLOW_HOST", host)
@@ -49,7 +61,8 @@ pub fn worker_to(
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
-        .unwrap()
+        .unwrap();
+    Worker(child)
 }
 
 /// Queues `count` runs of `pipeline`, ids `f-0` …, from four processes at once.
@@ -119,8 +132,8 @@ pub fn executions(effects: &Path) -> HashMap<String, usize> {
     runs
 }
 
-/// Kills `child` with SIGKILL and reaps it.
-pub fn kill(child: &mut Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
+/// Kills `worker` with SIGKILL and reaps it.
+pub fn kill(worker: &mut Worker) {
+    worker.0.kill().unwrap();
+    worker.0.wait().unwrap();
 }
