@@ -288,7 +288,10 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
     for child in &mut running {
         workers::kill(child);
     }
-    for (batch, span) in [("first batch, the workers just started", &first), ("second", &span)] {
+    for (batch, span) in [
+        ("first batch, the workers just started", &first),
+        ("second batch, the one measured", &span),
+    ] {
         eprintln!(
             "{count} worker(s), {batch}: {FLOWS} flows in {:.2} s from the first step to the \
              last; a step took {:.0} ms on average (the server answers after 50 ms); the last \

@@ -32,7 +32,7 @@ pub struct Worker(Child);
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        // Killed and reaped already when [`kill`] ran: then both fail, and nothing is left.
+        // After [`kill`] the process is reaped already, and std sends it nothing more.
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
