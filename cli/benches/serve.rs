@@ -150,6 +150,13 @@ struct Cpu {
     client_watched: Option<f64>,
 }
 
+/// What the watchers received in all the watched rounds, and how many reports those rounds made.
+struct Delivered {
+    events: u64,
+    bytes: u64,
+    reports: usize,
+}
+
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
@@ -163,6 +170,8 @@ fn ms(duration: Duration) -> f64 {
 struct Watchers {
     runtime: Option<tokio::runtime::Runtime>,
     received: Arc<AtomicU64>,
+    /// The bytes of the event stream they received, all together.
+    bytes: Arc<AtomicU64>,
 }
 
 impl Watchers {
@@ -174,6 +183,7 @@ impl Watchers {
             .build()
             .unwrap();
         let received = Arc::new(AtomicU64::new(0));
+        let bytes = Arc::new(AtomicU64::new(0));
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let mut connected = Vec::new();
         for _ in 0..WATCHERS {
@@ -181,7 +191,7 @@ impl Watchers {
             connected.push(watching);
             let request =
                 client.get(format!("{url}/v1/events")).header("accept", "text/event-stream").send();
-            let received = received.clone();
+            let (received, bytes) = (received.clone(), bytes.clone());
             runtime.spawn(async move {
                 let response = request.await.unwrap();
                 assert!(response.status().is_success());
@@ -205,13 +215,14 @@ impl Watchers {
                         None => newline_back.saturating_add(chunk.len()),
                     };
                     received.fetch_add(ends, Ordering::Relaxed);
+                    bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }
             });
         }
         for watching in connected {
             watching.await.expect("a watcher connects");
         }
-        Watchers { runtime: Some(runtime), received }
+        Watchers { runtime: Some(runtime), received, bytes }
     }
 }
 
@@ -262,7 +273,7 @@ fn main() {
         let (mut plain_cpu, mut watched_cpu) = (Vec::new(), Vec::new());
         let (mut client_cpu, mut client_watched_cpu) = (Vec::new(), Vec::new());
         let mut latencies = Vec::new();
-        let mut delivered = 0;
+        let (mut delivered, mut delivered_bytes) = (0, 0);
         for _ in 0..rounds {
             round += 1;
             let (serve_before, client_before) = (serve.cpu(), cpu_of("self"));
@@ -283,6 +294,7 @@ fn main() {
             watched_cpu.extend(cpu_per_report(serve_before, serve.cpu(), reports));
             client_watched_cpu.extend(cpu_per_report(client_before, cpu_of("self"), reports));
             delivered += watchers.received.load(Ordering::Relaxed);
+            delivered_bytes += watchers.bytes.load(Ordering::Relaxed);
         }
         latencies.sort();
         let (p50, p99, max) =
@@ -293,6 +305,8 @@ fn main() {
             client: median_of(&mut client_cpu),
             client_watched: median_of(&mut client_watched_cpu),
         };
+        let delivered =
+            Delivered { events: delivered, bytes: delivered_bytes, reports: rounds * reports };
         (median(&mut plain), median(&mut watched), delivered, p50, p99, max, cpu)
     });
     std::thread::sleep(Duration::from_secs(2));
@@ -328,8 +342,10 @@ fn main() {
         100.0 * http / in_process
     );
     println!(
-        "  with {WATCHERS} watchers  {watched:>9.0} reports/s  (writers {:+.1}%; {delivered} events delivered)",
-        100.0 * (watched - http) / http
+        "  with {WATCHERS} watchers  {watched:>9.0} reports/s  (writers {:+.1}%; {} events delivered, {:.0} KB of stream per report)",
+        100.0 * (watched - http) / http,
+        delivered.events,
+        delivered.bytes as f64 / 1000.0 / delivered.reports as f64,
     );
     let us = |cpu: Option<f64>| cpu.map_or("n/a".to_owned(), |us| format!("{us:.0} µs"));
     println!(
