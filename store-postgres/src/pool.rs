@@ -85,11 +85,10 @@ impl Conn {
             Tls::Rustls(tls) => Driver::connect(config, tls, *connect_timeout)?,
         };
         let mut conn = Conn { client, statements: HashMap::new(), driver };
-        match conn.driver.block_on(conn.client.batch_execute(SESSION)) {
-            // A server before PostgreSQL 12 has no such setting, and plans as it always did.
-            Err(error) if error.as_db_error().is_none() => Err(std::io::Error::other(error)),
-            _ => Ok(conn),
-        }
+        // Not waited for: it goes ahead of the connection's first request. A server before
+        // PostgreSQL 12 refuses it, and plans as it always did.
+        conn.send_unawaited(SESSION);
+        Ok(conn)
     }
 
     /// The statement for `sql`, prepared on first use.
