@@ -273,7 +273,7 @@ fn main() {
         let (mut plain_cpu, mut watched_cpu) = (Vec::new(), Vec::new());
         let (mut client_cpu, mut client_watched_cpu) = (Vec::new(), Vec::new());
         let mut latencies = Vec::new();
-        let (mut delivered, mut delivered_bytes) = (0, 0);
+        let mut delivered = Delivered { events: 0, bytes: 0, reports: rounds * reports };
         for _ in 0..rounds {
             round += 1;
             let (serve_before, client_before) = (serve.cpu(), cpu_of("self"));
@@ -293,8 +293,8 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             watched_cpu.extend(cpu_per_report(serve_before, serve.cpu(), reports));
             client_watched_cpu.extend(cpu_per_report(client_before, cpu_of("self"), reports));
-            delivered += watchers.received.load(Ordering::Relaxed);
-            delivered_bytes += watchers.bytes.load(Ordering::Relaxed);
+            delivered.events += watchers.received.load(Ordering::Relaxed);
+            delivered.bytes += watchers.bytes.load(Ordering::Relaxed);
         }
         latencies.sort();
         let (p50, p99, max) =
@@ -305,8 +305,6 @@ fn main() {
             client: median_of(&mut client_cpu),
             client_watched: median_of(&mut client_watched_cpu),
         };
-        let delivered =
-            Delivered { events: delivered, bytes: delivered_bytes, reports: rounds * reports };
         (median(&mut plain), median(&mut watched), delivered, p50, p99, max, cpu)
     });
     std::thread::sleep(Duration::from_secs(2));
