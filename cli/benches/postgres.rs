@@ -272,6 +272,7 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
     let mut client = Client::connect(&db, NoTls).expect("the test server");
     workers::wait_until(Duration::from_secs(30), || listening(&mut client) >= count);
     let mut batch = |name: &str| {
+        let busy_before = busy_cpu();
         // All at once, each on a connection of its own, so that the flows are queued within a
         // few commits of each other rather than one commit after another.
         runtime.block_on(futures_util::future::join_all((0..FLOWS).map(|n| {
@@ -279,8 +280,11 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
             let (engine, spec) = (&engine, &plan.spec);
             async move { engine.create(spec, Some(id)).await.expect("a queued flow") }
         })));
-        let span = span_once_done(&mut client, count, &format!("{name}-%"));
+        let mut span = span_once_done(&mut client, count, &format!("{name}-%"));
         assert!(span.steps >= FLOWS as i64 * STEPS_PER_IO_FLOW, "every step ran");
+        span.busy_per_flow = busy_before
+            .zip(busy_cpu())
+            .map(|(before, after)| (after - before).as_secs_f64() * 1000.0 / FLOWS as f64);
         span
     };
     let first = batch("first");
@@ -296,12 +300,16 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
             "{count} worker(s), {batch}: {FLOWS} flows in {:.2} s from the first step to the \
              last; a step took {:.0} ms on average (the server answers after 50 ms); the last \
              flow began {} ms after the first (the flows were queued within {} ms, and began \
-             {:.0} ms after they were queued on average)",
+             {:.0} ms after they were queued on average){}",
             span.millis as f64 / 1000.0,
             span.step_millis,
             span.starts_millis,
             span.created_millis,
             span.waited_millis,
+            span.busy_per_flow.map_or(String::new(), |busy| format!(
+                "; the machine's processors were busy {busy:.1} ms per flow, from the first \
+                 flow queued until the span was read"
+            )),
         );
     }
     Duration::from_millis(span.millis as u64)
@@ -347,6 +355,7 @@ fn span_once_done(client: &mut Client, workers: usize, flows: &str) -> Span {
             &[&flows],
         )
         .map(|row| Span {
+            busy_per_flow: None,
             millis: row.get(0),
             steps: row.get(1),
             step_millis: row.get(2),
@@ -370,6 +379,26 @@ struct Span {
     created_millis: i64,
     /// From a flow queued to its first step, on average.
     waited_millis: f64,
+    /// The time every processor of the machine was busy (any process), per flow, from the
+    /// first flow queued until the span was read; `None` where `/proc/stat` is missing.
+    busy_per_flow: Option<f64>,
+}
+
+/// How long the machine's processors have been busy since it started, all together (Linux:
+/// the `cpu` line of `/proc/stat`: user, nice, system, irq and softirq; not idle, I/O wait,
+/// time stolen by a hypervisor, nor the guest columns, which user already counts).
+fn busy_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line.split_whitespace().skip(1).map_while(|n| n.parse().ok()).collect();
+    let busy: u64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|&(column, _)| matches!(column, 0 | 1 | 2 | 5 | 6))
+        .map(|(_, ticks)| ticks)
+        .sum();
+    // The kernel counts in USER_HZ, 100 per second on every Linux architecture that matters.
+    Some(Duration::from_millis(busy * 10))
 }
 
 /// How many connections of the server wait for wake-ups (one per worker).
