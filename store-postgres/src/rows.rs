@@ -15,17 +15,21 @@ use tokio_postgres::types::FromSql;
 use crate::error::Pg;
 use crate::transaction::Transaction;
 
-/// The flow columns in the order [`flow_from_row`] reads them, from `flows` (no alias).
+/// The flow columns in the order [`flow_from_row`] reads them, from `flows` (no alias; other
+/// tables of the query may have columns of the same names).
 macro_rules! flow_columns {
     ($spec:literal) => {
         concat!(
-            "id, owner, name, sync_mode, controller, status, revision, goal, ",
-            "CASE sync_mode WHEN 'managed' THEN ",
+            "flows.id, flows.owner, flows.name, flows.sync_mode, flows.controller, ",
+            "flows.status, flows.revision, flows.goal, ",
+            "CASE flows.sync_mode WHEN 'managed' THEN ",
             "(SELECT s.name FROM steps s WHERE s.flow_id = flows.id ORDER BY s.seq DESC LIMIT 1) ",
-            "ELSE current_step END, state, wait, ",
+            "ELSE flows.current_step END, flows.state, flows.wait, ",
             $spec,
-            ", parent_flow_id, cancel_requested_at, lease_token, lease_host, lease_pid, ",
-            "lease_process_start, lease_expires_at, created_at, updated_at, ended_at, error, wake_at"
+            ", flows.parent_flow_id, flows.cancel_requested_at, flows.lease_token, ",
+            "flows.lease_host, flows.lease_pid, flows.lease_process_start, ",
+            "flows.lease_expires_at, flows.created_at, flows.updated_at, flows.ended_at, ",
+            "flows.error, flows.wake_at"
         )
     };
 }

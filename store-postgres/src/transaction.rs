@@ -26,10 +26,10 @@
 //! [`StoreTx`]: taskflow_store::StoreTx
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use taskflow_store::{Error, FlowId, NewEvent, Result, StorageError, StorageErrorKind};
+use taskflow_store::{Error, Flow, FlowId, NewEvent, Result, StorageError, StorageErrorKind};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -64,6 +64,9 @@ pub struct Transaction<'s> {
     queued: RefCell<Vec<(&'static str, Vec<Owned>)>>,
     /// The tree roots this transaction holds the lock of.
     locked: RefCell<HashSet<String>>,
+    /// Flows whose rows it read as it locked them (a claim's candidates), by id, until it
+    /// loads them: the flow and its lease token.
+    pub(crate) locked_rows: RefCell<HashMap<String, (Flow, Option<String>)>>,
     /// What it knows of rows without asking the server again.
     pub(crate) memo: RefCell<Memo>,
     /// The events it appends, written with their ids just before it commits.
@@ -88,6 +91,7 @@ impl<'s> Transaction<'s> {
             committed: Cell::new(false),
             queued: RefCell::default(),
             locked: RefCell::default(),
+            locked_rows: RefCell::default(),
             memo: RefCell::default(),
             events: RefCell::default(),
             wakes: RefCell::default(),
@@ -245,7 +249,7 @@ impl<'s> Transaction<'s> {
 }
 
 /// A query that should have answered one row (or at most one) answered `rows`.
-fn unexpected_rows(sql: &str, rows: usize) -> Error {
+pub(crate) fn unexpected_rows(sql: &str, rows: usize) -> Error {
     let statement = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
     Error::Storage(StorageError::new(
         StorageErrorKind::Other,

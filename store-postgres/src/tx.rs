@@ -28,7 +28,7 @@ use crate::rows::{
     signal_columns, signal_from_row, step_columns, step_from_row,
 };
 use crate::schedules;
-use crate::transaction::{Params, Transaction};
+use crate::transaction::{Params, Transaction, unexpected_rows};
 use crate::update;
 use taskflow_store::list_query::{ListFilters, ListValue, list_values};
 
@@ -137,30 +137,42 @@ fn lock_and_read_flow(
     );
     // The last step is read by a statement of its own, after the lock is granted: a
     // statement's snapshot is taken before it waits for a lock, and the writer it waited for
-    // need not have touched the root row.
+    // need not have touched the root row. The same statement asks for the flow's root (which
+    // never changes), for when the flow is not a root and so was not locked: one row, its step
+    // columns null when the flow has no step yet, its root null when there is no such flow.
+    const LAST_STEP_AND_ROOT: &str = concat!(
+        "SELECT ",
+        step_columns!(),
+        ", (SELECT root_id FROM flows WHERE id = $1) FROM (SELECT 1) AS one ",
+        "LEFT JOIN LATERAL (SELECT ",
+        step_columns!(),
+        " FROM steps WHERE flow_id = $1 ORDER BY seq DESC LIMIT 1) AS last ON true"
+    );
     const LAST_STEP: &str = concat!(
         "SELECT ",
         step_columns!(),
         " FROM steps WHERE flow_id = $1 ORDER BY seq DESC LIMIT 1"
     );
-    const ROOT_OF: &str = "SELECT root_id FROM flows WHERE id = $1";
     const LOCK: &str = "SELECT 1 FROM flows WHERE id = $1 FOR NO KEY UPDATE";
+    if !with_spec && let Some((flow, token)) = tx.locked_rows.borrow_mut().remove(id.as_str()) {
+        return Ok(owner.is_none_or(|owner| owner == flow.owner).then_some((flow, token)));
+    }
     let key: Params<'_> = &[&id.as_str()];
     let root_sql = if with_spec { ROOT_WITH_SPEC } else { ROOT_WITHOUT_SPEC };
-    let first = [
-        Request::Query(root_sql, key),
-        Request::Query(LAST_STEP, key),
-        Request::Query(ROOT_OF, key),
-    ];
-    let [flow, last, root] = rows_of(tx.send(&first)?);
+    let first = [Request::Query(root_sql, key), Request::Query(LAST_STEP_AND_ROOT, key)];
+    let mut answers = tx.send(&first)?.into_iter().map(rows);
+    let (flow, last) = (answers.next().unwrap_or_default(), answers.next().unwrap_or_default());
+    let Some(last) = last.first() else {
+        return Err(unexpected_rows(LAST_STEP_AND_ROOT, 0));
+    };
     if let Some(row) = flow.first() {
         tx.take_lock(id.as_str());
-        remember_last(tx, id, &last)?;
+        let step = get::<Option<String>>(last, 0)?.map(|_| step_from_row(last)).transpose()?;
+        tx.memo.borrow_mut().read_last(id.as_str(), step);
         let (flow, token) = flow_from_row(row)?;
         return Ok(owner.is_none_or(|owner| owner == flow.owner).then_some((flow, token)));
     }
-    let Some(root) = root.first() else { return Ok(None) };
-    let root: String = get(root, 0)?;
+    let Some(root) = get::<Option<String>>(last, last.len() - 1)? else { return Ok(None) };
     let (root_key, read): (Params<'_>, Params<'_>) = (&[&root], &[&id.as_str(), &owner]);
     let [lock, read, last] = [
         Request::Query(LOCK, root_key),
@@ -172,12 +184,6 @@ fn lock_and_read_flow(
     let (last, flow) = (answers.next().unwrap_or_default(), answers.next().unwrap_or_default());
     remember_last(tx, id, &last)?;
     flow.first().map(flow_from_row).transpose()
-}
-
-/// The rows of each answer to three queries.
-fn rows_of(answers: Vec<Answer>) -> [Vec<Row>; 3] {
-    let mut answers = answers.into_iter().map(rows);
-    std::array::from_fn(|_| answers.next().unwrap_or_default())
 }
 
 fn rows(answer: Answer) -> Vec<Row> {
@@ -259,6 +265,7 @@ impl StoreTx for Transaction<'_> {
         fields: FieldSet,
         new_token: Option<&str>,
     ) -> Result<bool> {
+        self.locked_rows.borrow_mut().remove(after.id.as_str());
         let mut values: Vec<Box<dyn ToSql + Sync>> = Vec::new();
         for field in fields.iter() {
             update::values(field, after, new_token, &mut values);
@@ -480,29 +487,36 @@ impl StoreTx for Transaction<'_> {
         macro_rules! candidates {
             ($lock:literal) => {
                 concat!(
-                    "SELECT f.id, f.owner, f.root_id FROM flows f ",
-                    "JOIN flows r ON r.id = f.root_id ",
-                    "WHERE f.sync_mode = 'managed' AND (f.status IN ('queued', 'running') ",
-                    "OR (f.status = 'waiting' AND f.wake_at IS NOT NULL AND f.wake_at <= $1)) ",
-                    "AND (f.lease_expires_at IS NULL OR f.lease_expires_at <= $1 ",
-                    "OR f.lease_host = $2) ",
-                    "ORDER BY coalesce(f.lease_expires_at > $1, false), f.created_at, f.id ",
-                    "LIMIT $3",
+                    "SELECT ",
+                    flow_columns!("NULL::text"),
+                    ", flows.root_id FROM flows JOIN flows r ON r.id = flows.root_id ",
+                    "WHERE flows.sync_mode = 'managed' ",
+                    "AND (flows.status IN ('queued', 'running') OR (flows.status = 'waiting' ",
+                    "AND flows.wake_at IS NOT NULL AND flows.wake_at <= $1)) ",
+                    "AND (flows.lease_expires_at IS NULL OR flows.lease_expires_at <= $1 ",
+                    "OR flows.lease_host = $2) ",
+                    "ORDER BY coalesce(flows.lease_expires_at > $1, false), flows.created_at, ",
+                    "flows.id LIMIT $3",
                     $lock
                 )
             };
         }
         // The tree's root is locked as `load_flow` locks it, and the flow's own row too, so
-        // that a row another claimer changed meanwhile is checked again before it is kept.
-        const CLAIM: &str = candidates!(" FOR NO KEY UPDATE OF f, r SKIP LOCKED");
+        // that a row another claimer changed meanwhile is checked again before it is kept: the
+        // row returned is the one locked, which `load_flow` then takes instead of reading it
+        // again (a claim of many flows is then one round trip, not one per flow).
+        const CLAIM: &str = candidates!(" FOR NO KEY UPDATE OF flows, r SKIP LOCKED");
         const READ: &str = candidates!("");
         let sql = if self.is_write() { CLAIM } else { READ };
         let rows = self.query(sql, &[&now.as_millis(), &host, &i64::from(limit)])?;
         all(rows, |row| {
+            let (flow, token) = flow_from_row(row)?;
+            let candidate = (flow.id.clone(), flow.owner.clone());
             if self.is_write() {
-                self.take_lock(&get::<String>(row, 2)?);
+                self.take_lock(&get::<String>(row, row.len() - 1)?);
+                self.locked_rows.borrow_mut().insert(flow.id.as_str().to_owned(), (flow, token));
             }
-            Ok((parse(row, 0)?, get(row, 1)?))
+            Ok(candidate)
         })
     }
 
