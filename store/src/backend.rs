@@ -14,8 +14,8 @@ use crate::leadership::Leadership;
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Claim, ExpectedRevision,
-    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
-    StepOutcome,
+    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, RunStart, Signal,
+    StateReport, Step, StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
@@ -149,6 +149,13 @@ impl<B: Backend> FlowStore for B {
         self.read(|tx| {
             semantics::load_flow(tx, Some(owner), id, false)?;
             tx.steps(id)
+        })
+    }
+
+    fn run_start(&self, owner: &str, id: &FlowId) -> Result<RunStart> {
+        self.read(|tx| {
+            let (flow, _) = semantics::load_flow(tx, Some(owner), id, false)?;
+            Ok(RunStart { flow, spec_json: tx.spec_text(id)?, steps: tx.steps(id)? })
         })
     }
 

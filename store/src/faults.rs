@@ -17,8 +17,8 @@ use crate::leadership::Leadership;
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Claim, ExpectedRevision,
-    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
-    StepOutcome,
+    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, RunStart, Signal,
+    StateReport, Step, StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
@@ -147,6 +147,10 @@ impl FlowStore for FaultyStore {
 
     fn steps(&self, owner: &str, id: &FlowId) -> Result<Vec<Step>> {
         self.inner.steps(owner, id)
+    }
+
+    fn run_start(&self, owner: &str, id: &FlowId) -> Result<RunStart> {
+        self.inner.run_start(owner, id)
     }
 
     fn children(&self, owner: &str, id: &FlowId) -> Result<Vec<ChildSummary>> {

@@ -12,7 +12,7 @@ use crate::event::{Event, EventQuery};
 use crate::lease::{self, CurrentLease, Decision, Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Claim, ExpectedRevision,
-    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, Signal,
+    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, ResumePlan, Revision, RunStart, Signal,
     StateReport, Step, StepKind, StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
@@ -180,6 +180,11 @@ impl OwnerHandle {
 
     pub fn steps(&self, id: &FlowId) -> Result<Vec<Step>> {
         self.store.steps(&self.owner, id)
+    }
+
+    /// What a run that holds the flow's lease starts from, in one read.
+    pub fn run_start(&self, id: &FlowId) -> Result<RunStart> {
+        self.store.run_start(&self.owner, id)
     }
 
     pub fn children(&self, id: &FlowId) -> Result<Vec<ChildSummary>> {

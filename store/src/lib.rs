@@ -50,8 +50,8 @@ pub use lease::{Lease, LeaseHolder, Takeover};
 pub use model::{
     Adoptable, ApprovalDecision, ApprovalRequest, CancelOutcome, CheckpointDone, CheckpointOp,
     ChildSummary, Claim, ExpectedRevision, FieldChange, Flow, FlowSummary, LeaseInfo, ListQuery,
-    NewFlow, NewStep, ResumePlan, Revision, Signal, Stall, StallReason, StateReport, Step,
-    StepKind, StepOutcome, StepReport, SyncMode, WaitingStep,
+    NewFlow, NewStep, ResumePlan, Revision, RunStart, Signal, Stall, StallReason, StateReport,
+    Step, StepKind, StepOutcome, StepReport, SyncMode, WaitingStep,
 };
 pub use prune::{PruneBatch, PruneQuery};
 pub use schedule::{

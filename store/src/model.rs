@@ -252,6 +252,15 @@ pub struct Claim {
     pub lease: Lease,
 }
 
+/// What a run starts from, read at once: the flow (without its spec), its spec as the JSON text
+/// it was stored as, and its journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStart {
+    pub flow: Flow,
+    pub spec_json: Option<String>,
+    pub steps: Vec<Step>,
+}
+
 /// A child flow as its parent's `inspect` lists it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChildSummary {

@@ -11,8 +11,8 @@ use crate::leadership::Leadership;
 use crate::lease::{Lease, LeaseHolder};
 use crate::model::{
     Adoptable, CancelOutcome, CheckpointDone, CheckpointOp, ChildSummary, Claim, ExpectedRevision,
-    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, Signal, StateReport, Step,
-    StepOutcome,
+    Flow, FlowId, FlowSummary, ListQuery, NewFlow, NewStep, Revision, RunStart, Signal,
+    StateReport, Step, StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
@@ -83,6 +83,11 @@ pub trait FlowStore: Send + Sync {
 
     /// A flow's steps in order.
     fn steps(&self, owner: &str, id: &FlowId) -> Result<Vec<Step>>;
+
+    /// [`Self::flow_without_spec`], [`Self::spec_json`] and [`Self::steps`] in one read, for a
+    /// run that holds the flow's lease already (a claim's): no other runner writes its journal
+    /// meanwhile. A run that is yet to take the lease reads the journal once it holds it.
+    fn run_start(&self, owner: &str, id: &FlowId) -> Result<RunStart>;
 
     /// A flow's children, oldest first.
     fn children(&self, owner: &str, id: &FlowId) -> Result<Vec<ChildSummary>>;

@@ -403,17 +403,26 @@ impl Engine {
         let RunControl { drain, stop: token } = control;
         let id = id.clone();
         let read = async {
-            let mut flow = self.read_flow(&id).await?;
+            // A run that holds the lease already reads its journal at once: no other runner
+            // writes it meanwhile. Another reads it once it holds the lease.
+            let (mut flow, spec_json, journal) = if held.is_some() {
+                let start_id = id.clone();
+                let start = self.store.call(move |handle| handle.run_start(&start_id)).await?;
+                let spec_json =
+                    start.spec_json.ok_or_else(|| EngineError::NoSpec { id: id.to_string() })?;
+                (start.flow, spec_json, Some(start.steps))
+            } else {
+                (self.read_flow(&id).await?, self.spec_json(&id).await?, None)
+            };
             if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
                 let reopened = id.clone();
                 flow = self.store.call(move |handle| handle.reopen(&reopened)).await?;
             }
             // A live lease of another runner is refused when the lease is taken, atomically.
             let resume = rules::resume_plan(&flow, Timestamp::now())?;
-            let spec_json = self.spec_json(&id).await?;
-            Ok::<_, EngineError>((flow, resume, spec_json))
+            Ok::<_, EngineError>((flow, resume, spec_json, journal))
         };
-        let (flow, resume, spec_json) = match (read.await, &held) {
+        let (flow, resume, spec_json, journal) = match (read.await, &held) {
             (Ok(read), _) => read,
             (Err(error), None) => return Err(error),
             (Err(error), Some(lease)) => {
@@ -432,8 +441,13 @@ impl Engine {
             Some(lease) => lease,
             None => self.store.acquire_lease(id.clone(), ttl).await?,
         };
-        let journal_id = id.clone();
-        let journal = self.store.call(move |handle| handle.steps(&journal_id)).await;
+        let journal = match journal {
+            Some(journal) => Ok(journal),
+            None => {
+                let journal_id = id.clone();
+                self.store.call(move |handle| handle.steps(&journal_id)).await
+            }
+        };
         let kind = reading.await.unwrap_or_else(|error| {
             let detail = format!("reading it stopped: {error}");
             Err(EngineError::BadSpec { id: id.to_string(), detail })

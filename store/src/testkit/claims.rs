@@ -9,7 +9,12 @@ use std::time::Duration;
 
 use super::waits::{timer, wait};
 use super::{Harness, MIN_TTL, TTL, begin, dead_runner, held_by, revisions, running};
-use crate::{Claim, FlowId, LeaseHolder, NewFlow, OwnerHandle, Takeover, TaskFlow, Timestamp};
+use serde_json::json;
+
+use crate::{
+    Claim, Error, FlowId, FlowStatus, LeaseHolder, NewFlow, OwnerHandle, Takeover, TaskFlow,
+    Timestamp,
+};
 
 /// A flow of `handle` waiting for a timer at `until`, its lease given up.
 fn waiting_until(handle: &OwnerHandle, name: &str, until: Timestamp) -> FlowId {
@@ -82,6 +87,27 @@ pub fn a_claim_takes_what_no_live_runner_holds_and_a_dead_holder_only_on_its_own
     }
     assert!(fx.taskflow.claim_as(&worker, TTL, 100).unwrap().is_empty(), "all held now");
     assert!(fx.taskflow.claim_as(&worker, Duration::from_millis(1), 1).is_err(), "too short");
+}
+
+pub fn a_claimed_run_starts_from_its_flow_spec_and_journal_read_at_once(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let spec = json!({"name": "claimed", "steps": [{"id": "first", "action": "echo"}]});
+    let flow = alice.create(NewFlow::managed("claimed").with_spec(spec)).unwrap();
+    let claims = fx.taskflow.claim_as(&LeaseHolder::current(), TTL, 10).unwrap();
+    assert_eq!(taken(&claims), [(flow.id.clone(), "alice", None)]);
+    let lease = &claims[0].lease;
+    alice.set_status(lease, FlowStatus::Running, None).unwrap();
+    alice.checkpoint(vec![begin(lease, "first")]).unwrap().remove(0).unwrap();
+
+    let start = alice.run_start(&flow.id).unwrap();
+    assert_eq!(start.flow, alice.flow_without_spec(&flow.id).unwrap());
+    assert_eq!(start.spec_json, alice.spec_json(&flow.id).unwrap());
+    assert!(start.spec_json.is_some());
+    assert_eq!(start.steps, alice.steps(&flow.id).unwrap());
+    assert_eq!(start.steps.len(), 1);
+    let bob = fx.taskflow.bind("bob").unwrap();
+    assert!(matches!(bob.run_start(&flow.id), Err(Error::NotFound { .. })), "another owner's");
 }
 
 pub fn eight_claimers_at_once_get_disjoint_sets_that_cover_every_queued_flow(
