@@ -203,7 +203,8 @@ pub(crate) fn revisions(
     })
 }
 
-/// Writes one revision of `key` with `sql` (`INSERT … (KEY, revision, at, actor, change)`).
+/// Writes one revision of `key` with `sql` (`INSERT … (KEY, revision, at, actor, change)`),
+/// queued: nothing waits for its answer, and its failure fails the transaction.
 pub(crate) fn insert_revision(
     tx: &Transaction<'_>,
     sql: &'static str,
@@ -214,7 +215,16 @@ pub(crate) fn insert_revision(
     changes: &[taskflow_store::FieldChange],
 ) -> Result<()> {
     let change = revision::changes_to_json(changes);
-    tx.execute(sql, &[&key, &(revision as i64), &at.as_millis(), &actor, &change])?;
+    tx.queue(
+        sql,
+        vec![
+            Box::new(key.to_owned()),
+            Box::new(revision as i64),
+            Box::new(at.as_millis()),
+            Box::new(actor.to_owned()),
+            Box::new(change),
+        ],
+    );
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use taskflow_store::testkit::{Database, Harness};
 use taskflow_store::{
-    CheckpointOp, FlowStatus, NewFlow, NewStep, StateReport, StepKind, StepOutcome, StepReport,
-    StepStatus, StorageErrorKind, TaskFlow,
+    CheckpointOp, FlowStatus, LeaseHolder, NewFlow, NewStep, StateReport, StepKind, StepOutcome,
+    StepReport, StepStatus, StorageErrorKind, TaskFlow,
 };
 use taskflow_store_postgres::scratch::Scratch;
 use taskflow_store_postgres::{OpenOptions, PostgresStore};
@@ -207,6 +207,30 @@ fn a_checkpoint_that_ends_a_step_and_begins_the_next_takes_two_round_trips() {
     let steps = alice.steps(&flow.id).unwrap();
     let ended: Vec<_> = steps.iter().map(|step| (step.seq, step.status.as_str())).collect();
     assert_eq!(ended, [(1, "succeeded"), (2, "succeeded"), (3, "succeeded"), (4, "running")]);
+}
+
+/// A claim reads the flows it takes as it locks them: after the query that finds and locks
+/// them (with the `BEGIN`), each lease is one write whose answer is awaited (the update guarded
+/// by the revision), then the `COMMIT`. No flow is read again.
+#[test]
+fn a_claim_reads_its_flows_once_as_it_locks_them() {
+    const FLOWS: u64 = 8;
+    let scratch = Scratch::new();
+    let store = Arc::new(PostgresStore::open(&scratch.url(), &OpenOptions::default()).unwrap());
+    let taskflow = TaskFlow::new(store.clone());
+    let alice = taskflow.bind("alice").unwrap();
+    for n in 0..FLOWS {
+        alice.create(NewFlow::managed(format!("queued {n}"))).unwrap();
+    }
+    let before = store.round_trips();
+    let claims = taskflow.claim_as(&LeaseHolder::current(), Duration::from_secs(60), 100).unwrap();
+    assert_eq!(claims.len() as u64, FLOWS);
+    assert_eq!(store.round_trips() - before, 1 + FLOWS + 1);
+    for claim in &claims {
+        let flow = alice.flow(&claim.lease.flow_id).unwrap();
+        assert_eq!(flow.lease.unwrap().expires_at, claim.lease.expires_at);
+        alice.renew_lease(&claim.lease, Duration::from_secs(60)).unwrap();
+    }
 }
 
 /// A read is one round trip: `BEGIN` and the query go together, and the `COMMIT` of a
