@@ -13,6 +13,10 @@ use tokio_postgres::error::SqlState;
 pub(crate) fn storage(error: tokio_postgres::Error) -> Error {
     let kind = kind_of(&error);
     let detail = match error.as_db_error() {
+        // Only the guard of a flow row's update divides (`update.rs`).
+        Some(db) if *db.code() == SqlState::DIVISION_BY_ZERO => {
+            "a flow's row was not at the revision read, though its tree was locked".to_owned()
+        }
         Some(db) => db.message().to_owned(),
         None => error.to_string(),
     };

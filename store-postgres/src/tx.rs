@@ -28,7 +28,7 @@ use crate::rows::{
     signal_columns, signal_from_row, step_columns, step_from_row,
 };
 use crate::schedules;
-use crate::transaction::{Params, Transaction, unexpected_rows};
+use crate::transaction::{Owned, Params, Transaction, unexpected_rows};
 use crate::update;
 use taskflow_store::list_query::{ListFilters, ListValue, list_values};
 
@@ -266,7 +266,7 @@ impl StoreTx for Transaction<'_> {
         new_token: Option<&str>,
     ) -> Result<bool> {
         self.locked_rows.borrow_mut().remove(after.id.as_str());
-        let mut values: Vec<Box<dyn ToSql + Sync>> = Vec::new();
+        let mut values: Vec<Owned> = Vec::new();
         for field in fields.iter() {
             update::values(field, after, new_token, &mut values);
         }
@@ -274,8 +274,8 @@ impl StoreTx for Transaction<'_> {
         values.push(Box::new(after.updated_at.as_millis()));
         values.push(Box::new(after.id.as_str().to_owned()));
         values.push(Box::new(before.revision as i64));
-        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|value| value.as_ref()).collect();
-        Ok(self.execute(update::update_sql(fields), &params)? == 1)
+        self.queue(update::update_sql(fields), values);
+        Ok(true)
     }
 
     fn flow_revision(&self, id: &FlowId) -> Result<Option<u64>> {
@@ -872,5 +872,38 @@ mod tests {
         check(FlowStatus::Waiting, &["lease"], false);
         check(FlowStatus::Running, &["status", "lease"], false);
         check(FlowStatus::Succeeded, &["status", "ended_at"], false);
+    }
+
+    /// The update of a flow row is queued, guarded by the revision read: one that finds the row
+    /// at another revision fails the transaction, which writes nothing, with a message that
+    /// says what happened.
+    #[test]
+    fn an_update_that_finds_its_flow_at_another_revision_fails_the_transaction() {
+        use taskflow_store::{Backend, NewFlow, TaskFlow};
+
+        let scratch = crate::scratch::Scratch::new();
+        let store = std::sync::Arc::new(
+            crate::PostgresStore::open(&scratch.url(), &crate::OpenOptions::default()).unwrap(),
+        );
+        let alice = TaskFlow::new(store.clone()).bind("alice").unwrap();
+        let flow = alice.create(NewFlow::managed("guarded")).unwrap();
+        let failed = store.write(|tx, now| {
+            let (before, _) = tx.load_flow(Some("alice"), &flow.id, false)?.unwrap();
+            let stale = Flow { revision: before.revision + 5, ..before.clone() };
+            let after = Flow {
+                goal: Some("changed".into()),
+                revision: stale.revision + 1,
+                updated_at: now,
+                ..before
+            };
+            let fields = FieldSet::between(&stale, &after, None);
+            assert!(tx.update_flow(&stale, &after, fields, None)?);
+            Ok(())
+        });
+        let Err(taskflow_store::Error::Storage(error)) = failed else {
+            panic!("a stale update was committed: {failed:?}")
+        };
+        assert!(error.detail.contains("not at the revision read"), "{error}");
+        assert_eq!(alice.flow(&flow.id).unwrap(), flow, "nothing written");
     }
 }

@@ -1,21 +1,28 @@
 //! Writing a change to a flow row: the `UPDATE` of exactly the columns of the fields that
 //! changed, one statement text per [`FieldSet`], built once so each connection prepares it once.
+//!
+//! The update is guarded by the revision read, and fails (a division by zero, which no other
+//! statement of the store can raise: `error.rs` says what it means) when it finds no such row.
+//! The transaction holds the lock of the flow's tree from the read on, so that never happens,
+//! and the update needs no answer: it is queued with the transaction's next statement or its
+//! `COMMIT`, whose failure it would be.
 
 use std::sync::OnceLock;
 
 use serde_json::Value;
 use taskflow_store::revision::{Field, FieldSet};
 use taskflow_store::{Flow, Timestamp};
-use tokio_postgres::types::ToSql;
+
+use crate::transaction::Owned;
 
 /// The `UPDATE` that writes `fields`, the revision and `updated_at` of one flow whose revision
-/// is still the one read.
+/// is still the one read, failing when there is none.
 pub(crate) fn update_sql(fields: FieldSet) -> &'static str {
     static SQL: OnceLock<Vec<String>> = OnceLock::new();
     let all = SQL.get_or_init(|| {
         (0..1u16 << Field::ALL.len())
             .map(|bits| {
-                let mut sql = String::from("UPDATE flows SET ");
+                let mut sql = String::from("WITH changed AS (UPDATE flows SET ");
                 let mut next = 1;
                 for field in FieldSet::from_bits(bits).iter() {
                     sql.push_str(&assignment(field, &mut next));
@@ -23,7 +30,8 @@ pub(crate) fn update_sql(fields: FieldSet) -> &'static str {
                 let n = next;
                 sql.push_str(&format!(
                     "revision = ${n}::bigint, updated_at = ${}::bigint \
-                     WHERE id = ${}::text AND revision = ${}::bigint",
+                     WHERE id = ${}::text AND revision = ${}::bigint RETURNING 1) \
+                     SELECT 1 / count(*)::int FROM changed",
                     n + 1,
                     n + 2,
                     n + 3
@@ -68,12 +76,7 @@ fn assignment(field: Field, next: &mut usize) -> String {
 }
 
 /// The values of [`assignment`]'s parameters for `field` of `flow`, in order.
-pub(crate) fn values(
-    field: Field,
-    flow: &Flow,
-    new_token: Option<&str>,
-    out: &mut Vec<Box<dyn ToSql + Sync>>,
-) {
+pub(crate) fn values(field: Field, flow: &Flow, new_token: Option<&str>, out: &mut Vec<Owned>) {
     let json = |value: &Option<Value>| value.as_ref().map(Value::to_string);
     match field {
         Field::Status => out.push(Box::new(flow.status.as_str().to_owned())),
