@@ -15,7 +15,9 @@ pub(crate) fn storage(error: tokio_postgres::Error) -> Error {
     let detail = match error.as_db_error() {
         // Only the guard of a flow row's update divides (`update.rs`).
         Some(db) if *db.code() == SqlState::DIVISION_BY_ZERO => {
-            "a flow's row was not at the revision read, though its tree was locked".to_owned()
+            "a flow's row was not at the revision read, though its tree was locked: a fault \
+             of the store, and the transaction wrote nothing"
+                .to_owned()
         }
         Some(db) => db.message().to_owned(),
         None => error.to_string(),

@@ -64,9 +64,11 @@ pub struct Transaction<'s> {
     queued: RefCell<Vec<(&'static str, Vec<Owned>)>>,
     /// The tree roots this transaction holds the lock of.
     locked: RefCell<HashSet<String>>,
-    /// Flows whose rows it read as it locked them (a claim's candidates), by id, until it
-    /// loads them: the flow and its lease token.
-    pub(crate) locked_rows: RefCell<HashMap<String, (Flow, Option<String>)>>,
+    /// Flows whose rows it read as it locked them (a claim's candidates), by id: the flow and
+    /// its lease token, until it loads them or writes to them. Their own columns are the
+    /// version locked; `current_step`, read from the journal, is as of the query's snapshot,
+    /// as in any locking read of a flow.
+    locked_rows: RefCell<HashMap<String, (Flow, Option<String>)>>,
     /// What it knows of rows without asking the server again.
     pub(crate) memo: RefCell<Memo>,
     /// The events it appends, written with their ids just before it commits.
@@ -194,6 +196,21 @@ impl<'s> Transaction<'s> {
     /// which fails with its error if it fails.
     pub(crate) fn queue(&self, sql: &'static str, params: Vec<Owned>) {
         self.queued.borrow_mut().push((sql, params));
+    }
+
+    /// Keeps flow `flow`'s row as the query that locked it returned it, for its next load.
+    pub(crate) fn keep_locked_row(&self, flow: Flow, token: Option<String>) {
+        self.locked_rows.borrow_mut().insert(flow.id.as_str().to_owned(), (flow, token));
+    }
+
+    /// Flow `id`'s row as locked, if kept: taken once.
+    pub(crate) fn take_locked_row(&self, id: &str) -> Option<(Flow, Option<String>)> {
+        self.locked_rows.borrow_mut().remove(id)
+    }
+
+    /// Flow `id`'s row or journal is written: a row kept from before is no longer its row.
+    pub(crate) fn wrote_flow(&self, id: &str) {
+        self.locked_rows.borrow_mut().remove(id);
     }
 
     /// Whether this transaction already holds the lock of tree `root`; records that it does

@@ -154,7 +154,7 @@ fn lock_and_read_flow(
         " FROM steps WHERE flow_id = $1 ORDER BY seq DESC LIMIT 1"
     );
     const LOCK: &str = "SELECT 1 FROM flows WHERE id = $1 FOR NO KEY UPDATE";
-    if !with_spec && let Some((flow, token)) = tx.locked_rows.borrow_mut().remove(id.as_str()) {
+    if !with_spec && let Some((flow, token)) = tx.take_locked_row(id.as_str()) {
         return Ok(owner.is_none_or(|owner| owner == flow.owner).then_some((flow, token)));
     }
     let key: Params<'_> = &[&id.as_str()];
@@ -167,8 +167,8 @@ fn lock_and_read_flow(
     };
     if let Some(row) = flow.first() {
         tx.take_lock(id.as_str());
-        let step = get::<Option<String>>(last, 0)?.map(|_| step_from_row(last)).transpose()?;
-        tx.memo.borrow_mut().read_last(id.as_str(), step);
+        // No step: a row of nulls.
+        remember_last(tx, id, get::<Option<String>>(last, 0)?.and(Some(last)))?;
         let (flow, token) = flow_from_row(row)?;
         return Ok(owner.is_none_or(|owner| owner == flow.owner).then_some((flow, token)));
     }
@@ -182,7 +182,7 @@ fn lock_and_read_flow(
     let second = if tx.take_lock(&root) { vec![read, last] } else { vec![lock, read, last] };
     let mut answers = tx.send(&second)?.into_iter().rev().map(rows);
     let (last, flow) = (answers.next().unwrap_or_default(), answers.next().unwrap_or_default());
-    remember_last(tx, id, &last)?;
+    remember_last(tx, id, last.first())?;
     flow.first().map(flow_from_row).transpose()
 }
 
@@ -193,9 +193,9 @@ fn rows(answer: Answer) -> Vec<Row> {
     }
 }
 
-/// Remembers flow `id`'s last step, read under its tree's lock (`last`: none or one row).
-fn remember_last(tx: &Transaction<'_>, id: &FlowId, last: &[Row]) -> Result<()> {
-    let last = last.first().map(step_from_row).transpose()?;
+/// Remembers flow `id`'s last step, read under its tree's lock (`None`: it has no step).
+fn remember_last(tx: &Transaction<'_>, id: &FlowId, last: Option<&Row>) -> Result<()> {
+    let last = last.map(step_from_row).transpose()?;
     tx.memo.borrow_mut().read_last(id.as_str(), last);
     Ok(())
 }
@@ -265,7 +265,7 @@ impl StoreTx for Transaction<'_> {
         fields: FieldSet,
         new_token: Option<&str>,
     ) -> Result<bool> {
-        self.locked_rows.borrow_mut().remove(after.id.as_str());
+        self.wrote_flow(after.id.as_str());
         let mut values: Vec<Owned> = Vec::new();
         for field in fields.iter() {
             update::values(field, after, new_token, &mut values);
@@ -304,6 +304,7 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn renew_lease(&self, id: &FlowId, token: &str, expires_at: Timestamp) -> Result<()> {
+        self.wrote_flow(id.as_str());
         self.execute(
             "UPDATE flows SET lease_expires_at = $1 WHERE id = $2 AND lease_token = $3",
             &[&expires_at.as_millis(), &id.as_str(), &token],
@@ -330,6 +331,7 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn insert_step(&self, step: &Step) -> Result<()> {
+        self.wrote_flow(step.flow_id.as_str());
         self.queue(
             "INSERT INTO steps (flow_id, seq, name, kind, status, attempt, idempotency_key, \
              input, output, error, started_at, ended_at, child_flow_id) \
@@ -375,6 +377,7 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn next_attempt(&self, id: &FlowId, seq: u32) -> Result<Option<Step>> {
+        self.wrote_flow(id.as_str());
         const SQL: &str = concat!(
             "UPDATE steps SET attempt = attempt + 1 \
              WHERE flow_id = $1 AND seq = $2 AND status = 'running' RETURNING ",
@@ -395,6 +398,7 @@ impl StoreTx for Transaction<'_> {
         error: Option<&str>,
         at: Timestamp,
     ) -> Result<bool> {
+        self.wrote_flow(id.as_str());
         const END: &str = "UPDATE steps SET status = $1, output = $2, error = $3, ended_at = $4 \
                            WHERE flow_id = $5 AND seq = $6 AND status = 'running'";
         const END_AND_READ: &str = concat!(
@@ -514,7 +518,7 @@ impl StoreTx for Transaction<'_> {
             let candidate = (flow.id.clone(), flow.owner.clone());
             if self.is_write() {
                 self.take_lock(&get::<String>(row, row.len() - 1)?);
-                self.locked_rows.borrow_mut().insert(flow.id.as_str().to_owned(), (flow, token));
+                self.keep_locked_row(flow, token);
             }
             Ok(candidate)
         })
@@ -589,6 +593,7 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn delete_journal(&self, id: &FlowId) -> Result<()> {
+        self.wrote_flow(id.as_str());
         let id = id.as_str();
         self.memo.borrow_mut().forget(id);
         self.execute("DELETE FROM steps WHERE flow_id = $1", &[&id])?;

@@ -226,9 +226,15 @@ fn a_claim_reads_its_flows_once_as_it_locks_them() {
     let claims = taskflow.claim_as(&LeaseHolder::current(), Duration::from_secs(60), 100).unwrap();
     assert_eq!(claims.len(), FLOWS);
     assert_eq!(store.round_trips() - before, 2);
+    let events = alice.events(&taskflow_store::EventQuery::default()).unwrap();
     for claim in &claims {
         let flow = alice.flow(&claim.lease.flow_id).unwrap();
         assert_eq!(flow.lease.unwrap().expires_at, claim.lease.expires_at);
+        let revisions: Vec<u64> =
+            alice.history(&flow.id).unwrap().iter().map(|revision| revision.revision).collect();
+        assert_eq!(revisions, [1, 2], "the lease's revision written once");
+        let flow_events = events.iter().filter(|event| event.flow_id == flow.id).count();
+        assert_eq!(flow_events, 2, "its creation and its lease");
         alice.renew_lease(&claim.lease, Duration::from_secs(60)).unwrap();
     }
 }

@@ -252,8 +252,8 @@ pub struct Claim {
     pub lease: Lease,
 }
 
-/// What a run starts from, read at once: the flow (without its spec), its spec as the JSON text
-/// it was stored as, and its journal.
+/// What a run starts from, read in one read transaction (one snapshot): the flow (without its
+/// spec), its spec as the JSON text it was stored as, and its journal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunStart {
     pub flow: Flow,

@@ -48,7 +48,9 @@ pub trait StoreTx {
 
     /// Writes the `fields` of `after` over the row of a flow still at `before.revision`, with
     /// `after.revision` and `after.updated_at`; `new_token` replaces the lease token. Returns
-    /// false, having written nothing, when the row is missing or at another revision.
+    /// false, having written nothing, when the row is missing or at another revision. Under the
+    /// lock `load_flow` took, that never happens; a backend that does not wait for the write's
+    /// answer may instead fail the whole transaction when it finds so (PostgreSQL).
     fn update_flow(
         &self,
         before: &Flow,
@@ -60,7 +62,8 @@ pub trait StoreTx {
     /// The stored revision of flow `id`.
     fn flow_revision(&self, id: &FlowId) -> Result<Option<u64>>;
 
-    /// Appends revision `revision` of flow `id`.
+    /// Appends revision `revision` of flow `id` (a backend may send it with its next statement:
+    /// a failure then fails the transaction).
     fn insert_revision(
         &self,
         id: &FlowId,

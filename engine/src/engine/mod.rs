@@ -408,9 +408,7 @@ impl Engine {
             let (mut flow, spec_json, journal) = if held.is_some() {
                 let start_id = id.clone();
                 let start = self.store.call(move |handle| handle.run_start(&start_id)).await?;
-                let spec_json =
-                    start.spec_json.ok_or_else(|| EngineError::NoSpec { id: id.to_string() })?;
-                (start.flow, spec_json, Some(start.steps))
+                (start.flow, stored_spec(&id, start.spec_json)?, Some(start.steps))
             } else {
                 (self.read_flow(&id).await?, self.spec_json(&id).await?, None)
             };
@@ -639,14 +637,10 @@ impl Engine {
         Ok(self.store.call(move |handle| handle.flow_without_spec(&id)).await?)
     }
 
-    /// The flow's stored spec as JSON text, read on a blocking thread; a flow without one was
-    /// not created by the engine.
+    /// The flow's stored spec as JSON text, read on a blocking thread.
     async fn spec_json(&self, id: &FlowId) -> Result<String, EngineError> {
         let read = id.clone();
-        self.store
-            .call(move |handle| handle.spec_json(&read))
-            .await?
-            .ok_or_else(|| EngineError::NoSpec { id: id.to_string() })
+        stored_spec(id, self.store.call(move |handle| handle.spec_json(&read)).await?)
     }
 
     /// A new queued flow with `id`'s steps before `from_seq` already done; run it with
@@ -697,4 +691,9 @@ impl Engine {
         let parts = self.agent_parts(&spec).map_err(agent_error)?;
         Ok(FlowKind::Agent { spec: Box::new(spec), parts })
     }
+}
+
+/// Flow `id`'s stored spec; a flow without one was not created by the engine.
+fn stored_spec(id: &FlowId, spec_json: Option<String>) -> Result<String, EngineError> {
+    spec_json.ok_or_else(|| EngineError::NoSpec { id: id.to_string() })
 }
