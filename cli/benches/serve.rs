@@ -4,7 +4,8 @@
 //!   reports per second and the latency percentiles, beside the rate of the same reports made
 //!   in-process (32 threads on the owner-bound API, the same database settings);
 //! - the same load while 100 clients watch `GET /v1/events`: how much the watchers slow the
-//!   writers (rounds interleaved, medians compared);
+//!   writers (rounds interleaved, each watched round against the plain round before it, the
+//!   median of those pairs and their range);
 //! - the serve's resident memory, idle after start and idle again after the load.
 //!
 //! `cargo bench -p taskflow-cli --bench serve` (`TASKFLOW_BENCH_REPORTS=N` sets the reports per
@@ -239,7 +240,7 @@ fn main() {
         return;
     }
     let per_round = setting("TASKFLOW_BENCH_REPORTS", 8_000);
-    let rounds = setting("TASKFLOW_BENCH_ROUNDS", 3).max(1);
+    let rounds = setting("TASKFLOW_BENCH_ROUNDS", 5).max(1);
     let per_connection = (per_round / CONNECTIONS).max(1);
     let reports = per_connection * CONNECTIONS;
     let dir = tempfile::tempdir().unwrap();
@@ -248,7 +249,7 @@ fn main() {
     let idle_rss = serve.rss_kib();
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let (http, watched, delivered, p50, p99, max, cpu) = runtime.block_on(async {
+    let (http, watched, slowed, delivered, p50, p99, max, cpu) = runtime.block_on(async {
         let clients: Vec<reqwest::Client> = (0..CONNECTIONS)
             .map(|_| {
                 reqwest::Client::builder()
@@ -295,7 +296,14 @@ fn main() {
             client_watched_cpu.extend(cpu_per_report(client_before, cpu_of("self"), reports));
             delivered.events += watchers.received.load(Ordering::Relaxed);
             delivered.bytes += watchers.bytes.load(Ordering::Relaxed);
+            // Serve closes the watchers' streams before the next plain round begins.
+            drop(watchers);
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        // Each watched round against the plain round just before it: the machine's pace drifts
+        // from second to second, less between neighbours.
+        let slowed: Vec<f64> =
+            plain.iter().zip(&watched).map(|(plain, watched)| watched / plain - 1.0).collect();
         latencies.sort();
         let (p50, p99, max) =
             (percentile(&latencies, 0.5), percentile(&latencies, 0.99), *latencies.last().unwrap());
@@ -305,7 +313,7 @@ fn main() {
             client: median_of(&mut client_cpu),
             client_watched: median_of(&mut client_watched_cpu),
         };
-        (median(&mut plain), median(&mut watched), delivered, p50, p99, max, cpu)
+        (median(&mut plain), median(&mut watched), slowed, delivered, p50, p99, max, cpu)
     });
     std::thread::sleep(Duration::from_secs(2));
     let loaded_rss = serve.rss_kib();
@@ -339,9 +347,17 @@ fn main() {
         "  in-process         {in_process:>9.0} reports/s  (HTTP carries {:.0}% of it)",
         100.0 * http / in_process
     );
+    let mut slowed = slowed;
+    let (least, most) = slowed
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(least, most), &pair| (least.min(pair), most.max(pair)));
     println!(
-        "  with {WATCHERS} watchers  {watched:>9.0} reports/s  (writers {:+.1}%; {} events delivered, {:.0} KB of stream per report)",
-        100.0 * (watched - http) / http,
+        "  with {WATCHERS} watchers  {watched:>9.0} reports/s  (writers {:+.1}%, the median of {} \
+         pairs of rounds, {:+.1}% to {:+.1}%; {} events delivered, {:.0} KB of stream per report)",
+        100.0 * median(&mut slowed),
+        slowed.len(),
+        100.0 * least,
+        100.0 * most,
         delivered.events,
         delivered.bytes as f64 / 1000.0 / delivered.reports as f64,
     );
