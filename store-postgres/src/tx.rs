@@ -224,36 +224,38 @@ impl StoreTx for Transaction<'_> {
         Ok(self.query_opt("SELECT 1 FROM flows WHERE id = $1", &[&id.as_str()])?.is_some())
     }
 
+    /// Queued, as the rows' answers tell nothing: a flow with the same id makes the transaction
+    /// fail (the semantics look for one first, under no lock a concurrent insert could see).
     fn insert_flow(&self, flow: &Flow) -> Result<()> {
         // A child belongs to its parent's tree; a flow without a parent is a tree's root.
-        self.execute(
+        self.queue(
             "INSERT INTO flows (id, root_id, owner, name, sync_mode, controller, status, \
              revision, goal, state, parent_flow_id, created_at, updated_at) \
              VALUES ($1, coalesce((SELECT root_id FROM flows WHERE id = $10), $1), $2, $3, $4, \
              $5, $6, $7, $8, $9, $10, $11, $12)",
-            &[
-                &flow.id.as_str(),
-                &flow.owner,
-                &flow.name,
-                &flow.sync_mode.as_str(),
-                &flow.controller,
-                &flow.status.as_str(),
-                &(flow.revision as i64),
-                &flow.goal,
-                &json_text(flow.state.as_ref()),
-                &flow.parent_flow_id.as_ref().map(FlowId::as_str),
-                &flow.created_at.as_millis(),
-                &flow.updated_at.as_millis(),
+            vec![
+                Box::new(flow.id.as_str().to_owned()),
+                Box::new(flow.owner.clone()),
+                Box::new(flow.name.clone()),
+                Box::new(flow.sync_mode.as_str()),
+                Box::new(flow.controller.clone()),
+                Box::new(flow.status.as_str()),
+                Box::new(flow.revision as i64),
+                Box::new(flow.goal.clone()),
+                Box::new(json_text(flow.state.as_ref())),
+                Box::new(flow.parent_flow_id.as_ref().map(|id| id.as_str().to_owned())),
+                Box::new(flow.created_at.as_millis()),
+                Box::new(flow.updated_at.as_millis()),
             ],
-        )?;
+        );
         if flow.parent_flow_id.is_none() {
             self.take_lock(flow.id.as_str());
         }
         if let Some(spec) = json_text(flow.spec.as_ref()) {
-            self.execute(
+            self.queue(
                 "INSERT INTO flow_specs (flow_id, spec) VALUES ($1, $2)",
-                &[&flow.id.as_str(), &spec],
-            )?;
+                vec![Box::new(flow.id.as_str().to_owned()), Box::new(spec)],
+            );
         }
         Ok(())
     }

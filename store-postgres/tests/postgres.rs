@@ -209,6 +209,23 @@ fn a_checkpoint_that_ends_a_step_and_begins_the_next_takes_two_round_trips() {
     assert_eq!(ended, [(1, "succeeded"), (2, "succeeded"), (3, "succeeded"), (4, "running")]);
 }
 
+/// Creating a flow waits for the server twice: to look for a flow of the same id (with the
+/// `BEGIN`), then for the flow, its spec, its revision, its event and the `COMMIT` together.
+#[test]
+fn a_flow_is_created_in_two_round_trips() {
+    let scratch = Scratch::new();
+    let store = Arc::new(PostgresStore::open(&scratch.url(), &OpenOptions::default()).unwrap());
+    let alice = TaskFlow::new(store.clone()).bind("alice").unwrap();
+    let before = store.round_trips();
+    let spec = json!({"name": "created", "steps": []});
+    let flow = alice.create(NewFlow::managed("created").with_spec(spec.clone())).unwrap();
+    assert_eq!(store.round_trips() - before, 2);
+    assert_eq!(alice.flow(&flow.id).unwrap().spec, Some(spec));
+    assert_eq!(alice.history(&flow.id).unwrap().len(), 1);
+    let taken = alice.create(NewFlow::managed("again").with_id(flow.id.clone()));
+    assert!(taken.is_err(), "an id taken is refused");
+}
+
 /// A claim reads the flows it takes as it locks them, and nothing waits for its writes: the
 /// query that finds and locks them goes with the `BEGIN`, every lease and revision with the
 /// `COMMIT`. Two round trips, however many flows.
