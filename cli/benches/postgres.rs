@@ -292,12 +292,12 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
     for child in &mut running {
         workers::kill(child);
     }
-    for (batch, span) in [
+    for (which, span) in [
         ("first batch, the workers just started", &first),
         ("second batch, the one measured", &span),
     ] {
         eprintln!(
-            "{count} worker(s), {batch}: {FLOWS} flows in {:.2} s from the first step to the \
+            "{count} worker(s), {which}: {FLOWS} flows in {:.2} s from the first step to the \
              last; a step took {:.0} ms on average (the server answers after 50 ms); the last \
              flow began {} ms after the first (the flows were queued within {} ms, and began \
              {:.0} ms after they were queued on average){}",
@@ -391,12 +391,7 @@ fn busy_cpu() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().find(|line| line.starts_with("cpu "))?;
     let ticks: Vec<u64> = line.split_whitespace().skip(1).map_while(|n| n.parse().ok()).collect();
-    let busy: u64 = ticks
-        .iter()
-        .enumerate()
-        .filter(|&(column, _)| matches!(column, 0 | 1 | 2 | 5 | 6))
-        .map(|(_, ticks)| ticks)
-        .sum();
+    let busy: u64 = [0, 1, 2, 5, 6].iter().filter_map(|&column| ticks.get(column)).sum();
     // The kernel counts in USER_HZ, 100 per second on every Linux architecture that matters.
     Some(Duration::from_millis(busy * 10))
 }
