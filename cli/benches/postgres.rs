@@ -13,9 +13,9 @@
 //!    `fixtures/pipelines/workers/io_bound.toml`), run by four `taskflow worker` processes of
 //!    `--concurrency 16` against one such worker. The workers run first, as deployed workers
 //!    do, and the flows are queued once each of them listens. A first batch of flows warms the
-//!    workers up (their pools' connections, each a new server process); the second batch is
-//!    the one measured, and both are printed. Each time is the span the database records, from
-//!    the first step's start to the last step's end. Target ≥ 3.
+//!    workers up (their pools' connections, each a new server process); the five batches after
+//!    it are measured, each is printed, and the ratio is of their medians. Each time is the
+//!    span the database records, from the first step's start to the last step's end. Target ≥ 3.
 //! 3. `one_flow_ratio_to_dbos`: the same chain as a DBOS workflow of as many sequential steps
 //!    (DBOS's Python package, pinned in `benches/postgres/dbos-requirements.txt`, installed once
 //!    into `target/bench-dbos`), its rounds interleaved with taskflow's. Target ≥ 10. When pip
@@ -24,8 +24,8 @@
 //! Each part works in a schema of its own on the server that `TASKFLOW_TEST_POSTGRES` names:
 //! `source scripts/services/python.sh; source scripts/services/postgres.sh` starts one and sets
 //! it. Run with `cargo bench -p taskflow-cli --bench postgres` (`TASKFLOW_BENCH_ROUNDS=N`,
-//! `TASKFLOW_BENCH_STEPS=N` set the rounds and the chain's length; `TASKFLOW_BENCH_NO_DBOS=1`
-//! leaves DBOS out).
+//! `TASKFLOW_BENCH_STEPS=N` set the rounds and the chain's length, `TASKFLOW_BENCH_BATCHES=N`
+//! the workers' measured batches; `TASKFLOW_BENCH_NO_DBOS=1` leaves DBOS out).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -68,7 +68,7 @@ fn main() {
     let rounds = setting("TASKFLOW_BENCH_ROUNDS", 5).max(1);
     let steps = setting("TASKFLOW_BENCH_STEPS", 200).max(2);
     chains(rounds, steps);
-    workers_side_by_side();
+    workers_side_by_side(setting("TASKFLOW_BENCH_BATCHES", 5).max(1));
 }
 
 /// Part 1 and part 3: interleaved rounds of raw commits, taskflow's chain and DBOS's.
@@ -219,8 +219,9 @@ impl Drop for Dbos {
     }
 }
 
-/// Part 2: 64 queued I/O-bound flows run by four workers, then by one.
-fn workers_side_by_side() {
+/// Part 2: 64 queued I/O-bound flows run by four workers, then by one, `batches` times each
+/// once warm.
+fn workers_side_by_side(batches: usize) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let server = runtime.block_on(async {
         let server = wiremock::MockServer::start().await;
@@ -240,8 +241,8 @@ fn workers_side_by_side() {
     let address = server.address().to_string();
     std::fs::write(&pipeline, fixture.replace("MODEL_SERVER", &address)).expect("the pipeline");
     let pipeline = pipeline.to_str().expect("a UTF-8 path");
-    let four = workers_run(4, pipeline);
-    let one = workers_run(1, pipeline);
+    let four = workers_run(4, pipeline, batches);
+    let one = workers_run(1, pipeline, batches);
     println!("workers_flows: {FLOWS}");
     println!("workers_4_seconds: {:.2}", four.as_secs_f64());
     println!("workers_1_seconds: {:.2}", one.as_secs_f64());
@@ -249,12 +250,14 @@ fn workers_side_by_side() {
 }
 
 /// The span the database records for [`FLOWS`] flows run by `count` workers of concurrency
-/// 16, in a schema of their own. The workers are started first and the flows queued once every
-/// one of them listens, as flows reach workers that are already running. A first batch of as
-/// many flows warms the workers up (their pools make connections as they need them, and each
-/// new connection is a new server process that prepares every statement again); the second
-/// batch is the one measured, as deployed workers that have run flows before would run it.
-fn workers_run(count: usize, pipeline: &str) -> Duration {
+/// 16, in a schema of their own: the median of `batches` batches. The workers are started first
+/// and the flows queued once every one of them listens, as flows reach workers that are already
+/// running. A first batch of as many flows warms the workers up (their pools make connections
+/// as they need them, and each new connection is a new server process that prepares every
+/// statement again); the batches after it are the ones measured, as deployed workers that have
+/// run flows before would run them. One batch of four workers lasts under half a second, so a
+/// busy moment of the machine moves it by a tenth or more: the median of several is steadier.
+fn workers_run(count: usize, pipeline: &str, batches: usize) -> Duration {
     let scratch = Scratch::new();
     let db = scratch.url();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -288,14 +291,15 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
         span
     };
     let first = batch("first");
-    let span = batch("second");
+    let measured: Vec<Span> = (0..batches).map(|n| batch(&format!("measured{n}"))).collect();
     for child in &mut running {
         workers::kill(child);
     }
-    for (which, span) in [
-        ("first batch, the workers just started", &first),
-        ("second batch, the one measured", &span),
-    ] {
+    let warm_up = [("first batch, the workers just started", &first)];
+    let names: Vec<String> =
+        (1..=batches).map(|n| format!("measured batch {n} of {batches}")).collect();
+    for (which, span) in warm_up.into_iter().chain(names.iter().map(String::as_str).zip(&measured))
+    {
         eprintln!(
             "{count} worker(s), {which}: {FLOWS} flows in {:.2} s from the first step to the \
              last; a step took {:.0} ms on average (the server answers after 50 ms); the last \
@@ -312,7 +316,8 @@ fn workers_run(count: usize, pipeline: &str) -> Duration {
             )),
         );
     }
-    Duration::from_millis(span.millis as u64)
+    let mut spans: Vec<f64> = measured.iter().map(|span| span.millis as f64).collect();
+    Duration::from_secs_f64(median(&mut spans) / 1000.0)
 }
 
 /// Waits until every flow whose id is like `flows` has succeeded (no flow may fail), then reads
