@@ -176,8 +176,8 @@ struct Watchers {
 /// The blank lines that end in `chunk`, the chunks before it ending with a line break if
 /// `newline_last`. The watchers share the machine's cores with serve, so the count is one
 /// branch-free pass over byte pairs, summed in bytes over runs of 255 pairs, which the compiler
-/// vectorises: a search that stopped at each of an event's four line breaks cost the watchers
-/// more than receiving the stream did.
+/// vectorises: a search that stopped at each of an event's four line breaks took about a third
+/// of the watchers' CPU.
 fn blank_lines(chunk: &[u8], newline_last: bool) -> u64 {
     let Some(&first) = chunk.first() else { return 0 };
     let across = u64::from(newline_last && first == b'\n');
