@@ -65,7 +65,7 @@ pub struct Transaction<'s> {
     /// The tree roots this transaction holds the lock of.
     locked: RefCell<HashSet<String>>,
     /// Flows whose rows it read as it locked them (a claim's candidates), by id: the flow and
-    /// its lease token, until it loads them or writes to them. Their own columns are the
+    /// its lease token, until it loads them. Their own columns are the
     /// version locked; `current_step`, read from the journal, is as of the query's snapshot,
     /// as in any locking read of a flow.
     locked_rows: RefCell<HashMap<String, (Flow, Option<String>)>>,
@@ -206,11 +206,6 @@ impl<'s> Transaction<'s> {
     /// Flow `id`'s row as locked, if kept: taken once.
     pub(crate) fn take_locked_row(&self, id: &str) -> Option<(Flow, Option<String>)> {
         self.locked_rows.borrow_mut().remove(id)
-    }
-
-    /// Flow `id`'s row or journal is written: a row kept from before is no longer its row.
-    pub(crate) fn wrote_flow(&self, id: &str) {
-        self.locked_rows.borrow_mut().remove(id);
     }
 
     /// Whether this transaction already holds the lock of tree `root`; records that it does

@@ -154,7 +154,10 @@ fn lock_and_read_flow(
         " FROM steps WHERE flow_id = $1 ORDER BY seq DESC LIMIT 1"
     );
     const LOCK: &str = "SELECT 1 FROM flows WHERE id = $1 FOR NO KEY UPDATE";
-    if !with_spec && let Some((flow, token)) = tx.take_locked_row(id.as_str()) {
+    // Taken by the first load, whatever it asks for: every write follows a load of its flow,
+    // so a kept row never outlives one.
+    let kept = tx.take_locked_row(id.as_str());
+    if let Some((flow, token)) = kept.filter(|_| !with_spec) {
         return Ok(owner.is_none_or(|owner| owner == flow.owner).then_some((flow, token)));
     }
     let key: Params<'_> = &[&id.as_str()];
@@ -267,7 +270,6 @@ impl StoreTx for Transaction<'_> {
         fields: FieldSet,
         new_token: Option<&str>,
     ) -> Result<bool> {
-        self.wrote_flow(after.id.as_str());
         let mut values: Vec<Owned> = Vec::new();
         for field in fields.iter() {
             update::values(field, after, new_token, &mut values);
@@ -306,7 +308,6 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn renew_lease(&self, id: &FlowId, token: &str, expires_at: Timestamp) -> Result<()> {
-        self.wrote_flow(id.as_str());
         self.execute(
             "UPDATE flows SET lease_expires_at = $1 WHERE id = $2 AND lease_token = $3",
             &[&expires_at.as_millis(), &id.as_str(), &token],
@@ -333,7 +334,6 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn insert_step(&self, step: &Step) -> Result<()> {
-        self.wrote_flow(step.flow_id.as_str());
         self.queue(
             "INSERT INTO steps (flow_id, seq, name, kind, status, attempt, idempotency_key, \
              input, output, error, started_at, ended_at, child_flow_id) \
@@ -379,7 +379,6 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn next_attempt(&self, id: &FlowId, seq: u32) -> Result<Option<Step>> {
-        self.wrote_flow(id.as_str());
         const SQL: &str = concat!(
             "UPDATE steps SET attempt = attempt + 1 \
              WHERE flow_id = $1 AND seq = $2 AND status = 'running' RETURNING ",
@@ -400,7 +399,6 @@ impl StoreTx for Transaction<'_> {
         error: Option<&str>,
         at: Timestamp,
     ) -> Result<bool> {
-        self.wrote_flow(id.as_str());
         const END: &str = "UPDATE steps SET status = $1, output = $2, error = $3, ended_at = $4 \
                            WHERE flow_id = $5 AND seq = $6 AND status = 'running'";
         const END_AND_READ: &str = concat!(
@@ -595,7 +593,6 @@ impl StoreTx for Transaction<'_> {
     }
 
     fn delete_journal(&self, id: &FlowId) -> Result<()> {
-        self.wrote_flow(id.as_str());
         let id = id.as_str();
         self.memo.borrow_mut().forget(id);
         self.execute("DELETE FROM steps WHERE flow_id = $1", &[&id])?;
