@@ -13,7 +13,9 @@ use tokio_postgres::error::SqlState;
 pub(crate) fn storage(error: tokio_postgres::Error) -> Error {
     let kind = kind_of(&error);
     let detail = match error.as_db_error() {
-        // Only the guard of a flow row's update divides (`update.rs`).
+        // Only the guard of a flow row's update divides (`update.rs`), and the guards of a
+        // checkpoint from memory (`known.rs`), whose failure is taken for a stale memory and
+        // never reaches this.
         Some(db) if *db.code() == SqlState::DIVISION_BY_ZERO => {
             "a flow's row was not at the revision read, though its tree was locked: a fault \
              of the store, and the transaction wrote nothing"
@@ -68,6 +70,15 @@ pub(crate) fn is_connection_loss(error: &tokio_postgres::Error) -> bool {
         return matches!(&code.code()[..2], "08" | "57");
     }
     std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+}
+
+/// Whether `error`, the failure of a checkpoint that started from what this process
+/// remembered of a flow (`known.rs`), is its guards' finding that the flow is no longer so: the
+/// transaction did nothing, and the checkpoint may run again, reading the flow.
+pub(crate) fn is_stale_memory(error: &Error) -> bool {
+    let Error::Storage(storage) = error else { return false };
+    let failure = storage.source.as_deref().and_then(|source| source.downcast_ref());
+    failure.and_then(tokio_postgres::Error::code) == Some(&SqlState::DIVISION_BY_ZERO)
 }
 
 /// Names the database in a storage error that does not name one yet.

@@ -18,6 +18,7 @@
 //! [`Location::shown`].
 
 mod error;
+mod known;
 mod lead;
 mod list;
 mod listen;
@@ -41,7 +42,8 @@ use std::time::{Duration, Instant};
 
 use taskflow_store::backend::commit_now;
 use taskflow_store::{
-    Backend, Caller, Leadership, Result, StorageErrorKind, Submission, TaskFlow, Timestamp, lease,
+    Backend, Caller, CheckpointDone, CheckpointOp, Leadership, Result, StorageErrorKind,
+    Submission, TaskFlow, Timestamp, lease, semantics,
 };
 use tokio::runtime::RuntimeFlavor;
 
@@ -51,6 +53,7 @@ pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use transaction::Transaction;
 pub use tx::WAKE_CHANNEL;
 
+use known::{Known, Remembered};
 use pool::{Conn, Manager, Refusals};
 use transaction::Kind;
 
@@ -89,6 +92,8 @@ pub struct PostgresStore {
     lead_conn: std::sync::Mutex<Option<Conn>>,
     /// Batches of statements its transactions have sent (each is one round trip).
     round_trips: AtomicU64,
+    /// What its committed checkpoints left of the flows they wrote (`known.rs`).
+    known: Known,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -136,6 +141,7 @@ impl PostgresStore {
             host: lease::host_name(),
             lead_conn: std::sync::Mutex::new(None),
             round_trips: AtomicU64::new(0),
+            known: Known::default(),
         })
     }
 
@@ -243,6 +249,36 @@ impl Backend for PostgresStore {
 
     fn host(&self) -> &str {
         &self.host
+    }
+
+    /// Starts each flow from what this process's last checkpoint of it left, if the server
+    /// confirms it is still so, and otherwise runs again reading the flow (`known.rs`).
+    fn checkpoint(
+        &self,
+        caller: Caller<'_>,
+        ops: Vec<CheckpointOp>,
+    ) -> Result<Vec<Result<CheckpointDone>>> {
+        let once = |ops: Vec<CheckpointOp>, trust: bool| {
+            let mut guarded = false;
+            let done = self.run(Kind::Write, |tx| {
+                let mut memory = Remembered::new(tx, &self.known, trust);
+                let answers = semantics::checkpoint(tx, caller, ops, Timestamp::now(), &mut memory);
+                guarded = memory.guarded;
+                Ok((answers?, memory.committed))
+            });
+            (done, guarded)
+        };
+        // Kept for a second run only when a first may start from memory.
+        let again = ops.iter().any(|op| self.known.remembers(op.flow_id())).then(|| ops.clone());
+        let (done, guarded) = once(ops, true);
+        let (answers, committed) = match (done, again) {
+            (Err(error), Some(ops)) if guarded && error::is_stale_memory(&error) => {
+                once(ops, false).0?
+            }
+            (done, _) => done?,
+        };
+        self.known.keep(committed);
+        Ok(answers)
     }
 
     /// The server gives space back on its own (autovacuum); `VACUUM` can also be run by hand.

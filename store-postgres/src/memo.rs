@@ -32,6 +32,20 @@ impl Memo {
         }
     }
 
+    /// What a checkpoint remembered of flow `id`, confirmed under the tree's lock: its highest
+    /// seq and its running steps as stored.
+    pub fn known(
+        &mut self,
+        id: &str,
+        last_seq: Option<u32>,
+        running: impl IntoIterator<Item = Step>,
+    ) {
+        self.last_seqs.insert(id.to_owned(), last_seq);
+        for step in running {
+            self.steps.insert((id.to_owned(), step.seq), step);
+        }
+    }
+
     /// `step` was written (inserted or updated) and is stored as given.
     pub fn wrote(&mut self, step: Step) {
         let id = step.flow_id.as_str();

@@ -177,6 +177,12 @@ impl Conn {
         self.driver.is_closed()
     }
 
+    /// Whether the server closed the connection while it sat unused (found without a round
+    /// trip: see [`Driver::closed_while_idle`]).
+    pub fn closed_while_idle(&mut self) -> bool {
+        self.driver.closed_while_idle()
+    }
+
     /// The next notification, waiting at most `timeout` for one.
     pub fn notification(&mut self, timeout: Duration) -> Option<Notification> {
         self.driver.notification(timeout)

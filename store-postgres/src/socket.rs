@@ -339,6 +339,14 @@ impl Driver {
         self.ended
     }
 
+    /// Reads what the server sent while the connection sat unused, without waiting, and says
+    /// whether the connection has ended: a server that restarted closed it then.
+    pub fn closed_while_idle(&mut self) -> bool {
+        let waker = Waker::from(Arc::clone(&self.woken));
+        self.drive(&mut Context::from_waker(&waker));
+        self.ended
+    }
+
     /// Polls `future` and the connection in turns, waiting on the socket whenever neither can
     /// go on, until `future` is done or `deadline` passes.
     fn run<F: Future>(

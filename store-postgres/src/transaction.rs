@@ -18,10 +18,17 @@
 //! statements travel together where nothing waits on their answers: `BEGIN` goes with the
 //! first statement, and writes whose answer nobody needs ([`Transaction::queue`]) go ahead of
 //! the next statement or of the `COMMIT`; a read-only transaction's `COMMIT` is sent without
-//! waiting for its answer, so a read of one query is one round trip. A pooled connection the
-//! server has closed (a restart) is found out by the first round trip; nothing of the
-//! transaction has run then, so it is sent again on a fresh connection, waiting with backoff
-//! while the server cannot be reached.
+//! waiting for its answer, so a read of one query is one round trip, and a write that needs no
+//! answer before its end (a checkpoint from what the store remembers: `known.rs`) is one too,
+//! its `BEGIN`, writes and `COMMIT` together.
+//!
+//! **Connections the server closed.** A server that restarted, or an administrator, closed the
+//! pooled connections it had. Before a transaction's first round trip, the connection reads
+//! what the server sent while it sat unused, without waiting: a closed one is left for a fresh
+//! one. A connection lost during the first round trip, if that round trip holds no `COMMIT`,
+//! ran nothing of the transaction, so it is sent again on a fresh connection, waiting with
+//! backoff while the server cannot be reached. One that holds the `COMMIT` is never sent twice:
+//! whether it committed is unknown, and the failure is the caller's.
 //!
 //! [`StoreTx`]: taskflow_store::StoreTx
 
@@ -29,6 +36,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use taskflow_store::semantics::KnownFlow;
 use taskflow_store::{Error, Flow, FlowId, NewEvent, Result, StorageError, StorageErrorKind};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -119,6 +127,12 @@ impl<'s> Transaction<'s> {
     /// Sends `BEGIN` if it has not been, the queued writes, then `statements`, in one round
     /// trip; returns the answers to `statements`.
     pub(crate) fn send(&self, statements: &[Request<'_>]) -> Result<Vec<Answer>> {
+        self.send_ending(statements, false)
+    }
+
+    /// [`Self::send`], where `commits` says whether `statements` end with the `COMMIT`: such a
+    /// message is never sent twice.
+    fn send_ending(&self, statements: &[Request<'_>], commits: bool) -> Result<Vec<Answer>> {
         self.queried.set(true);
         let queued = std::mem::take(&mut *self.queued.borrow_mut());
         let owned: Vec<Vec<&(dyn ToSql + Sync)>> = queued
@@ -137,6 +151,11 @@ impl<'s> Transaction<'s> {
         requests.extend_from_slice(statements);
         self.begun.set(true);
         let mut conn = self.conn.borrow_mut();
+        if begins {
+            while conn.closed_while_idle() {
+                *conn = self.store.connection()?;
+            }
+        }
         let deadline = Instant::now() + self.store.retry_for;
         let mut pause = crate::FIRST_PAUSE;
         let mut answers = loop {
@@ -144,6 +163,7 @@ impl<'s> Transaction<'s> {
             match conn.pipeline(&requests) {
                 Err(failure)
                     if begins
+                        && !commits
                         && error::is_connection_loss(&failure)
                         && Instant::now() < deadline =>
                 {
@@ -208,6 +228,41 @@ impl<'s> Transaction<'s> {
         self.locked_rows.borrow_mut().remove(id)
     }
 
+    /// Whether this transaction holds the lock of tree `root`.
+    pub(crate) fn holds_lock(&self, root: &str) -> bool {
+        self.locked.borrow().contains(root)
+    }
+
+    /// Takes the lock of the tree whose root is `known`'s flow, as a statement queued ahead of
+    /// the writes that fails the transaction unless the flow's row and last seq are still what
+    /// `known` says (`known.rs`), and takes what `known` says of its steps as read under the
+    /// lock. `known` is a root whose lease and next seq are known.
+    pub(crate) fn lock_if_unchanged(&self, known: &KnownFlow) {
+        // A division by zero fails the transaction when no row is as remembered: no other
+        // statement of the store divides (`error::is_stale_memory`).
+        const UNCHANGED: &str = "SELECT 1 / count(*)::int FROM (SELECT 1 FROM flows \
+             WHERE id = $1 AND root_id = id AND revision = $2 AND lease_token = $3 \
+             AND lease_expires_at = $4 FOR NO KEY UPDATE) AS unchanged";
+        // A statement of its own, after the lock: a statement's snapshot is taken before it
+        // waits for a lock.
+        const LAST_SEQ: &str = "SELECT 1 / (CASE WHEN (SELECT max(seq) FROM steps \
+             WHERE flow_id = $1) IS NOT DISTINCT FROM $2::bigint THEN 1 ELSE 0 END)";
+        let id = known.flow.id.as_str();
+        let last_seq = known.next_seq.and_then(|next| next.checked_sub(1)).filter(|&seq| seq > 0);
+        self.queue(
+            UNCHANGED,
+            vec![
+                Box::new(id.to_owned()),
+                Box::new(known.flow.revision as i64),
+                Box::new(known.lease_token.clone()),
+                Box::new(known.flow.lease.as_ref().map(|lease| lease.expires_at.as_millis())),
+            ],
+        );
+        self.queue(LAST_SEQ, vec![Box::new(id.to_owned()), Box::new(last_seq.map(i64::from))]);
+        self.take_lock(id);
+        self.memo.borrow_mut().known(id, last_seq, known.running.values().cloned());
+    }
+
     /// Whether this transaction already holds the lock of tree `root`; records that it does
     /// from now on.
     pub(crate) fn take_lock(&self, root: &str) -> bool {
@@ -235,19 +290,14 @@ impl<'s> Transaction<'s> {
         statements: &[(&'static str, Params<'_>)],
         then: &[(&'static str, Params<'_>)],
     ) -> Result<()> {
-        if !self.begun.get() {
-            if self.queued.borrow().is_empty() && statements.is_empty() {
-                self.committed.set(true);
-                return Ok(());
-            }
-            // Begun on a round trip of its own: the one that begins is sent again when it finds
-            // the connection lost, and one with the `COMMIT` in it must never be.
-            self.send(&[])?;
+        if !self.begun.get() && self.queued.borrow().is_empty() && statements.is_empty() {
+            self.committed.set(true);
+            return Ok(());
         }
         let mut requests: Vec<Request<'_>> =
             statements.iter().map(|(sql, params)| Request::Execute(sql, params)).collect();
         requests.push(Request::Text("COMMIT"));
-        let done = self.send(&requests).map(drop);
+        let done = self.send_ending(&requests, true).map(drop);
         // Committed or rolled back by the server either way: nothing is left to roll back.
         self.committed.set(true);
         if done.is_ok() {

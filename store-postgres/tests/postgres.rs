@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use taskflow_store::testkit::{Database, Harness};
 use taskflow_store::{
-    CheckpointOp, FlowStatus, LeaseHolder, NewFlow, NewStep, StateReport, StepKind, StepOutcome,
-    StepReport, StepStatus, StorageErrorKind, TaskFlow,
+    CheckpointDone, CheckpointOp, FlowStatus, LeaseHolder, NewFlow, NewStep, StateReport, StepKind,
+    StepOutcome, StepReport, StepStatus, StorageErrorKind, TaskFlow,
 };
 use taskflow_store_postgres::scratch::Scratch;
 use taskflow_store_postgres::{OpenOptions, PostgresStore};
@@ -169,44 +169,140 @@ fn wait_for(mut done: impl FnMut() -> bool) {
     }
 }
 
-/// A runner's checkpoint that ends one step and begins the next costs two round trips: the
-/// locked read of the flow and its last step (with the `BEGIN`), then every write with the
-/// `COMMIT`.
-#[test]
-fn a_checkpoint_that_ends_a_step_and_begins_the_next_takes_two_round_trips() {
-    let scratch = Scratch::new();
-    let store = Arc::new(PostgresStore::open(&scratch.url(), &OpenOptions::default()).unwrap());
-    let alice = TaskFlow::new(store.clone()).bind("alice").unwrap();
-    let flow = alice.create(NewFlow::managed("chain")).unwrap();
-    let lease = alice.acquire_lease(&flow.id, Duration::from_secs(60)).unwrap();
-    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
-    let mut running = alice.begin_step(&lease, NewStep::new("s0", StepKind::Action)).unwrap();
-    for n in 1..4 {
-        let before = store.round_trips();
-        let answers = alice
+/// A runner's chain as one store runs it: a flow leased and running, its first step begun.
+struct Chain {
+    store: Arc<PostgresStore>,
+    alice: taskflow_store::OwnerHandle,
+    lease: taskflow_store::Lease,
+    running: taskflow_store::Step,
+}
+
+impl Chain {
+    fn start(url: &str, ttl: Duration) -> Chain {
+        let store = Arc::new(PostgresStore::open(url, &OpenOptions::default()).unwrap());
+        let alice = TaskFlow::new(store.clone()).bind("alice").unwrap();
+        let flow = alice.create(NewFlow::managed("chain")).unwrap();
+        let lease = alice.acquire_lease(&flow.id, ttl).unwrap();
+        alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+        let running = alice.begin_step(&lease, NewStep::new("s0", StepKind::Action)).unwrap();
+        Chain { store, alice, lease, running }
+    }
+
+    /// Ends the running step and begins step `name`; returns the answers and the round trips
+    /// they took.
+    fn next(&mut self, name: &str) -> (Vec<taskflow_store::Result<CheckpointDone>>, u64) {
+        let before = self.store.round_trips();
+        let answers = self
+            .alice
             .checkpoint(vec![
                 CheckpointOp::Finish {
-                    lease: lease.clone(),
-                    seq: running.seq,
-                    outcome: StepOutcome::Succeeded(json!(n)),
+                    lease: self.lease.clone(),
+                    seq: self.running.seq,
+                    outcome: StepOutcome::Succeeded(json!(name)),
                 },
                 CheckpointOp::Begin {
-                    lease: lease.clone(),
-                    step: NewStep::new(format!("s{n}"), StepKind::Action),
+                    lease: self.lease.clone(),
+                    step: NewStep::new(name, StepKind::Action),
                 },
             ])
             .unwrap();
-        assert_eq!(store.round_trips() - before, 2, "step {n}");
-        let mut answers = answers.into_iter();
-        assert!(answers.next().unwrap().is_ok());
-        running = match answers.next().unwrap().unwrap() {
-            taskflow_store::CheckpointDone::Step(step) => step,
-            other => panic!("step {n} answered {other:?}"),
-        };
+        if let Some(Ok(CheckpointDone::Step(step))) = answers.get(1) {
+            self.running = step.clone();
+        }
+        (answers, self.store.round_trips() - before)
     }
-    let steps = alice.steps(&flow.id).unwrap();
-    let ended: Vec<_> = steps.iter().map(|step| (step.seq, step.status.as_str())).collect();
-    assert_eq!(ended, [(1, "succeeded"), (2, "succeeded"), (3, "succeeded"), (4, "running")]);
+
+    /// The seq and status of each step of the flow's journal.
+    fn journal(&self) -> Vec<(u32, String)> {
+        let steps = self.alice.steps(&self.lease.flow_id).unwrap();
+        steps.iter().map(|step| (step.seq, step.status.as_str().to_owned())).collect()
+    }
+}
+
+fn journal(entries: &[(u32, &str)]) -> Vec<(u32, String)> {
+    entries.iter().map(|&(seq, status)| (seq, status.to_owned())).collect()
+}
+
+/// A runner's checkpoint that ends one step and begins the next costs one round trip: the
+/// store remembers what its last checkpoint of the flow left, and sends every write with the
+/// `BEGIN`, behind statements that fail the transaction unless the flow is still as
+/// remembered, and with the `COMMIT`.
+#[test]
+fn a_checkpoint_that_ends_a_step_and_begins_the_next_takes_one_round_trip() {
+    let scratch = Scratch::new();
+    let mut chain = Chain::start(&scratch.url(), Duration::from_secs(60));
+    for n in 1..4 {
+        let (answers, round_trips) = chain.next(&format!("s{n}"));
+        assert_eq!(round_trips, 1, "step {n}");
+        assert!(answers.iter().all(Result::is_ok), "step {n}: {answers:?}");
+    }
+    let ended = [(1, "succeeded"), (2, "succeeded"), (3, "succeeded"), (4, "running")];
+    assert_eq!(chain.journal(), journal(&ended));
+}
+
+/// What another process changed since a store's last checkpoint of a flow (a cancel, another
+/// runner's lease, a step) fails the remembering transaction before it writes anything; the
+/// checkpoint then runs again reading the flow, and answers as a store that remembers nothing.
+#[test]
+fn a_checkpoint_finds_what_another_process_changed_since_its_last_one() {
+    let scratch = Scratch::new();
+    let other = open(&scratch.url()).bind("alice").unwrap();
+
+    // A cancel requested elsewhere: the running step ends, no step begins after it.
+    let mut chain = Chain::start(&scratch.url(), Duration::from_secs(60));
+    assert_eq!(chain.next("s1").1, 1);
+    other.request_cancel(&chain.lease.flow_id, None).unwrap();
+    let (answers, round_trips) = chain.next("s2");
+    assert!(round_trips > 1, "the stale attempt, then the checkpoint again: {round_trips}");
+    assert!(answers[0].is_ok(), "{answers:?}");
+    let refused = answers[1].as_ref().unwrap_err().to_string();
+    assert!(refused.contains("cancel"), "{refused}");
+    assert_eq!(chain.journal(), journal(&[(1, "succeeded"), (2, "succeeded")]));
+
+    // The lease taken over by another runner once it expired: nothing is written.
+    let mut chain = Chain::start(&scratch.url(), Duration::from_millis(300));
+    assert_eq!(chain.next("s1").1, 1);
+    std::thread::sleep(Duration::from_millis(400));
+    let taken = other.acquire_lease(&chain.lease.flow_id, Duration::from_secs(60)).unwrap();
+    assert_ne!(taken.token, chain.lease.token);
+    let (answers, _) = chain.next("s2");
+    assert!(answers.iter().all(Result::is_err), "{answers:?}");
+    assert_eq!(chain.journal(), journal(&[(1, "succeeded"), (2, "running")]));
+}
+
+/// A pooled connection the server closed while it sat unused is found before a checkpoint's
+/// one round trip is sent on it, so the checkpoint goes on a fresh connection, once.
+#[test]
+fn a_checkpoint_goes_on_a_fresh_connection_when_the_server_closed_the_pooled_one() {
+    let scratch = Scratch::new();
+    let name = format!("idle-{}", scratch.schema());
+    let url = format!("{}&application_name={name}", scratch.url());
+    let mut chain = Chain::start(&url, Duration::from_secs(60));
+    assert_eq!(chain.next("s1").1, 1);
+    let mut server = server();
+    let ended: i64 = server
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended >= 1, "the store's connections were ended");
+    wait_for(|| {
+        let left: i64 = server
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        left == 0
+    });
+    let (answers, round_trips) = chain.next("s2");
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    assert_eq!(round_trips, 1);
+    assert_eq!(chain.journal(), journal(&[(1, "succeeded"), (2, "succeeded"), (3, "running")]));
 }
 
 /// Creating a flow waits for the server twice: to look for a flow of the same id (with the

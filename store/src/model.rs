@@ -407,6 +407,20 @@ pub enum CheckpointOp {
     Wait { lease: Lease, steps: Vec<WaitingStep> },
 }
 
+impl CheckpointOp {
+    /// The flow it writes to: its lease's.
+    pub fn flow_id(&self) -> &FlowId {
+        match self {
+            CheckpointOp::Begin { lease, .. }
+            | CheckpointOp::NextAttempt { lease, .. }
+            | CheckpointOp::Finish { lease, .. }
+            | CheckpointOp::Status { lease, .. }
+            | CheckpointOp::Renew { lease, .. }
+            | CheckpointOp::Wait { lease, .. } => &lease.flow_id,
+        }
+    }
+}
+
 /// A step that waits for a time or a signal before it can end, as its runner hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitingStep {

@@ -78,9 +78,9 @@ pub fn checkpoint<T: StoreTx + ?Sized>(
     let mut answers = Vec::with_capacity(ops.len());
     let mut ops = ops.into_iter().peekable();
     while let Some(first) = ops.next() {
-        let flow_id = op_flow(&first);
+        let flow_id = first.flow_id().clone();
         let mut group = vec![first];
-        while let Some(next) = ops.next_if(|op| op_flow(op) == flow_id) {
+        while let Some(next) = ops.next_if(|op| *op.flow_id() == flow_id) {
             group.push(next);
         }
         let known = memory.recall(caller.owner, &flow_id);
@@ -89,17 +89,6 @@ pub fn checkpoint<T: StoreTx + ?Sized>(
         memory.applied(flow_id, written);
     }
     Ok(answers)
-}
-
-fn op_flow(op: &CheckpointOp) -> FlowId {
-    match op {
-        CheckpointOp::Begin { lease, .. }
-        | CheckpointOp::NextAttempt { lease, .. }
-        | CheckpointOp::Finish { lease, .. }
-        | CheckpointOp::Status { lease, .. }
-        | CheckpointOp::Renew { lease, .. }
-        | CheckpointOp::Wait { lease, .. } => lease.flow_id.clone(),
-    }
 }
 
 /// Applies a runner's consecutive ops on one flow: the flow is loaded once (without its spec)
