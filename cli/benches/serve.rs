@@ -16,10 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde_json::json;
 use taskflow_api::database;
 use taskflow_store::{Durability, FlowId, NewFlow, StateReport, StepReport, StepStatus};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[path = "support/serve.rs"]
 mod support;
@@ -166,6 +166,11 @@ fn ms(duration: Duration) -> f64 {
 /// end them: [`blank_lines`]), until dropped. They run on a runtime of their own, as clients
 /// apart from the load: on the load's runtime, the load's requests would wait in its task queue
 /// behind the watchers' reads, which slows the load itself, not serve.
+///
+/// They share the machine's two cores with serve, so each is as lean as a client can be: one
+/// `GET` written on a socket, and the chunked body read into one buffer it keeps, undone in
+/// place ([`Dechunk`]). An HTTP client library's stream allocated a buffer for each read, and
+/// its page faults and copies were a third of the watchers' CPU.
 struct Watchers {
     runtime: Option<tokio::runtime::Runtime>,
     received: Arc<AtomicU64>,
@@ -195,16 +200,106 @@ fn blank_lines(chunk: &[u8], newline_last: bool) -> u64 {
     across + within
 }
 
-/// [`blank_lines`] over a stream cut at every place, against the events in it.
-fn check_blank_lines() {
-    let event = |id: usize| format!("id: {id}\nevent: step\ndata: {{\"seq\":{id}}}\n\n");
-    let stream: String = (0..300).map(event).collect::<String>() + ":\n\n";
-    for cut in 0..=stream.len() {
-        let (head, tail) = stream.as_bytes().split_at(cut);
-        let newline_last = head.last() == Some(&b'\n');
-        let counted = blank_lines(head, false) + blank_lines(tail, newline_last);
-        assert_eq!(counted, 301, "the stream cut at byte {cut}");
+/// Undoes HTTP/1.1's chunked transfer coding as the bytes come, handing on the body's bytes:
+/// each chunk is its size in hex (extensions after it ignored), CRLF, its bytes, CRLF; a chunk
+/// of size 0 ends the body.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Dechunk {
+    /// In a chunk's size line: the size read so far.
+    Size(usize),
+    /// Past the size's digits, to the end of its line.
+    SizeLine(usize),
+    /// In a chunk's bytes: how many are left.
+    Data(usize),
+    /// After a chunk's bytes, before its CRLF ends.
+    DataEnd,
+    /// The body ended.
+    Ended,
+}
+
+impl Dechunk {
+    fn new() -> Self {
+        Dechunk::Size(0)
     }
+
+    /// What follows a size line that read `size`.
+    fn chunk_of(size: usize) -> Self {
+        if size == 0 { Dechunk::Ended } else { Dechunk::Data(size) }
+    }
+
+    /// Feeds `input`; `body` gets each run of the body's bytes in it, in order.
+    fn feed(&mut self, mut input: &[u8], mut body: impl FnMut(&[u8])) -> Result<(), String> {
+        while let Some(&byte) = input.first() {
+            *self = match *self {
+                Dechunk::Data(left) => {
+                    let take = left.min(input.len());
+                    body(&input[..take]);
+                    input = &input[take..];
+                    *self =
+                        if take == left { Dechunk::DataEnd } else { Dechunk::Data(left - take) };
+                    continue;
+                }
+                Dechunk::Size(size) => match (byte as char).to_digit(16) {
+                    Some(digit) => Dechunk::Size(
+                        size.checked_mul(16)
+                            .and_then(|size| size.checked_add(digit as usize))
+                            .ok_or("a chunk size past usize")?,
+                    ),
+                    None if byte == b'\n' => Dechunk::chunk_of(size),
+                    None => Dechunk::SizeLine(size),
+                },
+                Dechunk::SizeLine(size) if byte == b'\n' => Dechunk::chunk_of(size),
+                Dechunk::SizeLine(size) => Dechunk::SizeLine(size),
+                Dechunk::DataEnd if byte == b'\r' => Dechunk::DataEnd,
+                Dechunk::DataEnd if byte == b'\n' => Dechunk::Size(0),
+                Dechunk::DataEnd => return Err(format!("byte {byte:#04x} where a CRLF was due")),
+                Dechunk::Ended => return Ok(()),
+            };
+            input = &input[1..];
+        }
+        Ok(())
+    }
+}
+
+/// [`Dechunk`] and [`blank_lines`] over a chunked stream of events cut at every place, against
+/// the events and the bytes in it.
+fn check_watchers_count() {
+    let event = |id: usize| format!("id: {id}\nevent: step\ndata: {{\"seq\":{id}}}\n\n");
+    let stream: String = (0..120).map(event).collect::<String>() + ":\n\n";
+    // Chunks of 1 to 37 bytes, some sizes in upper case or with an extension, then the end.
+    let mut coded = Vec::new();
+    let (mut at, mut size) = (0, 1);
+    while at < stream.len() {
+        let end = (at + size).min(stream.len());
+        let line = match size % 3 {
+            0 => format!("{:X}\r\n", end - at),
+            1 => format!("{:x};x=y\r\n", end - at),
+            _ => format!("{:x}\r\n", end - at),
+        };
+        coded.extend_from_slice(line.as_bytes());
+        coded.extend_from_slice(&stream.as_bytes()[at..end]);
+        coded.extend_from_slice(b"\r\n");
+        (at, size) = (end, size % 37 + 1);
+    }
+    coded.extend_from_slice(b"0\r\n\r\n");
+    for cut in 0..=coded.len() {
+        let mut dechunk = Dechunk::new();
+        let (mut events, mut body, mut newline_last) = (0, Vec::new(), false);
+        for part in [&coded[..cut], &coded[cut..]] {
+            dechunk
+                .feed(part, |run| {
+                    events += blank_lines(run, newline_last);
+                    newline_last = run.last().map_or(newline_last, |&byte| byte == b'\n');
+                    body.extend_from_slice(run);
+                })
+                .unwrap();
+        }
+        assert_eq!(dechunk, Dechunk::Ended, "the stream cut at byte {cut}");
+        assert_eq!(events, 121, "the stream cut at byte {cut}");
+        assert_eq!(body, stream.as_bytes(), "the stream cut at byte {cut}");
+    }
+    let mut dechunk = Dechunk::new();
+    assert!(dechunk.feed(b"3\r\nabcXY", |_| {}).is_err(), "bytes past a chunk's size");
 }
 
 impl Watchers {
@@ -217,26 +312,50 @@ impl Watchers {
             .unwrap();
         let received = Arc::new(AtomicU64::new(0));
         let bytes = Arc::new(AtomicU64::new(0));
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let address = url.strip_prefix("http://").expect("serve listens on plain HTTP").to_owned();
         let mut connected = Vec::new();
         for _ in 0..WATCHERS {
             let (ready, watching) = tokio::sync::oneshot::channel();
             connected.push(watching);
-            let request =
-                client.get(format!("{url}/v1/events")).header("accept", "text/event-stream").send();
-            let (received, bytes) = (received.clone(), bytes.clone());
+            let (received, bytes, address) = (received.clone(), bytes.clone(), address.clone());
             runtime.spawn(async move {
-                let response = request.await.unwrap();
-                assert!(response.status().is_success());
+                let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+                let request = format!(
+                    "GET /v1/events HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\n\r\n"
+                );
+                stream.write_all(request.as_bytes()).await.unwrap();
+                let mut buffer = vec![0u8; 256 * 1024];
+                let mut filled = 0;
+                let head_end = loop {
+                    let read = stream.read(&mut buffer[filled..]).await.unwrap();
+                    assert!(read > 0, "serve closed the event stream before its head");
+                    filled += read;
+                    if let Some(at) = buffer[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buffer[..head_end]).to_ascii_lowercase();
+                assert!(head.starts_with("http/1.1 200"), "{head}");
+                assert!(head.contains("transfer-encoding: chunked"), "{head}");
                 let _ = ready.send(());
-                let mut body = response.bytes_stream();
-                // Whether the chunks so far end with a line break.
+                let mut dechunk = Dechunk::new();
                 let mut newline_last = false;
-                while let Some(Ok(chunk)) = body.next().await {
-                    let ends = blank_lines(&chunk, newline_last);
-                    newline_last = chunk.last().map_or(newline_last, |&byte| byte == b'\n');
-                    received.fetch_add(ends, Ordering::Relaxed);
-                    bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                let mut unread = head_end..filled;
+                loop {
+                    let (mut events, mut body) = (0, 0);
+                    dechunk
+                        .feed(&buffer[unread], |run| {
+                            events += blank_lines(run, newline_last);
+                            newline_last = run.last().map_or(newline_last, |&byte| byte == b'\n');
+                            body += run.len() as u64;
+                        })
+                        .unwrap();
+                    received.fetch_add(events, Ordering::Relaxed);
+                    bytes.fetch_add(body, Ordering::Relaxed);
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => unread = 0..read,
+                    }
                 }
             });
         }
@@ -259,7 +378,7 @@ fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return;
     }
-    check_blank_lines();
+    check_watchers_count();
     let per_round = setting("TASKFLOW_BENCH_REPORTS", 8_000);
     let rounds = setting("TASKFLOW_BENCH_ROUNDS", 5).max(1);
     let per_connection = (per_round / CONNECTIONS).max(1);
