@@ -116,19 +116,27 @@ fn connections_the_server_drops_are_replaced_before_any_work_is_sent() {
     let alice = open(&url).bind("alice").unwrap();
     let flow = alice.create(NewFlow::managed("survives")).unwrap();
     for _ in 0..3 {
-        let ended: i64 = server()
-            .query_one(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE application_name = $1",
-                &[&name],
-            )
-            .unwrap()
-            .get(0);
-        assert!(ended >= 1, "the store's connections were ended");
+        end_connections(&name);
         let lease = alice.acquire_lease(&flow.id, Duration::from_secs(30)).unwrap();
         assert_eq!(alice.flow(&flow.id).unwrap().lease.unwrap().expires_at, lease.expires_at);
         alice.release_lease(&lease).unwrap();
     }
+}
+
+/// Ends the server's connections of application `name` (at least one); returns the
+/// connection that asked, to watch them go.
+fn end_connections(name: &str) -> postgres::Client {
+    let mut server = server();
+    let ended: i64 = server
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ended >= 1, "the store's connections were ended");
+    server
 }
 
 #[test]
@@ -279,16 +287,7 @@ fn a_checkpoint_goes_on_a_fresh_connection_when_the_server_closed_the_pooled_one
     let url = format!("{}&application_name={name}", scratch.url());
     let mut chain = Chain::start(&url, Duration::from_secs(60));
     assert_eq!(chain.next("s1").1, 1);
-    let mut server = server();
-    let ended: i64 = server
-        .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = $1",
-            &[&name],
-        )
-        .unwrap()
-        .get(0);
-    assert!(ended >= 1, "the store's connections were ended");
+    let mut server = end_connections(&name);
     wait_for(|| {
         let left: i64 = server
             .query_one(
