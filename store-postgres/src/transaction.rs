@@ -238,8 +238,9 @@ impl<'s> Transaction<'s> {
     /// `known` says (`known.rs`), and takes what `known` says of its steps as read under the
     /// lock. `known` is a root whose lease and next seq are known.
     pub(crate) fn lock_if_unchanged(&self, known: &KnownFlow) {
-        // A division by zero fails the transaction when no row is as remembered: no other
-        // statement of the store divides (`error::is_stale_memory`).
+        // A division by zero fails the transaction when no row is as remembered
+        // (`error::is_stale_memory`). The only other statement that divides, a flow row's
+        // guarded update (`update.rs`), finds its row whenever these guards passed.
         const UNCHANGED: &str = "SELECT 1 / count(*)::int FROM (SELECT 1 FROM flows \
              WHERE id = $1 AND root_id = id AND revision = $2 AND lease_token = $3 \
              AND lease_expires_at = $4 FOR NO KEY UPDATE) AS unchanged";
