@@ -6,7 +6,9 @@
 //! server confirms it, in the checkpoint's own transaction, ahead of its writes: the first
 //! statement locks the flow's row only if its revision, lease token and lease expiry are still
 //! the ones remembered (every change to a flow's row moves one of them), the next checks that
-//! its last step is still the one remembered (a step added by any other writer moves it). Either
+//! its last step is still the one remembered (a step added by any other writer moves it) and
+//! that the steps remembered as running still run at the remembered attempt (a runner of
+//! another store holding the same lease may end or retry one, which moves nothing else). Either
 //! failing fails the transaction, and the checkpoint runs again, reading everything. Only a
 //! tree's root is remembered (its own row is the lock), and only while it has no child step
 //! running: a child's end ends that step from the child's transaction.

@@ -234,9 +234,10 @@ impl<'s> Transaction<'s> {
     }
 
     /// Takes the lock of the tree whose root is `known`'s flow, as a statement queued ahead of
-    /// the writes that fails the transaction unless the flow's row and last seq are still what
-    /// `known` says (`known.rs`), and takes what `known` says of its steps as read under the
-    /// lock. `known` is a root whose lease and next seq are known.
+    /// the writes that fails the transaction unless the flow's row, its last seq and the steps
+    /// `known` holds as running are still what `known` says (`known.rs`), and takes what
+    /// `known` says of its steps as read under the lock. `known` is a root whose lease and next
+    /// seq are known.
     pub(crate) fn lock_if_unchanged(&self, known: &KnownFlow) {
         // A division by zero fails the transaction when no row is as remembered
         // (`error::is_stale_memory`). The only other statement that divides, a flow row's
@@ -245,11 +246,22 @@ impl<'s> Transaction<'s> {
              WHERE id = $1 AND root_id = id AND revision = $2 AND lease_token = $3 \
              AND lease_expires_at = $4 FOR NO KEY UPDATE) AS unchanged";
         // A statement of its own, after the lock: a statement's snapshot is taken before it
-        // waits for a lock.
-        const LAST_SEQ: &str = "SELECT 1 / (CASE WHEN (SELECT max(seq) FROM steps \
-             WHERE flow_id = $1) IS NOT DISTINCT FROM $2::bigint THEN 1 ELSE 0 END)";
+        // waits for a lock. A step begun elsewhere moves the last seq; one ended or retried
+        // elsewhere (a runner of another store holding the same lease) is no longer running at
+        // the remembered attempt. Neither moves the flow's revision.
+        const JOURNAL: &str = "SELECT 1 / (CASE WHEN (SELECT max(seq) FROM steps \
+             WHERE flow_id = $1) IS NOT DISTINCT FROM $2::bigint \
+             AND (SELECT count(*) FROM steps s, unnest($3::bigint[], $4::bigint[]) AS k(seq, attempt) \
+                  WHERE s.flow_id = $1 AND s.seq = k.seq AND s.attempt = k.attempt \
+                  AND s.status = 'running') = cardinality($3::bigint[]) \
+             THEN 1 ELSE 0 END)";
         let id = known.flow.id.as_str();
         let last_seq = known.next_seq.and_then(|next| next.checked_sub(1)).filter(|&seq| seq > 0);
+        let (seqs, attempts): (Vec<i64>, Vec<i64>) = known
+            .running
+            .values()
+            .map(|step| (i64::from(step.seq), i64::from(step.attempt)))
+            .unzip();
         self.queue(
             UNCHANGED,
             vec![
@@ -259,7 +271,15 @@ impl<'s> Transaction<'s> {
                 Box::new(known.flow.lease.as_ref().map(|lease| lease.expires_at.as_millis())),
             ],
         );
-        self.queue(LAST_SEQ, vec![Box::new(id.to_owned()), Box::new(last_seq.map(i64::from))]);
+        self.queue(
+            JOURNAL,
+            vec![
+                Box::new(id.to_owned()),
+                Box::new(last_seq.map(i64::from)),
+                Box::new(seqs),
+                Box::new(attempts),
+            ],
+        );
         self.take_lock(id);
         self.memo.borrow_mut().known(id, last_seq, known.running.values().cloned());
     }

@@ -616,6 +616,32 @@ pub fn a_step_begun_through_another_store_is_seen_by_the_next_checkpoint(harness
     assert_eq!(runner.flow(&id).unwrap().current_step.as_deref(), Some("third"));
 }
 
+pub fn a_step_ended_or_retried_through_another_store_is_seen_by_the_next_checkpoint(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let runner = fx.alice();
+    let other_store = fx.reopen();
+    let other = other_store.bind("alice").unwrap();
+
+    // Another process with the same lease ends the running step: a journal row only.
+    let (id, lease) = checkpointed(&runner, "ended elsewhere");
+    let ended = other.checkpoint(vec![finish(&lease, 1, StepOutcome::Succeeded(json!("there")))]);
+    assert!(ended.unwrap()[0].is_ok());
+    let refused = refusal(&runner, finish(&lease, 1, StepOutcome::Succeeded(json!("here"))));
+    assert!(refused.to_string().contains("step 1"), "{refused}");
+    assert_eq!(runner.steps(&id).unwrap()[0].output, Some(json!("there")));
+
+    // Another process with the same lease starts the running step's next attempt.
+    let (id, lease) = checkpointed(&runner, "retried elsewhere");
+    let retry = CheckpointOp::NextAttempt { lease: lease.clone(), seq: 1, reason: "lost".into() };
+    assert_eq!(answered_step(&other.checkpoint(vec![retry]).unwrap()[0]).attempt, 2);
+    let answers =
+        runner.checkpoint(vec![finish(&lease, 1, StepOutcome::Succeeded(json!(1)))]).unwrap();
+    assert_eq!(answered_step(&answers[0]).attempt, 2);
+    assert_eq!(answered_step(&answers[0]), runner.steps(&id).unwrap()[0]);
+}
+
 pub fn a_change_through_the_same_store_is_seen_by_the_next_checkpoint(harness: &dyn Harness) {
     let fx = harness.fresh();
     let runner = fx.alice();
@@ -1385,6 +1411,7 @@ macro_rules! conformance_tests {
             a_change_elsewhere_is_seen_even_after_checkpoints_of_other_flows,
             single_op_writes_and_checkpoints_agree_on_a_flows_journal,
             a_step_begun_through_another_store_is_seen_by_the_next_checkpoint,
+            a_step_ended_or_retried_through_another_store_is_seen_by_the_next_checkpoint,
             a_change_through_the_same_store_is_seen_by_the_next_checkpoint,
             a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one,
             a_null_state_is_no_change_from_no_state,
