@@ -642,6 +642,28 @@ pub fn a_step_ended_or_retried_through_another_store_is_seen_by_the_next_checkpo
     assert_eq!(answered_step(&answers[0]), runner.steps(&id).unwrap()[0]);
 }
 
+pub fn a_state_sent_again_unchanged_is_no_change_whatever_its_numbers(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let runner = fx.alice();
+    let other_store = fx.reopen();
+    let other = other_store.bind("alice").unwrap();
+    let (id, lease) = checkpointed(&runner, "fractions");
+    let state = json!({"progress": 1.0_f64 / 11.0, "rate": 0.1 + 0.2, "tiny": 5e-324});
+    let op = || CheckpointOp::Status {
+        lease: lease.clone(),
+        to: FlowStatus::Running,
+        error: None,
+        state: Some(state.clone()),
+    };
+    runner.checkpoint(vec![op()]).unwrap().remove(0).unwrap();
+    let changed = runner.flow(&id).unwrap();
+    assert_eq!(changed.state, Some(state.clone()), "the numbers come back as written");
+    // Again through the same store (which may remember the flow), then through another.
+    runner.checkpoint(vec![op()]).unwrap().remove(0).unwrap();
+    other.checkpoint(vec![op()]).unwrap().remove(0).unwrap();
+    assert_eq!(runner.flow(&id).unwrap().revision, changed.revision);
+}
+
 pub fn a_change_through_the_same_store_is_seen_by_the_next_checkpoint(harness: &dyn Harness) {
     let fx = harness.fresh();
     let runner = fx.alice();
@@ -1412,6 +1434,7 @@ macro_rules! conformance_tests {
             single_op_writes_and_checkpoints_agree_on_a_flows_journal,
             a_step_begun_through_another_store_is_seen_by_the_next_checkpoint,
             a_step_ended_or_retried_through_another_store_is_seen_by_the_next_checkpoint,
+            a_state_sent_again_unchanged_is_no_change_whatever_its_numbers,
             a_change_through_the_same_store_is_seen_by_the_next_checkpoint,
             a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one,
             a_null_state_is_no_change_from_no_state,
