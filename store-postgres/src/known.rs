@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use taskflow_store::semantics::{CheckpointMemory, KnownFlow};
-use taskflow_store::{FlowId, StepKind};
+use taskflow_store::{CheckpointOp, FlowId, StepKind};
 
 use crate::transaction::Transaction;
 
@@ -36,14 +36,11 @@ impl Known {
         self.flows.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether it remembers flow `id`.
-    pub(crate) fn remembers(&self, id: &FlowId) -> bool {
-        self.lock().contains_key(id.as_str())
-    }
-
-    /// Takes flow `id` out: a checkpoint that fails leaves it forgotten.
-    fn take(&self, id: &str) -> Option<KnownFlow> {
-        self.lock().remove(id)
+    /// Takes out what it remembers of the flows `ops` write: a checkpoint that fails leaves
+    /// them forgotten.
+    pub(crate) fn take_for(&self, ops: &[CheckpointOp]) -> Recalled {
+        let mut flows = self.lock();
+        ops.iter().filter_map(|op| flows.remove_entry(op.flow_id().as_str())).collect()
     }
 
     /// Keeps what committed checkpoints wrote; ended flows are not kept.
@@ -60,11 +57,13 @@ impl Known {
     }
 }
 
-/// The memory of one checkpoint transaction: `trust` says whether it may use what is known.
+/// What one checkpoint took out of [`Known`], by flow id.
+pub(crate) type Recalled = HashMap<String, KnownFlow>;
+
+/// The memory of one checkpoint transaction: what it took out of [`Known`] before it began.
 pub(crate) struct Remembered<'a, 't> {
     tx: &'a Transaction<'t>,
-    known: &'a Known,
-    trust: bool,
+    recalled: Recalled,
     /// Whether a flow's memory was used, confirmed by the server ahead of the writes.
     pub(crate) guarded: bool,
     /// What each flow's last group of ops left, to keep once the transaction has committed.
@@ -72,8 +71,8 @@ pub(crate) struct Remembered<'a, 't> {
 }
 
 impl<'a, 't> Remembered<'a, 't> {
-    pub(crate) fn new(tx: &'a Transaction<'t>, known: &'a Known, trust: bool) -> Self {
-        Remembered { tx, known, trust, guarded: false, committed: Vec::new() }
+    pub(crate) fn new(tx: &'a Transaction<'t>, recalled: Recalled) -> Self {
+        Remembered { tx, recalled, guarded: false, committed: Vec::new() }
     }
 }
 
@@ -90,8 +89,8 @@ fn usable(known: &KnownFlow, owner: &str) -> bool {
 
 impl CheckpointMemory for Remembered<'_, '_> {
     fn recall(&mut self, owner: &str, id: &FlowId) -> Option<KnownFlow> {
-        let known = self.known.take(id.as_str())?;
-        if !self.trust || !usable(&known, owner) || self.tx.holds_lock(id.as_str()) {
+        let known = self.recalled.remove(id.as_str())?;
+        if !usable(&known, owner) || self.tx.holds_lock(id.as_str()) {
             return None;
         }
         self.tx.lock_if_unchanged(&known);

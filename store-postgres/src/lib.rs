@@ -53,7 +53,7 @@ pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use transaction::Transaction;
 pub use tx::WAKE_CHANNEL;
 
-use known::{Known, Remembered};
+use known::{Known, Recalled, Remembered};
 use pool::{Conn, Manager, Refusals};
 use transaction::Kind;
 
@@ -258,22 +258,25 @@ impl Backend for PostgresStore {
         caller: Caller<'_>,
         ops: Vec<CheckpointOp>,
     ) -> Result<Vec<Result<CheckpointDone>>> {
-        let once = |ops: Vec<CheckpointOp>, trust: bool| {
+        let once = |ops: Vec<CheckpointOp>, recalled| {
             let mut guarded = false;
             let done = self.run(Kind::Write, |tx| {
-                let mut memory = Remembered::new(tx, &self.known, trust);
+                let mut memory = Remembered::new(tx, recalled);
                 let answers = semantics::checkpoint(tx, caller, ops, Timestamp::now(), &mut memory);
                 guarded = memory.guarded;
                 Ok((answers?, memory.committed))
             });
             (done, guarded)
         };
-        // Kept for a second run only when a first may start from memory.
-        let again = ops.iter().any(|op| self.known.remembers(op.flow_id())).then(|| ops.clone());
-        let (done, guarded) = once(ops, true);
+        // What is remembered of the ops' flows is taken out before the transaction begins: a
+        // run may start from that and from nothing kept later by another thread, and the ops
+        // are kept for a second run only when it may.
+        let recalled = self.known.take_for(&ops);
+        let again = (!recalled.is_empty()).then(|| ops.clone());
+        let (done, guarded) = once(ops, recalled);
         let (answers, committed) = match (done, again) {
             (Err(error), Some(ops)) if guarded && error::is_stale_memory(&error) => {
-                once(ops, false).0?
+                once(ops, Recalled::new()).0?
             }
             (done, _) => done?,
         };

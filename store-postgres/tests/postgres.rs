@@ -278,6 +278,43 @@ fn a_checkpoint_finds_what_another_process_changed_since_its_last_one() {
     assert_eq!(chain.journal(), journal(&[(1, "succeeded"), (2, "running")]));
 }
 
+/// Checkpoints of one flow from several threads of one store (a runner's renewals beside its
+/// other writes) while another store writes to the flow: each run starts from the memory it
+/// took before it began or from none, so a stale memory always leads to a second run, never to
+/// an error.
+#[test]
+fn checkpoints_of_one_flow_from_several_threads_never_fail_on_a_stale_memory() {
+    let scratch = Scratch::new();
+    let chain = Chain::start(&scratch.url(), Duration::from_secs(600));
+    let other = open(&scratch.url()).bind("alice").unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signals = {
+        let (stop, id) = (stop.clone(), chain.lease.flow_id.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                other.send_signal(&id, "poke", json!(1)).unwrap();
+            }
+        })
+    };
+    let renewers: Vec<_> = (0..3)
+        .map(|_| {
+            let (alice, lease) = (chain.alice.clone(), chain.lease.clone());
+            std::thread::spawn(move || {
+                let renewals =
+                    (0..400).map(|_| alice.renew_lease(&lease, Duration::from_secs(600)));
+                renewals
+                    .filter_map(|renewed| renewed.err().map(|error| error.to_string()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let failures: Vec<String> =
+        renewers.into_iter().flat_map(|renewer| renewer.join().unwrap()).collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    signals.join().unwrap();
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
 /// A pooled connection the server closed while it sat unused is found before a checkpoint's
 /// one round trip is sent on it, so the checkpoint goes on a fresh connection, once.
 #[test]
