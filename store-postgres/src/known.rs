@@ -12,6 +12,10 @@
 //! failing fails the transaction, and the checkpoint runs again, reading everything. Only a
 //! tree's root is remembered (its own row is the lock), and only while it has no child step
 //! running: a child's end ends that step from the child's transaction.
+//!
+//! A checkpoint takes its flows' memories out before its transaction begins and starts only from
+//! those: another thread's checkpoint of the same flow finds none and reads, and a memory kept
+//! meanwhile is not used by a run that could not run again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
