@@ -73,6 +73,11 @@ impl Database {
     pub fn alice(&self) -> OwnerHandle {
         self.taskflow.bind("alice").unwrap()
     }
+
+    /// Alice through another store on the same database, as another process sees her flows.
+    pub fn alice_elsewhere(&self) -> OwnerHandle {
+        self.reopen().bind("alice").unwrap()
+    }
 }
 
 /// A managed flow, leased and running.
@@ -527,8 +532,7 @@ fn refusal(handle: &OwnerHandle, op: CheckpointOp) -> Error {
 pub fn checkpoints_see_what_other_connections_changed_between_them(harness: &dyn Harness) {
     let fx = harness.fresh();
     let runner = fx.alice();
-    let other_store = fx.reopen();
-    let other = other_store.bind("alice").unwrap();
+    let other = fx.alice_elsewhere();
     let (id, lease) = checkpointed(&runner, "watched");
     let answers = runner
         .checkpoint(vec![
@@ -568,8 +572,7 @@ pub fn checkpoints_see_what_other_connections_changed_between_them(harness: &dyn
 pub fn a_change_elsewhere_is_seen_even_after_checkpoints_of_other_flows(harness: &dyn Harness) {
     let fx = harness.fresh();
     let runner = fx.alice();
-    let other_store = fx.reopen();
-    let other = other_store.bind("alice").unwrap();
+    let other = fx.alice_elsewhere();
     let (first, first_lease) = checkpointed(&runner, "first");
     let (_, second_lease) = checkpointed(&runner, "second");
 
@@ -601,8 +604,7 @@ pub fn single_op_writes_and_checkpoints_agree_on_a_flows_journal(harness: &dyn H
 pub fn a_step_begun_through_another_store_is_seen_by_the_next_checkpoint(harness: &dyn Harness) {
     let fx = harness.fresh();
     let runner = fx.alice();
-    let other_store = fx.reopen();
-    let other = other_store.bind("alice").unwrap();
+    let other = fx.alice_elsewhere();
     let (id, lease) = checkpointed(&runner, "shared lease");
     // Another process with the same lease begins a step: no revision, only a journal row.
     let elsewhere = other.begin_step(&lease, NewStep::new("elsewhere", StepKind::Action)).unwrap();
@@ -621,8 +623,7 @@ pub fn a_step_ended_or_retried_through_another_store_is_seen_by_the_next_checkpo
 ) {
     let fx = harness.fresh();
     let runner = fx.alice();
-    let other_store = fx.reopen();
-    let other = other_store.bind("alice").unwrap();
+    let other = fx.alice_elsewhere();
 
     // Another process with the same lease ends the running step: a journal row only.
     let (id, lease) = checkpointed(&runner, "ended elsewhere");
@@ -645,8 +646,7 @@ pub fn a_step_ended_or_retried_through_another_store_is_seen_by_the_next_checkpo
 pub fn a_state_sent_again_unchanged_is_no_change_whatever_its_numbers(harness: &dyn Harness) {
     let fx = harness.fresh();
     let runner = fx.alice();
-    let other_store = fx.reopen();
-    let other = other_store.bind("alice").unwrap();
+    let other = fx.alice_elsewhere();
     let (id, lease) = checkpointed(&runner, "fractions");
     let state = json!({"progress": 1.0_f64 / 11.0, "rate": 0.1 + 0.2, "tiny": 5e-324});
     let op = || CheckpointOp::Status {
