@@ -4,7 +4,9 @@
 //! known here, each is a round trip saved, and the writes can travel with the `COMMIT`.
 //!
 //! It stays true because the transaction holds the lock of the flow's tree: no other writer
-//! adds, ends or removes the flow's steps until it ends, and its own writes update it.
+//! adds, ends or removes the flow's steps until it ends, and its own writes update it. What a
+//! checkpoint from memory brings in (`known.rs`) is true once its guards, which come first in
+//! the transaction, have passed.
 
 use std::collections::HashMap;
 
@@ -26,10 +28,7 @@ impl Memo {
 
     /// Flow `id`'s last step (`None`: it has none), as read under the lock.
     pub fn read_last(&mut self, id: &str, last: Option<Step>) {
-        self.last_seqs.insert(id.to_owned(), last.as_ref().map(|step| step.seq));
-        if let Some(step) = last {
-            self.steps.insert((id.to_owned(), step.seq), step);
-        }
+        self.known(id, last.as_ref().map(|step| step.seq), last);
     }
 
     /// What a checkpoint remembered of flow `id`, confirmed under the tree's lock: its highest

@@ -1,8 +1,9 @@
 //! Writing a change to a flow row: the `UPDATE` of exactly the columns of the fields that
 //! changed, one statement text per [`FieldSet`], built once so each connection prepares it once.
 //!
-//! The update is guarded by the revision read, and fails (a division by zero, which no other
-//! statement of the store can raise: `error.rs` says what it means) when it finds no such row.
+//! The update is guarded by the revision read, and fails (a division by zero: `error.rs` says
+//! what it means; only the guards of a checkpoint from memory, `known.rs`, divide too, and they
+//! run first) when it finds no such row.
 //! The transaction holds the lock of the flow's tree from the read on, so that never happens,
 //! and the update needs no answer: it is queued with the transaction's next statement or its
 //! `COMMIT`, whose failure it would be.
