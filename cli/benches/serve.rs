@@ -4,12 +4,12 @@
 //!   reports per second and the latency percentiles, beside the rate of the same reports made
 //!   in-process (32 threads on the owner-bound API, the same database settings);
 //! - the same load while 100 clients watch `GET /v1/events`: how much the watchers slow the
-//!   writers (rounds interleaved, each watched round against the plain round before it, the
-//!   median of those pairs and their range);
+//!   writers (rounds interleaved, each watched round against the mean of the plain rounds
+//!   before and after it, the median of those comparisons and their range);
 //! - the serve's resident memory, idle after start and idle again after the load.
 //!
 //! `cargo bench -p taskflow-cli --bench serve` (`TASKFLOW_BENCH_REPORTS=N` sets the reports per
-//! round, `TASKFLOW_BENCH_ROUNDS=N` the rounds of each kind).
+//! round, `TASKFLOW_BENCH_ROUNDS=N` the watched rounds, each between two plain ones).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -415,7 +415,7 @@ fn main() {
         let (mut client_cpu, mut client_watched_cpu) = (Vec::new(), Vec::new());
         let mut latencies = Vec::new();
         let mut delivered = Delivered { events: 0, bytes: 0, reports: rounds * reports };
-        for _ in 0..rounds {
+        for pair in 0..=rounds {
             round += 1;
             let (serve_before, client_before) = (serve.cpu(), cpu_of("self"));
             let (took, mut round_latencies) =
@@ -424,6 +424,9 @@ fn main() {
             plain_cpu.extend(cpu_per_report(serve_before, serve.cpu(), reports));
             client_cpu.extend(cpu_per_report(client_before, cpu_of("self"), reports));
             latencies.append(&mut round_latencies);
+            if pair == rounds {
+                break;
+            }
 
             let watchers = Watchers::start(&serve.url).await;
             round += 1;
@@ -440,10 +443,23 @@ fn main() {
             drop(watchers);
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        // Each watched round against the plain round just before it: the machine's pace drifts
-        // from second to second, less between neighbours.
-        let slowed: Vec<f64> =
-            plain.iter().zip(&watched).map(|(plain, watched)| watched / plain - 1.0).collect();
+        // Each watched round against the mean of the plain rounds around it: the machine's pace
+        // drifts from second to second, and the flows' journals grow from round to round, less
+        // between neighbours.
+        let slowed: Vec<f64> = watched
+            .iter()
+            .zip(plain.windows(2))
+            .map(|(watched, around)| {
+                let slowed = watched / ((around[0] + around[1]) / 2.0) - 1.0;
+                println!(
+                    "  round: plain {:.0}, watched {watched:.0} ({:+.1}%), plain {:.0} reports/s",
+                    around[0],
+                    100.0 * slowed,
+                    around[1]
+                );
+                slowed
+            })
+            .collect();
         latencies.sort();
         let (p50, p99, max) =
             (percentile(&latencies, 0.5), percentile(&latencies, 0.99), *latencies.last().unwrap());
@@ -474,7 +490,8 @@ fn main() {
     let in_process_cpu = median_of(&mut in_process_cpu);
 
     println!(
-        "serve: mirrored step reports, {CONNECTIONS} keep-alive connections, {reports} per round, {rounds} rounds of each kind"
+        "serve: mirrored step reports, {CONNECTIONS} keep-alive connections, {reports} per round, {rounds} watched rounds between {} plain ones",
+        rounds + 1
     );
     println!("  over HTTP          {http:>9.0} reports/s  (median of rounds)");
     println!(
@@ -487,12 +504,12 @@ fn main() {
         "  in-process         {in_process:>9.0} reports/s  (HTTP carries {:.0}% of it)",
         100.0 * http / in_process
     );
-    // The median sorts the pairs: the range is then their first and last.
+    // The median sorts the comparisons: the range is then their first and last.
     let slowed_median = median(&mut slowed);
     let (least, most) = (slowed[0], slowed[slowed.len() - 1]);
     println!(
         "  with {WATCHERS} watchers  {watched:>9.0} reports/s  (writers {:+.1}%, the median of {} \
-         pairs of rounds, {:+.1}% to {:+.1}%; {} events delivered, {:.0} KB of stream per report)",
+         watched rounds, {:+.1}% to {:+.1}%; {} events delivered, {:.0} KB of stream per report)",
         100.0 * slowed_median,
         slowed.len(),
         100.0 * least,

@@ -65,7 +65,8 @@ fn begun_step<T: StoreTx + ?Sized>(
 }
 
 /// A step that begins and ends at once (a mirrored flow's owner reports it done): one row,
-/// written ended, and the two events of a step that began and then ended.
+/// written ended, and one event with its end. Nobody could see it running, so the feed does not
+/// say it was.
 fn insert_ended_step<T: StoreTx + ?Sized>(
     tx: &T,
     flow: &Flow,
@@ -76,9 +77,8 @@ fn insert_ended_step<T: StoreTx + ?Sized>(
 ) -> Result<Step> {
     let begun = begun_step(tx, flow, new, None, seq, now)?;
     let (status, output, error) = outcome_fields(outcome);
-    let ended = Step { status, output, error, ended_at: Some(now), ..begun.clone() };
+    let ended = Step { status, output, error, ended_at: Some(now), ..begun };
     tx.insert_step(&ended)?;
-    tx.append_event(&NewEvent::step(flow, &begun, now))?;
     tx.append_event(&NewEvent::step(flow, &ended, now))?;
     Ok(ended)
 }
