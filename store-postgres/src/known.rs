@@ -1,6 +1,9 @@
 //! What this process committed of the flows it runs, kept between their checkpoints, so that
 //! the next checkpoint of a flow need not read it first: a chained step (end one, begin the
-//! next) is then one round trip, its writes sent with its `COMMIT`.
+//! next) is then one round trip, its writes sent with its `COMMIT`. A run's start, which reads
+//! the flow and its whole journal in one snapshot, is remembered the same way: the run's first
+//! checkpoint goes from memory too, and since the memory then holds every running step, the
+//! checkpoint that ends the flow need not count them.
 //!
 //! Other processes write to the same flows, so what is remembered is trusted only as far as the
 //! server confirms it, in the checkpoint's own transaction, ahead of its writes: the first

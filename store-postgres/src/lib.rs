@@ -42,8 +42,8 @@ use std::time::{Duration, Instant};
 
 use taskflow_store::backend::commit_now;
 use taskflow_store::{
-    Backend, Caller, CheckpointDone, CheckpointOp, Leadership, Result, StorageErrorKind,
-    Submission, TaskFlow, Timestamp, lease, semantics,
+    Backend, Caller, CheckpointDone, CheckpointOp, Flow, Leadership, Result, Step,
+    StorageErrorKind, Submission, TaskFlow, Timestamp, lease, semantics,
 };
 use tokio::runtime::RuntimeFlavor;
 
@@ -282,6 +282,12 @@ impl Backend for PostgresStore {
         };
         self.known.keep(committed);
         Ok(answers)
+    }
+
+    /// Remembers the flow as its run's start read it: the run's first checkpoint then goes from
+    /// memory, and its last need not count the running steps (`known.rs`).
+    fn run_starts(&self, flow: &Flow, lease_token: Option<&str>, steps: &[Step]) {
+        self.known.keep(vec![semantics::KnownFlow::read_whole(flow, lease_token, steps)]);
     }
 
     /// The server gives space back on its own (autovacuum); `VACUUM` can also be run by hand.

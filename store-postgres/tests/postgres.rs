@@ -248,6 +248,39 @@ fn a_checkpoint_that_ends_a_step_and_begins_the_next_takes_one_round_trip() {
     assert_eq!(chain.journal(), journal(&ended));
 }
 
+/// A run's first checkpoint after its start and its last, which ends its step and the flow, take
+/// one round trip each: the store remembers the flow as the start read it, its whole journal
+/// with it, so neither reads the flow nor counts its running steps.
+#[test]
+fn a_runs_first_checkpoint_and_its_last_take_one_round_trip_each() {
+    let scratch = Scratch::new();
+    let store = Arc::new(PostgresStore::open(&scratch.url(), &OpenOptions::default()).unwrap());
+    let alice = TaskFlow::new(store.clone()).bind("alice").unwrap();
+    let flow = alice.create(NewFlow::managed("run")).unwrap();
+    let lease = alice.acquire_lease(&flow.id, Duration::from_secs(60)).unwrap();
+    alice.run_start(&flow.id).unwrap();
+    let status = |to| CheckpointOp::Status { lease: lease.clone(), to, error: None, state: None };
+    let first = vec![
+        status(FlowStatus::Running),
+        CheckpointOp::Begin { lease: lease.clone(), step: NewStep::new("only", StepKind::Action) },
+    ];
+    let last = vec![
+        CheckpointOp::Finish {
+            lease: lease.clone(),
+            seq: 1,
+            outcome: StepOutcome::Succeeded(json!("done")),
+        },
+        status(FlowStatus::Succeeded),
+    ];
+    for (ops, which) in [(first, "the first checkpoint"), (last, "the last")] {
+        let before = store.round_trips();
+        let answers = alice.checkpoint(ops).unwrap();
+        assert!(answers.iter().all(Result::is_ok), "{which}: {answers:?}");
+        assert_eq!(store.round_trips() - before, 1, "{which}");
+    }
+    assert_eq!(alice.flow(&flow.id).unwrap().status, FlowStatus::Succeeded);
+}
+
 /// What another process changed since a store's last checkpoint of a flow (a cancel, another
 /// runner's lease, a step) fails the remembering transaction before it writes anything; the
 /// checkpoint then runs again reading the flow, and answers as a store that remembers nothing.

@@ -61,6 +61,15 @@ pub trait Backend: Send + Sync {
         self.write(|tx, now| semantics::checkpoint(tx, caller, ops, now, &mut Forget))
     }
 
+    /// A run of flow `flow` (without its spec) starts from it, its lease token and its whole
+    /// journal `steps`, read in one read transaction ([`FlowStore::run_start`]). A backend that
+    /// remembers flows between checkpoints may keep them ([`semantics::KnownFlow::read_whole`]),
+    /// so that the run's first checkpoint need not read the flow again; by default nothing is
+    /// kept.
+    fn run_starts(&self, flow: &Flow, lease_token: Option<&str>, steps: &[Step]) {
+        let _ = (flow, lease_token, steps);
+    }
+
     /// Commits a submitted write ([`FlowStore::submit`]). A backend with a writer that groups
     /// the writes of many callers into one transaction overrides this; by default the write is
     /// committed at once.
@@ -153,10 +162,13 @@ impl<B: Backend> FlowStore for B {
     }
 
     fn run_start(&self, owner: &str, id: &FlowId) -> Result<RunStart> {
-        self.read(|tx| {
-            let (flow, _) = semantics::load_flow(tx, Some(owner), id, false)?;
-            Ok(RunStart { flow, spec_json: tx.spec_text(id)?, steps: tx.steps(id)? })
-        })
+        let (start, lease_token) = self.read(|tx| {
+            let (flow, lease_token) = semantics::load_flow(tx, Some(owner), id, false)?;
+            let start = RunStart { flow, spec_json: tx.spec_text(id)?, steps: tx.steps(id)? };
+            Ok((start, lease_token))
+        })?;
+        self.run_starts(&start.flow, lease_token.as_deref(), &start.steps);
+        Ok(start)
     }
 
     fn children(&self, owner: &str, id: &FlowId) -> Result<Vec<ChildSummary>> {

@@ -643,6 +643,40 @@ pub fn a_step_ended_or_retried_through_another_store_is_seen_by_the_next_checkpo
     assert_eq!(answered_step(&answers[0]), runner.steps(&id).unwrap()[0]);
 }
 
+pub fn a_flow_ends_only_once_no_step_runs_whatever_its_run_read_at_its_start(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let runner = fx.alice();
+    let other = fx.alice_elsewhere();
+    let still_running = |answers: Vec<Result<CheckpointDone, Error>>, count: usize| {
+        let refused = answers.last().unwrap().as_ref().unwrap_err().to_string();
+        assert!(refused.contains(&format!("{count} running step")), "{refused}");
+    };
+
+    // A step that was running when the run started, begun through another store.
+    let (id, lease) = checkpointed(&other, "resumed");
+    assert_eq!(runner.run_start(&id).unwrap().steps.len(), 1);
+    let done = to_status(&lease, FlowStatus::Succeeded, None);
+    still_running(runner.checkpoint(vec![done]).unwrap(), 1);
+
+    // A step begun through another store with the same lease after the run started.
+    let flow = runner.create(NewFlow::managed("begun elsewhere")).unwrap();
+    let lease = runner.acquire_lease(&flow.id, TTL).unwrap();
+    assert!(runner.run_start(&flow.id).unwrap().steps.is_empty());
+    let first = vec![to_status(&lease, FlowStatus::Running, None), begin(&lease, "here")];
+    assert!(runner.checkpoint(first).unwrap().iter().all(Result::is_ok));
+    assert!(other.checkpoint(vec![begin(&lease, "there")]).unwrap()[0].is_ok());
+    let ops = vec![
+        finish(&lease, 1, StepOutcome::Succeeded(json!(1))),
+        to_status(&lease, FlowStatus::Succeeded, None),
+    ];
+    let answers = runner.checkpoint(ops).unwrap();
+    assert!(answers[0].is_ok(), "{answers:?}");
+    still_running(answers, 1);
+    assert_eq!(runner.flow(&flow.id).unwrap().status, FlowStatus::Running);
+}
+
 pub fn a_state_sent_again_unchanged_is_no_change_whatever_its_numbers(harness: &dyn Harness) {
     let fx = harness.fresh();
     let runner = fx.alice();
@@ -1453,6 +1487,7 @@ macro_rules! conformance_tests {
             a_step_begun_through_another_store_is_seen_by_the_next_checkpoint,
             a_step_ended_or_retried_through_another_store_is_seen_by_the_next_checkpoint,
             a_state_sent_again_unchanged_is_no_change_whatever_its_numbers,
+            a_flow_ends_only_once_no_step_runs_whatever_its_run_read_at_its_start,
             a_change_through_the_same_store_is_seen_by_the_next_checkpoint,
             a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one,
             a_null_state_is_no_change_from_no_state,

@@ -26,7 +26,7 @@ use crate::event::NewEvent;
 use crate::lease::Lease;
 use crate::model::{CheckpointDone, CheckpointOp, FieldChange, Flow, FlowId, Step, StepKind};
 use crate::rules;
-use crate::status::FlowStatus;
+use crate::status::{FlowStatus, StepStatus};
 use crate::store::Caller;
 use crate::time::Timestamp;
 use crate::tx::StoreTx;
@@ -42,6 +42,25 @@ pub struct KnownFlow {
     /// Steps of the flow that are running, as this checkpoint wrote them (a running step it did
     /// not write is read when needed).
     pub running: HashMap<u32, Step>,
+    /// Whether `running` holds every running step of the flow, so that none need be counted:
+    /// true from a read of the whole journal, kept by the checkpoints after it (a step starts
+    /// running only as a new step, under a new seq).
+    pub all_running: bool,
+}
+
+impl KnownFlow {
+    /// Flow `flow` (without its spec), its lease token and its whole journal `steps`, all read
+    /// in one read transaction, as a checkpoint may start from them.
+    pub fn read_whole(flow: &Flow, lease_token: Option<&str>, steps: &[Step]) -> Self {
+        let running = steps.iter().filter(|step| step.status == StepStatus::Running);
+        KnownFlow {
+            flow: flow.clone(),
+            lease_token: lease_token.map(str::to_owned),
+            next_seq: Some(steps.iter().map(|step| step.seq).max().unwrap_or(0) + 1),
+            running: running.map(|step| (step.seq, step.clone())).collect(),
+            all_running: true,
+        }
+    }
 }
 
 /// What a backend remembers of flows between checkpoints.
@@ -107,7 +126,8 @@ pub fn apply_group<T: StoreTx + ?Sized>(
         Some(known) => known,
         None => match load_flow(tx, Some(caller.owner), &flow_id, false) {
             Ok((flow, lease_token)) => {
-                KnownFlow { flow, lease_token, next_seq: None, running: HashMap::new() }
+                let running = HashMap::new();
+                KnownFlow { flow, lease_token, next_seq: None, running, all_running: false }
             }
             Err(Error::NotFound { id }) => {
                 let answers = ops.iter().map(|_| Err(Error::NotFound { id: id.clone() }));
@@ -116,7 +136,7 @@ pub fn apply_group<T: StoreTx + ?Sized>(
             Err(other) => return Err(other),
         },
     };
-    let KnownFlow { flow: mut before, lease_token, next_seq, running } = known;
+    let KnownFlow { flow: mut before, lease_token, next_seq, running, all_running } = known;
     let mut group = FlowWrites {
         tx,
         token: lease_token,
@@ -124,6 +144,7 @@ pub fn apply_group<T: StoreTx + ?Sized>(
         extra: Vec::new(),
         next_seq,
         running,
+        all_running,
         now,
     };
     let mut answers = Vec::with_capacity(ops.len());
@@ -133,7 +154,7 @@ pub fn apply_group<T: StoreTx + ?Sized>(
             answer => answers.push(answer),
         }
     }
-    let FlowWrites { working, extra, token, next_seq, running, .. } = group;
+    let FlowWrites { working, extra, token, next_seq, running, all_running, .. } = group;
     // What follows can only fail with the storage itself (no rule is checked after a write).
     let after = commit(tx, &before, working, extra, caller.actor, now, None)?;
     if after.status.is_terminal() && !before.status.is_terminal() {
@@ -144,7 +165,8 @@ pub fn apply_group<T: StoreTx + ?Sized>(
             *flow = after.clone();
         }
     }
-    Ok((answers, Some(KnownFlow { flow: after, lease_token: token, next_seq, running })))
+    let written = KnownFlow { flow: after, lease_token: token, next_seq, running, all_running };
+    Ok((answers, Some(written)))
 }
 
 /// The flow a group of runner ops works on, as the ops so far have changed it.
@@ -158,6 +180,8 @@ struct FlowWrites<'a, T: ?Sized> {
     next_seq: Option<u32>,
     /// Running steps as written, where known.
     running: HashMap<u32, Step>,
+    /// Whether `running` holds them all ([`KnownFlow::all_running`]).
+    all_running: bool,
     now: Timestamp,
 }
 
@@ -217,7 +241,11 @@ impl<T: StoreTx + ?Sized> FlowWrites<'_, T> {
                 if to != self.working.status {
                     rules::check_status_change(&self.working, to)?;
                     if to.is_terminal() {
-                        let running = tx.running_steps(&self.working.id)?;
+                        let running = if self.all_running {
+                            self.running.len() as u64
+                        } else {
+                            tx.running_steps(&self.working.id)?
+                        };
                         if running > 0 {
                             return Err(Error::InvalidInput(format!(
                                 "flow {} still has {running} running step(s): end them before \
