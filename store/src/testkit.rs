@@ -677,6 +677,24 @@ pub fn a_flow_ends_only_once_no_step_runs_whatever_its_run_read_at_its_start(
     assert_eq!(runner.flow(&flow.id).unwrap().status, FlowStatus::Running);
 }
 
+pub fn the_flow_a_checkpoint_answers_is_the_flow_as_stored(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let runner = fx.alice();
+    let (id, lease) = checkpointed(&runner, "answered");
+    runner.run_start(&id).unwrap();
+    let next = vec![finish(&lease, 1, StepOutcome::Succeeded(json!(1))), begin(&lease, "last")];
+    assert!(runner.checkpoint(next).unwrap().iter().all(Result::is_ok));
+    let state = Some(json!({"result": [1, 2.5, "three"]}));
+    let ops = vec![
+        finish(&lease, 2, StepOutcome::Succeeded(json!(2))),
+        to_status(&lease, FlowStatus::Succeeded, state),
+    ];
+    let answers = runner.checkpoint(ops).unwrap();
+    let Ok(CheckpointDone::Flow(answered)) = &answers[1] else { panic!("{answers:?}") };
+    assert_eq!(*answered, runner.flow_without_spec(&id).unwrap());
+    assert_eq!((answered.status, answered.lease.as_ref()), (FlowStatus::Succeeded, None));
+}
+
 pub fn a_state_sent_again_unchanged_is_no_change_whatever_its_numbers(harness: &dyn Harness) {
     let fx = harness.fresh();
     let runner = fx.alice();
@@ -1488,6 +1506,7 @@ macro_rules! conformance_tests {
             a_step_ended_or_retried_through_another_store_is_seen_by_the_next_checkpoint,
             a_state_sent_again_unchanged_is_no_change_whatever_its_numbers,
             a_flow_ends_only_once_no_step_runs_whatever_its_run_read_at_its_start,
+            the_flow_a_checkpoint_answers_is_the_flow_as_stored,
             a_change_through_the_same_store_is_seen_by_the_next_checkpoint,
             a_child_ending_in_its_own_checkpoint_is_seen_by_the_parents_next_one,
             a_null_state_is_no_change_from_no_state,

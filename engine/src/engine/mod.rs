@@ -572,7 +572,7 @@ impl Engine {
             }
         }
         .await;
-        self.store.unwatch(&id);
+        let ended = self.store.unwatch(&id);
         match &outcome {
             Err(EngineError::Store(Error::Storage(storage))) if storage.kind.is_fault() => {
                 self.record_fault(&lease, storage.to_string()).await;
@@ -585,7 +585,10 @@ impl Engine {
             Ok(()) => {}
         }
         outcome?;
-        let ended = self.read_flow(&id).await?;
+        let ended = match ended {
+            Some(flow) => flow,
+            None => self.read_flow(&id).await?,
+        };
         if ended.status.is_terminal() || ended.lease.is_none() {
             return Ok(ended);
         }

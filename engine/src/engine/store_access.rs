@@ -6,7 +6,8 @@
 //! them with. Reads and the rare one-off writes run on blocking threads.
 //!
 //! A thread of the engine polls the flows it runs for cancel requests made by other
-//! processes, every `poll` interval, and fires their cancellation tokens.
+//! processes, every `poll` interval, and fires their cancellation tokens. The flow a run's
+//! checkpoint ended is kept as that checkpoint answered it, so the run need not read it again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +17,7 @@ use std::time::Duration;
 use taskflow_store::error::{Error, Result};
 use taskflow_store::handle::OwnerHandle;
 use taskflow_store::lease::Lease;
-use taskflow_store::model::{CheckpointDone, CheckpointOp, FlowId};
+use taskflow_store::model::{CheckpointDone, CheckpointOp, Flow, FlowId};
 use tokio::runtime::RuntimeFlavor;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -25,12 +26,22 @@ type Answers = Result<Vec<Result<CheckpointDone>>>;
 
 /// What the runs of one engine share, whichever owner each runs for.
 struct Shared {
-    /// Flows being run, with the handle of their owner and the token a cancel request fires.
-    watched: Mutex<HashMap<FlowId, (OwnerHandle, CancellationToken)>>,
+    /// Flows being run, by id.
+    watched: Mutex<HashMap<FlowId, Watched>>,
     /// Checkpoints being committed inline now.
     committing: AtomicUsize,
     /// Runs under way in the engine.
     runs: AtomicUsize,
+}
+
+/// A flow being run.
+struct Watched {
+    /// Its owner's handle.
+    handle: OwnerHandle,
+    /// Fired when the flow gets a cancel request.
+    token: CancellationToken,
+    /// The flow as the checkpoint that ended it answered, once one has.
+    ended: Option<Flow>,
 }
 
 /// One owner's access to the store for an engine's runs; cheap to clone.
@@ -88,6 +99,7 @@ impl StoreAccess {
         {
             let answers = tokio::task::block_in_place(|| self.handle.checkpoint(ops));
             shared.committing.fetch_sub(1, Ordering::AcqRel);
+            self.keep_ended(&answers);
             return answers;
         }
         let (reply, answer) = oneshot::channel();
@@ -97,7 +109,30 @@ impl StoreAccess {
                 let _ = reply.send(answers);
             }),
         );
-        answer.await.map_err(|_| stopped())?
+        let answers = answer.await.map_err(|_| stopped())?;
+        self.keep_ended(&answers);
+        answers
+    }
+
+    /// Keeps the flows that `answers` ended, of those being run.
+    fn keep_ended(&self, answers: &Answers) {
+        let Ok(answers) = answers else { return };
+        let mut ended = answers
+            .iter()
+            .filter_map(|answer| match answer {
+                Ok(CheckpointDone::Flow(flow)) if flow.status.is_terminal() => Some(flow),
+                _ => None,
+            })
+            .peekable();
+        if ended.peek().is_none() {
+            return;
+        }
+        let mut watched = lock(&self.shared.watched);
+        for flow in ended {
+            if let Some(watched) = watched.get_mut(&flow.id) {
+                watched.ended = Some(flow.clone());
+            }
+        }
     }
 
     /// One op on its own, its answer unwrapped.
@@ -132,11 +167,14 @@ impl StoreAccess {
 
     /// Fires `token` when flow `id` gets a cancel request.
     pub(crate) fn watch(&self, id: FlowId, token: CancellationToken) {
-        lock(&self.shared.watched).insert(id, (self.handle.clone(), token));
+        let watched = Watched { handle: self.handle.clone(), token, ended: None };
+        lock(&self.shared.watched).insert(id, watched);
     }
 
-    pub(crate) fn unwatch(&self, id: &FlowId) {
-        lock(&self.shared.watched).remove(id);
+    /// Stops watching flow `id`; returns the flow as the checkpoint that ended it answered, if
+    /// one of its run's checkpoints did.
+    pub(crate) fn unwatch(&self, id: &FlowId) -> Option<Flow> {
+        lock(&self.shared.watched).remove(id).and_then(|watched| watched.ended)
     }
 }
 
@@ -155,7 +193,7 @@ fn poll_cancels(shared: &Weak<Shared>, poll: Duration) {
         std::thread::sleep(poll);
         let Some(shared) = shared.upgrade() else { return };
         let mut by_owner: HashMap<String, (OwnerHandle, Vec<FlowId>)> = HashMap::new();
-        for (id, (handle, _)) in lock(&shared.watched).iter() {
+        for (id, Watched { handle, .. }) in lock(&shared.watched).iter() {
             let entry = by_owner
                 .entry(handle.owner().to_owned())
                 .or_insert_with(|| (handle.clone(), Vec::new()));
@@ -166,7 +204,7 @@ fn poll_cancels(shared: &Weak<Shared>, poll: Duration) {
             let Ok(requested) = handle.cancel_requested(&ids) else { continue };
             let watched = lock(&shared.watched);
             for id in requested {
-                if let Some((_, token)) = watched.get(&id) {
+                if let Some(Watched { token, .. }) = watched.get(&id) {
                     token.cancel();
                 }
             }
