@@ -39,8 +39,8 @@ pub struct KnownFlow {
     pub lease_token: Option<String>,
     /// The seq the flow's next step gets, when known.
     pub next_seq: Option<u32>,
-    /// Steps of the flow that are running, as this checkpoint wrote them (a running step it did
-    /// not write is read when needed).
+    /// Steps of the flow known to be running, as stored: those the checkpoint wrote, or every
+    /// one a read of the whole journal found (a running step not here is read when needed).
     pub running: HashMap<u32, Step>,
     /// Whether `running` holds every running step of the flow, so that none need be counted:
     /// true from a read of the whole journal, kept by the checkpoints after it (a step starts
