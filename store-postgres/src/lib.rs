@@ -24,6 +24,7 @@ mod list;
 mod listen;
 mod location;
 mod memo;
+mod merge;
 mod pool;
 mod rows;
 mod schedules;

@@ -18,6 +18,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Notification, Row, Statement};
 
 use crate::location::Location;
+use crate::merge::AboveTls;
 use crate::socket::Driver;
 use crate::tls::Tls;
 
@@ -82,7 +83,7 @@ impl Conn {
         let Settings { config, tls, connect_timeout } = settings;
         let (client, driver) = match tls.clone() {
             Tls::Plain => Driver::connect(config, NoTls, *connect_timeout)?,
-            Tls::Rustls(tls) => Driver::connect(config, tls, *connect_timeout)?,
+            Tls::Rustls(tls) => Driver::connect(config, AboveTls(tls), *connect_timeout)?,
         };
         let mut conn = Conn { client, statements: HashMap::new(), driver };
         // Not waited for: it goes ahead of the connection's first request. A server before
@@ -111,9 +112,10 @@ impl Conn {
     }
 
     /// Sends every request before it awaits the first answer, so that they take one round trip
-    /// (the server runs them in order), and returns their answers. The first failure is
-    /// returned instead: in a transaction, the server then ignores what follows up to the
-    /// transaction's end, and answers a `COMMIT` with a rollback.
+    /// (the server runs them in order), and returns their answers. `requests` belong to one
+    /// transaction (they begin it, or it is open): they go with one `Sync` (`merge.rs`). The
+    /// first failure is returned instead: the server then skips what follows, a prepared
+    /// `COMMIT` included, and the transaction stays open, failed, until rolled back.
     pub fn pipeline(
         &mut self,
         requests: &[Request<'_>],
@@ -141,7 +143,7 @@ impl Conn {
                 }
             }
         });
-        let answers = self.driver.block_on(all_in_order(sent.collect()));
+        let answers = self.driver.block_on_merged(all_in_order(sent.collect()));
         answers.into_iter().collect()
     }
 
@@ -296,5 +298,108 @@ mod tests {
         let mut conn = Conn::connect(&settings(&location, Duration::from_secs(10))).unwrap();
         let row = conn.query_one("SHOW plan_cache_mode", &[]).unwrap();
         assert_eq!(row.get::<_, String>(0), "force_generic_plan");
+    }
+
+    fn scratch_connection() -> Conn {
+        connection_with_table(&crate::scratch::server_url())
+    }
+
+    /// The test server's URL with TLS checked against its authority.
+    fn tls_url() -> String {
+        let ca = std::env::var("TASKFLOW_TEST_POSTGRES_CA").expect(
+            "TASKFLOW_TEST_POSTGRES_CA is not set: run the tests through scripts/test, which \
+             starts the server with TLS (scripts/services/postgres.sh)",
+        );
+        let url = crate::scratch::server_url();
+        let (user, hosts) = url.split_once("://").unwrap().1.split_once('@').unwrap();
+        let hosts = hosts.split('?').next().unwrap();
+        format!("postgres://{user}:pg-s3cret@{hosts}?sslmode=verify-full&sslrootcert={ca}")
+    }
+
+    fn connection_with_table(url: &str) -> Conn {
+        let location = Location::parse(url).unwrap();
+        let mut conn = Conn::connect(&settings(&location, Duration::from_secs(10))).unwrap();
+        conn.batch_execute("CREATE TEMPORARY TABLE t (v int PRIMARY KEY)").unwrap();
+        conn
+    }
+
+    fn count(answer: &Answer) -> u64 {
+        match answer {
+            Answer::Count(count) => *count,
+            _ => panic!("a count was expected"),
+        }
+    }
+
+    #[test]
+    fn a_transactions_pipeline_goes_with_one_sync_and_each_statement_is_answered() {
+        check_one_sync(scratch_connection());
+        check_one_sync(connection_with_table(&tls_url()));
+    }
+
+    fn check_one_sync(mut conn: Conn) {
+        let answers = conn
+            .pipeline(&[
+                Request::Execute("BEGIN", &[]),
+                Request::Execute("INSERT INTO t VALUES (1), (2)", &[]),
+                Request::Query("SELECT v FROM t ORDER BY v", &[]),
+                Request::Execute("DELETE FROM t WHERE v = 1", &[]),
+                Request::Execute("COMMIT", &[]),
+            ])
+            .unwrap();
+        assert_eq!(conn.driver.syncs_left_out(), 4);
+        assert_eq!(count(&answers[1]), 2);
+        let Answer::Rows(rows) = &answers[2] else { panic!("rows were expected") };
+        assert_eq!(rows.iter().map(|row| row.get::<_, i32>(0)).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(count(&answers[3]), 1);
+        let row = conn.query_one("SELECT count(*) FROM t", &[]).unwrap();
+        assert_eq!(row.get::<_, i64>(0), 1);
+    }
+
+    #[test]
+    fn a_pipeline_that_fails_answers_its_first_failure_and_leaves_the_connection_usable() {
+        let mut conn = scratch_connection();
+        let failure = conn
+            .pipeline(&[
+                Request::Execute("BEGIN", &[]),
+                Request::Execute("INSERT INTO t VALUES (1)", &[]),
+                Request::Query("SELECT 1 / 0", &[]),
+                Request::Execute("INSERT INTO t VALUES (2)", &[]),
+                Request::Execute("COMMIT", &[]),
+            ])
+            .err()
+            .expect("the division fails");
+        assert_eq!(failure.code(), Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO));
+        // The server skipped the `COMMIT`: the transaction is open, and failed.
+        let refused = conn.query_one("SELECT count(*) FROM t", &[]).err().unwrap();
+        assert_eq!(
+            refused.code(),
+            Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION)
+        );
+        conn.batch_execute("ROLLBACK").unwrap();
+        let row = conn.query_one("SELECT count(*) FROM t", &[]).unwrap();
+        assert_eq!(row.get::<_, i64>(0), 0);
+        // A statement that fails where the server checks it against the table (a duplicate
+        // key), then a pipeline after it.
+        conn.batch_execute("INSERT INTO t VALUES (7)").unwrap();
+        let duplicate = conn
+            .pipeline(&[
+                Request::Execute("BEGIN", &[]),
+                Request::Execute("INSERT INTO t VALUES (7)", &[]),
+                Request::Execute("COMMIT", &[]),
+            ])
+            .err()
+            .unwrap();
+        assert_eq!(duplicate.code(), Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION));
+        conn.batch_execute("ROLLBACK").unwrap();
+        let answers = conn
+            .pipeline(&[
+                Request::Execute("BEGIN", &[]),
+                Request::Execute("INSERT INTO t VALUES (8)", &[]),
+                Request::Execute("COMMIT", &[]),
+            ])
+            .unwrap();
+        assert_eq!(count(&answers[1]), 1);
+        let row = conn.query_one("SELECT count(*) FROM t", &[]).unwrap();
+        assert_eq!(row.get::<_, i64>(0), 2);
     }
 }

@@ -13,7 +13,8 @@
 //! [`Stream`] is a non-blocking socket whose reads and writes answer "pending" when the socket is
 //! not ready, without registering a waker: [`Driver`] does not rely on wake-ups from the socket,
 //! it polls again once `poll(2)` says the socket is ready (and at least every
-//! [`IDLE_CHECK`] in case a future is pending on something else).
+//! [`IDLE_CHECK`] in case a future is pending on something else). Between the two, a [`Merge`]
+//! sends a transaction's batch with one `Sync` ([`Driver::block_on_merged`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -30,6 +31,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::Host;
 use tokio_postgres::{AsyncMessage, Client, Config, Connection, Notification};
+
+use crate::merge::{Merge, Shared};
 
 /// How long the driver waits on the socket before it polls its futures again anyway.
 const IDLE_CHECK: Duration = Duration::from_millis(100);
@@ -203,7 +206,7 @@ trait Driven: Send {
     ) -> Poll<Option<Result<AsyncMessage, tokio_postgres::Error>>>;
 }
 
-impl<T> Driven for Connection<Stream, T>
+impl<T> Driven for Connection<Merge<Stream>, T>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -240,6 +243,7 @@ pub(crate) struct Driver {
     ended: bool,
     notifications: VecDeque<Notification>,
     woken: Arc<Woken>,
+    merge: Arc<Shared>,
 }
 
 /// A future of [`Driver::run`] did not finish in time.
@@ -255,7 +259,7 @@ impl Driver {
         timeout: Duration,
     ) -> io::Result<(Client, Driver)>
     where
-        M: tokio_postgres::tls::MakeTlsConnect<Stream>,
+        M: tokio_postgres::tls::MakeTlsConnect<Merge<Stream>>,
         M::Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         M::Error: std::fmt::Display,
     {
@@ -268,7 +272,9 @@ impl Driver {
             ended: false,
             notifications: VecDeque::new(),
             woken: Arc::default(),
+            merge: Arc::default(),
         };
+        let stream = Merge::new(stream, Arc::clone(&driver.merge));
         let connector = tls
             .make_tls_connect(name.as_deref().unwrap_or(""))
             .map_err(|error| io::Error::other(error.to_string()))?;
@@ -291,6 +297,7 @@ impl Driver {
             }
         };
         driver.connection = Some(Box::new(connection));
+        driver.merge.track();
         Ok((client, driver))
     }
 
@@ -332,6 +339,21 @@ impl Driver {
                 self.wait(Some(deadline));
             }
         }
+    }
+
+    /// Runs `future`, which sends the requests of one transaction, with one `Sync` for all of
+    /// them (`merge.rs`).
+    pub fn block_on_merged<F: Future>(&mut self, future: F) -> F::Output {
+        self.merge.set_window(true);
+        let output = self.block_on(future);
+        self.merge.set_window(false);
+        output
+    }
+
+    /// How many `Sync`s [`Self::block_on_merged`] left out.
+    #[cfg(test)]
+    pub fn syncs_left_out(&self) -> u64 {
+        self.merge.left_out()
     }
 
     /// Whether the connection has ended.

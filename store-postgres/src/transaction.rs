@@ -20,7 +20,10 @@
 //! the next statement or of the `COMMIT`; a read-only transaction's `COMMIT` is sent without
 //! waiting for its answer, so a read of one query is one round trip, and a write that needs no
 //! answer before its end (a checkpoint from what the store remembers: `known.rs`) is one too,
-//! its `BEGIN`, writes and `COMMIT` together.
+//! its `BEGIN`, writes and `COMMIT` together. `BEGIN` and `COMMIT` are prepared statements like
+//! the others, so that a round trip's statements go with one `Sync` and the server answers them
+//! in one send (`merge.rs`). After a failure the server skips the rest of the round trip, its
+//! `COMMIT` included: the transaction is then rolled back when dropped.
 //!
 //! **Connections the server closed.** A server that restarted, or an administrator, closed the
 //! pooled connections it had. Before a transaction's first round trip, the connection reads
@@ -142,7 +145,7 @@ impl<'s> Transaction<'s> {
         let begins = !self.begun.get();
         let mut requests = Vec::with_capacity(statements.len() + queued.len() + 1);
         if begins {
-            requests.push(Request::Text(self.begin_sql()));
+            requests.push(Request::Execute(self.begin_sql(), &[]));
         }
         for ((sql, _), params) in queued.iter().zip(&owned) {
             requests.push(Request::Execute(sql, params));
@@ -317,10 +320,11 @@ impl<'s> Transaction<'s> {
         }
         let mut requests: Vec<Request<'_>> =
             statements.iter().map(|(sql, params)| Request::Execute(sql, params)).collect();
-        requests.push(Request::Text("COMMIT"));
+        requests.push(Request::Execute("COMMIT", &[]));
         let done = self.send_ending(&requests, true).map(drop);
-        // Committed or rolled back by the server either way: nothing is left to roll back.
-        self.committed.set(true);
+        // A failure before the `COMMIT` left the transaction open (the server skipped the
+        // `COMMIT`: `merge.rs`): it is rolled back when dropped.
+        self.committed.set(done.is_ok());
         if done.is_ok() {
             let mut conn = self.conn.borrow_mut();
             for (sql, params) in then {
