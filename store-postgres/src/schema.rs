@@ -160,6 +160,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX slots_by_flow ON slots (flow_id) WHERE flow_id IS NOT NULL;
     CREATE INDEX slots_open ON slots (at) WHERE status IN ('running', 'gated', 'buffered');
     "#,
+    // 1 -> 2: `steps_by_name` made partial on a condition every row meets (`name` is never
+    // null), so that only a query by a step's name can use it. A lookup of a step by its key
+    // then always goes through the primary key: in a table the server has not analysed yet it
+    // could not tell the two indexes apart, and a plan made then (kept by the connection)
+    // read the flow's whole journal through this one to find one step.
+    r#"
+    DROP INDEX steps_by_name;
+    CREATE INDEX steps_by_name ON steps (flow_id, name, seq) WHERE name IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -231,4 +240,119 @@ fn check(conn: &mut Conn, database: &str) -> Result<i64> {
         return Err(error::refused(database, StorageErrorKind::Corrupt, detail));
     }
     Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use postgres::{Client, NoTls};
+
+    use super::{CURRENT_VERSION, MIGRATIONS};
+    use crate::scratch::Scratch;
+    use crate::transaction::JOURNAL;
+    use crate::tx::END_STEP;
+
+    /// 40 flows of six steps and one flow, `long`, with none yet.
+    const SHORT_JOURNALS: &str = "\
+        INSERT INTO flows (id, root_id, owner, name, sync_mode, status, revision, created_at, \
+            updated_at) \
+        SELECT id, id, 'o', 'n', 'managed', 'running', 1, 0, 0 \
+        FROM (SELECT 'f' || i AS id FROM generate_series(0, 39) i UNION ALL SELECT 'long') AS ids; \
+        INSERT INTO steps (flow_id, seq, name, kind, status, attempt, idempotency_key, input, \
+            output, started_at, ended_at) \
+        SELECT 'f' || (i % 40), i, 's' || i, 'action', 'succeeded', 1, 'k', '{}', '{}', 0, 0 \
+        FROM generate_series(1, 240) i;";
+
+    /// 3,000 steps of flow `long`, the last one running.
+    const LONG_JOURNAL: &str = "\
+        INSERT INTO steps (flow_id, seq, name, kind, status, attempt, idempotency_key, input, \
+            output, started_at, ended_at) \
+        SELECT 'long', i, 's' || i, 'action', \
+            CASE WHEN i = 3000 THEN 'running' ELSE 'succeeded' END, 1, 'k', '{}', '{}', 0, \
+            CASE WHEN i = 3000 THEN NULL ELSE 0 END \
+        FROM generate_series(1, 3000) i;";
+
+    /// The plan a connection of the store keeps for `sql` (parameters of `types`), made at its
+    /// first execution (`short`, arguments for a short journal) after `statistics` ran, and
+    /// then run with `long`, arguments for flow `long`, once its journal is long.
+    fn kept_plan(statistics: &str, sql: &str, types: &str, short: &str, long: &str) -> String {
+        let scratch = Scratch::new();
+        drop(crate::open(&scratch.url(), &crate::OpenOptions::default()).unwrap());
+        let mut client = Client::connect(&scratch.url(), NoTls).unwrap();
+        // Autovacuum analyses a table when it chooses: here the test decides.
+        client.batch_execute("ALTER TABLE steps SET (autovacuum_enabled = false)").unwrap();
+        client.batch_execute(SHORT_JOURNALS).unwrap();
+        client.batch_execute(statistics).unwrap();
+        client
+            .batch_execute(&format!(
+                "SET plan_cache_mode = force_generic_plan; \
+                 PREPARE kept ({types}) AS {sql}; EXECUTE kept ({short}); {LONG_JOURNAL}"
+            ))
+            .unwrap();
+        let explain =
+            format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE kept ({long})");
+        let rows = client.query(explain.as_str(), &[]).unwrap();
+        rows.iter().map(|row| row.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Checks that the plan kept for a hot statement reads the steps it needs by the primary
+    /// key and reads no other row, whatever the statistics were when it was made.
+    fn check_by_key(sql: &str, types: &str, short: &str, long: &str) {
+        for statistics in ["ANALYZE steps", "SELECT 'never analysed'"] {
+            let plan = kept_plan(statistics, sql, types, short, long);
+            for line in plan.lines() {
+                let context = format!("{statistics}:\n{plan}");
+                assert!(
+                    !line.contains("Scan")
+                        || !line.contains(" on steps")
+                        || line.contains("using steps_pkey"),
+                    "{context}"
+                );
+                assert!(!line.contains("Rows Removed"), "{context}");
+                if let Some((_, rows)) = line.split_once("actual rows=") {
+                    let rows: u64 = rows.split(' ').next().unwrap().parse().unwrap();
+                    assert!(rows <= 1, "{context}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_journal_guard_reads_only_the_remembered_steps_however_long_the_journal() {
+        check_by_key(
+            JOURNAL,
+            "text, bigint, bigint[], bigint[]",
+            "'f0', 240, '{}', '{}'",
+            "'long', 3000, '{3000}', '{1}'",
+        );
+    }
+
+    #[test]
+    fn the_end_of_a_running_step_finds_it_by_its_key_however_long_the_journal() {
+        check_by_key(
+            END_STEP,
+            "text, text, text, bigint, text, bigint",
+            "'succeeded', NULL, NULL, 1, 'f0', 40",
+            "'succeeded', NULL, NULL, 1, 'long', 3000",
+        );
+    }
+
+    #[test]
+    fn a_database_at_schema_version_1_is_brought_up_to_date_with_its_rows() {
+        let scratch = Scratch::new();
+        let mut client = Client::connect(&scratch.url(), NoTls).unwrap();
+        client.batch_execute(MIGRATIONS[0]).unwrap();
+        client.batch_execute("UPDATE taskflow_schema SET version = 1").unwrap();
+        client.batch_execute(SHORT_JOURNALS).unwrap();
+        drop(crate::open(&scratch.url(), &crate::OpenOptions::default()).unwrap());
+        let row = client
+            .query_one(
+                "SELECT (SELECT version FROM taskflow_schema), (SELECT count(*) FROM steps), \
+                 pg_get_indexdef('steps_by_name'::regclass)",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, i64>(0), CURRENT_VERSION);
+        assert_eq!(row.get::<_, i64>(1), 240);
+        assert!(row.get::<_, String>(2).ends_with("WHERE (name IS NOT NULL)"));
+    }
 }

@@ -35,6 +35,10 @@ use taskflow_store::list_query::{ListFilters, ListValue, list_values};
 /// The channel on which a commit wakes the workers: the payload is a flow id.
 pub const WAKE_CHANNEL: &str = "taskflow_wake";
 
+/// Ends a step known to be running, its answer not awaited (`end_step`).
+pub(crate) const END_STEP: &str = "UPDATE steps SET status = $1, output = $2, error = $3, \
+     ended_at = $4 WHERE flow_id = $5 AND seq = $6 AND status = 'running'";
+
 /// Writes the events `tx` collected (with their ids, in order) and commits, in one round
 /// trip, then sends the wake-ups (delivered only once the write committed).
 pub(crate) fn flush_and_commit(tx: Transaction<'_>) -> Result<()> {
@@ -399,8 +403,6 @@ impl StoreTx for Transaction<'_> {
         error: Option<&str>,
         at: Timestamp,
     ) -> Result<bool> {
-        const END: &str = "UPDATE steps SET status = $1, output = $2, error = $3, ended_at = $4 \
-                           WHERE flow_id = $5 AND seq = $6 AND status = 'running'";
         const END_AND_READ: &str = concat!(
             "UPDATE steps SET status = $1, output = $2, error = $3, ended_at = $4 \
              WHERE flow_id = $5 AND seq = $6 AND status = 'running' RETURNING ",
@@ -411,7 +413,7 @@ impl StoreTx for Transaction<'_> {
             Some(step) if step.status != StepStatus::Running => return Ok(false),
             Some(step) => {
                 self.queue(
-                    END,
+                    END_STEP,
                     vec![
                         Box::new(status.as_str()),
                         Box::new(output.map(json_encoded)),
