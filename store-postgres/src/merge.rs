@@ -126,6 +126,7 @@ impl<S> Merge<S> {
             at = end;
         }
         self.written.drain(..at);
+        release(&mut self.written);
         self.answer_skipped();
     }
 
@@ -155,6 +156,7 @@ impl<S> Merge<S> {
             self.answer_skipped();
         }
         self.received.drain(..at);
+        release(&mut self.received);
     }
 
     /// Answers the statements the server skipped after a failure, up to the next one that ends
@@ -226,6 +228,7 @@ impl<S: AsyncWrite + Unpin> Merge<S> {
             }
         }
         self.outgoing.clear();
+        release(&mut self.outgoing);
         self.sent = 0;
         Poll::Ready(Ok(()))
     }
@@ -245,6 +248,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Merge<S> {
                 this.read += count;
                 if this.read == this.answers.len() {
                     this.answers.clear();
+                    release(&mut this.answers);
                     this.read = 0;
                 }
                 return Poll::Ready(Ok(()));
@@ -310,6 +314,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Merge<S> {
             Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_shutdown(cx),
             other => other,
         }
+    }
+}
+
+/// The most a buffer keeps between batches: a pooled connection that once carried a large
+/// batch (a report of megabytes) does not hold its size for good.
+const KEPT_CAPACITY: usize = 64 * 1024;
+
+/// Gives back the memory of `buffer` past [`KEPT_CAPACITY`] once it is empty.
+fn release(buffer: &mut Vec<u8>) {
+    if buffer.is_empty() && buffer.capacity() > KEPT_CAPACITY {
+        buffer.shrink_to(KEPT_CAPACITY);
     }
 }
 
@@ -418,6 +433,33 @@ mod tests {
         check_sent(true, "BES Q BES", usize::MAX, "BES Q BES");
         // A statement prepared in the window (parse, describe, sync) merges too.
         check_sent(true, "PDS BES", usize::MAX, "PD BES");
+    }
+
+    #[test]
+    fn a_large_message_passes_whole_and_its_buffers_are_given_back() {
+        let mut merge = merge(true);
+        let mut large = vec![b'B'];
+        large.extend_from_slice(&(4 + 4_000_000u32).to_be_bytes());
+        large.resize(1 + 4 + 4_000_000, b'x');
+        large.extend_from_slice(&messages("ES"));
+        for piece in large.chunks(100_000) {
+            merge.written.extend_from_slice(piece);
+            merge.take_written();
+        }
+        assert_eq!(merge.outgoing, large);
+        assert!(merge.written.capacity() <= KEPT_CAPACITY);
+        // Its answer: a row as large.
+        let mut answer = messages("2");
+        answer.push(b'D');
+        answer.extend_from_slice(&large[1..1 + 4 + 4_000_000]);
+        answer.extend_from_slice(&messages("CZ"));
+        merge.endings.push_back(Ending::Ready);
+        for piece in answer.chunks(100_000) {
+            merge.received.extend_from_slice(piece);
+            merge.take_received();
+        }
+        assert_eq!(merge.answers, answer);
+        assert!(merge.received.capacity() <= KEPT_CAPACITY);
     }
 
     #[test]
