@@ -42,7 +42,8 @@ type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 /// One statement of a [`Conn::pipeline`].
 #[derive(Clone, Copy)]
 pub(crate) enum Request<'a> {
-    /// Sent as text, without parameters (`BEGIN`, `COMMIT`, `LOCK TABLE …`).
+    /// Sent as text, without parameters (`LOCK TABLE …`): a simple query, which takes its own
+    /// `Sync` (`merge.rs`).
     Text(&'a str),
     /// A prepared statement whose rows are wanted.
     Query(&'static str, Params<'a>),
