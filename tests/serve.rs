@@ -345,7 +345,8 @@ async fn a_serve_killed_mid_pipeline_finishes_every_flow_after_a_restart_and_run
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_lets_running_steps_reach_their_checkpoint_and_gives_the_flow_back() {
+async fn sigterm_lets_running_steps_reach_their_checkpoint_ends_event_streams_and_gives_the_flow_back()
+ {
     let (_dir, db) = folder();
     let serve = Serve::start(&db, &["--grace-ms", "5000"], &[]);
     let http = client();
@@ -360,11 +361,24 @@ async fn sigterm_lets_running_steps_reach_their_checkpoint_and_gives_the_flow_ba
         flow["steps"].as_array().is_some_and(|steps| !steps.is_empty())
     })
     .await;
+    // A watcher's stream never ends by itself: serve ends it when it stops.
+    let watching = http.get(serve.url("/v1/events?after=0")).send().await.unwrap();
+    assert_eq!(watching.status(), 200);
     let mut serve = serve;
     let pid = serve.child.id();
     assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-    let status = serve.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop within 20 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(status.code(), Some(0));
+    let stream = tokio::time::timeout(Duration::from_secs(5), watching.text()).await;
+    let stream = stream.expect("the stream ended").expect("the stream ended in good order");
+    assert!(stream.contains("event: step"), "the watcher saw the step begin: {stream}");
     let inspect = Command::new(BIN)
         .arg("--db")
         .arg(&db)

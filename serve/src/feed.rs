@@ -9,6 +9,9 @@
 //! of the batch's events one after another (a watcher of all its owner's flows, when one owner
 //! writes), that piece is a view of the shared buffer, not a copy. A hundred watchers cost a
 //! hundred writes per read of the feed, not a hundred encodings and copies of each event.
+//!
+//! The feed closes when serve stops: every watch ends, so its stream ends and its connection
+//! can close (a client resumes after its last event from the next serve).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -17,6 +20,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use taskflow_store::{Change, Event, EventQuery, FlowId, OwnerHandle, TaskFlow, Timestamp};
 use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 /// How many batches a slow watcher may be behind before it reads from the store again.
 const BUFFER: usize = 256;
@@ -97,11 +101,17 @@ impl Interest<'_> {
 #[derive(Clone)]
 pub struct Feed {
     sender: broadcast::Sender<Arc<Batch>>,
+    closed: CancellationToken,
 }
 
 impl Feed {
     pub fn new() -> Self {
-        Feed { sender: broadcast::channel(BUFFER).0 }
+        Feed { sender: broadcast::channel(BUFFER).0, closed: CancellationToken::new() }
+    }
+
+    /// Ends every watch, now and from now on.
+    pub fn close(&self) {
+        self.closed.cancel();
     }
 
     /// Reads new events every `every` and hands them out, from the newest event there is now.
@@ -134,8 +144,21 @@ impl Feed {
     }
 
     /// Sends the text of `handle`'s owner's events after `after` (only flow `flow`'s, if
-    /// given) into `out`, oldest first, until `out` is closed.
+    /// given) into `out`, oldest first, until `out` is closed or the feed is.
     pub async fn watch(
+        &self,
+        handle: OwnerHandle,
+        after: u64,
+        flow: Option<FlowId>,
+        out: mpsc::Sender<Bytes>,
+    ) {
+        tokio::select! {
+            () = self.closed.cancelled() => {}
+            () = self.follow(handle, after, flow, out) => {}
+        }
+    }
+
+    async fn follow(
         &self,
         handle: OwnerHandle,
         after: u64,

@@ -168,10 +168,15 @@ impl Server {
                 mcp_stop: mcp_stop.clone(),
             },
         );
-        // MCP's event streams stay open until told: they end when serve stops accepting.
-        let shutdown = async move {
-            shutdown.await;
-            mcp_stop.cancel();
+        // Event streams (MCP's, the change feed's) stay open until told: they end when serve
+        // stops accepting, so that their connections can close.
+        let shutdown = {
+            let feed = state.feed().clone();
+            async move {
+                shutdown.await;
+                mcp_stop.cancel();
+                feed.close();
+            }
         };
         let sweep = tokio::spawn({
             let state = state.clone();
