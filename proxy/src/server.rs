@@ -11,7 +11,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::serve::ListenerExt;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
@@ -73,11 +72,11 @@ impl Server {
             .fallback(pass_through)
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(self.shared);
-        // Every streamed chunk goes out when written, not when Nagle's algorithm lets it.
-        let listener = self.listener.tap_io(|stream| {
-            let _ = stream.set_nodelay(true);
-        });
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(ProxyError::Serve)
+        // Streamed chunks go out when written (the loop turns Nagle's algorithm off).
+        let options = taskflow_http_server::Options::default();
+        taskflow_http_server::serve(self.listener, app, options, shutdown)
+            .await
+            .map_err(ProxyError::Serve)
     }
 }
 

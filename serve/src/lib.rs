@@ -67,7 +67,7 @@ pub struct ServeOptions {
     pub grace: Duration,
     /// The largest request body.
     pub body_limit: usize,
-    /// The longest a request may take (the event stream excepted).
+    /// The longest a request may take (the event stream excepted), and its head to arrive.
     pub request_timeout: Duration,
     /// How often flows no runner holds are looked for.
     pub sweep_every: Duration,
@@ -196,7 +196,8 @@ impl Server {
             let taskflow = state.taskflow().clone();
             tokio::spawn(feed::retain(taskflow, keep, PRUNE_EVERY))
         });
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let http = taskflow_http_server::Options { head_timeout: options.request_timeout };
+        let served = taskflow_http_server::serve(listener, app, http, shutdown).await;
         state.runs().shut_down(options.grace).await;
         sweep.abort();
         wakes.abort();
@@ -206,5 +207,70 @@ impl Server {
             retention.abort();
         }
         served.map_err(ServeError::Serve)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskflow_engine::{Actions, EngineOptions};
+    use taskflow_store::Durability;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    const REQUEST_TIMEOUT: Duration = Duration::from_millis(300);
+
+    /// Everything `stream` is sent until it closes, as text, within 5 s.
+    async fn read_to_close(stream: &mut TcpStream) -> String {
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer));
+        read.await.expect("the connection closed in time").unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_client_is_cut_off_at_the_request_timeout_and_holds_nothing_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        let taskflow = taskflow_api::database::open_for_running(&path, Durability::Normal).unwrap();
+        let engine = Engine::new(
+            taskflow.bind("alice").unwrap(),
+            Actions::builtin(),
+            EngineOptions::default(),
+        );
+        let mut options = ServeOptions::new("127.0.0.1:0".parse().unwrap(), "alice");
+        options.request_timeout = REQUEST_TIMEOUT;
+        let server = Server::bind(taskflow, engine, options).await.unwrap();
+        let address = server.local_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+
+        // A head that never ends, and a body that stops halfway.
+        let mut slow_head = TcpStream::connect(address).await.unwrap();
+        slow_head.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.unwrap();
+        let mut slow_body = TcpStream::connect(address).await.unwrap();
+        let head = "POST /v1/flows HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                    Content-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+        slow_body.write_all(head.as_bytes()).await.unwrap();
+        slow_body.write_all(b"{\"name\": \"half").await.unwrap();
+        let started = std::time::Instant::now();
+        // Meanwhile serve answers others at once.
+        let mut other = TcpStream::connect(address).await.unwrap();
+        other
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_to_close(&mut other).await;
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("\"ok\":true"), "{answer}");
+
+        let answer = read_to_close(&mut slow_body).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        let answer = read_to_close(&mut slow_head).await;
+        assert_eq!(answer, "", "a head that never ended gets no answer");
+        assert!(started.elapsed() >= REQUEST_TIMEOUT - Duration::from_millis(50));
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), serving).await.unwrap().unwrap().unwrap();
     }
 }
