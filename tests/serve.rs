@@ -102,6 +102,22 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
     assert_eq!((status, error["error"]["code"].clone()), (413, json!("too_large")));
     let (status, missing) = call(http.get(serve.url("/v1/flows/nobody"))).await;
     assert_eq!((status, missing["error"]["code"].clone()), (404, json!("not_found")));
+    // A path segment that is not UTF-8 is bad input, answered in the same shape as the rest.
+    for request in [
+        http.get(serve.url("/v1/flows/%FF")),
+        http.get(serve.url("/v1/flows/%FF/history")),
+        http.post(serve.url("/v1/flows/%FF/cancel")),
+        http.post(serve.url("/v1/flows/a/signals/%FF")).json(&json!(1)),
+        http.get(serve.url("/v1/schedules/%FF")),
+    ] {
+        let (status, error) = call(request).await;
+        assert_eq!(
+            (status, error["error"]["code"].clone()),
+            (400, json!("bad_request")),
+            "{error}"
+        );
+        assert!(error["error"]["message"].as_str().unwrap().contains("UTF-8"), "{error}");
+    }
     let (_, list) = call(http.get(serve.url("/v1/flows?limit=10"))).await;
     assert_eq!(list["flows"].as_array().unwrap().len(), 1, "no bad submission created a flow");
 }

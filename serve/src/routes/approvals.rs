@@ -4,13 +4,13 @@
 //! not wait for 422. The flow is due at once, and this serve runs it.
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use taskflow_api::documents;
 use taskflow_store::{ApprovalDecision, Timestamp};
 
-use super::{Answer, flow_id};
+use super::{Answer, Path, flow_id};
 use crate::actions;
 use crate::auth::Owner;
 use crate::bodies::{ApprovalBody, ApprovalDecidedDoc};

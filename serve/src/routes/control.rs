@@ -2,8 +2,8 @@
 //! child flow.
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use taskflow_api::documents;
@@ -11,7 +11,7 @@ use taskflow_store::{SyncMode, Timestamp, rules};
 
 use crate::actions::{self, FromStep};
 
-use super::{Answer, blocking, flow_id};
+use super::{Answer, Path, blocking, flow_id};
 use crate::auth::Owner;
 use crate::bodies::{CancelDoc, CreateFlow, FlowEnvelope, ForkBody, NewFlowBody, whole};
 use crate::error::{ErrorBody, HttpError};
@@ -21,7 +21,7 @@ use crate::state::AppState;
 /// its running steps and children have settled (a mirrored flow's owner reports it).
 #[utoipa::path(post, path = "/v1/flows/{id}/cancel", params(("id" = String, Path, description = "The flow's id")), responses(
     (status = 200, body = CancelDoc),
-    (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
 ))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -35,7 +35,7 @@ pub async fn cancel(
 /// Runs a managed flow on from its last checkpoint (a failed one from the step that failed).
 #[utoipa::path(post, path = "/v1/flows/{id}/resume", params(("id" = String, Path, description = "The flow's id")), responses(
     (status = 202, description = "serve runs it", body = FlowEnvelope),
-    (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 409, description = "another live runner holds it", body = ErrorBody),
     (status = 422, description = "mirrored, or ended", body = ErrorBody),
 ))]

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -15,7 +15,7 @@ use taskflow_engine::waits::instant;
 use taskflow_store::{FlowId, ListQuery, NewFlow, StatusFilter, Timestamp};
 use utoipa::IntoParams;
 
-use super::{Answer, blocking, flow_id};
+use super::{Answer, Path, blocking, flow_id};
 use crate::auth::Owner;
 use crate::bodies::{
     CreateFlow, FlowEnvelope, FlowListDoc, HistoryDoc, InspectionDoc, NewFlowBody, SyncModeBody,
@@ -281,7 +281,7 @@ fn whole_numbers(spec: &mut Map<String, Value>) {
 /// A flow, its steps and its children.
 #[utoipa::path(get, path = "/v1/flows/{id}", params(("id" = String, Path, description = "The flow's id")), responses(
     (status = 200, body = InspectionDoc),
-    (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
 ))]
 pub async fn inspect(
     State(state): State<AppState>,
@@ -297,7 +297,7 @@ pub async fn inspect(
 /// A flow's revisions, oldest first.
 #[utoipa::path(get, path = "/v1/flows/{id}/history", params(("id" = String, Path, description = "The flow's id")), responses(
     (status = 200, body = HistoryDoc),
-    (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
 ))]
 pub async fn history(
     State(state): State<AppState>,

@@ -3,14 +3,14 @@
 //! served as a document that may run nothing: its own Content Security Policy forbids scripts.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use taskflow_api::graph::{self, Graph};
 use utoipa::IntoParams;
 
-use super::{blocking, flow_id};
+use super::{Path, blocking, flow_id};
 use crate::auth::Owner;
 use crate::error::{ErrorBody, HttpError};
 use crate::state::AppState;

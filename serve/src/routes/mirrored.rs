@@ -2,15 +2,15 @@
 //! many owners' reports arriving together share one commit.
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use taskflow_api::documents::{FlowAnswer, FlowDocument};
 use taskflow_store::{FlowStatus, StateReport, StepReport, StepStatus, Timestamp};
 use tokio::sync::oneshot;
 
-use super::flow_id;
+use super::{Path, flow_id};
 use crate::auth::Owner;
 use crate::bodies::{FlowEnvelope, ReportBody};
 use crate::error::{ErrorBody, HttpError};

@@ -12,7 +12,10 @@ pub mod schedules;
 pub mod signals;
 
 use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use taskflow_store::FlowId;
 
@@ -25,4 +28,19 @@ pub type Answer = Result<(StatusCode, Json<Value>), HttpError>;
 /// The flow a path names; text that cannot be an id names no flow.
 pub(crate) fn flow_id(text: &str) -> Result<FlowId, HttpError> {
     FlowId::parse(text).map_err(|_| HttpError::not_found(format!("no flow `{text}`")))
+}
+
+/// The path's parameters, as axum's `Path` reads them, refused as any other bad input is: a
+/// JSON error (a segment that is not UTF-8, a seq that is not a number), never axum's text.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(HttpError::bad_request(rejection.body_text())),
+        }
+    }
 }

@@ -4,14 +4,14 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use taskflow_api::schedule_documents;
 use utoipa::IntoParams;
 
-use super::{Answer, blocking};
+use super::{Answer, Path, blocking};
 use crate::actions;
 use crate::auth::Owner;
 use crate::error::{ErrorBody, HttpError};
@@ -70,7 +70,7 @@ pub async fn show(
     params(("name" = String, Path, description = "The schedule's name")),
     responses(
         (status = 200, body = ScheduleEnvelope),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
     ))]
 pub async fn pause(
     State(state): State<AppState>,
@@ -86,7 +86,7 @@ pub async fn pause(
     params(("name" = String, Path, description = "The schedule's name")),
     responses(
         (status = 200, body = ScheduleEnvelope),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
     ))]
 pub async fn resume(
     State(state): State<AppState>,
@@ -103,7 +103,7 @@ pub async fn resume(
     params(("name" = String, Path, description = "The schedule's name")),
     responses(
         (status = 201, body = SlotEnvelope),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ))]
 pub async fn trigger(

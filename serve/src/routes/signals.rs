@@ -4,13 +4,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
 use taskflow_api::documents;
 use taskflow_store::Timestamp;
 
-use super::{Answer, flow_id};
+use super::{Answer, Path, flow_id};
 use crate::actions;
 use crate::auth::Owner;
 use crate::bodies::SignalSentDoc;
