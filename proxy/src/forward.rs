@@ -4,6 +4,7 @@
 //! a client token (which is the proxy's, not the upstream's).
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use taskflow_http_server::{bearer_token, same_secret};
 use taskflow_providers::ApiKey;
 
 use crate::config::IDS_HEADER;
@@ -68,17 +69,8 @@ pub(crate) fn client_headers(headers: &HeaderMap, rewritten: bool) -> HeaderMap 
 
 /// Whether `headers` carry the bearer `token`.
 pub(crate) fn has_token(headers: &HeaderMap, token: &ApiKey) -> bool {
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    let (given, wanted) = (given.trim().as_bytes(), token.expose().as_bytes());
-    // Compared in full whatever the first difference, so the time taken tells nothing.
-    given.len() == wanted.len()
-        && given.iter().zip(wanted).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+    bearer_token(headers)
+        .is_some_and(|given| same_secret(token.expose().as_bytes(), given.as_bytes()))
 }
 
 #[cfg(test)]
@@ -119,6 +111,7 @@ mod tests {
     fn tokens_are_checked_whole() {
         let token = ApiKey::new("s3cret").unwrap();
         assert!(has_token(&headers(&[("authorization", "Bearer s3cret")]), &token));
+        assert!(has_token(&headers(&[("authorization", "bearer s3cret")]), &token));
         for wrong in ["Bearer s3cre", "Bearer s3cret2", "s3cret", "Basic s3cret"] {
             let given = HeaderMap::from_iter([(
                 header::AUTHORIZATION,

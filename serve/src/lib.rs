@@ -20,7 +20,6 @@ mod app;
 mod auth;
 mod blocking;
 mod bodies;
-mod constant_time;
 mod dashboard;
 mod error;
 mod feed;

@@ -115,7 +115,7 @@ impl Sessions {
 impl Session {
     /// Whether `presented` is this session's CSRF token (compared in constant time).
     pub fn csrf_matches(&self, presented: &str) -> bool {
-        crate::constant_time::same(self.csrf.as_bytes(), presented.as_bytes())
+        taskflow_http_server::same_secret(self.csrf.as_bytes(), presented.as_bytes())
     }
 
     /// The `Set-Cookie` value that gives the browser this session: not readable by scripts,
