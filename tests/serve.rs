@@ -439,7 +439,8 @@ fn lines_until(child: &mut Child, mut done: impl FnMut(&Value) -> bool) -> Vec<V
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from_a_serve() {
+async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from_a_serve_across_its_restart()
+ {
     let (_dir, db) = folder();
     let serve = Serve::start(&db, &[], &[]);
     let watch = |args: &[&str]| {
@@ -460,14 +461,29 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
     assert_eq!(call(http.post(serve.url("/v1/flows")).json(&body)).await.0, 201);
     let report = json!({"steps": [{"name": "fetch", "status": "succeeded"}]});
     assert_eq!(call(http.post(serve.url("/v1/flows/w/report")).json(&report)).await.0, 200);
-    let finished = |event: &Value| event["kind"] == "step" && event["name"] == "fetch";
-    for child in [&mut from_database, &mut from_serve] {
-        let seen = lines_until(child, finished);
-        assert_eq!(seen[0]["kind"], "flow", "{seen:?}");
-        assert!(seen.iter().all(|event| event["flow_id"] == "w"), "{seen:?}");
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let step =
+        |name: &'static str| move |event: &Value| event["kind"] == "step" && event["name"] == name;
+    let seen = lines_until(&mut from_database, step("fetch"));
+    assert_eq!(seen[0]["kind"], "flow", "{seen:?}");
+    assert!(seen.iter().all(|event| event["flow_id"] == "w"), "{seen:?}");
+    let _ = from_database.kill();
+    let _ = from_database.wait();
+
+    // Watching a serve survives its restart: the watch tries again while nobody listens, then
+    // resumes after the last event it printed.
+    let address = serve.address().to_owned();
+    serve.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let serve = Serve::start_on(&db, &address, &[], &[]);
+    let report = json!({"steps": [{"name": "store", "status": "succeeded"}]});
+    assert_eq!(call(http.post(serve.url("/v1/flows/w/report")).json(&report)).await.0, 200);
+    let seen = lines_until(&mut from_serve, step("store"));
+    assert_eq!(seen[0]["kind"], "flow", "{seen:?}");
+    assert!(seen.iter().any(step("fetch")) && seen.iter().any(step("store")), "{seen:?}");
+    let ids: Vec<u64> = seen.iter().map(|event| event["id"].as_u64().unwrap()).collect();
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "in order, none twice: {ids:?}");
+    let _ = from_serve.kill();
+    let _ = from_serve.wait();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

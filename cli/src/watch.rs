@@ -1,11 +1,12 @@
 //! `taskflow flows watch [ID]`: the owner's changes as they are committed, read from the flow
 //! database's change feed, or from a running serve (`--server URL`, its event stream resumed
-//! with `Last-Event-ID` when the connection drops). On a terminal a table of the flows that
-//! changed redraws in place; piped, or with `--json`, each change is one JSON line.
+//! with `Last-Event-ID` when the connection drops, and while serve restarts: for up to
+//! [`RECONNECT_FOR`]). On a terminal a table of the flows that changed redraws in place; piped,
+//! or with `--json`, each change is one JSON line.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -20,6 +21,11 @@ use crate::global::GlobalArgs;
 
 /// How often the database is read for new changes.
 const POLL: Duration = Duration::from_millis(200);
+/// How long a serve whose stream ended is tried again before watching gives up (a restart
+/// drains its runs first, for up to its grace period).
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
+/// The wait between tries.
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
 /// Where the changes come from, and which.
 pub struct Watch {
@@ -102,6 +108,8 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> CliResult
         url.push_str(&format!("?flow={flow}"));
     }
     let mut last = watch.after;
+    // Since when the stream has been lost, once one was open.
+    let mut lost: Option<Instant> = None;
     loop {
         let mut request = client.get(&url).header("accept", "text/event-stream");
         if let Some(token) = &token {
@@ -110,10 +118,22 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> CliResult
         if let Some(last) = last {
             request = request.header("last-event-id", last.to_string());
         }
-        let response = request.send().await.map_err(|error| {
-            CliError::failure(format!("cannot reach {server}: {error}"))
-                .with_hint("is `taskflow serve` running there?")
-        })?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                if lost.is_some_and(|since| since.elapsed() < RECONNECT_FOR) {
+                    tokio::time::sleep(RECONNECT_EVERY).await;
+                    continue;
+                }
+                let message = match lost {
+                    Some(_) => format!("lost {server} for {} s: {error}", RECONNECT_FOR.as_secs()),
+                    None => format!("cannot reach {server}: {error}"),
+                };
+                return Err(
+                    CliError::failure(message).with_hint("is `taskflow serve` running there?")
+                );
+            }
+        };
         if !response.status().is_success() {
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
@@ -122,6 +142,9 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> CliResult
                 .and_then(|body| body["error"]["message"].as_str().map(str::to_owned))
                 .unwrap_or(body);
             return Err(CliError::failure(format!("{server} answered {status}: {message}")));
+        }
+        if lost.take().is_some() {
+            eprintln!("watching {server} again");
         }
         let mut events = eventsource_stream::EventStream::new(response.bytes_stream());
         while let Some(Ok(event)) = events.next().await {
@@ -133,8 +156,11 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> CliResult
                 out.flush();
             }
         }
-        // The stream ended (serve restarted, the connection dropped): resume after the last.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The stream ended (serve stopped or restarts, the connection dropped): resume after
+        // the last event seen.
+        eprintln!("the stream from {server} ended; reconnecting");
+        lost = Some(Instant::now());
+        tokio::time::sleep(RECONNECT_EVERY).await;
     }
 }
 

@@ -125,7 +125,8 @@ pub enum FlowsCommand {
         /// Only this flow's changes
         id: Option<String>,
         /// Read them from a running `taskflow serve` at URL (e.g. http://127.0.0.1:7878)
-        /// instead of the database [TASKFLOW_CONNECT_TIMEOUT_MS bounds the connect]
+        /// instead of the database; a stream that ends is resumed where it stopped, serve
+        /// tried again for up to 60 s [TASKFLOW_CONNECT_TIMEOUT_MS bounds each connect]
         #[arg(long, value_name = "URL")]
         server: Option<String>,
         /// The environment variable holding the serve's token
