@@ -41,7 +41,7 @@ pub fn inspection(inspection: &Inspection, now: Timestamp) -> Value {
     let Inspection { flow: record, steps, children, descendant_llm_steps, descendants } =
         inspection;
     json!({
-        "flow": flow(record, steps, now),
+        "flow": flow(record, Some(steps), now),
         "steps": steps.iter().map(step).collect::<Vec<_>>(),
         "usage": usage(record, steps, descendants, descendant_llm_steps),
         "children": children
@@ -84,9 +84,10 @@ pub fn usage(
     })
 }
 
-/// A flow record, with its step counts taken from `steps` (its journal; none when the caller
-/// has not read it).
-pub fn flow(flow: &Flow, steps: &[Step], now: Timestamp) -> Value {
+/// A flow record, with its step counts taken from `steps`, its journal; `None` when the caller
+/// has not read it, and the counts are then `null` (an answer to a change gives the flow's row,
+/// and counting its journal on each report would cost a read of it).
+pub fn flow(flow: &Flow, steps: Option<&[Step]>, now: Timestamp) -> Value {
     serde_json::to_value(FlowDocument::new(flow, steps, now)).unwrap_or(Value::Null)
 }
 
@@ -113,8 +114,8 @@ pub struct FlowDocument<'a> {
     stalled: bool,
     state: &'a Option<Value>,
     status: &'static str,
-    steps_done: usize,
-    steps_total: usize,
+    steps_done: Option<usize>,
+    steps_total: Option<usize>,
     sync_mode: &'static str,
     updated_at: Timestamp,
     wait: &'a Option<Value>,
@@ -122,8 +123,9 @@ pub struct FlowDocument<'a> {
 }
 
 impl<'a> FlowDocument<'a> {
-    pub fn new(flow: &'a Flow, steps: &[Step], now: Timestamp) -> Self {
-        let (steps_done, steps_total) = step_counts(steps);
+    pub fn new(flow: &'a Flow, steps: Option<&[Step]>, now: Timestamp) -> Self {
+        let counts = steps.map(step_counts);
+        let (steps_done, steps_total) = (counts.map(|(done, _)| done), counts.map(|(_, all)| all));
         let stall = flow.stall(now);
         FlowDocument {
             cancel_requested_at: flow.cancel_requested_at,
@@ -218,7 +220,7 @@ pub fn history(revisions: &[Revision]) -> Value {
 /// running.
 pub fn cancel(outcome: &CancelOutcome, now: Timestamp) -> Value {
     json!({
-        "flow": flow(&outcome.flow, &[], now),
+        "flow": flow(&outcome.flow, None, now),
         "already_requested": outcome.already_requested,
         "active_steps": outcome.active_steps,
     })
@@ -226,7 +228,7 @@ pub fn cancel(outcome: &CancelOutcome, now: Timestamp) -> Value {
 
 /// A signal delivered: `{"signal": {...}, "flow": {...}}`, the flow as the signal left it.
 pub fn signal_sent(signal: &Signal, flow: &Flow, now: Timestamp) -> Value {
-    json!({ "signal": self::signal(signal), "flow": self::flow(flow, &[], now) })
+    json!({ "signal": self::signal(signal), "flow": self::flow(flow, None, now) })
 }
 
 /// A decision about a tool call (`flows approve`, `POST /v1/flows/{id}/approvals/{call_id}`):
@@ -240,7 +242,7 @@ pub fn approval_decided(call_id: &str, signal: &Signal, flow: &Flow, now: Timest
             "signal": signal.name,
             "decided_at": signal.sent_at,
         },
-        "flow": self::flow(flow, &[], now),
+        "flow": self::flow(flow, None, now),
     })
 }
 
@@ -276,8 +278,15 @@ mod tests {
     fn a_flow_written_straight_is_the_text_of_its_value() {
         fn check(record: &Flow) {
             let now = Timestamp::from_millis(10_000);
-            let straight = serde_json::to_string(&FlowDocument::new(record, &[], now)).unwrap();
-            assert_eq!(straight, flow(record, &[], now).to_string());
+            for (steps, counted) in [(None, json!(null)), (Some(&[][..]), json!(0))] {
+                let straight = serde_json::to_string(&FlowDocument::new(record, steps, now));
+                let document = flow(record, steps, now);
+                assert_eq!(straight.unwrap(), document.to_string());
+                assert_eq!(
+                    (&document["steps_done"], &document["steps_total"]),
+                    (&counted, &counted)
+                );
+            }
         }
         let bare = Flow {
             id: "f-1".parse().unwrap(),
@@ -323,6 +332,6 @@ mod tests {
             ..bare.clone()
         };
         check(&full);
-        assert!(flow(&full, &[], Timestamp::from_millis(10_000))["stalled"] == json!(true));
+        assert!(flow(&full, None, Timestamp::from_millis(10_000))["stalled"] == json!(true));
     }
 }

@@ -110,7 +110,7 @@ impl Flows {
         if flow.sync_mode == SyncMode::Managed && !flow.status.is_terminal() {
             self.runs.start(engine.handle().owner(), &flow.id);
         }
-        Ok(json!({ "flow": documents::flow(flow, &[], Timestamp::now()), "created": created }))
+        Ok(json!({ "flow": documents::flow(flow, None, Timestamp::now()), "created": created }))
     }
 
     async fn resume(&self, handle: OwnerHandle, resume: ResumeFlow) -> Answer {
@@ -123,7 +123,7 @@ impl Flows {
             flow = self.engine.for_owner(handle.clone()).raise_budget(&id, raise).await?;
         }
         self.runs.start(handle.owner(), &id);
-        Ok(json!({ "flow": documents::flow(&flow, &[], Timestamp::now()) }))
+        Ok(json!({ "flow": documents::flow(&flow, None, Timestamp::now()) }))
     }
 
     async fn decide(&self, handle: OwnerHandle, decide: DecideApproval) -> Answer {

@@ -234,8 +234,12 @@ pub struct FlowDoc {
     pub sync_mode: String,
     pub owner: String,
     pub revision: u64,
-    pub steps_done: u64,
-    pub steps_total: u64,
+    /// Its succeeded steps; `null` in the answer to a change (submit, report, cancel, resume,
+    /// fork, signal, approval), which gives the flow's row without counting its journal: read
+    /// the flow for it.
+    pub steps_done: Option<u64>,
+    /// Its steps; `null` where `steps_done` is.
+    pub steps_total: Option<u64>,
     pub created_at: String,
     pub updated_at: String,
     pub ended_at: Option<String>,

@@ -115,7 +115,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
 /// `--queue`: the flow's id (or its document), and nothing run.
 fn queued(flow: &Flow, json: bool) -> CliResult {
     if json {
-        let document = documents::flow(flow, &[], Timestamp::now());
+        let document = documents::flow(flow, None, Timestamp::now());
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({ "flow": document })).unwrap_or_default()

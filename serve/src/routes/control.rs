@@ -47,7 +47,7 @@ pub async fn resume(
     let flow = actions::resume(&state, &owner, flow_id(&id)?).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "flow": documents::flow(&flow, &[], Timestamp::now()) })),
+        Json(json!({ "flow": documents::flow(&flow, None, Timestamp::now()) })),
     ))
 }
 
@@ -79,7 +79,7 @@ pub async fn fork(
     let forked = actions::fork(&state, &owner, id, from).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "flow": documents::flow(&forked, &[], Timestamp::now()) })),
+        Json(json!({ "flow": documents::flow(&forked, None, Timestamp::now()) })),
     ))
 }
 

@@ -177,7 +177,7 @@ pub async fn create(
     if flow.sync_mode == taskflow_store::SyncMode::Managed && !flow.status.is_terminal() {
         state.runs().start(&owner, &flow.id);
     }
-    Ok((status, Json(json!({ "flow": documents::flow(&flow, &[], Timestamp::now()) }))))
+    Ok((status, Json(json!({ "flow": documents::flow(&flow, None, Timestamp::now()) }))))
 }
 
 /// Creates or finds the flow `body` describes, for `owner`.

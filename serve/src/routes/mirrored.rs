@@ -74,6 +74,6 @@ pub async fn report(
         HttpError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store's writer stopped")
     })??;
     // Written straight from the flow: the one answer every report waits for.
-    let flow = FlowDocument::new(&flow, &[], Timestamp::now());
+    let flow = FlowDocument::new(&flow, None, Timestamp::now());
     Ok((StatusCode::OK, Json(FlowAnswer { flow })).into_response())
 }
