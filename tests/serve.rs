@@ -100,6 +100,20 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
     )
     .await;
     assert_eq!((status, error["error"]["code"].clone()), (413, json!("too_large")));
+    // Input of megabytes is refused in a line: an error quotes only the start of it.
+    let long = "x".repeat(2 * 1024 * 1024);
+    for (body, expected) in [
+        (json!({"name": long, "sync_mode": "mirrored"}), 422),
+        (json!({"name": "x", "sync_mode": "mirrored", "controller": long}), 422),
+        (json!({"id": long, "name": "x", "sync_mode": "mirrored"}), 400),
+        (json!({"name": "x", "sync_mode": long}), 400),
+        (json!({long.clone(): 1, "name": "x", "sync_mode": "mirrored"}), 400),
+    ] {
+        let (status, error) = call(http.post(serve.url("/v1/flows")).json(&body)).await;
+        let message = error["error"]["message"].as_str().unwrap();
+        assert_eq!(status, expected, "{message}");
+        assert!(message.len() < 1200, "{} bytes: {}", message.len(), &message[..200]);
+    }
     let (status, missing) = call(http.get(serve.url("/v1/flows/nobody"))).await;
     assert_eq!((status, missing["error"]["code"].clone()), (404, json!("not_found")));
     // A path segment that is not UTF-8 is bad input, answered in the same shape as the rest.

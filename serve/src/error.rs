@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use taskflow_api::{ApiError, ErrorCode};
 use taskflow_engine::EngineError;
 use taskflow_store::Error;
+use taskflow_store::excerpt::shorten;
 use utoipa::ToSchema;
 
 /// An answer that is an error.
@@ -87,11 +88,15 @@ impl HttpError {
     }
 }
 
+/// The longest message an answer carries: parsers' errors name what they read (an unknown
+/// field, a variant), and a request of megabytes must not come back whole.
+const MESSAGE_KEPT: usize = 1000;
+
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let mut error = Map::new();
         error.insert("code".to_owned(), json!(self.code));
-        error.insert("message".to_owned(), json!(self.message));
+        error.insert("message".to_owned(), json!(shorten(&self.message, MESSAGE_KEPT)));
         error.extend(self.details);
         let mut answer = (self.status, Json(json!({ "error": error }))).into_response();
         if refused_unread(self.status) {

@@ -14,6 +14,7 @@ use serde::Serialize;
 use ulid::Ulid;
 
 use crate::error::Error;
+use crate::excerpt::excerpt;
 
 /// The longest id.
 pub const MAX_ID_LEN: usize = 128;
@@ -48,7 +49,7 @@ impl FlowId {
 
     /// `text` as an id, if it keeps the rule ([`ID_RULE`]).
     pub fn parse(text: &str) -> Result<Self, InvalidId> {
-        let invalid = |reason: String| InvalidId { text: text.escape_debug().to_string(), reason };
+        let invalid = |reason: String| InvalidId { text: excerpt(text), reason };
         if text.is_empty() {
             return Err(invalid("it is empty".to_owned()));
         }

@@ -17,6 +17,7 @@ pub mod backend;
 pub mod durability;
 pub mod error;
 pub mod event;
+pub mod excerpt;
 #[cfg(feature = "testkit")]
 pub mod faults;
 pub mod handle;

@@ -4,6 +4,7 @@
 //! only then write; so every backend enforces the same rules, and each rule is tested here once.
 
 use crate::error::{Error, Result, SpawnRefusal};
+use crate::excerpt::quoted;
 use crate::lease::Lease;
 use crate::model::{ExpectedRevision, Flow, ResumePlan, StateReport, Step, StepOutcome, SyncMode};
 use crate::status::{FlowStatus, StepStatus};
@@ -23,7 +24,8 @@ pub fn check_expected(flow: &Flow, expected: ExpectedRevision) -> Result<()> {
 pub fn check_text(what: &str, text: &str) -> Result<()> {
     if text.trim().is_empty() || text.chars().any(char::is_control) || text.len() > 200 {
         return Err(Error::InvalidInput(format!(
-            "{what} must be 1 to 200 characters of printable text, got {text:?}"
+            "{what} must be 1 to 200 characters of printable text, got {}",
+            quoted(text)
         )));
     }
     Ok(())

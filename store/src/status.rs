@@ -10,6 +10,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::excerpt::excerpt;
+
 /// Text that names no status; its message lists the names there are.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -97,7 +99,8 @@ impl FromStr for FlowStatus {
     fn from_str(s: &str) -> Result<Self, UnknownStatus> {
         FlowStatus::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(|| {
             UnknownStatus(format!(
-                "unknown flow status `{s}` (one of: {})",
+                "unknown flow status `{}` (one of: {})",
+                excerpt(s),
                 FlowStatus::ALL.map(FlowStatus::as_str).join(", ")
             ))
         })
@@ -137,7 +140,8 @@ impl FromStr for StatusFilter {
         }
         s.parse().map(StatusFilter::Is).map_err(|_| {
             UnknownStatus(format!(
-                "unknown flow status `{s}` (one of: {}, stalled)",
+                "unknown flow status `{}` (one of: {}, stalled)",
+                excerpt(s),
                 FlowStatus::ALL.map(FlowStatus::as_str).join(", ")
             ))
         })
@@ -185,7 +189,7 @@ impl FromStr for StepStatus {
         StepStatus::ALL
             .into_iter()
             .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownStatus(format!("unknown step status `{s}`")))
+            .ok_or_else(|| UnknownStatus(format!("unknown step status `{}`", excerpt(s))))
     }
 }
 

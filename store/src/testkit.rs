@@ -302,6 +302,14 @@ pub fn mirrored_flows_take_reports_are_never_run_and_are_validated(harness: &dyn
     let (managed, _) = running(&alice, "managed");
     let refused = alice.report(&managed.id, StateReport::default(), None).unwrap_err();
     assert!(matches!(refused, Error::NotMirrored { .. }), "{refused}");
+
+    // A controller is named as a flow is: printable text, at most 200 characters. A refusal
+    // quotes only the start of what it refused.
+    for controller in ["", "a\nb", &"c".repeat(100_000)] {
+        let refused = alice.create(NewFlow::mirrored("deploy", controller)).unwrap_err();
+        assert!(matches!(refused, Error::InvalidInput(_)), "{refused}");
+        assert!(refused.to_string().len() < 300, "{refused}");
+    }
 }
 
 pub fn a_mirrored_flow_with_a_cancel_request_waits_for_its_owner_to_report_it(

@@ -32,6 +32,9 @@ pub fn create_flow<T: StoreTx + ?Sized>(
             "a mirrored flow names its controller (the owner process that drives it)".to_owned(),
         ));
     }
+    if let Some(controller) = &new.controller {
+        rules::check_text("controller", controller)?;
+    }
     let id = new.id.unwrap_or_default();
     if tx.flow_exists(&id)? {
         return Err(Error::IdTaken { id: id.to_string() });
