@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use taskflow_store::excerpt::excerpt;
 
 use super::template;
 use taskflow_tools::{Actions, Budget, StepModel};
@@ -261,7 +262,10 @@ impl FlowSpec {
                 report(
                     Some(at),
                     SpecField::Id,
-                    format!("step id `{}` must be 1 to 64 letters, digits, `_` or `-`", step.id),
+                    format!(
+                        "step id `{}` must be 1 to 64 letters, digits, `_` or `-`",
+                        excerpt(&step.id)
+                    ),
                 );
             } else if index.insert(step.id.clone(), at).is_some() {
                 report(Some(at), SpecField::Id, format!("step id `{}` is used twice", step.id));
@@ -275,7 +279,7 @@ impl FlowSpec {
                     SpecField::Action,
                     format!(
                         "unknown action `{}` (known: {})",
-                        step.action,
+                        excerpt(&step.action),
                         actions.names().join(", ")
                     ),
                 ),
@@ -299,7 +303,11 @@ impl FlowSpec {
                     None => report(
                         Some(at),
                         SpecField::Needs(n),
-                        format!("step `{}` needs `{need}`, which is not a step", step.id),
+                        format!(
+                            "step `{}` needs `{}`, which is not a step",
+                            excerpt(&step.id),
+                            excerpt(need)
+                        ),
                     ),
                 }
             }
@@ -516,14 +524,15 @@ pub mod duration_text {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
+    use taskflow_store::excerpt::excerpt;
 
     pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
         let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let number: f64 = number
-            .parse()
-            .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 30s, 5m, 1h, 7d)"))?;
+        let number: f64 = number.parse().map_err(|_| {
+            format!("`{}` is not a duration (e.g. 500ms, 30s, 5m, 1h, 7d)", excerpt(text))
+        })?;
         let seconds = match unit.trim() {
             "ms" => number / 1000.0,
             "" | "s" => number,
@@ -531,10 +540,15 @@ pub mod duration_text {
             "h" => number * 3600.0,
             "d" => number * 86_400.0,
             other => {
-                return Err(format!("unknown unit `{other}` in `{text}` (ms, s, m, h or d)"));
+                return Err(format!(
+                    "unknown unit `{}` in `{}` (ms, s, m, h or d)",
+                    excerpt(other),
+                    excerpt(text)
+                ));
             }
         };
-        Duration::try_from_secs_f64(seconds).map_err(|error| format!("`{text}`: {error}"))
+        Duration::try_from_secs_f64(seconds)
+            .map_err(|error| format!("`{}`: {error}", excerpt(text)))
     }
 
     pub fn format(duration: Duration) -> String {
@@ -638,6 +652,15 @@ mod tests {
             &["max_attempts"],
         );
         check(base().concurrency(0).step(echo("a")), &["concurrency"]);
+        // Input of megabytes is quoted by its start: each problem stays a line.
+        let long = "x".repeat(1_000_000);
+        let huge = base()
+            .step(echo(&long))
+            .step(StepSpec::new("b", &long))
+            .step(echo("c").needs([long.as_str()]));
+        let found = errors(huge);
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found.iter().all(|problem| problem.len() < 400 && problem.contains("xxx…")));
     }
 
     #[test]
