@@ -320,6 +320,29 @@ async fn a_watcher_that_reconnects_with_last_event_id_misses_nothing_and_sees_no
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_from_now_is_refused_while_the_feed_cannot_be_read_not_sent_every_event() {
+    let (_dir, db) = folder();
+    let serve = Serve::start(&db, &[], &[]);
+    let http = client();
+    let body = json!({"id": "old", "name": "old", "sync_mode": "mirrored"});
+    assert_eq!(call(http.post(serve.url("/v1/flows")).json(&body)).await.0, 201);
+    // The feed cannot be read for a moment (its table is away).
+    let sqlite = rusqlite::Connection::open(&db).unwrap();
+    sqlite.execute_batch("ALTER TABLE events RENAME TO events_away").unwrap();
+    let (status, error) = call(http.get(serve.url("/v1/events"))).await;
+    assert!(status >= 500, "{status} {error}");
+    assert!(error["error"]["message"].is_string(), "{error}");
+    // Back, a watcher from now gets what happens from now on, not the flow made before.
+    sqlite.execute_batch("ALTER TABLE events_away RENAME TO events").unwrap();
+    let stream = http.get(serve.url("/v1/events")).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
+    let body = json!({"id": "new", "name": "new", "sync_mode": "mirrored"});
+    assert_eq!(call(http.post(serve.url("/v1/flows")).json(&body)).await.0, 201);
+    let first = read_events(stream, 1).await;
+    assert_eq!(first[0].1["flow_id"], "new", "{first:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serve_killed_mid_pipeline_finishes_every_flow_after_a_restart_and_runs_no_step_twice() {
     let (dir, db) = folder();
     let log = dir.path().join("runs.log");

@@ -22,6 +22,9 @@ use taskflow_store::{Change, Event, EventQuery, FlowId, OwnerHandle, TaskFlow, T
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::blocking::blocking;
+use crate::error::HttpError;
+
 /// How many batches a slow watcher may be behind before it reads from the store again.
 const BUFFER: usize = 256;
 /// Most events one read of the store returns.
@@ -116,7 +119,12 @@ impl Feed {
 
     /// Reads new events every `every` and hands them out, from the newest event there is now.
     pub async fn poll(&self, taskflow: TaskFlow, every: Duration) {
-        let mut after = tail(&taskflow).await;
+        let mut after = loop {
+            match tail(&taskflow).await {
+                Ok(newest) => break newest,
+                Err(_) => tokio::time::sleep(every).await,
+            }
+        };
         loop {
             if self.sender.receiver_count() == 0 {
                 // Nobody watches: skip to the newest event instead of reading and rendering
@@ -124,7 +132,7 @@ impl Feed {
                 // that subscribes after the check reads what it missed from the store itself.
                 let newest = tail(&taskflow).await;
                 if self.sender.receiver_count() == 0 {
-                    after = after.max(newest);
+                    after = after.max(newest.unwrap_or(after));
                     tokio::time::sleep(every).await;
                     continue;
                 }
@@ -224,14 +232,12 @@ pub async fn retain(taskflow: TaskFlow, keep: Duration, every: Duration) {
     }
 }
 
-/// The id of the newest event there is (0 when it cannot be read).
-pub async fn tail(taskflow: &TaskFlow) -> u64 {
+/// The id of the newest event there is: where a watcher that asked for no earlier event
+/// starts. An error, never 0, when it cannot be read: from 0 a watcher would get every event
+/// its owner ever had.
+pub async fn tail(taskflow: &TaskFlow) -> Result<u64, HttpError> {
     let taskflow = taskflow.clone();
-    tokio::task::spawn_blocking(move || taskflow.last_event_id())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(0)
+    blocking(move || taskflow.last_event_id()).await
 }
 
 async fn read(taskflow: &TaskFlow, after: u64) -> Result<Vec<Event>, taskflow_store::Error> {

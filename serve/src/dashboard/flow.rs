@@ -48,7 +48,10 @@ pub async fn page(
     };
     // The feed's position before the read: the page's script follows on from it, so a change
     // committed while the page is on its way is not missed.
-    let seen = crate::feed::tail(state.taskflow()).await;
+    let seen = match crate::feed::tail(state.taskflow()).await {
+        Ok(seen) => seen,
+        Err(error) => return refusal(error.status, &error.message),
+    };
     let read = match state.handle(&viewer.owner) {
         Ok(handle) => {
             blocking(move || {

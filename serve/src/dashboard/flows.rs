@@ -121,7 +121,10 @@ pub async fn page(
     let cursor = params.cursor.filter(|cursor| !cursor.is_empty());
     let now = Timestamp::now();
     // The feed's position before the read: the page's script follows on from it.
-    let seen = crate::feed::tail(state.taskflow()).await;
+    let seen = match crate::feed::tail(state.taskflow()).await {
+        Ok(seen) => seen,
+        Err(error) => return refusal(error.status, &error.message),
+    };
     let listed = match filters.query(cursor.clone(), PAGE) {
         Ok(query) => match state.handle(&viewer.owner) {
             Ok(handle) => blocking(move || handle.list(&query)).await,

@@ -33,7 +33,10 @@ pub async fn list(
     params: Result<Query<PageParams>, QueryRejection>,
 ) -> Response {
     let part = params.ok().and_then(|Query(params)| params.part);
-    let seen = crate::feed::tail(state.taskflow()).await;
+    let seen = match crate::feed::tail(state.taskflow()).await {
+        Ok(seen) => seen,
+        Err(error) => return refusal(error.status, &error.message),
+    };
     let read = match state.handle(&viewer.owner) {
         Ok(handle) => blocking(move || handle.schedules()).await,
         Err(error) => Err(error.into()),
@@ -156,7 +159,10 @@ pub async fn one(
 ) -> Response {
     let part = params.ok().and_then(|Query(params)| params.part);
     let wanted = name.clone();
-    let seen = crate::feed::tail(state.taskflow()).await;
+    let seen = match crate::feed::tail(state.taskflow()).await {
+        Ok(seen) => seen,
+        Err(error) => return refusal(error.status, &error.message),
+    };
     let read = match state.handle(&viewer.owner) {
         Ok(handle) => blocking(move || handle.schedule(&wanted, None, RECENT_SLOTS)).await,
         Err(error) => Err(error.into()),

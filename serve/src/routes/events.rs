@@ -55,6 +55,7 @@ pub struct EventHeaders {
 #[utoipa::path(get, path = "/v1/events", params(EventParams, EventHeaders), responses(
     (status = 200, description = "server-sent events", content_type = "text/event-stream", body = EventDoc),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    (status = 503, description = "where \"from now on\" begins cannot be read now", body = ErrorBody),
 ))]
 pub async fn events(
     State(state): State<AppState>,
@@ -87,7 +88,7 @@ pub async fn events(
     };
     let after = match last_seen {
         Some(after) => after,
-        None => feed::tail(state.taskflow()).await,
+        None => feed::tail(state.taskflow()).await?,
     };
     let handle = state.handle(&owner)?;
     let (sender, receiver) = mpsc::channel(16);
