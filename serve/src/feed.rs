@@ -152,7 +152,9 @@ impl Feed {
     }
 
     /// Sends the text of `handle`'s owner's events after `after` (only flow `flow`'s, if
-    /// given) into `out`, oldest first, until `out` is closed or the feed is.
+    /// given) into `out`, oldest first, until `out` is closed or the feed is. A client that
+    /// goes away ends its watch at once, not at the next event it would have been sent (which
+    /// may never come).
     pub async fn watch(
         &self,
         handle: OwnerHandle,
@@ -160,8 +162,10 @@ impl Feed {
         flow: Option<FlowId>,
         out: mpsc::Sender<Bytes>,
     ) {
+        let gone = out.clone();
         tokio::select! {
             () = self.closed.cancelled() => {}
+            () = gone.closed() => {}
             () = self.follow(handle, after, flow, out) => {}
         }
     }
@@ -298,6 +302,27 @@ mod tests {
         check(&batch, "bob", None, 0, &[3]);
         check(&batch, "carol", None, 0, &[]);
         check(&batch[..2], "alice", None, 0, &[1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_watch_ends_when_its_client_goes_away_though_no_event_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        let taskflow = taskflow_api::database::open_for_running(&path, Durability::Normal).unwrap();
+        let feed = Feed::new();
+        let (out, client) = mpsc::channel(16);
+        let handle = taskflow.bind("alice").unwrap();
+        let watching = tokio::spawn({
+            let feed = feed.clone();
+            async move { feed.watch(handle, 0, None, out).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!watching.is_finished(), "it watches while the client is there");
+        drop(client);
+        tokio::time::timeout(Duration::from_secs(5), watching)
+            .await
+            .expect("the watch ended when its client went away")
+            .unwrap();
     }
 
     #[tokio::test]
