@@ -317,6 +317,15 @@ async fn a_watcher_that_reconnects_with_last_event_id_misses_nothing_and_sees_no
         (next[0].1["kind"].clone(), next[0].1["status"].clone()),
         (json!("flow"), json!("running"))
     );
+    // An id past the newest event (a client of a database begun again) is no reason to skip
+    // the events still to come.
+    let ahead =
+        http.get(serve.url("/v1/events")).header("Last-Event-ID", "1000000").send().await.unwrap();
+    let (status, _) =
+        call(http.post(serve.url("/v1/flows/m/report")).json(&json!({"status": "waiting"}))).await;
+    assert_eq!(status, 200);
+    let next = read_events(ahead, 1).await;
+    assert_eq!(next[0].1["status"], json!("waiting"), "{next:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

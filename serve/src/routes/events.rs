@@ -86,10 +86,10 @@ pub async fn events(
         ),
         None => params.after,
     };
-    let after = match last_seen {
-        Some(after) => after,
-        None => feed::tail(state.taskflow()).await?,
-    };
+    // An id past the newest event names none that exists (a feed begun again in a new
+    // database): the events that will take the ids up to it are still to be sent.
+    let newest = feed::tail(state.taskflow()).await?;
+    let after = last_seen.map_or(newest, |seen| seen.min(newest));
     let handle = state.handle(&owner)?;
     let (sender, receiver) = mpsc::channel(16);
     let watcher = state.feed().clone();
