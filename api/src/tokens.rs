@@ -99,8 +99,61 @@ impl ServeSection {
                 let why = format!("its secret is shorter than {MIN_SECRET_LEN} characters");
                 return Err(invalid(name, why));
             }
-            tokens.push(ServeToken::new(name.clone(), token.owner.trim(), secret));
+            let owner = token.owner.trim();
+            // A secret decides the owner, so one secret for two owners would let one of them
+            // act as the other. The secret is compared, never shown.
+            if let Some(other) = tokens
+                .iter()
+                .find(|other: &&ServeToken| other.secret == secret && other.owner != owner)
+            {
+                let why = format!(
+                    "its secret is also the secret of token `{}`, which acts for another owner \
+                     (`{}`, not `{owner}`)",
+                    other.name, other.owner
+                );
+                return Err(invalid(name, why));
+            }
+            tokens.push(ServeToken::new(name.clone(), owner, secret));
         }
         Ok(tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tokens of a `[serve.tokens]` table whose entries read their secrets from files
+    /// holding their secrets, one entry per `(name, owner, secret)`.
+    fn tokens_of(entries: &[(&str, &str, &str)]) -> Result<Vec<ServeToken>> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tokens = BTreeMap::new();
+        for (name, owner, secret) in entries {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("{secret}\n")).unwrap();
+            let config =
+                TokenConfig { owner: (*owner).to_owned(), token_env: None, token_file: Some(path) };
+            tokens.insert((*name).to_owned(), config);
+        }
+        ServeSection { tokens }.tokens()
+    }
+
+    #[test]
+    fn one_secret_for_two_owners_is_refused_without_showing_it() {
+        let secret = "shared-secret-0123456789";
+        let error = tokens_of(&[("alice", "alice", secret), ("bob", "bob", secret)]).unwrap_err();
+        let shown = error.to_string();
+        assert!(
+            shown.contains("[serve.tokens] bob:") && shown.contains("token `alice`"),
+            "{shown}"
+        );
+        assert!(!shown.contains(secret), "{shown}");
+    }
+
+    #[test]
+    fn one_secret_under_two_names_of_one_owner_is_accepted() {
+        let secret = "laptop-secret-0123456789";
+        let tokens = tokens_of(&[("laptop", "alice", secret), ("phone", "alice", secret)]);
+        assert_eq!(tokens.unwrap().len(), 2);
     }
 }
