@@ -37,13 +37,14 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
     let (status, health) = call(http.get(serve.url("/healthz"))).await;
     assert_eq!((status, health["ok"].clone()), (200, json!(true)));
 
-    let body = json!({"id": "digest-2026-12-05", "name": "digest",
+    let body = json!({"id": "digest-2026-12-05", "name": "digest", "goal": "the day's digest",
                       "spec": {"steps": [{"id": "a", "action": "echo", "with": {"value": "x"}},
                                          {"id": "b", "action": "echo", "needs": ["a"],
                                           "with": {"value": "{{steps.a.output}}!"}}]}});
     let (status, created) = call(http.post(serve.url("/v1/flows")).json(&body)).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["flow"]["id"], "digest-2026-12-05");
+    assert_eq!(created["flow"]["goal"], "the day's digest");
     wait_until("the flow to succeed", async || {
         status_of(&serve, "digest-2026-12-05").await == "succeeded"
     })
@@ -59,6 +60,13 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
     let (status, conflict) = call(http.post(serve.url("/v1/flows")).json(&other)).await;
     assert_eq!((status, conflict["error"]["code"].clone()), (409, json!("conflict")));
     assert!(conflict["error"]["message"].as_str().unwrap().contains("steps[0].with.value"));
+    for goal in [json!("another digest"), Value::Null] {
+        let mut other = body.clone();
+        other["goal"] = goal;
+        let (status, conflict) = call(http.post(serve.url("/v1/flows")).json(&other)).await;
+        assert_eq!((status, conflict["error"]["code"].clone()), (409, json!("conflict")));
+        assert!(conflict["error"]["message"].as_str().unwrap().contains("`goal`"), "{conflict}");
+    }
     let (status, history) = call(http.get(serve.url("/v1/flows/digest-2026-12-05/history"))).await;
     assert_eq!(status, 200);
     assert_eq!(history["revisions"][0]["revision"], 1);
@@ -182,6 +190,30 @@ async fn a_mirrored_flows_owner_reports_with_expected_revisions() {
     let (status, bad) = call(report(json!({"steps": [{"name": "x", "status": "sleeping"}]}))).await;
     assert_eq!(status, 400);
     assert!(bad["error"]["message"].as_str().unwrap().contains("steps[0].status"));
+
+    // The creation again, after the reports, finds the flow; any other creation under its id
+    // is a conflict naming what differs.
+    let (status, again) = call(http.post(serve.url("/v1/flows")).json(&create)).await;
+    assert_eq!((status, again["flow"]["status"].clone()), (200, json!("succeeded")));
+    for (field, value) in [("goal", json!("sail")), ("state", json!({"percent": 0}))] {
+        let mut other = create.clone();
+        other[field] = value;
+        let (status, conflict) = call(http.post(serve.url("/v1/flows")).json(&other)).await;
+        assert_eq!(status, 409, "{conflict}");
+        let message = conflict["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("`{field}`")), "{message}");
+    }
+    // A flow created with a state is found by its creation whatever state it reported since.
+    let create = json!({"id": "deploy-8", "name": "deploy", "sync_mode": "mirrored",
+                        "state": {"percent": 0}});
+    assert_eq!(call(http.post(serve.url("/v1/flows")).json(&create)).await.0, 201);
+    let (status, _) = call(
+        http.post(serve.url("/v1/flows/deploy-8/report")).json(&json!({"state": {"percent": 50}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, again) = call(http.post(serve.url("/v1/flows")).json(&create)).await;
+    assert_eq!((status, again["flow"]["state"].clone()), (200, json!({"percent": 50})));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,43 +26,49 @@ impl Submitted {
     }
 }
 
-/// Creates a flow that runs `spec`, with id `id` if given; a flow that already has that id
-/// and the same spec is found instead.
+/// Creates a flow that runs `spec` for `goal`, with id `id` if given; a flow that already has
+/// that id, the same spec and the same goal is found instead.
 pub async fn create_or_continue(
     engine: &Engine,
     spec: &FlowSpec,
     id: Option<FlowId>,
+    goal: Option<String>,
 ) -> Result<Submitted> {
     let Some(id) = id else {
-        return Ok(Submitted::Created(engine.create(spec, None).await?));
+        return Ok(Submitted::Created(engine.create_with_goal(spec, None, goal).await?));
     };
     let wanted = spec.to_value();
-    if let Some(existing) = existing(engine, &id, &wanted)? {
+    if let Some(existing) = existing(engine, &id, &wanted, goal.as_deref())? {
         return Ok(existing);
     }
-    match engine.create(spec, Some(id.clone())).await.map_err(ApiError::from) {
+    let created = engine.create_with_goal(spec, Some(id.clone()), goal.clone()).await;
+    match created.map_err(ApiError::from) {
         Ok(flow) => Ok(Submitted::Created(flow)),
         // Another submission of the same id got there first.
-        Err(ApiError::Store(Error::IdTaken { .. })) => match existing(engine, &id, &wanted)? {
-            Some(existing) => Ok(existing),
-            None => Err(Error::IdTaken { id: id.to_string() }.into()),
-        },
+        Err(ApiError::Store(Error::IdTaken { .. })) => {
+            match existing(engine, &id, &wanted, goal.as_deref())? {
+                Some(existing) => Ok(existing),
+                None => Err(Error::IdTaken { id: id.to_string() }.into()),
+            }
+        }
         Err(error) => Err(error),
     }
 }
 
-/// Creates a mirrored flow, or finds the one created earlier under the same id with the same
-/// name and controller (what a mirrored flow is created with and keeps); another name or
-/// controller under that id is refused.
+/// Creates a mirrored flow, or finds the one created earlier under the same id from the same
+/// submission: the same name, controller, goal and first state (the state it was created
+/// with, as its first revision recorded it, whatever its reports made of it since). Any other
+/// submission under that id is refused, naming the first difference.
 pub fn create_or_find_mirrored(handle: &OwnerHandle, new: NewFlow) -> Result<Submitted> {
     let Some(id) = new.id.clone() else {
         return Ok(Submitted::Created(handle.create(new)?));
     };
+    let want = json!({"sync_mode": new.sync_mode.as_str(), "name": new.name,
+                      "controller": new.controller, "goal": new.goal, "state": new.state});
     let found = |flow: Flow| -> Result<Submitted> {
-        let (want, have) = (
-            json!({"sync_mode": new.sync_mode.as_str(), "name": new.name, "controller": new.controller}),
-            json!({"sync_mode": flow.sync_mode.as_str(), "name": flow.name, "controller": flow.controller}),
-        );
+        let have = json!({"sync_mode": flow.sync_mode.as_str(), "name": flow.name,
+                          "controller": flow.controller, "goal": flow.goal,
+                          "state": first_state(handle, &flow)?});
         if want == have {
             Ok(Submitted::Existing(flow))
         } else {
@@ -88,20 +94,43 @@ pub fn create_or_find_mirrored(handle: &OwnerHandle, new: NewFlow) -> Result<Sub
     }
 }
 
-/// The caller's flow `id` if it exists with the spec `wanted`; an error if it exists with
-/// another.
-fn existing(engine: &Engine, id: &FlowId, wanted: &Value) -> Result<Option<Submitted>> {
-    match engine.handle().flow(id) {
-        Ok(flow) => match &flow.spec {
-            Some(stored) if stored == wanted => Ok(Some(Submitted::Existing(flow))),
-            stored => Err(ApiError::IdTaken {
-                id: id.to_string(),
-                difference: difference(stored.as_ref(), wanted),
-            }),
-        },
-        Err(Error::NotFound { .. }) => Ok(None),
-        Err(error) => Err(error.into()),
+/// The state `flow` was created with: its own while no report changed it (revision 1), else
+/// what its first revision recorded (`null` when it had none).
+fn first_state(handle: &OwnerHandle, flow: &Flow) -> Result<Option<Value>> {
+    if flow.revision == 1 {
+        return Ok(flow.state.clone());
     }
+    let history = handle.history(&flow.id)?;
+    let created = history.iter().find(|revision| revision.revision == 1);
+    let state = created
+        .and_then(|revision| revision.change.iter().find(|change| change.field == "state"))
+        .map(|change| change.after.clone());
+    Ok(state.filter(|state| !state.is_null()))
+}
+
+/// The caller's flow `id` if it exists with the spec `wanted` and the goal `goal`; an error if
+/// it exists with another.
+fn existing(
+    engine: &Engine,
+    id: &FlowId,
+    wanted: &Value,
+    goal: Option<&str>,
+) -> Result<Option<Submitted>> {
+    let flow = match engine.handle().flow(id) {
+        Ok(flow) => flow,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let refused = |difference: String| ApiError::IdTaken { id: id.to_string(), difference };
+    match &flow.spec {
+        Some(stored) if stored == wanted => {}
+        stored => return Err(refused(difference(stored.as_ref(), wanted))),
+    }
+    if flow.goal.as_deref() != goal {
+        let (stored, new) = (json!({"goal": flow.goal}), json!({"goal": goal}));
+        return Err(refused(difference(Some(&stored), &new)));
+    }
+    Ok(Some(Submitted::Existing(flow)))
 }
 
 /// The first place where the stored spec and the new one differ, in words.

@@ -104,7 +104,7 @@ impl Flows {
         let mut spec = blocking(move || source.plan()).await?.spec;
         price_model_steps(&mut spec)?;
         let engine = self.engine.for_owner(handle);
-        let submitted = create_or_continue(&engine, &spec, id).await?;
+        let submitted = create_or_continue(&engine, &spec, id, None).await?;
         let created = matches!(submitted, Submitted::Created(_));
         let flow = submitted.flow();
         if flow.sync_mode == SyncMode::Managed && !flow.status.is_terminal() {

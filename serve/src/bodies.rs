@@ -47,7 +47,8 @@ pub struct CreateFlow {
 
 /// A flow to submit: a managed flow (serve runs its pipeline) or a mirrored one (the caller
 /// drives it and reports its state). The same id with the same body again finds the flow
-/// (200); another body is 409.
+/// (200), a mirrored one whatever state it reported since (its `state` is compared with the
+/// state it was created with); another body is 409, naming the first difference.
 #[derive(ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)] // It describes the body to the document; the body is read as `CreateFlow`.

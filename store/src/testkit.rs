@@ -115,7 +115,7 @@ pub fn every_change_to_the_flow_record_bumps_the_revision_and_appends_one_row(
         .iter()
         .map(|revision| revision.change.iter().map(|change| change.field.as_str()).collect())
         .collect();
-    assert_eq!(fields[0], ["name", "sync_mode", "status"]);
+    assert_eq!(fields[0], ["name", "sync_mode", "status", "goal"], "a creation lists its goal");
     assert_eq!(fields[1], ["lease"]);
     assert_eq!(fields[2], ["status"]);
     assert_eq!(fields[3], ["status", "ended_at", "lease"]);

@@ -95,7 +95,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
     };
     let engine = open_engine(global, &args.runner)?.with_providers(providers);
     runtime()?.block_on(async {
-        let submitted = create_or_continue(&engine, &spec, id).await?;
+        let submitted = create_or_continue(&engine, &spec, id, None).await?;
         if args.queue {
             return queued(submitted.flow(), global.json);
         }

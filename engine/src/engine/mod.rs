@@ -338,11 +338,22 @@ impl Engine {
     /// Creates a queued flow that will run `spec` (checked first). With `id`, the flow gets
     /// that id.
     pub async fn create(&self, spec: &FlowSpec, id: Option<FlowId>) -> Result<Flow, EngineError> {
+        self.create_with_goal(spec, id, None).await
+    }
+
+    /// [`create`](Self::create), the flow's `goal` (what it is for, in words) set.
+    pub async fn create_with_goal(
+        &self,
+        spec: &FlowSpec,
+        id: Option<FlowId>,
+        goal: Option<String>,
+    ) -> Result<Flow, EngineError> {
         spec.check(&self.actions).map_err(EngineError::Spec)?;
         spec.check_prices().map_err(EngineError::Spec)?;
         let mut new = NewFlow::managed(spec.name.clone()).with_spec(spec.to_value());
         new.controller = Some("taskflow engine".to_owned());
         new.id = id;
+        new.goal = goal;
         Ok(self.store.call(move |handle| handle.create(new)).await?)
     }
 

@@ -203,7 +203,7 @@ pub(super) async fn submit(
             let mut spec = pipeline(&body)?;
             price_model_steps(&mut spec)?;
             let engine = state.engine(owner)?;
-            Ok(create_or_continue(&engine, &spec, id).await?)
+            Ok(create_or_continue(&engine, &spec, id, body.goal).await?)
         }
         SyncModeBody::Mirrored => {
             if body.spec.is_some() {

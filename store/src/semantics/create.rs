@@ -16,7 +16,8 @@ use crate::time::Timestamp;
 use crate::tx::StoreTx;
 
 /// Creates a `queued` flow at revision 1 for `caller.owner`, under `parent` if given; its
-/// creation revision lists its name, mode and status, then `extra`.
+/// creation revision lists its name, mode and status, its goal and state when it has them, its
+/// parent, then `extra`.
 pub fn create_flow<T: StoreTx + ?Sized>(
     tx: &T,
     caller: Caller<'_>,
@@ -67,6 +68,12 @@ pub fn create_flow<T: StoreTx + ?Sized>(
         ("sync_mode", json!(flow.sync_mode.as_str())),
         ("status", json!(flow.status.as_str())),
     ];
+    if let Some(goal) = &flow.goal {
+        created.push(("goal", json!(goal)));
+    }
+    if let Some(state) = &flow.state {
+        created.push(("state", state.clone()));
+    }
     if let Some(parent) = &flow.parent_flow_id {
         created.push(("parent_flow_id", json!(parent.to_string())));
     }
