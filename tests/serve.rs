@@ -95,6 +95,24 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
         let message = error["error"]["message"].as_str().unwrap();
         assert!(message.contains(fragment), "{body}: {message}");
     }
+    // A refused spec names the step and the field, in the message and as keys.
+    let steps = json!([{"id": "a", "action": "echo", "with": {"value": "1"}},
+                       {"id": "b", "action": "echo"}]);
+    let (status, error) = call(
+        http.post(serve.url("/v1/flows")).json(&json!({"name": "x", "spec": {"steps": steps}})),
+    )
+    .await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["error"]["message"], "spec.steps[1].with (step `b`): `with.value` is missing");
+    assert_eq!(
+        (&error["error"]["step"], &error["error"]["field"]),
+        (&json!("b"), &json!("spec.steps[1].with"))
+    );
+    let not_an_object =
+        json!({"name": "x", "spec": {"steps": [{"id": "a", "action": "echo", "with": "1"}]}});
+    let (status, error) = call(http.post(serve.url("/v1/flows")).json(&not_an_object)).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().starts_with("spec.steps[0].with:"));
     let (status, _) = call(
         http.post(serve.url("/v1/flows"))
             .header("content-type", "application/json")
@@ -185,6 +203,12 @@ async fn a_mirrored_flows_owner_reports_with_expected_revisions() {
     let (_, inspected) = call(http.get(serve.url("/v1/flows/deploy-7"))).await;
     assert_eq!(inspected["steps"][0]["output"], json!({"image": "v7"}));
     assert_eq!(counts(&inspected["flow"]), (json!(1), json!(1)));
+    let (status, ended) = call(report(json!({"status": "running"}))).await;
+    assert_eq!(
+        (status, &ended["error"]["from"], &ended["error"]["to"]),
+        (422, &json!("succeeded"), &json!("running")),
+        "{ended}"
+    );
     let (status, _) = call(http.post(serve.url("/v1/flows/deploy-7/resume"))).await;
     assert_eq!(status, 422, "a mirrored flow is never run");
     let (status, bad) = call(report(json!({"steps": [{"name": "x", "status": "sleeping"}]}))).await;

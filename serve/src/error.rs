@@ -35,13 +35,29 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorObject {
-    /// A stable word: `bad_request`, `unauthorized`, `not_found`, `conflict`, `too_large`,
-    /// `refused`, `unavailable` or `internal`.
+    /// A stable word: `bad_request`, `unauthorized`, `forbidden` (a change sent from another
+    /// site's page), `not_found`, `method_not_allowed`, `timeout`, `conflict`, `too_large`,
+    /// `misdirected` (a name other than loopback's, with no tokens configured), `refused`,
+    /// `unavailable` or `internal`.
     pub code: String,
     pub message: String,
     /// A conflict's revision of the flow now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_revision: Option<u64>,
+    /// The field of the body a refusal is about (`spec.steps[1].action`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The id of the pipeline's step a refused spec is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// An illegal transition's status before, and the status asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The calls an approval-waiting flow waits for, when a decision named another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Vec<String>>,
 }
 
 impl HttpError {

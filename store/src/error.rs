@@ -49,7 +49,7 @@ pub enum Error {
     #[error("revision conflict: expected revision {expected}, the flow is at revision {current}")]
     RevisionConflict { expected: u64, current: u64 },
 
-    #[error("illegal transition from {from} to {to}")]
+    #[error("illegal transition from {from} to {to}{}", ended_note(*from))]
     IllegalTransition { from: FlowStatus, to: FlowStatus },
 
     #[error("flow {id} has a cancel request: nothing new is scheduled on it")]
@@ -254,6 +254,11 @@ impl From<crate::status::UnknownStatus> for Error {
     fn from(error: crate::status::UnknownStatus) -> Self {
         Error::InvalidInput(error.to_string())
     }
+}
+
+/// What an illegal transition out of an ended status adds.
+fn ended_note(from: FlowStatus) -> &'static str {
+    if from.is_terminal() { ": the flow has ended, and an ended flow does not change" } else { "" }
 }
 
 /// `NoApproval`'s list of the calls a flow does wait for.

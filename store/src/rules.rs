@@ -84,6 +84,12 @@ pub fn apply_report(flow: &Flow, report: &StateReport, now: Timestamp) -> Result
     if flow.sync_mode != SyncMode::Mirrored {
         return Err(Error::NotMirrored { id: flow.id.to_string() });
     }
+    if let Some(to) = report.status
+        && to != flow.status
+        && flow.status.is_terminal()
+    {
+        return Err(Error::IllegalTransition { from: flow.status, to });
+    }
     check_not_ended(flow)?;
     let mut after = flow.clone();
     if let Some(to) = report.status
@@ -366,7 +372,8 @@ mod tests {
         check(Mirrored, Running, to(Succeeded), Ok(Succeeded));
         check(Mirrored, Running, to(Running), Ok(Running));
         check(Mirrored, Queued, to(Succeeded), Err("illegal transition from queued to succeeded"));
-        check(Mirrored, Failed, to(Running), Err("already ended (failed)"));
+        check(Mirrored, Failed, to(Running), Err("illegal transition from failed to running"));
+        check(Mirrored, Failed, to(Failed), Err("already ended (failed)"));
         check(Managed, Running, to(Succeeded), Err("is managed"));
         check(Mirrored, Running, StateReport::default(), Ok(Running));
     }

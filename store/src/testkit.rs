@@ -297,7 +297,11 @@ pub fn mirrored_flows_take_reports_are_never_run_and_are_validated(harness: &dyn
     assert_eq!((done.status, done.revision), (FlowStatus::Succeeded, 5));
     assert_eq!(done.state, Some(json!({"at": "succeeded"})));
     assert!(done.ended_at.is_some());
-    assert!(matches!(report(FlowStatus::Running, None), Err(Error::AlreadyEnded { .. })));
+    assert!(matches!(
+        report(FlowStatus::Running, None),
+        Err(Error::IllegalTransition { from: FlowStatus::Succeeded, to: FlowStatus::Running })
+    ));
+    assert!(matches!(report(FlowStatus::Succeeded, None), Err(Error::AlreadyEnded { .. })));
 
     let (managed, _) = running(&alice, "managed");
     let refused = alice.report(&managed.id, StateReport::default(), None).unwrap_err();

@@ -479,6 +479,30 @@ pub struct SpecError {
     pub message: String,
 }
 
+impl SpecError {
+    /// Where the error is in the spec written as JSON: `name`, `steps[1].action`,
+    /// `steps[0].needs[2]`, … (for a file, a reader points at a line and column instead).
+    pub fn path(&self) -> String {
+        let field = match &self.field {
+            SpecField::Name => "name".to_owned(),
+            SpecField::Steps => "steps".to_owned(),
+            SpecField::Concurrency => "concurrency".to_owned(),
+            SpecField::Budget => "budget".to_owned(),
+            SpecField::Id => "id".to_owned(),
+            SpecField::Action => "action".to_owned(),
+            SpecField::Needs(n) => format!("needs[{n}]"),
+            SpecField::With(_) => "with".to_owned(),
+            SpecField::Retry => "retry".to_owned(),
+            SpecField::Timeout => "timeout".to_owned(),
+        };
+        match (self.step, &self.field) {
+            (Some(step), SpecField::Steps) => format!("steps[{step}]"),
+            (Some(step), _) => format!("steps[{step}].{field}"),
+            (None, _) => field,
+        }
+    }
+}
+
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -661,6 +685,24 @@ mod tests {
         let found = errors(huge);
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found.iter().all(|problem| problem.len() < 400 && problem.contains("xxx…")));
+    }
+
+    #[test]
+    fn each_problem_names_its_place_in_the_spec_as_json() {
+        let check = |spec: FlowSpec, expected: &[&str]| {
+            let found = spec.plan(&Actions::builtin()).map(drop).unwrap_err();
+            let paths: Vec<String> = found.iter().map(SpecError::path).collect();
+            assert_eq!(paths, expected);
+        };
+        let base = || FlowSpec::new("p");
+        check(base(), &["steps"]);
+        check(FlowSpec::new(" ").step(echo("a")), &["name"]);
+        check(base().step(echo("a")).step(StepSpec::new("b", "teleport")), &["steps[1].action"]);
+        check(base().step(echo("a")).step(echo("a")), &["steps[1].id"]);
+        check(base().step(echo("a")).step(echo("b").needs(["a", "zz"])), &["steps[1].needs[1]"]);
+        check(base().step(StepSpec::new("a", "shell")), &["steps[0].with"]);
+        check(base().step(StepSpec::new("a", "echo").with(json!("text"))), &["steps[0].with"; 2]);
+        check(base().concurrency(0).step(echo("a")), &["concurrency"]);
     }
 
     #[test]

@@ -7,11 +7,13 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use taskflow_api::{
-    Submitted, create_or_continue, create_or_find_mirrored, documents, price_model_steps,
+    ApiError, Submitted, create_or_continue, create_or_find_mirrored, documents, price_model_steps,
 };
-use taskflow_engine::FlowSpec;
+use taskflow_engine::pipeline::SpecError;
 use taskflow_engine::pipeline::spec::duration_text;
 use taskflow_engine::waits::instant;
+use taskflow_engine::{EngineError, FlowSpec};
+use taskflow_store::excerpt::excerpt;
 use taskflow_store::{FlowId, ListQuery, NewFlow, StatusFilter, Timestamp};
 use utoipa::IntoParams;
 
@@ -203,7 +205,11 @@ pub(super) async fn submit(
             let mut spec = pipeline(&body)?;
             price_model_steps(&mut spec)?;
             let engine = state.engine(owner)?;
-            Ok(create_or_continue(&engine, &spec, id, body.goal).await?)
+            let submitted = create_or_continue(&engine, &spec, id, body.goal).await;
+            submitted.map_err(|error| match error {
+                ApiError::Engine(EngineError::Spec(problems)) => refused_spec(&spec, &problems),
+                other => other.into(),
+            })
         }
         SyncModeBody::Mirrored => {
             if body.spec.is_some() {
@@ -222,6 +228,25 @@ pub(super) async fn submit(
                 .map_err(|_| HttpError::refused("the submission stopped"))?
                 .map_err(HttpError::from)
         }
+    }
+}
+
+/// The 422 of a spec the engine refused: its first problem, named by its place in the body
+/// (`field`, e.g. `spec.steps[1].action`) and by its step's id (`step`) when it is about one.
+fn refused_spec(spec: &FlowSpec, problems: &[SpecError]) -> HttpError {
+    let Some(first) = problems.first() else {
+        return HttpError::refused("the pipeline was refused");
+    };
+    let field = format!("spec.{}", first.path());
+    let step = first.step.and_then(|at| spec.steps.get(at)).map(|step| step.id.as_str());
+    let message = match step {
+        Some(id) => format!("{field} (step `{}`): {first}", excerpt(id)),
+        None => format!("{field}: {first}"),
+    };
+    let refused = HttpError::refused(message).with("field", json!(field));
+    match step {
+        Some(id) => refused.with("step", json!(id)),
+        None => refused,
     }
 }
 
@@ -253,6 +278,14 @@ fn pipeline(body: &CreateFlow) -> Result<FlowSpec, HttpError> {
         }
     }
     whole_numbers(fields);
+    if let Some(Value::Array(steps)) = fields.get("steps") {
+        let with = steps.iter().map(|step| step.get("with"));
+        if let Some(at) = with.clone().position(|with| with.is_some_and(|with| !with.is_object())) {
+            return Err(HttpError::bad_request(format!(
+                "spec.steps[{at}].with: expected an object, the step's input"
+            )));
+        }
+    }
     serde_path_to_error::deserialize(spec).map_err(|error| {
         HttpError::bad_request(format!("spec.{}: {}", error.path(), error.inner()))
     })
