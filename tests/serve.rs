@@ -548,21 +548,21 @@ fn lines_until(child: &mut Child, mut done: impl FnMut(&Value) -> bool) -> Vec<V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from_a_serve_across_its_restart()
  {
-    let (_dir, db) = folder();
+    let (dir, db) = folder();
     let serve = Serve::start(&db, &[], &[]);
     let watch = |args: &[&str]| {
         Command::new(BIN)
             .arg("--db")
             .arg(&db)
-            .args(["--owner", "alice", "flows", "watch", "--after", "0"])
+            .args(["--owner", "alice", "flows", "watch"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap()
     };
-    let mut from_database = watch(&[]);
-    let mut from_serve = watch(&["--server", &serve.url]);
+    let mut from_database = watch(&["--after", "0"]);
+    let mut from_serve = watch(&["--after", "0", "--server", &serve.url]);
     let http = client();
     let body = json!({"id": "w", "name": "w", "sync_mode": "mirrored"});
     assert_eq!(call(http.post(serve.url("/v1/flows")).json(&body)).await.0, 201);
@@ -577,9 +577,27 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
     let _ = from_database.wait();
 
     // Watching a serve survives its restart: the watch tries again while nobody listens, then
-    // resumes after the last event it printed.
+    // resumes after the last event it printed, or, if it printed none, after the event where
+    // serve began its stream.
+    let mut from_now = watch(&["--server", &serve.url]);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let address = serve.address().to_owned();
     serve.kill();
+    // A flow queued while serve is down: a change the watchers must not miss.
+    let queued = dir.path().join("queued.toml");
+    std::fs::write(
+        &queued,
+        "name = \"queued\"\n[[steps]]\nid = \"a\"\naction = \"echo\"\nwith = { value = \"x\" }\n",
+    )
+    .unwrap();
+    let run = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["--owner", "alice", "run", "--queue", "--id", "q"])
+        .arg(&queued)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let serve = Serve::start_on(&db, &address, &[], &[]);
     let report = json!({"steps": [{"name": "store", "status": "succeeded"}]});
@@ -591,6 +609,41 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "in order, none twice: {ids:?}");
     let _ = from_serve.kill();
     let _ = from_serve.wait();
+    let seen = lines_until(&mut from_now, step("store"));
+    assert!(seen.iter().any(|event| event["flow_id"] == "q"), "the queued flow: {seen:?}");
+    assert!(!seen.iter().any(step("fetch")), "only what happened since it began: {seen:?}");
+    let _ = from_now.kill();
+    let _ = from_now.wait();
+
+    // A reader that goes away ends the watch quietly, at a change after that. (The reader of
+    // `lines_until` closes its end once it reads a line nobody waits for.)
+    let mut reader = watch(&["--after", "0"]);
+    lines_until(&mut reader, step("store"));
+    for name in ["publish", "notify"] {
+        let report = json!({"steps": [{"name": name, "status": "succeeded"}]});
+        assert_eq!(call(http.post(serve.url("/v1/flows/w/report")).json(&report)).await.0, 200);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let status = wait_for_exit(&mut reader, Duration::from_secs(10));
+    assert_eq!(status.and_then(|status| status.code()), Some(0), "no panic, no failure");
+
+    // An address that is not a URL is a usage error.
+    let output =
+        Command::new(BIN).args(["flows", "watch", "--server", "127.0.0.1:7878"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// The exit status of `child` once it exits, within `limit`.
+fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,11 +1,13 @@
 //! `taskflow flows watch [ID]`: the owner's changes as they are committed, read from the flow
 //! database's change feed, or from a running serve (`--server URL`, its event stream resumed
 //! with `Last-Event-ID` when the connection drops, and while serve restarts: for up to
-//! [`RECONNECT_FOR`]). On a terminal a table of the flows that changed redraws in place; piped,
-//! or with `--json`, each change is one JSON line.
+//! [`RECONNECT_FOR`]). On a terminal a table of the flows that changed redraws in place, as many
+//! of the latest as the screen holds; piped, or with `--json`, each change is one JSON line. A
+//! reader that goes away (`| head`) ends the watch quietly.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::convert::Infallible;
+use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -13,7 +15,9 @@ use serde_json::Value;
 use taskflow_api::database;
 use taskflow_engine::{FlowId, OwnerHandle};
 use taskflow_providers::{CONNECT_TIMEOUT_ENV, resolve_connect_timeout};
+use taskflow_serve::AFTER_HEADER;
 use taskflow_store::EventQuery;
+use taskflow_store::excerpt::{excerpt, quoted};
 
 use crate::drive::runtime;
 use crate::error::{CliError, CliResult};
@@ -38,24 +42,68 @@ pub struct Watch {
     pub after: Option<u64>,
 }
 
+/// Why a watch, which goes on for ever otherwise, ends.
+enum End {
+    Failed(CliError),
+    /// Whoever read the changes went away.
+    OutputClosed,
+}
+
+impl From<CliError> for End {
+    fn from(error: CliError) -> Self {
+        End::Failed(error)
+    }
+}
+
+impl From<taskflow_api::ApiError> for End {
+    fn from(error: taskflow_api::ApiError) -> Self {
+        End::Failed(error.into())
+    }
+}
+
+impl From<taskflow_engine::Error> for End {
+    fn from(error: taskflow_engine::Error) -> Self {
+        End::Failed(error.into())
+    }
+}
+
+impl From<io::Error> for End {
+    fn from(error: io::Error) -> Self {
+        match error.kind() {
+            io::ErrorKind::BrokenPipe => End::OutputClosed,
+            _ => End::Failed(CliError::failure(format!("writing the changes failed: {error}"))),
+        }
+    }
+}
+
 pub fn run(global: &GlobalArgs, watch: Watch) -> CliResult {
     let mut out = Output::new(global.json || !std::io::stdout().is_terminal());
-    runtime()?.block_on(async {
+    let ended = runtime()?.block_on(async {
         match &watch.server {
             Some(server) => from_server(server, &watch, &mut out).await,
             None => from_database(global, &watch, &mut out).await,
         }
-    })
+    });
+    match ended {
+        Ok(never) => match never {},
+        Err(End::OutputClosed) => Ok(()),
+        Err(End::Failed(error)) => Err(error),
+    }
 }
 
-async fn from_database(global: &GlobalArgs, watch: &Watch, out: &mut Output) -> CliResult {
+async fn from_database(
+    global: &GlobalArgs,
+    watch: &Watch,
+    out: &mut Output,
+) -> Result<Infallible, End> {
     let path = database::location(global.db.as_deref())?;
     let Some(taskflow) = database::open_existing(&path)? else {
         return Err(CliError::failure(format!(
             "there is no flow database at {}",
             database::shown(&path)
         ))
-        .with_hint("a run or `taskflow serve` creates it; --db (or TASKFLOW_DB) names another"));
+        .with_hint("a run or `taskflow serve` creates it; --db (or TASKFLOW_DB) names another")
+        .into());
     };
     let handle = taskflow.bind(global.owner())?;
     let mut after = match watch.after {
@@ -67,9 +115,9 @@ async fn from_database(global: &GlobalArgs, watch: &Watch, out: &mut Output) -> 
         let events = blocking(&handle, move |handle| handle.events(&query)).await?;
         for event in &events {
             after = event.id;
-            out.event(serde_json::to_value(event).unwrap_or_default());
+            out.event(serde_json::to_value(event).unwrap_or_default())?;
         }
-        out.flush();
+        out.flush()?;
         if events.is_empty() {
             tokio::time::sleep(POLL).await;
         }
@@ -87,7 +135,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(CliError::from)
 }
 
-async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> CliResult {
+async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> Result<Infallible, End> {
     let env_timeout = std::env::var(CONNECT_TIMEOUT_ENV).ok();
     let (connect_timeout, warning) = resolve_connect_timeout(None, env_timeout.as_deref());
     if let Some(warning) = warning {
@@ -103,6 +151,19 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> CliResult
         })?),
         None => None,
     };
+    let valid = reqwest::Url::parse(server).ok().filter(|url| {
+        matches!(url.scheme(), "http" | "https")
+            && url.host().is_some()
+            && url.port_or_known_default().is_some()
+    });
+    if valid.is_none() {
+        return Err(CliError::usage(format!(
+            "--server {}: not an http:// or https:// URL",
+            quoted(server)
+        ))
+        .with_hint("the address `taskflow serve` printed, e.g. --server http://127.0.0.1:7878")
+        .into());
+    }
     let mut url = format!("{}/v1/events", server.trim_end_matches('/'));
     if let Some(flow) = &watch.flow {
         url.push_str(&format!("?flow={flow}"));
@@ -129,22 +190,29 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> CliResult
                     Some(_) => format!("lost {server} for {} s: {error}", RECONNECT_FOR.as_secs()),
                     None => format!("cannot reach {server}: {error}"),
                 };
-                return Err(
-                    CliError::failure(message).with_hint("is `taskflow serve` running there?")
-                );
+                let hint = "is `taskflow serve` running there?";
+                return Err(CliError::failure(message).with_hint(hint).into());
             }
         };
         if !response.status().is_success() {
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
+            // serve's error, or the start of what another server answered, on one line.
             let message = serde_json::from_str::<Value>(&body)
                 .ok()
                 .and_then(|body| body["error"]["message"].as_str().map(str::to_owned))
-                .unwrap_or(body);
-            return Err(CliError::failure(format!("{server} answered {status}: {message}")));
+                .unwrap_or_else(|| excerpt(&body.split_whitespace().collect::<Vec<_>>().join(" ")));
+            return Err(CliError::failure(format!("{server} answered {status}: {message}")).into());
         }
         if lost.take().is_some() {
             eprintln!("watching {server} again");
+        }
+        // Until an event comes, the place to resume from is where serve began the stream.
+        if last.is_none() {
+            last = response
+                .headers()
+                .get(AFTER_HEADER)
+                .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
         }
         let mut events = eventsource_stream::EventStream::new(response.bytes_stream());
         while let Some(Ok(event)) = events.next().await {
@@ -152,8 +220,8 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> CliResult
                 last = Some(id);
             }
             if let Ok(change) = serde_json::from_str::<Value>(&event.data) {
-                out.event(change);
-                out.flush();
+                out.event(change)?;
+                out.flush()?;
             }
         }
         // The stream ended (serve stopped or restarts, the connection dropped): resume after
@@ -164,10 +232,16 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> CliResult
     }
 }
 
-/// Prints changes: one JSON line each, or a table of the flows that changed, redrawn.
+/// Prints changes: one JSON line each, or a table of the flows that changed, redrawn when
+/// something changed.
 struct Output {
     lines: bool,
     flows: BTreeMap<String, Row>,
+    /// How many changes it has seen: a row's `changed` is the count at its latest.
+    changes: u64,
+    /// The changes that the table last drawn showed.
+    drawn_at: u64,
+    /// The lines the table last drawn took.
     drawn: usize,
 }
 
@@ -178,21 +252,26 @@ struct Row {
     revision: String,
     step: String,
     at: String,
+    changed: u64,
 }
+
+/// The screen's lines when they cannot be read.
+const SCREEN_LINES: usize = 24;
 
 impl Output {
     fn new(lines: bool) -> Self {
-        Output { lines, flows: BTreeMap::new(), drawn: 0 }
+        Output { lines, flows: BTreeMap::new(), changes: 0, drawn_at: 0, drawn: 0 }
     }
 
-    fn event(&mut self, change: Value) {
+    fn event(&mut self, change: Value) -> io::Result<()> {
         if self.lines {
-            println!("{change}");
-            return;
+            return writeln!(io::stdout().lock(), "{change}");
         }
+        self.changes += 1;
         let text = |key: &str| change[key].as_str().unwrap_or_default().to_owned();
         let row = self.flows.entry(text("flow_id")).or_default();
         row.at = text("at");
+        row.changed = self.changes;
         match change["kind"].as_str() {
             Some("flow") => {
                 row.status = text("status");
@@ -206,32 +285,98 @@ impl Output {
             }
             _ => {}
         }
+        Ok(())
     }
 
-    fn flush(&mut self) {
-        if self.lines || self.flows.is_empty() {
-            let _ = std::io::stdout().flush();
-            return;
+    fn flush(&mut self) -> io::Result<()> {
+        if self.lines {
+            return io::stdout().flush();
         }
+        let screen = terminal_size::terminal_size()
+            .map_or(SCREEN_LINES, |(_, terminal_size::Height(lines))| usize::from(lines));
+        let Some(text) = self.redraw(screen) else { return Ok(()) };
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        stdout.flush()
+    }
+
+    /// The table again if something changed since it was drawn.
+    fn redraw(&mut self, screen: usize) -> Option<String> {
+        if self.changes == self.drawn_at {
+            return None;
+        }
+        self.drawn_at = self.changes;
+        Some(self.table(screen))
+    }
+
+    /// The table to draw over the one drawn before, in at most `screen - 1` lines (moving up
+    /// past the top of the screen is not possible): the flows that changed last, in id order.
+    fn table(&mut self, screen: usize) -> String {
+        let room = screen.saturating_sub(3).max(1);
+        let mut latest: Vec<(&String, &Row)> = self.flows.iter().collect();
+        latest.sort_by_key(|(_, row)| std::cmp::Reverse(row.changed));
+        let hidden = latest.len().saturating_sub(room);
+        latest.truncate(room);
+        latest.sort_by_key(|(flow, _)| *flow);
         let mut text = String::new();
         if self.drawn > 0 {
             // Back to where the table began, and clear what follows.
             text.push_str(&format!("\x1b[{}F\x1b[J", self.drawn));
         }
-        let width = self.flows.keys().map(String::len).max().unwrap_or(4).max(4);
+        let width = latest.iter().map(|(flow, _)| flow.len()).max().unwrap_or(4).max(4);
         text.push_str(&format!(
             "{:<width$}  {:<10}  {:>4}  {:<40}  AT\n",
             "FLOW", "STATUS", "REV", "STEP"
         ));
-        for (flow, row) in &self.flows {
+        for (flow, row) in &latest {
             text.push_str(&format!(
                 "{flow:<width$}  {:<10}  {:>4}  {:<40}  {}\n",
                 row.status, row.revision, row.step, row.at
             ));
         }
-        self.drawn = self.flows.len() + 1;
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(text.as_bytes());
-        let _ = stdout.flush();
+        if hidden > 0 {
+            text.push_str(&format!("… and {hidden} more flows that changed earlier\n"));
+        }
+        self.drawn = latest.len() + 1 + usize::from(hidden > 0);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn step(flow: &str, seq: u32) -> Value {
+        json!({"kind": "step", "flow_id": flow, "seq": seq, "name": "fetch",
+               "status": "running", "at": "2026-12-07T00:00:00Z"})
+    }
+
+    #[test]
+    fn the_table_holds_the_flows_that_changed_last_within_the_screen() {
+        let mut out = Output::new(false);
+        for flow in ["a", "b", "c", "d", "e"] {
+            out.event(step(flow, 1)).unwrap();
+        }
+        out.event(step("a", 2)).unwrap();
+        let table = out.table(6);
+        let flows: Vec<&str> =
+            table.lines().skip(1).map(|line| line.split(' ').next().unwrap()).collect();
+        assert_eq!(flows, ["a", "d", "e", "…"], "{table}");
+        assert!(table.ends_with("… and 2 more flows that changed earlier\n"), "{table}");
+        assert_eq!(out.drawn, 5, "within the screen's 6 lines");
+        // The next table is drawn over this one.
+        assert!(out.table(6).starts_with("\x1b[5F\x1b[J"));
+    }
+
+    #[test]
+    fn nothing_is_drawn_again_until_something_changes() {
+        let mut out = Output::new(false);
+        out.event(step("a", 1)).unwrap();
+        assert!(out.redraw(24).is_some());
+        assert_eq!(out.redraw(24), None);
+        out.event(step("a", 2)).unwrap();
+        assert!(out.redraw(24).unwrap().contains("2 fetch (running)"));
     }
 }

@@ -365,8 +365,9 @@ class EventStream:
     the network broke, nothing heard for `read_timeout` seconds although serve pings every 15),
     the stream connects again with `Last-Event-ID`, waiting `retry_delay` seconds and doubling
     up to `max_retry_delay`, and goes on with the event after the last one it gave: none is
-    missed, none comes twice. (A stream started from now that has given no event yet starts
-    from now again: pass `after` to have a place to come back to.) `last_event_id` is that id; `reconnects` counts the reconnections.
+    missed, none comes twice. A stream started from now that has given no event yet goes on
+    after the event serve began it from (its `Taskflow-After` header). `last_event_id` is that
+    id; `reconnects` counts the reconnections.
     An error answer (a bad token, a bad flow id) ends it with the `ApiError`; so do more than
     `max_reconnects` failed attempts in a row, with `ConnectionFailed`.
 
@@ -451,6 +452,9 @@ class EventStream:
             if isinstance(error, Unavailable):
                 raise ConnectionError(str(error))
             raise error
+        began = response.getheader("Taskflow-After", "")
+        if self.last_event_id is None and began.isdigit():
+            self.last_event_id = int(began)
         return connection, response
 
 

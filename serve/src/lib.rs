@@ -45,6 +45,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use openapi::ApiDoc;
+pub use routes::events::AFTER_HEADER;
 
 use feed::Feed;
 

@@ -135,6 +135,11 @@ def take_until(stream, seen, done):
 
 def events_across_a_restart(alice):
     alice.create_mirrored("watched", id="watched")
+    # A stream from now knows, once connected, where it would resume before any event came.
+    fresh = alice.events(flow="watched")
+    connection, _ = fresh._connect()
+    connection.close()
+    check(isinstance(fresh.last_event_id, int) and fresh.last_event_id >= 1, fresh.last_event_id)
     stream = alice.events(flow="watched", after=0, retry_delay=0.1, max_retry_delay=0.5)
     seen = []
     take_until(stream, seen, lambda seen: True)

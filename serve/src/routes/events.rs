@@ -1,15 +1,16 @@
 //! `GET /v1/events`: the caller's changes as server-sent events, live. Each event's `id` is its
 //! place in the durable change feed, so a client that reconnects with `Last-Event-ID` (or
 //! `?after=`) gets every event it missed, in order, and none twice; without either it gets what
-//! happens from now on.
+//! happens from now on, and the answer's `Taskflow-After` header says after which event that
+//! begins, so that it can resume from there before it has seen one.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::Stream;
@@ -23,6 +24,9 @@ use crate::bodies::EventDoc;
 use crate::error::{ErrorBody, HttpError};
 use crate::feed;
 use crate::state::AppState;
+
+/// The answer's header naming the event the stream follows on from.
+pub const AFTER_HEADER: &str = "taskflow-after";
 
 /// A comment line goes out when no event has for this long.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -53,7 +57,8 @@ pub struct EventHeaders {
 /// revision, status, current step, the fields changed; `event: step`: seq, name, status,
 /// attempt), each with its durable `id`.
 #[utoipa::path(get, path = "/v1/events", params(EventParams, EventHeaders), responses(
-    (status = 200, description = "server-sent events", content_type = "text/event-stream", body = EventDoc),
+    (status = 200, description = "server-sent events", content_type = "text/event-stream", body = EventDoc,
+     headers(("Taskflow-After" = u64, description = "The id of the event the stream follows on from: a client that has seen no event yet resumes after it (with `Last-Event-ID`), so that it misses none of what happened since it connected"))),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
     (status = 503, description = "where \"from now on\" begins cannot be read now", body = ErrorBody),
 ))]
@@ -95,7 +100,12 @@ pub async fn events(
     let watcher = state.feed().clone();
     tokio::spawn(async move { watcher.watch(handle, after, flow, sender).await });
     let body = Body::from_stream(stream(receiver));
-    Ok(([(CONTENT_TYPE, "text/event-stream"), (CACHE_CONTROL, "no-cache")], body).into_response())
+    let headers = [
+        (CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+        (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        (HeaderName::from_static(AFTER_HEADER), HeaderValue::from(after)),
+    ];
+    Ok((headers, body).into_response())
 }
 
 /// The events as they come, and a comment line when none has come for a while, so that
