@@ -41,3 +41,24 @@ fn a_worker_killed_mid_run_loses_no_flow_and_no_completed_step_runs_twice() {
         "only the steps in flight on the killed worker ran again: {twice:?}"
     );
 }
+
+/// A `taskflow run` beside a worker: the worker, woken when the new flow is queued, may take it
+/// before the run does; the run then follows it and ends with its result all the same.
+#[test]
+fn a_run_beside_a_worker_ends_with_the_flows_result_whoever_runs_it() {
+    let scratch = Scratch::new();
+    let db = scratch.url();
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = worker(&db, "host-a", &dir.path().join("effects.log"), 4);
+    for _ in 0..5 {
+        let run = workers::taskflow(&db)
+            .args(["run", "fixtures/pipelines/greeting.toml"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+        assert!(run.status.success(), "{stderr}");
+        assert!(stdout.contains("succeeded"), "{stdout}");
+    }
+    kill(&mut running);
+}

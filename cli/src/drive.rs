@@ -70,7 +70,22 @@ pub(crate) fn engine_error(error: EngineError) -> CliError {
 
 /// Runs flow `id` to its end (or, `detach`ed, until it waits) with progress and Ctrl-C
 /// handling, then reports it.
-pub(crate) async fn drive(engine: &Engine, id: FlowId, json: bool, detach: bool) -> CliResult {
+/// Whether the flow a command runs is one it just made (a run, a fork, an agent), which another
+/// runner (a worker, serve) may take first; or one it was asked to run on (a resume), which
+/// another runner must not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Made,
+    Asked,
+}
+
+pub(crate) async fn drive(
+    engine: &Engine,
+    id: FlowId,
+    json: bool,
+    detach: bool,
+    origin: Origin,
+) -> CliResult {
     let is_agent = engine
         .handle()
         .flow(&id)
@@ -79,7 +94,7 @@ pub(crate) async fn drive(engine: &Engine, id: FlowId, json: bool, detach: bool)
         .is_some_and(|spec| AgentSpec::from_flow_spec(&spec).is_some());
     let display = Display::new(!is_agent && !json && std::io::stderr().is_terminal());
     let sink = if is_agent { agent_display::sink(json) } else { display.sink() };
-    let run = run_on(engine, &id, sink, detach);
+    let run = run_on(engine, &id, sink, detach, origin);
     tokio::pin!(run);
     let mut interrupted = false;
     let result = loop {
@@ -135,14 +150,23 @@ const WAIT_POLL: Duration = Duration::from_millis(200);
 
 /// Runs flow `id` until it ends: each time it waits, waits until it is due and runs it again
 /// (unless `detach`ed: then it returns the waiting flow); if another runner holds it by then,
-/// follows it to its end instead.
+/// or from the start when this command made it, follows it to its end instead.
 async fn run_on(
     engine: &Engine,
     id: &FlowId,
     sink: ProgressSink,
     detach: bool,
+    origin: Origin,
 ) -> Result<Flow, EngineError> {
-    let mut flow = engine.run_with_progress(id, Arc::clone(&sink)).await?;
+    let mut flow = match engine.run_with_progress(id, Arc::clone(&sink)).await {
+        // A worker or serve took the new flow before this process did: it runs there.
+        Err(EngineError::Store(taskflow_engine::Error::LeaseHeld { .. }))
+            if origin == Origin::Made =>
+        {
+            follow(engine, id).await?
+        }
+        other => other?,
+    };
     loop {
         if flow.status != FlowStatus::Waiting || detach {
             return Ok(flow);

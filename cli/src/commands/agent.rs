@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use taskflow_api::Config;
 use taskflow_engine::agent::{AgentSpec, Approvals, Budget, DEFAULT_MAX_TURNS};
 
-use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
+use crate::drive::{Origin, RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
 use crate::provider_args::{ProviderArgs, SamplingArgs};
@@ -135,7 +135,7 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
         if !global.json {
             eprintln!("flow {}", flow.id);
         }
-        drive(&engine, flow.id, global.json, args.runner.detach).await
+        drive(&engine, flow.id, global.json, args.runner.detach, Origin::Made).await
     })
 }
 

@@ -10,7 +10,7 @@ use taskflow_api::{approvals, database};
 use taskflow_engine::agent::Budget;
 use taskflow_engine::{ApprovalDecision, FlowId, ListQuery, OwnerHandle, StatusFilter};
 
-use crate::drive::{RunnerArgs, drive, engine_error, open_engine, runtime};
+use crate::drive::{Origin, RunnerArgs, drive, engine_error, open_engine, runtime};
 use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
 use crate::render::{self, ListFilter};
@@ -292,7 +292,7 @@ fn resume(global: &GlobalArgs, id: &str, raise: Budget, runner: &RunnerArgs) -> 
         if !raise.is_empty() {
             engine.raise_budget(&id, raise).await.map_err(engine_error)?;
         }
-        drive(&engine, id, global.json, runner.detach).await
+        drive(&engine, id, global.json, runner.detach, Origin::Asked).await
     })
 }
 
@@ -317,7 +317,7 @@ fn fork(global: &GlobalArgs, id: &str, from_step: &str, runner: &RunnerArgs) -> 
         if !global.json {
             println!("flow {} forked from flow {id} at step {from_seq}", fork.id);
         }
-        drive(&engine, fork.id, global.json, runner.detach).await
+        drive(&engine, fork.id, global.json, runner.detach, Origin::Made).await
     })
 }
 

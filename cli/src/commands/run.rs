@@ -13,7 +13,7 @@ use taskflow_api::{
 };
 use taskflow_engine::{Flow, FlowId, FlowStatus, Timestamp, builtin_actions, pipeline};
 
-use crate::drive::{RunnerArgs, drive, open_engine, report, runtime};
+use crate::drive::{Origin, RunnerArgs, drive, open_engine, report, runtime};
 use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
 use crate::provider_args::ProviderArgs;
@@ -99,16 +99,16 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
         if args.queue {
             return queued(submitted.flow(), global.json);
         }
-        let flow = match submitted {
-            Submitted::Created(flow) => flow,
+        let (flow, origin) = match submitted {
+            Submitted::Created(flow) => (flow, Origin::Made),
             Submitted::Existing(flow)
                 if flow.status.is_terminal() && flow.status != FlowStatus::Failed =>
             {
                 return report(&engine, &flow, global.json);
             }
-            Submitted::Existing(flow) => flow,
+            Submitted::Existing(flow) => (flow, Origin::Asked),
         };
-        drive(&engine, flow.id, global.json, args.runner.detach).await
+        drive(&engine, flow.id, global.json, args.runner.detach, origin).await
     })
 }
 
