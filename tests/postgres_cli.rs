@@ -111,3 +111,27 @@ fn the_password_of_a_postgres_url_appears_in_no_output() {
     let refused = String::from_utf8_lossy(&runs[4].stderr);
     assert!(refused.contains("postgres://taskflow@127.0.0.1:1/none"), "{refused}");
 }
+
+#[test]
+fn a_database_url_that_is_not_postgres_is_a_usage_error_that_makes_no_file() {
+    let scratch = Scratch::new();
+    let url = scratch.url();
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user, hosts) = rest.split_once('@').unwrap();
+    // The scheme in upper case is the same URL.
+    let upper = format!("{}://{user}:pg-s3cret@{hosts}", scheme.to_uppercase());
+    let listed = taskflow(&upper).args(["flows", "list"]).output().unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    for (db, why) in [
+        (format!("postgress://{user}:pg-s3cret@{hosts}"), "not a postgres:// or postgresql://"),
+        (format!(" {scheme}://{user}:pg-s3cret@{hosts}"), "has spaces around it"),
+    ] {
+        let output =
+            taskflow(&db).current_dir(dir.path()).args(["flows", "list"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(why) && !stderr.contains("pg-s3cret"), "{stderr}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file made for {db:?}");
+    }
+}

@@ -14,7 +14,7 @@ use std::time::Duration;
 use taskflow_store::{Durability, TaskFlow};
 use taskflow_store_sqlite::OpenOptions;
 
-use crate::error::Result;
+use crate::error::{ApiError, Result};
 
 /// How long to wait for another process's write lock, in milliseconds.
 pub const BUSY_TIMEOUT_ENV: &str = "TASKFLOW_BUSY_TIMEOUT_MS";
@@ -30,10 +30,32 @@ pub fn busy_timeout() -> Duration {
 
 /// The database named (`--db` or `TASKFLOW_DB`), else the default one.
 pub fn location(named: Option<&Path>) -> Result<PathBuf> {
-    match named {
-        Some(path) => Ok(path.to_owned()),
-        None => Ok(taskflow_store_sqlite::default_path()?),
+    let Some(path) = named else { return Ok(taskflow_store_sqlite::default_path()?) };
+    // A URL that is not PostgreSQL's (a typo in its scheme, spaces around it) would otherwise
+    // name a file, its password among the folders made for it.
+    if let Some(text) = path.to_str().filter(|text| !postgres_url_text(text)) {
+        let trimmed = text.trim();
+        if let Some(url) = taskflow_store_postgres::Location::shown_if_url(trimmed) {
+            let why = if postgres_url_text(trimmed) {
+                "has spaces around it"
+            } else {
+                "is a URL, but not a postgres:// or postgresql:// one"
+            };
+            return Err(ApiError::Invalid {
+                message: format!("the database {url} {why}"),
+                hint: Some(
+                    "--db (or TASKFLOW_DB) names a SQLite file's path or a \
+                     postgres://USER@HOST/DB URL"
+                        .to_owned(),
+                ),
+            });
+        }
     }
+    Ok(path.to_owned())
+}
+
+fn postgres_url_text(text: &str) -> bool {
+    taskflow_store_postgres::Location::is_postgres_url(text)
 }
 
 /// The PostgreSQL URL `location` holds, if it names a PostgreSQL database.

@@ -20,9 +20,19 @@ pub struct Location {
 }
 
 impl Location {
-    /// Whether `text` names a PostgreSQL database (and not a SQLite file).
+    /// Whether `text` names a PostgreSQL database (and not a SQLite file): a `postgres://` or
+    /// `postgresql://` URL, its scheme in any case.
     pub fn is_postgres_url(text: &str) -> bool {
-        text.starts_with("postgres://") || text.starts_with("postgresql://")
+        url_scheme(text).is_some_and(|scheme| {
+            scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql")
+        })
+    }
+
+    /// `text` as messages may show it when it has the form of a URL (`scheme://…`), whatever
+    /// its scheme: without the password of its user information, nor its query. `None` when
+    /// it is no URL (a file's path).
+    pub fn shown_if_url(text: &str) -> Option<String> {
+        url_scheme(text).map(|_| shown(text))
     }
 
     /// Parses a `postgres://` or `postgresql://` URL. The error shows the URL without its
@@ -35,7 +45,10 @@ impl Location {
         }
         let refused =
             |detail: String| crate::error::refused(&shown, StorageErrorKind::Unavailable, detail);
-        let (driver_url, settings) = tls_settings(url).map_err(refused)?;
+        // The driver knows the scheme in lower case only.
+        let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+        let url = format!("{}://{rest}", scheme.to_ascii_lowercase());
+        let (driver_url, settings) = tls_settings(&url).map_err(refused)?;
         let mut config = tokio_postgres::Config::from_str(&driver_url)
             .map_err(|error| refused(format!("not a valid URL: {error}")))?;
         config.ssl_mode(settings.mode.driver_mode());
@@ -86,6 +99,16 @@ fn tls_settings(url: &str) -> Result<(String, TlsSettings), String> {
     Ok((driver_url, settings))
 }
 
+/// The scheme of `text` if it has the form of a URL: letters, digits, `+`, `-` or `.` after a
+/// letter, then `://`.
+fn url_scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once("://")?;
+    let mut chars = scheme.chars();
+    let starts = chars.next().is_some_and(|first| first.is_ascii_alphabetic());
+    let rest = chars.all(|char| char.is_ascii_alphanumeric() || matches!(char, '+' | '-' | '.'));
+    (starts && rest).then_some(scheme)
+}
+
 /// `url` with the password of its user information and its query left out.
 fn shown(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
@@ -111,6 +134,26 @@ fn shown(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_postgres_url_is_known_by_its_scheme_in_any_case() {
+        for url in ["postgres://u@h/d", "postgresql://u@h/d", "POSTGRES://u@h/d", "PostgreSQL://h"]
+        {
+            assert!(Location::is_postgres_url(url), "{url}");
+        }
+        for text in
+            ["flows.db", "./postgres://x", "postgress://u@h/d", " postgres://u@h/d", "pg://h"]
+        {
+            assert!(!Location::is_postgres_url(text), "{text}");
+        }
+        let upper = Location::parse("POSTGRES://u:pw@127.0.0.1:5432/d").unwrap();
+        assert_eq!(upper.shown(), "POSTGRES://u@127.0.0.1:5432/d");
+        assert_eq!(
+            Location::shown_if_url("postgress://u:s3cret@h/d").as_deref(),
+            Some("postgress://u@h/d")
+        );
+        assert_eq!(Location::shown_if_url("dir/u:s3cret@h/flows.db"), None);
+    }
 
     #[test]
     fn the_shown_url_has_no_password_and_no_query() {
