@@ -126,6 +126,19 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
     )
     .await;
     assert_eq!((status, error["error"]["code"].clone()), (413, json!("too_large")));
+    // The errors the HTTP layers answer have the same shape.
+    let huge = format!("\"{}\"", "x".repeat(9 * 1024 * 1024));
+    let (status, error) = call(
+        client()
+            .post(serve.url("/v1/flows/a/signals/go"))
+            .header("content-type", "application/json")
+            .body(huge),
+    )
+    .await;
+    assert_eq!((status, error["error"]["code"].clone()), (413, json!("too_large")), "{error}");
+    let (status, error) = call(http.delete(serve.url("/v1/flows/digest-2026-12-05"))).await;
+    assert_eq!((status, error["error"]["code"].clone()), (405, json!("method_not_allowed")));
+    assert!(error["error"]["message"].as_str().unwrap().contains("method"), "{error}");
     // Input of megabytes is refused in a line: an error quotes only the start of it.
     let long = "x".repeat(2 * 1024 * 1024);
     for (body, expected) in [

@@ -17,7 +17,7 @@ use crate::routes::{
     approvals, control, events, flows, graph, mcp, meta, mirrored, schedules, signals,
 };
 use crate::state::AppState;
-use crate::{dashboard, guard};
+use crate::{dashboard, guard, json_errors};
 
 /// How the router is set up.
 pub struct RouterOptions {
@@ -54,9 +54,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .route("/v1/schedules/{name}/pause", post(schedules::pause))
         .route("/v1/schedules/{name}/resume", post(schedules::resume))
         .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout));
-    Router::new()
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .route("/v1/events", get(events::events))
+        .layer(middleware::map_response(json_errors::rewrite));
+    Router::new()
         .merge(mcp)
         .merge(requests)
         .merge(

@@ -24,6 +24,7 @@ mod dashboard;
 mod error;
 mod feed;
 mod guard;
+mod json_errors;
 mod openapi;
 pub mod outage;
 mod routes;
@@ -267,6 +268,7 @@ mod tests {
 
         let answer = read_to_close(&mut slow_body).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains(r#"{"error":{"code":"timeout","#), "{answer}");
         let answer = read_to_close(&mut slow_head).await;
         assert_eq!(answer, "", "a head that never ended gets no answer");
         assert!(started.elapsed() >= REQUEST_TIMEOUT - Duration::from_millis(50));
