@@ -439,3 +439,17 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, signal: i32) -> i32;
 }
+
+#[test]
+fn a_queued_run_refuses_the_settings_of_a_run_in_the_foreground() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let text = "name = \"p\"\n[[steps]]\nid = \"a\"\naction = \"echo\"\nwith = { value = \"x\" }\n";
+    let file = pipeline(dir.path(), "p", text);
+    for setting in [&["--attempts", "1"][..], &["--read-timeout-ms", "500"], &["--detach"]] {
+        let refused = run(taskflow(&db).args(["run", "--queue"]).arg(&file).args(setting));
+        assert_eq!(refused.code, 2, "{setting:?}: {}", refused.stderr);
+        assert!(refused.stderr.contains("cannot be used with"), "{}", refused.stderr);
+    }
+    assert!(!db.exists(), "nothing queued");
+}

@@ -32,9 +32,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
 
-    /// Create the flow queued and exit: a running `taskflow serve` (or a later `flows resume`)
-    /// runs it
-    #[arg(long)]
+    /// Create the flow queued and exit: a running `taskflow serve` or `taskflow worker` (or a
+    /// later `flows resume`) runs it, with its own request settings and durability
+    #[arg(long, conflicts_with_all = [
+        "detach", "durability", "attempts", "connect_timeout_ms", "read_timeout_ms",
+    ])]
     pub queue: bool,
 
     /// Write the `write_file` steps' files into DIR instead of the pipeline's `output_dir`
