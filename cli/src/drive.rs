@@ -68,8 +68,6 @@ pub(crate) fn engine_error(error: EngineError) -> CliError {
     }
 }
 
-/// Runs flow `id` to its end (or, `detach`ed, until it waits) with progress and Ctrl-C
-/// handling, then reports it.
 /// Whether the flow a command runs is one it just made (a run, a fork, an agent), which another
 /// runner (a worker, serve) may take first; or one it was asked to run on (a resume), which
 /// another runner must not hold.
@@ -79,6 +77,8 @@ pub(crate) enum Origin {
     Asked,
 }
 
+/// Runs flow `id` to its end (or, `detach`ed, until it waits) with progress and Ctrl-C
+/// handling, then reports it.
 pub(crate) async fn drive(
     engine: &Engine,
     id: FlowId,

@@ -245,7 +245,9 @@ fn refused_spec(spec: &FlowSpec, problems: &[SpecError]) -> HttpError {
     };
     let refused = HttpError::refused(message).with("field", json!(field));
     match step {
-        Some(id) => refused.with("step", json!(id)),
+        // A step's id is at most 64 characters; a longer one is what the problem is about.
+        Some(id) if id.len() <= 64 => refused.with("step", json!(id)),
+        Some(id) => refused.with("step", json!(excerpt(id))),
         None => refused,
     }
 }
