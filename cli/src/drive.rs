@@ -159,11 +159,17 @@ async fn run_on(
     origin: Origin,
 ) -> Result<Flow, EngineError> {
     let mut flow = match engine.run_with_progress(id, Arc::clone(&sink)).await {
-        // A worker or serve took the new flow before this process did: it runs there.
+        // A worker or serve took the new flow before this process did: it runs there, or
+        // has run it to its end already.
         Err(EngineError::Store(taskflow_engine::Error::LeaseHeld { .. }))
             if origin == Origin::Made =>
         {
             follow(engine, id).await?
+        }
+        Err(EngineError::Store(taskflow_engine::Error::AlreadyEnded { .. }))
+            if origin == Origin::Made =>
+        {
+            read_flow(engine, id).await?
         }
         other => other?,
     };
