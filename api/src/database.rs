@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use taskflow_store::{Durability, TaskFlow};
+use taskflow_store_postgres::Location;
 use taskflow_store_sqlite::OpenOptions;
 
 use crate::error::{ApiError, Result};
@@ -31,42 +32,39 @@ pub fn busy_timeout() -> Duration {
 /// The database named (`--db` or `TASKFLOW_DB`), else the default one.
 pub fn location(named: Option<&Path>) -> Result<PathBuf> {
     let Some(path) = named else { return Ok(taskflow_store_sqlite::default_path()?) };
+    let text = path.to_str().unwrap_or_default();
+    if Location::is_postgres_url(text) {
+        return Ok(path.to_owned());
+    }
     // A URL that is not PostgreSQL's (a typo in its scheme, spaces around it) would otherwise
     // name a file, its password among the folders made for it.
-    if let Some(text) = path.to_str().filter(|text| !postgres_url_text(text)) {
-        let trimmed = text.trim();
-        if let Some(url) = taskflow_store_postgres::Location::shown_if_url(trimmed) {
-            let why = if postgres_url_text(trimmed) {
-                "has spaces around it"
-            } else {
-                "is a URL, but not a postgres:// or postgresql:// one"
-            };
-            return Err(ApiError::Invalid {
-                message: format!("the database {url} {why}"),
-                hint: Some(
-                    "--db (or TASKFLOW_DB) names a SQLite file's path or a \
-                     postgres://USER@HOST/DB URL"
-                        .to_owned(),
-                ),
-            });
-        }
+    let trimmed = text.trim();
+    if let Some(url) = Location::shown_if_url(trimmed) {
+        let why = if Location::is_postgres_url(trimmed) {
+            "has spaces around it"
+        } else {
+            "is a URL, but not a postgres:// or postgresql:// one"
+        };
+        return Err(ApiError::Invalid {
+            message: format!("the database {url} {why}"),
+            hint: Some(
+                "--db (or TASKFLOW_DB) names a SQLite file's path or a postgres://USER@HOST/DB URL"
+                    .to_owned(),
+            ),
+        });
     }
     Ok(path.to_owned())
 }
 
-fn postgres_url_text(text: &str) -> bool {
-    taskflow_store_postgres::Location::is_postgres_url(text)
-}
-
 /// The PostgreSQL URL `location` holds, if it names a PostgreSQL database.
 pub fn postgres_url(location: &Path) -> Option<&str> {
-    location.to_str().filter(|text| taskflow_store_postgres::Location::is_postgres_url(text))
+    location.to_str().filter(|text| Location::is_postgres_url(text))
 }
 
 /// `location` as messages show it: a file's path, or a URL without its password.
 pub fn shown(location: &Path) -> String {
     match postgres_url(location) {
-        Some(url) => match taskflow_store_postgres::Location::parse(url) {
+        Some(url) => match Location::parse(url) {
             Ok(parsed) => parsed.shown().to_owned(),
             Err(_) => "postgres://…".to_owned(),
         },

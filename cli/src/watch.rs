@@ -136,6 +136,15 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> Result<Infallible, End> {
+    let parsed = reqwest::Url::parse(server).ok();
+    if !parsed.is_some_and(|url| matches!(url.scheme(), "http" | "https") && url.has_host()) {
+        return Err(CliError::usage(format!(
+            "--server {}: not an http:// or https:// URL",
+            quoted(server)
+        ))
+        .with_hint("the address `taskflow serve` printed, e.g. --server http://127.0.0.1:7878")
+        .into());
+    }
     let env_timeout = std::env::var(CONNECT_TIMEOUT_ENV).ok();
     let (connect_timeout, warning) = resolve_connect_timeout(None, env_timeout.as_deref());
     if let Some(warning) = warning {
@@ -151,19 +160,6 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> Result<In
         })?),
         None => None,
     };
-    let valid = reqwest::Url::parse(server).ok().filter(|url| {
-        matches!(url.scheme(), "http" | "https")
-            && url.host().is_some()
-            && url.port_or_known_default().is_some()
-    });
-    if valid.is_none() {
-        return Err(CliError::usage(format!(
-            "--server {}: not an http:// or https:// URL",
-            quoted(server)
-        ))
-        .with_hint("the address `taskflow serve` printed, e.g. --server http://127.0.0.1:7878")
-        .into());
-    }
     let mut url = format!("{}/v1/events", server.trim_end_matches('/'));
     if let Some(flow) = &watch.flow {
         url.push_str(&format!("?flow={flow}"));

@@ -4,8 +4,8 @@
 //! text body; this rewrites them, keeping their status and headers.
 
 use axum::body::{Body, to_bytes};
+use axum::http::StatusCode;
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::HttpError;
@@ -53,6 +53,5 @@ pub async fn rewrite(response: Response) -> Response {
         parts.headers.insert(name, value.clone());
     }
     parts.headers.remove(CONTENT_LENGTH);
-    parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Response::from_parts(parts, Body::new(body))
 }

@@ -84,18 +84,14 @@ pub fn apply_report(flow: &Flow, report: &StateReport, now: Timestamp) -> Result
     if flow.sync_mode != SyncMode::Mirrored {
         return Err(Error::NotMirrored { id: flow.id.to_string() });
     }
-    if let Some(to) = report.status
-        && to != flow.status
-        && flow.status.is_terminal()
-    {
-        return Err(Error::IllegalTransition { from: flow.status, to });
+    // The status first: a change asked of an ended flow is refused naming both statuses.
+    let change = report.status.filter(|&to| to != flow.status);
+    if let Some(to) = change {
+        check_status_change(flow, to)?;
     }
     check_not_ended(flow)?;
     let mut after = flow.clone();
-    if let Some(to) = report.status
-        && to != flow.status
-    {
-        check_status_change(flow, to)?;
+    if let Some(to) = change {
         set_status(&mut after, to, now);
     }
     if let Some(step) = &report.current_step {

@@ -281,8 +281,8 @@ fn pipeline(body: &CreateFlow) -> Result<FlowSpec, HttpError> {
     }
     whole_numbers(fields);
     if let Some(Value::Array(steps)) = fields.get("steps") {
-        let with = steps.iter().map(|step| step.get("with"));
-        if let Some(at) = with.clone().position(|with| with.is_some_and(|with| !with.is_object())) {
+        let not_an_object = |step: &Value| step.get("with").is_some_and(|with| !with.is_object());
+        if let Some(at) = steps.iter().position(not_an_object) {
             return Err(HttpError::bad_request(format!(
                 "spec.steps[{at}].with: expected an object, the step's input"
             )));
