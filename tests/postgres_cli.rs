@@ -135,3 +135,38 @@ fn a_database_url_that_is_not_postgres_is_a_usage_error_that_makes_no_file() {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file made for {db:?}");
     }
 }
+
+/// A database that cannot be opened says why in the server's or the system's words, with a hint
+/// about the URL and the server rather than about a file; a server that is down is waited for
+/// as long as `TASKFLOW_BUSY_TIMEOUT_MS` says, a log-in refused for good not at all.
+#[test]
+fn a_postgres_database_that_cannot_be_opened_says_why() {
+    let scratch = Scratch::new();
+    let url = scratch.url();
+    let missing = match url.split_once('?') {
+        Some((base, query)) => {
+            format!("{}/no_such_database?{query}", base.rsplit_once('/').unwrap().0)
+        }
+        None => format!("{}/no_such_database", url.rsplit_once('/').unwrap().0),
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let down = format!("postgres://taskflow@{closed}/db");
+    for (db, said) in [
+        (missing.as_str(), "FATAL: database \"no_such_database\" does not exist"),
+        (down.as_str(), &*format!("cannot connect to {closed}: Connection refused")),
+    ] {
+        let started = std::time::Instant::now();
+        let output = taskflow(db)
+            .env("TASKFLOW_BUSY_TIMEOUT_MS", "300")
+            .args(["flows", "list"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(said), "{stderr}");
+        assert!(stderr.contains("hint: check that the PostgreSQL server"), "{stderr}");
+        assert!(!stderr.contains("path") && !stderr.contains("db error"), "{stderr}");
+        // The connect timeout is five seconds: waiting it out would ignore the setting.
+        assert!(started.elapsed() < std::time::Duration::from_secs(4), "{stderr}");
+    }
+}

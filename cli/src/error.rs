@@ -2,6 +2,7 @@
 //! hint that go with it. Library errors are turned into this type at the command boundary.
 
 use std::fmt;
+use std::path::Path;
 
 /// Exit code of a command that failed (including a flow that ended `failed`).
 pub const EXIT_FAILURE: u8 = 1;
@@ -75,6 +76,17 @@ impl From<taskflow_engine::Error> for CliError {
                     "another taskflow process holds it; retry when it is done \
                      (TASKFLOW_BUSY_TIMEOUT_MS sets how long to wait)",
                 ),
+                StorageErrorKind::Unavailable
+                    if taskflow_api::database::postgres_url(Path::new(&error.database))
+                        .is_some() =>
+                {
+                    Some(
+                        "check that the PostgreSQL server in the URL given by --db (or \
+                         TASKFLOW_DB) runs and takes connections, and the URL's user, password \
+                         and database; TASKFLOW_BUSY_TIMEOUT_MS sets how long to wait for a \
+                         server that is down",
+                    )
+                }
                 StorageErrorKind::Unavailable => {
                     Some("check the path given by --db (or TASKFLOW_DB) and its permissions")
                 }

@@ -27,6 +27,29 @@ pub(crate) fn storage(error: tokio_postgres::Error) -> Error {
     Error::Storage(StorageError::new(kind, "", detail).with_source(error))
 }
 
+/// What `error` says in one line: the server's own words when it answered with an error
+/// (`FATAL: role "x" does not exist`, and its detail), else the driver's message and its
+/// causes, which it leaves out itself ("error performing TLS handshake", not that the
+/// certificate was refused, and why).
+pub(crate) fn said(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        return match db.detail() {
+            Some(detail) => format!("{}: {} ({detail})", db.severity(), db.message()),
+            None => format!("{}: {}", db.severity(), db.message()),
+        };
+    }
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 fn kind_of(error: &tokio_postgres::Error) -> StorageErrorKind {
     let Some(code) = error.code() else {
         // No SQLSTATE: the connection failed or closed, or the driver could not convert a value.

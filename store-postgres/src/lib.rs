@@ -55,7 +55,7 @@ pub use transaction::Transaction;
 pub use tx::WAKE_CHANNEL;
 
 use known::{Known, Recalled, Remembered};
-use pool::{Conn, Manager, Refusals};
+use pool::{Conn, Failures, Manager};
 use transaction::Kind;
 
 /// How to open a store.
@@ -83,8 +83,9 @@ impl Default for OpenOptions {
 /// A flow store in one PostgreSQL database.
 pub struct PostgresStore {
     pool: r2d2::Pool<Manager>,
-    /// Log-ins the server refused for good (credentials, certificate), reported at once.
-    refusals: Arc<Refusals>,
+    /// The pool's failed attempts to connect: a log-in the server refused for good
+    /// (credentials, certificate) is reported at once, any other failure once waiting ends.
+    failures: Arc<Failures>,
     location: Location,
     retry_for: Duration,
     connect_timeout: Duration,
@@ -130,12 +131,12 @@ impl PostgresStore {
 
     fn connect(url: &str, options: &OpenOptions) -> Result<Self> {
         let location = Location::parse(url)?;
-        let refusals = Arc::new(Refusals::default());
+        let failures = Arc::new(Failures::default());
         let pool =
-            pool::build(&location, options.pool_size.max(1), options.connect_timeout, &refusals);
+            pool::build(&location, options.pool_size.max(1), options.connect_timeout, &failures);
         Ok(PostgresStore {
             pool,
-            refusals,
+            failures,
             location,
             retry_for: options.retry_for,
             connect_timeout: options.connect_timeout,
@@ -168,38 +169,44 @@ impl PostgresStore {
         self.round_trips.load(Ordering::Relaxed)
     }
 
-    /// A pooled connection, waiting with backoff while the server cannot be reached; a log-in
-    /// the server refused for good (credentials, certificate) fails at once.
+    /// A pooled connection, waiting with backoff while the server cannot be reached, for
+    /// [`OpenOptions::retry_for`] at most; a log-in the server refused for good (credentials,
+    /// certificate) fails at once. A failure says what the last attempt to connect met.
     fn connection(&self) -> Result<r2d2::PooledConnection<Manager>> {
         let asked = Instant::now();
         let deadline = asked + self.retry_for;
         let mut pause = FIRST_PAUSE;
         loop {
-            let turn = Instant::now() + self.connect_timeout;
+            let turn = (Instant::now() + self.connect_timeout).min(deadline);
             let conn = loop {
                 match self.pool.get_timeout(REFUSAL_CHECK) {
-                    Ok(conn) => break Ok(conn),
-                    Err(failure) => {
-                        if let Some(refusal) = self.refusals.since(asked) {
+                    Ok(conn) => break Some(conn),
+                    Err(_) => {
+                        if let Some(refusal) = self.failures.refusal_since(asked) {
                             let kind = StorageErrorKind::Unavailable;
                             return Err(error::refused(self.location.shown(), kind, refusal));
                         }
                         if Instant::now() >= turn {
-                            break Err(failure);
+                            break None;
                         }
                     }
                 }
             };
             match conn {
-                Ok(conn) => return Ok(conn),
-                Err(failure) if Instant::now() >= deadline => {
-                    return Err(error::refused(
-                        self.location.shown(),
-                        StorageErrorKind::Unavailable,
-                        failure.to_string(),
-                    ));
+                Some(conn) => return Ok(conn),
+                None if Instant::now() >= deadline => {
+                    let waited = format!("{:.1} s", asked.elapsed().as_secs_f64());
+                    let detail = match self.failures.since(asked) {
+                        Some(said) => format!("{said} (tried for {waited})"),
+                        None => format!(
+                            "none of the {} connections of its pool came free within {waited}",
+                            self.pool.max_size()
+                        ),
+                    };
+                    let kind = StorageErrorKind::Unavailable;
+                    return Err(error::refused(self.location.shown(), kind, detail));
                 }
-                Err(_) => pause = backoff(pause),
+                None => pause = backoff(pause),
             }
         }
     }

@@ -203,7 +203,7 @@ pub(crate) struct Settings {
 /// Makes connections to one database for r2d2.
 pub(crate) struct Manager {
     settings: Settings,
-    refusals: std::sync::Arc<Refusals>,
+    failures: std::sync::Arc<Failures>,
 }
 
 /// How to connect to `location`, with a connect timeout and the application's name.
@@ -221,7 +221,7 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> std::io::Result<Conn> {
         let conn = Conn::connect(&self.settings)?;
-        self.refusals.set(None);
+        self.failures.set(None);
         Ok(conn)
     }
 
@@ -234,38 +234,57 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
-/// The last refusal of a log-in (`PermissionDenied`: see `socket.rs`), and when it came;
-/// cleared by the next connection made.
+/// The pool's last failed attempt to connect: when it came, what it said, and whether the
+/// server refused the log-in for good (`PermissionDenied`: see `socket.rs`); cleared by the
+/// next connection made.
 #[derive(Debug, Default)]
-pub(crate) struct Refusals(std::sync::Mutex<Option<(std::time::Instant, String)>>);
+pub(crate) struct Failures(std::sync::Mutex<Option<Failure>>);
 
-impl Refusals {
-    /// The refusal that came after `since`, if one did.
+#[derive(Debug)]
+struct Failure {
+    at: std::time::Instant,
+    refusal: bool,
+    said: String,
+}
+
+impl Failures {
+    /// What the last failed attempt after `since` said, if one failed.
     pub fn since(&self, since: std::time::Instant) -> Option<String> {
+        self.last(since, |_| true)
+    }
+
+    /// What the last attempt after `since` said, if the server refused it for good.
+    pub fn refusal_since(&self, since: std::time::Instant) -> Option<String> {
+        self.last(since, |failure| failure.refusal)
+    }
+
+    fn last(&self, since: std::time::Instant, keep: impl Fn(&Failure) -> bool) -> Option<String> {
         let last = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        last.as_ref().filter(|(at, _)| *at >= since).map(|(_, said)| said.clone())
+        last.as_ref().filter(|failure| failure.at >= since && keep(failure)).map(|f| f.said.clone())
     }
 
-    fn set(&self, refusal: Option<String>) {
+    fn set(&self, failure: Option<&std::io::Error>) {
         let mut last = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *last = refusal.map(|said| (std::time::Instant::now(), said));
+        *last = failure.map(|error| Failure {
+            at: std::time::Instant::now(),
+            refusal: error.kind() == std::io::ErrorKind::PermissionDenied,
+            said: error.to_string(),
+        });
     }
 }
 
-/// Keeps the pool's failed connection attempts that were refusals.
-struct KeepRefusals(std::sync::Arc<Refusals>);
+/// Keeps the pool's failed connection attempts, which r2d2 makes on threads of its own.
+struct KeepFailures(std::sync::Arc<Failures>);
 
-impl std::fmt::Debug for KeepRefusals {
+impl std::fmt::Debug for KeepFailures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeepRefusals")
+        f.write_str("KeepFailures")
     }
 }
 
-impl r2d2::HandleError<std::io::Error> for KeepRefusals {
+impl r2d2::HandleError<std::io::Error> for KeepFailures {
     fn handle_error(&self, error: std::io::Error) {
-        if error.kind() == std::io::ErrorKind::PermissionDenied {
-            self.0.set(Some(error.to_string()));
-        }
+        self.0.set(Some(&error));
     }
 }
 
@@ -275,17 +294,17 @@ pub(crate) fn build(
     location: &Location,
     size: u32,
     connect_timeout: Duration,
-    refusals: &std::sync::Arc<Refusals>,
+    failures: &std::sync::Arc<Failures>,
 ) -> r2d2::Pool<Manager> {
     r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(0))
         .connection_timeout(connect_timeout)
         .test_on_check_out(false)
-        .error_handler(Box::new(KeepRefusals(std::sync::Arc::clone(refusals))))
+        .error_handler(Box::new(KeepFailures(std::sync::Arc::clone(failures))))
         .build_unchecked(Manager {
             settings: settings(location, connect_timeout),
-            refusals: std::sync::Arc::clone(refusals),
+            failures: std::sync::Arc::clone(failures),
         })
 }
 

@@ -183,7 +183,10 @@ pub(crate) fn prepare(conn: &mut Conn, database: &str) -> Result<()> {
         let version = check(conn, database)?;
         for (from, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             conn.batch_execute(migration).map_err(|failure| {
-                let detail = format!("migration from schema version {from} failed: {failure}");
+                let detail = format!(
+                    "migration from schema version {from} failed: {}",
+                    error::said(&failure)
+                );
                 error::refused(database, StorageErrorKind::Unavailable, detail)
             })?;
         }

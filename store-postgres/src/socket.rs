@@ -96,7 +96,20 @@ impl Stream {
                     let stream = Stream { io, write_blocked: Arc::default() };
                     return Ok((stream, name));
                 }
-                Err(error) => last = Some(error),
+                Err(error) => {
+                    let place = match (addrs.get(index), hosts.get(index)) {
+                        (Some(ip), _) => SocketAddr::new(*ip, port).to_string(),
+                        (None, Some(Host::Tcp(name))) => format!("{name}:{port}"),
+                        (None, Some(Host::Unix(folder))) => {
+                            folder.join(format!(".s.PGSQL.{port}")).display().to_string()
+                        }
+                        (None, None) => String::new(),
+                    };
+                    last = Some(io::Error::new(
+                        error.kind(),
+                        format!("cannot connect to {place}: {error}"),
+                    ));
+                }
             }
         }
         Err(last.unwrap_or_else(|| io::Error::other("no address to connect to")))
@@ -287,7 +300,7 @@ impl Driver {
                 } else {
                     io::ErrorKind::Other
                 };
-                return Err(io::Error::new(kind, with_causes(&error)));
+                return Err(io::Error::new(kind, crate::error::said(&error)));
             }
             Err(TimedOut) => {
                 return Err(io::Error::new(
@@ -443,21 +456,6 @@ impl Driver {
             libc::poll(fds.as_mut_ptr(), 1, millis);
         }
     }
-}
-
-/// `error` and what caused it, in one line: the driver's own message leaves the cause out
-/// ("error performing TLS handshake", not that the certificate was refused, and why).
-fn with_causes(error: &tokio_postgres::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        let said = inner.to_string();
-        if !text.contains(&said) {
-            text = format!("{text}: {said}");
-        }
-        cause = inner.source();
-    }
-    text
 }
 
 /// Whether the server, or its certificate, refused the log-in for good: the credentials
