@@ -113,7 +113,7 @@ fn the_password_of_a_postgres_url_appears_in_no_output() {
 }
 
 #[test]
-fn a_database_url_that_is_not_postgres_is_a_usage_error_that_makes_no_file() {
+fn a_database_url_that_is_not_a_postgres_one_it_can_read_is_a_usage_error_that_makes_no_file() {
     let scratch = Scratch::new();
     let url = scratch.url();
     let (scheme, rest) = url.split_once("://").unwrap();
@@ -126,6 +126,15 @@ fn a_database_url_that_is_not_postgres_is_a_usage_error_that_makes_no_file() {
     for (db, why) in [
         (format!("postgress://{user}:pg-s3cret@{hosts}"), "not a postgres:// or postgresql://"),
         (format!(" {scheme}://{user}:pg-s3cret@{hosts}"), "has spaces around it"),
+        // PostgreSQL URLs the driver cannot read.
+        (
+            format!("{scheme}://{user}:pg-s3cret@127.0.0.1:99999/db"),
+            "invalid value for option `port`",
+        ),
+        (
+            format!("{scheme}://{user}:pg-s3cret@127.0.0.1/db?sslmode=bogus"),
+            "sslmode=bogus is not a mode",
+        ),
     ] {
         let output =
             taskflow(&db).current_dir(dir.path()).args(["flows", "list"]).output().unwrap();

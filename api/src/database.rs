@@ -29,12 +29,24 @@ pub fn busy_timeout() -> Duration {
         .map_or(DEFAULT_BUSY_TIMEOUT, Duration::from_millis)
 }
 
+const URL_HINT: &str = "--db (or TASKFLOW_DB) names a SQLite file's path or a \
+     postgres://USER[:PASSWORD]@HOST[:PORT]/DB URL (with ?sslmode=… and ?sslrootcert=… for TLS)";
+
 /// The database named (`--db` or `TASKFLOW_DB`), else the default one.
 pub fn location(named: Option<&Path>) -> Result<PathBuf> {
     let Some(path) = named else { return Ok(taskflow_store_sqlite::default_path()?) };
     let text = path.to_str().unwrap_or_default();
     if Location::is_postgres_url(text) {
-        return Ok(path.to_owned());
+        // A URL the driver cannot read (a port past 65535, an unknown `sslmode`) is a mistake
+        // in the command, found before anything connects.
+        return match Location::parse(text) {
+            Ok(_) => Ok(path.to_owned()),
+            Err(taskflow_store::Error::Storage(error)) => Err(ApiError::Invalid {
+                message: format!("the database URL {}: {}", error.database, error.detail),
+                hint: Some(URL_HINT.to_owned()),
+            }),
+            Err(error) => Err(error.into()),
+        };
     }
     // A URL that is not PostgreSQL's (a typo in its scheme, spaces around it) would otherwise
     // name a file, its password among the folders made for it.
@@ -47,10 +59,7 @@ pub fn location(named: Option<&Path>) -> Result<PathBuf> {
         };
         return Err(ApiError::Invalid {
             message: format!("the database {url} {why}"),
-            hint: Some(
-                "--db (or TASKFLOW_DB) names a SQLite file's path or a postgres://USER@HOST/DB URL"
-                    .to_owned(),
-            ),
+            hint: Some(URL_HINT.to_owned()),
         });
     }
     Ok(path.to_owned())

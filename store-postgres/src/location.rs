@@ -50,7 +50,7 @@ impl Location {
         let url = format!("{}://{rest}", scheme.to_ascii_lowercase());
         let (driver_url, settings) = tls_settings(&url).map_err(refused)?;
         let mut config = tokio_postgres::Config::from_str(&driver_url)
-            .map_err(|error| refused(format!("not a valid URL: {error}")))?;
+            .map_err(|error| refused(format!("not a valid URL: {}", crate::error::said(&error))))?;
         config.ssl_mode(settings.mode.driver_mode());
         let tls = settings.connector().map_err(refused)?;
         Ok(Location { config, tls, shown })
