@@ -26,13 +26,20 @@ use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
 use crate::render;
 
-/// Options of every command that runs a flow.
+/// How durable checkpoints are, for every command that runs flows.
 #[derive(Debug, Args)]
-pub struct RunnerArgs {
+pub struct DurabilityArgs {
     /// full: every checkpoint survives a power cut; normal: survives a crash of taskflow,
     /// faster, the last checkpoints may be lost on a power cut
     #[arg(long, value_name = "MODE", default_value = "full", value_parser = parse_durability)]
     pub durability: Durability,
+}
+
+/// Options of every command that runs a flow in the foreground.
+#[derive(Debug, Args)]
+pub struct RunnerArgs {
+    #[command(flatten)]
+    pub checkpoints: DurabilityArgs,
 
     /// Once the flow waits (a timer, a signal, a tool call waiting for approval), exit with
     /// its id instead of waiting in the foreground; serve or `flows resume` continues it
@@ -48,7 +55,8 @@ fn parse_durability(text: &str) -> Result<Durability, String> {
 /// config file's MCP servers (their logs beside the database).
 pub(crate) fn open_engine(global: &GlobalArgs, runner: &RunnerArgs) -> CliResult<Engine> {
     let path = database::location(global.db.as_deref())?;
-    let handle = database::open_for_running(&path, runner.durability)?.bind(global.owner())?;
+    let handle =
+        database::open_for_running(&path, runner.checkpoints.durability)?.bind(global.owner())?;
     let (providers, _) = ProviderSettings::default().factory()?;
     let mcp = Config::load()?.mcp_settings(&path);
     Ok(Engine::new(handle, Actions::builtin(), EngineOptions::default())

@@ -97,3 +97,20 @@ fn report(error: &CliError) -> ExitCode {
     }
     ExitCode::from(error.exit_code())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which commands take which options of a run: only a run in the foreground can detach.
+    #[test]
+    fn only_commands_that_wait_for_a_flow_take_detach() {
+        let parses = |args: &[&str]| Cli::try_parse_from(args).is_ok();
+        assert!(parses(&["taskflow", "run", "f.toml", "--detach"]));
+        assert!(parses(&["taskflow", "flows", "resume", "x", "--detach"]));
+        assert!(parses(&["taskflow", "serve", "--durability", "normal"]));
+        assert!(parses(&["taskflow", "mcp", "serve", "--durability", "normal"]));
+        assert!(!parses(&["taskflow", "serve", "--detach"]));
+        assert!(!parses(&["taskflow", "mcp", "serve", "--detach"]));
+    }
+}

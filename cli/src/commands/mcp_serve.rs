@@ -10,7 +10,7 @@ use taskflow_api::{Config, ProviderSettings, database};
 use taskflow_engine::{Actions, Engine, EngineOptions, Runs};
 use taskflow_mcp_server::{FlowServer, Flows, OwnerBinding, serve_stdio};
 
-use crate::drive::RunnerArgs;
+use crate::drive::DurabilityArgs;
 use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
 use crate::shutdown::shutdown;
@@ -37,12 +37,12 @@ pub struct McpServeArgs {
     pub grace_ms: u64,
 
     #[command(flatten)]
-    pub runner: RunnerArgs,
+    pub checkpoints: DurabilityArgs,
 }
 
 pub fn run(global: &GlobalArgs, args: &McpServeArgs) -> CliResult {
     let path = database::location(global.db.as_deref())?;
-    let taskflow = database::open_for_running(&path, args.runner.durability)?;
+    let taskflow = database::open_for_running(&path, args.checkpoints.durability)?;
     let owner = global.owner();
     let mcp = Config::load()?.mcp_settings(&path);
     let (providers, warnings) = ProviderSettings::default().factory()?;

@@ -13,7 +13,7 @@ use taskflow_api::{Config, ProviderSettings, database};
 use taskflow_engine::{Actions, Engine, EngineOptions};
 use taskflow_serve::{ServeError, ServeOptions, Server};
 
-use crate::drive::{RunnerArgs, runtime};
+use crate::drive::{DurabilityArgs, runtime};
 use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
 use crate::shutdown::shutdown;
@@ -45,7 +45,7 @@ pub struct ServeArgs {
     pub keep_events_days: u32,
 
     #[command(flatten)]
-    pub runner: RunnerArgs,
+    pub checkpoints: DurabilityArgs,
 }
 
 pub fn run(global: &GlobalArgs, args: &ServeArgs) -> CliResult {
@@ -53,7 +53,7 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> CliResult {
     let tokens = config.serve.tokens()?;
     let path = database::location(global.db.as_deref())?;
     let mcp = config.mcp_settings(&path);
-    let taskflow = database::open_for_running(&path, args.runner.durability)?;
+    let taskflow = database::open_for_running(&path, args.checkpoints.durability)?;
     let owner = global.owner();
     let (providers, warnings) = ProviderSettings::default().factory()?;
     for warning in warnings {
