@@ -253,6 +253,52 @@ async fn a_second_writer_between_the_plugins_reads_makes_it_read_again_and_keep_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_killed_half_way_and_run_again_does_not_do_its_finished_steps_again() {
+    let (dir, db) = folder();
+    let serve = Serve::start(&db, &[], &[]);
+    let (mut plugin, waiting) = plugin_waiting_for_approval(&serve, dir.path(), "digest-4").await;
+    plugin.kill().unwrap();
+    plugin.wait().unwrap();
+    approve(dir.path(), "digest-4");
+    let approval = dir.path().join("digest-4.approved");
+    let args = ["--server", &serve.url, "--id", "digest-4", "--json", "--approve-file"];
+    let said = succeeded(&python::finish(
+        python::spawn(PLUGIN, &[&args[..], &[approval.to_str().unwrap()]].concat(), &[]),
+        LIMIT,
+    ));
+    assert_eq!((&said[0]["created"], &said[0]["revision"]), (&json!(false), &waiting["revision"]));
+    let steps: Vec<(&str, bool)> = said
+        .iter()
+        .filter(|line| line["event"] == "step")
+        .map(|line| (line["step"].as_str().unwrap(), line.get("again").is_none()))
+        .collect();
+    assert_eq!(steps, [("fetch", false), ("transform", false), ("publish", true)]);
+    assert_eq!(said.last().unwrap()["status"], "succeeded");
+
+    let inspected = get(&serve, "/v1/flows/digest-4", None).await;
+    let journal: Vec<(&str, u64)> = inspected["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["attempt"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(journal, [("fetch", 1), ("transform", 1), ("publish", 1)], "each step once");
+    assert_eq!(inspected["flow"]["state"]["done"], json!(["fetch", "transform", "publish"]));
+    assert_consecutive(&history(&serve, "digest-4", None).await);
+}
+
+#[test]
+fn a_plugin_that_cannot_reach_serve_says_so_in_one_line() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let server = format!("http://{closed}");
+    let output = python::finish(python::spawn(PLUGIN, &["--server", &server], &[]), LIMIT);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with(&format!("error: cannot reach serve at {server}")), "{stderr}");
+    assert!(!stderr.contains("Traceback") && stderr.lines().count() == 1, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_while_the_plugin_waits_ends_its_flow_cancelled() {
     let (dir, db) = folder();
     let serve = Serve::start(&db, &[], &[]);

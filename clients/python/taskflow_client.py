@@ -353,7 +353,9 @@ class TaskflowClient:
             with answer:
                 raise _error(answer.code, answer.read()) from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as failure:
-            raise ConnectionFailed(f"{method} {url}: {failure}") from failure
+            reason = getattr(failure, "reason", None) or failure
+            raise ConnectionFailed(
+                f"cannot reach serve at {self.base_url} ({method} {path}): {reason}") from failure
 
 
 class EventStream:

@@ -12,7 +12,9 @@ cancel request, seen in any answer, ends the flow `cancelled`.
         [--id ID] [--approve-file PATH | --wait-seconds S] [--output PATH] [--json]
 
 Prints one line per step, and one for the wait, each conflict and the end (`--json`: one JSON
-object per line). Exits 0 when the flow succeeded, 1 otherwise.
+object per line). Exits 0 when the flow succeeded, 1 otherwise (a serve it cannot reach
+included). Run again with the same `--id` after it stopped half-way, it picks the flow up: the
+steps that succeeded are not done again.
 """
 
 from __future__ import annotations
@@ -78,6 +80,18 @@ class Reporter:
         # The step reported running and not yet ended.
         self.running: Optional[str] = None
         self.conflicts = 0
+        # The outputs of the steps that succeeded, by name, when the flow was found unfinished.
+        self.done: Dict[str, Dict[str, Any]] = {}
+
+    def pick_up(self, steps: List[Dict[str, Any]]) -> None:
+        """Takes on a flow an earlier run left unfinished: its state, and the outputs of the
+        steps that succeeded, which are not done again."""
+        state = self.flow.get("state")
+        if isinstance(state, dict):
+            self.mine = {key: state[key] for key in ("phase", "done") if key in state}
+        for step in steps:
+            if step["status"] == "succeeded" and isinstance(step.get("output"), dict):
+                self.done[step["name"]] = step["output"]
 
     @property
     def revision(self) -> int:
@@ -140,7 +154,15 @@ def publish(fetched: Dict[str, Any], transformed: Dict[str, Any],
 def run_step(reporter: Reporter, name: str, work: Callable[[], Dict[str, Any]],
              last: bool = False) -> Dict[str, Any]:
     """Reports `name` running, does `work`, reports it ended with its output (the flow
-    `succeeded` with it when it is the `last` step), or failed with the flow."""
+    `succeeded` with it when it is the `last` step), or failed with the flow. A step an
+    earlier run of the plugin finished is not done again: its reported output is used."""
+    if name in reporter.done:
+        output = reporter.done[name]
+        summary = {key: value for key, value in output.items() if key != "headlines"}
+        reporter.out.line("step", f"step {name:<9} done before, not run again "
+                          f"{json.dumps(summary)}", step=name, status="succeeded",
+                          output=summary, revision=reporter.revision, again=False)
+        return output
     reporter.mine["phase"] = name
     reporter.report(status="running", steps=[{"name": name, "status": "running"}])
     try:
@@ -225,17 +247,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     client = TaskflowClient(args.server, token=token)
     try:
         submitted = client.create_mirrored("digest", id=args.id, goal="publish today's digest")
-    except ApiError as error:
+        flow = submitted.flow
+        verb = "created" if submitted.created else "found"
+        out.line("flow", f"flow {flow['id']} {verb} (revision {flow['revision']}, "
+                 f"{flow['status']})", id=flow["id"], created=submitted.created,
+                 revision=flow["revision"])
+        if flow["ended_at"]:
+            return 0 if flow["status"] == "succeeded" else 1
+        reporter = Reporter(client, flow, out)
+        if not submitted.created:
+            found = client.get(flow["id"])
+            reporter.flow = found["flow"]
+            reporter.pick_up(found["steps"])
+    except TaskflowError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    flow = submitted.flow
-    verb = "created" if submitted.created else "found"
-    out.line("flow", f"flow {flow['id']} {verb} (revision {flow['revision']}, {flow['status']})",
-             id=flow["id"], created=submitted.created, revision=flow["revision"])
-    if flow["ended_at"]:
-        return 0 if flow["status"] == "succeeded" else 1
 
-    reporter = Reporter(client, flow, out)
     try:
         fetched = run_step(reporter, "fetch", lambda: fetch(args.input))
         transformed = run_step(reporter, "transform", lambda: transform(fetched))
