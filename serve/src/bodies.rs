@@ -108,7 +108,48 @@ pub struct PipelineBody {
     /// At most this many steps run at once [default: 4].
     #[schema(minimum = 1)]
     pub concurrency: Option<u32>,
+    /// What the pipeline's model calls may spend in all (`[budget]` in a pipeline file).
+    #[serde(default)]
+    pub budget: BudgetBody,
+    /// By step id, the model each `llm` or `agent` step calls and its price. With a cost
+    /// budget taskflow sets it from the config file's `[prices."MODEL"]` as the flow is
+    /// created (what is given here is replaced); without one it is kept as given.
+    #[serde(default)]
+    pub prices: std::collections::BTreeMap<String, StepModelBody>,
     pub steps: Vec<PipelineStepBody>,
+}
+
+/// The limits of a pipeline's model calls; a limit left out does not apply.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct BudgetBody {
+    /// Input and output tokens together.
+    #[schema(minimum = 0)]
+    pub max_tokens: Option<u64>,
+    /// US dollars, at the prices of the models the steps call.
+    #[schema(minimum = 0)]
+    pub max_cost: Option<f64>,
+}
+
+/// The model a step calls, and its price when known.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct StepModelBody {
+    pub model: String,
+    pub price: Option<PriceBody>,
+}
+
+/// What a model costs, in US dollars per million tokens.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct PriceBody {
+    #[schema(minimum = 0)]
+    pub input_per_mtok: f64,
+    #[schema(minimum = 0)]
+    pub output_per_mtok: f64,
 }
 
 /// One step of a pipeline.
@@ -481,6 +522,21 @@ fn duration_or_null() -> OneOfBuilder {
                 .pattern(Some("^[0-9]{1,9}(\\.[0-9]{1,9})?(ms|s|m|h)?$")),
         )
         .item(ObjectBuilder::new().schema_type(Type::Null))
+}
+
+/// A time ago in whole units (`90m`, `24h`, `7d`), or an RFC 3339 instant.
+pub fn time_ago_or_instant() -> OneOfBuilder {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]{1,9}(ms|s|m|h|d)$")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
 }
 
 fn event_kind() -> ObjectBuilder {

@@ -7,11 +7,11 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::bodies::{
-    ApprovalBody, ApprovalDecidedDoc, ApprovalDoc, CancelDoc, ChildDoc, EventDoc, FlowDoc,
-    FlowEnvelope, FlowListDoc, FlowSummaryDoc, ForkBody, Health, HistoryDoc, InspectionDoc,
-    LeaseDoc, ManagedFlowBody, MirroredFlowBody, NewFlowBody, PipelineBody, PipelineStepBody,
-    ReportBody, RetryBody, RevisionDoc, SignalDoc, SignalSentDoc, StallDoc, StepDoc,
-    StepReportBody, UsageDoc,
+    ApprovalBody, ApprovalDecidedDoc, ApprovalDoc, BudgetBody, CancelDoc, ChildDoc, EventDoc,
+    FlowDoc, FlowEnvelope, FlowListDoc, FlowSummaryDoc, ForkBody, Health, HistoryDoc,
+    InspectionDoc, LeaseDoc, ManagedFlowBody, MirroredFlowBody, NewFlowBody, PipelineBody,
+    PipelineStepBody, PriceBody, ReportBody, RetryBody, RevisionDoc, SignalDoc, SignalSentDoc,
+    StallDoc, StepDoc, StepModelBody, StepReportBody, UsageDoc,
 };
 use crate::error::{ErrorBody, ErrorObject, HttpError};
 use crate::routes::{approvals, control, events, flows, graph, meta, mirrored, schedules, signals};
@@ -34,6 +34,7 @@ use crate::schedule_bodies::{
     ),
     components(schemas(
         NewFlowBody, ManagedFlowBody, MirroredFlowBody, PipelineBody, PipelineStepBody, RetryBody,
+        BudgetBody, StepModelBody, PriceBody,
         ReportBody, StepReportBody, ForkBody, Health,
         FlowDoc, LeaseDoc, StallDoc, FlowSummaryDoc, StepDoc, ChildDoc, FlowEnvelope, InspectionDoc, UsageDoc,
         FlowListDoc, RevisionDoc, HistoryDoc, CancelDoc, SignalDoc, SignalSentDoc, ApprovalBody,
@@ -136,6 +137,7 @@ mod tests {
     #[tokio::test]
     async fn the_pipeline_the_document_describes_has_every_field_the_engine_reads_and_no_other() {
         use std::time::Duration;
+        use taskflow_engine::tools::{Budget, Price, StepModel};
         use taskflow_engine::{FlowSpec, RetryPolicy, StepSpec};
         let Ok(Json(document)) = document().await else { panic!("no document") };
         let described = |name: &str| keys(&document["components"]["schemas"][name]["properties"]);
@@ -144,11 +146,18 @@ mod tests {
             .with(json!({"value": 1}))
             .retry(RetryPolicy::default())
             .timeout(Duration::from_secs(1));
-        let spec = FlowSpec::new("p").base_dir("/in").output_dir("/out").concurrency(2).step(step);
+        let mut spec =
+            FlowSpec::new("p").base_dir("/in").output_dir("/out").concurrency(2).step(step);
+        spec.budget = Budget { max_tokens: Some(1), max_cost: Some(1.0) };
+        let price = Price { input_per_mtok: 1.0, output_per_mtok: 2.0 };
+        spec.prices.insert("a".into(), StepModel { model: "m".into(), price: Some(price) });
         let every_field = serde_json::to_value(&spec).unwrap();
         assert_eq!(keys(&every_field), described("PipelineBody"));
         assert_eq!(keys(&every_field["steps"][0]), described("PipelineStepBody"));
         assert_eq!(keys(&every_field["steps"][0]["retry"]), described("RetryBody"));
+        assert_eq!(keys(&every_field["budget"]), described("BudgetBody"));
+        assert_eq!(keys(&every_field["prices"]["a"]), described("StepModelBody"));
+        assert_eq!(keys(&every_field["prices"]["a"]["price"]), described("PriceBody"));
     }
 
     #[tokio::test]

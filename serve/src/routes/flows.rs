@@ -41,10 +41,10 @@ pub struct ListParams {
     pub schedule: Option<String>,
     /// Only flows created at most this long ago (`90m`, `24h`, `7d`); an RFC 3339 instant
     /// (`2026-12-05T07:00:00Z`) is taken too.
-    #[param(pattern = "^[0-9]{1,9}(ms|s|m|h|d)$")]
+    #[param(schema_with = crate::bodies::time_ago_or_instant)]
     pub since: Option<String>,
     /// Only flows created more than this long ago (or before an RFC 3339 instant).
-    #[param(pattern = "^[0-9]{1,9}(ms|s|m|h|d)$")]
+    #[param(schema_with = crate::bodies::time_ago_or_instant)]
     pub until: Option<String>,
     /// At most this many flows [default: 50].
     #[param(minimum = 1, maximum = 1000)]
