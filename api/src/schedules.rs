@@ -168,12 +168,23 @@ pub fn resume(handle: &OwnerHandle, name: &str, now: Timestamp) -> Result<Schedu
     Ok(handle.resume_schedule(name, (missed, next_slot, next_fire))?)
 }
 
+/// A slot fired by hand, and whether this trigger fired it: a second trigger within the same
+/// second finds the slot of the first, which keeps its flow.
+#[derive(Debug, Clone)]
+pub struct Triggered {
+    pub slot: Slot,
+    pub fired: bool,
+}
+
 /// Fires a slot of schedule `name` now (to the second), whatever its timing and gates say.
-pub fn trigger(handle: &OwnerHandle, name: &str, now: Timestamp) -> Result<Slot> {
+pub fn trigger(handle: &OwnerHandle, name: &str, now: Timestamp) -> Result<Triggered> {
     let at = Timestamp::from_millis(now.as_millis().div_euclid(1000) * 1000);
+    let (_, latest) = handle.schedule(name, Some(Timestamp::from_millis(at.as_millis() + 1)), 1)?;
+    let fired_before = latest.first().is_some_and(|slot| slot.at == at && slot.flow_id.is_some());
     let decision = SlotDecision::Fire { at, reason: Some("triggered by hand".to_owned()) };
     let mut slots = by_hand(handle, name, vec![decision])?;
-    slots.pop().ok_or_else(|| ApiError::invalid("the slot was not recorded"))
+    let slot = slots.pop().ok_or_else(|| ApiError::invalid("the slot was not recorded"))?;
+    Ok(Triggered { slot, fired: !fired_before })
 }
 
 /// Fires every slot of schedule `name` from `from` to `to` (both included, in the past), at

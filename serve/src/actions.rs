@@ -3,9 +3,10 @@
 //! a script (the same checks, the same store call, the same run started afterwards).
 
 use serde_json::Value;
+use taskflow_api::schedules::Triggered;
 use taskflow_api::{approvals, control, schedules};
 use taskflow_store::{
-    ApprovalDecision, CancelOutcome, Flow, FlowId, FlowStatus, Schedule, Signal, Slot, Timestamp,
+    ApprovalDecision, CancelOutcome, Flow, FlowId, FlowStatus, Schedule, Signal, Timestamp,
 };
 
 use crate::blocking::blocking;
@@ -131,11 +132,11 @@ pub async fn trigger_schedule(
     state: &AppState,
     owner: &str,
     name: String,
-) -> Result<Slot, HttpError> {
+) -> Result<Triggered, HttpError> {
     let handle = state.handle(owner)?;
-    let slot = blocking(move || schedules::trigger(&handle, &name, Timestamp::now())).await?;
-    if let Some(flow) = &slot.flow_id {
+    let triggered = blocking(move || schedules::trigger(&handle, &name, Timestamp::now())).await?;
+    if let Some(flow) = &triggered.slot.flow_id {
         state.runs().start(owner, flow);
     }
-    Ok(slot)
+    Ok(triggered)
 }

@@ -212,8 +212,8 @@ pub fn run(global: &GlobalArgs, args: &SchedulesArgs) -> CliResult {
             Ok(())
         }
         SchedulesCommand::Trigger { name } => {
-            let slot = schedules::trigger(&existing(global, name)?, name, now)?;
-            schedule_render::fired(name, &[slot], global.json);
+            let triggered = schedules::trigger(&existing(global, name)?, name, now)?;
+            schedule_render::fired(name, &[triggered.slot], global.json);
             Ok(())
         }
         SchedulesCommand::Remove { name } => {

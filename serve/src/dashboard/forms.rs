@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
+use taskflow_api::schedules::Triggered;
 use taskflow_store::{ApprovalDecision, FlowId};
 
 use super::html::query_value;
@@ -216,12 +217,18 @@ pub async fn schedule(
         "resume" => actions::resume_schedule(&state, &owner, name.clone())
             .await
             .map(|_| format!("Schedule `{name}` resumed.")),
-        "trigger" => actions::trigger_schedule(&state, &owner, name.clone()).await.map(|slot| {
-            match slot.flow_id {
-                Some(flow) => format!("Schedule `{name}` fired slot {}: flow {flow}.", slot.at),
-                None => format!("Schedule `{name}` fired slot {}.", slot.at),
-            }
-        }),
+        "trigger" => {
+            actions::trigger_schedule(&state, &owner, name.clone()).await.map(|triggered| {
+                let Triggered { slot, fired } = triggered;
+                let verb = if fired { "fired" } else { "had fired already" };
+                match slot.flow_id {
+                    Some(flow) => {
+                        format!("Schedule `{name}` {verb} slot {}: flow {flow}.", slot.at)
+                    }
+                    None => format!("Schedule `{name}` {verb} slot {}.", slot.at),
+                }
+            })
+        }
         _ => return refusal(StatusCode::NOT_FOUND, "Ask to pause, resume or trigger."),
     };
     match outcome {

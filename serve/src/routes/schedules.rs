@@ -98,11 +98,13 @@ pub async fn resume(
 }
 
 /// Fires a slot now (to the second), whatever the timing and the gates say; serve runs its
-/// flow `NAME@SLOT`.
+/// flow `NAME@SLOT`. 201 when this request fired it, 200 with the slot when a trigger within
+/// the same second had.
 #[utoipa::path(post, path = "/v1/schedules/{name}/trigger", operation_id = "trigger_schedule",
     params(("name" = String, Path, description = "The schedule's name")),
     responses(
-        (status = 201, body = SlotEnvelope),
+        (status = 201, description = "the slot fired", body = SlotEnvelope),
+        (status = 200, description = "a trigger within the same second had fired the slot, which keeps its flow", body = SlotEnvelope),
         (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ))]
@@ -111,6 +113,7 @@ pub async fn trigger(
     Owner(owner): Owner,
     Path(name): Path<String>,
 ) -> Answer {
-    let slot = actions::trigger_schedule(&state, &owner, name).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "slot": schedule_documents::slot(&slot) }))))
+    let triggered = actions::trigger_schedule(&state, &owner, name).await?;
+    let status = if triggered.fired { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({ "slot": schedule_documents::slot(&triggered.slot) }))))
 }
