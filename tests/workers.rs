@@ -60,5 +60,25 @@ fn a_run_beside_a_worker_ends_with_the_flows_result_whoever_runs_it() {
         assert!(run.status.success(), "{stderr}");
         assert!(stdout.contains("succeeded"), "{stdout}");
     }
+    // A flow that fails is reported failed, whoever ran it, and its step ran once: the run
+    // does not take a flow the worker failed for one to resume.
+    let count = dir.path().join("count");
+    let pipeline = dir.path().join("fails.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name = \"fails\"\n[[steps]]\nid = \"count\"\naction = \"shell\"\n\
+             with = {{ command = \"echo x >> '{}'; exit 3\" }}\nretry = {{ max_attempts = 1 }}\n",
+            count.display()
+        ),
+    )
+    .unwrap();
+    for _ in 0..5 {
+        let run = workers::taskflow(&db).arg("run").arg(&pipeline).output().unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{stderr}");
+    }
+    let runs = std::fs::read_to_string(&count).unwrap();
+    assert_eq!(runs.lines().count(), 5, "one run of the step for each flow");
     kill(&mut running);
 }
