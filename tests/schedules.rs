@@ -161,7 +161,7 @@ fn schedules_are_added_listed_and_shown_and_bad_ones_are_refused_with_the_option
     fails(
         &db,
         &["schedules", "add", "bad name", "--pipeline", &pipeline, "--cron", "0 8 * * *"],
-        1,
+        2,
         "not a schedule name",
     );
     let broken =

@@ -92,6 +92,7 @@ pub enum SchedulesCommand {
     Durations: 500ms, 30s, 10m, 6h, 1d.")]
 pub struct AddArgs {
     /// The schedule's name: 1 to 100 letters, digits, `.`, `_` or `-`
+    #[arg(value_parser = parse_name)]
     pub name: String,
     /// The pipeline each slot runs (checked now, stored with the schedule)
     #[arg(long, value_name = "FILE")]
@@ -136,6 +137,11 @@ pub struct AddArgs {
     /// Add it paused
     #[arg(long)]
     pub paused: bool,
+}
+
+fn parse_name(text: &str) -> Result<String, String> {
+    taskflow_store::schedule::check_name(text).map_err(|error| error.to_string())?;
+    Ok(text.to_owned())
 }
 
 fn parse_instant(text: &str) -> Result<Timestamp, String> {
