@@ -62,6 +62,26 @@ pub fn location(named: Option<&Path>) -> Result<PathBuf> {
             hint: Some(URL_HINT.to_owned()),
         });
     }
+    // Nor would a PostgreSQL URL missing its `//`, or a key=value connection string; neither
+    // is shown, as either may hold a password.
+    let lower = trimmed.to_ascii_lowercase();
+    let why = if lower.starts_with("postgres:") || lower.starts_with("postgresql:") {
+        Some("names PostgreSQL, but is not a postgres:// URL")
+    } else if trimmed.split_whitespace().any(|word| {
+        ["host=", "hostaddr=", "dbname=", "user=", "password=", "port=", "sslmode="]
+            .iter()
+            .any(|key| word.to_ascii_lowercase().starts_with(key))
+    }) {
+        Some("is a key=value connection string, which taskflow does not read")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(ApiError::Invalid {
+            message: format!("the database given {why}"),
+            hint: Some(URL_HINT.to_owned()),
+        });
+    }
     Ok(path.to_owned())
 }
 

@@ -48,6 +48,7 @@ impl Location {
         // The driver knows the scheme in lower case only.
         let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
         let url = format!("{}://{rest}", scheme.to_ascii_lowercase());
+        check_user_information(&url).map_err(refused)?;
         let (driver_url, settings) = tls_settings(&url).map_err(refused)?;
         let mut config = tokio_postgres::Config::from_str(&driver_url)
             .map_err(|error| refused(format!("not a valid URL: {}", crate::error::said(&error))))?;
@@ -109,26 +110,37 @@ fn url_scheme(text: &str) -> Option<&str> {
     (starts && rest).then_some(scheme)
 }
 
-/// `url` with the password of its user information and its query left out.
+/// `url` with the password of its user information and its query left out. What is left out
+/// runs from the first `:` of the user information to the last `@`, so a password holding
+/// `/`, `?`, `#` or `@` unencoded is hidden whichever way the URL is read (the driver takes
+/// the user information to the first `@`; a person may have meant the last).
 fn shown(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let rest = rest.split(['?', '#']).next().unwrap_or_default();
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((user_info, hosts)) => {
-            let user = user_info.split(':').next().unwrap_or_default();
-            format!("{user}@{hosts}")
+    let rest = match (rest.split_once('@'), rest.rsplit_once('@')) {
+        (Some((info, _)), Some((_, after))) => {
+            let user = info.split(':').next().unwrap_or_default();
+            // A "user" that holds a URL's delimiters is no user: the `@` came later.
+            let user = if user.contains(['/', '?', '#', '&', '=']) { "…" } else { user };
+            format!("{user}@{}", after.split(['?', '#']).next().unwrap_or_default())
         }
-        None => authority.to_owned(),
+        _ => rest.split(['?', '#']).next().unwrap_or_default().to_owned(),
     };
-    if scheme.is_empty() {
-        format!("{authority}{path}")
-    } else {
-        format!("{scheme}://{authority}{path}")
+    if scheme.is_empty() { rest } else { format!("{scheme}://{rest}") }
+}
+
+/// Refuses a URL whose user information holds a delimiter of URLs unencoded (`@`, `/`, `?`,
+/// `#`): read as the driver reads it, part of the password would become the host or the query
+/// (where `sslmode` would be lost).
+fn check_user_information(url: &str) -> Result<(), String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, after) = rest.split_at(authority_end);
+    if authority.matches('@').count() > 1 || after.contains('@') {
+        return Err("it has an `@` past its user information: percent-encode `@`, `/`, `?` and \
+                    `#` in the user name and password (%40, %2F, %3F, %23)"
+            .to_owned());
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -166,6 +178,13 @@ mod tests {
         check("postgres://u:a@b@db/flows", "postgres://u@db/flows");
         check("postgres://db", "postgres://db");
         check("postgres://:only@db/x", "postgres://@db/x");
+        // Delimiters of URLs in a password, unencoded.
+        check("postgres://u:Zq/s3cret@db:5432/x", "postgres://u@db:5432/x");
+        check("postgres://u:Zq@s3cret@db/x", "postgres://u@db/x");
+        check("postgres://u:Zq#s3cret@db/x", "postgres://u@db/x");
+        check("postgres://u:Zq?s3cret@db/x?sslmode=require", "postgres://u@db/x");
+        // An `@` in the query: no user information at all.
+        check("postgres://db/x?password=s3cret&user=me@corp", "postgres://…@corp");
     }
 
     #[test]
@@ -177,6 +196,13 @@ mod tests {
         }
         check("mysql://u:s3cret@db/x", "postgres:// URL");
         check("postgres://u:s3cret@db:notaport/x", "not a valid URL");
+        for url in [
+            "postgres://u:Zq/s3cret@db/x",
+            "postgres://u:Zq@s3cret@db/x",
+            "postgres://u:Zq?s3cret@db/x",
+        ] {
+            check(url, "percent-encode `@`, `/`, `?` and `#`");
+        }
         check("postgres://u:s3cret@db/x?sslmode=verify-all", "use disable, prefer, require");
         check("postgres://u:s3cret@db/x?sslmode=verify-full", "need sslrootcert=PATH");
         check("postgres://u:s3cret@db/x?sslmode=verify-ca&sslrootcert=/nowhere/ca.pem", "/nowhere");
