@@ -371,3 +371,34 @@ fn prune_removes_ended_flows_with_their_journals_and_never_an_unfinished_one() {
     let stderr = String::from_utf8_lossy(&output.code(2).get_output().stderr).into_owned();
     assert!(stderr.contains("unknown unit"), "{stderr}");
 }
+
+/// A reader that goes away before the output ends (`… | head -1`) ends the command quietly:
+/// exit 0, nothing on stderr, for every command that prints.
+#[test]
+fn output_to_a_reader_that_went_away_ends_quietly() {
+    let db = database();
+    let digest = db.digest.to_string();
+    let commands: [&[&str]; 4] = [
+        &["flows", "inspect", &digest],
+        &["--json", "flows", "inspect", &digest],
+        &["flows", "list"],
+        &["flows", "history", &digest],
+    ];
+    for args in commands {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_taskflow"))
+            .arg("--db")
+            .arg(&db.path)
+            .args(["--owner", "alice"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the command prints anything.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}

@@ -67,6 +67,32 @@ pub enum Command {
 }
 
 fn main() -> ExitCode {
+    // A reader that stops early (`taskflow flows inspect ID | head -1`) closes the output: the
+    // command has nothing more to say to anyone, so it ends quietly, as other tools do.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_closed_output(info.payload()) {
+            default_hook(info);
+        }
+    }));
+    match std::panic::catch_unwind(run) {
+        Ok(code) => code,
+        Err(payload) if is_closed_output(payload.as_ref()) => ExitCode::SUCCESS,
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// Whether a panic is `println!`'s on an output whose reader has gone.
+fn is_closed_output(payload: &(dyn std::any::Any + Send)) -> bool {
+    let message = match (payload.downcast_ref::<String>(), payload.downcast_ref::<&str>()) {
+        (Some(message), _) => message.as_str(),
+        (None, Some(message)) => message,
+        (None, None) => return false,
+    };
+    message.starts_with("failed printing to stdout") && message.contains("Broken pipe")
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Agent(args) => commands::agent::run(&cli.global, args),
