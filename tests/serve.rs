@@ -533,6 +533,46 @@ async fn sigterm_lets_running_steps_reach_their_checkpoint_ends_event_streams_an
         .await;
 }
 
+/// A client that sent half a request does not hold serve past its grace (its head timeout is
+/// 30 s), and from SIGTERM on serve takes no flow: one queued meanwhile stays queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_not_held_by_a_half_sent_request_and_takes_no_new_flow() {
+    let (_dir, db) = folder();
+    let mut serve = Serve::start(&db, &["--grace-ms", "1000"], &[]);
+    let address = serve.url.strip_prefix("http://").unwrap().to_owned();
+    let mut half = tokio::net::TcpStream::connect(&address).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut half, b"GET /v1/fl").await.unwrap();
+    let pid = serve.child.id();
+    let started = Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let queued = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["--owner", "alice", "run", "fixtures/pipelines/greeting.toml", "--queue"])
+        .args(["--id", "late"])
+        .current_dir(env!("CARGO_MANIFEST_DIR").to_owned() + "/..")
+        .output()
+        .unwrap();
+    assert!(queued.status.success(), "{}", String::from_utf8_lossy(&queued.stderr));
+    let status = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "serve still runs 15 s on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let inspect = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["--owner", "alice", "--json", "flows", "inspect", "late"])
+        .output()
+        .unwrap();
+    let document: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(document["flow"]["status"], "queued", "taken after SIGTERM: {document}");
+}
+
 /// Lines a child prints, read on a thread, until `done` accepts one or 20 s pass.
 fn lines_until(child: &mut Child, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
     let stdout = child.stdout.take().unwrap();

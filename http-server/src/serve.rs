@@ -19,11 +19,14 @@ pub struct Options {
     /// How long a request's head may take to arrive, from when the connection is ready for it
     /// (accepted, or done with the request before).
     pub head_timeout: Duration,
+    /// Once stopping, how long the connections get to finish the requests they are in (a
+    /// client that sent half a request holds one); those still open then are closed.
+    pub drain: Duration,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { head_timeout: Duration::from_secs(30) }
+        Options { head_timeout: Duration::from_secs(30), drain: Duration::from_secs(30) }
     }
 }
 
@@ -71,7 +74,10 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop.send(true);
-    while connections.join_next().await.is_some() {}
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(options.drain, drained).await.is_err() {
+        connections.shutdown().await;
+    }
     Ok(())
 }
 
@@ -90,9 +96,16 @@ mod tests {
 
     const HEAD_TIMEOUT: Duration = Duration::from_millis(300);
 
-    /// A server of `/hello`, `/slow` (answered after 500 ms) and `/stream` (five chunks 150 ms
-    /// apart) with a short head timeout, and what stops it.
+    /// [`start_with`] a short head timeout.
     async fn start() -> (std::net::SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        start_with(Options { head_timeout: HEAD_TIMEOUT, drain: Duration::from_secs(5) }).await
+    }
+
+    /// A server of `/hello`, `/slow` (answered after 500 ms) and `/stream` (five chunks 150 ms
+    /// apart), and what stops it.
+    async fn start_with(
+        options: Options,
+    ) -> (std::net::SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
         let router = Router::new().route("/hello", get(|| async { "hello" })).route(
             "/slow",
             get(|| async {
@@ -116,7 +129,6 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let options = Options { head_timeout: HEAD_TIMEOUT };
         let server = tokio::spawn(async move {
             serve(listener, router, options, async move {
                 let _ = stopped.await;
@@ -202,5 +214,18 @@ mod tests {
         read_to_close(&mut idle).await;
         tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap();
         assert!(TcpStream::connect(address).await.is_err(), "no longer accepting");
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_a_connection_still_in_a_request_once_the_drain_is_over() {
+        let options = Options { head_timeout: Duration::from_secs(60), drain: HEAD_TIMEOUT };
+        let (address, stop, server) = start_with(options).await;
+        let mut half = TcpStream::connect(address).await.unwrap();
+        half.write_all(b"GET /hel").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.send(()).unwrap();
+        // Not the head timeout's minute: the drain's 300 ms.
+        tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap();
+        read_to_close(&mut half).await;
     }
 }

@@ -170,11 +170,14 @@ impl Server {
             },
         );
         // Event streams (MCP's, the change feed's) stay open until told: they end when serve
-        // stops accepting, so that their connections can close.
+        // stops accepting, so that their connections can close. The runs drain at the same
+        // time, not once the last connection has closed.
+        let stopping = CancellationToken::new();
         let shutdown = {
-            let feed = state.feed().clone();
+            let (feed, stopping) = (state.feed().clone(), stopping.clone());
             async move {
                 shutdown.await;
+                stopping.cancel();
                 mcp_stop.cancel();
                 feed.close();
             }
@@ -197,12 +200,26 @@ impl Server {
             let taskflow = state.taskflow().clone();
             tokio::spawn(feed::retain(taskflow, keep, PRUNE_EVERY))
         });
-        let http = taskflow_http_server::Options { head_timeout: options.request_timeout };
-        let served = taskflow_http_server::serve(listener, app, http, shutdown).await;
-        state.runs().shut_down(options.grace).await;
-        sweep.abort();
-        wakes.abort();
-        scheduler.abort();
+        // Connections get the runs' grace to finish the requests they are in: one that sent
+        // half a request would otherwise hold serve until its head timeout.
+        let http = taskflow_http_server::Options {
+            head_timeout: options.request_timeout,
+            drain: options.grace,
+        };
+        let serving = async {
+            let served = taskflow_http_server::serve(listener, app, http, shutdown).await;
+            stopping.cancel();
+            served
+        };
+        let draining = async {
+            stopping.cancelled().await;
+            // Nothing new is taken from the moment serve is told to stop.
+            sweep.abort();
+            wakes.abort();
+            scheduler.abort();
+            state.runs().shut_down(options.grace).await;
+        };
+        let (served, ()) = tokio::join!(serving, draining);
         feed.abort();
         if let Some(retention) = retention {
             retention.abort();
