@@ -188,4 +188,23 @@ fn a_postgres_database_that_cannot_be_opened_says_why() {
         // The connect timeout is five seconds: waiting it out would ignore the setting.
         assert!(started.elapsed() < std::time::Duration::from_secs(4), "{stderr}");
     }
+    // A worker waits a minute for a server that is down, and says so at once.
+    let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_taskflow"))
+        .args(["--db", &down, "worker"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = worker.stderr.take().unwrap();
+    let (said, first) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line);
+        let _ = said.send(line);
+    });
+    let line = first.recv_timeout(std::time::Duration::from_secs(10));
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let line = line.expect("a line within ten seconds");
+    assert!(line.starts_with("warning: ") && line.contains("Connection refused"), "{line}");
+    assert!(line.contains("waiting up to 60 s for it"), "{line}");
 }

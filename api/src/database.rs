@@ -146,13 +146,22 @@ pub fn open_for_running(path: &Path, durability: Durability) -> Result<TaskFlow>
     Ok(taskflow_store_sqlite::open(path, &options)?)
 }
 
+/// How long a worker waits for a server it cannot reach: it rides out a restart, so longer
+/// than a command.
+pub fn worker_wait() -> Duration {
+    busy_timeout().max(Duration::from_secs(60))
+}
+
 /// A PostgreSQL store for a worker, with a listener that wakes it when a flow is queued,
-/// signalled or cancelled; `None` when `path` names no PostgreSQL database.
-pub fn open_worker(path: &Path) -> Result<Option<(TaskFlow, taskflow_store_postgres::Listener)>> {
+/// signalled or cancelled, waiting `wait` for a server it cannot reach; `None` when `path`
+/// names no PostgreSQL database.
+pub fn open_worker(
+    path: &Path,
+    wait: Duration,
+) -> Result<Option<(TaskFlow, taskflow_store_postgres::Listener)>> {
     let Some(url) = postgres_url(path) else { return Ok(None) };
-    // A worker rides out a server restart: it waits longer for the server than a command.
     let options = taskflow_store_postgres::OpenOptions {
-        retry_for: busy_timeout().max(Duration::from_secs(60)),
+        retry_for: wait,
         ..taskflow_store_postgres::OpenOptions::default()
     };
     let store = taskflow_store_postgres::PostgresStore::open(url, &options)?;

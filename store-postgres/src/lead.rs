@@ -46,7 +46,10 @@ pub(crate) fn lead(
             },
         )?,
     };
-    let row = conn.query_one(TRY_LOCK, &[&role]).pg()?;
+    let row = conn
+        .query_one(TRY_LOCK, &[&role])
+        .pg()
+        .map_err(|failure| error::at(store.location().shown(), failure))?;
     let granted: bool = row.get(0);
     if !granted {
         *spare = Some(conn);

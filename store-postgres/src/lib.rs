@@ -48,7 +48,7 @@ use taskflow_store::{
 };
 use tokio::runtime::RuntimeFlavor;
 
-pub use listen::Listener;
+pub use listen::{Listener, Wake};
 pub use location::Location;
 pub use schema::CURRENT_VERSION as SCHEMA_VERSION;
 pub use transaction::Transaction;

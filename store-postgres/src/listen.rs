@@ -16,6 +16,18 @@ pub struct Listener {
     settings: pool::Settings,
     database: String,
     conn: Option<Conn>,
+    /// Whether the connection was made again since the last wait: what was sent meanwhile is
+    /// lost.
+    made_again: bool,
+}
+
+/// What woke a [`Listener`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wake {
+    /// A commit about this flow.
+    Flow(String),
+    /// The connection was lost and is made again: anything may have changed meanwhile.
+    Reconnected,
 }
 
 impl Listener {
@@ -24,6 +36,7 @@ impl Listener {
             settings: pool::settings(store.location(), connect_timeout),
             database: store.location().shown().to_owned(),
             conn: None,
+            made_again: false,
         };
         listener.connect()?;
         Ok(listener)
@@ -37,24 +50,26 @@ impl Listener {
             conn.batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))
                 .pg()
                 .map_err(|failure| error::at(&self.database, failure))?;
+            self.made_again = self.conn.is_some() || self.made_again;
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("connected just now"))
     }
 
-    /// Waits at most `timeout` for a wake-up; the id of the flow it is about, if one came.
-    /// Every wake-up that arrived meanwhile is taken, and the first is returned. The error says
-    /// that the server cannot be reached (after `timeout`: the next call tries again).
-    pub fn wait(&mut self, timeout: Duration) -> Result<Option<String>> {
-        let conn = match self.connect() {
-            Ok(conn) => conn,
-            Err(error) => {
-                std::thread::sleep(timeout);
-                return Err(error);
-            }
-        };
+    /// Waits at most `timeout` for a wake-up, if one came. Every wake-up that arrived meanwhile
+    /// is taken, and the first is returned; a connection made again is one at once. The error
+    /// says that the server cannot be reached (after `timeout`: the next call tries again).
+    pub fn wait(&mut self, timeout: Duration) -> Result<Option<Wake>> {
+        if let Err(error) = self.connect() {
+            std::thread::sleep(timeout);
+            return Err(error);
+        }
+        if std::mem::take(&mut self.made_again) {
+            return Ok(Some(Wake::Reconnected));
+        }
+        let conn = self.connect()?;
         let Some(first) = conn.notification(timeout) else { return Ok(None) };
         while conn.notification(Duration::ZERO).is_some() {}
-        Ok(Some(first.payload().to_owned()))
+        Ok(Some(Wake::Flow(first.payload().to_owned())))
     }
 }

@@ -52,6 +52,9 @@ impl Location {
         let (driver_url, settings) = tls_settings(&url).map_err(refused)?;
         let mut config = tokio_postgres::Config::from_str(&driver_url)
             .map_err(|error| refused(format!("not a valid URL: {}", crate::error::said(&error))))?;
+        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+            return Err(refused("it names no host (postgres://USER@HOST/DB)".to_owned()));
+        }
         config.ssl_mode(settings.mode.driver_mode());
         let tls = settings.connector().map_err(refused)?;
         Ok(Location { config, tls, shown })
@@ -196,6 +199,7 @@ mod tests {
         }
         check("mysql://u:s3cret@db/x", "postgres:// URL");
         check("postgres://u:s3cret@db:notaport/x", "not a valid URL");
+        check("postgres://u:s3cret@/x", "names no host");
         for url in [
             "postgres://u:Zq/s3cret@db/x",
             "postgres://u:Zq@s3cret@db/x",

@@ -465,6 +465,16 @@ fn is_refusal(error: &tokio_postgres::Error) -> bool {
     if let Some(code) = error.code() {
         return matches!(&code.code()[..2], "28" | "3D");
     }
+    // The driver's kinds are not public; its message names them. A password the server asks
+    // for and the URL lacks, an authentication method it cannot do, `sslmode=require` against a
+    // server without TLS: none of them changes by trying again.
+    let said = error.to_string();
+    if said.starts_with("invalid configuration")
+        || said.starts_with("authentication error")
+        || said.ends_with("server does not support TLS")
+    {
+        return true;
+    }
     let mut cause = std::error::Error::source(error);
     while let Some(inner) = cause {
         if inner.is::<rustls::Error>() {

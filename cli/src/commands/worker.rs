@@ -7,12 +7,12 @@
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde_json::json;
-use taskflow_api::{Config, ProviderSettings, database};
-use taskflow_engine::{Actions, Engine, EngineOptions};
+use taskflow_api::{ApiError, Config, ProviderSettings, database};
+use taskflow_engine::{Actions, Engine, EngineOptions, Error as StoreError, StorageErrorKind};
 use taskflow_serve::outage::Outage;
 use taskflow_serve::worker::{WorkerOptions, work};
 
@@ -48,9 +48,24 @@ pub struct WorkerArgs {
     pub grace_ms: u64,
 }
 
+/// How long a worker's first try at the server lasts before it says it waits.
+const FIRST_WAIT: Duration = Duration::from_secs(1);
+
 pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> CliResult {
     let path = database::location(global.db.as_deref())?;
-    let Some((taskflow, mut listener)) = database::open_worker(&path)? else {
+    // A server that cannot be reached at once is said so, then waited for.
+    let first_try = Instant::now();
+    let opened = match database::open_worker(&path, FIRST_WAIT) {
+        Err(ApiError::Store(StoreError::Storage(error)))
+            if error.kind == StorageErrorKind::Unavailable && first_try.elapsed() >= FIRST_WAIT =>
+        {
+            let wait = database::worker_wait();
+            eprintln!("warning: {error}; waiting up to {} s for it", wait.as_secs());
+            database::open_worker(&path, wait)?
+        }
+        other => other?,
+    };
+    let Some((taskflow, mut listener)) = opened else {
         return Err(CliError::usage(
             "a worker runs the flows of a PostgreSQL database: give --db postgres://USER@HOST/DB",
         ));
