@@ -297,6 +297,40 @@ async fn a_cancel_from_another_connection_stops_running_commands_within_a_second
     }
 }
 
+/// A command that finishes its work after the cancel's SIGTERM, within the grace before the
+/// SIGKILL, did its work: its step is that success, never run again, and nothing new starts.
+#[tokio::test]
+async fn a_command_that_finishes_after_the_cancels_sigterm_keeps_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let (started, done) = (dir.path().join("started"), dir.path().join("done"));
+    // It ends its work when told to stop, and exits 0.
+    let script = format!(
+        "trap 'echo work >> {}; echo finished; exit 0' TERM; touch {}; \
+         while true; do sleep 0.05; done",
+        done.display(),
+        started.display()
+    );
+    let spec = FlowSpec::new("late")
+        .step(shell("work", &script))
+        .step(echo("never", json!(0)).needs(["work"]));
+    let flow = engine.create(&spec, None).await.unwrap();
+    let runner = tokio::spawn({
+        let (engine, id) = (engine.clone(), flow.id.clone());
+        async move { engine.run(&id).await }
+    });
+    while !started.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    open(dir.path()).bind("alice").unwrap().request_cancel(&flow.id, None).unwrap();
+    let flow = runner.await.unwrap().unwrap();
+    assert_eq!(flow.status, FlowStatus::Cancelled);
+    let steps = outputs(&engine, &flow);
+    assert_eq!(steps.len(), 1, "nothing new was scheduled");
+    assert_eq!((steps[0].1, steps[0].3.clone()), (StepStatus::Succeeded, Some(json!("finished"))));
+    assert_eq!(std::fs::read_to_string(&done).unwrap(), "work\n", "the work was done once");
+}
+
 #[tokio::test]
 async fn independent_steps_run_in_parallel_up_to_the_limit() {
     let dir = tempfile::tempdir().unwrap();

@@ -38,7 +38,15 @@ pub(crate) async fn run_child(
         () = context.cancel.cancelled() => {
             signal(group, libc::SIGTERM);
             tokio::select! {
-                _ = &mut finished => {}
+                output = &mut finished => {
+                    // It finished its work after all: that is its outcome, not to be done
+                    // again.
+                    if let Ok(output) = output
+                        && output.status.success()
+                    {
+                        return Ok(output);
+                    }
+                }
                 () = tokio::time::sleep(context.kill_grace) => {
                     signal(group, libc::SIGKILL);
                     let _ = finished.await;

@@ -35,7 +35,9 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub workers: u64,
 
-    /// On shutdown, how long running steps get to reach their checkpoint, in milliseconds
+    /// On shutdown, how long running steps get to reach their checkpoint, in milliseconds;
+    /// then a step's commands get SIGTERM, and SIGKILL 5 s later (one that ends its work in
+    /// between keeps its outcome)
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub grace_ms: u64,
 
