@@ -294,6 +294,13 @@ with = { command = "echo two >> log; echo $(({{steps.one.output}} + 1))" }
     let too_far = run(taskflow(&db).args(["flows", "fork", &source, "--from-step", "9"]));
     assert_eq!(too_far.code, 1);
     assert!(too_far.stderr.contains("has no step 9"), "{}", too_far.stderr);
+    // A flow that has not ended is refused for that, before its steps are looked at.
+    let greeting = repo().join("fixtures/pipelines/greeting.toml");
+    let queued = run(taskflow(&db).arg("run").arg(&greeting).args(["--queue", "--id", "q"]));
+    assert_eq!(queued.code, 0, "{}", queued.stderr);
+    let early = run(taskflow(&db).args(["flows", "fork", "q", "--from-step", "greet"]));
+    assert_eq!(early.code, 1);
+    assert!(early.stderr.contains("only a flow that has ended can be forked"), "{}", early.stderr);
 }
 
 #[test]

@@ -46,12 +46,9 @@ pub async fn fork(
     let from = match from {
         FromStep::Seq(seq) => seq,
         FromStep::Name(name) => {
-            let flow = id.clone();
-            let steps = blocking(move || handle.steps(&flow)).await?;
-            steps
-                .iter()
-                .find(|step| step.name == name)
-                .map(|step| step.seq)
+            let (flow, named) = (id.clone(), name.clone());
+            blocking(move || control::fork_step_named(&handle, &flow, &named))
+                .await?
                 .ok_or_else(|| HttpError::refused(format!("flow {id} has no step `{name}`")))?
         }
     };

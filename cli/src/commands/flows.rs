@@ -6,7 +6,7 @@
 
 use clap::{Args, Subcommand};
 use taskflow_api::graph::{self, Graph};
-use taskflow_api::{approvals, database};
+use taskflow_api::{approvals, control, database};
 use taskflow_engine::agent::Budget;
 use taskflow_engine::{ApprovalDecision, FlowId, ListQuery, OwnerHandle, StatusFilter};
 
@@ -302,15 +302,10 @@ fn fork(global: &GlobalArgs, id: &str, from_step: &str, runner: &RunnerArgs) -> 
     let engine = open_engine(global, runner)?;
     let from_seq = match from_step.parse::<u32>() {
         Ok(seq) => seq,
-        Err(_) => {
-            let steps = engine.handle().steps(&id)?;
-            steps.iter().find(|step| step.name == from_step).map(|step| step.seq).ok_or_else(
-                || {
-                    CliError::usage(format!("flow {id} has no step `{from_step}`"))
-                        .with_hint(format!("`taskflow flows inspect {id}` lists its steps"))
-                },
-            )?
-        }
+        Err(_) => control::fork_step_named(engine.handle(), &id, from_step)?.ok_or_else(|| {
+            CliError::usage(format!("flow {id} has no step `{from_step}`"))
+                .with_hint(format!("`taskflow flows inspect {id}` lists its steps"))
+        })?,
     };
     runtime()?.block_on(async {
         let fork = engine.fork(&id, from_seq).await.map_err(engine_error)?;
