@@ -573,6 +573,20 @@ async fn sigterm_is_not_held_by_a_half_sent_request_and_takes_no_new_flow() {
     assert_eq!(document["flow"]["status"], "queued", "taken after SIGTERM: {document}");
 }
 
+/// SIGTERM as soon as serve says it listens stops it gracefully (exit 0): its handlers are in
+/// place before it says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_as_soon_as_serve_listens_stops_it_gracefully() {
+    let (_dir, db) = folder();
+    for _ in 0..5 {
+        let mut serve = Serve::start(&db, &[], &[]);
+        let pid = serve.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = serve.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{status:?}");
+    }
+}
+
 /// Lines a child prints, read on a thread, until `done` accepts one or 20 s pass.
 fn lines_until(child: &mut Child, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
     let stdout = child.stdout.take().unwrap();

@@ -73,6 +73,7 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> CliResult {
                 .with_providers(providers)
                 .with_mcp(mcp);
         let server = Server::bind(taskflow, engine, options).await.map_err(serve_error)?;
+        let stop = shutdown();
         let address = format!("http://{}", server.local_addr());
         let mut out = std::io::stdout().lock();
         let line = if global.json {
@@ -83,7 +84,7 @@ pub fn run(global: &GlobalArgs, args: &ServeArgs) -> CliResult {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
         drop(out);
-        server.run(shutdown()).await.map_err(serve_error)
+        server.run(stop).await.map_err(serve_error)
     })
 }
 

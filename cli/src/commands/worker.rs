@@ -114,6 +114,7 @@ pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> CliResult {
         let engine = Engine::new(taskflow.bind(owner)?, Actions::builtin(), engine_options)
             .with_providers(providers)
             .with_mcp(mcp);
+        let stop = crate::shutdown::shutdown();
         let line = if global.json {
             json!({ "working": shown, "concurrency": options.concurrency }).to_string()
         } else {
@@ -123,7 +124,7 @@ pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> CliResult {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
         drop(out);
-        work(taskflow, engine, options, wake_ups, crate::shutdown::shutdown()).await;
+        work(taskflow, engine, options, wake_ups, stop).await;
         Ok::<_, CliError>(())
     });
     stopped.store(true, Ordering::Release);
