@@ -513,3 +513,32 @@ fn a_server_that_never_answers_the_log_in_is_given_up_on() {
     assert_eq!(error.storage_kind(), Some(StorageErrorKind::Unavailable), "{error}");
     held.join().unwrap();
 }
+
+/// A wake-up connection the server cut is made again, and its next wait says so at once: a
+/// wake-up sent while it was away is lost, so its owner looks for work then. Wake-ups come
+/// again on the new connection.
+#[test]
+fn a_listener_whose_connection_was_cut_wakes_its_owner_once_it_is_back() {
+    use taskflow_store_postgres::Wake;
+    let scratch = Scratch::new();
+    let name = format!("listen-{}", scratch.schema());
+    let url = format!("{}&application_name={name}", scratch.url());
+    let store = PostgresStore::open(&url, &OpenOptions::default()).unwrap();
+    let mut listener = store.listen().unwrap();
+    assert_eq!(listener.wait(Duration::from_millis(50)).unwrap(), None, "nothing yet");
+    let cut = server()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND query LIKE 'LISTEN%'",
+            &[&name],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(cut, 1, "the listener's connection");
+    let woken = (0..40).find_map(|_| listener.wait(Duration::from_millis(50)).ok().flatten());
+    assert_eq!(woken, Some(Wake::Reconnected));
+    let taskflow = TaskFlow::new(Arc::new(store));
+    let queued = taskflow.bind("alice").unwrap().create(NewFlow::managed("w")).unwrap();
+    let woken = (0..40).find_map(|_| listener.wait(Duration::from_millis(50)).ok().flatten());
+    assert_eq!(woken, Some(Wake::Flow(queued.id.to_string())));
+}
