@@ -66,10 +66,8 @@ impl Stream {
         let hosts = config.get_hosts();
         let addrs = config.get_hostaddrs();
         let ports = config.get_ports();
+        // `Location::parse` refuses a URL without a host.
         let count = hosts.len().max(addrs.len());
-        if count == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the URL names no host"));
-        }
         let mut last = None;
         for index in 0..count {
             let port = ports.get(index).or(ports.first()).copied().unwrap_or(5432);
