@@ -300,6 +300,71 @@ async fn tokens_decide_the_owner_and_owners_do_not_see_each_other() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokens_pipelines_stay_off_the_host_unless_the_token_says_host() {
+    let (dir, db) = folder();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[serve.tokens]\nalice = { owner = \"alice\", token_env = \"T_ALICE\" }\n\
+         ops = { owner = \"ops\", token_env = \"T_OPS\", host = true }\n",
+    )
+    .unwrap();
+    let (alice_token, ops_token) = ("alice-token-0123456789", "ops-token-0123456789xxx");
+    let config = config.to_str().unwrap();
+    let serve = Serve::start(
+        &db,
+        &[],
+        &[("TASKFLOW_CONFIG", config), ("T_ALICE", alice_token), ("T_OPS", ops_token)],
+    );
+    let http = client();
+    let submit = |token: &'static str, steps: Value| {
+        let body = json!({"name": "p", "sync_mode": "managed", "spec": {"steps": steps}});
+        http.post(serve.url("/v1/flows")).bearer_auth(token).json(&body)
+    };
+    let echo = json!({"id": "greet", "action": "echo", "with": {"value": "hi"}});
+    let reaching = [
+        (json!({"id": "run", "action": "shell", "with": {"command": "env"}}), "`shell`"),
+        (
+            json!({"id": "run", "action": "fetch_urls", "with": {"urls": ["file:/etc/hostname"]}}),
+            "`fetch_urls`",
+        ),
+        (
+            json!({"id": "run", "action": "write_file", "with": {"path": "x", "content": "y"}}),
+            "`write_file`",
+        ),
+        (
+            json!({"id": "run", "action": "tool", "with": {"name": "read_file", "arguments": {"path": "/etc/hostname"}}}),
+            "`tool`",
+        ),
+        (
+            json!({"id": "run", "action": "llm", "with": {"prompt": "hi", "api_key_env": "T_OPS"}}),
+            "`with.api_key_env`",
+        ),
+        (
+            json!({"id": "run", "action": "llm", "with": {"prompt": "hi", "base_url": "http://127.0.0.1:9/v1"}}),
+            "`with.base_url`",
+        ),
+    ];
+    for (step, named) in reaching {
+        let (status, error) = call(submit(alice_token, json!([echo, step]))).await;
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(status, 422, "{error}");
+        assert_eq!(
+            (error["error"]["step"].clone(), error["error"]["field"].clone()),
+            (json!("run"), json!("spec.steps[1]"))
+        );
+        assert!(message.contains(named) && message.contains("host = true"), "{message}");
+    }
+    let (_, flows) = call(http.get(serve.url("/v1/flows")).bearer_auth(alice_token)).await;
+    assert_eq!(flows["flows"].as_array().unwrap().len(), 0, "a refused pipeline makes no flow");
+    let (status, created) = call(submit(alice_token, json!([echo]))).await;
+    assert_eq!((status, created["flow"]["owner"].clone()), (201, json!("alice")));
+    let shell = json!({"id": "run", "action": "shell", "with": {"command": "true"}});
+    let (status, created) = call(submit(ops_token, json!([shell]))).await;
+    assert_eq!((status, created["flow"]["owner"].clone()), (201, json!("ops")));
+}
+
 #[test]
 fn a_listen_address_beyond_this_host_without_tokens_is_refused() {
     let (_dir, db) = folder();

@@ -190,6 +190,16 @@ fn shown(value: Option<&Value>) -> String {
     }
 }
 
+/// The first step of `spec` that would reach the host its engine runs on (commands, files,
+/// the network, the environment: `Action::off_host` of the tools crate), with why:
+/// what a caller who is not the host's user (a token's owner) may not send.
+pub fn step_reaching_host(engine: &Engine, spec: &FlowSpec) -> Option<(usize, String)> {
+    spec.steps.iter().enumerate().find_map(|(at, step)| {
+        let why = engine.actions().reaches_host(&step.action, &step.with)?;
+        Some((at, format!("step `{}` (`{}`): {why}", step.id, step.action)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

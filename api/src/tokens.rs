@@ -28,6 +28,12 @@ pub struct TokenConfig {
     pub token_env: Option<String>,
     /// The file that holds the secret (its first line).
     pub token_file: Option<PathBuf>,
+    /// Whether the pipelines its owner sends may reach serve's host: commands, files, the
+    /// network, the environment (`shell`, `write_file`, `fetch_urls`, `tool`, `agent`, an
+    /// `llm` step's own `base_url`). Off by default: a token's owner then runs `echo` and
+    /// model steps on the providers serve's configuration names.
+    #[serde(default)]
+    pub host: bool,
 }
 
 /// A token serve accepts, and the owner it acts for.
@@ -35,6 +41,8 @@ pub struct TokenConfig {
 pub struct ServeToken {
     pub name: String,
     pub owner: String,
+    /// See [`TokenConfig::host`].
+    pub host: bool,
     secret: String,
 }
 
@@ -44,7 +52,13 @@ impl ServeToken {
         owner: impl Into<String>,
         secret: impl Into<String>,
     ) -> Self {
-        ServeToken { name: name.into(), owner: owner.into(), secret: secret.into() }
+        ServeToken { name: name.into(), owner: owner.into(), host: false, secret: secret.into() }
+    }
+
+    /// The same token, its owner's pipelines allowed to reach the host or not.
+    pub fn with_host(mut self, host: bool) -> Self {
+        self.host = host;
+        self
     }
 
     /// The secret a request must present.
@@ -113,7 +127,7 @@ impl ServeSection {
                 );
                 return Err(invalid(name, why));
             }
-            tokens.push(ServeToken::new(name.clone(), owner, secret));
+            tokens.push(ServeToken::new(name.clone(), owner, secret).with_host(token.host));
         }
         Ok(tokens)
     }
@@ -131,8 +145,12 @@ mod tests {
         for (name, owner, secret) in entries {
             let path = dir.path().join(name);
             std::fs::write(&path, format!("{secret}\n")).unwrap();
-            let config =
-                TokenConfig { owner: (*owner).to_owned(), token_env: None, token_file: Some(path) };
+            let config = TokenConfig {
+                owner: (*owner).to_owned(),
+                token_env: None,
+                token_file: Some(path),
+                host: false,
+            };
             tokens.insert((*name).to_owned(), config);
         }
         ServeSection { tokens }.tokens()

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 use taskflow_api::{
     ApiError, Submitted, approvals, control, create_or_continue, documents, price_model_steps,
+    step_reaching_host,
 };
 use taskflow_engine::agent::Budget;
 use taskflow_engine::{Engine, Runs, builtin_actions, pipeline};
@@ -36,8 +37,15 @@ pub struct Flows {
 type Answer = Result<Value, ApiError>;
 
 impl Flows {
-    /// Calls `tool` with `arguments` for `owner`; the JSON document it answers.
-    pub async fn call(&self, owner: &str, tool: FlowTool, arguments: Map<String, Value>) -> Answer {
+    /// Calls `tool` with `arguments` for `owner`, whose pipelines may reach the host if `host`;
+    /// the JSON document it answers.
+    pub async fn call(
+        &self,
+        owner: &str,
+        host: bool,
+        tool: FlowTool,
+        arguments: Map<String, Value>,
+    ) -> Answer {
         let handle = self.taskflow.bind(owner)?;
         match tool {
             FlowTool::ListFlows => list(handle, inputs::read(arguments)?).await,
@@ -53,7 +61,9 @@ impl Flows {
                 let revisions = blocking(move || Ok(handle.history(&id)?)).await?;
                 Ok(documents::history(&revisions))
             }
-            FlowTool::RunPipeline => self.run_pipeline(handle, inputs::read(arguments)?).await,
+            FlowTool::RunPipeline => {
+                self.run_pipeline(handle, host, inputs::read(arguments)?).await
+            }
             FlowTool::ResumeFlow => self.resume(handle, inputs::read(arguments)?).await,
             FlowTool::CancelFlow => {
                 let CancelFlow { id, expected_revision } = inputs::read(arguments)?;
@@ -76,7 +86,7 @@ impl Flows {
         }
     }
 
-    async fn run_pipeline(&self, handle: OwnerHandle, run: RunPipeline) -> Answer {
+    async fn run_pipeline(&self, handle: OwnerHandle, host: bool, run: RunPipeline) -> Answer {
         let RunPipeline { file, pipeline, id } = run;
         let id = match id {
             Some(text) => Some(
@@ -104,6 +114,16 @@ impl Flows {
         let mut spec = blocking(move || source.plan()).await?.spec;
         price_model_steps(&mut spec)?;
         let engine = self.engine.for_owner(handle);
+        if !host && let Some((_, why)) = step_reaching_host(&engine, &spec) {
+            return Err(ApiError::Refused {
+                message: why,
+                hint: Some(
+                    "a token's pipelines stay off the host unless the token has `host = true` in \
+                     `[serve.tokens]`"
+                        .to_owned(),
+                ),
+            });
+        }
         let submitted = create_or_continue(&engine, &spec, id, None).await?;
         let created = matches!(submitted, Submitted::Created(_));
         let flow = submitted.flow();

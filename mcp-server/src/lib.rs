@@ -21,5 +21,5 @@ pub mod stdio;
 pub mod tools;
 
 pub use calls::Flows;
-pub use server::{FlowServer, OwnerBinding, RequestOwner};
+pub use server::{FlowServer, OwnerBinding, RequestHost, RequestOwner};
 pub use stdio::{StdioError, serve_stdio};

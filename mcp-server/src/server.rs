@@ -33,6 +33,11 @@ pub enum OwnerBinding {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestOwner(pub String);
 
+/// Whether an HTTP request's pipelines may reach the host (commands, files, the network, the
+/// environment), put beside its [`RequestOwner`]; a request without it may not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHost(pub bool);
+
 /// The MCP server of one process; cheap to clone (each HTTP session gets a clone).
 #[derive(Clone)]
 pub struct FlowServer(Arc<Inner>);
@@ -59,6 +64,18 @@ impl FlowServer {
                 .and_then(|parts| parts.extensions.get::<RequestOwner>())
                 .map(|RequestOwner(owner)| owner.clone())
                 .ok_or_else(|| ErrorData::internal_error("the request carries no owner", None)),
+        }
+    }
+
+    /// Whether a call's pipelines may reach the host: a stdio server's caller is its user.
+    fn host(&self, context: &RequestContext<RoleServer>) -> bool {
+        match &self.0.owner {
+            OwnerBinding::Fixed(_) => true,
+            OwnerBinding::PerRequest => context
+                .extensions
+                .get::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<RequestHost>())
+                .is_some_and(|RequestHost(host)| *host),
         }
     }
 }
@@ -99,8 +116,9 @@ impl ServerHandler for FlowServer {
             ));
         };
         let owner = self.owner(&context)?;
+        let host = self.host(&context);
         let arguments = request.arguments.unwrap_or_default();
-        let answer = self.0.flows.call(&owner, tool, arguments).await;
+        let answer = self.0.flows.call(&owner, host, tool, arguments).await;
         Ok(match answer {
             Ok(document) => CallToolResult::structured(document),
             Err(error) => tool_error(&error),

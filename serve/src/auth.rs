@@ -40,13 +40,37 @@ impl FromRequestParts<AppState> for Owner {
     }
 }
 
+/// Whether a request may send pipelines that reach serve's host (commands, files, the network,
+/// the environment): with no token configured it comes from the host's own user (serve then
+/// listens on loopback only); with tokens, only a token configured with `host = true` may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostAccess(pub bool);
+
+impl FromRequestParts<AppState> for HostAccess {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
+        let tokens = state.tokens();
+        if tokens.is_empty() {
+            return Ok(HostAccess(true));
+        }
+        let token = bearer_token(&parts.headers).and_then(|presented| token_of(tokens, presented));
+        Ok(HostAccess(token.is_some_and(|token| token.host)))
+    }
+}
+
 /// The owner of the token `presented` is, comparing it with every token in constant time (the
 /// time taken does not tell how much of a token was right, nor which one matched).
 pub(crate) fn owner_of(tokens: &[ServeToken], presented: &str) -> Option<String> {
+    token_of(tokens, presented).map(|token| token.owner.clone())
+}
+
+/// The token `presented` is, compared as [`owner_of`] does.
+fn token_of<'t>(tokens: &'t [ServeToken], presented: &str) -> Option<&'t ServeToken> {
     let mut found = None;
     for token in tokens {
         if same_secret(token.secret().as_bytes(), presented.as_bytes()) {
-            found = Some(token.owner.clone());
+            found = Some(token);
         }
     }
     found

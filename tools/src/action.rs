@@ -31,6 +31,14 @@ pub trait Action: Send + Sync {
     fn model_call(&self) -> bool {
         false
     }
+
+    /// Whether a step with this `with` stays off the host when a caller who is not the host's
+    /// user sent it (a serve token's owner): it reaches no command, file, environment variable
+    /// or address beyond what the host's own configuration names. The message says what it
+    /// would reach. An action says nothing of that by default, so it is refused.
+    fn off_host(&self, _with: &Value) -> Result<(), String> {
+        Err("it runs with the host's commands, files and network".to_owned())
+    }
 }
 
 impl<F, Fut> Action for F
@@ -87,5 +95,14 @@ impl Actions {
 
     pub fn names(&self) -> Vec<&str> {
         self.by_name.keys().map(String::as_str).collect()
+    }
+
+    /// Why a step of action `name` with `with` would reach the host ([`Action::off_host`]),
+    /// if it would.
+    pub fn reaches_host(&self, name: &str, with: &Value) -> Option<String> {
+        match self.by_name.get(name) {
+            Some(action) => action.off_host(with).err(),
+            None => Some(format!("`{name}` is no action here")),
+        }
     }
 }

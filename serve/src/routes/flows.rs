@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use taskflow_api::{
     ApiError, Submitted, create_or_continue, create_or_find_mirrored, documents, price_model_steps,
+    step_reaching_host,
 };
 use taskflow_engine::pipeline::SpecError;
 use taskflow_engine::pipeline::spec::duration_text;
@@ -18,7 +19,7 @@ use taskflow_store::{FlowId, ListQuery, NewFlow, StatusFilter, Timestamp};
 use utoipa::IntoParams;
 
 use super::{Answer, Path, blocking, flow_id};
-use crate::auth::Owner;
+use crate::auth::{HostAccess, Owner};
 use crate::bodies::{
     CreateFlow, FlowEnvelope, FlowListDoc, HistoryDoc, InspectionDoc, NewFlowBody, SyncModeBody,
     whole,
@@ -167,10 +168,11 @@ fn parse_cursor(text: &str) -> Result<(Timestamp, FlowId), HttpError> {
 pub async fn create(
     State(state): State<AppState>,
     Owner(owner): Owner,
+    HostAccess(host): HostAccess,
     body: Result<Json<CreateFlow>, JsonRejection>,
 ) -> Answer {
     let Json(body) = body?;
-    let submitted = submit(&state, &owner, body).await?;
+    let submitted = submit(&state, &owner, host, body).await?;
     let status = match &submitted {
         Submitted::Created(_) => StatusCode::CREATED,
         Submitted::Existing(_) => StatusCode::OK,
@@ -182,10 +184,12 @@ pub async fn create(
     Ok((status, Json(json!({ "flow": documents::flow(&flow, None, Timestamp::now()) }))))
 }
 
-/// Creates or finds the flow `body` describes, for `owner`.
+/// Creates or finds the flow `body` describes, for `owner`; `host` says whether its pipeline
+/// may reach serve's host.
 pub(super) async fn submit(
     state: &AppState,
     owner: &str,
+    host: bool,
     body: CreateFlow,
 ) -> Result<Submitted, HttpError> {
     let id = match &body.id {
@@ -205,6 +209,14 @@ pub(super) async fn submit(
             let mut spec = pipeline(&body)?;
             price_model_steps(&mut spec)?;
             let engine = state.engine(owner)?;
+            if !host && let Some((at, why)) = step_reaching_host(&engine, &spec) {
+                return Err(HttpError::refused(format!(
+                    "{why}; a token's pipelines stay off serve's host unless the token has \
+                     `host = true` in `[serve.tokens]`"
+                ))
+                .with("field", json!(format!("spec.steps[{at}]")))
+                .with("step", json!(spec.steps[at].id)));
+            }
             let submitted = create_or_continue(&engine, &spec, id, body.goal).await;
             submitted.map_err(|error| match error {
                 ApiError::Engine(EngineError::Spec(problems)) => refused_spec(&spec, &problems),

@@ -9,10 +9,10 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use taskflow_mcp_server::http::{self, HttpOptions};
-use taskflow_mcp_server::{FlowServer, Flows, OwnerBinding, RequestOwner};
+use taskflow_mcp_server::{FlowServer, Flows, OwnerBinding, RequestHost, RequestOwner};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Owner;
+use crate::auth::{HostAccess, Owner};
 use crate::state::AppState;
 
 /// The `/mcp` route; `stop` ends its sessions.
@@ -38,7 +38,13 @@ pub fn endpoint(
 }
 
 /// Puts the owner the request's token names on the request, for the MCP server to read.
-async fn with_owner(Owner(owner): Owner, mut request: Request, next: Next) -> Response {
+async fn with_owner(
+    Owner(owner): Owner,
+    HostAccess(host): HostAccess,
+    mut request: Request,
+    next: Next,
+) -> Response {
     request.extensions_mut().insert(RequestOwner(owner));
+    request.extensions_mut().insert(RequestHost(host));
     next.run(request).await
 }

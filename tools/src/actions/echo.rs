@@ -20,4 +20,8 @@ impl Action for Echo {
     fn check(&self, with: &Value) -> Result<(), String> {
         with.get("value").map(|_| ()).ok_or_else(|| "`with.value` is missing".to_owned())
     }
+
+    fn off_host(&self, _with: &Value) -> Result<(), String> {
+        Ok(())
+    }
 }

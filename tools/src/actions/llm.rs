@@ -69,6 +69,19 @@ impl Action for Llm {
     fn model_call(&self) -> bool {
         true
     }
+
+    /// A model of the providers the host configured; a step's own `base_url` would send the
+    /// host's key anywhere, its `api_key_env` send any variable of the host's, its `script`
+    /// read a file of the host's.
+    fn off_host(&self, with: &Value) -> Result<(), String> {
+        match ["base_url", "api_key_env", "script"].into_iter().find(|key| with.get(key).is_some())
+        {
+            Some(key) => {
+                Err(format!("its `with.{key}` reaches past the providers the host configured"))
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// What templates and a flow's result read of an `llm` step's output: the reply's text. The
