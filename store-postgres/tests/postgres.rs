@@ -542,3 +542,33 @@ fn a_listener_whose_connection_was_cut_wakes_its_owner_once_it_is_back() {
     let woken = (0..40).find_map(|_| listener.wait(Duration::from_millis(50)).ok().flatten());
     assert_eq!(woken, Some(Wake::Flow(queued.id.to_string())));
 }
+
+#[test]
+fn free_text_with_a_nul_character_is_kept_with_u_fffd_in_its_place() {
+    let scratch = Scratch::new();
+    let alice = open(&scratch.url()).bind("alice").unwrap();
+    let mut new = NewFlow::mirrored("deploy", "alice");
+    new.goal = Some("sh\0ip".to_owned());
+    let flow = alice.create(new).unwrap();
+    assert_eq!(flow.goal.as_deref(), Some("sh\0ip"));
+    let report = StateReport {
+        status: Some(FlowStatus::Failed),
+        error: Some("card\0declined".to_owned()),
+        steps: vec![StepReport {
+            name: "charge".to_owned(),
+            status: StepStatus::Failed,
+            output: None,
+            error: Some("exit 3: card\0declined".to_owned()),
+        }],
+        ..StateReport::default()
+    };
+    alice.report(&flow.id, report, None).unwrap();
+    let read = open(&scratch.url()).bind("alice").unwrap();
+    let flow = read.flow(&flow.id).unwrap();
+    assert_eq!(
+        (flow.status, flow.goal.as_deref(), flow.error.as_deref()),
+        (FlowStatus::Failed, Some("sh\u{FFFD}ip"), Some("card\u{FFFD}declined"))
+    );
+    let steps = read.steps(&flow.id).unwrap();
+    assert_eq!(steps[0].error.as_deref(), Some("exit 3: card\u{FFFD}declined"));
+}
