@@ -251,6 +251,19 @@ async fn a_mirrored_flows_owner_reports_with_expected_revisions() {
     assert_eq!(status, 200);
     let (status, again) = call(http.post(serve.url("/v1/flows")).json(&create)).await;
     assert_eq!((status, again["flow"]["state"].clone()), (200, json!({"percent": 50})));
+    // And by the goal it was created with (or without), whatever goal it reported since.
+    for (id, goal) in [("deploy-9", json!("ship it")), ("deploy-10", Value::Null)] {
+        let create = json!({"id": id, "name": "deploy", "sync_mode": "mirrored", "goal": goal});
+        assert_eq!(call(http.post(serve.url("/v1/flows")).json(&create)).await.0, 201);
+        let report = json!({"goal": "ship it v2"});
+        let url = serve.url(&format!("/v1/flows/{id}/report"));
+        assert_eq!(call(http.post(url).json(&report)).await.0, 200);
+        let (status, again) = call(http.post(serve.url("/v1/flows")).json(&create)).await;
+        assert_eq!((status, again["flow"]["goal"].clone()), (200, json!("ship it v2")), "{again}");
+        let mut other = create.clone();
+        other["goal"] = json!("ship it v2");
+        assert_eq!(call(http.post(serve.url("/v1/flows")).json(&other)).await.0, 409);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,9 +66,9 @@ pub fn create_or_find_mirrored(handle: &OwnerHandle, new: NewFlow) -> Result<Sub
     let want = json!({"sync_mode": new.sync_mode.as_str(), "name": new.name,
                       "controller": new.controller, "goal": new.goal, "state": new.state});
     let found = |flow: Flow| -> Result<Submitted> {
+        let (goal, state) = as_created(handle, &flow)?;
         let have = json!({"sync_mode": flow.sync_mode.as_str(), "name": flow.name,
-                          "controller": flow.controller, "goal": flow.goal,
-                          "state": first_state(handle, &flow)?});
+                          "controller": flow.controller, "goal": goal, "state": state});
         if want == have {
             Ok(Submitted::Existing(flow))
         } else {
@@ -94,18 +94,23 @@ pub fn create_or_find_mirrored(handle: &OwnerHandle, new: NewFlow) -> Result<Sub
     }
 }
 
-/// The state `flow` was created with: its own while no report changed it (revision 1), else
-/// what its first revision recorded (`null` when it had none).
-fn first_state(handle: &OwnerHandle, flow: &Flow) -> Result<Option<Value>> {
+/// The goal and state `flow` was created with, which its owner's reports may have changed
+/// since: its own while no report changed it (revision 1), else what its first revision
+/// recorded (none when it had none).
+fn as_created(handle: &OwnerHandle, flow: &Flow) -> Result<(Option<String>, Option<Value>)> {
     if flow.revision == 1 {
-        return Ok(flow.state.clone());
+        return Ok((flow.goal.clone(), flow.state.clone()));
     }
     let history = handle.history(&flow.id)?;
     let created = history.iter().find(|revision| revision.revision == 1);
-    let state = created
-        .and_then(|revision| revision.change.iter().find(|change| change.field == "state"))
-        .map(|change| change.after.clone());
-    Ok(state.filter(|state| !state.is_null()))
+    let first = |field: &str| {
+        created
+            .and_then(|revision| revision.change.iter().find(|change| change.field == field))
+            .map(|change| change.after.clone())
+            .filter(|value| !value.is_null())
+    };
+    let goal = first("goal").and_then(|goal| goal.as_str().map(str::to_owned));
+    Ok((goal, first("state")))
 }
 
 /// The caller's flow `id` if it exists with the spec `wanted` and the goal `goal`; an error if
