@@ -708,6 +708,9 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
     };
     let mut from_database = watch(&["--after", "0"]);
     let mut from_serve = watch(&["--after", "0", "--server", &serve.url]);
+    // An id past the newest event starts from the newest, from the database as from serve.
+    let mut from_beyond = watch(&["--after", "999999999"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let http = client();
     let body = json!({"id": "w", "name": "w", "sync_mode": "mirrored"});
     assert_eq!(call(http.post(serve.url("/v1/flows")).json(&body)).await.0, 201);
@@ -715,11 +718,13 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
     assert_eq!(call(http.post(serve.url("/v1/flows/w/report")).json(&report)).await.0, 200);
     let step =
         |name: &'static str| move |event: &Value| event["kind"] == "step" && event["name"] == name;
-    let seen = lines_until(&mut from_database, step("fetch"));
-    assert_eq!(seen[0]["kind"], "flow", "{seen:?}");
-    assert!(seen.iter().all(|event| event["flow_id"] == "w"), "{seen:?}");
-    let _ = from_database.kill();
-    let _ = from_database.wait();
+    for watcher in [&mut from_database, &mut from_beyond] {
+        let seen = lines_until(watcher, step("fetch"));
+        assert_eq!(seen[0]["kind"], "flow", "{seen:?}");
+        assert!(seen.iter().all(|event| event["flow_id"] == "w"), "{seen:?}");
+        let _ = watcher.kill();
+        let _ = watcher.wait();
+    }
 
     // Watching a serve survives its restart: the watch tries again while nobody listens, then
     // resumes after the last event it printed, or, if it printed none, after the event where

@@ -106,10 +106,10 @@ async fn from_database(
         .into());
     };
     let handle = taskflow.bind(global.owner())?;
-    let mut after = match watch.after {
-        Some(after) => after,
-        None => taskflow.last_event_id()?,
-    };
+    // An id past the newest event (of another database, or pruned and made again) starts
+    // from the newest, as serve's stream does, instead of waiting for ids to reach it.
+    let newest = taskflow.last_event_id()?;
+    let mut after = watch.after.map_or(newest, |after| after.min(newest));
     loop {
         let query = EventQuery { after, flow: watch.flow.clone(), limit: 1000 };
         let events = blocking(&handle, move |handle| handle.events(&query)).await?;

@@ -132,7 +132,8 @@ pub enum FlowsCommand {
         /// The environment variable holding the serve's token
         #[arg(long, value_name = "VAR", requires = "server")]
         token_env: Option<String>,
-        /// Changes after this event id, instead of from now on
+        /// Changes after this event id, instead of from now on (an id past the newest event: from
+        /// the newest)
         #[arg(long, value_name = "ID")]
         after: Option<u64>,
     },
