@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::http::header::CONNECTION;
+use axum::http::header::{CONNECTION, WWW_AUTHENTICATE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -118,6 +118,10 @@ impl IntoResponse for HttpError {
         if refused_unread(self.status) {
             answer.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6750: the scheme a 401 asks for.
+            answer.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         answer
     }
 }
@@ -196,5 +200,13 @@ mod tests {
         assert!(closes(HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "8 MiB")));
         assert!(!closes(HttpError::not_found("flow f")));
         assert!(!closes(HttpError::refused("an illegal transition")));
+    }
+
+    #[test]
+    fn a_401_names_the_scheme_it_wants() {
+        let answer = HttpError::unauthorized().into_response();
+        assert_eq!(answer.headers().get(WWW_AUTHENTICATE).unwrap(), "Bearer");
+        let answer = HttpError::not_found("flow f").into_response();
+        assert!(answer.headers().get(WWW_AUTHENTICATE).is_none());
     }
 }
