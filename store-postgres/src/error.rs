@@ -104,6 +104,23 @@ pub(crate) fn is_stale_memory(error: &Error) -> bool {
     failure.and_then(tokio_postgres::Error::code) == Some(&SqlState::DIVISION_BY_ZERO)
 }
 
+/// `error` as the semantics would have said it had they seen the other transaction's commit:
+/// two transactions that each found no flow `created` and inserted it, the later one failing
+/// on the primary key when the first committed, is the id taken (`Error::IdTaken`), which a
+/// submission of the same body takes for the flow it finds.
+pub(crate) fn id_taken(error: Error, created: &[String]) -> Error {
+    let Error::Storage(storage) = &error else { return error };
+    let failure: Option<&tokio_postgres::Error> =
+        storage.source.as_deref().and_then(|source| source.downcast_ref());
+    let on_flows_key = failure.and_then(tokio_postgres::Error::as_db_error).is_some_and(|db| {
+        *db.code() == SqlState::UNIQUE_VIOLATION && db.constraint() == Some("flows_pkey")
+    });
+    match created {
+        [id] if on_flows_key => Error::IdTaken { id: id.clone() },
+        _ => error,
+    }
+}
+
 /// Names the database in a storage error that does not name one yet.
 pub(crate) fn at(database: &str, mut error: Error) -> Error {
     if let Error::Storage(storage) = &mut error

@@ -218,9 +218,11 @@ impl PostgresStore {
     fn run<T>(&self, kind: Kind, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let result = (|| {
             let tx = Transaction::new(self, self.connection()?, kind);
-            let value = work(&tx)?;
+            let value = work(&tx);
+            let created = tx.created.take();
+            let value = value.map_err(|failed| error::id_taken(failed, &created))?;
             if tx.is_write() {
-                tx::flush_and_commit(tx)?;
+                tx::flush_and_commit(tx).map_err(|failed| error::id_taken(failed, &created))?;
             } else {
                 tx.commit()?;
             }

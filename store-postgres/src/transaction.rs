@@ -102,6 +102,8 @@ pub struct Transaction<'s> {
     pub(crate) events: RefCell<Vec<NewEvent>>,
     /// Flows to wake workers for when it commits (NOTIFY is delivered at commit).
     pub(crate) wakes: RefCell<Vec<FlowId>>,
+    /// The ids of the flows it inserts.
+    pub(crate) created: RefCell<Vec<String>>,
 }
 
 impl<'s> Transaction<'s> {
@@ -124,6 +126,7 @@ impl<'s> Transaction<'s> {
             memo: RefCell::default(),
             events: RefCell::default(),
             wakes: RefCell::default(),
+            created: RefCell::default(),
         }
     }
 

@@ -258,6 +258,7 @@ impl StoreTx for Transaction<'_> {
         if flow.parent_flow_id.is_none() {
             self.take_lock(flow.id.as_str());
         }
+        self.created.borrow_mut().push(flow.id.as_str().to_owned());
         if let Some(spec) = json_text(flow.spec.as_ref()) {
             self.queue(
                 "INSERT INTO flow_specs (flow_id, spec) VALUES ($1, $2)",

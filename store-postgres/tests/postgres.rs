@@ -572,3 +572,34 @@ fn free_text_with_a_nul_character_is_kept_with_u_fffd_in_its_place() {
     let steps = read.steps(&flow.id).unwrap();
     assert_eq!(steps[0].error.as_deref(), Some("exit 3: card\u{FFFD}declined"));
 }
+
+#[test]
+fn creates_of_one_id_racing_make_one_flow_and_find_the_id_taken_in_every_other() {
+    let scratch = Scratch::new();
+    let taskflow = open(&scratch.url());
+    for round in 0..20 {
+        let id = taskflow_store::FlowId::parse(&format!("race-{round}")).unwrap();
+        let start = Arc::new(std::sync::Barrier::new(4));
+        let creates: Vec<_> = (0..4)
+            .map(|_| {
+                let (alice, start, id) =
+                    (taskflow.bind("alice").unwrap(), start.clone(), id.clone());
+                std::thread::spawn(move || {
+                    let mut new = NewFlow::mirrored("race", "alice");
+                    new.id = Some(id);
+                    start.wait();
+                    alice.create(new)
+                })
+            })
+            .collect();
+        let outcomes: Vec<_> = creates.into_iter().map(|create| create.join().unwrap()).collect();
+        let created = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(created, 1, "{outcomes:?}");
+        for outcome in outcomes.iter().filter(|outcome| outcome.is_err()) {
+            assert!(
+                matches!(outcome, Err(taskflow_store::Error::IdTaken { id: taken }) if *taken == id.to_string()),
+                "{outcome:?}"
+            );
+        }
+    }
+}
