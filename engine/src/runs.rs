@@ -8,22 +8,40 @@
 //! disjoint sets, and each run starts under the lease claimed for it. Leases decide who runs a
 //! flow, so a CLI run beside serve, or a second serve, is never run twice.
 //!
+//! A run that fails (the store refused a checkpoint, the flow's pipeline cannot be read) would
+//! be claimed again at once and fail again, doing its step again each time: its flow rests
+//! here instead, a second after its first failure, doubling up to a minute after each next one,
+//! and the front end is told each time ([`Runs::on_failure`]).
+//!
 //! On shutdown the runs are drained (they start nothing new and give their flow back once their
 //! running steps have reached a checkpoint), then, after the grace period, stopped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use taskflow_store::{Claim, FlowId, Lease, TaskFlow};
+use taskflow_store::{Claim, Error, FlowId, Lease, TaskFlow};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::engine::{Engine, RunControl, quiet};
+use crate::engine::{Engine, EngineError, RunControl, quiet};
 
 /// Most flows one sweep claims.
 const SWEEP_LIMIT: u32 = 500;
+/// How long a flow rests after its run's first failure; doubled after each next one.
+const FIRST_REST: Duration = Duration::from_secs(1);
+const LONGEST_REST: Duration = Duration::from_secs(60);
+
+/// What a front end is told of a run that failed: the flow, why, and how long it rests.
+pub type FailureReport = Arc<dyn Fn(&FlowId, &EngineError, Duration) + Send + Sync>;
+
+/// A flow whose last run here failed: not started again before `until`.
+#[derive(Debug, Clone, Copy)]
+struct Rest {
+    until: Instant,
+    pause: Duration,
+}
 
 /// The flows this process runs.
 #[derive(Clone)]
@@ -39,6 +57,8 @@ struct Inner {
     /// A sweep now: a worker freed up.
     wake: Notify,
     stopping: AtomicBool,
+    resting: Mutex<HashMap<FlowId, Rest>>,
+    report: Mutex<Option<FailureReport>>,
 }
 
 impl Runs {
@@ -51,7 +71,62 @@ impl Runs {
             workers: Arc::new(Semaphore::new(workers.max(1))),
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
+            resting: Mutex::new(HashMap::new()),
+            report: Mutex::new(None),
         }))
+    }
+
+    /// Has `report` told of every run that fails, and how long its flow then rests.
+    pub fn on_failure(
+        &self,
+        report: impl Fn(&FlowId, &EngineError, Duration) + Send + Sync + 'static,
+    ) {
+        *lock(&self.0.report) = Some(Arc::new(report));
+    }
+
+    /// [`Self::on_failure`] as a `warning:` line on stderr, what a server's operator reads.
+    pub fn warn_on_failure(&self) {
+        self.on_failure(|id, error, pause| {
+            eprintln!(
+                "warning: flow {id} could not run: {error}; this process tries it again in {} s \
+                 at the earliest",
+                pause.as_secs()
+            );
+        });
+    }
+
+    /// Whether flow `id` rests after a failed run.
+    fn rests(&self, id: &FlowId) -> bool {
+        lock(&self.0.resting).get(id).is_some_and(|rest| rest.until > Instant::now())
+    }
+
+    /// Takes what the run of flow `id` ended with: a failure makes it rest, longer each time in
+    /// a row; anything else ends its rest. A flow another runner holds, one that ended or went
+    /// away, did not fail to run.
+    fn ended(&self, id: &FlowId, outcome: Result<(), &EngineError>) {
+        let failure = match outcome {
+            Err(EngineError::Store(
+                Error::LeaseHeld { .. } | Error::AlreadyEnded { .. } | Error::NotFound { .. },
+            ))
+            | Ok(()) => None,
+            Err(error) => Some(error),
+        };
+        let mut resting = lock(&self.0.resting);
+        let Some(error) = failure else {
+            resting.remove(id);
+            return;
+        };
+        let now = Instant::now();
+        let previous = resting.get(id).map(|rest| rest.pause);
+        // A rest long over is forgotten: the next failure of its flow is a first one again.
+        resting.retain(|_, rest| rest.until + LONGEST_REST > now);
+        let pause = previous.map_or(FIRST_REST, |pause| (pause * 2).min(LONGEST_REST));
+        resting.insert(id.clone(), Rest { until: now + pause, pause });
+        drop(resting);
+        let report = lock(&self.0.report).clone();
+        if let Some(report) = report {
+            report(id, error, pause);
+        }
     }
 
     /// Whether this process runs flow `id` now.
@@ -82,7 +157,7 @@ impl Runs {
     /// Starts the run of flow `id` for `owner`, under `held` when given; gives `held` back when
     /// the run does not start.
     fn launch(&self, owner: &str, id: &FlowId, held: Option<Lease>) -> Option<Lease> {
-        if self.0.stopping.load(Ordering::Acquire) || self.is_running(id) {
+        if self.0.stopping.load(Ordering::Acquire) || self.is_running(id) || self.rests(id) {
             return held;
         }
         let Ok(handle) = self.0.taskflow.bind(owner) else { return held };
@@ -97,10 +172,11 @@ impl Runs {
         tasks.spawn(async move {
             // A flow another runner holds, or one that cannot run, ends here; the store has
             // recorded why, and the next sweep will not find it claimable while it is held.
-            let _ = match held {
+            let outcome = match held {
                 Some(lease) => engine.run_claimed(lease, quiet(), control).await,
                 None => engine.run_controlled(&id, quiet(), control).await,
             };
+            runs.ended(&id, outcome.as_ref().map(drop));
             lock(&runs.0.running).remove(&id);
             drop(permit);
             runs.0.wake.notify_one();

@@ -686,3 +686,43 @@ async fn a_drained_run_finishes_its_running_step_starts_nothing_new_and_gives_th
     assert_eq!(steps[0].status, StepStatus::Cancelled);
     assert!(left.cancel_requested_at.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_whose_run_fails_rests_longer_each_time_and_each_failure_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let unreadable = NewFlow { spec: Some(json!({"steps": 5})), ..NewFlow::managed("bad") };
+    let bad = engine.handle().create(unreadable).unwrap();
+    let runs = taskflow_engine::Runs::new(open(dir.path()), engine.clone(), 2);
+    let told = Arc::new(Mutex::new(Vec::new()));
+    runs.on_failure({
+        let told = told.clone();
+        move |id, error, pause| {
+            told.lock().unwrap().push((Instant::now(), id.clone(), error.to_string(), pause))
+        }
+    });
+    // Sweeps every 5 ms: without a rest, the flow would be run again at once, each time.
+    let sweeping = tokio::spawn({
+        let runs = runs.clone();
+        async move { runs.sweep(Duration::from_millis(5)).await }
+    });
+    let until_told = |count: usize| {
+        let told = told.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while told.lock().unwrap().len() < count {
+                assert!(Instant::now() < deadline, "{count} failures were not told in time");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    until_told(2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let told = told.lock().unwrap().clone();
+    let pauses: Vec<Duration> = told.iter().map(|(_, _, _, pause)| *pause).collect();
+    assert_eq!(pauses, [Duration::from_secs(1), Duration::from_secs(2)], "{told:?}");
+    assert!(told[1].0 - told[0].0 >= Duration::from_secs(1), "the second run after the rest");
+    assert!(told.iter().all(|(_, id, why, _)| *id == bad.id && why.contains("cannot read")));
+    runs.shut_down(Duration::from_secs(1)).await;
+    sweeping.await.unwrap();
+}

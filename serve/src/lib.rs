@@ -136,6 +136,7 @@ impl Server {
             .await
             .map_err(|source| ServeError::Listen { address: options.listen, source })?;
         let runs = Runs::new(taskflow.clone(), engine.clone(), options.workers);
+        runs.warn_on_failure();
         let state = AppState::new(
             taskflow,
             engine,

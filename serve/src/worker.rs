@@ -47,6 +47,7 @@ pub async fn work(
     shutdown: impl Future<Output = ()>,
 ) {
     let runs = Runs::new(taskflow.clone(), engine, options.concurrency);
+    runs.warn_on_failure();
     let sweep = tokio::spawn({
         let runs = runs.clone();
         async move { runs.sweep(options.sweep_every).await }

@@ -60,6 +60,7 @@ pub fn run(global: &GlobalArgs, args: &McpServeArgs) -> CliResult {
         .with_providers(providers)
         .with_mcp(mcp);
         let runs = Runs::new(taskflow.clone(), engine.clone(), args.workers as usize);
+        runs.warn_on_failure();
         let flows = Flows { taskflow, engine, runs: runs.clone(), files: true };
         let server = FlowServer::new(flows, OwnerBinding::Fixed(owner));
         let grace = Duration::from_millis(args.grace_ms);
