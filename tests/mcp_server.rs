@@ -143,7 +143,7 @@ async fn over_http_serves_mcp_endpoint_acts_for_the_tokens_owner_only() {
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
-        "[serve.tokens]\nalice = { owner = \"alice\", token_env = \"T_ALICE\" }\n\
+        "[serve.tokens]\nalice = { owner = \"alice\", token_env = \"T_ALICE\", host = true }\n\
          bob = { owner = \"bob\", token_env = \"T_BOB\" }\n",
     )
     .unwrap();

@@ -284,7 +284,13 @@ async def over_http(url: str, alice_token: str, bob_token: str, fixtures: Path, 
         assert refused["code"] == "refused" and "`pipeline`" in refused["hint"], refused
         summary = await alice_checks(tools, approval_flow)
     async with session(client(bob_token)) as bob:
-        summary["bob"] = await bob_checks(Tools(bob, by_text), approval_flow)
+        tools = Tools(bob, by_text)
+        summary["bob"] = await bob_checks(tools, approval_flow)
+        # Bob's token is not trusted with serve's host (alice's is): no shell step of his runs.
+        shell = await tools.error("run_pipeline", {**by_text("long_sleep.toml"), "id": "bobs"})
+        assert shell["code"] == "refused" and "`shell`" in shell["message"], shell
+        assert "host = true" in shell["hint"], shell
+        assert (await tools.call("list_flows", {}))["flows"] == [], "nothing was made"
     return summary
 
 
