@@ -13,12 +13,13 @@ mod python;
 #[path = "support/serve.rs"]
 mod serve_process;
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use serve_process::{Serve, folder};
+use serve_process::{BIN, Serve, folder};
 
 /// Flows the fuzzer is given by id.
 const MIRRORED: [&str; 6] = ["m0", "m1", "m2", "m3", "m4", "m5"];
@@ -57,8 +58,9 @@ async fn call(request: reqwest::RequestBuilder) -> Value {
     response.json().await.unwrap()
 }
 
-/// Mirrored flows queued, running and waiting; managed flows succeeded and failed.
-async fn seed(serve: &Serve) {
+/// Mirrored flows queued, running and waiting; managed flows succeeded and failed (run by the
+/// CLI, the host's own user: the fuzzer's token is not trusted with shell steps).
+async fn seed(serve: &Serve, db: &Path, dir: &Path) {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     for id in MIRRORED {
         let body = json!({"id": id, "name": "fuzzed", "sync_mode": "mirrored"});
@@ -70,10 +72,25 @@ async fn seed(serve: &Serve) {
         .await;
     call(report("m2", json!({"status": "waiting", "wait": {"for": "a person"}}))).await;
     for (id, command) in MANAGED {
-        let steps = json!([{"id": "one", "action": "shell", "with": {"command": "echo one"}},
-                           {"id": "two", "action": "shell", "needs": ["one"], "with": {"command": command}}]);
-        let body = json!({"id": id, "name": "fuzzed", "spec": {"steps": steps}});
-        call(http.post(serve.url("/v1/flows")).json(&body)).await;
+        let pipeline = dir.join(format!("{id}.toml"));
+        std::fs::write(
+            &pipeline,
+            format!(
+                "name = \"fuzzed\"\n\
+                 [[steps]]\nid = \"one\"\naction = \"shell\"\nwith = {{ command = \"echo one\" }}\n\
+                 [[steps]]\nid = \"two\"\naction = \"shell\"\nneeds = [\"one\"]\n\
+                 with = {{ command = \"{command}\" }}\n"
+            ),
+        )
+        .unwrap();
+        let queued = Command::new(BIN)
+            .arg("--db")
+            .arg(db)
+            .args(["--owner", "alice", "run", "--queue", "--id", id])
+            .arg(&pipeline)
+            .output()
+            .unwrap();
+        assert!(queued.status.success(), "{}", String::from_utf8_lossy(&queued.stderr));
     }
     let started = Instant::now();
     for (id, _) in MANAGED {
@@ -101,7 +118,7 @@ async fn schemathesis_finds_no_server_error_no_answer_off_the_document_and_no_wa
     .unwrap();
     let serve =
         Serve::start(&db, &[], &[("TASKFLOW_CONFIG", tokens.to_str().unwrap()), ("T_FUZZ", TOKEN)]);
-    seed(&serve).await;
+    seed(&serve, &db, dir.path()).await;
     let settings = dir.path().join("schemathesis.toml");
     std::fs::write(&settings, config()).unwrap();
     let started = Instant::now();
