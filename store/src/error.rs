@@ -76,6 +76,17 @@ pub enum Error {
     #[error("step {seq} of flow {id} already ended ({status})")]
     StepEnded { id: String, seq: u32, status: crate::status::StepStatus },
 
+    #[error(
+        "step `{name}` of flow {id} already ended {status} with another {what}: report it \
+         `running` to begin its next attempt"
+    )]
+    EndedOtherwise {
+        id: String,
+        name: String,
+        status: crate::status::StepStatus,
+        what: &'static str,
+    },
+
     #[error("flow {id} is leased by {holder} until {expires_at}")]
     LeaseHeld { id: String, holder: String, expires_at: Timestamp },
 

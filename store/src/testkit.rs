@@ -1087,6 +1087,19 @@ pub fn a_mirrored_flows_owner_reports_its_steps_by_name(harness: &dyn Harness) {
     // The same report again changes nothing: no revision, no new row.
     let again = alice.report(&flow.id, report(steps, None), None).unwrap();
     assert_eq!(again.revision, 3);
+    // So is a step's end without its output; another output is not the same end: refused.
+    let both = |build: StepReport| vec![build, step("test", Running)];
+    let bare = StepReport { output: None, ..step("build", Succeeded) };
+    assert_eq!(alice.report(&flow.id, report(both(bare), None), None).unwrap().revision, 3);
+    let other = StepReport { output: Some(json!({"built": "again"})), ..step("build", Succeeded) };
+    let refused = alice.report(&flow.id, report(both(other), None), None).unwrap_err();
+    assert!(
+        matches!(&refused, Error::EndedOtherwise { name, what: "output", .. } if name == "build"),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("`running`"), "{refused}");
+    assert_eq!(alice.flow(&flow.id).unwrap().revision, 3);
+    assert_eq!(alice.steps(&flow.id).unwrap()[0].output, Some(json!({"built": "build"})));
     alice.report(&flow.id, report(vec![step("test", Failed)], None), None).unwrap();
     alice.report(&flow.id, report(vec![step("test", Running)], None), None).unwrap();
     assert_eq!(

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::{load_step, not_running, step_change};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::NewEvent;
 use crate::model::{FieldChange, Flow, FlowId, NewStep, Step, StepKind, StepOutcome, StepReport};
 use crate::rules;
@@ -120,7 +120,32 @@ pub(super) fn report_step<T: StoreTx + ?Sized>(
             let seq = step.seq;
             (finish_step(tx, flow, seq, outcome(), now, Some(step))?, json!("running"))
         }
-        Some(step) if step.status == report.status => return Ok(None),
+        // The same end again is no change; the same status with another output or error is
+        // not the same end.
+        Some(step) if step.status == report.status => {
+            let other = match report.status {
+                StepStatus::Succeeded => report
+                    .output
+                    .as_ref()
+                    .filter(|output| step.output.as_ref() != Some(*output))
+                    .map(|_| "output"),
+                StepStatus::Failed => report
+                    .error
+                    .as_deref()
+                    .filter(|error| step.error.as_deref() != Some(*error))
+                    .map(|_| "error"),
+                _ => None,
+            };
+            return match other {
+                None => Ok(None),
+                Some(what) => Err(Error::EndedOtherwise {
+                    id: flow.id.to_string(),
+                    name: report.name.clone(),
+                    status: step.status,
+                    what,
+                }),
+            };
+        }
         latest => {
             let retry_of = latest
                 .filter(|step| matches!(step.status, StepStatus::Failed | StepStatus::Cancelled))
