@@ -88,6 +88,15 @@ pub fn apply_report(flow: &Flow, report: &StateReport, now: Timestamp) -> Result
     let change = report.status.filter(|&to| to != flow.status);
     if let Some(to) = change {
         check_status_change(flow, to)?;
+        // A cancel request is sticky: the owner winds its work down, and the flow ends
+        // cancelled (or failed, if winding down failed), never as if nothing was asked.
+        if to == FlowStatus::Succeeded && flow.cancel_requested_at.is_some() {
+            return Err(Error::InvalidInput(format!(
+                "flow {} has a cancel request: report it `cancelled` (or `failed`), not \
+                 `succeeded`",
+                flow.id
+            )));
+        }
     }
     check_not_ended(flow)?;
     let mut after = flow.clone();

@@ -332,6 +332,14 @@ pub fn a_mirrored_flow_with_a_cancel_request_waits_for_its_owner_to_report_it(
     let outcome = alice.request_cancel(&flow.id, None).unwrap();
     assert_eq!(outcome.flow.status, FlowStatus::Running);
     assert!(outcome.flow.cancel_requested_at.is_some());
+    // Nothing new begins, and the flow does not end as if nothing was asked.
+    let begun =
+        StepReport { name: "b".into(), status: StepStatus::Running, output: None, error: None };
+    let begun = StateReport { steps: vec![begun], ..Default::default() };
+    assert!(matches!(alice.report(&flow.id, begun, None), Err(Error::CancelRequested { .. })));
+    let done = StateReport { status: Some(FlowStatus::Succeeded), ..Default::default() };
+    let refused = alice.report(&flow.id, done, None).unwrap_err();
+    assert!(matches!(&refused, Error::InvalidInput(m) if m.contains("`cancelled`")), "{refused}");
     let back = StateReport { status: Some(FlowStatus::Waiting), ..Default::default() };
     alice.report(&flow.id, back, None).unwrap();
     let restart = StateReport { status: Some(FlowStatus::Running), ..Default::default() };

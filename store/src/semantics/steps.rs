@@ -146,6 +146,10 @@ pub(super) fn report_step<T: StoreTx + ?Sized>(
                 }),
             };
         }
+        // A step begun after a cancel request would be new work on the flow.
+        _ if report.status == StepStatus::Running && flow.cancel_requested_at.is_some() => {
+            return Err(Error::CancelRequested { id: flow.id.to_string() });
+        }
         latest => {
             let retry_of = latest
                 .filter(|step| matches!(step.status, StepStatus::Failed | StepStatus::Cancelled))
