@@ -254,7 +254,7 @@ pub struct StepReportBody {
 #[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForkBody {
-    /// The first step to run again: its seq, or its name.
+    /// The first step to run again: its seq (a number, or a string of digits), or its name.
     #[schema(schema_with = step_ref)]
     pub from_step: Value,
 }

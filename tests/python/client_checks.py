@@ -121,6 +121,11 @@ def managed(alice):
     wait_for("the fork", lambda: alice.flow(forked["id"])["status"] == "succeeded")
     steps = alice.get(forked["id"])["steps"]
     check([step["name"] for step in steps] == ["a", "b"], steps)
+    # Digits in a string are a seq, as the CLI's `--from-step 2` reads them.
+    by_seq = alice.fork("echo-1", "2")
+    wait_for("the fork by seq", lambda: alice.flow(by_seq["id"])["status"] == "succeeded")
+    steps = alice.get(by_seq["id"])["steps"]
+    check([step["name"] for step in steps] == ["a", "b"], steps)
     expect(Refused, lambda: alice.resume("echo-1"))
     expect(Refused, lambda: alice.create_child("echo-1", "child", spec))
     return forked["id"]

@@ -304,7 +304,7 @@ fn fork(global: &GlobalArgs, id: &str, from_step: &str, runner: &RunnerArgs) -> 
     let from_seq = match from_step.parse::<u32>() {
         Ok(seq) => seq,
         Err(_) => control::fork_step_named(engine.handle(), &id, from_step)?.ok_or_else(|| {
-            CliError::usage(format!("flow {id} has no step `{from_step}`"))
+            CliError::failure(format!("flow {id} has no step `{from_step}`"))
                 .with_hint(format!("`taskflow flows inspect {id}` lists its steps"))
         })?,
     };

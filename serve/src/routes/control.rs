@@ -73,7 +73,11 @@ pub async fn fork(
                 HttpError::bad_request("`from_step` must be a step's seq or name")
             })?)
         }
-        Value::String(name) => FromStep::Name(name),
+        // Digits are a seq, as `flows fork --from-step` reads them.
+        Value::String(text) => match text.parse::<u32>() {
+            Ok(seq) => FromStep::Seq(seq),
+            Err(_) => FromStep::Name(text),
+        },
         _ => return Err(HttpError::bad_request("`from_step` must be a step's seq or name")),
     };
     let forked = actions::fork(&state, &owner, id, from).await?;
