@@ -269,20 +269,9 @@ async fn a_mirrored_flows_owner_reports_with_expected_revisions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_decide_the_owner_and_owners_do_not_see_each_other() {
     let (dir, db) = folder();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        "[serve.tokens]\nalice = { owner = \"alice\", token_env = \"T_ALICE\" }\n\
-         bob = { owner = \"bob\", token_env = \"T_BOB\" }\n",
-    )
-    .unwrap();
     let (alice_token, bob_token) = ("alice-token-0123456789", "bob-token-0123456789xx");
-    let config = config.to_str().unwrap();
-    let serve = Serve::start(
-        &db,
-        &[],
-        &[("TASKFLOW_CONFIG", config), ("T_ALICE", alice_token), ("T_BOB", bob_token)],
-    );
+    let tokens = [("alice", alice_token, false), ("bob", bob_token, false)];
+    let serve = Serve::with_tokens(&db, dir.path(), &tokens);
     let http = client();
     let (status, _) = call(http.get(serve.url("/v1/flows"))).await;
     assert_eq!(status, 401);
@@ -316,20 +305,9 @@ async fn tokens_decide_the_owner_and_owners_do_not_see_each_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tokens_pipelines_stay_off_the_host_unless_the_token_says_host() {
     let (dir, db) = folder();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        "[serve.tokens]\nalice = { owner = \"alice\", token_env = \"T_ALICE\" }\n\
-         ops = { owner = \"ops\", token_env = \"T_OPS\", host = true }\n",
-    )
-    .unwrap();
     let (alice_token, ops_token) = ("alice-token-0123456789", "ops-token-0123456789xxx");
-    let config = config.to_str().unwrap();
-    let serve = Serve::start(
-        &db,
-        &[],
-        &[("TASKFLOW_CONFIG", config), ("T_ALICE", alice_token), ("T_OPS", ops_token)],
-    );
+    let tokens = [("alice", alice_token, false), ("ops", ops_token, true)];
+    let serve = Serve::with_tokens(&db, dir.path(), &tokens);
     let http = client();
     let submit = |token: &'static str, steps: Value| {
         let body = json!({"name": "p", "sync_mode": "managed", "spec": {"steps": steps}});

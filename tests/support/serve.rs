@@ -26,6 +26,27 @@ impl Serve {
         Serve::start_on(db, "127.0.0.1:0", args, env)
     }
 
+    /// Serve with `[serve.tokens]` in a config file in `dir`: one token per `(owner, secret,
+    /// host)`, its secret in a variable of its own.
+    pub fn with_tokens(db: &Path, dir: &Path, tokens: &[(&str, &str, bool)]) -> Serve {
+        let mut config = String::from("[serve.tokens]\n");
+        let mut env = Vec::new();
+        for (owner, secret, host) in tokens {
+            let variable = format!("T_{}", owner.to_uppercase());
+            config.push_str(&format!(
+                "{owner} = {{ owner = \"{owner}\", token_env = \"{variable}\", host = {host} }}\n"
+            ));
+            env.push((variable, (*secret).to_owned()));
+        }
+        let path = dir.join("config.toml");
+        std::fs::write(&path, config).unwrap();
+        let path = path.to_str().unwrap().to_owned();
+        let mut env: Vec<(&str, &str)> =
+            env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        env.push(("TASKFLOW_CONFIG", &path));
+        Serve::start(db, &[], &env)
+    }
+
     /// Serve on `listen` (an address a serve before it had, to come back where clients were).
     pub fn start_on(db: &Path, listen: &str, args: &[&str], env: &[(&str, &str)]) -> Serve {
         let mut command = Command::new(BIN);
