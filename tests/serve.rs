@@ -477,6 +477,38 @@ async fn a_watcher_from_now_is_refused_while_the_feed_cannot_be_read_not_sent_ev
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_another_process_queues_is_run_at_once_not_at_the_next_sweep() {
+    let (dir, db) = folder();
+    let serve = Serve::start(&db, &[], &[]);
+    // Past the sweep serve makes as it starts; the next one is seconds away.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pipeline = dir.path().join("queued.toml");
+    std::fs::write(
+        &pipeline,
+        "name = \"queued\"\n[[steps]]\nid = \"a\"\naction = \"echo\"\nwith = { value = 1 }\n",
+    )
+    .unwrap();
+    let queued = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["--owner", "alice", "run", "--queue", "--id", "soon"])
+        .arg(&pipeline)
+        .output()
+        .unwrap();
+    assert!(queued.status.success(), "{}", String::from_utf8_lossy(&queued.stderr));
+    let http = client();
+    let started = Instant::now();
+    loop {
+        let (_, flow) = call(http.get(serve.url("/v1/flows/soon"))).await;
+        if flow["flow"]["status"] == "succeeded" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_millis(2500), "not run yet: {flow}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_serve_killed_mid_pipeline_finishes_every_flow_after_a_restart_and_runs_no_step_twice() {
     let (dir, db) = folder();
     let log = dir.path().join("runs.log");
