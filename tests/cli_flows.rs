@@ -402,3 +402,49 @@ fn output_to_a_reader_that_went_away_ends_quietly() {
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn cancelling_a_flow_whose_runner_died_ends_it_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let pipeline = dir.path().join("slow.toml");
+    std::fs::write(
+        &pipeline,
+        "name = \"slow\"\n[[steps]]\nid = \"wait\"\naction = \"shell\"\n\
+         with = { command = \"sleep 5\" }\n[[steps]]\nid = \"after\"\naction = \"echo\"\n\
+         needs = [\"wait\"]\nwith = { value = 1 }\n",
+    )
+    .unwrap();
+    let taskflow = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_taskflow"));
+        command.arg("--db").arg(&db).args(["--owner", "alice"]);
+        command
+    };
+    let mut runner = taskflow()
+        .args(["run", "--id", "dead"])
+        .arg(&pipeline)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let inspect = || {
+        let output = taskflow().args(["--json", "flows", "inspect", "dead"]).output().unwrap();
+        serde_json::from_slice::<Value>(&output.stdout).unwrap_or(Value::Null)
+    };
+    let started = std::time::Instant::now();
+    while inspect()["steps"][0]["status"] != "running" {
+        assert!(started.elapsed() < Duration::from_secs(20), "the step never began");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+
+    // Nobody is left to settle the cancel: the command ends the flow itself.
+    let cancel = taskflow().args(["flows", "cancel", "dead"]).output().unwrap();
+    let said = String::from_utf8_lossy(&cancel.stdout);
+    assert_eq!(cancel.status.code(), Some(0), "{}", String::from_utf8_lossy(&cancel.stderr));
+    assert!(said.starts_with("flow dead cancelled"), "{said}");
+    let flow = inspect();
+    assert_eq!(flow["flow"]["status"], "cancelled", "{flow}");
+    assert_eq!(flow["steps"][0]["status"], "cancelled", "{flow}");
+}

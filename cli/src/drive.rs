@@ -54,9 +54,13 @@ fn parse_durability(text: &str) -> Result<Durability, String> {
 /// An engine over the database of `--db` (created if missing) for the resolved owner, with the
 /// config file's MCP servers (their logs beside the database).
 pub(crate) fn open_engine(global: &GlobalArgs, runner: &RunnerArgs) -> CliResult<Engine> {
+    engine_with(global, runner.checkpoints.durability)
+}
+
+/// An engine for the command's owner, its checkpoints `durability`.
+pub(crate) fn engine_with(global: &GlobalArgs, durability: Durability) -> CliResult<Engine> {
     let path = database::location(global.db.as_deref())?;
-    let handle =
-        database::open_for_running(&path, runner.checkpoints.durability)?.bind(global.owner())?;
+    let handle = database::open_for_running(&path, durability)?.bind(global.owner())?;
     let (providers, _) = ProviderSettings::default().factory()?;
     let mcp = Config::load()?.mcp_settings(&path);
     Ok(Engine::new(handle, Actions::builtin(), EngineOptions::default())

@@ -6,11 +6,13 @@
 
 use clap::{Args, Subcommand};
 use taskflow_api::graph::{self, Graph};
-use taskflow_api::{approvals, control, database};
+use taskflow_api::{Durability, approvals, control, database};
 use taskflow_engine::agent::Budget;
-use taskflow_engine::{ApprovalDecision, FlowId, ListQuery, OwnerHandle, StatusFilter};
+use taskflow_engine::{
+    ApprovalDecision, FlowId, ListQuery, OwnerHandle, StatusFilter, SyncMode, Timestamp,
+};
 
-use crate::drive::{Origin, RunnerArgs, drive, engine_error, open_engine, runtime};
+use crate::drive::{Origin, RunnerArgs, drive, engine_error, engine_with, open_engine, runtime};
 use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
 use crate::render::{self, ListFilter};
@@ -41,7 +43,8 @@ pub enum FlowsCommand {
         id: String,
     },
     /// Sticky cancel: record the request now (it survives restarts), schedule nothing new; the
-    /// flow becomes cancelled once its running steps and children have settled
+    /// flow becomes cancelled once its running steps and children have settled, at once when
+    /// its runner is gone
     Cancel {
         /// The flow's id
         id: String,
@@ -244,7 +247,21 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
         }
         FlowsCommand::Cancel { id, expected_revision } => {
             let handle = require(handle, id)?;
-            let outcome = handle.request_cancel(&flow_id(id)?, *expected_revision)?;
+            let id = flow_id(id)?;
+            let mut outcome = handle.request_cancel(&id, *expected_revision)?;
+            // A flow whose runner is gone has nobody to settle its cancel: it is finished here,
+            // as a resume finishes it (its running step's attempt recorded cancelled).
+            let flow = &outcome.flow;
+            if flow.sync_mode == SyncMode::Managed
+                && !flow.status.is_terminal()
+                && flow.stall(Timestamp::now()).is_some()
+            {
+                let engine = engine_with(global, Durability::default())?;
+                if let Ok(settled) = runtime()?.block_on(engine.run(&id)) {
+                    outcome.flow = settled;
+                    outcome.active_steps = 0;
+                }
+            }
             render::cancel(&outcome, global.json);
             Ok(())
         }
