@@ -139,7 +139,7 @@ fn schedules_are_added_listed_and_shown_and_bad_ones_are_refused_with_the_option
         ),
         (
             &["--cron", "0 7 * * *", "--after", "nothing", "--within", "1h"],
-            1,
+            2,
             "`nothing`, which is not one of your schedules",
         ),
         (&["--cron", "0 7 * * *", "--after", "scrape"], 2, "--within"),
@@ -188,7 +188,7 @@ fn schedules_are_added_listed_and_shown_and_bad_ones_are_refused_with_the_option
             "--within",
             "1h",
         ],
-        1,
+        2,
         "would wait for itself: loop → loop",
     );
 

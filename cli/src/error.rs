@@ -54,9 +54,14 @@ impl std::error::Error for CliError {}
 pub type CliResult<T = ()> = Result<T, CliError>;
 
 impl From<taskflow_engine::Error> for CliError {
-    /// A flow store failure, with the hint that tells the user what to do about it.
+    /// A flow store failure, with the hint that tells the user what to do about it. Input the
+    /// store refuses (a name, a schedule's `--after`, a signal's name) came from the command
+    /// line: a usage error.
     fn from(error: taskflow_engine::Error) -> Self {
         use taskflow_engine::{Error, StorageErrorKind};
+        if let Error::InvalidInput(message) = &error {
+            return CliError::usage(message.clone());
+        }
         let hint = match &error {
             Error::NotFound { .. } => Some(
                 "`taskflow flows list` shows your flows; --owner (or TASKFLOW_OWNER) picks whose",

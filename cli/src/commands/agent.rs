@@ -67,7 +67,7 @@ pub struct AgentArgs {
 
     /// Stop before the next model call once the run has used N tokens (input and output);
     /// the flow is then `blocked` until `taskflow flows resume ID --max-tokens N` raises it
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub budget_tokens: Option<u64>,
 
     /// Stop before the next model call once the run has cost USD dollars, at the model's

@@ -87,7 +87,8 @@ pub enum FlowsCommand {
         id: String,
         /// An agent run's or a pipeline's token budget from now on (a flow blocked by its
         /// budget goes on); also spelled --budget-tokens, as on `taskflow agent` and `run`
-        #[arg(long, value_name = "N", alias = "budget-tokens")]
+        #[arg(long, value_name = "N", alias = "budget-tokens",
+              value_parser = clap::value_parser!(u64).range(1..))]
         max_tokens: Option<u64>,
         /// An agent run's or a pipeline's cost budget in dollars from now on (a pipeline's
         /// needs the prices it started with a cost budget); also spelled --budget-cost
