@@ -572,7 +572,7 @@ pub mod duration_text {
             }
         };
         Duration::try_from_secs_f64(seconds)
-            .map_err(|error| format!("`{}`: {error}", excerpt(text)))
+            .map_err(|_| format!("`{}` is longer than any duration taskflow keeps", excerpt(text)))
     }
 
     pub fn format(duration: Duration) -> String {

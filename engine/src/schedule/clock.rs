@@ -33,6 +33,10 @@ enum Kind {
     Every(i64),
 }
 
+/// The longest `every` interval: ten years of days. Its slots' instants stay within the years
+/// RFC 3339 writes (four digits), which the slots' flow ids use.
+const LONGEST_INTERVAL_DAYS: u64 = 3660;
+
 /// Why a timing cannot be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClockError {
@@ -43,7 +47,11 @@ pub enum ClockError {
     Cron { expression: String, reason: String },
     #[error("`{0}` is not an IANA time zone (such as Europe/Paris, America/New_York or UTC)")]
     Zone(String),
-    #[error("an interval must be a whole number of seconds, at least 1s")]
+    #[error(
+        "an interval must be a whole number of seconds, from 1s to {}d (a cron expression \
+         names longer calendars)",
+        LONGEST_INTERVAL_DAYS
+    )]
     Interval,
 }
 
@@ -53,7 +61,7 @@ impl SlotClock {
         let kind = match timing {
             Timing::Cron(expression) => Kind::Cron(Box::new(parse_cron(expression)?)),
             Timing::EveryMs(ms) => {
-                if *ms < 1000 || ms % 1000 != 0 {
+                if *ms < 1000 || ms % 1000 != 0 || *ms > LONGEST_INTERVAL_DAYS * 86_400_000 {
                     return Err(ClockError::Interval);
                 }
                 Kind::Every(i64::try_from(*ms).map_err(|_| ClockError::Interval)?)
@@ -307,6 +315,7 @@ mod tests {
         refused(cron("0 0 7 * * * 2027"), "UTC", "is not a cron expression");
         refused(cron("0 7 * * *"), "Europe/Pariss", "`Europe/Pariss` is not an IANA time zone");
         refused(Timing::EveryMs(1500), "UTC", "whole number of seconds");
-        refused(Timing::EveryMs(0), "UTC", "at least 1s");
+        refused(Timing::EveryMs(0), "UTC", "from 1s");
+        refused(Timing::EveryMs(3661 * 86_400_000), "UTC", "to 3660d");
     }
 }

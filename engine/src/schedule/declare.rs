@@ -8,7 +8,7 @@
 //! `otherwise` says (`skip` by default).
 
 use serde::Deserialize;
-use taskflow_store::{CatchUp, Otherwise, Overlap, ScheduleSpec, Timing};
+use taskflow_store::{CatchUp, Otherwise, Overlap, ScheduleSpec, Timestamp, Timing};
 
 use super::clock::SlotClock;
 use crate::pipeline::spec::duration_text;
@@ -76,6 +76,16 @@ impl ScheduleInput {
             };
             problem(field, error.to_string())
         })?;
+        if let Timing::Cron(expression) = &timing
+            && clock.next_after(Timestamp::now()).is_none()
+        {
+            return Err(problem(
+                "cron",
+                format!(
+                    "`{expression}` matches no date to come (such as February 30): it would never fire"
+                ),
+            ));
+        }
         let within_ms = self.within.as_deref().map(|text| millis("within", text)).transpose()?;
         if !self.after.is_empty() && within_ms.is_none() {
             return Err(problem(
