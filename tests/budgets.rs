@@ -204,6 +204,22 @@ fn a_pipeline_budget_covers_its_tree_blocks_it_and_raises_let_it_finish() {
     let agent = inspect(&db, &config, &child);
     assert_eq!(agent["flow"]["status"], "blocked");
     assert_eq!(llm_steps(&agent), ["llm 1"], "no model call past the budget");
+    // The agent resumed on its own, even with a budget of its own raised, spends the
+    // pipeline's budget all the same: it stays blocked, naming the pipeline.
+    for raise in [&[][..], &["--max-tokens", "100000"][..]] {
+        let mut args = vec!["flows", "resume", &child];
+        args.extend_from_slice(raise);
+        let alone = taskflow(&db, &config, &args);
+        assert_eq!(alone.code, 1, "{}\n{}", alone.stdout, alone.stderr);
+        assert!(
+            alone.stderr.contains("pipeline survey: the token budget is spent"),
+            "{}",
+            alone.stderr
+        );
+        let agent = inspect(&db, &config, &child);
+        assert_eq!(agent["flow"]["status"], "blocked");
+        assert_eq!(llm_steps(&agent), ["llm 1"], "no model call past the pipeline's budget");
+    }
 
     // Raised to 1500: the agent's last two turns fit (1910 tokens), the `summary` call no more.
     let again = taskflow(&db, &config, &["flows", "resume", "survey", "--max-tokens", "1500"]);

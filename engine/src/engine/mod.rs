@@ -501,29 +501,7 @@ impl Engine {
                                 .expect("a checked plan names known actions")
                         })
                         .collect();
-                    let budget = Budget::in_force(plan.spec.budget, flow.state.as_ref());
-                    let tree = if budget.is_empty() {
-                        None
-                    } else {
-                        let of = id.clone();
-                        let (below, descendants) = self
-                            .store
-                            .call(move |handle| {
-                                Ok((
-                                    handle.descendant_steps(&of, StepKind::Llm)?,
-                                    handle.descendants(&of)?,
-                                ))
-                            })
-                            .await?;
-                        let spent = Spent::from_journal(journal.iter().chain(&below));
-                        let cost = crate::costs::tree_cost(
-                            &crate::costs::Prices::Pipeline(plan.spec.prices.clone()),
-                            &journal,
-                            crate::costs::specs(&descendants),
-                            &below,
-                        );
-                        TreeBudget::new(id.clone(), budget, spent, cost)
-                    };
+                    let tree = self.tree_budget(&flow, &plan.spec, &journal).await?;
                     let children = Arc::new(ChildRuns {
                         engine: self.clone(),
                         parent: lease.clone(),
@@ -556,6 +534,12 @@ impl Engine {
                 }
                 FlowKind::Agent { spec, parts } => {
                     let AgentParts { provider, tools, mcp } = parts;
+                    // An agent run of a pipeline's step, resumed on its own, spends the
+                    // pipeline's budget all the same.
+                    let tree = match tree {
+                        Some(tree) => Some(tree),
+                        None => self.ancestor_budget(&flow).await?,
+                    };
                     AgentRunner {
                         store: self.store.clone(),
                         drain: drain.clone(),
@@ -646,6 +630,60 @@ impl Engine {
     }
 
     /// The flow without its spec, read on a blocking thread.
+    /// The budget pipeline `flow` and its tree spend, as one run of it holds it: what its
+    /// journal and its descendants' model calls used so far; `None` when it sets no limit.
+    async fn tree_budget(
+        &self,
+        flow: &Flow,
+        spec: &FlowSpec,
+        journal: &[taskflow_store::model::Step],
+    ) -> Result<Option<Arc<TreeBudget>>, EngineError> {
+        let budget = Budget::in_force(spec.budget, flow.state.as_ref());
+        if budget.is_empty() {
+            return Ok(None);
+        }
+        let of = flow.id.clone();
+        let (below, descendants) = self
+            .store
+            .call(move |handle| {
+                Ok((handle.descendant_steps(&of, StepKind::Llm)?, handle.descendants(&of)?))
+            })
+            .await?;
+        let spent = Spent::from_journal(journal.iter().chain(&below));
+        let cost = crate::costs::tree_cost(
+            &crate::costs::Prices::Pipeline(spec.prices.clone()),
+            journal,
+            crate::costs::specs(&descendants),
+            &below,
+        );
+        Ok(TreeBudget::new(flow.id.clone(), budget, spent, cost))
+    }
+
+    /// The budget of the nearest pipeline above `flow` that sets one, as its run would hold
+    /// it; `None` for a flow of no such pipeline.
+    async fn ancestor_budget(&self, flow: &Flow) -> Result<Option<Arc<TreeBudget>>, EngineError> {
+        let mut parent = flow.parent_flow_id.clone();
+        while let Some(id) = parent {
+            let above = self.read_flow(&id).await?;
+            let spec_json = self.spec_json(&id).await?;
+            let (engine, reading) = (self.clone(), id.clone());
+            let kind =
+                tokio::task::spawn_blocking(move || engine.kind_from_json(&reading, &spec_json))
+                    .await;
+            // Only a pipeline sets a tree's budget; an agent run above (whose provider this
+            // process may not build) is looked through.
+            if let Ok(Ok(FlowKind::Pipeline(plan))) = kind {
+                let journal_of = id.clone();
+                let journal = self.store.call(move |handle| handle.steps(&journal_of)).await?;
+                if let Some(tree) = self.tree_budget(&above, &plan.spec, &journal).await? {
+                    return Ok(Some(tree));
+                }
+            }
+            parent = above.parent_flow_id;
+        }
+        Ok(None)
+    }
+
     async fn read_flow(&self, id: &FlowId) -> Result<Flow, EngineError> {
         let id = id.clone();
         Ok(self.store.call(move |handle| handle.flow_without_spec(&id)).await?)
