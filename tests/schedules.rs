@@ -524,3 +524,35 @@ fn a_schedule_whose_timing_changes_records_the_old_slots_no_serve_decided() {
     assert!(missed["count"].as_u64().unwrap() >= 2, "{missed}");
     assert!(shown["schedule"]["next_slot"].as_str().unwrap().ends_with(":00.000Z"), "{shown}");
 }
+
+#[test]
+fn a_flow_under_a_slots_id_that_the_schedule_did_not_make_is_not_taken_for_its_run() {
+    let folder = Folder::new();
+    let db = folder.db();
+    let pipeline = folder.file("draft.toml", PIPELINE);
+    let other = folder.file(
+        "other.toml",
+        "name = \"other\"\n[[steps]]\nid = \"a\"\naction = \"echo\"\nwith = { value = 1 }\n",
+    );
+    let add = ["schedules", "add", "digest", "--pipeline", &pipeline, "--cron", "0 7 * * *"];
+    json_of(&db, &add);
+    // Another pipeline's flow, made by hand under the id of the 24th's slot.
+    let by_hand = ["run", "--queue", "--id", "digest@2026-10-24T07:00:00Z", &other];
+    json_of(&db, &by_hand);
+    let range = ["--from", "2026-10-24T00:00:00Z", "--to", "2026-10-25T23:59:59Z"];
+    let mut args = vec!["schedules", "backfill", "digest"];
+    args.extend_from_slice(&range);
+    let filled = json_of(&db, &args);
+    let slots = filled["slots"].as_array().unwrap();
+    let seen: Vec<(&str, &Value)> =
+        slots.iter().map(|slot| (slot["status"].as_str().unwrap(), &slot["flow_id"])).collect();
+    assert_eq!(
+        seen,
+        [("skipped", &Value::Null), ("running", &json!("digest@2026-10-25T07:00:00Z"))],
+        "{filled:#}"
+    );
+    let reason = slots[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("is not a run of this schedule"), "{reason}");
+    let flow = json_of(&db, &["flows", "inspect", "digest@2026-10-24T07:00:00Z"]);
+    assert_eq!(flow["flow"]["name"], "other", "the flow made by hand is left as it was");
+}

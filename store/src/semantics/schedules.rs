@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::create::create_flow;
 use crate::error::{Error, Result};
-use crate::model::{FieldChange, NewFlow, Revision, SyncMode};
+use crate::model::{FieldChange, Flow, NewFlow, Revision, SyncMode};
 use crate::rules;
 use crate::schedule::{
     GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision, SlotStatus,
@@ -256,8 +256,21 @@ pub fn gate_states<T: StoreTx + ?Sized>(
         .collect()
 }
 
+/// Whether the flow `NAME@SLOT` that exists already is a run of `schedule` (its owner's, made
+/// by a slot, of the same pipeline): one made by hand under that id, or by a schedule of the
+/// name removed since whose pipeline was another, is not.
+fn is_slot_run<T: StoreTx + ?Sized>(tx: &T, schedule: &Schedule, flow: &Flow) -> Result<bool> {
+    if flow.owner != schedule.owner || flow.controller.as_deref() != Some(SLOT_CONTROLLER) {
+        return Ok(false);
+    }
+    let spec = tx.spec_text(&flow.id)?;
+    Ok(spec.and_then(|text| serde_json::from_str::<Value>(&text).ok()).as_ref()
+        == Some(&schedule.pipeline))
+}
+
 /// Writes one decision about a slot of `schedule`: a slot that fires gets its flow (unless its
-/// id is taken already: then it fired before, and its record points at that flow).
+/// id is taken already: then it fired before, and its record points at that flow; a flow under
+/// that id that is not a run of this schedule is not taken for one, and the slot is skipped).
 fn write_decision<T: StoreTx + ?Sized>(
     tx: &T,
     caller: Caller<'_>,
@@ -265,6 +278,25 @@ fn write_decision<T: StoreTx + ?Sized>(
     decision: SlotDecision,
     now: Timestamp,
 ) -> Result<Slot> {
+    let decision = match decision {
+        SlotDecision::Fire { at, .. } => {
+            let id = slot_flow_id(&schedule.name, at)?;
+            match tx.load_flow(None, &id, false)? {
+                Some((flow, _)) if !is_slot_run(tx, schedule, &flow)? => SlotDecision::Record {
+                    at,
+                    status: SlotStatus::Skipped,
+                    reason: format!(
+                        "flow {id} exists and is not a run of this schedule (made by hand, or \
+                         by an earlier schedule of the name with another pipeline)"
+                    ),
+                    last_at: None,
+                    count: 1,
+                },
+                _ => decision,
+            }
+        }
+        record => record,
+    };
     let slot = match decision {
         SlotDecision::Fire { at, reason } => {
             let id = slot_flow_id(&schedule.name, at)?;
