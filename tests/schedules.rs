@@ -556,3 +556,24 @@ fn a_flow_under_a_slots_id_that_the_schedule_did_not_make_is_not_taken_for_its_r
     let flow = json_of(&db, &["flows", "inspect", "digest@2026-10-24T07:00:00Z"]);
     assert_eq!(flow["flow"]["name"], "other", "the flow made by hand is left as it was");
 }
+
+#[test]
+fn a_trigger_within_the_second_of_another_says_its_slot_fired_already() {
+    let folder = Folder::new();
+    let db = folder.db();
+    let pipeline = folder.file("draft.toml", PIPELINE);
+    json_of(&db, &["schedules", "add", "digest", "--pipeline", &pipeline, "--every", "1h"]);
+    // Two triggers in one second name one slot; a pair that straddles a second is tried again.
+    for _ in 0..10 {
+        let first = taskflow(&db, &["schedules", "trigger", "digest"]);
+        let second = taskflow(&db, &["schedules", "trigger", "digest"]);
+        let (first, second) =
+            (String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&second.stdout));
+        assert!(!first.contains("fired already"), "{first}");
+        if second.contains("had fired already") {
+            assert_eq!(second.lines().nth(1), first.lines().next(), "the same slot: {second}");
+            return;
+        }
+    }
+    panic!("no two triggers fell in one second in ten tries");
+}

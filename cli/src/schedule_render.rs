@@ -146,6 +146,18 @@ pub fn fired(name: &str, slots: &[Slot], json: bool) {
     println!("a running `taskflow serve` runs them (or `taskflow flows resume ID`)");
 }
 
+/// The slot a trigger fired; within the second of an earlier trigger, that slot, said to have
+/// fired already.
+pub fn triggered(name: &str, slot: &Slot, now: bool, json: bool) {
+    if !now && !json {
+        println!(
+            "slot {} of {name} had fired already (a trigger names a second)",
+            at_text(slot.at)
+        );
+    }
+    fired(name, std::slice::from_ref(slot), json);
+}
+
 /// An instant as slots are: to the second when it is a whole second.
 fn at_text(at: Timestamp) -> String {
     let text = at.to_string();

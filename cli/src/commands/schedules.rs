@@ -219,7 +219,7 @@ pub fn run(global: &GlobalArgs, args: &SchedulesArgs) -> CliResult {
         }
         SchedulesCommand::Trigger { name } => {
             let triggered = schedules::trigger(&existing(global, name)?, name, now)?;
-            schedule_render::fired(name, &[triggered.slot], global.json);
+            schedule_render::triggered(name, &triggered.slot, triggered.fired, global.json);
             Ok(())
         }
         SchedulesCommand::Remove { name } => {
