@@ -119,7 +119,7 @@ impl ScheduleInput {
         Ok(ScheduleSpec {
             timing,
             zone,
-            after: self.after.iter().map(|name| name.trim().to_owned()).collect(),
+            after: once_each(&self.after),
             within_ms,
             otherwise: named("otherwise", self.otherwise.as_deref())?,
             overlap: named("overlap", self.overlap.as_deref())?,
@@ -176,6 +176,16 @@ pub fn policy_names() -> [(&'static str, Vec<&'static str>); 3] {
     ]
 }
 
+/// The schedules of `after`, trimmed, each once, in the order first named.
+fn once_each(after: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::with_capacity(after.len());
+    for name in after.iter().map(|name| name.trim()) {
+        if !names.iter().any(|named| named == name) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +219,16 @@ mod tests {
         );
         let every = ScheduleInput { cron: None, every: Some("2s".into()), ..input() };
         assert_eq!(every.spec().unwrap().timing, Timing::EveryMs(2000));
+    }
+
+    #[test]
+    fn a_schedule_named_twice_in_after_is_waited_for_once() {
+        let input = ScheduleInput {
+            after: vec!["scrape".into(), " send".into(), "scrape ".into()],
+            within: Some("2h".into()),
+            ..input()
+        };
+        assert_eq!(input.spec().unwrap().after, ["scrape", "send"]);
     }
 
     #[test]
