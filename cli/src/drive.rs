@@ -170,15 +170,13 @@ async fn run_on(
     detach: bool,
     origin: Origin,
 ) -> Result<Flow, EngineError> {
-    if origin == Origin::Made {
-        // A worker or serve ran the new flow to its end already. A failed one would be run
-        // again from its failed step below, as a resume is.
-        let seen = read_flow(engine, id).await?;
-        if seen.status.is_terminal() {
-            return Ok(seen);
-        }
-    }
-    let mut flow = match engine.run_with_progress(id, Arc::clone(&sink)).await {
+    // A new flow that a worker or serve ran to its end before this run read it is reported as
+    // it ended: a failed one is not run again from its failed step, as a resume would.
+    let first = match origin {
+        Origin::Made => engine.run_new_with_progress(id, Arc::clone(&sink)).await,
+        _ => engine.run_with_progress(id, Arc::clone(&sink)).await,
+    };
+    let mut flow = match first {
         // A worker or serve took the new flow before this process did: it runs there, or
         // has run it to its end already.
         Err(EngineError::Store(taskflow_engine::Error::LeaseHeld { .. }))

@@ -726,3 +726,31 @@ async fn a_flow_whose_run_fails_rests_longer_each_time_and_each_failure_is_told(
     runs.shut_down(Duration::from_secs(1)).await;
     sweeping.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_flow_another_runner_failed_is_reported_ended_not_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut actions = Actions::builtin();
+    let calls = flaky(&mut actions, u32::MAX);
+    let engine = new_engine(dir.path(), actions);
+    let spec = FlowSpec::new("fails").step(
+        StepSpec::new("a", "flaky")
+            .retry(RetryPolicy { max_attempts: 1, ..RetryPolicy::default() }),
+    );
+    let flow = engine.create(&spec, None).await.unwrap();
+    // Another runner (here, this engine) ran it to a failure before its creator's run read it.
+    let failed = engine.run(&flow.id).await.unwrap();
+    assert_eq!((failed.status, calls.load(Ordering::SeqCst)), (FlowStatus::Failed, 1));
+    let again = engine.run_new_with_progress(&flow.id, quiet()).await.unwrap_err();
+    assert!(
+        matches!(
+            again,
+            taskflow_engine::EngineError::Store(taskflow_engine::Error::AlreadyEnded { .. })
+        ),
+        "{again}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the failed step was not run again");
+    // A resume, by contrast, runs it again from its failed step.
+    engine.run_with_progress(&flow.id, quiet()).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

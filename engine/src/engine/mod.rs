@@ -101,6 +101,9 @@ pub struct RunControl {
     /// Fired, the run stops its running steps too (they end `cancelled`, and run again when
     /// the flow is resumed).
     pub stop: CancellationToken,
+    /// The run of a flow the caller has just created: one another runner ended meanwhile is
+    /// refused as ended (`AlreadyEnded`), not run again from a failed step as a resume is.
+    pub fresh: bool,
 }
 
 /// Why the engine could not do what it was asked.
@@ -374,6 +377,17 @@ impl Engine {
         self.run_flow(id, progress, RunControl::default(), None, None).await
     }
 
+    /// [`run_with_progress`](Self::run_with_progress) of a flow the caller has just created
+    /// ([`RunControl::fresh`]): one another runner has ended meanwhile is `AlreadyEnded`.
+    pub async fn run_new_with_progress(
+        &self,
+        id: &FlowId,
+        progress: ProgressSink,
+    ) -> Result<Flow, EngineError> {
+        let control = RunControl { fresh: true, ..RunControl::default() };
+        self.run_flow(id, progress, control, None, None).await
+    }
+
     /// [`run_with_progress`](Self::run_with_progress) under `control`: a process that shuts
     /// down drains its runs first (they start nothing new and end without an end, their lease
     /// given back), then stops what is still running.
@@ -411,7 +425,7 @@ impl Engine {
         held: Option<Lease>,
         tree: Option<Arc<TreeBudget>>,
     ) -> Result<Flow, EngineError> {
-        let RunControl { drain, stop: token } = control;
+        let RunControl { drain, stop: token, fresh } = control;
         let id = id.clone();
         let read = async {
             // A run that holds the lease already reads its journal at once: no other runner
@@ -423,6 +437,9 @@ impl Engine {
             } else {
                 (self.read_flow(&id).await?, self.spec_json(&id).await?, None)
             };
+            if fresh && flow.status.is_terminal() {
+                return Err(Error::AlreadyEnded { id: id.to_string(), status: flow.status }.into());
+            }
             if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
                 let reopened = id.clone();
                 flow = self.store.call(move |handle| handle.reopen(&reopened)).await?;
