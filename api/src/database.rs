@@ -153,18 +153,19 @@ pub fn worker_wait() -> Duration {
 }
 
 /// A PostgreSQL store for a worker, with a listener that wakes it when a flow is queued,
-/// signalled or cancelled, waiting `wait` for a server it cannot reach; `None` when `path`
-/// names no PostgreSQL database.
+/// signalled or cancelled, waiting `first_wait` for a server it cannot reach as it opens and
+/// [`worker_wait`] in each outage after; `None` when `path` names no PostgreSQL database.
 pub fn open_worker(
     path: &Path,
-    wait: Duration,
+    first_wait: Duration,
 ) -> Result<Option<(TaskFlow, taskflow_store_postgres::Listener)>> {
     let Some(url) = postgres_url(path) else { return Ok(None) };
     let options = taskflow_store_postgres::OpenOptions {
-        retry_for: wait,
+        retry_for: first_wait,
         ..taskflow_store_postgres::OpenOptions::default()
     };
-    let store = taskflow_store_postgres::PostgresStore::open(url, &options)?;
+    let store =
+        taskflow_store_postgres::PostgresStore::open(url, &options)?.with_retry_for(worker_wait());
     let listener = store.listen()?;
     Ok(Some((TaskFlow::new(std::sync::Arc::new(store)), listener)))
 }

@@ -129,6 +129,13 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// The same store, waiting `retry_for` from now on for a server it cannot reach (a worker
+    /// that opened it with a short first wait rides out the outages after it).
+    pub fn with_retry_for(mut self, retry_for: Duration) -> Self {
+        self.retry_for = retry_for;
+        self
+    }
+
     fn connect(url: &str, options: &OpenOptions) -> Result<Self> {
         let location = Location::parse(url)?;
         let failures = Arc::new(Failures::default());

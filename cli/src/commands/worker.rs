@@ -65,9 +65,6 @@ pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> CliResult {
             eprintln!("warning: {error}; waiting up to {} s for it", wait.as_secs());
             database::open_worker(&path, wait)?
         }
-        // Reached at once: opened again to wait as long for the outages to come (a store keeps
-        // the wait it was opened with).
-        Ok(Some(_)) => database::open_worker(&path, database::worker_wait())?,
         other => other?,
     };
     let Some((taskflow, mut listener)) = opened else {
