@@ -113,8 +113,20 @@ impl ScheduleInput {
             ));
         }
         let catch_up_window_ms = match &self.catch_up_window {
-            Some(text) => millis("catch_up_window", text)?,
+            Some(text) => not_zero(
+                "catch_up_window",
+                millis("catch_up_window", text)?,
+                "a window of 0 misses every late slot: that is catch-up `none`",
+            )?,
             None => DEFAULT_CATCH_UP_WINDOW_MS,
+        };
+        let timeout_ms = match &self.timeout {
+            Some(text) => Some(not_zero(
+                "timeout",
+                millis("timeout", text)?,
+                "a timeout of 0 would cancel every run as it starts",
+            )?),
+            None => None,
         };
         Ok(ScheduleSpec {
             timing,
@@ -127,7 +139,7 @@ impl ScheduleInput {
             catch_up_window_ms,
             max_catch_up: self.max_catch_up.unwrap_or(1),
             jitter_ms: jitter_ms.unwrap_or(0),
-            timeout_ms: self.timeout.as_deref().map(|text| millis("timeout", text)).transpose()?,
+            timeout_ms,
         })
     }
 }
@@ -151,6 +163,11 @@ fn shortest_gap(clock: &SlotClock) -> Option<u64> {
 fn millis(field: &'static str, text: &str) -> Result<u64, ScheduleError> {
     let duration = duration_text::parse(text).map_err(|message| problem(field, message))?;
     u64::try_from(duration.as_millis()).map_err(|_| problem(field, "too long"))
+}
+
+/// `ms`, unless it is zero (then the problem `why`).
+fn not_zero(field: &'static str, ms: u64, why: &str) -> Result<u64, ScheduleError> {
+    if ms == 0 { Err(problem(field, why)) } else { Ok(ms) }
 }
 
 /// A policy by its name, or its default.
@@ -287,6 +304,15 @@ mod tests {
             Err(("jitter", "shorter than the interval")),
         );
         check(ScheduleInput { jitter: Some("23h".into()), ..input() }, Ok(()));
+        check(
+            ScheduleInput { catch_up_window: Some("0s".into()), ..input() },
+            Err(("catch_up_window", "catch-up `none`")),
+        );
+        check(
+            ScheduleInput { timeout: Some("0ms".into()), ..input() },
+            Err(("timeout", "cancel every run as it starts")),
+        );
+        check(ScheduleInput { timeout: Some("1s".into()), ..input() }, Ok(()));
         check(
             ScheduleInput { jitter: Some("1d".into()), ..input() },
             Err(("jitter", "shortest gap between slots (1d)")),

@@ -100,7 +100,8 @@ pub fn catch_up(
             "no scheduler ran at its time; a later slot ran instead (catch-up latest)".to_owned()
         }
         (CatchUp::All, keep) => format!(
-            "no scheduler ran at its time; the latest {keep} ran (catch-up all, --max-catch-up {keep})"
+            "no scheduler ran at its time; catch-up all runs only the latest {keep} \
+             (--max-catch-up {keep})"
         ),
     };
     // The late slots not run are consecutive: one record for all of them.
