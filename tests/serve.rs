@@ -171,6 +171,16 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
         );
         assert!(error["error"]["message"].as_str().unwrap().contains("UTF-8"), "{error}");
     }
+    // An array is no object, though serde would read it as a struct's fields in order.
+    let array = json!(["by-position", "x", "mirrored", null, null, null, null]);
+    let (status, error) = call(http.post(serve.url("/v1/flows")).json(&array)).await;
+    assert_eq!(
+        (status, error["error"]["message"].clone()),
+        (400, json!("the body must be a JSON object"))
+    );
+    let (status, error) =
+        call(http.post(serve.url("/v1/flows/nobody/fork")).json(&json!([1]))).await;
+    assert_eq!(status, 400, "{error}");
     let (_, list) = call(http.get(serve.url("/v1/flows?limit=10"))).await;
     assert_eq!(list["flows"].as_array().unwrap().len(), 1, "no bad submission created a flow");
 }

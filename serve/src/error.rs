@@ -174,14 +174,19 @@ impl From<ApiError> for HttpError {
     }
 }
 
-impl From<JsonRejection> for HttpError {
-    fn from(rejection: JsonRejection) -> Self {
-        let status = rejection.status();
-        let message = rejection.body_text();
+impl HttpError {
+    /// A body an extractor refused with `status`: too large (413), else bad input.
+    pub fn rejected(status: StatusCode, message: String) -> Self {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             return HttpError::new(status, "too_large", message);
         }
         HttpError::bad_request(message)
+    }
+}
+
+impl From<JsonRejection> for HttpError {
+    fn from(rejection: JsonRejection) -> Self {
+        HttpError::rejected(rejection.status(), rejection.body_text())
     }
 }
 

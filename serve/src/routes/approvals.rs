@@ -5,16 +5,15 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use taskflow_api::documents;
 use taskflow_store::{ApprovalDecision, Timestamp};
 
-use super::{Answer, Path, flow_id};
+use super::{Answer, Object, Path, flow_id};
 use crate::actions;
 use crate::auth::Owner;
 use crate::bodies::{ApprovalBody, ApprovalDecidedDoc};
-use crate::error::ErrorBody;
+use crate::error::{ErrorBody, HttpError};
 use crate::state::AppState;
 
 /// Decides tool call `call_id`, which the flow waits for: approved, it runs; denied, it does
@@ -35,10 +34,10 @@ pub async fn decide(
     State(state): State<AppState>,
     Owner(owner): Owner,
     Path((id, call_id)): Path<(String, String)>,
-    body: Result<Json<ApprovalBody>, JsonRejection>,
+    body: Result<Object<ApprovalBody>, HttpError>,
 ) -> Answer {
     let id = flow_id(&id)?;
-    let Json(body) = body?;
+    let Object(body) = body?;
     let decision = ApprovalDecision { approved: body.approve, reason: body.reason };
     let (signal, flow) = actions::decide(&state, &owner, id, call_id.clone(), decision).await?;
     let document = documents::approval_decided(&call_id, &signal, &flow, Timestamp::now());

@@ -3,7 +3,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use taskflow_api::documents;
@@ -11,7 +10,7 @@ use taskflow_store::{SyncMode, Timestamp, rules};
 
 use crate::actions::{self, FromStep};
 
-use super::{Answer, Path, blocking, flow_id};
+use super::{Answer, Object, Path, blocking, flow_id};
 use crate::auth::Owner;
 use crate::bodies::{CancelDoc, CreateFlow, FlowEnvelope, ForkBody, NewFlowBody, whole};
 use crate::error::{ErrorBody, HttpError};
@@ -63,10 +62,10 @@ pub async fn fork(
     State(state): State<AppState>,
     Owner(owner): Owner,
     Path(id): Path<String>,
-    body: Result<Json<ForkBody>, JsonRejection>,
+    body: Result<Object<ForkBody>, HttpError>,
 ) -> Answer {
     let id = flow_id(&id)?;
-    let Json(body) = body?;
+    let Object(body) = body?;
     let from = match body.from_step {
         Value::Number(seq) => {
             FromStep::Seq(whole(&seq).and_then(|seq| u32::try_from(seq).ok()).ok_or_else(|| {
@@ -99,10 +98,10 @@ pub async fn children(
     State(state): State<AppState>,
     Owner(owner): Owner,
     Path(id): Path<String>,
-    body: Result<Json<CreateFlow>, JsonRejection>,
+    body: Result<Object<CreateFlow>, HttpError>,
 ) -> Answer {
     let id = flow_id(&id)?;
-    let Json(_) = body?;
+    let Object(_) = body?;
     let handle = state.handle(&owner)?;
     let parent = blocking(move || handle.flow_without_spec(&id)).await?;
     rules::check_spawn(&parent)?;

@@ -1,7 +1,6 @@
 //! Flows: list, submit (managed or mirrored), inspect, history.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -18,7 +17,7 @@ use taskflow_store::excerpt::excerpt;
 use taskflow_store::{FlowId, ListQuery, NewFlow, StatusFilter, Timestamp};
 use utoipa::IntoParams;
 
-use super::{Answer, Path, blocking, flow_id};
+use super::{Answer, Object, Path, blocking, flow_id};
 use crate::auth::{HostAccess, Owner};
 use crate::bodies::{
     CreateFlow, FlowEnvelope, FlowListDoc, HistoryDoc, InspectionDoc, NewFlowBody, SyncModeBody,
@@ -169,9 +168,9 @@ pub async fn create(
     State(state): State<AppState>,
     Owner(owner): Owner,
     HostAccess(host): HostAccess,
-    body: Result<Json<CreateFlow>, JsonRejection>,
+    body: Result<Object<CreateFlow>, HttpError>,
 ) -> Answer {
-    let Json(body) = body?;
+    let Object(body) = body?;
     let submitted = submit(&state, &owner, host, body).await?;
     let status = match &submitted {
         Submitted::Created(_) => StatusCode::CREATED,

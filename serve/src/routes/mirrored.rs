@@ -3,14 +3,13 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use taskflow_api::documents::{FlowAnswer, FlowDocument};
 use taskflow_store::{FlowStatus, StateReport, StepReport, StepStatus, Timestamp};
 use tokio::sync::oneshot;
 
-use super::{Path, flow_id};
+use super::{Object, Path, flow_id};
 use crate::auth::Owner;
 use crate::bodies::{FlowEnvelope, ReportBody};
 use crate::error::{ErrorBody, HttpError};
@@ -29,10 +28,10 @@ pub async fn report(
     State(state): State<AppState>,
     Owner(owner): Owner,
     Path(id): Path<String>,
-    body: Result<Json<ReportBody>, JsonRejection>,
+    body: Result<Object<ReportBody>, HttpError>,
 ) -> Result<Response, HttpError> {
     let id = flow_id(&id)?;
-    let Json(body) = body?;
+    let Object(body) = body?;
     let status = match &body.status {
         Some(text) => Some(
             text.parse::<FlowStatus>()

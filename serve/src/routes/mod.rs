@@ -12,7 +12,7 @@ pub mod schedules;
 pub mod signals;
 
 use axum::Json;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -42,5 +42,31 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
             Err(rejection) => Err(HttpError::bad_request(rejection.body_text())),
         }
+    }
+}
+
+/// A JSON body, read as axum's `Json` reads it (its content type, the body limit, an error naming
+/// the field's path), that must be an object: serde reads an array as a struct's fields in
+/// order, so `["x", "managed"]` would pass for `{"name": "x", "sync_mode": "managed"}`.
+pub struct Object<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Object<T> {
+    type Rejection = HttpError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, HttpError> {
+        let (parts, body) = request.into_parts();
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|rejection| {
+                    HttpError::rejected(rejection.status(), rejection.body_text())
+                })?;
+        let starts = bytes.iter().find(|byte| !byte.is_ascii_whitespace()).copied();
+        let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        if starts != Some(b'{') {
+            return Err(HttpError::bad_request("the body must be a JSON object"));
+        }
+        Ok(Object(value))
     }
 }
