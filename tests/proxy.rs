@@ -364,6 +364,16 @@ async fn upstream_faults_reach_the_client_and_bad_requests_are_400() {
     assert_eq!(through.status(), 500);
     assert_eq!(through.text().await.unwrap(), body, "the upstream's error body, as it was");
 
+    // An answer that is not JSON (here not even UTF-8) goes on as it came, and says so.
+    let latin1 =
+        post(&proxy.url("/v1/chat/completions"), "faults/latin1", &json!({"messages": []})).await;
+    assert_eq!(latin1.status(), 200);
+    let why = latin1.headers()["x-taskflow-diagnostics"].to_str().unwrap().to_owned();
+    assert!(why.starts_with("upstream_not_json: the upstream's answer is not JSON ("), "{why}");
+    assert!(why.contains("line 1 column"), "with the position: {why}");
+    let sent = std::fs::read(fixtures().join("faults/latin1.json")).unwrap();
+    assert_eq!(latin1.bytes().await.unwrap(), sent);
+
     let client = reqwest::Client::new();
     for bad in ["{\"messages\": [", "[]", "", "\u{0}\u{1}"] {
         let answer = client.post(proxy.url("/v1/chat/completions")).body(bad).send().await.unwrap();

@@ -30,6 +30,21 @@ impl ApiKey {
     pub fn redact(&self, text: &str) -> String {
         if text.contains(&self.0) { text.replace(&self.0, "[redacted]") } else { text.to_owned() }
     }
+
+    /// Removes every occurrence of the key from `bytes`, which need not be UTF-8 (a body an
+    /// upstream sent, passed on as it came).
+    pub fn redact_bytes(&self, bytes: &[u8]) -> Vec<u8> {
+        let key = self.0.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut rest = bytes;
+        while let Some(at) = rest.windows(key.len()).position(|window| window == key) {
+            out.extend_from_slice(&rest[..at]);
+            out.extend_from_slice(b"[redacted]");
+            rest = &rest[at + key.len()..];
+        }
+        out.extend_from_slice(rest);
+        out
+    }
 }
 
 impl fmt::Debug for ApiKey {
@@ -48,6 +63,10 @@ mod tests {
         assert_eq!(format!("{key:?}"), "ApiKey([redacted])");
         assert_eq!(key.expose(), "sk-secret-123");
         assert_eq!(key.redact("bad key sk-secret-123!"), "bad key [redacted]!");
+        assert_eq!(
+            key.redact_bytes(b"\xffsk-secret-123\xfe sk-secret-12 sk-secret-123"),
+            b"\xff[redacted]\xfe sk-secret-12 [redacted]"
+        );
         assert!(ApiKey::new("   ").is_none());
     }
 }

@@ -133,6 +133,10 @@ impl Exchange {
                 message: note.message.clone(),
             })
             .collect();
+        if let Some(why) = &report.unreadable {
+            let kind = crate::rewrite::NOT_JSON.to_owned();
+            self.diagnostics.push(Note { kind, call_index: None, message: why.clone() });
+        }
     }
 
     /// The exchange is over.

@@ -21,7 +21,7 @@ use crate::error::ProxyError;
 use crate::forward::{client_headers, has_token, upstream_headers};
 use crate::log::{Exchange, ExchangeLog};
 use crate::request::{self, Changes};
-use crate::rewrite::{Completion, Reading, Report, StreamRewriter, rewrite_completion};
+use crate::rewrite::{Completion, NOT_JSON, Reading, Report, StreamRewriter, rewrite_completion};
 
 /// The largest request body taken (long conversations are large).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -244,9 +244,9 @@ async fn relay_failure(
             return logged.fail(StatusCode::BAD_GATEWAY, "upstream_interrupted", message);
         }
     };
-    let body = match std::str::from_utf8(&body) {
-        Ok(text) if shared.config.api_key.is_some() => Bytes::from(redact(shared, text)),
-        _ => body,
+    let body = match &shared.config.api_key {
+        Some(key) => Bytes::from(key.redact_bytes(&body)),
+        None => body,
     };
     logged.exchange.error = Some(format!("the upstream answered {status}"));
     let mut response = Response::new(Body::from(body));
@@ -289,15 +289,12 @@ async fn complete_answer(
 
 /// The parsers' notes as one header value: `KIND: MESSAGE` joined by `; `, in visible ASCII.
 fn diagnostics_header(report: &Report) -> Option<HeaderValue> {
-    if report.notes.is_empty() {
+    let parsers = report.notes.iter().map(|note| format!("{}: {}", note.kind, note.message));
+    let unread = report.unreadable.iter().map(|why| format!("{NOT_JSON}: {why}"));
+    let text = parsers.chain(unread).collect::<Vec<_>>().join("; ");
+    if text.is_empty() {
         return None;
     }
-    let text = report
-        .notes
-        .iter()
-        .map(|note| format!("{}: {}", note.kind, note.message))
-        .collect::<Vec<_>>()
-        .join("; ");
     let visible: String =
         text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
     HeaderValue::from_str(&visible).ok()

@@ -3,7 +3,8 @@
 //! `NAME.json`, and `NAME.status` (when present) the status. It keeps every request it got.
 //! Two answers are made on the spot: `hold` streams one text chunk and then waits, pinging the
 //! client until the connection is gone (and says so); `faults/cut` stops a chunked stream in
-//! the middle, without its last chunk.
+//! the middle, without its last chunk. A `.json` recording is sent byte for byte (one need not
+//! be UTF-8).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -132,7 +133,7 @@ async fn serve(
         .ok()
         .and_then(|text| text.trim().parse::<u16>().ok());
     if status.is_some() || !stream {
-        let body = std::fs::read_to_string(fixtures().join(format!("{fixture}.json")))?;
+        let body = std::fs::read(fixtures().join(format!("{fixture}.json")))?;
         return write_json(&mut socket, status.unwrap_or(200), &body).await;
     }
     let sse = std::fs::read_to_string(fixtures().join(format!("{fixture}.sse")))?;
@@ -171,13 +172,18 @@ async fn write_chunk(socket: &mut TcpStream, data: &str) -> std::io::Result<()> 
     socket.flush().await
 }
 
-async fn write_json(socket: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
+async fn write_json(
+    socket: &mut TcpStream,
+    status: u16,
+    body: impl AsRef<[u8]>,
+) -> std::io::Result<()> {
+    let body = body.as_ref();
     let head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
          x-upstream: replay\r\nconnection: close\r\n\r\n",
         body.len()
     );
     socket.write_all(head.as_bytes()).await?;
-    socket.write_all(body.as_bytes()).await?;
+    socket.write_all(body).await?;
     socket.flush().await
 }

@@ -21,8 +21,12 @@ pub(crate) fn rewrite_completion(
     reading: &Reading,
     report: &mut Report,
 ) -> Completion {
-    let Ok(mut answer) = serde_json::from_slice::<Value>(body) else {
-        return Completion::Unchanged;
+    let mut answer = match serde_json::from_slice::<Value>(body) {
+        Ok(answer) => answer,
+        Err(why) => {
+            report.not_json("answer", &why);
+            return Completion::Unchanged;
+        }
     };
     report.usage(answer.get("usage"));
     let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else {

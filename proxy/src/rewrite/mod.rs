@@ -24,6 +24,10 @@ pub(crate) struct Reading {
     pub ids: IdMode,
 }
 
+/// The kind of the note that an upstream's answer or event is not JSON (beside the parsers'
+/// kinds, in the diagnostics header, the stream's comments and the exchange log).
+pub(crate) const NOT_JSON: &str = "upstream_not_json";
+
 /// What the proxy did to one answer, for the exchange log and the diagnostics header.
 #[derive(Debug, Default)]
 pub(crate) struct Report {
@@ -35,9 +39,19 @@ pub(crate) struct Report {
     pub format: Option<Format>,
     pub prompt_tokens: Option<u64>,
     pub completion_tokens: Option<u64>,
+    /// Why the answer (or an event of it) could not be read: it was passed on as it came.
+    pub unreadable: Option<String>,
 }
 
 impl Report {
+    /// Notes, the first time, that the upstream sent something that is not JSON (`why`, with
+    /// its position).
+    fn not_json(&mut self, what: &str, why: &serde_json::Error) {
+        self.unreadable.get_or_insert_with(|| {
+            format!("the upstream's {what} is not JSON ({why}); it was passed on as it came")
+        });
+    }
+
     fn usage(&mut self, usage: Option<&serde_json::Value>) {
         if let Some(usage) = usage.filter(|usage| usage.is_object()) {
             self.prompt_tokens = usage.get("prompt_tokens").and_then(|v| v.as_u64());

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::choice::{ChoiceRewriter, write_text};
 use super::pieces::Pieces;
-use super::{Reading, Report};
+use super::{NOT_JSON, Reading, Report};
 
 /// The fields of a chunk that a chunk the proxy writes itself copies from the last one.
 const TEMPLATE_FIELDS: [&str; 5] = ["id", "object", "created", "model", "system_fingerprint"];
@@ -52,9 +52,22 @@ impl StreamRewriter {
             write_event(out, data);
             return;
         }
-        let Ok(Value::Object(mut chunk)) = serde_json::from_str::<Value>(data) else {
-            write_event(out, data);
-            return;
+        let mut chunk = match serde_json::from_str::<Value>(data) {
+            Ok(Value::Object(chunk)) => chunk,
+            Ok(_) => {
+                write_event(out, data);
+                return;
+            }
+            Err(why) => {
+                let first = self.report.unreadable.is_none();
+                self.report.not_json("event", &why);
+                write_event(out, data);
+                if let (true, Some(text)) = (first, &self.report.unreadable) {
+                    let text = text.replace(['\r', '\n'], " ");
+                    let _ = write!(out, ": taskflow-proxy {NOT_JSON}: {text}\n\n");
+                }
+                return;
+            }
         };
         if chunk.contains_key("error") {
             write_event(out, data);

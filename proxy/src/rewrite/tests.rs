@@ -300,9 +300,14 @@ fn any_bytes_are_answered_without_a_panic() {
             rewrite_completion(body.as_bytes(), &reading, &mut report),
             Completion::Unchanged
         ));
+        let json = serde_json::from_str::<Value>(body).is_ok();
+        assert_eq!(report.unreadable.is_none(), json, "{body:?}: {:?}", report.unreadable);
         let mut rewriter = StreamRewriter::new(reading.clone());
         let mut out = String::new();
         rewriter.event(body, &mut out);
+        rewriter.event(body, &mut out);
+        let said = out.matches(": taskflow-proxy upstream_not_json: ").count();
+        assert_eq!(said, usize::from(!json), "said once, for the first event: {out}");
         rewriter.event("{\"choices\": [{\"delta\": {\"content\": 5}}, 7]}", &mut out);
         rewriter.end(None, &mut out);
     }
