@@ -100,6 +100,18 @@ impl Runs {
         lock(&self.0.resting).get(id).is_some_and(|rest| rest.until > Instant::now())
     }
 
+    /// The flows that rest now: a sweep leaves them to others (or to a later sweep) instead of
+    /// claiming each and giving it back, which would write two revisions of it each time and,
+    /// with as many resting as runs free, keep every other flow waiting.
+    fn resting_now(&self) -> Vec<FlowId> {
+        let now = Instant::now();
+        lock(&self.0.resting)
+            .iter()
+            .filter(|(_, rest)| rest.until > now)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Takes what the run of flow `id` ended with: a failure makes it rest, longer each time in
     /// a row; anything else ends its rest. A flow another runner holds, one that ended or went
     /// away, did not fail to run.
@@ -195,7 +207,9 @@ impl Runs {
             let free = self.0.workers.available_permits().min(SWEEP_LIMIT as usize) as u32;
             if free > 0 {
                 let (taskflow, ttl) = (self.0.taskflow.clone(), self.0.engine.options().lease_ttl);
-                let claimed = tokio::task::spawn_blocking(move || taskflow.claim(ttl, free)).await;
+                let resting = self.resting_now();
+                let claimed =
+                    tokio::task::spawn_blocking(move || taskflow.claim(ttl, free, &resting)).await;
                 if let Ok(Ok(claims)) = claimed {
                     for claim in claims {
                         self.start_claimed(claim);

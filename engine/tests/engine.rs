@@ -728,6 +728,54 @@ async fn a_flow_whose_run_fails_rests_longer_each_time_and_each_failure_is_told(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resting_flows_are_left_alone_by_the_sweep_and_keep_no_other_flow_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let unreadable = || NewFlow { spec: Some(json!({"steps": 5})), ..NewFlow::managed("bad") };
+    let bad = [
+        engine.handle().create(unreadable()).unwrap(),
+        engine.handle().create(unreadable()).unwrap(),
+    ];
+    // One run at a time, and the failing flows are the oldest: a sweep that claimed them while
+    // they rest (and gave them back) would never reach the newer flow.
+    let runs = taskflow_engine::Runs::new(open(dir.path()), engine.clone(), 1);
+    let failures = Arc::new(AtomicU32::new(0));
+    runs.on_failure({
+        let failures = failures.clone();
+        move |_, _, _| {
+            failures.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let sweeping = tokio::spawn({
+        let runs = runs.clone();
+        async move { runs.sweep(Duration::from_millis(5)).await }
+    });
+    while failures.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let good =
+        engine.create(&FlowSpec::new("good").step(echo("a", json!("hi"))), None).await.unwrap();
+    let deadline = Instant::now() + Duration::from_millis(900);
+    loop {
+        let flow = engine.handle().flow(&good.id).unwrap();
+        if flow.status == FlowStatus::Succeeded {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new flow waits behind the resting ones: {flow:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for flow in &bad {
+        let history = engine.handle().history(&flow.id).unwrap();
+        assert!(
+            history.len() <= 4,
+            "one claim and one release per run, not per sweep: {history:#?}"
+        );
+    }
+    runs.shut_down(Duration::from_secs(1)).await;
+    sweeping.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_flow_another_runner_failed_is_reported_ended_not_run_again() {
     let dir = tempfile::tempdir().unwrap();
     let mut actions = Actions::builtin();

@@ -491,6 +491,7 @@ impl StoreTx for Transaction<'_> {
         now: Timestamp,
         host: &str,
         limit: u32,
+        skip: &[FlowId],
     ) -> Result<Vec<(FlowId, String)>> {
         macro_rules! candidates {
             ($lock:literal) => {
@@ -502,7 +503,7 @@ impl StoreTx for Transaction<'_> {
                     "AND (flows.status IN ('queued', 'running') OR (flows.status = 'waiting' ",
                     "AND flows.wake_at IS NOT NULL AND flows.wake_at <= $1)) ",
                     "AND (flows.lease_expires_at IS NULL OR flows.lease_expires_at <= $1 ",
-                    "OR flows.lease_host = $2) ",
+                    "OR flows.lease_host = $2) AND NOT (flows.id = ANY($4::text[])) ",
                     "ORDER BY coalesce(flows.lease_expires_at > $1, false), flows.created_at, ",
                     "flows.id LIMIT $3",
                     $lock
@@ -516,7 +517,8 @@ impl StoreTx for Transaction<'_> {
         const CLAIM: &str = candidates!(" FOR NO KEY UPDATE OF flows, r SKIP LOCKED");
         const READ: &str = candidates!("");
         let sql = if self.is_write() { CLAIM } else { READ };
-        let rows = self.query(sql, &[&now.as_millis(), &host, &i64::from(limit)])?;
+        let skip: Vec<&str> = skip.iter().map(FlowId::as_str).collect();
+        let rows = self.query(sql, &[&now.as_millis(), &host, &i64::from(limit), &skip])?;
         all(rows, |row| {
             let (flow, token) = flow_from_row(row)?;
             let candidate = (flow.id.clone(), flow.owner.clone());

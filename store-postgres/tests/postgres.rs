@@ -405,7 +405,8 @@ fn a_claim_reads_its_flows_once_as_it_locks_them() {
         alice.create(NewFlow::managed(format!("queued {n}"))).unwrap();
     }
     let before = store.round_trips();
-    let claims = taskflow.claim_as(&LeaseHolder::current(), Duration::from_secs(60), 100).unwrap();
+    let claims =
+        taskflow.claim_as(&LeaseHolder::current(), Duration::from_secs(60), 100, &[]).unwrap();
     assert_eq!(claims.len(), FLOWS);
     assert_eq!(store.round_trips() - before, 2);
     let events = alice.events(&taskflow_store::EventQuery::default()).unwrap();

@@ -334,6 +334,7 @@ impl StoreTx for Transaction<'_> {
         now: Timestamp,
         host: &str,
         limit: u32,
+        skip: &[FlowId],
     ) -> Result<Vec<(FlowId, String)>> {
         // One writer at a time: no other claimer can hold a candidate, so nothing is skipped.
         const SQL: &str = "SELECT id, owner FROM ( \
@@ -345,11 +346,13 @@ impl StoreTx for Transaction<'_> {
              FROM flows INDEXED BY flows_due \
              WHERE status = 'waiting' AND wake_at IS NOT NULL AND wake_at <= ?1 \
              AND sync_mode = 'managed') \
-             WHERE lease_expires_at IS NULL OR lease_expires_at <= ?1 OR lease_host = ?2 \
+             WHERE (lease_expires_at IS NULL OR lease_expires_at <= ?1 OR lease_host = ?2) \
+             AND id NOT IN (SELECT value FROM json_each(?4)) \
              ORDER BY coalesce(lease_expires_at > ?1, 0), created_at, id LIMIT ?3";
+        let skip = serde_json::to_string(&skip.iter().map(FlowId::as_str).collect::<Vec<_>>())?;
         self.prepare_cached(SQL)
             .sql()?
-            .query_map(params![now.as_millis(), host, i64::from(limit)], |row| {
+            .query_map(params![now.as_millis(), host, i64::from(limit), skip], |row| {
                 Ok((parse_column(row, 0)?, row.get(1)?))
             })
             .sql()?

@@ -225,8 +225,14 @@ impl<B: Backend> FlowStore for B {
         self.write(|tx, now| semantics::acquire_leases(tx, caller, requests, now, self.host()))
     }
 
-    fn claim(&self, holder: &LeaseHolder, ttl: Duration, limit: u32) -> Result<Vec<Claim>> {
-        self.write(|tx, now| semantics::claim(tx, holder, ttl, limit, now, self.host()))
+    fn claim(
+        &self,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        limit: u32,
+        skip: &[FlowId],
+    ) -> Result<Vec<Claim>> {
+        self.write(|tx, now| semantics::claim(tx, holder, ttl, limit, skip, now, self.host()))
     }
 
     fn renew_lease(&self, caller: Caller<'_>, lease: &Lease, ttl: Duration) -> Result<Lease> {

@@ -281,8 +281,14 @@ impl FlowStore for FaultyStore {
         self.write(|inner| inner.prune_events(before))
     }
 
-    fn claim(&self, holder: &LeaseHolder, ttl: Duration, limit: u32) -> Result<Vec<Claim>> {
-        self.write(|inner| inner.claim(holder, ttl, limit))
+    fn claim(
+        &self,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        limit: u32,
+        skip: &[FlowId],
+    ) -> Result<Vec<Claim>> {
+        self.write(|inner| inner.claim(holder, ttl, limit, skip))
     }
 
     fn adoptable(&self, limit: u32) -> Result<Vec<Adoptable>> {

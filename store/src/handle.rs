@@ -58,14 +58,21 @@ impl TaskFlow {
     }
 
     /// Takes the leases on up to `limit` flows of any owner that no live runner holds, for this
-    /// process: what a worker runs next, each lease already held ([`FlowStore::claim`]).
-    pub fn claim(&self, ttl: Duration, limit: u32) -> Result<Vec<Claim>> {
-        self.claim_as(&LeaseHolder::current(), ttl, limit)
+    /// process, none of `skip`: what a worker runs next, each lease already held
+    /// ([`FlowStore::claim`]).
+    pub fn claim(&self, ttl: Duration, limit: u32, skip: &[FlowId]) -> Result<Vec<Claim>> {
+        self.claim_as(&LeaseHolder::current(), ttl, limit, skip)
     }
 
     /// [`Self::claim`] for an explicit holder.
-    pub fn claim_as(&self, holder: &LeaseHolder, ttl: Duration, limit: u32) -> Result<Vec<Claim>> {
-        self.store.claim(holder, ttl, limit)
+    pub fn claim_as(
+        &self,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        limit: u32,
+        skip: &[FlowId],
+    ) -> Result<Vec<Claim>> {
+        self.store.claim(holder, ttl, limit, skip)
     }
 
     /// The earliest instant a waiting flow of any owner is due to run again: when a server

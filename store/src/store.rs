@@ -138,9 +138,15 @@ pub trait FlowStore: Send + Sync {
 
     /// Takes the leases on up to `limit` flows of any owner that no live runner holds (queued;
     /// running under a lease that expired or whose holder, on this host, is gone; waiting and
-    /// due) for `holder`, in one transaction. Claimers at once get disjoint sets, none waiting
-    /// for another.
-    fn claim(&self, holder: &LeaseHolder, ttl: Duration, limit: u32) -> Result<Vec<Claim>>;
+    /// due) for `holder`, in one transaction, none of `skip` (flows the claimer would not run
+    /// now). Claimers at once get disjoint sets, none waiting for another.
+    fn claim(
+        &self,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        limit: u32,
+        skip: &[FlowId],
+    ) -> Result<Vec<Claim>>;
 
     /// Extends a held lease. Not a change of the flow: no revision.
     fn renew_lease(&self, caller: Caller<'_>, lease: &Lease, ttl: Duration) -> Result<Lease>;

@@ -127,12 +127,13 @@ pub trait StoreTx {
     /// lease first, then oldest first. In a write transaction each one's tree stays locked until
     /// the transaction ends, as [`Self::load_flow`] locks it, except that a flow whose tree
     /// another transaction holds is skipped instead of waited for: concurrent claimers get
-    /// disjoint sets without queueing behind each other.
+    /// disjoint sets without queueing behind each other. None of `skip` is a candidate.
     fn claim_candidates(
         &self,
         now: Timestamp,
         host: &str,
         limit: u32,
+        skip: &[FlowId],
     ) -> Result<Vec<(FlowId, String)>>;
 
     /// Flows newest first; with `owner`, only that owner's.

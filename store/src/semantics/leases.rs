@@ -99,20 +99,21 @@ pub fn acquire_leases<T: StoreTx + ?Sized>(
 }
 
 /// Takes the leases on up to `limit` flows that no live runner holds, for `holder`, in one
-/// transaction: the candidates of [`StoreTx::claim_candidates`] (whose trees this transaction
-/// now holds, so no other claimer saw them), each taken by [`acquire_lease`] as its owner would
-/// take it. A candidate whose holder on this host is alive is left as it is.
+/// transaction, none of `skip`: the candidates of [`StoreTx::claim_candidates`] (whose trees
+/// this transaction now holds, so no other claimer saw them), each taken by [`acquire_lease`]
+/// as its owner would take it. A candidate whose holder on this host is alive is left as it is.
 pub fn claim<T: StoreTx + ?Sized>(
     tx: &T,
     holder: &LeaseHolder,
     ttl: Duration,
     limit: u32,
+    skip: &[FlowId],
     now: Timestamp,
     host: &str,
 ) -> Result<Vec<Claim>> {
     check_ttl(ttl)?;
     let mut claims = Vec::new();
-    for (id, owner) in tx.claim_candidates(now, host, limit)? {
+    for (id, owner) in tx.claim_candidates(now, host, limit, skip)? {
         let caller = Caller { owner: &owner, actor: &owner };
         match acquire_lease(tx, caller, &id, holder.clone(), ttl, now, host) {
             Ok(lease) => claims.push(Claim { owner, lease }),

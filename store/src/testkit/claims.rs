@@ -59,23 +59,30 @@ pub fn a_claim_takes_what_no_live_runner_holds_and_a_dead_holder_only_on_its_own
     std::thread::sleep(MIN_TTL + Duration::from_millis(50));
 
     let worker = LeaseHolder::current();
-    let first = fx.taskflow.claim_as(&worker, TTL, 1).unwrap();
+    let first = fx.taskflow.claim_as(&worker, TTL, 1, &[]).unwrap();
     assert_eq!(taken(&first), [(queued.id.clone(), "alice", None)], "at most the limit");
-    let rest = fx.taskflow.claim_as(&worker, TTL, 100).unwrap();
+    let skip = [expired.id.clone(), due.clone()];
+    let unskipped = fx.taskflow.claim_as(&worker, TTL, 100, &skip).unwrap();
     assert_eq!(
-        taken(&rest),
+        taken(&unskipped),
         [
-            (expired.id.clone(), "alice", Some(Takeover::Expired)),
-            (due.clone(), "alice", None),
             (theirs.id.clone(), "bob", None),
             (dead_here.id.clone(), "alice", Some(Takeover::HolderGone)),
         ],
-        "no live lease first, then the oldest; a live holder ({}), a holder on another host \
-         before its expiry ({}), a flow not due ({later}), an ended and a mirrored flow stay",
+        "no live lease first, then the oldest, none of those skipped; a live holder ({}), a \
+         holder on another host before its expiry ({}), a flow not due ({later}), an ended and \
+         a mirrored flow stay",
         live.id,
         dead_elsewhere.id,
     );
-    for claim in first.iter().chain(&rest) {
+    assert_eq!(revisions(&alice, &expired.id), [1, 2], "a skipped flow is not written");
+    let rest = fx.taskflow.claim_as(&worker, TTL, 100, &[]).unwrap();
+    assert_eq!(
+        taken(&rest),
+        [(expired.id.clone(), "alice", Some(Takeover::Expired)), (due.clone(), "alice", None)],
+        "those skipped, once not skipped"
+    );
+    for claim in first.iter().chain(&unskipped).chain(&rest) {
         let owner = fx.taskflow.bind(claim.owner.as_str()).unwrap();
         let flow = owner.flow(&claim.lease.flow_id).unwrap();
         let stored = flow.lease.unwrap();
@@ -85,8 +92,8 @@ pub fn a_claim_takes_what_no_live_runner_holds_and_a_dead_holder_only_on_its_own
         // The lease is the runner's: it writes with it.
         owner.renew_lease(&claim.lease, TTL).unwrap();
     }
-    assert!(fx.taskflow.claim_as(&worker, TTL, 100).unwrap().is_empty(), "all held now");
-    assert!(fx.taskflow.claim_as(&worker, Duration::from_millis(1), 1).is_err(), "too short");
+    assert!(fx.taskflow.claim_as(&worker, TTL, 100, &[]).unwrap().is_empty(), "all held now");
+    assert!(fx.taskflow.claim_as(&worker, Duration::from_millis(1), 1, &[]).is_err(), "too short");
 }
 
 pub fn a_claimed_run_starts_from_its_flow_spec_and_journal_read_at_once(harness: &dyn Harness) {
@@ -94,7 +101,7 @@ pub fn a_claimed_run_starts_from_its_flow_spec_and_journal_read_at_once(harness:
     let alice = fx.alice();
     let spec = json!({"name": "claimed", "steps": [{"id": "first", "action": "echo"}]});
     let flow = alice.create(NewFlow::managed("claimed").with_spec(spec)).unwrap();
-    let claims = fx.taskflow.claim_as(&LeaseHolder::current(), TTL, 10).unwrap();
+    let claims = fx.taskflow.claim_as(&LeaseHolder::current(), TTL, 10, &[]).unwrap();
     assert_eq!(taken(&claims), [(flow.id.clone(), "alice", None)]);
     let lease = &claims[0].lease;
     alice.set_status(lease, FlowStatus::Running, None).unwrap();
@@ -132,7 +139,7 @@ pub fn eight_claimers_at_once_get_disjoint_sets_that_cover_every_queued_flow(
                 start.wait();
                 let mut mine = Vec::new();
                 loop {
-                    let claims = store.claim_as(&LeaseHolder::current(), TTL, 7).unwrap();
+                    let claims = store.claim_as(&LeaseHolder::current(), TTL, 7, &[]).unwrap();
                     if claims.is_empty() {
                         return mine;
                     }
