@@ -70,7 +70,8 @@ fn decided_in(handle: &OwnerHandle, id: &FlowId, call_id: &str) -> Result<Option
 }
 
 /// The flow and the call a decision about flow `id` is for: the call `call_id` where the tree
-/// waits for it, or, with no call named, the one call the tree waits for. A call the tree does
+/// waits for it (the flow's own, when it waits for it itself), or, with no call named, the one
+/// call the tree waits for. A call the tree does
 /// not wait for (decided already, or never asked) is left to the flow that asked it, so that
 /// the store says why.
 pub fn deciding_call(
@@ -87,6 +88,12 @@ pub fn deciding_call(
         Some(call_id) => {
             let holders: Vec<&WaitingCall> =
                 waiting.iter().filter(|call| call.call_id == call_id).collect();
+            // The flow named holds it itself: each agent's model numbers its own calls, so a
+            // descendant may wait for a call of the same id, but naming the flow is the way to
+            // say which one is meant.
+            if holders.iter().any(|call| &call.flow == id) {
+                return Ok((id.clone(), call_id.to_owned()));
+            }
             match holders.as_slice() {
                 [holder] => Ok((holder.flow.clone(), call_id.to_owned())),
                 [] => {

@@ -4,7 +4,7 @@
 //! a call decided already is left to the flow where it was decided, which refuses it again.
 
 use taskflow_api::approvals::{WaitingCall, deciding_call, waiting_calls};
-use taskflow_store::testkit::waiting_child;
+use taskflow_store::testkit::{waiting_child, waiting_for_the_same_call_as_its_child};
 use taskflow_store::{ApprovalDecision, Error, FlowStatus};
 use taskflow_store_sqlite::OpenOptions;
 
@@ -39,4 +39,21 @@ fn a_decision_named_by_the_pipeline_before_it_waits_is_the_childs() {
     assert!(matches!(refused, Error::AlreadyDecided { .. }), "{refused}");
     let error = deciding_call(&alice, &parent.id, None).unwrap_err().to_string();
     assert!(error.contains("waits for no approval"), "{error}");
+}
+
+#[test]
+fn a_call_id_waited_for_in_a_flow_and_its_child_is_the_named_flows_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        taskflow_store_sqlite::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
+    let alice = store.bind("alice").unwrap();
+    let (parent, child) = waiting_for_the_same_call_as_its_child(&alice, "agent");
+    let holders: Vec<_> =
+        waiting_calls(&alice, &parent.id).unwrap().into_iter().map(|call| call.flow).collect();
+    assert_eq!(holders, [parent.id.clone(), child.id.clone()]);
+    // Named, each flow decides its own call: the hint to name the flow leads somewhere.
+    assert_eq!(deciding_call(&alice, &parent.id, Some("call_1")).unwrap().0, parent.id);
+    assert_eq!(deciding_call(&alice, &child.id, Some("call_1")).unwrap().0, child.id);
+    let error = deciding_call(&alice, &parent.id, None).unwrap_err().to_string();
+    assert!(error.contains("waits for 2 approvals"), "{error}");
 }

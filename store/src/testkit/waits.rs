@@ -278,17 +278,32 @@ pub fn waiting_child(alice: &OwnerHandle, name: &str) -> (Flow, Lease, u32, Flow
     let child_lease = alice.acquire_lease(&child.id, TTL).unwrap();
     alice.set_status(&child_lease, FlowStatus::Running, None).unwrap();
     let call = begun(alice, &child_lease, &["tool 1/call_1"])[0];
+    alice.checkpoint(vec![wait(&child_lease, vec![asking(call)])]).unwrap().remove(0).unwrap();
+    (parent, parent_lease, step, child, call)
+}
+
+/// Step `seq`, `tool 1/call_1`, waiting for a decision about `call_1`.
+fn asking(seq: u32) -> WaitingStep {
     let request = ApprovalRequest {
         call_id: "call_1".into(),
         tool: "run_command".into(),
         arguments: json!({"command": "ls"}),
     };
-    let asking = WaitingStep {
+    WaitingStep {
         approval: Some(request),
-        ..signal(call, "tool 1/call_1", &approval_signal("1/call_1"))
-    };
-    alice.checkpoint(vec![wait(&child_lease, vec![asking])]).unwrap().remove(0).unwrap();
-    (parent, parent_lease, step, child, call)
+        ..signal(seq, "tool 1/call_1", &approval_signal("1/call_1"))
+    }
+}
+
+/// As [`waiting_child`], and the parent, an agent too, waits for a decision about a call of
+/// its own with the same id `call_1` (each agent's model numbers its calls) beside its child:
+/// the parent and the child.
+pub fn waiting_for_the_same_call_as_its_child(alice: &OwnerHandle, name: &str) -> (Flow, Flow) {
+    let (parent, lease, step, child, _) = waiting_child(alice, name);
+    let call = begun(alice, &lease, &["tool 1/call_1"])[0];
+    let steps = vec![for_child(step, &child), asking(call)];
+    alice.checkpoint(vec![wait(&lease, steps)]).unwrap().remove(0).unwrap();
+    (parent, child)
 }
 
 /// The parent's step `seq`, waiting for `child`.
