@@ -250,6 +250,7 @@ mod tests {
     use postgres::{Client, NoTls};
 
     use super::{CURRENT_VERSION, MIGRATIONS};
+    use crate::pool::SESSION;
     use crate::scratch::Scratch;
     use crate::transaction::JOURNAL;
     use crate::tx::END_STEP;
@@ -287,8 +288,7 @@ mod tests {
         client.batch_execute(statistics).unwrap();
         client
             .batch_execute(&format!(
-                "SET plan_cache_mode = force_generic_plan; \
-                 PREPARE kept ({types}) AS {sql}; EXECUTE kept ({short}); {LONG_JOURNAL}"
+                "{SESSION}; PREPARE kept ({types}) AS {sql}; EXECUTE kept ({short}); {LONG_JOURNAL}"
             ))
             .unwrap();
         let explain =
