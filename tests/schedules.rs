@@ -161,6 +161,18 @@ fn schedules_are_added_listed_and_shown_and_bad_ones_are_refused_with_the_option
         1,
         "schedule `scrape` already exists",
     );
+    // Another owner's name: no hint to update what is not theirs.
+    let bob = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["--owner", "bob", "schedules", "add", "scrape", "--pipeline", &pipeline])
+        .args(["--cron", "0 8 * * *"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&bob.stderr);
+    assert_eq!(bob.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the schedule name `scrape` is taken by another owner"), "{stderr}");
+    assert!(stderr.contains("hint: pick another name") && !stderr.contains("apply"), "{stderr}");
     fails(
         &db,
         &["schedules", "add", "bad name", "--pipeline", &pipeline, "--cron", "0 8 * * *"],

@@ -123,6 +123,7 @@ impl From<taskflow_engine::Error> for CliError {
             Error::ScheduleExists { .. } => Some(
                 "`taskflow schedules apply FILE` updates a schedule; pick another name to add one",
             ),
+            Error::ScheduleNameTaken { .. } => Some("pick another name"),
             _ => None,
         };
         let failure = CliError::failure(error.to_string());

@@ -97,9 +97,16 @@ pub enum Error {
     #[error("no schedule `{name}`")]
     ScheduleNotFound { name: String },
 
-    /// A schedule (of any owner) already has this name.
+    /// A schedule of this owner already has this name.
     #[error("schedule `{name}` already exists")]
     ScheduleExists { name: String },
+
+    /// Another owner's schedule has this name: schedule names are one namespace per database.
+    #[error(
+        "the schedule name `{name}` is taken by another owner (schedule names are shared by \
+         every owner of the database)"
+    )]
+    ScheduleNameTaken { name: String },
 
     /// A scheduler's decision about a schedule whose cursor another scheduler moved meanwhile:
     /// nothing was written, and the decision is made again from what is stored now.

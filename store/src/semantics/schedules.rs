@@ -51,7 +51,10 @@ pub fn put_schedule<T: StoreTx + ?Sized>(
     check_gates(tx, caller.owner, &new.name, &new.spec.after)?;
     let existing = tx.load_schedule(None, &new.name)?;
     let before = match existing {
-        Some(existing) if existing.owner == caller.owner && replace => existing,
+        Some(existing) if existing.owner != caller.owner => {
+            return Err(Error::ScheduleNameTaken { name: new.name });
+        }
+        Some(existing) if replace => existing,
         Some(_) => return Err(Error::ScheduleExists { name: new.name }),
         None => {
             let schedule = Schedule {
