@@ -71,9 +71,8 @@ fn decided_in(handle: &OwnerHandle, id: &FlowId, call_id: &str) -> Result<Option
 
 /// The flow and the call a decision about flow `id` is for: the call `call_id` where the tree
 /// waits for it (the flow's own, when it waits for it itself), or, with no call named, the one
-/// call the tree waits for. A call the tree does
-/// not wait for (decided already, or never asked) is left to the flow that asked it, so that
-/// the store says why.
+/// call the tree waits for. A call the tree does not wait for (decided already, or never
+/// asked) is left to the flow that asked it, so that the store says why.
 pub fn deciding_call(
     handle: &OwnerHandle,
     id: &FlowId,
