@@ -851,4 +851,21 @@ async fn a_flows_graph_is_a_picture_that_runs_nothing_in_every_format() {
     assert_eq!(status, 400);
     let (status, _) = call(http.get(serve.url("/v1/flows/nobody/graph"))).await;
     assert_eq!(status, 404);
+
+    // Too many steps to lay out (the layout's time grows faster than their cube): refused,
+    // pointing at the forms that hold them all; the dashboard's page says the same.
+    let steps: Vec<Value> = (0..501)
+        .map(|n| json!({"id": format!("s{n}"), "action": "echo", "with": {"value": n}}))
+        .collect();
+    let body = json!({"id": "wide", "name": "wide", "spec": {"steps": steps}});
+    let (status, created) = call(http.post(serve.url("/v1/flows")).json(&body)).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, refused) = call(http.get(serve.url("/v1/flows/wide/graph"))).await;
+    assert_eq!(status, 422, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("501 steps are more than a picture is drawn of"), "{message}");
+    let dot = http.get(serve.url("/v1/flows/wide/graph?format=dot")).send().await.unwrap();
+    assert!(dot.text().await.unwrap().contains("s500"));
+    let page = http.get(serve.url("/flows/wide")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("501 steps are more than a picture is drawn of"), "{page}");
 }

@@ -6,11 +6,11 @@
 
 use taskflow_store::ScheduleSummary;
 
-use super::svg::{self, Drawn, attribute};
+use super::svg::{self, Drawn, MOST_BOXES, TooMany, attribute};
 
 /// The gates between `schedules` as an `<svg>` element for an HTML page, or `None` when no
 /// schedule waits for another. A gate naming a schedule that is not among them has no arrow.
-pub fn inline_svg(schedules: &[ScheduleSummary]) -> Option<String> {
+pub fn inline_svg(schedules: &[ScheduleSummary]) -> Option<Result<String, TooMany>> {
     let named = |name: &str| schedules.iter().position(|one| one.schedule.name == name);
     let mut edges = Vec::new();
     for (to, one) in schedules.iter().enumerate() {
@@ -27,6 +27,9 @@ pub fn inline_svg(schedules: &[ScheduleSummary]) -> Option<String> {
     let mut shown: Vec<usize> = edges.iter().flat_map(|&(from, to)| [from, to]).collect();
     shown.sort_unstable();
     shown.dedup();
+    if shown.len() > MOST_BOXES {
+        return Some(Err(TooMany { boxes: format!("{} schedules", shown.len()) }));
+    }
     let place = |index: usize| shown.binary_search(&index).unwrap_or_default();
     let edges: Vec<(usize, usize)> =
         edges.into_iter().map(|(from, to)| (place(from), place(to))).collect();
@@ -57,5 +60,5 @@ pub fn inline_svg(schedules: &[ScheduleSummary]) -> Option<String> {
             }
         })
         .collect();
-    Some(svg::for_page(&svg::draw(boxes, &edges)))
+    Some(Ok(svg::for_page(&svg::draw(boxes, &edges))))
 }

@@ -14,11 +14,29 @@ use layout::topo::layout::VisualGraph;
 use super::{Graph, colors, label};
 
 const FONT_SIZE: usize = 14;
+/// The most boxes a picture is laid out with. The layout's time grows faster than the cube of
+/// their number (600 steps in a chain take a quarter of a second, 1,000 three seconds, 3,000
+/// independent ones forty), and a server draws each picture again when its flow changes.
+pub const MOST_BOXES: usize = 500;
 /// Longer step names are cut, so that one name cannot make the picture unreadable.
 const MAX_LABEL_CHARS: usize = 48;
 
+/// More boxes than a picture is laid out with ([`MOST_BOXES`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{boxes} are more than a picture is drawn of (at most {MOST_BOXES}); the DOT, Mermaid and \
+     JSON forms hold them all"
+)]
+pub struct TooMany {
+    /// How many there are, with their kind (`3000 steps`).
+    pub boxes: String,
+}
+
 /// `graph` drawn as a standalone SVG document.
-pub fn write(graph: &Graph) -> String {
+pub fn write(graph: &Graph) -> Result<String, TooMany> {
+    if graph.nodes.len() > MOST_BOXES {
+        return Err(TooMany { boxes: format!("{} steps", graph.nodes.len()) });
+    }
     let boxes = graph
         .nodes
         .iter()
@@ -37,7 +55,7 @@ pub fn write(graph: &Graph) -> String {
             }
         })
         .collect();
-    draw(boxes, &graph.edges)
+    Ok(draw(boxes, &graph.edges))
 }
 
 /// One box of a picture: its title and status line, the status its colors are of, and the
@@ -49,8 +67,8 @@ pub(crate) struct Drawn {
     pub hooks: String,
 }
 
-/// `boxes` and the arrows between them (`(from, to)` as positions in `boxes`), laid out top to
-/// bottom, as a standalone SVG document.
+/// `boxes` (at most [`MOST_BOXES`]) and the arrows between them (`(from, to)` as positions in
+/// `boxes`), laid out top to bottom, as a standalone SVG document.
 pub(crate) fn draw(boxes: Vec<Drawn>, edges: &[(usize, usize)]) -> String {
     if boxes.is_empty() {
         return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"0\" height=\"0\"></svg>\n"
@@ -83,8 +101,8 @@ pub(crate) fn draw(boxes: Vec<Drawn>, edges: &[(usize, usize)]) -> String {
 }
 
 /// `graph` as an `<svg>` element for an HTML page (see [`for_page`]).
-pub fn inline(graph: &Graph) -> String {
-    for_page(&write(graph))
+pub fn inline(graph: &Graph) -> Result<String, TooMany> {
+    write(graph).map(|document| for_page(&document))
 }
 
 /// A standalone SVG document as an `<svg>` element for an HTML page: without its XML

@@ -1,6 +1,7 @@
 use serde_json::{Value, json};
 use taskflow_store::{Flow, FlowId, FlowStatus, Step, StepKind, StepStatus, SyncMode, Timestamp};
 
+use super::svg::MOST_BOXES;
 use super::{Graph, dot, mermaid, svg};
 
 fn flow(status: FlowStatus, spec: Option<Value>, wait: Option<Value>) -> Flow {
@@ -140,7 +141,7 @@ fn mermaid_gives_each_status_a_class() {
 
 #[test]
 fn svg_nodes_carry_their_hooks() {
-    let picture = svg::write(&failed_run());
+    let picture = svg::write(&failed_run()).unwrap();
     assert!(picture.contains("<svg"), "{picture}");
     for (step, status) in
         [("fetch", "succeeded"), ("draft", "failed"), ("publish", "not run"), ("lint", "succeeded")]
@@ -151,7 +152,7 @@ fn svg_nodes_carry_their_hooks() {
     }
     assert!(picture.contains("fill=\"#fee2e2ff\""), "a failed step's color");
     let empty = Graph::of(&flow(FlowStatus::Running, None, None), &[]);
-    assert!(svg::write(&empty).starts_with("<svg"));
+    assert!(svg::write(&empty).unwrap().starts_with("<svg"));
 }
 
 #[test]
@@ -160,7 +161,7 @@ fn names_a_model_wrote_are_text_in_every_format() {
     let steps = [step(1, name, StepStatus::Succeeded, 1)];
     let graph = Graph::of(&flow(FlowStatus::Running, None, None), &steps);
 
-    let picture = svg::write(&graph);
+    let picture = svg::write(&graph).unwrap();
     assert!(!picture.contains("<script"), "{picture}");
     assert!(picture.contains("&lt;script&gt;"), "{picture}");
     assert!(!picture.contains("alert(\"x\")"), "{picture}");
@@ -185,10 +186,22 @@ fn names_a_model_wrote_are_text_in_every_format() {
 fn the_inline_picture_is_one_svg_element_without_a_style_of_its_own() {
     let name = "</style><style>* {display: none}</style>";
     let steps = [step(1, name, StepStatus::Running, 2)];
-    let picture = svg::inline(&Graph::of(&flow(FlowStatus::Running, None, None), &steps));
+    let picture = svg::inline(&Graph::of(&flow(FlowStatus::Running, None, None), &steps)).unwrap();
     assert!(picture.starts_with("<svg "), "{picture}");
     assert!(picture.trim_end().ends_with("</svg>"), "{picture}");
     assert!(!picture.contains("<?xml") && !picture.contains("<style"), "{picture}");
     assert!(picture.contains("&lt;/style&gt;&lt;style&gt;"), "{picture}");
     assert!(picture.contains("data-status=\"running\""), "{picture}");
+}
+
+#[test]
+fn a_picture_of_more_steps_than_are_laid_out_is_refused_saying_how_many() {
+    let steps: Vec<_> = (1..=MOST_BOXES as u32 + 1)
+        .map(|seq| step(seq, &format!("s{seq}"), StepStatus::Succeeded, 1))
+        .collect();
+    let graph = Graph::of(&flow(FlowStatus::Succeeded, None, None), &steps);
+    let too_many = svg::write(&graph).unwrap_err();
+    assert_eq!(too_many.boxes, format!("{} steps", MOST_BOXES + 1));
+    assert!(too_many.to_string().contains("at most 500"), "{too_many}");
+    assert!(dot::write(&graph).contains("s501"), "the other forms hold them all");
 }

@@ -226,7 +226,10 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
                 return Ok(());
             }
             let text = match format {
-                GraphFormat::Svg => graph::svg::write(&graph),
+                GraphFormat::Svg => graph::svg::write(&graph).map_err(|too_many| {
+                    CliError::failure(too_many.to_string())
+                        .with_hint("`--format dot` or `--format mermaid` draws it with other tools")
+                })?,
                 GraphFormat::Dot => graph::dot::write(&graph),
                 GraphFormat::Mermaid => graph::mermaid::write(&graph),
             };

@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
+use taskflow_api::graph::svg::TooMany;
 use taskflow_api::graph::{self, Graph};
 use taskflow_store::{Flow, FlowId, FlowStatus, Inspection, Revision, Step, SyncMode, Timestamp};
 
@@ -32,6 +33,8 @@ pub struct PageParams {
 struct Read {
     inspection: Inspection,
     revisions: Vec<Revision>,
+    /// The graph, drawn with the read (laying it out takes time: not on the server's tasks).
+    picture: Result<String, TooMany>,
 }
 
 pub async fn page(
@@ -55,9 +58,12 @@ pub async fn page(
     let read = match state.handle(&viewer.owner) {
         Ok(handle) => {
             blocking(move || {
+                let inspection = handle.inspect(&id)?;
+                let picture = graph::svg::inline(&Graph::of(&inspection.flow, &inspection.steps));
                 Ok::<_, taskflow_store::Error>(Read {
-                    inspection: handle.inspect(&id)?,
+                    inspection,
                     revisions: handle.history(&id)?,
+                    picture,
                 })
             })
             .await
@@ -89,7 +95,16 @@ pub async fn page(
 
 fn live_sections(viewer: &Viewer, read: &Read, now: Timestamp) -> String {
     let Inspection { flow, steps, children, .. } = &read.inspection;
-    let graph = Graph::of(flow, steps);
+    let picture = match &read.picture {
+        Ok(svg) => svg.clone(),
+        Err(too_many) => format!(
+            "<p class=\"note\">{}: <a href=\"/v1/flows/{}/graph?format=dot\">DOT</a>, \
+             <a href=\"/v1/flows/{}/graph?format=mermaid\">Mermaid</a>.</p>",
+            text(&too_many.to_string()),
+            query_value(flow.id.as_str()),
+            query_value(flow.id.as_str())
+        ),
+    };
     let mut out = String::new();
     out.push_str(&section("summary", "", &summary(flow, now)));
     out.push_str(&section("actions", "Actions", &actions(viewer, flow, steps)));
@@ -99,7 +114,7 @@ fn live_sections(viewer: &Viewer, read: &Read, now: Timestamp) -> String {
         &format!(
             "<figure class=\"graph\">{}<figcaption>Each step in its status; arrows point to the \
              steps that wait for it.</figcaption></figure>",
-            graph::svg::inline(&graph)
+            picture
         ),
     ));
     out.push_str(&section("timeline", "Timeline", &timeline(flow, steps, now)));

@@ -94,6 +94,9 @@ fn table(viewer: &Viewer, schedules: &[ScheduleSummary]) -> String {
 /// The picture of the gates between the schedules, when any waits for another.
 fn gates(schedules: &[ScheduleSummary]) -> String {
     graph::schedules::inline_svg(schedules).map_or_else(String::new, |svg| {
+        let svg = svg.unwrap_or_else(|too_many| {
+            format!("<p class=\"note\">{}</p>", text(&too_many.to_string()))
+        });
         format!(
             "<figure class=\"graph gates\">{svg}<figcaption>An arrow points from a schedule to the \
              schedules whose slots wait for it to succeed; each box is in the status of its \

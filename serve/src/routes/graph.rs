@@ -34,6 +34,7 @@ pub struct GraphParams {
             (String = "text/plain"), (Object = "application/json"))),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 422, description = "more steps than an SVG picture is drawn of", body = ErrorBody),
     ))]
 pub async fn graph(
     State(state): State<AppState>,
@@ -50,16 +51,19 @@ pub async fn graph(
     }
     let id = flow_id(&id)?;
     let handle = state.handle(&owner)?;
-    let graph = blocking(move || {
-        Ok::<_, taskflow_store::Error>(Graph::of(&handle.flow(&id)?, &handle.steps(&id)?))
+    // Laying a picture out takes time: on a blocking thread, as the read.
+    let drawn = blocking(move || {
+        let graph = Graph::of(&handle.flow(&id)?, &handle.steps(&id)?);
+        Ok::<_, taskflow_store::Error>(match format.as_str() {
+            "dot" => Ok((graph::dot::write(&graph), "text/vnd.graphviz; charset=utf-8")),
+            "mermaid" => Ok((graph::mermaid::write(&graph), "text/plain; charset=utf-8")),
+            "json" => Ok((serde_json::to_string(&graph).unwrap_or_default(), "application/json")),
+            _ => graph::svg::write(&graph).map(|svg| (svg, "image/svg+xml")),
+        })
     })
     .await?;
-    let (body, content_type) = match format.as_str() {
-        "dot" => (graph::dot::write(&graph), "text/vnd.graphviz; charset=utf-8"),
-        "mermaid" => (graph::mermaid::write(&graph), "text/plain; charset=utf-8"),
-        "json" => (serde_json::to_string(&graph).unwrap_or_default(), "application/json"),
-        _ => (graph::svg::write(&graph), "image/svg+xml"),
-    };
+    let (body, content_type) =
+        drawn.map_err(|too_many| HttpError::refused(too_many.to_string()))?;
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
