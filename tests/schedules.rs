@@ -538,7 +538,8 @@ fn a_schedule_whose_timing_changes_records_the_old_slots_no_serve_decided() {
 }
 
 #[test]
-fn a_flow_under_a_slots_id_that_the_schedule_did_not_make_is_not_taken_for_its_run() {
+fn a_flow_under_a_slots_id_that_the_schedule_did_not_make_is_not_taken_for_its_run_nor_made_by_hand()
+ {
     let folder = Folder::new();
     let db = folder.db();
     let pipeline = folder.file("draft.toml", PIPELINE);
@@ -546,15 +547,23 @@ fn a_flow_under_a_slots_id_that_the_schedule_did_not_make_is_not_taken_for_its_r
         "other.toml",
         "name = \"other\"\n[[steps]]\nid = \"a\"\naction = \"echo\"\nwith = { value = 1 }\n",
     );
+    // A flow cannot be made by hand under a slot's id.
+    let by_hand = ["run", "--queue", "--id", "digest@2026-10-24T07:00:00Z", &other];
+    fails(&db, &by_hand, 2, "has the form of a schedule slot's flow id");
+    // An earlier schedule of the name, with another pipeline, ran the 24th's slot.
+    let earlier = ["schedules", "add", "digest", "--pipeline", &other, "--cron", "0 7 * * *"];
+    json_of(&db, &earlier);
+    let backfill = |to: &str| {
+        let range = ["--from", "2026-10-24T00:00:00Z", "--to", to];
+        json_of(&db, &[&["schedules", "backfill", "digest"][..], &range].concat())
+    };
+    backfill("2026-10-24T23:59:59Z");
+    let inspect = ["flows", "inspect", "digest@2026-10-24T07:00:00Z"];
+    let earlier_run = json_of(&db, &inspect)["flow"].clone();
+    json_of(&db, &["schedules", "remove", "digest"]);
     let add = ["schedules", "add", "digest", "--pipeline", &pipeline, "--cron", "0 7 * * *"];
     json_of(&db, &add);
-    // Another pipeline's flow, made by hand under the id of the 24th's slot.
-    let by_hand = ["run", "--queue", "--id", "digest@2026-10-24T07:00:00Z", &other];
-    json_of(&db, &by_hand);
-    let range = ["--from", "2026-10-24T00:00:00Z", "--to", "2026-10-25T23:59:59Z"];
-    let mut args = vec!["schedules", "backfill", "digest"];
-    args.extend_from_slice(&range);
-    let filled = json_of(&db, &args);
+    let filled = backfill("2026-10-25T23:59:59Z");
     let slots = filled["slots"].as_array().unwrap();
     let seen: Vec<(&str, &Value)> =
         slots.iter().map(|slot| (slot["status"].as_str().unwrap(), &slot["flow_id"])).collect();
@@ -565,8 +574,8 @@ fn a_flow_under_a_slots_id_that_the_schedule_did_not_make_is_not_taken_for_its_r
     );
     let reason = slots[0]["reason"].as_str().unwrap();
     assert!(reason.contains("is not a run of this schedule"), "{reason}");
-    let flow = json_of(&db, &["flows", "inspect", "digest@2026-10-24T07:00:00Z"]);
-    assert_eq!(flow["flow"]["name"], "other", "the flow made by hand is left as it was");
+    let flow = json_of(&db, &inspect)["flow"].clone();
+    assert_eq!(flow["revision"], earlier_run["revision"], "the earlier run is left as it was");
 }
 
 #[test]

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::audit::Finding;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::{Event, EventQuery};
 use crate::leadership::Leadership;
 use crate::lease::{Lease, LeaseHolder};
@@ -18,7 +18,9 @@ use crate::model::{
     StateReport, Step, StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
-use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
+use crate::schedule::{
+    self, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
+};
 use crate::semantics::{self, Forget};
 use crate::status::FlowStatus;
 use crate::store::{Caller, Decisions, FlowStore, Resumed, Submission};
@@ -119,6 +121,12 @@ fn one_step<B: Backend + ?Sized>(
 
 impl<B: Backend> FlowStore for B {
     fn create_flow(&self, caller: Caller<'_>, new: NewFlow) -> Result<Flow> {
+        if let Some(id) = new.id.as_ref().filter(|id| schedule::is_slot_flow_id(id.as_str())) {
+            return Err(Error::InvalidInput(format!(
+                "`{id}` has the form of a schedule slot's flow id (NAME@INSTANT), which only \
+                 the scheduler makes: pick another id"
+            )));
+        }
         self.write(|tx, now| semantics::create_flow(tx, caller, new, None, Vec::new(), now))
     }
 

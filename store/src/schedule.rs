@@ -39,6 +39,20 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `id` has the form of a slot's flow id ([`slot_flow_id`]): a schedule name, `@`, and
+/// an instant in RFC 3339 UTC to the second. Those ids are the scheduler's: a flow made under
+/// one by anyone else would keep its slot from firing (a slot's instants are known ahead).
+pub fn is_slot_flow_id(id: &str) -> bool {
+    let Some((name, instant)) = id.rsplit_once('@') else { return false };
+    let shape = b"dddd-dd-ddTdd:dd:ddZ";
+    check_name(name).is_ok()
+        && instant.len() == shape.len()
+        && instant.bytes().zip(shape).all(|(byte, &want)| match want {
+            b'd' => byte.is_ascii_digit(),
+            want => byte == want,
+        })
+}
+
 /// The id of the flow of slot `slot` of schedule `name`: `NAME@SLOT`, the slot's instant in
 /// RFC 3339 UTC to the second.
 pub fn slot_flow_id(name: &str, slot: Timestamp) -> Result<FlowId> {
@@ -335,6 +349,23 @@ mod tests {
         assert_eq!(id.as_str(), format!("{}@2025-12-05T07:00:00Z", "x".repeat(100)));
         let odd = slot_flow_id("a", Timestamp::from_millis(1_500)).unwrap();
         assert_eq!(odd.as_str(), "a@1970-01-01T00:00:01.500Z");
+    }
+
+    #[test]
+    fn only_ids_of_a_slots_form_are_the_schedulers() {
+        let slot = slot_flow_id("digest", Timestamp::from_millis(1_764_918_000_000)).unwrap();
+        for (id, reserved) in [
+            (slot.as_str(), true),
+            ("night.ly-2@2026-01-31T23:59:59Z", true),
+            ("a@b@2026-01-31T23:59:59Z", false),
+            ("digest@2026-01-31", false),
+            ("digest@2026-01-31T23:59:59.000Z", false),
+            ("digest 2026-01-31T23:59:59Z", false),
+            ("@2026-01-31T23:59:59Z", false),
+            ("alice@example.com", false),
+        ] {
+            assert_eq!(is_slot_flow_id(id), reserved, "{id}");
+        }
     }
 
     #[test]

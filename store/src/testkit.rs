@@ -951,11 +951,11 @@ pub fn a_chosen_id_is_kept_as_given_and_one_taken_is_refused(harness: &dyn Harne
     let fx = harness.fresh();
     let alice = fx.alice();
     let bob = fx.taskflow.bind("bob").unwrap();
-    let key = FlowId::parse("nightly@2026-12-03T07:00:00Z").unwrap();
+    let key = FlowId::parse("nightly@2026-12-03").unwrap();
     let flow = alice.create(NewFlow::managed("nightly").with_id(key.clone())).unwrap();
-    assert_eq!(flow.id.as_str(), "nightly@2026-12-03T07:00:00Z");
+    assert_eq!(flow.id.as_str(), "nightly@2026-12-03");
     assert_eq!(alice.flow(&key).unwrap().id, key);
-    let upper = FlowId::parse("NIGHTLY@2026-12-03T07:00:00Z").unwrap();
+    let upper = FlowId::parse("NIGHTLY@2026-12-03").unwrap();
     assert!(matches!(alice.flow(&upper), Err(Error::NotFound { .. })), "ids are case-sensitive");
     alice.create(NewFlow::managed("other case").with_id(upper)).unwrap();
     for handle in [&alice, &bob] {
@@ -963,6 +963,11 @@ pub fn a_chosen_id_is_kept_as_given_and_one_taken_is_refused(harness: &dyn Harne
         assert!(matches!(taken, Error::IdTaken { .. }), "{taken}");
     }
     assert_eq!(revisions(&alice, &key), [1], "a refused create changes nothing");
+    // A slot's id is the scheduler's: made by anyone else, it would keep the slot from firing.
+    let slot = FlowId::parse("nightly@2026-12-03T07:00:00Z").unwrap();
+    let reserved = alice.create(NewFlow::managed("by hand").with_id(slot.clone())).unwrap_err();
+    assert!(matches!(reserved, Error::InvalidInput(_)), "{reserved}");
+    assert!(matches!(alice.flow(&slot), Err(Error::NotFound { .. })));
     let longest = FlowId::parse(&"k".repeat(128)).unwrap();
     let child_parent = alice.create(NewFlow::managed("long").with_id(longest)).unwrap();
     let lease = alice.acquire_lease(&child_parent.id, TTL).unwrap();
@@ -1216,18 +1221,18 @@ pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn
     assert_eq!(pages.concat(), expected, "every flow once, newest first");
 
     // By schedule (the flows whose id is `NAME@SLOT`), and by the time they were created.
-    let with_id = |id: &str| {
-        let mut new = NewFlow::managed("slot");
-        new.id = Some(FlowId::parse(id).unwrap());
-        let flow = alice.create(new).unwrap();
+    let slot = |name: &str, slot: i64| {
+        let flow = schedules::fired(&alice, name, slot);
         std::thread::sleep(Duration::from_millis(2));
         flow
     };
-    let first = with_id("nightly@2026-01-01T00:00:00Z");
-    for other in ["nightly-2@2026-01-01T00:00:00Z", "nightlyA@2026-01-01T00:00:00Z", "nightly"] {
-        with_id(other);
-    }
-    let second = with_id("nightly@2026-01-02T00:00:00Z");
+    let first = slot("nightly", 0);
+    slot("nightly-2", 0);
+    slot("nightlyA", 0);
+    let named_so = NewFlow::managed("slot").with_id(FlowId::parse("nightly").unwrap());
+    alice.create(named_so).unwrap();
+    std::thread::sleep(Duration::from_millis(2));
+    let second = slot("nightly", 1440);
     let ids = |flows: Vec<FlowSummary>| flows.into_iter().map(|f| f.id).collect::<Vec<_>>();
     let nightly = ListQuery { schedule: Some("nightly".into()), ..Default::default() };
     assert_eq!(ids(list(nightly.clone())), [second.id.clone(), first.id.clone()]);

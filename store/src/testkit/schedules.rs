@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::{Harness, TTL};
 use crate::{
-    CatchUp, Decisions, Error, FlowStatus, ListQuery, NewSchedule, Otherwise, Overlap, PruneQuery,
-    ScheduleSpec, SlotDecision, SlotStatus, Timestamp, Timing,
+    CatchUp, Decisions, Error, Flow, FlowStatus, ListQuery, NewSchedule, Otherwise, Overlap,
+    OwnerHandle, PruneQuery, ScheduleSpec, SlotDecision, SlotStatus, Timestamp, Timing,
 };
 
 /// 2026-12-05T07:00:00Z.
@@ -43,6 +43,18 @@ fn schedule(name: &str, after: &[&str]) -> NewSchedule {
         next_slot: Some(at(0)),
         next_fire: Some(at(0)),
     }
+}
+
+/// The flow of schedule `name`'s slot `slot` minutes after the first, fired by the store as a
+/// scheduler fires it (the schedule added at its first slot): ids of a slot's form are only
+/// made so.
+pub(super) fn fired(handle: &OwnerHandle, name: &str, slot: i64) -> Flow {
+    if slot == 0 {
+        handle.add_schedule(schedule(name, &[])).unwrap();
+    }
+    let fire = vec![SlotDecision::Fire { at: at(slot), reason: None }];
+    let fired = handle.decide_slots(name, decisions(at(slot), fire, at(slot + 1440))).unwrap();
+    handle.flow(fired[0].flow_id.as_ref().unwrap()).unwrap()
 }
 
 fn decisions(expected: Timestamp, slots: Vec<SlotDecision>, next: Timestamp) -> Decisions {
