@@ -77,8 +77,8 @@ pub enum Error {
     StepEnded { id: String, seq: u32, status: crate::status::StepStatus },
 
     #[error(
-        "step `{name}` of flow {id} already ended {status} with another {what}: report it \
-         `running` to begin its next attempt"
+        "step `{name}` of flow {id} already ended {status}, and this report gives it another \
+         {what}: report it `running` to begin its next attempt"
     )]
     EndedOtherwise {
         id: String,

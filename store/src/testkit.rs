@@ -322,13 +322,19 @@ pub fn a_mirrored_flow_with_a_cancel_request_waits_for_its_owner_to_report_it(
     let fx = harness.fresh();
     let alice = fx.alice();
     let flow = alice.create(NewFlow::mirrored("external", "cron")).unwrap();
-    alice
-        .report(
-            &flow.id,
-            StateReport { status: Some(FlowStatus::Running), ..Default::default() },
-            None,
-        )
-        .unwrap();
+    let running = |name: &str| StepReport {
+        name: name.into(),
+        status: StepStatus::Running,
+        output: None,
+        error: None,
+    };
+    let ended = |name: &str| StepReport { status: StepStatus::Succeeded, ..running(name) };
+    let first = StateReport {
+        status: Some(FlowStatus::Running),
+        steps: vec![running("a")],
+        ..Default::default()
+    };
+    alice.report(&flow.id, first, None).unwrap();
     let outcome = alice.request_cancel(&flow.id, None).unwrap();
     assert_eq!(outcome.flow.status, FlowStatus::Running);
     assert!(outcome.flow.cancel_requested_at.is_some());
@@ -337,6 +343,15 @@ pub fn a_mirrored_flow_with_a_cancel_request_waits_for_its_owner_to_report_it(
         StepReport { name: "b".into(), status: StepStatus::Running, output: None, error: None };
     let begun = StateReport { steps: vec![begun], ..Default::default() };
     assert!(matches!(alice.report(&flow.id, begun, None), Err(Error::CancelRequested { .. })));
+    // Nor one reported ended at once; a step that ran before the request still ends.
+    let at_once = StateReport { steps: vec![ended("c")], ..Default::default() };
+    assert!(matches!(alice.report(&flow.id, at_once, None), Err(Error::CancelRequested { .. })));
+    alice
+        .report(&flow.id, StateReport { steps: vec![ended("a")], ..Default::default() }, None)
+        .unwrap();
+    let names: Vec<String> =
+        alice.steps(&flow.id).unwrap().into_iter().map(|step| step.name).collect();
+    assert_eq!(names, ["a"]);
     let done = StateReport { status: Some(FlowStatus::Succeeded), ..Default::default() };
     let refused = alice.report(&flow.id, done, None).unwrap_err();
     assert!(matches!(&refused, Error::InvalidInput(m) if m.contains("`cancelled`")), "{refused}");
@@ -1111,6 +1126,15 @@ pub fn a_mirrored_flows_owner_reports_its_steps_by_name(harness: &dyn Harness) {
         "{refused}"
     );
     assert!(refused.to_string().contains("`running`"), "{refused}");
+    // Nor is another status: the step ended once.
+    for status in [Failed, StepStatus::Cancelled] {
+        let other = StepReport { error: Some("boom".into()), ..step("build", status) };
+        let refused = alice.report(&flow.id, report(both(other), None), None).unwrap_err();
+        assert!(
+            matches!(&refused, Error::EndedOtherwise { what: "status", .. }),
+            "{status}: {refused}"
+        );
+    }
     assert_eq!(alice.flow(&flow.id).unwrap().revision, 3);
     assert_eq!(alice.steps(&flow.id).unwrap()[0].output, Some(json!({"built": "build"})));
     alice.report(&flow.id, report(vec![step("test", Failed)], None), None).unwrap();

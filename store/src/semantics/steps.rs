@@ -146,8 +146,19 @@ pub(super) fn report_step<T: StoreTx + ?Sized>(
                 }),
             };
         }
-        // A step begun after a cancel request would be new work on the flow.
-        _ if report.status == StepStatus::Running && flow.cancel_requested_at.is_some() => {
+        // An ended step is not ended again otherwise: only a report that it runs again
+        // begins its next attempt.
+        Some(step) if report.status != StepStatus::Running => {
+            return Err(Error::EndedOtherwise {
+                id: flow.id.to_string(),
+                name: report.name.clone(),
+                status: step.status,
+                what: "status",
+            });
+        }
+        // A step begun after a cancel request, running or reported ended at once, would be new
+        // work on the flow.
+        _ if flow.cancel_requested_at.is_some() => {
             return Err(Error::CancelRequested { id: flow.id.to_string() });
         }
         latest => {
