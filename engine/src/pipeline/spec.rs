@@ -89,6 +89,10 @@ pub struct RetryPolicy {
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// The longest step timeout: ten years. Longer ones do not survive being stored and read back
+/// (`duration_text` keeps milliseconds), and mean no timeout anyway.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3660 * 86_400);
+
 impl RetryPolicy {
     fn default_attempts() -> u32 {
         3
@@ -338,6 +342,14 @@ impl FlowSpec {
             }
             if step.timeout == Some(Duration::ZERO) {
                 report(Some(at), SpecField::Timeout, "`timeout` must be longer than 0".to_owned());
+            }
+            if step.timeout.is_some_and(|timeout| timeout > MAX_TIMEOUT) {
+                let longest = duration_text::human(MAX_TIMEOUT);
+                report(
+                    Some(at),
+                    SpecField::Timeout,
+                    format!("`timeout` must be at most {longest}"),
+                );
             }
         }
         for list in &mut deps {
@@ -655,6 +667,11 @@ mod tests {
         check(base().step(echo("a b")), &["must be 1 to 64 letters"]);
         check(base().step(echo("a").needs(["zz"])), &["needs `zz`, which is not a step"]);
         check(base().step(echo("a").needs(["a"])), &["needs itself"]);
+        check(base().step(echo("a").timeout(MAX_TIMEOUT)), &[]);
+        check(
+            base().step(echo("a").timeout(Duration::from_secs(u64::MAX))),
+            &["`timeout` must be at most 3660d"],
+        );
         check(
             base()
                 .step(echo("a").needs(["c"]))
