@@ -89,9 +89,8 @@ pub struct RetryPolicy {
 /// The longest wait between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// The longest step timeout: ten years. Longer ones do not survive being stored and read back
-/// (`duration_text` keeps milliseconds), and mean no timeout anyway.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(3660 * 86_400);
+/// The longest step timeout: the longest duration taskflow keeps.
+pub const MAX_TIMEOUT: Duration = duration_text::LONGEST;
 
 impl RetryPolicy {
     fn default_attempts() -> u32 {
@@ -562,6 +561,11 @@ pub mod duration_text {
     use serde::{Deserialize, Deserializer, Serializer};
     use taskflow_store::excerpt::excerpt;
 
+    /// The longest duration taskflow keeps: ten years. Longer ones mean "never" anyway, and past
+    /// some point they make no instant (now plus it) or do not survive being stored and read
+    /// back.
+    pub const LONGEST: Duration = Duration::from_secs(3660 * 86_400);
+
     pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
         let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
@@ -584,7 +588,11 @@ pub mod duration_text {
             }
         };
         Duration::try_from_secs_f64(seconds)
-            .map_err(|_| format!("`{}` is longer than any duration taskflow keeps", excerpt(text)))
+            .ok()
+            .filter(|duration| *duration <= LONGEST)
+            .ok_or_else(|| {
+                format!("`{}` is longer than taskflow keeps (at most 3660d)", excerpt(text))
+            })
     }
 
     pub fn format(duration: Duration) -> String {
@@ -767,6 +775,9 @@ mod tests {
         check("1h", Ok(3_600_000));
         check("3 days", Err("unknown unit"));
         check("soon", Err("not a duration"));
+        check("3660d", Ok(3660 * 86_400_000));
+        check("3661d", Err("longer than taskflow keeps (at most 3660d)"));
+        check("99999999999999d", Err("longer than taskflow keeps"));
     }
 
     #[test]
