@@ -500,6 +500,19 @@ async fn local_by_default_tokens_and_keys_never_leak() {
     let seen = upstream.requests();
     assert_eq!(seen[0].header("authorization"), Some("Bearer sk-upstream-secret-77"));
     assert!(!seen[0].headers.iter().any(|(_, value)| value.contains("client-token-secret-88")));
+    // An upstream that echoes the key, as it is and escaped in a JSON string.
+    let echoed = client
+        .post(proxy.url("/v1/chat/completions"))
+        .bearer_auth("client-token-secret-88")
+        .header("x-fixture", "faults/echoes_key")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.status(), 401);
+    let text = echoed.text().await.unwrap();
+    assert_eq!(text.matches("[redacted]").count(), 2, "{text}");
+    assert!(!text.contains("secret"), "{text}");
 
     let _ = proxy.child.kill();
     let output = proxy.child.wait_with_output_of_pipes();
@@ -512,7 +525,7 @@ async fn local_by_default_tokens_and_keys_never_leak() {
     }
     let lines: Vec<Value> =
         log_text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
-    assert_eq!(lines.len(), 3, "{log_text}");
+    assert_eq!(lines.len(), 4, "{log_text}");
     assert_eq!(lines[0]["status"], 401);
     let exchange = &lines[2];
     assert_eq!(exchange["calls_fixed"], 2, "{exchange}");

@@ -26,13 +26,25 @@ impl ApiKey {
         &self.0
     }
 
-    /// Removes every occurrence of the key from `text` (server error bodies may echo it).
+    /// Removes every occurrence of the key from `text` (server error bodies may echo it), also
+    /// where a JSON string holds it with some of its characters escaped (`sk\u002d…`): then
+    /// the text comes back with its `\uXXXX` escapes decoded.
     pub fn redact(&self, text: &str) -> String {
-        if text.contains(&self.0) { text.replace(&self.0, "[redacted]") } else { text.to_owned() }
+        let plain = if text.contains(&self.0) {
+            text.replace(&self.0, "[redacted]")
+        } else {
+            text.to_owned()
+        };
+        if !plain.contains("\\u") {
+            return plain;
+        }
+        let decoded = unescape_json_units(&plain);
+        if decoded.contains(&self.0) { decoded.replace(&self.0, "[redacted]") } else { plain }
     }
 
-    /// Removes every occurrence of the key from `bytes`, which need not be UTF-8 (a body an
-    /// upstream sent, passed on as it came).
+    /// [`Self::redact`] for `bytes`, which need not be UTF-8 (a body an upstream sent, passed
+    /// on as it came): the key is replaced where it is, the rest kept byte for byte, unless the
+    /// key is found only once escapes are decoded (then bytes that are not UTF-8 become U+FFFD).
     pub fn redact_bytes(&self, bytes: &[u8]) -> Vec<u8> {
         let key = self.0.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());
@@ -43,9 +55,57 @@ impl ApiKey {
             rest = &rest[at + key.len()..];
         }
         out.extend_from_slice(rest);
-        out
+        if !out.windows(2).any(|pair| pair == b"\\u") {
+            return out;
+        }
+        let decoded = unescape_json_units(&String::from_utf8_lossy(&out));
+        if decoded.contains(&self.0) {
+            decoded.replace(&self.0, "[redacted]").into_bytes()
+        } else {
+            out
+        }
     }
 }
+
+/// `text` with each JSON `\uXXXX` escape (a surrogate pair as one character) decoded; other
+/// text, and escapes that make no character, as they were.
+fn unescape_json_units(text: &str) -> String {
+    let unit = |hex: &str| {
+        (hex.len() == 4 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
+            .then(|| u32::from_str_radix(hex, 16).ok())
+            .flatten()
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("\\u") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let high = after.get(..4).and_then(unit);
+        let low =
+            after.get(4..6).filter(|next| *next == "\\u").and(after.get(6..10)).and_then(unit);
+        let (decoded, used) = match (high, low) {
+            (Some(high @ 0xD800..=0xDBFF), Some(low @ 0xDC00..=0xDFFF)) => {
+                (char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)), 10)
+            }
+            (Some(unit), _) => (char::from_u32(unit), 4),
+            (None, _) => (None, 0),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &after[used..];
+            }
+            None => {
+                out.push_str("\\u");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+impl ApiKey {}
 
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -67,6 +127,17 @@ mod tests {
             key.redact_bytes(b"\xffsk-secret-123\xfe sk-secret-12 sk-secret-123"),
             b"\xff[redacted]\xfe sk-secret-12 [redacted]"
         );
+        assert_eq!(key.redact_bytes(b"\xff no key \\u00zz"), b"\xff no key \\u00zz");
+        // Escaped in a JSON string, in part or whole.
+        let escaped = r#"{"message": "bad key sk\u002dsecret\u002d123", "at": "\ud83d\ude00"}"#;
+        assert_eq!(
+            key.redact(escaped),
+            "{\"message\": \"bad key [redacted]\", \"at\": \"\u{1f600}\"}"
+        );
+        let whole: String =
+            "sk-secret-123".chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+        assert_eq!(key.redact(&whole), "[redacted]");
+        assert_eq!(key.redact(r"no key here \u0041 \uzz"), r"no key here \u0041 \uzz");
         assert!(ApiKey::new("   ").is_none());
     }
 }

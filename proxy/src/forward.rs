@@ -52,17 +52,28 @@ pub(crate) fn upstream_headers(
     out
 }
 
-/// The upstream's answer headers that go on to the client. `rewritten` drops the ones that
-/// describe the upstream's body rather than the one the client gets.
-pub(crate) fn client_headers(headers: &HeaderMap, rewritten: bool) -> HeaderMap {
+/// The upstream's answer headers that go on to the client, the upstream's `key` replaced in
+/// any that echoes it. `rewritten` drops the ones that describe the upstream's body rather than
+/// the one the client gets.
+pub(crate) fn client_headers(
+    headers: &HeaderMap,
+    rewritten: bool,
+    key: Option<&ApiKey>,
+) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let drop = HOP_BY_HOP.contains(name)
             || name.as_str() == "keep-alive"
             || (rewritten && (name == header::CONTENT_ENCODING || name == header::ETAG));
-        if !drop {
-            out.append(name.clone(), value.clone());
+        if drop {
+            continue;
         }
+        let value = match key {
+            Some(key) => HeaderValue::from_bytes(&key.redact_bytes(value.as_bytes()))
+                .unwrap_or_else(|_| HeaderValue::from_static("[redacted]")),
+            None => value.clone(),
+        };
+        out.append(name.clone(), value);
     }
     out
 }
@@ -82,6 +93,16 @@ mod tests {
             .iter()
             .map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_static(v)))
             .collect()
+    }
+
+    #[test]
+    fn a_header_of_the_upstreams_answer_that_echoes_its_key_goes_on_without_it() {
+        let answer = headers(&[("x-echo", "key sk-upstream here"), ("x-other", "fine")]);
+        let key = ApiKey::new("sk-upstream").unwrap();
+        let out = client_headers(&answer, false, Some(&key));
+        assert_eq!(out["x-echo"], "key [redacted] here");
+        assert_eq!(out["x-other"], "fine");
+        assert_eq!(client_headers(&answer, false, None)["x-echo"], "key sk-upstream here");
     }
 
     #[test]

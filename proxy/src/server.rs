@@ -203,7 +203,7 @@ async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("text/event-stream"));
     if is_sse {
-        stream_answer(logged, upstream, reading)
+        stream_answer(logged, &shared, upstream, reading)
     } else {
         complete_answer(logged, &shared, upstream, reading).await
     }
@@ -236,7 +236,7 @@ async fn relay_failure(
     upstream: reqwest::Response,
 ) -> Response {
     let status = upstream.status();
-    let headers = client_headers(upstream.headers(), true);
+    let headers = client_headers(upstream.headers(), true, shared.config.api_key.as_ref());
     let body = match upstream.bytes().await {
         Ok(body) => body,
         Err(failure) => {
@@ -271,12 +271,15 @@ async fn complete_answer(
             return logged.fail(StatusCode::BAD_GATEWAY, "upstream_interrupted", message);
         }
     };
+    let key = shared.config.api_key.as_ref();
     let mut report = Report::default();
     let rewritten = rewrite_completion(&body, &reading, &mut report);
     logged.exchange.report(&mut report);
     let (body, mut headers) = match rewritten {
-        Completion::Unchanged => (body, client_headers(&upstream_headers, false)),
-        Completion::Rewritten(body) => (Bytes::from(body), client_headers(&upstream_headers, true)),
+        Completion::Unchanged => (body, client_headers(&upstream_headers, false, key)),
+        Completion::Rewritten(body) => {
+            (Bytes::from(body), client_headers(&upstream_headers, true, key))
+        }
     };
     if let Some(value) = diagnostics_header(&report) {
         headers.insert(DIAGNOSTICS_HEADER, value);
@@ -301,9 +304,14 @@ fn diagnostics_header(report: &Report) -> Option<HeaderValue> {
 }
 
 /// A streamed answer: each upstream event read, rewritten and sent on at once.
-fn stream_answer(mut logged: Logged, upstream: reqwest::Response, reading: Reading) -> Response {
+fn stream_answer(
+    mut logged: Logged,
+    shared: &Shared,
+    upstream: reqwest::Response,
+    reading: Reading,
+) -> Response {
     let status = upstream.status();
-    let headers = client_headers(upstream.headers(), true);
+    let headers = client_headers(upstream.headers(), true, shared.config.api_key.as_ref());
     logged.exchange.status = status.as_u16();
     let state = Streaming {
         events: Box::pin(upstream.bytes_stream().eventsource()),
@@ -415,7 +423,7 @@ async fn pass_through(State(shared): State<Arc<Shared>>, request: Request) -> Re
         return relay_failure(logged, &shared, upstream).await;
     }
     let status = upstream.status();
-    let headers = client_headers(upstream.headers(), false);
+    let headers = client_headers(upstream.headers(), false, shared.config.api_key.as_ref());
     let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
