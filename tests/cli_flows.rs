@@ -286,6 +286,26 @@ fn an_unknown_id_and_another_owners_id_fail_alike() {
     }
     let other = tempfile::tempdir().unwrap();
     fails(&other.path().join("absent.db"), &["flows", "cancel", &missing], "no flow");
+    // A blank owner is refused, not taken for the default one (a script's empty variable).
+    for blank in ["", " "] {
+        let by_variable = Command::new(env!("CARGO_BIN_EXE_taskflow"))
+            .arg("--db")
+            .arg(&db.path)
+            .args(["flows", "cancel", &secret])
+            .env("TASKFLOW_OWNER", blank)
+            .assert()
+            .code(2);
+        let by_option = Command::new(env!("CARGO_BIN_EXE_taskflow"))
+            .arg("--db")
+            .arg(&db.path)
+            .args(["--owner", blank, "flows", "cancel", &secret])
+            .assert()
+            .code(2);
+        for refused in [by_variable, by_option] {
+            let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+            assert!(stderr.contains("an owner's name cannot be empty"), "{stderr}");
+        }
+    }
 }
 
 #[test]
