@@ -726,6 +726,19 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
             .spawn()
             .unwrap()
     };
+    // A flow that is not there is said so, not watched in silence for ever.
+    for args in [&["nope"][..], &["--server", &serve.url, "nope"]] {
+        let output = Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(["--owner", "alice", "flows", "watch"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: no flow `nope`"), "{stderr}");
+    }
     let mut from_database = watch(&["--after", "0"]);
     let mut from_serve = watch(&["--after", "0", "--server", &serve.url]);
     // An id past the newest event starts from the newest, from the database as from serve.

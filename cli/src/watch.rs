@@ -106,6 +106,11 @@ async fn from_database(
         .into());
     };
     let handle = taskflow.bind(global.owner())?;
+    if let Some(id) = watch.flow.clone() {
+        // A flow that is not there (or another owner's) is said so, as by every `flows`
+        // command, not watched in silence for ever.
+        blocking(&handle, move |handle| Ok(handle.flow_without_spec(&id)?)).await?;
+    }
     // An id past the newest event (of another database, or pruned and made again) starts
     // from the newest, as serve's stream does, instead of waiting for ids to reach it.
     let newest = taskflow.last_event_id()?;
@@ -163,6 +168,16 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> Result<In
     let mut url = format!("{}/v1/events", server.trim_end_matches('/'));
     if let Some(flow) = &watch.flow {
         url.push_str(&format!("?flow={flow}"));
+        let mut asked = client.get(format!("{}/v1/flows/{flow}", server.trim_end_matches('/')));
+        if let Some(token) = &token {
+            asked = asked.bearer_auth(token);
+        }
+        if asked.send().await.is_ok_and(|answer| answer.status() == reqwest::StatusCode::NOT_FOUND)
+        {
+            return Err(CliError::failure(format!("no flow `{flow}`"))
+                .with_hint("`taskflow flows list` shows your flows; --owner (or TASKFLOW_OWNER) picks whose")
+                .into());
+        }
     }
     let mut last = watch.after;
     // Since when the stream has been lost, once one was open.
