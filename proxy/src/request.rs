@@ -47,7 +47,7 @@ struct Peek<'a> {
     #[serde(default)]
     tools: Option<Vec<PeekTool>>,
     #[serde(default)]
-    messages: Option<IgnoredAny>,
+    messages: Option<Vec<IgnoredAny>>,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +180,7 @@ mod tests {
             (b"[1, 2]", "not a chat request"),
             (b"{\"messages\": 3, \"model\": 4}", "not a chat request"),
             (b"{\"model\": \"m\"}", "no `messages`"),
+            (b"{\"model\": \"m\", \"messages\": \"x\"}", "expected a sequence"),
             (b"\xff\xfe", "not valid JSON"),
         ] {
             let error = prepare(Bytes::copy_from_slice(body), keep()).unwrap_err();
