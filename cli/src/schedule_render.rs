@@ -140,10 +140,16 @@ pub fn fired(name: &str, slots: &[Slot], json: bool) {
         return;
     }
     for slot in slots {
-        let flow = slot.flow_id.as_ref().map(ToString::to_string).unwrap_or_default();
-        println!("slot {} of {name}: flow {flow} ({})", at_text(slot.at), slot_status(slot));
+        let at = at_text(slot.at);
+        match (&slot.flow_id, &slot.reason) {
+            (Some(flow), _) => println!("slot {at} of {name}: flow {flow} ({})", slot_status(slot)),
+            (None, Some(reason)) => println!("slot {at} of {name}: {}, {reason}", slot.status),
+            (None, None) => println!("slot {at} of {name}: {}", slot.status),
+        }
     }
-    println!("a running `taskflow serve` runs them (or `taskflow flows resume ID`)");
+    if slots.iter().any(|slot| slot.flow_id.is_some()) {
+        println!("a running `taskflow serve` runs them (or `taskflow flows resume ID`)");
+    }
 }
 
 /// The slot a trigger fired; within the second of an earlier trigger, that slot, said to have

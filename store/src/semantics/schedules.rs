@@ -260,8 +260,8 @@ pub fn gate_states<T: StoreTx + ?Sized>(
 }
 
 /// Whether the flow `NAME@SLOT` that exists already is a run of `schedule` (its owner's, made
-/// by a slot, of the same pipeline): one made by hand under that id, or by a schedule of the
-/// name removed since whose pipeline was another, is not.
+/// by a slot, of the same pipeline): one made by a schedule of the name removed since, whose
+/// pipeline or owner was another, is not (nothing else makes ids of that form).
 fn is_slot_run<T: StoreTx + ?Sized>(tx: &T, schedule: &Schedule, flow: &Flow) -> Result<bool> {
     if flow.owner != schedule.owner || flow.controller.as_deref() != Some(SLOT_CONTROLLER) {
         return Ok(false);
@@ -289,8 +289,8 @@ fn write_decision<T: StoreTx + ?Sized>(
                     at,
                     status: SlotStatus::Skipped,
                     reason: format!(
-                        "flow {id} exists and is not a run of this schedule (made by hand, or \
-                         by an earlier schedule of the name with another pipeline)"
+                        "flow {id} exists and is not a run of this schedule (one of an earlier \
+                         schedule of the name, with another pipeline or owner)"
                     ),
                     last_at: None,
                     count: 1,
