@@ -15,6 +15,7 @@ use taskflow_store::FlowStatus;
 #[serde(deny_unknown_fields)]
 pub struct ListFlows {
     /// Only flows with this status; `stalled` is a running flow that no live runner holds.
+    #[serde(default)]
     #[schemars(schema_with = "status_filter")]
     pub status: Option<String>,
     /// Only flows with this name (a pipeline's `name`).
@@ -119,9 +120,11 @@ pub fn read<T: DeserializeOwned>(arguments: Map<String, Value>) -> Result<T, Api
 fn status_filter(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut names: Vec<&str> = FlowStatus::ALL.map(FlowStatus::as_str).to_vec();
     names.push("stalled");
+    let mut values: Vec<Value> = names.into_iter().map(Value::from).collect();
+    values.push(Value::Null);
     let schema = json!({
-        "type": "string",
-        "enum": names,
+        "type": ["string", "null"],
+        "enum": values,
         "description": "Only flows with this status; `stalled` is a running flow that no live \
                         runner holds.",
     });

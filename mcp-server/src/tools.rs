@@ -160,7 +160,10 @@ mod tests {
         let list = FlowTool::ListFlows.describe();
         let status = &list.input_schema["properties"]["status"]["enum"];
         assert_eq!(status[0], "queued");
-        assert_eq!(status.as_array().unwrap().last().unwrap(), "stalled");
+        assert!(status.as_array().unwrap().contains(&"stalled".into()));
+        // Every argument of `list_flows` may be left out, as the server takes `{}`.
+        let required = list.input_schema.get("required");
+        assert!(required.is_none_or(|required| required == &serde_json::json!([])), "{required:?}");
         assert_eq!(FlowTool::named("drop_table"), None);
     }
 }
