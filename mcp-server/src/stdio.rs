@@ -11,9 +11,17 @@ use std::time::Duration;
 
 use rmcp::ServiceExt;
 use rmcp::service::ServerInitializeError;
+use serde_json::json;
 use taskflow_engine::Runs;
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream,
+};
+use tokio::sync::mpsc;
 
 use crate::server::FlowServer;
+
+/// The longest request line taken (the MCP library's own limit; it drops longer ones unsaid).
+const MOST_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why the stdio server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +40,7 @@ pub async fn serve_stdio(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StdioError> {
     let session = async {
-        let running = server.serve(rmcp::transport::stdio()).await?;
+        let running = server.serve(checked_stdio()).await?;
         // Its end, whatever the reason: the client is gone either way.
         let _ = running.waiting().await;
         Ok::<_, StdioError>(())
@@ -43,4 +51,143 @@ pub async fn serve_stdio(
     };
     runs.shut_down(grace).await;
     ended
+}
+
+/// stdin and stdout as the MCP library reads and writes them, with each request line checked
+/// first: one that is not JSON (or nests deeper than a JSON reader goes), or is longer than
+/// [`MOST_LINE_BYTES`], is answered with a JSON-RPC error instead of being dropped without a
+/// word while its client waits for ever. Every line out, the library's answers and these
+/// errors alike, is written whole by one task.
+fn checked_stdio() -> (DuplexStream, DuplexStream) {
+    let (to_server, server_in) = tokio::io::duplex(64 * 1024);
+    let (server_out, from_server) = tokio::io::duplex(64 * 1024);
+    let (lines, out) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(check_requests(BufReader::new(tokio::io::stdin()), to_server, lines.clone()));
+    tokio::spawn(async move {
+        let mut answers = BufReader::new(from_server);
+        while let Ok(Some(line)) = read_line(&mut answers).await {
+            if lines.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(write_lines(out, tokio::io::stdout()));
+    (server_in, server_out)
+}
+
+/// Passes the JSON lines of `input` on to `server`; answers the others on `errors`.
+async fn check_requests(
+    mut input: impl AsyncBufRead + Unpin,
+    mut server: impl AsyncWrite + Unpin,
+    errors: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    while let Ok(Some(line)) = read_line(&mut input).await {
+        let refusal = match &line {
+            Err(length) => Some((
+                -32600,
+                format!(
+                    "the request is {} MiB long, more than the {} MiB a request may be",
+                    length.div_ceil(1024 * 1024),
+                    MOST_LINE_BYTES / (1024 * 1024)
+                ),
+            )),
+            Ok(line) if line.trim_ascii().is_empty() => None,
+            Ok(line) => serde_json::from_slice::<serde_json::Value>(line)
+                .err()
+                .map(|error| (-32700, format!("the request is not JSON: {error}"))),
+        };
+        match (refusal, line) {
+            (Some((code, message)), _) => {
+                let answer = json!({"jsonrpc": "2.0", "id": null,
+                                    "error": {"code": code, "message": message}});
+                let _ = errors.send(answer.to_string().into_bytes());
+            }
+            (None, Ok(mut line)) => {
+                line.push(b'\n');
+                if server.write_all(&line).await.is_err() {
+                    return;
+                }
+            }
+            (None, Err(_)) => {}
+        }
+    }
+    let _ = server.shutdown().await;
+}
+
+/// Writes each line it is sent, whole, then a line break.
+async fn write_lines(
+    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut out: impl AsyncWrite + Unpin,
+) {
+    while let Some(mut line) = lines.recv().await {
+        line.push(b'\n');
+        if out.write_all(&line).await.is_err() || out.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The next line of `input` without its line break: `Err(length)` for one longer than
+/// [`MOST_LINE_BYTES`] (read to its end, not kept), `None` at the end of the input.
+async fn read_line(
+    input: &mut (impl AsyncBufRead + Unpin),
+) -> std::io::Result<Option<Result<Vec<u8>, usize>>> {
+    let mut line = Vec::new();
+    let mut length = 0;
+    loop {
+        let buffer = input.fill_buf().await?;
+        if buffer.is_empty() {
+            return Ok((length > 0).then(|| kept(line, length)));
+        }
+        let (taken, ended) = match buffer.iter().position(|&byte| byte == b'\n') {
+            Some(at) => (at, true),
+            None => (buffer.len(), false),
+        };
+        if length + taken <= MOST_LINE_BYTES {
+            line.extend_from_slice(&buffer[..taken]);
+        }
+        length += taken;
+        input.consume(taken + usize::from(ended));
+        if ended {
+            return Ok(Some(kept(line, length)));
+        }
+    }
+}
+
+fn kept(line: Vec<u8>, length: usize) -> Result<Vec<u8>, usize> {
+    if length > MOST_LINE_BYTES { Err(length) } else { Ok(line) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `check_requests` makes of `input`: the lines passed on, and the error codes
+    /// answered.
+    async fn checked(input: Vec<u8>) -> (Vec<String>, Vec<i64>) {
+        let (mut passed, server) = tokio::io::duplex(1024 * 1024);
+        let (errors, mut answered) = mpsc::unbounded_channel();
+        let reading = tokio::spawn(check_requests(std::io::Cursor::new(input), server, errors));
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut passed, &mut text).await.unwrap();
+        reading.await.unwrap();
+        let mut codes = Vec::new();
+        while let Ok(answer) = answered.try_recv() {
+            let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+            assert_eq!(answer["id"], serde_json::Value::Null);
+            codes.push(answer["error"]["code"].as_i64().unwrap());
+        }
+        (text.lines().map(str::to_owned).collect(), codes)
+    }
+
+    #[tokio::test]
+    async fn every_request_line_that_cannot_be_read_is_answered_and_the_others_pass() {
+        let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let long = format!("\"{}\"", "x".repeat(MOST_LINE_BYTES));
+        let input = format!("{ping}\n{{not json\n\n{deep}\n{long}\n{ping}");
+        let (passed, codes) = checked(input.into_bytes()).await;
+        assert_eq!(passed, [ping, "", ping]);
+        assert_eq!(codes, [-32700, -32700, -32600]);
+    }
 }
