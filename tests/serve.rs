@@ -361,6 +361,13 @@ async fn a_tokens_pipelines_stay_off_the_host_unless_the_token_says_host() {
     assert_eq!(flows["flows"].as_array().unwrap().len(), 0, "a refused pipeline makes no flow");
     let (status, created) = call(submit(alice_token, json!([echo]))).await;
     assert_eq!((status, created["flow"]["owner"].clone()), (201, json!("alice")));
+    // Waiting reaches nothing of the host: a timer, a signal its owner sends.
+    let waits = json!([
+        {"id": "nap", "action": "sleep", "with": {"for": "1s"}},
+        {"id": "go", "action": "wait_signal", "with": {"name": "go"}},
+    ]);
+    let (status, created) = call(submit(alice_token, waits)).await;
+    assert_eq!(status, 201, "{created}");
     let shell = json!({"id": "run", "action": "shell", "with": {"command": "true"}});
     let (status, created) = call(submit(ops_token, json!([shell]))).await;
     assert_eq!((status, created["flow"]["owner"].clone()), (201, json!("ops")));

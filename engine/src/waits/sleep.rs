@@ -38,6 +38,11 @@ impl Action for Sleep {
             }
         }
     }
+
+    /// A sleep only waits.
+    fn off_host(&self, _with: &Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The instant the step waits until: `for` after it began, or `until`.

@@ -44,6 +44,11 @@ impl Action for WaitSignal {
             _ => read(with).map(|_| ()),
         }
     }
+
+    /// It waits for a signal of its own flow, which only the flow's owner sends.
+    fn off_host(&self, _with: &Value) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The signal's name and the timeout, if any.
