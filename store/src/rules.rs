@@ -104,6 +104,7 @@ pub fn apply_report(flow: &Flow, report: &StateReport, now: Timestamp) -> Result
         set_status(&mut after, to, now);
     }
     if let Some(step) = &report.current_step {
+        check_text("current step", step)?;
         after.current_step = Some(step.clone());
     }
     if let Some(state) = &report.state {

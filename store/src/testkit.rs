@@ -1126,9 +1126,32 @@ pub fn a_mirrored_flows_owner_reports_its_steps_by_name(harness: &dyn Harness) {
         "{refused}"
     );
     assert!(refused.to_string().contains("`running`"), "{refused}");
+    // What a step's status cannot keep is refused, not dropped; so is a current step that
+    // could not be a step's name.
+    let strays = [
+        StepReport { error: Some("boom".into()), ..step("lint", Succeeded) },
+        StepReport { output: Some(json!(1)), error: None, ..step("lint", Failed) },
+        StepReport { output: Some(json!(1)), ..step("lint", Running) },
+    ];
+    for stray in strays {
+        let refused = alice.report(&flow.id, report(vec![stray], None), None).unwrap_err();
+        assert!(
+            matches!(&refused, Error::InvalidInput(m) if m.contains("cannot keep")),
+            "{refused}"
+        );
+    }
+    for current in ["", "a\u{0}", &"x".repeat(201)] {
+        let named = StateReport { current_step: Some(current.into()), ..Default::default() };
+        let refused = alice.report(&flow.id, named, None).unwrap_err();
+        assert!(
+            matches!(&refused, Error::InvalidInput(m) if m.contains("current step")),
+            "{refused}"
+        );
+    }
     // Nor is another status: the step ended once.
     for status in [Failed, StepStatus::Cancelled] {
-        let other = StepReport { error: Some("boom".into()), ..step("build", status) };
+        let error = (status == Failed).then(|| "boom".to_owned());
+        let other = StepReport { error, output: None, ..step("build", status) };
         let refused = alice.report(&flow.id, report(both(other), None), None).unwrap_err();
         assert!(
             matches!(&refused, Error::EndedOtherwise { what: "status", .. }),

@@ -102,6 +102,22 @@ pub(super) fn report_step<T: StoreTx + ?Sized>(
     now: Timestamp,
 ) -> Result<Option<FieldChange>> {
     rules::check_text("step name", &report.name)?;
+    let stray = match report.status {
+        StepStatus::Succeeded => report.error.as_ref().map(|_| "an `error`"),
+        StepStatus::Failed => report.output.as_ref().map(|_| "an `output`"),
+        _ => report
+            .output
+            .as_ref()
+            .map(|_| "an `output`")
+            .or(report.error.as_ref().map(|_| "an `error`")),
+    };
+    if let Some(stray) = stray {
+        return Err(Error::InvalidInput(format!(
+            "step `{}` is reported {} with {stray}, which it cannot keep: only a succeeded \
+             step has an output, and only a failed one an error",
+            report.name, report.status
+        )));
+    }
     let outcome = || match report.status {
         StepStatus::Succeeded => {
             StepOutcome::Succeeded(report.output.clone().unwrap_or(Value::Null))
