@@ -246,7 +246,8 @@ fn load_pipeline(path: &Path) -> CliResult<FlowSpec> {
 
 fn pipeline_error(errors: pipeline::PipelineErrors) -> CliError {
     let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
-    CliError::usage(lines.join("\nerror: "))
+    // A file with errors fails as `taskflow run` of it does (exit 1): the command was right.
+    CliError::failure(lines.join("\nerror: "))
         .with_hint("nothing was changed; fix the file and try again")
 }
 
