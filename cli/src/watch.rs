@@ -109,7 +109,7 @@ async fn from_database(
     if let Some(id) = watch.flow.clone() {
         // A flow that is not there (or another owner's) is said so, as by every `flows`
         // command, not watched in silence for ever.
-        blocking(&handle, move |handle| Ok(handle.flow_without_spec(&id)?)).await?;
+        blocking(&handle, move |handle| handle.flow_without_spec(&id)).await?;
     }
     // An id past the newest event (of another database, or pruned and made again) starts
     // from the newest, as serve's stream does, instead of waiting for ids to reach it.
