@@ -20,8 +20,13 @@ use tokio::sync::mpsc;
 
 use crate::server::FlowServer;
 
-/// The longest request line taken (the MCP library's own limit; it drops longer ones unsaid).
+/// The longest request line taken, its line break counted (the MCP library's own limit; it
+/// drops longer ones unsaid).
 const MOST_LINE_BYTES: usize = 16 * 1024 * 1024;
+/// Lines out waiting to be written: past this many, the answers wait for the client to read.
+const WAITING_LINES: usize = 64;
+/// The byte order mark a line may begin with (the MCP library reads past it).
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Why the stdio server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -39,8 +44,9 @@ pub async fn serve_stdio(
     grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StdioError> {
+    let (transport, written) = checked_stdio();
     let session = async {
-        let running = server.serve(checked_stdio()).await?;
+        let running = server.serve(transport).await?;
         // Its end, whatever the reason: the client is gone either way.
         let _ = running.waiting().await;
         Ok::<_, StdioError>(())
@@ -50,6 +56,8 @@ pub async fn serve_stdio(
         () = shutdown => Ok(()),
     };
     runs.shut_down(grace).await;
+    // What was answered before the end goes out before the process does.
+    let _ = tokio::time::timeout(Duration::from_secs(2), written).await;
     ended
 }
 
@@ -58,30 +66,45 @@ pub async fn serve_stdio(
 /// [`MOST_LINE_BYTES`], is answered with a JSON-RPC error instead of being dropped without a
 /// word while its client waits for ever. Every line out, the library's answers and these
 /// errors alike, is written whole by one task.
-fn checked_stdio() -> (DuplexStream, DuplexStream) {
+/// Also returns the writer's task, done once every line out has been written.
+fn checked_stdio() -> ((DuplexStream, DuplexStream), tokio::task::JoinHandle<()>) {
     let (to_server, server_in) = tokio::io::duplex(64 * 1024);
     let (server_out, from_server) = tokio::io::duplex(64 * 1024);
-    let (lines, out) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (lines, out) = mpsc::channel::<Vec<u8>>(WAITING_LINES);
     tokio::spawn(check_requests(BufReader::new(tokio::io::stdin()), to_server, lines.clone()));
     tokio::spawn(async move {
+        // The library's answers, whatever their length.
         let mut answers = BufReader::new(from_server);
-        while let Ok(Some(line)) = read_line(&mut answers).await {
-            if lines.send(line.unwrap_or_default()).is_err() {
-                break;
+        loop {
+            let mut line = Vec::new();
+            match answers.read_until(b'\n', &mut line).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if line.last() == Some(&b'\n') {
+                        line.pop();
+                    }
+                    if lines.send(line).await.is_err() {
+                        break;
+                    }
+                }
             }
         }
     });
-    tokio::spawn(write_lines(out, tokio::io::stdout()));
-    (server_in, server_out)
+    let written = tokio::spawn(write_lines(out, tokio::io::stdout()));
+    ((server_in, server_out), written)
 }
 
 /// Passes the JSON lines of `input` on to `server`; answers the others on `errors`.
 async fn check_requests(
     mut input: impl AsyncBufRead + Unpin,
     mut server: impl AsyncWrite + Unpin,
-    errors: mpsc::UnboundedSender<Vec<u8>>,
+    errors: mpsc::Sender<Vec<u8>>,
 ) {
     while let Ok(Some(line)) = read_line(&mut input).await {
+        let line = line.map(|line| match line.strip_prefix(BOM) {
+            Some(rest) => rest.to_vec(),
+            None => line,
+        });
         let refusal = match &line {
             Err(length) => Some((
                 -32600,
@@ -100,7 +123,9 @@ async fn check_requests(
             (Some((code, message)), _) => {
                 let answer = json!({"jsonrpc": "2.0", "id": null,
                                     "error": {"code": code, "message": message}});
-                let _ = errors.send(answer.to_string().into_bytes());
+                if errors.send(answer.to_string().into_bytes()).await.is_err() {
+                    return;
+                }
             }
             (None, Ok(mut line)) => {
                 line.push(b'\n');
@@ -115,10 +140,7 @@ async fn check_requests(
 }
 
 /// Writes each line it is sent, whole, then a line break.
-async fn write_lines(
-    mut lines: mpsc::UnboundedReceiver<Vec<u8>>,
-    mut out: impl AsyncWrite + Unpin,
-) {
+async fn write_lines(mut lines: mpsc::Receiver<Vec<u8>>, mut out: impl AsyncWrite + Unpin) {
     while let Some(mut line) = lines.recv().await {
         line.push(b'\n');
         if out.write_all(&line).await.is_err() || out.flush().await.is_err() {
@@ -127,8 +149,9 @@ async fn write_lines(
     }
 }
 
-/// The next line of `input` without its line break: `Err(length)` for one longer than
-/// [`MOST_LINE_BYTES`] (read to its end, not kept), `None` at the end of the input.
+/// The next line of `input` without its line break: `Err(length)` for one that, with its line
+/// break, is longer than [`MOST_LINE_BYTES`] (read to its end, not kept), `None` at the end of
+/// the input.
 async fn read_line(
     input: &mut (impl AsyncBufRead + Unpin),
 ) -> std::io::Result<Option<Result<Vec<u8>, usize>>> {
@@ -143,7 +166,7 @@ async fn read_line(
             Some(at) => (at, true),
             None => (buffer.len(), false),
         };
-        if length + taken <= MOST_LINE_BYTES {
+        if length + taken < MOST_LINE_BYTES {
             line.extend_from_slice(&buffer[..taken]);
         }
         length += taken;
@@ -155,7 +178,7 @@ async fn read_line(
 }
 
 fn kept(line: Vec<u8>, length: usize) -> Result<Vec<u8>, usize> {
-    if length > MOST_LINE_BYTES { Err(length) } else { Ok(line) }
+    if length >= MOST_LINE_BYTES { Err(length) } else { Ok(line) }
 }
 
 #[cfg(test)]
@@ -166,7 +189,7 @@ mod tests {
     /// answered.
     async fn checked(input: Vec<u8>) -> (Vec<String>, Vec<i64>) {
         let (mut passed, server) = tokio::io::duplex(1024 * 1024);
-        let (errors, mut answered) = mpsc::unbounded_channel();
+        let (errors, mut answered) = mpsc::channel(16);
         let reading = tokio::spawn(check_requests(std::io::Cursor::new(input), server, errors));
         let mut text = String::new();
         tokio::io::AsyncReadExt::read_to_string(&mut passed, &mut text).await.unwrap();
@@ -184,10 +207,12 @@ mod tests {
     async fn every_request_line_that_cannot_be_read_is_answered_and_the_others_pass() {
         let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-        let long = format!("\"{}\"", "x".repeat(MOST_LINE_BYTES));
-        let input = format!("{ping}\n{{not json\n\n{deep}\n{long}\n{ping}");
+        // With its line break, one byte more than the library takes.
+        let long = format!("\"{}\"", "x".repeat(MOST_LINE_BYTES - 2));
+        let bom = format!("\u{feff}{ping}");
+        let input = format!("{ping}\n{{not json\n\n{deep}\n{long}\n{bom}\n{ping}");
         let (passed, codes) = checked(input.into_bytes()).await;
-        assert_eq!(passed, [ping, "", ping]);
+        assert_eq!(passed, [ping, "", ping, ping]);
         assert_eq!(codes, [-32700, -32700, -32600]);
     }
 }
