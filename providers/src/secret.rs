@@ -67,36 +67,44 @@ impl ApiKey {
     }
 }
 
-/// `text` with each JSON `\uXXXX` escape (a surrogate pair as one character) decoded; other
-/// text, and escapes that make no character, as they were.
+/// `text` with the JSON `\uXXXX` escapes decoded that a key may hold (a surrogate pair as one
+/// character): not `"`, `\` or a control character, which the text's JSON needs escaped. An
+/// escaped backslash (`\\u0041`) is no escape of `u0041`; other text, and escapes that make no
+/// character, are kept as they were.
 fn unescape_json_units(text: &str) -> String {
-    let unit = |hex: &str| {
-        (hex.len() == 4 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
-            .then(|| u32::from_str_radix(hex, 16).ok())
-            .flatten()
+    let unit = |hex: Option<&str>| {
+        hex.filter(|hex| hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
     };
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(at) = rest.find("\\u") {
+    while let Some(at) = rest.find('\\') {
         out.push_str(&rest[..at]);
-        let after = &rest[at + 2..];
-        let high = after.get(..4).and_then(unit);
-        let low =
-            after.get(4..6).filter(|next| *next == "\\u").and(after.get(6..10)).and_then(unit);
+        let after = &rest[at + 1..];
+        if !after.starts_with('u') {
+            // Another escape (`\\`, `\"`, `\n`…), kept with what it escapes.
+            let escaped = after.chars().next().map_or(0, char::len_utf8);
+            out.push('\\');
+            out.push_str(&after[..escaped]);
+            rest = &after[escaped..];
+            continue;
+        }
+        let high = unit(after.get(1..5));
+        let low = unit(after.get(5..7).filter(|next| *next == "\\u").and(after.get(7..11)));
         let (decoded, used) = match (high, low) {
             (Some(high @ 0xD800..=0xDBFF), Some(low @ 0xDC00..=0xDFFF)) => {
-                (char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)), 10)
+                (char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)), 11)
             }
-            (Some(unit), _) => (char::from_u32(unit), 4),
+            (Some(unit), _) => (char::from_u32(unit), 5),
             (None, _) => (None, 0),
         };
-        match decoded {
+        match decoded.filter(|c| !matches!(c, '"' | '\\') && !c.is_control()) {
             Some(c) => {
                 out.push(c);
                 rest = &after[used..];
             }
             None => {
-                out.push_str("\\u");
+                out.push('\\');
                 rest = after;
             }
         }
@@ -104,8 +112,6 @@ fn unescape_json_units(text: &str) -> String {
     out.push_str(rest);
     out
 }
-
-impl ApiKey {}
 
 impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -138,6 +144,13 @@ mod tests {
             "sk-secret-123".chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
         assert_eq!(key.redact(&whole), "[redacted]");
         assert_eq!(key.redact(r"no key here \u0041 \uzz"), r"no key here \u0041 \uzz");
+        // Decoded, the text stays the JSON it was: what JSON needs escaped stays escaped, and
+        // an escaped backslash is no escape.
+        let kept = r#"{"m": "sk\u002dsecret-123 \u0022q\u0022 \u005c \u000a \\u0041 \"x\" é"}"#;
+        let redacted = key.redact(kept);
+        assert_eq!(redacted, r#"{"m": "[redacted] \u0022q\u0022 \u005c \u000a \\u0041 \"x\" é"}"#);
+        assert!(serde_json::from_str::<serde_json::Value>(&redacted).is_ok());
+        assert_eq!(key.redact("\\u00e9 ends with \\"), "\\u00e9 ends with \\");
         assert!(ApiKey::new("   ").is_none());
     }
 }
