@@ -35,8 +35,8 @@ use crate::tls::Tls;
 /// long, until the next analysis of the table. The store's reads are lookups of a few rows, on
 /// pages a running flow keeps in the server's cache: at a `random_page_cost` of 1.1 a lookup
 /// by key is planned whatever the table's size.
-pub(crate) const SESSION: &str =
-    "SET plan_cache_mode = force_generic_plan; SET random_page_cost = 1.1";
+pub(crate) const SESSION: [&str; 2] =
+    ["SET random_page_cost = 1.1", "SET plan_cache_mode = force_generic_plan"];
 
 /// One connection, its prepared statements, and the driver of its socket.
 pub(crate) struct Conn {
@@ -95,9 +95,11 @@ impl Conn {
             Tls::Rustls(tls) => Driver::connect(config, AboveTls(tls), *connect_timeout)?,
         };
         let mut conn = Conn { client, statements: HashMap::new(), driver };
-        // Not waited for: it goes ahead of the connection's first request. A server before
-        // PostgreSQL 12 refuses it, and plans as it always did.
-        conn.send_unawaited(SESSION);
+        // Not waited for: they go ahead of the connection's first request, each on its own, so
+        // that a server before PostgreSQL 12, which refuses the plan mode, keeps the other.
+        for setting in SESSION {
+            conn.send_unawaited(setting);
+        }
         Ok(conn)
     }
 
@@ -326,6 +328,8 @@ mod tests {
         let mut conn = Conn::connect(&settings(&location, Duration::from_secs(10))).unwrap();
         let row = conn.query_one("SHOW plan_cache_mode", &[]).unwrap();
         assert_eq!(row.get::<_, String>(0), "force_generic_plan");
+        let row = conn.query_one("SHOW random_page_cost", &[]).unwrap();
+        assert_eq!(row.get::<_, String>(0), "1.1");
     }
 
     fn scratch_connection() -> Conn {

@@ -288,7 +288,8 @@ mod tests {
         client.batch_execute(statistics).unwrap();
         client
             .batch_execute(&format!(
-                "{SESSION}; PREPARE kept ({types}) AS {sql}; EXECUTE kept ({short}); {LONG_JOURNAL}"
+                "{}; PREPARE kept ({types}) AS {sql}; EXECUTE kept ({short}); {LONG_JOURNAL}",
+                SESSION.join("; ")
             ))
             .unwrap();
         let explain =

@@ -121,12 +121,7 @@ fn one_step<B: Backend + ?Sized>(
 
 impl<B: Backend> FlowStore for B {
     fn create_flow(&self, caller: Caller<'_>, new: NewFlow) -> Result<Flow> {
-        if let Some(id) = new.id.as_ref().filter(|id| schedule::is_slot_flow_id(id.as_str())) {
-            return Err(Error::InvalidInput(format!(
-                "`{id}` has the form of a schedule slot's flow id (NAME@INSTANT), which only \
-                 the scheduler makes: pick another id"
-            )));
-        }
+        not_a_slots_id(&new)?;
         self.write(|tx, now| semantics::create_flow(tx, caller, new, None, Vec::new(), now))
     }
 
@@ -136,6 +131,7 @@ impl<B: Backend> FlowStore for B {
         parent: &Lease,
         new: NewFlow,
     ) -> Result<(Flow, Step)> {
+        not_a_slots_id(&new)?;
         self.write(|tx, now| semantics::spawn_child(tx, caller, parent, new, now))
     }
 
@@ -477,5 +473,17 @@ impl<B: Backend> FlowStore for B {
             }
             Ok(open)
         })
+    }
+}
+
+/// Refuses a flow to make under an id of a schedule slot's form, which only the scheduler makes
+/// (its slots' flows are made in the store's own transaction, not through these calls).
+fn not_a_slots_id(new: &NewFlow) -> Result<()> {
+    match new.id.as_ref().filter(|id| schedule::is_slot_flow_id(id.as_str())) {
+        Some(id) => Err(Error::InvalidInput(format!(
+            "`{id}` has the form of a schedule slot's flow id (NAME@INSTANT), which only the \
+             scheduler makes: pick another id"
+        ))),
+        None => Ok(()),
     }
 }

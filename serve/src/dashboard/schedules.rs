@@ -37,17 +37,24 @@ pub async fn list(
         Ok(seen) => seen,
         Err(error) => return refusal(error.status, &error.message),
     };
+    // The gates' picture is laid out with the read: laying it out takes time.
     let read = match state.handle(&viewer.owner) {
-        Ok(handle) => blocking(move || handle.schedules()).await,
+        Ok(handle) => {
+            blocking(move || {
+                let schedules = handle.schedules()?;
+                let picture = gates(&schedules);
+                Ok::<_, taskflow_store::Error>((schedules, picture))
+            })
+            .await
+        }
         Err(error) => Err(error.into()),
     };
-    let schedules = match read {
-        Ok(schedules) => schedules,
+    let (schedules, picture) = match read {
+        Ok(read) => read,
         Err(error) => return refusal(error.status, &error.message),
     };
     let live = format!(
-        "<section id=\"schedules\" data-live>{}{}</section>",
-        gates(&schedules),
+        "<section id=\"schedules\" data-live>{picture}{}</section>",
         table(&viewer, &schedules)
     );
     if part.as_deref() == Some("live") {

@@ -172,9 +172,9 @@ pub(super) fn report_step<T: StoreTx + ?Sized>(
                 what: "status",
             });
         }
-        // A step begun after a cancel request, running or reported ended at once, would be new
-        // work on the flow.
-        _ if flow.cancel_requested_at.is_some() => {
+        // A step begun after a cancel request would be new work on the flow. One reported ended
+        // at once records work done (an owner may report its steps only as they end).
+        _ if report.status == StepStatus::Running && flow.cancel_requested_at.is_some() => {
             return Err(Error::CancelRequested { id: flow.id.to_string() });
         }
         latest => {
