@@ -65,8 +65,8 @@ pub async fn serve_stdio(
 /// first: one that is not JSON (or nests deeper than a JSON reader goes), or is longer than
 /// [`MOST_LINE_BYTES`], is answered with a JSON-RPC error instead of being dropped without a
 /// word while its client waits for ever. Every line out, the library's answers and these
-/// errors alike, is written whole by one task.
-/// Also returns the writer's task, done once every line out has been written.
+/// errors alike, is written whole by one task, which is returned too: it is done once every
+/// line out has been written.
 fn checked_stdio() -> ((DuplexStream, DuplexStream), tokio::task::JoinHandle<()>) {
     let (to_server, server_in) = tokio::io::duplex(64 * 1024);
     let (server_out, from_server) = tokio::io::duplex(64 * 1024);
