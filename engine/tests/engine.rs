@@ -755,7 +755,8 @@ async fn resting_flows_are_left_alone_by_the_sweep_and_keep_no_other_flow_waitin
     }
     let good =
         engine.create(&FlowSpec::new("good").step(echo("a", json!("hi"))), None).await.unwrap();
-    let deadline = Instant::now() + Duration::from_millis(900);
+    // Without the fix the new flow never runs: the sweep takes the oldest flow, resting or not.
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let flow = engine.handle().flow(&good.id).unwrap();
         if flow.status == FlowStatus::Succeeded {
@@ -766,10 +767,8 @@ async fn resting_flows_are_left_alone_by_the_sweep_and_keep_no_other_flow_waitin
     }
     for flow in &bad {
         let history = engine.handle().history(&flow.id).unwrap();
-        assert!(
-            history.len() <= 4,
-            "one claim and one release per run, not per sweep: {history:#?}"
-        );
+        // A claim and a release per run (a few runs), not per sweep (every 5 ms).
+        assert!(history.len() < 10, "{history:#?}");
     }
     runs.shut_down(Duration::from_secs(1)).await;
     sweeping.await.unwrap();
