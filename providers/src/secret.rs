@@ -28,7 +28,8 @@ impl ApiKey {
 
     /// Removes every occurrence of the key from `text` (server error bodies may echo it), also
     /// where a JSON string holds it with some of its characters escaped (`sk\u002d…`): then
-    /// the text comes back with its `\uXXXX` escapes decoded.
+    /// the text comes back with the `\uXXXX` escapes decoded that a key may hold (it stays the
+    /// JSON it was).
     pub fn redact(&self, text: &str) -> String {
         let plain = if text.contains(&self.0) {
             text.replace(&self.0, "[redacted]")
