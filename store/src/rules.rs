@@ -22,7 +22,7 @@ pub fn check_expected(flow: &Flow, expected: ExpectedRevision) -> Result<()> {
 
 /// An owner or a flow name: 1 to 200 characters of printable text.
 pub fn check_text(what: &str, text: &str) -> Result<()> {
-    if text.trim().is_empty() || text.chars().any(char::is_control) || text.len() > 200 {
+    if text.trim().is_empty() || text.chars().any(char::is_control) || text.chars().count() > 200 {
         return Err(Error::InvalidInput(format!(
             "{what} must be 1 to 200 characters of printable text, got {}",
             quoted(text)

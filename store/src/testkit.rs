@@ -309,10 +309,14 @@ pub fn mirrored_flows_take_reports_are_never_run_and_are_validated(harness: &dyn
 
     // A controller is named as a flow is: printable text, at most 200 characters. A refusal
     // quotes only the start of what it refused.
-    for controller in ["", "a\nb", &"c".repeat(100_000)] {
+    for controller in ["", "a\nb", &"c".repeat(100_000), &"é".repeat(201)] {
         let refused = alice.create(NewFlow::mirrored("deploy", controller)).unwrap_err();
         assert!(matches!(refused, Error::InvalidInput(_)), "{refused}");
         assert!(refused.to_string().len() < 300, "{refused}");
+    }
+    // Characters, not bytes: 200 of `é` (400 bytes) or of an emoji (800) are a name.
+    for name in ["é".repeat(200), "😀".repeat(200)] {
+        alice.create(NewFlow::mirrored(&name, "ci")).unwrap();
     }
 }
 
