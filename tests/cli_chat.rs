@@ -175,6 +175,12 @@ fn setup_mistakes_are_clear_errors() {
             2,
             "error: unknown tool `no_such_tool`",
         ),
+        // A key variable named but not set is said so, not a request sent without a key.
+        (
+            &["chat", "--provider", "vllm", "--api-key-env", "TASKFLOW_TEST_NO_SUCH_KEY", "hi"],
+            2,
+            "error: the variable `TASKFLOW_TEST_NO_SUCH_KEY` named for the API key",
+        ),
     ];
     for (args, code, message) in cases {
         let output = run(taskflow().args(*args));

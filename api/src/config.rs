@@ -183,7 +183,7 @@ impl Config {
             _ => {}
         }
         if let Some(variable) = &named.api_key_env {
-            config.api_key = ApiKey::from_env(variable).or(config.api_key);
+            config.api_key = Some(ApiKey::from_named_env(variable)?);
         }
         if let Some(key) = named.api_key.clone().and_then(ApiKey::new) {
             config.api_key = Some(key);

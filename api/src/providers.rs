@@ -63,7 +63,7 @@ impl ProviderSettings {
         let env_timeout = std::env::var(CONNECT_TIMEOUT_ENV).ok();
         let (connect_timeout, warning) =
             resolve_connect_timeout(self.connect_timeout_ms, env_timeout.as_deref());
-        self.tune(&mut config, connect_timeout);
+        self.tune(&mut config, connect_timeout).map_err(ApiError::invalid)?;
         Ok((config, warning.into_iter().collect()))
     }
 
@@ -89,7 +89,7 @@ impl ProviderSettings {
                 choice.provider = file.defaults.provider.clone().unwrap_or_default();
             }
             let mut config = resolve(&file, &choice)?;
-            settings.tune(&mut config, connect_timeout);
+            settings.tune(&mut config, connect_timeout)?;
             config.build().map_err(|error| error.message)
         });
         Ok((factory, warning.into_iter().collect()))
@@ -131,9 +131,13 @@ impl ProviderSettings {
     }
 
     /// What these settings give every provider: the key variable, timeouts and attempts.
-    fn tune(&self, config: &mut ProviderConfig, connect_timeout: Duration) {
+    fn tune(
+        &self,
+        config: &mut ProviderConfig,
+        connect_timeout: Duration,
+    ) -> std::result::Result<(), String> {
         if let Some(variable) = &self.api_key_env {
-            config.api_key = ApiKey::from_env(variable);
+            config.api_key = Some(ApiKey::from_named_env(variable)?);
         }
         config.connect_timeout = connect_timeout;
         if let Some(ms) = self.read_timeout_ms {
@@ -142,6 +146,7 @@ impl ProviderSettings {
         if let Some(attempts) = self.attempts {
             config.retry.max_attempts = attempts;
         }
+        Ok(())
     }
 }
 
@@ -163,7 +168,7 @@ fn resolve(file: &Config, choice: &ProviderChoice) -> std::result::Result<Provid
         config.script = choice.script.clone();
     }
     if let Some(variable) = &choice.api_key_env {
-        config.api_key = ApiKey::from_env(variable);
+        config.api_key = Some(ApiKey::from_named_env(variable)?);
     }
     Ok(config)
 }

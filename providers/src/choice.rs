@@ -50,7 +50,7 @@ impl ProviderChoice {
         }
         config.script = self.script.clone();
         if let Some(variable) = &self.api_key_env {
-            config.api_key = ApiKey::from_env(variable);
+            config.api_key = Some(ApiKey::from_named_env(variable)?);
         }
         Ok(config)
     }

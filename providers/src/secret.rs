@@ -21,6 +21,14 @@ impl ApiKey {
         std::env::var(name).ok().and_then(Self::new)
     }
 
+    /// The key from the environment variable `name`, which the user named for it: one that is
+    /// not set (or is empty) is an error, not a request sent without a key.
+    pub fn from_named_env(name: &str) -> Result<Self, String> {
+        Self::from_env(name).ok_or_else(|| {
+            format!("the variable `{name}` named for the API key (api_key_env) is not set or empty")
+        })
+    }
+
     /// The key itself, for the request header that carries it.
     pub fn expose(&self) -> &str {
         &self.0
