@@ -23,6 +23,16 @@ pub struct WaitingCall {
 /// on yet) waits no more. A child is looked at whether or not its parent has recorded that it
 /// waits for it yet.
 pub fn waiting_calls(handle: &OwnerHandle, id: &FlowId) -> Result<Vec<WaitingCall>> {
+    Ok(asked_calls(handle, id)?
+        .into_iter()
+        .filter(|(_, decided)| !decided)
+        .map(|(call, _)| call)
+        .collect())
+}
+
+/// The calls the tree of flow `id` waits on, each with whether it was decided already (its flow
+/// has not run on since).
+fn asked_calls(handle: &OwnerHandle, id: &FlowId) -> Result<Vec<(WaitingCall, bool)>> {
     let mut found = Vec::new();
     for flow in tree(handle, id)? {
         let asked = match flow.status {
@@ -32,12 +42,11 @@ pub fn waiting_calls(handle: &OwnerHandle, id: &FlowId) -> Result<Vec<WaitingCal
         if asked.is_empty() {
             continue;
         }
-        let decided = handle.signals(&flow.id)?;
+        let decisions = handle.signals(&flow.id)?;
         for (request, signal) in asked {
-            if !decided.iter().any(|decision| decision.name == signal) {
-                let (call_id, tool) = (request.call_id, request.tool);
-                found.push(WaitingCall { flow: flow.id.clone(), call_id, tool });
-            }
+            let decided = decisions.iter().any(|decision| decision.name == signal);
+            let (call_id, tool) = (request.call_id, request.tool);
+            found.push((WaitingCall { flow: flow.id.clone(), call_id, tool }, decided));
         }
     }
     Ok(found)
@@ -117,6 +126,25 @@ pub fn deciding_call(
         None => match waiting.as_slice() {
             [call] => Ok((call.flow.clone(), call.call_id.clone())),
             [] => {
+                let decided: Vec<WaitingCall> = asked_calls(handle, id)?
+                    .into_iter()
+                    .filter(|(_, decided)| *decided)
+                    .map(|(call, _)| call)
+                    .collect();
+                if !decided.is_empty() {
+                    let calls: Vec<String> =
+                        decided.iter().map(|call| call_text(call, id)).collect();
+                    return Err(ApiError::Refused {
+                        message: format!(
+                            "flow {id} waits for no decision: {} decided already",
+                            calls.join(", ")
+                        ),
+                        hint: Some(format!(
+                            "`taskflow flows resume {id}` runs it on with the decision (a running \
+                             `taskflow serve` does so by itself)"
+                        )),
+                    });
+                }
                 let flow = handle.flow_without_spec(id)?;
                 Err(ApiError::Refused {
                     message: format!("flow {id} is {} and waits for no approval", flow.status),

@@ -37,8 +37,13 @@ fn a_decision_named_by_the_pipeline_before_it_waits_is_the_childs() {
     assert_eq!(again, child.id, "left to the flow where it was decided");
     let refused = alice.decide_approval(&again, "call_1", &approve).unwrap_err();
     assert!(matches!(refused, Error::AlreadyDecided { .. }), "{refused}");
-    let error = deciding_call(&alice, &parent.id, None).unwrap_err().to_string();
-    assert!(error.contains("waits for no approval"), "{error}");
+    // Decided but not run on yet: said so, with the way on, not "waits for no approval".
+    let error = deciding_call(&alice, &parent.id, None).unwrap_err();
+    assert!(error.to_string().contains("call_1 (run_command) in flow"), "{error}");
+    assert!(error.to_string().contains("decided already"), "{error}");
+    assert!(
+        matches!(&error, taskflow_api::ApiError::Refused { hint: Some(hint), .. } if hint.contains("flows resume"))
+    );
 }
 
 #[test]
