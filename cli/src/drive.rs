@@ -217,12 +217,14 @@ async fn run_on(
     }
 }
 
-/// Waits for a flow another runner drives until it ends or waits again.
+/// Waits for a flow another runner drives until it ends, waits again or is blocked.
 async fn follow(engine: &Engine, id: &FlowId) -> Result<Flow, EngineError> {
     loop {
         tokio::time::sleep(WAIT_POLL).await;
         let flow = read_flow(engine, id).await?;
-        if flow.status.is_terminal() || flow.status == FlowStatus::Waiting {
+        // Anything but queued or running needs no more of the runner that has it: an end, a
+        // wait, or a block that only a user lifts.
+        if !matches!(flow.status, FlowStatus::Queued | FlowStatus::Running) {
             return Ok(flow);
         }
     }

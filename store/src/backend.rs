@@ -391,8 +391,19 @@ impl<B: Backend> FlowStore for B {
         self.read(|tx| tx.cancel_requested(owner, ids))
     }
 
-    fn reopen(&self, caller: Caller<'_>, id: &FlowId) -> Result<Flow> {
-        self.write(|tx, now| semantics::reopen(tx, caller, id, now))
+    fn reopen(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(Flow, Lease)> {
+        self.write(|tx, now| {
+            let flow = semantics::reopen(tx, caller, id, now)?;
+            let lease =
+                semantics::acquire_lease(tx, caller, id, holder.clone(), ttl, now, self.host())?;
+            Ok((flow, lease))
+        })
     }
 
     fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow> {

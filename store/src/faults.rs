@@ -299,8 +299,14 @@ impl FlowStore for FaultyStore {
         self.inner.cancel_requested(owner, ids)
     }
 
-    fn reopen(&self, caller: Caller<'_>, id: &FlowId) -> Result<Flow> {
-        self.write(|inner| inner.reopen(caller, id))
+    fn reopen(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(Flow, Lease)> {
+        self.write(|inner| inner.reopen(caller, id, holder, ttl))
     }
 
     fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow> {

@@ -438,9 +438,10 @@ impl OwnerHandle {
         self.store.integrity_check()
     }
 
-    /// Opens a failed flow again so that it can be resumed; see [`FlowStore::reopen`].
-    pub fn reopen(&self, id: &FlowId) -> Result<Flow> {
-        self.store.reopen(self.caller(), id)
+    /// Opens a failed flow again so that it can be resumed, its lease taken for this process
+    /// for `ttl`; see [`FlowStore::reopen`].
+    pub fn reopen(&self, id: &FlowId, ttl: Duration) -> Result<(Flow, Lease)> {
+        self.store.reopen(self.caller(), id, &LeaseHolder::current(), ttl)
     }
 
     /// Copies an ended flow's journal before step `from_seq` into a new queued flow.

@@ -251,9 +251,16 @@ pub trait FlowStore: Send + Sync {
     fn cancel_requested(&self, owner: &str, ids: &[FlowId]) -> Result<Vec<FlowId>>;
 
     /// Opens a `failed` managed flow again (back to `queued`, error and end cleared) so that a
-    /// resume retries it; the revision keeps what it was. Refused for every other status and
-    /// for child flows.
-    fn reopen(&self, caller: Caller<'_>, id: &FlowId) -> Result<Flow>;
+    /// resume retries it, and takes its lease for `holder` in the same transaction: no other
+    /// runner (a worker woken by the change) can claim it first. Refused for every other status
+    /// and for child flows.
+    fn reopen(
+        &self,
+        caller: Caller<'_>,
+        id: &FlowId,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(Flow, Lease)>;
 
     /// A new `queued` flow with the source's name, goal and spec, and a copy of its succeeded
     /// steps before step `from_seq` (renumbered from 1). The source must have ended.

@@ -243,12 +243,14 @@ impl Engine {
                 }
             }
         }
-        // A failed run is opened again first, as a resume would.
-        if self.read_flow(id).await?.status == FlowStatus::Failed {
+        // A failed run is opened again first, as a resume would, its lease taken with it.
+        let ttl = self.options.lease_ttl;
+        let lease = if self.read_flow(id).await?.status == FlowStatus::Failed {
             let reopened = id.clone();
-            self.store.call(move |handle| handle.reopen(&reopened)).await?;
-        }
-        let lease = self.store.acquire_lease(id.clone(), self.options.lease_ttl).await?;
+            self.store.call(move |handle| handle.reopen(&reopened, ttl)).await?.1
+        } else {
+            self.store.acquire_lease(id.clone(), ttl).await?
+        };
         let written = async {
             let flow = self.read_flow(id).await?;
             let mut state = match flow.state {
@@ -427,6 +429,7 @@ impl Engine {
     ) -> Result<Flow, EngineError> {
         let RunControl { drain, stop: token, fresh } = control;
         let id = id.clone();
+        let ttl = self.options.lease_ttl;
         let read = async {
             // A run that holds the lease already reads its journal at once: no other runner
             // writes it meanwhile. Another reads it once it holds the lease.
@@ -440,15 +443,32 @@ impl Engine {
             if fresh && flow.status.is_terminal() {
                 return Err(Error::AlreadyEnded { id: id.to_string(), status: flow.status }.into());
             }
-            if flow.status == FlowStatus::Failed && flow.sync_mode == crate::SyncMode::Managed {
-                let reopened = id.clone();
-                flow = self.store.call(move |handle| handle.reopen(&reopened)).await?;
+            // A failed flow is opened again with its lease taken in the same transaction, so
+            // that a worker woken by the change cannot claim it first.
+            let mut reopened = None;
+            if held.is_none()
+                && flow.status == FlowStatus::Failed
+                && flow.sync_mode == crate::SyncMode::Managed
+            {
+                let reopening = id.clone();
+                let (opened, lease) =
+                    self.store.call(move |handle| handle.reopen(&reopening, ttl)).await?;
+                flow = opened;
+                reopened = Some(lease);
             }
             // A live lease of another runner is refused when the lease is taken, atomically.
-            let resume = rules::resume_plan(&flow, Timestamp::now())?;
-            Ok::<_, EngineError>((flow, resume, spec_json, journal))
+            let resume = match rules::resume_plan(&flow, Timestamp::now()) {
+                Ok(resume) => resume,
+                Err(error) => {
+                    if let Some(lease) = reopened {
+                        let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
+                    }
+                    return Err(error.into());
+                }
+            };
+            Ok::<_, EngineError>((flow, resume, spec_json, journal, reopened))
         };
-        let (flow, resume, spec_json, journal) = match (read.await, &held) {
+        let (flow, resume, spec_json, journal, reopened) = match (read.await, &held) {
             (Ok(read), _) => read,
             (Err(error), None) => return Err(error),
             (Err(error), Some(lease)) => {
@@ -462,8 +482,7 @@ impl Engine {
         let (engine, reading_id) = (self.clone(), id.clone());
         let reading =
             tokio::task::spawn_blocking(move || engine.kind_from_json(&reading_id, &spec_json));
-        let ttl = self.options.lease_ttl;
-        let lease = match held {
+        let lease = match held.or(reopened) {
             Some(lease) => lease,
             None => self.store.acquire_lease(id.clone(), ttl).await?,
         };

@@ -220,7 +220,11 @@ pub fn a_slot_fires_once_by_the_creation_of_its_flow_and_its_record_follows_the_
         (SlotStatus::Ended, Some(FlowStatus::Failed))
     );
     assert!(fx.taskflow.open_slots(10).unwrap().is_empty());
-    alice.reopen(&id).unwrap();
+    let (reopened, lease) = alice.reopen(&id, TTL).unwrap();
+    assert_eq!(reopened.status, FlowStatus::Queued);
+    // Its lease is taken in the same transaction: no claimer takes it first.
+    assert_eq!(alice.flow(&id).unwrap().lease.map(|held| held.expires_at), Some(lease.expires_at));
+    assert!(fx.taskflow.claim_as(&crate::LeaseHolder::current(), TTL, 10, &[]).unwrap().is_empty());
     let open = fx.taskflow.open_slots(10).unwrap();
     assert_eq!((open.len(), open[0].1.status), (1, SlotStatus::Running));
     assert_eq!(open[0].0.name, "digest");
