@@ -87,7 +87,9 @@ pub fn deciding_call(
     id: &FlowId,
     call_id: Option<&str>,
 ) -> Result<(FlowId, String)> {
-    let waiting = waiting_calls(handle, id)?;
+    let (decided, waiting): (Vec<_>, Vec<_>) =
+        asked_calls(handle, id)?.into_iter().partition(|(_, decided)| *decided);
+    let waiting: Vec<WaitingCall> = waiting.into_iter().map(|(call, _)| call).collect();
     let listed = |calls: &[&WaitingCall]| {
         let calls: Vec<String> = calls.iter().map(|call| call_text(call, id)).collect();
         calls.join(", ")
@@ -126,14 +128,9 @@ pub fn deciding_call(
         None => match waiting.as_slice() {
             [call] => Ok((call.flow.clone(), call.call_id.clone())),
             [] => {
-                let decided: Vec<WaitingCall> = asked_calls(handle, id)?
-                    .into_iter()
-                    .filter(|(_, decided)| *decided)
-                    .map(|(call, _)| call)
-                    .collect();
                 if !decided.is_empty() {
                     let calls: Vec<String> =
-                        decided.iter().map(|call| call_text(call, id)).collect();
+                        decided.iter().map(|(call, _)| call_text(call, id)).collect();
                     return Err(ApiError::Refused {
                         message: format!(
                             "flow {id} waits for no decision: {} decided already",

@@ -665,7 +665,6 @@ impl Engine {
         Ok(self.store.call(move |handle| handle.request_cancel(&id, None)).await?)
     }
 
-    /// The flow without its spec, read on a blocking thread.
     /// The budget pipeline `flow` and its tree spend, as one run of it holds it: what its
     /// journal and its descendants' model calls used so far; `None` when it sets no limit.
     async fn tree_budget(
@@ -720,6 +719,7 @@ impl Engine {
         Ok(None)
     }
 
+    /// The flow without its spec, read on a blocking thread.
     async fn read_flow(&self, id: &FlowId) -> Result<Flow, EngineError> {
         let id = id.clone();
         Ok(self.store.call(move |handle| handle.flow_without_spec(&id)).await?)

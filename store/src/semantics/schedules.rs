@@ -281,8 +281,10 @@ fn write_decision<T: StoreTx + ?Sized>(
     decision: SlotDecision,
     now: Timestamp,
 ) -> Result<Slot> {
+    // The flow of a slot that fires, when its id is taken already, read once.
+    let mut existing = None;
     let decision = match decision {
-        SlotDecision::Fire { at, .. } => {
+        SlotDecision::Fire { at, reason } => {
             let id = slot_flow_id(&schedule.name, at)?;
             match tx.load_flow(None, &id, false)? {
                 Some((flow, _)) if !is_slot_run(tx, schedule, &flow)? => SlotDecision::Record {
@@ -295,7 +297,10 @@ fn write_decision<T: StoreTx + ?Sized>(
                     last_at: None,
                     count: 1,
                 },
-                _ => decision,
+                found => {
+                    existing = found.map(|(flow, _)| flow);
+                    SlotDecision::Fire { at, reason }
+                }
             }
         }
         record => record,
@@ -303,8 +308,8 @@ fn write_decision<T: StoreTx + ?Sized>(
     let slot = match decision {
         SlotDecision::Fire { at, reason } => {
             let id = slot_flow_id(&schedule.name, at)?;
-            let flow = match tx.load_flow(None, &id, false)? {
-                Some((flow, _)) => flow,
+            let flow = match existing {
+                Some(flow) => flow,
                 None => {
                     let new = NewFlow {
                         id: Some(id.clone()),
