@@ -42,43 +42,61 @@ fn a_worker_killed_mid_run_loses_no_flow_and_no_completed_step_runs_twice() {
     );
 }
 
-/// A `taskflow run` beside a worker: the worker, woken when the new flow is queued, may take it
-/// before the run does; the run then follows it and ends with its result all the same.
+/// A `taskflow run` beside a worker runs its flow itself: the flow is created with the run's
+/// lease in one transaction, so the worker, woken when the flow is queued, finds nothing to
+/// take (the steps run in the run's environment, not the worker's). So do a fork and a resume
+/// that raises a budget: the new flow, or the failed one opened again, is the command's at once.
 #[test]
-fn a_run_beside_a_worker_ends_with_the_flows_result_whoever_runs_it() {
+fn a_run_beside_a_worker_runs_its_own_flow_and_so_do_a_fork_and_a_budget_resume() {
     let scratch = Scratch::new();
     let db = scratch.url();
     let dir = tempfile::tempdir().unwrap();
     let mut running = worker(&db, "host-a", &dir.path().join("effects.log"), 4);
-    for _ in 0..5 {
-        let run = workers::taskflow(&db)
-            .args(["run", "fixtures/pipelines/greeting.toml"])
-            .output()
-            .unwrap();
-        let (stdout, stderr) =
-            (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
-        assert!(run.status.success(), "{stderr}");
-        assert!(stdout.contains("succeeded"), "{stdout}");
-    }
-    // A flow that fails is reported failed, whoever ran it, and its step ran once: the run
-    // does not take a flow the worker failed for one to resume.
-    let count = dir.path().join("count");
-    let pipeline = dir.path().join("fails.toml");
+    // The step fails at its first run (one attempt), then says where it runs.
+    let (marker, count) = (dir.path().join("failed once"), dir.path().join("count"));
+    let pipeline = dir.path().join("where.toml");
     std::fs::write(
         &pipeline,
         format!(
-            "name = \"fails\"\n[[steps]]\nid = \"count\"\naction = \"shell\"\n\
-             with = {{ command = \"echo x >> '{}'; exit 3\" }}\nretry = {{ max_attempts = 1 }}\n",
-            count.display()
+            "name = \"where\"\n[[steps]]\nid = \"where\"\naction = \"shell\"\n\
+             with = {{ command = \"echo x >> '{count}'; test -e '{marker}' || {{ touch \
+             '{marker}'; exit 3; }}; echo on ${{TASKFLOW_HOST:-the caller}}\" }}\n\
+             retry = {{ max_attempts = 1 }}\n",
+            count = count.display(),
+            marker = marker.display(),
         ),
     )
     .unwrap();
+    let command = |args: &[&str]| {
+        let mut command = workers::taskflow(&db);
+        command.env_remove("TASKFLOW_HOST").arg("--json").args(args);
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let document: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|error| panic!("{error}: {stdout}{stderr}"));
+        (output.status.code(), document)
+    };
+    let path = pipeline.to_str().unwrap();
+    let (code, failed) = command(&["run", path]);
+    assert_eq!((code, &failed["flow"]["status"]), (Some(1), &serde_json::json!("failed")));
+    let id = failed["flow"]["id"].as_str().unwrap().to_owned();
+    let here = |document: &serde_json::Value| {
+        assert_eq!(document["flow"]["status"], "succeeded", "{document:#}");
+        assert_eq!(document["flow"]["state"]["where"], "on the caller", "{document:#}");
+    };
+    let (code, resumed) = command(&["flows", "resume", &id, "--max-tokens", "1000"]);
+    assert_eq!(code, Some(0));
+    here(&resumed);
     for _ in 0..5 {
-        let run = workers::taskflow(&db).arg("run").arg(&pipeline).output().unwrap();
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert_eq!(run.status.code(), Some(1), "{stderr}");
+        let (code, ran) = command(&["run", path]);
+        assert_eq!(code, Some(0));
+        here(&ran);
     }
+    let (code, forked) = command(&["flows", "fork", &id, "--from-step", "1"]);
+    assert_eq!(code, Some(0));
+    here(&forked);
     let runs = std::fs::read_to_string(&count).unwrap();
-    assert_eq!(runs.lines().count(), 5, "one run of the step for each flow");
+    assert_eq!(runs.lines().count(), 8, "one run of the step for each run, resume and fork");
     kill(&mut running);
 }

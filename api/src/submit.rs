@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use taskflow_engine::{Engine, FlowSpec};
-use taskflow_store::{Error, Flow, FlowId, NewFlow, OwnerHandle};
+use taskflow_store::{Error, Flow, FlowId, Lease, NewFlow, OwnerHandle};
 
 use crate::error::{ApiError, Result};
 
@@ -14,6 +14,8 @@ use crate::error::{ApiError, Result};
 pub enum Submitted {
     /// A new flow, queued.
     Created(Flow),
+    /// A new flow, queued, its lease held by this process ([`Hold::ToRun`]).
+    Held(Flow, Lease),
     /// The flow with this id, created earlier from the same spec, as it is now.
     Existing(Flow),
 }
@@ -21,9 +23,24 @@ pub enum Submitted {
 impl Submitted {
     pub fn flow(&self) -> &Flow {
         match self {
-            Submitted::Created(flow) | Submitted::Existing(flow) => flow,
+            Submitted::Created(flow) | Submitted::Held(flow, _) | Submitted::Existing(flow) => flow,
         }
     }
+
+    /// Whether the submission made the flow.
+    pub fn is_new(&self) -> bool {
+        !matches!(self, Submitted::Existing(_))
+    }
+}
+
+/// Who runs a flow a submission creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Whichever runner claims it (serve, a worker).
+    Queue,
+    /// This process: the lease is taken in the creation's transaction, so no worker woken by
+    /// the new flow claims it first.
+    ToRun,
 }
 
 /// Creates a flow that runs `spec` for `goal`, with id `id` if given; a flow that already has
@@ -33,17 +50,27 @@ pub async fn create_or_continue(
     spec: &FlowSpec,
     id: Option<FlowId>,
     goal: Option<String>,
+    hold: Hold,
 ) -> Result<Submitted> {
+    let create = |id: Option<FlowId>, goal: Option<String>| async move {
+        match hold {
+            Hold::Queue => engine.create_with_goal(spec, id, goal).await.map(Submitted::Created),
+            Hold::ToRun => engine
+                .create_held(spec, id, goal)
+                .await
+                .map(|(flow, lease)| Submitted::Held(flow, lease)),
+        }
+    };
     let Some(id) = id else {
-        return Ok(Submitted::Created(engine.create_with_goal(spec, None, goal).await?));
+        return Ok(create(None, goal).await?);
     };
     let wanted = spec.to_value();
     if let Some(existing) = existing(engine, &id, &wanted, goal.as_deref())? {
         return Ok(existing);
     }
-    let created = engine.create_with_goal(spec, Some(id.clone()), goal.clone()).await;
+    let created = create(Some(id.clone()), goal.clone()).await;
     match created.map_err(ApiError::from) {
-        Ok(flow) => Ok(Submitted::Created(flow)),
+        Ok(submitted) => Ok(submitted),
         // Another submission of the same id got there first.
         Err(ApiError::Store(Error::IdTaken { .. })) => {
             match existing(engine, &id, &wanted, goal.as_deref())? {

@@ -17,8 +17,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use taskflow_api::{Config, Durability, ProviderSettings, database};
 use taskflow_engine::agent::AgentSpec;
 use taskflow_engine::{
-    Actions, Engine, EngineError, EngineOptions, Flow, FlowId, FlowStatus, Progress, ProgressSink,
-    StepStatus,
+    Actions, Engine, EngineError, EngineOptions, Flow, FlowId, FlowStatus, Lease, Progress,
+    ProgressSink, RunControl, StepStatus,
 };
 
 use crate::agent_display;
@@ -80,12 +80,12 @@ pub(crate) fn engine_error(error: EngineError) -> CliError {
     }
 }
 
-/// Whether the flow a command runs is one it just made (a run, a fork, an agent), which another
-/// runner (a worker, serve) may take first; or one it was asked to run on (a resume), which
-/// another runner must not hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether the flow a command runs is one it just made and holds the lease of (a run, a fork,
+/// an agent, a resume that raised a budget), so that no other runner (a worker, serve) takes it
+/// first; or one it was asked to run on (a resume), which another runner must not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Origin {
-    Made,
+    Held(Lease),
     Asked,
 }
 
@@ -170,26 +170,11 @@ async fn run_on(
     detach: bool,
     origin: Origin,
 ) -> Result<Flow, EngineError> {
-    // A new flow that a worker or serve ran to its end before this run read it is reported as
-    // it ended: a failed one is not run again from its failed step, as a resume would.
-    let first = match origin {
-        Origin::Made => engine.run_new_with_progress(id, Arc::clone(&sink)).await,
-        _ => engine.run_with_progress(id, Arc::clone(&sink)).await,
-    };
-    let mut flow = match first {
-        // A worker or serve took the new flow before this process did: it runs there, or
-        // has run it to its end already.
-        Err(EngineError::Store(taskflow_engine::Error::LeaseHeld { .. }))
-            if origin == Origin::Made =>
-        {
-            follow(engine, id).await?
+    let mut flow = match origin {
+        Origin::Held(lease) => {
+            engine.run_claimed(lease, Arc::clone(&sink), RunControl::default()).await?
         }
-        Err(EngineError::Store(taskflow_engine::Error::AlreadyEnded { .. }))
-            if origin == Origin::Made =>
-        {
-            read_flow(engine, id).await?
-        }
-        other => other?,
+        Origin::Asked => engine.run_with_progress(id, Arc::clone(&sink)).await?,
     };
     loop {
         if flow.status != FlowStatus::Waiting || detach {

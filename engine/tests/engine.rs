@@ -775,29 +775,26 @@ async fn resting_flows_are_left_alone_by_the_sweep_and_keep_no_other_flow_waitin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_flow_another_runner_failed_is_reported_ended_not_run_again() {
+async fn a_flow_made_to_run_here_is_held_from_its_creation_and_no_other_runner_claims_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut actions = Actions::builtin();
-    let calls = flaky(&mut actions, u32::MAX);
-    let engine = new_engine(dir.path(), actions);
-    let spec = FlowSpec::new("fails").step(
-        StepSpec::new("a", "flaky")
-            .retry(RetryPolicy { max_attempts: 1, ..RetryPolicy::default() }),
-    );
-    let flow = engine.create(&spec, None).await.unwrap();
-    // Another runner (here, this engine) ran it to a failure before its creator's run read it.
-    let failed = engine.run(&flow.id).await.unwrap();
-    assert_eq!((failed.status, calls.load(Ordering::SeqCst)), (FlowStatus::Failed, 1));
-    let again = engine.run_new_with_progress(&flow.id, quiet()).await.unwrap_err();
-    assert!(
-        matches!(
-            again,
-            taskflow_engine::EngineError::Store(taskflow_engine::Error::AlreadyEnded { .. })
-        ),
-        "{again}"
-    );
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "the failed step was not run again");
-    // A resume, by contrast, runs it again from its failed step.
-    engine.run_with_progress(&flow.id, quiet()).await.unwrap();
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let other = LeaseHolder { pid: std::process::id() + 1, ..LeaseHolder::current() };
+    let claims = || open(dir.path()).claim_as(&other, Duration::from_secs(30), 10, &[]).unwrap();
+    let spec = FlowSpec::new("held").step(echo("a", json!(1))).step(echo("b", json!(2)));
+
+    let (made, lease) = engine.create_held(&spec, None, None).await.unwrap();
+    assert_eq!(made.status, FlowStatus::Queued);
+    assert!(claims().is_empty(), "a worker woken by the creation finds nothing to claim");
+    let ran = engine.run_claimed(lease, quiet(), RunControl::default()).await.unwrap();
+    assert_eq!(ran.status, FlowStatus::Succeeded);
+
+    let (fork, lease) = engine.fork_held(&made.id, 2).await.unwrap();
+    assert!(claims().is_empty(), "nor one woken by a fork");
+    let ran = engine.run_claimed(lease, quiet(), RunControl::default()).await.unwrap();
+    assert_eq!((ran.id, ran.status), (fork.id, FlowStatus::Succeeded));
+
+    // A queued creation, by contrast, is any runner's.
+    let queued = engine.create(&spec, None).await.unwrap();
+    let claimed = claims();
+    assert_eq!(claimed.iter().map(|claim| &claim.lease.flow_id).collect::<Vec<_>>(), [&queued.id]);
 }

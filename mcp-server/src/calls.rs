@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 use taskflow_api::{
-    ApiError, Submitted, approvals, control, create_or_continue, documents, price_model_steps,
+    ApiError, Hold, approvals, control, create_or_continue, documents, price_model_steps,
     step_reaching_host,
 };
 use taskflow_engine::agent::Budget;
@@ -124,8 +124,8 @@ impl Flows {
                 ),
             });
         }
-        let submitted = create_or_continue(&engine, &spec, id, None).await?;
-        let created = matches!(submitted, Submitted::Created(_));
+        let submitted = create_or_continue(&engine, &spec, id, None, Hold::Queue).await?;
+        let created = submitted.is_new();
         let flow = submitted.flow();
         if flow.sync_mode == SyncMode::Managed && !flow.status.is_terminal() {
             self.runs.start(engine.handle().owner(), &flow.id);

@@ -119,10 +119,40 @@ fn one_step<B: Backend + ?Sized>(
     }
 }
 
+/// `flow`, just made or opened in `tx`, with its lease taken for `holder` in the same
+/// transaction.
+fn held<B: Backend>(
+    backend: &B,
+    tx: &B::Tx<'_>,
+    caller: Caller<'_>,
+    flow: Flow,
+    holder: &LeaseHolder,
+    ttl: Duration,
+    now: Timestamp,
+) -> Result<(Flow, Lease)> {
+    let lease =
+        semantics::acquire_lease(tx, caller, &flow.id, holder.clone(), ttl, now, backend.host())?;
+    Ok((flow, lease))
+}
+
 impl<B: Backend> FlowStore for B {
     fn create_flow(&self, caller: Caller<'_>, new: NewFlow) -> Result<Flow> {
         not_a_slots_id(&new)?;
         self.write(|tx, now| semantics::create_flow(tx, caller, new, None, Vec::new(), now))
+    }
+
+    fn create_held(
+        &self,
+        caller: Caller<'_>,
+        new: NewFlow,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(Flow, Lease)> {
+        not_a_slots_id(&new)?;
+        self.write(|tx, now| {
+            let flow = semantics::create_flow(tx, caller, new, None, Vec::new(), now)?;
+            held(self, tx, caller, flow, holder, ttl, now)
+        })
     }
 
     fn spawn_child(
@@ -400,14 +430,26 @@ impl<B: Backend> FlowStore for B {
     ) -> Result<(Flow, Lease)> {
         self.write(|tx, now| {
             let flow = semantics::reopen(tx, caller, id, now)?;
-            let lease =
-                semantics::acquire_lease(tx, caller, id, holder.clone(), ttl, now, self.host())?;
-            Ok((flow, lease))
+            held(self, tx, caller, flow, holder, ttl, now)
         })
     }
 
     fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow> {
         self.write(|tx, now| semantics::fork(tx, caller, source, from_seq, now))
+    }
+
+    fn fork_held(
+        &self,
+        caller: Caller<'_>,
+        source: &FlowId,
+        from_seq: u32,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(Flow, Lease)> {
+        self.write(|tx, now| {
+            let flow = semantics::fork(tx, caller, source, from_seq, now)?;
+            held(self, tx, caller, flow, holder, ttl, now)
+        })
     }
 
     fn put_schedule(&self, caller: Caller<'_>, new: NewSchedule, replace: bool) -> Result<Put> {

@@ -120,6 +120,16 @@ impl FlowStore for FaultyStore {
         self.write(|inner| inner.create_flow(caller, new))
     }
 
+    fn create_held(
+        &self,
+        caller: Caller<'_>,
+        new: NewFlow,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(Flow, Lease)> {
+        self.write(|inner| inner.create_held(caller, new, holder, ttl))
+    }
+
     fn spawn_child(
         &self,
         caller: Caller<'_>,
@@ -311,6 +321,17 @@ impl FlowStore for FaultyStore {
 
     fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow> {
         self.write(|inner| inner.fork(caller, source, from_seq))
+    }
+
+    fn fork_held(
+        &self,
+        caller: Caller<'_>,
+        source: &FlowId,
+        from_seq: u32,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(Flow, Lease)> {
+        self.write(|inner| inner.fork_held(caller, source, from_seq, holder, ttl))
     }
 
     fn audit(&self, owner: Option<&str>) -> Result<Vec<Finding>> {

@@ -244,6 +244,12 @@ impl OwnerHandle {
         self.store.create_flow(self.caller(), new)
     }
 
+    /// Creates a flow for this process to run, its lease taken with it for `ttl`; see
+    /// [`FlowStore::create_held`].
+    pub fn create_held(&self, new: NewFlow, ttl: Duration) -> Result<(Flow, Lease)> {
+        self.store.create_held(self.caller(), new, &LeaseHolder::current(), ttl)
+    }
+
     /// Sticky cancel: see [`FlowStore::request_cancel`].
     pub fn request_cancel(&self, id: &FlowId, expected: ExpectedRevision) -> Result<CancelOutcome> {
         self.store.request_cancel(self.caller(), id, expected)
@@ -447,6 +453,17 @@ impl OwnerHandle {
     /// Copies an ended flow's journal before step `from_seq` into a new queued flow.
     pub fn fork(&self, source: &FlowId, from_seq: u32) -> Result<Flow> {
         self.store.fork(self.caller(), source, from_seq)
+    }
+
+    /// [`fork`](Self::fork) for this process to run, its lease taken with it for `ttl`; see
+    /// [`FlowStore::fork_held`].
+    pub fn fork_held(
+        &self,
+        source: &FlowId,
+        from_seq: u32,
+        ttl: Duration,
+    ) -> Result<(Flow, Lease)> {
+        self.store.fork_held(self.caller(), source, from_seq, &LeaseHolder::current(), ttl)
     }
 
     // Schedules.

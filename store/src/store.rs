@@ -61,6 +61,17 @@ pub trait FlowStore: Send + Sync {
     /// Creates a `queued` flow at revision 1.
     fn create_flow(&self, caller: Caller<'_>, new: NewFlow) -> Result<Flow>;
 
+    /// [`create_flow`](Self::create_flow), the new flow's lease taken for `holder` in the same
+    /// transaction: the process that creates a flow to run it runs it, and no other runner (a
+    /// worker woken by the creation) claims it first.
+    fn create_held(
+        &self,
+        caller: Caller<'_>,
+        new: NewFlow,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(Flow, Lease)>;
+
     /// Creates a `queued` child flow under the leased parent, and a `child` step on the parent
     /// that ends when the child ends. Refused when the parent is terminal, mirrored or has a
     /// cancel request; the check and the insert are one transaction, so a concurrent cancel
@@ -265,6 +276,17 @@ pub trait FlowStore: Send + Sync {
     /// A new `queued` flow with the source's name, goal and spec, and a copy of its succeeded
     /// steps before step `from_seq` (renumbered from 1). The source must have ended.
     fn fork(&self, caller: Caller<'_>, source: &FlowId, from_seq: u32) -> Result<Flow>;
+
+    /// [`fork`](Self::fork), the new flow's lease taken for `holder` in the same transaction,
+    /// as [`create_held`](Self::create_held) does.
+    fn fork_held(
+        &self,
+        caller: Caller<'_>,
+        source: &FlowId,
+        from_seq: u32,
+        holder: &LeaseHolder,
+        ttl: Duration,
+    ) -> Result<(Flow, Lease)>;
 
     /// What is wrong with the unfinished flows of `owner` (of every owner with `None`): see
     /// [`crate::audit`]. Reading changes nothing.

@@ -1627,6 +1627,7 @@ macro_rules! conformance_tests {
             a_pruned_slot_flow_takes_its_signals_and_leaves_the_slot_record,
             slots_not_run_are_recorded_with_their_reason_and_waiting_ones_are_resolved,
             a_claim_takes_what_no_live_runner_holds_and_a_dead_holder_only_on_its_own_host,
+            a_flow_made_or_forked_to_run_is_held_by_its_maker_from_the_transaction_that_makes_it,
             a_claimed_run_starts_from_its_flow_spec_and_journal_read_at_once,
             eight_claimers_at_once_get_disjoint_sets_that_cover_every_queued_flow,
         );

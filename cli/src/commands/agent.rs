@@ -131,11 +131,11 @@ pub fn run(global: &GlobalArgs, args: &AgentArgs) -> CliResult {
     };
     let engine = open_engine(global, &args.runner)?.with_providers(factory);
     runtime()?.block_on(async {
-        let flow = engine.create_agent(&spec, None).await.map_err(engine_error)?;
+        let (flow, lease) = engine.create_agent_held(&spec, None).await.map_err(engine_error)?;
         if !global.json {
             eprintln!("flow {}", flow.id);
         }
-        drive(&engine, flow.id, global.json, args.runner.detach, Origin::Made).await
+        drive(&engine, flow.id, global.json, args.runner.detach, Origin::Held(lease)).await
     })
 }
 

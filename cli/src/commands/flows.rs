@@ -311,10 +311,12 @@ fn resume(global: &GlobalArgs, id: &str, raise: Budget, runner: &RunnerArgs) -> 
     let id = flow_id(id)?;
     let engine = open_engine(global, runner)?;
     runtime()?.block_on(async {
-        if !raise.is_empty() {
-            engine.raise_budget(&id, raise).await.map_err(engine_error)?;
-        }
-        drive(&engine, id, global.json, runner.detach, Origin::Asked).await
+        let origin = if raise.is_empty() {
+            Origin::Asked
+        } else {
+            Origin::Held(engine.raise_budget_held(&id, raise).await.map_err(engine_error)?.1)
+        };
+        drive(&engine, id, global.json, runner.detach, origin).await
     })
 }
 
@@ -330,11 +332,11 @@ fn fork(global: &GlobalArgs, id: &str, from_step: &str, runner: &RunnerArgs) -> 
         })?,
     };
     runtime()?.block_on(async {
-        let fork = engine.fork(&id, from_seq).await.map_err(engine_error)?;
+        let (fork, lease) = engine.fork_held(&id, from_seq).await.map_err(engine_error)?;
         if !global.json {
             println!("flow {} forked from flow {id} at step {from_seq}", fork.id);
         }
-        drive(&engine, fork.id, global.json, runner.detach, Origin::Made).await
+        drive(&engine, fork.id, global.json, runner.detach, Origin::Held(lease)).await
     })
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::json;
 use taskflow_api::{
-    Submitted, create_or_continue, documents, override_model_steps, price_model_steps,
+    Hold, Submitted, create_or_continue, documents, override_model_steps, price_model_steps,
 };
 use taskflow_engine::{Flow, FlowId, FlowStatus, Timestamp, builtin_actions, pipeline};
 
@@ -97,18 +97,19 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
     };
     let engine = open_engine(global, &args.runner)?.with_providers(providers);
     runtime()?.block_on(async {
-        let submitted = create_or_continue(&engine, &spec, id, None).await?;
+        let hold = if args.queue { Hold::Queue } else { Hold::ToRun };
+        let submitted = create_or_continue(&engine, &spec, id, None, hold).await?;
         if args.queue {
             return queued(submitted.flow(), global.json);
         }
         let (flow, origin) = match submitted {
-            Submitted::Created(flow) => (flow, Origin::Made),
+            Submitted::Held(flow, lease) => (flow, Origin::Held(lease)),
             Submitted::Existing(flow)
                 if flow.status.is_terminal() && flow.status != FlowStatus::Failed =>
             {
                 return report(&engine, &flow, global.json);
             }
-            Submitted::Existing(flow) => (flow, Origin::Asked),
+            Submitted::Created(flow) | Submitted::Existing(flow) => (flow, Origin::Asked),
         };
         drive(&engine, flow.id, global.json, args.runner.detach, origin).await
     })

@@ -101,9 +101,6 @@ pub struct RunControl {
     /// Fired, the run stops its running steps too (they end `cancelled`, and run again when
     /// the flow is resumed).
     pub stop: CancellationToken,
-    /// The run of a flow the caller has just created: one another runner ended meanwhile is
-    /// refused as ended (`AlreadyEnded`), not run again from a failed step as a resume is.
-    pub fresh: bool,
 }
 
 /// Why the engine could not do what it was asked.
@@ -200,12 +197,29 @@ impl Engine {
         spec: &AgentSpec,
         id: Option<FlowId>,
     ) -> Result<Flow, EngineError> {
+        let new = self.agent_flow(spec, id)?;
+        Ok(self.store.call(move |handle| handle.create(new)).await?)
+    }
+
+    /// [`create_agent`](Self::create_agent) for this process to run: the lease is taken with
+    /// the creation ([`run_claimed`](Self::run_claimed) runs it), so no worker takes it first.
+    pub async fn create_agent_held(
+        &self,
+        spec: &AgentSpec,
+        id: Option<FlowId>,
+    ) -> Result<(Flow, Lease), EngineError> {
+        let new = self.agent_flow(spec, id)?;
+        let ttl = self.options.lease_ttl;
+        Ok(self.store.call(move |handle| handle.create_held(new, ttl)).await?)
+    }
+
+    fn agent_flow(&self, spec: &AgentSpec, id: Option<FlowId>) -> Result<NewFlow, EngineError> {
         self.agent_parts(spec).map_err(EngineError::AgentSetup)?;
         spec.budget.check_price(spec.price, &model_name(spec)).map_err(EngineError::AgentSetup)?;
         let mut new = NewFlow::managed(spec.name.clone()).with_spec(spec.to_value());
         new.controller = Some("taskflow agent".to_owned());
         new.id = id;
-        Ok(self.store.call(move |handle| handle.create(new)).await?)
+        Ok(new)
     }
 
     /// Sets limits of an agent run's or a pipeline's budget (a limit `raise` leaves out stays
@@ -215,6 +229,19 @@ impl Engine {
     /// with (`FlowSpec::prices`). A failed run is
     /// opened again (queued), as [`run`](Self::run) would.
     pub async fn raise_budget(&self, id: &FlowId, raise: Budget) -> Result<Flow, EngineError> {
+        let (_, lease) = self.raise_budget_held(id, raise).await?;
+        let mut flow = self.store.call(move |handle| handle.release_lease(&lease)).await?;
+        flow.spec = None;
+        Ok(flow)
+    }
+
+    /// [`raise_budget`](Self::raise_budget), the flow's lease kept for this process to run it
+    /// on ([`run_claimed`](Self::run_claimed)), so no worker takes it between the two.
+    pub async fn raise_budget_held(
+        &self,
+        id: &FlowId,
+        raise: Budget,
+    ) -> Result<(Flow, Lease), EngineError> {
         let refused = |detail: String| EngineError::Budget { id: id.to_string(), detail };
         let spec_json = self.spec_json(id).await?;
         let stored: serde_json::Value = serde_json::from_str(&spec_json)
@@ -271,17 +298,16 @@ impl Engine {
                 state: Some(serde_json::Value::Object(state)),
             };
             self.store.apply(op).await?;
-            Ok::<_, EngineError>(())
+            self.read_flow(id).await
         }
         .await;
-        let released = {
-            let lease = lease.clone();
-            self.store.call(move |handle| handle.release_lease(&lease)).await
-        };
-        written?;
-        let mut flow = released?;
-        flow.spec = None;
-        Ok(flow)
+        match written {
+            Ok(flow) => Ok((flow, lease)),
+            Err(error) => {
+                let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
+                Err(error)
+            }
+        }
     }
 
     /// The provider, tools and MCP servers an agent spec asks for.
@@ -353,13 +379,37 @@ impl Engine {
         id: Option<FlowId>,
         goal: Option<String>,
     ) -> Result<Flow, EngineError> {
+        let new = self.pipeline_flow(spec, id, goal)?;
+        Ok(self.store.call(move |handle| handle.create(new)).await?)
+    }
+
+    /// [`create_with_goal`](Self::create_with_goal) for this process to run: the lease is
+    /// taken with the creation ([`run_claimed`](Self::run_claimed) runs it), so no worker
+    /// woken by the new flow takes it first.
+    pub async fn create_held(
+        &self,
+        spec: &FlowSpec,
+        id: Option<FlowId>,
+        goal: Option<String>,
+    ) -> Result<(Flow, Lease), EngineError> {
+        let new = self.pipeline_flow(spec, id, goal)?;
+        let ttl = self.options.lease_ttl;
+        Ok(self.store.call(move |handle| handle.create_held(new, ttl)).await?)
+    }
+
+    fn pipeline_flow(
+        &self,
+        spec: &FlowSpec,
+        id: Option<FlowId>,
+        goal: Option<String>,
+    ) -> Result<NewFlow, EngineError> {
         spec.check(&self.actions).map_err(EngineError::Spec)?;
         spec.check_prices().map_err(EngineError::Spec)?;
         let mut new = NewFlow::managed(spec.name.clone()).with_spec(spec.to_value());
         new.controller = Some("taskflow engine".to_owned());
         new.id = id;
         new.goal = goal;
-        Ok(self.store.call(move |handle| handle.create(new)).await?)
+        Ok(new)
     }
 
     /// Runs a flow until it ends: a new one from its first step, a stopped one from its last
@@ -377,17 +427,6 @@ impl Engine {
         progress: ProgressSink,
     ) -> Result<Flow, EngineError> {
         self.run_flow(id, progress, RunControl::default(), None, None).await
-    }
-
-    /// [`run_with_progress`](Self::run_with_progress) of a flow the caller has just created
-    /// ([`RunControl::fresh`]): one another runner has ended meanwhile is `AlreadyEnded`.
-    pub async fn run_new_with_progress(
-        &self,
-        id: &FlowId,
-        progress: ProgressSink,
-    ) -> Result<Flow, EngineError> {
-        let control = RunControl { fresh: true, ..RunControl::default() };
-        self.run_flow(id, progress, control, None, None).await
     }
 
     /// [`run_with_progress`](Self::run_with_progress) under `control`: a process that shuts
@@ -427,7 +466,7 @@ impl Engine {
         held: Option<Lease>,
         tree: Option<Arc<TreeBudget>>,
     ) -> Result<Flow, EngineError> {
-        let RunControl { drain, stop: token, fresh } = control;
+        let RunControl { drain, stop: token } = control;
         let id = id.clone();
         let ttl = self.options.lease_ttl;
         let read = async {
@@ -440,9 +479,6 @@ impl Engine {
             } else {
                 (self.read_flow(&id).await?, self.spec_json(&id).await?, None)
             };
-            if fresh && flow.status.is_terminal() {
-                return Err(Error::AlreadyEnded { id: id.to_string(), status: flow.status }.into());
-            }
             // A failed flow is opened again with its lease taken in the same transaction, so
             // that a worker woken by the change cannot claim it first.
             let mut reopened = None;
@@ -734,11 +770,27 @@ impl Engine {
     /// A new queued flow with `id`'s steps before `from_seq` already done; run it with
     /// [`run`](Self::run).
     pub async fn fork(&self, id: &FlowId, from_seq: u32) -> Result<Flow, EngineError> {
-        // Only a flow this engine could run is forked.
-        let spec_json = self.spec_json(id).await?;
-        self.kind_from_json(id, &spec_json)?;
+        self.runnable(id).await?;
         let id = id.clone();
         Ok(self.store.call(move |handle| handle.fork(&id, from_seq)).await?)
+    }
+
+    /// [`fork`](Self::fork) for this process to run: the lease is taken with the new flow
+    /// ([`run_claimed`](Self::run_claimed) runs it), so no worker takes it first.
+    pub async fn fork_held(
+        &self,
+        id: &FlowId,
+        from_seq: u32,
+    ) -> Result<(Flow, Lease), EngineError> {
+        self.runnable(id).await?;
+        let (id, ttl) = (id.clone(), self.options.lease_ttl);
+        Ok(self.store.call(move |handle| handle.fork_held(&id, from_seq, ttl)).await?)
+    }
+
+    /// Refuses a flow this engine could not run (its spec unknown to it).
+    async fn runnable(&self, id: &FlowId) -> Result<(), EngineError> {
+        let spec_json = self.spec_json(id).await?;
+        self.kind_from_json(id, &spec_json).map(drop)
     }
 
     /// What a flow runs (the pipeline or the agent stored on it, ready to run), from its spec as

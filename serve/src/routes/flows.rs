@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use taskflow_api::{
-    ApiError, Submitted, create_or_continue, create_or_find_mirrored, documents, price_model_steps,
-    step_reaching_host,
+    ApiError, Hold, Submitted, create_or_continue, create_or_find_mirrored, documents,
+    price_model_steps, step_reaching_host,
 };
 use taskflow_engine::pipeline::SpecError;
 use taskflow_engine::pipeline::spec::duration_text;
@@ -172,10 +172,7 @@ pub async fn create(
 ) -> Answer {
     let Object(body) = body?;
     let submitted = submit(&state, &owner, host, body).await?;
-    let status = match &submitted {
-        Submitted::Created(_) => StatusCode::CREATED,
-        Submitted::Existing(_) => StatusCode::OK,
-    };
+    let status = if submitted.is_new() { StatusCode::CREATED } else { StatusCode::OK };
     let flow = submitted.flow().clone();
     if flow.sync_mode == taskflow_store::SyncMode::Managed && !flow.status.is_terminal() {
         state.runs().start(&owner, &flow.id);
@@ -216,7 +213,7 @@ pub(super) async fn submit(
                 .with("field", json!(format!("spec.steps[{at}]")))
                 .with("step", json!(spec.steps[at].id)));
             }
-            let submitted = create_or_continue(&engine, &spec, id, body.goal).await;
+            let submitted = create_or_continue(&engine, &spec, id, body.goal, Hold::Queue).await;
             submitted.map_err(|error| match error {
                 ApiError::Engine(EngineError::Spec(problems)) => refused_spec(&spec, &problems),
                 other => other.into(),

@@ -96,6 +96,32 @@ pub fn a_claim_takes_what_no_live_runner_holds_and_a_dead_holder_only_on_its_own
     assert!(fx.taskflow.claim_as(&worker, Duration::from_millis(1), 1, &[]).is_err(), "too short");
 }
 
+pub fn a_flow_made_or_forked_to_run_is_held_by_its_maker_from_the_transaction_that_makes_it(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let worker = LeaseHolder { pid: std::process::id() + 1, ..LeaseHolder::current() };
+    let (made, lease) = alice.create_held(NewFlow::managed("made"), TTL).unwrap();
+    let source = super::ended(&alice, "source", FlowStatus::Succeeded);
+    let (forked, fork_lease) = alice.fork_held(&source, 1, TTL).unwrap();
+    for (flow, lease) in [(&made, &lease), (&forked, &fork_lease)] {
+        assert_eq!(flow.status, FlowStatus::Queued);
+        let stored = alice.flow(&flow.id).unwrap().lease.unwrap();
+        assert_eq!((stored.holder, stored.expires_at), (LeaseHolder::current(), lease.expires_at));
+    }
+    assert!(fx.taskflow.claim_as(&worker, TTL, 10, &[]).unwrap().is_empty(), "none to claim");
+    // The leases are the maker's: it writes with them, and a release hands the flow on.
+    alice.renew_lease(&lease, TTL).unwrap();
+    alice.release_lease(&fork_lease).unwrap();
+    let claimed = fx.taskflow.claim_as(&worker, TTL, 10, &[]).unwrap();
+    assert_eq!(taken(&claimed), [(forked.id.clone(), "alice", None)]);
+    // A slot's id stays the scheduler's, as for a plain creation.
+    let mut slot = NewFlow::managed("slot");
+    slot.id = Some(FlowId::parse("digest@2026-12-07T09:17:00Z").unwrap());
+    assert!(matches!(alice.create_held(slot, TTL), Err(Error::InvalidInput(_))));
+}
+
 pub fn a_claimed_run_starts_from_its_flow_spec_and_journal_read_at_once(harness: &dyn Harness) {
     let fx = harness.fresh();
     let alice = fx.alice();
