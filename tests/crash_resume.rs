@@ -211,3 +211,56 @@ fn killed_runs_resume_to_the_same_result_without_repeating_completed_steps() {
     eprintln!("{total} kills over {} flows, {repeats} steps repeated", flows.len());
     assert!(total >= kills_wanted);
 }
+
+/// A step's command that started a process of its own (here `sleep`, in the background): a
+/// runner killed mid-step takes the step's shell with it, not that process. The resumed
+/// attempt ends it before it runs the command again, so the two never run side by side.
+#[test]
+fn a_resumed_step_first_ends_what_its_killed_attempt_left_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let file = dir.path().join("leftover.toml");
+    std::fs::write(
+        &file,
+        "name = \"leftover\"\n[[steps]]\nid = \"work\"\naction = \"shell\"\n\
+         with = { command = \"sleep 300 >/dev/null 2>&1 & echo $! >> pids; \
+         test $TASKFLOW_ATTEMPT -gt 1 || wait\" }\n",
+    )
+    .unwrap();
+    let alive = |pid: i32| {
+        // A zombie has no command line: it is gone but for its parent's wait.
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| !line.is_empty())
+    };
+    let pids = || -> Vec<i32> {
+        std::fs::read_to_string(dir.path().join("pids"))
+            .unwrap_or_default()
+            .lines()
+            .map(|line| line.parse().unwrap())
+            .collect()
+    };
+    let mut runner = command(&db, dir.path());
+    runner.arg("run").arg(&file).args(["--id", "leftover"]);
+    let mut child = runner.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids().is_empty() {
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = pids()[0];
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(alive(first), "the step's own process outlives its killed runner");
+
+    let resumed = command(&db, dir.path()).args(["flows", "resume", "leftover"]).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(!alive(first), "the second attempt ended the first one's process");
+    let pids = pids();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    // The second attempt's own background process is its to leave; the test ends it.
+    kill_pid(pids[1]);
+}
+
+fn kill_pid(pid: i32) {
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+}
