@@ -259,10 +259,18 @@ pub fn signal(signal: &Signal) -> Value {
     })
 }
 
-/// How many of `steps` succeeded, and how many there are.
+/// How many of a journal's steps succeeded, and how many there are: steps by name, however
+/// many attempts (rows) each took.
 pub fn step_counts(steps: &[Step]) -> (usize, usize) {
-    let done = steps.iter().filter(|step| step.status == StepStatus::Succeeded).count();
-    (done, steps.len())
+    let names = |succeeded: bool| {
+        steps
+            .iter()
+            .filter(|step| !succeeded || step.status == StepStatus::Succeeded)
+            .map(|step| step.name.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    };
+    (names(true), names(false))
 }
 
 #[cfg(test)]

@@ -21,8 +21,8 @@ fn build(filters: ListFilters) -> String {
         "SELECT f.id, f.name, f.owner, f.sync_mode, f.status, f.revision, f.cancel_requested_at, \
          f.lease_host, f.lease_pid, f.lease_process_start, f.lease_expires_at, \
          f.created_at, f.updated_at, \
-         (SELECT count(*) FROM steps s WHERE s.flow_id = f.id AND s.status = 'succeeded'), \
-         (SELECT count(*) FROM steps s WHERE s.flow_id = f.id) \
+         (SELECT count(DISTINCT s.name) FROM steps s WHERE s.flow_id = f.id AND s.status = 'succeeded'), \
+         (SELECT count(DISTINCT s.name) FROM steps s WHERE s.flow_id = f.id) \
          FROM flows f WHERE {filter} ORDER BY f.created_at DESC, f.id DESC LIMIT {limit}"
     )
 }

@@ -1238,7 +1238,13 @@ pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn
     let (run, lease) = running(&alice, "with steps");
     for name in ["one", "two", "three"] {
         let step = alice.begin_step(&lease, NewStep::new(name, StepKind::Tool)).unwrap();
-        if name != "three" {
+        if name == "one" {
+            // A step that took two attempts counts once.
+            alice.finish_step(&lease, step.seq, StepOutcome::Failed("boom".into())).unwrap();
+            let again = NewStep::new(name, StepKind::Tool).retrying(step.seq);
+            let retried = alice.begin_step(&lease, again).unwrap();
+            alice.finish_step(&lease, retried.seq, StepOutcome::Succeeded(json!(name))).unwrap();
+        } else if name != "three" {
             alice.finish_step(&lease, step.seq, StepOutcome::Succeeded(json!(name))).unwrap();
         }
     }
