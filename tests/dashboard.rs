@@ -181,7 +181,12 @@ async fn a_button_works_only_with_its_sessions_csrf_token_and_never_from_another
     ] {
         let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let refused = browser.post("/flows/m1/cancel", &form).await;
-        assert!(refused.status == 403 || refused.status == 400, "{why}: {}", refused.status);
+        assert_eq!(refused.status, 403, "{why}");
+        assert!(refused.body.contains("reload the page"), "{why}: {}", refused.body);
+    }
+    // So on the forms of the list and of the login.
+    for route in ["/flows/bulk", "/logout"] {
+        assert_eq!(browser.post(route, &[("action", "cancel")]).await.status, 403, "{route}");
     }
     let without_cookie = reqwest::Client::builder().no_proxy().build().unwrap();
     let response = without_cookie

@@ -266,6 +266,7 @@ fn rows(flows: &[FlowSummary], now: Timestamp) -> String {
 /// The bulk form: the filters, and what to do with every flow they match.
 #[derive(Debug, Deserialize)]
 pub struct BulkForm {
+    #[serde(default)]
     csrf: String,
     action: String,
     #[serde(flatten)]

@@ -1,6 +1,8 @@
 //! The dashboard's buttons: each form is checked for the session's CSRF token, then does what
 //! the API route of the same name does (through [`crate::actions`]) and goes back to the page
-//! with the outcome shown there.
+//! with the outcome shown there. Every form's `csrf` field (here, the bulk form's and the login
+//! forms') is read as empty when missing, so that a form without it is refused as one with a
+//! wrong token is (403), not as a malformed form.
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -21,17 +23,20 @@ use crate::state::AppState;
 /// A form with nothing but its CSRF token.
 #[derive(Debug, Deserialize)]
 pub struct Plain {
+    #[serde(default)]
     csrf: String,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ForkForm {
+    #[serde(default)]
     csrf: String,
     from_step: u32,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct SignalForm {
+    #[serde(default)]
     csrf: String,
     name: String,
     #[serde(default)]
@@ -40,6 +45,7 @@ pub struct SignalForm {
 
 #[derive(Debug, Deserialize)]
 pub struct ApprovalForm {
+    #[serde(default)]
     csrf: String,
     call_id: String,
     approve: bool,

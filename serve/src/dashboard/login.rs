@@ -26,6 +26,7 @@ pub struct LoginParams {
 
 #[derive(Debug, Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
     csrf: String,
     token: String,
     #[serde(default)]
@@ -95,6 +96,7 @@ pub async fn login(
 
 #[derive(Debug, Deserialize)]
 pub struct LogoutForm {
+    #[serde(default)]
     csrf: String,
 }
 
