@@ -213,8 +213,9 @@ fn killed_runs_resume_to_the_same_result_without_repeating_completed_steps() {
 }
 
 /// A step's command that started a process of its own (here `sleep`, in the background): a
-/// runner killed mid-step takes the step's shell with it, not that process. The resumed
-/// attempt ends it before it runs the command again, so the two never run side by side.
+/// runner killed mid-step takes the step's shell with it, not that process. The run that takes
+/// the flow over ends it before it runs the step again, so the two never run side by side; a
+/// process of another run (another database's flow of the same id and step) is left alone.
 #[test]
 fn a_resumed_step_first_ends_what_its_killed_attempt_left_running() {
     let dir = tempfile::tempdir().unwrap();
@@ -251,10 +252,19 @@ fn a_resumed_step_first_ends_what_its_killed_attempt_left_running() {
     let first = pids()[0];
     std::thread::sleep(Duration::from_millis(100));
     assert!(alive(first), "the step's own process outlives its killed runner");
+    let mut other = Command::new("sleep")
+        .arg("300")
+        .env("TASKFLOW_IDEMPOTENCY_KEY", "leftover:1")
+        .env("TASKFLOW_RUN_TOKEN", "01ANOTHERRUNSLEASETOKEN000")
+        .spawn()
+        .unwrap();
 
     let resumed = command(&db, dir.path()).args(["flows", "resume", "leftover"]).output().unwrap();
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
     assert!(!alive(first), "the second attempt ended the first one's process");
+    assert!(other.try_wait().unwrap().is_none(), "another run's process is not this run's");
+    other.kill().unwrap();
+    other.wait().unwrap();
     let pids = pids();
     assert_eq!(pids.len(), 2, "{pids:?}");
     // The second attempt's own background process is its to leave; the test ends it.

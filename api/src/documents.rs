@@ -259,18 +259,18 @@ pub fn signal(signal: &Signal) -> Value {
     })
 }
 
-/// How many of a journal's steps succeeded, and how many there are: steps by name, however
-/// many attempts (rows) each took.
+/// How many of a journal's steps are done, and how many there are: steps by name, however
+/// many attempts (rows) each took, done when the latest attempt succeeded.
 pub fn step_counts(steps: &[Step]) -> (usize, usize) {
-    let names = |succeeded: bool| {
-        steps
-            .iter()
-            .filter(|step| !succeeded || step.status == StepStatus::Succeeded)
-            .map(|step| step.name.as_str())
-            .collect::<std::collections::HashSet<_>>()
-            .len()
-    };
-    (names(true), names(false))
+    let mut latest = std::collections::HashMap::new();
+    for step in steps {
+        let kept = latest.entry(step.name.as_str()).or_insert(step);
+        if step.seq > kept.seq {
+            *kept = step;
+        }
+    }
+    let done = latest.values().filter(|step| step.status == StepStatus::Succeeded).count();
+    (done, latest.len())
 }
 
 #[cfg(test)]

@@ -160,9 +160,9 @@ fn run_error(error: EngineError, id: &FlowId) -> CliError {
 /// How often a waiting flow is looked at.
 const WAIT_POLL: Duration = Duration::from_millis(200);
 
-/// Runs flow `id` until it ends: each time it waits, waits until it is due and runs it again
-/// (unless `detach`ed: then it returns the waiting flow); if another runner holds it by then,
-/// or from the start when this command made it, follows it to its end instead.
+/// Runs flow `id` until it ends (under the lease `origin` holds, if it holds one): each time it
+/// waits, waits until it is due and runs it again (unless `detach`ed: then it returns the
+/// waiting flow); if another runner holds it by then, follows it to its end instead.
 async fn run_on(
     engine: &Engine,
     id: &FlowId,

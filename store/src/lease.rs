@@ -63,6 +63,9 @@ pub struct Lease {
     pub expires_at: Timestamp,
     /// Set when this lease replaced one that had expired or whose holder was gone.
     pub took_over: Option<Takeover>,
+    /// The token of the lease it replaced then: the processes that run's steps started carry
+    /// it (`TASKFLOW_RUN_TOKEN`), so that the new run can end those left behind on its host.
+    pub replaced: Option<String>,
 }
 
 /// Why a previous lease was replaced.

@@ -215,7 +215,8 @@ pub struct FlowSummary {
     pub sync_mode: SyncMode,
     pub status: FlowStatus,
     pub revision: u64,
-    /// Its steps that succeeded, and its steps: by name, however many attempts each took.
+    /// Its steps done (their latest attempt succeeded), and its steps: by name, however many
+    /// attempts each took.
     pub steps_done: u64,
     pub steps_total: u64,
     pub cancel_requested_at: Option<Timestamp>,

@@ -927,9 +927,12 @@ pub fn a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once(harness
     let fx = harness.fresh();
     let alice = fx.alice();
     let flow = alice.create(NewFlow::managed("orphan")).unwrap();
-    alice.acquire_lease_as(&flow.id, dead_runner(), Duration::from_secs(3600)).unwrap();
+    let dead = alice.acquire_lease_as(&flow.id, dead_runner(), Duration::from_secs(3600)).unwrap();
+    assert_eq!(dead.replaced, None, "a lease granted replaces none");
     let taken = alice.acquire_lease(&flow.id, TTL).unwrap();
     assert_eq!(taken.took_over, Some(Takeover::HolderGone));
+    // The new runner learns the dead run's token, which that run's processes carry.
+    assert_eq!(taken.replaced, Some(dead.token));
 
     // A live holder on another host is only given up on at expiry.
     let other = alice.create(NewFlow::managed("remote")).unwrap();
@@ -1244,8 +1247,12 @@ pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn
             let again = NewStep::new(name, StepKind::Tool).retrying(step.seq);
             let retried = alice.begin_step(&lease, again).unwrap();
             alice.finish_step(&lease, retried.seq, StepOutcome::Succeeded(json!(name))).unwrap();
-        } else if name != "three" {
+        } else if name == "two" {
+            // A step whose latest run failed is not done, whatever an earlier one did (a
+            // mirrored flow's owner may run a step again).
             alice.finish_step(&lease, step.seq, StepOutcome::Succeeded(json!(name))).unwrap();
+            let retried = alice.begin_step(&lease, NewStep::new(name, StepKind::Tool)).unwrap();
+            alice.finish_step(&lease, retried.seq, StepOutcome::Failed("boom".into())).unwrap();
         }
     }
 
@@ -1254,7 +1261,7 @@ pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn
     let mut expected: Vec<FlowId> = ids.iter().rev().cloned().collect();
     expected.insert(0, run.id.clone());
     assert_eq!(all.iter().map(|f| f.id.clone()).collect::<Vec<_>>(), expected);
-    assert_eq!((all[0].steps_done, all[0].steps_total), (2, 3));
+    assert_eq!((all[0].steps_done, all[0].steps_total), (1, 3));
     assert_eq!(all[0].revision, alice.flow(&run.id).unwrap().revision);
     assert_eq!(list(ListQuery { limit: 2, ..Default::default() }).len(), 2);
     let running_only = list(ListQuery { status: Some(FlowStatus::Running), ..Default::default() });

@@ -13,7 +13,7 @@ mod agent_spec;
 pub mod budget;
 mod http;
 pub mod mcp;
-mod process;
+pub mod process;
 mod step;
 mod tool;
 pub mod tools;

@@ -4,8 +4,9 @@
 //! reaches everything it started (SIGTERM first, SIGKILL after the grace period), and on Linux
 //! killed if the runner itself dies, so an orphan does not keep working after a crash (the
 //! resumed step runs it again instead). What that process started itself outlives such a
-//! death; a later attempt of the step ends it first, on this host, so that it does not run
-//! beside the new attempt.
+//! death, so every process a step starts carries its run's lease token (`TASKFLOW_RUN_TOKEN`):
+//! the run that takes the flow over ends, on its host, what the dead run left ([`end_run`]),
+//! before it runs the interrupted steps again.
 
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -28,10 +29,10 @@ pub(crate) async fn run_child(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    die_with_parent(&mut command);
-    if context.attempt > 1 {
-        end_leftovers(&context.idempotency_key).await;
+    if !context.run_token.is_empty() {
+        command.env(RUN_TOKEN_ENV, &context.run_token);
     }
+    die_with_parent(&mut command);
     let program = command.as_std().get_program().to_string_lossy().into_owned();
     let child = command
         .spawn()
@@ -91,57 +92,119 @@ pub(crate) fn die_with_parent(command: &mut tokio::process::Command) {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn die_with_parent(_command: &mut tokio::process::Command) {}
 
-/// How long a later attempt waits for what it killed of earlier attempts to be gone.
+/// What every process a step starts carries: the token of its run's lease.
+pub const RUN_TOKEN_ENV: &str = "TASKFLOW_RUN_TOKEN";
+
+/// How long [`end_run`] looks for, and waits for the end of, what a dead run left.
 const LEFTOVERS_GONE_WITHIN: Duration = Duration::from_secs(2);
 
-/// Kills (SIGKILL) every process of this host, other than this one, that an earlier attempt of
-/// the step with `key` started: the processes whose environment holds the step's key, as every
-/// process a step's command starts inherits it (unless it clears its environment). Waits until
-/// they are gone, or [`LEFTOVERS_GONE_WITHIN`].
-async fn end_leftovers(key: &str) {
-    if key.is_empty() {
-        return;
+/// Kills (SIGKILL) every process of this host that a run under the lease `token` started and
+/// left behind: the processes whose environment holds that token (every process a step starts
+/// inherits it, unless it clears its environment or runs as another user), this process and
+/// its ancestors left out. A run that takes a flow over from a dead one calls it first, so that
+/// the steps it runs again do not run beside what the dead run's steps started. Returns how
+/// many it killed; gives up after [`LEFTOVERS_GONE_WITHIN`] (a process whose environment
+/// cannot be read in that time is not waited for). Nothing off Linux.
+pub async fn end_run(token: &str) -> usize {
+    if token.is_empty() {
+        return 0;
     }
-    let entry = format!("TASKFLOW_IDEMPOTENCY_KEY={key}").into_bytes();
+    let entry = format!("{RUN_TOKEN_ENV}={token}").into_bytes();
     let deadline = tokio::time::Instant::now() + LEFTOVERS_GONE_WITHIN;
+    let mut killed = 0;
     loop {
         let looking = entry.clone();
-        let found = tokio::task::spawn_blocking(move || carrying(&looking)).await;
-        let found = found.unwrap_or_default();
-        if found.is_empty() || tokio::time::Instant::now() >= deadline {
-            return;
+        let scan = tokio::task::spawn_blocking(move || carrying(&looking));
+        let found = match tokio::time::timeout_at(deadline, scan).await {
+            Ok(Ok(found)) => found,
+            _ => return killed,
+        };
+        if found.is_empty() {
+            return killed;
         }
-        for pid in found {
-            // SAFETY: kill(2) of one process; no memory effects in this process.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+        killed += found.iter().filter(|&&pid| kill_if_carrying(pid, &entry)).count();
+        if tokio::time::Instant::now() >= deadline {
+            return killed;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
-/// The live processes whose environment holds `entry` (`NAME=VALUE`), this one left out. A
-/// process whose environment cannot be read (another user's) or is empty (one that has
+/// Whether `environ` (a `/proc/PID/environ`) holds `entry` (`NAME=VALUE`).
+fn holds(environ: &[u8], entry: &[u8]) -> bool {
+    environ.split(|&byte| byte == 0).any(|held| held == entry)
+}
+
+/// The live processes whose environment holds `entry`, this process and its ancestors left
+/// out. A process whose environment cannot be read (another user's) or is empty (one that has
 /// exited) is not one.
 #[cfg(target_os = "linux")]
 fn carrying(entry: &[u8]) -> Vec<i32> {
     let Ok(processes) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let me = std::process::id();
+    let spared = lineage();
     processes
-        .filter_map(|process| process.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
+        .filter_map(|process| process.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| !spared.contains(pid))
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|environ| environ.split(|&byte| byte == 0).any(|held| held == entry))
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| holds(&env, entry))
         })
-        .filter_map(|pid| i32::try_from(pid).ok())
         .collect()
 }
 
 #[cfg(not(target_os = "linux"))]
 fn carrying(_entry: &[u8]) -> Vec<i32> {
     Vec::new()
+}
+
+/// This process and its ancestors, up to the first process.
+#[cfg(target_os = "linux")]
+fn lineage() -> Vec<i32> {
+    let mut pids = Vec::new();
+    let mut pid = std::process::id() as i32;
+    while pid > 0 && !pids.contains(&pid) {
+        pids.push(pid);
+        // `PID (COMMAND) STATE PPID …`: the command may hold spaces and parentheses.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { break };
+        let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1));
+        pid = parent.and_then(|parent| parent.parse().ok()).unwrap_or(0);
+    }
+    pids
+}
+
+/// Kills `pid` if it still holds `entry`: the process is pinned first (a pidfd), then its
+/// environment read again, so that a process that ended meanwhile and whose id was reused is
+/// not the one killed. Where pidfds are missing (Linux before 5.3) it is killed by its id.
+#[cfg(target_os = "linux")]
+fn kill_if_carrying(pid: i32, entry: &[u8]) -> bool {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        // SAFETY: kill(2) of one process; no memory effects in this process.
+        return unsafe { libc::kill(pid, libc::SIGKILL) } == 0;
+    }
+    let pidfd = pidfd as i32;
+    let still = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| holds(&env, entry));
+    // SAFETY: pidfd_send_signal(2) on the descriptor just opened, with no siginfo.
+    let killed = still
+        && unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd,
+                libc::SIGKILL,
+                std::ptr::null::<u8>(),
+                0,
+            )
+        } == 0;
+    // SAFETY: the descriptor is this function's, closed once.
+    unsafe {
+        libc::close(pidfd);
+    }
+    killed
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kill_if_carrying(_pid: i32, _entry: &[u8]) -> bool {
+    false
 }

@@ -99,6 +99,10 @@ pub struct StepContext {
     /// The same on every attempt of this step: an action with side effects uses it to do them
     /// once.
     pub idempotency_key: String,
+    /// The token of the run's lease (empty where there is none): every process the step starts
+    /// carries it (`TASKFLOW_RUN_TOKEN`), so that a run taking over from this one, should it
+    /// die, can end what it left running ([`crate::process::end_run`]).
+    pub run_token: String,
     /// When the step began (its first attempt): the same on every attempt and every run, so a
     /// timer measured from it survives a restart.
     pub started_at: Timestamp,

@@ -650,6 +650,7 @@ impl AgentRunner {
             seq: step.seq,
             attempt: step.attempt,
             idempotency_key: step.idempotency_key.clone(),
+            run_token: self.lease.token.clone(),
             started_at: step.started_at,
             cancel: self.token.clone(),
             kill_grace: self.options.kill_grace,

@@ -541,6 +541,11 @@ impl Engine {
                 return Err(error);
             }
         };
+        // A run that died left its steps' processes running, those its steps' commands started
+        // themselves included: they end before any step runs again.
+        if let Some(dead_run) = &lease.replaced {
+            taskflow_tools::process::end_run(dead_run).await;
+        }
         let _under_way = self.store.run_started();
         self.store.watch(id.clone(), token.clone());
         let outcome = async {

@@ -231,6 +231,7 @@ impl Runner {
                         seq: step.seq,
                         attempt: step.attempt,
                         idempotency_key: step.idempotency_key,
+                        run_token: lease.token.clone(),
                         started_at: step.started_at,
                         cancel: token.clone(),
                         kill_grace: options.kill_grace,

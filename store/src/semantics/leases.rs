@@ -37,7 +37,7 @@ pub fn acquire_lease<T: StoreTx + ?Sized>(
     now: Timestamp,
     host: &str,
 ) -> Result<Lease> {
-    let (before, _) = load_flow(tx, Some(caller.owner), id, false)?;
+    let (before, stored_token) = load_flow(tx, Some(caller.owner), id, false)?;
     rules::check_managed(&before, "run")?;
     rules::check_not_ended(&before)?;
     let current = before
@@ -74,7 +74,8 @@ pub fn acquire_lease<T: StoreTx + ?Sized>(
         .into_iter()
         .collect();
     commit(tx, &before, after, extra, caller.actor, now, Some(&token))?;
-    Ok(Lease { flow_id: before.id, token, holder, expires_at, took_over })
+    let replaced = took_over.and(stored_token);
+    Ok(Lease { flow_id: before.id, token, holder, expires_at, took_over, replaced })
 }
 
 /// Several [`acquire_lease`]s in one transaction, each refused on its own; the outer error is a

@@ -42,6 +42,7 @@ fn context() -> StepContext {
         seq: 1,
         attempt: 1,
         idempotency_key: "key-1".into(),
+        run_token: String::new(),
         started_at: taskflow_store::Timestamp::now(),
         cancel: CancellationToken::new(),
         kill_grace: Duration::from_millis(200),
