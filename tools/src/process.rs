@@ -102,35 +102,37 @@ const LEFTOVERS_GONE_WITHIN: Duration = Duration::from_secs(2);
 /// left behind: the processes whose environment holds that token (every process a step starts
 /// inherits it, unless it clears its environment or runs as another user), this process and
 /// its ancestors left out. A run that takes a flow over from a dead one calls it first, so that
-/// the steps it runs again do not run beside what the dead run's steps started. Returns how
-/// many it killed; gives up after [`LEFTOVERS_GONE_WITHIN`] (a process whose environment
-/// cannot be read in that time is not waited for). Nothing off Linux.
-pub async fn end_run(token: &str) -> usize {
+/// the steps it runs again do not run beside what the dead run's steps started. Gives up after
+/// [`LEFTOVERS_GONE_WITHIN`] (a process whose environment cannot be read in that time is not
+/// waited for). Nothing off Linux.
+pub async fn end_run(token: &str) {
     if token.is_empty() {
-        return 0;
+        return;
     }
     let entry = format!("{RUN_TOKEN_ENV}={token}").into_bytes();
     let deadline = tokio::time::Instant::now() + LEFTOVERS_GONE_WITHIN;
-    let mut killed = 0;
     loop {
         let looking = entry.clone();
         let scan = tokio::task::spawn_blocking(move || carrying(&looking));
         let found = match tokio::time::timeout_at(deadline, scan).await {
             Ok(Ok(found)) => found,
-            _ => return killed,
+            _ => return,
         };
         if found.is_empty() {
-            return killed;
+            return;
         }
-        killed += found.iter().filter(|&&pid| kill_if_carrying(pid, &entry)).count();
+        for pid in found {
+            kill_if_carrying(pid, &entry);
+        }
         if tokio::time::Instant::now() >= deadline {
-            return killed;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 /// Whether `environ` (a `/proc/PID/environ`) holds `entry` (`NAME=VALUE`).
+#[cfg(target_os = "linux")]
 fn holds(environ: &[u8], entry: &[u8]) -> bool {
     environ.split(|&byte| byte == 0).any(|held| held == entry)
 }
@@ -177,34 +179,34 @@ fn lineage() -> Vec<i32> {
 /// environment read again, so that a process that ended meanwhile and whose id was reused is
 /// not the one killed. Where pidfds are missing (Linux before 5.3) it is killed by its id.
 #[cfg(target_os = "linux")]
-fn kill_if_carrying(pid: i32, entry: &[u8]) -> bool {
+fn kill_if_carrying(pid: i32, entry: &[u8]) {
     // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if pidfd < 0 {
         // SAFETY: kill(2) of one process; no memory effects in this process.
-        return unsafe { libc::kill(pid, libc::SIGKILL) } == 0;
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        return;
     }
     let pidfd = pidfd as i32;
-    let still = std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| holds(&env, entry));
-    // SAFETY: pidfd_send_signal(2) on the descriptor just opened, with no siginfo.
-    let killed = still
-        && unsafe {
+    if std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| holds(&env, entry)) {
+        // SAFETY: pidfd_send_signal(2) on the descriptor just opened, with no siginfo.
+        unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 pidfd,
                 libc::SIGKILL,
                 std::ptr::null::<u8>(),
                 0,
-            )
-        } == 0;
+            );
+        }
+    }
     // SAFETY: the descriptor is this function's, closed once.
     unsafe {
         libc::close(pidfd);
     }
-    killed
 }
 
 #[cfg(not(target_os = "linux"))]
-fn kill_if_carrying(_pid: i32, _entry: &[u8]) -> bool {
-    false
-}
+fn kill_if_carrying(_pid: i32, _entry: &[u8]) {}
