@@ -62,14 +62,26 @@ pub(crate) fn flush_and_commit(tx: Transaction<'_>) -> Result<()> {
     let notify: [&(dyn ToSql + Sync); 2] = [&WAKE_CHANNEL, &ids];
     let mut statements: Vec<(&'static str, Params<'_>)> = Vec::with_capacity(1);
     let mut then: Vec<(&'static str, Params<'_>)> = Vec::with_capacity(1);
-    if !events.is_empty() {
-        statements.push((
+    // A chained step's checkpoint writes one event: a plain insert of it costs the server less
+    // than the unnesting of arrays that keeps several in order.
+    let one: [&(dyn ToSql + Sync); 4];
+    match events.len() {
+        0 => {}
+        1 => {
+            one = [&flows[0], &owners[0], &ats[0], &changes[0]];
+            statements.push((
+                "INSERT INTO events (id, flow_id, owner, at, change) \
+                 VALUES (nextval('events_id'), $1, $2, $3, $4)",
+                &one,
+            ));
+        }
+        _ => statements.push((
             "INSERT INTO events (id, flow_id, owner, at, change) \
              SELECT nextval('events_id'), e.f, e.o, e.a, e.c \
              FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) \
                    WITH ORDINALITY AS u(f, o, a, c, n) ORDER BY n) AS e",
             &insert,
-        ));
+        )),
     }
     if !ids.is_empty() {
         then.push(("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id", &notify));
