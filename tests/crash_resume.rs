@@ -214,8 +214,9 @@ fn killed_runs_resume_to_the_same_result_without_repeating_completed_steps() {
 
 /// A step's command that started a process of its own (here `sleep`, in the background): a
 /// runner killed mid-step takes the step's shell with it, not that process. The run that takes
-/// the flow over ends it before it runs the step again, so the two never run side by side; a
-/// process of another run (another database's flow of the same id and step) is left alone.
+/// the flow over ends it before it runs the step again, so the two never run side by side.
+/// What an earlier step of the dead run left on purpose (a server) stays, and so does a process
+/// of another run (another database's flow of the same id and step).
 #[test]
 fn a_resumed_step_first_ends_what_its_killed_attempt_left_running() {
     let dir = tempfile::tempdir().unwrap();
@@ -223,7 +224,10 @@ fn a_resumed_step_first_ends_what_its_killed_attempt_left_running() {
     let file = dir.path().join("leftover.toml");
     std::fs::write(
         &file,
-        "name = \"leftover\"\n[[steps]]\nid = \"work\"\naction = \"shell\"\n\
+        "name = \"leftover\"\n\
+         [[steps]]\nid = \"server\"\naction = \"shell\"\n\
+         with = { command = \"sleep 300 >/dev/null 2>&1 & echo $! > server\" }\n\
+         [[steps]]\nid = \"work\"\naction = \"shell\"\nneeds = [\"server\"]\n\
          with = { command = \"sleep 300 >/dev/null 2>&1 & echo $! >> pids; \
          test $TASKFLOW_ATTEMPT -gt 1 || wait\" }\n",
     )
@@ -254,7 +258,7 @@ fn a_resumed_step_first_ends_what_its_killed_attempt_left_running() {
     assert!(alive(first), "the step's own process outlives its killed runner");
     let mut other = Command::new("sleep")
         .arg("300")
-        .env("TASKFLOW_IDEMPOTENCY_KEY", "leftover:1")
+        .env("TASKFLOW_IDEMPOTENCY_KEY", "leftover:2")
         .env("TASKFLOW_RUN_TOKEN", "01ANOTHERRUNSLEASETOKEN000")
         .spawn()
         .unwrap();
@@ -265,10 +269,14 @@ fn a_resumed_step_first_ends_what_its_killed_attempt_left_running() {
     assert!(other.try_wait().unwrap().is_none(), "another run's process is not this run's");
     other.kill().unwrap();
     other.wait().unwrap();
+    let server = std::fs::read_to_string(dir.path().join("server")).unwrap();
+    let server: i32 = server.trim().parse().unwrap();
+    assert!(alive(server), "a finished step's server is left as it was");
     let pids = pids();
     assert_eq!(pids.len(), 2, "{pids:?}");
-    // The second attempt's own background process is its to leave; the test ends it.
+    // What the steps left on purpose is theirs to leave; the test ends it.
     kill_pid(pids[1]);
+    kill_pid(server);
 }
 
 fn kill_pid(pid: i32) {

@@ -5,8 +5,8 @@
 //! killed if the runner itself dies, so an orphan does not keep working after a crash (the
 //! resumed step runs it again instead). What that process started itself outlives such a
 //! death, so every process a step starts carries its run's lease token (`TASKFLOW_RUN_TOKEN`):
-//! the run that takes the flow over ends, on its host, what the dead run left ([`end_run`]),
-//! before it runs the interrupted steps again.
+//! the run that takes the flow over ends, on its host, what the dead run's interrupted steps
+//! left ([`end_interrupted`]), before it runs them again.
 
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -95,69 +95,135 @@ pub(crate) fn die_with_parent(_command: &mut tokio::process::Command) {}
 /// What every process a step starts carries: the token of its run's lease.
 pub const RUN_TOKEN_ENV: &str = "TASKFLOW_RUN_TOKEN";
 
-/// How long [`end_run`] looks for, and waits for the end of, what a dead run left.
+/// How long [`end_interrupted`] looks for, and waits for the end of, what a dead run left.
 const LEFTOVERS_GONE_WITHIN: Duration = Duration::from_secs(2);
 
-/// Kills (SIGKILL) every process of this host that a run under the lease `token` started and
-/// left behind: the processes whose environment holds that token (every process a step starts
-/// inherits it, unless it clears its environment or runs as another user), this process and
-/// its ancestors left out. A run that takes a flow over from a dead one calls it first, so that
-/// the steps it runs again do not run beside what the dead run's steps started. Gives up after
-/// [`LEFTOVERS_GONE_WITHIN`] (a process whose environment cannot be read in that time is not
-/// waited for). Nothing off Linux.
-pub async fn end_run(token: &str) {
-    if token.is_empty() {
+/// Kills (SIGKILL) every process of this host that the interrupted attempts of a dead run
+/// left behind: those whose environment holds both the run's lease `token` and the
+/// idempotency key of one of the steps `keys` (the steps the dead run had running, which run
+/// again). Every process a step starts inherits both, unless it clears its environment or runs
+/// as another user. What the dead run's finished steps left on purpose (a server a step
+/// started) is not one of them, nor is this process or any of its ancestors. A run that takes
+/// a flow over from a dead one calls it first, so that the steps it runs again do not run
+/// beside their interrupted attempts. Gives up after [`LEFTOVERS_GONE_WITHIN`]; the search
+/// runs on a thread of its own, which a process whose environment cannot be read (stuck in the
+/// kernel) may hold for longer without holding the run. Nothing off Linux.
+pub async fn end_interrupted(token: &str, keys: &[&str]) {
+    if token.is_empty() || keys.is_empty() {
         return;
     }
-    let entry = format!("{RUN_TOKEN_ENV}={token}").into_bytes();
-    let deadline = tokio::time::Instant::now() + LEFTOVERS_GONE_WITHIN;
-    loop {
-        let looking = entry.clone();
-        let scan = tokio::task::spawn_blocking(move || carrying(&looking));
-        let found = match tokio::time::timeout_at(deadline, scan).await {
-            Ok(Ok(found)) => found,
-            _ => return,
-        };
-        if found.is_empty() {
-            return;
-        }
-        for pid in found {
-            kill_if_carrying(pid, &entry);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let wanted = Wanted {
+        token: format!("{RUN_TOKEN_ENV}={token}").into_bytes(),
+        keys: keys
+            .iter()
+            .map(|key| format!("TASKFLOW_IDEMPOTENCY_KEY={key}").into_bytes())
+            .collect(),
+    };
+    let (done, ended) = tokio::sync::oneshot::channel();
+    let spawned =
+        std::thread::Builder::new().name("taskflow-end-interrupted".to_owned()).spawn(move || {
+            let deadline = std::time::Instant::now() + LEFTOVERS_GONE_WITHIN;
+            while std::time::Instant::now() < deadline {
+                let found = wanted.carriers();
+                if found.is_empty() {
+                    break;
+                }
+                for pid in found {
+                    wanted.kill(pid);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = done.send(());
+        });
+    if spawned.is_ok() {
+        let _ = tokio::time::timeout(LEFTOVERS_GONE_WITHIN, ended).await;
     }
 }
 
-/// Whether `environ` (a `/proc/PID/environ`) holds `entry` (`NAME=VALUE`).
-#[cfg(target_os = "linux")]
-fn holds(environ: &[u8], entry: &[u8]) -> bool {
-    environ.split(|&byte| byte == 0).any(|held| held == entry)
+/// The environment entries of an interrupted attempt's processes: the run's token and one of
+/// the keys.
+struct Wanted {
+    token: Vec<u8>,
+    keys: Vec<Vec<u8>>,
 }
 
-/// The live processes whose environment holds `entry`, this process and its ancestors left
-/// out. A process whose environment cannot be read (another user's) or is empty (one that has
-/// exited) is not one.
-#[cfg(target_os = "linux")]
-fn carrying(entry: &[u8]) -> Vec<i32> {
-    let Ok(processes) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let spared = lineage();
-    processes
-        .filter_map(|process| process.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| !spared.contains(pid))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| holds(&env, entry))
-        })
-        .collect()
-}
+impl Wanted {
+    /// Whether `environ` (a `/proc/PID/environ`) holds the token and one of the keys.
+    #[cfg(target_os = "linux")]
+    fn held_by(&self, environ: &[u8]) -> bool {
+        let mut entries = environ.split(|&byte| byte == 0);
+        let (mut token, mut key) = (false, false);
+        for entry in &mut entries {
+            token |= entry == self.token.as_slice();
+            key |= self.keys.iter().any(|wanted| entry == wanted.as_slice());
+        }
+        token && key
+    }
 
-#[cfg(not(target_os = "linux"))]
-fn carrying(_entry: &[u8]) -> Vec<i32> {
-    Vec::new()
+    /// The live processes that carry it, this process and its ancestors left out. A process
+    /// whose environment cannot be read (another user's) or is empty (one that has exited) is
+    /// not one.
+    #[cfg(target_os = "linux")]
+    fn carriers(&self) -> Vec<i32> {
+        let Ok(processes) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let spared = lineage();
+        processes
+            .filter_map(|process| process.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| !spared.contains(pid))
+            .filter(|pid| self.environ_of(*pid).is_some_and(|env| self.held_by(&env)))
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn environ_of(&self, pid: i32) -> Option<Vec<u8>> {
+        std::fs::read(format!("/proc/{pid}/environ")).ok()
+    }
+
+    /// Kills `pid` if it still carries it: the process is pinned first (a pidfd), then its
+    /// environment read again, so that a process that ended meanwhile and whose id was reused
+    /// is not the one killed. Only where the kernel has no pidfds (Linux before 5.3) is it
+    /// killed by its id.
+    #[cfg(target_os = "linux")]
+    fn kill(&self, pid: i32) {
+        // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if pidfd < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+                // SAFETY: kill(2) of one process; no memory effects in this process.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            return;
+        }
+        let pidfd = pidfd as i32;
+        if self.environ_of(pid).is_some_and(|env| self.held_by(&env)) {
+            // SAFETY: pidfd_send_signal(2) on the descriptor just opened, with no siginfo.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd,
+                    libc::SIGKILL,
+                    std::ptr::null::<u8>(),
+                    0,
+                );
+            }
+        }
+        // SAFETY: the descriptor is this function's, closed once.
+        unsafe {
+            libc::close(pidfd);
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn carriers(&self) -> Vec<i32> {
+        Vec::new()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn kill(&self, _pid: i32) {}
 }
 
 /// This process and its ancestors, up to the first process.
@@ -174,39 +240,3 @@ fn lineage() -> Vec<i32> {
     }
     pids
 }
-
-/// Kills `pid` if it still holds `entry`: the process is pinned first (a pidfd), then its
-/// environment read again, so that a process that ended meanwhile and whose id was reused is
-/// not the one killed. Where pidfds are missing (Linux before 5.3) it is killed by its id.
-#[cfg(target_os = "linux")]
-fn kill_if_carrying(pid: i32, entry: &[u8]) {
-    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if pidfd < 0 {
-        // SAFETY: kill(2) of one process; no memory effects in this process.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
-        return;
-    }
-    let pidfd = pidfd as i32;
-    if std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| holds(&env, entry)) {
-        // SAFETY: pidfd_send_signal(2) on the descriptor just opened, with no siginfo.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                pidfd,
-                libc::SIGKILL,
-                std::ptr::null::<u8>(),
-                0,
-            );
-        }
-    }
-    // SAFETY: the descriptor is this function's, closed once.
-    unsafe {
-        libc::close(pidfd);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn kill_if_carrying(_pid: i32, _entry: &[u8]) {}

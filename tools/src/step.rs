@@ -101,7 +101,7 @@ pub struct StepContext {
     pub idempotency_key: String,
     /// The token of the run's lease (empty where there is none): every process the step starts
     /// carries it (`TASKFLOW_RUN_TOKEN`), so that a run taking over from this one, should it
-    /// die, can end what it left running ([`crate::process::end_run`]).
+    /// die, can end what it left running ([`crate::process::end_interrupted`]).
     pub run_token: String,
     /// When the step began (its first attempt): the same on every attempt and every run, so a
     /// timer measured from it survives a restart.

@@ -541,10 +541,15 @@ impl Engine {
                 return Err(error);
             }
         };
-        // A run that died left its steps' processes running, those its steps' commands started
-        // themselves included: they end before any step runs again.
-        if let Some(dead_run) = &lease.replaced {
-            taskflow_tools::process::end_run(dead_run).await;
+        // A run that died left its running steps' processes behind, those their commands
+        // started themselves included: they end before those steps run again.
+        if let (Some(dead_run), Ok(journal)) = (&lease.replaced, &journal) {
+            let interrupted: Vec<&str> = journal
+                .iter()
+                .filter(|step| step.status == StepStatus::Running)
+                .map(|step| step.idempotency_key.as_str())
+                .collect();
+            taskflow_tools::process::end_interrupted(dead_run, &interrupted).await;
         }
         let _under_way = self.store.run_started();
         self.store.watch(id.clone(), token.clone());
