@@ -279,6 +279,36 @@ fn a_resumed_step_first_ends_what_its_killed_attempt_left_running() {
     kill_pid(server);
 }
 
+/// A step that failed leaving a process of its own (`sleep`, in the background) and is tried
+/// again by the same run: the earlier attempt's process ends before the next attempt starts.
+#[test]
+fn a_step_tried_again_first_ends_what_its_failed_attempt_left_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let file = dir.path().join("retried.toml");
+    std::fs::write(
+        &file,
+        "name = \"retried\"\n[[steps]]\nid = \"work\"\naction = \"shell\"\n\
+         retry = { max_attempts = 2, backoff_ms = 100 }\n\
+         with = { command = \"sleep 300 >/dev/null 2>&1 & echo $! >> pids; \
+         test $TASKFLOW_ATTEMPT -gt 1\" }\n",
+    )
+    .unwrap();
+    let ran = command(&db, dir.path()).arg("run").arg(&file).output().unwrap();
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    let pids: Vec<i32> = std::fs::read_to_string(dir.path().join("pids"))
+        .unwrap()
+        .lines()
+        .map(|line| line.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "{pids:?}");
+    let alive =
+        |pid: i32| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| !line.is_empty());
+    assert!(!alive(pids[0]), "the failed attempt's process ended before the retry");
+    assert!(alive(pids[1]), "the attempt that succeeded leaves its own");
+    kill_pid(pids[1]);
+}
+
 fn kill_pid(pid: i32) {
     let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
 }

@@ -6,7 +6,8 @@
 //! resumed step runs it again instead). What that process started itself outlives such a
 //! death, so every process a step starts carries its run's lease token (`TASKFLOW_RUN_TOKEN`):
 //! the run that takes the flow over ends, on its host, what the dead run's interrupted steps
-//! left ([`end_interrupted`]), before it runs them again.
+//! left ([`end_interrupted`]), before it runs them again, and a run that tries a step again
+//! ends what the step's earlier attempts left.
 
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -31,6 +32,11 @@ pub(crate) async fn run_child(
         .kill_on_drop(true);
     if !context.run_token.is_empty() {
         command.env(RUN_TOKEN_ENV, &context.run_token);
+    }
+    // A step tried again by the run that tried it before: what its earlier attempts left
+    // running ends first, as a takeover ends what a dead run's did.
+    if context.attempt > 1 {
+        end_interrupted(&context.run_token, &[context.idempotency_key.as_str()]).await;
     }
     die_with_parent(&mut command);
     let program = command.as_std().get_program().to_string_lossy().into_owned();
@@ -105,7 +111,8 @@ const LEFTOVERS_GONE_WITHIN: Duration = Duration::from_secs(2);
 /// as another user. What the dead run's finished steps left on purpose (a server a step
 /// started) is not one of them, nor is this process or any of its ancestors. A run that takes
 /// a flow over from a dead one calls it first, so that the steps it runs again do not run
-/// beside their interrupted attempts. Gives up after [`LEFTOVERS_GONE_WITHIN`]; the search
+/// beside their interrupted attempts; a step's later attempt calls it with its own run's token
+/// before it starts. Gives up after [`LEFTOVERS_GONE_WITHIN`]; the search
 /// runs on a thread of its own, which a process whose environment cannot be read (stuck in the
 /// kernel) may hold for longer without holding the run. Nothing off Linux.
 pub async fn end_interrupted(token: &str, keys: &[&str]) {
