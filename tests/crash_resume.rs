@@ -232,17 +232,7 @@ fn a_resumed_step_first_ends_what_its_killed_attempt_left_running() {
          test $TASKFLOW_ATTEMPT -gt 1 || wait\" }\n",
     )
     .unwrap();
-    let alive = |pid: i32| {
-        // A zombie has no command line: it is gone but for its parent's wait.
-        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| !line.is_empty())
-    };
-    let pids = || -> Vec<i32> {
-        std::fs::read_to_string(dir.path().join("pids"))
-            .unwrap_or_default()
-            .lines()
-            .map(|line| line.parse().unwrap())
-            .collect()
-    };
+    let pids = || pids_in(&dir.path().join("pids"));
     let mut runner = command(&db, dir.path());
     runner.arg("run").arg(&file).args(["--id", "leftover"]);
     let mut child = runner.spawn().unwrap();
@@ -269,8 +259,7 @@ fn a_resumed_step_first_ends_what_its_killed_attempt_left_running() {
     assert!(other.try_wait().unwrap().is_none(), "another run's process is not this run's");
     other.kill().unwrap();
     other.wait().unwrap();
-    let server = std::fs::read_to_string(dir.path().join("server")).unwrap();
-    let server: i32 = server.trim().parse().unwrap();
+    let server = pids_in(&dir.path().join("server"))[0];
     assert!(alive(server), "a finished step's server is left as it was");
     let pids = pids();
     assert_eq!(pids.len(), 2, "{pids:?}");
@@ -296,17 +285,26 @@ fn a_step_tried_again_first_ends_what_its_failed_attempt_left_running() {
     .unwrap();
     let ran = command(&db, dir.path()).arg("run").arg(&file).output().unwrap();
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
-    let pids: Vec<i32> = std::fs::read_to_string(dir.path().join("pids"))
-        .unwrap()
-        .lines()
-        .map(|line| line.parse().unwrap())
-        .collect();
+    let pids = pids_in(&dir.path().join("pids"));
     assert_eq!(pids.len(), 2, "{pids:?}");
-    let alive =
-        |pid: i32| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| !line.is_empty());
     assert!(!alive(pids[0]), "the failed attempt's process ended before the retry");
     assert!(alive(pids[1]), "the attempt that succeeded leaves its own");
     kill_pid(pids[1]);
+}
+
+/// The process ids a test's steps wrote to `file`, one a line (none while it is missing).
+fn pids_in(file: &Path) -> Vec<i32> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| line.trim().parse().unwrap())
+        .collect()
+}
+
+/// Whether process `pid` runs. A zombie has no command line: it is gone but for its parent's
+/// wait.
+fn alive(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| !line.is_empty())
 }
 
 fn kill_pid(pid: i32) {
