@@ -314,7 +314,7 @@ fn resume(global: &GlobalArgs, id: &str, raise: Budget, runner: &RunnerArgs) -> 
         let origin = if raise.is_empty() {
             Origin::Asked
         } else {
-            Origin::Held(engine.raise_budget_held(&id, raise).await.map_err(engine_error)?.1)
+            Origin::Held(engine.raise_budget_held(&id, raise).await.map_err(engine_error)?)
         };
         drive(&engine, id, global.json, runner.detach, origin).await
     })

@@ -229,7 +229,7 @@ impl Engine {
     /// with (`FlowSpec::prices`). A failed run is
     /// opened again (queued), as [`run`](Self::run) would.
     pub async fn raise_budget(&self, id: &FlowId, raise: Budget) -> Result<Flow, EngineError> {
-        let (_, lease) = self.raise_budget_held(id, raise).await?;
+        let lease = self.raise_budget_held(id, raise).await?;
         let mut flow = self.store.call(move |handle| handle.release_lease(&lease)).await?;
         flow.spec = None;
         Ok(flow)
@@ -241,7 +241,7 @@ impl Engine {
         &self,
         id: &FlowId,
         raise: Budget,
-    ) -> Result<(Flow, Lease), EngineError> {
+    ) -> Result<Lease, EngineError> {
         let refused = |detail: String| EngineError::Budget { id: id.to_string(), detail };
         let spec_json = self.spec_json(id).await?;
         let stored: serde_json::Value = serde_json::from_str(&spec_json)
@@ -298,11 +298,11 @@ impl Engine {
                 state: Some(serde_json::Value::Object(state)),
             };
             self.store.apply(op).await?;
-            self.read_flow(id).await
+            Ok::<_, EngineError>(())
         }
         .await;
         match written {
-            Ok(flow) => Ok((flow, lease)),
+            Ok(()) => Ok(lease),
             Err(error) => {
                 let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
                 Err(error)
