@@ -7,7 +7,10 @@
 //!    on one connection, with the server's durability settings (`synchronous_commit`, `fsync`)
 //!    for both. Target ≥ 0.8. The rounds interleave (raw, one flow, DBOS, raw) and each flow
 //!    is compared with the mean of the two raw windows around it, as the engine's SQLite bench
-//!    does: the disk's fsync latency drifts within seconds.
+//!    does: the disk's fsync latency drifts within seconds. Beside it, in the same rounds,
+//!    `store_chain_ratio_to_raw`: the same checkpoints written straight to the store, without
+//!    the engine (each ends a step and begins the next): what the store and the server take of
+//!    a step, and so what the engine adds.
 //! 2. `workers_4_ratio_to_1`: 64 flows of five I/O-bound steps (each fetches a URL of a
 //!    loopback server that answers after 50 ms, as a model call waits on the network:
 //!    `fixtures/pipelines/workers/io_bound.toml`), run by four `taskflow worker` processes of
@@ -33,7 +36,11 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
+use serde_json::json;
 use taskflow_engine::{Actions, Engine, EngineOptions, FlowId, FlowStatus};
+use taskflow_store::{
+    CheckpointDone, CheckpointOp, NewFlow, NewStep, OwnerHandle, StepKind, StepOutcome,
+};
 use taskflow_store_postgres::scratch::{Scratch, TEST_URL_ENV};
 
 #[path = "../../engine/benches/support/checkpoints.rs"]
@@ -78,28 +85,35 @@ fn chains(rounds: usize, steps: usize) {
     let mut raw = RawCommits::new(&raw_schema.url());
     let flow_schema = Scratch::new();
     let engine = runtime.block_on(warm_engine(&flow_schema.url(), steps));
+    let store_schema = Scratch::new();
+    let store = store_handle(&store_schema.url(), steps);
     let dbos_schema = Scratch::new();
     let mut dbos = Dbos::start(dbos_schema.schema(), steps)
         .map_err(|why| println!("dbos: not measured ({why})"))
         .ok();
 
     let (mut raws, mut ones, mut one_ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut stores, mut store_ratios) = (Vec::new(), Vec::new());
     let (mut dboses, mut dbos_ratios) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let raw_before = raw.commits_per_sec();
         let one = runtime.block_on(one_flow(&engine, steps));
+        let alone = store_chain(&store, steps);
         let dbos_rate = dbos.as_mut().map(|dbos| dbos.round());
         let raw_after = raw.commits_per_sec();
         let raw_rate = (raw_before + raw_after) / 2.0;
         eprintln!(
             "round {round}: raw {raw_before:.0} / {raw_after:.0} commits/s, one flow {one:.0} \
-             steps/s ({:.2} of raw){}",
+             steps/s ({:.2} of raw), the store alone {alone:.0} ({:.2}){}",
             one / raw_rate,
+            alone / raw_rate,
             dbos_rate.map_or(String::new(), |rate| format!(", DBOS {rate:.1} steps/s"))
         );
         raws.push(raw_rate);
         ones.push(one);
         one_ratios.push(one / raw_rate);
+        stores.push(alone);
+        store_ratios.push(alone / raw_rate);
         if let Some(rate) = dbos_rate {
             dboses.push(rate);
             dbos_ratios.push(one / rate);
@@ -109,6 +123,8 @@ fn chains(rounds: usize, steps: usize) {
     println!("raw_postgres_commits_per_sec: {:.0}", median(&mut raws));
     println!("one_flow_echo_steps_per_sec: {:.0}", median(&mut ones));
     println!("one_flow_ratio_to_raw: {:.2}", median(&mut one_ratios));
+    println!("store_chain_checkpoints_per_sec: {:.0}", median(&mut stores));
+    println!("store_chain_ratio_to_raw: {:.2}", median(&mut store_ratios));
     if !dboses.is_empty() {
         println!("dbos_steps_per_sec: {:.1}", median(&mut dboses));
         println!("one_flow_ratio_to_dbos: {:.2}", median(&mut dbos_ratios));
@@ -162,6 +178,48 @@ async fn one_flow(engine: &Engine, steps: usize) -> f64 {
     let elapsed = started.elapsed();
     assert_eq!(flow.status, FlowStatus::Succeeded);
     steps as f64 / elapsed.as_secs_f64()
+}
+
+/// The owner-bound store at `url`, warmed up by one chain of `steps` checkpoints.
+fn store_handle(url: &str, steps: usize) -> OwnerHandle {
+    let options = taskflow_store_postgres::OpenOptions::default();
+    let taskflow = taskflow_store_postgres::open(url, &options).expect("the store opens");
+    let handle = taskflow.bind("bench").unwrap();
+    store_chain(&handle, steps);
+    handle
+}
+
+/// Checkpoints per second of a chain of `steps` steps written straight to the store: one that
+/// begins the first step, then one per step that ends it and begins the next, as the engine
+/// writes a chain (the first one also starts the flow), and no engine.
+fn store_chain(handle: &OwnerHandle, steps: usize) -> f64 {
+    let (_, lease) =
+        handle.create_held(NewFlow::managed("store-chain"), Duration::from_secs(600)).unwrap();
+    let begin = |n: usize| CheckpointOp::Begin {
+        lease: lease.clone(),
+        step: NewStep::new(format!("s{n}"), StepKind::Action).with_input(json!({"value": n})),
+    };
+    let begun = |done: Vec<taskflow_store::Result<CheckpointDone>>| match done.last() {
+        Some(Ok(CheckpointDone::Step(step))) => step.seq,
+        other => panic!("a step begins: {other:?}"),
+    };
+    let started = Instant::now();
+    let running = CheckpointOp::Status {
+        lease: lease.clone(),
+        to: FlowStatus::Running,
+        error: None,
+        state: None,
+    };
+    let mut seq = begun(handle.checkpoint(vec![running, begin(0)]).unwrap());
+    for n in 1..steps {
+        let finish = CheckpointOp::Finish {
+            lease: lease.clone(),
+            seq,
+            outcome: StepOutcome::Succeeded(json!({"value": n - 1})),
+        };
+        seq = begun(handle.checkpoint(vec![finish, begin(n)]).unwrap());
+    }
+    steps as f64 / started.elapsed().as_secs_f64()
 }
 
 /// DBOS's side: `benches/postgres/dbos_chain.py` in its own environment, one workflow per line
