@@ -11,8 +11,8 @@ use taskflow_engine::schedule::jitter::fire_at;
 use taskflow_engine::schedule::table::Declared;
 use taskflow_engine::schedule::{ScheduleInput, SlotClock};
 use taskflow_store::{
-    Decisions, Error, NewSchedule, OwnerHandle, Put, Schedule, ScheduleSpec, Slot, SlotDecision,
-    SlotStatus, Timestamp,
+    Decided, Decisions, Error, NewSchedule, OwnerHandle, Put, Schedule, ScheduleSpec, Slot,
+    SlotDecision, SlotStatus, Timestamp,
 };
 
 use crate::error::{ApiError, Result};
@@ -177,14 +177,14 @@ pub struct Triggered {
 }
 
 /// Fires a slot of schedule `name` now (to the second), whatever its timing and gates say.
+/// Whether this trigger fired it is the store's answer, from the transaction that wrote it:
+/// of two triggers within one second, however close, one makes the flow and the other finds it.
 pub fn trigger(handle: &OwnerHandle, name: &str, now: Timestamp) -> Result<Triggered> {
     let at = Timestamp::from_millis(now.as_millis().div_euclid(1000) * 1000);
-    let (_, latest) = handle.schedule(name, Some(Timestamp::from_millis(at.as_millis() + 1)), 1)?;
-    let fired_before = latest.first().is_some_and(|slot| slot.at == at && slot.flow_id.is_some());
     let decision = SlotDecision::Fire { at, reason: Some("triggered by hand".to_owned()) };
-    let mut slots = by_hand(handle, name, vec![decision])?;
-    let slot = slots.pop().ok_or_else(|| ApiError::invalid("the slot was not recorded"))?;
-    Ok(Triggered { slot, fired: !fired_before })
+    let decided = by_hand(handle, name, vec![decision])?.pop();
+    let decided = decided.ok_or_else(|| ApiError::invalid("the slot was not recorded"))?;
+    Ok(Triggered { slot: decided.slot, fired: decided.made_flow })
 }
 
 /// Fires every slot of schedule `name` from `from` to `to` (both included, in the past), at
@@ -219,12 +219,12 @@ pub fn backfill(
     let reason = Some("backfill".to_owned());
     let decisions =
         slots.into_iter().map(|at| SlotDecision::Fire { at, reason: reason.clone() }).collect();
-    by_hand(handle, name, decisions)
+    Ok(by_hand(handle, name, decisions)?.into_iter().map(|decided| decided.slot).collect())
 }
 
 /// Writes decisions made by hand, the cursor left where it is (made again if the scheduler
 /// moved it meanwhile).
-fn by_hand(handle: &OwnerHandle, name: &str, decisions: Vec<SlotDecision>) -> Result<Vec<Slot>> {
+fn by_hand(handle: &OwnerHandle, name: &str, decisions: Vec<SlotDecision>) -> Result<Vec<Decided>> {
     let mut tries = 0;
     loop {
         let (schedule, _) = handle.schedule(name, None, 0)?;

@@ -19,7 +19,7 @@ use crate::model::{
 };
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::schedule::{
-    self, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
+    self, Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
 };
 use crate::semantics::{self, Forget};
 use crate::status::FlowStatus;
@@ -493,7 +493,7 @@ impl<B: Backend> FlowStore for B {
         caller: Caller<'_>,
         name: &str,
         decisions: Decisions,
-    ) -> Result<Vec<Slot>> {
+    ) -> Result<Vec<Decided>> {
         let Decisions { expected, slots, next_slot, next_fire } = decisions;
         self.write(|tx, now| {
             semantics::decide(tx, caller, name, expected, slots, next_slot, next_fire, now)

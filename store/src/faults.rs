@@ -21,7 +21,9 @@ use crate::model::{
     StateReport, Step, StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
-use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
+use crate::schedule::{
+    Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
+};
 use crate::status::FlowStatus;
 use crate::store::{Answer, Caller, Decisions, FlowStore, Resumed, Submission};
 use crate::time::Timestamp;
@@ -437,7 +439,7 @@ impl FlowStore for FaultyStore {
         caller: Caller<'_>,
         name: &str,
         decisions: Decisions,
-    ) -> Result<Vec<Slot>> {
+    ) -> Result<Vec<Decided>> {
         self.write(|inner| inner.decide_slots(caller, name, decisions))
     }
 

@@ -17,7 +17,9 @@ use crate::model::{
 };
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::rules;
-use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
+use crate::schedule::{
+    Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
+};
 use crate::status::FlowStatus;
 use crate::store::{Answer, Caller, Decisions, FlowStore, Resumed, Submission};
 use crate::time::Timestamp;
@@ -511,7 +513,7 @@ impl OwnerHandle {
     }
 
     /// A scheduler's decisions about a schedule's slots (see [`FlowStore::decide_slots`]).
-    pub fn decide_slots(&self, name: &str, decisions: Decisions) -> Result<Vec<Slot>> {
+    pub fn decide_slots(&self, name: &str, decisions: Decisions) -> Result<Vec<Decided>> {
         self.store.decide_slots(self.caller(), name, decisions)
     }
 

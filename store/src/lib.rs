@@ -56,7 +56,7 @@ pub use model::{
 };
 pub use prune::{PruneBatch, PruneQuery};
 pub use schedule::{
-    CatchUp, GateState, NewSchedule, Otherwise, Overlap, Put, Schedule, ScheduleSpec,
+    CatchUp, Decided, GateState, NewSchedule, Otherwise, Overlap, Put, Schedule, ScheduleSpec,
     ScheduleSummary, Slot, SlotDecision, SlotStatus, Timing,
 };
 pub use status::{FlowStatus, StatusFilter, StepStatus};

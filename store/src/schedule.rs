@@ -263,6 +263,15 @@ impl SlotStatus {
     }
 }
 
+/// A slot as one decision left it: a slot that fires again finds the flow an earlier decision
+/// made, and keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    pub slot: Slot,
+    /// Whether this decision made the slot's flow.
+    pub made_flow: bool,
+}
+
 /// One slot of a schedule, or a range of missed slots.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slot {

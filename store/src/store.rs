@@ -15,7 +15,9 @@ use crate::model::{
     StateReport, Step, StepOutcome,
 };
 use crate::prune::{PruneBatch, PruneQuery};
-use crate::schedule::{GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision};
+use crate::schedule::{
+    Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
+};
 use crate::status::FlowStatus;
 use crate::time::Timestamp;
 
@@ -350,7 +352,7 @@ pub trait FlowStore: Send + Sync {
         caller: Caller<'_>,
         name: &str,
         decisions: Decisions,
-    ) -> Result<Vec<Slot>>;
+    ) -> Result<Vec<Decided>>;
 
     /// Decides a slot that waited (gated, buffered).
     fn resolve_slot(&self, caller: Caller<'_>, name: &str, decision: SlotDecision) -> Result<Slot>;

@@ -107,7 +107,10 @@ impl Scheduler {
             next_fire: due.next.map(fire),
         };
         match handle.decide_slots(&schedule.name, written) {
-            Ok(slots) => self.started(&handle, &slots, turns.cancel, outcome),
+            Ok(decided) => {
+                let slots: Vec<Slot> = decided.into_iter().map(|decided| decided.slot).collect();
+                self.started(&handle, &slots, turns.cancel, outcome)
+            }
             // Another scheduler decided them: the next pass reads what it wrote.
             Err(Error::ScheduleMoved { .. }) => Ok(()),
             Err(error) => Err(error),

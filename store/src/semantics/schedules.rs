@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::model::{FieldChange, Flow, NewFlow, Revision, SyncMode};
 use crate::rules;
 use crate::schedule::{
-    GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision, SlotStatus,
-    check_name, slot_flow_id,
+    Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
+    SlotStatus, check_name, slot_flow_id,
 };
 use crate::store::Caller;
 use crate::time::Timestamp;
@@ -157,7 +157,7 @@ pub fn remove_schedule<T: StoreTx + ?Sized>(
 
 /// Writes the scheduler's decisions about schedule `name`'s slots and moves its cursor, if the
 /// cursor is still `expected` (otherwise [`Error::ScheduleMoved`], nothing written). Returns
-/// each slot as recorded.
+/// each slot as recorded, and whether its decision made its flow.
 #[allow(clippy::too_many_arguments)]
 pub fn decide<T: StoreTx + ?Sized>(
     tx: &T,
@@ -168,7 +168,7 @@ pub fn decide<T: StoreTx + ?Sized>(
     next_slot: Option<Timestamp>,
     next_fire: Option<Timestamp>,
     now: Timestamp,
-) -> Result<Vec<Slot>> {
+) -> Result<Vec<Decided>> {
     let schedule = load(tx, caller.owner, name)?;
     if schedule.next_slot != expected {
         return Err(Error::ScheduleMoved { name: name.to_owned() });
@@ -199,7 +199,7 @@ pub fn resolve<T: StoreTx + ?Sized>(
             waiting.map_or("no such slot", SlotStatus::as_str)
         )));
     }
-    write_decision(tx, caller, &schedule, decision, now)
+    Ok(write_decision(tx, caller, &schedule, decision, now)?.slot)
 }
 
 /// `owner`'s schedules by name, each with its latest slot (without their pipelines).
@@ -280,7 +280,7 @@ fn write_decision<T: StoreTx + ?Sized>(
     schedule: &Schedule,
     decision: SlotDecision,
     now: Timestamp,
-) -> Result<Slot> {
+) -> Result<Decided> {
     // The flow of a slot that fires, when its id is taken already, read once.
     let mut existing = None;
     let decision = match decision {
@@ -305,6 +305,7 @@ fn write_decision<T: StoreTx + ?Sized>(
         }
         record => record,
     };
+    let made_flow = matches!(decision, SlotDecision::Fire { .. }) && existing.is_none();
     let slot = match decision {
         SlotDecision::Fire { at, reason } => {
             let id = slot_flow_id(&schedule.name, at)?;
@@ -363,7 +364,7 @@ fn write_decision<T: StoreTx + ?Sized>(
         }
     };
     tx.put_slot(&slot)?;
-    Ok(slot)
+    Ok(Decided { slot, made_flow })
 }
 
 /// Every schedule `name` would wait for must be `owner`'s, and none may wait for `name` in

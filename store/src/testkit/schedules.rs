@@ -54,7 +54,7 @@ pub(super) fn fired(handle: &OwnerHandle, name: &str, slot: i64) -> Flow {
     }
     let fire = vec![SlotDecision::Fire { at: at(slot), reason: None }];
     let fired = handle.decide_slots(name, decisions(at(slot), fire, at(slot + 1440))).unwrap();
-    handle.flow(fired[0].flow_id.as_ref().unwrap()).unwrap()
+    handle.flow(fired[0].slot.flow_id.as_ref().unwrap()).unwrap()
 }
 
 fn decisions(expected: Timestamp, slots: Vec<SlotDecision>, next: Timestamp) -> Decisions {
@@ -188,12 +188,11 @@ pub fn a_slot_fires_once_by_the_creation_of_its_flow_and_its_record_follows_the_
     let fire = SlotDecision::Fire { at: at(0), reason: None };
     let fired =
         alice.decide_slots("digest", decisions(at(0), vec![fire.clone()], at(1440))).unwrap();
-    let id = fired[0].flow_id.clone().unwrap();
+    assert!(fired[0].made_flow, "the first decision to fire the slot makes its flow");
+    let fired = &fired[0].slot;
+    let id = fired.flow_id.clone().unwrap();
     assert_eq!(id.as_str(), "digest@2026-12-05T07:00:00Z");
-    assert_eq!(
-        (fired[0].status, fired[0].flow_status),
-        (SlotStatus::Running, Some(FlowStatus::Queued))
-    );
+    assert_eq!((fired.status, fired.flow_status), (SlotStatus::Running, Some(FlowStatus::Queued)));
     let flow = alice.flow(&id).unwrap();
     assert_eq!((flow.name.as_str(), flow.status), ("digest", FlowStatus::Queued));
     assert_eq!(flow.spec.unwrap()["steps"][0]["id"], "a");
@@ -206,7 +205,8 @@ pub fn a_slot_fires_once_by_the_creation_of_its_flow_and_its_record_follows_the_
     let stale = other.decide_slots("digest", decisions(at(0), vec![fire.clone()], at(1440)));
     assert!(matches!(stale, Err(Error::ScheduleMoved { .. })), "{stale:?}");
     let twice = other.decide_slots("digest", decisions(at(1440), vec![fire], at(2880))).unwrap();
-    assert_eq!(twice[0].flow_id.as_ref(), Some(&id));
+    assert_eq!(twice[0].slot.flow_id.as_ref(), Some(&id));
+    assert!(!twice[0].made_flow, "a decision that finds the slot's flow says it made none");
     let flows = alice.list(&ListQuery::default()).unwrap();
     assert_eq!(flows.len(), 1, "one slot, one flow");
 
@@ -236,7 +236,7 @@ pub fn a_pruned_slot_flow_takes_its_signals_and_leaves_the_slot_record(harness: 
     alice.add_schedule(schedule("digest", &[])).unwrap();
     let fire = SlotDecision::Fire { at: at(0), reason: None };
     let fired = alice.decide_slots("digest", decisions(at(0), vec![fire], at(1440))).unwrap();
-    let id = fired[0].flow_id.clone().unwrap();
+    let id = fired[0].slot.flow_id.clone().unwrap();
     alice.send_signal(&id, "go", json!({"ok": true})).unwrap();
     let lease = alice.acquire_lease(&id, TTL).unwrap();
     alice.set_status(&lease, FlowStatus::Running, None).unwrap();
