@@ -4,48 +4,21 @@
 
 use std::sync::Barrier;
 
-use serde_json::json;
 use taskflow_api::schedules::trigger;
-use taskflow_store::{
-    CatchUp, ListQuery, NewSchedule, Otherwise, Overlap, ScheduleSpec, SlotStatus, Timestamp,
-    Timing,
-};
+use taskflow_store::testkit::schedule;
+use taskflow_store::{ListQuery, SlotStatus, Timestamp};
 use taskflow_store_sqlite::OpenOptions;
 
 const TRIGGERS: usize = 8;
-
-fn nightly(now: Timestamp) -> NewSchedule {
-    let spec = ScheduleSpec {
-        timing: Timing::Cron("0 7 * * *".to_owned()),
-        zone: "UTC".to_owned(),
-        after: Vec::new(),
-        within_ms: None,
-        otherwise: Otherwise::Skip,
-        overlap: Overlap::Skip,
-        catch_up: CatchUp::Latest,
-        catch_up_window_ms: 3_600_000,
-        max_catch_up: 1,
-        jitter_ms: 0,
-        timeout_ms: None,
-    };
-    let next = now.plus(std::time::Duration::from_secs(3600));
-    NewSchedule {
-        name: "nightly".to_owned(),
-        spec,
-        pipeline: json!({"name": "nightly", "steps": [{"id": "a", "action": "echo", "with": {"value": 1}}]}),
-        paused: false,
-        next_slot: Some(next),
-        next_fire: Some(next),
-    }
-}
 
 #[test]
 fn of_triggers_within_one_second_exactly_one_fires_the_slot_and_the_others_find_its_flow() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flows.db");
     let open = || taskflow_store_sqlite::open(&path, &OpenOptions::default()).unwrap();
+    // A quarter of a second into the schedule's first slot, 2026-12-05T07:00:00Z.
     let now = Timestamp::from_millis(1_796_454_000_250);
-    open().bind("alice").unwrap().add_schedule(nightly(now)).unwrap();
+    open().bind("alice").unwrap().add_schedule(schedule("nightly", &[])).unwrap();
 
     let together = Barrier::new(TRIGGERS);
     let triggered: Vec<_> = std::thread::scope(|scope| {

@@ -34,7 +34,9 @@ fn spec(after: &[&str]) -> ScheduleSpec {
     }
 }
 
-fn schedule(name: &str, after: &[&str]) -> NewSchedule {
+/// Schedule `name`: every day at 07:00 in Paris, after the schedules `after`, running one `echo`
+/// step; its first slot 2026-12-05T07:00:00Z.
+pub fn schedule(name: &str, after: &[&str]) -> NewSchedule {
     NewSchedule {
         name: name.to_owned(),
         spec: spec(after),
