@@ -195,7 +195,7 @@ fn inspect_shows_the_flow_its_steps_children_and_revision() {
     assert_eq!(steps[3]["child_flow_id"], db.child.to_string());
     assert_eq!(
         document["children"],
-        json!([{"id": db.child.to_string(), "name": "research", "status": "queued"}])
+        json!([{"id": db.child.to_string(), "name": "research", "status": "queued", "stalled": false}])
     );
 
     let child = json_out(&["flows", "inspect", &db.child.to_string()], &db.path);

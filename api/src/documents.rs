@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 use taskflow_engine::agent::{AgentSpec, Budget, Spent};
 use taskflow_engine::costs::{self, Prices, tree_cost};
 use taskflow_store::{
-    CancelOutcome, Flow, FlowId, FlowSummary, Inspection, Revision, Signal, Stall, Step,
-    StepStatus, Timestamp,
+    CancelOutcome, ChildSummary, Flow, FlowId, FlowSummary, Inspection, Revision, Signal, Stall,
+    Step, StepStatus, Timestamp,
 };
 
 /// `{"flows": [...]}`, newest first.
@@ -44,11 +44,15 @@ pub fn inspection(inspection: &Inspection, now: Timestamp) -> Value {
         "flow": flow(record, Some(steps), now),
         "steps": steps.iter().map(step).collect::<Vec<_>>(),
         "usage": usage(record, steps, descendants, descendant_llm_steps),
-        "children": children
-            .iter()
-            .map(|child| json!({"id": child.id, "name": child.name, "status": child.status.as_str()}))
-            .collect::<Vec<_>>(),
+        "children": children.iter().map(|child| child_document(child, now)).collect::<Vec<_>>(),
     })
+}
+
+/// One child of an inspected flow: `{"id", "name", "status", "stalled"}`, stalled as in its
+/// own document (`running` with no live runner).
+fn child_document(child: &ChildSummary, now: Timestamp) -> Value {
+    let stalled = child.stall(now).is_some();
+    json!({"id": child.id, "name": child.name, "status": child.status.as_str(), "stalled": stalled})
 }
 
 /// What a flow's model calls spent, summed from the succeeded `llm` steps of its journal and
@@ -341,5 +345,32 @@ mod tests {
         };
         check(&full);
         assert!(flow(&full, None, Timestamp::from_millis(10_000))["stalled"] == json!(true));
+    }
+
+    /// A child listed under its parent says it is stalled as its own document would.
+    #[test]
+    fn a_child_is_listed_stalled_when_its_lease_has_expired() {
+        let lease = |expires_at| LeaseInfo {
+            holder: LeaseHolder::current(),
+            expires_at: Timestamp::from_millis(expires_at),
+        };
+        let child = |status, lease| ChildSummary {
+            id: "c-1".parse().unwrap(),
+            name: "fetch".to_owned(),
+            sync_mode: SyncMode::Managed,
+            status,
+            lease,
+        };
+        let now = Timestamp::from_millis(10_000);
+        for (listed, stalled) in [
+            (child(FlowStatus::Running, Some(lease(20_000))), false),
+            (child(FlowStatus::Running, Some(lease(5_000))), true),
+            (child(FlowStatus::Running, None), true),
+            (child(FlowStatus::Succeeded, Some(lease(5_000))), false),
+        ] {
+            let document = child_document(&listed, now);
+            let expected = json!({"id": "c-1", "name": "fetch", "status": listed.status.as_str(), "stalled": stalled});
+            assert_eq!(document, expected, "{listed:?}");
+        }
     }
 }

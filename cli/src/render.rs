@@ -176,9 +176,10 @@ pub fn inspection(inspection: &Inspection, json: bool) {
     }
     if !children.is_empty() {
         println!();
-        let rows = children
-            .iter()
-            .map(|child| vec![child.id.to_string(), child.name.clone(), child.status.to_string()]);
+        let rows = children.iter().map(|child| {
+            let status = status_text(child.status, child.stall(now).as_ref(), None);
+            vec![child.id.to_string(), child.name.clone(), status]
+        });
         print!("{}", table(&["CHILD", "NAME", "STATUS"], rows));
     }
 }

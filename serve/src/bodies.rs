@@ -365,6 +365,8 @@ pub struct ChildDoc {
     pub name: String,
     #[schema(schema_with = flow_status)]
     pub status: String,
+    /// `running` with no live runner, as the child's own `stalled` says.
+    pub stalled: bool,
 }
 
 /// `{"flow"}`.

@@ -633,11 +633,19 @@ impl StoreTx for Transaction<'_> {
 
     fn children(&self, id: &FlowId) -> Result<Vec<ChildSummary>> {
         let rows = self.query(
-            "SELECT id, name, status FROM flows WHERE parent_flow_id = $1 ORDER BY created_at, id",
+            "SELECT id, name, sync_mode, status, \
+             lease_host, lease_pid, lease_process_start, lease_expires_at \
+             FROM flows WHERE parent_flow_id = $1 ORDER BY created_at, id",
             &[&id.as_str()],
         )?;
         all(rows, |row| {
-            Ok(ChildSummary { id: parse(row, 0)?, name: get(row, 1)?, status: parse(row, 2)? })
+            Ok(ChildSummary {
+                id: parse(row, 0)?,
+                name: get(row, 1)?,
+                sync_mode: parse(row, 2)?,
+                status: parse(row, 3)?,
+                lease: rows::lease(row, 4)?,
+            })
         })
     }
 

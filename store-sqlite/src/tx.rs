@@ -477,14 +477,18 @@ impl StoreTx for Transaction<'_> {
 
     fn children(&self, id: &FlowId) -> Result<Vec<ChildSummary>> {
         self.prepare_cached(
-            "SELECT id, name, status FROM flows WHERE parent_flow_id = ?1 ORDER BY created_at, id",
+            "SELECT id, name, sync_mode, status, \
+             lease_host, lease_pid, lease_process_start, lease_expires_at \
+             FROM flows WHERE parent_flow_id = ?1 ORDER BY created_at, id",
         )
         .sql()?
         .query_map([id.as_str()], |row| {
             Ok(ChildSummary {
                 id: parse_column(row, 0)?,
                 name: row.get(1)?,
-                status: parse_column(row, 2)?,
+                sync_mode: parse_column(row, 2)?,
+                status: parse_column(row, 3)?,
+                lease: lease_columns(row, 4)?,
             })
         })
         .sql()?

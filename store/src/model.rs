@@ -268,7 +268,16 @@ pub struct RunStart {
 pub struct ChildSummary {
     pub id: FlowId,
     pub name: String,
+    pub sync_mode: SyncMode,
     pub status: FlowStatus,
+    pub lease: Option<LeaseInfo>,
+}
+
+impl ChildSummary {
+    /// See [`Flow::stall`]: a child whose runner stopped is shown so under its parent too.
+    pub fn stall(&self, now: Timestamp) -> Option<Stall> {
+        stall(self.sync_mode, self.status, self.lease.as_ref(), now)
+    }
 }
 
 /// One step of a flow's journal.

@@ -388,6 +388,13 @@ pub fn child_flows_and_when_spawning_is_refused(harness: &dyn Harness) {
     // The child ends: the parent's child step ends the same way, in the same transaction.
     let child_lease = alice.acquire_lease(&child.id, TTL).unwrap();
     alice.set_status(&child_lease, FlowStatus::Running, None).unwrap();
+    // Listed under its parent, the running child is stalled exactly when its own record says.
+    let listed = alice.children(&parent.id).unwrap().remove(0);
+    let own = alice.flow(&child.id).unwrap();
+    let expired = child_lease.expires_at.plus(Duration::from_millis(1));
+    assert_eq!(listed.stall(Timestamp::now()), None, "its runner holds it");
+    assert_eq!(listed.stall(expired), own.stall(expired));
+    assert_eq!(listed.stall(expired).map(|stall| stall.reason), Some(StallReason::LeaseExpired));
     alice.set_status(&child_lease, FlowStatus::Failed, Some("tool crashed".into())).unwrap();
     let steps = alice.steps(&parent.id).unwrap();
     assert_eq!(steps[0].status, StepStatus::Failed);

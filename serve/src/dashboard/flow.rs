@@ -119,7 +119,7 @@ fn live_sections(viewer: &Viewer, read: &Read, now: Timestamp) -> String {
     ));
     out.push_str(&section("timeline", "Timeline", &timeline(flow, steps, now)));
     out.push_str(&section("steps", "Steps", &steps_part(flow, steps, now)));
-    let family = family(flow, children);
+    let family = family(flow.parent_flow_id.as_ref(), children, now);
     out.push_str(&section("family", "Parent and children", &family));
     out.push_str(&section("history", "Revisions", &history(&read.revisions)));
     out
@@ -407,9 +407,14 @@ fn value_text(value: &Value) -> String {
     }
 }
 
-fn family(flow: &Flow, children: &[taskflow_store::ChildSummary]) -> String {
+/// The flow's parent and its children, each child's status as its own page shows it.
+fn family(
+    parent: Option<&FlowId>,
+    children: &[taskflow_store::ChildSummary],
+    now: Timestamp,
+) -> String {
     let mut out = String::new();
-    match &flow.parent_flow_id {
+    match parent {
         Some(parent) => out.push_str(&format!(
             "<p>Parent: <a href=\"/flows/{}\" data-flow-id=\"{p}\" rel=\"up\">{p}</a></p>",
             text(&query_value(parent.as_str())),
@@ -423,14 +428,17 @@ fn family(flow: &Flow, children: &[taskflow_store::ChildSummary]) -> String {
     }
     out.push_str("<ul class=\"children\">");
     for child in children {
+        let stalled = child.stall(now).is_some();
         out.push_str(&format!(
-            "<li data-flow-id=\"{c}\" data-status=\"{status}\"><a href=\"/flows/{href}\">{c}</a> \
-             {name} {badge}</li>",
+            "<li data-flow-id=\"{c}\" data-status=\"{status}\"{data}><a href=\"/flows/{href}\">{c}</a> \
+             {name} {badge}{tag}</li>",
             c = text(child.id.as_str()),
             status = child.status.as_str(),
+            data = if stalled { " data-stalled=\"true\"" } else { "" },
             href = text(&query_value(child.id.as_str())),
             name = text(&child.name),
             badge = html::status(child.status.as_str()),
+            tag = if stalled { " <span class=\"tag\">⚠ stalled</span>" } else { "" },
         ));
     }
     out.push_str("</ul>");
@@ -504,4 +512,31 @@ pub async fn value(
     headers
         .insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use taskflow_store::{ChildSummary, LeaseHolder, LeaseInfo};
+
+    use super::*;
+
+    #[test]
+    fn a_child_whose_runner_stopped_is_listed_stalled() {
+        let child = |id: &str, expires_at| ChildSummary {
+            id: id.parse().unwrap(),
+            name: id.to_owned(),
+            sync_mode: SyncMode::Managed,
+            status: FlowStatus::Running,
+            lease: Some(LeaseInfo {
+                holder: LeaseHolder::current(),
+                expires_at: Timestamp::from_millis(expires_at),
+            }),
+        };
+        let now = Timestamp::from_millis(10_000);
+        let html = family(None, &[child("live", 20_000), child("left", 5_000)], now);
+        let items: Vec<&str> = html.split("<li ").skip(1).collect();
+        assert_eq!(items.len(), 2, "{html}");
+        assert!(!items[0].contains("stalled"), "{}", items[0]);
+        assert!(items[1].contains("data-stalled=\"true\"") && items[1].contains("⚠ stalled"));
+    }
 }
