@@ -288,6 +288,21 @@ with = { command = "echo two >> log; echo $(({{steps.one.output}} + 1))" }
     );
     assert_eq!(std::fs::read_to_string(dir.path().join("log")).unwrap(), "one\ntwo\ntwo\n");
     assert_eq!(inspect(&db, &forked)["flow"]["state"]["two"], "2");
+    // Its first line goes to a reader that has gone: the fork runs all the same.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let unread = StdCommand::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["--owner", "alice", "flows", "fork", &source, "--from-step", "two"])
+        .env_remove("TASKFLOW_OWNER")
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(unread.success(), "{unread}");
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert_eq!(log, "one\ntwo\ntwo\ntwo\n", "the unread fork ran its step");
     let missing = run(taskflow(&db).args(["flows", "fork", &source, "--from-step", "nine"]));
     // No step of that name, or that seq: the same failure, not a misuse of the command line.
     assert_eq!(missing.code, 1);

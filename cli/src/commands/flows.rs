@@ -4,6 +4,8 @@
 //! database: a missing file simply holds no flows. `resume` and `fork` run the flow with the
 //! engine, like `taskflow run`.
 
+use std::io::Write;
+
 use clap::{Args, Subcommand};
 use taskflow_api::graph::{self, Graph};
 use taskflow_api::{Durability, approvals, control, database};
@@ -334,7 +336,10 @@ fn fork(global: &GlobalArgs, id: &str, from_step: &str, runner: &RunnerArgs) -> 
     runtime()?.block_on(async {
         let (fork, lease) = engine.fork_held(&id, from_seq).await.map_err(engine_error)?;
         if !global.json {
-            println!("flow {} forked from flow {id} at step {from_seq}", fork.id);
+            // Said before the run, which goes on whether anyone still reads the output or not:
+            // ending here would leave the fork held by a process that is gone.
+            let said = format!("flow {} forked from flow {id} at step {from_seq}", fork.id);
+            let _ = writeln!(std::io::stdout(), "{said}");
         }
         drive(&engine, fork.id, global.json, runner.detach, Origin::Held(lease)).await
     })
