@@ -178,7 +178,8 @@ pub struct Triggered {
 
 /// Fires a slot of schedule `name` now (to the second), whatever its timing and gates say.
 /// Whether this trigger fired it is the store's answer, from the transaction that wrote it:
-/// of two triggers within one second, however close, one makes the flow and the other finds it.
+/// of triggers within one second, however close, at most one makes the flow and the others
+/// find it (none does when another flow holds the slot's id: the slot is skipped, saying why).
 pub fn trigger(handle: &OwnerHandle, name: &str, now: Timestamp) -> Result<Triggered> {
     let at = Timestamp::from_millis(now.as_millis().div_euclid(1000) * 1000);
     let decision = SlotDecision::Fire { at, reason: Some("triggered by hand".to_owned()) };

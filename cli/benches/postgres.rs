@@ -190,8 +190,9 @@ fn store_handle(url: &str, steps: usize) -> OwnerHandle {
 }
 
 /// Checkpoints per second of a chain of `steps` steps written straight to the store: one that
-/// begins the first step, then one per step that ends it and begins the next, as the engine
-/// writes a chain (the first one also starts the flow), and no engine.
+/// begins the first step, then one per step that ends it and begins the next, and one that ends
+/// the last step and the flow, as the engine writes a chain (the first one also starts the
+/// flow), and no engine.
 fn store_chain(handle: &OwnerHandle, steps: usize) -> f64 {
     let (_, lease) =
         handle.create_held(NewFlow::managed("store-chain"), Duration::from_secs(600)).unwrap();
@@ -218,6 +219,14 @@ fn store_chain(handle: &OwnerHandle, steps: usize) -> f64 {
             outcome: StepOutcome::Succeeded(json!({"value": n - 1})),
         };
         seq = begun(handle.checkpoint(vec![finish, begin(n)]).unwrap());
+    }
+    let last = StepOutcome::Succeeded(json!({"value": steps - 1}));
+    let ended = vec![
+        CheckpointOp::Finish { lease: lease.clone(), seq, outcome: last },
+        CheckpointOp::Status { lease, to: FlowStatus::Succeeded, error: None, state: None },
+    ];
+    for done in handle.checkpoint(ended).unwrap() {
+        done.expect("the last step ends, and the flow with it");
     }
     steps as f64 / started.elapsed().as_secs_f64()
 }

@@ -153,9 +153,9 @@ pub fn fired(name: &str, slots: &[Slot], json: bool) {
 }
 
 /// The slot a trigger fired; within the second of an earlier trigger, that slot, said to have
-/// fired already.
+/// fired already; or the slot skipped, and why.
 pub fn triggered(name: &str, slot: &Slot, now: bool, json: bool) {
-    if !now && !json {
+    if !now && !json && slot.flow_id.is_some() {
         println!(
             "slot {} of {name} had fired already (a trigger names a second)",
             at_text(slot.at)

@@ -104,7 +104,7 @@ pub async fn resume(
     params(("name" = String, Path, description = "The schedule's name")),
     responses(
         (status = 201, description = "the slot fired", body = SlotEnvelope),
-        (status = 200, description = "a trigger within the same second had fired the slot, which keeps its flow", body = SlotEnvelope),
+        (status = 200, description = "a trigger within the same second had fired the slot, which keeps its flow; or the slot was skipped (another flow holds its flow's id), its record saying why", body = SlotEnvelope),
         (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ))]
