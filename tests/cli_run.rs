@@ -42,6 +42,22 @@ struct Output {
     stderr: String,
 }
 
+/// How the command `args` ended, its output's reader gone before it started.
+fn unread(db: &Path, args: &[&str]) -> std::process::ExitStatus {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    StdCommand::new(BIN)
+        .arg("--db")
+        .arg(db)
+        .args(["--owner", "alice"])
+        .args(args)
+        .env_remove("TASKFLOW_OWNER")
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+}
+
 fn run(command: &mut Command) -> Output {
     let output = command.output().unwrap();
     Output {
@@ -258,6 +274,19 @@ with = { command = "echo started >> slow; sleep 20" }
     assert_eq!(std::fs::read_to_string(dir.path().join("slow")).unwrap().lines().count(), 2);
 }
 
+/// A run whose output nobody reads still ends with its flow's exit code: the line that says how
+/// the flow ended is not the end of the command.
+#[test]
+fn a_failed_flow_exits_1_though_nobody_reads_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let text = "name = \"broken\"\n[[steps]]\nid = \"a\"\naction = \"shell\"\nwith = { command = \"exit 3\" }\n";
+    let file = pipeline(dir.path(), "broken", text);
+    let file = file.to_str().unwrap();
+    assert_eq!(unread(&db, &["run", file]).code(), Some(1));
+    assert_eq!(unread(&db, &["run", file, "--json"]).code(), Some(1));
+}
+
 #[test]
 fn a_fork_reuses_the_steps_before_n_and_runs_the_rest() {
     let dir = tempfile::tempdir().unwrap();
@@ -289,17 +318,7 @@ with = { command = "echo two >> log; echo $(({{steps.one.output}} + 1))" }
     assert_eq!(std::fs::read_to_string(dir.path().join("log")).unwrap(), "one\ntwo\ntwo\n");
     assert_eq!(inspect(&db, &forked)["flow"]["state"]["two"], "2");
     // Its first line goes to a reader that has gone: the fork runs all the same.
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let unread = StdCommand::new(BIN)
-        .arg("--db")
-        .arg(&db)
-        .args(["--owner", "alice", "flows", "fork", &source, "--from-step", "two"])
-        .env_remove("TASKFLOW_OWNER")
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    let unread = unread(&db, &["flows", "fork", &source, "--from-step", "two"]);
     assert!(unread.success(), "{unread}");
     let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
     assert_eq!(log, "one\ntwo\ntwo\ntwo\n", "the unread fork ran its step");

@@ -8,7 +8,7 @@
 //! agent's call that waits for approval, most of all), printing what it waits for. Killed while
 //! it waits, the flow stays `waiting`; serve or `flows resume` continues it.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -233,7 +233,8 @@ pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
     } else {
         let steps = &inspection.steps;
         let done = steps.iter().filter(|step| step.status == StepStatus::Succeeded).count();
-        println!("flow {} {} ({done} steps done)", flow.id, flow.status);
+        // The flow's end, not whether anyone still reads, decides the exit code.
+        let _ = writeln!(std::io::stdout(), "flow {} {} ({done} steps done)", flow.id, flow.status);
     }
     let id = &flow.id;
     match flow.status {
