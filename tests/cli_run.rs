@@ -23,17 +23,16 @@ fn taskflow(db: &Path) -> Command {
     command
 }
 
+/// The command `args` on `db` as alice, to start as a process of its own.
+fn command(db: &Path, args: &[&str]) -> StdCommand {
+    let mut command = StdCommand::new(BIN);
+    command.arg("--db").arg(db).args(["--owner", "alice"]).args(args);
+    command.env_remove("TASKFLOW_OWNER");
+    command
+}
+
 fn spawn(db: &Path, args: &[&str]) -> Child {
-    StdCommand::new(BIN)
-        .arg("--db")
-        .arg(db)
-        .args(["--owner", "alice"])
-        .args(args)
-        .env_remove("TASKFLOW_OWNER")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    command(db, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
 }
 
 struct Output {
@@ -46,16 +45,7 @@ struct Output {
 fn unread(db: &Path, args: &[&str]) -> std::process::ExitStatus {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    StdCommand::new(BIN)
-        .arg("--db")
-        .arg(db)
-        .args(["--owner", "alice"])
-        .args(args)
-        .env_remove("TASKFLOW_OWNER")
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
+    command(db, args).stdout(Stdio::from(writer)).stderr(Stdio::null()).status().unwrap()
 }
 
 fn run(command: &mut Command) -> Output {
