@@ -231,8 +231,7 @@ pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
     if json {
         render::inspection(&inspection, true);
     } else {
-        let steps = &inspection.steps;
-        let done = steps.iter().filter(|step| step.status == StepStatus::Succeeded).count();
+        let (done, _) = taskflow_api::documents::step_counts(&inspection.steps);
         // The flow's end, not whether anyone still reads, decides the exit code.
         let _ = writeln!(std::io::stdout(), "flow {} {} ({done} steps done)", flow.id, flow.status);
     }
