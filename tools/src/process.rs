@@ -130,8 +130,9 @@ pub async fn end_interrupted(token: &str, keys: &[&str]) {
     let spawned =
         std::thread::Builder::new().name("taskflow-end-interrupted".to_owned()).spawn(move || {
             let deadline = std::time::Instant::now() + LEFTOVERS_GONE_WITHIN;
+            let spared = lineage();
             while std::time::Instant::now() < deadline {
-                let found = wanted.carriers();
+                let found = wanted.carriers(&spared);
                 if found.is_empty() {
                     break;
                 }
@@ -167,15 +168,14 @@ impl Wanted {
         token && key
     }
 
-    /// The live processes that carry it, this process and its ancestors left out. A process
-    /// whose environment cannot be read (another user's) or is empty (one that has exited) is
-    /// not one.
+    /// The live processes that carry it, those `spared` (this process and its ancestors) left
+    /// out. A process whose environment cannot be read (another user's) or is empty (one that
+    /// has exited) is not one.
     #[cfg(target_os = "linux")]
-    fn carriers(&self) -> Vec<i32> {
+    fn carriers(&self, spared: &[i32]) -> Vec<i32> {
         let Ok(processes) = std::fs::read_dir("/proc") else {
             return Vec::new();
         };
-        let spared = lineage();
         processes
             .filter_map(|process| process.ok()?.file_name().to_str()?.parse::<i32>().ok())
             .filter(|pid| !spared.contains(pid))
@@ -225,7 +225,7 @@ impl Wanted {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn carriers(&self) -> Vec<i32> {
+    fn carriers(&self, _spared: &[i32]) -> Vec<i32> {
         Vec::new()
     }
 
@@ -246,4 +246,9 @@ fn lineage() -> Vec<i32> {
         pid = parent.and_then(|parent| parent.parse().ok()).unwrap_or(0);
     }
     pids
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lineage() -> Vec<i32> {
+    Vec::new()
 }
