@@ -233,39 +233,35 @@ fn a_resumed_step_first_ends_what_its_killed_attempt_left_running() {
     )
     .unwrap();
     let pids = || pids_in(&dir.path().join("pids"));
+    let mut reap = Reap::files(dir.path(), &["pids", "server"]);
     let mut runner = command(&db, dir.path());
     runner.arg("run").arg(&file).args(["--id", "leftover"]);
-    let mut child = runner.spawn().unwrap();
+    let child = reap.child(runner.spawn().unwrap());
     let deadline = Instant::now() + Duration::from_secs(30);
     while pids().is_empty() {
         assert!(Instant::now() < deadline, "the step never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    reap.kill(child);
     let first = pids()[0];
     std::thread::sleep(Duration::from_millis(100));
     assert!(alive(first), "the step's own process outlives its killed runner");
-    let mut other = Command::new("sleep")
+    let other = Command::new("sleep")
         .arg("300")
         .env("TASKFLOW_IDEMPOTENCY_KEY", "leftover:2")
         .env("TASKFLOW_RUN_TOKEN", "01ANOTHERRUNSLEASETOKEN000")
         .spawn()
         .unwrap();
+    let other = reap.child(other);
 
     let resumed = command(&db, dir.path()).args(["flows", "resume", "leftover"]).output().unwrap();
     assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
     assert!(!alive(first), "the second attempt ended the first one's process");
-    assert!(other.try_wait().unwrap().is_none(), "another run's process is not this run's");
-    other.kill().unwrap();
-    other.wait().unwrap();
+    assert!(reap.running(other), "another run's process is not this run's");
     let server = pids_in(&dir.path().join("server"))[0];
     assert!(alive(server), "a finished step's server is left as it was");
     let pids = pids();
     assert_eq!(pids.len(), 2, "{pids:?}");
-    // What the steps left on purpose is theirs to leave; the test ends it.
-    kill_pid(pids[1]);
-    kill_pid(server);
 }
 
 /// A step that failed leaving a process of its own (`sleep`, in the background) and is tried
@@ -283,22 +279,70 @@ fn a_step_tried_again_first_ends_what_its_failed_attempt_left_running() {
          test $TASKFLOW_ATTEMPT -gt 1\" }\n",
     )
     .unwrap();
+    let _reap = Reap::files(dir.path(), &["pids"]);
     let ran = command(&db, dir.path()).arg("run").arg(&file).output().unwrap();
     assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     let pids = pids_in(&dir.path().join("pids"));
     assert_eq!(pids.len(), 2, "{pids:?}");
     assert!(!alive(pids[0]), "the failed attempt's process ended before the retry");
     assert!(alive(pids[1]), "the attempt that succeeded leaves its own");
-    kill_pid(pids[1]);
 }
 
-/// The process ids a test's steps wrote to `file`, one a line (none while it is missing).
+/// The process ids a test's steps wrote to `file`, one a line (none while it is missing; a
+/// line still being written is not one yet).
 fn pids_in(file: &Path) -> Vec<i32> {
     std::fs::read_to_string(file)
         .unwrap_or_default()
         .lines()
-        .map(|line| line.trim().parse().unwrap())
+        .filter_map(|line| line.trim().parse().ok())
         .collect()
+}
+
+/// What a test started, directly (its children) or through its steps (the `sleep 300`s whose
+/// ids they wrote to its files), ended when the test ends, passed or failed: what steps leave
+/// running on purpose is theirs to leave, and a failed assertion must not leave it behind
+/// either. A written id whose process has gone may be another's by then: only a `sleep 300` is
+/// ended.
+struct Reap {
+    files: Vec<PathBuf>,
+    children: Vec<std::process::Child>,
+}
+
+impl Reap {
+    fn files(dir: &Path, names: &[&str]) -> Reap {
+        Reap { files: names.iter().map(|name| dir.join(name)).collect(), children: Vec::new() }
+    }
+
+    /// Keeps `child` to end with the rest; its place, for [`Reap::running`] and to kill it.
+    fn child(&mut self, child: std::process::Child) -> usize {
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    fn kill(&mut self, child: usize) {
+        self.children[child].kill().unwrap();
+        self.children[child].wait().unwrap();
+    }
+
+    fn running(&mut self, child: usize) -> bool {
+        self.children[child].try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in self.files.iter().flat_map(|file| pids_in(file)) {
+            if std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|line| line == b"sleep\x00300\x00")
+            {
+                kill_pid(pid);
+            }
+        }
+    }
 }
 
 /// Whether process `pid` runs. A zombie has no command line: it is gone but for its parent's

@@ -1,8 +1,7 @@
-//! The shape of the `flows list` query, the same on every SQL backend: which filters a
-//! [`ListQuery`] applies, the condition each adds on `flows f`, and the values they bind, in
-//! order. A backend writes the rest of the statement in its own dialect (how a placeholder is
-//! spelled, the columns it selects) and keeps one prepared text per combination of filters, so
-//! a page never pays for building or planning a query.
+//! The `flows list` query, the same on every SQL backend: which filters a [`ListQuery`]
+//! applies, the condition each adds on `flows f`, the statement around them and the values they
+//! bind, in order. A backend only spells the placeholders in its dialect and keeps one prepared
+//! text per combination of filters, so a page never pays for building or planning a query.
 
 use std::borrow::Cow;
 
@@ -76,10 +75,28 @@ impl ListFilters {
             .sum()
     }
 
+    /// The whole query: each listed flow's row and its counts of steps (by name: a step whose
+    /// latest attempt succeeded is done; every name), newest first, through the index that fits
+    /// the filters. `placeholder(n, kind)` spells the `n`th parameter (from 1); the values are
+    /// [`list_values`]'s, in the same order.
+    pub fn statement(self, placeholder: impl FnMut(usize, ParamKind) -> String) -> String {
+        let (conditions, limit) = self.conditions(placeholder);
+        let filter = if conditions.is_empty() { "TRUE".to_owned() } else { conditions };
+        format!(
+            "SELECT f.id, f.name, f.owner, f.sync_mode, f.status, f.revision, \
+             f.cancel_requested_at, f.lease_host, f.lease_pid, f.lease_process_start, \
+             f.lease_expires_at, f.created_at, f.updated_at, \
+             (SELECT count(*) FROM steps s WHERE s.flow_id = f.id AND s.status = 'succeeded' \
+              AND NOT EXISTS (SELECT 1 FROM steps l \
+                              WHERE l.flow_id = s.flow_id AND l.name = s.name AND l.seq > s.seq)), \
+             (SELECT count(DISTINCT s.name) FROM steps s WHERE s.flow_id = f.id) \
+             FROM flows f WHERE {filter} ORDER BY f.created_at DESC, f.id DESC LIMIT {limit}"
+        )
+    }
+
     /// The conditions on `flows f`, joined with `AND` (empty when nothing is filtered), then the
-    /// placeholder of the limit. `placeholder(n, kind)` spells the `n`th parameter (from 1);
-    /// the values are [`list_values`]'s, in the same order.
-    pub fn conditions(
+    /// placeholder of the limit.
+    fn conditions(
         self,
         mut placeholder: impl FnMut(usize, ParamKind) -> String,
     ) -> (String, String) {
