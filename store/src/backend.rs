@@ -137,7 +137,7 @@ fn held<B: Backend>(
 
 impl<B: Backend> FlowStore for B {
     fn create_flow(&self, caller: Caller<'_>, new: NewFlow) -> Result<Flow> {
-        not_a_slots_id(&new)?;
+        check_chosen_id(&new)?;
         self.write(|tx, now| semantics::create_flow(tx, caller, new, None, Vec::new(), now))
     }
 
@@ -148,7 +148,7 @@ impl<B: Backend> FlowStore for B {
         holder: &LeaseHolder,
         ttl: Duration,
     ) -> Result<(Flow, Lease)> {
-        not_a_slots_id(&new)?;
+        check_chosen_id(&new)?;
         self.write(|tx, now| {
             let flow = semantics::create_flow(tx, caller, new, None, Vec::new(), now)?;
             held(self, tx, caller, flow, holder, ttl, now)
@@ -161,7 +161,7 @@ impl<B: Backend> FlowStore for B {
         parent: &Lease,
         new: NewFlow,
     ) -> Result<(Flow, Step)> {
-        not_a_slots_id(&new)?;
+        check_chosen_id(&new)?;
         self.write(|tx, now| semantics::spawn_child(tx, caller, parent, new, now))
     }
 
@@ -529,14 +529,22 @@ impl<B: Backend> FlowStore for B {
     }
 }
 
-/// Refuses a flow to make under an id of a schedule slot's form, which only the scheduler makes
-/// (its slots' flows are made in the store's own transaction, not through these calls).
-fn not_a_slots_id(new: &NewFlow) -> Result<()> {
-    match new.id.as_ref().filter(|id| schedule::is_slot_flow_id(id.as_str())) {
-        Some(id) => Err(Error::InvalidInput(format!(
+/// Refuses a flow to make under an id its maker may not choose: one of a schedule slot's form,
+/// which only the scheduler makes (its slots' flows are made in the store's own transaction, not
+/// through these calls), and `.` or `..`, which no URL can name (clients resolve them as steps
+/// of the path, so `/v1/flows/..` is not that flow).
+fn check_chosen_id(new: &NewFlow) -> Result<()> {
+    let Some(id) = &new.id else { return Ok(()) };
+    if schedule::is_slot_flow_id(id.as_str()) {
+        return Err(Error::InvalidInput(format!(
             "`{id}` has the form of a schedule slot's flow id (NAME@INSTANT), which only the \
              scheduler makes: pick another id"
-        ))),
-        None => Ok(()),
+        )));
     }
+    if matches!(id.as_str(), "." | "..") {
+        return Err(Error::InvalidInput(format!(
+            "`{id}` cannot be a flow id: no URL can name it; pick another id"
+        )));
+    }
+    Ok(())
 }

@@ -90,10 +90,10 @@ pub fn apply_report(flow: &Flow, report: &StateReport, now: Timestamp) -> Result
         check_status_change(flow, to)?;
         // A cancel request is sticky: the owner winds its work down, and the flow ends
         // cancelled (or failed, if winding down failed), never as if nothing was asked.
-        if to == FlowStatus::Succeeded && flow.cancel_requested_at.is_some() {
+        let wound_down = matches!(to, FlowStatus::Cancelled | FlowStatus::Failed);
+        if to.is_terminal() && !wound_down && flow.cancel_requested_at.is_some() {
             return Err(Error::InvalidInput(format!(
-                "flow {} has a cancel request: report it `cancelled` (or `failed`), not \
-                 `succeeded`",
+                "flow {} has a cancel request: report it `cancelled` (or `failed`), not `{to}`",
                 flow.id
             )));
         }

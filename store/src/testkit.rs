@@ -360,6 +360,9 @@ pub fn a_mirrored_flow_with_a_cancel_request_waits_for_its_owner_to_report_it(
     let done = StateReport { status: Some(FlowStatus::Succeeded), ..Default::default() };
     let refused = alice.report(&flow.id, done, None).unwrap_err();
     assert!(matches!(&refused, Error::InvalidInput(m) if m.contains("`cancelled`")), "{refused}");
+    let gone = StateReport { status: Some(FlowStatus::Lost), ..Default::default() };
+    let refused = alice.report(&flow.id, gone, None).unwrap_err();
+    assert!(matches!(&refused, Error::InvalidInput(m) if m.contains("not `lost`")), "{refused}");
     let back = StateReport { status: Some(FlowStatus::Waiting), ..Default::default() };
     alice.report(&flow.id, back, None).unwrap();
     let restart = StateReport { status: Some(FlowStatus::Running), ..Default::default() };
@@ -998,6 +1001,12 @@ pub fn a_chosen_id_is_kept_as_given_and_one_taken_is_refused(harness: &dyn Harne
     let reserved = alice.create(NewFlow::managed("by hand").with_id(slot.clone())).unwrap_err();
     assert!(matches!(reserved, Error::InvalidInput(_)), "{reserved}");
     assert!(matches!(alice.flow(&slot), Err(Error::NotFound { .. })));
+    for dots in [".", ".."] {
+        let id = FlowId::parse(dots).unwrap();
+        let refused = alice.create(NewFlow::managed("dots").with_id(id)).unwrap_err();
+        assert!(matches!(&refused, Error::InvalidInput(m) if m.contains("no URL")), "{refused}");
+    }
+    assert!(FlowId::parse("...").is_ok() && FlowId::parse(".hidden").is_ok());
     let longest = FlowId::parse(&"k".repeat(128)).unwrap();
     let child_parent = alice.create(NewFlow::managed("long").with_id(longest)).unwrap();
     let lease = alice.acquire_lease(&child_parent.id, TTL).unwrap();
