@@ -211,6 +211,43 @@ async fn retries_keep_the_key_and_count_attempts_then_exhaustion_fails_the_flow_
     assert_eq!(steps.iter().filter(|s| s.name == "before").count(), 1, "never re-run");
 }
 
+/// A failed attempt's end is in the journal while the runner waits to try again: a reader sees
+/// it during the wait, and a runner that dies in the wait leaves it recorded.
+#[tokio::test]
+async fn a_failed_attempt_is_recorded_before_the_wait_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut actions = Actions::builtin();
+    let calls = flaky(&mut actions, 2);
+    let engine = new_engine(dir.path(), actions);
+    let slow = RetryPolicy { max_attempts: 2, backoff_ms: 60_000 };
+    let spec = FlowSpec::new("retry").step(StepSpec::new("flaky", "flaky").retry(slow));
+    let flow = engine.create(&spec, None).await.unwrap();
+    let running = tokio::spawn({
+        let engine = engine.clone();
+        let id = flow.id.clone();
+        async move { engine.run(&id).await }
+    });
+    let ended = |engine: &Engine| {
+        let history = engine.handle().history(&flow.id).unwrap();
+        history.iter().flat_map(|revision| revision.change.clone()).find(|change| {
+            change.field == "step 1 (flaky)" && change.after == json!({"attempt": 2})
+        })
+    };
+    let started = Instant::now();
+    let change = loop {
+        if let Some(change) = ended(&engine) {
+            break change;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the failed attempt is recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(change.before, json!({"attempt": 1, "ended": "flaky failure 1"}));
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the next attempt waits for its backoff");
+    let steps = engine.handle().steps(&flow.id).unwrap();
+    assert_eq!((steps[0].status, steps[0].attempt), (StepStatus::Running, 2));
+    running.abort();
+}
+
 fn shell(id: &str, command: &str) -> StepSpec {
     StepSpec::new(id, "shell").with(json!({ "command": command })).retry(RetryPolicy::never())
 }

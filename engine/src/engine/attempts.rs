@@ -3,9 +3,9 @@
 //!
 //! A step's attempts run until one succeeds, one fails permanently, the retry policy is spent
 //! or the flow is cancelled. Each attempt gets its own cancellation token (a child of the
-//! flow's) and, with a timeout, is stopped when it runs out; between attempts the runner waits
-//! the policy's backoff and records the next attempt in the journal (same row, same
-//! idempotency key) before starting it.
+//! flow's) and, with a timeout, is stopped when it runs out; between attempts the runner records
+//! the failed attempt's end and the next attempt in the journal (same row, same idempotency
+//! key), then waits the policy's backoff and starts it.
 
 use std::time::Duration;
 
@@ -101,28 +101,25 @@ impl Attempts {
                 error: error.clone(),
                 delay,
             });
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.flow_token.cancelled() => return Ended::Cancelled,
-            }
+            // The failed attempt's end is recorded before the wait, so that neither a reader
+            // during the wait nor a run that takes over after a crash in it misses its error.
             let next = CheckpointOp::NextAttempt {
                 lease: self.lease.clone(),
                 seq: base.seq,
                 reason: error,
             };
-            match self.store.apply(next).await {
-                Ok(CheckpointDone::Step(step)) => {
-                    attempt = step.attempt;
-                    (self.progress)(&Progress::StepStarted {
-                        step: step.name,
-                        seq: step.seq,
-                        attempt,
-                    });
-                }
+            let step = match self.store.apply(next).await {
+                Ok(CheckpointDone::Step(step)) => step,
                 Ok(_) => return Ended::Aborted(Error::InvalidInput("unexpected answer".into())),
                 Err(error) if stops_the_run(&error) => return Ended::Cancelled,
                 Err(error) => return Ended::Aborted(error),
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.flow_token.cancelled() => return Ended::Cancelled,
             }
+            attempt = step.attempt;
+            (self.progress)(&Progress::StepStarted { step: step.name, seq: step.seq, attempt });
         }
     }
 }
