@@ -556,9 +556,11 @@ impl Plan {
 
 /// Durations as text: `250ms`, `30s`, `5m`, `2h`, `7d`; a bare number is seconds.
 pub mod duration_text {
+    use std::fmt;
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
     use taskflow_store::excerpt::excerpt;
 
     /// The longest duration taskflow keeps: ten years. Longer ones mean "never" anyway, and past
@@ -626,16 +628,51 @@ pub mod duration_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<Duration>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Text {
-            Seconds(u64),
-            Text(String),
+        deserializer.deserialize_option(Written)
+    }
+
+    /// A duration as a file or a body writes it: a number of seconds, or text with its unit.
+    struct Written;
+
+    impl<'de> Visitor<'de> for Written {
+        type Value = Option<Duration>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("a duration: seconds, or text such as 500ms, 30s, 5m, 1h, 7d")
         }
-        match Option::<Text>::deserialize(deserializer)? {
-            None => Ok(None),
-            Some(Text::Seconds(seconds)) => Ok(Some(Duration::from_secs(seconds))),
-            Some(Text::Text(text)) => parse(&text).map(Some).map_err(serde::de::Error::custom),
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Self::Value, D::Error> {
+            inner.deserialize_any(self)
+        }
+
+        fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Self::Value, E> {
+            Ok(Some(Duration::from_secs(seconds)))
+        }
+
+        fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Self::Value, E> {
+            match u64::try_from(seconds) {
+                Ok(seconds) => self.visit_u64(seconds),
+                Err(_) => Err(E::custom(format!("a duration cannot be negative ({seconds})"))),
+            }
+        }
+
+        fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Self::Value, E> {
+            if seconds < 0.0 {
+                return Err(E::custom(format!("a duration cannot be negative ({seconds})")));
+            }
+            self.visit_str(&seconds.to_string())
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            parse(text).map(Some).map_err(E::custom)
         }
     }
 }
@@ -778,6 +815,36 @@ mod tests {
         check("3660d", Ok(3660 * 86_400_000));
         check("3661d", Err("longer than taskflow keeps (at most 3660d)"));
         check("99999999999999d", Err("longer than taskflow keeps"));
+    }
+
+    /// A step's `timeout` as a body (JSON) or a file (TOML) writes it: the number of seconds,
+    /// or text; anything else names what a duration is.
+    #[test]
+    fn a_timeout_is_written_as_seconds_or_as_text() {
+        fn check(written: Value, expected: Result<Option<u64>, &str>) {
+            let step = json!({"id": "a", "action": "echo", "timeout": written});
+            let found = serde_json::from_value::<StepSpec>(step)
+                .map(|step| step.timeout.map(|timeout| timeout.as_millis() as u64))
+                .map_err(|error| error.to_string());
+            match (found, expected) {
+                (Ok(found), Ok(millis)) => assert_eq!(found, millis, "{written}"),
+                (Err(error), Err(fragment)) => assert!(error.contains(fragment), "{error}"),
+                (found, expected) => panic!("{written}: {found:?} vs {expected:?}"),
+            }
+        }
+        check(json!(30), Ok(Some(30_000)));
+        check(json!(1.5), Ok(Some(1500)));
+        check(json!("250ms"), Ok(Some(250)));
+        check(Value::Null, Ok(None));
+        check(json!(-5), Err("a duration cannot be negative (-5)"));
+        check(json!(-0.5), Err("cannot be negative"));
+        check(json!("soon"), Err("`soon` is not a duration"));
+        check(json!(true), Err("expected a duration: seconds, or text such as 500ms"));
+        check(json!({"s": 1}), Err("expected a duration"));
+        let file: StepSpec = toml::from_str("id = \"a\"\naction = \"echo\"\ntimeout = 2").unwrap();
+        assert_eq!(file.timeout, Some(Duration::from_secs(2)));
+        let refused = toml::from_str::<StepSpec>("id = \"a\"\naction = \"echo\"\ntimeout = -2");
+        assert!(refused.unwrap_err().to_string().contains("cannot be negative"));
     }
 
     #[test]
