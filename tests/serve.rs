@@ -67,6 +67,12 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
         assert_eq!((status, conflict["error"]["code"].clone()), (409, json!("conflict")));
         assert!(conflict["error"]["message"].as_str().unwrap().contains("`goal`"), "{conflict}");
     }
+    // A mirrored flow asked for under the id: the kind of flow is the difference named.
+    let mirrored = json!({"id": "digest-2026-12-05", "name": "digest", "sync_mode": "mirrored"});
+    let (status, conflict) = call(http.post(serve.url("/v1/flows")).json(&mirrored)).await;
+    assert_eq!(status, 409, "{conflict}");
+    let message = conflict["error"]["message"].as_str().unwrap();
+    assert!(message.contains(r#"`sync_mode` is "managed" there and "mirrored" here"#), "{message}");
     let (status, history) = call(http.get(serve.url("/v1/flows/digest-2026-12-05/history"))).await;
     assert_eq!(status, 200);
     assert_eq!(history["revisions"][0]["revision"], 1);
@@ -88,6 +94,12 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
         (json!({"id": "bad id", "name": "x", "spec": {"steps": []}}), 400, "not a flow id"),
         (json!({"name": "x", "sync_mode": "mirrored", "spec": {}}), 400, "managed flows"),
         (json!({"name": "x", "spec": {"name": "y", "steps": []}}), 422, "differs from `name`"),
+        (json!({"name": "x", "spec": {}}), 400, "spec: missing field `steps`"),
+        (
+            json!({"name": "x", "spec": {"steps": [{"id": "a", "action": "echo", "timeout": -5}]}}),
+            400,
+            "spec.steps[0].timeout: a duration cannot be negative (-5)",
+        ),
     ];
     for (body, expected, fragment) in cases {
         let (status, error) = call(http.post(serve.url("/v1/flows")).json(&body)).await;
@@ -126,6 +138,8 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
     )
     .await;
     assert_eq!((status, error["error"]["code"].clone()), (413, json!("too_large")));
+    let limit = "the body is larger than serve's limit of 8 MiB";
+    assert_eq!(error["error"]["message"], limit);
     // The errors the HTTP layers answer have the same shape.
     let huge = format!("\"{}\"", "x".repeat(9 * 1024 * 1024));
     let (status, error) = call(
@@ -136,9 +150,32 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
     )
     .await;
     assert_eq!((status, error["error"]["code"].clone()), (413, json!("too_large")), "{error}");
+    assert_eq!(error["error"]["message"], limit);
     let (status, error) = call(http.delete(serve.url("/v1/flows/digest-2026-12-05"))).await;
     assert_eq!((status, error["error"]["code"].clone()), (405, json!("method_not_allowed")));
     assert!(error["error"]["message"].as_str().unwrap().contains("method"), "{error}");
+    // A route that takes no parameters or body refuses one, naming it, rather than ignoring it.
+    let flow = "/v1/flows/digest-2026-12-05";
+    for (request, named) in [
+        (http.get(serve.url(&format!("{flow}?verbose=1"))), "verbose"),
+        (http.get(serve.url(&format!("{flow}/history?since=3"))), "since"),
+        (http.get(serve.url("/v1/schedules?limit=2")), "limit"),
+        (
+            http.post(serve.url(&format!("{flow}/cancel"))).json(&json!({"expected_revision": 3})),
+            "expected_revision",
+        ),
+        (
+            http.post(serve.url(&format!("{flow}/resume"))).json(&json!({"from_step": 2})),
+            "from_step",
+        ),
+    ] {
+        let (status, error) = call(request).await;
+        assert_eq!(status, 400, "{error}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("`{named}`")), "{message}");
+    }
+    let (status, _) = call(http.get(serve.url(&format!("{flow}/history")))).await;
+    assert_eq!(status, 200, "no parameters at all");
     // Input of megabytes is refused in a line: an error quotes only the start of it.
     let long = "x".repeat(2 * 1024 * 1024);
     for (body, expected) in [
@@ -236,7 +273,12 @@ async fn a_mirrored_flows_owner_reports_with_expected_revisions() {
     assert_eq!(status, 422, "a mirrored flow is never run");
     let (status, bad) = call(report(json!({"steps": [{"name": "x", "status": "sleeping"}]}))).await;
     assert_eq!(status, 400);
-    assert!(bad["error"]["message"].as_str().unwrap().contains("steps[0].status"));
+    let message = bad["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("steps[0].status: unknown step status `sleeping`"), "{message}");
+    assert!(message.contains("(one of: running, succeeded, failed, cancelled)"), "{message}");
+    let (status, bad) = call(report(json!({"status": "asleep"}))).await;
+    assert_eq!(status, 400);
+    assert!(bad["error"]["message"].as_str().unwrap().starts_with("status: unknown flow status"));
 
     // The creation again, after the reports, finds the flow; any other creation under its id
     // is a conflict naming what differs.

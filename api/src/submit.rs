@@ -97,13 +97,16 @@ pub fn create_or_find_mirrored(handle: &OwnerHandle, new: NewFlow) -> Result<Sub
         let have = json!({"sync_mode": flow.sync_mode.as_str(), "name": flow.name,
                           "controller": flow.controller, "goal": goal, "state": state});
         if want == have {
-            Ok(Submitted::Existing(flow))
-        } else {
-            Err(ApiError::IdTaken {
-                id: id.to_string(),
-                difference: difference(Some(&have), &want),
-            })
+            return Ok(Submitted::Existing(flow));
         }
+        // Another kind of flow is the difference to name, not what follows from it.
+        let (have, want) = match have["sync_mode"] != want["sync_mode"] {
+            true => {
+                (json!({"sync_mode": have["sync_mode"]}), json!({"sync_mode": want["sync_mode"]}))
+            }
+            false => (have, want.clone()),
+        };
+        Err(ApiError::IdTaken { id: id.to_string(), difference: difference(Some(&have), &want) })
     };
     match handle.flow(&id) {
         Ok(flow) => return found(flow),

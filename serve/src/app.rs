@@ -56,7 +56,9 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .route("/v1/events", get(events::events))
-        .layer(middleware::map_response(json_errors::rewrite));
+        .layer(middleware::map_response(move |response| {
+            json_errors::rewrite(response, body_limit)
+        }));
     Router::new()
         .merge(mcp)
         .merge(requests)

@@ -92,8 +92,9 @@ pub struct MirroredFlowBody {
 
 /// A managed flow's pipeline: the fields of a pipeline file, as JSON. What no schema can say is
 /// refused with 422 naming the step and field: an action serve does not know, a step id used
-/// twice, `needs` naming no step, a cycle, a template reading a step not needed, a `name`
-/// other than the flow's.
+/// twice, `needs` naming no step, a cycle, a template reading no step or its own step, a `name`
+/// other than the flow's. A step whose output a template reads is needed, as if `needs` said
+/// so.
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]

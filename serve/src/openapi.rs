@@ -43,7 +43,7 @@ use crate::schedule_bodies::{
         SlotEnvelope,
         ErrorBody, ErrorObject,
     )),
-    modifiers(&BearerToken),
+    modifiers(&BearerToken, &EveryRoute),
 )]
 pub struct ApiDoc;
 
@@ -103,6 +103,62 @@ impl utoipa::Modify for BearerToken {
             .build();
         components.add_security_scheme("token", SecurityScheme::Http(scheme));
         openapi.security = Some(vec![SecurityRequirement::new("token", Vec::<String>::new())]);
+    }
+}
+
+/// The answers any route may give whatever it does, which no handler writes: the guards' (403
+/// for a change another site's page asks, 421 for a name that is not loopback), the request
+/// timeout (408; the event stream has none), the body limit on the routes that change
+/// something (413), the store that cannot be reached (503). Added to each operation that does
+/// not describe them already.
+struct EveryRoute;
+
+impl utoipa::Modify for EveryRoute {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::HttpMethod;
+        use utoipa::openapi::{Ref, RefOr, ResponseBuilder};
+        let answer = |description: &str| {
+            let error = Ref::from_schema_name("ErrorBody");
+            let content = utoipa::openapi::ContentBuilder::new().schema(Some(error)).build();
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", content)
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let api = path.starts_with("/v1/");
+            let operations =
+                [(HttpMethod::Get, item.get.as_mut()), (HttpMethod::Post, item.post.as_mut())];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let changes = method == HttpMethod::Post;
+                let mut answers = vec![(
+                    "421",
+                    "without tokens: a `Host` that is not a loopback name (localhost, 127.0.0.1, \
+                     [::1])",
+                )];
+                if path != "/v1/events" {
+                    answers.push(("408", "the request took longer than the request timeout"));
+                }
+                if changes {
+                    answers.extend([
+                        ("403", "a request another site's page sent from a browser"),
+                        ("413", "the body is larger than serve's limit"),
+                    ]);
+                }
+                if api {
+                    answers.push(("503", "the database cannot be reached now; try again"));
+                }
+                for (status, description) in answers {
+                    let responses = &mut operation.responses.responses;
+                    if !responses.contains_key(status) {
+                        responses.insert(status.to_owned(), answer(description));
+                    }
+                }
+            }
+        }
     }
 }
 

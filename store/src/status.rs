@@ -186,10 +186,13 @@ impl FromStr for StepStatus {
     type Err = UnknownStatus;
 
     fn from_str(s: &str) -> Result<Self, UnknownStatus> {
-        StepStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| UnknownStatus(format!("unknown step status `{}`", excerpt(s))))
+        StepStatus::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(|| {
+            UnknownStatus(format!(
+                "unknown step status `{}` (one of: {})",
+                excerpt(s),
+                StepStatus::ALL.map(StepStatus::as_str).join(", ")
+            ))
+        })
     }
 }
 

@@ -10,7 +10,7 @@ use taskflow_store::{SyncMode, Timestamp, rules};
 
 use crate::actions::{self, FromStep};
 
-use super::{Answer, Object, Path, blocking, flow_id};
+use super::{Answer, Nothing, Object, Path, blocking, flow_id};
 use crate::auth::Owner;
 use crate::bodies::{CancelDoc, CreateFlow, FlowEnvelope, ForkBody, NewFlowBody, whole};
 use crate::error::{ErrorBody, HttpError};
@@ -20,12 +20,13 @@ use crate::state::AppState;
 /// its running steps and children have settled (a mirrored flow's owner reports it).
 #[utoipa::path(post, path = "/v1/flows/{id}/cancel", params(("id" = String, Path, description = "The flow's id")), responses(
     (status = 200, body = CancelDoc),
-    (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+    (status = 400, description = "a path segment that is not UTF-8; a query parameter or a body field, which the route does not take", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
 ))]
 pub async fn cancel(
     State(state): State<AppState>,
     Owner(owner): Owner,
     Path(id): Path<String>,
+    _nothing: Nothing,
 ) -> Answer {
     let outcome = actions::cancel(&state, &owner, flow_id(&id)?).await?;
     Ok((StatusCode::OK, Json(documents::cancel(&outcome, Timestamp::now()))))
@@ -34,7 +35,7 @@ pub async fn cancel(
 /// Runs a managed flow on from its last checkpoint (a failed one from the step that failed).
 #[utoipa::path(post, path = "/v1/flows/{id}/resume", params(("id" = String, Path, description = "The flow's id")), responses(
     (status = 202, description = "serve runs it", body = FlowEnvelope),
-    (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 400, description = "a path segment that is not UTF-8; a query parameter or a body field, which the route does not take", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 409, description = "another live runner holds it", body = ErrorBody),
     (status = 422, description = "mirrored, or ended", body = ErrorBody),
 ))]
@@ -42,6 +43,7 @@ pub async fn resume(
     State(state): State<AppState>,
     Owner(owner): Owner,
     Path(id): Path<String>,
+    _nothing: Nothing,
 ) -> Answer {
     let flow = actions::resume(&state, &owner, flow_id(&id)?).await?;
     Ok((

@@ -17,7 +17,7 @@ use taskflow_store::excerpt::excerpt;
 use taskflow_store::{FlowId, ListQuery, NewFlow, StatusFilter, Timestamp};
 use utoipa::IntoParams;
 
-use super::{Answer, Object, Path, blocking, flow_id};
+use super::{Answer, Nothing, Object, Path, blocking, flow_id};
 use crate::auth::{HostAccess, Owner};
 use crate::bodies::{
     CreateFlow, FlowEnvelope, FlowListDoc, HistoryDoc, InspectionDoc, NewFlowBody, SyncModeBody,
@@ -297,7 +297,12 @@ fn pipeline(body: &CreateFlow) -> Result<FlowSpec, HttpError> {
         }
     }
     serde_path_to_error::deserialize(spec).map_err(|error| {
-        HttpError::bad_request(format!("spec.{}: {}", error.path(), error.inner()))
+        // The path of the spec itself is `.`.
+        let field = match error.path().to_string() {
+            path if path == "." => "spec".to_owned(),
+            path => format!("spec.{path}"),
+        };
+        HttpError::bad_request(format!("{field}: {}", error.inner()))
     })
 }
 
@@ -324,12 +329,13 @@ fn whole_numbers(spec: &mut Map<String, Value>) {
 /// A flow, its steps and its children.
 #[utoipa::path(get, path = "/v1/flows/{id}", params(("id" = String, Path, description = "The flow's id")), responses(
     (status = 200, body = InspectionDoc),
-    (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 400, description = "a path segment that is not UTF-8; a query parameter or a body field, which the route does not take", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
 ))]
 pub async fn inspect(
     State(state): State<AppState>,
     Owner(owner): Owner,
     Path(id): Path<String>,
+    _nothing: Nothing,
 ) -> Answer {
     let id = flow_id(&id)?;
     let handle = state.handle(&owner)?;
@@ -340,12 +346,13 @@ pub async fn inspect(
 /// A flow's revisions, oldest first.
 #[utoipa::path(get, path = "/v1/flows/{id}/history", params(("id" = String, Path, description = "The flow's id")), responses(
     (status = 200, body = HistoryDoc),
-    (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 400, description = "a path segment that is not UTF-8; a query parameter or a body field, which the route does not take", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
 ))]
 pub async fn history(
     State(state): State<AppState>,
     Owner(owner): Owner,
     Path(id): Path<String>,
+    _nothing: Nothing,
 ) -> Answer {
     let id = flow_id(&id)?;
     let handle = state.handle(&owner)?;

@@ -35,7 +35,7 @@ pub async fn report(
     let status = match &body.status {
         Some(text) => Some(
             text.parse::<FlowStatus>()
-                .map_err(|error| HttpError::bad_request(error.to_string()))?,
+                .map_err(|error| HttpError::bad_request(format!("status: {error}")))?,
         ),
         None => None,
     };

@@ -12,12 +12,15 @@ pub mod schedules;
 pub mod signals;
 
 use axum::Json;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use taskflow_store::FlowId;
+use taskflow_store::excerpt::excerpt;
 
 pub(crate) use crate::blocking::blocking;
 use crate::error::HttpError;
@@ -68,5 +71,41 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Object<T> {
             return Err(HttpError::bad_request("the body must be a JSON object"));
         }
         Ok(Object(value))
+    }
+}
+
+/// What a route that takes no parameters and no body accepts: nothing (an empty body, or `{}`).
+/// A query parameter or a body field it would ignore is refused, naming it, as the other
+/// routes refuse what they do not know: whoever sent it expected it to count.
+pub struct Nothing;
+
+/// No query parameter at all.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+impl<S: Send + Sync> FromRequest<S> for Nothing {
+    type Rejection = HttpError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, HttpError> {
+        Query::<NoParams>::try_from_uri(request.uri())
+            .map_err(|rejection| HttpError::bad_request(rejection.body_text()))?;
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| HttpError::rejected(rejection.status(), rejection.body_text()))?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Nothing);
+        }
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(fields)) => match fields.keys().next() {
+                None => Ok(Nothing),
+                Some(field) => Err(HttpError::bad_request(format!(
+                    "unknown field `{}`: this route takes no body",
+                    excerpt(field)
+                ))),
+            },
+            Ok(_) => Err(HttpError::bad_request("this route takes no body (or `{}`)")),
+            Err(error) => Err(HttpError::bad_request(format!("the body is not JSON: {error}"))),
+        }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use taskflow_api::schedule_documents;
 use utoipa::IntoParams;
 
-use super::{Answer, Path, blocking};
+use super::{Answer, Nothing, Path, blocking};
 use crate::actions;
 use crate::auth::Owner;
 use crate::error::{ErrorBody, HttpError};
@@ -29,10 +29,12 @@ pub struct ShowParams {
 }
 
 /// The caller's schedules by name, each with its latest slot.
-#[utoipa::path(get, path = "/v1/schedules",  operation_id = "list_schedules",responses(
-    (status = 200, body = ScheduleListDoc), (status = 401, body = ErrorBody),
+#[utoipa::path(get, path = "/v1/schedules", operation_id = "list_schedules", responses(
+    (status = 200, body = ScheduleListDoc),
+    (status = 400, description = "a query parameter, which the route does not take", body = ErrorBody),
+    (status = 401, body = ErrorBody),
 ))]
-pub async fn list(State(state): State<AppState>, Owner(owner): Owner) -> Answer {
+pub async fn list(State(state): State<AppState>, Owner(owner): Owner, _nothing: Nothing) -> Answer {
     let handle = state.handle(&owner)?;
     let schedules = blocking(move || handle.schedules()).await?;
     let document = serde_json::to_value(schedule_documents::schedules_list(&schedules))
@@ -70,12 +72,13 @@ pub async fn show(
     params(("name" = String, Path, description = "The schedule's name")),
     responses(
         (status = 200, body = ScheduleEnvelope),
-        (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, description = "a path segment that is not UTF-8; a query parameter or a body field, which the route does not take", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
     ))]
 pub async fn pause(
     State(state): State<AppState>,
     Owner(owner): Owner,
     Path(name): Path<String>,
+    _nothing: Nothing,
 ) -> Answer {
     let schedule = actions::pause_schedule(&state, &owner, name).await?;
     Ok((StatusCode::OK, Json(json!({ "schedule": schedule_documents::schedule(&schedule) }))))
@@ -86,12 +89,13 @@ pub async fn pause(
     params(("name" = String, Path, description = "The schedule's name")),
     responses(
         (status = 200, body = ScheduleEnvelope),
-        (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, description = "a path segment that is not UTF-8; a query parameter or a body field, which the route does not take", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
     ))]
 pub async fn resume(
     State(state): State<AppState>,
     Owner(owner): Owner,
     Path(name): Path<String>,
+    _nothing: Nothing,
 ) -> Answer {
     let schedule = actions::resume_schedule(&state, &owner, name).await?;
     Ok((StatusCode::OK, Json(json!({ "schedule": schedule_documents::schedule(&schedule) }))))
@@ -105,13 +109,14 @@ pub async fn resume(
     responses(
         (status = 201, description = "the slot fired", body = SlotEnvelope),
         (status = 200, description = "a trigger within the same second had fired the slot, which keeps its flow; or the slot was skipped (another flow holds its flow's id), its record saying why", body = SlotEnvelope),
-        (status = 400, description = "a path segment that is not UTF-8", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 400, description = "a path segment that is not UTF-8; a query parameter or a body field, which the route does not take", body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody),
     ))]
 pub async fn trigger(
     State(state): State<AppState>,
     Owner(owner): Owner,
     Path(name): Path<String>,
+    _nothing: Nothing,
 ) -> Answer {
     let triggered = actions::trigger_schedule(&state, &owner, name).await?;
     let status = if triggered.fired { StatusCode::CREATED } else { StatusCode::OK };

@@ -23,7 +23,7 @@ use crate::state::AppState;
 #[utoipa::path(post, path = "/v1/flows/{id}/signals/{name}",
     params(("id" = String, Path, description = "The flow's id"),
            ("name" = String, Path, description = "The signal's name")),
-    request_body(content = serde_json::Value, description = "The payload: any JSON, or an empty body", content_type = "application/json"),
+    request_body(content = Option<serde_json::Value>, description = "The payload: any JSON, or an empty body", content_type = "application/json"),
     responses(
         (status = 201, description = "stored", body = SignalSentDoc),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
