@@ -20,6 +20,27 @@ fn stderr_of(command: &mut Cmd, code: i32) -> String {
     String::from_utf8(output.get_output().stderr.clone()).expect("stderr is UTF-8")
 }
 
+/// How `taskflow ARGS` ends writing to an output whose reader has gone, and what it said on
+/// stderr.
+fn unread(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_taskflow")).args(args).stdout(writer).output().unwrap();
+    (output.status, String::from_utf8(output.stderr).unwrap())
+}
+
+/// `taskflow completions zsh | head -1`: the reader stops early, the command ends quietly, as
+/// every command does.
+#[test]
+fn a_script_or_page_nobody_reads_ends_quietly() {
+    for args in [&["completions", "zsh"][..], &["completions", "bash"], &["man"]] {
+        let (status, stderr) = unread(args);
+        assert!(status.success(), "{args:?}: {status} {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+}
+
 /// The subcommands `taskflow ARGS --help` lists (without `help`).
 fn subcommands(args: &[&str]) -> Vec<String> {
     let mut help_args = args.to_vec();

@@ -188,6 +188,25 @@ fn chunk_size_does_not_change_the_message() {
     }
 }
 
+/// `taskflow parse --stream FILE | head -1`: once the reader has gone, parsing ends quietly.
+#[test]
+fn events_nobody_reads_end_the_parse_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("calls.txt");
+    let call = "<tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call>\n";
+    std::fs::write(&file, call.repeat(20_000)).unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_taskflow"))
+        .args(["parse", "--stream"])
+        .arg(&file)
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
+
 #[test]
 fn stream_prints_events_as_json_lines() {
     let input = "Hi <|tool_calls_section_begin|><|tool_call_begin|>functions.f:0\

@@ -28,6 +28,21 @@ impl CliError {
         Self { message: message.into(), hint: None, exit_code: EXIT_USAGE }
     }
 
+    /// A write of `what` to standard output that failed. When its reader has gone
+    /// (`taskflow parse --stream | head -1`), the command has nothing more to say to anyone: it
+    /// ends quietly and successfully, as it does when `println!` finds the output closed.
+    pub fn writing_output(what: &str, error: std::io::Error) -> Self {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            return Self { message: String::new(), hint: None, exit_code: 0 };
+        }
+        Self::failure(format!("cannot write {what}: {error}"))
+    }
+
+    /// Whether this ends the command quietly with success (the output's reader has gone).
+    pub fn is_quiet(&self) -> bool {
+        self.exit_code == 0
+    }
+
     /// Adds a hint that tells the user what to do about it.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
@@ -104,8 +119,8 @@ impl From<taskflow_engine::Error> for CliError {
                      stopped continues with `taskflow flows resume ID`",
                 ),
                 StorageErrorKind::ReadOnly => Some(
-                    "make the file writable again (or put it back where it was); a run it stopped \
-                     continues with `taskflow flows resume ID`",
+                    "make the file and its folder writable (or put the file back where it was); \
+                     a run it stopped, if any, continues with `taskflow flows resume ID`",
                 ),
                 StorageErrorKind::Conflict | StorageErrorKind::Other => None,
             },

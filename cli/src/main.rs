@@ -116,6 +116,9 @@ fn run() -> ExitCode {
 }
 
 fn report(error: &CliError) -> ExitCode {
+    if error.is_quiet() {
+        return ExitCode::SUCCESS;
+    }
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "error: {error}");
     if let Some(hint) = error.hint() {

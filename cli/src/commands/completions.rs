@@ -29,5 +29,5 @@ pub fn run(args: &CompletionsArgs) -> CliResult {
     std::io::stdout()
         .lock()
         .write_all(&script)
-        .map_err(|error| CliError::failure(format!("cannot write the script: {error}")))
+        .map_err(|error| CliError::writing_output("the script", error))
 }

@@ -32,7 +32,7 @@ pub fn run(global: &GlobalArgs, args: &ManArgs) -> CliResult {
         return std::io::stdout()
             .lock()
             .write_all(&page)
-            .map_err(|error| CliError::failure(format!("cannot write the page: {error}")));
+            .map_err(|error| CliError::writing_output("the page", error));
     };
     let cannot = |error: std::io::Error| {
         CliError::failure(format!("cannot write the pages into {}: {error}", dir.display()))

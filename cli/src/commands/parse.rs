@@ -145,7 +145,7 @@ fn invalid_utf8(source: &str, offset: usize) -> CliError {
 }
 
 fn write_error(error: io::Error) -> CliError {
-    CliError::failure(format!("cannot write to standard output: {error}"))
+    CliError::writing_output("to standard output", error)
 }
 
 /// Where parser events go: straight out as JSON Lines, or folded into one message.
