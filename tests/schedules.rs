@@ -147,7 +147,7 @@ fn schedules_are_added_listed_and_shown_and_bad_ones_are_refused_with_the_option
         ),
         (&["--cron", "0 7 * * *", "--after", "scrape"], 2, "--within"),
         (&["--cron", "0 7 * * *", "--every", "1m"], 2, "cannot be used with"),
-        (&["--tz", "UTC"], 2, "--cron"),
+        (&["--tz", "UTC"], 2, "<--cron <EXPR>|--every <DURATION>>"),
         (&["--cron", "0 7 * * *", "--jitter", "x"], 2, "--jitter"),
     ];
     for (more, code, fragment) in cases {
@@ -272,6 +272,37 @@ fn a_pipelines_schedule_table_is_applied_once_and_again_changes_nothing() {
     );
     let none = folder.file("none.toml", PIPELINE);
     fails(&db, &["schedules", "apply", &none], 1, "no `[schedule]` table");
+    // What only the database can tell is placed in the file too: a gate on no schedule, a
+    // schedule that would wait for itself.
+    let gated = |after: &str| {
+        format!(
+            "{PIPELINE}\n[schedule]\nname = \"send\"\ncron = \"0 9 * * *\"\n\
+             after = [\"{after}\"]\nwithin = \"2h\"\n"
+        )
+    };
+    let ghost = folder.file("ghost.toml", &gated("ghost"));
+    fails(
+        &db,
+        &["schedules", "apply", &ghost],
+        1,
+        "ghost.toml:12:9: schedule `send` runs after `ghost`, which is not one of your schedules",
+    );
+    let send = folder.file("send.toml", &gated("draft"));
+    assert_eq!(json_of(&db, &["schedules", "apply", &send])["change"], "created");
+    folder.file("draft.toml", &format!("{declared}after = [\"send\"]\nwithin = \"1h\"\n"));
+    fails(
+        &db,
+        &["schedules", "apply", &file],
+        1,
+        "draft.toml:13:9: schedule `draft` would wait for itself",
+    );
+    let spaced = folder.file("spaced.toml", &gated("draft").replace("\"send\"", "\"s 4\""));
+    fails(
+        &db,
+        &["schedules", "apply", &spaced],
+        1,
+        "spaced.toml:10:8: `s 4` is not a schedule name",
+    );
 }
 
 #[test]

@@ -87,6 +87,7 @@ pub enum SchedulesCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("timing").required(true).args(["cron", "every"])))]
 #[command(after_help = "DST: a wall time that occurs twice (the clocks go back) fires once, at \
     its first occurrence; a wall time the clocks skip fires at the first instant after the gap.\n\
     Durations: 500ms, 30s, 10m, 6h, 1d.")]
@@ -98,7 +99,7 @@ pub struct AddArgs {
     #[arg(long, value_name = "FILE")]
     pub pipeline: PathBuf,
     /// A cron expression: 5 fields, or 6 with seconds first; names (MON, JAN); @daily, @hourly
-    #[arg(long, value_name = "EXPR", required_unless_present = "every", conflicts_with = "every")]
+    #[arg(long, value_name = "EXPR")]
     pub cron: Option<String>,
     /// A fixed interval instead, counted from the Unix epoch (2s, 10m, 1h)
     #[arg(long, value_name = "DURATION")]
@@ -180,7 +181,8 @@ pub fn run(global: &GlobalArgs, args: &SchedulesArgs) -> CliResult {
         SchedulesCommand::Apply { file } => {
             let handle = writable(global)?;
             let (plan, declared) = table::load(file, &builtin_actions()).map_err(pipeline_error)?;
-            let put = schedules::apply(&handle, &declared, &plan.spec, now)?;
+            let put = schedules::apply(&handle, &declared, &plan.spec, now)
+                .map_err(|error| refused_declaration(&declared, error))?;
             let what = match (put.created, put.changed) {
                 (true, _) => "created",
                 (false, true) => "updated",
@@ -249,6 +251,22 @@ fn pipeline_error(errors: pipeline::PipelineErrors) -> CliError {
     // A file with errors fails as `taskflow run` of it does (exit 1): the command was right.
     CliError::failure(lines.join("\nerror: "))
         .with_hint("nothing was changed; fix the file and try again")
+}
+
+/// What the database refused of a file's schedule, as a problem of the file at the key it is
+/// about: its gates (`after` naming no schedule of yours, or one that waits for this one), its
+/// name (another owner's). Anything else is the database's own error.
+fn refused_declaration(declared: &table::Declared, error: taskflow_api::ApiError) -> CliError {
+    use taskflow_engine::Error;
+    match error {
+        taskflow_api::ApiError::Store(Error::InvalidInput(message)) => {
+            pipeline_error(declared.problem("after", message))
+        }
+        taskflow_api::ApiError::Store(taken @ Error::ScheduleNameTaken { .. }) => {
+            pipeline_error(declared.problem("name", taken.to_string()))
+        }
+        other => other.into(),
+    }
 }
 
 /// The owner's handle on the database, created if missing.

@@ -242,6 +242,8 @@ impl FlowSpec {
         };
         if self.name.trim().is_empty() {
             report(None, SpecField::Name, "the pipeline needs a `name`".to_owned());
+        } else if let Err(refused) = taskflow_store::rules::check_text("flow name", &self.name) {
+            report(None, SpecField::Name, refused.to_string());
         }
         if self.steps.is_empty() {
             report(None, SpecField::Steps, "the pipeline has no `[[steps]]`".to_owned());
@@ -738,6 +740,9 @@ mod tests {
             &["max_attempts"],
         );
         check(base().concurrency(0).step(echo("a")), &["concurrency"]);
+        let named = |name: &str| FlowSpec { name: name.to_owned(), ..base().step(echo("a")) };
+        check(named(&"x".repeat(201)), &["flow name must be 1 to 200 characters"]);
+        check(named("two\nlines"), &["flow name must be 1 to 200 characters"]);
         // Input of megabytes is quoted by its start: each problem stays a line.
         let long = "x".repeat(1_000_000);
         let huge = base()
@@ -765,6 +770,9 @@ mod tests {
         check(base().step(StepSpec::new("a", "shell")), &["steps[0].with"]);
         check(base().step(StepSpec::new("a", "echo").with(json!("text"))), &["steps[0].with"; 2]);
         check(base().concurrency(0).step(echo("a")), &["concurrency"]);
+        let named = |name: &str| FlowSpec { name: name.to_owned(), ..base().step(echo("a")) };
+        check(named(&"x".repeat(201)), &["name"]);
+        check(named("two\nlines"), &["name"]);
     }
 
     #[test]

@@ -14,10 +14,11 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use taskflow_store::ScheduleSpec;
+use taskflow_store::schedule::check_name;
 use toml::Spanned;
 
 use super::declare::ScheduleInput;
@@ -48,12 +49,27 @@ struct Only {
     schedule: Option<Spanned<BTreeMap<Spanned<String>, Spanned<toml::Value>>>>,
 }
 
-/// A pipeline file's schedule: its name, what it is, whether it starts paused.
+/// A pipeline file's schedule: its name, what it is, whether it starts paused, and where each of
+/// its keys is written (for what the database refuses later).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Declared {
     pub name: String,
     pub spec: ScheduleSpec,
     pub paused: bool,
+    path: PathBuf,
+    /// The line and column of the `[schedule]` table, and of each key's value.
+    table_at: (usize, usize),
+    keys_at: BTreeMap<String, (usize, usize)>,
+}
+
+impl Declared {
+    /// A problem of the declaration the database found when it was applied (an `after` naming
+    /// no schedule of the owner's, or a schedule that waits for this one), reported at the
+    /// value of `key` like the file's other problems (at the table when the key is not written).
+    pub fn problem(&self, key: &str, message: String) -> PipelineErrors {
+        let (line, column) = self.keys_at.get(key).copied().unwrap_or(self.table_at);
+        PipelineErrors(vec![PipelineError { path: self.path.clone(), line, column, message }])
+    }
 }
 
 /// Reads the pipeline file at `path` (checked as `taskflow run` checks it) and its
@@ -115,8 +131,20 @@ pub fn read(source: &str, path: &Path) -> Result<Declared, PipelineErrors> {
             "[schedule] needs `name`, the schedule's name".to_owned(),
         ));
     };
+    check_name(&name).map_err(|error| one(at("name"), error.to_string()))?;
     let spec = input.spec().map_err(|error| one(at(error.field), error.message))?;
-    Ok(Declared { name, spec, paused: input.paused })
+    for gate in &spec.after {
+        check_name(gate).map_err(|error| one(at("after"), format!("`after`: {error}")))?;
+    }
+    let position = |offset: usize| line_column(source, offset);
+    Ok(Declared {
+        name,
+        spec,
+        paused: input.paused,
+        path: path.to_owned(),
+        table_at: position(table.span().start),
+        keys_at: spans.into_iter().map(|(key, offset)| (key, position(offset))).collect(),
+    })
 }
 
 fn error_at(path: &Path, source: &str, offset: usize, message: String) -> PipelineError {
@@ -168,5 +196,28 @@ mod tests {
             Err((10, 16, "max_catch_up")),
         );
         check("", Err((1, 1, "no `[schedule]` table")));
+        check(
+            "[schedule]\nname = \"s 4\"\ncron = \"0 7 * * *\"\n",
+            Err((8, 8, "`s 4` is not a schedule name: ' ' is not allowed")),
+        );
+        check(
+            "[schedule]\nname = \"x\"\ncron = \"0 7 * * *\"\nafter = [\"a/b\"]\nwithin = \"1h\"\n",
+            Err((10, 9, "`after`: `a/b` is not a schedule name")),
+        );
+    }
+
+    /// What the database refuses of a declaration is placed at the key it is about, or at the
+    /// table when that key is not written.
+    #[test]
+    fn a_refusal_of_the_database_is_placed_at_its_key() {
+        let source = "name = \"d\"\n[[steps]]\nid = \"a\"\naction = \"echo\"\n\n[schedule]\n\
+                      name = \"x\"\ncron = \"0 7 * * *\"\nafter = [\"ghost\"]\nwithin = \"1h\"\n";
+        let declared = read(source, Path::new("p.toml")).unwrap();
+        let at = |key: &str| {
+            let error = &declared.problem(key, "refused".to_owned()).0[0];
+            (error.line, error.column, error.to_string())
+        };
+        assert_eq!(at("after"), (9, 9, "p.toml:9:9: refused".to_owned()));
+        assert_eq!(at("zone"), (6, 1, "p.toml:6:1: refused".to_owned()));
     }
 }
