@@ -274,6 +274,7 @@ fn is_slot_run<T: StoreTx + ?Sized>(tx: &T, schedule: &Schedule, flow: &Flow) ->
 /// Writes one decision about a slot of `schedule`: a slot that fires gets its flow (unless its
 /// id is taken already: then it fired before, and its record points at that flow; a flow under
 /// that id that is not a run of this schedule is not taken for one, and the slot is skipped).
+/// A slot whose record says it fired, its flow pruned since, keeps that record: it ran once.
 fn write_decision<T: StoreTx + ?Sized>(
     tx: &T,
     caller: Caller<'_>,
@@ -297,10 +298,19 @@ fn write_decision<T: StoreTx + ?Sized>(
                     last_at: None,
                     count: 1,
                 },
-                found => {
-                    existing = found.map(|(flow, _)| flow);
+                Some((flow, _)) => {
+                    existing = Some(flow);
                     SlotDecision::Fire { at, reason }
                 }
+                None => match tx.slot(&schedule.name, at)? {
+                    // It fired before and its flow was pruned since: it ran; it does not again.
+                    Some(fired)
+                        if matches!(fired.status, SlotStatus::Running | SlotStatus::Ended) =>
+                    {
+                        return Ok(Decided { slot: fired, made_flow: false });
+                    }
+                    _ => SlotDecision::Fire { at, reason },
+                },
             }
         }
         record => record,

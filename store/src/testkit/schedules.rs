@@ -260,6 +260,15 @@ pub fn a_pruned_slot_flow_takes_its_signals_and_leaves_the_slot_record(harness: 
         (SlotStatus::Ended, Some(&id), None),
         "the slot still says it fired, and which flow it was"
     );
+    // Fired again (a backfill, a trigger), it keeps its record: it ran, and does not again.
+    let fire = SlotDecision::Fire { at: at(0), reason: None };
+    let again = alice.decide_slots("digest", decisions(at(1440), vec![fire], at(2880))).unwrap();
+    assert!(!again[0].made_flow, "a pruned slot's flow is not made again");
+    assert_eq!(
+        (again[0].slot.status, again[0].slot.flow_id.as_ref()),
+        (SlotStatus::Ended, Some(&id))
+    );
+    assert!(matches!(alice.flow(&id), Err(Error::NotFound { .. })));
 }
 
 pub fn slots_not_run_are_recorded_with_their_reason_and_waiting_ones_are_resolved(
