@@ -240,8 +240,9 @@ impl std::fmt::Display for StorageError {
             ),
             StorageErrorKind::ReadOnly => write!(
                 f,
-                "the flow database {database} cannot be written (read-only, or removed while in \
-                 use): {detail}"
+                "the flow database {database} cannot be written (the file or its folder is \
+                 read-only: the database writes beside the file even to be read; or it was \
+                 removed while in use): {detail}"
             ),
             StorageErrorKind::Conflict => write!(
                 f,

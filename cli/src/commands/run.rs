@@ -27,7 +27,8 @@ pub struct RunArgs {
     pub file: PathBuf,
 
     /// Give the flow this id: 1 to 128 letters, digits and . _ : @ - (a ULID when left out).
-    /// If your flow with this id exists and runs this pipeline, continue it instead; one that
+    /// If your flow with this id exists and runs this pipeline, continue it instead (a failed one
+    /// from the step that failed; one that ended otherwise is only reported); one that
     /// runs another pipeline is refused
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
