@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use taskflow_engine::agent::{AgentSpec, ProviderChoice, ProviderFactory};
 use taskflow_engine::{
     Actions, Engine, EngineOptions, FlowId, FlowSpec, FlowStatus, StepContext, StepSpec,
-    StepStatus, TaskFlow,
+    StepStatus, TaskFlow, Timestamp,
 };
 use taskflow_providers::{
     ChatRequest, ChatResponse, ChatStream, Provider, ProviderError, ReplayProvider, ReplayScript,
@@ -292,4 +292,90 @@ async fn a_fault_at_any_write_of_a_pipeline_loses_nothing_reruns_no_finished_ste
 async fn a_fault_at_any_write_of_an_agent_run_loses_nothing_repeats_no_finished_turn() {
     quiet_injected_panics();
     assert!(matrix(Workload::Agent, 6).await >= 24);
+}
+
+/// A database that stops taking writes (a network split, a server that answers nothing) stops
+/// the renewals of a run's lease. The run kills its steps' processes before the lease expires,
+/// though it is itself waiting on the database, so that a runner taking the flow over then
+/// never runs a step beside them; that runner finishes the flow, the step run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_is_not_renewed_kills_its_steps_before_the_lease_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = sqlite(dir.path());
+    let faulty = Arc::new(FaultyStore::counting(healthy.clone()));
+    let options = EngineOptions {
+        kill_grace: Duration::from_millis(100),
+        lease_ttl: Duration::from_secs(2),
+        ..EngineOptions::default()
+    };
+    let engine = |store: Arc<dyn FlowStore>| {
+        Engine::new(TaskFlow::new(store).bind(OWNER).unwrap(), Actions::builtin(), options.clone())
+    };
+    // The first attempt beats (the time, in ms) into a file for a minute; a later one ends.
+    let beats = dir.path().join("beats");
+    let command = format!(
+        "test $TASKFLOW_ATTEMPT -gt 1 && exit 0; \
+         while true; do date +%s%3N >> {}; sleep 0.02; done",
+        beats.display()
+    );
+    let step = StepSpec::new("beat", "shell")
+        .with(json!({ "command": command }))
+        .retry(taskflow_engine::RetryPolicy::never());
+    let flow =
+        engine(healthy.clone()).create(&FlowSpec::new("beating").step(step), None).await.unwrap();
+    let runner = engine(faulty.clone());
+    let id = flow.id.clone();
+    let run = tokio::spawn(async move { runner.run(&id).await });
+    let last_beat = || {
+        let text = std::fs::read_to_string(&beats).unwrap_or_default();
+        text.lines().filter_map(|line| line.trim().parse::<i64>().ok()).next_back()
+    };
+    while last_beat().is_none() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Writes go on when the test ends, passed or not: a write left waiting would keep the
+    // runtime from shutting down.
+    struct Unstall(Arc<FaultyStore>);
+    impl Drop for Unstall {
+        fn drop(&mut self) {
+            self.0.stall(false);
+        }
+    }
+    faulty.stall(true);
+    let unstall = Unstall(faulty.clone());
+    let expires_at = healthy.flow(OWNER, &flow.id).unwrap().lease.unwrap().expires_at;
+    // The beats stop before the lease expires (read while the renewals wait, so it is the
+    // expiry another runner would see).
+    let started = std::time::Instant::now();
+    let mut last = last_beat();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = last_beat();
+        if now == last {
+            break;
+        }
+        last = now;
+        assert!(started.elapsed() < Duration::from_secs(10), "the step's process was never killed");
+    }
+    let last = last.unwrap();
+    assert!(last < expires_at.as_millis(), "a beat at {last}, the lease expired at {expires_at}");
+    assert!(!run.is_finished(), "the run waits on the database");
+
+    drop(unstall);
+    let ended = tokio::time::timeout(Duration::from_secs(10), run).await;
+    let error = ended.expect("the run stops").unwrap().unwrap_err().to_string();
+    assert!(error.contains("no longer held"), "{error}");
+    while healthy
+        .flow(OWNER, &flow.id)
+        .unwrap()
+        .lease
+        .is_some_and(|lease| lease.expires_at > Timestamp::now())
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let finished = engine(healthy.clone()).run(&flow.id).await.unwrap();
+    assert_eq!(finished.status, FlowStatus::Succeeded, "{:?}", finished.error);
+    let steps = healthy.steps(OWNER, &flow.id).unwrap();
+    assert_eq!((steps.len(), steps[0].attempt), (1, 2), "{steps:?}");
 }

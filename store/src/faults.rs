@@ -6,8 +6,8 @@
 //! database, lease renewals excepted: their number depends on timing). The write numbered `at`
 //! gets the fault; every other write, before and after, goes through untouched.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::audit::Finding;
@@ -59,11 +59,46 @@ pub struct FaultyStore {
     at: usize,
     writes: AtomicUsize,
     fired: AtomicBool,
+    stalled: Arc<Stall>,
+}
+
+/// Whether writes wait, and the wake-up of those waiting when they may go on.
+#[derive(Default)]
+struct Stall {
+    on: Mutex<bool>,
+    cleared: Condvar,
+}
+
+impl Stall {
+    fn wait(&self) {
+        let on = self.on.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _cleared = self.cleared.wait_while(on, |on| *on);
+    }
+
+    fn is_on(&self) -> bool {
+        *self.on.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl FaultyStore {
     pub fn new(inner: Arc<dyn FlowStore>, fault: Fault, at: usize) -> Self {
-        FaultyStore { inner, fault, at, writes: AtomicUsize::new(0), fired: AtomicBool::new(false) }
+        FaultyStore {
+            inner,
+            fault,
+            at,
+            writes: AtomicUsize::new(0),
+            fired: AtomicBool::new(false),
+            stalled: Arc::default(),
+        }
+    }
+
+    /// While `on`, every write (lease renewals included) waits until it is turned off, as
+    /// writes wait on a database that cannot be reached; then it goes through. A write handed
+    /// over without waiting for its answer (`submit`) is handed over at once, and its answer
+    /// waits.
+    pub fn stall(&self, on: bool) {
+        *self.stalled.on.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = on;
+        self.stalled.cleared.notify_all();
     }
 
     /// A store that counts writes and fails none (`at` 0): how many a clean run makes.
@@ -92,6 +127,7 @@ impl FaultyStore {
 
     /// A write: `work` on the inner store, unless the fault says otherwise.
     fn write<T>(&self, work: impl FnOnce(&dyn FlowStore) -> Result<T>) -> Result<T> {
+        self.stalled.wait();
         match self.next() {
             None => work(self.inner.as_ref()),
             Some(Fault::Refused(kind)) => Err(injected(kind)),
@@ -211,6 +247,7 @@ impl FlowStore for FaultyStore {
     }
 
     fn renew_lease(&self, caller: Caller<'_>, lease: &Lease, ttl: Duration) -> Result<Lease> {
+        self.stalled.wait();
         self.inner.renew_lease(caller, lease, ttl)
     }
 
@@ -248,6 +285,7 @@ impl FlowStore for FaultyStore {
         ops: Vec<CheckpointOp>,
     ) -> Result<Vec<Result<CheckpointDone>>> {
         if ops.iter().all(|op| matches!(op, CheckpointOp::Renew { .. })) {
+            self.stalled.wait();
             return self.inner.checkpoint(caller, ops);
         }
         self.write(|inner| inner.checkpoint(caller, ops))
@@ -278,6 +316,15 @@ impl FlowStore for FaultyStore {
                 Submission::Report { id, report, expected, answer: unacknowledged(answer) }
             }
         };
+        if self.stalled.is_on() {
+            let (inner, stalled) = (self.inner.clone(), self.stalled.clone());
+            let (owner, actor) = (owner.to_owned(), actor.to_owned());
+            std::thread::spawn(move || {
+                stalled.wait();
+                inner.submit(&owner, &actor, work);
+            });
+            return;
+        }
         self.inner.submit(owner, actor, work)
     }
 

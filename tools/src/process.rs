@@ -116,16 +116,27 @@ const LEFTOVERS_GONE_WITHIN: Duration = Duration::from_secs(2);
 /// runs on a thread of its own, which a process whose environment cannot be read (stuck in the
 /// kernel) may hold for longer without holding the run. Nothing off Linux.
 pub async fn end_interrupted(token: &str, keys: &[&str]) {
-    if token.is_empty() || keys.is_empty() {
+    if keys.is_empty() {
         return;
     }
-    let wanted = Wanted {
-        token: format!("{RUN_TOKEN_ENV}={token}").into_bytes(),
-        keys: keys
-            .iter()
-            .map(|key| format!("TASKFLOW_IDEMPOTENCY_KEY={key}").into_bytes())
-            .collect(),
-    };
+    let keys = keys.iter().map(|key| format!("TASKFLOW_IDEMPOTENCY_KEY={key}").into_bytes());
+    end_carriers(token, Some(keys.collect())).await;
+}
+
+/// Kills (SIGKILL) every process of this host that the steps of the run holding lease `token`
+/// started, whichever step: a run whose lease lapsed unrenewed ends them all before another
+/// runner may take the flow over, even while the run itself waits on the database.
+pub async fn end_run(token: &str) {
+    end_carriers(token, None).await;
+}
+
+/// Kills the processes whose environment holds the run's `token` and, when given, one of the
+/// `keys` entries; see [`end_interrupted`].
+async fn end_carriers(token: &str, keys: Option<Vec<Vec<u8>>>) {
+    if token.is_empty() {
+        return;
+    }
+    let wanted = Wanted { token: format!("{RUN_TOKEN_ENV}={token}").into_bytes(), keys };
     let (done, ended) = tokio::sync::oneshot::channel();
     let spawned =
         std::thread::Builder::new().name("taskflow-end-interrupted".to_owned()).spawn(move || {
@@ -149,10 +160,10 @@ pub async fn end_interrupted(token: &str, keys: &[&str]) {
 }
 
 /// The environment entries of an interrupted attempt's processes: the run's token and one of
-/// the keys.
+/// the keys (any key: all of the run's processes).
 struct Wanted {
     token: Vec<u8>,
-    keys: Vec<Vec<u8>>,
+    keys: Option<Vec<Vec<u8>>>,
 }
 
 impl Wanted {
@@ -160,10 +171,10 @@ impl Wanted {
     #[cfg(target_os = "linux")]
     fn held_by(&self, environ: &[u8]) -> bool {
         let mut entries = environ.split(|&byte| byte == 0);
-        let (mut token, mut key) = (false, false);
+        let (mut token, mut key) = (false, self.keys.is_none());
         for entry in &mut entries {
             token |= entry == self.token.as_slice();
-            key |= self.keys.iter().any(|wanted| entry == wanted.as_slice());
+            key |= self.keys.iter().flatten().any(|wanted| entry == wanted.as_slice());
         }
         token && key
     }

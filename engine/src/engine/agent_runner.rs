@@ -44,7 +44,7 @@ use taskflow_providers::{
 use tokio_util::sync::CancellationToken;
 
 use super::AgentSpec;
-use super::attempts::{self, Attempts, Ended};
+use super::attempts::{self, Attempts, Ended, LeaseWatch};
 use super::store_access::StoreAccess;
 use super::tree_budget::TreeBudget;
 use super::turn_input::{stored_request, turn_input};
@@ -686,16 +686,30 @@ impl AgentRunner {
         Ok(attempts.run(base, call_once).await)
     }
 
-    /// Runs `work` while renewing the lease; a lost lease stops the run.
+    /// Runs `work` while renewing the lease; a lost lease stops the run, and so does a lease the
+    /// database did not renew in time (`work` is dropped: its commands are killed).
     async fn with_lease<F: Future<Output = Worked>>(&self, work: F) -> Result<Worked, EngineError> {
         tokio::pin!(work);
-        let mut renew = attempts::renewals(self.options.lease_ttl).await;
+        let ttl = self.options.lease_ttl;
+        let mut renew = attempts::renewals(ttl).await;
+        let watch = LeaseWatch::start(&self.lease, ttl, self.options.kill_grace);
+        let lapsed = || EngineError::from(Error::LeaseLost { id: self.lease.flow_id.to_string() });
         loop {
             tokio::select! {
                 worked = &mut work => return Ok(worked),
                 _ = renew.tick() => {
-                    self.store.apply(CheckpointOp::Renew { lease: self.lease.clone(), ttl: self.options.lease_ttl }).await?;
+                    let renewal = self.store.apply(CheckpointOp::Renew { lease: self.lease.clone(), ttl });
+                    tokio::select! {
+                        renewed = renewal => if let CheckpointDone::Lease(renewed) = renewed? {
+                            watch.renewed(&renewed);
+                        },
+                        () = watch.lapsed() => return Err(lapsed()),
+                    }
+                    if watch.is_lapsed() {
+                        return Err(lapsed());
+                    }
                 }
+                () = watch.lapsed() => return Err(lapsed()),
             }
         }
     }

@@ -7,12 +7,15 @@
 //! the failed attempt's end and the next attempt in the journal (same row, same idempotency
 //! key), then waits the policy's backoff and starts it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 use taskflow_store::error::Error;
 use taskflow_store::lease::Lease;
 use taskflow_store::model::{CheckpointDone, CheckpointOp, Step};
+use taskflow_store::time::Timestamp;
 use taskflow_tools::{ActionError, ActionFuture, StepContext, Wait};
 use tokio_util::sync::CancellationToken;
 
@@ -136,6 +139,71 @@ pub(crate) fn restart(lease: &Lease, step: &Step) -> CheckpointOp {
         lease: lease.clone(),
         seq: step.seq,
         reason: format!("the runner stopped during attempt {}", step.attempt),
+    }
+}
+
+/// When a run must give its flow up because its lease was not renewed in time (the database
+/// cannot be reached, or answers too late): another runner may take the flow once the lease is
+/// past its expiry, so the run's steps must be stopped before then. The expiry is in this
+/// host's clock: the store computes it from the renewing runner's `now`. The run lapses at the
+/// expiry less the kill grace and a tenth of the lease, but never sooner than half a lease
+/// after the last renewal (renewals come every third of one) or after the run began.
+///
+/// A task of its own keeps the time, because the run may be waiting on the database itself
+/// (a checkpoint of the only run in the process commits on the run's own thread). At the lapse
+/// it kills every process of the run's steps; the run, once it can look, stops as if aborted
+/// (its in-process actions made no progress while it waited: nothing polled them).
+pub(crate) struct LeaseWatch {
+    /// When the run lapses, in milliseconds of this host's clock.
+    deadline: Arc<AtomicI64>,
+    early: Duration,
+    lapsed: CancellationToken,
+    keeper: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseWatch {
+    pub(crate) fn start(lease: &Lease, ttl: Duration, kill_grace: Duration) -> LeaseWatch {
+        let early = (kill_grace + ttl / 10).min(ttl / 2);
+        let not_before = Timestamp::now().plus(ttl / 2);
+        let first = lease.expires_at.minus(early).max(not_before);
+        let deadline = Arc::new(AtomicI64::new(first.as_millis()));
+        let lapsed = CancellationToken::new();
+        let keeper = tokio::spawn({
+            let (deadline, lapsed, token) = (deadline.clone(), lapsed.clone(), lease.token.clone());
+            async move {
+                loop {
+                    let left = deadline.load(Ordering::Acquire) - Timestamp::now().as_millis();
+                    if left <= 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(left.unsigned_abs())).await;
+                }
+                lapsed.cancel();
+                taskflow_tools::process::end_run(&token).await;
+            }
+        });
+        LeaseWatch { deadline, early, lapsed, keeper }
+    }
+
+    /// The lease as a renewal left it.
+    pub(crate) fn renewed(&self, lease: &Lease) {
+        self.deadline.fetch_max(lease.expires_at.minus(self.early).as_millis(), Ordering::AcqRel);
+    }
+
+    /// Whether the run lapsed.
+    pub(crate) fn is_lapsed(&self) -> bool {
+        self.lapsed.is_cancelled()
+    }
+
+    /// Ends when the run lapses.
+    pub(crate) async fn lapsed(&self) {
+        self.lapsed.cancelled().await;
+    }
+}
+
+impl Drop for LeaseWatch {
+    fn drop(&mut self) {
+        self.keeper.abort();
     }
 }
 

@@ -28,7 +28,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::attempts::{self, Attempts, Ended};
+use super::attempts::{self, Attempts, Ended, LeaseWatch};
 use super::progress::{Progress, ProgressSink};
 use super::signals::RunSignals;
 use super::store_access::StoreAccess;
@@ -211,6 +211,8 @@ impl Runner {
         let mut stop: Option<Stop> = None;
         let mut final_sent = false;
         let mut renew = attempts::renewals(options.lease_ttl).await;
+        let watch = LeaseWatch::start(&lease, options.lease_ttl, options.kill_grace);
+        let lapsed = || Stop::Abort(Error::LeaseLost { id: flow_id.to_string() });
         let limit = plan.concurrency();
         let spawn =
             |tasks: &mut FuturesUnordered<BoxFuture<'static, TaskEnd>>, at: usize, step: Step| {
@@ -331,13 +333,25 @@ impl Runner {
                 final_sent = true;
             }
             if !ops.is_empty() {
-                let answers = match store.checkpoint(std::mem::take(&mut ops)).await {
-                    Ok(answers) => answers,
-                    Err(error) => {
-                        stop = Some(Stop::Abort(error));
+                // A checkpoint the database does not take before the lease lapses stops the
+                // run (what it holds may still be written: whoever runs the flow next reads it).
+                let answers = tokio::select! {
+                    answers = store.checkpoint(std::mem::take(&mut ops)) => match answers {
+                        Ok(answers) => answers,
+                        Err(error) => {
+                            stop = Some(Stop::Abort(error));
+                            Vec::new()
+                        }
+                    },
+                    () = watch.lapsed() => {
+                        meanings.clear();
                         Vec::new()
                     }
                 };
+                if watch.is_lapsed() {
+                    stop = Some(lapsed());
+                    meanings.clear();
+                }
                 for (meaning, answer) in std::mem::take(&mut meanings).into_iter().zip(answers) {
                     match (meaning, answer) {
                         (
@@ -369,6 +383,9 @@ impl Runner {
                             slots[at] = Slot::Stopped;
                             running -= 1;
                             stop.get_or_insert(Stop::Cancel);
+                        }
+                        (Meaning::Renew, Ok(CheckpointDone::Lease(renewed))) => {
+                            watch.renewed(&renewed);
                         }
                         (Meaning::Status, Err(Error::AlreadyEnded { .. })) => {}
                         (Meaning::Wait, Ok(CheckpointDone::Flow(flow))) => {
@@ -500,6 +517,9 @@ impl Runner {
                 _ = renew.tick() => {
                     ops.push(CheckpointOp::Renew { lease: lease.clone(), ttl: options.lease_ttl });
                     meanings.push(Meaning::Renew);
+                }
+                () = watch.lapsed() => {
+                    stop = Some(lapsed());
                 }
             }
         }
