@@ -131,17 +131,20 @@ const XML_TOKENS: &[&str] = &[
     "{'a': None, 'b': (1, 'x')}",
     "\"{\\\"a\\\": 1}\"",
     "None",
+    "\r\n",
 ];
 const KIMI_TOKENS: &[&str] = &["functions.get_weather:0", "my.ns.tool:1", "3"];
-const DEEPSEEK_TOKENS: &[&str] = &["function", "get_weather", "\n"];
+const DEEPSEEK_TOKENS: &[&str] = &["function", "get_weather", "\n", "jsonXYZ"];
 const HARMONY_TOKENS: &[&str] = &[
     "assistant",
     "analysis",
     "commentary",
     "final",
     " to=functions.get_weather ",
+    " to=functions.get weather ",
     "to=browser.search",
     "json",
+    " junk words ",
 ];
 
 /// Tokens every format gets: JSON punctuation, escapes, whitespace, multi-byte characters.

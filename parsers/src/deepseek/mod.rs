@@ -5,8 +5,8 @@
 //! surrounds `<｜tool▁sep｜>`:
 //!
 //! - V3 (and R1): `TYPE<｜tool▁sep｜>NAME`, a newline, then the arguments in a
-//!   ```` ```json ```` fence (the fence is ```` ``` ````, `json` a word of syntax after it);
-//!   TYPE is `function`;
+//!   ```` ```json ```` fence (the fence is ```` ``` ````, `json` a word of syntax after it;
+//!   another word there is reported with its text); TYPE is `function`;
 //! - V3.1: `NAME<｜tool▁sep｜>ARGS`, with no fence.
 //!
 //! What follows the separator tells them apart (`{` or a fence: arguments, so the head was the
@@ -65,6 +65,8 @@ pub(crate) struct Deepseek {
     section: Section,
     /// Text after a call's closing fence, before its end marker.
     stray: Stray,
+    /// The word after the opening fence as read so far, and its offset.
+    fence_language: (usize, String),
     calls: Calls,
     /// The shape of the first call: V3 (`true`) or V3.1.
     first_v3: Option<bool>,
@@ -78,6 +80,7 @@ impl Deepseek {
             text,
             section: Section::default(),
             stray: Stray::default(),
+            fence_language: (0, String::new()),
             calls: Calls::default(),
             first_v3: None,
         }
@@ -250,6 +253,7 @@ impl Deepseek {
                 Scan::Incomplete if !eof => return Step::NeedInput(first),
                 Scan::Marker(Marker::Fence, len) => {
                     self.calls.tally.count_syntax(len);
+                    self.fence_language.0 = chunk.base + first + len;
                     self.state = State::FenceLanguage;
                     return Step::Continue(first + len);
                 }
@@ -260,15 +264,36 @@ impl Deepseek {
         Step::Continue(first)
     }
 
-    /// After the opening fence: the name of its language (`json`), which is syntax.
-    fn step_fence_language(&mut self, chunk: &Chunk<'_>, start: usize) -> Step {
-        let rest = &chunk.text.as_bytes()[start..];
-        let len = rest.iter().take_while(|byte| byte.is_ascii_alphanumeric()).count();
-        self.calls.tally.count_syntax(len);
+    /// After the opening fence: the name of its language, up to the first byte that is not
+    /// a letter or a digit.
+    fn step_fence_language<S: EventSink>(
+        &mut self,
+        chunk: &Chunk<'_>,
+        start: usize,
+        sink: &mut S,
+    ) -> Step {
+        let rest = &chunk.text[start..];
+        let len = rest.bytes().take_while(u8::is_ascii_alphanumeric).count();
+        self.fence_language.1.push_str(&rest[..len]);
         if len < rest.len() {
+            self.end_fence_language(sink);
             self.state = State::Arguments;
         }
         Step::Continue(start + len)
+    }
+
+    /// The fence's language is read: `json` is syntax, any other word is reported.
+    fn end_fence_language<S: EventSink>(&mut self, sink: &mut S) {
+        let (offset, language) = &mut self.fence_language;
+        if language.is_empty() || language.eq_ignore_ascii_case("json") {
+            self.calls.tally.count_syntax(language.len());
+        } else {
+            let index = Some(self.calls.get().index);
+            let message = "the code fence around the arguments names a language other than `json`";
+            let text = language.as_str();
+            sink.emit(with_text(DiagnosticKind::MalformedCall, index, *offset, message, text));
+        }
+        language.clear();
     }
 
     fn step_arguments<S: EventSink>(
@@ -338,7 +363,7 @@ impl Machine for Deepseek {
             State::AfterSeparator => self.step_after_separator(chunk, pos, sink),
             State::Name => self.step_name(chunk, pos, sink),
             State::ArgumentsStart => self.step_arguments_start(chunk, pos),
-            State::FenceLanguage => self.step_fence_language(chunk, pos),
+            State::FenceLanguage => self.step_fence_language(chunk, pos, sink),
             State::Arguments => self.step_arguments(chunk, pos, sink),
             State::AfterFence => self.step_after_fence(chunk, pos, sink),
         }
@@ -360,9 +385,11 @@ impl Machine for Deepseek {
                 self.calls.announce_head(sink);
                 self.end_call(Ending::Truncated, sink);
             }
-            State::ArgumentsStart | State::FenceLanguage | State::Arguments => {
-                self.end_call(Ending::Truncated, sink)
+            State::FenceLanguage => {
+                self.end_fence_language(sink);
+                self.end_call(Ending::Truncated, sink);
             }
+            State::ArgumentsStart | State::Arguments => self.end_call(Ending::Truncated, sink),
             State::AfterFence => {
                 self.stray.flush(CALL_STRAY, sink);
                 self.end_call(Ending::Truncated, sink);
@@ -372,7 +399,10 @@ impl Machine for Deepseek {
     }
 
     fn retained(&self) -> usize {
-        self.calls.retained() + self.section.retained() + self.stray.len()
+        self.calls.retained()
+            + self.section.retained()
+            + self.stray.len()
+            + self.fence_language.1.len()
     }
 
     fn tally(&self) -> Tally {

@@ -103,11 +103,11 @@ impl Params {
     }
 }
 
-/// A value without the one newline that the formats put after the opening tag and before the
-/// closing tag.
+/// A value without the one newline (`\n` or `\r\n`) that the formats put after the opening tag
+/// and before the closing tag.
 pub(crate) fn strip_one_newline(value: &str) -> &str {
-    let value = value.strip_prefix('\n').unwrap_or(value);
-    value.strip_suffix('\n').unwrap_or(value)
+    let value = value.strip_prefix("\r\n").or_else(|| value.strip_prefix('\n')).unwrap_or(value);
+    value.strip_suffix("\r\n").or_else(|| value.strip_suffix('\n')).unwrap_or(value)
 }
 
 pub(crate) fn json_string(text: &str) -> String {
@@ -214,5 +214,10 @@ mod tests {
         assert_eq!(strip_one_newline("  value "), "  value ");
         assert_eq!(strip_one_newline(""), "");
         assert_eq!(strip_one_newline("\n"), "");
+        assert_eq!(strip_one_newline("\r\nvalue\r\n"), "value");
+        assert_eq!(strip_one_newline("\r\n\r\nvalue\r\n\r\n"), "\r\nvalue\r\n");
+        assert_eq!(strip_one_newline("\r\nvalue\n"), "value");
+        assert_eq!(strip_one_newline("\rvalue\r"), "\rvalue\r");
+        assert_eq!(strip_one_newline("\r\n"), "");
     }
 }

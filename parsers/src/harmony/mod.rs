@@ -9,6 +9,14 @@
 //! `analysis` channel is reasoning and every other channel (`final`, `commentary`) is content.
 //! Text outside any message is content. Harmony writes no call ids: calls get `call_0`,
 //! `call_1`, … by their index.
+//!
+//! The part before `<|channel|>` and the part after it are each a word (the role, the
+//! channel), then maybe `to=RECIPIENT`, then maybe a content type. The recipient runs to the
+//! content type or the end of its part: every word the model wrote there is the recipient's,
+//! so `to=functions.get weather` names no tool (rather than the tool `get`), and such a call's
+//! text is content with its diagnostic. A bare content type is one harmony writes (`json`,
+//! `code`); after `<|constrain|>` any word is one. Other words of a header are reported with
+//! their text.
 
 mod markers;
 
@@ -74,16 +82,21 @@ impl Header {
         self.part = part;
     }
 
-    /// The recipient named by `to=…` in the role or channel part.
-    fn recipient(&self) -> Option<&str> {
-        self.role
-            .split_whitespace()
-            .chain(self.channel.split_whitespace())
-            .find_map(|word| word.strip_prefix("to="))
-    }
-
-    fn channel_name(&self) -> &str {
-        self.channel.split_whitespace().find(|word| !word.starts_with("to=")).unwrap_or("")
+    /// What the header says (see the module documentation).
+    fn read(&self) -> Reading<'_> {
+        let role = PartReading::of(&self.role);
+        let channel = PartReading::of(&self.channel);
+        let mut extra = role.extra;
+        extra.extend(channel.extra);
+        let recipient = match (role.recipient, channel.recipient) {
+            (Some(recipient), other) => {
+                extra.extend(other);
+                Some(recipient)
+            }
+            (None, recipient) => recipient,
+        };
+        extra.extend(self.constrain.split_whitespace().skip(1));
+        Reading { channel: channel.label.unwrap_or(""), recipient, extra }
     }
 
     fn text(&self) -> String {
@@ -99,6 +112,57 @@ impl Header {
 
     fn len(&self) -> usize {
         self.role.len() + self.channel.len() + self.constrain.len()
+    }
+}
+
+/// The content types a header may name without `<|constrain|>`: the arguments of a function
+/// (`json`) or of a built-in tool (`code`).
+const CONTENT_TYPES: &[&str] = &["json", "code"];
+
+/// What a header says.
+#[derive(Debug, PartialEq, Eq)]
+struct Reading<'a> {
+    channel: &'a str,
+    /// The recipient as written, up to the content type: it may hold spaces.
+    recipient: Option<&'a str>,
+    /// The words that are no part of a header, in order.
+    extra: Vec<&'a str>,
+}
+
+/// What the role part or the channel part of a header says.
+#[derive(Debug)]
+struct PartReading<'a> {
+    /// The role or the channel.
+    label: Option<&'a str>,
+    recipient: Option<&'a str>,
+    extra: Vec<&'a str>,
+}
+
+impl<'a> PartReading<'a> {
+    fn of(part: &'a str) -> Self {
+        let to = part
+            .match_indices("to=")
+            .map(|(at, _)| at)
+            .find(|&at| at == 0 || part[..at].ends_with(char::is_whitespace));
+        let (before, recipient) = match to {
+            Some(at) => (&part[..at], Some(strip_content_type(part[at + "to=".len()..].trim()))),
+            None => (part, None),
+        };
+        let mut words = before.split_whitespace();
+        let label = words.next();
+        let mut extra: Vec<&str> = words.collect();
+        if recipient.is_none() && extra.last().is_some_and(|word| CONTENT_TYPES.contains(word)) {
+            extra.pop();
+        }
+        Self { label, recipient, extra }
+    }
+}
+
+/// A recipient as written, without the content type that may end it.
+fn strip_content_type(recipient: &str) -> &str {
+    match recipient.rsplit_once(char::is_whitespace) {
+        Some((name, last)) if CONTENT_TYPES.contains(&last) => name.trim_end(),
+        _ => recipient,
     }
 }
 
@@ -135,10 +199,6 @@ impl Harmony {
         match marker {
             Marker::Start => self.open_header(offset, Part::Role),
             Marker::Channel => self.open_header(offset, Part::Channel),
-            Marker::Message if !in_body => {
-                self.header.clear(offset, Part::Role);
-                self.open_body(sink);
-            }
             Marker::End | Marker::Return | Marker::Call if in_body => self.close_body(),
             _ => {
                 let context = if in_body { "inside a message" } else { "outside any message" };
@@ -219,13 +279,21 @@ impl Harmony {
 
     /// The header is complete: the body goes to a call, to reasoning or to content.
     fn open_body<S: EventSink>(&mut self, sink: &mut S) {
-        let header_bytes = non_whitespace_len(&self.header.role)
-            + non_whitespace_len(&self.header.channel)
-            + non_whitespace_len(&self.header.constrain);
-        let recipient = self.header.recipient().filter(|r| !matches!(*r, "assistant" | "user"));
+        let header = &self.header;
+        let Reading { channel, recipient, extra } = header.read();
+        let mut syntax = non_whitespace_len(&header.role)
+            + non_whitespace_len(&header.channel)
+            + non_whitespace_len(&header.constrain);
+        if !extra.is_empty() {
+            let text = extra.join(" ");
+            syntax -= non_whitespace_len(&text);
+            let message = "words in a message header that are no part of one";
+            sink.emit(with_text(DiagnosticKind::StrayText, None, header.offset, message, text));
+        }
+        let recipient = recipient.filter(|r| !matches!(*r, "assistant" | "user"));
         if let Some(recipient) = recipient {
             let name = recipient.strip_prefix("functions.").unwrap_or(recipient).to_owned();
-            self.calls.tally.count_syntax(header_bytes - non_whitespace_len(&name));
+            self.calls.tally.count_syntax(syntax - non_whitespace_len(&name));
             if !self.calls.is_open() {
                 self.calls.begin(self.header.offset);
             }
@@ -234,9 +302,10 @@ impl Harmony {
             self.calls.arguments_start();
             self.state = State::Arguments;
         } else {
+            let in_think = channel == "analysis";
             self.not_a_call();
-            self.calls.tally.count_syntax(header_bytes);
-            self.body = TextOut { in_think: self.header.channel_name() == "analysis" };
+            self.calls.tally.count_syntax(syntax);
+            self.body = TextOut { in_think };
             self.state = State::Body;
         }
         self.header.clear(0, Part::Role);
@@ -313,5 +382,69 @@ impl Machine for Harmony {
 
     fn text_out(&self) -> TextOut {
         self.body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(role part, channel part, constrain part)` and what they say: `(channel, recipient,
+    /// other words)`.
+    type Case<'a> = ((&'a str, &'a str, &'a str), (&'a str, Option<&'a str>, &'a [&'a str]));
+
+    fn check(cases: &[Case<'_>]) {
+        for &((role, channel, constrain), (name, recipient, extra)) in cases {
+            let header = Header {
+                role: role.to_owned(),
+                channel: channel.to_owned(),
+                constrain: constrain.to_owned(),
+                ..Header::default()
+            };
+            let expected = Reading { channel: name, recipient, extra: extra.to_vec() };
+            assert_eq!(header.read(), expected, "{role:?} / {channel:?} / {constrain:?}");
+        }
+    }
+
+    #[test]
+    fn headers_are_read_word_by_word() {
+        let weather = Some("functions.get_weather");
+        check(&[
+            (("", "commentary to=functions.get_weather ", "json"), ("commentary", weather, &[])),
+            (("", "commentary to=functions.get_weather json", ""), ("commentary", weather, &[])),
+            (
+                ("assistant to=functions.get_weather", "commentary json", ""),
+                ("commentary", weather, &[]),
+            ),
+            ((" to=functions.get_weather", "commentary code", ""), ("commentary", weather, &[])),
+            (
+                ("", "analysis to=browser.search code", ""),
+                ("analysis", Some("browser.search"), &[]),
+            ),
+            (("assistant", "final", ""), ("final", None, &[])),
+            (("", "", ""), ("", None, &[])),
+            (("", "commentary to=", ""), ("commentary", Some(""), &[])),
+        ]);
+    }
+
+    #[test]
+    fn words_that_are_no_part_of_a_header_are_kept() {
+        let spaced = Some("functions.get weather");
+        let junk = Some("functions.get_weather junk words here");
+        check(&[
+            (("", "commentary to=functions.get weather ", "json"), ("commentary", spaced, &[])),
+            (("", "commentary to=functions.get weather", ""), ("commentary", spaced, &[])),
+            (
+                ("", "commentary to=functions.get_weather junk words here", ""),
+                ("commentary", junk, &[]),
+            ),
+            (
+                ("", "commentary please to=f", "json more"),
+                ("commentary", Some("f"), &["please", "more"]),
+            ),
+            (("", "final answer", ""), ("final", None, &["answer"])),
+            (("assistant to=a", "commentary to=b", ""), ("commentary", Some("a"), &["b"])),
+            (("", "commentary auto=x", ""), ("commentary", None, &["auto=x"])),
+        ]);
     }
 }

@@ -5,9 +5,12 @@
 //! `NAME[ARGS]{…}`, optionally `NAME[CALL_ID]ID[ARGS]{…}` (tokenizer v11 and later), repeated
 //! with a `[TOOL_CALLS]` before each. The first character after `[TOOL_CALLS]` tells which.
 //! Arguments end where their JSON value closes (or at the next tool-call token); the text
-//! after them is content. `[THINK]` … `[/THINK]` is reasoning. Calls keep the model's id when
-//! it writes one (`[CALL_ID]`, or an `id` member); otherwise they get `call_0`, `call_1`, … by
-//! their index.
+//! after them is content. An element of the array that does not close by itself (cut short
+//! by a token or the end of the input, or closed by the array's `]`) is no call and ends the
+//! array: it is content as written, with the array's text since the element before it (its
+//! `[` or a comma), and what follows it is text. `[THINK]` … `[/THINK]` is reasoning. Calls
+//! keep the model's id when it writes one (`[CALL_ID]`, or an `id` member); otherwise they get
+//! `call_0`, `call_1`, … by their index.
 
 mod markers;
 
@@ -19,7 +22,7 @@ use crate::engine::envelope::finish_envelope_call;
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, MarkerSet, Scan, read_to_marker_or};
 use crate::engine::stray::Stray;
-use crate::engine::tally::Tally;
+use crate::engine::tally::{Tally, non_whitespace_len};
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
@@ -56,6 +59,9 @@ pub(crate) struct Mistral {
     /// Offset of the last `[TOOL_CALLS]`, and of the open array.
     calls_at: usize,
     array_at: usize,
+    /// The array's text since the last thing it held (its `[`, commas and whitespace),
+    /// counted as syntax until an element that does not close takes it back.
+    punctuation: String,
     id: String,
 }
 
@@ -69,6 +75,7 @@ impl Mistral {
             stray: Stray::default(),
             calls_at: 0,
             array_at: 0,
+            punctuation: String::new(),
             id: String::new(),
         }
     }
@@ -103,6 +110,8 @@ impl Mistral {
                 Scan::Marker(..) => {}
                 Scan::Incomplete | Scan::NoMatch => {
                     self.calls.tally.count_syntax(1);
+                    self.punctuation.clear();
+                    self.punctuation.push('[');
                     self.array_at = base + first;
                     self.state = State::Array;
                     return Step::Continue(first + 1);
@@ -122,11 +131,12 @@ impl Mistral {
             bytes[i..].iter().position(|b| matches!(b, b'{' | b']' | b'[' | b','))
         {
             let at = i + found;
-            self.stray.add(&input[i..at], base + i);
+            self.add_between(&input[i..at], base + i);
             match bytes[at] {
                 b',' => {
                     self.stray.flush(ARRAY_STRAY, sink);
                     self.calls.tally.count_syntax(1);
+                    self.punctuation.push(',');
                 }
                 b'{' => {
                     self.stray.flush(ARRAY_STRAY, sink);
@@ -138,6 +148,7 @@ impl Mistral {
                 b']' => {
                     self.stray.flush(ARRAY_STRAY, sink);
                     self.calls.tally.count_syntax(1);
+                    self.punctuation.clear();
                     self.state = State::Text;
                     return Step::Continue(at + 1);
                 }
@@ -145,6 +156,7 @@ impl Mistral {
                     Scan::Incomplete if !eof => return Step::NeedInput(at),
                     Scan::Marker(marker, _) if marker.is_tool_marker() => {
                         self.stray.flush(ARRAY_STRAY, sink);
+                        self.punctuation.clear();
                         sink.emit(diagnostic(
                             DiagnosticKind::MalformedCall,
                             None,
@@ -157,13 +169,32 @@ impl Mistral {
                         self.state = State::Text;
                         return Step::Continue(at);
                     }
-                    _ => self.stray.add(&input[at..at + 1], base + at),
+                    _ => self.add_between(&input[at..at + 1], base + at),
                 },
             }
             i = at + 1;
         }
-        self.stray.add(&input[i..], base + i);
+        self.add_between(&input[i..], base + i);
         Step::Continue(input.len())
+    }
+
+    /// Text of the array between elements (at absolute `offset`): whitespace after its
+    /// punctuation, or stray text.
+    fn add_between(&mut self, text: &str, offset: usize) {
+        if self.stray.len() == 0 && text.trim().is_empty() {
+            self.punctuation.push_str(text);
+        } else {
+            self.punctuation.clear();
+            self.stray.add(text, offset);
+        }
+    }
+
+    /// The element being read did not close by itself: it is no call, and the array's text
+    /// before it goes to content with its own.
+    fn keep_punctuation<S: EventSink>(&mut self, sink: &mut S) {
+        self.calls.tally.uncount_syntax(non_whitespace_len(&self.punctuation));
+        self.text.emit(&self.punctuation, sink);
+        self.punctuation.clear();
     }
 
     fn step_element<S: EventSink>(
@@ -175,13 +206,21 @@ impl Mistral {
         let Chunk { text: input, base, eof } = *chunk;
         match read_arguments::<Controls, S>(&mut self.calls, input, start, base, eof, sink) {
             ArgsStop::Closed(end) => {
+                // `{` closed by `]`: the array's, which ends here.
+                let by_array = input.as_bytes()[end - 1] == b']';
+                if by_array {
+                    self.keep_punctuation(sink);
+                } else {
+                    self.punctuation.clear();
+                }
                 finish_envelope_call(&mut self.calls, &self.tools, Ending::Closed, self.text, sink);
-                self.state = State::Array;
+                self.state = if by_array { State::Text } else { State::Array };
                 Step::Continue(end)
             }
             ArgsStop::Marker(marker, at) => {
                 let ending =
                     Ending::cut_short("the call object was not closed", marker.text(), base + at);
+                self.keep_punctuation(sink);
                 finish_envelope_call(&mut self.calls, &self.tools, ending, self.text, sink);
                 self.state = State::Text;
                 Step::Continue(at)
@@ -320,6 +359,7 @@ impl Machine for Mistral {
             )),
             State::Array => {
                 self.stray.flush(ARRAY_STRAY, sink);
+                self.punctuation.clear();
                 sink.emit(diagnostic(
                     DiagnosticKind::Truncated,
                     None,
@@ -328,6 +368,7 @@ impl Machine for Mistral {
                 ));
             }
             State::Element => {
+                self.keep_punctuation(sink);
                 finish_envelope_call(
                     &mut self.calls,
                     &self.tools,
@@ -350,7 +391,7 @@ impl Machine for Mistral {
     }
 
     fn retained(&self) -> usize {
-        self.calls.retained() + self.stray.len() + self.id.len()
+        self.calls.retained() + self.stray.len() + self.id.len() + self.punctuation.len()
     }
 
     fn tally(&self) -> Tally {

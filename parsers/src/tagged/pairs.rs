@@ -240,15 +240,26 @@ impl<D: Dialect> Tagged<D> {
         Step::Continue(at)
     }
 
-    /// The key and value read become a member of the call's arguments.
+    /// The key and value read become a member of the call's arguments; a value whose key is
+    /// empty is reported with its text instead.
     pub(super) fn add_param<S: EventSink>(&mut self, sink: &mut S) {
         let key = std::mem::take(&mut self.key);
         let value = std::mem::take(&mut self.value);
         let name = self.unquoted(key.trim()).to_owned();
         let raw = strip_one_newline(&value);
         let offset = self.part_offset + (raw.as_ptr() as usize - value.as_ptr() as usize);
-        let properties = self.tool.and_then(|tool| self.tools[tool].properties());
-        self.params.add(&mut self.calls, properties, (&name, raw), offset, sink);
+        if name.is_empty() {
+            let index = Some(self.calls.get().index);
+            let message = "the parameter has no name; its value is not in the arguments";
+            sink.emit(if raw.trim().is_empty() {
+                diagnostic(DiagnosticKind::MalformedCall, index, offset, message)
+            } else {
+                with_text(DiagnosticKind::MalformedCall, index, offset, message, raw)
+            });
+        } else {
+            let properties = self.tool.and_then(|tool| self.tools[tool].properties());
+            self.params.add(&mut self.calls, properties, (&name, raw), offset, sink);
+        }
         self.key = key;
         self.value = value;
         self.key.clear();
