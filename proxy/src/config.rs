@@ -43,7 +43,8 @@ impl IdMode {
 /// The header through which one client picks its [`IdMode`] (`keep` or `safe`), overriding
 /// the proxy's default.
 pub const IDS_HEADER: &str = "x-taskflow-ids";
-/// The header of a non-streamed answer that lists what the proxy could not turn into calls.
+/// The header of a non-streamed answer that lists what the proxy could not turn into calls
+/// (at most 4 KB: notes beyond that are counted, not listed; `--log` records them all).
 pub const DIAGNOSTICS_HEADER: &str = "x-taskflow-diagnostics";
 
 /// Everything a proxy needs to run.

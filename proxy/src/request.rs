@@ -65,7 +65,11 @@ struct PeekFunction {
 }
 
 pub(crate) fn prepare(body: Bytes, changes: Changes) -> Result<ChatRequest, BadRequest> {
-    let peek: Peek = serde_json::from_slice(&body).map_err(|error| {
+    // JSON is UTF-8. The peek skips the strings it does not keep (the conversation) without
+    // checking their bytes, so the whole body is checked first: a request with bytes that are
+    // not UTF-8 in a message is refused here, not passed to the upstream.
+    let text = std::str::from_utf8(&body).map_err(|error| not_utf8(&body, &error))?;
+    let peek: Peek = serde_json::from_str(text).map_err(|error| {
         if error.is_data() {
             BadRequest(format!("the request body is not a chat request: {error}"))
         } else {
@@ -89,7 +93,7 @@ pub(crate) fn prepare(body: Bytes, changes: Changes) -> Result<ChatRequest, BadR
     if changes.ids == IdMode::Keep && !changes.tools_in_prompt {
         return Ok(ChatRequest { body, model, stream, tools });
     }
-    let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(Value::Object(mut request)) = serde_json::from_str::<Value>(text) else {
         return Err(BadRequest("the request body is not a JSON object".into()));
     };
     let mut changed = false;
@@ -109,6 +113,19 @@ pub(crate) fn prepare(body: Bytes, changes: Changes) -> Result<ChatRequest, BadR
         body
     };
     Ok(ChatRequest { body, model, stream, tools })
+}
+
+/// Where a body stops being UTF-8, as a position a person can find.
+fn not_utf8(body: &[u8], error: &std::str::Utf8Error) -> BadRequest {
+    let at = error.valid_up_to();
+    let before = &body[..at];
+    let line = 1 + before.iter().filter(|&&byte| byte == b'\n').count();
+    let column = 1 + before.iter().rev().take_while(|&&byte| byte != b'\n').count();
+    BadRequest(format!(
+        "the request body is not valid JSON: it is not UTF-8 (byte 0x{:02X} at line {line} \
+         column {column}, byte offset {at})",
+        body[at]
+    ))
 }
 
 /// Turns ids the proxy escaped for the client back into the model's own, in the assistant
@@ -181,7 +198,15 @@ mod tests {
             (b"{\"messages\": 3, \"model\": 4}", "not a chat request"),
             (b"{\"model\": \"m\"}", "no `messages`"),
             (b"{\"model\": \"m\", \"messages\": \"x\"}", "expected a sequence"),
-            (b"\xff\xfe", "not valid JSON"),
+            (b"\xff\xfe", "not UTF-8 (byte 0xFF at line 1 column 1, byte offset 0)"),
+            // Inside a message's text, which the peek does not read.
+            (
+                b"{\"model\": \"m\",\n \"messages\": \
+                  [{\"role\": \"user\", \"content\": \"caf\xe9\"}]}",
+                "not valid JSON: it is not UTF-8 (byte 0xE9 at line 2 column 47, byte offset 61)",
+            ),
+            // Inside the model's name, which it does read.
+            (b"{\"model\": \"m\xc3\", \"messages\": []}", "not UTF-8 (byte 0xC3 at line 1"),
         ] {
             let error = prepare(Bytes::copy_from_slice(body), keep()).unwrap_err();
             assert!(error.0.contains(expected), "{error}");

@@ -281,7 +281,7 @@ async fn complete_answer(
             (Bytes::from(body), client_headers(&upstream_headers, true, key))
         }
     };
-    if let Some(value) = diagnostics_header(&report) {
+    if let Some(value) = diagnostics_header(&report, shared.log.is_some()) {
         headers.insert(DIAGNOSTICS_HEADER, value);
     }
     let mut response = Response::new(Body::from(body));
@@ -290,13 +290,54 @@ async fn complete_answer(
     logged.answer(response)
 }
 
-/// The parsers' notes as one header value: `KIND: MESSAGE` joined by `; `, in visible ASCII.
-fn diagnostics_header(report: &Report) -> Option<HeaderValue> {
+/// The most the diagnostics header holds, in bytes. Clients refuse an answer whose headers are
+/// long, and then get nothing at all: Node's http takes 16 KB for all the headers together,
+/// Python's http.client and curl refuse a header line of 64 KB or more (an answer with a
+/// thousand notes makes one of 95 KB). The notes that do not fit are counted at its end; the
+/// exchange log (`--log`) has every one.
+const DIAGNOSTICS_HEADER_LIMIT: usize = 4096;
+
+/// Room kept at the end of the diagnostics header to say how many notes were left out.
+const LEFT_OUT_ROOM: usize = 96;
+
+/// The parsers' notes as one header value: `KIND: MESSAGE` joined by `; `, in visible ASCII,
+/// at most [`DIAGNOSTICS_HEADER_LIMIT`] bytes. The notes that do not fit, in order, are left
+/// out and counted (`logged`: the exchange log has them).
+fn diagnostics_header(report: &Report, logged: bool) -> Option<HeaderValue> {
     let parsers = report.notes.iter().map(|note| format!("{}: {}", note.kind, note.message));
     let unread = report.unreadable.iter().map(|why| format!("{NOT_JSON}: {why}"));
-    let text = parsers.chain(unread).collect::<Vec<_>>().join("; ");
+    let notes = report.notes.len() + usize::from(report.unreadable.is_some());
+    let mut text = String::new();
+    let mut held = 0;
+    let room = DIAGNOSTICS_HEADER_LIMIT - LEFT_OUT_ROOM;
+    for note in parsers.chain(unread) {
+        let separator = if text.is_empty() { "" } else { "; " };
+        if text.len() + separator.len() + note.len() <= room {
+            text.push_str(separator);
+            text.push_str(&note);
+        } else if text.is_empty() {
+            // A first note too long for the header alone: its start, cut.
+            let mut cut = room - "...".len();
+            while !note.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.push_str(&note[..cut]);
+            text.push_str("...");
+        } else {
+            break;
+        }
+        held += 1;
+    }
     if text.is_empty() {
         return None;
+    }
+    let left_out = notes - held;
+    if left_out > 0 {
+        let where_all = if logged { "; the log has them all" } else { "" };
+        text.push_str(&format!(
+            "; and {left_out} more notes left out (this header stays under \
+             {DIAGNOSTICS_HEADER_LIMIT} bytes{where_all})"
+        ));
     }
     let visible: String =
         text.chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
@@ -428,4 +469,60 @@ async fn pass_through(State(shared): State<Arc<Shared>>, request: Request) -> Re
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     logged.answer(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use taskflow_parsers::{Diagnostic, DiagnosticKind};
+
+    use super::*;
+
+    fn report(notes: usize, message: &str) -> Report {
+        let note = Diagnostic {
+            kind: DiagnosticKind::UnresolvedName,
+            call_index: None,
+            offset: 0,
+            message: message.to_owned(),
+            text: None,
+        };
+        Report { notes: vec![note; notes], ..Report::default() }
+    }
+
+    /// How many notes a header value holds, and how many it says it left out.
+    fn counted(header: &str) -> (usize, usize) {
+        let held = header.matches("unresolved_name: ").count();
+        let left_out = header
+            .split_once("; and ")
+            .and_then(|(_, tail)| tail.split(' ').next()?.parse().ok())
+            .unwrap_or(0);
+        (held, left_out)
+    }
+
+    #[test]
+    fn the_diagnostics_header_stays_short_and_counts_what_it_leaves_out() {
+        let message = "the call `7` names no tool and no declared tool fits its arguments: it \
+                       is not a tool call, its text is kept as written";
+        for notes in [0, 1, 25, 250, 1000] {
+            let report = report(notes, message);
+            for logged in [false, true] {
+                let Some(header) = diagnostics_header(&report, logged) else {
+                    assert_eq!(notes, 0);
+                    continue;
+                };
+                let header = header.to_str().unwrap();
+                assert!(header.len() <= DIAGNOSTICS_HEADER_LIMIT, "{notes}: {}", header.len());
+                let (held, left_out) = counted(header);
+                assert_eq!(held + left_out, notes, "{header}");
+                // Each note is `unresolved_name: MESSAGE`, after the first behind `; `.
+                let all_fit =
+                    notes * (message.len() + 19) - 2 <= DIAGNOSTICS_HEADER_LIMIT - LEFT_OUT_ROOM;
+                assert_eq!(left_out == 0, all_fit, "{notes}: {header}");
+                assert_eq!(header.contains("the log has them all"), logged && !all_fit);
+            }
+        }
+        // A note too long for the header on its own is cut.
+        let header = diagnostics_header(&report(1, &"é".repeat(50_000)), false).unwrap();
+        let header = header.to_str().unwrap();
+        assert!(header.len() <= DIAGNOSTICS_HEADER_LIMIT && header.ends_with("??..."), "{header}");
+    }
 }

@@ -1,11 +1,22 @@
 //! One choice of an answer: its two text fields read by their own parsers, the structured
 //! calls the upstream sent, and the one sequence of call indices they share on the client's
 //! side (tagged calls numbered as they are found, structured ones as they first appear).
+//!
+//! A structured call of the upstream without a tool name is held, not sent: no client can run
+//! `name: ""` (DESIGN §12). OpenAI-style streams name a call in its first delta, so a call
+//! whose first delta names it passes at once, and its later deltas pass as they come (empty
+//! names included). One whose first delta names nothing waits until a delta names it (it then
+//! goes out as one delta with all it held) or the choice ends: then it is not a call, and its
+//! text goes to the content, with a note, as the parsers do with a call they cannot name.
+//!
+//! Some servers send the reasoning under both of its names, `reasoning_content` and
+//! `reasoning`, with the same text: it is read once, and both fields get what the client is
+//! to see (each read on its own would give every call in it twice).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use taskflow_parsers::{Diagnostic, Format, ParseOptions};
+use taskflow_parsers::{Diagnostic, DiagnosticKind, Format, ParseOptions};
 use taskflow_providers::tool_ids;
 
 use super::Reading;
@@ -17,10 +28,97 @@ use crate::config::IdMode;
 pub(crate) struct Calls {
     next: usize,
     ids: IdMode,
-    /// The upstream's index of a structured call → the client's.
-    structured: HashMap<u64, usize>,
+    /// The structured calls by the upstream's index.
+    structured: BTreeMap<u64, Structured>,
     pub tagged: usize,
+    /// Structured calls without a name, given to the client as text.
+    dropped: usize,
     pub notes: Vec<Diagnostic>,
+}
+
+/// A structured call of the upstream.
+enum Structured {
+    /// Passed on, with the client's index.
+    Named(usize),
+    /// No name yet: held.
+    Nameless(HeldCall),
+}
+
+/// What the deltas of a structured call without a name said so far.
+#[derive(Default)]
+struct HeldCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+impl HeldCall {
+    /// Takes in one delta (or a whole message's entry), as the SDKs fold them.
+    fn add(&mut self, entry: &serde_json::Map<String, Value>) {
+        if let Some(Value::String(id)) = entry.get("id")
+            && self.id.is_empty()
+        {
+            self.id.push_str(id);
+        }
+        let function = entry.get("function");
+        if let Some(Value::String(name)) = function.and_then(|f| f.get("name")) {
+            self.name.push_str(name);
+        }
+        if let Some(Value::String(arguments)) = function.and_then(|f| f.get("arguments")) {
+            self.arguments.push_str(arguments);
+        }
+    }
+
+    fn named(&self) -> bool {
+        !self.name.trim().is_empty()
+    }
+
+    /// The call as the text the client gets in its place: the entry, its fields in the
+    /// order of the wire.
+    fn text(&self) -> String {
+        let quoted = |text: &str| Value::from(text).to_string();
+        format!(
+            "{{\"id\": {}, \"type\": \"function\", \
+             \"function\": {{\"name\": {}, \"arguments\": {}}}}}",
+            quoted(&self.id),
+            quoted(&self.name),
+            quoted(&self.arguments)
+        )
+    }
+
+    /// The call as one entry: the first delta of a streamed call, once it is named.
+    fn entry(&self, wire_index: Option<u64>) -> Value {
+        let mut entry = json!({
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        });
+        if !self.id.is_empty() {
+            entry["id"] = json!(self.id);
+        }
+        if let Some(index) = wire_index {
+            entry["index"] = json!(index);
+        }
+        entry
+    }
+}
+
+/// Whether a structured call's first delta (or whole entry) is a function call that names no
+/// tool. Other kinds of call are not the proxy's to judge.
+fn names_no_tool(entry: &serde_json::Map<String, Value>) -> bool {
+    let function = entry.get("type").and_then(Value::as_str).is_none_or(|kind| kind == "function");
+    let name = entry.get("function").and_then(|f| f.get("name")).and_then(Value::as_str);
+    function && name.is_none_or(|name| name.trim().is_empty())
+}
+
+/// What became of a structured call's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// It goes on as it came.
+    Same,
+    /// It goes on changed (its index, its id, or it is the held call now named).
+    Changed,
+    /// It names no tool (yet): it must be taken out.
+    Held,
 }
 
 impl Calls {
@@ -45,14 +143,15 @@ impl Calls {
 
 /// The reasoning field names servers use; `reasoning_content` unless the upstream sent the
 /// other.
-const REASONING_FIELDS: [&str; 2] = ["reasoning_content", "reasoning"];
+static REASONING_FIELDS: [&str; 2] = ["reasoning_content", "reasoning"];
 
 pub(crate) struct ChoiceRewriter {
     content: FieldReader,
     reasoning: FieldReader,
     pub calls: Calls,
     pub finished: bool,
-    pub reasoning_key: &'static str,
+    /// The fields the reasoning goes to: those the upstream last sent it in.
+    pub reasoning_keys: &'static [&'static str],
 }
 
 impl ChoiceRewriter {
@@ -64,12 +163,13 @@ impl ChoiceRewriter {
             calls: Calls {
                 next: 0,
                 ids: reading.ids,
-                structured: HashMap::new(),
+                structured: BTreeMap::new(),
                 tagged: 0,
+                dropped: 0,
                 notes: Vec::new(),
             },
             finished: false,
-            reasoning_key: REASONING_FIELDS[0],
+            reasoning_keys: &REASONING_FIELDS[..1],
         }
     }
 
@@ -81,13 +181,24 @@ impl ChoiceRewriter {
         out: &mut Pieces,
     ) -> TextIn {
         let mut text_in = TextIn::default();
-        for key in REASONING_FIELDS {
-            if let Some(Value::String(text)) = message.get(key) {
-                self.reasoning_key = key;
-                self.reasoning.feed(text, &mut self.calls, out);
-                text_in.reasoning = Some(text.clone());
-                break;
-            }
+        let texts = REASONING_FIELDS.map(|key| match message.get(key) {
+            Some(Value::String(text)) => Some(text),
+            _ => None,
+        });
+        // The field with text is read (the first, when both have some). The other, when it
+        // says the same, is the same reasoning; when it says something else, it passes as it
+        // came.
+        let at = match texts {
+            [Some(one), Some(other)] if one.is_empty() && !other.is_empty() => 1,
+            [None, Some(_)] => 1,
+            _ => 0,
+        };
+        if let Some(text) = texts[at] {
+            let twice = texts[1 - at].is_some_and(|other| other == text);
+            self.reasoning_keys =
+                if twice { &REASONING_FIELDS } else { &REASONING_FIELDS[at..=at] };
+            self.reasoning.feed(text, &mut self.calls, out);
+            text_in.reasoning = Some(text.clone());
         }
         if let Some(Value::String(text)) = message.get("content") {
             self.content.feed(text, &mut self.calls, out);
@@ -106,20 +217,39 @@ impl ChoiceRewriter {
     }
 
     /// Gives a structured call of the upstream (a streamed delta or a message's entry at
-    /// `position`) its index and id on the client's side; says whether it changed.
-    pub(crate) fn structured(&mut self, entry: &mut Value, position: usize) -> bool {
-        let Some(entry) = entry.as_object_mut() else { return false };
-        let wire_index = entry.get("index").and_then(Value::as_u64).unwrap_or(position as u64);
-        let client = match self.calls.structured.get(&wire_index) {
-            Some(client) => *client,
+    /// `position`) its index and id on the client's side, or holds it while it names no tool.
+    pub(crate) fn structured(&mut self, entry: &mut Value, position: usize) -> Entry {
+        let Some(fields) = entry.as_object_mut() else { return Entry::Same };
+        let has_index = fields.contains_key("index");
+        let wire_index = fields.get("index").and_then(Value::as_u64).unwrap_or(position as u64);
+        let mut changed = false;
+        let client = match self.calls.structured.get_mut(&wire_index) {
+            Some(Structured::Named(client)) => *client,
+            Some(Structured::Nameless(held)) => {
+                held.add(fields);
+                if !held.named() {
+                    return Entry::Held;
+                }
+                *entry = held.entry(has_index.then_some(wire_index));
+                changed = true;
+                let client = self.calls.take_index();
+                self.calls.structured.insert(wire_index, Structured::Named(client));
+                client
+            }
+            None if names_no_tool(fields) => {
+                let mut held = HeldCall::default();
+                held.add(fields);
+                self.calls.structured.insert(wire_index, Structured::Nameless(held));
+                return Entry::Held;
+            }
             None => {
                 let client = self.calls.take_index();
-                self.calls.structured.insert(wire_index, client);
+                self.calls.structured.insert(wire_index, Structured::Named(client));
                 client
             }
         };
-        let mut changed = false;
-        if entry.contains_key("index") && wire_index != client as u64 {
+        let Some(entry) = entry.as_object_mut() else { return Entry::Same };
+        if has_index && wire_index != client as u64 {
             entry.insert("index".into(), json!(client));
             changed = true;
         }
@@ -130,7 +260,53 @@ impl ChoiceRewriter {
                 changed = true;
             }
         }
+        if changed { Entry::Changed } else { Entry::Same }
+    }
+
+    /// Takes a message's or delta's structured calls through [`Self::structured`], the held
+    /// ones out; says whether the list changed.
+    pub(crate) fn structured_list(&mut self, calls: &mut Vec<Value>) -> bool {
+        let mut changed = false;
+        let mut position = 0;
+        calls.retain_mut(|call| {
+            let entry = self.structured(call, position);
+            position += 1;
+            changed |= entry != Entry::Same;
+            entry != Entry::Held
+        });
         changed
+    }
+
+    /// The choice is over: structured calls that never named a tool are not calls. Their text
+    /// goes to the content, with a note.
+    pub(crate) fn drop_nameless(&mut self, out: &mut Pieces) {
+        let calls = &mut self.calls;
+        calls.structured.retain(|wire_index, call| {
+            let Structured::Nameless(held) = call else { return true };
+            out.content.push_str(&held.text());
+            calls.dropped += 1;
+            let call = match held.id.as_str() {
+                "" => format!("at index {wire_index}"),
+                id => format!("`{id}`"),
+            };
+            calls.notes.push(Diagnostic {
+                kind: DiagnosticKind::MalformedCall,
+                call_index: None,
+                offset: 0,
+                message: format!(
+                    "the upstream's tool call {call} has no tool name: it is not a tool call, \
+                     its text is kept as content"
+                ),
+                text: None,
+            });
+            false
+        });
+    }
+
+    /// Whether the upstream's calls all named no tool: an answer that finished for its tool
+    /// calls finished with none.
+    pub(crate) fn dropped_every_call(&self) -> bool {
+        self.calls.dropped > 0 && !self.has_calls()
     }
 
     pub(crate) fn has_calls(&self) -> bool {
@@ -162,12 +338,13 @@ impl TextIn {
     }
 }
 
-/// Writes `out`'s text into a message or delta object, in place of what it held.
+/// Writes `out`'s text into a message or delta object, in place of what it held; the
+/// reasoning goes to each of `reasoning_keys`.
 pub(crate) fn write_text(
     message: &mut serde_json::Map<String, Value>,
     text_in: &TextIn,
     out: &Pieces,
-    reasoning_key: &str,
+    reasoning_keys: &[&str],
     empty_is_null: bool,
 ) {
     let mut put = |key: &str, text: &str, had: bool| {
@@ -182,5 +359,7 @@ pub(crate) fn write_text(
         }
     };
     put("content", &out.content, text_in.content.is_some());
-    put(reasoning_key, &out.reasoning, text_in.reasoning.is_some());
+    for key in reasoning_keys {
+        put(key, &out.reasoning, text_in.reasoning.is_some());
+    }
 }

@@ -1,6 +1,7 @@
 //! A whole (non-streamed) answer. It is read as JSON; when no choice holds tagged text (and
-//! no id needs rewriting) the client gets the upstream's bytes as they were, otherwise the
-//! answer with its messages rewritten and every other field as it came.
+//! no id needs rewriting, and every structured call names its tool) the client gets the
+//! upstream's bytes as they were, otherwise the answer with its messages rewritten and every
+//! other field as it came.
 
 use serde_json::Value;
 
@@ -63,17 +64,15 @@ fn rewrite_choice(choice: &mut Value, reading: &Reading, report: &mut Report) ->
         }
         None => Vec::new(),
     };
-    let mut numbered = Vec::with_capacity(structured.len());
-    for (position, call) in structured.iter_mut().enumerate() {
-        changed |= rewriter.structured(call, position);
-    }
     let had_structured = !structured.is_empty();
+    changed |= rewriter.structured_list(&mut structured);
+    rewriter.drop_nameless(&mut out);
     if !text_in.same_as(&out) {
         changed = true;
-        write_text(message, &text_in, &out, rewriter.reasoning_key, true);
+        write_text(message, &text_in, &out, rewriter.reasoning_keys, true);
     }
     // Structured calls were numbered after the tagged ones (they are read last).
-    numbered.extend(out.whole_calls());
+    let mut numbered = out.whole_calls();
     let tagged = numbered.len();
     numbered.extend(structured.into_iter().enumerate().map(|(at, call)| (tagged + at, call)));
     if !numbered.is_empty() || had_structured {
@@ -82,13 +81,16 @@ fn rewrite_choice(choice: &mut Value, reading: &Reading, report: &mut Report) ->
             Value::Array(numbered.into_iter().map(|(_, call)| call).collect()),
         );
     }
+    let reason = choice.get("finish_reason");
     if tagged > 0 {
-        let reason = choice.get("finish_reason");
         if matches!(reason, None | Some(Value::Null))
             || reason.and_then(Value::as_str).is_some_and(|r| r.is_empty() || r == "stop")
         {
             choice.insert("finish_reason".into(), Value::from("tool_calls"));
         }
+    } else if rewriter.dropped_every_call() && reason.and_then(Value::as_str) == Some("tool_calls")
+    {
+        choice.insert("finish_reason".into(), Value::from("stop"));
     }
     report.calls_fixed += rewriter.calls.tagged;
     report.format = report.format.or(rewriter.format());

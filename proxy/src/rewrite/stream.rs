@@ -1,9 +1,11 @@
 //! A streamed answer, one server-sent event at a time. A chunk whose text holds no marker
-//! (and no id to rewrite) is passed on as it came; otherwise its text fields are replaced by
-//! what the parser made certain, with tagged calls as index-keyed `tool_calls` deltas. Text
-//! held back as a possible marker start goes out with a later chunk, so a chunk that carried
-//! only such text is not sent at all. At the finish reason the parsers are flushed into that
-//! chunk, and a choice that made calls finishes with `tool_calls`.
+//! (and no id to rewrite, no structured call without a name) is passed on as it came;
+//! otherwise its text fields are replaced by what the parser made certain, with tagged calls
+//! as index-keyed `tool_calls` deltas. Text held back as a possible marker start goes out with
+//! a later chunk, so a chunk that carried only such text is not sent at all. At the finish
+//! reason the parsers are flushed into that chunk, a structured call that never named its tool
+//! becomes text, and a choice that made calls finishes with `tool_calls` (one whose every call
+//! became text, with `stop`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -134,9 +136,12 @@ impl StreamRewriter {
         let text_in = match choice.get_mut("delta").and_then(Value::as_object_mut) {
             Some(delta) => {
                 let text_in = rewriter.read_text(delta, &mut out);
-                if let Some(Value::Array(calls)) = delta.get_mut("tool_calls") {
-                    for (position, call) in calls.iter_mut().enumerate() {
-                        changed |= rewriter.structured(call, position);
+                if let Some(Value::Array(calls)) = delta.get_mut("tool_calls")
+                    && rewriter.structured_list(calls)
+                {
+                    changed = true;
+                    if calls.is_empty() {
+                        delta.remove("tool_calls");
                     }
                 }
                 text_in
@@ -147,8 +152,12 @@ impl StreamRewriter {
         let finishing = finish.is_some();
         if finishing {
             rewriter.finish(&mut out);
+            rewriter.drop_nameless(&mut out);
             if rewriter.has_calls() && finish == Some("stop") {
                 choice.insert("finish_reason".into(), json!("tool_calls"));
+                changed = true;
+            } else if rewriter.dropped_every_call() && finish == Some("tool_calls") {
+                choice.insert("finish_reason".into(), json!("stop"));
                 changed = true;
             }
         }
@@ -157,7 +166,7 @@ impl StreamRewriter {
             let delta =
                 choice.entry("delta").or_insert_with(|| Value::Object(Map::new())).as_object_mut();
             if let Some(delta) = delta {
-                write_text(delta, &text_in, &out, rewriter.reasoning_key, false);
+                write_text(delta, &text_in, &out, rewriter.reasoning_keys, false);
                 append_calls(delta, &out);
             }
         }
@@ -187,13 +196,14 @@ impl StreamRewriter {
             }
             let mut pieces = Pieces::default();
             rewriter.finish(&mut pieces);
-            let reasoning_key = rewriter.reasoning_key;
+            rewriter.drop_nameless(&mut pieces);
+            let reasoning_keys = rewriter.reasoning_keys;
             self.settle(key);
             if pieces.is_empty() {
                 continue;
             }
             let mut delta = Map::new();
-            write_text(&mut delta, &Default::default(), &pieces, reasoning_key, false);
+            write_text(&mut delta, &Default::default(), &pieces, reasoning_keys, false);
             append_calls(&mut delta, &pieces);
             choices.push(json!({"index": key, "delta": delta, "finish_reason": null}));
         }

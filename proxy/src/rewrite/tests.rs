@@ -4,24 +4,37 @@
 use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
-use taskflow_parsers::{Format, ToolSpec};
+use taskflow_parsers::{DiagnosticKind, Format, ToolSpec};
 
 use super::*;
 use crate::config::IdMode;
 
-const CASES: [&str; 10] = [
+const CASES: [&str; 15] = [
     "kimi/content",
     "kimi/reasoning",
+    "kimi/both_reasoning",
     "kimi/unnamed",
     "kimi/invalid_arguments",
+    "kimi/double_encoded",
     "qwen3-coder/xml",
     "glm/arg_keys",
     "deepseek-v31/calls",
     "harmony/commentary",
     "structured/tool_calls",
     "structured/plain",
+    "structured-unnamed/mixed",
+    "structured-unnamed/all",
+    "structured-unnamed/named_later",
 ];
 
+/// The cases whose whole answer the client gets as the upstream's bytes; the streamed ones
+/// pass byte for byte only when they are also in [`STREAMS_UNTOUCHED`] (a call named only in
+/// a later delta is held until then).
+const WHOLE_UNTOUCHED: [&str; 3] =
+    ["structured/tool_calls", "structured/plain", "structured-unnamed/named_later"];
+const STREAMS_UNTOUCHED: [&str; 2] = ["structured/tool_calls", "structured/plain"];
+
+/// A recording, under the workspace's `fixtures/proxy/` (the end to end tests replay them too).
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/proxy").join(name)
 }
@@ -61,7 +74,14 @@ fn normalized(message: &Value, finish_reason: &Value) -> Value {
         Some(Value::String(text)) if !text.is_empty() => json!(text),
         _ => Value::Null,
     };
-    json!({"content": text("content"), "reasoning": text("reasoning_content"),
+    // The reasoning under either name; under both (as some servers send it), both must say
+    // the same, or the two are shown side by side and match no expected file.
+    let reasoning = match (text("reasoning_content"), text("reasoning")) {
+        (Value::Null, one) | (one, Value::Null) => one,
+        (one, other) if one == other => one,
+        (one, other) => json!({"reasoning_content": one, "reasoning": other}),
+    };
+    json!({"content": text("content"), "reasoning": reasoning,
            "finish_reason": finish_reason, "tool_calls": calls})
 }
 
@@ -163,7 +183,7 @@ fn whole_answers_give_the_expected_messages() {
         let expected: Value = serde_json::from_str(&read(case, "expected.json")).unwrap();
         let (actual, _, unchanged) = complete(case, IdMode::Keep);
         assert!(same(&actual, &expected), "{case}:\n{actual:#}\nexpected\n{expected:#}");
-        assert_eq!(unchanged, case.starts_with("structured/"), "{case}");
+        assert_eq!(unchanged, WHOLE_UNTOUCHED.contains(&case), "{case}");
     }
 }
 
@@ -175,7 +195,7 @@ fn streamed_answers_give_the_expected_messages_in_any_chunking() {
         let (out, _) = stream_text(case, &recorded, IdMode::Keep);
         let actual = assemble(&out);
         assert!(same(&actual, &expected), "{case}:\n{actual:#}\nexpected\n{expected:#}\n{out}");
-        if case.starts_with("structured/") {
+        if STREAMS_UNTOUCHED.contains(&case) {
             assert_eq!(out, read(case, "sse"), "{case} passes byte for byte");
         }
         // The same answer, its text one character per chunk.
@@ -188,15 +208,21 @@ fn streamed_answers_give_the_expected_messages_in_any_chunking() {
 /// A chunk whose delta carries text, as one chunk per character of that text.
 fn split_text(data: &str) -> Vec<String> {
     let Ok(chunk) = serde_json::from_str::<Value>(data) else { return vec![data.to_owned()] };
-    let delta = &chunk["choices"][0]["delta"];
-    for key in ["content", "reasoning_content"] {
+    let Some(delta) = chunk["choices"][0]["delta"].as_object() else {
+        return vec![data.to_owned()];
+    };
+    for key in ["content", "reasoning_content", "reasoning"] {
         if let Some(text) = delta.get(key).and_then(Value::as_str).filter(|t| t.chars().count() > 1)
         {
+            // Fields that repeat the text (the reasoning under both names) are split alike.
+            let twins: Vec<&String> =
+                delta.iter().filter(|(_, v)| v.as_str() == Some(text)).map(|(k, _)| k).collect();
             return text
                 .chars()
                 .map(|c| {
                     let mut piece = chunk.clone();
-                    piece["choices"][0]["delta"] = json!({key: c.to_string()});
+                    piece["choices"][0]["delta"] =
+                        twins.iter().map(|key| ((*key).clone(), json!(c.to_string()))).collect();
                     piece.to_string()
                 })
                 .collect();
@@ -310,5 +336,108 @@ fn any_bytes_are_answered_without_a_panic() {
         assert_eq!(said, usize::from(!json), "said once, for the first event: {out}");
         rewriter.event("{\"choices\": [{\"delta\": {\"content\": 5}}, 7]}", &mut out);
         rewriter.end(None, &mut out);
+    }
+}
+
+#[test]
+fn the_notes_say_what_was_decoded_and_what_was_not_a_call() {
+    // (case, kind, call index as the client sees it)
+    let expected = [
+        ("kimi/double_encoded", "double_encoded_arguments", Some(0)),
+        ("kimi/double_encoded", "invalid_arguments", Some(1)),
+        ("structured-unnamed/mixed", "malformed_call", None),
+        ("structured-unnamed/all", "malformed_call", None),
+    ];
+    for (case, kind, call_index) in expected {
+        let (_, whole, _) = complete(case, IdMode::Keep);
+        let (out, streamed) = stream_text(case, &events_of(&read(case, "sse")), IdMode::Keep);
+        for (mode, report) in [("whole", &whole), ("streamed", &streamed.report)] {
+            assert!(
+                report.notes.iter().any(|n| n.kind.as_str() == kind && n.call_index == call_index),
+                "{case} {mode}: {kind} {call_index:?} in {:?}",
+                report.notes
+            );
+        }
+        assert!(out.contains(&format!(": taskflow-proxy {kind}: ")), "{case}: {out}");
+    }
+    let (_, report, _) = complete("structured-unnamed/mixed", IdMode::Keep);
+    let note = report.notes.iter().find(|n| n.kind == DiagnosticKind::MalformedCall).unwrap();
+    assert!(note.message.contains("`functions.:0` has no tool name"), "{}", note.message);
+}
+
+/// Feeds `text` to a Kimi stream as one content chunk; returns the tool-call deltas sent.
+fn call_deltas(rewriter: &mut StreamRewriter, text: &str) -> Vec<Value> {
+    let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
+        "model": "kimi-k2",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
+    let mut out = String::new();
+    rewriter.event(&chunk.to_string(), &mut out);
+    let mut deltas = Vec::new();
+    for data in events_of(&out) {
+        let chunk: Value = serde_json::from_str(&data).unwrap();
+        if let Some(calls) = chunk["choices"][0]["delta"]["tool_calls"].as_array() {
+            deltas.extend(calls.iter().cloned());
+        }
+    }
+    deltas
+}
+
+#[test]
+fn arguments_in_a_json_string_wait_for_the_call_end_and_objects_stream_at_once() {
+    let mut rewriter = StreamRewriter::new(reading("kimi/content", IdMode::Keep));
+    let begin = "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0\
+                 <|tool_call_argument_begin|>";
+    // A JSON string may turn out double-encoded: nothing of it goes before the call ends.
+    let sent = call_deltas(&mut rewriter, &format!("{begin}\"{{\\\"city"));
+    assert_eq!(
+        sent,
+        [json!({"index": 0, "id": "functions.get_weather:0", "type": "function",
+                             "function": {"name": "get_weather", "arguments": ""}})]
+    );
+    assert_eq!(call_deltas(&mut rewriter, "\\\": \\\"Paris"), Vec::<Value>::new());
+    // At its end it goes once, decoded.
+    let sent = call_deltas(&mut rewriter, "\\\"}\"<|tool_call_end|>");
+    assert_eq!(sent, [json!({"index": 0, "function": {"arguments": "{\"city\": \"Paris\"}"}})]);
+    // An object streams as it comes.
+    let sent = call_deltas(
+        &mut rewriter,
+        "<|tool_call_begin|>functions.get_weather:1<|tool_call_argument_begin|>{\"city\": \"Os",
+    );
+    let arguments: String =
+        sent.iter().filter_map(|d| d["function"]["arguments"].as_str()).collect();
+    assert!(arguments.starts_with("{\"city\""), "{sent:?}");
+}
+
+#[test]
+fn reasoning_under_both_names_is_read_once() {
+    let tagged = "Tokyo, then.<|tool_calls_section_begin|>\
+                  <|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>\
+                  {\"city\": \"Tokyo\"}<|tool_call_end|><|tool_calls_section_end|>";
+    // (reasoning_content, reasoning) sent → what each holds after, and the calls made
+    let cases = [
+        ((tagged, tagged), ("Tokyo, then.", "Tokyo, then."), 1),
+        (("", tagged), ("", "Tokyo, then."), 1),
+        ((tagged, "something else"), ("Tokyo, then.", "something else"), 1),
+    ];
+    for ((sent_content, sent_reasoning), (reasoning_content, reasoning), calls) in cases {
+        let body = json!({"model": "kimi-k2", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": null,
+                        "reasoning_content": sent_content, "reasoning": sent_reasoning}}]});
+        let mut report = Report::default();
+        let reading = reading("kimi/reasoning", IdMode::Keep);
+        let Completion::Rewritten(bytes) =
+            rewrite_completion(body.to_string().as_bytes(), &reading, &mut report)
+        else {
+            panic!("{body}: unchanged")
+        };
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        let message = &answer["choices"][0]["message"];
+        let text = |key: &str| message[key].as_str().unwrap_or("").to_owned();
+        assert_eq!(
+            (text("reasoning_content"), text("reasoning")),
+            (reasoning_content.to_owned(), reasoning.to_owned()),
+            "{body}"
+        );
+        assert_eq!(message["tool_calls"].as_array().unwrap().len(), calls, "{body}");
     }
 }
