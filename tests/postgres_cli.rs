@@ -110,6 +110,28 @@ fn the_password_of_a_postgres_url_appears_in_no_output() {
     assert!(runs[0].status.success() && runs[1].status.success() && runs[3].status.success());
     let refused = String::from_utf8_lossy(&runs[4].stderr);
     assert!(refused.contains("postgres://taskflow@127.0.0.1:1/none"), "{refused}");
+
+    // Given as TASKFLOW_DB, the URL does not reach a step's processes, whose output the
+    // journal keeps; a file's path still does.
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("env.toml");
+    let command = "env | grep ^TASKFLOW_DB= || echo none";
+    std::fs::write(
+        &pipeline,
+        format!("name = \"env\"\n[[steps]]\nid = \"e\"\naction = \"shell\"\nwith = {{ command = \"{command}\" }}\n"),
+    )
+    .unwrap();
+    for (db, seen) in [(with_password.clone(), "none".to_owned()), {
+        let file = dir.path().join("flows.db").display().to_string();
+        (file.clone(), format!("TASKFLOW_DB={file}"))
+    }] {
+        let mut run = Command::new(env!("CARGO_BIN_EXE_taskflow"));
+        run.env("TASKFLOW_DB", &db).args(["--json", "run"]).arg(&pipeline);
+        let output = run.output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(document["steps"][0]["output"], seen, "{db}");
+    }
 }
 
 #[test]

@@ -33,6 +33,10 @@ pub(crate) async fn run_child(
     if !context.run_token.is_empty() {
         command.env(RUN_TOKEN_ENV, &context.run_token);
     }
+    let given = command.as_std().get_envs().any(|(name, _)| name == DATABASE_ENV);
+    if !given && std::env::var_os(DATABASE_ENV).is_some_and(|database| names_a_server(&database)) {
+        command.env_remove(DATABASE_ENV);
+    }
     // A step tried again by the run that tried it before: what its earlier attempts left
     // running ends first, as a takeover ends what a dead run's did.
     if context.attempt > 1 {
@@ -100,6 +104,18 @@ pub(crate) fn die_with_parent(_command: &mut tokio::process::Command) {}
 
 /// What every process a step starts carries: the token of its run's lease.
 pub const RUN_TOKEN_ENV: &str = "TASKFLOW_RUN_TOKEN";
+
+/// The variable that names the flow database. A step's processes inherit it when it names a
+/// file, and not when it names a database server (a URL, or `key=value` settings), whose
+/// password a step's output would otherwise be able to show: a `taskflow` run inside a step is
+/// then given its `--db` (or the step's own `env` sets the variable).
+const DATABASE_ENV: &str = "TASKFLOW_DB";
+
+/// Whether a `TASKFLOW_DB` value names a database server rather than a file.
+fn names_a_server(value: &std::ffi::OsStr) -> bool {
+    let value = value.to_string_lossy();
+    value.contains("://") || value.split_whitespace().any(|word| word.contains('='))
+}
 
 /// How long [`end_interrupted`] looks for, and waits for the end of, what a dead run left.
 const LEFTOVERS_GONE_WITHIN: Duration = Duration::from_secs(2);
