@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use taskflow_store::{Error, StorageErrorKind};
 
@@ -56,6 +57,7 @@ impl Location {
             return Err(refused("it names no host (postgres://USER@HOST/DB)".to_owned()));
         }
         config.ssl_mode(settings.mode.driver_mode());
+        notice_a_silent_server(&mut config);
         let tls = settings.connector().map_err(refused)?;
         Ok(Location { config, tls, shown })
     }
@@ -63,6 +65,28 @@ impl Location {
     /// The URL without its password or query.
     pub fn shown(&self) -> &str {
         &self.shown
+    }
+}
+
+/// How soon a connection whose server went silent (a network split, a host that died without
+/// closing it) fails, where the URL does not say otherwise: a keepalive probe after 10 s of
+/// silence, every 5 s, 3 unanswered closing it; data unacknowledged for 30 s closing it too.
+/// The driver's own defaults (the operating system's: a first probe after two hours, data
+/// retried for a quarter of an hour) would leave a worker waiting on the connection, holding
+/// leases it cannot renew and deaf to being stopped, for that long.
+fn notice_a_silent_server(config: &mut tokio_postgres::Config) {
+    const DRIVER_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+    if config.get_keepalives_idle() == DRIVER_IDLE {
+        config.keepalives_idle(Duration::from_secs(10));
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(5));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(30));
     }
 }
 
@@ -168,6 +192,20 @@ mod tests {
             Some("postgress://u@h/d")
         );
         assert_eq!(Location::shown_if_url("dir/u:s3cret@h/flows.db"), None);
+    }
+
+    /// A server gone silent is noticed within about half a minute, unless the URL says otherwise.
+    #[test]
+    fn a_silent_server_is_noticed_unless_the_url_says_otherwise() {
+        let config = Location::parse("postgres://u@h/d").unwrap().config;
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(10));
+        assert_eq!(config.get_keepalives_interval(), Some(Duration::from_secs(5)));
+        assert_eq!(config.get_keepalives_retries(), Some(3));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(30)));
+        let said = "postgres://u@h/d?keepalives_idle=60&tcp_user_timeout=5";
+        let config = Location::parse(said).unwrap().config;
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(60));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(5)));
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl Stream {
 }
 
 /// A TCP connection to the first of `addrs` that accepts one within `timeout`, set up as
-/// tokio-postgres sets its own: no delay, and keepalives as `config` says.
+/// tokio-postgres sets its own: no delay, keepalives and the user timeout as `config` says.
 fn tcp(addrs: &[SocketAddr], config: &Config, timeout: Duration) -> io::Result<Io> {
     let mut last = None;
     for addr in addrs {
@@ -136,6 +136,9 @@ fn tcp(addrs: &[SocketAddr], config: &Config, timeout: Duration) -> io::Result<I
                         keepalive = keepalive.with_retries(retries);
                     }
                     socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
+                }
+                if let Some(unacknowledged) = config.get_tcp_user_timeout() {
+                    socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(*unacknowledged))?;
                 }
                 return Ok(Io::Tcp(stream));
             }
