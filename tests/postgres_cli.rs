@@ -155,7 +155,7 @@ fn a_database_url_that_is_not_a_postgres_one_it_can_read_is_a_usage_error_that_m
         ),
         (
             format!("{scheme}://{user}:pg-s3cret@127.0.0.1/db?sslmode=bogus"),
-            "sslmode=bogus is not a mode",
+            "the sslmode given is not a mode",
         ),
         // A password with delimiters of URLs unencoded: read as the driver reads it, part of it
         // would be the host, and shown.

@@ -98,7 +98,7 @@ fn an_authority_that_did_not_sign_the_servers_certificate_is_refused_clearly() {
 
     // A mode that is no mode, and a verifying mode without an authority, are refused at once.
     for (tls, fragment) in [
-        ("sslmode=verify", "sslmode=verify is not a mode"),
+        ("sslmode=verify", "the sslmode given is not a mode"),
         ("sslmode=verify-full", "need sslrootcert=PATH"),
     ] {
         let refused =

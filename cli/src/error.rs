@@ -88,6 +88,15 @@ impl From<taskflow_engine::Error> for CliError {
                 StorageErrorKind::SchemaTooNew { .. } => {
                     Some("it was written by a newer taskflow; use that version, or another --db")
                 }
+                StorageErrorKind::Corrupt
+                    if taskflow_api::database::postgres_url(Path::new(&error.database))
+                        .is_some() =>
+                {
+                    Some(
+                        "point --db (or TASKFLOW_DB) at a taskflow database; `taskflow doctor` \
+                         says what is wrong with this one",
+                    )
+                }
                 StorageErrorKind::Corrupt => Some(
                     "point --db (or TASKFLOW_DB) at a taskflow database, or move this file aside \
                      to start afresh",

@@ -206,7 +206,8 @@ impl PostgresStore {
                     let detail = match self.failures.since(asked) {
                         Some(said) => format!("{said} (tried for {waited})"),
                         None => format!(
-                            "none of the {} connections of its pool came free within {waited}",
+                            "no connection to the server came free within {waited} (the \
+                             server is silent or busy, or this process's {} connections are all in use)",
                             self.pool.max_size()
                         ),
                     };

@@ -115,8 +115,9 @@ fn tls_settings(url: &str) -> Result<(String, TlsSettings), String> {
         let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
         match key {
             "sslmode" => {
-                settings.mode = Mode::parse(&value)
-                    .ok_or_else(|| format!("sslmode={value} is not a mode: use {}", Mode::NAMES))?;
+                settings.mode = Mode::parse(&value).ok_or_else(|| {
+                    format!("the sslmode given is not a mode: use {}", Mode::NAMES)
+                })?;
             }
             "sslrootcert" => settings.root_cert = Some(PathBuf::from(value.as_ref())),
             _ => kept.push(pair),
