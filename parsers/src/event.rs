@@ -30,8 +30,11 @@ pub enum StreamEvent {
         index: usize,
         text: String,
     },
-    /// The call `index` is complete. `arguments` is set when the streamed text was replaced
-    /// (decoded double-encoded JSON).
+    /// The call `index` is complete. `arguments` is set when the streamed text is replaced,
+    /// and only for arguments that began as a JSON string (their first character `"`): a
+    /// string holding an object, decoded once (`double_encoded_arguments`). Arguments that
+    /// began any other way are never replaced, so a caller may pass them on as they stream and
+    /// hold back only those that begin with `"` until this event (the proxy relies on this).
     CallEnd {
         index: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
