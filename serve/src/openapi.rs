@@ -108,8 +108,8 @@ impl utoipa::Modify for BearerToken {
 
 /// The answers any route may give whatever it does, which no handler writes: the guards' (403
 /// for a change another site's page asks, 421 for a name that is not loopback), the request
-/// timeout (408; the event stream has none), the body limit on the routes that change
-/// something (413), the store that cannot be reached (503). Added to each operation that does
+/// timeout (408; the event stream has none), the body limit (413, on the API's routes that
+/// read a body, whether they take one or refuse any), the store that cannot be reached (503). Added to each operation that does
 /// not describe them already.
 struct EveryRoute;
 
@@ -141,12 +141,12 @@ impl utoipa::Modify for EveryRoute {
                 )];
                 if path != "/v1/events" {
                     answers.push(("408", "the request took longer than the request timeout"));
+                    if api {
+                        answers.push(("413", "the body is larger than serve's limit"));
+                    }
                 }
                 if changes {
-                    answers.extend([
-                        ("403", "a request another site's page sent from a browser"),
-                        ("413", "the body is larger than serve's limit"),
-                    ]);
+                    answers.push(("403", "a request another site's page sent from a browser"));
                 }
                 if api {
                     answers.push(("503", "the database cannot be reached now; try again"));

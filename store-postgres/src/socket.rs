@@ -137,6 +137,7 @@ fn tcp(addrs: &[SocketAddr], config: &Config, timeout: Duration) -> io::Result<I
                     }
                     socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
                 }
+                #[cfg(any(target_os = "linux", target_os = "android"))]
                 if let Some(unacknowledged) = config.get_tcp_user_timeout() {
                     socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(*unacknowledged))?;
                 }

@@ -33,10 +33,7 @@ pub(crate) async fn run_child(
     if !context.run_token.is_empty() {
         command.env(RUN_TOKEN_ENV, &context.run_token);
     }
-    let given = command.as_std().get_envs().any(|(name, _)| name == DATABASE_ENV);
-    if !given && std::env::var_os(DATABASE_ENV).is_some_and(|database| names_a_server(&database)) {
-        command.env_remove(DATABASE_ENV);
-    }
+    keep_database_server_off(&mut command);
     // A step tried again by the run that tried it before: what its earlier attempts left
     // running ends first, as a takeover ends what a dead run's did.
     if context.attempt > 1 {
@@ -105,16 +102,22 @@ pub(crate) fn die_with_parent(_command: &mut tokio::process::Command) {}
 /// What every process a step starts carries: the token of its run's lease.
 pub const RUN_TOKEN_ENV: &str = "TASKFLOW_RUN_TOKEN";
 
-/// The variable that names the flow database. A step's processes inherit it when it names a
-/// file, and not when it names a database server (a URL, or `key=value` settings), whose
-/// password a step's output would otherwise be able to show: a `taskflow` run inside a step is
-/// then given its `--db` (or the step's own `env` sets the variable).
+/// The variable that names the flow database.
 const DATABASE_ENV: &str = "TASKFLOW_DB";
 
-/// Whether a `TASKFLOW_DB` value names a database server rather than a file.
-fn names_a_server(value: &std::ffi::OsStr) -> bool {
-    let value = value.to_string_lossy();
-    value.contains("://") || value.split_whitespace().any(|word| word.contains('='))
+/// Keeps `TASKFLOW_DB` out of `command`'s environment when it names a database server (a URL,
+/// or `key=value` settings) rather than a file: its password would reach a step's processes (or
+/// an MCP server's), and through a step's output the journal. A `taskflow` run inside a step is
+/// then given its `--db`, or the step's own `env` sets the variable (which is kept).
+pub(crate) fn keep_database_server_off(command: &mut tokio::process::Command) {
+    let given = command.as_std().get_envs().any(|(name, _)| name == DATABASE_ENV);
+    let names_a_server = |value: std::ffi::OsString| {
+        let value = value.to_string_lossy().into_owned();
+        value.contains("://") || value.split_whitespace().any(|word| word.contains('='))
+    };
+    if !given && std::env::var_os(DATABASE_ENV).is_some_and(names_a_server) {
+        command.env_remove(DATABASE_ENV);
+    }
 }
 
 /// How long [`end_interrupted`] looks for, and waits for the end of, what a dead run left.
@@ -132,27 +135,16 @@ const LEFTOVERS_GONE_WITHIN: Duration = Duration::from_secs(2);
 /// runs on a thread of its own, which a process whose environment cannot be read (stuck in the
 /// kernel) may hold for longer without holding the run. Nothing off Linux.
 pub async fn end_interrupted(token: &str, keys: &[&str]) {
-    if keys.is_empty() {
+    if token.is_empty() || keys.is_empty() {
         return;
     }
-    let keys = keys.iter().map(|key| format!("TASKFLOW_IDEMPOTENCY_KEY={key}").into_bytes());
-    end_carriers(token, Some(keys.collect())).await;
-}
-
-/// Kills (SIGKILL) every process of this host that the steps of the run holding lease `token`
-/// started, whichever step: a run whose lease lapsed unrenewed ends them all before another
-/// runner may take the flow over, even while the run itself waits on the database.
-pub async fn end_run(token: &str) {
-    end_carriers(token, None).await;
-}
-
-/// Kills the processes whose environment holds the run's `token` and, when given, one of the
-/// `keys` entries; see [`end_interrupted`].
-async fn end_carriers(token: &str, keys: Option<Vec<Vec<u8>>>) {
-    if token.is_empty() {
-        return;
-    }
-    let wanted = Wanted { token: format!("{RUN_TOKEN_ENV}={token}").into_bytes(), keys };
+    let wanted = Wanted {
+        token: format!("{RUN_TOKEN_ENV}={token}").into_bytes(),
+        keys: keys
+            .iter()
+            .map(|key| format!("TASKFLOW_IDEMPOTENCY_KEY={key}").into_bytes())
+            .collect(),
+    };
     let (done, ended) = tokio::sync::oneshot::channel();
     let spawned =
         std::thread::Builder::new().name("taskflow-end-interrupted".to_owned()).spawn(move || {
@@ -176,10 +168,10 @@ async fn end_carriers(token: &str, keys: Option<Vec<Vec<u8>>>) {
 }
 
 /// The environment entries of an interrupted attempt's processes: the run's token and one of
-/// the keys (any key: all of the run's processes).
+/// the keys.
 struct Wanted {
     token: Vec<u8>,
-    keys: Option<Vec<Vec<u8>>>,
+    keys: Vec<Vec<u8>>,
 }
 
 impl Wanted {
@@ -187,10 +179,10 @@ impl Wanted {
     #[cfg(target_os = "linux")]
     fn held_by(&self, environ: &[u8]) -> bool {
         let mut entries = environ.split(|&byte| byte == 0);
-        let (mut token, mut key) = (false, self.keys.is_none());
+        let (mut token, mut key) = (false, false);
         for entry in &mut entries {
             token |= entry == self.token.as_slice();
-            key |= self.keys.iter().flatten().any(|wanted| entry == wanted.as_slice());
+            key |= self.keys.iter().any(|wanted| entry == wanted.as_slice());
         }
         token && key
     }

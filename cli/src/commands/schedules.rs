@@ -247,10 +247,14 @@ fn load_pipeline(path: &Path) -> CliResult<FlowSpec> {
 }
 
 fn pipeline_error(errors: pipeline::PipelineErrors) -> CliError {
+    file_error(errors, "nothing was changed; fix the file and try again")
+}
+
+/// A file's problems, one `error:` line each, and `hint`. A file with errors fails as `taskflow
+/// run` of it does (exit 1): the command was right.
+fn file_error(errors: pipeline::PipelineErrors, hint: &str) -> CliError {
     let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
-    // A file with errors fails as `taskflow run` of it does (exit 1): the command was right.
-    CliError::failure(lines.join("\nerror: "))
-        .with_hint("nothing was changed; fix the file and try again")
+    CliError::failure(lines.join("\nerror: ")).with_hint(hint)
 }
 
 /// What the database refused of a file's schedule, as a problem of the file at the key it is
@@ -258,12 +262,14 @@ fn pipeline_error(errors: pipeline::PipelineErrors) -> CliError {
 /// name (another owner's). Anything else is the database's own error.
 fn refused_declaration(declared: &table::Declared, error: taskflow_api::ApiError) -> CliError {
     use taskflow_engine::Error;
+    let at = |key: &str, message: String| {
+        let hint = "the schedule was not changed; fix the file and apply it again";
+        file_error(declared.problem(key, message), hint)
+    };
     match error {
-        taskflow_api::ApiError::Store(Error::InvalidInput(message)) => {
-            pipeline_error(declared.problem("after", message))
-        }
+        taskflow_api::ApiError::Store(Error::InvalidInput(message)) => at("after", message),
         taskflow_api::ApiError::Store(taken @ Error::ScheduleNameTaken { .. }) => {
-            pipeline_error(declared.problem("name", taken.to_string()))
+            at("name", taken.to_string())
         }
         other => other.into(),
     }

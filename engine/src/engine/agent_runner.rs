@@ -207,6 +207,11 @@ pub(crate) struct AgentRunner {
     pub(crate) options: EngineOptions,
     pub(crate) token: CancellationToken,
     pub(crate) progress: ProgressSink,
+    /// The lease's time, kept for the whole run (its turns and tool calls renew it when due).
+    pub(crate) lease_watch: LeaseWatch,
+    /// When the lease was last renewed (or the run began): the next renewal is due a third of
+    /// the lease later, whichever turn or call is under way then.
+    pub(crate) renewed_at: std::sync::Mutex<tokio::time::Instant>,
 }
 
 /// What the approval policy lets a call do.
@@ -665,6 +670,7 @@ impl AgentRunner {
             retry: TOOL_RETRY,
             timeout: None,
             flow_token: self.token.clone(),
+            lapsed: self.lease_watch.token(),
             progress: Arc::clone(&self.progress),
         };
         let call_once = |context: StepContext| -> ActionFuture {
@@ -683,33 +689,38 @@ impl AgentRunner {
                 }
             })
         };
-        Ok(attempts.run(base, call_once).await)
+        self.lease_watch.began(&step.idempotency_key);
+        let ended = attempts.run(base, call_once).await;
+        self.lease_watch.ended(&step.idempotency_key);
+        Ok(ended)
     }
 
-    /// Runs `work` while renewing the lease; a lost lease stops the run, and so does a lease the
-    /// database did not renew in time (`work` is dropped: its commands are killed).
+    /// Runs `work` while renewing the lease when due; a lost lease stops the run, and so does a
+    /// lease the database did not renew in time (`work` is dropped: its commands are killed).
     async fn with_lease<F: Future<Output = Worked>>(&self, work: F) -> Result<Worked, EngineError> {
         tokio::pin!(work);
         let ttl = self.options.lease_ttl;
-        let mut renew = attempts::renewals(ttl).await;
-        let watch = LeaseWatch::start(&self.lease, ttl, self.options.kill_grace);
+        let watch = &self.lease_watch;
         let lapsed = || EngineError::from(Error::LeaseLost { id: self.lease.flow_id.to_string() });
+        let renewed_at =
+            || *self.renewed_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         loop {
             tokio::select! {
+                biased;
+                () = watch.lapsed() => return Err(lapsed()),
                 worked = &mut work => return Ok(worked),
-                _ = renew.tick() => {
+                () = tokio::time::sleep_until(renewed_at() + ttl / 3) => {
+                    *self.renewed_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+                        tokio::time::Instant::now();
                     let renewal = self.store.apply(CheckpointOp::Renew { lease: self.lease.clone(), ttl });
                     tokio::select! {
+                        biased;
+                        () = watch.lapsed() => return Err(lapsed()),
                         renewed = renewal => if let CheckpointDone::Lease(renewed) = renewed? {
                             watch.renewed(&renewed);
                         },
-                        () = watch.lapsed() => return Err(lapsed()),
-                    }
-                    if watch.is_lapsed() {
-                        return Err(lapsed());
                     }
                 }
-                () = watch.lapsed() => return Err(lapsed()),
             }
         }
     }

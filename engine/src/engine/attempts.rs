@@ -7,8 +7,8 @@
 //! the failed attempt's end and the next attempt in the journal (same row, same idempotency
 //! key), then waits the policy's backoff and starts it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -50,6 +50,9 @@ pub(crate) struct Attempts {
     /// How long one attempt may take; one that takes longer is stopped and counts as failed.
     pub timeout: Option<Duration>,
     pub flow_token: CancellationToken,
+    /// Cancelled when the run's lease lapsed unrenewed ([`LeaseWatch`]): an attempt that ends
+    /// then (its process killed) is neither a failure nor tried again.
+    pub lapsed: CancellationToken,
     pub progress: ProgressSink,
 }
 
@@ -85,6 +88,9 @@ impl Attempts {
                     }
                 }
             };
+            if self.lapsed.is_cancelled() {
+                return Ended::Aborted(Error::LeaseLost { id: base.flow_id.to_string() });
+            }
             let error = match outcome {
                 Ok(output) => return Ended::Succeeded(output),
                 Err(_) if self.flow_token.is_cancelled() => return Ended::Cancelled,
@@ -145,19 +151,26 @@ pub(crate) fn restart(lease: &Lease, step: &Step) -> CheckpointOp {
 /// When a run must give its flow up because its lease was not renewed in time (the database
 /// cannot be reached, or answers too late): another runner may take the flow once the lease is
 /// past its expiry, so the run's steps must be stopped before then. The expiry is in this
-/// host's clock: the store computes it from the renewing runner's `now`. The run lapses at the
-/// expiry less the kill grace and a tenth of the lease, but never sooner than half a lease
-/// after the last renewal (renewals come every third of one) or after the run began.
+/// host's clock: the store computes it from the renewing runner's `now` (a host whose clock
+/// runs ahead of this one's by more than the margin may take the flow sooner). The run lapses
+/// at the expiry less the kill grace and a tenth of the lease, but never sooner than half a
+/// lease after the last renewal (renewals come every third of one) or after the run began.
 ///
 /// A task of its own keeps the time, because the run may be waiting on the database itself
 /// (a checkpoint of the only run in the process commits on the run's own thread). At the lapse
-/// it kills every process of the run's steps; the run, once it can look, stops as if aborted
-/// (its in-process actions made no progress while it waited: nothing polled them).
+/// it kills the processes of the steps in flight (on Linux: [`end_interrupted`], by the run's
+/// token and their keys; what finished steps left on purpose stays); the run, once it can look,
+/// stops as if aborted, its in-process actions having made no progress while it waited (nothing
+/// polled them), and records nothing more.
+///
+/// [`end_interrupted`]: taskflow_tools::process::end_interrupted
 pub(crate) struct LeaseWatch {
     /// When the run lapses, in milliseconds of this host's clock.
     deadline: Arc<AtomicI64>,
     early: Duration,
     lapsed: CancellationToken,
+    /// The idempotency keys of the steps in flight.
+    in_flight: Arc<Mutex<Vec<String>>>,
     keeper: tokio::task::JoinHandle<()>,
 }
 
@@ -168,8 +181,10 @@ impl LeaseWatch {
         let first = lease.expires_at.minus(early).max(not_before);
         let deadline = Arc::new(AtomicI64::new(first.as_millis()));
         let lapsed = CancellationToken::new();
+        let in_flight: Arc<Mutex<Vec<String>>> = Arc::default();
         let keeper = tokio::spawn({
-            let (deadline, lapsed, token) = (deadline.clone(), lapsed.clone(), lease.token.clone());
+            let (deadline, lapsed) = (deadline.clone(), lapsed.clone());
+            let (in_flight, token) = (in_flight.clone(), lease.token.clone());
             async move {
                 loop {
                     let left = deadline.load(Ordering::Acquire) - Timestamp::now().as_millis();
@@ -178,16 +193,34 @@ impl LeaseWatch {
                     }
                     tokio::time::sleep(Duration::from_millis(left.unsigned_abs())).await;
                 }
+                // Said before the kill: a step that sees its process die knows why.
                 lapsed.cancel();
-                taskflow_tools::process::end_run(&token).await;
+                let keys =
+                    in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                taskflow_tools::process::end_interrupted(&token, &keys).await;
             }
         });
-        LeaseWatch { deadline, early, lapsed, keeper }
+        LeaseWatch { deadline, early, lapsed, in_flight, keeper }
     }
 
     /// The lease as a renewal left it.
     pub(crate) fn renewed(&self, lease: &Lease) {
         self.deadline.fetch_max(lease.expires_at.minus(self.early).as_millis(), Ordering::AcqRel);
+    }
+
+    /// A step whose processes a lapse must end is in flight (again).
+    pub(crate) fn began(&self, key: &str) {
+        let mut keys = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !keys.iter().any(|known| known == key) {
+            keys.push(key.to_owned());
+        }
+    }
+
+    /// A step is no longer in flight.
+    pub(crate) fn ended(&self, key: &str) {
+        let mut keys = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        keys.retain(|known| known != key);
     }
 
     /// Whether the run lapsed.
@@ -198,6 +231,11 @@ impl LeaseWatch {
     /// Ends when the run lapses.
     pub(crate) async fn lapsed(&self) {
         self.lapsed.cancelled().await;
+    }
+
+    /// What a step sees of the lapse: cancelled when it happens.
+    pub(crate) fn token(&self) -> CancellationToken {
+        self.lapsed.clone()
     }
 }
 

@@ -639,6 +639,12 @@ impl Engine {
                         spec: *spec,
                         provider,
                         tools,
+                        lease_watch: attempts::LeaseWatch::start(
+                            &lease,
+                            self.options.lease_ttl,
+                            self.options.kill_grace,
+                        ),
+                        renewed_at: std::sync::Mutex::new(tokio::time::Instant::now()),
                         options: self.options.clone(),
                         token,
                         progress,

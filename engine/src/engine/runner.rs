@@ -216,6 +216,7 @@ impl Runner {
         let limit = plan.concurrency();
         let spawn =
             |tasks: &mut FuturesUnordered<BoxFuture<'static, TaskEnd>>, at: usize, step: Step| {
+                watch.began(&step.idempotency_key);
                 let spec = &steps[at];
                 let execution = Execution {
                     attempts: Attempts {
@@ -224,6 +225,7 @@ impl Runner {
                         retry: spec.retry.unwrap_or_default(),
                         timeout: spec.timeout,
                         flow_token: token.clone(),
+                        lapsed: watch.token(),
                         progress: Arc::clone(&progress),
                     },
                     action: Arc::clone(&actions[at]),
@@ -336,6 +338,11 @@ impl Runner {
                 // A checkpoint the database does not take before the lease lapses stops the
                 // run (what it holds may still be written: whoever runs the flow next reads it).
                 let answers = tokio::select! {
+                    biased;
+                    () = watch.lapsed() => {
+                        meanings.clear();
+                        Vec::new()
+                    }
                     answers = store.checkpoint(std::mem::take(&mut ops)) => match answers {
                         Ok(answers) => answers,
                         Err(error) => {
@@ -343,17 +350,16 @@ impl Runner {
                             Vec::new()
                         }
                     },
-                    () = watch.lapsed() => {
-                        meanings.clear();
-                        Vec::new()
-                    }
                 };
-                if watch.is_lapsed() {
-                    stop = Some(lapsed());
-                    meanings.clear();
-                }
                 for (meaning, answer) in std::mem::take(&mut meanings).into_iter().zip(answers) {
                     match (meaning, answer) {
+                        // Nothing starts once the lease lapsed.
+                        (Meaning::Begin(at) | Meaning::Restart { at, .. }, Ok(_))
+                            if watch.is_lapsed() =>
+                        {
+                            slots[at] = Slot::Stopped;
+                            running -= 1;
+                        }
                         (
                             Meaning::Begin(at) | Meaning::Restart { at, .. },
                             Ok(CheckpointDone::Step(step)),
@@ -414,19 +420,33 @@ impl Runner {
                         (_, Ok(_)) => {}
                     }
                 }
-                if !ops.is_empty() {
+                // A run that lapsed stops, unless what it just wrote ended it.
+                if watch.is_lapsed() && !(final_sent && running == 0) {
+                    stop = Some(lapsed());
+                }
+                if !ops.is_empty() && !matches!(stop, Some(Stop::Abort(_))) {
                     continue;
                 }
             }
             if let Some(Stop::Abort(_)) = stop {
                 token.cancel();
-                while tasks.next().await.is_some() {}
+                // The steps stop within the kill grace; a parked step's timer is not waited for.
+                let settled = async { while tasks.next().await.is_some() {} };
+                let _ = tokio::time::timeout(
+                    options.kill_grace + std::time::Duration::from_secs(1),
+                    settled,
+                )
+                .await;
                 break;
             }
             if final_sent && running == 0 {
                 break;
             }
             tokio::select! {
+                biased;
+                () = watch.lapsed() => {
+                    stop = Some(lapsed());
+                }
                 Some(first) = tasks.next(), if !tasks.is_empty() => {
                     let mut ended = vec![first];
                     while let Some(Some(more)) = tasks.next().now_or_never() {
@@ -447,6 +467,9 @@ impl Runner {
                             }
                         };
                         running -= 1;
+                        if let Some(step) = begun.get(&at) {
+                            watch.ended(&step.idempotency_key);
+                        }
                         let name = steps[at].id.clone();
                         let (outcome, status) = match outcome {
                             Ended::Succeeded(output) => {
@@ -517,9 +540,6 @@ impl Runner {
                 _ = renew.tick() => {
                     ops.push(CheckpointOp::Renew { lease: lease.clone(), ttl: options.lease_ttl });
                     meanings.push(Meaning::Renew);
-                }
-                () = watch.lapsed() => {
-                    stop = Some(lapsed());
                 }
             }
         }

@@ -82,6 +82,7 @@ impl McpConnection {
                     child.current_dir(cwd);
                 }
                 crate::process::die_with_parent(&mut child);
+                crate::process::keep_database_server_off(&mut child);
                 let (transport, pipe) = TokioChildProcess::builder(child)
                     .stderr(Stdio::piped())
                     .spawn()
