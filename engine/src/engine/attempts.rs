@@ -152,9 +152,11 @@ pub(crate) fn restart(lease: &Lease, step: &Step) -> CheckpointOp {
 /// cannot be reached, or answers too late): another runner may take the flow once the lease is
 /// past its expiry, so the run's steps must be stopped before then. The expiry is in this
 /// host's clock: the store computes it from the renewing runner's `now` (a host whose clock
-/// runs ahead of this one's by more than the margin may take the flow sooner). The run lapses
-/// at the expiry less the kill grace and a tenth of the lease, but never sooner than half a
-/// lease after the last renewal (renewals come every third of one) or after the run began.
+/// runs ahead of this one's by more than the margin may take the flow sooner). The run lapses a
+/// fifth of the lease (at most 5 s) before the expiry, and never sooner than four fifths of a
+/// lease after the run began: renewals come every third of one, so two may be late or lost
+/// before a lapse. The margin is for the kill, which is SIGKILL at once (no grace: the time
+/// is up).
 ///
 /// A task of its own keeps the time, because the run may be waiting on the database itself
 /// (a checkpoint of the only run in the process commits on the run's own thread). At the lapse
@@ -175,9 +177,9 @@ pub(crate) struct LeaseWatch {
 }
 
 impl LeaseWatch {
-    pub(crate) fn start(lease: &Lease, ttl: Duration, kill_grace: Duration) -> LeaseWatch {
-        let early = (kill_grace + ttl / 10).min(ttl / 2);
-        let not_before = Timestamp::now().plus(ttl / 2);
+    pub(crate) fn start(lease: &Lease, ttl: Duration) -> LeaseWatch {
+        let early = (ttl / 5).min(Duration::from_secs(5));
+        let not_before = Timestamp::now().plus(ttl - early);
         let first = lease.expires_at.minus(early).max(not_before);
         let deadline = Arc::new(AtomicI64::new(first.as_millis()));
         let lapsed = CancellationToken::new();

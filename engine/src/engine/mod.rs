@@ -639,11 +639,7 @@ impl Engine {
                         spec: *spec,
                         provider,
                         tools,
-                        lease_watch: attempts::LeaseWatch::start(
-                            &lease,
-                            self.options.lease_ttl,
-                            self.options.kill_grace,
-                        ),
+                        lease_watch: attempts::LeaseWatch::start(&lease, self.options.lease_ttl),
                         renewed_at: std::sync::Mutex::new(tokio::time::Instant::now()),
                         options: self.options.clone(),
                         token,

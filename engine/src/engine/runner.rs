@@ -211,7 +211,7 @@ impl Runner {
         let mut stop: Option<Stop> = None;
         let mut final_sent = false;
         let mut renew = attempts::renewals(options.lease_ttl).await;
-        let watch = LeaseWatch::start(&lease, options.lease_ttl, options.kill_grace);
+        let watch = LeaseWatch::start(&lease, options.lease_ttl);
         let lapsed = || Stop::Abort(Error::LeaseLost { id: flow_id.to_string() });
         let limit = plan.concurrency();
         let spawn =
