@@ -376,3 +376,70 @@ async fn a_run_whose_lease_is_not_renewed_kills_its_steps_before_the_lease_expir
     let steps = healthy.steps(OWNER, &flow.id).unwrap();
     assert_eq!((steps.len(), steps[0].attempt), (1, 2), "{steps:?}");
 }
+
+/// Model turns that each take a while, though less than a third of the lease.
+#[derive(Debug)]
+struct SlowTurns(ReplayProvider);
+
+#[async_trait::async_trait]
+impl Provider for SlowTurns {
+    fn name(&self) -> &str {
+        "slow turns"
+    }
+
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        self.0.complete(request).await
+    }
+
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        self.0.stream(request).await
+    }
+}
+
+/// An agent run of many short turns (each well under a third of the lease), longer than its
+/// lease, keeps the lease live from its first turn to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_run_of_short_turns_keeps_its_lease_live_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path());
+    let turn = r#"[[turn]]
+text = """Looking.<|tool_calls_section_begin|><|tool_call_begin|>functions.list_dir:N<|tool_call_argument_begin|>{"path": "."}<|tool_call_end|><|tool_calls_section_end|>"""
+"#;
+    let mut script = String::from("format = \"kimi\"\n");
+    for n in 0..30 {
+        script += &turn.replace(":N", &format!(":{n}"));
+    }
+    script += "[[turn]]\ntext = \"Done.\"\n";
+    let replay = ReplayProvider::new(ReplayScript::parse(&script, "script").unwrap(), "script");
+    let provider: Arc<dyn Provider> = Arc::new(SlowTurns(replay));
+    let providers: ProviderFactory = Arc::new(move |_: &ProviderChoice| Ok(Arc::clone(&provider)));
+    let options = EngineOptions { lease_ttl: Duration::from_millis(900), ..options() };
+    let engine =
+        Engine::new(TaskFlow::new(store.clone()).bind(OWNER).unwrap(), Actions::builtin(), options)
+            .with_providers(providers);
+    let spec = AgentSpec { max_turns: 40, ..agent_spec() };
+    let flow = engine.create_agent(&spec, None).await.unwrap();
+    let id = flow.id.clone();
+    let run = tokio::spawn(async move { engine.run(&id).await });
+    let mut seen = 0;
+    while !run.is_finished() {
+        let now = Timestamp::now();
+        let flow = store.flow(OWNER, &flow.id).unwrap();
+        if flow.status == FlowStatus::Running
+            && let Some(lease) = flow.lease
+        {
+            assert!(
+                lease.expires_at > now,
+                "the lease expired at {} while the run went on",
+                lease.expires_at
+            );
+            seen += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    let ended = run.await.unwrap().unwrap();
+    assert_eq!(ended.status, FlowStatus::Succeeded, "{:?}", ended.error);
+    assert!(seen > 10, "the run was watched while it ran ({seen} looks)");
+}
