@@ -408,14 +408,14 @@ async fn an_agent_run_of_short_turns_keeps_its_lease_live_to_its_end() {
 text = """Looking.<|tool_calls_section_begin|><|tool_call_begin|>functions.list_dir:N<|tool_call_argument_begin|>{"path": "."}<|tool_call_end|><|tool_calls_section_end|>"""
 "#;
     let mut script = String::from("format = \"kimi\"\n");
-    for n in 0..30 {
+    for n in 0..38 {
         script += &turn.replace(":N", &format!(":{n}"));
     }
     script += "[[turn]]\ntext = \"Done.\"\n";
     let replay = ReplayProvider::new(ReplayScript::parse(&script, "script").unwrap(), "script");
     let provider: Arc<dyn Provider> = Arc::new(SlowTurns(replay));
     let providers: ProviderFactory = Arc::new(move |_: &ProviderChoice| Ok(Arc::clone(&provider)));
-    let options = EngineOptions { lease_ttl: Duration::from_millis(900), ..options() };
+    let options = EngineOptions { lease_ttl: Duration::from_millis(450), ..options() };
     let engine =
         Engine::new(TaskFlow::new(store.clone()).bind(OWNER).unwrap(), Actions::builtin(), options)
             .with_providers(providers);
