@@ -398,8 +398,9 @@ impl Provider for SlowTurns {
     }
 }
 
-/// An agent run of many short turns (each well under a third of the lease), longer than its
-/// lease, keeps the lease live from its first turn to its end.
+/// An agent run of many short turns (each a fiftieth of the lease, a timer that started again
+/// with each would never renew it), twice as long as its lease, keeps the lease live from its
+/// first turn to its end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_run_of_short_turns_keeps_its_lease_live_to_its_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -408,20 +409,21 @@ async fn an_agent_run_of_short_turns_keeps_its_lease_live_to_its_end() {
 text = """Looking.<|tool_calls_section_begin|><|tool_call_begin|>functions.list_dir:N<|tool_call_argument_begin|>{"path": "."}<|tool_call_end|><|tool_calls_section_end|>"""
 "#;
     let mut script = String::from("format = \"kimi\"\n");
-    for n in 0..38 {
+    for n in 0..100 {
         script += &turn.replace(":N", &format!(":{n}"));
     }
     script += "[[turn]]\ntext = \"Done.\"\n";
     let replay = ReplayProvider::new(ReplayScript::parse(&script, "script").unwrap(), "script");
     let provider: Arc<dyn Provider> = Arc::new(SlowTurns(replay));
     let providers: ProviderFactory = Arc::new(move |_: &ProviderChoice| Ok(Arc::clone(&provider)));
-    let options = EngineOptions { lease_ttl: Duration::from_millis(450), ..options() };
+    let options = EngineOptions { lease_ttl: Duration::from_millis(1500), ..options() };
     let engine =
         Engine::new(TaskFlow::new(store.clone()).bind(OWNER).unwrap(), Actions::builtin(), options)
             .with_providers(providers);
-    let spec = AgentSpec { max_turns: 40, ..agent_spec() };
+    let spec = AgentSpec { max_turns: 110, ..agent_spec() };
     let flow = engine.create_agent(&spec, None).await.unwrap();
     let id = flow.id.clone();
+    let started = std::time::Instant::now();
     let run = tokio::spawn(async move { engine.run(&id).await });
     let mut seen = 0;
     while !run.is_finished() {
@@ -439,7 +441,9 @@ text = """Looking.<|tool_calls_section_begin|><|tool_call_begin|>functions.list_
         }
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
-    let ended = run.await.unwrap().unwrap();
+    let ended = run.await.unwrap().unwrap_or_else(|error| panic!("the run stopped: {error}"));
     assert_eq!(ended.status, FlowStatus::Succeeded, "{:?}", ended.error);
     assert!(seen > 10, "the run was watched while it ran ({seen} looks)");
+    let took = started.elapsed();
+    assert!(took > Duration::from_millis(3000), "the run outlasted its lease twice ({took:?})");
 }

@@ -44,7 +44,7 @@ use taskflow_providers::{
 use tokio_util::sync::CancellationToken;
 
 use super::AgentSpec;
-use super::attempts::{self, Attempts, Ended, LeaseWatch};
+use super::attempts::{self, Attempts, Ended, LeaseWatch, Renewals};
 use super::store_access::StoreAccess;
 use super::tree_budget::TreeBudget;
 use super::turn_input::{stored_request, turn_input};
@@ -209,9 +209,8 @@ pub(crate) struct AgentRunner {
     pub(crate) progress: ProgressSink,
     /// The lease's time, kept for the whole run (its turns and tool calls renew it when due).
     pub(crate) lease_watch: LeaseWatch,
-    /// When the lease was last renewed (or the run began): the next renewal is due a third of
-    /// the lease later, whichever turn or call is under way then.
-    pub(crate) renewed_at: std::sync::Mutex<tokio::time::Instant>,
+    /// When the lease is renewed next, whichever turn or call is under way then.
+    pub(crate) renewals: Renewals,
 }
 
 /// What the approval policy lets a call do.
@@ -702,16 +701,13 @@ impl AgentRunner {
         let ttl = self.options.lease_ttl;
         let watch = &self.lease_watch;
         let lapsed = || EngineError::from(Error::LeaseLost { id: self.lease.flow_id.to_string() });
-        let renewed_at =
-            || *self.renewed_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         loop {
             tokio::select! {
                 biased;
                 () = watch.lapsed() => return Err(lapsed()),
                 worked = &mut work => return Ok(worked),
-                () = tokio::time::sleep_until(renewed_at() + ttl / 3) => {
-                    *self.renewed_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
-                        tokio::time::Instant::now();
+                () = tokio::time::sleep_until(self.renewals.due()) => {
+                    self.renewals.begun();
                     let renewal = self.store.apply(CheckpointOp::Renew { lease: self.lease.clone(), ttl });
                     tokio::select! {
                         biased;

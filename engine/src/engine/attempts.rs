@@ -247,10 +247,29 @@ impl Drop for LeaseWatch {
     }
 }
 
-/// When a run renews a lease that lasts `ttl`: every third of it, the first time a third
-/// from now.
-pub(crate) async fn renewals(ttl: Duration) -> tokio::time::Interval {
-    let mut renew = tokio::time::interval(ttl / 3);
-    renew.tick().await;
-    renew
+/// When a run renews a lease that lasts `ttl`: a third of it after the last renewal began (the
+/// first a third after the run began), however the run's work is cut up: an agent's turns and
+/// tool calls each wait for the same renewal, not a timer of their own that starts again.
+pub(crate) struct Renewals {
+    every: Duration,
+    next: Mutex<tokio::time::Instant>,
+}
+
+impl Renewals {
+    pub(crate) fn new(ttl: Duration) -> Renewals {
+        let every = ttl / 3;
+        Renewals { every, next: Mutex::new(tokio::time::Instant::now() + every) }
+    }
+
+    /// When the next renewal is due.
+    pub(crate) fn due(&self) -> tokio::time::Instant {
+        *self.next.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A renewal begins now; returns when the one after it is due.
+    pub(crate) fn begun(&self) -> tokio::time::Instant {
+        let next = tokio::time::Instant::now() + self.every;
+        *self.next.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = next;
+        next
+    }
 }

@@ -640,7 +640,7 @@ impl Engine {
                         provider,
                         tools,
                         lease_watch: attempts::LeaseWatch::start(&lease, self.options.lease_ttl),
-                        renewed_at: std::sync::Mutex::new(tokio::time::Instant::now()),
+                        renewals: attempts::Renewals::new(self.options.lease_ttl),
                         options: self.options.clone(),
                         token,
                         progress,

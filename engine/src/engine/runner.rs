@@ -28,7 +28,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::attempts::{self, Attempts, Ended, LeaseWatch};
+use super::attempts::{self, Attempts, Ended, LeaseWatch, Renewals};
 use super::progress::{Progress, ProgressSink};
 use super::signals::RunSignals;
 use super::store_access::StoreAccess;
@@ -210,7 +210,9 @@ impl Runner {
         let mut tasks: FuturesUnordered<BoxFuture<'static, TaskEnd>> = FuturesUnordered::new();
         let mut stop: Option<Stop> = None;
         let mut final_sent = false;
-        let mut renew = attempts::renewals(options.lease_ttl).await;
+        let renewals = Renewals::new(options.lease_ttl);
+        let renew = tokio::time::sleep_until(renewals.due());
+        tokio::pin!(renew);
         let watch = LeaseWatch::start(&lease, options.lease_ttl);
         let lapsed = || Stop::Abort(Error::LeaseLost { id: flow_id.to_string() });
         let limit = plan.concurrency();
@@ -537,7 +539,8 @@ impl Runner {
                 () = drain.cancelled(), if stop.is_none() => {
                     stop = Some(Stop::Drain);
                 }
-                _ = renew.tick() => {
+                () = &mut renew => {
+                    renew.as_mut().reset(renewals.begun());
                     ops.push(CheckpointOp::Renew { lease: lease.clone(), ttl: options.lease_ttl });
                     meanings.push(Meaning::Renew);
                 }
