@@ -11,7 +11,8 @@
 //! `mcp-logs/NAME.log` beside the database and not to the terminal; no server outlives its run;
 //! a run killed with SIGKILL between two calls and resumed runs each finished call once and
 //! repeats the one in flight with the same key; a server that cannot be used fails the flow
-//! before any model call; the bearer token is nowhere in the database or the output;
+//! before any model call; the bearer token is nowhere in the database or the output, and a
+//! stdio server does not inherit `TASKFLOW_DB` when it names a database server;
 //! `taskflow mcp list` shows every server, its tools, and the errors of those that fail.
 
 use std::path::PathBuf;
@@ -510,4 +511,34 @@ async fn mcp_list_shows_every_server_and_its_tools_and_the_errors_of_those_that_
     assert_eq!(code, 1);
     assert!(stdout.contains("fx  stdio  ") && stdout.contains("fx__slow   no"), "{stdout}");
     assert!(stdout.contains("error: MCP server `broken` cannot start"), "{stdout}");
+}
+
+/// A stdio MCP server does not inherit `TASKFLOW_DB` when it names a database server (its
+/// password would reach the server's process); a file's path it still does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_server_does_not_inherit_a_database_servers_url() {
+    let setup = setup(vec![]).await;
+    let seen = setup.path("seen-db.txt");
+    // The server's command writes what it was given, then runs the fixture server.
+    let mut args = vec![
+        "-c".to_owned(),
+        format!("printenv TASKFLOW_DB > {:?}; exec \"$0\" \"$@\"", seen.display().to_string()),
+        python::python().display().to_string(),
+    ];
+    args.extend(setup.server_args());
+    setup.configure(&[format!(
+        "[mcp_servers.fx]\ncommand = \"sh\"\nargs = {args:?}\nstartup_timeout_sec = 120\n"
+    )]);
+    let file = setup.path("flows.db").display().to_string();
+    for (db, inherited) in
+        [("postgres://taskflow:pg-s3cret@127.0.0.1:1/none", ""), (file.as_str(), file.as_str())]
+    {
+        let output =
+            setup.taskflow().args(["--json", "mcp", "list"]).env("TASKFLOW_DB", db).output();
+        let (code, stdout, stderr) = cli::outcome(output.unwrap());
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        assert!(!stdout.contains("pg-s3cret") && !stderr.contains("pg-s3cret"), "{stdout}{stderr}");
+        let seen = std::fs::read_to_string(&seen).unwrap();
+        assert_eq!(seen.trim_end(), inherited, "TASKFLOW_DB={db}");
+    }
 }
