@@ -485,3 +485,35 @@ fn a_queued_run_refuses_the_settings_of_a_run_in_the_foreground() {
     }
     assert!(!db.exists(), "nothing queued");
 }
+
+/// What a step writes reaches the terminal with its control characters escaped: a command's
+/// stderr cannot clear the screen, retitle the window or forge a line, in the error `run`
+/// prints, nor in `flows inspect`'s fields and table; `--json` keeps the text as it was.
+#[test]
+fn control_characters_a_step_writes_are_escaped_on_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let text = r#"
+name = "escapes"
+
+[[steps]]
+id = "a"
+action = "shell"
+retry = { max_attempts = 1 }
+with = { command = "printf '\\033[2J\\033]0;owned\\007fake: all good\\rok' >&2; exit 1" }
+"#;
+    let file = pipeline(dir.path(), "escapes", text);
+    let output = run(taskflow(&db).arg("run").arg(&file).args(["--id", "esc"]));
+    assert_eq!(output.code, 1);
+    let written = "\u{1b}[2J\u{1b}]0;owned\u{7}fake: all good\rok";
+    let escaped = r"\u{1b}[2J\u{1b}]0;owned\u{7}fake: all good\rok";
+    assert!(output.stderr.contains(escaped), "{}", output.stderr);
+    let inspected = run(taskflow(&db).args(["flows", "inspect", "esc"]));
+    let list = run(taskflow(&db).args(["flows", "list"]));
+    for shown in [&output.stdout, &output.stderr, &inspected.stdout, &list.stdout] {
+        assert!(!shown.contains(['\u{1b}', '\u{7}', '\r']), "{shown:?}");
+    }
+    assert_eq!(inspected.stdout.matches(escaped).count(), 2, "{}", inspected.stdout);
+    let error = inspect(&db, "esc")["steps"][0]["error"].as_str().unwrap().to_owned();
+    assert!(error.ends_with(written), "{error:?}");
+}

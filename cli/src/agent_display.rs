@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 use taskflow_engine::agent::AgentEvent;
 use taskflow_engine::{Progress, ProgressSink};
 
+use crate::shown::{shown, shown_prose};
+
 /// What an agent run shows as it goes: the model's text on stdout as it streams (reasoning on
 /// stderr), and one line on stderr per tool call and per result. Nothing with `--json`.
 pub(crate) fn sink(json: bool) -> ProgressSink {
@@ -26,11 +28,13 @@ pub(crate) fn sink(json: bool) -> ProgressSink {
         match progress {
             Progress::Agent(AgentEvent::Text { text, reasoning: false }) => {
                 let mut out = std::io::stdout().lock();
-                let _ = out.write_all(text.as_bytes());
+                let _ = out.write_all(shown_prose(text).as_bytes());
                 let _ = out.flush();
                 *open = !text.ends_with('\n');
             }
-            Progress::Agent(AgentEvent::Text { text, reasoning: true }) => eprint!("{text}"),
+            Progress::Agent(AgentEvent::Text { text, reasoning: true }) => {
+                eprint!("{}", shown_prose(text));
+            }
             Progress::Agent(AgentEvent::ToolCall { name, arguments, .. }) => {
                 close_line(&mut open);
                 eprintln!("→ {name} {}", one_line(arguments, 120));
@@ -61,6 +65,7 @@ pub(crate) fn sink(json: bool) -> ProgressSink {
 /// `text` on one line, cut to about `limit` characters.
 fn one_line(text: &str, limit: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = shown(&flat).into_owned();
     match flat.char_indices().nth(limit) {
         Some((at, _)) => format!("{}…", &flat[..at]),
         None => flat,

@@ -333,7 +333,8 @@ impl Display {
                 running.steps.push((step.clone(), *attempt));
             } else if let Progress::StepRetrying { step, attempt, error, delay } = progress {
                 bar.println(format!(
-                    "step {step}: attempt {attempt} failed: {error}; retrying in {} ms",
+                    "step {step}: attempt {attempt} failed: {}; retrying in {} ms",
+                    crate::shown::shown(&error.to_string()),
                     delay.as_millis()
                 ));
             } else if let Progress::StepFinished { step, done, status, .. } = progress {

@@ -10,6 +10,7 @@ mod provider_args;
 mod prune;
 mod render;
 mod schedule_render;
+mod shown;
 mod shutdown;
 mod tools_file;
 mod watch;
@@ -120,9 +121,9 @@ fn report(error: &CliError) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {error}");
+    let _ = writeln!(stderr, "error: {}", shown::shown(&error.to_string()));
     if let Some(hint) = error.hint() {
-        let _ = writeln!(stderr, "hint: {hint}");
+        let _ = writeln!(stderr, "hint: {}", shown::shown(hint));
     }
     ExitCode::from(error.exit_code())
 }

@@ -1,6 +1,7 @@
 //! How the CLI shows flows: aligned, borderless tables and `label  value` lines on a terminal,
 //! or with `--json` the documents of the api (DESIGN §6), pretty-printed.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use serde_json::Value;
@@ -10,6 +11,8 @@ use taskflow_engine::{
     Stall, StallReason, StatusFilter, SyncMode, Timestamp,
 };
 use unicode_width::UnicodeWidthStr;
+
+use crate::shown::shown;
 
 /// `flows list`: a table of flows, or a line saying there are none.
 pub fn flows(flows: &[FlowSummary], owner: &str, filter: &ListFilter, json: bool) {
@@ -148,7 +151,7 @@ pub fn inspection(inspection: &Inspection, json: bool) {
     }
     let width = fields.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     for (label, value) in fields {
-        println!("{label:<width$}  {value}");
+        println!("{label:<width$}  {}", shown(&value));
     }
     println!();
     if steps.is_empty() {
@@ -261,7 +264,7 @@ pub fn approval_decided(call_id: &str, signal: &Signal, flow: &Flow, json: bool)
         Some(decision) => ("denied", decision.reason),
         None => ("decided", None),
     };
-    let reason = reason.map(|reason| format!(": {reason}")).unwrap_or_default();
+    let reason = reason.map(|reason| format!(": {}", shown(&reason))).unwrap_or_default();
     println!("call {call_id} of flow {} {word}{reason}", flow.id);
 }
 
@@ -386,7 +389,13 @@ fn duration(millis: i64) -> String {
 /// Written directly: a list of ten thousand schedules is printed in a few milliseconds.
 pub(crate) fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
     let header: Vec<String> = header.iter().map(|title| (*title).to_owned()).collect();
-    let rows: Vec<Vec<String>> = std::iter::once(header).chain(rows).collect();
+    let cell = |cell: String| match shown(&cell) {
+        Cow::Borrowed(_) => cell,
+        Cow::Owned(escaped) => escaped,
+    };
+    let rows: Vec<Vec<String>> = std::iter::once(header)
+        .chain(rows.map(|row| row.into_iter().map(cell).collect()))
+        .collect();
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; columns];
     let mut bytes = 0;

@@ -256,6 +256,8 @@ pub struct StepReportBody {
 #[serde(deny_unknown_fields)]
 pub struct ForkBody {
     /// The first step to run again: its seq (a number, or a string of digits), or its name.
+    /// One past the last seq keeps every succeeded step and runs only what the journal has not
+    /// reached.
     #[schema(schema_with = step_ref)]
     pub from_step: Value,
 }

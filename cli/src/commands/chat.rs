@@ -16,6 +16,8 @@ use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
 use crate::provider_args::{ProviderArgs, SamplingArgs, provider_error};
 
+use crate::shown::{shown, shown_prose};
+
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     taskflow chat --provider replay --script fixtures/providers/replay/weather.toml 'Weather in Beijing?'\n  \
@@ -100,11 +102,11 @@ fn show_live(out: &mut impl Write, event: &ChatEvent) {
     use taskflow_parsers::StreamEvent;
     match event {
         ChatEvent::Message(StreamEvent::TextDelta { text }) => {
-            let _ = out.write_all(text.as_bytes());
+            let _ = out.write_all(shown_prose(text).as_bytes());
             let _ = out.flush();
         }
         ChatEvent::Message(StreamEvent::ReasoningDelta { text }) => {
-            eprint!("{text}");
+            eprint!("{}", shown_prose(text));
         }
         _ => {}
     }
@@ -116,10 +118,10 @@ fn show_summary(response: &ChatResponse, with_content: bool) {
     let message = &response.message;
     if with_content {
         if let Some(reasoning) = &message.reasoning {
-            eprintln!("{reasoning}");
+            eprintln!("{}", shown_prose(reasoning));
         }
         if let Some(content) = &message.content {
-            print!("{content}");
+            print!("{}", shown_prose(content));
         }
     }
     if message.content.as_deref().is_some_and(|content| !content.ends_with('\n')) {
@@ -127,7 +129,7 @@ fn show_summary(response: &ChatResponse, with_content: bool) {
     }
     for (index, call) in message.tool_calls.iter().enumerate() {
         println!("tool call {index}: {} (id {})", call.function.name, call.id);
-        println!("  {}", call.function.arguments);
+        println!("  {}", shown(&call.function.arguments));
     }
     for diagnostic in &message.diagnostics {
         let call = diagnostic.call_index.map(|index| format!("call {index}: ")).unwrap_or_default();

@@ -104,7 +104,9 @@ pub enum FlowsCommand {
     Fork {
         /// The flow's id
         id: String,
-        /// The first step to run again: its seq (as `flows inspect` shows it) or its name
+        /// The first step to run again: its seq (as `flows inspect` shows it) or its name. One
+        /// past the last seq keeps every succeeded step and runs only what the journal has not
+        /// reached (the rest of a cancelled pipeline)
         #[arg(long, value_name = "N")]
         from_step: String,
         #[command(flatten)]
