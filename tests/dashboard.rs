@@ -339,6 +339,15 @@ async fn the_list_filters_pages_newest_first_and_acts_on_every_matching_flow() {
     }
     let shown = browser.get("/?name=build").await.body;
     assert!(shown.contains("Cancel asked for 44 flow(s)."), "{shown}");
+
+    // What matched but did not apply is counted and said, not passed over in silence.
+    let bulk = [("csrf", csrf.as_str()), ("action", "resume"), ("name", "build"), ("status", "")];
+    browser.post("/flows/bulk", &bulk).await;
+    let shown = browser.get("/?name=build").await.body;
+    assert!(
+        shown.contains("Resumed 0 flow(s). 44 other matching flow(s) had nothing to resume"),
+        "{shown}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,7 +110,10 @@ impl ServeSection {
             };
             let secret = secret.trim().to_owned();
             if secret.len() < MIN_SECRET_LEN {
-                let why = format!("its secret is shorter than {MIN_SECRET_LEN} characters");
+                let why = format!(
+                    "its secret is shorter than {MIN_SECRET_LEN} characters (`openssl rand -hex \
+                     32` makes one)"
+                );
                 return Err(invalid(name, why));
             }
             let owner = token.owner.trim();
@@ -173,5 +176,14 @@ mod tests {
         let secret = "laptop-secret-0123456789";
         let tokens = tokens_of(&[("laptop", "alice", secret), ("phone", "alice", secret)]);
         assert_eq!(tokens.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_saying_how_long_one_must_be() {
+        let error = tokens_of(&[("laptop", "alice", "short-secret")]).unwrap_err().to_string();
+        assert!(error.contains("[serve.tokens] laptop:"), "{error}");
+        assert!(error.contains("shorter than 16 characters"), "{error}");
+        assert!(!error.contains("short-secret"), "{error}");
+        assert!(tokens_of(&[("laptop", "alice", "sixteen-chars-ok")]).is_ok());
     }
 }

@@ -302,7 +302,7 @@ pub async fn bulk(
         Err(error) => return viewer.failed(&back, error),
     };
     let now = Timestamp::now();
-    let (mut done, mut refused, mut first_refusal) = (0, 0, None);
+    let (mut done, mut refused, mut first_refusal, mut skipped) = (0, 0, None, 0);
     for flow in flows {
         let applies = if cancel {
             !flow.status.is_terminal() && flow.cancel_requested_at.is_none()
@@ -311,6 +311,7 @@ pub async fn bulk(
                 || flow.is_stalled(now)
         };
         if !applies {
+            skipped += 1;
             continue;
         }
         let outcome = if cancel {
@@ -330,6 +331,14 @@ pub async fn bulk(
     let mut message = format!("{verb} {done} flow(s).");
     if let Some(first) = first_refusal {
         message.push_str(&format!(" {refused} refused, the first: {first}"));
+    }
+    if skipped > 0 {
+        let why = if cancel {
+            "had ended or had a cancel asked for already"
+        } else {
+            "had nothing to resume (a resume takes a failed, blocked, lost or stalled flow)"
+        };
+        message.push_str(&format!(" {skipped} other matching flow(s) {why}."));
     }
     viewer.done(&back, Notice { text: message, is_error: refused > 0 })
 }
