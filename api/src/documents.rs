@@ -128,7 +128,7 @@ pub struct FlowDocument<'a> {
 
 impl<'a> FlowDocument<'a> {
     pub fn new(flow: &'a Flow, steps: Option<&[Step]>, now: Timestamp) -> Self {
-        let counts = steps.map(step_counts);
+        let counts = steps.map(|steps| step_counts(flow, steps));
         let (steps_done, steps_total) = (counts.map(|(done, _)| done), counts.map(|(_, all)| all));
         let stall = flow.stall(now);
         FlowDocument {
@@ -263,9 +263,10 @@ pub fn signal(signal: &Signal) -> Value {
     })
 }
 
-/// How many of a journal's steps are done, and how many there are: steps by name, however
-/// many attempts (rows) each took, done when the latest attempt succeeded.
-pub fn step_counts(steps: &[Step]) -> (usize, usize) {
+/// How many of `flow`'s steps are done, and how many there are: steps by name in its journal,
+/// however many attempts (rows) each took, done when the latest attempt succeeded; of all, the
+/// steps its pipeline lists when the journal has not reached them all yet.
+pub fn step_counts(flow: &Flow, steps: &[Step]) -> (usize, usize) {
     let mut latest = std::collections::HashMap::new();
     for step in steps {
         let kept = latest.entry(step.name.as_str()).or_insert(step);
@@ -274,7 +275,7 @@ pub fn step_counts(steps: &[Step]) -> (usize, usize) {
         }
     }
     let done = latest.values().filter(|step| step.status == StepStatus::Succeeded).count();
-    (done, latest.len())
+    (done, latest.len().max(flow.listed_steps().unwrap_or(0)))
 }
 
 #[cfg(test)]
@@ -285,18 +286,22 @@ mod tests {
     use super::*;
 
     /// A flow's document written straight has the text its `Value` has (an object writes its
-    /// keys in order), with every field set and with none.
+    /// keys in order), with every field set and with none; an empty journal has no step done,
+    /// out of the steps its pipeline lists.
     #[test]
     fn a_flow_written_straight_is_the_text_of_its_value() {
         fn check(record: &Flow) {
             let now = Timestamp::from_millis(10_000);
-            for (steps, counted) in [(None, json!(null)), (Some(&[][..]), json!(0))] {
+            let listed = json!(record.listed_steps().unwrap_or(0));
+            for (steps, counts) in
+                [(None, (json!(null), json!(null))), (Some(&[][..]), (json!(0), listed))]
+            {
                 let straight = serde_json::to_string(&FlowDocument::new(record, steps, now));
                 let document = flow(record, steps, now);
                 assert_eq!(straight.unwrap(), document.to_string());
                 assert_eq!(
                     (&document["steps_done"], &document["steps_total"]),
-                    (&counted, &counted)
+                    (&counts.0, &counts.1)
                 );
             }
         }

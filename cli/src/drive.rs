@@ -231,7 +231,7 @@ pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
     if json {
         render::inspection(&inspection, true);
     } else {
-        let (done, _) = taskflow_api::documents::step_counts(&inspection.steps);
+        let (done, _) = taskflow_api::documents::step_counts(&inspection.flow, &inspection.steps);
         // The flow's end, not whether anyone still reads, decides the exit code.
         let _ = writeln!(std::io::stdout(), "flow {} {} ({done} steps done)", flow.id, flow.status);
     }

@@ -92,7 +92,7 @@ pub fn inspection(inspection: &Inspection, json: bool) {
         print_json(&documents::inspection(inspection, now));
         return;
     }
-    let (done, total) = documents::step_counts(steps);
+    let (done, total) = documents::step_counts(flow, steps);
     let stall = flow.stall(now);
     let optional = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
     let when =

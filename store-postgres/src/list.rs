@@ -15,8 +15,12 @@ pub(crate) fn list_sql(filters: ListFilters) -> &'static str {
 }
 
 fn build(filters: ListFilters) -> String {
-    filters.statement(|n, kind| match kind {
-        ParamKind::Text => format!("${n}::text"),
-        ParamKind::Integer => format!("${n}::bigint"),
-    })
+    filters.statement(
+        |n, kind| match kind {
+            ParamKind::Text => format!("${n}::text"),
+            ParamKind::Integer => format!("${n}::bigint"),
+        },
+        "CASE WHEN json_typeof(fs.spec::json -> 'steps') = 'array' \
+         THEN json_array_length(fs.spec::json -> 'steps') END",
+    )
 }

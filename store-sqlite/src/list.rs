@@ -16,7 +16,7 @@ pub(crate) fn list_sql(filters: ListFilters) -> &'static str {
 }
 
 fn build(filters: ListFilters) -> String {
-    filters.statement(|n, _| format!("?{n}"))
+    filters.statement(|n, _| format!("?{n}"), "json_array_length(fs.spec, '$.steps')")
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 
 use std::borrow::Cow;
 
+#[cfg(doc)]
+use crate::model::Flow;
 use crate::model::ListQuery;
 use crate::status::FlowStatus;
 
@@ -76,10 +78,16 @@ impl ListFilters {
     }
 
     /// The whole query: each listed flow's row and its counts of steps (by name: a step whose
-    /// latest attempt succeeded is done; every name), newest first, through the index that fits
-    /// the filters. `placeholder(n, kind)` spells the `n`th parameter (from 1); the values are
-    /// [`list_values`]'s, in the same order.
-    pub fn statement(self, placeholder: impl FnMut(usize, ParamKind) -> String) -> String {
+    /// latest attempt succeeded is done; of all, every name its journal has or, when more, the
+    /// steps its pipeline lists: [`Flow::listed_steps`]), newest first, through the index that
+    /// fits the filters. `placeholder(n, kind)` spells the `n`th parameter (from 1); the values
+    /// are [`list_values`]'s, in the same order. `listed_steps` is the dialect's expression of
+    /// how many entries the array `steps` of the JSON text `fs.spec` has (NULL if none).
+    pub fn statement(
+        self,
+        placeholder: impl FnMut(usize, ParamKind) -> String,
+        listed_steps: &str,
+    ) -> String {
         let (conditions, limit) = self.conditions(placeholder);
         let filter = if conditions.is_empty() { "TRUE".to_owned() } else { conditions };
         format!(
@@ -89,7 +97,10 @@ impl ListFilters {
              (SELECT count(*) FROM steps s WHERE s.flow_id = f.id AND s.status = 'succeeded' \
               AND NOT EXISTS (SELECT 1 FROM steps l \
                               WHERE l.flow_id = s.flow_id AND l.name = s.name AND l.seq > s.seq)), \
-             (SELECT count(DISTINCT s.name) FROM steps s WHERE s.flow_id = f.id) \
+             (SELECT CASE WHEN listed > named THEN listed ELSE named END FROM (SELECT \
+              (SELECT count(DISTINCT s.name) FROM steps s WHERE s.flow_id = f.id) AS named, \
+              coalesce((SELECT {listed_steps} FROM flow_specs fs WHERE fs.flow_id = f.id), 0) \
+              AS listed) AS counts) \
              FROM flows f WHERE {filter} ORDER BY f.created_at DESC, f.id DESC LIMIT {limit}"
         )
     }

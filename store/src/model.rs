@@ -135,6 +135,12 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// How many steps the flow's pipeline lists, if it runs one: what its count of steps is
+    /// out of before its journal has reached them all.
+    pub fn listed_steps(&self) -> Option<usize> {
+        self.spec.as_ref()?.get("steps")?.as_array().map(Vec::len)
+    }
+
     /// Why a managed flow left `running` has no live runner, if it has none: it can be resumed.
     pub fn stall(&self, now: Timestamp) -> Option<Stall> {
         stall(self.sync_mode, self.status, self.lease.as_ref(), now)

@@ -1244,6 +1244,41 @@ pub fn a_mirrored_flows_owner_reports_its_steps_by_name(harness: &dyn Harness) {
     assert_eq!(alice.steps(&other.id).unwrap().len(), 0);
 }
 
+/// A flow's count of steps is out of the steps its pipeline lists until its journal has reached
+/// them all; a journal with more names than its spec lists, or a spec without a list of steps
+/// (an agent's), counts the journal's names.
+pub fn a_flows_step_count_is_out_of_the_steps_its_pipeline_lists(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let pipeline = |ids: &[&str]| {
+        let steps: Vec<serde_json::Value> =
+            ids.iter().map(|id| json!({"id": id, "action": "echo"})).collect();
+        Some(json!({"name": "p", "steps": steps}))
+    };
+    let cases = [
+        (pipeline(&["a", "b", "c"]), 1, Some(3), (1, 3)),
+        (pipeline(&["a"]), 2, Some(1), (2, 2)),
+        (Some(json!({"prompt": "go"})), 1, None, (1, 1)),
+        (Some(json!({"steps": "not a list"})), 1, None, (1, 1)),
+        (None, 0, None, (0, 0)),
+    ];
+    for (n, (spec, journal, listed, counts)) in cases.into_iter().enumerate() {
+        let mut new = NewFlow::managed(format!("f{n}"));
+        new.spec = spec;
+        let flow = alice.create(new).unwrap();
+        let lease = alice.acquire_lease(&flow.id, TTL).unwrap();
+        alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+        for name in ["a", "b", "c"].into_iter().take(journal) {
+            let step = alice.begin_step(&lease, NewStep::new(name, StepKind::Tool)).unwrap();
+            alice.finish_step(&lease, step.seq, StepOutcome::Succeeded(json!(name))).unwrap();
+        }
+        let query = ListQuery { name: Some(format!("f{n}")), ..Default::default() };
+        let shown = alice.list(&query).unwrap();
+        assert_eq!((shown[0].steps_done, shown[0].steps_total), counts, "case {n}");
+        assert_eq!(alice.flow(&flow.id).unwrap().listed_steps(), listed, "case {n}");
+    }
+}
+
 pub fn list_is_newest_first_per_owner_with_filters_and_step_counts(harness: &dyn Harness) {
     let fx = harness.fresh();
     let alice = fx.alice();
@@ -1638,6 +1673,7 @@ macro_rules! conformance_tests {
             a_lease_held_by_a_dead_process_on_this_host_is_taken_over_at_once,
             a_flow_cannot_end_with_steps_running_and_steps_run_only_while_it_runs,
             list_is_newest_first_per_owner_with_filters_and_step_counts,
+            a_flows_step_count_is_out_of_the_steps_its_pipeline_lists,
             a_chosen_id_is_kept_as_given_and_one_taken_is_refused,
             every_accepted_change_is_one_event_of_its_owner_in_commit_order,
             a_mirrored_flows_owner_reports_its_steps_by_name,
