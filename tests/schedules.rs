@@ -362,6 +362,7 @@ fn trigger_and_backfill_fire_slots_by_creating_their_flows_once() {
 
     let triggered = json_of(&db, &["schedules", "trigger", "digest"]);
     assert_eq!(triggered["slots"][0]["reason"], "triggered by hand");
+    assert_eq!(triggered["fired"], true);
     let shown = json_of(&db, &["schedules", "show", "digest"]);
     let reasons: Vec<&str> = shown["slots"]
         .as_array()
@@ -624,6 +625,13 @@ fn a_trigger_within_the_second_of_another_says_its_slot_fired_already() {
         assert!(!first.contains("fired already"), "{first}");
         if second.contains("had fired already") {
             assert_eq!(second.lines().nth(1), first.lines().next(), "the same slot: {second}");
+            // With --json too; and the slot's record is the first trigger's.
+            let shown = json_of(&db, &["schedules", "show", "digest"]);
+            let third = json_of(&db, &["schedules", "trigger", "digest"]);
+            if third["slots"][0]["at"] == shown["slots"][0]["at"] {
+                assert_eq!(third["fired"], false, "{third}");
+                assert_eq!(third["slots"][0], shown["slots"][0], "the record is as it was");
+            }
             return;
         }
     }

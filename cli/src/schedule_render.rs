@@ -153,9 +153,15 @@ pub fn fired(name: &str, slots: &[Slot], json: bool) {
 }
 
 /// The slot a trigger fired; within the second of an earlier trigger, that slot, said to have
-/// fired already; or the slot skipped, and why.
+/// fired already; or the slot skipped, and why. With `--json`, `fired` says whether this
+/// trigger made the slot's flow.
 pub fn triggered(name: &str, slot: &Slot, now: bool, json: bool) {
-    if !now && !json && slot.flow_id.is_some() {
+    if json {
+        let slots = [documents::slot(slot)];
+        print_json(&serde_json::json!({ "schedule": name, "slots": slots, "fired": now }));
+        return;
+    }
+    if !now && slot.flow_id.is_some() {
         println!(
             "slot {} of {name} had fired already (a trigger names a second)",
             at_text(slot.at)

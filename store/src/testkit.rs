@@ -1690,6 +1690,7 @@ macro_rules! conformance_tests {
             gates_name_the_owners_schedules_and_cycles_are_refused,
             a_slot_fires_once_by_the_creation_of_its_flow_and_its_record_follows_the_flow,
             a_pruned_slot_flow_takes_its_signals_and_leaves_the_slot_record,
+            a_slot_fired_again_keeps_the_reason_and_time_it_fired_with,
             slots_not_run_are_recorded_with_their_reason_and_waiting_ones_are_resolved,
             a_claim_takes_what_no_live_runner_holds_and_a_dead_holder_only_on_its_own_host,
             a_flow_made_or_forked_to_run_is_held_by_its_maker_from_the_transaction_that_makes_it,

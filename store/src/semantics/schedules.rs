@@ -274,7 +274,9 @@ fn is_slot_run<T: StoreTx + ?Sized>(tx: &T, schedule: &Schedule, flow: &Flow) ->
 /// Writes one decision about a slot of `schedule`: a slot that fires gets its flow (unless its
 /// id is taken already: then it fired before, and its record points at that flow; a flow under
 /// that id that is not a run of this schedule is not taken for one, and the slot is skipped).
-/// A slot whose record says it fired, its flow pruned since, keeps that record: it ran once.
+/// A slot whose record says it fired, its flow pruned since, keeps that record: it ran once; one
+/// whose flow is there keeps its record's reason and time, the status of its flow brought up to
+/// date (a trigger or a backfill that names it again did not fire it).
 fn write_decision<T: StoreTx + ?Sized>(
     tx: &T,
     caller: Caller<'_>,
@@ -342,7 +344,7 @@ fn write_decision<T: StoreTx + ?Sized>(
             };
             let status =
                 if flow.status.is_terminal() { SlotStatus::Ended } else { SlotStatus::Running };
-            Slot {
+            let fired = Slot {
                 schedule: schedule.name.clone(),
                 at,
                 status,
@@ -352,6 +354,12 @@ fn write_decision<T: StoreTx + ?Sized>(
                 last_at: None,
                 count: 1,
                 decided_at: now,
+            };
+            match tx.slot(&schedule.name, at)? {
+                Some(before) if !made_flow && before.flow_id == fired.flow_id => {
+                    Slot { reason: before.reason, decided_at: before.decided_at, ..fired }
+                }
+                _ => fired,
             }
         }
         SlotDecision::Record { at, status, reason, last_at, count } => {

@@ -271,6 +271,35 @@ pub fn a_pruned_slot_flow_takes_its_signals_and_leaves_the_slot_record(harness: 
     assert!(matches!(alice.flow(&id), Err(Error::NotFound { .. })));
 }
 
+/// A slot fired again while its flow is there (a second trigger within its second, a backfill
+/// over it) keeps its record's reason and time: the record says what fired it, once; only the
+/// status of its flow is brought up to date.
+pub fn a_slot_fired_again_keeps_the_reason_and_time_it_fired_with(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    alice.add_schedule(schedule("digest", &[])).unwrap();
+    let late = SlotDecision::Fire { at: at(0), reason: Some("ran late".to_owned()) };
+    let first = alice.decide_slots("digest", decisions(at(0), vec![late], at(1440))).unwrap();
+    let id = first[0].slot.flow_id.clone().unwrap();
+    let lease = alice.acquire_lease(&id, TTL).unwrap();
+    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    alice.set_status(&lease, FlowStatus::Succeeded, None).unwrap();
+    let (_, before) = alice.schedule("digest", None, 10).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+
+    let backfill = SlotDecision::Fire { at: at(0), reason: Some("backfill".to_owned()) };
+    let again =
+        alice.decide_slots("digest", decisions(at(1440), vec![backfill], at(2880))).unwrap();
+    assert!(!again[0].made_flow);
+    let (_, slots) = alice.schedule("digest", None, 10).unwrap();
+    assert_eq!(slots, before, "the record is as it was");
+    assert_eq!(
+        (slots[0].reason.as_deref(), slots[0].status, slots[0].flow_status),
+        (Some("ran late"), SlotStatus::Ended, Some(FlowStatus::Succeeded))
+    );
+    assert_eq!(again[0].slot, slots[0], "the answer is the record");
+}
+
 pub fn slots_not_run_are_recorded_with_their_reason_and_waiting_ones_are_resolved(
     harness: &dyn Harness,
 ) {
