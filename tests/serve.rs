@@ -377,7 +377,7 @@ async fn a_tokens_pipelines_stay_off_the_host_unless_the_token_says_host() {
             "`write_file`",
         ),
         (
-            json!({"id": "run", "action": "tool", "with": {"name": "read_file", "arguments": {"path": "/etc/hostname"}}}),
+            json!({"id": "run", "action": "tool", "with": {"name": "read_file", "args": {"path": "/etc/hostname"}}}),
             "`tool`",
         ),
         (

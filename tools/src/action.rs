@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::Value;
+use taskflow_store::excerpt::excerpt;
 
 use crate::step::{ActionFuture, ActionResult, StepContext};
 
@@ -21,6 +22,22 @@ pub trait Action: Send + Sync {
     /// Checks a step's `with` before anything runs (templates not yet filled in); the message
     /// says what is wrong.
     fn check(&self, _with: &Value) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The keys a step's `with` may hold, optional ones included: a step with another key is
+    /// refused before anything runs ([`unknown_parameters`]), because a misspelt optional key
+    /// (`timout`) would otherwise be ignored without a word. `None`, the default, takes any
+    /// key: an action a program registers reads what it likes.
+    fn parameters(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
+    /// Whether a step's own `timeout` and `retry` apply to this action. They do by default;
+    /// an action whose attempt only looks whether its wait is over (`sleep`, `wait_signal`)
+    /// ends at once, so a timeout would never stop it and there is nothing to try again. Its
+    /// message says why and what to write instead, and a step that sets either is refused.
+    fn step_limits(&self) -> Result<(), String> {
         Ok(())
     }
 
@@ -49,6 +66,28 @@ where
     fn run(&self, input: Value, context: StepContext) -> ActionFuture {
         Box::pin(self(input, context))
     }
+}
+
+/// The keys of `with` that `action`, registered as `name`, does not take
+/// ([`Action::parameters`]), in the order of the table, each with its message. Nothing for an
+/// action that takes any key or a `with` that is not a table (refused on its own).
+pub fn unknown_parameters(name: &str, action: &dyn Action, with: &Value) -> Vec<(String, String)> {
+    let (Some(parameters), Some(table)) = (action.parameters(), with.as_object()) else {
+        return Vec::new();
+    };
+    table
+        .keys()
+        .filter(|key| !parameters.contains(&key.as_str()))
+        .map(|key| {
+            let message = format!(
+                "`with.{}` is not a parameter of `{}` (parameters: {})",
+                excerpt(key),
+                excerpt(name),
+                parameters.join(", ")
+            );
+            (key.clone(), message)
+        })
+        .collect()
 }
 
 /// The actions a spec may name.

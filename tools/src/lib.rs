@@ -20,7 +20,7 @@ pub mod tools;
 pub mod workspace;
 mod write;
 
-pub use action::{Action, Actions};
+pub use action::{Action, Actions, unknown_parameters};
 pub use agent_spec::{AgentSpec, Approval, Approvals, DEFAULT_MAX_TURNS, DENIED_BY_POLICY};
 pub use budget::{Budget, Exhausted, Price, Spent, StepModel};
 pub use step::{

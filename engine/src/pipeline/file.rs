@@ -2,6 +2,7 @@
 //! every problem, from bad TOML to an unknown action, a cycle in `needs` or a template reading
 //! a step that does not exist, is reported as `FILE:LINE:COLUMN: message` before anything runs.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -64,8 +65,10 @@ struct RawStep {
     action: Spanned<String>,
     #[serde(default)]
     needs: Vec<Spanned<String>>,
+    /// Its keys keep where they were written, so that a key the action does not take is
+    /// pointed at (and not a word of a value that happens to spell it).
     #[serde(default)]
-    with: Option<Spanned<toml::Table>>,
+    with: Option<Spanned<BTreeMap<Spanned<String>, toml::Value>>>,
     #[serde(default)]
     retry: Option<Spanned<RetryPolicy>>,
     #[serde(default)]
@@ -192,10 +195,17 @@ fn span_of(raw: &RawPipeline, source: &str, error: &SpecError) -> Range<usize> {
         SpecField::With(fragment) => match &step.with {
             Some(with) => {
                 let span = with.span();
-                let inner = fragment
-                    .as_deref()
-                    .and_then(|fragment| source.get(span.clone())?.find(fragment))
-                    .map(|offset| span.start + offset);
+                let key = |fragment: &str| {
+                    let keys = with.get_ref().keys();
+                    keys.into_iter()
+                        .find(|key| key.get_ref() == fragment)
+                        .map(|key| key.span().start)
+                };
+                let inner = fragment.as_deref().and_then(|fragment| {
+                    key(fragment).or_else(|| {
+                        source.get(span.clone())?.find(fragment).map(|offset| span.start + offset)
+                    })
+                });
                 inner.map_or(span.clone(), |start| start..start)
             }
             None => step.id.span(),
@@ -229,6 +239,61 @@ pub(crate) fn line_column(source: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `FILE:LINE:COLUMN: message` lines a pipeline of one step `a` is refused with; `rest`
+    /// is the step's table after its id (line 4 on).
+    fn check(rest: &str, expected: &[&str]) {
+        let source = format!("name = \"p\"\n[[steps]]\nid = \"a\"\n{rest}\n");
+        let found = match parse(&source, Path::new("p.toml"), None, &crate::builtin_actions()) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        };
+        assert_eq!(found, expected, "{source}");
+    }
+
+    #[test]
+    fn a_key_the_action_does_not_take_is_pointed_at() {
+        let extra = "`with.extra` is not a parameter of `echo` (parameters: value)";
+        for (rest, at) in [
+            ("action = \"echo\"\nwith = { value = 1, extra = 2 }", "5:21"),
+            // The key, not a word of a value that spells it.
+            ("action = \"echo\"\nwith = { value = \"extra = 1\", extra = 2 }", "5:31"),
+            ("action = \"echo\"\nwith = { value = 1, \"extra\" = 2 }", "5:21"),
+            ("action = \"echo\"\nwith = { value = 1, extra.x = 2 }", "5:21"),
+            ("action = \"echo\"\n[steps.with]\nvalue = 1\nextra = 2", "7:1"),
+        ] {
+            check(rest, &[&format!("p.toml:{at}: {extra}")]);
+        }
+        check(
+            "action = \"wait_signal\"\nwith = { name = \"go\", timout = \"1s\" }",
+            &["p.toml:5:23: `with.timout` is not a parameter of `wait_signal` (parameters: name, \
+               timeout)"],
+        );
+    }
+
+    #[test]
+    fn a_wait_takes_no_step_timeout_or_retry() {
+        let sleep = "it only waits, so there is nothing to stop or try again; `with.for` or \
+                     `with.until` says how long";
+        let signal = "it only waits for its signal, so there is nothing to stop or try again; \
+                      `with.timeout` says how long it may wait";
+        for (rest, expected) in [
+            (
+                "action = \"sleep\"\nwith = { for = \"4s\" }\ntimeout = \"1s\"",
+                format!("p.toml:6:11: a `sleep` step takes no `timeout`: {sleep}"),
+            ),
+            (
+                "action = \"wait_signal\"\nwith = { name = \"go\" }\nretry = { max_attempts = 3 }",
+                format!("p.toml:6:9: a `wait_signal` step takes no `retry`: {signal}"),
+            ),
+            (
+                "action = \"wait_signal\"\nwith = { name = \"go\" }\ntimeout = 5",
+                format!("p.toml:6:11: a `wait_signal` step takes no `timeout`: {signal}"),
+            ),
+        ] {
+            check(rest, &[&expected]);
+        }
+    }
 
     #[test]
     fn line_and_column() {

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use taskflow_store::excerpt::excerpt;
 
 use super::template;
-use taskflow_tools::{Actions, Budget, StepModel};
+use taskflow_tools::{Actions, Budget, StepModel, unknown_parameters};
 
 /// The actions that call a model with a provider and model their step chooses: `llm` (one
 /// call, journaled in the pipeline) and `agent` (a child agent run whose turns are its calls).
@@ -289,8 +289,24 @@ impl FlowSpec {
                     ),
                 ),
                 Some(action) => {
+                    // Each key the action does not take, at the key: a misspelt optional one
+                    // would otherwise be ignored.
+                    for (key, message) in unknown_parameters(&step.action, &*action, &step.with) {
+                        report(Some(at), SpecField::With(Some(key)), message);
+                    }
                     if let Err(message) = action.check(&step.with) {
                         report(Some(at), SpecField::With(None), message);
+                    }
+                    if let Err(why) = action.step_limits() {
+                        let action = excerpt(&step.action);
+                        if step.timeout.is_some() {
+                            let message = format!("a `{action}` step takes no `timeout`: {why}");
+                            report(Some(at), SpecField::Timeout, message);
+                        }
+                        if step.retry.is_some() {
+                            let message = format!("a `{action}` step takes no `retry`: {why}");
+                            report(Some(at), SpecField::Retry, message);
+                        }
                     }
                 }
             }
@@ -477,7 +493,7 @@ pub enum SpecField {
     Action,
     /// The n-th entry of `needs`.
     Needs(usize),
-    /// `with`, or the text inside it that the error is about.
+    /// `with`, or what inside it the error is about: one of its keys, else text inside it.
     With(Option<String>),
     Retry,
     Timeout,
@@ -685,7 +701,7 @@ mod tests {
     use serde_json::json;
 
     fn errors(spec: FlowSpec) -> Vec<String> {
-        match spec.plan(&Actions::builtin()) {
+        match spec.plan(&crate::builtin_actions()) {
             Ok(_) => Vec::new(),
             Err(errors) => errors.into_iter().map(|e| e.message).collect(),
         }
@@ -736,6 +752,44 @@ mod tests {
         );
         check(base().step(StepSpec::new("a", "shell")), &["`with.command` is missing"]);
         check(
+            base().step(echo("a").with(json!({"value": 1, "extra": 1}))),
+            &["`with.extra` is not a parameter of `echo` (parameters: value)"],
+        );
+        check(
+            base().step(
+                StepSpec::new("a", "wait_signal").with(json!({"name": "go", "timout": "1s"})),
+            ),
+            &["`with.timout` is not a parameter of `wait_signal` (parameters: name, timeout)"],
+        );
+        check(
+            base().step(StepSpec::new("a", "shell").with(json!({"tiemout": "1s"}))),
+            &["`with.tiemout` is not a parameter of `shell`", "`with.command` is missing"],
+        );
+        let sleep = || StepSpec::new("a", "sleep").with(json!({"for": "4s"}));
+        let signal = || StepSpec::new("a", "wait_signal").with(json!({"name": "go"}));
+        check(base().step(sleep()), &[]);
+        check(
+            base().step(sleep().timeout(Duration::from_secs(1))),
+            &["a `sleep` step takes no `timeout`: it only waits"],
+        );
+        check(
+            base().step(sleep().retry(RetryPolicy::default())),
+            &["a `sleep` step takes no `retry`: it only waits"],
+        );
+        check(
+            base().step(signal().timeout(Duration::from_secs(1))),
+            &["a `wait_signal` step takes no `timeout`: it only waits for its signal, so there \
+               is nothing to stop or try again; `with.timeout` says how long it may wait"],
+        );
+        check(
+            base().step(signal().retry(RetryPolicy { max_attempts: 3, backoff_ms: 10 })),
+            &["a `wait_signal` step takes no `retry`: it only waits for its signal"],
+        );
+        check(
+            base().step(echo("a").timeout(Duration::from_secs(1)).retry(RetryPolicy::never())),
+            &[],
+        );
+        check(
             base().step(echo("a").retry(RetryPolicy { max_attempts: 0, backoff_ms: 1 })),
             &["max_attempts"],
         );
@@ -757,7 +811,7 @@ mod tests {
     #[test]
     fn each_problem_names_its_place_in_the_spec_as_json() {
         let check = |spec: FlowSpec, expected: &[&str]| {
-            let found = spec.plan(&Actions::builtin()).map(drop).unwrap_err();
+            let found = spec.plan(&crate::builtin_actions()).map(drop).unwrap_err();
             let paths: Vec<String> = found.iter().map(SpecError::path).collect();
             assert_eq!(paths, expected);
         };
@@ -769,6 +823,10 @@ mod tests {
         check(base().step(echo("a")).step(echo("b").needs(["a", "zz"])), &["steps[1].needs[1]"]);
         check(base().step(StepSpec::new("a", "shell")), &["steps[0].with"]);
         check(base().step(StepSpec::new("a", "echo").with(json!("text"))), &["steps[0].with"; 2]);
+        check(base().step(echo("a").with(json!({"value": 1, "x": 2}))), &["steps[0].with"]);
+        let sleep = StepSpec::new("a", "sleep").with(json!({"for": "1s"}));
+        let limited = sleep.timeout(Duration::from_secs(1)).retry(RetryPolicy::default());
+        check(base().step(limited), &["steps[0].timeout", "steps[0].retry"]);
         check(base().concurrency(0).step(echo("a")), &["concurrency"]);
         let named = |name: &str| FlowSpec { name: name.to_owned(), ..base().step(echo("a")) };
         check(named(&"x".repeat(201)), &["name"]);

@@ -3,6 +3,10 @@
 //! [`ActionError::Waiting`](taskflow_tools::ActionError::Waiting), and its flow waits for it
 //! without a process once nothing else of the flow runs (`engine/runner.rs`). Every engine
 //! has both ([`actions`]).
+//!
+//! So an attempt of either ends at once, and a step's own `timeout` and `retry` would mean
+//! nothing: they are refused when the pipeline is loaded (`Action::step_limits`); how long a
+//! step waits is in its `with`.
 
 mod sleep;
 mod wait_signal;

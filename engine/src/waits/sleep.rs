@@ -39,6 +39,16 @@ impl Action for Sleep {
         }
     }
 
+    fn parameters(&self) -> Option<&'static [&'static str]> {
+        Some(&["for", "until"])
+    }
+
+    fn step_limits(&self) -> Result<(), String> {
+        Err("it only waits, so there is nothing to stop or try again; `with.for` or `with.until` \
+             says how long"
+            .to_owned())
+    }
+
     /// A sleep only waits.
     fn off_host(&self, _with: &Value) -> Result<(), String> {
         Ok(())

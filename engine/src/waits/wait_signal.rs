@@ -5,7 +5,9 @@
 //! step.
 
 use serde_json::Value;
+use taskflow_store::rules;
 use taskflow_store::time::Timestamp;
+use taskflow_store::wait::APPROVAL_PREFIX;
 use taskflow_tools::{Action, ActionError, ActionFuture, StepContext, Wait};
 
 use super::{duration, is_template};
@@ -45,6 +47,16 @@ impl Action for WaitSignal {
         }
     }
 
+    fn parameters(&self) -> Option<&'static [&'static str]> {
+        Some(&["name", "timeout"])
+    }
+
+    fn step_limits(&self) -> Result<(), String> {
+        Err("it only waits for its signal, so there is nothing to stop or try again; \
+             `with.timeout` says how long it may wait"
+            .to_owned())
+    }
+
     /// It waits for a signal of its own flow, which only the flow's owner sends.
     fn off_host(&self, _with: &Value) -> Result<(), String> {
         Ok(())
@@ -57,7 +69,22 @@ fn read(with: &Value) -> Result<(String, Option<std::time::Duration>), String> {
         Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
         _ => return Err("`wait_signal` needs `with.name`, the signal's name".to_owned()),
     };
+    sendable(&name)?;
     Ok((name, duration(with, "timeout")?))
+}
+
+/// Whether a signal can carry `name`: the store's rule for the names `taskflow flows signal`
+/// and `POST /v1/flows/{id}/signals/{name}` deliver, so that no step waits for a signal nobody
+/// can send.
+fn sendable(name: &str) -> Result<(), String> {
+    rules::check_text("signal name", name).map_err(|refused| format!("`with.name`: {refused}"))?;
+    if name.starts_with(APPROVAL_PREFIX) {
+        return Err(format!(
+            "`with.name`: names that begin with `{APPROVAL_PREFIX}` carry decisions about tool \
+             calls, not signals"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -82,5 +109,14 @@ mod tests {
         check(json!({"name": " "}), Err("needs `with.name`"));
         check(json!({"name": 3}), Err("needs `with.name`"));
         check(json!({"name": "approve", "timeout": "soon"}), Err("`with.timeout`"));
+        // Only names a signal can carry, as `taskflow flows signal` and the HTTP route take.
+        let printable = "`with.name`: signal name must be 1 to 200 characters of printable text";
+        check(json!({"name": "a\nb"}), Err(printable));
+        check(json!({"name": "x".repeat(200)}), Ok(()));
+        check(json!({"name": "x".repeat(201)}), Err(printable));
+        check(json!({"name": "approval:call-1"}), Err("begin with `approval:`"));
+        // A template is checked when the step begins, once it is filled in.
+        check(json!({"name": "{{steps.ask.output}}\n"}), Ok(()));
+        assert!(read(&json!({"name": "a\tb"})).unwrap_err().contains(printable));
     }
 }

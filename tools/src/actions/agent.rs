@@ -39,8 +39,8 @@ use crate::tools::AGENT_TOOLS;
 use taskflow_store::model::Flow;
 use taskflow_store::status::FlowStatus;
 
-/// The keys `with` may hold.
-const KEYS: [&str; 17] = [
+/// The keys `with` may hold ([`Action::parameters`]).
+const KEYS: &[&str] = &[
     "prompt",
     "system",
     "provider",
@@ -115,14 +115,8 @@ fn check_policy(with: &Value, key: &str) -> Result<(), String> {
 
 /// Checks everything about `with` that does not need the step to run.
 fn check_with(with: &Value) -> Result<(), String> {
-    let Value::Object(table) = with else {
+    if !with.is_object() {
         return Err("`with` must be a table".to_owned());
-    };
-    if let Some(unknown) = table.keys().find(|key| !KEYS.contains(&key.as_str())) {
-        return Err(format!(
-            "`with.{unknown}` is not a parameter of `agent` (parameters: {})",
-            KEYS.join(", ")
-        ));
     }
     string_param(with, "prompt")?;
     for key in ["system", "workspace", "name"] {
@@ -223,11 +217,16 @@ impl Action for AgentAction {
     fn check(&self, with: &Value) -> Result<(), String> {
         check_with(with)
     }
+
+    fn parameters(&self) -> Option<&'static [&'static str]> {
+        Some(KEYS)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::unknown_parameters;
     use serde_json::json;
 
     #[test]
@@ -245,6 +244,7 @@ mod tests {
             "temperature": 0.2,
         });
         assert_eq!(check_with(&ok), Ok(()));
+        assert_eq!(unknown_parameters("agent", &AgentAction, &ok), []);
         for (with, expected) in [
             (json!({}), "`with.prompt` is missing"),
             (json!({"prompt": "hi", "tools": "read_file"}), "`with.tools` must be a list of names"),
@@ -261,7 +261,10 @@ mod tests {
             (json!({"prompt": "hi", "script": ["a"]}), "`with.script` must be a string"),
             (json!({"prompt": "hi", "allowed_commands": ["ls"]}), "`with.allowed_commands` is not"),
         ] {
-            let error = check_with(&with).unwrap_err();
+            // As a spec is checked: each unknown key first, then the action's own check.
+            let unknown = unknown_parameters("agent", &AgentAction, &with).into_iter();
+            let error = unknown.map(|(_, message)| message).next().or(check_with(&with).err());
+            let error = error.unwrap_or_default();
             assert!(error.contains(expected), "{error:?} lacks {expected:?}");
         }
     }

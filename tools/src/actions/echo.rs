@@ -21,6 +21,10 @@ impl Action for Echo {
         with.get("value").map(|_| ()).ok_or_else(|| "`with.value` is missing".to_owned())
     }
 
+    fn parameters(&self) -> Option<&'static [&'static str]> {
+        Some(&["value"])
+    }
+
     fn off_host(&self, _with: &Value) -> Result<(), String> {
         Ok(())
     }

@@ -47,6 +47,10 @@ impl Action for FetchUrls {
             None => Err("`with.urls` is missing".to_owned()),
         }
     }
+
+    fn parameters(&self) -> Option<&'static [&'static str]> {
+        Some(&["urls"])
+    }
 }
 
 fn urls(with: &Value) -> Result<Vec<String>, String> {

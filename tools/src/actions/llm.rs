@@ -66,6 +66,21 @@ impl Action for Llm {
         provider_choice(with, None).map(|_| ())
     }
 
+    /// The request's own keys, then those of the provider choice (`provider_choice`).
+    fn parameters(&self) -> Option<&'static [&'static str]> {
+        Some(&[
+            "prompt",
+            "system",
+            "temperature",
+            "max_tokens",
+            "provider",
+            "model",
+            "base_url",
+            "script",
+            "api_key_env",
+        ])
+    }
+
     fn model_call(&self) -> bool {
         true
     }

@@ -39,3 +39,92 @@ impl Actions {
         actions
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use crate::action::{Actions, unknown_parameters};
+    use crate::step::StepContext;
+
+    /// The keys of `with` that the built-in action `name` refuses, `with` otherwise passing
+    /// its check.
+    fn check(name: &str, with: Value, unknown: &[&str]) {
+        let action = Actions::builtin().get(name).unwrap();
+        let found = unknown_parameters(name, action.as_ref(), &with);
+        let keys: Vec<&str> = found.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(keys, unknown, "{name} {with}");
+        for (key, message) in &found {
+            let expected = format!("`with.{key}` is not a parameter of `{name}` (parameters: ");
+            assert!(message.starts_with(&expected), "{message}");
+        }
+        assert_eq!(action.check(&with), Ok(()), "{name} {with}");
+    }
+
+    #[test]
+    fn each_builtin_action_takes_the_keys_it_reads_and_no_other() {
+        check("echo", json!({"value": 1}), &[]);
+        check("echo", json!({"value": 1, "extra": 1}), &["extra"]);
+        check("shell", json!({"command": "ls", "env": {"A": "1"}}), &[]);
+        check("shell", json!({"command": "ls", "tiemout": "1s"}), &["tiemout"]);
+        check("fetch_urls", json!({"urls": ["file:a.html"]}), &[]);
+        check("fetch_urls", json!({"urls": "{{steps.a.output}}", "url": "x"}), &["url"]);
+        check("write_file", json!({"path": "a.md", "content": "x"}), &[]);
+        check("write_file", json!({"path": "a.md", "content": "x", "mode": 1}), &["mode"]);
+        check("tool", json!({"name": "html_text", "args": {"html": "<p>"}}), &[]);
+        check("tool", json!({"name": "html_text", "arguments": {}}), &["arguments"]);
+        let llm = json!({
+            "prompt": "Summarize {{steps.a.output}}",
+            "system": "Be brief.",
+            "temperature": 0.2,
+            "max_tokens": 100,
+            "provider": "replay",
+            "model": "m",
+            "base_url": "http://localhost:1",
+            "script": "turns.toml",
+            "api_key_env": "KEY",
+        });
+        check("llm", llm, &[]);
+        check(
+            "llm",
+            json!({"prompt": "hi", "modle": "m", "temprature": 1}),
+            &["modle", "temprature"],
+        );
+        let agent = json!({
+            "prompt": "hi",
+            "system": "s",
+            "provider": "replay",
+            "model": "m",
+            "base_url": "http://localhost:1",
+            "script": "turns.toml",
+            "api_key_env": "KEY",
+            "tools": ["read_file"],
+            "mcp": ["docs"],
+            "workspace": ".",
+            "allow_commands": ["ls"],
+            "max_turns": 3,
+            "max_tokens": 100,
+            "temperature": 0.5,
+            "name": "n",
+            "ask": ["run_command"],
+            "deny": ["docs__search"],
+        });
+        check("agent", agent, &[]);
+        check("agent", json!({"prompt": "hi", "max_turn": 3}), &["max_turn"]);
+    }
+
+    #[test]
+    fn an_action_a_program_registers_takes_any_key() {
+        let mut actions = Actions::new();
+        actions.register("mine", |input: Value, _: StepContext| async move { Ok(input) });
+        let mine = actions.get("mine").unwrap();
+        assert_eq!(mine.parameters(), None);
+        assert_eq!(unknown_parameters("mine", mine.as_ref(), &json!({"anything": 1})), []);
+    }
+
+    /// A template is a value: the key that holds it is checked as any other.
+    #[test]
+    fn a_key_that_a_template_fills_is_still_a_key() {
+        check("echo", json!({"value": "{{steps.a.output}}", "{{x}}": 1}), &["{{x}}"]);
+    }
+}

@@ -32,8 +32,9 @@ pub(super) fn optional_number(with: &Value, key: &str) -> Result<Option<f64>, St
     }
 }
 
-/// The provider choice of a step (`provider`, `model`, `base_url`, `script`, `api_key_env`);
-/// a relative `script` is relative to the pipeline file.
+/// The provider choice of a step (`provider`, `model`, `base_url`, `script`, `api_key_env`:
+/// parameters of every action that calls a model); a relative `script` is relative to the
+/// pipeline file.
 pub(super) fn provider_choice(
     with: &Value,
     context: Option<&StepContext>,

@@ -34,6 +34,10 @@ impl Action for Shell {
             Some(_) => Err("`with.env` must be a table of strings".to_owned()),
         }
     }
+
+    fn parameters(&self) -> Option<&'static [&'static str]> {
+        Some(&["command", "env"])
+    }
 }
 
 async fn run(

@@ -47,4 +47,8 @@ impl Action for ToolAction {
             Some(_) => Err("`with.args` must be a table".to_owned()),
         }
     }
+
+    fn parameters(&self) -> Option<&'static [&'static str]> {
+        Some(&["name", "args"])
+    }
 }

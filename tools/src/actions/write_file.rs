@@ -52,6 +52,10 @@ impl Action for WriteFile {
         }
         Ok(())
     }
+
+    fn parameters(&self) -> Option<&'static [&'static str]> {
+        Some(&["path", "content"])
+    }
 }
 
 /// The names `relative` goes through inside the output folder, refusing what would leave it
