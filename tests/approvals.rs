@@ -3,7 +3,8 @@
 //! after it was killed, or after it exited with `--detach`; the run goes on with the tool run
 //! exactly once when approved and never when denied, and the model (a real HTTP server on
 //! loopback playing an OpenAI-compatible Kimi model) reads the tool's result or "denied:
-//! REASON". A decision is recorded once, and only for a call the flow waits for; a tool denied
+//! REASON". A decision is recorded once, and only for a call the flow waits for (two calls a
+//! turn gave one id are two calls, each decided); a tool denied
 //! by policy never runs and never waits. Over HTTP, `POST /v1/flows/{id}/approvals/{call_id}`
 //! decides the call and serve runs the flow on.
 
@@ -43,16 +44,19 @@ impl Respond for Model {
             .as_array()
             .map_or(0, |messages| messages.iter().filter(|m| m["role"] == "assistant").count())
             + 1;
-        let second =
-            body["messages"][0]["content"].as_str().is_some_and(|p| p.contains("(second)"));
-        let call_id = if second { SECOND_CALL_ID } else { CALL_ID };
+        let prompt = body["messages"][0]["content"].as_str().unwrap_or_default().to_owned();
+        let call_id = if prompt.contains("(second)") { SECOND_CALL_ID } else { CALL_ID };
         self.requests.lock().unwrap().push(body);
         let arguments = json!({"command": COMMAND}).to_string();
+        let call = format!(
+            "<|tool_call_begin|>{call_id}<|tool_call_argument_begin|>{arguments}<|tool_call_end|>"
+        );
+        // `(twice)`: the same call twice, under one id, as a model may write it.
+        let calls = if prompt.contains("(twice)") { call.repeat(2) } else { call };
         let text = match turn {
-            1 => format!(
-                "Running it.<|tool_calls_section_begin|><|tool_call_begin|>{call_id}\
-                 <|tool_call_argument_begin|>{arguments}<|tool_call_end|><|tool_calls_section_end|>"
-            ),
+            1 => {
+                format!("Running it.<|tool_calls_section_begin|>{calls}<|tool_calls_section_end|>")
+            }
             _ => ANSWER.to_owned(),
         };
         let chunk =
@@ -110,12 +114,17 @@ impl Setup {
 
     /// `taskflow agent` on the model, allowed to run `sh`, with `policy` flags.
     fn agent(&self, policy: &[&str]) -> Command {
+        self.agent_asked(policy, "Run the command and tell me how it went.")
+    }
+
+    /// [`Self::agent`] with the prompt `prompt`.
+    fn agent_asked(&self, policy: &[&str], prompt: &str) -> Command {
         let mut command = self.taskflow();
         command.args(["agent", "--provider", "vllm", "--base-url", &self.base, "--model", "k2"]);
         command.arg("--workspace").arg(&self.workspace);
         command.args(["--allow-command", "sh", "--tools", "run_command"]);
         command.args(policy);
-        command.arg("Run the command and tell me how it went.");
+        command.arg(prompt);
         command
     }
 
@@ -278,6 +287,28 @@ async fn an_asked_call_waits_for_its_decision_across_a_restart_and_runs_once_or_
         assert_eq!(code, 1, "{label}: {stderr}");
         assert!(stderr.contains("already"), "{label}: {stderr}");
     }
+}
+
+/// Two calls of one turn under one id (as a model may write them) each wait for a decision of
+/// their own and run once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_calls_of_one_id_in_a_turn_are_each_decided_and_run_once() {
+    let setup = setup().await;
+    let prompt = "Run the command (twice) and tell me how it went.";
+    let output = setup.agent_asked(&["--ask", "run_command", "--detach"], prompt).output();
+    assert!(output.unwrap().status.success());
+    let id = setup.until_waiting();
+    for decided in 1..=2 {
+        let (code, _, stderr) = setup.run(&["flows", "approve", &id]);
+        assert_eq!(code, 0, "decision {decided}: {stderr}");
+        let (code, _, stderr) = setup.run(&["flows", "resume", &id, "--detach"]);
+        assert_eq!(code, 0, "resume {decided}: {stderr}");
+    }
+    assert_eq!(setup.inspect(&id)["flow"]["status"], "succeeded");
+    assert_eq!(setup.runs(), 2, "each call ran once");
+    let results = setup.model.tool_results();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results.iter().all(|result| result.starts_with("{\"exit_code\":0")), "{results:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,12 +121,13 @@ impl Conversation {
     fn add_turn(&mut self, response: &ChatResponse) {
         self.turns += 1;
         let message = &response.message;
+        let ids = unique_ids(message.tool_calls.iter().map(|call| call.id.as_str()));
         self.pending = message
             .tool_calls
             .iter()
             .enumerate()
             .map(|(index, call)| PendingCall {
-                id: call.id.clone(),
+                id: ids[index].clone(),
                 name: call.function.name.clone(),
                 arguments: call.function.arguments.clone(),
                 problem: message
@@ -143,7 +144,12 @@ impl Conversation {
         self.answer = answered.then(|| message.content.clone().unwrap_or_default());
         self.messages.push(ChatMessage::Assistant {
             content: message.content.clone(),
-            tool_calls: message.tool_calls.iter().map(AssistantToolCall::from).collect(),
+            tool_calls: message
+                .tool_calls
+                .iter()
+                .zip(ids)
+                .map(|(call, id)| AssistantToolCall { id, ..AssistantToolCall::from(call) })
+                .collect(),
         });
         // A turn whose only calls could not be read is no answer: the model is told why.
         if message.tool_calls.is_empty() && !failed.is_empty() {
@@ -182,6 +188,28 @@ fn llm_step_name(turn: u32) -> String {
 
 /// A tool step's name: the turn that made the call and the call's id (ids that formats number
 /// by position repeat from one turn to the next).
+/// The ids of one turn's calls, each unique in the turn: an id names its call's step, its result
+/// and its approval, and a model may give two calls one id. The first keeps it; a later one
+/// gets its place in the turn after it (`functions.run_command:0-1`). The same turn read again
+/// from the journal gets the same ids.
+fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let ids: Vec<&str> = ids.collect();
+    let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut unique = Vec::with_capacity(ids.len());
+    for (index, id) in ids.iter().enumerate() {
+        let mut candidate = (*id).to_owned();
+        let mut n = index;
+        while taken.contains(&candidate) || (candidate != *id && ids.contains(&candidate.as_str()))
+        {
+            candidate = format!("{id}-{n}");
+            n += 1;
+        }
+        taken.insert(candidate.clone());
+        unique.push(candidate);
+    }
+    unique
+}
+
 fn tool_step_name(turn: u32, call_id: &str) -> String {
     format!("tool {turn}/{call_id}")
 }
@@ -834,6 +862,36 @@ fn journal_error(step: &Step, error: &dyn std::fmt::Display) -> EngineError {
 mod tests {
     use super::*;
     use taskflow_parsers::{Diagnostic, FunctionCall, Message, ToolCall};
+
+    #[test]
+    fn the_calls_of_a_turn_get_ids_unique_in_it() {
+        let check = |ids: &[&str], expected: &[&str]| {
+            assert_eq!(unique_ids(ids.iter().copied()), expected, "{ids:?}");
+        };
+        check(&["call_0", "call_1"], &["call_0", "call_1"]);
+        check(&["f:0", "f:0"], &["f:0", "f:0-1"]);
+        check(&["a", "a", "a"], &["a", "a-1", "a-2"]);
+        // A suffix never takes the id another call of the turn has.
+        check(&["a", "a", "a-1"], &["a", "a-2", "a-1"]);
+        check(&["", ""], &["", "-1"]);
+    }
+
+    #[test]
+    fn a_turn_with_two_calls_of_one_id_answers_each_under_its_own() {
+        let mut conversation = Conversation::new("go");
+        let calls = [
+            ("f:0", "run_command", "{\"command\":\"echo A\"}"),
+            ("f:0", "run_command", "{\"command\":\"echo B\"}"),
+        ];
+        conversation.add_turn(&turn("", &calls, Vec::new()));
+        let pending: Vec<&str> = conversation.pending.iter().map(|call| call.id.as_str()).collect();
+        assert_eq!(pending, ["f:0", "f:0-1"]);
+        let Some(ChatMessage::Assistant { tool_calls, .. }) = conversation.messages.last() else {
+            panic!("the turn is the last message");
+        };
+        let sent: Vec<&str> = tool_calls.iter().map(|call| call.id.as_str()).collect();
+        assert_eq!(sent, pending, "the model is shown the ids its results answer");
+    }
 
     fn turn(
         content: &str,
