@@ -259,3 +259,62 @@ async fn the_key_variable_is_kept_with_the_flow_and_the_key_is_not() {
     assert_eq!(forked.code, 0, "{}", forked.stderr);
     assert_eq!(server.received_requests().await.unwrap().len(), 3, "analyze, draft, draft again");
 }
+
+#[test]
+fn a_command_the_model_runs_does_not_see_the_secrets_of_the_environment() {
+    const KEY: &str = "sk-test-run-command-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("turns.toml");
+    std::fs::write(
+        &script,
+        r#"
+[[turn]]
+text = """<|tool_calls_section_begin|><|tool_call_begin|>functions.run_command:0<|tool_call_argument_begin|>{"command": "env"}<|tool_call_end|><|tool_calls_section_end|>"""
+
+[[turn]]
+content = "Done."
+"#,
+    )
+    .unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let env = [
+        ("TASKFLOW_TEST_API_KEY", KEY),
+        ("TASKFLOW_TEST_SERVICE_TOKEN", KEY),
+        ("TASKFLOW_TEST_PLAIN", "plain-value"),
+    ];
+    let output = run_with_env(
+        &db,
+        &[
+            "--json",
+            "agent",
+            "--provider",
+            "replay",
+            "--script",
+            script.to_str().unwrap(),
+            "--workspace",
+            workspace.path().to_str().unwrap(),
+            "--allow-command",
+            "env",
+            "show the environment",
+        ],
+        &env,
+    );
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let document: Value = serde_json::from_str(&output.stdout).unwrap();
+    let content = document["steps"][1]["output"]["content"].as_str().unwrap();
+    let result: Value = serde_json::from_str(content).unwrap();
+    let lines: Vec<&str> = result["stdout"].as_str().unwrap().lines().collect();
+    assert!(lines.contains(&"TASKFLOW_TEST_PLAIN=plain-value"), "{lines:?}");
+    assert!(lines.iter().any(|line| line.starts_with("TASKFLOW_IDEMPOTENCY_KEY=")), "{lines:?}");
+    assert!(lines.iter().any(|line| line.starts_with("TASKFLOW_RUN_TOKEN=")), "{lines:?}");
+    for name in ["TASKFLOW_TEST_API_KEY", "TASKFLOW_TEST_SERVICE_TOKEN"] {
+        assert!(!lines.iter().any(|line| line.starts_with(name)), "{name}: {lines:?}");
+    }
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        let path = file.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let found = bytes.windows(KEY.len()).any(|window| window == KEY.as_bytes());
+        assert!(!found, "the key is in {}", path.display());
+    }
+}

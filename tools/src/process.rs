@@ -8,20 +8,99 @@
 //! the run that takes the flow over ends, on its host, what the dead run's interrupted steps
 //! left ([`end_interrupted`]), before it runs them again, and a run that tries a step again
 //! ends what the step's earlier attempts left.
+//!
+//! Its output is read as it comes and only a bounded part of each stream is kept ([`Keep`]):
+//! a command may print without end (`yes`), and what is kept goes to a model or the journal,
+//! so memory must not grow with it. A command whose output passes what may be kept of it is
+//! stopped the way a cancel stops it, and the caller says so.
+//!
+//! What a process must not inherit: the password of a database server in `TASKFLOW_DB`
+//! ([`keep_database_server_off`]), kept from every process; and, from the processes a model
+//! starts, every variable whose name looks like a secret ([`keep_secrets_off`]).
 
-use std::process::{Output, Stdio};
+use std::future::Future;
+use std::pin::Pin;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::sync::CancellationToken;
 
 use crate::step::{ActionError, StepContext};
 
-/// Runs `command` to its end, with its stdin closed and its output captured, unless the step
-/// is cancelled first.
+/// How much of one output stream of a child is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Its first bytes, at most this many. Once it passes them, the command is stopped (SIGTERM
+    /// to its process group, SIGKILL after the grace period): the rest would not be kept, and a
+    /// command that prints without end must not hold the step.
+    Head(usize),
+    /// Its last bytes, at most this many (where an error's reason usually is); it never stops
+    /// the command.
+    Tail(usize),
+}
+
+/// What is kept of a child's stdout and stderr.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Capture {
+    pub stdout: Keep,
+    pub stderr: Keep,
+}
+
+/// What was kept of one output stream.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Kept {
+    pub bytes: Vec<u8>,
+    /// How many bytes were read and not kept: after the head, or before the tail.
+    pub dropped: u64,
+}
+
+impl Kept {
+    /// Takes `chunk`, read after what came before, as `keep` says; `true` when a head was
+    /// passed.
+    fn take(&mut self, chunk: &[u8], keep: Keep) -> bool {
+        match keep {
+            Keep::Head(limit) => {
+                let room = limit.saturating_sub(self.bytes.len()).min(chunk.len());
+                self.bytes.extend_from_slice(&chunk[..room]);
+                self.dropped += (chunk.len() - room) as u64;
+                self.dropped > 0
+            }
+            Keep::Tail(limit) => {
+                self.bytes.extend_from_slice(chunk);
+                let excess = self.bytes.len().saturating_sub(limit);
+                self.bytes.drain(..excess);
+                self.dropped += excess as u64;
+                false
+            }
+        }
+    }
+}
+
+/// How a child ended, and what was kept of its output.
+#[derive(Debug)]
+pub(crate) struct Ended {
+    pub status: ExitStatus,
+    pub stdout: Kept,
+    pub stderr: Kept,
+    /// Why it was stopped before its end, when it was: `its stdout passed 64 KiB`.
+    pub stopped: Option<String>,
+}
+
+/// The variable that carries a step's idempotency key.
+const IDEMPOTENCY_KEY_ENV: &str = "TASKFLOW_IDEMPOTENCY_KEY";
+
+/// Runs `command` to its end, with its stdin closed and as much of its output kept as
+/// `capture` says, unless the step is cancelled first. An output that passes a [`Keep::Head`]
+/// stops it ([`Ended::stopped`] says which). Dropped before its end (a caller's own timeout),
+/// it kills the command's process group, not only the command.
 pub(crate) async fn run_child(
     mut command: tokio::process::Command,
     context: &StepContext,
-) -> Result<Output, ActionError> {
+    capture: Capture,
+) -> Result<Ended, ActionError> {
     command
-        .env("TASKFLOW_IDEMPOTENCY_KEY", &context.idempotency_key)
+        .env(IDEMPOTENCY_KEY_ENV, &context.idempotency_key)
         .env("TASKFLOW_FLOW_ID", context.flow_id.to_string())
         .env("TASKFLOW_STEP", &context.step)
         .env("TASKFLOW_ATTEMPT", context.attempt.to_string())
@@ -41,35 +120,124 @@ pub(crate) async fn run_child(
     }
     die_with_parent(&mut command);
     let program = command.as_std().get_program().to_string_lossy().into_owned();
-    let child = command
+    let mut child = command
         .spawn()
         .map_err(|error| ActionError::failed(format!("cannot start `{program}`: {error}")))?;
     let group = child.id().map(|pid| pid as i32);
-    let finished = child.wait_with_output();
+    let mut guard = GroupGuard(group);
+    let passed = CancellationToken::new();
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let finished = async {
+        let (stdout, stderr) = tokio::try_join!(
+            read_kept(stdout, capture.stdout, &passed),
+            read_kept(stderr, capture.stderr, &passed)
+        )?;
+        Ok::<_, std::io::Error>((child.wait().await?, stdout, stderr))
+    };
     tokio::pin!(finished);
-    let output = tokio::select! {
-        output = &mut finished => output,
+    let (outcome, how) = tokio::select! {
+        outcome = &mut finished => (outcome, How::Ended),
+        () = passed.cancelled() => {
+            (stop(group, finished.as_mut(), context.kill_grace).await.0, How::Stopped)
+        }
         () = context.cancel.cancelled() => {
-            signal(group, libc::SIGTERM);
-            tokio::select! {
-                output = &mut finished => {
-                    // It finished its work after all: that is its outcome, not to be done
-                    // again.
-                    if let Ok(output) = output
-                        && output.status.success()
-                    {
-                        return Ok(output);
-                    }
-                }
-                () = tokio::time::sleep(context.kill_grace) => {
-                    signal(group, libc::SIGKILL);
-                    let _ = finished.await;
-                }
-            }
-            return Err(ActionError::Cancelled);
+            let (outcome, in_grace) = stop(group, finished.as_mut(), context.kill_grace).await;
+            (outcome, How::Cancelled { in_grace })
         }
     };
-    output.map_err(|error| ActionError::failed(format!("waiting for `{program}`: {error}")))
+    guard.0 = None;
+    let (status, stdout, stderr) = match (outcome, how) {
+        // It finished its work after all: that is its outcome, not to be done again.
+        (Ok(ended), How::Cancelled { in_grace: true }) if ended.0.success() => ended,
+        (_, How::Cancelled { .. }) => return Err(ActionError::Cancelled),
+        (Err(error), _) => {
+            return Err(ActionError::failed(format!("waiting for `{program}`: {error}")));
+        }
+        (Ok(ended), _) => ended,
+    };
+    let stopped = match how {
+        How::Stopped => [("stdout", capture.stdout, &stdout), ("stderr", capture.stderr, &stderr)]
+            .into_iter()
+            .find_map(|(stream, keep, kept)| match keep {
+                Keep::Head(limit) if kept.dropped > 0 => {
+                    Some(format!("its {stream} passed {}", bytes_text(limit)))
+                }
+                _ => None,
+            }),
+        _ => None,
+    };
+    Ok(Ended { status, stdout, stderr, stopped })
+}
+
+/// How the wait for a child ended.
+#[derive(Clone, Copy)]
+enum How {
+    Ended,
+    /// Its output passed what may be kept of it.
+    Stopped,
+    /// The step was cancelled; `in_grace`: the command ended before the grace period did.
+    Cancelled {
+        in_grace: bool,
+    },
+}
+
+/// Reads `pipe` to its end, keeping of it what `keep` says; cancels `passed` when it passes a
+/// head, and reads on without keeping, so that the command is not held on a full pipe while it
+/// is stopped.
+async fn read_kept(
+    pipe: Option<impl AsyncRead + Unpin>,
+    keep: Keep,
+    passed: &CancellationToken,
+) -> std::io::Result<Kept> {
+    let mut kept = Kept::default();
+    let Some(mut pipe) = pipe else { return Ok(kept) };
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let read = pipe.read(&mut buffer).await?;
+        if read == 0 {
+            return Ok(kept);
+        }
+        if kept.take(&buffer[..read], keep) {
+            passed.cancel();
+        }
+    }
+}
+
+/// Stops the command of process group `group`: SIGTERM, then SIGKILL if `finished` is not over
+/// within `grace`. Its outcome, and whether it ended within the grace period.
+async fn stop<F: Future>(
+    group: Option<i32>,
+    mut finished: Pin<&mut F>,
+    grace: Duration,
+) -> (F::Output, bool) {
+    signal(group, libc::SIGTERM);
+    tokio::select! {
+        outcome = finished.as_mut() => (outcome, true),
+        () = tokio::time::sleep(grace) => {
+            signal(group, libc::SIGKILL);
+            (finished.await, false)
+        }
+    }
+}
+
+/// Kills (SIGKILL) a command's process group when dropped armed: when the wait for it is
+/// dropped before its end, what it started dies with it, not only the command itself.
+struct GroupGuard(Option<i32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        signal(self.0, libc::SIGKILL);
+    }
+}
+
+/// `bytes` for a person: `64 KiB`, `1 MiB`, `1000 bytes`.
+fn bytes_text(bytes: usize) -> String {
+    match bytes {
+        0 => "0 bytes".to_owned(),
+        _ if bytes.is_multiple_of(1024 * 1024) => format!("{} MiB", bytes / (1024 * 1024)),
+        _ if bytes.is_multiple_of(1024) => format!("{} KiB", bytes / 1024),
+        _ => format!("{bytes} bytes"),
+    }
 }
 
 /// Sends `signal` to the command's process group.
@@ -120,6 +288,43 @@ pub(crate) fn keep_database_server_off(command: &mut tokio::process::Command) {
     }
 }
 
+/// Variables the crate sets on the processes of a step, kept whatever their names look like:
+/// [`end_interrupted`] finds what an interrupted step left by them.
+const OWN_VARIABLES: [&str; 2] = [RUN_TOKEN_ENV, IDEMPOTENCY_KEY_ENV];
+
+/// The last words of a name (split at `_`) that say it holds a secret.
+const SECRET_WORDS: [&str; 6] = ["KEY", "APIKEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD"];
+
+/// The parts of a name that say it holds a secret wherever they are in it.
+const SECRET_PARTS: [&str; 5] = ["API_KEY", "APIKEY", "SECRET", "PASSWORD", "PASSWD"];
+
+/// Whether a variable called `name` looks like it holds a secret, case aside: its last word is
+/// `KEY`, `APIKEY`, `TOKEN`, `SECRET`, `PASSWORD` or `PASSWD` (`MOONSHOT_API_KEY`,
+/// `GITHUB_TOKEN`, `DB_PASSWORD`), or it holds `API_KEY`, `APIKEY`, `SECRET`, `PASSWORD` or
+/// `PASSWD` (`AWS_SECRET_ACCESS_KEY`, `PGPASSWORD`). The crate's own `TASKFLOW_RUN_TOKEN` and
+/// `TASKFLOW_IDEMPOTENCY_KEY` are no secrets.
+pub(crate) fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    if OWN_VARIABLES.contains(&name.as_str()) {
+        return false;
+    }
+    let last = name.rsplit('_').next().unwrap_or_default();
+    SECRET_WORDS.contains(&last) || SECRET_PARTS.iter().any(|part| name.contains(part))
+}
+
+/// Keeps every variable whose name looks like a secret ([`looks_secret`]) out of `command`'s
+/// environment: for the processes a model starts (`run_command`), whose output the model reads
+/// and the journal keeps, so that an `env` does not hand it the provider's API key. The
+/// commands of pipeline steps, which the user writes, keep theirs, as do MCP servers, which
+/// read their secrets from their environment.
+pub(crate) fn keep_secrets_off(command: &mut tokio::process::Command) {
+    for (name, _) in std::env::vars_os() {
+        if looks_secret(&name.to_string_lossy()) {
+            command.env_remove(name);
+        }
+    }
+}
+
 /// How long [`end_interrupted`] looks for, and waits for the end of, what a dead run left.
 const LEFTOVERS_GONE_WITHIN: Duration = Duration::from_secs(2);
 
@@ -140,10 +345,7 @@ pub async fn end_interrupted(token: &str, keys: &[&str]) {
     }
     let wanted = Wanted {
         token: format!("{RUN_TOKEN_ENV}={token}").into_bytes(),
-        keys: keys
-            .iter()
-            .map(|key| format!("TASKFLOW_IDEMPOTENCY_KEY={key}").into_bytes())
-            .collect(),
+        keys: keys.iter().map(|key| format!("{IDEMPOTENCY_KEY_ENV}={key}").into_bytes()).collect(),
     };
     let (done, ended) = tokio::sync::oneshot::channel();
     let spawned =
@@ -270,4 +472,117 @@ fn lineage() -> Vec<i32> {
 #[cfg(not(target_os = "linux"))]
 fn lineage() -> Vec<i32> {
     Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_look_like_secrets() {
+        let cases = [
+            ("MOONSHOT_API_KEY", true),
+            ("openai_api_key", true),
+            ("OPENAI_APIKEY", true),
+            ("MY_API_KEY_FILE", true),
+            ("LOCAL_VLLM_KEY", true),
+            ("KEY", true),
+            ("GITHUB_TOKEN", true),
+            ("Token", true),
+            ("CLIENT_SECRET", true),
+            ("AWS_SECRET_ACCESS_KEY", true),
+            ("DB_PASSWORD", true),
+            ("PGPASSWORD", true),
+            ("SMTP_PASSWD", true),
+            // The crate's own, which cleanup relies on.
+            ("TASKFLOW_RUN_TOKEN", false),
+            ("taskflow_run_token", false),
+            ("TASKFLOW_IDEMPOTENCY_KEY", false),
+            ("TASKFLOW_FLOW_ID", false),
+            ("PATH", false),
+            ("HOME", false),
+            ("MONKEY", false),
+            ("KEYBOARD_LAYOUT", false),
+            ("TOKENIZERS_PARALLELISM", false),
+            ("AWS_ACCESS_KEY_ID", false),
+            ("SSH_AUTH_SOCK", false),
+        ];
+        for (name, secret) in cases {
+            assert_eq!(looks_secret(name), secret, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_stream_keeps_its_head_or_its_tail() {
+        // (how it is kept, the chunks read, the bytes kept, those dropped, head passed)
+        let cases: [(Keep, &[&str], &str, u64, bool); 7] = [
+            (Keep::Head(4), &["ab", "c"], "abc", 0, false),
+            (Keep::Head(4), &["abcd"], "abcd", 0, false),
+            (Keep::Head(4), &["abc", "de", "fgh"], "abcd", 4, true),
+            (Keep::Head(0), &["a"], "", 1, true),
+            (Keep::Tail(4), &["ab", "c"], "abc", 0, false),
+            (Keep::Tail(4), &["abc", "de", "fgh"], "efgh", 4, false),
+            (Keep::Tail(4), &["abcdefghij"], "ghij", 6, false),
+        ];
+        for (keep, chunks, bytes, dropped, passed) in cases {
+            let mut kept = Kept::default();
+            let mut was_passed = false;
+            for chunk in chunks {
+                was_passed = kept.take(chunk.as_bytes(), keep);
+            }
+            assert_eq!(kept, Kept { bytes: bytes.into(), dropped }, "{keep:?} {chunks:?}");
+            assert_eq!(was_passed, passed, "{keep:?} {chunks:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_read_as_a_person_would_write_them() {
+        let cases = [
+            (0, "0 bytes"),
+            (1000, "1000 bytes"),
+            (16 * 1024, "16 KiB"),
+            (1024 * 1024, "1 MiB"),
+            (1536 * 1024, "1536 KiB"),
+        ];
+        for (bytes, text) in cases {
+            assert_eq!(bytes_text(bytes), text);
+        }
+    }
+
+    /// Whether process `pid` has ended (or is a zombie, ended but not yet reaped).
+    fn gone(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => {
+                stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            }
+            Err(_) => true,
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_wait_dropped_before_its_end_kills_what_the_command_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut command = tokio::process::Command::new("sh");
+        command.arg("-c").arg(format!("sleep 60 & echo $! > {}; wait", pid_file.display()));
+        let context = StepContext::for_test();
+        let capture = Capture { stdout: Keep::Head(10), stderr: Keep::Head(10) };
+        let run = run_child(command, &context, capture);
+        let written = async {
+            while std::fs::read_to_string(&pid_file).map_or(true, |pid| !pid.ends_with('\n')) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::select! {
+            _ = run => panic!("`sleep 60` ended"),
+            () = written => {}
+        }
+        let sleep: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !gone(sleep) {
+            assert!(std::time::Instant::now() < deadline, "`sleep` ({sleep}) outlived the wait");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }

@@ -132,6 +132,29 @@ impl StepContext {
     }
 }
 
+#[cfg(test)]
+impl StepContext {
+    /// A first attempt of step `tool` with no run token, base folder or engine behind it, and a
+    /// short grace period.
+    pub(crate) fn for_test() -> Self {
+        StepContext {
+            flow_id: FlowId::new(),
+            step: "tool".into(),
+            seq: 1,
+            attempt: 1,
+            idempotency_key: "key-1".into(),
+            run_token: String::new(),
+            started_at: Timestamp::now(),
+            cancel: CancellationToken::new(),
+            kill_grace: Duration::from_millis(200),
+            base_dir: None,
+            output_dir: None,
+            children: None,
+            signals: None,
+        }
+    }
+}
+
 /// What [`ChildFlows::run_agent`] resolves to.
 pub type ChildFuture = Pin<Box<dyn Future<Output = Result<Flow, ActionError>> + Send>>;
 

@@ -4,11 +4,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::step::StepContext;
-use taskflow_store::model::FlowId;
 
 struct Bench {
     dir: tempfile::TempDir,
@@ -19,6 +17,11 @@ struct Bench {
 /// A workspace with `README.md`, `src/lib.rs`, and a link `escape` to a folder outside that
 /// holds `secret.txt`; `ls` and `echo` are allowed commands.
 fn bench() -> Bench {
+    bench_allowing(&["ls", "echo"])
+}
+
+/// [`bench`] with `allowed` as the allowed commands.
+fn bench_allowing(allowed: &[&str]) -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("README.md"), "# Demo\n").unwrap();
@@ -28,34 +31,16 @@ fn bench() -> Bench {
     std::os::unix::fs::symlink(outside.path(), dir.path().join("escape")).unwrap();
     let settings = AgentToolSettings {
         workspace: Workspace::new(dir.path()).unwrap(),
-        allowed_commands: vec!["ls".into(), "echo".into()],
+        allowed_commands: allowed.iter().map(|&name| name.to_owned()).collect(),
     };
     let mut tools = Tools::default();
     register_agent_tools(&mut tools, &settings);
     Bench { dir, _outside: outside, tools }
 }
 
-fn context() -> StepContext {
-    StepContext {
-        flow_id: FlowId::new(),
-        step: "tool".into(),
-        seq: 1,
-        attempt: 1,
-        idempotency_key: "key-1".into(),
-        run_token: String::new(),
-        started_at: taskflow_store::Timestamp::now(),
-        cancel: CancellationToken::new(),
-        kill_grace: Duration::from_millis(200),
-        base_dir: None,
-        output_dir: None,
-        children: None,
-        signals: None,
-    }
-}
-
 async fn call(bench: &Bench, tool: &str, args: Value) -> Result<Value, String> {
     let tool = bench.tools.get(tool).expect("registered");
-    tool.call(args, context()).await.map_err(|error| error.to_string())
+    tool.call(args, StepContext::for_test()).await.map_err(|error| error.to_string())
 }
 
 async fn check_ok(bench: &Bench, tool: &str, args: Value, expected: Value) {
@@ -228,11 +213,46 @@ async fn with_no_allowed_programs_every_command_is_refused() {
     let error = tools
         .get("run_command")
         .unwrap()
-        .call(json!({"command": "ls"}), context())
+        .call(json!({"command": "ls"}), StepContext::for_test())
         .await
         .unwrap_err();
     assert_eq!(
         error.to_string(),
         "`ls` is not allowed; no programs are allowed (see --allow-command)"
     );
+}
+
+#[tokio::test]
+async fn a_command_that_prints_without_end_is_stopped_at_the_output_limit() {
+    let bench = bench_allowing(&["yes"]);
+    let call = call(&bench, "run_command", json!({"command": "yes"}));
+    let output = tokio::time::timeout(Duration::from_secs(20), call)
+        .await
+        .expect("stopped, not left to print")
+        .unwrap();
+    let stdout = output["stdout"].as_str().unwrap();
+    let (kept, note) = stdout.rsplit_once('\n').unwrap();
+    assert_eq!(kept.len(), 64 * 1024, "the limit's worth is kept");
+    assert!(kept.starts_with("y\ny\n"), "{stdout:.20}");
+    assert!(note.starts_with("[… ") && note.ends_with(" more bytes not shown]"), "{note}");
+    assert_eq!(output["exit_code"], Value::Null, "ended by a signal");
+    assert_eq!(
+        output["stopped"],
+        "its stdout passed 64 KiB, the most kept of a command's output, so it was stopped \
+         before its end; run a command that prints less"
+    );
+}
+
+#[tokio::test]
+async fn output_within_the_limit_is_whole_and_nothing_is_stopped() {
+    let bench = bench_allowing(&["head"]);
+    let dir = bench.dir.path();
+    for (bytes, shown) in [(64 * 1024, 64 * 1024), (16, 16)] {
+        std::fs::write(dir.join("data.txt"), "x".repeat(bytes)).unwrap();
+        let command = json!({"command": "head -c 1000000 data.txt"});
+        let output = call(&bench, "run_command", command).await.unwrap();
+        assert_eq!(output["stdout"].as_str().unwrap().len(), shown);
+        assert_eq!(output["exit_code"], 0);
+        assert_eq!(output.get("stopped"), None, "{bytes}");
+    }
 }
