@@ -104,13 +104,14 @@ pub struct AddArgs {
     /// A fixed interval instead, counted from the Unix epoch (2s, 10m, 1h)
     #[arg(long, value_name = "DURATION")]
     pub every: Option<String>,
-    /// The IANA time zone the cron expression is read in [default: UTC]
+    /// The IANA time zone the cron expression is read in [default: UTC] (`--every` takes none:
+    /// its slots are whole intervals since the epoch)
     #[arg(long, value_name = "ZONE")]
     pub tz: Option<String>,
     /// Run each slot only once these schedules' latest slots at or before it succeeded
     #[arg(long, value_name = "SCHEDULE,..", value_delimiter = ',', requires = "within")]
     pub after: Vec<String>,
-    /// How long a slot waits for the schedules it runs after
+    /// How long a slot waits for the schedules it runs after (needed with --after)
     #[arg(long, value_name = "DURATION", requires = "after")]
     pub within: Option<String>,
     /// What a slot does once its gate cannot open: skip, run or fail [default: skip]

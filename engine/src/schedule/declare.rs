@@ -68,6 +68,13 @@ impl ScheduleInput {
             }
         };
         let zone = self.zone.clone().unwrap_or_else(|| "UTC".to_owned());
+        if matches!(timing, Timing::EveryMs(_)) && zone != "UTC" {
+            return Err(problem(
+                "zone",
+                "a zone applies to `cron`: `every` slots are whole intervals since \
+                 1970-01-01T00:00:00Z, in any zone (for local times, use `cron`)",
+            ));
+        }
         let clock = SlotClock::new(&timing, &zone).map_err(|error| {
             let field = match error {
                 super::clock::ClockError::Cron { .. } => "cron",
@@ -265,6 +272,14 @@ mod tests {
             ScheduleInput { cron: None, every: Some("1500ms".into()), ..input() },
             Err(("every", "whole number")),
         );
+        let every = |zone: &str| ScheduleInput {
+            cron: None,
+            every: Some("1d".into()),
+            zone: Some(zone.into()),
+            ..input()
+        };
+        check(every("Asia/Kolkata"), Err(("zone", "a zone applies to `cron`")));
+        check(every("UTC"), Ok(()));
         check(
             ScheduleInput { cron: None, every: Some("often".into()), ..input() },
             Err(("every", "not a duration")),
