@@ -356,3 +356,30 @@ fn a_pipeline_cost_budget_without_the_price_of_a_steps_model_is_refused_before_t
     let flows: Value = serde_json::from_str(&list.stdout).unwrap_or(Value::Null);
     assert!(flows["flows"].as_array().is_none_or(Vec::is_empty), "{}", list.stdout);
 }
+
+/// Model calls whose responses report no usage (a server that ignores
+/// `stream_options.include_usage`) are not counted against a token budget: `flows inspect`
+/// says how many there were, rather than showing a budget that looks untouched.
+#[test]
+fn calls_that_report_no_usage_are_shown_as_not_counted() {
+    let (dir, db, config) = folder("");
+    let script = dir.path().join("turns.toml");
+    std::fs::write(&script, "[[turn]]\ncontent = \"Nothing is left.\"\n").unwrap();
+    let workspace = root("examples/agent/workspace");
+    let mut args = vec!["agent", "--provider", "replay", "--script", script.to_str().unwrap()];
+    args.extend(["--workspace", workspace.to_str().unwrap(), "--budget-tokens", "10", "Go."]);
+    let ran = taskflow(&db, &config, &args);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let id = flow_id(&ran.stderr);
+    let seen = inspect(&db, &config, &id);
+    assert_eq!(seen["usage"]["tokens"], 0);
+    assert_eq!(seen["usage"]["calls_without_usage"], 1);
+    let shown = taskflow(&db, &config, &["flows", "inspect", &id]);
+    assert!(
+        shown
+            .stdout
+            .contains("0 of 10 (in 0, out 0; 1 model call(s) reported no usage, not counted)"),
+        "{}",
+        shown.stdout
+    );
+}

@@ -82,6 +82,7 @@ pub fn usage(
         "input_tokens": spent.input_tokens,
         "output_tokens": spent.output_tokens,
         "tokens": spent.tokens(),
+        "calls_without_usage": spent.unmeasured,
         "cost_usd": cost,
         "max_tokens": budget.max_tokens,
         "max_cost_usd": budget.max_cost,

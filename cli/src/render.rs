@@ -63,12 +63,17 @@ fn usage_fields(usage: &Value) -> Vec<(&'static str, String)> {
     let dollars = |key: &str| usage[key].as_f64();
     let mut fields = Vec::new();
     let (tokens, max_tokens) = (number("tokens").unwrap_or(0), number("max_tokens"));
-    if tokens > 0 || max_tokens.is_some() {
+    let unmeasured = number("calls_without_usage").unwrap_or(0);
+    if tokens > 0 || max_tokens.is_some() || unmeasured > 0 {
         let of = max_tokens.map_or(String::new(), |max| format!(" of {max}"));
+        let uncounted = match unmeasured {
+            0 => String::new(),
+            calls => format!("; {calls} model call(s) reported no usage, not counted"),
+        };
         fields.push((
             "tokens",
             format!(
-                "{tokens}{of} (in {}, out {})",
+                "{tokens}{of} (in {}, out {}{uncounted})",
                 number("input_tokens").unwrap_or(0),
                 number("output_tokens").unwrap_or(0)
             ),

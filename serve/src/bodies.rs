@@ -393,6 +393,9 @@ pub struct UsageDoc {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub tokens: u64,
+    /// The model calls whose response reported no usage: the tokens and a budget do not count
+    /// them.
+    pub calls_without_usage: u64,
     /// At the price of each call's model, when the flow stored them.
     pub cost_usd: Option<f64>,
     pub max_tokens: Option<u64>,

@@ -48,6 +48,10 @@ pub struct StepModel {
 pub struct Spent {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// The calls whose response reported no usage (a server that ignores
+    /// `stream_options.include_usage`, a replay script without it): a budget cannot count them,
+    /// and `flows inspect` says so.
+    pub unmeasured: u64,
 }
 
 /// A limit that was reached.
@@ -143,6 +147,7 @@ impl Spent {
         steps.into_iter().filter_map(Spent::of_call).fold(Spent::default(), |spent, call| Spent {
             input_tokens: spent.input_tokens + call.input_tokens,
             output_tokens: spent.output_tokens + call.output_tokens,
+            unmeasured: spent.unmeasured + call.unmeasured,
         })
     }
 
@@ -160,6 +165,7 @@ impl Spent {
         Spent {
             input_tokens: self.input_tokens + tokens("prompt_tokens"),
             output_tokens: self.output_tokens + tokens("completion_tokens"),
+            unmeasured: self.unmeasured + u64::from(!response["usage"].is_object()),
         }
     }
 
@@ -181,9 +187,18 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_call_without_usage_is_counted_as_not_measured() {
+        let spent = Spent::default()
+            .plus(&json!({"content": "a", "usage": {"prompt_tokens": 3, "completion_tokens": 2}}))
+            .plus(&json!({"content": "b"}))
+            .plus(&json!({"content": "c", "usage": null}));
+        assert_eq!(spent, Spent { input_tokens: 3, output_tokens: 2, unmeasured: 2 });
+    }
+
+    #[test]
     fn a_budget_is_spent_once_usage_reaches_a_limit() {
         let price = Some(Price { input_per_mtok: 1.0, output_per_mtok: 4.0 });
-        let spent = Spent { input_tokens: 120, output_tokens: 30 };
+        let spent = Spent { input_tokens: 120, output_tokens: 30, unmeasured: 0 };
         for (budget, expected) in [
             (Budget::default(), None),
             (Budget { max_tokens: Some(151), max_cost: None }, None),

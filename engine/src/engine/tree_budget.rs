@@ -69,7 +69,7 @@ mod tests {
         assert!(
             TreeBudget::new(pipeline.clone(), Budget::default(), Spent::default(), None).is_none()
         );
-        let spent = Spent { input_tokens: 60, output_tokens: 0 };
+        let spent = Spent { input_tokens: 60, output_tokens: 0, unmeasured: 0 };
         let tree = TreeBudget::new(pipeline.clone(), budget, spent, None).unwrap();
         assert_eq!(tree.exhausted(), None);
         let call = json!({"content": "x", "usage": {"prompt_tokens": 30, "completion_tokens": 10}});
