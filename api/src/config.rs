@@ -4,7 +4,9 @@
 //! Command-line flags override it.
 //!
 //! It is read from `TASKFLOW_CONFIG` if set, else `$XDG_CONFIG_HOME/taskflow/config.toml`,
-//! else `~/.config/taskflow/config.toml`; a missing file is an empty config.
+//! else `~/.config/taskflow/config.toml`; a missing file is an empty config. What would only
+//! fail later, or worse not fail, is refused as the file is read, with its position: a price
+//! below zero or not a number (a cost budget would never be reached).
 //!
 //! ```toml
 //! [defaults]
@@ -43,8 +45,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
+use taskflow_engine::agent::Price;
 use taskflow_engine::tools::mcp::{McpServers, McpSettings};
-use taskflow_providers::{ApiKey, ProviderConfig};
+use taskflow_providers::{ApiKey, ProviderConfig, check_base_url};
 
 use crate::error::{ApiError, Result};
 
@@ -63,8 +67,8 @@ pub struct Config {
     #[serde(default)]
     pub approvals: taskflow_engine::agent::Approvals,
     /// What each model costs (US dollars per million tokens), for cost budgets.
-    #[serde(default)]
-    pub prices: BTreeMap<String, taskflow_engine::agent::Price>,
+    #[serde(default, deserialize_with = "checked_prices")]
+    pub prices: BTreeMap<String, Price>,
     /// The MCP servers agents may use (`--mcp NAME`), each checked whole when the file is read.
     #[serde(default)]
     pub mcp_servers: McpServers,
@@ -173,6 +177,8 @@ impl Config {
         let mut config = ProviderConfig::named(&named.preset)
             .map_err(|error| format!("[providers.{name}]: {}", error.message))?;
         if let Some(base_url) = &named.base_url {
+            check_base_url(base_url)
+                .map_err(|problem| format!("[providers.{name}] base_url: {problem}"))?;
             config.base_url = base_url.clone();
         }
         match (&named.model, &self.defaults.model) {
@@ -202,6 +208,65 @@ impl Config {
     /// Whether `name` names a provider (a preset or one of this file).
     pub fn knows(&self, name: &str) -> bool {
         self.providers.contains_key(name) || ProviderConfig::named(name).is_ok()
+    }
+}
+
+/// `[prices."MODEL"]`, each checked as it is read, so that an error has its position.
+fn checked_prices<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<BTreeMap<String, Price>, D::Error> {
+    struct Prices;
+
+    impl<'de> Visitor<'de> for Prices {
+        type Value = BTreeMap<String, Price>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a table of prices, one `[prices.\"MODEL\"]` each")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut prices = BTreeMap::new();
+            while let Some(model) = map.next_key::<String>()? {
+                let price = map.next_value_seed(CheckedPrice { model: &model })?;
+                prices.insert(model, price);
+            }
+            Ok(prices)
+        }
+    }
+
+    deserializer.deserialize_map(Prices)
+}
+
+/// One model's price: a number of dollars, 0 or more. A price below zero makes a run's cost
+/// go down as it calls the model, and `nan` or `inf` make it no number, so that a cost budget
+/// is never reached (or at once).
+struct CheckedPrice<'a> {
+    model: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for CheckedPrice<'_> {
+    type Value = Price;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<Price, D::Error> {
+        let price = Price::deserialize(deserializer)?;
+        let fields =
+            [("input_per_mtok", price.input_per_mtok), ("output_per_mtok", price.output_per_mtok)];
+        for (field, value) in fields {
+            if !value.is_finite() || value < 0.0 {
+                return Err(D::Error::custom(format!(
+                    "[prices.\"{}\"] {field} = {value} is not a price: give US dollars per \
+                     million tokens, 0 or more",
+                    self.model
+                )));
+            }
+        }
+        Ok(price)
     }
 }
 
@@ -327,6 +392,60 @@ api_key = "sk-from-file"
         assert!(
             toml::from_str::<Config>("[serve.tokens]\nx = { owner = \"x\", token = \"s\" }")
                 .is_err()
+        );
+    }
+
+    fn check_price(text: &str, expected: std::result::Result<(), &str>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        match (Config::read(&path), expected) {
+            (Ok(_), Ok(())) => {}
+            (Ok(config), Err(expected)) => panic!("{text:?} was read: {config:?}; {expected}"),
+            (Err(error), Ok(())) => panic!("{text:?} was refused: {error}"),
+            (Err(error), Err(expected)) => {
+                let error = error.to_string();
+                assert!(error.contains(expected), "{error:?} lacks {expected:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn prices_below_zero_or_not_numbers_are_refused_with_their_position() {
+        check_price("[prices.\"m1\"]\ninput_per_mtok = 0.0\noutput_per_mtok = 2.5\n", Ok(()));
+        check_price("[prices.free]\ninput_per_mtok = 0\noutput_per_mtok = 0\n", Ok(()));
+        check_price(
+            "[defaults]\n\n[prices.\"m1\"]\ninput_per_mtok = -1000.0\noutput_per_mtok = 1.0\n",
+            Err("config.toml:3:"),
+        );
+        check_price(
+            "[prices.\"m1\"]\ninput_per_mtok = -1000.0\noutput_per_mtok = 1.0\n",
+            Err("[prices.\"m1\"] input_per_mtok = -1000 is not a price: give US dollars per \
+                 million tokens, 0 or more"),
+        );
+        check_price(
+            "[prices.\"m2\"]\ninput_per_mtok = 1.0\noutput_per_mtok = nan\n",
+            Err("[prices.\"m2\"] output_per_mtok = NaN is not a price"),
+        );
+        check_price(
+            "[prices.m3]\ninput_per_mtok = inf\noutput_per_mtok = 1.0\n",
+            Err("[prices.\"m3\"] input_per_mtok = inf is not a price"),
+        );
+        check_price(
+            "prices = { m4 = { input_per_mtok = 1.0, output_per_mtok = -0.5 } }\n",
+            Err("config.toml:1:"),
+        );
+    }
+
+    #[test]
+    fn a_named_provider_with_a_base_url_that_is_not_http_is_refused() {
+        let config = config(
+            "[providers.local]\npreset = \"vllm\"\nmodel = \"m\"\nbase_url = \"localhost:8000/v1\"\n",
+        );
+        let error = config.provider("local").unwrap_err();
+        assert!(
+            error.starts_with("[providers.local] base_url: the base URL must be an http(s) URL"),
+            "{error}"
         );
     }
 }

@@ -2,6 +2,8 @@
 //! a request) wins over the config file, which wins over the preset's defaults; a provider named
 //! by the user replaces the one a pipeline's `llm` and `agent` steps name, in the flow as stored,
 //! so one file runs on recorded turns, Kimi or a local server, and a resume uses the same.
+//! Settings no request could work with (a base URL that is no http(s) URL, a timeout of 0) are
+//! refused here, as usage errors, before a flow is made or a request sent.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use serde_json::Value;
 use taskflow_engine::FlowSpec;
 use taskflow_engine::agent::{ProviderChoice, ProviderFactory, StepModel};
 use taskflow_providers::{
-    ApiKey, CONNECT_TIMEOUT_ENV, Preset, ProviderConfig, resolve_connect_timeout,
+    ApiKey, CONNECT_TIMEOUT_ENV, Preset, ProviderConfig, check_base_url, resolve_connect_timeout,
 };
 
 use crate::config::Config;
@@ -64,13 +66,33 @@ impl ProviderSettings {
         let (connect_timeout, warning) =
             resolve_connect_timeout(self.connect_timeout_ms, env_timeout.as_deref());
         self.tune(&mut config, connect_timeout).map_err(ApiError::invalid)?;
+        config.check().map_err(|error| ApiError::invalid(error.message))?;
         Ok((config, warning.into_iter().collect()))
+    }
+
+    /// Refuses the flags no request could work with: a timeout of 0 (every request would time
+    /// out at once) and a base URL that is no http(s) URL (every request would fail alike,
+    /// after all its attempts, as if the server were down).
+    fn check(&self) -> Result<()> {
+        let timeouts = [
+            ("--connect-timeout-ms", self.connect_timeout_ms),
+            ("--read-timeout-ms", self.read_timeout_ms),
+        ];
+        if let Some((flag, _)) = timeouts.iter().find(|(_, ms)| *ms == Some(0)) {
+            return Err(ApiError::invalid(format!("{flag} must be more than 0")));
+        }
+        if let Some(base_url) = &self.base_url {
+            check_base_url(base_url)
+                .map_err(|problem| ApiError::invalid(format!("--base-url: {problem}")))?;
+        }
+        Ok(())
     }
 
     /// Builds providers for agent runs and `llm` steps: a provider named here replaces the one
     /// a step or an agent names; a step that names none gets the config file's default; the
     /// timeouts and attempts apply to every provider.
     pub fn factory(&self) -> Result<(ProviderFactory, Vec<String>)> {
+        self.check()?;
         let file = Config::load()?;
         let overriding = match &self.provider {
             Some(_) => Some(self.choice_in(&file)?),
@@ -101,6 +123,7 @@ impl ProviderSettings {
     }
 
     fn choice_in(&self, file: &Config) -> Result<ProviderChoice> {
+        self.check()?;
         Ok(ProviderChoice {
             provider: self.provider_name(file)?,
             model: self.model.clone(),
@@ -141,7 +164,7 @@ impl ProviderSettings {
         }
         config.connect_timeout = connect_timeout;
         if let Some(ms) = self.read_timeout_ms {
-            config.read_timeout = Duration::from_millis(ms.max(1));
+            config.read_timeout = Duration::from_millis(ms);
         }
         if let Some(attempts) = self.attempts {
             config.retry.max_attempts = attempts;
@@ -262,6 +285,68 @@ mod tests {
 
     fn step(id: &str, action: &str, with: Value) -> StepSpec {
         StepSpec::new(id, action).with(with)
+    }
+
+    /// Flags (for vllm and a model, unless they name others), and the usage error they give
+    /// (none: `Ok`), by the way `config` goes without reading the config file.
+    fn check(settings: ProviderSettings, expected: std::result::Result<(), &str>) {
+        let settings = ProviderSettings {
+            provider: settings.provider.clone().or(Some("vllm".to_owned())),
+            model: settings.model.clone().or(Some("m".to_owned())),
+            ..settings
+        };
+        let file = Config::default();
+        let found = settings.choice_in(&file).and_then(|choice| {
+            let mut config = resolve(&file, &choice).map_err(ApiError::invalid)?;
+            settings.tune(&mut config, Duration::from_secs(1)).map_err(ApiError::invalid)?;
+            config.check().map_err(|error| ApiError::invalid(error.message))
+        });
+        match (found, expected) {
+            (Ok(()), Ok(())) => {}
+            (Ok(()), Err(expected)) => panic!("{settings:?} was taken; {expected}"),
+            (Err(error), Ok(())) => panic!("{settings:?} was refused: {error}"),
+            (Err(error), Err(expected)) => {
+                assert!(matches!(error, ApiError::Invalid { .. }), "{error:?}");
+                assert_eq!(error.to_string(), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn base_urls_that_are_not_http_and_zero_timeouts_are_usage_errors() {
+        let url = |base_url: &str| ProviderSettings {
+            base_url: Some(base_url.to_owned()),
+            ..ProviderSettings::default()
+        };
+        check(ProviderSettings::default(), Ok(()));
+        check(url("http://127.0.0.1:8000/v1"), Ok(()));
+        check(
+            url("not a url"),
+            Err("--base-url: the base URL must be an http(s) URL such as \
+                 http://127.0.0.1:8000/v1, not \"not a url\""),
+        );
+        check(
+            url("ftp://host/v1"),
+            Err("--base-url: the base URL must be an http(s) URL such as \
+                 http://127.0.0.1:8000/v1, not \"ftp://host/v1\""),
+        );
+        let timeouts = |connect: Option<u64>, read: Option<u64>| ProviderSettings {
+            connect_timeout_ms: connect,
+            read_timeout_ms: read,
+            ..ProviderSettings::default()
+        };
+        check(timeouts(Some(1), Some(1)), Ok(()));
+        check(timeouts(None, Some(0)), Err("--read-timeout-ms must be more than 0"));
+        check(timeouts(Some(0), None), Err("--connect-timeout-ms must be more than 0"));
+        // A replay script needs no server.
+        check(
+            ProviderSettings {
+                provider: Some("replay".to_owned()),
+                model: Some("replay".to_owned()),
+                ..ProviderSettings::default()
+            },
+            Ok(()),
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! parser (so tool calls a model writes as text become calls, and their markers never reach
 //! the content), structured tool calls arrive as index-keyed deltas, and both kinds of call
 //! share one sequence of indices. Used for streamed and complete answers alike, so both give
-//! the same response.
+//! the same response, and both refuse an answer that says nothing at all (no text, no tool
+//! call, no finish reason: `{}`, a stream of only `[DONE]`): that is a malformed reply, not an
+//! empty answer to pass on as a success. An empty text with a finish reason is an answer.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,6 +13,7 @@ use taskflow_parsers::{
     ToolSpec, check_arguments,
 };
 
+use crate::error::ProviderError;
 use crate::response::{ChatEvent, FinishReason, Usage};
 
 pub(crate) struct Assembler {
@@ -24,6 +27,10 @@ pub(crate) struct Assembler {
     finish_reason: Option<FinishReason>,
     /// `content` as it arrived, before parsing.
     raw_content: String,
+    /// Whether the server sent anything an answer is made of: text, a tool call or a finish
+    /// reason. Reasoning alone is not an answer, nor is an empty `content` (streams start with
+    /// one) without a finish reason.
+    said_something: bool,
 }
 
 /// A structured call being received.
@@ -46,11 +53,13 @@ impl Assembler {
             usage: None,
             finish_reason: None,
             raw_content: String::new(),
+            said_something: false,
         }
     }
 
     pub(crate) fn content(&mut self, text: &str, out: &mut Vec<ChatEvent>) {
         if !text.is_empty() {
+            self.said_something = true;
             self.raw_content.push_str(text);
             let events = self.parser.feed(text);
             self.forward_parsed(events, out);
@@ -73,6 +82,7 @@ impl Assembler {
         arguments: &str,
         out: &mut Vec<ChatEvent>,
     ) {
+        self.said_something = true;
         let call = self.structured.entry(wire_index).or_default();
         if call.id.is_none() {
             call.id = id.filter(|id| !id.is_empty()).map(str::to_owned);
@@ -106,11 +116,24 @@ impl Assembler {
     pub(crate) fn finish_reason(&mut self, reason: Option<FinishReason>) {
         if reason.is_some() {
             self.finish_reason = reason;
+            self.said_something = true;
         }
     }
 
-    /// The answer is complete: ends the calls, then reports usage and the finish reason.
-    pub(crate) fn finish(mut self, out: &mut Vec<ChatEvent>) {
+    /// The answer is complete: ends the calls, then reports usage and the finish reason. An
+    /// answer that said nothing is a bad response, with a snippet of `received` (the body, or
+    /// the events of the stream).
+    pub(crate) fn finish(
+        mut self,
+        out: &mut Vec<ChatEvent>,
+        received: &str,
+    ) -> Result<(), ProviderError> {
+        if !self.said_something {
+            return Err(ProviderError::bad_response(
+                "the answer has no content, no tool calls and no finish reason",
+                received,
+            ));
+        }
         let mut events = Vec::new();
         self.parser.finish_into(&mut events);
         self.forward_parsed(events, out);
@@ -133,6 +156,7 @@ impl Assembler {
         if let Some(finish_reason) = finish_reason {
             out.push(ChatEvent::Finish { finish_reason });
         }
+        Ok(())
     }
 
     fn end_structured(&mut self, mut call: StructuredCall, out: &mut Vec<ChatEvent>) {
@@ -232,7 +256,7 @@ mod tests {
         let mut out = Vec::new();
         assembler.tool_call(0, Some("a"), None, "{\"x\": 1}", &mut out);
         assembler.tool_call(1, Some("b"), Some("list_dir"), "{}", &mut out);
-        assembler.finish(&mut out);
+        assembler.finish(&mut out, "").unwrap();
         let starts: Vec<(usize, &str)> = out
             .iter()
             .filter_map(|event| match event {
@@ -250,5 +274,47 @@ mod tests {
         let dropped = dropped.expect("a diagnostic for the call without a name");
         assert_eq!(dropped.kind, DiagnosticKind::UnresolvedName);
         assert_eq!((dropped.call_index, dropped.text.as_deref()), (None, Some("{\"x\": 1}")));
+    }
+
+    /// What a server sent (`content`, tool calls, finish reason) and whether it is an answer.
+    fn check(said: &[&str], is_answer: bool) {
+        let mut assembler = Assembler::new(Format::Auto, Vec::new());
+        let mut out = Vec::new();
+        for piece in said {
+            match *piece {
+                "reasoning" => assembler.reasoning("hmm", &mut out),
+                "content" => assembler.content("hi", &mut out),
+                "empty content" => assembler.content("", &mut out),
+                "call" => assembler.tool_call(0, None, Some("list_dir"), "{}", &mut out),
+                "stop" => assembler.finish_reason(Some(FinishReason::Stop)),
+                "usage" => assembler.usage(Usage::new(1, 0)),
+                other => panic!("no such piece {other}"),
+            }
+        }
+        match assembler.finish(&mut out, "{}") {
+            Ok(()) => assert!(is_answer, "{said:?} was taken for an answer"),
+            Err(error) => {
+                assert!(!is_answer, "{said:?} was refused: {error}");
+                assert_eq!(error.kind, crate::ErrorKind::BadResponse);
+                assert_eq!(
+                    error.message,
+                    "the answer has no content, no tool calls and no finish reason: {}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_answer_that_says_nothing_is_refused() {
+        check(&[], false);
+        check(&["usage"], false);
+        check(&["reasoning"], false);
+        check(&["content"], true);
+        check(&["empty content"], false);
+        check(&["empty content", "stop"], true);
+        check(&["call"], true);
+        check(&["stop"], true);
+        check(&["reasoning", "stop"], true);
+        check(&["usage", "empty content", "stop"], true);
     }
 }

@@ -11,9 +11,10 @@ use crate::openai::OpenAiProvider;
 use crate::replay::ReplayProvider;
 
 impl ProviderConfig {
-    /// Builds the provider, checking that it can work (a key where one is needed, a script
-    /// for replay).
+    /// Builds the provider, checking that it can work (an http(s) base URL and timeouts
+    /// longer than zero, a key where one is needed, a script for replay).
     pub fn build(&self) -> Result<Arc<dyn Provider>, ProviderError> {
+        self.check()?;
         if self.preset.key_required && self.api_key.is_none() {
             let variable = self.preset.key_env.unwrap_or("the key variable");
             return Err(ProviderError::new(

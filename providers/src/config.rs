@@ -175,6 +175,23 @@ pub fn resolve_connect_timeout(
     }
 }
 
+/// Checks that `base_url` can address a model server: an `http` or `https` URL with a host.
+/// Anything else (`not a url`, `ftp://host/v1`) would fail every request alike, and reqwest's
+/// error for it reads as an unreachable server, so it is refused before a request is made.
+pub fn check_base_url(base_url: &str) -> Result<(), String> {
+    let refused = || {
+        format!(
+            "the base URL must be an http(s) URL such as http://127.0.0.1:8000/v1, not \
+             {base_url:?}"
+        )
+    };
+    let url = reqwest::Url::parse(base_url.trim()).map_err(|_| refused())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(refused());
+    }
+    Ok(())
+}
+
 /// Everything needed to build a provider.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
@@ -206,6 +223,30 @@ impl ProviderConfig {
             tagged_format: None,
             script: None,
         }
+    }
+
+    /// Checks what no request could succeed without, whichever way the configuration was made
+    /// (flags, the config file, a pipeline step's `with`): an http(s) base URL for the servers
+    /// that need one, and timeouts longer than zero (a zero timeout fails every request at once).
+    pub fn check(&self) -> Result<(), ProviderError> {
+        let refuse = |problem: String| {
+            Err(ProviderError::new(
+                ErrorKind::Config,
+                format!("provider `{}`: {problem}", self.preset.name),
+            ))
+        };
+        if self.preset.protocol != Protocol::Replay
+            && let Err(problem) = check_base_url(&self.base_url)
+        {
+            return refuse(problem);
+        }
+        if self.connect_timeout.is_zero() {
+            return refuse("the connect timeout must be longer than 0 ms".to_owned());
+        }
+        if self.read_timeout.is_zero() {
+            return refuse("the read timeout must be longer than 0 ms".to_owned());
+        }
+        Ok(())
     }
 
     /// The preset named `name`.
@@ -242,6 +283,57 @@ mod tests {
         check(Some(500), Some("3000"), 500, false);
         check(Some(500), Some("fast"), 500, false);
         check(Some(1), None, 250, false);
+    }
+
+    fn check_url(base_url: &str, expected: Result<(), ()>) {
+        assert_eq!(check_base_url(base_url).map_err(|_| ()), expected, "{base_url:?}");
+    }
+
+    #[test]
+    fn base_urls_must_be_http_urls() {
+        check_url("http://127.0.0.1:8000/v1", Ok(()));
+        check_url("https://api.moonshot.ai/v1", Ok(()));
+        check_url("HTTP://localhost:11434/v1/", Ok(()));
+        check_url(" http://[::1]:8080 ", Ok(()));
+        check_url("not a url", Err(()));
+        check_url("ftp://host/v1", Err(()));
+        check_url("127.0.0.1:8000/v1", Err(()));
+        check_url("localhost:8000", Err(()));
+        check_url("http://", Err(()));
+        check_url("file:///tmp/model", Err(()));
+        check_url("", Err(()));
+        let message = check_base_url("ftp://host/v1").unwrap_err();
+        assert_eq!(
+            message,
+            "the base URL must be an http(s) URL such as http://127.0.0.1:8000/v1, not \
+             \"ftp://host/v1\""
+        );
+    }
+
+    #[test]
+    fn a_configuration_that_no_request_could_use_is_refused() {
+        let mut config = ProviderConfig::named("vllm").unwrap();
+        config.model = "m".to_owned();
+        assert!(config.check().is_ok());
+        let refused = |change: fn(&mut ProviderConfig)| {
+            let mut config = config.clone();
+            change(&mut config);
+            let error = config.check().unwrap_err();
+            assert_eq!(error.kind, ErrorKind::Config);
+            // `build` refuses it too, before any request.
+            assert_eq!(config.build().unwrap_err().message, error.message);
+            error.message
+        };
+        let message = refused(|config| config.base_url = "not a url".to_owned());
+        assert!(message.starts_with("provider `vllm`: the base URL must be"), "{message}");
+        let message = refused(|config| config.read_timeout = Duration::ZERO);
+        assert_eq!(message, "provider `vllm`: the read timeout must be longer than 0 ms");
+        let message = refused(|config| config.connect_timeout = Duration::ZERO);
+        assert_eq!(message, "provider `vllm`: the connect timeout must be longer than 0 ms");
+        // The replay provider talks to no server.
+        let mut replay = ProviderConfig::named("replay").unwrap();
+        replay.base_url = String::new();
+        assert!(replay.check().is_ok());
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl Endpoint {
         Ok(Self {
             name: config.preset.name,
             client: client(config.connect_timeout, config.read_timeout)?,
-            url: format!("{}/{path}", config.base_url.trim_end_matches('/')),
+            url: format!("{}/{path}", config.base_url.trim().trim_end_matches('/')),
             api_key: config.api_key.clone(),
             model: config.model.clone(),
             retry: config.retry,
@@ -45,9 +45,10 @@ impl Endpoint {
         if request.model.is_empty() { &self.model } else { &request.model }
     }
 
-    /// A whole JSON answer: `send` is one attempt at the request, tried again on transient
-    /// failures.
-    pub(crate) async fn answer_json<T, F, Fut>(&self, send: F) -> Result<T, ProviderError>
+    /// A whole JSON answer, with the text it was read from (scrubbed of the key) for the
+    /// snippet of an answer that turns out to say nothing: `send` is one attempt at the
+    /// request, tried again on transient failures.
+    pub(crate) async fn answer_json<T, F, Fut>(&self, send: F) -> Result<(T, String), ProviderError>
     where
         T: serde::de::DeserializeOwned,
         F: Fn() -> Fut,
@@ -100,22 +101,23 @@ async fn post_json(
     Err(ProviderError::from_status(status.as_u16(), &text, retry_after))
 }
 
-/// Reads a whole JSON answer.
+/// Reads a whole JSON answer, and the text it was read from.
 pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
     key: Option<&ApiKey>,
-) -> Result<T, ProviderError> {
+) -> Result<(T, String), ProviderError> {
     let text = response.text().await.map_err(|error| transport_error(&error, key))?;
     let text = match key {
         Some(key) => key.redact(&text),
         None => text,
     };
-    serde_json::from_str(&text).map_err(|error| {
-        ProviderError::bad_response(
+    match serde_json::from_str(&text) {
+        Ok(answer) => Ok((answer, text)),
+        Err(error) => Err(ProviderError::bad_response(
             format_args!("the answer is not the expected JSON ({error})"),
             &text,
-        )
-    })
+        )),
+    }
 }
 
 /// A failure below HTTP: no connection, a timeout, a connection dropped while reading.

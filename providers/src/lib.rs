@@ -29,7 +29,7 @@ pub use anthropic::tool_ids;
 pub use choice::{ProviderChoice, ProviderFactory, preset_providers};
 pub use config::{
     CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT, DEFAULT_READ_TIMEOUT, PRESETS, Preset, Protocol,
-    ProviderConfig, resolve_connect_timeout,
+    ProviderConfig, check_base_url, resolve_connect_timeout,
 };
 pub use error::{ErrorKind, ProviderError};
 pub use replay::{ReplayProvider, ReplayScript};
@@ -50,10 +50,10 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// Sends the request and returns the whole answer. Transient failures are retried.
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError>;
 
-    /// Sends the request and returns the answer as it arrives. Failures before the first
-    /// event are retried; a failure in the middle ends the stream with an error (an
-    /// [`ErrorKind::Interrupted`] for a broken connection), since what was streamed cannot be
-    /// taken back.
+    /// Sends the request and returns the answer as it arrives. Failures before the answer
+    /// starts (no connection, an error status) are retried; a failure once it has started ends
+    /// the stream with an error (an [`ErrorKind::Interrupted`] for a broken connection), since
+    /// what was streamed cannot be taken back.
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError>;
 }
 

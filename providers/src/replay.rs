@@ -262,7 +262,8 @@ impl ReplayProvider {
                 assembler.finish_reason(finish_reason.clone().or(Some(FinishReason::Stop)));
             }
         }
-        assembler.finish(&mut events);
+        // Every turn has a finish reason, so the assembler never finds it empty.
+        assembler.finish(&mut events, "")?;
         Ok(events)
     }
 }

@@ -35,16 +35,17 @@ impl ApiKey {
     }
 
     /// Removes every occurrence of the key from `text` (server error bodies may echo it), also
-    /// where a JSON string holds it with some of its characters escaped (`sk\u002d…`): then
-    /// the text comes back with the `\uXXXX` escapes decoded that a key may hold (it stays the
-    /// JSON it was).
+    /// where a JSON string holds it with some of its characters escaped (`sk\u002d…`, or
+    /// `ab\/cd` for a key with a slash, as PHP's and some proxies' encoders write it): then the
+    /// text comes back with the `\uXXXX` and `\/` escapes decoded that a key may hold (it stays
+    /// the JSON it was).
     pub fn redact(&self, text: &str) -> String {
         let plain = if text.contains(&self.0) {
             text.replace(&self.0, "[redacted]")
         } else {
             text.to_owned()
         };
-        if !plain.contains("\\u") {
+        if !plain.contains("\\u") && !plain.contains("\\/") {
             return plain;
         }
         let decoded = unescape_json_units(&plain);
@@ -64,7 +65,7 @@ impl ApiKey {
             rest = &rest[at + key.len()..];
         }
         out.extend_from_slice(rest);
-        if !out.windows(2).any(|pair| pair == b"\\u") {
+        if !out.windows(2).any(|pair| pair == b"\\u" || pair == b"\\/") {
             return out;
         }
         let decoded = unescape_json_units(&String::from_utf8_lossy(&out));
@@ -76,10 +77,10 @@ impl ApiKey {
     }
 }
 
-/// `text` with the JSON `\uXXXX` escapes decoded that a key may hold (a surrogate pair as one
-/// character): not `"`, `\` or a control character, which the text's JSON needs escaped. An
-/// escaped backslash (`\\u0041`) is no escape of `u0041`; other text, and escapes that make no
-/// character, are kept as they were.
+/// `text` with the JSON escapes decoded that a key may hold: `\uXXXX` (a surrogate pair as one
+/// character), but not `"`, `\` or a control character, which the text's JSON needs escaped;
+/// and `\/`, a `/` that JSON may escape but need not. An escaped backslash (`\\u0041`) is no
+/// escape of `u0041`; other text, and escapes that make no character, are kept as they were.
 fn unescape_json_units(text: &str) -> String {
     let unit = |hex: Option<&str>| {
         hex.filter(|hex| hex.bytes().all(|byte| byte.is_ascii_hexdigit()))
@@ -90,6 +91,11 @@ fn unescape_json_units(text: &str) -> String {
     while let Some(at) = rest.find('\\') {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
+        if let Some(slashed) = after.strip_prefix('/') {
+            out.push('/');
+            rest = slashed;
+            continue;
+        }
         if !after.starts_with('u') {
             // Another escape (`\\`, `\"`, `\n`…), kept with what it escapes.
             let escaped = after.chars().next().map_or(0, char::len_utf8);
@@ -161,5 +167,27 @@ mod tests {
         assert!(serde_json::from_str::<serde_json::Value>(&redacted).is_ok());
         assert_eq!(key.redact("\\u00e9 ends with \\"), "\\u00e9 ends with \\");
         assert!(ApiKey::new("   ").is_none());
+    }
+
+    fn check(key: &str, text: &str, expected: &str) {
+        let key = ApiKey::new(key).unwrap();
+        assert_eq!(key.redact(text), expected, "{text}");
+        assert_eq!(key.redact_bytes(text.as_bytes()), expected.as_bytes(), "{text}");
+    }
+
+    #[test]
+    fn a_key_with_a_slash_is_redacted_where_json_escapes_the_slash() {
+        let key = "sk-ab/cd+ef";
+        check(key, "Bearer sk-ab/cd+ef", "Bearer [redacted]");
+        // PHP's json_encode and some proxies write `/` as `\/`.
+        check(key, r#"{"m": "Bearer sk-ab\/cd+ef"}"#, r#"{"m": "Bearer [redacted]"}"#);
+        check(key, r#"{"m": "sk\u002dab\/cd+ef"}"#, r#"{"m": "[redacted]"}"#);
+        // Decoded, the text stays the JSON it was; an escaped backslash before `/` is no escape.
+        check(
+            key,
+            r#"{"m": "sk-ab\/cd+ef a\/b \\/ \u0022"}"#,
+            r#"{"m": "[redacted] a/b \\/ \u0022"}"#,
+        );
+        check(key, r#"{"m": "sk-ab\\/cd+ef"}"#, r#"{"m": "sk-ab\\/cd+ef"}"#);
     }
 }

@@ -1,6 +1,6 @@
 //! How providers fail: each HTTP error class, retries with backoff and `Retry-After`, a stream
-//! cut in the middle, malformed answers, a server that never answers, and keys kept out of
-//! every message.
+//! cut in the middle, malformed answers and answers that say nothing, a server that never
+//! answers, an address that is no http(s) URL, and keys kept out of every message.
 
 mod support;
 
@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use support::*;
-use taskflow_providers::{ErrorKind, ProviderError};
+use taskflow_providers::{ApiKey, ErrorKind, ProviderChoice, ProviderError, preset_providers};
 use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 async fn server_answering(responses: Vec<ResponseTemplate>) -> MockServer {
     let server = MockServer::start().await;
@@ -233,4 +233,205 @@ async fn an_absurd_retry_after_is_capped_not_a_crash() {
     let error = config.build().unwrap().complete(&weather_request()).await.unwrap_err();
     assert_eq!(error.kind, ErrorKind::RateLimited);
     assert_eq!(error.retry_after, Some(Duration::from_secs(86_400)));
+}
+
+/// A body that says nothing, and what its error quotes of it.
+struct Silent {
+    preset: &'static str,
+    body: &'static str,
+    stream: bool,
+    quoted: &'static str,
+}
+
+async fn check_silent(case: Silent) {
+    let content_type = if case.stream { "text/event-stream" } else { "application/json" };
+    let server =
+        server_answering(vec![ResponseTemplate::new(200).set_body_raw(case.body, content_type)])
+            .await;
+    let provider = provider(case.preset, &server.uri());
+    let error = if case.stream {
+        let mut stream = provider.stream(&weather_request()).await.unwrap();
+        let error = match stream.next().await {
+            Some(Ok(event)) => panic!("{}: an event from nothing: {event:?}", case.body),
+            Some(Err(error)) => error,
+            None => panic!("{}: the stream ended as a success", case.body),
+        };
+        assert!(stream.next().await.is_none(), "an error ends the stream");
+        error
+    } else {
+        provider.complete(&weather_request()).await.unwrap_err()
+    };
+    assert_eq!(error.kind, ErrorKind::BadResponse, "{}: {error}", case.body);
+    assert!(error.message.contains(case.quoted), "{}: {}", case.body, error.message);
+    assert_eq!(requests(&server).await, 1, "{}: not retried", case.body);
+}
+
+#[tokio::test]
+async fn answers_that_say_nothing_are_bad_responses_with_a_snippet() {
+    for case in [
+        Silent { preset: "vllm", body: "{}", stream: false, quoted: "no choices: {}" },
+        Silent {
+            preset: "vllm",
+            body: r#"{"object": "list", "choices": []}"#,
+            stream: false,
+            quoted: r#"no choices: {"object": "list", "choices": []}"#,
+        },
+        Silent {
+            preset: "vllm",
+            body: r#"{"choices": [{"index": 0, "message": {"role": "assistant"}}]}"#,
+            stream: false,
+            quoted: r#"no content, no tool calls and no finish reason: {"choices": [{"index": 0, "#,
+        },
+        Silent {
+            preset: "vllm",
+            body: r#"{"choices": [{"message": {"content": "", "tool_calls": []}, "finish_reason": null}]}"#,
+            stream: false,
+            quoted: "no finish reason: {",
+        },
+        Silent {
+            preset: "vllm",
+            body: "data: [DONE]\n\n",
+            stream: true,
+            quoted: "no content, no tool calls and no finish reason: [DONE]",
+        },
+        Silent {
+            preset: "moonshot",
+            body: "data: {\"choices\": [{\"delta\": {\"role\": \"assistant\", \"content\": \"\"}}]}\n\n\
+                   data: {\"choices\": [], \"usage\": {\"prompt_tokens\": 9}}\n\ndata: [DONE]\n\n",
+            stream: true,
+            quoted: r#"no finish reason: {"choices": [{"delta""#,
+        },
+        Silent {
+            preset: "anthropic",
+            body: r#"{"type": "message", "content": [], "stop_reason": null}"#,
+            stream: false,
+            quoted: r#"no stop reason: {"type": "message", "content": []"#,
+        },
+        Silent {
+            preset: "anthropic",
+            body: "event: message_start\ndata: {\"type\": \"message_start\", \"message\": {}}\n\n\
+                   event: message_stop\ndata: {\"type\": \"message_stop\"}\n\n",
+            stream: true,
+            quoted: r#"no stop reason: {"type": "message_start""#,
+        },
+    ] {
+        check_silent(case).await;
+    }
+}
+
+#[tokio::test]
+async fn empty_answers_that_say_they_are_done_and_tool_calls_alone_are_answers() {
+    let openai_stop = r#"{"choices": [{"message": {"role": "assistant", "content": ""}, "finish_reason": "stop"}]}"#;
+    let openai_calls = fixture("openai/tool_call.json");
+    let anthropic_stop = r#"{"type": "message", "content": [], "stop_reason": "end_turn"}"#;
+    for (preset, body) in
+        [("vllm", openai_stop), ("vllm", openai_calls.as_str()), ("anthropic", anthropic_stop)]
+    {
+        let server = server_answering(vec![
+            ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json"),
+        ])
+        .await;
+        let response = provider(preset, &server.uri()).complete(&weather_request()).await;
+        let response = response.unwrap_or_else(|error| panic!("{body}: {error}"));
+        assert!(response.finish_reason.is_some(), "{body}");
+    }
+    let stream = "data: {\"choices\": [{\"delta\": {\"role\": \"assistant\", \"content\": \"\"}}]}\n\n\
+                  data: {\"choices\": [{\"delta\": {}, \"finish_reason\": \"stop\"}]}\n\n\
+                  data: [DONE]\n\n";
+    let server = server_answering(vec![
+        ResponseTemplate::new(200).set_body_raw(stream, "text/event-stream"),
+    ])
+    .await;
+    let provider = provider("vllm", &server.uri());
+    let (_, response) = stream_all(provider.as_ref(), &weather_request()).await;
+    assert_eq!(response.finish_reason, Some(taskflow_providers::FinishReason::Stop));
+    assert!(response.message.tool_calls.is_empty());
+}
+
+/// A server (a proxy, say) that writes the key it was sent into its answer: the
+/// `Authorization` or `x-api-key` header, in a JSON string whose `/` it escapes as PHP does.
+struct EchoKey {
+    status: u16,
+    stream: bool,
+}
+
+impl Respond for EchoKey {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let header = |name: &str| {
+            request.headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default()
+        };
+        let sent = format!("{}{}", header("authorization"), header("x-api-key"));
+        let error = serde_json::json!({"error": {"message": format!("bad credentials: {sent}")}});
+        let error = error.to_string().replace('/', "\\/");
+        if self.stream && self.status == 200 {
+            return ResponseTemplate::new(self.status)
+                .set_body_raw(format!("data: {error}\n\n"), "text/event-stream");
+        }
+        ResponseTemplate::new(self.status).set_body_raw(error, "application/json")
+    }
+}
+
+async fn check_echoed_key(preset: &str, key: &str, status: u16, stream: bool) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(EchoKey { status, stream }).mount(&server).await;
+    let mut config = config(preset, &server.uri());
+    config.api_key = ApiKey::new(key);
+    let provider = config.build().unwrap();
+    let error = if stream {
+        match provider.stream(&weather_request()).await {
+            Ok(mut events) => events.next().await.unwrap().unwrap_err(),
+            Err(error) => error,
+        }
+    } else {
+        provider.complete(&weather_request()).await.unwrap_err()
+    };
+    let shown = format!("{error} {error:?}");
+    let case = format!("{preset} {key} {status} stream={stream}");
+    assert!(error.message.contains("bad credentials"), "{case}: {shown}");
+    assert!(!shown.contains(key), "{case}: {shown}");
+    assert!(!shown.contains(&key.replace('/', "\\/")), "{case}: {shown}");
+    assert!(error.message.contains("[redacted]"), "{case}: {shown}");
+}
+
+#[tokio::test]
+async fn keys_echoed_by_the_server_never_reach_an_error() {
+    for key in [SECRET_KEY, "sk-test/5ecret+never/printed=="] {
+        for preset in ["vllm", "anthropic"] {
+            check_echoed_key(preset, key, 401, false).await;
+            check_echoed_key(preset, key, 401, true).await;
+        }
+        // Some servers report failures in a 200 answer.
+        check_echoed_key("vllm", key, 200, false).await;
+        check_echoed_key("vllm", key, 200, true).await;
+    }
+}
+
+#[tokio::test]
+async fn a_base_url_that_is_not_http_is_refused_before_any_request() {
+    let server = MockServer::start().await;
+    for base_url in ["not a url", "ftp://host/v1", "127.0.0.1:8000/v1", ""] {
+        let error = config("vllm", base_url).build().unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Config, "{base_url:?}: {error}");
+        assert!(!error.is_transient());
+        assert!(
+            error.message.contains("the base URL must be an http(s) URL"),
+            "{base_url:?}: {error}"
+        );
+        assert!(error.message.contains(&format!("{base_url:?}")), "{error}");
+        // A stored choice (a pipeline step's `with.base_url`) is refused the same way.
+        let choice = ProviderChoice {
+            provider: "vllm".to_owned(),
+            model: Some("m".to_owned()),
+            base_url: Some(base_url.to_owned()),
+            ..ProviderChoice::default()
+        };
+        let refused = preset_providers()(&choice).unwrap_err();
+        assert_eq!(refused, error.message);
+    }
+    let mut config = config("vllm", &server.uri());
+    config.read_timeout = Duration::ZERO;
+    let error = config.build().unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Config);
+    assert!(error.message.contains("read timeout must be longer than 0 ms"), "{error}");
+    assert_eq!(requests(&server).await, 0);
 }

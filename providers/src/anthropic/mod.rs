@@ -1,7 +1,9 @@
 //! The Anthropic Messages adapter (`x-api-key`, `anthropic-version`), also used for Kimi
 //! Code's Anthropic-compatible endpoint. Answers are content blocks (`text`, `thinking`,
 //! `tool_use`); streamed tool input arrives as `input_json_delta` pieces. Tool-call ids are
-//! mapped to Anthropic's alphabet and back ([`tool_ids`]).
+//! mapped to Anthropic's alphabet and back ([`tool_ids`]). An answer that says nothing (no
+//! text, no `tool_use`, no stop reason: `"content": []`, a stream of only `message_start` and
+//! `message_stop`) is a bad response, not an empty success.
 
 pub mod tool_ids;
 mod wire;
@@ -58,11 +60,11 @@ impl Provider for AnthropicProvider {
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = self.body(request, false);
-        let answer: Value = self.endpoint.answer_json(|| self.send(&body)).await?;
+        let (answer, text): (Value, _) = self.endpoint.answer_json(|| self.send(&body)).await?;
         let mut blocks = Blocks::default();
         let mut events = Vec::new();
         blocks.whole_answer(&answer, &mut events)?;
-        blocks.finish(&mut events);
+        blocks.finish(&mut events, &text)?;
         Ok(ResponseBuilder::from_events(events))
     }
 
@@ -73,6 +75,7 @@ impl Provider for AnthropicProvider {
             events: http::sse(response, self.endpoint.api_key.clone()),
             blocks: Some(Blocks::default()),
             ready: VecDeque::new(),
+            received: String::new(),
         };
         Ok(Box::pin(futures_util::stream::unfold(state, StreamState::next)))
     }
@@ -87,6 +90,8 @@ struct Blocks {
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
     stop_reason: Option<FinishReason>,
+    /// Whether the answer holds text or a tool call (thinking alone is neither).
+    said_something: bool,
 }
 
 struct OpenCall {
@@ -134,7 +139,7 @@ impl Blocks {
             "content_block_delta" => {
                 let delta = &data["delta"];
                 match delta["type"].as_str().unwrap_or_default() {
-                    "text_delta" => text(out, delta["text"].as_str(), false),
+                    "text_delta" => self.text(out, delta["text"].as_str()),
                     "thinking_delta" => text(out, delta["thinking"].as_str(), true),
                     "input_json_delta" => self.input_json(
                         index,
@@ -170,9 +175,10 @@ impl Blocks {
 
     fn block_start(&mut self, index: u64, block: &Value, out: &mut Vec<ChatEvent>) {
         match block["type"].as_str().unwrap_or_default() {
-            "text" => text(out, block["text"].as_str(), false),
+            "text" => self.text(out, block["text"].as_str()),
             "thinking" => text(out, block["thinking"].as_str(), true),
             "tool_use" => {
+                self.said_something = true;
                 let call = self.calls;
                 self.calls += 1;
                 self.open_calls.insert(index, OpenCall { index: call, arguments: String::new() });
@@ -184,6 +190,12 @@ impl Blocks {
             }
             _ => {}
         }
+    }
+
+    /// A piece of the answer's text.
+    fn text(&mut self, out: &mut Vec<ChatEvent>, piece: Option<&str>) {
+        self.said_something |= piece.is_some_and(|piece| !piece.is_empty());
+        text(out, piece, false);
     }
 
     fn input_json(&mut self, index: u64, piece: &str, out: &mut Vec<ChatEvent>) {
@@ -235,7 +247,15 @@ impl Blocks {
         }
     }
 
-    fn finish(mut self, out: &mut Vec<ChatEvent>) {
+    /// The answer is complete; one that said nothing is a bad response, with a snippet of
+    /// `received` (the body, or the events of the stream).
+    fn finish(mut self, out: &mut Vec<ChatEvent>, received: &str) -> Result<(), ProviderError> {
+        if !self.said_something && self.stop_reason.is_none() {
+            return Err(ProviderError::bad_response(
+                "the answer has no text, no tool_use block and no stop reason",
+                received,
+            ));
+        }
         let mut open: Vec<u64> = self.open_calls.keys().copied().collect();
         open.sort_unstable();
         for index in open {
@@ -248,6 +268,7 @@ impl Blocks {
         if let Some(finish_reason) = self.stop_reason {
             out.push(ChatEvent::Finish { finish_reason });
         }
+        Ok(())
     }
 }
 
@@ -278,7 +299,12 @@ struct StreamState {
     events: SseStream,
     blocks: Option<Blocks>,
     ready: VecDeque<ChatEvent>,
+    /// The start of what the server sent, for the snippet of an answer that said nothing.
+    received: String,
 }
+
+/// How much of a stream is kept for the snippet of a bad one.
+const RECEIVED_KEPT: usize = 1024;
 
 impl StreamState {
     async fn next(mut self) -> Option<(Result<ChatEvent, ProviderError>, Self)> {
@@ -287,7 +313,14 @@ impl StreamState {
                 return Some((Ok(event), self));
             }
             let blocks = self.blocks.as_mut()?;
-            match self.events.next().await {
+            let event = self.events.next().await;
+            if let Some(Ok(event)) = &event
+                && self.received.len() < RECEIVED_KEPT
+            {
+                self.received.push_str(event.data.trim());
+                self.received.push('\n');
+            }
+            match event {
                 Some(Ok(event)) if event.data.trim().is_empty() => {}
                 Some(Ok(event)) => {
                     let data: Value = match serde_json::from_str(&event.data) {
@@ -306,7 +339,9 @@ impl StreamState {
                             self.ready.extend(out);
                             if let Some(blocks) = self.blocks.take() {
                                 let mut out = Vec::new();
-                                blocks.finish(&mut out);
+                                if let Err(error) = blocks.finish(&mut out, &self.received) {
+                                    return self.fail(error);
+                                }
                                 self.ready.extend(out);
                             }
                         }

@@ -1,7 +1,9 @@
 //! The OpenAI chat-completions adapter: Moonshot/Kimi, Kimi Code, vLLM, llama.cpp, Ollama
 //! (`/v1`), LM Studio. Streaming uses server-sent events with index-keyed tool-call deltas;
 //! `content` always passes through the tagged-text parser, so tool calls that a model writes
-//! as text become calls, whether the answer streams or not.
+//! as text become calls, whether the answer streams or not. Every field of an answer is
+//! optional on the wire, so an answer with no choice, or one that says nothing, is caught here
+//! (and in the assembler) as a bad response rather than read as an empty success.
 
 mod wire;
 
@@ -60,11 +62,15 @@ impl Provider for OpenAiProvider {
 
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = request_body(request, self.endpoint.model(request), false);
-        let completion: Completion = self.endpoint.answer_json(|| self.send(&body)).await?;
+        let (completion, text): (Completion, _) =
+            self.endpoint.answer_json(|| self.send(&body)).await?;
+        if completion.choices.is_empty() && completion.error.is_none() {
+            return Err(ProviderError::bad_response("the answer has no choices", &text));
+        }
         let mut assembler = self.assembler(request);
         let mut events = Vec::new();
         absorb(&mut assembler, completion, &mut events)?;
-        assembler.finish(&mut events);
+        assembler.finish(&mut events, &text)?;
         Ok(ResponseBuilder::from_events(events))
     }
 
@@ -76,6 +82,7 @@ impl Provider for OpenAiProvider {
             assembler: Some(self.assembler(request)),
             ready: VecDeque::new(),
             finished: false,
+            received: String::new(),
         };
         Ok(Box::pin(futures_util::stream::unfold(state, StreamState::next)))
     }
@@ -125,7 +132,12 @@ struct StreamState {
     assembler: Option<Assembler>,
     ready: VecDeque<ChatEvent>,
     finished: bool,
+    /// The start of what the server sent, for the snippet of an answer that said nothing.
+    received: String,
 }
+
+/// How much of a stream is kept for the snippet of a bad one.
+const RECEIVED_KEPT: usize = 1024;
 
 impl StreamState {
     async fn next(mut self) -> Option<(Result<ChatEvent, ProviderError>, Self)> {
@@ -134,8 +146,19 @@ impl StreamState {
                 return Some((Ok(event), self));
             }
             let assembler = self.assembler.as_mut()?;
-            match self.events.next().await {
-                Some(Ok(event)) if event.data.trim() == "[DONE]" => self.finish(),
+            let event = self.events.next().await;
+            if let Some(Ok(event)) = &event
+                && self.received.len() < RECEIVED_KEPT
+            {
+                self.received.push_str(event.data.trim());
+                self.received.push('\n');
+            }
+            match event {
+                Some(Ok(event)) if event.data.trim() == "[DONE]" => {
+                    if let Err(error) = self.finish() {
+                        return self.fail(error);
+                    }
+                }
                 Some(Ok(event)) if event.data.trim().is_empty() => {}
                 Some(Ok(event)) => {
                     let chunk = match serde_json::from_str::<Completion>(&event.data) {
@@ -158,7 +181,11 @@ impl StreamState {
                 }
                 Some(Err(error)) => return self.fail(error),
                 // Some servers close the stream after the finish reason without `[DONE]`.
-                None if self.finished => self.finish(),
+                None if self.finished => {
+                    if let Err(error) = self.finish() {
+                        return self.fail(error);
+                    }
+                }
                 None => {
                     return self.fail(ProviderError::new(
                         ErrorKind::Interrupted,
@@ -169,12 +196,13 @@ impl StreamState {
         }
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self) -> Result<(), ProviderError> {
         if let Some(assembler) = self.assembler.take() {
             let mut out = Vec::new();
-            assembler.finish(&mut out);
+            assembler.finish(&mut out, &self.received)?;
             self.ready.extend(out);
         }
+        Ok(())
     }
 
     fn fail(mut self, error: ProviderError) -> Option<(Result<ChatEvent, ProviderError>, Self)> {

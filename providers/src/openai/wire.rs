@@ -69,6 +69,8 @@ pub(crate) fn request_body(request: &ChatRequest, model: &str, stream: bool) -> 
 /// A whole answer, or one chunk of a streamed one.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Completion {
+    /// Empty in a stream's usage chunk and in an error report; a whole answer without a choice
+    /// is refused by the adapter, and one that says nothing by the assembler.
     #[serde(default)]
     pub choices: Vec<Choice>,
     #[serde(default)]
