@@ -94,6 +94,21 @@ fn the_example_agent_answers_and_shows_its_tool_calls() {
     );
 }
 
+/// An agent that used its turns failed by its own rule, with no step to try again: the hint
+/// does not send the user to a resume that would end the same way.
+#[test]
+fn an_agent_out_of_turns_is_not_sent_to_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = example_agent(&dir.path().join("flows.db"), &["--max-turns", "1"]);
+    assert_eq!(output.code, 1, "{}", output.stderr);
+    assert!(output.stderr.contains("used its 1 turns (--max-turns)"), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("hint: no step of it failed, so `taskflow flows resume"),
+        "{}",
+        output.stderr
+    );
+}
+
 #[test]
 fn json_prints_the_flow_and_its_steps() {
     let dir = tempfile::tempdir().unwrap();

@@ -238,10 +238,21 @@ pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
     let id = &flow.id;
     match flow.status {
         FlowStatus::Succeeded => Ok(()),
-        FlowStatus::Failed => Err(CliError::failure(
-            flow.error.clone().unwrap_or_else(|| format!("flow {id} failed")),
-        )
-        .with_hint(format!("`taskflow flows resume {id}` tries the failed step again"))),
+        FlowStatus::Failed => {
+            // A run that ended by its own rule (an agent out of turns) has no step to try again.
+            let step_failed = inspection.steps.iter().any(|step| step.status == StepStatus::Failed);
+            let hint = if step_failed {
+                format!("`taskflow flows resume {id}` tries the failed step again")
+            } else {
+                format!(
+                    "no step of it failed, so `taskflow flows resume {id}` would end the same way"
+                )
+            };
+            Err(CliError::failure(
+                flow.error.clone().unwrap_or_else(|| format!("flow {id} failed")),
+            )
+            .with_hint(hint))
+        }
         FlowStatus::Cancelled => Err(CliError::failure(format!("flow {id} was cancelled"))),
         FlowStatus::Waiting => {
             if !json {
