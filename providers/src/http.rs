@@ -214,3 +214,24 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(86_400)));
     }
 }
+
+/// The start of what a stream sent, kept for the snippet of a bad answer: each event's data on
+/// a line, until about [`Received::KEPT`] bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Received(String);
+
+impl Received {
+    const KEPT: usize = 1024;
+
+    /// Keeps `data`, an event's, while there is room.
+    pub(crate) fn keep(&mut self, data: &str) {
+        if self.0.len() < Self::KEPT {
+            self.0.push_str(data.trim());
+            self.0.push('\n');
+        }
+    }
+
+    pub(crate) fn text(&self) -> &str {
+        &self.0
+    }
+}

@@ -16,7 +16,7 @@ use taskflow_parsers::{ArgumentsCheck, Diagnostic, DiagnosticKind, StreamEvent, 
 
 use crate::config::ProviderConfig;
 use crate::error::{ErrorKind, ProviderError};
-use crate::http::{self, Endpoint, SseStream};
+use crate::http::{self, Endpoint, Received, SseStream};
 use crate::request::ChatRequest;
 use crate::response::{ChatEvent, ChatResponse, FinishReason, ResponseBuilder, Usage};
 use crate::{ChatStream, Provider};
@@ -75,7 +75,7 @@ impl Provider for AnthropicProvider {
             events: http::sse(response, self.endpoint.api_key.clone()),
             blocks: Some(Blocks::default()),
             ready: VecDeque::new(),
-            received: String::new(),
+            received: Received::default(),
         };
         Ok(Box::pin(futures_util::stream::unfold(state, StreamState::next)))
     }
@@ -300,11 +300,8 @@ struct StreamState {
     blocks: Option<Blocks>,
     ready: VecDeque<ChatEvent>,
     /// The start of what the server sent, for the snippet of an answer that said nothing.
-    received: String,
+    received: Received,
 }
-
-/// How much of a stream is kept for the snippet of a bad one.
-const RECEIVED_KEPT: usize = 1024;
 
 impl StreamState {
     async fn next(mut self) -> Option<(Result<ChatEvent, ProviderError>, Self)> {
@@ -314,11 +311,8 @@ impl StreamState {
             }
             let blocks = self.blocks.as_mut()?;
             let event = self.events.next().await;
-            if let Some(Ok(event)) = &event
-                && self.received.len() < RECEIVED_KEPT
-            {
-                self.received.push_str(event.data.trim());
-                self.received.push('\n');
+            if let Some(Ok(event)) = &event {
+                self.received.keep(&event.data);
             }
             match event {
                 Some(Ok(event)) if event.data.trim().is_empty() => {}
@@ -339,7 +333,7 @@ impl StreamState {
                             self.ready.extend(out);
                             if let Some(blocks) = self.blocks.take() {
                                 let mut out = Vec::new();
-                                if let Err(error) = blocks.finish(&mut out, &self.received) {
+                                if let Err(error) = blocks.finish(&mut out, self.received.text()) {
                                     return self.fail(error);
                                 }
                                 self.ready.extend(out);

@@ -15,7 +15,7 @@ use taskflow_parsers::Format;
 use crate::assemble::Assembler;
 use crate::config::ProviderConfig;
 use crate::error::{ErrorKind, ProviderError};
-use crate::http::{self, Endpoint, SseStream};
+use crate::http::{self, Endpoint, Received, SseStream};
 use crate::request::ChatRequest;
 use crate::response::{ChatEvent, ChatResponse, FinishReason, ResponseBuilder};
 use crate::{ChatStream, Provider};
@@ -82,7 +82,7 @@ impl Provider for OpenAiProvider {
             assembler: Some(self.assembler(request)),
             ready: VecDeque::new(),
             finished: false,
-            received: String::new(),
+            received: Received::default(),
         };
         Ok(Box::pin(futures_util::stream::unfold(state, StreamState::next)))
     }
@@ -133,11 +133,8 @@ struct StreamState {
     ready: VecDeque<ChatEvent>,
     finished: bool,
     /// The start of what the server sent, for the snippet of an answer that said nothing.
-    received: String,
+    received: Received,
 }
-
-/// How much of a stream is kept for the snippet of a bad one.
-const RECEIVED_KEPT: usize = 1024;
 
 impl StreamState {
     async fn next(mut self) -> Option<(Result<ChatEvent, ProviderError>, Self)> {
@@ -147,11 +144,8 @@ impl StreamState {
             }
             let assembler = self.assembler.as_mut()?;
             let event = self.events.next().await;
-            if let Some(Ok(event)) = &event
-                && self.received.len() < RECEIVED_KEPT
-            {
-                self.received.push_str(event.data.trim());
-                self.received.push('\n');
+            if let Some(Ok(event)) = &event {
+                self.received.keep(&event.data);
             }
             match event {
                 Some(Ok(event)) if event.data.trim() == "[DONE]" => {
@@ -199,7 +193,7 @@ impl StreamState {
     fn finish(&mut self) -> Result<(), ProviderError> {
         if let Some(assembler) = self.assembler.take() {
             let mut out = Vec::new();
-            assembler.finish(&mut out, &self.received)?;
+            assembler.finish(&mut out, self.received.text())?;
             self.ready.extend(out);
         }
         Ok(())
