@@ -122,6 +122,25 @@ mod tests {
         assert_eq!(unknown_parameters("mine", mine.as_ref(), &json!({"anything": 1})), []);
     }
 
+    /// A model step's `base_url` is an http(s) URL, checked before anything runs (a template,
+    /// once filled in).
+    #[test]
+    fn a_base_url_that_no_request_could_use_is_refused_before_anything_runs() {
+        let actions = Actions::builtin();
+        for action in ["llm", "agent"] {
+            let check = |base_url: &str| {
+                let with = json!({"prompt": "hi", "provider": "vllm", "base_url": base_url});
+                actions.get(action).unwrap().check(&with)
+            };
+            assert_eq!(check("http://127.0.0.1:8000/v1"), Ok(()));
+            assert_eq!(check("{{steps.a.output}}"), Ok(()));
+            for bad in ["not a url", "ftp://host/v1"] {
+                let refused = check(bad).unwrap_err();
+                assert!(refused.starts_with("`with.base_url`: the base URL must be"), "{refused}");
+            }
+        }
+    }
+
     /// A template is a value: the key that holds it is checked as any other.
     #[test]
     fn a_key_that_a_template_fills_is_still_a_key() {

@@ -43,10 +43,15 @@ pub(super) fn provider_choice(
         Some(context) => context.resolve(path),
         None => path.into(),
     });
+    let base_url = optional_text(with, "base_url")?;
+    // A template is checked once it is filled in, when the step runs.
+    if let Some(url) = base_url.as_deref().filter(|url| !url.contains("{{")) {
+        taskflow_providers::check_base_url(url).map_err(|why| format!("`with.base_url`: {why}"))?;
+    }
     Ok(ProviderChoice {
         provider: optional_text(with, "provider")?.unwrap_or_default(),
         model: optional_text(with, "model")?,
-        base_url: optional_text(with, "base_url")?,
+        base_url,
         script,
         api_key_env: optional_text(with, "api_key_env")?,
     })
