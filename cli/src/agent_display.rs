@@ -56,6 +56,13 @@ pub(crate) fn sink(json: bool) -> ProgressSink {
                      TEXT` to refuse)"
                 );
             }
+            Progress::Agent(AgentEvent::TurnAgain { turn, attempt, error }) => {
+                close_line(&mut open);
+                eprintln!(
+                    "↻ turn {turn}: the answer was cut ({}); asking again (attempt {attempt})",
+                    one_line(error, 160)
+                );
+            }
             Progress::StepFinished { .. } | Progress::Cancelling => close_line(&mut open),
             _ => {}
         }

@@ -1,7 +1,7 @@
 //! Agent runs on a real store with recorded model turns: each turn and each tool call a
 //! checkpointed step, a resume that sends no checkpointed request again, malformed calls
-//! answered to the model (and calls that could not be read at all), the turn limit, and
-//! cancel.
+//! answered to the model (and calls that could not be read at all), the turn limit, a turn cut
+//! while it streams asked for again, and cancel.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -460,4 +460,85 @@ async fn a_budget_is_raised_on_a_failed_run_too_and_a_pipelines_cost_needs_its_p
     let pipeline = bench.engine.create(&priced, None).await.unwrap();
     let raised = bench.engine.raise_budget(&pipeline.id, cost).await.unwrap();
     assert_eq!(raised.state.unwrap()["budget"], serde_json::json!({"max_cost": 1.0}));
+}
+
+/// Plays the model from a script, but cuts the answers of its first `cuts` requests after their
+/// first event, as a dropped connection does (or, with `transient: false`, answers them with a
+/// failure that does not pass).
+#[derive(Debug)]
+struct Cutting {
+    inner: ReplayProvider,
+    cuts: AtomicUsize,
+    transient: bool,
+    requests: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Provider for Cutting {
+    fn name(&self) -> &str {
+        "cutting"
+    }
+
+    async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        self.inner.complete(request).await
+    }
+
+    async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        use futures_util::StreamExt;
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let stream = self.inner.stream(request).await?;
+        let cut = self.cuts.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if cut.is_err() {
+            return Ok(stream);
+        }
+        let kind = if self.transient {
+            taskflow_providers::ErrorKind::Interrupted
+        } else {
+            taskflow_providers::ErrorKind::BadResponse
+        };
+        let failure = ProviderError::new(kind, "the stream ended before the answer was complete");
+        Ok(Box::pin(stream.take(1).chain(futures_util::stream::iter([Err(failure)]))))
+    }
+}
+
+/// A turn whose answer is cut while it streams by a failure that may pass is asked for again,
+/// up to three times, and nothing of a cut answer is kept; a failure that does not pass fails
+/// the run at once.
+#[tokio::test]
+async fn a_turn_cut_while_it_streams_is_asked_for_again() {
+    let script = "[[turn]]\ncontent = \"Nothing is left.\"\n";
+    // (cuts, transient, requests made, how the run ends)
+    let cases = [
+        (1, true, 2, FlowStatus::Succeeded),
+        (2, true, 3, FlowStatus::Succeeded),
+        (3, true, 3, FlowStatus::Failed),
+        (1, false, 1, FlowStatus::Failed),
+    ];
+    for (cuts, transient, requests, status) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let provider = Arc::new(Cutting {
+            inner: ReplayProvider::new(ReplayScript::parse(script, "script").unwrap(), "script"),
+            cuts: AtomicUsize::new(cuts),
+            transient,
+            requests: AtomicUsize::new(0),
+        });
+        let shared: Arc<dyn Provider> = provider.clone();
+        let factory: ProviderFactory = Arc::new(move |_: &ProviderChoice| Ok(Arc::clone(&shared)));
+        let store =
+            taskflow_store_sqlite::open(dir.path().join("flows.db"), &OpenOptions::default())
+                .unwrap();
+        let engine =
+            Engine::new(store.bind("alice").unwrap(), Actions::builtin(), EngineOptions::default())
+                .with_providers(factory);
+        let flow = engine.create_agent(&spec(3), None).await.unwrap();
+        let ended = engine.run(&flow.id).await.unwrap();
+        let label = format!("{cuts} cut(s), transient {transient}");
+        assert_eq!(ended.status, status, "{label}: {:?}", ended.error);
+        assert_eq!(provider.requests.load(Ordering::SeqCst), requests, "{label}");
+        let steps = engine.handle().steps(&flow.id).unwrap();
+        assert_eq!(steps.len(), 1, "{label}: one turn, one step");
+        if status == FlowStatus::Succeeded {
+            assert_eq!(ended.state.unwrap()["answer"], "Nothing is left.", "{label}");
+        }
+    }
 }

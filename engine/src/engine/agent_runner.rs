@@ -67,6 +67,10 @@ use taskflow_tools::{Budget, Spent};
 const TOOL_TIMEOUT: Duration = Duration::from_secs(300);
 /// How a tool call whose failure may pass (a flaky fetch) is tried again.
 const TOOL_RETRY: RetryPolicy = RetryPolicy { max_attempts: 3, backoff_ms: 200 };
+/// How a turn whose answer was cut while it streamed (a dropped connection, a read timeout, an
+/// overload event) is asked for again. The provider tries again only what fails before the
+/// answer begins; once text has been passed on, only the whole turn can be asked again.
+const TURN_RETRY: RetryPolicy = RetryPolicy { max_attempts: 3, backoff_ms: 500 };
 
 /// What happened during an agent run, for a terminal or a log.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +86,9 @@ pub enum AgentEvent {
     /// A tool call waits for a person's decision (`taskflow flows approve FLOW CALL`); the flow
     /// waits without a lease, and the run returns.
     ApprovalRequested { flow: FlowId, id: String, name: String, arguments: String },
+    /// The turn's answer was cut while it streamed (`error`); what was shown of it is dropped,
+    /// and the turn is asked for again (attempt `attempt`, from 2).
+    TurnAgain { turn: u32, attempt: u32, error: String },
 }
 
 /// A call of the last turn, waiting for its result.
@@ -430,7 +437,7 @@ impl AgentRunner {
                         .parse()
                         .unwrap_or(conversation.turns + 1);
                     self.report(Progress::Agent(AgentEvent::Turn { turn }));
-                    let worked = self.with_lease(self.call_model(&request)).await?;
+                    let worked = self.with_lease(self.call_model(&request, turn)).await?;
                     match worked {
                         Worked::Done(output) => {
                             let response: ChatResponse = serde_json::from_value(output.clone())
@@ -532,7 +539,35 @@ impl AgentRunner {
 
     /// One model turn, streamed: text is reported as it arrives; the whole response, usage
     /// and raw text included, is the step's output.
-    async fn call_model(&self, request: &ChatRequest) -> Worked {
+    /// One turn's answer, asked for again while it is cut by a failure that may pass
+    /// ([`TURN_RETRY`]); nothing of a cut answer is kept.
+    async fn call_model(&self, request: &ChatRequest, turn: u32) -> Worked {
+        let mut attempt = 1;
+        loop {
+            match self.stream_answer(request).await {
+                Err(error) if error.is_transient() && attempt < TURN_RETRY.max_attempts => {
+                    attempt += 1;
+                    let error = format!("{}: {error}", self.provider.name());
+                    self.report(Progress::Agent(AgentEvent::TurnAgain { turn, attempt, error }));
+                    let wait = TURN_RETRY.backoff(attempt - 1, fastrand::f64());
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = self.token.cancelled() => return Worked::Cancelled,
+                    }
+                }
+                Err(error) => {
+                    return Worked::Failed(format!("{}: {}", self.provider.name(), error));
+                }
+                Ok(worked) => return worked,
+            }
+        }
+    }
+
+    /// One answer as it streams; `Err` for a provider's failure.
+    async fn stream_answer(
+        &self,
+        request: &ChatRequest,
+    ) -> Result<Worked, taskflow_providers::ProviderError> {
         let answer = async {
             let mut stream = self.provider.stream(request).await?;
             let mut response = ResponseBuilder::new();
@@ -558,14 +593,11 @@ impl AgentRunner {
             Ok::<_, taskflow_providers::ProviderError>(response.finish())
         };
         tokio::select! {
-            answer = answer => match answer {
-                Ok(response) => match serde_json::to_value(&response) {
-                    Ok(output) => Worked::Done(output),
-                    Err(error) => Worked::Failed(format!("cannot record the response: {error}")),
-                },
-                Err(error) => Worked::Failed(format!("{}: {}", self.provider.name(), error)),
+            answer = answer => match serde_json::to_value(answer?) {
+                Ok(output) => Ok(Worked::Done(output)),
+                Err(error) => Ok(Worked::Failed(format!("cannot record the response: {error}"))),
             },
-            () = self.token.cancelled() => Worked::Cancelled,
+            () = self.token.cancelled() => Ok(Worked::Cancelled),
         }
     }
 
