@@ -95,18 +95,38 @@ fn the_example_agent_answers_and_shows_its_tool_calls() {
 }
 
 /// An agent that used its turns failed by its own rule, with no step to try again: the hint
-/// does not send the user to a resume that would end the same way.
+/// points at a resume with more turns, which goes on from its last turn without asking the
+/// model again for a turn it answered; a pipeline has no turn limit to raise.
 #[test]
-fn an_agent_out_of_turns_is_not_sent_to_a_resume() {
+fn an_agent_out_of_turns_goes_on_with_more() {
     let dir = tempfile::tempdir().unwrap();
-    let output = example_agent(&dir.path().join("flows.db"), &["--max-turns", "1"]);
+    let db = dir.path().join("flows.db");
+    let output = example_agent(&db, &["--max-turns", "1"]);
     assert_eq!(output.code, 1, "{}", output.stderr);
     assert!(output.stderr.contains("used its 1 turns (--max-turns)"), "{}", output.stderr);
-    assert!(
-        output.stderr.contains("hint: no step of it failed, so `taskflow flows resume"),
-        "{}",
-        output.stderr
+    let id = output.stderr.lines().next().unwrap().trim_start_matches("flow ").to_owned();
+    let hint = format!("hint: `taskflow flows resume {id} --max-turns N` goes on with more turns");
+    assert!(output.stderr.contains(&hint), "{}", output.stderr);
+
+    let resumed = run(&db, &["flows", "resume", &id, "--max-turns", "10"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(resumed.stdout.contains("Three things are left in Lighthouse:"), "{}", resumed.stdout);
+    let inspected: Value =
+        serde_json::from_str(&run(&db, &["--json", "flows", "inspect", &id]).stdout).unwrap();
+    let llm_one =
+        inspected["steps"].as_array().unwrap().iter().filter(|step| step["name"] == "llm 1");
+    assert_eq!(llm_one.count(), 1, "the answered turn was not asked for again");
+
+    let file = root("examples/pipelines/news-digest/pipeline.toml");
+    let out = dir.path().join("out");
+    let piped = run(
+        &db,
+        &["run", file.to_str().unwrap(), "--output-dir", out.to_str().unwrap(), "--id", "p"],
     );
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    let refused = run(&db, &["flows", "resume", "p", "--max-turns", "3"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("turn limit is an agent run's"), "{}", refused.stderr);
 }
 
 #[test]

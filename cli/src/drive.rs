@@ -241,8 +241,14 @@ pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
         FlowStatus::Failed => {
             // A run that ended by its own rule (an agent out of turns) has no step to try again.
             let step_failed = inspection.steps.iter().any(|step| step.status == StepStatus::Failed);
+            // An agent run fails with no failed step when it used its turns.
+            let out_of_turns = (inspection.flow.spec.as_ref())
+                .and_then(AgentSpec::from_flow_spec)
+                .is_some_and(|spec| spec.is_ok());
             let hint = if step_failed {
                 format!("`taskflow flows resume {id}` tries the failed step again")
+            } else if out_of_turns {
+                format!("`taskflow flows resume {id} --max-turns N` goes on with more turns")
             } else {
                 format!(
                     "no step of it failed, so `taskflow flows resume {id}` would end the same way"

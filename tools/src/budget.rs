@@ -65,6 +65,19 @@ pub struct Exhausted {
 /// The key of the flow's state that holds a raised budget.
 pub const BUDGET_STATE_KEY: &str = "budget";
 
+/// The key of an agent run's state that holds a raised turn limit
+/// (`taskflow flows resume ID --max-turns N`), which wins over its spec's.
+pub const MAX_TURNS_STATE_KEY: &str = "max_turns";
+
+/// The turn limit in force: the one raised in `state`, else the spec's.
+pub fn turns_in_force(spec: u32, state: Option<&Value>) -> u32 {
+    state
+        .and_then(|state| state.get(MAX_TURNS_STATE_KEY))
+        .and_then(Value::as_u64)
+        .and_then(|turns| u32::try_from(turns).ok())
+        .unwrap_or(spec)
+}
+
 impl Budget {
     pub fn is_empty(&self) -> bool {
         self.max_tokens.is_none() && self.max_cost.is_none()

@@ -97,6 +97,11 @@ pub enum FlowsCommand {
         #[arg(long, value_name = "USD", alias = "budget-cost",
               value_parser = crate::commands::agent::parse_dollars)]
         max_cost: Option<f64>,
+        /// An agent run's turn limit from now on: a run that used its turns goes on (given
+        /// alone, not with a budget)
+        #[arg(long, value_name = "N", conflicts_with_all = ["max_tokens", "max_cost"],
+              value_parser = clap::value_parser!(u32).range(1..=1000))]
+        max_turns: Option<u32>,
         #[command(flatten)]
         runner: RunnerArgs,
     },
@@ -181,9 +186,9 @@ fn parse_status(text: &str) -> Result<StatusFilter, String> {
 
 pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
     match &args.command {
-        FlowsCommand::Resume { id, max_tokens, max_cost, runner } => {
+        FlowsCommand::Resume { id, max_tokens, max_cost, max_turns, runner } => {
             let raise = Budget { max_tokens: *max_tokens, max_cost: *max_cost };
-            return resume(global, id, raise, runner);
+            return resume(global, id, raise, *max_turns, runner);
         }
         FlowsCommand::Fork { id, from_step, runner } => return fork(global, id, from_step, runner),
         FlowsCommand::Prune(prune) => return crate::prune::run(global, prune),
@@ -308,17 +313,25 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
     }
 }
 
-/// `flows resume ID`: runs the flow on from its journal, under the budget `raise` sets first
-/// (an agent run's or a pipeline's; a revision of the flow). Refused while another runner holds
+/// `flows resume ID`: runs the flow on from its journal, under the budget `raise` or the turn
+/// limit `max_turns` sets first (a revision of the flow). Refused while another runner holds
 /// it, and for mirrored or ended (other than failed) flows.
-fn resume(global: &GlobalArgs, id: &str, raise: Budget, runner: &RunnerArgs) -> CliResult {
+fn resume(
+    global: &GlobalArgs,
+    id: &str,
+    raise: Budget,
+    max_turns: Option<u32>,
+    runner: &RunnerArgs,
+) -> CliResult {
     let id = flow_id(id)?;
     let engine = open_engine(global, runner)?;
     runtime()?.block_on(async {
-        let origin = if raise.is_empty() {
-            Origin::Asked
-        } else {
-            Origin::Held(engine.raise_budget_held(&id, raise).await.map_err(engine_error)?)
+        let origin = match max_turns {
+            Some(turns) => {
+                Origin::Held(engine.raise_turns_held(&id, turns).await.map_err(engine_error)?)
+            }
+            None if raise.is_empty() => Origin::Asked,
+            None => Origin::Held(engine.raise_budget_held(&id, raise).await.map_err(engine_error)?),
         };
         drive(&engine, id, global.json, runner.detach, origin).await
     })

@@ -46,7 +46,7 @@ use taskflow_store::status::{FlowStatus, StepStatus};
 use taskflow_store::time::Timestamp;
 use taskflow_store::wait;
 use taskflow_tools::actions::Llm;
-use taskflow_tools::budget::BUDGET_STATE_KEY;
+use taskflow_tools::budget::{BUDGET_STATE_KEY, MAX_TURNS_STATE_KEY, turns_in_force};
 use taskflow_tools::mcp::{McpServer, McpSettings};
 use taskflow_tools::{Action, Actions, AgentToolSettings, Tools, Workspace, register_agent_tools};
 use taskflow_tools::{AgentSpec, Budget, Spent};
@@ -126,6 +126,9 @@ pub enum EngineError {
 
     #[error("flow {id}'s budget cannot be changed: {detail}")]
     Budget { id: String, detail: String },
+
+    #[error("flow {id}'s turn limit cannot be changed: {detail}")]
+    Turns { id: String, detail: String },
 }
 
 /// Runs flows for one owner.
@@ -270,7 +273,53 @@ impl Engine {
                 }
             }
         }
-        // A failed run is opened again first, as a resume would, its lease taken with it.
+        self.write_limits(id, |state| {
+            let before: Budget = state
+                .get(BUDGET_STATE_KEY)
+                .and_then(|value| serde_json::from_value(value.clone()).ok())
+                .unwrap_or_default();
+            let after = serde_json::to_value(before.overlaid(raise))
+                .map_err(|error| refused(error.to_string()))?;
+            state.insert(BUDGET_STATE_KEY.to_owned(), after);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets an agent run's turn limit from now on (`flows resume ID --max-turns N`), as
+    /// [`raise_budget_held`](Self::raise_budget_held) sets a budget: in the flow's state, a
+    /// failed run opened again, the flow's lease kept for this process. A run that used its
+    /// turns goes on with the new limit.
+    pub async fn raise_turns_held(
+        &self,
+        id: &FlowId,
+        max_turns: u32,
+    ) -> Result<Lease, EngineError> {
+        let refused = |detail: String| EngineError::Turns { id: id.to_string(), detail };
+        let spec_json = self.spec_json(id).await?;
+        let stored: serde_json::Value = serde_json::from_str(&spec_json)
+            .map_err(|error| refused(format!("its spec cannot be read: {error}")))?;
+        if !matches!(AgentSpec::from_flow_spec(&stored), Some(Ok(_))) {
+            return Err(refused(
+                "a turn limit is an agent run's (a pipeline's agent step runs \
+                                its own, a child flow)"
+                    .to_owned(),
+            ));
+        }
+        self.write_limits(id, |state| {
+            state.insert(MAX_TURNS_STATE_KEY.to_owned(), max_turns.into());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Writes the limits `change` sets into flow `id`'s state under its lease (a revision), the
+    /// flow opened again first if it failed, as a resume would; the lease is kept.
+    async fn write_limits(
+        &self,
+        id: &FlowId,
+        change: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<(), EngineError>,
+    ) -> Result<Lease, EngineError> {
         let ttl = self.options.lease_ttl;
         let lease = if self.read_flow(id).await?.status == FlowStatus::Failed {
             let reopened = id.clone();
@@ -284,13 +333,7 @@ impl Engine {
                 Some(serde_json::Value::Object(state)) => state,
                 _ => serde_json::Map::new(),
             };
-            let before: Budget = state
-                .get(BUDGET_STATE_KEY)
-                .and_then(|value| serde_json::from_value(value.clone()).ok())
-                .unwrap_or_default();
-            let after = serde_json::to_value(before.overlaid(raise))
-                .map_err(|error| refused(error.to_string()))?;
-            state.insert(BUDGET_STATE_KEY.to_owned(), after);
+            change(&mut state)?;
             let op = CheckpointOp::Status {
                 lease: lease.clone(),
                 to: flow.status,
@@ -636,7 +679,10 @@ impl Engine {
                         },
                         budget: Budget::in_force(spec.budget, flow.state.as_ref()),
                         tree,
-                        spec: *spec,
+                        spec: AgentSpec {
+                            max_turns: turns_in_force(spec.max_turns, flow.state.as_ref()),
+                            ..*spec
+                        },
                         provider,
                         tools,
                         lease_watch: attempts::LeaseWatch::start(&lease, self.options.lease_ttl),
