@@ -353,3 +353,46 @@ content = "Done."
         assert!(!found, "the key is in {}", path.display());
     }
 }
+
+/// A tool call's name and id come from the model: shown with their control characters escaped,
+/// and an id no decision could name gets the call's place, so it can be approved.
+#[test]
+fn what_the_model_names_reaches_the_terminal_escaped_and_can_be_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let script = dir.path().join("turns.toml");
+    std::fs::write(
+        &script,
+        r#"[[turn]]
+content = "x"
+tool_calls = [{ id = "c\u001b]0;PWNED\u0007", name = "run_command", arguments = { command = "printf hi" } }, { id = "c2", name = "read_\u001b[2Jfile", arguments = { path = "x" } }]
+[[turn]]
+content = "done"
+"#,
+    )
+    .unwrap();
+    let workspace = tempfile::tempdir().unwrap();
+    let agent = |extra: &[&str]| {
+        let mut args = vec!["agent", "--provider", "replay", "--script", script.to_str().unwrap()];
+        args.extend([
+            "--workspace",
+            workspace.path().to_str().unwrap(),
+            "--allow-command",
+            "printf",
+        ]);
+        args.extend(extra);
+        args.push("go");
+        run(&db, &args)
+    };
+    let asked = agent(&["--ask", "run_command", "--detach"]);
+    assert_eq!(asked.code, 0, "{}", asked.stderr);
+    assert!(!asked.stderr.contains(['\u{1b}', '\u{7}']), "{:?}", asked.stderr);
+    assert!(asked.stderr.contains("(call call_0)"), "{}", asked.stderr);
+    let id = asked.stderr.lines().next().unwrap().trim_start_matches("flow ").to_owned();
+    let approved = run(&db, &["flows", "approve", &id, "call_0"]);
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    let resumed = run(&db, &["flows", "resume", &id]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(!resumed.stderr.contains('\u{1b}'), "{:?}", resumed.stderr);
+    assert!(resumed.stderr.contains(r"→ read_\u{1b}[2Jfile"), "{}", resumed.stderr);
+}

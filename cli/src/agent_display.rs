@@ -37,7 +37,7 @@ pub(crate) fn sink(json: bool) -> ProgressSink {
             }
             Progress::Agent(AgentEvent::ToolCall { name, arguments, .. }) => {
                 close_line(&mut open);
-                eprintln!("→ {name} {}", one_line(arguments, 120));
+                eprintln!("→ {} {}", shown(name), one_line(arguments, 120));
             }
             Progress::Agent(AgentEvent::ToolResult { name, content, is_error, .. }) => {
                 let summary = if *is_error {
@@ -46,10 +46,11 @@ pub(crate) fn sink(json: bool) -> ProgressSink {
                     let lines = content.lines().count();
                     format!("{lines} line(s), {} bytes: {}", content.len(), one_line(content, 80))
                 };
-                eprintln!("← {name}: {summary}");
+                eprintln!("← {}: {summary}", shown(name));
             }
             Progress::Agent(AgentEvent::ApprovalRequested { flow, id, name, arguments }) => {
                 close_line(&mut open);
+                let (name, id) = (shown(name), shown(id));
                 eprintln!("? {name} {} waits for approval (call {id})", one_line(arguments, 120));
                 eprintln!(
                     "  decide with `taskflow flows approve {flow} {id}` (add `--deny --reason \

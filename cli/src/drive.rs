@@ -263,7 +263,7 @@ pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
         FlowStatus::Waiting => {
             if !json {
                 for line in render::waiting_lines(flow) {
-                    eprintln!("{line}");
+                    eprintln!("{}", crate::shown::shown(&line));
                 }
             }
             Ok(())

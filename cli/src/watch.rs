@@ -23,6 +23,8 @@ use crate::drive::runtime;
 use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
 
+use crate::shown::shown;
+
 /// How often the database is read for new changes.
 const POLL: Duration = Duration::from_millis(200);
 /// How long a serve whose stream ended is tried again before watching gives up (a restart
@@ -340,9 +342,11 @@ impl Output {
             "FLOW", "STATUS", "REV", "STEP"
         ));
         for (flow, row) in &latest {
+            // What the events say comes from others (a serve, a step's name): shown escaped.
+            let (status, step) = (shown(&row.status), shown(&row.step));
             text.push_str(&format!(
-                "{flow:<width$}  {:<10}  {:>4}  {:<40}  {}\n",
-                row.status, row.revision, row.step, row.at
+                "{flow:<width$}  {status:<10}  {:>4}  {step:<40}  {}\n",
+                row.revision, row.at
             ));
         }
         if hidden > 0 {

@@ -128,7 +128,7 @@ fn show_summary(response: &ChatResponse, with_content: bool) {
         println!();
     }
     for (index, call) in message.tool_calls.iter().enumerate() {
-        println!("tool call {index}: {} (id {})", call.function.name, call.id);
+        println!("tool call {index}: {} (id {})", shown(&call.function.name), shown(&call.id));
         println!("  {}", shown(&call.function.arguments));
     }
     for diagnostic in &message.diagnostics {

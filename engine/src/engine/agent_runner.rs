@@ -193,22 +193,27 @@ fn llm_step_name(turn: u32) -> String {
     format!("llm {turn}")
 }
 
-/// A tool step's name: the turn that made the call and the call's id (ids that formats number
-/// by position repeat from one turn to the next).
-/// The ids of one turn's calls, each unique in the turn: an id names its call's step, its result
-/// and its approval, and a model may give two calls one id. The first keeps it; a later one
-/// gets its place in the turn after it (`functions.run_command:0-1`). The same turn read again
-/// from the journal gets the same ids.
+/// The ids of one turn's calls, each unique in the turn and one a decision can name: an id
+/// names its call's step, its result and its approval. A model may give two calls one id: the
+/// first keeps it, a later one gets its place in the turn after it (`functions.run_command:0-1`).
+/// An id no decision could name (empty, over 200 characters, with control characters) is the
+/// call's place (`call_3`). The same turn read again from the journal gets the same ids.
 fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
     let ids: Vec<&str> = ids.collect();
+    let fits = |candidate: &str| taskflow_store::rules::check_text("call id", candidate).is_ok();
     let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut unique = Vec::with_capacity(ids.len());
     for (index, id) in ids.iter().enumerate() {
-        let mut candidate = (*id).to_owned();
+        let base = if fits(id) { (*id).to_owned() } else { format!("call_{index}") };
+        let suffixed = |n: usize| {
+            let long = format!("{base}-{n}");
+            if fits(&long) { long } else { format!("call_{index}-{n}") }
+        };
+        let mut candidate = base.clone();
         let mut n = index;
         while taken.contains(&candidate) || (candidate != *id && ids.contains(&candidate.as_str()))
         {
-            candidate = format!("{id}-{n}");
+            candidate = suffixed(n);
             n += 1;
         }
         taken.insert(candidate.clone());
@@ -217,6 +222,8 @@ fn unique_ids<'a>(ids: impl Iterator<Item = &'a str>) -> Vec<String> {
     unique
 }
 
+/// A tool step's name: the turn that made the call and the call's id (ids that formats number
+/// by position repeat from one turn to the next).
 fn tool_step_name(turn: u32, call_id: &str) -> String {
     format!("tool {turn}/{call_id}")
 }
@@ -905,7 +912,13 @@ mod tests {
         check(&["a", "a", "a"], &["a", "a-1", "a-2"]);
         // A suffix never takes the id another call of the turn has.
         check(&["a", "a", "a-1"], &["a", "a-2", "a-1"]);
-        check(&["", ""], &["", "-1"]);
+        // An id no decision could name is the call's place.
+        check(&["", ""], &["call_0", "call_1"]);
+        check(&["c\u{1b}[2J", "ok"], &["call_0", "ok"]);
+        let long = "a".repeat(200);
+        check(&[&long, &long], &[long.as_str(), "call_1-1"]);
+        check(&[&"b".repeat(201)], &["call_0"]);
+        check(&["call_1", ""], &["call_1", "call_1-1"]);
     }
 
     #[test]
