@@ -42,7 +42,9 @@ pub struct ProviderArgs {
     #[arg(long, value_name = "MS")]
     pub read_timeout_ms: Option<u64>,
 
-    /// Attempts per request, the first included; transient failures are retried [default: 4]
+    /// Attempts per request, the first included; transient failures before the answer begins
+    /// are retried [default: 4] (an agent's turn cut while it streams is asked for again, up to
+    /// three times, apart from these)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
     pub attempts: Option<u32>,
 }

@@ -348,6 +348,34 @@ async fn empty_answers_that_say_they_are_done_and_tool_calls_alone_are_answers()
     assert!(response.message.tool_calls.is_empty());
 }
 
+/// A server that does not stream (it ignores `stream: true`) answers with one JSON body: that is
+/// the whole answer, read as `complete` reads it, not a stream cut before its first event (which
+/// would be asked for again); a body that says nothing is a bad response at once.
+#[tokio::test]
+async fn a_streamed_request_answered_with_one_json_body_reads_it_whole() {
+    let whole = r#"{"choices": [{"message": {"role": "assistant", "content": "Sunny."}, "finish_reason": "stop"}]}"#;
+    let server = server_answering(vec![
+        ResponseTemplate::new(200).set_body_raw(whole, "application/json; charset=utf-8"),
+    ])
+    .await;
+    let streaming = provider("vllm", &server.uri());
+    let (_, response) = stream_all(streaming.as_ref(), &weather_request()).await;
+    assert_eq!(response.message.content.as_deref(), Some("Sunny."));
+    assert_eq!(response.finish_reason, Some(taskflow_providers::FinishReason::Stop));
+
+    let server =
+        server_answering(vec![ResponseTemplate::new(200).set_body_raw("{}", "application/json")])
+            .await;
+    let provider = provider("vllm", &server.uri());
+    let error = match provider.stream(&weather_request()).await {
+        Ok(mut stream) => stream.next().await.expect("an event").unwrap_err(),
+        Err(error) => error,
+    };
+    assert_eq!(error.kind, ErrorKind::BadResponse, "{error}");
+    assert!(error.message.contains("no choices: {}"), "{}", error.message);
+    assert_eq!(requests(&server).await, 1, "not retried");
+}
+
 /// A server (a proxy, say) that writes the key it was sent into its answer: the
 /// `Authorization` or `x-api-key` header, in a JSON string whose `/` it escapes as PHP does.
 struct EchoKey {

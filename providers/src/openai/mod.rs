@@ -52,6 +52,24 @@ impl OpenAiProvider {
         });
         Assembler::new(format, request.tool_specs())
     }
+
+    /// The events of an answer read whole (`text`, the body it was read from, for the snippet
+    /// of a bad one).
+    fn whole_answer(
+        &self,
+        request: &ChatRequest,
+        completion: Completion,
+        text: &str,
+    ) -> Result<Vec<ChatEvent>, ProviderError> {
+        if completion.choices.is_empty() && completion.error.is_none() {
+            return Err(ProviderError::bad_response("the answer has no choices", text));
+        }
+        let mut assembler = self.assembler(request);
+        let mut events = Vec::new();
+        absorb(&mut assembler, completion, &mut events)?;
+        assembler.finish(&mut events, text)?;
+        Ok(events)
+    }
 }
 
 #[async_trait::async_trait]
@@ -64,19 +82,25 @@ impl Provider for OpenAiProvider {
         let body = request_body(request, self.endpoint.model(request), false);
         let (completion, text): (Completion, _) =
             self.endpoint.answer_json(|| self.send(&body)).await?;
-        if completion.choices.is_empty() && completion.error.is_none() {
-            return Err(ProviderError::bad_response("the answer has no choices", &text));
-        }
-        let mut assembler = self.assembler(request);
-        let mut events = Vec::new();
-        absorb(&mut assembler, completion, &mut events)?;
-        assembler.finish(&mut events, &text)?;
-        Ok(ResponseBuilder::from_events(events))
+        Ok(ResponseBuilder::from_events(self.whole_answer(request, completion, &text)?))
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let body = request_body(request, self.endpoint.model(request), true);
         let response = self.endpoint.retry.run(|_| self.send(&body)).await?;
+        // A server that does not stream (it ignores `stream: true`) answers with one JSON body:
+        // that is the whole answer, not a stream cut before its first event.
+        let json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|kind| kind.trim_start().starts_with("application/json"));
+        if json {
+            let (completion, text): (Completion, _) =
+                http::read_json(response, self.endpoint.api_key.as_ref()).await?;
+            let events = self.whole_answer(request, completion, &text)?;
+            return Ok(Box::pin(futures_util::stream::iter(events.into_iter().map(Ok))));
+        }
         let state = StreamState {
             events: http::sse(response, self.endpoint.api_key.clone()),
             assembler: Some(self.assembler(request)),
