@@ -109,7 +109,7 @@ impl ServeSection {
                 _ => return Err(invalid(name, "name one of `token_env` or `token_file`".into())),
             };
             let secret = secret.trim().to_owned();
-            if secret.len() < MIN_SECRET_LEN {
+            if secret.chars().count() < MIN_SECRET_LEN {
                 let why = format!(
                     "its secret is shorter than {MIN_SECRET_LEN} characters (`openssl rand -hex \
                      32` makes one)"
@@ -185,5 +185,7 @@ mod tests {
         assert!(error.contains("shorter than 16 characters"), "{error}");
         assert!(!error.contains("short-secret"), "{error}");
         assert!(tokens_of(&[("laptop", "alice", "sixteen-chars-ok")]).is_ok());
+        // Characters, not bytes: nine of two bytes each are too few.
+        assert!(tokens_of(&[("laptop", "alice", "ééééééééé")]).is_err());
     }
 }

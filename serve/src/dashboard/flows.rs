@@ -330,7 +330,8 @@ pub async fn bulk(
     let verb = if cancel { "Cancel asked for" } else { "Resumed" };
     let mut message = format!("{verb} {done} flow(s).");
     if let Some(first) = first_refusal {
-        message.push_str(&format!(" {refused} refused, the first: {first}"));
+        let end = if first.ends_with(['.', '!', '?']) { "" } else { "." };
+        message.push_str(&format!(" {refused} refused, the first: {first}{end}"));
     }
     if skipped > 0 {
         let why = if cancel {
