@@ -835,3 +835,27 @@ async fn a_flow_made_to_run_here_is_held_from_its_creation_and_no_other_runner_c
     let claimed = claims();
     assert_eq!(claimed.iter().map(|claim| &claim.lease.flow_id).collect::<Vec<_>>(), [&queued.id]);
 }
+
+/// A failed flow whose stored pipeline breaks a rule it was stored before (a key its action does
+/// not take) is not opened again by a resume, which could only fail to run it: it stays failed
+/// with its error, and the refusal names the place in the spec.
+#[tokio::test]
+async fn a_failed_flow_whose_stored_spec_cannot_run_stays_failed_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = new_engine(dir.path(), Actions::builtin());
+    let alice = open(dir.path()).bind("alice").unwrap();
+    let mut new = NewFlow::managed("old");
+    new.spec = Some(json!({
+        "name": "old",
+        "steps": [{"id": "a", "action": "echo", "with": {"value": 1, "vaule": 2}}],
+    }));
+    let flow = alice.create(new).unwrap();
+    let lease = alice.acquire_lease(&flow.id, Duration::from_secs(30)).unwrap();
+    alice.set_status(&lease, FlowStatus::Running, None).unwrap();
+    alice.set_status(&lease, FlowStatus::Failed, Some("the old error".to_owned())).unwrap();
+
+    let refused = engine.run(&flow.id).await.unwrap_err().to_string();
+    assert!(refused.starts_with("steps[0].with: `with.vaule` is not a parameter"), "{refused}");
+    let kept = alice.flow(&flow.id).unwrap();
+    assert_eq!((kept.status, kept.error.as_deref()), (FlowStatus::Failed, Some("the old error")));
+}

@@ -109,7 +109,8 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] Error),
 
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    /// Each problem after its place in the spec (`steps[0].with: …`).
+    #[error("{}", .0.iter().map(|error| format!("{}: {error}", error.path())).collect::<Vec<_>>().join("; "))]
     Spec(Vec<SpecError>),
 
     #[error("flow {id} has no pipeline to run (it was not created by the engine)")]
@@ -523,12 +524,14 @@ impl Engine {
                 (self.read_flow(&id).await?, self.spec_json(&id).await?, None)
             };
             // A failed flow is opened again with its lease taken in the same transaction, so
-            // that a worker woken by the change cannot claim it first.
+            // that a worker woken by the change cannot claim it first; not when its spec cannot
+            // run here (one stored before a rule it breaks): it stays failed, its error kept.
             let mut reopened = None;
             if held.is_none()
                 && flow.status == FlowStatus::Failed
                 && flow.sync_mode == crate::SyncMode::Managed
             {
+                self.kind_from_json(&id, &spec_json)?;
                 let reopening = id.clone();
                 let (opened, lease) =
                     self.store.call(move |handle| handle.reopen(&reopening, ttl)).await?;
