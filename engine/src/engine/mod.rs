@@ -247,9 +247,7 @@ impl Engine {
         raise: Budget,
     ) -> Result<Lease, EngineError> {
         let refused = |detail: String| EngineError::Budget { id: id.to_string(), detail };
-        let spec_json = self.spec_json(id).await?;
-        let stored: serde_json::Value = serde_json::from_str(&spec_json)
-            .map_err(|error| refused(format!("its spec cannot be read: {error}")))?;
+        let stored = self.stored_value(id, refused).await?;
         match AgentSpec::from_flow_spec(&stored) {
             Some(Ok(spec)) => spec
                 .budget
@@ -297,9 +295,7 @@ impl Engine {
         max_turns: u32,
     ) -> Result<Lease, EngineError> {
         let refused = |detail: String| EngineError::Turns { id: id.to_string(), detail };
-        let spec_json = self.spec_json(id).await?;
-        let stored: serde_json::Value = serde_json::from_str(&spec_json)
-            .map_err(|error| refused(format!("its spec cannot be read: {error}")))?;
+        let stored = self.stored_value(id, refused).await?;
         if !matches!(AgentSpec::from_flow_spec(&stored), Some(Ok(_))) {
             return Err(refused(
                 "a turn limit is an agent run's (a pipeline's agent step runs \
@@ -312,6 +308,17 @@ impl Engine {
             Ok(())
         })
         .await
+    }
+
+    /// Flow `id`'s stored spec as JSON; `refused` says that it cannot be read.
+    async fn stored_value(
+        &self,
+        id: &FlowId,
+        refused: impl Fn(String) -> EngineError,
+    ) -> Result<serde_json::Value, EngineError> {
+        let spec_json = self.spec_json(id).await?;
+        serde_json::from_str(&spec_json)
+            .map_err(|error| refused(format!("its spec cannot be read: {error}")))
     }
 
     /// Writes the limits `change` sets into flow `id`'s state under its lease (a revision), the
