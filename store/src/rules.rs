@@ -31,6 +31,22 @@ pub fn check_text(what: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// A name a signal can carry: printable text (as [`check_text`]) that does not begin with
+/// [`crate::wait::APPROVAL_PREFIX`], whose names carry decisions about tool calls, recorded as
+/// approvals. What `flows signal` and `POST …/signals/{name}` deliver, and so what a
+/// `wait_signal` step may wait for.
+pub fn check_signal_name(name: &str) -> Result<()> {
+    check_text("signal name", name)?;
+    if name.starts_with(crate::wait::APPROVAL_PREFIX) {
+        return Err(Error::InvalidInput(format!(
+            "signal `{name}`: names that begin with `{}` carry decisions about tool calls, \
+             which are recorded as approvals",
+            crate::wait::APPROVAL_PREFIX
+        )));
+    }
+    Ok(())
+}
+
 /// A terminal flow does not change.
 pub fn check_not_ended(flow: &Flow) -> Result<()> {
     if flow.status.is_terminal() {

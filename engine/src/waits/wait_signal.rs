@@ -7,7 +7,6 @@
 use serde_json::Value;
 use taskflow_store::rules;
 use taskflow_store::time::Timestamp;
-use taskflow_store::wait::APPROVAL_PREFIX;
 use taskflow_tools::{Action, ActionError, ActionFuture, StepContext, Wait};
 
 use super::{duration, is_template};
@@ -73,18 +72,10 @@ fn read(with: &Value) -> Result<(String, Option<std::time::Duration>), String> {
     Ok((name, duration(with, "timeout")?))
 }
 
-/// Whether a signal can carry `name`: the store's rule for the names `taskflow flows signal`
-/// and `POST /v1/flows/{id}/signals/{name}` deliver, so that no step waits for a signal nobody
-/// can send.
+/// Whether a signal can carry `name` (the store's rule for the names signals are delivered
+/// under), so that no step waits for a signal nobody can send.
 fn sendable(name: &str) -> Result<(), String> {
-    rules::check_text("signal name", name).map_err(|refused| format!("`with.name`: {refused}"))?;
-    if name.starts_with(APPROVAL_PREFIX) {
-        return Err(format!(
-            "`with.name`: names that begin with `{APPROVAL_PREFIX}` carry decisions about tool \
-             calls, not signals"
-        ));
-    }
-    Ok(())
+    rules::check_signal_name(name).map_err(|refused| format!("`with.name`: {refused}"))
 }
 
 #[cfg(test)]

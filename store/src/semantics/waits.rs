@@ -102,14 +102,7 @@ pub fn send_signal<T: StoreTx + ?Sized>(
     payload: Value,
     now: Timestamp,
 ) -> Result<(Signal, Flow)> {
-    rules::check_text("signal name", name)?;
-    if name.starts_with(wait::APPROVAL_PREFIX) {
-        return Err(Error::InvalidInput(format!(
-            "signal `{name}`: names that begin with `{}` carry decisions about tool calls, \
-             which are recorded as approvals",
-            wait::APPROVAL_PREFIX
-        )));
-    }
+    rules::check_signal_name(name)?;
     let (before, _) = load_flow(tx, Some(caller.owner), id, false)?;
     rules::check_managed(&before, "deliver a signal to")?;
     rules::check_not_ended(&before)?;
