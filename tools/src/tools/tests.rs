@@ -256,3 +256,19 @@ async fn output_within_the_limit_is_whole_and_nothing_is_stopped() {
         assert_eq!(output.get("stopped"), None, "{bytes}");
     }
 }
+
+/// A command's stderr never stops it: its end is kept (where a build says why it failed),
+/// after a note of how much before it is not shown.
+#[tokio::test]
+async fn a_noisy_stderr_keeps_its_end_and_does_not_stop_the_command() {
+    let bench = bench_allowing(&["sh"]);
+    let noisy = "head -c 100000 /dev/zero | tr '\\\\0' e >&2; echo done";
+    let command = json!({"command": format!("sh -c \"{noisy}\"")});
+    let output = call(&bench, "run_command", command).await.unwrap();
+    assert_eq!((output["exit_code"].clone(), output.get("stopped")), (json!(0), None));
+    assert_eq!(output["stdout"], "done\n");
+    let stderr = output["stderr"].as_str().unwrap();
+    let (note, kept) = stderr.split_once('\n').unwrap();
+    assert_eq!(note, format!("[… {} earlier bytes not shown]", 100_000 - 16 * 1024));
+    assert_eq!(kept, "e".repeat(16 * 1024));
+}
