@@ -278,6 +278,10 @@ pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
     }
 }
 
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
 /// The progress line on a terminal: `[done/total] running steps`.
 struct Display {
     bar: Option<ProgressBar>,
@@ -325,9 +329,8 @@ impl Display {
     fn new(visible: bool) -> Display {
         let bar = visible.then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("{spinner} [{pos}/{len}] {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner());
-            bar.set_style(style);
+            // Counts only once the run says how many steps it has: `[0/0]` until then.
+            bar.set_style(style("{spinner} {wide_msg}"));
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
@@ -341,6 +344,7 @@ impl Display {
             let mut running = running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // Reports this display does not know (new kinds of runs) leave it as it is.
             if let Progress::Started { done, total, .. } = progress {
+                bar.set_style(style("{spinner} [{pos}/{len}] {wide_msg}"));
                 bar.set_length(*total as u64);
                 bar.set_position(*done as u64);
                 running.waiting = None;

@@ -96,12 +96,19 @@ enum RawDuration {
 /// `output_dir`) are relative to the file's folder.
 pub fn load(path: &Path, actions: &Actions) -> Result<Plan, PipelineErrors> {
     let source = std::fs::read_to_string(path).map_err(|error| {
-        PipelineErrors(vec![PipelineError {
-            path: path.to_owned(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read the pipeline: {error}"),
-        }])
+        let message = if path.is_dir() {
+            let inside = path.join("pipeline.toml");
+            match inside.is_file() {
+                true => format!(
+                    "cannot read the pipeline: this is a folder; its pipeline is {}",
+                    inside.display()
+                ),
+                false => "cannot read the pipeline: this is a folder, not a file".to_owned(),
+            }
+        } else {
+            format!("cannot read the pipeline: {error}")
+        };
+        PipelineErrors(vec![PipelineError { path: path.to_owned(), line: 1, column: 1, message }])
     })?;
     let base = path
         .parent()
@@ -293,6 +300,25 @@ mod tests {
         ] {
             check(rest, &[&expected]);
         }
+    }
+
+    #[test]
+    fn a_folder_given_as_the_pipeline_says_where_its_pipeline_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = |path: &Path| match load(path, &crate::builtin_actions()) {
+            Ok(_) => panic!("{} loaded", path.display()),
+            Err(errors) => errors.0[0].message.clone(),
+        };
+        assert_eq!(message(dir.path()), "cannot read the pipeline: this is a folder, not a file");
+        let inside = dir.path().join("pipeline.toml");
+        std::fs::write(&inside, "name = \"p\"\n").unwrap();
+        assert_eq!(
+            message(dir.path()),
+            format!(
+                "cannot read the pipeline: this is a folder; its pipeline is {}",
+                inside.display()
+            )
+        );
     }
 
     #[test]
