@@ -159,6 +159,8 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> Result<In
     }
     let client = reqwest::Client::builder()
         .connect_timeout(connect_timeout)
+        // The token is for this server alone.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|error| CliError::failure(format!("cannot make an HTTP client: {error}")))?;
     let token = match &watch.token_env {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use serde_json::Value;
 
 use crate::config::ProviderConfig;
@@ -75,6 +75,8 @@ fn client(
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .read_timeout(read_timeout)
+        // A redirect would carry the key (`x-api-key` is no header reqwest drops) elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|error| {
             ProviderError::new(ErrorKind::Config, format!("cannot set up HTTP: {error}"))
@@ -91,6 +93,19 @@ async fn post_json(
     let status = response.status();
     if status.is_success() {
         return Ok(response);
+    }
+    if status.is_redirection() {
+        let to = response.headers().get(LOCATION).and_then(|to| to.to_str().ok()).unwrap_or("");
+        let to = key.map_or_else(|| to.to_owned(), |key| key.redact(to));
+        return Err(ProviderError::new(
+            ErrorKind::Config,
+            format!(
+                "the server redirected the request (HTTP {}) to `{}`, which taskflow does not \
+                 follow, so that the key goes nowhere else: give that address as the base URL",
+                status.as_u16(),
+                crate::error::snippet(&to)
+            ),
+        ));
     }
     let retry_after = retry_after(response.headers());
     let text = response.text().await.unwrap_or_default();

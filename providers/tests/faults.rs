@@ -53,6 +53,21 @@ async fn auth_errors_are_not_retried_and_never_show_the_key() {
 }
 
 #[tokio::test]
+async fn a_redirect_is_not_followed_so_the_key_goes_nowhere_else() {
+    for preset in ["vllm", "anthropic"] {
+        let elsewhere = server_answering(vec![ok_answer()]).await;
+        let redirect = ResponseTemplate::new(307)
+            .insert_header("location", format!("{}/v1/chat/completions", elsewhere.uri()));
+        let server = server_answering(vec![redirect]).await;
+        let error = provider(preset, &server.uri()).complete(&weather_request()).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Config, "{preset}: {error}");
+        assert!(error.message.contains(&elsewhere.uri()), "{preset}: {error}");
+        assert_eq!(requests(&server).await, 1, "{preset}: not tried again");
+        assert_eq!(requests(&elsewhere).await, 0, "{preset}: the redirect was followed");
+    }
+}
+
+#[tokio::test]
 async fn rate_limits_honour_retry_after() {
     let server = server_answering(vec![
         ResponseTemplate::new(429).insert_header("retry-after", "1").set_body_string("slow down"),
