@@ -164,6 +164,33 @@ fn pipeline_errors_name_file_line_and_column_and_nothing_runs() {
 }
 
 #[test]
+fn a_model_step_naming_a_provider_there_is_not_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let effect = dir.path().join("effect");
+    let path = pipeline(
+        dir.path(),
+        "typo",
+        &format!(
+            "name = \"typo\"\n\
+             [[steps]]\nid = \"first\"\naction = \"shell\"\nwith = {{ command = \"echo ran > '{}'\" }}\n\
+             [[steps]]\nid = \"ask\"\naction = \"llm\"\nneeds = [\"first\"]\n\
+             with = {{ provider = \"kimmi\", prompt = \"hi\" }}\n",
+            effect.display()
+        ),
+    );
+    let output = run(taskflow(&db).env("XDG_CONFIG_HOME", dir.path()).arg("run").arg(&path));
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output.stderr.starts_with("error: step `ask`: `with.provider`: unknown provider `kimmi`"),
+        "{}",
+        output.stderr
+    );
+    assert!(!effect.exists(), "the step before it ran");
+    assert!(!db.exists(), "a flow was made");
+}
+
+#[test]
 fn a_failed_flow_exits_1_and_resume_retries_the_step_under_the_same_key() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("flows.db");

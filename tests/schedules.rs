@@ -637,3 +637,48 @@ fn a_trigger_within_the_second_of_another_says_its_slot_fired_already() {
     }
     panic!("no two triggers fell in one second in ten tries");
 }
+
+#[test]
+fn a_schedules_pipeline_with_a_cost_budget_is_priced_when_added_so_its_runs_count_their_cost() {
+    let folder = Folder::new();
+    let db = folder.db();
+    let config = folder.dir.path().join("config");
+    std::fs::create_dir_all(config.join("taskflow")).unwrap();
+    std::fs::write(
+        config.join("taskflow/config.toml"),
+        "[prices.replay]\ninput_per_mtok = 1000000.0\noutput_per_mtok = 0.0\n",
+    )
+    .unwrap();
+    folder.file(
+        "turns.toml",
+        "[[turn]]\ncontent = \"hi\"\nusage = { prompt_tokens = 2, completion_tokens = 1 }\n",
+    );
+    let pipeline = folder.file(
+        "costly.toml",
+        "name = \"costly\"\n[budget]\nmax_cost_usd = 5.0\n\
+         [[steps]]\nid = \"ask\"\naction = \"llm\"\n\
+         with = { provider = \"replay\", script = \"turns.toml\", prompt = \"hi\" }\n",
+    );
+    let with_config = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(["--owner", "alice", "--json"])
+            .args(args)
+            .env_remove("TASKFLOW_OWNER")
+            .env("XDG_CONFIG_HOME", &config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    with_config(&["schedules", "add", "costly", "--pipeline", &pipeline, "--every", "1h"]);
+    let fired = with_config(&["schedules", "trigger", "costly"]);
+    let id = fired["slots"][0]["flow_id"].as_str().unwrap().to_owned();
+    // Run where no config file prices anything: the price came with the schedule.
+    let out = taskflow(&db, &["flows", "resume", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let usage = json_of(&db, &["flows", "inspect", &id])["usage"].clone();
+    assert_eq!(usage["cost_usd"], json!(2.0), "{usage}");
+    assert_eq!(usage["max_cost_usd"], json!(5.0), "{usage}");
+}

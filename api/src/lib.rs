@@ -25,7 +25,7 @@ pub mod tokens;
 pub use config::Config;
 pub use error::{ApiError, ErrorCode, Result};
 pub use owner::resolve_owner;
-pub use providers::{ProviderSettings, override_model_steps, price_model_steps};
+pub use providers::{ProviderSettings, override_model_steps, prepare_model_steps};
 pub use submit::{
     Hold, Submitted, create_or_continue, create_or_find_mirrored, step_reaching_host,
 };

@@ -145,10 +145,7 @@ impl ProviderSettings {
             },
         )?;
         if !config.knows(&name) {
-            let names = Preset::names();
-            let own: Vec<&str> = config.providers.keys().map(String::as_str).collect();
-            let known = if own.is_empty() { names } else { format!("{names}, {}", own.join(", ")) };
-            return Err(ApiError::invalid(format!("unknown provider `{name}` (known: {known})")));
+            return Err(ApiError::invalid(unknown_provider(config, &name)));
         }
         Ok(name)
     }
@@ -196,6 +193,14 @@ fn resolve(file: &Config, choice: &ProviderChoice) -> std::result::Result<Provid
     Ok(config)
 }
 
+/// Why `name` names no provider: neither a preset nor a provider of the config file.
+fn unknown_provider(file: &Config, name: &str) -> String {
+    let names = Preset::names();
+    let own: Vec<&str> = file.providers.keys().map(String::as_str).collect();
+    let known = if own.is_empty() { names } else { format!("{names}, {}", own.join(", ")) };
+    format!("unknown provider `{name}` (known: {known})")
+}
+
 /// `path` made absolute, so that a stored flow finds it again from any folder.
 fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path)
@@ -241,18 +246,41 @@ fn choose_provider(with: &mut Value, choice: &ProviderChoice) {
     }
 }
 
-/// For a pipeline with a cost budget, stores with it the model each `llm` and `agent` step
-/// calls and that model's price from the config file's `[prices."MODEL"]` (the step's own
-/// `provider` and `model`, else the config file's defaults), so what its calls cost does not
-/// change with the config file later; a model without a price is refused, named, before
-/// anything runs. A pipeline without a cost budget is left as it is.
-pub fn price_model_steps(spec: &mut FlowSpec) -> Result<()> {
+/// Readies a pipeline's model steps (`llm`, `agent`) before its flow is made, so that none
+/// fails later on what is known now: each must name a provider there is (its own, else the
+/// config file's default; one a template fills in is checked when the step runs), and a
+/// pipeline with a cost budget is priced ([`price_model_steps_in`]).
+pub fn prepare_model_steps(spec: &mut FlowSpec) -> Result<()> {
+    let file = Config::load()?;
+    check_model_providers(spec, &file)?;
     if spec.budget.max_cost.is_none() {
         return Ok(());
     }
-    price_model_steps_in(spec, &Config::load()?)
+    price_model_steps_in(spec, &file)
 }
 
+fn check_model_providers(spec: &FlowSpec, file: &Config) -> Result<()> {
+    for step in spec.model_steps() {
+        let named = step.with.get("provider").and_then(Value::as_str).map(str::trim);
+        let problem = match named.filter(|name| !name.is_empty()) {
+            Some(name) if name.contains("{{") || file.knows(name) => continue,
+            Some(name) => unknown_provider(file, name),
+            None if file.defaults.provider.is_some() => continue,
+            None => format!(
+                "names no provider, and the config file has no [defaults] provider: give it \
+                 `with.provider`, one of {}, or run with --provider",
+                Preset::names()
+            ),
+        };
+        return Err(ApiError::invalid(format!("step `{}`: `with.provider`: {problem}", step.id)));
+    }
+    Ok(())
+}
+
+/// Stores with a pipeline that has a cost budget the model each `llm` and `agent` step calls
+/// and that model's price from the config file's `[prices."MODEL"]` (the step's own `provider`
+/// and `model`, else the config file's defaults), so what its calls cost does not change with
+/// the config file later; a model without a price is refused, named, before anything runs.
 fn price_model_steps_in(spec: &mut FlowSpec, file: &Config) -> Result<()> {
     let mut prices = std::collections::BTreeMap::new();
     for step in spec.model_steps() {
@@ -347,6 +375,39 @@ mod tests {
             },
             Ok(()),
         );
+    }
+
+    /// What `check_model_providers` says of one `llm` step whose `with` is `with`, under a
+    /// config file `config`: `Ok`, or the error's text.
+    fn check_provider(config: &str, with: Value, expected: std::result::Result<(), &str>) {
+        let file: Config = toml::from_str(config).unwrap();
+        let spec = FlowSpec::new("p").step(step("ask", "llm", with.clone()));
+        let found = check_model_providers(&spec, &file).map_err(|error| error.to_string());
+        assert_eq!(found, expected.map_err(str::to_owned), "{with}");
+    }
+
+    #[test]
+    fn a_model_step_must_name_a_provider_there_is() {
+        use serde_json::json;
+        let own = "[providers.local]\npreset = \"vllm\"\nmodel = \"m\"\n";
+        let defaults = "[defaults]\nprovider = \"replay\"\n";
+        check_provider("", json!({"provider": "replay"}), Ok(()));
+        check_provider("", json!({"provider": "Moonshot"}), Ok(()));
+        check_provider(own, json!({"provider": "local"}), Ok(()));
+        check_provider("", json!({"provider": "{{ steps.pick.output }}"}), Ok(()));
+        check_provider(defaults, json!({"prompt": "hi"}), Ok(()));
+        let unknown = format!(
+            "step `ask`: `with.provider`: unknown provider `kimmi` (known: {}, local)",
+            Preset::names()
+        );
+        check_provider(own, json!({"provider": "kimmi"}), Err(&unknown));
+        let none = format!(
+            "step `ask`: `with.provider`: names no provider, and the config file has no \
+             [defaults] provider: give it `with.provider`, one of {}, or run with --provider",
+            Preset::names()
+        );
+        check_provider("", json!({"prompt": "hi"}), Err(&none));
+        check_provider("", json!({"provider": " "}), Err(&none));
     }
 
     #[test]

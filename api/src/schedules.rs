@@ -61,6 +61,9 @@ fn new_schedule(
     now: Timestamp,
 ) -> Result<NewSchedule> {
     let (next_slot, next_fire) = cursor_after(name, &spec, now)?;
+    // Its slots' flows are made by the scheduler with the pipeline as stored: readied now.
+    let mut pipeline = pipeline.clone();
+    crate::prepare_model_steps(&mut pipeline)?;
     Ok(NewSchedule {
         name: name.to_owned(),
         spec,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 use taskflow_api::{
-    ApiError, Hold, approvals, control, create_or_continue, documents, price_model_steps,
+    ApiError, Hold, approvals, control, create_or_continue, documents, prepare_model_steps,
     step_reaching_host,
 };
 use taskflow_engine::agent::Budget;
@@ -112,7 +112,7 @@ impl Flows {
             }
         };
         let mut spec = blocking(move || source.plan()).await?.spec;
-        price_model_steps(&mut spec)?;
+        prepare_model_steps(&mut spec)?;
         let engine = self.engine.for_owner(handle);
         if !host && let Some((_, why)) = step_reaching_host(&engine, &spec) {
             return Err(ApiError::Refused {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::json;
 use taskflow_api::{
-    Hold, Submitted, create_or_continue, documents, override_model_steps, price_model_steps,
+    Hold, Submitted, create_or_continue, documents, override_model_steps, prepare_model_steps,
 };
 use taskflow_engine::{Flow, FlowId, FlowStatus, Timestamp, builtin_actions, pipeline};
 
@@ -85,7 +85,7 @@ pub fn run(global: &GlobalArgs, args: &RunArgs) -> CliResult {
     }
     let settings = args.provider.settings();
     override_model_steps(&mut spec, &settings)?;
-    price_model_steps(&mut spec)?;
+    prepare_model_steps(&mut spec)?;
     let (providers, warnings) = settings.tuning_only().factory()?;
     for warning in warnings {
         eprintln!("warning: {warning}");

@@ -202,7 +202,7 @@ impl FlowSpec {
     }
 
     /// Whether a cost limit can be kept: every model step has the price of its model (set in
-    /// [`Self::prices`] before the flow is created, see `taskflow_api::price_model_steps`).
+    /// [`Self::prices`] before the flow is created, see `taskflow_api::prepare_model_steps`).
     /// Each problem names the step and the model without a price.
     pub fn check_prices(&self) -> Result<(), Vec<SpecError>> {
         if self.budget.max_cost.is_none() {

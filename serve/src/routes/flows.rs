@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use taskflow_api::{
     ApiError, Hold, Submitted, create_or_continue, create_or_find_mirrored, documents,
-    price_model_steps, step_reaching_host,
+    prepare_model_steps, step_reaching_host,
 };
 use taskflow_engine::pipeline::SpecError;
 use taskflow_engine::pipeline::spec::duration_text;
@@ -203,7 +203,7 @@ pub(super) async fn submit(
                 ));
             }
             let mut spec = pipeline(&body)?;
-            price_model_steps(&mut spec)?;
+            prepare_model_steps(&mut spec)?;
             let engine = state.engine(owner)?;
             if !host && let Some((at, why)) = step_reaching_host(&engine, &spec) {
                 return Err(HttpError::refused(format!(
