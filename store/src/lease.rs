@@ -33,15 +33,20 @@ impl LeaseHolder {
     }
 
     /// Whether this holder is a process on `this_host` that is known to be gone: no process
-    /// with its id, or one that started at another time. A holder on another host, or one whose
-    /// liveness cannot be read here, is not known to be gone.
+    /// with its id, one that started at another time, or one that ended and waits for its
+    /// parent to collect its exit status (a zombie: a runner killed under a parent that is slow
+    /// to reap it, or under a container's first process that never does). A holder on another
+    /// host, or one whose liveness cannot be read here, is not known to be gone.
     pub fn is_gone(&self, this_host: &str) -> bool {
         if self.host != this_host || !cfg!(target_os = "linux") {
             return false;
         }
-        match process_start(self.pid) {
+        match process_stat(self.pid) {
             None => !std::path::Path::new(&format!("/proc/{}", self.pid)).exists(),
-            Some(start) => self.process_start.is_some_and(|recorded| recorded != start),
+            Some(Stat { ended: true, .. }) => true,
+            Some(Stat { start, .. }) => {
+                self.process_start.is_some_and(|recorded| recorded != start)
+            }
         }
     }
 }
@@ -137,10 +142,23 @@ pub fn host_name() -> String {
 
 /// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`).
 fn process_start(pid: u32) -> Option<u64> {
+    process_stat(pid).map(|stat| stat.start)
+}
+
+/// What `/proc/PID/stat` says of a process.
+struct Stat {
+    start: u64,
+    /// It has ended (a zombie, or being reaped) and only its entry is left.
+    ended: bool,
+}
+
+fn process_stat(pid: u32) -> Option<Stat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: skip past its end.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some(Stat { start, ended: matches!(state, "Z" | "X") })
 }
 
 #[cfg(test)]
@@ -189,5 +207,23 @@ mod tests {
         }
         let elsewhere = LeaseHolder { host: format!("{}-other", me.host), pid: 4_194_321, ..me };
         assert!(!elsewhere.is_gone(&host_name()), "another host's process is never judged");
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_process_killed_and_not_yet_reaped_is_gone() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let holder = LeaseHolder { host: host_name(), pid, process_start: process_start(pid) };
+        assert!(!holder.is_gone(&holder.host), "it runs");
+        child.kill().unwrap();
+        // Not waited for: it stays a zombie, its entry in /proc with it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !holder.is_gone(&holder.host) {
+            assert!(std::time::Instant::now() < deadline, "a zombie is taken for alive");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "reaped too soon");
+        child.wait().unwrap();
     }
 }
