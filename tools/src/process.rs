@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::step::{ActionError, StepContext};
@@ -90,21 +90,22 @@ pub(crate) struct Ended {
 /// The variable that carries a step's idempotency key.
 const IDEMPOTENCY_KEY_ENV: &str = "TASKFLOW_IDEMPOTENCY_KEY";
 
-/// Runs `command` to its end, with its stdin closed and as much of its output kept as
-/// `capture` says, unless the step is cancelled first. An output that passes a [`Keep::Head`]
-/// stops it ([`Ended::stopped`] says which). Dropped before its end (a caller's own timeout),
-/// it kills the command's process group, not only the command.
+/// Runs `command` to its end, `input` on its stdin (closed at once without), and as much of its
+/// output kept as `capture` says, unless the step is cancelled first. An output that passes a
+/// [`Keep::Head`] stops it ([`Ended::stopped`] says which). Dropped before its end (a caller's
+/// own timeout), it kills the command's process group, not only the command.
 pub(crate) async fn run_child(
     mut command: tokio::process::Command,
     context: &StepContext,
     capture: Capture,
+    input: Option<Vec<u8>>,
 ) -> Result<Ended, ActionError> {
     command
         .env(IDEMPOTENCY_KEY_ENV, &context.idempotency_key)
         .env("TASKFLOW_FLOW_ID", context.flow_id.to_string())
         .env("TASKFLOW_STEP", &context.step)
         .env("TASKFLOW_ATTEMPT", context.attempt.to_string())
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -120,17 +121,25 @@ pub(crate) async fn run_child(
     }
     die_with_parent(&mut command);
     let program = command.as_std().get_program().to_string_lossy().into_owned();
-    let mut child = command
-        .spawn()
-        .map_err(|error| ActionError::failed(format!("cannot start `{program}`: {error}")))?;
+    let mut child = command.spawn().map_err(|error| {
+        if error.kind() == std::io::ErrorKind::ArgumentListTooLong {
+            // The same command and variables would be as long on every attempt.
+            return ActionError::permanent(format!(
+                "cannot start `{program}`: its command and variables are longer than the system \
+                 takes (128 KiB in one, about 2 MiB in all); pass long text on its standard input"
+            ));
+        }
+        ActionError::failed(format!("cannot start `{program}`: {error}"))
+    })?;
     let group = child.id().map(|pid| pid as i32);
     let mut guard = GroupGuard(group);
     let passed = CancellationToken::new();
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     let finished = async {
-        let (stdout, stderr) = tokio::try_join!(
+        let (stdout, stderr, ()) = tokio::try_join!(
             read_kept(stdout, capture.stdout, &passed),
-            read_kept(stderr, capture.stderr, &passed)
+            read_kept(stderr, capture.stderr, &passed),
+            write_input(stdin, input),
         )?;
         Ok::<_, std::io::Error>((child.wait().await?, stdout, stderr))
     };
@@ -179,6 +188,19 @@ enum How {
     Cancelled {
         in_grace: bool,
     },
+}
+
+/// Writes `input` to the command's stdin, then closes it. A command that exits, or closes its
+/// stdin, before reading it all is not an error: reading is its choice.
+async fn write_input(
+    pipe: Option<tokio::process::ChildStdin>,
+    input: Option<Vec<u8>>,
+) -> std::io::Result<()> {
+    let (Some(mut pipe), Some(input)) = (pipe, input) else { return Ok(()) };
+    match pipe.write_all(&input).await {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written,
+    }
 }
 
 /// Reads `pipe` to its end, keeping of it what `keep` says; cancels `passed` when it passes a
@@ -568,7 +590,7 @@ mod tests {
         command.arg("-c").arg(format!("sleep 60 & echo $! > {}; wait", pid_file.display()));
         let context = StepContext::for_test();
         let capture = Capture { stdout: Keep::Head(10), stderr: Keep::Head(10) };
-        let run = run_child(command, &context, capture);
+        let run = run_child(command, &context, capture, None);
         let written = async {
             while std::fs::read_to_string(&pid_file).map_or(true, |pid| !pid.ends_with('\n')) {
                 tokio::time::sleep(Duration::from_millis(10)).await;

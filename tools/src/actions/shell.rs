@@ -7,6 +7,10 @@
 //! period. On Linux the shell is also killed if the runner itself dies, so an orphan does not
 //! keep working after a crash (the resumed step runs again instead).
 //!
+//! Text from earlier steps reaches the command through `with.env`, where no shell reads it as
+//! code, or `with.stdin`, its standard input, for text longer than a variable can hold (on
+//! Linux 128 KiB) or holding a NUL byte.
+//!
 //! The output is journaled, so it is bounded as it is read: a command whose stdout passes
 //! [`MAX_OUTPUT_BYTES`] (8 MiB) is stopped there the way a cancel stops it, and the step fails
 //! without another attempt (it would print as much again); only the end of stderr is kept, for
@@ -14,7 +18,7 @@
 
 use serde_json::Value;
 
-use super::params::string_param;
+use super::params::{optional_text, string_param};
 use crate::action::Action;
 use crate::process::{Capture, Keep, run_child};
 use crate::step::{ActionError, ActionFuture, StepContext};
@@ -35,12 +39,14 @@ impl Action for Shell {
     fn run(&self, input: Value, context: StepContext) -> ActionFuture {
         Box::pin(async move {
             let command = string_param(&input, "command").map_err(ActionError::permanent)?;
-            run(command, input.get("env"), &context).await
+            let stdin = optional_text(&input, "stdin").map_err(ActionError::permanent)?;
+            run(command, input.get("env"), stdin, &context).await
         })
     }
 
     fn check(&self, with: &Value) -> Result<(), String> {
         string_param(with, "command")?;
+        optional_text(with, "stdin")?;
         match with.get("env") {
             None | Some(Value::Object(_)) => Ok(()),
             Some(_) => Err("`with.env` must be a table of strings".to_owned()),
@@ -48,15 +54,36 @@ impl Action for Shell {
     }
 
     fn parameters(&self) -> Option<&'static [&'static str]> {
-        Some(&["command", "env"])
+        Some(&["command", "env", "stdin"])
     }
+}
+
+/// The longest text one variable or argument may hold on Linux (`MAX_ARG_STRLEN`), its name,
+/// `=` and ending NUL byte included.
+const MAX_ONE_STRING: usize = 128 * 1024;
+
+/// Why `text`, the value of `what`, cannot be given to a process, if it cannot; `around` is
+/// what the process's string holds besides it (a variable's name and `=`).
+fn unpassable(what: &str, around: usize, text: &str) -> Option<String> {
+    let why = if text.contains('\0') {
+        "holds a NUL byte, which no variable or argument can".to_owned()
+    } else if around + text.len() + 1 > MAX_ONE_STRING {
+        let bytes = text.len();
+        format!("is {bytes} bytes long, past the 128 KiB a variable or argument can hold")
+    } else {
+        return None;
+    };
+    Some(format!("{what} {why}; pass such text on the command's standard input, `with.stdin`"))
 }
 
 async fn run(
     command: &str,
     env: Option<&Value>,
+    stdin: Option<String>,
     context: &StepContext,
 ) -> Result<Value, ActionError> {
+    let mut problems = Vec::new();
+    problems.extend(unpassable("`with.command`", 0, command));
     let mut shell = tokio::process::Command::new("sh");
     shell.arg("-c").arg(command);
     if let Some(dir) = &context.base_dir {
@@ -68,10 +95,14 @@ async fn run(
                 Value::String(text) => text.clone(),
                 other => other.to_string(),
             };
+            problems.extend(unpassable(&format!("`with.env.{name}`"), name.len() + 1, &value));
             shell.env(name, value);
         }
     }
-    let output = run_child(shell, context, CAPTURE).await?;
+    if let Some(problem) = problems.into_iter().next() {
+        return Err(ActionError::permanent(problem));
+    }
+    let output = run_child(shell, context, CAPTURE, stdin.map(String::into_bytes)).await?;
     if let Some(why) = output.stopped {
         return Err(ActionError::permanent(format!(
             "command stopped: {why}, the most a shell step's output may hold; write a large \
@@ -129,11 +160,57 @@ mod tests {
         ];
         for (command, outcome) in cases {
             let context = StepContext::for_test();
-            let run = run(command, None, &context);
+            let run = run(command, None, None, &context);
             let ran = tokio::time::timeout(std::time::Duration::from_secs(20), run)
                 .await
                 .unwrap_or_else(|_| panic!("`{command}` still runs"));
             assert_eq!(ran.map_err(|error| error.to_string()), outcome, "{command}");
         }
+    }
+
+    /// How `command` ends with `env` and `stdin`: its output, or the error's text.
+    async fn ran(command: &str, env: Value, stdin: Option<&str>) -> Result<Value, String> {
+        let context = StepContext::for_test();
+        let run = run(command, Some(&env), stdin.map(str::to_owned), &context);
+        tokio::time::timeout(std::time::Duration::from_secs(20), run)
+            .await
+            .unwrap_or_else(|_| panic!("`{command}` still runs"))
+            .map_err(|error| error.to_string())
+    }
+
+    #[tokio::test]
+    async fn long_text_goes_in_on_stdin_and_what_no_variable_can_hold_is_refused_named() {
+        let long = "x".repeat(200 * 1024);
+        let count = "wc -c | tr -d ' '";
+        assert_eq!(ran(count, serde_json::json!({}), Some(&long)).await, Ok(Value::from("204800")));
+        assert_eq!(ran("echo ok", serde_json::json!({}), Some(&long)).await, Ok(Value::from("ok")));
+        // The longest a variable may be: `PAGE=`, the value and a NUL byte in 128 KiB.
+        let fits = "x".repeat(128 * 1024 - 6);
+        assert_eq!(
+            ran("printf %s \"$PAGE\" | wc -c | tr -d ' '", serde_json::json!({"PAGE": fits}), None)
+                .await,
+            Ok(Value::from("131066"))
+        );
+        let past = ran("true", serde_json::json!({"PAGE": "x".repeat(128 * 1024 - 5)}), None).await;
+        assert!(past.unwrap_err().contains("past the 128 KiB"));
+        let advice = "pass such text on the command's standard input, `with.stdin`";
+        let too_long = ran("true", serde_json::json!({"PAGE": long}), None).await.unwrap_err();
+        assert_eq!(
+            too_long,
+            format!(
+                "`with.env.PAGE` is 204800 bytes long, past the 128 KiB a variable or argument \
+                 can hold; {advice}"
+            )
+        );
+        let nul = ran("true", serde_json::json!({"DATA": "a\u{0}b"}), None).await.unwrap_err();
+        assert_eq!(
+            nul,
+            format!(
+                "`with.env.DATA` holds a NUL byte, which no variable or argument can; {advice}"
+            )
+        );
+        let command = format!("echo {long}");
+        let too_long = ran(&command, serde_json::json!({}), None).await.unwrap_err();
+        assert!(too_long.starts_with("`with.command` is 204805 bytes long"), "{too_long}");
     }
 }

@@ -81,7 +81,7 @@ impl Tool for RunCommand {
             let mut command = tokio::process::Command::new(program);
             command.args(rest).current_dir(&root);
             keep_secrets_off(&mut command);
-            let ended = run_child(command, &context, CAPTURE).await?;
+            let ended = run_child(command, &context, CAPTURE, None).await?;
             let mut result = json!({
                 "exit_code": ended.status.code(),
                 "stdout": kept_text(&ended.stdout),
