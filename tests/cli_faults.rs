@@ -252,3 +252,53 @@ fn a_run_stopped_by_a_full_disk_says_so_records_it_and_resumes_once_space_is_fre
         }
     }
 }
+
+#[test]
+fn a_run_that_waits_past_the_busy_timeout_for_the_database_names_the_flow_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("flows.db");
+    let file = pipeline(dir.path());
+    let run = taskflow(&db, dir.path())
+        .args(["run", file.to_str().unwrap(), "--id", "held"])
+        .env("TASKFLOW_BUSY_TIMEOUT_MS", "300")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let waits = || {
+        let output = taskflow(&db, dir.path())
+            .args(["flows", "inspect", "held", "--json"])
+            .output()
+            .unwrap();
+        let document: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        document["steps"].as_array().is_some_and(|steps| steps.iter().any(|s| s["name"] == "wait"))
+    };
+    while !waits() {
+        assert!(Instant::now() < deadline, "the step `wait` never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Another process takes the database's write lock and keeps it past the run's wait.
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let ended = run.wait_with_output().unwrap();
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    assert_eq!(ended.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&ended.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains(
+            "hint: let the process that holds the database finish (the run waited for it \
+             TASKFLOW_BUSY_TIMEOUT_MS), then `taskflow flows resume held` continues from its \
+             last checkpoint"
+        ),
+        "{stderr}"
+    );
+    let resumed = taskflow(&db, dir.path()).args(["flows", "resume", "held"]).output().unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let finished = json(&db, dir.path(), &["flows", "inspect", "held"]);
+    assert_eq!(finished["flow"]["status"], "succeeded", "{finished}");
+    assert_eq!(finished["steps"][0]["attempt"], 1, "the step done before is not run again");
+}

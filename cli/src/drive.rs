@@ -135,22 +135,26 @@ pub(crate) async fn drive(
 }
 
 /// A run that stopped on an error. When the storage failed under it (a full disk, an I/O error,
-/// a file made read-only), the hint names the fix and the flow to resume after it.
+/// a file made read-only) or another process held the database past the wait for it, the hint
+/// names the fix and the flow to resume after it.
 fn run_error(error: EngineError, id: &FlowId) -> CliError {
-    let fault = match &error {
-        EngineError::Store(taskflow_engine::Error::Storage(storage)) if storage.kind.is_fault() => {
-            Some(storage.kind)
-        }
+    use taskflow_engine::StorageErrorKind as Kind;
+    let kind = match &error {
+        EngineError::Store(taskflow_engine::Error::Storage(storage)) => Some(storage.kind),
         _ => None,
     };
     let cli = engine_error(error);
-    let fix = match fault {
-        Some(taskflow_engine::StorageErrorKind::Full) => "free space on the disk that holds it",
-        Some(taskflow_engine::StorageErrorKind::ReadOnly) => {
-            "make the database writable again (or put it back)"
+    let fix = match kind {
+        Some(Kind::Full) => "free space on the disk that holds it",
+        Some(Kind::ReadOnly) => "make the database writable again (or put it back)",
+        Some(Kind::Locked) => {
+            "let the process that holds the database finish (the run waited for it \
+             TASKFLOW_BUSY_TIMEOUT_MS)"
         }
-        Some(_) => "check the disk that holds it (the system log names the device)",
-        None => return cli,
+        Some(kind) if kind.is_fault() => {
+            "check the disk that holds it (the system log names the device)"
+        }
+        _ => return cli,
     };
     cli.with_hint(format!(
         "{fix}, then `taskflow flows resume {id}` continues from its last checkpoint"
