@@ -302,3 +302,37 @@ fn a_run_that_waits_past_the_busy_timeout_for_the_database_names_the_flow_to_res
     assert_eq!(finished["flow"]["status"], "succeeded", "{finished}");
     assert_eq!(finished["steps"][0]["attempt"], 1, "the step done before is not run again");
 }
+
+#[test]
+fn a_database_on_a_full_disk_says_the_disk_is_full_when_it_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = match SmallDisk::mount(dir.path(), "600k") {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("SKIPPED: the full-disk test needs a small filesystem it can mount: {why}");
+            return;
+        }
+    };
+    let db = disk.path.join("flows.db");
+    let file = dir.path().join("one.toml");
+    std::fs::write(
+        &file,
+        "name = \"one\"\n[[steps]]\nid = \"a\"\naction = \"echo\"\nwith = { value = 1 }\n",
+    )
+    .unwrap();
+    stdout(&db, dir.path(), &["run", file.to_str().unwrap()]);
+    // Closed cleanly: what SQLite keeps beside the file while it is open is not needed.
+    for beside in ["flows.db-wal", "flows.db-shm"] {
+        let _ = std::fs::remove_file(disk.path.join(beside));
+    }
+    let mut filler = std::fs::File::create(disk.path.join("filler")).unwrap();
+    let block = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    drop(filler);
+    let listed = taskflow(&db, dir.path()).args(["flows", "list"]).output().unwrap();
+    assert_eq!(listed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    assert!(stderr.starts_with("error: the disk that holds the flow database"), "{stderr}");
+    assert!(stderr.contains("is full"), "{stderr}");
+    assert!(stderr.contains("hint: free space on the disk that holds it"), "{stderr}");
+}

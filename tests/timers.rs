@@ -147,6 +147,14 @@ fn run_waits_in_the_foreground_for_a_timer_and_for_a_signal_from_another_process
     let missing = output(&db, &["flows", "signal", "nobody", "approve"]);
     assert_eq!(missing.status.code(), Some(1));
 
+    // A name no step of its pipeline waits for is refused, naming those it waits for.
+    let misspelt = output(&db, &["flows", "signal", "review-1", "aprove"]);
+    assert_eq!(misspelt.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&misspelt.stderr).lines().next(),
+        Some("error: flow review-1 waits for no signal `aprove`: its pipeline waits for `approve`")
+    );
+
     let sent =
         json_of(&db, &["flows", "signal", "review-1", "approve", "--data", "{\"ok\": true}"]);
     assert_eq!(

@@ -1,12 +1,46 @@
 //! Whether a flow can be resumed now, asked before a front end hands it to a background run
 //! (serve's `POST /v1/flows/{id}/resume`, the MCP server's `resume_flow`), so that the caller
 //! hears a refusal at once instead of the run ending silently: a mirrored flow, an ended one
-//! (other than failed), or one another live runner holds. And where a fork given a step's
-//! name starts.
+//! (other than failed), or one another live runner holds. Where a fork given a step's name
+//! starts. And a signal sent, refused when the flow's pipeline waits for no signal of its name.
 
-use taskflow_store::{Flow, FlowId, FlowStatus, OwnerHandle, rules};
+use serde_json::Value;
+use taskflow_engine::FlowSpec;
+use taskflow_store::{Flow, FlowId, FlowStatus, OwnerHandle, Signal, rules};
 
-use crate::error::Result;
+use crate::error::{ApiError, Result};
+
+/// Sends signal `name` with `payload` to flow `id`. A managed pipeline none of whose
+/// `wait_signal` steps waits for `name` is refused, naming those it waits for (a misspelt
+/// name would otherwise be kept for ever and the step wait on); a flow whose names are not
+/// known before its steps begin (a mirrored flow, an agent run, a name from a template) takes
+/// any.
+pub fn send_signal(
+    handle: &OwnerHandle,
+    id: &FlowId,
+    name: &str,
+    payload: Value,
+) -> Result<(Signal, Flow)> {
+    rules::check_signal_name(name)?;
+    let flow = handle.flow(id)?;
+    let spec = flow.spec.as_ref().and_then(|spec| FlowSpec::from_value(spec).ok());
+    if let Some(awaited) = spec.as_ref().and_then(FlowSpec::awaited_signals)
+        && !awaited.contains(&name)
+    {
+        let why = match awaited.as_slice() {
+            [] => "its pipeline has no `wait_signal` step".to_owned(),
+            names => {
+                let names: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+                format!("its pipeline waits for {}", names.join(", "))
+            }
+        };
+        return Err(ApiError::Refused {
+            message: format!("flow {id} waits for no signal `{name}`: {why}"),
+            hint: None,
+        });
+    }
+    Ok(handle.send_signal(id, name, payload)?)
+}
 
 /// Flow `id` (without its spec) if a run may take it now: a failed managed flow is reopened
 /// by the run itself.

@@ -77,7 +77,7 @@ impl Flows {
                 let id = flow_id(&id)?;
                 let starter = handle.clone();
                 let (signal, flow) =
-                    blocking(move || Ok(handle.send_signal(&id, &name, payload)?)).await?;
+                    blocking(move || control::send_signal(&handle, &id, &name, payload)).await?;
                 let now = Timestamp::now();
                 self.start_if_due(&starter, &flow, now);
                 Ok(documents::signal_sent(&signal, &flow, now))

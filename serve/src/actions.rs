@@ -66,7 +66,8 @@ pub async fn signal(
     payload: Value,
 ) -> Result<(Signal, Flow), HttpError> {
     let handle = state.handle(owner)?;
-    let (signal, flow) = blocking(move || handle.send_signal(&id, &name, payload)).await?;
+    let (signal, flow) =
+        blocking(move || control::send_signal(&handle, &id, &name, payload)).await?;
     run_if_due(state, owner, &flow);
     Ok((signal, flow))
 }

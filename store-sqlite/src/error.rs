@@ -28,12 +28,17 @@ pub(crate) fn storage(error: rusqlite::Error) -> Error {
     Error::Storage(StorageError::new(kind, "", error.to_string()).with_source(error))
 }
 
-/// Names the database at `path` in a storage error that does not name one yet.
+/// Names the database at `path` in a storage error that does not name one yet. A failed read
+/// or write where the disk has no room left is the full disk: SQLite reports one as an I/O
+/// error when it is its journal or shared-memory index that could not grow.
 pub(crate) fn at(path: &Path, mut error: Error) -> Error {
-    if let Error::Storage(storage) = &mut error
-        && storage.database.is_empty()
-    {
-        storage.database = path.display().to_string();
+    if let Error::Storage(storage) = &mut error {
+        if storage.database.is_empty() {
+            storage.database = path.display().to_string();
+        }
+        if storage.kind == StorageErrorKind::Io && crate::location::no_room_left(path) {
+            storage.kind = StorageErrorKind::Full;
+        }
     }
     error
 }

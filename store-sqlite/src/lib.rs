@@ -148,6 +148,7 @@ impl SqliteStore {
                 "no such file",
             ));
         }
+        location::check_file(&path)?;
         let mut conn = connect(&path, options.busy_timeout)?;
         schema::prepare(&mut conn, &path, options.busy_timeout)?;
         let synchronous = match options.durability {
@@ -412,5 +413,25 @@ mod tests {
         check(Durability::Normal, 1);
         assert_eq!("normal".parse::<Durability>().unwrap(), Durability::Normal);
         assert!("fast".parse::<Durability>().is_err());
+    }
+
+    #[test]
+    fn a_path_that_is_no_file_is_refused_as_what_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|status| status.success()), "mkfifo");
+        for (path, what) in [
+            (dir.path().to_owned(), "a folder"),
+            (PathBuf::from("/dev/null"), "a device, a pipe or a socket"),
+            (fifo, "a device, a pipe or a socket"),
+        ] {
+            let Err(Error::Storage(error)) = SqliteStore::open(&path, &OpenOptions::default())
+            else {
+                panic!("{} opened", path.display());
+            };
+            assert_eq!(error.kind, taskflow_store::StorageErrorKind::Unavailable);
+            assert_eq!(error.detail, format!("it is {what}, not a database file"));
+        }
     }
 }

@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use taskflow_store::{Error, Result};
+use taskflow_store::{Error, Result, StorageErrorKind};
 
 /// The database path when neither `--db` nor `TASKFLOW_DB` names one.
 pub fn default_path() -> Result<PathBuf> {
@@ -45,6 +45,63 @@ pub fn create_private(path: &Path) -> Result<()> {
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(error) => Err(io(error)),
     }
+}
+
+/// Refuses a database path that is there but is no file: a folder, a device (`/dev/null`), a
+/// pipe or a socket, on which SQLite fails with an error that blames the disk.
+pub fn check_file(path: &Path) -> Result<()> {
+    let Ok(found) = std::fs::metadata(path) else { return Ok(()) };
+    let what = if found.is_file() {
+        return Ok(());
+    } else if found.is_dir() {
+        "a folder"
+    } else {
+        "a device, a pipe or a socket"
+    };
+    Err(crate::error::refused(
+        path,
+        StorageErrorKind::Unavailable,
+        format!("it is {what}, not a database file"),
+    ))
+}
+
+/// Whether the file system that holds `path` (or would hold it) has no room left for what
+/// SQLite writes next to a database (its journal, its shared-memory index), so that a failed
+/// write there is taken for a full disk, not a broken one.
+pub fn no_room_left(path: &Path) -> bool {
+    const ROOM: u64 = 64 * 1024;
+    let at = if path.exists() {
+        path
+    } else {
+        match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            Some(dir) => dir,
+            None => Path::new("."),
+        }
+    };
+    free_bytes(at).is_some_and(|free| free < ROOM)
+}
+
+#[cfg(unix)]
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stats = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string and `stats` is written by the call before it
+    // is read, which only happens when the call succeeded.
+    let stats = unsafe {
+        if libc::statvfs(path.as_ptr(), stats.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stats.assume_init()
+    };
+    // Both are narrower than 64 bits on some targets.
+    #[allow(clippy::useless_conversion)]
+    Some(u64::from(stats.f_bavail).saturating_mul(u64::from(stats.f_frsize)))
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_path: &Path) -> Option<u64> {
+    None
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {

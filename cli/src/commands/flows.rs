@@ -291,7 +291,7 @@ pub fn run(global: &GlobalArgs, args: &FlowsArgs) -> CliResult {
                 None => serde_json::Value::Null,
             };
             let handle = require(handle, id)?;
-            let (signal, flow) = handle.send_signal(&flow_id(id)?, name, payload)?;
+            let (signal, flow) = control::send_signal(&handle, &flow_id(id)?, name, payload)?;
             render::signal_sent(&signal, &flow, global.json);
             Ok(())
         }

@@ -139,6 +139,22 @@ impl FlowSpec {
         }
     }
 
+    /// The names of the signals its `wait_signal` steps wait for, each once, in step order;
+    /// `None` when one of them takes its name from a template (known only when it begins).
+    pub fn awaited_signals(&self) -> Option<Vec<&str>> {
+        let mut names: Vec<&str> = Vec::new();
+        for step in self.steps.iter().filter(|step| step.action == "wait_signal") {
+            let name = step.with.get("name").and_then(Value::as_str)?;
+            if name.contains("{{") {
+                return None;
+            }
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Some(names)
+    }
+
     /// The steps that call a model ([`MODEL_ACTIONS`]).
     pub fn model_steps(&self) -> impl Iterator<Item = &StepSpec> {
         self.steps.iter().filter(|step| MODEL_ACTIONS.contains(&step.action.as_str()))
@@ -717,6 +733,28 @@ mod tests {
         for (found, fragment) in found.iter().zip(expected) {
             assert!(found.contains(fragment), "{found:?} lacks {fragment:?}");
         }
+    }
+
+    #[test]
+    fn the_signals_a_pipeline_waits_for_are_known_unless_a_template_names_one() {
+        let wait = |id: &str, with: Value| StepSpec::new(id, "wait_signal").with(with);
+        let spec = |steps: Vec<StepSpec>| {
+            steps.into_iter().fold(FlowSpec::new("p"), |spec, step| spec.step(step))
+        };
+        let echo = StepSpec::new("e", "echo").with(json!({"value": "{{x}}"}));
+        assert_eq!(spec(vec![echo.clone()]).awaited_signals(), Some(vec![]));
+        let named = spec(vec![
+            wait("a", json!({"name": "approve"})),
+            echo,
+            wait("b", json!({"name": "ship", "timeout": "1h"})),
+            wait("c", json!({"name": "approve"})),
+        ]);
+        assert_eq!(named.awaited_signals(), Some(vec!["approve", "ship"]));
+        let templated = spec(vec![
+            wait("a", json!({"name": "go"})),
+            wait("b", json!({"name": "{{steps.a.output}}"})),
+        ]);
+        assert_eq!(templated.awaited_signals(), None);
     }
 
     #[test]
