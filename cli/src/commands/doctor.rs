@@ -64,7 +64,7 @@ pub fn run(global: &GlobalArgs, args: &DoctorArgs) -> CliResult {
             reason: format!(
                 "schema version {version}, this taskflow writes {current}: migrations pending"
             ),
-            repair: Some("migrate it, as the first command that writes would".to_owned()),
+            repair: Some("migrate it, as any other command that opens it would".to_owned()),
         };
         if !args.fix {
             rows.push(Row { finding, fixed: None });
