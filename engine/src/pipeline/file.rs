@@ -85,11 +85,40 @@ struct RawBudget {
     max_cost_usd: Option<Spanned<f64>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A step's `timeout` as written: whole seconds, or text read by [`duration_text`].
 enum RawDuration {
     Seconds(u64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawDuration;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a duration: whole seconds (30) or text (\"500ms\", \"30s\", \"5m\", \"1h\")",
+                )
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, seconds: u64) -> Result<RawDuration, E> {
+                Ok(RawDuration::Seconds(seconds))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, seconds: i64) -> Result<RawDuration, E> {
+                u64::try_from(seconds)
+                    .map(RawDuration::Seconds)
+                    .map_err(|_| E::custom(format!("a duration cannot be negative ({seconds})")))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RawDuration, E> {
+                Ok(RawDuration::Text(text.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// Reads and checks the pipeline file at `path`. Relative paths in it (file URLs,
@@ -319,6 +348,30 @@ mod tests {
                 inside.display()
             )
         );
+    }
+
+    #[test]
+    fn a_timeout_is_whole_seconds_or_duration_text() {
+        let expected =
+            "a duration: whole seconds (30) or text (\"500ms\", \"30s\", \"5m\", \"1h\")";
+        for (timeout, error) in [
+            ("30", None),
+            ("\"1.5s\"", None),
+            ("-1", Some("p.toml:6:11: a duration cannot be negative (-1)".to_owned())),
+            (
+                "1.5",
+                Some(format!(
+                    "p.toml:6:11: invalid type: floating point `1.5`, expected {expected}"
+                )),
+            ),
+            (
+                "true",
+                Some(format!("p.toml:6:11: invalid type: boolean `true`, expected {expected}")),
+            ),
+        ] {
+            let rest = format!("action = \"echo\"\nwith = {{ value = 1 }}\ntimeout = {timeout}");
+            check(&rest, error.as_deref().as_slice());
+        }
     }
 
     #[test]
