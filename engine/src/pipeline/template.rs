@@ -1,7 +1,8 @@
 //! Templates that read earlier outputs: `{{steps.ID.output}}` inside the string values of a
 //! step's `with`. A string that is exactly one template becomes the output itself (an array
 //! stays an array); a template inside longer text is replaced by the output as text (a string
-//! as is, anything else as compact JSON).
+//! as is, anything else as compact JSON). `\{{` is a plain `{{` (a Go template's `{{.Id}}`
+//! written `\{{.Id}}`), read as no template.
 
 use serde_json::Value;
 
@@ -15,11 +16,18 @@ pub struct Reference {
     pub step: Result<String, String>,
 }
 
+/// What a string writes for a plain `{{`.
+const ESCAPED_OPEN: &str = "\\{{";
+
 /// The templates in `text`, in order. An opening `{{` without a closing `}}` is reported too.
 pub fn references(text: &str) -> Vec<Reference> {
     let mut found = Vec::new();
     let mut from = 0;
     while let Some(open) = text[from..].find("{{").map(|at| at + from) {
+        if text[..open].ends_with('\\') {
+            from = open + 2;
+            continue;
+        }
         let Some(close) = text[open + 2..].find("}}").map(|at| at + open + 2) else {
             found.push(Reference {
                 start: open,
@@ -93,7 +101,7 @@ fn render_text<'o>(text: &str, output: &impl Fn(&str) -> Option<&'o Value>) -> V
     let mut rendered = String::with_capacity(text.len());
     let mut from = 0;
     for reference in &found {
-        rendered.push_str(&text[from..reference.start]);
+        rendered.push_str(&text[from..reference.start].replace(ESCAPED_OPEN, "{{"));
         match lookup(reference) {
             Some(Value::String(output)) => rendered.push_str(output),
             Some(output) => rendered.push_str(&output.to_string()),
@@ -101,7 +109,7 @@ fn render_text<'o>(text: &str, output: &impl Fn(&str) -> Option<&'o Value>) -> V
         }
         from = reference.end;
     }
-    rendered.push_str(&text[from..]);
+    rendered.push_str(&text[from..].replace(ESCAPED_OPEN, "{{"));
     Value::String(rendered)
 }
 
@@ -133,6 +141,12 @@ mod tests {
         check(json!("pages: {{steps.scrape.output}}"), json!("pages: [\"a\",\"b\"]"));
         check(json!({"n": ["{{steps.count.output}}", 3]}), json!({"n": [2, 3]}));
         check(json!("no templates"), json!("no templates"));
+        check(json!("docker ps --format '\\{{.ID}}'"), json!("docker ps --format '{{.ID}}'"));
+        check(
+            json!("\\{{steps.title.output}} is {{steps.title.output}}"),
+            json!("{{steps.title.output}} is Daily"),
+        );
+        check(json!("{{steps.title.output}}\\{{"), json!("Daily{{"));
         check(json!(true), json!(true));
     }
 
@@ -155,5 +169,7 @@ mod tests {
         check("{{ env.HOME }}", &[Err("is not a template")]);
         check("open {{steps.a.output", &[Err("without a closing")]);
         check("plain", &[]);
+        check("'\\{{.Id}}' {{steps.a.output}}", &[Ok("a")]);
+        check("\\{{ unclosed", &[]);
     }
 }
