@@ -81,6 +81,20 @@ fn flows_list_inspect_and_history_print_the_same_documents_on_both_backends() {
 }
 
 #[test]
+fn help_does_not_show_the_database_url_the_environment_gives() {
+    for args in [&["--help"][..], &["worker", "--help"], &["flows", "list", "--help"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_taskflow"))
+            .env("TASKFLOW_DB", "postgres://taskflow:pg-s3cret@127.0.0.1:1/flows")
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("[env: TASKFLOW_DB"), "{args:?}: {text}");
+        assert!(!text.contains("pg-s3cret"), "{args:?}: {text}");
+    }
+}
+
+#[test]
 fn the_password_of_a_postgres_url_appears_in_no_output() {
     let scratch = Scratch::new();
     let url = scratch.url();

@@ -7,7 +7,13 @@ pub struct GlobalArgs {
     /// The flow database: a SQLite file, or a PostgreSQL database as postgres://USER@HOST/DB
     /// (shared by workers on many machines; TLS with ?sslmode=verify-full&sslrootcert=CA.pem,
     /// or sslmode=require|verify-ca) [default: $XDG_DATA_HOME/taskflow/flows.db]
-    #[arg(long, global = true, env = "TASKFLOW_DB", value_name = "PATH|URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "TASKFLOW_DB",
+        hide_env_values = true,
+        value_name = "PATH|URL"
+    )]
     pub db: Option<PathBuf>,
 
     /// Whose flows to see and change [default: the OS user ($USER), else "local"]
