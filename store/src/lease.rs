@@ -123,21 +123,46 @@ pub fn this_host() -> &'static str {
 /// moves a flow between them), which is how tests stand in for several machines.
 pub const HOST_ENV: &str = "TASKFLOW_HOST";
 
-/// This machine's host name, or [`HOST_ENV`] when set (empty files and errors fall back to
-/// `localhost`).
+/// [`HOST_ENV`] when set; else this machine's host name (empty files and errors fall back to
+/// `localhost`), with the process-id namespace it runs in when that is not the machine's own
+/// ([`with_pid_namespace`]).
 pub fn host_name() -> String {
-    let named = std::env::var(HOST_ENV).ok().map(|name| name.trim().to_owned());
-    named
-        .into_iter()
-        .chain(
-            ["/proc/sys/kernel/hostname", "/etc/hostname"]
-                .iter()
-                .filter_map(|path| std::fs::read_to_string(path).ok())
-                .map(|name| name.trim().to_owned()),
-        )
+    if let Some(named) = std::env::var(HOST_ENV).ok().map(|name| name.trim().to_owned())
+        && !named.is_empty()
+    {
+        return named;
+    }
+    let machine = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_owned())
         .chain(std::env::var("HOSTNAME").ok())
         .find(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
+        .unwrap_or_else(|| "localhost".to_owned());
+    with_pid_namespace(machine, pid_namespace())
+}
+
+/// The inode of the machine's first process-id namespace, which Linux gives it always.
+const MACHINE_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
+
+/// `machine` as the host of processes in the process-id namespace `namespace`. Processes in
+/// other namespaces (containers) cannot see each other's ids, even under one host name (host
+/// networking, pods named alike): a lease holder's id is only judged gone by a process of its
+/// own namespace, so a namespace other than the machine's own is part of the host.
+fn with_pid_namespace(machine: String, namespace: Option<u64>) -> String {
+    match namespace {
+        Some(namespace) if namespace != MACHINE_PID_NAMESPACE => {
+            format!("{machine}/pid-ns-{namespace}")
+        }
+        _ => machine,
+    }
+}
+
+/// The inode of this process's process-id namespace (`/proc/self/ns/pid` reads `pid:[INODE]`).
+fn pid_namespace() -> Option<u64> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let link = link.to_str()?;
+    link.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// The start time of process `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`).
@@ -207,6 +232,17 @@ mod tests {
         }
         let elsewhere = LeaseHolder { host: format!("{}-other", me.host), pid: 4_194_321, ..me };
         assert!(!elsewhere.is_gone(&host_name()), "another host's process is never judged");
+    }
+
+    #[test]
+    fn a_process_id_namespace_other_than_the_machines_is_part_of_the_host() {
+        let machine = || "web-1".to_owned();
+        assert_eq!(with_pid_namespace(machine(), Some(MACHINE_PID_NAMESPACE)), "web-1");
+        assert_eq!(with_pid_namespace(machine(), None), "web-1");
+        assert_eq!(with_pid_namespace(machine(), Some(4026532211)), "web-1/pid-ns-4026532211");
+        if cfg!(target_os = "linux") {
+            assert!(pid_namespace().is_some(), "this process's namespace is read");
+        }
     }
 
     #[test]
