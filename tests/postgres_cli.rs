@@ -180,6 +180,10 @@ fn a_database_url_that_is_not_a_postgres_one_it_can_read_is_a_usage_error_that_m
             format!("{scheme}:/{user}:pg-s3cret@{hosts}"),
             "names PostgreSQL, but is not a postgres://",
         ),
+        (
+            format!("{scheme}//{user}:pg-s3cret@{hosts}"),
+            "names PostgreSQL, but is not a postgres://",
+        ),
         (format!("host=127.0.0.1 user={user} password=pg-s3cret"), "key=value connection string"),
     ] {
         let output =

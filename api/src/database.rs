@@ -65,7 +65,10 @@ pub fn location(named: Option<&Path>) -> Result<PathBuf> {
     // Nor would a PostgreSQL URL missing its `//`, or a key=value connection string; neither
     // is shown, as either may hold a password.
     let lower = trimmed.to_ascii_lowercase();
-    let why = if lower.starts_with("postgres:") || lower.starts_with("postgresql:") {
+    let names_postgres = ["postgres:", "postgresql:", "postgres//", "postgresql//"]
+        .iter()
+        .any(|start| lower.starts_with(start));
+    let why = if names_postgres {
         Some("names PostgreSQL, but is not a postgres:// URL")
     } else if trimmed.split_whitespace().any(|word| {
         ["host=", "hostaddr=", "dbname=", "user=", "password=", "port=", "sslmode="]

@@ -87,6 +87,13 @@ async fn run(
     let mut shell = tokio::process::Command::new("sh");
     shell.arg("-c").arg(command);
     if let Some(dir) = &context.base_dir {
+        if !dir.is_dir() {
+            // Queued on one host, run on another: the folder it was written in is not here.
+            return Err(ActionError::permanent(format!(
+                "the pipeline's folder {}, where its commands run, is not on this host",
+                dir.display()
+            )));
+        }
         shell.current_dir(dir);
     }
     if let Some(Value::Object(vars)) = env {
@@ -176,6 +183,19 @@ mod tests {
             .await
             .unwrap_or_else(|_| panic!("`{command}` still runs"))
             .map_err(|error| error.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_pipeline_folder_that_is_not_on_this_host_is_named() {
+        let mut context = StepContext::for_test();
+        context.base_dir = Some("/nowhere/taskflow-pipelines".into());
+        let error = run("true", None, None, &context).await.unwrap_err();
+        assert!(matches!(error, ActionError::Permanent(_)), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            "the pipeline's folder /nowhere/taskflow-pipelines, where its commands run, is not \
+             on this host"
+        );
     }
 
     #[tokio::test]
