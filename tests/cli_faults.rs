@@ -156,6 +156,15 @@ impl SmallDisk {
         Ok(SmallDisk { path })
     }
 
+    /// A 600 KB disk, or `None` (said on stderr) where none can be mounted: the test is skipped.
+    fn mount_or_skip(parent: &Path) -> Option<SmallDisk> {
+        SmallDisk::mount(parent, "600k")
+            .inspect_err(|why| {
+                eprintln!("SKIPPED: a full-disk test needs a small filesystem it can mount: {why}");
+            })
+            .ok()
+    }
+
     fn grow(&self, size: &str) {
         let status = Command::new("mount")
             .args(["-o", &format!("remount,size={size}")])
@@ -191,13 +200,7 @@ fn big_outputs(dir: &Path) -> PathBuf {
 #[test]
 fn a_run_stopped_by_a_full_disk_says_so_records_it_and_resumes_once_space_is_freed() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = match SmallDisk::mount(dir.path(), "600k") {
-        Ok(disk) => disk,
-        Err(why) => {
-            eprintln!("SKIPPED: the full-disk test needs a small filesystem it can mount: {why}");
-            return;
-        }
-    };
+    let Some(disk) = SmallDisk::mount_or_skip(dir.path()) else { return };
     let db = disk.path.join("flows.db");
     let file = big_outputs(dir.path());
     let run = taskflow(&db, dir.path())
@@ -306,13 +309,7 @@ fn a_run_that_waits_past_the_busy_timeout_for_the_database_names_the_flow_to_res
 #[test]
 fn a_database_on_a_full_disk_says_the_disk_is_full_when_it_opens() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = match SmallDisk::mount(dir.path(), "600k") {
-        Ok(disk) => disk,
-        Err(why) => {
-            eprintln!("SKIPPED: the full-disk test needs a small filesystem it can mount: {why}");
-            return;
-        }
-    };
+    let Some(disk) = SmallDisk::mount_or_skip(dir.path()) else { return };
     let db = disk.path.join("flows.db");
     let file = dir.path().join("one.toml");
     std::fs::write(
