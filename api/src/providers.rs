@@ -251,6 +251,9 @@ fn choose_provider(with: &mut Value, choice: &ProviderChoice) {
 /// config file's default; one a template fills in is checked when the step runs), and a
 /// pipeline with a cost budget is priced ([`price_model_steps_in`]).
 pub fn prepare_model_steps(spec: &mut FlowSpec) -> Result<()> {
+    if spec.model_steps().next().is_none() {
+        return Ok(());
+    }
     let file = Config::load()?;
     check_model_providers(spec, &file)?;
     if spec.budget.max_cost.is_none() {
@@ -268,7 +271,7 @@ fn check_model_providers(spec: &FlowSpec, file: &Config) -> Result<()> {
             None if file.defaults.provider.is_some() => continue,
             None => format!(
                 "names no provider, and the config file has no [defaults] provider: give it \
-                 `with.provider`, one of {}, or run with --provider",
+                 `with.provider`, one of {}",
                 Preset::names()
             ),
         };
@@ -403,7 +406,7 @@ mod tests {
         check_provider(own, json!({"provider": "kimmi"}), Err(&unknown));
         let none = format!(
             "step `ask`: `with.provider`: names no provider, and the config file has no \
-             [defaults] provider: give it `with.provider`, one of {}, or run with --provider",
+             [defaults] provider: give it `with.provider`, one of {}",
             Preset::names()
         );
         check_provider("", json!({"prompt": "hi"}), Err(&none));
