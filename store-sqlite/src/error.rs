@@ -36,7 +36,7 @@ pub(crate) fn at(path: &Path, mut error: Error) -> Error {
         if storage.database.is_empty() {
             storage.database = path.display().to_string();
         }
-        if storage.kind == StorageErrorKind::Io && crate::location::no_room_left(path) {
+        if storage.kind == StorageErrorKind::Io && crate::disk::no_room_left(path) {
             storage.kind = StorageErrorKind::Full;
         }
     }

@@ -21,6 +21,7 @@
 //! ```
 
 mod checkpointer;
+mod disk;
 mod error;
 mod flow_cache;
 mod list;
