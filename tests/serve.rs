@@ -151,12 +151,23 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
     .await;
     assert_eq!((status, error["error"]["code"].clone()), (413, json!("too_large")), "{error}");
     assert_eq!(error["error"]["message"], limit);
-    let (status, error) = call(http.delete(serve.url("/v1/flows/digest-2026-12-05"))).await;
+    // A method the route does not serve is 405, whatever the query.
+    let (status, error) = call(http.delete(serve.url("/v1/flows/digest-2026-12-05?x=1"))).await;
     assert_eq!((status, error["error"]["code"].clone()), (405, json!("method_not_allowed")));
     assert!(error["error"]["message"].as_str().unwrap().contains("method"), "{error}");
-    // A route that takes no parameters or body refuses one, naming it, rather than ignoring it.
+    // A route refuses a query parameter or a body field it does not take, naming it, rather
+    // than ignoring it (no route takes a query parameter its OpenAPI operation does not list).
     let flow = "/v1/flows/digest-2026-12-05";
+    let mirrored = json!({"name": "x", "sync_mode": "mirrored"});
     for (request, named) in [
+        (http.post(serve.url("/v1/flows?dry_run=1")).json(&mirrored), "dry_run"),
+        (
+            http.post(serve.url(&format!("{flow}/fork?from_step=1")))
+                .json(&json!({"from_step": 1})),
+            "from_step",
+        ),
+        (http.post(serve.url(&format!("{flow}/signals/go?x=1"))), "x"),
+        (http.get(serve.url("/healthz?verbose=1")), "verbose"),
         (http.get(serve.url(&format!("{flow}?verbose=1"))), "verbose"),
         (http.get(serve.url(&format!("{flow}/history?since=3"))), "since"),
         (http.get(serve.url("/v1/schedules?limit=2")), "limit"),
@@ -245,6 +256,13 @@ async fn a_mirrored_flows_owner_reports_with_expected_revisions() {
     // A whole number is one however it is written.
     let (status, stale) = call(report(json!({"expected_revision": 1.0}))).await;
     assert_eq!((status, stale["error"]["current_revision"].clone()), (409, json!(2)));
+    // In the query, where no route reads it, the revision is refused rather than ignored: the
+    // report is not applied at whatever revision the flow is.
+    let in_the_query = http.post(serve.url("/v1/flows/deploy-7/report?expected_revision=1"));
+    let (status, refused) = call(in_the_query.json(&json!({"status": "waiting"}))).await;
+    assert_eq!(status, 400, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("unknown query parameter `expected_revision`"), "{message}");
     let (status, refused) = call(report(json!({"status": "queued"}))).await;
     assert_eq!(status, 422);
     let message = refused["error"]["message"].as_str().unwrap();

@@ -1,6 +1,7 @@
 //! The HTTP API, the MCP endpoint and the dashboard as one router: every route, the body
 //! limit, the timeout of every request but the event stream and MCP's (a slow client cannot
-//! hold a request, or the engine, for longer), and the refusal of other sites' requests.
+//! hold a request, or the engine, for longer), the API's query parameters checked against its
+//! OpenAPI document, and the refusal of other sites' requests.
 
 use std::time::Duration;
 
@@ -10,9 +11,11 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
 
 use crate::error::HttpError;
-use crate::openapi;
+use crate::openapi::{self, ApiDoc};
+use crate::query::{self, QueryParams};
 use crate::routes::{
     approvals, control, events, flows, graph, mcp, meta, mirrored, schedules, signals,
 };
@@ -56,6 +59,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .route("/v1/schedules/{name}/trigger", post(schedules::trigger))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .route("/v1/events", get(events::events))
+        .route_layer(middleware::from_fn_with_state(
+            QueryParams::of(&ApiDoc::openapi()),
+            query::refuse_unknown,
+        ))
         .layer(middleware::map_response(move |response| {
             json_errors::rewrite(response, body_limit)
         }));

@@ -172,7 +172,7 @@ pub struct PipelineStepBody {
     pub with: Value,
     pub retry: Option<RetryBody>,
     /// Each attempt is stopped after this long: seconds, or a duration such as `500ms`,
-    /// `30s`, `5m`, `1h`.
+    /// `30s`, `5m`, `1h`, `7d`.
     #[schema(schema_with = duration_or_null)]
     pub timeout: Option<Value>,
 }
@@ -204,6 +204,8 @@ pub struct ReportBody {
     pub current_step: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub state: Option<Value>,
+    /// What the flow waits for, any JSON. An ended flow waits for nothing: a report that ends
+    /// the flow and gives it a wait is refused (422).
     #[serde(default, deserialize_with = "present")]
     pub wait: Option<Value>,
     pub goal: Option<String>,
@@ -245,6 +247,8 @@ pub fn whole(number: &Number) -> Option<u64> {
 #[serde(deny_unknown_fields)]
 pub struct StepReportBody {
     pub name: String,
+    /// `running` begins the step: after it failed or was cancelled, as its next attempt (the
+    /// same `idempotency_key`); after it succeeded, as a new step of that name.
     #[schema(schema_with = step_status)]
     pub status: String,
     pub output: Option<Value>,
@@ -515,7 +519,19 @@ fn mirrored() -> ObjectBuilder {
     names(&["mirrored"], false)
 }
 
-/// Seconds, or a duration's text (`500ms`, `30s`, `5m`, `1h`), or null.
+/// The units of a duration's text, as the engine's `duration_text::parse` reads them (evidence
+/// `every_duration_the_document_describes_has_the_engines_units`): the one list the document's
+/// patterns and `GET /v1/flows`'s `since` and `until` are written from.
+pub const DURATION_UNITS: [&str; 5] = ["ms", "s", "m", "h", "d"];
+
+/// The pattern of a duration's text: 1 to 9 digits, then what `fraction` matches, then one of
+/// [`DURATION_UNITS`], which may be left out when `unit_optional`.
+fn duration_pattern(fraction: &str, unit_optional: bool) -> String {
+    let optional = if unit_optional { "?" } else { "" };
+    format!("^[0-9]{{1,9}}{fraction}({}){optional}$", DURATION_UNITS.join("|"))
+}
+
+/// Seconds, or a duration's text (`500ms`, `30s`, `5m`, `1h`, `7d`), or null.
 fn duration_or_null() -> OneOfBuilder {
     OneOfBuilder::new()
         .item(
@@ -527,7 +543,7 @@ fn duration_or_null() -> OneOfBuilder {
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .pattern(Some("^[0-9]{1,9}(\\.[0-9]{1,9})?(ms|s|m|h)?$")),
+                .pattern(Some(duration_pattern("(\\.[0-9]{1,9})?", true))),
         )
         .item(ObjectBuilder::new().schema_type(Type::Null))
 }
@@ -538,7 +554,7 @@ pub fn time_ago_or_instant() -> OneOfBuilder {
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .pattern(Some("^[0-9]{1,9}(ms|s|m|h|d)$")),
+                .pattern(Some(duration_pattern("", false))),
         )
         .item(
             ObjectBuilder::new()

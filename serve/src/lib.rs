@@ -27,6 +27,7 @@ mod guard;
 mod json_errors;
 mod openapi;
 pub mod outage;
+mod query;
 mod routes;
 mod schedule_bodies;
 mod scheduler;

@@ -106,10 +106,11 @@ impl utoipa::Modify for BearerToken {
     }
 }
 
-/// The answers any route may give whatever it does, which no handler writes: the guards' (403
-/// for a change another site's page asks, 421 for a name that is not loopback), the request
-/// timeout (408; the event stream has none), the body limit (413, on the API's routes that
-/// read a body, whether they take one or refuse any), the store that cannot be reached (503). Added to each operation that does
+/// The answers any route may give whatever it does, which no handler writes: a query parameter
+/// the operation does not take (400, `query.rs`), the guards' (403 for a change another site's
+/// page asks, 421 for a name that is not loopback), the request timeout (408; the event stream
+/// has none), the body limit (413, on the API's routes that read a body, whether they take one
+/// or refuse any), the store that cannot be reached (503). Added to each operation that does
 /// not describe them already.
 struct EveryRoute;
 
@@ -134,11 +135,14 @@ impl utoipa::Modify for EveryRoute {
             for (method, operation) in operations {
                 let Some(operation) = operation else { continue };
                 let changes = method == HttpMethod::Post;
-                let mut answers = vec![(
-                    "421",
-                    "without tokens: a `Host` that is not a loopback name (localhost, 127.0.0.1, \
-                     [::1])",
-                )];
+                let mut answers = vec![
+                    ("400", "a query parameter the operation does not take"),
+                    (
+                        "421",
+                        "without tokens: a `Host` that is not a loopback name (localhost, \
+                         127.0.0.1, [::1])",
+                    ),
+                ];
                 if path != "/v1/events" {
                     answers.push(("408", "the request took longer than the request timeout"));
                     if api {
@@ -214,6 +218,62 @@ mod tests {
         assert_eq!(keys(&every_field["budget"]), described("BudgetBody"));
         assert_eq!(keys(&every_field["prices"]["a"]), described("StepModelBody"));
         assert_eq!(keys(&every_field["prices"]["a"]["price"]), described("PriceBody"));
+    }
+
+    /// Every pattern of the document that reads a duration's text (a step's `timeout`, a list's
+    /// `since` and `until`) names the units the engine reads, all of them and no other: every
+    /// word of one to three letters is tried on the engine.
+    #[tokio::test]
+    async fn every_duration_the_document_describes_has_the_engines_units() {
+        use taskflow_engine::pipeline::spec::duration_text;
+        fn patterns<'a>(value: &'a Value, at: String, found: &mut Vec<(String, &'a str)>) {
+            match value {
+                Value::Object(fields) => {
+                    for (key, value) in fields {
+                        match (key.as_str(), value.as_str()) {
+                            ("pattern", Some(pattern)) if pattern.contains("ms|") => {
+                                found.push((at.clone(), pattern));
+                            }
+                            _ => patterns(value, format!("{at}/{key}"), found),
+                        }
+                    }
+                }
+                Value::Array(items) => {
+                    for (index, item) in items.iter().enumerate() {
+                        patterns(item, format!("{at}/{index}"), found);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Ok(Json(document)) = document().await else { panic!("no document") };
+        let mut found = Vec::new();
+        patterns(&document, String::new(), &mut found);
+        let places: Vec<&str> = found.iter().map(|(at, _)| at.as_str()).collect();
+        for (place, described) in
+            [("PipelineStepBody/properties/timeout", 1), ("/v1/flows/get/parameters", 2)]
+        {
+            let count = places.iter().filter(|at| at.contains(place)).count();
+            assert_eq!(count, described, "{place} in {places:?}");
+        }
+        // Every word of one to three letters that the engine reads as a unit.
+        let mut words = vec![String::new()];
+        let mut engine = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let letters = || ('a'..='z').chain('A'..='Z');
+            words = words
+                .iter()
+                .flat_map(|word| letters().map(move |c| format!("{word}{c}")))
+                .collect();
+            let read =
+                words.iter().filter(|unit| duration_text::parse(&format!("1{unit}")).is_ok());
+            engine.extend(read.cloned());
+        }
+        for (at, pattern) in found {
+            let group = pattern.rsplit_once('(').and_then(|(_, group)| group.split_once(')'));
+            let units = group.map(|(units, _)| units.split('|').map(str::to_owned).collect());
+            assert_eq!(units.as_ref(), Some(&engine), "{at}: {pattern}");
+        }
     }
 
     #[tokio::test]

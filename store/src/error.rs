@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::status::FlowStatus;
+use crate::status::{FlowStatus, StepStatus};
 use crate::time::Timestamp;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -78,7 +78,8 @@ pub enum Error {
 
     #[error(
         "step `{name}` of flow {id} already ended {status}, and this report gives it another \
-         {what}: report it `running` to begin its next attempt"
+         {what}: {}",
+        run_again(*status)
     )]
     EndedOtherwise {
         id: String,
@@ -86,6 +87,13 @@ pub enum Error {
         status: crate::status::StepStatus,
         what: &'static str,
     },
+
+    /// A mirrored flow's report ends it and gives it a `wait`, which an ended flow cannot keep.
+    #[error(
+        "flow {id} is reported {status} with a `wait`: an ended flow waits for nothing; leave \
+         `wait` out (or null) when reporting its end"
+    )]
+    EndsWithWait { id: String, status: FlowStatus },
 
     #[error("flow {id} is leased by {holder} until {expires_at}")]
     LeaseHeld { id: String, holder: String, expires_at: Timestamp },
@@ -278,6 +286,16 @@ impl From<crate::status::UnknownStatus> for Error {
 /// What an illegal transition out of an ended status adds.
 fn ended_note(from: FlowStatus) -> &'static str {
     if from.is_terminal() { ": the flow has ended, and an ended flow does not change" } else { "" }
+}
+
+/// How a mirrored step that ended runs again, as [`StepStatus::is_tried_again`] decides.
+fn run_again(ended: StepStatus) -> &'static str {
+    if ended.is_tried_again() {
+        "report it `running` to begin its next attempt (the same idempotency key)"
+    } else {
+        "a step's end is reported once; report it `running` to run it again, as a new step of \
+         that name (attempt 1, with an idempotency key of its own)"
+    }
 }
 
 /// `NoApproval`'s list of the calls a flow does wait for.

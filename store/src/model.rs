@@ -543,6 +543,8 @@ pub struct StateReport {
     /// The step the flow is at; when left out, the last of `steps`, if any.
     pub current_step: Option<String>,
     pub state: Option<Value>,
+    /// What the flow waits for; refused with a status that ends it (an ended flow waits for
+    /// nothing).
     pub wait: Option<Value>,
     pub goal: Option<String>,
     pub error: Option<String>,
@@ -553,7 +555,9 @@ pub struct StateReport {
 /// One step of a mirrored flow as its owner reports it. A step is known by its name: a report
 /// of a running step begins it (or is no change while it runs), a report of an ended one ends
 /// the running step of that name or records it ended; the same end reported again is no
-/// change, and a step reported running again after it ended is its next attempt.
+/// change. A step reported running again after it failed or was cancelled is its next attempt
+/// (the same idempotency key); after it succeeded, a new step of that name (attempt 1, a key of
+/// its own): a succeeded step is not tried again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepReport {
     pub name: String,

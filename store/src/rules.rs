@@ -113,6 +113,11 @@ pub fn apply_report(flow: &Flow, report: &StateReport, now: Timestamp) -> Result
                 flow.id
             )));
         }
+        // An ended flow waits for nothing ([`set_status`] clears its wait): a wait given with
+        // the end could not be kept, and is refused rather than dropped.
+        if to.is_terminal() && report.wait.as_ref().is_some_and(|wait| !wait.is_null()) {
+            return Err(Error::EndsWithWait { id: flow.id.to_string(), status: to });
+        }
     }
     check_not_ended(flow)?;
     let mut after = flow.clone();
@@ -252,7 +257,7 @@ pub fn check_retry_of(flow: &Flow, earlier: &Step, name: &str) -> Result<()> {
             earlier.seq, flow.id, earlier.name
         )));
     }
-    if !matches!(earlier.status, StepStatus::Failed | StepStatus::Cancelled) {
+    if !earlier.status.is_tried_again() {
         return Err(Error::InvalidInput(format!(
             "step {} of flow {} is {}: only a failed or cancelled step is tried again",
             earlier.seq, flow.id, earlier.status

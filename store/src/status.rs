@@ -161,6 +161,15 @@ impl StepStatus {
     pub const ALL: [StepStatus; 4] =
         [StepStatus::Running, StepStatus::Succeeded, StepStatus::Failed, StepStatus::Cancelled];
 
+    /// Whether a step that ended so is tried again when it runs again: a failed or cancelled
+    /// step's next attempt keeps its idempotency key and counts its attempts on. A succeeded
+    /// step is done: run again, it is a new step of the same name, attempt 1 with a key of its
+    /// own, so that work deduplicated by its key is done again rather than taken for the run
+    /// that succeeded.
+    pub fn is_tried_again(self) -> bool {
+        matches!(self, StepStatus::Failed | StepStatus::Cancelled)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepStatus::Running => "running",

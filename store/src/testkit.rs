@@ -1244,6 +1244,127 @@ pub fn a_mirrored_flows_owner_reports_its_steps_by_name(harness: &dyn Harness) {
     assert_eq!(alice.steps(&other.id).unwrap().len(), 0);
 }
 
+/// A mirrored step that ended runs again when its owner reports it `running`: after it failed
+/// or was cancelled as its next attempt, under the same idempotency key; after it succeeded as
+/// a new step of that name, attempt 1 with a key of its own (a succeeded step is not tried
+/// again). The refusal of another end says which of the two a `running` report begins.
+pub fn a_mirrored_step_run_again_is_its_next_attempt_only_if_it_did_not_succeed(
+    harness: &dyn Harness,
+) {
+    use StepStatus::{Cancelled, Failed, Running, Succeeded};
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let step = |status: StepStatus, output: Option<serde_json::Value>, error: Option<&str>| {
+        StepReport { name: "deploy".into(), status, output, error: error.map(str::to_owned) }
+    };
+    let steps = |steps: Vec<StepReport>| StateReport { steps, ..StateReport::default() };
+    // (how it ended, another end of it, what that end gives otherwise, what the refusal says a
+    // `running` report begins, the next run's attempt, whether it keeps the key)
+    let cases = [
+        (
+            step(Succeeded, Some(json!(1)), None),
+            step(Succeeded, Some(json!(2)), None),
+            "output",
+            "run it again, as a new step of that name",
+            1,
+            false,
+        ),
+        (
+            step(Failed, None, Some("down")),
+            step(Failed, None, Some("still down")),
+            "error",
+            "begin its next attempt",
+            2,
+            true,
+        ),
+        (
+            step(Cancelled, None, None),
+            step(Succeeded, None, None),
+            "status",
+            "next attempt",
+            2,
+            true,
+        ),
+    ];
+    for (ended, other, what, says, attempt, same_key) in cases {
+        let status = ended.status;
+        let flow = alice.create(NewFlow::mirrored("release", "ci")).unwrap();
+        let running = StateReport { status: Some(FlowStatus::Running), ..steps(vec![]) };
+        alice.report(&flow.id, running, None).unwrap();
+        alice.report(&flow.id, steps(vec![step(Running, None, None)]), None).unwrap();
+        alice.report(&flow.id, steps(vec![ended]), None).unwrap();
+        let refused = alice.report(&flow.id, steps(vec![other]), None).unwrap_err();
+        assert!(
+            matches!(&refused, Error::EndedOtherwise { what: w, status: s, .. }
+                if *w == what && *s == status),
+            "{status}: {refused}"
+        );
+        assert!(refused.to_string().contains(says), "{status}: {refused}");
+        alice.report(&flow.id, steps(vec![step(Running, None, None)]), None).unwrap();
+        let journal = alice.steps(&flow.id).unwrap();
+        let [first, again] = &journal[..] else { panic!("{status}: {journal:?}") };
+        assert_eq!((again.status, again.attempt), (Running, attempt), "{status}");
+        assert_eq!(again.idempotency_key == first.idempotency_key, same_key, "{status}");
+        assert_eq!(again.idempotency_key, format!("{}:{}", flow.id, if same_key { 1 } else { 2 }));
+    }
+}
+
+/// An ended flow waits for nothing: a mirrored flow's end clears its `wait`, whether it was
+/// waiting or reported its wait while running, and a report that ends it and gives it a wait is
+/// refused naming both, as anything else a report gives that its flow cannot keep, with nothing
+/// written. A flow that has not ended keeps the wait its owner reports.
+pub fn a_mirrored_flow_that_ends_waits_for_nothing(harness: &dyn Harness) {
+    use FlowStatus::{Cancelled, Failed, Running, Succeeded, Waiting};
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let before = json!({"for": "a person"});
+    let asked = json!({"for": "approval"});
+    let null = serde_json::Value::Null;
+    // (the flow's status, the status and wait reported, its wait after, or `None`: refused)
+    let cases = [
+        (Running, Succeeded, Some(asked.clone()), None),
+        (Running, Failed, Some(asked.clone()), None),
+        (Waiting, Cancelled, Some(asked.clone()), None),
+        (Running, Succeeded, None, Some(None)),
+        (Running, Succeeded, Some(null.clone()), Some(None)),
+        (Waiting, Failed, None, Some(None)),
+        (Waiting, Cancelled, Some(null), Some(None)),
+        (Running, Waiting, Some(asked.clone()), Some(Some(asked.clone()))),
+        (Waiting, Running, None, Some(Some(before.clone()))),
+    ];
+    for (from, to, wait, after) in cases {
+        let case = format!("{from} -> {to} with wait {wait:?}");
+        let flow = alice.create(NewFlow::mirrored("deploy", "ci")).unwrap();
+        let first = StateReport {
+            status: Some(from),
+            wait: Some(before.clone()),
+            ..StateReport::default()
+        };
+        let at = alice.report(&flow.id, first, None).unwrap();
+        let report = StateReport { status: Some(to), wait, ..StateReport::default() };
+        let answer = alice.report(&flow.id, report, None);
+        let stored = alice.flow(&flow.id).unwrap();
+        match after {
+            Some(wait) => {
+                let answered = answer.unwrap_or_else(|error| panic!("{case}: {error}"));
+                assert_eq!((answered.status, &answered.wait), (to, &wait), "{case}");
+                assert_eq!((stored.status, stored.wait), (to, wait), "{case}: as stored");
+            }
+            None => {
+                let refused = answer.err().unwrap_or_else(|| panic!("{case}: accepted"));
+                assert!(
+                    matches!(&refused, Error::EndsWithWait { status, .. } if *status == to),
+                    "{case}: {refused}"
+                );
+                let message = refused.to_string();
+                assert!(message.contains(&format!("reported {to} with a `wait`")), "{message}");
+                assert_eq!((stored.revision, stored.status), (at.revision, from), "{case}");
+                assert_eq!(stored.wait, Some(before.clone()), "{case}: nothing written");
+            }
+        }
+    }
+}
+
 /// A flow's count of steps is out of the steps its pipeline lists until its journal has reached
 /// them all; a journal with more names than its spec lists, or a spec without a list of steps
 /// (an agent's), counts the journal's names.
@@ -1677,6 +1798,8 @@ macro_rules! conformance_tests {
             a_chosen_id_is_kept_as_given_and_one_taken_is_refused,
             every_accepted_change_is_one_event_of_its_owner_in_commit_order,
             a_mirrored_flows_owner_reports_its_steps_by_name,
+            a_mirrored_step_run_again_is_its_next_attempt_only_if_it_did_not_succeed,
+            a_mirrored_flow_that_ends_waits_for_nothing,
             flows_no_live_runner_holds_are_adoptable_for_every_owner,
             a_flow_without_a_live_runner_is_stalled_with_why_and_looking_changes_nothing,
             prune_removes_ended_trees_in_batches_and_never_an_unfinished_flow,

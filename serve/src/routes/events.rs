@@ -34,7 +34,6 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// `GET /v1/events`'s filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct EventParams {
     /// Only this flow's events.
     #[param(pattern = "^[A-Za-z0-9._:@-]{1,128}$")]

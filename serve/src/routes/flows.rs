@@ -20,8 +20,8 @@ use utoipa::IntoParams;
 use super::{Answer, Nothing, Object, Path, blocking, flow_id};
 use crate::auth::{HostAccess, Owner};
 use crate::bodies::{
-    CreateFlow, FlowEnvelope, FlowListDoc, HistoryDoc, InspectionDoc, NewFlowBody, SyncModeBody,
-    whole,
+    CreateFlow, DURATION_UNITS, FlowEnvelope, FlowListDoc, HistoryDoc, InspectionDoc, NewFlowBody,
+    SyncModeBody, whole,
 };
 use crate::error::{ErrorBody, HttpError};
 use crate::state::AppState;
@@ -29,7 +29,6 @@ use crate::state::AppState;
 /// `GET /v1/flows`'s filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only flows with this status, or `stalled` (running flows that no live runner holds).
     #[param(schema_with = crate::bodies::status_filter)]
@@ -116,7 +115,7 @@ pub(crate) fn list_query(params: ListParams, now: Timestamp) -> Result<ListQuery
 fn since_text(text: &str, now: Timestamp) -> Result<Timestamp, String> {
     let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let unit = &text[digits..];
-    if (1..=9).contains(&digits) && ["ms", "s", "m", "h", "d"].contains(&unit) {
+    if (1..=9).contains(&digits) && DURATION_UNITS.contains(&unit) {
         return duration_text::parse(text).map(|ago| now.minus(ago));
     }
     instant(text).map_err(|_| {
@@ -203,8 +202,8 @@ pub(super) async fn submit(
                 ));
             }
             let mut spec = pipeline(&body)?;
-            prepare_model_steps(&mut spec)?;
             let engine = state.engine(owner)?;
+            // What a token may not do is said first, before its steps' providers are checked.
             if !host && let Some((at, why)) = step_reaching_host(&engine, &spec) {
                 return Err(HttpError::refused(format!(
                     "{why}; a token's pipelines stay off serve's host unless the token has \
@@ -213,6 +212,7 @@ pub(super) async fn submit(
                 .with("field", json!(format!("spec.steps[{at}]")))
                 .with("step", json!(spec.steps[at].id)));
             }
+            prepare_model_steps(&mut spec)?;
             let submitted = create_or_continue(&engine, &spec, id, body.goal, Hold::Queue).await;
             submitted.map_err(|error| match error {
                 ApiError::Engine(EngineError::Spec(problems)) => refused_spec(&spec, &problems),

@@ -18,7 +18,6 @@ use crate::state::AppState;
 /// `GET /v1/flows/{id}/graph`'s choice of picture.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct GraphParams {
     /// `svg` (default), `dot`, `mermaid` or `json`.
     #[param(pattern = "^(svg|dot|mermaid|json)$")]

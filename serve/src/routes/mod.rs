@@ -13,10 +13,9 @@ pub mod signals;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use taskflow_store::FlowId;
@@ -74,22 +73,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Object<T> {
     }
 }
 
-/// What a route that takes no parameters and no body accepts: nothing (an empty body, or `{}`).
-/// A query parameter or a body field it would ignore is refused, naming it, as the other
-/// routes refuse what they do not know: whoever sent it expected it to count.
+/// What a route that takes no body accepts: nothing (an empty body, or `{}`). A body field it
+/// would ignore is refused, naming it, as the other routes refuse what they do not know (and
+/// every route a query parameter, in `query.rs`): whoever sent it expected it to count.
 pub struct Nothing;
-
-/// No query parameter at all.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoParams {}
 
 impl<S: Send + Sync> FromRequest<S> for Nothing {
     type Rejection = HttpError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, HttpError> {
-        Query::<NoParams>::try_from_uri(request.uri())
-            .map_err(|rejection| HttpError::bad_request(rejection.body_text()))?;
         let body = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| HttpError::rejected(rejection.status(), rejection.body_text()))?;

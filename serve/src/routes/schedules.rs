@@ -21,7 +21,6 @@ use crate::state::AppState;
 /// `GET /v1/schedules/{name}`'s options.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
 pub struct ShowParams {
     /// At most this many slots, newest first [default: 20].
     #[param(minimum = 1, maximum = 1000)]

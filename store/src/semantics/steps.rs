@@ -163,7 +163,7 @@ pub(super) fn report_step<T: StoreTx + ?Sized>(
             };
         }
         // An ended step is not ended again otherwise: only a report that it runs again
-        // begins its next attempt.
+        // begins anything (see `StepStatus::is_tried_again`).
         Some(step) if report.status != StepStatus::Running => {
             return Err(Error::EndedOtherwise {
                 id: flow.id.to_string(),
@@ -178,9 +178,7 @@ pub(super) fn report_step<T: StoreTx + ?Sized>(
             return Err(Error::CancelRequested { id: flow.id.to_string() });
         }
         latest => {
-            let retry_of = latest
-                .filter(|step| matches!(step.status, StepStatus::Failed | StepStatus::Cancelled))
-                .map(|step| step.seq);
+            let retry_of = latest.filter(|step| step.status.is_tried_again()).map(|step| step.seq);
             let new = NewStep { retry_of, ..NewStep::new(&report.name, StepKind::Action) };
             let seq = tx.last_seq(&flow.id)?.unwrap_or(0) + 1;
             if report.status == StepStatus::Running {
