@@ -25,8 +25,13 @@ impl Proxy {
     }
 
     fn start_with_env(upstream: &ReplayUpstream, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::in_front_of(&upstream.base_url(), extra, env)
+    }
+
+    /// A proxy in front of the upstream whose base URL is `url`.
+    fn in_front_of(url: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_taskflow"))
-            .args(["proxy", "--upstream", &upstream.base_url(), "--listen", "127.0.0.1:0"])
+            .args(["proxy", "--upstream", url, "--listen", "127.0.0.1:0"])
             .args(extra)
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -395,16 +400,9 @@ async fn upstream_faults_reach_the_client_and_bad_requests_are_400() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}/v1", closed.local_addr().unwrap());
     drop(closed);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_taskflow"))
-        .args(["proxy", "--upstream", &dead_url, "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    let base = first.trim().strip_prefix("listening on ").unwrap().to_owned();
+    let dead = Proxy::in_front_of(&dead_url, &[], &[]);
     let answer = client
-        .post(format!("{base}/v1/chat/completions"))
+        .post(dead.url("/v1/chat/completions"))
         .json(&json!({"messages": []}))
         .send()
         .await
@@ -412,8 +410,72 @@ async fn upstream_faults_reach_the_client_and_bad_requests_are_400() {
     assert_eq!(answer.status(), 502);
     let error: Value = answer.json().await.unwrap();
     assert_eq!(error["error"]["type"], "upstream_unreachable");
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_upstream_is_a_504_after_the_read_timeout_its_flag_sets() {
+    // An upstream that takes the connection and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/v1", silent.local_addr().unwrap());
+    let mut proxy = Proxy::in_front_of(
+        &url,
+        &["--read-timeout-ms", "300"],
+        &[("TASKFLOW_CONNECT_TIMEOUT_MS", "fast")],
+    );
+    let asked = reqwest::Client::new()
+        .post(proxy.url("/v1/chat/completions"))
+        .json(&json!({"messages": []}))
+        .send();
+    let answer = tokio::time::timeout(Duration::from_secs(30), asked)
+        .await
+        .expect("the proxy answers once its read timeout is over, not the default 600 s")
+        .unwrap();
+    assert_eq!(answer.status(), 504);
+    let error: Value = answer.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "upstream_timeout");
+    let message = error["error"]["message"].as_str().unwrap();
+    let said = format!("the upstream {url} was reached but did not answer within 300 ms");
+    assert!(message.starts_with(&said) && message.contains("--read-timeout-ms"), "{message}");
+    let _ = proxy.child.kill();
+    let stderr = proxy.child.wait_with_output_of_pipes();
+    assert!(
+        stderr.contains("warning: TASKFLOW_CONNECT_TIMEOUT_MS=\"fast\" is not a number"),
+        "the connect timeout's variable is read as other commands read it: {stderr}"
+    );
+
+    for flag in ["--read-timeout-ms", "--connect-timeout-ms"] {
+        let refused = Command::new(env!("CARGO_BIN_EXE_taskflow"))
+            .args(["proxy", "--upstream", &url, flag, "0"])
+            .output()
+            .unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{flag}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("must be more than 0"), "{flag}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_json_the_first_line_is_a_json_document() {
+    let upstream = ReplayUpstream::start().await;
+    for args in [["--json", "proxy"], ["proxy", "--json"]] {
+        let child = Command::new(env!("CARGO_BIN_EXE_taskflow"))
+            .args(args)
+            .args(["--upstream", &upstream.base_url(), "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Stopped when dropped, also when an assertion fails.
+        let mut proxy = Proxy { child, base: String::new() };
+        let mut first = String::new();
+        BufReader::new(proxy.child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        let said: Value = serde_json::from_str(&first)
+            .unwrap_or_else(|_| panic!("{args:?}: the first line is {first:?}"));
+        let address = said["listening"].as_str().unwrap();
+        assert!(address.starts_with("http://127.0.0.1:"), "{args:?}: {said}");
+        assert_eq!(said.as_object().unwrap().len(), 1, "{said}");
+        let models = reqwest::get(format!("{address}/v1/models")).await.unwrap();
+        assert_eq!(models.status(), 200, "{args:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

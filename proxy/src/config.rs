@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use taskflow_parsers::Format;
 use taskflow_providers::ApiKey;
@@ -47,6 +48,12 @@ pub const IDS_HEADER: &str = "x-taskflow-ids";
 /// (at most 4 KB: notes beyond that are counted, not listed; `--log` records them all).
 pub const DIAGNOSTICS_HEADER: &str = "x-taskflow-diagnostics";
 
+/// The default longest silence of the upstream while it answers. A local model may think for
+/// minutes before its first byte (a long prompt's prefill, an answer that is not streamed), so
+/// it is the OpenAI SDK's own default (600 s), not the 120 s the taskflow providers wait: a
+/// client's request must not be cut by the proxy sooner than the client would cut it.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Everything a proxy needs to run.
 #[derive(Debug)]
 pub struct ProxyConfig {
@@ -65,6 +72,10 @@ pub struct ProxyConfig {
     pub tools_in_prompt: bool,
     /// Where one JSON line per exchange is appended.
     pub log: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// The longest the upstream may send nothing while it answers; past it the client gets an
+    /// `upstream_timeout` error.
+    pub read_timeout: Duration,
 }
 
 impl ProxyConfig {
@@ -79,6 +90,8 @@ impl ProxyConfig {
             ids: IdMode::Keep,
             tools_in_prompt: false,
             log: None,
+            connect_timeout: taskflow_providers::DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
         })
     }
 

@@ -10,15 +10,18 @@
 
 mod config;
 mod error;
+mod fault;
 mod forward;
 mod log;
+mod redact;
 mod render;
 mod request;
 mod rewrite;
 mod server;
+mod sse;
 mod upstream;
 
-pub use config::{DIAGNOSTICS_HEADER, IDS_HEADER, IdMode, ProxyConfig};
+pub use config::{DEFAULT_READ_TIMEOUT, DIAGNOSTICS_HEADER, IDS_HEADER, IdMode, ProxyConfig};
 pub use error::ProxyError;
 pub use server::Server;
 pub use upstream::Upstream;

@@ -1,27 +1,32 @@
-//! The HTTP side: `POST /v1/chat/completions` read and rewritten, every other path passed
-//! through as it is, client tokens checked, the exchange log written. Answers stream to the
-//! client as they arrive; when the client goes away its response body is dropped, which drops
-//! the upstream request with it.
+//! The HTTP side: `POST /v1/chat/completions` read and rewritten, every other request (another
+//! path, or another method on that one: a CORS preflight, a `GET`) passed through as it is,
+//! client tokens checked, the exchange log written. Answers stream to the client as they
+//! arrive; when the client goes away its response body is dropped, which drops the upstream
+//! request with it. Redirects are the client's to follow, not the proxy's: followed, they
+//! would take the upstream key to wherever the upstream points.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
+use taskflow_providers::ApiKey;
 use tokio::net::TcpListener;
 
 use crate::config::{DIAGNOSTICS_HEADER, IDS_HEADER, IdMode, ProxyConfig};
 use crate::error::ProxyError;
+use crate::fault::Fault;
 use crate::forward::{client_headers, has_token, upstream_headers};
 use crate::log::{Exchange, ExchangeLog};
+use crate::redact::{client_body, without_key};
 use crate::request::{self, Changes};
 use crate::rewrite::{Completion, NOT_JSON, Reading, Report, StreamRewriter, rewrite_completion};
+use crate::sse;
 
 /// The largest request body taken (long conversations are large).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -44,8 +49,9 @@ impl Server {
         config.check_listen()?;
         let log = config.log.as_deref().map(ExchangeLog::open).transpose()?;
         let client = reqwest::Client::builder()
-            .connect_timeout(taskflow_providers::DEFAULT_CONNECT_TIMEOUT)
-            .read_timeout(taskflow_providers::DEFAULT_READ_TIMEOUT)
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .build()
             .map_err(|error| ProxyError::Client(error.to_string()))?;
@@ -68,7 +74,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ProxyError> {
         let app = Router::new()
-            .route("/v1/chat/completions", post(chat))
+            .route("/v1/chat/completions", post(chat).fallback(pass_through))
             .fallback(pass_through)
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(self.shared);
@@ -120,12 +126,19 @@ impl Logged {
         self.exchange.error = Some(message.clone());
         self.answer(error(status, kind, &message))
     }
+
+    /// The upstream gave no answer to pass on.
+    fn fault(self, fault: Fault) -> Response {
+        self.fail(fault.kind.status(), fault.kind.name(), fault.message)
+    }
 }
 
-/// Refuses a client without the token, where one is required.
-fn refuse(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+/// Refuses a client without the token, where one is required. A CORS preflight is let through
+/// without it (browsers send a preflight without credentials, so it cannot carry the token),
+/// and goes on without the upstream key too.
+fn refuse(shared: &Shared, request: &Request) -> Option<Response> {
     let token = shared.config.client_token.as_ref()?;
-    if has_token(headers, token) {
+    if has_token(request.headers(), token) || is_preflight(request) {
         return None;
     }
     Some(error(
@@ -135,18 +148,36 @@ fn refuse(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     ))
 }
 
+fn is_preflight(request: &Request) -> bool {
+    request.method() == Method::OPTIONS
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
 fn path_and_query(request: &Request) -> String {
     request.uri().path_and_query().map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
+}
+
+/// The request's body, whole; or the status and message refusing it (413 past the limit).
+async fn read_body(request: Request) -> Result<Bytes, (StatusCode, String)> {
+    Bytes::from_request(request, &()).await.map_err(|rejection| {
+        let message = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => format!(
+                "the request body is larger than the {} MiB the proxy takes",
+                BODY_LIMIT >> 20
+            ),
+            _ => format!("cannot read the request body: {}", rejection.body_text()),
+        };
+        (rejection.status(), message)
+    })
 }
 
 async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let path = path_and_query(&request);
     let mut logged = Logged::begin(&shared, request.method(), request.uri().path());
-    if let Some(refusal) = refuse(&shared, request.headers()) {
+    if let Some(refusal) = refuse(&shared, &request) {
         return logged.answer(refusal);
     }
-    let (parts, body) = request.into_parts();
-    let ids = match parts.headers.get(IDS_HEADER) {
+    let ids = match request.headers().get(IDS_HEADER) {
         Some(value) => match value.to_str().ok().and_then(IdMode::parse) {
             Some(ids) => ids,
             None => {
@@ -156,12 +187,16 @@ async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         },
         None => shared.config.ids,
     };
-    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+    let config = &shared.config;
+    let headers = upstream_headers(
+        request.headers(),
+        config.api_key.as_ref(),
+        config.client_token.is_some(),
+        true,
+    );
+    let body = match read_body(request).await {
         Ok(body) => body,
-        Err(failure) => {
-            let message = format!("cannot read the request body: {failure}");
-            return logged.fail(StatusCode::BAD_REQUEST, "invalid_request_error", message);
-        }
+        Err((status, message)) => return logged.fail(status, "invalid_request_error", message),
     };
     let changes = Changes {
         ids,
@@ -174,13 +209,6 @@ async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     };
     logged.exchange.model = Some(chat.model.clone()).filter(|m| !m.is_empty());
     logged.exchange.stream = chat.stream;
-    let config = &shared.config;
-    let headers = upstream_headers(
-        &parts.headers,
-        config.api_key.as_ref(),
-        config.client_token.is_some(),
-        true,
-    );
     let sent = shared
         .client
         .post(config.upstream.url(&path))
@@ -190,11 +218,11 @@ async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         .await;
     let upstream = match sent {
         Ok(upstream) => upstream,
-        Err(failure) => return unreachable(logged, &shared, &failure),
+        Err(failure) => return logged.fault(Fault::sending(config, &failure)),
     };
     logged.exchange.upstream_answered(upstream.status().as_u16());
     if !upstream.status().is_success() {
-        return relay_failure(logged, &shared, upstream).await;
+        return pass_on(logged, &shared, upstream);
     }
     let reading = Reading { format: config.format_for(&chat.model), tools: chat.tools, ids };
     let is_sse = upstream
@@ -209,47 +237,16 @@ async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     }
 }
 
-fn unreachable(logged: Logged, shared: &Shared, failure: &reqwest::Error) -> Response {
-    let mut detail = failure.to_string();
-    let mut source = std::error::Error::source(failure);
-    while let Some(cause) = source {
-        detail.push_str(": ");
-        detail.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    let detail = redact(shared, &detail);
-    let message = format!("cannot reach the upstream {}: {detail}", shared.config.upstream.base());
-    logged.fail(StatusCode::BAD_GATEWAY, "upstream_unreachable", message)
-}
-
-fn redact(shared: &Shared, text: &str) -> String {
-    match &shared.config.api_key {
-        Some(key) => key.redact(text),
-        None => text.to_owned(),
-    }
-}
-
-/// An upstream error status, passed on with its body (scrubbed of the upstream key).
-async fn relay_failure(
-    mut logged: Logged,
-    shared: &Shared,
-    upstream: reqwest::Response,
-) -> Response {
+/// The upstream's answer as it came (an error status, a redirect with its `Location`, another
+/// path's answer), streamed, with the upstream key taken out.
+fn pass_on(mut logged: Logged, shared: &Shared, upstream: reqwest::Response) -> Response {
     let status = upstream.status();
-    let headers = client_headers(upstream.headers(), true, shared.config.api_key.as_ref());
-    let body = match upstream.bytes().await {
-        Ok(body) => body,
-        Err(failure) => {
-            let message = format!("the upstream's error answer ({status}) broke: {failure}");
-            return logged.fail(StatusCode::BAD_GATEWAY, "upstream_interrupted", message);
-        }
-    };
-    let body = match &shared.config.api_key {
-        Some(key) => Bytes::from(key.redact_bytes(&body)),
-        None => body,
-    };
-    logged.exchange.error = Some(format!("the upstream answered {status}"));
-    let mut response = Response::new(Body::from(body));
+    if status.is_client_error() || status.is_server_error() {
+        logged.exchange.error = Some(format!("the upstream answered {status}"));
+    }
+    let key = shared.config.api_key.as_ref();
+    let headers = client_headers(upstream.headers(), false, key);
+    let mut response = Response::new(client_body(key, upstream.bytes_stream()));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     logged.answer(response)
@@ -265,23 +262,19 @@ async fn complete_answer(
     let upstream_headers = upstream.headers().clone();
     let body = match upstream.bytes().await {
         Ok(body) => body,
-        Err(failure) => {
-            let detail = redact(shared, &failure.to_string());
-            let message = format!("the upstream's answer broke before it was complete: {detail}");
-            return logged.fail(StatusCode::BAD_GATEWAY, "upstream_interrupted", message);
-        }
+        Err(failure) => return logged.fault(Fault::reading(&shared.config, &failure)),
     };
     let key = shared.config.api_key.as_ref();
     let mut report = Report::default();
     let rewritten = rewrite_completion(&body, &reading, &mut report);
     logged.exchange.report(&mut report);
-    let (body, mut headers) = match rewritten {
-        Completion::Unchanged => (body, client_headers(&upstream_headers, false, key)),
-        Completion::Rewritten(body) => {
-            (Bytes::from(body), client_headers(&upstream_headers, true, key))
-        }
+    let (body, rewritten) = match rewritten {
+        Completion::Unchanged => (body, false),
+        Completion::Rewritten(body) => (Bytes::from(body), true),
     };
-    if let Some(value) = diagnostics_header(&report, shared.log.is_some()) {
+    let (body, redacted) = without_key(key, body);
+    let mut headers = client_headers(&upstream_headers, rewritten || redacted, key);
+    if let Some(value) = diagnostics_header(&report, shared.log.is_some(), key) {
         headers.insert(DIAGNOSTICS_HEADER, value);
     }
     let mut response = Response::new(Body::from(body));
@@ -301,16 +294,21 @@ const DIAGNOSTICS_HEADER_LIMIT: usize = 4096;
 const LEFT_OUT_ROOM: usize = 96;
 
 /// The parsers' notes as one header value: `KIND: MESSAGE` joined by `; `, in visible ASCII,
-/// at most [`DIAGNOSTICS_HEADER_LIMIT`] bytes. The notes that do not fit, in order, are left
-/// out and counted (`logged`: the exchange log has them).
-fn diagnostics_header(report: &Report, logged: bool) -> Option<HeaderValue> {
+/// at most [`DIAGNOSTICS_HEADER_LIMIT`] bytes, without the upstream `key` (a note may quote
+/// the answer). The notes that do not fit, in order, are left out and counted (`logged`: the
+/// exchange log has them).
+fn diagnostics_header(report: &Report, logged: bool, key: Option<&ApiKey>) -> Option<HeaderValue> {
     let parsers = report.notes.iter().map(|note| format!("{}: {}", note.kind, note.message));
     let unread = report.unreadable.iter().map(|why| format!("{NOT_JSON}: {why}"));
+    let redacted = |note: String| match key {
+        Some(key) => key.redact(&note),
+        None => note,
+    };
     let notes = report.notes.len() + usize::from(report.unreadable.is_some());
     let mut text = String::new();
     let mut held = 0;
     let room = DIAGNOSTICS_HEADER_LIMIT - LEFT_OUT_ROOM;
-    for note in parsers.chain(unread) {
+    for note in parsers.chain(unread).map(redacted) {
         let separator = if text.is_empty() { "" } else { "; " };
         if text.len() + separator.len() + note.len() <= room {
             text.push_str(separator);
@@ -344,42 +342,36 @@ fn diagnostics_header(report: &Report, logged: bool) -> Option<HeaderValue> {
     HeaderValue::from_str(&visible).ok()
 }
 
-/// A streamed answer: each upstream event read, rewritten and sent on at once.
+/// A streamed answer: the upstream's events read as they come, rewritten, and sent on at once.
 fn stream_answer(
     mut logged: Logged,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     upstream: reqwest::Response,
     reading: Reading,
 ) -> Response {
     let status = upstream.status();
-    let headers = client_headers(upstream.headers(), true, shared.config.api_key.as_ref());
+    let key = shared.config.api_key.as_ref();
+    let headers = client_headers(upstream.headers(), true, key);
     logged.exchange.status = status.as_u16();
     let state = Streaming {
-        events: Box::pin(upstream.bytes_stream().eventsource()),
+        upstream: Box::pin(upstream.bytes_stream()),
+        events: sse::Reader::default(),
         rewriter: StreamRewriter::new(reading),
+        shared: shared.clone(),
         logged: Some(logged),
     };
     let body = futures_util::stream::unfold(state, Streaming::next);
-    let mut response = Response::new(Body::from_stream(body));
+    let mut response = Response::new(client_body(key, body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
 }
 
-type Events = std::pin::Pin<
-    Box<
-        dyn Stream<
-                Item = Result<
-                    eventsource_stream::Event,
-                    eventsource_stream::EventStreamError<reqwest::Error>,
-                >,
-            > + Send,
-    >,
->;
-
 struct Streaming {
-    events: Events,
+    upstream: std::pin::Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    events: sse::Reader,
     rewriter: StreamRewriter,
+    shared: Arc<Shared>,
     /// The log line, written when the stream ends or is dropped with its client.
     logged: Option<Logged>,
 }
@@ -388,12 +380,19 @@ impl Streaming {
     async fn next(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
         loop {
             self.logged.as_ref()?;
-            let mut out = String::new();
-            match self.events.next().await {
-                Some(Ok(event)) => self.rewriter.event(&event.data, &mut out),
+            let mut out = Vec::new();
+            match self.upstream.next().await {
+                Some(Ok(bytes)) => {
+                    let mut items = Vec::new();
+                    self.events.feed(&bytes, &mut items);
+                    for item in &items {
+                        self.rewriter.item(item, &mut out);
+                    }
+                }
                 Some(Err(failure)) => {
-                    self.rewriter.end(Some(&failure.to_string()), &mut out);
-                    self.close(Some(failure.to_string()));
+                    let fault = Fault::reading(&self.shared.config, &failure);
+                    self.rewriter.end(Some(&fault), &mut out);
+                    self.close(Some(fault.message));
                 }
                 None => {
                     let complete = self.rewriter.complete();
@@ -426,49 +425,35 @@ impl Drop for Streaming {
     }
 }
 
-/// Any other path: the request goes on as it came and the answer comes back as it is.
+/// Any other request: it goes on as it came and the answer comes back as it is.
 async fn pass_through(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let path = path_and_query(&request);
     let mut logged = Logged::begin(&shared, request.method(), request.uri().path());
-    if let Some(refusal) = refuse(&shared, request.headers()) {
+    if let Some(refusal) = refuse(&shared, &request) {
         return logged.answer(refusal);
     }
-    let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(body) => body,
-        Err(failure) => {
-            let message = format!("cannot read the request body: {failure}");
-            return logged.fail(StatusCode::BAD_REQUEST, "invalid_request_error", message);
-        }
-    };
     let config = &shared.config;
-    let headers = upstream_headers(
-        &parts.headers,
-        config.api_key.as_ref(),
-        config.client_token.is_some(),
-        false,
-    );
+    // A preflight may come without the client token: it must not carry the upstream key.
+    let key = if is_preflight(&request) { None } else { config.api_key.as_ref() };
+    let headers = upstream_headers(request.headers(), key, config.client_token.is_some(), false);
+    let method = request.method().clone();
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err((status, message)) => return logged.fail(status, "invalid_request_error", message),
+    };
     let sent = shared
         .client
-        .request(parts.method.clone(), config.upstream.url(&path))
+        .request(method, config.upstream.url(&path))
         .headers(headers)
         .body(body)
         .send()
         .await;
     let upstream = match sent {
         Ok(upstream) => upstream,
-        Err(failure) => return unreachable(logged, &shared, &failure),
+        Err(failure) => return logged.fault(Fault::sending(config, &failure)),
     };
     logged.exchange.upstream_answered(upstream.status().as_u16());
-    if !upstream.status().is_success() {
-        return relay_failure(logged, &shared, upstream).await;
-    }
-    let status = upstream.status();
-    let headers = client_headers(upstream.headers(), false, shared.config.api_key.as_ref());
-    let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    logged.answer(response)
+    pass_on(logged, &shared, upstream)
 }
 
 #[cfg(test)]
@@ -505,7 +490,7 @@ mod tests {
         for notes in [0, 1, 25, 250, 1000] {
             let report = report(notes, message);
             for logged in [false, true] {
-                let Some(header) = diagnostics_header(&report, logged) else {
+                let Some(header) = diagnostics_header(&report, logged, None) else {
                     assert_eq!(notes, 0);
                     continue;
                 };
@@ -521,7 +506,7 @@ mod tests {
             }
         }
         // A note too long for the header on its own is cut.
-        let header = diagnostics_header(&report(1, &"é".repeat(50_000)), false).unwrap();
+        let header = diagnostics_header(&report(1, &"é".repeat(50_000)), false, None).unwrap();
         let header = header.to_str().unwrap();
         assert!(header.len() <= DIAGNOSTICS_HEADER_LIMIT && header.ends_with("??..."), "{header}");
     }

@@ -1,17 +1,21 @@
 //! `taskflow proxy`: the tool-call-fixing OpenAI-compatible endpoint (DESIGN §12) in front
 //! of an upstream server. This module turns the flags into a `ProxyConfig`, prints the address
-//! it listens on as the first line of stdout, and serves until Ctrl-C or SIGTERM.
+//! it listens on as the first line of stdout (a JSON document with `--json`), and serves until
+//! Ctrl-C or SIGTERM.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use serde_json::json;
 use taskflow_parsers::Format;
-use taskflow_providers::ApiKey;
-use taskflow_proxy::{IdMode, ProxyConfig, ProxyError, Server};
+use taskflow_providers::{ApiKey, CONNECT_TIMEOUT_ENV, resolve_connect_timeout};
+use taskflow_proxy::{DEFAULT_READ_TIMEOUT, IdMode, ProxyConfig, ProxyError, Server};
 
 use crate::error::{CliError, CliResult};
 use crate::global::GlobalArgs;
+use crate::shutdown::shutdown;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Clients use http://ADDR/v1 as their OpenAI base URL. Answers whose \
@@ -60,13 +64,33 @@ pub struct ProxyArgs {
     /// Append one JSON line per exchange to FILE (timings, tokens, calls fixed, diagnostics)
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+
+    /// Connect timeout in milliseconds [env: TASKFLOW_CONNECT_TIMEOUT_MS] [default: 10000]
+    #[arg(long, value_name = "MS", value_parser = more_than_zero)]
+    pub connect_timeout_ms: Option<u64>,
+
+    /// Longest silence of the upstream while it answers, in milliseconds (a local model's long
+    /// prefill, or an answer that is not streamed, may take minutes); past it the client gets
+    /// a 504 upstream_timeout
+    #[arg(long, value_name = "MS", value_parser = more_than_zero,
+          default_value_t = DEFAULT_READ_TIMEOUT.as_millis() as u64)]
+    pub read_timeout_ms: u64,
 }
 
 fn parse_ids(name: &str) -> Result<IdMode, String> {
     IdMode::parse(name).ok_or_else(|| format!("`{name}` is not keep or safe"))
 }
 
-pub fn run(_global: &GlobalArgs, args: &ProxyArgs) -> CliResult {
+/// A timeout of 0 ms would fail every request at once.
+fn more_than_zero(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("must be more than 0".to_owned()),
+        Ok(ms) => Ok(ms),
+        Err(_) => Err(format!("`{text}` is not a number of milliseconds")),
+    }
+}
+
+pub fn run(global: &GlobalArgs, args: &ProxyArgs) -> CliResult {
     let mut config = ProxyConfig::new(&args.upstream).map_err(proxy_error)?;
     config.listen = args.listen;
     config.format = args.format;
@@ -77,15 +101,30 @@ pub fn run(_global: &GlobalArgs, args: &ProxyArgs) -> CliResult {
         args.api_key_env.as_deref().map(|var| key_from(var, "--api-key-env")).transpose()?;
     config.client_token =
         args.token_env.as_deref().map(|var| key_from(var, "--token-env")).transpose()?;
+    let env_timeout = std::env::var(CONNECT_TIMEOUT_ENV).ok();
+    let (connect_timeout, warning) =
+        resolve_connect_timeout(args.connect_timeout_ms, env_timeout.as_deref());
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+    }
+    config.connect_timeout = connect_timeout;
+    config.read_timeout = Duration::from_millis(args.read_timeout_ms);
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|error| CliError::failure(format!("cannot start the async runtime: {error}")))?;
     runtime.block_on(async {
         let server = Server::bind(config).await.map_err(proxy_error)?;
-        let addr = server.local_addr().map_err(proxy_error)?;
+        let stop = shutdown();
+        let address = format!("http://{}", server.local_addr().map_err(proxy_error)?);
+        let line = if global.json {
+            json!({ "listening": address }).to_string()
+        } else {
+            format!("listening on {address}")
+        };
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "listening on http://{addr}");
+        let _ = writeln!(stdout, "{line}");
         let _ = stdout.flush();
-        server.run(stopped()).await.map_err(proxy_error)
+        drop(stdout);
+        server.run(stop).await.map_err(proxy_error)
     })
 }
 
@@ -97,30 +136,6 @@ fn key_from(var: &str, flag: &str) -> CliResult<ApiKey> {
         ))
         .with_hint(format!("export {var}=… before starting the proxy"))
     })
-}
-
-/// Completes at Ctrl-C or SIGTERM.
-async fn stopped() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
 }
 
 fn proxy_error(error: ProxyError) -> CliError {

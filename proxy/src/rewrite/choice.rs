@@ -303,14 +303,18 @@ impl ChoiceRewriter {
         });
     }
 
-    /// Whether the upstream's calls all named no tool: an answer that finished for its tool
-    /// calls finished with none.
-    pub(crate) fn dropped_every_call(&self) -> bool {
-        self.calls.dropped > 0 && !self.has_calls()
-    }
-
-    pub(crate) fn has_calls(&self) -> bool {
-        self.calls.next > 0
+    /// The finish reason the client gets in place of the upstream's `reason` (`None`: none,
+    /// or empty), where it must differ: a choice that made calls, tagged or structured,
+    /// finishes with `tool_calls` (clients look there for calls to run), and one whose every
+    /// call was taken out for naming no tool, with `stop`. Other reasons (`length`,
+    /// `content_filter`) say why the answer ended, and stay.
+    pub(crate) fn finish_reason(&self, reason: Option<&str>) -> Option<&'static str> {
+        let made_calls = self.calls.next > 0;
+        match reason {
+            None | Some("stop") if made_calls => Some("tool_calls"),
+            Some("tool_calls") if self.calls.dropped > 0 && !made_calls => Some("stop"),
+            _ => None,
+        }
     }
 
     /// The format that read this choice's tagged text, if any did.

@@ -1,7 +1,7 @@
 //! A whole (non-streamed) answer. It is read as JSON; when no choice holds tagged text (and
-//! no id needs rewriting, and every structured call names its tool) the client gets the
-//! upstream's bytes as they were, otherwise the answer with its messages rewritten and every
-//! other field as it came.
+//! no id needs rewriting, every structured call names its tool, and no choice that made calls
+//! finishes with `stop`) the client gets the upstream's bytes as they were, otherwise the
+//! answer with its messages and finish reasons rewritten and every other field as it came.
 
 use serde_json::Value;
 
@@ -64,7 +64,6 @@ fn rewrite_choice(choice: &mut Value, reading: &Reading, report: &mut Report) ->
         }
         None => Vec::new(),
     };
-    let had_structured = !structured.is_empty();
     changed |= rewriter.structured_list(&mut structured);
     rewriter.drop_nameless(&mut out);
     if !text_in.same_as(&out) {
@@ -72,25 +71,17 @@ fn rewrite_choice(choice: &mut Value, reading: &Reading, report: &mut Report) ->
         write_text(message, &text_in, &out, rewriter.reasoning_keys, true);
     }
     // Structured calls were numbered after the tagged ones (they are read last).
-    let mut numbered = out.whole_calls();
-    let tagged = numbered.len();
-    numbered.extend(structured.into_iter().enumerate().map(|(at, call)| (tagged + at, call)));
-    if !numbered.is_empty() || had_structured {
-        message.insert(
-            "tool_calls".into(),
-            Value::Array(numbered.into_iter().map(|(_, call)| call).collect()),
-        );
+    let mut calls = out.whole_calls();
+    calls.extend(structured);
+    // No empty list where every call was taken out: some servers refuse `"tool_calls": []`
+    // in the history a client sends back.
+    if !calls.is_empty() {
+        message.insert("tool_calls".into(), Value::Array(calls));
     }
-    let reason = choice.get("finish_reason");
-    if tagged > 0 {
-        if matches!(reason, None | Some(Value::Null))
-            || reason.and_then(Value::as_str).is_some_and(|r| r.is_empty() || r == "stop")
-        {
-            choice.insert("finish_reason".into(), Value::from("tool_calls"));
-        }
-    } else if rewriter.dropped_every_call() && reason.and_then(Value::as_str) == Some("tool_calls")
-    {
-        choice.insert("finish_reason".into(), Value::from("stop"));
+    let reason = choice.get("finish_reason").and_then(Value::as_str).filter(|r| !r.is_empty());
+    if let Some(reason) = rewriter.finish_reason(reason) {
+        choice.insert("finish_reason".into(), Value::from(reason));
+        changed = true;
     }
     report.calls_fixed += rewriter.calls.tagged;
     report.format = report.format.or(rewriter.format());

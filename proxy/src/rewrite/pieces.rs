@@ -56,8 +56,8 @@ impl Pieces {
         })
     }
 
-    /// The calls folded into whole `tool_calls` entries of a message, with their indices.
-    pub(crate) fn whole_calls(&self) -> Vec<(usize, Value)> {
+    /// The calls folded into whole `tool_calls` entries of a message, in index order.
+    pub(crate) fn whole_calls(&self) -> Vec<Value> {
         let mut calls: Vec<(usize, String, String, String)> = Vec::new();
         for piece in &self.calls {
             match &piece.start {
@@ -73,13 +73,12 @@ impl Pieces {
         }
         calls
             .into_iter()
-            .map(|(index, id, name, arguments)| {
-                let call = json!({
+            .map(|(_, id, name, arguments)| {
+                json!({
                     "id": id,
                     "type": "function",
                     "function": {"name": name, "arguments": arguments},
-                });
-                (index, call)
+                })
             })
             .collect()
     }

@@ -5,16 +5,19 @@
 //! a later chunk, so a chunk that carried only such text is not sent at all. At the finish
 //! reason the parsers are flushed into that chunk, a structured call that never named its tool
 //! becomes text, and a choice that made calls finishes with `tool_calls` (one whose every call
-//! became text, with `stop`).
+//! became text, with `stop`). An event keeps its other fields (`event:`, `id:`); an event that
+//! is not JSON (not even UTF-8) and a comment (a keep-alive) pass on at once as they came.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde_json::{Map, Value, json};
 
 use super::choice::{ChoiceRewriter, write_text};
 use super::pieces::Pieces;
 use super::{NOT_JSON, Reading, Report};
+use crate::fault::Fault;
+use crate::sse::{Event, Item, write_comment, write_event};
 
 /// The fields of a chunk that a chunk the proxy writes itself copies from the last one.
 const TEMPLATE_FIELDS: [&str; 5] = ["id", "object", "created", "model", "system_fingerprint"];
@@ -46,24 +49,35 @@ impl StreamRewriter {
         self.done || (!self.choices.is_empty() && self.choices.values().all(|c| c.finished))
     }
 
-    /// One event's data from the upstream; what the client gets is appended to `out` as SSE.
-    pub(crate) fn event(&mut self, data: &str, out: &mut String) {
-        if data.trim() == "[DONE]" {
+    /// One item of the upstream's stream; what the client gets is appended to `out` as SSE.
+    pub(crate) fn item(&mut self, item: &Item, out: &mut Vec<u8>) {
+        match item {
+            Item::Comment(line) => write_comment(out, line),
+            Item::Event(event) => self.event(event, out),
+        }
+    }
+
+    fn event(&mut self, event: &Event, out: &mut Vec<u8>) {
+        let Some(data) = &event.data else {
+            event.write(out);
+            return;
+        };
+        if data.trim_ascii() == b"[DONE]" {
             self.flush(out);
             self.done = true;
-            write_event(out, data);
+            event.write(out);
             return;
         }
-        let mut chunk = match serde_json::from_str::<Value>(data) {
+        let mut chunk = match serde_json::from_slice::<Value>(data) {
             Ok(Value::Object(chunk)) => chunk,
             Ok(_) => {
-                write_event(out, data);
+                event.write(out);
                 return;
             }
             Err(why) => {
                 let first = self.report.unreadable.is_none();
                 self.report.not_json("event", &why);
-                write_event(out, data);
+                event.write(out);
                 if let (true, Some(text)) = (first, &self.report.unreadable) {
                     let text = text.replace(['\r', '\n'], " ");
                     let _ = write!(out, ": taskflow-proxy {NOT_JSON}: {text}\n\n");
@@ -72,7 +86,7 @@ impl StreamRewriter {
             }
         };
         if chunk.contains_key("error") {
-            write_event(out, data);
+            event.write(out);
             return;
         }
         self.report.usage(chunk.get("usage"));
@@ -89,38 +103,36 @@ impl StreamRewriter {
             }
         }
         if !changed {
-            write_event(out, data);
+            event.write(out);
         } else if !is_empty_chunk(&chunk) {
-            write_event(out, &Value::Object(chunk).to_string());
+            write_event(out, &event.fields, Value::Object(chunk).to_string().as_bytes());
         }
         self.write_notes(out);
     }
 
-    /// The upstream's stream ended. An answer the upstream did not complete ends with an
-    /// error event, so that no client takes a cut answer for a whole one.
-    pub(crate) fn end(&mut self, failure: Option<&str>, out: &mut String) {
+    /// The upstream's stream ended, after `fault` if it broke. An answer the upstream did not
+    /// complete ends with an error event, so that no client takes a cut answer for a whole one.
+    pub(crate) fn end(&mut self, fault: Option<&Fault>, out: &mut Vec<u8>) {
         if self.done {
             return;
         }
-        if failure.is_none() && self.complete() {
+        if fault.is_none() && self.complete() {
             self.flush(out);
             self.write_notes(out);
             self.done = true;
             return;
         }
         self.done = true;
-        let message = match failure {
-            Some(reason) => {
-                format!("the upstream stream broke before the answer was complete: {reason}")
-            }
-            None => "the upstream stream ended before the answer was complete".to_owned(),
-        };
+        let ended = Fault::interrupted(
+            "the upstream stream ended before the answer was complete".to_owned(),
+        );
+        let fault = fault.unwrap_or(&ended);
         let error = json!({"error": {
-            "message": message,
-            "type": "upstream_interrupted",
-            "code": "upstream_interrupted",
+            "message": fault.message,
+            "type": fault.kind.name(),
+            "code": fault.kind.name(),
         }});
-        write_event(out, &error.to_string());
+        write_event(out, b"", error.to_string().as_bytes());
     }
 
     fn choice(&mut self, choice: &mut Value, position: usize) -> bool {
@@ -153,11 +165,8 @@ impl StreamRewriter {
         if finishing {
             rewriter.finish(&mut out);
             rewriter.drop_nameless(&mut out);
-            if rewriter.has_calls() && finish == Some("stop") {
-                choice.insert("finish_reason".into(), json!("tool_calls"));
-                changed = true;
-            } else if rewriter.dropped_every_call() && finish == Some("tool_calls") {
-                choice.insert("finish_reason".into(), json!("stop"));
+            if let Some(reason) = rewriter.finish_reason(finish) {
+                choice.insert("finish_reason".into(), json!(reason));
                 changed = true;
             }
         }
@@ -186,7 +195,7 @@ impl StreamRewriter {
     }
 
     /// Ends every choice still open and sends what their parsers held, in one chunk.
-    fn flush(&mut self, out: &mut String) {
+    fn flush(&mut self, out: &mut Vec<u8>) {
         let mut choices = Vec::new();
         let keys: Vec<u64> = self.choices.keys().copied().collect();
         for key in keys {
@@ -210,11 +219,11 @@ impl StreamRewriter {
         if !choices.is_empty() {
             let mut chunk = self.template.clone();
             chunk.insert("choices".into(), Value::Array(choices));
-            write_event(out, &Value::Object(chunk).to_string());
+            write_event(out, b"", Value::Object(chunk).to_string().as_bytes());
         }
     }
 
-    fn write_notes(&mut self, out: &mut String) {
+    fn write_notes(&mut self, out: &mut Vec<u8>) {
         for note in &self.report.notes[self.notes_sent..] {
             let text = format!("{}: {}", note.kind, note.message).replace(['\r', '\n'], " ");
             let _ = write!(out, ": taskflow-proxy {text}\n\n");
@@ -244,13 +253,4 @@ fn is_empty_chunk(chunk: &Map<String, Value>) -> bool {
                     && quiet(choice.get("logprobs"))
             })
         })
-}
-
-fn write_event(out: &mut String, data: &str) {
-    for line in data.split('\n') {
-        out.push_str("data: ");
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.push('\n');
 }

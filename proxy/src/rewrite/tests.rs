@@ -8,6 +8,8 @@ use taskflow_parsers::{DiagnosticKind, Format, ToolSpec};
 
 use super::*;
 use crate::config::IdMode;
+use crate::fault::Fault;
+use crate::sse::{Event, Item};
 
 const CASES: [&str; 15] = [
     "kimi/content",
@@ -111,14 +113,26 @@ fn complete(case: &str, ids: IdMode) -> (Value, Report, bool) {
     (normalized(&choice["message"], &choice["finish_reason"]), report, unchanged)
 }
 
+/// One upstream event of `data` through `rewriter`; what the client gets, as text.
+fn send(rewriter: &mut StreamRewriter, data: &str) -> String {
+    let mut out = Vec::new();
+    let event = Event { data: Some(data.as_bytes().to_vec()), fields: Vec::new() };
+    rewriter.item(&Item::Event(event), &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+/// The end of the upstream's stream, after `fault` if it broke; what the client gets.
+fn end(rewriter: &mut StreamRewriter, fault: Option<&Fault>) -> String {
+    let mut out = Vec::new();
+    rewriter.end(fault, &mut out);
+    String::from_utf8(out).unwrap()
+}
+
 /// Streams `events` through the rewriter; returns the SSE text the client gets.
 fn stream_text(case: &str, events: &[String], ids: IdMode) -> (String, StreamRewriter) {
     let mut rewriter = StreamRewriter::new(reading(case, ids));
-    let mut out = String::new();
-    for data in events {
-        rewriter.event(data, &mut out);
-    }
-    rewriter.end(None, &mut out);
+    let mut out: String = events.iter().map(|data| send(&mut rewriter, data)).collect();
+    out.push_str(&end(&mut rewriter, None));
     (out, rewriter)
 }
 
@@ -240,19 +254,14 @@ fn text_is_held_back_only_while_it_may_start_a_marker() {
                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
         .to_string()
     };
-    let mut out = String::new();
-    rewriter.event(&chunk("Hello"), &mut out);
     assert_eq!(
-        out,
+        send(&mut rewriter, &chunk("Hello")),
         format!("data: {}\n\n", chunk("Hello")),
         "plain text passes at once, as it came"
     );
-    out.clear();
-    rewriter.event(&chunk(" world <|tool_ca"), &mut out);
-    let sent = assemble(&out);
-    assert_eq!(sent["content"], " world ", "{out}");
-    out.clear();
-    rewriter.event(&chunk("lls_section_begin|>"), &mut out);
+    let out = send(&mut rewriter, &chunk(" world <|tool_ca"));
+    assert_eq!(assemble(&out)["content"], " world ", "{out}");
+    let out = send(&mut rewriter, &chunk("lls_section_begin|>"));
     assert_eq!(out, "", "a chunk that only completed a marker sends nothing");
 }
 
@@ -293,8 +302,7 @@ fn a_stream_that_stops_early_ends_with_an_error_event() {
     assert_eq!(error["error"]["type"], "upstream_interrupted", "{out}");
 
     let mut rewriter = StreamRewriter::new(reading(case, IdMode::Keep));
-    let mut out = String::new();
-    rewriter.end(Some("connection reset"), &mut out);
+    let out = end(&mut rewriter, Some(&Fault::interrupted("connection reset".to_owned())));
     assert!(out.contains("connection reset"), "{out}");
 }
 
@@ -329,13 +337,11 @@ fn any_bytes_are_answered_without_a_panic() {
         let json = serde_json::from_str::<Value>(body).is_ok();
         assert_eq!(report.unreadable.is_none(), json, "{body:?}: {:?}", report.unreadable);
         let mut rewriter = StreamRewriter::new(reading.clone());
-        let mut out = String::new();
-        rewriter.event(body, &mut out);
-        rewriter.event(body, &mut out);
+        let out = send(&mut rewriter, body) + &send(&mut rewriter, body);
         let said = out.matches(": taskflow-proxy upstream_not_json: ").count();
         assert_eq!(said, usize::from(!json), "said once, for the first event: {out}");
-        rewriter.event("{\"choices\": [{\"delta\": {\"content\": 5}}, 7]}", &mut out);
-        rewriter.end(None, &mut out);
+        send(&mut rewriter, "{\"choices\": [{\"delta\": {\"content\": 5}}, 7]}");
+        end(&mut rewriter, None);
     }
 }
 
@@ -370,8 +376,7 @@ fn call_deltas(rewriter: &mut StreamRewriter, text: &str) -> Vec<Value> {
     let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1,
         "model": "kimi-k2",
         "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]});
-    let mut out = String::new();
-    rewriter.event(&chunk.to_string(), &mut out);
+    let out = send(rewriter, &chunk.to_string());
     let mut deltas = Vec::new();
     for data in events_of(&out) {
         let chunk: Value = serde_json::from_str(&data).unwrap();
@@ -439,5 +444,72 @@ fn reasoning_under_both_names_is_read_once() {
             "{body}"
         );
         assert_eq!(message["tool_calls"].as_array().unwrap().len(), calls, "{body}");
+    }
+}
+
+#[test]
+fn no_message_is_left_with_an_empty_tool_calls_list() {
+    // Some servers refuse `"tool_calls": []` in the history a client sends back.
+    for case in CASES {
+        let mut report = Report::default();
+        let reading = reading(case, IdMode::Keep);
+        let rewritten = rewrite_completion(read(case, "json").as_bytes(), &reading, &mut report);
+        let Completion::Rewritten(bytes) = rewritten else { continue };
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        for choice in answer["choices"].as_array().unwrap() {
+            assert_ne!(choice["message"].get("tool_calls"), Some(&json!([])), "{case}");
+        }
+    }
+}
+
+#[test]
+fn a_choice_that_made_calls_finishes_with_tool_calls_whole_or_streamed() {
+    let call = |name: &str| {
+        json!([{"id": "call_1", "type": "function",
+                "function": {"name": name, "arguments": "{\"city\": \"Lima\"}"}}])
+    };
+    let tagged = "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0\
+                  <|tool_call_argument_begin|>{\"city\": \"Lima\"}<|tool_call_end|>\
+                  <|tool_calls_section_end|>";
+    // (content, structured calls, the upstream's finish reason) → the client's
+    let cases = [
+        (json!(null), call("get_weather"), "stop", "tool_calls"),
+        (json!(null), call("get_weather"), "tool_calls", "tool_calls"),
+        (json!(null), call("get_weather"), "length", "length"),
+        (json!(tagged), json!(null), "stop", "tool_calls"),
+        (json!(tagged), json!(null), "length", "length"),
+        (json!("Hello"), json!(null), "stop", "stop"),
+        (json!(null), call(""), "tool_calls", "stop"),
+    ];
+    let reading = reading("kimi/content", IdMode::Keep);
+    for (content, calls, sent, expected) in cases {
+        let case = format!("content {content}, calls {calls}, finished {sent}");
+        let mut message = json!({"role": "assistant", "content": content});
+        if !calls.is_null() {
+            message["tool_calls"] = calls.clone();
+        }
+        let chunk = |field: &str, body: Value, finish: Value| {
+            json!({"id": "c", "object": "chat.completion", "created": 1, "model": "kimi-k2",
+                   "choices": [{"index": 0, field: body, "finish_reason": finish}]})
+        };
+        let whole = chunk("message", message.clone(), json!(sent));
+        let mut report = Report::default();
+        let answer = match rewrite_completion(whole.to_string().as_bytes(), &reading, &mut report) {
+            Completion::Unchanged => whole,
+            Completion::Rewritten(bytes) => serde_json::from_slice(&bytes).unwrap(),
+        };
+        assert_eq!(answer["choices"][0]["finish_reason"], expected, "whole: {case}");
+
+        // Streamed: the message as one delta, its calls keyed by index, then the finish.
+        if let Some(Value::Array(calls)) = message.get_mut("tool_calls") {
+            calls[0]["index"] = json!(0);
+        }
+        let events = [
+            chunk("delta", message, json!(null)).to_string(),
+            chunk("delta", json!({}), json!(sent)).to_string(),
+            "[DONE]".to_owned(),
+        ];
+        let (out, _) = stream_text("kimi/content", &events, IdMode::Keep);
+        assert_eq!(assemble(&out)["finish_reason"], expected, "streamed: {case}\n{out}");
     }
 }
