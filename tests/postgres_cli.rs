@@ -248,3 +248,62 @@ fn a_postgres_database_that_cannot_be_opened_says_why() {
     assert!(line.starts_with("warning: ") && line.contains("Connection refused"), "{line}");
     assert!(line.contains("waiting up to 60 s for it"), "{line}");
 }
+
+/// `doctor` reads a PostgreSQL database's schema version without migrating it, as on SQLite: an
+/// older one is the finding `schema`, left as it is, and `--fix` migrates it; a database without
+/// taskflow's tables has nothing to check, and gets none.
+#[test]
+fn doctor_reports_an_older_postgres_schema_untouched_and_migrates_it_with_fix() {
+    let scratch = Scratch::new();
+    let url = scratch.url();
+    let mut server = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let doctor = |args: &[&str]| {
+        let output = taskflow(&url).args(["--json", "doctor"]).args(args).output().unwrap();
+        let document: Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+        (output.status.code(), document)
+    };
+
+    let (code, empty) = doctor(&[]);
+    assert_eq!((code, &empty["findings"]), (Some(0), &serde_json::json!([])), "{empty}");
+    let tables: i64 = server
+        .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "doctor makes no schema");
+
+    taskflow(&url).args(["flows", "list"]).assert().success();
+    server.batch_execute("UPDATE taskflow_schema SET version = 2").unwrap();
+    let version = |server: &mut postgres::Client| -> i64 {
+        server.query_one("SELECT version FROM taskflow_schema", &[]).unwrap().get(0)
+    };
+    let (code, document) = doctor(&[]);
+    assert_eq!(code, Some(1), "{document}");
+    let finding = &document["findings"][0];
+    assert_eq!((&finding["code"], &finding["fixed"]), (&"schema".into(), &Value::Null));
+    let current = taskflow_store_postgres::SCHEMA_VERSION;
+    let reason = format!("schema version 2, this taskflow writes {current}");
+    assert!(finding["reason"].as_str().unwrap().starts_with(&reason), "{document}");
+    assert_eq!(version(&mut server), 2, "nothing written, not even a migration");
+
+    let (code, document) = doctor(&["--fix"]);
+    assert_eq!(code, Some(0), "{document}");
+    let fixed = format!("migrated to schema version {current}");
+    assert_eq!(document["findings"][0]["fixed"], fixed.as_str(), "{document}");
+    assert_eq!(version(&mut server), current);
+}
+
+/// A server that takes no writes says so in its terms, and the hint is about the server, not
+/// about a file.
+#[test]
+fn a_postgres_server_that_takes_no_writes_is_said_to_and_not_taken_for_a_file() {
+    let scratch = Scratch::new();
+    let url = scratch.url();
+    taskflow(&url).args(["flows", "list"]).assert().success();
+    let read_only = format!("{url}%20-c%20default_transaction_read_only%3Don");
+    let output = taskflow(&read_only).args(["run", PIPELINE, "--id", "ro-1"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot be written: the server takes no writes"), "{stderr}");
+    assert!(stderr.contains("hint: let the server take writes again"), "{stderr}");
+    assert!(!stderr.contains("file"), "{stderr}");
+}

@@ -127,6 +127,16 @@ impl From<taskflow_engine::Error> for CliError {
                     "check the disk that holds it (the system log names the device); a run it \
                      stopped continues with `taskflow flows resume ID`",
                 ),
+                StorageErrorKind::ReadOnly
+                    if taskflow_api::database::postgres_url(Path::new(&error.database))
+                        .is_some() =>
+                {
+                    Some(
+                        "let the server take writes again (`default_transaction_read_only` off \
+                         for the server, the database and the user; a primary, not a standby); a \
+                         run it stopped, if any, continues with `taskflow flows resume ID`",
+                    )
+                }
                 StorageErrorKind::ReadOnly => Some(
                     "make the file and its folder writable (or put the file back where it was); \
                      a run it stopped, if any, continues with `taskflow flows resume ID`",

@@ -21,6 +21,13 @@ pub(crate) fn storage(error: tokio_postgres::Error) -> Error {
              of the store, and the transaction wrote nothing"
                 .to_owned()
         }
+        // The server's words ("cannot execute UPDATE in a read-only transaction") name neither
+        // the setting nor the server's state that refuses the write.
+        Some(db) if kind == StorageErrorKind::ReadOnly => format!(
+            "the server takes no writes on this connection ({}): `default_transaction_read_only` \
+             is on for the server, this database or this user, or the server is a standby",
+            db.message()
+        ),
         Some(db) => db.message().to_owned(),
         None => error.to_string(),
     };

@@ -240,9 +240,3 @@ pub(crate) fn json_text(value: Option<&Value>) -> Option<String> {
 pub(crate) fn millis_of(at: Option<Timestamp>) -> Option<i64> {
     at.map(Timestamp::as_millis)
 }
-
-/// Free text (a goal, an error) as a `text` column holds it: PostgreSQL's text has no NUL
-/// character, which a command's error output can carry, so each becomes U+FFFD.
-pub(crate) fn storable(text: Option<&str>) -> Option<String> {
-    text.map(|text| text.replace('\0', "\u{FFFD}"))
-}

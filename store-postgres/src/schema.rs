@@ -9,6 +9,9 @@
 //!
 //! Integers are `BIGINT` throughout (times are milliseconds since the epoch, like SQLite's), and
 //! JSON is stored as the text it was written as, so both backends hand back the same documents.
+//! Text is `COLLATE "C"` (from version 4): ids and names compare and sort by their bytes, as on
+//! SQLite, whatever collation the database was made with; a column added later says so too
+//! (`every_text_column_compares_by_its_bytes`).
 
 use taskflow_store::{Result, StorageErrorKind};
 
@@ -184,6 +187,71 @@ const MIGRATIONS: &[&str] = &[
         DROP CONSTRAINT IF EXISTS steps_attempt_check,
         DROP CONSTRAINT IF EXISTS steps_check;
     "#,
+    // 3 -> 4: every text column `COLLATE "C"`, compared and sorted by its bytes as SQLite's
+    // `BINARY` does, whatever the database's collation. Under a locale's (an ICU database, or
+    // `en_US.UTF-8`, the usual default of a distribution's server) the range `[a@, aA)` of the
+    // list's filter by schedule `a` (`GET /v1/flows?schedule=a`) held `a1` and `A2`, and pages
+    // and schedules came in another order than on SQLite. Declared on the columns rather than
+    // in the statements, so that the indexes (rebuilt here, with their columns' collation)
+    // still serve every comparison and order. No table is rewritten; each table's columns
+    // change in one statement, so that each index is rebuilt once.
+    r#"
+    ALTER TABLE flows
+        ALTER COLUMN id TYPE TEXT COLLATE "C",
+        ALTER COLUMN root_id TYPE TEXT COLLATE "C",
+        ALTER COLUMN owner TYPE TEXT COLLATE "C",
+        ALTER COLUMN name TYPE TEXT COLLATE "C",
+        ALTER COLUMN sync_mode TYPE TEXT COLLATE "C",
+        ALTER COLUMN controller TYPE TEXT COLLATE "C",
+        ALTER COLUMN status TYPE TEXT COLLATE "C",
+        ALTER COLUMN goal TYPE TEXT COLLATE "C",
+        ALTER COLUMN current_step TYPE TEXT COLLATE "C",
+        ALTER COLUMN state TYPE TEXT COLLATE "C",
+        ALTER COLUMN wait TYPE TEXT COLLATE "C",
+        ALTER COLUMN parent_flow_id TYPE TEXT COLLATE "C",
+        ALTER COLUMN lease_token TYPE TEXT COLLATE "C",
+        ALTER COLUMN lease_host TYPE TEXT COLLATE "C",
+        ALTER COLUMN error TYPE TEXT COLLATE "C";
+    ALTER TABLE flow_specs
+        ALTER COLUMN flow_id TYPE TEXT COLLATE "C",
+        ALTER COLUMN spec TYPE TEXT COLLATE "C";
+    ALTER TABLE steps
+        ALTER COLUMN flow_id TYPE TEXT COLLATE "C",
+        ALTER COLUMN name TYPE TEXT COLLATE "C",
+        ALTER COLUMN kind TYPE TEXT COLLATE "C",
+        ALTER COLUMN status TYPE TEXT COLLATE "C",
+        ALTER COLUMN idempotency_key TYPE TEXT COLLATE "C",
+        ALTER COLUMN input TYPE TEXT COLLATE "C",
+        ALTER COLUMN output TYPE TEXT COLLATE "C",
+        ALTER COLUMN error TYPE TEXT COLLATE "C",
+        ALTER COLUMN child_flow_id TYPE TEXT COLLATE "C";
+    ALTER TABLE revisions
+        ALTER COLUMN flow_id TYPE TEXT COLLATE "C",
+        ALTER COLUMN actor TYPE TEXT COLLATE "C",
+        ALTER COLUMN change TYPE TEXT COLLATE "C";
+    ALTER TABLE events
+        ALTER COLUMN flow_id TYPE TEXT COLLATE "C",
+        ALTER COLUMN owner TYPE TEXT COLLATE "C",
+        ALTER COLUMN change TYPE TEXT COLLATE "C";
+    ALTER TABLE signals
+        ALTER COLUMN flow_id TYPE TEXT COLLATE "C",
+        ALTER COLUMN name TYPE TEXT COLLATE "C",
+        ALTER COLUMN payload TYPE TEXT COLLATE "C";
+    ALTER TABLE schedules
+        ALTER COLUMN name TYPE TEXT COLLATE "C",
+        ALTER COLUMN owner TYPE TEXT COLLATE "C",
+        ALTER COLUMN spec TYPE TEXT COLLATE "C",
+        ALTER COLUMN pipeline TYPE TEXT COLLATE "C";
+    ALTER TABLE schedule_revisions
+        ALTER COLUMN name TYPE TEXT COLLATE "C",
+        ALTER COLUMN actor TYPE TEXT COLLATE "C",
+        ALTER COLUMN change TYPE TEXT COLLATE "C";
+    ALTER TABLE slots
+        ALTER COLUMN schedule TYPE TEXT COLLATE "C",
+        ALTER COLUMN status TYPE TEXT COLLATE "C",
+        ALTER COLUMN flow_id TYPE TEXT COLLATE "C",
+        ALTER COLUMN reason TYPE TEXT COLLATE "C";
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -353,6 +421,27 @@ mod tests {
             "'succeeded', NULL, NULL, 1, 'f0', 40",
             "'succeeded', NULL, NULL, 1, 'long', 3000",
         );
+    }
+
+    /// Text compares by its bytes in every column, whatever the database's collation: a column
+    /// a later migration adds without `COLLATE "C"` fails this.
+    #[test]
+    fn every_text_column_compares_by_its_bytes() {
+        let scratch = Scratch::new();
+        drop(crate::open(&scratch.url(), &crate::OpenOptions::default()).unwrap());
+        let mut client = Client::connect(&scratch.url(), NoTls).unwrap();
+        let rows = client
+            .query(
+                "SELECT table_name || '.' || column_name, \
+                 coalesce(collation_name, '(the database''s)') FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND data_type = 'text' \
+                 AND collation_name IS DISTINCT FROM 'C' ORDER BY 1",
+                &[],
+            )
+            .unwrap();
+        let other: Vec<(String, String)> =
+            rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        assert_eq!(other, Vec::new(), "columns of another collation");
     }
 
     #[test]

@@ -260,7 +260,7 @@ impl StoreTx for Transaction<'_> {
                 Box::new(flow.controller.clone()),
                 Box::new(flow.status.as_str()),
                 Box::new(flow.revision as i64),
-                Box::new(rows::storable(flow.goal.as_deref())),
+                Box::new(flow.goal.clone()),
                 Box::new(json_text(flow.state.as_ref())),
                 Box::new(flow.parent_flow_id.as_ref().map(|id| id.as_str().to_owned())),
                 Box::new(flow.created_at.as_millis()),
@@ -365,7 +365,7 @@ impl StoreTx for Transaction<'_> {
                 Box::new(step.idempotency_key.clone()),
                 Box::new(json_text(step.input.as_ref())),
                 Box::new(json_text(step.output.as_ref())),
-                Box::new(rows::storable(step.error.as_deref())),
+                Box::new(step.error.clone()),
                 Box::new(step.started_at.as_millis()),
                 Box::new(step.ended_at.map(Timestamp::as_millis)),
                 Box::new(step.child_flow_id.as_ref().map(|id| id.as_str().to_owned())),
@@ -430,7 +430,7 @@ impl StoreTx for Transaction<'_> {
                     vec![
                         Box::new(status.as_str()),
                         Box::new(output.map(json_encoded)),
-                        Box::new(rows::storable(error)),
+                        Box::new(error.map(str::to_owned)),
                         Box::new(at.as_millis()),
                         Box::new(id.as_str().to_owned()),
                         Box::new(i64::from(seq)),
@@ -445,7 +445,6 @@ impl StoreTx for Transaction<'_> {
                 }
             }
             None => {
-                let error = rows::storable(error);
                 let params: Params<'_> = &[
                     &status.as_str(),
                     &output.map(json_encoded),

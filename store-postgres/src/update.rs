@@ -81,12 +81,12 @@ pub(crate) fn values(field: Field, flow: &Flow, new_token: Option<&str>, out: &m
     let json = |value: &Option<Value>| value.as_ref().map(Value::to_string);
     match field {
         Field::Status => out.push(Box::new(flow.status.as_str().to_owned())),
-        Field::Goal => out.push(Box::new(crate::rows::storable(flow.goal.as_deref()))),
+        Field::Goal => out.push(Box::new(flow.goal.clone())),
         Field::CurrentStep => out.push(Box::new(flow.current_step.clone())),
         Field::State => out.push(Box::new(json(&flow.state))),
         Field::Wait => out.push(Box::new(json(&flow.wait))),
         Field::WakeAt => out.push(Box::new(flow.wake_at.map(Timestamp::as_millis))),
-        Field::Error => out.push(Box::new(crate::rows::storable(flow.error.as_deref()))),
+        Field::Error => out.push(Box::new(flow.error.clone())),
         Field::CancelRequestedAt => {
             out.push(Box::new(flow.cancel_requested_at.map(Timestamp::as_millis)))
         }

@@ -25,7 +25,14 @@ pub(crate) fn storage(error: rusqlite::Error) -> Error {
         Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => StorageErrorKind::Unavailable,
         _ => StorageErrorKind::Other,
     };
-    Error::Storage(StorageError::new(kind, "", error.to_string()).with_source(error))
+    let detail = match kind {
+        StorageErrorKind::ReadOnly => format!(
+            "the file or its folder is read-only (the database writes beside the file even to \
+             be read), or it was removed while in use: {error}"
+        ),
+        _ => error.to_string(),
+    };
+    Error::Storage(StorageError::new(kind, "", detail).with_source(error))
 }
 
 /// Names the database at `path` in a storage error that does not name one yet. A failed read

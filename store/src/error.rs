@@ -169,7 +169,8 @@ pub enum StorageErrorKind {
     /// A read, write or sync of the database failed; the failed write is treated as not
     /// committed, never as kept.
     Io,
-    /// The database cannot be written any more: made read-only, or removed, while in use.
+    /// The database cannot be written any more: a file made read-only, or removed, while in
+    /// use; a server that takes no writes. The detail says which, in the backend's terms.
     ReadOnly,
     /// The transaction lost a race with another writer and changed nothing; it may be tried
     /// again.
@@ -246,12 +247,9 @@ impl std::fmt::Display for StorageError {
                 f,
                 "the flow database {database} could not be read or written (an I/O error): {detail}"
             ),
-            StorageErrorKind::ReadOnly => write!(
-                f,
-                "the flow database {database} cannot be written (the file or its folder is \
-                 read-only: the database writes beside the file even to be read; or it was \
-                 removed while in use): {detail}"
-            ),
+            StorageErrorKind::ReadOnly => {
+                write!(f, "the flow database {database} cannot be written: {detail}")
+            }
             StorageErrorKind::Conflict => write!(
                 f,
                 "the flow database {database} refused a write that raced another: {detail}"

@@ -18,7 +18,8 @@ pub struct ListFilters {
     pub name: bool,
     /// Only flows older than a given one (the next page).
     pub before: bool,
-    /// Only the flows of one schedule (ids in `[NAME@, NAMEA)`).
+    /// Only the flows of one schedule (ids in `[NAME@, NAMEA)`, which holds those ids only where
+    /// ids compare by their bytes: a backend's must, whatever its database's collation).
     pub schedule: bool,
     pub since: bool,
     pub until: bool,

@@ -20,6 +20,13 @@ pub fn check_expected(flow: &Flow, expected: ExpectedRevision) -> Result<()> {
     }
 }
 
+/// Free text a record keeps (a goal, an error) as every backend stores it: a NUL character,
+/// which PostgreSQL's text cannot hold, becomes U+FFFD, so that the record, its history and the
+/// answer to the write that made it are the same on every backend.
+pub fn free_text(text: String) -> String {
+    if text.contains('\0') { text.replace('\0', "\u{FFFD}") } else { text }
+}
+
 /// An owner or a flow name: 1 to 200 characters of printable text.
 pub fn check_text(what: &str, text: &str) -> Result<()> {
     if text.trim().is_empty() || text.chars().any(char::is_control) || text.chars().count() > 200 {
@@ -135,10 +142,10 @@ pub fn apply_report(flow: &Flow, report: &StateReport, now: Timestamp) -> Result
         after.wait = non_null(wait);
     }
     if let Some(goal) = &report.goal {
-        after.goal = Some(goal.clone());
+        after.goal = Some(free_text(goal.clone()));
     }
     if let Some(error) = &report.error {
-        after.error = Some(error.clone());
+        after.error = Some(free_text(error.clone()));
     }
     Ok(after)
 }

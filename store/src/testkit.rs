@@ -1244,6 +1244,66 @@ pub fn a_mirrored_flows_owner_reports_its_steps_by_name(harness: &dyn Harness) {
     assert_eq!(alice.steps(&other.id).unwrap().len(), 0);
 }
 
+/// Free text a flow or a step keeps (a goal, an error) is the same on every backend: a NUL
+/// character, which PostgreSQL's text cannot hold, is U+FFFD in the answer to the write, in the
+/// record read back and in its history; so a mirrored step's failure reported again with the
+/// same error is no change.
+pub fn a_nul_in_a_goal_or_an_error_is_u_fffd_in_the_record_its_history_and_the_answer(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let mut new = NewFlow::mirrored("deploy", "alice");
+    new.goal = Some("sh\0ip".to_owned());
+    let mirrored = alice.create(new).unwrap();
+    let charge = StepReport {
+        name: "charge".to_owned(),
+        status: StepStatus::Failed,
+        output: None,
+        error: Some("exit 3: card\0declined".to_owned()),
+    };
+    let steps = StateReport { steps: vec![charge], ..StateReport::default() };
+    let reported = alice.report(&mirrored.id, steps.clone(), None).unwrap();
+    let again = alice.report(&mirrored.id, steps, None).unwrap();
+    assert_eq!(again.revision, reported.revision, "the same end again is no change");
+    let failed = StateReport {
+        status: Some(FlowStatus::Failed),
+        error: Some("card\0declined".to_owned()),
+        ..StateReport::default()
+    };
+    let ended = alice.report(&mirrored.id, failed, None).unwrap();
+
+    let (managed, lease) = running(&alice, "build");
+    let step = alice.begin_step(&lease, NewStep::new("compile", StepKind::Action)).unwrap();
+    let step = alice.finish_step(&lease, step.seq, StepOutcome::Failed("cc\0oops".into())).unwrap();
+    let failed = alice.set_status(&lease, FlowStatus::Failed, Some("exit\u{0}1".into())).unwrap();
+
+    let answers = [
+        (mirrored.goal.clone(), Some("sh\u{FFFD}ip")),
+        (ended.error.clone(), Some("card\u{FFFD}declined")),
+        (step.error.clone(), Some("cc\u{FFFD}oops")),
+        (failed.error.clone(), Some("exit\u{FFFD}1")),
+    ];
+    for (answer, text) in answers {
+        assert_eq!(answer.as_deref(), text);
+    }
+    let read = fx.alice_elsewhere();
+    let stored = read.flow(&mirrored.id).unwrap();
+    assert_eq!((stored.goal, stored.error), (mirrored.goal, ended.error));
+    let steps = read.steps(&mirrored.id).unwrap();
+    assert_eq!(steps[0].error.as_deref(), Some("exit 3: card\u{FFFD}declined"));
+    assert_eq!(read.flow(&managed.id).unwrap().error, failed.error);
+    assert_eq!(read.steps(&managed.id).unwrap()[0], step);
+    let told = |id: &FlowId, field: &str| -> Vec<serde_json::Value> {
+        let history = read.history(id).unwrap();
+        let changes = history.into_iter().flat_map(|revision| revision.change);
+        changes.filter(|change| change.field == field).map(|change| change.after).collect()
+    };
+    assert_eq!(told(&mirrored.id, "goal"), [json!("sh\u{FFFD}ip")]);
+    assert_eq!(told(&mirrored.id, "error"), [json!("card\u{FFFD}declined")]);
+    assert_eq!(told(&managed.id, "error"), [json!("exit\u{FFFD}1")]);
+}
+
 /// A mirrored step that ended runs again when its owner reports it `running`: after it failed
 /// or was cancelled as its next attempt, under the same idempotency key; after it succeeded as
 /// a new step of that name, attempt 1 with a key of its own (a succeeded step is not tried
@@ -1798,6 +1858,7 @@ macro_rules! conformance_tests {
             a_chosen_id_is_kept_as_given_and_one_taken_is_refused,
             every_accepted_change_is_one_event_of_its_owner_in_commit_order,
             a_mirrored_flows_owner_reports_its_steps_by_name,
+            a_nul_in_a_goal_or_an_error_is_u_fffd_in_the_record_its_history_and_the_answer,
             a_mirrored_step_run_again_is_its_next_attempt_only_if_it_did_not_succeed,
             a_mirrored_flow_that_ends_waits_for_nothing,
             flows_no_live_runner_holds_are_adoptable_for_every_owner,
@@ -1815,6 +1876,7 @@ macro_rules! conformance_tests {
             a_pruned_slot_flow_takes_its_signals_and_leaves_the_slot_record,
             a_slot_fired_again_keeps_the_reason_and_time_it_fired_with,
             slots_not_run_are_recorded_with_their_reason_and_waiting_ones_are_resolved,
+            a_schedules_flows_are_its_slots_and_schedules_come_in_the_order_of_their_names_bytes,
             a_claim_takes_what_no_live_runner_holds_and_a_dead_holder_only_on_its_own_host,
             a_flow_made_or_forked_to_run_is_held_by_its_maker_from_the_transaction_that_makes_it,
             a_claimed_run_starts_from_its_flow_spec_and_journal_read_at_once,

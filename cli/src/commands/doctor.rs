@@ -45,15 +45,8 @@ struct Row {
 
 pub fn run(global: &GlobalArgs, args: &DoctorArgs) -> CliResult {
     let path = database::location(global.db.as_deref())?;
-    let postgres = database::postgres_url(&path).is_some();
-    if !postgres && !path.exists() {
+    let Some((version, current)) = schema_versions(&path)? else {
         return print(global.json, &path, &[], "no flow database there: nothing to check");
-    }
-    // A PostgreSQL database's schema is checked (and migrated) by opening it.
-    let (version, current) = if postgres {
-        (0, 0)
-    } else {
-        (taskflow_store_sqlite::schema_version_of(&path)?, taskflow_store_sqlite::SCHEMA_VERSION)
     };
     let mut rows = Vec::new();
     if version < current {
@@ -110,6 +103,25 @@ pub fn run(global: &GlobalArgs, args: &DoctorArgs) -> CliResult {
     }
     print(global.json, &path, &rows, "")?;
     verdict(&rows)
+}
+
+/// The schema version of the database at `path` and the one this taskflow writes, read without
+/// migrating anything; `None` where there is no flow database yet (no file, or a PostgreSQL
+/// database without taskflow's tables).
+fn schema_versions(path: &Path) -> CliResult<Option<(i64, i64)>> {
+    if let Some(url) = database::postgres_url(path) {
+        let options = taskflow_store_postgres::OpenOptions {
+            retry_for: database::busy_timeout(),
+            ..taskflow_store_postgres::OpenOptions::default()
+        };
+        let version = taskflow_store_postgres::schema_version_of(url, &options)?;
+        return Ok((version > 0).then_some((version, taskflow_store_postgres::SCHEMA_VERSION)));
+    }
+    if !path.exists() {
+        return Ok(None);
+    }
+    let version = taskflow_store_sqlite::schema_version_of(path)?;
+    Ok(Some((version, taskflow_store_sqlite::SCHEMA_VERSION)))
 }
 
 /// Repairs one finding as `doctor`, through a handle of the finding's owner.

@@ -262,7 +262,7 @@ impl<T: StoreTx + ?Sized> FlowWrites<'_, T> {
                     rules::set_status(&mut self.working, to, now);
                 }
                 if error.is_some() {
-                    self.working.error = error;
+                    self.working.error = error.map(rules::free_text);
                 }
                 if state.is_some() {
                     self.working.state = state;

@@ -48,7 +48,7 @@ pub fn create_flow<T: StoreTx + ?Sized>(
         controller: new.controller,
         status: FlowStatus::Queued,
         revision: 1,
-        goal: new.goal,
+        goal: new.goal.map(rules::free_text),
         current_step: None,
         state: new.state,
         wait: None,

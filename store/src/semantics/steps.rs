@@ -88,7 +88,7 @@ fn outcome_fields(outcome: StepOutcome) -> (StepStatus, Option<Value>, Option<St
     let status = outcome.status();
     match outcome {
         StepOutcome::Succeeded(output) => (status, Some(output), None),
-        StepOutcome::Failed(error) => (status, None, Some(error)),
+        StepOutcome::Failed(error) => (status, None, Some(rules::free_text(error))),
         StepOutcome::Cancelled => (status, None, None),
     }
 }
@@ -147,8 +147,9 @@ pub(super) fn report_step<T: StoreTx + ?Sized>(
                     .map(|_| "output"),
                 StepStatus::Failed => report
                     .error
-                    .as_deref()
-                    .filter(|error| step.error.as_deref() != Some(*error))
+                    .clone()
+                    .map(rules::free_text)
+                    .filter(|error| step.error.as_ref() != Some(error))
                     .map(|_| "error"),
                 _ => None,
             };

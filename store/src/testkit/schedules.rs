@@ -7,8 +7,9 @@ use serde_json::json;
 
 use super::{Harness, TTL};
 use crate::{
-    CatchUp, Decisions, Error, Flow, FlowStatus, ListQuery, NewSchedule, Otherwise, Overlap,
-    OwnerHandle, PruneQuery, ScheduleSpec, SlotDecision, SlotStatus, Timestamp, Timing,
+    CatchUp, Decisions, Error, Flow, FlowId, FlowStatus, ListQuery, NewFlow, NewSchedule,
+    Otherwise, Overlap, OwnerHandle, PruneQuery, ScheduleSpec, SlotDecision, SlotStatus, Timestamp,
+    Timing,
 };
 
 /// 2026-12-05T07:00:00Z.
@@ -356,4 +357,35 @@ pub fn slots_not_run_are_recorded_with_their_reason_and_waiting_ones_are_resolve
     assert!(again.to_string().contains("does not wait (skipped)"), "{again}");
     let fired = record(at(0), SlotStatus::Ended, "no");
     assert!(alice.resolve_slot("scrape", fired).is_err());
+}
+
+/// Ids and schedule names compare by their bytes on every backend, whatever the collation of a
+/// database: the flows of schedule `a` are its slots' (`a@SLOT`, the ids in `[a@, aA)`), not
+/// `a1`, `A2` or `a3`, which a locale's collation puts in that range, nor the slots of `ab`; and
+/// schedules come in the order of their names' bytes (upper case, then `_`, then lower case).
+pub fn a_schedules_flows_are_its_slots_and_schedules_come_in_the_order_of_their_names_bytes(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let slot = fired(&alice, "a", 0);
+    let other = fired(&alice, "ab", 0);
+    for id in ["a1", "A2", "a3"] {
+        let by_hand = NewFlow::managed("by hand").with_id(FlowId::parse(id).unwrap());
+        alice.create(by_hand).unwrap();
+    }
+    let flows_of = |name: &str| -> Vec<FlowId> {
+        let query = ListQuery { schedule: Some(name.to_owned()), ..ListQuery::default() };
+        alice.list(&query).unwrap().into_iter().map(|flow| flow.id).collect()
+    };
+    assert_eq!(flows_of("a"), [slot.id]);
+    assert_eq!(flows_of("ab"), [other.id]);
+    assert_eq!(flows_of("A"), Vec::<FlowId>::new(), "there is no schedule `A`");
+
+    for name in ["Z", "_x", "B"] {
+        alice.add_schedule(schedule(name, &[])).unwrap();
+    }
+    let names: Vec<String> =
+        alice.schedules().unwrap().into_iter().map(|summary| summary.schedule.name).collect();
+    assert_eq!(names, ["B", "Z", "_x", "a", "ab"]);
 }
