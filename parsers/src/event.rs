@@ -3,33 +3,22 @@
 
 use serde::Serialize;
 
-use crate::message::{Diagnostic, FunctionCall, Message, ToolCall};
+use crate::message::{Diagnostic, DiagnosticKind, FunctionCall, Message, ToolCall};
 
 /// One thing a streaming parser learned from the text it was fed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamEvent {
     /// More content for the user.
-    TextDelta {
-        text: String,
-    },
+    TextDelta { text: String },
     /// More reasoning (`<think>` text).
-    ReasoningDelta {
-        text: String,
-    },
+    ReasoningDelta { text: String },
     /// A tool call begins. A call is announced only once its tool's name is known (for a
     /// Kimi bare index, when its arguments are complete); a call that never gets one is not
     /// a call (see the diagnostics).
-    CallStart {
-        index: usize,
-        id: String,
-        name: String,
-    },
+    CallStart { index: usize, id: String, name: String },
     /// More argument text of the call `index`.
-    ArgumentsDelta {
-        index: usize,
-        text: String,
-    },
+    ArgumentsDelta { index: usize, text: String },
     /// The call `index` is complete. `arguments` is set when the streamed text is replaced,
     /// and only for arguments that began as a JSON string (their first character `"`): a
     /// string holding an object, decoded once (`double_encoded_arguments`). Arguments that
@@ -40,6 +29,9 @@ pub enum StreamEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         arguments: Option<String>,
     },
+    /// Something that did not fit the format. Stray text (`stray_text`) longer than a limit
+    /// (64 KiB) is reported in pieces as it is read, each piece's offset where the text of the
+    /// one before it ends: folded, they are one diagnostic.
     Diagnostic(Diagnostic),
 }
 
@@ -114,8 +106,20 @@ impl MessageBuilder {
                     call.function.arguments = arguments;
                 }
             }
-            StreamEvent::Diagnostic(diagnostic) => self.diagnostics.push(diagnostic),
+            StreamEvent::Diagnostic(diagnostic) => self.add_diagnostic(diagnostic),
         }
+    }
+
+    /// Adds a diagnostic, or the next piece of the one before it (see
+    /// [`StreamEvent::Diagnostic`]).
+    fn add_diagnostic(&mut self, diagnostic: Diagnostic) {
+        if let Some(last) = self.diagnostics.last_mut()
+            && let Some(piece) = continued(last, &diagnostic)
+        {
+            last.text.get_or_insert_default().push_str(piece);
+            return;
+        }
+        self.diagnostics.push(diagnostic);
     }
 
     pub fn finish(self) -> Message {
@@ -157,6 +161,45 @@ pub fn fold(events: impl IntoIterator<Item = StreamEvent>) -> Message {
     builder.finish()
 }
 
+/// The text of `next` when it continues `last`: stray text of the same place, starting where
+/// the text of `last` ends. (Stray text is the input as written, so two separate runs are never
+/// contiguous: a marker stands between them.)
+fn continued<'a>(last: &Diagnostic, next: &'a Diagnostic) -> Option<&'a str> {
+    let (Some(text), Some(piece)) = (&last.text, &next.text) else { return None };
+    let continues = next.kind == DiagnosticKind::StrayText
+        && last.kind == DiagnosticKind::StrayText
+        && next.call_index == last.call_index
+        && next.message == last.message
+        && next.offset == last.offset + text.len();
+    continues.then_some(piece.as_str())
+}
+
 fn non_empty(text: String) -> Option<String> {
     if text.is_empty() { None } else { Some(text) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stray(offset: usize, message: &str, text: &str) -> StreamEvent {
+        StreamEvent::Diagnostic(Diagnostic {
+            kind: DiagnosticKind::StrayText,
+            call_index: None,
+            offset,
+            message: message.to_owned(),
+            text: Some(text.to_owned()),
+        })
+    }
+
+    #[test]
+    fn pieces_of_stray_text_fold_into_one_diagnostic() {
+        let message = fold([stray(5, "m", "abc"), stray(8, "m", "  def"), stray(13, "m", "g")]);
+        assert_eq!(message.diagnostics.len(), 1);
+        assert_eq!(message.diagnostics[0].text.as_deref(), Some("abc  defg"));
+        assert_eq!(message.diagnostics[0].offset, 5);
+        // Not where the next one starts, or of another place: separate runs.
+        let apart = fold([stray(5, "m", "abc"), stray(9, "m", "d"), stray(10, "n", "e")]);
+        assert_eq!(apart.diagnostics.len(), 3);
+    }
 }

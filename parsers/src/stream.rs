@@ -112,7 +112,8 @@ impl StreamParser {
     }
 
     /// Bytes kept between chunks: held-back text plus the call being read. Bounded by the
-    /// largest single call, not by the length of the stream.
+    /// largest single call, not by the length of the stream: stray text and a harmony header
+    /// are held up to 64 KiB, and the text of a call known to have no name goes out as read.
     pub fn retained_bytes(&self) -> usize {
         match &self.parser {
             Parser::Fixed(inner) => inner.retained_bytes(),

@@ -3,6 +3,13 @@
 //! when exactly one declared tool fits its arguments; the schemas also type parameter values
 //! written as text (see `engine::typing`) and tell the tags of a call from tags written inside
 //! its values (see `tagged::value`).
+//!
+//! A call is never emitted without a name, and no format writes a name that is empty or holds
+//! whitespace; a declared tool so named could only ever lend such a name to a call, so it is
+//! refused where the options are made ([`crate::ParseOptions::new`]), and a parser given one
+//! anyway never resolves a call to it.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -22,6 +29,17 @@ impl ToolSpec {
         Self { name: name.into(), parameters: None }
     }
 
+    /// Whether a tool call can name this tool: its name is not empty and holds no whitespace.
+    pub fn check_name(&self) -> Result<(), InvalidToolName> {
+        if self.name.is_empty() {
+            Err(InvalidToolName::Empty)
+        } else if self.name.contains(char::is_whitespace) {
+            Err(InvalidToolName::Whitespace(self.name.clone()))
+        } else {
+            Ok(())
+        }
+    }
+
     /// The properties the tool gives its parameters, when its schema lists them.
     pub(crate) fn properties(&self) -> Option<&Map<String, Value>> {
         self.parameters.as_ref()?.get("properties")?.as_object()
@@ -35,11 +53,40 @@ impl ToolSpec {
     }
 }
 
+/// A declared tool whose name no tool call can have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvalidToolName {
+    /// The name is empty.
+    Empty,
+    /// The name (given) holds whitespace, or is nothing else.
+    Whitespace(String),
+}
+
+impl fmt::Display for InvalidToolName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("a declared tool has an empty name"),
+            Self::Whitespace(name) => write!(
+                f,
+                "the declared tool name {name:?} holds whitespace, which no tool call's name can"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InvalidToolName {}
+
 /// Which declared tool a call with arguments `arguments` and no name is for: `Ok` with the
 /// name when exactly one tool fits, `Err` with the reason otherwise.
+/// Tools whose names no call can have are left out.
 pub(crate) fn resolve_unnamed(tools: &[ToolSpec], arguments: &str) -> Result<String, String> {
-    if tools.is_empty() {
-        return Err("the id names no tool and no tools were declared".to_owned());
+    let nameable: Vec<&ToolSpec> = tools.iter().filter(|tool| tool.check_name().is_ok()).collect();
+    if nameable.is_empty() {
+        return Err(if tools.is_empty() {
+            "the id names no tool and no tools were declared".to_owned()
+        } else {
+            "the id names no tool and no declared tool has a name a call can have".to_owned()
+        });
     }
     let object = serde_json::from_str::<Value>(arguments).ok().and_then(|value| match value {
         Value::Object(object) => Some(object),
@@ -47,7 +94,7 @@ pub(crate) fn resolve_unnamed(tools: &[ToolSpec], arguments: &str) -> Result<Str
     });
     let Some(object) = object else {
         // Arguments that are not an object say nothing of which tool they are for.
-        if let [only] = tools {
+        if let [only] = nameable.as_slice() {
             return Ok(only.name.clone());
         }
         return Err("the id names no tool and its arguments are not a JSON object, so they fit \
@@ -55,7 +102,7 @@ pub(crate) fn resolve_unnamed(tools: &[ToolSpec], arguments: &str) -> Result<Str
             .to_owned());
     };
     let fitting: Vec<&str> =
-        tools.iter().filter(|tool| fits(tool, &object)).map(|tool| tool.name.as_str()).collect();
+        nameable.iter().filter(|tool| fits(tool, &object)).map(|tool| tool.name.as_str()).collect();
     match fitting.as_slice() {
         [name] => Ok((*name).to_owned()),
         [] => Err("the id names no tool and no declared tool fits its arguments".to_owned()),
@@ -132,5 +179,22 @@ mod tests {
         check(std::slice::from_ref(&weather), "not json", Ok("get_weather"));
         check(&[closed.clone(), ToolSpec::named("x")], r#"{"dir": "."}"#, Err("several"));
         check(&[closed, read], r#"{"dir": ".", "path": "p"}"#, Ok("read_file"));
+    }
+
+    #[test]
+    fn tools_no_call_can_name_are_never_the_name() {
+        for name in ["", " ", "get weather", "tab\t"] {
+            let unnameable = ToolSpec::named(name);
+            assert!(unnameable.check_name().is_err(), "{name:?}");
+            check(std::slice::from_ref(&unnameable), "{}", Err("no declared tool has a name"));
+            let tools = [unnameable, ToolSpec::named("get_weather")];
+            check(&tools, "{}", Ok("get_weather"));
+        }
+        assert_eq!(ToolSpec::named("").check_name(), Err(InvalidToolName::Empty));
+        assert_eq!(
+            ToolSpec::named(" ").check_name(),
+            Err(InvalidToolName::Whitespace(" ".to_owned()))
+        );
+        assert_eq!(ToolSpec::named("my.ns.tool").check_name(), Ok(()));
     }
 }

@@ -3,7 +3,8 @@
 //! `NAME.json`. A `NAME.tools.json` beside it declares tools (an array of
 //! `{"name", "parameters"}`). Each case is checked one-shot and streamed at every chunk size,
 //! from one character at a time to the whole input in one chunk: all must give the expected
-//! message.
+//! message, and the streamed events must come in an order a consumer can follow
+//! (`check_event_order`: no note about a call before its `CallStart`).
 //!
 //! `UPDATE_EXPECT=1 cargo test -p taskflow-parsers --test corpus` rewrites the `.json` files
 //! from the parser's output, for review with `git diff`.
@@ -16,6 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use taskflow_parsers::{Format, Message, ParseOptions, StreamParser, ToolSpec, fold, parse};
+
+mod common;
+use common::check_event_order;
 
 fn corpus_dir(format: Format) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/parsers").join(format.name())
@@ -40,12 +44,14 @@ fn options_for(input: &Path) -> ParseOptions {
     ParseOptions { tools }
 }
 
+/// The message `input` streamed in chunks of `chunk_chars` characters gives, or what is wrong
+/// with the order of its events.
 fn stream_in_chunks(
     format: Format,
     input: &str,
     chunk_chars: usize,
     options: &ParseOptions,
-) -> Message {
+) -> Result<Message, String> {
     let mut parser = StreamParser::new(format, options);
     let mut events = Vec::new();
     let chars: Vec<char> = input.chars().collect();
@@ -53,7 +59,8 @@ fn stream_in_chunks(
         events.extend(parser.feed(&chunk.iter().collect::<String>()));
     }
     events.extend(parser.finish());
-    fold(events)
+    check_event_order(&events)?;
+    Ok(fold(events))
 }
 
 /// Checks one case of the folder; returns a description of the failure, if any.
@@ -92,7 +99,10 @@ fn check_case(
         ));
     }
     for chunk_chars in 1..=input.chars().count().max(1) {
-        let streamed = stream_in_chunks(format, input, chunk_chars, options);
+        let streamed = match stream_in_chunks(format, input, chunk_chars, options) {
+            Ok(streamed) => streamed,
+            Err(problem) => return Some(format!("in {chunk_chars}-character chunks, {problem}")),
+        };
         if streamed != *expected {
             return Some(format!(
                 "streamed in {chunk_chars}-character chunks differs\n--- expected\n{}\n--- actual\n{}",
@@ -221,10 +231,11 @@ fn harmony_recipient_words_are_never_dropped() {
     let invalid_name = json!([{
         "kind": "invalid_id", "call_index": null, "offset": 0, "message": INVALID_NAME
     }]);
-    let header_words = |offset: usize, text: &str| {
+    // In a header that names a recipient, the words are in the call's first part.
+    let header_words = |call_index: Option<usize>, offset: usize, text: &str| {
         json!([{
             "kind": "stray_text",
-            "call_index": null,
+            "call_index": call_index,
             "offset": offset,
             "message": "words in a message header that are no part of one",
             "text": text
@@ -255,11 +266,11 @@ fn harmony_recipient_words_are_never_dropped() {
             (
                 "<|channel|>commentary please to=functions.get_weather <|constrain|>json more\
                  <|message|>{}<|call|>",
-                one_call("get_weather", "{}", header_words(0, "please more")),
+                one_call("get_weather", "{}", header_words(Some(0), 0, "please more")),
             ),
             (
                 "<|start|>assistant<|channel|>final answer<|message|>Hi.<|return|>",
-                content("Hi.", header_words(0, "answer")),
+                content("Hi.", header_words(None, 0, "answer")),
             ),
         ],
     );

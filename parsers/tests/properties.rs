@@ -1,6 +1,7 @@
 //! Properties of every format's parser over generated input: it never panics, chunking never
-//! changes the result, nothing is lost, and the streaming parser keeps only what the format
-//! forces it to keep, with work linear in the input.
+//! changes the result (and the events come in an order a consumer can follow), nothing is
+//! lost, and the streaming parser keeps only what the format forces it to keep, with work
+//! linear in the input.
 //!
 //! Inputs are built from each format's markers, pieces of its markers, its typical tokens,
 //! JSON punctuation, whitespace, multi-byte characters and arbitrary text.
@@ -12,6 +13,9 @@ use serde_json::json;
 use taskflow_parsers::{
     Format, Message, MessageBuilder, ParseOptions, StreamEvent, StreamParser, ToolSpec, fold, parse,
 };
+
+mod common;
+use common::check_event_order;
 
 /// What inputs for a format are made of, and a realistic turn for the long-stream tests.
 struct Grammar {
@@ -476,6 +480,9 @@ fn chunking_never_changes_the_result() {
                 prop_assert!(parser.buffered_len() < grammar.format.longest_marker());
             }
             events.extend(parser.finish());
+            if let Err(problem) = check_event_order(&events) {
+                return Err(TestCaseError::fail(format!("input {input:?}: {problem}")));
+            }
             prop_assert_eq!(fold(events), one_shot, "input {:?}", input);
             Ok(())
         },
@@ -602,4 +609,56 @@ fn work_is_linear_in_the_input() {
             );
         }
     }
+}
+
+/// Text after a place of calls that is no call is not held beyond a fixed limit (64 KiB),
+/// however long it runs: stray text is reported in pieces that fold into one diagnostic, a
+/// call known to have no name streams its text out as content, and a harmony header that
+/// runs past the limit is none. Folded, the stream gives the one-shot message.
+#[test]
+fn text_that_is_no_call_is_not_held() {
+    const LIMIT: usize = 64 * 1024;
+    const CHUNK: usize = 1000;
+    let prose = "lorem ipsum dolor sit amet ".repeat(12_000);
+    let cases = [
+        (Format::Kimi, "<|tool_calls_section_begin|>"),
+        (Format::Kimi, "<|tool_call_begin|>"),
+        (Format::Hermes, "<tool_call>"),
+        (Format::Qwen3Coder, "<function="),
+        (Format::Glm45, "<tool_call>get_weather\n"),
+        (Format::MinimaxM2, "<minimax:tool_call>"),
+        (Format::MinimaxM2, "<minimax:tool_call><invoke name="),
+        (Format::DeepseekV3, "<｜tool▁calls▁begin｜>"),
+        (Format::DeepseekV3, "<｜tool▁call▁begin｜>function<｜tool▁sep｜>"),
+        (Format::Mistral, "[TOOL_CALLS]"),
+        (Format::Mistral, "[TOOL_CALLS]["),
+        (Format::Harmony, "<|channel|>"),
+        (Format::Auto, "<|start|>"),
+    ];
+    for (format, opener) in cases {
+        let input = format!("{opener}{prose}");
+        let mut parser = StreamParser::new(format, &options());
+        let mut events = Vec::new();
+        let mut most_retained = 0;
+        for chunk in input.as_bytes().chunks(CHUNK) {
+            events.extend(parser.feed(std::str::from_utf8(chunk).expect("ASCII chunks")));
+            most_retained = most_retained.max(parser.retained_bytes());
+        }
+        events.extend(parser.finish());
+        // A harmony header is held twice (its parts, and the text of the call it may begin).
+        let bound = 2 * LIMIT + CHUNK + format.longest_marker();
+        assert!(
+            most_retained <= bound,
+            "{format} after {opener:?}: kept {most_retained} bytes of {}",
+            input.len()
+        );
+        assert_eq!(fold(events), parse(format, &input, &options()), "{format} after {opener:?}");
+    }
+    // Stray text in pieces is one diagnostic, as if it had been held whole.
+    let input = format!("<|tool_calls_section_begin|>{prose}");
+    let message = parse(Format::Kimi, &input, &options());
+    let stray: Vec<_> =
+        message.diagnostics.iter().filter(|d| d.kind.as_str() == "stray_text").collect();
+    assert_eq!(stray.len(), 1);
+    assert_eq!(stray[0].text.as_deref(), Some(prose.trim_end()));
 }

@@ -25,7 +25,7 @@ use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, MarkerSet, Scan, marker_len, read_to_marker};
 use crate::engine::section::{Section, SectionMachine, SectionMarker};
-use crate::engine::stray::Stray;
+use crate::engine::stray::{Place, Stray};
 use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
@@ -101,9 +101,12 @@ impl Deepseek {
             Marker::SectionBegin => self.open_section(offset),
             Marker::CallBegin => self.begin_call(offset),
             Marker::EndOfSentence => {}
-            _ => {
-                sink.emit(unexpected_marker(marker.text(), offset, "outside any tool-call section"))
-            }
+            _ => sink.emit(unexpected_marker(
+                marker.text(),
+                None,
+                offset,
+                "outside any tool-call section",
+            )),
         }
         Step::Continue(at + len)
     }
@@ -204,18 +207,18 @@ impl Deepseek {
             .position(|byte| matches!(byte, b'\n' | b'`' | b'{' | b'<'))
             .map(|found| start + found);
         let Some(at) = end else {
-            self.calls.get().head.push_str(&input[start..]);
+            self.push_name(&input[start..], sink);
             return Step::Continue(input.len());
         };
         if bytes[at] == b'{' {
             // `{{` is a template's placeholder in the name, not the arguments.
             match bytes.get(at + 1) {
                 None if !eof => {
-                    self.calls.get().head.push_str(&input[start..at]);
+                    self.push_name(&input[start..at], sink);
                     return Step::NeedInput(at);
                 }
                 Some(b'{') => {
-                    self.calls.get().head.push_str(&input[start..at + 2]);
+                    self.push_name(&input[start..at + 2], sink);
                     return Step::Continue(at + 2);
                 }
                 _ => {}
@@ -224,20 +227,29 @@ impl Deepseek {
         if bytes[at] == b'<' {
             match <Tokens as MarkerSet>::scan(&input[at..]) {
                 Scan::Incomplete if !eof => {
-                    self.calls.get().head.push_str(&input[start..at]);
+                    self.push_name(&input[start..at], sink);
                     return Step::NeedInput(at);
                 }
                 Scan::Marker(marker, _) if marker.is_tool_marker() => {}
                 _ => {
-                    self.calls.get().head.push_str(&input[start..=at]);
+                    self.push_name(&input[start..=at], sink);
                     return Step::Continue(at + 1);
                 }
             }
         }
-        self.calls.get().head.push_str(&input[start..at]);
+        self.calls.push_head(&input[start..at]);
         self.calls.announce_head(sink);
         self.state = State::ArgumentsStart;
         Step::Continue(at)
+    }
+
+    /// Adds text to the V3 name, which goes on after the step: a name of two words is none
+    /// already, and the call is nameless at once (the rest of it is not kept).
+    fn push_name<S: EventSink>(&mut self, text: &str, sink: &mut S) {
+        self.calls.push_head(text);
+        if !self.calls.is_nameless() && self.calls.head_names_nothing() {
+            self.calls.announce_head(sink);
+        }
     }
 
     fn step_arguments_start(&mut self, chunk: &Chunk<'_>, start: usize) -> Step {
@@ -322,9 +334,15 @@ impl Deepseek {
         sink: &mut S,
     ) -> Step {
         let accept = Marker::is_tool_marker;
-        let found = self.stray.read_to_marker::<Tokens, S>(chunk, start, accept, CALL_STRAY, sink);
+        let place = self.call_place();
+        let found = self.stray.read_to_marker::<Tokens, S>(chunk, start, accept, place, sink);
         let Found::Marker { at, marker, .. } = found else { return found.step() };
         self.end_at(marker, chunk, at, sink)
+    }
+
+    /// Text after the arguments of the call being read.
+    fn call_place(&self) -> Place {
+        Place { message: CALL_STRAY, call: self.calls.open().map(|call| call.index) }
     }
 
     /// Ends the call at the marker at `input[at..]`: its end marker is consumed, any other
@@ -391,7 +409,8 @@ impl Machine for Deepseek {
             }
             State::ArgumentsStart | State::Arguments => self.end_call(Ending::Truncated, sink),
             State::AfterFence => {
-                self.stray.flush(CALL_STRAY, sink);
+                let place = self.call_place();
+                self.stray.flush(place, sink);
                 self.end_call(Ending::Truncated, sink);
             }
         }

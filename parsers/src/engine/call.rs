@@ -1,8 +1,9 @@
 //! The life of a tool call, the same in every format: it begins at a marker, is announced
 //! (`CallStart`) once its id and name are known, receives argument text (trimmed at both ends
 //! of the whole, streamed as it arrives), and ends with the checks of its arguments and the
-//! diagnostics of how it ended. Formats whose calls carry the name after the arguments (a JSON
-//! object holding both) buffer the text and announce the call when it is complete.
+//! diagnostics of how it ended. A call written as one JSON object holding its name and its
+//! arguments is announced once both have begun ([`call_object`](crate::engine::call_object)):
+//! its arguments stream from then on, and what came before waits for it.
 //!
 //! A call is announced only with a tool's name. One whose id gives none (Kimi's bare index) is
 //! announced when it ends, if the declared tools tell the name; one whose name cannot be had at
@@ -15,6 +16,7 @@
 //! and a call named at once never passes through it.
 
 use crate::arguments::{ArgumentsCheck, JsonStringState, check_arguments};
+use crate::engine::call_object::{Announce, CallObject};
 use crate::engine::diag::{diagnostic, with_text};
 use crate::engine::is_tool_name;
 use crate::engine::tally::Tally;
@@ -31,10 +33,20 @@ pub(crate) struct Call {
     pub offset: usize,
     /// Text before the arguments that identifies the call (an id, a name), as read so far.
     pub head: String,
+    /// How far the head got toward two words (a name never has whitespace inside it), as
+    /// far as `head_checked` bytes of it.
+    head_words: HeadWords,
+    head_checked: usize,
     naming: Naming,
-    /// The machine reads the call's whole text before it says anything of it (a call written
-    /// as one JSON object), and drops it itself if it has no name: the gate need not hold it.
+    /// The machine reads the call's whole text (a call written as one JSON object), and drops
+    /// it itself if it has no name: the gate need not hold it.
     whole: bool,
+    /// Of a call written as one JSON object, until it ends: its text, the call's `arguments`
+    /// until then, is read as it comes ([`Calls::object`]).
+    reads_object: bool,
+    /// Of a call written as one JSON object and announced: the length of its text whose
+    /// arguments were streamed.
+    streamed: usize,
     announced: bool,
     arguments: String,
     /// Whitespace after the arguments so far: it is argument text only if more follows.
@@ -52,6 +64,44 @@ pub(crate) struct Call {
     /// Set while text is parsed again after an unclosed string: the first marker met inside
     /// the string then ends the arguments.
     pub marker_ends_string: bool,
+}
+
+/// What the head of a call read so far holds, past its leading whitespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadWords {
+    Nothing,
+    Word,
+    /// A word, then whitespace.
+    WordAndSpace,
+    /// Two words: no name.
+    Two,
+}
+
+impl HeadWords {
+    /// What the head holds once `text` is added: each state waits for the first character
+    /// that moves it on (whitespace or not).
+    fn after(self, text: &str) -> HeadWords {
+        let mut words = self;
+        let mut rest = text;
+        loop {
+            let (wanted_space, next) = match words {
+                HeadWords::Nothing => (false, HeadWords::Word),
+                HeadWords::Word => (true, HeadWords::WordAndSpace),
+                HeadWords::WordAndSpace => (false, HeadWords::Two),
+                HeadWords::Two => return words,
+            };
+            let found = if rest.is_ascii() {
+                // The ASCII characters that `char::is_whitespace` counts: space, tab to return.
+                let space = |byte: &u8| matches!(byte, b' ' | b'\t'..=b'\r');
+                rest.as_bytes().iter().position(|byte| space(byte) == wanted_space)
+            } else {
+                rest.find(|c: char| c.is_whitespace() == wanted_space)
+            };
+            let Some(at) = found else { return words };
+            words = next;
+            rest = &rest[at..];
+        }
+    }
 }
 
 /// What is known of the name of the call being read.
@@ -94,6 +144,25 @@ pub(crate) struct Note {
 }
 
 impl Note {
+    /// Why the name `name` (trimmed, as the text gives it) of the call that begins at
+    /// `offset` leaves it nameless, if it does: an empty name is a part missing, another name
+    /// that cannot be a tool's has no allowed form.
+    pub(crate) fn for_name(name: &str, offset: usize) -> Option<Note> {
+        if is_tool_name(name) {
+            None
+        } else if name.is_empty() {
+            Some(Note::no_name(offset, "the call has no tool name"))
+        } else {
+            let message = "the tool name may hold only letters, digits, `_`, `-` and `.`";
+            Some(Note { kind: DiagnosticKind::InvalidId, offset, message: message.to_owned() })
+        }
+    }
+
+    /// The call that begins at `offset` has no name where its format writes one.
+    pub(crate) fn no_name(offset: usize, message: &str) -> Note {
+        Note { kind: DiagnosticKind::MalformedCall, offset, message: message.to_owned() }
+    }
+
     /// The diagnostics of a call that is not emitted, whose text is content: why, and that
     /// the input ended inside it when `ending` says so.
     pub(crate) fn emit<S: EventSink>(self, ending: &Ending, sink: &mut S) {
@@ -173,6 +242,8 @@ pub(crate) struct Calls {
     quiet: Option<Quiet>,
     /// A quiet call whose name is in doubt, until the driver's gate takes it up.
     seed: Option<Seed>,
+    /// The reading of the call written as one JSON object (kept from one call to the next).
+    object: CallObject,
     /// The tally of the machine these calls belong to: the calls write most of the text the
     /// parser generates, and every machine that reads calls holds them.
     pub tally: Tally,
@@ -184,10 +255,16 @@ impl Calls {
         self.begin_call(offset, false)
     }
 
-    /// Begins a call written as one JSON object at `offset`, which the machine reads whole
-    /// before it announces it or drops it ([`drop_whole`](Self::drop_whole)).
-    pub(crate) fn begin_whole(&mut self, offset: usize) -> &mut Call {
-        self.begin_call(offset, true)
+    /// Begins a call written as one JSON object at `offset`, which the machine reads whole,
+    /// announced when `announce` says, and dropped by the machine if it has no name
+    /// ([`drop_whole`](Self::drop_whole)).
+    pub(crate) fn begin_whole(&mut self, offset: usize, announce: Announce) -> &mut Call {
+        if announce != Announce::Whole {
+            self.object.reset(announce);
+        }
+        let call = self.begin_call(offset, true);
+        call.reads_object = announce != Announce::Whole;
+        call
     }
 
     /// Begins a call at its begin marker `marker` (at `offset`, just counted as syntax), whose
@@ -213,8 +290,12 @@ impl Calls {
             index: self.started - 1,
             offset,
             head,
+            head_words: HeadWords::Nothing,
+            head_checked: 0,
             naming: Naming::Pending(None),
             whole,
+            reads_object: false,
+            streamed: 0,
             announced: false,
             arguments,
             trailing_whitespace,
@@ -229,6 +310,11 @@ impl Calls {
 
     pub(crate) fn is_open(&self) -> bool {
         self.open.is_some()
+    }
+
+    /// Whether the open call was announced.
+    pub(crate) fn is_announced(&self) -> bool {
+        self.open.as_ref().is_some_and(|call| call.announced)
     }
 
     pub(crate) fn open(&self) -> Option<&Call> {
@@ -298,31 +384,58 @@ impl Calls {
     /// Announces the open call of the tool named `name` (as the text gives it, trimmed). A
     /// name that cannot be a tool's leaves the call nameless.
     pub(crate) fn announce_name<S: EventSink>(&mut self, id: String, name: &str, sink: &mut S) {
-        if is_tool_name(name) {
-            self.announce(id, name.to_owned(), sink);
-            return;
+        match Note::for_name(name, self.get().offset) {
+            None => self.announce(id, name.to_owned(), sink),
+            Some(note) => self.nameless(note),
         }
-        let offset = self.get().offset;
-        let message = if name.is_empty() {
-            "the call has no tool name"
-        } else {
-            "the tool name may hold only letters, digits, `_`, `-` and `.`"
-        };
-        self.nameless(Note {
-            kind: DiagnosticKind::InvalidId,
-            offset,
-            message: message.to_owned(),
-        });
     }
 
-    /// Announces the open call with a made-up id, named by the text read into its head.
+    /// Announces the open call with a made-up id, named by the text read into its head (a call
+    /// known to be nameless stays so).
     pub(crate) fn announce_head<S: EventSink>(&mut self, sink: &mut S) {
+        if self.is_nameless() {
+            return;
+        }
         let head = std::mem::take(&mut self.get().head);
         let id = self.made_up_id();
         self.announce_name(id, head.trim(), sink);
         let call = self.get();
         call.head = head;
         call.head.clear();
+    }
+
+    /// Adds `text` to the head of the open call, unless the call is known to have no name.
+    pub(crate) fn push_head(&mut self, text: &str) {
+        let call = self.get();
+        if !matches!(call.naming, Naming::Nameless(_)) {
+            call.head.push_str(text);
+        }
+    }
+
+    /// Whether the head of the open call read so far is of two words (whitespace inside it),
+    /// which no name is. A machine asks when a chunk ends inside the head: it says so at once,
+    /// so that the call's text, which will be content, is not held until the head ends.
+    pub(crate) fn head_names_nothing(&mut self) -> bool {
+        let call = self.get();
+        call.head_words = call.head_words.after(&call.head[call.head_checked..]);
+        call.head_checked = call.head.len();
+        call.head_words == HeadWords::Two
+    }
+
+    /// Whether the open call is known to have no name: it will not be emitted.
+    pub(crate) fn is_nameless(&self) -> bool {
+        self.open.as_ref().is_some_and(|call| matches!(call.naming, Naming::Nameless(_)))
+    }
+
+    /// Where the open call's text is in doubt (from a marker met inside a JSON string): the
+    /// text before it is the call's, whatever comes. While the text held is parsed again, all
+    /// of it is.
+    pub(crate) fn doubt_offset(&self) -> Option<usize> {
+        let call = self.open.as_ref()?;
+        if call.marker_ends_string {
+            return Some(0);
+        }
+        call.held.as_ref().map(|held| held.offset)
     }
 
     /// The arguments start after this point: the first argument byte gives their offset.
@@ -354,9 +467,41 @@ impl Calls {
         call.arguments.push_str(body);
         call.trailing_whitespace.clear();
         call.trailing_whitespace.push_str(&text[body.len()..]);
-        if call.announced {
+        if call.reads_object {
+            self.read_object(sink);
+        } else if call.announced {
             sink.arguments(call.index, &call.arguments[start..]);
         }
+    }
+
+    /// Reads on in the text of the open call written as one JSON object: announces the call
+    /// once it is ready, and streams its arguments from then on.
+    fn read_object<S: EventSink>(&mut self, sink: &mut S) {
+        let call = self.open.as_mut().expect("a call is open");
+        let object = &mut self.object;
+        if object.scan(&call.arguments) {
+            let (name, id) = object.naming(&call.arguments);
+            let (name, id) = (name.unwrap_or_default().to_owned(), id.map(str::to_owned));
+            object.announced();
+            object.scan(&call.arguments);
+            let id = match id {
+                Some(id) => id,
+                None => self.made_up_id(),
+            };
+            let call = self.get();
+            call.announced = true;
+            call.naming = Naming::Named;
+            sink.emit(StreamEvent::CallStart { index: call.index, id, name });
+        }
+        let call = self.open.as_mut().expect("a call is open");
+        if !call.announced {
+            return;
+        }
+        let len = call.arguments.len();
+        if let Some(arguments) = self.object.arguments_within(call.streamed, len) {
+            sink.arguments(call.index, &call.arguments[arguments]);
+        }
+        call.streamed = len;
     }
 
     /// The arguments so far (trimmed), with the offset of their first byte.
@@ -377,15 +522,30 @@ impl Calls {
         arguments
     }
 
-    /// Takes the text buffered for a call not announced yet (a whole JSON object), with the
-    /// offset of its first byte; the call's arguments start again empty.
-    pub(crate) fn take_buffered(&mut self) -> (String, usize) {
+    /// Takes the text of a call written as one JSON object, with the offset of its first
+    /// byte, and whether the call was announced while it was read (then [`object`](Self::object)
+    /// says what the reading found); the call's arguments start again empty.
+    pub(crate) fn take_object(&mut self) -> (String, usize, bool) {
         let call = self.get();
-        debug_assert!(!call.announced, "only a call not announced yet buffers its text");
+        let read = std::mem::take(&mut call.reads_object) && call.announced;
         let offset = call.arguments_offset.take().unwrap_or(call.offset);
         call.trailing_whitespace.clear();
         call.checked = None;
-        (std::mem::take(&mut call.arguments), offset)
+        (std::mem::take(&mut call.arguments), offset, read)
+    }
+
+    /// What the reading of the last call written as one JSON object found.
+    pub(crate) fn object(&self) -> &CallObject {
+        &self.object
+    }
+
+    /// The arguments of the open call written as one JSON object and announced, which
+    /// streamed as its text was read: `text`, at absolute `offset`.
+    pub(crate) fn streamed_arguments(&mut self, text: &str, offset: usize) {
+        let call = self.get();
+        debug_assert!(call.announced && call.arguments.is_empty());
+        call.arguments.push_str(text);
+        call.arguments_offset = Some(offset);
     }
 
     /// Gives up the open call, not announced yet, whose text turned out not to be a call:
@@ -501,11 +661,7 @@ impl Calls {
                         offset: call.offset,
                         message: reason,
                     }),
-                    (None, _) => Some(Note {
-                        kind: DiagnosticKind::MalformedCall,
-                        offset: call.offset,
-                        message: "the call has no tool name".to_owned(),
-                    }),
+                    (None, _) => Some(Note::no_name(call.offset, "the call has no tool name")),
                 }
             }
         };

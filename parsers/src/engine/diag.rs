@@ -35,11 +35,17 @@ pub(crate) fn with_text(
     })
 }
 
-/// A marker where the format does not allow one: it is dropped.
-pub(crate) fn unexpected_marker(spelling: &str, offset: usize, context: &str) -> StreamEvent {
+/// A marker where the format does not allow one, inside the call `call_index` if it stands in
+/// one: it is dropped.
+pub(crate) fn unexpected_marker(
+    spelling: &str,
+    call_index: Option<usize>,
+    offset: usize,
+    context: &str,
+) -> StreamEvent {
     diagnostic(
         DiagnosticKind::UnexpectedMarker,
-        None,
+        call_index,
         offset,
         format!("`{spelling}` {context}; dropped"),
     )

@@ -86,7 +86,7 @@ pub(crate) trait Machine {
 
 impl Step {
     /// Where the step stopped in the text it was given.
-    fn position(&self) -> usize {
+    pub(crate) fn position(&self) -> usize {
         match *self {
             Step::Continue(at) | Step::NeedInput(at) | Step::HandOver(at) => at,
             Step::Replay { resume, .. } => resume,
@@ -273,6 +273,8 @@ impl<M: Machine> Driver<M> {
             let Step::Continue(next) = step else {
                 if routed.is_holding() {
                     keep_held(routed.parts().0, chunk, held_from, step.position());
+                    let (gate, sink) = routed.parts();
+                    release_nameless(machine, gate, sink);
                 }
                 return step;
             };
@@ -283,6 +285,8 @@ impl<M: Machine> Driver<M> {
             if pos >= chunk.text.len() {
                 if routed.is_holding() {
                     keep_held(routed.parts().0, chunk, held_from, pos);
+                    let (gate, sink) = routed.parts();
+                    release_nameless(machine, gate, sink);
                 }
                 return step;
             }
@@ -340,6 +344,19 @@ fn hold_seed(gate: &mut Gate, Seed { start, text, tally }: Seed) {
 fn keep_held(gate: &mut Gate, chunk: &Chunk<'_>, from: usize, to: usize) {
     let from = from.min(to);
     gate.read(&chunk.text[from..to], chunk.base + from);
+}
+
+/// The text of a held call known to have no name goes out as it is read (see
+/// [`Gate::release_text`]); the text in doubt inside a JSON string waits, since the call may
+/// end where it began.
+#[inline(never)]
+fn release_nameless<M: Machine, S: EventSink>(machine: &mut M, gate: &mut Gate, sink: &mut S) {
+    let out = machine.text_out();
+    if let Some(calls) = machine.calls()
+        && calls.is_nameless()
+    {
+        gate.release_text(calls.doubt_offset(), out, sink);
+    }
 }
 
 /// Lets the held call's events through once it is named, or drops it if it ended without a

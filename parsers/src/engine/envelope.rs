@@ -1,16 +1,21 @@
 //! Calls written as one JSON object that holds the tool's name and its arguments (Hermes,
-//! Mistral's array form, Llama 3): `{"name": "get_weather", "arguments": {...}}`.
+//! Mistral's array form, Llama 3): `{"name": "get_weather", "arguments": {...}}`, ended here
+//! once the object is read.
 //!
-//! The object is validated once with serde_json, then its members are located by a small
-//! scan, so that the arguments stay the model's text byte for byte. `arguments` and
-//! `parameters` both name the arguments; `id` is the model's call id; `type` may say
-//! `"function"`. Any other member, a second arguments member, or a `type` of another kind is
-//! reported with its text rather than silently dropped.
+//! A call announced while its object was read ([`call_object`](crate::engine::call_object))
+//! streamed its arguments; its end reports what else the object held, and where its text
+//! stopped being a JSON object if it did (the call stays a call, with the diagnostic). Any
+//! other call is ended from its whole text: validated once with serde_json, then its members
+//! located by a small scan, so that the arguments stay the model's text byte for byte; a text
+//! that is no JSON object, or an object without a usable `name`, is not a call.
+//!
+//! `arguments` and `parameters` both name the arguments; `id` is the model's call id; `type`
+//! may say `"function"`. Any other member, a second arguments member, or a `type` of another
+//! kind is reported with its text rather than silently dropped.
 
 use crate::arguments::ArgumentsCheck;
 use crate::engine::call::{Calls, Ending, Note};
-use crate::engine::diag::with_text;
-use crate::engine::is_tool_name;
+use crate::engine::diag::{diagnostic, with_text};
 use crate::engine::tally::non_whitespace_len;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
@@ -53,8 +58,14 @@ pub(crate) fn read_envelope(text: &str) -> Result<Envelope<'_>, String> {
     if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
         return Err(format!("the tool call is not a valid JSON object: {error}"));
     }
+    Ok(classify(members(text)))
+}
+
+/// The parts of a call object whose members are `members`, in order: the first of each part
+/// counts, and the rest are others.
+fn classify<'a>(members: impl IntoIterator<Item = Member<'a>>) -> Envelope<'a> {
     let mut envelope = Envelope::default();
-    for member in members(text) {
+    for member in members {
         let key = decoded_key(member.key);
         let slot = match key.as_str() {
             "name" => &mut envelope.name,
@@ -71,15 +82,12 @@ pub(crate) fn read_envelope(text: &str) -> Result<Envelope<'_>, String> {
             Some(_) => envelope.others.push(member),
         }
     }
-    Ok(envelope)
+    envelope
 }
 
-/// Announces, fills and ends the open call from the object text it buffered. The object's
-/// syntax (everything not carried into the message) counts toward the calls' tally.
-///
-/// A call without an arguments member takes no arguments: `{}`. Text that is not a JSON object,
-/// or an object without a usable `name`, is not a call: its text goes to `out` (content, or
-/// reasoning in a think block), with the diagnostic.
+/// Ends the open call, written as one JSON object, whose text was read (see the module
+/// documentation). The object's syntax (everything not carried into the message) counts toward
+/// the calls' tally.
 pub(crate) fn finish_envelope_call<S: EventSink>(
     calls: &mut Calls,
     tools: &[ToolSpec],
@@ -87,35 +95,111 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
     out: TextOut,
     sink: &mut S,
 ) {
-    let (body, offset) = calls.take_buffered();
+    match calls.take_object() {
+        (body, offset, true) => finish_announced(calls, tools, (&body, offset), ending, sink),
+        (body, offset, false) => finish_whole(calls, tools, (&body, offset), ending, out, sink),
+    }
+}
+
+/// Ends a call announced while its object was read (`body`, at absolute `offset`), whose
+/// arguments streamed: what else the object held is reported, and so is the text from where
+/// it stopped being a JSON object (or that it was not closed).
+fn finish_announced<S: EventSink>(
+    calls: &mut Calls,
+    tools: &[ToolSpec],
+    (body, offset): (&str, usize),
+    ending: Ending,
+    sink: &mut S,
+) {
+    let object = calls.object();
+    let arguments = object.arguments(body.len()).unwrap_or(body.len()..body.len());
+    let (name, id) = object.naming(body);
+    let members = object.members().iter().map(|span| Member {
+        key: &body[span.key.clone()],
+        value: &body[span.value.clone()],
+        at: span.value.start,
+    });
+    let envelope = classify(members);
+    let (broken_at, unclosed) = (object.broken_at(), !object.closed() && ending == Ending::Closed);
     let index = calls.get().index;
-    let envelope = match read_envelope(&body) {
+    calls.streamed_arguments(&body[arguments.clone()], offset + arguments.start);
+    let mut carried: Vec<&str> = vec![&body[arguments]];
+    carried.extend(name);
+    let mut strays = Vec::new();
+    let mut late_id = None;
+    match (envelope.id, id) {
+        (Some(member), Some(id)) if member.plain_string() == Some(id) => carried.push(id),
+        // An id the call could have had, read once it was announced with one of its own.
+        (Some(member), _) if member.plain_string().is_some_and(|id| !id.is_empty()) => {
+            late_id = Some(member);
+        }
+        (Some(member), _) => strays.push(member),
+        (None, _) => {}
+    }
+    calls.end(ending, tools, sink);
+    if let Some(member) = late_id {
+        carried.push(member.value);
+        let message = "the call's `id` came after its arguments, once the call was announced \
+                       with an id of its own; dropped";
+        let at = offset + member.at;
+        sink.emit(with_text(DiagnosticKind::StrayText, Some(index), at, message, member.value));
+    }
+    report_strays(index, offset, strays.into_iter().chain(envelope.others), &mut carried, sink);
+    if let Some(at) = broken_at {
+        let text = body[at..].trim_end();
+        let message = "the tool call object is not valid JSON from here on; this is no part of it";
+        sink.emit(with_text(
+            DiagnosticKind::MalformedCall,
+            Some(index),
+            offset + at,
+            message,
+            text,
+        ));
+        carried.push(text);
+    } else if unclosed {
+        let message = "the tool call object was not closed";
+        let at = offset + body.len();
+        sink.emit(diagnostic(DiagnosticKind::MalformedCall, Some(index), at, message));
+    }
+    calls.tally.count_syntax(syntax_bytes(body, &carried));
+}
+
+/// Announces, fills and ends the open call from its whole object text, `body` at absolute
+/// `offset`. A call without an arguments member takes no arguments: `{}`. Text that is not a
+/// JSON object, or an object without a usable `name`, is not a call: its text goes to `out`
+/// (content, or reasoning in a think block), with the diagnostic.
+fn finish_whole<S: EventSink>(
+    calls: &mut Calls,
+    tools: &[ToolSpec],
+    (body, offset): (&str, usize),
+    ending: Ending,
+    out: TextOut,
+    sink: &mut S,
+) {
+    let index = calls.get().index;
+    let envelope = match read_envelope(body) {
         Ok(envelope) => envelope,
         Err(_) => {
             let message = "the tool call is not a JSON object with a `name` and `arguments`";
             let note =
                 Note { kind: DiagnosticKind::MalformedCall, offset, message: message.to_owned() };
-            return calls.drop_whole(&body, note, ending, out, sink);
+            return calls.drop_whole(body, note, ending, out, sink);
         }
     };
     let name = match envelope.name.map(|member| (member, member.plain_string())) {
-        Some((_, Some(name))) if is_tool_name(name) => name,
-        problem => {
-            let (kind, at, message) = match problem {
-                Some((member, Some(_))) => (
-                    DiagnosticKind::InvalidId,
-                    member.at,
-                    "the tool name may hold only letters, digits, `_`, `-` and `.`",
-                ),
-                Some((member, None)) => (
-                    DiagnosticKind::InvalidId,
-                    member.at,
-                    "the tool name is not a plain JSON string",
-                ),
-                None => (DiagnosticKind::MalformedCall, 0, "the tool call has no `name`"),
-            };
-            let note = Note { kind, offset: offset + at, message: message.to_owned() };
-            return calls.drop_whole(&body, note, ending, out, sink);
+        Some((member, Some(name))) => match Note::for_name(name, offset + member.at) {
+            None => name,
+            Some(note) => return calls.drop_whole(body, note, ending, out, sink),
+        },
+        Some((member, None)) => {
+            let message = "the tool name is not a plain JSON string";
+            let kind = DiagnosticKind::InvalidId;
+            let note = Note { kind, offset: offset + member.at, message: message.to_owned() };
+            return calls.drop_whole(body, note, ending, out, sink);
+        }
+        None => {
+            let note = Note::no_name(offset, "the tool call has no `name`");
+            return calls.drop_whole(body, note, ending, out, sink);
         }
     };
     let mut carried: Vec<&str> = vec![name];
@@ -147,7 +231,20 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
         }
     }
     calls.end(ending, tools, sink);
-    for member in notes.into_iter().chain(envelope.others) {
+    report_strays(index, offset, notes.into_iter().chain(envelope.others), &mut carried, sink);
+    calls.tally.count_syntax(syntax_bytes(body, &carried));
+}
+
+/// Reports the members of the call `index` (its object at absolute `offset`) that are no part
+/// of it, with their text, which `carried` then holds.
+fn report_strays<'a, S: EventSink>(
+    index: usize,
+    offset: usize,
+    members: impl IntoIterator<Item = Member<'a>>,
+    carried: &mut Vec<&'a str>,
+    sink: &mut S,
+) {
+    for member in members {
         carried.push(member.value);
         sink.emit(with_text(
             DiagnosticKind::StrayText,
@@ -157,7 +254,6 @@ pub(crate) fn finish_envelope_call<S: EventSink>(
             member.value,
         ));
     }
-    calls.tally.count_syntax(syntax_bytes(&body, &carried));
 }
 
 /// The non-whitespace bytes of `text` outside the given member values: the object's syntax.

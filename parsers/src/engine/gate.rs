@@ -1,21 +1,25 @@
 //! Holding a call back until its name is known.
 //!
 //! A call that ends with no usable name is not a tool call: no client can dispatch `name: ""`.
-//! Whether a call gets a name is often known only late (Kimi's bare index is resolved against
-//! the declared tools when its arguments are complete), and a machine has said things about
-//! the call by then. So from the step that begins a call until the call is named, the sink the
-//! driver hands the machine routes its events here: they wait, with the call's text as read
-//! and the machine's tally from before the call began. A call begun quiet (Kimi's, whose id
-//! names it or not before anything is said of it) is taken up only if its id leaves the name in
-//! doubt, with its text and tally so far ([`Seed`](crate::engine::call::Seed)), so that the
-//! common call, named at once, costs the gate nothing. The call's `CallStart` names it: the
-//! events held go out in order before it, and the rest of the step goes straight to the
-//! driver's sink. A call that ends without a name has its events dropped, its text as written
-//! goes to content (or reasoning, inside a think block) with one diagnostic, and the tally is
-//! set back, so that nothing is lost or counted twice.
+//! Whether a call gets a name is often known only late (Kimi's bare index is resolved against the
+//! declared tools when its arguments are complete), and a machine has said things about the call by
+//! then. So from the step that begins a call until the call is named, the sink the driver hands the
+//! machine routes its events here: they wait, with the call's text as read and the machine's tally
+//! from before the call began. A call begun quiet (Kimi's, whose id names it or not before anything
+//! is said of it) is taken up only if its id leaves the name in doubt, with its text and tally so
+//! far ([`Seed`](crate::engine::call::Seed)), so that the common call, named at once, costs the
+//! gate nothing. The call's `CallStart` names it: it goes out, then the events held, in order (a
+//! consumer never hears of a call before its `CallStart`), and the rest of the step goes straight
+//! to the driver's sink. A call that ends without a name has its events dropped, its text as
+//! written goes to content (or reasoning, inside a think block) with one diagnostic, and the tally
+//! is set back, so that nothing is lost or counted twice.
 //!
 //! Most calls are named within a step or two of their first marker, so little waits here, and
-//! the driver copies a held call's text only when a chunk ends or the call does.
+//! the driver copies a held call's text only when a chunk ends or the call does. A call known
+//! to have no name before it ends (its head of two words, a recipient that names no tool) will
+//! be content whatever follows, so it is not held whole: its text goes out as it is read (all
+//! but trailing whitespace, and what is in doubt inside a JSON string), and its events are
+//! dropped as they come, so that memory stays bounded by what one step reads.
 //! Calls written as one JSON object are read whole by their machine, which drops them itself
 //! ([`Calls::drop_whole`](crate::engine::call::Calls::drop_whole)); they pass the gate freely.
 
@@ -35,6 +39,11 @@ pub(crate) struct Gate {
     events: Vec<StreamEvent>,
     /// The machine's tally before the step that began the call.
     tally: Tally,
+    /// The call held will be dropped: its events are not kept, and its text goes out as read.
+    nameless: bool,
+    /// Some of the text of the nameless call went out: what follows is not trimmed at its
+    /// start.
+    released: bool,
 }
 
 /// The sink a machine is given for one step: the gate's events while it holds a call, else
@@ -63,9 +72,11 @@ impl<S: EventSink> Routed<'_, S> {
     #[inline(never)]
     fn hold(&mut self, event: StreamEvent) {
         if let StreamEvent::CallStart { .. } = event {
-            self.gate.release(self.sink);
+            // What was said of the call while it was held follows its announcement: a consumer
+            // is never told of a call it does not know yet.
             self.sink.emit(event);
-        } else {
+            self.gate.release(self.sink);
+        } else if !self.gate.nameless {
             self.gate.events.push(event);
         }
     }
@@ -157,10 +168,32 @@ impl Gate {
         self.clear();
     }
 
+    /// The held call will end without a name: its events are dropped from now on, and its
+    /// text read so far goes to `out`, up to absolute offset `until` (where text in doubt
+    /// starts) and short of trailing whitespace, which the call's end may trim.
+    pub(crate) fn release_text<S: EventSink>(
+        &mut self,
+        until: Option<usize>,
+        out: TextOut,
+        sink: &mut S,
+    ) {
+        self.nameless = true;
+        self.events.clear();
+        let end = until.map_or(self.text.len(), |until| until.saturating_sub(self.start));
+        let text = &self.text[..end.min(self.text.len())];
+        let body = text.trim_end().len();
+        let from = if self.released { 0 } else { body - text[..body].trim_start().len() };
+        if from < body {
+            out.emit(&text[from..body], sink);
+            self.released = true;
+        }
+        self.text.drain(..body);
+        self.start += body;
+    }
+
     /// The held call ended without a name at absolute offset `end` (or at the end of what was
-    /// read), as `ending` says: its events are dropped and its text goes to `out`, with the
-    /// diagnostics of why. Returns
-    /// the tally to set the machine back to.
+    /// read), as `ending` says: its events are dropped and its text goes to `out` (what did not
+    /// already), with the diagnostics of why. Returns the tally to set the machine back to.
     pub(crate) fn drop_call<S: EventSink>(
         &mut self,
         end: Option<usize>,
@@ -170,7 +203,7 @@ impl Gate {
     ) -> Tally {
         let len = end.map_or(self.text.len(), |end| end.saturating_sub(self.start));
         let text = self.text.get(..len).unwrap_or(&self.text);
-        out.emit(text.trim(), sink);
+        out.emit(if self.released { text.trim_end() } else { text.trim() }, sink);
         note.emit(&ending, sink);
         self.events.clear();
         self.clear();
@@ -179,6 +212,8 @@ impl Gate {
 
     fn clear(&mut self) {
         self.holding = false;
+        self.nameless = false;
+        self.released = false;
         self.text.clear();
     }
 

@@ -121,6 +121,14 @@ pub(crate) enum Found<M> {
 }
 
 impl<M> Found<M> {
+    /// Where the text taken ends.
+    pub(crate) fn taken_to(&self) -> usize {
+        match self {
+            Found::Marker { at, .. } | Found::Stop(at) => *at,
+            Found::Done(step) => step.position(),
+        }
+    }
+
     /// The end of the step, when no marker was found.
     pub(crate) fn step(self) -> Step {
         match self {

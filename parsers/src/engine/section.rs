@@ -7,11 +7,11 @@ use crate::engine::call::Calls;
 use crate::engine::diag::{diagnostic, unexpected_marker};
 use crate::engine::driver::{Chunk, Step};
 use crate::engine::scan::{Found, MarkerSet};
-use crate::engine::stray::Stray;
+use crate::engine::stray::{Place, Stray};
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
 
-const STRAY: &str = "text inside a tool-call section, outside any call";
+const STRAY: Place = Place::outside("text inside a tool-call section, outside any call");
 
 /// A marker of a format that gathers its calls in sections.
 pub(crate) trait SectionMarker: Copy + PartialEq {
@@ -88,7 +88,7 @@ pub(crate) trait SectionMachine {
         } else if marker == Marker::<Self>::CALL_BEGIN {
             self.begin_call(offset);
         } else {
-            sink.emit(unexpected_marker(marker.text(), offset, "between tool calls"));
+            sink.emit(unexpected_marker(marker.text(), None, offset, "between tool calls"));
         }
         Step::Continue(at + len)
     }

@@ -58,7 +58,12 @@ impl TextOut {
         if self.in_think {
             self.in_think = false;
         } else {
-            sink.emit(unexpected_marker(spelling, offset, &format!("without an open `{opener}`")));
+            sink.emit(unexpected_marker(
+                spelling,
+                None,
+                offset,
+                &format!("without an open `{opener}`"),
+            ));
         }
     }
 }

@@ -16,11 +16,15 @@
 //! so `to=functions.get weather` names no tool (rather than the tool `get`), and such a call's
 //! text is content with its diagnostic. A bare content type is one harmony writes (`json`,
 //! `code`); after `<|constrain|>` any word is one. Other words of a header are reported with
-//! their text.
+//! their text. A header is short: one that runs past 64 KiB without its `<|message|>` is none,
+//! so that a stream that opens a header and never ends it is not held whole. What was read of
+//! it is reported as a header without `<|message|>`, and the text after that point is outside
+//! any message.
 
 mod markers;
 
 use crate::ParseOptions;
+use crate::engine::HELD_TEXT_LIMIT;
 use crate::engine::call::{Calls, Ending};
 use crate::engine::diag::{unexpected_marker, with_text};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
@@ -115,6 +119,10 @@ impl Header {
     }
 }
 
+const NO_MESSAGE: &str = "a message header without `<|message|>`";
+const TOO_LONG: &str =
+    "a message header that runs past 64 KiB without `<|message|>`: no header; what follows is text";
+
 /// The content types a header may name without `<|constrain|>`: the arguments of a function
 /// (`json`) or of a built-in tool (`code`).
 const CONTENT_TYPES: &[&str] = &["json", "code"];
@@ -202,7 +210,7 @@ impl Harmony {
             Marker::End | Marker::Return | Marker::Call if in_body => self.close_body(),
             _ => {
                 let context = if in_body { "inside a message" } else { "outside any message" };
-                sink.emit(unexpected_marker(marker.text(), offset, context));
+                sink.emit(unexpected_marker(marker.text(), None, offset, context));
             }
         }
         Step::Continue(at + len)
@@ -237,6 +245,9 @@ impl Harmony {
             |_| true,
             |text, _| header.part_mut().push_str(text),
         );
+        if self.header.len() > HELD_TEXT_LIMIT {
+            return self.cut_header(chunk, found.taken_to(), sink);
+        }
         let Found::Marker { at, marker, len } = found else { return found.step() };
         match marker {
             Marker::Channel => self.header.part = Part::Channel,
@@ -247,12 +258,12 @@ impl Harmony {
                 return Step::Continue(at + len);
             }
             Marker::End | Marker::Return | Marker::Call => {
-                self.drop_header(sink);
+                self.drop_header(NO_MESSAGE, sink);
                 self.not_a_call();
                 self.state = State::Outside;
             }
             Marker::Start => {
-                self.drop_header(sink);
+                self.drop_header(NO_MESSAGE, sink);
                 self.not_a_call();
                 self.state = State::Outside;
                 return Step::Continue(at);
@@ -262,41 +273,60 @@ impl Harmony {
         Step::Continue(at + len)
     }
 
-    /// A header that never reached `<|message|>`: its text is reported.
-    fn drop_header<S: EventSink>(&mut self, sink: &mut S) {
+    /// A header that never reached `<|message|>`: its text is reported, with `message`.
+    fn drop_header<S: EventSink>(&mut self, message: &str, sink: &mut S) {
         let text = self.header.text();
         if !text.is_empty() {
-            sink.emit(with_text(
-                DiagnosticKind::StrayText,
-                None,
-                self.header.offset,
-                "a message header without `<|message|>`",
-                text,
-            ));
+            let offset = self.header.offset;
+            sink.emit(with_text(DiagnosticKind::StrayText, None, offset, message, text));
         }
         self.header.clear(0, Part::Role);
+    }
+
+    /// The header grew past the limit without its `<|message|>` (a step took it to
+    /// `taken_to`): no header is that long, and none is held longer. Its text up to the limit
+    /// is reported as a header's, and the text from there on is outside any message.
+    fn cut_header<S: EventSink>(
+        &mut self,
+        chunk: &Chunk<'_>,
+        taken_to: usize,
+        sink: &mut S,
+    ) -> Step {
+        let mut cut = taken_to - (self.header.len() - HELD_TEXT_LIMIT);
+        while !chunk.text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let part = self.header.part_mut();
+        part.truncate(part.len() - (taken_to - cut));
+        self.drop_header(TOO_LONG, sink);
+        self.not_a_call();
+        self.state = State::Outside;
+        Step::Continue(cut)
     }
 
     /// The header is complete: the body goes to a call, to reasoning or to content.
     fn open_body<S: EventSink>(&mut self, sink: &mut S) {
         let header = &self.header;
         let Reading { channel, recipient, extra } = header.read();
+        let recipient = recipient.filter(|r| !matches!(*r, "assistant" | "user"));
+        if recipient.is_some() && !self.calls.is_open() {
+            self.calls.begin(header.offset);
+        }
+        let header = &self.header;
         let mut syntax = non_whitespace_len(&header.role)
             + non_whitespace_len(&header.channel)
             + non_whitespace_len(&header.constrain);
         if !extra.is_empty() {
             let text = extra.join(" ");
             syntax -= non_whitespace_len(&text);
+            // A header that names a recipient is its call's first part.
+            let call = recipient.and(self.calls.open()).map(|call| call.index);
             let message = "words in a message header that are no part of one";
-            sink.emit(with_text(DiagnosticKind::StrayText, None, header.offset, message, text));
+            sink.emit(with_text(DiagnosticKind::StrayText, call, header.offset, message, text));
         }
-        let recipient = recipient.filter(|r| !matches!(*r, "assistant" | "user"));
         if let Some(recipient) = recipient {
             let name = recipient.strip_prefix("functions.").unwrap_or(recipient).to_owned();
             self.calls.tally.count_syntax(syntax - non_whitespace_len(&name));
-            if !self.calls.is_open() {
-                self.calls.begin(self.header.offset);
-            }
             let id = self.calls.made_up_id();
             self.calls.announce_name(id, &name, sink);
             self.calls.arguments_start();
@@ -360,7 +390,7 @@ impl Machine for Harmony {
         match self.state {
             State::Outside | State::Body => {}
             State::Header => {
-                self.drop_header(sink);
+                self.drop_header(NO_MESSAGE, sink);
                 self.not_a_call();
             }
             State::Arguments => self.calls.end(Ending::Truncated, &self.tools, sink),

@@ -1,6 +1,7 @@
 //! The grammar of a Kimi call id (nom): `functions.NAME:IDX`, `NAME:IDX`, or a bare `IDX`.
 //! NAME may hold letters, digits, `_`, `-` and `.`; `my.ns.tool` is a dotted name, and only a
-//! leading `functions.` is a prefix.
+//! leading `functions.` is a prefix: `functions.:IDX` has the prefix and no name after it (not
+//! the name `functions.`).
 
 use nom::branch::alt;
 use nom::bytes::complete::{tag, take_while1};
@@ -16,6 +17,8 @@ pub(crate) enum CallName {
     Named(String),
     /// The id is a bare index: the declared tools may tell the name.
     Unnamed,
+    /// The id is `functions.:IDX`: the name after the prefix is missing.
+    Empty,
     /// The id has none of the allowed forms.
     Invalid,
 }
@@ -31,6 +34,7 @@ fn name_and_index(input: &str) -> IResult<&str, &str> {
 fn call_name(input: &str) -> IResult<&str, CallName> {
     all_consuming(alt((
         map(preceded(tag("functions."), name_and_index), |name| CallName::Named(name.to_owned())),
+        map((tag("functions."), char(':'), digit1), |_| CallName::Empty),
         map(name_and_index, |name| CallName::Named(name.to_owned())),
         map(digit1, |_| CallName::Unnamed),
     )))
@@ -71,5 +75,7 @@ mod tests {
         check("get_weather:x", CallName::Invalid);
         check("functions.get_weather:0 extra", CallName::Invalid);
         check(":0", CallName::Invalid);
+        check("functions.:0", CallName::Empty);
+        check("functions.:", CallName::Invalid);
     }
 }

@@ -82,11 +82,8 @@ impl Kimi {
             Marker::SectionBegin => self.open_section(offset),
             Marker::CallBegin => self.begin_call(offset),
             Marker::SectionEnd | Marker::ArgumentBegin | Marker::CallEnd => {
-                sink.emit(unexpected_marker(
-                    marker.text(),
-                    offset,
-                    "outside any tool-call section",
-                ));
+                let context = "outside any tool-call section";
+                sink.emit(unexpected_marker(marker.text(), None, offset, context));
             }
         }
     }
@@ -97,11 +94,21 @@ impl Kimi {
         start: usize,
         sink: &mut S,
     ) -> Step {
-        let head = &mut self.calls.get().head;
+        let calls = &mut self.calls;
         let found =
             read_to_marker::<KimiMarkers>(chunk, start, Marker::is_tool_marker, |text, _| {
-                head.push_str(text)
+                calls.push_head(text);
             });
+        let in_id = matches!(found, Found::Done(_)) && self.state == State::CallId;
+        if in_id && self.calls.head_names_nothing() {
+            // An id of two words has no allowed form: the call is nameless now, and the rest
+            // of its id is not kept.
+            self.announce(sink);
+            self.calls.get().head.clear();
+            self.state = State::IdRead;
+            // The gate takes the call up from here, before a marker is read.
+            return found.step();
+        }
         let Found::Marker { at, marker, len } = found else { return found.step() };
         if self.state == State::CallId && !self.announce(sink) {
             self.state = State::IdRead;
@@ -171,6 +178,10 @@ impl Kimi {
                 return true;
             }
             CallName::Unnamed => self.calls.defer(id),
+            CallName::Empty => {
+                let message = "the call id has no tool name after `functions.`";
+                self.calls.nameless(Note::no_name(offset, message));
+            }
             CallName::Invalid => {
                 let message = if id.is_empty() {
                     "the call has an empty id"

@@ -12,15 +12,18 @@
 //!   `unresolved_name` diagnostic. After the first object that is not a call, the rest of the
 //!   message is content.
 //!
-//! An object is announced once it is complete (its name may come after its arguments), so its
-//! text is kept until then; text after the calls is content. `<|eom_id|>` and `<|eot_id|>`
-//! end a turn and are dropped. Llama writes no call ids: calls get `call_0`, `call_1`, … by
-//! their index.
+//! After `<|python_tag|>`, a call is announced once its name is read and its arguments have
+//! begun, and they stream from then on ([`call_object`](crate::engine::call_object)); a bare
+//! object may turn out to be content, so it is announced once it is complete. Text after the
+//! calls is content, from the whitespace before it on (whitespace between calls is ignored).
+//! `<|eom_id|>` and `<|eot_id|>` end a turn and are dropped. Llama writes no call ids: calls
+//! get `call_0`, `call_1`, … by their index.
 
 mod markers;
 
 use crate::ParseOptions;
 use crate::engine::call::{Calls, Ending};
+use crate::engine::call_object::Announce;
 use crate::engine::diag::diagnostic;
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::envelope::{finish_envelope_call, read_envelope};
@@ -57,6 +60,9 @@ pub(crate) struct Llama3 {
     calls: Calls,
     /// Offset of the last `<|python_tag|>`.
     tag_at: usize,
+    /// Whitespace read where a call may come, after a call or `<|python_tag|>`: ignored
+    /// before the next call, content before text.
+    gap: String,
 }
 
 /// What a complete object turned out to be.
@@ -73,6 +79,7 @@ impl Llama3 {
             text,
             calls: Calls::default(),
             tag_at: 0,
+            gap: String::new(),
         }
     }
 
@@ -112,6 +119,8 @@ impl Llama3 {
         let first = start + rest.len() - rest.trim_start().len();
         if self.state == State::Start {
             self.text.emit(&input[start..first], sink);
+        } else {
+            self.gap.push_str(&input[start..first]);
         }
         let Some(&byte) = input.as_bytes().get(first) else {
             return Step::Continue(input.len());
@@ -119,12 +128,14 @@ impl Llama3 {
         let tagged = matches!(self.state, State::Expect | State::After { tagged: true });
         match byte {
             b'{' => {
-                self.calls.begin_whole(base + first);
+                let announce = if tagged { Announce::Named } else { Announce::Whole };
+                self.calls.begin_whole(base + first, announce);
                 self.calls.arguments_start();
                 self.state = State::Object { tagged };
                 return Step::Continue(first);
             }
             b';' if matches!(self.state, State::After { .. }) => {
+                self.gap.clear();
                 self.calls.tally.count_syntax(1);
                 return Step::Continue(first + 1);
             }
@@ -134,12 +145,12 @@ impl Llama3 {
                     if marker != Marker::ThinkOpen || self.state == State::Start =>
                 {
                     let state = self.state;
-                    self.on_marker(marker, len, base + first, sink);
-                    if matches!(marker, Marker::ThinkOpen | Marker::ThinkClose)
-                        && state != State::Start
-                    {
-                        self.state = State::Text;
+                    let to_text = matches!(marker, Marker::ThinkOpen | Marker::ThinkClose)
+                        && state != State::Start;
+                    if to_text {
+                        self.leave_for_text(sink);
                     }
+                    self.on_marker(marker, len, base + first, sink);
                     return Step::Continue(first + len);
                 }
                 _ => {}
@@ -154,8 +165,16 @@ impl Llama3 {
                 "the text after `<|python_tag|>` is not a JSON tool call",
             ));
         }
-        self.state = State::Text;
+        self.leave_for_text(sink);
         Step::Continue(first)
+    }
+
+    /// Text follows where a call may have come: the rest of the message is content, from the
+    /// whitespace before it on.
+    fn leave_for_text<S: EventSink>(&mut self, sink: &mut S) {
+        self.text.emit(&self.gap, sink);
+        self.gap.clear();
+        self.state = State::Text;
     }
 
     fn step_object<S: EventSink>(
@@ -170,6 +189,7 @@ impl Llama3 {
             ArgsStop::Closed(end) => {
                 match self.verdict(tagged) {
                     Verdict::Call => {
+                        self.gap.clear();
                         finish_envelope_call(
                             &mut self.calls,
                             &self.tools,
@@ -185,6 +205,7 @@ impl Llama3 {
             }
             ArgsStop::Marker(marker, at) => {
                 if tagged {
+                    self.gap.clear();
                     let what = "the call object was not closed";
                     let ending = Ending::cut_short(what, marker.text(), base + at);
                     finish_envelope_call(&mut self.calls, &self.tools, ending, self.text, sink);
@@ -232,6 +253,7 @@ impl Llama3 {
     fn give_up<S: EventSink>(&mut self, note: Option<String>, sink: &mut S) {
         let offset = self.calls.arguments().1;
         let text = self.calls.abandon();
+        self.leave_for_text(sink);
         self.text.emit(&text, sink);
         if let Some(note) = note {
             sink.emit(diagnostic(DiagnosticKind::UnresolvedName, None, offset, note));
@@ -275,11 +297,12 @@ impl Machine for Llama3 {
             )),
             State::Start | State::Text | State::After { .. } => {}
         }
+        self.gap.clear();
         self.state = State::Text;
     }
 
     fn retained(&self) -> usize {
-        self.calls.retained()
+        self.calls.retained() + self.gap.len()
     }
 
     fn tally(&self) -> Tally {

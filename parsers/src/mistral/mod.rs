@@ -1,27 +1,31 @@
 //! The Mistral tool-call formats (Mistral, Mistral Small / Large, Devstral, Magistral…).
 //!
-//! After `[TOOL_CALLS]` comes either a JSON array of call objects
-//! (`[{"name": …, "arguments": …}, …]`, older tokenizers) or one call as
-//! `NAME[ARGS]{…}`, optionally `NAME[CALL_ID]ID[ARGS]{…}` (tokenizer v11 and later), repeated
-//! with a `[TOOL_CALLS]` before each. The first character after `[TOOL_CALLS]` tells which.
-//! Arguments end where their JSON value closes (or at the next tool-call token); the text
-//! after them is content. An element of the array that does not close by itself (cut short
-//! by a token or the end of the input, or closed by the array's `]`) is no call and ends the
-//! array: it is content as written, with the array's text since the element before it (its
-//! `[` or a comma), and what follows it is text. `[THINK]` … `[/THINK]` is reasoning. Calls
-//! keep the model's id when it writes one (`[CALL_ID]`, or an `id` member); otherwise they get
-//! `call_0`, `call_1`, … by their index.
+//! After `[TOOL_CALLS]` comes either a JSON array of call objects (`[{"name": …, "arguments": …},
+//! …]`, older tokenizers) or one call as `NAME[ARGS]{…}`, optionally `NAME[CALL_ID]ID[ARGS]{…}`
+//! (tokenizer v11 and later), repeated with a `[TOOL_CALLS]` before each. The first character after
+//! `[TOOL_CALLS]` tells which. Arguments end where their JSON value closes (or at the next
+//! tool-call token); the text after them is content. An element of the array is announced once its
+//! name and its id are read and its arguments have begun
+//! ([`call_object`](crate::engine::call_object)): Mistral's template writes the id after the
+//! arguments, so in practice once the id is read, or when the element closes if it has none. An
+//! element that does not close by itself (cut short by a token or the end of the input, or closed
+//! by the array's `]`) and was not announced is no call and ends the array: it is content as
+//! written, with the array's text since the element before it (its `[` or a comma), and what
+//! follows it is text. `[THINK]` … `[/THINK]` is reasoning. Calls keep the model's id when it
+//! writes one (`[CALL_ID]`, or an `id` member); otherwise they get `call_0`, `call_1`, … by their
+//! index.
 
 mod markers;
 
 use crate::ParseOptions;
 use crate::engine::call::{Calls, Ending};
+use crate::engine::call_object::Announce;
 use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::envelope::finish_envelope_call;
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::scan::{Found, MarkerSet, Scan, read_to_marker_or};
-use crate::engine::stray::Stray;
+use crate::engine::stray::{Place, Stray};
 use crate::engine::tally::{Tally, non_whitespace_len};
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
@@ -31,7 +35,7 @@ use markers::{Controls, Marker};
 
 pub(crate) use markers::LONGEST_MARKER;
 
-const ARRAY_STRAY: &str = "text inside the array of tool calls, outside any call";
+const ARRAY_STRAY: Place = Place::outside("text inside the array of tool calls, outside any call");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -92,7 +96,7 @@ impl Mistral {
                 self.calls_at = offset;
                 self.state = State::CallsStart;
             }
-            _ => sink.emit(unexpected_marker(marker.text(), offset, "outside any tool call")),
+            _ => sink.emit(unexpected_marker(marker.text(), None, offset, "outside any tool call")),
         }
         Step::Continue(at + len)
     }
@@ -131,7 +135,7 @@ impl Mistral {
             bytes[i..].iter().position(|b| matches!(b, b'{' | b']' | b'[' | b','))
         {
             let at = i + found;
-            self.add_between(&input[i..at], base + i);
+            self.add_between(&input[i..at], base + i, sink);
             match bytes[at] {
                 b',' => {
                     self.stray.flush(ARRAY_STRAY, sink);
@@ -140,7 +144,7 @@ impl Mistral {
                 }
                 b'{' => {
                     self.stray.flush(ARRAY_STRAY, sink);
-                    self.calls.begin_whole(base + at);
+                    self.calls.begin_whole(base + at, Announce::NamedWithId);
                     self.calls.arguments_start();
                     self.state = State::Element;
                     return Step::Continue(at);
@@ -169,29 +173,33 @@ impl Mistral {
                         self.state = State::Text;
                         return Step::Continue(at);
                     }
-                    _ => self.add_between(&input[at..at + 1], base + at),
+                    _ => self.add_between(&input[at..at + 1], base + at, sink),
                 },
             }
             i = at + 1;
         }
-        self.add_between(&input[i..], base + i);
+        self.add_between(&input[i..], base + i, sink);
         Step::Continue(input.len())
     }
 
     /// Text of the array between elements (at absolute `offset`): whitespace after its
     /// punctuation, or stray text.
-    fn add_between(&mut self, text: &str, offset: usize) {
-        if self.stray.len() == 0 && text.trim().is_empty() {
+    fn add_between<S: EventSink>(&mut self, text: &str, offset: usize, sink: &mut S) {
+        if !self.stray.is_open() && text.trim().is_empty() {
             self.punctuation.push_str(text);
         } else {
             self.punctuation.clear();
-            self.stray.add(text, offset);
+            self.stray.add(text, offset, ARRAY_STRAY, sink);
         }
     }
 
-    /// The element being read did not close by itself: it is no call, and the array's text
-    /// before it goes to content with its own.
+    /// The element being read did not close by itself: unless it was announced as a call, it
+    /// is none, and the array's text before it goes to content with its own.
     fn keep_punctuation<S: EventSink>(&mut self, sink: &mut S) {
+        if self.calls.is_announced() {
+            self.punctuation.clear();
+            return;
+        }
         self.calls.tally.uncount_syntax(non_whitespace_len(&self.punctuation));
         self.text.emit(&self.punctuation, sink);
         self.punctuation.clear();
@@ -233,11 +241,28 @@ impl Mistral {
     /// arguments' `{`.
     fn step_name<S: EventSink>(&mut self, chunk: &Chunk<'_>, start: usize, sink: &mut S) -> Step {
         let into_id = self.state == State::CallId;
-        let buffer = if into_id { &mut self.id } else { &mut self.calls.get().head };
-        let found =
-            read_to_marker_or::<Controls>(chunk, start, b'{', Marker::is_tool_marker, |text, _| {
-                buffer.push_str(text)
+        let accept = Marker::is_tool_marker;
+        let found = if into_id {
+            // The id of a call that has no name is not kept.
+            let (id, keep) = (&mut self.id, !self.calls.is_nameless());
+            read_to_marker_or::<Controls>(chunk, start, b'{', accept, |text, _| {
+                if keep {
+                    id.push_str(text);
+                }
+            })
+        } else {
+            let calls = &mut self.calls;
+            let found = read_to_marker_or::<Controls>(chunk, start, b'{', accept, |text, _| {
+                calls.push_head(text);
             });
+            let in_name = matches!(found, Found::Done(_)) && !self.calls.is_nameless();
+            if in_name && self.calls.head_names_nothing() {
+                // Two words name no tool: the call is nameless now, and its head not kept.
+                self.announce(sink);
+                self.calls.get().head.clear();
+            }
+            found
+        };
         match found {
             Found::Marker { at, marker: Marker::CallId, len } if !into_id => {
                 self.calls.tally.count_syntax(len);
@@ -271,8 +296,13 @@ impl Mistral {
         self.state = State::Arguments;
     }
 
-    /// Announces the call from its name and, when given, the model's id.
+    /// Announces the call from its name and, when given, the model's id. A call already known
+    /// to be nameless stays so.
     fn announce<S: EventSink>(&mut self, sink: &mut S) {
+        if self.calls.is_nameless() {
+            self.id.clear();
+            return;
+        }
         let call = self.calls.get();
         let (index, offset) = (call.index, call.offset);
         let head = std::mem::take(&mut call.head);

@@ -5,7 +5,9 @@
 //! whichever of these formats is named:
 //!
 //! - `{` — a JSON object `{"name": …, "arguments": …}` (Hermes), read by the shared JSON
-//!   reader up to `</tool_call>`; a `</tool_call>` inside a JSON string does not end it;
+//!   reader up to `</tool_call>`; a `</tool_call>` inside a JSON string does not end it. The
+//!   call is announced once its name is read and its arguments have begun, and they stream
+//!   ([`call_object`](crate::engine::call_object));
 //! - `<function=NAME>` — parameters `<parameter=KEY>value</parameter>` (Qwen3-Coder), up to
 //!   `</function>`;
 //! - anything else — GLM's `NAME<arg_key>KEY</arg_key><arg_value>value</arg_value>…`, with or
@@ -24,13 +26,14 @@ use std::marker::PhantomData;
 
 use crate::ParseOptions;
 use crate::engine::call::{Calls, Ending};
+use crate::engine::call_object::Announce;
 use crate::engine::diag::{diagnostic, unexpected_marker};
 use crate::engine::driver::{Chunk, Machine, Replay, Step};
 use crate::engine::envelope::finish_envelope_call;
 use crate::engine::json_args::{self, ArgsStop, read_arguments};
 use crate::engine::params::Params;
 use crate::engine::scan::{Found, Scan, marker_len, read_to_marker};
-use crate::engine::stray::Stray;
+use crate::engine::stray::{Place, Stray};
 use crate::engine::tally::Tally;
 use crate::engine::text::TextOut;
 use crate::event::EventSink;
@@ -70,7 +73,7 @@ enum Shape {
     Glm,
 }
 
-const WRAPPER_STRAY: &str = "text inside a tool-call block, outside any call";
+const WRAPPER_STRAY: Place = Place::outside("text inside a tool-call block, outside any call");
 
 /// The machine of the family, in dialect `D`. See the module documentation.
 #[derive(Debug)]
@@ -164,7 +167,12 @@ impl<D: Dialect> Tagged<D> {
             Marker::ThinkClose => self.text.close(D::spelling(marker), "<think>", offset, sink),
             Marker::WrapperOpen => self.open_wrapper(offset),
             Marker::InvokeOpen => self.begin(offset, Shape::Invoke, State::InvokeName),
-            _ => sink.emit(unexpected_marker(D::spelling(marker), offset, "outside any tool call")),
+            _ => sink.emit(unexpected_marker(
+                D::spelling(marker),
+                None,
+                offset,
+                "outside any tool call",
+            )),
         }
         Step::Continue(at + len)
     }
@@ -262,7 +270,7 @@ impl<D: Dialect> Tagged<D> {
 
     fn begin(&mut self, offset: usize, shape: Shape, state: State) {
         if shape == Shape::Object {
-            self.calls.begin_whole(offset);
+            self.calls.begin_whole(offset, Announce::Named);
         } else {
             self.calls.begin(offset);
         }

@@ -9,6 +9,7 @@ use crate::engine::diag::{diagnostic, unexpected_marker, with_text};
 use crate::engine::driver::{Chunk, Step};
 use crate::engine::params::strip_one_newline;
 use crate::engine::scan::{Found, read_to_marker, read_to_marker_or};
+use crate::engine::stray::Place;
 use crate::event::EventSink;
 use crate::message::DiagnosticKind;
 
@@ -29,9 +30,12 @@ impl<D: Dialect> Tagged<D> {
         sink: &mut S,
     ) -> Step {
         let into_key = self.state == State::Key;
-        let buffer = if into_key { &mut self.key } else { &mut self.calls.get().head };
-        let found =
-            read_to_marker_or::<D>(chunk, start, b'>', not_think, |text, _| buffer.push_str(text));
+        let found = if into_key {
+            let key = &mut self.key;
+            read_to_marker_or::<D>(chunk, start, b'>', not_think, |text, _| key.push_str(text))
+        } else {
+            self.read_name(chunk, start, b'>', sink)
+        };
         match found {
             Found::Stop(at) => {
                 self.calls.tally.count_syntax(1);
@@ -69,11 +73,11 @@ impl<D: Dialect> Tagged<D> {
         start: usize,
         sink: &mut S,
     ) -> Step {
-        let head = &mut self.calls.get().head;
-        let found =
-            read_to_marker_or::<D>(chunk, start, b'\n', not_think, |text, _| head.push_str(text));
+        let found = self.read_name(chunk, start, b'\n', sink);
         match found {
-            Found::Stop(at) if self.calls.get().head.trim().is_empty() => {
+            Found::Stop(at)
+                if !self.calls.is_nameless() && self.calls.get().head.trim().is_empty() =>
+            {
                 self.calls.get().head.push('\n');
                 Step::Continue(at + 1)
             }
@@ -84,6 +88,32 @@ impl<D: Dialect> Tagged<D> {
             }
             Found::Done(step) => step,
         }
+    }
+
+    /// Reads the call's name up to `stop` or a marker. A name still read when the chunk ends
+    /// that is none already (two words) leaves the call nameless at once: the rest of it is
+    /// not kept.
+    fn read_name<S: EventSink>(
+        &mut self,
+        chunk: &Chunk<'_>,
+        start: usize,
+        stop: u8,
+        sink: &mut S,
+    ) -> Found<Marker> {
+        let calls = &mut self.calls;
+        let found =
+            read_to_marker_or::<D>(chunk, start, stop, not_think, |text, _| calls.push_head(text));
+        let in_name = matches!(found, Found::Done(_)) && !self.calls.is_nameless();
+        if in_name && self.calls.head_names_nothing() {
+            self.announce(sink);
+            self.calls.get().head.clear();
+        }
+        found
+    }
+
+    /// Text between the parts of the call being read.
+    fn call_place(&self) -> Place {
+        Place { message: CALL_STRAY, call: self.calls.open().map(|call| call.index) }
     }
 
     /// A key whose value never came: its text is reported, so that nothing is lost.
@@ -99,12 +129,17 @@ impl<D: Dialect> Tagged<D> {
     }
 
     /// Announces the call from the name read (GLM's or an invocation's).
+    /// A call already known to be nameless stays so.
     fn announce<S: EventSink>(&mut self, sink: &mut S) {
+        if self.calls.is_nameless() {
+            return;
+        }
         let head = std::mem::take(&mut self.calls.get().head);
         let name = self.unquoted(head.trim());
         self.name.clear();
         self.name.push_str(name);
-        let tool = self.tools.iter().position(|tool| tool.name == name);
+        let tool =
+            self.tools.iter().position(|tool| tool.name == name && tool.check_name().is_ok());
         self.tool = tool.filter(|&tool| self.tools[tool].properties().is_some());
         let id = self.calls.made_up_id();
         self.calls.announce_name(id, name, sink);
@@ -132,7 +167,8 @@ impl<D: Dialect> Tagged<D> {
         start: usize,
         sink: &mut S,
     ) -> Step {
-        let found = self.stray.read_to_marker::<D, S>(chunk, start, not_think, CALL_STRAY, sink);
+        let place = self.call_place();
+        let found = self.stray.read_to_marker::<D, S>(chunk, start, not_think, place, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
         let offset = chunk.base + at;
         let glm = self.shape == Shape::Glm;
@@ -157,7 +193,8 @@ impl<D: Dialect> Tagged<D> {
             return Step::Continue(at);
         } else {
             self.count_marker(chunk, at, len);
-            sink.emit(unexpected_marker(D::spelling(marker), offset, "between parameters"));
+            let spelling = D::spelling(marker);
+            sink.emit(unexpected_marker(spelling, place.call, offset, "between parameters"));
         }
         Step::Continue(at + len)
     }
@@ -190,7 +227,8 @@ impl<D: Dialect> Tagged<D> {
         start: usize,
         sink: &mut S,
     ) -> Step {
-        let found = self.stray.read_to_marker::<D, S>(chunk, start, not_think, CALL_STRAY, sink);
+        let place = self.call_place();
+        let found = self.stray.read_to_marker::<D, S>(chunk, start, not_think, place, sink);
         let Found::Marker { at, marker, len } = found else { return found.step() };
         if marker == Marker::ArgValueOpen {
             self.count_marker(chunk, at, len);
@@ -275,11 +313,15 @@ impl<D: Dialect> Tagged<D> {
         match self.state {
             State::InvokeName | State::GlmName => self.announce(sink),
             State::Key | State::AwaitValue => {
-                self.stray.flush(CALL_STRAY, sink);
+                let place = self.call_place();
+                self.stray.flush(place, sink);
                 self.drop_key("the input ended before the parameter's value", offset, sink);
             }
             State::Value => self.add_param(sink),
-            _ => self.stray.flush(CALL_STRAY, sink),
+            _ => {
+                let place = self.call_place();
+                self.stray.flush(place, sink);
+            }
         }
         self.end_call(Ending::Truncated, offset, sink);
     }
