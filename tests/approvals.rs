@@ -298,6 +298,15 @@ async fn two_calls_of_one_id_in_a_turn_are_each_decided_and_run_once() {
     let output = setup.agent_asked(&["--ask", "run_command", "--detach"], prompt).output();
     assert!(output.unwrap().status.success());
     let id = setup.until_waiting();
+    // It waits for decisions, which no signal carries.
+    let (code, _, stderr) = setup.run(&["flows", "signal", &id, "aprove"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is an agent run, which waits for no signal"), "{stderr}");
+    assert!(
+        stderr
+            .contains("hint: a decision about a tool call it asks for is `taskflow flows approve"),
+        "{stderr}"
+    );
     for decided in 1..=2 {
         let (code, _, stderr) = setup.run(&["flows", "approve", &id]);
         assert_eq!(code, 0, "decision {decided}: {stderr}");

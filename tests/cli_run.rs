@@ -180,12 +180,13 @@ fn a_model_step_naming_a_provider_there_is_not_is_refused_before_anything_runs()
         ),
     );
     let output = run(taskflow(&db).env("XDG_CONFIG_HOME", dir.path()).arg("run").arg(&path));
-    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert_eq!(output.code, 1, "{}", output.stderr);
     assert!(
-        output.stderr.starts_with("error: step `ask`: `with.provider`: unknown provider `kimmi`"),
+        output.stderr.starts_with("error: steps[1].with: unknown provider `kimmi`"),
         "{}",
         output.stderr
     );
+    assert!(output.stderr.contains("(step `ask`)"), "{}", output.stderr);
     assert!(!effect.exists(), "the step before it ran");
     assert!(!db.exists(), "a flow was made");
 }

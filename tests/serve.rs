@@ -120,6 +120,19 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
         (&error["error"]["step"], &error["error"]["field"]),
         (&json!("b"), &json!("spec.steps[1].with"))
     );
+    // So does one whose model step names a provider there is not, before anything runs.
+    let steps =
+        json!([{"id": "ask", "action": "llm", "with": {"provider": "kimmi", "prompt": "hi"}}]);
+    let (status, error) = call(
+        http.post(serve.url("/v1/flows")).json(&json!({"name": "x", "spec": {"steps": steps}})),
+    )
+    .await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(
+        (&error["error"]["step"], &error["error"]["field"]),
+        (&json!("ask"), &json!("spec.steps[0].with"))
+    );
+    assert!(error["error"]["message"].as_str().unwrap().contains("unknown provider `kimmi`"));
     let not_an_object =
         json!({"name": "x", "spec": {"steps": [{"id": "a", "action": "echo", "with": "1"}]}});
     let (status, error) = call(http.post(serve.url("/v1/flows")).json(&not_an_object)).await;

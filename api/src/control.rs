@@ -6,15 +6,16 @@
 
 use serde_json::Value;
 use taskflow_engine::FlowSpec;
+use taskflow_engine::agent::AgentSpec;
 use taskflow_store::{Flow, FlowId, FlowStatus, OwnerHandle, Signal, rules};
 
 use crate::error::{ApiError, Result};
 
 /// Sends signal `name` with `payload` to flow `id`. A managed pipeline none of whose
 /// `wait_signal` steps waits for `name` is refused, naming those it waits for (a misspelt
-/// name would otherwise be kept for ever and the step wait on); a flow whose names are not
-/// known before its steps begin (a mirrored flow, an agent run, a name from a template) takes
-/// any.
+/// name would otherwise be kept for ever and the step wait on), and so is an agent run, which
+/// waits for none (a decision about a tool call is an approval); a pipeline whose names are not
+/// known before its steps begin (a name from a template) takes any.
 pub fn send_signal(
     handle: &OwnerHandle,
     id: &FlowId,
@@ -23,6 +24,14 @@ pub fn send_signal(
 ) -> Result<(Signal, Flow)> {
     rules::check_signal_name(name)?;
     let flow = handle.flow(id)?;
+    if flow.spec.as_ref().and_then(AgentSpec::from_flow_spec).is_some() {
+        return Err(ApiError::Refused {
+            message: format!("flow {id} is an agent run, which waits for no signal"),
+            hint: Some(format!(
+                "a decision about a tool call it asks for is `taskflow flows approve {id}`"
+            )),
+        });
+    }
     let spec = flow.spec.as_ref().and_then(|spec| FlowSpec::from_value(spec).ok());
     if let Some(awaited) = spec.as_ref().and_then(FlowSpec::awaited_signals)
         && !awaited.contains(&name)

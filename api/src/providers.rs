@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use taskflow_engine::FlowSpec;
 use taskflow_engine::agent::{ProviderChoice, ProviderFactory, StepModel};
+use taskflow_engine::pipeline::spec::MODEL_ACTIONS;
+use taskflow_engine::pipeline::{SpecError, SpecField};
+use taskflow_engine::{EngineError, FlowSpec};
 use taskflow_providers::{
     ApiKey, CONNECT_TIMEOUT_ENV, Preset, ProviderConfig, check_base_url, resolve_connect_timeout,
 };
@@ -262,22 +264,40 @@ pub fn prepare_model_steps(spec: &mut FlowSpec) -> Result<()> {
     price_model_steps_in(spec, &file)
 }
 
+/// Refuses a pipeline one of whose model steps names a provider there is not, or none where
+/// the config file's default names none there is: a problem of the pipeline at the step's
+/// `with.provider`, as the engine's checks give theirs.
 fn check_model_providers(spec: &FlowSpec, file: &Config) -> Result<()> {
-    for step in spec.model_steps() {
-        let named = step.with.get("provider").and_then(Value::as_str).map(str::trim);
-        let problem = match named.filter(|name| !name.is_empty()) {
-            Some(name) if name.contains("{{") || file.knows(name) => continue,
-            Some(name) => unknown_provider(file, name),
-            None if file.defaults.provider.is_some() => continue,
-            None => format!(
-                "names no provider, and the config file has no [defaults] provider: give it \
-                 `with.provider`, one of {}",
-                Preset::names()
-            ),
-        };
-        return Err(ApiError::invalid(format!("step `{}`: `with.provider`: {problem}", step.id)));
-    }
-    Ok(())
+    let problems: Vec<SpecError> = spec
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, step)| MODEL_ACTIONS.contains(&step.action.as_str()))
+        .filter_map(|(at, step)| {
+            let named = step.with.get("provider").and_then(Value::as_str).map(str::trim);
+            let problem = match (named.filter(|name| !name.is_empty()), &file.defaults.provider) {
+                (Some(name), _) if name.contains("{{") || file.knows(name) => return None,
+                (Some(name), _) => unknown_provider(file, name),
+                (None, Some(default)) if file.knows(default) => return None,
+                (None, Some(default)) => format!(
+                    "names none, and the config file's [defaults] provider: {}",
+                    unknown_provider(file, default)
+                ),
+                (None, None) => format!(
+                    "names no provider, and the config file has no [defaults] provider: give \
+                     it one of {}",
+                    Preset::names()
+                ),
+            };
+            let message = format!("{problem} (step `{}`)", step.id);
+            Some(SpecError {
+                step: Some(at),
+                field: SpecField::With(Some("provider".into())),
+                message,
+            })
+        })
+        .collect();
+    if problems.is_empty() { Ok(()) } else { Err(ApiError::Engine(EngineError::Spec(problems))) }
 }
 
 /// Stores with a pipeline that has a cost budget the model each `llm` and `agent` step calls
@@ -399,18 +419,22 @@ mod tests {
         check_provider(own, json!({"provider": "local"}), Ok(()));
         check_provider("", json!({"provider": "{{ steps.pick.output }}"}), Ok(()));
         check_provider(defaults, json!({"prompt": "hi"}), Ok(()));
-        let unknown = format!(
-            "step `ask`: `with.provider`: unknown provider `kimmi` (known: {}, local)",
-            Preset::names()
-        );
+        let known = format!("known: {}", Preset::names());
+        let unknown =
+            format!("steps[0].with: unknown provider `kimmi` ({known}, local) (step `ask`)");
         check_provider(own, json!({"provider": "kimmi"}), Err(&unknown));
         let none = format!(
-            "step `ask`: `with.provider`: names no provider, and the config file has no \
-             [defaults] provider: give it `with.provider`, one of {}",
+            "steps[0].with: names no provider, and the config file has no [defaults] \
+             provider: give it one of {} (step `ask`)",
             Preset::names()
         );
         check_provider("", json!({"prompt": "hi"}), Err(&none));
         check_provider("", json!({"provider": " "}), Err(&none));
+        let ghost = format!(
+            "steps[0].with: names none, and the config file's [defaults] provider: \
+             unknown provider `ghost` ({known}) (step `ask`)"
+        );
+        check_provider("[defaults]\nprovider = \"ghost\"\n", json!({"prompt": "hi"}), Err(&ghost));
     }
 
     #[test]

@@ -212,7 +212,10 @@ pub(super) async fn submit(
                 .with("field", json!(format!("spec.steps[{at}]")))
                 .with("step", json!(spec.steps[at].id)));
             }
-            prepare_model_steps(&mut spec)?;
+            prepare_model_steps(&mut spec).map_err(|error| match error {
+                ApiError::Engine(EngineError::Spec(problems)) => refused_spec(&spec, &problems),
+                other => other.into(),
+            })?;
             let submitted = create_or_continue(&engine, &spec, id, body.goal, Hold::Queue).await;
             submitted.map_err(|error| match error {
                 ApiError::Engine(EngineError::Spec(problems)) => refused_spec(&spec, &problems),

@@ -18,7 +18,7 @@
 
 use serde_json::Value;
 
-use super::params::{optional_text, string_param};
+use super::params::string_param;
 use crate::action::Action;
 use crate::process::{Capture, Keep, run_child};
 use crate::step::{ActionError, ActionFuture, StepContext};
@@ -39,14 +39,12 @@ impl Action for Shell {
     fn run(&self, input: Value, context: StepContext) -> ActionFuture {
         Box::pin(async move {
             let command = string_param(&input, "command").map_err(ActionError::permanent)?;
-            let stdin = optional_text(&input, "stdin").map_err(ActionError::permanent)?;
-            run(command, input.get("env"), stdin, &context).await
+            run(command, input.get("env"), stdin_text(input.get("stdin")), &context).await
         })
     }
 
     fn check(&self, with: &Value) -> Result<(), String> {
         string_param(with, "command")?;
-        optional_text(with, "stdin")?;
         match with.get("env") {
             None | Some(Value::Object(_)) => Ok(()),
             Some(_) => Err("`with.env` must be a table of strings".to_owned()),
@@ -55,6 +53,16 @@ impl Action for Shell {
 
     fn parameters(&self) -> Option<&'static [&'static str]> {
         Some(&["command", "env", "stdin"])
+    }
+}
+
+/// What `with.stdin` gives the command: text as it is, any other value (an earlier step's list
+/// or object) as its JSON, as `with.env` gives it.
+fn stdin_text(stdin: Option<&Value>) -> Option<String> {
+    match stdin? {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
     }
 }
 
@@ -204,6 +212,9 @@ mod tests {
         let count = "wc -c | tr -d ' '";
         assert_eq!(ran(count, serde_json::json!({}), Some(&long)).await, Ok(Value::from("204800")));
         assert_eq!(ran("echo ok", serde_json::json!({}), Some(&long)).await, Ok(Value::from("ok")));
+        let pages = serde_json::json!([{"url": "a", "body": "x"}]);
+        assert_eq!(stdin_text(Some(&pages)).as_deref(), Some(r#"[{"body":"x","url":"a"}]"#));
+        assert_eq!(stdin_text(Some(&Value::Null)), None);
         // The longest a variable may be: `PAGE=`, the value and a NUL byte in 128 KiB.
         let fits = "x".repeat(128 * 1024 - 6);
         assert_eq!(
