@@ -35,16 +35,17 @@ impl ApiKey {
     }
 
     /// Removes every occurrence of the key from `text` (server error bodies may echo it), also
-    /// where a JSON string holds it with some of its characters escaped (`sk\u002d…`, or
+    /// percent-encoded as a URL holds it, and where a JSON string holds it with some of its characters escaped (`sk\u002d…`, or
     /// `ab\/cd` for a key with a slash, as PHP's and some proxies' encoders write it): then the
     /// text comes back with the `\uXXXX` and `\/` escapes decoded that a key may hold (it stays
     /// the JSON it was).
     pub fn redact(&self, text: &str) -> String {
-        let plain = if text.contains(&self.0) {
-            text.replace(&self.0, "[redacted]")
-        } else {
-            text.to_owned()
-        };
+        let mut plain = text.to_owned();
+        for form in self.forms() {
+            if plain.contains(&form) {
+                plain = plain.replace(&form, "[redacted]");
+            }
+        }
         if !plain.contains("\\u") && !plain.contains("\\/") {
             return plain;
         }
@@ -56,15 +57,10 @@ impl ApiKey {
     /// on as it came): the key is replaced where it is, the rest kept byte for byte, unless the
     /// key is found only once escapes are decoded (then bytes that are not UTF-8 become U+FFFD).
     pub fn redact_bytes(&self, bytes: &[u8]) -> Vec<u8> {
-        let key = self.0.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut rest = bytes;
-        while let Some(at) = rest.windows(key.len()).position(|window| window == key) {
-            out.extend_from_slice(&rest[..at]);
-            out.extend_from_slice(b"[redacted]");
-            rest = &rest[at + key.len()..];
+        let mut out = bytes.to_vec();
+        for form in self.forms() {
+            out = replace_bytes(&out, form.as_bytes(), b"[redacted]");
         }
-        out.extend_from_slice(rest);
         if !out.windows(2).any(|pair| pair == b"\\u" || pair == b"\\/") {
             return out;
         }
@@ -75,6 +71,54 @@ impl ApiKey {
             out
         }
     }
+}
+
+impl ApiKey {
+    /// The key as it is, and percent-encoded as a URL writes it (a server that puts it in a
+    /// redirect's `Location`), in upper and lower case hex, where that differs.
+    fn forms(&self) -> Vec<String> {
+        let mut forms = vec![self.0.clone()];
+        for hex in [UPPER_HEX, LOWER_HEX] {
+            let encoded = percent_encoded(&self.0, hex);
+            if !forms.contains(&encoded) {
+                forms.push(encoded);
+            }
+        }
+        forms
+    }
+}
+
+const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
+const LOWER_HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `text` with every byte but the unreserved ones of a URL (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
+fn percent_encoded(text: &str, hex: &[u8; 16]) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for &byte in text.as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.extend([
+                '%',
+                char::from(hex[usize::from(byte >> 4)]),
+                char::from(hex[usize::from(byte & 15)]),
+            ]);
+        }
+    }
+    encoded
+}
+
+/// `bytes` with every `needle` in them replaced by `with`.
+fn replace_bytes(bytes: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while let Some(at) = rest.windows(needle.len()).position(|window| window == needle) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(with);
+        rest = &rest[at + needle.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// `text` with the JSON escapes decoded that a key may hold: `\uXXXX` (a surrogate pair as one
@@ -189,5 +233,14 @@ mod tests {
             r#"{"m": "[redacted] a/b \\/ \u0022"}"#,
         );
         check(key, r#"{"m": "sk-ab\\/cd+ef"}"#, r#"{"m": "sk-ab\\/cd+ef"}"#);
+    }
+
+    #[test]
+    fn a_key_percent_encoded_in_a_url_is_redacted() {
+        let key = "sk-ab/cd+ef";
+        check(key, "Location: /x?k=sk-ab%2Fcd%2Bef&y=1", "Location: /x?k=[redacted]&y=1");
+        check(key, "/x?k=sk-ab%2fcd%2bef", "/x?k=[redacted]");
+        // A key of unreserved characters only is the same encoded: found once.
+        check("sk-plain_1.2~3", "a sk-plain_1.2~3 b", "a [redacted] b");
     }
 }
