@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use taskflow_engine::agent::{ProviderChoice, ProviderFactory, StepModel};
-use taskflow_engine::pipeline::spec::MODEL_ACTIONS;
 use taskflow_engine::pipeline::{SpecError, SpecField};
 use taskflow_engine::{EngineError, FlowSpec};
 use taskflow_providers::{
@@ -269,10 +268,7 @@ pub fn prepare_model_steps(spec: &mut FlowSpec) -> Result<()> {
 /// `with.provider`, as the engine's checks give theirs.
 fn check_model_providers(spec: &FlowSpec, file: &Config) -> Result<()> {
     let problems: Vec<SpecError> = spec
-        .steps
-        .iter()
-        .enumerate()
-        .filter(|(_, step)| MODEL_ACTIONS.contains(&step.action.as_str()))
+        .model_steps_at()
         .filter_map(|(at, step)| {
             let named = step.with.get("provider").and_then(Value::as_str).map(str::trim);
             let problem = match (named.filter(|name| !name.is_empty()), &file.defaults.provider) {

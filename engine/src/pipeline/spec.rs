@@ -157,7 +157,13 @@ impl FlowSpec {
 
     /// The steps that call a model ([`MODEL_ACTIONS`]).
     pub fn model_steps(&self) -> impl Iterator<Item = &StepSpec> {
-        self.steps.iter().filter(|step| MODEL_ACTIONS.contains(&step.action.as_str()))
+        self.model_steps_at().map(|(_, step)| step)
+    }
+
+    /// The same, each with its place in the pipeline.
+    pub fn model_steps_at(&self) -> impl Iterator<Item = (usize, &StepSpec)> {
+        let calls_a_model = |step: &StepSpec| MODEL_ACTIONS.contains(&step.action.as_str());
+        self.steps.iter().enumerate().filter(move |(_, step)| calls_a_model(step))
     }
 
     /// The same, to change.
@@ -225,10 +231,7 @@ impl FlowSpec {
             return Ok(());
         }
         let errors: Vec<SpecError> = self
-            .steps
-            .iter()
-            .enumerate()
-            .filter(|(_, step)| MODEL_ACTIONS.contains(&step.action.as_str()))
+            .model_steps_at()
             .filter_map(|(at, step)| {
                 let problem = match self.prices.get(&step.id) {
                     Some(model) => self.budget.check_price(model.price, &model.model).err()?,
