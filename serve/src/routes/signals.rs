@@ -20,7 +20,7 @@ use crate::state::AppState;
 /// Delivers signal `name` to a managed flow that has not ended. The body is its JSON payload
 /// (none: `null`), the output of the `wait_signal` step that takes it. A signal sent before the
 /// step is reached is kept for it; one no `wait_signal` step of the pipeline waits for is
-/// refused.
+/// refused, as is any to an agent run (its decisions are approvals).
 #[utoipa::path(post, path = "/v1/flows/{id}/signals/{name}",
     params(("id" = String, Path, description = "The flow's id"),
            ("name" = String, Path, description = "The signal's name")),
@@ -29,7 +29,7 @@ use crate::state::AppState;
         (status = 201, description = "stored", body = SignalSentDoc),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 422, description = "mirrored, ended, or no step of its pipeline waits for the name", body = ErrorBody),
+        (status = 422, description = "mirrored, ended, an agent run, or no step of its pipeline waits for the name", body = ErrorBody),
     ))]
 pub async fn send(
     State(state): State<AppState>,
