@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 use taskflow_providers::ApiKey;
 
 /// The longest form in which [`ApiKey::redact_bytes`] finds a key, per byte of the key: a
-/// character written `\uXXXX`.
+/// character written as a JSON `\u` escape of four hex digits, six bytes.
 const LONGEST_FORM_PER_BYTE: usize = 6;
 
 /// Redacts a stream chunk by chunk. What may still be the start of the key (after the last line
