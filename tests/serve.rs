@@ -462,7 +462,8 @@ fn a_listen_address_beyond_this_host_without_tokens_is_refused() {
     assert!(stderr.contains("hint:") && stderr.contains("[serve.tokens]"), "{stderr}");
 }
 
-/// The events of a stream, as (id, data) pairs, until `count` have come.
+/// The events of a stream, as (id, data with the `event:` line as its `kind`) pairs, until
+/// `count` have come.
 async fn read_events(response: reqwest::Response, count: usize) -> Vec<(u64, Value)> {
     use futures_util::StreamExt;
     let mut events = Vec::new();
@@ -476,8 +477,15 @@ async fn read_events(response: reqwest::Response, count: usize) -> Vec<(u64, Val
             let block: String = buffer.drain(..end + 2).collect();
             let field =
                 |name: &str| block.lines().find_map(|line| line.strip_prefix(name)).map(str::trim);
-            if let (Some(id), Some(data)) = (field("id:"), field("data:")) {
-                events.push((id.parse().unwrap(), serde_json::from_str(data).unwrap()));
+            if let (Some(id), Some(kind), Some(data)) =
+                (field("id:"), field("event:"), field("data:"))
+            {
+                let mut event: Value = serde_json::from_str(data).unwrap();
+                for repeated in ["id", "kind", "owner"] {
+                    assert_eq!(event.get(repeated), None, "the frame or the caller says it");
+                }
+                event["kind"] = kind.into();
+                events.push((id.parse().unwrap(), event));
             }
         }
     }
@@ -831,12 +839,16 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
     assert_eq!(call(http.post(serve.url("/v1/flows/w/report")).json(&report)).await.0, 200);
     let step =
         |name: &'static str| move |event: &Value| event["kind"] == "step" && event["name"] == name;
+    let mut from_database_seen = Vec::new();
     for watcher in [&mut from_database, &mut from_beyond] {
         let seen = lines_until(watcher, step("fetch"));
         assert_eq!(seen[0]["kind"], "flow", "{seen:?}");
         assert!(seen.iter().all(|event| event["flow_id"] == "w"), "{seen:?}");
         let _ = watcher.kill();
         let _ = watcher.wait();
+        if from_database_seen.is_empty() {
+            from_database_seen = seen;
+        }
     }
 
     // Watching a serve survives its restart: the watch tries again while nobody listens, then
@@ -867,6 +879,11 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
     assert_eq!(call(http.post(serve.url("/v1/flows/w/report")).json(&report)).await.0, 200);
     let seen = lines_until(&mut from_serve, step("store"));
     assert_eq!(seen[0]["kind"], "flow", "{seen:?}");
+    assert_eq!(
+        seen[..from_database_seen.len()],
+        from_database_seen,
+        "a change is printed the same from the database and from serve"
+    );
     assert!(seen.iter().any(step("fetch")) && seen.iter().any(step("store")), "{seen:?}");
     let ids: Vec<u64> = seen.iter().map(|event| event["id"].as_u64().unwrap()).collect();
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "in order, none twice: {ids:?}");

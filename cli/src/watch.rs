@@ -15,7 +15,7 @@ use serde_json::Value;
 use taskflow_api::database;
 use taskflow_engine::{FlowId, OwnerHandle};
 use taskflow_providers::{CONNECT_TIMEOUT_ENV, resolve_connect_timeout};
-use taskflow_serve::AFTER_HEADER;
+use taskflow_serve::{AFTER_HEADER, EventData};
 use taskflow_store::EventQuery;
 use taskflow_store::excerpt::{excerpt, quoted};
 
@@ -122,7 +122,8 @@ async fn from_database(
         let events = blocking(&handle, move |handle| handle.events(&query)).await?;
         for event in &events {
             after = event.id;
-            out.event(serde_json::to_value(event).unwrap_or_default())?;
+            let data = serde_json::to_value(EventData::of(event)).unwrap_or_default();
+            out.event(change(event.id, event.change.kind(), data))?;
         }
         out.flush()?;
         if events.is_empty() {
@@ -231,11 +232,10 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> Result<In
         }
         let mut events = eventsource_stream::EventStream::new(response.bytes_stream());
         while let Some(Ok(event)) = events.next().await {
-            if let Ok(id) = event.id.parse::<u64>() {
-                last = Some(id);
-            }
-            if let Ok(change) = serde_json::from_str::<Value>(&event.data) {
-                out.event(change)?;
+            let Ok(id) = event.id.parse::<u64>() else { continue };
+            last = Some(id);
+            if let Ok(data) = serde_json::from_str::<Value>(&event.data) {
+                out.event(change(id, &event.event, data))?;
                 out.flush()?;
             }
         }
@@ -245,6 +245,18 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> Result<In
         lost = Some(Instant::now());
         tokio::time::sleep(RECONNECT_EVERY).await;
     }
+}
+
+/// One change as the watch prints it: its id and kind (which serve's stream sends as the
+/// event's own lines) with its data, the same from the database and from a serve.
+fn change(id: u64, kind: &str, data: Value) -> Value {
+    let mut change = serde_json::Map::new();
+    change.insert("id".to_owned(), id.into());
+    change.insert("kind".to_owned(), kind.into());
+    if let Value::Object(fields) = data {
+        change.extend(fields);
+    }
+    Value::Object(change)
 }
 
 /// Prints changes: one JSON line each, or a table of the flows that changed, redrawn when

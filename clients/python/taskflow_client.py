@@ -359,9 +359,10 @@ class TaskflowClient:
 
 
 class EventStream:
-    """`GET /v1/events` as an iterator of events, each a dict: `{"id", "flow_id", "owner",
-    "at", "kind": "flow", "revision", "status", "current_step", "fields"}` or `{..., "kind":
-    "step", "seq", "name", "status", "attempt"}`.
+    """`GET /v1/events` as an iterator of events, each a dict: `{"id", "kind": "flow",
+    "flow_id", "at", "revision", "status", "current_step", "fields"}` or `{"id", "kind":
+    "step", "flow_id", "at", "seq", "name", "status", "attempt"}` (`id` and `kind` are the
+    server-sent event's `id` and `event`; every event is of the token's owner).
 
     Ids are durable places in serve's change feed. When the connection drops (serve restarted,
     the network broke, nothing heard for `read_timeout` seconds although serve pings every 15),
@@ -462,8 +463,10 @@ class EventStream:
 
 def _parse(response: http.client.HTTPResponse) -> Iterator[Tuple[Optional[int], Document]]:
     """The `(id, event)` of each event of a `text/event-stream` body, until it ends (then
-    `ConnectionError`). Comment lines (serve's keep-alive pings) are skipped."""
+    `ConnectionError`): the event is its data with its `id` and its kind (the `event` line)
+    added. Comment lines (serve's keep-alive pings) are skipped."""
     id: Optional[int] = None
+    kind = "message"
     data: List[str] = []
     while True:
         raw = response.readline()
@@ -472,13 +475,15 @@ def _parse(response: http.client.HTTPResponse) -> Iterator[Tuple[Optional[int], 
         line = raw.decode("utf-8").rstrip("\r\n")
         if not line:
             if data:
-                yield id, json.loads("\n".join(data))
-            id, data = None, []
+                yield id, {"id": id, "kind": kind, **json.loads("\n".join(data))}
+            id, kind, data = None, "message", []
         elif not line.startswith(":"):
             field, _, value = line.partition(":")
             value = value[1:] if value.startswith(" ") else value
             if field == "data":
                 data.append(value)
+            elif field == "event":
+                kind = value
             elif field == "id" and value.isdigit():
                 id = int(value)
 

@@ -503,9 +503,10 @@ pub struct EventDoc {
     /// `flow` (the flow record changed) or `step` (a step of its journal did).
     #[schema(schema_with = event_kind)]
     pub event: String,
-    /// The change as JSON: `{"id", "flow_id", "owner", "at", "kind"}` with, for a flow,
-    /// `revision`, `status`, `current_step` and `fields` (the fields the revision changed); for
-    /// a step, `seq`, `name`, `status` and `attempt`.
+    /// The change as JSON: `{"flow_id", "at"}` with, for a flow, `revision`, `status`,
+    /// `current_step` and `fields` (the fields the revision changed); for a step, `seq`,
+    /// `name`, `status` and `attempt`. Its id and kind are the event's `id` and `event`; its
+    /// owner is the caller.
     #[schema(content_media_type = "application/json")]
     pub data: String,
 }

@@ -18,12 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use taskflow_store::{Change, Event, EventQuery, FlowId, OwnerHandle, TaskFlow, Timestamp};
+use taskflow_store::{Event, EventQuery, FlowId, OwnerHandle, TaskFlow, Timestamp};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::blocking::blocking;
 use crate::error::HttpError;
+use crate::event_data::EventData;
 
 /// How many batches a slow watcher may be behind before it reads from the store again.
 const BUFFER: usize = 256;
@@ -36,8 +37,8 @@ struct Batch {
     events: Vec<Event>,
     /// Where each event's text ends in `text`.
     ends: Vec<usize>,
-    /// For each event: `id: …`, `event: flow|step`, `data: {json}` and the blank line that
-    /// ends it.
+    /// For each event: `id: …`, `event: flow|step`, `data: {json}` (its [`EventData`]) and
+    /// the blank line that ends it.
     text: Bytes,
 }
 
@@ -46,13 +47,9 @@ impl Batch {
         let mut text = Vec::new();
         let mut ends = Vec::with_capacity(events.len());
         for event in &events {
-            let kind = match event.change {
-                Change::Flow { .. } => "flow",
-                Change::Step { .. } => "step",
-            };
             // serde_json writes no line breaks, so the data fits one `data:` line.
-            let _ = write!(text, "id: {}\nevent: {kind}\ndata: ", event.id);
-            let _ = serde_json::to_writer(&mut text, event);
+            let _ = write!(text, "id: {}\nevent: {}\ndata: ", event.id, event.change.kind());
+            let _ = serde_json::to_writer(&mut text, &EventData::of(event));
             text.extend_from_slice(b"\n\n");
             ends.push(text.len());
         }
@@ -264,7 +261,7 @@ mod tests {
             flow_id: flow.parse().unwrap(),
             owner: owner.to_owned(),
             at: Timestamp::now(),
-            change: Change::Step {
+            change: taskflow_store::Change::Step {
                 seq: 1,
                 name: "fetch".to_owned(),
                 status: taskflow_store::StepStatus::Succeeded,
@@ -285,7 +282,7 @@ mod tests {
         let mut expected = String::new();
         for event in batch.events.iter().filter(|event| ids.contains(&event.id)) {
             let kind = "step";
-            let data = serde_json::to_string(event).unwrap();
+            let data = serde_json::to_string(&EventData::of(event)).unwrap();
             expected += &format!("id: {}\nevent: {kind}\ndata: {data}\n\n", event.id);
         }
         assert_eq!(std::str::from_utf8(&text).unwrap(), expected, "{owner} {flow:?} after {last}");

@@ -22,6 +22,7 @@ mod blocking;
 mod bodies;
 mod dashboard;
 mod error;
+mod event_data;
 mod feed;
 mod guard;
 mod json_errors;
@@ -46,6 +47,7 @@ use taskflow_store::TaskFlow;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use event_data::EventData;
 pub use openapi::ApiDoc;
 pub use routes::events::AFTER_HEADER;
 

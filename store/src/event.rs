@@ -34,6 +34,16 @@ pub enum Change {
     Step { seq: u32, name: String, status: StepStatus, attempt: u32 },
 }
 
+impl Change {
+    /// The change's kind, as the feed names it: `flow` or `step`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Flow { .. } => "flow",
+            Change::Step { .. } => "step",
+        }
+    }
+}
+
 /// An event to append, before the feed gives it its id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
