@@ -1,10 +1,11 @@
 //! taskflow as an MCP server, driven by a real MCP client: the official Python SDK (`mcp` from
 //! PyPI) runs `tests/python/mcp_checks.py` against `taskflow mcp serve` over stdio and against
 //! the `/mcp` endpoint of `taskflow serve` over streamable HTTP, with the fixtures of
-//! `fixtures/pipelines` and an agent run (recorded turns, offline) whose `write_file` call waits
-//! for approval. The script checks each tool; this file checks what it left behind through the
-//! CLI and the HTTP API: the same documents, the approved call run once, and over stdio a flow
-//! given back when its session ended and finished by `flows resume`.
+//! `fixtures/pipelines` and an agent run (recorded turns, offline; over stdio a pipeline's
+//! `agent` step) whose `write_file` call waits for approval. The script checks each tool; this
+//! file checks what it left behind through the CLI and the HTTP API: the same documents, the
+//! approved call run once, and over stdio a flow given back when its session ended and
+//! finished by `flows resume`.
 
 #[path = "support/python.rs"]
 mod python;
@@ -63,6 +64,29 @@ fn waiting_for_approval(db: &Path, config: &Path, workspace: &Path) -> String {
     flow["id"].as_str().unwrap().to_owned()
 }
 
+/// A pipeline of alice's, detached while its `agent` step's `write_file` call waits for
+/// approval; its id. A decision about it makes the pipeline due, which the process that took
+/// the decision runs on.
+fn pipeline_waiting_for_approval(db: &Path, config: &Path, workspace: &Path) -> String {
+    let script = python::repository("fixtures/agent/write_with_approval.turns.toml");
+    let pipeline = workspace.with_file_name("approve.toml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name = \"approve\"\n\n[[steps]]\nid = \"write\"\naction = \"agent\"\n\n\
+             [steps.with]\nprovider = \"replay\"\nscript = {:?}\nworkspace = {:?}\n\
+             tools = [\"write_file\"]\nask = [\"write_file\"]\nprompt = \"Write the file.\"\n",
+            script.to_str().unwrap(),
+            workspace.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let output = taskflow(db, config, &["--json", "run", "--detach", pipeline.to_str().unwrap()]);
+    let flow = json_of(&output)["flow"].clone();
+    assert_eq!(flow["status"], "waiting", "{flow}");
+    flow["id"].as_str().unwrap().to_owned()
+}
+
 /// Runs the checks; their summary.
 fn checks(args: &[&str], env: &[(&str, &str)]) -> Value {
     let output = python::finish(python::spawn("tests/python/mcp_checks.py", args, env), LIMIT);
@@ -76,14 +100,18 @@ fn checks(args: &[&str], env: &[(&str, &str)]) -> Value {
     }
 }
 
-/// What every run of the checks ends with, whichever the transport.
-fn assert_common(summary: &Value, approval: &str, workspace: &Path) {
-    let flows = json!({
+/// What every run of the checks ends with, whichever the transport; `also` are flows of the
+/// approval's tree that the checks list too (a pipeline's agent run).
+fn assert_common(summary: &Value, approval: &str, also: &[&str], workspace: &Path) {
+    let mut flows = json!({
         approval: "succeeded",
         "greeting-1": "succeeded",
         "sleepy": "cancelled",
         "waiter": "succeeded",
     });
+    for flow in also {
+        flows[flow] = json!("succeeded");
+    }
     assert_eq!(summary["flows"], flows, "{summary}");
     let refused = ["cancel_flow", "decide_approval", "flow_history", "inspect_flow"]
         .into_iter()
@@ -106,11 +134,14 @@ fn over_stdio_an_agent_sees_its_owners_flows_as_tools_and_a_session_end_loses_no
     let config = dir.path().join("no-config.toml");
     let workspace = dir.path().join("workspace");
     std::fs::create_dir(&workspace).unwrap();
-    let approval = waiting_for_approval(&db, &config, &workspace);
+    let approval = pipeline_waiting_for_approval(&db, &config, &workspace);
     let fixtures = fixtures();
     let args = ["stdio", BIN, db.to_str().unwrap(), fixtures.to_str().unwrap(), &approval];
     let summary = checks(&args, &[("TASKFLOW_CONFIG", config.to_str().unwrap())]);
-    assert_common(&summary, &approval, &workspace);
+    // The pipeline the decision made due ran on in the session that took it.
+    let pipeline = json_of(&taskflow(&db, &config, &["--json", "flows", "inspect", &approval]));
+    let agent_run = pipeline["children"][0]["id"].as_str().unwrap();
+    assert_common(&summary, &approval, &[agent_run], &workspace);
 
     // The tools answer with the CLI's documents.
     let inspected = json_of(&taskflow(&db, &config, &["--json", "flows", "inspect", "greeting-1"]));
@@ -156,7 +187,7 @@ async fn over_http_serves_mcp_endpoint_acts_for_the_tokens_owner_only() {
     let fixtures = fixtures();
     let args = ["http", &serve.url, alice, bob, fixtures.to_str().unwrap(), &approval];
     let summary = checks(&args, &[]);
-    assert_common(&summary, &approval, &workspace);
+    assert_common(&summary, &approval, &[], &workspace);
 
     // The tools answer with serve's documents.
     let (status, inspected) =

@@ -6,7 +6,9 @@
 
 use std::collections::VecDeque;
 
-use taskflow_store::{Flow, FlowId, FlowStatus, OwnerHandle, wait};
+use taskflow_store::{
+    ApprovalDecision, Flow, FlowId, FlowStatus, OwnerHandle, Signal, Timestamp, wait,
+};
 
 use crate::error::{ApiError, Result};
 
@@ -158,6 +160,43 @@ pub fn deciding_call(
             }),
         },
     }
+}
+
+/// A decision recorded.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub call_id: String,
+    pub signal: Signal,
+    /// The flow that waited for the call, as the decision left it.
+    pub flow: Flow,
+    /// The flows the decision made due, for a front end that runs flows to start now: the flow
+    /// that waited, and the pipeline whose `agent` step waits for it (a child runs in its
+    /// pipeline's run, so the pipeline is the one to start).
+    pub due: Vec<FlowId>,
+}
+
+/// Records `decision` about call `call_id` of flow `id`'s tree (the one call it waits for when
+/// `None`), as [`deciding_call`] finds it.
+pub fn decide(
+    handle: &OwnerHandle,
+    id: &FlowId,
+    call_id: Option<&str>,
+    decision: &ApprovalDecision,
+) -> Result<Decided> {
+    let (id, call_id) = deciding_call(handle, id, call_id)?;
+    let (signal, flow) = handle.decide_approval(&id, &call_id, decision)?;
+    let now = Timestamp::now();
+    let mut due = Vec::new();
+    if flow.is_due(now) {
+        due.push(flow.id.clone());
+    }
+    if let Some(parent) = &flow.parent_flow_id {
+        let parent = handle.flow_without_spec(parent)?;
+        if parent.is_due(now) {
+            due.push(parent.id);
+        }
+    }
+    Ok(Decided { call_id, signal, flow, due })
 }
 
 /// `c1 (run_command)`, with the flow that holds it when that is not `asked`.

@@ -13,8 +13,8 @@ use taskflow_api::{
 use taskflow_engine::agent::Budget;
 use taskflow_engine::{Engine, Runs, builtin_actions, pipeline};
 use taskflow_store::{
-    ApprovalDecision, Flow, FlowId, FlowStatus, ListQuery, OwnerHandle, StatusFilter, SyncMode,
-    TaskFlow, Timestamp,
+    ApprovalDecision, Flow, FlowId, ListQuery, OwnerHandle, StatusFilter, SyncMode, TaskFlow,
+    Timestamp,
 };
 
 use crate::inputs::{
@@ -151,20 +151,19 @@ impl Flows {
         let id = flow_id(&id)?;
         let decision = ApprovalDecision { approved: approve, reason };
         let deciding = handle.clone();
-        let (call_id, signal, flow) = blocking(move || {
-            let (id, call_id) = approvals::deciding_call(&deciding, &id, call_id.as_deref())?;
-            let (signal, flow) = deciding.decide_approval(&id, &call_id, &decision)?;
-            Ok((call_id, signal, flow))
-        })
-        .await?;
-        let now = Timestamp::now();
-        self.start_if_due(&handle, &flow, now);
-        Ok(documents::approval_decided(&call_id, &signal, &flow, now))
+        let decided =
+            blocking(move || approvals::decide(&deciding, &id, call_id.as_deref(), &decision))
+                .await?;
+        for due in &decided.due {
+            self.runs.start(handle.owner(), due);
+        }
+        let approvals::Decided { call_id, signal, flow, .. } = decided;
+        Ok(documents::approval_decided(&call_id, &signal, &flow, Timestamp::now()))
     }
 
     /// A waiting flow that a signal or a decision made due runs on here, as serve runs it.
     fn start_if_due(&self, handle: &OwnerHandle, flow: &Flow, now: Timestamp) {
-        if flow.status == FlowStatus::Waiting && flow.wake_at.is_some_and(|at| at <= now) {
+        if flow.is_due(now) {
             self.runs.start(handle.owner(), &flow.id);
         }
     }

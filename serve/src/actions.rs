@@ -5,9 +5,7 @@
 use serde_json::Value;
 use taskflow_api::schedules::Triggered;
 use taskflow_api::{approvals, control, schedules};
-use taskflow_store::{
-    ApprovalDecision, CancelOutcome, Flow, FlowId, FlowStatus, Schedule, Signal, Timestamp,
-};
+use taskflow_store::{ApprovalDecision, CancelOutcome, Flow, FlowId, Schedule, Signal, Timestamp};
 
 use crate::blocking::blocking;
 use crate::error::HttpError;
@@ -81,26 +79,16 @@ pub async fn decide(
     decision: ApprovalDecision,
 ) -> Result<(Signal, Flow), HttpError> {
     let handle = state.handle(owner)?;
-    let (signal, flow, parent) = blocking(move || {
-        let (id, call_id) = approvals::deciding_call(&handle, &id, Some(&call_id))?;
-        let (signal, flow) = handle.decide_approval(&id, &call_id, &decision)?;
-        // A child whose pipeline waits for it runs in its pipeline's run: the pipeline is due.
-        let parent = match &flow.parent_flow_id {
-            Some(parent) => Some(handle.flow_without_spec(parent)?),
-            None => None,
-        };
-        Ok::<_, taskflow_api::ApiError>((signal, flow, parent))
-    })
-    .await?;
-    run_if_due(state, owner, &flow);
-    if let Some(parent) = parent {
-        run_if_due(state, owner, &parent);
+    let decided =
+        blocking(move || approvals::decide(&handle, &id, Some(&call_id), &decision)).await?;
+    for due in &decided.due {
+        state.runs().start(owner, due);
     }
-    Ok((signal, flow))
+    Ok((decided.signal, decided.flow))
 }
 
 fn run_if_due(state: &AppState, owner: &str, flow: &Flow) {
-    if flow.status == FlowStatus::Waiting && flow.wake_at.is_some_and(|at| at <= Timestamp::now()) {
+    if flow.is_due(Timestamp::now()) {
         state.runs().start(owner, &flow.id);
     }
 }

@@ -141,6 +141,12 @@ impl Flow {
         self.spec.as_ref()?.get("steps")?.as_array().map(Vec::len)
     }
 
+    /// Whether the flow waits and its wake-up time has come (a timer ran out, a signal or a
+    /// decision it waited for came): a runner may run it on now.
+    pub fn is_due(&self, now: Timestamp) -> bool {
+        self.status == FlowStatus::Waiting && self.wake_at.is_some_and(|at| at <= now)
+    }
+
     /// Why a managed flow left `running` has no live runner, if it has none: it can be resumed.
     pub fn stall(&self, now: Timestamp) -> Option<Stall> {
         stall(self.sync_mode, self.status, self.lease.as_ref(), now)

@@ -312,8 +312,7 @@ fn for_child(seq: u32, child: &Flow) -> WaitingStep {
 }
 
 fn due_now(handle: &OwnerHandle, id: &crate::FlowId) -> bool {
-    let flow = handle.flow(id).unwrap();
-    flow.status == FlowStatus::Waiting && flow.wake_at.is_some_and(|at| at <= Timestamp::now())
+    handle.flow(id).unwrap().is_due(Timestamp::now())
 }
 
 /// A pipeline's step waits for its child, which waits for a decision: the child's step is the
