@@ -281,6 +281,14 @@ async fn the_config_file_names_the_default_provider() {
         "{}",
         output.stderr
     );
+
+    // A file TASKFLOW_CONFIG names must be there: a misspelt name is said, not run on defaults.
+    let missing = config.with_file_name("confg.toml");
+    let output = run(taskflow().env("TASKFLOW_CONFIG", &missing).args(["chat", "hi"]));
+    assert_eq!(output.code, 1, "{}", output.stderr);
+    let said = format!("error: TASKFLOW_CONFIG names {}, which does not exist", missing.display());
+    assert!(output.stderr.starts_with(&said), "{}", output.stderr);
+    assert!(output.stderr.contains("hint: unset TASKFLOW_CONFIG"), "{}", output.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]

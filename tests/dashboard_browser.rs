@@ -30,7 +30,7 @@ fn chromium() -> String {
 async fn the_dashboard_in_chromium_updates_live_cancels_and_follows_children() {
     let chromium = chromium();
     let (dir, db) = folder();
-    let serve = Serve::start(&db, &[], &[("TASKFLOW_CONFIG", "/nonexistent/config.toml")]);
+    let serve = Serve::start(&db, &[], &[("TASKFLOW_CONFIG", "/dev/null")]);
     // A parent whose `agent` step runs a child flow, answered by a recorded turn.
     let turns = dir.path().join("answer.turns.toml");
     std::fs::write(&turns, "[[turn]]\ncontent = \"All three pages say the same.\"\n").unwrap();

@@ -131,7 +131,7 @@ fn fixtures() -> PathBuf {
 #[test]
 fn over_stdio_an_agent_sees_its_owners_flows_as_tools_and_a_session_end_loses_nothing() {
     let (dir, db) = folder();
-    let config = dir.path().join("no-config.toml");
+    let config = PathBuf::from("/dev/null");
     let workspace = dir.path().join("workspace");
     std::fs::create_dir(&workspace).unwrap();
     let approval = pipeline_waiting_for_approval(&db, &config, &workspace);

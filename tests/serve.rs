@@ -453,7 +453,7 @@ fn a_listen_address_beyond_this_host_without_tokens_is_refused() {
         .arg("--db")
         .arg(&db)
         .args(["serve", "--listen", "0.0.0.0:0"])
-        .env("TASKFLOW_CONFIG", "/nonexistent/config.toml")
+        .env("TASKFLOW_CONFIG", "/dev/null")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));

@@ -52,6 +52,9 @@ use taskflow_providers::{ApiKey, ProviderConfig, check_base_url};
 
 use crate::error::{ApiError, Result};
 
+/// The variable that names another config file.
+pub const CONFIG_ENV: &str = "TASKFLOW_CONFIG";
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -113,9 +116,15 @@ impl std::fmt::Debug for NamedProvider {
 impl Config {
     /// The config file's path, if one can be named.
     pub fn path() -> Option<PathBuf> {
-        if let Some(path) = std::env::var_os("TASKFLOW_CONFIG").filter(|path| !path.is_empty()) {
-            return Some(PathBuf::from(path));
-        }
+        Config::named_path().or_else(Config::default_path)
+    }
+
+    /// The file `TASKFLOW_CONFIG` names.
+    fn named_path() -> Option<PathBuf> {
+        std::env::var_os(CONFIG_ENV).filter(|path| !path.is_empty()).map(PathBuf::from)
+    }
+
+    fn default_path() -> Option<PathBuf> {
         let base = std::env::var_os("XDG_CONFIG_HOME")
             .filter(|path| !path.is_empty())
             .map(PathBuf::from)
@@ -123,14 +132,29 @@ impl Config {
         Some(base.join("taskflow").join("config.toml"))
     }
 
-    /// The config file, or an empty config when there is none.
+    /// The config file, or an empty config when the usual one is not there. A file that
+    /// `TASKFLOW_CONFIG` names must be there: a misspelt name would otherwise run on defaults
+    /// without a word.
     pub fn load() -> Result<Config> {
-        match Config::path() {
+        if let Some(path) = Config::named_path() {
+            if !path.exists() {
+                return Err(ApiError::Config {
+                    message: format!("{CONFIG_ENV} names {}, which does not exist", path.display()),
+                    hint: Some(format!(
+                        "unset {CONFIG_ENV} to read the usual config file, or name an empty file \
+                         (such as /dev/null) to run without one"
+                    )),
+                });
+            }
+            return Config::read(&path);
+        }
+        match Config::default_path() {
             Some(path) => Config::read(&path),
             None => Ok(Config::default()),
         }
     }
 
+    /// The config file at `path`; an empty config when there is none.
     pub fn read(path: &Path) -> Result<Config> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,

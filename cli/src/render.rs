@@ -280,9 +280,15 @@ pub fn signal_sent(signal: &Signal, flow: &Flow, json: bool) {
         print_json(&documents::signal_sent(signal, flow, now));
         return;
     }
-    let waking = match (flow.status, flow.wake_at) {
-        (FlowStatus::Waiting, Some(at)) if at <= now => ", which now runs on",
-        _ => "",
+    // Who runs it on is not known here: a run in a terminal or a serve waiting for it, or nobody.
+    let waking = if flow.is_due(now) {
+        format!(
+            ", due now: the run or serve that waits for it runs it on, else `taskflow flows \
+             resume {}`",
+            flow.id
+        )
+    } else {
+        String::new()
     };
     println!(
         "signal {} (#{}) sent to flow {} ({}{waking})",

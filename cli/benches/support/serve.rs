@@ -22,7 +22,7 @@ impl Serve {
             .arg(db)
             .args(["--owner", "bench", "serve", "--listen", "127.0.0.1:0"])
             .env_remove("TASKFLOW_OWNER")
-            .env("TASKFLOW_CONFIG", "/nonexistent/config.toml")
+            .env("TASKFLOW_CONFIG", "/dev/null")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
