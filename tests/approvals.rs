@@ -107,7 +107,7 @@ impl Setup {
         command.arg("--db").arg(&self.db).env_remove("TASKFLOW_CONNECT_TIMEOUT_MS");
         // Serve (tests/support) runs as alice.
         command.args(["--owner", "alice"]);
-        command.env("TASKFLOW_CONFIG", self.db.with_file_name("no-config.toml"));
+        command.env("TASKFLOW_CONFIG", "/dev/null");
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         command
     }
