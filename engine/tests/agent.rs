@@ -501,6 +501,48 @@ impl Provider for Cutting {
     }
 }
 
+/// A model server that cannot be reached: its answer never begins.
+#[derive(Debug, Default)]
+struct Unreachable {
+    requests: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Provider for Unreachable {
+    fn name(&self) -> &str {
+        "unreachable"
+    }
+
+    async fn complete(&self, _: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        unreachable!("an agent streams its turns")
+    }
+
+    async fn stream(&self, _: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        Err(ProviderError::new(taskflow_providers::ErrorKind::Connect, "connection refused"))
+    }
+}
+
+/// A failure before the answer begins was the provider's to try again (it does, by its own
+/// policy): the turn is not asked for again on top of it, and the run fails with it.
+#[tokio::test]
+async fn a_turn_whose_answer_never_began_is_not_asked_for_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(Unreachable::default());
+    let shared: Arc<dyn Provider> = provider.clone();
+    let factory: ProviderFactory = Arc::new(move |_: &ProviderChoice| Ok(Arc::clone(&shared)));
+    let store =
+        taskflow_store_sqlite::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
+    let engine =
+        Engine::new(store.bind("alice").unwrap(), Actions::builtin(), EngineOptions::default())
+            .with_providers(factory);
+    let flow = engine.create_agent(&spec(3), None).await.unwrap();
+    let ended = engine.run(&flow.id).await.unwrap();
+    assert_eq!(ended.status, FlowStatus::Failed);
+    assert!(ended.error.as_deref().unwrap().contains("connection refused"), "{:?}", ended.error);
+    assert_eq!(provider.requests.load(Ordering::SeqCst), 1);
+}
+
 /// A turn whose answer is cut while it streams by a failure that may pass is asked for again,
 /// up to three times, and nothing of a cut answer is kept; a failure that does not pass fails
 /// the run at once.

@@ -570,13 +570,23 @@ impl AgentRunner {
         }
     }
 
-    /// One answer as it streams; `Err` for a provider's failure.
+    /// One answer as it streams; `Err` for a provider's failure while it streamed.
     async fn stream_answer(
         &self,
         request: &ChatRequest,
     ) -> Result<Worked, taskflow_providers::ProviderError> {
+        // A failure before the answer begins was tried again by the provider already; only an
+        // answer cut while it streamed is asked for again.
+        let mut stream = tokio::select! {
+            stream = self.provider.stream(request) => match stream {
+                Ok(stream) => stream,
+                Err(error) => {
+                    return Ok(Worked::Failed(format!("{}: {error}", self.provider.name())));
+                }
+            },
+            () = self.token.cancelled() => return Ok(Worked::Cancelled),
+        };
         let answer = async {
-            let mut stream = self.provider.stream(request).await?;
             let mut response = ResponseBuilder::new();
             while let Some(event) = stream.next().await {
                 let event = event?;
