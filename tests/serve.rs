@@ -164,6 +164,16 @@ async fn managed_flows_are_submitted_once_run_and_refused_with_clear_errors() {
     .await;
     assert_eq!((status, error["error"]["code"].clone()), (413, json!("too_large")), "{error}");
     assert_eq!(error["error"]["message"], limit);
+    // A JSON body sent as something else (curl's `-d` sends a form's type) is told what to send.
+    let (status, error) = call(
+        http.post(serve.url("/v1/flows"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(r#"{"name": "x", "sync_mode": "mirrored"}"#),
+    )
+    .await;
+    assert_eq!((status, error["error"]["code"].clone()), (400, json!("bad_request")), "{error}");
+    let said = "the body is JSON: send it with `Content-Type: application/json`";
+    assert_eq!(error["error"]["message"], said);
     // A method the route does not serve is 405, whatever the query.
     let (status, error) = call(http.delete(serve.url("/v1/flows/digest-2026-12-05?x=1"))).await;
     assert_eq!((status, error["error"]["code"].clone()), (405, json!("method_not_allowed")));

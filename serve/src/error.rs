@@ -186,7 +186,13 @@ impl HttpError {
 
 impl From<JsonRejection> for HttpError {
     fn from(rejection: JsonRejection) -> Self {
-        HttpError::rejected(rejection.status(), rejection.body_text())
+        match rejection {
+            // curl's `-d` sends a form's content type.
+            JsonRejection::MissingJsonContentType(_) => HttpError::bad_request(
+                "the body is JSON: send it with `Content-Type: application/json`",
+            ),
+            rejection => HttpError::rejected(rejection.status(), rejection.body_text()),
+        }
     }
 }
 
