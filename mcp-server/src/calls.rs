@@ -135,6 +135,9 @@ impl Flows {
 
     async fn resume(&self, handle: OwnerHandle, resume: ResumeFlow) -> Answer {
         let ResumeFlow { id, max_tokens, max_cost_usd } = resume;
+        if max_tokens == Some(0) {
+            return Err(ApiError::invalid("`max_tokens` must be at least 1"));
+        }
         let id = flow_id(&id)?;
         let (checking, checked) = (handle.clone(), id.clone());
         let mut flow = blocking(move || control::check_resumable(&checking, &checked)).await?;

@@ -58,6 +58,7 @@ pub struct ResumeFlow {
     pub id: String,
     /// An agent run's or a pipeline's token budget from now on (a flow blocked by its budget
     /// goes on; a pipeline's covers its agent children too).
+    #[schemars(range(min = 1))]
     pub max_tokens: Option<u64>,
     /// An agent run's or a pipeline's cost budget in US dollars from now on (a pipeline's
     /// needs the prices of its models, stored when it started with a cost budget).

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rmcp::ServiceExt;
 use rmcp::service::ServerInitializeError;
-use serde_json::json;
+use serde_json::{Value, json};
 use taskflow_engine::Runs;
 use tokio::io::{
     AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream,
@@ -106,22 +106,28 @@ async fn check_requests(
             None => line,
         });
         let refusal = match &line {
-            Err(length) => Some((
-                -32600,
-                format!(
-                    "the request is {} MiB long, more than the {} MiB a request may be",
-                    length.div_ceil(1024 * 1024),
+            Err(length) => Some(Refusal {
+                id: Value::Null,
+                code: -32600,
+                message: format!(
+                    "the request is {:.1} MiB long, more than the {} MiB a request may be",
+                    *length as f64 / (1024.0 * 1024.0),
                     MOST_LINE_BYTES / (1024 * 1024)
                 ),
-            )),
+            }),
             Ok(line) if line.trim_ascii().is_empty() => None,
-            Ok(line) => serde_json::from_slice::<serde_json::Value>(line)
-                .err()
-                .map(|error| (-32700, format!("the request is not JSON: {error}"))),
+            Ok(line) => match serde_json::from_slice::<Value>(line) {
+                Ok(message) => misshapen(&message),
+                Err(error) => Some(Refusal {
+                    id: Value::Null,
+                    code: -32700,
+                    message: format!("the request is not JSON: {error}"),
+                }),
+            },
         };
         match (refusal, line) {
-            (Some((code, message)), _) => {
-                let answer = json!({"jsonrpc": "2.0", "id": null,
+            (Some(Refusal { id, code, message }), _) => {
+                let answer = json!({"jsonrpc": "2.0", "id": id,
                                     "error": {"code": code, "message": message}});
                 if errors.send(answer.to_string().into_bytes()).await.is_err() {
                     return;
@@ -137,6 +143,49 @@ async fn check_requests(
         }
     }
     let _ = server.shutdown().await;
+}
+
+/// A JSON-RPC error answered here, for the request `id` (null when it cannot be read).
+struct Refusal {
+    id: Value,
+    code: i64,
+    message: String,
+}
+
+/// Why `message`, which is JSON, is no message the MCP library answers as JSON-RPC 2.0 asks:
+/// the library answers an invalid request without an `id`, and a tool call whose arguments
+/// are not an object as an unknown method.
+fn misshapen(message: &Value) -> Option<Refusal> {
+    let invalid = |id: &Value, message: &str| {
+        Some(Refusal { id: id.clone(), code: -32600, message: message.to_owned() })
+    };
+    let Value::Object(fields) = message else {
+        return invalid(&Value::Null, "a request is one JSON object (batches are not taken)");
+    };
+    let id = fields.get("id").unwrap_or(&Value::Null);
+    if !matches!(id, Value::Null | Value::String(_) | Value::Number(_)) {
+        return invalid(&Value::Null, "a request's `id` is a string or a number");
+    }
+    if fields.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return invalid(id, "a request has `\"jsonrpc\": \"2.0\"`");
+    }
+    match fields.get("method") {
+        Some(Value::String(method)) => {
+            let arguments = fields.get("params").and_then(|params| params.get("arguments"));
+            if method == "tools/call" && arguments.is_some_and(|arguments| !arguments.is_object()) {
+                return Some(Refusal {
+                    id: id.clone(),
+                    code: -32602,
+                    message: "a tool call's `params.arguments` is an object".to_owned(),
+                });
+            }
+            None
+        }
+        Some(_) => invalid(id, "a request's `method` is a string"),
+        // An answer to a request of the server's.
+        None if fields.contains_key("result") || fields.contains_key("error") => None,
+        None => invalid(id, "a request names its `method`"),
+    }
 }
 
 /// Writes each line it is sent, whole, then a line break.
@@ -186,8 +235,8 @@ mod tests {
     use super::*;
 
     /// What `check_requests` makes of `input`: the lines passed on, and the error codes
-    /// answered.
-    async fn checked(input: Vec<u8>) -> (Vec<String>, Vec<i64>) {
+    /// answered (each with the id it names, null for none).
+    async fn checked_with_ids(input: Vec<u8>) -> (Vec<String>, Vec<(i64, Value)>) {
         let (mut passed, server) = tokio::io::duplex(1024 * 1024);
         let (errors, mut answered) = mpsc::channel(16);
         let reading = tokio::spawn(check_requests(std::io::Cursor::new(input), server, errors));
@@ -196,11 +245,56 @@ mod tests {
         reading.await.unwrap();
         let mut codes = Vec::new();
         while let Ok(answer) = answered.try_recv() {
-            let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
-            assert_eq!(answer["id"], serde_json::Value::Null);
-            codes.push(answer["error"]["code"].as_i64().unwrap());
+            let answer: Value = serde_json::from_slice(&answer).unwrap();
+            assert_eq!(answer["jsonrpc"], "2.0");
+            codes.push((answer["error"]["code"].as_i64().unwrap(), answer["id"].clone()));
         }
         (text.lines().map(str::to_owned).collect(), codes)
+    }
+
+    /// The same, for lines answered with no id.
+    async fn checked(input: Vec<u8>) -> (Vec<String>, Vec<i64>) {
+        let (passed, answered) = checked_with_ids(input).await;
+        assert!(answered.iter().all(|(_, id)| id.is_null()), "{answered:?}");
+        (passed, answered.into_iter().map(|(code, _)| code).collect())
+    }
+
+    #[tokio::test]
+    async fn a_json_line_that_is_no_request_is_answered_as_json_rpc_says() {
+        let call = |arguments: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"list_flows","arguments":{arguments}}}}}"#
+            )
+        };
+        let answer = r#"{"jsonrpc":"2.0","id":"s1","result":{}}"#;
+        let notification = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        let lines = [
+            "[1,2,3]".to_owned(),
+            "{}".to_owned(),
+            r#"{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}"#.to_owned(),
+            r#"{"jsonrpc":"1.0","id":3,"method":"ping"}"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":4,"method":5}"#.to_owned(),
+            call("[1]"),
+            call("\"text\""),
+            call("{}"),
+            answer.to_owned(),
+            notification.to_owned(),
+        ];
+        let (passed, answered) = checked_with_ids(lines.join("\n").into_bytes()).await;
+        assert_eq!(passed, [call("{}"), answer.to_owned(), notification.to_owned()]);
+        let null = Value::Null;
+        assert_eq!(
+            answered,
+            [
+                (-32600, null.clone()),
+                (-32600, null.clone()),
+                (-32600, null),
+                (-32600, json!(3)),
+                (-32600, json!(4)),
+                (-32602, json!(7)),
+                (-32602, json!(7)),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -162,6 +162,7 @@ async def alice_checks(tools: Tools, approval_flow: str) -> dict:
         "unknown_key": await tools.error("list_flows", {"owner": "bob"}),
         "missing_key": await tools.error("signal_flow", {"id": "waiter"}),
         "no_approval": await tools.error("decide_approval", {"id": "greeting-1", "approve": True}),
+        "no_tokens": await tools.error("resume_flow", {"id": "greeting-1", "max_tokens": 0}),
     }
     codes = {name: error["code"] for name, error in errors.items()}
     assert codes == {
@@ -174,6 +175,7 @@ async def alice_checks(tools: Tools, approval_flow: str) -> dict:
         "unknown_key": "bad_request",
         "missing_key": "bad_request",
         "no_approval": "refused",
+        "no_tokens": "bad_request",
     }, errors
     assert "pipeline:5:10: unknown action `teleport`" in errors["bad_pipeline"]["message"], errors
     assert "`limit`" in errors["bad_type"]["message"], errors
