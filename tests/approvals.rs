@@ -268,6 +268,13 @@ async fn an_asked_call_waits_for_its_decision_across_a_restart_and_runs_once_or_
             );
             assert!(stderr.contains("hint: a call is decided once"), "{label}: {stderr}");
         }
+        if child.is_none() {
+            // Decided, it asks for no decision any more: it says how it runs on.
+            let (_, table, _) = setup.run(&["flows", "inspect", &id]);
+            let runs_on = format!("decided: it is due; `taskflow flows resume {id}` runs it on");
+            assert!(table.contains(&runs_on), "{label}: {table}");
+            assert!(!table.contains("taskflow flows approve"), "{label}: {table}");
+        }
 
         let (code, stdout, stderr) = match child {
             Some(foreground) => cli::outcome(foreground.wait_with_output().unwrap()),

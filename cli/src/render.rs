@@ -132,11 +132,20 @@ pub fn inspection(inspection: &Inspection, json: bool) {
     }
     let approvals = taskflow_store::wait::approvals(flow.wait.as_ref());
     let waited = taskflow_store::wait::waited_children(flow.wait.as_ref());
+    // A decision makes the flow that waited for it due (a pipeline, for its child's call): what
+    // is left is running it on, not deciding.
+    let decided = (!approvals.is_empty() || !waited.is_empty()).then(|| {
+        format!(
+            "decided: it is due; `taskflow flows resume {}` runs it on (serve does it by itself)",
+            flow.id
+        )
+    });
+    let decided = decided.filter(|_| flow.is_due(now));
     if approvals.is_empty() && !waited.is_empty() {
         for child in &waited {
             fields.push(("waiting for", child_text(child)));
         }
-        fields.push(("decide", decide_child_text(flow)));
+        fields.push(("decide", decided.unwrap_or_else(|| decide_child_text(flow))));
     } else if approvals.is_empty() {
         if let Some(wait) = &flow.wait {
             fields.push(("waiting for", wait.to_string()));
@@ -145,7 +154,7 @@ pub fn inspection(inspection: &Inspection, json: bool) {
         for (request, _) in &approvals {
             fields.push(("waiting for", approval_text(request)));
         }
-        fields.push(("decide", decide_text(flow, &approvals)));
+        fields.push(("decide", decided.unwrap_or_else(|| decide_text(flow, &approvals))));
     }
     if let Some(at) = flow.wake_at {
         fields.push(("due", at.to_string()));
