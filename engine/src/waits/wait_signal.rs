@@ -41,7 +41,7 @@ impl Action for WaitSignal {
 
     fn check(&self, with: &Value) -> Result<(), String> {
         match with.get("name") {
-            Some(name) if is_template(name) => duration(with, "timeout").map(|_| ()),
+            Some(name) if is_template(name) => timeout(with).map(|_| ()),
             _ => read(with).map(|_| ()),
         }
     }
@@ -69,7 +69,18 @@ fn read(with: &Value) -> Result<(String, Option<std::time::Duration>), String> {
         _ => return Err("`wait_signal` needs `with.name`, the signal's name".to_owned()),
     };
     sendable(&name)?;
-    Ok((name, duration(with, "timeout")?))
+    Ok((name, timeout(with)?))
+}
+
+/// `with.timeout`, if given: not zero, which would fail the step as it begins.
+fn timeout(with: &Value) -> Result<Option<std::time::Duration>, String> {
+    match duration(with, "timeout")? {
+        Some(timeout) if timeout.is_zero() => Err(
+            "`with.timeout` of 0 would fail the step as it begins; leave it out to wait for ever"
+                .to_owned(),
+        ),
+        timeout => Ok(timeout),
+    }
 }
 
 /// Whether a signal can carry `name` (the store's rule for the names signals are delivered
@@ -100,6 +111,9 @@ mod tests {
         check(json!({"name": " "}), Err("needs `with.name`"));
         check(json!({"name": 3}), Err("needs `with.name`"));
         check(json!({"name": "approve", "timeout": "soon"}), Err("`with.timeout`"));
+        let zero = "`with.timeout` of 0 would fail the step as it begins";
+        check(json!({"name": "approve", "timeout": "0s"}), Err(zero));
+        check(json!({"name": "{{steps.ask.output}}", "timeout": "0ms"}), Err(zero));
         // Only names a signal can carry, as `taskflow flows signal` and the HTTP route take.
         let printable = "`with.name`: signal name must be 1 to 200 characters of printable text";
         check(json!({"name": "a\nb"}), Err(printable));
