@@ -3,7 +3,9 @@
 //! the MCP server of `fixtures/mcp/server.py`, written with the official Python SDK, over stdio
 //! (a child of taskflow) and over streamable HTTP (on a loopback port, with a bearer token). The
 //! server logs each call with the idempotency key taskflow put in its `_meta`, so a test can
-//! count what really ran.
+//! count what really ran. What no SDK server does (tools a model could not tell apart, replies
+//! too long or not UTF-8, a crash in a call, a death at start) comes from
+//! `fixtures/mcp/raw_server.py`, which writes its JSON-RPC by hand.
 //!
 //! What is checked: the model sees `NAME__TOOL` with the server's description and schema, only
 //! the tools `enabled_tools` / `disabled_tools` let through; a result, an `isError` result and
@@ -13,9 +15,13 @@
 //! repeats the one in flight with the same key; a server that cannot be used fails the flow
 //! before any model call; the bearer token is nowhere in the database or the output, and a
 //! stdio server does not inherit `TASKFLOW_DB` when it names a database server;
-//! `taskflow mcp list` shows every server, its tools, and the errors of those that fail.
+//! `taskflow mcp list` shows every server, its tools, and the errors of those that fail. Tools
+//! a model would see under one name, and names of tools a server does not have (in the approval
+//! policy, `enabled_tools` or `disabled_tools`), are refused before any model call; a reply
+//! that cannot be read is the call's error at once and the server goes on; a result is cut at
+//! 64 KiB; a server that dies is named with how it ended and its log, by an absolute path.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -147,13 +153,30 @@ impl Setup {
         )
     }
 
+    /// `[mcp_servers.NAME]` starting `fixtures/mcp/raw_server.py` over stdio with `args`, and
+    /// `extra` keys.
+    fn raw_table(&self, name: &str, args: &[&str], extra: &str) -> String {
+        let script = python::repository("fixtures/mcp/raw_server.py");
+        let mut all = vec![script.display().to_string()];
+        all.extend(args.iter().map(|arg| (*arg).to_owned()));
+        format!(
+            "[mcp_servers.{name}]\ncommand = {:?}\nargs = {all:?}\nstartup_timeout_sec = 60\n{extra}\n",
+            python::python().display().to_string(),
+        )
+    }
+
     fn configure(&self, tables: &[String]) {
         std::fs::write(self.path("config.toml"), tables.concat()).unwrap();
     }
 
     fn taskflow(&self) -> Command {
+        self.taskflow_on(&self.path("flows.db"))
+    }
+
+    /// `taskflow --db DB`, started in the test's folder (where a relative `db` is).
+    fn taskflow_on(&self, db: &Path) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_taskflow"));
-        command.arg("--db").arg(self.path("flows.db"));
+        command.current_dir(self.dir.path()).arg("--db").arg(db);
         command.env("TASKFLOW_CONFIG", self.path("config.toml"));
         command.env_remove("TASKFLOW_CONNECT_TIMEOUT_MS").env_remove("FX_TOKEN");
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -162,8 +185,13 @@ impl Setup {
 
     /// `taskflow agent --mcp SERVERS` on the model, with no built-in tool but `list_dir`.
     fn agent(&self, servers: &str) -> Command {
-        let mut command = self.taskflow();
+        self.agent_with(self.taskflow(), servers, &[])
+    }
+
+    /// [`agent`](Self::agent) as `taskflow` runs, with `options` of `taskflow agent`.
+    fn agent_with(&self, mut command: Command, servers: &str, options: &[&str]) -> Command {
         command.args(["agent", "--provider", "vllm", "--base-url", &self.base, "--model", "m"]);
+        command.args(options);
         command.arg("--workspace").arg(self.path("workspace"));
         command.args(["--tools", "list_dir", "--mcp", servers, "Count, please."]);
         command
@@ -402,12 +430,14 @@ async fn a_streamable_http_server_gets_the_bearer_token_which_is_stored_and_show
     }
 }
 
-/// A run whose server cannot be used: the reason (holding `expected`) fails the flow before
-/// any model call, with nothing begun.
-fn fails_before_the_model(setup: &Setup, server: &str, expected: &str) {
-    let (code, stdout, stderr) = cli::outcome(setup.agent(server).output().unwrap());
+/// A run whose server cannot be used as `agent` names it: the reason (holding `expected`)
+/// fails the flow before any model call, with nothing begun; the error says what to do, and no
+/// hint says otherwise (more turns would not help).
+fn fails_before_the_model(setup: &Setup, agent: Command, expected: &str) {
+    let (code, stdout, stderr) = cli::outcome({ agent }.output().unwrap());
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stderr.contains(expected), "{stderr:?} lacks {expected:?}");
+    assert!(!stderr.contains("hint:"), "{stderr}");
     let id = setup.flow_id();
     let inspect = setup.inspect(&id);
     assert_eq!(inspect["flow"]["status"], "failed");
@@ -434,7 +464,7 @@ async fn a_server_that_cannot_be_used_fails_the_run_before_any_model_call() {
     ] {
         let setup = setup(vec![vec![("fx__count", json!({"label": "never"}))]]).await;
         setup.configure(&[table.to_owned()]);
-        fails_before_the_model(&setup, "fx", expected);
+        fails_before_the_model(&setup, setup.agent("fx"), expected);
     }
 
     // A server the config file does not name is refused before a flow is made.
@@ -447,6 +477,32 @@ async fn a_server_that_cannot_be_used_fails_the_run_before_any_model_call() {
         "{stderr}"
     );
     assert_eq!(setup.flow_id(), "");
+}
+
+/// A server that exits as it starts fails the run with how it ended and its log, named by its
+/// absolute path although the database is named by a relative one (as `mcp list` names it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_exits_at_start_is_named_with_its_status_and_its_log_by_its_absolute_path() {
+    let setup = setup(vec![vec![("fx__count", json!({"label": "never"}))]]).await;
+    setup.configure(&[setup.raw_table("fx", &["--exit-at-start", "3"], "")]);
+    let log = setup.path("mcp-logs/fx.log");
+    let stopped = format!(
+        "MCP server `fx` stopped before it answered `initialize`: it exited with status 3 (its \
+         stderr is in {})",
+        log.display()
+    );
+    let relative = Path::new("flows.db");
+    fails_before_the_model(
+        &setup,
+        setup.agent_with(setup.taskflow_on(relative), "fx", &[]),
+        &stopped,
+    );
+    assert!(std::fs::read_to_string(&log).unwrap().contains("raw server"));
+    let (code, stdout, _) = cli::run(setup.taskflow_on(relative), &["--json", "mcp", "list"]);
+    assert_eq!(code, 1, "{stdout}");
+    let listed: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed["servers"][0]["log"], log.display().to_string());
+    assert_eq!(listed["servers"][0]["error"], stopped);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,4 +597,177 @@ async fn an_mcp_server_does_not_inherit_a_database_servers_url() {
         let seen = std::fs::read_to_string(&seen).unwrap();
         assert_eq!(seen.trim_end(), inherited, "TASKFLOW_DB={db}");
     }
+}
+
+/// Two tools a model would see under one name: neither could be called for sure, so the run is
+/// refused before any model call, naming both; `mcp list` says the same; leaving one out
+/// mends it. A server name that would let two servers' tools share a name is refused in the
+/// config file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_a_model_would_see_under_one_name_are_refused_naming_both() {
+    let setup = setup(vec![vec![("a__dup_x", json!({}))]]).await;
+    let clash = "MCP server `a` offers its tools `dup.x` and `dup_x` both as `a__dup_x`";
+    setup.configure(&[setup.raw_table("a", &["--tool", "dup.x", "--tool", "dup_x"], "")]);
+    fails_before_the_model(&setup, setup.agent("a"), clash);
+    let (code, stdout, _) = setup.run(&["mcp", "list", "a"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains(&format!("error: {clash}")), "{stdout}");
+
+    setup.configure(&[setup.raw_table(
+        "a",
+        &["--tool", "dup.x", "--tool", "dup_x"],
+        "disabled_tools = [\"dup.x\"]",
+    )]);
+    let id = setup.flow_id();
+    let (code, stdout, stderr) = setup.run(&["flows", "resume", &id]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(setup.model.tool_results(), ["called dup_x"]);
+
+    // `a__b`'s tool `c` and `a`'s tool `b__c` would both be `a__b__c`.
+    setup.configure(&[setup.raw_table("a__b", &["--tool", "c"], "")]);
+    let (code, _, stderr) = setup.run(&["mcp", "list"]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("[mcp_servers.a__b]: a server's name is")
+            && stderr.contains("without `__` and not ending in `_`")
+            && stderr.contains("two servers' tools must not share a name"),
+        "{stderr}"
+    );
+}
+
+/// A policy name or an `enabled_tools` / `disabled_tools` name that is no tool of the server
+/// would leave the tool meant unguarded (or offered, or hidden): the run is refused before any
+/// model call, naming the server's tools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_of_tools_a_server_does_not_have_are_refused_before_any_model_call() {
+    let server_tools = "(its tools: echo, count, fail, slow)";
+    for (options, extra, expected) in [
+        (
+            &["--ask", "fx__cuont"][..],
+            "",
+            "the approval policy names `fx__cuont`, which is no tool of the MCP server `fx` (its \
+             tools: fx__echo, fx__count, fx__fail, fx__slow)"
+                .to_owned(),
+        ),
+        (
+            &["--deny", "fx__fial"][..],
+            "",
+            "the approval policy names `fx__fial`, which is no tool of the MCP server `fx`"
+                .to_owned(),
+        ),
+        (
+            &[][..],
+            "enabled_tools = [\"count\", \"nosuch\"]",
+            format!(
+                "MCP server `fx` has no tool `nosuch`, which `enabled_tools` of [mcp_servers.fx] \
+                 names {server_tools}"
+            ),
+        ),
+        (
+            &[][..],
+            "disabled_tools = [\"eco\"]",
+            format!(
+                "MCP server `fx` has no tool `eco`, which `disabled_tools` of [mcp_servers.fx] \
+                 names {server_tools}"
+            ),
+        ),
+    ] {
+        let setup = setup(vec![vec![("fx__count", json!({"label": "unguarded"}))]]).await;
+        setup.configure(&[setup.stdio_table("fx", extra)]);
+        fails_before_the_model(
+            &setup,
+            setup.agent_with(setup.taskflow(), "fx", options),
+            &expected,
+        );
+        assert!(setup.calls("start", "unguarded").is_empty());
+    }
+
+    // A pipeline's agent step: its child run is refused the same way, and the step with it.
+    let setup = setup(vec![vec![("fx__count", json!({"label": "unguarded"}))]]).await;
+    setup.configure(&[setup.stdio_table("fx", "")]);
+    let pipeline = setup.path("pipeline.toml");
+    let with = format!(
+        "{{ prompt = \"Count.\", provider = \"vllm\", model = \"m\", base_url = \"{}\", tools = [\"list_dir\"], mcp = [\"fx\"], ask = [\"fx__cuont\"] }}",
+        setup.base
+    );
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name = \"guarded\"\n\n[[steps]]\nid = \"ask\"\naction = \"agent\"\nwith = {with}\n"
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = setup.run(&["run", pipeline.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "the approval policy names `fx__cuont`, which is no tool of the MCP server `fx`"
+        ),
+        "{stderr}"
+    );
+    assert!(setup.model.requests().is_empty(), "the model was asked");
+    assert!(setup.calls("start", "unguarded").is_empty());
+}
+
+/// A reply line past 16 MiB, or not UTF-8, is the call's error as soon as it is read (not a
+/// timeout), and the server answers the next call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_too_long_or_not_utf8_is_the_calls_error_at_once_and_the_server_goes_on() {
+    let setup = setup(vec![vec![
+        ("raw__huge", json!({"mib": 17})),
+        ("raw__not_utf8", json!({})),
+        ("raw__echo", json!({"text": "still here"})),
+    ]])
+    .await;
+    setup.configure(&[setup.raw_table("raw", &[], "tool_timeout_sec = 60")]);
+    let started = Instant::now();
+    let (code, stdout, stderr) = cli::outcome(setup.agent("raw").output().unwrap());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(
+        setup.model.tool_results(),
+        [
+            "error: the MCP server `raw` sent a reply larger than 16 MiB",
+            "error: the MCP server `raw` sent a reply that is not UTF-8",
+            "still here",
+        ]
+    );
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+}
+
+/// What the model reads of a result, and what the journal keeps, is cut at 64 KiB as a built-in
+/// tool's output is, saying how much is not shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_past_64_kib_is_cut_for_the_model_and_the_journal() {
+    let setup = setup(vec![vec![("raw__huge", json!({"mib": 1}))]]).await;
+    setup.configure(&[setup.raw_table("raw", &[], "")]);
+    let (code, stdout, stderr) = cli::outcome(setup.agent("raw").output().unwrap());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let cut =
+        format!("{}\n[… {} more bytes not shown]", "A".repeat(64 * 1024), 1024 * 1024 - 64 * 1024);
+    assert_eq!(setup.model.tool_results(), [cut.as_str()]);
+    let inspect = setup.inspect(&setup.flow_id());
+    let steps = inspect["steps"].as_array().unwrap();
+    let tool = steps.iter().find(|step| step["kind"] == "tool").unwrap();
+    assert_eq!(tool["output"]["content"], cut);
+}
+
+/// A stdio server that exits during a call: that call and every later one say how it ended
+/// and where its stderr is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_dies_in_a_call_is_named_with_its_exit_status_and_its_log() {
+    let setup = setup(vec![
+        vec![("raw__crash", json!({}))],
+        vec![("raw__echo", json!({"text": "anyone?"}))],
+    ])
+    .await;
+    setup.configure(&[setup.raw_table("raw", &[], "")]);
+    let (code, stdout, stderr) = cli::outcome(setup.agent("raw").output().unwrap());
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let log = setup.path("mcp-logs/raw.log");
+    let stopped = format!(
+        "error: the MCP server `raw` stopped: it exited with status 7; its stderr is in {}",
+        log.display()
+    );
+    assert_eq!(setup.model.tool_results(), [stopped.clone(), stopped]);
+    assert!(std::fs::read_to_string(&log).unwrap().contains("raw server"));
 }

@@ -16,9 +16,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use taskflow_api::{Config, Durability, ProviderSettings, database};
 use taskflow_engine::agent::AgentSpec;
+use taskflow_engine::tools::budget::turns_in_force;
 use taskflow_engine::{
     Actions, Engine, EngineError, EngineOptions, Flow, FlowId, FlowStatus, Lease, Progress,
-    ProgressSink, RunControl, StepStatus,
+    ProgressSink, RunControl, StepKind, StepStatus,
 };
 
 use crate::agent_display;
@@ -243,25 +244,36 @@ pub(crate) fn report(engine: &Engine, flow: &Flow, json: bool) -> CliResult {
     match flow.status {
         FlowStatus::Succeeded => Ok(()),
         FlowStatus::Failed => {
-            // A run that ended by its own rule (an agent out of turns) has no step to try again.
             let step_failed = inspection.steps.iter().any(|step| step.status == StepStatus::Failed);
-            // An agent run fails with no failed step when it used its turns.
-            let out_of_turns = (inspection.flow.spec.as_ref())
+            let agent = (inspection.flow.spec.as_ref())
                 .and_then(AgentSpec::from_flow_spec)
-                .is_some_and(|spec| spec.is_ok());
+                .and_then(Result::ok);
             let hint = if step_failed {
-                format!("`taskflow flows resume {id}` tries the failed step again")
-            } else if out_of_turns {
-                format!("`taskflow flows resume {id} --max-turns N` goes on with more turns")
+                Some(format!("`taskflow flows resume {id}` tries the failed step again"))
+            } else if let Some(agent) = agent {
+                // An agent run ends failed with no failed step when it used its turns (a rule
+                // of its own: more turns go on), or when it cannot start its next turn as it is
+                // (an MCP server it cannot use, a policy naming no tool of one): that error
+                // says what to mend, and whether a resume then goes on.
+                let turns = inspection.steps.iter().filter(|step| {
+                    step.kind == StepKind::Llm && step.status == StepStatus::Succeeded
+                });
+                let limit = turns_in_force(agent.max_turns, inspection.flow.state.as_ref());
+                (turns.count() >= limit as usize).then(|| {
+                    format!("`taskflow flows resume {id} --max-turns N` goes on with more turns")
+                })
             } else {
-                format!(
+                Some(format!(
                     "no step of it failed, so `taskflow flows resume {id}` would end the same way"
-                )
+                ))
             };
-            Err(CliError::failure(
+            let error = CliError::failure(
                 flow.error.clone().unwrap_or_else(|| format!("flow {id} failed")),
-            )
-            .with_hint(hint))
+            );
+            Err(match hint {
+                Some(hint) => error.with_hint(hint),
+                None => error,
+            })
         }
         FlowStatus::Cancelled => Err(CliError::failure(format!("flow {id} was cancelled"))),
         FlowStatus::Waiting => {

@@ -263,7 +263,7 @@ fn bytes_text(bytes: usize) -> String {
 }
 
 /// Sends `signal` to the command's process group.
-fn signal(group: Option<i32>, signal: i32) {
+pub(crate) fn signal(group: Option<i32>, signal: i32) {
     if let Some(group) = group {
         // SAFETY: kill(2) with a negative pid signals that process group; it has no memory
         // effects in this process.

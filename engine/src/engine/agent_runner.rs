@@ -16,8 +16,9 @@
 //! took is kept with it, so a call is never asked about twice, an approved call runs, and a
 //! denied one never does (the model reads "denied: REASON").
 //!
-//! The MCP servers the spec names are connected before anything else (`run_with_servers`), their
-//! tools offered beside the built-in ones, and shut down when the run returns. An MCP call is a
+//! The MCP servers the spec names are connected before anything else (`run_with_servers`), the
+//! policy's names of their tools checked against the tools they list, their tools offered
+//! beside the built-in ones, and shut down when the run returns. An MCP call is a
 //! tool step like any other: a finished one is read from the journal, one left running is
 //! called again with the same idempotency key, which the tool puts in the request's `_meta`.
 //!
@@ -278,7 +279,9 @@ enum Worked {
 impl AgentRunner {
     /// Connects the MCP servers of the run, runs it with their tools, and shuts them down
     /// whatever the run's end. A server that cannot be used fails the flow with the reason
-    /// before any model call (no step is begun); a resume tries them again.
+    /// before any model call (no step is begun); a resume tries them again. So does an
+    /// approval policy that names a tool of a server that the server does not list, which
+    /// would leave the tool meant unguarded (the spec holds the policy: a resume cannot mend it).
     pub(crate) async fn run_with_servers(
         mut self,
         servers: &[(String, McpServer)],
@@ -296,6 +299,18 @@ impl AgentRunner {
                 return self.end(FlowStatus::Failed, Some(reason), None).await;
             }
         };
+        let unknown = self.spec.approvals.names().find_map(|name| {
+            let (server, tools) = session.unknown_tool(name)?;
+            Some(format!(
+                "the approval policy names `{name}`, which is no tool of the MCP server \
+                 `{server}` (its tools: {})",
+                tools.join(", ")
+            ))
+        });
+        if let Some(reason) = unknown {
+            session.shutdown().await;
+            return self.end(FlowStatus::Failed, Some(reason), None).await;
+        }
         session.register(&mut self.tools);
         let outcome = self.run().await;
         session.shutdown().await;

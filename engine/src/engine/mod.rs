@@ -372,7 +372,8 @@ impl Engine {
             &AgentToolSettings { workspace, allowed_commands: spec.allowed_commands.clone() },
         );
         let mcp = self.mcp.servers.chosen(&spec.mcp)?;
-        // An MCP tool is known only once its server runs: its server's prefix is enough here.
+        // An MCP tool is known only once its server runs: here its server's prefix is checked,
+        // the tool itself when the run has the server's list (`run_with_servers`).
         let of_a_server =
             |name: &str| mcp.iter().any(|(server, _)| name.starts_with(&format!("{server}__")));
         if let Some(unknown) =

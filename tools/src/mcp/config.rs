@@ -88,11 +88,15 @@ struct Table {
     tool_timeout_sec: Option<f64>,
 }
 
-/// Whether `name` can prefix tool names (`NAME__TOOL`) every provider accepts.
+/// Whether `name` can prefix tool names (`NAME__TOOL`) every provider accepts, and is all of
+/// what comes before their first `__` (no `__` in it, no `_` at its end): then no two servers'
+/// tools can have one name, and a name says which server its tool is of.
 pub fn valid_server_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 32
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && !name.contains("__")
+        && !name.ends_with('_')
 }
 
 /// The longest `startup_timeout_sec`.
@@ -199,8 +203,9 @@ impl<'de> Deserialize<'de> for McpServers {
                     let at = format!("[mcp_servers.{name}]");
                     if !valid_server_name(&name) {
                         return Err(A::Error::custom(format!(
-                            "{at}: a server's name is 1 to 32 letters, digits, `_` or `-` (its \
-                             tools are offered as NAME__TOOL)"
+                            "{at}: a server's name is 1 to 32 letters, digits, `_` or `-`, \
+                             without `__` and not ending in `_` (its tools are offered as \
+                             NAME__TOOL, and two servers' tools must not share a name)"
                         )));
                     }
                     let table: Table = map.next_value().map_err(|error| {
@@ -392,6 +397,10 @@ startup_timeout_sec = 20
             ("[mcp_servers.a]\ncommand = \"x\"\ntool_timeout_sec = 301\n", "at most 300 seconds"),
             ("[mcp_servers.a]\ncommand = 3\n", "[mcp_servers.a]: invalid type"),
             ("[mcp_servers.\"a.b\"]\ncommand = \"x\"\n", "[mcp_servers.a.b]: a server's name is"),
+            // `a__b`'s tool `c` and `a`'s tool `b__c` would both be `a__b__c`; `a_`'s tool `x`
+            // and `a`'s tool `_x` both `a___x`.
+            ("[mcp_servers.a__b]\ncommand = \"x\"\n", "[mcp_servers.a__b]: a server's name is"),
+            ("[mcp_servers.a_]\ncommand = \"x\"\n", "without `__` and not ending in `_`"),
         ] {
             refused(text, expected);
         }

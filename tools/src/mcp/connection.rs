@@ -4,22 +4,26 @@
 //! (a Ctrl-C at the terminal is taskflow's to handle, not the server's), dies with taskflow on
 //! Linux (no orphan after a kill -9), and writes its stderr to a log file, never the terminal.
 //! The bearer token of an HTTP server is read from its variable when connecting and kept only
-//! in the transport.
+//! in the transport. A server is refused when its tools cannot all be told apart by the names
+//! a model sees, or when `enabled_tools` / `disabled_tools` name a tool it does not have: a typo
+//! there would offer what was meant to be hidden, or hide what was meant to be offered.
 
 use std::future::Future;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, Tool as ServerTool};
 use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use tokio::io::AsyncWriteExt;
 
 use super::config::{McpServer, McpTransport};
+use super::stdio::{StdioTransport, Stopped};
+use super::tool::clash;
 
 /// How long a server gets to shut down before it is killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -40,6 +44,8 @@ pub struct McpConnection {
     service: RunningService<RoleClient, ClientConfig>,
     /// Every tool the server lists, in its order.
     pub(crate) tools: Vec<ServerTool>,
+    /// How a stdio server stopped, once it has.
+    pub(crate) stopped: Arc<Stopped>,
 }
 
 impl std::fmt::Debug for McpConnection {
@@ -48,9 +54,11 @@ impl std::fmt::Debug for McpConnection {
     }
 }
 
-/// The log file of a server's stderr in `logs`.
+/// The log file of a server's stderr in `logs`, as an absolute path: the messages that name it
+/// (a flow's error, `mcp list`) are read away from the folder taskflow ran in.
 pub fn log_path(logs: &Path, name: &str) -> PathBuf {
-    logs.join(format!("{name}.log"))
+    let log = logs.join(format!("{name}.log"));
+    std::path::absolute(&log).unwrap_or(log)
 }
 
 impl McpConnection {
@@ -69,9 +77,10 @@ impl McpConnection {
             Implementation::new("taskflow", env!("CARGO_PKG_VERSION")),
         );
         let limit = server.startup_timeout;
-        let (initialized, log) = match &server.transport {
+        let (initialized, log, stopped) = match &server.transport {
             McpTransport::Stdio { command, args, env, cwd } => {
                 let log = log_path(logs, name);
+                let stopped = Arc::new(Stopped::new(Some(log.clone())));
                 let stderr =
                     open_log(logs, &log, command, args, purpose).await.map_err(|error| {
                         fail(format!("cannot write its log {}: {error}", log.display()))
@@ -83,9 +92,7 @@ impl McpConnection {
                 }
                 crate::process::die_with_parent(&mut child);
                 crate::process::keep_database_server_off(&mut child);
-                let (transport, pipe) = TokioChildProcess::builder(child)
-                    .stderr(Stdio::piped())
-                    .spawn()
+                let (transport, pipe) = StdioTransport::spawn(name, child, stopped.clone())
                     .map_err(|error| fail(format!("cannot start `{command}`: {error}")))?;
                 if let Some(mut pipe) = pipe {
                     let mut stderr = stderr;
@@ -94,7 +101,14 @@ impl McpConnection {
                         let _ = stderr.flush().await;
                     });
                 }
-                (initialize(client.serve(transport), limit).await, Some(log))
+                // A server that died says more by how it ended than the SDK's "closed".
+                let initialized = initialize(client.serve(transport), limit).await.map_err(
+                    |problem| match stopped.how() {
+                        Some(how) => format!("stopped before it answered `initialize`: {how}"),
+                        None => problem,
+                    },
+                );
+                (initialized, Some(log), stopped)
             }
             McpTransport::Http { url, bearer_token_env_var } => {
                 let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
@@ -113,7 +127,7 @@ impl McpConnection {
                 let initialized = initialize(client.serve(transport), limit)
                     .await
                     .map_err(|problem| format!("at {url} {problem}"));
-                (initialized, None)
+                (initialized, None, Arc::default())
             }
         };
         let see_log = |problem: String| match &log {
@@ -135,7 +149,44 @@ impl McpConnection {
                 )));
             }
         };
-        Ok(McpConnection { name: name.to_owned(), server: server.clone(), service, tools })
+        let connection = McpConnection {
+            name: name.to_owned(),
+            server: server.clone(),
+            service,
+            tools,
+            stopped,
+        };
+        match connection.refusal() {
+            None => Ok(connection),
+            Some(error) => {
+                connection.shutdown().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Why the server's tools cannot be offered as its table says: `enabled_tools` or
+    /// `disabled_tools` names a tool it does not list, or two of its tools would have one name.
+    fn refusal(&self) -> Option<McpError> {
+        let listed: Vec<&str> = self.tools.iter().map(|tool| tool.name.as_ref()).collect();
+        let keys = [
+            ("enabled_tools", self.server.enabled_tools.as_deref().unwrap_or_default()),
+            ("disabled_tools", self.server.disabled_tools.as_slice()),
+        ];
+        for (key, names) in keys {
+            if let Some(unknown) = names.iter().find(|name| !listed.contains(&name.as_str())) {
+                return Some(McpError {
+                    server: self.name.clone(),
+                    problem: format!(
+                        "has no tool `{unknown}`, which `{key}` of [mcp_servers.{}] names (its \
+                         tools: {})",
+                        self.name,
+                        listed.join(", ")
+                    ),
+                });
+            }
+        }
+        clash(self.offered_names())
     }
 
     pub fn name(&self) -> &str {

@@ -15,10 +15,10 @@ pub(super) fn arguments<T: DeserializeOwned>(tool: &str, args: Value) -> Result<
 }
 
 /// The most bytes a tool returns to the model from one file, page or command.
-pub(super) const MAX_OUTPUT_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 
 /// `text` cut to `limit` bytes at a character boundary, with a note when it was cut.
-pub(super) fn truncated(text: &str, limit: usize) -> String {
+pub(crate) fn truncated(text: &str, limit: usize) -> String {
     if text.len() <= limit {
         return text.to_owned();
     }

@@ -5,7 +5,7 @@
 //! its arguments into a typed struct, so a call with bad arguments gets a precise error that
 //! goes back to the model instead of a crash.
 
-mod args;
+pub(crate) mod args;
 mod fetch_url;
 mod html_text;
 mod keyword_filter;
