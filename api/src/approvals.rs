@@ -156,10 +156,26 @@ pub fn deciding_call(
                     several.len(),
                     listed(&several.iter().collect::<Vec<_>>())
                 ),
-                hint: Some(format!("name the call: `taskflow flows approve {id} CALL_ID`")),
+                hint: Some(name_the_call(id, several)),
             }),
         },
     }
+}
+
+/// How to name one of the calls `waiting` in the tree of flow `id`: by its id alone while no
+/// two of them share it, else with the flow that holds it.
+fn name_the_call(id: &FlowId, waiting: &[WaitingCall]) -> String {
+    let shared = waiting
+        .iter()
+        .any(|call| waiting.iter().filter(|other| other.call_id == call.call_id).count() > 1);
+    if !shared {
+        return format!("name the call: `taskflow flows approve {id} CALL_ID`");
+    }
+    let commands: Vec<String> = waiting
+        .iter()
+        .map(|call| format!("`taskflow flows approve {} {}`", call.flow, call.call_id))
+        .collect();
+    format!("name the flow that holds the call: {}", commands.join(", "))
 }
 
 /// A decision recorded.
@@ -220,5 +236,34 @@ fn deciding_flow(handle: &OwnerHandle, id: &FlowId) -> Result<FlowId> {
             Ok(child) => id = child,
             Err(_) => return Ok(id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(flow: &str, call_id: &str) -> WaitingCall {
+        WaitingCall {
+            flow: FlowId::parse(flow).unwrap(),
+            call_id: call_id.to_owned(),
+            tool: "run_command".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_call_is_named_by_its_id_unless_two_flows_wait_for_calls_of_that_id() {
+        let pipe = FlowId::parse("pipe").unwrap();
+        let unique = [call("a", "c1"), call("b", "c2")];
+        assert_eq!(
+            name_the_call(&pipe, &unique),
+            "name the call: `taskflow flows approve pipe CALL_ID`"
+        );
+        let shared = [call("a", "c1"), call("b", "c1")];
+        assert_eq!(
+            name_the_call(&pipe, &shared),
+            "name the flow that holds the call: `taskflow flows approve a c1`, \
+             `taskflow flows approve b c1`"
+        );
     }
 }
