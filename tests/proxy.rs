@@ -598,6 +598,51 @@ async fn local_by_default_tokens_and_keys_never_leak() {
     assert!(exchange["latency_ms"].as_f64().unwrap() > 0.0);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_the_upstream_streams_across_events_never_reaches_the_sdk() {
+    // Recordings of an upstream that echoes its `Authorization` into the answer, streamed five
+    // characters an event, as plain text and around a tagged call that holds it too.
+    let key = "sk-upstream-secret-77";
+    let upstream = ReplayUpstream::start().await;
+    let proxy = Proxy::start_with_env(
+        &upstream,
+        &["--api-key-env", "UPSTREAM_KEY"],
+        &[("UPSTREAM_KEY", key)],
+    );
+    let content = "I'll check. key=Bearer [redacted]";
+    let expected = [
+        (
+            "echoed-key/content",
+            json!({"content": content, "reasoning": null, "tool_calls": [], "finish_reason": "stop"}),
+        ),
+        (
+            "echoed-key/tagged",
+            json!({"content": content, "reasoning": null, "finish_reason": "tool_calls",
+                   "tool_calls": [{"id": "functions.get_weather:0", "name": "get_weather",
+                                   "arguments": "{\"city\": \"[redacted]\"}"}]}),
+        ),
+    ];
+    let cases: Vec<Value> = expected
+        .iter()
+        .flat_map(|(fixture, _)| [case(fixture, false), case(fixture, true)])
+        .collect();
+    let base = proxy.base.clone();
+    let results =
+        tokio::task::spawn_blocking(move || sdk(&base, "sk-client", cases)).await.unwrap();
+    let expected = expected.iter().flat_map(|(_, message)| [message, message]);
+    for (result, expected) in results.iter().zip(expected) {
+        let message = result.get("message").unwrap_or_else(|| panic!("{result:#}"));
+        assert!(same(message, expected), "{}:\n{message:#}", result["name"]);
+    }
+    for fixture in ["echoed-key/content", "echoed-key/tagged"] {
+        let body = json!({"model": model_of(fixture), "stream": true,
+                          "messages": [{"role": "user", "content": "hi"}]});
+        let through = post(&proxy.url("/v1/chat/completions"), fixture, &body).await;
+        let text = through.text().await.unwrap();
+        assert!(!text.contains(key) && text.ends_with("data: [DONE]\n\n"), "{fixture}: {text}");
+    }
+}
+
 trait Pipes {
     fn wait_with_output_of_pipes(&mut self) -> String;
 }

@@ -3,8 +3,9 @@
 //! streamed chunk, the non-streamed requests per second it carries, and, side by side,
 //! LiteLLM's proxy in front of the same upstream (installed into `target/bench-python` from
 //! `benches/litellm-requirements.txt`; `TASKFLOW_BENCH_NO_LITELLM=1` skips it). The upstream is
-//! a loopback server answering a recorded Kimi K2 answer with two tagged calls, so the proxy
-//! does its whole job on every request.
+//! a loopback server answering a recorded Kimi K2 answer with two tagged calls, and the proxy
+//! has an upstream key (`--api-key-env`), so it does its whole job on every request: the calls
+//! read, the key looked for in every answer (in a stream, in the texts its chunks join too).
 //!
 //! `cargo bench -p taskflow-proxy --bench proxy` (`TASKFLOW_BENCH_REQUESTS=N` sets the rounds).
 
@@ -21,6 +22,7 @@ use axum::routing::post;
 use axum::serve::ListenerExt;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use taskflow_providers::ApiKey;
 use taskflow_proxy::{ProxyConfig, Server};
 
 #[path = "../../cli/benches/support/venv.rs"]
@@ -94,6 +96,7 @@ fn start_proxy(upstream: SocketAddr) -> SocketAddr {
         runtime.block_on(async move {
             let mut config = ProxyConfig::new(&format!("http://{upstream}/v1")).unwrap();
             config.listen = "127.0.0.1:0".parse().unwrap();
+            config.api_key = ApiKey::new("sk-bench-upstream-key");
             let server = Server::bind(config).await.unwrap();
             sender.send(server.local_addr().unwrap()).unwrap();
             server.run(std::future::pending()).await.unwrap();

@@ -8,6 +8,7 @@
 //! byte). Every other path passes through untouched. See [`ProxyConfig`] for what can be set
 //! and [`Server`] to run one.
 
+mod chunk;
 mod config;
 mod error;
 mod fault;

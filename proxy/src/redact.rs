@@ -3,6 +3,18 @@
 //! Whole bodies go through [`ApiKey::redact_bytes`] (the key as it is, or escaped in a JSON
 //! string); a streamed body through a [`Redactor`], which finds the key though the stream cuts
 //! it between two chunks.
+//!
+//! The bytes are not all a client reads of an event stream: it joins the texts of a choice's
+//! chunks, so a key an upstream spells a few characters per event reaches it whole though no
+//! event holds it. Those texts go through a [`DeltaRedactor`] (`deltas.rs`), which reads them
+//! as the client joins them: in the chat path's rewriter, and for another path's event stream
+//! in an [`EventRedactor`] (`events.rs`), before the bytes go through the [`Redactor`].
+
+mod deltas;
+mod events;
+
+pub(crate) use deltas::DeltaRedactor;
+use events::EventRedactor;
 
 use axum::BoxError;
 use axum::body::{Body, Bytes};
@@ -21,13 +33,23 @@ pub(crate) struct Redactor {
     held: Vec<u8>,
 }
 
+/// What a streamed body goes through on its way to the client, chunk by chunk.
+pub(crate) trait Stage {
+    /// Takes the next chunk; returns what may go out now.
+    fn push(&mut self, chunk: &[u8]) -> Vec<u8>;
+
+    /// The stream ended: what was held.
+    fn finish(&mut self) -> Vec<u8>;
+}
+
 impl Redactor {
     pub(crate) fn new(key: ApiKey) -> Self {
         Self { key, held: Vec::new() }
     }
+}
 
-    /// Takes the next chunk; returns what may go out now.
-    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+impl Stage for Redactor {
+    fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         self.held.extend_from_slice(chunk);
         // A key found escaped is decoded as UTF-8 with the text around it: a character the
         // chunk cut waits for its end, and what is held starts at a character's start.
@@ -44,8 +66,7 @@ impl Redactor {
         out
     }
 
-    /// The stream ended: what was held.
-    pub(crate) fn finish(&mut self) -> Vec<u8> {
+    fn finish(&mut self) -> Vec<u8> {
         let held = std::mem::take(&mut self.held);
         self.key.redact_bytes(&held)
     }
@@ -58,32 +79,49 @@ pub(crate) fn without_key(key: Option<&ApiKey>, body: Bytes) -> (Bytes, bool) {
     if redacted[..] == body[..] { (body, false) } else { (Bytes::from(redacted), true) }
 }
 
-/// A streamed body as the client gets it: without `key`, when the proxy has one.
+/// A streamed body as the client gets it: without `key`, when the proxy has one. `events`: the
+/// body is an event stream the proxy does not rewrite, whose chunks' texts are read too.
 pub(crate) fn client_body<E>(
     key: Option<&ApiKey>,
     body: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
+    events: bool,
 ) -> Body
 where
-    E: Into<BoxError> + 'static,
+    E: Into<BoxError> + Send + 'static,
 {
     let Some(key) = key else { return Body::from_stream(body) };
-    let state = (Box::pin(body), Some(Redactor::new(key.clone())));
-    let redacted = futures_util::stream::unfold(state, |(mut body, mut redactor)| async move {
-        let active = redactor.as_mut()?;
+    let bytes = Redactor::new(key.clone());
+    if events {
+        Body::from_stream(through(bytes, through(EventRedactor::new(key.clone()), body)))
+    } else {
+        Body::from_stream(through(bytes, body))
+    }
+}
+
+/// `body` through `stage`; a failure ends the stream, after what `stage` let out.
+fn through<E>(
+    stage: impl Stage + Send + 'static,
+    body: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
+) -> impl Stream<Item = Result<Bytes, E>> + Send + 'static
+where
+    E: Send + 'static,
+{
+    let state = (Box::pin(body), Some(stage));
+    futures_util::stream::unfold(state, |(mut body, mut stage)| async move {
+        let active = stage.as_mut()?;
         loop {
             match body.next().await {
                 Some(Ok(chunk)) => {
                     let out = active.push(&chunk);
                     if !out.is_empty() {
-                        return Some((Ok(Bytes::from(out)), (body, redactor)));
+                        return Some((Ok(Bytes::from(out)), (body, stage)));
                     }
                 }
                 Some(Err(failure)) => return Some((Err(failure), (body, None))),
                 None => return Some((Ok(Bytes::from(active.finish())), (body, None))),
             }
         }
-    });
-    Body::from_stream(redacted)
+    })
 }
 
 fn is_continuation(byte: u8) -> bool {

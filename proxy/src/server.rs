@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use futures_util::{Stream, StreamExt};
@@ -225,20 +225,24 @@ async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         return pass_on(logged, &shared, upstream);
     }
     let reading = Reading { format: config.format_for(&chat.model), tools: chat.tools, ids };
-    let is_sse = upstream
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("text/event-stream"));
-    if is_sse {
+    if is_event_stream(upstream.headers()) {
         stream_answer(logged, &shared, upstream, reading)
     } else {
         complete_answer(logged, &shared, upstream, reading).await
     }
 }
 
+/// Whether an answer is an event stream (SSE).
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"))
+}
+
 /// The upstream's answer as it came (an error status, a redirect with its `Location`, another
-/// path's answer), streamed, with the upstream key taken out.
+/// path's answer), streamed, with the upstream key taken out (of the texts an event stream's
+/// chunks join too, unless it came compressed).
 fn pass_on(mut logged: Logged, shared: &Shared, upstream: reqwest::Response) -> Response {
     let status = upstream.status();
     if status.is_client_error() || status.is_server_error() {
@@ -246,7 +250,9 @@ fn pass_on(mut logged: Logged, shared: &Shared, upstream: reqwest::Response) -> 
     }
     let key = shared.config.api_key.as_ref();
     let headers = client_headers(upstream.headers(), false, key);
-    let mut response = Response::new(client_body(key, upstream.bytes_stream()));
+    let events = is_event_stream(upstream.headers())
+        && !upstream.headers().contains_key(header::CONTENT_ENCODING);
+    let mut response = Response::new(client_body(key, upstream.bytes_stream(), events));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     logged.answer(response)
@@ -356,12 +362,12 @@ fn stream_answer(
     let state = Streaming {
         upstream: Box::pin(upstream.bytes_stream()),
         events: sse::Reader::default(),
-        rewriter: StreamRewriter::new(reading),
+        rewriter: StreamRewriter::new(reading, key),
         shared: shared.clone(),
         logged: Some(logged),
     };
     let body = futures_util::stream::unfold(state, Streaming::next);
-    let mut response = Response::new(client_body(key, body));
+    let mut response = Response::new(client_body(key, body, false));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response

@@ -440,6 +440,104 @@ async fn the_upstream_key_is_taken_out_of_whatever_the_client_gets() {
     }
 }
 
+/// The text a client joins from a stream's chunks: each choice's `delta.content` (a chat
+/// chunk) or `text` (a legacy completion), and its calls' `arguments`.
+fn joined_text(sse: &str) -> String {
+    let mut joined = String::new();
+    for data in sse.split("\n\n").filter_map(|event| event.strip_prefix("data: ")) {
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else { continue };
+        for choice in chunk["choices"].as_array().into_iter().flatten() {
+            let delta = &choice["delta"];
+            let calls = delta["tool_calls"].as_array().into_iter().flatten();
+            let arguments = calls.map(|call| &call["function"]["arguments"]);
+            let texts = [&delta["content"], &choice["text"]].into_iter().chain(arguments);
+            joined.extend(texts.filter_map(Value::as_str));
+        }
+    }
+    joined
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_streamed_a_few_characters_an_event_never_reaches_the_client_joined() {
+    const KEY: &str = "sk-upstream-SECRET-123";
+    let call = "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0\
+                <|tool_call_argument_begin|>{\"key\": \"sk-upstream-SECRET-123\"}\
+                <|tool_call_end|><|tool_calls_section_end|>";
+    let said = format!("I'll check. key=Bearer {KEY} (and {KEY})");
+    // The chunks of an upstream that streams `text` `size` characters an event, as a chat
+    // completion or a legacy one (another path, which the proxy does not rewrite).
+    let chunks = |text: &str, size: usize, chat: bool| {
+        let characters: Vec<char> = text.chars().collect();
+        let mut events: Vec<(u64, Vec<u8>)> = characters
+            .chunks(size)
+            .map(|piece| {
+                let piece: String = piece.iter().collect();
+                let choice = if chat {
+                    json!({"index": 0, "delta": {"content": piece}, "finish_reason": null})
+                } else {
+                    json!({"index": 0, "text": piece, "finish_reason": null})
+                };
+                let chunk =
+                    json!({"id": "c1", "created": 1, "model": "kimi-k2", "choices": [choice]});
+                (0, format!("data: {chunk}\n\n").into_bytes())
+            })
+            .collect();
+        events.push((0, DONE.to_vec()));
+        events
+    };
+    let (chat_text, completion_text) = (format!("{call}{said}"), said.clone());
+    let app = Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(move |body: Bytes| async move {
+                let request: Value = serde_json::from_slice(&body).unwrap();
+                let size = request["piece"].as_u64().unwrap() as usize;
+                let text = if request["tagged"] == true { chat_text } else { said };
+                streamed(chunks(&text, size, true))
+            }),
+        )
+        .route(
+            "/v1/completions",
+            post(move |body: Bytes| async move {
+                let request: Value = serde_json::from_slice(&body).unwrap();
+                let size = request["piece"].as_u64().unwrap() as usize;
+                streamed(chunks(&completion_text, size, false))
+            }),
+        );
+    let upstream = serve(app).await;
+    let base = proxy_of(&format!("http://{upstream}/v1"), |config| {
+        config.api_key = ApiKey::new(KEY);
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let redacted = "I'll check. key=Bearer [redacted] (and [redacted])";
+    for size in 1..=8 {
+        // (path, request, what the client joins)
+        let cases = [
+            ("chat/completions", json!({"tagged": false}), redacted.to_owned()),
+            // Tool parsing: the call's arguments are joined too.
+            (
+                "chat/completions",
+                json!({"tagged": true}),
+                format!("{{\"key\": \"[redacted]\"}}{redacted}"),
+            ),
+            ("completions", json!({}), redacted.to_owned()),
+        ];
+        for (path, mut request, expected) in cases {
+            request["model"] = json!("kimi-k2");
+            request["stream"] = json!(true);
+            request["piece"] = json!(size);
+            request["messages"] = json!([{"role": "user", "content": "Check my key"}]);
+            let response =
+                client.post(format!("{base}/{path}")).json(&request).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let text = response.text().await.unwrap();
+            assert_eq!(joined_text(&text), expected, "{path} {request}, {size} a chunk:\n{text}");
+            assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_in_the_upstream_url_are_used_and_never_shown() {
     let upstream_saw = Seen::default();

@@ -7,20 +7,24 @@
 //! becomes text, and a choice that made calls finishes with `tool_calls` (one whose every call
 //! became text, with `stop`). An event keeps its other fields (`event:`, `id:`); an event that
 //! is not JSON (not even UTF-8) and a comment (a keep-alive) pass on at once as they came.
+//!
+//! With the upstream key, what the client is to get goes through a [`DeltaRedactor`] last, so
+//! that the key is out of the texts the client joins, across chunks as within one, whatever the
+//! parsers made of them (a call taken out of the content joins the text around it).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use serde_json::{Map, Value, json};
+use taskflow_providers::ApiKey;
 
 use super::choice::{ChoiceRewriter, write_text};
 use super::pieces::Pieces;
 use super::{NOT_JSON, Reading, Report};
+use crate::chunk::{template, write_chunk};
 use crate::fault::Fault;
+use crate::redact::DeltaRedactor;
 use crate::sse::{Event, Item, write_comment, write_event};
-
-/// The fields of a chunk that a chunk the proxy writes itself copies from the last one.
-const TEMPLATE_FIELDS: [&str; 5] = ["id", "object", "created", "model", "system_fingerprint"];
 
 pub(crate) struct StreamRewriter {
     reading: Reading,
@@ -30,10 +34,12 @@ pub(crate) struct StreamRewriter {
     pub report: Report,
     /// Notes already written to the client as comments.
     notes_sent: usize,
+    /// The upstream key out of the texts the client joins, when the proxy has one.
+    redactor: Option<DeltaRedactor>,
 }
 
 impl StreamRewriter {
-    pub(crate) fn new(reading: Reading) -> Self {
+    pub(crate) fn new(reading: Reading, key: Option<&ApiKey>) -> Self {
         Self {
             reading,
             choices: BTreeMap::new(),
@@ -41,6 +47,7 @@ impl StreamRewriter {
             done: false,
             report: Report::default(),
             notes_sent: 0,
+            redactor: key.cloned().map(DeltaRedactor::new),
         }
     }
 
@@ -91,16 +98,16 @@ impl StreamRewriter {
         }
         self.report.usage(chunk.get("usage"));
         let mut changed = false;
-        if chunk.get("choices").and_then(Value::as_array).is_some_and(|c| !c.is_empty()) {
-            self.template = TEMPLATE_FIELDS
-                .iter()
-                .filter_map(|key| Some(((*key).to_owned(), chunk.get(*key)?.clone())))
-                .collect();
+        if let Some(template) = template(&chunk) {
+            self.template = template;
         }
         if let Some(Value::Array(choices)) = chunk.get_mut("choices") {
             for (position, choice) in choices.iter_mut().enumerate() {
                 changed |= self.choice(choice, position);
             }
+        }
+        if let Some(redactor) = &mut self.redactor {
+            changed |= redactor.chunk(&mut chunk);
         }
         if !changed {
             event.write(out);
@@ -123,6 +130,8 @@ impl StreamRewriter {
             return;
         }
         self.done = true;
+        // What was held back for the key is text of the answer all the same.
+        self.write_choices(Vec::new(), out);
         let ended = Fault::interrupted(
             "the upstream stream ended before the answer was complete".to_owned(),
         );
@@ -216,11 +225,16 @@ impl StreamRewriter {
             append_calls(&mut delta, &pieces);
             choices.push(json!({"index": key, "delta": delta, "finish_reason": null}));
         }
-        if !choices.is_empty() {
-            let mut chunk = self.template.clone();
-            chunk.insert("choices".into(), Value::Array(choices));
-            write_event(out, b"", Value::Object(chunk).to_string().as_bytes());
+        self.write_choices(choices, out);
+    }
+
+    /// Writes a chunk of the proxy's own with `choices` and the text still held back for the
+    /// key, unless it would say nothing.
+    fn write_choices(&mut self, mut choices: Vec<Value>, out: &mut Vec<u8>) {
+        if let Some(redactor) = &mut self.redactor {
+            redactor.finish(&mut choices);
         }
+        write_chunk(&self.template, choices, out);
     }
 
     fn write_notes(&mut self, out: &mut Vec<u8>) {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value, json};
 use taskflow_parsers::{DiagnosticKind, Format, ToolSpec};
+use taskflow_providers::ApiKey;
 
 use super::*;
 use crate::config::IdMode;
@@ -130,7 +131,7 @@ fn end(rewriter: &mut StreamRewriter, fault: Option<&Fault>) -> String {
 
 /// Streams `events` through the rewriter; returns the SSE text the client gets.
 fn stream_text(case: &str, events: &[String], ids: IdMode) -> (String, StreamRewriter) {
-    let mut rewriter = StreamRewriter::new(reading(case, ids));
+    let mut rewriter = StreamRewriter::new(reading(case, ids), None);
     let mut out: String = events.iter().map(|data| send(&mut rewriter, data)).collect();
     out.push_str(&end(&mut rewriter, None));
     (out, rewriter)
@@ -248,7 +249,7 @@ fn split_text(data: &str) -> Vec<String> {
 #[test]
 fn text_is_held_back_only_while_it_may_start_a_marker() {
     let case = "kimi/content";
-    let mut rewriter = StreamRewriter::new(reading(case, IdMode::Keep));
+    let mut rewriter = StreamRewriter::new(reading(case, IdMode::Keep), None);
     let chunk = |text: &str| {
         json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "kimi-k2",
                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
@@ -301,7 +302,7 @@ fn a_stream_that_stops_early_ends_with_an_error_event() {
     let error: Value = serde_json::from_str(&last).unwrap();
     assert_eq!(error["error"]["type"], "upstream_interrupted", "{out}");
 
-    let mut rewriter = StreamRewriter::new(reading(case, IdMode::Keep));
+    let mut rewriter = StreamRewriter::new(reading(case, IdMode::Keep), None);
     let out = end(&mut rewriter, Some(&Fault::interrupted("connection reset".to_owned())));
     assert!(out.contains("connection reset"), "{out}");
 }
@@ -336,7 +337,7 @@ fn any_bytes_are_answered_without_a_panic() {
         ));
         let json = serde_json::from_str::<Value>(body).is_ok();
         assert_eq!(report.unreadable.is_none(), json, "{body:?}: {:?}", report.unreadable);
-        let mut rewriter = StreamRewriter::new(reading.clone());
+        let mut rewriter = StreamRewriter::new(reading.clone(), None);
         let out = send(&mut rewriter, body) + &send(&mut rewriter, body);
         let said = out.matches(": taskflow-proxy upstream_not_json: ").count();
         assert_eq!(said, usize::from(!json), "said once, for the first event: {out}");
@@ -389,7 +390,7 @@ fn call_deltas(rewriter: &mut StreamRewriter, text: &str) -> Vec<Value> {
 
 #[test]
 fn arguments_in_a_json_string_wait_for_the_call_end_and_objects_stream_at_once() {
-    let mut rewriter = StreamRewriter::new(reading("kimi/content", IdMode::Keep));
+    let mut rewriter = StreamRewriter::new(reading("kimi/content", IdMode::Keep), None);
     let begin = "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0\
                  <|tool_call_argument_begin|>";
     // A JSON string may turn out double-encoded: nothing of it goes before the call ends.
@@ -512,4 +513,99 @@ fn a_choice_that_made_calls_finishes_with_tool_calls_whole_or_streamed() {
         let (out, _) = stream_text("kimi/content", &events, IdMode::Keep);
         assert_eq!(assemble(&out)["finish_reason"], expected, "streamed: {case}\n{out}");
     }
+}
+
+/// The upstream key of the tests below, and a Kimi call whose arguments hold it.
+const KEY: &str = "sk-supersecret-12345";
+const CALL_WITH_KEY: &str = "<|tool_calls_section_begin|><|tool_call_begin|>\
+    functions.get_weather:0<|tool_call_argument_begin|>{\"city\": \"sk-supersecret-12345\"}\
+    <|tool_call_end|><|tool_calls_section_end|>";
+
+/// A Kimi chunk whose content is `text`, finishing with `finish`.
+fn content_chunk(text: &str, finish: Option<&str>) -> String {
+    json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "kimi-k2",
+           "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]})
+    .to_string()
+}
+
+/// `content` streamed by a Kimi upstream in the pieces `cuts` (byte offsets) make of it, then
+/// a chunk that finishes it (`finished`) and `[DONE]`, through a proxy with the upstream key;
+/// what the client gets.
+fn streamed_with_key(content: &str, cuts: &[usize], finished: bool) -> String {
+    let key = ApiKey::new(KEY).unwrap();
+    let mut rewriter = StreamRewriter::new(reading("kimi/content", IdMode::Keep), Some(&key));
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(cuts);
+    bounds.push(content.len());
+    let mut out: String = bounds
+        .windows(2)
+        .map(|pair| send(&mut rewriter, &content_chunk(&content[pair[0]..pair[1]], None)))
+        .collect();
+    if finished {
+        out.push_str(&send(&mut rewriter, &content_chunk("", Some("stop"))));
+    }
+    out.push_str(&send(&mut rewriter, "[DONE]"));
+    out.push_str(&end(&mut rewriter, None));
+    out
+}
+
+#[test]
+fn a_key_cut_across_events_never_reaches_the_client_with_or_without_tagged_calls() {
+    // (content as the upstream streams it, the message the client assembles)
+    let cases = [
+        // No tagged text: the parser changes nothing.
+        (
+            "I'll check. key=Bearer sk-supersecret-12345, é sk-su".to_owned(),
+            json!({"content": "I'll check. key=Bearer [redacted], é sk-su", "reasoning": null,
+                   "finish_reason": "stop", "tool_calls": []}),
+        ),
+        // A tagged call with the key in its arguments, between two halves of the key that the
+        // client joins once the call is out of the content.
+        (
+            format!("I'll check. sk-super{CALL_WITH_KEY}secret-12345 done"),
+            json!({"content": "I'll check. [redacted] done", "reasoning": null,
+                   "finish_reason": "tool_calls", "tool_calls": [{"id": "functions.get_weather:0",
+                   "name": "get_weather", "arguments": "{\"city\": \"[redacted]\"}"}]}),
+        ),
+    ];
+    for (content, expected) in cases {
+        let cuts: Vec<usize> = content.char_indices().map(|(at, _)| at).skip(1).collect();
+        let check = |cuts: &[usize], finished: bool| {
+            let out = streamed_with_key(&content, cuts, finished);
+            assert!(!out.contains(KEY), "cut at {cuts:?}: {out}");
+            let mut expected = expected.clone();
+            if !finished {
+                expected["finish_reason"] = Value::Null;
+            }
+            assert_eq!(assemble(&out), expected, "cut at {cuts:?}, finished {finished}:\n{out}");
+        };
+        for (at, &one) in cuts.iter().enumerate() {
+            // Every cut in two, and in three with the cuts no further apart than the key is
+            // long: every key is cut at every place, in two and in three.
+            for &two in cuts[at..].iter().take_while(|&&two| two - one <= KEY.len()) {
+                check(&[one, two], true);
+            }
+            // The upstream finishes nothing: what was held goes out before `[DONE]`.
+            check(&[one], false);
+        }
+        // In pieces of every size (the upstream of the report sent 5 characters an event).
+        for size in 1..content.len() {
+            let cuts: Vec<usize> = cuts.iter().copied().filter(|at| at % size == 0).collect();
+            check(&cuts, true);
+        }
+    }
+}
+
+#[test]
+fn a_stream_cut_while_text_waits_for_the_key_gives_that_text_before_its_error() {
+    let key = ApiKey::new(KEY).unwrap();
+    let mut rewriter = StreamRewriter::new(reading("kimi/content", IdMode::Keep), Some(&key));
+    let first = send(&mut rewriter, &content_chunk("I'll check sk-su", None));
+    assert_eq!(assemble(&first)["content"], "I'll check ");
+    let out = end(&mut rewriter, Some(&Fault::interrupted("connection reset".to_owned())));
+    let events = events_of(&out);
+    assert_eq!(events.len(), 2, "{out}");
+    let held: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(held["choices"][0]["delta"]["content"], "sk-su", "{out}");
+    assert!(events[1].contains("connection reset"), "{out}");
 }
