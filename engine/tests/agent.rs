@@ -501,6 +501,14 @@ impl Provider for Cutting {
     }
 }
 
+/// An engine of alice's in `dir` whose every model is `provider`.
+fn engine_of(dir: &Path, provider: Arc<dyn Provider>) -> Engine {
+    let factory: ProviderFactory = Arc::new(move |_: &ProviderChoice| Ok(Arc::clone(&provider)));
+    let store = taskflow_store_sqlite::open(dir.join("flows.db"), &OpenOptions::default()).unwrap();
+    Engine::new(store.bind("alice").unwrap(), Actions::builtin(), EngineOptions::default())
+        .with_providers(factory)
+}
+
 /// A model server that cannot be reached: its answer never begins.
 #[derive(Debug, Default)]
 struct Unreachable {
@@ -529,13 +537,7 @@ impl Provider for Unreachable {
 async fn a_turn_whose_answer_never_began_is_not_asked_for_again() {
     let dir = tempfile::tempdir().unwrap();
     let provider = Arc::new(Unreachable::default());
-    let shared: Arc<dyn Provider> = provider.clone();
-    let factory: ProviderFactory = Arc::new(move |_: &ProviderChoice| Ok(Arc::clone(&shared)));
-    let store =
-        taskflow_store_sqlite::open(dir.path().join("flows.db"), &OpenOptions::default()).unwrap();
-    let engine =
-        Engine::new(store.bind("alice").unwrap(), Actions::builtin(), EngineOptions::default())
-            .with_providers(factory);
+    let engine = engine_of(dir.path(), provider.clone());
     let flow = engine.create_agent(&spec(3), None).await.unwrap();
     let ended = engine.run(&flow.id).await.unwrap();
     assert_eq!(ended.status, FlowStatus::Failed);
@@ -564,14 +566,7 @@ async fn a_turn_cut_while_it_streams_is_asked_for_again() {
             transient,
             requests: AtomicUsize::new(0),
         });
-        let shared: Arc<dyn Provider> = provider.clone();
-        let factory: ProviderFactory = Arc::new(move |_: &ProviderChoice| Ok(Arc::clone(&shared)));
-        let store =
-            taskflow_store_sqlite::open(dir.path().join("flows.db"), &OpenOptions::default())
-                .unwrap();
-        let engine =
-            Engine::new(store.bind("alice").unwrap(), Actions::builtin(), EngineOptions::default())
-                .with_providers(factory);
+        let engine = engine_of(dir.path(), provider.clone());
         let flow = engine.create_agent(&spec(3), None).await.unwrap();
         let ended = engine.run(&flow.id).await.unwrap();
         let label = format!("{cuts} cut(s), transient {transient}");
