@@ -443,6 +443,64 @@ fn a_paused_schedule_records_what_it_missed_when_resumed_and_remove_keeps_the_fl
     fails(&db, &["schedules", "pause", "tick"], 1, "no schedule `tick`");
 }
 
+/// A backfill of slots that a resume recorded missed as one range splits the range: each other
+/// slot stays recorded missed, the parts with their counts and the range's reason, in `schedules
+/// show` and its `--json`, whether the slot backfilled is the range's first or one in its middle.
+#[test]
+fn backfilled_slots_of_a_missed_range_leave_the_others_recorded_missed_with_their_count() {
+    let folder = Folder::new();
+    let db = folder.db();
+    let pipeline = folder.file("draft.toml", PIPELINE);
+    json_of(&db, &["schedules", "add", "bf", "--pipeline", &pipeline, "--every", "1s", "--paused"]);
+    std::thread::sleep(std::time::Duration::from_millis(4200));
+    json_of(&db, &["schedules", "resume", "bf"]);
+    let records = || -> Vec<(String, String, Value, u64, String)> {
+        let shown = json_of(&db, &["schedules", "show", "bf", "--limit", "100"]);
+        let slots = shown["slots"].as_array().unwrap().iter();
+        slots
+            .map(|slot| {
+                let text = |field: &str| slot[field].as_str().unwrap_or_default().to_owned();
+                let count = slot["count"].as_u64().unwrap();
+                (text("at"), text("status"), slot["last_at"].clone(), count, text("reason"))
+            })
+            .collect()
+    };
+    let range = records();
+    let (first, last, count) = (range[0].0.clone(), range[0].2.clone(), range[0].3);
+    assert!(count >= 4 && range.len() == 1, "{range:?}");
+    let paused = "the schedule was paused".to_owned();
+    let plus = |seconds: i64| {
+        let at = chrono::DateTime::parse_from_rfc3339(&first).unwrap();
+        let later = at + chrono::Duration::seconds(seconds);
+        later.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let backfill =
+        |at: &str| json_of(&db, &["schedules", "backfill", "bf", "--from", at, "--to", at]);
+
+    // The range's first slot: the others are one range from the next second.
+    backfill(&first);
+    let missed = |at: String, count: u64, last: Value| {
+        (at, "missed".to_owned(), last, count, paused.clone())
+    };
+    let fired = |at: String| (at, "running".to_owned(), Value::Null, 1, "backfill".to_owned());
+    assert_eq!(records(), [missed(plus(1), count - 1, last.clone()), fired(first.clone())]);
+    let text = String::from_utf8(taskflow(&db, &["schedules", "show", "bf"]).stdout).unwrap();
+    assert!(text.contains(&format!("({} slots)", count - 1)), "{text}");
+
+    // One in its middle: one slot before it, the rest after.
+    backfill(&plus(2));
+    let after = if count - 3 > 1 { last } else { Value::Null };
+    assert_eq!(
+        records(),
+        [
+            missed(plus(3), count - 3, after),
+            fired(plus(2)),
+            missed(plus(1), 1, Value::Null),
+            fired(first.clone()),
+        ]
+    );
+}
+
 #[test]
 fn serve_fires_slots_as_flows_named_by_them_and_a_gated_slot_waits_for_its_schedule() {
     let folder = Folder::new();
@@ -580,8 +638,10 @@ fn a_flow_under_a_slots_id_that_the_schedule_did_not_make_is_not_taken_for_its_r
         "name = \"other\"\n[[steps]]\nid = \"a\"\naction = \"echo\"\nwith = { value = 1 }\n",
     );
     // A flow cannot be made by hand under a slot's id.
-    let by_hand = ["run", "--queue", "--id", "digest@2026-10-24T07:00:00Z", &other];
-    fails(&db, &by_hand, 2, "has the form of a schedule slot's flow id");
+    for id in ["digest@2026-10-24T07:00:00Z", "digest@2026-10-24T07:00:00.000Z"] {
+        let by_hand = ["run", "--queue", "--id", id, &other];
+        fails(&db, &by_hand, 2, "has the form of a schedule slot's flow id");
+    }
     // An earlier schedule of the name, with another pipeline, ran the 24th's slot.
     let earlier = ["schedules", "add", "digest", "--pipeline", &other, "--cron", "0 7 * * *"];
     json_of(&db, &earlier);

@@ -2,17 +2,16 @@
 //! the scheduler's clock besides the store. Adding or applying one puts its cursor at its first
 //! slot after now; resuming one records the slots it missed while paused; a trigger fires a
 //! slot now and a backfill the slots of a past range, by hand, without moving the cursor (a
-//! slot that fired already keeps its flow).
-
-use std::time::Duration;
+//! slot that fired already keeps its flow; one inside a recorded range of missed slots splits
+//! the range, the others staying recorded).
 
 use taskflow_engine::FlowSpec;
 use taskflow_engine::schedule::jitter::fire_at;
 use taskflow_engine::schedule::table::Declared;
 use taskflow_engine::schedule::{ScheduleInput, SlotClock};
 use taskflow_store::{
-    Decided, Decisions, Error, NewSchedule, OwnerHandle, Put, Schedule, ScheduleSpec, Slot,
-    SlotDecision, SlotStatus, Timestamp,
+    Decided, Error, NewSchedule, OwnerHandle, Put, Schedule, ScheduleSpec, Slot, SlotDecision,
+    SlotStatus, Timestamp,
 };
 
 use crate::error::{ApiError, Result};
@@ -22,9 +21,6 @@ pub const MAX_BACKFILL: usize = 1000;
 
 /// The most slots a missed range is counted up to; more are "at least" that many.
 const COUNT_LIMIT: usize = 100_000;
-
-/// How often a decision that raced the scheduler is made again.
-const ATTEMPTS: usize = 5;
 
 /// The clock of a stored or declared schedule.
 pub fn clock(spec: &ScheduleSpec) -> Result<SlotClock> {
@@ -226,24 +222,21 @@ pub fn backfill(
     Ok(by_hand(handle, name, decisions)?.into_iter().map(|decided| decided.slot).collect())
 }
 
-/// Writes decisions made by hand, the cursor left where it is (made again if the scheduler
-/// moved it meanwhile).
+/// Writes decisions made by hand, the cursor left where it is; the store asks the schedule's
+/// clock ([`slots_between`]) to split a range of missed slots that holds one of them.
 fn by_hand(handle: &OwnerHandle, name: &str, decisions: Vec<SlotDecision>) -> Result<Vec<Decided>> {
-    let mut tries = 0;
-    loop {
-        let (schedule, _) = handle.schedule(name, None, 0)?;
-        let written = Decisions {
-            expected: schedule.next_slot,
-            slots: decisions.clone(),
-            next_slot: schedule.next_slot,
-            next_fire: schedule.next_fire,
-        };
-        match handle.decide_slots(name, written) {
-            Err(Error::ScheduleMoved { .. }) if tries < ATTEMPTS => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            result => return Ok(result?),
-        }
-    }
+    Ok(handle.decide_by_hand(name, decisions, &slots_between)?)
+}
+
+/// The slots of a schedule of `spec` from `from` to `to`, as its clock gives them: the
+/// store's [`taskflow_store::SlotTimes`].
+fn slots_between(
+    spec: &ScheduleSpec,
+    from: Timestamp,
+    to: Timestamp,
+    limit: usize,
+) -> taskflow_store::Result<(Vec<Timestamp>, bool)> {
+    let clock = SlotClock::new(&spec.timing, &spec.zone)
+        .map_err(|error| Error::InvalidInput(error.to_string()))?;
+    Ok(clock.between(from, to, limit))
 }

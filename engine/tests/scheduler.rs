@@ -229,6 +229,34 @@ fn a_pass_that_stalled_runs_the_slot_it_was_on_time_for_and_catches_up_the_lates
     assert_eq!((shown[1].count, shown[1].last_at), (2, Some(minute(2))), "minutes 1 and 2");
 }
 
+/// A scheduler started again while a slot's flow still runs (adopted after a crash): the late
+/// slot catch-up latest chose is skipped by the overlap, so the late slots before it do not say
+/// a later slot ran instead; they name the one chosen and why it did not run.
+#[test]
+fn late_slots_say_a_later_slot_ran_instead_only_when_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let taskflow = open(dir.path());
+    let alice = taskflow.bind("alice").unwrap();
+    let skip = ScheduleSpec { overlap: Overlap::Skip, ..every_minute() };
+    add(&alice, "tick", skip, minute(0));
+    Scheduler::new().pass(&taskflow, minute(0)).unwrap();
+    // Killed; minute 0's flow still runs when a new scheduler passes at minute 3.
+    let outcome = Scheduler::new().pass(&taskflow, minute(3)).unwrap();
+    assert!(fired(&outcome).is_empty(), "{outcome:?}");
+    let recorded = slots(&alice, "tick");
+    let still_runs = format!("{} still runs (overlap skip)", id("tick", minute(0)));
+    assert_eq!(
+        (recorded[2].0, recorded[2].1, recorded[2].2.as_str()),
+        (3, SlotStatus::Skipped, still_runs.as_str())
+    );
+    let missed = format!(
+        "no scheduler ran at its time; the later slot {} that catch-up latest chose was skipped \
+         ({still_runs})",
+        minute(3)
+    );
+    assert_eq!((recorded[1].0, recorded[1].1, &recorded[1].2), (1, SlotStatus::Missed, &missed));
+}
+
 #[test]
 fn overlap_policies_skip_buffer_cancel_or_allow_a_slot_while_the_last_run_goes_on() {
     // Slots at minutes 0, 1 and 2 while the flow of minute 0 runs; then it ends and a pass at

@@ -87,16 +87,16 @@ mod tests {
                 "Index Cond: ((owner = $1) AND (ROW(created_at, id) < ROW($2, $3)))",
                 false,
             ),
+            // A schedule's few flows, found by their ids (those of a slot's form), then sorted.
             (
                 by(true, false, true),
-                "'o10', 'sched1@', 'sched1A', 50",
-                "Index Cond: ((owner = $1) AND (id >= $2) AND (id < $3))",
-                false,
+                "'o10', 'sched1@0', 'sched1@:', 50",
+                "Index Cond: ((id >= $2) AND (id < $3))",
+                true,
             ),
-            // A schedule's few flows, found by their ids, then sorted.
             (
                 by(false, false, true),
-                "'sched1@', 'sched1A', 50",
+                "'sched1@0', 'sched1@:', 50",
                 "Index Cond: ((id >= $1) AND (id < $2))",
                 true,
             ),

@@ -20,6 +20,7 @@ use crate::model::{
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::schedule::{
     self, Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
+    SlotTimes,
 };
 use crate::semantics::{self, Forget};
 use crate::status::FlowStatus;
@@ -498,6 +499,16 @@ impl<B: Backend> FlowStore for B {
         self.write(|tx, now| {
             semantics::decide(tx, caller, name, expected, slots, next_slot, next_fire, now)
         })
+    }
+
+    fn decide_by_hand(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        decisions: Vec<SlotDecision>,
+        times: &dyn SlotTimes,
+    ) -> Result<Vec<Decided>> {
+        self.write(|tx, now| semantics::decide_by_hand(tx, caller, name, decisions, times, now))
     }
 
     fn resolve_slot(&self, caller: Caller<'_>, name: &str, decision: SlotDecision) -> Result<Slot> {

@@ -22,7 +22,7 @@ use crate::model::{
 };
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::schedule::{
-    Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
+    Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision, SlotTimes,
 };
 use crate::status::FlowStatus;
 use crate::store::{Answer, Caller, Decisions, FlowStore, Resumed, Submission};
@@ -488,6 +488,16 @@ impl FlowStore for FaultyStore {
         decisions: Decisions,
     ) -> Result<Vec<Decided>> {
         self.write(|inner| inner.decide_slots(caller, name, decisions))
+    }
+
+    fn decide_by_hand(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        decisions: Vec<SlotDecision>,
+        times: &dyn SlotTimes,
+    ) -> Result<Vec<Decided>> {
+        self.write(|inner| inner.decide_by_hand(caller, name, decisions, times))
     }
 
     fn resolve_slot(&self, caller: Caller<'_>, name: &str, decision: SlotDecision) -> Result<Slot> {

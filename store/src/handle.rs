@@ -18,7 +18,7 @@ use crate::model::{
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::rules;
 use crate::schedule::{
-    Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
+    Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision, SlotTimes,
 };
 use crate::status::FlowStatus;
 use crate::store::{Answer, Caller, Decisions, FlowStore, Resumed, Submission};
@@ -515,6 +515,17 @@ impl OwnerHandle {
     /// A scheduler's decisions about a schedule's slots (see [`FlowStore::decide_slots`]).
     pub fn decide_slots(&self, name: &str, decisions: Decisions) -> Result<Vec<Decided>> {
         self.store.decide_slots(self.caller(), name, decisions)
+    }
+
+    /// Decisions made by hand about a schedule's slots, its cursor left alone (see
+    /// [`FlowStore::decide_by_hand`]).
+    pub fn decide_by_hand(
+        &self,
+        name: &str,
+        decisions: Vec<SlotDecision>,
+        times: &dyn SlotTimes,
+    ) -> Result<Vec<Decided>> {
+        self.store.decide_by_hand(self.caller(), name, decisions, times)
     }
 
     /// Decides a slot that waited.

@@ -57,7 +57,7 @@ pub use model::{
 pub use prune::{PruneBatch, PruneQuery};
 pub use schedule::{
     CatchUp, Decided, GateState, NewSchedule, Otherwise, Overlap, Put, Schedule, ScheduleSpec,
-    ScheduleSummary, Slot, SlotDecision, SlotStatus, Timing,
+    ScheduleSummary, Slot, SlotDecision, SlotStatus, SlotTimes, Timing,
 };
 pub use status::{FlowStatus, StatusFilter, StepStatus};
 pub use store::{Answer, Caller, Decisions, FlowStore, Resumed, Submission};

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 #[cfg(doc)]
 use crate::model::Flow;
 use crate::model::ListQuery;
+use crate::schedule;
 use crate::status::FlowStatus;
 
 /// Which filters a `flows list` query applies.
@@ -18,8 +19,10 @@ pub struct ListFilters {
     pub name: bool,
     /// Only flows older than a given one (the next page).
     pub before: bool,
-    /// Only the flows of one schedule (ids in `[NAME@, NAMEA)`, which holds those ids only where
-    /// ids compare by their bytes: a backend's must, whatever its database's collation).
+    /// Only the flows of one schedule: the ids of its [`schedule::slot_id_range`], `[NAME@0,
+    /// NAME@:)` (which holds those ids only where ids compare by their bytes: a backend's must,
+    /// whatever its database's collation), that end with `@` and an instant
+    /// ([`schedule::SLOT_INSTANT_PATTERNS`]): the ids [`schedule::is_slot_flow_id`] reserves.
     pub schedule: bool,
     pub since: bool,
     pub until: bool,
@@ -132,8 +135,12 @@ impl ListFilters {
             clauses.push(format!("(f.created_at, f.id) < ({at}, {id})"));
         }
         if self.schedule {
+            // The range is read through the ids' index; the patterns keep a slot's form.
             let (first, past) = (param(ParamKind::Text), param(ParamKind::Text));
-            clauses.push(format!("f.id >= {first} AND f.id < {past}"));
+            let instants =
+                schedule::SLOT_INSTANT_PATTERNS.map(|instant| format!("f.id LIKE '%@{instant}'"));
+            clauses
+                .push(format!("f.id >= {first} AND f.id < {past} AND ({})", instants.join(" OR ")));
         }
         if self.since {
             clauses.push(format!("f.created_at >= {}", param(ParamKind::Integer)));
@@ -157,11 +164,9 @@ pub fn list_values<'q>(owner: Option<&'q str>, query: &'q ListQuery) -> Vec<List
         values.extend([ListValue::Integer(at.as_millis()), text(id.as_str())]);
     }
     if let Some(name) = &query.schedule {
-        // A slot's flow id is `NAME@SLOT`, and `A` is the character after `@`.
-        values.extend([
-            ListValue::Text(Cow::Owned(format!("{name}@"))),
-            ListValue::Text(Cow::Owned(format!("{name}A"))),
-        ]);
+        // The ids no create but a slot's makes: the same range.
+        let (first, past) = schedule::slot_id_range(name);
+        values.extend([ListValue::Text(Cow::Owned(first)), ListValue::Text(Cow::Owned(past))]);
     }
     values.extend(query.since.map(|at| ListValue::Integer(at.as_millis())));
     values.extend(query.until.map(|at| ListValue::Integer(at.as_millis())));
@@ -198,12 +203,13 @@ mod tests {
                 ..ListQuery::default()
             },
             "f.owner = $1::text AND f.status = $2::text AND f.id >= $3::text AND f.id < $4::text \
+             AND (f.id LIKE '%@____-__-__T__:__:__Z' OR f.id LIKE '%@____-__-__T__:__:__.___Z') \
              AND f.created_at < $5::bigint | $6::bigint",
             &[
                 ListValue::Text("alice".into()),
                 ListValue::Text("failed".into()),
-                ListValue::Text("digest@".into()),
-                ListValue::Text("digestA".into()),
+                ListValue::Text("digest@0".into()),
+                ListValue::Text("digest@:".into()),
                 ListValue::Integer(9),
                 ListValue::Integer(10),
             ],

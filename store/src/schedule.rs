@@ -39,18 +39,41 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether `id` has the form of a slot's flow id ([`slot_flow_id`]): a schedule name, `@`, and
-/// an instant in RFC 3339 UTC to the second. Those ids are the scheduler's: a flow made under
-/// one by anyone else would keep its slot from firing (a slot's instants are known ahead).
+/// What follows the `@` of a slot's flow id, as SQL `LIKE` patterns (`_`: any one character):
+/// its instant in RFC 3339 UTC, to the second or (a slot off the second) to the millisecond.
+pub const SLOT_INSTANT_PATTERNS: [&str; 2] = ["____-__-__T__:__:__Z", "____-__-__T__:__:__.___Z"];
+
+/// The range of ids in which the flows of schedule `name`'s slots lie: `[NAME@0, NAME@:)`, `NAME@`
+/// and a digit, as an instant begins (`:` is the character after `9`); a name that is no
+/// schedule's has none (an empty range). Listing a schedule's flows takes the ids of this range
+/// that end with `@` and one of the [`SLOT_INSTANT_PATTERNS`], and [`is_slot_flow_id`] is that
+/// same test, so that no flow a schedule's list takes is made but by its slot.
+pub fn slot_id_range(name: &str) -> (String, String) {
+    let first = format!("{name}@0");
+    let past = if check_name(name).is_ok() { format!("{name}@:") } else { first.clone() };
+    (first, past)
+}
+
+/// Whether `id` has the form of a slot's flow id ([`slot_flow_id`]): it lies in the
+/// [`slot_id_range`] of the schedule name before its first `@`, and ends with `@` and an
+/// instant ([`SLOT_INSTANT_PATTERNS`], letters of any case, as SQLite's `LIKE` takes them).
+/// Those ids are the scheduler's: a flow made under one by anyone else would keep its slot from
+/// firing (a slot's instants are known ahead), or be listed among the schedule's flows.
 pub fn is_slot_flow_id(id: &str) -> bool {
-    let Some((name, instant)) = id.rsplit_once('@') else { return false };
-    let shape = b"dddd-dd-ddTdd:dd:ddZ";
-    check_name(name).is_ok()
-        && instant.len() == shape.len()
-        && instant.bytes().zip(shape).all(|(byte, &want)| match want {
-            b'd' => byte.is_ascii_digit(),
-            want => byte == want,
-        })
+    let Some((name, _)) = id.split_once('@') else { return false };
+    let (first, past) = slot_id_range(name);
+    let ends_with_an_instant = |pattern: &str| {
+        let Some(start) = id.len().checked_sub(pattern.len() + 1) else { return false };
+        let tail = &id.as_bytes()[start..];
+        tail[0] == b'@'
+            && tail[1..]
+                .iter()
+                .zip(pattern.bytes())
+                .all(|(byte, want)| want == b'_' || byte.eq_ignore_ascii_case(&want))
+    };
+    first.as_str() <= id
+        && id < past.as_str()
+        && SLOT_INSTANT_PATTERNS.iter().any(|pattern| ends_with_an_instant(pattern))
 }
 
 /// The id of the flow of slot `slot` of schedule `name`: `NAME@SLOT`, the slot's instant in
@@ -316,6 +339,36 @@ impl SlotDecision {
     }
 }
 
+/// A schedule's slots as its timing gives them: the engine's clock, which the store does not
+/// hold. The store asks it when a slot is decided inside a recorded range of missed slots, to
+/// keep the others of the range recorded (a closure of the same signature is one).
+pub trait SlotTimes {
+    /// The slots of a schedule of `spec` from `from` to `to` (both included), oldest first, at
+    /// most `limit`; and whether there were more.
+    fn between(
+        &self,
+        spec: &ScheduleSpec,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<(Vec<Timestamp>, bool)>;
+}
+
+impl<F> SlotTimes for F
+where
+    F: Fn(&ScheduleSpec, Timestamp, Timestamp, usize) -> Result<(Vec<Timestamp>, bool)>,
+{
+    fn between(
+        &self,
+        spec: &ScheduleSpec,
+        from: Timestamp,
+        to: Timestamp,
+        limit: usize,
+    ) -> Result<(Vec<Timestamp>, bool)> {
+        self(spec, from, to, limit)
+    }
+}
+
 /// A schedule with its latest slot, as `schedules list` shows it (the schedule without its
 /// pipeline, which is `null`).
 #[derive(Debug, Clone, PartialEq)]
@@ -363,18 +416,31 @@ mod tests {
     #[test]
     fn only_ids_of_a_slots_form_are_the_schedulers() {
         let slot = slot_flow_id("digest", Timestamp::from_millis(1_764_918_000_000)).unwrap();
+        let odd = slot_flow_id("digest", Timestamp::from_millis(1_764_918_000_250)).unwrap();
         for (id, reserved) in [
             (slot.as_str(), true),
+            (odd.as_str(), true),
             ("night.ly-2@2026-01-31T23:59:59Z", true),
+            ("digest@2026-01-31T23:59:59.000Z", true),
+            ("digest@2026-01-31t23:59:59.000z", true),
             ("a@b@2026-01-31T23:59:59Z", false),
+            ("a@1@2026-01-31T23:59:59Z", true),
             ("digest@2026-01-31", false),
-            ("digest@2026-01-31T23:59:59.000Z", false),
+            ("digest@2026-01-31T23:59:59", false),
+            ("digest@2026-01-31T23:59:59.00Z", false),
             ("digest 2026-01-31T23:59:59Z", false),
             ("@2026-01-31T23:59:59Z", false),
             ("alice@example.com", false),
         ] {
             assert_eq!(is_slot_flow_id(id), reserved, "{id}");
         }
+    }
+
+    #[test]
+    fn a_schedules_flows_are_the_ids_of_its_range_and_a_name_that_is_no_schedules_has_none() {
+        assert_eq!(slot_id_range("digest"), ("digest@0".to_owned(), "digest@:".to_owned()));
+        let (first, past) = slot_id_range("a@b");
+        assert_eq!(first, past, "an empty range");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::prune::{PruneBatch, PruneQuery};
 use crate::schedule::{
-    Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
+    Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision, SlotTimes,
 };
 use crate::status::FlowStatus;
 use crate::time::Timestamp;
@@ -352,6 +352,17 @@ pub trait FlowStore: Send + Sync {
         caller: Caller<'_>,
         name: &str,
         decisions: Decisions,
+    ) -> Result<Vec<Decided>>;
+
+    /// Decisions made by hand about a schedule's slots (a trigger, a backfill), its cursor left
+    /// alone; `times` gives its slots, to split a range of missed slots that holds one decided;
+    /// see [`crate::semantics::decide_by_hand`].
+    fn decide_by_hand(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        decisions: Vec<SlotDecision>,
+        times: &dyn SlotTimes,
     ) -> Result<Vec<Decided>>;
 
     /// Decides a slot that waited (gated, buffered).

@@ -130,6 +130,41 @@ pub fn catch_up(
     (run, missed)
 }
 
+/// The record of the late slots catch-up latest did not run (`missed`, from [`catch_up`]), once
+/// the later slot it chose is decided (`chosen`): a later slot ran instead only if that one
+/// fired; if an overlap skipped it, its gate closed or it waits, the record says so, naming it.
+pub fn missed_instead(
+    spec: &ScheduleSpec,
+    missed: SlotDecision,
+    chosen: &SlotDecision,
+) -> SlotDecision {
+    let SlotDecision::Record { at: chosen_at, status: chosen_status, reason: why, .. } = chosen
+    else {
+        return missed;
+    };
+    match (spec.catch_up, missed) {
+        (CatchUp::Latest, SlotDecision::Record { at, status, last_at, count, .. }) => {
+            let became = match chosen_status {
+                SlotStatus::Skipped => "was skipped",
+                SlotStatus::Failed => "failed",
+                SlotStatus::Gated | SlotStatus::Buffered => "waits",
+                _ => "did not run",
+            };
+            SlotDecision::Record {
+                at,
+                status,
+                reason: format!(
+                    "no scheduler ran at its time; the later slot {chosen_at} that catch-up latest \
+                     chose {became} ({why})"
+                ),
+                last_at,
+                count,
+            }
+        }
+        (_, missed) => missed,
+    }
+}
+
 /// The record of slots older than the catch-up window.
 pub fn expired(
     spec: &ScheduleSpec,

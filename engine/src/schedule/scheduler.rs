@@ -94,11 +94,21 @@ impl Scheduler {
             decisions.push(policy::expired(spec, first, last, count, more));
         }
         let (run, missed) = policy::catch_up(spec, &due.recent, self.previous);
-        decisions.extend(missed);
         let mut turns = Turns::of(open);
+        // The late slot catch-up runs, as decided: the missed record says what became of it.
+        let mut chosen = None;
         for (at, late) in run {
-            decisions.push(turns.decide(&handle, schedule, at, late, now)?);
+            let caught_up = late.is_some();
+            let decision = turns.decide(&handle, schedule, at, late, now)?;
+            if caught_up {
+                chosen = Some(decision.clone());
+            }
+            decisions.push(decision);
         }
+        decisions.extend(missed.into_iter().map(|missed| match &chosen {
+            Some(chosen) => policy::missed_instead(spec, missed, chosen),
+            None => missed,
+        }));
         decisions.sort_by_key(SlotDecision::at);
         let written = Decisions {
             expected: Some(cursor),

@@ -10,6 +10,7 @@
 //! its flow: it ends when the flow ends, and runs again when a failed flow is reopened.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -19,7 +20,7 @@ use crate::model::{FieldChange, Flow, NewFlow, Revision, SyncMode};
 use crate::rules;
 use crate::schedule::{
     Decided, GateState, NewSchedule, Put, Schedule, ScheduleSummary, Slot, SlotDecision,
-    SlotStatus, check_name, slot_flow_id,
+    SlotStatus, SlotTimes, check_name, slot_flow_id,
 };
 use crate::store::Caller;
 use crate::time::Timestamp;
@@ -179,6 +180,26 @@ pub fn decide<T: StoreTx + ?Sized>(
     }
     tx.move_cursor(name, next_slot, next_fire)?;
     Ok(slots)
+}
+
+/// Writes decisions made by hand about schedule `name`'s slots (a trigger, a backfill), its
+/// cursor left where it is: a slot that fired already keeps its flow. Slots decided inside a
+/// recorded range of missed slots split the range ([`split_ranges`]: `times` gives the
+/// schedule's slots), so that every other slot of it stays recorded missed, with true counts.
+pub fn decide_by_hand<T: StoreTx + ?Sized>(
+    tx: &T,
+    caller: Caller<'_>,
+    name: &str,
+    decisions: Vec<SlotDecision>,
+    times: &dyn SlotTimes,
+    now: Timestamp,
+) -> Result<Vec<Decided>> {
+    let schedule = load(tx, caller.owner, name)?;
+    split_ranges(tx, &schedule, &decisions, times)?;
+    decisions
+        .into_iter()
+        .map(|decision| write_decision(tx, caller, &schedule, decision, now))
+        .collect()
 }
 
 /// Decides a slot that waited (gated, buffered): it fires or is recorded for good. Refused for
@@ -385,6 +406,97 @@ fn write_decision<T: StoreTx + ?Sized>(
     Ok(Decided { slot, made_flow })
 }
 
+/// Before decisions by hand are written: each recorded range of missed slots of `schedule` that
+/// holds slots they decide gives way to the records of its other slots, each run of them
+/// between decided ones (or the range's ends) one record with its count and the range's reason
+/// and time, as `times` gives the range's slots; so backfilling or triggering slots of a range
+/// drops none of the others, and the counts stay true. A range that the schedule's timing does
+/// not give (one recorded under an earlier timing) is left whole beside the slots decided,
+/// unless one of them would take the range's own record: that is refused, as it would drop the
+/// others.
+///
+/// Only decisions by hand need it: the scheduler decides slots from its cursor on, after every
+/// range it recorded.
+fn split_ranges<T: StoreTx + ?Sized>(
+    tx: &T,
+    schedule: &Schedule,
+    decisions: &[SlotDecision],
+    times: &dyn SlotTimes,
+) -> Result<()> {
+    let mut decided: Vec<(Timestamp, Timestamp)> = decisions
+        .iter()
+        .map(|decision| match decision {
+            SlotDecision::Fire { at, .. } => (*at, *at),
+            SlotDecision::Record { at, last_at, .. } => (*at, last_at.unwrap_or(*at)),
+        })
+        .collect();
+    decided.sort();
+    // The ranges that hold a decided slot, each once.
+    let mut ranges = BTreeMap::new();
+    for (at, _) in &decided {
+        let newest = tx.slots(&schedule.name, Some(at.plus(Duration::from_millis(1))), 1)?;
+        if let Some(range) = newest.into_iter().next()
+            && range.status == SlotStatus::Missed
+            && range.last_at.is_some_and(|last| last >= *at)
+        {
+            ranges.insert(range.at, range);
+        }
+    }
+    for range in ranges.into_values() {
+        let last = range.last_at.unwrap_or(range.at);
+        let count = usize::try_from(range.count).unwrap_or(usize::MAX);
+        let (slots, more) = times.between(&schedule.spec, range.at, last, count)?;
+        let given = !more
+            && slots.len() == count
+            && slots.first() == Some(&range.at)
+            && slots.last() == Some(&last);
+        if !given {
+            if decided.iter().any(|(from, to)| *from <= range.at && range.at <= *to) {
+                return Err(Error::InvalidInput(format!(
+                    "slot {} of schedule `{}` is the first of {} missed slots recorded up to \
+                     {last} under an earlier timing of the schedule: deciding it would drop the \
+                     record of the others; decide slots after {last}",
+                    range.at, schedule.name, range.count
+                )));
+            }
+            continue;
+        }
+        for part in undecided_runs(&slots, &decided) {
+            let (Some(&first), Some(&end)) = (part.first(), part.last()) else { continue };
+            let rest = Slot {
+                at: first,
+                last_at: (end != first).then_some(end),
+                count: part.len() as u64,
+                ..range.clone()
+            };
+            tx.put_slot(&rest)?;
+        }
+    }
+    Ok(())
+}
+
+/// The runs of `slots` (oldest first) that no span of `decided` (sorted) covers or falls
+/// between.
+fn undecided_runs(slots: &[Timestamp], decided: &[(Timestamp, Timestamp)]) -> Vec<Vec<Timestamp>> {
+    let mut runs = Vec::new();
+    let mut run = Vec::new();
+    let mut spans = decided.iter().peekable();
+    for &slot in slots {
+        // A span that ended before this slot ends the run before it.
+        while spans.next_if(|(_, to)| *to < slot).is_some() {
+            runs.push(std::mem::take(&mut run));
+        }
+        if spans.peek().is_some_and(|(from, _)| *from <= slot) {
+            runs.push(std::mem::take(&mut run));
+        } else {
+            run.push(slot);
+        }
+    }
+    runs.push(run);
+    runs.retain(|run| !run.is_empty());
+    runs
+}
+
 /// Every schedule `name` would wait for must be `owner`'s, and none may wait for `name` in
 /// turn (through any chain). Only the schedules reachable from `after` are read, so a schedule
 /// without gates costs nothing here however many schedules there are.
@@ -478,8 +590,28 @@ fn spec_json(schedule: &Schedule) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::cycle_through;
+    use super::{cycle_through, undecided_runs};
+    use crate::time::Timestamp;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn the_slots_of_a_range_left_undecided_are_the_runs_between_those_decided() {
+        let t = |n: i64| Timestamp::from_millis(n);
+        let slots: Vec<Timestamp> = (0..6).map(t).collect();
+        let runs = |decided: &[(i64, i64)]| -> Vec<Vec<i64>> {
+            let decided: Vec<_> = decided.iter().map(|(from, to)| (t(*from), t(*to))).collect();
+            let runs = undecided_runs(&slots, &decided);
+            runs.iter().map(|run| run.iter().map(|at| at.as_millis()).collect()).collect()
+        };
+        assert_eq!(runs(&[]), [vec![0, 1, 2, 3, 4, 5]]);
+        assert_eq!(runs(&[(0, 0)]), [vec![1, 2, 3, 4, 5]]);
+        assert_eq!(runs(&[(2, 2), (5, 5)]), [vec![0, 1], vec![3, 4]]);
+        assert_eq!(runs(&[(1, 3)]), [vec![0], vec![4, 5]]);
+        assert_eq!(runs(&[(-3, -1), (7, 9)]), [vec![0, 1, 2, 3, 4, 5]], "outside the range");
+        let between = |n: i64| vec![(t(n), t(n))];
+        let halves = undecided_runs(&[t(0), t(10), t(20)], &between(15));
+        assert_eq!(halves, [vec![t(0), t(10)], vec![t(20)]], "between two slots");
+    }
 
     #[test]
     fn a_cycle_is_found_through_any_chain_and_named_in_order() {

@@ -1,15 +1,16 @@
 //! The kit's tests of schedules: owner-scoped records with revisions, `apply` that changes
 //! nothing the second time, gates on the owner's schedules without cycles, a slot that fires
-//! once by the creation of its flow whatever two schedulers do, and slots that did not run
-//! recorded with their reason.
+//! once by the creation of its flow whatever two schedulers do, slots that did not run
+//! recorded with their reason, and a range of them split, not dropped, by a slot decided by hand
+//! inside it.
 
 use serde_json::json;
 
 use super::{Harness, TTL};
 use crate::{
     CatchUp, Decisions, Error, Flow, FlowId, FlowStatus, ListQuery, NewFlow, NewSchedule,
-    Otherwise, Overlap, OwnerHandle, PruneQuery, ScheduleSpec, SlotDecision, SlotStatus, Timestamp,
-    Timing,
+    Otherwise, Overlap, OwnerHandle, PruneQuery, ScheduleSpec, Slot, SlotDecision, SlotStatus,
+    Timestamp, Timing,
 };
 
 /// 2026-12-05T07:00:00Z.
@@ -62,6 +63,45 @@ pub(super) fn fired(handle: &OwnerHandle, name: &str, slot: i64) -> Flow {
 
 fn decisions(expected: Timestamp, slots: Vec<SlotDecision>, next: Timestamp) -> Decisions {
     Decisions { expected: Some(expected), slots, next_slot: Some(next), next_fire: Some(next) }
+}
+
+/// The kit's schedules' slots as their clock gives them: every day at 07:00Z from [`SEVEN`].
+fn daily(
+    _: &ScheduleSpec,
+    from: Timestamp,
+    to: Timestamp,
+    limit: usize,
+) -> crate::Result<(Vec<Timestamp>, bool)> {
+    let mut day = (from.as_millis() - SEVEN).div_euclid(86_400_000);
+    let mut slots = Vec::new();
+    while at(day * 1440) <= to {
+        if at(day * 1440) >= from {
+            if slots.len() == limit {
+                return Ok((slots, true));
+            }
+            slots.push(at(day * 1440));
+        }
+        day += 1;
+    }
+    Ok((slots, false))
+}
+
+/// Day `day` of the kit's schedules: its slot.
+fn day(day: i64) -> Timestamp {
+    at(day * 1440)
+}
+
+fn fire(at: Timestamp, reason: &str) -> SlotDecision {
+    SlotDecision::Fire { at, reason: Some(reason.to_owned()) }
+}
+
+/// A schedule's records newest first: instant, status, last instant of a range, count.
+fn records(
+    handle: &OwnerHandle,
+    name: &str,
+) -> Vec<(Timestamp, SlotStatus, Option<Timestamp>, u64)> {
+    let (_, slots) = handle.schedule(name, None, 100).unwrap();
+    slots.iter().map(|slot| (slot.at, slot.status, slot.last_at, slot.count)).collect()
 }
 
 fn record(at: Timestamp, status: SlotStatus, reason: &str) -> SlotDecision {
@@ -360,9 +400,11 @@ pub fn slots_not_run_are_recorded_with_their_reason_and_waiting_ones_are_resolve
 }
 
 /// Ids and schedule names compare by their bytes on every backend, whatever the collation of a
-/// database: the flows of schedule `a` are its slots' (`a@SLOT`, the ids in `[a@, aA)`), not
-/// `a1`, `A2` or `a3`, which a locale's collation puts in that range, nor the slots of `ab`; and
-/// schedules come in the order of their names' bytes (upper case, then `_`, then lower case).
+/// database: the flows of schedule `a` are its slots' (`a@SLOT`, the ids in `[a@0, a@:)`), not
+/// `a1`, `A2` or `a3`, which a locale's collation puts near that range, nor the slots of `ab`,
+/// nor ids of one's choosing such as `a@example` or `a@2026-12-05`; and every id the schedule's
+/// list would take is refused to anyone but its slots (with milliseconds too). Schedules come in
+/// the order of their names' bytes (upper case, then `_`, then lower case).
 pub fn a_schedules_flows_are_its_slots_and_schedules_come_in_the_order_of_their_names_bytes(
     harness: &dyn Harness,
 ) {
@@ -370,9 +412,18 @@ pub fn a_schedules_flows_are_its_slots_and_schedules_come_in_the_order_of_their_
     let alice = fx.alice();
     let slot = fired(&alice, "a", 0);
     let other = fired(&alice, "ab", 0);
-    for id in ["a1", "A2", "a3"] {
+    for id in ["a1", "A2", "a3", "a@example", "a@2026-12-05", "a@2026-12-05T07:00:00"] {
         let by_hand = NewFlow::managed("by hand").with_id(FlowId::parse(id).unwrap());
         alice.create(by_hand).unwrap();
+    }
+    for id in ["a@2026-12-05T07:00:00.000Z", "a@2026-12-06T07:00:00.250Z", "a@2026-12-07T07:00:00Z"]
+    {
+        let by_hand = NewFlow::managed("by hand").with_id(FlowId::parse(id).unwrap());
+        let refused = alice.create(by_hand).unwrap_err();
+        assert!(
+            matches!(&refused, Error::InvalidInput(m) if m.contains("slot")),
+            "{id}: {refused}"
+        );
     }
     let flows_of = |name: &str| -> Vec<FlowId> {
         let query = ListQuery { schedule: Some(name.to_owned()), ..ListQuery::default() };
@@ -388,4 +439,100 @@ pub fn a_schedules_flows_are_its_slots_and_schedules_come_in_the_order_of_their_
     let names: Vec<String> =
         alice.schedules().unwrap().into_iter().map(|summary| summary.schedule.name).collect();
     assert_eq!(names, ["B", "Z", "_x", "a", "ab"]);
+}
+
+/// A slot decided by hand (a backfill, a trigger) inside a recorded range of missed slots splits
+/// the range: the slots before and after it stay recorded missed, each part with its count and
+/// the range's reason and time, whether the slot is the range's first, one in its middle, its
+/// last, or an instant between two of its slots, one at a time or several at once; so every
+/// slot keeps exactly one record. A range the schedule's timing does not give (an earlier
+/// timing's) is never dropped: its first slot is refused.
+pub fn a_slot_decided_by_hand_inside_a_range_of_missed_slots_splits_it_keeping_the_others(
+    harness: &dyn Harness,
+) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    alice.add_schedule(schedule("digest", &[])).unwrap();
+    let paused = "the schedule was paused";
+    let missed = SlotDecision::Record {
+        at: day(0),
+        status: SlotStatus::Missed,
+        reason: paused.to_owned(),
+        last_at: Some(day(4)),
+        count: 5,
+    };
+    alice.decide_slots("digest", decisions(at(0), vec![missed], day(5))).unwrap();
+    let (_, before) = alice.schedule("digest", None, 1).unwrap();
+    // Decided later: the parts keep the range's time, not this one.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    use SlotStatus::{Missed, Running};
+
+    // Its first slot: the other four stay one range, from the day after.
+    let first = alice.decide_by_hand("digest", vec![fire(day(0), "backfill")], &daily).unwrap();
+    assert!(first[0].made_flow);
+    assert_eq!(
+        records(&alice, "digest"),
+        [(day(1), Missed, Some(day(4)), 4), (day(0), Running, None, 1)]
+    );
+    // One in the middle: a slot before it, two after.
+    alice.decide_by_hand("digest", vec![fire(day(2), "backfill")], &daily).unwrap();
+    assert_eq!(
+        records(&alice, "digest"),
+        [
+            (day(3), Missed, Some(day(4)), 2),
+            (day(2), Running, None, 1),
+            (day(1), Missed, None, 1),
+            (day(0), Running, None, 1),
+        ]
+    );
+    // Its last: the slot before it stays.
+    alice.decide_by_hand("digest", vec![fire(day(4), "backfill")], &daily).unwrap();
+    let (_, slots) = alice.schedule("digest", None, 100).unwrap();
+    let kept: Vec<&Slot> = slots.iter().filter(|slot| slot.status == Missed).collect();
+    assert_eq!(kept.iter().map(|slot| slot.at).collect::<Vec<_>>(), [day(3), day(1)]);
+    for slot in kept {
+        assert_eq!(
+            (slot.reason.as_deref(), slot.decided_at, slot.count),
+            (Some(paused), before[0].decided_at, 1),
+            "the range's reason and time"
+        );
+    }
+    assert_eq!(slots.iter().map(|slot| slot.count).sum::<u64>(), 5, "one record per slot");
+
+    // Several slots decided at once, one of them an instant between two slots (a trigger):
+    // each run of slots between them stays one record.
+    alice.add_schedule(schedule("tick", &[])).unwrap();
+    let missed = SlotDecision::Record {
+        at: day(0),
+        status: Missed,
+        reason: paused.to_owned(),
+        last_at: Some(day(4)),
+        count: 5,
+    };
+    alice.decide_slots("tick", decisions(at(0), vec![missed], day(5))).unwrap();
+    let both = vec![fire(at(720), "triggered by hand"), fire(day(2), "backfill")];
+    alice.decide_by_hand("tick", both, &daily).unwrap();
+    assert_eq!(
+        records(&alice, "tick"),
+        [
+            (day(3), Missed, Some(day(4)), 2),
+            (day(2), Running, None, 1),
+            (day(1), Missed, None, 1),
+            (at(720), Running, None, 1),
+            (day(0), Missed, None, 1),
+        ]
+    );
+
+    // A range of another timing than the schedule's: its first slot is refused, nothing written.
+    let hourly = |_: &ScheduleSpec, from: Timestamp, to: Timestamp, limit: usize| {
+        let hours = (from.as_millis()..=to.as_millis()).step_by(3_600_000);
+        let slots: Vec<Timestamp> = hours.map(Timestamp::from_millis).collect();
+        Ok((slots.iter().copied().take(limit).collect(), slots.len() > limit))
+    };
+    let other = alice.decide_by_hand("tick", vec![fire(day(3), "backfill")], &hourly).unwrap_err();
+    assert!(
+        matches!(&other, Error::InvalidInput(m) if m.contains("under an earlier timing")),
+        "{other}"
+    );
+    assert_eq!(records(&alice, "tick")[0], (day(3), Missed, Some(day(4)), 2));
 }
