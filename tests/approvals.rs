@@ -660,5 +660,13 @@ async fn approving_a_pipeline_whose_children_both_wait_names_the_calls_or_finds_
     let done = setup.inspect("pipe");
     assert_eq!(done["flow"]["status"], "succeeded", "{done}");
     assert_eq!(done["flow"]["state"]["report"], format!("{ANSWER} / {ANSWER}"));
+    // Its steps are the pipeline's three: the record of each agent step's child is not one.
+    assert!(stdout.contains("flow pipe succeeded (3 steps done)"), "{stdout}");
+    assert_eq!((&done["flow"]["steps_done"], &done["flow"]["steps_total"]), (&json!(3), &json!(3)));
+    let (_, listed, _) = setup.run(&["--json", "flows", "list"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let pipe = listed["flows"].as_array().unwrap().iter().find(|flow| flow["id"] == "pipe");
+    let pipe = pipe.unwrap();
+    assert_eq!((&pipe["steps_done"], &pipe["steps_total"]), (&json!(3), &json!(3)), "{pipe}");
     assert_eq!(setup.runs(), 1, "the approved call ran, the denied one did not");
 }

@@ -21,7 +21,8 @@ struct Db {
     secret: FlowId,
 }
 
-/// alice: `digest` (managed, running, two steps done, one running, one child), `deploy`
+/// alice: `digest` (managed, running, two steps done, one running with a child: three steps,
+/// the child a flow of its own, not a step), `deploy`
 /// (mirrored, succeeded), `later` (queued). bob: `secret`.
 fn database() -> Db {
     let dir = tempfile::tempdir().unwrap();
@@ -107,7 +108,7 @@ fn list_json_is_newest_first_with_the_contract_keys() {
     }
     let digest = &flows[2];
     assert_eq!(digest["status"], "running");
-    assert_eq!((digest["steps_done"].as_u64(), digest["steps_total"].as_u64()), (Some(2), Some(4)));
+    assert_eq!((digest["steps_done"].as_u64(), digest["steps_total"].as_u64()), (Some(2), Some(3)));
     assert_eq!(digest["owner"], "alice");
     assert_eq!(flows[3]["sync_mode"], "mirrored");
     assert!(digest["created_at"].as_str().unwrap().ends_with('Z'));
@@ -134,7 +135,7 @@ fn list_table_is_aligned_with_status_revision_steps_and_age() {
     let status_at = header.find("STATUS").unwrap();
     let digest = lines.iter().find(|line| line.contains("digest")).unwrap();
     assert_eq!(digest.find("running").unwrap(), status_at, "columns line up:\n{text}");
-    assert!(digest.contains("2/4"), "{digest}");
+    assert!(digest.contains("2/3"), "{digest}");
     assert!(digest.starts_with(&db.digest.to_string()));
     assert!(lines[1].starts_with(&db.queued.to_string()), "newest first");
     assert!(lines.iter().all(|line| !line.contains("secret")));
@@ -203,7 +204,7 @@ fn inspect_shows_the_flow_its_steps_children_and_revision() {
 
     let text = stdout(&["flows", "inspect", &db.digest.to_string()], &db.path);
     for expected in
-        ["status", "running", "revision", "4", "2/4 done", "scrape", "draft", "research"]
+        ["status", "running", "revision", "4", "2/3 done", "scrape", "draft", "research"]
     {
         assert!(text.contains(expected), "{expected} in\n{text}");
     }

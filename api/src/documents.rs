@@ -8,7 +8,7 @@ use taskflow_engine::agent::{AgentSpec, Budget, Spent};
 use taskflow_engine::costs::{self, Prices, tree_cost};
 use taskflow_store::{
     CancelOutcome, ChildSummary, Flow, FlowId, FlowSummary, Inspection, Revision, Signal, Stall,
-    Step, StepStatus, Timestamp,
+    Step, StepKind, StepStatus, Timestamp,
 };
 
 /// `{"flows": [...]}`, newest first.
@@ -266,10 +266,11 @@ pub fn signal(signal: &Signal) -> Value {
 
 /// How many of `flow`'s steps are done, and how many there are: steps by name in its journal,
 /// however many attempts (rows) each took, done when the latest attempt succeeded; of all, the
-/// steps its pipeline lists when the journal has not reached them all yet.
+/// steps its pipeline lists when the journal has not reached them all yet. A `child` row is the
+/// record of the child flow a step runs, not a step of its own (as `flows list` counts).
 pub fn step_counts(flow: &Flow, steps: &[Step]) -> (usize, usize) {
     let mut latest = std::collections::HashMap::new();
-    for step in steps {
+    for step in steps.iter().filter(|step| step.kind != StepKind::Child) {
         let kept = latest.entry(step.name.as_str()).or_insert(step);
         if step.seq > kept.seq {
             *kept = step;

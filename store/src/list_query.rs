@@ -83,7 +83,8 @@ impl ListFilters {
 
     /// The whole query: each listed flow's row and its counts of steps (by name: a step whose
     /// latest attempt succeeded is done; of all, every name its journal has or, when more, the
-    /// steps its pipeline lists: [`Flow::listed_steps`]), newest first, through the index that
+    /// steps its pipeline lists: [`Flow::listed_steps`]; a `child` row is the record of the
+    /// child flow a step runs, not a step of its own), newest first, through the index that
     /// fits the filters. `placeholder(n, kind)` spells the `n`th parameter (from 1); the values
     /// are [`list_values`]'s, in the same order. `listed_steps` is the dialect's expression of
     /// how many entries the array `steps` of the JSON text `fs.spec` has (NULL if none).
@@ -99,10 +100,12 @@ impl ListFilters {
              f.cancel_requested_at, f.lease_host, f.lease_pid, f.lease_process_start, \
              f.lease_expires_at, f.created_at, f.updated_at, \
              (SELECT count(*) FROM steps s WHERE s.flow_id = f.id AND s.status = 'succeeded' \
+              AND s.kind <> 'child' \
               AND NOT EXISTS (SELECT 1 FROM steps l \
                               WHERE l.flow_id = s.flow_id AND l.name = s.name AND l.seq > s.seq)), \
              (SELECT CASE WHEN listed > named THEN listed ELSE named END FROM (SELECT \
-              (SELECT count(DISTINCT s.name) FROM steps s WHERE s.flow_id = f.id) AS named, \
+              (SELECT count(DISTINCT s.name) FROM steps s \
+               WHERE s.flow_id = f.id AND s.kind <> 'child') AS named, \
               coalesce((SELECT {listed_steps} FROM flow_specs fs WHERE fs.flow_id = f.id), 0) \
               AS listed) AS counts) \
              FROM flows f WHERE {filter} ORDER BY f.created_at DESC, f.id DESC LIMIT {limit}"
