@@ -525,6 +525,23 @@ async fn local_by_default_tokens_and_keys_never_leak() {
         .unwrap();
     assert_eq!(unset.status.code(), Some(2));
 
+    // A client token is as long as serve's must be, and is never shown.
+    let short = Command::new(env!("CARGO_BIN_EXE_taskflow"))
+        .args(["proxy", "--upstream", &upstream.base_url(), "--token-env", "SHORT_TOKEN"])
+        .args(["--listen", "0.0.0.0:0"])
+        .env("SHORT_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert_eq!(short.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(
+        stderr.starts_with(
+            "error: the token in SHORT_TOKEN (--token-env) is shorter than 16 characters"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("short\n") && !stderr.contains(" short "), "{stderr}");
+
     let log = tempfile::NamedTempFile::new().unwrap();
     let secrets =
         [("UPSTREAM_KEY", "sk-upstream-secret-77"), ("CLIENT_TOKEN", "client-token-secret-88")];

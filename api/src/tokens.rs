@@ -78,7 +78,7 @@ impl std::fmt::Debug for ServeToken {
 }
 
 /// Shorter secrets are refused: a token guards a server that may listen beyond this host.
-const MIN_SECRET_LEN: usize = 16;
+pub const MIN_SECRET_LEN: usize = 16;
 
 impl ServeSection {
     /// The tokens of `[serve.tokens]`, each with its secret read; a token whose secret cannot

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
+use taskflow_api::tokens::MIN_SECRET_LEN;
 use taskflow_parsers::Format;
 use taskflow_providers::{ApiKey, CONNECT_TIMEOUT_ENV, resolve_connect_timeout};
 use taskflow_proxy::{DEFAULT_READ_TIMEOUT, IdMode, ProxyConfig, ProxyError, Server};
@@ -99,8 +100,7 @@ pub fn run(global: &GlobalArgs, args: &ProxyArgs) -> CliResult {
     config.log = args.log.clone();
     config.api_key =
         args.api_key_env.as_deref().map(|var| key_from(var, "--api-key-env")).transpose()?;
-    config.client_token =
-        args.token_env.as_deref().map(|var| key_from(var, "--token-env")).transpose()?;
+    config.client_token = args.token_env.as_deref().map(client_token).transpose()?;
     let env_timeout = std::env::var(CONNECT_TIMEOUT_ENV).ok();
     let (connect_timeout, warning) =
         resolve_connect_timeout(args.connect_timeout_ms, env_timeout.as_deref());
@@ -136,6 +136,19 @@ fn key_from(var: &str, flag: &str) -> CliResult<ApiKey> {
         ))
         .with_hint(format!("export {var}=… before starting the proxy"))
     })
+}
+
+/// The token clients must send, as serve's tokens: a guess must not open a proxy that may
+/// listen beyond this host.
+fn client_token(var: &str) -> CliResult<ApiKey> {
+    let token = key_from(var, "--token-env")?;
+    if token.expose().trim().chars().count() < MIN_SECRET_LEN {
+        return Err(CliError::usage(format!(
+            "the token in {var} (--token-env) is shorter than {MIN_SECRET_LEN} characters"
+        ))
+        .with_hint("`openssl rand -hex 32` makes one"));
+    }
+    Ok(token)
 }
 
 fn proxy_error(error: ProxyError) -> CliError {
