@@ -421,6 +421,10 @@ fn a_paused_schedule_records_what_it_missed_when_resumed_and_remove_keeps_the_fl
         (json!("paused"), json!(true))
     );
     std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Paused, no slot of it is next (its cursor is where the pause found it, now past).
+    let listed = taskflow(&db, &["schedules", "list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.lines().nth(1).is_some_and(|row| row.contains("- (paused)")), "{listed}");
     let resumed = json_of(&db, &["schedules", "resume", "tick"]);
     assert_eq!(resumed["schedule"]["paused"], false);
     let shown = json_of(&db, &["schedules", "show", "tick"]);

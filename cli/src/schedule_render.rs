@@ -188,6 +188,10 @@ fn slot_status(slot: &Slot) -> String {
 }
 
 fn next(schedule: &Schedule) -> String {
+    // A paused schedule's cursor stays where the pause found it: no slot of it is next.
+    if schedule.paused {
+        return "- (paused)".to_owned();
+    }
     match (schedule.next_slot, schedule.next_fire) {
         (Some(slot), Some(fire)) if fire != slot => {
             format!("{} (fires {})", at_text(slot), at_text(fire))
