@@ -746,3 +746,42 @@ fn a_schedules_pipeline_with_a_cost_budget_is_priced_when_added_so_its_runs_coun
     assert_eq!(usage["cost_usd"], json!(2.0), "{usage}");
     assert_eq!(usage["max_cost_usd"], json!(5.0), "{usage}");
 }
+
+/// A run its schedule cancels says why on its slot's record, in `schedules show` as in its
+/// JSON: here, past the schedule's `--timeout` (the pipeline sleeps much longer).
+#[test]
+fn a_run_past_its_schedules_timeout_is_cancelled_and_its_slot_says_why() {
+    let folder = Folder::new();
+    let db = folder.db();
+    let slow = "name = \"slow\"\n\n[[steps]]\nid = \"nap\"\naction = \"sleep\"\nwith = { for = \"60s\" }\n";
+    let pipeline = folder.file("slow.toml", slow);
+    json_of(
+        &db,
+        &["schedules", "add", "to", "--pipeline", &pipeline, "--every", "2s", "--timeout", "1s"],
+    );
+    let serve = Serve::start(&db, &[], &[]);
+    let started = std::time::Instant::now();
+    let cancelled = || -> Option<Value> {
+        let shown = json_of(&db, &["schedules", "show", "to"]);
+        shown["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|slot| slot["flow_status"] == "cancelled")
+            .cloned()
+    };
+    let slot = loop {
+        if let Some(slot) = cancelled() {
+            break slot;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "no run was cancelled");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    drop(serve);
+    let why = "cancelled: ran past the schedule's timeout (1s)";
+    let reason = slot["reason"].as_str().unwrap_or_default();
+    assert!(reason.ends_with(why), "{slot}");
+    let shown = taskflow(&db, &["schedules", "show", "to"]);
+    let table = String::from_utf8_lossy(&shown.stdout);
+    assert!(table.contains(why), "{table}");
+}

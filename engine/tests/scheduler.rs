@@ -1,6 +1,7 @@
 //! The scheduler's passes over a real store, at instants the tests choose: a slot fires once
 //! whatever two schedulers or a clock set back do; catch-up after a downtime; the overlap
-//! policies; gates on other schedules with each `otherwise`; a run past its timeout cancelled.
+//! policies; gates on other schedules with each `otherwise`; a run past its timeout cancelled;
+//! each run the scheduler cancels says why on its slot's record.
 
 use std::path::Path;
 
@@ -303,7 +304,8 @@ fn overlap_policies_skip_buffer_cancel_or_allow_a_slot_while_the_last_run_goes_o
         }
     }
 
-    // cancel-other: the running flow gets a cancel request, and the slot runs once it ended.
+    // cancel-other: the running flow gets a cancel request, its slot's record saying which
+    // slot cancelled it, and the slot runs once it ended.
     let dir = tempfile::tempdir().unwrap();
     let taskflow = open(dir.path());
     let alice = taskflow.bind("alice").unwrap();
@@ -322,8 +324,17 @@ fn overlap_policies_skip_buffer_cancel_or_allow_a_slot_while_the_last_run_goes_o
     // A queued flow with a cancel request is cancelled at once, so the same pass runs the slot.
     assert_eq!(alice.flow(&first).unwrap().status, FlowStatus::Cancelled);
     assert_eq!(fired(&outcome), [id("tick", minute(1))]);
-    let reason = &slots(&alice, "tick")[1].2;
-    assert!(reason.contains("overlap cancel-other"), "{reason}");
+    let recorded = slots(&alice, "tick");
+    let by =
+        |n| format!("the later slot {} came due while it ran (overlap cancel-other)", minute(n));
+    assert_eq!(recorded[0], (0, SlotStatus::Ended, format!("cancelled: {}", by(1))));
+    let waited = "waited for the runs before it (overlap cancel-other)";
+    assert_eq!(recorded[1], (1, SlotStatus::Running, waited.to_owned()));
+    // The slot that waited is cancelled in turn by the next: its record keeps why it waited.
+    let outcome = scheduler.pass(&taskflow, minute(2)).unwrap();
+    assert_eq!(outcome.cancelled, [FlowId::parse(&id("tick", minute(1))).unwrap()]);
+    let recorded = slots(&alice, "tick");
+    assert_eq!(recorded[1], (1, SlotStatus::Ended, format!("{waited}; cancelled: {}", by(2))));
 }
 
 #[test]
@@ -425,6 +436,15 @@ fn a_run_still_going_past_its_schedules_timeout_is_cancelled() {
     let outcome = scheduler.pass(&taskflow, now.plus(std::time::Duration::from_secs(180))).unwrap();
     assert_eq!(outcome.cancelled, std::slice::from_ref(&flow));
     assert!(alice.flow(&flow).unwrap().cancel_requested_at.is_some());
+    // Its slot's record says why, from the transaction that asked for the cancel, after why it
+    // ran late (the run, between steps, ended at once).
+    let (_, recorded) = alice.schedule("tick", None, 1).unwrap();
+    let why = "ran late: no scheduler ran at its time (catch-up latest); cancelled: ran past the \
+               schedule's timeout (2m)";
+    assert_eq!(
+        (recorded[0].status, recorded[0].flow_status, recorded[0].reason.as_deref()),
+        (SlotStatus::Ended, Some(FlowStatus::Cancelled), Some(why))
+    );
     let again = scheduler.pass(&taskflow, now.plus(std::time::Duration::from_secs(181))).unwrap();
     assert!(again.cancelled.is_empty(), "asked once");
 }

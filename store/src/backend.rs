@@ -511,6 +511,16 @@ impl<B: Backend> FlowStore for B {
         self.write(|tx, now| semantics::decide_by_hand(tx, caller, name, decisions, times, now))
     }
 
+    fn cancel_slot_run(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        at: Timestamp,
+        why: &str,
+    ) -> Result<Slot> {
+        self.write(|tx, now| semantics::cancel_slot_run(tx, caller, name, at, why, now))
+    }
+
     fn resolve_slot(&self, caller: Caller<'_>, name: &str, decision: SlotDecision) -> Result<Slot> {
         self.write(|tx, now| semantics::resolve(tx, caller, name, decision, now))
     }

@@ -500,6 +500,16 @@ impl FlowStore for FaultyStore {
         self.write(|inner| inner.decide_by_hand(caller, name, decisions, times))
     }
 
+    fn cancel_slot_run(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        at: Timestamp,
+        why: &str,
+    ) -> Result<Slot> {
+        self.write(|inner| inner.cancel_slot_run(caller, name, at, why))
+    }
+
     fn resolve_slot(&self, caller: Caller<'_>, name: &str, decision: SlotDecision) -> Result<Slot> {
         self.write(|inner| inner.resolve_slot(caller, name, decision))
     }

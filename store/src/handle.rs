@@ -528,6 +528,12 @@ impl OwnerHandle {
         self.store.decide_by_hand(self.caller(), name, decisions, times)
     }
 
+    /// Asks for the cancel of the run of a schedule's slot `at`, recording why on the slot's
+    /// record (see [`FlowStore::cancel_slot_run`]).
+    pub fn cancel_slot_run(&self, name: &str, at: Timestamp, why: &str) -> Result<Slot> {
+        self.store.cancel_slot_run(self.caller(), name, at, why)
+    }
+
     /// Decides a slot that waited.
     pub fn resolve_slot(&self, name: &str, decision: SlotDecision) -> Result<Slot> {
         self.store.resolve_slot(self.caller(), name, decision)

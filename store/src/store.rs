@@ -365,6 +365,17 @@ pub trait FlowStore: Send + Sync {
         times: &dyn SlotTimes,
     ) -> Result<Vec<Decided>>;
 
+    /// Asks for the cancel of the run of a schedule's slot and records why on the slot's
+    /// record, in one transaction (a scheduler's cancel: a timeout, overlap `cancel-other`); see
+    /// [`crate::semantics::cancel_slot_run`].
+    fn cancel_slot_run(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        at: Timestamp,
+        why: &str,
+    ) -> Result<Slot>;
+
     /// Decides a slot that waited (gated, buffered).
     fn resolve_slot(&self, caller: Caller<'_>, name: &str, decision: SlotDecision) -> Result<Slot>;
 

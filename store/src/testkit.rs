@@ -1878,6 +1878,7 @@ macro_rules! conformance_tests {
             slots_not_run_are_recorded_with_their_reason_and_waiting_ones_are_resolved,
             a_schedules_flows_are_its_slots_and_schedules_come_in_the_order_of_their_names_bytes,
             a_slot_decided_by_hand_inside_a_range_of_missed_slots_splits_it_keeping_the_others,
+            a_slots_run_cancelled_by_its_schedule_says_why_on_the_slots_record,
             a_claim_takes_what_no_live_runner_holds_and_a_dead_holder_only_on_its_own_host,
             a_flow_made_or_forked_to_run_is_held_by_its_maker_from_the_transaction_that_makes_it,
             a_claimed_run_starts_from_its_flow_spec_and_journal_read_at_once,

@@ -265,21 +265,22 @@ pub enum Turn {
     Fire,
     /// Not run: recorded `skipped` with the reason.
     Skip(String),
-    /// Waits (recorded `buffered`) for the runs to end; `cancel` lists the runs to cancel.
+    /// Waits (recorded `buffered`) for the runs to end; `cancel` lists the slots whose runs to
+    /// cancel.
     Buffer {
         reason: String,
-        cancel: Vec<FlowId>,
+        cancel: Vec<Timestamp>,
     },
 }
 
-/// The overlap policy for a slot, given the schedule's runs that have not ended (`active`) and
-/// how many slots wait already (`buffered`).
-pub fn overlap(spec: &ScheduleSpec, active: &[FlowId], buffered: usize) -> Turn {
+/// The overlap policy for a slot, given the schedule's runs that have not ended (`active`: each
+/// slot's instant and its flow) and how many slots wait already (`buffered`).
+pub fn overlap(spec: &ScheduleSpec, active: &[(Timestamp, FlowId)], buffered: usize) -> Turn {
     if active.is_empty() && buffered == 0 {
         return Turn::Fire;
     }
     let running = match active.first() {
-        Some(flow) => format!("{flow} still runs"),
+        Some((_, flow)) => format!("{flow} still runs"),
         None => "earlier slots wait their turn".to_owned(),
     };
     match spec.overlap {
@@ -298,9 +299,22 @@ pub fn overlap(spec: &ScheduleSpec, active: &[FlowId], buffered: usize) -> Turn 
             reason: format!(
                 "{running}; cancelled, this slot runs once it ended (overlap cancel-other)"
             ),
-            cancel: active.to_vec(),
+            cancel: active.iter().map(|(at, _)| *at).collect(),
         },
     }
+}
+
+/// Why a run is cancelled for going on past its schedule's timeout (`timeout_ms`), for its
+/// slot's record.
+pub fn timed_out(timeout_ms: u64) -> String {
+    let timeout = duration_text::human(Duration::from_millis(timeout_ms));
+    format!("ran past the schedule's timeout ({timeout})")
+}
+
+/// Why a run is cancelled under overlap `cancel-other` by the slot at `later`, for its slot's
+/// record.
+pub fn cancelled_by(later: Timestamp) -> String {
+    format!("the later slot {later} came due while it ran (overlap cancel-other)")
 }
 
 #[cfg(test)]
@@ -342,7 +356,7 @@ mod tests {
 
     #[test]
     fn the_overlap_policy_of_a_slot_due_while_a_run_goes_on() {
-        let running = [FlowId::parse("tick@2026-12-05T07:00:00Z").unwrap()];
+        let running = [(at(0), FlowId::parse("tick@2026-12-05T07:00:00Z").unwrap())];
         let kind = |turn: Turn| match turn {
             Turn::Fire => "fire",
             Turn::Skip(_) => "skip",
@@ -364,7 +378,21 @@ mod tests {
         }
     }
 
-    fn overlap_of(overlap: Overlap, active: &[FlowId], buffered: usize) -> Turn {
+    #[test]
+    fn a_run_cancelled_by_its_schedule_is_told_why_with_the_slot_that_cancels_it() {
+        let running = [(at(0), FlowId::parse("tick@2026-12-05T07:00:00Z").unwrap())];
+        let Turn::Buffer { cancel, .. } = overlap_of(Overlap::CancelOther, &running, 0) else {
+            panic!("cancel-other holds the slot");
+        };
+        assert_eq!(cancel, [at(0)], "the slots whose runs it cancels");
+        assert_eq!(
+            cancelled_by(at(1)),
+            "the later slot 2026-12-05T07:01:00.000Z came due while it ran (overlap cancel-other)"
+        );
+        assert_eq!(timed_out(2_000), "ran past the schedule's timeout (2s)");
+    }
+
+    fn overlap_of(overlap: Overlap, active: &[(Timestamp, FlowId)], buffered: usize) -> Turn {
         super::overlap(&spec(overlap), active, buffered)
     }
 

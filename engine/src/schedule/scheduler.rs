@@ -34,7 +34,8 @@ const OPEN_LIMIT: u32 = 20_000;
 pub struct Outcome {
     /// `(owner, flow)` of each slot fired.
     pub fired: Vec<(String, FlowId)>,
-    /// Runs it asked to cancel (overlap `cancel-other`, a run past its schedule's timeout).
+    /// Runs it asked to cancel (overlap `cancel-other`, a run past its schedule's timeout), each
+    /// slot's record saying why.
     pub cancelled: Vec<FlowId>,
     /// Schedules it could not decide, and why (the next pass tries again).
     pub errors: Vec<(String, String)>,
@@ -119,7 +120,7 @@ impl Scheduler {
         match handle.decide_slots(&schedule.name, written) {
             Ok(decided) => {
                 let slots: Vec<Slot> = decided.into_iter().map(|decided| decided.slot).collect();
-                self.started(&handle, &slots, turns.cancel, outcome)
+                self.started(&handle, &schedule.name, &slots, turns.cancel, outcome)
             }
             // Another scheduler decided them: the next pass reads what it wrote.
             Err(Error::ScheduleMoved { .. }) => Ok(()),
@@ -143,7 +144,8 @@ impl Scheduler {
                 let Some(flow) = &slot.flow_id else { continue };
                 let late = slot.decided_at.plus(Duration::from_millis(timeout)) <= now;
                 if late && !self.cancelled.contains(flow) {
-                    self.cancel(&handle, flow, outcome);
+                    let why = policy::timed_out(timeout);
+                    self.cancel(&handle, &schedule.name, slot.at, &why, outcome);
                 }
             }
         }
@@ -163,7 +165,7 @@ impl Scheduler {
                     }
                     turns.first_buffered = None;
                     turns.buffered = turns.buffered.saturating_sub(1);
-                    turns.active.push(slot_flow_id(&schedule.name, slot.at)?);
+                    turns.active.push((slot.at, slot_flow_id(&schedule.name, slot.at)?));
                     let reason = format!(
                         "waited for the runs before it (overlap {})",
                         schedule.spec.overlap
@@ -178,18 +180,21 @@ impl Scheduler {
                 continue;
             }
             let written = handle.resolve_slot(&schedule.name, decision)?;
-            self.started(&handle, std::slice::from_ref(&written), Vec::new(), outcome)?;
+            let written = std::slice::from_ref(&written);
+            self.started(&handle, &schedule.name, written, Vec::new(), outcome)?;
         }
-        self.cancel_all(&handle, std::mem::take(&mut turns.cancel), outcome);
+        self.cancel_all(&handle, &schedule.name, std::mem::take(&mut turns.cancel), outcome);
         Ok(())
     }
 
-    /// Notes the flows of fired slots, then asks for the cancels the decisions called for.
+    /// Notes the flows of fired slots of schedule `name`, then asks for the cancels the
+    /// decisions called for (each slot whose run to cancel, and why).
     fn started(
         &mut self,
         handle: &OwnerHandle,
+        name: &str,
         slots: &[Slot],
-        cancel: Vec<FlowId>,
+        cancel: Vec<(Timestamp, String)>,
         outcome: &mut Outcome,
     ) -> Result<()> {
         for slot in slots {
@@ -197,23 +202,46 @@ impl Scheduler {
                 outcome.fired.push((handle.owner().to_owned(), flow.clone()));
             }
         }
-        self.cancel_all(handle, cancel, outcome);
+        self.cancel_all(handle, name, cancel, outcome);
         Ok(())
     }
 
-    fn cancel_all(&mut self, handle: &OwnerHandle, flows: Vec<FlowId>, outcome: &mut Outcome) {
-        for flow in flows {
-            if !self.cancelled.contains(&flow) {
-                self.cancel(handle, &flow, outcome);
+    fn cancel_all(
+        &mut self,
+        handle: &OwnerHandle,
+        name: &str,
+        runs: Vec<(Timestamp, String)>,
+        outcome: &mut Outcome,
+    ) {
+        for (at, why) in runs {
+            let asked = slot_flow_id(name, at).is_ok_and(|flow| self.cancelled.contains(&flow));
+            if !asked {
+                self.cancel(handle, name, at, &why, outcome);
             }
         }
     }
 
-    fn cancel(&mut self, handle: &OwnerHandle, flow: &FlowId, outcome: &mut Outcome) {
-        match handle.request_cancel(flow, None) {
+    /// Asks for the cancel of the run of slot `at` of schedule `name`, its slot's record saying
+    /// why (`why`) in the same transaction.
+    fn cancel(
+        &mut self,
+        handle: &OwnerHandle,
+        name: &str,
+        at: Timestamp,
+        why: &str,
+        outcome: &mut Outcome,
+    ) {
+        let flow = match slot_flow_id(name, at) {
+            Ok(flow) => flow,
+            Err(error) => {
+                outcome.errors.push((name.to_owned(), error.to_string()));
+                return;
+            }
+        };
+        match handle.cancel_slot_run(name, at, why) {
             Ok(_) | Err(Error::AlreadyEnded { .. }) => {
                 self.cancelled.insert(flow.clone());
-                outcome.cancelled.push(flow.clone());
+                outcome.cancelled.push(flow);
             }
             Err(error) => outcome.errors.push((flow.to_string(), error.to_string())),
         }
@@ -243,10 +271,12 @@ enum GateTurn {
 /// The runs of one schedule as a pass decides its slots in order: those that go on, the
 /// slots that wait their turn, and the runs to cancel.
 struct Turns {
-    active: Vec<FlowId>,
+    /// The runs that go on: each slot's instant and its flow.
+    active: Vec<(Timestamp, FlowId)>,
     buffered: usize,
     first_buffered: Option<Timestamp>,
-    cancel: Vec<FlowId>,
+    /// The slots whose runs to cancel, and why.
+    cancel: Vec<(Timestamp, String)>,
 }
 
 impl Turns {
@@ -254,7 +284,7 @@ impl Turns {
         let active = open
             .iter()
             .filter(|slot| slot.status == SlotStatus::Running)
-            .filter_map(|slot| slot.flow_id.clone())
+            .filter_map(|slot| Some((slot.at, slot.flow_id.clone()?)))
             .collect();
         let buffered: Vec<&Slot> =
             open.iter().filter(|slot| slot.status == SlotStatus::Buffered).collect();
@@ -313,14 +343,14 @@ impl Turns {
         match policy::overlap(&schedule.spec, &self.active, self.buffered) {
             Turn::Fire => {
                 if let Ok(id) = slot_flow_id(&schedule.name, at) {
-                    self.active.push(id);
+                    self.active.push((at, id));
                 }
                 SlotDecision::Fire { at, reason }
             }
             Turn::Skip(why) => record(at, SlotStatus::Skipped, why),
             Turn::Buffer { reason: why, cancel } => {
                 self.buffered += 1;
-                self.cancel.extend(cancel);
+                self.cancel.extend(cancel.into_iter().map(|run| (run, policy::cancelled_by(at))));
                 record(at, SlotStatus::Buffered, why)
             }
         }

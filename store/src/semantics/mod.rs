@@ -25,8 +25,8 @@ pub use leases::{acquire_lease, acquire_leases, adoptable, check_ttl, claim, rel
 pub use prune::prune;
 pub use schedules::history as schedule_history;
 pub use schedules::{
-    SLOT_CONTROLLER, decide, decide_by_hand, gate_states, put_schedule, remove_schedule, resolve,
-    set_paused, show, summaries,
+    SLOT_CONTROLLER, cancel_slot_run, decide, decide_by_hand, gate_states, put_schedule,
+    remove_schedule, resolve, set_paused, show, summaries,
 };
 pub use stalled::list_stalled;
 pub use tree::{report, request_cancel};

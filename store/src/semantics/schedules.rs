@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::create::create_flow;
+use super::tree::request_cancel;
 use crate::error::{Error, Result};
 use crate::model::{FieldChange, Flow, NewFlow, Revision, SyncMode};
 use crate::rules;
@@ -221,6 +222,41 @@ pub fn resolve<T: StoreTx + ?Sized>(
         )));
     }
     Ok(write_decision(tx, caller, &schedule, decision, now)?.slot)
+}
+
+/// Asks for the cancel of the run of schedule `name`'s slot `at` (a scheduler's: the run went
+/// past the schedule's timeout, or a later slot cancels it under overlap `cancel-other`) and,
+/// in the same transaction, records why on the slot's record: `cancelled: WHY`, after the
+/// reason the record had (`; cancelled: WHY`). Only the request that cancels the run records
+/// it: a run whose cancel was requested already (by hand, by another scheduler) keeps its
+/// record as it is, and an ended run is refused ([`Error::AlreadyEnded`]), nothing written. The
+/// record keeps its time, so the timeout still counts from when the slot fired. Returns the
+/// slot as recorded (ended already when the run was cancelled at once).
+pub fn cancel_slot_run<T: StoreTx + ?Sized>(
+    tx: &T,
+    caller: Caller<'_>,
+    name: &str,
+    at: Timestamp,
+    why: &str,
+    now: Timestamp,
+) -> Result<Slot> {
+    load(tx, caller.owner, name)?;
+    let no_run = || Error::InvalidInput(format!("slot {at} of schedule `{name}` has no run"));
+    let flow = tx.slot(name, at)?.and_then(|slot| slot.flow_id).ok_or_else(no_run)?;
+    let cancel = request_cancel(tx, caller, &flow, None, now)?;
+    // Read again: a run cancelled at once ended its slot's record meanwhile.
+    let slot = tx.slot(name, at)?.ok_or_else(no_run)?;
+    if cancel.already_requested {
+        return Ok(slot);
+    }
+    let why = rules::free_text(format!("cancelled: {why}"));
+    let reason = match slot.reason {
+        Some(before) if !before.is_empty() => format!("{before}; {why}"),
+        _ => why,
+    };
+    let slot = Slot { reason: Some(reason), ..slot };
+    tx.put_slot(&slot)?;
+    Ok(slot)
 }
 
 /// `owner`'s schedules by name, each with its latest slot (without their pipelines).

@@ -1,16 +1,16 @@
 //! The kit's tests of schedules: owner-scoped records with revisions, `apply` that changes
 //! nothing the second time, gates on the owner's schedules without cycles, a slot that fires
 //! once by the creation of its flow whatever two schedulers do, slots that did not run
-//! recorded with their reason, and a range of them split, not dropped, by a slot decided by hand
-//! inside it.
+//! recorded with their reason, a range of them split, not dropped, by a slot decided by hand
+//! inside it, and a run its schedule cancels saying why on its slot's record.
 
 use serde_json::json;
 
 use super::{Harness, TTL};
 use crate::{
-    CatchUp, Decisions, Error, Flow, FlowId, FlowStatus, ListQuery, NewFlow, NewSchedule,
+    CatchUp, Decisions, Error, Flow, FlowId, FlowStatus, ListQuery, NewFlow, NewSchedule, NewStep,
     Otherwise, Overlap, OwnerHandle, PruneQuery, ScheduleSpec, Slot, SlotDecision, SlotStatus,
-    Timestamp, Timing,
+    StepKind, StepOutcome, Timestamp, Timing,
 };
 
 /// 2026-12-05T07:00:00Z.
@@ -535,4 +535,77 @@ pub fn a_slot_decided_by_hand_inside_a_range_of_missed_slots_splits_it_keeping_t
         "{other}"
     );
     assert_eq!(records(&alice, "tick")[0], (day(3), Missed, Some(day(4)), 2));
+}
+
+/// A scheduler's cancel of a slot's run (past the schedule's timeout, or under overlap
+/// `cancel-other`) says why on the slot's record, written in the transaction that asks for the
+/// cancel: `cancelled: WHY`, after the reason the record had. The record keeps its time (a
+/// timeout counts from when the slot fired) and, once its run ended cancelled, the reason; the
+/// same cancel asked again, a run cancelled by hand first, or one that ended adds nothing.
+pub fn a_slots_run_cancelled_by_its_schedule_says_why_on_the_slots_record(harness: &dyn Harness) {
+    let fx = harness.fresh();
+    let alice = fx.alice();
+    let reason = |at| {
+        let (_, slots) = alice.schedule("digest", None, 100).unwrap();
+        let slot = slots.into_iter().find(|slot| slot.at == at).unwrap();
+        (slot.status, slot.flow_status, slot.reason)
+    };
+    use FlowStatus::{Cancelled, Running};
+    use SlotStatus::Ended;
+
+    // A run that goes on: its step still runs when the cancel is asked.
+    let slow = fired(&alice, "digest", 0);
+    let (_, before) = alice.schedule("digest", None, 1).unwrap();
+    let lease = alice.acquire_lease(&slow.id, TTL).unwrap();
+    alice.set_status(&lease, Running, None).unwrap();
+    let step = alice.begin_step(&lease, NewStep::new("sleep", StepKind::Action)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let timeout = "ran past the schedule's timeout (2s)";
+    let slot = alice.cancel_slot_run("digest", at(0), timeout).unwrap();
+    let said = "cancelled: ran past the schedule's timeout (2s)";
+    assert_eq!((slot.status, slot.reason.as_deref()), (SlotStatus::Running, Some(said)));
+    assert_eq!(slot.decided_at, before[0].decided_at, "the timeout still counts from the slot");
+    assert!(alice.flow(&slow.id).unwrap().cancel_requested_at.is_some());
+    let again = alice.cancel_slot_run("digest", at(0), timeout).unwrap();
+    assert_eq!(again.reason.as_deref(), Some(said), "asked again, said once");
+    alice.finish_step(&lease, step.seq, StepOutcome::Cancelled).unwrap();
+    assert_eq!(alice.flow(&slow.id).unwrap().status, Cancelled);
+    assert_eq!(reason(at(0)), (Ended, Some(Cancelled), Some(said.to_owned())));
+    let ended = alice.cancel_slot_run("digest", at(0), "again").unwrap_err();
+    assert!(matches!(ended, Error::AlreadyEnded { .. }), "{ended}");
+    assert_eq!(reason(at(0)).2.as_deref(), Some(said));
+
+    // A slot that fired with a reason keeps it; its queued run is cancelled at once.
+    let waited = "waited for the runs before it (overlap cancel-other)";
+    alice.decide_slots("digest", decisions(day(1), vec![fire(day(1), waited)], day(2))).unwrap();
+    let by = "the later slot 2026-12-07T07:00:00Z came due while it ran (overlap cancel-other)";
+    let slot = alice.cancel_slot_run("digest", day(1), by).unwrap();
+    let both = format!("{waited}; cancelled: {by}");
+    assert_eq!(
+        (slot.status, slot.flow_status, slot.reason.as_deref()),
+        (Ended, Some(Cancelled), Some(both.as_str()))
+    );
+    assert_eq!(reason(day(1)), (Ended, Some(Cancelled), Some(both.clone())));
+
+    // A run cancelled by hand first: the schedule did not cancel it, and does not say so.
+    let manual = fired(&alice, "digest", 2 * 1440);
+    let lease = alice.acquire_lease(&manual.id, TTL).unwrap();
+    alice.set_status(&lease, Running, None).unwrap();
+    alice.begin_step(&lease, NewStep::new("sleep", StepKind::Action)).unwrap();
+    alice.request_cancel(&manual.id, None).unwrap();
+    let slot = alice.cancel_slot_run("digest", day(2), timeout).unwrap();
+    assert_eq!((slot.status, slot.reason), (SlotStatus::Running, None));
+
+    // A slot without a run, another owner's schedule, a slot not recorded: refused, nothing
+    // written.
+    let skipped = record(day(3), SlotStatus::Skipped, "a run still goes (overlap skip)");
+    alice.decide_slots("digest", decisions(day(3), vec![skipped], day(4))).unwrap();
+    let none = alice.cancel_slot_run("digest", day(3), timeout).unwrap_err();
+    assert!(matches!(&none, Error::InvalidInput(m) if m.contains("has no run")), "{none}");
+    let unknown = alice.cancel_slot_run("digest", day(9), timeout).unwrap_err();
+    assert!(matches!(&unknown, Error::InvalidInput(m) if m.contains("has no run")), "{unknown}");
+    let bob = fx.taskflow.bind("bob").unwrap();
+    let theirs = bob.cancel_slot_run("digest", day(1), timeout).unwrap_err();
+    assert!(matches!(theirs, Error::ScheduleNotFound { .. }), "{theirs}");
+    assert_eq!(reason(day(3)).2.as_deref(), Some("a run still goes (overlap skip)"));
 }
