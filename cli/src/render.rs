@@ -134,13 +134,13 @@ pub fn inspection(inspection: &Inspection, json: bool) {
     let waited = taskflow_store::wait::waited_children(flow.wait.as_ref());
     // A decision makes the flow that waited for it due (a pipeline, for its child's call): what
     // is left is running it on, not deciding.
-    let decided = (!approvals.is_empty() || !waited.is_empty()).then(|| {
+    let asks = !approvals.is_empty() || !waited.is_empty();
+    let decided = (asks && flow.is_due(now)).then(|| {
         format!(
             "decided: it is due; `taskflow flows resume {}` runs it on (serve does it by itself)",
             flow.id
         )
     });
-    let decided = decided.filter(|_| flow.is_due(now));
     if approvals.is_empty() && !waited.is_empty() {
         for child in &waited {
             fields.push(("waiting for", child_text(child)));
