@@ -485,21 +485,38 @@ async fn read_events(response: reqwest::Response, count: usize) -> Vec<(u64, Val
         buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
         while let Some(end) = buffer.find("\n\n") {
             let block: String = buffer.drain(..end + 2).collect();
-            let field =
-                |name: &str| block.lines().find_map(|line| line.strip_prefix(name)).map(str::trim);
-            if let (Some(id), Some(kind), Some(data)) =
-                (field("id:"), field("event:"), field("data:"))
-            {
-                let mut event: Value = serde_json::from_str(data).unwrap();
-                for repeated in ["id", "kind", "owner"] {
-                    assert_eq!(event.get(repeated), None, "the frame or the caller says it");
-                }
-                event["kind"] = kind.into();
-                events.push((id.parse().unwrap(), event));
-            }
+            events.extend(changes_of(&block));
         }
     }
     events
+}
+
+/// The changes of one server-sent event, as (id, data with its kind) pairs: the steps a flow's
+/// event carries (each with its own id, its flow and time the flow event's), then the event.
+fn changes_of(block: &str) -> Vec<(u64, Value)> {
+    let field = |name: &str| block.lines().find_map(|line| line.strip_prefix(name)).map(str::trim);
+    let (Some(id), Some(kind), Some(data)) = (field("id:"), field("event:"), field("data:")) else {
+        return Vec::new();
+    };
+    let mut event: Value = serde_json::from_str(data).unwrap();
+    for repeated in ["id", "kind", "owner"] {
+        assert_eq!(event.get(repeated), None, "the frame or the caller says it");
+    }
+    let mut changes = Vec::new();
+    if let Some(Value::Array(steps)) = event.as_object_mut().unwrap().remove("steps") {
+        assert_eq!(kind, "flow", "only a flow's event carries steps");
+        for mut step in steps {
+            let step_id = step["id"].as_u64().expect("each step its own id");
+            step.as_object_mut().unwrap().remove("id");
+            step["kind"] = "step".into();
+            step["flow_id"] = event["flow_id"].clone();
+            step["at"] = event["at"].clone();
+            changes.push((step_id, step));
+        }
+    }
+    event["kind"] = kind.into();
+    changes.push((id.parse().unwrap(), event));
+    changes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -529,7 +546,7 @@ async fn a_watcher_that_reconnects_with_last_event_id_misses_nothing_and_sees_no
         .send()
         .await
         .unwrap();
-    // Each report is two events: its step's, ended, and the flow's.
+    // Each report is two changes: its step's, ended, and the flow's (one server-sent event).
     let events = read_events(resumed, 10).await;
     let ids: Vec<u64> = events.iter().map(|(id, _)| *id).collect();
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
@@ -540,6 +557,12 @@ async fn a_watcher_that_reconnects_with_last_event_id_misses_nothing_and_sees_no
         .map(|(_, event)| event["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["s0", "s1", "s2", "s3", "s4"]);
+    // A step that came inside its flow's event has an id of its own to resume after.
+    assert_eq!((&events[0].1["kind"], &events[1].1["kind"]), (&json!("step"), &json!("flow")));
+    let after_step =
+        http.get(serve.url("/v1/events")).header("Last-Event-ID", ids[0].to_string()).send();
+    let rest = read_events(after_step.await.unwrap(), 9).await;
+    assert_eq!(rest.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids[1..]);
     // And events keep coming live.
     let live = http.get(serve.url("/v1/events?flow=m")).send().await.unwrap();
     let (status, _) =
@@ -710,7 +733,11 @@ async fn sigterm_lets_running_steps_reach_their_checkpoint_ends_event_streams_an
     assert_eq!(status.code(), Some(0));
     let stream = tokio::time::timeout(Duration::from_secs(5), watching.text()).await;
     let stream = stream.expect("the stream ended").expect("the stream ended in good order");
-    assert!(stream.contains("event: step"), "the watcher saw the step begin: {stream}");
+    let changes: Vec<(u64, Value)> = stream.split_inclusive("\n\n").flat_map(changes_of).collect();
+    assert!(
+        changes.iter().any(|(_, change)| change["kind"] == "step"),
+        "the watcher saw the step begin: {stream}"
+    );
     let inspect = Command::new(BIN)
         .arg("--db")
         .arg(&db)

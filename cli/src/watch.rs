@@ -235,7 +235,9 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> Result<In
             let Ok(id) = event.id.parse::<u64>() else { continue };
             last = Some(id);
             if let Ok(data) = serde_json::from_str::<Value>(&event.data) {
-                out.event(change(id, &event.event, data))?;
+                for change in changes(id, &event.event, data) {
+                    out.event(change)?;
+                }
                 out.flush()?;
             }
         }
@@ -245,6 +247,26 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> Result<In
         lost = Some(Instant::now());
         tokio::time::sleep(RECONNECT_EVERY).await;
     }
+}
+
+/// The changes one of serve's events holds, as the watch prints them: the steps that came with
+/// a flow's revision (its `steps`, each with its own id) first, then the revision.
+fn changes(id: u64, kind: &str, mut data: Value) -> Vec<Value> {
+    let steps = match data.as_object_mut().and_then(|data| data.remove("steps")) {
+        Some(Value::Array(steps)) => steps,
+        _ => Vec::new(),
+    };
+    let mut changes = Vec::with_capacity(steps.len() + 1);
+    for mut step in steps {
+        let Some(fields) = step.as_object_mut() else { continue };
+        let Some(step_id) = fields.remove("id").and_then(|id| id.as_u64()) else { continue };
+        for shared in ["flow_id", "at"] {
+            fields.insert(shared.to_owned(), data[shared].clone());
+        }
+        changes.push(change(step_id, "step", step));
+    }
+    changes.push(change(id, kind, data));
+    changes
 }
 
 /// One change as the watch prints it: its id and kind (which serve's stream sends as the

@@ -464,7 +464,9 @@ class EventStream:
 def _parse(response: http.client.HTTPResponse) -> Iterator[Tuple[Optional[int], Document]]:
     """The `(id, event)` of each event of a `text/event-stream` body, until it ends (then
     `ConnectionError`): the event is its data with its `id` and its kind (the `event` line)
-    added. Comment lines (serve's keep-alive pings) are skipped."""
+    added. A flow's event carries the steps that came with its revision (`steps`, each with
+    its own `id`): they are given first, each as a `step` event of that flow and time. Comment
+    lines (serve's keep-alive pings) are skipped."""
     id: Optional[int] = None
     kind = "message"
     data: List[str] = []
@@ -475,7 +477,11 @@ def _parse(response: http.client.HTTPResponse) -> Iterator[Tuple[Optional[int], 
         line = raw.decode("utf-8").rstrip("\r\n")
         if not line:
             if data:
-                yield id, {"id": id, "kind": kind, **json.loads("\n".join(data))}
+                change = json.loads("\n".join(data))
+                for step in change.pop("steps", []):
+                    shared = {"flow_id": change.get("flow_id"), "at": change.get("at")}
+                    yield step["id"], {**step, "kind": "step", **shared}
+                yield id, {"id": id, "kind": kind, **change}
             id, kind, data = None, "message", []
         elif not line.startswith(":"):
             field, _, value = line.partition(":")

@@ -506,7 +506,10 @@ pub struct EventDoc {
     /// The change as JSON: `{"flow_id", "at"}` with, for a flow, `revision`, `status`,
     /// `current_step` and `fields` (the fields the revision changed); for a step, `seq`,
     /// `name`, `status` and `attempt`. Its id and kind are the event's `id` and `event`; its
-    /// owner is the caller.
+    /// owner is the caller. A flow's event also holds `steps` when steps of that flow came
+    /// with it at the same time (the steps its revision wrote): each `{"id", "seq", "name",
+    /// "status", "attempt"}`, the step's own event, whose id comes before the flow's; they are
+    /// not sent apart.
     #[schema(content_media_type = "application/json")]
     pub data: String,
 }

@@ -4,9 +4,10 @@
 //! first reads what it missed from the store itself, so it gets every event after the one it
 //! saw, in order, once.
 //!
-//! Each event is rendered as a server-sent event once, when it is read, into one buffer for the
-//! whole read, and a watcher passes on its part of a batch in one piece: where it wants a run
-//! of the batch's events one after another (a watcher of all its owner's flows, when one owner
+//! Each event is rendered once, when it is read (a flow's event with the steps that came with
+//! it as one server-sent event, see `event_data::units`), into one buffer for the whole read,
+//! and a watcher passes on its part of a batch in one piece: where it wants a run of the
+//! batch's events one after another (a watcher of all its owner's flows, when one owner
 //! writes), that piece is a view of the shared buffer, not a copy. A hundred watchers cost a
 //! hundred writes per read of the feed, not a hundred encodings and copies of each event.
 //!
@@ -14,6 +15,7 @@
 //! can close (a client resumes after its last event from the next serve).
 
 use std::io::Write;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::blocking::blocking;
 use crate::error::HttpError;
-use crate::event_data::EventData;
+use crate::event_data::{EventData, units};
 
 /// How many batches a slow watcher may be behind before it reads from the store again.
 const BUFFER: usize = 256;
@@ -35,26 +37,34 @@ const PAGE: u32 = 1000;
 /// another in one buffer.
 struct Batch {
     events: Vec<Event>,
-    /// Where each event's text ends in `text`.
-    ends: Vec<usize>,
-    /// For each event: `id: …`, `event: flow|step`, `data: {json}` (its [`EventData`]) and
-    /// the blank line that ends it.
+    /// The server-sent events they make (see [`units`]): which events each holds, and where
+    /// its text ends in `text`.
+    units: Vec<(Range<usize>, usize)>,
+    /// For each unit: `id: …` (its last event's), `event: flow|step`, `data: {json}` (its
+    /// [`EventData`]) and the blank line that ends it.
     text: Bytes,
 }
 
 impl Batch {
     fn new(events: Vec<Event>) -> Batch {
         let mut text = Vec::new();
-        let mut ends = Vec::with_capacity(events.len());
-        for event in &events {
-            // serde_json writes no line breaks, so the data fits one `data:` line.
-            let _ = write!(text, "id: {}\nevent: {}\ndata: ", event.id, event.change.kind());
-            let _ = serde_json::to_writer(&mut text, &EventData::of(event));
-            text.extend_from_slice(b"\n\n");
-            ends.push(text.len());
-        }
-        Batch { events, ends, text: Bytes::from(text) }
+        let units = units(&events)
+            .into_iter()
+            .map(|unit| (unit.clone(), render(&events[unit], &mut text)))
+            .collect();
+        Batch { events, units, text: Bytes::from(text) }
     }
+}
+
+/// Appends the server-sent event of `unit` (a flow's event and the steps that came with it, or
+/// one event) to `text`; returns where it ends.
+fn render(unit: &[Event], text: &mut Vec<u8>) -> usize {
+    let Some((event, steps)) = unit.split_last() else { return text.len() };
+    // serde_json writes no line breaks, so the data fits one `data:` line.
+    let _ = write!(text, "id: {}\nevent: {}\ndata: ", event.id, event.change.kind());
+    let _ = serde_json::to_writer(&mut *text, &EventData::packed(steps, event));
+    text.extend_from_slice(b"\n\n");
+    text.len()
 }
 
 /// What a watcher wants: one owner's events after an id, of one flow or all.
@@ -68,29 +78,42 @@ impl Interest<'_> {
     /// The text of the events of `batch` it wants, in one piece (empty if none), and the id of
     /// the last of them.
     fn take(&mut self, batch: &Batch) -> Bytes {
-        // The runs of wanted events, as ranges of the batch's text.
-        let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+        // The runs of wanted text: ranges of the batch's, or text of its own for a unit it has
+        // seen the start of (a read of the store that ended inside it).
+        let mut runs: Vec<Result<Range<usize>, Vec<u8>>> = Vec::new();
         let mut start = 0;
-        for (event, &end) in batch.events.iter().zip(&batch.ends) {
-            if event.id > self.last
-                && event.owner == self.owner
-                && self.flow.is_none_or(|flow| *flow == event.flow_id)
+        for (unit, end) in &batch.units {
+            let events = &batch.events[unit.clone()];
+            let (first, last) = (&events[0], &events[events.len() - 1]);
+            if last.id > self.last
+                && last.owner == self.owner
+                && self.flow.is_none_or(|flow| *flow == last.flow_id)
             {
-                self.last = event.id;
-                match runs.last_mut() {
-                    Some(run) if run.end == start => run.end = end,
-                    _ => runs.push(start..end),
+                if first.id > self.last {
+                    match runs.last_mut() {
+                        Some(Ok(run)) if run.end == start => run.end = *end,
+                        _ => runs.push(Ok(start..*end)),
+                    }
+                } else {
+                    let unseen = events.iter().position(|event| event.id > self.last).unwrap_or(0);
+                    let mut own = Vec::new();
+                    render(&events[unseen..], &mut own);
+                    runs.push(Err(own));
                 }
+                self.last = last.id;
             }
-            start = end;
+            start = *end;
         }
         match runs.as_slice() {
             [] => Bytes::new(),
-            [run] => batch.text.slice(run.clone()),
+            [Ok(run)] => batch.text.slice(run.clone()),
             runs => {
                 let mut text = BytesMut::new();
                 for run in runs {
-                    text.extend_from_slice(&batch.text[run.clone()]);
+                    match run {
+                        Ok(run) => text.extend_from_slice(&batch.text[run.clone()]),
+                        Err(own) => text.extend_from_slice(own),
+                    }
                 }
                 text.freeze()
             }
@@ -299,6 +322,42 @@ mod tests {
         check(&batch, "bob", None, 0, &[3]);
         check(&batch, "carol", None, 0, &[]);
         check(&batch[..2], "alice", None, 0, &[1, 2]);
+    }
+
+    #[test]
+    fn a_watcher_gets_a_flows_event_with_its_steps_or_what_it_has_not_seen_of_them() {
+        let at = Timestamp::now();
+        let mut events =
+            vec![event(1, "alice", "a"), event(2, "alice", "a"), event(3, "alice", "a")];
+        events[2].change = taskflow_store::Change::Flow {
+            revision: 2,
+            status: taskflow_store::FlowStatus::Running,
+            current_step: None,
+            fields: vec!["steps".to_owned()],
+        };
+        for event in &mut events {
+            event.at = at;
+        }
+        let text = |events: &[Event]| {
+            let mut text = Vec::new();
+            render(events, &mut text);
+            String::from_utf8(text).unwrap()
+        };
+        let batch = Batch::new(events.clone());
+        assert_eq!(batch.units.len(), 1, "one server-sent event");
+        let whole = text(&events);
+        assert!(whole.starts_with("id: 3\nevent: flow\ndata: "), "{whole}");
+        assert!(whole.contains(r#""steps":[{"id":1,"#), "{whole}");
+        for (last, expected) in
+            [(0, whole.clone()), (1, text(&events[1..])), (2, text(&events[2..]))]
+        {
+            let mut interest = Interest { owner: "alice", flow: None, last };
+            let taken = interest.take(&batch);
+            assert_eq!(std::str::from_utf8(&taken).unwrap(), expected, "after {last}");
+            assert_eq!(interest.last, 3);
+        }
+        let mut interest = Interest { owner: "alice", flow: None, last: 3 };
+        assert!(interest.take(&batch).is_empty());
     }
 
     #[tokio::test]
