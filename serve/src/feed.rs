@@ -67,6 +67,15 @@ fn render(unit: &[Event], text: &mut Vec<u8>) -> usize {
     text.len()
 }
 
+/// A run of the text a watcher takes from a batch.
+enum Run {
+    /// A range of the batch's text.
+    Shared(Range<usize>),
+    /// The rest of a unit the watcher had seen the start of (it resumed after one of the
+    /// unit's steps, or a read of the store ended inside it), rendered for it alone.
+    Own(Vec<u8>),
+}
+
 /// What a watcher wants: one owner's events after an id, of one flow or all.
 struct Interest<'a> {
     owner: &'a str,
@@ -78,9 +87,7 @@ impl Interest<'_> {
     /// The text of the events of `batch` it wants, in one piece (empty if none), and the id of
     /// the last of them.
     fn take(&mut self, batch: &Batch) -> Bytes {
-        // The runs of wanted text: ranges of the batch's, or text of its own for a unit it has
-        // seen the start of (a read of the store that ended inside it).
-        let mut runs: Vec<Result<Range<usize>, Vec<u8>>> = Vec::new();
+        let mut runs: Vec<Run> = Vec::new();
         let mut start = 0;
         for (unit, end) in &batch.units {
             let events = &batch.events[unit.clone()];
@@ -91,14 +98,14 @@ impl Interest<'_> {
             {
                 if first.id > self.last {
                     match runs.last_mut() {
-                        Some(Ok(run)) if run.end == start => run.end = *end,
-                        _ => runs.push(Ok(start..*end)),
+                        Some(Run::Shared(run)) if run.end == start => run.end = *end,
+                        _ => runs.push(Run::Shared(start..*end)),
                     }
                 } else {
                     let unseen = events.iter().position(|event| event.id > self.last).unwrap_or(0);
                     let mut own = Vec::new();
                     render(&events[unseen..], &mut own);
-                    runs.push(Err(own));
+                    runs.push(Run::Own(own));
                 }
                 self.last = last.id;
             }
@@ -106,13 +113,13 @@ impl Interest<'_> {
         }
         match runs.as_slice() {
             [] => Bytes::new(),
-            [Ok(run)] => batch.text.slice(run.clone()),
+            [Run::Shared(run)] => batch.text.slice(run.clone()),
             runs => {
                 let mut text = BytesMut::new();
                 for run in runs {
                     match run {
-                        Ok(run) => text.extend_from_slice(&batch.text[run.clone()]),
-                        Err(own) => text.extend_from_slice(own),
+                        Run::Shared(run) => text.extend_from_slice(&batch.text[run.clone()]),
+                        Run::Own(own) => text.extend_from_slice(own),
                     }
                 }
                 text.freeze()
