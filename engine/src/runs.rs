@@ -11,7 +11,10 @@
 //! A run that fails (the store refused a checkpoint, the flow's pipeline cannot be read) would
 //! be claimed again at once and fail again, doing its step again each time: its flow rests
 //! here instead, a second after its first failure, doubling up to a minute after each next one,
-//! and the front end is told each time ([`Runs::on_failure`]).
+//! and the front end is told each time ([`Runs::on_failure`]). A lease such a run could not
+//! give back (the store refused that write too) is given back by a later sweep, once the store
+//! takes writes again: this process lives on, so its lease would otherwise hold the flow until
+//! it expired.
 //!
 //! On shutdown the runs are drained (they start nothing new and give their flow back once their
 //! running steps have reached a checkpoint), then, after the grace period, stopped.
@@ -204,6 +207,7 @@ impl Runs {
     /// Adopts what no live runner holds, now and then every `every`, until shutdown.
     pub async fn sweep(&self, every: Duration) {
         while !self.0.stopping.load(Ordering::Acquire) {
+            self.0.engine.give_back_leases().await;
             let free = self.0.workers.available_permits().min(SWEEP_LIMIT as usize) as u32;
             if free > 0 {
                 let (taskflow, ttl) = (self.0.taskflow.clone(), self.0.engine.options().lease_ttl);

@@ -447,3 +447,67 @@ text = """Looking.<|tool_calls_section_begin|><|tool_call_begin|>functions.list_
     let took = started.elapsed();
     assert!(took > Duration::from_millis(3000), "the run outlasted its lease twice ({took:?})");
 }
+
+/// A store that takes no writes for a while under a process that runs flows for long (serve, a
+/// worker): the run it stopped could not give its lease back then, and gives it back once the
+/// store takes writes again, so the flow is run again at once, not when its lease expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_a_refused_write_kept_is_given_back_once_the_store_takes_writes_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let faulty = Arc::new(FaultyStore::counting(sqlite(dir.path())));
+    let store: Arc<dyn FlowStore> = faulty.clone();
+    let calls = Calls::default();
+    let (started, mut step_began) = tokio::sync::mpsc::unbounded_channel();
+    let mut actions = calls.actions();
+    actions.register("slow", move |_: Value, _: StepContext| {
+        let started = started.clone();
+        async move {
+            let _ = started.send(());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(json!("done"))
+        }
+    });
+    // A lease far longer than the test: only its giving back lets the flow run again in time.
+    let options = EngineOptions { lease_ttl: Duration::from_secs(120), ..options() };
+    let engine = Engine::new(TaskFlow::new(store.clone()).bind(OWNER).unwrap(), actions, options);
+    let flow = engine
+        .create(&FlowSpec::new("refused").step(StepSpec::new("a", "slow")), None)
+        .await
+        .unwrap();
+    let runs = taskflow_engine::Runs::new(TaskFlow::new(store.clone()), engine.clone(), 1);
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    runs.on_failure({
+        let failures = failures.clone();
+        move |_, error, _| failures.lock().unwrap().push(error.to_string())
+    });
+    let sweeping = tokio::spawn({
+        let runs = runs.clone();
+        async move { runs.sweep(Duration::from_millis(20)).await }
+    });
+    step_began.recv().await.unwrap();
+    faulty.read_only(true);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while failures.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the refused checkpoint failed the run");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let held = store.flow(OWNER, &flow.id).unwrap();
+    assert!(held.lease.is_some(), "the lease could not be given back while writes are refused");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    faulty.read_only(false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = store.flow(OWNER, &flow.id).unwrap();
+        if now.status == FlowStatus::Succeeded {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flow ran again once writes were taken: {now:?}, {:?}",
+            failures.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    runs.shut_down(Duration::from_secs(1)).await;
+    sweeping.await.unwrap();
+}

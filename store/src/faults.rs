@@ -60,6 +60,8 @@ pub struct FaultyStore {
     writes: AtomicUsize,
     fired: AtomicBool,
     stalled: Arc<Stall>,
+    /// While set, every write is refused as by a database that takes no writes.
+    read_only: AtomicBool,
 }
 
 /// Whether writes wait, and the wake-up of those waiting when they may go on.
@@ -89,6 +91,7 @@ impl FaultyStore {
             writes: AtomicUsize::new(0),
             fired: AtomicBool::new(false),
             stalled: Arc::default(),
+            read_only: AtomicBool::new(false),
         }
     }
 
@@ -99,6 +102,12 @@ impl FaultyStore {
     pub fn stall(&self, on: bool) {
         *self.stalled.on.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = on;
         self.stalled.cleared.notify_all();
+    }
+
+    /// While `on`, every write (lease renewals and releases included) is refused, nothing of it
+    /// kept, as by a database made read-only; then they go through again.
+    pub fn read_only(&self, on: bool) {
+        self.read_only.store(on, Ordering::SeqCst);
     }
 
     /// A store that counts writes and fails none (`at` 0): how many a clean run makes.
@@ -128,6 +137,9 @@ impl FaultyStore {
     /// A write: `work` on the inner store, unless the fault says otherwise.
     fn write<T>(&self, work: impl FnOnce(&dyn FlowStore) -> Result<T>) -> Result<T> {
         self.stalled.wait();
+        if self.read_only.load(Ordering::SeqCst) {
+            return Err(injected(StorageErrorKind::ReadOnly));
+        }
         match self.next() {
             None => work(self.inner.as_ref()),
             Some(Fault::Refused(kind)) => Err(injected(kind)),
@@ -143,6 +155,7 @@ impl FaultyStore {
 fn injected(kind: StorageErrorKind) -> Error {
     let detail = match kind {
         StorageErrorKind::Full => "database or disk is full (injected)",
+        StorageErrorKind::ReadOnly => "attempt to write a readonly database (injected)",
         _ => "disk I/O error (injected)",
     };
     Error::Storage(StorageError::new(kind, "faulty store", detail))
@@ -284,7 +297,9 @@ impl FlowStore for FaultyStore {
         caller: Caller<'_>,
         ops: Vec<CheckpointOp>,
     ) -> Result<Vec<Result<CheckpointDone>>> {
-        if ops.iter().all(|op| matches!(op, CheckpointOp::Renew { .. })) {
+        if ops.iter().all(|op| matches!(op, CheckpointOp::Renew { .. }))
+            && !self.read_only.load(Ordering::SeqCst)
+        {
             self.stalled.wait();
             return self.inner.checkpoint(caller, ops);
         }
@@ -294,7 +309,13 @@ impl FlowStore for FaultyStore {
     fn submit(&self, owner: &str, actor: &str, work: Submission) {
         let renewal = matches!(&work, Submission::Checkpoint { ops, .. }
             if ops.iter().all(|op| matches!(op, CheckpointOp::Renew { .. })));
-        let fault = if renewal { None } else { self.next() };
+        let fault = if self.read_only.load(Ordering::SeqCst) {
+            Some(Fault::Refused(StorageErrorKind::ReadOnly))
+        } else if renewal {
+            None
+        } else {
+            self.next()
+        };
         let work = match (fault, work) {
             (None, work) => work,
             (Some(Fault::Panic), _) => panic!("injected panic in the middle of a write"),

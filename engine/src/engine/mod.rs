@@ -179,6 +179,14 @@ impl Engine {
         Engine { store: self.store.for_owner(handle.clone()), handle, ..self.clone() }
     }
 
+    /// Gives back the leases of runs that stopped while the store refused to take them back,
+    /// now that it may: a process that runs flows for long (serve, a worker) calls it before it
+    /// looks for flows to run, so that a flow whose run a refused write stopped is run again
+    /// once the store takes writes, not once its lease expires.
+    pub async fn give_back_leases(&self) {
+        self.store.give_back_leases().await;
+    }
+
     /// The same engine, building providers with `providers` (flags and a config file add to
     /// the presets there).
     pub fn with_providers(mut self, providers: ProviderFactory) -> Engine {
@@ -355,7 +363,7 @@ impl Engine {
         match written {
             Ok(()) => Ok(lease),
             Err(error) => {
-                let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
+                self.store.give_back(lease).await;
                 Err(error)
             }
         }
@@ -551,7 +559,7 @@ impl Engine {
                 Ok(resume) => resume,
                 Err(error) => {
                     if let Some(lease) = reopened {
-                        let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
+                        self.store.give_back(lease).await;
                     }
                     return Err(error.into());
                 }
@@ -562,8 +570,7 @@ impl Engine {
             (Ok(read), _) => read,
             (Err(error), None) => return Err(error),
             (Err(error), Some(lease)) => {
-                let lease = lease.clone();
-                let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
+                self.store.give_back(lease.clone()).await;
                 return Err(error);
             }
         };
@@ -590,8 +597,7 @@ impl Engine {
         let kind = match kind {
             Ok(kind) => kind,
             Err(error) => {
-                let lease = lease.clone();
-                let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
+                self.store.give_back(lease.clone()).await;
                 return Err(error);
             }
         };
@@ -715,8 +721,7 @@ impl Engine {
             }
             Err(_) => {
                 // Whatever stopped the run, no live runner is left on the flow: say so at once.
-                let lease = lease.clone();
-                let _ = self.store.call(move |handle| handle.release_lease(&lease)).await;
+                self.store.give_back(lease.clone()).await;
             }
             Ok(()) => {}
         }
@@ -738,7 +743,9 @@ impl Engine {
     /// stopped scheduling; it tries once to leave the flow `blocked` with the cause as its error
     /// and to give its lease back, so that every view says what happened and a resume after the
     /// fix can start at once. Either write may fail the same way; then the flow stays as the
-    /// last checkpoint left it, and its dead holder shows it stalled.
+    /// last checkpoint left it: its holder, once dead, shows it stalled, and a holder that lives
+    /// on (serve, a worker) gives the lease back when the store takes writes again
+    /// ([`Engine::give_back_leases`]).
     async fn record_fault(&self, lease: &Lease, cause: String) {
         let (blocking, releasing) = (lease.clone(), lease.clone());
         let error = format!("stopped: {cause}");
@@ -746,7 +753,7 @@ impl Engine {
             .store
             .call(move |handle| handle.set_status(&blocking, FlowStatus::Blocked, Some(error)))
             .await;
-        let _ = self.store.call(move |handle| handle.release_lease(&releasing)).await;
+        self.store.give_back(releasing).await;
     }
 
     /// Finishes the cancel of a child flow that a cancelled parent's step is waiting for. A

@@ -32,6 +32,10 @@ struct Shared {
     committing: AtomicUsize,
     /// Runs under way in the engine.
     runs: AtomicUsize,
+    /// Leases runs that stopped could not give back (the store refused the write): given back
+    /// later ([`StoreAccess::give_back_leases`]), so that a process that lives on does not sit
+    /// on flows it no longer runs until their leases expire.
+    kept: Mutex<Vec<(OwnerHandle, Lease)>>,
 }
 
 /// A flow being run.
@@ -67,6 +71,7 @@ impl StoreAccess {
             watched: Mutex::new(HashMap::new()),
             committing: AtomicUsize::new(0),
             runs: AtomicUsize::new(0),
+            kept: Mutex::new(Vec::new()),
         });
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
@@ -163,6 +168,34 @@ impl StoreAccess {
     {
         let handle = self.handle.clone();
         tokio::task::spawn_blocking(move || work(&handle)).await.map_err(|_| stopped())?
+    }
+
+    /// Gives `lease` back, for a run that stopped: when the store refuses the write, the lease
+    /// is kept to be given back later.
+    pub(crate) async fn give_back(&self, lease: Lease) {
+        let giving = lease.clone();
+        if let Err(Error::Storage(_)) = self.call(move |handle| handle.release_lease(&giving)).await
+        {
+            lock(&self.shared.kept).push((self.handle.clone(), lease));
+        }
+    }
+
+    /// Tries again to give back the leases stopped runs could not; keeps those the store still
+    /// refuses (one taken over meanwhile is refused as another's, and forgotten).
+    pub(crate) async fn give_back_leases(&self) {
+        let kept = std::mem::take(&mut *lock(&self.shared.kept));
+        if kept.is_empty() {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        let _ = tokio::task::spawn_blocking(move || {
+            for (handle, lease) in kept {
+                if let Err(Error::Storage(_)) = handle.release_lease(&lease) {
+                    lock(&shared.kept).push((handle, lease));
+                }
+            }
+        })
+        .await;
     }
 
     /// Fires `token` when flow `id` gets a cancel request.
