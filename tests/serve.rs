@@ -381,6 +381,9 @@ async fn tokens_decide_the_owner_and_owners_do_not_see_each_other() {
         http.get(serve.url(&format!("/v1/flows/{id}/history"))),
         http.post(serve.url(&format!("/v1/flows/{id}/report"))).json(&json!({"status": "running"})),
         http.post(serve.url(&format!("/v1/flows/{id}/cancel"))),
+        // Its events too: as for a flow that is not there, not an empty stream.
+        http.get(serve.url(&format!("/v1/events?flow={id}"))),
+        http.get(serve.url("/v1/events?flow=nowhere")),
     ] {
         let (status, error) = call(request.bearer_auth(bob_token)).await;
         assert_eq!((status, error["error"]["code"].clone()), (404, json!("not_found")));
@@ -892,6 +895,8 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
     // resumes after the last event it printed, or, if it printed none, after the event where
     // serve began its stream.
     let mut from_now = watch(&["--server", &serve.url]);
+    // One asked to start past the newest event began at the newest: it resumes from there too.
+    let mut from_beyond_serve = watch(&["--server", &serve.url, "--after", "999999999"]);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let address = serve.address().to_owned();
     serve.kill();
@@ -926,11 +931,13 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "in order, none twice: {ids:?}");
     let _ = from_serve.kill();
     let _ = from_serve.wait();
-    let seen = lines_until(&mut from_now, step("store"));
-    assert!(seen.iter().any(|event| event["flow_id"] == "q"), "the queued flow: {seen:?}");
-    assert!(!seen.iter().any(step("fetch")), "only what happened since it began: {seen:?}");
-    let _ = from_now.kill();
-    let _ = from_now.wait();
+    for mut watcher in [from_now, from_beyond_serve] {
+        let seen = lines_until(&mut watcher, step("store"));
+        assert!(seen.iter().any(|event| event["flow_id"] == "q"), "the queued flow: {seen:?}");
+        assert!(!seen.iter().any(step("fetch")), "only what happened since it began: {seen:?}");
+        let _ = watcher.kill();
+        let _ = watcher.wait();
+    }
 
     // A reader that goes away ends the watch quietly, at a change after that. (The reader of
     // `lines_until` closes its end once it reads a line nobody waits for.)

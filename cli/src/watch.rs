@@ -223,12 +223,11 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> Result<In
         if lost.take().is_some() {
             eprintln!("watching {server} again");
         }
-        // Until an event comes, the place to resume from is where serve began the stream.
-        if last.is_none() {
-            last = response
-                .headers()
-                .get(AFTER_HEADER)
-                .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        // Until an event comes, the place to resume from is where serve began the stream: the
+        // id asked for, or the newest event when that was none or past the newest.
+        let began = response.headers().get(AFTER_HEADER);
+        if let Some(began) = began.and_then(|value| value.to_str().ok()?.parse::<u64>().ok()) {
+            last = Some(began);
         }
         let mut events = eventsource_stream::EventStream::new(response.bytes_stream());
         while let Some(Ok(event)) = events.next().await {

@@ -368,9 +368,10 @@ class EventStream:
     the network broke, nothing heard for `read_timeout` seconds although serve pings every 15),
     the stream connects again with `Last-Event-ID`, waiting `retry_delay` seconds and doubling
     up to `max_retry_delay`, and goes on with the event after the last one it gave: none is
-    missed, none comes twice. A stream started from now that has given no event yet goes on
-    after the event serve began it from (its `Taskflow-After` header). `last_event_id` is that
-    id; `reconnects` counts the reconnections.
+    missed, none comes twice. Until it gives an event, it goes on after the event serve began
+    it from (its `Taskflow-After` header: the newest event for a stream from now, or for one
+    asked to start past the newest, as after a feed begun again). `last_event_id` is that id;
+    `reconnects` counts the reconnections.
     An error answer (a bad token, a bad flow id) ends it with the `ApiError`; so do more than
     `max_reconnects` failed attempts in a row, with `ConnectionFailed`.
 
@@ -455,8 +456,10 @@ class EventStream:
             if isinstance(error, Unavailable):
                 raise ConnectionError(str(error))
             raise error
+        # Where serve began the stream: the id asked for, or the newest event when that was
+        # none yet or past the newest (a feed begun again); resuming from there misses nothing.
         began = response.getheader("Taskflow-After", "")
-        if self.last_event_id is None and began.isdigit():
+        if began.isdigit():
             self.last_event_id = int(began)
         return connection, response
 

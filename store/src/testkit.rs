@@ -1237,6 +1237,19 @@ pub fn a_mirrored_flows_owner_reports_its_steps_by_name(harness: &dyn Harness) {
         ]
     );
 
+    // A step begun and ended by one report is one field of its revision's event.
+    let twice = alice.create(NewFlow::mirrored("twice", "ci")).unwrap();
+    alice
+        .report(&twice.id, report(vec![step("c", Running), step("c", Succeeded)], None), None)
+        .unwrap();
+    let query = EventQuery { flow: Some(twice.id.clone()), ..EventQuery::default() };
+    let events = alice.events(&query).unwrap();
+    let Some(Change::Flow { fields, .. }) = events.last().map(|event| &event.change) else {
+        panic!("the report's revision is the last event: {events:?}")
+    };
+    let once: std::collections::BTreeSet<&String> = fields.iter().collect();
+    assert!(fields.contains(&"step 1 (c)".to_owned()) && once.len() == fields.len(), "{fields:?}");
+
     // A managed flow takes no reports; a bad step name is refused.
     let bad = vec![StepReport { name: " ".into(), status: Running, output: None, error: None }];
     let other = alice.create(NewFlow::mirrored("other", "ci")).unwrap();

@@ -145,6 +145,11 @@ def events_across_a_restart(alice):
     connection, _ = fresh._connect()
     connection.close()
     check(isinstance(fresh.last_event_id, int) and fresh.last_event_id >= 1, fresh.last_event_id)
+    # So does one asked to start past the newest event (a feed begun again): from the newest.
+    beyond = alice.events(flow="watched", after=10**9)
+    connection, _ = beyond._connect()
+    connection.close()
+    check(beyond.last_event_id == fresh.last_event_id, f"began at the newest: {beyond.last_event_id}")
     stream = alice.events(flow="watched", after=0, retry_delay=0.1, max_retry_delay=0.5)
     seen = []
     take_until(stream, seen, lambda seen: True)

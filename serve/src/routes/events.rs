@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use utoipa::IntoParams;
 
 use crate::auth::Owner;
+use crate::blocking::blocking;
 use crate::bodies::EventDoc;
 use crate::error::{ErrorBody, HttpError};
 use crate::feed;
@@ -59,6 +60,7 @@ pub struct EventHeaders {
     (status = 200, description = "server-sent events", content_type = "text/event-stream", body = EventDoc,
      headers(("Taskflow-After" = u64, description = "The id of the event the stream follows on from: a client that has seen no event yet resumes after it (with `Last-Event-ID`), so that it misses none of what happened since it connected"))),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    (status = 404, description = "`flow` names no flow of the caller's", body = ErrorBody),
     (status = 503, description = "where \"from now on\" begins cannot be read now", body = ErrorBody),
 ))]
 pub async fn events(
@@ -95,6 +97,11 @@ pub async fn events(
     let newest = feed::tail(state.taskflow()).await?;
     let after = last_seen.map_or(newest, |seen| seen.min(newest));
     let handle = state.handle(&owner)?;
+    if let Some(id) = flow.clone() {
+        // A flow that is not there, or another owner's, is said so, as by every flow route.
+        let handle = handle.clone();
+        blocking(move || handle.flow_without_spec(&id)).await?;
+    }
     let (sender, receiver) = mpsc::channel(16);
     let watcher = state.feed().clone();
     tokio::spawn(async move { watcher.watch(handle, after, flow, sender).await });

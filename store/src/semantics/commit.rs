@@ -42,7 +42,13 @@ pub fn commit<T: StoreTx + ?Sized>(
         });
     }
     tx.insert_revision(&after.id, after.revision, now, actor, &changes)?;
-    let fields = changes.into_iter().map(|change| change.field).collect();
+    // A step changed twice by one report (begun and ended) is one field of the change.
+    let mut fields: Vec<String> = Vec::with_capacity(changes.len());
+    for change in changes {
+        if !fields.contains(&change.field) {
+            fields.push(change.field);
+        }
+    }
     tx.append_event(&NewEvent::flow(&after, fields, now))?;
     Ok(after)
 }
