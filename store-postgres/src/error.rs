@@ -1,8 +1,9 @@
 //! PostgreSQL's failures as the store's neutral [`StorageError`]s, by SQLSTATE class: a
 //! deadlock or a serialization failure is [`StorageErrorKind::Conflict`], a lock not available
 //! `Locked`, a full disk `Full`, a read-only transaction or server `ReadOnly`, data corruption
-//! `Corrupt`, a connection that could not be made or was lost `Unavailable`, the rest `Other`.
-//! The driver's error stays the source. No message here holds the URL's password: errors name
+//! `Corrupt`, a connection that could not be made or was lost `Unavailable`, the rest `Other`
+//! (a privilege the role lacks among them: no server that is down, and its message says what
+//! to grant). The driver's error stays the source. No message here holds the URL's password: errors name
 //! the database by its shown form ([`crate::location::Location`]), and the driver's own
 //! messages never quote the connection settings.
 
@@ -28,10 +29,114 @@ pub(crate) fn storage(error: tokio_postgres::Error) -> Error {
              is on for the server, this database or this user, or the server is a standby",
             db.message()
         ),
+        Some(db) if *db.code() == SqlState::INSUFFICIENT_PRIVILEGE => {
+            lacking(db.message(), Doing::Work)
+        }
         Some(db) => db.message().to_owned(),
         None => error.to_string(),
     };
     Error::Storage(StorageError::new(kind, "", detail).with_source(error))
+}
+
+/// The failure of the migration from schema version `from`, of the kind its SQLSTATE says (a
+/// privilege the role lacks is no server that is down).
+pub(crate) fn migration_failed(
+    database: &str,
+    from: usize,
+    failure: tokio_postgres::Error,
+) -> Error {
+    let said = match failure.as_db_error() {
+        Some(db) if *db.code() == SqlState::INSUFFICIENT_PRIVILEGE => {
+            format!("{}: {}", db.severity(), lacking(db.message(), Doing::Migration))
+        }
+        _ => said(&failure),
+    };
+    let detail = format!("migration from schema version {from} failed: {said}");
+    Error::Storage(StorageError::new(kind_of(&failure), database, detail).with_source(failure))
+}
+
+/// What the role was doing when the server refused it a privilege: the same words ("permission
+/// denied for schema public") want CREATE of a migration and USAGE of the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Doing {
+    LogIn,
+    Migration,
+    Work,
+}
+
+/// The server's refusal of a privilege (SQLSTATE 42501, `message` its words), followed by what
+/// the URL's role lacks and what to grant it.
+pub(crate) fn lacking(message: &str, doing: Doing) -> String {
+    let object = |prefix: &str| message.strip_prefix(prefix).map(|name| name.trim_matches('"'));
+    let needs = if let Some(schema) = object("permission denied for schema ") {
+        if doing == Doing::Migration {
+            format!(
+                "the role may not create tables in schema {schema}: grant it CREATE there, or use \
+                 a database it owns"
+            )
+        } else {
+            format!("the role may not use schema {schema}: grant it USAGE there")
+        }
+    } else if let Some(table) = object("permission denied for table ") {
+        format!(
+            "the role may not read or write table {table}: grant it SELECT, INSERT, UPDATE and \
+             DELETE on taskflow's tables and USAGE on their sequences, or use the role that made \
+             them"
+        )
+    } else if let Some(sequence) = object("permission denied for sequence ") {
+        format!("the role may not use sequence {sequence}: grant it USAGE on taskflow's sequences")
+    } else if let Some(database) = object("permission denied for database ") {
+        format!("the role may not connect to database {database}: grant it CONNECT there")
+    } else if let Some(owned) = object("must be owner of ") {
+        format!(
+            "only the owner of {owned} may change it: open the database once with that role \
+             (which brings the schema up to date), or use a database this role owns"
+        )
+    } else {
+        "the role lacks a privilege this needs: grant it, or use a role that has it".to_owned()
+    };
+    format!("{message}; {needs}")
+}
+
+/// Why a connection could not be made (`socket.rs`), and whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+#[error("{said}")]
+pub(crate) struct ConnectError {
+    /// What the attempt met, in one line.
+    pub said: String,
+    /// Set when the server, or its certificate, refused the log-in for good.
+    pub refusal: Option<Refusal>,
+    /// Whether the server answered the log-in with an error (`sslmode=allow` then tries TLS).
+    pub answered: bool,
+}
+
+/// A log-in refused for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The credentials, the database's name, or TLS: the database cannot be opened.
+    LogIn,
+    /// The role may not connect to the database (SQLSTATE 42501).
+    Privilege,
+}
+
+impl ConnectError {
+    /// A connection that failed before the server answered: it may come on another try.
+    pub fn unanswered(said: impl std::fmt::Display) -> Self {
+        ConnectError { said: said.to_string(), refusal: None, answered: false }
+    }
+
+    /// The kind of storage error it is.
+    pub fn kind(&self) -> StorageErrorKind {
+        match self.refusal {
+            Some(Refusal::Privilege) => StorageErrorKind::Other,
+            Some(Refusal::LogIn) | None => StorageErrorKind::Unavailable,
+        }
+    }
+
+    /// The storage error it is, about `database`.
+    pub fn at(&self, database: &str) -> Error {
+        refused(database, self.kind(), self.said.clone())
+    }
 }
 
 /// What `error` says in one line: the server's own words when it answered with an error
@@ -151,5 +256,56 @@ pub(crate) trait Pg<T> {
 impl<T> Pg<T> for Result<T, tokio_postgres::Error> {
     fn pg(self) -> taskflow_store::Result<T> {
         self.map_err(storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_privilege_refused_says_what_the_role_lacks_and_what_to_grant() {
+        fn check(message: &str, doing: Doing, expected: &str) {
+            assert_eq!(lacking(message, doing), format!("{message}; {expected}"), "{message}");
+        }
+        check(
+            "permission denied for schema public",
+            Doing::Migration,
+            "the role may not create tables in schema public: grant it CREATE there, or use a \
+             database it owns",
+        );
+        check(
+            "permission denied for schema public",
+            Doing::Work,
+            "the role may not use schema public: grant it USAGE there",
+        );
+        check(
+            "permission denied for table taskflow_schema",
+            Doing::Work,
+            "the role may not read or write table taskflow_schema: grant it SELECT, INSERT, \
+             UPDATE and DELETE on taskflow's tables and USAGE on their sequences, or use the \
+             role that made them",
+        );
+        check(
+            "permission denied for sequence events_id_seq",
+            Doing::Work,
+            "the role may not use sequence events_id_seq: grant it USAGE on taskflow's sequences",
+        );
+        check(
+            "permission denied for database \"flows\"",
+            Doing::LogIn,
+            "the role may not connect to database flows: grant it CONNECT there",
+        );
+        check(
+            "must be owner of table flows",
+            Doing::Migration,
+            "only the owner of table flows may change it: open the database once with that role \
+             (which brings the schema up to date), or use a database this role owns",
+        );
+        check(
+            "permission denied to create extension \"x\"",
+            Doing::Migration,
+            "the role lacks a privilege this needs: grant it, or use a role that has it",
+        );
     }
 }

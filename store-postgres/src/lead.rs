@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use taskflow_store::{Hold, Leadership, Result, StorageErrorKind};
+use taskflow_store::{Hold, Leadership, Result};
 
 use crate::PostgresStore;
 use crate::error::{self, Pg};
@@ -39,12 +39,8 @@ pub(crate) fn lead(
     let mut spare = store.spare_lead_conn();
     let mut conn = match spare.take().filter(|conn| !conn.is_closed()) {
         Some(conn) => conn,
-        None => Conn::connect(&pool::settings(store.location(), connect_timeout)).map_err(
-            |failure| {
-                let shown = store.location().shown();
-                error::refused(shown, StorageErrorKind::Unavailable, failure.to_string())
-            },
-        )?,
+        None => Conn::connect(&pool::settings(store.location(), connect_timeout))
+            .map_err(|failure| failure.at(store.location().shown()))?,
     };
     let row = conn
         .query_one(TRY_LOCK, &[&role])

@@ -189,8 +189,7 @@ impl PostgresStore {
                 match self.pool.get_timeout(REFUSAL_CHECK) {
                     Ok(conn) => break Some(conn),
                     Err(_) => {
-                        if let Some(refusal) = self.failures.refusal_since(asked) {
-                            let kind = StorageErrorKind::Unavailable;
+                        if let Some((kind, refusal)) = self.failures.refusal_since(asked) {
                             return Err(error::refused(self.location.shown(), kind, refusal));
                         }
                         if Instant::now() >= turn {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use taskflow_store::{Result, StorageErrorKind};
+use taskflow_store::Result;
 
 use crate::error::{self, Pg};
 use crate::pool::{self, Conn};
@@ -44,9 +44,8 @@ impl Listener {
 
     fn connect(&mut self) -> Result<&mut Conn> {
         if self.conn.as_ref().is_none_or(Conn::is_closed) {
-            let mut conn = Conn::connect(&self.settings).map_err(|failure| {
-                error::refused(&self.database, StorageErrorKind::Unavailable, failure.to_string())
-            })?;
+            let mut conn =
+                Conn::connect(&self.settings).map_err(|failure| failure.at(&self.database))?;
             conn.batch_execute(&format!("LISTEN {WAKE_CHANNEL}"))
                 .pg()
                 .map_err(|failure| error::at(&self.database, failure))?;

@@ -14,12 +14,15 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::future::{MaybeDone, maybe_done};
+use taskflow_store::StorageErrorKind;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Notification, Row, Statement};
 
+use crate::error::ConnectError;
 use crate::location::Location;
 use crate::merge::AboveTls;
-use crate::socket::Driver;
+use crate::socket::{Driver, Liveness};
 use crate::tls::Tls;
 
 /// Set on each new connection. Every statement of the store is prepared once per connection,
@@ -88,11 +91,29 @@ async fn all_in_order<T>(futures: Vec<Pin<Box<dyn Future<Output = T> + '_>>>) ->
 
 impl Conn {
     /// Connects with `settings`.
-    pub fn connect(settings: &Settings) -> std::io::Result<Conn> {
-        let Settings { config, tls, connect_timeout } = settings;
+    pub fn connect(settings: &Settings) -> Result<Conn, ConnectError> {
+        let Settings { config, liveness, tls, connect_timeout } = settings;
+        let timeout = *connect_timeout;
         let (client, driver) = match tls.clone() {
-            Tls::Plain => Driver::connect(config, NoTls, *connect_timeout)?,
-            Tls::Rustls(tls) => Driver::connect(config, AboveTls(tls), *connect_timeout)?,
+            Tls::Plain => Driver::connect(config, liveness, NoTls, timeout)?,
+            Tls::Rustls(tls) => Driver::connect(config, liveness, AboveTls(tls), timeout)?,
+            // libpq's `allow`: TLS only when the server refuses the log-in in plain text.
+            Tls::PlainFirst(tls) => match Driver::connect(config, liveness, NoTls, timeout) {
+                Err(plain) if plain.answered => {
+                    let mut config = config.clone();
+                    config.ssl_mode(SslMode::Require);
+                    Driver::connect(&config, liveness, AboveTls(tls), timeout).map_err(
+                        |mut failure| {
+                            failure.said = format!(
+                                "in plain text: {}; with TLS: {}",
+                                plain.said, failure.said
+                            );
+                            failure
+                        },
+                    )?
+                }
+                connected => connected?,
+            },
         };
         let mut conn = Conn { client, statements: HashMap::new(), driver };
         // Not waited for: they go ahead of the connection's first request, each on its own, so
@@ -202,10 +223,11 @@ impl Conn {
     }
 }
 
-/// How to connect: the driver's settings and the TLS connector.
+/// How to connect: the driver's settings, the socket's, and the TLS connector.
 #[derive(Clone)]
 pub(crate) struct Settings {
     config: tokio_postgres::Config,
+    liveness: Liveness,
     tls: Tls,
     connect_timeout: Duration,
 }
@@ -222,21 +244,21 @@ pub(crate) fn settings(location: &Location, connect_timeout: Duration) -> Settin
     if config.get_application_name().is_none() {
         config.application_name("taskflow");
     }
-    Settings { config, tls: location.tls.clone(), connect_timeout }
+    Settings { config, liveness: location.liveness, tls: location.tls.clone(), connect_timeout }
 }
 
 impl r2d2::ManageConnection for Manager {
     type Connection = Conn;
-    type Error = std::io::Error;
+    type Error = ConnectError;
 
-    fn connect(&self) -> std::io::Result<Conn> {
+    fn connect(&self) -> Result<Conn, ConnectError> {
         let conn = Conn::connect(&self.settings)?;
         self.failures.set(None);
         Ok(conn)
     }
 
-    fn is_valid(&self, conn: &mut Conn) -> std::io::Result<()> {
-        conn.batch_execute("").map_err(std::io::Error::other)
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), ConnectError> {
+        conn.batch_execute("").map_err(ConnectError::unanswered)
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
@@ -245,40 +267,39 @@ impl r2d2::ManageConnection for Manager {
 }
 
 /// The pool's last failed attempt to connect: when it came, what it said, and whether the
-/// server refused the log-in for good (`PermissionDenied`: see `socket.rs`); cleared by the
-/// next connection made.
+/// server refused the log-in for good (see `socket.rs`); cleared by the next connection made.
 #[derive(Debug, Default)]
 pub(crate) struct Failures(std::sync::Mutex<Option<Failure>>);
 
 #[derive(Debug)]
 struct Failure {
     at: std::time::Instant,
-    refusal: bool,
+    /// The kind of storage error a refusal for good is.
+    refusal: Option<StorageErrorKind>,
     said: String,
 }
 
 impl Failures {
     /// What the last failed attempt after `since` said, if one failed.
     pub fn since(&self, since: std::time::Instant) -> Option<String> {
-        self.last(since, |_| true)
-    }
-
-    /// What the last attempt after `since` said, if the server refused it for good.
-    pub fn refusal_since(&self, since: std::time::Instant) -> Option<String> {
-        self.last(since, |failure| failure.refusal)
-    }
-
-    fn last(&self, since: std::time::Instant, keep: impl Fn(&Failure) -> bool) -> Option<String> {
         let last = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        last.as_ref().filter(|failure| failure.at >= since && keep(failure)).map(|f| f.said.clone())
+        last.as_ref().filter(|failure| failure.at >= since).map(|failure| failure.said.clone())
     }
 
-    fn set(&self, failure: Option<&std::io::Error>) {
+    /// What the last attempt after `since` said, and the kind of storage error it is, if the
+    /// server refused it for good.
+    pub fn refusal_since(&self, since: std::time::Instant) -> Option<(StorageErrorKind, String)> {
+        let last = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let failure = last.as_ref().filter(|failure| failure.at >= since)?;
+        failure.refusal.map(|kind| (kind, failure.said.clone()))
+    }
+
+    fn set(&self, failure: Option<&ConnectError>) {
         let mut last = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *last = failure.map(|error| Failure {
             at: std::time::Instant::now(),
-            refusal: error.kind() == std::io::ErrorKind::PermissionDenied,
-            said: error.to_string(),
+            refusal: error.refusal.map(|_| error.kind()),
+            said: error.said.clone(),
         });
     }
 }
@@ -292,8 +313,8 @@ impl std::fmt::Debug for KeepFailures {
     }
 }
 
-impl r2d2::HandleError<std::io::Error> for KeepFailures {
-    fn handle_error(&self, error: std::io::Error) {
+impl r2d2::HandleError<ConnectError> for KeepFailures {
+    fn handle_error(&self, error: ConnectError) {
         self.0.set(Some(&error));
     }
 }
@@ -330,6 +351,30 @@ mod tests {
         assert_eq!(row.get::<_, String>(0), "force_generic_plan");
         let row = conn.query_one("SHOW random_page_cost", &[]).unwrap();
         assert_eq!(row.get::<_, String>(0), "1.1");
+    }
+
+    /// Whether a connection to `url` is encrypted, as the server sees it.
+    fn encrypted(url: &str) -> bool {
+        let location = Location::parse(url).unwrap();
+        let mut conn = Conn::connect(&settings(&location, Duration::from_secs(10))).unwrap();
+        let row = conn.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]);
+        row.unwrap().get(0)
+    }
+
+    /// libpq's `sslmode=allow` logs in in plain text when the server takes that (the test
+    /// server takes both); `prefer` encrypts when the server can.
+    #[test]
+    fn sslmode_allow_is_plain_text_where_the_server_takes_it() {
+        let url = crate::scratch::server_url();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let check = |mode: &str, expected: bool| {
+            let url = format!("{url}{separator}sslmode={mode}");
+            assert_eq!(encrypted(&url), expected, "{mode}");
+        };
+        check("disable", false);
+        check("allow", false);
+        check("prefer", true);
+        check("require", true);
     }
 
     fn scratch_connection() -> Conn {

@@ -265,13 +265,8 @@ pub(crate) fn prepare(conn: &mut Conn, database: &str) -> Result<()> {
         conn.query_text("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).pg()?;
         let version = check(conn, database)?;
         for (from, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            conn.batch_execute(migration).map_err(|failure| {
-                let detail = format!(
-                    "migration from schema version {from} failed: {}",
-                    error::said(&failure)
-                );
-                error::refused(database, StorageErrorKind::Unavailable, detail)
-            })?;
+            conn.batch_execute(migration)
+                .map_err(|failure| error::migration_failed(database, from, failure))?;
         }
         if version != CURRENT_VERSION {
             conn.query_text("UPDATE taskflow_schema SET version = $1", &[&CURRENT_VERSION]).pg()?;

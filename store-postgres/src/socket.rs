@@ -30,8 +30,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_postgres::config::Host;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Client, Config, Connection, Notification};
 
+use crate::error::{ConnectError, Doing, Refusal};
 use crate::merge::{Merge, Shared};
 
 /// How long the driver waits on the socket before it polls its futures again anyway.
@@ -60,9 +62,14 @@ impl Io {
 }
 
 impl Stream {
-    /// Connects to the first of `config`'s hosts that answers, each address within `timeout`.
-    /// Also returns the host's name (for TLS) when it has one.
-    pub fn connect(config: &Config, timeout: Duration) -> io::Result<(Stream, Option<String>)> {
+    /// Connects to the first of `config`'s hosts that answers, each address within `timeout`,
+    /// a TCP connection set up as `liveness` says. Also returns the host's name (for TLS) when
+    /// it has one.
+    pub fn connect(
+        config: &Config,
+        liveness: &Liveness,
+        timeout: Duration,
+    ) -> io::Result<(Stream, Option<String>)> {
         let hosts = config.get_hosts();
         let addrs = config.get_hostaddrs();
         let ports = config.get_ports();
@@ -76,10 +83,10 @@ impl Stream {
                 _ => None,
             };
             let attempt = match (addrs.get(index), hosts.get(index)) {
-                (Some(ip), _) => tcp(&[SocketAddr::new(*ip, port)], config, timeout),
+                (Some(ip), _) => tcp(&[SocketAddr::new(*ip, port)], liveness, timeout),
                 (None, Some(Host::Tcp(name))) => (name.as_str(), port)
                     .to_socket_addrs()
-                    .and_then(|found| tcp(&found.collect::<Vec<_>>(), config, timeout)),
+                    .and_then(|found| tcp(&found.collect::<Vec<_>>(), liveness, timeout)),
                 (None, Some(Host::Unix(folder))) => {
                     UnixStream::connect(folder.join(format!(".s.PGSQL.{port}"))).map(Io::Unix)
                 }
@@ -118,35 +125,62 @@ impl Stream {
     }
 }
 
+/// How a TCP connection notices a server gone silent, as the URL's libpq parameters say
+/// (`location.rs`). `None` leaves the operating system's default. The driver's own settings
+/// are not used: it reads `tcp_user_timeout` in seconds where libpq means milliseconds, and it
+/// cannot leave the keepalives' idle time to the system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Liveness {
+    /// Whether keepalive probes are sent at all (`keepalives`).
+    pub keepalives: bool,
+    /// Silence before the first probe (`keepalives_idle`).
+    pub idle: Option<Duration>,
+    /// Time between probes (`keepalives_interval`).
+    pub interval: Option<Duration>,
+    /// Probes left unanswered before the connection is closed (`keepalives_count`).
+    pub count: Option<u32>,
+    /// How long sent data may stay unacknowledged before the connection is closed
+    /// (`tcp_user_timeout`).
+    pub user_timeout: Option<Duration>,
+}
+
 /// A TCP connection to the first of `addrs` that accepts one within `timeout`, set up as
-/// tokio-postgres sets its own: no delay, keepalives and the user timeout as `config` says.
-fn tcp(addrs: &[SocketAddr], config: &Config, timeout: Duration) -> io::Result<Io> {
+/// tokio-postgres sets its own: no delay, keepalives and the user timeout as `liveness` says.
+fn tcp(addrs: &[SocketAddr], liveness: &Liveness, timeout: Duration) -> io::Result<Io> {
     let mut last = None;
     for addr in addrs {
         match TcpStream::connect_timeout(addr, timeout) {
             Ok(stream) => {
-                stream.set_nodelay(true)?;
-                if config.get_keepalives() {
-                    let mut keepalive =
-                        socket2::TcpKeepalive::new().with_time(config.get_keepalives_idle());
-                    if let Some(interval) = config.get_keepalives_interval() {
-                        keepalive = keepalive.with_interval(interval);
-                    }
-                    if let Some(retries) = config.get_keepalives_retries() {
-                        keepalive = keepalive.with_retries(retries);
-                    }
-                    socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
-                }
-                #[cfg(any(target_os = "linux", target_os = "android"))]
-                if let Some(unacknowledged) = config.get_tcp_user_timeout() {
-                    socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(*unacknowledged))?;
-                }
+                set_up(&stream, liveness)?;
                 return Ok(Io::Tcp(stream));
             }
             Err(error) => last = Some(error),
         }
     }
     Err(last.unwrap_or_else(|| io::Error::other("the host's name resolves to no address")))
+}
+
+fn set_up(stream: &TcpStream, liveness: &Liveness) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let socket = socket2::SockRef::from(stream);
+    if liveness.keepalives {
+        let mut keepalive = socket2::TcpKeepalive::new();
+        if let Some(idle) = liveness.idle {
+            keepalive = keepalive.with_time(idle);
+        }
+        if let Some(interval) = liveness.interval {
+            keepalive = keepalive.with_interval(interval);
+        }
+        if let Some(count) = liveness.count {
+            keepalive = keepalive.with_retries(count);
+        }
+        socket.set_tcp_keepalive(&keepalive)?;
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Some(unacknowledged) = liveness.user_timeout {
+        socket.set_tcp_user_timeout(Some(unacknowledged))?;
+    }
+    Ok(())
 }
 
 /// What an operation on the non-blocking socket answers, as a poll.
@@ -270,16 +304,18 @@ impl Driver {
     /// connector for a host's name.
     pub fn connect<M>(
         config: &Config,
+        liveness: &Liveness,
         mut tls: M,
         timeout: Duration,
-    ) -> io::Result<(Client, Driver)>
+    ) -> Result<(Client, Driver), ConnectError>
     where
         M: tokio_postgres::tls::MakeTlsConnect<Merge<Stream>>,
         M::Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         M::Error: std::fmt::Display,
     {
         let deadline = Instant::now() + timeout;
-        let (stream, name) = Stream::connect(config, timeout)?;
+        let (stream, name) =
+            Stream::connect(config, liveness, timeout).map_err(ConnectError::unanswered)?;
         let mut driver = Driver {
             fd: stream.fd(),
             write_blocked: Arc::clone(&stream.write_blocked),
@@ -292,23 +328,15 @@ impl Driver {
         let stream = Merge::new(stream, Arc::clone(&driver.merge));
         let connector = tls
             .make_tls_connect(name.as_deref().unwrap_or(""))
-            .map_err(|error| io::Error::other(error.to_string()))?;
+            .map_err(ConnectError::unanswered)?;
         let logged_in = driver.run(config.connect_raw(stream, connector), Some(deadline));
         let (client, connection) = match logged_in {
             Ok(Ok(pair)) => pair,
-            Ok(Err(error)) => {
-                let kind = if is_refusal(&error) {
-                    io::ErrorKind::PermissionDenied
-                } else {
-                    io::ErrorKind::Other
-                };
-                return Err(io::Error::new(kind, crate::error::said(&error)));
-            }
+            Ok(Err(error)) => return Err(log_in_failed(&error)),
             Err(TimedOut) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("the server did not answer the log-in within {timeout:?}"),
-                ));
+                return Err(ConnectError::unanswered(format!(
+                    "the server did not answer the log-in within {timeout:?}"
+                )));
             }
         };
         driver.connection = Some(Box::new(connection));
@@ -460,34 +488,93 @@ impl Driver {
     }
 }
 
-/// Whether the server, or its certificate, refused the log-in for good: the credentials
-/// (SQLSTATE class 28), a database that does not exist (3D), or a TLS handshake that found the
-/// certificate or the protocol wrong. Trying again cannot help, unlike a server that is down.
-fn is_refusal(error: &tokio_postgres::Error) -> bool {
-    if let Some(code) = error.code() {
-        return matches!(&code.code()[..2], "28" | "3D");
+/// What a failed log-in says, and whether the server, or its certificate, refused it for
+/// good: the credentials (SQLSTATE class 28), a database that does not exist (3D), a role that
+/// may not connect to it (42501), or TLS that cannot be had or found the certificate or the
+/// protocol wrong. Trying again cannot help, unlike a server that is down.
+fn log_in_failed(error: &tokio_postgres::Error) -> ConnectError {
+    if let Some(db) = error.as_db_error() {
+        let (said, refusal) = match &db.code().code()[..2] {
+            "28" | "3D" => (crate::error::said(error), Some(Refusal::LogIn)),
+            _ if *db.code() == SqlState::INSUFFICIENT_PRIVILEGE => {
+                let said = crate::error::lacking(db.message(), Doing::LogIn);
+                (format!("{}: {said}", db.severity()), Some(Refusal::Privilege))
+            }
+            _ => (crate::error::said(error), None),
+        };
+        return ConnectError { said, refusal, answered: true };
     }
-    // The driver's kinds are not public; its message names them. A password the server asks
-    // for and the URL lacks, an authentication method it cannot do, `sslmode=require` against a
-    // server without TLS: none of them changes by trying again.
-    let said = error.to_string();
-    if said.starts_with("invalid configuration")
-        || said.starts_with("authentication error")
-        || said.ends_with("server does not support TLS")
-    {
-        return true;
-    }
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        if inner.is::<rustls::Error>() {
-            return true;
+    let causes = std::iter::successors(std::error::Error::source(error), |cause| cause.source());
+    let mut refusal = None;
+    let mut said = crate::error::said(error);
+    for cause in causes {
+        // The driver's kinds are not public; it says so in the words of its cause.
+        if cause.to_string() == "server does not support TLS" {
+            said = "the server does not take TLS connections, which the URL's sslmode insists \
+                    on: turn ssl on in the server's configuration, or use sslmode=prefer where \
+                    plain text will do"
+                .to_owned();
+            refusal = Some(Refusal::LogIn);
         }
-        if let Some(wrapped) = inner.downcast_ref::<io::Error>().and_then(|io| io.get_ref())
-            && wrapped.is::<rustls::Error>()
-        {
-            return true;
+        let wrapped = cause.downcast_ref::<io::Error>().and_then(|io| io.get_ref());
+        if cause.is::<rustls::Error>() || wrapped.is_some_and(|inner| inner.is::<rustls::Error>()) {
+            refusal = Some(Refusal::LogIn);
         }
-        cause = inner.source();
     }
-    false
+    // A password the server asks for and the URL lacks, an authentication method the driver
+    // cannot do: none of them changes by trying again.
+    let text = error.to_string();
+    if text.starts_with("invalid configuration") || text.starts_with("authentication error") {
+        refusal = Some(Refusal::LogIn);
+    }
+    ConnectError { said, refusal, answered: false }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The TCP settings a connection to `query`'s URL gets, read back from its socket; the
+    /// system's own where none is set.
+    fn socket_settings(query: &str) -> (bool, Duration, Duration, u32, Option<Duration>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("postgres://u:s3cret@127.0.0.1:{port}/d{query}");
+        let location = crate::Location::parse(&url).unwrap();
+        let timeout = Duration::from_secs(5);
+        let (stream, _) = Stream::connect(&location.config, &location.liveness, timeout).unwrap();
+        let Io::Tcp(tcp) = &stream.io else { panic!("a TCP connection was expected") };
+        let socket = socket2::SockRef::from(tcp);
+        (
+            socket.keepalive().unwrap(),
+            socket.tcp_keepalive_time().unwrap(),
+            socket.tcp_keepalive_interval().unwrap(),
+            socket.tcp_keepalive_retries().unwrap(),
+            socket.tcp_user_timeout().unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_socket_is_set_up_as_the_url_says_in_libpqs_units() {
+        let (_, system_idle, system_interval, system_count, _) = socket_settings("?keepalives=0");
+        let check = |query: &str, expected: (bool, Duration, Duration, u32, Option<Duration>)| {
+            assert_eq!(socket_settings(query), expected, "{query}");
+        };
+        let secs = Duration::from_secs;
+        let millis = Duration::from_millis;
+        check("", (true, secs(10), secs(5), 3, Some(secs(30))));
+        check("?tcp_user_timeout=30000", (true, secs(10), secs(5), 3, Some(millis(30_000))));
+        check("?tcp_user_timeout=1500", (true, secs(10), secs(5), 3, Some(millis(1_500))));
+        check("?tcp_user_timeout=0", (true, secs(10), secs(5), 3, None));
+        check("?keepalives_idle=7200", (true, secs(7200), secs(5), 3, Some(secs(30))));
+        check(
+            "?keepalives_idle=0&keepalives_interval=0&keepalives_count=0",
+            (true, system_idle, system_interval, system_count, Some(secs(30))),
+        );
+        check(
+            "?keepalives_interval=2&keepalives_count=7",
+            (true, secs(10), secs(2), 7, Some(secs(30))),
+        );
+        check("?keepalives=0", (false, system_idle, system_interval, system_count, Some(secs(30))));
+    }
 }

@@ -1,13 +1,15 @@
 //! TLS to the server, through rustls, as the URL's `sslmode` asks (libpq's names and meanings):
-//! `disable` (and no `sslmode`) connects in plain text; `prefer` tries TLS and falls back to
-//! plain text; `require` insists on TLS without checking the server's certificate; `verify-ca`
-//! checks that a trusted authority signed it; `verify-full` checks that too and that it names
-//! the host connected to. The authorities trusted are those of the PEM file `sslrootcert=PATH`,
-//! which the verifying modes need.
+//! `disable` (and no `sslmode`) connects in plain text; `allow` connects in plain text and
+//! tries TLS only if the server refuses that log-in; `prefer` tries TLS and falls back to
+//! plain text when the server has none; `require` insists on TLS without checking the server's
+//! certificate; `verify-ca` checks that a trusted authority signed it; `verify-full` checks
+//! that too and that it names the host connected to. The authorities trusted are those of the
+//! PEM file `sslrootcert=PATH`, which the verifying modes need.
 //!
 //! The driver knows only `disable`, `prefer` and `require`: the two settings are taken out of
 //! the URL here ([`Location`](crate::Location)) and the driver is told `require` for the
-//! verifying modes, with a connector that does the checks.
+//! verifying modes, with a connector that does the checks; `allow` is two log-ins, the second
+//! one's made only when the server answered the first with an error (`pool.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +35,7 @@ pub(crate) struct TlsSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     Disable,
+    Allow,
     Prefer,
     Require,
     VerifyCa,
@@ -40,11 +43,12 @@ pub(crate) enum Mode {
 }
 
 impl Mode {
-    pub(crate) const NAMES: &str = "disable, prefer, require, verify-ca or verify-full";
+    pub(crate) const NAMES: &str = "disable, allow, prefer, require, verify-ca or verify-full";
 
     pub(crate) fn parse(text: &str) -> Option<Mode> {
         Some(match text {
             "disable" => Mode::Disable,
+            "allow" => Mode::Allow,
             "prefer" => Mode::Prefer,
             "require" => Mode::Require,
             "verify-ca" => Mode::VerifyCa,
@@ -53,21 +57,23 @@ impl Mode {
         })
     }
 
-    /// What the driver is told.
+    /// What the driver is told (for `allow`, at the first log-in).
     pub(crate) fn driver_mode(self) -> SslMode {
         match self {
-            Mode::Disable => SslMode::Disable,
+            Mode::Disable | Mode::Allow => SslMode::Disable,
             Mode::Prefer => SslMode::Prefer,
             Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
         }
     }
 }
 
-/// How connections are made: in plain text, or through rustls.
+/// How connections are made: in plain text, through rustls, or in plain text and then through
+/// rustls if the server refused that (`allow`).
 #[derive(Clone)]
 pub(crate) enum Tls {
     Plain,
     Rustls(MakeRustlsConnect),
+    PlainFirst(MakeRustlsConnect),
 }
 
 impl TlsSettings {
@@ -77,7 +83,9 @@ impl TlsSettings {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match self.mode {
             Mode::Disable => return Ok(Tls::Plain),
-            Mode::Prefer | Mode::Require => Arc::new(Unchecked(Arc::clone(&provider))),
+            Mode::Allow | Mode::Prefer | Mode::Require => {
+                Arc::new(Unchecked(Arc::clone(&provider)))
+            }
             Mode::VerifyCa | Mode::VerifyFull => {
                 let Some(path) = &self.root_cert else {
                     return Err(
@@ -99,7 +107,12 @@ impl TlsSettings {
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
-        Ok(Tls::Rustls(MakeRustlsConnect::new(config)))
+        let connector = MakeRustlsConnect::new(config);
+        Ok(if self.mode == Mode::Allow {
+            Tls::PlainFirst(connector)
+        } else {
+            Tls::Rustls(connector)
+        })
     }
 }
 
@@ -164,7 +177,7 @@ impl ServerCertVerifier for AnyName {
     }
 }
 
-/// `require` and `prefer`: encrypted, the certificate taken as it is (the handshake's
+/// `require`, `prefer` and `allow`: encrypted, the certificate taken as it is (the handshake's
 /// signatures are still checked against it).
 #[derive(Debug)]
 struct Unchecked(Arc<CryptoProvider>);

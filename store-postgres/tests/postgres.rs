@@ -644,3 +644,187 @@ fn creates_of_one_id_racing_make_one_flow_and_find_the_id_taken_in_every_other()
         }
     }
 }
+
+/// What a client's first message to a server asks (its protocol code): a log-in in plain text,
+/// or TLS first.
+const PLAIN_LOG_IN: u32 = 196_608;
+const TLS_REQUEST: u32 = 80_877_103;
+
+/// A server on a loopback port that answers the first message of its `n`th connection with
+/// `answers[n]` (the last for those after) and closes it; the codes of those first messages
+/// come back through the channel.
+fn scripted_server(answers: Vec<Vec<u8>>) -> (u16, std::sync::mpsc::Receiver<u32>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (heard, asked) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = [0; 8];
+            if stream.read_exact(&mut head).is_err() {
+                continue;
+            }
+            let length = u32::from_be_bytes(head[..4].try_into().unwrap()) as usize;
+            let mut rest = vec![0; length.saturating_sub(8)];
+            let _ = stream.read_exact(&mut rest);
+            let _ = heard.send(u32::from_be_bytes(head[4..].try_into().unwrap()));
+            let _ = stream.write_all(&answers[n.min(answers.len() - 1)]);
+        }
+    });
+    (port, asked)
+}
+
+/// A server's `ErrorResponse` of `severity`, `code` and `message`.
+fn error_response(severity: &str, code: &str, message: &str) -> Vec<u8> {
+    let mut fields = Vec::new();
+    for (field, value) in [(b'S', severity), (b'V', severity), (b'C', code), (b'M', message)] {
+        fields.push(field);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut message = vec![b'E'];
+    message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+    message.extend_from_slice(&fields);
+    message
+}
+
+/// `sslmode=require` against a server without TLS fails at once, like a wrong password: that
+/// server will not have TLS on the next try either.
+#[test]
+fn sslmode_require_against_a_server_without_tls_fails_at_once() {
+    let (port, asked) = scripted_server(vec![b"N".to_vec()]);
+    let url = format!("postgres://taskflow:s3cret@127.0.0.1:{port}/postgres?sslmode=require");
+    let patient = OpenOptions { retry_for: Duration::from_secs(20), ..OpenOptions::default() };
+    let started = Instant::now();
+    let error = PostgresStore::open(&url, &patient).unwrap_err();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "refused at once, not retried: {waited:?}");
+    assert_eq!(error.storage_kind(), Some(StorageErrorKind::Unavailable), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot open the flow database postgres://taskflow@127.0.0.1:{port}/postgres: the \
+             server does not take TLS connections, which the URL's sslmode insists on: turn ssl \
+             on in the server's configuration, or use sslmode=prefer where plain text will do"
+        )
+    );
+    assert_eq!(asked.recv().unwrap(), TLS_REQUEST);
+}
+
+/// `sslmode=allow` logs in in plain text first, and asks for TLS when the server refuses that;
+/// what both attempts met is said.
+#[test]
+fn sslmode_allow_asks_for_tls_when_the_server_refuses_plain_text() {
+    let plain_refused = error_response(
+        "FATAL",
+        "28000",
+        "no pg_hba.conf entry for host \"127.0.0.1\", user \"taskflow\", database \"postgres\", \
+         no encryption",
+    );
+    let (port, asked) = scripted_server(vec![plain_refused, b"N".to_vec()]);
+    let url = format!("postgres://taskflow:s3cret@127.0.0.1:{port}/postgres?sslmode=allow");
+    let error = PostgresStore::open(&url, &impatient()).unwrap_err();
+    assert_eq!(asked.recv().unwrap(), PLAIN_LOG_IN);
+    assert_eq!(asked.recv().unwrap(), TLS_REQUEST);
+    let message = error.to_string();
+    assert!(message.contains("in plain text: FATAL: no pg_hba.conf entry for host"), "{message}");
+    assert!(message.contains("; with TLS: the server does not take TLS connections"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+}
+
+/// A role of its own on the test server, without any privilege but to log in; dropped, with
+/// what it was granted, when done.
+struct Role(String);
+
+impl Role {
+    fn new(scratch: &Scratch) -> Role {
+        let name = format!("r_{}", scratch.schema());
+        server().batch_execute(&format!("CREATE ROLE {name} LOGIN")).unwrap();
+        Role(name)
+    }
+
+    /// `url` with this role as its user.
+    fn url(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (_, hosts) = rest.split_once('@').unwrap();
+        format!("{scheme}://{}:s3cret@{hosts}", self.0)
+    }
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = server().batch_execute(&format!("DROP OWNED BY {0}; DROP ROLE {0}", self.0));
+    }
+}
+
+/// Opens `url` as a role that lacks a privilege: it fails at once (a server that is down would
+/// be waited for), as no unreachable server, and says what to grant.
+fn refused_a_privilege(url: &str) -> String {
+    let patient = OpenOptions { retry_for: Duration::from_secs(20), ..OpenOptions::default() };
+    let started = Instant::now();
+    let error = PostgresStore::open(url, &patient).unwrap_err();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(5), "refused at once, not retried: {waited:?}");
+    assert_eq!(error.storage_kind(), Some(StorageErrorKind::Other), "{error}");
+    let message = error.to_string();
+    assert!(!message.contains("s3cret"), "{message}");
+    message
+}
+
+#[test]
+fn a_role_that_may_not_create_tables_is_told_what_to_grant() {
+    let scratch = Scratch::new();
+    let role = Role::new(&scratch);
+    let schema = scratch.schema();
+    server().batch_execute(&format!("GRANT USAGE ON SCHEMA {schema} TO {}", role.0)).unwrap();
+    let message = refused_a_privilege(&role.url(&scratch.url()));
+    assert_eq!(
+        message,
+        format!(
+            "flow database error: migration from schema version 0 failed: ERROR: permission \
+             denied for schema {schema}; the role may not create tables in schema {schema}: \
+             grant it CREATE there, or use a database it owns"
+        )
+    );
+}
+
+#[test]
+fn a_role_that_may_not_use_the_tables_is_told_what_to_grant() {
+    let scratch = Scratch::new();
+    drop(open(&scratch.url()));
+    let role = Role::new(&scratch);
+    server()
+        .batch_execute(&format!("GRANT USAGE ON SCHEMA {} TO {}", scratch.schema(), role.0))
+        .unwrap();
+    let message = refused_a_privilege(&role.url(&scratch.url()));
+    assert_eq!(
+        message,
+        "flow database error: permission denied for table taskflow_schema; the role may not \
+         read or write table taskflow_schema: grant it SELECT, INSERT, UPDATE and DELETE on \
+         taskflow's tables and USAGE on their sequences, or use the role that made them"
+    );
+}
+
+/// A role that may not connect to the database is refused at its log-in, for good.
+#[test]
+fn a_role_that_may_not_connect_is_told_what_to_grant() {
+    let scratch = Scratch::new();
+    let role = Role::new(&scratch);
+    let database = format!("d_{}", scratch.schema());
+    let mut server = server();
+    server.batch_execute(&format!("CREATE DATABASE {database}")).unwrap();
+    server.batch_execute(&format!("REVOKE CONNECT ON DATABASE {database} FROM PUBLIC")).unwrap();
+    let url = role.url(&taskflow_store_postgres::scratch::server_url());
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let message = refused_a_privilege(&format!("{base}/{database}"));
+    let _ = server.batch_execute(&format!("DROP DATABASE {database}"));
+    assert!(
+        message.ends_with(&format!(
+            "FATAL: permission denied for database \"{database}\"; the role may not connect to \
+             database {database}: grant it CONNECT there"
+        )),
+        "{message}"
+    );
+}
