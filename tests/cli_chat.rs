@@ -216,11 +216,14 @@ fn an_unreachable_server_names_its_address() {
 }
 
 #[test]
-fn an_unreadable_connect_timeout_is_a_warning() {
+fn an_unreadable_connect_timeout_is_a_usage_error_and_nothing_is_sent() {
     let output = run(replay().env("TASKFLOW_CONNECT_TIMEOUT_MS", "soon").args(["--json", "hi"]));
-    assert_eq!(output.code, 0);
+    assert_eq!(output.code, 2);
+    assert_eq!(output.stdout, "");
     assert!(
-        output.stderr.starts_with("warning: TASKFLOW_CONNECT_TIMEOUT_MS=\"soon\" is not a number"),
+        output.stderr.starts_with(
+            "error: TASKFLOW_CONNECT_TIMEOUT_MS=\"soon\" is not a number of milliseconds\nhint: "
+        ),
         "{}",
         output.stderr
     );

@@ -287,7 +287,8 @@ fn an_unknown_id_and_another_owners_id_fail_alike() {
     }
     let other = tempfile::tempdir().unwrap();
     fails(&other.path().join("absent.db"), &["flows", "cancel", &missing], "no flow");
-    // A blank owner is refused, not taken for the default one (a script's empty variable).
+    // A blank owner is refused, not taken for the default one (a script's empty variable), and
+    // the refusal names what was blank: the variable, or the option.
     for blank in ["", " "] {
         let by_variable = Command::new(env!("CARGO_BIN_EXE_taskflow"))
             .arg("--db")
@@ -296,15 +297,88 @@ fn an_unknown_id_and_another_owners_id_fail_alike() {
             .env("TASKFLOW_OWNER", blank)
             .assert()
             .code(2);
+        let stderr = String::from_utf8_lossy(&by_variable.get_output().stderr).into_owned();
+        assert!(
+            stderr.starts_with(
+                "error: TASKFLOW_OWNER is set but blank: an owner's name cannot be empty\n\
+                 hint: unset TASKFLOW_OWNER for the default owner"
+            ),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("--owner"), "{stderr}");
         let by_option = Command::new(env!("CARGO_BIN_EXE_taskflow"))
             .arg("--db")
             .arg(&db.path)
             .args(["--owner", blank, "flows", "cancel", &secret])
             .assert()
             .code(2);
-        for refused in [by_variable, by_option] {
-            let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
-            assert!(stderr.contains("an owner's name cannot be empty"), "{stderr}");
+        let stderr = String::from_utf8_lossy(&by_option.get_output().stderr).into_owned();
+        assert!(stderr.contains("an owner's name cannot be empty"), "{stderr}");
+        // The option, given, is the owner whatever the variable holds.
+        Command::new(env!("CARGO_BIN_EXE_taskflow"))
+            .arg("--db")
+            .arg(&db.path)
+            .args(["--owner", "alice", "flows", "list"])
+            .env("TASKFLOW_OWNER", blank)
+            .assert()
+            .success();
+    }
+}
+
+/// `VAR= taskflow …` unsets VAR, as a shell user means it: an empty TASKFLOW_DB names no
+/// database, so the default one is used.
+#[test]
+fn an_empty_taskflow_db_is_the_default_database() {
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let default = data.join("taskflow/flows.db");
+    let taskflow = |db: &str, args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_taskflow"));
+        command
+            .args(args)
+            .env("TASKFLOW_DB", db)
+            .env("XDG_DATA_HOME", &data)
+            .env("TASKFLOW_CONFIG", "/dev/null")
+            .env("TASKFLOW_OWNER", "alice");
+        command.assert()
+    };
+    let listed = taskflow("", &["flows", "list"]).success();
+    let stdout = String::from_utf8_lossy(&listed.get_output().stdout).into_owned();
+    assert_eq!(stdout, "no flows for owner `alice`\n");
+    taskflow("", &["flows", "cancel", &FlowId::new().to_string()]).code(1);
+
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/pipelines/compare/three_steps.toml");
+    taskflow("", &["run", file.to_str().unwrap(), "--id", "in-the-default"]).success();
+    assert!(default.is_file(), "the run made the default database");
+    let inspected = taskflow("", &["--json", "flows", "inspect", "in-the-default"]).success();
+    let inspected: Value = serde_json::from_slice(&inspected.get_output().stdout).unwrap();
+    assert_eq!(inspected["flow"]["status"], "succeeded");
+}
+
+/// A wait set in milliseconds that is not a number is a usage error naming the variable, never
+/// silently the default wait.
+#[test]
+fn a_wait_variable_that_is_not_a_number_of_milliseconds_is_refused() {
+    let db = database();
+    for variable in ["TASKFLOW_BUSY_TIMEOUT_MS", "TASKFLOW_CONNECT_TIMEOUT_MS"] {
+        for bad in ["abc", "-5", "1.5"] {
+            let refused =
+                taskflow(&db.path).args(["flows", "list"]).env(variable, bad).assert().code(2);
+            let output = refused.get_output();
+            assert!(output.stdout.is_empty());
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert_eq!(
+                stderr,
+                format!(
+                    "error: {variable}=\"{bad}\" is not a number of milliseconds\n\
+                     hint: set {variable} to a whole number of milliseconds (such as 5000), or \
+                     unset it for the default\n"
+                )
+            );
+        }
+        for fine in ["", " ", "300"] {
+            taskflow(&db.path).args(["flows", "list"]).env(variable, fine).assert().success();
         }
     }
 }

@@ -307,3 +307,81 @@ fn a_postgres_server_that_takes_no_writes_is_said_to_and_not_taken_for_a_file() 
     assert!(stderr.contains("hint: let the server take writes again"), "{stderr}");
     assert!(!stderr.contains("file"), "{stderr}");
 }
+
+/// A worker runs every owner's flows of a PostgreSQL database. `--owner` given to it is refused
+/// (it would pick nothing), but not TASKFLOW_OWNER, which people export for their other
+/// commands; a SQLite file is refused with the ways to go on; and its help says both.
+#[test]
+fn a_worker_takes_a_postgres_url_and_no_owner() {
+    let scratch = Scratch::new();
+    let url = scratch.url();
+    // A worker that starts instead of refusing runs for ever: ten seconds end it.
+    let worker = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_taskflow"));
+        command
+            .args(args)
+            .env("TASKFLOW_CONFIG", "/dev/null")
+            .env_remove("TASKFLOW_DB")
+            .env_remove("TASKFLOW_OWNER")
+            .timeout(std::time::Duration::from_secs(10));
+        command
+    };
+    for args in
+        [["--db", &url, "worker", "--owner", "bob"], ["--db", &url, "--owner", "bob", "worker"]]
+    {
+        let refused = worker(&args).output().unwrap();
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&refused.stderr),
+            "error: --owner does not apply to `taskflow worker`\n\
+             hint: a worker runs every owner's flows; leave --owner out\n"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("flows.db");
+    let refused = worker(&["--db", file.to_str().unwrap(), "worker"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr),
+        format!(
+            "error: a worker runs the flows of a PostgreSQL database, and {} is a SQLite file\n\
+             hint: give --db (or TASKFLOW_DB) postgres://USER@HOST/DB; `taskflow serve` runs the \
+             flows of a SQLite file\n",
+            file.display()
+        )
+    );
+    assert!(!file.exists(), "no database is made for a worker that does not start");
+
+    let help = worker(&["worker", "--help"]).output().unwrap();
+    let help =
+        String::from_utf8_lossy(&help.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        help.contains(
+            "The database must be PostgreSQL's: --db (or TASKFLOW_DB) postgres://USER@HOST/DB"
+        ),
+        "{help}"
+    );
+    assert!(help.contains("A worker runs every owner's flows: --owner does not apply"), "{help}");
+
+    let mut started = std::process::Command::new(env!("CARGO_BIN_EXE_taskflow"))
+        .args(["--db", &url, "worker"])
+        .env("TASKFLOW_CONFIG", "/dev/null")
+        .env("TASKFLOW_OWNER", "bob")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = started.stdout.take().unwrap();
+    let (said, first) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = said.send(line);
+    });
+    let line = first.recv_timeout(std::time::Duration::from_secs(10));
+    let _ = started.kill();
+    let _ = started.wait();
+    let line = line.expect("a line within ten seconds");
+    assert!(line.starts_with("working on postgres://"), "{line}");
+}

@@ -417,11 +417,7 @@ async fn a_silent_upstream_is_a_504_after_the_read_timeout_its_flag_sets() {
     // An upstream that takes the connection and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/v1", silent.local_addr().unwrap());
-    let mut proxy = Proxy::in_front_of(
-        &url,
-        &["--read-timeout-ms", "300"],
-        &[("TASKFLOW_CONNECT_TIMEOUT_MS", "fast")],
-    );
+    let mut proxy = Proxy::in_front_of(&url, &["--read-timeout-ms", "300"], &[]);
     let asked = reqwest::Client::new()
         .post(proxy.url("/v1/chat/completions"))
         .json(&json!({"messages": []}))
@@ -437,10 +433,24 @@ async fn a_silent_upstream_is_a_504_after_the_read_timeout_its_flag_sets() {
     let said = format!("the upstream {url} was reached but did not answer within 300 ms");
     assert!(message.starts_with(&said) && message.contains("--read-timeout-ms"), "{message}");
     let _ = proxy.child.kill();
-    let stderr = proxy.child.wait_with_output_of_pipes();
+    let _ = proxy.child.wait();
+
+    // The connect timeout's variable is read as other commands read it: a value that is no
+    // number of milliseconds is refused, not taken for the default (a proxy that starts
+    // instead is ended after ten seconds).
+    let refused = assert_cmd::Command::new(env!("CARGO_BIN_EXE_taskflow"))
+        .args(["proxy", "--upstream", &url, "--listen", "127.0.0.1:0"])
+        .env("TASKFLOW_CONNECT_TIMEOUT_MS", "fast")
+        .timeout(Duration::from_secs(10))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
-        stderr.contains("warning: TASKFLOW_CONNECT_TIMEOUT_MS=\"fast\" is not a number"),
-        "the connect timeout's variable is read as other commands read it: {stderr}"
+        stderr.starts_with(
+            "error: TASKFLOW_CONNECT_TIMEOUT_MS=\"fast\" is not a number of milliseconds"
+        ),
+        "{stderr}"
     );
 
     for flag in ["--read-timeout-ms", "--connect-timeout-ms"] {

@@ -687,6 +687,14 @@ fn a_trigger_within_the_second_of_another_says_its_slot_fired_already() {
         let (first, second) =
             (String::from_utf8_lossy(&first.stdout), String::from_utf8_lossy(&second.stdout));
         assert!(!first.contains("fired already"), "{first}");
+        // Who runs the slot's flow: serve, or a worker where the database is PostgreSQL.
+        assert!(
+            first.trim_end().ends_with(
+                "\na running `taskflow serve` or `taskflow worker` runs them (or `taskflow flows \
+                 resume ID`)"
+            ),
+            "{first}"
+        );
         if second.contains("had fired already") {
             assert_eq!(second.lines().nth(1), first.lines().next(), "the same slot: {second}");
             // With --json too; and the slot's record is the first trigger's.

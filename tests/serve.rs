@@ -894,9 +894,9 @@ async fn flows_watch_prints_each_change_as_a_json_line_from_the_database_or_from
     // Watching a serve survives its restart: the watch tries again while nobody listens, then
     // resumes after the last event it printed, or, if it printed none, after the event where
     // serve began its stream.
-    let mut from_now = watch(&["--server", &serve.url]);
+    let from_now = watch(&["--server", &serve.url]);
     // One asked to start past the newest event began at the newest: it resumes from there too.
-    let mut from_beyond_serve = watch(&["--server", &serve.url, "--after", "999999999"]);
+    let from_beyond_serve = watch(&["--server", &serve.url, "--after", "999999999"]);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let address = serve.address().to_owned();
     serve.kill();

@@ -155,15 +155,15 @@ fn run_waits_in_the_foreground_for_a_timer_and_for_a_signal_from_another_process
         Some("error: flow review-1 waits for no signal `aprove`: its pipeline waits for `approve`")
     );
 
-    // Sent, the flow is due; who runs it on is not known to the sender, so it says both ways.
+    // Sent, the flow is due; who runs it on is not known to the sender, so it names each that may.
     let sent = output(&db, &["flows", "signal", "review-1", "approve", "--data", "{\"ok\": true}"]);
     assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
     let said = String::from_utf8_lossy(&sent.stdout);
     assert!(said.starts_with("signal approve (#"), "{said}");
     assert!(
         said.trim_end().ends_with(
-            "sent to flow review-1 (waiting, due now: the run or serve that waits for it runs it \
-             on, else `taskflow flows resume review-1`)"
+            "sent to flow review-1 (waiting, due now: the run that waits for it, or a running \
+             serve or worker, runs it on, else `taskflow flows resume review-1`)"
         ),
         "{said}"
     );

@@ -140,7 +140,7 @@ pub fn deciding_call(
                         ),
                         hint: Some(format!(
                             "`taskflow flows resume {id}` runs it on with the decision (a running \
-                             `taskflow serve` does so by itself)"
+                             `taskflow serve` or `taskflow worker` does so by itself)"
                         )),
                     });
                 }

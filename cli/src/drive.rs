@@ -3,12 +3,13 @@
 //! done / total and the steps running; an agent's text as it streams) and nothing extra when
 //! piped, turns Ctrl-C into a cancel it waits for, and reports how the flow ended as the exit
 //! code. A flow that waits (a timer, a signal) holds no lease: the driver waits in the
-//! foreground until it is due and runs it on, or, when another runner (serve) takes it
-//! meanwhile, follows it to its end; with `--detach` it returns as soon as the flow waits (an
+//! foreground until it is due and runs it on, or, when another runner (serve, a worker) takes
+//! it meanwhile, follows it to its end; with `--detach` it returns as soon as the flow waits (an
 //! agent's call that waits for approval, most of all), printing what it waits for. Killed while
-//! it waits, the flow stays `waiting`; serve or `flows resume` continues it.
+//! it waits, the flow stays `waiting`; serve, a worker or `flows resume` continues it.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,7 +44,8 @@ pub struct RunnerArgs {
     pub checkpoints: DurabilityArgs,
 
     /// Once the flow waits (a timer, a signal, a tool call waiting for approval), exit with
-    /// its id instead of waiting in the foreground; serve or `flows resume` continues it
+    /// its id instead of waiting in the foreground; serve, a worker (on PostgreSQL) or `flows
+    /// resume` continues it
     #[arg(long)]
     pub detach: bool,
 }
@@ -136,26 +138,40 @@ pub(crate) async fn drive(
 }
 
 /// A run that stopped on an error. When the storage failed under it (a full disk, an I/O error,
-/// a file made read-only) or another process held the database past the wait for it, the hint
-/// names the fix and the flow to resume after it.
+/// a file made read-only, a server gone), or another process held the database past the wait
+/// for it, the hint names the fix and the flow to resume after it. The database opened when the
+/// run began, so one that cannot be reached now went away meanwhile: the error says so, not
+/// that it cannot be opened.
 fn run_error(error: EngineError, id: &FlowId) -> CliError {
     use taskflow_engine::StorageErrorKind as Kind;
-    let kind = match &error {
-        EngineError::Store(taskflow_engine::Error::Storage(storage)) => Some(storage.kind),
+    let storage = match &error {
+        EngineError::Store(taskflow_engine::Error::Storage(storage)) => Some(storage),
         _ => None,
     };
-    let cli = engine_error(error);
-    let fix = match kind {
+    let on_postgres = storage
+        .is_some_and(|storage| database::postgres_url(Path::new(&storage.database)).is_some());
+    let fix = match storage.map(|storage| storage.kind) {
         Some(Kind::Full) => "free space on the disk that holds it",
         Some(Kind::ReadOnly) => "make the database writable again (or put it back)",
         Some(Kind::Locked) => {
             "let the process that holds the database finish (the run waited for it \
              TASKFLOW_BUSY_TIMEOUT_MS)"
         }
+        Some(Kind::Unavailable) if on_postgres => {
+            "check that the PostgreSQL server runs and takes connections"
+        }
+        Some(Kind::Unavailable) => "check the database file, its folder and their permissions",
         Some(kind) if kind.is_fault() => {
             "check the disk that holds it (the system log names the device)"
         }
-        _ => return cli,
+        _ => return engine_error(error),
+    };
+    let cli = match storage {
+        Some(storage) if storage.kind == Kind::Unavailable => CliError::failure(format!(
+            "the flow database {} could not be reached: {}",
+            storage.database, storage.detail
+        )),
+        _ => engine_error(error),
     };
     cli.with_hint(format!(
         "{fix}, then `taskflow flows resume {id}` continues from its last checkpoint"
@@ -400,5 +416,58 @@ impl Display {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use taskflow_engine::{Error, StorageError, StorageErrorKind as Kind};
+
+    const RESUME: &str = "then `taskflow flows resume nightly` continues from its last checkpoint";
+
+    fn run_stopped_by(kind: Kind, database: &str, detail: &str) -> CliError {
+        let error = StorageError::new(kind, database, detail);
+        run_error(EngineError::Store(Error::Storage(error)), &FlowId::parse("nightly").unwrap())
+    }
+
+    #[test]
+    fn a_run_whose_server_went_away_says_it_could_not_be_reached_and_how_to_go_on() {
+        let error = run_stopped_by(
+            Kind::Unavailable,
+            "postgres://taskflow@db.internal/flows",
+            "Connection refused (tried for 5.0 s)",
+        );
+        assert_eq!(error.exit_code(), crate::error::EXIT_FAILURE);
+        assert_eq!(
+            error.to_string(),
+            "the flow database postgres://taskflow@db.internal/flows could not be reached: \
+             Connection refused (tried for 5.0 s)"
+        );
+        assert_eq!(
+            error.hint(),
+            Some(
+                format!("check that the PostgreSQL server runs and takes connections, {RESUME}")
+                    .as_str()
+            )
+        );
+
+        let file = run_stopped_by(Kind::Unavailable, "/data/flows.db", "unable to open");
+        assert_eq!(
+            file.to_string(),
+            "the flow database /data/flows.db could not be reached: unable to open"
+        );
+        assert!(file.hint().unwrap().ends_with(RESUME), "{:?}", file.hint());
+    }
+
+    #[test]
+    fn a_run_stopped_by_a_storage_fault_says_what_to_fix_and_which_flow_to_resume() {
+        for kind in [Kind::Full, Kind::Io, Kind::ReadOnly, Kind::Corrupt, Kind::Locked] {
+            let error = run_stopped_by(kind, "/data/flows.db", "disk I/O error");
+            assert!(error.hint().unwrap().ends_with(RESUME), "{kind:?}: {:?}", error.hint());
+            assert!(!error.to_string().contains("could not be reached"), "{kind:?}: {error}");
+        }
+        let raced = run_stopped_by(Kind::Conflict, "/data/flows.db", "raced");
+        assert_eq!(raced.hint(), None);
     }
 }

@@ -4,6 +4,7 @@
 mod agent_display;
 mod commands;
 mod drive;
+mod environment;
 mod error;
 mod global;
 mod provider_args;
@@ -18,7 +19,7 @@ mod watch;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::error::CliError;
 use crate::global::GlobalArgs;
@@ -64,6 +65,10 @@ pub enum Command {
     /// The local gateway: an HTTP API for flows, live events, recovery of every flow
     Serve(commands::serve::ServeArgs),
     /// Run the flows of a PostgreSQL database shared by workers on many hosts
+    ///
+    /// The database must be PostgreSQL's: --db (or TASKFLOW_DB) postgres://USER@HOST/DB, not
+    /// the default SQLite file (`taskflow serve` runs a SQLite file's flows). A worker runs
+    /// every owner's flows: --owner does not apply to it, and TASKFLOW_OWNER is ignored.
     Worker(commands::worker::WorkerArgs),
 }
 
@@ -94,7 +99,10 @@ fn is_closed_output(payload: &(dyn std::any::Any + Send)) -> bool {
 }
 
 fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(error) => return report(&error),
+    };
     let result = match &cli.command {
         Command::Agent(args) => commands::agent::run(&cli.global, args),
         Command::Chat(args) => commands::chat::run(&cli.global, args),
@@ -114,6 +122,17 @@ fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => report(&error),
     }
+}
+
+/// The command line, the variables behind its options read as [`global`] says, and the
+/// variables of waits checked.
+fn parse() -> Result<Cli, CliError> {
+    let matches = global::unbind_blank_variables(Cli::command()).get_matches();
+    let mut cli = Cli::from_arg_matches(&matches)
+        .unwrap_or_else(|error| error.format(&mut Cli::command()).exit());
+    cli.global.settle(&matches)?;
+    environment::check()?;
+    Ok(cli)
 }
 
 fn report(error: &CliError) -> ExitCode {

@@ -137,7 +137,8 @@ pub fn inspection(inspection: &Inspection, json: bool) {
     let asks = !approvals.is_empty() || !waited.is_empty();
     let decided = (asks && flow.is_due(now)).then(|| {
         format!(
-            "decided: it is due; `taskflow flows resume {}` runs it on (serve does it by itself)",
+            "decided: it is due; `taskflow flows resume {}` runs it on (a running serve or \
+             worker does it by itself)",
             flow.id
         )
     });
@@ -242,7 +243,8 @@ pub fn waiting_lines(flow: &Flow) -> Vec<String> {
         let mut lines: Vec<String> =
             children.iter().map(|child| format!("waiting for {}", child_text(child))).collect();
         lines.push(format!(
-            "hint: {}, then `taskflow flows resume {}` runs it on (serve does it by itself)",
+            "hint: {}, then `taskflow flows resume {}` runs it on (a running serve or worker \
+             does it by itself)",
             decide_child_text(flow),
             flow.id
         ));
@@ -250,7 +252,8 @@ pub fn waiting_lines(flow: &Flow) -> Vec<String> {
     }
     if approvals.is_empty() {
         return vec![format!(
-            "hint: `taskflow flows resume {}` continues it once it is due (serve does it by itself)",
+            "hint: `taskflow flows resume {}` continues it once it is due (a running serve or \
+             worker does it by itself)",
             flow.id
         )];
     }
@@ -259,7 +262,8 @@ pub fn waiting_lines(flow: &Flow) -> Vec<String> {
         .map(|(request, _)| format!("waiting for {}", approval_text(request)))
         .collect();
     lines.push(format!(
-        "hint: {}, then `taskflow flows resume {}` runs it on (serve does it by itself)",
+        "hint: {}, then `taskflow flows resume {}` runs it on (a running serve or worker does \
+         it by itself)",
         decide_text(flow, &approvals),
         flow.id
     ));
@@ -289,11 +293,12 @@ pub fn signal_sent(signal: &Signal, flow: &Flow, json: bool) {
         print_json(&documents::signal_sent(signal, flow, now));
         return;
     }
-    // Who runs it on is not known here: a run in a terminal or a serve waiting for it, or nobody.
+    // Who runs it on is not known here: a run in a terminal waiting for it, a serve, a worker (on
+    // PostgreSQL), or nobody.
     let waking = if flow.is_due(now) {
         format!(
-            ", due now: the run or serve that waits for it runs it on, else `taskflow flows \
-             resume {}`",
+            ", due now: the run that waits for it, or a running serve or worker, runs it on, \
+             else `taskflow flows resume {}`",
             flow.id
         )
     } else {

@@ -148,7 +148,10 @@ pub fn fired(name: &str, slots: &[Slot], json: bool) {
         }
     }
     if slots.iter().any(|slot| slot.flow_id.is_some()) {
-        println!("a running `taskflow serve` runs them (or `taskflow flows resume ID`)");
+        println!(
+            "a running `taskflow serve` or `taskflow worker` runs them (or `taskflow flows \
+             resume ID`)"
+        );
     }
 }
 

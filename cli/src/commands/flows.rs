@@ -68,7 +68,7 @@ pub enum FlowsCommand {
     },
     /// Decide a tool call an agent run waits for: approve it (it runs) or, with --deny, refuse
     /// it (the model reads "denied: REASON"). Recorded before this returns, once: a second
-    /// decision is refused. The flow runs on (serve runs it, or `flows resume`)
+    /// decision is refused. The flow runs on (serve or a worker runs it, or `flows resume`)
     Approve {
         /// The flow's id
         id: String,

@@ -21,11 +21,12 @@ use crate::shutdown::shutdown;
     run_pipeline, resume_flow, cancel_flow, signal_flow, decide_approval.\n\n\
     A flow started through a tool runs in this process until it ends or waits (as with \
     `taskflow run --detach`); one left when the session ends, or one waiting for a timer, is \
-    continued by `taskflow serve` or `taskflow flows resume`.\n\n\
+    continued by `taskflow serve`, `taskflow worker` (on PostgreSQL) or `taskflow flows \
+    resume`.\n\n\
     Where `taskflow serve` runs, the same tools are at its /mcp endpoint (streamable HTTP).")]
 pub struct McpServeArgs {
     /// At most this many flows run at once in this process; more stay queued for `taskflow
-    /// serve` or `flows resume`
+    /// serve`, `taskflow worker` (on PostgreSQL) or `flows resume`
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub workers: u64,

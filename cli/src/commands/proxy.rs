@@ -101,13 +101,9 @@ pub fn run(global: &GlobalArgs, args: &ProxyArgs) -> CliResult {
     config.api_key =
         args.api_key_env.as_deref().map(|var| key_from(var, "--api-key-env")).transpose()?;
     config.client_token = args.token_env.as_deref().map(client_token).transpose()?;
-    let env_timeout = std::env::var(CONNECT_TIMEOUT_ENV).ok();
-    let (connect_timeout, warning) =
-        resolve_connect_timeout(args.connect_timeout_ms, env_timeout.as_deref());
-    if let Some(warning) = warning {
-        eprintln!("warning: {warning}");
-    }
-    config.connect_timeout = connect_timeout;
+    let from_env = crate::environment::milliseconds(CONNECT_TIMEOUT_ENV)?;
+    let connect_ms = args.connect_timeout_ms.or(from_env.map(|wait| wait.as_millis() as u64));
+    (config.connect_timeout, _) = resolve_connect_timeout(connect_ms, None);
     config.read_timeout = Duration::from_millis(args.read_timeout_ms);
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|error| CliError::failure(format!("cannot start the async runtime: {error}")))?;

@@ -54,6 +54,11 @@ pub struct WorkerArgs {
 const FIRST_WAIT: Duration = Duration::from_secs(1);
 
 pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> CliResult {
+    // TASKFLOW_OWNER is not refused: people export it for their other commands.
+    if global.owner_on_command_line {
+        return Err(CliError::usage("--owner does not apply to `taskflow worker`")
+            .with_hint("a worker runs every owner's flows; leave --owner out"));
+    }
     let path = database::location(global.db.as_deref())?;
     // A server that cannot be reached at once is said so, then waited for.
     let first_try = Instant::now();
@@ -68,8 +73,13 @@ pub fn run(global: &GlobalArgs, args: &WorkerArgs) -> CliResult {
         other => other?,
     };
     let Some((taskflow, mut listener)) = opened else {
-        return Err(CliError::usage(
-            "a worker runs the flows of a PostgreSQL database: give --db postgres://USER@HOST/DB",
+        return Err(CliError::usage(format!(
+            "a worker runs the flows of a PostgreSQL database, and {} is a SQLite file",
+            database::shown(&path)
+        ))
+        .with_hint(
+            "give --db (or TASKFLOW_DB) postgres://USER@HOST/DB; `taskflow serve` runs the flows \
+             of a SQLite file",
         ));
     };
     let owner = global.owner();
