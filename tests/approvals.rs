@@ -271,7 +271,11 @@ async fn an_asked_call_waits_for_its_decision_across_a_restart_and_runs_once_or_
         if child.is_none() {
             // Decided, it asks for no decision any more: it says how it runs on.
             let (_, table, _) = setup.run(&["flows", "inspect", &id]);
-            let runs_on = format!("decided: it is due; `taskflow flows resume {id}` runs it on");
+            // Who runs it on: a resume, or by itself a serve or a worker (on PostgreSQL).
+            let runs_on = format!(
+                "decided: it is due; `taskflow flows resume {id}` runs it on (a running serve or \
+                 worker does it by itself)"
+            );
             assert!(table.contains(&runs_on), "{label}: {table}");
             assert!(!table.contains("taskflow flows approve"), "{label}: {table}");
         }
