@@ -22,6 +22,7 @@ mod known;
 mod lead;
 mod list;
 mod listen;
+mod liveness;
 mod location;
 mod memo;
 mod merge;

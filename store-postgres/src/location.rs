@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use taskflow_store::{Error, StorageErrorKind};
 
-use crate::socket::Liveness;
+use crate::liveness::Liveness;
 use crate::tls::{Mode, Tls, TlsSettings};
 
 /// A database URL.

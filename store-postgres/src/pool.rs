@@ -20,9 +20,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Notification, Row, Statement};
 
 use crate::error::ConnectError;
+use crate::liveness::Liveness;
 use crate::location::Location;
 use crate::merge::AboveTls;
-use crate::socket::{Driver, Liveness};
+use crate::socket::Driver;
 use crate::tls::Tls;
 
 /// Set on each new connection. Every statement of the store is prepared once per connection,

@@ -34,6 +34,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Client, Config, Connection, Notification};
 
 use crate::error::{ConnectError, Doing, Refusal};
+use crate::liveness::Liveness;
 use crate::merge::{Merge, Shared};
 
 /// How long the driver waits on the socket before it polls its futures again anyway.
@@ -125,25 +126,6 @@ impl Stream {
     }
 }
 
-/// How a TCP connection notices a server gone silent, as the URL's libpq parameters say
-/// (`location.rs`). `None` leaves the operating system's default. The driver's own settings
-/// are not used: it reads `tcp_user_timeout` in seconds where libpq means milliseconds, and it
-/// cannot leave the keepalives' idle time to the system.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Liveness {
-    /// Whether keepalive probes are sent at all (`keepalives`).
-    pub keepalives: bool,
-    /// Silence before the first probe (`keepalives_idle`).
-    pub idle: Option<Duration>,
-    /// Time between probes (`keepalives_interval`).
-    pub interval: Option<Duration>,
-    /// Probes left unanswered before the connection is closed (`keepalives_count`).
-    pub count: Option<u32>,
-    /// How long sent data may stay unacknowledged before the connection is closed
-    /// (`tcp_user_timeout`).
-    pub user_timeout: Option<Duration>,
-}
-
 /// A TCP connection to the first of `addrs` that accepts one within `timeout`, set up as
 /// tokio-postgres sets its own: no delay, keepalives and the user timeout as `liveness` says.
 fn tcp(addrs: &[SocketAddr], liveness: &Liveness, timeout: Duration) -> io::Result<Io> {
@@ -151,36 +133,14 @@ fn tcp(addrs: &[SocketAddr], liveness: &Liveness, timeout: Duration) -> io::Resu
     for addr in addrs {
         match TcpStream::connect_timeout(addr, timeout) {
             Ok(stream) => {
-                set_up(&stream, liveness)?;
+                stream.set_nodelay(true)?;
+                liveness.set_up(&stream)?;
                 return Ok(Io::Tcp(stream));
             }
             Err(error) => last = Some(error),
         }
     }
     Err(last.unwrap_or_else(|| io::Error::other("the host's name resolves to no address")))
-}
-
-fn set_up(stream: &TcpStream, liveness: &Liveness) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let socket = socket2::SockRef::from(stream);
-    if liveness.keepalives {
-        let mut keepalive = socket2::TcpKeepalive::new();
-        if let Some(idle) = liveness.idle {
-            keepalive = keepalive.with_time(idle);
-        }
-        if let Some(interval) = liveness.interval {
-            keepalive = keepalive.with_interval(interval);
-        }
-        if let Some(count) = liveness.count {
-            keepalive = keepalive.with_retries(count);
-        }
-        socket.set_tcp_keepalive(&keepalive)?;
-    }
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Some(unacknowledged) = liveness.user_timeout {
-        socket.set_tcp_user_timeout(Some(unacknowledged))?;
-    }
-    Ok(())
 }
 
 /// What an operation on the non-blocking socket answers, as a poll.
