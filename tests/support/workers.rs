@@ -21,8 +21,15 @@ pub fn root() -> &'static Path {
 
 /// The binary on `db`, as alice.
 pub fn taskflow(db: &str) -> Command {
+    let mut command = on(db);
+    command.args(["--owner", "alice"]);
+    command
+}
+
+/// The binary on database `db`, as no owner: a worker runs every owner's flows.
+fn on(db: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_taskflow"));
-    command.current_dir(root()).args(["--db", db, "--owner", "alice"]).env_remove("TASKFLOW_DB");
+    command.current_dir(root()).args(["--db", db]).env_remove("TASKFLOW_DB");
     command
 }
 
@@ -52,7 +59,7 @@ pub fn worker_to(
     concurrency: usize,
     stderr: impl Into<Stdio>,
 ) -> Worker {
-    let child = taskflow(db)
+    let child = on(db)
         .args(["worker", "--concurrency", &concurrency.to_string()])
         .args(["--lease-ms", "2000", "--poll-ms", "200", "--grace-ms", "100"])
         .env("TASKFLOW_HOST", host)
