@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use taskflow_api::database::BUSY_TIMEOUT_ENV;
-use taskflow_providers::CONNECT_TIMEOUT_ENV;
+use taskflow_providers::{CONNECT_TIMEOUT_ENV, resolve_connect_timeout};
 
 use crate::error::{CliError, CliResult};
 
@@ -26,6 +26,14 @@ pub fn milliseconds(variable: &str) -> CliResult<Option<Duration>> {
     let Some(value) = std::env::var_os(variable) else { return Ok(None) };
     let value = value.to_string_lossy();
     parse_milliseconds(variable, &value)
+}
+
+/// The connect timeout to a server: `flag_ms` when given, else [`CONNECT_TIMEOUT_ENV`]'s, else
+/// the default, kept within the providers' range.
+pub fn connect_timeout(flag_ms: Option<u64>) -> CliResult<Duration> {
+    let from_env = milliseconds(CONNECT_TIMEOUT_ENV)?;
+    let ms = flag_ms.or(from_env.map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)));
+    Ok(resolve_connect_timeout(ms, None).0)
 }
 
 fn parse_milliseconds(variable: &str, value: &str) -> CliResult<Option<Duration>> {

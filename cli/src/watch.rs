@@ -14,7 +14,6 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use taskflow_api::database;
 use taskflow_engine::{FlowId, OwnerHandle};
-use taskflow_providers::{CONNECT_TIMEOUT_ENV, resolve_connect_timeout};
 use taskflow_serve::{AFTER_HEADER, EventData};
 use taskflow_store::EventQuery;
 use taskflow_store::excerpt::{excerpt, quoted};
@@ -153,13 +152,8 @@ async fn from_server(server: &str, watch: &Watch, out: &mut Output) -> Result<In
         .with_hint("the address `taskflow serve` printed, e.g. --server http://127.0.0.1:7878")
         .into());
     }
-    let env_timeout = std::env::var(CONNECT_TIMEOUT_ENV).ok();
-    let (connect_timeout, warning) = resolve_connect_timeout(None, env_timeout.as_deref());
-    if let Some(warning) = warning {
-        eprintln!("warning: {warning}");
-    }
     let client = reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
+        .connect_timeout(crate::environment::connect_timeout(None)?)
         // The token is for this server alone.
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use taskflow_api::tokens::MIN_SECRET_LEN;
 use taskflow_parsers::Format;
-use taskflow_providers::{ApiKey, CONNECT_TIMEOUT_ENV, resolve_connect_timeout};
+use taskflow_providers::ApiKey;
 use taskflow_proxy::{DEFAULT_READ_TIMEOUT, IdMode, ProxyConfig, ProxyError, Server};
 
 use crate::error::{CliError, CliResult};
@@ -101,9 +101,7 @@ pub fn run(global: &GlobalArgs, args: &ProxyArgs) -> CliResult {
     config.api_key =
         args.api_key_env.as_deref().map(|var| key_from(var, "--api-key-env")).transpose()?;
     config.client_token = args.token_env.as_deref().map(client_token).transpose()?;
-    let from_env = crate::environment::milliseconds(CONNECT_TIMEOUT_ENV)?;
-    let connect_ms = args.connect_timeout_ms.or(from_env.map(|wait| wait.as_millis() as u64));
-    (config.connect_timeout, _) = resolve_connect_timeout(connect_ms, None);
+    config.connect_timeout = crate::environment::connect_timeout(args.connect_timeout_ms)?;
     config.read_timeout = Duration::from_millis(args.read_timeout_ms);
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|error| CliError::failure(format!("cannot start the async runtime: {error}")))?;
